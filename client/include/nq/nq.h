@@ -1,0 +1,300 @@
+/*
+ * nq.h - the one public header of libnq: the client API (enqueue, get, wait,
+ * cancel, stats), the worker API (handlers, slots, drain) and the low-level
+ * worker protocol (fetch, extend, complete) for custom workers.
+ *
+ * Conventions: fallible functions return int, 0 (NQ_OK) on success or an
+ * nq_err; out-parameters are written last and only on success. Objects are
+ * opaque; every *_free / *_close accepts NULL. Functions block the calling
+ * thread unless their comment says otherwise. A client handle may be used
+ * from one thread at a time.
+ */
+#ifndef NQ_NQ_H
+#define NQ_NQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(NQ_BUILDING) && defined(__GNUC__)
+#define NQ_API __attribute__((visibility("default")))
+#else
+#define NQ_API
+#endif
+
+/*
+ * The one error list. X(NAME, wire status code, text). The numeric wire code
+ * is the nq.v1.Code value a service sends; local errors map to INTERNAL or
+ * UNAVAILABLE when they must cross the wire.
+ */
+#define NQ_ERRORS(X)                                                        \
+	X(OK, 0, "ok")                                                      \
+	X(EINVAL, 1, "invalid argument")                                    \
+	X(ENOTFOUND, 2, "not found")                                        \
+	X(EEXISTS, 3, "already exists")                                     \
+	X(EPRECOND, 4, "failed precondition")                               \
+	X(EEXHAUSTED, 5, "resource exhausted")                              \
+	X(EPERM, 6, "permission denied")                                    \
+	X(EAUTH, 7, "unauthenticated")                                      \
+	X(EUNAVAIL, 8, "service unavailable")                               \
+	X(EINTERNAL, 9, "internal error")                                   \
+	X(ETIMEDOUT, 10, "timed out")                                       \
+	X(ENOMEM, 9, "out of memory")                                       \
+	X(EPROTO, 1, "malformed message")                                   \
+	X(ESTORE, 8, "storage failure")                                     \
+	X(ECLOSED, 8, "closed")                                             \
+	X(ECONNECT, 8, "could not connect")
+
+typedef enum nq_err {
+#define NQ_ERR_ENUM_(name, code, text) NQ_##name,
+	NQ_ERRORS(NQ_ERR_ENUM_)
+#undef NQ_ERR_ENUM_
+	NQ_ERR_COUNT_
+} nq_err;
+
+/* Text for people ("not found"), and the stable name ("ENOTFOUND"). */
+NQ_API const char *nq_strerror(int err);
+NQ_API const char *nq_err_name(int err);
+
+/* Job states, in the order of nq.v1.JobState. */
+typedef enum nq_state {
+	NQ_STATE_UNSPECIFIED = 0,
+	NQ_STATE_SCHEDULED,
+	NQ_STATE_READY,
+	NQ_STATE_LEASED,
+	NQ_STATE_SUCCEEDED,
+	NQ_STATE_DEAD,
+	NQ_STATE_CANCELED,
+	NQ_STATE_EXPIRED,
+} nq_state;
+
+/* "scheduled", "ready", ...; "unknown" for anything else. */
+NQ_API const char *nq_state_name(nq_state state);
+/* Parses a state name; returns NQ_STATE_UNSPECIFIED when unknown. */
+NQ_API nq_state nq_state_parse(const char *name);
+/* True for succeeded, dead, canceled and expired. */
+NQ_API bool nq_state_is_final(nq_state state);
+
+#define NQ_ID_MAX 32 /* buffer size for a job id, NUL included */
+
+/* ---- jobs as reported by the broker ---- */
+
+typedef struct nq_job nq_job;
+
+NQ_API void nq_job_free(nq_job *job);
+NQ_API const char *nq_job_id(const nq_job *job);
+NQ_API const char *nq_job_queue(const nq_job *job);
+NQ_API const char *nq_job_type(const nq_job *job);
+NQ_API nq_state nq_job_state(const nq_job *job);
+NQ_API uint32_t nq_job_attempt(const nq_job *job);
+NQ_API uint32_t nq_job_max_attempts(const nq_job *job);
+NQ_API int32_t nq_job_priority(const nq_job *job);
+NQ_API uint32_t nq_job_schema_version(const nq_job *job);
+NQ_API const char *nq_job_content_type(const nq_job *job);
+NQ_API const void *nq_job_payload(const nq_job *job, size_t *len);
+NQ_API const void *nq_job_result(const nq_job *job, size_t *len);
+NQ_API const char *nq_job_traceparent(const nq_job *job);
+NQ_API const char *nq_job_idempotency_key(const nq_job *job);
+NQ_API const char *nq_job_ordering_key(const nq_job *job);
+NQ_API const char *nq_job_dead_reason(const nq_job *job);
+NQ_API const char *nq_job_worker_id(const nq_job *job);
+NQ_API uint64_t nq_job_created_us(const nq_job *job);
+NQ_API uint64_t nq_job_run_at_us(const nq_job *job);
+NQ_API uint64_t nq_job_started_us(const nq_job *job);
+NQ_API uint64_t nq_job_finished_us(const nq_job *job);
+NQ_API uint64_t nq_job_timeout_ms(const nq_job *job);
+/* Lease of a job handed out by fetch; 0 otherwise. */
+NQ_API uint64_t nq_job_lease_token(const nq_job *job);
+NQ_API uint64_t nq_job_lease_expires_us(const nq_job *job);
+/* Failed attempts, oldest first. Returns NULL past the end. */
+NQ_API size_t nq_job_error_count(const nq_job *job);
+NQ_API const char *nq_job_error(const nq_job *job, size_t i, uint32_t *attempt,
+    uint64_t *at_us);
+
+/* ---- client ---- */
+
+typedef struct nq_client nq_client;
+
+typedef struct nq_client_opts {
+	const char *api_url;     /* NULL: tcp://127.0.0.1:7400 */
+	const char *work_url;    /* NULL: tcp://127.0.0.1:7401 (low-level worker calls) */
+	const char *results_url; /* NULL: tcp://127.0.0.1:7402 */
+	const char *token;       /* NULL: none */
+	int timeout_ms;          /* per request; 0: 10000 */
+	const char *tls_ca;      /* files, for tls+tcp:// URLs; NULL: none */
+	const char *tls_cert;
+	const char *tls_key;
+	const char *tls_server_name;
+} nq_client_opts;
+
+/*
+ * Opens a client. Sockets dial lazily in the background, so an absent broker
+ * shows as NQ_ETIMEDOUT on the first request, not here. On failure *out is
+ * untouched.
+ */
+NQ_API int nq_client_open(nq_client **out, const nq_client_opts *opts);
+NQ_API void nq_client_close(nq_client *c);
+/* The server's message for the last failed call ("payload is 300000 bytes,
+ * limit 262144"), or the local reason; "" when none. Valid until the next
+ * call on c. */
+NQ_API const char *nq_client_last_error(const nq_client *c);
+
+typedef struct nq_job_spec {
+	const char *queue; /* required */
+	const char *type;  /* required */
+	const void *payload;
+	size_t payload_len;
+	const char *content_type; /* NULL: none */
+	uint32_t schema_version;
+	int32_t priority;
+	uint64_t delay_ms;
+	uint64_t run_at_us; /* absolute; wins over delay_ms */
+	uint32_t max_attempts; /* 0: the queue's default */
+	uint64_t timeout_ms;   /* 0: the default */
+	const char *idempotency_key;
+	const char *ordering_key;
+	const char *traceparent;
+	const char *payload_ref;
+	uint64_t deadline_us;
+} nq_job_spec;
+
+typedef struct nq_enqueue_result {
+	int err; /* NQ_OK, or why this item was refused */
+	char id[NQ_ID_MAX];
+	bool duplicate;
+	char message[160]; /* the server's reason when err != 0 */
+} nq_enqueue_result;
+
+/* Enqueues one job; returns its id (and whether the idempotency key matched
+ * an existing job). Returns once the broker confirmed it durable. */
+NQ_API int nq_enqueue(nq_client *c, const nq_job_spec *spec,
+    char id[NQ_ID_MAX], bool *duplicate);
+/*
+ * Enqueues n jobs in one request and one commit. Returns NQ_OK when the
+ * request was answered; each results[i].err then says whether item i was
+ * taken. results must hold n entries.
+ */
+NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
+    nq_enqueue_result *results);
+NQ_API int nq_get(nq_client *c, const char *id, nq_job **out);
+/* Waits until the job is in a final state, at most timeout_ms (0: forever).
+ * NQ_ETIMEDOUT when it is not final by then. */
+NQ_API int nq_wait(nq_client *c, const char *id, uint64_t timeout_ms,
+    nq_job **out);
+/* Cancels a job that has not started. NQ_EPRECOND when it already runs or
+ * ended; the job as it is then is returned either way when out != NULL. */
+NQ_API int nq_cancel(nq_client *c, const char *id, nq_job **out);
+NQ_API int nq_pause(nq_client *c, const char *queue);
+NQ_API int nq_resume(nq_client *c, const char *queue);
+
+typedef struct nq_queue_stats {
+	char queue[129];
+	uint64_t scheduled, ready, leased, succeeded, dead, canceled, expired;
+	bool paused;
+	uint64_t enqueued_total, succeeded_total, failed_total, dead_total;
+	uint64_t oldest_ready_us;
+} nq_queue_stats;
+
+typedef struct nq_broker_stats {
+	uint64_t commits;
+	uint64_t uptime_ms;
+	uint64_t jobs_stored;
+} nq_broker_stats;
+
+/* Stats of one queue, or of all when queue is NULL or "". *out is an array
+ * of *n entries, freed with free(). broker may be NULL. */
+NQ_API int nq_stats(nq_client *c, const char *queue, nq_queue_stats **out,
+    size_t *n, nq_broker_stats *broker);
+
+/* ---- low-level worker protocol ---- */
+
+/* Leases up to max_jobs jobs from the queues, waiting up to wait_ms for one
+ * to become ready. *jobs is an array of *n jobs; free with nq_jobs_free. */
+NQ_API int nq_fetch(nq_client *c, const char *worker_id,
+    const char *const *queues, size_t nqueues, uint32_t max_jobs,
+    uint64_t wait_ms, uint64_t lease_ms, nq_job ***jobs, size_t *n);
+NQ_API void nq_jobs_free(nq_job **jobs, size_t n);
+/* Extends one lease by lease_ms from now. NQ_EPRECOND when the lease is no
+ * longer held (expired, or the job was handed to someone else). */
+NQ_API int nq_extend(nq_client *c, const char *id, uint64_t lease_token,
+    uint64_t lease_ms);
+
+typedef enum nq_outcome {
+	NQ_OUTCOME_SUCCEEDED = 1,
+	NQ_OUTCOME_FAILED = 2,
+	NQ_OUTCOME_RELEASED = 3,
+} nq_outcome;
+
+typedef struct nq_completion {
+	const char *id;
+	uint64_t lease_token;
+	nq_outcome outcome;
+	const void *result;
+	size_t result_len;
+	const char *error;
+	bool non_retryable;
+	uint64_t retry_after_ms;
+	uint64_t started_us;
+	uint64_t finished_us;
+} nq_completion;
+
+/* Sends completions in one message on the results socket. Returns once the
+ * message is queued for sending; there is no reply (a completion that does
+ * not arrive means the lease expires and the job runs again). */
+NQ_API int nq_complete(nq_client *c, const char *worker_id,
+    const nq_completion *items, size_t n);
+
+/* ---- worker ---- */
+
+typedef struct nq_worker nq_worker;
+typedef struct nq_result nq_result;
+
+/*
+ * A handler runs one job on one of the worker's slot threads. It returns
+ * NQ_OUTCOME_SUCCEEDED or NQ_OUTCOME_FAILED and may set a result or an error
+ * on res. The lease is extended automatically while it runs. It should check
+ * nq_worker_draining() in long loops and give up early when it turns true.
+ */
+typedef nq_outcome (*nq_handler_cb)(const nq_job *job, nq_result *res,
+    void *arg);
+
+NQ_API void nq_result_set(nq_result *res, const void *data, size_t len);
+NQ_API void nq_result_error(nq_result *res, const char *message,
+    bool non_retryable);
+NQ_API void nq_result_retry_after(nq_result *res, uint64_t ms);
+
+typedef struct nq_worker_opts {
+	nq_client_opts conn;      /* work_url and results_url are used */
+	const char *const *queues; /* NULL: {"default"} */
+	size_t nqueues;
+	int concurrency;          /* slots; 0: 1 */
+	uint64_t lease_ms;        /* 0: 30000 */
+	uint64_t grace_ms;        /* drain: wait this long for handlers; 0: 10000 */
+	uint64_t poll_ms;         /* long-poll length; 0: 5000 */
+	const char *worker_id;    /* NULL: host-pid-random */
+} nq_worker_opts;
+
+NQ_API int nq_worker_open(nq_worker **out, const nq_worker_opts *opts);
+/* Registers the handler for a job type; "*" handles every type without one. */
+NQ_API int nq_worker_handle(nq_worker *w, const char *type, nq_handler_cb cb,
+    void *arg);
+/* Runs until nq_worker_stop; returns NQ_OK after a clean drain. */
+NQ_API int nq_worker_run(nq_worker *w);
+/* Starts the drain: no new fetches; running handlers get grace_ms to finish;
+ * jobs still running then are released so they run elsewhere at once.
+ * Safe to call from any thread, not from a signal handler. */
+NQ_API void nq_worker_stop(nq_worker *w);
+NQ_API bool nq_worker_draining(const nq_worker *w);
+NQ_API const char *nq_worker_id(const nq_worker *w);
+/* Slots busy and total, for metrics. */
+NQ_API void nq_worker_slots(const nq_worker *w, int *busy, int *total);
+NQ_API void nq_worker_close(nq_worker *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NQ_NQ_H */

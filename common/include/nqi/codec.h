@@ -1,0 +1,32 @@
+/* Wire codec: protobuf messages in and out of NNG messages, with bounds. */
+#ifndef NQI_CODEC_H
+#define NQI_CODEC_H
+
+#include <nng/nng.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nq/v1/api.pb-c.h"
+#include "nq/v1/events.pb-c.h"
+#include "nq/v1/job.pb-c.h"
+
+/* Packs m into a new NNG message (appended after any prefix bytes given).
+ * On success the caller owns *out. */
+int nqi_msg_pack(const ProtobufCMessage *m, const void *prefix,
+    size_t prefix_len, nng_msg **out);
+/* Packs m into a malloc'd buffer the caller frees. */
+int nqi_buf_pack(const ProtobufCMessage *m, uint8_t **buf, size_t *len);
+
+/* Unpack hostile bytes: NULL when malformed. Free with the matching
+ * nq__v1__*__free_unpacked(p, NULL) on every path. */
+Nq__V1__Request *nqi_request_unpack(const void *buf, size_t len);
+Nq__V1__Reply *nqi_reply_unpack(const void *buf, size_t len);
+Nq__V1__CompletionBatch *nqi_completions_unpack(const void *buf, size_t len);
+Nq__V1__Job *nqi_job_unpack(const void *buf, size_t len);
+
+/* Sets a reply's status: code from err, message printf-style. The message
+ * is malloc'd and owned by the reply (free with nqi_reply_clear). */
+void nqi_reply_status(Nq__V1__Reply *r, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,27 @@
+/* Daemon logging: one line per event on stderr,
+ *   2026-11-27T21:50:00.123Z info NQ-BROKER-START api=tcp://... sync=always
+ * with a stable message id and key=value fields. Libraries never log. */
+#ifndef NQI_LOG_H
+#define NQI_LOG_H
+
+typedef enum nqi_log_level {
+	NQI_LOG_DEBUG,
+	NQI_LOG_INFO,
+	NQI_LOG_WARN,
+	NQI_LOG_ERROR,
+} nqi_log_level;
+
+/* Sets the lowest level written; call once at start. Returns NQ_EINVAL for
+ * a name other than debug, info, warn, error. */
+int nqi_log_set_level(const char *name);
+/* Selects "text" (default) or "json" lines. */
+int nqi_log_set_format(const char *name);
+void nqi_log(nqi_log_level level, const char *msgid, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define nqi_debug(id, ...) nqi_log(NQI_LOG_DEBUG, id, __VA_ARGS__)
+#define nqi_info(id, ...) nqi_log(NQI_LOG_INFO, id, __VA_ARGS__)
+#define nqi_warn(id, ...) nqi_log(NQI_LOG_WARN, id, __VA_ARGS__)
+#define nqi_error(id, ...) nqi_log(NQI_LOG_ERROR, id, __VA_ARGS__)
+
+#endif

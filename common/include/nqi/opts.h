@@ -1,0 +1,50 @@
+/*
+ * Command-line and environment options. Each binary describes its flags in a
+ * table pointing into one config struct that already holds the defaults;
+ * nqi_opts_parse then applies NQ_<FLAG> environment variables, then flags.
+ */
+#ifndef NQI_OPTS_H
+#define NQI_OPTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum nqi_opt_kind {
+	NQI_OPT_STR,      /* const char * (points into argv or environ) */
+	NQI_OPT_U64,      /* uint64_t */
+	NQI_OPT_INT,      /* int */
+	NQI_OPT_DURATION, /* uint64_t milliseconds: "30s", "250ms" */
+	NQI_OPT_SIZE,     /* uint64_t bytes: "256k" */
+	NQI_OPT_BOOL,     /* bool; takes no value */
+	NQI_OPT_LIST,     /* nqi_strlist; repeatable, env splits on ',' */
+} nqi_opt_kind;
+
+typedef struct nqi_strlist {
+	const char **v;
+	size_t n;
+} nqi_strlist;
+
+typedef struct nqi_opt {
+	const char *name; /* "data-dir" for --data-dir and NQ_DATA_DIR */
+	nqi_opt_kind kind;
+	void *ptr;
+	const char *help;
+	bool secret; /* redacted when the config is logged */
+} nqi_opt;
+
+/*
+ * Applies the environment (when use_env) and then argv[start..] to the
+ * options. Stops at the first argument that is not a flag, or after "--",
+ * and writes its index to *next. On a bad flag or value returns NQ_EINVAL
+ * with a message naming it in err.
+ */
+int nqi_opts_parse(const nqi_opt *opts, size_t n, int argc, char **argv,
+    int start, bool use_env, int *next, char *err, size_t errlen);
+/* Prints "  --name VALUE   help" lines. */
+void nqi_opts_usage(const nqi_opt *opts, size_t n, void *file);
+/* Writes "name=value ..." of every option, secrets as "<redacted>". */
+void nqi_opts_describe(const nqi_opt *opts, size_t n, char *out, size_t len);
+void nqi_strlist_free(nqi_strlist *l);
+
+#endif

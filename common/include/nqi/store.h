@@ -1,0 +1,51 @@
+/*
+ * LMDB store shared by the broker and nq-dlq: one environment under the data
+ * directory, named databases, a schema-version key.
+ *
+ * Schema rule: records are protobuf (fields only ever added), so the schema
+ * version changes only when the key layout changes. A store written by a
+ * newer schema is refused; an older one is migrated at open, in one
+ * transaction, by the migration function of each version step.
+ */
+#ifndef NQI_STORE_H
+#define NQI_STORE_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct nqi_store nqi_store;
+
+typedef struct nqi_store_opts {
+	const char *dir;
+	bool sync;          /* fsync every commit (--sync=always) */
+	uint64_t map_size;  /* bytes; the store cannot grow past it */
+	const char *const *dbs; /* named databases to open or create */
+	size_t ndbs;
+	uint32_t schema_version;
+} nqi_store_opts;
+
+/* Opens or creates the store (and the directory). err names what failed. */
+int nqi_store_open(nqi_store **out, const nqi_store_opts *opts, char *err,
+    size_t errlen);
+void nqi_store_close(nqi_store *s);
+MDB_env *nqi_store_env(nqi_store *s);
+MDB_dbi nqi_store_dbi(nqi_store *s, size_t index);
+
+int nqi_store_begin(nqi_store *s, bool write, MDB_txn **txn);
+/* Commits (fsync'd with sync on). On failure the transaction is gone and
+ * the error is returned; a fault-injection seam (NQ_FAULT_COMMIT_FAIL=N in
+ * the environment fails every commit after the Nth) lets tests reach it. */
+int nqi_store_commit(nqi_store *s, MDB_txn *txn);
+/* Commits so far, failed ones not counted. */
+uint64_t nqi_store_commits(const nqi_store *s);
+
+/* Maps an LMDB or errno code to an nq error. */
+int nqi_store_err(int mdb_rc);
+
+/* Big-endian u64 keys, so LMDB's byte order is numeric order. */
+void nqi_be64_put(uint8_t out[8], uint64_t v);
+uint64_t nqi_be64_get(const uint8_t in[8]);
+
+#endif

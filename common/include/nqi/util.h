@@ -1,0 +1,45 @@
+/* Small shared helpers: clocks, names, durations, ids, error mapping. */
+#ifndef NQI_UTIL_H
+#define NQI_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nq/nq.h"
+
+#define NQI_NAME_MAX 128
+#define NQI_PROTOCOL_VERSION 1
+
+/* Wall clock in microseconds since the epoch. */
+uint64_t nqi_now_us(void);
+/* Monotonic clock in milliseconds; for timeouts only. */
+uint64_t nqi_mono_ms(void);
+
+/* True when s matches [A-Za-z0-9._-]{1,128} (queue and type names). */
+bool nqi_name_valid(const char *s);
+
+/* Parses "250ms", "30s", "5m", "2h", "1d" or a bare number of milliseconds.
+ * Returns 0 and writes *ms, or NQ_EINVAL. */
+int nqi_parse_duration_ms(const char *s, uint64_t *ms);
+/* Parses "262144", "256k", "256KiB", "64m", "1g" into bytes. */
+int nqi_parse_size(const char *s, uint64_t *bytes);
+/* Parses a whole unsigned decimal number, rejecting junk and overflow. */
+int nqi_parse_u64(const char *s, uint64_t *out);
+
+/* Job ids: a 64-bit time-ordered number shown as 16 lowercase hex digits,
+ * so that sorting the text sorts by enqueue order. */
+void nqi_id_format(uint64_t id, char out[NQ_ID_MAX]);
+int nqi_id_parse(const char *s, uint64_t *id);
+
+/* Wire code (nq.v1.Code) of an error, and the error of a wire code. */
+int nqi_err_to_code(int err);
+int nqi_err_from_code(int code);
+/* Maps an nng error (NNG_ETIMEDOUT, ...) to an nq error. */
+int nqi_err_from_nng(int nng_rv);
+
+/* Fills buf with cryptographically random bytes (getrandom). */
+void nqi_random(void *buf, size_t len);
+uint64_t nqi_random_u64(void);
+
+#endif

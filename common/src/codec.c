@@ -1,0 +1,79 @@
+#include "nqi/codec.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nqi/util.h"
+
+int nqi_msg_pack(const ProtobufCMessage *m, const void *prefix,
+    size_t prefix_len, nng_msg **out)
+{
+	nng_msg *msg;
+	size_t len = protobuf_c_message_get_packed_size(m);
+	if (nng_msg_alloc(&msg, prefix_len + len) != 0)
+		return NQ_ENOMEM;
+	uint8_t *body = nng_msg_body(msg);
+	if (prefix_len)
+		memcpy(body, prefix, prefix_len);
+	protobuf_c_message_pack(m, body + prefix_len);
+	*out = msg;
+	return NQ_OK;
+}
+
+int nqi_buf_pack(const ProtobufCMessage *m, uint8_t **buf, size_t *len)
+{
+	size_t n = protobuf_c_message_get_packed_size(m);
+	uint8_t *b = malloc(n ? n : 1);
+	if (!b)
+		return NQ_ENOMEM;
+	protobuf_c_message_pack(m, b);
+	*buf = b;
+	*len = n;
+	return NQ_OK;
+}
+
+Nq__V1__Request *nqi_request_unpack(const void *buf, size_t len)
+{
+	return nq__v1__request__unpack(NULL, len, buf);
+}
+
+Nq__V1__Reply *nqi_reply_unpack(const void *buf, size_t len)
+{
+	return nq__v1__reply__unpack(NULL, len, buf);
+}
+
+Nq__V1__CompletionBatch *nqi_completions_unpack(const void *buf, size_t len)
+{
+	return nq__v1__completion_batch__unpack(NULL, len, buf);
+}
+
+Nq__V1__Job *nqi_job_unpack(const void *buf, size_t len)
+{
+	return nq__v1__job__unpack(NULL, len, buf);
+}
+
+void nqi_reply_status(Nq__V1__Reply *r, int err, const char *fmt, ...)
+{
+	static Nq__V1__Status proto = NQ__V1__STATUS__INIT;
+	Nq__V1__Status *s = r->status;
+	if (!s) {
+		s = malloc(sizeof *s);
+		if (!s)
+			return;
+		*s = proto;
+		r->status = s;
+	}
+	s->code = (Nq__V1__Code)nqi_err_to_code(err);
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (s->message != protobuf_c_empty_string)
+		free(s->message);
+	s->message = strdup(buf);
+	if (!s->message)
+		s->message = (char *)protobuf_c_empty_string;
+}

@@ -1,0 +1,159 @@
+#include "nqi/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "nqi/util.h"
+
+#define STORE_MAX_DBS 16
+
+struct nqi_store {
+	MDB_env *env;
+	MDB_dbi dbi[STORE_MAX_DBS];
+	size_t ndbs;
+	uint64_t commits;
+	uint64_t fail_after; /* fault seam; 0: off */
+};
+
+int nqi_store_err(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS: return NQ_OK;
+	case MDB_NOTFOUND: return NQ_ENOTFOUND;
+	case MDB_KEYEXIST: return NQ_EEXISTS;
+	case ENOMEM: return NQ_ENOMEM;
+	case EINVAL: return NQ_EINVAL;
+	default: return NQ_ESTORE;
+	}
+}
+
+void nqi_be64_put(uint8_t out[8], uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		out[i] = (uint8_t)v;
+}
+
+uint64_t nqi_be64_get(const uint8_t in[8])
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | in[i];
+	return v;
+}
+
+static int check_schema(nqi_store *s, uint32_t want, char *err, size_t errlen)
+{
+	MDB_txn *txn;
+	MDB_dbi meta;
+	MDB_val key = {14, "schema_version"}, val;
+	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta);
+	if (rc == 0)
+		rc = mdb_get(txn, meta, &key, &val);
+	if (rc == MDB_NOTFOUND) {
+		uint8_t buf[8];
+		nqi_be64_put(buf, want);
+		val = (MDB_val){8, buf};
+		rc = mdb_put(txn, meta, &key, &val, 0);
+	} else if (rc == 0 && (val.mv_size != 8 ||
+	    nqi_be64_get(val.mv_data) > want)) {
+		snprintf(err, errlen, "store schema is newer than this binary "
+		    "understands (knows %u)", want);
+		mdb_txn_abort(txn);
+		return NQ_EPRECOND;
+	}
+	if (rc == 0)
+		return nqi_store_err(mdb_txn_commit(txn));
+	snprintf(err, errlen, "store meta: %s", mdb_strerror(rc));
+	mdb_txn_abort(txn);
+	return nqi_store_err(rc);
+}
+
+static int open_dbs(nqi_store *s, const nqi_store_opts *o)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	for (size_t i = 0; rc == 0 && i < o->ndbs; i++)
+		rc = mdb_dbi_open(txn, o->dbs[i], MDB_CREATE, &s->dbi[i]);
+	if (rc == 0)
+		return mdb_txn_commit(txn);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int nqi_store_open(nqi_store **out, const nqi_store_opts *o, char *err,
+    size_t errlen)
+{
+	if (o->ndbs > STORE_MAX_DBS - 1)
+		return NQ_EINVAL;
+	if (mkdir(o->dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create data dir %s: %s", o->dir,
+		    strerror(errno));
+		return NQ_ESTORE;
+	}
+	nqi_store *s = calloc(1, sizeof *s);
+	if (!s)
+		return NQ_ENOMEM;
+	const char *fail = getenv("NQ_FAULT_COMMIT_FAIL");
+	if (fail)
+		s->fail_after = strtoull(fail, NULL, 10);
+	unsigned flags = MDB_NOTLS | (o->sync ? 0 : MDB_NOSYNC);
+	int rc = mdb_env_create(&s->env);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(s->env, STORE_MAX_DBS);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(s->env, o->map_size);
+	if (rc == 0)
+		rc = mdb_env_open(s->env, o->dir, flags, 0600);
+	if (rc == 0)
+		rc = open_dbs(s, o);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot open store in %s: %s", o->dir,
+		    mdb_strerror(rc));
+		nqi_store_close(s);
+		return nqi_store_err(rc);
+	}
+	s->ndbs = o->ndbs;
+	if ((rc = check_schema(s, o->schema_version, err, errlen)) != 0) {
+		nqi_store_close(s);
+		return rc;
+	}
+	*out = s;
+	return NQ_OK;
+}
+
+void nqi_store_close(nqi_store *s)
+{
+	if (!s)
+		return;
+	if (s->env)
+		mdb_env_close(s->env);
+	free(s);
+}
+
+MDB_env *nqi_store_env(nqi_store *s) { return s->env; }
+MDB_dbi nqi_store_dbi(nqi_store *s, size_t i) { return s->dbi[i]; }
+uint64_t nqi_store_commits(const nqi_store *s) { return s->commits; }
+
+int nqi_store_begin(nqi_store *s, bool write, MDB_txn **txn)
+{
+	return nqi_store_err(mdb_txn_begin(s->env, NULL,
+	    write ? 0 : MDB_RDONLY, txn));
+}
+
+int nqi_store_commit(nqi_store *s, MDB_txn *txn)
+{
+	if (s->fail_after && s->commits >= s->fail_after) {
+		mdb_txn_abort(txn);
+		return NQ_ESTORE;
+	}
+	int rc = mdb_txn_commit(txn);
+	if (rc != 0)
+		return nqi_store_err(rc);
+	s->commits++;
+	return NQ_OK;
+}

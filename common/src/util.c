@@ -1,0 +1,237 @@
+#include "nqi/util.h"
+
+#include <errno.h>
+#include <nng/nng.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+static const char *const err_text[] = {
+#define X(name, code, text) text,
+	NQ_ERRORS(X)
+#undef X
+};
+static const char *const err_names[] = {
+#define X(name, code, text) #name,
+	NQ_ERRORS(X)
+#undef X
+};
+static const int err_codes[] = {
+#define X(name, code, text) code,
+	NQ_ERRORS(X)
+#undef X
+};
+
+NQ_API const char *nq_strerror(int err)
+{
+	if (err < 0 || err >= NQ_ERR_COUNT_)
+		return "unknown error";
+	return err_text[err];
+}
+
+NQ_API const char *nq_err_name(int err)
+{
+	if (err < 0 || err >= NQ_ERR_COUNT_)
+		return "EUNKNOWN";
+	return err_names[err];
+}
+
+int nqi_err_to_code(int err)
+{
+	if (err < 0 || err >= NQ_ERR_COUNT_)
+		return 9;
+	return err_codes[err];
+}
+
+int nqi_err_from_code(int code)
+{
+	/* The first error of each code is its canonical one. */
+	for (int e = 0; e < NQ_ERR_COUNT_; e++)
+		if (err_codes[e] == code)
+			return e;
+	return NQ_EINTERNAL;
+}
+
+int nqi_err_from_nng(int rv)
+{
+	switch (rv) {
+	case 0: return NQ_OK;
+	case NNG_ETIMEDOUT: return NQ_ETIMEDOUT;
+	case NNG_ENOMEM: return NQ_ENOMEM;
+	case NNG_EINVAL: case NNG_EADDRINVAL: return NQ_EINVAL;
+	case NNG_ECLOSED: case NNG_ECANCELED: return NQ_ECLOSED;
+	case NNG_ECONNREFUSED: case NNG_ECONNRESET: case NNG_EUNREACHABLE:
+	case NNG_ECONNSHUT: case NNG_ECRYPTO: case NNG_EPEERAUTH:
+		return NQ_ECONNECT;
+	case NNG_EMSGSIZE: return NQ_EINVAL;
+	default: return NQ_EUNAVAIL;
+	}
+}
+
+static const char *const state_names[] = {
+	"unspecified", "scheduled", "ready", "leased",
+	"succeeded", "dead", "canceled", "expired",
+};
+
+NQ_API const char *nq_state_name(nq_state s)
+{
+	if ((int)s < 0 || (size_t)s >= sizeof state_names / sizeof *state_names)
+		return "unknown";
+	return state_names[s];
+}
+
+NQ_API nq_state nq_state_parse(const char *name)
+{
+	for (size_t i = 1; i < sizeof state_names / sizeof *state_names; i++)
+		if (name && strcmp(name, state_names[i]) == 0)
+			return (nq_state)i;
+	return NQ_STATE_UNSPECIFIED;
+}
+
+NQ_API bool nq_state_is_final(nq_state s)
+{
+	return s == NQ_STATE_SUCCEEDED || s == NQ_STATE_DEAD ||
+	    s == NQ_STATE_CANCELED || s == NQ_STATE_EXPIRED;
+}
+
+uint64_t nqi_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t nqi_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+bool nqi_name_valid(const char *s)
+{
+	size_t n = 0;
+	if (!s)
+		return false;
+	for (; s[n]; n++) {
+		char c = s[n];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+		if (!ok || n >= NQI_NAME_MAX)
+			return false;
+	}
+	return n > 0;
+}
+
+int nqi_parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || *s < '0' || *s > '9')
+		return NQ_EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return NQ_EINVAL;
+	*out = v;
+	return NQ_OK;
+}
+
+/* Splits "250ms" into 250 and "ms"; the unit is looked up by the caller. */
+static int parse_scaled(const char *s, const char *const *units,
+    const uint64_t *scale, size_t nunits, uint64_t *out)
+{
+	char *end;
+	if (!s || *s < '0' || *s > '9')
+		return NQ_EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno)
+		return NQ_EINVAL;
+	for (size_t i = 0; i < nunits; i++) {
+		if (strcmp(end, units[i]) != 0)
+			continue;
+		if (scale[i] && v > UINT64_MAX / scale[i])
+			return NQ_EINVAL;
+		*out = v * scale[i];
+		return NQ_OK;
+	}
+	return NQ_EINVAL;
+}
+
+int nqi_parse_duration_ms(const char *s, uint64_t *ms)
+{
+	static const char *const units[] = {"", "ms", "s", "m", "h", "d"};
+	static const uint64_t scale[] = {1, 1, 1000, 60000, 3600000, 86400000};
+	return parse_scaled(s, units, scale, 6, ms);
+}
+
+int nqi_parse_size(const char *s, uint64_t *bytes)
+{
+	static const char *const units[] = {"", "b", "k", "K", "KiB", "kb",
+	    "KB", "m", "M", "MiB", "MB", "g", "G", "GiB", "GB"};
+	static const uint64_t scale[] = {1, 1, 1u << 10, 1u << 10, 1u << 10,
+	    1u << 10, 1u << 10, 1u << 20, 1u << 20, 1u << 20, 1u << 20,
+	    1u << 30, 1u << 30, 1u << 30, 1u << 30};
+	return parse_scaled(s, units, scale, sizeof units / sizeof *units,
+	    bytes);
+}
+
+void nqi_id_format(uint64_t id, char out[NQ_ID_MAX])
+{
+	snprintf(out, NQ_ID_MAX, "%016llx", (unsigned long long)id);
+}
+
+int nqi_id_parse(const char *s, uint64_t *id)
+{
+	uint64_t v = 0;
+	size_t n = 0;
+	if (!s)
+		return NQ_EINVAL;
+	for (; s[n]; n++) {
+		char c = s[n];
+		int d;
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			d = c - 'A' + 10;
+		else
+			return NQ_EINVAL;
+		if (n >= 16)
+			return NQ_EINVAL;
+		v = v << 4 | (uint64_t)d;
+	}
+	if (n != 16)
+		return NQ_EINVAL;
+	*id = v;
+	return NQ_OK;
+}
+
+void nqi_random(void *buf, size_t len)
+{
+	unsigned char *p = buf;
+	while (len > 0) {
+		ssize_t n = getrandom(p, len, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			/* getrandom cannot fail on Linux >= 3.17 with a valid
+			 * buffer; fall back to the clock rather than abort. */
+			uint64_t t = nqi_now_us();
+			memcpy(p, &t, len < sizeof t ? len : sizeof t);
+			n = (ssize_t)(len < sizeof t ? len : sizeof t);
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+uint64_t nqi_random_u64(void)
+{
+	uint64_t v;
+	nqi_random(&v, sizeof v);
+	return v;
+}
