@@ -1,0 +1,535 @@
+/* Handlers of the api socket: enqueue, get, wait, cancel, stats, pause,
+ * resume, list. Each runs on the core thread inside the group. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "nqi/log.h"
+#include "nqi/util.h"
+
+#define MAX_BATCH 10000
+#define MAX_TEXT 256        /* content type, keys, traceparent */
+#define MAX_REF 2048        /* payload_ref */
+#define MAX_ATTEMPTS_LIMIT 1000
+#define MAX_TIMEOUT_MS (24ull * 3600 * 1000)
+#define MAX_WAIT_MS 60000
+
+/* Parses a job id from a request; sets the reply status when it is bad. */
+static bool parse_id(broker *b, broker_op *op, const char *text, uint64_t *id)
+{
+	if (nqi_id_parse(text, id) == 0)
+		return true;
+	broker_set_status(b, op, NQ_EINVAL, "job id '%.40s' is not 16 hex digits", text);
+	return false;
+}
+
+/* Reads the job a request names; finishes the op with NOT_FOUND when it is
+ * not there. Returns NQ_ESTORE only for store failures. */
+static int read_named(broker *b, broker_op *op, const char *text,
+    Nq__V1__Job **job)
+{
+	uint64_t id;
+	*job = NULL;
+	if (!parse_id(b, op, text, &id))
+		return NQ_OK;
+	int rv = broker_job_read(b, id, job);
+	if (rv == NQ_ENOTFOUND)
+		broker_set_status(b, op, NQ_ENOTFOUND, "job %s not found (never "
+		    "enqueued, or deleted after its result_ttl)", text);
+	else if (rv == NQ_EINTERNAL)
+		broker_set_status(b, op, NQ_EINTERNAL, "job %s: stored record does "
+		    "not decode", text);
+	return rv == NQ_ESTORE || rv == NQ_ENOMEM ? rv : NQ_OK;
+}
+
+/* ---- enqueue ---- */
+
+static const char *check_text(const char *s, size_t max)
+{
+	return s && strlen(s) > max ? "too long" : NULL;
+}
+
+/* Returns a message naming what is wrong with the spec, or NULL. */
+static const char *validate_spec(broker *b, const Nq__V1__JobSpec *s,
+    char *buf, size_t len)
+{
+	if (!nqi_name_valid(s->queue))
+		return snprintf(buf, len, "queue name '%.40s' must match "
+		    "[A-Za-z0-9._-]{1,128}", s->queue), buf;
+	if (!nqi_name_valid(s->type))
+		return snprintf(buf, len, "type name '%.40s' must match "
+		    "[A-Za-z0-9._-]{1,128}", s->type), buf;
+	if (s->payload.len > b->cfg.max_payload)
+		return snprintf(buf, len, "payload is %zu bytes, limit is %llu "
+		    "(--max-payload); send larger data by reference "
+		    "(payload_ref)", s->payload.len,
+		    (unsigned long long)b->cfg.max_payload), buf;
+	if (check_text(s->content_type, MAX_TEXT) ||
+	    check_text(s->idempotency_key, MAX_TEXT) ||
+	    check_text(s->ordering_key, MAX_TEXT) ||
+	    check_text(s->traceparent, MAX_TEXT))
+		return snprintf(buf, len, "content_type, idempotency_key, "
+		    "ordering_key and traceparent are limited to %d bytes",
+		    MAX_TEXT), buf;
+	if (check_text(s->payload_ref, MAX_REF))
+		return snprintf(buf, len, "payload_ref is limited to %d bytes",
+		    MAX_REF), buf;
+	if (s->max_attempts > MAX_ATTEMPTS_LIMIT)
+		return snprintf(buf, len, "max_attempts %u is over the limit "
+		    "of %d", s->max_attempts, MAX_ATTEMPTS_LIMIT), buf;
+	if (s->timeout_ms > MAX_TIMEOUT_MS)
+		return snprintf(buf, len, "timeout of %llu ms is over the "
+		    "limit of 24h", (unsigned long long)s->timeout_ms), buf;
+	return NULL;
+}
+
+static int idem_key(const Nq__V1__JobSpec *s, uint8_t *buf, size_t *len)
+{
+	size_t q = strlen(s->queue), k = strlen(s->idempotency_key);
+	memcpy(buf, s->queue, q);
+	buf[q] = 0;
+	memcpy(buf + q + 1, s->idempotency_key, k);
+	*len = q + 1 + k;
+	return NQ_OK;
+}
+
+/* Looks the idempotency key up; *id is the existing job or 0. */
+static int idem_find(broker *b, const Nq__V1__JobSpec *s, uint64_t now_us,
+    uint64_t *id)
+{
+	uint8_t key[NQI_NAME_MAX + 1 + MAX_TEXT];
+	size_t klen;
+	*id = 0;
+	idem_key(s, key, &klen);
+	MDB_val k = {klen, key}, v;
+	int rc = mdb_get(b->txn, b->db_idem, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return NQ_OK;
+	if (rc != 0 || v.mv_size != 16)
+		return rc ? NQ_ESTORE : NQ_OK;
+	if (nqi_be64_get((uint8_t *)v.mv_data + 8) > now_us)
+		*id = nqi_be64_get(v.mv_data);
+	return NQ_OK;
+}
+
+static int idem_put(broker *b, const Nq__V1__JobSpec *s, uint64_t id,
+    uint64_t now_us)
+{
+	uint8_t key[NQI_NAME_MAX + 1 + MAX_TEXT], val[16];
+	size_t klen;
+	uint64_t until = now_us + b->cfg.idempotency_window_ms * 1000;
+	idem_key(s, key, &klen);
+	nqi_be64_put(val, id);
+	nqi_be64_put(val + 8, until);
+	MDB_val k = {klen, key}, v = {16, val};
+	if (mdb_put(b->txn, b->db_idem, &k, &v, 0) != 0)
+		return NQ_ESTORE;
+	return broker_expiry_put(b, until, 'i', key, klen);
+}
+
+static uint64_t next_id(broker *b)
+{
+	uint64_t now = nqi_now_us();
+	b->last_id = now > b->last_id ? now : b->last_id + 1;
+	return b->last_id;
+}
+
+static Nq__V1__Job *job_new(broker *b, Nq__V1__JobSpec *spec, uint64_t id,
+    uint64_t now_us)
+{
+	static const Nq__V1__Job init = NQ__V1__JOB__INIT;
+	Nq__V1__Job *job = broker_arena_alloc(&b->arena, sizeof *job);
+	char *ids = broker_arena_alloc(&b->arena, NQ_ID_MAX);
+	if (!job || !ids)
+		return NULL;
+	*job = init;
+	nqi_id_format(id, ids);
+	job->id = ids;
+	job->spec = spec;
+	job->created_us = now_us;
+	job->max_attempts = spec->max_attempts ? spec->max_attempts
+	    : (uint32_t)b->cfg.max_attempts;
+	job->timeout_ms = spec->timeout_ms ? spec->timeout_ms
+	    : b->cfg.default_timeout_ms;
+	job->run_at_us = spec->run_at_us ? spec->run_at_us
+	    : now_us + spec->delay_ms * 1000;
+	job->state = NQ__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
+	return job;
+}
+
+static bool queue_full(broker *b, const char *queue)
+{
+	uint64_t max = b->cfg.max_depth;
+	int qi = broker_queue_find(&b->index, queue);
+	if (!max || qi < 0)
+		return false;
+	broker_queue *q = &b->index.queues[qi];
+	if (q->max_depth)
+		max = q->max_depth;
+	return q->ready + q->scheduled + q->leased >= max;
+}
+
+/* Enqueues one spec; fills res. Returns NQ_ESTORE/NQ_ENOMEM to fail the
+ * group, NQ_OK otherwise (refusals are in res->status). */
+static int enqueue_one(broker *b, Nq__V1__JobSpec *spec,
+    Nq__V1__EnqueueResult *res, uint64_t now_us)
+{
+	char why[400];
+	uint64_t id = 0;
+	const char *bad = validate_spec(b, spec, why, sizeof why);
+	if (bad) {
+		res->status = broker_status_new(b, NQ_EINVAL, bad);
+		return NQ_OK;
+	}
+	bool keyed = spec->idempotency_key && spec->idempotency_key[0];
+	if (keyed && idem_find(b, spec, now_us, &id) != 0)
+		return NQ_ESTORE;
+	if (id) {
+		res->id = broker_arena_alloc(&b->arena, NQ_ID_MAX);
+		if (!res->id)
+			return NQ_ENOMEM;
+		nqi_id_format(id, res->id);
+		res->duplicate = true;
+		return NQ_OK;
+	}
+	if (queue_full(b, spec->queue)) {
+		snprintf(why, sizeof why, "queue %s is at its max depth; retry "
+		    "later", spec->queue);
+		res->status = broker_status_new(b, NQ_EEXHAUSTED, why);
+		return NQ_OK;
+	}
+	id = next_id(b);
+	Nq__V1__Job *job = job_new(b, spec, id, now_us);
+	if (!job)
+		return NQ_ENOMEM;
+	int rv = broker_job_requeue(b, job, job->run_at_us);
+	if (rv == 0 && keyed)
+		rv = idem_put(b, spec, id, now_us);
+	if (rv != 0)
+		return rv;
+	int qi = broker_queue_get(&b->index, spec->queue);
+	if (qi >= 0)
+		b->index.queues[qi].enqueued_total++;
+	b->jobs_stored++;
+	res->id = job->id;
+	return NQ_OK;
+}
+
+int broker_on_enqueue(broker *b, broker_op *op)
+{
+	static const Nq__V1__EnqueueReply rinit = NQ__V1__ENQUEUE_REPLY__INIT;
+	static const Nq__V1__EnqueueResult init = NQ__V1__ENQUEUE_RESULT__INIT;
+	Nq__V1__EnqueueRequest *req = op->req->enqueue;
+	size_t n = req->n_jobs;
+	if (n == 0 || n > MAX_BATCH) {
+		broker_set_status(b, op, NQ_EINVAL, "enqueue takes 1 to %d jobs, got "
+		    "%zu", MAX_BATCH, n);
+		broker_finish(b, op);
+		return NQ_OK;
+	}
+	Nq__V1__EnqueueReply *rep = broker_arena_alloc(&b->arena, sizeof *rep);
+	Nq__V1__EnqueueResult *res = broker_arena_alloc(&b->arena, n * sizeof *res);
+	Nq__V1__EnqueueResult **ptrs = broker_arena_alloc(&b->arena,
+	    n * sizeof *ptrs);
+	if (!rep || !res || !ptrs)
+		return NQ_ENOMEM;
+	*rep = rinit;
+	uint64_t now = nqi_now_us();
+	for (size_t i = 0; i < n; i++) {
+		res[i] = init;
+		ptrs[i] = &res[i];
+		int rv = enqueue_one(b, req->jobs[i], &res[i], now);
+		if (rv != 0)
+			return rv;
+	}
+	rep->n_results = n;
+	rep->results = ptrs;
+	op->reply->body_case = NQ__V1__REPLY__BODY_ENQUEUE;
+	op->reply->enqueue = rep;
+	broker_finish(b, op);
+	return NQ_OK;
+}
+
+/* ---- get, wait, cancel ---- */
+
+static void reply_job(broker *b, broker_op *op, Nq__V1__Job *job,
+    Nq__V1__Reply__BodyCase body)
+{
+	static const Nq__V1__GetReply ginit = NQ__V1__GET_REPLY__INIT;
+	static const Nq__V1__CancelReply cinit = NQ__V1__CANCEL_REPLY__INIT;
+	Nq__V1__GetReply *g = NULL;
+	Nq__V1__CancelReply *c = NULL;
+	if (body == NQ__V1__REPLY__BODY_CANCEL &&
+	    (c = broker_arena_alloc(&b->arena, sizeof *c)) != NULL) {
+		*c = cinit;
+		c->job = job;
+		op->reply->cancel = c;
+	} else if (body != NQ__V1__REPLY__BODY_CANCEL &&
+	    (g = broker_arena_alloc(&b->arena, sizeof *g)) != NULL) {
+		*g = ginit;
+		g->job = job;
+		if (body == NQ__V1__REPLY__BODY_WAIT)
+			op->reply->wait = g;
+		else
+			op->reply->get = g;
+	}
+	if (!g && !c) {
+		broker_set_status(b, op, NQ_ENOMEM, "broker out of memory");
+		return;
+	}
+	op->reply->body_case = body;
+}
+
+int broker_on_get(broker *b, broker_op *op)
+{
+	Nq__V1__Job *job;
+	int rv = read_named(b, op, op->req->get->id, &job);
+	if (job) {
+		if (op->req->get->omit_payload)
+			job->spec->payload.len = 0;
+		reply_job(b, op, job, NQ__V1__REPLY__BODY_GET);
+	}
+	broker_finish(b, op);
+	return rv;
+}
+
+int broker_on_wait(broker *b, broker_op *op)
+{
+	Nq__V1__Job *job;
+	Nq__V1__WaitRequest *w = op->req->wait;
+	int rv = read_named(b, op, w->id, &job);
+	if (!job || nq_state_is_final((nq_state)job->state) ||
+	    b->stopping) {
+		if (job)
+			reply_job(b, op, job, NQ__V1__REPLY__BODY_WAIT);
+		broker_finish(b, op);
+		return rv;
+	}
+	uint64_t ms = w->timeout_ms && w->timeout_ms < MAX_WAIT_MS ?
+	    w->timeout_ms : MAX_WAIT_MS;
+	op->deadline_ms = nqi_mono_ms() + ms;
+	op->wait_id = broker_job_id(job);
+	op->reply = NULL; /* rebuilt in the group that answers it */
+	op->next = b->parked_wait;
+	b->parked_wait = op;
+	return NQ_OK;
+}
+
+void broker_wake_waiters(broker *b, uint64_t id, Nq__V1__Job *job)
+{
+	broker_op **pp = &b->parked_wait;
+	while (*pp) {
+		broker_op *op = *pp;
+		if (op->wait_id != id) {
+			pp = &op->next;
+			continue;
+		}
+		*pp = op->next;
+		op->reply = broker_reply_new(b);
+		if (op->reply)
+			reply_job(b, op, job, NQ__V1__REPLY__BODY_WAIT);
+		broker_finish(b, op);
+	}
+}
+
+/* Answers parked waits whose time is up with the job as it is now. */
+int broker_expire_waits(broker *b, uint64_t now_ms)
+{
+	broker_op **pp = &b->parked_wait;
+	while (*pp) {
+		broker_op *op = *pp;
+		if (op->deadline_ms > now_ms && !b->stopping) {
+			pp = &op->next;
+			continue;
+		}
+		*pp = op->next;
+		op->reply = broker_reply_new(b);
+		if (!op->reply)
+			return NQ_ENOMEM;
+		Nq__V1__Job *job;
+		int rv = read_named(b, op, op->req->wait->id, &job);
+		if (job)
+			reply_job(b, op, job, NQ__V1__REPLY__BODY_WAIT);
+		broker_finish(b, op);
+		if (rv != 0)
+			return rv;
+	}
+	return NQ_OK;
+}
+
+int broker_on_cancel(broker *b, broker_op *op)
+{
+	Nq__V1__Job *job;
+	int rv = read_named(b, op, op->req->cancel->id, &job);
+	if (!job) {
+		broker_finish(b, op);
+		return rv;
+	}
+	int st = (int)job->state;
+	if (st == NQ_STATE_READY || st == NQ_STATE_SCHEDULED) {
+		/* Its heap entry goes stale and is skipped when popped. */
+		rv = broker_job_finish(b, job, NQ_STATE_CANCELED, nqi_now_us());
+	} else {
+		broker_set_status(b, op, NQ_EPRECOND, "job %s is %s; only scheduled "
+		    "or ready jobs can be canceled", job->id,
+		    nq_state_name((nq_state)st));
+	}
+	reply_job(b, op, job, NQ__V1__REPLY__BODY_CANCEL);
+	broker_finish(b, op);
+	return rv;
+}
+
+/* ---- stats, pause, resume, list ---- */
+
+static Nq__V1__QueueStats *queue_stats(broker *b, broker_queue *q)
+{
+	static const Nq__V1__QueueStats init = NQ__V1__QUEUE_STATS__INIT;
+	Nq__V1__QueueStats *s = broker_arena_alloc(&b->arena, sizeof *s);
+	if (!s)
+		return NULL;
+	*s = init;
+	s->queue = q->name;
+	s->scheduled = q->scheduled;
+	s->ready = q->ready;
+	s->leased = q->leased;
+	s->succeeded = q->succeeded;
+	s->dead = q->dead;
+	s->canceled = q->canceled;
+	s->expired = q->expired;
+	s->paused = q->paused;
+	s->enqueued_total = q->enqueued_total;
+	s->succeeded_total = q->succeeded_total;
+	s->failed_total = q->failed_total;
+	s->dead_total = q->dead_total;
+	return s;
+}
+
+int broker_on_stats(broker *b, broker_op *op)
+{
+	static const Nq__V1__StatsReply init = NQ__V1__STATS_REPLY__INIT;
+	static const Nq__V1__BrokerStats binit = NQ__V1__BROKER_STATS__INIT;
+	const char *want = op->req->stats->queue;
+	broker_index *x = &b->index;
+	Nq__V1__StatsReply *r = broker_arena_alloc(&b->arena, sizeof *r);
+	Nq__V1__BrokerStats *bs = broker_arena_alloc(&b->arena, sizeof *bs);
+	Nq__V1__QueueStats **qs = broker_arena_alloc(&b->arena,
+	    (x->nqueues + 1) * sizeof *qs);
+	if (!r || !bs || !qs)
+		return NQ_ENOMEM;
+	*r = init;
+	*bs = binit;
+	for (size_t i = 0; i < x->nqueues; i++) {
+		if (want && want[0] && strcmp(want, x->queues[i].name) != 0)
+			continue;
+		if (!(qs[r->n_queues++] = queue_stats(b, &x->queues[i])))
+			return NQ_ENOMEM;
+	}
+	r->queues = qs;
+	bs->commits = nqi_store_commits(b->store);
+	bs->uptime_ms = nqi_mono_ms() - b->started_ms;
+	bs->jobs_stored = b->jobs_stored;
+	bs->version = (char *)NQ_VERSION;
+	r->broker = bs;
+	op->reply->body_case = NQ__V1__REPLY__BODY_STATS;
+	op->reply->stats = r;
+	broker_finish(b, op);
+	return NQ_OK;
+}
+
+/* Stores a queue's paused flag so that it survives a restart. */
+static int queue_set_paused(broker *b, broker_op *op, const char *name,
+    bool paused)
+{
+	static const Nq__V1__QueueReply init = NQ__V1__QUEUE_REPLY__INIT;
+	Nq__V1__QueueConfig cfg = NQ__V1__QUEUE_CONFIG__INIT;
+	if (!nqi_name_valid(name)) {
+		broker_set_status(b, op, NQ_EINVAL, "queue name '%.40s' must match "
+		    "[A-Za-z0-9._-]{1,128}", name);
+		broker_finish(b, op);
+		return NQ_OK;
+	}
+	int qi = broker_queue_get(&b->index, name);
+	Nq__V1__QueueReply *r = broker_arena_alloc(&b->arena, sizeof *r);
+	if (qi < 0 || !r)
+		return NQ_ENOMEM;
+	broker_queue *q = &b->index.queues[qi];
+	q->paused = paused;
+	cfg.paused = paused;
+	cfg.max_depth = q->max_depth;
+	uint8_t buf[64];
+	MDB_val k = {strlen(name), (void *)name};
+	MDB_val v = {nq__v1__queue_config__pack(&cfg, buf), buf};
+	if (mdb_put(b->txn, b->db_queues, &k, &v, 0) != 0)
+		return NQ_ESTORE;
+	b->dirty = true;
+	if (!paused)
+		b->woken = true;
+	nqi_info(paused ? "NQ-QUEUE-PAUSED" : "NQ-QUEUE-RESUMED", "queue=%s",
+	    name);
+	*r = init;
+	r->queue = q->name;
+	r->paused = paused;
+	op->reply->body_case = NQ__V1__REPLY__BODY_QUEUE;
+	op->reply->queue = r;
+	broker_finish(b, op);
+	return NQ_OK;
+}
+
+int broker_on_pause(broker *b, broker_op *op)
+{
+	return queue_set_paused(b, op, op->req->pause->queue, true);
+}
+
+int broker_on_resume(broker *b, broker_op *op)
+{
+	return queue_set_paused(b, op, op->req->resume->queue, false);
+}
+
+static bool list_match(const Nq__V1__ListRequest *l, const Nq__V1__Job *job)
+{
+	if (l->queue && l->queue[0] && strcmp(l->queue, job->spec->queue) != 0)
+		return false;
+	return !l->state || l->state == job->state;
+}
+
+int broker_on_list(broker *b, broker_op *op)
+{
+	static const Nq__V1__ListReply init = NQ__V1__LIST_REPLY__INIT;
+	Nq__V1__ListRequest *l = op->req->list;
+	uint32_t limit = l->limit && l->limit < 1000 ? l->limit : 100;
+	uint64_t after = 0;
+	if (l->after_id && l->after_id[0] && !parse_id(b, op, l->after_id, &after)) {
+		broker_finish(b, op);
+		return NQ_OK;
+	}
+	Nq__V1__ListReply *r = broker_arena_alloc(&b->arena, sizeof *r);
+	Nq__V1__Job **jobs = broker_arena_alloc(&b->arena, limit * sizeof *jobs);
+	MDB_cursor *cur;
+	if (!r || !jobs)
+		return NQ_ENOMEM;
+	*r = init;
+	r->jobs = jobs;
+	if (mdb_cursor_open(b->txn, b->db_jobs, &cur) != 0)
+		return NQ_ESTORE;
+	uint8_t key[8];
+	nqi_be64_put(key, after + 1);
+	MDB_val k = {8, key}, v;
+	int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	/* Bounded scan: a filter that matches little stops after 100k rows. */
+	for (int seen = 0; rc == 0 && r->n_jobs < limit && seen < 100000; seen++) {
+		Nq__V1__Job *job = nq__v1__job__unpack(&b->arena.pb, v.mv_size,
+		    v.mv_data);
+		if (job && job->spec && list_match(l, job)) {
+			job->spec->payload.len = 0;
+			jobs[r->n_jobs++] = job;
+		}
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	op->reply->body_case = NQ__V1__REPLY__BODY_LIST;
+	op->reply->list = r;
+	broker_finish(b, op);
+	return NQ_OK;
+}

@@ -1,0 +1,250 @@
+/*
+ * nq-broker internals. One core thread owns all job state: the in-memory
+ * index and every LMDB write. NNG callbacks only decode requests and queue
+ * them as ops; the core applies a whole group of ops in one write
+ * transaction, commits once (fsync'd with --sync=always), and only then
+ * sends the replies. That is the group commit of DESIGN.md.
+ */
+#ifndef BROKER_H
+#define BROKER_H
+
+#include <lmdb.h>
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "nqi/codec.h"
+#include "nqi/store.h"
+#include "nqi/util.h"
+
+typedef struct broker broker;
+typedef struct broker_conn broker_conn;
+
+typedef struct broker_config {
+	const char *api_url;
+	const char *work_url;
+	const char *results_url;
+	const char *data_dir;
+	const char *sync;         /* "always" | "none" */
+	const char *log_level;
+	const char *log_format;
+	uint64_t max_payload;     /* bytes */
+	uint64_t map_size;        /* bytes the store may grow to */
+	uint64_t result_ttl_ms;
+	uint64_t idempotency_window_ms;
+	uint64_t backoff_base_ms;
+	uint64_t backoff_cap_ms;
+	uint64_t default_timeout_ms;
+	uint64_t lease_check_ms;  /* how often leases and timers are checked */
+	uint64_t max_attempts;
+	uint64_t max_depth;       /* per queue; 0: unlimited */
+	int api_contexts;
+	int work_contexts;
+} broker_config;
+
+/* ---- arena: per-group scratch memory, freed at once ---- */
+
+typedef struct broker_arena_block broker_arena_block;
+typedef struct broker_arena {
+	broker_arena_block *head;
+	ProtobufCAllocator pb; /* allocates from this arena; free is a no-op */
+} broker_arena;
+
+void broker_arena_init(broker_arena *a);
+void *broker_arena_alloc(broker_arena *a, size_t len);
+char *broker_arena_strdup(broker_arena *a, const char *s);
+/* Frees every block but the first; the arena stays usable. */
+void broker_arena_reset(broker_arena *a);
+void broker_arena_fini(broker_arena *a);
+
+/* ---- ops: one decoded request (or event) waiting for the core ---- */
+
+typedef enum broker_op_kind {
+	BROKER_OP_REQUEST,     /* api or work socket; needs a reply */
+	BROKER_OP_COMPLETIONS, /* results socket; no reply */
+	BROKER_OP_PIPE_GONE,   /* a worker connection to the work socket closed */
+} broker_op_kind;
+
+typedef struct broker_op {
+	broker_op_kind kind;
+	Nq__V1__Request *req;           /* owned; free_unpacked when done */
+	Nq__V1__CompletionBatch *batch; /* owned */
+	broker_conn *conn;              /* where the reply goes */
+	uint32_t pipe_id;               /* connection the request came on */
+	Nq__V1__Reply *reply;           /* built in the group arena */
+	uint64_t deadline_ms;           /* parked ops: monotonic deadline */
+	uint64_t wait_id;               /* parked wait: the job id */
+	struct broker_op *next;
+} broker_op;
+
+/* ---- in-memory index ---- */
+
+/* A waiting job in a queue's ready heap: higher priority first, then the
+ * older id. Stale entries (a canceled job) are skipped when popped. */
+typedef struct broker_ready {
+	int32_t priority;
+	uint64_t id;
+} broker_ready;
+
+/* A job waiting for its time (run_at or retry backoff). */
+typedef struct broker_timer {
+	uint64_t run_at_us;
+	uint64_t id;
+	uint32_t queue;
+	int32_t priority;
+} broker_timer;
+
+typedef struct broker_lease {
+	uint64_t id;
+	uint64_t token;
+	uint64_t expires_us;
+	uint32_t pipe_id;
+	uint32_t queue;
+} broker_lease;
+
+typedef struct broker_queue {
+	char name[NQI_NAME_MAX + 1];
+	broker_ready *heap;
+	size_t nheap, capheap;
+	bool paused;
+	uint64_t max_depth;
+	/* jobs by state as stored now */
+	uint64_t scheduled, ready, leased, succeeded, dead, canceled, expired;
+	/* counters since start */
+	uint64_t enqueued_total, succeeded_total, failed_total, dead_total;
+} broker_queue;
+
+typedef struct broker_index {
+	broker_queue *queues;
+	size_t nqueues, capqueues;
+	broker_timer *timers; /* min-heap by run_at_us */
+	size_t ntimers, captimers;
+	broker_lease *leases; /* dense array */
+	size_t nleases, capleases;
+	uint32_t *lease_slots; /* open addressing: id -> leases index + 1 */
+	size_t nslots;
+} broker_index;
+
+int broker_index_init(broker_index *x);
+void broker_index_fini(broker_index *x);
+/* Finds or creates a queue; returns its index or -1 when out of memory. */
+int broker_queue_get(broker_index *x, const char *name);
+int broker_queue_find(const broker_index *x, const char *name);
+int broker_ready_push(broker_queue *q, int32_t priority, uint64_t id);
+bool broker_ready_peek(const broker_queue *q, broker_ready *out);
+void broker_ready_pop(broker_queue *q);
+int broker_timer_push(broker_index *x, const broker_timer *t);
+bool broker_timer_peek(const broker_index *x, broker_timer *out);
+void broker_timer_pop(broker_index *x);
+int broker_lease_put(broker_index *x, const broker_lease *l);
+broker_lease *broker_lease_find(broker_index *x, uint64_t id);
+void broker_lease_del(broker_index *x, uint64_t id);
+/* Counter of a stored state within a queue (NULL for unknown states). */
+uint64_t *broker_queue_count(broker_queue *q, int state);
+
+/* ---- the broker ---- */
+
+#define BROKER_DEAD_PIPES 1024
+
+struct broker {
+	broker_config cfg;
+	nqi_store *store;
+	MDB_dbi db_jobs, db_idem, db_expiry, db_queues, db_meta;
+
+	/* incoming ops, filled by NNG threads */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	broker_op *in_head, *in_tail;
+	bool stopping;
+	bool ready; /* recovered and the last commit succeeded */
+
+	/* owned by the core thread */
+	pthread_t core;
+	broker_index index;
+	broker_arena arena;
+	MDB_txn *txn;
+	bool dirty;            /* the group wrote something */
+	broker_op *done;       /* ops with replies to send after commit */
+	broker_op *parked_fetch, *parked_wait;
+	uint64_t last_id;
+	uint64_t started_ms;
+	uint64_t next_sweep_ms;
+	uint64_t jobs_stored;
+	uint32_t dead_pipes[BROKER_DEAD_PIPES];
+	size_t dead_pipe_next;
+	bool woken;            /* a job became ready this group */
+
+	/* network */
+	nng_socket api, work, results;
+	broker_conn *conns;
+	int nconns;
+	nng_aio *results_aio;
+};
+
+/* core.c */
+int broker_start(broker *b);
+void broker_stop(broker *b);
+/* Hands an op to the core; takes ownership. Safe from any thread. */
+void broker_post(broker *b, broker_op *op);
+/* Queues op's reply for sending after this group commits. */
+void broker_finish(broker *b, broker_op *op);
+Nq__V1__Reply *broker_reply_new(broker *b);
+Nq__V1__Status *broker_status_new(broker *b, int err, const char *msg);
+/* Sets the op's reply status (message printf-style, in the group arena). An
+ * error other than FAILED_PRECONDITION clears the reply body. */
+void broker_set_status(broker *b, broker_op *op, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void broker_op_free(broker_op *op);
+
+/* net.c */
+int broker_net_open(broker *b, char *err, size_t errlen);
+void broker_net_close(broker *b);
+/* Sends a reply on the op's connection; takes ownership of msg. */
+void broker_conn_reply(broker_conn *c, nng_msg *msg);
+void broker_conn_drop(broker_conn *c);
+
+/* store access (jobs.c) */
+int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out);
+int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job);
+int broker_job_delete(broker *b, uint64_t id);
+uint64_t broker_job_id(const Nq__V1__Job *job);
+/* Effective state of a stored job: scheduled whose time came reads ready. */
+int broker_job_state(const Nq__V1__Job *job, uint64_t now_us);
+/* Moves a job to a final state: counters, expiry entry, waiters. */
+int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us);
+/* Makes a job wait for run_at_us (ready at once when it has passed). */
+int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us);
+int broker_expiry_put(broker *b, uint64_t at_us, char kind, const void *data,
+    size_t len);
+void broker_count_move(broker *b, const char *queue, int from, int to);
+
+/* handlers: api.c and work.c. Each either finishes the op (broker_finish)
+ * or parks it; a returned error ends the group's writes (commit refused). */
+typedef int (*broker_handler_fn)(broker *b, broker_op *op);
+int broker_on_enqueue(broker *b, broker_op *op);
+int broker_on_get(broker *b, broker_op *op);
+int broker_on_wait(broker *b, broker_op *op);
+int broker_on_cancel(broker *b, broker_op *op);
+int broker_on_stats(broker *b, broker_op *op);
+int broker_on_pause(broker *b, broker_op *op);
+int broker_on_resume(broker *b, broker_op *op);
+int broker_on_list(broker *b, broker_op *op);
+int broker_on_fetch(broker *b, broker_op *op);
+int broker_on_extend(broker *b, broker_op *op);
+int broker_on_completions(broker *b, broker_op *op);
+int broker_on_pipe_gone(broker *b, broker_op *op);
+
+int broker_expire_waits(broker *b, uint64_t now_ms);
+/* Serves parked fetches and waits that can be served now. */
+int broker_serve_parked(broker *b);
+/* Timers: due scheduled jobs, lapsed leases, finished jobs past result_ttl. */
+int broker_sweep(broker *b);
+/* Answers a parked wait for this job if there is one. */
+void broker_wake_waiters(broker *b, uint64_t id, Nq__V1__Job *job);
+
+/* recover.c: rebuilds the index from the store. With release_leases,
+ * leased jobs become ready (restart); otherwise their leases are kept. */
+int broker_recover(broker *b, bool release_leases);
+
+#endif

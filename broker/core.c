@@ -1,0 +1,324 @@
+/* The core thread: takes every op queued since the last group, applies them
+ * in one write transaction, commits once, then replies. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "nqi/log.h"
+#include "nqi/util.h"
+
+typedef struct dispatch_entry {
+	Nq__V1__Request__BodyCase body;
+	broker_handler_fn fn;
+	bool work_socket; /* served on the work socket, not the api socket */
+} dispatch_entry;
+
+/* One row per request kind: the handler and the socket that serves it.
+ * Auth roles join this table when tokens arrive. */
+static const dispatch_entry dispatch[] = {
+	{NQ__V1__REQUEST__BODY_ENQUEUE, broker_on_enqueue, false},
+	{NQ__V1__REQUEST__BODY_GET, broker_on_get, false},
+	{NQ__V1__REQUEST__BODY_WAIT, broker_on_wait, false},
+	{NQ__V1__REQUEST__BODY_CANCEL, broker_on_cancel, false},
+	{NQ__V1__REQUEST__BODY_STATS, broker_on_stats, false},
+	{NQ__V1__REQUEST__BODY_PAUSE, broker_on_pause, false},
+	{NQ__V1__REQUEST__BODY_RESUME, broker_on_resume, false},
+	{NQ__V1__REQUEST__BODY_LIST, broker_on_list, false},
+	{NQ__V1__REQUEST__BODY_FETCH, broker_on_fetch, true},
+	{NQ__V1__REQUEST__BODY_EXTEND, broker_on_extend, true},
+};
+
+static const dispatch_entry *dispatch_find(Nq__V1__Request__BodyCase body)
+{
+	for (size_t i = 0; i < sizeof dispatch / sizeof *dispatch; i++)
+		if (dispatch[i].body == body)
+			return &dispatch[i];
+	return NULL;
+}
+
+void broker_op_free(broker_op *op)
+{
+	if (!op)
+		return;
+	if (op->req)
+		nq__v1__request__free_unpacked(op->req, NULL);
+	if (op->batch)
+		nq__v1__completion_batch__free_unpacked(op->batch, NULL);
+	free(op);
+}
+
+void broker_post(broker *b, broker_op *op)
+{
+	op->next = NULL;
+	pthread_mutex_lock(&b->mu);
+	if (b->in_tail)
+		b->in_tail->next = op;
+	else
+		b->in_head = op;
+	b->in_tail = op;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+Nq__V1__Reply *broker_reply_new(broker *b)
+{
+	static const Nq__V1__Reply init = NQ__V1__REPLY__INIT;
+	Nq__V1__Reply *r = broker_arena_alloc(&b->arena, sizeof *r);
+	if (r)
+		*r = init;
+	return r;
+}
+
+void broker_finish(broker *b, broker_op *op)
+{
+	op->next = b->done;
+	b->done = op;
+}
+
+Nq__V1__Status *broker_status_new(broker *b, int err, const char *msg)
+{
+	static const Nq__V1__Status init = NQ__V1__STATUS__INIT;
+	Nq__V1__Status *s = broker_arena_alloc(&b->arena, sizeof *s);
+	if (!s)
+		return NULL;
+	*s = init;
+	s->code = (Nq__V1__Code)nqi_err_to_code(err);
+	s->message = broker_arena_strdup(&b->arena, msg);
+	if (!s->message)
+		s->message = (char *)protobuf_c_empty_string;
+	return s;
+}
+
+void broker_set_status(broker *b, broker_op *op, int err, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	if (op->kind != BROKER_OP_REQUEST)
+		return;
+	if (!op->reply && !(op->reply = broker_reply_new(b)))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	op->reply->status = broker_status_new(b, err, buf);
+	if (err != NQ_OK && err != NQ_EPRECOND)
+		op->reply->body_case = NQ__V1__REPLY__BODY__NOT_SET;
+}
+
+static int apply(broker *b, broker_op *op)
+{
+	switch (op->kind) {
+	case BROKER_OP_COMPLETIONS: {
+		int rv = broker_on_completions(b, op);
+		broker_finish(b, op);
+		return rv;
+	}
+	case BROKER_OP_PIPE_GONE: {
+		int rv = broker_on_pipe_gone(b, op);
+		broker_finish(b, op);
+		return rv;
+	}
+	case BROKER_OP_REQUEST:
+		break;
+	}
+	/* The net layer already checked version and socket. */
+	const dispatch_entry *d = dispatch_find(op->req->body_case);
+	op->reply = broker_reply_new(b);
+	if (!op->reply) {
+		broker_finish(b, op);
+		return NQ_ENOMEM;
+	}
+	return d->fn(b, op);
+}
+
+static void send_replies(broker *b)
+{
+	broker_op *op = b->done;
+	b->done = NULL;
+	while (op) {
+		broker_op *next = op->next;
+		nng_msg *msg;
+		if (op->kind == BROKER_OP_REQUEST && op->conn) {
+			if (op->reply &&
+			    nqi_msg_pack(&op->reply->base, NULL, 0, &msg) == 0)
+				broker_conn_reply(op->conn, msg);
+			else
+				broker_conn_drop(op->conn);
+		}
+		broker_op_free(op);
+		op = next;
+	}
+}
+
+static int commit_group(broker *b)
+{
+	if (!b->dirty) {
+		mdb_txn_abort(b->txn);
+		b->txn = NULL;
+		return NQ_OK;
+	}
+	uint8_t key[7] = "last_id", val[8];
+	nqi_be64_put(val, b->last_id);
+	MDB_val k = {sizeof key, key}, v = {8, val};
+	int rc = mdb_put(b->txn, b->db_meta, &k, &v, 0);
+	if (rc != 0) {
+		mdb_txn_abort(b->txn);
+		b->txn = NULL;
+		return nqi_store_err(rc);
+	}
+	int rv = nqi_store_commit(b->store, b->txn);
+	b->txn = NULL;
+	return rv;
+}
+
+/* A failed group: every reply of it says so, and the index is rebuilt from
+ * what the store really holds. Durability is never dropped quietly. */
+static void fail_group(broker *b, broker_op *rest, int err)
+{
+	char msg[160];
+	snprintf(msg, sizeof msg, "store commit failed (%s); nothing of this "
+	    "request was written, retry later", nq_strerror(err));
+	if (b->txn) {
+		mdb_txn_abort(b->txn);
+		b->txn = NULL;
+	}
+	while (rest) {
+		broker_op *next = rest->next;
+		broker_finish(b, rest);
+		rest = next;
+	}
+	for (broker_op *op = b->done; op; op = op->next)
+		broker_set_status(b, op, NQ_EUNAVAIL, "%s", msg);
+	nqi_error("NQ-COMMIT-FAILED", "err=%s ready=false", nq_err_name(err));
+	pthread_mutex_lock(&b->mu);
+	b->ready = false;
+	pthread_mutex_unlock(&b->mu);
+	if (broker_recover(b, false) == 0) {
+		pthread_mutex_lock(&b->mu);
+		b->ready = true;
+		pthread_mutex_unlock(&b->mu);
+	}
+}
+
+static void run_group(broker *b, broker_op *ops)
+{
+	int rv = nqi_store_begin(b->store, true, &b->txn);
+	b->dirty = false;
+	while (rv == 0 && ops) {
+		broker_op *next = ops->next;
+		rv = apply(b, ops);
+		ops = next;
+	}
+	if (rv == 0)
+		rv = broker_sweep(b);
+	if (rv == 0)
+		rv = broker_serve_parked(b);
+	if (rv == 0)
+		rv = commit_group(b);
+	if (rv != 0)
+		fail_group(b, ops, rv);
+	else if (!b->ready) {
+		pthread_mutex_lock(&b->mu);
+		b->ready = true;
+		pthread_mutex_unlock(&b->mu);
+		nqi_info("NQ-COMMIT-RECOVERED", "ready=true");
+	}
+	send_replies(b);
+	broker_arena_reset(&b->arena);
+}
+
+/* How long the core may sleep: until the next due timer or sweep tick. */
+static uint64_t next_wait_ms(broker *b)
+{
+	uint64_t now = nqi_mono_ms();
+	uint64_t wait = b->next_sweep_ms > now ? b->next_sweep_ms - now : 0;
+	broker_timer t;
+	if (broker_timer_peek(&b->index, &t)) {
+		uint64_t now_us = nqi_now_us();
+		uint64_t due = t.run_at_us > now_us ?
+		    (t.run_at_us - now_us + 999) / 1000 : 0;
+		if (due < wait)
+			wait = due;
+	}
+	return wait;
+}
+
+static broker_op *take_ops(broker *b, uint64_t wait_ms, bool *stop)
+{
+	pthread_mutex_lock(&b->mu);
+	if (!b->in_head && !b->stopping && wait_ms > 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + wait_ms % 1000 * 1000000u;
+		ts.tv_sec += (time_t)(wait_ms / 1000 + ns / 1000000000u);
+		ts.tv_nsec = (long)(ns % 1000000000u);
+		pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+	}
+	broker_op *ops = b->in_head;
+	b->in_head = b->in_tail = NULL;
+	*stop = b->stopping;
+	pthread_mutex_unlock(&b->mu);
+	return ops;
+}
+
+/* At shutdown parked requests get an answer instead of a timeout. */
+static void release_parked(broker *b)
+{
+	broker_op *lists[2] = {b->parked_fetch, b->parked_wait};
+	b->parked_fetch = b->parked_wait = NULL;
+	for (int i = 0; i < 2; i++) {
+		for (broker_op *op = lists[i], *next; op; op = next) {
+			next = op->next;
+			broker_set_status(b, op, NQ_EUNAVAIL, "broker is shutting down");
+			broker_finish(b, op);
+		}
+	}
+	send_replies(b);
+	broker_arena_reset(&b->arena);
+}
+
+static void *core_main(void *arg)
+{
+	broker *b = arg;
+	for (;;) {
+		bool stop;
+		broker_op *ops = take_ops(b, next_wait_ms(b), &stop);
+		if (ops || nqi_mono_ms() >= b->next_sweep_ms ||
+		    next_wait_ms(b) == 0)
+			run_group(b, ops);
+		if (stop) {
+			/* Ops that raced with the stop were applied above;
+			 * anything later is refused by the net layer. */
+			pthread_mutex_lock(&b->mu);
+			ops = b->in_head;
+			b->in_head = b->in_tail = NULL;
+			pthread_mutex_unlock(&b->mu);
+			if (ops)
+				run_group(b, ops);
+			break;
+		}
+	}
+	release_parked(b);
+	return NULL;
+}
+
+int broker_start(broker *b)
+{
+	b->started_ms = nqi_mono_ms();
+	b->next_sweep_ms = b->started_ms;
+	return pthread_create(&b->core, NULL, core_main, b) == 0 ? NQ_OK
+	    : NQ_ENOMEM;
+}
+
+/* Stops the core after the group in flight: its commit completes and its
+ * replies go out. Blocks until the core thread has ended. */
+void broker_stop(broker *b)
+{
+	pthread_mutex_lock(&b->mu);
+	b->stopping = true;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	pthread_join(b->core, NULL);
+}

@@ -1,0 +1,159 @@
+/* Job records in the store and the state transitions shared by handlers.
+ * All of this runs on the core thread inside the group's transaction. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "nqi/log.h"
+#include "nqi/util.h"
+
+uint64_t broker_job_id(const Nq__V1__Job *job)
+{
+	uint64_t id = 0;
+	nqi_id_parse(job->id, &id);
+	return id;
+}
+
+/* NQ_ENOTFOUND, NQ_EINTERNAL for a record that does not decode (logged;
+ * the group goes on), or NQ_ESTORE when the store itself failed. */
+int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out)
+{
+	uint8_t key[8];
+	nqi_be64_put(key, id);
+	MDB_val k = {8, key}, v;
+	int rc = mdb_get(b->txn, b->db_jobs, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return NQ_ENOTFOUND;
+	if (rc != 0)
+		return NQ_ESTORE;
+	Nq__V1__Job *job = nq__v1__job__unpack(&b->arena.pb, v.mv_size,
+	    v.mv_data);
+	if (!job || !job->spec) {
+		char ids[NQ_ID_MAX];
+		nqi_id_format(id, ids);
+		nqi_error("NQ-RECORD-CORRUPT", "id=%s bytes=%zu", ids, v.mv_size);
+		return NQ_EINTERNAL;
+	}
+	*out = job;
+	return NQ_OK;
+}
+
+int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job)
+{
+	uint8_t key[8];
+	nqi_be64_put(key, id);
+	size_t len = nq__v1__job__get_packed_size(job);
+	MDB_val k = {8, key}, v = {len, NULL};
+	/* MDB_RESERVE lets protobuf-c pack straight into the page. */
+	int rc = mdb_put(b->txn, b->db_jobs, &k, &v, MDB_RESERVE);
+	if (rc != 0)
+		return NQ_ESTORE;
+	nq__v1__job__pack(job, v.mv_data);
+	b->dirty = true;
+	return NQ_OK;
+}
+
+int broker_job_delete(broker *b, uint64_t id)
+{
+	uint8_t key[8];
+	nqi_be64_put(key, id);
+	MDB_val k = {8, key};
+	int rc = mdb_del(b->txn, b->db_jobs, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return NQ_ESTORE;
+	b->dirty = true;
+	return NQ_OK;
+}
+
+int broker_job_state(const Nq__V1__Job *job, uint64_t now_us)
+{
+	(void)now_us;
+	return (int)job->state;
+}
+
+void broker_count_move(broker *b, const char *queue, int from, int to)
+{
+	int qi = broker_queue_get(&b->index, queue);
+	if (qi < 0)
+		return;
+	broker_queue *q = &b->index.queues[qi];
+	uint64_t *c = broker_queue_count(q, from);
+	if (c && *c > 0)
+		(*c)--;
+	c = broker_queue_count(q, to);
+	if (c)
+		(*c)++;
+}
+
+static void clear_lease(Nq__V1__Job *job)
+{
+	job->lease_token = 0;
+	job->lease_expires_us = 0;
+}
+
+/* Expiry entries: big-endian time, a kind byte, then the subject. */
+int broker_expiry_put(broker *b, uint64_t at_us, char kind, const void *data,
+    size_t len)
+{
+	uint8_t key[9 + 512];
+	if (len > 512)
+		return NQ_EINVAL;
+	nqi_be64_put(key, at_us);
+	key[8] = (uint8_t)kind;
+	memcpy(key + 9, data, len);
+	MDB_val k = {9 + len, key}, v = {0, ""};
+	if (mdb_put(b->txn, b->db_expiry, &k, &v, 0) != 0)
+		return NQ_ESTORE;
+	b->dirty = true;
+	return NQ_OK;
+}
+
+int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us)
+{
+	int from = (int)job->state;
+	uint64_t id = broker_job_id(job);
+	int rv;
+	job->state = (Nq__V1__JobState)state;
+	job->finished_us = now_us;
+	clear_lease(job);
+	broker_count_move(b, job->spec->queue, from, state);
+	broker_wake_waiters(b, id, job);
+	if (state != NQ_STATE_DEAD && b->cfg.result_ttl_ms == 0) {
+		broker_count_move(b, job->spec->queue, state, 0);
+		b->jobs_stored--;
+		return broker_job_delete(b, id);
+	}
+	if ((rv = broker_job_write(b, id, job)) != 0)
+		return rv;
+	if (state == NQ_STATE_DEAD)
+		return NQ_OK;
+	uint8_t idb[8];
+	nqi_be64_put(idb, id);
+	return broker_expiry_put(b, now_us + b->cfg.result_ttl_ms * 1000, 'j',
+	    idb, 8);
+}
+
+int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us)
+{
+	uint64_t now = nqi_now_us();
+	int from = (int)job->state;
+	int to = run_at_us <= now ? NQ_STATE_READY : NQ_STATE_SCHEDULED;
+	uint64_t id = broker_job_id(job);
+	job->state = (Nq__V1__JobState)to;
+	job->run_at_us = run_at_us;
+	clear_lease(job);
+	int rv = broker_job_write(b, id, job);
+	if (rv != 0)
+		return rv;
+	int qi = broker_queue_get(&b->index, job->spec->queue);
+	if (qi < 0)
+		return NQ_ENOMEM;
+	broker_count_move(b, job->spec->queue, from, to);
+	if (to == NQ_STATE_READY) {
+		b->woken = true;
+		return broker_ready_push(&b->index.queues[qi],
+		    job->spec->priority, id);
+	}
+	broker_timer t = {run_at_us, id, (uint32_t)qi, job->spec->priority};
+	return broker_timer_push(&b->index, &t);
+}

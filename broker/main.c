@@ -1,0 +1,237 @@
+/* nq-broker: routes jobs from producers to workers and keeps them durable. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "nqi/log.h"
+#include "nqi/opts.h"
+#include "nqi/util.h"
+
+static const char *const store_dbs[] = {"jobs", "idem", "expiry", "queues",
+    "meta"};
+#define STORE_SCHEMA 1
+
+static void config_defaults(broker_config *c)
+{
+	*c = (broker_config){
+		.api_url = "tcp://127.0.0.1:7400",
+		.work_url = "tcp://127.0.0.1:7401",
+		.results_url = "tcp://127.0.0.1:7402",
+		.data_dir = "./nq-data",
+		.sync = "always",
+		.log_level = "info",
+		.log_format = "text",
+		.max_payload = 256 * 1024,
+		.map_size = 64ull << 30,
+		.result_ttl_ms = 10 * 60 * 1000,
+		.idempotency_window_ms = 24ull * 3600 * 1000,
+		.backoff_base_ms = 1000,
+		.backoff_cap_ms = 3600 * 1000,
+		.default_timeout_ms = 5 * 60 * 1000,
+		.lease_check_ms = 100,
+		.max_attempts = 10,
+		.max_depth = 0,
+		.api_contexts = 128,
+		.work_contexts = 256,
+	};
+}
+
+#define OPT(n, k, f, h) {n, NQI_OPT_##k, &c->f, h, false}
+
+static size_t config_opts(broker_config *c, nqi_opt *o)
+{
+	nqi_opt all[] = {
+		OPT("api", STR, api_url, "api socket (REP) URL"),
+		OPT("work", STR, work_url, "work socket (REP) URL for workers"),
+		OPT("results", STR, results_url, "results socket (PULL) URL"),
+		OPT("data-dir", STR, data_dir, "directory of the LMDB store"),
+		OPT("sync", STR, sync, "always (fsync before confirming) or "
+		    "none (benchmarks only: a crash loses recent writes)"),
+		OPT("max-payload", SIZE, max_payload, "largest payload taken"),
+		OPT("map-size", SIZE, map_size, "largest the store may grow"),
+		OPT("result-ttl", DURATION, result_ttl_ms, "how long finished "
+		    "jobs stay readable (0: deleted at once)"),
+		OPT("idempotency-window", DURATION, idempotency_window_ms,
+		    "how long an idempotency key maps to its job"),
+		OPT("backoff-base", DURATION, backoff_base_ms, "first retry "
+		    "delay bound"),
+		OPT("backoff-cap", DURATION, backoff_cap_ms, "largest retry "
+		    "delay bound"),
+		OPT("default-timeout", DURATION, default_timeout_ms, "longest "
+		    "an attempt may run when the job names no timeout"),
+		OPT("max-attempts", U64, max_attempts, "attempts of a job that "
+		    "names none"),
+		OPT("max-depth", U64, max_depth, "jobs a queue may hold "
+		    "waiting or running (0: no limit)"),
+		OPT("lease-check", DURATION, lease_check_ms, "how often lapsed "
+		    "leases and expired results are looked for"),
+		OPT("api-contexts", INT, api_contexts, "api requests served "
+		    "at once"),
+		OPT("work-contexts", INT, work_contexts, "worker fetches that "
+		    "may wait at once"),
+		OPT("log-level", STR, log_level, "debug, info, warn or error"),
+		OPT("log-format", STR, log_format, "text or json"),
+	};
+	memcpy(o, all, sizeof all);
+	return sizeof all / sizeof *all;
+}
+
+static const char *config_check(const broker_config *c)
+{
+	if (strcmp(c->sync, "always") != 0 && strcmp(c->sync, "none") != 0)
+		return "--sync must be always or none";
+	if (c->max_payload == 0 || c->max_payload > (64u << 20))
+		return "--max-payload must be between 1 byte and 64 MiB";
+	if (c->max_attempts == 0 || c->max_attempts > 1000)
+		return "--max-attempts must be between 1 and 1000";
+	if (c->backoff_base_ms == 0 || c->backoff_cap_ms < c->backoff_base_ms)
+		return "--backoff-base must be > 0 and <= --backoff-cap";
+	if (c->lease_check_ms < 10)
+		return "--lease-check must be at least 10ms";
+	if (c->api_contexts < 1 || c->work_contexts < 1 ||
+	    c->api_contexts > 4096 || c->work_contexts > 4096)
+		return "--api-contexts and --work-contexts must be 1..4096";
+	if (nqi_log_set_level(c->log_level) != 0)
+		return "--log-level must be debug, info, warn or error";
+	if (nqi_log_set_format(c->log_format) != 0)
+		return "--log-format must be text or json";
+	return NULL;
+}
+
+static void usage(FILE *f, const nqi_opt *o, size_t n)
+{
+	fprintf(f, "usage: nq-broker [flags]\n"
+	    "Every flag also reads from NQ_<FLAG>, e.g. NQ_DATA_DIR.\n");
+	nqi_opts_usage(o, n, f);
+}
+
+/* Parses flags; returns 0 to run, or the exit status. */
+static int configure(broker_config *c, int argc, char **argv)
+{
+	nqi_opt o[32];
+	char err[256];
+	int next;
+	config_defaults(c);
+	size_t n = config_opts(c, o);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout, o, n);
+			return -1;
+		}
+	}
+	if (nqi_opts_parse(o, n, argc, argv, 1, true, &next, err, sizeof err)) {
+		fprintf(stderr, "nq-broker: %s\n", err);
+		usage(stderr, o, n);
+		return 2;
+	}
+	const char *bad = next < argc ? "unexpected argument" : config_check(c);
+	if (bad) {
+		fprintf(stderr, "nq-broker: %s%s%s\n", bad, next < argc ? " " : "",
+		    next < argc ? argv[next] : "");
+		return 2;
+	}
+	char desc[2048];
+	nqi_opts_describe(o, n, desc, sizeof desc);
+	nqi_info("NQ-BROKER-CONFIG", "%s", desc);
+	return 0;
+}
+
+static int open_store(broker *b)
+{
+	char err[256] = "";
+	nqi_store_opts so = {
+		.dir = b->cfg.data_dir,
+		.sync = strcmp(b->cfg.sync, "always") == 0,
+		.map_size = b->cfg.map_size,
+		.dbs = store_dbs,
+		.ndbs = sizeof store_dbs / sizeof *store_dbs,
+		.schema_version = STORE_SCHEMA,
+	};
+	int rv = nqi_store_open(&b->store, &so, err, sizeof err);
+	if (rv != 0) {
+		nqi_error("NQ-STORE-OPEN-FAILED", "dir=%s err=\"%s\"",
+		    b->cfg.data_dir, err);
+		return rv;
+	}
+	b->db_jobs = nqi_store_dbi(b->store, 0);
+	b->db_idem = nqi_store_dbi(b->store, 1);
+	b->db_expiry = nqi_store_dbi(b->store, 2);
+	b->db_queues = nqi_store_dbi(b->store, 3);
+	b->db_meta = nqi_store_dbi(b->store, 4);
+	if (!so.sync)
+		nqi_warn("NQ-SYNC-NONE", "sync=none confirms writes before "
+		    "they are on disk; a crash loses them (benchmarks only)");
+	return NQ_OK;
+}
+
+static int wait_for_signal(void)
+{
+	sigset_t set;
+	int sig = 0;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigwait(&set, &sig);
+	return sig;
+}
+
+static void block_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	/* Threads started later inherit the mask; only main takes signals. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int run(broker *b)
+{
+	char err[256] = "";
+	int rv = open_store(b);
+	if (rv == 0)
+		rv = broker_index_init(&b->index);
+	if (rv == 0)
+		rv = broker_recover(b, true);
+	if (rv == 0)
+		rv = broker_start(b);
+	if (rv != 0)
+		return 1;
+	b->ready = true;
+	if (broker_net_open(b, err, sizeof err) != 0) {
+		nqi_error("NQ-LISTEN-FAILED", "err=\"%s\"", err);
+		broker_stop(b);
+		broker_net_close(b);
+		return 1;
+	}
+	nqi_info("NQ-BROKER-START", "api=%s work=%s results=%s data_dir=%s "
+	    "sync=%s version=%s", b->cfg.api_url, b->cfg.work_url,
+	    b->cfg.results_url, b->cfg.data_dir, b->cfg.sync, NQ_VERSION);
+	int sig = wait_for_signal();
+	nqi_info("NQ-BROKER-STOPPING", "signal=%d", sig);
+	broker_stop(b);
+	broker_net_close(b);
+	nqi_info("NQ-BROKER-STOP", "commits=%llu",
+	    (unsigned long long)nqi_store_commits(b->store));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static broker b; /* large; lives for the whole process */
+	int rv = configure(&b.cfg, argc, argv);
+	if (rv != 0)
+		return rv < 0 ? 0 : rv;
+	block_signals();
+	pthread_mutex_init(&b.mu, NULL);
+	pthread_cond_init(&b.cv, NULL);
+	broker_arena_init(&b.arena);
+	rv = run(&b);
+	broker_index_fini(&b.index);
+	broker_arena_fini(&b.arena);
+	nqi_store_close(b.store);
+	return rv;
+}

@@ -1,0 +1,273 @@
+/* NNG side of the broker: REP contexts on the api and work sockets, the
+ * results PULL socket, and connection-drop notices. Everything here runs on
+ * NNG's threads and only decodes, checks and hands ops to the core. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "broker.h"
+#include "nqi/log.h"
+#include "nqi/util.h"
+
+enum conn_state { CONN_RECV, CONN_WAIT, CONN_SEND };
+
+struct broker_conn {
+	broker *b;
+	nng_ctx ctx;
+	nng_aio *aio;
+	enum conn_state state;
+	bool work; /* on the work socket */
+};
+
+/* Replies at once from the NNG thread, without the core (malformed
+ * requests, wrong version, wrong socket). */
+static void reply_now(broker_conn *c, int err, const char *msg)
+{
+	Nq__V1__Reply r = NQ__V1__REPLY__INIT;
+	Nq__V1__Status s = NQ__V1__STATUS__INIT;
+	uint32_t versions[1] = {NQI_PROTOCOL_VERSION};
+	nng_msg *out;
+	s.code = (Nq__V1__Code)nqi_err_to_code(err);
+	s.message = (char *)msg;
+	r.status = &s;
+	if (err == NQ_EPRECOND) {
+		r.versions = versions;
+		r.n_versions = 1;
+	}
+	if (nqi_msg_pack(&r.base, NULL, 0, &out) != 0) {
+		broker_conn_drop(c);
+		return;
+	}
+	broker_conn_reply(c, out);
+}
+
+static bool body_on_work_socket(Nq__V1__Request__BodyCase body)
+{
+	return body == NQ__V1__REQUEST__BODY_FETCH ||
+	    body == NQ__V1__REQUEST__BODY_EXTEND;
+}
+
+/* Checks what can be checked without state; returns NULL when fine. */
+static const char *precheck(broker_conn *c, const Nq__V1__Request *req,
+    int *err, char *buf, size_t len)
+{
+	*err = NQ_EINVAL;
+	if (req->version != NQI_PROTOCOL_VERSION) {
+		*err = NQ_EPRECOND;
+		snprintf(buf, len, "protocol version %u is not served; this "
+		    "broker serves version %d", req->version,
+		    NQI_PROTOCOL_VERSION);
+		return buf;
+	}
+	if (req->body_case == NQ__V1__REQUEST__BODY__NOT_SET)
+		return "request has no body";
+	if (body_on_work_socket(req->body_case) != c->work)
+		return c->work ? "the work socket serves fetch and extend only"
+		    : "fetch and extend belong on the work socket";
+	return NULL;
+}
+
+static void on_request(broker_conn *c, nng_msg *msg)
+{
+	char buf[160];
+	int err;
+	Nq__V1__Request *req = nqi_request_unpack(nng_msg_body(msg),
+	    nng_msg_len(msg));
+	nng_pipe pipe = nng_msg_get_pipe(msg);
+	nng_msg_free(msg);
+	if (!req) {
+		reply_now(c, NQ_EINVAL, "malformed request: not an nq.v1.Request");
+		return;
+	}
+	const char *bad = precheck(c, req, &err, buf, sizeof buf);
+	if (bad) {
+		reply_now(c, err, bad);
+		nq__v1__request__free_unpacked(req, NULL);
+		return;
+	}
+	broker_op *op = calloc(1, sizeof *op);
+	if (!op) {
+		nq__v1__request__free_unpacked(req, NULL);
+		reply_now(c, NQ_ENOMEM, "broker out of memory");
+		return;
+	}
+	op->kind = BROKER_OP_REQUEST;
+	op->req = req;
+	op->conn = c;
+	op->pipe_id = (uint32_t)nng_pipe_id(pipe);
+	c->state = CONN_WAIT;
+	broker_post(c->b, op);
+}
+
+static void conn_cb(void *arg)
+{
+	broker_conn *c = arg;
+	int rv = nng_aio_result(c->aio);
+	switch (c->state) {
+	case CONN_RECV:
+		if (rv != 0) {
+			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+				return;
+			nng_ctx_recv(c->ctx, c->aio);
+			return;
+		}
+		on_request(c, nng_aio_get_msg(c->aio));
+		return;
+	case CONN_SEND:
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(c->aio));
+			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+				return;
+		}
+		c->state = CONN_RECV;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	case CONN_WAIT:
+		return;
+	}
+}
+
+void broker_conn_reply(broker_conn *c, nng_msg *msg)
+{
+	c->state = CONN_SEND;
+	nng_aio_set_msg(c->aio, msg);
+	nng_ctx_send(c->ctx, c->aio);
+}
+
+/* No reply can be built: the requester times out and retries. */
+void broker_conn_drop(broker_conn *c)
+{
+	c->state = CONN_RECV;
+	nng_ctx_recv(c->ctx, c->aio);
+}
+
+static void results_cb(void *arg)
+{
+	broker *b = arg;
+	int rv = nng_aio_result(b->results_aio);
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv == 0) {
+		nng_msg *msg = nng_aio_get_msg(b->results_aio);
+		Nq__V1__CompletionBatch *batch = nqi_completions_unpack(
+		    nng_msg_body(msg), nng_msg_len(msg));
+		nng_msg_free(msg);
+		broker_op *op = batch && batch->version == NQI_PROTOCOL_VERSION
+		    ? calloc(1, sizeof *op) : NULL;
+		if (op) {
+			op->kind = BROKER_OP_COMPLETIONS;
+			op->batch = batch;
+			broker_post(b, op);
+		} else {
+			nqi_warn("NQ-COMPLETION-REJECTED", "reason=%s",
+			    batch ? "version" : "malformed");
+			if (batch)
+				nq__v1__completion_batch__free_unpacked(batch, NULL);
+		}
+	}
+	nng_recv_aio(b->results, b->results_aio);
+}
+
+/* A worker connection closed: its leases are released at once. */
+static void pipe_gone_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	broker *b = arg;
+	broker_op *op = calloc(1, sizeof *op);
+	(void)ev;
+	if (!op)
+		return; /* the leases lapse on their own instead */
+	op->kind = BROKER_OP_PIPE_GONE;
+	op->pipe_id = (uint32_t)nng_pipe_id(p);
+	broker_post(b, op);
+}
+
+static int listen_on(nng_socket s, const char *url, size_t max_msg,
+    const char *what, char *err, size_t errlen)
+{
+	int rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, max_msg);
+	if (rv == 0)
+		rv = nng_listen(s, url, NULL, 0);
+	if (rv != 0)
+		snprintf(err, errlen, "cannot listen on %s (--%s): %s", url,
+		    what, nng_strerror(rv));
+	return rv;
+}
+
+static int conns_open(broker *b, nng_socket s, bool work, int n, int first)
+{
+	for (int i = first; i < first + n; i++) {
+		broker_conn *c = &b->conns[i];
+		c->b = b;
+		c->work = work;
+		c->state = CONN_RECV;
+		int rv = nng_aio_alloc(&c->aio, conn_cb, c);
+		if (rv == 0)
+			rv = nng_ctx_open(&c->ctx, s);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
+int broker_net_open(broker *b, char *err, size_t errlen)
+{
+	/* A batch may carry many payloads; one message is still bounded. */
+	size_t max_msg = b->cfg.max_payload * 8 + (16u << 20);
+	int n = b->cfg.api_contexts + b->cfg.work_contexts;
+	int rv = nng_rep0_open(&b->api);
+	if (rv == 0)
+		rv = nng_rep0_open(&b->work);
+	if (rv == 0)
+		rv = nng_pull0_open(&b->results);
+	if (rv == 0)
+		rv = nng_pipe_notify(b->work, NNG_PIPE_EV_REM_POST,
+		    pipe_gone_cb, b);
+	if (rv == 0)
+		rv = nng_aio_alloc(&b->results_aio, results_cb, b);
+	if (rv != 0) {
+		snprintf(err, errlen, "cannot open sockets: %s", nng_strerror(rv));
+		return NQ_EUNAVAIL;
+	}
+	if (listen_on(b->api, b->cfg.api_url, max_msg, "api", err, errlen) ||
+	    listen_on(b->work, b->cfg.work_url, 1u << 20, "work", err, errlen) ||
+	    listen_on(b->results, b->cfg.results_url, max_msg, "results", err,
+		errlen))
+		return NQ_EUNAVAIL;
+	b->conns = calloc((size_t)n, sizeof *b->conns);
+	if (!b->conns)
+		return NQ_ENOMEM;
+	b->nconns = n;
+	if (conns_open(b, b->api, false, b->cfg.api_contexts, 0) ||
+	    conns_open(b, b->work, true, b->cfg.work_contexts,
+		b->cfg.api_contexts)) {
+		snprintf(err, errlen, "cannot open socket contexts");
+		return NQ_ENOMEM;
+	}
+	for (int i = 0; i < n; i++)
+		nng_ctx_recv(b->conns[i].ctx, b->conns[i].aio);
+	nng_recv_aio(b->results, b->results_aio);
+	return NQ_OK;
+}
+
+void broker_net_close(broker *b)
+{
+	/* Stop callbacks before freeing what they use. */
+	for (int i = 0; i < b->nconns; i++)
+		if (b->conns[i].aio)
+			nng_aio_stop(b->conns[i].aio);
+	if (b->results_aio)
+		nng_aio_stop(b->results_aio);
+	nng_close(b->api);
+	nng_close(b->work);
+	nng_close(b->results);
+	for (int i = 0; i < b->nconns; i++)
+		nng_aio_free(b->conns[i].aio);
+	nng_aio_free(b->results_aio);
+	free(b->conns);
+	b->conns = NULL;
+	b->nconns = 0;
+}

@@ -1,0 +1,518 @@
+/* The worker side: fetch (leases), extend, completions, lapsed leases,
+ * dropped connections, and the timers of the sweep. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "nqi/backoff.h"
+#include "nqi/log.h"
+#include "nqi/util.h"
+
+#define MAX_FETCH 1000
+#define MAX_WAIT_MS 60000
+#define MIN_LEASE_MS 50
+#define MAX_LEASE_MS (3600ull * 1000)
+#define DEFAULT_LEASE_MS 30000
+#define MAX_ERROR_TEXT 4096
+#define SWEEP_TTL_LIMIT 10000
+
+static uint64_t clamp_lease(uint64_t ms)
+{
+	if (ms == 0)
+		return DEFAULT_LEASE_MS;
+	return ms < MIN_LEASE_MS ? MIN_LEASE_MS : ms > MAX_LEASE_MS ?
+	    MAX_LEASE_MS : ms;
+}
+
+static bool pipe_dead(const broker *b, uint32_t pipe_id)
+{
+	for (size_t i = 0; i < BROKER_DEAD_PIPES; i++)
+		if (b->dead_pipes[i] == pipe_id && pipe_id)
+			return true;
+	return false;
+}
+
+/* The queue among the named ones whose head job should run next. */
+static broker_queue *best_queue(broker *b, const Nq__V1__FetchRequest *f)
+{
+	broker_queue *best = NULL;
+	broker_ready head, cand;
+	for (size_t i = 0; i < f->n_queues; i++) {
+		int qi = broker_queue_find(&b->index, f->queues[i]);
+		if (qi < 0)
+			continue;
+		broker_queue *q = &b->index.queues[qi];
+		if (q->paused || !broker_ready_peek(q, &cand))
+			continue;
+		if (!best || cand.priority > head.priority ||
+		    (cand.priority == head.priority && cand.id < head.id)) {
+			best = q;
+			head = cand;
+		}
+	}
+	return best;
+}
+
+/* Pops ready entries until one names a job that is really ready. Expired
+ * jobs (deadline passed) are finished on the way. *job NULL: none left. */
+static int pop_ready(broker *b, broker_queue *q, Nq__V1__Job **job)
+{
+	broker_ready e;
+	uint64_t now = nqi_now_us();
+	*job = NULL;
+	while (broker_ready_peek(q, &e)) {
+		broker_ready_pop(q);
+		Nq__V1__Job *j;
+		int rv = broker_job_read(b, e.id, &j);
+		if (rv == NQ_ESTORE || rv == NQ_ENOMEM)
+			return rv;
+		if (rv != 0 || j->state != NQ__V1__JOB_STATE__JOB_STATE_READY)
+			continue; /* stale: canceled or deleted */
+		if (j->spec->deadline_us && now > j->spec->deadline_us) {
+			j->dead_reason = (char *)"expired";
+			if ((rv = broker_job_finish(b, j, NQ_STATE_EXPIRED, now)))
+				return rv;
+			continue;
+		}
+		*job = j;
+		return NQ_OK;
+	}
+	return NQ_OK;
+}
+
+static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
+{
+	const Nq__V1__FetchRequest *f = op->req->fetch;
+	uint64_t now = nqi_now_us();
+	broker_lease l = {
+		.id = broker_job_id(job),
+		.token = nqi_random_u64() | 1,
+		.expires_us = now + clamp_lease(f->lease_ms) * 1000,
+		.pipe_id = op->pipe_id,
+		.queue = (uint32_t)qi,
+	};
+	job->state = NQ__V1__JOB_STATE__JOB_STATE_LEASED;
+	job->attempt++;
+	job->lease_token = l.token;
+	job->lease_expires_us = l.expires_us;
+	job->started_us = now;
+	job->worker_id = broker_arena_strdup(&b->arena, f->worker_id);
+	if (!job->worker_id)
+		return NQ_ENOMEM;
+	int rv = broker_job_write(b, l.id, job);
+	if (rv == 0)
+		rv = broker_lease_put(&b->index, &l);
+	if (rv == 0)
+		broker_count_move(b, job->spec->queue, NQ_STATE_READY,
+		    NQ_STATE_LEASED);
+	return rv;
+}
+
+/* Leases up to max_jobs jobs into the op's reply; returns how many in *n. */
+static int lease_jobs(broker *b, broker_op *op, size_t *n)
+{
+	static const Nq__V1__FetchReply init = NQ__V1__FETCH_REPLY__INIT;
+	const Nq__V1__FetchRequest *f = op->req->fetch;
+	size_t max = f->max_jobs ? f->max_jobs : 1;
+	if (max > MAX_FETCH)
+		max = MAX_FETCH;
+	Nq__V1__FetchReply *r = broker_arena_alloc(&b->arena, sizeof *r);
+	Nq__V1__Job **jobs = broker_arena_alloc(&b->arena, max * sizeof *jobs);
+	if (!r || !jobs)
+		return NQ_ENOMEM;
+	*r = init;
+	r->jobs = jobs;
+	broker_queue *q;
+	while (r->n_jobs < max && (q = best_queue(b, f)) != NULL) {
+		Nq__V1__Job *job;
+		int rv = pop_ready(b, q, &job);
+		if (rv != 0)
+			return rv;
+		if (!job)
+			continue;
+		rv = lease_one(b, op, job, (int)(q - b->index.queues));
+		if (rv != 0)
+			return rv;
+		jobs[r->n_jobs++] = job;
+	}
+	op->reply->body_case = NQ__V1__REPLY__BODY_FETCH;
+	op->reply->fetch = r;
+	*n = r->n_jobs;
+	return NQ_OK;
+}
+
+static const char *check_fetch(const Nq__V1__FetchRequest *f)
+{
+	if (f->n_queues == 0)
+		return "fetch names no queue";
+	if (f->n_queues > 64)
+		return "fetch names more than 64 queues";
+	for (size_t i = 0; i < f->n_queues; i++)
+		if (!nqi_name_valid(f->queues[i]))
+			return "queue names must match [A-Za-z0-9._-]{1,128}";
+	if (strlen(f->worker_id) > 256)
+		return "worker_id is limited to 256 bytes";
+	return NULL;
+}
+
+int broker_on_fetch(broker *b, broker_op *op)
+{
+	const Nq__V1__FetchRequest *f = op->req->fetch;
+	const char *bad = check_fetch(f);
+	if (bad) {
+		broker_set_status(b, op, NQ_EINVAL, "%s", bad);
+		broker_finish(b, op);
+		return NQ_OK;
+	}
+	size_t n = 0;
+	int rv = pipe_dead(b, op->pipe_id) ? NQ_OK : lease_jobs(b, op, &n);
+	if (rv != 0)
+		return rv;
+	if (n > 0 || f->wait_ms == 0 || b->stopping || pipe_dead(b, op->pipe_id)) {
+		broker_finish(b, op);
+		return NQ_OK;
+	}
+	uint64_t wait = f->wait_ms < MAX_WAIT_MS ? f->wait_ms : MAX_WAIT_MS;
+	op->deadline_ms = nqi_mono_ms() + wait;
+	op->reply = NULL;
+	/* Appended at the tail, so the longest waiting worker is served
+	 * first. */
+	broker_op **pp = &b->parked_fetch;
+	while (*pp)
+		pp = &(*pp)->next;
+	op->next = NULL;
+	*pp = op;
+	return NQ_OK;
+}
+
+int broker_serve_parked(broker *b)
+{
+	uint64_t now = nqi_mono_ms();
+	broker_op **pp = &b->parked_fetch;
+	while (*pp) {
+		broker_op *op = *pp;
+		size_t n = 0;
+		op->reply = broker_reply_new(b);
+		if (!op->reply)
+			return NQ_ENOMEM;
+		bool gone = pipe_dead(b, op->pipe_id);
+		int rv = gone ? NQ_OK : lease_jobs(b, op, &n);
+		if (rv != 0)
+			return rv;
+		if (n == 0 && !gone && op->deadline_ms > now && !b->stopping) {
+			op->reply = NULL;
+			pp = &op->next;
+			continue;
+		}
+		*pp = op->next;
+		broker_finish(b, op);
+	}
+	return broker_expire_waits(b, now);
+}
+
+int broker_on_extend(broker *b, broker_op *op)
+{
+	static const Nq__V1__ExtendReply init = NQ__V1__EXTEND_REPLY__INIT;
+	static const Nq__V1__Status sinit = NQ__V1__STATUS__INIT;
+	const Nq__V1__ExtendRequest *e = op->req->extend;
+	size_t n = e->n_leases > MAX_FETCH ? MAX_FETCH : e->n_leases;
+	Nq__V1__ExtendReply *r = broker_arena_alloc(&b->arena, sizeof *r);
+	Nq__V1__Status *st = broker_arena_alloc(&b->arena, (n + 1) * sizeof *st);
+	Nq__V1__Status **ptrs = broker_arena_alloc(&b->arena,
+	    (n + 1) * sizeof *ptrs);
+	if (!r || !st || !ptrs)
+		return NQ_ENOMEM;
+	*r = init;
+	uint64_t until = nqi_now_us() + clamp_lease(e->lease_ms) * 1000;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t id;
+		broker_lease *l = NULL;
+		if (nqi_id_parse(e->leases[i]->id, &id) == 0)
+			l = broker_lease_find(&b->index, id);
+		st[i] = sinit;
+		if (l && l->token == e->leases[i]->lease_token) {
+			l->expires_us = until;
+		} else {
+			st[i].code = NQ__V1__CODE__FAILED_PRECONDITION;
+			st[i].message = (char *)"lease not held (expired, or "
+			    "the job was handed out again)";
+		}
+		ptrs[i] = &st[i];
+	}
+	r->results = ptrs;
+	r->n_results = n;
+	op->reply->body_case = NQ__V1__REPLY__BODY_EXTEND;
+	op->reply->extend = r;
+	broker_finish(b, op);
+	return NQ_OK;
+}
+
+/* ---- ends of attempts ---- */
+
+static char *bounded_text(broker *b, const char *s)
+{
+	size_t n = strnlen(s, MAX_ERROR_TEXT);
+	char *p = broker_arena_alloc(&b->arena, n + 1);
+	if (p) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+static int add_error(broker *b, Nq__V1__Job *job, const char *msg,
+    bool retryable, const char *worker)
+{
+	static const Nq__V1__AttemptError init = NQ__V1__ATTEMPT_ERROR__INIT;
+	Nq__V1__AttemptError *e = broker_arena_alloc(&b->arena, sizeof *e);
+	Nq__V1__AttemptError **v = broker_arena_alloc(&b->arena,
+	    (job->n_errors + 1) * sizeof *v);
+	if (!e || !v)
+		return NQ_ENOMEM;
+	*e = init;
+	e->attempt = job->attempt;
+	e->at_us = nqi_now_us();
+	e->message = bounded_text(b, msg && msg[0] ? msg : "failed");
+	e->retryable = retryable;
+	e->worker_id = bounded_text(b, worker ? worker : "");
+	if (!e->message || !e->worker_id)
+		return NQ_ENOMEM;
+	memcpy(v, job->errors, job->n_errors * sizeof *v);
+	v[job->n_errors++] = e;
+	job->errors = v;
+	return NQ_OK;
+}
+
+static void log_job(const char *msgid, const Nq__V1__Job *job,
+    const char *detail)
+{
+	nqi_info(msgid, "id=%s queue=%s type=%s attempt=%u%s%s", job->id,
+	    job->spec->queue, job->spec->type, job->attempt,
+	    detail ? " " : "", detail ? detail : "");
+}
+
+/*
+ * Ends a failed attempt: kept as an error, then dead (non-retryable, or no
+ * attempts left) or scheduled again. retry_after_ms 0 uses the backoff;
+ * UINT64_MAX retries at once.
+ */
+static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
+    bool retryable, const char *worker, uint64_t retry_after_ms)
+{
+	int rv = add_error(b, job, msg, retryable, worker);
+	if (rv != 0)
+		return rv;
+	int qi = broker_queue_get(&b->index, job->spec->queue);
+	if (qi >= 0)
+		b->index.queues[qi].failed_total++;
+	uint64_t now = nqi_now_us();
+	if (!retryable || job->attempt >= job->max_attempts) {
+		job->dead_reason = (char *)(retryable ? "max_attempts"
+		    : "non_retryable");
+		if (qi >= 0)
+			b->index.queues[qi].dead_total++;
+		log_job("NQ-JOB-DEAD", job, job->dead_reason);
+		return broker_job_finish(b, job, NQ_STATE_DEAD, now);
+	}
+	uint64_t delay_ms = retry_after_ms == UINT64_MAX ? 0 : retry_after_ms
+	    ? retry_after_ms : nqi_backoff_ms(job->attempt,
+	    b->cfg.backoff_base_ms, b->cfg.backoff_cap_ms, nqi_random_u64());
+	return broker_job_requeue(b, job, now + delay_ms * 1000);
+}
+
+/* Reads the job of a lease being ended and drops the lease. *job NULL when
+ * the record is gone or no longer under this lease. */
+static int take_lease(broker *b, uint64_t id, uint64_t token,
+    Nq__V1__Job **job)
+{
+	*job = NULL;
+	broker_lease *l = broker_lease_find(&b->index, id);
+	if (!l || l->token != token)
+		return NQ_OK;
+	broker_lease_del(&b->index, id);
+	int rv = broker_job_read(b, id, job);
+	if (rv == NQ_ESTORE || rv == NQ_ENOMEM)
+		return rv;
+	if (rv != 0 || (*job)->state != NQ__V1__JOB_STATE__JOB_STATE_LEASED ||
+	    (*job)->lease_token != token)
+		*job = NULL;
+	return NQ_OK;
+}
+
+static int complete_one(broker *b, const Nq__V1__Completion *c,
+    const char *worker)
+{
+	uint64_t id;
+	Nq__V1__Job *job;
+	if (nqi_id_parse(c->id, &id) != 0)
+		return NQ_OK;
+	int rv = take_lease(b, id, c->lease_token, &job);
+	if (rv != 0 || !job) {
+		if (rv == 0)
+			nqi_debug("NQ-COMPLETION-STALE", "id=%.20s worker=%.64s",
+			    c->id, worker);
+		return rv;
+	}
+	int qi = broker_queue_get(&b->index, job->spec->queue);
+	switch (c->outcome) {
+	case NQ__V1__OUTCOME__OUTCOME_SUCCEEDED:
+		job->result = c->result;
+		if (job->result.len > b->cfg.max_payload) {
+			nqi_warn("NQ-RESULT-TRUNCATED", "id=%s bytes=%zu limit=%llu",
+			    job->id, job->result.len,
+			    (unsigned long long)b->cfg.max_payload);
+			job->result.len = b->cfg.max_payload;
+		}
+		if (qi >= 0)
+			b->index.queues[qi].succeeded_total++;
+		log_job("NQ-JOB-SUCCEEDED", job, NULL);
+		return broker_job_finish(b, job, NQ_STATE_SUCCEEDED, nqi_now_us());
+	case NQ__V1__OUTCOME__OUTCOME_RELEASED:
+		if (job->attempt > 0)
+			job->attempt--; /* it did not run: no attempt spent */
+		return broker_job_requeue(b, job, nqi_now_us());
+	default:
+		log_job("NQ-JOB-FAILED", job, NULL);
+		return fail_attempt(b, job, c->error, !c->non_retryable, worker,
+		    c->retry_after_ms);
+	}
+}
+
+int broker_on_completions(broker *b, broker_op *op)
+{
+	const Nq__V1__CompletionBatch *batch = op->batch;
+	for (size_t i = 0; i < batch->n_completions; i++) {
+		int rv = complete_one(b, batch->completions[i], batch->worker_id);
+		if (rv != 0)
+			return rv;
+	}
+	return NQ_OK;
+}
+
+/* Ends the lease at index i of the lease table as a failed attempt. */
+static int lapse(broker *b, broker_lease l, const char *why,
+    uint64_t retry_after_ms)
+{
+	Nq__V1__Job *job;
+	int rv = take_lease(b, l.id, l.token, &job);
+	if (rv != 0 || !job)
+		return rv;
+	char msg[400];
+	snprintf(msg, sizeof msg, "%s (worker %.200s)", why, job->worker_id);
+	log_job(retry_after_ms ? "NQ-WORKER-GONE" : "NQ-LEASE-EXPIRED", job,
+	    NULL);
+	return fail_attempt(b, job, msg, true, job->worker_id, retry_after_ms);
+}
+
+int broker_on_pipe_gone(broker *b, broker_op *op)
+{
+	b->dead_pipes[b->dead_pipe_next++ % BROKER_DEAD_PIPES] = op->pipe_id;
+	broker_index *x = &b->index;
+	for (size_t i = x->nleases; i-- > 0;) {
+		if (i >= x->nleases || x->leases[i].pipe_id != op->pipe_id)
+			continue;
+		int rv = lapse(b, x->leases[i], "worker connection lost",
+		    UINT64_MAX);
+		if (rv != 0)
+			return rv;
+	}
+	return NQ_OK;
+}
+
+static int sweep_leases(broker *b, uint64_t now_us)
+{
+	broker_index *x = &b->index;
+	for (size_t i = x->nleases; i-- > 0;) {
+		if (i >= x->nleases || x->leases[i].expires_us > now_us)
+			continue;
+		int rv = lapse(b, x->leases[i], "lease expired before the "
+		    "job finished or was extended", 0);
+		if (rv != 0)
+			return rv;
+	}
+	return NQ_OK;
+}
+
+/* Scheduled jobs whose time has come become ready. */
+static int sweep_timers(broker *b, uint64_t now_us)
+{
+	broker_timer t;
+	while (broker_timer_peek(&b->index, &t) && t.run_at_us <= now_us) {
+		broker_timer_pop(&b->index);
+		Nq__V1__Job *job;
+		int rv = broker_job_read(b, t.id, &job);
+		if (rv == NQ_ESTORE || rv == NQ_ENOMEM)
+			return rv;
+		if (rv != 0 ||
+		    job->state != NQ__V1__JOB_STATE__JOB_STATE_SCHEDULED)
+			continue; /* stale: canceled meanwhile */
+		if ((rv = broker_job_requeue(b, job, job->run_at_us)) != 0)
+			return rv;
+	}
+	return NQ_OK;
+}
+
+static int expire_idem(broker *b, const uint8_t *key, size_t len,
+    uint64_t at_us)
+{
+	MDB_val k = {len, (void *)key}, v;
+	int rc = mdb_get(b->txn, b->db_idem, &k, &v);
+	/* The key may have been taken again later with a new window. */
+	if (rc == 0 && v.mv_size == 16 &&
+	    nqi_be64_get((uint8_t *)v.mv_data + 8) == at_us)
+		rc = mdb_del(b->txn, b->db_idem, &k, NULL);
+	return rc == 0 || rc == MDB_NOTFOUND ? NQ_OK : NQ_ESTORE;
+}
+
+static int expire_job(broker *b, uint64_t id)
+{
+	Nq__V1__Job *job;
+	int rv = broker_job_read(b, id, &job);
+	if (rv == NQ_ESTORE || rv == NQ_ENOMEM)
+		return rv;
+	if (rv != 0)
+		return NQ_OK;
+	broker_count_move(b, job->spec->queue, (int)job->state, 0);
+	b->jobs_stored--;
+	return broker_job_delete(b, id);
+}
+
+/* Deletes finished jobs past their result_ttl and lapsed idempotency
+ * keys, a bounded number per sweep. */
+static int sweep_expiry(broker *b, uint64_t now_us)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	if (mdb_cursor_open(b->txn, b->db_expiry, &cur) != 0)
+		return NQ_ESTORE;
+	int rv = NQ_OK, rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	for (int n = 0; rc == 0 && rv == 0 && n < SWEEP_TTL_LIMIT; n++) {
+		const uint8_t *key = k.mv_data;
+		uint64_t at = k.mv_size >= 9 ? nqi_be64_get(key) : 0;
+		if (at > now_us)
+			break;
+		if (k.mv_size == 17 && key[8] == 'j')
+			rv = expire_job(b, nqi_be64_get(key + 9));
+		else if (k.mv_size > 9 && key[8] == 'i')
+			rv = expire_idem(b, key + 9, k.mv_size - 9, at);
+		if (rv == 0 && mdb_cursor_del(cur, 0) != 0)
+			rv = NQ_ESTORE;
+		b->dirty = true;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return rv;
+}
+
+int broker_sweep(broker *b)
+{
+	uint64_t now_us = nqi_now_us(), now_ms = nqi_mono_ms();
+	int rv = sweep_timers(b, now_us);
+	if (rv != 0 || now_ms < b->next_sweep_ms)
+		return rv;
+	b->next_sweep_ms = now_ms + b->cfg.lease_check_ms;
+	if ((rv = sweep_leases(b, now_us)) != 0)
+		return rv;
+	return sweep_expiry(b, now_us);
+}
