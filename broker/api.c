@@ -311,6 +311,7 @@ int broker_on_wait(broker *b, broker_op *op)
 	    w->timeout_ms : MAX_WAIT_MS;
 	op->deadline_ms = nqi_mono_ms() + ms;
 	op->wait_id = broker_job_id(job);
+	op->settled = true;
 	op->reply = NULL; /* rebuilt in the group that answers it */
 	op->next = b->parked_wait;
 	b->parked_wait = op;

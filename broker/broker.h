@@ -75,6 +75,7 @@ typedef struct broker_op {
 	Nq__V1__Reply *reply;           /* built in the group arena */
 	uint64_t deadline_ms;           /* parked ops: monotonic deadline */
 	uint64_t wait_id;               /* parked wait: the job id */
+	bool settled;                   /* finished or parked by its handler */
 	struct broker_op *next;
 } broker_op;
 

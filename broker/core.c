@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+
 #include "broker.h"
 #include "nqi/log.h"
 #include "nqi/util.h"
@@ -73,6 +76,7 @@ Nq__V1__Reply *broker_reply_new(broker *b)
 
 void broker_finish(broker *b, broker_op *op)
 {
+	op->settled = true;
 	op->next = b->done;
 	b->done = op;
 }
@@ -130,7 +134,12 @@ static int apply(broker *b, broker_op *op)
 		broker_finish(b, op);
 		return NQ_ENOMEM;
 	}
-	return d->fn(b, op);
+	int rv = d->fn(b, op);
+	/* A handler that failed half-way still owes its requester a reply;
+	 * fail_group fills in the error. */
+	if (rv != 0 && !op->settled)
+		broker_finish(b, op);
+	return rv;
 }
 
 static void send_replies(broker *b)
@@ -195,6 +204,9 @@ static void fail_group(broker *b, broker_op *rest, int err)
 	pthread_mutex_lock(&b->mu);
 	b->ready = false;
 	pthread_mutex_unlock(&b->mu);
+	/* A store that cannot commit would fail the next group at once;
+	 * pause so a full disk does not become a busy loop. */
+	nng_msleep(50);
 	if (broker_recover(b, false) == 0) {
 		pthread_mutex_lock(&b->mu);
 		b->ready = true;

@@ -175,6 +175,7 @@ int broker_on_fetch(broker *b, broker_op *op)
 	}
 	uint64_t wait = f->wait_ms < MAX_WAIT_MS ? f->wait_ms : MAX_WAIT_MS;
 	op->deadline_ms = nqi_mono_ms() + wait;
+	op->settled = true;
 	op->reply = NULL;
 	/* Appended at the tail, so the longest waiting worker is served
 	 * first. */
