@@ -1,0 +1,101 @@
+/*
+ * Sample nq v1 messages with fixed, fully populated values.
+ *
+ * The golden fixtures under tests/fixtures/v1 are these samples as packed
+ * once by gen_fixtures; the codec tests check the fixtures against the
+ * constants below and round-trip the samples. Never change a constant: a
+ * committed fixture holds it. Add a new sample (and fixture) instead.
+ */
+#ifndef NQT_SAMPLES_H
+#define NQT_SAMPLES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nq/v1/api.pb-c.h"
+#include "nq/v1/events.pb-c.h"
+#include "nq/v1/job.pb-c.h"
+
+#define NQT_ID "0190f5a2b3c4d5e6"
+#define NQT_ID2 "0190f5a2b3c4d5e7"
+#define NQT_QUEUE "emails"
+#define NQT_QUEUE2 "reports"
+#define NQT_TYPE "send-email"
+#define NQT_TOKEN "tok-producer-1"
+#define NQT_WORKER "worker-a-4242-9f2c"
+/* msgpack of {"to":"ada@example.com"} */
+#define NQT_PAYLOAD "\x81\xa2to\xaf" "ada@example.com"
+#define NQT_PAYLOAD_LEN 19
+#define NQT_CONTENT_TYPE "application/msgpack"
+#define NQT_SCHEMA_VERSION 3u
+#define NQT_PRIORITY (-5)
+#define NQT_RUN_AT_US 1764280000000000ull
+#define NQT_DELAY_MS 1500ull
+#define NQT_MAX_ATTEMPTS 7u
+#define NQT_TIMEOUT_MS 45000ull
+#define NQT_IDEMPOTENCY_KEY "welcome-42"
+#define NQT_ORDERING_KEY "user-42"
+#define NQT_TRACEPARENT "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+#define NQT_PAYLOAD_REF "s3://nq-blobs/blob-42"
+#define NQT_DEADLINE_US 1764283600000000ull
+#define NQT_CREATED_US 1764279990000001ull
+#define NQT_STARTED_US 1764280001000002ull
+#define NQT_FINISHED_US 1764280002000003ull
+/* bytes with a NUL inside, so nothing treats results as C strings */
+#define NQT_RESULT "sent\0id=77"
+#define NQT_RESULT_LEN 10
+#define NQT_LEASE_TOKEN 0xfedcba9876543210ull
+#define NQT_LEASE_TOKEN2 0x0000000100000001ull
+#define NQT_LEASE_EXPIRES_US 1764280031000002ull
+#define NQT_DEAD_REASON "max_attempts"
+#define NQT_ERROR1 "smtp 451: try again later"
+#define NQT_ERROR2 "smtp 550: mailbox unavailable \xc3\xa9"
+#define NQT_ERROR1_AT_US 1764279995000000ull
+#define NQT_STATUS_MESSAGE "payload is 300000 bytes, limit is 262144"
+#define NQT_RETRY_AFTER_MS 2500ull
+#define NQT_WAIT_MS 60000ull
+#define NQT_LEASE_MS 30000ull
+#define NQT_MAX_JOBS 4u
+#define NQT_LIST_LIMIT 100u
+#define NQT_EVENT_SEQ 9007199254740993ull
+#define NQT_COMMITS 123456ull
+#define NQT_UPTIME_MS 86400000ull
+#define NQT_JOBS_STORED 4000000000ull
+#define NQT_VERSION "0.1.0"
+
+typedef struct nqt_sample {
+	const char *name; /* fixture file name, without ".bin" */
+	const ProtobufCMessage *msg;
+} nqt_sample;
+
+/* Returns the samples (static storage, built on first call; not thread
+ * safe) and writes their count to *n. */
+const nqt_sample *nqt_samples(size_t *n);
+/* The sample called name, or NULL. */
+const ProtobufCMessage *nqt_sample_get(const char *name);
+
+/* Every message type of nq.v1, for coverage checks. */
+const ProtobufCMessageDescriptor *const *nqt_descriptors(size_t *n);
+
+/*
+ * Deep comparison of two messages of one type by their descriptors. Returns
+ * true when equal; otherwise writes the path of the first difference
+ * ("Job.errors[1].message") to why.
+ */
+bool nqt_msg_equal(const ProtobufCMessage *a, const ProtobufCMessage *b,
+    char *why, size_t whylen);
+
+/*
+ * Field coverage: records, per message type, which fields hold a non-default
+ * value somewhere in m (oneof members count when selected).
+ */
+typedef struct nqt_coverage nqt_coverage;
+nqt_coverage *nqt_coverage_new(void);
+void nqt_coverage_add(nqt_coverage *c, const ProtobufCMessage *m);
+/* Writes the first "Message.field" never seen set (or a message type never
+ * seen) to missing and returns false; true when everything was covered. */
+bool nqt_coverage_complete(const nqt_coverage *c, char *missing, size_t len);
+void nqt_coverage_free(nqt_coverage *c);
+
+#endif

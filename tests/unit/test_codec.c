@@ -1,0 +1,786 @@
+/* Codec: every nq.v1 message round-trips, the committed golden fixtures keep
+ * decoding to their values, and hostile bytes never crash a decoder. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nqi/codec.h"
+#include "nqi/util.h"
+#include "samples.h"
+
+#define COUNT(a) (sizeof(a) / sizeof *(a))
+
+/* ---- helpers ---- */
+
+static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
+{
+	uint8_t *buf = NULL;
+	assert_int_equal(nqi_buf_pack(m, &buf, len), NQ_OK);
+	assert_non_null(buf);
+	return buf;
+}
+
+/* Decodes with the nqi_* entry point of the type when there is one, so the
+ * decoders the services use are the ones fed hostile bytes. */
+static ProtobufCMessage *unpack_as(const ProtobufCMessageDescriptor *d,
+    const uint8_t *buf, size_t len)
+{
+	if (d == &nq__v1__request__descriptor)
+		return (ProtobufCMessage *)nqi_request_unpack(buf, len);
+	if (d == &nq__v1__reply__descriptor)
+		return (ProtobufCMessage *)nqi_reply_unpack(buf, len);
+	if (d == &nq__v1__completion_batch__descriptor)
+		return (ProtobufCMessage *)nqi_completions_unpack(buf, len);
+	if (d == &nq__v1__job__descriptor)
+		return (ProtobufCMessage *)nqi_job_unpack(buf, len);
+	return protobuf_c_message_unpack(d, NULL, len, buf);
+}
+
+static void assert_msg_equal(const ProtobufCMessage *a,
+    const ProtobufCMessage *b, const char *what)
+{
+	char why[512];
+	if (!nqt_msg_equal(a, b, why, sizeof why))
+		fail_msg("%s: differs at %s", what, why);
+}
+
+static uint8_t *read_fixture(const char *name, size_t *len)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/%s.bin", NQ_FIXTURE_DIR, name);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		fail_msg("missing fixture %s (run gen_fixtures for new samples)",
+		    path);
+	uint8_t *buf = malloc(1 << 16);
+	assert_non_null(buf);
+	*len = fread(buf, 1, 1 << 16, f);
+	assert_int_equal(ferror(f), 0);
+	fclose(f);
+	return buf;
+}
+
+static void assert_bin(ProtobufCBinaryData b, const char *want, size_t n)
+{
+	assert_int_equal(b.len, n);
+	assert_memory_equal(b.data, want, n);
+}
+
+/* xorshift64*: a fixed seed gives the same hostile inputs every run. */
+static uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dull;
+}
+
+/* ---- expected values of the fixtures, written out field by field ---- */
+
+static void check_spec(const Nq__V1__JobSpec *s)
+{
+	assert_non_null(s);
+	assert_string_equal(s->queue, NQT_QUEUE);
+	assert_string_equal(s->type, NQT_TYPE);
+	assert_bin(s->payload, NQT_PAYLOAD, NQT_PAYLOAD_LEN);
+	assert_string_equal(s->content_type, NQT_CONTENT_TYPE);
+	assert_int_equal(s->schema_version, NQT_SCHEMA_VERSION);
+	assert_int_equal(s->priority, NQT_PRIORITY);
+	assert_int_equal(s->run_at_us, NQT_RUN_AT_US);
+	assert_int_equal(s->delay_ms, NQT_DELAY_MS);
+	assert_int_equal(s->max_attempts, NQT_MAX_ATTEMPTS);
+	assert_int_equal(s->timeout_ms, NQT_TIMEOUT_MS);
+	assert_string_equal(s->idempotency_key, NQT_IDEMPOTENCY_KEY);
+	assert_string_equal(s->ordering_key, NQT_ORDERING_KEY);
+	assert_string_equal(s->traceparent, NQT_TRACEPARENT);
+	assert_string_equal(s->payload_ref, NQT_PAYLOAD_REF);
+	assert_int_equal(s->deadline_us, NQT_DEADLINE_US);
+}
+
+static void check_spec_min(const Nq__V1__JobSpec *s)
+{
+	assert_non_null(s);
+	assert_string_equal(s->queue, NQT_QUEUE2);
+	assert_string_equal(s->type, NQT_TYPE);
+	assert_int_equal(s->payload.len, 0);
+	assert_string_equal(s->content_type, "");
+	assert_int_equal(s->priority, 0);
+	assert_int_equal(s->max_attempts, 0);
+	assert_string_equal(s->idempotency_key, "");
+}
+
+static void check_errors(const Nq__V1__Job *j)
+{
+	assert_int_equal(j->n_errors, 2);
+	assert_int_equal(j->errors[0]->attempt, 1);
+	assert_int_equal(j->errors[0]->at_us, NQT_ERROR1_AT_US);
+	assert_string_equal(j->errors[0]->message, NQT_ERROR1);
+	assert_true(j->errors[0]->retryable);
+	assert_string_equal(j->errors[0]->worker_id, NQT_WORKER);
+	assert_int_equal(j->errors[1]->attempt, NQT_MAX_ATTEMPTS);
+	assert_int_equal(j->errors[1]->at_us, NQT_FINISHED_US);
+	assert_string_equal(j->errors[1]->message, NQT_ERROR2);
+	assert_false(j->errors[1]->retryable);
+}
+
+static void check_job(const Nq__V1__Job *j)
+{
+	assert_non_null(j);
+	assert_string_equal(j->id, NQT_ID);
+	check_spec(j->spec);
+	assert_int_equal(j->state, NQ__V1__JOB_STATE__JOB_STATE_DEAD);
+	assert_int_equal(j->attempt, NQT_MAX_ATTEMPTS);
+	assert_int_equal(j->max_attempts, NQT_MAX_ATTEMPTS);
+	assert_int_equal(j->created_us, NQT_CREATED_US);
+	assert_int_equal(j->run_at_us, NQT_RUN_AT_US);
+	assert_int_equal(j->started_us, NQT_STARTED_US);
+	assert_int_equal(j->finished_us, NQT_FINISHED_US);
+	assert_bin(j->result, NQT_RESULT, NQT_RESULT_LEN);
+	check_errors(j);
+	assert_int_equal(j->lease_token, NQT_LEASE_TOKEN);
+	assert_int_equal(j->lease_expires_us, NQT_LEASE_EXPIRES_US);
+	assert_string_equal(j->worker_id, NQT_WORKER);
+	assert_string_equal(j->dead_reason, NQT_DEAD_REASON);
+	assert_int_equal(j->timeout_ms, NQT_TIMEOUT_MS);
+}
+
+static void check_job2(const Nq__V1__Job *j)
+{
+	assert_non_null(j);
+	assert_string_equal(j->id, NQT_ID2);
+	check_spec_min(j->spec);
+	assert_int_equal(j->state, NQ__V1__JOB_STATE__JOB_STATE_READY);
+	assert_int_equal(j->attempt, 0);
+	assert_int_equal(j->max_attempts, 10);
+	assert_int_equal(j->timeout_ms, 300000);
+	assert_int_equal(j->n_errors, 0);
+	assert_int_equal(j->lease_token, 0);
+}
+
+static void check_two_jobs(size_t n, Nq__V1__Job **jobs)
+{
+	assert_int_equal(n, 2);
+	check_job(jobs[0]);
+	check_job2(jobs[1]);
+}
+
+static void check_status_msg(const Nq__V1__Status *s)
+{
+	assert_non_null(s);
+	assert_int_equal(s->code, NQ__V1__CODE__INVALID_ARGUMENT);
+	assert_string_equal(s->message, NQT_STATUS_MESSAGE);
+}
+
+static void check_precond(const Nq__V1__Status *s)
+{
+	assert_non_null(s);
+	assert_int_equal(s->code, NQ__V1__CODE__FAILED_PRECONDITION);
+	assert_string_equal(s->message, "lease no longer held");
+}
+
+static void fx_status(const ProtobufCMessage *m)
+{
+	check_status_msg((const Nq__V1__Status *)m);
+}
+
+static void fx_job_spec(const ProtobufCMessage *m)
+{
+	check_spec((const Nq__V1__JobSpec *)m);
+}
+
+static void fx_job(const ProtobufCMessage *m)
+{
+	check_job((const Nq__V1__Job *)m);
+}
+
+static void fx_completion_batch(const ProtobufCMessage *m)
+{
+	const Nq__V1__CompletionBatch *b = (const void *)m;
+	assert_int_equal(b->version, 1);
+	assert_string_equal(b->token, NQT_TOKEN);
+	assert_string_equal(b->worker_id, NQT_WORKER);
+	assert_int_equal(b->n_completions, 2);
+	const Nq__V1__Completion *c = b->completions[0];
+	assert_string_equal(c->id, NQT_ID);
+	assert_int_equal(c->lease_token, NQT_LEASE_TOKEN);
+	assert_int_equal(c->outcome, NQ__V1__OUTCOME__OUTCOME_FAILED);
+	assert_bin(c->result, NQT_RESULT, NQT_RESULT_LEN);
+	assert_string_equal(c->error, NQT_ERROR2);
+	assert_true(c->non_retryable);
+	assert_int_equal(c->retry_after_ms, NQT_RETRY_AFTER_MS);
+	assert_int_equal(c->started_us, NQT_STARTED_US);
+	assert_int_equal(c->finished_us, NQT_FINISHED_US);
+	c = b->completions[1];
+	assert_string_equal(c->id, NQT_ID2);
+	assert_int_equal(c->lease_token, NQT_LEASE_TOKEN2);
+	assert_int_equal(c->outcome, NQ__V1__OUTCOME__OUTCOME_RELEASED);
+	assert_string_equal(c->error, "");
+}
+
+static void fx_job_event(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobEvent *e = (const void *)m;
+	assert_int_equal(e->seq, NQT_EVENT_SEQ);
+	assert_string_equal(e->kind, "dead");
+	assert_string_equal(e->id, NQT_ID);
+	assert_string_equal(e->queue, NQT_QUEUE);
+	assert_string_equal(e->type, NQT_TYPE);
+	assert_int_equal(e->attempt, NQT_MAX_ATTEMPTS);
+	assert_int_equal(e->at_us, NQT_FINISHED_US);
+	assert_string_equal(e->worker_id, NQT_WORKER);
+	assert_string_equal(e->error, NQT_ERROR2);
+	assert_string_equal(e->traceparent, NQT_TRACEPARENT);
+}
+
+static const Nq__V1__Request *request_of(const ProtobufCMessage *m,
+    Nq__V1__Request__BodyCase want)
+{
+	const Nq__V1__Request *r = (const void *)m;
+	assert_int_equal(r->version, 1);
+	assert_string_equal(r->token, NQT_TOKEN);
+	assert_int_equal(r->body_case, want);
+	return r;
+}
+
+static void fx_request_enqueue(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r = request_of(m, NQ__V1__REQUEST__BODY_ENQUEUE);
+	assert_int_equal(r->enqueue->n_jobs, 2);
+	check_spec(r->enqueue->jobs[0]);
+	check_spec_min(r->enqueue->jobs[1]);
+}
+
+static void fx_request_get(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r = request_of(m, NQ__V1__REQUEST__BODY_GET);
+	assert_string_equal(r->get->id, NQT_ID);
+	assert_true(r->get->omit_payload);
+}
+
+static void fx_request_wait(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r = request_of(m, NQ__V1__REQUEST__BODY_WAIT);
+	assert_string_equal(r->wait->id, NQT_ID);
+	assert_int_equal(r->wait->timeout_ms, NQT_WAIT_MS);
+}
+
+static void fx_request_cancel(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r = request_of(m, NQ__V1__REQUEST__BODY_CANCEL);
+	assert_string_equal(r->cancel->id, NQT_ID);
+}
+
+static void fx_request_stats(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r = request_of(m, NQ__V1__REQUEST__BODY_STATS);
+	assert_string_equal(r->stats->queue, NQT_QUEUE);
+}
+
+static void fx_request_pause(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r = request_of(m, NQ__V1__REQUEST__BODY_PAUSE);
+	assert_string_equal(r->pause->queue, NQT_QUEUE);
+}
+
+static void fx_request_resume(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r = request_of(m, NQ__V1__REQUEST__BODY_RESUME);
+	assert_string_equal(r->resume->queue, NQT_QUEUE2);
+}
+
+static void fx_request_list(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r = request_of(m, NQ__V1__REQUEST__BODY_LIST);
+	assert_string_equal(r->list->queue, NQT_QUEUE);
+	assert_int_equal(r->list->state, NQ__V1__JOB_STATE__JOB_STATE_READY);
+	assert_int_equal(r->list->limit, NQT_LIST_LIMIT);
+	assert_string_equal(r->list->after_id, NQT_ID);
+}
+
+static void fx_request_fetch(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r = request_of(m, NQ__V1__REQUEST__BODY_FETCH);
+	assert_string_equal(r->fetch->worker_id, NQT_WORKER);
+	assert_int_equal(r->fetch->n_queues, 2);
+	assert_string_equal(r->fetch->queues[0], NQT_QUEUE);
+	assert_string_equal(r->fetch->queues[1], NQT_QUEUE2);
+	assert_int_equal(r->fetch->max_jobs, NQT_MAX_JOBS);
+	assert_int_equal(r->fetch->wait_ms, NQT_WAIT_MS);
+	assert_int_equal(r->fetch->lease_ms, NQT_LEASE_MS);
+}
+
+static void fx_request_extend(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r = request_of(m, NQ__V1__REQUEST__BODY_EXTEND);
+	const Nq__V1__ExtendRequest *e = r->extend;
+	assert_int_equal(e->n_leases, 2);
+	assert_string_equal(e->leases[0]->id, NQT_ID);
+	assert_int_equal(e->leases[0]->lease_token, NQT_LEASE_TOKEN);
+	assert_string_equal(e->leases[1]->id, NQT_ID2);
+	assert_int_equal(e->leases[1]->lease_token, NQT_LEASE_TOKEN2);
+	assert_int_equal(e->lease_ms, NQT_LEASE_MS);
+	assert_string_equal(e->worker_id, NQT_WORKER);
+}
+
+static const Nq__V1__Reply *reply_of(const ProtobufCMessage *m,
+    Nq__V1__Reply__BodyCase want)
+{
+	const Nq__V1__Reply *r = (const void *)m;
+	assert_int_equal(r->body_case, want);
+	assert_int_equal(r->n_versions, 0);
+	if (want != NQ__V1__REPLY__BODY_CANCEL)
+		assert_null(r->status);
+	return r;
+}
+
+static void fx_reply_enqueue(const ProtobufCMessage *m)
+{
+	const Nq__V1__Reply *r = reply_of(m, NQ__V1__REPLY__BODY_ENQUEUE);
+	const Nq__V1__EnqueueReply *e = r->enqueue;
+	assert_int_equal(e->n_results, 2);
+	assert_non_null(e->results[0]->status);
+	assert_int_equal(e->results[0]->status->code, NQ__V1__CODE__OK);
+	assert_string_equal(e->results[0]->id, NQT_ID);
+	assert_true(e->results[0]->duplicate);
+	check_status_msg(e->results[1]->status);
+	assert_string_equal(e->results[1]->id, "");
+	assert_false(e->results[1]->duplicate);
+}
+
+static void fx_reply_get(const ProtobufCMessage *m)
+{
+	check_job(reply_of(m, NQ__V1__REPLY__BODY_GET)->get->job);
+}
+
+static void fx_reply_wait(const ProtobufCMessage *m)
+{
+	check_job(reply_of(m, NQ__V1__REPLY__BODY_WAIT)->wait->job);
+}
+
+static void fx_reply_cancel(const ProtobufCMessage *m)
+{
+	const Nq__V1__Reply *r = reply_of(m, NQ__V1__REPLY__BODY_CANCEL);
+	check_precond(r->status);
+	check_job2(r->cancel->job);
+}
+
+static void fx_reply_stats(const ProtobufCMessage *m)
+{
+	const Nq__V1__StatsReply *s =
+	    reply_of(m, NQ__V1__REPLY__BODY_STATS)->stats;
+	assert_int_equal(s->n_queues, 2);
+	const Nq__V1__QueueStats *q = s->queues[0];
+	assert_string_equal(q->queue, NQT_QUEUE);
+	uint64_t got[] = {q->scheduled, q->ready, q->leased, q->succeeded,
+	    q->dead, q->canceled, q->expired};
+	for (size_t i = 0; i < COUNT(got); i++)
+		assert_int_equal(got[i], i + 1);
+	assert_true(q->paused);
+	assert_int_equal(q->enqueued_total, 1000001);
+	assert_int_equal(q->succeeded_total, 1000002);
+	assert_int_equal(q->failed_total, 1000003);
+	assert_int_equal(q->dead_total, 1000004);
+	assert_int_equal(q->oldest_ready_us, NQT_CREATED_US);
+	assert_string_equal(s->queues[1]->queue, NQT_QUEUE2);
+	assert_int_equal(s->queues[1]->ready, 0);
+	assert_false(s->queues[1]->paused);
+	assert_int_equal(s->broker->commits, NQT_COMMITS);
+	assert_int_equal(s->broker->uptime_ms, NQT_UPTIME_MS);
+	assert_int_equal(s->broker->jobs_stored, NQT_JOBS_STORED);
+	assert_string_equal(s->broker->version, NQT_VERSION);
+}
+
+static void fx_reply_queue(const ProtobufCMessage *m)
+{
+	const Nq__V1__Reply *r = reply_of(m, NQ__V1__REPLY__BODY_QUEUE);
+	assert_string_equal(r->queue->queue, NQT_QUEUE);
+	assert_true(r->queue->paused);
+}
+
+static void fx_reply_list(const ProtobufCMessage *m)
+{
+	const Nq__V1__Reply *r = reply_of(m, NQ__V1__REPLY__BODY_LIST);
+	check_two_jobs(r->list->n_jobs, r->list->jobs);
+}
+
+static void fx_reply_fetch(const ProtobufCMessage *m)
+{
+	const Nq__V1__Reply *r = reply_of(m, NQ__V1__REPLY__BODY_FETCH);
+	check_two_jobs(r->fetch->n_jobs, r->fetch->jobs);
+}
+
+static void fx_reply_extend(const ProtobufCMessage *m)
+{
+	const Nq__V1__Reply *r = reply_of(m, NQ__V1__REPLY__BODY_EXTEND);
+	assert_int_equal(r->extend->n_results, 2);
+	assert_int_equal(r->extend->results[0]->code, NQ__V1__CODE__OK);
+	check_precond(r->extend->results[1]);
+}
+
+static void fx_reply_version(const ProtobufCMessage *m)
+{
+	const Nq__V1__Reply *r = (const void *)m;
+	check_precond(r->status);
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY__NOT_SET);
+	assert_int_equal(r->n_versions, 1);
+	assert_int_equal(r->versions[0], 1);
+}
+
+typedef struct fixture {
+	const char *name;
+	const ProtobufCMessageDescriptor *desc;
+	void (*check)(const ProtobufCMessage *m);
+} fixture;
+
+#define FX(n, d) {#n, &nq__v1__##d##__descriptor, fx_##n}
+static const fixture fixtures[] = {
+	FX(status, status),
+	FX(job_spec, job_spec),
+	FX(job, job),
+	FX(completion_batch, completion_batch),
+	FX(job_event, job_event),
+	FX(request_enqueue, request),
+	FX(request_get, request),
+	FX(request_wait, request),
+	FX(request_cancel, request),
+	FX(request_stats, request),
+	FX(request_pause, request),
+	FX(request_resume, request),
+	FX(request_list, request),
+	FX(request_fetch, request),
+	FX(request_extend, request),
+	FX(reply_enqueue, reply),
+	FX(reply_get, reply),
+	FX(reply_wait, reply),
+	FX(reply_cancel, reply),
+	FX(reply_stats, reply),
+	FX(reply_queue, reply),
+	FX(reply_list, reply),
+	FX(reply_fetch, reply),
+	FX(reply_extend, reply),
+	FX(reply_version, reply),
+};
+
+/* ---- tests ---- */
+
+static void test_codec_samples_cover_every_field_of_every_message(void **st)
+{
+	size_t n;
+	const nqt_sample *s = nqt_samples(&n);
+	nqt_coverage *cov = nqt_coverage_new();
+	char missing[256];
+	assert_non_null(cov);
+	for (size_t i = 0; i < n; i++)
+		nqt_coverage_add(cov, s[i].msg);
+	bool complete = nqt_coverage_complete(cov, missing, sizeof missing);
+	nqt_coverage_free(cov);
+	if (!complete)
+		fail_msg("no sample sets %s", missing);
+}
+
+static void test_codec_every_sample_round_trips(void **st)
+{
+	size_t n;
+	const nqt_sample *s = nqt_samples(&n);
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+		uint8_t *buf = pack(s[i].msg, &len);
+		assert_int_equal(len, protobuf_c_message_get_packed_size(s[i].msg));
+		ProtobufCMessage *back = unpack_as(s[i].msg->descriptor, buf, len);
+		if (!back)
+			fail_msg("%s does not decode after packing", s[i].name);
+		assert_msg_equal(s[i].msg, back, s[i].name);
+		protobuf_c_message_free_unpacked(back, NULL);
+		free(buf);
+	}
+}
+
+static void test_codec_msg_pack_puts_prefix_before_message(void **st)
+{
+	const char topic[] = "job.dead." NQT_QUEUE;
+	const ProtobufCMessage *ev = nqt_sample_get("job_event");
+	nng_msg *msg = NULL;
+	size_t plen, tlen = strlen(topic);
+	assert_non_null(ev);
+	uint8_t *packed = pack(ev, &plen);
+	assert_int_equal(nqi_msg_pack(ev, topic, tlen, &msg), NQ_OK);
+	assert_int_equal(nng_msg_len(msg), tlen + plen);
+	const uint8_t *body = nng_msg_body(msg);
+	assert_memory_equal(body, topic, tlen);
+	assert_memory_equal(body + tlen, packed, plen);
+	ProtobufCMessage *back = unpack_as(ev->descriptor, body + tlen, plen);
+	assert_non_null(back);
+	assert_msg_equal(ev, back, "event after topic");
+	protobuf_c_message_free_unpacked(back, NULL);
+	nng_msg_free(msg);
+	free(packed);
+}
+
+static void test_codec_msg_pack_without_prefix_is_plain(void **st)
+{
+	const ProtobufCMessage *req = nqt_sample_get("request_enqueue");
+	nng_msg *msg = NULL;
+	size_t plen;
+	uint8_t *packed = pack(req, &plen);
+	assert_int_equal(nqi_msg_pack(req, NULL, 0, &msg), NQ_OK);
+	assert_int_equal(nng_msg_len(msg), plen);
+	assert_memory_equal(nng_msg_body(msg), packed, plen);
+	nng_msg_free(msg);
+	free(packed);
+}
+
+static void test_codec_empty_message_packs_to_nothing(void **st)
+{
+	Nq__V1__Request empty = NQ__V1__REQUEST__INIT;
+	size_t len = 99;
+	uint8_t *buf = pack(&empty.base, &len);
+	assert_int_equal(len, 0);
+	Nq__V1__Request *back = nqi_request_unpack(buf, 0);
+	assert_non_null(back);
+	assert_int_equal(back->version, 0);
+	assert_int_equal(back->body_case, NQ__V1__REQUEST__BODY__NOT_SET);
+	nq__v1__request__free_unpacked(back, NULL);
+	free(buf);
+}
+
+static void test_codec_every_sample_has_a_checked_fixture(void **st)
+{
+	size_t n;
+	const nqt_sample *s = nqt_samples(&n);
+	assert_int_equal(n, COUNT(fixtures));
+	for (size_t i = 0; i < n; i++) {
+		bool found = false;
+		for (size_t k = 0; k < COUNT(fixtures); k++)
+			found |= strcmp(fixtures[k].name, s[i].name) == 0;
+		if (!found)
+			fail_msg("sample %s has no fixture check", s[i].name);
+	}
+}
+
+static void test_codec_fixtures_decode_to_their_values(void **st)
+{
+	for (size_t i = 0; i < COUNT(fixtures); i++) {
+		size_t len, relen;
+		uint8_t *buf = read_fixture(fixtures[i].name, &len);
+		ProtobufCMessage *m = unpack_as(fixtures[i].desc, buf, len);
+		if (!m)
+			fail_msg("fixture %s no longer decodes", fixtures[i].name);
+		fixtures[i].check(m);
+		/* Nothing was dropped: the same bytes come out again. */
+		uint8_t *again = pack(m, &relen);
+		assert_int_equal(relen, len);
+		assert_memory_equal(again, buf, len);
+		free(again);
+		protobuf_c_message_free_unpacked(m, NULL);
+		free(buf);
+	}
+}
+
+/*
+ * A cut inside a field is malformed and must give NULL. A cut exactly at a
+ * field boundary is a valid shorter message, so a decode that succeeds must
+ * give back exactly the bytes it was handed.
+ */
+static void truncations_of(const fixture *fx)
+{
+	size_t len, rejected = 0;
+	uint8_t *buf = read_fixture(fx->name, &len);
+	for (size_t cut = 0; cut < len; cut++) {
+		uint8_t *part = malloc(cut ? cut : 1);
+		assert_non_null(part);
+		memcpy(part, buf, cut);
+		ProtobufCMessage *m = unpack_as(fx->desc, part, cut);
+		if (!m) {
+			rejected++;
+			free(part);
+			continue;
+		}
+		size_t relen;
+		uint8_t *again = pack(m, &relen);
+		if (relen != cut || memcmp(again, part, cut) != 0)
+			fail_msg("%s cut at %zu decoded as if whole", fx->name,
+			    cut);
+		free(again);
+		protobuf_c_message_free_unpacked(m, NULL);
+		free(part);
+	}
+	if (len > 1 && rejected == 0)
+		fail_msg("%s: no truncation was rejected", fx->name);
+	free(buf);
+}
+
+static void test_codec_truncated_fixtures_are_rejected(void **st)
+{
+	for (size_t i = 0; i < COUNT(fixtures); i++)
+		truncations_of(&fixtures[i]);
+}
+
+/* Whatever a decoder accepts must pack and decode to the same message. */
+static void assert_consistent(ProtobufCMessage *m)
+{
+	size_t len;
+	uint8_t *buf = pack(m, &len);
+	ProtobufCMessage *again = unpack_as(m->descriptor, buf, len);
+	assert_non_null(again);
+	assert_msg_equal(m, again, "re-decoded hostile input");
+	protobuf_c_message_free_unpacked(again, NULL);
+	free(buf);
+}
+
+static const ProtobufCMessageDescriptor *const hostile_targets[] = {
+	&nq__v1__request__descriptor,
+	&nq__v1__reply__descriptor,
+	&nq__v1__completion_batch__descriptor,
+	&nq__v1__job__descriptor,
+};
+
+static size_t feed_all(const uint8_t *buf, size_t len)
+{
+	size_t rejected = 0;
+	for (size_t t = 0; t < COUNT(hostile_targets); t++) {
+		ProtobufCMessage *m = unpack_as(hostile_targets[t], buf, len);
+		if (!m) {
+			rejected++;
+			continue;
+		}
+		assert_consistent(m);
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+	return rejected;
+}
+
+static void test_codec_random_bytes_never_crash(void **st)
+{
+	uint64_t seed = 0x6e71c0dec5eed001ull;
+	uint8_t buf[512];
+	size_t rejected = 0, cases = 10000;
+	for (size_t i = 0; i < cases; i++) {
+		size_t len = rng_next(&seed) % sizeof buf;
+		for (size_t k = 0; k < len; k++)
+			buf[k] = (uint8_t)rng_next(&seed);
+		rejected += feed_all(buf, len);
+	}
+	/* Random bytes are almost never a valid message. */
+	assert_true(rejected > cases * COUNT(hostile_targets) * 9 / 10);
+}
+
+static void test_codec_mutated_fixtures_never_crash(void **st)
+{
+	uint64_t seed = 0x0ddba11c0ffee001ull;
+	size_t rejected = 0, cases = 10000;
+	for (size_t i = 0; i < cases; i++) {
+		const fixture *fx = &fixtures[rng_next(&seed) % COUNT(fixtures)];
+		size_t len;
+		uint8_t *buf = read_fixture(fx->name, &len);
+		size_t flips = 1 + rng_next(&seed) % 4;
+		for (size_t k = 0; k < flips && len > 0; k++)
+			buf[rng_next(&seed) % len] = (uint8_t)rng_next(&seed);
+		rejected += feed_all(buf, len);
+		free(buf);
+	}
+	assert_true(rejected > 0);
+}
+
+static void test_codec_huge_length_prefix_is_rejected(void **st)
+{
+	/* field 2 (token), length 2^31 - 1, no data behind it */
+	static const uint8_t huge[] = {0x12, 0xff, 0xff, 0xff, 0xff, 0x07};
+	/* field 10 (enqueue body), length 0x7f but only 2 bytes present */
+	static const uint8_t short_body[] = {0x52, 0x7f, 0x0a, 0x00};
+	assert_null(nqi_request_unpack(huge, sizeof huge));
+	assert_null(nqi_reply_unpack(huge, sizeof huge));
+	assert_null(nqi_completions_unpack(huge, sizeof huge));
+	assert_null(nqi_job_unpack(huge, sizeof huge));
+	assert_null(nqi_request_unpack(short_body, sizeof short_body));
+}
+
+static void free_status(Nq__V1__Reply *r)
+{
+	free(r->status->message);
+	free(r->status);
+	r->status = NULL;
+}
+
+static void test_codec_reply_status_sets_code_and_message(void **st)
+{
+	Nq__V1__Reply r = NQ__V1__REPLY__INIT;
+	nqi_reply_status(&r, NQ_EINVAL, "payload is %d bytes, limit is %d",
+	    300000, 262144);
+	assert_non_null(r.status);
+	assert_int_equal(r.status->code, NQ__V1__CODE__INVALID_ARGUMENT);
+	assert_string_equal(r.status->message, NQT_STATUS_MESSAGE);
+	/* A second call replaces both (and frees the first message). */
+	nqi_reply_status(&r, NQ_ENOTFOUND, "job %s not found", NQT_ID);
+	assert_int_equal(r.status->code, NQ__V1__CODE__NOT_FOUND);
+	assert_string_equal(r.status->message, "job " NQT_ID " not found");
+	size_t len;
+	uint8_t *buf = pack(&r.base, &len);
+	Nq__V1__Reply *back = nqi_reply_unpack(buf, len);
+	assert_non_null(back);
+	assert_int_equal(back->status->code, NQ__V1__CODE__NOT_FOUND);
+	nq__v1__reply__free_unpacked(back, NULL);
+	free(buf);
+	free_status(&r);
+}
+
+static void test_codec_reply_status_maps_local_errors(void **st)
+{
+	static const struct {
+		int err;
+		Nq__V1__Code code;
+	} cases[] = {
+		{NQ_EPRECOND, NQ__V1__CODE__FAILED_PRECONDITION},
+		{NQ_EEXHAUSTED, NQ__V1__CODE__RESOURCE_EXHAUSTED},
+		{NQ_EAUTH, NQ__V1__CODE__UNAUTHENTICATED},
+		{NQ_EPERM, NQ__V1__CODE__PERMISSION_DENIED},
+		{NQ_ESTORE, NQ__V1__CODE__UNAVAILABLE},
+		{NQ_ENOMEM, NQ__V1__CODE__INTERNAL},
+		{NQ_EPROTO, NQ__V1__CODE__INVALID_ARGUMENT},
+		{NQ_ETIMEDOUT, NQ__V1__CODE__DEADLINE_EXCEEDED},
+	};
+	for (size_t i = 0; i < COUNT(cases); i++) {
+		Nq__V1__Reply r = NQ__V1__REPLY__INIT;
+		nqi_reply_status(&r, cases[i].err, "%s", "x");
+		assert_int_equal(r.status->code, cases[i].code);
+		free_status(&r);
+	}
+}
+
+static void test_codec_reply_status_bounds_long_messages(void **st)
+{
+	char big[2000];
+	memset(big, 'a', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	Nq__V1__Reply r = NQ__V1__REPLY__INIT;
+	nqi_reply_status(&r, NQ_EINVAL, "%s", big);
+	assert_true(strlen(r.status->message) < 1024);
+	assert_true(strlen(r.status->message) > 100);
+	free_status(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_codec_samples_cover_every_field_of_every_message),
+		cmocka_unit_test(test_codec_every_sample_round_trips),
+		cmocka_unit_test(test_codec_msg_pack_puts_prefix_before_message),
+		cmocka_unit_test(test_codec_msg_pack_without_prefix_is_plain),
+		cmocka_unit_test(test_codec_empty_message_packs_to_nothing),
+		cmocka_unit_test(test_codec_every_sample_has_a_checked_fixture),
+		cmocka_unit_test(test_codec_fixtures_decode_to_their_values),
+		cmocka_unit_test(test_codec_truncated_fixtures_are_rejected),
+		cmocka_unit_test(test_codec_random_bytes_never_crash),
+		cmocka_unit_test(test_codec_mutated_fixtures_never_crash),
+		cmocka_unit_test(test_codec_huge_length_prefix_is_rejected),
+		cmocka_unit_test(test_codec_reply_status_sets_code_and_message),
+		cmocka_unit_test(test_codec_reply_status_maps_local_errors),
+		cmocka_unit_test(test_codec_reply_status_bounds_long_messages),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,335 @@
+/* Options: defaults, then NQ_* environment, then flags. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nqi/opts.h"
+#include "nqi/util.h"
+
+#define COUNT(a) (sizeof(a) / sizeof *(a))
+
+typedef struct config {
+	const char *data_dir;
+	const char *token;
+	uint64_t lease_ms;
+	uint64_t max_payload;
+	uint64_t commits;
+	int concurrency;
+	bool json;
+	nqi_strlist queues;
+	nqi_strlist handlers;
+} config;
+
+static const char *const env_names[] = {"NQ_DATA_DIR", "NQ_TOKEN",
+    "NQ_LEASE", "NQ_MAX_PAYLOAD", "NQ_COMMITS", "NQ_CONCURRENCY", "NQ_JSON",
+    "NQ_QUEUES", "NQ_HANDLER"};
+
+typedef struct fixture {
+	config cfg;
+	nqi_opt opts[9];
+	char err[256];
+	int next;
+} fixture;
+
+static int setup(void **st)
+{
+	fixture *f = calloc(1, sizeof *f);
+	if (!f)
+		return -1;
+	f->cfg = (config){.data_dir = "/var/lib/nq", .lease_ms = 30000,
+	    .max_payload = 262144, .commits = 1, .concurrency = 1};
+	const nqi_opt opts[] = {
+		{"data-dir", NQI_OPT_STR, &f->cfg.data_dir, "store directory", false},
+		{"token", NQI_OPT_STR, &f->cfg.token, "auth token", true},
+		{"lease", NQI_OPT_DURATION, &f->cfg.lease_ms, "lease length", false},
+		{"max-payload", NQI_OPT_SIZE, &f->cfg.max_payload, "payload limit", false},
+		{"commits", NQI_OPT_U64, &f->cfg.commits, "commit count", false},
+		{"concurrency", NQI_OPT_INT, &f->cfg.concurrency, "slots", false},
+		{"json", NQI_OPT_BOOL, &f->cfg.json, "JSON output", false},
+		{"queues", NQI_OPT_LIST, &f->cfg.queues, "queues to serve", false},
+		{"handler", NQI_OPT_LIST, &f->cfg.handlers, "TYPE=COMMAND", false},
+	};
+	memcpy(f->opts, opts, sizeof opts);
+	for (size_t i = 0; i < COUNT(env_names); i++)
+		unsetenv(env_names[i]);
+	*st = f;
+	return 0;
+}
+
+static int teardown(void **st)
+{
+	fixture *f = *st;
+	nqi_strlist_free(&f->cfg.queues);
+	nqi_strlist_free(&f->cfg.handlers);
+	for (size_t i = 0; i < COUNT(env_names); i++)
+		unsetenv(env_names[i]);
+	free(f);
+	return 0;
+}
+
+/* Parses argv (NULL-terminated, argv[0] is the program) from index 1. */
+static int parse(fixture *f, bool use_env, char **argv)
+{
+	int argc = 0;
+	while (argv[argc])
+		argc++;
+	f->next = -1;
+	f->err[0] = '\0';
+	return nqi_opts_parse(f->opts, COUNT(f->opts), argc, argv, 1, use_env,
+	    &f->next, f->err, sizeof f->err);
+}
+
+static void assert_err_mentions(const fixture *f, const char *what)
+{
+	if (!strstr(f->err, what))
+		fail_msg("error '%s' does not mention '%s'", f->err, what);
+}
+
+static void test_opts_defaults_kept_without_flags(void **st)
+{
+	fixture *f = *st;
+	char *argv[] = {"nq-broker", NULL};
+	assert_int_equal(parse(f, true, argv), NQ_OK);
+	assert_int_equal(f->next, 1);
+	assert_string_equal(f->cfg.data_dir, "/var/lib/nq");
+	assert_null(f->cfg.token);
+	assert_int_equal(f->cfg.lease_ms, 30000);
+	assert_int_equal(f->cfg.max_payload, 262144);
+	assert_int_equal(f->cfg.concurrency, 1);
+	assert_false(f->cfg.json);
+	assert_int_equal(f->cfg.queues.n, 0);
+}
+
+static void test_opts_env_applied(void **st)
+{
+	fixture *f = *st;
+	setenv("NQ_DATA_DIR", "/srv/nq", 1);
+	setenv("NQ_LEASE", "45s", 1);
+	setenv("NQ_MAX_PAYLOAD", "1m", 1);
+	setenv("NQ_CONCURRENCY", "8", 1);
+	setenv("NQ_JSON", "1", 1);
+	char *argv[] = {"nq-broker", NULL};
+	assert_int_equal(parse(f, true, argv), NQ_OK);
+	assert_string_equal(f->cfg.data_dir, "/srv/nq");
+	assert_int_equal(f->cfg.lease_ms, 45000);
+	assert_int_equal(f->cfg.max_payload, 1u << 20);
+	assert_int_equal(f->cfg.concurrency, 8);
+	assert_true(f->cfg.json);
+}
+
+static void test_opts_env_ignored_when_not_asked(void **st)
+{
+	fixture *f = *st;
+	setenv("NQ_LEASE", "45s", 1);
+	char *argv[] = {"nqctl", NULL};
+	assert_int_equal(parse(f, false, argv), NQ_OK);
+	assert_int_equal(f->cfg.lease_ms, 30000);
+}
+
+static void test_opts_flag_wins_over_env(void **st)
+{
+	fixture *f = *st;
+	setenv("NQ_DATA_DIR", "/srv/nq", 1);
+	setenv("NQ_LEASE", "45s", 1);
+	setenv("NQ_JSON", "1", 1);
+	char *argv[] = {"nq-broker", "--data-dir", "/tmp/x", "--lease=2m",
+	    "--json=false", NULL};
+	assert_int_equal(parse(f, true, argv), NQ_OK);
+	assert_string_equal(f->cfg.data_dir, "/tmp/x");
+	assert_int_equal(f->cfg.lease_ms, 120000);
+	assert_false(f->cfg.json);
+}
+
+static void test_opts_equals_and_separate_values(void **st)
+{
+	fixture *f = *st;
+	char *argv[] = {"nq-worker", "--concurrency=4", "--max-payload", "256k",
+	    "--commits", "18446744073709551615", "--token=s3cret", "--json",
+	    NULL};
+	assert_int_equal(parse(f, true, argv), NQ_OK);
+	assert_int_equal(f->next, 8);
+	assert_int_equal(f->cfg.concurrency, 4);
+	assert_int_equal(f->cfg.max_payload, 262144);
+	assert_int_equal(f->cfg.commits, UINT64_MAX);
+	assert_string_equal(f->cfg.token, "s3cret");
+	assert_true(f->cfg.json);
+}
+
+static void test_opts_empty_value_after_equals(void **st)
+{
+	fixture *f = *st;
+	char *argv[] = {"nqctl", "--data-dir=", NULL};
+	assert_int_equal(parse(f, true, argv), NQ_OK);
+	assert_string_equal(f->cfg.data_dir, "");
+}
+
+static void test_opts_unknown_flag_is_named(void **st)
+{
+	fixture *f = *st;
+	char *argv[] = {"nq-broker", "--lease", "5s", "--bogus=1", NULL};
+	assert_int_equal(parse(f, true, argv), NQ_EINVAL);
+	assert_err_mentions(f, "--bogus");
+	assert_null(strstr(f->err, "=1"));
+	char *argv2[] = {"nq-broker", "--data", "x", NULL};
+	assert_int_equal(parse(f, true, argv2), NQ_EINVAL);
+	assert_err_mentions(f, "--data");
+}
+
+static void test_opts_bad_duration_names_the_flag(void **st)
+{
+	fixture *f = *st;
+	char *argv[] = {"nq-worker", "--lease", "30 seconds", NULL};
+	assert_int_equal(parse(f, true, argv), NQ_EINVAL);
+	assert_err_mentions(f, "--lease");
+	assert_err_mentions(f, "30 seconds");
+	assert_err_mentions(f, "duration");
+	assert_int_equal(f->cfg.lease_ms, 30000);
+}
+
+static void test_opts_bad_env_value_names_the_option(void **st)
+{
+	fixture *f = *st;
+	setenv("NQ_MAX_PAYLOAD", "lots", 1);
+	char *argv[] = {"nq-broker", NULL};
+	assert_int_equal(parse(f, true, argv), NQ_EINVAL);
+	assert_err_mentions(f, "max-payload");
+	assert_err_mentions(f, "lots");
+}
+
+static void test_opts_bad_numbers_rejected(void **st)
+{
+	fixture *f = *st;
+	char *too_big[] = {"nq-worker", "--concurrency", "3000000000", NULL};
+	assert_int_equal(parse(f, true, too_big), NQ_EINVAL);
+	assert_err_mentions(f, "--concurrency");
+	char *negative[] = {"nq-worker", "--concurrency=-2", NULL};
+	assert_int_equal(parse(f, true, negative), NQ_EINVAL);
+	char *junk[] = {"nq-worker", "--commits", "12abc", NULL};
+	assert_int_equal(parse(f, true, junk), NQ_EINVAL);
+	assert_err_mentions(f, "--commits");
+	assert_int_equal(f->cfg.concurrency, 1);
+}
+
+static void test_opts_missing_value_is_named(void **st)
+{
+	fixture *f = *st;
+	char *argv[] = {"nq-broker", "--data-dir", NULL};
+	assert_int_equal(parse(f, true, argv), NQ_EINVAL);
+	assert_err_mentions(f, "--data-dir");
+	assert_err_mentions(f, "value");
+}
+
+static void test_opts_lists_repeat_in_order(void **st)
+{
+	fixture *f = *st;
+	char *argv[] = {"nq-worker", "--handler", "send-email=./send.sh",
+	    "--handler=resize=./resize.sh", "--queues", "emails", NULL};
+	assert_int_equal(parse(f, true, argv), NQ_OK);
+	assert_int_equal(f->cfg.handlers.n, 2);
+	assert_string_equal(f->cfg.handlers.v[0], "send-email=./send.sh");
+	assert_string_equal(f->cfg.handlers.v[1], "resize=./resize.sh");
+	assert_int_equal(f->cfg.queues.n, 1);
+	assert_string_equal(f->cfg.queues.v[0], "emails");
+}
+
+static void test_opts_env_lists_split_on_commas(void **st)
+{
+	fixture *f = *st;
+	setenv("NQ_QUEUES", "emails,reports,,thumbnails", 1);
+	char *argv[] = {"nq-worker", NULL};
+	assert_int_equal(parse(f, true, argv), NQ_OK);
+	unsetenv("NQ_QUEUES"); /* the values must not point into environ */
+	assert_int_equal(f->cfg.queues.n, 3);
+	assert_string_equal(f->cfg.queues.v[0], "emails");
+	assert_string_equal(f->cfg.queues.v[1], "reports");
+	assert_string_equal(f->cfg.queues.v[2], "thumbnails");
+}
+
+static void test_opts_stop_at_first_non_flag(void **st)
+{
+	fixture *f = *st;
+	char *argv[] = {"nqctl", "--json", "enqueue", "--lease", "5s", NULL};
+	assert_int_equal(parse(f, true, argv), NQ_OK);
+	assert_int_equal(f->next, 2);
+	assert_true(f->cfg.json);
+	assert_int_equal(f->cfg.lease_ms, 30000); /* after the command */
+	char *dash[] = {"nqctl", "-x", NULL};
+	assert_int_equal(parse(f, true, dash), NQ_OK);
+	assert_int_equal(f->next, 1);
+}
+
+static void test_opts_double_dash_ends_flags(void **st)
+{
+	fixture *f = *st;
+	char *argv[] = {"nqctl", "--lease", "1s", "--", "--json", NULL};
+	assert_int_equal(parse(f, true, argv), NQ_OK);
+	assert_int_equal(f->next, 4);
+	assert_int_equal(f->cfg.lease_ms, 1000);
+	assert_false(f->cfg.json);
+}
+
+static void test_opts_describe_redacts_secrets(void **st)
+{
+	fixture *f = *st;
+	char out[1024];
+	char *argv[] = {"nq-broker", "--token", "hunter2", "--queues", "a",
+	    NULL};
+	assert_int_equal(parse(f, true, argv), NQ_OK);
+	nqi_opts_describe(f->opts, COUNT(f->opts), out, sizeof out);
+	assert_null(strstr(out, "hunter2"));
+	assert_non_null(strstr(out, "token=<redacted>"));
+	assert_non_null(strstr(out, "data-dir=/var/lib/nq"));
+	assert_non_null(strstr(out, "lease=30000"));
+	assert_non_null(strstr(out, "json=false"));
+	assert_non_null(strstr(out, "concurrency=1"));
+}
+
+static void test_opts_usage_lists_every_flag(void **st)
+{
+	fixture *f = *st;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
+	assert_non_null(mem);
+	nqi_opts_usage(f->opts, COUNT(f->opts), mem);
+	fclose(mem);
+	for (size_t i = 0; i < COUNT(f->opts); i++) {
+		char flag[64];
+		snprintf(flag, sizeof flag, "--%s", f->opts[i].name);
+		assert_non_null(strstr(buf, flag));
+		assert_non_null(strstr(buf, f->opts[i].help));
+	}
+	free(buf);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_opts_defaults_kept_without_flags),
+		T(test_opts_env_applied),
+		T(test_opts_env_ignored_when_not_asked),
+		T(test_opts_flag_wins_over_env),
+		T(test_opts_equals_and_separate_values),
+		T(test_opts_empty_value_after_equals),
+		T(test_opts_unknown_flag_is_named),
+		T(test_opts_bad_duration_names_the_flag),
+		T(test_opts_bad_env_value_names_the_option),
+		T(test_opts_bad_numbers_rejected),
+		T(test_opts_missing_value_is_named),
+		T(test_opts_lists_repeat_in_order),
+		T(test_opts_env_lists_split_on_commas),
+		T(test_opts_stop_at_first_non_flag),
+		T(test_opts_double_dash_ends_flags),
+		T(test_opts_describe_redacts_secrets),
+		T(test_opts_usage_lists_every_flag),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
