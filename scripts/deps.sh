@@ -1,0 +1,63 @@
+# Sourced by test.sh and quickstart.sh: installs the Debian packages nq
+# builds and runs with, only those missing, so a second run is instant.
+
+NQ_DEB_PACKAGES=(
+	build-essential cmake ninja-build pkg-config
+	libnng-dev nng-utils
+	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+	libmsgpack-dev libcmocka-dev liblmdb-dev lmdb-utils libjansson-dev
+)
+
+# Runs a command as root: directly when we are root, else through sudo.
+nq_as_root() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		echo "nq: need root to run '$*' (and sudo is not installed)" >&2
+		return 1
+	fi
+}
+
+# Prints the packages of the arguments that are not installed.
+nq_missing_packages() {
+	local p
+	for p in "$@"; do
+		dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' ||
+			echo "$p"
+	done
+}
+
+# Installs whatever of NQ_DEB_PACKAGES is missing: one apt-get update, then
+# one quiet install. Returns non-zero when apt-get fails.
+nq_install_deps() {
+	local missing
+	if ! command -v dpkg >/dev/null 2>&1; then
+		echo "nq: dpkg not found; install these by hand: ${NQ_DEB_PACKAGES[*]}" >&2
+		return 1
+	fi
+	mapfile -t missing < <(nq_missing_packages "${NQ_DEB_PACKAGES[@]}")
+	if [ "${#missing[@]}" -eq 0 ]; then
+		return 0
+	fi
+	echo "nq: installing ${missing[*]}"
+	nq_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+		nq_as_root env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+			>/dev/null
+}
+
+# Configures build directory $1 (default ./build): Ninja, RelWithDebInfo,
+# warnings as errors; further arguments go to cmake.
+nq_configure() {
+	local dir="${1:-build}"
+	shift || true
+	cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DNQ_WERROR=ON "$@" >/dev/null
+}
+
+# Builds everything in build directory $1 (default ./build).
+nq_build() {
+	ninja -C "${1:-build}"
+}
