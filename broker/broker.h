@@ -98,6 +98,7 @@ typedef struct broker_timer {
 
 typedef struct broker_lease {
 	uint64_t id;
+	uint64_t okey; /* ordering key hash; 0: none */
 	uint64_t token;
 	uint64_t expires_us;
 	uint32_t pipe_id;
@@ -116,7 +117,11 @@ typedef struct broker_queue {
 	uint64_t enqueued_total, succeeded_total, failed_total, dead_total;
 } broker_queue;
 
+typedef struct broker_okey broker_okey;
+
 typedef struct broker_index {
+	broker_okey *okeys; /* ordering keys in flight or waiting */
+	size_t nokeys, capokeys;
 	broker_queue *queues;
 	size_t nqueues, capqueues;
 	broker_timer *timers; /* min-heap by run_at_us */
@@ -143,6 +148,20 @@ broker_lease *broker_lease_find(broker_index *x, uint64_t id);
 void broker_lease_del(broker_index *x, uint64_t id);
 /* Counter of a stored state within a queue (NULL for unknown states). */
 uint64_t *broker_queue_count(broker_queue *q, int state);
+
+/* okey.c: ordering keys */
+uint64_t broker_okey_hash(const char *queue, const char *key);
+bool broker_okey_busy(broker_index *x, uint64_t hash);
+/* Parks a ready job behind the job of its key in flight. */
+int broker_okey_block(broker_index *x, uint64_t hash, uint32_t queue,
+    int32_t priority, uint64_t id);
+/* Marks the key in flight. */
+int broker_okey_take(broker_index *x, uint64_t hash);
+/* The job of the key ended: the next one of that key may run. */
+int broker_okey_release(broker_index *x, uint64_t hash);
+/* When the key is idle, returns its next waiting job to the ready heap. */
+int broker_okey_next(broker_index *x, uint64_t hash);
+void broker_okeys_clear(broker_index *x);
 
 /* ---- the broker ---- */
 

@@ -39,6 +39,8 @@ void broker_index_fini(broker_index *x)
 	free(x->timers);
 	free(x->leases);
 	free(x->lease_slots);
+	broker_okeys_clear(x);
+	free(x->okeys);
 	memset(x, 0, sizeof *x);
 }
 

@@ -19,6 +19,7 @@ static void index_clear(broker_index *x)
 	}
 	x->ntimers = 0;
 	x->nleases = 0;
+	broker_okeys_clear(x);
 	memset(x->lease_slots, 0, x->nslots * sizeof *x->lease_slots);
 }
 
@@ -109,9 +110,14 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 		    job->spec->priority};
 		rv = broker_timer_push(&b->index, &t);
 	} else if (state == NQ_STATE_LEASED) {
-		broker_lease l = {id, job->lease_token, job->lease_expires_us,
-		    0, (uint32_t)qi};
+		uint64_t okey = job->spec->ordering_key[0] ? broker_okey_hash(
+		    job->spec->queue, job->spec->ordering_key) : 0;
+		broker_lease l = {.id = id, .okey = okey,
+		    .token = job->lease_token,
+		    .expires_us = job->lease_expires_us, .queue = (uint32_t)qi};
 		rv = broker_lease_put(&b->index, &l);
+		if (rv == 0)
+			rv = broker_okey_take(&b->index, okey);
 	}
 	uint64_t *count = broker_queue_count(q, state);
 	if (count)

@@ -67,8 +67,22 @@ static int pop_ready(broker *b, broker_queue *q, Nq__V1__Job **job)
 		int rv = broker_job_read(b, e.id, &j);
 		if (rv == NQ_ESTORE || rv == NQ_ENOMEM)
 			return rv;
-		if (rv != 0 || j->state != NQ__V1__JOB_STATE__JOB_STATE_READY)
-			continue; /* stale: canceled or deleted */
+		uint64_t okey = rv == 0 && j->spec->ordering_key[0] ?
+		    broker_okey_hash(j->spec->queue, j->spec->ordering_key) : 0;
+		if (rv != 0 || j->state != NQ__V1__JOB_STATE__JOB_STATE_READY) {
+			/* stale: canceled or deleted; its key may let the
+			 * next one of that key go */
+			if (okey && (rv = broker_okey_next(&b->index, okey)))
+				return rv;
+			continue;
+		}
+		if (broker_okey_busy(&b->index, okey)) {
+			rv = broker_okey_block(&b->index, okey,
+			    (uint32_t)(q - b->index.queues), e.priority, e.id);
+			if (rv != 0)
+				return rv;
+			continue;
+		}
 		if (j->spec->deadline_us && now > j->spec->deadline_us) {
 			j->dead_reason = (char *)"expired";
 			if ((rv = broker_job_finish(b, j, NQ_STATE_EXPIRED, now)))
@@ -91,6 +105,8 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 		.expires_us = now + clamp_lease(f->lease_ms) * 1000,
 		.pipe_id = op->pipe_id,
 		.queue = (uint32_t)qi,
+		.okey = job->spec->ordering_key[0] ? broker_okey_hash(
+		    job->spec->queue, job->spec->ordering_key) : 0,
 	};
 	job->state = NQ__V1__JOB_STATE__JOB_STATE_LEASED;
 	job->attempt++;
@@ -103,6 +119,8 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 	int rv = broker_job_write(b, l.id, job);
 	if (rv == 0)
 		rv = broker_lease_put(&b->index, &l);
+	if (rv == 0)
+		rv = broker_okey_take(&b->index, l.okey);
 	if (rv == 0)
 		broker_count_move(b, job->spec->queue, NQ_STATE_READY,
 		    NQ_STATE_LEASED);
@@ -331,8 +349,12 @@ static int take_lease(broker *b, uint64_t id, uint64_t token,
 	broker_lease *l = broker_lease_find(&b->index, id);
 	if (!l || l->token != token)
 		return NQ_OK;
+	uint64_t okey = l->okey;
 	broker_lease_del(&b->index, id);
-	int rv = broker_job_read(b, id, job);
+	int rv = broker_okey_release(&b->index, okey);
+	if (rv != 0)
+		return rv;
+	rv = broker_job_read(b, id, job);
 	if (rv == NQ_ESTORE || rv == NQ_ENOMEM)
 		return rv;
 	if (rv != 0 || (*job)->state != NQ__V1__JOB_STATE__JOB_STATE_LEASED ||
@@ -367,7 +389,8 @@ static int complete_one(broker *b, const Nq__V1__Completion *c,
 		}
 		if (qi >= 0)
 			b->index.queues[qi].succeeded_total++;
-		log_job("NQ-JOB-SUCCEEDED", job, NULL);
+		nqi_debug("NQ-JOB-SUCCEEDED", "id=%s queue=%s attempt=%u", job->id,
+		    job->spec->queue, job->attempt);
 		return broker_job_finish(b, job, NQ_STATE_SUCCEEDED, nqi_now_us());
 	case NQ__V1__OUTCOME__OUTCOME_RELEASED:
 		if (job->attempt > 0)
