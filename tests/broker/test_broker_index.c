@@ -1,0 +1,144 @@
+/* The broker's in-memory index: dispatch order of ready jobs, timers, the
+ * lease table under churn, and ordering keys. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+
+#include "broker.h"
+
+static void test_index_ready_priority_then_fifo(void **state)
+{
+	broker_index x;
+	broker_ready e;
+	(void)state;
+	assert_int_equal(broker_index_init(&x), 0);
+	int qi = broker_queue_get(&x, "q");
+	broker_queue *q = &x.queues[qi];
+	/* ids are enqueue order; priorities mixed */
+	int32_t prio[] = {0, 5, 0, 5, -1, 0};
+	for (uint64_t id = 1; id <= 6; id++)
+		assert_int_equal(broker_ready_push(q, prio[id - 1], id), 0);
+	uint64_t want[] = {2, 4, 1, 3, 6, 5};
+	for (int i = 0; i < 6; i++) {
+		assert_true(broker_ready_peek(q, &e));
+		assert_int_equal(e.id, want[i]);
+		broker_ready_pop(q);
+	}
+	assert_false(broker_ready_peek(q, &e));
+	broker_index_fini(&x);
+}
+
+static void test_index_ready_fifo_holds_for_many_jobs(void **state)
+{
+	broker_index x;
+	broker_ready e;
+	(void)state;
+	broker_index_init(&x);
+	int qi = broker_queue_get(&x, "q");
+	broker_queue *q = &x.queues[qi];
+	srand(7);
+	/* pushed in shuffled order, popped in id order */
+	uint64_t ids[5000];
+	for (int i = 0; i < 5000; i++)
+		ids[i] = (uint64_t)i + 1;
+	for (int i = 4999; i > 0; i--) {
+		int j = rand() % (i + 1);
+		uint64_t t = ids[i];
+		ids[i] = ids[j];
+		ids[j] = t;
+	}
+	for (int i = 0; i < 5000; i++)
+		broker_ready_push(q, 0, ids[i]);
+	for (uint64_t want = 1; want <= 5000; want++) {
+		assert_true(broker_ready_peek(q, &e));
+		assert_int_equal(e.id, want);
+		broker_ready_pop(q);
+	}
+	broker_index_fini(&x);
+}
+
+static void test_index_timers_pop_by_time(void **state)
+{
+	broker_index x;
+	broker_timer t;
+	(void)state;
+	broker_index_init(&x);
+	uint64_t at[] = {500, 100, 300, 100, 200};
+	for (uint64_t i = 0; i < 5; i++) {
+		broker_timer in = {at[i], i + 1, 0, 0};
+		assert_int_equal(broker_timer_push(&x, &in), 0);
+	}
+	uint64_t want_id[] = {2, 4, 5, 3, 1};
+	for (int i = 0; i < 5; i++) {
+		assert_true(broker_timer_peek(&x, &t));
+		assert_int_equal(t.id, want_id[i]);
+		broker_timer_pop(&x);
+	}
+	assert_false(broker_timer_peek(&x, &t));
+	broker_index_fini(&x);
+}
+
+static void test_index_leases_survive_churn(void **state)
+{
+	broker_index x;
+	(void)state;
+	broker_index_init(&x);
+	/* Insert 3000 leases, delete every other one, and check that every
+	 * remaining one is still found with its token. */
+	for (uint64_t id = 1; id <= 3000; id++) {
+		broker_lease l = {.id = id * 7919, .token = id};
+		assert_int_equal(broker_lease_put(&x, &l), 0);
+	}
+	for (uint64_t id = 1; id <= 3000; id += 2)
+		broker_lease_del(&x, id * 7919);
+	assert_int_equal(x.nleases, 1500);
+	for (uint64_t id = 1; id <= 3000; id++) {
+		broker_lease *l = broker_lease_find(&x, id * 7919);
+		if (id % 2) {
+			assert_null(l);
+		} else {
+			assert_non_null(l);
+			assert_int_equal(l->token, id);
+		}
+	}
+	broker_index_fini(&x);
+}
+
+static void test_index_ordering_key_one_in_flight(void **state)
+{
+	broker_index x;
+	broker_ready e;
+	(void)state;
+	broker_index_init(&x);
+	int qi = broker_queue_get(&x, "q");
+	uint64_t k = broker_okey_hash("q", "customer-42");
+	assert_int_not_equal(k, broker_okey_hash("q2", "customer-42"));
+	assert_false(broker_okey_busy(&x, k));
+	assert_int_equal(broker_okey_take(&x, k), 0);
+	assert_true(broker_okey_busy(&x, k));
+	/* two later jobs of the key wait behind it */
+	broker_okey_block(&x, k, (uint32_t)qi, 0, 11);
+	broker_okey_block(&x, k, (uint32_t)qi, 0, 10);
+	assert_false(broker_ready_peek(&x.queues[qi], &e));
+	/* the job in flight ends: only the oldest waiting one returns */
+	assert_int_equal(broker_okey_release(&x, k), 0);
+	assert_true(broker_ready_peek(&x.queues[qi], &e));
+	assert_int_equal(e.id, 10);
+	assert_int_equal(x.queues[qi].nheap, 1);
+	broker_index_fini(&x);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_index_ready_priority_then_fifo),
+		cmocka_unit_test(test_index_ready_fifo_holds_for_many_jobs),
+		cmocka_unit_test(test_index_timers_pop_by_time),
+		cmocka_unit_test(test_index_leases_survive_churn),
+		cmocka_unit_test(test_index_ordering_key_one_in_flight),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
