@@ -29,6 +29,7 @@ typedef struct broker_config {
 	const char *sync;         /* "always" | "none" */
 	const char *log_level;
 	const char *log_format;
+	const char *config_file;
 	uint64_t max_payload;     /* bytes */
 	uint64_t map_size;        /* bytes the store may grow to */
 	uint64_t result_ttl_ms;

@@ -71,6 +71,8 @@ static size_t config_opts(broker_config *c, nqi_opt *o)
 		    "at once"),
 		OPT("work-contexts", INT, work_contexts, "worker fetches that "
 		    "may wait at once"),
+		OPT("config", STR, config_file, "file of name = value lines, "
+		    "read before the environment and flags"),
 		OPT("log-level", STR, log_level, "debug, info, warn or error"),
 		OPT("log-format", STR, log_format, "text or json"),
 	};
@@ -120,6 +122,11 @@ static int configure(broker_config *c, int argc, char **argv)
 			usage(stdout, o, n);
 			return -1;
 		}
+	}
+	const char *file = nqi_opts_peek(argc, argv, "config");
+	if (file && nqi_opts_load_file(o, n, file, err, sizeof err) != 0) {
+		fprintf(stderr, "nq-broker: %s\n", err);
+		return 2;
 	}
 	if (nqi_opts_parse(o, n, argc, argv, 1, true, &next, err, sizeof err)) {
 		fprintf(stderr, "nq-broker: %s\n", err);
@@ -196,11 +203,11 @@ static int run(broker *b)
 		rv = broker_index_init(&b->index);
 	if (rv == 0)
 		rv = broker_recover(b, true);
+	b->ready = rv == 0;
 	if (rv == 0)
 		rv = broker_start(b);
 	if (rv != 0)
 		return 1;
-	b->ready = true;
 	if (broker_net_open(b, err, sizeof err) != 0) {
 		nqi_error("NQ-LISTEN-FAILED", "err=\"%s\"", err);
 		broker_stop(b);

@@ -147,6 +147,81 @@ int nqi_opts_parse(const nqi_opt *opts, size_t n, int argc, char **argv,
 	return NQ_OK;
 }
 
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/* Applies one "name = value" line; comments and blank lines are skipped. */
+static int load_line(const nqi_opt *opts, size_t n, char *line, char *err,
+    size_t errlen)
+{
+	char *hash = strchr(line, '#');
+	if (hash)
+		*hash = '\0';
+	char *s = trim(line);
+	if (!*s)
+		return NQ_OK;
+	char *eq = strchr(s, '=');
+	if (!eq) {
+		snprintf(err, errlen, "expected name = value");
+		return NQ_EINVAL;
+	}
+	*eq = '\0';
+	char *name = trim(s), *val = trim(eq + 1);
+	const nqi_opt *o = find_opt(opts, n, name, strlen(name));
+	if (!o) {
+		snprintf(err, errlen, "unknown setting '%s'", name);
+		return NQ_EINVAL;
+	}
+	char *copy = strdup(val);
+	if (!copy)
+		return NQ_ENOMEM;
+	return set_value(o, copy, err, errlen);
+}
+
+int nqi_opts_load_file(const nqi_opt *opts, size_t n, const char *path,
+    char *err, size_t errlen)
+{
+	char line[1024], why[200];
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "cannot read config file %s", path);
+		return NQ_EINVAL;
+	}
+	int rv = NQ_OK;
+	for (int no = 1; rv == 0 && fgets(line, sizeof line, f); no++) {
+		rv = load_line(opts, n, line, why, sizeof why);
+		if (rv != 0)
+			snprintf(err, errlen, "%s:%d: %s", path, no, why);
+	}
+	fclose(f);
+	return rv;
+}
+
+const char *nqi_opts_peek(int argc, char **argv, const char *name)
+{
+	size_t len = strlen(name);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strncmp(a, "--", 2) != 0 || strncmp(a + 2, name, len) != 0)
+			continue;
+		if (a[2 + len] == '=')
+			return a + 3 + len;
+		if (a[2 + len] == '\0' && i + 1 < argc)
+			return argv[i + 1];
+	}
+	char env[96];
+	env_name(name, env, sizeof env);
+	const char *v = getenv(env);
+	return v && *v ? v : NULL;
+}
+
 void nqi_opts_usage(const nqi_opt *opts, size_t n, void *file)
 {
 	for (size_t i = 0; i < n; i++) {

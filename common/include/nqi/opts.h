@@ -41,6 +41,17 @@ typedef struct nqi_opt {
  */
 int nqi_opts_parse(const nqi_opt *opts, size_t n, int argc, char **argv,
     int start, bool use_env, int *next, char *err, size_t errlen);
+/*
+ * Applies a config file of "name = value" lines (names as the flags, '#'
+ * starts a comment) to the options. Values are copied and kept for the life
+ * of the process. Call before nqi_opts_parse so the environment and flags
+ * override the file. err names the file, line and problem.
+ */
+int nqi_opts_load_file(const nqi_opt *opts, size_t n, const char *path,
+    char *err, size_t errlen);
+/* The value of --NAME in argv ("--config F" or "--config=F"), else the
+ * NQ_NAME environment variable, else NULL. */
+const char *nqi_opts_peek(int argc, char **argv, const char *name);
 /* Prints "  --name VALUE   help" lines. */
 void nqi_opts_usage(const nqi_opt *opts, size_t n, void *file);
 /* Writes "name=value ..." of every option, secrets as "<redacted>". */
