@@ -1,0 +1,443 @@
+/*
+ * The producer and operator calls on the api socket: enqueue, get, wait,
+ * cancel, stats, pause and resume. Arguments are checked here first, so
+ * that a bad one returns NQ_EINVAL with a reason before anything is sent.
+ */
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "nqi/util.h"
+
+#define NAME_RULE "[A-Za-z0-9._-]{1,128}"
+
+static int check_name(const char *what, const char *name, char *err)
+{
+	if (nqi_name_valid(name))
+		return NQ_OK;
+	if (!name)
+		return nqc_fail(err, NQ_EINVAL, "%s is missing", what);
+	return nqc_fail(err, NQ_EINVAL, "%s \"%.140s\" is not a valid name "
+	    "(" NAME_RULE ")", what, name);
+}
+
+/* Checks a job id and writes its canonical lowercase form. */
+static int check_id(const char *id, char canon[NQ_ID_MAX], char *err)
+{
+	uint64_t v;
+	if (!id)
+		return nqc_fail(err, NQ_EINVAL, "job id is missing");
+	if (nqi_id_parse(id, &v) != 0)
+		return nqc_fail(err, NQ_EINVAL,
+		    "job id \"%.40s\" is not 16 hex digits", id);
+	nqi_id_format(v, canon);
+	return NQ_OK;
+}
+
+static int check_client(nq_client *c)
+{
+	if (!c)
+		return NQ_EINVAL;
+	nqc_begin(c);
+	return NQ_OK;
+}
+
+static char *str_in(const char *s)
+{
+	return s ? (char *)s : (char *)protobuf_c_empty_string;
+}
+
+static int check_spec(const nq_job_spec *s, size_t i, char *err)
+{
+	char what[40];
+	int rv;
+	if (!s)
+		return nqc_fail(err, NQ_EINVAL, "job spec %zu is NULL", i);
+	snprintf(what, sizeof what, "job %zu: queue", i);
+	if ((rv = check_name(what, s->queue, err)) != 0)
+		return rv;
+	snprintf(what, sizeof what, "job %zu: type", i);
+	if ((rv = check_name(what, s->type, err)) != 0)
+		return rv;
+	if (!s->payload && s->payload_len)
+		return nqc_fail(err, NQ_EINVAL,
+		    "job %zu: payload is NULL but payload_len is %zu", i,
+		    s->payload_len);
+	return NQ_OK;
+}
+
+/* Fills the wire form of a spec; it borrows every pointer of s. */
+static void spec_to_pb(const nq_job_spec *s, Nq__V1__JobSpec *pb)
+{
+	nq__v1__job_spec__init(pb);
+	pb->queue = str_in(s->queue);
+	pb->type = str_in(s->type);
+	pb->payload.data = (uint8_t *)s->payload;
+	pb->payload.len = s->payload_len;
+	pb->content_type = str_in(s->content_type);
+	pb->schema_version = s->schema_version;
+	pb->priority = s->priority;
+	pb->run_at_us = s->run_at_us;
+	pb->delay_ms = s->delay_ms;
+	pb->max_attempts = s->max_attempts;
+	pb->timeout_ms = s->timeout_ms;
+	pb->idempotency_key = str_in(s->idempotency_key);
+	pb->ordering_key = str_in(s->ordering_key);
+	pb->traceparent = str_in(s->traceparent);
+	pb->payload_ref = str_in(s->payload_ref);
+	pb->deadline_us = s->deadline_us;
+}
+
+static void result_from_pb(const Nq__V1__EnqueueResult *er,
+    nq_enqueue_result *res)
+{
+	const Nq__V1__Status *st = er ? er->status : NULL;
+	memset(res, 0, sizeof *res);
+	res->err = st ? nqi_err_from_code(st->code) : NQ_OK;
+	if (res->err != NQ_OK)
+		snprintf(res->message, sizeof res->message, "%s",
+		    st->message && st->message[0] ? st->message :
+		    nq_strerror(res->err));
+	if (er) {
+		snprintf(res->id, sizeof res->id, "%s", str_in(er->id));
+		res->duplicate = er->duplicate;
+	}
+}
+
+/* Sends the packed specs and reads one result per spec. */
+static int enqueue_call(nq_client *c, Nq__V1__JobSpec **pbs, size_t n,
+    nq_enqueue_result *results)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__EnqueueRequest body = NQ__V1__ENQUEUE_REQUEST__INIT;
+	Nq__V1__Reply *r = NULL;
+	body.jobs = pbs;
+	body.n_jobs = n;
+	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
+	req.enqueue = &body;
+	int rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r,
+	    c->last_error);
+	if (rv == NQ_OK)
+		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_ENQUEUE,
+		    "enqueue", c->last_error);
+	if (rv == NQ_OK && (!r->enqueue || r->enqueue->n_results != n))
+		rv = nqc_fail(c->last_error, NQ_EPROTO,
+		    "enqueue reply holds %zu results for %zu jobs",
+		    r->enqueue ? r->enqueue->n_results : 0, n);
+	for (size_t i = 0; rv == NQ_OK && i < n; i++)
+		result_from_pb(r->enqueue->results[i], &results[i]);
+	if (r)
+		nq__v1__reply__free_unpacked(r, NULL);
+	return rv;
+}
+
+NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
+    nq_enqueue_result *results)
+{
+	Nq__V1__JobSpec *pb = NULL;
+	Nq__V1__JobSpec **pbs = NULL;
+	int rv;
+	if ((rv = check_client(c)) != 0)
+		return rv;
+	if (n && (!specs || !results))
+		return nqc_fail(c->last_error, NQ_EINVAL,
+		    "specs and results must not be NULL");
+	for (size_t i = 0; i < n; i++)
+		if ((rv = check_spec(&specs[i], i, c->last_error)) != 0)
+			return rv;
+	if (n == 0)
+		return NQ_OK;
+	pb = calloc(n, sizeof *pb);
+	pbs = calloc(n, sizeof *pbs);
+	if (!pb || !pbs) {
+		rv = nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		spec_to_pb(&specs[i], &pb[i]);
+		pbs[i] = &pb[i];
+	}
+	rv = enqueue_call(c, pbs, n, results);
+out:
+	free(pb);
+	free(pbs);
+	return rv;
+}
+
+NQ_API int nq_enqueue(nq_client *c, const nq_job_spec *spec,
+    char id[NQ_ID_MAX], bool *duplicate)
+{
+	nq_enqueue_result res;
+	if (c && !spec) {
+		nqc_begin(c);
+		return nqc_fail(c->last_error, NQ_EINVAL, "job spec is NULL");
+	}
+	int rv = nq_enqueue_batch(c, spec, 1, &res);
+	if (rv != NQ_OK)
+		return rv;
+	if (res.err != NQ_OK)
+		return nqc_fail(c->last_error, res.err, "%s", res.message);
+	if (id)
+		memcpy(id, res.id, NQ_ID_MAX);
+	if (duplicate)
+		*duplicate = res.duplicate;
+	return NQ_OK;
+}
+
+/* Takes the job out of a reply body (slot may be NULL) so that it
+ * outlives the reply. */
+static int take_job(nq_client *c, Nq__V1__Job **slot, const char *what,
+    nq_job **out)
+{
+	Nq__V1__Job *pb = slot ? *slot : NULL;
+	if (!pb)
+		return nqc_fail(c->last_error, NQ_EPROTO,
+		    "reply to %s carries no job", what);
+	*slot = NULL;
+	if (nqc_job_wrap(pb, out) != 0)
+		return nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
+	return NQ_OK;
+}
+
+NQ_API int nq_get(nq_client *c, const char *id, nq_job **out)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__GetRequest body = NQ__V1__GET_REQUEST__INIT;
+	Nq__V1__Reply *r = NULL;
+	char canon[NQ_ID_MAX];
+	int rv;
+	if ((rv = check_client(c)) != 0)
+		return rv;
+	if (!out)
+		return nqc_fail(c->last_error, NQ_EINVAL, "out is NULL");
+	if ((rv = check_id(id, canon, c->last_error)) != 0)
+		return rv;
+	body.id = canon;
+	req.body_case = NQ__V1__REQUEST__BODY_GET;
+	req.get = &body;
+	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r,
+	    c->last_error);
+	if (rv == NQ_OK)
+		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_GET, "get",
+		    c->last_error);
+	if (rv == NQ_OK)
+		rv = take_job(c, r->get ? &r->get->job : NULL, "get", out);
+	if (r)
+		nq__v1__reply__free_unpacked(r, NULL);
+	return rv;
+}
+
+/* One Wait request of at most NQC_WAIT_CAP_MS; the job as it is then. */
+static int wait_once(nq_client *c, const char *canon, uint64_t wait_ms,
+    nq_job **out)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__WaitRequest body = NQ__V1__WAIT_REQUEST__INIT;
+	Nq__V1__Reply *r = NULL;
+	body.id = (char *)canon;
+	body.timeout_ms = wait_ms;
+	req.body_case = NQ__V1__REQUEST__BODY_WAIT;
+	req.wait = &body;
+	/* The reply may legitimately take the whole wait, so the transport
+	 * timeout runs on top of it. */
+	int rv = nqc_call(c, NQC_API, NULL, &req, wait_ms + c->timeout_ms, &r,
+	    c->last_error);
+	if (rv == NQ_OK)
+		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_WAIT,
+		    "wait", c->last_error);
+	if (rv == NQ_OK)
+		rv = take_job(c, r->wait ? &r->wait->job : NULL, "wait", out);
+	if (r)
+		nq__v1__reply__free_unpacked(r, NULL);
+	return rv;
+}
+
+NQ_API int nq_wait(nq_client *c, const char *id, uint64_t timeout_ms,
+    nq_job **out)
+{
+	char canon[NQ_ID_MAX];
+	uint64_t start = nqi_mono_ms(), now = start;
+	int rv;
+	if ((rv = check_client(c)) != 0)
+		return rv;
+	if (!out)
+		return nqc_fail(c->last_error, NQ_EINVAL, "out is NULL");
+	if ((rv = check_id(id, canon, c->last_error)) != 0)
+		return rv;
+	for (;;) {
+		uint64_t left = timeout_ms ? timeout_ms - (now - start) :
+		    NQC_WAIT_CAP_MS;
+		uint64_t chunk = left < NQC_WAIT_CAP_MS ? left : NQC_WAIT_CAP_MS;
+		uint64_t sent = nqi_mono_ms();
+		nq_job *job;
+		if ((rv = wait_once(c, canon, chunk, &job)) != 0)
+			return rv;
+		if (nq_state_is_final(nq_job_state(job))) {
+			*out = job;
+			return NQ_OK;
+		}
+		nq_state st = nq_job_state(job);
+		nq_job_free(job);
+		now = nqi_mono_ms();
+		if (timeout_ms && now - start >= timeout_ms)
+			return nqc_fail(c->last_error, NQ_ETIMEDOUT,
+			    "job %s is still %s after %llu ms", canon,
+			    nq_state_name(st), (unsigned long long)timeout_ms);
+		/* A broker that answers a wait at once must not make this a
+		 * busy loop. */
+		if (now - sent < 50)
+			nng_msleep(100);
+	}
+}
+
+NQ_API int nq_cancel(nq_client *c, const char *id, nq_job **out)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__CancelRequest body = NQ__V1__CANCEL_REQUEST__INIT;
+	Nq__V1__Reply *r = NULL;
+	char canon[NQ_ID_MAX];
+	nq_job *job = NULL;
+	int rv;
+	if ((rv = check_client(c)) != 0)
+		return rv;
+	if ((rv = check_id(id, canon, c->last_error)) != 0)
+		return rv;
+	body.id = canon;
+	req.body_case = NQ__V1__REQUEST__BODY_CANCEL;
+	req.cancel = &body;
+	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r,
+	    c->last_error);
+	/* A refused cancel (EPRECOND) still reports the job as it is. */
+	if ((rv == NQ_OK || rv == NQ_EPRECOND) && out) {
+		Nq__V1__Job **slot = r->body_case ==
+		    NQ__V1__REPLY__BODY_CANCEL && r->cancel ? &r->cancel->job :
+		    NULL;
+		if (rv == NQ_OK || (slot && *slot)) {
+			int trv = take_job(c, slot, "cancel", &job);
+			rv = trv ? trv : rv;
+		}
+	}
+	if (r)
+		nq__v1__reply__free_unpacked(r, NULL);
+	if (job)
+		*out = job;
+	return rv;
+}
+
+static int queue_call(nq_client *c, const char *queue, bool pause)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__PauseRequest p = NQ__V1__PAUSE_REQUEST__INIT;
+	Nq__V1__ResumeRequest q = NQ__V1__RESUME_REQUEST__INIT;
+	Nq__V1__Reply *r = NULL;
+	int rv;
+	if ((rv = check_client(c)) != 0)
+		return rv;
+	if ((rv = check_name("queue", queue, c->last_error)) != 0)
+		return rv;
+	p.queue = q.queue = (char *)queue;
+	req.body_case = pause ? NQ__V1__REQUEST__BODY_PAUSE :
+	    NQ__V1__REQUEST__BODY_RESUME;
+	if (pause)
+		req.pause = &p;
+	else
+		req.resume = &q;
+	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r,
+	    c->last_error);
+	if (rv == NQ_OK)
+		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_QUEUE,
+		    pause ? "pause" : "resume", c->last_error);
+	if (r)
+		nq__v1__reply__free_unpacked(r, NULL);
+	return rv;
+}
+
+NQ_API int nq_pause(nq_client *c, const char *queue)
+{
+	return queue_call(c, queue, true);
+}
+
+NQ_API int nq_resume(nq_client *c, const char *queue)
+{
+	return queue_call(c, queue, false);
+}
+
+static void queue_stats_from_pb(const Nq__V1__QueueStats *q,
+    nq_queue_stats *s)
+{
+	memset(s, 0, sizeof *s);
+	if (!q)
+		return;
+	snprintf(s->queue, sizeof s->queue, "%s", str_in(q->queue));
+	s->scheduled = q->scheduled;
+	s->ready = q->ready;
+	s->leased = q->leased;
+	s->succeeded = q->succeeded;
+	s->dead = q->dead;
+	s->canceled = q->canceled;
+	s->expired = q->expired;
+	s->paused = q->paused;
+	s->enqueued_total = q->enqueued_total;
+	s->succeeded_total = q->succeeded_total;
+	s->failed_total = q->failed_total;
+	s->dead_total = q->dead_total;
+	s->oldest_ready_us = q->oldest_ready_us;
+}
+
+/* Copies a stats reply out; *out is NULL when it lists no queue. */
+static int stats_copy(nq_client *c, const Nq__V1__StatsReply *sr,
+    nq_queue_stats **out, size_t *n, nq_broker_stats *broker)
+{
+	nq_queue_stats *qs = NULL;
+	if (sr->n_queues && !(qs = calloc(sr->n_queues, sizeof *qs)))
+		return nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
+	for (size_t i = 0; i < sr->n_queues; i++)
+		queue_stats_from_pb(sr->queues[i], &qs[i]);
+	if (broker) {
+		memset(broker, 0, sizeof *broker);
+		if (sr->broker) {
+			broker->commits = sr->broker->commits;
+			broker->uptime_ms = sr->broker->uptime_ms;
+			broker->jobs_stored = sr->broker->jobs_stored;
+		}
+	}
+	*out = qs;
+	*n = sr->n_queues;
+	return NQ_OK;
+}
+
+NQ_API int nq_stats(nq_client *c, const char *queue, nq_queue_stats **out,
+    size_t *n, nq_broker_stats *broker)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__StatsRequest body = NQ__V1__STATS_REQUEST__INIT;
+	Nq__V1__Reply *r = NULL;
+	int rv;
+	if ((rv = check_client(c)) != 0)
+		return rv;
+	if (!out || !n)
+		return nqc_fail(c->last_error, NQ_EINVAL,
+		    "out and n must not be NULL");
+	if (queue && queue[0] &&
+	    (rv = check_name("queue", queue, c->last_error)) != 0)
+		return rv;
+	body.queue = str_in(queue);
+	req.body_case = NQ__V1__REQUEST__BODY_STATS;
+	req.stats = &body;
+	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r,
+	    c->last_error);
+	if (rv == NQ_OK)
+		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_STATS,
+		    "stats", c->last_error);
+	if (rv == NQ_OK && !r->stats)
+		rv = nqc_fail(c->last_error, NQ_EPROTO,
+		    "reply to stats carries no stats");
+	if (rv == NQ_OK)
+		rv = stats_copy(c, r->stats, out, n, broker);
+	if (r)
+		nq__v1__reply__free_unpacked(r, NULL);
+	return rv;
+}

@@ -1,0 +1,413 @@
+/*
+ * nq_client: connection handling and the request helper every call uses.
+ *
+ * A client has up to three sockets (REQ to api, REQ to work, PUSH to
+ * results), each opened and dialed on first use with NNG_FLAG_NONBLOCK, so
+ * nq_client_open never touches the network and an absent broker shows up
+ * as NQ_ETIMEDOUT on the first request. NNG redials in the background.
+ *
+ * Every request runs on an nng context of its own, so the worker's fetch
+ * and extend calls proceed side by side on one work socket.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/push.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "nqi/util.h"
+
+#define CLIENT_TIMEOUT_MS 10000
+/* Replies carry at most a fetch of many 256 KiB payloads; anything larger
+ * is refused by NNG rather than buffered without bound. */
+#define CLIENT_REPLY_MAX ((size_t)256 << 20)
+/* Redial quickly after a broker restart, backing off to 2 s. */
+#define CLIENT_RECONNECT_MIN_MS 100
+#define CLIENT_RECONNECT_MAX_MS 2000
+
+static const char *const end_names[NQC_NENDS] = {"api", "work", "results"};
+static const char *const end_defaults[NQC_NENDS] = {
+    "tcp://127.0.0.1:7400", "tcp://127.0.0.1:7401", "tcp://127.0.0.1:7402"};
+
+int nqc_fail(char *err, int rv, const char *fmt, ...)
+{
+	va_list ap;
+	if (!err)
+		return rv;
+	va_start(ap, fmt);
+	vsnprintf(err, NQC_ERR_MAX, fmt, ap);
+	va_end(ap);
+	return rv;
+}
+
+void nqc_begin(nq_client *c)
+{
+	c->last_error[0] = '\0';
+}
+
+const char *nqc_url(const nq_client *c, nqc_end end)
+{
+	return c->conn[end].url;
+}
+
+NQ_API const char *nq_client_last_error(const nq_client *c)
+{
+	return c ? c->last_error : "";
+}
+
+static bool url_is_tls(const char *url)
+{
+	return strncmp(url, "tls+", 4) == 0 || strncmp(url, "wss://", 6) == 0;
+}
+
+static bool scheme_known(const char *scheme)
+{
+	static const char *const known[] = {"tcp", "tcp4", "tcp6", "ipc",
+	    "abstract", "inproc", "tls+tcp", "tls+tcp4", "tls+tcp6", "ws",
+	    "ws4", "ws6", "wss", "wss4", "wss6"};
+	for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+		if (strcmp(scheme, known[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Copies the URL of one endpoint, after checking that NNG can parse it
+ * and knows its transport. */
+static int client_set_url(nq_client *c, nqc_end end, const char *url)
+{
+	nng_url *u;
+	if (!url)
+		url = end_defaults[end];
+	if (nng_url_parse(&u, url) != 0)
+		return NQ_EINVAL;
+	bool known = scheme_known(u->u_scheme);
+	nng_url_free(u);
+	if (!known)
+		return NQ_EINVAL;
+	c->conn[end].url = strdup(url);
+	return c->conn[end].url ? NQ_OK : NQ_ENOMEM;
+}
+
+/* Reads a whole PEM file into a NUL-terminated string. */
+static int read_pem(const char *path, char **out)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+	if (!f)
+		return errno == ENOMEM ? NQ_ENOMEM : NQ_EINVAL;
+	do {
+		if (cap - len < 4096) {
+			char *p = realloc(buf, cap + 8192);
+			if (!p) {
+				free(buf);
+				fclose(f);
+				return NQ_ENOMEM;
+			}
+			buf = p;
+			cap += 8192;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+	} while (n > 0);
+	fclose(f);
+	buf[len] = '\0';
+	*out = buf;
+	return NQ_OK;
+}
+
+/* Our own certificate: one file holding both, or a cert and a key file. */
+static int tls_own_cert(nng_tls_config *cfg, const nq_client_opts *o)
+{
+	char *cert = NULL, *key = NULL;
+	int rv;
+	if (!o->tls_key)
+		return nng_tls_config_cert_key_file(cfg, o->tls_cert, NULL) ?
+		    NQ_EINVAL : NQ_OK;
+	if ((rv = read_pem(o->tls_cert, &cert)) == 0 &&
+	    (rv = read_pem(o->tls_key, &key)) == 0)
+		rv = nng_tls_config_own_cert(cfg, cert, key, NULL) ? NQ_EINVAL :
+		    NQ_OK;
+	free(cert);
+	free(key);
+	return rv;
+}
+
+/*
+ * Builds the TLS configuration when a URL is tls+tcp:// or wss:// or a TLS
+ * option is given, so that a missing or broken file fails nq_client_open
+ * rather than the first request. Without tls_ca the server is not verified.
+ */
+static int client_tls_setup(nq_client *c, const nq_client_opts *o)
+{
+	bool any = o->tls_ca || o->tls_cert || o->tls_key || o->tls_server_name;
+	nng_tls_config *cfg;
+	int rv = NQ_EINVAL;
+	for (int e = 0; e < NQC_NENDS; e++)
+		any = any || url_is_tls(c->conn[e].url);
+	if (!any)
+		return NQ_OK;
+	if (o->tls_key && !o->tls_cert)
+		return NQ_EINVAL;
+	if (nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT) != 0)
+		return NQ_ENOMEM;
+	if (nng_tls_config_auth_mode(cfg, o->tls_ca ? NNG_TLS_AUTH_MODE_REQUIRED
+	    : NNG_TLS_AUTH_MODE_NONE) != 0)
+		goto out;
+	if (o->tls_ca && nng_tls_config_ca_file(cfg, o->tls_ca) != 0)
+		goto out;
+	if (o->tls_server_name &&
+	    nng_tls_config_server_name(cfg, o->tls_server_name) != 0)
+		goto out;
+	if (o->tls_cert && (rv = tls_own_cert(cfg, o)) != 0)
+		goto out;
+	c->tls = cfg;
+	return NQ_OK;
+out:
+	nng_tls_config_free(cfg);
+	return rv;
+}
+
+NQ_API int nq_client_open(nq_client **out, const nq_client_opts *opts)
+{
+	static const nq_client_opts defaults;
+	const char *urls[NQC_NENDS];
+	nq_client *c;
+	int rv = NQ_OK;
+	if (!out)
+		return NQ_EINVAL;
+	if (!opts)
+		opts = &defaults;
+	if (opts->timeout_ms < 0)
+		return NQ_EINVAL;
+	if (!(c = calloc(1, sizeof *c)))
+		return NQ_ENOMEM;
+	pthread_mutex_init(&c->mtx, NULL);
+	c->timeout_ms = opts->timeout_ms ? (uint64_t)opts->timeout_ms :
+	    CLIENT_TIMEOUT_MS;
+	urls[NQC_API] = opts->api_url;
+	urls[NQC_WORK] = opts->work_url;
+	urls[NQC_RESULTS] = opts->results_url;
+	for (int e = 0; e < NQC_NENDS && rv == NQ_OK; e++)
+		rv = client_set_url(c, (nqc_end)e, urls[e]);
+	if (rv == NQ_OK && opts->token && !(c->token = strdup(opts->token)))
+		rv = NQ_ENOMEM;
+	if (rv == NQ_OK)
+		rv = client_tls_setup(c, opts);
+	if (rv != NQ_OK) {
+		nq_client_close(c);
+		return rv;
+	}
+	*out = c;
+	return NQ_OK;
+}
+
+NQ_API void nq_client_close(nq_client *c)
+{
+	if (!c)
+		return;
+	for (int e = 0; e < NQC_NENDS; e++) {
+		if (c->conn[e].open)
+			nng_close(c->conn[e].sock);
+		free(c->conn[e].url);
+	}
+	if (c->tls)
+		nng_tls_config_free(c->tls);
+	free(c->token);
+	pthread_mutex_destroy(&c->mtx);
+	free(c);
+}
+
+static int clamp_ms(uint64_t ms)
+{
+	return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+/* Socket options: REQ never resends on its own (a slow reply must not turn
+ * into a second enqueue); PUSH gives up a send after the request timeout. */
+static int conn_configure(nq_client *c, nng_socket s, nqc_end end)
+{
+	int rv;
+	if ((rv = nng_socket_set_ms(s, NNG_OPT_RECONNMINT,
+	    CLIENT_RECONNECT_MIN_MS)) != 0 ||
+	    (rv = nng_socket_set_ms(s, NNG_OPT_RECONNMAXT,
+	    CLIENT_RECONNECT_MAX_MS)) != 0)
+		return rv;
+	if (end == NQC_RESULTS)
+		return nng_socket_set_ms(s, NNG_OPT_SENDTIMEO,
+		    clamp_ms(c->timeout_ms));
+	if ((rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ,
+	    CLIENT_REPLY_MAX)) != 0)
+		return rv;
+	return nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME,
+	    NNG_DURATION_INFINITE);
+}
+
+static int conn_dial(nq_client *c, nng_socket s, nqc_end end)
+{
+	const char *url = c->conn[end].url;
+	nng_dialer d;
+	int rv;
+	if ((rv = nng_dialer_create(&d, s, url)) != 0)
+		return rv;
+	if (url_is_tls(url) &&
+	    (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->tls)) != 0)
+		return rv;
+	return nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+}
+
+static int conn_open(nq_client *c, nqc_end end, char *err)
+{
+	nng_socket s;
+	int rv = end == NQC_RESULTS ? nng_push0_open(&s) : nng_req0_open(&s);
+	if (rv != 0)
+		return nqc_fail(err, nqi_err_from_nng(rv), "%s socket: %s",
+		    end_names[end], nng_strerror(rv));
+	if ((rv = conn_configure(c, s, end)) != 0 ||
+	    (rv = conn_dial(c, s, end)) != 0) {
+		nng_close(s);
+		return nqc_fail(err, nqi_err_from_nng(rv), "%s %s: %s",
+		    end_names[end], c->conn[end].url, nng_strerror(rv));
+	}
+	c->conn[end].sock = s;
+	c->conn[end].open = true;
+	return NQ_OK;
+}
+
+int nqc_socket(nq_client *c, nqc_end end, nng_socket *out, char *err)
+{
+	int rv = NQ_OK;
+	pthread_mutex_lock(&c->mtx);
+	if (!c->conn[end].open)
+		rv = conn_open(c, end, err);
+	if (rv == NQ_OK)
+		*out = c->conn[end].sock;
+	pthread_mutex_unlock(&c->mtx);
+	return rv;
+}
+
+int nqc_ctx_open(nq_client *c, nqc_end end, nng_ctx *ctx, char *err)
+{
+	nng_socket s;
+	nng_ctx x;
+	int rv = nqc_socket(c, end, &s, err);
+	if (rv != NQ_OK)
+		return rv;
+	if ((rv = nng_ctx_open(&x, s)) != 0)
+		return nqc_fail(err, nqi_err_from_nng(rv), "%s context: %s",
+		    end_names[end], nng_strerror(rv));
+	/* Contexts keep their own resend timer; set it here as well. */
+	nng_ctx_set_ms(x, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	*ctx = x;
+	return NQ_OK;
+}
+
+/* Describes a failed send or receive for last_error. */
+static int xfer_fail(nq_client *c, nqc_end end, int nrv, uint64_t ms,
+    char *err)
+{
+	const char *url = c->conn[end].url;
+	if (nrv == NNG_ETIMEDOUT)
+		return nqc_fail(err, NQ_ETIMEDOUT,
+		    "%s %s: no reply within %llu ms (is the broker running?)",
+		    end_names[end], url, (unsigned long long)ms);
+	return nqc_fail(err, nqi_err_from_nng(nrv), "%s %s: %s",
+	    end_names[end], url, nng_strerror(nrv));
+}
+
+/* Sends msg (always consumed) and receives the reply on ctx. */
+static int xfer(nq_client *c, nqc_end end, nng_ctx ctx, nng_msg *msg,
+    uint64_t reply_ms, nng_msg **out, char *err)
+{
+	nng_aio *aio;
+	int rv = nng_aio_alloc(&aio, NULL, NULL);
+	if (rv != 0) {
+		nng_msg_free(msg);
+		return nqc_fail(err, NQ_ENOMEM, "out of memory");
+	}
+	nng_aio_set_msg(aio, msg);
+	nng_aio_set_timeout(aio, clamp_ms(c->timeout_ms));
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		nng_msg_free(nng_aio_get_msg(aio));
+		rv = xfer_fail(c, end, rv, c->timeout_ms, err);
+		goto out;
+	}
+	nng_aio_set_timeout(aio, clamp_ms(reply_ms));
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		rv = xfer_fail(c, end, rv, reply_ms, err);
+		goto out;
+	}
+	*out = nng_aio_get_msg(aio);
+out:
+	nng_aio_free(aio);
+	return rv;
+}
+
+/* Maps a reply's status to an error, keeping the server's message. */
+static int reply_status(const Nq__V1__Reply *r, char *err)
+{
+	const Nq__V1__Status *st = r->status;
+	if (!st || st->code == NQ__V1__CODE__OK)
+		return NQ_OK;
+	int e = nqi_err_from_code(st->code);
+	if (st->message && st->message[0])
+		return nqc_fail(err, e, "%s", st->message);
+	return nqc_fail(err, e, "%s (code %d)", nq_strerror(e), st->code);
+}
+
+/* Unpacks a reply message (always consumed) and maps its status. */
+static int reply_decode(nq_client *c, nqc_end end, nng_msg *msg,
+    Nq__V1__Reply **reply, char *err)
+{
+	size_t len = nng_msg_len(msg);
+	Nq__V1__Reply *r = nqi_reply_unpack(nng_msg_body(msg), len);
+	nng_msg_free(msg);
+	if (!r)
+		return nqc_fail(err, NQ_EPROTO,
+		    "%s %s: reply of %zu bytes is not a valid nq.v1.Reply",
+		    end_names[end], c->conn[end].url, len);
+	*reply = r;
+	return reply_status(r, err);
+}
+
+int nqc_call(nq_client *c, nqc_end end, nng_ctx *ctx, Nq__V1__Request *req,
+    uint64_t reply_ms, Nq__V1__Reply **reply, char *err)
+{
+	nng_ctx own;
+	nng_msg *msg;
+	int rv;
+	req->version = NQI_PROTOCOL_VERSION;
+	req->token = c->token ? c->token : (char *)protobuf_c_empty_string;
+	if (!ctx && (rv = nqc_ctx_open(c, end, &own, err)) != 0)
+		return rv;
+	if ((rv = nqi_msg_pack(&req->base, NULL, 0, &msg)) != 0) {
+		nqc_fail(err, rv, "out of memory packing the request");
+		goto out;
+	}
+	rv = xfer(c, end, ctx ? *ctx : own, msg, reply_ms, &msg, err);
+	if (rv == NQ_OK)
+		rv = reply_decode(c, end, msg, reply, err);
+out:
+	if (!ctx)
+		nng_ctx_close(own);
+	return rv;
+}
+
+int nqc_expect(const nq_client *c, nqc_end end, const Nq__V1__Reply *r,
+    Nq__V1__Reply__BodyCase body, const char *what, char *err)
+{
+	if (r->body_case == body)
+		return NQ_OK;
+	return nqc_fail(err, NQ_EPROTO, "%s %s: reply to %s carries no %s body",
+	    end_names[end], c->conn[end].url, what, what);
+}

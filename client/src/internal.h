@@ -1,0 +1,121 @@
+/*
+ * Private to libnq: the job wrapper, the client object, the request helper,
+ * and the thread-safe forms of the worker protocol calls that nq_worker
+ * shares with the public low-level API.
+ */
+#ifndef NQ_CLIENT_INTERNAL_H
+#define NQ_CLIENT_INTERNAL_H
+
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nq/nq.h"
+#include "nqi/codec.h"
+
+/* Room for one error message: the server's, or the local reason. */
+#define NQC_ERR_MAX 256
+/* The broker parks a Wait or a Fetch at most this long; longer waits loop. */
+#define NQC_WAIT_CAP_MS 60000
+
+/* ---- jobs ---- */
+
+struct nq_job {
+	Nq__V1__Job *pb;
+};
+
+/* Allocates a wrapper holding no job yet (NULL when out of memory);
+ * nq_job_free frees it either way. */
+nq_job *nqc_job_alloc(void);
+/* Wraps an unpacked job. Takes ownership of pb in every case: on failure
+ * (NQ_ENOMEM) pb has been freed. */
+int nqc_job_wrap(Nq__V1__Job *pb, nq_job **out);
+
+/* ---- client ---- */
+
+/* The endpoints of a client: REQ to api, REQ to work, PUSH to results. */
+typedef enum nqc_end {
+	NQC_API,
+	NQC_WORK,
+	NQC_RESULTS,
+	NQC_NENDS
+} nqc_end;
+
+struct nqc_conn {
+	char *url;
+	nng_socket sock;
+	bool open; /* dialed; sockets open on first use */
+};
+
+struct nq_client {
+	struct nqc_conn conn[NQC_NENDS];
+	char *token;             /* NULL: none */
+	uint64_t timeout_ms;     /* per request */
+	nng_tls_config *tls;     /* NULL unless a URL or an option needs it */
+	pthread_mutex_t mtx;     /* guards the lazy opening of sockets */
+	char last_error[NQC_ERR_MAX];
+};
+
+/* Writes the printf-style message to err (when err is not NULL) and
+ * returns rv, so that a failure reads `return nqc_fail(err, NQ_EINVAL, ...)`. */
+int nqc_fail(char *err, int rv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Clears the client's last error at the start of a public call. */
+void nqc_begin(nq_client *c);
+
+/* The socket of an endpoint, opened and dialed on first use (never
+ * blocks on the network). Thread-safe. */
+int nqc_socket(nq_client *c, nqc_end end, nng_socket *out, char *err);
+
+/* Opens a REQ context on the api or work socket, dialing first if needed.
+ * Never blocks on the network. */
+int nqc_ctx_open(nq_client *c, nqc_end end, nng_ctx *ctx, char *err);
+
+/*
+ * One request and its reply on the REQ socket of `end`. ctx NULL uses a
+ * context of its own for this call; otherwise the given one (which another
+ * thread may close to abort the call: it then returns NQ_ECLOSED). Sets the
+ * request's version and token. Waits up to reply_ms for the reply.
+ *
+ * Returns NQ_OK, a transport error (nothing in *reply), or the error of a
+ * reply whose status is not OK; in the last case *reply still holds the
+ * reply, because some errors carry a body (a refused cancel returns the
+ * job). Whenever *reply is set the caller frees it with
+ * nq__v1__reply__free_unpacked(r, NULL). err gets the reason on failure.
+ */
+int nqc_call(nq_client *c, nqc_end end, nng_ctx *ctx, Nq__V1__Request *req,
+    uint64_t reply_ms, Nq__V1__Reply **reply, char *err);
+
+/* Checks that a reply carries the body the request asked for. */
+int nqc_expect(const nq_client *c, nqc_end end, const Nq__V1__Reply *r,
+    Nq__V1__Reply__BodyCase body, const char *what, char *err);
+
+/* The URL an endpoint dials, for messages. */
+const char *nqc_url(const nq_client *c, nqc_end end);
+
+/* ---- worker protocol, safe to call from several threads at once ---- */
+
+typedef struct nqc_lease {
+	const char *id;
+	uint64_t token;
+} nqc_lease;
+
+/* nq_fetch on ctx (NULL: a context of its own), errors to err. */
+int nqc_fetch(nq_client *c, nng_ctx *ctx, const char *worker_id,
+    const char *const *queues, size_t nqueues, uint32_t max_jobs,
+    uint64_t wait_ms, uint64_t lease_ms, nq_job ***jobs, size_t *n,
+    char *err);
+/* Extends n leases in one request. On NQ_OK results[i] is the outcome of
+ * lease i: NQ_OK, or NQ_EPRECOND when it is no longer held. */
+int nqc_extend(nq_client *c, nng_ctx *ctx, const char *worker_id,
+    const nqc_lease *leases, size_t n, uint64_t lease_ms, int *results,
+    char *err);
+/* nq_complete with errors to err. */
+int nqc_complete(nq_client *c, const char *worker_id,
+    const nq_completion *items, size_t n, char *err);
+
+#endif

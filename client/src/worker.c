@@ -1,0 +1,1039 @@
+/*
+ * nq_worker: fetches jobs into slots, runs their handlers, keeps their
+ * leases alive and streams the completions back, and drains on stop.
+ *
+ * Threads, sharing one mutex (w->mtx):
+ *  - fetch: asks for exactly as many jobs as there are free slots,
+ *    long-polling for poll_ms; on errors it backs off 100 ms doubling to
+ *    2 s, so a missing broker never makes it spin.
+ *  - slots (concurrency of them): each runs one job at a time.
+ *  - sender: sends everything queued as one CompletionBatch, so completions
+ *    batch under load and go out at once when idle.
+ *  - extender: every lease_ms/3, one Extend request for every running lease.
+ * The thread in nq_worker_run waits for nq_worker_stop and drives the drain.
+ * Fetch and extend use separate nng contexts on the one work socket, so
+ * neither waits for the other, and the broker sees one connection whose
+ * drop releases every lease of this worker.
+ *
+ * Lifetime: a handler stuck in user code past the drain keeps its slot
+ * thread; nq_worker_close detaches such threads, and the worker's memory
+ * lives on (reference count) until the last of them returns. Such a thread
+ * sends nothing more: its job was released during the drain.
+ */
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "nqi/util.h"
+
+#define WORKER_LEASE_MS 30000
+#define WORKER_GRACE_MS 10000
+#define WORKER_POLL_MS 5000
+#define WORKER_LEASE_MIN_MS 100
+#define WORKER_MAX_SLOTS 1024
+#define WORKER_BACKOFF_MIN_MS 100
+#define WORKER_BACKOFF_MAX_MS 2000
+/* The broker's effective default when a job reports no timeout. */
+#define WORKER_JOB_TIMEOUT_MS 300000
+/* An empty fetch reply faster than this means the broker did not park the
+ * request; wait a little instead of asking again at once. */
+#define WORKER_EMPTY_FETCH_MS 50
+/* One CompletionBatch carries at most this many completions, and stops
+ * growing past this many bytes of results and errors, so that it stays
+ * well under the broker's receive limit. */
+#define WORKER_BATCH_MAX 512
+#define WORKER_BATCH_BYTES ((size_t)1 << 20)
+
+struct nq_result {
+	void *data;
+	size_t len;
+	char *error;
+	bool non_retryable;
+	uint64_t retry_after_ms;
+	bool nomem; /* the result could not be kept */
+};
+
+struct worker_handler {
+	char *type; /* "*": every type without a handler of its own */
+	nq_handler_cb cb;
+	void *arg;
+};
+
+/* A completion waiting for the sender; c points into the node. */
+struct worker_done {
+	struct worker_done *next;
+	nq_completion c;
+	char id[NQ_ID_MAX];
+};
+
+struct worker_slot {
+	nq_worker *w;
+	pthread_t thread;
+	bool started;
+	pthread_cond_t cv;   /* a job was assigned, or the slot must exit */
+	nq_job *job;         /* assigned job; NULL when free */
+	bool running;        /* its handler is in user code */
+	uint64_t started_ms; /* monotonic, to stop extending past timeout_ms */
+	bool lease_lost;     /* the broker said the lease is gone */
+	bool released;       /* sent back as RELEASED: drop its completion */
+};
+
+/* The extender's scratch, sized for every slot. */
+struct worker_ext {
+	nqc_lease *leases;
+	char (*ids)[NQ_ID_MAX];
+	int *results;
+	int *slot;
+};
+
+struct nq_worker {
+	nq_client *client;
+	char *id;
+	char **queues;
+	size_t nqueues;
+	int nslots;
+	uint64_t lease_ms, grace_ms, poll_ms;
+
+	pthread_mutex_t mtx;
+	pthread_cond_t fetch_cv; /* a slot became free, or stop */
+	pthread_cond_t send_cv;  /* a completion was queued, or flush */
+	pthread_cond_t ext_cv;   /* the extender must exit */
+	pthread_cond_t state_cv; /* stop, a handler finished, run returned */
+
+	struct worker_handler *handlers;
+	size_t nhandlers;
+	struct worker_slot *slots;
+	atomic_int busy; /* slots holding a job */
+	struct worker_done *done_head, *done_tail;
+	nq_completion *batch; /* the sender's scratch */
+	struct worker_ext ext;
+
+	atomic_bool stopping;
+	bool ran, running;
+	bool fetch_started, send_started, ext_started;
+	pthread_t fetch_thr, send_thr, ext_thr;
+	bool fetch_ctx_open, ext_ctx_open;
+	nng_ctx fetch_ctx, ext_ctx;
+	bool ext_exit, send_exit, slots_exit, closed;
+	uint64_t flush_deadline_ms;
+	int fatal; /* a fetch error that retrying cannot fix */
+	int refs;  /* the owner, plus one per slot thread */
+};
+
+/* ---- small helpers ---- */
+
+static void cond_init(pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+/* Waits on cv until signalled or the monotonic deadline passes. */
+static void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *m,
+    uint64_t deadline_ms)
+{
+	struct timespec ts = {
+	    .tv_sec = (time_t)(deadline_ms / 1000),
+	    .tv_nsec = (long)(deadline_ms % 1000) * 1000000L,
+	};
+	pthread_cond_timedwait(cv, m, &ts);
+}
+
+static uint64_t next_backoff(uint64_t ms)
+{
+	if (ms == 0)
+		return WORKER_BACKOFF_MIN_MS;
+	return ms * 2 > WORKER_BACKOFF_MAX_MS ? WORKER_BACKOFF_MAX_MS : ms * 2;
+}
+
+static char *strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *strdupf(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	return strdup(buf);
+}
+
+/* ---- results, as handlers set them ---- */
+
+NQ_API void nq_result_set(nq_result *res, const void *data, size_t len)
+{
+	void *copy = NULL;
+	if (!res || (!data && len))
+		return;
+	if (len && !(copy = malloc(len))) {
+		res->nomem = true;
+		return;
+	}
+	if (len)
+		memcpy(copy, data, len);
+	free(res->data);
+	res->data = copy;
+	res->len = len;
+}
+
+NQ_API void nq_result_error(nq_result *res, const char *message,
+    bool non_retryable)
+{
+	if (!res)
+		return;
+	free(res->error);
+	res->error = message ? strdup(message) : NULL;
+	if (message && !res->error)
+		res->nomem = true;
+	res->non_retryable = non_retryable;
+}
+
+NQ_API void nq_result_retry_after(nq_result *res, uint64_t ms)
+{
+	if (res)
+		res->retry_after_ms = ms;
+}
+
+/* ---- the completion queue ---- */
+
+static void done_free(struct worker_done *d)
+{
+	if (!d)
+		return;
+	free((void *)d->c.result);
+	free((void *)d->c.error);
+	free(d);
+}
+
+static void done_free_list(struct worker_done *d)
+{
+	while (d) {
+		struct worker_done *next = d->next;
+		done_free(d);
+		d = next;
+	}
+}
+
+/* A completion for job; NULL when out of memory. */
+static struct worker_done *done_new(const nq_job *job, nq_outcome outcome)
+{
+	struct worker_done *d = calloc(1, sizeof *d);
+	if (!d)
+		return NULL;
+	snprintf(d->id, sizeof d->id, "%s", nq_job_id(job));
+	d->c.id = d->id;
+	d->c.lease_token = nq_job_lease_token(job);
+	d->c.outcome = outcome;
+	return d;
+}
+
+static void done_push_locked(nq_worker *w, struct worker_done *d)
+{
+	d->next = NULL;
+	if (w->done_tail)
+		w->done_tail->next = d;
+	else
+		w->done_head = d;
+	w->done_tail = d;
+	pthread_cond_signal(&w->send_cv);
+}
+
+/* Gives a job back to the broker at once. Out of memory, the lease simply
+ * expires and the job runs again later. */
+static void release_locked(nq_worker *w, const nq_job *job)
+{
+	struct worker_done *d = done_new(job, NQ_OUTCOME_RELEASED);
+	if (!d)
+		return;
+	d->c.finished_us = nqi_now_us();
+	done_push_locked(w, d);
+}
+
+/* ---- opening and closing ---- */
+
+static int opts_check(const nq_worker_opts *o)
+{
+	if (o->concurrency < 0 || o->concurrency > WORKER_MAX_SLOTS)
+		return NQ_EINVAL;
+	if (o->queues && (o->nqueues == 0 || o->nqueues > 256))
+		return NQ_EINVAL;
+	for (size_t i = 0; o->queues && i < o->nqueues; i++)
+		if (!nqi_name_valid(o->queues[i]))
+			return NQ_EINVAL;
+	if (o->lease_ms && o->lease_ms < WORKER_LEASE_MIN_MS)
+		return NQ_EINVAL;
+	if (o->worker_id && !nqi_name_valid(o->worker_id))
+		return NQ_EINVAL;
+	return NQ_OK;
+}
+
+/* "<hostname>-<pid>-<4 random hex>", the hostname cut to name characters. */
+static char *default_id(void)
+{
+	char host[256] = "";
+	uint8_t r[2];
+	if (gethostname(host, sizeof host) != 0 || !host[0])
+		snprintf(host, sizeof host, "worker");
+	host[100] = '\0';
+	for (char *p = host; *p; p++)
+		if (!nqi_name_valid((char[]){*p, '\0'}))
+			*p = '-';
+	nqi_random(r, sizeof r);
+	return strdupf("%s-%ld-%02x%02x", host, (long)getpid(), r[0], r[1]);
+}
+
+static int copy_queues(nq_worker *w, const nq_worker_opts *o)
+{
+	static const char *const fallback[] = {"default"};
+	const char *const *q = o->queues ? o->queues : fallback;
+	size_t n = o->queues ? o->nqueues : 1;
+	if (!(w->queues = calloc(n, sizeof *w->queues)))
+		return NQ_ENOMEM;
+	w->nqueues = n;
+	for (size_t i = 0; i < n; i++)
+		if (!(w->queues[i] = strdup(q[i])))
+			return NQ_ENOMEM;
+	return NQ_OK;
+}
+
+static int alloc_slots(nq_worker *w)
+{
+	size_t n = (size_t)w->nslots;
+	w->slots = calloc(n, sizeof *w->slots);
+	w->batch = calloc(WORKER_BATCH_MAX, sizeof *w->batch);
+	w->ext.leases = calloc(n, sizeof *w->ext.leases);
+	w->ext.ids = calloc(n, sizeof *w->ext.ids);
+	w->ext.results = calloc(n, sizeof *w->ext.results);
+	w->ext.slot = calloc(n, sizeof *w->ext.slot);
+	if (!w->slots || !w->batch || !w->ext.leases || !w->ext.ids ||
+	    !w->ext.results || !w->ext.slot)
+		return NQ_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		w->slots[i].w = w;
+		cond_init(&w->slots[i].cv);
+	}
+	return NQ_OK;
+}
+
+/* Frees everything; no thread of the worker runs any more. */
+static void worker_free(nq_worker *w)
+{
+	nq_client_close(w->client);
+	for (size_t i = 0; w->slots && i < (size_t)w->nslots; i++) {
+		nq_job_free(w->slots[i].job);
+		pthread_cond_destroy(&w->slots[i].cv);
+	}
+	for (size_t i = 0; i < w->nhandlers; i++)
+		free(w->handlers[i].type);
+	for (size_t i = 0; w->queues && i < w->nqueues; i++)
+		free(w->queues[i]);
+	done_free_list(w->done_head);
+	free(w->handlers);
+	free(w->queues);
+	free(w->slots);
+	free(w->batch);
+	free(w->ext.leases);
+	free(w->ext.ids);
+	free(w->ext.results);
+	free(w->ext.slot);
+	free(w->id);
+	pthread_cond_destroy(&w->fetch_cv);
+	pthread_cond_destroy(&w->send_cv);
+	pthread_cond_destroy(&w->ext_cv);
+	pthread_cond_destroy(&w->state_cv);
+	pthread_mutex_destroy(&w->mtx);
+	free(w);
+}
+
+/* Drops one reference; the last one frees the worker. */
+static void worker_unref(nq_worker *w)
+{
+	pthread_mutex_lock(&w->mtx);
+	bool last = --w->refs == 0;
+	pthread_mutex_unlock(&w->mtx);
+	if (last)
+		worker_free(w);
+}
+
+static int worker_setup(nq_worker *w, const nq_worker_opts *o)
+{
+	int rv;
+	w->nslots = o->concurrency ? o->concurrency : 1;
+	w->lease_ms = o->lease_ms ? o->lease_ms : WORKER_LEASE_MS;
+	w->grace_ms = o->grace_ms ? o->grace_ms : WORKER_GRACE_MS;
+	w->poll_ms = o->poll_ms ? o->poll_ms : WORKER_POLL_MS;
+	if (w->poll_ms > NQC_WAIT_CAP_MS)
+		w->poll_ms = NQC_WAIT_CAP_MS;
+	w->id = o->worker_id ? strdup(o->worker_id) : default_id();
+	if (!w->id)
+		return NQ_ENOMEM;
+	if ((rv = copy_queues(w, o)) != NQ_OK ||
+	    (rv = alloc_slots(w)) != NQ_OK)
+		return rv;
+	return nq_client_open(&w->client, &o->conn);
+}
+
+NQ_API int nq_worker_open(nq_worker **out, const nq_worker_opts *opts)
+{
+	static const nq_worker_opts defaults;
+	nq_worker *w;
+	int rv;
+	if (!out)
+		return NQ_EINVAL;
+	if (!opts)
+		opts = &defaults;
+	if ((rv = opts_check(opts)) != NQ_OK)
+		return rv;
+	if (!(w = calloc(1, sizeof *w)))
+		return NQ_ENOMEM;
+	pthread_mutex_init(&w->mtx, NULL);
+	cond_init(&w->fetch_cv);
+	cond_init(&w->send_cv);
+	cond_init(&w->ext_cv);
+	cond_init(&w->state_cv);
+	w->refs = 1;
+	if ((rv = worker_setup(w, opts)) != NQ_OK) {
+		worker_free(w);
+		return rv;
+	}
+	*out = w;
+	return NQ_OK;
+}
+
+NQ_API int nq_worker_handle(nq_worker *w, const char *type, nq_handler_cb cb,
+    void *arg)
+{
+	struct worker_handler *h;
+	int rv = NQ_OK;
+	if (!w || !cb || !type ||
+	    (strcmp(type, "*") != 0 && !nqi_name_valid(type)))
+		return NQ_EINVAL;
+	pthread_mutex_lock(&w->mtx);
+	for (size_t i = 0; i < w->nhandlers; i++) {
+		if (strcmp(w->handlers[i].type, type) == 0) {
+			w->handlers[i].cb = cb;
+			w->handlers[i].arg = arg;
+			goto out;
+		}
+	}
+	h = realloc(w->handlers, (w->nhandlers + 1) * sizeof *h);
+	if (!h) {
+		rv = NQ_ENOMEM;
+		goto out;
+	}
+	w->handlers = h;
+	h = &w->handlers[w->nhandlers];
+	if (!(h->type = strdup(type))) {
+		rv = NQ_ENOMEM;
+		goto out;
+	}
+	h->cb = cb;
+	h->arg = arg;
+	w->nhandlers++;
+out:
+	pthread_mutex_unlock(&w->mtx);
+	return rv;
+}
+
+NQ_API bool nq_worker_draining(const nq_worker *w)
+{
+	return w && atomic_load(&w->stopping);
+}
+
+NQ_API const char *nq_worker_id(const nq_worker *w)
+{
+	return w ? w->id : "";
+}
+
+NQ_API void nq_worker_slots(const nq_worker *w, int *busy, int *total)
+{
+	if (busy)
+		*busy = w ? atomic_load(&w->busy) : 0;
+	if (total)
+		*total = w ? w->nslots : 0;
+}
+
+/* ---- slots ---- */
+
+/* The handler for a type: its own, else "*", else none (cb NULL). */
+static struct worker_handler handler_for_locked(nq_worker *w, const char *t)
+{
+	struct worker_handler h = {NULL, NULL, NULL};
+	for (size_t i = 0; i < w->nhandlers; i++) {
+		if (strcmp(w->handlers[i].type, t) == 0)
+			return w->handlers[i];
+		if (strcmp(w->handlers[i].type, "*") == 0)
+			h = w->handlers[i];
+	}
+	return h;
+}
+
+/* Turns what the handler said into a completion. Takes the result's
+ * memory. NULL when out of memory (the lease then expires). */
+static struct worker_done *done_from_result(nq_job *job, nq_outcome out,
+    struct nq_result *res)
+{
+	const char *type = nq_job_type(job);
+	struct worker_done *d;
+	char *why = NULL;
+	if (out != NQ_OUTCOME_SUCCEEDED && out != NQ_OUTCOME_FAILED)
+		why = strdupf("handler for type %s returned outcome %d, not "
+		    "SUCCEEDED or FAILED", type, (int)out);
+	else if (res->nomem)
+		why = strdupf("out of memory keeping the outcome of a %s job",
+		    type);
+	else if (out == NQ_OUTCOME_FAILED && !res->error)
+		why = strdupf("handler for type %s failed without a message",
+		    type);
+	if (why) {
+		out = NQ_OUTCOME_FAILED;
+		free(res->error);
+		res->error = why;
+	}
+	if (!(d = done_new(job, out)))
+		return NULL;
+	d->c.result = res->data;
+	d->c.result_len = res->len;
+	res->data = NULL;
+	if (out == NQ_OUTCOME_FAILED) {
+		d->c.error = res->error;
+		d->c.non_retryable = res->non_retryable;
+		d->c.retry_after_ms = res->retry_after_ms;
+		res->error = NULL;
+	}
+	return d;
+}
+
+/* Runs the job's handler on this thread; returns its completion. */
+static struct worker_done *slot_execute(nq_worker *w, nq_job *job,
+    struct worker_handler h)
+{
+	struct nq_result res = {0};
+	uint64_t started_us = nqi_now_us();
+	nq_outcome out = NQ_OUTCOME_FAILED;
+	if (h.cb)
+		out = h.cb(job, &res, h.arg);
+	else
+		res.error = strdupf("no handler for type %s on worker %s",
+		    nq_job_type(job), w->id);
+	struct worker_done *d = done_from_result(job, out, &res);
+	free(res.data);
+	free(res.error);
+	if (d) {
+		d->c.started_us = started_us;
+		d->c.finished_us = nqi_now_us();
+	}
+	return d;
+}
+
+/* Runs the slot's job and hands in its completion, unless the job was
+ * released or its lease lost meanwhile (the completion would be stale). */
+static void slot_run_locked(nq_worker *w, struct worker_slot *s)
+{
+	nq_job *job = s->job;
+	struct worker_done *d = NULL;
+	if (!s->released && !w->slots_exit) {
+		struct worker_handler h = handler_for_locked(w,
+		    nq_job_type(job));
+		s->running = true;
+		pthread_mutex_unlock(&w->mtx);
+		d = slot_execute(w, job, h);
+		pthread_mutex_lock(&w->mtx);
+		s->running = false;
+	}
+	if (d && !s->released && !s->lease_lost && !w->closed) {
+		done_push_locked(w, d);
+		d = NULL;
+	}
+	s->job = NULL;
+	atomic_fetch_sub(&w->busy, 1);
+	pthread_cond_broadcast(&w->fetch_cv);
+	pthread_cond_broadcast(&w->state_cv);
+	pthread_mutex_unlock(&w->mtx);
+	done_free(d);
+	nq_job_free(job);
+	pthread_mutex_lock(&w->mtx);
+}
+
+static void *slot_main(void *arg)
+{
+	struct worker_slot *s = arg;
+	nq_worker *w = s->w;
+	pthread_mutex_lock(&w->mtx);
+	for (;;) {
+		while (!s->job && !w->slots_exit)
+			pthread_cond_wait(&s->cv, &w->mtx);
+		if (!s->job)
+			break;
+		slot_run_locked(w, s);
+		if (w->closed)
+			break;
+	}
+	pthread_mutex_unlock(&w->mtx);
+	worker_unref(w);
+	return NULL;
+}
+
+/* ---- fetch ---- */
+
+static struct worker_slot *free_slot_locked(nq_worker *w)
+{
+	for (int i = 0; i < w->nslots; i++)
+		if (!w->slots[i].job)
+			return &w->slots[i];
+	return NULL;
+}
+
+/* Hands fetched jobs to free slots; once stopping, gives them back. */
+static void place_locked(nq_worker *w, nq_job **jobs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct worker_slot *s = atomic_load(&w->stopping) ? NULL :
+		    free_slot_locked(w);
+		if (!s) {
+			release_locked(w, jobs[i]);
+			nq_job_free(jobs[i]);
+			continue;
+		}
+		s->job = jobs[i];
+		s->lease_lost = false;
+		s->released = false;
+		s->started_ms = nqi_mono_ms();
+		atomic_fetch_add(&w->busy, 1);
+		pthread_cond_signal(&s->cv);
+	}
+}
+
+static void stop_locked(nq_worker *w)
+{
+	atomic_store(&w->stopping, true);
+	pthread_cond_broadcast(&w->fetch_cv);
+	pthread_cond_broadcast(&w->state_cv);
+}
+
+/* Errors that the same request would meet again: stop the worker. */
+static bool fetch_fatal(int rv)
+{
+	return rv == NQ_EINVAL || rv == NQ_EAUTH || rv == NQ_EPERM ||
+	    rv == NQ_EPRECOND;
+}
+
+/* Sleeps up to ms, or until stop. */
+static void fetch_pause_locked(nq_worker *w, uint64_t ms)
+{
+	uint64_t until = nqi_mono_ms() + ms;
+	while (!atomic_load(&w->stopping) && nqi_mono_ms() < until)
+		cond_wait_until(&w->fetch_cv, &w->mtx, until);
+}
+
+/* One fetch for the free slots; returns how long to pause before the
+ * next, updating the error backoff. */
+static uint64_t fetch_once_locked(nq_worker *w, int want, uint64_t *backoff)
+{
+	char err[NQC_ERR_MAX];
+	nq_job **jobs = NULL;
+	size_t n = 0;
+	pthread_mutex_unlock(&w->mtx);
+	uint64_t sent = nqi_mono_ms();
+	int rv = nqc_fetch(w->client, &w->fetch_ctx, w->id,
+	    (const char *const *)w->queues, w->nqueues, (uint32_t)want,
+	    w->poll_ms, w->lease_ms, &jobs, &n, err);
+	uint64_t took = nqi_mono_ms() - sent;
+	pthread_mutex_lock(&w->mtx);
+	if (rv != NQ_OK) {
+		if (fetch_fatal(rv) && !atomic_load(&w->stopping)) {
+			w->fatal = rv;
+			stop_locked(w);
+		}
+		return *backoff = next_backoff(*backoff);
+	}
+	*backoff = 0;
+	place_locked(w, jobs, n);
+	free(jobs);
+	return n == 0 && took < WORKER_EMPTY_FETCH_MS ? WORKER_BACKOFF_MIN_MS :
+	    0;
+}
+
+static void *fetch_main(void *arg)
+{
+	nq_worker *w = arg;
+	uint64_t backoff = 0;
+	pthread_mutex_lock(&w->mtx);
+	while (!atomic_load(&w->stopping)) {
+		int want = w->nslots - atomic_load(&w->busy);
+		if (want <= 0) {
+			pthread_cond_wait(&w->fetch_cv, &w->mtx);
+			continue;
+		}
+		uint64_t pause_ms = fetch_once_locked(w, want, &backoff);
+		if (pause_ms)
+			fetch_pause_locked(w, pause_ms);
+	}
+	pthread_mutex_unlock(&w->mtx);
+	return NULL;
+}
+
+/* ---- lease extension ---- */
+
+/* Gathers the leases worth extending: held, not released, and not past
+ * the job's timeout (past it the lease must lapse, so that the attempt
+ * counts as failed). */
+static size_t ext_collect_locked(nq_worker *w)
+{
+	uint64_t now = nqi_mono_ms();
+	size_t n = 0;
+	for (int i = 0; i < w->nslots; i++) {
+		struct worker_slot *s = &w->slots[i];
+		if (!s->job || s->released || s->lease_lost)
+			continue;
+		uint64_t limit = nq_job_timeout_ms(s->job);
+		if (now - s->started_ms > (limit ? limit : WORKER_JOB_TIMEOUT_MS))
+			continue;
+		snprintf(w->ext.ids[n], NQ_ID_MAX, "%s", nq_job_id(s->job));
+		w->ext.leases[n].id = w->ext.ids[n];
+		w->ext.leases[n].token = nq_job_lease_token(s->job);
+		w->ext.slot[n] = i;
+		n++;
+	}
+	return n;
+}
+
+/* Marks the leases the broker no longer holds for us, if their slot still
+ * runs the same job. */
+static void ext_apply_locked(nq_worker *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = w->ext.results[i];
+		struct worker_slot *s = &w->slots[w->ext.slot[i]];
+		if (r != NQ_EPRECOND && r != NQ_ENOTFOUND)
+			continue;
+		if (s->job && nq_job_lease_token(s->job) == w->ext.leases[i].token &&
+		    strcmp(nq_job_id(s->job), w->ext.ids[i]) == 0)
+			s->lease_lost = true;
+	}
+}
+
+static void *ext_main(void *arg)
+{
+	nq_worker *w = arg;
+	uint64_t period = w->lease_ms / 3;
+	uint64_t next = nqi_mono_ms() + period;
+	char err[NQC_ERR_MAX];
+	pthread_mutex_lock(&w->mtx);
+	while (!w->ext_exit) {
+		if (nqi_mono_ms() < next) {
+			cond_wait_until(&w->ext_cv, &w->mtx, next);
+			continue;
+		}
+		next = nqi_mono_ms() + period;
+		size_t n = ext_collect_locked(w);
+		if (n == 0)
+			continue;
+		pthread_mutex_unlock(&w->mtx);
+		int rv = nqc_extend(w->client, &w->ext_ctx, w->id,
+		    w->ext.leases, n, w->lease_ms, w->ext.results, err);
+		pthread_mutex_lock(&w->mtx);
+		if (rv == NQ_OK)
+			ext_apply_locked(w, n);
+	}
+	pthread_mutex_unlock(&w->mtx);
+	return NULL;
+}
+
+/* ---- completion sender ---- */
+
+/* Unlinks the oldest completions that fit one batch (at least one). */
+static struct worker_done *batch_take_locked(nq_worker *w, size_t *n)
+{
+	struct worker_done *head = w->done_head, *last = NULL, *d = head;
+	size_t k = 0, bytes = 0;
+	while (d && k < WORKER_BATCH_MAX &&
+	    (k == 0 || bytes + d->c.result_len < WORKER_BATCH_BYTES)) {
+		bytes += d->c.result_len + (d->c.error ? strlen(d->c.error) : 0);
+		w->batch[k++] = d->c;
+		last = d;
+		d = d->next;
+	}
+	w->done_head = d;
+	if (!d)
+		w->done_tail = NULL;
+	last->next = NULL;
+	*n = k;
+	return head;
+}
+
+/* Puts a batch that could not be sent back in front of the queue. */
+static void batch_return_locked(nq_worker *w, struct worker_done *head)
+{
+	struct worker_done *last = head;
+	while (last->next)
+		last = last->next;
+	last->next = w->done_head;
+	if (!w->done_head)
+		w->done_tail = last;
+	w->done_head = head;
+}
+
+/* Sends one batch; returns whether it was taken. A batch the library
+ * refuses as invalid is dropped, since resending cannot fix it. */
+static bool send_batch_locked(nq_worker *w)
+{
+	char err[NQC_ERR_MAX];
+	size_t n;
+	struct worker_done *head = batch_take_locked(w, &n);
+	pthread_mutex_unlock(&w->mtx);
+	int rv = nqc_complete(w->client, w->id, w->batch, n, err);
+	pthread_mutex_lock(&w->mtx);
+	if (rv == NQ_OK || rv == NQ_EINVAL) {
+		pthread_mutex_unlock(&w->mtx);
+		done_free_list(head);
+		pthread_mutex_lock(&w->mtx);
+		return true;
+	}
+	batch_return_locked(w, head);
+	return false;
+}
+
+static void *send_main(void *arg)
+{
+	nq_worker *w = arg;
+	uint64_t backoff = 0, retry_at = 0;
+	pthread_mutex_lock(&w->mtx);
+	for (;;) {
+		uint64_t now = nqi_mono_ms();
+		if (!w->done_head) {
+			if (w->send_exit)
+				break;
+			pthread_cond_wait(&w->send_cv, &w->mtx);
+			continue;
+		}
+		/* Past the flush deadline the broker is unreachable; the
+		 * leases of what is left expire and the jobs run again. */
+		if (w->send_exit && backoff && now >= w->flush_deadline_ms)
+			break;
+		if (now < retry_at) {
+			cond_wait_until(&w->send_cv, &w->mtx, retry_at);
+			continue;
+		}
+		if (send_batch_locked(w)) {
+			backoff = 0;
+		} else {
+			backoff = next_backoff(backoff);
+			retry_at = nqi_mono_ms() + backoff;
+		}
+	}
+	struct worker_done *left = w->done_head;
+	w->done_head = w->done_tail = NULL;
+	pthread_mutex_unlock(&w->mtx);
+	done_free_list(left);
+	return NULL;
+}
+
+/* ---- run, stop, close ---- */
+
+static int start_thread(pthread_t *t, bool *started, void *(*fn)(void *),
+    void *arg)
+{
+	if (pthread_create(t, NULL, fn, arg) != 0)
+		return NQ_ENOMEM;
+	*started = true;
+	return NQ_OK;
+}
+
+static int start_slots(nq_worker *w)
+{
+	for (int i = 0; i < w->nslots; i++) {
+		struct worker_slot *s = &w->slots[i];
+		pthread_mutex_lock(&w->mtx);
+		w->refs++;
+		pthread_mutex_unlock(&w->mtx);
+		if (start_thread(&s->thread, &s->started, slot_main, s) != 0) {
+			worker_unref(w);
+			return NQ_ENOMEM;
+		}
+	}
+	return NQ_OK;
+}
+
+static int worker_start(nq_worker *w)
+{
+	char err[NQC_ERR_MAX];
+	int rv;
+	if ((rv = nqc_ctx_open(w->client, NQC_WORK, &w->fetch_ctx, err)) != 0)
+		return rv;
+	w->fetch_ctx_open = true;
+	if ((rv = nqc_ctx_open(w->client, NQC_WORK, &w->ext_ctx, err)) != 0)
+		return rv;
+	w->ext_ctx_open = true;
+	if ((rv = start_thread(&w->send_thr, &w->send_started, send_main,
+	    w)) != 0 || (rv = start_slots(w)) != 0 ||
+	    (rv = start_thread(&w->ext_thr, &w->ext_started, ext_main, w)) !=
+	    0)
+		return rv;
+	return start_thread(&w->fetch_thr, &w->fetch_started, fetch_main, w);
+}
+
+/* Waits up to grace_ms for the running handlers. */
+static void drain_wait_locked(nq_worker *w)
+{
+	uint64_t until = nqi_mono_ms() + w->grace_ms;
+	while (atomic_load(&w->busy) > 0 && nqi_mono_ms() < until)
+		cond_wait_until(&w->state_cv, &w->mtx, until);
+}
+
+/* Gives back every job still held, so it runs elsewhere at once; their
+ * handlers' later completions are dropped. */
+static void release_running_locked(nq_worker *w)
+{
+	for (int i = 0; i < w->nslots; i++) {
+		struct worker_slot *s = &w->slots[i];
+		if (!s->job || s->released)
+			continue;
+		if (!s->lease_lost)
+			release_locked(w, s->job);
+		s->released = true;
+	}
+}
+
+/*
+ * Stops the fetch thread. A fetch still parked at the broker is abandoned
+ * by closing its context: should the broker have leased jobs to it in that
+ * instant, they return when this worker's connection closes, or when the
+ * lease expires.
+ */
+static void fetch_finish(nq_worker *w)
+{
+	if (w->fetch_ctx_open)
+		nng_ctx_close(w->fetch_ctx);
+	w->fetch_ctx_open = false;
+	if (w->fetch_started)
+		pthread_join(w->fetch_thr, NULL);
+	w->fetch_started = false;
+}
+
+static void ext_finish(nq_worker *w)
+{
+	pthread_mutex_lock(&w->mtx);
+	w->ext_exit = true;
+	pthread_cond_broadcast(&w->ext_cv);
+	pthread_mutex_unlock(&w->mtx);
+	if (w->ext_ctx_open)
+		nng_ctx_close(w->ext_ctx);
+	w->ext_ctx_open = false;
+	if (w->ext_started)
+		pthread_join(w->ext_thr, NULL);
+	w->ext_started = false;
+}
+
+/* Flushes the queued completions, trying for up to one request timeout
+ * when the broker does not take them. */
+static void send_finish(nq_worker *w)
+{
+	pthread_mutex_lock(&w->mtx);
+	w->send_exit = true;
+	w->flush_deadline_ms = nqi_mono_ms() + w->client->timeout_ms;
+	pthread_cond_broadcast(&w->send_cv);
+	pthread_mutex_unlock(&w->mtx);
+	if (w->send_started)
+		pthread_join(w->send_thr, NULL);
+	w->send_started = false;
+}
+
+NQ_API int nq_worker_run(nq_worker *w)
+{
+	int rv;
+	if (!w)
+		return NQ_EINVAL;
+	pthread_mutex_lock(&w->mtx);
+	if (w->ran) {
+		pthread_mutex_unlock(&w->mtx);
+		return NQ_EPRECOND;
+	}
+	w->ran = w->running = true;
+	pthread_mutex_unlock(&w->mtx);
+	rv = worker_start(w);
+	pthread_mutex_lock(&w->mtx);
+	if (rv != NQ_OK)
+		stop_locked(w);
+	while (!atomic_load(&w->stopping))
+		pthread_cond_wait(&w->state_cv, &w->mtx);
+	drain_wait_locked(w);
+	pthread_mutex_unlock(&w->mtx);
+	fetch_finish(w);
+	pthread_mutex_lock(&w->mtx);
+	release_running_locked(w);
+	pthread_mutex_unlock(&w->mtx);
+	ext_finish(w);
+	send_finish(w);
+	pthread_mutex_lock(&w->mtx);
+	w->running = false;
+	if (rv == NQ_OK)
+		rv = w->fatal;
+	pthread_cond_broadcast(&w->state_cv);
+	pthread_mutex_unlock(&w->mtx);
+	return rv;
+}
+
+NQ_API void nq_worker_stop(nq_worker *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->mtx);
+	stop_locked(w);
+	pthread_mutex_unlock(&w->mtx);
+}
+
+/*
+ * Ends the slot threads: idle ones are joined; one whose handler is still
+ * in user code (it outlived the drain) is detached and frees its share of
+ * the worker when the handler returns.
+ */
+static void slots_finish(nq_worker *w)
+{
+	pthread_mutex_lock(&w->mtx);
+	w->slots_exit = true;
+	w->closed = true;
+	for (int i = 0; i < w->nslots; i++)
+		pthread_cond_broadcast(&w->slots[i].cv);
+	for (int i = 0; i < w->nslots; i++) {
+		struct worker_slot *s = &w->slots[i];
+		if (!s->started)
+			continue;
+		if (s->running) {
+			pthread_detach(s->thread);
+			continue;
+		}
+		pthread_mutex_unlock(&w->mtx);
+		pthread_join(s->thread, NULL);
+		pthread_mutex_lock(&w->mtx);
+	}
+	pthread_mutex_unlock(&w->mtx);
+}
+
+NQ_API void nq_worker_close(nq_worker *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->mtx);
+	stop_locked(w);
+	/* nq_worker_run in another thread finishes its drain first. */
+	while (w->running)
+		pthread_cond_wait(&w->state_cv, &w->mtx);
+	pthread_mutex_unlock(&w->mtx);
+	slots_finish(w);
+	/* Closing the sockets drops the connection, which makes the broker
+	 * release any lease still held by this worker. */
+	nq_client_close(w->client);
+	w->client = NULL;
+	worker_unref(w);
+}
