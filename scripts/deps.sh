@@ -57,7 +57,10 @@ nq_configure() {
 		-DNQ_WERROR=ON "$@" >/dev/null
 }
 
-# Builds everything in build directory $1 (default ./build).
+# Builds in build directory $1 (default ./build): the targets named after
+# it, or everything.
 nq_build() {
-	ninja -C "${1:-build}"
+	local dir="${1:-build}"
+	shift || true
+	ninja -C "$dir" "$@"
 }

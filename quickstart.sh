@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Runs nq on this machine, on loopback: installs what is missing, builds,
+# starts one nq-broker and two nq-workers, enqueues a few example jobs and
+# shows them finishing. Then it keeps the services running so you can send
+# more; Ctrl-C stops them cleanly.
+#
+# State and logs go to ./.nq-data (broker store, broker.log, worker-*.log).
+# NQ_BUILD_DIR (default build) picks another build directory.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+. scripts/deps.sh
+
+DATA=$ROOT/.nq-data
+BUILD=$ROOT/${NQ_BUILD_DIR:-build}
+BROKER=$BUILD/broker/nq-broker
+WORKER=$BUILD/worker/nq-worker
+NQCTL=$BUILD/client/nqctl/nqctl
+HANDLERS=$ROOT/examples/handlers
+PORTS=(7400 7401 7402)
+PIDS=()
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+die() { echo "quickstart: $*" >&2; exit 1; }
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_busy() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Stops what we started: workers first so they drain and hand back their
+# jobs, then the broker. SIGTERM, then wait for each to exit.
+stop_all() {
+	trap - INT TERM EXIT
+	local i
+	if [ "${#PIDS[@]}" -gt 0 ]; then
+		say "stopping"
+	fi
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		kill -TERM "${PIDS[i]}" 2>/dev/null || true
+		wait "${PIDS[i]}" 2>/dev/null || true
+	done
+	PIDS=()
+}
+
+on_signal() {
+	stop_all
+	echo "stopped; the jobs stay in $DATA/broker for next time"
+	exit 0
+}
+
+# Starts "$@" in the background with its output in $DATA/$name.log.
+start() {
+	local name=$1
+	shift
+	"$@" >"$DATA/$name.log" 2>&1 &
+	PIDS+=("$!")
+	echo "started $name (pid $!): $*"
+}
+
+# Waits until nqctl gets an answer from the broker (10 s at most).
+wait_for_broker() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		if "$NQCTL" stats >/dev/null 2>&1; then
+			return 0
+		fi
+		kill -0 "${PIDS[0]}" 2>/dev/null ||
+			die "nq-broker exited; see $DATA/broker.log:$(echo; tail -5 "$DATA/broker.log")"
+		sleep 0.2
+	done
+	die "nq-broker did not answer within 10 s; see $DATA/broker.log"
+}
+
+build() {
+	say "installing missing packages and building ($BUILD)"
+	nq_install_deps
+	nq_configure "$BUILD"
+	# Only the programs: a quickstart need not wait for the tests to build.
+	nq_build "$BUILD" nq-broker nq-worker nqctl >/dev/null ||
+		{ nq_build "$BUILD" nq-broker nq-worker nqctl; exit 1; }
+	local b
+	for b in "$BROKER" "$WORKER" "$NQCTL"; do
+		[ -x "$b" ] || die "$b was not built"
+	done
+}
+
+start_services() {
+	local p worker_args
+	for p in "${PORTS[@]}"; do
+		port_busy "$p" && die "port $p is in use; is another nq-broker running?"
+	done
+	mkdir -p "$DATA"
+	say "starting nq-broker and two nq-workers (logs in .nq-data/)"
+	start broker "$BROKER" --data-dir "$DATA/broker"
+	wait_for_broker
+	# nq-worker runs each command with /bin/sh -c, hence the quotes.
+	worker_args=(--queues emails,reports --concurrency 4
+		--handler "send-email='$HANDLERS/send-email.sh'"
+		--handler "build-report='$HANDLERS/flaky-report.sh'")
+	start worker-1 "$WORKER" "${worker_args[@]}"
+	start worker-2 "$WORKER" "${worker_args[@]}"
+}
+
+# Runs an nqctl command, echoing it first the way you would type it.
+ctl() {
+	local a line="\$ nqctl"
+	for a in "$@"; do
+		case $a in
+		*[!A-Za-z0-9._/=:,-]*) line+=" '$a'" ;;
+		*) line+=" $a" ;;
+		esac
+	done
+	echo "$line" >&2
+	"$NQCTL" "$@"
+}
+
+JOBS=()
+
+enqueue_examples() {
+	say "enqueueing example jobs"
+	JOBS+=("$(ctl enqueue emails send-email \
+		--payload '{"to":"ada@example.com","subject":"Welcome to nq"}')")
+	JOBS+=("$(ctl enqueue emails send-email --priority 5 \
+		--payload '{"to":"grace@example.com","subject":"Your invoice"}')")
+	JOBS+=("$(ctl enqueue emails send-email \
+		--idempotency-key welcome-linus \
+		--payload '{"to":"linus@example.com","subject":"Welcome to nq"}')")
+	# Fails twice, then succeeds: watch the retries in the worker logs.
+	JOBS+=("$(ctl enqueue reports build-report \
+		--payload '{"report":"weekly","fail_attempts":2}')")
+	# No recipient: the handler exits 65 (permanent), so the job goes dead
+	# at once instead of being retried.
+	JOBS+=("$(ctl enqueue emails send-email --max-attempts 3 \
+		--payload '{"subject":"nobody to send this to"}')")
+	printf 'job ids: %s\n' "${JOBS[*]}"
+}
+
+# "state, attempt N" of a job, from nqctl's text output.
+job_line() {
+	"$NQCTL" get "$1" 2>/dev/null |
+		awk -F': ' '$1 == "state" { s = $2 } $1 == "attempt" { a = $2 }
+			END { printf "%-10s after %s attempt(s)", s, a }'
+}
+
+show_results() {
+	local id
+	say "waiting for each job to end (nqctl wait ID)"
+	for id in "${JOBS[@]}"; do
+		"$NQCTL" wait "$id" >/dev/null 2>&1 || true
+		printf '%s  %s\n' "$id" "$(job_line "$id")"
+	done
+	say "a closer look: the job that failed twice, and the one that died"
+	ctl get "${JOBS[3]}" || true
+	echo
+	ctl get "${JOBS[4]}" || true
+	say "queue stats"
+	ctl stats || true
+}
+
+print_next_steps() {
+	local NQCTL="./${BUILD#"$ROOT"/}/client/nqctl/nqctl"
+	cat <<EOT
+
+$(say "nq is running")
+Enqueue more (each prints the job id; --wait blocks until it ends):
+  $NQCTL enqueue emails send-email --payload '{"to":"you@example.com","subject":"Hi"}'
+  $NQCTL enqueue reports build-report --payload '{"report":"daily"}' --wait
+  $NQCTL enqueue emails send-email --delay 30s --payload '{"to":"later@example.com"}'
+Look at jobs and queues:
+  $NQCTL get ID          $NQCTL --json get ID
+  $NQCTL wait ID         $NQCTL stats
+  $NQCTL pause emails    $NQCTL resume emails
+Follow what the services do:
+  tail -f .nq-data/broker.log .nq-data/worker-1.log .nq-data/worker-2.log
+
+Press Ctrl-C to stop the workers and the broker.
+EOT
+}
+
+main() {
+	build
+	trap on_signal INT TERM
+	trap stop_all EXIT
+	start_services
+	enqueue_examples
+	show_results
+	print_next_steps
+	# Runs until Ctrl-C, or until a service exits on its own.
+	wait -n "${PIDS[@]}" || true
+	echo "quickstart: a service exited; see the logs in $DATA" >&2
+	stop_all
+	exit 1
+}
+
+main "$@"
