@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nqi/opts.h"
 #include "nqi/util.h"
@@ -28,7 +29,7 @@ typedef struct config {
 
 static const char *const env_names[] = {"NQ_DATA_DIR", "NQ_TOKEN",
     "NQ_LEASE", "NQ_MAX_PAYLOAD", "NQ_COMMITS", "NQ_CONCURRENCY", "NQ_JSON",
-    "NQ_QUEUES", "NQ_HANDLER"};
+    "NQ_QUEUES", "NQ_HANDLER", "NQ_CONFIG"};
 
 typedef struct fixture {
 	config cfg;
@@ -308,6 +309,106 @@ static void test_opts_usage_lists_every_flag(void **st)
 	free(buf);
 }
 
+/* Writes text to a fresh file and returns its path (static buffer). */
+static const char *write_config(const char *text)
+{
+	static char path[64];
+	snprintf(path, sizeof path, "/tmp/nq-test-opts-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void test_opts_config_file_applied(void **st)
+{
+	fixture *f = *st;
+	const char *path = write_config(
+	    "# broker settings\n"
+	    "\n"
+	    "data-dir = /srv/nq   # where the store lives\n"
+	    "  lease=2m\n"
+	    "max-payload = 1m\n"
+	    "queues = emails\n"
+	    "json = true\n");
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path,
+	    f->err, sizeof f->err), NQ_OK);
+	unlink(path);
+	assert_string_equal(f->cfg.data_dir, "/srv/nq");
+	assert_int_equal(f->cfg.lease_ms, 120000);
+	assert_int_equal(f->cfg.max_payload, 1u << 20);
+	assert_int_equal(f->cfg.queues.n, 1);
+	assert_string_equal(f->cfg.queues.v[0], "emails");
+	assert_true(f->cfg.json);
+	assert_int_equal(f->cfg.concurrency, 1); /* not in the file: default */
+}
+
+static void test_opts_env_and_flags_win_over_config_file(void **st)
+{
+	fixture *f = *st;
+	const char *path = write_config("data-dir = /srv/nq\nlease = 2m\n"
+	    "concurrency = 3\n");
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path,
+	    f->err, sizeof f->err), NQ_OK);
+	unlink(path);
+	setenv("NQ_LEASE", "5s", 1);
+	char *argv[] = {"nq-broker", "--data-dir", "/tmp/y", NULL};
+	assert_int_equal(parse(f, true, argv), NQ_OK);
+	assert_string_equal(f->cfg.data_dir, "/tmp/y");
+	assert_int_equal(f->cfg.lease_ms, 5000);
+	assert_int_equal(f->cfg.concurrency, 3);
+}
+
+static void test_opts_config_file_errors_name_file_and_line(void **st)
+{
+	fixture *f = *st;
+	const char *path = write_config("lease = 2m\n# fine\nbogus = 1\n");
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path,
+	    f->err, sizeof f->err), NQ_EINVAL);
+	assert_err_mentions(f, path);
+	assert_err_mentions(f, ":3:");
+	assert_err_mentions(f, "bogus");
+	unlink(path);
+
+	path = write_config("lease = soon\n");
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path,
+	    f->err, sizeof f->err), NQ_EINVAL);
+	assert_err_mentions(f, ":1:");
+	assert_err_mentions(f, "lease");
+	assert_err_mentions(f, "soon");
+	unlink(path);
+
+	path = write_config("data-dir /srv/nq\n");
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path,
+	    f->err, sizeof f->err), NQ_EINVAL);
+	assert_err_mentions(f, ":1:");
+	assert_err_mentions(f, "name = value");
+	unlink(path);
+
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts),
+	    "/nonexistent/nq.conf", f->err, sizeof f->err), NQ_EINVAL);
+	assert_err_mentions(f, "/nonexistent/nq.conf");
+}
+
+static void test_opts_peek_finds_flag_then_env(void **st)
+{
+	char *eq[] = {"nq-broker", "--lease", "5s", "--config=/etc/nq.conf",
+	    NULL};
+	char *sep[] = {"nq-broker", "--config", "/etc/b.conf", NULL};
+	char *none[] = {"nq-broker", "--configx", "a", "--config", NULL};
+	assert_string_equal(nqi_opts_peek(4, eq, "config"), "/etc/nq.conf");
+	assert_string_equal(nqi_opts_peek(3, sep, "config"), "/etc/b.conf");
+	unsetenv("NQ_CONFIG");
+	assert_null(nqi_opts_peek(4, none, "config"));
+	setenv("NQ_CONFIG", "/etc/env.conf", 1);
+	assert_string_equal(nqi_opts_peek(4, none, "config"), "/etc/env.conf");
+	assert_string_equal(nqi_opts_peek(3, sep, "config"), "/etc/b.conf");
+	unsetenv("NQ_CONFIG");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -330,6 +431,10 @@ int main(void)
 		T(test_opts_double_dash_ends_flags),
 		T(test_opts_describe_redacts_secrets),
 		T(test_opts_usage_lists_every_flag),
+		T(test_opts_config_file_applied),
+		T(test_opts_env_and_flags_win_over_config_file),
+		T(test_opts_config_file_errors_name_file_and_line),
+		T(test_opts_peek_finds_flag_then_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
