@@ -255,11 +255,24 @@ static int wait_once(nq_client *c, const char *canon, uint64_t wait_ms,
 	return rv;
 }
 
+/* Sleeps before asking again when the broker answered a wait at once, so a
+ * broker that does not park waits cannot make this a busy loop. */
+static void wait_pause(uint64_t asked_ms, uint64_t timeout_ms, uint64_t spent)
+{
+	uint64_t pause_ms = 100;
+	if (nqi_mono_ms() - asked_ms >= 50 || (timeout_ms && spent >= timeout_ms))
+		return;
+	if (timeout_ms && timeout_ms - spent < pause_ms)
+		pause_ms = timeout_ms - spent;
+	nng_msleep((nng_duration)pause_ms);
+}
+
 NQ_API int nq_wait(nq_client *c, const char *id, uint64_t timeout_ms,
     nq_job **out)
 {
 	char canon[NQ_ID_MAX];
-	uint64_t start = nqi_mono_ms(), now = start;
+	uint64_t start = nqi_mono_ms();
+	nq_state st = NQ_STATE_UNSPECIFIED;
 	int rv;
 	if ((rv = check_client(c)) != 0)
 		return rv;
@@ -268,28 +281,25 @@ NQ_API int nq_wait(nq_client *c, const char *id, uint64_t timeout_ms,
 	if ((rv = check_id(id, canon, c->last_error)) != 0)
 		return rv;
 	for (;;) {
-		uint64_t left = timeout_ms ? timeout_ms - (now - start) :
-		    NQC_WAIT_CAP_MS;
-		uint64_t chunk = left < NQC_WAIT_CAP_MS ? left : NQC_WAIT_CAP_MS;
-		uint64_t sent = nqi_mono_ms();
-		nq_job *job;
-		if ((rv = wait_once(c, canon, chunk, &job)) != 0)
-			return rv;
-		if (nq_state_is_final(nq_job_state(job))) {
-			*out = job;
-			return NQ_OK;
-		}
-		nq_state st = nq_job_state(job);
-		nq_job_free(job);
-		now = nqi_mono_ms();
-		if (timeout_ms && now - start >= timeout_ms)
+		uint64_t spent = nqi_mono_ms() - start;
+		if (timeout_ms && spent >= timeout_ms)
 			return nqc_fail(c->last_error, NQ_ETIMEDOUT,
 			    "job %s is still %s after %llu ms", canon,
 			    nq_state_name(st), (unsigned long long)timeout_ms);
-		/* A broker that answers a wait at once must not make this a
-		 * busy loop. */
-		if (now - sent < 50)
-			nng_msleep(100);
+		uint64_t left = timeout_ms ? timeout_ms - spent : NQC_WAIT_CAP_MS;
+		uint64_t asked = nqi_mono_ms();
+		nq_job *job;
+		rv = wait_once(c, canon, left < NQC_WAIT_CAP_MS ? left :
+		    NQC_WAIT_CAP_MS, &job);
+		if (rv != NQ_OK)
+			return rv;
+		st = nq_job_state(job);
+		if (nq_state_is_final(st)) {
+			*out = job;
+			return NQ_OK;
+		}
+		nq_job_free(job);
+		wait_pause(asked, timeout_ms, nqi_mono_ms() - start);
 	}
 }
 
