@@ -20,8 +20,10 @@ static int check_name(const char *what, const char *name, char *err)
 		return NQ_OK;
 	if (!name)
 		return nqc_fail(err, NQ_EINVAL, "%s is missing", what);
-	return nqc_fail(err, NQ_EINVAL, "%s \"%.140s\" is not a valid name "
-	    "(" NAME_RULE ")", what, name);
+	return nqc_fail(err, NQ_EINVAL,
+	    "%s \"%.140s\" is not a valid name "
+	    "(" NAME_RULE ")",
+	    what, name);
 }
 
 /* Checks a job id and writes its canonical lowercase form. */
@@ -91,16 +93,16 @@ static void spec_to_pb(const nq_job_spec *s, Nq__V1__JobSpec *pb)
 	pb->deadline_us = s->deadline_us;
 }
 
-static void result_from_pb(const Nq__V1__EnqueueResult *er,
-    nq_enqueue_result *res)
+static void result_from_pb(
+    const Nq__V1__EnqueueResult *er, nq_enqueue_result *res)
 {
 	const Nq__V1__Status *st = er ? er->status : NULL;
 	memset(res, 0, sizeof *res);
 	res->err = st ? nqi_err_from_code(st->code) : NQ_OK;
 	if (res->err != NQ_OK)
 		snprintf(res->message, sizeof res->message, "%s",
-		    st->message && st->message[0] ? st->message :
-		    nq_strerror(res->err));
+		    st->message && st->message[0] ? st->message
+		                                  : nq_strerror(res->err));
 	if (er) {
 		snprintf(res->id, sizeof res->id, "%s", str_in(er->id));
 		res->duplicate = er->duplicate;
@@ -108,8 +110,8 @@ static void result_from_pb(const Nq__V1__EnqueueResult *er,
 }
 
 /* Sends the packed specs and reads one result per spec. */
-static int enqueue_call(nq_client *c, Nq__V1__JobSpec **pbs, size_t n,
-    nq_enqueue_result *results)
+static int enqueue_call(
+    nq_client *c, Nq__V1__JobSpec **pbs, size_t n, nq_enqueue_result *results)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__EnqueueRequest body = NQ__V1__ENQUEUE_REQUEST__INIT;
@@ -118,8 +120,8 @@ static int enqueue_call(nq_client *c, Nq__V1__JobSpec **pbs, size_t n,
 	body.n_jobs = n;
 	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
 	req.enqueue = &body;
-	int rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r,
-	    c->last_error);
+	int rv =
+	    nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r, c->last_error);
 	if (rv == NQ_OK)
 		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_ENQUEUE,
 		    "enqueue", c->last_error);
@@ -167,8 +169,8 @@ out:
 	return rv;
 }
 
-NQ_API int nq_enqueue(nq_client *c, const nq_job_spec *spec,
-    char id[NQ_ID_MAX], bool *duplicate)
+NQ_API int nq_enqueue(
+    nq_client *c, const nq_job_spec *spec, char id[NQ_ID_MAX], bool *duplicate)
 {
 	nq_enqueue_result res;
 	if (c && !spec) {
@@ -189,8 +191,8 @@ NQ_API int nq_enqueue(nq_client *c, const nq_job_spec *spec,
 
 /* Takes the job out of a reply body (slot may be NULL) so that it
  * outlives the reply. */
-static int take_job(nq_client *c, Nq__V1__Job **slot, const char *what,
-    nq_job **out)
+static int take_job(
+    nq_client *c, Nq__V1__Job **slot, const char *what, nq_job **out)
 {
 	Nq__V1__Job *pb = slot ? *slot : NULL;
 	if (!pb)
@@ -218,8 +220,7 @@ NQ_API int nq_get(nq_client *c, const char *id, nq_job **out)
 	body.id = canon;
 	req.body_case = NQ__V1__REQUEST__BODY_GET;
 	req.get = &body;
-	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r,
-	    c->last_error);
+	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r, c->last_error);
 	if (rv == NQ_OK)
 		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_GET, "get",
 		    c->last_error);
@@ -231,8 +232,8 @@ NQ_API int nq_get(nq_client *c, const char *id, nq_job **out)
 }
 
 /* One Wait request of at most NQC_WAIT_CAP_MS; the job as it is then. */
-static int wait_once(nq_client *c, const char *canon, uint64_t wait_ms,
-    nq_job **out)
+static int wait_once(
+    nq_client *c, const char *canon, uint64_t wait_ms, nq_job **out)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__WaitRequest body = NQ__V1__WAIT_REQUEST__INIT;
@@ -243,11 +244,11 @@ static int wait_once(nq_client *c, const char *canon, uint64_t wait_ms,
 	req.wait = &body;
 	/* The reply may legitimately take the whole wait, so the transport
 	 * timeout runs on top of it. */
-	int rv = nqc_call(c, NQC_API, NULL, &req, wait_ms + c->timeout_ms, &r,
-	    c->last_error);
+	int rv = nqc_call(
+	    c, NQC_API, NULL, &req, wait_ms + c->timeout_ms, &r, c->last_error);
 	if (rv == NQ_OK)
-		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_WAIT,
-		    "wait", c->last_error);
+		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_WAIT, "wait",
+		    c->last_error);
 	if (rv == NQ_OK)
 		rv = take_job(c, r->wait ? &r->wait->job : NULL, "wait", out);
 	if (r)
@@ -260,15 +261,16 @@ static int wait_once(nq_client *c, const char *canon, uint64_t wait_ms,
 static void wait_pause(uint64_t asked_ms, uint64_t timeout_ms, uint64_t spent)
 {
 	uint64_t pause_ms = 100;
-	if (nqi_mono_ms() - asked_ms >= 50 || (timeout_ms && spent >= timeout_ms))
+	if (nqi_mono_ms() - asked_ms >= 50 ||
+	    (timeout_ms && spent >= timeout_ms))
 		return;
 	if (timeout_ms && timeout_ms - spent < pause_ms)
 		pause_ms = timeout_ms - spent;
 	nng_msleep((nng_duration)pause_ms);
 }
 
-NQ_API int nq_wait(nq_client *c, const char *id, uint64_t timeout_ms,
-    nq_job **out)
+NQ_API int nq_wait(
+    nq_client *c, const char *id, uint64_t timeout_ms, nq_job **out)
 {
 	char canon[NQ_ID_MAX];
 	uint64_t start = nqi_mono_ms();
@@ -286,11 +288,12 @@ NQ_API int nq_wait(nq_client *c, const char *id, uint64_t timeout_ms,
 			return nqc_fail(c->last_error, NQ_ETIMEDOUT,
 			    "job %s is still %s after %llu ms", canon,
 			    nq_state_name(st), (unsigned long long)timeout_ms);
-		uint64_t left = timeout_ms ? timeout_ms - spent : NQC_WAIT_CAP_MS;
+		uint64_t left =
+		    timeout_ms ? timeout_ms - spent : NQC_WAIT_CAP_MS;
 		uint64_t asked = nqi_mono_ms();
 		nq_job *job;
-		rv = wait_once(c, canon, left < NQC_WAIT_CAP_MS ? left :
-		    NQC_WAIT_CAP_MS, &job);
+		rv = wait_once(c, canon,
+		    left < NQC_WAIT_CAP_MS ? left : NQC_WAIT_CAP_MS, &job);
 		if (rv != NQ_OK)
 			return rv;
 		st = nq_job_state(job);
@@ -318,13 +321,13 @@ NQ_API int nq_cancel(nq_client *c, const char *id, nq_job **out)
 	body.id = canon;
 	req.body_case = NQ__V1__REQUEST__BODY_CANCEL;
 	req.cancel = &body;
-	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r,
-	    c->last_error);
+	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r, c->last_error);
 	/* A refused cancel (EPRECOND) still reports the job as it is. */
 	if ((rv == NQ_OK || rv == NQ_EPRECOND) && out) {
-		Nq__V1__Job **slot = r->body_case ==
-		    NQ__V1__REPLY__BODY_CANCEL && r->cancel ? &r->cancel->job :
-		    NULL;
+		Nq__V1__Job **slot =
+		    r->body_case == NQ__V1__REPLY__BODY_CANCEL && r->cancel
+		        ? &r->cancel->job
+		        : NULL;
 		if (rv == NQ_OK || (slot && *slot)) {
 			int trv = take_job(c, slot, "cancel", &job);
 			rv = trv ? trv : rv;
@@ -349,14 +352,13 @@ static int queue_call(nq_client *c, const char *queue, bool pause)
 	if ((rv = check_name("queue", queue, c->last_error)) != 0)
 		return rv;
 	p.queue = q.queue = (char *)queue;
-	req.body_case = pause ? NQ__V1__REQUEST__BODY_PAUSE :
-	    NQ__V1__REQUEST__BODY_RESUME;
+	req.body_case =
+	    pause ? NQ__V1__REQUEST__BODY_PAUSE : NQ__V1__REQUEST__BODY_RESUME;
 	if (pause)
 		req.pause = &p;
 	else
 		req.resume = &q;
-	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r,
-	    c->last_error);
+	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r, c->last_error);
 	if (rv == NQ_OK)
 		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_QUEUE,
 		    pause ? "pause" : "resume", c->last_error);
@@ -375,8 +377,7 @@ NQ_API int nq_resume(nq_client *c, const char *queue)
 	return queue_call(c, queue, false);
 }
 
-static void queue_stats_from_pb(const Nq__V1__QueueStats *q,
-    nq_queue_stats *s)
+static void queue_stats_from_pb(const Nq__V1__QueueStats *q, nq_queue_stats *s)
 {
 	memset(s, 0, sizeof *s);
 	if (!q)
@@ -429,16 +430,15 @@ NQ_API int nq_stats(nq_client *c, const char *queue, nq_queue_stats **out,
 	if ((rv = check_client(c)) != 0)
 		return rv;
 	if (!out || !n)
-		return nqc_fail(c->last_error, NQ_EINVAL,
-		    "out and n must not be NULL");
+		return nqc_fail(
+		    c->last_error, NQ_EINVAL, "out and n must not be NULL");
 	if (queue && queue[0] &&
 	    (rv = check_name("queue", queue, c->last_error)) != 0)
 		return rv;
 	body.queue = str_in(queue);
 	req.body_case = NQ__V1__REQUEST__BODY_STATS;
 	req.stats = &body;
-	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r,
-	    c->last_error);
+	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r, c->last_error);
 	if (rv == NQ_OK)
 		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_STATS,
 		    "stats", c->last_error);

@@ -128,12 +128,13 @@ static int tls_own_cert(nng_tls_config *cfg, const nq_client_opts *o)
 	char *cert = NULL, *key = NULL;
 	int rv;
 	if (!o->tls_key)
-		return nng_tls_config_cert_key_file(cfg, o->tls_cert, NULL) ?
-		    NQ_EINVAL : NQ_OK;
+		return nng_tls_config_cert_key_file(cfg, o->tls_cert, NULL)
+		           ? NQ_EINVAL
+		           : NQ_OK;
 	if ((rv = read_pem(o->tls_cert, &cert)) == 0 &&
 	    (rv = read_pem(o->tls_key, &key)) == 0)
-		rv = nng_tls_config_own_cert(cfg, cert, key, NULL) ? NQ_EINVAL :
-		    NQ_OK;
+		rv = nng_tls_config_own_cert(cfg, cert, key, NULL) ? NQ_EINVAL
+		                                                   : NQ_OK;
 	free(cert);
 	free(key);
 	return rv;
@@ -157,8 +158,9 @@ static int client_tls_setup(nq_client *c, const nq_client_opts *o)
 		return NQ_EINVAL;
 	if (nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT) != 0)
 		return NQ_ENOMEM;
-	if (nng_tls_config_auth_mode(cfg, o->tls_ca ? NNG_TLS_AUTH_MODE_REQUIRED
-	    : NNG_TLS_AUTH_MODE_NONE) != 0)
+	if (nng_tls_config_auth_mode(cfg, o->tls_ca
+	                                      ? NNG_TLS_AUTH_MODE_REQUIRED
+	                                      : NNG_TLS_AUTH_MODE_NONE) != 0)
 		goto out;
 	if (o->tls_ca && nng_tls_config_ca_file(cfg, o->tls_ca) != 0)
 		goto out;
@@ -189,8 +191,8 @@ NQ_API int nq_client_open(nq_client **out, const nq_client_opts *opts)
 	if (!(c = calloc(1, sizeof *c)))
 		return NQ_ENOMEM;
 	pthread_mutex_init(&c->mtx, NULL);
-	c->timeout_ms = opts->timeout_ms ? (uint64_t)opts->timeout_ms :
-	    CLIENT_TIMEOUT_MS;
+	c->timeout_ms =
+	    opts->timeout_ms ? (uint64_t)opts->timeout_ms : CLIENT_TIMEOUT_MS;
 	urls[NQC_API] = opts->api_url;
 	urls[NQC_WORK] = opts->work_url;
 	urls[NQC_RESULTS] = opts->results_url;
@@ -234,19 +236,19 @@ static int clamp_ms(uint64_t ms)
 static int conn_configure(nq_client *c, nng_socket s, nqc_end end)
 {
 	int rv;
-	if ((rv = nng_socket_set_ms(s, NNG_OPT_RECONNMINT,
-	    CLIENT_RECONNECT_MIN_MS)) != 0 ||
-	    (rv = nng_socket_set_ms(s, NNG_OPT_RECONNMAXT,
-	    CLIENT_RECONNECT_MAX_MS)) != 0)
+	if ((rv = nng_socket_set_ms(
+	         s, NNG_OPT_RECONNMINT, CLIENT_RECONNECT_MIN_MS)) != 0 ||
+	    (rv = nng_socket_set_ms(
+	         s, NNG_OPT_RECONNMAXT, CLIENT_RECONNECT_MAX_MS)) != 0)
 		return rv;
 	if (end == NQC_RESULTS)
-		return nng_socket_set_ms(s, NNG_OPT_SENDTIMEO,
-		    clamp_ms(c->timeout_ms));
-	if ((rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ,
-	    CLIENT_REPLY_MAX)) != 0)
+		return nng_socket_set_ms(
+		    s, NNG_OPT_SENDTIMEO, clamp_ms(c->timeout_ms));
+	if ((rv = nng_socket_set_size(
+	         s, NNG_OPT_RECVMAXSZ, CLIENT_REPLY_MAX)) != 0)
 		return rv;
-	return nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME,
-	    NNG_DURATION_INFINITE);
+	return nng_socket_set_ms(
+	    s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 }
 
 static int conn_dial(nq_client *c, nng_socket s, nqc_end end)
@@ -309,16 +311,15 @@ int nqc_ctx_open(nq_client *c, nqc_end end, nng_ctx *ctx, char *err)
 }
 
 /* Describes a failed send or receive for last_error. */
-static int xfer_fail(nq_client *c, nqc_end end, int nrv, uint64_t ms,
-    char *err)
+static int xfer_fail(nq_client *c, nqc_end end, int nrv, uint64_t ms, char *err)
 {
 	const char *url = c->conn[end].url;
 	if (nrv == NNG_ETIMEDOUT)
 		return nqc_fail(err, NQ_ETIMEDOUT,
 		    "%s %s: no reply within %llu ms (is the broker running?)",
 		    end_names[end], url, (unsigned long long)ms);
-	return nqc_fail(err, nqi_err_from_nng(nrv), "%s %s: %s",
-	    end_names[end], url, nng_strerror(nrv));
+	return nqc_fail(err, nqi_err_from_nng(nrv), "%s %s: %s", end_names[end],
+	    url, nng_strerror(nrv));
 }
 
 /* Sends msg (always consumed) and receives the reply on ctx. */
@@ -366,8 +367,8 @@ static int reply_status(const Nq__V1__Reply *r, char *err)
 }
 
 /* Unpacks a reply message (always consumed) and maps its status. */
-static int reply_decode(nq_client *c, nqc_end end, nng_msg *msg,
-    Nq__V1__Reply **reply, char *err)
+static int reply_decode(
+    nq_client *c, nqc_end end, nng_msg *msg, Nq__V1__Reply **reply, char *err)
 {
 	size_t len = nng_msg_len(msg);
 	Nq__V1__Reply *r = nqi_reply_unpack(nng_msg_body(msg), len);

@@ -37,12 +37,7 @@ int nqc_job_wrap(Nq__V1__Job *pb, nq_job **out);
 /* ---- client ---- */
 
 /* The endpoints of a client: REQ to api, REQ to work, PUSH to results. */
-typedef enum nqc_end {
-	NQC_API,
-	NQC_WORK,
-	NQC_RESULTS,
-	NQC_NENDS
-} nqc_end;
+typedef enum nqc_end { NQC_API, NQC_WORK, NQC_RESULTS, NQC_NENDS } nqc_end;
 
 struct nqc_conn {
 	char *url;
@@ -52,15 +47,15 @@ struct nqc_conn {
 
 struct nq_client {
 	struct nqc_conn conn[NQC_NENDS];
-	char *token;             /* NULL: none */
-	uint64_t timeout_ms;     /* per request */
-	nng_tls_config *tls;     /* NULL unless a URL or an option needs it */
-	pthread_mutex_t mtx;     /* guards the lazy opening of sockets */
+	char *token;         /* NULL: none */
+	uint64_t timeout_ms; /* per request */
+	nng_tls_config *tls; /* NULL unless a URL or an option needs it */
+	pthread_mutex_t mtx; /* guards the lazy opening of sockets */
 	char last_error[NQC_ERR_MAX];
 };
 
 /* Writes the printf-style message to err (when err is not NULL) and
- * returns rv, so that a failure reads `return nqc_fail(err, NQ_EINVAL, ...)`. */
+ * returns rv: `return nqc_fail(err, NQ_EINVAL, "...", ...);`. */
 int nqc_fail(char *err, int rv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -107,8 +102,7 @@ typedef struct nqc_lease {
 /* nq_fetch on ctx (NULL: a context of its own), errors to err. */
 int nqc_fetch(nq_client *c, nng_ctx *ctx, const char *worker_id,
     const char *const *queues, size_t nqueues, uint32_t max_jobs,
-    uint64_t wait_ms, uint64_t lease_ms, nq_job ***jobs, size_t *n,
-    char *err);
+    uint64_t wait_ms, uint64_t lease_ms, nq_job ***jobs, size_t *n, char *err);
 /* Extends n leases in one request. On NQ_OK results[i] is the outcome of
  * lease i: NQ_OK, or NQ_EPRECOND when it is no longer held. */
 int nqc_extend(nq_client *c, nng_ctx *ctx, const char *worker_id,

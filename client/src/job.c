@@ -205,8 +205,8 @@ NQ_API size_t nq_job_error_count(const nq_job *job)
 	return j ? j->n_errors : 0;
 }
 
-NQ_API const char *nq_job_error(const nq_job *job, size_t i, uint32_t *attempt,
-    uint64_t *at_us)
+NQ_API const char *nq_job_error(
+    const nq_job *job, size_t i, uint32_t *attempt, uint64_t *at_us)
 {
 	const Nq__V1__Job *j = job_pb(job);
 	if (!j || i >= j->n_errors || !j->errors[i])

@@ -20,8 +20,10 @@ static int check_worker_id(const char *id, char *err)
 {
 	if (nqi_name_valid(id))
 		return NQ_OK;
-	return nqc_fail(err, NQ_EINVAL, "worker id \"%.140s\" is not a valid "
-	    "name (" NAME_RULE ")", id ? id : "");
+	return nqc_fail(err, NQ_EINVAL,
+	    "worker id \"%.140s\" is not a valid "
+	    "name (" NAME_RULE ")",
+	    id ? id : "");
 }
 
 static int fetch_check(const char *worker_id, const char *const *queues,
@@ -36,7 +38,8 @@ static int fetch_check(const char *worker_id, const char *const *queues,
 		    queues ? nqueues : 0);
 	for (size_t i = 0; i < nqueues; i++)
 		if (!nqi_name_valid(queues[i]))
-			return nqc_fail(err, NQ_EINVAL, "queue \"%.140s\" is "
+			return nqc_fail(err, NQ_EINVAL,
+			    "queue \"%.140s\" is "
 			    "not a valid name (" NAME_RULE ")",
 			    queues[i] ? queues[i] : "");
 	if (max_jobs == 0 || max_jobs > FETCH_MAX_JOBS)
@@ -48,8 +51,8 @@ static int fetch_check(const char *worker_id, const char *const *queues,
 
 /* Moves the jobs of a fetch reply into wrappers. Allocates every wrapper
  * before taking any job, so a failure leaves the reply whole. */
-static int fetch_take(Nq__V1__FetchReply *fr, nq_job ***jobs, size_t *n,
-    char *err)
+static int fetch_take(
+    Nq__V1__FetchReply *fr, nq_job ***jobs, size_t *n, char *err)
 {
 	size_t k = fr->n_jobs;
 	nq_job **v = NULL;
@@ -73,8 +76,7 @@ static int fetch_take(Nq__V1__FetchReply *fr, nq_job ***jobs, size_t *n,
 
 int nqc_fetch(nq_client *c, nng_ctx *ctx, const char *worker_id,
     const char *const *queues, size_t nqueues, uint32_t max_jobs,
-    uint64_t wait_ms, uint64_t lease_ms, nq_job ***jobs, size_t *n,
-    char *err)
+    uint64_t wait_ms, uint64_t lease_ms, nq_job ***jobs, size_t *n, char *err)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__FetchRequest body = NQ__V1__FETCH_REQUEST__INIT;
@@ -95,8 +97,8 @@ int nqc_fetch(nq_client *c, nng_ctx *ctx, const char *worker_id,
 	/* The broker parks the request for up to wait_ms before replying. */
 	rv = nqc_call(c, NQC_WORK, ctx, &req, wait_ms + c->timeout_ms, &r, err);
 	if (rv == NQ_OK)
-		rv = nqc_expect(c, NQC_WORK, r, NQ__V1__REPLY__BODY_FETCH,
-		    "fetch", err);
+		rv = nqc_expect(
+		    c, NQC_WORK, r, NQ__V1__REPLY__BODY_FETCH, "fetch", err);
 	if (rv == NQ_OK && !r->fetch)
 		rv = nqc_fail(err, NQ_EPROTO, "reply to fetch is empty");
 	if (rv == NQ_OK)
@@ -114,10 +116,10 @@ NQ_API int nq_fetch(nq_client *c, const char *worker_id,
 		return NQ_EINVAL;
 	nqc_begin(c);
 	if (!jobs || !n)
-		return nqc_fail(c->last_error, NQ_EINVAL,
-		    "jobs and n must not be NULL");
-	return nqc_fetch(c, NULL, worker_id, queues, nqueues, max_jobs,
-	    wait_ms, lease_ms, jobs, n, c->last_error);
+		return nqc_fail(
+		    c->last_error, NQ_EINVAL, "jobs and n must not be NULL");
+	return nqc_fetch(c, NULL, worker_id, queues, nqueues, max_jobs, wait_ms,
+	    lease_ms, jobs, n, c->last_error);
 }
 
 NQ_API void nq_jobs_free(nq_job **jobs, size_t n)
@@ -129,8 +131,8 @@ NQ_API void nq_jobs_free(nq_job **jobs, size_t n)
 	free(jobs);
 }
 
-static int extend_results(const Nq__V1__ExtendReply *er, size_t n,
-    int *results, char *err)
+static int extend_results(
+    const Nq__V1__ExtendReply *er, size_t n, int *results, char *err)
 {
 	if (!er || er->n_results != n)
 		return nqc_fail(err, NQ_EPROTO,
@@ -171,8 +173,8 @@ int nqc_extend(nq_client *c, nng_ctx *ctx, const char *worker_id,
 	req.extend = &body;
 	rv = nqc_call(c, NQC_WORK, ctx, &req, c->timeout_ms, &r, err);
 	if (rv == NQ_OK)
-		rv = nqc_expect(c, NQC_WORK, r, NQ__V1__REPLY__BODY_EXTEND,
-		    "extend", err);
+		rv = nqc_expect(
+		    c, NQC_WORK, r, NQ__V1__REPLY__BODY_EXTEND, "extend", err);
 	if (rv == NQ_OK)
 		rv = extend_results(r->extend, n, results, err);
 out:
@@ -183,8 +185,8 @@ out:
 	return rv;
 }
 
-NQ_API int nq_extend(nq_client *c, const char *id, uint64_t lease_token,
-    uint64_t lease_ms)
+NQ_API int nq_extend(
+    nq_client *c, const char *id, uint64_t lease_token, uint64_t lease_ms)
 {
 	uint64_t v;
 	int res;
@@ -198,8 +200,8 @@ NQ_API int nq_extend(nq_client *c, const char *id, uint64_t lease_token,
 		return nqc_fail(c->last_error, NQ_EINVAL,
 		    "job %s: lease token is 0 (not a leased job)", id);
 	nqc_lease lease = {id, lease_token};
-	int rv = nqc_extend(c, NULL, "", &lease, 1, lease_ms, &res,
-	    c->last_error);
+	int rv =
+	    nqc_extend(c, NULL, "", &lease, 1, lease_ms, &res, c->last_error);
 	if (rv != NQ_OK)
 		return rv;
 	if (res != NQ_OK)
@@ -212,16 +214,21 @@ static int completion_check(const nq_completion *it, size_t i, char *err)
 {
 	uint64_t v;
 	if (!it->id || nqi_id_parse(it->id, &v) != 0)
-		return nqc_fail(err, NQ_EINVAL, "completion %zu: job id "
-		    "\"%.40s\" is not 16 hex digits", i, it->id ? it->id : "");
+		return nqc_fail(err, NQ_EINVAL,
+		    "completion %zu: job id "
+		    "\"%.40s\" is not 16 hex digits",
+		    i, it->id ? it->id : "");
 	if (it->outcome < NQ_OUTCOME_SUCCEEDED ||
 	    it->outcome > NQ_OUTCOME_RELEASED)
-		return nqc_fail(err, NQ_EINVAL, "completion %zu: outcome %d "
-		    "is not SUCCEEDED, FAILED or RELEASED", i,
-		    (int)it->outcome);
+		return nqc_fail(err, NQ_EINVAL,
+		    "completion %zu: outcome %d "
+		    "is not SUCCEEDED, FAILED or RELEASED",
+		    i, (int)it->outcome);
 	if (!it->result && it->result_len)
-		return nqc_fail(err, NQ_EINVAL, "completion %zu: result is "
-		    "NULL but result_len is %zu", i, it->result_len);
+		return nqc_fail(err, NQ_EINVAL,
+		    "completion %zu: result is "
+		    "NULL but result_len is %zu",
+		    i, it->result_len);
 	return NQ_OK;
 }
 
@@ -242,8 +249,8 @@ static void completion_to_pb(const nq_completion *it, Nq__V1__Completion *pb)
 
 /* Packs and pushes one CompletionBatch; blocks up to the request timeout
  * while no broker takes it. */
-static int complete_send(nq_client *c, Nq__V1__CompletionBatch *b, size_t n,
-    char *err)
+static int complete_send(
+    nq_client *c, Nq__V1__CompletionBatch *b, size_t n, char *err)
 {
 	nng_socket s;
 	nng_msg *msg;
@@ -257,7 +264,8 @@ static int complete_send(nq_client *c, Nq__V1__CompletionBatch *b, size_t n,
 	if ((rv = nng_sendmsg(s, msg, 0)) != 0) {
 		nng_msg_free(msg);
 		if (rv == NNG_ETIMEDOUT)
-			return nqc_fail(err, NQ_ETIMEDOUT, "results %s: no "
+			return nqc_fail(err, NQ_ETIMEDOUT,
+			    "results %s: no "
 			    "broker took the batch of %zu within %llu ms",
 			    nqc_url(c, NQC_RESULTS), n,
 			    (unsigned long long)c->timeout_ms);
@@ -303,8 +311,8 @@ out:
 	return rv;
 }
 
-NQ_API int nq_complete(nq_client *c, const char *worker_id,
-    const nq_completion *items, size_t n)
+NQ_API int nq_complete(
+    nq_client *c, const char *worker_id, const nq_completion *items, size_t n)
 {
 	if (!c)
 		return NQ_EINVAL;

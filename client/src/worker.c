@@ -139,8 +139,8 @@ static void cond_init(pthread_cond_t *cv)
 }
 
 /* Waits on cv until signalled or the monotonic deadline passes. */
-static void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *m,
-    uint64_t deadline_ms)
+static void cond_wait_until(
+    pthread_cond_t *cv, pthread_mutex_t *m, uint64_t deadline_ms)
 {
 	struct timespec ts = {
 	    .tv_sec = (time_t)(deadline_ms / 1000),
@@ -156,7 +156,8 @@ static uint64_t next_backoff(uint64_t ms)
 	return ms * 2 > WORKER_BACKOFF_MAX_MS ? WORKER_BACKOFF_MAX_MS : ms * 2;
 }
 
-static char *strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *strdupf(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 
 static char *strdupf(const char *fmt, ...)
 {
@@ -186,8 +187,8 @@ NQ_API void nq_result_set(nq_result *res, const void *data, size_t len)
 	res->len = len;
 }
 
-NQ_API void nq_result_error(nq_result *res, const char *message,
-    bool non_retryable)
+NQ_API void nq_result_error(
+    nq_result *res, const char *message, bool non_retryable)
 {
 	if (!res)
 		return;
@@ -377,8 +378,7 @@ static int worker_setup(nq_worker *w, const nq_worker_opts *o)
 	w->id = o->worker_id ? strdup(o->worker_id) : default_id();
 	if (!w->id)
 		return NQ_ENOMEM;
-	if ((rv = copy_queues(w, o)) != NQ_OK ||
-	    (rv = alloc_slots(w)) != NQ_OK)
+	if ((rv = copy_queues(w, o)) != NQ_OK || (rv = alloc_slots(w)) != NQ_OK)
 		return rv;
 	return nq_client_open(&w->client, &o->conn);
 }
@@ -410,8 +410,8 @@ NQ_API int nq_worker_open(nq_worker **out, const nq_worker_opts *opts)
 	return NQ_OK;
 }
 
-NQ_API int nq_worker_handle(nq_worker *w, const char *type, nq_handler_cb cb,
-    void *arg)
+NQ_API int nq_worker_handle(
+    nq_worker *w, const char *type, nq_handler_cb cb, void *arg)
 {
 	struct worker_handler *h;
 	int rv = NQ_OK;
@@ -480,21 +480,22 @@ static struct worker_handler handler_for_locked(nq_worker *w, const char *t)
 
 /* Turns what the handler said into a completion. Takes the result's
  * memory. NULL when out of memory (the lease then expires). */
-static struct worker_done *done_from_result(nq_job *job, nq_outcome out,
-    struct nq_result *res)
+static struct worker_done *done_from_result(
+    nq_job *job, nq_outcome out, struct nq_result *res)
 {
 	const char *type = nq_job_type(job);
 	struct worker_done *d;
 	char *why = NULL;
 	if (out != NQ_OUTCOME_SUCCEEDED && out != NQ_OUTCOME_FAILED)
 		why = strdupf("handler for type %s returned outcome %d, not "
-		    "SUCCEEDED or FAILED", type, (int)out);
+		              "SUCCEEDED or FAILED",
+		    type, (int)out);
 	else if (res->nomem)
-		why = strdupf("out of memory keeping the outcome of a %s job",
-		    type);
+		why = strdupf(
+		    "out of memory keeping the outcome of a %s job", type);
 	else if (out == NQ_OUTCOME_FAILED && !res->error)
-		why = strdupf("handler for type %s failed without a message",
-		    type);
+		why = strdupf(
+		    "handler for type %s failed without a message", type);
 	if (why) {
 		out = NQ_OUTCOME_FAILED;
 		free(res->error);
@@ -515,8 +516,8 @@ static struct worker_done *done_from_result(nq_job *job, nq_outcome out,
 }
 
 /* Runs the job's handler on this thread; returns its completion. */
-static struct worker_done *slot_execute(nq_worker *w, nq_job *job,
-    struct worker_handler h)
+static struct worker_done *slot_execute(
+    nq_worker *w, nq_job *job, struct worker_handler h)
 {
 	struct nq_result res = {0};
 	uint64_t started_us = nqi_now_us();
@@ -543,8 +544,8 @@ static void slot_run_locked(nq_worker *w, struct worker_slot *s)
 	nq_job *job = s->job;
 	struct worker_done *d = NULL;
 	if (!s->released && !w->slots_exit) {
-		struct worker_handler h = handler_for_locked(w,
-		    nq_job_type(job));
+		struct worker_handler h =
+		    handler_for_locked(w, nq_job_type(job));
 		s->running = true;
 		pthread_mutex_unlock(&w->mtx);
 		d = slot_execute(w, job, h);
@@ -598,8 +599,8 @@ static struct worker_slot *free_slot_locked(nq_worker *w)
 static void place_locked(nq_worker *w, nq_job **jobs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct worker_slot *s = atomic_load(&w->stopping) ? NULL :
-		    free_slot_locked(w);
+		struct worker_slot *s =
+		    atomic_load(&w->stopping) ? NULL : free_slot_locked(w);
 		if (!s) {
 			release_locked(w, jobs[i]);
 			nq_job_free(jobs[i]);
@@ -625,7 +626,7 @@ static void stop_locked(nq_worker *w)
 static bool fetch_fatal(int rv)
 {
 	return rv == NQ_EINVAL || rv == NQ_EAUTH || rv == NQ_EPERM ||
-	    rv == NQ_EPRECOND;
+	       rv == NQ_EPRECOND;
 }
 
 /* Sleeps up to ms, or until stop. */
@@ -660,8 +661,8 @@ static uint64_t fetch_once_locked(nq_worker *w, int want, uint64_t *backoff)
 	*backoff = 0;
 	place_locked(w, jobs, n);
 	free(jobs);
-	return n == 0 && took < WORKER_EMPTY_FETCH_MS ? WORKER_BACKOFF_MIN_MS :
-	    0;
+	return n == 0 && took < WORKER_EMPTY_FETCH_MS ? WORKER_BACKOFF_MIN_MS
+	                                              : 0;
 }
 
 static void *fetch_main(void *arg)
@@ -697,7 +698,8 @@ static size_t ext_collect_locked(nq_worker *w)
 		if (!s->job || s->released || s->lease_lost)
 			continue;
 		uint64_t limit = nq_job_timeout_ms(s->job);
-		if (now - s->started_ms > (limit ? limit : WORKER_JOB_TIMEOUT_MS))
+		if (now - s->started_ms >
+		    (limit ? limit : WORKER_JOB_TIMEOUT_MS))
 			continue;
 		snprintf(w->ext.ids[n], NQ_ID_MAX, "%s", nq_job_id(s->job));
 		w->ext.leases[n].id = w->ext.ids[n];
@@ -717,7 +719,8 @@ static void ext_apply_locked(nq_worker *w, size_t n)
 		struct worker_slot *s = &w->slots[w->ext.slot[i]];
 		if (r != NQ_EPRECOND && r != NQ_ENOTFOUND)
 			continue;
-		if (s->job && nq_job_lease_token(s->job) == w->ext.leases[i].token &&
+		if (s->job &&
+		    nq_job_lease_token(s->job) == w->ext.leases[i].token &&
 		    strcmp(nq_job_id(s->job), w->ext.ids[i]) == 0)
 			s->lease_lost = true;
 	}
@@ -758,8 +761,9 @@ static struct worker_done *batch_take_locked(nq_worker *w, size_t *n)
 	struct worker_done *head = w->done_head, *last = NULL, *d = head;
 	size_t k = 0, bytes = 0;
 	while (d && k < WORKER_BATCH_MAX &&
-	    (k == 0 || bytes + d->c.result_len < WORKER_BATCH_BYTES)) {
-		bytes += d->c.result_len + (d->c.error ? strlen(d->c.error) : 0);
+	       (k == 0 || bytes + d->c.result_len < WORKER_BATCH_BYTES)) {
+		bytes +=
+		    d->c.result_len + (d->c.error ? strlen(d->c.error) : 0);
 		w->batch[k++] = d->c;
 		last = d;
 		d = d->next;
@@ -841,8 +845,8 @@ static void *send_main(void *arg)
 
 /* ---- run, stop, close ---- */
 
-static int start_thread(pthread_t *t, bool *started, void *(*fn)(void *),
-    void *arg)
+static int start_thread(
+    pthread_t *t, bool *started, void *(*fn)(void *), void *arg)
 {
 	if (pthread_create(t, NULL, fn, arg) != 0)
 		return NQ_ENOMEM;
@@ -875,10 +879,10 @@ static int worker_start(nq_worker *w)
 	if ((rv = nqc_ctx_open(w->client, NQC_WORK, &w->ext_ctx, err)) != 0)
 		return rv;
 	w->ext_ctx_open = true;
-	if ((rv = start_thread(&w->send_thr, &w->send_started, send_main,
-	    w)) != 0 || (rv = start_slots(w)) != 0 ||
-	    (rv = start_thread(&w->ext_thr, &w->ext_started, ext_main, w)) !=
-	    0)
+	if ((rv = start_thread(&w->send_thr, &w->send_started, send_main, w)) !=
+	        0 ||
+	    (rv = start_slots(w)) != 0 ||
+	    (rv = start_thread(&w->ext_thr, &w->ext_started, ext_main, w)) != 0)
 		return rv;
 	return start_thread(&w->fetch_thr, &w->fetch_started, fetch_main, w);
 }
