@@ -1,0 +1,163 @@
+/*
+ * Integration test harness: starts the real nq binaries (nq-broker,
+ * nq-worker, nqctl) on free loopback ports, gives each test a fresh temp
+ * directory, bounds every wait, and kills every child it started, also when
+ * an assertion fails (cmocka teardown) or the test program exits (atexit).
+ *
+ * Functions return 0 on success and print what went wrong to stderr
+ * otherwise, so that a failed assertion on their result comes with a reason.
+ */
+#ifndef ITEST_HARNESS_H
+#define ITEST_HARNESS_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "nq/nq.h"
+
+#define ITEST_MAX_PROCS 32
+
+/* A child process started by the harness, in its own process group. */
+typedef struct itest_proc {
+	pid_t pid;     /* 0 once reaped */
+	char name[48]; /* "broker.1", "worker.2", ... */
+	char log[PATH_MAX];
+	bool exited; /* reaped; status holds the wait status */
+	int status;
+} itest_proc;
+
+/* Where one test's broker listens and where its files go. */
+typedef struct itest_env {
+	char dir[200]; /* fresh temp dir, removed when the test passed */
+	char data_dir[PATH_MAX]; /* the broker's --data-dir, kept over restarts
+	                          */
+	char api_url[64];
+	char work_url[64];
+	char results_url[64];
+	char events_url[64];
+	char dlq_url[64];
+	char http_addr[64];
+	itest_proc *broker; /* the running broker, NULL when none */
+	itest_proc procs[ITEST_MAX_PROCS];
+	int nprocs;
+	int nruns;   /* nqctl runs, to name their output files */
+	bool passed; /* set by itest_pass(); keeps logs otherwise */
+} itest_env;
+
+/* Output of one nqctl run. */
+typedef struct itest_run {
+	int code;  /* exit status; -1 when killed (timeout or signal) */
+	char *out; /* stdout, NUL terminated */
+	char *err; /* stderr, NUL terminated */
+	uint64_t elapsed_ms;
+} itest_run;
+
+/* ---- clocks and files ---- */
+
+uint64_t itest_now_ms(void); /* monotonic */
+uint64_t itest_wall_us(void);
+void itest_sleep_ms(uint64_t ms);
+/* A free loopback TCP port: bind port 0, read it back, close. */
+int itest_free_port(int *port);
+/* Writes "<dir>/<name>" into out. */
+void itest_path(const itest_env *e, const char *name, char *out, size_t len);
+/* Reads a whole file into a malloc'd NUL terminated buffer. */
+int itest_read_file(const char *path, char **out, size_t *len);
+/* Writes an executable shell script "<dir>/<name>" holding body, and its
+ * path into out. */
+int itest_write_script(const itest_env *e, const char *name, const char *body,
+    char *out, size_t len);
+
+/* ---- the environment of one test ---- */
+
+/* Makes a temp dir under $TMPDIR (or /tmp) and picks free ports. */
+int itest_env_open(itest_env **out, const char *name);
+/* Kills every child (SIGTERM, then SIGKILL after a few seconds), prints the
+ * tail of every log when the test did not pass, removes the temp dir when it
+ * did. NULL-safe. */
+void itest_env_close(itest_env *e);
+/* Marks the test as passed: the last statement of every test body. */
+void itest_pass(itest_env *e);
+/* cmocka setup/teardown: *state becomes an itest_env. */
+int itest_setup(void **state);
+int itest_teardown(void **state);
+
+/* ---- processes ---- */
+
+/* Starts argv[0] (a path) with argv, stdout and stderr appended to
+ * "<dir>/<name>.log", stdin from /dev/null, in its own process group, NQ_*
+ * variables removed from its environment and the NULL-terminated "K=V"
+ * strings of extra_env added. */
+int itest_spawn(itest_env *e, const char *name, const char *const *argv,
+    const char *const *extra_env, itest_proc **out);
+/* Sends sig to the process (not its group). */
+int itest_signal(itest_proc *p, int sig);
+/* Waits up to timeout_ms for the process to exit; ETIMEDOUT otherwise. */
+int itest_wait_exit(itest_proc *p, uint64_t timeout_ms);
+/* SIGKILLs the process, its process group and every descendant (also those
+ * that moved to their own groups), then reaps it. */
+int itest_kill_tree(itest_proc *p);
+/* True while the process has not exited (reaps it when it has). */
+bool itest_alive(itest_proc *p);
+/* Prints the last lines of the process's log to stderr. */
+void itest_dump_log(const itest_proc *p, int lines);
+
+/* ---- broker and workers ---- */
+
+/* Starts nq-broker on the env's ports and data dir with the extra flags
+ * (NULL-terminated, may be NULL), and waits until its api socket answers a
+ * stats request (at most 20 s). */
+int itest_broker_start(itest_env *e, const char *const *flags);
+/* Sends sig to the broker and waits up to 20 s for it to exit (SIGKILL after
+ * that). *status gets the wait status when status != NULL. */
+int itest_broker_stop(itest_env *e, int sig, int *status);
+/* Polls the api socket with stats until it answers, at most timeout_ms. */
+int itest_broker_wait_ready(itest_env *e, uint64_t timeout_ms);
+
+/* Starts nq-worker dialing the env's broker, with its own free --http port,
+ * and the extra flags (NULL-terminated): --handler, --queues, ... */
+int itest_worker_start(
+    itest_env *e, const char *const *flags, itest_proc **out);
+
+/* Runs nqctl --api <env api> args... (NULL-terminated list), bounded by
+ * timeout_ms (killed after that: code -1). Free with itest_run_free. */
+int itest_nqctl(itest_env *e, uint64_t timeout_ms, itest_run *run, ...)
+    __attribute__((sentinel));
+/* Same, with an explicit argv (global flags included, no --api added). */
+int itest_nqctl_argv(
+    itest_env *e, uint64_t timeout_ms, const char *const *args, itest_run *run);
+void itest_run_free(itest_run *run);
+/* The job id nqctl printed: the first word of stdout, 16 hex digits. */
+int itest_run_id(const itest_run *run, char id[NQ_ID_MAX]);
+/* Parses a run's stdout as one JSON object. */
+int itest_run_json(const itest_run *run, json_t **out);
+/* The string member key of obj, or NULL. */
+const char *itest_json_str(const json_t *obj, const char *key);
+/* The integer member key of obj, or -1. */
+long long itest_json_int(const json_t *obj, const char *key);
+
+/* ---- libnq helpers ---- */
+
+/* Opens a libnq client on the env's sockets; timeout_ms 0: 10 s. */
+int itest_client(const itest_env *e, int timeout_ms, nq_client **out);
+/* Enqueues one job with a text payload (content_type text/plain). */
+int itest_enqueue(nq_client *c, const char *queue, const char *type,
+    const char *payload, char id[NQ_ID_MAX]);
+/* Polls nq_get until the job is in state, at most timeout_ms. On success
+ * *out (when not NULL) gets the job; on timeout prints the last state. */
+int itest_wait_state(nq_client *c, const char *id, nq_state state,
+    uint64_t timeout_ms, nq_job **out);
+/* Stats of one queue; zeroed when the broker does not know it yet. */
+int itest_queue_stats(nq_client *c, const char *queue, nq_queue_stats *out,
+    nq_broker_stats *broker);
+/* Polls a file until it holds at least min_lines lines, at most timeout_ms. */
+int itest_wait_lines(const char *path, int min_lines, uint64_t timeout_ms);
+/* True when s is a job id: 16 lowercase hex digits. */
+bool itest_is_id(const char *s);
+
+#endif

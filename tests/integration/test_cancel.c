@@ -1,0 +1,136 @@
+/*
+ * Cancel: a job that has not started can be canceled; one that runs or has
+ * ended cannot (failed precondition, nqctl exit 1) and stays as it was.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "harness.h"
+
+static const char *const queues[] = {"q"};
+
+static void expect_cancel_refused(
+    itest_env *e, const char *id, const char *state_after)
+{
+	itest_run r;
+	json_t *j;
+	assert_int_equal(itest_nqctl(e, 15000, &r, "cancel", id, NULL), 0);
+	assert_int_equal(r.code, 1);
+	assert_true(strlen(r.err) > 0);
+	itest_run_free(&r);
+	assert_int_equal(
+	    itest_nqctl(e, 15000, &r, "--json", "get", id, NULL), 0);
+	assert_int_equal(r.code, 0);
+	assert_int_equal(itest_run_json(&r, &j), 0);
+	assert_string_equal(itest_json_str(j, "state"), state_after);
+	json_decref(j);
+	itest_run_free(&r);
+}
+
+static void test_cancel_delayed_job_is_canceled(void **state)
+{
+	itest_env *e = *state;
+	char id[NQ_ID_MAX];
+	itest_run r;
+	json_t *j;
+
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(itest_nqctl(e, 15000, &r, "enqueue", "q", "t",
+	                     "--delay", "1h", NULL),
+	    0);
+	assert_int_equal(r.code, 0);
+	assert_int_equal(itest_run_id(&r, id), 0);
+	itest_run_free(&r);
+
+	assert_int_equal(
+	    itest_nqctl(e, 15000, &r, "--json", "get", id, NULL), 0);
+	assert_int_equal(itest_run_json(&r, &j), 0);
+	assert_string_equal(itest_json_str(j, "state"), "scheduled");
+	json_decref(j);
+	itest_run_free(&r);
+
+	assert_int_equal(itest_nqctl(e, 15000, &r, "cancel", id, NULL), 0);
+	assert_int_equal(r.code, 0);
+	itest_run_free(&r);
+	assert_int_equal(
+	    itest_nqctl(e, 15000, &r, "--json", "get", id, NULL), 0);
+	assert_int_equal(r.code, 0);
+	assert_int_equal(itest_run_json(&r, &j), 0);
+	assert_string_equal(itest_json_str(j, "state"), "canceled");
+	json_decref(j);
+	itest_run_free(&r);
+
+	/* Canceled is final: a second cancel is refused. */
+	expect_cancel_refused(e, id, "canceled");
+	itest_pass(e);
+}
+
+static void test_cancel_running_or_finished_job_is_refused(void **state)
+{
+	itest_env *e = *state;
+	char id[NQ_ID_MAX];
+	nq_job **jobs, *j = NULL;
+	size_t n;
+	nq_client *c;
+
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	assert_int_equal(itest_enqueue(c, "q", "t", "x", id), 0);
+	assert_int_equal(
+	    nq_fetch(c, "w-cancel", queues, 1, 1, 5000, 30000, &jobs, &n),
+	    NQ_OK);
+	assert_int_equal(n, 1);
+	uint64_t token = nq_job_lease_token(jobs[0]);
+
+	/* Leased: refused, and the job comes back as it is. */
+	assert_int_equal(nq_cancel(c, id, &j), NQ_EPRECOND);
+	assert_non_null(j);
+	assert_int_equal(nq_job_state(j), NQ_STATE_LEASED);
+	nq_job_free(j);
+	expect_cancel_refused(e, id, "leased");
+
+	nq_completion done = {.id = id,
+	    .lease_token = token,
+	    .outcome = NQ_OUTCOME_SUCCEEDED,
+	    .result = "ok",
+	    .result_len = 2};
+	assert_int_equal(nq_complete(c, "w-cancel", &done, 1), NQ_OK);
+	assert_int_equal(
+	    itest_wait_state(c, id, NQ_STATE_SUCCEEDED, 5000, NULL), 0);
+	nq_jobs_free(jobs, n);
+
+	/* Finished: refused. */
+	j = NULL;
+	assert_int_equal(nq_cancel(c, id, &j), NQ_EPRECOND);
+	assert_non_null(j);
+	assert_int_equal(nq_job_state(j), NQ_STATE_SUCCEEDED);
+	nq_job_free(j);
+	expect_cancel_refused(e, id, "succeeded");
+
+	/* Unknown: not found, also exit 1. */
+	itest_run r;
+	assert_int_equal(
+	    itest_nqctl(e, 15000, &r, "cancel", "00000000000000ff", NULL), 0);
+	assert_int_equal(r.code, 1);
+	itest_run_free(&r);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_cancel_delayed_job_is_canceled,
+	        itest_setup, itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cancel_running_or_finished_job_is_refused, itest_setup,
+	        itest_teardown),
+	};
+	return cmocka_run_group_tests_name("cancel", tests, NULL, NULL);
+}
