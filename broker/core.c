@@ -142,22 +142,26 @@ static int apply(broker *b, broker_op *op)
 	return rv;
 }
 
+/* Replies may point into other ops of the group (a wait answered with a
+ * result that arrived in a completion batch), so every reply is packed
+ * before any op is freed. */
 static void send_replies(broker *b)
 {
-	broker_op *op = b->done;
+	broker_op *done = b->done;
 	b->done = NULL;
-	while (op) {
-		broker_op *next = op->next;
+	for (broker_op *op = done; op; op = op->next) {
 		nng_msg *msg;
-		if (op->kind == BROKER_OP_REQUEST && op->conn) {
-			if (op->reply &&
-			    nqi_msg_pack(&op->reply->base, NULL, 0, &msg) == 0)
-				broker_conn_reply(op->conn, msg);
-			else
-				broker_conn_drop(op->conn);
-		}
-		broker_op_free(op);
-		op = next;
+		if (op->kind != BROKER_OP_REQUEST || !op->conn)
+			continue;
+		if (op->reply && nqi_msg_pack(&op->reply->base, NULL, 0, &msg) == 0)
+			broker_conn_reply(op->conn, msg);
+		else
+			broker_conn_drop(op->conn);
+	}
+	while (done) {
+		broker_op *next = done->next;
+		broker_op_free(done);
+		done = next;
 	}
 }
 
