@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "nqi/codec.h"
+#include "nqi/opts.h"
 #include "nqi/store.h"
 #include "nqi/util.h"
 
@@ -30,6 +31,7 @@ typedef struct broker_config {
 	const char *log_level;
 	const char *log_format;
 	const char *config_file;
+	nqi_strlist config_values; /* copies of what the config file set */
 	uint64_t max_payload;     /* bytes */
 	uint64_t map_size;        /* bytes the store may grow to */
 	uint64_t result_ttl_ms;

@@ -124,7 +124,8 @@ static int configure(broker_config *c, int argc, char **argv)
 		}
 	}
 	const char *file = nqi_opts_peek(argc, argv, "config");
-	if (file && nqi_opts_load_file(o, n, file, err, sizeof err) != 0) {
+	if (file && nqi_opts_load_file(o, n, file, &c->config_values, err,
+	    sizeof err) != 0) {
 		fprintf(stderr, "nq-broker: %s\n", err);
 		return 2;
 	}
@@ -240,5 +241,6 @@ int main(int argc, char **argv)
 	broker_index_fini(&b.index);
 	broker_arena_fini(&b.arena);
 	nqi_store_close(b.store);
+	nqi_strlist_free(&b.cfg.config_values);
 	return rv;
 }

@@ -17,11 +17,28 @@ static int strlist_add(nqi_strlist *l, const char *s)
 	return NQ_OK;
 }
 
+/* Keeps s (malloc'd) to be freed with the list. */
+static int strlist_own(nqi_strlist *l, char *s)
+{
+	char **own = realloc(l->own, (l->nown + 1) * sizeof *own);
+	if (!own) {
+		free(s);
+		return NQ_ENOMEM;
+	}
+	own[l->nown++] = s;
+	l->own = own;
+	return NQ_OK;
+}
+
 void nqi_strlist_free(nqi_strlist *l)
 {
+	for (size_t i = 0; i < l->nown; i++)
+		free(l->own[i]);
+	free(l->own);
 	free(l->v);
 	l->v = NULL;
-	l->n = 0;
+	l->own = NULL;
+	l->n = l->nown = 0;
 }
 
 static int set_value(const nqi_opt *o, const char *val, char *err,
@@ -87,7 +104,7 @@ static int apply_env(const nqi_opt *o, char *err, size_t errlen)
 	/* Lists from the environment are comma separated; the pieces must
 	 * outlive this call, so they are duplicated once and kept. */
 	char *copy = strdup(val);
-	if (!copy)
+	if (!copy || strlist_own(o->ptr, copy) != 0)
 		return NQ_ENOMEM;
 	for (char *save = NULL, *t = strtok_r(copy, ",", &save); t;
 	     t = strtok_r(NULL, ",", &save)) {
@@ -108,6 +125,9 @@ static const nqi_opt *find_opt(const nqi_opt *opts, size_t n, const char *name,
 	return NULL;
 }
 
+static int parse_flags(const nqi_opt *opts, size_t n, int argc, char **argv,
+    int start, bool *seen, int *next, char *err, size_t errlen);
+
 int nqi_opts_parse(const nqi_opt *opts, size_t n, int argc, char **argv,
     int start, bool use_env, int *next, char *err, size_t errlen)
 {
@@ -115,7 +135,18 @@ int nqi_opts_parse(const nqi_opt *opts, size_t n, int argc, char **argv,
 	for (size_t i = 0; use_env && i < n; i++)
 		if ((rv = apply_env(&opts[i], err, errlen)) != 0)
 			return rv;
-	int i = start;
+	bool *seen = calloc(n ? n : 1, sizeof *seen);
+	if (!seen)
+		return NQ_ENOMEM;
+	rv = parse_flags(opts, n, argc, argv, start, seen, next, err, errlen);
+	free(seen);
+	return rv;
+}
+
+static int parse_flags(const nqi_opt *opts, size_t n, int argc, char **argv,
+    int start, bool *seen, int *next, char *err, size_t errlen)
+{
+	int rv, i = start;
 	for (; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--") == 0) {
@@ -140,6 +171,9 @@ int nqi_opts_parse(const nqi_opt *opts, size_t n, int argc, char **argv,
 		}
 		if (!val)
 			val = argv[++i];
+		if (o->kind == NQI_OPT_LIST && !seen[o - opts])
+			((nqi_strlist *)o->ptr)->n = 0; /* flags replace env */
+		seen[o - opts] = true;
 		if ((rv = set_value(o, val, err, errlen)) != 0)
 			return rv;
 	}
@@ -158,8 +192,8 @@ static char *trim(char *s)
 }
 
 /* Applies one "name = value" line; comments and blank lines are skipped. */
-static int load_line(const nqi_opt *opts, size_t n, char *line, char *err,
-    size_t errlen)
+static int load_line(const nqi_opt *opts, size_t n, char *line,
+    nqi_strlist *keep, char *err, size_t errlen)
 {
 	char *hash = strchr(line, '#');
 	if (hash)
@@ -180,13 +214,13 @@ static int load_line(const nqi_opt *opts, size_t n, char *line, char *err,
 		return NQ_EINVAL;
 	}
 	char *copy = strdup(val);
-	if (!copy)
+	if (!copy || strlist_own(keep, copy) != 0)
 		return NQ_ENOMEM;
 	return set_value(o, copy, err, errlen);
 }
 
 int nqi_opts_load_file(const nqi_opt *opts, size_t n, const char *path,
-    char *err, size_t errlen)
+    nqi_strlist *keep, char *err, size_t errlen)
 {
 	char line[1024], why[200];
 	FILE *f = fopen(path, "r");
@@ -196,7 +230,7 @@ int nqi_opts_load_file(const nqi_opt *opts, size_t n, const char *path,
 	}
 	int rv = NQ_OK;
 	for (int no = 1; rv == 0 && fgets(line, sizeof line, f); no++) {
-		rv = load_line(opts, n, line, why, sizeof why);
+		rv = load_line(opts, n, line, keep, why, sizeof why);
 		if (rv != 0)
 			snprintf(err, errlen, "%s:%d: %s", path, no, why);
 	}

@@ -36,6 +36,7 @@ typedef struct fixture {
 	nqi_opt opts[9];
 	char err[256];
 	int next;
+	nqi_strlist keep; /* copies made by nqi_opts_load_file */
 } fixture;
 
 static int setup(void **st)
@@ -68,6 +69,7 @@ static int teardown(void **st)
 	fixture *f = *st;
 	nqi_strlist_free(&f->cfg.queues);
 	nqi_strlist_free(&f->cfg.handlers);
+	nqi_strlist_free(&f->keep);
 	for (size_t i = 0; i < COUNT(env_names); i++)
 		unsetenv(env_names[i]);
 	free(f);
@@ -252,6 +254,18 @@ static void test_opts_env_lists_split_on_commas(void **st)
 	assert_string_equal(f->cfg.queues.v[2], "thumbnails");
 }
 
+static void test_opts_list_flag_replaces_env_list(void **st)
+{
+	fixture *f = *st;
+	setenv("NQ_QUEUES", "emails,reports", 1);
+	char *argv[] = {"nq-worker", "--queues", "thumbnails", "--queues",
+	    "pdf", NULL};
+	assert_int_equal(parse(f, true, argv), NQ_OK);
+	assert_int_equal(f->cfg.queues.n, 2);
+	assert_string_equal(f->cfg.queues.v[0], "thumbnails");
+	assert_string_equal(f->cfg.queues.v[1], "pdf");
+}
+
 static void test_opts_stop_at_first_non_flag(void **st)
 {
 	fixture *f = *st;
@@ -334,7 +348,7 @@ static void test_opts_config_file_applied(void **st)
 	    "max-payload = 1m\n"
 	    "queues = emails\n"
 	    "json = true\n");
-	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path,
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path, &f->keep,
 	    f->err, sizeof f->err), NQ_OK);
 	unlink(path);
 	assert_string_equal(f->cfg.data_dir, "/srv/nq");
@@ -351,7 +365,7 @@ static void test_opts_env_and_flags_win_over_config_file(void **st)
 	fixture *f = *st;
 	const char *path = write_config("data-dir = /srv/nq\nlease = 2m\n"
 	    "concurrency = 3\n");
-	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path,
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path, &f->keep,
 	    f->err, sizeof f->err), NQ_OK);
 	unlink(path);
 	setenv("NQ_LEASE", "5s", 1);
@@ -366,7 +380,7 @@ static void test_opts_config_file_errors_name_file_and_line(void **st)
 {
 	fixture *f = *st;
 	const char *path = write_config("lease = 2m\n# fine\nbogus = 1\n");
-	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path,
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path, &f->keep,
 	    f->err, sizeof f->err), NQ_EINVAL);
 	assert_err_mentions(f, path);
 	assert_err_mentions(f, ":3:");
@@ -374,7 +388,7 @@ static void test_opts_config_file_errors_name_file_and_line(void **st)
 	unlink(path);
 
 	path = write_config("lease = soon\n");
-	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path,
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path, &f->keep,
 	    f->err, sizeof f->err), NQ_EINVAL);
 	assert_err_mentions(f, ":1:");
 	assert_err_mentions(f, "lease");
@@ -382,14 +396,15 @@ static void test_opts_config_file_errors_name_file_and_line(void **st)
 	unlink(path);
 
 	path = write_config("data-dir /srv/nq\n");
-	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path,
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path, &f->keep,
 	    f->err, sizeof f->err), NQ_EINVAL);
 	assert_err_mentions(f, ":1:");
 	assert_err_mentions(f, "name = value");
 	unlink(path);
 
 	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts),
-	    "/nonexistent/nq.conf", f->err, sizeof f->err), NQ_EINVAL);
+	    "/nonexistent/nq.conf", &f->keep, f->err, sizeof f->err),
+	    NQ_EINVAL);
 	assert_err_mentions(f, "/nonexistent/nq.conf");
 }
 
@@ -427,6 +442,7 @@ int main(void)
 		T(test_opts_missing_value_is_named),
 		T(test_opts_lists_repeat_in_order),
 		T(test_opts_env_lists_split_on_commas),
+		T(test_opts_list_flag_replaces_env_list),
 		T(test_opts_stop_at_first_non_flag),
 		T(test_opts_double_dash_ends_flags),
 		T(test_opts_describe_redacts_secrets),

@@ -25,7 +25,8 @@ Nq__V1__CompletionBatch *nqi_completions_unpack(const void *buf, size_t len);
 Nq__V1__Job *nqi_job_unpack(const void *buf, size_t len);
 
 /* Sets a reply's status: code from err, message printf-style. The message
- * is malloc'd and owned by the reply (free with nqi_reply_clear). */
+ * and the status are malloc'd; the caller frees r->status->message and
+ * r->status. */
 void nqi_reply_status(Nq__V1__Reply *r, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

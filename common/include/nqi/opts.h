@@ -23,6 +23,8 @@ typedef enum nqi_opt_kind {
 typedef struct nqi_strlist {
 	const char **v;
 	size_t n;
+	char **own; /* copies made for v (from the environment), freed with it */
+	size_t nown;
 } nqi_strlist;
 
 typedef struct nqi_opt {
@@ -35,7 +37,8 @@ typedef struct nqi_opt {
 
 /*
  * Applies the environment (when use_env) and then argv[start..] to the
- * options. Stops at the first argument that is not a flag, or after "--",
+ * options. A list flag given on the command line replaces what the
+ * environment set for it. Stops at the first argument that is not a flag, or after "--",
  * and writes its index to *next. On a bad flag or value returns NQ_EINVAL
  * with a message naming it in err.
  */
@@ -43,12 +46,13 @@ int nqi_opts_parse(const nqi_opt *opts, size_t n, int argc, char **argv,
     int start, bool use_env, int *next, char *err, size_t errlen);
 /*
  * Applies a config file of "name = value" lines (names as the flags, '#'
- * starts a comment) to the options. Values are copied and kept for the life
- * of the process. Call before nqi_opts_parse so the environment and flags
- * override the file. err names the file, line and problem.
+ * starts a comment) to the options. The values are copied into keep, which
+ * the caller frees with nqi_strlist_free once the options are no longer
+ * used. Call before nqi_opts_parse so the environment and flags override
+ * the file. err names the file, line and problem.
  */
 int nqi_opts_load_file(const nqi_opt *opts, size_t n, const char *path,
-    char *err, size_t errlen);
+    nqi_strlist *keep, char *err, size_t errlen);
 /* The value of --NAME in argv ("--config F" or "--config=F"), else the
  * NQ_NAME environment variable, else NULL. */
 const char *nqi_opts_peek(int argc, char **argv, const char *name);

@@ -4,8 +4,9 @@
  *
  * Schema rule: records are protobuf (fields only ever added), so the schema
  * version changes only when the key layout changes. A store written by a
- * newer schema is refused; an older one is migrated at open, in one
- * transaction, by the migration function of each version step.
+ * newer schema is refused. When a version 2 appears, an older store is
+ * migrated at open, in one transaction, by one function per version step;
+ * version 1 is the first, so there is nothing to migrate yet.
  */
 #ifndef NQI_STORE_H
 #define NQI_STORE_H
