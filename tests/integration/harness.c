@@ -34,6 +34,10 @@ extern char **environ;
  * program ends without a teardown (abort, exit from a failed setup). */
 static itest_env *live_env;
 
+/* True when the broker of the running test has died without being told to;
+ * waits use it to fail at once, with the reason, instead of at their end. */
+static bool broker_died(void);
+
 /* ---- clocks and files ---- */
 
 uint64_t itest_now_ms(void)
@@ -153,6 +157,8 @@ int itest_wait_lines(const char *path, int min_lines, uint64_t timeout_ms)
 		}
 		if (lines >= min_lines)
 			return 0;
+		if (broker_died())
+			return ECHILD;
 		itest_sleep_ms(20);
 	} while (itest_now_ms() < end);
 	fprintf(stderr, "itest: %s has %d lines after %llu ms, wanted %d\n",
@@ -409,6 +415,21 @@ void itest_dump_log(const itest_proc *p, int lines)
 }
 
 /* ---- the environment of one test ---- */
+
+static bool broker_died(void)
+{
+	itest_proc *b = live_env ? live_env->broker : NULL;
+	if (!b || itest_alive(b))
+		return false;
+	fprintf(stderr, "itest: %s died unasked (wait status 0x%x)\n", b->name,
+	    b->status);
+	return true;
+}
+
+bool itest_broker_died(itest_env *e)
+{
+	return e == live_env && broker_died();
+}
 
 static void kill_all(itest_env *e, bool gently)
 {

@@ -116,6 +116,9 @@ int itest_broker_start(itest_env *e, const char *const *flags);
 /* Sends sig to the broker and waits up to 20 s for it to exit (SIGKILL after
  * that). *status gets the wait status when status != NULL. */
 int itest_broker_stop(itest_env *e, int sig, int *status);
+/* True (with a message) when the broker exited without itest_broker_stop;
+ * the waits below check it too and give up at once. */
+bool itest_broker_died(itest_env *e);
 /* Polls the api socket with stats until it answers, at most timeout_ms. */
 int itest_broker_wait_ready(itest_env *e, uint64_t timeout_ms);
 

@@ -216,12 +216,14 @@ static void make_message(uint64_t *rng, int i, uint8_t *const *seeds,
 
 /* Sends the messages to one socket; on REQ sockets, every reply that comes
  * within 100 ms must be a well-formed Reply. Returns the replies seen. */
-static int spray(const char *url, bool push, int kind, uint64_t *rng,
-    uint8_t *const *seeds, const size_t *seed_lens)
+static int spray(itest_env *e, const char *url, bool push, int kind,
+    uint64_t *rng, uint8_t *const *seeds, const size_t *seed_lens)
 {
 	nng_socket s = dial(url, push);
 	int replies = 0;
 	for (int i = 0; i < MESSAGES_PER_SOCKET; i++) {
+		if (itest_broker_died(e))
+			fail_msg("the broker died on message %d to %s", i, url);
 		uint8_t *m, *rbuf;
 		size_t len, rlen;
 		make_message(rng, i, seeds, seed_lens, kind, &m, &len);
@@ -256,9 +258,9 @@ static void test_hostile_input_random_bytes_leave_broker_working(void **state)
 
 	assert_int_equal(itest_broker_start(e, NULL), 0);
 	seed_messages(seeds, seed_lens);
-	int api = spray(e->api_url, false, 0, &rng, seeds, seed_lens);
-	int work = spray(e->work_url, false, 1, &rng, seeds, seed_lens);
-	spray(e->results_url, true, 2, &rng, seeds, seed_lens);
+	int api = spray(e, e->api_url, false, 0, &rng, seeds, seed_lens);
+	int work = spray(e, e->work_url, false, 1, &rng, seeds, seed_lens);
+	spray(e, e->results_url, true, 2, &rng, seeds, seed_lens);
 	print_message("replies: api %d, work %d of %d each\n", api, work,
 	    MESSAGES_PER_SOCKET);
 	for (int i = 0; i < 3; i++)

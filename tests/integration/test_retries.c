@@ -76,7 +76,7 @@ static void test_retries_failing_job_runs_max_attempts_times_then_dies(
 	itest_run_free(&r);
 
 	assert_int_equal(itest_client(e, 0, &c), 0);
-	assert_int_equal(itest_wait_state(c, id, NQ_STATE_DEAD, 30000, &j), 0);
+	assert_int_equal(itest_wait_state(c, id, NQ_STATE_DEAD, 20000, &j), 0);
 	assert_string_equal(nq_job_dead_reason(j), "max_attempts");
 	assert_int_equal(nq_job_attempt(j), 4);
 	assert_int_equal(nq_job_max_attempts(j), 4);
@@ -134,7 +134,7 @@ static void test_retries_exit_65_is_dead_after_one_attempt(void **state)
 
 	assert_int_equal(itest_client(e, 0, &c), 0);
 	assert_int_equal(itest_enqueue(c, "q", "bad", "x", id), 0);
-	assert_int_equal(itest_wait_state(c, id, NQ_STATE_DEAD, 30000, &j), 0);
+	assert_int_equal(itest_wait_state(c, id, NQ_STATE_DEAD, 20000, &j), 0);
 	assert_string_equal(nq_job_dead_reason(j), "non_retryable");
 	assert_int_equal(nq_job_attempt(j), 1);
 	assert_int_equal(nq_job_max_attempts(j), 10);
