@@ -300,6 +300,249 @@ static void build_replies(void)
 	replies[9].versions = served_versions;
 }
 
+/*
+ * ---- samples added with the nq-dlq protocol ----
+ *
+ * The samples above predate JobSpec.replay_of, Completion.schema_rejected,
+ * the dlq counters of QueueStats, QueueConfig and the nq-dlq messages; their
+ * fixtures keep those at the default. These samples set every new field, so
+ * each new field has a fixture of its own.
+ */
+
+static Nq__V1__JobSpec spec_replay = NQ__V1__JOB_SPEC__INIT;
+static Nq__V1__Completion comp_schema = NQ__V1__COMPLETION__INIT;
+static Nq__V1__Completion *comps_schema[] = {&comp_schema};
+static Nq__V1__CompletionBatch batch_schema = NQ__V1__COMPLETION_BATCH__INIT;
+static Nq__V1__QueueConfig qconfig = NQ__V1__QUEUE_CONFIG__INIT;
+static Nq__V1__QueueStats qstats_dlq = NQ__V1__QUEUE_STATS__INIT;
+static Nq__V1__QueueStats *qstats_dlq_list[] = {&qstats_dlq};
+static Nq__V1__StatsReply rp_stats_dlq = NQ__V1__STATS_REPLY__INIT;
+
+/* Needs build_spec() and build_stats() first: it copies spec and bstats. */
+static void build_new_fields(void)
+{
+	spec_replay = spec;
+	spec_replay.replay_of = NQT_ID;
+	comp_schema.id = NQT_ID2;
+	comp_schema.lease_token = NQT_LEASE_TOKEN2;
+	comp_schema.outcome = NQ__V1__OUTCOME__OUTCOME_FAILED;
+	comp_schema.error = NQT_SCHEMA_ERROR;
+	comp_schema.non_retryable = 1;
+	comp_schema.schema_rejected = 1;
+	comp_schema.started_us = NQT_STARTED_US;
+	comp_schema.finished_us = NQT_FINISHED_US;
+	batch_schema.version = 1;
+	batch_schema.token = NQT_TOKEN;
+	batch_schema.worker_id = NQT_WORKER;
+	batch_schema.n_completions = COUNT(comps_schema);
+	batch_schema.completions = comps_schema;
+	qconfig.paused = 1;
+	qconfig.max_attempts = NQT_MAX_ATTEMPTS;
+	qconfig.result_ttl_ms = NQT_RESULT_TTL_MS;
+	qconfig.max_depth = NQT_MAX_DEPTH;
+	qstats_dlq.queue = NQT_QUEUE;
+	qstats_dlq.dead = NQT_DEAD_PENDING;
+	qstats_dlq.dead_total = NQT_DLQ_HANDED_TOTAL + NQT_DEAD_PENDING;
+	qstats_dlq.dead_pending = NQT_DEAD_PENDING;
+	qstats_dlq.dlq_handed_total = NQT_DLQ_HANDED_TOTAL;
+	rp_stats_dlq.n_queues = COUNT(qstats_dlq_list);
+	rp_stats_dlq.queues = qstats_dlq_list;
+	rp_stats_dlq.broker = &bstats;
+}
+
+/* Two dead jobs: the fully populated one (replayed twice), and a job whose
+ * payload schema no worker served, as a list shows it (no payload). */
+static Nq__V1__AttemptError err_schema = NQ__V1__ATTEMPT_ERROR__INIT;
+static Nq__V1__AttemptError *errs_schema[] = {&err_schema};
+static Nq__V1__Job job_schema = NQ__V1__JOB__INIT;
+static Nq__V1__DeadJob dead = NQ__V1__DEAD_JOB__INIT;
+static Nq__V1__DeadJob dead_schema = NQ__V1__DEAD_JOB__INIT;
+static Nq__V1__DeadJob *dead_both[] = {&dead, &dead_schema};
+static Nq__V1__DeadJob *dead_page[] = {&dead_schema};
+
+static void build_dead_jobs(void)
+{
+	err_schema.attempt = 1;
+	err_schema.at_us = NQT_FINISHED_US;
+	err_schema.message = NQT_SCHEMA_ERROR;
+	err_schema.worker_id = NQT_WORKER;
+	job_schema.id = NQT_ID2;
+	job_schema.spec = &spec_min;
+	job_schema.state = NQ__V1__JOB_STATE__JOB_STATE_DEAD;
+	job_schema.attempt = 1;
+	job_schema.max_attempts = 10;
+	job_schema.created_us = NQT_CREATED_US;
+	job_schema.run_at_us = NQT_CREATED_US;
+	job_schema.started_us = NQT_STARTED_US;
+	job_schema.finished_us = NQT_FINISHED_US;
+	job_schema.n_errors = COUNT(errs_schema);
+	job_schema.errors = errs_schema;
+	job_schema.dead_reason = NQT_SCHEMA_REASON;
+	job_schema.timeout_ms = 300000;
+	dead.job = &job;
+	dead.reason = NQT_DEAD_REASON;
+	dead.dead_at_us = NQT_FINISHED_US;
+	dead.stored_at_us = NQT_STORED_US;
+	dead.replays = NQT_REPLAYS;
+	dead.replayed_as = NQT_ID3;
+	dead_schema.job = &job_schema;
+	dead_schema.reason = NQT_SCHEMA_REASON;
+	dead_schema.dead_at_us = NQT_FINISHED_US;
+	dead_schema.stored_at_us = NQT_STORED_US;
+}
+
+static char *dlq_ids[] = {NQT_ID, NQT_ID2};
+static Nq__V1__DlqIngestRequest rq_dlq_ingest =
+    NQ__V1__DLQ_INGEST_REQUEST__INIT;
+static Nq__V1__DlqListRequest rq_dlq_list = NQ__V1__DLQ_LIST_REQUEST__INIT;
+static Nq__V1__DlqShowRequest rq_dlq_show = NQ__V1__DLQ_SHOW_REQUEST__INIT;
+static Nq__V1__DlqReplayRequest rq_dlq_replay =
+    NQ__V1__DLQ_REPLAY_REQUEST__INIT;
+static Nq__V1__DlqReplayRequest rq_dlq_replay_all =
+    NQ__V1__DLQ_REPLAY_REQUEST__INIT;
+static Nq__V1__DlqPurgeRequest rq_dlq_purge = NQ__V1__DLQ_PURGE_REQUEST__INIT;
+static Nq__V1__DlqPurgeRequest rq_dlq_purge_all =
+    NQ__V1__DLQ_PURGE_REQUEST__INIT;
+static Nq__V1__DlqStatsRequest rq_dlq_stats = NQ__V1__DLQ_STATS_REQUEST__INIT;
+
+/* Replay and purge each get two samples, by ids and "all", because a real
+ * request is one or the other. */
+static void build_dlq_request_bodies(void)
+{
+	rq_dlq_ingest.n_jobs = COUNT(dead_both);
+	rq_dlq_ingest.jobs = dead_both;
+	rq_dlq_list.queue = NQT_QUEUE2;
+	rq_dlq_list.type = NQT_TYPE;
+	rq_dlq_list.reason = NQT_SCHEMA_REASON;
+	rq_dlq_list.since_us = NQT_SINCE_US;
+	rq_dlq_list.limit = NQT_DLQ_LIMIT;
+	rq_dlq_list.before_id = NQT_ID3;
+	rq_dlq_show.id = NQT_ID;
+	rq_dlq_replay.n_ids = COUNT(dlq_ids);
+	rq_dlq_replay.ids = dlq_ids;
+	rq_dlq_replay.rate_per_s = NQT_REPLAY_RATE;
+	rq_dlq_replay_all.all = 1;
+	rq_dlq_replay_all.queue = NQT_QUEUE;
+	rq_dlq_purge.n_ids = COUNT(dlq_ids);
+	rq_dlq_purge.ids = dlq_ids;
+	rq_dlq_purge_all.all = 1;
+	rq_dlq_purge_all.older_than_ms = NQT_OLDER_THAN_MS;
+	rq_dlq_purge_all.queue = NQT_QUEUE2;
+}
+
+static Nq__V1__Request req_dlq_ingest, req_dlq_list, req_dlq_show,
+    req_dlq_replay, req_dlq_replay_all, req_dlq_purge, req_dlq_purge_all,
+    req_dlq_stats;
+
+static void envelope(Nq__V1__Request *r, Nq__V1__Request__BodyCase body)
+{
+	static const Nq__V1__Request init = NQ__V1__REQUEST__INIT;
+	*r = init;
+	r->version = 1;
+	r->token = NQT_TOKEN;
+	r->body_case = body;
+}
+
+static void build_dlq_requests(void)
+{
+	build_dlq_request_bodies();
+	envelope(&req_dlq_ingest, NQ__V1__REQUEST__BODY_DLQ_INGEST);
+	req_dlq_ingest.dlq_ingest = &rq_dlq_ingest;
+	envelope(&req_dlq_list, NQ__V1__REQUEST__BODY_DLQ_LIST);
+	req_dlq_list.dlq_list = &rq_dlq_list;
+	envelope(&req_dlq_show, NQ__V1__REQUEST__BODY_DLQ_SHOW);
+	req_dlq_show.dlq_show = &rq_dlq_show;
+	envelope(&req_dlq_replay, NQ__V1__REQUEST__BODY_DLQ_REPLAY);
+	req_dlq_replay.dlq_replay = &rq_dlq_replay;
+	envelope(&req_dlq_replay_all, NQ__V1__REQUEST__BODY_DLQ_REPLAY);
+	req_dlq_replay_all.dlq_replay = &rq_dlq_replay_all;
+	envelope(&req_dlq_purge, NQ__V1__REQUEST__BODY_DLQ_PURGE);
+	req_dlq_purge.dlq_purge = &rq_dlq_purge;
+	envelope(&req_dlq_purge_all, NQ__V1__REQUEST__BODY_DLQ_PURGE);
+	req_dlq_purge_all.dlq_purge = &rq_dlq_purge_all;
+	envelope(&req_dlq_stats, NQ__V1__REQUEST__BODY_DLQ_STATS);
+	req_dlq_stats.dlq_stats = &rq_dlq_stats;
+}
+
+static Nq__V1__Status st_ingest = NQ__V1__STATUS__INIT;
+static Nq__V1__Status *ingest_results[] = {&st_ok, &st_ingest};
+static Nq__V1__DlqIngestReply rp_dlq_ingest = NQ__V1__DLQ_INGEST_REPLY__INIT;
+static Nq__V1__DlqListReply rp_dlq_list = NQ__V1__DLQ_LIST_REPLY__INIT;
+static Nq__V1__DlqShowReply rp_dlq_show = NQ__V1__DLQ_SHOW_REPLY__INIT;
+static Nq__V1__Status st_not_found = NQ__V1__STATUS__INIT;
+static Nq__V1__EnqueueResult replay_res1 = NQ__V1__ENQUEUE_RESULT__INIT;
+static Nq__V1__EnqueueResult replay_res2 = NQ__V1__ENQUEUE_RESULT__INIT;
+static Nq__V1__EnqueueResult *replay_results[] = {&replay_res1, &replay_res2};
+static Nq__V1__DlqReplayReply rp_dlq_replay = NQ__V1__DLQ_REPLAY_REPLY__INIT;
+static Nq__V1__DlqPurgeReply rp_dlq_purge = NQ__V1__DLQ_PURGE_REPLY__INIT;
+static Nq__V1__DlqStatsEntry dlq_entry1 = NQ__V1__DLQ_STATS_ENTRY__INIT;
+static Nq__V1__DlqStatsEntry dlq_entry2 = NQ__V1__DLQ_STATS_ENTRY__INIT;
+static Nq__V1__DlqStatsEntry *dlq_entries[] = {&dlq_entry1, &dlq_entry2};
+static Nq__V1__DlqStatsReply rp_dlq_stats = NQ__V1__DLQ_STATS_REPLY__INIT;
+
+/* The answers to the requests above: ingest of both dead jobs (the second
+ * refused), one page of the list, replay of both ids (the second unknown),
+ * purge of both ids, and the counts per queue and reason. */
+static void build_dlq_reply_bodies(void)
+{
+	st_ingest.code = NQ__V1__CODE__INVALID_ARGUMENT;
+	st_ingest.message = NQT_INGEST_ERROR;
+	rp_dlq_ingest.n_results = COUNT(ingest_results);
+	rp_dlq_ingest.results = ingest_results;
+	rp_dlq_list.n_jobs = COUNT(dead_page);
+	rp_dlq_list.jobs = dead_page;
+	rp_dlq_list.next_before_id = NQT_ID2;
+	rp_dlq_show.job = &dead;
+	st_not_found.code = NQ__V1__CODE__NOT_FOUND;
+	st_not_found.message = NQT_REPLAY_ERROR;
+	replay_res1.status = &st_ok;
+	replay_res1.id = NQT_ID3;
+	replay_res2.status = &st_not_found;
+	rp_dlq_replay.replayed = 1;
+	rp_dlq_replay.failed = 1;
+	rp_dlq_replay.n_results = COUNT(replay_results);
+	rp_dlq_replay.results = replay_results;
+	rp_dlq_purge.purged = COUNT(dlq_ids);
+	dlq_entry1.queue = NQT_QUEUE;
+	dlq_entry1.reason = NQT_DEAD_REASON;
+	dlq_entry1.count = NQT_DLQ_COUNT1;
+	dlq_entry2.queue = NQT_QUEUE2;
+	dlq_entry2.reason = NQT_SCHEMA_REASON;
+	dlq_entry2.count = NQT_DLQ_COUNT2;
+	rp_dlq_stats.n_entries = COUNT(dlq_entries);
+	rp_dlq_stats.entries = dlq_entries;
+	rp_dlq_stats.total = NQT_DLQ_COUNT1 + NQT_DLQ_COUNT2;
+}
+
+static Nq__V1__Reply rep_stats_dlq, rep_dlq_ingest, rep_dlq_list, rep_dlq_show,
+    rep_dlq_replay, rep_dlq_purge, rep_dlq_stats;
+
+static void reply_envelope(Nq__V1__Reply *r, Nq__V1__Reply__BodyCase body)
+{
+	static const Nq__V1__Reply init = NQ__V1__REPLY__INIT;
+	*r = init;
+	r->body_case = body;
+}
+
+static void build_dlq_replies(void)
+{
+	build_dlq_reply_bodies();
+	reply_envelope(&rep_stats_dlq, NQ__V1__REPLY__BODY_STATS);
+	rep_stats_dlq.stats = &rp_stats_dlq;
+	reply_envelope(&rep_dlq_ingest, NQ__V1__REPLY__BODY_DLQ_INGEST);
+	rep_dlq_ingest.dlq_ingest = &rp_dlq_ingest;
+	reply_envelope(&rep_dlq_list, NQ__V1__REPLY__BODY_DLQ_LIST);
+	rep_dlq_list.dlq_list = &rp_dlq_list;
+	reply_envelope(&rep_dlq_show, NQ__V1__REPLY__BODY_DLQ_SHOW);
+	rep_dlq_show.dlq_show = &rp_dlq_show;
+	reply_envelope(&rep_dlq_replay, NQ__V1__REPLY__BODY_DLQ_REPLAY);
+	rep_dlq_replay.dlq_replay = &rp_dlq_replay;
+	reply_envelope(&rep_dlq_purge, NQ__V1__REPLY__BODY_DLQ_PURGE);
+	rep_dlq_purge.dlq_purge = &rp_dlq_purge;
+	reply_envelope(&rep_dlq_stats, NQ__V1__REPLY__BODY_DLQ_STATS);
+	rep_dlq_stats.dlq_stats = &rp_dlq_stats;
+}
+
 static nqt_sample samples[] = {
 	{"status", &status.base},
 	{"job_spec", &spec.base},
@@ -326,6 +569,25 @@ static nqt_sample samples[] = {
 	{"reply_fetch", &replies[7].base},
 	{"reply_extend", &replies[8].base},
 	{"reply_version", &replies[9].base},
+	{"job_spec_replay", &spec_replay.base},
+	{"completion_batch_schema", &batch_schema.base},
+	{"queue_config", &qconfig.base},
+	{"dead_job", &dead.base},
+	{"request_dlq_ingest", &req_dlq_ingest.base},
+	{"request_dlq_list", &req_dlq_list.base},
+	{"request_dlq_show", &req_dlq_show.base},
+	{"request_dlq_replay", &req_dlq_replay.base},
+	{"request_dlq_replay_all", &req_dlq_replay_all.base},
+	{"request_dlq_purge", &req_dlq_purge.base},
+	{"request_dlq_purge_all", &req_dlq_purge_all.base},
+	{"request_dlq_stats", &req_dlq_stats.base},
+	{"reply_stats_dlq", &rep_stats_dlq.base},
+	{"reply_dlq_ingest", &rep_dlq_ingest.base},
+	{"reply_dlq_list", &rep_dlq_list.base},
+	{"reply_dlq_show", &rep_dlq_show.base},
+	{"reply_dlq_replay", &rep_dlq_replay.base},
+	{"reply_dlq_purge", &rep_dlq_purge.base},
+	{"reply_dlq_stats", &rep_dlq_stats.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)
@@ -337,6 +599,10 @@ const nqt_sample *nqt_samples(size_t *n)
 		build_records();
 		build_requests();
 		build_replies();
+		build_new_fields();
+		build_dead_jobs();
+		build_dlq_requests();
+		build_dlq_replies();
 		built = true;
 	}
 	*n = COUNT(samples);
@@ -357,6 +623,7 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
 	&nq__v1__attempt_error__descriptor,
 	&nq__v1__job_spec__descriptor,
 	&nq__v1__job__descriptor,
+	&nq__v1__queue_config__descriptor,
 	&nq__v1__status__descriptor,
 	&nq__v1__enqueue_request__descriptor,
 	&nq__v1__enqueue_result__descriptor,
@@ -380,6 +647,20 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
 	&nq__v1__lease_ref__descriptor,
 	&nq__v1__extend_request__descriptor,
 	&nq__v1__extend_reply__descriptor,
+	&nq__v1__dead_job__descriptor,
+	&nq__v1__dlq_ingest_request__descriptor,
+	&nq__v1__dlq_ingest_reply__descriptor,
+	&nq__v1__dlq_list_request__descriptor,
+	&nq__v1__dlq_list_reply__descriptor,
+	&nq__v1__dlq_show_request__descriptor,
+	&nq__v1__dlq_show_reply__descriptor,
+	&nq__v1__dlq_replay_request__descriptor,
+	&nq__v1__dlq_replay_reply__descriptor,
+	&nq__v1__dlq_purge_request__descriptor,
+	&nq__v1__dlq_purge_reply__descriptor,
+	&nq__v1__dlq_stats_request__descriptor,
+	&nq__v1__dlq_stats_entry__descriptor,
+	&nq__v1__dlq_stats_reply__descriptor,
 	&nq__v1__request__descriptor,
 	&nq__v1__reply__descriptor,
 	&nq__v1__completion__descriptor,

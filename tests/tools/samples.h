@@ -63,6 +63,25 @@
 #define NQT_UPTIME_MS 86400000ull
 #define NQT_JOBS_STORED 4000000000ull
 #define NQT_VERSION "0.1.0"
+/* Added with replay_of, schema_rejected, the dlq counters of QueueStats,
+ * QueueConfig and the nq-dlq messages. */
+#define NQT_ID3 "0190f5a2b3c4d5e8" /* the job a replay enqueued */
+#define NQT_SCHEMA_REASON "schema_rejected"
+#define NQT_SCHEMA_ERROR "schema_version 3 is not served (1..2)"
+#define NQT_DEAD_PENDING 3ull
+#define NQT_DLQ_HANDED_TOTAL 1000005ull
+#define NQT_RESULT_TTL_MS 120000ull
+#define NQT_MAX_DEPTH 5000000ull
+#define NQT_STORED_US 1764280002500004ull
+#define NQT_REPLAYS 2u
+#define NQT_SINCE_US 1764270000000000ull
+#define NQT_DLQ_LIMIT 25u
+#define NQT_REPLAY_RATE 12.5
+#define NQT_OLDER_THAN_MS 604800000ull
+#define NQT_INGEST_ERROR "dead job 2 has no id"
+#define NQT_REPLAY_ERROR "no dead job " NQT_ID2
+#define NQT_DLQ_COUNT1 5ull
+#define NQT_DLQ_COUNT2 2ull
 
 typedef struct nqt_sample {
 	const char *name; /* fixture file name, without ".bin" */

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +84,9 @@ static uint64_t rng_next(uint64_t *s)
 
 /* ---- expected values of the fixtures, written out field by field ---- */
 
-static void check_spec(const Nq__V1__JobSpec *s)
+/* Every field of the full spec but replay_of, which only job_spec_replay
+ * sets. */
+static void check_spec_fields(const Nq__V1__JobSpec *s)
 {
 	assert_non_null(s);
 	assert_string_equal(s->queue, NQT_QUEUE);
@@ -103,6 +106,12 @@ static void check_spec(const Nq__V1__JobSpec *s)
 	assert_int_equal(s->deadline_us, NQT_DEADLINE_US);
 }
 
+static void check_spec(const Nq__V1__JobSpec *s)
+{
+	check_spec_fields(s);
+	assert_string_equal(s->replay_of, "");
+}
+
 static void check_spec_min(const Nq__V1__JobSpec *s)
 {
 	assert_non_null(s);
@@ -113,6 +122,7 @@ static void check_spec_min(const Nq__V1__JobSpec *s)
 	assert_int_equal(s->priority, 0);
 	assert_int_equal(s->max_attempts, 0);
 	assert_string_equal(s->idempotency_key, "");
+	assert_string_equal(s->replay_of, "");
 }
 
 static void check_errors(const Nq__V1__Job *j)
@@ -216,11 +226,13 @@ static void fx_completion_batch(const ProtobufCMessage *m)
 	assert_int_equal(c->retry_after_ms, NQT_RETRY_AFTER_MS);
 	assert_int_equal(c->started_us, NQT_STARTED_US);
 	assert_int_equal(c->finished_us, NQT_FINISHED_US);
+	assert_false(c->schema_rejected);
 	c = b->completions[1];
 	assert_string_equal(c->id, NQT_ID2);
 	assert_int_equal(c->lease_token, NQT_LEASE_TOKEN2);
 	assert_int_equal(c->outcome, NQ__V1__OUTCOME__OUTCOME_RELEASED);
 	assert_string_equal(c->error, "");
+	assert_false(c->schema_rejected);
 }
 
 static void fx_job_event(const ProtobufCMessage *m)
@@ -370,6 +382,15 @@ static void fx_reply_cancel(const ProtobufCMessage *m)
 	check_job2(r->cancel->job);
 }
 
+static void check_broker_stats(const Nq__V1__BrokerStats *b)
+{
+	assert_non_null(b);
+	assert_int_equal(b->commits, NQT_COMMITS);
+	assert_int_equal(b->uptime_ms, NQT_UPTIME_MS);
+	assert_int_equal(b->jobs_stored, NQT_JOBS_STORED);
+	assert_string_equal(b->version, NQT_VERSION);
+}
+
 static void fx_reply_stats(const ProtobufCMessage *m)
 {
 	const Nq__V1__StatsReply *s =
@@ -387,13 +408,12 @@ static void fx_reply_stats(const ProtobufCMessage *m)
 	assert_int_equal(q->failed_total, 1000003);
 	assert_int_equal(q->dead_total, 1000004);
 	assert_int_equal(q->oldest_ready_us, NQT_CREATED_US);
+	assert_int_equal(q->dead_pending, 0);
+	assert_int_equal(q->dlq_handed_total, 0);
 	assert_string_equal(s->queues[1]->queue, NQT_QUEUE2);
 	assert_int_equal(s->queues[1]->ready, 0);
 	assert_false(s->queues[1]->paused);
-	assert_int_equal(s->broker->commits, NQT_COMMITS);
-	assert_int_equal(s->broker->uptime_ms, NQT_UPTIME_MS);
-	assert_int_equal(s->broker->jobs_stored, NQT_JOBS_STORED);
-	assert_string_equal(s->broker->version, NQT_VERSION);
+	check_broker_stats(s->broker);
 }
 
 static void fx_reply_queue(const ProtobufCMessage *m)
@@ -432,6 +452,260 @@ static void fx_reply_version(const ProtobufCMessage *m)
 	assert_int_equal(r->versions[0], 1);
 }
 
+/* ---- fixtures of the fields and messages added for nq-dlq ---- */
+
+static void fx_job_spec_replay(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobSpec *s = (const void *)m;
+	check_spec_fields(s);
+	assert_string_equal(s->replay_of, NQT_ID);
+}
+
+static void fx_completion_batch_schema(const ProtobufCMessage *m)
+{
+	const Nq__V1__CompletionBatch *b = (const void *)m;
+	assert_int_equal(b->version, 1);
+	assert_string_equal(b->token, NQT_TOKEN);
+	assert_string_equal(b->worker_id, NQT_WORKER);
+	assert_int_equal(b->n_completions, 1);
+	const Nq__V1__Completion *c = b->completions[0];
+	assert_string_equal(c->id, NQT_ID2);
+	assert_int_equal(c->lease_token, NQT_LEASE_TOKEN2);
+	assert_int_equal(c->outcome, NQ__V1__OUTCOME__OUTCOME_FAILED);
+	assert_int_equal(c->result.len, 0);
+	assert_string_equal(c->error, NQT_SCHEMA_ERROR);
+	assert_true(c->non_retryable);
+	assert_true(c->schema_rejected);
+	assert_int_equal(c->retry_after_ms, 0);
+	assert_int_equal(c->started_us, NQT_STARTED_US);
+	assert_int_equal(c->finished_us, NQT_FINISHED_US);
+}
+
+static void fx_queue_config(const ProtobufCMessage *m)
+{
+	const Nq__V1__QueueConfig *q = (const void *)m;
+	assert_true(q->paused);
+	assert_int_equal(q->max_attempts, NQT_MAX_ATTEMPTS);
+	assert_int_equal(q->result_ttl_ms, NQT_RESULT_TTL_MS);
+	assert_int_equal(q->max_depth, NQT_MAX_DEPTH);
+}
+
+/* The dead job whose payload schema no worker served. */
+static void check_job_schema(const Nq__V1__Job *j)
+{
+	assert_non_null(j);
+	assert_string_equal(j->id, NQT_ID2);
+	check_spec_min(j->spec);
+	assert_int_equal(j->state, NQ__V1__JOB_STATE__JOB_STATE_DEAD);
+	assert_int_equal(j->attempt, 1);
+	assert_int_equal(j->max_attempts, 10);
+	assert_int_equal(j->created_us, NQT_CREATED_US);
+	assert_int_equal(j->run_at_us, NQT_CREATED_US);
+	assert_int_equal(j->started_us, NQT_STARTED_US);
+	assert_int_equal(j->finished_us, NQT_FINISHED_US);
+	assert_int_equal(j->result.len, 0);
+	assert_int_equal(j->n_errors, 1);
+	assert_int_equal(j->errors[0]->attempt, 1);
+	assert_int_equal(j->errors[0]->at_us, NQT_FINISHED_US);
+	assert_string_equal(j->errors[0]->message, NQT_SCHEMA_ERROR);
+	assert_false(j->errors[0]->retryable);
+	assert_string_equal(j->errors[0]->worker_id, NQT_WORKER);
+	assert_int_equal(j->lease_token, 0);
+	assert_string_equal(j->worker_id, "");
+	assert_string_equal(j->dead_reason, NQT_SCHEMA_REASON);
+	assert_int_equal(j->timeout_ms, 300000);
+}
+
+static void check_dead(const Nq__V1__DeadJob *d)
+{
+	assert_non_null(d);
+	check_job(d->job);
+	assert_string_equal(d->reason, NQT_DEAD_REASON);
+	assert_int_equal(d->dead_at_us, NQT_FINISHED_US);
+	assert_int_equal(d->stored_at_us, NQT_STORED_US);
+	assert_int_equal(d->replays, NQT_REPLAYS);
+	assert_string_equal(d->replayed_as, NQT_ID3);
+}
+
+static void check_dead_schema(const Nq__V1__DeadJob *d)
+{
+	assert_non_null(d);
+	check_job_schema(d->job);
+	assert_string_equal(d->reason, NQT_SCHEMA_REASON);
+	assert_int_equal(d->dead_at_us, NQT_FINISHED_US);
+	assert_int_equal(d->stored_at_us, NQT_STORED_US);
+	assert_int_equal(d->replays, 0);
+	assert_string_equal(d->replayed_as, "");
+}
+
+static void fx_dead_job(const ProtobufCMessage *m)
+{
+	check_dead((const Nq__V1__DeadJob *)m);
+}
+
+static void fx_request_dlq_ingest(const ProtobufCMessage *m)
+{
+	const Nq__V1__DlqIngestRequest *in =
+	    request_of(m, NQ__V1__REQUEST__BODY_DLQ_INGEST)->dlq_ingest;
+	assert_int_equal(in->n_jobs, 2);
+	check_dead(in->jobs[0]);
+	check_dead_schema(in->jobs[1]);
+}
+
+static void fx_request_dlq_list(const ProtobufCMessage *m)
+{
+	const Nq__V1__DlqListRequest *l =
+	    request_of(m, NQ__V1__REQUEST__BODY_DLQ_LIST)->dlq_list;
+	assert_string_equal(l->queue, NQT_QUEUE2);
+	assert_string_equal(l->type, NQT_TYPE);
+	assert_string_equal(l->reason, NQT_SCHEMA_REASON);
+	assert_int_equal(l->since_us, NQT_SINCE_US);
+	assert_int_equal(l->limit, NQT_DLQ_LIMIT);
+	assert_string_equal(l->before_id, NQT_ID3);
+}
+
+static void fx_request_dlq_show(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r =
+	    request_of(m, NQ__V1__REQUEST__BODY_DLQ_SHOW);
+	assert_string_equal(r->dlq_show->id, NQT_ID);
+}
+
+static void check_two_ids(size_t n, char **ids)
+{
+	assert_int_equal(n, 2);
+	assert_string_equal(ids[0], NQT_ID);
+	assert_string_equal(ids[1], NQT_ID2);
+}
+
+static void fx_request_dlq_replay(const ProtobufCMessage *m)
+{
+	const Nq__V1__DlqReplayRequest *p =
+	    request_of(m, NQ__V1__REQUEST__BODY_DLQ_REPLAY)->dlq_replay;
+	check_two_ids(p->n_ids, p->ids);
+	assert_false(p->all);
+	assert_string_equal(p->queue, "");
+	/* Exact: a double crosses the wire as its 8 bytes. */
+	assert_true(p->rate_per_s == NQT_REPLAY_RATE);
+}
+
+static void fx_request_dlq_replay_all(const ProtobufCMessage *m)
+{
+	const Nq__V1__DlqReplayRequest *p =
+	    request_of(m, NQ__V1__REQUEST__BODY_DLQ_REPLAY)->dlq_replay;
+	assert_int_equal(p->n_ids, 0);
+	assert_true(p->all);
+	assert_string_equal(p->queue, NQT_QUEUE);
+	assert_true(p->rate_per_s == 0);
+}
+
+static void fx_request_dlq_purge(const ProtobufCMessage *m)
+{
+	const Nq__V1__DlqPurgeRequest *p =
+	    request_of(m, NQ__V1__REQUEST__BODY_DLQ_PURGE)->dlq_purge;
+	check_two_ids(p->n_ids, p->ids);
+	assert_false(p->all);
+	assert_int_equal(p->older_than_ms, 0);
+	assert_string_equal(p->queue, "");
+}
+
+static void fx_request_dlq_purge_all(const ProtobufCMessage *m)
+{
+	const Nq__V1__DlqPurgeRequest *p =
+	    request_of(m, NQ__V1__REQUEST__BODY_DLQ_PURGE)->dlq_purge;
+	assert_int_equal(p->n_ids, 0);
+	assert_true(p->all);
+	assert_int_equal(p->older_than_ms, NQT_OLDER_THAN_MS);
+	assert_string_equal(p->queue, NQT_QUEUE2);
+}
+
+/* The body has no fields: its presence is the whole request. */
+static void fx_request_dlq_stats(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r =
+	    request_of(m, NQ__V1__REQUEST__BODY_DLQ_STATS);
+	assert_non_null(r->dlq_stats);
+}
+
+static void fx_reply_stats_dlq(const ProtobufCMessage *m)
+{
+	const Nq__V1__StatsReply *s =
+	    reply_of(m, NQ__V1__REPLY__BODY_STATS)->stats;
+	assert_int_equal(s->n_queues, 1);
+	const Nq__V1__QueueStats *q = s->queues[0];
+	assert_string_equal(q->queue, NQT_QUEUE);
+	assert_int_equal(q->ready, 0);
+	assert_int_equal(q->dead, NQT_DEAD_PENDING);
+	assert_false(q->paused);
+	assert_int_equal(q->dead_total,
+	    NQT_DLQ_HANDED_TOTAL + NQT_DEAD_PENDING);
+	assert_int_equal(q->dead_pending, NQT_DEAD_PENDING);
+	assert_int_equal(q->dlq_handed_total, NQT_DLQ_HANDED_TOTAL);
+	check_broker_stats(s->broker);
+}
+
+static void fx_reply_dlq_ingest(const ProtobufCMessage *m)
+{
+	const Nq__V1__DlqIngestReply *in =
+	    reply_of(m, NQ__V1__REPLY__BODY_DLQ_INGEST)->dlq_ingest;
+	assert_int_equal(in->n_results, 2);
+	assert_int_equal(in->results[0]->code, NQ__V1__CODE__OK);
+	assert_string_equal(in->results[0]->message, "");
+	assert_int_equal(in->results[1]->code, NQ__V1__CODE__INVALID_ARGUMENT);
+	assert_string_equal(in->results[1]->message, NQT_INGEST_ERROR);
+}
+
+static void fx_reply_dlq_list(const ProtobufCMessage *m)
+{
+	const Nq__V1__DlqListReply *l =
+	    reply_of(m, NQ__V1__REPLY__BODY_DLQ_LIST)->dlq_list;
+	assert_int_equal(l->n_jobs, 1);
+	check_dead_schema(l->jobs[0]);
+	assert_string_equal(l->next_before_id, NQT_ID2);
+}
+
+static void fx_reply_dlq_show(const ProtobufCMessage *m)
+{
+	check_dead(reply_of(m, NQ__V1__REPLY__BODY_DLQ_SHOW)->dlq_show->job);
+}
+
+static void fx_reply_dlq_replay(const ProtobufCMessage *m)
+{
+	const Nq__V1__DlqReplayReply *p =
+	    reply_of(m, NQ__V1__REPLY__BODY_DLQ_REPLAY)->dlq_replay;
+	assert_int_equal(p->replayed, 1);
+	assert_int_equal(p->failed, 1);
+	assert_int_equal(p->n_results, 2);
+	assert_non_null(p->results[0]->status);
+	assert_int_equal(p->results[0]->status->code, NQ__V1__CODE__OK);
+	assert_string_equal(p->results[0]->id, NQT_ID3);
+	assert_false(p->results[0]->duplicate);
+	assert_non_null(p->results[1]->status);
+	assert_int_equal(p->results[1]->status->code, NQ__V1__CODE__NOT_FOUND);
+	assert_string_equal(p->results[1]->status->message, NQT_REPLAY_ERROR);
+	assert_string_equal(p->results[1]->id, "");
+}
+
+static void fx_reply_dlq_purge(const ProtobufCMessage *m)
+{
+	const Nq__V1__Reply *r = reply_of(m, NQ__V1__REPLY__BODY_DLQ_PURGE);
+	assert_int_equal(r->dlq_purge->purged, 2);
+}
+
+static void fx_reply_dlq_stats(const ProtobufCMessage *m)
+{
+	const Nq__V1__DlqStatsReply *s =
+	    reply_of(m, NQ__V1__REPLY__BODY_DLQ_STATS)->dlq_stats;
+	assert_int_equal(s->n_entries, 2);
+	assert_string_equal(s->entries[0]->queue, NQT_QUEUE);
+	assert_string_equal(s->entries[0]->reason, NQT_DEAD_REASON);
+	assert_int_equal(s->entries[0]->count, NQT_DLQ_COUNT1);
+	assert_string_equal(s->entries[1]->queue, NQT_QUEUE2);
+	assert_string_equal(s->entries[1]->reason, NQT_SCHEMA_REASON);
+	assert_int_equal(s->entries[1]->count, NQT_DLQ_COUNT2);
+	assert_int_equal(s->total, NQT_DLQ_COUNT1 + NQT_DLQ_COUNT2);
+}
+
 typedef struct fixture {
 	const char *name;
 	const ProtobufCMessageDescriptor *desc;
@@ -465,6 +739,25 @@ static const fixture fixtures[] = {
 	FX(reply_fetch, reply),
 	FX(reply_extend, reply),
 	FX(reply_version, reply),
+	FX(job_spec_replay, job_spec),
+	FX(completion_batch_schema, completion_batch),
+	FX(queue_config, queue_config),
+	FX(dead_job, dead_job),
+	FX(request_dlq_ingest, request),
+	FX(request_dlq_list, request),
+	FX(request_dlq_show, request),
+	FX(request_dlq_replay, request),
+	FX(request_dlq_replay_all, request),
+	FX(request_dlq_purge, request),
+	FX(request_dlq_purge_all, request),
+	FX(request_dlq_stats, request),
+	FX(reply_stats_dlq, reply),
+	FX(reply_dlq_ingest, reply),
+	FX(reply_dlq_list, reply),
+	FX(reply_dlq_show, reply),
+	FX(reply_dlq_replay, reply),
+	FX(reply_dlq_purge, reply),
+	FX(reply_dlq_stats, reply),
 };
 
 /* ---- tests ---- */
@@ -580,6 +873,92 @@ static void test_codec_fixtures_decode_to_their_values(void **st)
 		protobuf_c_message_free_unpacked(m, NULL);
 		free(buf);
 	}
+}
+
+/* A sample whose values changed would no longer match the bytes committed
+ * for it; this is what keeps "never change a sample" honest. */
+static void test_codec_samples_pack_to_their_committed_fixtures(void **st)
+{
+	size_t n;
+	const nqt_sample *s = nqt_samples(&n);
+	for (size_t i = 0; i < n; i++) {
+		size_t len, flen;
+		uint8_t *buf = pack(s[i].msg, &len);
+		uint8_t *fx = read_fixture(s[i].name, &flen);
+		if (len != flen || memcmp(buf, fx, len) != 0)
+			fail_msg("sample %s packs to %zu bytes that differ "
+			    "from its committed fixture (%zu bytes): add a "
+			    "new sample instead of changing this one",
+			    s[i].name, len, flen);
+		free(fx);
+		free(buf);
+	}
+}
+
+static bool descriptor_listed(const char *short_name)
+{
+	size_t n;
+	const ProtobufCMessageDescriptor *const *d = nqt_descriptors(&n);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(d[i]->short_name, short_name) == 0)
+			return true;
+	return false;
+}
+
+/* Fails the test for every "message Name" of the file that the coverage
+ * list lacks; returns how many messages the file declares. */
+static size_t proto_messages_listed(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024], name[128];
+	size_t declared = 0;
+	if (!f)
+		fail_msg("cannot read %s", path);
+	while (fgets(line, sizeof line, f)) {
+		const char *p = line + strspn(line, " \t");
+		if (strncmp(p, "message", 7) != 0 || !strchr(" \t", p[7]))
+			continue;
+		p += 7 + strspn(p + 7, " \t");
+		size_t len = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "abcdefghijklmnopqrstuvwxyz0123456789_");
+		if (len == 0 || len >= sizeof name)
+			fail_msg("%s: cannot read the message name in: %s",
+			    path, line);
+		memcpy(name, p, len);
+		name[len] = '\0';
+		declared++;
+		if (!descriptor_listed(name))
+			fail_msg("%s declares message %s, which the coverage "
+			    "list (nqt_descriptors in tests/tools/samples.c) "
+			    "lacks", path, name);
+	}
+	fclose(f);
+	return declared;
+}
+
+/* Coverage only checks the types it lists, so the list itself is checked
+ * against the .proto files: a message added there must be added here. */
+static void test_codec_coverage_lists_every_message_of_the_protos(void **st)
+{
+	const char *dir = NQ_FIXTURE_DIR "/../../../proto/nq/v1";
+	char path[2048];
+	size_t declared = 0, files = 0, listed;
+	DIR *d = opendir(dir);
+	if (!d)
+		fail_msg("cannot open %s", dir);
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		size_t len = strlen(e->d_name);
+		if (len < 7 || strcmp(e->d_name + len - 6, ".proto") != 0)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		declared += proto_messages_listed(path);
+		files++;
+	}
+	closedir(d);
+	nqt_descriptors(&listed);
+	assert_int_equal(files, 3);
+	/* Equal counts: no message is listed twice. */
+	assert_int_equal(declared, listed);
 }
 
 /*
@@ -774,6 +1153,10 @@ int main(void)
 		cmocka_unit_test(test_codec_empty_message_packs_to_nothing),
 		cmocka_unit_test(test_codec_every_sample_has_a_checked_fixture),
 		cmocka_unit_test(test_codec_fixtures_decode_to_their_values),
+		cmocka_unit_test(
+		    test_codec_samples_pack_to_their_committed_fixtures),
+		cmocka_unit_test(
+		    test_codec_coverage_lists_every_message_of_the_protos),
 		cmocka_unit_test(test_codec_truncated_fixtures_are_rejected),
 		cmocka_unit_test(test_codec_random_bytes_never_crash),
 		cmocka_unit_test(test_codec_mutated_fixtures_never_crash),
