@@ -1,0 +1,128 @@
+/*
+ * Prometheus text exposition (format 0.0.4) and lock-free histograms.
+ *
+ * nqi_prom is a growing text buffer that accepts only what the format
+ * allows, so a service cannot serve a scrape that Prometheus rejects:
+ *
+ *	nqi_prom_family(p, "nq_jobs_enqueued_total", NQI_PROM_COUNTER,
+ *	    "Jobs accepted by enqueue.");
+ *	nqi_prom_sample(p, "nq_jobs_enqueued_total",
+ *	    (const char *const[]){"queue", "mail", NULL}, 42);
+ *
+ * Rules the builder enforces (each refusal returns NQ_EINVAL and leaves the
+ * text as it was; nqi_prom_error() then names what was wrong):
+ * - metric names match [a-zA-Z_:][a-zA-Z0-9_:]*, label names
+ *   [a-zA-Z_][a-zA-Z0-9_]* and do not start with "__";
+ * - a family is declared once, with non-empty help; counter names end in
+ *   "_total"; a name may not reuse the name (or a histogram's _bucket, _sum,
+ *   _count name) of an earlier family;
+ * - samples follow their own family, which must be the latest declared
+ *   (the format requires a family's lines to be contiguous);
+ * - a series (name plus label set, in any order) appears once per scrape;
+ * - "le" and "quantile" are never given as labels (the builder writes le);
+ * - label values and help are valid UTF-8; they are escaped as the format
+ *   says (label values: backslash, double quote, newline; help: backslash,
+ *   newline).
+ * Values print as integers when integral, otherwise with %.17g; NaN and
+ * infinities print as NaN, +Inf, -Inf.
+ *
+ * A builder is used by one thread at a time. Histograms are different:
+ * nqi_prom_hist_observe() may be called from any number of threads at once
+ * (atomics, no lock), also while the histogram is being written out.
+ */
+#ifndef NQI_PROM_H
+#define NQI_PROM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct nqi_prom nqi_prom;
+typedef struct nqi_prom_hist nqi_prom_hist;
+
+typedef enum nqi_prom_type {
+	NQI_PROM_COUNTER,
+	NQI_PROM_GAUGE,
+	NQI_PROM_HISTOGRAM,
+} nqi_prom_type;
+
+/* Most finite bucket bounds a histogram may have (+Inf comes on top). */
+#define NQI_PROM_HIST_MAX_BOUNDS 64
+
+/* Latency buckets in seconds, 0.5 ms to 5 min: enqueue-to-start waits and
+ * run times of jobs both fall inside this range. */
+#define NQI_PROM_LATENCY_NBOUNDS 18
+extern const double nqi_prom_latency_bounds_s[NQI_PROM_LATENCY_NBOUNDS];
+
+/* True when name matches [a-zA-Z_:][a-zA-Z0-9_:]*. */
+bool nqi_prom_name_valid(const char *name);
+
+/* Allocates an empty builder. Returns 0 or NQ_ENOMEM. */
+int nqi_prom_alloc(nqi_prom **out);
+/* Frees the builder and its text; NULL is fine. */
+void nqi_prom_free(nqi_prom *p);
+/* Empties the builder for the next scrape, keeping its memory. */
+void nqi_prom_reset(nqi_prom *p);
+
+/* Declares a family: writes its # HELP and # TYPE lines. Samples written
+ * next belong to it. Returns 0, NQ_EINVAL or NQ_ENOMEM. */
+int nqi_prom_family(nqi_prom *p, const char *name, nqi_prom_type type,
+    const char *help);
+
+/*
+ * Writes one sample of the current counter or gauge family; name must be
+ * the family's name. labels is NULL or a NULL-terminated array of key,
+ * value pairs: (const char *const[]){"queue", "mail", "state", "ready",
+ * NULL}. Returns 0, NQ_EINVAL or NQ_ENOMEM.
+ */
+int nqi_prom_sample(nqi_prom *p, const char *name,
+    const char *const *labels, double value);
+
+/*
+ * Writes one series of the current histogram family: name_bucket lines
+ * with cumulative counts (le ascending, +Inf last), then name_sum and
+ * name_count. The counts come from one pass over the buckets, so the +Inf
+ * bucket always equals name_count even while other threads observe. labels
+ * as for nqi_prom_sample(). Returns 0, NQ_EINVAL or NQ_ENOMEM.
+ */
+int nqi_prom_histogram(nqi_prom *p, const char *name,
+    const char *const *labels, const nqi_prom_hist *h);
+
+/* The text written so far (NUL-terminated) and its length in bytes. The
+ * pointer is valid until the next call that writes or frees. */
+const char *nqi_prom_text(const nqi_prom *p, size_t *len);
+/* What the last refused call got wrong, e.g. "metric name \"9x\" must match
+ * [a-zA-Z_:][a-zA-Z0-9_:]*"; "" when no call failed yet. */
+const char *nqi_prom_error(const nqi_prom *p);
+
+/*
+ * Allocates a histogram with the given finite, strictly increasing upper
+ * bounds (1 to NQI_PROM_HIST_MAX_BOUNDS of them); a +Inf bucket is added.
+ * On NQ_EINVAL err (when not NULL) names the bad bound. Returns 0,
+ * NQ_EINVAL or NQ_ENOMEM.
+ */
+int nqi_prom_hist_alloc(nqi_prom_hist **out, const double *bounds,
+    size_t nbounds, char *err, size_t errlen);
+/* Frees the histogram; NULL is fine. No thread may still observe. */
+void nqi_prom_hist_free(nqi_prom_hist *h);
+
+/* Counts v in the first bucket whose bound is >= v and adds it to the sum.
+ * Lock-free and safe from any thread. NaN is dropped: it would turn the
+ * sum into NaN for the life of the process. */
+void nqi_prom_hist_observe(nqi_prom_hist *h, double v);
+
+/* Observations so far, and their sum. */
+uint64_t nqi_prom_hist_count(const nqi_prom_hist *h);
+double nqi_prom_hist_sum(const nqi_prom_hist *h);
+
+/*
+ * Estimates the q-quantile (0 <= q <= 1) the way Prometheus'
+ * histogram_quantile() does: find the bucket holding rank q * count and
+ * interpolate linearly between its lower and upper bound (the lowest
+ * bucket starts at 0 when its bound is positive). A rank in the +Inf
+ * bucket gives the highest finite bound. Returns NaN for an empty
+ * histogram or q outside [0, 1].
+ */
+double nqi_prom_hist_quantile(const nqi_prom_hist *h, double q);
+
+#endif

@@ -1,0 +1,773 @@
+#include "nqi/prom.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nq/nq.h"
+
+/* More label pairs than any nq series needs; bounds the scratch arrays. */
+#define LABELS_MAX 32
+
+const double nqi_prom_latency_bounds_s[NQI_PROM_LATENCY_NBOUNDS] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+	0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+};
+
+typedef struct strbuf {
+	char *s;
+	size_t len;
+	size_t cap;
+} strbuf;
+
+/* One series already written in the current family, by its label set. */
+typedef struct series {
+	uint64_t hash;
+	char *key;
+} series;
+
+struct nqi_prom {
+	strbuf text;
+	char *fam; /* current family; NULL before the first */
+	nqi_prom_type fam_type;
+	series *series; /* of the current family */
+	size_t nseries;
+	size_t capseries;
+	char **taken; /* names of every family so far, histogram suffixes too */
+	size_t ntaken;
+	size_t captaken;
+	strbuf key; /* scratch for series keys */
+	char err[256];
+};
+
+struct nqi_prom_hist {
+	size_t nbounds;
+	double bounds[NQI_PROM_HIST_MAX_BOUNDS];
+	/* Per bucket, not cumulative, so observe touches one counter; the
+	 * last one is +Inf. The sum is a double kept as its bits. */
+	_Atomic uint64_t counts[NQI_PROM_HIST_MAX_BOUNDS + 1];
+	_Atomic uint64_t sum_bits;
+};
+
+static const char *const type_names[] = {"counter", "gauge", "histogram"};
+static const char *const hist_suffixes[] = {"_bucket", "_sum", "_count"};
+
+/* ---- growing text ---- */
+
+/* Appends n bytes and keeps the text NUL-terminated. On NQ_ENOMEM the
+ * buffer is unchanged. */
+static int sb_put(strbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *grown = realloc(b->s, cap);
+		if (!grown)
+			return NQ_ENOMEM;
+		b->s = grown;
+		b->cap = cap;
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+	return NQ_OK;
+}
+
+static int sb_str(strbuf *b, const char *s)
+{
+	return sb_put(b, s, strlen(s));
+}
+
+/* Drops what was written after mark: how a failed call leaves no trace. */
+static void sb_truncate(strbuf *b, size_t mark)
+{
+	b->len = mark;
+	if (b->s)
+		b->s[mark] = '\0';
+}
+
+/* Writes s with backslash and newline escaped, and double quotes too when
+ * quotes is set (label values; help text keeps its quotes). */
+static int sb_escaped(strbuf *b, const char *s, bool quotes)
+{
+	int rv = NQ_OK;
+	while (*s && rv == NQ_OK) {
+		size_t run = strcspn(s, quotes ? "\\\n\"" : "\\\n");
+		rv = sb_put(b, s, run);
+		s += run;
+		if (rv || !*s)
+			break;
+		rv = sb_str(b, *s == '\n' ? "\\n" : *s == '"' ? "\\\"" : "\\\\");
+		s++;
+	}
+	return rv;
+}
+
+/* True when v prints exactly as a 64-bit integer. (No trunc(): the
+ * library would need libm for that alone.) */
+static bool integral(double v)
+{
+	return v > -9223372036854775808.0 && v < 9223372036854775808.0 &&
+	    v == (double)(long long)v;
+}
+
+/* Sample values: integers when integral (what people expect to read for
+ * counts), otherwise all 17 significant digits so nothing is lost. */
+static void format_value(double v, char out[40])
+{
+	if (isnan(v))
+		snprintf(out, 40, "NaN");
+	else if (isinf(v))
+		snprintf(out, 40, "%s", v > 0 ? "+Inf" : "-Inf");
+	else if (integral(v))
+		snprintf(out, 40, "%lld", (long long)v);
+	else
+		snprintf(out, 40, "%.17g", v);
+}
+
+/* Bucket bounds: le is a label, matched as text in queries, so it gets the
+ * shortest form that reads back as the same double ("0.0005", not
+ * "0.00050000000000000001"). */
+static void format_bound(double v, char out[40])
+{
+	if (integral(v)) {
+		snprintf(out, 40, "%lld", (long long)v);
+		return;
+	}
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(out, 40, "%.*g", prec, v);
+		if (strtod(out, NULL) == v)
+			return;
+	}
+}
+
+/* ---- validation ---- */
+
+bool nqi_prom_name_valid(const char *name)
+{
+	if (!name || !*name || (*name >= '0' && *name <= '9'))
+		return false;
+	for (const char *c = name; *c; c++) {
+		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		    (*c >= '0' && *c <= '9') || *c == '_' || *c == ':';
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static bool label_name_valid(const char *name)
+{
+	return nqi_prom_name_valid(name) && !strchr(name, ':');
+}
+
+/* Length of the UTF-8 sequence at u, or 0 when it is malformed (overlong,
+ * surrogate, beyond U+10FFFF, truncated). */
+static size_t utf8_seq(const unsigned char *u)
+{
+	static const uint32_t min_cp[] = {0, 0x80, 0x800, 0x10000};
+	size_t n;
+	uint32_t cp;
+	if (*u < 0x80)
+		return 1;
+	if ((*u & 0xe0) == 0xc0)
+		n = 1, cp = *u & 0x1f;
+	else if ((*u & 0xf0) == 0xe0)
+		n = 2, cp = *u & 0x0f;
+	else if ((*u & 0xf8) == 0xf0)
+		n = 3, cp = *u & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i <= n; i++) {
+		if ((u[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (u[i] & 0x3f);
+	}
+	if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n + 1;
+}
+
+static bool utf8_valid(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	while (*u) {
+		size_t n = utf8_seq(u);
+		if (n == 0)
+			return false;
+		u += n;
+	}
+	return true;
+}
+
+/* Records why a call was refused; returns NQ_EINVAL for the caller. */
+__attribute__((format(printf, 2, 3))) static int refuse(nqi_prom *p,
+    const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->err, sizeof p->err, fmt, ap);
+	va_end(ap);
+	return NQ_EINVAL;
+}
+
+static int check_metric_name(nqi_prom *p, const char *name)
+{
+	if (!name)
+		return refuse(p, "metric name is missing");
+	if (!nqi_prom_name_valid(name))
+		return refuse(p, "metric name \"%s\" must match "
+		    "[a-zA-Z_:][a-zA-Z0-9_:]*", name);
+	return NQ_OK;
+}
+
+static int check_label(nqi_prom *p, const char *const *labels, size_t i)
+{
+	const char *k = labels[2 * i], *v = labels[2 * i + 1];
+	if (!label_name_valid(k))
+		return refuse(p, "label name \"%s\" must match "
+		    "[a-zA-Z_][a-zA-Z0-9_]*", k);
+	if (strncmp(k, "__", 2) == 0)
+		return refuse(p, "label name \"%s\": names starting with __ "
+		    "are reserved", k);
+	if (strcmp(k, "le") == 0 || strcmp(k, "quantile") == 0)
+		return refuse(p, "label name \"%s\" is reserved for histogram "
+		    "and summary buckets", k);
+	if (!v)
+		return refuse(p, "label \"%s\" has no value", k);
+	if (!utf8_valid(v))
+		return refuse(p, "value of label \"%s\" is not valid UTF-8", k);
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(labels[2 * j], k) == 0)
+			return refuse(p, "label \"%s\" is given twice", k);
+	return NQ_OK;
+}
+
+/* Validates the NULL-terminated key, value list and counts its pairs. */
+static int check_labels(nqi_prom *p, const char *const *labels, size_t *n)
+{
+	size_t i = 0;
+	int rv;
+	for (; labels && labels[2 * i]; i++) {
+		if (i == LABELS_MAX)
+			return refuse(p, "more than %d labels", LABELS_MAX);
+		if ((rv = check_label(p, labels, i)) != NQ_OK)
+			return rv;
+	}
+	*n = i;
+	return NQ_OK;
+}
+
+/* Samples must belong to the latest family, and of the right kind. */
+static int check_current(nqi_prom *p, const char *name, bool hist)
+{
+	if (!name)
+		return refuse(p, "metric name is missing");
+	if (!p->fam)
+		return refuse(p, "sample \"%s\" comes before any family", name);
+	if (strcmp(name, p->fam) != 0)
+		return refuse(p, "sample \"%s\" is not in the current family "
+		    "\"%s\" (a family's samples must be contiguous)", name,
+		    p->fam);
+	if (hist && p->fam_type != NQI_PROM_HISTOGRAM)
+		return refuse(p, "family \"%s\" is a %s, not a histogram",
+		    name, type_names[p->fam_type]);
+	if (!hist && p->fam_type == NQI_PROM_HISTOGRAM)
+		return refuse(p, "family \"%s\" is a histogram: write it with "
+		    "nqi_prom_histogram()", name);
+	return NQ_OK;
+}
+
+/* ---- names and series already used ---- */
+
+static bool taken(const nqi_prom *p, const char *name, const char *suffix)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < p->ntaken; i++)
+		if (strncmp(p->taken[i], name, n) == 0 &&
+		    strcmp(p->taken[i] + n, suffix) == 0)
+			return true;
+	return false;
+}
+
+static int take(nqi_prom *p, const char *name, const char *suffix)
+{
+	if (p->ntaken == p->captaken) {
+		size_t cap = p->captaken ? 2 * p->captaken : 32;
+		char **grown = realloc(p->taken, cap * sizeof *grown);
+		if (!grown)
+			return NQ_ENOMEM;
+		p->taken = grown;
+		p->captaken = cap;
+	}
+	size_t n = strlen(name), m = strlen(suffix);
+	char *s = malloc(n + m + 1);
+	if (!s)
+		return NQ_ENOMEM;
+	memcpy(s, name, n);
+	memcpy(s + n, suffix, m + 1);
+	p->taken[p->ntaken++] = s;
+	return NQ_OK;
+}
+
+static void untake(nqi_prom *p, size_t mark)
+{
+	while (p->ntaken > mark)
+		free(p->taken[--p->ntaken]);
+}
+
+static int check_free_name(nqi_prom *p, const char *name, nqi_prom_type type)
+{
+	if (taken(p, name, ""))
+		return refuse(p, "metric name \"%s\" is already used by an "
+		    "earlier family", name);
+	for (size_t i = 0; type == NQI_PROM_HISTOGRAM && i < 3; i++)
+		if (taken(p, name, hist_suffixes[i]))
+			return refuse(p, "histogram \"%s\" would write "
+			    "\"%s%s\", already used by an earlier family",
+			    name, name, hist_suffixes[i]);
+	return NQ_OK;
+}
+
+static int take_names(nqi_prom *p, const char *name, nqi_prom_type type)
+{
+	int rv = take(p, name, "");
+	for (size_t i = 0; rv == NQ_OK && type == NQI_PROM_HISTOGRAM && i < 3;
+	     i++)
+		rv = take(p, name, hist_suffixes[i]);
+	return rv;
+}
+
+static void forget_series(nqi_prom *p)
+{
+	for (size_t i = 0; i < p->nseries; i++)
+		free(p->series[i].key);
+	p->nseries = 0;
+}
+
+static uint64_t fnv1a(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3u;
+	return h;
+}
+
+/* The label set in name order and escaped, so that two orders of the
+ * same labels give the same key and no two sets collide. */
+static int series_key(nqi_prom *p, const char *const *labels, size_t n)
+{
+	size_t order[LABELS_MAX];
+	int rv = NQ_OK;
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+		for (; j > 0 && strcmp(labels[2 * order[j - 1]],
+				    labels[2 * i]) > 0; j--)
+			order[j] = order[j - 1];
+		order[j] = i;
+	}
+	sb_truncate(&p->key, 0);
+	for (size_t i = 0; i < n && rv == NQ_OK; i++) {
+		rv = sb_str(&p->key, labels[2 * order[i]]);
+		if (rv == NQ_OK)
+			rv = sb_put(&p->key, "=\"", 2);
+		if (rv == NQ_OK)
+			rv = sb_escaped(&p->key, labels[2 * order[i] + 1], true);
+		if (rv == NQ_OK)
+			rv = sb_put(&p->key, "\",", 2);
+	}
+	if (rv == NQ_OK && !p->key.s)
+		rv = sb_put(&p->key, "", 0);
+	return rv;
+}
+
+/* Refuses a label set already written in this family, else remembers it.
+ * On failure nothing is remembered. */
+static int claim_series(nqi_prom *p, const char *const *labels, size_t n)
+{
+	int rv = series_key(p, labels, n);
+	if (rv != NQ_OK)
+		return rv;
+	uint64_t h = fnv1a(p->key.s, p->key.len);
+	for (size_t i = 0; i < p->nseries; i++)
+		if (p->series[i].hash == h &&
+		    strcmp(p->series[i].key, p->key.s) == 0)
+			return refuse(p, "series %s{%s} is written twice",
+			    p->fam, p->key.s);
+	if (p->nseries == p->capseries) {
+		size_t cap = p->capseries ? 2 * p->capseries : 32;
+		series *grown = realloc(p->series, cap * sizeof *grown);
+		if (!grown)
+			return NQ_ENOMEM;
+		p->series = grown;
+		p->capseries = cap;
+	}
+	char *key = strdup(p->key.s);
+	if (!key)
+		return NQ_ENOMEM;
+	p->series[p->nseries++] = (series){h, key};
+	return NQ_OK;
+}
+
+static void unclaim_last(nqi_prom *p)
+{
+	free(p->series[--p->nseries].key);
+}
+
+/* ---- builder ---- */
+
+int nqi_prom_alloc(nqi_prom **out)
+{
+	nqi_prom *p = calloc(1, sizeof *p);
+	if (!p)
+		return NQ_ENOMEM;
+	*out = p;
+	return NQ_OK;
+}
+
+void nqi_prom_reset(nqi_prom *p)
+{
+	sb_truncate(&p->text, 0);
+	forget_series(p);
+	untake(p, 0);
+	free(p->fam);
+	p->fam = NULL;
+	p->err[0] = '\0';
+}
+
+void nqi_prom_free(nqi_prom *p)
+{
+	if (!p)
+		return;
+	nqi_prom_reset(p);
+	free(p->text.s);
+	free(p->key.s);
+	free(p->series);
+	free(p->taken);
+	free(p);
+}
+
+const char *nqi_prom_text(const nqi_prom *p, size_t *len)
+{
+	if (len)
+		*len = p->text.len;
+	return p->text.s ? p->text.s : "";
+}
+
+const char *nqi_prom_error(const nqi_prom *p)
+{
+	return p->err;
+}
+
+static int check_family(nqi_prom *p, const char *name, nqi_prom_type type,
+    const char *help)
+{
+	int rv = check_metric_name(p, name);
+	if (rv != NQ_OK)
+		return rv;
+	if ((unsigned)type > NQI_PROM_HISTOGRAM)
+		return refuse(p, "family \"%s\" has unknown type %d", name,
+		    (int)type);
+	size_t n = strlen(name);
+	if (type == NQI_PROM_COUNTER &&
+	    (n < 6 || strcmp(name + n - 6, "_total") != 0))
+		return refuse(p, "counter \"%s\" must end in _total", name);
+	if (!help || !*help)
+		return refuse(p, "family \"%s\" has no help text", name);
+	if (!utf8_valid(help))
+		return refuse(p, "help of \"%s\" is not valid UTF-8", name);
+	return check_free_name(p, name, type);
+}
+
+static int put_family(strbuf *b, const char *name, nqi_prom_type type,
+    const char *help)
+{
+	int rv = sb_str(b, "# HELP ");
+	if (rv == NQ_OK)
+		rv = sb_str(b, name);
+	if (rv == NQ_OK)
+		rv = sb_put(b, " ", 1);
+	if (rv == NQ_OK)
+		rv = sb_escaped(b, help, false);
+	if (rv == NQ_OK)
+		rv = sb_str(b, "\n# TYPE ");
+	if (rv == NQ_OK)
+		rv = sb_str(b, name);
+	if (rv == NQ_OK)
+		rv = sb_put(b, " ", 1);
+	if (rv == NQ_OK)
+		rv = sb_str(b, type_names[type]);
+	if (rv == NQ_OK)
+		rv = sb_put(b, "\n", 1);
+	return rv;
+}
+
+int nqi_prom_family(nqi_prom *p, const char *name, nqi_prom_type type,
+    const char *help)
+{
+	size_t mark = p->text.len, tmark = p->ntaken;
+	char *fam = NULL;
+	int rv = check_family(p, name, type, help);
+	if (rv != NQ_OK)
+		return rv;
+	if (!(fam = strdup(name)))
+		rv = NQ_ENOMEM;
+	if (rv == NQ_OK)
+		rv = take_names(p, name, type);
+	if (rv == NQ_OK)
+		rv = put_family(&p->text, name, type, help);
+	if (rv != NQ_OK) {
+		sb_truncate(&p->text, mark);
+		untake(p, tmark);
+		free(fam);
+		return rv;
+	}
+	forget_series(p);
+	free(p->fam);
+	p->fam = fam;
+	p->fam_type = type;
+	return NQ_OK;
+}
+
+/* Writes `name suffix{k="v",...,le="x"} value\n`, labels in the order
+ * given; le is NULL except for buckets. */
+static int put_series(strbuf *b, const char *name, const char *suffix,
+    const char *const *labels, size_t n, const char *le, const char *value)
+{
+	int rv = sb_str(b, name);
+	if (rv == NQ_OK)
+		rv = sb_str(b, suffix);
+	if (rv == NQ_OK && (n || le))
+		rv = sb_put(b, "{", 1);
+	for (size_t i = 0; i < n && rv == NQ_OK; i++) {
+		if (i)
+			rv = sb_put(b, ",", 1);
+		if (rv == NQ_OK)
+			rv = sb_str(b, labels[2 * i]);
+		if (rv == NQ_OK)
+			rv = sb_put(b, "=\"", 2);
+		if (rv == NQ_OK)
+			rv = sb_escaped(b, labels[2 * i + 1], true);
+		if (rv == NQ_OK)
+			rv = sb_put(b, "\"", 1);
+	}
+	if (rv == NQ_OK && le) {
+		rv = sb_str(b, n ? ",le=\"" : "le=\"");
+		if (rv == NQ_OK)
+			rv = sb_str(b, le);
+		if (rv == NQ_OK)
+			rv = sb_put(b, "\"", 1);
+	}
+	if (rv == NQ_OK && (n || le))
+		rv = sb_put(b, "}", 1);
+	if (rv == NQ_OK)
+		rv = sb_put(b, " ", 1);
+	if (rv == NQ_OK)
+		rv = sb_str(b, value);
+	if (rv == NQ_OK)
+		rv = sb_put(b, "\n", 1);
+	return rv;
+}
+
+int nqi_prom_sample(nqi_prom *p, const char *name,
+    const char *const *labels, double value)
+{
+	size_t n, mark = p->text.len;
+	char v[40];
+	int rv = check_current(p, name, false);
+	if (rv == NQ_OK)
+		rv = check_labels(p, labels, &n);
+	if (rv == NQ_OK)
+		rv = claim_series(p, labels, n);
+	if (rv != NQ_OK)
+		return rv;
+	format_value(value, v);
+	rv = put_series(&p->text, name, "", labels, n, NULL, v);
+	if (rv != NQ_OK) {
+		sb_truncate(&p->text, mark);
+		unclaim_last(p);
+	}
+	return rv;
+}
+
+/* Cumulative bucket counts in one pass; returns the total (+Inf). */
+static uint64_t hist_snapshot(const nqi_prom_hist *h,
+    uint64_t cum[NQI_PROM_HIST_MAX_BOUNDS + 1])
+{
+	uint64_t total = 0;
+	for (size_t i = 0; i <= h->nbounds; i++) {
+		total += atomic_load_explicit(&h->counts[i],
+		    memory_order_relaxed);
+		cum[i] = total;
+	}
+	return total;
+}
+
+static int put_hist(strbuf *b, const char *name, const char *const *labels,
+    size_t n, const nqi_prom_hist *h)
+{
+	uint64_t cum[NQI_PROM_HIST_MAX_BOUNDS + 1];
+	uint64_t total = hist_snapshot(h, cum);
+	char le[40], v[40];
+	int rv = NQ_OK;
+	for (size_t i = 0; i <= h->nbounds && rv == NQ_OK; i++) {
+		if (i < h->nbounds)
+			format_bound(h->bounds[i], le);
+		else
+			snprintf(le, sizeof le, "+Inf");
+		format_value((double)cum[i], v);
+		rv = put_series(b, name, "_bucket", labels, n, le, v);
+	}
+	format_value(nqi_prom_hist_sum(h), v);
+	if (rv == NQ_OK)
+		rv = put_series(b, name, "_sum", labels, n, NULL, v);
+	format_value((double)total, v);
+	if (rv == NQ_OK)
+		rv = put_series(b, name, "_count", labels, n, NULL, v);
+	return rv;
+}
+
+int nqi_prom_histogram(nqi_prom *p, const char *name,
+    const char *const *labels, const nqi_prom_hist *h)
+{
+	size_t n, mark = p->text.len;
+	int rv = check_current(p, name, true);
+	if (rv == NQ_OK && !h)
+		rv = refuse(p, "histogram \"%s\" has no data", name);
+	if (rv == NQ_OK)
+		rv = check_labels(p, labels, &n);
+	if (rv == NQ_OK)
+		rv = claim_series(p, labels, n);
+	if (rv != NQ_OK)
+		return rv;
+	rv = put_hist(&p->text, name, labels, n, h);
+	if (rv != NQ_OK) {
+		sb_truncate(&p->text, mark);
+		unclaim_last(p);
+	}
+	return rv;
+}
+
+/* ---- histograms ---- */
+
+static int check_bounds(const double *bounds, size_t n, char *err,
+    size_t errlen)
+{
+	if (!bounds || n == 0 || n > NQI_PROM_HIST_MAX_BOUNDS) {
+		if (err)
+			snprintf(err, errlen, "a histogram needs 1 to %d "
+			    "bounds, got %zu", NQI_PROM_HIST_MAX_BOUNDS,
+			    bounds ? n : 0);
+		return NQ_EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!isfinite(bounds[i])) {
+			if (err)
+				snprintf(err, errlen, "bound %zu (%g) is not "
+				    "finite", i, bounds[i]);
+			return NQ_EINVAL;
+		}
+		if (i > 0 && !(bounds[i] > bounds[i - 1])) {
+			if (err)
+				snprintf(err, errlen, "bound %zu (%g) is not "
+				    "above bound %zu (%g)", i, bounds[i],
+				    i - 1, bounds[i - 1]);
+			return NQ_EINVAL;
+		}
+	}
+	return NQ_OK;
+}
+
+int nqi_prom_hist_alloc(nqi_prom_hist **out, const double *bounds,
+    size_t nbounds, char *err, size_t errlen)
+{
+	int rv = check_bounds(bounds, nbounds, err, errlen);
+	if (rv != NQ_OK)
+		return rv;
+	nqi_prom_hist *h = calloc(1, sizeof *h);
+	if (!h)
+		return NQ_ENOMEM;
+	h->nbounds = nbounds;
+	memcpy(h->bounds, bounds, nbounds * sizeof *bounds);
+	for (size_t i = 0; i <= nbounds; i++)
+		atomic_init(&h->counts[i], 0);
+	atomic_init(&h->sum_bits, 0); /* the bits of +0.0 */
+	*out = h;
+	return NQ_OK;
+}
+
+void nqi_prom_hist_free(nqi_prom_hist *h)
+{
+	free(h);
+}
+
+/* Adds v to the sum with a compare-and-swap loop: there is no atomic add
+ * for doubles. */
+static void hist_add_sum(nqi_prom_hist *h, double v)
+{
+	uint64_t old = atomic_load_explicit(&h->sum_bits, memory_order_relaxed);
+	uint64_t new;
+	do {
+		double d;
+		memcpy(&d, &old, sizeof d);
+		d += v;
+		memcpy(&new, &d, sizeof new);
+	} while (!atomic_compare_exchange_weak_explicit(&h->sum_bits, &old,
+	    new, memory_order_relaxed, memory_order_relaxed));
+}
+
+void nqi_prom_hist_observe(nqi_prom_hist *h, double v)
+{
+	size_t lo = 0, hi = h->nbounds;
+	if (isnan(v))
+		return;
+	while (lo < hi) { /* first bound >= v; nbounds is +Inf */
+		size_t mid = lo + (hi - lo) / 2;
+		if (v <= h->bounds[mid])
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	atomic_fetch_add_explicit(&h->counts[lo], 1, memory_order_relaxed);
+	hist_add_sum(h, v);
+}
+
+uint64_t nqi_prom_hist_count(const nqi_prom_hist *h)
+{
+	uint64_t cum[NQI_PROM_HIST_MAX_BOUNDS + 1];
+	return hist_snapshot(h, cum);
+}
+
+double nqi_prom_hist_sum(const nqi_prom_hist *h)
+{
+	uint64_t bits = atomic_load_explicit(&h->sum_bits,
+	    memory_order_relaxed);
+	double d;
+	memcpy(&d, &bits, sizeof d);
+	return d;
+}
+
+double nqi_prom_hist_quantile(const nqi_prom_hist *h, double q)
+{
+	uint64_t cum[NQI_PROM_HIST_MAX_BOUNDS + 1];
+	uint64_t total;
+	size_t i = 0;
+	if (!(q >= 0 && q <= 1) || (total = hist_snapshot(h, cum)) == 0)
+		return NAN;
+	double rank = q * (double)total;
+	/* The first non-empty bucket whose cumulative count reaches rank. */
+	while (i < h->nbounds && (cum[i] == 0 || (double)cum[i] < rank))
+		i++;
+	if (i == h->nbounds)
+		return h->bounds[h->nbounds - 1];
+	if (i == 0 && h->bounds[0] <= 0)
+		return h->bounds[0];
+	double lower = i ? h->bounds[i - 1] : 0;
+	uint64_t below = i ? cum[i - 1] : 0;
+	double in_bucket = (double)(cum[i] - below);
+	return lower + (h->bounds[i] - lower) * ((rank - below) / in_bucket);
+}
