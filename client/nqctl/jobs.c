@@ -1,0 +1,392 @@
+/* nqctl commands on single jobs: enqueue, get, wait, cancel. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nqctl.h"
+#include "nqi/json.h"
+#include "nqi/util.h"
+
+#define NQCTL_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* Number flags left at this value were not given. */
+#define UNSET UINT64_MAX
+/* A payload file larger than this is refused before it is read whole; the
+ * broker's own limit (256 KiB by default) is far below it. */
+#define PAYLOAD_FILE_MAX (64u << 20)
+
+typedef struct enqueue_flags {
+	const char *payload;
+	const char *payload_file;
+	const char *content_type;
+	const char *priority;
+	const char *at;
+	const char *idempotency_key;
+	const char *ordering_key;
+	const char *traceparent;
+	uint64_t delay_ms;
+	uint64_t max_attempts;
+	uint64_t timeout_ms;
+	uint64_t schema_version;
+	bool wait;
+} enqueue_flags;
+
+static int check_id(const nqctl *x, const char *id)
+{
+	uint64_t v;
+	if (nqi_id_parse(id, &v) != NQ_OK)
+		return nqctl_usage_error(
+		    x, "'%s' is not a job id (16 hexadecimal digits)", id);
+	return NQCTL_CONTINUE;
+}
+
+static int check_name(const nqctl *x, const char *what, const char *name)
+{
+	if (!nqi_name_valid(name))
+		return nqctl_usage_error(x,
+		    "'%s' is not a valid %s name (1 to 128 of A-Z a-z 0-9 . _ "
+		    "-)",
+		    name, what);
+	return NQCTL_CONTINUE;
+}
+
+/* W3C trace context, version 00: "00-<32 hex>-<16 hex>-<2 hex>". */
+static bool traceparent_valid(const char *s)
+{
+	static const char form[] =
+	    "xx-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-xxxxxxxxxxxxxxxx-xx";
+	if (strlen(s) != sizeof form - 1)
+		return false;
+	for (size_t i = 0; form[i]; i++) {
+		bool hex = (s[i] >= '0' && s[i] <= '9') ||
+		           (s[i] >= 'a' && s[i] <= 'f');
+		if (form[i] == '-' ? s[i] != '-' : !hex)
+			return false;
+	}
+	return true;
+}
+
+static int parse_i32(const char *s, int32_t *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < INT32_MIN || v > INT32_MAX)
+		return NQ_EINVAL;
+	*out = (int32_t)v;
+	return NQ_OK;
+}
+
+/* Doubles a read buffer up to PAYLOAD_FILE_MAX; returns NULL, or why not. */
+static const char *grow(uint8_t **buf, size_t *cap)
+{
+	size_t want = *cap ? *cap * 2 : 1 << 16;
+	if (*cap >= PAYLOAD_FILE_MAX)
+		return "larger than 64 MiB; pass large data by reference";
+	uint8_t *p = realloc(*buf, want);
+	if (!p)
+		return "out of memory";
+	*buf = p;
+	*cap = want;
+	return NULL;
+}
+
+/* Reads a whole file ("-": stdin) into a malloc'd buffer. */
+static int read_payload_file(const char *path, uint8_t **out, size_t *len)
+{
+	bool is_stdin = strcmp(path, "-") == 0;
+	FILE *f = is_stdin ? stdin : fopen(path, "rb");
+	uint8_t *buf = NULL;
+	size_t n = 0, cap = 0;
+	const char *why = f ? NULL : strerror(errno);
+	while (!why) {
+		if (n == cap && (why = grow(&buf, &cap)) != NULL)
+			break;
+		n += fread(buf + n, 1, cap - n, f);
+		if (ferror(f))
+			why = strerror(errno);
+		else if (feof(f))
+			break;
+	}
+	if (f && !is_stdin)
+		fclose(f);
+	if (why) {
+		fprintf(stderr, "nqctl: --payload-file %s: %s\n", path, why);
+		free(buf);
+		return NQCTL_EXIT_FAILED;
+	}
+	*out = buf;
+	*len = n;
+	return NQCTL_CONTINUE;
+}
+
+/* --payload JSON becomes msgpack; --payload-file is taken as it is. */
+static int spec_payload(
+    const nqctl *x, const enqueue_flags *f, nq_job_spec *spec, uint8_t **buf)
+{
+	char err[256];
+	int rv;
+	if (f->payload && f->payload_file)
+		return nqctl_usage_error(x, "--payload and --payload-file "
+		                            "exclude each other");
+	if (f->content_type && (!f->payload_file || !*f->content_type))
+		return nqctl_usage_error(x,
+		    "--content-type names the type of a --payload-file (a "
+		    "--payload is always application/msgpack)");
+	if (f->payload_file) {
+		spec->content_type = f->content_type
+		                         ? f->content_type
+		                         : "application/octet-stream";
+		return read_payload_file(
+		    f->payload_file, buf, &spec->payload_len);
+	}
+	if (!f->payload)
+		return NQCTL_CONTINUE;
+	rv = nqi_json_to_msgpack(
+	    f->payload, buf, &spec->payload_len, err, sizeof err);
+	if (rv == NQ_EINVAL)
+		return nqctl_usage_error(x, "--payload is not JSON: %s", err);
+	if (rv != NQ_OK) {
+		fprintf(stderr, "nqctl: --payload: %s\n", nq_strerror(rv));
+		return NQCTL_EXIT_FAILED;
+	}
+	spec->content_type = "application/msgpack";
+	return NQCTL_CONTINUE;
+}
+
+static int spec_limits(
+    const nqctl *x, const enqueue_flags *f, nq_job_spec *spec)
+{
+	if (f->max_attempts != UNSET &&
+	    (f->max_attempts == 0 || f->max_attempts > UINT32_MAX))
+		return nqctl_usage_error(
+		    x, "--max-attempts must be from 1 to 4294967295");
+	if (f->max_attempts != UNSET)
+		spec->max_attempts = (uint32_t)f->max_attempts;
+	if (f->timeout_ms == 0)
+		return nqctl_usage_error(x, "--timeout must be longer than 0");
+	if (f->timeout_ms != UNSET)
+		spec->timeout_ms = f->timeout_ms;
+	if (f->schema_version != UNSET && f->schema_version > UINT32_MAX)
+		return nqctl_usage_error(
+		    x, "--schema-version must be from 0 to 4294967295");
+	if (f->schema_version != UNSET)
+		spec->schema_version = (uint32_t)f->schema_version;
+	return NQCTL_CONTINUE;
+}
+
+static int spec_schedule(
+    const nqctl *x, const enqueue_flags *f, nq_job_spec *spec)
+{
+	if (f->priority && parse_i32(f->priority, &spec->priority) != NQ_OK)
+		return nqctl_usage_error(x,
+		    "--priority: cannot read '%s' as a whole number from "
+		    "-2147483648 to 2147483647",
+		    f->priority);
+	if (f->at && f->delay_ms != UNSET)
+		return nqctl_usage_error(x, "--delay and --at exclude each "
+		                            "other");
+	if (f->at && nqctl_parse_time(f->at, &spec->run_at_us) != NQ_OK)
+		return nqctl_usage_error(x,
+		    "--at: cannot read '%s' as an RFC 3339 time "
+		    "(2026-11-27T22:00:00Z) or unix seconds",
+		    f->at);
+	if (f->delay_ms != UNSET)
+		spec->delay_ms = f->delay_ms;
+	if (f->traceparent && !traceparent_valid(f->traceparent))
+		return nqctl_usage_error(x,
+		    "--traceparent: '%s' is not a W3C trace context "
+		    "(00-<32 hex>-<16 hex>-<2 hex>)",
+		    f->traceparent);
+	spec->traceparent = f->traceparent;
+	spec->idempotency_key = f->idempotency_key;
+	spec->ordering_key = f->ordering_key;
+	return NQCTL_CONTINUE;
+}
+
+/* Says on stderr how a job that did not succeed ended. */
+static void report_end(const nq_job *job)
+{
+	size_t nerr = nq_job_error_count(job);
+	uint32_t attempt;
+	uint64_t at_us;
+	const char *last =
+	    nerr ? nq_job_error(job, nerr - 1, &attempt, &at_us) : NULL;
+	const char *reason = nq_job_dead_reason(job);
+	fprintf(stderr, "nqctl: job %s ended %s%s%s%s%s%s\n", nq_job_id(job),
+	    nq_state_name(nq_job_state(job)), reason && *reason ? " (" : "",
+	    reason && *reason ? reason : "", reason && *reason ? ")" : "",
+	    last ? "; last error: " : "", last ? last : "");
+}
+
+/*
+ * Waits until the job has ended (timeout_ms 0: for as long as it takes) and
+ * prints it. Returns 0 when it succeeded, 1 when it ended otherwise or had
+ * not ended in time, 3 when the broker did not answer.
+ */
+static int wait_and_show(nqctl *x, const char *id, uint64_t timeout_ms)
+{
+	nq_job *job = NULL;
+	int rv = nq_wait(x->client, id, timeout_ms, &job);
+	bool ended = rv == NQ_OK;
+	/* A wait that ran out tells nothing about the job itself: ask. */
+	if (rv == NQ_ETIMEDOUT && timeout_ms > 0)
+		rv = nq_get(x->client, id, &job);
+	if (rv != NQ_OK)
+		return nqctl_fail(x, rv, "wait for job %s", id);
+	int rc = nqctl_print_job(x, job);
+	if (rc == NQCTL_EXIT_OK && !ended) {
+		fprintf(stderr, "nqctl: job %s is still %s after %llums\n", id,
+		    nq_state_name(nq_job_state(job)),
+		    (unsigned long long)timeout_ms);
+		rc = NQCTL_EXIT_FAILED;
+	} else if (rc == NQCTL_EXIT_OK &&
+	           nq_job_state(job) != NQ_STATE_SUCCEEDED) {
+		report_end(job);
+		rc = NQCTL_EXIT_FAILED;
+	}
+	nq_job_free(job);
+	return rc;
+}
+
+static int submit(nqctl *x, const nq_job_spec *spec, bool wait)
+{
+	char id[NQ_ID_MAX];
+	bool duplicate = false;
+	int rc = nqctl_connect(x);
+	if (rc != NQCTL_CONTINUE)
+		return rc;
+	int rv = nq_enqueue(x->client, spec, id, &duplicate);
+	if (rv != NQ_OK)
+		return nqctl_fail(x, rv, "enqueue to queue %s", spec->queue);
+	if (duplicate)
+		fprintf(stderr,
+		    "nqctl: idempotency key '%s' matched job %s, "
+		    "which was not enqueued again\n",
+		    spec->idempotency_key, id);
+	if (wait)
+		return wait_and_show(x, id, 0);
+	if (!x->conf.json) {
+		printf("%s\n", id);
+		return NQCTL_EXIT_OK;
+	}
+	return nqctl_print_json(
+	    json_pack("{s:s, s:b}", "id", id, "duplicate", duplicate));
+}
+
+int nqctl_enqueue(nqctl *x, int argc, char **argv, int start)
+{
+	enqueue_flags f = {.delay_ms = UNSET,
+	    .max_attempts = UNSET,
+	    .timeout_ms = UNSET,
+	    .schema_version = UNSET};
+	const nqi_opt opts[] = {
+	    {"payload", NQI_OPT_STR, &f.payload,
+	        "JSON value, stored as msgpack (application/msgpack)", false},
+	    {"payload-file", NQI_OPT_STR, &f.payload_file,
+	        "file holding the payload bytes ('-': stdin)", false},
+	    {"content-type", NQI_OPT_STR, &f.content_type,
+	        "type of --payload-file (application/octet-stream)", false},
+	    {"priority", NQI_OPT_STR, &f.priority,
+	        "higher runs first (0; negative is allowed)", false},
+	    {"delay", NQI_OPT_DURATION, &f.delay_ms,
+	        "run no sooner than this long from now", false},
+	    {"at", NQI_OPT_STR, &f.at,
+	        "run no sooner than this time (2026-11-27T22:00:00Z or "
+	        "unix seconds)",
+	        false},
+	    {"max-attempts", NQI_OPT_U64, &f.max_attempts,
+	        "attempts before the job is dead (the queue's, 10)", false},
+	    {"timeout", NQI_OPT_DURATION, &f.timeout_ms,
+	        "longest one attempt may run (5m)", false},
+	    {"idempotency-key", NQI_OPT_STR, &f.idempotency_key,
+	        "a repeat with this key returns the first job", false},
+	    {"ordering-key", NQI_OPT_STR, &f.ordering_key,
+	        "jobs with the same key never run at the same time", false},
+	    {"traceparent", NQI_OPT_STR, &f.traceparent,
+	        "W3C trace context carried to the worker", false},
+	    {"schema-version", NQI_OPT_U64, &f.schema_version,
+	        "version of the payload's schema (0)", false},
+	    {"wait", NQI_OPT_BOOL, &f.wait,
+	        "wait until the job ends and print it; exit 1 unless it "
+	        "succeeded",
+	        false},
+	    NQCTL_COMMON_OPTS(x),
+	};
+	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
+	if (rc != NQCTL_CONTINUE)
+		return rc;
+	nq_job_spec spec = {.queue = x->args[0], .type = x->args[1]};
+	uint8_t *payload = NULL;
+	if ((rc = check_name(x, "queue", spec.queue)) == NQCTL_CONTINUE &&
+	    (rc = check_name(x, "type", spec.type)) == NQCTL_CONTINUE &&
+	    (rc = spec_schedule(x, &f, &spec)) == NQCTL_CONTINUE &&
+	    (rc = spec_limits(x, &f, &spec)) == NQCTL_CONTINUE &&
+	    (rc = spec_payload(x, &f, &spec, &payload)) == NQCTL_CONTINUE) {
+		spec.payload = payload;
+		rc = submit(x, &spec, f.wait);
+	}
+	free(payload);
+	return rc;
+}
+
+/* Checks the one ID argument and connects; NQCTL_CONTINUE to go on. */
+static int id_command(
+    nqctl *x, const nqi_opt *opts, size_t n, int argc, char **argv, int start)
+{
+	int rc = nqctl_args(x, opts, n, argc, argv, start);
+	if (rc == NQCTL_CONTINUE)
+		rc = check_id(x, x->args[0]);
+	if (rc == NQCTL_CONTINUE)
+		rc = nqctl_connect(x);
+	return rc;
+}
+
+int nqctl_get(nqctl *x, int argc, char **argv, int start)
+{
+	const nqi_opt opts[] = {NQCTL_COMMON_OPTS(x)};
+	nq_job *job = NULL;
+	int rc = id_command(x, opts, NQCTL_LEN(opts), argc, argv, start);
+	if (rc != NQCTL_CONTINUE)
+		return rc;
+	int rv = nq_get(x->client, x->args[0], &job);
+	if (rv != NQ_OK)
+		return nqctl_fail(x, rv, "get job %s", x->args[0]);
+	rc = nqctl_print_job(x, job);
+	nq_job_free(job);
+	return rc;
+}
+
+int nqctl_wait(nqctl *x, int argc, char **argv, int start)
+{
+	uint64_t timeout_ms = 0;
+	const nqi_opt opts[] = {
+	    {"timeout", NQI_OPT_DURATION, &timeout_ms,
+	        "give up after this long (0: wait for as long as it takes)",
+	        false},
+	    NQCTL_COMMON_OPTS(x),
+	};
+	int rc = id_command(x, opts, NQCTL_LEN(opts), argc, argv, start);
+	if (rc != NQCTL_CONTINUE)
+		return rc;
+	return wait_and_show(x, x->args[0], timeout_ms);
+}
+
+int nqctl_cancel(nqctl *x, int argc, char **argv, int start)
+{
+	const nqi_opt opts[] = {NQCTL_COMMON_OPTS(x)};
+	nq_job *job = NULL;
+	int rc = id_command(x, opts, NQCTL_LEN(opts), argc, argv, start);
+	if (rc != NQCTL_CONTINUE)
+		return rc;
+	int rv = nq_cancel(x->client, x->args[0], &job);
+	/* A job that could not be canceled comes back as it is, which says
+	 * why (leased, or already ended). */
+	rc = NQCTL_EXIT_OK;
+	if (job)
+		rc = nqctl_print_job(x, job);
+	if (rv != NQ_OK)
+		rc = nqctl_fail(x, rv, "cancel job %s", x->args[0]);
+	nq_job_free(job);
+	return rc;
+}

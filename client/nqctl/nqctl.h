@@ -1,0 +1,119 @@
+/*
+ * nqctl internals: the command table, argument handling shared by the
+ * commands, and how jobs and stats are printed.
+ */
+#ifndef NQCTL_H
+#define NQCTL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nq/nq.h"
+#include "nqi/opts.h"
+
+/* Exit statuses (DESIGN.md, "Command line"). */
+enum {
+	NQCTL_EXIT_OK = 0,
+	NQCTL_EXIT_FAILED = 1,      /* the operation failed */
+	NQCTL_EXIT_USAGE = 2,       /* bad command line */
+	NQCTL_EXIT_UNREACHABLE = 3, /* no answer from the service in time */
+	NQCTL_CONTINUE = -1,        /* from nqctl_args: go on */
+};
+
+/* The global flags, each also read from NQ_<FLAG>. */
+typedef struct nqctl_conf {
+	const char *api_url;
+	const char *work_url;
+	const char *results_url;
+	const char *token_file;
+	const char *tls_ca;
+	const char *tls_cert;
+	const char *tls_key;
+	const char *tls_server_name;
+	uint64_t timeout_ms; /* per request */
+	bool json;
+	bool help;
+} nqctl_conf;
+
+typedef struct nqctl nqctl;
+
+typedef struct nqctl_cmd {
+	const char *name;
+	const char *synopsis; /* arguments and flags after the name */
+	const char *summary;
+	size_t min_args, max_args;
+	/* Runs the command on argv[start..] and returns the exit status. */
+	int (*run)(nqctl *x, int argc, char **argv, int start);
+} nqctl_cmd;
+
+struct nqctl {
+	nqctl_conf conf;
+	const nqctl_cmd *cmd;
+	const char *args[2]; /* positional arguments of the command */
+	size_t nargs;
+	char *token;
+	nq_client *client;
+};
+
+/* The --json and --help flags, accepted after the command too. */
+#define NQCTL_COMMON_OPTS(x)                                                   \
+	{"json", NQI_OPT_BOOL, &(x)->conf.json, "print JSON", false},          \
+	{                                                                      \
+		"help", NQI_OPT_BOOL, &(x)->conf.help, "show this help", false \
+	}
+
+/* ---- main.c ---- */
+
+/*
+ * Reads the command's flags and positional arguments from argv[start..]
+ * (in any order) into opts and x->args. Returns NQCTL_CONTINUE when the
+ * command should run; otherwise the exit status to end with (0 after
+ * printing --help, NQCTL_EXIT_USAGE after reporting a bad command line).
+ */
+int nqctl_args(
+    nqctl *x, const nqi_opt *opts, size_t n, int argc, char **argv, int start);
+/* Reports a bad command line with the command's short usage; returns
+ * NQCTL_EXIT_USAGE. */
+int nqctl_usage_error(const nqctl *x, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Reads the token file and opens the client. Returns NQCTL_CONTINUE, or the
+ * exit status after reporting why it could not. */
+int nqctl_connect(nqctl *x);
+/*
+ * Reports a failed request, "nqctl: <what>: <error>: <server message>", and
+ * returns its exit status: NQCTL_EXIT_UNREACHABLE when the broker did not
+ * answer in time, NQCTL_EXIT_FAILED otherwise.
+ */
+int nqctl_fail(const nqctl *x, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- jobs.c and queues.c: the commands ---- */
+
+int nqctl_enqueue(nqctl *x, int argc, char **argv, int start);
+int nqctl_get(nqctl *x, int argc, char **argv, int start);
+int nqctl_wait(nqctl *x, int argc, char **argv, int start);
+int nqctl_cancel(nqctl *x, int argc, char **argv, int start);
+int nqctl_stats(nqctl *x, int argc, char **argv, int start);
+int nqctl_pause(nqctl *x, int argc, char **argv, int start);
+int nqctl_resume(nqctl *x, int argc, char **argv, int start);
+
+/* ---- render.c ---- */
+
+/* The job as a JSON object (new reference); NULL when memory ran out. */
+json_t *nqctl_job_json(const nq_job *job);
+/* Prints the job on stdout: one JSON object with --json, else "key: value"
+ * lines. Returns 0, or NQCTL_EXIT_FAILED when memory ran out. */
+int nqctl_print_job(const nqctl *x, const nq_job *job);
+/* Prints v as one line of JSON on stdout and drops the reference. */
+int nqctl_print_json(json_t *v);
+/* RFC 3339 UTC with milliseconds: "2026-11-27T22:00:00.123Z". */
+void nqctl_format_time(uint64_t us, char *buf, size_t len);
+/* The same as a JSON string; null for 0 (not set). */
+json_t *nqctl_time_json(uint64_t us);
+/* Reads RFC 3339 ("2026-11-27T22:00:00Z", optional fraction, Z or an offset
+ * like +02:00) or whole unix seconds. NQ_EINVAL when it is neither. */
+int nqctl_parse_time(const char *s, uint64_t *us);
+
+#endif

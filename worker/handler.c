@@ -1,0 +1,328 @@
+/*
+ * The handler behind every job type: runs the type's command with the job's
+ * payload on stdin and its facts in the environment, and turns how the
+ * command ended into the job's outcome:
+ *
+ *   exit 0             succeeded; stdout (at most 1 MiB) is the result
+ *   exit 75            failed, to be retried (EX_TEMPFAIL: "retry later")
+ *   exit 65            failed for good, never retried (EX_DATAERR)
+ *   any other exit     failed, retried by the queue's backoff
+ *   a signal           failed, retried
+ *   past timeout_ms    killed and failed: "timed out after Ns"
+ *
+ * Error messages end with the last 2 KiB of the command's stderr.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "nqi/json.h"
+#include "nqi/log.h"
+#include "nqi/util.h"
+#include "worker.h"
+
+#define EXIT_RETRY_LATER 75
+#define EXIT_PERMANENT 65
+#define MESSAGE_MAX (WORKER_ERR_TAIL + 160)
+
+extern char **environ;
+
+/* The job variables; the worker's own environment never supplies them. */
+static const char *const job_vars[] = {"NQ_JOB_ID", "NQ_QUEUE", "NQ_TYPE",
+    "NQ_ATTEMPT", "NQ_MAX_ATTEMPTS", "NQ_TRACEPARENT", "NQ_CONTENT_TYPE"};
+#define NJOB_VARS (sizeof job_vars / sizeof *job_vars)
+
+typedef struct job_env {
+	char **envp;
+	char *own[NJOB_VARS];
+	size_t nown;
+} job_env;
+
+/* How an attempt ended, for the completion and the log line. */
+typedef struct verdict {
+	nq_outcome outcome;
+	bool non_retryable;
+	bool released;      /* the worker stopped under it */
+	const char *reason; /* one word for the log */
+	char exit[24];      /* "0", "75", "SIGKILL", or "-" */
+	char message[MESSAGE_MAX];
+} verdict;
+
+static bool is_job_var(const char *entry)
+{
+	for (size_t i = 0; i < NJOB_VARS; i++) {
+		size_t len = strlen(job_vars[i]);
+		if (strncmp(entry, job_vars[i], len) == 0 && entry[len] == '=')
+			return true;
+	}
+	return false;
+}
+
+static void env_add(job_env *e, size_t *n, const char *name, const char *value)
+{
+	char *s;
+	if (asprintf(&s, "%s=%s", name, value ? value : "") < 0)
+		return;
+	e->own[e->nown++] = s;
+	e->envp[(*n)++] = s;
+}
+
+static void env_free(job_env *e)
+{
+	for (size_t i = 0; i < e->nown; i++)
+		free(e->own[i]);
+	free(e->envp);
+}
+
+/* The worker's environment, less any job variables, plus this job's. */
+static int env_build(job_env *e, const nq_job *job)
+{
+	size_t n = 0, total = 0;
+	char num[2][16];
+	while (environ[total])
+		total++;
+	memset(e, 0, sizeof *e);
+	if (!(e->envp = calloc(total + NJOB_VARS + 1, sizeof *e->envp)))
+		return ENOMEM;
+	for (size_t i = 0; i < total; i++)
+		if (!is_job_var(environ[i]))
+			e->envp[n++] = environ[i];
+	snprintf(num[0], sizeof num[0], "%u", nq_job_attempt(job));
+	snprintf(num[1], sizeof num[1], "%u", nq_job_max_attempts(job));
+	env_add(e, &n, "NQ_JOB_ID", nq_job_id(job));
+	env_add(e, &n, "NQ_QUEUE", nq_job_queue(job));
+	env_add(e, &n, "NQ_TYPE", nq_job_type(job));
+	env_add(e, &n, "NQ_ATTEMPT", num[0]);
+	env_add(e, &n, "NQ_MAX_ATTEMPTS", num[1]);
+	env_add(e, &n, "NQ_CONTENT_TYPE", nq_job_content_type(job));
+	const char *tp = nq_job_traceparent(job);
+	if (tp && *tp)
+		env_add(e, &n, "NQ_TRACEPARENT", tp);
+	return e->nown == NJOB_VARS - (tp && *tp ? 0 : 1) ? 0 : ENOMEM;
+}
+
+/*
+ * The command's stdin: a msgpack payload as JSON text and a newline (so
+ * that line readers see a whole line), anything else as its bytes. *json
+ * holds the converted text for the caller to free.
+ */
+static int job_input(const nq_job *job, char **json, worker_proc_spec *spec)
+{
+	size_t len = 0;
+	const void *p = nq_job_payload(job, &len);
+	*json = NULL;
+	spec->input = p;
+	spec->input_len = p ? len : 0;
+	if (!p || !len ||
+	    !nqi_content_type_is_msgpack(nq_job_content_type(job)))
+		return NQ_OK;
+	char *text;
+	int rv = nqi_msgpack_to_json(p, len, &text);
+	if (rv != NQ_OK)
+		return rv;
+	size_t tlen = strlen(text);
+	char *line = realloc(text, tlen + 2);
+	if (!line) {
+		free(text);
+		return NQ_ENOMEM;
+	}
+	memcpy(line + tlen, "\n", 2);
+	*json = line;
+	spec->input = line;
+	spec->input_len = tlen + 1;
+	return NQ_OK;
+}
+
+/*
+ * The stderr tail as message text: starting at a whole character, trailing
+ * blanks trimmed, and every byte that is not printable UTF-8 shown as '?'
+ * (error messages travel as protobuf strings, which must be UTF-8).
+ */
+static void clean_tail(const worker_proc_result *r, char *out, size_t len)
+{
+	const uint8_t *p = (const uint8_t *)r->err_tail;
+	size_t n = r->err_len, i = 0, o = 0;
+	while (i < n && (p[i] & 0xc0) == 0x80)
+		i++;
+	while (n > i && (p[n - 1] == '\n' || p[n - 1] == ' ' ||
+	                    p[n - 1] == '\t' || p[n - 1] == '\r'))
+		n--;
+	while (i < n && o + 5 < len) {
+		size_t c = nqi_utf8_char_len(p + i, n - i);
+		bool ctl =
+		    c == 1 && p[i] < 0x20 && p[i] != '\n' && p[i] != '\t';
+		if (c == 0 || ctl || (c == 1 && p[i] == 0x7f)) {
+			out[o++] = '?';
+			i++;
+			continue;
+		}
+		memcpy(out + o, p + i, c);
+		o += c;
+		i += c;
+	}
+	out[o] = '\0';
+}
+
+/* "30s", "1.5s", "0.25s". */
+static void format_seconds(uint64_t ms, char *out, size_t len)
+{
+	snprintf(out, len, "%llu.%03llu", (unsigned long long)(ms / 1000),
+	    (unsigned long long)(ms % 1000));
+	size_t n = strlen(out);
+	while (out[n - 1] == '0')
+		out[--n] = '\0';
+	if (out[n - 1] == '.')
+		out[--n] = '\0';
+	snprintf(out + n, len - n, "s");
+}
+
+/* Judges a command that ran to its end (or was killed). */
+static void judge(const worker_proc_result *r, uint64_t timeout_ms, verdict *v)
+{
+	char tail[WORKER_ERR_TAIL + 8], secs[32];
+	int st = r->status, code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	clean_tail(r, tail, sizeof tail);
+	const char *sep = *tail ? ": " : "";
+	v->outcome = NQ_OUTCOME_FAILED;
+	v->reason = "exit";
+	if (WIFSIGNALED(st)) {
+		const char *abbrev = sigabbrev_np(WTERMSIG(st));
+		snprintf(
+		    v->exit, sizeof v->exit, "SIG%s", abbrev ? abbrev : "?");
+	} else {
+		snprintf(v->exit, sizeof v->exit, "%d", code);
+	}
+	if (r->timed_out) {
+		format_seconds(timeout_ms, secs, sizeof secs);
+		v->reason = "timeout";
+		snprintf(v->message, sizeof v->message,
+		    "timed out after %s%s%s", secs, sep, tail);
+	} else if (WIFSIGNALED(st)) {
+		v->reason = "signal";
+		snprintf(v->message, sizeof v->message,
+		    "killed by signal %d (%s)%s%s", WTERMSIG(st), v->exit, sep,
+		    tail);
+	} else if (code == 0 && r->too_large) {
+		v->reason = "result_too_large";
+		snprintf(
+		    v->message, sizeof v->message, "result larger than 1 MiB");
+	} else if (code == 0) {
+		v->outcome = NQ_OUTCOME_SUCCEEDED;
+		v->reason = "ok";
+	} else if (code == EXIT_RETRY_LATER) {
+		v->reason = "retry_later";
+		snprintf(v->message, sizeof v->message,
+		    "exit 75 (retry later)%s%s", sep, tail);
+	} else if (code == EXIT_PERMANENT) {
+		v->reason = "permanent";
+		v->non_retryable = true;
+		snprintf(v->message, sizeof v->message,
+		    "exit 65 (permanent failure)%s%s", sep, tail);
+	} else {
+		snprintf(v->message, sizeof v->message, "exit %d%s%s", code,
+		    sep, tail);
+	}
+}
+
+/* Runs the command for the job; *out holds stdout for the caller to free. */
+static void run_command(const worker_handler *h, const nq_job *job, verdict *v,
+    uint8_t **out, size_t *out_len)
+{
+	worker_proc_spec spec = {.command = h->command,
+	    .children = h->children,
+	    .timeout_ms = nq_job_timeout_ms(job)};
+	worker_proc_result r;
+	job_env env = {0};
+	char *json = NULL;
+	int rv;
+	if (!spec.timeout_ms)
+		spec.timeout_ms = WORKER_TIMEOUT_DEFAULT_MS;
+	snprintf(v->exit, sizeof v->exit, "-");
+	v->outcome = NQ_OUTCOME_FAILED;
+	if ((rv = job_input(job, &json, &spec)) != NQ_OK) {
+		v->reason = "bad_payload";
+		v->non_retryable = rv == NQ_EINVAL;
+		snprintf(v->message, sizeof v->message, "%s",
+		    rv == NQ_EINVAL ? "payload is not one msgpack value, "
+		                      "though its content type says msgpack"
+		                    : "out of memory for the payload");
+		goto done;
+	}
+	bool ran = false;
+	if ((rv = env_build(&env, job)) == 0) {
+		spec.envp = env.envp;
+		rv = worker_proc_run(&spec, &r);
+		ran = rv == 0;
+	}
+	/* Children end early only when the worker stops, and by then this
+	 * job has been released: how the command ended does not count. */
+	if (ran && worker_children_closed(h->children))
+		rv = ECANCELED;
+	if (rv == ECANCELED) {
+		v->released = true;
+		v->reason = "worker_stopping";
+		snprintf(v->message, sizeof v->message,
+		    "the worker stopped before the command ended");
+	} else if (rv != 0) {
+		v->reason = "spawn";
+		snprintf(v->message, sizeof v->message,
+		    "cannot run the command: %s", strerror(rv));
+	} else {
+		judge(&r, spec.timeout_ms, v);
+		*out = r.output;
+		*out_len = r.output_len;
+		r.output = NULL;
+	}
+	if (ran)
+		free(r.output);
+done:
+	env_free(&env);
+	free(json);
+}
+
+static void log_verdict(
+    const worker_handler *h, const nq_job *job, const verdict *v, uint64_t ms)
+{
+	const char *id = v->released ? "NQ-JOB-RELEASED"
+	                 : v->outcome == NQ_OUTCOME_SUCCEEDED ? "NQ-JOB-DONE"
+	                                                      : "NQ-JOB-FAILED";
+	nqi_log_level level = v->outcome == NQ_OUTCOME_SUCCEEDED || v->released
+	                          ? NQI_LOG_INFO
+	                          : NQI_LOG_WARN;
+	nqi_log(level, id,
+	    "id=%s type=%s attempt=%u ms=%llu exit=%s reason=%s%s",
+	    nq_job_id(job), nq_job_type(job), nq_job_attempt(job),
+	    (unsigned long long)ms, v->exit, v->reason,
+	    v->outcome == NQ_OUTCOME_SUCCEEDED || v->released ? ""
+	    : v->non_retryable ? " retryable=false"
+	                       : " retryable=true");
+	pthread_mutex_lock(&h->stats->mtx);
+	if (v->released)
+		h->stats->released++;
+	else if (v->outcome == NQ_OUTCOME_SUCCEEDED)
+		h->stats->done++;
+	else
+		h->stats->failed++;
+	pthread_mutex_unlock(&h->stats->mtx);
+}
+
+nq_outcome worker_handle_cb(const nq_job *job, nq_result *res, void *arg)
+{
+	const worker_handler *h = arg;
+	verdict v = {0};
+	uint8_t *out = NULL;
+	size_t out_len = 0;
+	uint64_t start_ms = nqi_mono_ms();
+	run_command(h, job, &v, &out, &out_len);
+	if (v.outcome == NQ_OUTCOME_SUCCEEDED)
+		nq_result_set(res, out, out_len);
+	else
+		nq_result_error(res, v.message, v.non_retryable);
+	log_verdict(h, job, &v, nqi_mono_ms() - start_ms);
+	free(out);
+	return v.outcome;
+}

@@ -1,0 +1,451 @@
+/*
+ * nq-worker: runs nq jobs as shell commands, one handler command per job
+ * type, on libnq's worker (fetch, lease extension, completions, drain).
+ *
+ * SIGTERM or SIGINT starts a drain: no new jobs; running commands get
+ * --grace to finish; then their jobs are released (they run elsewhere at
+ * once), the commands still running are killed, and the worker exits 0.
+ * Signals are taken by one thread with sigwait, so every other thread,
+ * libnq's included, runs with them blocked.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nqi/log.h"
+#include "nqi/opts.h"
+#include "nqi/util.h"
+#include "worker.h"
+
+#define EXIT_USAGE 2
+#define CONCURRENCY_MAX 1024
+#define LEASE_MIN_MS 1000
+
+typedef struct worker_conf {
+	const char *work_url;
+	const char *results_url;
+	const char *queues;   /* "Q1,Q2" */
+	nqi_strlist handlers; /* "TYPE=COMMAND" each */
+	int concurrency;
+	uint64_t lease_ms;
+	uint64_t grace_ms;
+	const char *token_file;
+	const char *tls_ca;
+	const char *tls_cert;
+	const char *tls_key;
+	const char *tls_server_name;
+	const char *log_level;
+	const char *log_format;
+	bool help;
+} worker_conf;
+
+typedef struct worker_main {
+	worker_conf conf;
+	char *token;
+	char *queue_buf; /* conf.queues, split in place */
+	const char **queues;
+	size_t nqueues;
+	worker_handler *handlers;
+	size_t nhandlers;
+	worker_children children;
+	worker_stats stats;
+	nq_worker *w;
+	pthread_t sig_thr;
+	bool sig_started;
+	atomic_bool exiting;
+} worker_main;
+
+#define NOPTS 15
+
+static void conf_opts(worker_conf *c, nqi_opt out[NOPTS])
+{
+	const nqi_opt opts[NOPTS] = {
+	    {"work", NQI_OPT_STR, &c->work_url, "broker work socket", false},
+	    {"results", NQI_OPT_STR, &c->results_url, "broker results socket",
+	        false},
+	    {"queues", NQI_OPT_STR, &c->queues,
+	        "queues to take jobs from, comma separated", false},
+	    {"handler", NQI_OPT_LIST, &c->handlers,
+	        "TYPE=COMMAND, repeatable; TYPE * takes every other type",
+	        false},
+	    {"concurrency", NQI_OPT_INT, &c->concurrency,
+	        "commands run at the same time", false},
+	    {"lease", NQI_OPT_DURATION, &c->lease_ms,
+	        "lease length, extended while a command runs", false},
+	    {"grace", NQI_OPT_DURATION, &c->grace_ms,
+	        "on SIGTERM, how long running commands may finish", false},
+	    {"token-file", NQI_OPT_STR, &c->token_file,
+	        "file whose first line is the worker token", false},
+	    {"tls-ca", NQI_OPT_STR, &c->tls_ca,
+	        "CA certificate that verifies tls+tcp:// brokers", false},
+	    {"tls-cert", NQI_OPT_STR, &c->tls_cert,
+	        "client certificate to present", false},
+	    {"tls-key", NQI_OPT_STR, &c->tls_key,
+	        "key of the client certificate", false},
+	    {"tls-server-name", NQI_OPT_STR, &c->tls_server_name,
+	        "name the broker certificate must carry", false},
+	    {"log-level", NQI_OPT_STR, &c->log_level,
+	        "debug, info, warn or error", false},
+	    {"log-format", NQI_OPT_STR, &c->log_format, "text or json", false},
+	    {"help", NQI_OPT_BOOL, &c->help, "show this help", false},
+	};
+	memcpy(out, opts, sizeof opts);
+}
+
+static void usage(worker_main *m, FILE *f)
+{
+	nqi_opt opts[NOPTS];
+	conf_opts(&m->conf, opts);
+	fprintf(f,
+	    "usage: nq-worker --handler TYPE=COMMAND [--handler ...] [flags]\n"
+	    "\n"
+	    "Runs each job as /bin/sh -c COMMAND, in its own process group.\n"
+	    "stdin: the payload (msgpack as one line of JSON, else its "
+	    "bytes).\n"
+	    "environment: NQ_JOB_ID NQ_QUEUE NQ_TYPE NQ_ATTEMPT "
+	    "NQ_MAX_ATTEMPTS\n"
+	    "  NQ_CONTENT_TYPE, and NQ_TRACEPARENT when the job has one.\n"
+	    "stdout (at most 1 MiB) is the result. Exit 0: succeeded; 75: "
+	    "retry later;\n"
+	    "65: failed for good; anything else or a signal: a failed "
+	    "attempt. Past the\n"
+	    "job's timeout: SIGTERM to the group, SIGKILL 2s later.\n"
+	    "\nflags (each also from NQ_<FLAG>, e.g. NQ_QUEUES; several "
+	    "handlers in\nNQ_HANDLER are separated by ','):\n");
+	nqi_opts_usage(opts, NOPTS, f);
+	fprintf(f, "\nDefaults: --work tcp://127.0.0.1:7401 --results "
+	           "tcp://127.0.0.1:7402 --queues default\n--concurrency 1 "
+	           "--lease 30s --grace 10s --log-level info --log-format "
+	           "text\n");
+}
+
+static int usage_error(worker_main *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int usage_error(worker_main *m, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "nq-worker: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nusage: nq-worker --handler TYPE=COMMAND "
+	                "[--handler ...] [flags]\n"
+	                "Run 'nq-worker --help' for the flags.\n");
+	return EXIT_USAGE;
+}
+
+/* Splits --queues and checks every name. */
+static int parse_queues(worker_main *m)
+{
+	char *save = NULL;
+	size_t n = 1;
+	for (const char *p = m->conf.queues; *p; p++)
+		n += *p == ',';
+	m->queue_buf = strdup(m->conf.queues);
+	m->queues = calloc(n, sizeof *m->queues);
+	if (!m->queue_buf || !m->queues)
+		return usage_error(m, "out of memory");
+	for (char *q = strtok_r(m->queue_buf, ",", &save); q;
+	     q = strtok_r(NULL, ",", &save)) {
+		if (!nqi_name_valid(q))
+			return usage_error(m,
+			    "--queues: '%s' is not a valid queue name (1 to "
+			    "128 of A-Z a-z 0-9 . _ -)",
+			    q);
+		m->queues[m->nqueues++] = q;
+	}
+	if (m->nqueues == 0)
+		return usage_error(m, "--queues names no queue");
+	return 0;
+}
+
+static int add_handler(worker_main *m, const char *spec)
+{
+	const char *eq = strchr(spec, '=');
+	worker_handler *h = &m->handlers[m->nhandlers];
+	if (!eq || eq == spec || !eq[1])
+		return usage_error(
+		    m, "--handler '%s': expected TYPE=COMMAND", spec);
+	char *type = strndup(spec, (size_t)(eq - spec));
+	if (!type)
+		return usage_error(m, "out of memory");
+	h->type = type;
+	h->command = eq + 1;
+	h->children = &m->children;
+	h->stats = &m->stats;
+	m->nhandlers++;
+	if (strcmp(type, "*") != 0 && !nqi_name_valid(type))
+		return usage_error(m,
+		    "--handler '%s': '%s' is not a valid job type (or *)", spec,
+		    type);
+	for (size_t i = 0; i + 1 < m->nhandlers; i++)
+		if (strcmp(m->handlers[i].type, type) == 0)
+			return usage_error(
+			    m, "--handler: type '%s' has two commands", type);
+	return 0;
+}
+
+static int parse_handlers(worker_main *m)
+{
+	const nqi_strlist *l = &m->conf.handlers;
+	if (l->n == 0)
+		return usage_error(m, "no --handler given");
+	if (!(m->handlers = calloc(l->n, sizeof *m->handlers)))
+		return usage_error(m, "out of memory");
+	for (size_t i = 0; i < l->n; i++) {
+		int rc = add_handler(m, l->v[i]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int check_conf(worker_main *m)
+{
+	const worker_conf *c = &m->conf;
+	if (nqi_log_set_level(c->log_level) != NQ_OK)
+		return usage_error(m,
+		    "--log-level '%s': use debug, info, "
+		    "warn or error",
+		    c->log_level);
+	if (nqi_log_set_format(c->log_format) != NQ_OK)
+		return usage_error(
+		    m, "--log-format '%s': use text or json", c->log_format);
+	if (c->concurrency < 1 || c->concurrency > CONCURRENCY_MAX)
+		return usage_error(
+		    m, "--concurrency must be from 1 to %d", CONCURRENCY_MAX);
+	if (c->lease_ms < LEASE_MIN_MS)
+		return usage_error(m, "--lease must be at least 1s");
+	if (c->grace_ms == 0)
+		return usage_error(m, "--grace must be longer than 0");
+	int rc = parse_queues(m);
+	return rc ? rc : parse_handlers(m);
+}
+
+/* The token: the first line of the file, without surrounding blanks. */
+static int read_token(worker_main *m)
+{
+	const char *path = m->conf.token_file;
+	char line[4096];
+	if (!path || !*path)
+		return 0;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return usage_error(
+		    m, "--token-file %s: %s", path, strerror(errno));
+	char *got = fgets(line, sizeof line, f);
+	fclose(f);
+	const char *tok = got ? line + strspn(line, " \t") : "";
+	size_t len = strcspn(tok, "\r\n");
+	while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+		len--;
+	if (len == 0)
+		return usage_error(m,
+		    "--token-file %s: no token on its first "
+		    "line",
+		    path);
+	m->token = strndup(tok, len);
+	return m->token ? 0 : usage_error(m, "out of memory");
+}
+
+/* Parses and checks the flags. Returns 0 to go on, -1 when --help was
+ * printed (exit 0), or the exit status of a bad command line. */
+static int configure(worker_main *m, int argc, char **argv)
+{
+	nqi_opt opts[NOPTS];
+	char err[256];
+	int next;
+	conf_opts(&m->conf, opts);
+	if (nqi_opts_parse(opts, NOPTS, argc, argv, 1, true, &next, err,
+	        sizeof err) != NQ_OK)
+		return usage_error(m, "%s", err);
+	if (m->conf.help) {
+		usage(m, stdout);
+		return -1;
+	}
+	if (next < argc)
+		return usage_error(m, "unexpected argument '%s'", argv[next]);
+	int rc = check_conf(m);
+	return rc ? rc : read_token(m);
+}
+
+/* Descriptors 0-2 must be open: otherwise a pipe made for a command could
+ * be given one of those numbers and be lost when it is moved there. */
+static void ensure_std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
+			return;
+}
+
+static void stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGUSR1); /* wakes the signal thread to exit */
+}
+
+static void *signal_main(void *arg)
+{
+	worker_main *m = arg;
+	sigset_t set;
+	int sig;
+	bool draining = false;
+	stop_signals(&set);
+	while (sigwait(&set, &sig) == 0) {
+		if (sig == SIGUSR1 && atomic_load(&m->exiting))
+			break;
+		if (sig == SIGUSR1)
+			continue;
+		nqi_info("NQ-WORKER-DRAIN", "signal=SIG%s grace_ms=%llu%s",
+		    sigabbrev_np(sig), (unsigned long long)m->conf.grace_ms,
+		    draining ? " already=true" : "");
+		if (!draining)
+			nq_worker_stop(m->w);
+		draining = true;
+	}
+	return NULL;
+}
+
+static void log_start(worker_main *m)
+{
+	nqi_opt opts[NOPTS];
+	char conf[1024], types[512] = "";
+	size_t o = 0;
+	conf_opts(&m->conf, opts);
+	/* All but --help; handler commands are left out, since they may
+	 * carry credentials, and only their types are named. */
+	nqi_opts_describe(opts, NOPTS - 1, conf, sizeof conf);
+	for (size_t i = 0; i < m->nhandlers && o < sizeof types; i++)
+		o += (size_t)snprintf(types + o, sizeof types - o, "%s%s",
+		    i ? "," : "", m->handlers[i].type);
+	nqi_info("NQ-WORKER-START",
+	    "version=%s worker_id=%s %s token=%s "
+	    "handler_types=%s",
+	    NQ_VERSION, nq_worker_id(m->w), conf,
+	    m->token ? "<redacted>" : "none", types);
+}
+
+static int open_worker(worker_main *m)
+{
+	nq_worker_opts o = {
+	    .conn = {.work_url = m->conf.work_url,
+	        .results_url = m->conf.results_url,
+	        .token = m->token,
+	        .tls_ca = m->conf.tls_ca,
+	        .tls_cert = m->conf.tls_cert,
+	        .tls_key = m->conf.tls_key,
+	        .tls_server_name = m->conf.tls_server_name},
+	    .queues = m->queues,
+	    .nqueues = m->nqueues,
+	    .concurrency = m->conf.concurrency,
+	    .lease_ms = m->conf.lease_ms,
+	    .grace_ms = m->conf.grace_ms,
+	};
+	int rv = nq_worker_open(&m->w, &o);
+	for (size_t i = 0; rv == NQ_OK && i < m->nhandlers; i++)
+		rv = nq_worker_handle(m->w, m->handlers[i].type,
+		    worker_handle_cb, &m->handlers[i]);
+	if (rv != NQ_OK)
+		nqi_error("NQ-WORKER-FAILED", "step=open work=%s error=%s",
+		    m->conf.work_url, nq_err_name(rv));
+	return rv;
+}
+
+/* Ends the commands whose jobs the drain released: SIGTERM, and SIGKILL
+ * to whatever still runs after the grace period of a timeout. */
+static void kill_children(worker_main *m)
+{
+	worker_children_close(&m->children, SIGTERM);
+	if (worker_children_wait_empty(&m->children, WORKER_KILL_GRACE_MS))
+		return;
+	worker_children_signal(&m->children, SIGKILL);
+	worker_children_wait_empty(&m->children, WORKER_KILL_GRACE_MS);
+}
+
+/* Runs until a signal has drained the worker; returns the exit status. */
+static int serve(worker_main *m)
+{
+	int rv = open_worker(m);
+	if (rv == NQ_OK &&
+	    pthread_create(&m->sig_thr, NULL, signal_main, m) != 0)
+		rv = NQ_ENOMEM;
+	m->sig_started = rv == NQ_OK;
+	if (rv == NQ_OK) {
+		log_start(m);
+		rv = nq_worker_run(m->w);
+		kill_children(m);
+	}
+	nq_worker_close(m->w);
+	if (m->sig_started) {
+		atomic_store(&m->exiting, true);
+		pthread_kill(m->sig_thr, SIGUSR1);
+		pthread_join(m->sig_thr, NULL);
+	}
+	pthread_mutex_lock(&m->stats.mtx);
+	nqi_info("NQ-WORKER-STOP", "done=%llu failed=%llu released=%llu%s%s",
+	    (unsigned long long)m->stats.done,
+	    (unsigned long long)m->stats.failed,
+	    (unsigned long long)m->stats.released, rv ? " error=" : "",
+	    rv ? nq_err_name(rv) : "");
+	pthread_mutex_unlock(&m->stats.mtx);
+	/* A worker that could not open took a flag it cannot use. */
+	if (rv == NQ_EINVAL && !m->sig_started)
+		return EXIT_USAGE;
+	return rv == NQ_OK ? 0 : 1;
+}
+
+static void cleanup(worker_main *m)
+{
+	for (size_t i = 0; i < m->nhandlers; i++)
+		free((char *)m->handlers[i].type);
+	free(m->handlers);
+	free(m->queues);
+	free(m->queue_buf);
+	free(m->token);
+	nqi_strlist_free(&m->conf.handlers);
+}
+
+int main(int argc, char **argv)
+{
+	worker_main m = {.conf = {.work_url = "tcp://127.0.0.1:7401",
+	                     .results_url = "tcp://127.0.0.1:7402",
+	                     .queues = "default",
+	                     .concurrency = 1,
+	                     .lease_ms = 30000,
+	                     .grace_ms = 10000,
+	                     .log_level = "info",
+	                     .log_format = "text"}};
+	sigset_t set;
+	ensure_std_fds();
+	int rc = configure(&m, argc, argv);
+	if (rc != 0) {
+		cleanup(&m);
+		return rc < 0 ? 0 : rc;
+	}
+	/* Before any thread exists, so that every thread inherits the mask
+	 * and the signals reach only the sigwait thread. */
+	stop_signals(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (worker_children_init(&m.children, (size_t)m.conf.concurrency) !=
+	    0) {
+		cleanup(&m);
+		return 1;
+	}
+	pthread_mutex_init(&m.stats.mtx, NULL);
+	rc = serve(&m);
+	pthread_mutex_destroy(&m.stats.mtx);
+	worker_children_destroy(&m.children);
+	cleanup(&m);
+	return rc;
+}

@@ -1,0 +1,415 @@
+/*
+ * One command run: /bin/sh -c COMMAND in its own process group, the input
+ * on stdin, stdout captured up to WORKER_OUTPUT_MAX, the last
+ * WORKER_ERR_TAIL bytes of stderr kept, and the group killed at the
+ * deadline (SIGTERM, then SIGKILL WORKER_KILL_GRACE_MS later).
+ *
+ * One poll() loop over stdin, stdout, stderr and a pidfd does all of it, so
+ * a child that writes a lot before reading its input never deadlocks against
+ * us, and waiting costs nothing: no busy loop, no SIGCHLD handler.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "nqi/util.h"
+#include "worker.h"
+
+#define IO_CHUNK 16384
+
+typedef struct proc {
+	pid_t pid;
+	int pidfd;
+	int in, out, err; /* our ends of the pipes; -1 once closed */
+	const uint8_t *input;
+	size_t input_len, input_off;
+	uint64_t deadline_ms, kill_at_ms;
+	bool term_sent, kill_sent, exited;
+	worker_proc_result *res;
+} proc;
+
+/* ---- the registry of running children ---- */
+
+int worker_children_init(worker_children *c, size_t cap)
+{
+	memset(c, 0, sizeof *c);
+	c->pids = calloc(cap, sizeof *c->pids);
+	if (!c->pids)
+		return ENOMEM;
+	c->cap = cap;
+	pthread_mutex_init(&c->mtx, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	return 0;
+}
+
+void worker_children_destroy(worker_children *c)
+{
+	pthread_mutex_destroy(&c->mtx);
+	pthread_cond_destroy(&c->cv);
+	free(c->pids);
+	c->pids = NULL;
+}
+
+/* The caller holds c->mtx. A child is removed before it is reaped, so a
+ * signal sent under the lock never reaches a recycled process id. */
+static void signal_locked(worker_children *c, int sig)
+{
+	for (size_t i = 0; i < c->n; i++)
+		kill(-c->pids[i], sig);
+}
+
+void worker_children_signal(worker_children *c, int sig)
+{
+	pthread_mutex_lock(&c->mtx);
+	signal_locked(c, sig);
+	pthread_mutex_unlock(&c->mtx);
+}
+
+void worker_children_close(worker_children *c, int sig)
+{
+	pthread_mutex_lock(&c->mtx);
+	c->closed = true;
+	signal_locked(c, sig);
+	pthread_mutex_unlock(&c->mtx);
+}
+
+bool worker_children_closed(worker_children *c)
+{
+	pthread_mutex_lock(&c->mtx);
+	bool closed = c->closed;
+	pthread_mutex_unlock(&c->mtx);
+	return closed;
+}
+
+bool worker_children_wait_empty(worker_children *c, uint64_t timeout_ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)(timeout_ms / 1000);
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&c->mtx);
+	while (c->n > 0 &&
+	       pthread_cond_timedwait(&c->cv, &c->mtx, &until) != ETIMEDOUT)
+		;
+	bool empty = c->n == 0;
+	pthread_mutex_unlock(&c->mtx);
+	return empty;
+}
+
+static void children_remove(worker_children *c, pid_t pid)
+{
+	pthread_mutex_lock(&c->mtx);
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->pids[i] == pid) {
+			c->pids[i] = c->pids[--c->n];
+			break;
+		}
+	}
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mtx);
+}
+
+/* ---- starting the child ---- */
+
+/*
+ * In the child, between fork and exec: only async-signal-safe calls. It
+ * leads a new process group (so a timeout can kill everything it started),
+ * gets the pipes as 0, 1, 2, the default signal mask and SIGPIPE back, and
+ * no other descriptor: an inherited broker connection would outlive us.
+ */
+static void child_exec(char *const argv[], char *const envp[], const int fds[3],
+    const sigset_t *mask)
+{
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	static const char msg[] = "nq-worker: cannot run /bin/sh\n";
+	setpgid(0, 0);
+	sigaction(SIGPIPE, &dfl, NULL);
+	sigprocmask(SIG_SETMASK, mask, NULL);
+	for (int fd = 0; fd < 3; fd++)
+		if (dup2(fds[fd], fd) < 0)
+			_exit(127);
+	if (syscall(SYS_close_range, 3, ~0u, 0) != 0)
+		for (int fd = 3; fd < 65536; fd++)
+			close(fd);
+	execve("/bin/sh", argv, envp);
+	/* The message lands in the stderr tail, and so in the job's error. */
+	ssize_t told = write(2, msg, sizeof msg - 1);
+	(void)told;
+	_exit(127);
+}
+
+/* Forks under the registry lock, so that a stopping worker either sees the
+ * child in the registry or refuses to start it. */
+static int spawn(const worker_proc_spec *spec, const int fds[3], pid_t *pid)
+{
+	char *argv[] = {"sh", "-c", (char *)spec->command, NULL};
+	sigset_t none;
+	worker_children *c = spec->children;
+	int rv = 0;
+	sigemptyset(&none);
+	pthread_mutex_lock(&c->mtx);
+	if (c->closed) {
+		rv = ECANCELED;
+	} else if (c->n == c->cap) {
+		rv = EAGAIN; /* more commands than slots: a bug, not a stop */
+	} else if ((*pid = fork()) == 0) {
+		child_exec(argv, spec->envp, fds, &none);
+	} else if (*pid < 0) {
+		rv = errno;
+	} else {
+		/* Also here: the parent must not signal the group before
+		 * the child has made it. */
+		setpgid(*pid, *pid);
+		c->pids[c->n++] = *pid;
+	}
+	pthread_mutex_unlock(&c->mtx);
+	return rv;
+}
+
+/* Pipes for stdin, stdout and stderr: the child's ends in child[], ours
+ * (non-blocking) in p. Close-on-exec, so that a command started meanwhile
+ * by another slot does not hold them open. */
+static int make_pipes(proc *p, int child[3])
+{
+	int fds[3][2];
+	for (int i = 0; i < 3; i++) {
+		if (pipe2(fds[i], O_CLOEXEC) == 0)
+			continue;
+		int e = errno;
+		while (i-- > 0) {
+			close(fds[i][0]);
+			close(fds[i][1]);
+		}
+		return e;
+	}
+	child[0] = fds[0][0];
+	p->in = fds[0][1];
+	child[1] = fds[1][1];
+	p->out = fds[1][0];
+	child[2] = fds[2][1];
+	p->err = fds[2][0];
+	fcntl(p->in, F_SETFL, O_NONBLOCK);
+	fcntl(p->out, F_SETFL, O_NONBLOCK);
+	fcntl(p->err, F_SETFL, O_NONBLOCK);
+	return 0;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* ---- the I/O loop ---- */
+
+static void write_input(proc *p)
+{
+	size_t left = p->input_len - p->input_off;
+	ssize_t n = write(
+	    p->in, p->input + p->input_off, left < IO_CHUNK ? left : IO_CHUNK);
+	if (n > 0)
+		p->input_off += (size_t)n;
+	else if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	/* All written, or EPIPE: the command does not read its input. */
+	if (n <= 0 || p->input_off == p->input_len)
+		close_fd(&p->in);
+}
+
+static void keep_output(proc *p, const uint8_t *buf, size_t n)
+{
+	worker_proc_result *r = p->res;
+	size_t room = WORKER_OUTPUT_MAX - r->output_len;
+	if (n > room)
+		r->too_large = true;
+	memcpy(r->output + r->output_len, buf, n < room ? n : room);
+	r->output_len += n < room ? n : room;
+}
+
+static void keep_err_tail(proc *p, const uint8_t *buf, size_t n)
+{
+	worker_proc_result *r = p->res;
+	if (n >= WORKER_ERR_TAIL) {
+		memcpy(r->err_tail, buf + n - WORKER_ERR_TAIL, WORKER_ERR_TAIL);
+		r->err_len = WORKER_ERR_TAIL;
+	} else {
+		size_t drop = r->err_len + n > WORKER_ERR_TAIL
+		                  ? r->err_len + n - WORKER_ERR_TAIL
+		                  : 0;
+		memmove(r->err_tail, r->err_tail + drop, r->err_len - drop);
+		memcpy(r->err_tail + r->err_len - drop, buf, n);
+		r->err_len += n - drop;
+	}
+	r->err_tail[r->err_len] = '\0';
+}
+
+/* One read from stdout or stderr. Returns the bytes read; 0 when nothing is
+ * there now, or at the end (which closes *fd). */
+static size_t read_pipe(proc *p, int *fd, bool is_out)
+{
+	uint8_t buf[IO_CHUNK];
+	ssize_t n = read(*fd, buf, sizeof buf);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		close_fd(fd);
+		return 0;
+	}
+	if (is_out)
+		keep_output(p, buf, (size_t)n);
+	else
+		keep_err_tail(p, buf, (size_t)n);
+	return (size_t)n;
+}
+
+/* Reads what is in the pipe now, at most about budget bytes. */
+static void drain(proc *p, int *fd, bool is_out, size_t budget)
+{
+	size_t n;
+	while (*fd >= 0 && budget > 0 && (n = read_pipe(p, fd, is_out)) > 0)
+		budget -= n < budget ? n : budget;
+	close_fd(fd);
+}
+
+/*
+ * The child has exited: take it out of the registry (before reaping, so no
+ * signal can reach a recycled id), reap it, and keep what it wrote that is
+ * still in the pipes. A background process it left behind may hold the
+ * pipes open; its later output is not waited for.
+ */
+static void reap(proc *p, worker_children *c)
+{
+	children_remove(c, p->pid);
+	while (waitpid(p->pid, &p->res->status, 0) < 0 && errno == EINTR)
+		;
+	p->exited = true;
+	close_fd(&p->in);
+	drain(p, &p->out, true, WORKER_OUTPUT_MAX + IO_CHUNK);
+	drain(p, &p->err, false, WORKER_OUTPUT_MAX);
+}
+
+/* Milliseconds until the next thing to do at a given time; -1: none. */
+static int next_timeout(const proc *p, uint64_t now)
+{
+	uint64_t at = p->deadline_ms;
+	if (p->kill_sent)
+		return -1;
+	if (p->term_sent)
+		at = p->kill_at_ms;
+	if (at <= now)
+		return 0;
+	return at - now > INT_MAX ? INT_MAX : (int)(at - now);
+}
+
+/* SIGTERM to the group at the deadline, SIGKILL a grace period later. */
+static void on_timer(proc *p, uint64_t now)
+{
+	if (!p->term_sent && now >= p->deadline_ms) {
+		kill(-p->pid, SIGTERM);
+		p->term_sent = true;
+		p->res->timed_out = true;
+		p->kill_at_ms = now + WORKER_KILL_GRACE_MS;
+	} else if (p->term_sent && !p->kill_sent && now >= p->kill_at_ms) {
+		kill(-p->pid, SIGKILL);
+		p->kill_sent = true;
+	}
+}
+
+static void io_loop(proc *p, worker_children *c)
+{
+	while (!p->exited) {
+		struct pollfd fds[4];
+		int *owner[3] = {&p->in, &p->out, &p->err};
+		nfds_t n = 0;
+		int slot[3];
+		for (int i = 0; i < 3; i++) {
+			slot[i] = -1;
+			if (*owner[i] < 0)
+				continue;
+			fds[n] =
+			    (struct pollfd){*owner[i], i ? POLLIN : POLLOUT, 0};
+			slot[i] = (int)n++;
+		}
+		fds[n] = (struct pollfd){p->pidfd, POLLIN, 0};
+		int rc = poll(fds, n + 1, next_timeout(p, nqi_mono_ms()));
+		if (rc < 0 && errno != EINTR) {
+			/* Nothing left to wait with: end the command. */
+			kill(-p->pid, SIGKILL);
+			reap(p, c);
+			return;
+		}
+		if (rc > 0 && slot[0] >= 0 && fds[slot[0]].revents)
+			write_input(p);
+		if (rc > 0 && slot[1] >= 0 && fds[slot[1]].revents)
+			read_pipe(p, &p->out, true);
+		if (rc > 0 && slot[2] >= 0 && fds[slot[2]].revents)
+			read_pipe(p, &p->err, false);
+		if (rc > 0 && fds[n].revents)
+			reap(p, c);
+		else
+			on_timer(p, nqi_mono_ms());
+	}
+}
+
+/* Deadlines past this are as good as none, and cannot overflow. */
+#define TIMEOUT_MAX_MS (30ull * 86400 * 1000)
+
+int worker_proc_run(const worker_proc_spec *spec, worker_proc_result *res)
+{
+	proc p = {.in = -1,
+	    .out = -1,
+	    .err = -1,
+	    .pidfd = -1,
+	    .input = spec->input,
+	    .input_len = spec->input_len,
+	    .res = res};
+	int child[3] = {-1, -1, -1}, rv;
+	memset(res, 0, sizeof *res);
+	if (!(res->output = malloc(WORKER_OUTPUT_MAX)))
+		return ENOMEM;
+	if ((rv = make_pipes(&p, child)) != 0)
+		goto out;
+	rv = spawn(spec, child, &p.pid);
+	for (int i = 0; i < 3; i++)
+		close(child[i]);
+	if (rv != 0)
+		goto out;
+	p.deadline_ms = nqi_mono_ms() + (spec->timeout_ms < TIMEOUT_MAX_MS
+	                                        ? spec->timeout_ms
+	                                        : TIMEOUT_MAX_MS);
+	p.pidfd = (int)syscall(SYS_pidfd_open, p.pid, 0);
+	if (p.pidfd < 0) {
+		/* Without a pidfd there is no way to wait with the pipes:
+		 * end the command rather than run it blind. */
+		rv = errno;
+		kill(-p.pid, SIGKILL);
+		reap(&p, spec->children);
+		goto out;
+	}
+	if (p.input_len == 0)
+		close_fd(&p.in);
+	io_loop(&p, spec->children);
+out:
+	close_fd(&p.in);
+	close_fd(&p.out);
+	close_fd(&p.err);
+	close_fd(&p.pidfd);
+	if (rv != 0) {
+		free(res->output);
+		res->output = NULL;
+	}
+	return rv;
+}

@@ -1,0 +1,91 @@
+/*
+ * nq-worker internals. The worker runs each job as a shell command:
+ * handler.c turns a job into a command run and the run into an outcome;
+ * proc.c runs one command (its own process group, stdin fed, stdout and
+ * stderr read, killed at its deadline); the children registry lets the main
+ * thread kill whatever still runs when the worker stops.
+ */
+#ifndef NQ_WORKER_H
+#define NQ_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "nq/nq.h"
+
+#define WORKER_OUTPUT_MAX (1u << 20) /* stdout kept as the result */
+#define WORKER_ERR_TAIL 2048         /* last bytes of stderr kept */
+#define WORKER_KILL_GRACE_MS 2000    /* SIGTERM, then SIGKILL this later */
+#define WORKER_TIMEOUT_DEFAULT_MS 300000
+
+/* ---- children: the process groups of the commands now running ---- */
+
+typedef struct worker_children {
+	pthread_mutex_t mtx;
+	pthread_cond_t cv; /* signaled when a child leaves */
+	pid_t *pids;       /* each the id of its process group too */
+	size_t n, cap;
+	bool closed; /* the worker is stopping: no new children */
+} worker_children;
+
+int worker_children_init(worker_children *c, size_t cap);
+void worker_children_destroy(worker_children *c);
+/* Refuses new children from now on and sends sig to every running group. */
+void worker_children_close(worker_children *c, int sig);
+/* Sends sig to every running group. */
+void worker_children_signal(worker_children *c, int sig);
+/* Waits until no child runs or timeout_ms passed; true when none runs. */
+bool worker_children_wait_empty(worker_children *c, uint64_t timeout_ms);
+/* True once worker_children_close was called. */
+bool worker_children_closed(worker_children *c);
+
+/* ---- proc: one command run ---- */
+
+typedef struct worker_proc_spec {
+	const char *command; /* run as /bin/sh -c COMMAND */
+	char *const *envp;   /* complete environment */
+	const void *input;   /* fed to stdin, then stdin is closed */
+	size_t input_len;
+	uint64_t timeout_ms; /* SIGTERM to the group then, SIGKILL later */
+	worker_children *children;
+} worker_proc_spec;
+
+typedef struct worker_proc_result {
+	int status;      /* as from waitpid */
+	bool timed_out;  /* killed at the deadline */
+	bool too_large;  /* stdout passed WORKER_OUTPUT_MAX */
+	uint8_t *output; /* stdout (malloc'd, the caller frees) */
+	size_t output_len;
+	char
+	    err_tail[WORKER_ERR_TAIL + 1]; /* last bytes of stderr, NUL-ended */
+	size_t err_len;
+} worker_proc_result;
+
+/*
+ * Runs the command and blocks until it has exited. Returns 0 with *res
+ * filled in; ECANCELED when the worker is stopping (nothing was started);
+ * or the errno of what failed while starting it.
+ */
+int worker_proc_run(const worker_proc_spec *spec, worker_proc_result *res);
+
+/* ---- handler: jobs in, outcomes out ---- */
+
+typedef struct worker_stats {
+	pthread_mutex_t mtx;
+	uint64_t done, failed, released;
+} worker_stats;
+
+typedef struct worker_handler {
+	const char *type; /* a job type, or "*" for every other type */
+	const char *command;
+	worker_children *children;
+	worker_stats *stats;
+} worker_handler;
+
+/* The nq_handler_cb of every handler; arg is its worker_handler. */
+nq_outcome worker_handle_cb(const nq_job *job, nq_result *res, void *arg);
+
+#endif
