@@ -69,9 +69,11 @@ static const char *validate_spec(broker *b, const Nq__V1__JobSpec *s,
 	if (check_text(s->content_type, MAX_TEXT) ||
 	    check_text(s->idempotency_key, MAX_TEXT) ||
 	    check_text(s->ordering_key, MAX_TEXT) ||
-	    check_text(s->traceparent, MAX_TEXT))
+	    check_text(s->traceparent, MAX_TEXT) ||
+	    check_text(s->replay_of, MAX_TEXT))
 		return snprintf(buf, len, "content_type, idempotency_key, "
-		    "ordering_key and traceparent are limited to %d bytes",
+		    "ordering_key, traceparent and replay_of are limited to "
+		    "%d bytes",
 		    MAX_TEXT), buf;
 	if (check_text(s->payload_ref, MAX_REF))
 		return snprintf(buf, len, "payload_ref is limited to %d bytes",
@@ -214,6 +216,9 @@ static int enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 		b->index.queues[qi].enqueued_total++;
 	b->jobs_stored++;
 	res->id = job->id;
+	broker_event(b, BROKER_EV_ENQUEUED, job, NULL);
+	if (spec->replay_of[0])
+		broker_event(b, BROKER_EV_REPLAYED, job, NULL);
 	return NQ_OK;
 }
 
@@ -372,6 +377,7 @@ int broker_on_cancel(broker *b, broker_op *op)
 	if (st == NQ_STATE_READY || st == NQ_STATE_SCHEDULED) {
 		/* Its heap entry goes stale and is skipped when popped. */
 		rv = broker_job_finish(b, job, NQ_STATE_CANCELED, nqi_now_us());
+		broker_event(b, BROKER_EV_CANCELED, job, NULL);
 	} else {
 		broker_set_status(b, op, NQ_EPRECOND, "job %s is %s; only scheduled "
 		    "or ready jobs can be canceled", job->id,
@@ -404,6 +410,8 @@ static Nq__V1__QueueStats *queue_stats(broker *b, broker_queue *q)
 	s->succeeded_total = q->succeeded_total;
 	s->failed_total = q->failed_total;
 	s->dead_total = q->dead_total;
+	s->dead_pending = q->dead_pending;
+	s->dlq_handed_total = q->dlq_handed_total;
 	return s;
 }
 

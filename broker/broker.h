@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 #include "nqi/codec.h"
+#include "nqi/http.h"
+#include "nqi/prom.h"
 #include "nqi/opts.h"
 #include "nqi/store.h"
 #include "nqi/util.h"
@@ -31,6 +33,10 @@ typedef struct broker_config {
 	const char *log_level;
 	const char *log_format;
 	const char *config_file;
+	const char *dlq_url;      /* nq-dlq's REP socket; "" hands nothing */
+	const char *events_url;   /* PUB socket; "" publishes nothing */
+	const char *http_addr;    /* /metrics, /healthz, /readyz; "": none */
+	const char *dlq_token;
 	nqi_strlist config_values; /* copies of what the config file set */
 	uint64_t max_payload;     /* bytes */
 	uint64_t map_size;        /* bytes the store may grow to */
@@ -67,6 +73,7 @@ typedef enum broker_op_kind {
 	BROKER_OP_REQUEST,     /* api or work socket; needs a reply */
 	BROKER_OP_COMPLETIONS, /* results socket; no reply */
 	BROKER_OP_PIPE_GONE,   /* a worker connection to the work socket closed */
+	BROKER_OP_DLQ_ACKED,   /* nq-dlq stored these dead jobs durably */
 } broker_op_kind;
 
 typedef struct broker_op {
@@ -79,6 +86,8 @@ typedef struct broker_op {
 	uint64_t deadline_ms;           /* parked ops: monotonic deadline */
 	uint64_t wait_id;               /* parked wait: the job id */
 	bool settled;                   /* finished or parked by its handler */
+	uint64_t *ids;                  /* DLQ_ACKED: owned */
+	size_t nids;
 	struct broker_op *next;
 } broker_op;
 
@@ -108,6 +117,21 @@ typedef struct broker_lease {
 	uint32_t queue;
 } broker_lease;
 
+typedef enum broker_event_kind {
+	BROKER_EV_ENQUEUED,
+	BROKER_EV_LEASED,
+	BROKER_EV_EXTENDED,
+	BROKER_EV_SUCCEEDED,
+	BROKER_EV_FAILED,
+	BROKER_EV_RETRYING,
+	BROKER_EV_DEAD,
+	BROKER_EV_CANCELED,
+	BROKER_EV_EXPIRED,
+	BROKER_EV_DLQ_STORED,
+	BROKER_EV_REPLAYED,
+	BROKER_EV_COUNT
+} broker_event_kind;
+
 typedef struct broker_queue {
 	char name[NQI_NAME_MAX + 1];
 	broker_ready *heap;
@@ -118,7 +142,23 @@ typedef struct broker_queue {
 	uint64_t scheduled, ready, leased, succeeded, dead, canceled, expired;
 	/* counters since start */
 	uint64_t enqueued_total, succeeded_total, failed_total, dead_total;
+	uint64_t dead_pending;      /* dead or expired, not yet in nq-dlq */
+	uint64_t dlq_handed_total;
+	uint64_t topic_seq[BROKER_EV_COUNT]; /* events published per kind */
+	nqi_prom_hist *latency;     /* enqueue to success, seconds */
 } broker_queue;
+
+/* A queue as readers outside the core see it (metrics, HTTP). */
+typedef struct broker_qsnap {
+	char name[NQI_NAME_MAX + 1];
+	uint64_t scheduled, ready, leased, succeeded, dead, canceled, expired;
+	uint64_t dead_pending, idle_slots, oldest_ready_us;
+	uint64_t enqueued_total, succeeded_total, failed_total, dead_total;
+	uint64_t dlq_handed_total;
+	uint64_t prev_enqueued, prev_succeeded, prev_failed, prev_dead;
+	bool paused;
+	nqi_prom_hist *latency;
+} broker_qsnap;
 
 typedef struct broker_okey broker_okey;
 
@@ -173,7 +213,7 @@ void broker_okeys_clear(broker_index *x);
 struct broker {
 	broker_config cfg;
 	nqi_store *store;
-	MDB_dbi db_jobs, db_idem, db_expiry, db_queues, db_meta;
+	MDB_dbi db_jobs, db_idem, db_expiry, db_queues, db_meta, db_handoff;
 
 	/* incoming ops, filled by NNG threads */
 	pthread_mutex_t mu;
@@ -197,6 +237,32 @@ struct broker {
 	uint32_t dead_pipes[BROKER_DEAD_PIPES];
 	size_t dead_pipe_next;
 	bool woken;            /* a job became ready this group */
+
+	/* handoff to nq-dlq; pend is shared under mu */
+	uint64_t *pend;
+	size_t pend_head, pend_n, pend_cap;
+	uint64_t *group_dead; /* core: died in the group being built */
+	size_t ngroup_dead, capgroup_dead;
+	nng_socket dlq_sock;
+	pthread_t dlq_thread;
+	pthread_cond_t dlq_cv;
+	bool dlq_running, dlq_stopping;
+
+	/* events: noted by the core, published after each commit */
+	nng_socket events_sock;
+	bool events_on;
+	Nq__V1__JobEvent **events;
+	size_t nevents, capevents;
+	uint64_t event_seq, events_published, events_dropped;
+
+	/* metrics: snapshot written by the core, read under snap_mu */
+	pthread_mutex_t snap_mu;
+	broker_qsnap *snap;
+	size_t nsnap, capsnap;
+	uint64_t snap_commits, snap_jobs_stored;
+	uint64_t snap_events_published, snap_events_dropped;
+	uint64_t metrics_last_ms, metrics_next_ms;
+	nqi_http *http;
 
 	/* network */
 	nng_socket api, work, results;
@@ -265,6 +331,34 @@ int broker_serve_parked(broker *b);
 int broker_sweep(broker *b);
 /* Answers a parked wait for this job if there is one. */
 void broker_wake_waiters(broker *b, uint64_t id, Nq__V1__Job *job);
+
+/* events.c */
+const char *broker_event_name(broker_event_kind kind);
+/* Notes an event of the group; error may be NULL. Strings must live until
+ * the group's replies are sent (the arena, the job, the ops). */
+void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
+    const char *error);
+/* Publishes the group's events when it committed, drops them otherwise. */
+void broker_events_publish(broker *b, bool committed);
+int broker_events_open(broker *b, char *err, size_t errlen);
+void broker_events_close(broker *b);
+
+/* metrics.c */
+void broker_metrics_tick(broker *b);
+void broker_metrics_snapshot(broker *b, bool full);
+int broker_http_start(broker *b, char *err, size_t errlen);
+void broker_http_stop(broker *b);
+
+/* dlq.c: handoff of dead jobs to nq-dlq */
+bool broker_dlq_enabled(const broker *b);
+int broker_dlq_note(broker *b, uint64_t id, const char *queue);
+void broker_dlq_publish(broker *b);
+int broker_on_dlq_acked(broker *b, broker_op *op);
+int broker_dlq_recover(broker *b, MDB_txn *txn);
+int broker_dlq_start(broker *b, char *err, size_t errlen);
+void broker_dlq_stop(broker *b);
+/* A finished job stays readable for result_ttl (deleted at once with 0). */
+int broker_job_keep_result(broker *b, Nq__V1__Job *job);
 
 /* recover.c: rebuilds the index from the store. With release_leases,
  * leased jobs become ready (restart); otherwise their leases are kept. */

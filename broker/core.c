@@ -49,6 +49,7 @@ void broker_op_free(broker_op *op)
 		nq__v1__request__free_unpacked(op->req, NULL);
 	if (op->batch)
 		nq__v1__completion_batch__free_unpacked(op->batch, NULL);
+	free(op->ids);
 	free(op);
 }
 
@@ -121,6 +122,11 @@ static int apply(broker *b, broker_op *op)
 	}
 	case BROKER_OP_PIPE_GONE: {
 		int rv = broker_on_pipe_gone(b, op);
+		broker_finish(b, op);
+		return rv;
+	}
+	case BROKER_OP_DLQ_ACKED: {
+		int rv = broker_on_dlq_acked(b, op);
 		broker_finish(b, op);
 		return rv;
 	}
@@ -211,11 +217,7 @@ static void fail_group(broker *b, broker_op *rest, int err)
 	/* A store that cannot commit would fail the next group at once;
 	 * pause so a full disk does not become a busy loop. */
 	nng_msleep(50);
-	if (broker_recover(b, false) == 0) {
-		pthread_mutex_lock(&b->mu);
-		b->ready = true;
-		pthread_mutex_unlock(&b->mu);
-	}
+	broker_recover(b, false);
 }
 
 static void run_group(broker *b, broker_op *ops)
@@ -231,11 +233,18 @@ static void run_group(broker *b, broker_op *ops)
 		rv = broker_sweep(b);
 	if (rv == 0)
 		rv = broker_serve_parked(b);
+	if (rv == 0 && !b->ready && !b->dirty)
+		b->dirty = true; /* probe: a commit that works makes us ready */
 	if (rv == 0)
 		rv = commit_group(b);
-	if (rv != 0)
+	broker_events_publish(b, rv == 0);
+	if (rv != 0) {
+		b->ngroup_dead = 0; /* recovery lists them from the store */
 		fail_group(b, ops, rv);
-	else if (!b->ready) {
+	} else {
+		broker_dlq_publish(b);
+	}
+	if (rv == 0 && !b->ready) {
 		pthread_mutex_lock(&b->mu);
 		b->ready = true;
 		pthread_mutex_unlock(&b->mu);

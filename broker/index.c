@@ -33,8 +33,10 @@ int broker_index_init(broker_index *x)
 
 void broker_index_fini(broker_index *x)
 {
-	for (size_t i = 0; i < x->nqueues; i++)
+	for (size_t i = 0; i < x->nqueues; i++) {
 		free(x->queues[i].heap);
+		nqi_prom_hist_free(x->queues[i].latency);
+	}
 	free(x->queues);
 	free(x->timers);
 	free(x->leases);
@@ -63,6 +65,9 @@ int broker_queue_get(broker_index *x, const char *name)
 	broker_queue *q = &x->queues[x->nqueues];
 	memset(q, 0, sizeof *q);
 	snprintf(q->name, sizeof q->name, "%s", name);
+	if (nqi_prom_hist_alloc(&q->latency, nqi_prom_latency_bounds_s,
+	    NQI_PROM_LATENCY_NBOUNDS, NULL, 0) != 0)
+		return -1;
 	return (int)x->nqueues++;
 }
 

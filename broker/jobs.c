@@ -108,6 +108,20 @@ int broker_expiry_put(broker *b, uint64_t at_us, char kind, const void *data,
 	return NQ_OK;
 }
 
+int broker_job_keep_result(broker *b, Nq__V1__Job *job)
+{
+	uint64_t id = broker_job_id(job);
+	if (b->cfg.result_ttl_ms == 0) {
+		broker_count_move(b, job->spec->queue, (int)job->state, 0);
+		b->jobs_stored--;
+		return broker_job_delete(b, id);
+	}
+	uint8_t idb[8];
+	nqi_be64_put(idb, id);
+	return broker_expiry_put(b, job->finished_us +
+	    b->cfg.result_ttl_ms * 1000, 'j', idb, 8);
+}
+
 int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us)
 {
 	int from = (int)job->state;
@@ -118,19 +132,17 @@ int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us)
 	clear_lease(job);
 	broker_count_move(b, job->spec->queue, from, state);
 	broker_wake_waiters(b, id, job);
-	if (state != NQ_STATE_DEAD && b->cfg.result_ttl_ms == 0) {
-		broker_count_move(b, job->spec->queue, state, 0);
-		b->jobs_stored--;
-		return broker_job_delete(b, id);
-	}
+	/* Dead and expired jobs wait for nq-dlq; the others keep their
+	 * result for result_ttl. */
+	bool handoff = state == NQ_STATE_DEAD || (state == NQ_STATE_EXPIRED &&
+	    broker_dlq_enabled(b));
+	if (!handoff && b->cfg.result_ttl_ms == 0)
+		return broker_job_keep_result(b, job);
 	if ((rv = broker_job_write(b, id, job)) != 0)
 		return rv;
-	if (state == NQ_STATE_DEAD)
-		return NQ_OK;
-	uint8_t idb[8];
-	nqi_be64_put(idb, id);
-	return broker_expiry_put(b, now_us + b->cfg.result_ttl_ms * 1000, 'j',
-	    idb, 8);
+	if (handoff)
+		return broker_dlq_note(b, id, job->spec->queue);
+	return broker_job_keep_result(b, job);
 }
 
 int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us)

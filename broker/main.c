@@ -10,7 +10,7 @@
 #include "nqi/util.h"
 
 static const char *const store_dbs[] = {"jobs", "idem", "expiry", "queues",
-    "meta"};
+    "meta", "handoff"};
 #define STORE_SCHEMA 1
 
 static void config_defaults(broker_config *c)
@@ -19,6 +19,9 @@ static void config_defaults(broker_config *c)
 		.api_url = "tcp://127.0.0.1:7400",
 		.work_url = "tcp://127.0.0.1:7401",
 		.results_url = "tcp://127.0.0.1:7402",
+		.dlq_url = "tcp://127.0.0.1:7410",
+		.events_url = "tcp://127.0.0.1:7403",
+		.http_addr = "127.0.0.1:7480",
 		.data_dir = "./nq-data",
 		.sync = "always",
 		.log_level = "info",
@@ -46,6 +49,12 @@ static size_t config_opts(broker_config *c, nqi_opt *o)
 		OPT("api", STR, api_url, "api socket (REP) URL"),
 		OPT("work", STR, work_url, "work socket (REP) URL for workers"),
 		OPT("results", STR, results_url, "results socket (PULL) URL"),
+		OPT("events", STR, events_url, "events socket (PUB) URL "
+		    "(\"\": publish nothing)"),
+		OPT("http", STR, http_addr, "ADDR:PORT of /metrics, /healthz "
+		    "and /readyz (\"\": none)"),
+		OPT("dlq", STR, dlq_url, "nq-dlq socket that takes dead jobs "
+		    "(\"\": keep them here in state dead)"),
 		OPT("data-dir", STR, data_dir, "directory of the LMDB store"),
 		OPT("sync", STR, sync, "always (fsync before confirming) or "
 		    "none (benchmarks only: a crash loses recent writes)"),
@@ -168,6 +177,7 @@ static int open_store(broker *b)
 	b->db_expiry = nqi_store_dbi(b->store, 2);
 	b->db_queues = nqi_store_dbi(b->store, 3);
 	b->db_meta = nqi_store_dbi(b->store, 4);
+	b->db_handoff = nqi_store_dbi(b->store, 5);
 	if (!so.sync)
 		nqi_warn("NQ-SYNC-NONE", "sync=none confirms writes before "
 		    "they are on disk; a crash loses them (benchmarks only)");
@@ -209,10 +219,16 @@ static int run(broker *b)
 		rv = broker_start(b);
 	if (rv != 0)
 		return 1;
-	if (broker_net_open(b, err, sizeof err) != 0) {
+	if (broker_events_open(b, err, sizeof err) != 0 ||
+	    broker_http_start(b, err, sizeof err) != 0 ||
+	    broker_net_open(b, err, sizeof err) != 0 ||
+	    broker_dlq_start(b, err, sizeof err) != 0) {
 		nqi_error("NQ-LISTEN-FAILED", "err=\"%s\"", err);
+		broker_dlq_stop(b);
 		broker_stop(b);
+		broker_http_stop(b);
 		broker_net_close(b);
+		broker_events_close(b);
 		return 1;
 	}
 	nqi_info("NQ-BROKER-START", "api=%s work=%s results=%s data_dir=%s "
@@ -220,10 +236,15 @@ static int run(broker *b)
 	    b->cfg.results_url, b->cfg.data_dir, b->cfg.sync, NQ_VERSION);
 	int sig = wait_for_signal();
 	nqi_info("NQ-BROKER-STOPPING", "signal=%d", sig);
+	broker_dlq_stop(b);
 	broker_stop(b);
+	broker_http_stop(b);
 	broker_net_close(b);
-	nqi_info("NQ-BROKER-STOP", "commits=%llu",
-	    (unsigned long long)nqi_store_commits(b->store));
+	broker_events_close(b);
+	nqi_info("NQ-BROKER-STOP", "commits=%llu events=%llu events_dropped=%llu",
+	    (unsigned long long)nqi_store_commits(b->store),
+	    (unsigned long long)b->events_published,
+	    (unsigned long long)b->events_dropped);
 	return 0;
 }
 
@@ -236,11 +257,16 @@ int main(int argc, char **argv)
 	block_signals();
 	pthread_mutex_init(&b.mu, NULL);
 	pthread_cond_init(&b.cv, NULL);
+	pthread_cond_init(&b.dlq_cv, NULL);
+	pthread_mutex_init(&b.snap_mu, NULL);
 	broker_arena_init(&b.arena);
 	rv = run(&b);
 	broker_index_fini(&b.index);
 	broker_arena_fini(&b.arena);
 	nqi_store_close(b.store);
 	nqi_strlist_free(&b.cfg.config_values);
+	free(b.pend);
+	free(b.snap);
+	free(b.group_dead);
 	return rv;
 }

@@ -16,6 +16,7 @@ static void index_clear(broker_index *x)
 		q->nheap = 0;
 		q->scheduled = q->ready = q->leased = q->succeeded = 0;
 		q->dead = q->canceled = q->expired = 0;
+		q->dead_pending = 0;
 	}
 	x->ntimers = 0;
 	x->nleases = 0;
@@ -66,7 +67,8 @@ static int release_on_restart(broker *b, MDB_txn *txn, Nq__V1__Job *job,
 	v = malloc((job->n_errors + 1) * sizeof *v);
 	if (!v)
 		return NQ_ENOMEM;
-	memcpy(v, job->errors, job->n_errors * sizeof *v);
+	if (job->n_errors)
+		memcpy(v, job->errors, job->n_errors * sizeof *v);
 	v[job->n_errors] = &err;
 	Nq__V1__AttemptError **old = job->errors;
 	job->errors = v;
@@ -181,6 +183,8 @@ int broker_recover(broker *b, bool release_leases)
 	rv = load_queue_configs(b, txn);
 	if (rv == 0)
 		rv = scan_jobs(b, txn, release_leases, &leased);
+	if (rv == 0)
+		rv = broker_dlq_recover(b, txn);
 	load_last_id(b, txn);
 	if (rv == 0 && release_leases)
 		rv = nqi_store_commit(b->store, txn);

@@ -37,7 +37,7 @@ static bool pipe_dead(const broker *b, uint32_t pipe_id)
 static broker_queue *best_queue(broker *b, const Nq__V1__FetchRequest *f)
 {
 	broker_queue *best = NULL;
-	broker_ready head, cand;
+	broker_ready head = {0, 0}, cand;
 	for (size_t i = 0; i < f->n_queues; i++) {
 		int qi = broker_queue_find(&b->index, f->queues[i]);
 		if (qi < 0)
@@ -87,6 +87,7 @@ static int pop_ready(broker *b, broker_queue *q, Nq__V1__Job **job)
 			j->dead_reason = (char *)"expired";
 			if ((rv = broker_job_finish(b, j, NQ_STATE_EXPIRED, now)))
 				return rv;
+			broker_event(b, BROKER_EV_EXPIRED, j, NULL);
 			continue;
 		}
 		*job = j;
@@ -121,9 +122,11 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 		rv = broker_lease_put(&b->index, &l);
 	if (rv == 0)
 		rv = broker_okey_take(&b->index, l.okey);
-	if (rv == 0)
+	if (rv == 0) {
 		broker_count_move(b, job->spec->queue, NQ_STATE_READY,
 		    NQ_STATE_LEASED);
+		broker_event(b, BROKER_EV_LEASED, job, NULL);
+	}
 	return rv;
 }
 
@@ -230,6 +233,14 @@ int broker_serve_parked(broker *b)
 	return broker_expire_waits(b, now);
 }
 
+/* Extends touch no record; the event needs the job's names. */
+static void event_extended(broker *b, uint64_t id)
+{
+	Nq__V1__Job *job;
+	if (b->events_on && broker_job_read(b, id, &job) == 0)
+		broker_event(b, BROKER_EV_EXTENDED, job, NULL);
+}
+
 int broker_on_extend(broker *b, broker_op *op)
 {
 	static const Nq__V1__ExtendReply init = NQ__V1__EXTEND_REPLY__INIT;
@@ -252,6 +263,7 @@ int broker_on_extend(broker *b, broker_op *op)
 		st[i] = sinit;
 		if (l && l->token == e->leases[i]->lease_token) {
 			l->expires_us = until;
+			event_extended(b, id);
 		} else {
 			st[i].code = NQ__V1__CODE__FAILED_PRECONDITION;
 			st[i].message = (char *)"lease not held (expired, or "
@@ -297,18 +309,23 @@ static int add_error(broker *b, Nq__V1__Job *job, const char *msg,
 	e->worker_id = bounded_text(b, worker ? worker : "");
 	if (!e->message || !e->worker_id)
 		return NQ_ENOMEM;
-	memcpy(v, job->errors, job->n_errors * sizeof *v);
+	if (job->n_errors)
+		memcpy(v, job->errors, job->n_errors * sizeof *v);
 	v[job->n_errors++] = e;
 	job->errors = v;
 	return NQ_OK;
 }
 
+/* One log line about a job; it carries the trace context when the job
+ * has one, so logs join the producer's trace. */
 static void log_job(const char *msgid, const Nq__V1__Job *job,
     const char *detail)
 {
-	nqi_info(msgid, "id=%s queue=%s type=%s attempt=%u%s%s", job->id,
+	const char *tp = job->spec->traceparent;
+	nqi_info(msgid, "id=%s queue=%s type=%s attempt=%u%s%s%s%s", job->id,
 	    job->spec->queue, job->spec->type, job->attempt,
-	    detail ? " " : "", detail ? detail : "");
+	    detail ? " " : "", detail ? detail : "", tp[0] ? " trace=" : "",
+	    tp);
 }
 
 /*
@@ -325,15 +342,22 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 	int qi = broker_queue_get(&b->index, job->spec->queue);
 	if (qi >= 0)
 		b->index.queues[qi].failed_total++;
+	broker_event(b, BROKER_EV_FAILED, job,
+	    job->errors[job->n_errors - 1]->message);
 	uint64_t now = nqi_now_us();
 	if (!retryable || job->attempt >= job->max_attempts) {
-		job->dead_reason = (char *)(retryable ? "max_attempts"
-		    : "non_retryable");
+		if (!job->dead_reason[0])
+			job->dead_reason = (char *)(retryable ? "max_attempts"
+			    : "non_retryable");
 		if (qi >= 0)
 			b->index.queues[qi].dead_total++;
-		log_job("NQ-JOB-DEAD", job, job->dead_reason);
+		char why[80];
+		snprintf(why, sizeof why, "reason=%s", job->dead_reason);
+		log_job("NQ-JOB-DEAD", job, why);
+		broker_event(b, BROKER_EV_DEAD, job, job->dead_reason);
 		return broker_job_finish(b, job, NQ_STATE_DEAD, now);
 	}
+	broker_event(b, BROKER_EV_RETRYING, job, NULL);
 	uint64_t delay_ms = retry_after_ms == UINT64_MAX ? 0 : retry_after_ms
 	    ? retry_after_ms : nqi_backoff_ms(job->attempt,
 	    b->cfg.backoff_base_ms, b->cfg.backoff_cap_ms, nqi_random_u64());
@@ -387,8 +411,13 @@ static int complete_one(broker *b, const Nq__V1__Completion *c,
 			    (unsigned long long)b->cfg.max_payload);
 			job->result.len = b->cfg.max_payload;
 		}
-		if (qi >= 0)
+		if (qi >= 0) {
+			uint64_t now_us = nqi_now_us();
 			b->index.queues[qi].succeeded_total++;
+			nqi_prom_hist_observe(b->index.queues[qi].latency,
+			    now_us > job->created_us ? (double)(now_us -
+			    job->created_us) / 1e6 : 0);
+		}
 		nqi_debug("NQ-JOB-SUCCEEDED", "id=%s queue=%s attempt=%u", job->id,
 		    job->spec->queue, job->attempt);
 		return broker_job_finish(b, job, NQ_STATE_SUCCEEDED, nqi_now_us());
@@ -397,8 +426,11 @@ static int complete_one(broker *b, const Nq__V1__Completion *c,
 			job->attempt--; /* it did not run: no attempt spent */
 		return broker_job_requeue(b, job, nqi_now_us());
 	default:
+		if (c->schema_rejected)
+			job->dead_reason = (char *)"schema_rejected";
 		log_job("NQ-JOB-FAILED", job, NULL);
-		return fail_attempt(b, job, c->error, !c->non_retryable, worker,
+		return fail_attempt(b, job, c->error,
+		    !c->non_retryable && !c->schema_rejected, worker,
 		    c->retry_after_ms);
 	}
 }
@@ -538,5 +570,7 @@ int broker_sweep(broker *b)
 	b->next_sweep_ms = now_ms + b->cfg.lease_check_ms;
 	if ((rv = sweep_leases(b, now_us)) != 0)
 		return rv;
-	return sweep_expiry(b, now_us);
+	rv = sweep_expiry(b, now_us);
+	broker_metrics_tick(b);
+	return rv;
 }

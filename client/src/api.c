@@ -91,6 +91,7 @@ static void spec_to_pb(const nq_job_spec *s, Nq__V1__JobSpec *pb)
 	pb->traceparent = str_in(s->traceparent);
 	pb->payload_ref = str_in(s->payload_ref);
 	pb->deadline_us = s->deadline_us;
+	pb->replay_of = str_in(s->replay_of);
 }
 
 static void result_from_pb(

@@ -350,6 +350,35 @@ static void build_new_fields(void)
 	rp_stats_dlq.broker = &bstats;
 }
 
+/*
+ * ---- samples added with coalesced events ----
+ *
+ * JobEvent.topic_seq and EventBatch came after the job_event fixture, so
+ * they get a sample of their own: two events of one topic, as the broker
+ * publishes them in one message.
+ */
+static Nq__V1__JobEvent ev_failed = NQ__V1__JOB_EVENT__INIT;
+static Nq__V1__JobEvent ev_failed2 = NQ__V1__JOB_EVENT__INIT;
+static Nq__V1__JobEvent *ev_both[] = {&ev_failed, &ev_failed2};
+static Nq__V1__EventBatch event_batch = NQ__V1__EVENT_BATCH__INIT;
+
+/* Needs build_records() first: it copies event. */
+static void build_event_batch(void)
+{
+	ev_failed = event;
+	ev_failed.kind = "failed";
+	ev_failed.topic_seq = NQT_TOPIC_SEQ;
+	ev_failed2.seq = NQT_EVENT_SEQ + 1;
+	ev_failed2.kind = "failed";
+	ev_failed2.id = NQT_ID2;
+	ev_failed2.queue = NQT_QUEUE;
+	ev_failed2.type = NQT_TYPE;
+	ev_failed2.attempt = 1;
+	ev_failed2.topic_seq = NQT_TOPIC_SEQ + 1;
+	event_batch.n_events = COUNT(ev_both);
+	event_batch.events = ev_both;
+}
+
 /* Two dead jobs: the fully populated one (replayed twice), and a job whose
  * payload schema no worker served, as a list shows it (no payload). */
 static Nq__V1__AttemptError err_schema = NQ__V1__ATTEMPT_ERROR__INIT;
@@ -572,6 +601,7 @@ static nqt_sample samples[] = {
 	{"job_spec_replay", &spec_replay.base},
 	{"completion_batch_schema", &batch_schema.base},
 	{"queue_config", &qconfig.base},
+	{"event_batch", &event_batch.base},
 	{"dead_job", &dead.base},
 	{"request_dlq_ingest", &req_dlq_ingest.base},
 	{"request_dlq_list", &req_dlq_list.base},
@@ -603,6 +633,7 @@ const nqt_sample *nqt_samples(size_t *n)
 		build_dead_jobs();
 		build_dlq_requests();
 		build_dlq_replies();
+		build_event_batch();
 		built = true;
 	}
 	*n = COUNT(samples);
@@ -666,6 +697,7 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
 	&nq__v1__completion__descriptor,
 	&nq__v1__completion_batch__descriptor,
 	&nq__v1__job_event__descriptor,
+	&nq__v1__event_batch__descriptor,
 };
 
 const ProtobufCMessageDescriptor *const *nqt_descriptors(size_t *n)

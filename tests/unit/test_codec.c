@@ -250,6 +250,32 @@ static void fx_job_event(const ProtobufCMessage *m)
 	assert_string_equal(e->traceparent, NQT_TRACEPARENT);
 }
 
+static void fx_event_batch(const ProtobufCMessage *m)
+{
+	const Nq__V1__EventBatch *b = (const void *)m;
+	assert_int_equal(b->n_events, 2);
+	const Nq__V1__JobEvent *e = b->events[0];
+	assert_int_equal(e->seq, NQT_EVENT_SEQ);
+	assert_string_equal(e->kind, "failed");
+	assert_string_equal(e->id, NQT_ID);
+	assert_string_equal(e->queue, NQT_QUEUE);
+	assert_string_equal(e->type, NQT_TYPE);
+	assert_int_equal(e->attempt, NQT_MAX_ATTEMPTS);
+	assert_int_equal(e->at_us, NQT_FINISHED_US);
+	assert_string_equal(e->worker_id, NQT_WORKER);
+	assert_string_equal(e->error, NQT_ERROR2);
+	assert_string_equal(e->traceparent, NQT_TRACEPARENT);
+	assert_int_equal(e->topic_seq, NQT_TOPIC_SEQ);
+	e = b->events[1];
+	assert_int_equal(e->seq, NQT_EVENT_SEQ + 1);
+	assert_string_equal(e->kind, "failed");
+	assert_string_equal(e->id, NQT_ID2);
+	assert_string_equal(e->queue, NQT_QUEUE);
+	assert_int_equal(e->attempt, 1);
+	assert_string_equal(e->error, "");
+	assert_int_equal(e->topic_seq, NQT_TOPIC_SEQ + 1);
+}
+
 static const Nq__V1__Request *request_of(const ProtobufCMessage *m,
     Nq__V1__Request__BodyCase want)
 {
@@ -742,6 +768,7 @@ static const fixture fixtures[] = {
 	FX(job_spec_replay, job_spec),
 	FX(completion_batch_schema, completion_batch),
 	FX(queue_config, queue_config),
+	FX(event_batch, event_batch),
 	FX(dead_job, dead_job),
 	FX(request_dlq_ingest, request),
 	FX(request_dlq_list, request),

@@ -160,6 +160,7 @@ typedef struct nq_job_spec {
 	const char *traceparent;
 	const char *payload_ref;
 	uint64_t deadline_us;
+	const char *replay_of; /* nq-dlq entry this job replays; NULL: none */
 } nq_job_spec;
 
 typedef struct nq_enqueue_result {

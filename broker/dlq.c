@@ -1,0 +1,405 @@
+/*
+ * Handoff of dead (and expired) jobs to nq-dlq. The core records each such
+ * job in the "handoff" database in the same transaction that ends it; a
+ * handoff thread sends batches to nq-dlq over REQ/REP and, once nq-dlq has
+ * confirmed a durable write, the core deletes the broker's copy. A job is
+ * therefore always in the broker, in nq-dlq, or (after a lost reply) in
+ * both for a moment; nq-dlq stores a repeated handoff once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "broker.h"
+#include "nqi/log.h"
+#include "nqi/util.h"
+
+#define HANDOFF_BATCH 256
+#define HANDOFF_BYTES (768u * 1024) /* under NNG's default receive limit */
+#define HANDOFF_TIMEOUT_MS 10000
+
+bool broker_dlq_enabled(const broker *b)
+{
+	return b->cfg.dlq_url && b->cfg.dlq_url[0];
+}
+
+/* ---- the pending list, shared with the handoff thread under b->mu ---- */
+
+static int pending_push_locked(broker *b, uint64_t id)
+{
+	if (b->pend_head > 0 && b->pend_head == b->pend_n) {
+		b->pend_head = b->pend_n = 0;
+	}
+	if (b->pend_n == b->pend_cap) {
+		size_t cap = b->pend_cap ? b->pend_cap * 2 : 256;
+		uint64_t *v = realloc(b->pend, cap * sizeof *v);
+		if (!v)
+			return NQ_ENOMEM;
+		b->pend = v;
+		b->pend_cap = cap;
+	}
+	b->pend[b->pend_n++] = id;
+	return NQ_OK;
+}
+
+/* Drops acknowledged ids; they are usually the oldest ones. */
+static void pending_remove_locked(broker *b, const uint64_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (b->pend_head < b->pend_n && b->pend[b->pend_head] == ids[i]) {
+			b->pend_head++;
+			continue;
+		}
+		for (size_t k = b->pend_head; k < b->pend_n; k++) {
+			if (b->pend[k] == ids[i]) {
+				b->pend[k] = b->pend[--b->pend_n];
+				break;
+			}
+		}
+	}
+}
+
+/* Called by the core after a commit: jobs that died in it may go now. */
+void broker_dlq_publish(broker *b)
+{
+	if (b->ngroup_dead == 0)
+		return;
+	pthread_mutex_lock(&b->mu);
+	for (size_t i = 0; i < b->ngroup_dead; i++)
+		pending_push_locked(b, b->group_dead[i]);
+	pthread_cond_broadcast(&b->dlq_cv);
+	pthread_mutex_unlock(&b->mu);
+	b->ngroup_dead = 0;
+}
+
+/* ---- core side ---- */
+
+/* Records a job that just died (or expired) for handoff, in the group's
+ * transaction. */
+int broker_dlq_note(broker *b, uint64_t id, const char *queue)
+{
+	if (!broker_dlq_enabled(b))
+		return NQ_OK;
+	uint8_t key[8];
+	nqi_be64_put(key, id);
+	MDB_val k = {8, key}, v = {0, ""};
+	if (mdb_put(b->txn, b->db_handoff, &k, &v, 0) != 0)
+		return NQ_ESTORE;
+	if (b->ngroup_dead == b->capgroup_dead) {
+		size_t cap = b->capgroup_dead ? b->capgroup_dead * 2 : 64;
+		uint64_t *nv = realloc(b->group_dead, cap * sizeof *nv);
+		if (!nv)
+			return NQ_ENOMEM;
+		b->group_dead = nv;
+		b->capgroup_dead = cap;
+	}
+	b->group_dead[b->ngroup_dead++] = id;
+	int qi = broker_queue_get(&b->index, queue);
+	if (qi >= 0)
+		b->index.queues[qi].dead_pending++;
+	b->dirty = true;
+	return NQ_OK;
+}
+
+/* nq-dlq holds the job now: the broker's copy goes (an expired job stays
+ * readable for its result_ttl like other finished jobs). */
+static int ack_one(broker *b, uint64_t id)
+{
+	uint8_t key[8];
+	nqi_be64_put(key, id);
+	MDB_val k = {8, key};
+	int rc = mdb_del(b->txn, b->db_handoff, &k, NULL);
+	if (rc == MDB_NOTFOUND)
+		return NQ_OK; /* acknowledged before */
+	if (rc != 0)
+		return NQ_ESTORE;
+	b->dirty = true;
+	Nq__V1__Job *job;
+	int rv = broker_job_read(b, id, &job);
+	if (rv == NQ_ENOTFOUND || rv == NQ_EINTERNAL)
+		return NQ_OK;
+	if (rv != 0)
+		return rv;
+	int qi = broker_queue_get(&b->index, job->spec->queue);
+	if (qi >= 0) {
+		broker_queue *q = &b->index.queues[qi];
+		if (q->dead_pending)
+			q->dead_pending--;
+		q->dlq_handed_total++;
+	}
+	broker_event(b, BROKER_EV_DLQ_STORED, job, NULL);
+	if (job->state == NQ__V1__JOB_STATE__JOB_STATE_EXPIRED)
+		return broker_job_keep_result(b, job);
+	if (job->state != NQ__V1__JOB_STATE__JOB_STATE_DEAD)
+		return NQ_OK;
+	broker_count_move(b, job->spec->queue, NQ_STATE_DEAD, 0);
+	b->jobs_stored--;
+	return broker_job_delete(b, id);
+}
+
+int broker_on_dlq_acked(broker *b, broker_op *op)
+{
+	for (size_t i = 0; i < op->nids; i++) {
+		int rv = ack_one(b, op->ids[i]);
+		if (rv != 0)
+			return rv;
+	}
+	return NQ_OK;
+}
+
+/* Rebuilds the pending list and per-queue counts from the store. */
+int broker_dlq_recover(broker *b, MDB_txn *txn)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	pthread_mutex_lock(&b->mu);
+	b->pend_head = b->pend_n = 0;
+	pthread_mutex_unlock(&b->mu);
+	if (mdb_cursor_open(txn, b->db_handoff, &cur) != 0)
+		return NQ_ESTORE;
+	int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 8)
+			continue;
+		uint64_t id = nqi_be64_get(k.mv_data);
+		MDB_val jv;
+		Nq__V1__Job *job = NULL;
+		if (mdb_get(txn, b->db_jobs, &k, &jv) == 0)
+			job = nq__v1__job__unpack(NULL, jv.mv_size, jv.mv_data);
+		if (job && job->spec) {
+			int qi = broker_queue_get(&b->index, job->spec->queue);
+			if (qi >= 0)
+				b->index.queues[qi].dead_pending++;
+		}
+		if (job)
+			nq__v1__job__free_unpacked(job, NULL);
+		pthread_mutex_lock(&b->mu);
+		pending_push_locked(b, id);
+		pthread_mutex_unlock(&b->mu);
+	}
+	mdb_cursor_close(cur);
+	pthread_mutex_lock(&b->mu);
+	pthread_cond_broadcast(&b->dlq_cv);
+	pthread_mutex_unlock(&b->mu);
+	return rc == MDB_NOTFOUND ? NQ_OK : NQ_ESTORE;
+}
+
+/* ---- the handoff thread ---- */
+
+/* Takes up to HANDOFF_BATCH pending ids; waits while there are none. */
+static size_t take_batch(broker *b, uint64_t *ids, uint64_t wait_ms)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&b->mu);
+	if (b->pend_head == b->pend_n && !b->dlq_stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)(wait_ms / 1000);
+		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&b->dlq_cv, &b->mu, &ts);
+	}
+	for (size_t i = b->pend_head; i < b->pend_n && n < HANDOFF_BATCH; i++)
+		ids[n++] = b->pend[i];
+	pthread_mutex_unlock(&b->mu);
+	return n;
+}
+
+/* Reads the jobs into DeadJob records. Ids whose record is gone move to
+ * gone[] (nothing to hand over; their handoff entries are dropped). */
+static int build_request(broker *b, MDB_txn *txn, uint64_t *ids, size_t *n,
+    uint64_t *gone, size_t *ngone, broker_arena *a, Nq__V1__Request *req)
+{
+	static const Nq__V1__DeadJob dinit = NQ__V1__DEAD_JOB__INIT;
+	static const Nq__V1__DlqIngestRequest iinit =
+	    NQ__V1__DLQ_INGEST_REQUEST__INIT;
+	Nq__V1__DlqIngestRequest *in = broker_arena_alloc(a, sizeof *in);
+	Nq__V1__DeadJob **jobs = broker_arena_alloc(a, *n * sizeof *jobs);
+	if (!in || !jobs)
+		return NQ_ENOMEM;
+	*in = iinit;
+	size_t kept = 0, bytes = 0;
+	for (size_t i = 0; i < *n && bytes < HANDOFF_BYTES; i++) {
+		uint8_t key[8];
+		nqi_be64_put(key, ids[i]);
+		MDB_val k = {8, key}, v;
+		if (mdb_get(txn, b->db_jobs, &k, &v) != 0) {
+			gone[(*ngone)++] = ids[i];
+			continue;
+		}
+		Nq__V1__DeadJob *d = broker_arena_alloc(a, sizeof *d);
+		Nq__V1__Job *job = nq__v1__job__unpack(&a->pb, v.mv_size,
+		    v.mv_data);
+		if (!d || !job || !job->spec)
+			continue;
+		*d = dinit;
+		d->job = job;
+		d->reason = job->dead_reason[0] ? job->dead_reason
+		    : (char *)"max_attempts";
+		d->dead_at_us = job->finished_us;
+		ids[kept] = ids[i];
+		jobs[kept++] = d;
+		bytes += v.mv_size;
+	}
+	in->jobs = jobs;
+	in->n_jobs = kept;
+	req->body_case = NQ__V1__REQUEST__BODY_DLQ_INGEST;
+	req->dlq_ingest = in;
+	*n = kept;
+	return NQ_OK;
+}
+
+/* One round trip; returns the ids nq-dlq confirmed in acked[]. */
+static int exchange(broker *b, Nq__V1__Request *req, uint64_t *ids,
+    size_t n, uint64_t *acked, size_t *nacked)
+{
+	nng_msg *msg;
+	int rv = nqi_msg_pack(&req->base, NULL, 0, &msg);
+	if (rv != 0)
+		return rv;
+	if ((rv = nng_sendmsg(b->dlq_sock, msg, 0)) != 0) {
+		nng_msg_free(msg);
+		return nqi_err_from_nng(rv);
+	}
+	if ((rv = nng_recvmsg(b->dlq_sock, &msg, 0)) != 0)
+		return nqi_err_from_nng(rv);
+	Nq__V1__Reply *rep = nqi_reply_unpack(nng_msg_body(msg),
+	    nng_msg_len(msg));
+	nng_msg_free(msg);
+	if (!rep)
+		return NQ_EPROTO;
+	rv = rep->status && rep->status->code ? nqi_err_from_code(
+	    (int)rep->status->code) : NQ_OK;
+	if (rv != 0)
+		nqi_warn("NQ-DLQ-REFUSED", "err=%s msg=\"%s\"", nq_err_name(rv),
+		    rep->status->message);
+	const Nq__V1__DlqIngestReply *r = rep->body_case ==
+	    NQ__V1__REPLY__BODY_DLQ_INGEST ? rep->dlq_ingest : NULL;
+	*nacked = 0;
+	for (size_t i = 0; rv == 0 && r && i < r->n_results && i < n; i++)
+		if (!r->results[i]->code)
+			acked[(*nacked)++] = ids[i];
+	nq__v1__reply__free_unpacked(rep, NULL);
+	return rv != 0 ? rv : r ? NQ_OK : NQ_EPROTO;
+}
+
+static void post_acks(broker *b, const uint64_t *acked, size_t n)
+{
+	broker_op *op = calloc(1, sizeof *op);
+	uint64_t *ids = op ? malloc(n * sizeof *ids) : NULL;
+	if (!ids) {
+		free(op);
+		return; /* handed again later; nq-dlq stores it once */
+	}
+	memcpy(ids, acked, n * sizeof *ids);
+	op->kind = BROKER_OP_DLQ_ACKED;
+	op->ids = ids;
+	op->nids = n;
+	broker_post(b, op);
+}
+
+/* Sends one batch; returns 0 when nq-dlq answered. Confirmed ids leave the
+ * pending list at once; the core then deletes the broker's copies. */
+static int handoff_once(broker *b, uint64_t *ids, size_t n, broker_arena *a)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	uint64_t done[2 * HANDOFF_BATCH];
+	size_t ndone = 0, nacked = 0;
+	MDB_txn *txn;
+	req.version = NQI_PROTOCOL_VERSION;
+	req.token = (char *)(b->cfg.dlq_token ? b->cfg.dlq_token : "");
+	int rv = nqi_store_begin(b->store, false, &txn);
+	if (rv != 0)
+		return rv;
+	rv = build_request(b, txn, ids, &n, done, &ndone, a, &req);
+	if (rv == 0 && n > 0)
+		rv = exchange(b, &req, ids, n, done + ndone, &nacked);
+	mdb_txn_abort(txn);
+	ndone += nacked;
+	if (ndone > 0) {
+		pthread_mutex_lock(&b->mu);
+		pending_remove_locked(b, done, ndone);
+		pthread_mutex_unlock(&b->mu);
+		post_acks(b, done, ndone);
+	}
+	return rv;
+}
+
+static void *handoff_main(void *arg)
+{
+	broker *b = arg;
+	uint64_t ids[HANDOFF_BATCH], backoff_ms = 100;
+	bool down = false;
+	broker_arena a;
+	broker_arena_init(&a);
+	while (!b->dlq_stopping) {
+		size_t n = take_batch(b, ids, down ? backoff_ms : 1000);
+		if (n == 0)
+			continue;
+		int rv = handoff_once(b, ids, n, &a);
+		broker_arena_reset(&a);
+		if (rv == 0) {
+			if (down)
+				nqi_info("NQ-DLQ-BACK", "url=%s", b->cfg.dlq_url);
+			down = false;
+			backoff_ms = 100;
+			continue;
+		}
+		if (!down)
+			nqi_warn("NQ-DLQ-UNREACHABLE", "url=%s err=%s pending=%zu",
+			    b->cfg.dlq_url, nq_err_name(rv), n);
+		down = true;
+		nng_msleep((nng_duration)backoff_ms);
+		backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
+	}
+	broker_arena_fini(&a);
+	return NULL;
+}
+
+int broker_dlq_start(broker *b, char *err, size_t errlen)
+{
+	if (!broker_dlq_enabled(b))
+		return NQ_OK;
+	int rv = nng_req0_open(&b->dlq_sock);
+	if (rv == 0)
+		rv = nng_socket_set_ms(b->dlq_sock, NNG_OPT_RECVTIMEO,
+		    HANDOFF_TIMEOUT_MS);
+	if (rv == 0)
+		rv = nng_socket_set_ms(b->dlq_sock, NNG_OPT_SENDTIMEO,
+		    HANDOFF_TIMEOUT_MS);
+	if (rv == 0)
+		rv = nng_socket_set_size(b->dlq_sock, NNG_OPT_RECVMAXSZ, 1 << 20);
+	/* Non-blocking dial: nq-dlq may start later; NNG keeps redialing. */
+	if (rv == 0)
+		rv = nng_dial(b->dlq_sock, b->cfg.dlq_url, NULL, NNG_FLAG_NONBLOCK);
+	if (rv != 0) {
+		snprintf(err, errlen, "cannot dial nq-dlq at %s (--dlq): %s",
+		    b->cfg.dlq_url, nng_strerror(rv));
+		return NQ_EINVAL;
+	}
+	if (pthread_create(&b->dlq_thread, NULL, handoff_main, b) != 0)
+		return NQ_ENOMEM;
+	b->dlq_running = true;
+	return NQ_OK;
+}
+
+void broker_dlq_stop(broker *b)
+{
+	if (!b->dlq_running)
+		return;
+	pthread_mutex_lock(&b->mu);
+	b->dlq_stopping = true;
+	pthread_cond_broadcast(&b->dlq_cv);
+	pthread_mutex_unlock(&b->mu);
+	/* Closing the socket ends a round trip in flight at once. */
+	nng_close(b->dlq_sock);
+	pthread_join(b->dlq_thread, NULL);
+	b->dlq_running = false;
+}

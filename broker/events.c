@@ -1,0 +1,148 @@
+/*
+ * Job events on the PUB socket. Handlers note events in the group arena as
+ * state changes; after the group commits they are published in sequence
+ * order, consecutive events of one topic coalesced into one message. PUB
+ * never blocks: a subscriber that cannot keep up loses messages, which it
+ * sees as gaps in seq / topic_seq, and the broker counts what NNG refused.
+ * Events of a failed group are dropped with it: nothing happened.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+
+#include "broker.h"
+#include "nqi/log.h"
+#include "nqi/util.h"
+
+static const char *const kind_names[BROKER_EV_COUNT] = {
+	"enqueued", "leased", "extended", "succeeded", "failed", "retrying",
+	"dead", "canceled", "expired", "dlq_stored", "replayed",
+};
+
+const char *broker_event_name(broker_event_kind kind)
+{
+	return kind < BROKER_EV_COUNT ? kind_names[kind] : "unknown";
+}
+
+void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
+    const char *error)
+{
+	static const Nq__V1__JobEvent init = NQ__V1__JOB_EVENT__INIT;
+	if (!b->events_on)
+		return;
+	if (b->nevents == b->capevents) {
+		size_t cap = b->capevents ? b->capevents * 2 : 256;
+		Nq__V1__JobEvent **v = realloc(b->events, cap * sizeof *v);
+		if (!v) {
+			b->events_dropped++;
+			return;
+		}
+		b->events = v;
+		b->capevents = cap;
+	}
+	Nq__V1__JobEvent *e = broker_arena_alloc(&b->arena, sizeof *e);
+	if (!e) {
+		b->events_dropped++;
+		return;
+	}
+	*e = init;
+	e->kind = (char *)kind_names[kind];
+	e->id = job->id;
+	e->queue = job->spec->queue;
+	e->type = job->spec->type;
+	e->attempt = job->attempt;
+	e->at_us = nqi_now_us();
+	e->worker_id = job->worker_id;
+	e->traceparent = job->spec->traceparent;
+	if (error)
+		e->error = (char *)error;
+	int qi = broker_queue_find(&b->index, job->spec->queue);
+	/* seq and topic_seq are given at publish time, in commit order. */
+	e->topic_seq = qi >= 0 ? (uint64_t)qi << 8 | kind : 0;
+	b->events[b->nevents++] = e;
+}
+
+static int topic_of(const Nq__V1__JobEvent *e, char *buf, size_t len)
+{
+	return snprintf(buf, len, "job.%s.%s", e->kind, e->queue);
+}
+
+/* Publishes events[from, to) that share one topic as one message. */
+static void publish_run(broker *b, size_t from, size_t to)
+{
+	Nq__V1__EventBatch batch = NQ__V1__EVENT_BATCH__INIT;
+	char topic[200];
+	nng_msg *msg;
+	int n = topic_of(b->events[from], topic, sizeof topic);
+	batch.events = &b->events[from];
+	batch.n_events = to - from;
+	if (nqi_msg_pack(&batch.base, topic, (size_t)n + 1, &msg) != 0) {
+		b->events_dropped += to - from;
+		return;
+	}
+	if (nng_sendmsg(b->events_sock, msg, NNG_FLAG_NONBLOCK) != 0) {
+		nng_msg_free(msg);
+		b->events_dropped += to - from;
+		return;
+	}
+	b->events_published += to - from;
+}
+
+/* Gives each event its numbers, in the order the group made them. */
+static void number_events(broker *b)
+{
+	for (size_t i = 0; i < b->nevents; i++) {
+		Nq__V1__JobEvent *e = b->events[i];
+		uint64_t qi = e->topic_seq >> 8, kind = e->topic_seq & 0xff;
+		e->seq = ++b->event_seq;
+		e->topic_seq = qi < b->index.nqueues ?
+		    ++b->index.queues[qi].topic_seq[kind] : 0;
+	}
+}
+
+void broker_events_publish(broker *b, bool committed)
+{
+	if (!committed || b->nevents == 0) {
+		b->nevents = 0;
+		return;
+	}
+	number_events(b);
+	size_t from = 0;
+	for (size_t i = 1; i <= b->nevents; i++) {
+		if (i < b->nevents &&
+		    b->events[i]->kind == b->events[from]->kind &&
+		    strcmp(b->events[i]->queue, b->events[from]->queue) == 0)
+			continue;
+		publish_run(b, from, i);
+		from = i;
+	}
+	b->nevents = 0;
+}
+
+int broker_events_open(broker *b, char *err, size_t errlen)
+{
+	if (!b->cfg.events_url || !b->cfg.events_url[0])
+		return NQ_OK;
+	int rv = nng_pub0_open(&b->events_sock);
+	if (rv == 0)
+		rv = nng_listen(b->events_sock, b->cfg.events_url, NULL, 0);
+	if (rv != 0) {
+		snprintf(err, errlen, "cannot listen on %s (--events): %s",
+		    b->cfg.events_url, nng_strerror(rv));
+		return NQ_EUNAVAIL;
+	}
+	b->events_on = true;
+	return NQ_OK;
+}
+
+void broker_events_close(broker *b)
+{
+	if (b->events_on)
+		nng_close(b->events_sock);
+	b->events_on = false;
+	free(b->events);
+	b->events = NULL;
+}

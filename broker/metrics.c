@@ -1,0 +1,369 @@
+/*
+ * What the broker tells about itself: a snapshot of every queue taken by the
+ * core each sweep (so readers never touch core state), the once-a-second
+ * "metrics" topic (msgpack), and the HTTP endpoints /metrics, /healthz and
+ * /readyz.
+ */
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+
+#include "broker.h"
+#include "nqi/http.h"
+#include "nqi/log.h"
+#include "nqi/util.h"
+
+#define METRICS_PERIOD_MS 1000
+
+/* Enqueue time of the oldest job waiting in the ready heap. Ids are taken
+ * from the clock at enqueue, so the smallest id is the oldest job. */
+static uint64_t oldest_ready_us(const broker_queue *q)
+{
+	uint64_t min = 0;
+	for (size_t i = 0; i < q->nheap; i++)
+		if (!min || q->heap[i].id < min)
+			min = q->heap[i].id;
+	return min;
+}
+
+/* Free slots of workers waiting in long-poll fetches for this queue. */
+static uint64_t idle_slots(const broker *b, const char *queue)
+{
+	uint64_t n = 0;
+	for (const broker_op *op = b->parked_fetch; op; op = op->next) {
+		const Nq__V1__FetchRequest *f = op->req->fetch;
+		for (size_t i = 0; i < f->n_queues; i++)
+			if (strcmp(f->queues[i], queue) == 0)
+				n += f->max_jobs ? f->max_jobs : 1;
+	}
+	return n;
+}
+
+static void snap_queue(broker *b, broker_queue *q, broker_qsnap *s,
+    bool full)
+{
+	snprintf(s->name, sizeof s->name, "%s", q->name);
+	s->scheduled = q->scheduled;
+	s->ready = q->ready;
+	s->leased = q->leased;
+	s->succeeded = q->succeeded;
+	s->dead = q->dead;
+	s->canceled = q->canceled;
+	s->expired = q->expired;
+	s->dead_pending = q->dead_pending;
+	s->paused = q->paused;
+	s->enqueued_total = q->enqueued_total;
+	s->succeeded_total = q->succeeded_total;
+	s->failed_total = q->failed_total;
+	s->dead_total = q->dead_total;
+	s->dlq_handed_total = q->dlq_handed_total;
+	s->idle_slots = idle_slots(b, q->name);
+	s->latency = q->latency;
+	if (full)
+		s->oldest_ready_us = q->ready ? oldest_ready_us(q) : 0;
+}
+
+/* Copies what readers need out of the core's state. Runs on the core
+ * thread each sweep; the oldest-ready scan only once a second. */
+void broker_metrics_snapshot(broker *b, bool full)
+{
+	size_t n = b->index.nqueues;
+	pthread_mutex_lock(&b->snap_mu);
+	if (n > b->capsnap) {
+		broker_qsnap *v = realloc(b->snap, n * sizeof *v);
+		if (!v) {
+			pthread_mutex_unlock(&b->snap_mu);
+			return;
+		}
+		memset(v + b->capsnap, 0, (n - b->capsnap) * sizeof *v);
+		b->snap = v;
+		b->capsnap = n;
+	}
+	for (size_t i = 0; i < n; i++)
+		snap_queue(b, &b->index.queues[i], &b->snap[i], full);
+	b->nsnap = n;
+	b->snap_commits = nqi_store_commits(b->store);
+	b->snap_jobs_stored = b->jobs_stored;
+	b->snap_events_published = b->events_published;
+	b->snap_events_dropped = b->events_dropped;
+	pthread_mutex_unlock(&b->snap_mu);
+}
+
+/* ---- the metrics topic ---- */
+
+static void pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
+{
+	msgpack_pack_str(pk, strlen(k));
+	msgpack_pack_str_body(pk, k, strlen(k));
+	msgpack_pack_uint64(pk, v);
+}
+
+static void pack_kv_f64(msgpack_packer *pk, const char *k, double v)
+{
+	msgpack_pack_str(pk, strlen(k));
+	msgpack_pack_str_body(pk, k, strlen(k));
+	msgpack_pack_double(pk, v);
+}
+
+static double dead_ratio(const broker_qsnap *s)
+{
+	uint64_t finished = s->succeeded_total + s->dead_total;
+	return finished ? (double)s->dead_total / (double)finished : 0;
+}
+
+static double rate(uint64_t now, uint64_t before, double secs)
+{
+	return secs > 0 && now >= before ? (double)(now - before) / secs : 0;
+}
+
+static void pack_queue(msgpack_packer *pk, broker_qsnap *s, double secs,
+    uint64_t now_us)
+{
+	msgpack_pack_str(pk, strlen(s->name));
+	msgpack_pack_str_body(pk, s->name, strlen(s->name));
+	msgpack_pack_map(pk, 19);
+	pack_kv_u64(pk, "enqueued", s->enqueued_total);
+	pack_kv_u64(pk, "succeeded", s->succeeded_total);
+	pack_kv_u64(pk, "failed", s->failed_total);
+	pack_kv_u64(pk, "dead", s->dead_total);
+	pack_kv_f64(pk, "enqueued_per_s", rate(s->enqueued_total,
+	    s->prev_enqueued, secs));
+	pack_kv_f64(pk, "succeeded_per_s", rate(s->succeeded_total,
+	    s->prev_succeeded, secs));
+	pack_kv_f64(pk, "failed_per_s", rate(s->failed_total, s->prev_failed,
+	    secs));
+	pack_kv_f64(pk, "dead_per_s", rate(s->dead_total, s->prev_dead, secs));
+	pack_kv_u64(pk, "ready", s->ready);
+	pack_kv_u64(pk, "scheduled", s->scheduled);
+	pack_kv_u64(pk, "leased", s->leased);
+	pack_kv_u64(pk, "dead_pending", s->dead_pending);
+	pack_kv_u64(pk, "idle_slots", s->idle_slots);
+	pack_kv_f64(pk, "oldest_ready_age_s", s->oldest_ready_us &&
+	    now_us > s->oldest_ready_us ? (double)(now_us - s->oldest_ready_us)
+	    / 1e6 : 0);
+	pack_kv_f64(pk, "latency_p50_s", nqi_prom_hist_quantile(s->latency, 0.5));
+	pack_kv_f64(pk, "latency_p90_s", nqi_prom_hist_quantile(s->latency, 0.9));
+	pack_kv_f64(pk, "latency_p99_s", nqi_prom_hist_quantile(s->latency,
+	    0.99));
+	pack_kv_u64(pk, "latency_count", nqi_prom_hist_count(s->latency));
+	pack_kv_f64(pk, "dead_letter_ratio", dead_ratio(s));
+	s->prev_enqueued = s->enqueued_total;
+	s->prev_succeeded = s->succeeded_total;
+	s->prev_failed = s->failed_total;
+	s->prev_dead = s->dead_total;
+}
+
+/* Publishes the "metrics" topic; the core calls it once a second. */
+void broker_metrics_publish(broker *b)
+{
+	uint64_t now = nqi_mono_ms(), now_us = nqi_now_us();
+	double secs = b->metrics_last_ms ? (double)(now - b->metrics_last_ms)
+	    / 1000 : 0;
+	b->metrics_last_ms = now;
+	if (!b->events_on)
+		return;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	pthread_mutex_lock(&b->snap_mu);
+	msgpack_pack_map(&pk, 3);
+	pack_kv_u64(&pk, "at_us", now_us);
+	msgpack_pack_str(&pk, 6);
+	msgpack_pack_str_body(&pk, "broker", 6);
+	msgpack_pack_map(&pk, 4);
+	pack_kv_u64(&pk, "commits", b->snap_commits);
+	pack_kv_u64(&pk, "jobs_stored", b->snap_jobs_stored);
+	pack_kv_u64(&pk, "events_published", b->snap_events_published);
+	pack_kv_u64(&pk, "events_dropped", b->snap_events_dropped);
+	msgpack_pack_str(&pk, 6);
+	msgpack_pack_str_body(&pk, "queues", 6);
+	msgpack_pack_map(&pk, (uint32_t)b->nsnap);
+	for (size_t i = 0; i < b->nsnap; i++)
+		pack_queue(&pk, &b->snap[i], secs, now_us);
+	pthread_mutex_unlock(&b->snap_mu);
+	nng_msg *msg;
+	if (nng_msg_alloc(&msg, 0) == 0 &&
+	    nng_msg_append(msg, "metrics", 7) == 0 &&
+	    nng_msg_append(msg, sb.data, sb.size) == 0) {
+		if (nng_sendmsg(b->events_sock, msg, NNG_FLAG_NONBLOCK) != 0)
+			nng_msg_free(msg);
+	}
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* Runs from the sweep: a snapshot each tick, the topic each second. */
+void broker_metrics_tick(broker *b)
+{
+	uint64_t now = nqi_mono_ms();
+	bool second = now >= b->metrics_next_ms;
+	broker_metrics_snapshot(b, second);
+	if (second) {
+		b->metrics_next_ms = now + METRICS_PERIOD_MS;
+		broker_metrics_publish(b);
+	}
+}
+
+/* ---- Prometheus ---- */
+
+typedef struct prom_row {
+	const char *name;
+	nqi_prom_type type;
+	const char *help;
+	size_t offset; /* of a uint64_t in broker_qsnap */
+} prom_row;
+
+#define QROW(n, t, f, h) {n, NQI_PROM_##t, h, offsetof(broker_qsnap, f)}
+
+static const prom_row queue_rows[] = {
+	QROW("nq_jobs_enqueued_total", COUNTER, enqueued_total,
+	    "Jobs accepted by enqueue since the broker started."),
+	QROW("nq_jobs_succeeded_total", COUNTER, succeeded_total,
+	    "Jobs that succeeded since the broker started."),
+	QROW("nq_jobs_failed_total", COUNTER, failed_total,
+	    "Failed attempts (handler error, lease lapse, lost worker)."),
+	QROW("nq_jobs_dead_total", COUNTER, dead_total,
+	    "Jobs that failed for good since the broker started."),
+	QROW("nq_dlq_handed_total", COUNTER, dlq_handed_total,
+	    "Dead jobs nq-dlq confirmed since the broker started."),
+	QROW("nq_queue_ready", GAUGE, ready, "Jobs ready to run now."),
+	QROW("nq_queue_scheduled", GAUGE, scheduled,
+	    "Jobs waiting for their time (delay or retry backoff)."),
+	QROW("nq_queue_leased", GAUGE, leased,
+	    "Jobs running: leased to a worker (busy worker slots)."),
+	QROW("nq_queue_dead_pending", GAUGE, dead_pending,
+	    "Dead jobs waiting to be handed to nq-dlq."),
+	QROW("nq_queue_idle_slots", GAUGE, idle_slots,
+	    "Free worker slots waiting in long-poll fetches for this queue."),
+	QROW("nq_queue_succeeded_kept", GAUGE, succeeded,
+	    "Succeeded jobs still readable (within result_ttl)."),
+};
+
+static int prom_queue_row(nqi_prom *p, const broker *b, const prom_row *r)
+{
+	int rv = nqi_prom_family(p, r->name, r->type, r->help);
+	for (size_t i = 0; rv == 0 && i < b->nsnap; i++) {
+		const broker_qsnap *s = &b->snap[i];
+		uint64_t v = *(const uint64_t *)((const char *)s + r->offset);
+		rv = nqi_prom_sample(p, r->name,
+		    (const char *const[]){"queue", s->name, NULL}, (double)v);
+	}
+	return rv;
+}
+
+static int prom_queue_derived(nqi_prom *p, const broker *b, uint64_t now_us)
+{
+	int rv = nqi_prom_family(p, "nq_queue_oldest_ready_age_seconds",
+	    NQI_PROM_GAUGE, "Age of the oldest ready job (0 when none).");
+	for (size_t i = 0; rv == 0 && i < b->nsnap; i++) {
+		const broker_qsnap *s = &b->snap[i];
+		double age = s->oldest_ready_us && now_us > s->oldest_ready_us ?
+		    (double)(now_us - s->oldest_ready_us) / 1e6 : 0;
+		rv = nqi_prom_sample(p, "nq_queue_oldest_ready_age_seconds",
+		    (const char *const[]){"queue", s->name, NULL}, age);
+	}
+	if (rv == 0)
+		rv = nqi_prom_family(p, "nq_queue_paused", NQI_PROM_GAUGE,
+		    "1 while the queue is paused.");
+	for (size_t i = 0; rv == 0 && i < b->nsnap; i++)
+		rv = nqi_prom_sample(p, "nq_queue_paused", (const char *const[]){
+		    "queue", b->snap[i].name, NULL}, b->snap[i].paused);
+	if (rv == 0)
+		rv = nqi_prom_family(p, "nq_queue_dead_letter_ratio",
+		    NQI_PROM_GAUGE, "Dead jobs / finished jobs since start.");
+	for (size_t i = 0; rv == 0 && i < b->nsnap; i++)
+		rv = nqi_prom_sample(p, "nq_queue_dead_letter_ratio",
+		    (const char *const[]){"queue", b->snap[i].name, NULL},
+		    dead_ratio(&b->snap[i]));
+	if (rv == 0)
+		rv = nqi_prom_family(p, "nq_job_latency_seconds",
+		    NQI_PROM_HISTOGRAM, "Enqueue to success, per job.");
+	for (size_t i = 0; rv == 0 && i < b->nsnap; i++)
+		rv = nqi_prom_histogram(p, "nq_job_latency_seconds",
+		    (const char *const[]){"queue", b->snap[i].name, NULL},
+		    b->snap[i].latency);
+	return rv;
+}
+
+static int prom_broker(nqi_prom *p, const broker *b)
+{
+	struct {
+		const char *name;
+		nqi_prom_type type;
+		const char *help;
+		double v;
+	} rows[] = {
+		{"nq_store_commits_total", NQI_PROM_COUNTER,
+		    "Store commits (each one fsync with --sync=always).",
+		    (double)b->snap_commits},
+		{"nq_events_published_total", NQI_PROM_COUNTER,
+		    "Job events handed to the PUB socket.",
+		    (double)b->snap_events_published},
+		{"nq_events_dropped_total", NQI_PROM_COUNTER,
+		    "Job events not published (socket refused, no memory).",
+		    (double)b->snap_events_dropped},
+		{"nq_jobs_stored", NQI_PROM_GAUGE,
+		    "Job records in the store, finished ones included.",
+		    (double)b->snap_jobs_stored},
+		{"nq_broker_ready", NQI_PROM_GAUGE,
+		    "1 while the broker can serve (store commits).",
+		    b->ready ? 1 : 0},
+	};
+	int rv = 0;
+	for (size_t i = 0; rv == 0 && i < sizeof rows / sizeof *rows; i++) {
+		rv = nqi_prom_family(p, rows[i].name, rows[i].type,
+		    rows[i].help);
+		if (rv == 0)
+			rv = nqi_prom_sample(p, rows[i].name, NULL, rows[i].v);
+	}
+	return rv;
+}
+
+static int metrics_cb(nqi_prom *p, void *arg)
+{
+	broker *b = arg;
+	pthread_mutex_lock(&b->snap_mu);
+	int rv = prom_broker(p, b);
+	for (size_t i = 0; rv == 0 && i < sizeof queue_rows /
+	    sizeof *queue_rows; i++)
+		rv = prom_queue_row(p, b, &queue_rows[i]);
+	if (rv == 0)
+		rv = prom_queue_derived(p, b, nqi_now_us());
+	pthread_mutex_unlock(&b->snap_mu);
+	return rv;
+}
+
+static bool ready_cb(void *arg, char *why, size_t len)
+{
+	broker *b = arg;
+	pthread_mutex_lock(&b->mu);
+	bool ready = b->ready && !b->stopping;
+	const char *reason = b->stopping ? "draining: the broker is stopping"
+	    : "store cannot commit";
+	pthread_mutex_unlock(&b->mu);
+	if (!ready)
+		snprintf(why, len, "%s", reason);
+	return ready;
+}
+
+int broker_http_start(broker *b, char *err, size_t errlen)
+{
+	if (!b->cfg.http_addr || !b->cfg.http_addr[0])
+		return NQ_OK;
+	nqi_http_opts o = {
+		.addr = b->cfg.http_addr,
+		.metrics_cb = metrics_cb,
+		.ready_cb = ready_cb,
+		.arg = b,
+	};
+	return nqi_http_start(&b->http, &o, err, errlen);
+}
+
+void broker_http_stop(broker *b)
+{
+	nqi_http_stop(b->http);
+	b->http = NULL;
+}
