@@ -13,7 +13,7 @@ BUILD_DIR=${NQ_BUILD_DIR:-build}
 TEST_TIMEOUT=${NQ_TEST_TIMEOUT:-300}
 
 stage_deps() {
-	nq_install_deps
+	nq_install_deps "${NQ_DEB_PACKAGES[@]}" "${NQ_TEST_PACKAGES[@]}"
 }
 
 stage_configure() {

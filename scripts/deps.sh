@@ -8,6 +8,10 @@ NQ_DEB_PACKAGES=(
 	libmsgpack-dev libcmocka-dev liblmdb-dev lmdb-utils libjansson-dev
 )
 
+# What only the tests need on top: promtool (package prometheus) checks the
+# /metrics output, curl scrapes it.
+NQ_TEST_PACKAGES=(prometheus curl)
+
 # Runs a command as root: directly when we are root, else through sudo.
 nq_as_root() {
 	if [ "$(id -u)" -eq 0 ]; then
@@ -29,15 +33,19 @@ nq_missing_packages() {
 	done
 }
 
-# Installs whatever of NQ_DEB_PACKAGES is missing: one apt-get update, then
-# one quiet install. Returns non-zero when apt-get fails.
+# Installs whatever of the packages named (default NQ_DEB_PACKAGES) is
+# missing: one apt-get update, then one quiet install. Returns non-zero when
+# apt-get fails.
 nq_install_deps() {
 	local missing
+	if [ "$#" -eq 0 ]; then
+		set -- "${NQ_DEB_PACKAGES[@]}"
+	fi
 	if ! command -v dpkg >/dev/null 2>&1; then
-		echo "nq: dpkg not found; install these by hand: ${NQ_DEB_PACKAGES[*]}" >&2
+		echo "nq: dpkg not found; install these by hand: $*" >&2
 		return 1
 	fi
-	mapfile -t missing < <(nq_missing_packages "${NQ_DEB_PACKAGES[@]}")
+	mapfile -t missing < <(nq_missing_packages "$@")
 	if [ "${#missing[@]}" -eq 0 ]; then
 		return 0
 	fi
