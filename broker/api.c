@@ -411,6 +411,7 @@ static Nq__V1__QueueStats *queue_stats(broker *b, broker_queue *q)
 	s->failed_total = q->failed_total;
 	s->dead_total = q->dead_total;
 	s->dead_pending = q->dead_pending;
+	s->oldest_ready_us = broker_oldest_ready_us(q);
 	s->dlq_handed_total = q->dlq_handed_total;
 	return s;
 }

@@ -39,6 +39,7 @@ typedef struct broker_config {
 	const char *dlq_token;
 	nqi_strlist config_values; /* copies of what the config file set */
 	uint64_t max_payload;     /* bytes */
+	uint64_t max_result;      /* bytes of a result kept */
 	uint64_t map_size;        /* bytes the store may grow to */
 	uint64_t result_ttl_ms;
 	uint64_t idempotency_window_ms;
@@ -344,6 +345,8 @@ int broker_events_open(broker *b, char *err, size_t errlen);
 void broker_events_close(broker *b);
 
 /* metrics.c */
+/* Enqueue time of the oldest ready job (0: none); scans the ready heap. */
+uint64_t broker_oldest_ready_us(const broker_queue *q);
 void broker_metrics_tick(broker *b);
 void broker_metrics_snapshot(broker *b, bool full);
 int broker_http_start(broker *b, char *err, size_t errlen);

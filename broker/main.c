@@ -27,6 +27,7 @@ static void config_defaults(broker_config *c)
 		.log_level = "info",
 		.log_format = "text",
 		.max_payload = 256 * 1024,
+		.max_result = 1024 * 1024,
 		.map_size = 64ull << 30,
 		.result_ttl_ms = 10 * 60 * 1000,
 		.idempotency_window_ms = 24ull * 3600 * 1000,
@@ -59,6 +60,8 @@ static size_t config_opts(broker_config *c, nqi_opt *o)
 		OPT("sync", STR, sync, "always (fsync before confirming) or "
 		    "none (benchmarks only: a crash loses recent writes)"),
 		OPT("max-payload", SIZE, max_payload, "largest payload taken"),
+		OPT("max-result", SIZE, max_result, "largest result kept "
+		    "(longer ones are cut and logged)"),
 		OPT("map-size", SIZE, map_size, "largest the store may grow"),
 		OPT("result-ttl", DURATION, result_ttl_ms, "how long finished "
 		    "jobs stay readable (0: deleted at once)"),
@@ -95,6 +98,8 @@ static const char *config_check(const broker_config *c)
 		return "--sync must be always or none";
 	if (c->max_payload == 0 || c->max_payload > (64u << 20))
 		return "--max-payload must be between 1 byte and 64 MiB";
+	if (c->max_result > (64u << 20))
+		return "--max-result must be at most 64 MiB";
 	if (c->max_attempts == 0 || c->max_attempts > 1000)
 		return "--max-attempts must be between 1 and 1000";
 	if (c->backoff_base_ms == 0 || c->backoff_cap_ms < c->backoff_base_ms)

@@ -20,7 +20,7 @@
 
 /* Enqueue time of the oldest job waiting in the ready heap. Ids are taken
  * from the clock at enqueue, so the smallest id is the oldest job. */
-static uint64_t oldest_ready_us(const broker_queue *q)
+uint64_t broker_oldest_ready_us(const broker_queue *q)
 {
 	uint64_t min = 0;
 	for (size_t i = 0; i < q->nheap; i++)
@@ -63,7 +63,7 @@ static void snap_queue(broker *b, broker_queue *q, broker_qsnap *s,
 	s->idle_slots = idle_slots(b, q->name);
 	s->latency = q->latency;
 	if (full)
-		s->oldest_ready_us = q->ready ? oldest_ready_us(q) : 0;
+		s->oldest_ready_us = q->ready ? broker_oldest_ready_us(q) : 0;
 }
 
 /* Copies what readers need out of the core's state. Runs on the core

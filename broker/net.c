@@ -216,7 +216,8 @@ static int conns_open(broker *b, nng_socket s, bool work, int n, int first)
 int broker_net_open(broker *b, char *err, size_t errlen)
 {
 	/* A batch may carry many payloads; one message is still bounded. */
-	size_t max_msg = b->cfg.max_payload * 8 + (16u << 20);
+	size_t max_msg = (b->cfg.max_payload + b->cfg.max_result) * 8 +
+	    (16u << 20);
 	int n = b->cfg.api_contexts + b->cfg.work_contexts;
 	int rv = nng_rep0_open(&b->api);
 	if (rv == 0)

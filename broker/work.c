@@ -405,11 +405,11 @@ static int complete_one(broker *b, const Nq__V1__Completion *c,
 	switch (c->outcome) {
 	case NQ__V1__OUTCOME__OUTCOME_SUCCEEDED:
 		job->result = c->result;
-		if (job->result.len > b->cfg.max_payload) {
+		if (job->result.len > b->cfg.max_result) {
 			nqi_warn("NQ-RESULT-TRUNCATED", "id=%s bytes=%zu limit=%llu",
 			    job->id, job->result.len,
-			    (unsigned long long)b->cfg.max_payload);
-			job->result.len = b->cfg.max_payload;
+			    (unsigned long long)b->cfg.max_result);
+			job->result.len = b->cfg.max_result;
 		}
 		if (qi >= 0) {
 			uint64_t now_us = nqi_now_us();
