@@ -88,6 +88,7 @@ typedef struct broker_op {
 	uint64_t wait_id;               /* parked wait: the job id */
 	bool settled;                   /* finished or parked by its handler */
 	uint64_t *ids;                  /* DLQ_ACKED: owned */
+	nng_msg **capture;              /* embedded: the reply goes here */
 	size_t nids;
 	struct broker_op *next;
 } broker_op;
@@ -272,9 +273,22 @@ struct broker {
 	nng_aio *results_aio;
 };
 
+/* setup.c */
+void broker_config_defaults(broker_config *c);
+void broker_init(broker *b);
+/* Frees what broker_init and the run allocated; the struct stays. */
+void broker_fini(broker *b);
+int broker_open_store(broker *b);
+
 /* core.c */
 int broker_start(broker *b);
 void broker_stop(broker *b);
+/* Checks a request without state (version, body, socket); NULL when fine,
+ * else the reason, with the error in *err. */
+const char *broker_precheck(const Nq__V1__Request *req, bool work,
+    int *err, char *buf, size_t len);
+/* Applies ops as one group: one transaction, one commit, then replies. */
+void broker_run_group(broker *b, broker_op *ops);
 /* Hands an op to the core; takes ownership. Safe from any thread. */
 void broker_post(broker *b, broker_op *op);
 /* Queues op's reply for sending after this group commits. */

@@ -33,6 +33,31 @@ static const dispatch_entry dispatch[] = {
 	{NQ__V1__REQUEST__BODY_EXTEND, broker_on_extend, true},
 };
 
+static bool body_on_work_socket(Nq__V1__Request__BodyCase body)
+{
+	return body == NQ__V1__REQUEST__BODY_FETCH ||
+	    body == NQ__V1__REQUEST__BODY_EXTEND;
+}
+
+const char *broker_precheck(const Nq__V1__Request *req, bool work,
+    int *err, char *buf, size_t len)
+{
+	*err = NQ_EINVAL;
+	if (req->version != NQI_PROTOCOL_VERSION) {
+		*err = NQ_EPRECOND;
+		snprintf(buf, len, "protocol version %u is not served; this "
+		    "broker serves version %d", req->version,
+		    NQI_PROTOCOL_VERSION);
+		return buf;
+	}
+	if (req->body_case == NQ__V1__REQUEST__BODY__NOT_SET)
+		return "request has no body";
+	if (body_on_work_socket(req->body_case) != work)
+		return work ? "the work socket serves fetch and extend only"
+		    : "fetch and extend belong on the work socket";
+	return NULL;
+}
+
 static const dispatch_entry *dispatch_find(Nq__V1__Request__BodyCase body)
 {
 	for (size_t i = 0; i < sizeof dispatch / sizeof *dispatch; i++)
@@ -156,13 +181,19 @@ static void send_replies(broker *b)
 	broker_op *done = b->done;
 	b->done = NULL;
 	for (broker_op *op = done; op; op = op->next) {
-		nng_msg *msg;
-		if (op->kind != BROKER_OP_REQUEST || !op->conn)
+		nng_msg *msg = NULL;
+		if (op->kind != BROKER_OP_REQUEST)
 			continue;
-		if (op->reply && nqi_msg_pack(&op->reply->base, NULL, 0, &msg) == 0)
+		if (op->reply && nqi_msg_pack(&op->reply->base, NULL, 0, &msg))
+			msg = NULL;
+		if (op->capture)
+			*op->capture = msg;
+		else if (op->conn && msg)
 			broker_conn_reply(op->conn, msg);
-		else
+		else if (op->conn)
 			broker_conn_drop(op->conn);
+		else
+			nng_msg_free(msg);
 	}
 	while (done) {
 		broker_op *next = done->next;
@@ -210,7 +241,10 @@ static void fail_group(broker *b, broker_op *rest, int err)
 	}
 	for (broker_op *op = b->done; op; op = op->next)
 		broker_set_status(b, op, NQ_EUNAVAIL, "%s", msg);
-	nqi_error("NQ-COMMIT-FAILED", "err=%s ready=false", nq_err_name(err));
+	/* Logged when the store starts failing, not at every retry. */
+	if (b->ready)
+		nqi_error("NQ-COMMIT-FAILED", "err=%s ready=false",
+		    nq_err_name(err));
 	pthread_mutex_lock(&b->mu);
 	b->ready = false;
 	pthread_mutex_unlock(&b->mu);
@@ -220,7 +254,7 @@ static void fail_group(broker *b, broker_op *rest, int err)
 	broker_recover(b, false);
 }
 
-static void run_group(broker *b, broker_op *ops)
+void broker_run_group(broker *b, broker_op *ops)
 {
 	int rv = nqi_store_begin(b->store, true, &b->txn);
 	b->dirty = false;
@@ -312,7 +346,7 @@ static void *core_main(void *arg)
 		broker_op *ops = take_ops(b, next_wait_ms(b), &stop);
 		if (ops || nqi_mono_ms() >= b->next_sweep_ms ||
 		    next_wait_ms(b) == 0)
-			run_group(b, ops);
+			broker_run_group(b, ops);
 		if (stop) {
 			/* Ops that raced with the stop were applied above;
 			 * anything later is refused by the net layer. */
@@ -321,7 +355,7 @@ static void *core_main(void *arg)
 			b->in_head = b->in_tail = NULL;
 			pthread_mutex_unlock(&b->mu);
 			if (ops)
-				run_group(b, ops);
+				broker_run_group(b, ops);
 			break;
 		}
 	}

@@ -45,32 +45,6 @@ static void reply_now(broker_conn *c, int err, const char *msg)
 	broker_conn_reply(c, out);
 }
 
-static bool body_on_work_socket(Nq__V1__Request__BodyCase body)
-{
-	return body == NQ__V1__REQUEST__BODY_FETCH ||
-	    body == NQ__V1__REQUEST__BODY_EXTEND;
-}
-
-/* Checks what can be checked without state; returns NULL when fine. */
-static const char *precheck(broker_conn *c, const Nq__V1__Request *req,
-    int *err, char *buf, size_t len)
-{
-	*err = NQ_EINVAL;
-	if (req->version != NQI_PROTOCOL_VERSION) {
-		*err = NQ_EPRECOND;
-		snprintf(buf, len, "protocol version %u is not served; this "
-		    "broker serves version %d", req->version,
-		    NQI_PROTOCOL_VERSION);
-		return buf;
-	}
-	if (req->body_case == NQ__V1__REQUEST__BODY__NOT_SET)
-		return "request has no body";
-	if (body_on_work_socket(req->body_case) != c->work)
-		return c->work ? "the work socket serves fetch and extend only"
-		    : "fetch and extend belong on the work socket";
-	return NULL;
-}
-
 static void on_request(broker_conn *c, nng_msg *msg)
 {
 	char buf[160];
@@ -83,7 +57,7 @@ static void on_request(broker_conn *c, nng_msg *msg)
 		reply_now(c, NQ_EINVAL, "malformed request: not an nq.v1.Request");
 		return;
 	}
-	const char *bad = precheck(c, req, &err, buf, sizeof buf);
+	const char *bad = broker_precheck(req, c->work, &err, buf, sizeof buf);
 	if (bad) {
 		reply_now(c, err, bad);
 		nq__v1__request__free_unpacked(req, NULL);

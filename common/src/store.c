@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "nqi/util.h"
 
@@ -16,6 +17,7 @@ struct nqi_store {
 	size_t ndbs;
 	uint64_t commits;
 	uint64_t fail_after; /* fault seam; 0: off */
+	const char *fail_file; /* fault seam: commits fail while it exists */
 };
 
 int nqi_store_err(int rc)
@@ -101,6 +103,7 @@ int nqi_store_open(nqi_store **out, const nqi_store_opts *o, char *err,
 	const char *fail = getenv("NQ_FAULT_COMMIT_FAIL");
 	if (fail)
 		s->fail_after = strtoull(fail, NULL, 10);
+	s->fail_file = getenv("NQ_FAULT_COMMIT_FILE");
 	unsigned flags = MDB_NOTLS | (o->sync ? 0 : MDB_NOSYNC);
 	int rc = mdb_env_create(&s->env);
 	if (rc == 0)
@@ -147,7 +150,8 @@ int nqi_store_begin(nqi_store *s, bool write, MDB_txn **txn)
 
 int nqi_store_commit(nqi_store *s, MDB_txn *txn)
 {
-	if (s->fail_after && s->commits >= s->fail_after) {
+	if ((s->fail_after && s->commits >= s->fail_after) ||
+	    (s->fail_file && access(s->fail_file, F_OK) == 0)) {
 		mdb_txn_abort(txn);
 		return NQ_ESTORE;
 	}

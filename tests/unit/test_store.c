@@ -265,6 +265,28 @@ static void test_store_fault_seam_fails_commits_after_n(void **st)
 	nqi_store_close(s);
 }
 
+static void test_store_fault_file_fails_commits_while_present(void **st)
+{
+	fixture *f = *st;
+	char flag[128], out[64];
+	snprintf(flag, sizeof flag, "%s.full", f->dir);
+	setenv("NQ_FAULT_COMMIT_FILE", flag, 1);
+	nqi_store *s = open_ok(f);
+	assert_int_equal(put(s, 0, 1, "one"), NQ_OK);
+	FILE *fp = fopen(flag, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	assert_int_equal(put(s, 0, 2, "two"), NQ_ESTORE);
+	assert_int_equal(get(s, 0, 2, out, sizeof out), NQ_ENOTFOUND);
+	unlink(flag);
+	/* the store works again by itself once the fault is gone */
+	assert_int_equal(put(s, 0, 2, "two"), NQ_OK);
+	assert_int_equal(get(s, 0, 2, out, sizeof out), NQ_OK);
+	assert_string_equal(out, "two");
+	nqi_store_close(s);
+	unsetenv("NQ_FAULT_COMMIT_FILE");
+}
+
 static void test_store_without_sync_still_commits(void **st)
 {
 	fixture *f = *st;
@@ -357,6 +379,7 @@ int main(void)
 		T(test_store_same_schema_reopens),
 		T(test_store_unusable_directory_is_named),
 		T(test_store_fault_seam_fails_commits_after_n),
+		T(test_store_fault_file_fails_commits_while_present),
 		T(test_store_without_sync_still_commits),
 		T(test_store_too_many_databases_refused),
 		T(test_store_be64_keys_sort_numerically),

@@ -36,8 +36,10 @@ MDB_dbi nqi_store_dbi(nqi_store *s, size_t index);
 
 int nqi_store_begin(nqi_store *s, bool write, MDB_txn **txn);
 /* Commits (fsync'd with sync on). On failure the transaction is gone and
- * the error is returned; a fault-injection seam (NQ_FAULT_COMMIT_FAIL=N in
- * the environment fails every commit after the Nth) lets tests reach it. */
+ * the error is returned. Fault-injection seams let tests reach that path:
+ * NQ_FAULT_COMMIT_FAIL=N in the environment fails every commit after the
+ * Nth; NQ_FAULT_COMMIT_FILE=PATH fails commits while PATH exists, as a
+ * full disk would, and lets them work again once it is gone. */
 int nqi_store_commit(nqi_store *s, MDB_txn *txn);
 /* Commits so far, failed ones not counted. */
 uint64_t nqi_store_commits(const nqi_store *s);

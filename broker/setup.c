@@ -1,0 +1,98 @@
+/* Setting a broker up and down, shared by nq-broker and the embedded
+ * broker that tests and fuzzers drive without sockets or threads. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "nqi/log.h"
+#include "nqi/util.h"
+
+static const char *const store_dbs[] = {"jobs", "idem", "expiry", "queues",
+    "meta", "handoff"};
+#define STORE_SCHEMA 1
+
+void broker_config_defaults(broker_config *c)
+{
+
+	*c = (broker_config){
+		.api_url = "tcp://127.0.0.1:7400",
+		.work_url = "tcp://127.0.0.1:7401",
+		.results_url = "tcp://127.0.0.1:7402",
+		.dlq_url = "tcp://127.0.0.1:7410",
+		.events_url = "tcp://127.0.0.1:7403",
+		.http_addr = "127.0.0.1:7480",
+		.data_dir = "./nq-data",
+		.sync = "always",
+		.log_level = "info",
+		.log_format = "text",
+		.max_payload = 256 * 1024,
+		.max_result = 1024 * 1024,
+		.map_size = 64ull << 30,
+		.result_ttl_ms = 10 * 60 * 1000,
+		.idempotency_window_ms = 24ull * 3600 * 1000,
+		.backoff_base_ms = 1000,
+		.backoff_cap_ms = 3600 * 1000,
+		.default_timeout_ms = 5 * 60 * 1000,
+		.lease_check_ms = 100,
+		.max_attempts = 10,
+		.max_depth = 0,
+		.api_contexts = 128,
+		.work_contexts = 256,
+	};
+}
+
+void broker_init(broker *b)
+{
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->cv, NULL);
+	pthread_cond_init(&b->dlq_cv, NULL);
+	pthread_mutex_init(&b->snap_mu, NULL);
+	broker_arena_init(&b->arena);
+}
+
+void broker_fini(broker *b)
+{
+	broker_index_fini(&b->index);
+	broker_arena_fini(&b->arena);
+	nqi_store_close(b->store);
+	b->store = NULL;
+	free(b->pend);
+	free(b->snap);
+	free(b->group_dead);
+	free(b->events);
+	pthread_mutex_destroy(&b->mu);
+	pthread_cond_destroy(&b->cv);
+	pthread_cond_destroy(&b->dlq_cv);
+	pthread_mutex_destroy(&b->snap_mu);
+}
+
+int broker_open_store(broker *b)
+{
+	char err[256] = "";
+	nqi_store_opts so = {
+		.dir = b->cfg.data_dir,
+		.sync = strcmp(b->cfg.sync, "always") == 0,
+		.map_size = b->cfg.map_size,
+		.dbs = store_dbs,
+		.ndbs = sizeof store_dbs / sizeof *store_dbs,
+		.schema_version = STORE_SCHEMA,
+	};
+	int rv = nqi_store_open(&b->store, &so, err, sizeof err);
+	if (rv != 0) {
+		nqi_error("NQ-STORE-OPEN-FAILED", "dir=%s err=\"%s\"",
+		    b->cfg.data_dir, err);
+		return rv;
+	}
+	b->db_jobs = nqi_store_dbi(b->store, 0);
+	b->db_idem = nqi_store_dbi(b->store, 1);
+	b->db_expiry = nqi_store_dbi(b->store, 2);
+	b->db_queues = nqi_store_dbi(b->store, 3);
+	b->db_meta = nqi_store_dbi(b->store, 4);
+	b->db_handoff = nqi_store_dbi(b->store, 5);
+	if (!so.sync)
+		nqi_warn("NQ-SYNC-NONE", "sync=none confirms writes before "
+		    "they are on disk; a crash loses them (benchmarks only)");
+	return NQ_OK;
+}
+

@@ -1,0 +1,27 @@
+/*
+ * The embedded broker (from the nq_broker library): the broker's core on
+ * the caller's thread, with a store in data_dir and no sockets. For tests
+ * and fuzz targets that must reach every request handler with arbitrary
+ * bytes. Not thread-safe; one caller at a time.
+ */
+#ifndef NQI_EMBED_H
+#define NQI_EMBED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct nq_embedded_broker nq_embedded_broker;
+
+int broker_embed_open(nq_embedded_broker **out, const char *data_dir);
+void broker_embed_close(nq_embedded_broker *e);
+/* Feeds request bytes as the api socket (work_socket false) or the work
+ * socket would receive them; *out is the packed Reply (malloc'd). */
+int broker_embed_request(nq_embedded_broker *e, const void *buf, size_t len,
+    bool work_socket, uint8_t **out, size_t *outlen);
+/* Feeds a CompletionBatch as the results socket would; NQ_EINVAL when the
+ * bytes do not decode. */
+int broker_embed_completions(nq_embedded_broker *e, const void *buf,
+    size_t len);
+
+#endif

@@ -1,0 +1,211 @@
+/* The broker's request handlers driven in-process through the embedded
+ * broker: the same bytes the sockets carry, a real LMDB store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nqi/codec.h"
+#include "nqi/embed.h"
+#include "nq/nq.h"
+
+typedef struct fixture {
+	char dir[64];
+	nq_embedded_broker *e;
+} fixture;
+
+static int setup(void **st)
+{
+	fixture *f = calloc(1, sizeof *f);
+	snprintf(f->dir, sizeof f->dir, "/tmp/nq-test-embed-XXXXXX");
+	if (!f || !mkdtemp(f->dir) || broker_embed_open(&f->e, f->dir) != 0)
+		return -1;
+	*st = f;
+	return 0;
+}
+
+static int teardown(void **st)
+{
+	fixture *f = *st;
+	char cmd[128];
+	broker_embed_close(f->e);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+/* Sends req on the api or work socket; returns the decoded reply. */
+static Nq__V1__Reply *call(fixture *f, Nq__V1__Request *req, bool work)
+{
+	uint8_t *in, *out;
+	size_t inlen, outlen;
+	req->version = 1;
+	assert_int_equal(nqi_buf_pack(&req->base, &in, &inlen), 0);
+	assert_int_equal(broker_embed_request(f->e, in, inlen, work, &out,
+	    &outlen), 0);
+	free(in);
+	Nq__V1__Reply *r = nqi_reply_unpack(out, outlen);
+	free(out);
+	assert_non_null(r);
+	return r;
+}
+
+static char *enqueue(fixture *f, const char *queue, uint32_t max_attempts)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
+	Nq__V1__JobSpec spec = NQ__V1__JOB_SPEC__INIT, *specs[] = {&spec};
+	spec.queue = (char *)queue;
+	spec.type = "t";
+	spec.max_attempts = max_attempts;
+	enq.jobs = specs;
+	enq.n_jobs = 1;
+	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
+	req.enqueue = &enq;
+	Nq__V1__Reply *r = call(f, &req, false);
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_ENQUEUE);
+	assert_null(r->enqueue->results[0]->status);
+	char *id = strdup(r->enqueue->results[0]->id);
+	nq__v1__reply__free_unpacked(r, NULL);
+	return id;
+}
+
+static Nq__V1__Reply *fetch(fixture *f, const char *queue)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__FetchRequest fr = NQ__V1__FETCH_REQUEST__INIT;
+	char *queues[] = {(char *)queue};
+	fr.worker_id = "w1";
+	fr.queues = queues;
+	fr.n_queues = 1;
+	fr.max_jobs = 10;
+	fr.wait_ms = 5000; /* the embedded broker never parks */
+	req.body_case = NQ__V1__REQUEST__BODY_FETCH;
+	req.fetch = &fr;
+	return call(f, &req, true);
+}
+
+static void complete(fixture *f, const Nq__V1__Job *job, Nq__V1__Outcome o)
+{
+	Nq__V1__CompletionBatch b = NQ__V1__COMPLETION_BATCH__INIT;
+	Nq__V1__Completion c = NQ__V1__COMPLETION__INIT, *cs[] = {&c};
+	uint8_t *buf;
+	size_t len;
+	c.id = job->id;
+	c.lease_token = job->lease_token;
+	c.outcome = o;
+	c.result.data = (uint8_t *)"done";
+	c.result.len = 4;
+	c.error = "boom";
+	b.version = 1;
+	b.completions = cs;
+	b.n_completions = 1;
+	assert_int_equal(nqi_buf_pack(&b.base, &buf, &len), 0);
+	assert_int_equal(broker_embed_completions(f->e, buf, len), 0);
+	free(buf);
+}
+
+static Nq__V1__Job *get(fixture *f, const char *id, Nq__V1__Reply **keep)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__GetRequest g = NQ__V1__GET_REQUEST__INIT;
+	g.id = (char *)id;
+	req.body_case = NQ__V1__REQUEST__BODY_GET;
+	req.get = &g;
+	*keep = call(f, &req, false);
+	return (*keep)->body_case == NQ__V1__REPLY__BODY_GET ? (*keep)->get->job
+	    : NULL;
+}
+
+static void test_embed_job_runs_to_succeeded(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__Reply *r, *g;
+	char *id = enqueue(f, "q", 0);
+	r = fetch(f, "q");
+	assert_int_equal(r->fetch->n_jobs, 1);
+	assert_string_equal(r->fetch->jobs[0]->id, id);
+	assert_int_equal(r->fetch->jobs[0]->attempt, 1);
+	complete(f, r->fetch->jobs[0], NQ__V1__OUTCOME__OUTCOME_SUCCEEDED);
+	Nq__V1__Job *job = get(f, id, &g);
+	assert_int_equal(job->state, NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+	assert_int_equal(job->result.len, 4);
+	assert_memory_equal(job->result.data, "done", 4);
+	nq__v1__reply__free_unpacked(g, NULL);
+	nq__v1__reply__free_unpacked(r, NULL);
+	free(id);
+}
+
+static void test_embed_failure_without_attempts_left_is_dead(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__Reply *r, *g;
+	char *id = enqueue(f, "q", 1);
+	r = fetch(f, "q");
+	complete(f, r->fetch->jobs[0], NQ__V1__OUTCOME__OUTCOME_FAILED);
+	Nq__V1__Job *job = get(f, id, &g);
+	assert_int_equal(job->state, NQ__V1__JOB_STATE__JOB_STATE_DEAD);
+	assert_string_equal(job->dead_reason, "max_attempts");
+	assert_int_equal(job->n_errors, 1);
+	assert_string_equal(job->errors[0]->message, "boom");
+	nq__v1__reply__free_unpacked(g, NULL);
+	nq__v1__reply__free_unpacked(r, NULL);
+	free(id);
+}
+
+static void test_embed_release_refunds_the_attempt(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__Reply *r, *r2;
+	char *id = enqueue(f, "q", 0);
+	r = fetch(f, "q");
+	complete(f, r->fetch->jobs[0], NQ__V1__OUTCOME__OUTCOME_RELEASED);
+	r2 = fetch(f, "q");
+	assert_int_equal(r2->fetch->n_jobs, 1);
+	assert_int_equal(r2->fetch->jobs[0]->attempt, 1);
+	nq__v1__reply__free_unpacked(r, NULL);
+	nq__v1__reply__free_unpacked(r2, NULL);
+	free(id);
+}
+
+static void test_embed_malformed_bytes_get_invalid_argument(void **st)
+{
+	fixture *f = *st;
+	uint8_t *out;
+	size_t len;
+	const uint8_t junk[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f};
+	assert_int_equal(broker_embed_request(f->e, junk, sizeof junk, false,
+	    &out, &len), 0);
+	Nq__V1__Reply *r = nqi_reply_unpack(out, len);
+	free(out);
+	assert_non_null(r);
+	assert_non_null(r->status);
+	assert_int_equal(r->status->code, NQ__V1__CODE__INVALID_ARGUMENT);
+	nq__v1__reply__free_unpacked(r, NULL);
+	assert_int_equal(broker_embed_completions(f->e, junk, sizeof junk),
+	    NQ_EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_embed_job_runs_to_succeeded,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_embed_failure_without_attempts_left_is_dead, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_embed_release_refunds_the_attempt, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_embed_malformed_bytes_get_invalid_argument, setup,
+		    teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
