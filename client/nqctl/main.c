@@ -14,10 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dlq.h"
 #include "nqctl.h"
 #include "nqi/util.h"
 
-#define NQCTL_NGLOBAL 11
+#define NQCTL_NGLOBAL 12
 #define NQCTL_DEFAULT_API "tcp://127.0.0.1:7400"
 
 static const nqctl_cmd commands[] = {
@@ -39,6 +40,7 @@ static const nqctl_cmd commands[] = {
         nqctl_pause},
     {"resume", "QUEUE", "Hands out a paused queue's jobs again.", 1, 1,
         nqctl_resume},
+    {"dlq", NQCTL_DLQ_SYNOPSIS, NQCTL_DLQ_SUMMARY, 0, 0, nqctl_dlq},
 };
 
 static void global_opts(nqctl *x, nqi_opt out[NQCTL_NGLOBAL])
@@ -50,6 +52,8 @@ static void global_opts(nqctl *x, nqi_opt out[NQCTL_NGLOBAL])
 	        "broker work socket (tcp://127.0.0.1:7401)", false},
 	    {"results", NQI_OPT_STR, &x->conf.results_url,
 	        "broker results socket (tcp://127.0.0.1:7402)", false},
+	    {"dlq", NQI_OPT_STR, &x->conf.dlq_url,
+	        "nq-dlq socket (tcp://127.0.0.1:7410)", false},
 	    {"token-file", NQI_OPT_STR, &x->conf.token_file,
 	        "file whose first line is the access token", false},
 	    {"tls-ca", NQI_OPT_STR, &x->conf.tls_ca,

@@ -1,0 +1,252 @@
+/* nq-dlq: keeps the jobs that failed for good, and lets operators find out
+ * why and put them back. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dlq.h"
+#include "nqi/log.h"
+#include "nqi/opts.h"
+#include "nqi/util.h"
+
+static void config_defaults(dlq_config *c)
+{
+	*c = (dlq_config){
+	    .listen_url = "tcp://127.0.0.1:7410",
+	    .broker_url = "tcp://127.0.0.1:7400",
+	    .data_dir = "./nq-dlq-data",
+	    .sync = "always",
+	    .http_addr = "127.0.0.1:7481",
+	    .log_level = "info",
+	    .log_format = "text",
+	    .retention_count = 10000,
+	    .retention_age_ms = 30ull * 24 * 3600 * 1000,
+	    .retention_check_ms = 10000,
+	    .broker_timeout_ms = 10000,
+	    .map_size = 64ull << 30,
+	    .max_message = 256u << 20,
+	    .contexts = 64,
+	};
+}
+
+#define OPT(n, k, f, h)                                                        \
+	{                                                                      \
+		n, NQI_OPT_##k, &c->f, h, false                                \
+	}
+
+static size_t config_opts(dlq_config *c, nqi_opt *o)
+{
+	nqi_opt all[] = {
+	    OPT("listen", STR, listen_url,
+	        "REP socket URL: ingest from the "
+	        "broker, requests of operators"),
+	    OPT("broker", STR, broker_url,
+	        "the broker's api socket, where "
+	        "replay enqueues"),
+	    OPT("data-dir", STR, data_dir, "directory of the LMDB store"),
+	    OPT("sync", STR, sync,
+	        "always (fsync before confirming) or "
+	        "none (benchmarks only: a crash loses recent writes)"),
+	    OPT("http", STR, http_addr,
+	        "ADDR:PORT of /metrics, /healthz "
+	        "and /readyz (none: off)"),
+	    OPT("retention-count", U64, retention_count,
+	        "entries kept per "
+	        "queue, the newest (0: no limit)"),
+	    OPT("retention-age", DURATION, retention_age_ms,
+	        "entries dead "
+	        "longer ago are removed (0: no limit)"),
+	    OPT("retention-check", DURATION, retention_check_ms,
+	        "how often "
+	        "retention looks at every queue"),
+	    OPT("token-file", STR, token_file,
+	        "file whose first line is "
+	        "the token replay presents to the broker"),
+	    OPT("broker-timeout", DURATION, broker_timeout_ms,
+	        "longest "
+	        "wait for the broker to answer one replay batch"),
+	    OPT("map-size", SIZE, map_size, "largest the store may grow"),
+	    OPT("max-message", SIZE, max_message, "largest request taken"),
+	    OPT("contexts", INT, contexts, "requests served at once"),
+	    OPT("config", STR, config_file,
+	        "file of name = value lines, "
+	        "read before the environment and flags"),
+	    OPT("log-level", STR, log_level, "debug, info, warn or error"),
+	    OPT("log-format", STR, log_format, "text or json"),
+	};
+	memcpy(o, all, sizeof all);
+	return sizeof all / sizeof *all;
+}
+
+static const char *config_check(const dlq_config *c)
+{
+	if (!c->listen_url || !*c->listen_url)
+		return "--listen must name a URL";
+	if (!c->broker_url || !*c->broker_url)
+		return "--broker must name a URL";
+	if (strcmp(c->sync, "always") != 0 && strcmp(c->sync, "none") != 0)
+		return "--sync must be always or none";
+	if (c->retention_check_ms < 10)
+		return "--retention-check must be at least 10ms";
+	if (c->broker_timeout_ms < 100 || c->broker_timeout_ms > 600000)
+		return "--broker-timeout must be from 100ms to 10m";
+	if (c->max_message < (64u << 10) || c->max_message > (1ull << 30))
+		return "--max-message must be from 64k to 1g";
+	if (c->map_size < (1u << 20))
+		return "--map-size must be at least 1m";
+	if (c->contexts < 1 || c->contexts > 4096)
+		return "--contexts must be from 1 to 4096";
+	if (nqi_log_set_level(c->log_level) != 0)
+		return "--log-level must be debug, info, warn or error";
+	if (nqi_log_set_format(c->log_format) != 0)
+		return "--log-format must be text or json";
+	return NULL;
+}
+
+static void usage(FILE *f, const nqi_opt *o, size_t n)
+{
+	fprintf(f, "usage: nq-dlq [flags]\n"
+	           "Keeps dead jobs handed over by nq-broker --dlq URL.\n"
+	           "Every flag also reads from NQ_<FLAG>, e.g. NQ_DATA_DIR.\n");
+	nqi_opts_usage(o, n, f);
+}
+
+/* Parses flags; returns 0 to run, -1 after --help, or the exit status. */
+static int configure(dlq_config *c, int argc, char **argv)
+{
+	nqi_opt o[32];
+	char err[256];
+	int next;
+	config_defaults(c);
+	size_t n = config_opts(c, o);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
+			usage(stdout, o, n);
+			return -1;
+		}
+	}
+	const char *file = nqi_opts_peek(argc, argv, "config");
+	if (file && nqi_opts_load_file(
+	                o, n, file, &c->config_values, err, sizeof err) != 0) {
+		fprintf(stderr, "nq-dlq: %s\n", err);
+		return 2;
+	}
+	if (nqi_opts_parse(o, n, argc, argv, 1, true, &next, err, sizeof err)) {
+		fprintf(stderr, "nq-dlq: %s\n", err);
+		usage(stderr, o, n);
+		return 2;
+	}
+	const char *bad = next < argc ? "unexpected argument" : config_check(c);
+	if (bad) {
+		fprintf(stderr, "nq-dlq: %s%s%s\n", bad, next < argc ? " " : "",
+		    next < argc ? argv[next] : "");
+		return 2;
+	}
+	char desc[2048];
+	nqi_opts_describe(o, n, desc, sizeof desc);
+	nqi_info("NQ-DLQ-CONFIG", "%s", desc);
+	return 0;
+}
+
+static void block_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	/* Threads started later inherit the mask; only main takes them. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int wait_for_signal(void)
+{
+	sigset_t set;
+	int sig = 0;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigwait(&set, &sig);
+	return sig;
+}
+
+/* Starts the parts in the order they depend on each other; on failure
+ * the caller stops whatever did start. */
+static int start(dlq *d)
+{
+	char err[256] = "";
+	int rv = dlq_store_open(d, err, sizeof err);
+	if (rv != 0) {
+		nqi_error("NQ-STORE-OPEN-FAILED", "dir=%s err=\"%s\"",
+		    d->cfg.data_dir, err);
+		return rv;
+	}
+	if (strcmp(d->cfg.sync, "always") != 0)
+		nqi_warn("NQ-SYNC-NONE",
+		    "sync=none confirms writes before "
+		    "they are on disk; a crash loses them (benchmarks only)");
+	atomic_store(&d->ready, true);
+	if ((rv = dlq_core_start(d)) != 0)
+		return rv;
+	if ((rv = dlq_replay_start(d, err, sizeof err)) != 0) {
+		nqi_error("NQ-DLQ-BROKER-FAILED", "err=\"%s\"", err);
+		return rv;
+	}
+	if ((rv = dlq_net_open(d, err, sizeof err)) != 0) {
+		nqi_error("NQ-LISTEN-FAILED", "err=\"%s\"", err);
+		return rv;
+	}
+	if ((rv = dlq_http_start(d, err, sizeof err)) != 0) {
+		nqi_error("NQ-HTTP-FAILED", "addr=%s err=\"%s\"",
+		    d->cfg.http_addr, err);
+		return rv;
+	}
+	return NQ_OK;
+}
+
+/* Stop taking requests, let the replay and the commit in flight finish,
+ * then close. */
+static void stop(dlq *d)
+{
+	dlq_net_quiesce(d);
+	dlq_replay_stop(d);
+	dlq_core_stop(d);
+	dlq_net_close(d);
+	dlq_http_stop(d);
+}
+
+int main(int argc, char **argv)
+{
+	static dlq d; /* lives for the whole process */
+	int rv = configure(&d.cfg, argc, argv);
+	if (rv != 0)
+		return rv < 0 ? 0 : rv;
+	block_signals();
+	pthread_mutex_init(&d.mu, NULL);
+	pthread_cond_init(&d.cv, NULL);
+	pthread_cond_init(&d.done_cv, NULL);
+	pthread_cond_init(&d.replay_cv, NULL);
+	d.started_ms = nqi_mono_ms();
+	rv = start(&d);
+	if (rv == 0) {
+		nqi_info("NQ-DLQ-START",
+		    "listen=%s broker=%s http=%s "
+		    "data_dir=%s sync=%s retention_count=%llu "
+		    "retention_age_ms=%llu version=%s",
+		    d.cfg.listen_url, d.cfg.broker_url, d.cfg.http_addr,
+		    d.cfg.data_dir, d.cfg.sync,
+		    (unsigned long long)d.cfg.retention_count,
+		    (unsigned long long)d.cfg.retention_age_ms, NQ_VERSION);
+		int sig = wait_for_signal();
+		nqi_info("NQ-DLQ-STOPPING", "signal=%d", sig);
+	}
+	stop(&d);
+	if (rv == 0)
+		nqi_info("NQ-DLQ-STOP", "commits=%llu",
+		    (unsigned long long)atomic_load(&d.commits_total));
+	nqi_store_close(d.store);
+	nqi_strlist_free(&d.cfg.config_values);
+	return rv == 0 ? 0 : 1;
+}

@@ -1,0 +1,238 @@
+/* The REP socket: many requests at once, one nng context each, driven by
+ * an aio state machine. Everything here runs on NNG's threads; requests
+ * are decoded and checked here and routed by the table below. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "dlq.h"
+#include "nqi/log.h"
+#include "nqi/util.h"
+
+enum conn_state { CONN_RECV, CONN_WAIT, CONN_SEND };
+
+struct dlq_conn {
+	dlq *d;
+	nng_ctx ctx;
+	nng_aio *aio;
+	enum conn_state state;
+};
+
+/* Where each request kind is served. */
+typedef enum dlq_lane {
+	LANE_READ,   /* at once, on this thread, from a read transaction */
+	LANE_WRITE,  /* by the core, in its next group commit */
+	LANE_REPLAY, /* by the replay thread */
+} dlq_lane;
+
+typedef struct route {
+	Nq__V1__Request__BodyCase body;
+	dlq_lane lane;
+	dlq_handler_fn fn; /* read lane only; the others have their own */
+} route;
+
+static const route routes[] = {
+    {NQ__V1__REQUEST__BODY_DLQ_INGEST, LANE_WRITE, NULL},
+    {NQ__V1__REQUEST__BODY_DLQ_PURGE, LANE_WRITE, NULL},
+    {NQ__V1__REQUEST__BODY_DLQ_REPLAY, LANE_REPLAY, NULL},
+    {NQ__V1__REQUEST__BODY_DLQ_LIST, LANE_READ, dlq_on_list},
+    {NQ__V1__REQUEST__BODY_DLQ_SHOW, LANE_READ, dlq_on_show},
+    {NQ__V1__REQUEST__BODY_DLQ_STATS, LANE_READ, dlq_on_stats},
+};
+
+static const route *route_find(Nq__V1__Request__BodyCase body)
+{
+	for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
+		if (routes[i].body == body)
+			return &routes[i];
+	return NULL;
+}
+
+void dlq_conn_reply(dlq_conn *c, dlq_op *op)
+{
+	nng_msg *msg;
+	int rv = nqi_msg_pack(&op->reply.base, NULL, 0, &msg);
+	dlq_op_free(op);
+	if (rv != 0) {
+		/* No reply can be built: the requester times out and
+		 * retries. */
+		c->state = CONN_RECV;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
+	c->state = CONN_SEND;
+	nng_aio_set_msg(c->aio, msg);
+	nng_ctx_send(c->ctx, c->aio);
+}
+
+/* Answers at once with an error (malformed, wrong version, ...). */
+static void reply_error(dlq_conn *c, dlq_op *op, int err, const char *msg)
+{
+	static uint32_t versions[1] = {NQI_PROTOCOL_VERSION};
+	dlq_op_status(op, err, "%s", msg);
+	if (err == NQ_EPRECOND) {
+		op->reply.versions = versions;
+		op->reply.n_versions = 1;
+	}
+	dlq_conn_reply(c, op);
+}
+
+/* What can be told without state; NULL when the request may proceed. */
+static const char *precheck(const Nq__V1__Request *req, const route **r,
+    int *err, char *buf, size_t len)
+{
+	*err = NQ_EINVAL;
+	if (req->version != NQI_PROTOCOL_VERSION) {
+		*err = NQ_EPRECOND;
+		snprintf(buf, len,
+		    "protocol version %u is not served; nq-dlq "
+		    "serves version %d",
+		    req->version, NQI_PROTOCOL_VERSION);
+		return buf;
+	}
+	if (req->body_case == NQ__V1__REQUEST__BODY__NOT_SET)
+		return "request has no body";
+	*r = route_find(req->body_case);
+	if (!*r)
+		return "nq-dlq serves dlq_ingest, dlq_list, dlq_show, "
+		       "dlq_replay, dlq_purge and dlq_stats; other requests "
+		       "belong on the broker";
+	return NULL;
+}
+
+static void serve_read(dlq_conn *c, dlq_op *op, const route *r)
+{
+	int rv = r->fn(c->d, op);
+	if (rv != 0 && !dlq_op_failed(op))
+		dlq_op_status(op, rv == NQ_ENOMEM ? NQ_ENOMEM : NQ_EUNAVAIL,
+		    "nq-dlq could not read its store: %s", nq_strerror(rv));
+	if (rv != 0 || dlq_op_failed(op))
+		op->reply.body_case = NQ__V1__REPLY__BODY__NOT_SET;
+	dlq_conn_reply(c, op);
+}
+
+static void on_request(dlq_conn *c, nng_msg *msg)
+{
+	char buf[160];
+	int err;
+	const route *r = NULL;
+	dlq_op *op = dlq_op_alloc(DLQ_OP_REQUEST);
+	if (!op) {
+		nng_msg_free(msg);
+		c->state = CONN_RECV;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
+	op->conn = c;
+	op->req = nqi_request_unpack(nng_msg_body(msg), nng_msg_len(msg));
+	nng_msg_free(msg);
+	c->state = CONN_WAIT;
+	if (!op->req) {
+		reply_error(c, op, NQ_EINVAL,
+		    "malformed request: not an "
+		    "nq.v1.Request");
+		return;
+	}
+	const char *bad = precheck(op->req, &r, &err, buf, sizeof buf);
+	if (bad) {
+		reply_error(c, op, err, bad);
+		return;
+	}
+	if (atomic_load(&c->d->net_stopping)) {
+		reply_error(c, op, NQ_EUNAVAIL, "nq-dlq is shutting down");
+		return;
+	}
+	if (r->lane == LANE_READ)
+		serve_read(c, op, r);
+	else if (r->lane == LANE_WRITE)
+		dlq_post(c->d, op);
+	else
+		dlq_replay_post(c->d, op);
+}
+
+static void conn_cb(void *arg)
+{
+	dlq_conn *c = arg;
+	int rv = nng_aio_result(c->aio);
+	switch (c->state) {
+	case CONN_RECV:
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		if (rv != 0) {
+			nng_ctx_recv(c->ctx, c->aio);
+			return;
+		}
+		on_request(c, nng_aio_get_msg(c->aio));
+		return;
+	case CONN_SEND:
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(c->aio));
+			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+				return;
+		}
+		c->state = CONN_RECV;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	case CONN_WAIT:
+		return;
+	}
+}
+
+int dlq_net_open(dlq *d, char *err, size_t errlen)
+{
+	int n = d->cfg.contexts;
+	int rv = nng_rep0_open(&d->sock);
+	if (rv == 0) {
+		d->sock_open = true;
+		rv = nng_socket_set_size(
+		    d->sock, NNG_OPT_RECVMAXSZ, (size_t)d->cfg.max_message);
+	}
+	if (rv == 0)
+		rv = nng_listen(d->sock, d->cfg.listen_url, NULL, 0);
+	if (rv != 0) {
+		snprintf(err, errlen, "cannot listen on %s (--listen): %s",
+		    d->cfg.listen_url, nng_strerror(rv));
+		return NQ_EUNAVAIL;
+	}
+	d->conns = calloc((size_t)n, sizeof *d->conns);
+	if (!d->conns)
+		return NQ_ENOMEM;
+	d->nconns = n;
+	for (int i = 0; i < n; i++) {
+		dlq_conn *c = &d->conns[i];
+		c->d = d;
+		c->state = CONN_RECV;
+		if (nng_aio_alloc(&c->aio, conn_cb, c) != 0 ||
+		    nng_ctx_open(&c->ctx, d->sock) != 0) {
+			snprintf(err, errlen, "cannot open socket contexts");
+			return NQ_ENOMEM;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		nng_ctx_recv(d->conns[i].ctx, d->conns[i].aio);
+	return NQ_OK;
+}
+
+void dlq_net_quiesce(dlq *d)
+{
+	atomic_store(&d->net_stopping, true);
+}
+
+void dlq_net_close(dlq *d)
+{
+	/* Stop callbacks before freeing what they use. */
+	for (int i = 0; i < d->nconns; i++)
+		if (d->conns[i].aio)
+			nng_aio_stop(d->conns[i].aio);
+	if (d->sock_open)
+		nng_close(d->sock);
+	d->sock_open = false;
+	for (int i = 0; i < d->nconns; i++)
+		nng_aio_free(d->conns[i].aio);
+	free(d->conns);
+	d->conns = NULL;
+	d->nconns = 0;
+}

@@ -1,0 +1,592 @@
+/*
+ * nq-dlq on its own: the real binary on free loopback ports, fed with
+ * DlqIngestRequest batches the way the broker hands dead jobs over, and
+ * asked by nqctl and by raw requests.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dlqt.h"
+#include "nqi/util.h"
+
+#define SEC_US 1000000ull
+
+static int setup(void **state)
+{
+	return itest_setup(state);
+}
+
+/* nqctl --dlq URL [--json] dlq ARGS... */
+static int nqctl_dlq(itest_env *e, itest_run *run, bool json, ...)
+{
+	const char *args[40] = {"--dlq", e->dlq_url};
+	size_t n = 2;
+	va_list ap;
+	if (json)
+		args[n++] = "--json";
+	args[n++] = "dlq";
+	va_start(ap, json);
+	for (const char *a; (a = va_arg(ap, const char *)) && n < 39;)
+		args[n++] = a;
+	va_end(ap);
+	args[n] = NULL;
+	return itest_nqctl_argv(e, 20000, args, run);
+}
+
+static Nq__V1__Reply *show(itest_env *e, uint64_t id)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__DlqShowRequest body = NQ__V1__DLQ_SHOW_REQUEST__INIT;
+	Nq__V1__Reply *r = NULL;
+	char sid[NQ_ID_MAX];
+	nqi_id_format(id, sid);
+	body.id = sid;
+	req.body_case = NQ__V1__REQUEST__BODY_DLQ_SHOW;
+	req.dlq_show = &body;
+	assert_int_equal(dlqt_call(e->dlq_url, &req, 5000, &r), 0);
+	return r;
+}
+
+static bool has_entry(itest_env *e, uint64_t id)
+{
+	Nq__V1__Reply *r = show(e, id);
+	bool has = dlqt_code(r) == 0;
+	nq__v1__reply__free_unpacked(r, NULL);
+	return has;
+}
+
+/* A handed-over job is kept whole; a repeated handoff is stored once and
+ * answered OK, also within one batch. */
+static void test_dlq_ingest_keeps_every_error_and_stores_once(void **state)
+{
+	itest_env *e = *state;
+	dlqt t;
+	dlqt_dead_job jobs[4];
+	uint64_t now = nqi_now_us();
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
+	dlqt_dead(&jobs[0], 0x100, "mail", "send", "max_attempts", now, 3);
+	dlqt_dead(&jobs[1], 0x101, "mail", "send", "non_retryable", now, 1);
+	dlqt_dead(&jobs[2], 0x102, "sms", "send", "expired", now, 2);
+	jobs[3] = jobs[0]; /* the same job twice in one batch */
+	jobs[3].dead.job = &jobs[0].job;
+	assert_int_equal(dlqt_ingest(e->dlq_url, jobs, 4), 0);
+	assert_int_equal(dlqt_total(e->dlq_url), 3);
+	/* the broker lost the reply and hands all of them over again */
+	assert_int_equal(dlqt_ingest(e->dlq_url, jobs, 3), 0);
+	assert_int_equal(dlqt_total(e->dlq_url), 3);
+
+	Nq__V1__Reply *r = show(e, 0x100);
+	assert_int_equal(dlqt_code(r), 0);
+	const Nq__V1__DeadJob *d = r->dlq_show->job;
+	assert_string_equal(d->reason, "max_attempts");
+	assert_int_equal(d->dead_at_us, now);
+	assert_true(d->stored_at_us >= now);
+	assert_int_equal(d->job->n_errors, 3);
+	assert_string_equal(d->job->errors[0]->message, "attempt 1 failed");
+	assert_string_equal(d->job->errors[2]->message, "attempt 3 failed");
+	assert_int_equal(d->job->errors[1]->attempt, 2);
+	assert_memory_equal(d->job->spec->payload.data,
+	    "payload 0000000000000100", d->job->spec->payload.len);
+	nq__v1__reply__free_unpacked(r, NULL);
+
+	itest_run run;
+	assert_int_equal(
+	    nqctl_dlq(e, &run, false, "show", "0000000000000100", NULL), 0);
+	assert_int_equal(run.code, 0);
+	assert_non_null(strstr(run.out, "payload: payload 0000000000000100"));
+	assert_non_null(strstr(run.out, "attempt 1 at "));
+	assert_non_null(strstr(run.out, ": attempt 3 failed"));
+	itest_run_free(&run);
+
+	int status;
+	char *body;
+	assert_int_equal(
+	    dlqt_http_get(t.http_addr, "/metrics", &status, &body), 0);
+	assert_int_equal(status, 200);
+	assert_non_null(strstr(
+	    body, "nq_dlq_entries{queue=\"mail\",reason=\"max_attempts\"} 1"));
+	assert_non_null(strstr(body, "nq_dlq_ingested_total 3"));
+	assert_non_null(strstr(body, "nq_dlq_duplicates_total 4"));
+	free(body);
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
+/* Each item is judged alone: a broken one is refused with a reason, the
+ * others are stored. */
+static void test_dlq_ingest_refuses_broken_items_alone(void **state)
+{
+	itest_env *e = *state;
+	dlqt t;
+	dlqt_dead_job jobs[4];
+	Nq__V1__DeadJob nojob = NQ__V1__DEAD_JOB__INIT;
+	Nq__V1__DeadJob *v[5];
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__DlqIngestRequest in = NQ__V1__DLQ_INGEST_REQUEST__INIT;
+	Nq__V1__Reply *r;
+	uint64_t now = nqi_now_us();
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
+	dlqt_dead(&jobs[0], 0x200, "mail", "send", "max_attempts", now, 1);
+	dlqt_dead(
+	    &jobs[1], 0x201, "bad queue!", "send", "max_attempts", now, 1);
+	dlqt_dead(&jobs[2], 0x202, "mail", "send", "max_attempts", now, 1);
+	jobs[2].job.id = "not-an-id";
+	dlqt_dead(&jobs[3], 0x203, "mail", "", "max_attempts", now, 1);
+	v[0] = &jobs[0].dead;
+	v[1] = &jobs[1].dead;
+	v[2] = &jobs[2].dead;
+	v[3] = &nojob;
+	v[4] = &jobs[3].dead;
+	in.jobs = v;
+	in.n_jobs = 5;
+	req.body_case = NQ__V1__REQUEST__BODY_DLQ_INGEST;
+	req.dlq_ingest = &in;
+	assert_int_equal(dlqt_call(e->dlq_url, &req, 5000, &r), 0);
+	assert_int_equal(dlqt_code(r), 0);
+	assert_int_equal(r->dlq_ingest->n_results, 5);
+	assert_int_equal(r->dlq_ingest->results[0]->code, 0);
+	for (int i = 1; i < 5; i++)
+		assert_int_equal(r->dlq_ingest->results[i]->code,
+		    NQ__V1__CODE__INVALID_ARGUMENT);
+	assert_non_null(
+	    strstr(r->dlq_ingest->results[1]->message, "queue 'bad queue!'"));
+	assert_non_null(strstr(r->dlq_ingest->results[2]->message,
+	    "'not-an-id' is not 16 hex digits"));
+	assert_non_null(strstr(r->dlq_ingest->results[3]->message, "no job"));
+	assert_non_null(strstr(r->dlq_ingest->results[4]->message, "type"));
+	nq__v1__reply__free_unpacked(r, NULL);
+	assert_int_equal(dlqt_total(e->dlq_url), 1);
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
+static void expect_error(
+    itest_env *e, Nq__V1__Request *req, int code, const char *text)
+{
+	Nq__V1__Reply *r;
+	assert_int_equal(dlqt_call(e->dlq_url, req, 5000, &r), 0);
+	assert_int_equal(dlqt_code(r), code);
+	if (!strstr(r->status->message, text))
+		fail_msg("message '%s' lacks '%s'", r->status->message, text);
+	nq__v1__reply__free_unpacked(r, NULL);
+}
+
+/* Unknown ids, malformed bytes and requests of the wrong kind get clear
+ * errors, and nothing changes. */
+static void test_dlq_bad_requests_get_clear_errors_and_change_nothing(
+    void **state)
+{
+	itest_env *e = *state;
+	dlqt t;
+	dlqt_dead_job jobs[2];
+	Nq__V1__Reply *r;
+	uint64_t now = nqi_now_us();
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
+	dlqt_dead(&jobs[0], 0x300, "mail", "send", "max_attempts", now, 1);
+	dlqt_dead(&jobs[1], 0x301, "mail", "send", "max_attempts", now, 1);
+	assert_int_equal(dlqt_ingest(e->dlq_url, jobs, 2), 0);
+
+	static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x0f, 0x12, 0x99};
+	assert_int_equal(
+	    dlqt_call_raw(e->dlq_url, junk, sizeof junk, 5000, &r), 0);
+	assert_int_equal(dlqt_code(r), NQ__V1__CODE__INVALID_ARGUMENT);
+	assert_non_null(strstr(r->status->message, "malformed"));
+	nq__v1__reply__free_unpacked(r, NULL);
+
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__DlqStatsRequest st = NQ__V1__DLQ_STATS_REQUEST__INIT;
+	req.version = 2;
+	req.body_case = NQ__V1__REQUEST__BODY_DLQ_STATS;
+	req.dlq_stats = &st;
+	assert_int_equal(dlqt_call(e->dlq_url, &req, 5000, &r), 0);
+	assert_int_equal(dlqt_code(r), NQ__V1__CODE__FAILED_PRECONDITION);
+	assert_int_equal(r->n_versions, 1);
+	assert_int_equal(r->versions[0], 1);
+	nq__v1__reply__free_unpacked(r, NULL);
+
+	Nq__V1__Request enq = NQ__V1__REQUEST__INIT;
+	Nq__V1__EnqueueRequest eb = NQ__V1__ENQUEUE_REQUEST__INIT;
+	enq.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
+	enq.enqueue = &eb;
+	expect_error(
+	    e, &enq, NQ__V1__CODE__INVALID_ARGUMENT, "belong on the broker");
+
+	char *ids[] = {"0000000000000300", "00000000000003ff"};
+	Nq__V1__Request pr = NQ__V1__REQUEST__INIT;
+	Nq__V1__DlqPurgeRequest pb = NQ__V1__DLQ_PURGE_REQUEST__INIT;
+	pb.ids = ids;
+	pb.n_ids = 2;
+	pr.body_case = NQ__V1__REQUEST__BODY_DLQ_PURGE;
+	pr.dlq_purge = &pb;
+	expect_error(e, &pr, NQ__V1__CODE__NOT_FOUND,
+	    "00000000000003ff; nothing was purged");
+
+	Nq__V1__Request rr = NQ__V1__REQUEST__INIT;
+	Nq__V1__DlqReplayRequest rb = NQ__V1__DLQ_REPLAY_REQUEST__INIT;
+	rb.ids = ids;
+	rb.n_ids = 2;
+	rr.body_case = NQ__V1__REQUEST__BODY_DLQ_REPLAY;
+	rr.dlq_replay = &rb;
+	expect_error(e, &rr, NQ__V1__CODE__NOT_FOUND,
+	    "00000000000003ff; nothing was replayed");
+	rb.all = true;
+	expect_error(e, &rr, NQ__V1__CODE__INVALID_ARGUMENT, "not both");
+
+	itest_run run;
+	assert_int_equal(
+	    nqctl_dlq(e, &run, false, "show", "00000000000003ff", NULL), 0);
+	assert_int_equal(run.code, 1);
+	assert_non_null(
+	    strstr(run.err, "no DLQ entry has id 00000000000003ff"));
+	itest_run_free(&run);
+	assert_int_equal(nqctl_dlq(e, &run, false, "show", "x1", NULL), 0);
+	assert_int_equal(run.code, 2);
+	assert_non_null(strstr(run.err, "'x1' is not an id"));
+	itest_run_free(&run);
+	assert_int_equal(nqctl_dlq(e, &run, false, "purge", "0000000000000300",
+	                     "0000000000000fff", NULL),
+	    0);
+	assert_int_equal(run.code, 1);
+	itest_run_free(&run);
+	assert_int_equal(
+	    nqctl_dlq(e, &run, false, "purge", "--older-than", "1h", NULL), 0);
+	assert_int_equal(run.code, 2);
+	itest_run_free(&run);
+
+	assert_int_equal(dlqt_total(e->dlq_url), 2);
+	assert_true(has_entry(e, 0x300));
+	assert_true(has_entry(e, 0x301));
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
+/* Fills 7 entries, newest last: queues a and b, types x and y. */
+static void fill_for_listing(itest_env *e, uint64_t base)
+{
+	dlqt_dead_job jobs[7];
+	static const char *const queues[] = {"a", "a", "b", "a", "b", "a", "b"};
+	static const char *const types[] = {"x", "y", "x", "x", "y", "y", "x"};
+	static const char *const reasons[] = {"max_attempts", "non_retryable",
+	    "max_attempts", "expired", "max_attempts", "max_attempts",
+	    "non_retryable"};
+	for (int i = 0; i < 7; i++)
+		dlqt_dead(&jobs[i], 0x400 + (uint64_t)i, queues[i], types[i],
+		    reasons[i], base + (uint64_t)i * SEC_US, 1);
+	assert_int_equal(dlqt_ingest(e->dlq_url, jobs, 7), 0);
+}
+
+static Nq__V1__Reply *list(itest_env *e, Nq__V1__DlqListRequest *body)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__Reply *r;
+	req.body_case = NQ__V1__REQUEST__BODY_DLQ_LIST;
+	req.dlq_list = body;
+	assert_int_equal(dlqt_call(e->dlq_url, &req, 5000, &r), 0);
+	assert_int_equal(dlqt_code(r), 0);
+	return r;
+}
+
+/* The ids of a page, "0406 0405 ..." by their last 4 digits. */
+static void page_ids(const Nq__V1__Reply *r, char *out, size_t len)
+{
+	size_t o = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < r->dlq_list->n_jobs && o + 6 < len; i++)
+		o += (size_t)snprintf(out + o, len - o, "%s%s", i ? " " : "",
+		    r->dlq_list->jobs[i]->job->id + 12);
+}
+
+static void test_dlq_list_is_newest_first_paged_and_filtered(void **state)
+{
+	itest_env *e = *state;
+	dlqt t;
+	char ids[128];
+	uint64_t base = nqi_now_us() - 100 * SEC_US;
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
+	fill_for_listing(e, base);
+
+	Nq__V1__DlqListRequest q = NQ__V1__DLQ_LIST_REQUEST__INIT;
+	q.limit = 3;
+	Nq__V1__Reply *r = list(e, &q);
+	page_ids(r, ids, sizeof ids);
+	assert_string_equal(ids, "0406 0405 0404");
+	assert_string_equal(r->dlq_list->next_before_id, "0000000000000404");
+	assert_int_equal(r->dlq_list->jobs[0]->job->spec->payload.len, 0);
+	q.before_id = "0000000000000404";
+	nq__v1__reply__free_unpacked(r, NULL);
+	r = list(e, &q);
+	page_ids(r, ids, sizeof ids);
+	assert_string_equal(ids, "0403 0402 0401");
+	q.before_id = "0000000000000401";
+	nq__v1__reply__free_unpacked(r, NULL);
+	r = list(e, &q);
+	page_ids(r, ids, sizeof ids);
+	assert_string_equal(ids, "0400");
+	assert_string_equal(r->dlq_list->next_before_id, "");
+	nq__v1__reply__free_unpacked(r, NULL);
+
+	Nq__V1__DlqListRequest f = NQ__V1__DLQ_LIST_REQUEST__INIT;
+	f.queue = "a";
+	f.type = "y";
+	r = list(e, &f);
+	page_ids(r, ids, sizeof ids);
+	assert_string_equal(ids, "0405 0401");
+	nq__v1__reply__free_unpacked(r, NULL);
+	f.queue = "";
+	f.type = "";
+	f.reason = "non_retryable";
+	r = list(e, &f);
+	page_ids(r, ids, sizeof ids);
+	assert_string_equal(ids, "0406 0401");
+	nq__v1__reply__free_unpacked(r, NULL);
+	f.reason = "";
+	f.queue = "b";
+	f.since_us = base + 3 * SEC_US;
+	r = list(e, &f);
+	page_ids(r, ids, sizeof ids);
+	assert_string_equal(ids, "0406 0404");
+	nq__v1__reply__free_unpacked(r, NULL);
+
+	/* nqctl: filters, the next page it prints, and --json */
+	itest_run run;
+	assert_int_equal(nqctl_dlq(e, &run, false, "list", "--queue", "a",
+	                     "--limit", "2", NULL),
+	    0);
+	assert_int_equal(run.code, 0);
+	assert_non_null(strstr(run.out, "0000000000000405"));
+	assert_non_null(strstr(run.out, "0000000000000403"));
+	assert_null(strstr(run.out, "0000000000000401"));
+	assert_non_null(strstr(run.out,
+	    "next page: nqctl dlq list --queue a --limit 2 --before "
+	    "0000000000000403"));
+	itest_run_free(&run);
+	assert_int_equal(
+	    nqctl_dlq(e, &run, true, "list", "--reason", "expired", NULL), 0);
+	json_t *o;
+	assert_int_equal(itest_run_json(&run, &o), 0);
+	json_t *entries = json_object_get(o, "entries");
+	assert_int_equal(json_array_size(entries), 1);
+	assert_string_equal(itest_json_str(json_array_get(entries, 0), "id"),
+	    "0000000000000403");
+	assert_true(json_is_null(json_object_get(o, "next_before_id")));
+	json_decref(o);
+	itest_run_free(&run);
+	assert_int_equal(nqctl_dlq(e, &run, false, "list", "--since", "1h",
+	                     "--type", "nope", NULL),
+	    0);
+	assert_int_equal(run.code, 0);
+	assert_non_null(strstr(run.out, "no dead jobs"));
+	itest_run_free(&run);
+
+	assert_int_equal(nqctl_dlq(e, &run, true, "stats", NULL), 0);
+	assert_int_equal(run.code, 0);
+	assert_int_equal(itest_run_json(&run, &o), 0);
+	assert_int_equal(itest_json_int(o, "total"), 7);
+	json_decref(o);
+	itest_run_free(&run);
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
+/* Each queue keeps its newest --retention-count entries. */
+static void test_dlq_retention_by_count_keeps_the_newest_per_queue(void **state)
+{
+	itest_env *e = *state;
+	dlqt t;
+	dlqt_dead_job jobs[10];
+	uint64_t base = nqi_now_us() - 60 * SEC_US;
+	const char *const flags[] = {"--retention-count", "5", NULL};
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, flags, NULL), 0);
+	for (int i = 0; i < 10; i++)
+		dlqt_dead(&jobs[i], 0x500 + (uint64_t)i,
+		    i < 8 ? "big" : "small", "t", "max_attempts",
+		    base + (uint64_t)i * SEC_US, 1);
+	assert_int_equal(dlqt_ingest(e->dlq_url, jobs, 10), 0);
+	assert_int_equal(dlqt_total(e->dlq_url), 7);
+	for (uint64_t i = 0; i < 3; i++)
+		assert_false(has_entry(e, 0x500 + i));
+	for (uint64_t i = 3; i < 10; i++)
+		assert_true(has_entry(e, 0x500 + i));
+	assert_true(
+	    dlqt_log_has(t.log, "NQ-DLQ-PRUNED queue=big reason=count n=3"));
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
+/* Entries dead longer ago than --retention-age go, on ingest and later
+ * on the timer. */
+static void test_dlq_retention_by_age_prunes_continuously(void **state)
+{
+	itest_env *e = *state;
+	dlqt t;
+	dlqt_dead_job jobs[3];
+	uint64_t now = nqi_now_us();
+	const char *const flags[] = {
+	    "--retention-age", "3s", "--retention-check", "100ms", NULL};
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, flags, NULL), 0);
+	dlqt_dead(
+	    &jobs[0], 0x600, "q", "t", "max_attempts", now - 3600 * SEC_US, 1);
+	dlqt_dead(&jobs[1], 0x601, "q", "t", "max_attempts", now, 1);
+	dlqt_dead(&jobs[2], 0x602, "q", "t", "max_attempts", now, 1);
+	assert_int_equal(dlqt_ingest(e->dlq_url, jobs, 3), 0);
+	assert_int_equal(dlqt_total(e->dlq_url), 2);
+	assert_false(has_entry(e, 0x600));
+	assert_int_equal(dlqt_wait_total(e->dlq_url, 0, 10000), 0);
+	assert_true(
+	    dlqt_log_has(t.log, "NQ-DLQ-PRUNED queue=q reason=age n=1"));
+	assert_true(
+	    dlqt_log_has(t.log, "NQ-DLQ-PRUNED queue=q reason=age n=2"));
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
+static void test_dlq_purge_by_id_age_and_queue(void **state)
+{
+	itest_env *e = *state;
+	dlqt t;
+	dlqt_dead_job jobs[6];
+	uint64_t now = nqi_now_us();
+	itest_run run;
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
+	for (int i = 0; i < 6; i++)
+		dlqt_dead(&jobs[i], 0x700 + (uint64_t)i, i % 2 ? "odd" : "even",
+		    "t", "max_attempts",
+		    now - (uint64_t)(6 - i) * 3600 * SEC_US, 1);
+	assert_int_equal(dlqt_ingest(e->dlq_url, jobs, 6), 0);
+	assert_int_equal(
+	    nqctl_dlq(e, &run, false, "purge", "0000000000000705", NULL), 0);
+	assert_int_equal(run.code, 0);
+	assert_string_equal(run.out, "purged 1\n");
+	itest_run_free(&run);
+	/* dead 6h, 5h, 4h, 3h, 2h ago remain; older than 3.5h: 3 of them */
+	assert_int_equal(nqctl_dlq(e, &run, true, "purge", "--all",
+	                     "--older-than", "210m", NULL),
+	    0);
+	assert_int_equal(run.code, 0);
+	assert_string_equal(run.out, "{\"purged\":3}\n");
+	itest_run_free(&run);
+	assert_int_equal(nqctl_dlq(e, &run, false, "purge", "--all", "--queue",
+	                     "even", NULL),
+	    0);
+	assert_string_equal(run.out, "purged 1\n");
+	itest_run_free(&run);
+	assert_int_equal(dlqt_total(e->dlq_url), 1);
+	assert_true(has_entry(e, 0x703));
+	int status;
+	char *body;
+	assert_int_equal(
+	    dlqt_http_get(t.http_addr, "/metrics", &status, &body), 0);
+	assert_non_null(strstr(body, "nq_dlq_purged_total 5"));
+	free(body);
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
+/* Confirmed means on disk: a SIGKILL loses nothing that was answered. */
+static void test_dlq_confirmed_entries_survive_sigkill(void **state)
+{
+	itest_env *e = *state;
+	dlqt t;
+	dlqt_dead_job jobs[50];
+	uint64_t now = nqi_now_us();
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
+	for (int i = 0; i < 50; i++)
+		dlqt_dead(&jobs[i], 0x800 + (uint64_t)i, "q", "t",
+		    "max_attempts", now, 2);
+	assert_int_equal(dlqt_ingest(e->dlq_url, jobs, 50), 0);
+	assert_int_equal(dlqt_stop(&t, SIGKILL, NULL), 0);
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
+	assert_int_equal(dlqt_total(e->dlq_url), 50);
+	Nq__V1__Reply *r = show(e, 0x831);
+	assert_int_equal(r->dlq_show->job->job->n_errors, 2);
+	nq__v1__reply__free_unpacked(r, NULL);
+	/* and SIGTERM is a clean stop */
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	assert_true(dlqt_log_has(t.log, "NQ-DLQ-STOP "));
+	itest_pass(e);
+}
+
+/* A store that cannot commit fails the requests of its group, and
+ * /readyz says so; nothing is confirmed that is not on disk. */
+static void test_dlq_readyz_false_while_the_store_cannot_commit(void **state)
+{
+	itest_env *e = *state;
+	dlqt t;
+	dlqt_dead_job jobs[2];
+	int status;
+	char *body;
+	uint64_t now = nqi_now_us();
+	const char *const env[] = {"NQ_FAULT_COMMIT_FAIL=1", NULL};
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, NULL, env), 0);
+	assert_int_equal(
+	    dlqt_http_get(t.http_addr, "/readyz", &status, &body), 0);
+	assert_int_equal(status, 200);
+	free(body);
+	dlqt_dead(&jobs[0], 0x900, "q", "t", "max_attempts", now, 1);
+	dlqt_dead(&jobs[1], 0x901, "q", "t", "max_attempts", now, 1);
+	assert_int_equal(dlqt_ingest(e->dlq_url, jobs, 1), 0);
+	assert_int_not_equal(dlqt_ingest(e->dlq_url, jobs + 1, 1), 0);
+	assert_int_equal(dlqt_total(e->dlq_url), 1);
+	assert_int_equal(
+	    dlqt_http_get(t.http_addr, "/readyz", &status, &body), 0);
+	assert_int_equal(status, 503);
+	assert_non_null(strstr(body, "store cannot commit"));
+	free(body);
+	assert_int_equal(
+	    dlqt_http_get(t.http_addr, "/healthz", &status, &body), 0);
+	assert_int_equal(status, 200);
+	free(body);
+	assert_true(dlqt_log_has(t.log, "NQ-COMMIT-FAILED"));
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_ingest_keeps_every_error_and_stores_once, setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_ingest_refuses_broken_items_alone, setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_bad_requests_get_clear_errors_and_change_nothing,
+	        setup, itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_list_is_newest_first_paged_and_filtered, setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_retention_by_count_keeps_the_newest_per_queue, setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_retention_by_age_prunes_continuously, setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_purge_by_id_age_and_queue, setup, itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_confirmed_entries_survive_sigkill, setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_readyz_false_while_the_store_cannot_commit, setup,
+	        itest_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
