@@ -14,7 +14,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "nqi/auth.h"
 #include "nqi/codec.h"
+#include "nqi/tls.h"
 #include "nqi/http.h"
 #include "nqi/prom.h"
 #include "nqi/opts.h"
@@ -36,7 +38,10 @@ typedef struct broker_config {
 	const char *dlq_url;      /* nq-dlq's REP socket; "" hands nothing */
 	const char *events_url;   /* PUB socket; "" publishes nothing */
 	const char *http_addr;    /* /metrics, /healthz, /readyz; "": none */
-	const char *dlq_token;
+	const char *producer_tokens, *worker_tokens, *admin_tokens;
+	const char *dlq_token_file; /* this broker's token for nq-dlq */
+	const char *tls_cert, *tls_key, *tls_ca;
+	char *dlq_token;
 	nqi_strlist config_values; /* copies of what the config file set */
 	uint64_t max_payload;     /* bytes */
 	uint64_t max_result;      /* bytes of a result kept */
@@ -266,6 +271,9 @@ struct broker {
 	uint64_t metrics_last_ms, metrics_next_ms;
 	nqi_http *http;
 
+	nqi_auth *auth;
+	uint64_t completions_refused; /* batches with a bad token */
+
 	/* network */
 	nng_socket api, work, results;
 	broker_conn *conns;
@@ -287,6 +295,8 @@ void broker_stop(broker *b);
  * else the reason, with the error in *err. */
 const char *broker_precheck(const Nq__V1__Request *req, bool work,
     int *err, char *buf, size_t len);
+/* The roles (nqi_role mask) that may make a request of this kind. */
+unsigned broker_body_roles(Nq__V1__Request__BodyCase body);
 /* Applies ops as one group: one transaction, one commit, then replies. */
 void broker_run_group(broker *b, broker_op *ops);
 /* Hands an op to the core; takes ownership. Safe from any thread. */

@@ -16,27 +16,41 @@ typedef struct dispatch_entry {
 	Nq__V1__Request__BodyCase body;
 	broker_handler_fn fn;
 	bool work_socket; /* served on the work socket, not the api socket */
+	unsigned roles;   /* who may (admin always may) */
 } dispatch_entry;
 
-/* One row per request kind: the handler and the socket that serves it.
- * Auth roles join this table when tokens arrive. */
+#define PRODUCER NQI_ROLE_PRODUCER
+#define WORKER NQI_ROLE_WORKER
+#define ADMIN NQI_ROLE_ADMIN
+
+/* One row per request kind: its handler, the socket that serves it and
+ * the roles that may make it. Auth and sockets are decided here once. */
 static const dispatch_entry dispatch[] = {
-	{NQ__V1__REQUEST__BODY_ENQUEUE, broker_on_enqueue, false},
-	{NQ__V1__REQUEST__BODY_GET, broker_on_get, false},
-	{NQ__V1__REQUEST__BODY_WAIT, broker_on_wait, false},
-	{NQ__V1__REQUEST__BODY_CANCEL, broker_on_cancel, false},
-	{NQ__V1__REQUEST__BODY_STATS, broker_on_stats, false},
-	{NQ__V1__REQUEST__BODY_PAUSE, broker_on_pause, false},
-	{NQ__V1__REQUEST__BODY_RESUME, broker_on_resume, false},
-	{NQ__V1__REQUEST__BODY_LIST, broker_on_list, false},
-	{NQ__V1__REQUEST__BODY_FETCH, broker_on_fetch, true},
-	{NQ__V1__REQUEST__BODY_EXTEND, broker_on_extend, true},
+	{NQ__V1__REQUEST__BODY_ENQUEUE, broker_on_enqueue, false, PRODUCER},
+	{NQ__V1__REQUEST__BODY_GET, broker_on_get, false, PRODUCER},
+	{NQ__V1__REQUEST__BODY_WAIT, broker_on_wait, false, PRODUCER},
+	{NQ__V1__REQUEST__BODY_CANCEL, broker_on_cancel, false, PRODUCER},
+	{NQ__V1__REQUEST__BODY_STATS, broker_on_stats, false, ADMIN},
+	{NQ__V1__REQUEST__BODY_PAUSE, broker_on_pause, false, ADMIN},
+	{NQ__V1__REQUEST__BODY_RESUME, broker_on_resume, false, ADMIN},
+	{NQ__V1__REQUEST__BODY_LIST, broker_on_list, false, ADMIN},
+	{NQ__V1__REQUEST__BODY_FETCH, broker_on_fetch, true, WORKER},
+	{NQ__V1__REQUEST__BODY_EXTEND, broker_on_extend, true, WORKER},
 };
 
-static bool body_on_work_socket(Nq__V1__Request__BodyCase body)
+
+static const dispatch_entry *dispatch_find(Nq__V1__Request__BodyCase body)
 {
-	return body == NQ__V1__REQUEST__BODY_FETCH ||
-	    body == NQ__V1__REQUEST__BODY_EXTEND;
+	for (size_t i = 0; i < sizeof dispatch / sizeof *dispatch; i++)
+		if (dispatch[i].body == body)
+			return &dispatch[i];
+	return NULL;
+}
+
+unsigned broker_body_roles(Nq__V1__Request__BodyCase body)
+{
+	const dispatch_entry *d = dispatch_find(body);
+	return d ? d->roles : ADMIN;
 }
 
 const char *broker_precheck(const Nq__V1__Request *req, bool work,
@@ -52,19 +66,15 @@ const char *broker_precheck(const Nq__V1__Request *req, bool work,
 	}
 	if (req->body_case == NQ__V1__REQUEST__BODY__NOT_SET)
 		return "request has no body";
-	if (body_on_work_socket(req->body_case) != work)
+	const dispatch_entry *d = dispatch_find(req->body_case);
+	if (!d)
+		return "this service does not serve that request";
+	if (d->work_socket != work)
 		return work ? "the work socket serves fetch and extend only"
 		    : "fetch and extend belong on the work socket";
 	return NULL;
 }
 
-static const dispatch_entry *dispatch_find(Nq__V1__Request__BodyCase body)
-{
-	for (size_t i = 0; i < sizeof dispatch / sizeof *dispatch; i++)
-		if (dispatch[i].body == body)
-			return &dispatch[i];
-	return NULL;
-}
 
 void broker_op_free(broker_op *op)
 {

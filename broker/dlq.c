@@ -363,6 +363,24 @@ static void *handoff_main(void *arg)
 	return NULL;
 }
 
+/* Non-blocking dial: nq-dlq may start later; NNG keeps redialing. */
+static int dial_dlq(broker *b, char *err, size_t errlen)
+{
+	nng_dialer d;
+	nng_tls_config *tls = NULL;
+	nqi_tls_opts o = {b->cfg.tls_cert, b->cfg.tls_key, b->cfg.tls_ca};
+	int rv = nng_dialer_create(&d, b->dlq_sock, b->cfg.dlq_url);
+	if (rv == 0 && nqi_url_is_tls(b->cfg.dlq_url)) {
+		if (nqi_tls_client_config(&o, &tls, err, errlen) != 0)
+			return NNG_EINVAL;
+		rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls);
+		nng_tls_config_free(tls);
+	}
+	if (rv == 0)
+		rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+	return rv;
+}
+
 int broker_dlq_start(broker *b, char *err, size_t errlen)
 {
 	if (!broker_dlq_enabled(b))
@@ -376,12 +394,12 @@ int broker_dlq_start(broker *b, char *err, size_t errlen)
 		    HANDOFF_TIMEOUT_MS);
 	if (rv == 0)
 		rv = nng_socket_set_size(b->dlq_sock, NNG_OPT_RECVMAXSZ, 1 << 20);
-	/* Non-blocking dial: nq-dlq may start later; NNG keeps redialing. */
 	if (rv == 0)
-		rv = nng_dial(b->dlq_sock, b->cfg.dlq_url, NULL, NNG_FLAG_NONBLOCK);
+		rv = dial_dlq(b, err, errlen);
 	if (rv != 0) {
-		snprintf(err, errlen, "cannot dial nq-dlq at %s (--dlq): %s",
-		    b->cfg.dlq_url, nng_strerror(rv));
+		if (!err[0])
+			snprintf(err, errlen, "cannot dial nq-dlq at %s "
+			    "(--dlq): %s", b->cfg.dlq_url, nng_strerror(rv));
 		return NQ_EINVAL;
 	}
 	if (pthread_create(&b->dlq_thread, NULL, handoff_main, b) != 0)

@@ -126,13 +126,18 @@ int broker_events_open(broker *b, char *err, size_t errlen)
 {
 	if (!b->cfg.events_url || !b->cfg.events_url[0])
 		return NQ_OK;
+	nqi_tls_opts tls = {b->cfg.tls_cert, b->cfg.tls_key, b->cfg.tls_ca};
 	int rv = nng_pub0_open(&b->events_sock);
-	if (rv == 0)
-		rv = nng_listen(b->events_sock, b->cfg.events_url, NULL, 0);
 	if (rv != 0) {
-		snprintf(err, errlen, "cannot listen on %s (--events): %s",
-		    b->cfg.events_url, nng_strerror(rv));
+		snprintf(err, errlen, "cannot open the events socket: %s",
+		    nng_strerror(rv));
 		return NQ_EUNAVAIL;
+	}
+	/* A subscriber sends nothing worth more than a small frame. */
+	if ((rv = nqi_listen(b->events_sock, b->cfg.events_url, &tls, 4096,
+	    "events", err, errlen)) != 0) {
+		nng_close(b->events_sock);
+		return rv;
 	}
 	b->events_on = true;
 	return NQ_OK;

@@ -51,6 +51,19 @@ static size_t config_opts(broker_config *c, nqi_opt *o)
 		    "at once"),
 		OPT("work-contexts", INT, work_contexts, "worker fetches that "
 		    "may wait at once"),
+		OPT("producer-tokens", STR, producer_tokens, "file (or "
+		    "env:NAME) of producer tokens, one a line"),
+		OPT("worker-tokens", STR, worker_tokens, "file (or env:NAME) "
+		    "of worker tokens"),
+		OPT("admin-tokens", STR, admin_tokens, "file (or env:NAME) of "
+		    "admin tokens"),
+		OPT("dlq-token-file", STR, dlq_token_file, "file (or env:NAME) "
+		    "of this broker's token for nq-dlq"),
+		OPT("tls-cert", STR, tls_cert, "PEM certificate for tls+tcp:// "
+		    "and https endpoints"),
+		OPT("tls-key", STR, tls_key, "PEM key of --tls-cert"),
+		OPT("tls-ca", STR, tls_ca, "PEM CA: clients must present a "
+		    "certificate it signed; also verifies nq-dlq"),
 		OPT("config", STR, config_file, "file of name = value lines, "
 		    "read before the environment and flags"),
 		OPT("log-level", STR, log_level, "debug, info, warn or error"),
@@ -128,6 +141,32 @@ static int configure(broker_config *c, int argc, char **argv)
 	return 0;
 }
 
+/* Loads tokens; warns when a public address is served with none. */
+static int setup_auth(broker *b)
+{
+	char err[256] = "";
+	broker_config *c = &b->cfg;
+	int rv = nqi_auth_load(&b->auth, c->producer_tokens, c->worker_tokens,
+	    c->admin_tokens, err, sizeof err);
+	if (rv == 0 && c->dlq_token_file && *c->dlq_token_file)
+		rv = nqi_token_read(c->dlq_token_file, &c->dlq_token, err,
+		    sizeof err);
+	if (rv != 0) {
+		nqi_error("NQ-AUTH-CONFIG", "err=\"%s\"", err);
+		return rv;
+	}
+	const char *urls[] = {c->api_url, c->work_url, c->results_url,
+	    c->events_url};
+	for (size_t i = 0; i < 4 && nqi_auth_open(b->auth); i++) {
+		if (urls[i] && nqi_url_is_public(urls[i])) {
+			nqi_warn("NQ-AUTH-OPEN", "url=%s no token files are set: "
+			    "anyone who reaches this address may use it", urls[i]);
+			break;
+		}
+	}
+	return NQ_OK;
+}
+
 static int wait_for_signal(void)
 {
 	sigset_t set;
@@ -153,7 +192,9 @@ static void block_signals(void)
 static int run(broker *b)
 {
 	char err[256] = "";
-	int rv = broker_open_store(b);
+	int rv = setup_auth(b);
+	if (rv == 0)
+		rv = broker_open_store(b);
 	if (rv == 0)
 		rv = broker_index_init(&b->index);
 	if (rv == 0)

@@ -359,7 +359,16 @@ int broker_http_start(broker *b, char *err, size_t errlen)
 		.ready_cb = ready_cb,
 		.arg = b,
 	};
-	return nqi_http_start(&b->http, &o, err, errlen);
+	nqi_tls_opts tls = {b->cfg.tls_cert, b->cfg.tls_key, b->cfg.tls_ca};
+	if (strncmp(b->cfg.http_addr, "https://", 8) == 0) {
+		int rv = nqi_tls_server_config(&tls, &o.tls, err, errlen);
+		if (rv != 0)
+			return rv;
+	}
+	int rv = nqi_http_start(&b->http, &o, err, errlen);
+	if (o.tls)
+		nng_tls_config_free(o.tls);
+	return rv;
 }
 
 void broker_http_stop(broker *b)

@@ -45,6 +45,24 @@ static void reply_now(broker_conn *c, int err, const char *msg)
 	broker_conn_reply(c, out);
 }
 
+/* NULL when the request's token may make it; else why not. A refused
+ * request changes nothing: it never reaches the core. */
+static const char *auth_refusal(broker *b, const Nq__V1__Request *req,
+    int *err, char *buf, size_t len)
+{
+	unsigned roles = broker_body_roles(req->body_case);
+	*err = nqi_auth_check(b->auth, req->token, roles);
+	if (*err == NQ_OK)
+		return NULL;
+	if (*err == NQ_EAUTH)
+		return req->token[0] ? "unknown token" : "this broker needs a "
+		    "token (--token-file)";
+	char who[64];
+	nqi_auth_roles_text(roles, who, sizeof who);
+	snprintf(buf, len, "this request needs a token with role %s", who);
+	return buf;
+}
+
 static void on_request(broker_conn *c, nng_msg *msg)
 {
 	char buf[160];
@@ -58,6 +76,8 @@ static void on_request(broker_conn *c, nng_msg *msg)
 		return;
 	}
 	const char *bad = broker_precheck(req, c->work, &err, buf, sizeof buf);
+	if (!bad)
+		bad = auth_refusal(c->b, req, &err, buf, sizeof buf);
 	if (bad) {
 		reply_now(c, err, bad);
 		nq__v1__request__free_unpacked(req, NULL);
@@ -130,15 +150,21 @@ static void results_cb(void *arg)
 		Nq__V1__CompletionBatch *batch = nqi_completions_unpack(
 		    nng_msg_body(msg), nng_msg_len(msg));
 		nng_msg_free(msg);
+		int auth = batch ? nqi_auth_check(b->auth, batch->token,
+		    NQI_ROLE_WORKER) : NQ_OK;
 		broker_op *op = batch && batch->version == NQI_PROTOCOL_VERSION
-		    ? calloc(1, sizeof *op) : NULL;
+		    && auth == NQ_OK ? calloc(1, sizeof *op) : NULL;
 		if (op) {
 			op->kind = BROKER_OP_COMPLETIONS;
 			op->batch = batch;
 			broker_post(b, op);
 		} else {
-			nqi_warn("NQ-COMPLETION-REJECTED", "reason=%s",
-			    batch ? "version" : "malformed");
+			/* The first refusals are logged, then every 1000th. */
+			if (b->completions_refused++ % 1000 == 0)
+				nqi_warn("NQ-COMPLETION-REJECTED", "reason=%s "
+				    "refused=%llu", !batch ? "malformed" :
+				    auth ? nq_err_name(auth) : "version",
+				    (unsigned long long)b->completions_refused);
 			if (batch)
 				nq__v1__completion_batch__free_unpacked(batch, NULL);
 		}
@@ -159,16 +185,11 @@ static void pipe_gone_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	broker_post(b, op);
 }
 
-static int listen_on(nng_socket s, const char *url, size_t max_msg,
-    const char *what, char *err, size_t errlen)
+static int listen_on(broker *b, nng_socket s, const char *url,
+    size_t max_msg, const char *what, char *err, size_t errlen)
 {
-	int rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, max_msg);
-	if (rv == 0)
-		rv = nng_listen(s, url, NULL, 0);
-	if (rv != 0)
-		snprintf(err, errlen, "cannot listen on %s (--%s): %s", url,
-		    what, nng_strerror(rv));
-	return rv;
+	nqi_tls_opts tls = {b->cfg.tls_cert, b->cfg.tls_key, b->cfg.tls_ca};
+	return nqi_listen(s, url, &tls, max_msg, what, err, errlen);
 }
 
 static int conns_open(broker *b, nng_socket s, bool work, int n, int first)
@@ -207,10 +228,11 @@ int broker_net_open(broker *b, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot open sockets: %s", nng_strerror(rv));
 		return NQ_EUNAVAIL;
 	}
-	if (listen_on(b->api, b->cfg.api_url, max_msg, "api", err, errlen) ||
-	    listen_on(b->work, b->cfg.work_url, 1u << 20, "work", err, errlen) ||
-	    listen_on(b->results, b->cfg.results_url, max_msg, "results", err,
-		errlen))
+	if (listen_on(b, b->api, b->cfg.api_url, max_msg, "api", err, errlen) ||
+	    listen_on(b, b->work, b->cfg.work_url, 1u << 20, "work", err,
+		errlen) ||
+	    listen_on(b, b->results, b->cfg.results_url, max_msg, "results",
+		err, errlen))
 		return NQ_EUNAVAIL;
 	b->conns = calloc((size_t)n, sizeof *b->conns);
 	if (!b->conns)

@@ -61,6 +61,10 @@ void broker_fini(broker *b)
 	free(b->snap);
 	free(b->group_dead);
 	free(b->events);
+	nqi_auth_free(b->auth);
+	b->auth = NULL;
+	free(b->cfg.dlq_token);
+	b->cfg.dlq_token = NULL;
 	pthread_mutex_destroy(&b->mu);
 	pthread_cond_destroy(&b->cv);
 	pthread_cond_destroy(&b->dlq_cv);
