@@ -293,6 +293,10 @@ static void test_dlq_replay_after_the_fix_succeeds(void **state)
 	snprintf(key, sizeof key, "replay:%s:1", ids[0]);
 	assert_string_equal(r->get->job->spec->idempotency_key, key);
 	assert_int_equal(r->get->job->attempt, 1);
+	assert_string_equal(r->get->job->spec->queue, "q4");
+	assert_string_equal(r->get->job->spec->content_type, "text/plain");
+	assert_int_equal(r->get->job->spec->payload.len, 1);
+	assert_int_equal(r->get->job->spec->max_attempts, 2);
 	nq__v1__reply__free_unpacked(r, NULL);
 	assert_int_equal(dlqt_stop_clean(&t), 0);
 	itest_pass(e);

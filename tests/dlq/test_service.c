@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -117,6 +118,54 @@ static void test_dlq_ingest_keeps_every_error_and_stores_once(void **state)
 	assert_non_null(strstr(body, "nq_dlq_ingested_total 3"));
 	assert_non_null(strstr(body, "nq_dlq_duplicates_total 4"));
 	free(body);
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
+/* show: msgpack as the JSON it stands for, text as text, other bytes in
+ * base64. */
+static void test_dlq_show_gives_payloads_readably(void **state)
+{
+	itest_env *e = *state;
+	dlqt t;
+	dlqt_dead_job jobs[2];
+	static uint8_t mp[] = {0x81, 0xa1, 'a', 0x01}; /* {"a":1} */
+	static uint8_t bin[] = {0x00, 0xff, 0x10};
+	uint64_t now = nqi_now_us();
+	itest_run run;
+	json_t *o;
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
+	dlqt_dead(&jobs[0], 0x150, "q", "t", "non_retryable", now, 1);
+	jobs[0].spec.payload.data = mp;
+	jobs[0].spec.payload.len = sizeof mp;
+	jobs[0].spec.content_type = "application/msgpack";
+	dlqt_dead(&jobs[1], 0x151, "q", "t", "non_retryable", now, 1);
+	jobs[1].spec.payload.data = bin;
+	jobs[1].spec.payload.len = sizeof bin;
+	jobs[1].spec.content_type = "application/octet-stream";
+	assert_int_equal(dlqt_ingest(e->dlq_url, jobs, 2), 0);
+
+	assert_int_equal(
+	    nqctl_dlq(e, &run, true, "show", "0000000000000150", NULL), 0);
+	assert_int_equal(run.code, 0);
+	assert_int_equal(itest_run_json(&run, &o), 0);
+	assert_int_equal(json_integer_value(json_object_get(
+	                     json_object_get(o, "payload"), "a")),
+	    1);
+	assert_string_equal(itest_json_str(o, "reason"), "non_retryable");
+	json_decref(o);
+	itest_run_free(&run);
+	assert_int_equal(
+	    nqctl_dlq(e, &run, false, "show", "0000000000000150", NULL), 0);
+	assert_non_null(strstr(run.out, "payload: {\"a\":1}"));
+	itest_run_free(&run);
+	assert_int_equal(
+	    nqctl_dlq(e, &run, true, "show", "0000000000000151", NULL), 0);
+	assert_int_equal(itest_run_json(&run, &o), 0);
+	assert_string_equal(itest_json_str(o, "payload_base64"), "AP8Q");
+	json_decref(o);
+	itest_run_free(&run);
 	assert_int_equal(dlqt_stop_clean(&t), 0);
 	itest_pass(e);
 }
@@ -522,38 +571,61 @@ static void test_dlq_confirmed_entries_survive_sigkill(void **state)
 	itest_pass(e);
 }
 
-/* A store that cannot commit fails the requests of its group, and
- * /readyz says so; nothing is confirmed that is not on disk. */
-static void test_dlq_readyz_false_while_the_store_cannot_commit(void **state)
+static int readyz(const dlqt *t, char **body)
+{
+	int status = 0;
+	assert_int_equal(
+	    dlqt_http_get(t->http_addr, "/readyz", &status, body), 0);
+	return status;
+}
+
+/* A store that cannot commit (a full disk) fails the requests of its
+ * group and /readyz says so; once it commits again, readiness returns
+ * without a request to prove it. Nothing unwritten is confirmed. */
+static void test_dlq_readyz_follows_whether_the_store_commits(void **state)
 {
 	itest_env *e = *state;
 	dlqt t;
 	dlqt_dead_job jobs[2];
-	int status;
-	char *body;
+	char full[PATH_MAX], env_full[PATH_MAX + 32], *body;
 	uint64_t now = nqi_now_us();
-	const char *const env[] = {"NQ_FAULT_COMMIT_FAIL=1", NULL};
+	itest_path(e, "disk-full", full, sizeof full);
+	snprintf(env_full, sizeof env_full, "NQ_FAULT_COMMIT_FILE=%s", full);
+	const char *const env[] = {env_full, NULL};
 	assert_int_equal(dlqt_init(&t, e), 0);
 	assert_int_equal(dlqt_start(&t, NULL, env), 0);
-	assert_int_equal(
-	    dlqt_http_get(t.http_addr, "/readyz", &status, &body), 0);
-	assert_int_equal(status, 200);
+	assert_int_equal(readyz(&t, &body), 200);
 	free(body);
 	dlqt_dead(&jobs[0], 0x900, "q", "t", "max_attempts", now, 1);
 	dlqt_dead(&jobs[1], 0x901, "q", "t", "max_attempts", now, 1);
 	assert_int_equal(dlqt_ingest(e->dlq_url, jobs, 1), 0);
+
+	FILE *f = fopen(full, "w");
+	assert_non_null(f);
+	fclose(f);
 	assert_int_not_equal(dlqt_ingest(e->dlq_url, jobs + 1, 1), 0);
 	assert_int_equal(dlqt_total(e->dlq_url), 1);
-	assert_int_equal(
-	    dlqt_http_get(t.http_addr, "/readyz", &status, &body), 0);
-	assert_int_equal(status, 503);
+	assert_int_equal(readyz(&t, &body), 503);
 	assert_non_null(strstr(body, "store cannot commit"));
 	free(body);
+	int status;
 	assert_int_equal(
 	    dlqt_http_get(t.http_addr, "/healthz", &status, &body), 0);
 	assert_int_equal(status, 200);
 	free(body);
 	assert_true(dlqt_log_has(t.log, "NQ-COMMIT-FAILED"));
+
+	assert_int_equal(unlink(full), 0);
+	uint64_t end = itest_now_ms() + 5000;
+	while ((status = readyz(&t, &body)) != 200 && itest_now_ms() < end) {
+		free(body);
+		itest_sleep_ms(50);
+	}
+	free(body);
+	assert_int_equal(status, 200);
+	assert_true(dlqt_log_has(t.log, "NQ-COMMIT-RECOVERED"));
+	assert_int_equal(dlqt_ingest(e->dlq_url, jobs + 1, 1), 0);
+	assert_int_equal(dlqt_total(e->dlq_url), 2);
 	assert_int_equal(dlqt_stop_clean(&t), 0);
 	itest_pass(e);
 }
@@ -564,6 +636,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_dlq_ingest_keeps_every_error_and_stores_once, setup,
 	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_show_gives_payloads_readably, setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_dlq_ingest_refuses_broken_items_alone, setup,
 	        itest_teardown),
@@ -585,7 +659,7 @@ int main(void)
 	        test_dlq_confirmed_entries_survive_sigkill, setup,
 	        itest_teardown),
 	    cmocka_unit_test_setup_teardown(
-	        test_dlq_readyz_false_while_the_store_cannot_commit, setup,
+	        test_dlq_readyz_follows_whether_the_store_commits, setup,
 	        itest_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
