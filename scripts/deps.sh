@@ -10,7 +10,7 @@ NQ_DEB_PACKAGES=(
 
 # What only the tests need on top: promtool (package prometheus) checks the
 # /metrics output, curl scrapes it.
-NQ_TEST_PACKAGES=(prometheus curl)
+NQ_TEST_PACKAGES=(prometheus curl openssl)
 
 # Runs a command as root: directly when we are root, else through sudo.
 nq_as_root() {

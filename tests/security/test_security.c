@@ -1,0 +1,367 @@
+/*
+ * Role tokens and TLS, end to end: each role can do exactly what it may
+ * and is refused the rest with the right code, a refused request changes
+ * nothing, TLS endpoints refuse clients that trust another CA and plaintext
+ * clients, client certificates are required when the broker has a CA, and
+ * the whole job path works over TLS.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+/* ---- test material: token files and certificates ---- */
+
+static void write_file(itest_env *e, const char *name, const char *text)
+{
+	char path[512];
+	itest_path(e, name, path, sizeof path);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void write_tokens(itest_env *e)
+{
+	write_file(e, "producer.tokens", "# producers\nprod-1\nprod-2\n");
+	write_file(e, "worker.tokens", "work-1\n");
+	write_file(e, "admin.tokens", "admin-1\n");
+	write_file(e, "prod.token", "prod-2\n");
+	write_file(e, "work.token", "work-1\n");
+}
+
+/* A CA, a server certificate for "localhost" and a client certificate,
+ * plus a second CA that signed nothing of ours. */
+static void make_certs(itest_env *e)
+{
+	char cmd[4096];
+	snprintf(cmd, sizeof cmd,
+	    "cd %s && ( "
+	    "%s req -x509 -newkey rsa:2048 -nodes -days 2 -keyout ca.key "
+	    "-out ca.pem -subj /CN=nq-test-ca && "
+	    "%s req -x509 -newkey rsa:2048 -nodes -days 2 -keyout other.key "
+	    "-out other.pem -subj /CN=other-ca && "
+	    "%s req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr "
+	    "-subj /CN=localhost && "
+	    "printf 'subjectAltName=DNS:localhost\\n' > srv.ext && "
+	    "%s x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
+	    "-CAcreateserial -out srv.pem -days 2 -extfile srv.ext && "
+	    "%s req -newkey rsa:2048 -nodes -keyout cli.key -out cli.csr "
+	    "-subj /CN=nq-client && "
+	    "%s x509 -req -in cli.csr -CA ca.pem -CAkey ca.key "
+	    "-CAcreateserial -out cli.pem -days 2) > openssl.log 2>&1",
+	    e->dir, NQ_OPENSSL, NQ_OPENSSL, NQ_OPENSSL, NQ_OPENSSL,
+	    NQ_OPENSSL, NQ_OPENSSL);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Starts a broker with the env's ports and extra flags, then waits until
+ * a client (given opts) gets any answer from its api socket. */
+static void start_broker(itest_env *e, const char *const *extra,
+    const nq_client_opts *probe)
+{
+	const char *argv[48] = {NULL};
+	char ev[96], http[96], dlq[96];
+	size_t n = 0;
+	argv[n++] = ITEST_BROKER;
+	const char *base[] = {"--api", e->api_url, "--work", e->work_url,
+	    "--results", e->results_url, "--data-dir", e->data_dir, NULL};
+	for (const char *const *p = base; *p; p++)
+		argv[n++] = *p;
+	for (; extra && *extra && n < 47; extra++)
+		argv[n++] = *extra;
+	snprintf(ev, sizeof ev, "NQ_EVENTS=%s", e->events_url);
+	snprintf(http, sizeof http, "NQ_HTTP=%s", e->http_addr);
+	snprintf(dlq, sizeof dlq, "NQ_DLQ=%s", "");
+	const char *env[] = {ev, http, dlq, NULL};
+	assert_int_equal(itest_spawn(e, "broker", argv, env, &e->broker), 0);
+	nq_client *c;
+	nq_client_opts o = *probe;
+	o.timeout_ms = 300;
+	assert_int_equal(nq_client_open(&c, &o), 0);
+	for (int i = 0; i < 60; i++) {
+		nq_queue_stats *qs = NULL;
+		size_t nq = 0;
+		int rv = nq_stats(c, NULL, &qs, &nq, NULL);
+		free(qs);
+		if (rv != NQ_ETIMEDOUT && rv != NQ_ECONNECT && rv != NQ_EUNAVAIL)
+			break;
+		assert_false(itest_broker_died(e));
+	}
+	nq_client_close(c);
+}
+
+static nq_client *client_with(const itest_env *e, const char *token)
+{
+	nq_client *c;
+	nq_client_opts o = {.api_url = e->api_url, .work_url = e->work_url,
+	    .results_url = e->results_url, .token = token,
+	    .timeout_ms = 5000};
+	assert_int_equal(nq_client_open(&c, &o), 0);
+	return c;
+}
+
+/* ---- roles ---- */
+
+static int try_enqueue(nq_client *c)
+{
+	char id[NQ_ID_MAX];
+	bool dup;
+	nq_job_spec s = {.queue = "roles", .type = "t"};
+	return nq_enqueue(c, &s, id, &dup);
+}
+
+static int try_stats(nq_client *c)
+{
+	nq_queue_stats *qs = NULL;
+	size_t n = 0;
+	int rv = nq_stats(c, NULL, &qs, &n, NULL);
+	free(qs);
+	return rv;
+}
+
+static int try_fetch(nq_client *c)
+{
+	nq_job **jobs = NULL;
+	size_t n = 0;
+	const char *q[] = {"none-here"};
+	int rv = nq_fetch(c, "w", q, 1, 1, 0, 1000, &jobs, &n);
+	nq_jobs_free(jobs, n);
+	return rv;
+}
+
+static uint64_t jobs_in(const itest_env *e, const char *queue)
+{
+	nq_client *admin = client_with(e, "admin-1");
+	nq_queue_stats s;
+	assert_int_equal(itest_queue_stats(admin, queue, &s, NULL), 0);
+	nq_client_close(admin);
+	return s.ready + s.leased + s.scheduled;
+}
+
+static void test_security_roles_allow_exactly_their_requests(void **state)
+{
+	itest_env *e = *state;
+	char ptok[512], wtok[512], atok[512];
+	write_tokens(e);
+	itest_path(e, "producer.tokens", ptok, sizeof ptok);
+	itest_path(e, "worker.tokens", wtok, sizeof wtok);
+	itest_path(e, "admin.tokens", atok, sizeof atok);
+	const char *flags[] = {"--producer-tokens", ptok, "--worker-tokens",
+	    wtok, "--admin-tokens", atok, NULL};
+	nq_client_opts probe = {.api_url = e->api_url, .token = "admin-1"};
+	start_broker(e, flags, &probe);
+
+	nq_client *prod = client_with(e, "prod-2");
+	nq_client *work = client_with(e, "work-1");
+	nq_client *admin = client_with(e, "admin-1");
+	nq_client *none = client_with(e, NULL);
+	nq_client *wrong = client_with(e, "prod-3");
+
+	/* producer: enqueue yes; stats and fetch are not its business */
+	assert_int_equal(try_enqueue(prod), NQ_OK);
+	assert_int_equal(try_stats(prod), NQ_EPERM);
+	assert_int_equal(try_fetch(prod), NQ_EPERM);
+	/* worker: fetch yes; enqueue and stats no */
+	assert_int_equal(try_fetch(work), NQ_OK);
+	assert_int_equal(try_enqueue(work), NQ_EPERM);
+	assert_int_equal(try_stats(work), NQ_EPERM);
+	assert_int_equal(nq_pause(work, "roles"), NQ_EPERM);
+	/* admin: everything */
+	assert_int_equal(try_enqueue(admin), NQ_OK);
+	assert_int_equal(try_stats(admin), NQ_OK);
+	assert_int_equal(try_fetch(admin), NQ_OK);
+	assert_int_equal(nq_pause(admin, "paused-q"), NQ_OK);
+	/* no token, unknown token: unauthenticated */
+	assert_int_equal(try_enqueue(none), NQ_EAUTH);
+	assert_int_equal(try_fetch(none), NQ_EAUTH);
+	assert_int_equal(try_enqueue(wrong), NQ_EAUTH);
+	assert_non_null(strstr(nq_client_last_error(wrong), "token"));
+	/* refusals changed nothing: only the two allowed enqueues exist */
+	assert_int_equal(jobs_in(e, "roles"), 2);
+
+	nq_client_close(prod);
+	nq_client_close(work);
+	nq_client_close(admin);
+	nq_client_close(none);
+	nq_client_close(wrong);
+	itest_pass(e);
+}
+
+static void test_security_completion_needs_worker_token(void **state)
+{
+	itest_env *e = *state;
+	char ptok[512], wtok[512], atok[512], id[NQ_ID_MAX];
+	bool dup;
+	write_tokens(e);
+	itest_path(e, "producer.tokens", ptok, sizeof ptok);
+	itest_path(e, "worker.tokens", wtok, sizeof wtok);
+	itest_path(e, "admin.tokens", atok, sizeof atok);
+	const char *flags[] = {"--producer-tokens", ptok, "--worker-tokens",
+	    wtok, "--admin-tokens", atok, NULL};
+	nq_client_opts probe = {.api_url = e->api_url, .token = "admin-1"};
+	start_broker(e, flags, &probe);
+
+	nq_client *prod = client_with(e, "prod-1");
+	nq_client *work = client_with(e, "work-1");
+	nq_job_spec s = {.queue = "done", .type = "t"};
+	assert_int_equal(nq_enqueue(prod, &s, id, &dup), NQ_OK);
+	nq_job **jobs;
+	size_t n;
+	const char *q[] = {"done"};
+	assert_int_equal(nq_fetch(work, "w", q, 1, 1, 0, 30000, &jobs, &n), 0);
+	assert_int_equal(n, 1);
+	nq_completion c = {.id = nq_job_id(jobs[0]),
+	    .lease_token = nq_job_lease_token(jobs[0]),
+	    .outcome = NQ_OUTCOME_SUCCEEDED};
+	/* a producer token on the results socket is dropped: still leased */
+	assert_int_equal(nq_complete(prod, "w", &c, 1), NQ_OK);
+	itest_sleep_ms(500);
+	nq_job *j;
+	assert_int_equal(nq_get(prod, id, &j), NQ_OK);
+	assert_int_equal(nq_job_state(j), NQ_STATE_LEASED);
+	nq_job_free(j);
+	/* the worker's own token completes it */
+	assert_int_equal(nq_complete(work, "w", &c, 1), NQ_OK);
+	assert_int_equal(itest_wait_state(prod, id, NQ_STATE_SUCCEEDED, 5000,
+	    NULL), 0);
+	nq_jobs_free(jobs, n);
+	nq_client_close(prod);
+	nq_client_close(work);
+	itest_pass(e);
+}
+
+/* ---- TLS ---- */
+
+typedef struct tls_paths {
+	char ca[512], other[512], srv[512], srvkey[512], cli[512], clikey[512];
+} tls_paths;
+
+static void tls_setup(itest_env *e, tls_paths *p, bool client_certs)
+{
+	int ports[3];
+	make_certs(e);
+	itest_path(e, "ca.pem", p->ca, sizeof p->ca);
+	itest_path(e, "other.pem", p->other, sizeof p->other);
+	itest_path(e, "srv.pem", p->srv, sizeof p->srv);
+	itest_path(e, "srv.key", p->srvkey, sizeof p->srvkey);
+	itest_path(e, "cli.pem", p->cli, sizeof p->cli);
+	itest_path(e, "cli.key", p->clikey, sizeof p->clikey);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(itest_free_port(&ports[i]), 0);
+	/* Clients dial localhost: mbedTLS does not match IP addresses. */
+	snprintf(e->api_url, sizeof e->api_url, "tls+tcp://localhost:%d",
+	    ports[0]);
+	snprintf(e->work_url, sizeof e->work_url, "tls+tcp://localhost:%d",
+	    ports[1]);
+	snprintf(e->results_url, sizeof e->results_url,
+	    "tls+tcp://localhost:%d", ports[2]);
+	static char api[64], work[64], res[64];
+	snprintf(api, sizeof api, "tls+tcp://127.0.0.1:%d", ports[0]);
+	snprintf(work, sizeof work, "tls+tcp://127.0.0.1:%d", ports[1]);
+	snprintf(res, sizeof res, "tls+tcp://127.0.0.1:%d", ports[2]);
+	const char *flags[] = {"--api", api, "--work", work, "--results", res,
+	    "--tls-cert", p->srv, "--tls-key", p->srvkey,
+	    client_certs ? "--tls-ca" : NULL, p->ca, NULL};
+	nq_client_opts probe = {.api_url = e->api_url, .tls_ca = p->ca,
+	    .tls_cert = client_certs ? p->cli : NULL,
+	    .tls_key = client_certs ? p->clikey : NULL};
+	start_broker(e, flags, &probe);
+}
+
+static int stats_over(const itest_env *e, const char *ca, const char *cert,
+    const char *key)
+{
+	nq_client *c;
+	nq_client_opts o = {.api_url = e->api_url, .tls_ca = ca,
+	    .tls_cert = cert, .tls_key = key, .timeout_ms = 1500};
+	assert_int_equal(nq_client_open(&c, &o), 0);
+	int rv = try_stats(c);
+	nq_client_close(c);
+	return rv;
+}
+
+static void test_security_tls_refuses_other_ca_and_plaintext(void **state)
+{
+	itest_env *e = *state;
+	tls_paths p;
+	tls_setup(e, &p, false);
+	assert_int_equal(stats_over(e, p.ca, NULL, NULL), NQ_OK);
+	/* a client that trusts another CA never gets an answer */
+	int rv = stats_over(e, p.other, NULL, NULL);
+	assert_true(rv == NQ_ETIMEDOUT || rv == NQ_ECONNECT);
+	/* a plaintext client cannot talk to the TLS endpoint */
+	char plain[64];
+	snprintf(plain, sizeof plain, "tcp://127.0.0.1:%s",
+	    strrchr(e->api_url, ':') + 1);
+	nq_client *c;
+	nq_client_opts o = {.api_url = plain, .timeout_ms = 1500};
+	assert_int_equal(nq_client_open(&c, &o), 0);
+	rv = try_stats(c);
+	assert_true(rv == NQ_ETIMEDOUT || rv == NQ_ECONNECT);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
+static void test_security_tls_client_certificates_required(void **state)
+{
+	itest_env *e = *state;
+	tls_paths p;
+	tls_setup(e, &p, true);
+	assert_int_equal(stats_over(e, p.ca, p.cli, p.clikey), NQ_OK);
+	int rv = stats_over(e, p.ca, NULL, NULL);
+	assert_true(rv == NQ_ETIMEDOUT || rv == NQ_ECONNECT);
+	itest_pass(e);
+}
+
+static void test_security_tls_job_path_end_to_end(void **state)
+{
+	itest_env *e = *state;
+	tls_paths p;
+	itest_proc *w;
+	itest_run run;
+	char id[NQ_ID_MAX];
+	tls_setup(e, &p, false);
+	const char *wflags[] = {"--handler", "echo=cat", "--queues", "tls",
+	    "--tls-ca", p.ca, NULL};
+	assert_int_equal(itest_worker_start(e, wflags, &w), 0);
+	const char *args[] = {"--api", e->api_url, "--tls-ca", p.ca, "--json",
+	    "enqueue", "tls", "echo", "--payload", "{\"secret\":42}", "--wait",
+	    NULL};
+	assert_int_equal(itest_nqctl_argv(e, 30000, args, &run), 0);
+	assert_int_equal(run.code, 0);
+	assert_non_null(strstr(run.out, "succeeded"));
+	assert_non_null(strstr(run.out, "secret"));
+	(void)id;
+	itest_run_free(&run);
+	itest_pass(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+		    test_security_roles_allow_exactly_their_requests,
+		    itest_setup, itest_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_security_completion_needs_worker_token, itest_setup,
+		    itest_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_security_tls_refuses_other_ca_and_plaintext,
+		    itest_setup, itest_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_security_tls_client_certificates_required,
+		    itest_setup, itest_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_security_tls_job_path_end_to_end, itest_setup,
+		    itest_teardown),
+	};
+	return cmocka_run_group_tests_name("security", tests, NULL, NULL);
+}
