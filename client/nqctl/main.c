@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
 #include "dlq.h"
 #include "nqctl.h"
 #include "nqi/util.h"
@@ -41,6 +42,7 @@ static const nqctl_cmd commands[] = {
     {"resume", "QUEUE", "Hands out a paused queue's jobs again.", 1, 1,
         nqctl_resume},
     {"dlq", NQCTL_DLQ_SYNOPSIS, NQCTL_DLQ_SUMMARY, 0, 0, nqctl_dlq},
+    {"bench", NQCTL_BENCH_SYNOPSIS, NQCTL_BENCH_SUMMARY, 0, 0, nqctl_bench},
 };
 
 static void global_opts(nqctl *x, nqi_opt out[NQCTL_NGLOBAL])
