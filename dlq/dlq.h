@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "nq/nq.h"
+#include "nqi/auth.h"
 #include "nqi/codec.h"
 #include "nqi/http.h"
 #include "nqi/opts.h"
@@ -44,6 +45,16 @@ typedef struct dlq_config {
 	const char *sync;       /* "always" | "none" */
 	const char *http_addr;  /* "" or "none": no HTTP endpoint */
 	const char *token_file; /* token for replay's calls to the broker */
+	/* role token lists (a file, or env:NAME); none: open */
+	const char *producer_tokens;
+	const char *worker_tokens;
+	const char *admin_tokens;
+	/* TLS: this service's certificate for tls+tcp:// and https; with
+	 * tls_ca clients must present one it signed, and replay verifies
+	 * the broker with it */
+	const char *tls_cert;
+	const char *tls_key;
+	const char *tls_ca;
 	const char *log_level;
 	const char *log_format;
 	const char *config_file;
@@ -126,6 +137,7 @@ typedef struct dlq_prune {
 
 struct dlq {
 	dlq_config cfg;
+	nqi_auth *auth; /* who may make which request */
 	nqi_store *store;
 	MDB_dbi db_entries, db_time, db_queue, db_counts, db_meta;
 	uint64_t started_ms;

@@ -8,6 +8,7 @@
 #include "dlq.h"
 #include "nqi/log.h"
 #include "nqi/opts.h"
+#include "nqi/tls.h"
 #include "nqi/util.h"
 
 static void config_defaults(dlq_config *c)
@@ -61,8 +62,23 @@ static size_t config_opts(dlq_config *c, nqi_opt *o)
 	        "how often "
 	        "retention looks at every queue"),
 	    OPT("token-file", STR, token_file,
-	        "file whose first line is "
-	        "the token replay presents to the broker"),
+	        "file (or env:NAME) of the token replay presents to the "
+	        "broker"),
+	    OPT("producer-tokens", STR, producer_tokens,
+	        "file (or env:NAME) of producer tokens, one a line: for the "
+	        "broker's handoff"),
+	    OPT("worker-tokens", STR, worker_tokens,
+	        "file (or env:NAME) of worker tokens (nq-dlq serves workers "
+	        "nothing)"),
+	    OPT("admin-tokens", STR, admin_tokens,
+	        "file (or env:NAME) of admin tokens: list, show, replay, "
+	        "purge, stats"),
+	    OPT("tls-cert", STR, tls_cert,
+	        "PEM certificate for tls+tcp:// and https://"),
+	    OPT("tls-key", STR, tls_key, "PEM key of --tls-cert"),
+	    OPT("tls-ca", STR, tls_ca,
+	        "PEM CA: clients must present a certificate it signed; "
+	        "replay verifies the broker with it"),
 	    OPT("broker-timeout", DURATION, broker_timeout_ms,
 	        "longest "
 	        "wait for the broker to answer one replay batch"),
@@ -172,12 +188,34 @@ static int wait_for_signal(void)
 	return sig;
 }
 
+/* Loads tokens; warns when a public address is served with none. */
+static int setup_auth(dlq *d)
+{
+	char err[256] = "";
+	const dlq_config *c = &d->cfg;
+	int rv = nqi_auth_load(&d->auth, c->producer_tokens, c->worker_tokens,
+	    c->admin_tokens, err, sizeof err);
+	if (rv != 0) {
+		nqi_error("NQ-AUTH-CONFIG", "err=\"%s\"", err);
+		return rv;
+	}
+	if (nqi_auth_open(d->auth) && nqi_url_is_public(c->listen_url))
+		nqi_warn("NQ-AUTH-OPEN",
+		    "url=%s no token files are set: anyone "
+		    "who reaches this address may use it",
+		    c->listen_url);
+	return NQ_OK;
+}
+
 /* Starts the parts in the order they depend on each other; on failure
  * the caller stops whatever did start. */
 static int start(dlq *d)
 {
 	char err[256] = "";
-	int rv = dlq_store_open(d, err, sizeof err);
+	int rv = setup_auth(d);
+	if (rv != 0)
+		return rv;
+	rv = dlq_store_open(d, err, sizeof err);
 	if (rv != 0) {
 		nqi_error("NQ-STORE-OPEN-FAILED", "dir=%s err=\"%s\"",
 		    d->cfg.data_dir, err);
@@ -247,6 +285,7 @@ int main(int argc, char **argv)
 		nqi_info("NQ-DLQ-STOP", "commits=%llu",
 		    (unsigned long long)atomic_load(&d.commits_total));
 	nqi_store_close(d.store);
+	nqi_auth_free(d.auth);
 	nqi_strlist_free(&d.cfg.config_values);
 	return rv == 0 ? 0 : 1;
 }

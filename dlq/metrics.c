@@ -6,6 +6,7 @@
 
 #include "dlq.h"
 #include "nqi/prom.h"
+#include "nqi/tls.h"
 #include "nqi/util.h"
 
 typedef struct entries_acc {
@@ -101,6 +102,7 @@ static bool ready_cb(void *arg, char *why, size_t whylen)
 int dlq_http_start(dlq *d, char *err, size_t errlen)
 {
 	const char *addr = d->cfg.http_addr;
+	nqi_tls_opts tls = {d->cfg.tls_cert, d->cfg.tls_key, d->cfg.tls_ca};
 	if (!addr || !*addr || strcmp(addr, "none") == 0)
 		return NQ_OK;
 	nqi_http_opts o = {
@@ -109,7 +111,15 @@ int dlq_http_start(dlq *d, char *err, size_t errlen)
 	    .ready_cb = ready_cb,
 	    .arg = d,
 	};
-	return nqi_http_start(&d->http, &o, err, errlen);
+	if (strncmp(addr, "https://", 8) == 0) {
+		int rv = nqi_tls_server_config(&tls, &o.tls, err, errlen);
+		if (rv != 0)
+			return rv;
+	}
+	int rv = nqi_http_start(&d->http, &o, err, errlen);
+	if (o.tls)
+		nng_tls_config_free(o.tls);
+	return rv;
 }
 
 void dlq_http_stop(dlq *d)

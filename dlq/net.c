@@ -10,6 +10,7 @@
 
 #include "dlq.h"
 #include "nqi/log.h"
+#include "nqi/tls.h"
 #include "nqi/util.h"
 
 enum conn_state { CONN_RECV, CONN_WAIT, CONN_SEND };
@@ -32,15 +33,21 @@ typedef struct route {
 	Nq__V1__Request__BodyCase body;
 	dlq_lane lane;
 	dlq_handler_fn fn; /* read lane only; the others have their own */
+	unsigned roles;    /* who may (admin always may) */
 } route;
 
+#define PRODUCER NQI_ROLE_PRODUCER
+#define ADMIN NQI_ROLE_ADMIN
+
+/* One row per request kind: where it is served and who may make it. The
+ * broker hands dead jobs over as a producer; the rest is for operators. */
 static const route routes[] = {
-    {NQ__V1__REQUEST__BODY_DLQ_INGEST, LANE_WRITE, NULL},
-    {NQ__V1__REQUEST__BODY_DLQ_PURGE, LANE_WRITE, NULL},
-    {NQ__V1__REQUEST__BODY_DLQ_REPLAY, LANE_REPLAY, NULL},
-    {NQ__V1__REQUEST__BODY_DLQ_LIST, LANE_READ, dlq_on_list},
-    {NQ__V1__REQUEST__BODY_DLQ_SHOW, LANE_READ, dlq_on_show},
-    {NQ__V1__REQUEST__BODY_DLQ_STATS, LANE_READ, dlq_on_stats},
+    {NQ__V1__REQUEST__BODY_DLQ_INGEST, LANE_WRITE, NULL, PRODUCER},
+    {NQ__V1__REQUEST__BODY_DLQ_PURGE, LANE_WRITE, NULL, ADMIN},
+    {NQ__V1__REQUEST__BODY_DLQ_REPLAY, LANE_REPLAY, NULL, ADMIN},
+    {NQ__V1__REQUEST__BODY_DLQ_LIST, LANE_READ, dlq_on_list, ADMIN},
+    {NQ__V1__REQUEST__BODY_DLQ_SHOW, LANE_READ, dlq_on_show, ADMIN},
+    {NQ__V1__REQUEST__BODY_DLQ_STATS, LANE_READ, dlq_on_stats, ADMIN},
 };
 
 static const route *route_find(Nq__V1__Request__BodyCase body)
@@ -80,9 +87,27 @@ static void reply_error(dlq_conn *c, dlq_op *op, int err, const char *msg)
 	dlq_conn_reply(c, op);
 }
 
+/* NULL when the request's token may make it; else why not. A refused
+ * request changes nothing: it goes no further than here. */
+static const char *auth_refusal(const dlq *d, const Nq__V1__Request *req,
+    const route *r, int *err, char *buf, size_t len)
+{
+	char who[64];
+	*err = nqi_auth_check(d->auth, req->token, r->roles);
+	if (*err == NQ_OK)
+		return NULL;
+	if (*err == NQ_EAUTH)
+		return req->token[0]
+		           ? "unknown token"
+		           : "this nq-dlq needs a token (--token-file)";
+	nqi_auth_roles_text(r->roles, who, sizeof who);
+	snprintf(buf, len, "this request needs a token with role %s", who);
+	return buf;
+}
+
 /* What can be told without state; NULL when the request may proceed. */
-static const char *precheck(const Nq__V1__Request *req, const route **r,
-    int *err, char *buf, size_t len)
+static const char *precheck(const dlq *d, const Nq__V1__Request *req,
+    const route **r, int *err, char *buf, size_t len)
 {
 	*err = NQ_EINVAL;
 	if (req->version != NQI_PROTOCOL_VERSION) {
@@ -100,7 +125,7 @@ static const char *precheck(const Nq__V1__Request *req, const route **r,
 		return "nq-dlq serves dlq_ingest, dlq_list, dlq_show, "
 		       "dlq_replay, dlq_purge and dlq_stats; other requests "
 		       "belong on the broker";
-	return NULL;
+	return auth_refusal(d, req, *r, err, buf, len);
 }
 
 static void serve_read(dlq_conn *c, dlq_op *op, const route *r)
@@ -136,7 +161,7 @@ static void on_request(dlq_conn *c, nng_msg *msg)
 		    "nq.v1.Request");
 		return;
 	}
-	const char *bad = precheck(op->req, &r, &err, buf, sizeof buf);
+	const char *bad = precheck(c->d, op->req, &r, &err, buf, sizeof buf);
 	if (bad) {
 		reply_error(c, op, err, bad);
 		return;
@@ -183,20 +208,18 @@ static void conn_cb(void *arg)
 
 int dlq_net_open(dlq *d, char *err, size_t errlen)
 {
+	nqi_tls_opts tls = {d->cfg.tls_cert, d->cfg.tls_key, d->cfg.tls_ca};
 	int n = d->cfg.contexts;
 	int rv = nng_rep0_open(&d->sock);
-	if (rv == 0) {
-		d->sock_open = true;
-		rv = nng_socket_set_size(
-		    d->sock, NNG_OPT_RECVMAXSZ, (size_t)d->cfg.max_message);
-	}
-	if (rv == 0)
-		rv = nng_listen(d->sock, d->cfg.listen_url, NULL, 0);
 	if (rv != 0) {
-		snprintf(err, errlen, "cannot listen on %s (--listen): %s",
-		    d->cfg.listen_url, nng_strerror(rv));
+		snprintf(
+		    err, errlen, "cannot open a socket: %s", nng_strerror(rv));
 		return NQ_EUNAVAIL;
 	}
+	d->sock_open = true;
+	if (nqi_listen(d->sock, d->cfg.listen_url, &tls,
+	        (size_t)d->cfg.max_message, "listen", err, errlen) != 0)
+		return NQ_EUNAVAIL;
 	d->conns = calloc((size_t)n, sizeof *d->conns);
 	if (!d->conns)
 		return NQ_ENOMEM;

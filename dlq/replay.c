@@ -20,6 +20,7 @@
 
 #include "dlq.h"
 #include "nqi/log.h"
+#include "nqi/tls.h"
 #include "nqi/util.h"
 
 #define BATCH_MAX 100
@@ -579,37 +580,11 @@ void dlq_replay_post(dlq *d, dlq_op *op)
 		refuse(op, "nq-dlq is shutting down");
 }
 
-/* The token for the broker: the first line of --token-file. */
-static int read_token(dlq *d, char *err, size_t errlen)
-{
-	char line[4096];
-	const char *path = d->cfg.token_file;
-	if (!path || !*path)
-		return NQ_OK;
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		snprintf(
-		    err, errlen, "--token-file %s: %s", path, strerror(errno));
-		return NQ_EINVAL;
-	}
-	char *got = fgets(line, sizeof line, f);
-	fclose(f);
-	const char *tok = got ? line + strspn(line, " \t") : "";
-	size_t len = strcspn(tok, " \t\r\n");
-	if (len == 0) {
-		snprintf(err, errlen,
-		    "--token-file %s: no token on its first "
-		    "line",
-		    path);
-		return NQ_EINVAL;
-	}
-	d->token = strndup(tok, len);
-	return d->token ? NQ_OK : NQ_ENOMEM;
-}
-
 int dlq_replay_start(dlq *d, char *err, size_t errlen)
 {
-	int rv = read_token(d, err, errlen);
+	const char *src = d->cfg.token_file;
+	int rv =
+	    src && *src ? nqi_token_read(src, &d->token, err, errlen) : NQ_OK;
 	if (rv != 0)
 		return rv;
 	nq_client_opts o = {
@@ -617,10 +592,16 @@ int dlq_replay_start(dlq *d, char *err, size_t errlen)
 	    .token = d->token,
 	    .timeout_ms = (int)d->cfg.broker_timeout_ms,
 	};
+	/* A tls+tcp:// broker is verified with --tls-ca and shown this
+	 * service's own certificate, as the broker does when it dials. */
+	if (nqi_url_is_tls(d->cfg.broker_url)) {
+		o.tls_ca = d->cfg.tls_ca;
+		o.tls_cert = d->cfg.tls_cert;
+		o.tls_key = d->cfg.tls_key;
+	}
 	if ((rv = nq_client_open(&d->broker, &o)) != 0) {
 		snprintf(err, errlen,
-		    "cannot use the broker at %s (--broker): "
-		    "%s",
+		    "cannot use the broker at %s (--broker): %s",
 		    d->cfg.broker_url, nq_strerror(rv));
 		return rv;
 	}

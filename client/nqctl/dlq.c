@@ -10,10 +10,13 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 
 #include "dlq.h"
+#include "nqi/auth.h"
 #include "nqi/codec.h"
 #include "nqi/json.h"
+#include "nqi/tls.h"
 #include "nqi/util.h"
 
 #define DLQ_DEFAULT_URL "tcp://127.0.0.1:7410"
@@ -267,34 +270,18 @@ static int parse_sub_args(dlq_cli *c, int argc, char **argv, int start)
 
 /* ---- talking to nq-dlq ---- */
 
-/* The token: the first line of --token-file, without blanks. */
+/* The token: --token-file names a file (its first line) or env:NAME. */
 static int read_token(dlq_cli *c)
 {
-	const char *path = c->x->conf.token_file;
-	char line[4096];
-	if (!path || !*path)
+	const char *src = c->x->conf.token_file;
+	char err[256];
+	if (!src || !*src)
 		return NQCTL_CONTINUE;
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "nqctl: --token-file %s: %s\n", path,
-		    strerror(errno));
-		return NQCTL_EXIT_USAGE;
-	}
-	char *got = fgets(line, sizeof line, f);
-	fclose(f);
-	const char *tok = got ? line + strspn(line, " \t") : "";
-	size_t len = strcspn(tok, "\r\n");
-	while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
-		len--;
-	if (len == 0) {
-		fprintf(stderr,
-		    "nqctl: --token-file %s: no token on its first "
-		    "line\n",
-		    path);
-		return NQCTL_EXIT_USAGE;
-	}
-	c->token = strndup(tok, len);
-	return c->token ? NQCTL_CONTINUE : NQCTL_EXIT_FAILED;
+	int rv = nqi_token_read(src, &c->token, err, sizeof err);
+	if (rv == NQ_OK)
+		return NQCTL_CONTINUE;
+	fprintf(stderr, "nqctl: --token-file: %s\n", err);
+	return rv == NQ_ENOMEM ? NQCTL_EXIT_FAILED : NQCTL_EXIT_USAGE;
 }
 
 static uint64_t base_timeout_ms(const dlq_cli *c)
@@ -302,11 +289,33 @@ static uint64_t base_timeout_ms(const dlq_cli *c)
 	return c->x->conf.timeout_ms ? c->x->conf.timeout_ms : DLQ_TIMEOUT_MS;
 }
 
+/* tls+tcp://: verify nq-dlq with --tls-ca (by --tls-server-name when
+ * set), present --tls-cert. */
+static int dial_tls(dlq_cli *c, nng_dialer d)
+{
+	const nqctl_conf *g = &c->x->conf;
+	nqi_tls_opts o = {g->tls_cert, g->tls_key, g->tls_ca};
+	nng_tls_config *cfg;
+	char err[256];
+	if (nqi_tls_client_config(&o, &cfg, err, sizeof err) != NQ_OK) {
+		fprintf(stderr, "nqctl: %s\n", err);
+		return NNG_EINVAL;
+	}
+	int rv = g->tls_server_name
+	             ? nng_tls_config_server_name(cfg, g->tls_server_name)
+	             : 0;
+	if (rv == 0)
+		rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
+	nng_tls_config_free(cfg);
+	return rv;
+}
+
 /* Dials without blocking: an absent nq-dlq shows as a timeout of the
  * first request. REQ never resends by itself here: a replay resent while
  * the first one still runs would be a second replay. */
 static int open_sock(dlq_cli *c)
 {
+	nng_dialer d;
 	int rv = nng_req0_open(&c->sock);
 	if (rv != 0) {
 		fprintf(stderr, "nqctl: cannot open a socket: %s\n",
@@ -317,7 +326,11 @@ static int open_sock(dlq_cli *c)
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, DLQ_REPLY_MAX);
 	nng_socket_set_ms(
 	    c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	rv = nng_dial(c->sock, c->url, NULL, NNG_FLAG_NONBLOCK);
+	rv = nng_dialer_create(&d, c->sock, c->url);
+	if (rv == 0 && nqi_url_is_tls(c->url))
+		rv = dial_tls(c, d);
+	if (rv == 0)
+		rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
 	if (rv != 0) {
 		fprintf(stderr, "nqctl: cannot use nq-dlq at %s: %s\n", c->url,
 		    nng_strerror(rv));

@@ -39,6 +39,9 @@ int dlqt_stop(dlqt *t, int sig, int *status);
  * no sanitizer report in the log. 0 when so. */
 int dlqt_stop_clean(dlqt *t);
 
+/* The token dlqt_call puts on requests that carry none (NULL: none). */
+void dlqt_set_token(const char *token);
+
 /* One request to url; timeout_ms bounds the round trip. On 0 *out holds
  * the reply (free with nq__v1__reply__free_unpacked); otherwise an nng
  * error. */

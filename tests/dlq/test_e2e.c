@@ -365,6 +365,55 @@ static void test_dlq_broker_down_during_replay_keeps_the_rest(void **state)
 	itest_pass(e);
 }
 
+static void write_file(
+    itest_env *e, const char *name, const char *text, char *path, size_t len)
+{
+	itest_path(e, name, path, len);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* With tokens at nq-dlq, the broker's handoff needs --dlq-token-file; a
+ * refused handoff leaves the dead jobs waiting in the broker. */
+static void test_dlq_handoff_needs_the_brokers_token(void **state)
+{
+	itest_env *e = *state;
+	dlqt t;
+	char ids[3][NQ_ID_MAX], prod[PATH_MAX], admin[PATH_MAX];
+	write_file(e, "producer.tok", "broker-token\n", prod, sizeof prod);
+	write_file(e, "admin.tok", "admin-token\n", admin, sizeof admin);
+	const char *const flags[] = {
+	    "--producer-tokens", prod, "--admin-tokens", admin, NULL};
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, flags, NULL), 0);
+	dlqt_set_token("admin-token");
+	assert_int_equal(itest_broker_start(e, fast_broker), 0);
+	start_worker(e, "q6", 2);
+	enqueue_many(e, "q6", 3, 1, ids);
+	uint64_t end = itest_now_ms() + 30000;
+	while (dlqt_dead_pending(e, "q6") != 3 && itest_now_ms() < end)
+		itest_sleep_ms(50);
+	assert_int_equal(dlqt_dead_pending(e, "q6"), 3);
+	itest_sleep_ms(500);
+	assert_int_equal(dlqt_total(e->dlq_url), 0);
+
+	assert_int_equal(itest_broker_stop(e, SIGTERM, NULL), 0);
+	const char *const with_token[] = {
+	    "--backoff-base", "10ms", "--dlq-token-file", prod, NULL};
+	assert_int_equal(itest_broker_start(e, with_token), 0);
+	assert_int_equal(dlqt_wait_total(e->dlq_url, 3, 30000), 0);
+	expect_exactly(e, ids, 3);
+	end = itest_now_ms() + 10000;
+	while (dlqt_dead_pending(e, "q6") != 0 && itest_now_ms() < end)
+		itest_sleep_ms(50);
+	assert_int_equal(dlqt_dead_pending(e, "q6"), 0);
+	dlqt_set_token(NULL);
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +426,9 @@ int main(void)
 	        test_dlq_down_then_back_loses_nothing, setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_dlq_replay_after_the_fix_succeeds, setup, itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_handoff_needs_the_brokers_token, setup,
+	        itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_dlq_broker_down_during_replay_keeps_the_rest, setup,
 	        itest_teardown),

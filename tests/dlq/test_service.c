@@ -571,6 +571,90 @@ static void test_dlq_confirmed_entries_survive_sigkill(void **state)
 	itest_pass(e);
 }
 
+static int stats_with(itest_env *e, const char *token, long long *total)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__DlqStatsRequest body = NQ__V1__DLQ_STATS_REQUEST__INIT;
+	Nq__V1__Reply *r;
+	req.token = (char *)token;
+	req.body_case = NQ__V1__REQUEST__BODY_DLQ_STATS;
+	req.dlq_stats = &body;
+	assert_int_equal(dlqt_call(e->dlq_url, &req, 5000, &r), 0);
+	int code = dlqt_code(r);
+	*total = code ? -1 : (long long)r->dlq_stats->total;
+	nq__v1__reply__free_unpacked(r, NULL);
+	return code;
+}
+
+static void write_file(
+    itest_env *e, const char *name, const char *text, char *path, size_t len)
+{
+	itest_path(e, name, path, len);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* With token files the broker's handoff needs a producer token and the
+ * operators an admin token; a refused request changes nothing. */
+static void test_dlq_tokens_decide_who_may_do_what(void **state)
+{
+	itest_env *e = *state;
+	dlqt t;
+	dlqt_dead_job job;
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__DlqIngestRequest in = NQ__V1__DLQ_INGEST_REQUEST__INIT;
+	Nq__V1__DeadJob *v[1] = {&job.dead};
+	Nq__V1__Reply *r;
+	char prod[PATH_MAX], admin[PATH_MAX];
+	long long total;
+	itest_run run;
+	write_file(
+	    e, "producer.tok", "# the broker\np-secret\n", prod, sizeof prod);
+	write_file(e, "admin.tok", "a-secret\n", admin, sizeof admin);
+	const char *const flags[] = {
+	    "--producer-tokens", prod, "--admin-tokens", admin, NULL};
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, flags, NULL), 0);
+	dlqt_dead(&job, 0xb00, "q", "t", "max_attempts", nqi_now_us(), 1);
+	in.jobs = v;
+	in.n_jobs = 1;
+	req.body_case = NQ__V1__REQUEST__BODY_DLQ_INGEST;
+	req.dlq_ingest = &in;
+	assert_int_equal(dlqt_call(e->dlq_url, &req, 5000, &r), 0);
+	assert_int_equal(dlqt_code(r), NQ__V1__CODE__UNAUTHENTICATED);
+	assert_non_null(strstr(r->status->message, "needs a token"));
+	nq__v1__reply__free_unpacked(r, NULL);
+	req.token = "p-secret";
+	assert_int_equal(dlqt_call(e->dlq_url, &req, 5000, &r), 0);
+	assert_int_equal(dlqt_code(r), 0);
+	assert_int_equal(r->dlq_ingest->results[0]->code, 0);
+	nq__v1__reply__free_unpacked(r, NULL);
+
+	assert_int_equal(
+	    stats_with(e, "p-secret", &total), NQ__V1__CODE__PERMISSION_DENIED);
+	assert_int_equal(
+	    stats_with(e, "wrong", &total), NQ__V1__CODE__UNAUTHENTICATED);
+	assert_int_equal(stats_with(e, "a-secret", &total), 0);
+	assert_int_equal(total, 1);
+
+	const char *purge[] = {"--dlq", e->dlq_url, "--token-file", prod, "dlq",
+	    "purge", "--all", NULL};
+	assert_int_equal(itest_nqctl_argv(e, 20000, purge, &run), 0);
+	assert_int_equal(run.code, 1);
+	assert_non_null(strstr(run.err, "role admin"));
+	itest_run_free(&run);
+	const char *stats[] = {"--dlq", e->dlq_url, "--token-file", admin,
+	    "--json", "dlq", "stats", NULL};
+	assert_int_equal(itest_nqctl_argv(e, 20000, stats, &run), 0);
+	assert_int_equal(run.code, 0);
+	assert_non_null(strstr(run.out, "\"total\":1"));
+	itest_run_free(&run);
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
 static int readyz(const dlqt *t, char **body)
 {
 	int status = 0;
@@ -658,6 +742,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_dlq_confirmed_entries_survive_sigkill, setup,
 	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_tokens_decide_who_may_do_what, setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_dlq_readyz_follows_whether_the_store_commits, setup,
 	        itest_teardown),
