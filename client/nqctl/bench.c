@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -174,14 +175,25 @@ static int child_main(bench_run *r, int i)
 	return bench_producer_main(&r->c, r->s);
 }
 
+/* A child outliving a killed nqctl would wait for its flags forever. */
+static void die_with_parent(pid_t parent)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(NQCTL_EXIT_FAILED);
+}
+
 static int spawn(bench_run *r)
 {
+	pid_t parent = getpid();
 	fflush(stdout);
 	fflush(stderr);
 	for (int i = 0; i <= r->c.workers; i++) {
 		pid_t pid = fork();
-		if (pid == 0)
+		if (pid == 0) {
+			die_with_parent(parent);
 			_exit(child_main(r, i));
+		}
 		if (pid < 0) {
 			fprintf(stderr,
 			    "nqctl: bench: cannot start process "

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs one workload against a fresh nq-broker on free 127.0.0.1 ports and
+# prints the bench line of `nqctl bench`.
+#
+#   bench/nq.sh sync-always|sync-none A|B|C|C0
+#
+# sync-always is --sync=always (fsync before every confirm, the default);
+# sync-none skips fsync (a crash loses recent writes). A and B are the
+# workloads of bench/peers; C enqueues NQ_BENCH_C_JOBS (default 1,000,000)
+# jobs with no worker running and then drains them with 4 workers; C0 does
+# the same with NQ_BENCH_A_JOBS jobs, the near-empty baseline for C. The
+# binaries come from NQ_BUILD_DIR (default build).
+set -euo pipefail
+. "$(dirname "$0")/peers/lib.sh"
+
+mode=${1:?usage: nq.sh sync-always|sync-none A|B|C|C0}
+workload=${2:?usage: nq.sh sync-always|sync-none A|B|C|C0}
+case $mode in
+sync-always) sync=always ;;
+sync-none) sync=none ;;
+*) nqb_log "unknown nq mode '$mode' (sync-always, sync-none)"; exit 2 ;;
+esac
+case $workload in
+A) load=(--jobs "$NQB_A_JOBS" --batch "$NQB_A_BATCH") ;;
+B) load=(--rate "$NQB_B_RATE" --duration "${NQB_B_SECONDS}s" --batch 1
+	--producers "$NQB_B_PRODUCERS") ;;
+C) load=(--backlog --jobs "${NQ_BENCH_C_JOBS:-1000000}" --batch "$NQB_A_BATCH") ;;
+C0) load=(--backlog --jobs "$NQB_A_JOBS" --batch "$NQB_A_BATCH") ;;
+*) nqb_log "unknown workload '$workload' (A, B, C, C0)"; exit 2 ;;
+esac
+
+build=${NQ_BUILD_DIR:-build}
+[[ $build = /* ]] || build=$NQB_ROOT/$build
+broker=$build/broker/nq-broker
+nqctl=$build/client/nqctl/nqctl
+for b in "$broker" "$nqctl"; do
+	[ -x "$b" ] || { nqb_log "$b missing: build nq first (./test.sh configure build)"; exit 1; }
+done
+nqb_mktemp
+dir=$NQB_TMP
+api=$(nqb_free_port) work=$(nqb_free_port) results=$(nqb_free_port)
+events=$(nqb_free_port) http=$(nqb_free_port)
+# The broker as deployed, events and /metrics included; no nq-dlq is
+# running, so dead jobs (there are none) would stay in the broker.
+nqb_start "$dir/broker.log" "$broker" --api "tcp://127.0.0.1:$api" \
+	--work "tcp://127.0.0.1:$work" --results "tcp://127.0.0.1:$results" \
+	--events "tcp://127.0.0.1:$events" --http "127.0.0.1:$http" --dlq "" \
+	--data-dir "$dir/data" --sync "$sync" --log-level warn
+pid=$NQB_LAST_PID
+nqb_wait_port "$api" nq-broker
+nqb_run "$nqctl" --api "tcp://127.0.0.1:$api" \
+	--work "tcp://127.0.0.1:$work" --results "tcp://127.0.0.1:$results" \
+	bench --workers "$NQB_WORKERS" --concurrency "$NQB_CONCURRENCY" \
+	--payload-size "$NQB_PAYLOAD" --broker-pid "$pid" \
+	--max-time "${NQB_RUN_TIMEOUT}s" "${load[@]}"

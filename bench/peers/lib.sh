@@ -1,0 +1,139 @@
+# shellcheck shell=bash disable=SC2034
+# Sourced by the bench scripts: the workloads, free loopback ports, servers
+# started in the background and always stopped again, and runs bounded in
+# time. Every server binds 127.0.0.1 only.
+
+NQB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# Where the peers' clients are built and BullMQ is installed: outside the
+# source tree, so that node_modules never lands in a commit.
+NQB_CACHE=${NQ_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nq-bench}
+# The longest one run of one system may take, in seconds.
+NQB_RUN_TIMEOUT=${NQ_BENCH_RUN_TIMEOUT:-300}
+
+# Workload A, throughput: 100,000 no-op jobs of 100 bytes, one producer
+# sending batches, 4 worker processes.
+NQB_A_JOBS=${NQ_BENCH_A_JOBS:-100000}
+NQB_A_BATCH=${NQ_BENCH_A_BATCH:-1000}
+NQB_WORKERS=${NQ_BENCH_WORKERS:-4}
+NQB_CONCURRENCY=${NQ_BENCH_CONCURRENCY:-64}
+NQB_PAYLOAD=100
+# beanstalkd serves one reserve per connection at a time, so its workers
+# hold this many connections (one thread each) instead of slots.
+NQB_BS_CONCURRENCY=${NQ_BENCH_BS_CONCURRENCY:-16}
+# Workload B, latency: 1,000 jobs/s for 10 s, one job per enqueue, sent by
+# NQB_B_PRODUCERS connections so that no system falls behind the schedule
+# while one enqueue waits for its fsync.
+NQB_B_RATE=${NQ_BENCH_B_RATE:-1000}
+NQB_B_SECONDS=${NQ_BENCH_B_SECONDS:-10}
+NQB_B_PRODUCERS=${NQ_BENCH_B_PRODUCERS:-4}
+
+NQB_PIDS=()
+NQB_TMP=""
+
+nqb_log() {
+	echo "bench: $*" >&2
+}
+
+# Makes NQB_TMP a fresh temp dir for this script's servers, removed on
+# exit. Not to be called in $(...): the variable must reach this shell.
+nqb_mktemp() {
+	if [ -z "$NQB_TMP" ]; then
+		NQB_TMP=$(mktemp -d "${TMPDIR:-/tmp}/nq-bench.XXXXXX")
+	fi
+}
+
+# Stops every server this script started (by pid, never by name) and
+# removes the temp dir.
+nqb_cleanup() {
+	local pid
+	for pid in "${NQB_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${NQB_PIDS[@]}"; do
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	NQB_PIDS=()
+	if [ -n "$NQB_TMP" ]; then
+		rm -rf "$NQB_TMP"
+		NQB_TMP=""
+	fi
+}
+trap nqb_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Stops one server started with nqb_start.
+nqb_stop() {
+	local pid=$1 keep=() p
+	kill "$pid" 2>/dev/null || true
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	for p in "${NQB_PIDS[@]}"; do
+		[ "$p" = "$pid" ] || keep+=("$p")
+	done
+	NQB_PIDS=("${keep[@]}")
+}
+
+nqb_port_open() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Prints a loopback TCP port that nothing listens on.
+nqb_free_port() {
+	local p
+	for _ in $(seq 100); do
+		p=$((20000 + RANDOM % 30000))
+		if ! nqb_port_open "$p"; then
+			echo "$p"
+			return 0
+		fi
+	done
+	nqb_log "found no free port"
+	return 1
+}
+
+# Waits up to 10 s until something listens on the port.
+nqb_wait_port() {
+	local port=$1 what=$2
+	for _ in $(seq 200); do
+		nqb_port_open "$port" && return 0
+		sleep 0.05
+	done
+	nqb_log "$what does not listen on 127.0.0.1:$port after 10 s"
+	return 1
+}
+
+# nqb_start LOG CMD...: starts a server in the background with its output
+# in LOG; its pid goes to NQB_LAST_PID and into the cleanup list.
+nqb_start() {
+	local log=$1
+	shift
+	"$@" >"$log" 2>&1 &
+	NQB_LAST_PID=$!
+	NQB_PIDS+=("$NQB_LAST_PID")
+}
+
+# Runs a bench client bounded by NQB_RUN_TIMEOUT and prints the last line
+# that starts with "bench ", or nothing (with the client's output on
+# stderr) when it failed.
+nqb_run() {
+	local out rc
+	set +e
+	out=$(timeout --kill-after=10 "$NQB_RUN_TIMEOUT" "$@" 2>&1)
+	rc=$?
+	set -e
+	if [ "$rc" -ne 0 ] || ! grep -q '^bench ' <<<"$out"; then
+		nqb_log "run failed (exit $rc): $*"
+		printf '%s\n' "$out" | tail -20 >&2
+		return 1
+	fi
+	grep '^bench ' <<<"$out" | tail -1
+}
