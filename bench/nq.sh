@@ -50,6 +50,6 @@ pid=$NQB_LAST_PID
 nqb_wait_port "$api" nq-broker
 nqb_run "$nqctl" --api "tcp://127.0.0.1:$api" \
 	--work "tcp://127.0.0.1:$work" --results "tcp://127.0.0.1:$results" \
-	bench --workers "$NQB_WORKERS" --concurrency "$NQB_CONCURRENCY" \
+	bench --workers "$NQB_WORKERS" --concurrency "$NQB_NQ_CONCURRENCY" \
 	--payload-size "$NQB_PAYLOAD" --broker-pid "$pid" \
 	--max-time "${NQB_RUN_TIMEOUT}s" "${load[@]}"

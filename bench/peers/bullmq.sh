@@ -33,5 +33,5 @@ nqb_start "$dir/redis.log" redis-server --bind 127.0.0.1 --port "$port" \
 	--dir "$dir" --daemonize no "${persist[@]}"
 nqb_wait_port "$port" redis-server
 nqb_run node "$script" --port "$port" --workers "$NQB_WORKERS" \
-	--concurrency "$NQB_CONCURRENCY" --payload-size "$NQB_PAYLOAD" \
+	--concurrency "$NQB_BULLMQ_CONCURRENCY" --payload-size "$NQB_PAYLOAD" \
 	--max-time-ms "$((NQB_RUN_TIMEOUT * 1000))" "${load[@]}"

@@ -15,11 +15,16 @@ NQB_RUN_TIMEOUT=${NQ_BENCH_RUN_TIMEOUT:-300}
 NQB_A_JOBS=${NQ_BENCH_A_JOBS:-100000}
 NQB_A_BATCH=${NQ_BENCH_A_BATCH:-1000}
 NQB_WORKERS=${NQ_BENCH_WORKERS:-4}
-NQB_CONCURRENCY=${NQ_BENCH_CONCURRENCY:-64}
 NQB_PAYLOAD=100
-# beanstalkd serves one reserve per connection at a time, so its workers
-# hold this many connections (one thread each) instead of slots.
-NQB_BS_CONCURRENCY=${NQ_BENCH_BS_CONCURRENCY:-16}
+# Jobs each worker process runs at once, per system, each at the setting
+# that gave it the most end-to-end jobs/s on a 2-core machine (tried: 16,
+# 64, 256 slots; 1, 4, 16 connections). nq: handler slots of libnq's
+# worker; BullMQ: the Worker's concurrency; beanstalkd serves one reserve
+# per connection at a time, so its workers hold this many connections (one
+# thread each).
+NQB_NQ_CONCURRENCY=${NQ_BENCH_NQ_CONCURRENCY:-256}
+NQB_BULLMQ_CONCURRENCY=${NQ_BENCH_BULLMQ_CONCURRENCY:-64}
+NQB_BS_CONCURRENCY=${NQ_BENCH_BS_CONCURRENCY:-4}
 # Workload B, latency: 1,000 jobs/s for 10 s, one job per enqueue, sent by
 # NQB_B_PRODUCERS connections so that no system falls behind the schedule
 # while one enqueue waits for its fsync.

@@ -54,7 +54,12 @@ typedef struct bench_run {
 	bool reaped[BENCH_MAX_PROCS + 1];
 	uint64_t deadline_ms;
 	uint64_t drain_start_ns, end_ns;
+	uint64_t broker_pid;     /* 0: not watched */
+	uint64_t anon_sample_ms; /* when RssAnon was last read */
+	uint64_t anon_peak_kib;  /* highest RssAnon seen */
 } bench_run;
+
+static int proc_status_kib(uint64_t pid, const char *name, uint64_t *kib);
 
 /* ---- flags ---- */
 
@@ -141,7 +146,10 @@ static void print_method(void)
 	       "enqueue_per_s\nis jobs over (last enqueue confirmed - first "
 	       "sent); e2e_per_s is jobs over\n(last completion counted by "
 	       "the broker - first enqueue sent); drain_per_s\n(--backlog) "
-	       "is jobs over (last completion - workers started).\n");
+	       "is jobs over (last completion - workers started). With "
+	       "--broker-pid,\nbroker_peak_rss_mib is the process's VmHWM "
+	       "(mapped LMDB pages included) and\nbroker_peak_anon_mib "
+	       "the highest RssAnon (heap) seen, read every 100 ms.\n");
 }
 
 /* ---- processes ---- */
@@ -264,6 +272,22 @@ static void reap_all(bench_run *r)
 
 /* ---- phases ---- */
 
+/*
+ * Notes the broker's anonymous memory (heap, index) every 100 ms. VmHWM,
+ * the peak RSS the kernel keeps, also counts the pages of the LMDB file the
+ * broker has mapped, which the kernel may drop at any time.
+ */
+static void sample_broker(bench_run *r)
+{
+	uint64_t now = nqi_mono_ms(), kib;
+	if (!r->broker_pid || now - r->anon_sample_ms < 100)
+		return;
+	r->anon_sample_ms = now;
+	if (proc_status_kib(r->broker_pid, "RssAnon", &kib) == NQ_OK &&
+	    kib > r->anon_peak_kib)
+		r->anon_peak_kib = kib;
+}
+
 static int timed_out(const bench_run *r, const char *what)
 {
 	if (nqi_mono_ms() < r->deadline_ms)
@@ -306,6 +330,7 @@ static int fill_backlog(bench_run *r)
 	int producer = r->c.workers;
 	atomic_store(&r->s->produce, true);
 	while (!reap_one(r, producer, WNOHANG)) {
+		sample_broker(r);
 		int rc = timed_out(r, "filling the backlog");
 		if (rc != NQCTL_CONTINUE)
 			return rc;
@@ -321,6 +346,7 @@ static int wait_handled(bench_run *r)
 	while (
 	    rc == NQCTL_CONTINUE && atomic_load(&r->s->handled) < r->c.jobs) {
 		usleep(500);
+		sample_broker(r);
 		rc = check_children(r);
 		if (rc == NQCTL_CONTINUE)
 			rc = timed_out(r, "waiting for the jobs to run");
@@ -394,19 +420,20 @@ static int run_phases(bench_run *r)
 
 /* ---- the report ---- */
 
-/* The broker's peak resident set from /proc; NQ_ENOTFOUND when unknown. */
-static int broker_peak_kib(uint64_t pid, uint64_t *kib)
+/* A "Name: N kB" line of /proc/PID/status; NQ_ENOTFOUND when unknown. */
+static int proc_status_kib(uint64_t pid, const char *name, uint64_t *kib)
 {
-	char path[64], line[256];
+	char path[64], line[256], fmt[48];
 	unsigned long long v = 0;
 	bool found = false;
 	snprintf(
 	    path, sizeof path, "/proc/%llu/status", (unsigned long long)pid);
+	snprintf(fmt, sizeof fmt, "%s: %%llu kB", name);
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return NQ_ENOTFOUND;
 	while (!found && fgets(line, sizeof line, f))
-		found = sscanf(line, "VmHWM: %llu kB", &v) == 1;
+		found = sscanf(line, fmt, &v) == 1;
 	fclose(f);
 	if (!found)
 		return NQ_ENOTFOUND;
@@ -441,10 +468,10 @@ static void print_notes(const bench_run *r)
 typedef struct bench_result {
 	double enqueue_per_s, e2e_per_s, drain_per_s;
 	double p50_ms, p99_ms, p999_ms;
-	double rss_mib;
+	double rss_mib, anon_mib;
 } bench_result;
 
-static void measure(const bench_run *r, uint64_t broker_pid, bench_result *m)
+static void measure(bench_run *r, bench_result *m)
 {
 	const bench_shared *s = r->s;
 	uint64_t first = atomic_load(&s->first_send_ns);
@@ -456,14 +483,18 @@ static void measure(const bench_run *r, uint64_t broker_pid, bench_result *m)
 	m->p50_ms = bench_hist_quantile(s, 0.50) / 1000;
 	m->p99_ms = bench_hist_quantile(s, 0.99) / 1000;
 	m->p999_ms = bench_hist_quantile(s, 0.999) / 1000;
-	m->rss_mib = -1;
-	if (broker_pid && broker_peak_kib(broker_pid, &kib) == NQ_OK)
+	m->rss_mib = m->anon_mib = -1;
+	r->anon_sample_ms = 0;
+	sample_broker(r);
+	if (r->broker_pid &&
+	    proc_status_kib(r->broker_pid, "VmHWM", &kib) == NQ_OK) {
 		m->rss_mib = (double)kib / 1024;
-	else if (broker_pid)
+		m->anon_mib = (double)r->anon_peak_kib / 1024;
+	} else if (r->broker_pid)
 		fprintf(stderr,
 		    "nqctl: bench: cannot read the peak RSS of "
 		    "process %llu from /proc\n",
-		    (unsigned long long)broker_pid);
+		    (unsigned long long)r->broker_pid);
 }
 
 static int print_line(const bench_run *r, const bench_result *m)
@@ -475,7 +506,8 @@ static int print_line(const bench_run *r, const bench_result *m)
 	if (r->c.backlog)
 		printf(" drain_per_s=%.0f", m->drain_per_s);
 	if (m->rss_mib >= 0)
-		printf(" broker_peak_rss_mib=%.1f", m->rss_mib);
+		printf(" broker_peak_rss_mib=%.1f broker_peak_anon_mib=%.1f",
+		    m->rss_mib, m->anon_mib);
 	printf("\n");
 	return NQCTL_EXIT_OK;
 }
@@ -493,7 +525,9 @@ static int print_json(const bench_run *r, const bench_result *m)
 		    j, "drain_per_s", json_real(m->drain_per_s));
 	if (!bad && m->rss_mib >= 0)
 		bad = json_object_set_new(
-		    j, "broker_peak_rss_mib", json_real(m->rss_mib));
+		          j, "broker_peak_rss_mib", json_real(m->rss_mib)) ||
+		      json_object_set_new(
+		          j, "broker_peak_anon_mib", json_real(m->anon_mib));
 	if (bad) {
 		json_decref(j);
 		j = NULL;
@@ -521,6 +555,7 @@ static void conf_from_flags(bench_run *r, const bench_flags *f)
 	    .backlog = f->backlog,
 	    .queue = r->queue};
 	r->deadline_ms = nqi_mono_ms() + f->max_time_ms;
+	r->broker_pid = f->broker_pid;
 }
 
 static int bench(nqctl *x, const bench_flags *f)
@@ -545,7 +580,7 @@ static int bench(nqctl *x, const bench_flags *f)
 	if (rc == NQCTL_CONTINUE) {
 		bench_result m;
 		print_notes(r);
-		measure(r, f->broker_pid, &m);
+		measure(r, &m);
 		rc = x->conf.json ? print_json(r, &m) : print_line(r, &m);
 	}
 	munmap(r->s, r->shared_len);
@@ -585,7 +620,8 @@ int nqctl_bench(nqctl *x, int argc, char **argv, int start)
 	    {"queue", NQI_OPT_STR, &f.queue,
 	        "queue to use (a fresh bench-<pid>-<hex> one)", false},
 	    {"broker-pid", NQI_OPT_U64, &f.broker_pid,
-	        "report this process's peak RSS (VmHWM in /proc)", false},
+	        "report this process's peak RSS (VmHWM) and anonymous memory",
+	        false},
 	    {"max-time", NQI_OPT_DURATION, &f.max_time_ms,
 	        "give up when the run takes longer (10m)", false},
 	    NQCTL_COMMON_OPTS(x),

@@ -21,7 +21,7 @@
 #define NUM "[0-9]+"
 #define DEC "[0-9]+\\.[0-9]{3}"
 #define LINE_HEAD                                                              \
-	"^bench jobs=" NUM " enqueue_per_s=" NUM " e2e_per_s=" NUM              \
+	"^bench jobs=" NUM " enqueue_per_s=" NUM " e2e_per_s=" NUM             \
 	" p50_ms=" DEC " p99_ms=" DEC " p999_ms=" DEC
 
 /* True when text is exactly one line matching the extended regex. */
@@ -30,8 +30,8 @@ static bool one_line_matches(const char *text, const char *pattern)
 	regex_t re;
 	const char *nl = strchr(text, '\n');
 	if (!nl || nl[1] != '\0') {
-		fprintf(stderr, "bench printed not exactly one line: '%s'\n",
-		    text);
+		fprintf(
+		    stderr, "bench printed not exactly one line: '%s'\n", text);
 		return false;
 	}
 	assert_int_equal(regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB), 0);
@@ -56,8 +56,8 @@ static void run_bench(itest_env *e, uint64_t timeout_ms, itest_run *r, ...)
 	args[n] = NULL;
 	assert_int_equal(itest_nqctl_argv(e, timeout_ms, args, r), 0);
 	if (r->code != 0)
-		fprintf(stderr, "nqctl bench failed (%d): %s\n", r->code,
-		    r->err);
+		fprintf(
+		    stderr, "nqctl bench failed (%d): %s\n", r->code, r->err);
 }
 
 static void test_bench_prints_one_line_and_runs_every_job(void **state)
@@ -75,7 +75,8 @@ static void test_bench_prints_one_line_and_runs_every_job(void **state)
 	    "--broker-pid", pid, NULL);
 	assert_int_equal(r.code, 0);
 	assert_true(one_line_matches(r.out,
-	    LINE_HEAD " broker_peak_rss_mib=[0-9]+\\.[0-9]\n$"));
+	    LINE_HEAD " broker_peak_rss_mib=[0-9]+\\.[0-9]"
+	              " broker_peak_anon_mib=[0-9]+\\.[0-9]\n$"));
 	assert_non_null(strstr(r.out, "bench jobs=2000 "));
 	itest_run_free(&r);
 
@@ -96,8 +97,8 @@ static void test_bench_backlog_reports_drain_rate(void **state)
 	json_t *j;
 
 	assert_int_equal(itest_broker_start(e, NULL), 0);
-	run_bench(e, 60000, &r, "--jobs", "1500", "--workers", "2",
-	    "--backlog", "--payload-size", "16", NULL);
+	run_bench(e, 60000, &r, "--jobs", "1500", "--workers", "2", "--backlog",
+	    "--payload-size", "16", NULL);
 	assert_int_equal(r.code, 0);
 	assert_true(
 	    one_line_matches(r.out, LINE_HEAD " drain_per_s=" NUM "\n$"));
@@ -124,8 +125,8 @@ static void test_bench_paced_run_keeps_its_rate(void **state)
 	itest_run r;
 
 	assert_int_equal(itest_broker_start(e, NULL), 0);
-	run_bench(e, 60000, &r, "--rate", "400", "--duration", "1s",
-	    "--batch", "1", "--workers", "1", "--concurrency", "4", NULL);
+	run_bench(e, 60000, &r, "--rate", "400", "--duration", "1s", "--batch",
+	    "1", "--workers", "1", "--concurrency", "4", NULL);
 	assert_int_equal(r.code, 0);
 	assert_true(one_line_matches(r.out, LINE_HEAD "\n$"));
 	assert_non_null(strstr(r.out, "bench jobs=400 "));
@@ -135,8 +136,8 @@ static void test_bench_paced_run_keeps_its_rate(void **state)
 	itest_pass(e);
 }
 
-static void expect_usage_error(itest_env *e, const char *flag,
-    const char *value, const char *says)
+static void expect_usage_error(
+    itest_env *e, const char *flag, const char *value, const char *says)
 {
 	itest_run r;
 	run_bench(e, 15000, &r, flag, value, NULL);
