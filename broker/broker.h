@@ -244,6 +244,7 @@ struct broker {
 	uint32_t dead_pipes[BROKER_DEAD_PIPES];
 	size_t dead_pipe_next;
 	bool woken;            /* a job became ready this group */
+	uint64_t rng;          /* broker_rand state, seeded from getrandom */
 
 	/* handoff to nq-dlq; pend is shared under mu */
 	uint64_t *pend;
@@ -280,6 +281,18 @@ struct broker {
 	int nconns;
 	nng_aio *results_aio;
 };
+
+/* Lease tokens and backoff jitter: splitmix64 over a random seed. A
+ * syscall per lease would cost more than the rest of leasing; the tokens
+ * need to be unique and unguessable by accident, not secret (workers are
+ * authenticated by their tokens). Core thread only. */
+static inline uint64_t broker_rand(broker *b)
+{
+	uint64_t z = (b->rng += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
 
 /* setup.c */
 void broker_config_defaults(broker_config *c);

@@ -49,6 +49,7 @@ void broker_init(broker *b)
 	pthread_cond_init(&b->dlq_cv, NULL);
 	pthread_mutex_init(&b->snap_mu, NULL);
 	broker_arena_init(&b->arena);
+	b->rng = nqi_random_u64();
 }
 
 void broker_fini(broker *b)

@@ -102,7 +102,7 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 	uint64_t now = nqi_now_us();
 	broker_lease l = {
 		.id = broker_job_id(job),
-		.token = nqi_random_u64() | 1,
+		.token = broker_rand(b) | 1,
 		.expires_us = now + clamp_lease(f->lease_ms) * 1000,
 		.pipe_id = op->pipe_id,
 		.queue = (uint32_t)qi,
@@ -360,7 +360,7 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 	broker_event(b, BROKER_EV_RETRYING, job, NULL);
 	uint64_t delay_ms = retry_after_ms == UINT64_MAX ? 0 : retry_after_ms
 	    ? retry_after_ms : nqi_backoff_ms(job->attempt,
-	    b->cfg.backoff_base_ms, b->cfg.backoff_cap_ms, nqi_random_u64());
+	    b->cfg.backoff_base_ms, b->cfg.backoff_cap_ms, broker_rand(b));
 	return broker_job_requeue(b, job, now + delay_ms * 1000);
 }
 
