@@ -16,10 +16,11 @@
 
 #include "bench.h"
 #include "dlq.h"
+#include "events.h"
 #include "nqctl.h"
 #include "nqi/util.h"
 
-#define NQCTL_NGLOBAL 12
+#define NQCTL_NGLOBAL 13
 #define NQCTL_DEFAULT_API "tcp://127.0.0.1:7400"
 
 static const nqctl_cmd commands[] = {
@@ -42,6 +43,9 @@ static const nqctl_cmd commands[] = {
     {"resume", "QUEUE", "Hands out a paused queue's jobs again.", 1, 1,
         nqctl_resume},
     {"dlq", NQCTL_DLQ_SYNOPSIS, NQCTL_DLQ_SUMMARY, 0, 0, nqctl_dlq},
+    {"events", NQCTL_EVENTS_SYNOPSIS, NQCTL_EVENTS_SUMMARY, 0, 0,
+        nqctl_events},
+    {"top", NQCTL_TOP_SYNOPSIS, NQCTL_TOP_SUMMARY, 0, 0, nqctl_top},
     {"bench", NQCTL_BENCH_SYNOPSIS, NQCTL_BENCH_SUMMARY, 0, 0, nqctl_bench},
 };
 
@@ -56,6 +60,8 @@ static void global_opts(nqctl *x, nqi_opt out[NQCTL_NGLOBAL])
 	        "broker results socket (tcp://127.0.0.1:7402)", false},
 	    {"dlq", NQI_OPT_STR, &x->conf.dlq_url,
 	        "nq-dlq socket (tcp://127.0.0.1:7410)", false},
+	    {"events", NQI_OPT_STR, &x->conf.events_url,
+	        "broker events socket (" NQCTL_DEFAULT_EVENTS ")", false},
 	    {"token-file", NQI_OPT_STR, &x->conf.token_file,
 	        "file whose first line is the access token", false},
 	    {"tls-ca", NQI_OPT_STR, &x->conf.tls_ca,

@@ -12,7 +12,7 @@
  * counters since the broker started (ENQUEUED jobs, FAILED attempts). */
 static const char *const stat_heads[] = {"QUEUE", "PAUSED", "SCHEDULED",
     "READY", "LEASED", "SUCCEEDED", "DEAD", "CANCELED", "EXPIRED", "ENQUEUED",
-    "FAILED"};
+    "FAILED", "DLQ-PENDING", "DEAD-RATIO"};
 #define NCOLS NQCTL_LEN(stat_heads)
 #define CELL_MAX (NQI_NAME_MAX + 8)
 
@@ -28,6 +28,9 @@ static void fill_row(const nq_queue_stats *q, stat_row row)
 	for (size_t i = 0; i < NQCTL_LEN(nums); i++)
 		snprintf(
 		    row[2 + i], CELL_MAX, "%llu", (unsigned long long)nums[i]);
+	snprintf(row[NCOLS - 2], CELL_MAX, "%llu",
+	    (unsigned long long)q->dead_pending);
+	snprintf(row[NCOLS - 1], CELL_MAX, "%.4f", nq_dead_letter_ratio(q));
 }
 
 /* The queue name and PAUSED left-aligned, numbers right-aligned. */
@@ -87,7 +90,7 @@ static int print_table(
 static json_t *queue_json(const nq_queue_stats *q)
 {
 	return json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	                 "s:I, s:I, s:I, s:o}",
+	                 "s:I, s:I, s:I, s:o, s:I, s:I, s:f}",
 	    "queue", q->queue, "paused", q->paused, "scheduled",
 	    (json_int_t)q->scheduled, "ready", (json_int_t)q->ready, "leased",
 	    (json_int_t)q->leased, "succeeded", (json_int_t)q->succeeded,
@@ -97,7 +100,10 @@ static json_t *queue_json(const nq_queue_stats *q)
 	    (json_int_t)q->succeeded_total, "failed_total",
 	    (json_int_t)q->failed_total, "dead_total",
 	    (json_int_t)q->dead_total, "oldest_ready_at",
-	    nqctl_time_json(q->oldest_ready_us));
+	    nqctl_time_json(q->oldest_ready_us), "dead_pending",
+	    (json_int_t)q->dead_pending, "dlq_handed_total",
+	    (json_int_t)q->dlq_handed_total, "dead_letter_ratio",
+	    nq_dead_letter_ratio(q));
 }
 
 static int print_stats_json(

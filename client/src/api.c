@@ -397,6 +397,8 @@ static void queue_stats_from_pb(const Nq__V1__QueueStats *q, nq_queue_stats *s)
 	s->failed_total = q->failed_total;
 	s->dead_total = q->dead_total;
 	s->oldest_ready_us = q->oldest_ready_us;
+	s->dead_pending = q->dead_pending;
+	s->dlq_handed_total = q->dlq_handed_total;
 }
 
 /* Copies a stats reply out; *out is NULL when it lists no queue. */
@@ -451,4 +453,10 @@ NQ_API int nq_stats(nq_client *c, const char *queue, nq_queue_stats **out,
 	if (r)
 		nq__v1__reply__free_unpacked(r, NULL);
 	return rv;
+}
+
+NQ_API double nq_dead_letter_ratio(const nq_queue_stats *s)
+{
+	uint64_t finished = s->succeeded_total + s->dead_total;
+	return finished ? (double)s->dead_total / (double)finished : 0;
 }

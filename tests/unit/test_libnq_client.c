@@ -134,6 +134,18 @@ static uint64_t elapsed_ms(uint64_t since)
 
 /* ---- no server needed ---- */
 
+static void test_libnq_dead_letter_ratio_is_dead_over_finished(void **st)
+{
+	(void)st;
+	nq_queue_stats s = {0};
+	assert_true(nq_dead_letter_ratio(&s) == 0.0);
+	s.succeeded_total = 3;
+	s.dead_total = 1;
+	assert_true(nq_dead_letter_ratio(&s) == 0.25);
+	s.succeeded_total = 0;
+	assert_true(nq_dead_letter_ratio(&s) == 1.0);
+}
+
 static void test_libnq_client_open_rejects_bad_options(void **st)
 {
 	nq_client *c = (nq_client *)&c;
@@ -434,6 +446,8 @@ static void test_libnq_client_wait_times_out_when_not_final(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+		    test_libnq_dead_letter_ratio_is_dead_over_finished),
 		cmocka_unit_test(test_libnq_client_open_rejects_bad_options),
 		cmocka_unit_test(test_libnq_client_times_out_without_broker),
 		cmocka_unit_test(test_libnq_job_accessors_tolerate_null),

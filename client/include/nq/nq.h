@@ -198,7 +198,13 @@ typedef struct nq_queue_stats {
 	bool paused;
 	uint64_t enqueued_total, succeeded_total, failed_total, dead_total;
 	uint64_t oldest_ready_us;
+	uint64_t dead_pending;     /* dead jobs not yet handed to nq-dlq */
+	uint64_t dlq_handed_total; /* dead jobs nq-dlq confirmed since start */
 } nq_queue_stats;
+
+/* Dead jobs / finished jobs (succeeded + dead) since the broker started;
+ * 0 when nothing finished yet. */
+NQ_API double nq_dead_letter_ratio(const nq_queue_stats *s);
 
 typedef struct nq_broker_stats {
 	uint64_t commits;
