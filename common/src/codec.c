@@ -34,24 +34,76 @@ int nqi_buf_pack(const ProtobufCMessage *m, uint8_t **buf, size_t *len)
 	return NQ_OK;
 }
 
+/* The selected member of a oneof, or any other message field. */
+static bool pb_field_present(const ProtobufCMessage *m,
+    const ProtobufCFieldDescriptor *f)
+{
+	if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+		return true;
+	return *(const uint32_t *)((const char *)m + f->quantifier_offset) ==
+	    f->id;
+}
+
+bool nqi_pb_wellformed(const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	for (unsigned i = 0; i < m->n_unknown_fields; i++)
+		if (m->unknown_fields[i].tag == 0)
+			return false;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const char *member = (const char *)m + f->offset;
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE || !pb_field_present(m, f))
+			continue;
+		if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+			const ProtobufCMessage *sub =
+			    *(ProtobufCMessage *const *)member;
+			if (sub && !nqi_pb_wellformed(sub))
+				return false;
+			continue;
+		}
+		size_t n = *(const size_t *)((const char *)m +
+		    f->quantifier_offset);
+		ProtobufCMessage *const *v = *(ProtobufCMessage **const *)member;
+		for (size_t k = 0; k < n; k++)
+			if (v[k] && !nqi_pb_wellformed(v[k]))
+				return false;
+	}
+	return true;
+}
+
+/* Frees and refuses a message nqi_pb_wellformed rejects. */
+static void *wellformed_or_null(ProtobufCMessage *m)
+{
+	if (m && !nqi_pb_wellformed(m)) {
+		protobuf_c_message_free_unpacked(m, NULL);
+		return NULL;
+	}
+	return m;
+}
+
 Nq__V1__Request *nqi_request_unpack(const void *buf, size_t len)
 {
-	return nq__v1__request__unpack(NULL, len, buf);
+	return wellformed_or_null(
+	    (ProtobufCMessage *)nq__v1__request__unpack(NULL, len, buf));
 }
 
 Nq__V1__Reply *nqi_reply_unpack(const void *buf, size_t len)
 {
-	return nq__v1__reply__unpack(NULL, len, buf);
+	return wellformed_or_null(
+	    (ProtobufCMessage *)nq__v1__reply__unpack(NULL, len, buf));
 }
 
 Nq__V1__CompletionBatch *nqi_completions_unpack(const void *buf, size_t len)
 {
-	return nq__v1__completion_batch__unpack(NULL, len, buf);
+	return wellformed_or_null((ProtobufCMessage *)
+	    nq__v1__completion_batch__unpack(NULL, len, buf));
 }
 
 Nq__V1__Job *nqi_job_unpack(const void *buf, size_t len)
 {
-	return nq__v1__job__unpack(NULL, len, buf);
+	return wellformed_or_null(
+	    (ProtobufCMessage *)nq__v1__job__unpack(NULL, len, buf));
 }
 
 void nqi_reply_status(Nq__V1__Reply *r, int err, const char *fmt, ...)

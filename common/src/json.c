@@ -457,18 +457,23 @@ static json_t *mp_array(mp_reader *r, uint64_t count, int depth)
 	return a;
 }
 
-/* Adds v (the reference is stolen) under the key k. */
+/* Adds v (the reference is stolen) under the key k. Returns 0, NQ_EINVAL
+ * for a key whose JSON text is over NQI_JSON_MAX_KEY, or NQ_ENOMEM. */
 static int mp_set_member(json_t *o, const json_t *k, json_t *v)
 {
 	if (json_is_string(k))
-		return json_object_setn_new(
-		    o, json_string_value(k), json_string_length(k), v);
+		return json_object_setn_new(o, json_string_value(k),
+		           json_string_length(k), v) ? NQ_ENOMEM : NQ_OK;
+	/* The bound matters: a map key holding map keys is escaped once
+	 * more at every level, so its text would double with each one. */
 	char *text = nqi_json_dumps(k);
-	if (!text) {
+	int rv = !text                          ? NQ_ENOMEM
+	         : strlen(text) > NQI_JSON_MAX_KEY ? NQ_EINVAL
+	                                           : NQ_OK;
+	if (rv == NQ_OK)
+		rv = json_object_set_new(o, text, v) ? NQ_ENOMEM : NQ_OK;
+	else
 		json_decref(v);
-		return -1;
-	}
-	int rv = json_object_set_new(o, text, v);
 	free(text);
 	return rv;
 }
@@ -481,9 +486,9 @@ static json_t *mp_map(mp_reader *r, uint64_t count, int depth)
 	for (uint64_t i = 0; o && i < count; i++) {
 		json_t *k = mp_value(r, depth);
 		json_t *v = k ? mp_value(r, depth) : NULL;
-		int rv = v ? mp_set_member(o, k, v) : -1;
+		int rv = v ? mp_set_member(o, k, v) : NQ_EINVAL;
 		if (v && rv != 0)
-			r->err = NQ_ENOMEM;
+			r->err = rv;
 		json_decref(k);
 		if (rv != 0) {
 			json_decref(o);

@@ -3,6 +3,7 @@
 #define NQI_CODEC_H
 
 #include <nng/nng.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,17 @@ int nqi_msg_pack(const ProtobufCMessage *m, const void *prefix,
     size_t prefix_len, nng_msg **out);
 /* Packs m into a malloc'd buffer the caller frees. */
 int nqi_buf_pack(const ProtobufCMessage *m, uint8_t **buf, size_t *len);
+
+/*
+ * False when m, or a message inside it, holds an unknown field numbered 0.
+ * Field number 0 is not protobuf, but protobuf-c 1.4 reads it when it is
+ * spelled as a multi-byte varint (0x81 0x00) and packs it back as the one
+ * byte 0x01, which no decoder reads: a record stored with it would never
+ * decode again. The nqi_*_unpack functions below refuse such input as
+ * malformed. (nq.v1 has no recursive message types, so the walk is bounded
+ * by the schema.)
+ */
+bool nqi_pb_wellformed(const ProtobufCMessage *m);
 
 /* Unpack hostile bytes: NULL when malformed. Free with the matching
  * nq__v1__*__free_unpacked(p, NULL) on every path. */

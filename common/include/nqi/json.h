@@ -15,8 +15,10 @@
  *                                padded) of the bytes
  *   ext                       -> {"ext": TYPE, "base64": "..."}
  *   str that is not UTF-8     -> each invalid byte becomes U+FFFD
- *   map key that is no string -> its compact JSON text (1 -> "1"); when keys
- *                                collide the last one wins
+ *   map key that is no string -> its compact JSON text (1 -> "1"), at most
+ *                                NQI_JSON_MAX_KEY bytes of it (a longer one
+ *                                refuses the input); when keys collide the
+ *                                last one wins
  *   NaN and infinities        -> null
  *   uint above INT64_MAX      -> a real (jansson integers are signed 64-bit;
  *                                for the same reason JSON text with such an
@@ -36,6 +38,8 @@
 #include <stdint.h>
 
 #define NQI_JSON_MAX_DEPTH 64
+/* Longest JSON text of a msgpack map key that is no string. */
+#define NQI_JSON_MAX_KEY 1024
 
 /*
  * Converts one JSON value (any type, not only objects) to msgpack. On success
