@@ -24,7 +24,8 @@
 #include "nqi/util.h"
 
 typedef struct broker broker;
-typedef struct broker_conn broker_conn;
+typedef struct nqi_rep nqi_rep;
+typedef struct nqi_rep_ctx nqi_rep_ctx;
 
 typedef struct broker_config {
 	const char *api_url;
@@ -86,7 +87,7 @@ typedef struct broker_op {
 	broker_op_kind kind;
 	Nq__V1__Request *req;           /* owned; free_unpacked when done */
 	Nq__V1__CompletionBatch *batch; /* owned */
-	broker_conn *conn;              /* where the reply goes */
+	nqi_rep_ctx *conn;              /* where the reply goes */
 	uint32_t pipe_id;               /* connection the request came on */
 	Nq__V1__Reply *reply;           /* built in the group arena */
 	uint64_t deadline_ms;           /* parked ops: monotonic deadline */
@@ -277,8 +278,11 @@ struct broker {
 
 	/* network */
 	nng_socket api, work, results;
-	broker_conn *conns;
-	int nconns;
+	nqi_rep *api_rep, *work_rep;
+	struct broker_conn_src {
+		broker *b;
+		bool work;
+	} api_src, work_src;
 	nng_aio *results_aio;
 };
 
@@ -327,9 +331,7 @@ void broker_op_free(broker_op *op);
 /* net.c */
 int broker_net_open(broker *b, char *err, size_t errlen);
 void broker_net_close(broker *b);
-/* Sends a reply on the op's connection; takes ownership of msg. */
-void broker_conn_reply(broker_conn *c, nng_msg *msg);
-void broker_conn_drop(broker_conn *c);
+
 
 /* store access (jobs.c) */
 int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out);

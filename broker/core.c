@@ -9,6 +9,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "broker.h"
+#include "nqi/rep.h"
 #include "nqi/log.h"
 #include "nqi/util.h"
 
@@ -199,9 +200,9 @@ static void send_replies(broker *b)
 		if (op->capture)
 			*op->capture = msg;
 		else if (op->conn && msg)
-			broker_conn_reply(op->conn, msg);
+			nqi_rep_reply(op->conn, msg);
 		else if (op->conn)
-			broker_conn_drop(op->conn);
+			nqi_rep_drop(op->conn);
 		else
 			nng_msg_free(msg);
 	}

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "nqi/daemon.h"
 #include "nqi/log.h"
 #include "nqi/opts.h"
 #include "nqi/util.h"
@@ -97,48 +98,20 @@ static const char *config_check(const broker_config *c)
 	return NULL;
 }
 
-static void usage(FILE *f, const nqi_opt *o, size_t n)
+static const char *check_cb(void *arg)
 {
-	fprintf(f, "usage: nq-broker [flags]\n"
-	    "Every flag also reads from NQ_<FLAG>, e.g. NQ_DATA_DIR.\n");
-	nqi_opts_usage(o, n, f);
+	return config_check(arg);
 }
 
-/* Parses flags; returns 0 to run, or the exit status. */
+/* Parses flags; returns 0 to run, or the exit status (-1: --help). */
 static int configure(broker_config *c, int argc, char **argv)
 {
-	nqi_opt o[32];
-	char err[256];
-	int next;
+	nqi_opt o[40];
 	broker_config_defaults(c);
 	size_t n = config_opts(c, o);
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage(stdout, o, n);
-			return -1;
-		}
-	}
-	const char *file = nqi_opts_peek(argc, argv, "config");
-	if (file && nqi_opts_load_file(o, n, file, &c->config_values, err,
-	    sizeof err) != 0) {
-		fprintf(stderr, "nq-broker: %s\n", err);
-		return 2;
-	}
-	if (nqi_opts_parse(o, n, argc, argv, 1, true, &next, err, sizeof err)) {
-		fprintf(stderr, "nq-broker: %s\n", err);
-		usage(stderr, o, n);
-		return 2;
-	}
-	const char *bad = next < argc ? "unexpected argument" : config_check(c);
-	if (bad) {
-		fprintf(stderr, "nq-broker: %s%s%s\n", bad, next < argc ? " " : "",
-		    next < argc ? argv[next] : "");
-		return 2;
-	}
-	char desc[2048];
-	nqi_opts_describe(o, n, desc, sizeof desc);
-	nqi_info("NQ-BROKER-CONFIG", "%s", desc);
-	return 0;
+	nqi_daemon_spec d = {"nq-broker", "usage: nq-broker [flags]",
+	    "NQ-BROKER-CONFIG", check_cb, c};
+	return nqi_daemon_configure(&d, o, n, argc, argv, &c->config_values);
 }
 
 /* Loads tokens; warns when a public address is served with none. */
@@ -165,28 +138,6 @@ static int setup_auth(broker *b)
 		}
 	}
 	return NQ_OK;
-}
-
-static int wait_for_signal(void)
-{
-	sigset_t set;
-	int sig = 0;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigwait(&set, &sig);
-	return sig;
-}
-
-static void block_signals(void)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	/* Threads started later inherit the mask; only main takes signals. */
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
 }
 
 static int run(broker *b)
@@ -219,7 +170,7 @@ static int run(broker *b)
 	nqi_info("NQ-BROKER-START", "api=%s work=%s results=%s data_dir=%s "
 	    "sync=%s version=%s", b->cfg.api_url, b->cfg.work_url,
 	    b->cfg.results_url, b->cfg.data_dir, b->cfg.sync, NQ_VERSION);
-	int sig = wait_for_signal();
+	int sig = nqi_signals_wait();
 	nqi_info("NQ-BROKER-STOPPING", "signal=%d", sig);
 	broker_dlq_stop(b);
 	broker_stop(b);
@@ -239,7 +190,7 @@ int main(int argc, char **argv)
 	int rv = configure(&b.cfg, argc, argv);
 	if (rv != 0)
 		return rv < 0 ? 0 : rv;
-	block_signals();
+	nqi_signals_block();
 	broker_init(&b);
 	rv = run(&b);
 	broker_fini(&b);

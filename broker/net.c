@@ -10,22 +10,13 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "broker.h"
+#include "nqi/rep.h"
 #include "nqi/log.h"
 #include "nqi/util.h"
 
-enum conn_state { CONN_RECV, CONN_WAIT, CONN_SEND };
-
-struct broker_conn {
-	broker *b;
-	nng_ctx ctx;
-	nng_aio *aio;
-	enum conn_state state;
-	bool work; /* on the work socket */
-};
-
 /* Replies at once from the NNG thread, without the core (malformed
  * requests, wrong version, wrong socket). */
-static void reply_now(broker_conn *c, int err, const char *msg)
+static void reply_now(nqi_rep_ctx *c, int err, const char *msg)
 {
 	Nq__V1__Reply r = NQ__V1__REPLY__INIT;
 	Nq__V1__Status s = NQ__V1__STATUS__INIT;
@@ -39,10 +30,10 @@ static void reply_now(broker_conn *c, int err, const char *msg)
 		r.n_versions = 1;
 	}
 	if (nqi_msg_pack(&r.base, NULL, 0, &out) != 0) {
-		broker_conn_drop(c);
+		nqi_rep_drop(c);
 		return;
 	}
-	broker_conn_reply(c, out);
+	nqi_rep_reply(c, out);
 }
 
 /* NULL when the request's token may make it; else why not. A refused
@@ -63,8 +54,9 @@ static const char *auth_refusal(broker *b, const Nq__V1__Request *req,
 	return buf;
 }
 
-static void on_request(broker_conn *c, nng_msg *msg)
+static void on_request(nqi_rep_ctx *c, nng_msg *msg, void *arg)
 {
+	const struct broker_conn_src *src = arg;
 	char buf[160];
 	int err;
 	Nq__V1__Request *req = nqi_request_unpack(nng_msg_body(msg),
@@ -75,9 +67,10 @@ static void on_request(broker_conn *c, nng_msg *msg)
 		reply_now(c, NQ_EINVAL, "malformed request: not an nq.v1.Request");
 		return;
 	}
-	const char *bad = broker_precheck(req, c->work, &err, buf, sizeof buf);
+	const char *bad = broker_precheck(req, src->work, &err, buf,
+	    sizeof buf);
 	if (!bad)
-		bad = auth_refusal(c->b, req, &err, buf, sizeof buf);
+		bad = auth_refusal(src->b, req, &err, buf, sizeof buf);
 	if (bad) {
 		reply_now(c, err, bad);
 		nq__v1__request__free_unpacked(req, NULL);
@@ -93,50 +86,7 @@ static void on_request(broker_conn *c, nng_msg *msg)
 	op->req = req;
 	op->conn = c;
 	op->pipe_id = (uint32_t)nng_pipe_id(pipe);
-	c->state = CONN_WAIT;
-	broker_post(c->b, op);
-}
-
-static void conn_cb(void *arg)
-{
-	broker_conn *c = arg;
-	int rv = nng_aio_result(c->aio);
-	switch (c->state) {
-	case CONN_RECV:
-		if (rv != 0) {
-			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
-				return;
-			nng_ctx_recv(c->ctx, c->aio);
-			return;
-		}
-		on_request(c, nng_aio_get_msg(c->aio));
-		return;
-	case CONN_SEND:
-		if (rv != 0) {
-			nng_msg_free(nng_aio_get_msg(c->aio));
-			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
-				return;
-		}
-		c->state = CONN_RECV;
-		nng_ctx_recv(c->ctx, c->aio);
-		return;
-	case CONN_WAIT:
-		return;
-	}
-}
-
-void broker_conn_reply(broker_conn *c, nng_msg *msg)
-{
-	c->state = CONN_SEND;
-	nng_aio_set_msg(c->aio, msg);
-	nng_ctx_send(c->ctx, c->aio);
-}
-
-/* No reply can be built: the requester times out and retries. */
-void broker_conn_drop(broker_conn *c)
-{
-	c->state = CONN_RECV;
-	nng_ctx_recv(c->ctx, c->aio);
+	broker_post(src->b, op);
 }
 
 static void results_cb(void *arg)
@@ -192,28 +142,11 @@ static int listen_on(broker *b, nng_socket s, const char *url,
 	return nqi_listen(s, url, &tls, max_msg, what, err, errlen);
 }
 
-static int conns_open(broker *b, nng_socket s, bool work, int n, int first)
-{
-	for (int i = first; i < first + n; i++) {
-		broker_conn *c = &b->conns[i];
-		c->b = b;
-		c->work = work;
-		c->state = CONN_RECV;
-		int rv = nng_aio_alloc(&c->aio, conn_cb, c);
-		if (rv == 0)
-			rv = nng_ctx_open(&c->ctx, s);
-		if (rv != 0)
-			return rv;
-	}
-	return 0;
-}
-
 int broker_net_open(broker *b, char *err, size_t errlen)
 {
 	/* A batch may carry many payloads; one message is still bounded. */
 	size_t max_msg = (b->cfg.max_payload + b->cfg.max_result) * 8 +
 	    (16u << 20);
-	int n = b->cfg.api_contexts + b->cfg.work_contexts;
 	int rv = nng_rep0_open(&b->api);
 	if (rv == 0)
 		rv = nng_rep0_open(&b->work);
@@ -234,18 +167,14 @@ int broker_net_open(broker *b, char *err, size_t errlen)
 	    listen_on(b, b->results, b->cfg.results_url, max_msg, "results",
 		err, errlen))
 		return NQ_EUNAVAIL;
-	b->conns = calloc((size_t)n, sizeof *b->conns);
-	if (!b->conns)
-		return NQ_ENOMEM;
-	b->nconns = n;
-	if (conns_open(b, b->api, false, b->cfg.api_contexts, 0) ||
-	    conns_open(b, b->work, true, b->cfg.work_contexts,
-		b->cfg.api_contexts)) {
+	b->api_src = (struct broker_conn_src){b, false};
+	b->work_src = (struct broker_conn_src){b, true};
+	if (nqi_rep_start(&b->api_rep, b->api, b->cfg.api_contexts, on_request,
+	    &b->api_src) || nqi_rep_start(&b->work_rep, b->work,
+	    b->cfg.work_contexts, on_request, &b->work_src)) {
 		snprintf(err, errlen, "cannot open socket contexts");
 		return NQ_ENOMEM;
 	}
-	for (int i = 0; i < n; i++)
-		nng_ctx_recv(b->conns[i].ctx, b->conns[i].aio);
 	nng_recv_aio(b->results, b->results_aio);
 	return NQ_OK;
 }
@@ -253,18 +182,14 @@ int broker_net_open(broker *b, char *err, size_t errlen)
 void broker_net_close(broker *b)
 {
 	/* Stop callbacks before freeing what they use. */
-	for (int i = 0; i < b->nconns; i++)
-		if (b->conns[i].aio)
-			nng_aio_stop(b->conns[i].aio);
+	nqi_rep_stop(b->api_rep);
+	nqi_rep_stop(b->work_rep);
+	b->api_rep = b->work_rep = NULL;
 	if (b->results_aio)
 		nng_aio_stop(b->results_aio);
 	nng_close(b->api);
 	nng_close(b->work);
 	nng_close(b->results);
-	for (int i = 0; i < b->nconns; i++)
-		nng_aio_free(b->conns[i].aio);
 	nng_aio_free(b->results_aio);
-	free(b->conns);
-	b->conns = NULL;
-	b->nconns = 0;
+	b->results_aio = NULL;
 }

@@ -36,7 +36,8 @@
 #include "nqi/util.h"
 
 typedef struct dlq dlq;
-typedef struct dlq_conn dlq_conn;
+typedef struct nqi_rep nqi_rep;
+typedef struct nqi_rep_ctx dlq_conn; /* one REP context (common/rep.c) */
 
 typedef struct dlq_config {
 	const char *listen_url;
@@ -181,8 +182,7 @@ struct dlq {
 	/* network */
 	nng_socket sock;
 	bool sock_open;
-	dlq_conn *conns;
-	int nconns;
+	nqi_rep *rep;
 	atomic_bool net_stopping;
 	nqi_http *http;
 };

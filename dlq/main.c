@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dlq.h"
+#include "nqi/daemon.h"
 #include "nqi/log.h"
 #include "nqi/opts.h"
 #include "nqi/tls.h"
@@ -120,72 +121,21 @@ static const char *config_check(const dlq_config *c)
 	return NULL;
 }
 
-static void usage(FILE *f, const nqi_opt *o, size_t n)
+static const char *check_cb(void *arg)
 {
-	fprintf(f, "usage: nq-dlq [flags]\n"
-	           "Keeps dead jobs handed over by nq-broker --dlq URL.\n"
-	           "Every flag also reads from NQ_<FLAG>, e.g. NQ_DATA_DIR.\n");
-	nqi_opts_usage(o, n, f);
+	return config_check(arg);
 }
 
 /* Parses flags; returns 0 to run, -1 after --help, or the exit status. */
 static int configure(dlq_config *c, int argc, char **argv)
 {
 	nqi_opt o[32];
-	char err[256];
-	int next;
 	config_defaults(c);
 	size_t n = config_opts(c, o);
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 ||
-		    strcmp(argv[i], "-h") == 0) {
-			usage(stdout, o, n);
-			return -1;
-		}
-	}
-	const char *file = nqi_opts_peek(argc, argv, "config");
-	if (file && nqi_opts_load_file(
-	                o, n, file, &c->config_values, err, sizeof err) != 0) {
-		fprintf(stderr, "nq-dlq: %s\n", err);
-		return 2;
-	}
-	if (nqi_opts_parse(o, n, argc, argv, 1, true, &next, err, sizeof err)) {
-		fprintf(stderr, "nq-dlq: %s\n", err);
-		usage(stderr, o, n);
-		return 2;
-	}
-	const char *bad = next < argc ? "unexpected argument" : config_check(c);
-	if (bad) {
-		fprintf(stderr, "nq-dlq: %s%s%s\n", bad, next < argc ? " " : "",
-		    next < argc ? argv[next] : "");
-		return 2;
-	}
-	char desc[2048];
-	nqi_opts_describe(o, n, desc, sizeof desc);
-	nqi_info("NQ-DLQ-CONFIG", "%s", desc);
-	return 0;
-}
-
-static void block_signals(void)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	/* Threads started later inherit the mask; only main takes them. */
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
-static int wait_for_signal(void)
-{
-	sigset_t set;
-	int sig = 0;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigwait(&set, &sig);
-	return sig;
+	nqi_daemon_spec d = {"nq-dlq", "usage: nq-dlq [flags]\n"
+	    "Keeps dead jobs handed over by nq-broker --dlq URL.",
+	    "NQ-DLQ-CONFIG", check_cb, c};
+	return nqi_daemon_configure(&d, o, n, argc, argv, &c->config_values);
 }
 
 /* Loads tokens; warns when a public address is served with none. */
@@ -261,7 +211,7 @@ int main(int argc, char **argv)
 	int rv = configure(&d.cfg, argc, argv);
 	if (rv != 0)
 		return rv < 0 ? 0 : rv;
-	block_signals();
+	nqi_signals_block();
 	pthread_mutex_init(&d.mu, NULL);
 	pthread_cond_init(&d.cv, NULL);
 	pthread_cond_init(&d.done_cv, NULL);
@@ -277,7 +227,7 @@ int main(int argc, char **argv)
 		    d.cfg.data_dir, d.cfg.sync,
 		    (unsigned long long)d.cfg.retention_count,
 		    (unsigned long long)d.cfg.retention_age_ms, NQ_VERSION);
-		int sig = wait_for_signal();
+		int sig = nqi_signals_wait();
 		nqi_info("NQ-DLQ-STOPPING", "signal=%d", sig);
 	}
 	stop(&d);

@@ -9,18 +9,10 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "dlq.h"
+#include "nqi/rep.h"
 #include "nqi/log.h"
 #include "nqi/tls.h"
 #include "nqi/util.h"
-
-enum conn_state { CONN_RECV, CONN_WAIT, CONN_SEND };
-
-struct dlq_conn {
-	dlq *d;
-	nng_ctx ctx;
-	nng_aio *aio;
-	enum conn_state state;
-};
 
 /* Where each request kind is served. */
 typedef enum dlq_lane {
@@ -63,16 +55,10 @@ void dlq_conn_reply(dlq_conn *c, dlq_op *op)
 	nng_msg *msg;
 	int rv = nqi_msg_pack(&op->reply.base, NULL, 0, &msg);
 	dlq_op_free(op);
-	if (rv != 0) {
-		/* No reply can be built: the requester times out and
-		 * retries. */
-		c->state = CONN_RECV;
-		nng_ctx_recv(c->ctx, c->aio);
-		return;
-	}
-	c->state = CONN_SEND;
-	nng_aio_set_msg(c->aio, msg);
-	nng_ctx_send(c->ctx, c->aio);
+	if (rv != 0) /* the requester times out and retries */
+		nqi_rep_drop(c);
+	else
+		nqi_rep_reply(c, msg);
 }
 
 /* Answers at once with an error (malformed, wrong version, ...). */
@@ -128,9 +114,9 @@ static const char *precheck(const dlq *d, const Nq__V1__Request *req,
 	return auth_refusal(d, req, *r, err, buf, len);
 }
 
-static void serve_read(dlq_conn *c, dlq_op *op, const route *r)
+static void serve_read(dlq *d, dlq_conn *c, dlq_op *op, const route *r)
 {
-	int rv = r->fn(c->d, op);
+	int rv = r->fn(d, op);
 	if (rv != 0 && !dlq_op_failed(op))
 		dlq_op_status(op, rv == NQ_ENOMEM ? NQ_ENOMEM : NQ_EUNAVAIL,
 		    "nq-dlq could not read its store: %s", nq_strerror(rv));
@@ -139,71 +125,42 @@ static void serve_read(dlq_conn *c, dlq_op *op, const route *r)
 	dlq_conn_reply(c, op);
 }
 
-static void on_request(dlq_conn *c, nng_msg *msg)
+static void on_request(dlq_conn *c, nng_msg *msg, void *arg)
 {
+	dlq *d = arg;
 	char buf[160];
 	int err;
 	const route *r = NULL;
 	dlq_op *op = dlq_op_alloc(DLQ_OP_REQUEST);
 	if (!op) {
 		nng_msg_free(msg);
-		c->state = CONN_RECV;
-		nng_ctx_recv(c->ctx, c->aio);
+		nqi_rep_drop(c);
 		return;
 	}
 	op->conn = c;
 	op->req = nqi_request_unpack(nng_msg_body(msg), nng_msg_len(msg));
 	nng_msg_free(msg);
-	c->state = CONN_WAIT;
 	if (!op->req) {
 		reply_error(c, op, NQ_EINVAL,
 		    "malformed request: not an "
 		    "nq.v1.Request");
 		return;
 	}
-	const char *bad = precheck(c->d, op->req, &r, &err, buf, sizeof buf);
+	const char *bad = precheck(d, op->req, &r, &err, buf, sizeof buf);
 	if (bad) {
 		reply_error(c, op, err, bad);
 		return;
 	}
-	if (atomic_load(&c->d->net_stopping)) {
+	if (atomic_load(&d->net_stopping)) {
 		reply_error(c, op, NQ_EUNAVAIL, "nq-dlq is shutting down");
 		return;
 	}
 	if (r->lane == LANE_READ)
-		serve_read(c, op, r);
+		serve_read(d, c, op, r);
 	else if (r->lane == LANE_WRITE)
-		dlq_post(c->d, op);
+		dlq_post(d, op);
 	else
-		dlq_replay_post(c->d, op);
-}
-
-static void conn_cb(void *arg)
-{
-	dlq_conn *c = arg;
-	int rv = nng_aio_result(c->aio);
-	switch (c->state) {
-	case CONN_RECV:
-		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
-			return;
-		if (rv != 0) {
-			nng_ctx_recv(c->ctx, c->aio);
-			return;
-		}
-		on_request(c, nng_aio_get_msg(c->aio));
-		return;
-	case CONN_SEND:
-		if (rv != 0) {
-			nng_msg_free(nng_aio_get_msg(c->aio));
-			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
-				return;
-		}
-		c->state = CONN_RECV;
-		nng_ctx_recv(c->ctx, c->aio);
-		return;
-	case CONN_WAIT:
-		return;
-	}
+		dlq_replay_post(d, op);
 }
 
 int dlq_net_open(dlq *d, char *err, size_t errlen)
@@ -220,22 +177,10 @@ int dlq_net_open(dlq *d, char *err, size_t errlen)
 	if (nqi_listen(d->sock, d->cfg.listen_url, &tls,
 	        (size_t)d->cfg.max_message, "listen", err, errlen) != 0)
 		return NQ_EUNAVAIL;
-	d->conns = calloc((size_t)n, sizeof *d->conns);
-	if (!d->conns)
+	if (nqi_rep_start(&d->rep, d->sock, n, on_request, d) != 0) {
+		snprintf(err, errlen, "cannot open socket contexts");
 		return NQ_ENOMEM;
-	d->nconns = n;
-	for (int i = 0; i < n; i++) {
-		dlq_conn *c = &d->conns[i];
-		c->d = d;
-		c->state = CONN_RECV;
-		if (nng_aio_alloc(&c->aio, conn_cb, c) != 0 ||
-		    nng_ctx_open(&c->ctx, d->sock) != 0) {
-			snprintf(err, errlen, "cannot open socket contexts");
-			return NQ_ENOMEM;
-		}
 	}
-	for (int i = 0; i < n; i++)
-		nng_ctx_recv(d->conns[i].ctx, d->conns[i].aio);
 	return NQ_OK;
 }
 
@@ -247,15 +192,9 @@ void dlq_net_quiesce(dlq *d)
 void dlq_net_close(dlq *d)
 {
 	/* Stop callbacks before freeing what they use. */
-	for (int i = 0; i < d->nconns; i++)
-		if (d->conns[i].aio)
-			nng_aio_stop(d->conns[i].aio);
+	nqi_rep_stop(d->rep);
+	d->rep = NULL;
 	if (d->sock_open)
 		nng_close(d->sock);
 	d->sock_open = false;
-	for (int i = 0; i < d->nconns; i++)
-		nng_aio_free(d->conns[i].aio);
-	free(d->conns);
-	d->conns = NULL;
-	d->nconns = 0;
 }
