@@ -4,13 +4,17 @@
 # test` runs just those. Exits non-zero at the first failing stage.
 #
 # NQ_BUILD_DIR (default build) and NQ_TEST_TIMEOUT (seconds per test,
-# default 300) change where it builds and how long one test may take.
+# default 300) change where it builds and how long one test may take;
+# NQ_ASAN_BUILD_DIR (default build-asan) and NQ_FUZZ_BUILD_DIR (default
+# build-fuzz) where the sanitize and fuzz stages build.
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/deps.sh
 
 BUILD_DIR=${NQ_BUILD_DIR:-build}
 TEST_TIMEOUT=${NQ_TEST_TIMEOUT:-300}
+ASAN_BUILD_DIR=${NQ_ASAN_BUILD_DIR:-build-asan}
+FUZZ_BUILD_DIR=${NQ_FUZZ_BUILD_DIR:-build-fuzz}
 
 stage_deps() {
 	nq_install_deps "${NQ_DEB_PACKAGES[@]}" "${NQ_TEST_PACKAGES[@]}"
@@ -29,7 +33,35 @@ stage_test() {
 		--timeout "$TEST_TIMEOUT"
 }
 
-STAGES=(deps configure build test)
+# The whole suite again, built with ASan + UBSan (LeakSanitizer included).
+# Every process, the daemons the integration tests start included, writes
+# its sanitizer report to a file, so any report fails the stage, even one
+# from a process whose test passed.
+stage_sanitize() {
+	local reports="$PWD/$ASAN_BUILD_DIR/sanitizer-reports" rc=0
+	nq_configure "$ASAN_BUILD_DIR" -DNQ_SANITIZE=ON
+	nq_build "$ASAN_BUILD_DIR"
+	rm -rf "$reports"
+	mkdir -p "$reports"
+	ASAN_OPTIONS="detect_leaks=1:log_path=$reports/asan" \
+		UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan" \
+		ctest --test-dir "$ASAN_BUILD_DIR" --output-on-failure -j2 \
+		--timeout "$TEST_TIMEOUT" || rc=$?
+	if compgen -G "$reports/*" >/dev/null; then
+		head -c 20000 "$reports"/* >&2
+		echo "test.sh: sanitizer reports in $reports" >&2
+		return 1
+	fi
+	return "$rc"
+}
+
+# Every libFuzzer target of tests/fuzz for a short bounded time.
+stage_fuzz() {
+	nq_install_deps "${NQ_FUZZ_PACKAGES[@]}"
+	NQ_FUZZ_BUILD_DIR="$PWD/$FUZZ_BUILD_DIR" tests/fuzz/run --short
+}
+
+STAGES=(deps configure build test sanitize fuzz)
 
 # Runs one stage in a subshell so that `set -e` holds inside it and a
 # failing command anywhere in the stage fails the stage.

@@ -12,6 +12,10 @@ NQ_DEB_PACKAGES=(
 # /metrics output, curl scrapes it.
 NQ_TEST_PACKAGES=(prometheus curl openssl)
 
+# What the fuzz stage needs on top: clang and its runtime libraries, which
+# hold libFuzzer.
+NQ_FUZZ_PACKAGES=(clang libclang-rt-dev)
+
 # Runs a command as root: directly when we are root, else through sudo.
 nq_as_root() {
 	if [ "$(id -u)" -eq 0 ]; then
