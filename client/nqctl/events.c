@@ -1,0 +1,462 @@
+/*
+ * nqctl events: job events from the broker's PUB socket, one JSON line each.
+ *
+ * Each message is a topic "job.<kind>.<queue>", a NUL, and a packed
+ * EventBatch. --state S subscribes to "job.S." only, so the broker's SUB
+ * filtering does the work; --queue is checked here, since a topic prefix
+ * cannot skip the kind. PUB never waits for a slow subscriber: what it
+ * could not take is dropped, and shows here as a gap in the topic_seq of a
+ * topic. Gaps are reported on stderr as they are seen and summed at the end.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include "events.h"
+#include "nqi/codec.h"
+#include "nqi/json.h"
+#include "nqi/util.h"
+
+#define NQCTL_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* Receive timeout of one wait, so that a signal or the deadline is seen
+ * within this long. */
+#define SUB_POLL_MS 100
+/* One coalesced batch may carry thousands of events. */
+#define SUB_RECV_MAX (64u << 20)
+/* Messages nng may hold for us while we print (its maximum). */
+#define SUB_RECV_BUF 8192
+#define PEM_MAX (64u << 10)
+
+static const char *const event_kinds[] = {"enqueued", "leased", "extended",
+    "succeeded", "failed", "retrying", "dead", "canceled", "expired",
+    "dlq_stored", "replayed"};
+
+/* ---- the SUB socket, shared with top ---- */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+/* Without SA_RESTART; the receive loop polls the flag. */
+static void catch_stop_signals(void)
+{
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+const char *nqctl_sub_url(const nqctl *x)
+{
+	const char *url = x->conf.events_url;
+	return url && *url ? url : NQCTL_DEFAULT_EVENTS;
+}
+
+static bool url_is_tls(const char *url)
+{
+	return strncmp(url, "tls+", 4) == 0 || strncmp(url, "wss", 3) == 0;
+}
+
+/* Reads a PEM file of at most 64 KiB into a NUL-terminated buffer. */
+static int read_pem(const char *path, char **out)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = f ? calloc(1, PEM_MAX + 1) : NULL;
+	size_t len = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+	if (f)
+		fclose(f);
+	if (!buf || len == 0 || len > PEM_MAX) {
+		free(buf);
+		return f ? NNG_EINVAL : NNG_ENOENT;
+	}
+	*out = buf;
+	return 0;
+}
+
+/* Our certificate: one file holding both, or a cert file and a key file. */
+static int tls_own_cert(const nqctl *x, nng_tls_config *cfg)
+{
+	char *cert = NULL, *key = NULL;
+	if (!x->conf.tls_key)
+		return nng_tls_config_cert_key_file(cfg, x->conf.tls_cert, NULL);
+	int rv = read_pem(x->conf.tls_cert, &cert);
+	if (rv == 0)
+		rv = read_pem(x->conf.tls_key, &key);
+	if (rv == 0)
+		rv = nng_tls_config_own_cert(cfg, cert, key, NULL);
+	free(cert);
+	free(key);
+	return rv;
+}
+
+/* The client TLS settings of the global --tls-* flags, as libnq uses them:
+ * with --tls-ca the server must prove itself, without it it is not
+ * verified. */
+static int tls_setup(const nqctl *x, nng_dialer d, const char *url)
+{
+	const nqctl_conf *c = &x->conf;
+	nng_tls_config *cfg;
+	if (!url_is_tls(url))
+		return 0;
+	int rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT);
+	if (rv != 0)
+		return rv;
+	rv = nng_tls_config_auth_mode(cfg, c->tls_ca ? NNG_TLS_AUTH_MODE_REQUIRED
+	                                             : NNG_TLS_AUTH_MODE_NONE);
+	if (rv == 0 && c->tls_ca)
+		rv = nng_tls_config_ca_file(cfg, c->tls_ca);
+	if (rv == 0 && c->tls_server_name)
+		rv = nng_tls_config_server_name(cfg, c->tls_server_name);
+	if (rv == 0 && c->tls_cert)
+		rv = tls_own_cert(x, cfg);
+	if (rv == 0)
+		rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
+	nng_tls_config_free(cfg); /* the dialer holds its own reference */
+	return rv;
+}
+
+static int sub_setup(nng_socket s, const void *topic, size_t topic_len)
+{
+	int rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, SUB_RECV_MAX);
+	if (rv == 0)
+		rv = nng_socket_set_int(s, NNG_OPT_RECVBUF, SUB_RECV_BUF);
+	if (rv == 0)
+		rv = nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, SUB_POLL_MS);
+	if (rv == 0)
+		rv = nng_socket_set(s, NNG_OPT_SUB_SUBSCRIBE, topic, topic_len);
+	return rv;
+}
+
+/* A URL nng cannot use is a usage error; a server that is not there (or
+ * fails the TLS handshake) is "could not reach the service". */
+static int dial_status(int nng_rv)
+{
+	switch (nng_rv) {
+	case NNG_ENOTSUP:
+	case NNG_EINVAL:
+	case NNG_EADDRINVAL:
+		return NQCTL_EXIT_USAGE;
+	case NNG_ENOMEM:
+	case NNG_ENOENT:
+		return NQCTL_EXIT_FAILED;
+	default:
+		return NQCTL_EXIT_UNREACHABLE;
+	}
+}
+
+int nqctl_sub_open(
+    nqctl *x, const void *topic, size_t topic_len, nng_socket *out)
+{
+	const char *url = nqctl_sub_url(x);
+	const char *step = "set up a SUB socket for";
+	nng_socket s;
+	nng_dialer d;
+	int rv = nng_sub0_open(&s);
+	if (rv == 0 && (rv = sub_setup(s, topic, topic_len)) == 0) {
+		step = "use";
+		rv = nng_dialer_create(&d, s, url);
+	}
+	if (rv == 0 && (rv = tls_setup(x, d, url)) != 0)
+		step = "use the --tls-* files for";
+	if (rv == 0 && (rv = nng_dialer_start(d, 0)) != 0)
+		step = "connect to";
+	if (rv != 0) {
+		fprintf(stderr, "nqctl: cannot %s the events socket %s: %s\n",
+		    step, url, nng_strerror(rv));
+		nng_close(s);
+		return dial_status(rv);
+	}
+	catch_stop_signals();
+	*out = s;
+	return NQCTL_CONTINUE;
+}
+
+int nqctl_sub_recv(nng_socket s, uint64_t deadline_ms, nng_msg **msg)
+{
+	for (;;) {
+		if (stop_signal)
+			return NQ_ECLOSED;
+		if (deadline_ms && nqi_mono_ms() >= deadline_ms)
+			return NQ_ETIMEDOUT;
+		int rv = nng_recvmsg(s, msg, 0);
+		if (rv == 0)
+			return NQ_OK;
+		if (rv != NNG_ETIMEDOUT && rv != NNG_EINTR)
+			return nqi_err_from_nng(rv);
+	}
+}
+
+/* ---- gaps: the last topic_seq of every topic seen ---- */
+
+typedef struct topic_seen {
+	char *name;
+	uint64_t last;
+} topic_seen;
+
+typedef struct gaps {
+	topic_seen *v;
+	size_t n, cap;
+	uint64_t missed; /* in all, for the summary */
+} gaps;
+
+static topic_seen *gaps_topic(gaps *g, const char *name)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (strcmp(g->v[i].name, name) == 0)
+			return &g->v[i];
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 32;
+		topic_seen *v = realloc(g->v, cap * sizeof *v);
+		if (!v)
+			return NULL;
+		g->v = v;
+		g->cap = cap;
+	}
+	char *copy = strdup(name);
+	if (!copy)
+		return NULL;
+	g->v[g->n] = (topic_seen){copy, 0};
+	return &g->v[g->n++];
+}
+
+static void gaps_free(gaps *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		free(g->v[i].name);
+	free(g->v);
+}
+
+/*
+ * Checks one event's topic_seq against the last one of its topic. The
+ * first event of a topic only sets where counting starts (what came before
+ * we subscribed is not missed); a number that goes back means the broker
+ * restarted and counts again from 1.
+ */
+static void gaps_check(gaps *g, const char *topic, uint64_t topic_seq)
+{
+	topic_seen *t = topic_seq ? gaps_topic(g, topic) : NULL;
+	if (!t)
+		return;
+	if (t->last && topic_seq > t->last + 1) {
+		uint64_t n = topic_seq - t->last - 1;
+		g->missed += n;
+		fprintf(stderr,
+		    "nqctl: events: missed %llu event%s on %s (topic_seq "
+		    "%llu to %llu)\n",
+		    (unsigned long long)n, n == 1 ? "" : "s", topic,
+		    (unsigned long long)t->last + 1,
+		    (unsigned long long)topic_seq - 1);
+	} else if (t->last && topic_seq <= t->last) {
+		fprintf(stderr,
+		    "nqctl: events: topic_seq of %s went back from %llu to "
+		    "%llu (the broker restarted?); counting from there\n",
+		    topic, (unsigned long long)t->last,
+		    (unsigned long long)topic_seq);
+	}
+	t->last = topic_seq;
+}
+
+/* ---- printing ---- */
+
+/* RFC 3339 UTC with microseconds: "2026-11-27T22:00:00.123456Z". */
+static json_t *time_json(uint64_t us)
+{
+	char buf[48];
+	time_t secs = (time_t)(us / 1000000u);
+	struct tm tm;
+	if (us == 0 || !gmtime_r(&secs, &tm))
+		return json_null();
+	size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, sizeof buf - n, ".%06uZ", (unsigned)(us % 1000000u));
+	return json_string(buf);
+}
+
+/* Text from the wire as a JSON string (invalid UTF-8 replaced); "" and
+ * absent fields are null. */
+static json_t *text_json(const char *s)
+{
+	return s && *s ? nqi_json_string_lossy(s, strlen(s)) : json_null();
+}
+
+/* Every field of the event, plus its topic, in the order of events.proto. */
+static json_t *event_json(const char *topic, const Nq__V1__JobEvent *e)
+{
+	json_t *o = json_object();
+	int bad = !o;
+	bad |= json_object_set_new(o, "seq", json_integer((json_int_t)e->seq));
+	bad |= json_object_set_new(
+	    o, "topic_seq", json_integer((json_int_t)e->topic_seq));
+	bad |= json_object_set_new(o, "topic", text_json(topic));
+	bad |= json_object_set_new(o, "kind", text_json(e->kind));
+	bad |= json_object_set_new(o, "id", text_json(e->id));
+	bad |= json_object_set_new(o, "queue", text_json(e->queue));
+	bad |= json_object_set_new(o, "type", text_json(e->type));
+	bad |= json_object_set_new(o, "attempt", json_integer(e->attempt));
+	bad |= json_object_set_new(o, "at", time_json(e->at_us));
+	bad |= json_object_set_new(o, "worker_id", text_json(e->worker_id));
+	bad |= json_object_set_new(o, "error", text_json(e->error));
+	bad |= json_object_set_new(o, "traceparent", text_json(e->traceparent));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* ---- the command ---- */
+
+typedef struct events_run {
+	const char *queue; /* NULL: every queue */
+	const char *state; /* NULL: every kind */
+	uint64_t count;    /* events to print; 0: no limit */
+	uint64_t printed;
+	uint64_t skipped; /* messages that were not a job event batch */
+	gaps gaps;
+} events_run;
+
+/* Prints the events of one message that pass the filters. Returns
+ * NQCTL_CONTINUE, NQCTL_EXIT_OK once --count is reached, or
+ * NQCTL_EXIT_FAILED when the output cannot be written. */
+static int print_batch(events_run *r, const Nq__V1__EventBatch *b,
+    const char *topic)
+{
+	for (size_t i = 0; i < b->n_events; i++) {
+		const Nq__V1__JobEvent *e = b->events[i];
+		gaps_check(&r->gaps, topic, e->topic_seq);
+		if (r->queue && strcmp(e->queue, r->queue) != 0)
+			continue;
+		if (r->state && strcmp(e->kind, r->state) != 0)
+			continue;
+		if (nqctl_print_json(event_json(topic, e)) != NQCTL_EXIT_OK)
+			return NQCTL_EXIT_FAILED;
+		if (r->count && ++r->printed >= r->count)
+			return NQCTL_EXIT_OK;
+	}
+	return NQCTL_CONTINUE;
+}
+
+/* Splits topic and batch; a message that is not "job.*\0<batch>" is
+ * counted and skipped. Output goes out per message, so a pipe reader sees
+ * events as they happen. */
+static int on_message(events_run *r, nng_msg *msg)
+{
+	const char *body = nng_msg_body(msg);
+	size_t len = nng_msg_len(msg);
+	const char *nul = memchr(body, '\0', len);
+	Nq__V1__EventBatch *b = NULL;
+	if (nul && strncmp(body, "job.", 4) == 0)
+		b = nq__v1__event_batch__unpack(NULL, len - (size_t)(nul - body) - 1,
+		    (const uint8_t *)nul + 1);
+	if (!b) {
+		if (r->skipped++ == 0)
+			fprintf(stderr,
+			    "nqctl: events: skipped a message that is not a "
+			    "job event batch (%zu bytes)\n",
+			    len);
+		return NQCTL_CONTINUE;
+	}
+	int rc = print_batch(r, b, body);
+	nq__v1__event_batch__free_unpacked(b, NULL);
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "nqctl: events: writing the output: %s\n",
+		    strerror(errno));
+		return NQCTL_EXIT_FAILED;
+	}
+	return rc;
+}
+
+static int check_filters(nqctl *x, const events_run *r)
+{
+	if (r->queue && !nqi_name_valid(r->queue))
+		return nqctl_usage_error(x,
+		    "--queue '%s' is not a valid queue name (1 to 128 of "
+		    "A-Z a-z 0-9 . _ -)",
+		    r->queue);
+	if (!r->state)
+		return NQCTL_CONTINUE;
+	for (size_t i = 0; i < NQCTL_LEN(event_kinds); i++)
+		if (strcmp(r->state, event_kinds[i]) == 0)
+			return NQCTL_CONTINUE;
+	return nqctl_usage_error(x,
+	    "--state '%s' is not an event kind (enqueued, leased, extended, "
+	    "succeeded, failed, retrying, dead, canceled, expired, "
+	    "dlq_stored, replayed)",
+	    r->state);
+}
+
+/* Receives until a signal, the deadline or --count; returns the status. */
+static int events_loop(events_run *r, nng_socket s, uint64_t deadline_ms)
+{
+	int rc = NQCTL_CONTINUE;
+	while (rc == NQCTL_CONTINUE) {
+		nng_msg *msg;
+		int rv = nqctl_sub_recv(s, deadline_ms, &msg);
+		if (rv == NQ_ETIMEDOUT || rv == NQ_ECLOSED)
+			return NQCTL_EXIT_OK;
+		if (rv != NQ_OK) {
+			fprintf(stderr, "nqctl: events: receive failed: %s\n",
+			    nq_strerror(rv));
+			return NQCTL_EXIT_FAILED;
+		}
+		rc = on_message(r, msg);
+		nng_msg_free(msg);
+	}
+	return rc;
+}
+
+int nqctl_events(nqctl *x, int argc, char **argv, int start)
+{
+	events_run r = {0};
+	uint64_t duration_ms = 0;
+	char topic[160] = "job.";
+	const nqi_opt opts[] = {
+	    {"queue", NQI_OPT_STR, &r.queue, "only events of this queue",
+	        false},
+	    {"state", NQI_OPT_STR, &r.state,
+	        "only events of this kind: enqueued, leased, succeeded, "
+	        "failed, retrying, dead, ...",
+	        false},
+	    {"count", NQI_OPT_U64, &r.count,
+	        "exit 0 after printing this many events", false},
+	    {"duration", NQI_OPT_DURATION, &duration_ms,
+	        "exit 0 after this long", false},
+	    {"events", NQI_OPT_STR, &x->conf.events_url,
+	        "broker events socket (" NQCTL_DEFAULT_EVENTS ")", false},
+	    NQCTL_COMMON_OPTS(x),
+	};
+	nng_socket s;
+	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
+	if (rc == NQCTL_CONTINUE)
+		rc = check_filters(x, &r);
+	if (rc != NQCTL_CONTINUE)
+		return rc;
+	/* With both filters, the exact topic, its NUL included so that queue
+	 * "a" does not also take queue "ab". */
+	size_t tlen = 4;
+	if (r.state)
+		tlen = (size_t)snprintf(topic, sizeof topic, "job.%s.%s",
+		           r.state, r.queue ? r.queue : "") +
+		       (r.queue ? 1 : 0);
+	uint64_t deadline_ms = duration_ms ? nqi_mono_ms() + duration_ms : 0;
+	if ((rc = nqctl_sub_open(x, topic, tlen, &s)) != NQCTL_CONTINUE)
+		return rc;
+	rc = events_loop(&r, s, deadline_ms);
+	/* s stays open until nqctl exits: see nqctl_sub_open. */
+	if (r.gaps.missed)
+		fprintf(stderr,
+		    "nqctl: events: missed %llu events in all (the broker "
+		    "drops what a slow subscriber cannot take)\n",
+		    (unsigned long long)r.gaps.missed);
+	gaps_free(&r.gaps);
+	return rc;
+}

@@ -1,0 +1,327 @@
+/*
+ * nqctl top: the broker's once-a-second "metrics" topic as a table of
+ * queues. The topic is the bytes "metrics" and a msgpack map (no NUL):
+ *
+ *   {at_us, broker: {commits, jobs_stored, events_published,
+ *    events_dropped}, queues: {NAME: {ready, scheduled, leased, ...}}}
+ *
+ * It is schema-less, so a field this nqctl does not know is ignored and a
+ * field the broker does not send shows as "-". On a terminal each frame
+ * redraws the screen in place; otherwise each frame is plain lines followed
+ * by a blank line; with --json each frame is the map as one JSON line.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "events.h"
+#include "nqi/json.h"
+#include "nqi/util.h"
+
+#define NQCTL_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define TOPIC "metrics"
+#define TOPIC_LEN 7
+#define CELL_MAX 32
+
+typedef enum col_kind { COL_COUNT, COL_RATE, COL_SECS, COL_PCT } col_kind;
+
+typedef struct column {
+	const char *head;
+	const char *key; /* in the queue's map */
+	col_kind kind;
+} column;
+
+static const column columns[] = {
+    {"READY", "ready", COL_COUNT},
+    {"SCHED", "scheduled", COL_COUNT},
+    {"LEASED", "leased", COL_COUNT},
+    {"IDLE", "idle_slots", COL_COUNT},
+    {"DLQ-WAIT", "dead_pending", COL_COUNT},
+    {"OLDEST", "oldest_ready_age_s", COL_SECS},
+    {"ENQ/S", "enqueued_per_s", COL_RATE},
+    {"DONE/S", "succeeded_per_s", COL_RATE},
+    {"FAIL/S", "failed_per_s", COL_RATE},
+    {"DEAD/S", "dead_per_s", COL_RATE},
+    {"P50", "latency_p50_s", COL_SECS},
+    {"P90", "latency_p90_s", COL_SECS},
+    {"P99", "latency_p99_s", COL_SECS},
+    {"DEAD%", "dead_letter_ratio", COL_PCT},
+};
+#define NCOLS (NQCTL_LEN(columns) + 1) /* the queue name first */
+
+typedef char top_row[NCOLS][CELL_MAX];
+
+typedef struct top_run {
+	const char *queue; /* NULL: every queue */
+	bool tty;
+	bool json;
+	uint64_t frames;
+} top_run;
+
+/* ---- cells ---- */
+
+static void format_secs(double v, char *out)
+{
+	if (v == 0)
+		snprintf(out, CELL_MAX, "0");
+	else if (v < 0.001)
+		snprintf(out, CELL_MAX, "<1ms");
+	else if (v < 1)
+		snprintf(out, CELL_MAX, "%.0fms", v * 1000);
+	else if (v < 60)
+		snprintf(out, CELL_MAX, "%.1fs", v);
+	else if (v < 3600)
+		snprintf(out, CELL_MAX, "%.1fm", v / 60);
+	else
+		snprintf(out, CELL_MAX, "%.1fh", v / 3600);
+}
+
+/* A number as its column shows it; "-" when absent or not a number. */
+static void format_cell(const json_t *v, col_kind kind, char *out)
+{
+	double d = json_number_value(v);
+	if (!json_is_number(v) || !isfinite(d) || d < 0) {
+		snprintf(out, CELL_MAX, "-");
+		return;
+	}
+	switch (kind) {
+	case COL_COUNT:
+		snprintf(out, CELL_MAX, "%.0f", d);
+		break;
+	case COL_RATE:
+		snprintf(out, CELL_MAX, "%.1f", d);
+		break;
+	case COL_SECS:
+		format_secs(d, out);
+		break;
+	case COL_PCT:
+		snprintf(out, CELL_MAX, "%.1f", d * 100);
+		break;
+	}
+}
+
+static void fill_row(const char *name, const json_t *q, char row[][CELL_MAX])
+{
+	snprintf(row[0], CELL_MAX, "%.*s", CELL_MAX - 1, name);
+	for (size_t c = 0; c < NQCTL_LEN(columns); c++)
+		format_cell(json_object_get(q, columns[c].key),
+		    columns[c].kind, row[c + 1]);
+}
+
+/* ---- a frame ---- */
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The queue names to show, sorted; NULL (and *n 0) when none. */
+static const char **queue_names(const top_run *r, const json_t *queues,
+    size_t *n)
+{
+	const char *key;
+	const json_t *v;
+	const char **names = calloc(json_object_size(queues) + 1, sizeof *names);
+	*n = 0;
+	if (!names)
+		return NULL;
+	json_object_foreach((json_t *)queues, key, v)
+	{
+		if (json_is_object(v) && (!r->queue || strcmp(key, r->queue) == 0))
+			names[(*n)++] = key;
+	}
+	qsort(names, *n, sizeof *names, cmp_names);
+	return names;
+}
+
+static void print_row(FILE *f, const char *const cells[NCOLS],
+    const size_t width[NCOLS])
+{
+	fprintf(f, "%-*s", (int)width[0], cells[0]);
+	for (size_t c = 1; c < NCOLS; c++)
+		fprintf(f, "  %*s", (int)width[c], cells[c]);
+	fputc('\n', f);
+}
+
+static void print_table(FILE *f, const json_t *queues, const char **names,
+    size_t n, top_row *rows)
+{
+	size_t width[NCOLS];
+	const char *cells[NCOLS];
+	cells[0] = "QUEUE";
+	for (size_t c = 1; c < NCOLS; c++)
+		cells[c] = columns[c - 1].head;
+	for (size_t c = 0; c < NCOLS; c++)
+		width[c] = strlen(cells[c]);
+	for (size_t i = 0; i < n; i++) {
+		fill_row(names[i], json_object_get(queues, names[i]), rows[i]);
+		for (size_t c = 0; c < NCOLS; c++)
+			if (strlen(rows[i][c]) > width[c])
+				width[c] = strlen(rows[i][c]);
+	}
+	print_row(f, cells, width);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t c = 0; c < NCOLS; c++)
+			cells[c] = rows[i][c];
+		print_row(f, cells, width);
+	}
+}
+
+static unsigned long long uint_member(const json_t *o, const char *key)
+{
+	double d = json_number_value(json_object_get(o, key));
+	return isfinite(d) && d > 0 ? (unsigned long long)d : 0;
+}
+
+static void print_head(FILE *f, const nqctl *x, const json_t *m)
+{
+	char at[48] = "-";
+	const json_t *b = json_object_get(m, "broker");
+	uint64_t at_us = uint_member(m, "at_us");
+	if (at_us)
+		nqctl_format_time(at_us, at, sizeof at);
+	fprintf(f,
+	    "nq top  %s  %s  commits %llu  jobs stored %llu  events "
+	    "published %llu  dropped %llu\n",
+	    at, nqctl_sub_url(x), uint_member(b, "commits"),
+	    uint_member(b, "jobs_stored"), uint_member(b, "events_published"),
+	    uint_member(b, "events_dropped"));
+}
+
+/* Writes the whole frame to memory first, so that a terminal gets it in
+ * one write and does not flicker. */
+static int print_frame(const top_run *r, const nqctl *x, const json_t *m)
+{
+	const json_t *queues = json_object_get(m, "queues");
+	size_t n, len = 0;
+	char *text = NULL;
+	const char **names = queue_names(r, queues, &n);
+	top_row *rows = calloc(n ? n : 1, sizeof *rows);
+	FILE *f = names && rows ? open_memstream(&text, &len) : NULL;
+	if (f) {
+		print_head(f, x, m);
+		if (n)
+			print_table(f, queues, names, n, rows);
+		else if (r->queue)
+			fprintf(f, "queue %s: not known yet\n", r->queue);
+		else
+			fprintf(f, "no queues yet\n");
+		fclose(f);
+	}
+	free(names);
+	free(rows);
+	if (!text) {
+		fprintf(stderr, "nqctl: out of memory\n");
+		return NQCTL_EXIT_FAILED;
+	}
+	/* Home, clear below: the frame replaces the last one in place. */
+	printf("%s%s%s", r->tty ? "\033[H\033[J" : "", text, r->tty ? "" : "\n");
+	free(text);
+	return fflush(stdout) == 0 ? NQCTL_CONTINUE : NQCTL_EXIT_FAILED;
+}
+
+/* --json: the map as JSON, with only the --queue queue when one is given. */
+static int print_frame_json(const top_run *r, json_t *m)
+{
+	json_t *queues = json_object_get(m, "queues");
+	if (r->queue && json_is_object(queues)) {
+		json_t *only = json_object();
+		json_t *q = json_object_get(queues, r->queue);
+		if (!only || (q && json_object_set(only, r->queue, q) != 0) ||
+		    json_object_set_new(m, "queues", only) != 0)
+			return nqctl_print_json(NULL);
+	}
+	json_incref(m);
+	if (nqctl_print_json(m) != NQCTL_EXIT_OK)
+		return NQCTL_EXIT_FAILED;
+	return fflush(stdout) == 0 ? NQCTL_CONTINUE : NQCTL_EXIT_FAILED;
+}
+
+/* One message: shown when it is the metrics topic with one msgpack map. */
+static int on_message(top_run *r, const nqctl *x, nng_msg *msg)
+{
+	const char *body = nng_msg_body(msg);
+	size_t len = nng_msg_len(msg);
+	json_t *m = len > TOPIC_LEN && memcmp(body, TOPIC, TOPIC_LEN) == 0
+	                ? nqi_msgpack_to_jansson(body + TOPIC_LEN,
+	                      len - TOPIC_LEN)
+	                : NULL;
+	if (!json_is_object(m)) {
+		/* Another topic that starts with "metrics", or a map this
+		 * nqctl cannot read: not a frame. */
+		json_decref(m);
+		return NQCTL_CONTINUE;
+	}
+	r->frames++;
+	int rc = r->json ? print_frame_json(r, m) : print_frame(r, x, m);
+	json_decref(m);
+	return rc;
+}
+
+static int top_loop(top_run *r, const nqctl *x, nng_socket s,
+    uint64_t deadline_ms)
+{
+	int rc = NQCTL_CONTINUE;
+	while (rc == NQCTL_CONTINUE) {
+		nng_msg *msg;
+		int rv = nqctl_sub_recv(s, deadline_ms, &msg);
+		if (rv == NQ_ECLOSED)
+			return NQCTL_EXIT_OK;
+		if (rv == NQ_ETIMEDOUT && r->frames)
+			return NQCTL_EXIT_OK;
+		if (rv == NQ_ETIMEDOUT) {
+			fprintf(stderr,
+			    "nqctl: top: no metrics arrived from %s in time; "
+			    "is that the broker's --events socket?\n",
+			    nqctl_sub_url(x));
+			return NQCTL_EXIT_UNREACHABLE;
+		}
+		if (rv != NQ_OK) {
+			fprintf(stderr, "nqctl: top: receive failed: %s\n",
+			    nq_strerror(rv));
+			return NQCTL_EXIT_FAILED;
+		}
+		rc = on_message(r, x, msg);
+		nng_msg_free(msg);
+	}
+	return rc;
+}
+
+int nqctl_top(nqctl *x, int argc, char **argv, int start)
+{
+	top_run r = {0};
+	uint64_t duration_ms = 0;
+	const nqi_opt opts[] = {
+	    {"queue", NQI_OPT_STR, &r.queue, "only this queue", false},
+	    {"duration", NQI_OPT_DURATION, &duration_ms,
+	        "exit 0 after this long (3 when no metrics came)", false},
+	    {"events", NQI_OPT_STR, &x->conf.events_url,
+	        "broker events socket (" NQCTL_DEFAULT_EVENTS ")", false},
+	    NQCTL_COMMON_OPTS(x),
+	};
+	nng_socket s;
+	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
+	if (rc == NQCTL_CONTINUE && r.queue && !nqi_name_valid(r.queue))
+		rc = nqctl_usage_error(x,
+		    "--queue '%s' is not a valid queue name (1 to 128 of "
+		    "A-Z a-z 0-9 . _ -)",
+		    r.queue);
+	if (rc != NQCTL_CONTINUE)
+		return rc;
+	r.json = x->conf.json;
+	r.tty = !r.json && isatty(STDOUT_FILENO);
+	uint64_t deadline_ms = duration_ms ? nqi_mono_ms() + duration_ms : 0;
+	if ((rc = nqctl_sub_open(x, TOPIC, TOPIC_LEN, &s)) != NQCTL_CONTINUE)
+		return rc;
+	if (r.tty) {
+		printf("\033[H\033[Jwaiting for the metrics of %s ...\n",
+		    nqctl_sub_url(x));
+		fflush(stdout);
+	}
+	rc = top_loop(&r, x, s, deadline_ms);
+	/* s stays open until nqctl exits: see nqctl_sub_open. */
+	return rc;
+}
