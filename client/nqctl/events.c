@@ -88,7 +88,8 @@ static int tls_own_cert(const nqctl *x, nng_tls_config *cfg)
 {
 	char *cert = NULL, *key = NULL;
 	if (!x->conf.tls_key)
-		return nng_tls_config_cert_key_file(cfg, x->conf.tls_cert, NULL);
+		return nng_tls_config_cert_key_file(
+		    cfg, x->conf.tls_cert, NULL);
 	int rv = read_pem(x->conf.tls_cert, &cert);
 	if (rv == 0)
 		rv = read_pem(x->conf.tls_key, &key);
@@ -111,8 +112,8 @@ static int tls_setup(const nqctl *x, nng_dialer d, const char *url)
 	int rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT);
 	if (rv != 0)
 		return rv;
-	rv = nng_tls_config_auth_mode(cfg, c->tls_ca ? NNG_TLS_AUTH_MODE_REQUIRED
-	                                             : NNG_TLS_AUTH_MODE_NONE);
+	rv = nng_tls_config_auth_mode(cfg,
+	    c->tls_ca ? NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE);
 	if (rv == 0 && c->tls_ca)
 		rv = nng_tls_config_ca_file(cfg, c->tls_ca);
 	if (rv == 0 && c->tls_server_name)
@@ -327,8 +328,8 @@ typedef struct events_run {
 /* Prints the events of one message that pass the filters. Returns
  * NQCTL_CONTINUE, NQCTL_EXIT_OK once --count is reached, or
  * NQCTL_EXIT_FAILED when the output cannot be written. */
-static int print_batch(events_run *r, const Nq__V1__EventBatch *b,
-    const char *topic)
+static int print_batch(
+    events_run *r, const Nq__V1__EventBatch *b, const char *topic)
 {
 	for (size_t i = 0; i < b->n_events; i++) {
 		const Nq__V1__JobEvent *e = b->events[i];
@@ -355,8 +356,8 @@ static int on_message(events_run *r, nng_msg *msg)
 	const char *nul = memchr(body, '\0', len);
 	Nq__V1__EventBatch *b = NULL;
 	if (nul && strncmp(body, "job.", 4) == 0)
-		b = nq__v1__event_batch__unpack(NULL, len - (size_t)(nul - body) - 1,
-		    (const uint8_t *)nul + 1);
+		b = nq__v1__event_batch__unpack(NULL,
+		    len - (size_t)(nul - body) - 1, (const uint8_t *)nul + 1);
 	if (!b) {
 		if (r->skipped++ == 0)
 			fprintf(stderr,

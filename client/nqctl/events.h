@@ -21,8 +21,10 @@
 
 #define NQCTL_DEFAULT_EVENTS "tcp://127.0.0.1:7403"
 
-#define NQCTL_EVENTS_SYNOPSIS "[--queue Q] [--state S] [--count N] [--duration D]"
-#define NQCTL_EVENTS_SUMMARY "Prints job events as they happen, a JSON line each."
+#define NQCTL_EVENTS_SYNOPSIS                                                  \
+	"[--queue Q] [--state S] [--count N] [--duration D]"
+#define NQCTL_EVENTS_SUMMARY                                                   \
+	"Prints job events as they happen, a JSON line each."
 #define NQCTL_TOP_SYNOPSIS "[--queue Q] [--duration D]"
 #define NQCTL_TOP_SUMMARY "Shows live rates and depths of the queues."
 

@@ -107,8 +107,8 @@ static void fill_row(const char *name, const json_t *q, char row[][CELL_MAX])
 {
 	snprintf(row[0], CELL_MAX, "%.*s", CELL_MAX - 1, name);
 	for (size_t c = 0; c < NQCTL_LEN(columns); c++)
-		format_cell(json_object_get(q, columns[c].key),
-		    columns[c].kind, row[c + 1]);
+		format_cell(json_object_get(q, columns[c].key), columns[c].kind,
+		    row[c + 1]);
 }
 
 /* ---- a frame ---- */
@@ -119,26 +119,28 @@ static int cmp_names(const void *a, const void *b)
 }
 
 /* The queue names to show, sorted; NULL (and *n 0) when none. */
-static const char **queue_names(const top_run *r, const json_t *queues,
-    size_t *n)
+static const char **queue_names(
+    const top_run *r, const json_t *queues, size_t *n)
 {
 	const char *key;
 	const json_t *v;
-	const char **names = calloc(json_object_size(queues) + 1, sizeof *names);
+	const char **names =
+	    calloc(json_object_size(queues) + 1, sizeof *names);
 	*n = 0;
 	if (!names)
 		return NULL;
 	json_object_foreach((json_t *)queues, key, v)
 	{
-		if (json_is_object(v) && (!r->queue || strcmp(key, r->queue) == 0))
+		if (json_is_object(v) &&
+		    (!r->queue || strcmp(key, r->queue) == 0))
 			names[(*n)++] = key;
 	}
 	qsort(names, *n, sizeof *names, cmp_names);
 	return names;
 }
 
-static void print_row(FILE *f, const char *const cells[NCOLS],
-    const size_t width[NCOLS])
+static void print_row(
+    FILE *f, const char *const cells[NCOLS], const size_t width[NCOLS])
 {
 	fprintf(f, "%-*s", (int)width[0], cells[0]);
 	for (size_t c = 1; c < NCOLS; c++)
@@ -146,8 +148,8 @@ static void print_row(FILE *f, const char *const cells[NCOLS],
 	fputc('\n', f);
 }
 
-static void print_table(FILE *f, const json_t *queues, const char **names,
-    size_t n, top_row *rows)
+static void print_table(
+    FILE *f, const json_t *queues, const char **names, size_t n, top_row *rows)
 {
 	size_t width[NCOLS];
 	const char *cells[NCOLS];
@@ -218,7 +220,8 @@ static int print_frame(const top_run *r, const nqctl *x, const json_t *m)
 		return NQCTL_EXIT_FAILED;
 	}
 	/* Home, clear below: the frame replaces the last one in place. */
-	printf("%s%s%s", r->tty ? "\033[H\033[J" : "", text, r->tty ? "" : "\n");
+	printf(
+	    "%s%s%s", r->tty ? "\033[H\033[J" : "", text, r->tty ? "" : "\n");
 	free(text);
 	return fflush(stdout) == 0 ? NQCTL_CONTINUE : NQCTL_EXIT_FAILED;
 }
@@ -245,10 +248,10 @@ static int on_message(top_run *r, const nqctl *x, nng_msg *msg)
 {
 	const char *body = nng_msg_body(msg);
 	size_t len = nng_msg_len(msg);
-	json_t *m = len > TOPIC_LEN && memcmp(body, TOPIC, TOPIC_LEN) == 0
-	                ? nqi_msgpack_to_jansson(body + TOPIC_LEN,
-	                      len - TOPIC_LEN)
-	                : NULL;
+	json_t *m =
+	    len > TOPIC_LEN && memcmp(body, TOPIC, TOPIC_LEN) == 0
+	        ? nqi_msgpack_to_jansson(body + TOPIC_LEN, len - TOPIC_LEN)
+	        : NULL;
 	if (!json_is_object(m)) {
 		/* Another topic that starts with "metrics", or a map this
 		 * nqctl cannot read: not a frame. */
@@ -261,8 +264,8 @@ static int on_message(top_run *r, const nqctl *x, nng_msg *msg)
 	return rc;
 }
 
-static int top_loop(top_run *r, const nqctl *x, nng_socket s,
-    uint64_t deadline_ms)
+static int top_loop(
+    top_run *r, const nqctl *x, nng_socket s, uint64_t deadline_ms)
 {
 	int rc = NQCTL_CONTINUE;
 	while (rc == NQCTL_CONTINUE) {
