@@ -11,6 +11,7 @@
 #include <lmdb.h>
 #include <nng/nng.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -260,6 +261,7 @@ struct broker {
 	/* events: noted by the core, published after each commit */
 	nng_socket events_sock;
 	bool events_on;
+	atomic_int subscribers;  /* connections to the events socket */
 	Nq__V1__JobEvent **events;
 	size_t nevents, capevents;
 	uint64_t event_seq, events_published, events_dropped;

@@ -31,7 +31,8 @@ void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
     const char *error)
 {
 	static const Nq__V1__JobEvent init = NQ__V1__JOB_EVENT__INIT;
-	if (!b->events_on)
+	/* Nobody listens: building events would be work for nothing. */
+	if (!b->events_on || atomic_load(&b->subscribers) == 0)
 		return;
 	if (b->nevents == b->capevents) {
 		size_t cap = b->capevents ? b->capevents * 2 : 256;
@@ -122,6 +123,17 @@ void broker_events_publish(broker *b, bool committed)
 	b->nevents = 0;
 }
 
+/* Counts subscriber connections, so events are built only for someone. */
+static void sub_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	broker *b = arg;
+	(void)p;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		atomic_fetch_add(&b->subscribers, 1);
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		atomic_fetch_sub(&b->subscribers, 1);
+}
+
 int broker_events_open(broker *b, char *err, size_t errlen)
 {
 	if (!b->cfg.events_url || !b->cfg.events_url[0])
@@ -133,6 +145,8 @@ int broker_events_open(broker *b, char *err, size_t errlen)
 		    nng_strerror(rv));
 		return NQ_EUNAVAIL;
 	}
+	nng_pipe_notify(b->events_sock, NNG_PIPE_EV_ADD_POST, sub_pipe_cb, b);
+	nng_pipe_notify(b->events_sock, NNG_PIPE_EV_REM_POST, sub_pipe_cb, b);
 	/* A subscriber sends nothing worth more than a small frame. */
 	if ((rv = nqi_listen(b->events_sock, b->cfg.events_url, &tls, 4096,
 	    "events", err, errlen)) != 0) {

@@ -130,6 +130,19 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 	return rv;
 }
 
+/* Entries in the ready heaps of the fetch's queues: an upper bound of
+ * what it can get (stale entries of canceled jobs count too). */
+static size_t waiting_in(broker *b, const Nq__V1__FetchRequest *f)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < f->n_queues; i++) {
+		int qi = broker_queue_find(&b->index, f->queues[i]);
+		if (qi >= 0 && !b->index.queues[qi].paused)
+			n += b->index.queues[qi].nheap;
+	}
+	return n;
+}
+
 /* Leases up to max_jobs jobs into the op's reply; returns how many in *n. */
 static int lease_jobs(broker *b, broker_op *op, size_t *n)
 {
@@ -138,6 +151,9 @@ static int lease_jobs(broker *b, broker_op *op, size_t *n)
 	size_t max = f->max_jobs ? f->max_jobs : 1;
 	if (max > MAX_FETCH)
 		max = MAX_FETCH;
+	size_t avail = waiting_in(b, f);
+	if (avail < max)
+		max = avail ? avail : 1;
 	Nq__V1__FetchReply *r = broker_arena_alloc(&b->arena, sizeof *r);
 	Nq__V1__Job **jobs = broker_arena_alloc(&b->arena, max * sizeof *jobs);
 	if (!r || !jobs)
@@ -215,14 +231,21 @@ int broker_serve_parked(broker *b)
 	while (*pp) {
 		broker_op *op = *pp;
 		size_t n = 0;
+		bool gone = pipe_dead(b, op->pipe_id);
+		bool due = op->deadline_ms <= now || b->stopping;
+		/* Most groups bring nothing for most parked workers: look
+		 * before building anything. */
+		if (!gone && !due && !best_queue(b, op->req->fetch)) {
+			pp = &op->next;
+			continue;
+		}
 		op->reply = broker_reply_new(b);
 		if (!op->reply)
 			return NQ_ENOMEM;
-		bool gone = pipe_dead(b, op->pipe_id);
 		int rv = gone ? NQ_OK : lease_jobs(b, op, &n);
 		if (rv != 0)
 			return rv;
-		if (n == 0 && !gone && op->deadline_ms > now && !b->stopping) {
+		if (n == 0 && !gone && !due) {
 			op->reply = NULL;
 			pp = &op->next;
 			continue;
