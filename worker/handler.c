@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "nqi/json.h"
 #include "nqi/log.h"
@@ -284,8 +285,36 @@ done:
 	free(json);
 }
 
+/* The traceparent as a log field value: at most 64 characters of
+ * [0-9a-zA-Z-], anything else shown as '?', so that a hostile value cannot
+ * break the key=value line. "" when the job has none. */
+static void trace_field(const nq_job *job, char *out, size_t len)
+{
+	const char *tp = nq_job_traceparent(job);
+	size_t o = 0;
+	out[0] = '\0';
+	if (!tp || !*tp)
+		return;
+	o = (size_t)snprintf(out, len, " trace=");
+	for (; *tp && o + 1 < len && o < 7 + 64; tp++) {
+		char c = *tp;
+		bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		          (c >= 'A' && c <= 'Z') || c == '-';
+		out[o++] = ok ? c : '?';
+	}
+	out[o] = '\0';
+}
+
+static worker_outcome outcome_of(const verdict *v)
+{
+	if (v->released)
+		return WORKER_RELEASED;
+	return v->outcome == NQ_OUTCOME_SUCCEEDED ? WORKER_SUCCEEDED
+	                                          : WORKER_FAILED;
+}
+
 static void log_verdict(
-    const worker_handler *h, const nq_job *job, const verdict *v, uint64_t ms)
+    worker_handler *h, const nq_job *job, const verdict *v, uint64_t ms)
 {
 	const char *id = v->released ? "NQ-JOB-RELEASED"
 	                 : v->outcome == NQ_OUTCOME_SUCCEEDED ? "NQ-JOB-DONE"
@@ -293,13 +322,16 @@ static void log_verdict(
 	nqi_log_level level = v->outcome == NQ_OUTCOME_SUCCEEDED || v->released
 	                          ? NQI_LOG_INFO
 	                          : NQI_LOG_WARN;
+	char trace[80];
+	trace_field(job, trace, sizeof trace);
 	nqi_log(level, id,
-	    "id=%s type=%s attempt=%u ms=%llu exit=%s reason=%s%s",
+	    "id=%s type=%s attempt=%u ms=%llu exit=%s reason=%s%s%s",
 	    nq_job_id(job), nq_job_type(job), nq_job_attempt(job),
 	    (unsigned long long)ms, v->exit, v->reason,
 	    v->outcome == NQ_OUTCOME_SUCCEEDED || v->released ? ""
 	    : v->non_retryable ? " retryable=false"
-	                       : " retryable=true");
+	                       : " retryable=true",
+	    trace);
 	pthread_mutex_lock(&h->stats->mtx);
 	if (v->released)
 		h->stats->released++;
@@ -310,19 +342,41 @@ static void log_verdict(
 	pthread_mutex_unlock(&h->stats->mtx);
 }
 
+/* Monotonic seconds, finer than nqi_mono_ms: jobs often take less than a
+ * millisecond, and the duration histogram starts at 0.5 ms. */
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Counts the attempt; a released one did not run to its end, so its time
+ * says nothing about the handler and is left out of the histogram. */
+static void count_verdict(worker_handler *h, const verdict *v, double secs)
+{
+	worker_outcome k = outcome_of(v);
+	atomic_fetch_add(&h->jobs[k], 1);
+	if (k != WORKER_RELEASED)
+		nqi_prom_hist_observe(h->duration_s, secs);
+}
+
 nq_outcome worker_handle_cb(const nq_job *job, nq_result *res, void *arg)
 {
-	const worker_handler *h = arg;
+	worker_handler *h = arg;
 	verdict v = {0};
 	uint8_t *out = NULL;
 	size_t out_len = 0;
-	uint64_t start_ms = nqi_mono_ms();
+	double start_s = mono_s();
+	worker_obs_reached(h->obs, "fetch");
 	run_command(h, job, &v, &out, &out_len);
 	if (v.outcome == NQ_OUTCOME_SUCCEEDED)
 		nq_result_set(res, out, out_len);
 	else
 		nq_result_error(res, v.message, v.non_retryable);
-	log_verdict(h, job, &v, nqi_mono_ms() - start_ms);
+	double secs = mono_s() - start_s;
+	count_verdict(h, &v, secs);
+	log_verdict(h, job, &v, (uint64_t)(secs * 1000));
 	free(out);
 	return v.outcome;
 }

@@ -43,6 +43,7 @@ typedef struct worker_conf {
 	const char *tls_server_name;
 	const char *log_level;
 	const char *log_format;
+	const char *http_addr; /* "" serves no HTTP */
 	bool help;
 } worker_conf;
 
@@ -56,13 +57,14 @@ typedef struct worker_main {
 	size_t nhandlers;
 	worker_children children;
 	worker_stats stats;
+	worker_obs obs;
 	nq_worker *w;
 	pthread_t sig_thr;
 	bool sig_started;
 	atomic_bool exiting;
 } worker_main;
 
-#define NOPTS 15
+#define NOPTS 16
 
 static void conf_opts(worker_conf *c, nqi_opt out[NOPTS])
 {
@@ -94,6 +96,9 @@ static void conf_opts(worker_conf *c, nqi_opt out[NOPTS])
 	    {"log-level", NQI_OPT_STR, &c->log_level,
 	        "debug, info, warn or error", false},
 	    {"log-format", NQI_OPT_STR, &c->log_format, "text or json", false},
+	    {"http", NQI_OPT_STR, &c->http_addr,
+	        "ADDR:PORT of /metrics, /healthz and /readyz (\"\": none)",
+	        false},
 	    {"help", NQI_OPT_BOOL, &c->help, "show this help", false},
 	};
 	memcpy(out, opts, sizeof opts);
@@ -123,7 +128,8 @@ static void usage(worker_main *m, FILE *f)
 	fprintf(f, "\nDefaults: --work tcp://127.0.0.1:7401 --results "
 	           "tcp://127.0.0.1:7402 --queues default\n--concurrency 1 "
 	           "--lease 30s --grace 10s --log-level info --log-format "
-	           "text\n");
+	           "text\n--http 127.0.0.1:7482 (/readyz: 503 until the "
+	           "broker's work socket answered, and\nwhile draining)\n");
 }
 
 static int usage_error(worker_main *m, const char *fmt, ...)
@@ -181,7 +187,11 @@ static int add_handler(worker_main *m, const char *spec)
 	h->command = eq + 1;
 	h->children = &m->children;
 	h->stats = &m->stats;
+	h->obs = &m->obs;
 	m->nhandlers++;
+	if (nqi_prom_hist_alloc(&h->duration_s, nqi_prom_latency_bounds_s,
+	        NQI_PROM_LATENCY_NBOUNDS, NULL, 0) != NQ_OK)
+		return usage_error(m, "out of memory");
 	if (strcmp(type, "*") != 0 && !nqi_name_valid(type))
 		return usage_error(m,
 		    "--handler '%s': '%s' is not a valid job type (or *)", spec,
@@ -372,19 +382,48 @@ static void kill_children(worker_main *m)
 	worker_children_wait_empty(&m->children, WORKER_KILL_GRACE_MS);
 }
 
+/* Serves /metrics, /healthz and /readyz for the open worker, and starts
+ * the probe that decides readiness. */
+static int start_obs(worker_main *m)
+{
+	char err[256];
+	m->obs.w = m->w;
+	m->obs.handlers = m->handlers;
+	m->obs.nhandlers = m->nhandlers;
+	m->obs.conn = (nq_client_opts){.work_url = m->conf.work_url,
+	    .results_url = m->conf.results_url,
+	    .token = m->token,
+	    .tls_ca = m->conf.tls_ca,
+	    .tls_cert = m->conf.tls_cert,
+	    .tls_key = m->conf.tls_key,
+	    .tls_server_name = m->conf.tls_server_name};
+	int rv = worker_obs_start(&m->obs, m->conf.http_addr, err, sizeof err);
+	if (rv != NQ_OK) {
+		nqi_error("NQ-WORKER-FAILED", "step=http http=%s error=%s",
+		    m->conf.http_addr, nq_err_name(rv));
+		fprintf(stderr, "nq-worker: --http %s: %s\n", m->conf.http_addr,
+		    err);
+	}
+	return rv;
+}
+
 /* Runs until a signal has drained the worker; returns the exit status. */
 static int serve(worker_main *m)
 {
 	int rv = open_worker(m);
+	if (rv == NQ_OK)
+		log_start(m);
+	bool obs = rv == NQ_OK && (rv = start_obs(m)) == NQ_OK;
 	if (rv == NQ_OK &&
 	    pthread_create(&m->sig_thr, NULL, signal_main, m) != 0)
 		rv = NQ_ENOMEM;
 	m->sig_started = rv == NQ_OK;
 	if (rv == NQ_OK) {
-		log_start(m);
 		rv = nq_worker_run(m->w);
 		kill_children(m);
 	}
+	if (obs)
+		worker_obs_stop(&m->obs);
 	nq_worker_close(m->w);
 	if (m->sig_started) {
 		atomic_store(&m->exiting, true);
@@ -406,8 +445,10 @@ static int serve(worker_main *m)
 
 static void cleanup(worker_main *m)
 {
-	for (size_t i = 0; i < m->nhandlers; i++)
+	for (size_t i = 0; i < m->nhandlers; i++) {
 		free((char *)m->handlers[i].type);
+		nqi_prom_hist_free(m->handlers[i].duration_s);
+	}
 	free(m->handlers);
 	free(m->queues);
 	free(m->queue_buf);
@@ -424,7 +465,8 @@ int main(int argc, char **argv)
 	                     .lease_ms = 30000,
 	                     .grace_ms = 10000,
 	                     .log_level = "info",
-	                     .log_format = "text"}};
+	                     .log_format = "text",
+	                     .http_addr = "127.0.0.1:7482"}};
 	sigset_t set;
 	ensure_std_fds();
 	int rc = configure(&m, argc, argv);

@@ -9,12 +9,15 @@
 #define NQ_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "nq/nq.h"
+#include "nqi/http.h"
+#include "nqi/prom.h"
 
 #define WORKER_OUTPUT_MAX (1u << 20) /* stdout kept as the result */
 #define WORKER_ERR_TAIL 2048         /* last bytes of stderr kept */
@@ -78,12 +81,60 @@ typedef struct worker_stats {
 	uint64_t done, failed, released;
 } worker_stats;
 
+/* How an attempt ended, as nq_worker_jobs_total counts it. */
+typedef enum worker_outcome {
+	WORKER_SUCCEEDED,
+	WORKER_FAILED,
+	WORKER_RELEASED,
+	WORKER_NOUTCOMES,
+} worker_outcome;
+
+typedef struct worker_obs worker_obs;
+
 typedef struct worker_handler {
 	const char *type; /* a job type, or "*" for every other type */
 	const char *command;
 	worker_children *children;
 	worker_stats *stats;
+	worker_obs *obs; /* told when a job arrives */
+	/* Metrics of this handler, labelled with its type ("*" included,
+	 * so that the series are bounded by the command line). */
+	atomic_uint_fast64_t jobs[WORKER_NOUTCOMES];
+	nqi_prom_hist *duration_s; /* succeeded and failed runs */
 } worker_handler;
+
+/* ---- obs: /metrics, /healthz and /readyz ---- */
+
+/*
+ * What the HTTP endpoints need. The worker is ready once a request on the
+ * broker's work socket has been answered (a fetched job, or the probe
+ * thread's round trip) and until it starts draining.
+ */
+struct worker_obs {
+	nq_worker *w;
+	const worker_handler *handlers;
+	size_t nhandlers;
+	nq_client_opts conn; /* for the probe: work socket, token, TLS */
+	nqi_http *http;
+	atomic_bool reached;
+	pthread_mutex_t mtx; /* guards why and stop */
+	pthread_cond_t cv;   /* stop */
+	char why[320];       /* why not reached yet */
+	bool stop;
+	bool probe_started;
+	pthread_t probe;
+};
+
+/*
+ * Serves addr ("" serves nothing) for the open worker o->w and starts the
+ * probe. On failure err names what was wrong and nothing runs; returns 0,
+ * NQ_EINVAL (a bad address), NQ_EUNAVAIL (port taken) or NQ_ENOMEM.
+ */
+int worker_obs_start(worker_obs *o, const char *addr, char *err, size_t len);
+/* Stops serving and the probe; blocks until both are done. */
+void worker_obs_stop(worker_obs *o);
+/* Marks the broker as reached (a job came from a fetch). */
+void worker_obs_reached(worker_obs *o, const char *via);
 
 /* The nq_handler_cb of every handler; arg is its worker_handler. */
 nq_outcome worker_handle_cb(const nq_job *job, nq_result *res, void *arg);
