@@ -1,0 +1,166 @@
+/*
+ * Health: the broker's /readyz turns false while its store cannot commit
+ * and true again after (the NQ_FAULT_COMMIT_FILE seam stands in for a full
+ * disk), while /healthz stays true; nq-worker's /readyz is false until the
+ * broker's work socket answered and while it drains, and says why; a bad
+ * --http is refused with a message naming it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "obs.h"
+
+static double broker_ready(const itest_env *e)
+{
+	char *text;
+	double v = -1;
+	assert_int_equal(obs_scrape(e->http_addr, &text), 0);
+	assert_int_equal(obs_sample(text, "nq_broker_ready", &v), 0);
+	free(text);
+	return v;
+}
+
+static void test_health_broker_readyz_follows_the_store(void **state)
+{
+	itest_env *e = *state;
+	char full[PATH_MAX], env[PATH_MAX + 32], id[NQ_ID_MAX], *body;
+	nq_client *c;
+	int status;
+
+	itest_path(e, "disk-full", full, sizeof full);
+	snprintf(env, sizeof env, "NQ_FAULT_COMMIT_FILE=%s", full);
+	const char *envv[] = {env, NULL};
+	assert_int_equal(obs_broker_start_env(e, NULL, envv), 0);
+	assert_int_equal(obs_wait_readyz(e->http_addr, 200, 5000, NULL), 0);
+	assert_true(broker_ready(e) == 1);
+	assert_int_equal(itest_client(e, 5000, &c), 0);
+	assert_int_equal(itest_enqueue(c, "h", "t", "x", id), 0);
+
+	/* The disk is full: enqueue fails, the broker says it is not ready
+	 * and why, and is still alive. */
+	FILE *f = fopen(full, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_not_equal(itest_enqueue(c, "h", "t", "x", id), 0);
+	assert_int_equal(obs_wait_readyz(e->http_addr, 503, 5000, &body), 0);
+	assert_non_null(strstr(body, "store cannot commit"));
+	free(body);
+	assert_true(broker_ready(e) == 0);
+	assert_int_equal(
+	    obs_http_get(e->http_addr, "/healthz", &status, &body), 0);
+	assert_int_equal(status, 200);
+	free(body);
+
+	/* Space again: ready by itself, and enqueue works. */
+	assert_int_equal(unlink(full), 0);
+	assert_int_equal(obs_wait_readyz(e->http_addr, 200, 10000, NULL), 0);
+	assert_true(broker_ready(e) == 1);
+	assert_int_equal(itest_enqueue(c, "h", "t", "x", id), 0);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
+static void test_health_worker_ready_once_the_broker_answers_until_it_drains(
+    void **state)
+{
+	itest_env *e = *state;
+	char http[64], id[NQ_ID_MAX], *body, *text;
+	itest_proc *w;
+	nq_client *c;
+	double v = -1;
+
+	/* No broker yet. */
+	assert_int_equal(obs_free_addr(http, sizeof http), 0);
+	const char *flags[] = {"--queues", "h", "--grace", "2s", "--handler",
+	    "slow=exec sleep 30", NULL};
+	assert_int_equal(obs_worker_start(e, http, flags, &w), 0);
+	assert_int_equal(obs_wait_readyz(http, 503, 5000, &body), 0);
+	assert_non_null(strstr(body, "work socket"));
+	assert_non_null(strstr(body, e->work_url));
+	free(body);
+	int status;
+	assert_int_equal(obs_http_get(http, "/healthz", &status, &body), 0);
+	assert_int_equal(status, 200);
+	free(body);
+	assert_int_equal(obs_scrape(http, &text), 0);
+	assert_int_equal(obs_sample(text, "nq_worker_ready", &v), 0);
+	assert_true(v == 0);
+	free(text);
+
+	/* The broker comes: ready within a probe or two. */
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(obs_wait_readyz(http, 200, 10000, NULL), 0);
+	assert_true(obs_file_has(w->log, "NQ-WORKER-READY"));
+
+	/* SIGTERM with a job running: not ready while it drains, then it
+	 * releases the job and exits 0. */
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	assert_int_equal(itest_enqueue(c, "h", "slow", "x", id), 0);
+	assert_int_equal(
+	    itest_wait_state(c, id, NQ_STATE_LEASED, 10000, NULL), 0);
+	assert_int_equal(itest_signal(w, SIGTERM), 0);
+	assert_int_equal(obs_wait_readyz(http, 503, 1500, &body), 0);
+	assert_non_null(strstr(body, "draining"));
+	free(body);
+	assert_int_equal(itest_wait_exit(w, 15000), 0);
+	assert_true(WIFEXITED(w->status));
+	assert_int_equal(WEXITSTATUS(w->status), 0);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
+static void test_health_worker_refuses_a_bad_http_address(void **state)
+{
+	itest_env *e = *state;
+	itest_proc *w;
+	char http[64];
+
+	/* Not an address at all: a usage error. */
+	const char *flags[] = {"--handler", "t=true", NULL};
+	assert_int_equal(obs_worker_start(e, "no-port-here", flags, &w), 0);
+	assert_int_equal(itest_wait_exit(w, 10000), 0);
+	assert_true(WIFEXITED(w->status));
+	assert_int_equal(WEXITSTATUS(w->status), 2);
+	assert_true(obs_file_has(w->log, "--http no-port-here"));
+
+	/* A port another service holds: exit 1, naming it. */
+	assert_int_equal(obs_free_addr(http, sizeof http), 0);
+	assert_int_equal(obs_worker_start(e, http, flags, &w), 0);
+	assert_int_equal(obs_wait_readyz(http, 503, 5000, NULL), 0);
+	itest_proc *second;
+	assert_int_equal(obs_worker_start(e, http, flags, &second), 0);
+	assert_int_equal(itest_wait_exit(second, 10000), 0);
+	assert_true(WIFEXITED(second->status));
+	assert_int_equal(WEXITSTATUS(second->status), 1);
+	char want[96];
+	snprintf(want, sizeof want, "--http %s", http);
+	assert_true(obs_file_has(second->log, want));
+	itest_pass(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(
+	        test_health_broker_readyz_follows_the_store, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_health_worker_ready_once_the_broker_answers_until_it_drains,
+	        itest_setup, itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_health_worker_refuses_a_bad_http_address, itest_setup,
+	        itest_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
