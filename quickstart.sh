@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs nq on this machine, on loopback: installs what is missing, builds,
-# starts one nq-broker and two nq-workers, enqueues a few example jobs and
+# starts nq-dlq, one nq-broker and two nq-workers, enqueues a few example jobs and
 # shows them finishing. Then it keeps the services running so you can send
 # more; Ctrl-C stops them cleanly.
 #
-# State and logs go to ./.nq-data (broker store, broker.log, worker-*.log).
+# State and logs go to ./.nq-data (stores, broker.log, dlq.log, worker-*.log).
 # NQ_BUILD_DIR (default build) picks another build directory.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,9 +15,10 @@ DATA=$ROOT/.nq-data
 BUILD=$ROOT/${NQ_BUILD_DIR:-build}
 BROKER=$BUILD/broker/nq-broker
 WORKER=$BUILD/worker/nq-worker
+DLQ=$BUILD/dlq/nq-dlq
 NQCTL=$BUILD/client/nqctl/nqctl
 HANDLERS=$ROOT/examples/handlers
-PORTS=(7400 7401 7402)
+PORTS=(7400 7401 7402 7403 7410 7480 7481 7482 7483)
 PIDS=()
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -28,8 +29,8 @@ port_busy() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# Stops what we started: workers first so they drain and hand back their
-# jobs, then the broker. SIGTERM, then wait for each to exit.
+# Stops what we started, last first: workers drain and hand back their
+# jobs, then the broker, then nq-dlq. SIGTERM, then wait for each to exit.
 stop_all() {
 	trap - INT TERM EXIT
 	local i
@@ -65,7 +66,7 @@ wait_for_broker() {
 		if "$NQCTL" stats >/dev/null 2>&1; then
 			return 0
 		fi
-		kill -0 "${PIDS[0]}" 2>/dev/null ||
+		kill -0 "${PIDS[-1]}" 2>/dev/null ||
 			die "nq-broker exited; see $DATA/broker.log:$(echo; tail -5 "$DATA/broker.log")"
 		sleep 0.2
 	done
@@ -77,10 +78,10 @@ build() {
 	nq_install_deps
 	nq_configure "$BUILD"
 	# Only the programs: a quickstart need not wait for the tests to build.
-	nq_build "$BUILD" nq-broker nq-worker nqctl >/dev/null ||
-		{ nq_build "$BUILD" nq-broker nq-worker nqctl; exit 1; }
+	nq_build "$BUILD" nq-broker nq-worker nq-dlq nqctl >/dev/null ||
+		{ nq_build "$BUILD" nq-broker nq-worker nq-dlq nqctl; exit 1; }
 	local b
-	for b in "$BROKER" "$WORKER" "$NQCTL"; do
+	for b in "$BROKER" "$WORKER" "$DLQ" "$NQCTL"; do
 		[ -x "$b" ] || die "$b was not built"
 	done
 }
@@ -91,15 +92,18 @@ start_services() {
 		port_busy "$p" && die "port $p is in use; is another nq-broker running?"
 	done
 	mkdir -p "$DATA"
-	say "starting nq-broker and two nq-workers (logs in .nq-data/)"
+	say "starting nq-dlq, nq-broker and two nq-workers (logs in .nq-data/)"
+	# Jobs that fail for good are handed from the broker to nq-dlq.
+	start dlq "$DLQ" --data-dir "$DATA/dlq"
 	start broker "$BROKER" --data-dir "$DATA/broker"
 	wait_for_broker
 	# nq-worker runs each command with /bin/sh -c, hence the quotes.
 	worker_args=(--queues emails,reports --concurrency 4
 		--handler "send-email='$HANDLERS/send-email.sh'"
 		--handler "build-report='$HANDLERS/flaky-report.sh'")
-	start worker-1 "$WORKER" "${worker_args[@]}"
-	start worker-2 "$WORKER" "${worker_args[@]}"
+	# Each worker serves its own /metrics, /healthz and /readyz.
+	start worker-1 "$WORKER" "${worker_args[@]}" --http 127.0.0.1:7482
+	start worker-2 "$WORKER" "${worker_args[@]}" --http 127.0.0.1:7483
 }
 
 # Runs an nqctl command, echoing it first the way you would type it.
@@ -150,10 +154,11 @@ show_results() {
 		"$NQCTL" wait "$id" >/dev/null 2>&1 || true
 		printf '%s  %s\n' "$id" "$(job_line "$id")"
 	done
-	say "a closer look: the job that failed twice, and the one that died"
+	say "a closer look: the job that failed twice"
 	ctl get "${JOBS[3]}" || true
-	echo
-	ctl get "${JOBS[4]}" || true
+	say "the one that died went to the dead-letter service"
+	sleep 0.5 # the handoff to nq-dlq takes a moment
+	ctl dlq show "${JOBS[4]}" || true
 	say "queue stats"
 	ctl stats || true
 }
@@ -171,10 +176,14 @@ Look at jobs and queues:
   $NQCTL get ID          $NQCTL --json get ID
   $NQCTL wait ID         $NQCTL stats
   $NQCTL pause emails    $NQCTL resume emails
-Follow what the services do:
+Dead letters (jobs that failed for good):
+  $NQCTL dlq list        $NQCTL dlq show ID      $NQCTL dlq replay ID
+Watch it work:
+  $NQCTL events          $NQCTL top
+  curl -s 127.0.0.1:7480/metrics | grep nq_queue
   tail -f .nq-data/broker.log .nq-data/worker-1.log .nq-data/worker-2.log
 
-Press Ctrl-C to stop the workers and the broker.
+Press Ctrl-C to stop the workers, the broker and nq-dlq.
 EOT
 }
 

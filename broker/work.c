@@ -441,8 +441,11 @@ static int complete_one(broker *b, const Nq__V1__Completion *c,
 			    now_us > job->created_us ? (double)(now_us -
 			    job->created_us) / 1e6 : 0);
 		}
-		nqi_debug("NQ-JOB-SUCCEEDED", "id=%s queue=%s attempt=%u", job->id,
-		    job->spec->queue, job->attempt);
+		nqi_debug("NQ-JOB-SUCCEEDED", "id=%s queue=%s attempt=%u%s%s",
+		    job->id, job->spec->queue, job->attempt,
+		    job->spec->traceparent[0] ? " trace=" : "",
+		    job->spec->traceparent);
+		broker_event(b, BROKER_EV_SUCCEEDED, job, NULL);
 		return broker_job_finish(b, job, NQ_STATE_SUCCEEDED, nqi_now_us());
 	case NQ__V1__OUTCOME__OUTCOME_RELEASED:
 		if (job->attempt > 0)

@@ -193,20 +193,6 @@ static void print_subs(FILE *f)
 	    ".\n");
 }
 
-/* How many arguments the flag at arg takes up: 2 when its value is the
- * next argument, else 1. */
-static int flag_span(const nqi_opt *opts, size_t n, const char *arg)
-{
-	const char *name = arg + 2;
-	size_t len = strcspn(name, "=");
-	if (name[len] == '=')
-		return 1;
-	for (size_t i = 0; i < n; i++)
-		if (strlen(opts[i].name) == len &&
-		    strncmp(opts[i].name, name, len) == 0)
-			return opts[i].kind == NQI_OPT_BOOL ? 1 : 2;
-	return 1;
-}
 
 static int add_arg(dlq_cli *c, const char *a)
 {
@@ -234,7 +220,7 @@ static int scan_args(
 			c->x->conf.help = true;
 			i++;
 		} else if (strncmp(a, "--", 2) == 0) {
-			int end = i + flag_span(opts, n, a);
+			int end = i + nqi_opts_span(opts, n, a);
 			if (nqi_opts_parse(opts, n, end < argc ? end : argc,
 			        argv, i, false, &i, err, sizeof err) != NQ_OK)
 				return usage_error(c, "%s", err);
@@ -1106,7 +1092,7 @@ static int leading_flags(dlq_cli *c, int argc, char **argv, int *start)
 	int i = *start;
 	while (i < argc && strncmp(argv[i], "--", 2) == 0 &&
 	       strcmp(argv[i], "--") != 0 && !c->x->conf.help) {
-		int end = i + flag_span(opts, n, argv[i]);
+		int end = i + nqi_opts_span(opts, n, argv[i]);
 		if (nqi_opts_parse(opts, n, end < argc ? end : argc, argv, i,
 		        false, &i, err, sizeof err) != NQ_OK)
 			return usage_error(c, "%s", err);

@@ -128,20 +128,6 @@ int nqctl_usage_error(const nqctl *x, const char *fmt, ...)
 	return NQCTL_EXIT_USAGE;
 }
 
-/* How many arguments the flag at arg takes up: 2 when its value is the next
- * argument, else 1 (a bool, "--name=value", or a name that is unknown). */
-static int flag_span(const nqi_opt *opts, size_t n, const char *arg)
-{
-	const char *name = arg + 2;
-	size_t len = strcspn(name, "=");
-	if (name[len] == '=')
-		return 1;
-	for (size_t i = 0; i < n; i++)
-		if (strlen(opts[i].name) == len &&
-		    strncmp(opts[i].name, name, len) == 0)
-			return opts[i].kind == NQI_OPT_BOOL ? 1 : 2;
-	return 1;
-}
 
 static int add_arg(nqctl *x, const char *arg)
 {
@@ -172,7 +158,7 @@ static int scan_args(
 			x->conf.help = true;
 			i++;
 		} else if (strncmp(a, "--", 2) == 0) {
-			int end = i + flag_span(opts, n, a);
+			int end = i + nqi_opts_span(opts, n, a);
 			if (nqi_opts_parse(opts, n, end < argc ? end : argc,
 			        argv, i, false, &i, err, sizeof err) != NQ_OK)
 				return nqctl_usage_error(x, "%s", err);

@@ -256,6 +256,16 @@ const char *nqi_opts_peek(int argc, char **argv, const char *name)
 	return v && *v ? v : NULL;
 }
 
+int nqi_opts_span(const nqi_opt *opts, size_t n, const char *arg)
+{
+	const char *name = arg + 2;
+	size_t len = strcspn(name, "=");
+	if (name[len] == '=')
+		return 1;
+	const nqi_opt *o = find_opt(opts, n, name, len);
+	return o && o->kind != NQI_OPT_BOOL ? 2 : 1;
+}
+
 void nqi_opts_usage(const nqi_opt *opts, size_t n, void *file)
 {
 	for (size_t i = 0; i < n; i++) {

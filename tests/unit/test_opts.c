@@ -266,6 +266,16 @@ static void test_opts_list_flag_replaces_env_list(void **st)
 	assert_string_equal(f->cfg.queues.v[1], "pdf");
 }
 
+static void test_opts_span_counts_the_value_argument(void **st)
+{
+	fixture *f = *st;
+	assert_int_equal(nqi_opts_span(f->opts, COUNT(f->opts), "--lease"), 2);
+	assert_int_equal(nqi_opts_span(f->opts, COUNT(f->opts), "--lease=5s"),
+	    1);
+	assert_int_equal(nqi_opts_span(f->opts, COUNT(f->opts), "--json"), 1);
+	assert_int_equal(nqi_opts_span(f->opts, COUNT(f->opts), "--nope"), 1);
+}
+
 static void test_opts_stop_at_first_non_flag(void **st)
 {
 	fixture *f = *st;
@@ -443,6 +453,7 @@ int main(void)
 		T(test_opts_lists_repeat_in_order),
 		T(test_opts_env_lists_split_on_commas),
 		T(test_opts_list_flag_replaces_env_list),
+		T(test_opts_span_counts_the_value_argument),
 		T(test_opts_stop_at_first_non_flag),
 		T(test_opts_double_dash_ends_flags),
 		T(test_opts_describe_redacts_secrets),

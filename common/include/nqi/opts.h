@@ -56,6 +56,11 @@ int nqi_opts_load_file(const nqi_opt *opts, size_t n, const char *path,
 /* The value of --NAME in argv ("--config F" or "--config=F"), else the
  * NQ_NAME environment variable, else NULL. */
 const char *nqi_opts_peek(int argc, char **argv, const char *name);
+/* How many arguments the flag at arg ("--name" or "--name=value") takes
+ * up: 2 when its value is the next argument, else 1 (a bool, "=value", or
+ * a name that is unknown). For commands that take flags and arguments in
+ * any order. */
+int nqi_opts_span(const nqi_opt *opts, size_t n, const char *arg);
 /* Prints "  --name VALUE   help" lines. */
 void nqi_opts_usage(const nqi_opt *opts, size_t n, void *file);
 /* Writes "name=value ..." of every option, secrets as "<redacted>". */
