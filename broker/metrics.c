@@ -204,6 +204,9 @@ void broker_metrics_tick(broker *b)
 	if (second) {
 		b->metrics_next_ms = now + METRICS_PERIOD_MS;
 		broker_metrics_publish(b);
+		/* Once a second: pages of payloads read since are not kept
+		 * mapped in the broker (a backlog lives on disk). */
+		nqi_store_trim(b->store, 64u << 20);
 	}
 }
 

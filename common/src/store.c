@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,7 +19,35 @@ struct nqi_store {
 	uint64_t commits;
 	uint64_t fail_after; /* fault seam; 0: off */
 	const char *fail_file; /* fault seam: commits fail while it exists */
+	void *map;             /* LMDB's mapping of data.mdb, for trimming */
+	size_t map_len;
 };
+
+/* LMDB does not tell where it mapped the file (unless asked for a fixed
+ * address), so look it up in /proc/self/maps. Leaves map NULL if absent. */
+static void find_map(nqi_store *s, const char *dir)
+{
+	char want[4096], line[4608], real[4096];
+	snprintf(want, sizeof want, "%s/data.mdb", dir);
+	if (!realpath(want, real))
+		return;
+	FILE *f = fopen("/proc/self/maps", "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		char *path = strchr(line, '/');
+		if (!path || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+			continue;
+		path[strcspn(path, "\n")] = '\0';
+		if (strcmp(path, real) == 0) {
+			s->map = (void *)lo;
+			s->map_len = hi - lo;
+			break;
+		}
+	}
+	fclose(f);
+}
 
 int nqi_store_err(int rc)
 {
@@ -121,6 +150,7 @@ int nqi_store_open(nqi_store **out, const nqi_store_opts *o, char *err,
 		return nqi_store_err(rc);
 	}
 	s->ndbs = o->ndbs;
+	find_map(s, o->dir);
 	if ((rc = check_schema(s, o->schema_version, err, errlen)) != 0) {
 		nqi_store_close(s);
 		return rc;
@@ -141,6 +171,24 @@ void nqi_store_close(nqi_store *s)
 MDB_env *nqi_store_env(nqi_store *s) { return s->env; }
 MDB_dbi nqi_store_dbi(nqi_store *s, size_t i) { return s->dbi[i]; }
 uint64_t nqi_store_commits(const nqi_store *s) { return s->commits; }
+
+uint64_t nqi_store_trim(nqi_store *s, uint64_t min_bytes)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+		return 0;
+	uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	if (used < min_bytes || !s->map)
+		return 0;
+	if (used > s->map_len)
+		used = s->map_len;
+	/* The map is read-only (writes go through the file), so dropping
+	 * it never loses data. */
+	if (madvise(s->map, used, MADV_DONTNEED) != 0)
+		return 0;
+	return used;
+}
 
 int nqi_store_begin(nqi_store *s, bool write, MDB_txn **txn)
 {

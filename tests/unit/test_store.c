@@ -287,6 +287,27 @@ static void test_store_fault_file_fails_commits_while_present(void **st)
 	unsetenv("NQ_FAULT_COMMIT_FILE");
 }
 
+static void test_store_trim_keeps_every_record_readable(void **st)
+{
+	fixture *f = *st;
+	char out[64], val[64];
+	f->opts.sync = false;
+	nqi_store *s = open_ok(f);
+	/* below the threshold nothing is released */
+	assert_int_equal(nqi_store_trim(s, 1u << 30), 0);
+	for (uint64_t k = 1; k <= 3000; k++) {
+		snprintf(val, sizeof val, "value-%llu", (unsigned long long)k);
+		assert_int_equal(put(s, 0, k, val), NQ_OK);
+	}
+	assert_true(nqi_store_trim(s, 0) > 0);
+	for (uint64_t k = 1; k <= 3000; k += 7) {
+		snprintf(val, sizeof val, "value-%llu", (unsigned long long)k);
+		assert_int_equal(get(s, 0, k, out, sizeof out), NQ_OK);
+		assert_string_equal(out, val);
+	}
+	nqi_store_close(s);
+}
+
 static void test_store_without_sync_still_commits(void **st)
 {
 	fixture *f = *st;
@@ -380,6 +401,7 @@ int main(void)
 		T(test_store_unusable_directory_is_named),
 		T(test_store_fault_seam_fails_commits_after_n),
 		T(test_store_fault_file_fails_commits_while_present),
+		T(test_store_trim_keeps_every_record_readable),
 		T(test_store_without_sync_still_commits),
 		T(test_store_too_many_databases_refused),
 		T(test_store_be64_keys_sort_numerically),

@@ -44,6 +44,15 @@ int nqi_store_commit(nqi_store *s, MDB_txn *txn);
 /* Commits so far, failed ones not counted. */
 uint64_t nqi_store_commits(const nqi_store *s);
 
+/*
+ * Drops this process's mapping of the store's pages (MADV_DONTNEED) when
+ * more than min_bytes are in use; the kernel keeps them in its page cache
+ * and maps them again on the next read. Keeps the resident size of a
+ * service that has walked a large store from growing with the store:
+ * payloads stay on disk, not in the process. Returns bytes released.
+ */
+uint64_t nqi_store_trim(nqi_store *s, uint64_t min_bytes);
+
 /* Maps an LMDB or errno code to an nq error. */
 int nqi_store_err(int mdb_rc);
 
