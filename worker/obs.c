@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "nqi/log.h"
+#include "nqi/tls.h"
 #include "nqi/util.h"
 #include "worker.h"
 
@@ -188,7 +189,14 @@ int worker_obs_start(worker_obs *o, const char *addr, char *err, size_t len)
 		    .metrics_cb = metrics_cb,
 		    .ready_cb = ready_cb,
 		    .arg = o};
+		/* https serves the worker's own --tls-cert/--tls-key. */
+		nqi_tls_opts t = {o->conn.tls_cert, o->conn.tls_key, NULL};
+		if (strncmp(addr, "https://", 8) == 0 &&
+		    nqi_tls_server_config(&t, &h.tls, err, len) != 0)
+			return NQ_EINVAL;
 		int rv = nqi_http_start(&o->http, &h, err, len);
+		if (h.tls)
+			nng_tls_config_free(h.tls);
 		if (rv != NQ_OK)
 			return rv;
 	}

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -344,6 +345,67 @@ static void test_security_tls_job_path_end_to_end(void **state)
 	itest_pass(e);
 }
 
+/* Runs curl on url; returns its exit status, the body in out. */
+static int curl(itest_env *e, const char *ca, const char *url, char *out,
+    size_t len)
+{
+	char cmd[1024], path[512];
+	itest_path(e, "curl.out", path, sizeof path);
+	snprintf(cmd, sizeof cmd, "curl -s --max-time 5 %s%s -o %s %s",
+	    ca ? "--cacert " : "", ca ? ca : "", path, url);
+	int rv = system(cmd);
+	char *body = NULL;
+	size_t n = 0;
+	out[0] = '\0';
+	if (itest_read_file(path, &body, &n) == 0) {
+		snprintf(out, len, "%s", body);
+		free(body);
+	}
+	unlink(path);
+	return rv;
+}
+
+static void test_security_https_health_and_metrics(void **state)
+{
+	itest_env *e = *state;
+	tls_paths p;
+	itest_proc *w;
+	char url[128], body[4096];
+	int bport, wport;
+	assert_int_equal(itest_free_port(&bport), 0);
+	assert_int_equal(itest_free_port(&wport), 0);
+	snprintf(e->http_addr, sizeof e->http_addr, "https://127.0.0.1:%d",
+	    bport);
+	tls_setup(e, &p, false);
+	/* the broker's endpoints over https, verified with the CA */
+	snprintf(url, sizeof url, "https://localhost:%d/healthz", bport);
+	assert_int_equal(curl(e, p.ca, url, body, sizeof body), 0);
+	assert_string_equal(body, "ok");
+	snprintf(url, sizeof url, "https://localhost:%d/metrics", bport);
+	assert_int_equal(curl(e, p.ca, url, body, sizeof body), 0);
+	assert_non_null(strstr(body, "nq_broker_ready 1"));
+	/* plain http to the https port gets nothing */
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", bport);
+	curl(e, NULL, url, body, sizeof body);
+	assert_null(strstr(body, "ok"));
+	/* nq-worker serves https with its own certificate too */
+	char waddr[64];
+	snprintf(waddr, sizeof waddr, "https://127.0.0.1:%d", wport);
+	const char *wflags[] = {"--handler", "echo=cat", "--tls-ca", p.ca,
+	    "--tls-cert", p.srv, "--tls-key", p.srvkey, "--http", waddr, NULL};
+	assert_int_equal(itest_worker_start(e, wflags, &w), 0);
+	snprintf(url, sizeof url, "https://localhost:%d/healthz", wport);
+	int rv = 1;
+	for (int i = 0; i < 50 && rv != 0; i++) {
+		rv = curl(e, p.ca, url, body, sizeof body);
+		if (rv != 0)
+			itest_sleep_ms(100);
+	}
+	assert_int_equal(rv, 0);
+	assert_string_equal(body, "ok");
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +423,9 @@ int main(void)
 		    itest_setup, itest_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_security_tls_job_path_end_to_end, itest_setup,
+		    itest_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_security_https_health_and_metrics, itest_setup,
 		    itest_teardown),
 	};
 	return cmocka_run_group_tests_name("security", tests, NULL, NULL);
