@@ -170,11 +170,36 @@ static void load_last_id(broker *b, MDB_txn *txn)
 	}
 }
 
+/*
+ * After a failed commit the store holds each lease as it was given; what
+ * happened to it since lives only in memory: extends moved its expiry and
+ * the worker's connection is known. Leases the store still holds under the
+ * same token take both back, so a worker whose extends were confirmed does
+ * not lose its job to another worker while it still runs it.
+ */
+static void keep_lease_state(broker_index *x, const broker_lease *old,
+    size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		broker_lease *l = broker_lease_find(x, old[i].id);
+		if (!l || l->token != old[i].token)
+			continue;
+		if (old[i].expires_us > l->expires_us)
+			l->expires_us = old[i].expires_us;
+		l->pipe_id = old[i].pipe_id;
+	}
+}
+
 int broker_recover(broker *b, bool release_leases)
 {
 	MDB_txn *txn;
-	size_t leased = 0;
+	size_t leased = 0, nold = release_leases ? 0 : b->index.nleases;
 	uint64_t t0 = nqi_mono_ms();
+	broker_lease *old = nold ? malloc(nold * sizeof *old) : NULL;
+	if (old)
+		memcpy(old, b->index.leases, nold * sizeof *old);
+	else
+		nold = 0;
 	index_clear(&b->index);
 	b->jobs_stored = 0;
 	int rv = nqi_store_begin(b->store, release_leases, &txn);
@@ -190,6 +215,9 @@ int broker_recover(broker *b, bool release_leases)
 		rv = nqi_store_commit(b->store, txn);
 	else
 		mdb_txn_abort(txn);
+	if (rv == 0)
+		keep_lease_state(&b->index, old, nold);
+	free(old);
 	if (rv != 0) {
 		nqi_error("NQ-RECOVER-FAILED", "err=%s", nq_err_name(rv));
 		return rv;
