@@ -61,7 +61,15 @@ stage_fuzz() {
 	NQ_FUZZ_BUILD_DIR="$PWD/$FUZZ_BUILD_DIR" tests/fuzz/run --short
 }
 
-STAGES=(deps configure build test sanitize fuzz)
+# The fault suite's short mode: broker, worker and nq-dlq crashes, stopped
+# workers, a full disk and a cut network under load, then a check that no
+# confirmed job was lost (tests/faults/run; its tmpfs and packet filter need
+# root, without which it falls back or skips and says so).
+stage_faults() {
+	tests/faults/run --build "$BUILD_DIR"
+}
+
+STAGES=(deps configure build test sanitize fuzz faults)
 
 # Runs one stage in a subshell so that `set -e` holds inside it and a
 # failing command anywhere in the stage fails the stage.
