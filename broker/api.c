@@ -10,8 +10,8 @@
 #include "nqi/util.h"
 
 #define MAX_BATCH 10000
-#define MAX_TEXT 256        /* content type, keys, traceparent */
-#define MAX_REF 2048        /* payload_ref */
+#define MAX_TEXT 256 /* content type, keys, traceparent */
+#define MAX_REF 2048 /* payload_ref */
 #define MAX_ATTEMPTS_LIMIT 1000
 #define MAX_TIMEOUT_MS (24ull * 3600 * 1000)
 #define MAX_WAIT_MS 60000
@@ -21,14 +21,15 @@ static bool parse_id(broker *b, broker_op *op, const char *text, uint64_t *id)
 {
 	if (nqi_id_parse(text, id) == 0)
 		return true;
-	broker_set_status(b, op, NQ_EINVAL, "job id '%.40s' is not 16 hex digits", text);
+	broker_set_status(
+	    b, op, NQ_EINVAL, "job id '%.40s' is not 16 hex digits", text);
 	return false;
 }
 
 /* Reads the job a request names; finishes the op with NOT_FOUND when it is
  * not there. Returns NQ_ESTORE only for store failures. */
-static int read_named(broker *b, broker_op *op, const char *text,
-    Nq__V1__Job **job)
+static int read_named(
+    broker *b, broker_op *op, const char *text, Nq__V1__Job **job)
 {
 	uint64_t id;
 	*job = NULL;
@@ -36,11 +37,15 @@ static int read_named(broker *b, broker_op *op, const char *text,
 		return NQ_OK;
 	int rv = broker_job_read(b, id, job);
 	if (rv == NQ_ENOTFOUND)
-		broker_set_status(b, op, NQ_ENOTFOUND, "job %s not found (never "
-		    "enqueued, or deleted after its result_ttl)", text);
+		broker_set_status(b, op, NQ_ENOTFOUND,
+		    "job %s not found (never "
+		    "enqueued, or deleted after its result_ttl)",
+		    text);
 	else if (rv == NQ_EINTERNAL)
-		broker_set_status(b, op, NQ_EINTERNAL, "job %s: stored record does "
-		    "not decode", text);
+		broker_set_status(b, op, NQ_EINTERNAL,
+		    "job %s: stored record does "
+		    "not decode",
+		    text);
 	return rv == NQ_ESTORE || rv == NQ_ENOMEM ? rv : NQ_OK;
 }
 
@@ -52,38 +57,57 @@ static const char *check_text(const char *s, size_t max)
 }
 
 /* Returns a message naming what is wrong with the spec, or NULL. */
-static const char *validate_spec(broker *b, const Nq__V1__JobSpec *s,
-    char *buf, size_t len)
+static const char *validate_spec(
+    broker *b, const Nq__V1__JobSpec *s, char *buf, size_t len)
 {
 	if (!nqi_name_valid(s->queue))
-		return snprintf(buf, len, "queue name '%.40s' must match "
-		    "[A-Za-z0-9._-]{1,128}", s->queue), buf;
+		return snprintf(buf, len,
+		           "queue name '%.40s' must match "
+		           "[A-Za-z0-9._-]{1,128}",
+		           s->queue),
+		       buf;
 	if (!nqi_name_valid(s->type))
-		return snprintf(buf, len, "type name '%.40s' must match "
-		    "[A-Za-z0-9._-]{1,128}", s->type), buf;
+		return snprintf(buf, len,
+		           "type name '%.40s' must match "
+		           "[A-Za-z0-9._-]{1,128}",
+		           s->type),
+		       buf;
 	if (s->payload.len > b->cfg.max_payload)
-		return snprintf(buf, len, "payload is %zu bytes, limit is %llu "
-		    "(--max-payload); send larger data by reference "
-		    "(payload_ref)", s->payload.len,
-		    (unsigned long long)b->cfg.max_payload), buf;
+		return snprintf(buf, len,
+		           "payload is %zu bytes, limit is %llu "
+		           "(--max-payload); send larger data by reference "
+		           "(payload_ref)",
+		           s->payload.len,
+		           (unsigned long long)b->cfg.max_payload),
+		       buf;
 	if (check_text(s->content_type, MAX_TEXT) ||
 	    check_text(s->idempotency_key, MAX_TEXT) ||
 	    check_text(s->ordering_key, MAX_TEXT) ||
 	    check_text(s->traceparent, MAX_TEXT) ||
 	    check_text(s->replay_of, MAX_TEXT))
-		return snprintf(buf, len, "content_type, idempotency_key, "
-		    "ordering_key, traceparent and replay_of are limited to "
-		    "%d bytes",
-		    MAX_TEXT), buf;
+		return snprintf(buf, len,
+		           "content_type, idempotency_key, "
+		           "ordering_key, traceparent and replay_of are "
+		           "limited to "
+		           "%d bytes",
+		           MAX_TEXT),
+		       buf;
 	if (check_text(s->payload_ref, MAX_REF))
 		return snprintf(buf, len, "payload_ref is limited to %d bytes",
-		    MAX_REF), buf;
+		           MAX_REF),
+		       buf;
 	if (s->max_attempts > MAX_ATTEMPTS_LIMIT)
-		return snprintf(buf, len, "max_attempts %u is over the limit "
-		    "of %d", s->max_attempts, MAX_ATTEMPTS_LIMIT), buf;
+		return snprintf(buf, len,
+		           "max_attempts %u is over the limit "
+		           "of %d",
+		           s->max_attempts, MAX_ATTEMPTS_LIMIT),
+		       buf;
 	if (s->timeout_ms > MAX_TIMEOUT_MS)
-		return snprintf(buf, len, "timeout of %llu ms is over the "
-		    "limit of 24h", (unsigned long long)s->timeout_ms), buf;
+		return snprintf(buf, len,
+		           "timeout of %llu ms is over the "
+		           "limit of 24h",
+		           (unsigned long long)s->timeout_ms),
+		       buf;
 	return NULL;
 }
 
@@ -98,8 +122,8 @@ static int idem_key(const Nq__V1__JobSpec *s, uint8_t *buf, size_t *len)
 }
 
 /* Looks the idempotency key up; *id is the existing job or 0. */
-static int idem_find(broker *b, const Nq__V1__JobSpec *s, uint64_t now_us,
-    uint64_t *id)
+static int idem_find(
+    broker *b, const Nq__V1__JobSpec *s, uint64_t now_us, uint64_t *id)
 {
 	uint8_t key[NQI_NAME_MAX + 1 + MAX_TEXT];
 	size_t klen;
@@ -116,8 +140,8 @@ static int idem_find(broker *b, const Nq__V1__JobSpec *s, uint64_t now_us,
 	return NQ_OK;
 }
 
-static int idem_put(broker *b, const Nq__V1__JobSpec *s, uint64_t id,
-    uint64_t now_us)
+static int idem_put(
+    broker *b, const Nq__V1__JobSpec *s, uint64_t id, uint64_t now_us)
 {
 	uint8_t key[NQI_NAME_MAX + 1 + MAX_TEXT], val[16];
 	size_t klen;
@@ -138,8 +162,8 @@ static uint64_t next_id(broker *b)
 	return b->last_id;
 }
 
-static Nq__V1__Job *job_new(broker *b, Nq__V1__JobSpec *spec, uint64_t id,
-    uint64_t now_us)
+static Nq__V1__Job *job_new(
+    broker *b, Nq__V1__JobSpec *spec, uint64_t id, uint64_t now_us)
 {
 	static const Nq__V1__Job init = NQ__V1__JOB__INIT;
 	Nq__V1__Job *job = broker_arena_alloc(&b->arena, sizeof *job);
@@ -152,11 +176,11 @@ static Nq__V1__Job *job_new(broker *b, Nq__V1__JobSpec *spec, uint64_t id,
 	job->spec = spec;
 	job->created_us = now_us;
 	job->max_attempts = spec->max_attempts ? spec->max_attempts
-	    : (uint32_t)b->cfg.max_attempts;
-	job->timeout_ms = spec->timeout_ms ? spec->timeout_ms
-	    : b->cfg.default_timeout_ms;
-	job->run_at_us = spec->run_at_us ? spec->run_at_us
-	    : now_us + spec->delay_ms * 1000;
+	                                       : (uint32_t)b->cfg.max_attempts;
+	job->timeout_ms =
+	    spec->timeout_ms ? spec->timeout_ms : b->cfg.default_timeout_ms;
+	job->run_at_us =
+	    spec->run_at_us ? spec->run_at_us : now_us + spec->delay_ms * 1000;
 	job->state = NQ__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
 	return job;
 }
@@ -197,8 +221,10 @@ static int enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 		return NQ_OK;
 	}
 	if (queue_full(b, spec->queue)) {
-		snprintf(why, sizeof why, "queue %s is at its max depth; retry "
-		    "later", spec->queue);
+		snprintf(why, sizeof why,
+		    "queue %s is at its max depth; retry "
+		    "later",
+		    spec->queue);
 		res->status = broker_status_new(b, NQ_EEXHAUSTED, why);
 		return NQ_OK;
 	}
@@ -229,15 +255,18 @@ int broker_on_enqueue(broker *b, broker_op *op)
 	Nq__V1__EnqueueRequest *req = op->req->enqueue;
 	size_t n = req->n_jobs;
 	if (n == 0 || n > MAX_BATCH) {
-		broker_set_status(b, op, NQ_EINVAL, "enqueue takes 1 to %d jobs, got "
-		    "%zu", MAX_BATCH, n);
+		broker_set_status(b, op, NQ_EINVAL,
+		    "enqueue takes 1 to %d jobs, got "
+		    "%zu",
+		    MAX_BATCH, n);
 		broker_finish(b, op);
 		return NQ_OK;
 	}
 	Nq__V1__EnqueueReply *rep = broker_arena_alloc(&b->arena, sizeof *rep);
-	Nq__V1__EnqueueResult *res = broker_arena_alloc(&b->arena, n * sizeof *res);
-	Nq__V1__EnqueueResult **ptrs = broker_arena_alloc(&b->arena,
-	    n * sizeof *ptrs);
+	Nq__V1__EnqueueResult *res =
+	    broker_arena_alloc(&b->arena, n * sizeof *res);
+	Nq__V1__EnqueueResult **ptrs =
+	    broker_arena_alloc(&b->arena, n * sizeof *ptrs);
 	if (!rep || !res || !ptrs)
 		return NQ_ENOMEM;
 	*rep = rinit;
@@ -259,8 +288,8 @@ int broker_on_enqueue(broker *b, broker_op *op)
 
 /* ---- get, wait, cancel ---- */
 
-static void reply_job(broker *b, broker_op *op, Nq__V1__Job *job,
-    Nq__V1__Reply__BodyCase body)
+static void reply_job(
+    broker *b, broker_op *op, Nq__V1__Job *job, Nq__V1__Reply__BodyCase body)
 {
 	static const Nq__V1__GetReply ginit = NQ__V1__GET_REPLY__INIT;
 	static const Nq__V1__CancelReply cinit = NQ__V1__CANCEL_REPLY__INIT;
@@ -272,7 +301,7 @@ static void reply_job(broker *b, broker_op *op, Nq__V1__Job *job,
 		c->job = job;
 		op->reply->cancel = c;
 	} else if (body != NQ__V1__REPLY__BODY_CANCEL &&
-	    (g = broker_arena_alloc(&b->arena, sizeof *g)) != NULL) {
+	           (g = broker_arena_alloc(&b->arena, sizeof *g)) != NULL) {
 		*g = ginit;
 		g->job = job;
 		if (body == NQ__V1__REPLY__BODY_WAIT)
@@ -305,15 +334,15 @@ int broker_on_wait(broker *b, broker_op *op)
 	Nq__V1__Job *job;
 	Nq__V1__WaitRequest *w = op->req->wait;
 	int rv = read_named(b, op, w->id, &job);
-	if (!job || nq_state_is_final((nq_state)job->state) ||
-	    b->stopping) {
+	if (!job || nq_state_is_final((nq_state)job->state) || b->stopping) {
 		if (job)
 			reply_job(b, op, job, NQ__V1__REPLY__BODY_WAIT);
 		broker_finish(b, op);
 		return rv;
 	}
-	uint64_t ms = w->timeout_ms && w->timeout_ms < MAX_WAIT_MS ?
-	    w->timeout_ms : MAX_WAIT_MS;
+	uint64_t ms = w->timeout_ms && w->timeout_ms < MAX_WAIT_MS
+	                  ? w->timeout_ms
+	                  : MAX_WAIT_MS;
 	op->deadline_ms = nqi_mono_ms() + ms;
 	op->wait_id = broker_job_id(job);
 	op->settled = true;
@@ -379,9 +408,10 @@ int broker_on_cancel(broker *b, broker_op *op)
 		rv = broker_job_finish(b, job, NQ_STATE_CANCELED, nqi_now_us());
 		broker_event(b, BROKER_EV_CANCELED, job, NULL);
 	} else {
-		broker_set_status(b, op, NQ_EPRECOND, "job %s is %s; only scheduled "
-		    "or ready jobs can be canceled", job->id,
-		    nq_state_name((nq_state)st));
+		broker_set_status(b, op, NQ_EPRECOND,
+		    "job %s is %s; only scheduled "
+		    "or ready jobs can be canceled",
+		    job->id, nq_state_name((nq_state)st));
 	}
 	reply_job(b, op, job, NQ__V1__REPLY__BODY_CANCEL);
 	broker_finish(b, op);
@@ -424,8 +454,8 @@ int broker_on_stats(broker *b, broker_op *op)
 	broker_index *x = &b->index;
 	Nq__V1__StatsReply *r = broker_arena_alloc(&b->arena, sizeof *r);
 	Nq__V1__BrokerStats *bs = broker_arena_alloc(&b->arena, sizeof *bs);
-	Nq__V1__QueueStats **qs = broker_arena_alloc(&b->arena,
-	    (x->nqueues + 1) * sizeof *qs);
+	Nq__V1__QueueStats **qs =
+	    broker_arena_alloc(&b->arena, (x->nqueues + 1) * sizeof *qs);
 	if (!r || !bs || !qs)
 		return NQ_ENOMEM;
 	*r = init;
@@ -449,14 +479,16 @@ int broker_on_stats(broker *b, broker_op *op)
 }
 
 /* Stores a queue's paused flag so that it survives a restart. */
-static int queue_set_paused(broker *b, broker_op *op, const char *name,
-    bool paused)
+static int queue_set_paused(
+    broker *b, broker_op *op, const char *name, bool paused)
 {
 	static const Nq__V1__QueueReply init = NQ__V1__QUEUE_REPLY__INIT;
 	Nq__V1__QueueConfig cfg = NQ__V1__QUEUE_CONFIG__INIT;
 	if (!nqi_name_valid(name)) {
-		broker_set_status(b, op, NQ_EINVAL, "queue name '%.40s' must match "
-		    "[A-Za-z0-9._-]{1,128}", name);
+		broker_set_status(b, op, NQ_EINVAL,
+		    "queue name '%.40s' must match "
+		    "[A-Za-z0-9._-]{1,128}",
+		    name);
 		broker_finish(b, op);
 		return NQ_OK;
 	}
@@ -476,8 +508,8 @@ static int queue_set_paused(broker *b, broker_op *op, const char *name,
 	b->dirty = true;
 	if (!paused)
 		b->woken = true;
-	nqi_info(paused ? "NQ-QUEUE-PAUSED" : "NQ-QUEUE-RESUMED", "queue=%s",
-	    name);
+	nqi_info(
+	    paused ? "NQ-QUEUE-PAUSED" : "NQ-QUEUE-RESUMED", "queue=%s", name);
 	*r = init;
 	r->queue = q->name;
 	r->paused = paused;
@@ -510,12 +542,14 @@ int broker_on_list(broker *b, broker_op *op)
 	Nq__V1__ListRequest *l = op->req->list;
 	uint32_t limit = l->limit && l->limit < 1000 ? l->limit : 100;
 	uint64_t after = 0;
-	if (l->after_id && l->after_id[0] && !parse_id(b, op, l->after_id, &after)) {
+	if (l->after_id && l->after_id[0] &&
+	    !parse_id(b, op, l->after_id, &after)) {
 		broker_finish(b, op);
 		return NQ_OK;
 	}
 	Nq__V1__ListReply *r = broker_arena_alloc(&b->arena, sizeof *r);
-	Nq__V1__Job **jobs = broker_arena_alloc(&b->arena, limit * sizeof *jobs);
+	Nq__V1__Job **jobs =
+	    broker_arena_alloc(&b->arena, limit * sizeof *jobs);
 	MDB_cursor *cur;
 	if (!r || !jobs)
 		return NQ_ENOMEM;
@@ -528,9 +562,10 @@ int broker_on_list(broker *b, broker_op *op)
 	MDB_val k = {8, key}, v;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	/* Bounded scan: a filter that matches little stops after 100k rows. */
-	for (int seen = 0; rc == 0 && r->n_jobs < limit && seen < 100000; seen++) {
-		Nq__V1__Job *job = nq__v1__job__unpack(&b->arena.pb, v.mv_size,
-		    v.mv_data);
+	for (int seen = 0; rc == 0 && r->n_jobs < limit && seen < 100000;
+	     seen++) {
+		Nq__V1__Job *job =
+		    nq__v1__job__unpack(&b->arena.pb, v.mv_size, v.mv_data);
 		if (job && job->spec && list_match(l, job)) {
 			job->spec->payload.len = 0;
 			jobs[r->n_jobs++] = job;

@@ -27,18 +27,17 @@ typedef struct dispatch_entry {
 /* One row per request kind: its handler, the socket that serves it and
  * the roles that may make it. Auth and sockets are decided here once. */
 static const dispatch_entry dispatch[] = {
-	{NQ__V1__REQUEST__BODY_ENQUEUE, broker_on_enqueue, false, PRODUCER},
-	{NQ__V1__REQUEST__BODY_GET, broker_on_get, false, PRODUCER},
-	{NQ__V1__REQUEST__BODY_WAIT, broker_on_wait, false, PRODUCER},
-	{NQ__V1__REQUEST__BODY_CANCEL, broker_on_cancel, false, PRODUCER},
-	{NQ__V1__REQUEST__BODY_STATS, broker_on_stats, false, ADMIN},
-	{NQ__V1__REQUEST__BODY_PAUSE, broker_on_pause, false, ADMIN},
-	{NQ__V1__REQUEST__BODY_RESUME, broker_on_resume, false, ADMIN},
-	{NQ__V1__REQUEST__BODY_LIST, broker_on_list, false, ADMIN},
-	{NQ__V1__REQUEST__BODY_FETCH, broker_on_fetch, true, WORKER},
-	{NQ__V1__REQUEST__BODY_EXTEND, broker_on_extend, true, WORKER},
+    {NQ__V1__REQUEST__BODY_ENQUEUE, broker_on_enqueue, false, PRODUCER},
+    {NQ__V1__REQUEST__BODY_GET, broker_on_get, false, PRODUCER},
+    {NQ__V1__REQUEST__BODY_WAIT, broker_on_wait, false, PRODUCER},
+    {NQ__V1__REQUEST__BODY_CANCEL, broker_on_cancel, false, PRODUCER},
+    {NQ__V1__REQUEST__BODY_STATS, broker_on_stats, false, ADMIN},
+    {NQ__V1__REQUEST__BODY_PAUSE, broker_on_pause, false, ADMIN},
+    {NQ__V1__REQUEST__BODY_RESUME, broker_on_resume, false, ADMIN},
+    {NQ__V1__REQUEST__BODY_LIST, broker_on_list, false, ADMIN},
+    {NQ__V1__REQUEST__BODY_FETCH, broker_on_fetch, true, WORKER},
+    {NQ__V1__REQUEST__BODY_EXTEND, broker_on_extend, true, WORKER},
 };
-
 
 static const dispatch_entry *dispatch_find(Nq__V1__Request__BodyCase body)
 {
@@ -54,15 +53,16 @@ unsigned broker_body_roles(Nq__V1__Request__BodyCase body)
 	return d ? d->roles : ADMIN;
 }
 
-const char *broker_precheck(const Nq__V1__Request *req, bool work,
-    int *err, char *buf, size_t len)
+const char *broker_precheck(
+    const Nq__V1__Request *req, bool work, int *err, char *buf, size_t len)
 {
 	*err = NQ_EINVAL;
 	if (req->version != NQI_PROTOCOL_VERSION) {
 		*err = NQ_EPRECOND;
-		snprintf(buf, len, "protocol version %u is not served; this "
-		    "broker serves version %d", req->version,
-		    NQI_PROTOCOL_VERSION);
+		snprintf(buf, len,
+		    "protocol version %u is not served; this "
+		    "broker serves version %d",
+		    req->version, NQI_PROTOCOL_VERSION);
 		return buf;
 	}
 	if (req->body_case == NQ__V1__REQUEST__BODY__NOT_SET)
@@ -72,10 +72,9 @@ const char *broker_precheck(const Nq__V1__Request *req, bool work,
 		return "this service does not serve that request";
 	if (d->work_socket != work)
 		return work ? "the work socket serves fetch and extend only"
-		    : "fetch and extend belong on the work socket";
+		            : "fetch and extend belong on the work socket";
 	return NULL;
 }
-
 
 void broker_op_free(broker_op *op)
 {
@@ -239,8 +238,10 @@ static int commit_group(broker *b)
 static void fail_group(broker *b, broker_op *rest, int err)
 {
 	char msg[160];
-	snprintf(msg, sizeof msg, "store commit failed (%s); nothing of this "
-	    "request was written, retry later", nq_strerror(err));
+	snprintf(msg, sizeof msg,
+	    "store commit failed (%s); nothing of this "
+	    "request was written, retry later",
+	    nq_strerror(err));
 	if (b->txn) {
 		mdb_txn_abort(b->txn);
 		b->txn = NULL;
@@ -254,8 +255,8 @@ static void fail_group(broker *b, broker_op *rest, int err)
 		broker_set_status(b, op, NQ_EUNAVAIL, "%s", msg);
 	/* Logged when the store starts failing, not at every retry. */
 	if (b->ready)
-		nqi_error("NQ-COMMIT-FAILED", "err=%s ready=false",
-		    nq_err_name(err));
+		nqi_error(
+		    "NQ-COMMIT-FAILED", "err=%s ready=false", nq_err_name(err));
 	pthread_mutex_lock(&b->mu);
 	b->ready = false;
 	pthread_mutex_unlock(&b->mu);
@@ -307,8 +308,9 @@ static uint64_t next_wait_ms(broker *b)
 	broker_timer t;
 	if (broker_timer_peek(&b->index, &t)) {
 		uint64_t now_us = nqi_now_us();
-		uint64_t due = t.run_at_us > now_us ?
-		    (t.run_at_us - now_us + 999) / 1000 : 0;
+		uint64_t due = t.run_at_us > now_us
+		                   ? (t.run_at_us - now_us + 999) / 1000
+		                   : 0;
 		if (due < wait)
 			wait = due;
 	}
@@ -341,7 +343,8 @@ static void release_parked(broker *b)
 	for (int i = 0; i < 2; i++) {
 		for (broker_op *op = lists[i], *next; op; op = next) {
 			next = op->next;
-			broker_set_status(b, op, NQ_EUNAVAIL, "broker is shutting down");
+			broker_set_status(
+			    b, op, NQ_EUNAVAIL, "broker is shutting down");
 			broker_finish(b, op);
 		}
 	}
@@ -379,7 +382,7 @@ int broker_start(broker *b)
 	b->started_ms = nqi_mono_ms();
 	b->next_sweep_ms = b->started_ms;
 	return pthread_create(&b->core, NULL, core_main, b) == 0 ? NQ_OK
-	    : NQ_ENOMEM;
+	                                                         : NQ_ENOMEM;
 }
 
 /* Stops the core after the group in flight: its commit completes and its

@@ -50,7 +50,8 @@ static int pending_push_locked(broker *b, uint64_t id)
 static void pending_remove_locked(broker *b, const uint64_t *ids, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (b->pend_head < b->pend_n && b->pend[b->pend_head] == ids[i]) {
+		if (b->pend_head < b->pend_n &&
+		    b->pend[b->pend_head] == ids[i]) {
 			b->pend_head++;
 			continue;
 		}
@@ -235,14 +236,14 @@ static int build_request(broker *b, MDB_txn *txn, uint64_t *ids, size_t *n,
 			continue;
 		}
 		Nq__V1__DeadJob *d = broker_arena_alloc(a, sizeof *d);
-		Nq__V1__Job *job = nq__v1__job__unpack(&a->pb, v.mv_size,
-		    v.mv_data);
+		Nq__V1__Job *job =
+		    nq__v1__job__unpack(&a->pb, v.mv_size, v.mv_data);
 		if (!d || !job || !job->spec)
 			continue;
 		*d = dinit;
 		d->job = job;
 		d->reason = job->dead_reason[0] ? job->dead_reason
-		    : (char *)"max_attempts";
+		                                : (char *)"max_attempts";
 		d->dead_at_us = job->finished_us;
 		ids[kept] = ids[i];
 		jobs[kept++] = d;
@@ -257,8 +258,8 @@ static int build_request(broker *b, MDB_txn *txn, uint64_t *ids, size_t *n,
 }
 
 /* One round trip; returns the ids nq-dlq confirmed in acked[]. */
-static int exchange(broker *b, Nq__V1__Request *req, uint64_t *ids,
-    size_t n, uint64_t *acked, size_t *nacked)
+static int exchange(broker *b, Nq__V1__Request *req, uint64_t *ids, size_t n,
+    uint64_t *acked, size_t *nacked)
 {
 	nng_msg *msg;
 	int rv = nqi_msg_pack(&req->base, NULL, 0, &msg);
@@ -270,18 +271,20 @@ static int exchange(broker *b, Nq__V1__Request *req, uint64_t *ids,
 	}
 	if ((rv = nng_recvmsg(b->dlq_sock, &msg, 0)) != 0)
 		return nqi_err_from_nng(rv);
-	Nq__V1__Reply *rep = nqi_reply_unpack(nng_msg_body(msg),
-	    nng_msg_len(msg));
+	Nq__V1__Reply *rep =
+	    nqi_reply_unpack(nng_msg_body(msg), nng_msg_len(msg));
 	nng_msg_free(msg);
 	if (!rep)
 		return NQ_EPROTO;
-	rv = rep->status && rep->status->code ? nqi_err_from_code(
-	    (int)rep->status->code) : NQ_OK;
+	rv = rep->status && rep->status->code
+	         ? nqi_err_from_code((int)rep->status->code)
+	         : NQ_OK;
 	if (rv != 0)
 		nqi_warn("NQ-DLQ-REFUSED", "err=%s msg=\"%s\"", nq_err_name(rv),
 		    rep->status->message);
-	const Nq__V1__DlqIngestReply *r = rep->body_case ==
-	    NQ__V1__REPLY__BODY_DLQ_INGEST ? rep->dlq_ingest : NULL;
+	const Nq__V1__DlqIngestReply *r =
+	    rep->body_case == NQ__V1__REPLY__BODY_DLQ_INGEST ? rep->dlq_ingest
+	                                                     : NULL;
 	*nacked = 0;
 	for (size_t i = 0; rv == 0 && r && i < r->n_results && i < n; i++)
 		if (!r->results[i]->code)
@@ -347,14 +350,16 @@ static void *handoff_main(void *arg)
 		broker_arena_reset(&a);
 		if (rv == 0) {
 			if (down)
-				nqi_info("NQ-DLQ-BACK", "url=%s", b->cfg.dlq_url);
+				nqi_info(
+				    "NQ-DLQ-BACK", "url=%s", b->cfg.dlq_url);
 			down = false;
 			backoff_ms = 100;
 			continue;
 		}
 		if (!down)
-			nqi_warn("NQ-DLQ-UNREACHABLE", "url=%s err=%s pending=%zu",
-			    b->cfg.dlq_url, nq_err_name(rv), n);
+			nqi_warn("NQ-DLQ-UNREACHABLE",
+			    "url=%s err=%s pending=%zu", b->cfg.dlq_url,
+			    nq_err_name(rv), n);
 		down = true;
 		nng_msleep((nng_duration)backoff_ms);
 		backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
@@ -387,19 +392,22 @@ int broker_dlq_start(broker *b, char *err, size_t errlen)
 		return NQ_OK;
 	int rv = nng_req0_open(&b->dlq_sock);
 	if (rv == 0)
-		rv = nng_socket_set_ms(b->dlq_sock, NNG_OPT_RECVTIMEO,
-		    HANDOFF_TIMEOUT_MS);
+		rv = nng_socket_set_ms(
+		    b->dlq_sock, NNG_OPT_RECVTIMEO, HANDOFF_TIMEOUT_MS);
 	if (rv == 0)
-		rv = nng_socket_set_ms(b->dlq_sock, NNG_OPT_SENDTIMEO,
-		    HANDOFF_TIMEOUT_MS);
+		rv = nng_socket_set_ms(
+		    b->dlq_sock, NNG_OPT_SENDTIMEO, HANDOFF_TIMEOUT_MS);
 	if (rv == 0)
-		rv = nng_socket_set_size(b->dlq_sock, NNG_OPT_RECVMAXSZ, 1 << 20);
+		rv = nng_socket_set_size(
+		    b->dlq_sock, NNG_OPT_RECVMAXSZ, 1 << 20);
 	if (rv == 0)
 		rv = dial_dlq(b, err, errlen);
 	if (rv != 0) {
 		if (!err[0])
-			snprintf(err, errlen, "cannot dial nq-dlq at %s "
-			    "(--dlq): %s", b->cfg.dlq_url, nng_strerror(rv));
+			snprintf(err, errlen,
+			    "cannot dial nq-dlq at %s "
+			    "(--dlq): %s",
+			    b->cfg.dlq_url, nng_strerror(rv));
 		return NQ_EINVAL;
 	}
 	if (pthread_create(&b->dlq_thread, NULL, handoff_main, b) != 0)

@@ -72,8 +72,8 @@ int broker_embed_request(nq_embedded_broker *e, const void *buf, size_t len,
 	Nq__V1__Request *req = nqi_request_unpack(buf, len);
 	if (!req)
 		return refusal(NQ_EINVAL, "malformed request", out, outlen);
-	const char *bad = broker_precheck(req, work_socket, &err, why,
-	    sizeof why);
+	const char *bad =
+	    broker_precheck(req, work_socket, &err, why, sizeof why);
 	if (bad) {
 		nq__v1__request__free_unpacked(req, NULL);
 		return refusal(err, bad, out, outlen);
@@ -103,8 +103,7 @@ int broker_embed_request(nq_embedded_broker *e, const void *buf, size_t len,
 	return rv;
 }
 
-int broker_embed_completions(nq_embedded_broker *e, const void *buf,
-    size_t len)
+int broker_embed_completions(nq_embedded_broker *e, const void *buf, size_t len)
 {
 	Nq__V1__CompletionBatch *batch = nqi_completions_unpack(buf, len);
 	if (!batch)

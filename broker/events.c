@@ -18,8 +18,17 @@
 #include "nqi/util.h"
 
 static const char *const kind_names[BROKER_EV_COUNT] = {
-	"enqueued", "leased", "extended", "succeeded", "failed", "retrying",
-	"dead", "canceled", "expired", "dlq_stored", "replayed",
+    "enqueued",
+    "leased",
+    "extended",
+    "succeeded",
+    "failed",
+    "retrying",
+    "dead",
+    "canceled",
+    "expired",
+    "dlq_stored",
+    "replayed",
 };
 
 const char *broker_event_name(broker_event_kind kind)
@@ -99,8 +108,9 @@ static void number_events(broker *b)
 		Nq__V1__JobEvent *e = b->events[i];
 		uint64_t qi = e->topic_seq >> 8, kind = e->topic_seq & 0xff;
 		e->seq = ++b->event_seq;
-		e->topic_seq = qi < b->index.nqueues ?
-		    ++b->index.queues[qi].topic_seq[kind] : 0;
+		e->topic_seq = qi < b->index.nqueues
+		                   ? ++b->index.queues[qi].topic_seq[kind]
+		                   : 0;
 	}
 }
 
@@ -149,7 +159,7 @@ int broker_events_open(broker *b, char *err, size_t errlen)
 	nng_pipe_notify(b->events_sock, NNG_PIPE_EV_REM_POST, sub_pipe_cb, b);
 	/* A subscriber sends nothing worth more than a small frame. */
 	if ((rv = nqi_listen(b->events_sock, b->cfg.events_url, &tls, 4096,
-	    "events", err, errlen)) != 0) {
+	         "events", err, errlen)) != 0) {
 		nng_close(b->events_sock);
 		return rv;
 	}

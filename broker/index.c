@@ -60,13 +60,13 @@ int broker_queue_get(broker_index *x, const char *name)
 	if (i >= 0)
 		return i;
 	if (grow((void **)&x->queues, &x->capqueues, x->nqueues + 1,
-	    sizeof *x->queues) != 0)
+	        sizeof *x->queues) != 0)
 		return -1;
 	broker_queue *q = &x->queues[x->nqueues];
 	memset(q, 0, sizeof *q);
 	snprintf(q->name, sizeof q->name, "%s", name);
 	if (nqi_prom_hist_alloc(&q->latency, nqi_prom_latency_bounds_s,
-	    NQI_PROM_LATENCY_NBOUNDS, NULL, 0) != 0)
+	        NQI_PROM_LATENCY_NBOUNDS, NULL, 0) != 0)
 		return -1;
 	return (int)x->nqueues++;
 }
@@ -74,14 +74,22 @@ int broker_queue_get(broker_index *x, const char *name)
 uint64_t *broker_queue_count(broker_queue *q, int state)
 {
 	switch (state) {
-	case NQ_STATE_SCHEDULED: return &q->scheduled;
-	case NQ_STATE_READY: return &q->ready;
-	case NQ_STATE_LEASED: return &q->leased;
-	case NQ_STATE_SUCCEEDED: return &q->succeeded;
-	case NQ_STATE_DEAD: return &q->dead;
-	case NQ_STATE_CANCELED: return &q->canceled;
-	case NQ_STATE_EXPIRED: return &q->expired;
-	default: return NULL;
+	case NQ_STATE_SCHEDULED:
+		return &q->scheduled;
+	case NQ_STATE_READY:
+		return &q->ready;
+	case NQ_STATE_LEASED:
+		return &q->leased;
+	case NQ_STATE_SUCCEEDED:
+		return &q->succeeded;
+	case NQ_STATE_DEAD:
+		return &q->dead;
+	case NQ_STATE_CANCELED:
+		return &q->canceled;
+	case NQ_STATE_EXPIRED:
+		return &q->expired;
+	default:
+		return NULL;
 	}
 }
 
@@ -90,13 +98,13 @@ uint64_t *broker_queue_count(broker_queue *q, int state)
 static bool ready_before(const broker_ready *a, const broker_ready *b)
 {
 	return a->priority != b->priority ? a->priority > b->priority
-	    : a->id < b->id;
+	                                  : a->id < b->id;
 }
 
 int broker_ready_push(broker_queue *q, int32_t priority, uint64_t id)
 {
 	if (grow((void **)&q->heap, &q->capheap, q->nheap + 1,
-	    sizeof *q->heap) != 0)
+	        sizeof *q->heap) != 0)
 		return NQ_ENOMEM;
 	size_t i = q->nheap++;
 	broker_ready e = {priority, id};
@@ -147,13 +155,13 @@ void broker_ready_pop(broker_queue *q)
 static bool timer_before(const broker_timer *a, const broker_timer *b)
 {
 	return a->run_at_us != b->run_at_us ? a->run_at_us < b->run_at_us
-	    : a->id < b->id;
+	                                    : a->id < b->id;
 }
 
 int broker_timer_push(broker_index *x, const broker_timer *t)
 {
 	if (grow((void **)&x->timers, &x->captimers, x->ntimers + 1,
-	    sizeof *x->timers) != 0)
+	        sizeof *x->timers) != 0)
 		return NQ_ENOMEM;
 	size_t i = x->ntimers++;
 	while (i > 0) {
@@ -240,7 +248,7 @@ int broker_lease_put(broker_index *x, const broker_lease *l)
 	    slots_rebuild(x, x->nslots * 2) != 0)
 		return NQ_ENOMEM;
 	if (grow((void **)&x->leases, &x->capleases, x->nleases + 1,
-	    sizeof *x->leases) != 0)
+	        sizeof *x->leases) != 0)
 		return NQ_ENOMEM;
 	x->leases[x->nleases++] = *l;
 	x->lease_slots[slot_find(x, l->id)] = (uint32_t)x->nleases;

@@ -26,12 +26,13 @@ int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out)
 		return NQ_ENOTFOUND;
 	if (rc != 0)
 		return NQ_ESTORE;
-	Nq__V1__Job *job = nq__v1__job__unpack(&b->arena.pb, v.mv_size,
-	    v.mv_data);
+	Nq__V1__Job *job =
+	    nq__v1__job__unpack(&b->arena.pb, v.mv_size, v.mv_data);
 	if (!job || !job->spec) {
 		char ids[NQ_ID_MAX];
 		nqi_id_format(id, ids);
-		nqi_error("NQ-RECORD-CORRUPT", "id=%s bytes=%zu", ids, v.mv_size);
+		nqi_error(
+		    "NQ-RECORD-CORRUPT", "id=%s bytes=%zu", ids, v.mv_size);
 		return NQ_EINTERNAL;
 	}
 	*out = job;
@@ -92,8 +93,8 @@ static void clear_lease(Nq__V1__Job *job)
 }
 
 /* Expiry entries: big-endian time, a kind byte, then the subject. */
-int broker_expiry_put(broker *b, uint64_t at_us, char kind, const void *data,
-    size_t len)
+int broker_expiry_put(
+    broker *b, uint64_t at_us, char kind, const void *data, size_t len)
 {
 	uint8_t key[9 + 512];
 	if (len > 512)
@@ -118,8 +119,8 @@ int broker_job_keep_result(broker *b, Nq__V1__Job *job)
 	}
 	uint8_t idb[8];
 	nqi_be64_put(idb, id);
-	return broker_expiry_put(b, job->finished_us +
-	    b->cfg.result_ttl_ms * 1000, 'j', idb, 8);
+	return broker_expiry_put(
+	    b, job->finished_us + b->cfg.result_ttl_ms * 1000, 'j', idb, 8);
 }
 
 int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us)
@@ -134,8 +135,8 @@ int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us)
 	broker_wake_waiters(b, id, job);
 	/* Dead and expired jobs wait for nq-dlq; the others keep their
 	 * result for result_ttl. */
-	bool handoff = state == NQ_STATE_DEAD || (state == NQ_STATE_EXPIRED &&
-	    broker_dlq_enabled(b));
+	bool handoff = state == NQ_STATE_DEAD ||
+	               (state == NQ_STATE_EXPIRED && broker_dlq_enabled(b));
 	if (!handoff && b->cfg.result_ttl_ms == 0)
 		return broker_job_keep_result(b, job);
 	if ((rv = broker_job_write(b, id, job)) != 0)
@@ -163,8 +164,8 @@ int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us)
 	broker_count_move(b, job->spec->queue, from, to);
 	if (to == NQ_STATE_READY) {
 		b->woken = true;
-		return broker_ready_push(&b->index.queues[qi],
-		    job->spec->priority, id);
+		return broker_ready_push(
+		    &b->index.queues[qi], job->spec->priority, id);
 	}
 	broker_timer t = {run_at_us, id, (uint32_t)qi, job->spec->priority};
 	return broker_timer_push(&b->index, &t);

@@ -10,65 +10,88 @@
 #include "nqi/opts.h"
 #include "nqi/util.h"
 
-
-#define OPT(n, k, f, h) {n, NQI_OPT_##k, &c->f, h, false}
+#define OPT(n, k, f, h)                                                        \
+	{                                                                      \
+		n, NQI_OPT_##k, &c->f, h, false                                \
+	}
 
 static size_t config_opts(broker_config *c, nqi_opt *o)
 {
 	nqi_opt all[] = {
-		OPT("api", STR, api_url, "api socket (REP) URL"),
-		OPT("work", STR, work_url, "work socket (REP) URL for workers"),
-		OPT("results", STR, results_url, "results socket (PULL) URL"),
-		OPT("events", STR, events_url, "events socket (PUB) URL "
-		    "(\"\": publish nothing)"),
-		OPT("http", STR, http_addr, "ADDR:PORT of /metrics, /healthz "
-		    "and /readyz (\"\": none)"),
-		OPT("dlq", STR, dlq_url, "nq-dlq socket that takes dead jobs "
-		    "(\"\": keep them here in state dead)"),
-		OPT("data-dir", STR, data_dir, "directory of the LMDB store"),
-		OPT("sync", STR, sync, "always (fsync before confirming) or "
-		    "none (benchmarks only: a crash loses recent writes)"),
-		OPT("max-payload", SIZE, max_payload, "largest payload taken"),
-		OPT("max-result", SIZE, max_result, "largest result kept "
-		    "(longer ones are cut and logged)"),
-		OPT("map-size", SIZE, map_size, "largest the store may grow"),
-		OPT("result-ttl", DURATION, result_ttl_ms, "how long finished "
-		    "jobs stay readable (0: deleted at once)"),
-		OPT("idempotency-window", DURATION, idempotency_window_ms,
-		    "how long an idempotency key maps to its job"),
-		OPT("backoff-base", DURATION, backoff_base_ms, "first retry "
-		    "delay bound"),
-		OPT("backoff-cap", DURATION, backoff_cap_ms, "largest retry "
-		    "delay bound"),
-		OPT("default-timeout", DURATION, default_timeout_ms, "longest "
-		    "an attempt may run when the job names no timeout"),
-		OPT("max-attempts", U64, max_attempts, "attempts of a job that "
-		    "names none"),
-		OPT("max-depth", U64, max_depth, "jobs a queue may hold "
-		    "waiting or running (0: no limit)"),
-		OPT("lease-check", DURATION, lease_check_ms, "how often lapsed "
-		    "leases and expired results are looked for"),
-		OPT("api-contexts", INT, api_contexts, "api requests served "
-		    "at once"),
-		OPT("work-contexts", INT, work_contexts, "worker fetches that "
-		    "may wait at once"),
-		OPT("producer-tokens", STR, producer_tokens, "file (or "
-		    "env:NAME) of producer tokens, one a line"),
-		OPT("worker-tokens", STR, worker_tokens, "file (or env:NAME) "
-		    "of worker tokens"),
-		OPT("admin-tokens", STR, admin_tokens, "file (or env:NAME) of "
-		    "admin tokens"),
-		OPT("dlq-token-file", STR, dlq_token_file, "file (or env:NAME) "
-		    "of this broker's token for nq-dlq"),
-		OPT("tls-cert", STR, tls_cert, "PEM certificate for tls+tcp:// "
-		    "and https endpoints"),
-		OPT("tls-key", STR, tls_key, "PEM key of --tls-cert"),
-		OPT("tls-ca", STR, tls_ca, "PEM CA: clients must present a "
-		    "certificate it signed; also verifies nq-dlq"),
-		OPT("config", STR, config_file, "file of name = value lines, "
-		    "read before the environment and flags"),
-		OPT("log-level", STR, log_level, "debug, info, warn or error"),
-		OPT("log-format", STR, log_format, "text or json"),
+	    OPT("api", STR, api_url, "api socket (REP) URL"),
+	    OPT("work", STR, work_url, "work socket (REP) URL for workers"),
+	    OPT("results", STR, results_url, "results socket (PULL) URL"),
+	    OPT("events", STR, events_url,
+	        "events socket (PUB) URL "
+	        "(\"\": publish nothing)"),
+	    OPT("http", STR, http_addr,
+	        "ADDR:PORT of /metrics, /healthz "
+	        "and /readyz (\"\": none)"),
+	    OPT("dlq", STR, dlq_url,
+	        "nq-dlq socket that takes dead jobs "
+	        "(\"\": keep them here in state dead)"),
+	    OPT("data-dir", STR, data_dir, "directory of the LMDB store"),
+	    OPT("sync", STR, sync,
+	        "always (fsync before confirming) or "
+	        "none (benchmarks only: a crash loses recent writes)"),
+	    OPT("max-payload", SIZE, max_payload, "largest payload taken"),
+	    OPT("max-result", SIZE, max_result,
+	        "largest result kept "
+	        "(longer ones are cut and logged)"),
+	    OPT("map-size", SIZE, map_size, "largest the store may grow"),
+	    OPT("result-ttl", DURATION, result_ttl_ms,
+	        "how long finished "
+	        "jobs stay readable (0: deleted at once)"),
+	    OPT("idempotency-window", DURATION, idempotency_window_ms,
+	        "how long an idempotency key maps to its job"),
+	    OPT("backoff-base", DURATION, backoff_base_ms,
+	        "first retry "
+	        "delay bound"),
+	    OPT("backoff-cap", DURATION, backoff_cap_ms,
+	        "largest retry "
+	        "delay bound"),
+	    OPT("default-timeout", DURATION, default_timeout_ms,
+	        "longest "
+	        "an attempt may run when the job names no timeout"),
+	    OPT("max-attempts", U64, max_attempts,
+	        "attempts of a job that "
+	        "names none"),
+	    OPT("max-depth", U64, max_depth,
+	        "jobs a queue may hold "
+	        "waiting or running (0: no limit)"),
+	    OPT("lease-check", DURATION, lease_check_ms,
+	        "how often lapsed "
+	        "leases and expired results are looked for"),
+	    OPT("api-contexts", INT, api_contexts,
+	        "api requests served "
+	        "at once"),
+	    OPT("work-contexts", INT, work_contexts,
+	        "worker fetches that "
+	        "may wait at once"),
+	    OPT("producer-tokens", STR, producer_tokens,
+	        "file (or "
+	        "env:NAME) of producer tokens, one a line"),
+	    OPT("worker-tokens", STR, worker_tokens,
+	        "file (or env:NAME) "
+	        "of worker tokens"),
+	    OPT("admin-tokens", STR, admin_tokens,
+	        "file (or env:NAME) of "
+	        "admin tokens"),
+	    OPT("dlq-token-file", STR, dlq_token_file,
+	        "file (or env:NAME) "
+	        "of this broker's token for nq-dlq"),
+	    OPT("tls-cert", STR, tls_cert,
+	        "PEM certificate for tls+tcp:// "
+	        "and https endpoints"),
+	    OPT("tls-key", STR, tls_key, "PEM key of --tls-cert"),
+	    OPT("tls-ca", STR, tls_ca,
+	        "PEM CA: clients must present a "
+	        "certificate it signed; also verifies nq-dlq"),
+	    OPT("config", STR, config_file,
+	        "file of name = value lines, "
+	        "read before the environment and flags"),
+	    OPT("log-level", STR, log_level, "debug, info, warn or error"),
+	    OPT("log-format", STR, log_format, "text or json"),
 	};
 	memcpy(o, all, sizeof all);
 	return sizeof all / sizeof *all;
@@ -122,18 +145,20 @@ static int setup_auth(broker *b)
 	int rv = nqi_auth_load(&b->auth, c->producer_tokens, c->worker_tokens,
 	    c->admin_tokens, err, sizeof err);
 	if (rv == 0 && c->dlq_token_file && *c->dlq_token_file)
-		rv = nqi_token_read(c->dlq_token_file, &c->dlq_token, err,
-		    sizeof err);
+		rv = nqi_token_read(
+		    c->dlq_token_file, &c->dlq_token, err, sizeof err);
 	if (rv != 0) {
 		nqi_error("NQ-AUTH-CONFIG", "err=\"%s\"", err);
 		return rv;
 	}
-	const char *urls[] = {c->api_url, c->work_url, c->results_url,
-	    c->events_url};
+	const char *urls[] = {
+	    c->api_url, c->work_url, c->results_url, c->events_url};
 	for (size_t i = 0; i < 4 && nqi_auth_open(b->auth); i++) {
 		if (urls[i] && nqi_url_is_public(urls[i])) {
-			nqi_warn("NQ-AUTH-OPEN", "url=%s no token files are set: "
-			    "anyone who reaches this address may use it", urls[i]);
+			nqi_warn("NQ-AUTH-OPEN",
+			    "url=%s no token files are set: "
+			    "anyone who reaches this address may use it",
+			    urls[i]);
 			break;
 		}
 	}
@@ -167,9 +192,11 @@ static int run(broker *b)
 		broker_events_close(b);
 		return 1;
 	}
-	nqi_info("NQ-BROKER-START", "api=%s work=%s results=%s data_dir=%s "
-	    "sync=%s version=%s", b->cfg.api_url, b->cfg.work_url,
-	    b->cfg.results_url, b->cfg.data_dir, b->cfg.sync, NQ_VERSION);
+	nqi_info("NQ-BROKER-START",
+	    "api=%s work=%s results=%s data_dir=%s "
+	    "sync=%s version=%s",
+	    b->cfg.api_url, b->cfg.work_url, b->cfg.results_url,
+	    b->cfg.data_dir, b->cfg.sync, NQ_VERSION);
 	int sig = nqi_signals_wait();
 	nqi_info("NQ-BROKER-STOPPING", "signal=%d", sig);
 	broker_dlq_stop(b);
@@ -177,7 +204,8 @@ static int run(broker *b)
 	broker_http_stop(b);
 	broker_net_close(b);
 	broker_events_close(b);
-	nqi_info("NQ-BROKER-STOP", "commits=%llu events=%llu events_dropped=%llu",
+	nqi_info("NQ-BROKER-STOP",
+	    "commits=%llu events=%llu events_dropped=%llu",
 	    (unsigned long long)nqi_store_commits(b->store),
 	    (unsigned long long)b->events_published,
 	    (unsigned long long)b->events_dropped);

@@ -42,8 +42,7 @@ static uint64_t idle_slots(const broker *b, const char *queue)
 	return n;
 }
 
-static void snap_queue(broker *b, broker_queue *q, broker_qsnap *s,
-    bool full)
+static void snap_queue(broker *b, broker_queue *q, broker_qsnap *s, bool full)
 {
 	snprintf(s->name, sizeof s->name, "%s", q->name);
 	s->scheduled = q->scheduled;
@@ -119,8 +118,8 @@ static double rate(uint64_t now, uint64_t before, double secs)
 	return secs > 0 && now >= before ? (double)(now - before) / secs : 0;
 }
 
-static void pack_queue(msgpack_packer *pk, broker_qsnap *s, double secs,
-    uint64_t now_us)
+static void pack_queue(
+    msgpack_packer *pk, broker_qsnap *s, double secs, uint64_t now_us)
 {
 	msgpack_pack_str(pk, strlen(s->name));
 	msgpack_pack_str_body(pk, s->name, strlen(s->name));
@@ -129,25 +128,28 @@ static void pack_queue(msgpack_packer *pk, broker_qsnap *s, double secs,
 	pack_kv_u64(pk, "succeeded", s->succeeded_total);
 	pack_kv_u64(pk, "failed", s->failed_total);
 	pack_kv_u64(pk, "dead", s->dead_total);
-	pack_kv_f64(pk, "enqueued_per_s", rate(s->enqueued_total,
-	    s->prev_enqueued, secs));
-	pack_kv_f64(pk, "succeeded_per_s", rate(s->succeeded_total,
-	    s->prev_succeeded, secs));
-	pack_kv_f64(pk, "failed_per_s", rate(s->failed_total, s->prev_failed,
-	    secs));
+	pack_kv_f64(pk, "enqueued_per_s",
+	    rate(s->enqueued_total, s->prev_enqueued, secs));
+	pack_kv_f64(pk, "succeeded_per_s",
+	    rate(s->succeeded_total, s->prev_succeeded, secs));
+	pack_kv_f64(
+	    pk, "failed_per_s", rate(s->failed_total, s->prev_failed, secs));
 	pack_kv_f64(pk, "dead_per_s", rate(s->dead_total, s->prev_dead, secs));
 	pack_kv_u64(pk, "ready", s->ready);
 	pack_kv_u64(pk, "scheduled", s->scheduled);
 	pack_kv_u64(pk, "leased", s->leased);
 	pack_kv_u64(pk, "dead_pending", s->dead_pending);
 	pack_kv_u64(pk, "idle_slots", s->idle_slots);
-	pack_kv_f64(pk, "oldest_ready_age_s", s->oldest_ready_us &&
-	    now_us > s->oldest_ready_us ? (double)(now_us - s->oldest_ready_us)
-	    / 1e6 : 0);
-	pack_kv_f64(pk, "latency_p50_s", nqi_prom_hist_quantile(s->latency, 0.5));
-	pack_kv_f64(pk, "latency_p90_s", nqi_prom_hist_quantile(s->latency, 0.9));
-	pack_kv_f64(pk, "latency_p99_s", nqi_prom_hist_quantile(s->latency,
-	    0.99));
+	pack_kv_f64(pk, "oldest_ready_age_s",
+	    s->oldest_ready_us && now_us > s->oldest_ready_us
+	        ? (double)(now_us - s->oldest_ready_us) / 1e6
+	        : 0);
+	pack_kv_f64(
+	    pk, "latency_p50_s", nqi_prom_hist_quantile(s->latency, 0.5));
+	pack_kv_f64(
+	    pk, "latency_p90_s", nqi_prom_hist_quantile(s->latency, 0.9));
+	pack_kv_f64(
+	    pk, "latency_p99_s", nqi_prom_hist_quantile(s->latency, 0.99));
 	pack_kv_u64(pk, "latency_count", nqi_prom_hist_count(s->latency));
 	pack_kv_f64(pk, "dead_letter_ratio", dead_ratio(s));
 	s->prev_enqueued = s->enqueued_total;
@@ -160,8 +162,8 @@ static void pack_queue(msgpack_packer *pk, broker_qsnap *s, double secs,
 void broker_metrics_publish(broker *b)
 {
 	uint64_t now = nqi_mono_ms(), now_us = nqi_now_us();
-	double secs = b->metrics_last_ms ? (double)(now - b->metrics_last_ms)
-	    / 1000 : 0;
+	double secs =
+	    b->metrics_last_ms ? (double)(now - b->metrics_last_ms) / 1000 : 0;
 	b->metrics_last_ms = now;
 	if (!b->events_on)
 		return;
@@ -219,30 +221,33 @@ typedef struct prom_row {
 	size_t offset; /* of a uint64_t in broker_qsnap */
 } prom_row;
 
-#define QROW(n, t, f, h) {n, NQI_PROM_##t, h, offsetof(broker_qsnap, f)}
+#define QROW(n, t, f, h)                                                       \
+	{                                                                      \
+		n, NQI_PROM_##t, h, offsetof(broker_qsnap, f)                  \
+	}
 
 static const prom_row queue_rows[] = {
-	QROW("nq_jobs_enqueued_total", COUNTER, enqueued_total,
-	    "Jobs accepted by enqueue since the broker started."),
-	QROW("nq_jobs_succeeded_total", COUNTER, succeeded_total,
-	    "Jobs that succeeded since the broker started."),
-	QROW("nq_jobs_failed_total", COUNTER, failed_total,
-	    "Failed attempts (handler error, lease lapse, lost worker)."),
-	QROW("nq_jobs_dead_total", COUNTER, dead_total,
-	    "Jobs that failed for good since the broker started."),
-	QROW("nq_dlq_handed_total", COUNTER, dlq_handed_total,
-	    "Dead jobs nq-dlq confirmed since the broker started."),
-	QROW("nq_queue_ready", GAUGE, ready, "Jobs ready to run now."),
-	QROW("nq_queue_scheduled", GAUGE, scheduled,
-	    "Jobs waiting for their time (delay or retry backoff)."),
-	QROW("nq_queue_leased", GAUGE, leased,
-	    "Jobs running: leased to a worker (busy worker slots)."),
-	QROW("nq_queue_dead_pending", GAUGE, dead_pending,
-	    "Dead jobs waiting to be handed to nq-dlq."),
-	QROW("nq_queue_idle_slots", GAUGE, idle_slots,
-	    "Free worker slots waiting in long-poll fetches for this queue."),
-	QROW("nq_queue_succeeded_kept", GAUGE, succeeded,
-	    "Succeeded jobs still readable (within result_ttl)."),
+    QROW("nq_jobs_enqueued_total", COUNTER, enqueued_total,
+        "Jobs accepted by enqueue since the broker started."),
+    QROW("nq_jobs_succeeded_total", COUNTER, succeeded_total,
+        "Jobs that succeeded since the broker started."),
+    QROW("nq_jobs_failed_total", COUNTER, failed_total,
+        "Failed attempts (handler error, lease lapse, lost worker)."),
+    QROW("nq_jobs_dead_total", COUNTER, dead_total,
+        "Jobs that failed for good since the broker started."),
+    QROW("nq_dlq_handed_total", COUNTER, dlq_handed_total,
+        "Dead jobs nq-dlq confirmed since the broker started."),
+    QROW("nq_queue_ready", GAUGE, ready, "Jobs ready to run now."),
+    QROW("nq_queue_scheduled", GAUGE, scheduled,
+        "Jobs waiting for their time (delay or retry backoff)."),
+    QROW("nq_queue_leased", GAUGE, leased,
+        "Jobs running: leased to a worker (busy worker slots)."),
+    QROW("nq_queue_dead_pending", GAUGE, dead_pending,
+        "Dead jobs waiting to be handed to nq-dlq."),
+    QROW("nq_queue_idle_slots", GAUGE, idle_slots,
+        "Free worker slots waiting in long-poll fetches for this queue."),
+    QROW("nq_queue_succeeded_kept", GAUGE, succeeded,
+        "Succeeded jobs still readable (within result_ttl)."),
 };
 
 static int prom_queue_row(nqi_prom *p, const broker *b, const prom_row *r)
@@ -263,8 +268,9 @@ static int prom_queue_derived(nqi_prom *p, const broker *b, uint64_t now_us)
 	    NQI_PROM_GAUGE, "Age of the oldest ready job (0 when none).");
 	for (size_t i = 0; rv == 0 && i < b->nsnap; i++) {
 		const broker_qsnap *s = &b->snap[i];
-		double age = s->oldest_ready_us && now_us > s->oldest_ready_us ?
-		    (double)(now_us - s->oldest_ready_us) / 1e6 : 0;
+		double age = s->oldest_ready_us && now_us > s->oldest_ready_us
+		                 ? (double)(now_us - s->oldest_ready_us) / 1e6
+		                 : 0;
 		rv = nqi_prom_sample(p, "nq_queue_oldest_ready_age_seconds",
 		    (const char *const[]){"queue", s->name, NULL}, age);
 	}
@@ -272,8 +278,9 @@ static int prom_queue_derived(nqi_prom *p, const broker *b, uint64_t now_us)
 		rv = nqi_prom_family(p, "nq_queue_paused", NQI_PROM_GAUGE,
 		    "1 while the queue is paused.");
 	for (size_t i = 0; rv == 0 && i < b->nsnap; i++)
-		rv = nqi_prom_sample(p, "nq_queue_paused", (const char *const[]){
-		    "queue", b->snap[i].name, NULL}, b->snap[i].paused);
+		rv = nqi_prom_sample(p, "nq_queue_paused",
+		    (const char *const[]){"queue", b->snap[i].name, NULL},
+		    b->snap[i].paused);
 	if (rv == 0)
 		rv = nqi_prom_family(p, "nq_queue_dead_letter_ratio",
 		    NQI_PROM_GAUGE, "Dead jobs / finished jobs since start.");
@@ -299,26 +306,26 @@ static int prom_broker(nqi_prom *p, const broker *b)
 		const char *help;
 		double v;
 	} rows[] = {
-		{"nq_store_commits_total", NQI_PROM_COUNTER,
-		    "Store commits (each one fsync with --sync=always).",
-		    (double)b->snap_commits},
-		{"nq_events_published_total", NQI_PROM_COUNTER,
-		    "Job events handed to the PUB socket.",
-		    (double)b->snap_events_published},
-		{"nq_events_dropped_total", NQI_PROM_COUNTER,
-		    "Job events not published (socket refused, no memory).",
-		    (double)b->snap_events_dropped},
-		{"nq_jobs_stored", NQI_PROM_GAUGE,
-		    "Job records in the store, finished ones included.",
-		    (double)b->snap_jobs_stored},
-		{"nq_broker_ready", NQI_PROM_GAUGE,
-		    "1 while the broker can serve (store commits).",
-		    b->ready ? 1 : 0},
+	    {"nq_store_commits_total", NQI_PROM_COUNTER,
+	        "Store commits (each one fsync with --sync=always).",
+	        (double)b->snap_commits},
+	    {"nq_events_published_total", NQI_PROM_COUNTER,
+	        "Job events handed to the PUB socket.",
+	        (double)b->snap_events_published},
+	    {"nq_events_dropped_total", NQI_PROM_COUNTER,
+	        "Job events not published (socket refused, no memory).",
+	        (double)b->snap_events_dropped},
+	    {"nq_jobs_stored", NQI_PROM_GAUGE,
+	        "Job records in the store, finished ones included.",
+	        (double)b->snap_jobs_stored},
+	    {"nq_broker_ready", NQI_PROM_GAUGE,
+	        "1 while the broker can serve (store commits).",
+	        b->ready ? 1 : 0},
 	};
 	int rv = 0;
 	for (size_t i = 0; rv == 0 && i < sizeof rows / sizeof *rows; i++) {
-		rv = nqi_prom_family(p, rows[i].name, rows[i].type,
-		    rows[i].help);
+		rv = nqi_prom_family(
+		    p, rows[i].name, rows[i].type, rows[i].help);
 		if (rv == 0)
 			rv = nqi_prom_sample(p, rows[i].name, NULL, rows[i].v);
 	}
@@ -330,8 +337,8 @@ static int metrics_cb(nqi_prom *p, void *arg)
 	broker *b = arg;
 	pthread_mutex_lock(&b->snap_mu);
 	int rv = prom_broker(p, b);
-	for (size_t i = 0; rv == 0 && i < sizeof queue_rows /
-	    sizeof *queue_rows; i++)
+	for (size_t i = 0;
+	     rv == 0 && i < sizeof queue_rows / sizeof *queue_rows; i++)
 		rv = prom_queue_row(p, b, &queue_rows[i]);
 	if (rv == 0)
 		rv = prom_queue_derived(p, b, nqi_now_us());
@@ -345,7 +352,7 @@ static bool ready_cb(void *arg, char *why, size_t len)
 	pthread_mutex_lock(&b->mu);
 	bool ready = b->ready && !b->stopping;
 	const char *reason = b->stopping ? "draining: the broker is stopping"
-	    : "store cannot commit";
+	                                 : "store cannot commit";
 	pthread_mutex_unlock(&b->mu);
 	if (!ready)
 		snprintf(why, len, "%s", reason);
@@ -357,10 +364,10 @@ int broker_http_start(broker *b, char *err, size_t errlen)
 	if (!b->cfg.http_addr || !b->cfg.http_addr[0])
 		return NQ_OK;
 	nqi_http_opts o = {
-		.addr = b->cfg.http_addr,
-		.metrics_cb = metrics_cb,
-		.ready_cb = ready_cb,
-		.arg = b,
+	    .addr = b->cfg.http_addr,
+	    .metrics_cb = metrics_cb,
+	    .ready_cb = ready_cb,
+	    .arg = b,
 	};
 	nqi_tls_opts tls = {b->cfg.tls_cert, b->cfg.tls_key, b->cfg.tls_ca};
 	if (strncmp(b->cfg.http_addr, "https://", 8) == 0) {

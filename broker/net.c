@@ -38,16 +38,17 @@ static void reply_now(nqi_rep_ctx *c, int err, const char *msg)
 
 /* NULL when the request's token may make it; else why not. A refused
  * request changes nothing: it never reaches the core. */
-static const char *auth_refusal(broker *b, const Nq__V1__Request *req,
-    int *err, char *buf, size_t len)
+static const char *auth_refusal(
+    broker *b, const Nq__V1__Request *req, int *err, char *buf, size_t len)
 {
 	unsigned roles = broker_body_roles(req->body_case);
 	*err = nqi_auth_check(b->auth, req->token, roles);
 	if (*err == NQ_OK)
 		return NULL;
 	if (*err == NQ_EAUTH)
-		return req->token[0] ? "unknown token" : "this broker needs a "
-		    "token (--token-file)";
+		return req->token[0] ? "unknown token"
+		                     : "this broker needs a "
+		                       "token (--token-file)";
 	char who[64];
 	nqi_auth_roles_text(roles, who, sizeof who);
 	snprintf(buf, len, "this request needs a token with role %s", who);
@@ -59,16 +60,17 @@ static void on_request(nqi_rep_ctx *c, nng_msg *msg, void *arg)
 	const struct broker_conn_src *src = arg;
 	char buf[160];
 	int err;
-	Nq__V1__Request *req = nqi_request_unpack(nng_msg_body(msg),
-	    nng_msg_len(msg));
+	Nq__V1__Request *req =
+	    nqi_request_unpack(nng_msg_body(msg), nng_msg_len(msg));
 	nng_pipe pipe = nng_msg_get_pipe(msg);
 	nng_msg_free(msg);
 	if (!req) {
-		reply_now(c, NQ_EINVAL, "malformed request: not an nq.v1.Request");
+		reply_now(
+		    c, NQ_EINVAL, "malformed request: not an nq.v1.Request");
 		return;
 	}
-	const char *bad = broker_precheck(req, src->work, &err, buf,
-	    sizeof buf);
+	const char *bad =
+	    broker_precheck(req, src->work, &err, buf, sizeof buf);
 	if (!bad)
 		bad = auth_refusal(src->b, req, &err, buf, sizeof buf);
 	if (bad) {
@@ -97,13 +99,17 @@ static void results_cb(void *arg)
 		return;
 	if (rv == 0) {
 		nng_msg *msg = nng_aio_get_msg(b->results_aio);
-		Nq__V1__CompletionBatch *batch = nqi_completions_unpack(
-		    nng_msg_body(msg), nng_msg_len(msg));
+		Nq__V1__CompletionBatch *batch =
+		    nqi_completions_unpack(nng_msg_body(msg), nng_msg_len(msg));
 		nng_msg_free(msg);
-		int auth = batch ? nqi_auth_check(b->auth, batch->token,
-		    NQI_ROLE_WORKER) : NQ_OK;
-		broker_op *op = batch && batch->version == NQI_PROTOCOL_VERSION
-		    && auth == NQ_OK ? calloc(1, sizeof *op) : NULL;
+		int auth = batch ? nqi_auth_check(
+		                       b->auth, batch->token, NQI_ROLE_WORKER)
+		                 : NQ_OK;
+		broker_op *op =
+		    batch && batch->version == NQI_PROTOCOL_VERSION &&
+		            auth == NQ_OK
+		        ? calloc(1, sizeof *op)
+		        : NULL;
 		if (op) {
 			op->kind = BROKER_OP_COMPLETIONS;
 			op->batch = batch;
@@ -111,12 +117,16 @@ static void results_cb(void *arg)
 		} else {
 			/* The first refusals are logged, then every 1000th. */
 			if (b->completions_refused++ % 1000 == 0)
-				nqi_warn("NQ-COMPLETION-REJECTED", "reason=%s "
-				    "refused=%llu", !batch ? "malformed" :
-				    auth ? nq_err_name(auth) : "version",
+				nqi_warn("NQ-COMPLETION-REJECTED",
+				    "reason=%s "
+				    "refused=%llu",
+				    !batch ? "malformed"
+				    : auth ? nq_err_name(auth)
+				           : "version",
 				    (unsigned long long)b->completions_refused);
 			if (batch)
-				nq__v1__completion_batch__free_unpacked(batch, NULL);
+				nq__v1__completion_batch__free_unpacked(
+				    batch, NULL);
 		}
 	}
 	nng_recv_aio(b->results, b->results_aio);
@@ -135,8 +145,8 @@ static void pipe_gone_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	broker_post(b, op);
 }
 
-static int listen_on(broker *b, nng_socket s, const char *url,
-    size_t max_msg, const char *what, char *err, size_t errlen)
+static int listen_on(broker *b, nng_socket s, const char *url, size_t max_msg,
+    const char *what, char *err, size_t errlen)
 {
 	nqi_tls_opts tls = {b->cfg.tls_cert, b->cfg.tls_key, b->cfg.tls_ca};
 	return nqi_listen(s, url, &tls, max_msg, what, err, errlen);
@@ -145,33 +155,35 @@ static int listen_on(broker *b, nng_socket s, const char *url,
 int broker_net_open(broker *b, char *err, size_t errlen)
 {
 	/* A batch may carry many payloads; one message is still bounded. */
-	size_t max_msg = (b->cfg.max_payload + b->cfg.max_result) * 8 +
-	    (16u << 20);
+	size_t max_msg =
+	    (b->cfg.max_payload + b->cfg.max_result) * 8 + (16u << 20);
 	int rv = nng_rep0_open(&b->api);
 	if (rv == 0)
 		rv = nng_rep0_open(&b->work);
 	if (rv == 0)
 		rv = nng_pull0_open(&b->results);
 	if (rv == 0)
-		rv = nng_pipe_notify(b->work, NNG_PIPE_EV_REM_POST,
-		    pipe_gone_cb, b);
+		rv = nng_pipe_notify(
+		    b->work, NNG_PIPE_EV_REM_POST, pipe_gone_cb, b);
 	if (rv == 0)
 		rv = nng_aio_alloc(&b->results_aio, results_cb, b);
 	if (rv != 0) {
-		snprintf(err, errlen, "cannot open sockets: %s", nng_strerror(rv));
+		snprintf(
+		    err, errlen, "cannot open sockets: %s", nng_strerror(rv));
 		return NQ_EUNAVAIL;
 	}
 	if (listen_on(b, b->api, b->cfg.api_url, max_msg, "api", err, errlen) ||
-	    listen_on(b, b->work, b->cfg.work_url, 1u << 20, "work", err,
-		errlen) ||
+	    listen_on(
+	        b, b->work, b->cfg.work_url, 1u << 20, "work", err, errlen) ||
 	    listen_on(b, b->results, b->cfg.results_url, max_msg, "results",
-		err, errlen))
+	        err, errlen))
 		return NQ_EUNAVAIL;
 	b->api_src = (struct broker_conn_src){b, false};
 	b->work_src = (struct broker_conn_src){b, true};
 	if (nqi_rep_start(&b->api_rep, b->api, b->cfg.api_contexts, on_request,
-	    &b->api_src) || nqi_rep_start(&b->work_rep, b->work,
-	    b->cfg.work_contexts, on_request, &b->work_src)) {
+	        &b->api_src) ||
+	    nqi_rep_start(&b->work_rep, b->work, b->cfg.work_contexts,
+	        on_request, &b->work_src)) {
 		snprintf(err, errlen, "cannot open socket contexts");
 		return NQ_ENOMEM;
 	}

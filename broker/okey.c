@@ -97,8 +97,8 @@ int broker_okey_next(broker_index *x, uint64_t hash)
 		return NQ_OK;
 	if (broker_ready_peek(&k->blocked, &e)) {
 		broker_ready_pop(&k->blocked);
-		int rv = broker_ready_push(&x->queues[k->queue], e.priority,
-		    e.id);
+		int rv =
+		    broker_ready_push(&x->queues[k->queue], e.priority, e.id);
 		if (rv != 0)
 			return rv;
 	}

@@ -37,10 +37,11 @@ static int load_queue_configs(broker *b, MDB_txn *txn)
 			continue;
 		memcpy(name, k.mv_data, k.mv_size);
 		name[k.mv_size] = '\0';
-		Nq__V1__QueueConfig *cfg = nq__v1__queue_config__unpack(NULL,
-		    v.mv_size, v.mv_data);
-		int qi = nqi_name_valid(name) && cfg ?
-		    broker_queue_get(&b->index, name) : -1;
+		Nq__V1__QueueConfig *cfg =
+		    nq__v1__queue_config__unpack(NULL, v.mv_size, v.mv_data);
+		int qi = nqi_name_valid(name) && cfg
+		             ? broker_queue_get(&b->index, name)
+		             : -1;
 		if (qi >= 0) {
 			b->index.queues[qi].paused = cfg->paused;
 			b->index.queues[qi].max_depth = cfg->max_depth;
@@ -54,8 +55,8 @@ static int load_queue_configs(broker *b, MDB_txn *txn)
 
 /* A job leased when the broker stopped runs again; the lost attempt is
  * kept in its history. */
-static int release_on_restart(broker *b, MDB_txn *txn, Nq__V1__Job *job,
-    MDB_val *key)
+static int release_on_restart(
+    broker *b, MDB_txn *txn, Nq__V1__Job *job, MDB_val *key)
 {
 	static const Nq__V1__AttemptError init = NQ__V1__ATTEMPT_ERROR__INIT;
 	Nq__V1__AttemptError err = init, **v;
@@ -108,15 +109,19 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 	if (state == NQ_STATE_READY) {
 		rv = broker_ready_push(q, job->spec->priority, id);
 	} else if (state == NQ_STATE_SCHEDULED) {
-		broker_timer t = {job->run_at_us, id, (uint32_t)qi,
-		    job->spec->priority};
+		broker_timer t = {
+		    job->run_at_us, id, (uint32_t)qi, job->spec->priority};
 		rv = broker_timer_push(&b->index, &t);
 	} else if (state == NQ_STATE_LEASED) {
-		uint64_t okey = job->spec->ordering_key[0] ? broker_okey_hash(
-		    job->spec->queue, job->spec->ordering_key) : 0;
-		broker_lease l = {.id = id, .okey = okey,
+		uint64_t okey = job->spec->ordering_key[0]
+		                    ? broker_okey_hash(job->spec->queue,
+		                          job->spec->ordering_key)
+		                    : 0;
+		broker_lease l = {.id = id,
+		    .okey = okey,
 		    .token = job->lease_token,
-		    .expires_us = job->lease_expires_us, .queue = (uint32_t)qi};
+		    .expires_us = job->lease_expires_us,
+		    .queue = (uint32_t)qi};
 		rv = broker_lease_put(&b->index, &l);
 		if (rv == 0)
 			rv = broker_okey_take(&b->index, okey);
@@ -127,8 +132,8 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 	return rv;
 }
 
-static int scan_jobs(broker *b, MDB_txn *txn, bool release_leases,
-    size_t *released)
+static int scan_jobs(
+    broker *b, MDB_txn *txn, bool release_leases, size_t *released)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
@@ -139,7 +144,8 @@ static int scan_jobs(broker *b, MDB_txn *txn, bool release_leases,
 		if (k.mv_size != 8)
 			continue;
 		uint64_t id = nqi_be64_get(k.mv_data);
-		Nq__V1__Job *job = nq__v1__job__unpack(NULL, v.mv_size, v.mv_data);
+		Nq__V1__Job *job =
+		    nq__v1__job__unpack(NULL, v.mv_size, v.mv_data);
 		if (!job || !job->spec || !nqi_name_valid(job->spec->queue)) {
 			nqi_error("NQ-RECORD-CORRUPT", "key=%016llx bytes=%zu",
 			    (unsigned long long)id, v.mv_size);
@@ -177,8 +183,7 @@ static void load_last_id(broker *b, MDB_txn *txn)
  * same token take both back, so a worker whose extends were confirmed does
  * not lose its job to another worker while it still runs it.
  */
-static void keep_lease_state(broker_index *x, const broker_lease *old,
-    size_t n)
+static void keep_lease_state(broker_index *x, const broker_lease *old, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		broker_lease *l = broker_lease_find(x, old[i].id);

@@ -8,37 +8,37 @@
 #include "nqi/log.h"
 #include "nqi/util.h"
 
-static const char *const store_dbs[] = {"jobs", "idem", "expiry", "queues",
-    "meta", "handoff"};
+static const char *const store_dbs[] = {
+    "jobs", "idem", "expiry", "queues", "meta", "handoff"};
 #define STORE_SCHEMA 1
 
 void broker_config_defaults(broker_config *c)
 {
 
 	*c = (broker_config){
-		.api_url = "tcp://127.0.0.1:7400",
-		.work_url = "tcp://127.0.0.1:7401",
-		.results_url = "tcp://127.0.0.1:7402",
-		.dlq_url = "tcp://127.0.0.1:7410",
-		.events_url = "tcp://127.0.0.1:7403",
-		.http_addr = "127.0.0.1:7480",
-		.data_dir = "./nq-data",
-		.sync = "always",
-		.log_level = "info",
-		.log_format = "text",
-		.max_payload = 256 * 1024,
-		.max_result = 1024 * 1024,
-		.map_size = 64ull << 30,
-		.result_ttl_ms = 10 * 60 * 1000,
-		.idempotency_window_ms = 24ull * 3600 * 1000,
-		.backoff_base_ms = 1000,
-		.backoff_cap_ms = 3600 * 1000,
-		.default_timeout_ms = 5 * 60 * 1000,
-		.lease_check_ms = 100,
-		.max_attempts = 10,
-		.max_depth = 0,
-		.api_contexts = 128,
-		.work_contexts = 256,
+	    .api_url = "tcp://127.0.0.1:7400",
+	    .work_url = "tcp://127.0.0.1:7401",
+	    .results_url = "tcp://127.0.0.1:7402",
+	    .dlq_url = "tcp://127.0.0.1:7410",
+	    .events_url = "tcp://127.0.0.1:7403",
+	    .http_addr = "127.0.0.1:7480",
+	    .data_dir = "./nq-data",
+	    .sync = "always",
+	    .log_level = "info",
+	    .log_format = "text",
+	    .max_payload = 256 * 1024,
+	    .max_result = 1024 * 1024,
+	    .map_size = 64ull << 30,
+	    .result_ttl_ms = 10 * 60 * 1000,
+	    .idempotency_window_ms = 24ull * 3600 * 1000,
+	    .backoff_base_ms = 1000,
+	    .backoff_cap_ms = 3600 * 1000,
+	    .default_timeout_ms = 5 * 60 * 1000,
+	    .lease_check_ms = 100,
+	    .max_attempts = 10,
+	    .max_depth = 0,
+	    .api_contexts = 128,
+	    .work_contexts = 256,
 	};
 }
 
@@ -76,12 +76,12 @@ int broker_open_store(broker *b)
 {
 	char err[256] = "";
 	nqi_store_opts so = {
-		.dir = b->cfg.data_dir,
-		.sync = strcmp(b->cfg.sync, "always") == 0,
-		.map_size = b->cfg.map_size,
-		.dbs = store_dbs,
-		.ndbs = sizeof store_dbs / sizeof *store_dbs,
-		.schema_version = STORE_SCHEMA,
+	    .dir = b->cfg.data_dir,
+	    .sync = strcmp(b->cfg.sync, "always") == 0,
+	    .map_size = b->cfg.map_size,
+	    .dbs = store_dbs,
+	    .ndbs = sizeof store_dbs / sizeof *store_dbs,
+	    .schema_version = STORE_SCHEMA,
 	};
 	int rv = nqi_store_open(&b->store, &so, err, sizeof err);
 	if (rv != 0) {
@@ -96,8 +96,8 @@ int broker_open_store(broker *b)
 	b->db_meta = nqi_store_dbi(b->store, 4);
 	b->db_handoff = nqi_store_dbi(b->store, 5);
 	if (!so.sync)
-		nqi_warn("NQ-SYNC-NONE", "sync=none confirms writes before "
+		nqi_warn("NQ-SYNC-NONE",
+		    "sync=none confirms writes before "
 		    "they are on disk; a crash loses them (benchmarks only)");
 	return NQ_OK;
 }
-

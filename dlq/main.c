@@ -132,7 +132,8 @@ static int configure(dlq_config *c, int argc, char **argv)
 	nqi_opt o[32];
 	config_defaults(c);
 	size_t n = config_opts(c, o);
-	nqi_daemon_spec d = {"nq-dlq", "usage: nq-dlq [flags]\n"
+	nqi_daemon_spec d = {"nq-dlq",
+	    "usage: nq-dlq [flags]\n"
 	    "Keeps dead jobs handed over by nq-broker --dlq URL.",
 	    "NQ-DLQ-CONFIG", check_cb, c};
 	return nqi_daemon_configure(&d, o, n, argc, argv, &c->config_values);

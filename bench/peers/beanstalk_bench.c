@@ -103,8 +103,8 @@ static void store_max(atomic_uint_least64_t *a, uint64_t v)
 static void store_min(atomic_uint_least64_t *a, uint64_t v)
 {
 	uint64_t cur = atomic_load(a);
-	while ((cur == 0 || v < cur) &&
-	    !atomic_compare_exchange_weak(a, &cur, v))
+	while (
+	    (cur == 0 || v < cur) && !atomic_compare_exchange_weak(a, &cur, v))
 		;
 }
 
@@ -122,7 +122,8 @@ static double hist_value(size_t i)
 {
 	if (i < HIST_LINEAR)
 		return (double)i;
-	size_t e = (i - HIST_LINEAR) / HIST_SUB, sub = (i - HIST_LINEAR) % HIST_SUB;
+	size_t e = (i - HIST_LINEAR) / HIST_SUB,
+	       sub = (i - HIST_LINEAR) % HIST_SUB;
 	return (double)((HIST_SUB + sub) << (e + 1)) + (double)(1ull << e);
 }
 
@@ -143,8 +144,8 @@ static double quantile_ms(double q)
 
 static int conn_open(conn *c)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET,
-	    .sin_port = htons((uint16_t)C.port)};
+	struct sockaddr_in a = {
+	    .sin_family = AF_INET, .sin_port = htons((uint16_t)C.port)};
 	int one = 1;
 	if (inet_pton(AF_INET, C.host, &a.sin_addr) != 1) {
 		fail("--host %s is not an IPv4 address", C.host);
@@ -310,11 +311,13 @@ static void *prod_cb(void *arg)
 			break;
 		size_t n = C.jobs - first < C.batch ? C.jobs - first : C.batch;
 		if (C.rate) {
-			uint64_t due = p->t0_ns + (uint64_t)((double)first *
-			                                     1e9 / (double)C.rate);
+			uint64_t due =
+			    p->t0_ns +
+			    (uint64_t)((double)first * 1e9 / (double)C.rate);
 			struct timespec ts = {(time_t)(due / 1000000000u),
 			    (long)(due % 1000000000u)};
-			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+			clock_nanosleep(
+			    CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 		}
 		if (send_batch(c, p, first, n) != 0)
 			break;
@@ -336,7 +339,8 @@ static int producer_main(void)
 		return 1;
 	uint64_t t0 = now_ns();
 	for (int i = 0; i < C.producers; i++) {
-		ps[i] = (prod){.next = &next, .t0_ns = t0,
+		ps[i] = (prod){.next = &next,
+		    .t0_ns = t0,
 		    .buf = malloc(C.batch * (C.payload_size + 48))};
 		if (!ps[i].buf ||
 		    pthread_create(&ps[i].thr, NULL, prod_cb, &ps[i]) != 0) {
@@ -366,9 +370,8 @@ static void handle(const uint8_t *body, size_t n, uint64_t t_ns)
 	unsigned char bit = (unsigned char)(1u << (seq & 7));
 	if (atomic_fetch_or(&S->seen[seq >> 3], bit) & bit)
 		return;
-	atomic_fetch_add(&S->hist[hist_bucket(t_ns > sent ? (t_ns - sent) / 1000
-	                                                  : 0)],
-	    1);
+	atomic_fetch_add(
+	    &S->hist[hist_bucket(t_ns > sent ? (t_ns - sent) / 1000 : 0)], 1);
 	atomic_fetch_add(&S->handled, 1);
 }
 
@@ -381,7 +384,8 @@ static int reserve_reply(conn *c, unsigned long long *id)
 	if (conn_line(c, line, sizeof line) != 0)
 		return -1;
 	uint64_t t = now_ns();
-	if (strcmp(line, "TIMED_OUT") == 0 || strcmp(line, "DEADLINE_SOON") == 0)
+	if (strcmp(line, "TIMED_OUT") == 0 ||
+	    strcmp(line, "DEADLINE_SOON") == 0)
 		return 0;
 	if (sscanf(line, "RESERVED %llu %llu", id, &bytes) != 2) {
 		fail("beanstalkd said '%s' to reserve", line);
@@ -405,9 +409,11 @@ static void *slot_cb(void *arg)
 		return NULL;
 	atomic_fetch_add(&S->ready, 1);
 	while (!atomic_load(&S->stop) || have) {
-		int n = have ? snprintf(cmd, sizeof cmd,
-		                   "delete %llu\r\nreserve-with-timeout 1\r\n", id)
-		             : snprintf(cmd, sizeof cmd, "reserve-with-timeout 1\r\n");
+		int n =
+		    have ? snprintf(cmd, sizeof cmd,
+		               "delete %llu\r\nreserve-with-timeout 1\r\n", id)
+		         : snprintf(
+		               cmd, sizeof cmd, "reserve-with-timeout 1\r\n");
 		if (conn_write(c, cmd, (size_t)n) != 0)
 			break;
 		if (have && expect(c, "DELETED") != 0)
@@ -451,8 +457,9 @@ static uint64_t flag_u64(const char *name, const char *v)
 	errno = 0;
 	unsigned long long n = strtoull(v, &end, 10);
 	if (errno || end == v || *end) {
-		fprintf(stderr, "beanstalk_bench: --%s: '%s' is not a whole "
-		                "number\n",
+		fprintf(stderr,
+		    "beanstalk_bench: --%s: '%s' is not a whole "
+		    "number\n",
 		    name, v);
 		exit(2);
 	}
@@ -469,9 +476,15 @@ static void parse(int argc, char **argv)
 	    {"duration-ms", 1, 0, 'd'}, {"max-time-ms", 1, 0, 'm'}, {0}};
 	uint64_t duration_ms = 0;
 	int o;
-	C = (conf){.host = "127.0.0.1", .port = 11300, .tube = "bench",
-	    .jobs = 100000, .batch = 100, .payload_size = 100,
-	    .max_time_ms = 600000, .workers = 4, .concurrency = 16,
+	C = (conf){.host = "127.0.0.1",
+	    .port = 11300,
+	    .tube = "bench",
+	    .jobs = 100000,
+	    .batch = 100,
+	    .payload_size = 100,
+	    .max_time_ms = 600000,
+	    .workers = 4,
+	    .concurrency = 16,
 	    .producers = 1};
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		const char *name = "?";
@@ -479,19 +492,44 @@ static void parse(int argc, char **argv)
 			if (opts[i].val == o)
 				name = opts[i].name;
 		switch (o) {
-		case 'h': C.host = optarg; break;
-		case 't': C.tube = optarg; break;
-		case 'p': C.port = (int)flag_u64(name, optarg); break;
-		case 'n': C.jobs = flag_u64(name, optarg); break;
-		case 'b': C.batch = flag_u64(name, optarg); break;
-		case 'w': C.workers = (int)flag_u64(name, optarg); break;
-		case 'c': C.concurrency = (int)flag_u64(name, optarg); break;
-		case 'P': C.producers = (int)flag_u64(name, optarg); break;
-		case 's': C.payload_size = flag_u64(name, optarg); break;
-		case 'r': C.rate = flag_u64(name, optarg); break;
-		case 'd': duration_ms = flag_u64(name, optarg); break;
-		case 'm': C.max_time_ms = flag_u64(name, optarg); break;
-		default: exit(2);
+		case 'h':
+			C.host = optarg;
+			break;
+		case 't':
+			C.tube = optarg;
+			break;
+		case 'p':
+			C.port = (int)flag_u64(name, optarg);
+			break;
+		case 'n':
+			C.jobs = flag_u64(name, optarg);
+			break;
+		case 'b':
+			C.batch = flag_u64(name, optarg);
+			break;
+		case 'w':
+			C.workers = (int)flag_u64(name, optarg);
+			break;
+		case 'c':
+			C.concurrency = (int)flag_u64(name, optarg);
+			break;
+		case 'P':
+			C.producers = (int)flag_u64(name, optarg);
+			break;
+		case 's':
+			C.payload_size = flag_u64(name, optarg);
+			break;
+		case 'r':
+			C.rate = flag_u64(name, optarg);
+			break;
+		case 'd':
+			duration_ms = flag_u64(name, optarg);
+			break;
+		case 'm':
+			C.max_time_ms = flag_u64(name, optarg);
+			break;
+		default:
+			exit(2);
 		}
 	}
 	if (C.rate)
@@ -500,10 +538,11 @@ static void parse(int argc, char **argv)
 	    C.workers < 1 || C.workers > MAX_PROCS || C.concurrency < 1 ||
 	    C.concurrency > 1024 || C.producers < 1 ||
 	    C.producers > MAX_PROCS || (C.rate && !duration_ms)) {
-		fprintf(stderr, "beanstalk_bench: need --jobs >= 1 (or --rate "
-		                "with --duration-ms), --batch >= 1, "
-		                "--payload-size >= 16, --workers and --producers "
-		                "1..64, --concurrency 1..1024\n");
+		fprintf(stderr,
+		    "beanstalk_bench: need --jobs >= 1 (or --rate "
+		    "with --duration-ms), --batch >= 1, "
+		    "--payload-size >= 16, --workers and --producers "
+		    "1..64, --concurrency 1..1024\n");
 		exit(2);
 	}
 }

@@ -193,7 +193,6 @@ static void print_subs(FILE *f)
 	    ".\n");
 }
 
-
 static int add_arg(dlq_cli *c, const char *a)
 {
 	if (c->nargs >= c->sub->max_args)

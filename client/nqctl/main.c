@@ -43,8 +43,7 @@ static const nqctl_cmd commands[] = {
     {"resume", "QUEUE", "Hands out a paused queue's jobs again.", 1, 1,
         nqctl_resume},
     {"dlq", NQCTL_DLQ_SYNOPSIS, NQCTL_DLQ_SUMMARY, 0, 0, nqctl_dlq},
-    {"events", NQCTL_EVENTS_SYNOPSIS, NQCTL_EVENTS_SUMMARY, 0, 0,
-        nqctl_events},
+    {"events", NQCTL_EVENTS_SYNOPSIS, NQCTL_EVENTS_SUMMARY, 0, 0, nqctl_events},
     {"top", NQCTL_TOP_SYNOPSIS, NQCTL_TOP_SUMMARY, 0, 0, nqctl_top},
     {"bench", NQCTL_BENCH_SYNOPSIS, NQCTL_BENCH_SUMMARY, 0, 0, nqctl_bench},
 };
@@ -127,7 +126,6 @@ int nqctl_usage_error(const nqctl *x, const char *fmt, ...)
 		                "Run 'nqctl --help' for the commands.\n");
 	return NQCTL_EXIT_USAGE;
 }
-
 
 static int add_arg(nqctl *x, const char *arg)
 {

@@ -27,7 +27,7 @@ typedef struct nqctl_conf {
 	const char *api_url;
 	const char *work_url;
 	const char *results_url;
-	const char *dlq_url; /* nq-dlq, for the dlq commands */
+	const char *dlq_url;    /* nq-dlq, for the dlq commands */
 	const char *events_url; /* broker PUB socket, for events and top */
 	const char *token_file;
 	const char *tls_ca;

@@ -89,7 +89,8 @@ static int read_all(const char *path, char **out)
 		if (got == 0)
 			break;
 		if (n + 1 == cap) {
-			char *nb = cap < (1u << 24) ? realloc(buf, cap * 2) : NULL;
+			char *nb =
+			    cap < (1u << 24) ? realloc(buf, cap * 2) : NULL;
 			if (!nb) {
 				free(buf);
 				buf = NULL;
@@ -120,8 +121,8 @@ static int source_text(const char *src, char **text, const char **seps)
 	return read_all(src, text);
 }
 
-static int load_role(token_list *l, const char *src, const char *role,
-    char *err, size_t errlen)
+static int load_role(
+    token_list *l, const char *src, const char *role, char *err, size_t errlen)
 {
 	char *text;
 	const char *seps;
@@ -139,8 +140,8 @@ static int load_role(token_list *l, const char *src, const char *role,
 		rv = NQ_EINVAL;
 	if (rv != 0)
 		snprintf(err, errlen, "%s tokens in %s: %s", role, src,
-		    l->n ? "a token is longer than 512 bytes, or too many" :
-		    "no token found");
+		    l->n ? "a token is longer than 512 bytes, or too many"
+		         : "no token found");
 	return rv;
 }
 
@@ -152,8 +153,8 @@ int nqi_auth_load(nqi_auth **out, const char *producer, const char *worker,
 	if (!a)
 		return NQ_ENOMEM;
 	for (int r = 0; r < 3; r++) {
-		int rv = load_role(&a->roles[r], src[r], role_names[r], err,
-		    errlen);
+		int rv =
+		    load_role(&a->roles[r], src[r], role_names[r], err, errlen);
 		if (rv != 0) {
 			nqi_auth_free(a);
 			return rv;

@@ -1,7 +1,7 @@
 #include "nqi/backoff.h"
 
-uint64_t nqi_backoff_ceiling_ms(uint32_t attempt, uint64_t base_ms,
-    uint64_t cap_ms)
+uint64_t nqi_backoff_ceiling_ms(
+    uint32_t attempt, uint64_t base_ms, uint64_t cap_ms)
 {
 	uint64_t ceiling = base_ms;
 	if (ceiling == 0 || cap_ms == 0)
@@ -11,8 +11,8 @@ uint64_t nqi_backoff_ceiling_ms(uint32_t attempt, uint64_t base_ms,
 	return ceiling < cap_ms ? ceiling : cap_ms;
 }
 
-uint64_t nqi_backoff_ms(uint32_t attempt, uint64_t base_ms, uint64_t cap_ms,
-    uint64_t rnd)
+uint64_t nqi_backoff_ms(
+    uint32_t attempt, uint64_t base_ms, uint64_t cap_ms, uint64_t rnd)
 {
 	uint64_t ceiling = nqi_backoff_ceiling_ms(attempt, base_ms, cap_ms);
 	return ceiling == UINT64_MAX ? rnd : rnd % (ceiling + 1);

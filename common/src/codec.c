@@ -35,13 +35,13 @@ int nqi_buf_pack(const ProtobufCMessage *m, uint8_t **buf, size_t *len)
 }
 
 /* The selected member of a oneof, or any other message field. */
-static bool pb_field_present(const ProtobufCMessage *m,
-    const ProtobufCFieldDescriptor *f)
+static bool pb_field_present(
+    const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {
 	if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
 		return true;
 	return *(const uint32_t *)((const char *)m + f->quantifier_offset) ==
-	    f->id;
+	       f->id;
 }
 
 bool nqi_pb_wellformed(const ProtobufCMessage *m)
@@ -53,7 +53,8 @@ bool nqi_pb_wellformed(const ProtobufCMessage *m)
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
 		const char *member = (const char *)m + f->offset;
-		if (f->type != PROTOBUF_C_TYPE_MESSAGE || !pb_field_present(m, f))
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE ||
+		    !pb_field_present(m, f))
 			continue;
 		if (f->label != PROTOBUF_C_LABEL_REPEATED) {
 			const ProtobufCMessage *sub =
@@ -62,9 +63,10 @@ bool nqi_pb_wellformed(const ProtobufCMessage *m)
 				return false;
 			continue;
 		}
-		size_t n = *(const size_t *)((const char *)m +
-		    f->quantifier_offset);
-		ProtobufCMessage *const *v = *(ProtobufCMessage **const *)member;
+		size_t n =
+		    *(const size_t *)((const char *)m + f->quantifier_offset);
+		ProtobufCMessage *const *v =
+		    *(ProtobufCMessage * *const *)member;
 		for (size_t k = 0; k < n; k++)
 			if (v[k] && !nqi_pb_wellformed(v[k]))
 				return false;
@@ -96,8 +98,9 @@ Nq__V1__Reply *nqi_reply_unpack(const void *buf, size_t len)
 
 Nq__V1__CompletionBatch *nqi_completions_unpack(const void *buf, size_t len)
 {
-	return wellformed_or_null((ProtobufCMessage *)
-	    nq__v1__completion_batch__unpack(NULL, len, buf));
+	return wellformed_or_null(
+	    (ProtobufCMessage *)nq__v1__completion_batch__unpack(
+	        NULL, len, buf));
 }
 
 Nq__V1__Job *nqi_job_unpack(const void *buf, size_t len)

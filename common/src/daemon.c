@@ -7,21 +7,23 @@
 
 #include "nqi/log.h"
 
-static void usage(const nqi_daemon_spec *d, FILE *f, const nqi_opt *o,
-    size_t n)
+static void usage(const nqi_daemon_spec *d, FILE *f, const nqi_opt *o, size_t n)
 {
-	fprintf(f, "%s\nEvery flag also reads from NQ_<FLAG>, e.g. "
-	    "NQ_DATA_DIR.\n", d->usage);
+	fprintf(f,
+	    "%s\nEvery flag also reads from NQ_<FLAG>, e.g. "
+	    "NQ_DATA_DIR.\n",
+	    d->usage);
 	nqi_opts_usage(o, n, f);
 }
 
-int nqi_daemon_configure(const nqi_daemon_spec *d, const nqi_opt *o,
-    size_t n, int argc, char **argv, nqi_strlist *keep)
+int nqi_daemon_configure(const nqi_daemon_spec *d, const nqi_opt *o, size_t n,
+    int argc, char **argv, nqi_strlist *keep)
 {
 	char err[256];
 	int next;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
 			usage(d, stdout, o, n);
 			return -1;
 		}
@@ -36,7 +38,8 @@ int nqi_daemon_configure(const nqi_daemon_spec *d, const nqi_opt *o,
 		usage(d, stderr, o, n);
 		return 2;
 	}
-	const char *bad = next < argc ? "unexpected argument" : d->check(d->arg);
+	const char *bad =
+	    next < argc ? "unexpected argument" : d->check(d->arg);
 	if (bad) {
 		fprintf(stderr, "%s: %s%s%s\n", d->prog, bad,
 		    next < argc ? " " : "", next < argc ? argv[next] : "");

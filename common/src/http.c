@@ -70,7 +70,7 @@ static void reply(nng_aio *aio, uint16_t status, const char *type,
 	 * them still writes Content-Length: 0. */
 	if (rv == 0)
 		rv = len ? nng_http_res_copy_data(res, body, len)
-			 : nng_http_res_set_data(res, body, 0);
+		         : nng_http_res_set_data(res, body, 0);
 	if (rv != 0) {
 		if (res)
 			nng_http_res_free(res);
@@ -156,9 +156,9 @@ static void readyz_cb(nng_aio *aio)
 }
 
 static const route routes[] = {
-	{"/metrics", metrics_cb},
-	{"/healthz", healthz_cb},
-	{"/readyz", readyz_cb},
+    {"/metrics", metrics_cb},
+    {"/healthz", healthz_cb},
+    {"/readyz", readyz_cb},
 };
 
 /* ---- addresses ---- */
@@ -206,8 +206,8 @@ static bool parse_port(const char *s, unsigned *port)
 }
 
 /* Strips an http:// or https:// scheme and checks it against tls. */
-static int split_scheme(const char *addr, bool tls, const char **rest,
-    char *err, size_t errlen)
+static int split_scheme(
+    const char *addr, bool tls, const char **rest, char *err, size_t errlen)
 {
 	const char *sep = strstr(addr, "://");
 	*rest = addr;
@@ -216,15 +216,17 @@ static int split_scheme(const char *addr, bool tls, const char **rest,
 	size_t n = (size_t)(sep - addr);
 	bool https = n == 5 && strncmp(addr, "https", 5) == 0;
 	if (!https && !(n == 4 && strncmp(addr, "http", 4) == 0)) {
-		snprintf(err, errlen, "HTTP address \"%s\": the scheme must "
-		    "be http:// or https://", addr);
+		snprintf(err, errlen,
+		    "HTTP address \"%s\": the scheme must "
+		    "be http:// or https://",
+		    addr);
 		return NQ_EINVAL;
 	}
 	if (https != tls) {
-		snprintf(err, errlen, "HTTP address \"%s\" is %s but %s",
-		    addr, https ? "https://" : "http://",
+		snprintf(err, errlen, "HTTP address \"%s\" is %s but %s", addr,
+		    https ? "https://" : "http://",
 		    https ? "no TLS certificate is configured"
-			  : "a TLS certificate is configured");
+		          : "a TLS certificate is configured");
 		return NQ_EINVAL;
 	}
 	*rest = sep + 3;
@@ -232,13 +234,14 @@ static int split_scheme(const char *addr, bool tls, const char **rest,
 }
 
 /* Turns what the operator wrote into the URL nng wants. */
-static int build_url(const char *addr, bool tls, char url[URL_MAX],
-    char *err, size_t errlen)
+static int build_url(
+    const char *addr, bool tls, char url[URL_MAX], char *err, size_t errlen)
 {
 	const char *hp;
 	unsigned port;
 	if (!addr || !*addr) {
-		snprintf(err, errlen, "HTTP address is missing (want "
+		snprintf(err, errlen,
+		    "HTTP address is missing (want "
 		    "host:port, e.g. 127.0.0.1:7480)");
 		return NQ_EINVAL;
 	}
@@ -247,12 +250,14 @@ static int build_url(const char *addr, bool tls, char url[URL_MAX],
 		return rv;
 	size_t n = host_len(hp);
 	if (n == 0 || n > 253 || !parse_port(hp + n, &port)) {
-		snprintf(err, errlen, "HTTP address \"%s\" is not host:port "
-		    "with a port from 0 to 65535 (e.g. 127.0.0.1:7480)", addr);
+		snprintf(err, errlen,
+		    "HTTP address \"%s\" is not host:port "
+		    "with a port from 0 to 65535 (e.g. 127.0.0.1:7480)",
+		    addr);
 		return NQ_EINVAL;
 	}
-	snprintf(url, URL_MAX, "%s://%.*s:%u", tls ? "https" : "http",
-	    (int)n, hp, port);
+	snprintf(url, URL_MAX, "%s://%.*s:%u", tls ? "https" : "http", (int)n,
+	    hp, port);
 	return NQ_OK;
 }
 
@@ -260,12 +265,14 @@ static int build_url(const char *addr, bool tls, char url[URL_MAX],
 
 /* nng hands out the running server of an address again, so a route that
  * exists already means another nqi_http of this process serves it. */
-static int route_failed(const char *path, const char *addr, int rv,
-    char *err, size_t errlen)
+static int route_failed(
+    const char *path, const char *addr, int rv, char *err, size_t errlen)
 {
 	if (rv == NNG_EADDRINUSE) {
-		snprintf(err, errlen, "HTTP address %s is already served by "
-		    "this process", addr);
+		snprintf(err, errlen,
+		    "HTTP address %s is already served by "
+		    "this process",
+		    addr);
 		return NQ_EUNAVAIL;
 	}
 	snprintf(err, errlen, "HTTP handler %s on %s: %s", path, addr,
@@ -273,23 +280,22 @@ static int route_failed(const char *path, const char *addr, int rv,
 	return nqi_err_from_nng(rv);
 }
 
-static int add_routes(nqi_http *h, const char *addr, char *err,
-    size_t errlen)
+static int add_routes(nqi_http *h, const char *addr, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
 		nng_http_handler *hd;
-		int rv = nng_http_handler_alloc(&hd, routes[i].path,
-		    routes[i].cb);
+		int rv =
+		    nng_http_handler_alloc(&hd, routes[i].path, routes[i].cb);
 		if (rv != 0)
-			return route_failed(routes[i].path, addr, rv, err,
-			    errlen);
+			return route_failed(
+			    routes[i].path, addr, rv, err, errlen);
 		atomic_fetch_add(&h->refs, 1);
 		nng_http_handler_set_data(hd, h, http_unref);
 		nng_http_handler_collect_body(hd, true, BODY_MAX);
 		if ((rv = nng_http_server_add_handler(h->server, hd)) != 0) {
 			nng_http_handler_free(hd);
-			return route_failed(routes[i].path, addr, rv, err,
-			    errlen);
+			return route_failed(
+			    routes[i].path, addr, rv, err, errlen);
 		}
 	}
 	return NQ_OK;
@@ -315,8 +321,8 @@ static int serve(nqi_http *h, const nqi_http_opts *o, const char *url,
 		rv = nng_http_server_hold(&h->server, u);
 	nng_url_free(u);
 	if (rv != 0) {
-		snprintf(err, errlen, "cannot use HTTP address %s: %s",
-		    o->addr, nng_strerror(rv));
+		snprintf(err, errlen, "cannot use HTTP address %s: %s", o->addr,
+		    nng_strerror(rv));
 		return rv == NNG_ENOMEM ? NQ_ENOMEM : NQ_EINVAL;
 	}
 	if (o->tls && (rv = nng_http_server_set_tls(h->server, o->tls))) {
@@ -335,8 +341,8 @@ static int serve(nqi_http *h, const nqi_http_opts *o, const char *url,
 	return NQ_OK;
 }
 
-int nqi_http_start(nqi_http **out, const nqi_http_opts *o, char *err,
-    size_t errlen)
+int nqi_http_start(
+    nqi_http **out, const nqi_http_opts *o, char *err, size_t errlen)
 {
 	char url[URL_MAX];
 	nqi_http *h;

@@ -462,12 +462,14 @@ static json_t *mp_array(mp_reader *r, uint64_t count, int depth)
 static int mp_set_member(json_t *o, const json_t *k, json_t *v)
 {
 	if (json_is_string(k))
-		return json_object_setn_new(o, json_string_value(k),
-		           json_string_length(k), v) ? NQ_ENOMEM : NQ_OK;
+		return json_object_setn_new(
+		           o, json_string_value(k), json_string_length(k), v)
+		           ? NQ_ENOMEM
+		           : NQ_OK;
 	/* The bound matters: a map key holding map keys is escaped once
 	 * more at every level, so its text would double with each one. */
 	char *text = nqi_json_dumps(k);
-	int rv = !text                          ? NQ_ENOMEM
+	int rv = !text                             ? NQ_ENOMEM
 	         : strlen(text) > NQI_JSON_MAX_KEY ? NQ_EINVAL
 	                                           : NQ_OK;
 	if (rv == NQ_OK)

@@ -54,8 +54,8 @@ static void write_json_fields(char *out, size_t len, const char *fields)
 		const char *eq = strchr(p, '=');
 		if (!eq)
 			break;
-		o += (size_t)snprintf(out + o, len - o, ",\"%.*s\":\"",
-		    (int)(eq - p), p);
+		o += (size_t)snprintf(
+		    out + o, len - o, ",\"%.*s\":\"", (int)(eq - p), p);
 		p = eq + 1;
 		for (; *p && *p != ' ' && o + 4 < len; p++) {
 			if (*p == '"' || *p == '\\')
@@ -80,8 +80,9 @@ void nqi_log(nqi_log_level level, const char *msgid, const char *fmt, ...)
 	if (atomic_load(&log_json)) {
 		char json[4096];
 		write_json_fields(json, sizeof json, fields);
-		fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"%s}\n",
-		    ts, level_names[level], msgid, json);
+		fprintf(stderr,
+		    "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"%s}\n", ts,
+		    level_names[level], msgid, json);
 	} else {
 		fprintf(stderr, "%s %s %s %s\n", ts, level_names[level], msgid,
 		    fields);

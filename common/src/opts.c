@@ -41,8 +41,8 @@ void nqi_strlist_free(nqi_strlist *l)
 	l->n = l->nown = 0;
 }
 
-static int set_value(const nqi_opt *o, const char *val, char *err,
-    size_t errlen)
+static int set_value(
+    const nqi_opt *o, const char *val, char *err, size_t errlen)
 {
 	uint64_t v = 0;
 	int rv = NQ_OK;
@@ -54,7 +54,8 @@ static int set_value(const nqi_opt *o, const char *val, char *err,
 		return strlist_add(o->ptr, val);
 	case NQI_OPT_BOOL:
 		*(bool *)o->ptr = strcmp(val, "0") != 0 &&
-		    strcmp(val, "false") != 0 && strcmp(val, "no") != 0;
+		                  strcmp(val, "false") != 0 &&
+		                  strcmp(val, "no") != 0;
 		return NQ_OK;
 	case NQI_OPT_U64:
 	case NQI_OPT_INT:
@@ -71,9 +72,11 @@ static int set_value(const nqi_opt *o, const char *val, char *err,
 	}
 	if (rv != NQ_OK) {
 		snprintf(err, errlen, "--%s: cannot read '%s' as %s", o->name,
-		    val, o->kind == NQI_OPT_DURATION ? "a duration (250ms, 30s, 5m, 2h)"
+		    val,
+		    o->kind == NQI_OPT_DURATION
+		        ? "a duration (250ms, 30s, 5m, 2h)"
 		    : o->kind == NQI_OPT_SIZE ? "a size (262144, 256k, 1m)"
-		    : "a whole number");
+		                              : "a whole number");
 		return rv;
 	}
 	if (o->kind == NQI_OPT_INT)
@@ -88,7 +91,8 @@ static void env_name(const char *name, char *out, size_t len)
 {
 	size_t o = snprintf(out, len, "NQ_");
 	for (; *name && o + 1 < len; name++)
-		out[o++] = *name == '-' ? '_' : (char)toupper((unsigned char)*name);
+		out[o++] =
+		    *name == '-' ? '_' : (char)toupper((unsigned char)*name);
 	out[o] = '\0';
 }
 
@@ -115,8 +119,8 @@ static int apply_env(const nqi_opt *o, char *err, size_t errlen)
 	return NQ_OK;
 }
 
-static const nqi_opt *find_opt(const nqi_opt *opts, size_t n, const char *name,
-    size_t len)
+static const nqi_opt *find_opt(
+    const nqi_opt *opts, size_t n, const char *name, size_t len)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strlen(opts[i].name) == len &&
@@ -159,7 +163,8 @@ static int parse_flags(const nqi_opt *opts, size_t n, int argc, char **argv,
 		size_t len = eq ? (size_t)(eq - name) : strlen(name);
 		const nqi_opt *o = find_opt(opts, n, name, len);
 		if (!o) {
-			snprintf(err, errlen, "unknown flag --%.*s", (int)len, name);
+			snprintf(
+			    err, errlen, "unknown flag --%.*s", (int)len, name);
 			return NQ_EINVAL;
 		}
 		const char *val = eq ? eq + 1 : NULL;
@@ -293,10 +298,12 @@ void nqi_opts_describe(const nqi_opt *opts, size_t n, char *out, size_t len)
 			snprintf(val, sizeof val, "%d", *(int *)p->ptr);
 			break;
 		case NQI_OPT_BOOL:
-			snprintf(val, sizeof val, "%s", *(bool *)p->ptr ? "true" : "false");
+			snprintf(val, sizeof val, "%s",
+			    *(bool *)p->ptr ? "true" : "false");
 			break;
 		case NQI_OPT_LIST:
-			snprintf(val, sizeof val, "[%zu]", ((nqi_strlist *)p->ptr)->n);
+			snprintf(val, sizeof val, "[%zu]",
+			    ((nqi_strlist *)p->ptr)->n);
 			break;
 		default:
 			snprintf(val, sizeof val, "%llu",
@@ -304,7 +311,7 @@ void nqi_opts_describe(const nqi_opt *opts, size_t n, char *out, size_t len)
 		}
 		if (p->secret && val[0])
 			snprintf(val, sizeof val, "<redacted>");
-		o += (size_t)snprintf(out + o, len - o, "%s%s=%s", o ? " " : "",
-		    p->name, val);
+		o += (size_t)snprintf(
+		    out + o, len - o, "%s%s=%s", o ? " " : "", p->name, val);
 	}
 }

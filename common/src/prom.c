@@ -13,8 +13,24 @@
 #define LABELS_MAX 32
 
 const double nqi_prom_latency_bounds_s[NQI_PROM_LATENCY_NBOUNDS] = {
-	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-	0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+    300,
 };
 
 typedef struct strbuf {
@@ -101,7 +117,9 @@ static int sb_escaped(strbuf *b, const char *s, bool quotes)
 		s += run;
 		if (rv || !*s)
 			break;
-		rv = sb_str(b, *s == '\n' ? "\\n" : *s == '"' ? "\\\"" : "\\\\");
+		rv = sb_str(b, *s == '\n'  ? "\\n"
+		               : *s == '"' ? "\\\""
+		                           : "\\\\");
 		s++;
 	}
 	return rv;
@@ -112,7 +130,7 @@ static int sb_escaped(strbuf *b, const char *s, bool quotes)
 static bool integral(double v)
 {
 	return v > -9223372036854775808.0 && v < 9223372036854775808.0 &&
-	    v == (double)(long long)v;
+	       v == (double)(long long)v;
 }
 
 /* Sample values: integers when integral (what people expect to read for
@@ -152,8 +170,9 @@ bool nqi_prom_name_valid(const char *name)
 	if (!name || !*name || (*name >= '0' && *name <= '9'))
 		return false;
 	for (const char *c = name; *c; c++) {
-		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		    (*c >= '0' && *c <= '9') || *c == '_' || *c == ':';
+		bool ok = (*c >= 'a' && *c <= 'z') ||
+		          (*c >= 'A' && *c <= 'Z') ||
+		          (*c >= '0' && *c <= '9') || *c == '_' || *c == ':';
 		if (!ok)
 			return false;
 	}
@@ -205,8 +224,8 @@ static bool utf8_valid(const char *s)
 }
 
 /* Records why a call was refused; returns NQ_EINVAL for the caller. */
-__attribute__((format(printf, 2, 3))) static int refuse(nqi_prom *p,
-    const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int refuse(
+    nqi_prom *p, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -220,8 +239,10 @@ static int check_metric_name(nqi_prom *p, const char *name)
 	if (!name)
 		return refuse(p, "metric name is missing");
 	if (!nqi_prom_name_valid(name))
-		return refuse(p, "metric name \"%s\" must match "
-		    "[a-zA-Z_:][a-zA-Z0-9_:]*", name);
+		return refuse(p,
+		    "metric name \"%s\" must match "
+		    "[a-zA-Z_:][a-zA-Z0-9_:]*",
+		    name);
 	return NQ_OK;
 }
 
@@ -229,14 +250,20 @@ static int check_label(nqi_prom *p, const char *const *labels, size_t i)
 {
 	const char *k = labels[2 * i], *v = labels[2 * i + 1];
 	if (!label_name_valid(k))
-		return refuse(p, "label name \"%s\" must match "
-		    "[a-zA-Z_][a-zA-Z0-9_]*", k);
+		return refuse(p,
+		    "label name \"%s\" must match "
+		    "[a-zA-Z_][a-zA-Z0-9_]*",
+		    k);
 	if (strncmp(k, "__", 2) == 0)
-		return refuse(p, "label name \"%s\": names starting with __ "
-		    "are reserved", k);
+		return refuse(p,
+		    "label name \"%s\": names starting with __ "
+		    "are reserved",
+		    k);
 	if (strcmp(k, "le") == 0 || strcmp(k, "quantile") == 0)
-		return refuse(p, "label name \"%s\" is reserved for histogram "
-		    "and summary buckets", k);
+		return refuse(p,
+		    "label name \"%s\" is reserved for histogram "
+		    "and summary buckets",
+		    k);
 	if (!v)
 		return refuse(p, "label \"%s\" has no value", k);
 	if (!utf8_valid(v))
@@ -270,15 +297,18 @@ static int check_current(nqi_prom *p, const char *name, bool hist)
 	if (!p->fam)
 		return refuse(p, "sample \"%s\" comes before any family", name);
 	if (strcmp(name, p->fam) != 0)
-		return refuse(p, "sample \"%s\" is not in the current family "
-		    "\"%s\" (a family's samples must be contiguous)", name,
-		    p->fam);
+		return refuse(p,
+		    "sample \"%s\" is not in the current family "
+		    "\"%s\" (a family's samples must be contiguous)",
+		    name, p->fam);
 	if (hist && p->fam_type != NQI_PROM_HISTOGRAM)
-		return refuse(p, "family \"%s\" is a %s, not a histogram",
-		    name, type_names[p->fam_type]);
+		return refuse(p, "family \"%s\" is a %s, not a histogram", name,
+		    type_names[p->fam_type]);
 	if (!hist && p->fam_type == NQI_PROM_HISTOGRAM)
-		return refuse(p, "family \"%s\" is a histogram: write it with "
-		    "nqi_prom_histogram()", name);
+		return refuse(p,
+		    "family \"%s\" is a histogram: write it with "
+		    "nqi_prom_histogram()",
+		    name);
 	return NQ_OK;
 }
 
@@ -323,11 +353,14 @@ static void untake(nqi_prom *p, size_t mark)
 static int check_free_name(nqi_prom *p, const char *name, nqi_prom_type type)
 {
 	if (taken(p, name, ""))
-		return refuse(p, "metric name \"%s\" is already used by an "
-		    "earlier family", name);
+		return refuse(p,
+		    "metric name \"%s\" is already used by an "
+		    "earlier family",
+		    name);
 	for (size_t i = 0; type == NQI_PROM_HISTOGRAM && i < 3; i++)
 		if (taken(p, name, hist_suffixes[i]))
-			return refuse(p, "histogram \"%s\" would write "
+			return refuse(p,
+			    "histogram \"%s\" would write "
 			    "\"%s%s\", already used by an earlier family",
 			    name, name, hist_suffixes[i]);
 	return NQ_OK;
@@ -365,8 +398,9 @@ static int series_key(nqi_prom *p, const char *const *labels, size_t n)
 	int rv = NQ_OK;
 	for (size_t i = 0; i < n; i++) {
 		size_t j = i;
-		for (; j > 0 && strcmp(labels[2 * order[j - 1]],
-				    labels[2 * i]) > 0; j--)
+		for (; j > 0 &&
+		       strcmp(labels[2 * order[j - 1]], labels[2 * i]) > 0;
+		     j--)
 			order[j] = order[j - 1];
 		order[j] = i;
 	}
@@ -376,7 +410,8 @@ static int series_key(nqi_prom *p, const char *const *labels, size_t n)
 		if (rv == NQ_OK)
 			rv = sb_put(&p->key, "=\"", 2);
 		if (rv == NQ_OK)
-			rv = sb_escaped(&p->key, labels[2 * order[i] + 1], true);
+			rv =
+			    sb_escaped(&p->key, labels[2 * order[i] + 1], true);
 		if (rv == NQ_OK)
 			rv = sb_put(&p->key, "\",", 2);
 	}
@@ -463,15 +498,15 @@ const char *nqi_prom_error(const nqi_prom *p)
 	return p->err;
 }
 
-static int check_family(nqi_prom *p, const char *name, nqi_prom_type type,
-    const char *help)
+static int check_family(
+    nqi_prom *p, const char *name, nqi_prom_type type, const char *help)
 {
 	int rv = check_metric_name(p, name);
 	if (rv != NQ_OK)
 		return rv;
 	if ((unsigned)type > NQI_PROM_HISTOGRAM)
-		return refuse(p, "family \"%s\" has unknown type %d", name,
-		    (int)type);
+		return refuse(
+		    p, "family \"%s\" has unknown type %d", name, (int)type);
 	size_t n = strlen(name);
 	if (type == NQI_PROM_COUNTER &&
 	    (n < 6 || strcmp(name + n - 6, "_total") != 0))
@@ -483,8 +518,8 @@ static int check_family(nqi_prom *p, const char *name, nqi_prom_type type,
 	return check_free_name(p, name, type);
 }
 
-static int put_family(strbuf *b, const char *name, nqi_prom_type type,
-    const char *help)
+static int put_family(
+    strbuf *b, const char *name, nqi_prom_type type, const char *help)
 {
 	int rv = sb_str(b, "# HELP ");
 	if (rv == NQ_OK)
@@ -506,8 +541,8 @@ static int put_family(strbuf *b, const char *name, nqi_prom_type type,
 	return rv;
 }
 
-int nqi_prom_family(nqi_prom *p, const char *name, nqi_prom_type type,
-    const char *help)
+int nqi_prom_family(
+    nqi_prom *p, const char *name, nqi_prom_type type, const char *help)
 {
 	size_t mark = p->text.len, tmark = p->ntaken;
 	char *fam = NULL;
@@ -573,8 +608,8 @@ static int put_series(strbuf *b, const char *name, const char *suffix,
 	return rv;
 }
 
-int nqi_prom_sample(nqi_prom *p, const char *name,
-    const char *const *labels, double value)
+int nqi_prom_sample(
+    nqi_prom *p, const char *name, const char *const *labels, double value)
 {
 	size_t n, mark = p->text.len;
 	char v[40];
@@ -595,13 +630,13 @@ int nqi_prom_sample(nqi_prom *p, const char *name,
 }
 
 /* Cumulative bucket counts in one pass; returns the total (+Inf). */
-static uint64_t hist_snapshot(const nqi_prom_hist *h,
-    uint64_t cum[NQI_PROM_HIST_MAX_BOUNDS + 1])
+static uint64_t hist_snapshot(
+    const nqi_prom_hist *h, uint64_t cum[NQI_PROM_HIST_MAX_BOUNDS + 1])
 {
 	uint64_t total = 0;
 	for (size_t i = 0; i <= h->nbounds; i++) {
-		total += atomic_load_explicit(&h->counts[i],
-		    memory_order_relaxed);
+		total +=
+		    atomic_load_explicit(&h->counts[i], memory_order_relaxed);
 		cum[i] = total;
 	}
 	return total;
@@ -631,8 +666,8 @@ static int put_hist(strbuf *b, const char *name, const char *const *labels,
 	return rv;
 }
 
-int nqi_prom_histogram(nqi_prom *p, const char *name,
-    const char *const *labels, const nqi_prom_hist *h)
+int nqi_prom_histogram(nqi_prom *p, const char *name, const char *const *labels,
+    const nqi_prom_hist *h)
 {
 	size_t n, mark = p->text.len;
 	int rv = check_current(p, name, true);
@@ -654,28 +689,32 @@ int nqi_prom_histogram(nqi_prom *p, const char *name,
 
 /* ---- histograms ---- */
 
-static int check_bounds(const double *bounds, size_t n, char *err,
-    size_t errlen)
+static int check_bounds(
+    const double *bounds, size_t n, char *err, size_t errlen)
 {
 	if (!bounds || n == 0 || n > NQI_PROM_HIST_MAX_BOUNDS) {
 		if (err)
-			snprintf(err, errlen, "a histogram needs 1 to %d "
-			    "bounds, got %zu", NQI_PROM_HIST_MAX_BOUNDS,
-			    bounds ? n : 0);
+			snprintf(err, errlen,
+			    "a histogram needs 1 to %d "
+			    "bounds, got %zu",
+			    NQI_PROM_HIST_MAX_BOUNDS, bounds ? n : 0);
 		return NQ_EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!isfinite(bounds[i])) {
 			if (err)
-				snprintf(err, errlen, "bound %zu (%g) is not "
-				    "finite", i, bounds[i]);
+				snprintf(err, errlen,
+				    "bound %zu (%g) is not "
+				    "finite",
+				    i, bounds[i]);
 			return NQ_EINVAL;
 		}
 		if (i > 0 && !(bounds[i] > bounds[i - 1])) {
 			if (err)
-				snprintf(err, errlen, "bound %zu (%g) is not "
-				    "above bound %zu (%g)", i, bounds[i],
-				    i - 1, bounds[i - 1]);
+				snprintf(err, errlen,
+				    "bound %zu (%g) is not "
+				    "above bound %zu (%g)",
+				    i, bounds[i], i - 1, bounds[i - 1]);
 			return NQ_EINVAL;
 		}
 	}
@@ -716,8 +755,8 @@ static void hist_add_sum(nqi_prom_hist *h, double v)
 		memcpy(&d, &old, sizeof d);
 		d += v;
 		memcpy(&new, &d, sizeof new);
-	} while (!atomic_compare_exchange_weak_explicit(&h->sum_bits, &old,
-	    new, memory_order_relaxed, memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(&h->sum_bits, &old, new,
+	    memory_order_relaxed, memory_order_relaxed));
 }
 
 void nqi_prom_hist_observe(nqi_prom_hist *h, double v)
@@ -744,8 +783,8 @@ uint64_t nqi_prom_hist_count(const nqi_prom_hist *h)
 
 double nqi_prom_hist_sum(const nqi_prom_hist *h)
 {
-	uint64_t bits = atomic_load_explicit(&h->sum_bits,
-	    memory_order_relaxed);
+	uint64_t bits =
+	    atomic_load_explicit(&h->sum_bits, memory_order_relaxed);
 	double d;
 	memcpy(&d, &bits, sizeof d);
 	return d;

@@ -62,8 +62,8 @@ void nqi_rep_drop(nqi_rep_ctx *c)
 	nng_ctx_recv(c->ctx, c->aio);
 }
 
-int nqi_rep_start(nqi_rep **out, nng_socket s, int nctx,
-    nqi_rep_request_cb cb, void *arg)
+int nqi_rep_start(
+    nqi_rep **out, nng_socket s, int nctx, nqi_rep_request_cb cb, void *arg)
 {
 	nqi_rep *r = calloc(1, sizeof *r);
 	if (!r || !(r->ctxs = calloc((size_t)nctx, sizeof *r->ctxs))) {

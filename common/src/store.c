@@ -17,7 +17,7 @@ struct nqi_store {
 	MDB_dbi dbi[STORE_MAX_DBS];
 	size_t ndbs;
 	uint64_t commits;
-	uint64_t fail_after; /* fault seam; 0: off */
+	uint64_t fail_after;   /* fault seam; 0: off */
 	const char *fail_file; /* fault seam: commits fail while it exists */
 	void *map;             /* LMDB's mapping of data.mdb, for trimming */
 	size_t map_len;
@@ -52,12 +52,18 @@ static void find_map(nqi_store *s, const char *dir)
 int nqi_store_err(int rc)
 {
 	switch (rc) {
-	case MDB_SUCCESS: return NQ_OK;
-	case MDB_NOTFOUND: return NQ_ENOTFOUND;
-	case MDB_KEYEXIST: return NQ_EEXISTS;
-	case ENOMEM: return NQ_ENOMEM;
-	case EINVAL: return NQ_EINVAL;
-	default: return NQ_ESTORE;
+	case MDB_SUCCESS:
+		return NQ_OK;
+	case MDB_NOTFOUND:
+		return NQ_ENOTFOUND;
+	case MDB_KEYEXIST:
+		return NQ_EEXISTS;
+	case ENOMEM:
+		return NQ_ENOMEM;
+	case EINVAL:
+		return NQ_EINVAL;
+	default:
+		return NQ_ESTORE;
 	}
 }
 
@@ -90,10 +96,12 @@ static int check_schema(nqi_store *s, uint32_t want, char *err, size_t errlen)
 		nqi_be64_put(buf, want);
 		val = (MDB_val){8, buf};
 		rc = mdb_put(txn, meta, &key, &val, 0);
-	} else if (rc == 0 && (val.mv_size != 8 ||
-	    nqi_be64_get(val.mv_data) > want)) {
-		snprintf(err, errlen, "store schema is newer than this binary "
-		    "understands (knows %u)", want);
+	} else if (rc == 0 &&
+	           (val.mv_size != 8 || nqi_be64_get(val.mv_data) > want)) {
+		snprintf(err, errlen,
+		    "store schema is newer than this binary "
+		    "understands (knows %u)",
+		    want);
 		mdb_txn_abort(txn);
 		return NQ_EPRECOND;
 	}
@@ -116,8 +124,8 @@ static int open_dbs(nqi_store *s, const nqi_store_opts *o)
 	return rc;
 }
 
-int nqi_store_open(nqi_store **out, const nqi_store_opts *o, char *err,
-    size_t errlen)
+int nqi_store_open(
+    nqi_store **out, const nqi_store_opts *o, char *err, size_t errlen)
 {
 	if (o->ndbs > STORE_MAX_DBS - 1)
 		return NQ_EINVAL;
@@ -168,9 +176,18 @@ void nqi_store_close(nqi_store *s)
 	free(s);
 }
 
-MDB_env *nqi_store_env(nqi_store *s) { return s->env; }
-MDB_dbi nqi_store_dbi(nqi_store *s, size_t i) { return s->dbi[i]; }
-uint64_t nqi_store_commits(const nqi_store *s) { return s->commits; }
+MDB_env *nqi_store_env(nqi_store *s)
+{
+	return s->env;
+}
+MDB_dbi nqi_store_dbi(nqi_store *s, size_t i)
+{
+	return s->dbi[i];
+}
+uint64_t nqi_store_commits(const nqi_store *s)
+{
+	return s->commits;
+}
 
 uint64_t nqi_store_trim(nqi_store *s, uint64_t min_bytes)
 {
@@ -192,8 +209,8 @@ uint64_t nqi_store_trim(nqi_store *s, uint64_t min_bytes)
 
 int nqi_store_begin(nqi_store *s, bool write, MDB_txn **txn)
 {
-	return nqi_store_err(mdb_txn_begin(s->env, NULL,
-	    write ? 0 : MDB_RDONLY, txn));
+	return nqi_store_err(
+	    mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, txn));
 }
 
 int nqi_store_commit(nqi_store *s, MDB_txn *txn)

@@ -9,7 +9,7 @@
 bool nqi_url_is_tls(const char *url)
 {
 	return url && (strncmp(url, "tls+tcp", 7) == 0 ||
-	    strncmp(url, "wss://", 6) == 0);
+	                  strncmp(url, "wss://", 6) == 0);
 }
 
 /* Reads a PEM file into a NUL-terminated string the caller frees. */
@@ -29,18 +29,20 @@ static char *read_pem(const char *path)
 	return buf;
 }
 
-static int own_cert(nng_tls_config *cfg, const nqi_tls_opts *o, char *err,
-    size_t errlen)
+static int own_cert(
+    nng_tls_config *cfg, const nqi_tls_opts *o, char *err, size_t errlen)
 {
 	char *cert = read_pem(o->cert), *key = read_pem(o->key);
 	int rv = NQ_OK;
 	if (!cert || !key) {
-		snprintf(err, errlen, "TLS: cannot read %s", cert ? o->key
-		    : o->cert);
+		snprintf(err, errlen, "TLS: cannot read %s",
+		    cert ? o->key : o->cert);
 		rv = NQ_EINVAL;
 	} else if (nng_tls_config_own_cert(cfg, cert, key, NULL) != 0) {
-		snprintf(err, errlen, "TLS: %s and %s are not a PEM "
-		    "certificate and its key", o->cert, o->key);
+		snprintf(err, errlen,
+		    "TLS: %s and %s are not a PEM "
+		    "certificate and its key",
+		    o->cert, o->key);
 		rv = NQ_EINVAL;
 	}
 	if (key)
@@ -50,12 +52,13 @@ static int own_cert(nng_tls_config *cfg, const nqi_tls_opts *o, char *err,
 	return rv;
 }
 
-int nqi_tls_server_config(const nqi_tls_opts *o, nng_tls_config **out,
-    char *err, size_t errlen)
+int nqi_tls_server_config(
+    const nqi_tls_opts *o, nng_tls_config **out, char *err, size_t errlen)
 {
 	nng_tls_config *cfg;
 	if (!o || !o->cert || !o->key || !*o->cert || !*o->key) {
-		snprintf(err, errlen, "TLS endpoints need --tls-cert and "
+		snprintf(err, errlen,
+		    "TLS endpoints need --tls-cert and "
 		    "--tls-key");
 		return NQ_EINVAL;
 	}
@@ -66,11 +69,13 @@ int nqi_tls_server_config(const nqi_tls_opts *o, nng_tls_config **out,
 	int rv = own_cert(cfg, o, err, errlen);
 	bool verify = o->ca && *o->ca;
 	if (rv == 0 && verify && nng_tls_config_ca_file(cfg, o->ca) != 0) {
-		snprintf(err, errlen, "TLS: cannot load CA %s (--tls-ca)", o->ca);
+		snprintf(
+		    err, errlen, "TLS: cannot load CA %s (--tls-ca)", o->ca);
 		rv = NQ_EINVAL;
 	}
-	if (rv == 0 && nng_tls_config_auth_mode(cfg, verify ?
-	    NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE) != 0)
+	if (rv == 0 &&
+	    nng_tls_config_auth_mode(cfg, verify ? NNG_TLS_AUTH_MODE_REQUIRED
+	                                         : NNG_TLS_AUTH_MODE_NONE) != 0)
 		rv = NQ_EINVAL;
 	if (rv != 0) {
 		nng_tls_config_free(cfg);
@@ -80,8 +85,8 @@ int nqi_tls_server_config(const nqi_tls_opts *o, nng_tls_config **out,
 	return NQ_OK;
 }
 
-int nqi_tls_client_config(const nqi_tls_opts *o, nng_tls_config **out,
-    char *err, size_t errlen)
+int nqi_tls_client_config(
+    const nqi_tls_opts *o, nng_tls_config **out, char *err, size_t errlen)
 {
 	nng_tls_config *cfg;
 	if (nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT) != 0) {
@@ -89,10 +94,14 @@ int nqi_tls_client_config(const nqi_tls_opts *o, nng_tls_config **out,
 		return NQ_ENOMEM;
 	}
 	bool verify = o && o->ca && *o->ca;
-	int rv = nng_tls_config_auth_mode(cfg, verify ?
-	    NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE) ? NQ_EINVAL : 0;
+	int rv =
+	    nng_tls_config_auth_mode(cfg,
+	        verify ? NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE)
+	        ? NQ_EINVAL
+	        : 0;
 	if (rv == 0 && verify && nng_tls_config_ca_file(cfg, o->ca) != 0) {
-		snprintf(err, errlen, "TLS: cannot load CA %s (--tls-ca)", o->ca);
+		snprintf(
+		    err, errlen, "TLS: cannot load CA %s (--tls-ca)", o->ca);
 		rv = NQ_EINVAL;
 	}
 	if (rv == 0 && o && o->cert && *o->cert)
@@ -146,6 +155,7 @@ bool nqi_url_is_public(const char *url)
 	if (!p || strncmp(url, "ipc", 3) == 0 || strncmp(url, "inproc", 6) == 0)
 		return false;
 	p += 3;
-	return !(strncmp(p, "127.", 4) == 0 || strncmp(p, "localhost", 9) == 0
-	    || strncmp(p, "[::1]", 5) == 0);
+	return !(strncmp(p, "127.", 4) == 0 ||
+	         strncmp(p, "localhost", 9) == 0 ||
+	         strncmp(p, "[::1]", 5) == 0);
 }

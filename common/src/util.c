@@ -10,17 +10,17 @@
 
 static const char *const err_text[] = {
 #define X(name, code, text) text,
-	NQ_ERRORS(X)
+    NQ_ERRORS(X)
 #undef X
 };
 static const char *const err_names[] = {
 #define X(name, code, text) #name,
-	NQ_ERRORS(X)
+    NQ_ERRORS(X)
 #undef X
 };
 static const int err_codes[] = {
 #define X(name, code, text) code,
-	NQ_ERRORS(X)
+    NQ_ERRORS(X)
 #undef X
 };
 
@@ -57,22 +57,41 @@ int nqi_err_from_code(int code)
 int nqi_err_from_nng(int rv)
 {
 	switch (rv) {
-	case 0: return NQ_OK;
-	case NNG_ETIMEDOUT: return NQ_ETIMEDOUT;
-	case NNG_ENOMEM: return NQ_ENOMEM;
-	case NNG_EINVAL: case NNG_EADDRINVAL: return NQ_EINVAL;
-	case NNG_ECLOSED: case NNG_ECANCELED: return NQ_ECLOSED;
-	case NNG_ECONNREFUSED: case NNG_ECONNRESET: case NNG_EUNREACHABLE:
-	case NNG_ECONNSHUT: case NNG_ECRYPTO: case NNG_EPEERAUTH:
+	case 0:
+		return NQ_OK;
+	case NNG_ETIMEDOUT:
+		return NQ_ETIMEDOUT;
+	case NNG_ENOMEM:
+		return NQ_ENOMEM;
+	case NNG_EINVAL:
+	case NNG_EADDRINVAL:
+		return NQ_EINVAL;
+	case NNG_ECLOSED:
+	case NNG_ECANCELED:
+		return NQ_ECLOSED;
+	case NNG_ECONNREFUSED:
+	case NNG_ECONNRESET:
+	case NNG_EUNREACHABLE:
+	case NNG_ECONNSHUT:
+	case NNG_ECRYPTO:
+	case NNG_EPEERAUTH:
 		return NQ_ECONNECT;
-	case NNG_EMSGSIZE: return NQ_EINVAL;
-	default: return NQ_EUNAVAIL;
+	case NNG_EMSGSIZE:
+		return NQ_EINVAL;
+	default:
+		return NQ_EUNAVAIL;
 	}
 }
 
 static const char *const state_names[] = {
-	"unspecified", "scheduled", "ready", "leased",
-	"succeeded", "dead", "canceled", "expired",
+    "unspecified",
+    "scheduled",
+    "ready",
+    "leased",
+    "succeeded",
+    "dead",
+    "canceled",
+    "expired",
 };
 
 NQ_API const char *nq_state_name(nq_state s)
@@ -93,7 +112,7 @@ NQ_API nq_state nq_state_parse(const char *name)
 NQ_API bool nq_state_is_final(nq_state s)
 {
 	return s == NQ_STATE_SUCCEEDED || s == NQ_STATE_DEAD ||
-	    s == NQ_STATE_CANCELED || s == NQ_STATE_EXPIRED;
+	       s == NQ_STATE_CANCELED || s == NQ_STATE_EXPIRED;
 }
 
 uint64_t nqi_now_us(void)
@@ -118,7 +137,8 @@ bool nqi_name_valid(const char *s)
 	for (; s[n]; n++) {
 		char c = s[n];
 		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+		          (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		          c == '-';
 		if (!ok || n >= NQI_NAME_MAX)
 			return false;
 	}
@@ -174,8 +194,8 @@ int nqi_parse_size(const char *s, uint64_t *bytes)
 	static const uint64_t scale[] = {1, 1, 1u << 10, 1u << 10, 1u << 10,
 	    1u << 10, 1u << 10, 1u << 20, 1u << 20, 1u << 20, 1u << 20,
 	    1u << 30, 1u << 30, 1u << 30, 1u << 30};
-	return parse_scaled(s, units, scale, sizeof units / sizeof *units,
-	    bytes);
+	return parse_scaled(
+	    s, units, scale, sizeof units / sizeof *units, bytes);
 }
 
 void nqi_id_format(uint64_t id, char out[NQ_ID_MAX])

@@ -48,8 +48,8 @@ static Nq__V1__Reply *call(fixture *f, Nq__V1__Request *req, bool work)
 	size_t inlen, outlen;
 	req->version = 1;
 	assert_int_equal(nqi_buf_pack(&req->base, &in, &inlen), 0);
-	assert_int_equal(broker_embed_request(f->e, in, inlen, work, &out,
-	    &outlen), 0);
+	assert_int_equal(
+	    broker_embed_request(f->e, in, inlen, work, &out, &outlen), 0);
 	free(in);
 	Nq__V1__Reply *r = nqi_reply_unpack(out, outlen);
 	free(out);
@@ -121,7 +121,7 @@ static Nq__V1__Job *get(fixture *f, const char *id, Nq__V1__Reply **keep)
 	req.get = &g;
 	*keep = call(f, &req, false);
 	return (*keep)->body_case == NQ__V1__REPLY__BODY_GET ? (*keep)->get->job
-	    : NULL;
+	                                                     : NULL;
 }
 
 static void test_embed_job_runs_to_succeeded(void **st)
@@ -181,31 +181,32 @@ static void test_embed_malformed_bytes_get_invalid_argument(void **st)
 	uint8_t *out;
 	size_t len;
 	const uint8_t junk[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f};
-	assert_int_equal(broker_embed_request(f->e, junk, sizeof junk, false,
-	    &out, &len), 0);
+	assert_int_equal(
+	    broker_embed_request(f->e, junk, sizeof junk, false, &out, &len),
+	    0);
 	Nq__V1__Reply *r = nqi_reply_unpack(out, len);
 	free(out);
 	assert_non_null(r);
 	assert_non_null(r->status);
 	assert_int_equal(r->status->code, NQ__V1__CODE__INVALID_ARGUMENT);
 	nq__v1__reply__free_unpacked(r, NULL);
-	assert_int_equal(broker_embed_completions(f->e, junk, sizeof junk),
-	    NQ_EINVAL);
+	assert_int_equal(
+	    broker_embed_completions(f->e, junk, sizeof junk), NQ_EINVAL);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_embed_job_runs_to_succeeded,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_embed_failure_without_attempts_left_is_dead, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_embed_release_refunds_the_attempt, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_embed_malformed_bytes_get_invalid_argument, setup,
-		    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_job_runs_to_succeeded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_failure_without_attempts_left_is_dead, setup,
+	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_release_refunds_the_attempt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_malformed_bytes_get_invalid_argument, setup,
+	        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

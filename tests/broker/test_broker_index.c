@@ -134,11 +134,11 @@ static void test_index_ordering_key_one_in_flight(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_index_ready_priority_then_fifo),
-		cmocka_unit_test(test_index_ready_fifo_holds_for_many_jobs),
-		cmocka_unit_test(test_index_timers_pop_by_time),
-		cmocka_unit_test(test_index_leases_survive_churn),
-		cmocka_unit_test(test_index_ordering_key_one_in_flight),
+	    cmocka_unit_test(test_index_ready_priority_then_fifo),
+	    cmocka_unit_test(test_index_ready_fifo_holds_for_many_jobs),
+	    cmocka_unit_test(test_index_timers_pop_by_time),
+	    cmocka_unit_test(test_index_leases_survive_churn),
+	    cmocka_unit_test(test_index_ordering_key_one_in_flight),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,8 +56,8 @@ typedef struct fixture {
 	atomic_bool ready;
 	char why[64];
 	atomic_int scrapes;
-	int fail_with;   /* metrics_cb returns this after a refused call */
-	int delay_ms;    /* metrics_cb sleeps this long */
+	int fail_with; /* metrics_cb returns this after a refused call */
+	int delay_ms;  /* metrics_cb sleeps this long */
 	atomic_int in_cb;
 	atomic_int done;
 } fixture;
@@ -74,16 +74,17 @@ static int fill_metrics_cb(nqi_prom *p, void *arg)
 	fixture *f = arg;
 	atomic_fetch_add(&f->in_cb, 1);
 	int n = atomic_fetch_add(&f->scrapes, 1) + 1;
-	int rv = nqi_prom_family(p, "nq_test_scrapes_total", NQI_PROM_COUNTER,
-	    "Scrapes served.");
+	int rv = nqi_prom_family(
+	    p, "nq_test_scrapes_total", NQI_PROM_COUNTER, "Scrapes served.");
 	if (rv == NQ_OK)
 		rv = nqi_prom_sample(p, "nq_test_scrapes_total",
 		    (const char *const[]){"service", "test", NULL}, n);
 	if (f->delay_ms)
 		nng_msleep(f->delay_ms);
 	if (rv == NQ_OK && f->fail_with)
-		rv = nqi_prom_family(p, "9bad", NQI_PROM_GAUGE, "x") ?
-		    f->fail_with : NQ_OK;
+		rv = nqi_prom_family(p, "9bad", NQI_PROM_GAUGE, "x")
+		         ? f->fail_with
+		         : NQ_OK;
 	atomic_fetch_add(&f->done, 1);
 	atomic_fetch_sub(&f->in_cb, 1);
 	return rv;
@@ -119,8 +120,10 @@ static int teardown(void **st)
 static uint16_t start(fixture *f, const char *addr)
 {
 	char err[256] = "";
-	nqi_http_opts o = {.addr = addr, .metrics_cb = fill_metrics_cb,
-	    .ready_cb = ready_cb, .arg = f};
+	nqi_http_opts o = {.addr = addr,
+	    .metrics_cb = fill_metrics_cb,
+	    .ready_cb = ready_cb,
+	    .arg = f};
 	if (nqi_http_start(&f->http, &o, err, sizeof err) != NQ_OK)
 		fail_msg("start on %s: %s", addr, err);
 	assert_int_not_equal(nqi_http_port(f->http), 0);
@@ -150,8 +153,8 @@ static int parse_response(const char *buf, size_t n, response *r)
 
 /* One request over a fresh connection; returns 0 once a whole response
  * came back, -1 when the connection failed. Bounded by 5 s timeouts. */
-static int request(uint16_t port, const char *method, const char *path,
-    response *r)
+static int request(
+    uint16_t port, const char *method, const char *path, response *r)
 {
 	static char buf[32768];
 	char req[256];
@@ -166,7 +169,8 @@ static int request(uint16_t port, const char *method, const char *path,
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
 		goto fail;
-	int len = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: "
+	int len = snprintf(req, sizeof req,
+	    "%s %s HTTP/1.1\r\nHost: "
 	    "127.0.0.1:%u\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
 	    method, path, port);
 	if (write(fd, req, (size_t)len) != len)
@@ -201,7 +205,8 @@ static void test_http_metrics_served(void **st)
 		snprintf(want, sizeof want,
 		    "# HELP nq_test_scrapes_total Scrapes served.\n"
 		    "# TYPE nq_test_scrapes_total counter\n"
-		    "nq_test_scrapes_total{service=\"test\"} %d\n", scrape);
+		    "nq_test_scrapes_total{service=\"test\"} %d\n",
+		    scrape);
 		assert_int_equal(r->status, 200);
 		assert_string_equal(r->type, PROM_TYPE);
 		assert_string_equal(r->body, want);
@@ -263,8 +268,8 @@ static void test_http_other_paths_404_and_methods_405(void **st)
 {
 	fixture *f = *st;
 	uint16_t port = start(f, "127.0.0.1:0");
-	static const char *const missing[] = {"/", "/nope", "/metrics/x",
-	    "/metricsx", "/healthz/deep"};
+	static const char *const missing[] = {
+	    "/", "/nope", "/metrics/x", "/metricsx", "/healthz/deep"};
 	for (size_t i = 0; i < COUNT(missing); i++)
 		assert_int_equal(get(port, missing[i])->status, 404);
 	response r;
@@ -297,27 +302,27 @@ static void test_http_bad_address_refused(void **st)
 		const char *addr;
 		const char *says;
 	} cases[] = {
-		{"", "missing"},
-		{"127.0.0.1", "\"127.0.0.1\" is not host:port"},
-		{"127.0.0.1:", "\"127.0.0.1:\" is not host:port"},
-		{":7480", "\":7480\" is not host:port"},
-		{"127.0.0.1:65536", "port from 0 to 65535"},
-		{"127.0.0.1:1234567", "\"127.0.0.1:1234567\""},
-		{"127.0.0.1:80x", "\"127.0.0.1:80x\""},
-		{"127.0.0.1:80/metrics", "\"127.0.0.1:80/metrics\""},
-		{"my host:80", "\"my host:80\""},
-		{"user@127.0.0.1:80", "\"user@127.0.0.1:80\""},
-		{"[::1:80", "\"[::1:80\""},
-		{"tcp://127.0.0.1:80", "scheme must be http:// or https://"},
-		{"https://127.0.0.1:80", "no TLS certificate is configured"},
+	    {"", "missing"},
+	    {"127.0.0.1", "\"127.0.0.1\" is not host:port"},
+	    {"127.0.0.1:", "\"127.0.0.1:\" is not host:port"},
+	    {":7480", "\":7480\" is not host:port"},
+	    {"127.0.0.1:65536", "port from 0 to 65535"},
+	    {"127.0.0.1:1234567", "\"127.0.0.1:1234567\""},
+	    {"127.0.0.1:80x", "\"127.0.0.1:80x\""},
+	    {"127.0.0.1:80/metrics", "\"127.0.0.1:80/metrics\""},
+	    {"my host:80", "\"my host:80\""},
+	    {"user@127.0.0.1:80", "\"user@127.0.0.1:80\""},
+	    {"[::1:80", "\"[::1:80\""},
+	    {"tcp://127.0.0.1:80", "scheme must be http:// or https://"},
+	    {"https://127.0.0.1:80", "no TLS certificate is configured"},
 	};
 	fixture *f = *st;
 	for (size_t i = 0; i < COUNT(cases); i++) {
 		char err[256] = "";
 		nqi_http *h = (void *)1;
 		nqi_http_opts o = {.addr = cases[i].addr, .arg = f};
-		assert_int_equal(nqi_http_start(&h, &o, err, sizeof err),
-		    NQ_EINVAL);
+		assert_int_equal(
+		    nqi_http_start(&h, &o, err, sizeof err), NQ_EINVAL);
 		assert_ptr_equal(h, (void *)1);
 		if (!strstr(err, cases[i].says))
 			fail_msg("address \"%s\": error \"%s\" lacks \"%s\"",
@@ -325,8 +330,8 @@ static void test_http_bad_address_refused(void **st)
 	}
 	char err[256] = "";
 	nqi_http_opts o = {.addr = NULL};
-	assert_int_equal(nqi_http_start(&f->http, &o, err, sizeof err),
-	    NQ_EINVAL);
+	assert_int_equal(
+	    nqi_http_start(&f->http, &o, err, sizeof err), NQ_EINVAL);
 	assert_non_null(strstr(err, "missing"));
 	assert_null(f->http);
 }
@@ -335,8 +340,8 @@ static void test_http_taken_port_refused(void **st)
 {
 	fixture *f = *st;
 	char addr[64], err[256] = "";
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in sa = {
+	    .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t salen = sizeof sa;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
@@ -344,8 +349,8 @@ static void test_http_taken_port_refused(void **st)
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &salen), 0);
 	snprintf(addr, sizeof addr, "127.0.0.1:%u", ntohs(sa.sin_port));
 	nqi_http_opts o = {.addr = addr, .arg = f};
-	assert_int_equal(nqi_http_start(&f->http, &o, err, sizeof err),
-	    NQ_EUNAVAIL);
+	assert_int_equal(
+	    nqi_http_start(&f->http, &o, err, sizeof err), NQ_EUNAVAIL);
 	assert_null(f->http);
 	if (!strstr(err, "cannot listen") || !strstr(err, addr))
 		fail_msg("error \"%s\" does not name %s", err, addr);
@@ -356,8 +361,8 @@ static void test_http_taken_port_refused(void **st)
 	nqi_http *twin = NULL;
 	snprintf(addr, sizeof addr, "127.0.0.1:%u", port);
 	o.addr = addr;
-	assert_int_equal(nqi_http_start(&twin, &o, err, sizeof err),
-	    NQ_EUNAVAIL);
+	assert_int_equal(
+	    nqi_http_start(&twin, &o, err, sizeof err), NQ_EUNAVAIL);
 	assert_null(twin);
 	assert_non_null(strstr(err, addr));
 	assert_int_equal(get(port, "/healthz")->status, 200); /* untouched */
@@ -474,14 +479,17 @@ static void test_http_https_with_tls_config(void **st)
 	nng_tls_config *tls;
 	char err[256] = "";
 	assert_int_equal(nng_tls_config_alloc(&tls, NNG_TLS_MODE_SERVER), 0);
-	assert_int_equal(nng_tls_config_own_cert(tls, test_cert, test_key,
-	    NULL), 0);
+	assert_int_equal(
+	    nng_tls_config_own_cert(tls, test_cert, test_key, NULL), 0);
 	nqi_http_opts o = {.addr = "http://127.0.0.1:0", .tls = tls};
-	assert_int_equal(nqi_http_start(&f->http, &o, err, sizeof err),
-	    NQ_EINVAL);
+	assert_int_equal(
+	    nqi_http_start(&f->http, &o, err, sizeof err), NQ_EINVAL);
 	assert_non_null(strstr(err, "a TLS certificate is configured"));
-	o = (nqi_http_opts){.addr = "127.0.0.1:0", .metrics_cb =
-	    fill_metrics_cb, .ready_cb = ready_cb, .arg = f, .tls = tls};
+	o = (nqi_http_opts){.addr = "127.0.0.1:0",
+	    .metrics_cb = fill_metrics_cb,
+	    .ready_cb = ready_cb,
+	    .arg = f,
+	    .tls = tls};
 	if (nqi_http_start(&f->http, &o, err, sizeof err) != NQ_OK)
 		fail_msg("https start: %s", err);
 	nng_tls_config_free(tls); /* the server holds its own reference */
@@ -504,17 +512,17 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
-		T(test_http_metrics_served),
-		T(test_http_healthz_ok),
-		T(test_http_readyz_reports_reason),
-		T(test_http_null_callbacks_serve_defaults),
-		T(test_http_other_paths_404_and_methods_405),
-		T(test_http_metrics_failure_500),
-		T(test_http_bad_address_refused),
-		T(test_http_taken_port_refused),
-		T(test_http_restart_same_port),
-		T(test_http_stop_waits_for_callbacks),
-		T(test_http_https_with_tls_config),
+	    T(test_http_metrics_served),
+	    T(test_http_healthz_ok),
+	    T(test_http_readyz_reports_reason),
+	    T(test_http_null_callbacks_serve_defaults),
+	    T(test_http_other_paths_404_and_methods_405),
+	    T(test_http_metrics_failure_500),
+	    T(test_http_bad_address_refused),
+	    T(test_http_taken_port_refused),
+	    T(test_http_restart_same_port),
+	    T(test_http_stop_waits_for_callbacks),
+	    T(test_http_https_with_tls_config),
 #undef T
 	};
 	if (argc > 1)

@@ -59,15 +59,20 @@ static void test_prom_counter_output(void **st)
 {
 	nqi_prom *p = *st;
 	assert_int_equal(nqi_prom_family(p, "nq_jobs_enqueued_total",
-	    NQI_PROM_COUNTER, "Jobs accepted by enqueue."), NQ_OK);
+	                     NQI_PROM_COUNTER, "Jobs accepted by enqueue."),
+	    NQ_OK);
 	assert_int_equal(nqi_prom_sample(p, "nq_jobs_enqueued_total",
-	    L("queue", "mail"), 42), NQ_OK);
-	assert_int_equal(nqi_prom_sample(p, "nq_jobs_enqueued_total",
-	    L("queue", "sms"), 7), NQ_OK);
+	                     L("queue", "mail"), 42),
+	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_sample(p, "nq_jobs_enqueued_total", L("queue", "sms"), 7),
+	    NQ_OK);
 	assert_int_equal(nqi_prom_family(p, "nq_commits_total",
-	    NQI_PROM_COUNTER, "Store commits."), NQ_OK);
-	assert_int_equal(nqi_prom_sample(p, "nq_commits_total", NULL,
-	    123456789012.0), NQ_OK);
+	                     NQI_PROM_COUNTER, "Store commits."),
+	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_sample(p, "nq_commits_total", NULL, 123456789012.0),
+	    NQ_OK);
 	assert_text(p,
 	    "# HELP nq_jobs_enqueued_total Jobs accepted by enqueue.\n"
 	    "# TYPE nq_jobs_enqueued_total counter\n"
@@ -83,11 +88,15 @@ static void test_prom_gauge_escapes_labels(void **st)
 {
 	nqi_prom *p = *st;
 	assert_int_equal(nqi_prom_family(p, "nq_queue_depth", NQI_PROM_GAUGE,
-	    "Jobs waiting.\nBack\\slash, \"quotes\" kept."), NQ_OK);
+	                     "Jobs waiting.\nBack\\slash, \"quotes\" kept."),
+	    NQ_OK);
 	assert_int_equal(nqi_prom_sample(p, "nq_queue_depth",
-	    L("queue", "a\\b\"c\nd", "state", "ready"), 3), NQ_OK);
-	assert_int_equal(nqi_prom_sample(p, "nq_queue_depth",
-	    L("queue", "caf\xc3\xa9 \xe2\x82\xac", "state", ""), -2), NQ_OK);
+	                     L("queue", "a\\b\"c\nd", "state", "ready"), 3),
+	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_sample(p, "nq_queue_depth",
+	        L("queue", "caf\xc3\xa9 \xe2\x82\xac", "state", ""), -2),
+	    NQ_OK);
 	assert_text(p,
 	    "# HELP nq_queue_depth Jobs waiting.\\nBack\\\\slash, "
 	    "\"quotes\" kept.\n"
@@ -103,23 +112,32 @@ static void test_prom_values_print_exactly(void **st)
 		double v;
 		const char *text;
 	} cases[] = {
-		{0, "0"}, {-0.0, "0"}, {1, "1"}, {-17, "-17"},
-		{9007199254740993.0, "9007199254740992"},
-		{0.1, "0.10000000000000001"}, {2.5, "2.5"},
-		{1e20, "1e+20"}, {-1e-9, "-1.0000000000000001e-09"},
-		{NAN, "NaN"}, {INFINITY, "+Inf"}, {-INFINITY, "-Inf"},
+	    {0, "0"},
+	    {-0.0, "0"},
+	    {1, "1"},
+	    {-17, "-17"},
+	    {9007199254740993.0, "9007199254740992"},
+	    {0.1, "0.10000000000000001"},
+	    {2.5, "2.5"},
+	    {1e20, "1e+20"},
+	    {-1e-9, "-1.0000000000000001e-09"},
+	    {NAN, "NaN"},
+	    {INFINITY, "+Inf"},
+	    {-INFINITY, "-Inf"},
 	};
 	nqi_prom *p = *st;
 	char name[32], want[128];
 	for (size_t i = 0; i < COUNT(cases); i++) {
 		nqi_prom_reset(p);
 		snprintf(name, sizeof name, "nq_value_%zu", i);
-		assert_int_equal(nqi_prom_family(p, name, NQI_PROM_GAUGE,
-		    "v"), NQ_OK);
-		assert_int_equal(nqi_prom_sample(p, name, NULL, cases[i].v),
-		    NQ_OK);
-		snprintf(want, sizeof want, "# HELP %s v\n# TYPE %s gauge\n"
-		    "%s %s\n", name, name, name, cases[i].text);
+		assert_int_equal(
+		    nqi_prom_family(p, name, NQI_PROM_GAUGE, "v"), NQ_OK);
+		assert_int_equal(
+		    nqi_prom_sample(p, name, NULL, cases[i].v), NQ_OK);
+		snprintf(want, sizeof want,
+		    "# HELP %s v\n# TYPE %s gauge\n"
+		    "%s %s\n",
+		    name, name, name, cases[i].text);
 		assert_text(p, want);
 	}
 }
@@ -135,11 +153,13 @@ static void test_prom_histogram_buckets_cumulative(void **st)
 		nqi_prom_hist_observe(h, obs[i]);
 	nqi_prom_hist_observe(h, NAN); /* dropped */
 	assert_int_equal(nqi_prom_family(p, "nq_job_run_seconds",
-	    NQI_PROM_HISTOGRAM, "Time handlers ran."), NQ_OK);
-	assert_int_equal(nqi_prom_histogram(p, "nq_job_run_seconds",
-	    L("queue", "mail"), h), NQ_OK);
-	assert_int_equal(nqi_prom_histogram(p, "nq_job_run_seconds", NULL,
-	    empty), NQ_OK);
+	                     NQI_PROM_HISTOGRAM, "Time handlers ran."),
+	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_histogram(p, "nq_job_run_seconds", L("queue", "mail"), h),
+	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_histogram(p, "nq_job_run_seconds", NULL, empty), NQ_OK);
 	assert_text(p,
 	    "# HELP nq_job_run_seconds Time handlers ran.\n"
 	    "# TYPE nq_job_run_seconds histogram\n"
@@ -164,24 +184,26 @@ static void test_prom_histogram_buckets_cumulative(void **st)
 static void test_prom_latency_bounds_print_short(void **st)
 {
 	nqi_prom *p = *st;
-	nqi_prom_hist *h = hist(nqi_prom_latency_bounds_s,
-	    NQI_PROM_LATENCY_NBOUNDS);
+	nqi_prom_hist *h =
+	    hist(nqi_prom_latency_bounds_s, NQI_PROM_LATENCY_NBOUNDS);
 	assert_int_equal(nqi_prom_family(p, "nq_wait_seconds",
-	    NQI_PROM_HISTOGRAM, "Enqueue to start."), NQ_OK);
-	assert_int_equal(nqi_prom_histogram(p, "nq_wait_seconds", NULL, h),
+	                     NQI_PROM_HISTOGRAM, "Enqueue to start."),
 	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_histogram(p, "nq_wait_seconds", NULL, h), NQ_OK);
 	const char *text = nqi_prom_text(p, NULL);
-	static const char *const les[] = {"0.0005", "0.001", "0.0025",
-	    "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5",
-	    "5", "10", "30", "60", "120", "300", "+Inf"};
+	static const char *const les[] = {"0.0005", "0.001", "0.0025", "0.005",
+	    "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
+	    "10", "30", "60", "120", "300", "+Inf"};
 	const char *at = text;
 	for (size_t i = 0; i < COUNT(les); i++) {
 		char want[64];
-		snprintf(want, sizeof want, "nq_wait_seconds_bucket{le=\"%s\"} 0\n",
-		    les[i]);
+		snprintf(want, sizeof want,
+		    "nq_wait_seconds_bucket{le=\"%s\"} 0\n", les[i]);
 		const char *hit = strstr(at, want);
 		if (!hit)
-			fail_msg("missing or out of order: %s in\n%s", want, text);
+			fail_msg(
+			    "missing or out of order: %s in\n%s", want, text);
 		at = hit + strlen(want);
 	}
 	nqi_prom_hist_free(h);
@@ -199,8 +221,9 @@ static uint64_t check_hist_text(const char *text, const char *name)
 	for (const char *l = text; *l; l = strchr(l, '\n') + 1) {
 		if (strncmp(l, prefix, strlen(prefix)) == 0) {
 			const char *le = l + strlen(prefix);
-			double bound = strncmp(le, "+Inf", 4) == 0 ? INFINITY
-							       : strtod(le, NULL);
+			double bound = strncmp(le, "+Inf", 4) == 0
+			                   ? INFINITY
+			                   : strtod(le, NULL);
 			uint64_t n = strtoull(strstr(le, "} ") + 2, NULL, 10);
 			assert_true(bound > last_le);
 			assert_true(n >= last);
@@ -209,8 +232,9 @@ static uint64_t check_hist_text(const char *text, const char *name)
 			if (isinf(bound))
 				inf = n;
 		} else if (strncmp(l, count_prefix, strlen(count_prefix)) ==
-		    0) {
-			uint64_t n = strtoull(l + strlen(count_prefix), NULL, 10);
+		           0) {
+			uint64_t n =
+			    strtoull(l + strlen(count_prefix), NULL, 10);
 			assert_true(inf != UINT64_MAX); /* +Inf came first */
 			assert_int_equal(n, inf);
 			return n;
@@ -234,8 +258,8 @@ static void *observer(void *arg)
 static void test_prom_histogram_concurrent_observe(void **st)
 {
 	nqi_prom *p = *st;
-	nqi_prom_hist *h = hist(nqi_prom_latency_bounds_s,
-	    NQI_PROM_LATENCY_NBOUNDS);
+	nqi_prom_hist *h =
+	    hist(nqi_prom_latency_bounds_s, NQI_PROM_LATENCY_NBOUNDS);
 	pthread_t t[OBSERVERS];
 	for (int i = 0; i < OBSERVERS; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, observer, h), 0);
@@ -244,11 +268,12 @@ static void test_prom_histogram_concurrent_observe(void **st)
 	for (int round = 0; round < 200; round++) {
 		nqi_prom_reset(p);
 		assert_int_equal(nqi_prom_family(p, "nq_busy_seconds",
-		    NQI_PROM_HISTOGRAM, "Busy."), NQ_OK);
-		assert_int_equal(nqi_prom_histogram(p, "nq_busy_seconds", NULL,
-		    h), NQ_OK);
-		uint64_t n = check_hist_text(nqi_prom_text(p, NULL),
-		    "nq_busy_seconds");
+		                     NQI_PROM_HISTOGRAM, "Busy."),
+		    NQ_OK);
+		assert_int_equal(
+		    nqi_prom_histogram(p, "nq_busy_seconds", NULL, h), NQ_OK);
+		uint64_t n =
+		    check_hist_text(nqi_prom_text(p, NULL), "nq_busy_seconds");
 		assert_true(n >= seen);
 		seen = n;
 	}
@@ -277,13 +302,13 @@ static void test_prom_quantiles_within_bucket(void **st)
 	static const struct {
 		double q, want, lower, upper;
 	} cases[] = {
-		{0.5, 1.0, 0, 1},           /* rank 50: top of bucket 1 */
-		{0.75, 1.625, 1, 2},        /* rank 75: 25 of 40 into (1,2] */
-		{0.9, 2.0, 1, 2},
-		{0.95, 2 + 2 * 5.0 / 9, 2, 4},
-		{0.99, 4.0, 2, 4},
-		{1.0, 8.0, 4, 8},
-		{0.0, 0.0, 0, 1},
+	    {0.5, 1.0, 0, 1},    /* rank 50: top of bucket 1 */
+	    {0.75, 1.625, 1, 2}, /* rank 75: 25 of 40 into (1,2] */
+	    {0.9, 2.0, 1, 2},
+	    {0.95, 2 + 2 * 5.0 / 9, 2, 4},
+	    {0.99, 4.0, 2, 4},
+	    {1.0, 8.0, 4, 8},
+	    {0.0, 0.0, 0, 1},
 	};
 	for (size_t i = 0; i < COUNT(cases); i++) {
 		double got = nqi_prom_hist_quantile(h, cases[i].q);
@@ -304,13 +329,13 @@ static void test_prom_quantiles_within_bucket(void **st)
 
 static void test_prom_quantiles_latency_buckets(void **st)
 {
-	nqi_prom_hist *h = hist(nqi_prom_latency_bounds_s,
-	    NQI_PROM_LATENCY_NBOUNDS);
+	nqi_prom_hist *h =
+	    hist(nqi_prom_latency_bounds_s, NQI_PROM_LATENCY_NBOUNDS);
 	for (int i = 0; i < 90; i++)
-		nqi_prom_hist_observe(h, 0.003);  /* (0.0025, 0.005] */
+		nqi_prom_hist_observe(h, 0.003); /* (0.0025, 0.005] */
 	for (int i = 0; i < 9; i++)
-		nqi_prom_hist_observe(h, 0.2);    /* (0.1, 0.25] */
-	nqi_prom_hist_observe(h, 45);             /* (30, 60] */
+		nqi_prom_hist_observe(h, 0.2); /* (0.1, 0.25] */
+	nqi_prom_hist_observe(h, 45);          /* (30, 60] */
 	double p50 = nqi_prom_hist_quantile(h, 0.5);
 	double p90 = nqi_prom_hist_quantile(h, 0.9);
 	double p99 = nqi_prom_hist_quantile(h, 0.99);
@@ -334,54 +359,60 @@ static void expect_refused(nqi_prom *p, int rv, const char *names)
 
 static void test_prom_bad_names_refused(void **st)
 {
-	static const char *const bad[] = {"9lives", "nq-jobs", "nq jobs",
-	    "", "nq_jobs{", "caf\xc3\xa9"};
+	static const char *const bad[] = {
+	    "9lives", "nq-jobs", "nq jobs", "", "nq_jobs{", "caf\xc3\xa9"};
 	nqi_prom *p = *st;
 	for (size_t i = 0; i < COUNT(bad); i++)
-		expect_refused(p, nqi_prom_family(p, bad[i], NQI_PROM_GAUGE,
-		    "h"), bad[i]);
-	expect_refused(p, nqi_prom_family(p, NULL, NQI_PROM_GAUGE, "h"),
-	    "missing");
+		expect_refused(
+		    p, nqi_prom_family(p, bad[i], NQI_PROM_GAUGE, "h"), bad[i]);
+	expect_refused(
+	    p, nqi_prom_family(p, NULL, NQI_PROM_GAUGE, "h"), "missing");
 	assert_false(nqi_prom_name_valid("9lives"));
 	assert_true(nqi_prom_name_valid("nq:jobs_total"));
 	assert_true(nqi_prom_name_valid("_x9"));
-	expect_refused(p, nqi_prom_family(p, "nq_jobs", NQI_PROM_COUNTER,
-	    "h"), "must end in _total");
-	expect_refused(p, nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE,
-	    ""), "no help");
-	expect_refused(p, nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE,
-	    "bad \xff utf-8"), "UTF-8");
-	expect_refused(p, nqi_prom_family(p, "nq_depth", (nqi_prom_type)7,
-	    "h"), "unknown type");
+	expect_refused(p, nqi_prom_family(p, "nq_jobs", NQI_PROM_COUNTER, "h"),
+	    "must end in _total");
+	expect_refused(
+	    p, nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE, ""), "no help");
+	expect_refused(p,
+	    nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE, "bad \xff utf-8"),
+	    "UTF-8");
+	expect_refused(p, nqi_prom_family(p, "nq_depth", (nqi_prom_type)7, "h"),
+	    "unknown type");
 	assert_text(p, "");
 }
 
 static void test_prom_bad_labels_refused(void **st)
 {
 	nqi_prom *p = *st;
-	assert_int_equal(nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE,
-	    "Depth."), NQ_OK);
+	assert_int_equal(
+	    nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE, "Depth."), NQ_OK);
 	const char *before = strdup(nqi_prom_text(p, NULL));
-	expect_refused(p, nqi_prom_sample(p, "nq_depth", L("9q", "x"), 1),
-	    "9q");
-	expect_refused(p, nqi_prom_sample(p, "nq_depth", L("a:b", "x"), 1),
-	    "a:b");
-	expect_refused(p, nqi_prom_sample(p, "nq_depth", L("__name__", "x"),
-	    1), "reserved");
-	expect_refused(p, nqi_prom_sample(p, "nq_depth", L("le", "1"), 1),
-	    "\"le\"");
-	expect_refused(p, nqi_prom_sample(p, "nq_depth", L("quantile", "1"),
-	    1), "quantile");
-	expect_refused(p, nqi_prom_sample(p, "nq_depth",
-	    L("queue", "a", "queue", "b"), 1), "given twice");
-	expect_refused(p, nqi_prom_sample(p, "nq_depth",
-	    (const char *const[]){"queue", NULL, NULL}, 1), "no value");
-	expect_refused(p, nqi_prom_sample(p, "nq_depth",
-	    L("queue", "\xc3\x28"), 1), "UTF-8");
-	expect_refused(p, nqi_prom_sample(p, "nq_depth",
-	    L("queue", "\xed\xa0\x80"), 1), "UTF-8"); /* surrogate */
-	expect_refused(p, nqi_prom_sample(p, "nq_depth",
-	    L("queue", "\xc0\xaf"), 1), "UTF-8"); /* overlong */
+	expect_refused(
+	    p, nqi_prom_sample(p, "nq_depth", L("9q", "x"), 1), "9q");
+	expect_refused(
+	    p, nqi_prom_sample(p, "nq_depth", L("a:b", "x"), 1), "a:b");
+	expect_refused(p, nqi_prom_sample(p, "nq_depth", L("__name__", "x"), 1),
+	    "reserved");
+	expect_refused(
+	    p, nqi_prom_sample(p, "nq_depth", L("le", "1"), 1), "\"le\"");
+	expect_refused(p, nqi_prom_sample(p, "nq_depth", L("quantile", "1"), 1),
+	    "quantile");
+	expect_refused(p,
+	    nqi_prom_sample(p, "nq_depth", L("queue", "a", "queue", "b"), 1),
+	    "given twice");
+	expect_refused(p,
+	    nqi_prom_sample(
+	        p, "nq_depth", (const char *const[]){"queue", NULL, NULL}, 1),
+	    "no value");
+	expect_refused(p,
+	    nqi_prom_sample(p, "nq_depth", L("queue", "\xc3\x28"), 1), "UTF-8");
+	expect_refused(p,
+	    nqi_prom_sample(p, "nq_depth", L("queue", "\xed\xa0\x80"), 1),
+	    "UTF-8"); /* surrogate */
+	expect_refused(p,
+	    nqi_prom_sample(p, "nq_depth", L("queue", "\xc0\xaf"), 1),
+	    "UTF-8"); /* overlong */
 	assert_text(p, before);
 	free((void *)before);
 }
@@ -391,35 +422,39 @@ static void test_prom_misplaced_samples_refused(void **st)
 	nqi_prom *p = *st;
 	static const double bounds[] = {1};
 	nqi_prom_hist *h = hist(bounds, 1);
-	expect_refused(p, nqi_prom_sample(p, "nq_depth", NULL, 1),
-	    "before any family");
-	assert_int_equal(nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE,
-	    "Depth."), NQ_OK);
-	assert_int_equal(nqi_prom_sample(p, "nq_depth", L("queue", "a",
-	    "state", "ready"), 1), NQ_OK);
-	assert_int_equal(nqi_prom_family(p, "nq_run_seconds",
-	    NQI_PROM_HISTOGRAM, "Run."), NQ_OK);
+	expect_refused(
+	    p, nqi_prom_sample(p, "nq_depth", NULL, 1), "before any family");
+	assert_int_equal(
+	    nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE, "Depth."), NQ_OK);
+	assert_int_equal(nqi_prom_sample(p, "nq_depth",
+	                     L("queue", "a", "state", "ready"), 1),
+	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_family(p, "nq_run_seconds", NQI_PROM_HISTOGRAM, "Run."),
+	    NQ_OK);
 	const char *before = strdup(nqi_prom_text(p, NULL));
 	/* nq_depth's family is over: its samples may not come back. */
-	expect_refused(p, nqi_prom_sample(p, "nq_depth", NULL, 2),
-	    "nq_depth");
-	expect_refused(p, nqi_prom_sample(p, "nq_run_seconds", NULL, 2),
-	    "is a histogram");
-	expect_refused(p, nqi_prom_histogram(p, "nq_run_seconds", NULL,
-	    NULL), "no data");
-	expect_refused(p, nqi_prom_histogram(p, "nq_run_seconds",
-	    L("le", "1"), h), "\"le\"");
+	expect_refused(p, nqi_prom_sample(p, "nq_depth", NULL, 2), "nq_depth");
+	expect_refused(
+	    p, nqi_prom_sample(p, "nq_run_seconds", NULL, 2), "is a histogram");
+	expect_refused(
+	    p, nqi_prom_histogram(p, "nq_run_seconds", NULL, NULL), "no data");
+	expect_refused(p,
+	    nqi_prom_histogram(p, "nq_run_seconds", L("le", "1"), h), "\"le\"");
 	/* Names that are taken: a family again, a histogram's suffixes. */
-	expect_refused(p, nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE,
-	    "Again."), "already used");
-	expect_refused(p, nqi_prom_family(p, "nq_run_seconds_count",
-	    NQI_PROM_GAUGE, "Clash."), "nq_run_seconds_count");
+	expect_refused(p,
+	    nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE, "Again."),
+	    "already used");
+	expect_refused(p,
+	    nqi_prom_family(
+	        p, "nq_run_seconds_count", NQI_PROM_GAUGE, "Clash."),
+	    "nq_run_seconds_count");
 	assert_text(p, before);
 	/* And the other way round: a histogram whose _sum is a family. */
-	assert_int_equal(nqi_prom_family(p, "nq_x_sum", NQI_PROM_GAUGE, "S."),
-	    NQ_OK);
-	expect_refused(p, nqi_prom_family(p, "nq_x", NQI_PROM_HISTOGRAM,
-	    "X."), "\"nq_x_sum\", already used");
+	assert_int_equal(
+	    nqi_prom_family(p, "nq_x_sum", NQI_PROM_GAUGE, "S."), NQ_OK);
+	expect_refused(p, nqi_prom_family(p, "nq_x", NQI_PROM_HISTOGRAM, "X."),
+	    "\"nq_x_sum\", already used");
 	free((void *)before);
 	nqi_prom_hist_free(h);
 }
@@ -429,25 +464,30 @@ static void test_prom_duplicate_series_refused(void **st)
 	nqi_prom *p = *st;
 	static const double bounds[] = {1};
 	nqi_prom_hist *h = hist(bounds, 1);
-	assert_int_equal(nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE,
-	    "Depth."), NQ_OK);
-	assert_int_equal(nqi_prom_sample(p, "nq_depth", L("queue", "a",
-	    "state", "ready"), 1), NQ_OK);
-	assert_int_equal(nqi_prom_sample(p, "nq_depth", L("queue", "a",
-	    "state", "leased"), 1), NQ_OK);
-	assert_int_equal(nqi_prom_sample(p, "nq_depth", L("queue", "a"), 1),
+	assert_int_equal(
+	    nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE, "Depth."), NQ_OK);
+	assert_int_equal(nqi_prom_sample(p, "nq_depth",
+	                     L("queue", "a", "state", "ready"), 1),
 	    NQ_OK);
+	assert_int_equal(nqi_prom_sample(p, "nq_depth",
+	                     L("queue", "a", "state", "leased"), 1),
+	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_sample(p, "nq_depth", L("queue", "a"), 1), NQ_OK);
 	const char *before = strdup(nqi_prom_text(p, NULL));
 	/* The same label set in another order is the same series. */
-	expect_refused(p, nqi_prom_sample(p, "nq_depth", L("state", "ready",
-	    "queue", "a"), 2), "written twice");
+	expect_refused(p,
+	    nqi_prom_sample(
+	        p, "nq_depth", L("state", "ready", "queue", "a"), 2),
+	    "written twice");
 	expect_refused(p, nqi_prom_sample(p, "nq_depth", L("queue", "a"), 2),
 	    "written twice");
 	assert_text(p, before);
-	assert_int_equal(nqi_prom_family(p, "nq_run_seconds",
-	    NQI_PROM_HISTOGRAM, "Run."), NQ_OK);
-	assert_int_equal(nqi_prom_histogram(p, "nq_run_seconds", NULL, h),
+	assert_int_equal(
+	    nqi_prom_family(p, "nq_run_seconds", NQI_PROM_HISTOGRAM, "Run."),
 	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_histogram(p, "nq_run_seconds", NULL, h), NQ_OK);
 	expect_refused(p, nqi_prom_histogram(p, "nq_run_seconds", NULL, h),
 	    "written twice");
 	free((void *)before);
@@ -466,47 +506,49 @@ static void test_prom_hist_bad_bounds_refused(void **st)
 		size_t n;
 		const char *says;
 	} cases[] = {
-		{dup, 3, "bound 2 (2) is not above bound 1 (2)"},
-		{down, 2, "bound 1 (0.5) is not above"},
-		{nan, 2, "bound 1 (nan) is not finite"},
-		{inf, 2, "bound 1 (inf) is not finite"},
-		{dup, 0, "got 0"},
+	    {dup, 3, "bound 2 (2) is not above bound 1 (2)"},
+	    {down, 2, "bound 1 (0.5) is not above"},
+	    {nan, 2, "bound 1 (nan) is not finite"},
+	    {inf, 2, "bound 1 (inf) is not finite"},
+	    {dup, 0, "got 0"},
 	};
 	for (size_t i = 0; i < COUNT(cases); i++) {
 		nqi_prom_hist *h = (void *)1;
 		char err[128] = "";
 		assert_int_equal(nqi_prom_hist_alloc(&h, cases[i].b, cases[i].n,
-		    err, sizeof err), NQ_EINVAL);
+		                     err, sizeof err),
+		    NQ_EINVAL);
 		assert_ptr_equal(h, (void *)1);
 		if (!strstr(err, cases[i].says))
-			fail_msg("error \"%s\", want \"%s\"", err,
-			    cases[i].says);
+			fail_msg(
+			    "error \"%s\", want \"%s\"", err, cases[i].says);
 	}
 	for (size_t i = 0; i < COUNT(many); i++)
 		many[i] = (double)i;
 	nqi_prom_hist *h = NULL;
 	char err[128] = "";
-	assert_int_equal(nqi_prom_hist_alloc(&h, many, COUNT(many), err,
-	    sizeof err), NQ_EINVAL);
+	assert_int_equal(
+	    nqi_prom_hist_alloc(&h, many, COUNT(many), err, sizeof err),
+	    NQ_EINVAL);
 	assert_non_null(strstr(err, "got 65"));
-	assert_int_equal(nqi_prom_hist_alloc(&h, many, COUNT(many) - 1, NULL,
-	    0), NQ_OK);
+	assert_int_equal(
+	    nqi_prom_hist_alloc(&h, many, COUNT(many) - 1, NULL, 0), NQ_OK);
 	nqi_prom_hist_free(h);
 }
 
 static void test_prom_reset_starts_over(void **st)
 {
 	nqi_prom *p = *st;
-	assert_int_equal(nqi_prom_family(p, "nq_up", NQI_PROM_GAUGE, "Up."),
-	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_family(p, "nq_up", NQI_PROM_GAUGE, "Up."), NQ_OK);
 	assert_int_equal(nqi_prom_sample(p, "nq_up", NULL, 1), NQ_OK);
 	expect_refused(p, nqi_prom_sample(p, "nq_up", NULL, 1), "twice");
 	nqi_prom_reset(p);
 	assert_text(p, "");
 	assert_string_equal(nqi_prom_error(p), "");
 	/* Names and series are free again after a reset. */
-	assert_int_equal(nqi_prom_family(p, "nq_up", NQI_PROM_GAUGE, "Up."),
-	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_family(p, "nq_up", NQI_PROM_GAUGE, "Up."), NQ_OK);
 	assert_int_equal(nqi_prom_sample(p, "nq_up", NULL, 1), NQ_OK);
 	assert_text(p, "# HELP nq_up Up.\n# TYPE nq_up gauge\nnq_up 1\n");
 }
@@ -530,8 +572,8 @@ static bool on_path(const char *prog, char *path, size_t pathlen)
 
 /* Runs `promtool check metrics` on text; returns its exit status and
  * leaves what it printed in out. */
-static int promtool_check(const char *promtool, const char *text,
-    char *out, size_t outlen)
+static int promtool_check(
+    const char *promtool, const char *text, char *out, size_t outlen)
 {
 	char in_path[] = "/tmp/nq-test-prom-XXXXXX", cmd[512];
 	int fd = mkstemp(in_path);
@@ -552,37 +594,52 @@ static int promtool_check(const char *promtool, const char *text,
 
 /* What a broker scrape looks like: counters and gauges with labels, a
  * labelled histogram, escapes and special values. */
-static void realistic_exposition(nqi_prom *p, nqi_prom_hist *run,
-    nqi_prom_hist *wait)
+static void realistic_exposition(
+    nqi_prom *p, nqi_prom_hist *run, nqi_prom_hist *wait)
 {
 	static const char *const queues[] = {"mail", "sms", "odd \"q\"\\"};
 	assert_int_equal(nqi_prom_family(p, "nq_jobs_enqueued_total",
-	    NQI_PROM_COUNTER, "Jobs accepted by enqueue."), NQ_OK);
+	                     NQI_PROM_COUNTER, "Jobs accepted by enqueue."),
+	    NQ_OK);
 	for (size_t i = 0; i < COUNT(queues); i++)
 		assert_int_equal(nqi_prom_sample(p, "nq_jobs_enqueued_total",
-		    L("queue", queues[i]), 1000 * (double)i), NQ_OK);
+		                     L("queue", queues[i]), 1000 * (double)i),
+		    NQ_OK);
 	assert_int_equal(nqi_prom_family(p, "nq_queue_jobs", NQI_PROM_GAUGE,
-	    "Jobs per queue and state.\nOne series each."), NQ_OK);
-	for (size_t i = 0; i < COUNT(queues); i++) {
-		assert_int_equal(nqi_prom_sample(p, "nq_queue_jobs",
-		    L("queue", queues[i], "state", "ready"), 3), NQ_OK);
-		assert_int_equal(nqi_prom_sample(p, "nq_queue_jobs",
-		    L("queue", queues[i], "state", "leased"), 0.5), NQ_OK);
-	}
-	assert_int_equal(nqi_prom_family(p, "nq_job_run_seconds",
-	    NQI_PROM_HISTOGRAM, "Time handlers ran, by queue."), NQ_OK);
-	assert_int_equal(nqi_prom_histogram(p, "nq_job_run_seconds",
-	    L("queue", "mail"), run), NQ_OK);
-	assert_int_equal(nqi_prom_histogram(p, "nq_job_run_seconds",
-	    L("queue", "sms"), wait), NQ_OK);
-	assert_int_equal(nqi_prom_family(p, "nq_store_free_ratio",
-	    NQI_PROM_GAUGE, "Free part of the store map."), NQ_OK);
-	assert_int_equal(nqi_prom_sample(p, "nq_store_free_ratio", NULL, NAN),
+	                     "Jobs per queue and state.\nOne series each."),
 	    NQ_OK);
-	assert_int_equal(nqi_prom_family(p, "nq_lease_deadline_seconds",
-	    NQI_PROM_GAUGE, "Seconds to the next lease deadline."), NQ_OK);
-	assert_int_equal(nqi_prom_sample(p, "nq_lease_deadline_seconds",
-	    NULL, INFINITY), NQ_OK);
+	for (size_t i = 0; i < COUNT(queues); i++) {
+		assert_int_equal(
+		    nqi_prom_sample(p, "nq_queue_jobs",
+		        L("queue", queues[i], "state", "ready"), 3),
+		    NQ_OK);
+		assert_int_equal(
+		    nqi_prom_sample(p, "nq_queue_jobs",
+		        L("queue", queues[i], "state", "leased"), 0.5),
+		    NQ_OK);
+	}
+	assert_int_equal(
+	    nqi_prom_family(p, "nq_job_run_seconds", NQI_PROM_HISTOGRAM,
+	        "Time handlers ran, by queue."),
+	    NQ_OK);
+	assert_int_equal(nqi_prom_histogram(
+	                     p, "nq_job_run_seconds", L("queue", "mail"), run),
+	    NQ_OK);
+	assert_int_equal(nqi_prom_histogram(
+	                     p, "nq_job_run_seconds", L("queue", "sms"), wait),
+	    NQ_OK);
+	assert_int_equal(nqi_prom_family(p, "nq_store_free_ratio",
+	                     NQI_PROM_GAUGE, "Free part of the store map."),
+	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_sample(p, "nq_store_free_ratio", NULL, NAN), NQ_OK);
+	assert_int_equal(
+	    nqi_prom_family(p, "nq_lease_deadline_seconds", NQI_PROM_GAUGE,
+	        "Seconds to the next lease deadline."),
+	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_sample(p, "nq_lease_deadline_seconds", NULL, INFINITY),
+	    NQ_OK);
 }
 
 static void test_prom_promtool_accepts_exposition(void **st)
@@ -590,26 +647,29 @@ static void test_prom_promtool_accepts_exposition(void **st)
 	nqi_prom *p = *st;
 	char promtool[1024], out[4096];
 	if (!on_path("promtool", promtool, sizeof promtool))
-		fail_msg("promtool is not on PATH: install Debian's "
+		fail_msg(
+		    "promtool is not on PATH: install Debian's "
 		    "`prometheus` package (apt-get install prometheus), which "
 		    "ships it");
-	nqi_prom_hist *run = hist(nqi_prom_latency_bounds_s,
-	    NQI_PROM_LATENCY_NBOUNDS);
-	nqi_prom_hist *wait = hist(nqi_prom_latency_bounds_s,
-	    NQI_PROM_LATENCY_NBOUNDS);
+	nqi_prom_hist *run =
+	    hist(nqi_prom_latency_bounds_s, NQI_PROM_LATENCY_NBOUNDS);
+	nqi_prom_hist *wait =
+	    hist(nqi_prom_latency_bounds_s, NQI_PROM_LATENCY_NBOUNDS);
 	for (int i = 0; i < 1000; i++) {
 		nqi_prom_hist_observe(run, i / 100.0);
 		nqi_prom_hist_observe(wait, i * 0.37);
 	}
 	realistic_exposition(p, run, wait);
-	int rc = promtool_check(promtool, nqi_prom_text(p, NULL), out,
-	    sizeof out);
+	int rc =
+	    promtool_check(promtool, nqi_prom_text(p, NULL), out, sizeof out);
 	if (rc != 0)
 		fail_msg("promtool check metrics exited %d:\n%s\non:\n%s", rc,
 		    out, nqi_prom_text(p, NULL));
 	/* The check can fail: the label value the builder escaped, raw. */
-	rc = promtool_check(promtool, "# HELP x_jobs X.\n# TYPE x_jobs gauge\n"
-	    "x_jobs{queue=\"a\nb\"} 1\n", out, sizeof out);
+	rc = promtool_check(promtool,
+	    "# HELP x_jobs X.\n# TYPE x_jobs gauge\n"
+	    "x_jobs{queue=\"a\nb\"} 1\n",
+	    out, sizeof out);
 	assert_int_equal(rc, 1);
 	assert_non_null(strstr(out, "new-line"));
 	nqi_prom_hist_free(run);
@@ -621,21 +681,21 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
-		T(test_prom_counter_output),
-		T(test_prom_gauge_escapes_labels),
-		T(test_prom_values_print_exactly),
-		T(test_prom_histogram_buckets_cumulative),
-		T(test_prom_latency_bounds_print_short),
-		T(test_prom_histogram_concurrent_observe),
-		T(test_prom_quantiles_within_bucket),
-		T(test_prom_quantiles_latency_buckets),
-		T(test_prom_bad_names_refused),
-		T(test_prom_bad_labels_refused),
-		T(test_prom_misplaced_samples_refused),
-		T(test_prom_duplicate_series_refused),
-		T(test_prom_hist_bad_bounds_refused),
-		T(test_prom_reset_starts_over),
-		T(test_prom_promtool_accepts_exposition),
+	    T(test_prom_counter_output),
+	    T(test_prom_gauge_escapes_labels),
+	    T(test_prom_values_print_exactly),
+	    T(test_prom_histogram_buckets_cumulative),
+	    T(test_prom_latency_bounds_print_short),
+	    T(test_prom_histogram_concurrent_observe),
+	    T(test_prom_quantiles_within_bucket),
+	    T(test_prom_quantiles_latency_buckets),
+	    T(test_prom_bad_names_refused),
+	    T(test_prom_bad_labels_refused),
+	    T(test_prom_misplaced_samples_refused),
+	    T(test_prom_duplicate_series_refused),
+	    T(test_prom_hist_bad_bounds_refused),
+	    T(test_prom_reset_starts_over),
+	    T(test_prom_promtool_accepts_exposition),
 #undef T
 	};
 	if (argc > 1)

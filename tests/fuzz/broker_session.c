@@ -56,12 +56,11 @@ static void check_job(const Nq__V1__Job *job)
 	FUZZ_CHECK(job != NULL);
 	FUZZ_CHECK(nqi_id_parse(job->id, &id) == 0);
 	FUZZ_CHECK(job->state > NQ__V1__JOB_STATE__JOB_STATE_UNSPECIFIED &&
-	    job->state <= NQ__V1__JOB_STATE__JOB_STATE_EXPIRED);
+	           job->state <= NQ__V1__JOB_STATE__JOB_STATE_EXPIRED);
 	FUZZ_CHECK(job->spec != NULL);
 	FUZZ_CHECK(nqi_name_valid(job->spec->queue));
 	FUZZ_CHECK(nqi_name_valid(job->spec->type));
-	FUZZ_CHECK(job->max_attempts == 0 ||
-	    job->attempt <= job->max_attempts);
+	FUZZ_CHECK(job->max_attempts == 0 || job->attempt <= job->max_attempts);
 	for (size_t i = 0; i < job->n_errors; i++)
 		FUZZ_CHECK(job->errors[i] != NULL);
 }
@@ -80,11 +79,10 @@ static void check_fetch(session *s, const Nq__V1__FetchReply *f)
 
 /* Checks a reply to req (NULL when the request did not decode) and
  * remembers the ids and leases in it. */
-static void check_reply(session *s, const Nq__V1__Request *req,
-    const uint8_t *out, size_t outlen)
+static void check_reply(
+    session *s, const Nq__V1__Request *req, const uint8_t *out, size_t outlen)
 {
-	fuzz_trace_reply(req ? "request" : "undecodable request", out,
-	    outlen);
+	fuzz_trace_reply(req ? "request" : "undecodable request", out, outlen);
 	Nq__V1__Reply *r = nqi_reply_unpack(out, outlen);
 	/* Whatever came in, what goes out is a well-formed reply. */
 	FUZZ_CHECK(r != NULL);
@@ -97,8 +95,8 @@ static void check_reply(session *s, const Nq__V1__Request *req,
 		FUZZ_CHECK(!ok);
 	if (ok && r->body_case == NQ__V1__REPLY__BODY_ENQUEUE) {
 		const Nq__V1__EnqueueReply *e = r->enqueue;
-		FUZZ_CHECK(req && req->body_case ==
-		    NQ__V1__REQUEST__BODY_ENQUEUE);
+		FUZZ_CHECK(
+		    req && req->body_case == NQ__V1__REQUEST__BODY_ENQUEUE);
 		FUZZ_CHECK(e->n_results == req->enqueue->n_jobs);
 		for (size_t i = 0; i < e->n_results; i++) {
 			const Nq__V1__EnqueueResult *res = e->results[i];
@@ -259,8 +257,8 @@ Nq__V1__Reply *session_call(session *s, Nq__V1__Request *req, bool work)
 	uint8_t *out = NULL;
 	req->version = NQI_PROTOCOL_VERSION;
 	uint8_t *buf = fuzz_pack(&req->base, &len);
-	FUZZ_CHECK(broker_embed_request(s->e, buf, len, work, &out,
-	    &outlen) == 0);
+	FUZZ_CHECK(
+	    broker_embed_request(s->e, buf, len, work, &out, &outlen) == 0);
 	check_reply(s, req, out, outlen);
 	Nq__V1__Reply *r = nqi_reply_unpack(out, outlen);
 	FUZZ_CHECK(r != NULL);
@@ -314,8 +312,8 @@ void session_check_jobs(session *s)
 		 * enough for a result TTL to pass, except a TTL of 0 (a
 		 * queue setting the wire cannot change). */
 		FUZZ_CHECK(r->body_case == NQ__V1__REPLY__BODY_GET);
-		FUZZ_CHECK(r->get->job && strcmp(r->get->job->id,
-		    s->ids[i]) == 0);
+		FUZZ_CHECK(
+		    r->get->job && strcmp(r->get->job->id, s->ids[i]) == 0);
 		nq__v1__reply__free_unpacked(r, NULL);
 	}
 }

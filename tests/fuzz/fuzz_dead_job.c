@@ -21,8 +21,8 @@ static void render_dead(Nq__V1__DeadJob *d)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	ProtobufCMessage *m = fuzz_unpack_stable(
-	    &nq__v1__dead_job__descriptor, data, size);
+	ProtobufCMessage *m =
+	    fuzz_unpack_stable(&nq__v1__dead_job__descriptor, data, size);
 	if (m) {
 		render_dead((Nq__V1__DeadJob *)m);
 		protobuf_c_message_free_unpacked(m, NULL);

@@ -148,11 +148,11 @@ static void session_open(dlq_session *s)
 	s->dir = fuzz_tempdir("dlq");
 	dlq_start(s);
 	FUZZ_CHECK(nng_req0_open(&s->req) == 0);
-	FUZZ_CHECK(nng_socket_set_ms(s->req, NNG_OPT_RECVTIMEO,
-	    REPLY_WAIT_MS) == 0);
+	FUZZ_CHECK(
+	    nng_socket_set_ms(s->req, NNG_OPT_RECVTIMEO, REPLY_WAIT_MS) == 0);
 	/* A lost request is a bug here, not a reason to send it again. */
 	FUZZ_CHECK(nng_socket_set_ms(s->req, NNG_OPT_REQ_RESENDTIME,
-	    NNG_DURATION_INFINITE) == 0);
+	               NNG_DURATION_INFINITE) == 0);
 	FUZZ_CHECK(nng_dial(s->req, s->listen_url, NULL, 0) == 0);
 }
 
@@ -187,8 +187,8 @@ static const uint8_t *unpaced(
 
 static void check_reply(nng_msg *msg)
 {
-	Nq__V1__Reply *r = nqi_reply_unpack(nng_msg_body(msg),
-	    nng_msg_len(msg));
+	Nq__V1__Reply *r =
+	    nqi_reply_unpack(nng_msg_body(msg), nng_msg_len(msg));
 	FUZZ_CHECK(r != NULL);
 	if (r->status && r->status->code != NQ__V1__CODE__OK)
 		FUZZ_CHECK(r->status->message[0] != '\0');

@@ -13,8 +13,8 @@
 
 static void read_events(const uint8_t *data, size_t size)
 {
-	ProtobufCMessage *m = fuzz_unpack_stable(
-	    &nq__v1__event_batch__descriptor, data, size);
+	ProtobufCMessage *m =
+	    fuzz_unpack_stable(&nq__v1__event_batch__descriptor, data, size);
 	if (!m)
 		return;
 	const Nq__V1__EventBatch *b = (const Nq__V1__EventBatch *)m;

@@ -9,8 +9,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	ProtobufCMessage *m = fuzz_unpack_stable(
-	    &nq__v1__job__descriptor, data, size);
+	ProtobufCMessage *m =
+	    fuzz_unpack_stable(&nq__v1__job__descriptor, data, size);
 	if (!m) {
 		/* The codec refuses exactly what does not decode stably. */
 		FUZZ_CHECK(nqi_job_unpack(data, size) == NULL);

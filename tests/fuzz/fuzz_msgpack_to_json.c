@@ -30,7 +30,7 @@ static void text_helpers(const uint8_t *data, size_t size)
 	FUZZ_CHECK(s != NULL);
 	if (wellformed)
 		FUZZ_CHECK(json_string_length(s) == size &&
-		    memcmp(json_string_value(s), data, size) == 0);
+		           memcmp(json_string_value(s), data, size) == 0);
 	json_decref(s);
 	char *b64 = nqi_base64_encode(data, size);
 	FUZZ_CHECK(b64 != NULL && strlen(b64) == (size + 2) / 3 * 4);

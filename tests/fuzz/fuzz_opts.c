@@ -47,8 +47,8 @@ static bool name_chars_ok(const char *s)
 {
 	size_t n = strlen(s);
 	return n >= 1 && n <= NQI_NAME_MAX &&
-	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	              "0123456789._-") == n;
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                 "0123456789._-") == n;
 }
 
 static void value_parsers(const char *s)
@@ -81,8 +81,8 @@ static void flags(char **argv, int argc)
 	char err[256] = "", desc[1024];
 	int next = -1;
 	size_t n = conf_opts(&c, o);
-	int rv = nqi_opts_parse(o, n, argc, argv, 1, false, &next, err,
-	    sizeof err);
+	int rv =
+	    nqi_opts_parse(o, n, argc, argv, 1, false, &next, err, sizeof err);
 	if (rv == 0)
 		FUZZ_CHECK(next >= 1 && next <= argc);
 	else

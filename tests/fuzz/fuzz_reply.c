@@ -24,8 +24,8 @@ static void render_all(Nq__V1__Job **jobs, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	ProtobufCMessage *m = fuzz_unpack_stable(
-	    &nq__v1__reply__descriptor, data, size);
+	ProtobufCMessage *m =
+	    fuzz_unpack_stable(&nq__v1__reply__descriptor, data, size);
 	Nq__V1__Reply *viacodec = nqi_reply_unpack(data, size);
 	/* The codec takes exactly what decodes stably. */
 	FUZZ_CHECK((m != NULL) == (viacodec != NULL));

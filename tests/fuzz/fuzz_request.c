@@ -13,8 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char buf[160];
 	int err;
-	ProtobufCMessage *m = fuzz_unpack_stable(
-	    &nq__v1__request__descriptor, data, size);
+	ProtobufCMessage *m =
+	    fuzz_unpack_stable(&nq__v1__request__descriptor, data, size);
 	Nq__V1__Request *viacodec = nqi_request_unpack(data, size);
 	/* The codec takes exactly what decodes stably. */
 	FUZZ_CHECK((m != NULL) == (viacodec != NULL));
@@ -24,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	const Nq__V1__Request *req = (const Nq__V1__Request *)m;
 	for (int work = 0; work < 2; work++) {
-		const char *bad = broker_precheck(req, work, &err, buf,
-		    sizeof buf);
+		const char *bad =
+		    broker_precheck(req, work, &err, buf, sizeof buf);
 		if (bad) {
 			FUZZ_CHECK(bad[0] != '\0');
 			FUZZ_CHECK(err == NQ_EINVAL || err == NQ_EPRECOND);

@@ -11,7 +11,6 @@
 #include "internal.h"
 #include "fuzz.h"
 
-
 static void read_accessors(const nq_job *job)
 {
 	size_t len, sum = 0;
@@ -37,8 +36,8 @@ static void read_accessors(const nq_job *job)
 		uint64_t at_us;
 		sum += fuzz_touch_str(nq_job_error(job, i, &attempt, &at_us));
 	}
-	FUZZ_CHECK(nq_job_error(job, nq_job_error_count(job), NULL, NULL) ==
-	    NULL);
+	FUZZ_CHECK(
+	    nq_job_error(job, nq_job_error_count(job), NULL, NULL) == NULL);
 	(void)sum;
 }
 

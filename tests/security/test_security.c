@@ -58,15 +58,15 @@ static void make_certs(itest_env *e)
 	    "-subj /CN=nq-client && "
 	    "%s x509 -req -in cli.csr -CA ca.pem -CAkey ca.key "
 	    "-CAcreateserial -out cli.pem -days 2) > openssl.log 2>&1",
-	    e->dir, NQ_OPENSSL, NQ_OPENSSL, NQ_OPENSSL, NQ_OPENSSL,
-	    NQ_OPENSSL, NQ_OPENSSL);
+	    e->dir, NQ_OPENSSL, NQ_OPENSSL, NQ_OPENSSL, NQ_OPENSSL, NQ_OPENSSL,
+	    NQ_OPENSSL);
 	assert_int_equal(system(cmd), 0);
 }
 
 /* Starts a broker with the env's ports and extra flags, then waits until
  * a client (given opts) gets any answer from its api socket. */
-static void start_broker(itest_env *e, const char *const *extra,
-    const nq_client_opts *probe)
+static void start_broker(
+    itest_env *e, const char *const *extra, const nq_client_opts *probe)
 {
 	const char *argv[48] = {NULL};
 	char ev[96], http[96], dlq[96];
@@ -92,7 +92,8 @@ static void start_broker(itest_env *e, const char *const *extra,
 		size_t nq = 0;
 		int rv = nq_stats(c, NULL, &qs, &nq, NULL);
 		free(qs);
-		if (rv != NQ_ETIMEDOUT && rv != NQ_ECONNECT && rv != NQ_EUNAVAIL)
+		if (rv != NQ_ETIMEDOUT && rv != NQ_ECONNECT &&
+		    rv != NQ_EUNAVAIL)
 			break;
 		assert_false(itest_broker_died(e));
 	}
@@ -102,8 +103,10 @@ static void start_broker(itest_env *e, const char *const *extra,
 static nq_client *client_with(const itest_env *e, const char *token)
 {
 	nq_client *c;
-	nq_client_opts o = {.api_url = e->api_url, .work_url = e->work_url,
-	    .results_url = e->results_url, .token = token,
+	nq_client_opts o = {.api_url = e->api_url,
+	    .work_url = e->work_url,
+	    .results_url = e->results_url,
+	    .token = token,
 	    .timeout_ms = 5000};
 	assert_int_equal(nq_client_open(&c, &o), 0);
 	return c;
@@ -231,8 +234,8 @@ static void test_security_completion_needs_worker_token(void **state)
 	nq_job_free(j);
 	/* the worker's own token completes it */
 	assert_int_equal(nq_complete(work, "w", &c, 1), NQ_OK);
-	assert_int_equal(itest_wait_state(prod, id, NQ_STATE_SUCCEEDED, 5000,
-	    NULL), 0);
+	assert_int_equal(
+	    itest_wait_state(prod, id, NQ_STATE_SUCCEEDED, 5000, NULL), 0);
 	nq_jobs_free(jobs, n);
 	nq_client_close(prod);
 	nq_client_close(work);
@@ -258,8 +261,8 @@ static void tls_setup(itest_env *e, tls_paths *p, bool client_certs)
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(itest_free_port(&ports[i]), 0);
 	/* Clients dial localhost: mbedTLS does not match IP addresses. */
-	snprintf(e->api_url, sizeof e->api_url, "tls+tcp://localhost:%d",
-	    ports[0]);
+	snprintf(
+	    e->api_url, sizeof e->api_url, "tls+tcp://localhost:%d", ports[0]);
 	snprintf(e->work_url, sizeof e->work_url, "tls+tcp://localhost:%d",
 	    ports[1]);
 	snprintf(e->results_url, sizeof e->results_url,
@@ -271,18 +274,22 @@ static void tls_setup(itest_env *e, tls_paths *p, bool client_certs)
 	const char *flags[] = {"--api", api, "--work", work, "--results", res,
 	    "--tls-cert", p->srv, "--tls-key", p->srvkey,
 	    client_certs ? "--tls-ca" : NULL, p->ca, NULL};
-	nq_client_opts probe = {.api_url = e->api_url, .tls_ca = p->ca,
+	nq_client_opts probe = {.api_url = e->api_url,
+	    .tls_ca = p->ca,
 	    .tls_cert = client_certs ? p->cli : NULL,
 	    .tls_key = client_certs ? p->clikey : NULL};
 	start_broker(e, flags, &probe);
 }
 
-static int stats_over(const itest_env *e, const char *ca, const char *cert,
-    const char *key)
+static int stats_over(
+    const itest_env *e, const char *ca, const char *cert, const char *key)
 {
 	nq_client *c;
-	nq_client_opts o = {.api_url = e->api_url, .tls_ca = ca,
-	    .tls_cert = cert, .tls_key = key, .timeout_ms = 1500};
+	nq_client_opts o = {.api_url = e->api_url,
+	    .tls_ca = ca,
+	    .tls_cert = cert,
+	    .tls_key = key,
+	    .timeout_ms = 1500};
 	assert_int_equal(nq_client_open(&c, &o), 0);
 	int rv = try_stats(c);
 	nq_client_close(c);
@@ -330,8 +337,8 @@ static void test_security_tls_job_path_end_to_end(void **state)
 	itest_run run;
 	char id[NQ_ID_MAX];
 	tls_setup(e, &p, false);
-	const char *wflags[] = {"--handler", "echo=cat", "--queues", "tls",
-	    "--tls-ca", p.ca, NULL};
+	const char *wflags[] = {
+	    "--handler", "echo=cat", "--queues", "tls", "--tls-ca", p.ca, NULL};
 	assert_int_equal(itest_worker_start(e, wflags, &w), 0);
 	const char *args[] = {"--api", e->api_url, "--tls-ca", p.ca, "--json",
 	    "enqueue", "tls", "echo", "--payload", "{\"secret\":42}", "--wait",
@@ -346,8 +353,8 @@ static void test_security_tls_job_path_end_to_end(void **state)
 }
 
 /* Runs curl on url; returns its exit status, the body in out. */
-static int curl(itest_env *e, const char *ca, const char *url, char *out,
-    size_t len)
+static int curl(
+    itest_env *e, const char *ca, const char *url, char *out, size_t len)
 {
 	char cmd[1024], path[512];
 	itest_path(e, "curl.out", path, sizeof path);
@@ -374,8 +381,8 @@ static void test_security_https_health_and_metrics(void **state)
 	int bport, wport;
 	assert_int_equal(itest_free_port(&bport), 0);
 	assert_int_equal(itest_free_port(&wport), 0);
-	snprintf(e->http_addr, sizeof e->http_addr, "https://127.0.0.1:%d",
-	    bport);
+	snprintf(
+	    e->http_addr, sizeof e->http_addr, "https://127.0.0.1:%d", bport);
 	tls_setup(e, &p, false);
 	/* the broker's endpoints over https, verified with the CA */
 	snprintf(url, sizeof url, "https://localhost:%d/healthz", bport);
@@ -409,24 +416,24 @@ static void test_security_https_health_and_metrics(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-		    test_security_roles_allow_exactly_their_requests,
-		    itest_setup, itest_teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_security_completion_needs_worker_token, itest_setup,
-		    itest_teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_security_tls_refuses_other_ca_and_plaintext,
-		    itest_setup, itest_teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_security_tls_client_certificates_required,
-		    itest_setup, itest_teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_security_tls_job_path_end_to_end, itest_setup,
-		    itest_teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_security_https_health_and_metrics, itest_setup,
-		    itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_security_roles_allow_exactly_their_requests, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_security_completion_needs_worker_token, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_security_tls_refuses_other_ca_and_plaintext, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_security_tls_client_certificates_required, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_security_tls_job_path_end_to_end, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_security_https_health_and_metrics, itest_setup,
+	        itest_teardown),
 	};
 	return cmocka_run_group_tests_name("security", tests, NULL, NULL);
 }

@@ -52,7 +52,8 @@ static int write_sample(const char *dir, const nqt_sample *s)
 	int rv = write_new(path, buf, len);
 	free(buf);
 	if (rv >= 0)
-		printf("%s %s (%zu bytes)\n", rv ? "wrote" : "kept ", path, len);
+		printf(
+		    "%s %s (%zu bytes)\n", rv ? "wrote" : "kept ", path, len);
 	return rv;
 }
 
@@ -60,7 +61,8 @@ int main(int argc, char **argv)
 {
 	if (argc != 2 || argv[1][0] == '-') {
 		fprintf(stderr, "usage: gen_fixtures DIR\n"
-		    "writes DIR/<sample>.bin for samples that have no fixture yet\n");
+		                "writes DIR/<sample>.bin for samples that have "
+		                "no fixture yet\n");
 		return 2;
 	}
 	size_t n;

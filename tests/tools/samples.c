@@ -573,51 +573,51 @@ static void build_dlq_replies(void)
 }
 
 static nqt_sample samples[] = {
-	{"status", &status.base},
-	{"job_spec", &spec.base},
-	{"job", &job.base},
-	{"completion_batch", &batch.base},
-	{"job_event", &event.base},
-	{"request_enqueue", &requests[0].base},
-	{"request_get", &requests[1].base},
-	{"request_wait", &requests[2].base},
-	{"request_cancel", &requests[3].base},
-	{"request_stats", &requests[4].base},
-	{"request_pause", &requests[5].base},
-	{"request_resume", &requests[6].base},
-	{"request_list", &requests[7].base},
-	{"request_fetch", &requests[8].base},
-	{"request_extend", &requests[9].base},
-	{"reply_enqueue", &replies[0].base},
-	{"reply_get", &replies[1].base},
-	{"reply_wait", &replies[2].base},
-	{"reply_cancel", &replies[3].base},
-	{"reply_stats", &replies[4].base},
-	{"reply_queue", &replies[5].base},
-	{"reply_list", &replies[6].base},
-	{"reply_fetch", &replies[7].base},
-	{"reply_extend", &replies[8].base},
-	{"reply_version", &replies[9].base},
-	{"job_spec_replay", &spec_replay.base},
-	{"completion_batch_schema", &batch_schema.base},
-	{"queue_config", &qconfig.base},
-	{"event_batch", &event_batch.base},
-	{"dead_job", &dead.base},
-	{"request_dlq_ingest", &req_dlq_ingest.base},
-	{"request_dlq_list", &req_dlq_list.base},
-	{"request_dlq_show", &req_dlq_show.base},
-	{"request_dlq_replay", &req_dlq_replay.base},
-	{"request_dlq_replay_all", &req_dlq_replay_all.base},
-	{"request_dlq_purge", &req_dlq_purge.base},
-	{"request_dlq_purge_all", &req_dlq_purge_all.base},
-	{"request_dlq_stats", &req_dlq_stats.base},
-	{"reply_stats_dlq", &rep_stats_dlq.base},
-	{"reply_dlq_ingest", &rep_dlq_ingest.base},
-	{"reply_dlq_list", &rep_dlq_list.base},
-	{"reply_dlq_show", &rep_dlq_show.base},
-	{"reply_dlq_replay", &rep_dlq_replay.base},
-	{"reply_dlq_purge", &rep_dlq_purge.base},
-	{"reply_dlq_stats", &rep_dlq_stats.base},
+    {"status", &status.base},
+    {"job_spec", &spec.base},
+    {"job", &job.base},
+    {"completion_batch", &batch.base},
+    {"job_event", &event.base},
+    {"request_enqueue", &requests[0].base},
+    {"request_get", &requests[1].base},
+    {"request_wait", &requests[2].base},
+    {"request_cancel", &requests[3].base},
+    {"request_stats", &requests[4].base},
+    {"request_pause", &requests[5].base},
+    {"request_resume", &requests[6].base},
+    {"request_list", &requests[7].base},
+    {"request_fetch", &requests[8].base},
+    {"request_extend", &requests[9].base},
+    {"reply_enqueue", &replies[0].base},
+    {"reply_get", &replies[1].base},
+    {"reply_wait", &replies[2].base},
+    {"reply_cancel", &replies[3].base},
+    {"reply_stats", &replies[4].base},
+    {"reply_queue", &replies[5].base},
+    {"reply_list", &replies[6].base},
+    {"reply_fetch", &replies[7].base},
+    {"reply_extend", &replies[8].base},
+    {"reply_version", &replies[9].base},
+    {"job_spec_replay", &spec_replay.base},
+    {"completion_batch_schema", &batch_schema.base},
+    {"queue_config", &qconfig.base},
+    {"event_batch", &event_batch.base},
+    {"dead_job", &dead.base},
+    {"request_dlq_ingest", &req_dlq_ingest.base},
+    {"request_dlq_list", &req_dlq_list.base},
+    {"request_dlq_show", &req_dlq_show.base},
+    {"request_dlq_replay", &req_dlq_replay.base},
+    {"request_dlq_replay_all", &req_dlq_replay_all.base},
+    {"request_dlq_purge", &req_dlq_purge.base},
+    {"request_dlq_purge_all", &req_dlq_purge_all.base},
+    {"request_dlq_stats", &req_dlq_stats.base},
+    {"reply_stats_dlq", &rep_stats_dlq.base},
+    {"reply_dlq_ingest", &rep_dlq_ingest.base},
+    {"reply_dlq_list", &rep_dlq_list.base},
+    {"reply_dlq_show", &rep_dlq_show.base},
+    {"reply_dlq_replay", &rep_dlq_replay.base},
+    {"reply_dlq_purge", &rep_dlq_purge.base},
+    {"reply_dlq_stats", &rep_dlq_stats.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)
@@ -651,53 +651,53 @@ const ProtobufCMessage *nqt_sample_get(const char *name)
 }
 
 static const ProtobufCMessageDescriptor *const descriptors[] = {
-	&nq__v1__attempt_error__descriptor,
-	&nq__v1__job_spec__descriptor,
-	&nq__v1__job__descriptor,
-	&nq__v1__queue_config__descriptor,
-	&nq__v1__status__descriptor,
-	&nq__v1__enqueue_request__descriptor,
-	&nq__v1__enqueue_result__descriptor,
-	&nq__v1__enqueue_reply__descriptor,
-	&nq__v1__get_request__descriptor,
-	&nq__v1__get_reply__descriptor,
-	&nq__v1__wait_request__descriptor,
-	&nq__v1__cancel_request__descriptor,
-	&nq__v1__cancel_reply__descriptor,
-	&nq__v1__stats_request__descriptor,
-	&nq__v1__queue_stats__descriptor,
-	&nq__v1__broker_stats__descriptor,
-	&nq__v1__stats_reply__descriptor,
-	&nq__v1__pause_request__descriptor,
-	&nq__v1__resume_request__descriptor,
-	&nq__v1__queue_reply__descriptor,
-	&nq__v1__list_request__descriptor,
-	&nq__v1__list_reply__descriptor,
-	&nq__v1__fetch_request__descriptor,
-	&nq__v1__fetch_reply__descriptor,
-	&nq__v1__lease_ref__descriptor,
-	&nq__v1__extend_request__descriptor,
-	&nq__v1__extend_reply__descriptor,
-	&nq__v1__dead_job__descriptor,
-	&nq__v1__dlq_ingest_request__descriptor,
-	&nq__v1__dlq_ingest_reply__descriptor,
-	&nq__v1__dlq_list_request__descriptor,
-	&nq__v1__dlq_list_reply__descriptor,
-	&nq__v1__dlq_show_request__descriptor,
-	&nq__v1__dlq_show_reply__descriptor,
-	&nq__v1__dlq_replay_request__descriptor,
-	&nq__v1__dlq_replay_reply__descriptor,
-	&nq__v1__dlq_purge_request__descriptor,
-	&nq__v1__dlq_purge_reply__descriptor,
-	&nq__v1__dlq_stats_request__descriptor,
-	&nq__v1__dlq_stats_entry__descriptor,
-	&nq__v1__dlq_stats_reply__descriptor,
-	&nq__v1__request__descriptor,
-	&nq__v1__reply__descriptor,
-	&nq__v1__completion__descriptor,
-	&nq__v1__completion_batch__descriptor,
-	&nq__v1__job_event__descriptor,
-	&nq__v1__event_batch__descriptor,
+    &nq__v1__attempt_error__descriptor,
+    &nq__v1__job_spec__descriptor,
+    &nq__v1__job__descriptor,
+    &nq__v1__queue_config__descriptor,
+    &nq__v1__status__descriptor,
+    &nq__v1__enqueue_request__descriptor,
+    &nq__v1__enqueue_result__descriptor,
+    &nq__v1__enqueue_reply__descriptor,
+    &nq__v1__get_request__descriptor,
+    &nq__v1__get_reply__descriptor,
+    &nq__v1__wait_request__descriptor,
+    &nq__v1__cancel_request__descriptor,
+    &nq__v1__cancel_reply__descriptor,
+    &nq__v1__stats_request__descriptor,
+    &nq__v1__queue_stats__descriptor,
+    &nq__v1__broker_stats__descriptor,
+    &nq__v1__stats_reply__descriptor,
+    &nq__v1__pause_request__descriptor,
+    &nq__v1__resume_request__descriptor,
+    &nq__v1__queue_reply__descriptor,
+    &nq__v1__list_request__descriptor,
+    &nq__v1__list_reply__descriptor,
+    &nq__v1__fetch_request__descriptor,
+    &nq__v1__fetch_reply__descriptor,
+    &nq__v1__lease_ref__descriptor,
+    &nq__v1__extend_request__descriptor,
+    &nq__v1__extend_reply__descriptor,
+    &nq__v1__dead_job__descriptor,
+    &nq__v1__dlq_ingest_request__descriptor,
+    &nq__v1__dlq_ingest_reply__descriptor,
+    &nq__v1__dlq_list_request__descriptor,
+    &nq__v1__dlq_list_reply__descriptor,
+    &nq__v1__dlq_show_request__descriptor,
+    &nq__v1__dlq_show_reply__descriptor,
+    &nq__v1__dlq_replay_request__descriptor,
+    &nq__v1__dlq_replay_reply__descriptor,
+    &nq__v1__dlq_purge_request__descriptor,
+    &nq__v1__dlq_purge_reply__descriptor,
+    &nq__v1__dlq_stats_request__descriptor,
+    &nq__v1__dlq_stats_entry__descriptor,
+    &nq__v1__dlq_stats_reply__descriptor,
+    &nq__v1__request__descriptor,
+    &nq__v1__reply__descriptor,
+    &nq__v1__completion__descriptor,
+    &nq__v1__completion_batch__descriptor,
+    &nq__v1__job_event__descriptor,
+    &nq__v1__event_batch__descriptor,
 };
 
 const ProtobufCMessageDescriptor *const *nqt_descriptors(size_t *n)
@@ -732,8 +732,8 @@ static size_t value_size(ProtobufCType t)
 	}
 }
 
-static const void *field_ptr(const ProtobufCMessage *m,
-    const ProtobufCFieldDescriptor *f)
+static const void *field_ptr(
+    const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {
 	return (const char *)m + f->offset;
 }
@@ -744,24 +744,24 @@ static bool is_oneof(const ProtobufCFieldDescriptor *f)
 }
 
 /* For oneof members: whether this member is the selected one. */
-static bool oneof_selected(const ProtobufCMessage *m,
-    const ProtobufCFieldDescriptor *f)
+static bool oneof_selected(
+    const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {
 	uint32_t c;
 	memcpy(&c, (const char *)m + f->quantifier_offset, sizeof c);
 	return c == f->id;
 }
 
-static size_t repeated_count(const ProtobufCMessage *m,
-    const ProtobufCFieldDescriptor *f)
+static size_t repeated_count(
+    const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {
 	size_t n;
 	memcpy(&n, (const char *)m + f->quantifier_offset, sizeof n);
 	return n;
 }
 
-static const void *repeated_elem(const ProtobufCMessage *m,
-    const ProtobufCFieldDescriptor *f, size_t i)
+static const void *repeated_elem(
+    const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f, size_t i)
 {
 	const char *arr;
 	memcpy(&arr, field_ptr(m, f), sizeof arr);
@@ -809,7 +809,8 @@ static bool value_equal(const ProtobufCFieldDescriptor *f, const void *a,
 		return strcmp(str_of(a), str_of(b)) == 0;
 	case PROTOBUF_C_TYPE_BYTES:
 		return ba->len == bb->len &&
-		    (ba->len == 0 || memcmp(ba->data, bb->data, ba->len) == 0);
+		       (ba->len == 0 ||
+		           memcmp(ba->data, bb->data, ba->len) == 0);
 	case PROTOBUF_C_TYPE_MESSAGE:
 		if (!msg_of(a) || !msg_of(b))
 			return msg_of(a) == msg_of(b);
@@ -820,8 +821,9 @@ static bool value_equal(const ProtobufCFieldDescriptor *f, const void *a,
 }
 
 /* Prepends "Message.field" (and "[i]") to the path in why. */
-static void note_path(char *why, size_t len, const ProtobufCMessageDescriptor *d,
-    const ProtobufCFieldDescriptor *f, long idx)
+static void note_path(char *why, size_t len,
+    const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f,
+    long idx)
 {
 	char inner[256];
 	snprintf(inner, sizeof inner, "%s", why);
@@ -845,7 +847,7 @@ static bool field_equal(const ProtobufCMessage *a, const ProtobufCMessage *b,
 		}
 		for (size_t i = 0; i < n; i++) {
 			if (!value_equal(f, repeated_elem(a, f, i),
-			    repeated_elem(b, f, i), why, len)) {
+			        repeated_elem(b, f, i), why, len)) {
 				note_path(why, len, a->descriptor, f, (long)i);
 				return false;
 			}
@@ -864,8 +866,8 @@ static bool field_equal(const ProtobufCMessage *a, const ProtobufCMessage *b,
 	return value_equal(f, field_ptr(a, f), field_ptr(b, f), why, len);
 }
 
-bool nqt_msg_equal(const ProtobufCMessage *a, const ProtobufCMessage *b,
-    char *why, size_t len)
+bool nqt_msg_equal(
+    const ProtobufCMessage *a, const ProtobufCMessage *b, char *why, size_t len)
 {
 	const ProtobufCMessageDescriptor *d = a->descriptor;
 	why[0] = '\0';
@@ -911,8 +913,8 @@ static long type_index(const ProtobufCMessageDescriptor *d)
 	return -1;
 }
 
-static void cover_field(nqt_coverage *c, long t, const ProtobufCMessage *m,
-    unsigned i)
+static void cover_field(
+    nqt_coverage *c, long t, const ProtobufCMessage *m, unsigned i)
 {
 	const ProtobufCFieldDescriptor *f = &m->descriptor->fields[i];
 	bool msg = f->type == PROTOBUF_C_TYPE_MESSAGE;
@@ -948,7 +950,8 @@ bool nqt_coverage_complete(const nqt_coverage *c, char *missing, size_t len)
 	for (size_t t = 0; t < COUNT(descriptors); t++) {
 		const ProtobufCMessageDescriptor *d = descriptors[t];
 		if (!c->seen_type[t]) {
-			snprintf(missing, len, "%s (no sample holds one)", d->name);
+			snprintf(
+			    missing, len, "%s (no sample holds one)", d->name);
 			return false;
 		}
 		for (unsigned i = 0; i < d->n_fields; i++) {

@@ -25,7 +25,9 @@
 #define NQT_TOKEN "tok-producer-1"
 #define NQT_WORKER "worker-a-4242-9f2c"
 /* msgpack of {"to":"ada@example.com"} */
-#define NQT_PAYLOAD "\x81\xa2to\xaf" "ada@example.com"
+#define NQT_PAYLOAD                                                            \
+	"\x81\xa2to\xaf"                                                       \
+	"ada@example.com"
 #define NQT_PAYLOAD_LEN 19
 #define NQT_CONTENT_TYPE "application/msgpack"
 #define NQT_SCHEMA_VERSION 3u
@@ -36,7 +38,8 @@
 #define NQT_TIMEOUT_MS 45000ull
 #define NQT_IDEMPOTENCY_KEY "welcome-42"
 #define NQT_ORDERING_KEY "user-42"
-#define NQT_TRACEPARENT "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+#define NQT_TRACEPARENT                                                        \
+	"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 #define NQT_PAYLOAD_REF "s3://nq-blobs/blob-42"
 #define NQT_DEADLINE_US 1764283600000000ull
 #define NQT_CREATED_US 1764279990000001ull

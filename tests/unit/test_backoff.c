@@ -24,7 +24,8 @@ static uint64_t rng_next(uint64_t *s)
 static void test_backoff_first_retry_ceiling_is_base(void **st)
 {
 	assert_int_equal(nqi_backoff_ceiling_ms(1, BASE_MS, CAP_MS), BASE_MS);
-	/* attempt 0 is not a retry; it must not go below nothing or above base */
+	/* attempt 0 is not a retry; it must not go below nothing or above base
+	 */
 	assert_true(nqi_backoff_ceiling_ms(0, BASE_MS, CAP_MS) <= BASE_MS);
 }
 
@@ -96,20 +97,21 @@ static void test_backoff_draws_spread_over_the_range(void **st)
 static void test_backoff_no_overflow_at_huge_inputs(void **st)
 {
 	assert_int_equal(nqi_backoff_ceiling_ms(1000, BASE_MS, CAP_MS), CAP_MS);
-	assert_int_equal(nqi_backoff_ceiling_ms(UINT32_MAX, BASE_MS, CAP_MS),
-	    CAP_MS);
-	assert_int_equal(nqi_backoff_ceiling_ms(1000, UINT64_MAX / 3,
-	    UINT64_MAX), UINT64_MAX);
-	assert_int_equal(nqi_backoff_ceiling_ms(64, 1, UINT64_MAX),
-	    1ull << 63);
-	assert_int_equal(nqi_backoff_ceiling_ms(65, 1, UINT64_MAX), UINT64_MAX);
-	assert_int_equal(nqi_backoff_ceiling_ms(1, UINT64_MAX, UINT64_MAX),
+	assert_int_equal(
+	    nqi_backoff_ceiling_ms(UINT32_MAX, BASE_MS, CAP_MS), CAP_MS);
+	assert_int_equal(
+	    nqi_backoff_ceiling_ms(1000, UINT64_MAX / 3, UINT64_MAX),
 	    UINT64_MAX);
+	assert_int_equal(nqi_backoff_ceiling_ms(64, 1, UINT64_MAX), 1ull << 63);
+	assert_int_equal(nqi_backoff_ceiling_ms(65, 1, UINT64_MAX), UINT64_MAX);
+	assert_int_equal(
+	    nqi_backoff_ceiling_ms(1, UINT64_MAX, UINT64_MAX), UINT64_MAX);
 	/* a base above the cap is held to the cap */
 	assert_int_equal(nqi_backoff_ceiling_ms(1, 5000, 1000), 1000);
-	assert_true(nqi_backoff_ms(1000, UINT64_MAX, UINT64_MAX, 12345) ==
-	    12345);
-	assert_true(nqi_backoff_ms(1000, BASE_MS, CAP_MS, UINT64_MAX) <= CAP_MS);
+	assert_true(
+	    nqi_backoff_ms(1000, UINT64_MAX, UINT64_MAX, 12345) == 12345);
+	assert_true(
+	    nqi_backoff_ms(1000, BASE_MS, CAP_MS, UINT64_MAX) <= CAP_MS);
 }
 
 static void test_backoff_zero_base_means_no_delay(void **st)
@@ -122,13 +124,13 @@ static void test_backoff_zero_base_means_no_delay(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_backoff_first_retry_ceiling_is_base),
-		cmocka_unit_test(test_backoff_ceiling_doubles_until_cap),
-		cmocka_unit_test(test_backoff_ceiling_never_decreases),
-		cmocka_unit_test(test_backoff_delay_stays_within_ceiling),
-		cmocka_unit_test(test_backoff_draws_spread_over_the_range),
-		cmocka_unit_test(test_backoff_no_overflow_at_huge_inputs),
-		cmocka_unit_test(test_backoff_zero_base_means_no_delay),
+	    cmocka_unit_test(test_backoff_first_retry_ceiling_is_base),
+	    cmocka_unit_test(test_backoff_ceiling_doubles_until_cap),
+	    cmocka_unit_test(test_backoff_ceiling_never_decreases),
+	    cmocka_unit_test(test_backoff_delay_stays_within_ceiling),
+	    cmocka_unit_test(test_backoff_draws_spread_over_the_range),
+	    cmocka_unit_test(test_backoff_no_overflow_at_huge_inputs),
+	    cmocka_unit_test(test_backoff_zero_base_means_no_delay),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,8 +29,8 @@ static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
 
 /* Decodes with the nqi_* entry point of the type when there is one, so the
  * decoders the services use are the ones fed hostile bytes. */
-static ProtobufCMessage *unpack_as(const ProtobufCMessageDescriptor *d,
-    const uint8_t *buf, size_t len)
+static ProtobufCMessage *unpack_as(
+    const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len)
 {
 	if (d == &nq__v1__request__descriptor)
 		return (ProtobufCMessage *)nqi_request_unpack(buf, len);
@@ -43,8 +43,8 @@ static ProtobufCMessage *unpack_as(const ProtobufCMessageDescriptor *d,
 	return protobuf_c_message_unpack(d, NULL, len, buf);
 }
 
-static void assert_msg_equal(const ProtobufCMessage *a,
-    const ProtobufCMessage *b, const char *what)
+static void assert_msg_equal(
+    const ProtobufCMessage *a, const ProtobufCMessage *b, const char *what)
 {
 	char why[512];
 	if (!nqt_msg_equal(a, b, why, sizeof why))
@@ -57,7 +57,8 @@ static uint8_t *read_fixture(const char *name, size_t *len)
 	snprintf(path, sizeof path, "%s/%s.bin", NQ_FIXTURE_DIR, name);
 	FILE *f = fopen(path, "rb");
 	if (!f)
-		fail_msg("missing fixture %s (run gen_fixtures for new samples)",
+		fail_msg(
+		    "missing fixture %s (run gen_fixtures for new samples)",
 		    path);
 	uint8_t *buf = malloc(1 << 16);
 	assert_non_null(buf);
@@ -276,8 +277,8 @@ static void fx_event_batch(const ProtobufCMessage *m)
 	assert_int_equal(e->topic_seq, NQT_TOPIC_SEQ + 1);
 }
 
-static const Nq__V1__Request *request_of(const ProtobufCMessage *m,
-    Nq__V1__Request__BodyCase want)
+static const Nq__V1__Request *request_of(
+    const ProtobufCMessage *m, Nq__V1__Request__BodyCase want)
 {
 	const Nq__V1__Request *r = (const void *)m;
 	assert_int_equal(r->version, 1);
@@ -366,8 +367,8 @@ static void fx_request_extend(const ProtobufCMessage *m)
 	assert_string_equal(e->worker_id, NQT_WORKER);
 }
 
-static const Nq__V1__Reply *reply_of(const ProtobufCMessage *m,
-    Nq__V1__Reply__BodyCase want)
+static const Nq__V1__Reply *reply_of(
+    const ProtobufCMessage *m, Nq__V1__Reply__BodyCase want)
 {
 	const Nq__V1__Reply *r = (const void *)m;
 	assert_int_equal(r->body_case, want);
@@ -663,8 +664,8 @@ static void fx_reply_stats_dlq(const ProtobufCMessage *m)
 	assert_int_equal(q->ready, 0);
 	assert_int_equal(q->dead, NQT_DEAD_PENDING);
 	assert_false(q->paused);
-	assert_int_equal(q->dead_total,
-	    NQT_DLQ_HANDED_TOTAL + NQT_DEAD_PENDING);
+	assert_int_equal(
+	    q->dead_total, NQT_DLQ_HANDED_TOTAL + NQT_DEAD_PENDING);
 	assert_int_equal(q->dead_pending, NQT_DEAD_PENDING);
 	assert_int_equal(q->dlq_handed_total, NQT_DLQ_HANDED_TOTAL);
 	check_broker_stats(s->broker);
@@ -738,53 +739,56 @@ typedef struct fixture {
 	void (*check)(const ProtobufCMessage *m);
 } fixture;
 
-#define FX(n, d) {#n, &nq__v1__##d##__descriptor, fx_##n}
+#define FX(n, d)                                                               \
+	{                                                                      \
+#n, &nq__v1__##d##__descriptor, fx_##n                         \
+	}
 static const fixture fixtures[] = {
-	FX(status, status),
-	FX(job_spec, job_spec),
-	FX(job, job),
-	FX(completion_batch, completion_batch),
-	FX(job_event, job_event),
-	FX(request_enqueue, request),
-	FX(request_get, request),
-	FX(request_wait, request),
-	FX(request_cancel, request),
-	FX(request_stats, request),
-	FX(request_pause, request),
-	FX(request_resume, request),
-	FX(request_list, request),
-	FX(request_fetch, request),
-	FX(request_extend, request),
-	FX(reply_enqueue, reply),
-	FX(reply_get, reply),
-	FX(reply_wait, reply),
-	FX(reply_cancel, reply),
-	FX(reply_stats, reply),
-	FX(reply_queue, reply),
-	FX(reply_list, reply),
-	FX(reply_fetch, reply),
-	FX(reply_extend, reply),
-	FX(reply_version, reply),
-	FX(job_spec_replay, job_spec),
-	FX(completion_batch_schema, completion_batch),
-	FX(queue_config, queue_config),
-	FX(event_batch, event_batch),
-	FX(dead_job, dead_job),
-	FX(request_dlq_ingest, request),
-	FX(request_dlq_list, request),
-	FX(request_dlq_show, request),
-	FX(request_dlq_replay, request),
-	FX(request_dlq_replay_all, request),
-	FX(request_dlq_purge, request),
-	FX(request_dlq_purge_all, request),
-	FX(request_dlq_stats, request),
-	FX(reply_stats_dlq, reply),
-	FX(reply_dlq_ingest, reply),
-	FX(reply_dlq_list, reply),
-	FX(reply_dlq_show, reply),
-	FX(reply_dlq_replay, reply),
-	FX(reply_dlq_purge, reply),
-	FX(reply_dlq_stats, reply),
+    FX(status, status),
+    FX(job_spec, job_spec),
+    FX(job, job),
+    FX(completion_batch, completion_batch),
+    FX(job_event, job_event),
+    FX(request_enqueue, request),
+    FX(request_get, request),
+    FX(request_wait, request),
+    FX(request_cancel, request),
+    FX(request_stats, request),
+    FX(request_pause, request),
+    FX(request_resume, request),
+    FX(request_list, request),
+    FX(request_fetch, request),
+    FX(request_extend, request),
+    FX(reply_enqueue, reply),
+    FX(reply_get, reply),
+    FX(reply_wait, reply),
+    FX(reply_cancel, reply),
+    FX(reply_stats, reply),
+    FX(reply_queue, reply),
+    FX(reply_list, reply),
+    FX(reply_fetch, reply),
+    FX(reply_extend, reply),
+    FX(reply_version, reply),
+    FX(job_spec_replay, job_spec),
+    FX(completion_batch_schema, completion_batch),
+    FX(queue_config, queue_config),
+    FX(event_batch, event_batch),
+    FX(dead_job, dead_job),
+    FX(request_dlq_ingest, request),
+    FX(request_dlq_list, request),
+    FX(request_dlq_show, request),
+    FX(request_dlq_replay, request),
+    FX(request_dlq_replay_all, request),
+    FX(request_dlq_purge, request),
+    FX(request_dlq_purge_all, request),
+    FX(request_dlq_stats, request),
+    FX(reply_stats_dlq, reply),
+    FX(reply_dlq_ingest, reply),
+    FX(reply_dlq_list, reply),
+    FX(reply_dlq_show, reply),
+    FX(reply_dlq_replay, reply),
+    FX(reply_dlq_purge, reply),
+    FX(reply_dlq_stats, reply),
 };
 
 /* ---- tests ---- */
@@ -811,8 +815,10 @@ static void test_codec_every_sample_round_trips(void **st)
 	for (size_t i = 0; i < n; i++) {
 		size_t len;
 		uint8_t *buf = pack(s[i].msg, &len);
-		assert_int_equal(len, protobuf_c_message_get_packed_size(s[i].msg));
-		ProtobufCMessage *back = unpack_as(s[i].msg->descriptor, buf, len);
+		assert_int_equal(
+		    len, protobuf_c_message_get_packed_size(s[i].msg));
+		ProtobufCMessage *back =
+		    unpack_as(s[i].msg->descriptor, buf, len);
 		if (!back)
 			fail_msg("%s does not decode after packing", s[i].name);
 		assert_msg_equal(s[i].msg, back, s[i].name);
@@ -890,7 +896,8 @@ static void test_codec_fixtures_decode_to_their_values(void **st)
 		uint8_t *buf = read_fixture(fixtures[i].name, &len);
 		ProtobufCMessage *m = unpack_as(fixtures[i].desc, buf, len);
 		if (!m)
-			fail_msg("fixture %s no longer decodes", fixtures[i].name);
+			fail_msg(
+			    "fixture %s no longer decodes", fixtures[i].name);
 		fixtures[i].check(m);
 		/* Nothing was dropped: the same bytes come out again. */
 		uint8_t *again = pack(m, &relen);
@@ -913,7 +920,8 @@ static void test_codec_samples_pack_to_their_committed_fixtures(void **st)
 		uint8_t *buf = pack(s[i].msg, &len);
 		uint8_t *fx = read_fixture(s[i].name, &flen);
 		if (len != flen || memcmp(buf, fx, len) != 0)
-			fail_msg("sample %s packs to %zu bytes that differ "
+			fail_msg(
+			    "sample %s packs to %zu bytes that differ "
 			    "from its committed fixture (%zu bytes): add a "
 			    "new sample instead of changing this one",
 			    s[i].name, len, flen);
@@ -947,7 +955,7 @@ static size_t proto_messages_listed(const char *path)
 			continue;
 		p += 7 + strspn(p + 7, " \t");
 		size_t len = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		    "abcdefghijklmnopqrstuvwxyz0123456789_");
+		                       "abcdefghijklmnopqrstuvwxyz0123456789_");
 		if (len == 0 || len >= sizeof name)
 			fail_msg("%s: cannot read the message name in: %s",
 			    path, line);
@@ -955,9 +963,11 @@ static size_t proto_messages_listed(const char *path)
 		name[len] = '\0';
 		declared++;
 		if (!descriptor_listed(name))
-			fail_msg("%s declares message %s, which the coverage "
+			fail_msg(
+			    "%s declares message %s, which the coverage "
 			    "list (nqt_descriptors in tests/tools/samples.c) "
-			    "lacks", path, name);
+			    "lacks",
+			    path, name);
 	}
 	fclose(f);
 	return declared;
@@ -1010,8 +1020,8 @@ static void truncations_of(const fixture *fx)
 		size_t relen;
 		uint8_t *again = pack(m, &relen);
 		if (relen != cut || memcmp(again, part, cut) != 0)
-			fail_msg("%s cut at %zu decoded as if whole", fx->name,
-			    cut);
+			fail_msg(
+			    "%s cut at %zu decoded as if whole", fx->name, cut);
 		free(again);
 		protobuf_c_message_free_unpacked(m, NULL);
 		free(part);
@@ -1040,10 +1050,10 @@ static void assert_consistent(ProtobufCMessage *m)
 }
 
 static const ProtobufCMessageDescriptor *const hostile_targets[] = {
-	&nq__v1__request__descriptor,
-	&nq__v1__reply__descriptor,
-	&nq__v1__completion_batch__descriptor,
-	&nq__v1__job__descriptor,
+    &nq__v1__request__descriptor,
+    &nq__v1__reply__descriptor,
+    &nq__v1__completion_batch__descriptor,
+    &nq__v1__job__descriptor,
 };
 
 static size_t feed_all(const uint8_t *buf, size_t len)
@@ -1081,7 +1091,8 @@ static void test_codec_mutated_fixtures_never_crash(void **st)
 	uint64_t seed = 0x0ddba11c0ffee001ull;
 	size_t rejected = 0, cases = 10000;
 	for (size_t i = 0; i < cases; i++) {
-		const fixture *fx = &fixtures[rng_next(&seed) % COUNT(fixtures)];
+		const fixture *fx =
+		    &fixtures[rng_next(&seed) % COUNT(fixtures)];
 		size_t len;
 		uint8_t *buf = read_fixture(fx->name, &len);
 		size_t flips = 1 + rng_next(&seed) % 4;
@@ -1116,8 +1127,8 @@ static void free_status(Nq__V1__Reply *r)
 static void test_codec_reply_status_sets_code_and_message(void **st)
 {
 	Nq__V1__Reply r = NQ__V1__REPLY__INIT;
-	nqi_reply_status(&r, NQ_EINVAL, "payload is %d bytes, limit is %d",
-	    300000, 262144);
+	nqi_reply_status(
+	    &r, NQ_EINVAL, "payload is %d bytes, limit is %d", 300000, 262144);
 	assert_non_null(r.status);
 	assert_int_equal(r.status->code, NQ__V1__CODE__INVALID_ARGUMENT);
 	assert_string_equal(r.status->message, NQT_STATUS_MESSAGE);
@@ -1141,14 +1152,14 @@ static void test_codec_reply_status_maps_local_errors(void **st)
 		int err;
 		Nq__V1__Code code;
 	} cases[] = {
-		{NQ_EPRECOND, NQ__V1__CODE__FAILED_PRECONDITION},
-		{NQ_EEXHAUSTED, NQ__V1__CODE__RESOURCE_EXHAUSTED},
-		{NQ_EAUTH, NQ__V1__CODE__UNAUTHENTICATED},
-		{NQ_EPERM, NQ__V1__CODE__PERMISSION_DENIED},
-		{NQ_ESTORE, NQ__V1__CODE__UNAVAILABLE},
-		{NQ_ENOMEM, NQ__V1__CODE__INTERNAL},
-		{NQ_EPROTO, NQ__V1__CODE__INVALID_ARGUMENT},
-		{NQ_ETIMEDOUT, NQ__V1__CODE__DEADLINE_EXCEEDED},
+	    {NQ_EPRECOND, NQ__V1__CODE__FAILED_PRECONDITION},
+	    {NQ_EEXHAUSTED, NQ__V1__CODE__RESOURCE_EXHAUSTED},
+	    {NQ_EAUTH, NQ__V1__CODE__UNAUTHENTICATED},
+	    {NQ_EPERM, NQ__V1__CODE__PERMISSION_DENIED},
+	    {NQ_ESTORE, NQ__V1__CODE__UNAVAILABLE},
+	    {NQ_ENOMEM, NQ__V1__CODE__INTERNAL},
+	    {NQ_EPROTO, NQ__V1__CODE__INVALID_ARGUMENT},
+	    {NQ_ETIMEDOUT, NQ__V1__CODE__DEADLINE_EXCEEDED},
 	};
 	for (size_t i = 0; i < COUNT(cases); i++) {
 		Nq__V1__Reply r = NQ__V1__REPLY__INIT;
@@ -1173,24 +1184,25 @@ static void test_codec_reply_status_bounds_long_messages(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_codec_samples_cover_every_field_of_every_message),
-		cmocka_unit_test(test_codec_every_sample_round_trips),
-		cmocka_unit_test(test_codec_msg_pack_puts_prefix_before_message),
-		cmocka_unit_test(test_codec_msg_pack_without_prefix_is_plain),
-		cmocka_unit_test(test_codec_empty_message_packs_to_nothing),
-		cmocka_unit_test(test_codec_every_sample_has_a_checked_fixture),
-		cmocka_unit_test(test_codec_fixtures_decode_to_their_values),
-		cmocka_unit_test(
-		    test_codec_samples_pack_to_their_committed_fixtures),
-		cmocka_unit_test(
-		    test_codec_coverage_lists_every_message_of_the_protos),
-		cmocka_unit_test(test_codec_truncated_fixtures_are_rejected),
-		cmocka_unit_test(test_codec_random_bytes_never_crash),
-		cmocka_unit_test(test_codec_mutated_fixtures_never_crash),
-		cmocka_unit_test(test_codec_huge_length_prefix_is_rejected),
-		cmocka_unit_test(test_codec_reply_status_sets_code_and_message),
-		cmocka_unit_test(test_codec_reply_status_maps_local_errors),
-		cmocka_unit_test(test_codec_reply_status_bounds_long_messages),
+	    cmocka_unit_test(
+	        test_codec_samples_cover_every_field_of_every_message),
+	    cmocka_unit_test(test_codec_every_sample_round_trips),
+	    cmocka_unit_test(test_codec_msg_pack_puts_prefix_before_message),
+	    cmocka_unit_test(test_codec_msg_pack_without_prefix_is_plain),
+	    cmocka_unit_test(test_codec_empty_message_packs_to_nothing),
+	    cmocka_unit_test(test_codec_every_sample_has_a_checked_fixture),
+	    cmocka_unit_test(test_codec_fixtures_decode_to_their_values),
+	    cmocka_unit_test(
+	        test_codec_samples_pack_to_their_committed_fixtures),
+	    cmocka_unit_test(
+	        test_codec_coverage_lists_every_message_of_the_protos),
+	    cmocka_unit_test(test_codec_truncated_fixtures_are_rejected),
+	    cmocka_unit_test(test_codec_random_bytes_never_crash),
+	    cmocka_unit_test(test_codec_mutated_fixtures_never_crash),
+	    cmocka_unit_test(test_codec_huge_length_prefix_is_rejected),
+	    cmocka_unit_test(test_codec_reply_status_sets_code_and_message),
+	    cmocka_unit_test(test_codec_reply_status_maps_local_errors),
+	    cmocka_unit_test(test_codec_reply_status_bounds_long_messages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

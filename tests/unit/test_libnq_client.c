@@ -64,8 +64,8 @@ static void *fake_main(void *arg)
 		nng_msg *m;
 		if (nng_recvmsg(f->sock, &m, 0) != 0)
 			continue;
-		Nq__V1__Request *req = nqi_request_unpack(nng_msg_body(m),
-		    nng_msg_len(m));
+		Nq__V1__Request *req =
+		    nqi_request_unpack(nng_msg_body(m), nng_msg_len(m));
 		nng_msg_free(m);
 		if (!req)
 			continue;
@@ -88,8 +88,8 @@ static void fake_start(fake_api *f, answer_fn answer)
 	assert_int_equal(nng_rep0_open(&f->sock), 0);
 	assert_int_equal(nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, 50), 0);
 	assert_int_equal(nng_listen(f->sock, "tcp://127.0.0.1:0", &l, 0), 0);
-	assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT,
-	    &port), 0);
+	assert_int_equal(
+	    nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
 	snprintf(f->url, sizeof f->url, "tcp://127.0.0.1:%d", port);
 	assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
 }
@@ -112,8 +112,10 @@ static int fake_requests(fake_api *f)
 
 static nq_client *client_for(const char *api_url, int timeout_ms)
 {
-	nq_client_opts o = {.api_url = api_url, .work_url = api_url,
-	    .results_url = "tcp://127.0.0.1:9", .token = "tok",
+	nq_client_opts o = {.api_url = api_url,
+	    .work_url = api_url,
+	    .results_url = "tcp://127.0.0.1:9",
+	    .token = "tok",
 	    .timeout_ms = timeout_ms};
 	nq_client *c = NULL;
 	assert_int_equal(nq_client_open(&c, &o), NQ_OK);
@@ -181,8 +183,8 @@ static void test_libnq_client_times_out_without_broker(void **st)
 	assert_true(took >= 190 && took < 2000);
 	assert_null(job);
 	assert_error_mentions(c, "no reply within 200 ms");
-	nq_completion done = {.id = ID_A, .lease_token = 1,
-	    .outcome = NQ_OUTCOME_SUCCEEDED};
+	nq_completion done = {
+	    .id = ID_A, .lease_token = 1, .outcome = NQ_OUTCOME_SUCCEEDED};
 	assert_int_equal(nq_complete(c, "w1", &done, 1), NQ_ETIMEDOUT);
 	assert_error_mentions(c, "results tcp://127.0.0.1:9");
 	nq_client_close(c);
@@ -225,10 +227,10 @@ static void test_libnq_client_checks_arguments_before_sending(void **st)
 	const char *queues[] = {"ok", "not ok"};
 	nq_job_spec bad_queue = {.queue = "a b", .type = "t"};
 	nq_job_spec no_type = {.queue = "q"};
-	nq_job_spec null_payload = {.queue = "q", .type = "t",
-	    .payload_len = 4};
-	nq_completion bad_outcome = {.id = ID_A, .lease_token = 1,
-	    .outcome = (nq_outcome)7};
+	nq_job_spec null_payload = {
+	    .queue = "q", .type = "t", .payload_len = 4};
+	nq_completion bad_outcome = {
+	    .id = ID_A, .lease_token = 1, .outcome = (nq_outcome)7};
 
 	assert_int_equal(nq_enqueue(c, &bad_queue, id, NULL), NQ_EINVAL);
 	assert_error_mentions(c, "queue \"a b\" is not a valid name");
@@ -242,18 +244,18 @@ static void test_libnq_client_checks_arguments_before_sending(void **st)
 	assert_error_mentions(c, "job id is missing");
 	assert_int_equal(nq_pause(c, ""), NQ_EINVAL);
 	assert_int_equal(nq_stats(c, "x/y", &qs, &n, NULL), NQ_EINVAL);
-	assert_int_equal(nq_fetch(c, "w1", queues, 1, 0, 0, 0, &jobs, &n),
-	    NQ_EINVAL);
+	assert_int_equal(
+	    nq_fetch(c, "w1", queues, 1, 0, 0, 0, &jobs, &n), NQ_EINVAL);
 	assert_error_mentions(c, "max_jobs is 0");
-	assert_int_equal(nq_fetch(c, "w1", queues, 2, 1, 0, 0, &jobs, &n),
-	    NQ_EINVAL);
+	assert_int_equal(
+	    nq_fetch(c, "w1", queues, 2, 1, 0, 0, &jobs, &n), NQ_EINVAL);
 	assert_error_mentions(c, "queue \"not ok\"");
 	assert_int_equal(nq_extend(c, ID_A, 0, 1000), NQ_EINVAL);
 	assert_error_mentions(c, "lease token is 0");
 	assert_int_equal(nq_complete(c, "w1", &bad_outcome, 1), NQ_EINVAL);
 	assert_error_mentions(c, "outcome 7");
-	assert_int_equal(nq_complete(c, "bad worker", &bad_outcome, 1),
-	    NQ_EINVAL);
+	assert_int_equal(
+	    nq_complete(c, "bad worker", &bad_outcome, 1), NQ_EINVAL);
 	assert_error_mentions(c, "worker id \"bad worker\"");
 
 	assert_int_equal(fake_requests(&f), 0);
@@ -268,8 +270,8 @@ static void test_libnq_client_checks_arguments_before_sending(void **st)
 
 /* ---- replies ---- */
 
-static void job_init(Nq__V1__Job *j, Nq__V1__JobSpec *s, const char *id,
-    Nq__V1__JobState state)
+static void job_init(
+    Nq__V1__Job *j, Nq__V1__JobSpec *s, const char *id, Nq__V1__JobState state)
 {
 	nq__v1__job__init(j);
 	nq__v1__job_spec__init(s);
@@ -308,8 +310,8 @@ static nng_msg *answer_scripted(fake_api *f, const Nq__V1__Request *req)
 	Nq__V1__Reply r = NQ__V1__REPLY__INIT;
 	Nq__V1__Status bad = NQ__V1__STATUS__INIT;
 	Nq__V1__EnqueueReply er = NQ__V1__ENQUEUE_REPLY__INIT;
-	Nq__V1__EnqueueResult res[2] = {NQ__V1__ENQUEUE_RESULT__INIT,
-	    NQ__V1__ENQUEUE_RESULT__INIT};
+	Nq__V1__EnqueueResult res[2] = {
+	    NQ__V1__ENQUEUE_RESULT__INIT, NQ__V1__ENQUEUE_RESULT__INIT};
 	Nq__V1__EnqueueResult *pres[2] = {&res[0], &res[1]};
 	switch (req->body_case) {
 	case NQ__V1__REQUEST__BODY_GET:
@@ -323,13 +325,14 @@ static nng_msg *answer_scripted(fake_api *f, const Nq__V1__Request *req)
 		    NQ__V1__CODE__FAILED_PRECONDITION, "job is leased");
 	case NQ__V1__REQUEST__BODY_ENQUEUE:
 		bad.code = NQ__V1__CODE__INVALID_ARGUMENT;
-		bad.message = (char *)"payload is 300000 bytes, limit is 262144";
+		bad.message =
+		    (char *)"payload is 300000 bytes, limit is 262144";
 		res[0].id = (char *)ID_A;
 		res[0].duplicate = true;
 		res[1].status = &bad;
 		er.results = pres;
-		er.n_results = req->enqueue->n_jobs < 2 ?
-		    req->enqueue->n_jobs : 2;
+		er.n_results =
+		    req->enqueue->n_jobs < 2 ? req->enqueue->n_jobs : 2;
 		r.body_case = NQ__V1__REPLY__BODY_ENQUEUE;
 		r.enqueue = &er;
 		return pack_reply(&r);
@@ -351,8 +354,8 @@ static void test_libnq_client_maps_replies(void **st)
 	fake_api f;
 	fake_start(&f, answer_scripted);
 	nq_client *c = client_for(f.url, 2000);
-	nq_job_spec specs[2] = {{.queue = "q", .type = "t"},
-	    {.queue = "q", .type = "t"}};
+	nq_job_spec specs[2] = {
+	    {.queue = "q", .type = "t"}, {.queue = "q", .type = "t"}};
 	nq_enqueue_result res[2];
 	nq_job *job = NULL;
 	char id[NQ_ID_MAX] = "";
@@ -363,8 +366,8 @@ static void test_libnq_client_maps_replies(void **st)
 	assert_string_equal(res[0].id, ID_A);
 	assert_true(res[0].duplicate);
 	assert_int_equal(res[1].err, NQ_EINVAL);
-	assert_string_equal(res[1].message,
-	    "payload is 300000 bytes, limit is 262144");
+	assert_string_equal(
+	    res[1].message, "payload is 300000 bytes, limit is 262144");
 	assert_int_equal(f.last_version, 1);
 	assert_string_equal(f.last_token, "tok");
 	/* One item answered with one result: taken. */
@@ -373,8 +376,8 @@ static void test_libnq_client_maps_replies(void **st)
 	assert_true(dup);
 
 	assert_int_equal(nq_get(c, ID_A, &job), NQ_ENOTFOUND);
-	assert_string_equal(nq_client_last_error(c),
-	    "job 00000000000000aa not found");
+	assert_string_equal(
+	    nq_client_last_error(c), "job 00000000000000aa not found");
 	assert_null(job);
 
 	/* A refused cancel still reports the job. */
@@ -397,9 +400,10 @@ static void test_libnq_client_maps_replies(void **st)
 static nng_msg *answer_wait(fake_api *f, const Nq__V1__Request *req)
 {
 	int n = fake_requests(f);
-	return reply_with_job(NQ__V1__REPLY__BODY_WAIT, n < 3 ?
-	    NQ__V1__JOB_STATE__JOB_STATE_READY :
-	    NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED, 0, "");
+	return reply_with_job(NQ__V1__REPLY__BODY_WAIT,
+	    n < 3 ? NQ__V1__JOB_STATE__JOB_STATE_READY
+	          : NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED,
+	    0, "");
 }
 
 static void test_libnq_client_wait_loops_until_final(void **st)
@@ -446,17 +450,15 @@ static void test_libnq_client_wait_times_out_when_not_final(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(
-		    test_libnq_dead_letter_ratio_is_dead_over_finished),
-		cmocka_unit_test(test_libnq_client_open_rejects_bad_options),
-		cmocka_unit_test(test_libnq_client_times_out_without_broker),
-		cmocka_unit_test(test_libnq_job_accessors_tolerate_null),
-		cmocka_unit_test(
-		    test_libnq_client_checks_arguments_before_sending),
-		cmocka_unit_test(test_libnq_client_maps_replies),
-		cmocka_unit_test(test_libnq_client_wait_loops_until_final),
-		cmocka_unit_test(
-		    test_libnq_client_wait_times_out_when_not_final),
+	    cmocka_unit_test(
+	        test_libnq_dead_letter_ratio_is_dead_over_finished),
+	    cmocka_unit_test(test_libnq_client_open_rejects_bad_options),
+	    cmocka_unit_test(test_libnq_client_times_out_without_broker),
+	    cmocka_unit_test(test_libnq_job_accessors_tolerate_null),
+	    cmocka_unit_test(test_libnq_client_checks_arguments_before_sending),
+	    cmocka_unit_test(test_libnq_client_maps_replies),
+	    cmocka_unit_test(test_libnq_client_wait_loops_until_final),
+	    cmocka_unit_test(test_libnq_client_wait_times_out_when_not_final),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

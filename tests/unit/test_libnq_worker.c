@@ -46,8 +46,8 @@ typedef struct fake {
 	const char *types[MAX_JOBS];
 	size_t next, njobs;
 	uint32_t max_jobs_seen;
-	int fetches;     /* fetches that asked for at least one job */
-	int extends;     /* leases named in extend requests */
+	int fetches;      /* fetches that asked for at least one job */
+	int extends;      /* leases named in extend requests */
 	bool lose_leases; /* answer extends with FAILED_PRECONDITION */
 	done_rec done[MAX_JOBS * 2];
 	size_t ndone;
@@ -125,8 +125,8 @@ static void *work_main(void *arg)
 		nng_msg *m, *reply = NULL;
 		if (nng_recvmsg(f->work, &m, 0) != 0)
 			continue;
-		Nq__V1__Request *req = nqi_request_unpack(nng_msg_body(m),
-		    nng_msg_len(m));
+		Nq__V1__Request *req =
+		    nqi_request_unpack(nng_msg_body(m), nng_msg_len(m));
 		nng_msg_free(m);
 		if (req && req->body_case == NQ__V1__REQUEST__BODY_FETCH)
 			reply = fetch_reply(f, req->fetch);
@@ -163,8 +163,8 @@ static void *results_main(void *arg)
 		nng_msg *m;
 		if (nng_recvmsg(f->results, &m, 0) != 0)
 			continue;
-		Nq__V1__CompletionBatch *b = nqi_completions_unpack(
-		    nng_msg_body(m), nng_msg_len(m));
+		Nq__V1__CompletionBatch *b =
+		    nqi_completions_unpack(nng_msg_body(m), nng_msg_len(m));
 		nng_msg_free(m);
 		if (!b)
 			continue;
@@ -182,8 +182,8 @@ static void listen_any(nng_socket s, char *url, size_t len)
 	int port;
 	assert_int_equal(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 50), 0);
 	assert_int_equal(nng_listen(s, "tcp://127.0.0.1:0", &l, 0), 0);
-	assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT,
-	    &port), 0);
+	assert_int_equal(
+	    nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
 	snprintf(url, len, "tcp://127.0.0.1:%d", port);
 }
 
@@ -260,11 +260,14 @@ static void *run_main(void *arg)
 	return NULL;
 }
 
-static nq_worker *worker_for(fake *f, int concurrency, uint64_t lease_ms,
-    uint64_t grace_ms)
+static nq_worker *worker_for(
+    fake *f, int concurrency, uint64_t lease_ms, uint64_t grace_ms)
 {
-	nq_worker_opts o = {.concurrency = concurrency, .lease_ms = lease_ms,
-	    .grace_ms = grace_ms, .poll_ms = 200, .worker_id = WORKER_ID};
+	nq_worker_opts o = {.concurrency = concurrency,
+	    .lease_ms = lease_ms,
+	    .grace_ms = grace_ms,
+	    .poll_ms = 200,
+	    .worker_id = WORKER_ID};
 	nq_worker *w = NULL;
 	o.conn.work_url = f->work_url;
 	o.conn.results_url = f->results_url;
@@ -349,8 +352,8 @@ static void test_libnq_worker_open_checks_options(void **st)
 	assert_int_equal(total, 1);
 	/* "<host>-<pid>-<4 hex>", a valid name */
 	assert_true(nqi_name_valid(nq_worker_id(w)));
-	assert_int_equal(nq_worker_handle(w, "bad type", echo_cb, NULL),
-	    NQ_EINVAL);
+	assert_int_equal(
+	    nq_worker_handle(w, "bad type", echo_cb, NULL), NQ_EINVAL);
 	assert_int_equal(nq_worker_handle(w, "t", NULL, NULL), NQ_EINVAL);
 	assert_int_equal(nq_worker_handle(w, "*", echo_cb, NULL), NQ_OK);
 	/* Stopped before it ran: run returns at once, and only once. */
@@ -391,8 +394,8 @@ static void test_libnq_worker_runs_handlers_and_reports_outcomes(void **st)
 	d = done_for(f, 2);
 	assert_non_null(d);
 	assert_int_equal(d->outcome, NQ_OUTCOME_FAILED);
-	assert_string_equal(d->error,
-	    "no handler for type unknown on worker " WORKER_ID);
+	assert_string_equal(
+	    d->error, "no handler for type unknown on worker " WORKER_ID);
 	assert_false(d->non_retryable);
 	assert_int_equal(fake_done(f), 4);
 	nq_worker_close(w);
@@ -512,14 +515,13 @@ static void test_libnq_worker_drain_releases_running_jobs(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_libnq_worker_open_checks_options),
-		cmocka_unit_test(
-		    test_libnq_worker_runs_handlers_and_reports_outcomes),
-		cmocka_unit_test(test_libnq_worker_asks_only_for_free_slots),
-		cmocka_unit_test(test_libnq_worker_extends_running_leases),
-		cmocka_unit_test(
-		    test_libnq_worker_drops_completion_of_lost_lease),
-		cmocka_unit_test(test_libnq_worker_drain_releases_running_jobs),
+	    cmocka_unit_test(test_libnq_worker_open_checks_options),
+	    cmocka_unit_test(
+	        test_libnq_worker_runs_handlers_and_reports_outcomes),
+	    cmocka_unit_test(test_libnq_worker_asks_only_for_free_slots),
+	    cmocka_unit_test(test_libnq_worker_extends_running_leases),
+	    cmocka_unit_test(test_libnq_worker_drops_completion_of_lost_lease),
+	    cmocka_unit_test(test_libnq_worker_drain_releases_running_jobs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

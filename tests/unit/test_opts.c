@@ -27,9 +27,9 @@ typedef struct config {
 	nqi_strlist handlers;
 } config;
 
-static const char *const env_names[] = {"NQ_DATA_DIR", "NQ_TOKEN",
-    "NQ_LEASE", "NQ_MAX_PAYLOAD", "NQ_COMMITS", "NQ_CONCURRENCY", "NQ_JSON",
-    "NQ_QUEUES", "NQ_HANDLER", "NQ_CONFIG"};
+static const char *const env_names[] = {"NQ_DATA_DIR", "NQ_TOKEN", "NQ_LEASE",
+    "NQ_MAX_PAYLOAD", "NQ_COMMITS", "NQ_CONCURRENCY", "NQ_JSON", "NQ_QUEUES",
+    "NQ_HANDLER", "NQ_CONFIG"};
 
 typedef struct fixture {
 	config cfg;
@@ -44,18 +44,24 @@ static int setup(void **st)
 	fixture *f = calloc(1, sizeof *f);
 	if (!f)
 		return -1;
-	f->cfg = (config){.data_dir = "/var/lib/nq", .lease_ms = 30000,
-	    .max_payload = 262144, .commits = 1, .concurrency = 1};
+	f->cfg = (config){.data_dir = "/var/lib/nq",
+	    .lease_ms = 30000,
+	    .max_payload = 262144,
+	    .commits = 1,
+	    .concurrency = 1};
 	const nqi_opt opts[] = {
-		{"data-dir", NQI_OPT_STR, &f->cfg.data_dir, "store directory", false},
-		{"token", NQI_OPT_STR, &f->cfg.token, "auth token", true},
-		{"lease", NQI_OPT_DURATION, &f->cfg.lease_ms, "lease length", false},
-		{"max-payload", NQI_OPT_SIZE, &f->cfg.max_payload, "payload limit", false},
-		{"commits", NQI_OPT_U64, &f->cfg.commits, "commit count", false},
-		{"concurrency", NQI_OPT_INT, &f->cfg.concurrency, "slots", false},
-		{"json", NQI_OPT_BOOL, &f->cfg.json, "JSON output", false},
-		{"queues", NQI_OPT_LIST, &f->cfg.queues, "queues to serve", false},
-		{"handler", NQI_OPT_LIST, &f->cfg.handlers, "TYPE=COMMAND", false},
+	    {"data-dir", NQI_OPT_STR, &f->cfg.data_dir, "store directory",
+	        false},
+	    {"token", NQI_OPT_STR, &f->cfg.token, "auth token", true},
+	    {"lease", NQI_OPT_DURATION, &f->cfg.lease_ms, "lease length",
+	        false},
+	    {"max-payload", NQI_OPT_SIZE, &f->cfg.max_payload, "payload limit",
+	        false},
+	    {"commits", NQI_OPT_U64, &f->cfg.commits, "commit count", false},
+	    {"concurrency", NQI_OPT_INT, &f->cfg.concurrency, "slots", false},
+	    {"json", NQI_OPT_BOOL, &f->cfg.json, "JSON output", false},
+	    {"queues", NQI_OPT_LIST, &f->cfg.queues, "queues to serve", false},
+	    {"handler", NQI_OPT_LIST, &f->cfg.handlers, "TYPE=COMMAND", false},
 	};
 	memcpy(f->opts, opts, sizeof opts);
 	for (size_t i = 0; i < COUNT(env_names); i++)
@@ -258,8 +264,8 @@ static void test_opts_list_flag_replaces_env_list(void **st)
 {
 	fixture *f = *st;
 	setenv("NQ_QUEUES", "emails,reports", 1);
-	char *argv[] = {"nq-worker", "--queues", "thumbnails", "--queues",
-	    "pdf", NULL};
+	char *argv[] = {
+	    "nq-worker", "--queues", "thumbnails", "--queues", "pdf", NULL};
 	assert_int_equal(parse(f, true, argv), NQ_OK);
 	assert_int_equal(f->cfg.queues.n, 2);
 	assert_string_equal(f->cfg.queues.v[0], "thumbnails");
@@ -270,8 +276,8 @@ static void test_opts_span_counts_the_value_argument(void **st)
 {
 	fixture *f = *st;
 	assert_int_equal(nqi_opts_span(f->opts, COUNT(f->opts), "--lease"), 2);
-	assert_int_equal(nqi_opts_span(f->opts, COUNT(f->opts), "--lease=5s"),
-	    1);
+	assert_int_equal(
+	    nqi_opts_span(f->opts, COUNT(f->opts), "--lease=5s"), 1);
 	assert_int_equal(nqi_opts_span(f->opts, COUNT(f->opts), "--json"), 1);
 	assert_int_equal(nqi_opts_span(f->opts, COUNT(f->opts), "--nope"), 1);
 }
@@ -303,8 +309,8 @@ static void test_opts_describe_redacts_secrets(void **st)
 {
 	fixture *f = *st;
 	char out[1024];
-	char *argv[] = {"nq-broker", "--token", "hunter2", "--queues", "a",
-	    NULL};
+	char *argv[] = {
+	    "nq-broker", "--token", "hunter2", "--queues", "a", NULL};
 	assert_int_equal(parse(f, true, argv), NQ_OK);
 	nqi_opts_describe(f->opts, COUNT(f->opts), out, sizeof out);
 	assert_null(strstr(out, "hunter2"));
@@ -350,16 +356,17 @@ static const char *write_config(const char *text)
 static void test_opts_config_file_applied(void **st)
 {
 	fixture *f = *st;
-	const char *path = write_config(
-	    "# broker settings\n"
-	    "\n"
-	    "data-dir = /srv/nq   # where the store lives\n"
-	    "  lease=2m\n"
-	    "max-payload = 1m\n"
-	    "queues = emails\n"
-	    "json = true\n");
-	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path, &f->keep,
-	    f->err, sizeof f->err), NQ_OK);
+	const char *path =
+	    write_config("# broker settings\n"
+	                 "\n"
+	                 "data-dir = /srv/nq   # where the store lives\n"
+	                 "  lease=2m\n"
+	                 "max-payload = 1m\n"
+	                 "queues = emails\n"
+	                 "json = true\n");
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path,
+	                     &f->keep, f->err, sizeof f->err),
+	    NQ_OK);
 	unlink(path);
 	assert_string_equal(f->cfg.data_dir, "/srv/nq");
 	assert_int_equal(f->cfg.lease_ms, 120000);
@@ -374,9 +381,10 @@ static void test_opts_env_and_flags_win_over_config_file(void **st)
 {
 	fixture *f = *st;
 	const char *path = write_config("data-dir = /srv/nq\nlease = 2m\n"
-	    "concurrency = 3\n");
-	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path, &f->keep,
-	    f->err, sizeof f->err), NQ_OK);
+	                                "concurrency = 3\n");
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path,
+	                     &f->keep, f->err, sizeof f->err),
+	    NQ_OK);
 	unlink(path);
 	setenv("NQ_LEASE", "5s", 1);
 	char *argv[] = {"nq-broker", "--data-dir", "/tmp/y", NULL};
@@ -390,38 +398,42 @@ static void test_opts_config_file_errors_name_file_and_line(void **st)
 {
 	fixture *f = *st;
 	const char *path = write_config("lease = 2m\n# fine\nbogus = 1\n");
-	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path, &f->keep,
-	    f->err, sizeof f->err), NQ_EINVAL);
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path,
+	                     &f->keep, f->err, sizeof f->err),
+	    NQ_EINVAL);
 	assert_err_mentions(f, path);
 	assert_err_mentions(f, ":3:");
 	assert_err_mentions(f, "bogus");
 	unlink(path);
 
 	path = write_config("lease = soon\n");
-	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path, &f->keep,
-	    f->err, sizeof f->err), NQ_EINVAL);
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path,
+	                     &f->keep, f->err, sizeof f->err),
+	    NQ_EINVAL);
 	assert_err_mentions(f, ":1:");
 	assert_err_mentions(f, "lease");
 	assert_err_mentions(f, "soon");
 	unlink(path);
 
 	path = write_config("data-dir /srv/nq\n");
-	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path, &f->keep,
-	    f->err, sizeof f->err), NQ_EINVAL);
+	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts), path,
+	                     &f->keep, f->err, sizeof f->err),
+	    NQ_EINVAL);
 	assert_err_mentions(f, ":1:");
 	assert_err_mentions(f, "name = value");
 	unlink(path);
 
-	assert_int_equal(nqi_opts_load_file(f->opts, COUNT(f->opts),
-	    "/nonexistent/nq.conf", &f->keep, f->err, sizeof f->err),
+	assert_int_equal(
+	    nqi_opts_load_file(f->opts, COUNT(f->opts), "/nonexistent/nq.conf",
+	        &f->keep, f->err, sizeof f->err),
 	    NQ_EINVAL);
 	assert_err_mentions(f, "/nonexistent/nq.conf");
 }
 
 static void test_opts_peek_finds_flag_then_env(void **st)
 {
-	char *eq[] = {"nq-broker", "--lease", "5s", "--config=/etc/nq.conf",
-	    NULL};
+	char *eq[] = {
+	    "nq-broker", "--lease", "5s", "--config=/etc/nq.conf", NULL};
 	char *sep[] = {"nq-broker", "--config", "/etc/b.conf", NULL};
 	char *none[] = {"nq-broker", "--configx", "a", "--config", NULL};
 	assert_string_equal(nqi_opts_peek(4, eq, "config"), "/etc/nq.conf");
@@ -439,29 +451,29 @@ static void test_opts_peek_finds_flag_then_env(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_opts_defaults_kept_without_flags),
-		T(test_opts_env_applied),
-		T(test_opts_env_ignored_when_not_asked),
-		T(test_opts_flag_wins_over_env),
-		T(test_opts_equals_and_separate_values),
-		T(test_opts_empty_value_after_equals),
-		T(test_opts_unknown_flag_is_named),
-		T(test_opts_bad_duration_names_the_flag),
-		T(test_opts_bad_env_value_names_the_option),
-		T(test_opts_bad_numbers_rejected),
-		T(test_opts_missing_value_is_named),
-		T(test_opts_lists_repeat_in_order),
-		T(test_opts_env_lists_split_on_commas),
-		T(test_opts_list_flag_replaces_env_list),
-		T(test_opts_span_counts_the_value_argument),
-		T(test_opts_stop_at_first_non_flag),
-		T(test_opts_double_dash_ends_flags),
-		T(test_opts_describe_redacts_secrets),
-		T(test_opts_usage_lists_every_flag),
-		T(test_opts_config_file_applied),
-		T(test_opts_env_and_flags_win_over_config_file),
-		T(test_opts_config_file_errors_name_file_and_line),
-		T(test_opts_peek_finds_flag_then_env),
+	    T(test_opts_defaults_kept_without_flags),
+	    T(test_opts_env_applied),
+	    T(test_opts_env_ignored_when_not_asked),
+	    T(test_opts_flag_wins_over_env),
+	    T(test_opts_equals_and_separate_values),
+	    T(test_opts_empty_value_after_equals),
+	    T(test_opts_unknown_flag_is_named),
+	    T(test_opts_bad_duration_names_the_flag),
+	    T(test_opts_bad_env_value_names_the_option),
+	    T(test_opts_bad_numbers_rejected),
+	    T(test_opts_missing_value_is_named),
+	    T(test_opts_lists_repeat_in_order),
+	    T(test_opts_env_lists_split_on_commas),
+	    T(test_opts_list_flag_replaces_env_list),
+	    T(test_opts_span_counts_the_value_argument),
+	    T(test_opts_stop_at_first_non_flag),
+	    T(test_opts_double_dash_ends_flags),
+	    T(test_opts_describe_redacts_secrets),
+	    T(test_opts_usage_lists_every_flag),
+	    T(test_opts_config_file_applied),
+	    T(test_opts_env_and_flags_win_over_config_file),
+	    T(test_opts_config_file_errors_name_file_and_line),
+	    T(test_opts_peek_finds_flag_then_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

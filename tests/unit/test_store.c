@@ -35,8 +35,11 @@ static int setup(void **st)
 		free(f);
 		return -1;
 	}
-	f->opts = (nqi_store_opts){.dir = f->dir, .sync = true,
-	    .map_size = 16u << 20, .dbs = dbs, .ndbs = COUNT(dbs),
+	f->opts = (nqi_store_opts){.dir = f->dir,
+	    .sync = true,
+	    .map_size = 16u << 20,
+	    .dbs = dbs,
+	    .ndbs = COUNT(dbs),
 	    .schema_version = 1};
 	unsetenv("NQ_FAULT_COMMIT_FAIL");
 	*st = f;
@@ -71,7 +74,8 @@ static nqi_store *open_ok(fixture *f)
 	nqi_store *s = NULL;
 	int rv = nqi_store_open(&s, &f->opts, f->err, sizeof f->err);
 	if (rv != NQ_OK)
-		fail_msg("open %s: %s (%s)", f->opts.dir, nq_err_name(rv), f->err);
+		fail_msg(
+		    "open %s: %s (%s)", f->opts.dir, nq_err_name(rv), f->err);
 	assert_non_null(s);
 	return s;
 }
@@ -204,8 +208,8 @@ static void test_store_newer_schema_refused(void **st)
 	f->opts.schema_version = 2;
 	nqi_store_close(open_ok(f));
 	f->opts.schema_version = 1;
-	assert_int_equal(nqi_store_open(&s, &f->opts, f->err, sizeof f->err),
-	    NQ_EPRECOND);
+	assert_int_equal(
+	    nqi_store_open(&s, &f->opts, f->err, sizeof f->err), NQ_EPRECOND);
 	assert_ptr_equal(s, (nqi_store *)0x1); /* untouched on failure */
 	assert_non_null(strstr(f->err, "schema"));
 	/* refusing did not rewrite the version */
@@ -233,8 +237,8 @@ static void test_store_unusable_directory_is_named(void **st)
 	char below[160];
 	snprintf(below, sizeof below, "%s/store", file);
 	f->opts.dir = below;
-	assert_int_equal(nqi_store_open(&s, &f->opts, f->err, sizeof f->err),
-	    NQ_ESTORE);
+	assert_int_equal(
+	    nqi_store_open(&s, &f->opts, f->err, sizeof f->err), NQ_ESTORE);
 	assert_null(s);
 	assert_non_null(strstr(f->err, below));
 	unlink(file);
@@ -326,20 +330,20 @@ static void test_store_without_sync_still_commits(void **st)
 static void test_store_too_many_databases_refused(void **st)
 {
 	fixture *f = *st;
-	static const char *const many[16] = {"a", "b", "c", "d", "e", "f",
-	    "g", "h", "i", "j", "k", "l", "m", "n", "o", "p"};
+	static const char *const many[16] = {"a", "b", "c", "d", "e", "f", "g",
+	    "h", "i", "j", "k", "l", "m", "n", "o", "p"};
 	nqi_store *s = NULL;
 	f->opts.dbs = many;
 	f->opts.ndbs = COUNT(many);
-	assert_int_equal(nqi_store_open(&s, &f->opts, f->err, sizeof f->err),
-	    NQ_EINVAL);
+	assert_int_equal(
+	    nqi_store_open(&s, &f->opts, f->err, sizeof f->err), NQ_EINVAL);
 	assert_null(s);
 }
 
 static void test_store_be64_keys_sort_numerically(void **st)
 {
-	static const uint64_t v[] = {0, 1, 255, 256, 0x0190f5a2b3c4d5e6ull,
-	    UINT64_MAX - 1, UINT64_MAX};
+	static const uint64_t v[] = {
+	    0, 1, 255, 256, 0x0190f5a2b3c4d5e6ull, UINT64_MAX - 1, UINT64_MAX};
 	for (size_t i = 0; i < COUNT(v); i++) {
 		uint8_t a[8];
 		nqi_be64_put(a, v[i]);
@@ -379,7 +383,8 @@ static void test_store_full_map_fails_the_write(void **st)
 		uint8_t k[8];
 		nqi_be64_put(k, i);
 		MDB_val kv = {8, k}, vv = {sizeof big, big};
-		rv = nqi_store_err(mdb_put(txn, nqi_store_dbi(s, 0), &kv, &vv, 0));
+		rv = nqi_store_err(
+		    mdb_put(txn, nqi_store_dbi(s, 0), &kv, &vv, 0));
 	}
 	assert_int_equal(rv, NQ_ESTORE);
 	mdb_txn_abort(txn);
@@ -392,21 +397,21 @@ static void test_store_full_map_fails_the_write(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_store_creates_fresh_directory),
-		T(test_store_commits_survive_reopen),
-		T(test_store_aborted_writes_leave_nothing),
-		T(test_store_schema_version_written),
-		T(test_store_newer_schema_refused),
-		T(test_store_same_schema_reopens),
-		T(test_store_unusable_directory_is_named),
-		T(test_store_fault_seam_fails_commits_after_n),
-		T(test_store_fault_file_fails_commits_while_present),
-		T(test_store_trim_keeps_every_record_readable),
-		T(test_store_without_sync_still_commits),
-		T(test_store_too_many_databases_refused),
-		T(test_store_be64_keys_sort_numerically),
-		T(test_store_lmdb_errors_map),
-		T(test_store_full_map_fails_the_write),
+	    T(test_store_creates_fresh_directory),
+	    T(test_store_commits_survive_reopen),
+	    T(test_store_aborted_writes_leave_nothing),
+	    T(test_store_schema_version_written),
+	    T(test_store_newer_schema_refused),
+	    T(test_store_same_schema_reopens),
+	    T(test_store_unusable_directory_is_named),
+	    T(test_store_fault_seam_fails_commits_after_n),
+	    T(test_store_fault_file_fails_commits_while_present),
+	    T(test_store_trim_keeps_every_record_readable),
+	    T(test_store_without_sync_still_commits),
+	    T(test_store_too_many_databases_refused),
+	    T(test_store_be64_keys_sort_numerically),
+	    T(test_store_lmdb_errors_map),
+	    T(test_store_full_map_fails_the_write),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

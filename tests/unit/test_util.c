@@ -20,9 +20,15 @@ typedef struct parse_case {
 static void test_util_duration_units(void **st)
 {
 	static const parse_case cases[] = {
-		{"250ms", 250}, {"30s", 30000}, {"5m", 300000},
-		{"2h", 7200000}, {"1d", 86400000}, {"1500", 1500},
-		{"0", 0}, {"0s", 0}, {"18446744073709551615ms", UINT64_MAX},
+	    {"250ms", 250},
+	    {"30s", 30000},
+	    {"5m", 300000},
+	    {"2h", 7200000},
+	    {"1d", 86400000},
+	    {"1500", 1500},
+	    {"0", 0},
+	    {"0s", 0},
+	    {"18446744073709551615ms", UINT64_MAX},
 	};
 	for (size_t i = 0; i < COUNT(cases); i++) {
 		uint64_t ms = 12345;
@@ -35,16 +41,33 @@ static void test_util_duration_units(void **st)
 static void test_util_duration_rejects_junk(void **st)
 {
 	static const char *const bad[] = {
-		"", "5x", "-1", "-1s", "s", "ms", " 5s", "5s ", "5 s", "5S",
-		"1.5s", "+5s", "5sec", "0x10", "5ms5", NULL,
-		/* overflow: of the number itself, and after scaling */
-		"18446744073709551616", "18446744073709551615s",
-		"5124095576030432h", "99999999999999999999999d",
+	    "",
+	    "5x",
+	    "-1",
+	    "-1s",
+	    "s",
+	    "ms",
+	    " 5s",
+	    "5s ",
+	    "5 s",
+	    "5S",
+	    "1.5s",
+	    "+5s",
+	    "5sec",
+	    "0x10",
+	    "5ms5",
+	    NULL,
+	    /* overflow: of the number itself, and after scaling */
+	    "18446744073709551616",
+	    "18446744073709551615s",
+	    "5124095576030432h",
+	    "99999999999999999999999d",
 	};
 	for (size_t i = 0; i < COUNT(bad); i++) {
 		uint64_t ms = 777;
 		if (nqi_parse_duration_ms(bad[i], &ms) != NQ_EINVAL)
-			fail_msg("duration '%s' accepted", bad[i] ? bad[i] : "NULL");
+			fail_msg(
+			    "duration '%s' accepted", bad[i] ? bad[i] : "NULL");
 		assert_int_equal(ms, 777); /* untouched on failure */
 	}
 }
@@ -52,10 +75,17 @@ static void test_util_duration_rejects_junk(void **st)
 static void test_util_size_units(void **st)
 {
 	static const parse_case cases[] = {
-		{"262144", 262144}, {"256k", 262144}, {"256K", 262144},
-		{"256KiB", 262144}, {"256kb", 262144}, {"64m", 64ull << 20},
-		{"64MiB", 64ull << 20}, {"1g", 1ull << 30}, {"2GB", 2ull << 30},
-		{"10b", 10}, {"0", 0},
+	    {"262144", 262144},
+	    {"256k", 262144},
+	    {"256K", 262144},
+	    {"256KiB", 262144},
+	    {"256kb", 262144},
+	    {"64m", 64ull << 20},
+	    {"64MiB", 64ull << 20},
+	    {"1g", 1ull << 30},
+	    {"2GB", 2ull << 30},
+	    {"10b", 10},
+	    {"0", 0},
 	};
 	for (size_t i = 0; i < COUNT(cases); i++) {
 		uint64_t b = 1;
@@ -68,13 +98,25 @@ static void test_util_size_units(void **st)
 static void test_util_size_rejects_junk(void **st)
 {
 	static const char *const bad[] = {
-		"", "k", "12q", "-5", "-5k", "1.5m", "5 k", "5kk", "5t", NULL,
-		"18446744073709551616", "17179869184g", "18014398509481984k",
+	    "",
+	    "k",
+	    "12q",
+	    "-5",
+	    "-5k",
+	    "1.5m",
+	    "5 k",
+	    "5kk",
+	    "5t",
+	    NULL,
+	    "18446744073709551616",
+	    "17179869184g",
+	    "18014398509481984k",
 	};
 	for (size_t i = 0; i < COUNT(bad); i++) {
 		uint64_t b = 3;
 		if (nqi_parse_size(bad[i], &b) != NQ_EINVAL)
-			fail_msg("size '%s' accepted", bad[i] ? bad[i] : "NULL");
+			fail_msg(
+			    "size '%s' accepted", bad[i] ? bad[i] : "NULL");
 		assert_int_equal(b, 3);
 	}
 }
@@ -91,7 +133,8 @@ static void test_util_u64_whole_numbers_only(void **st)
 	for (size_t i = 0; i < COUNT(bad); i++) {
 		v = 9;
 		if (nqi_parse_u64(bad[i], &v) != NQ_EINVAL)
-			fail_msg("number '%s' accepted", bad[i] ? bad[i] : "NULL");
+			fail_msg(
+			    "number '%s' accepted", bad[i] ? bad[i] : "NULL");
 		assert_int_equal(v, 9);
 	}
 }
@@ -99,7 +142,7 @@ static void test_util_u64_whole_numbers_only(void **st)
 static void test_util_names_valid_charset(void **st)
 {
 	const char *ok = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "0123456789._-";
+	                 "0123456789._-";
 	assert_true(nqi_name_valid(ok));
 	assert_true(nqi_name_valid("emails"));
 	assert_true(nqi_name_valid("a"));
@@ -108,7 +151,8 @@ static void test_util_names_valid_charset(void **st)
 		char name[4] = {'q', (char)c, 'q', '\0'};
 		bool want = strchr(ok, c) != NULL;
 		if (nqi_name_valid(name) != want)
-			fail_msg("byte 0x%02x: valid=%d, want %d", c, !want, want);
+			fail_msg(
+			    "byte 0x%02x: valid=%d, want %d", c, !want, want);
 	}
 }
 
@@ -132,7 +176,8 @@ static void test_util_names_length_limit(void **st)
 static void test_util_id_round_trip(void **st)
 {
 	static const uint64_t ids[] = {0, 1, 0x0190f5a2b3c4d5e6ull,
-	    0x00000000ffffffffull, 0xffffffffffffffffull, 0x8000000000000000ull};
+	    0x00000000ffffffffull, 0xffffffffffffffffull,
+	    0x8000000000000000ull};
 	for (size_t i = 0; i < COUNT(ids); i++) {
 		char text[NQ_ID_MAX];
 		uint64_t back = ~ids[i];
@@ -168,7 +213,7 @@ static void test_util_id_text_order_is_numeric_order(void **st)
 		/* small and large magnitudes, and near neighbours */
 		uint64_t a = rng_next(&seed) >> (rng_next(&seed) % 64);
 		uint64_t b = i % 3 ? rng_next(&seed) >> (rng_next(&seed) % 64)
-				   : a + (rng_next(&seed) % 3) - 1;
+		                   : a + (rng_next(&seed) % 3) - 1;
 		char ta[NQ_ID_MAX], tb[NQ_ID_MAX];
 		nqi_id_format(a, ta);
 		nqi_id_format(b, tb);
@@ -180,10 +225,17 @@ static void test_util_id_text_order_is_numeric_order(void **st)
 static void test_util_id_rejects_malformed(void **st)
 {
 	static const char *const bad[] = {
-		"", "0190f5a2b3c4d5e", "0190f5a2b3c4d5e6a", "0190f5a2b3c4d5eg",
-		"0190f5a2b3c4d5e ", " 190f5a2b3c4d5e6", "0x90f5a2b3c4d5e6",
-		"-190f5a2b3c4d5e6", "0190f5a2-3c4d5e6", "01234567890123456789",
-		NULL,
+	    "",
+	    "0190f5a2b3c4d5e",
+	    "0190f5a2b3c4d5e6a",
+	    "0190f5a2b3c4d5eg",
+	    "0190f5a2b3c4d5e ",
+	    " 190f5a2b3c4d5e6",
+	    "0x90f5a2b3c4d5e6",
+	    "-190f5a2b3c4d5e6",
+	    "0190f5a2-3c4d5e6",
+	    "01234567890123456789",
+	    NULL,
 	};
 	for (size_t i = 0; i < COUNT(bad); i++) {
 		uint64_t id = 5;
@@ -223,11 +275,13 @@ static void test_util_error_codes_round_trip(void **st)
 		assert_in_range(code, 0, 10);
 		/* the wire cannot tell ENOMEM from EINTERNAL, but the code
 		 * survives the trip */
-		assert_int_equal(nqi_err_to_code(nqi_err_from_code(code)), code);
+		assert_int_equal(
+		    nqi_err_to_code(nqi_err_from_code(code)), code);
 	}
 	/* every nq.v1.Code has an error */
 	for (int code = 0; code <= 10; code++)
-		assert_int_equal(nqi_err_to_code(nqi_err_from_code(code)), code);
+		assert_int_equal(
+		    nqi_err_to_code(nqi_err_from_code(code)), code);
 	assert_int_equal(nqi_err_from_code(0), NQ_OK);
 	assert_int_equal(nqi_err_from_code(2), NQ_ENOTFOUND);
 	assert_int_equal(nqi_err_from_code(4), NQ_EPRECOND);
@@ -278,21 +332,21 @@ static void test_util_random_fills_buffers(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_util_duration_units),
-		cmocka_unit_test(test_util_duration_rejects_junk),
-		cmocka_unit_test(test_util_size_units),
-		cmocka_unit_test(test_util_size_rejects_junk),
-		cmocka_unit_test(test_util_u64_whole_numbers_only),
-		cmocka_unit_test(test_util_names_valid_charset),
-		cmocka_unit_test(test_util_names_length_limit),
-		cmocka_unit_test(test_util_id_round_trip),
-		cmocka_unit_test(test_util_id_text_order_is_numeric_order),
-		cmocka_unit_test(test_util_id_rejects_malformed),
-		cmocka_unit_test(test_util_every_error_has_name_and_text),
-		cmocka_unit_test(test_util_error_codes_round_trip),
-		cmocka_unit_test(test_util_state_names_round_trip),
-		cmocka_unit_test(test_util_clocks_move_forward),
-		cmocka_unit_test(test_util_random_fills_buffers),
+	    cmocka_unit_test(test_util_duration_units),
+	    cmocka_unit_test(test_util_duration_rejects_junk),
+	    cmocka_unit_test(test_util_size_units),
+	    cmocka_unit_test(test_util_size_rejects_junk),
+	    cmocka_unit_test(test_util_u64_whole_numbers_only),
+	    cmocka_unit_test(test_util_names_valid_charset),
+	    cmocka_unit_test(test_util_names_length_limit),
+	    cmocka_unit_test(test_util_id_round_trip),
+	    cmocka_unit_test(test_util_id_text_order_is_numeric_order),
+	    cmocka_unit_test(test_util_id_rejects_malformed),
+	    cmocka_unit_test(test_util_every_error_has_name_and_text),
+	    cmocka_unit_test(test_util_error_codes_round_trip),
+	    cmocka_unit_test(test_util_state_names_round_trip),
+	    cmocka_unit_test(test_util_clocks_move_forward),
+	    cmocka_unit_test(test_util_random_fills_buffers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

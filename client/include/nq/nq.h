@@ -31,29 +31,29 @@ extern "C" {
  * is the nq.v1.Code value a service sends; local errors map to INTERNAL or
  * UNAVAILABLE when they must cross the wire.
  */
-#define NQ_ERRORS(X)                                                        \
-	X(OK, 0, "ok")                                                      \
-	X(EINVAL, 1, "invalid argument")                                    \
-	X(ENOTFOUND, 2, "not found")                                        \
-	X(EEXISTS, 3, "already exists")                                     \
-	X(EPRECOND, 4, "failed precondition")                               \
-	X(EEXHAUSTED, 5, "resource exhausted")                              \
-	X(EPERM, 6, "permission denied")                                    \
-	X(EAUTH, 7, "unauthenticated")                                      \
-	X(EUNAVAIL, 8, "service unavailable")                               \
-	X(EINTERNAL, 9, "internal error")                                   \
-	X(ETIMEDOUT, 10, "timed out")                                       \
-	X(ENOMEM, 9, "out of memory")                                       \
-	X(EPROTO, 1, "malformed message")                                   \
-	X(ESTORE, 8, "storage failure")                                     \
-	X(ECLOSED, 8, "closed")                                             \
+#define NQ_ERRORS(X)                                                           \
+	X(OK, 0, "ok")                                                         \
+	X(EINVAL, 1, "invalid argument")                                       \
+	X(ENOTFOUND, 2, "not found")                                           \
+	X(EEXISTS, 3, "already exists")                                        \
+	X(EPRECOND, 4, "failed precondition")                                  \
+	X(EEXHAUSTED, 5, "resource exhausted")                                 \
+	X(EPERM, 6, "permission denied")                                       \
+	X(EAUTH, 7, "unauthenticated")                                         \
+	X(EUNAVAIL, 8, "service unavailable")                                  \
+	X(EINTERNAL, 9, "internal error")                                      \
+	X(ETIMEDOUT, 10, "timed out")                                          \
+	X(ENOMEM, 9, "out of memory")                                          \
+	X(EPROTO, 1, "malformed message")                                      \
+	X(ESTORE, 8, "storage failure")                                        \
+	X(ECLOSED, 8, "closed")                                                \
 	X(ECONNECT, 8, "could not connect")
 
 typedef enum nq_err {
 #define NQ_ERR_ENUM_(name, code, text) NQ_##name,
 	NQ_ERRORS(NQ_ERR_ENUM_)
 #undef NQ_ERR_ENUM_
-	NQ_ERR_COUNT_
+	    NQ_ERR_COUNT_
 } nq_err;
 
 /* Text for people ("not found"), and the stable name ("ENOTFOUND"). */
@@ -112,16 +112,17 @@ NQ_API uint64_t nq_job_lease_token(const nq_job *job);
 NQ_API uint64_t nq_job_lease_expires_us(const nq_job *job);
 /* Failed attempts, oldest first. Returns NULL past the end. */
 NQ_API size_t nq_job_error_count(const nq_job *job);
-NQ_API const char *nq_job_error(const nq_job *job, size_t i, uint32_t *attempt,
-    uint64_t *at_us);
+NQ_API const char *nq_job_error(
+    const nq_job *job, size_t i, uint32_t *attempt, uint64_t *at_us);
 
 /* ---- client ---- */
 
 typedef struct nq_client nq_client;
 
 typedef struct nq_client_opts {
-	const char *api_url;     /* NULL: tcp://127.0.0.1:7400 */
-	const char *work_url;    /* NULL: tcp://127.0.0.1:7401 (low-level worker calls) */
+	const char *api_url; /* NULL: tcp://127.0.0.1:7400 */
+	const char
+	    *work_url; /* NULL: tcp://127.0.0.1:7401 (low-level worker calls) */
 	const char *results_url; /* NULL: tcp://127.0.0.1:7402 */
 	const char *token;       /* NULL: none */
 	int timeout_ms;          /* per request; 0: 10000 */
@@ -152,7 +153,7 @@ typedef struct nq_job_spec {
 	uint32_t schema_version;
 	int32_t priority;
 	uint64_t delay_ms;
-	uint64_t run_at_us; /* absolute; wins over delay_ms */
+	uint64_t run_at_us;    /* absolute; wins over delay_ms */
 	uint32_t max_attempts; /* 0: the queue's default */
 	uint64_t timeout_ms;   /* 0: the default */
 	const char *idempotency_key;
@@ -172,8 +173,8 @@ typedef struct nq_enqueue_result {
 
 /* Enqueues one job; returns its id (and whether the idempotency key matched
  * an existing job). Returns once the broker confirmed it durable. */
-NQ_API int nq_enqueue(nq_client *c, const nq_job_spec *spec,
-    char id[NQ_ID_MAX], bool *duplicate);
+NQ_API int nq_enqueue(
+    nq_client *c, const nq_job_spec *spec, char id[NQ_ID_MAX], bool *duplicate);
 /*
  * Enqueues n jobs in one request and one commit. Returns NQ_OK when the
  * request was answered; each results[i].err then says whether item i was
@@ -184,8 +185,8 @@ NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
 NQ_API int nq_get(nq_client *c, const char *id, nq_job **out);
 /* Waits until the job is in a final state, at most timeout_ms (0: forever).
  * NQ_ETIMEDOUT when it is not final by then. */
-NQ_API int nq_wait(nq_client *c, const char *id, uint64_t timeout_ms,
-    nq_job **out);
+NQ_API int nq_wait(
+    nq_client *c, const char *id, uint64_t timeout_ms, nq_job **out);
 /* Cancels a job that has not started. NQ_EPRECOND when it already runs or
  * ended; the job as it is then is returned either way when out != NULL. */
 NQ_API int nq_cancel(nq_client *c, const char *id, nq_job **out);
@@ -227,8 +228,8 @@ NQ_API int nq_fetch(nq_client *c, const char *worker_id,
 NQ_API void nq_jobs_free(nq_job **jobs, size_t n);
 /* Extends one lease by lease_ms from now. NQ_EPRECOND when the lease is no
  * longer held (expired, or the job was handed to someone else). */
-NQ_API int nq_extend(nq_client *c, const char *id, uint64_t lease_token,
-    uint64_t lease_ms);
+NQ_API int nq_extend(
+    nq_client *c, const char *id, uint64_t lease_token, uint64_t lease_ms);
 
 typedef enum nq_outcome {
 	NQ_OUTCOME_SUCCEEDED = 1,
@@ -252,8 +253,8 @@ typedef struct nq_completion {
 /* Sends completions in one message on the results socket. Returns once the
  * message is queued for sending; there is no reply (a completion that does
  * not arrive means the lease expires and the job runs again). */
-NQ_API int nq_complete(nq_client *c, const char *worker_id,
-    const nq_completion *items, size_t n);
+NQ_API int nq_complete(
+    nq_client *c, const char *worker_id, const nq_completion *items, size_t n);
 
 /* ---- worker ---- */
 
@@ -266,29 +267,29 @@ typedef struct nq_result nq_result;
  * on res. The lease is extended automatically while it runs. It should check
  * nq_worker_draining() in long loops and give up early when it turns true.
  */
-typedef nq_outcome (*nq_handler_cb)(const nq_job *job, nq_result *res,
-    void *arg);
+typedef nq_outcome (*nq_handler_cb)(
+    const nq_job *job, nq_result *res, void *arg);
 
 NQ_API void nq_result_set(nq_result *res, const void *data, size_t len);
-NQ_API void nq_result_error(nq_result *res, const char *message,
-    bool non_retryable);
+NQ_API void nq_result_error(
+    nq_result *res, const char *message, bool non_retryable);
 NQ_API void nq_result_retry_after(nq_result *res, uint64_t ms);
 
 typedef struct nq_worker_opts {
-	nq_client_opts conn;      /* work_url and results_url are used */
+	nq_client_opts conn;       /* work_url and results_url are used */
 	const char *const *queues; /* NULL: {"default"} */
 	size_t nqueues;
-	int concurrency;          /* slots; 0: 1 */
-	uint64_t lease_ms;        /* 0: 30000 */
-	uint64_t grace_ms;        /* drain: wait this long for handlers; 0: 10000 */
-	uint64_t poll_ms;         /* long-poll length; 0: 5000 */
-	const char *worker_id;    /* NULL: host-pid-random */
+	int concurrency;   /* slots; 0: 1 */
+	uint64_t lease_ms; /* 0: 30000 */
+	uint64_t grace_ms; /* drain: wait this long for handlers; 0: 10000 */
+	uint64_t poll_ms;  /* long-poll length; 0: 5000 */
+	const char *worker_id; /* NULL: host-pid-random */
 } nq_worker_opts;
 
 NQ_API int nq_worker_open(nq_worker **out, const nq_worker_opts *opts);
 /* Registers the handler for a job type; "*" handles every type without one. */
-NQ_API int nq_worker_handle(nq_worker *w, const char *type, nq_handler_cb cb,
-    void *arg);
+NQ_API int nq_worker_handle(
+    nq_worker *w, const char *type, nq_handler_cb cb, void *arg);
 /* Runs until nq_worker_stop; returns NQ_OK after a clean drain. */
 NQ_API int nq_worker_run(nq_worker *w);
 /* Starts the drain: no new fetches; running handlers get grace_ms to finish;

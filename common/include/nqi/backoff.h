@@ -7,10 +7,10 @@
 #include <stdint.h>
 
 /* The upper bound of the delay before retry `attempt` (1-based). */
-uint64_t nqi_backoff_ceiling_ms(uint32_t attempt, uint64_t base_ms,
-    uint64_t cap_ms);
+uint64_t nqi_backoff_ceiling_ms(
+    uint32_t attempt, uint64_t base_ms, uint64_t cap_ms);
 /* A delay for retry `attempt` drawn with the random value rnd. */
-uint64_t nqi_backoff_ms(uint32_t attempt, uint64_t base_ms, uint64_t cap_ms,
-    uint64_t rnd);
+uint64_t nqi_backoff_ms(
+    uint32_t attempt, uint64_t base_ms, uint64_t cap_ms, uint64_t rnd);
 
 #endif

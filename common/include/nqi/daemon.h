@@ -8,9 +8,9 @@
 #include "nqi/opts.h"
 
 typedef struct nqi_daemon_spec {
-	const char *prog;    /* "nq-broker" */
-	const char *usage;   /* first lines of --help */
-	const char *msgid;   /* logged with the effective config */
+	const char *prog;  /* "nq-broker" */
+	const char *usage; /* first lines of --help */
+	const char *msgid; /* logged with the effective config */
 	/* Checks the parsed config; NULL when fine, else the reason. */
 	const char *(*check)(void *arg);
 	void *arg;
@@ -22,8 +22,8 @@ typedef struct nqi_daemon_spec {
  * logs the effective config with secrets redacted. Returns 0 to run, -1
  * after printing --help, or 2 after a usage error on stderr.
  */
-int nqi_daemon_configure(const nqi_daemon_spec *d, const nqi_opt *o,
-    size_t n, int argc, char **argv, nqi_strlist *keep);
+int nqi_daemon_configure(const nqi_daemon_spec *d, const nqi_opt *o, size_t n,
+    int argc, char **argv, nqi_strlist *keep);
 
 /* Blocks SIGINT and SIGTERM in this thread (threads started later inherit
  * the mask) and ignores SIGPIPE; call first in main. */

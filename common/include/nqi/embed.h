@@ -21,7 +21,7 @@ int broker_embed_request(nq_embedded_broker *e, const void *buf, size_t len,
     bool work_socket, uint8_t **out, size_t *outlen);
 /* Feeds a CompletionBatch as the results socket would; NQ_EINVAL when the
  * bytes do not decode. */
-int broker_embed_completions(nq_embedded_broker *e, const void *buf,
-    size_t len);
+int broker_embed_completions(
+    nq_embedded_broker *e, const void *buf, size_t len);
 
 #endif

@@ -65,8 +65,8 @@ typedef struct nqi_http_opts {
  * NQ_EUNAVAIL (the port is taken, also by another nqi_http of this
  * process) or NQ_ENOMEM.
  */
-int nqi_http_start(nqi_http **out, const nqi_http_opts *opts, char *err,
-    size_t errlen);
+int nqi_http_start(
+    nqi_http **out, const nqi_http_opts *opts, char *err, size_t errlen);
 
 /* The TCP port being served (the chosen one when opts->addr said 0). */
 uint16_t nqi_http_port(const nqi_http *h);

@@ -23,7 +23,8 @@ typedef enum nqi_opt_kind {
 typedef struct nqi_strlist {
 	const char **v;
 	size_t n;
-	char **own; /* copies made for v (from the environment), freed with it */
+	char *
+	    *own; /* copies made for v (from the environment), freed with it */
 	size_t nown;
 } nqi_strlist;
 
@@ -38,9 +39,9 @@ typedef struct nqi_opt {
 /*
  * Applies the environment (when use_env) and then argv[start..] to the
  * options. A list flag given on the command line replaces what the
- * environment set for it. Stops at the first argument that is not a flag, or after "--",
- * and writes its index to *next. On a bad flag or value returns NQ_EINVAL
- * with a message naming it in err.
+ * environment set for it. Stops at the first argument that is not a flag, or
+ * after "--", and writes its index to *next. On a bad flag or value returns
+ * NQ_EINVAL with a message naming it in err.
  */
 int nqi_opts_parse(const nqi_opt *opts, size_t n, int argc, char **argv,
     int start, bool use_env, int *next, char *err, size_t errlen);

@@ -66,8 +66,8 @@ void nqi_prom_reset(nqi_prom *p);
 
 /* Declares a family: writes its # HELP and # TYPE lines. Samples written
  * next belong to it. Returns 0, NQ_EINVAL or NQ_ENOMEM. */
-int nqi_prom_family(nqi_prom *p, const char *name, nqi_prom_type type,
-    const char *help);
+int nqi_prom_family(
+    nqi_prom *p, const char *name, nqi_prom_type type, const char *help);
 
 /*
  * Writes one sample of the current counter or gauge family; name must be
@@ -75,8 +75,8 @@ int nqi_prom_family(nqi_prom *p, const char *name, nqi_prom_type type,
  * value pairs: (const char *const[]){"queue", "mail", "state", "ready",
  * NULL}. Returns 0, NQ_EINVAL or NQ_ENOMEM.
  */
-int nqi_prom_sample(nqi_prom *p, const char *name,
-    const char *const *labels, double value);
+int nqi_prom_sample(
+    nqi_prom *p, const char *name, const char *const *labels, double value);
 
 /*
  * Writes one series of the current histogram family: name_bucket lines
@@ -85,8 +85,8 @@ int nqi_prom_sample(nqi_prom *p, const char *name,
  * bucket always equals name_count even while other threads observe. labels
  * as for nqi_prom_sample(). Returns 0, NQ_EINVAL or NQ_ENOMEM.
  */
-int nqi_prom_histogram(nqi_prom *p, const char *name,
-    const char *const *labels, const nqi_prom_hist *h);
+int nqi_prom_histogram(nqi_prom *p, const char *name, const char *const *labels,
+    const nqi_prom_hist *h);
 
 /* The text written so far (NUL-terminated) and its length in bytes. The
  * pointer is valid until the next call that writes or frees. */

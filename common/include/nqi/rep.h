@@ -21,8 +21,8 @@ typedef void (*nqi_rep_request_cb)(nqi_rep_ctx *ctx, nng_msg *msg, void *arg);
 
 /* Opens nctx contexts on s and starts receiving. Returns 0 or an nq error;
  * on failure nothing is left running. */
-int nqi_rep_start(nqi_rep **out, nng_socket s, int nctx,
-    nqi_rep_request_cb cb, void *arg);
+int nqi_rep_start(
+    nqi_rep **out, nng_socket s, int nctx, nqi_rep_request_cb cb, void *arg);
 /* Sends the answer; takes msg. */
 void nqi_rep_reply(nqi_rep_ctx *c, nng_msg *msg);
 /* Gives up on answering (no reply can be built): the requester times out.

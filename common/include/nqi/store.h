@@ -20,16 +20,16 @@ typedef struct nqi_store nqi_store;
 
 typedef struct nqi_store_opts {
 	const char *dir;
-	bool sync;          /* fsync every commit (--sync=always) */
-	uint64_t map_size;  /* bytes; the store cannot grow past it */
+	bool sync;              /* fsync every commit (--sync=always) */
+	uint64_t map_size;      /* bytes; the store cannot grow past it */
 	const char *const *dbs; /* named databases to open or create */
 	size_t ndbs;
 	uint32_t schema_version;
 } nqi_store_opts;
 
 /* Opens or creates the store (and the directory). err names what failed. */
-int nqi_store_open(nqi_store **out, const nqi_store_opts *opts, char *err,
-    size_t errlen);
+int nqi_store_open(
+    nqi_store **out, const nqi_store_opts *opts, char *err, size_t errlen);
 void nqi_store_close(nqi_store *s);
 MDB_env *nqi_store_env(nqi_store *s);
 MDB_dbi nqi_store_dbi(nqi_store *s, size_t index);

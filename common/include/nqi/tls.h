@@ -19,14 +19,14 @@ bool nqi_url_is_tls(const char *url);
 
 /* Builds a server TLS configuration; err names the file that failed. The
  * caller frees *out with nng_tls_config_free. */
-int nqi_tls_server_config(const nqi_tls_opts *o, nng_tls_config **out,
-    char *err, size_t errlen);
+int nqi_tls_server_config(
+    const nqi_tls_opts *o, nng_tls_config **out, char *err, size_t errlen);
 
 /* Builds a client TLS configuration: verifies the server when o->ca is set
  * (dial tls+tcp://localhost:PORT or set a server name: mbedTLS does not
  * match IP addresses), presents o->cert/o->key when set. */
-int nqi_tls_client_config(const nqi_tls_opts *o, nng_tls_config **out,
-    char *err, size_t errlen);
+int nqi_tls_client_config(
+    const nqi_tls_opts *o, nng_tls_config **out, char *err, size_t errlen);
 
 /*
  * Listens on url with s. TLS URLs need o->cert and o->key. recv_max bounds
