@@ -33,29 +33,29 @@ typedef struct broker_config {
 	const char *work_url;
 	const char *results_url;
 	const char *data_dir;
-	const char *sync;         /* "always" | "none" */
+	const char *sync; /* "always" | "none" */
 	const char *log_level;
 	const char *log_format;
 	const char *config_file;
-	const char *dlq_url;      /* nq-dlq's REP socket; "" hands nothing */
-	const char *events_url;   /* PUB socket; "" publishes nothing */
-	const char *http_addr;    /* /metrics, /healthz, /readyz; "": none */
+	const char *dlq_url;    /* nq-dlq's REP socket; "" hands nothing */
+	const char *events_url; /* PUB socket; "" publishes nothing */
+	const char *http_addr;  /* /metrics, /healthz, /readyz; "": none */
 	const char *producer_tokens, *worker_tokens, *admin_tokens;
 	const char *dlq_token_file; /* this broker's token for nq-dlq */
 	const char *tls_cert, *tls_key, *tls_ca;
 	char *dlq_token;
 	nqi_strlist config_values; /* copies of what the config file set */
-	uint64_t max_payload;     /* bytes */
-	uint64_t max_result;      /* bytes of a result kept */
-	uint64_t map_size;        /* bytes the store may grow to */
+	uint64_t max_payload;      /* bytes */
+	uint64_t max_result;       /* bytes of a result kept */
+	uint64_t map_size;         /* bytes the store may grow to */
 	uint64_t result_ttl_ms;
 	uint64_t idempotency_window_ms;
 	uint64_t backoff_base_ms;
 	uint64_t backoff_cap_ms;
 	uint64_t default_timeout_ms;
-	uint64_t lease_check_ms;  /* how often leases and timers are checked */
+	uint64_t lease_check_ms; /* how often leases and timers are checked */
 	uint64_t max_attempts;
-	uint64_t max_depth;       /* per queue; 0: unlimited */
+	uint64_t max_depth; /* per queue; 0: unlimited */
 	int api_contexts;
 	int work_contexts;
 } broker_config;
@@ -80,8 +80,8 @@ void broker_arena_fini(broker_arena *a);
 typedef enum broker_op_kind {
 	BROKER_OP_REQUEST,     /* api or work socket; needs a reply */
 	BROKER_OP_COMPLETIONS, /* results socket; no reply */
-	BROKER_OP_PIPE_GONE,   /* a worker connection to the work socket closed */
-	BROKER_OP_DLQ_ACKED,   /* nq-dlq stored these dead jobs durably */
+	BROKER_OP_PIPE_GONE, /* a worker connection to the work socket closed */
+	BROKER_OP_DLQ_ACKED, /* nq-dlq stored these dead jobs durably */
 } broker_op_kind;
 
 typedef struct broker_op {
@@ -151,10 +151,10 @@ typedef struct broker_queue {
 	uint64_t scheduled, ready, leased, succeeded, dead, canceled, expired;
 	/* counters since start */
 	uint64_t enqueued_total, succeeded_total, failed_total, dead_total;
-	uint64_t dead_pending;      /* dead or expired, not yet in nq-dlq */
+	uint64_t dead_pending; /* dead or expired, not yet in nq-dlq */
 	uint64_t dlq_handed_total;
 	uint64_t topic_seq[BROKER_EV_COUNT]; /* events published per kind */
-	nqi_prom_hist *latency;     /* enqueue to success, seconds */
+	nqi_prom_hist *latency;              /* enqueue to success, seconds */
 } broker_queue;
 
 /* A queue as readers outside the core see it (metrics, HTTP). */
@@ -218,6 +218,8 @@ void broker_okeys_clear(broker_index *x);
 /* ---- the broker ---- */
 
 #define BROKER_DEAD_PIPES 1024
+#define BROKER_GONE_MAX 256      /* closed connections waiting to lapse */
+#define BROKER_GONE_DELAY_MS 200 /* lets a closing worker's last completions in */
 
 struct broker {
 	broker_config cfg;
@@ -236,17 +238,22 @@ struct broker {
 	broker_index index;
 	broker_arena arena;
 	MDB_txn *txn;
-	bool dirty;            /* the group wrote something */
-	broker_op *done;       /* ops with replies to send after commit */
+	bool dirty;      /* the group wrote something */
+	broker_op *done; /* ops with replies to send after commit */
 	broker_op *parked_fetch, *parked_wait;
 	uint64_t last_id;
 	uint64_t started_ms;
 	uint64_t next_sweep_ms;
 	uint64_t jobs_stored;
 	uint32_t dead_pipes[BROKER_DEAD_PIPES];
+	struct {
+		uint32_t pipe_id;
+		uint64_t due_ms;
+	} gone[BROKER_GONE_MAX];
+	size_t ngone;
 	size_t dead_pipe_next;
-	bool woken;            /* a job became ready this group */
-	uint64_t rng;          /* broker_rand state, seeded from getrandom */
+	bool woken;   /* a job became ready this group */
+	uint64_t rng; /* broker_rand state, seeded from getrandom */
 
 	/* handoff to nq-dlq; pend is shared under mu */
 	uint64_t *pend;
@@ -261,7 +268,7 @@ struct broker {
 	/* events: noted by the core, published after each commit */
 	nng_socket events_sock;
 	bool events_on;
-	atomic_int subscribers;  /* connections to the events socket */
+	atomic_int subscribers; /* connections to the events socket */
 	Nq__V1__JobEvent **events;
 	size_t nevents, capevents;
 	uint64_t event_seq, events_published, events_dropped;
@@ -312,8 +319,8 @@ int broker_start(broker *b);
 void broker_stop(broker *b);
 /* Checks a request without state (version, body, socket); NULL when fine,
  * else the reason, with the error in *err. */
-const char *broker_precheck(const Nq__V1__Request *req, bool work,
-    int *err, char *buf, size_t len);
+const char *broker_precheck(
+    const Nq__V1__Request *req, bool work, int *err, char *buf, size_t len);
 /* The roles (nqi_role mask) that may make a request of this kind. */
 unsigned broker_body_roles(Nq__V1__Request__BodyCase body);
 /* Applies ops as one group: one transaction, one commit, then replies. */
@@ -334,7 +341,6 @@ void broker_op_free(broker_op *op);
 int broker_net_open(broker *b, char *err, size_t errlen);
 void broker_net_close(broker *b);
 
-
 /* store access (jobs.c) */
 int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out);
 int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job);
@@ -346,8 +352,8 @@ int broker_job_state(const Nq__V1__Job *job, uint64_t now_us);
 int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us);
 /* Makes a job wait for run_at_us (ready at once when it has passed). */
 int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us);
-int broker_expiry_put(broker *b, uint64_t at_us, char kind, const void *data,
-    size_t len);
+int broker_expiry_put(
+    broker *b, uint64_t at_us, char kind, const void *data, size_t len);
 void broker_count_move(broker *b, const char *queue, int from, int to);
 
 /* handlers: api.c and work.c. Each either finishes the op (broker_finish)

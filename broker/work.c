@@ -21,8 +21,9 @@ static uint64_t clamp_lease(uint64_t ms)
 {
 	if (ms == 0)
 		return DEFAULT_LEASE_MS;
-	return ms < MIN_LEASE_MS ? MIN_LEASE_MS : ms > MAX_LEASE_MS ?
-	    MAX_LEASE_MS : ms;
+	return ms < MIN_LEASE_MS   ? MIN_LEASE_MS
+	       : ms > MAX_LEASE_MS ? MAX_LEASE_MS
+	                           : ms;
 }
 
 static bool pipe_dead(const broker *b, uint32_t pipe_id)
@@ -67,8 +68,10 @@ static int pop_ready(broker *b, broker_queue *q, Nq__V1__Job **job)
 		int rv = broker_job_read(b, e.id, &j);
 		if (rv == NQ_ESTORE || rv == NQ_ENOMEM)
 			return rv;
-		uint64_t okey = rv == 0 && j->spec->ordering_key[0] ?
-		    broker_okey_hash(j->spec->queue, j->spec->ordering_key) : 0;
+		uint64_t okey = rv == 0 && j->spec->ordering_key[0]
+		                    ? broker_okey_hash(
+		                          j->spec->queue, j->spec->ordering_key)
+		                    : 0;
 		if (rv != 0 || j->state != NQ__V1__JOB_STATE__JOB_STATE_READY) {
 			/* stale: canceled or deleted; its key may let the
 			 * next one of that key go */
@@ -85,7 +88,8 @@ static int pop_ready(broker *b, broker_queue *q, Nq__V1__Job **job)
 		}
 		if (j->spec->deadline_us && now > j->spec->deadline_us) {
 			j->dead_reason = (char *)"expired";
-			if ((rv = broker_job_finish(b, j, NQ_STATE_EXPIRED, now)))
+			if ((rv = broker_job_finish(
+			         b, j, NQ_STATE_EXPIRED, now)))
 				return rv;
 			broker_event(b, BROKER_EV_EXPIRED, j, NULL);
 			continue;
@@ -101,13 +105,15 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 	const Nq__V1__FetchRequest *f = op->req->fetch;
 	uint64_t now = nqi_now_us();
 	broker_lease l = {
-		.id = broker_job_id(job),
-		.token = broker_rand(b) | 1,
-		.expires_us = now + clamp_lease(f->lease_ms) * 1000,
-		.pipe_id = op->pipe_id,
-		.queue = (uint32_t)qi,
-		.okey = job->spec->ordering_key[0] ? broker_okey_hash(
-		    job->spec->queue, job->spec->ordering_key) : 0,
+	    .id = broker_job_id(job),
+	    .token = broker_rand(b) | 1,
+	    .expires_us = now + clamp_lease(f->lease_ms) * 1000,
+	    .pipe_id = op->pipe_id,
+	    .queue = (uint32_t)qi,
+	    .okey = job->spec->ordering_key[0]
+	                ? broker_okey_hash(
+	                      job->spec->queue, job->spec->ordering_key)
+	                : 0,
 	};
 	job->state = NQ__V1__JOB_STATE__JOB_STATE_LEASED;
 	job->attempt++;
@@ -123,8 +129,8 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 	if (rv == 0)
 		rv = broker_okey_take(&b->index, l.okey);
 	if (rv == 0) {
-		broker_count_move(b, job->spec->queue, NQ_STATE_READY,
-		    NQ_STATE_LEASED);
+		broker_count_move(
+		    b, job->spec->queue, NQ_STATE_READY, NQ_STATE_LEASED);
 		broker_event(b, BROKER_EV_LEASED, job, NULL);
 	}
 	return rv;
@@ -206,7 +212,8 @@ int broker_on_fetch(broker *b, broker_op *op)
 	int rv = pipe_dead(b, op->pipe_id) ? NQ_OK : lease_jobs(b, op, &n);
 	if (rv != 0)
 		return rv;
-	if (n > 0 || f->wait_ms == 0 || b->stopping || pipe_dead(b, op->pipe_id)) {
+	if (n > 0 || f->wait_ms == 0 || b->stopping ||
+	    pipe_dead(b, op->pipe_id)) {
 		broker_finish(b, op);
 		return NQ_OK;
 	}
@@ -271,9 +278,10 @@ int broker_on_extend(broker *b, broker_op *op)
 	const Nq__V1__ExtendRequest *e = op->req->extend;
 	size_t n = e->n_leases > MAX_FETCH ? MAX_FETCH : e->n_leases;
 	Nq__V1__ExtendReply *r = broker_arena_alloc(&b->arena, sizeof *r);
-	Nq__V1__Status *st = broker_arena_alloc(&b->arena, (n + 1) * sizeof *st);
-	Nq__V1__Status **ptrs = broker_arena_alloc(&b->arena,
-	    (n + 1) * sizeof *ptrs);
+	Nq__V1__Status *st =
+	    broker_arena_alloc(&b->arena, (n + 1) * sizeof *st);
+	Nq__V1__Status **ptrs =
+	    broker_arena_alloc(&b->arena, (n + 1) * sizeof *ptrs);
 	if (!r || !st || !ptrs)
 		return NQ_ENOMEM;
 	*r = init;
@@ -290,7 +298,7 @@ int broker_on_extend(broker *b, broker_op *op)
 		} else {
 			st[i].code = NQ__V1__CODE__FAILED_PRECONDITION;
 			st[i].message = (char *)"lease not held (expired, or "
-			    "the job was handed out again)";
+			                        "the job was handed out again)";
 		}
 		ptrs[i] = &st[i];
 	}
@@ -320,8 +328,8 @@ static int add_error(broker *b, Nq__V1__Job *job, const char *msg,
 {
 	static const Nq__V1__AttemptError init = NQ__V1__ATTEMPT_ERROR__INIT;
 	Nq__V1__AttemptError *e = broker_arena_alloc(&b->arena, sizeof *e);
-	Nq__V1__AttemptError **v = broker_arena_alloc(&b->arena,
-	    (job->n_errors + 1) * sizeof *v);
+	Nq__V1__AttemptError **v =
+	    broker_arena_alloc(&b->arena, (job->n_errors + 1) * sizeof *v);
 	if (!e || !v)
 		return NQ_ENOMEM;
 	*e = init;
@@ -341,14 +349,13 @@ static int add_error(broker *b, Nq__V1__Job *job, const char *msg,
 
 /* One log line about a job; it carries the trace context when the job
  * has one, so logs join the producer's trace. */
-static void log_job(const char *msgid, const Nq__V1__Job *job,
-    const char *detail)
+static void log_job(
+    const char *msgid, const Nq__V1__Job *job, const char *detail)
 {
 	const char *tp = job->spec->traceparent;
 	nqi_info(msgid, "id=%s queue=%s type=%s attempt=%u%s%s%s%s", job->id,
-	    job->spec->queue, job->spec->type, job->attempt,
-	    detail ? " " : "", detail ? detail : "", tp[0] ? " trace=" : "",
-	    tp);
+	    job->spec->queue, job->spec->type, job->attempt, detail ? " " : "",
+	    detail ? detail : "", tp[0] ? " trace=" : "", tp);
 }
 
 /*
@@ -365,13 +372,14 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 	int qi = broker_queue_get(&b->index, job->spec->queue);
 	if (qi >= 0)
 		b->index.queues[qi].failed_total++;
-	broker_event(b, BROKER_EV_FAILED, job,
-	    job->errors[job->n_errors - 1]->message);
+	broker_event(
+	    b, BROKER_EV_FAILED, job, job->errors[job->n_errors - 1]->message);
 	uint64_t now = nqi_now_us();
 	if (!retryable || job->attempt >= job->max_attempts) {
 		if (!job->dead_reason[0])
-			job->dead_reason = (char *)(retryable ? "max_attempts"
-			    : "non_retryable");
+			job->dead_reason =
+			    (char *)(retryable ? "max_attempts"
+			                       : "non_retryable");
 		if (qi >= 0)
 			b->index.queues[qi].dead_total++;
 		char why[80];
@@ -381,16 +389,18 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 		return broker_job_finish(b, job, NQ_STATE_DEAD, now);
 	}
 	broker_event(b, BROKER_EV_RETRYING, job, NULL);
-	uint64_t delay_ms = retry_after_ms == UINT64_MAX ? 0 : retry_after_ms
-	    ? retry_after_ms : nqi_backoff_ms(job->attempt,
-	    b->cfg.backoff_base_ms, b->cfg.backoff_cap_ms, broker_rand(b));
+	uint64_t delay_ms =
+	    retry_after_ms == UINT64_MAX ? 0
+	    : retry_after_ms
+	        ? retry_after_ms
+	        : nqi_backoff_ms(job->attempt, b->cfg.backoff_base_ms,
+	              b->cfg.backoff_cap_ms, broker_rand(b));
 	return broker_job_requeue(b, job, now + delay_ms * 1000);
 }
 
 /* Reads the job of a lease being ended and drops the lease. *job NULL when
  * the record is gone or no longer under this lease. */
-static int take_lease(broker *b, uint64_t id, uint64_t token,
-    Nq__V1__Job **job)
+static int take_lease(broker *b, uint64_t id, uint64_t token, Nq__V1__Job **job)
 {
 	*job = NULL;
 	broker_lease *l = broker_lease_find(&b->index, id);
@@ -410,8 +420,8 @@ static int take_lease(broker *b, uint64_t id, uint64_t token,
 	return NQ_OK;
 }
 
-static int complete_one(broker *b, const Nq__V1__Completion *c,
-    const char *worker)
+static int complete_one(
+    broker *b, const Nq__V1__Completion *c, const char *worker)
 {
 	uint64_t id;
 	Nq__V1__Job *job;
@@ -420,8 +430,8 @@ static int complete_one(broker *b, const Nq__V1__Completion *c,
 	int rv = take_lease(b, id, c->lease_token, &job);
 	if (rv != 0 || !job) {
 		if (rv == 0)
-			nqi_debug("NQ-COMPLETION-STALE", "id=%.20s worker=%.64s",
-			    c->id, worker);
+			nqi_debug("NQ-COMPLETION-STALE",
+			    "id=%.20s worker=%.64s", c->id, worker);
 		return rv;
 	}
 	int qi = broker_queue_get(&b->index, job->spec->queue);
@@ -429,8 +439,9 @@ static int complete_one(broker *b, const Nq__V1__Completion *c,
 	case NQ__V1__OUTCOME__OUTCOME_SUCCEEDED:
 		job->result = c->result;
 		if (job->result.len > b->cfg.max_result) {
-			nqi_warn("NQ-RESULT-TRUNCATED", "id=%s bytes=%zu limit=%llu",
-			    job->id, job->result.len,
+			nqi_warn("NQ-RESULT-TRUNCATED",
+			    "id=%s bytes=%zu limit=%llu", job->id,
+			    job->result.len,
 			    (unsigned long long)b->cfg.max_result);
 			job->result.len = b->cfg.max_result;
 		}
@@ -438,15 +449,17 @@ static int complete_one(broker *b, const Nq__V1__Completion *c,
 			uint64_t now_us = nqi_now_us();
 			b->index.queues[qi].succeeded_total++;
 			nqi_prom_hist_observe(b->index.queues[qi].latency,
-			    now_us > job->created_us ? (double)(now_us -
-			    job->created_us) / 1e6 : 0);
+			    now_us > job->created_us
+			        ? (double)(now_us - job->created_us) / 1e6
+			        : 0);
 		}
 		nqi_debug("NQ-JOB-SUCCEEDED", "id=%s queue=%s attempt=%u%s%s",
 		    job->id, job->spec->queue, job->attempt,
 		    job->spec->traceparent[0] ? " trace=" : "",
 		    job->spec->traceparent);
 		broker_event(b, BROKER_EV_SUCCEEDED, job, NULL);
-		return broker_job_finish(b, job, NQ_STATE_SUCCEEDED, nqi_now_us());
+		return broker_job_finish(
+		    b, job, NQ_STATE_SUCCEEDED, nqi_now_us());
 	case NQ__V1__OUTCOME__OUTCOME_RELEASED:
 		if (job->attempt > 0)
 			job->attempt--; /* it did not run: no attempt spent */
@@ -465,7 +478,8 @@ int broker_on_completions(broker *b, broker_op *op)
 {
 	const Nq__V1__CompletionBatch *batch = op->batch;
 	for (size_t i = 0; i < batch->n_completions; i++) {
-		int rv = complete_one(b, batch->completions[i], batch->worker_id);
+		int rv =
+		    complete_one(b, batch->completions[i], batch->worker_id);
 		if (rv != 0)
 			return rv;
 	}
@@ -473,8 +487,8 @@ int broker_on_completions(broker *b, broker_op *op)
 }
 
 /* Ends the lease at index i of the lease table as a failed attempt. */
-static int lapse(broker *b, broker_lease l, const char *why,
-    uint64_t retry_after_ms)
+static int lapse(
+    broker *b, broker_lease l, const char *why, uint64_t retry_after_ms)
 {
 	Nq__V1__Job *job;
 	int rv = take_lease(b, l.id, l.token, &job);
@@ -482,24 +496,56 @@ static int lapse(broker *b, broker_lease l, const char *why,
 		return rv;
 	char msg[400];
 	snprintf(msg, sizeof msg, "%s (worker %.200s)", why, job->worker_id);
-	log_job(retry_after_ms ? "NQ-WORKER-GONE" : "NQ-LEASE-EXPIRED", job,
-	    NULL);
+	log_job(
+	    retry_after_ms ? "NQ-WORKER-GONE" : "NQ-LEASE-EXPIRED", job, NULL);
 	return fail_attempt(b, job, msg, true, job->worker_id, retry_after_ms);
 }
 
-int broker_on_pipe_gone(broker *b, broker_op *op)
+/* Lapses every lease held through the worker connection pipe_id. */
+static int lapse_pipe(broker *b, uint32_t pipe_id)
 {
-	b->dead_pipes[b->dead_pipe_next++ % BROKER_DEAD_PIPES] = op->pipe_id;
 	broker_index *x = &b->index;
 	for (size_t i = x->nleases; i-- > 0;) {
-		if (i >= x->nleases || x->leases[i].pipe_id != op->pipe_id)
+		if (i >= x->nleases || x->leases[i].pipe_id != pipe_id)
 			continue;
-		int rv = lapse(b, x->leases[i], "worker connection lost",
-		    UINT64_MAX);
+		int rv = lapse(
+		    b, x->leases[i], "worker connection lost", UINT64_MAX);
 		if (rv != 0)
 			return rv;
 	}
 	return NQ_OK;
+}
+
+/*
+ * A worker's connection closed. Its leases go back a moment later, not at
+ * once: a draining worker sends its last completions (releases included)
+ * on the results socket just before it closes, and those may arrive after
+ * the close is noticed; they must win over "connection lost".
+ */
+int broker_on_pipe_gone(broker *b, broker_op *op)
+{
+	b->dead_pipes[b->dead_pipe_next++ % BROKER_DEAD_PIPES] = op->pipe_id;
+	if (b->ngone == BROKER_GONE_MAX)
+		return lapse_pipe(b, op->pipe_id);
+	b->gone[b->ngone].pipe_id = op->pipe_id;
+	b->gone[b->ngone].due_ms = nqi_mono_ms() + BROKER_GONE_DELAY_MS;
+	b->ngone++;
+	return NQ_OK;
+}
+
+/* Lapses the leases of connections that closed long enough ago. */
+static int sweep_gone(broker *b, uint64_t now_ms)
+{
+	size_t kept = 0;
+	int rv = NQ_OK;
+	for (size_t i = 0; i < b->ngone; i++) {
+		if (rv == 0 && b->gone[i].due_ms <= now_ms)
+			rv = lapse_pipe(b, b->gone[i].pipe_id);
+		else
+			b->gone[kept++] = b->gone[i];
+	}
+	b->ngone = kept;
+	return rv;
 }
 
 static int sweep_leases(broker *b, uint64_t now_us)
@@ -508,8 +554,10 @@ static int sweep_leases(broker *b, uint64_t now_us)
 	for (size_t i = x->nleases; i-- > 0;) {
 		if (i >= x->nleases || x->leases[i].expires_us > now_us)
 			continue;
-		int rv = lapse(b, x->leases[i], "lease expired before the "
-		    "job finished or was extended", 0);
+		int rv = lapse(b, x->leases[i],
+		    "lease expired before the "
+		    "job finished or was extended",
+		    0);
 		if (rv != 0)
 			return rv;
 	}
@@ -535,8 +583,8 @@ static int sweep_timers(broker *b, uint64_t now_us)
 	return NQ_OK;
 }
 
-static int expire_idem(broker *b, const uint8_t *key, size_t len,
-    uint64_t at_us)
+static int expire_idem(
+    broker *b, const uint8_t *key, size_t len, uint64_t at_us)
 {
 	MDB_val k = {len, (void *)key}, v;
 	int rc = mdb_get(b->txn, b->db_idem, &k, &v);
@@ -594,6 +642,8 @@ int broker_sweep(broker *b)
 	if (rv != 0 || now_ms < b->next_sweep_ms)
 		return rv;
 	b->next_sweep_ms = now_ms + b->cfg.lease_check_ms;
+	if ((rv = sweep_gone(b, now_ms)) != 0)
+		return rv;
 	if ((rv = sweep_leases(b, now_us)) != 0)
 		return rv;
 	rv = sweep_expiry(b, now_us);
