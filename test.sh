@@ -20,6 +20,12 @@ stage_deps() {
 	nq_install_deps "${NQ_DEB_PACKAGES[@]}" "${NQ_TEST_PACKAGES[@]}"
 }
 
+# The C sources follow .clang-format (third-party code excepted).
+stage_format() {
+	git ls-files '*.c' '*.h' | grep -v third_party |
+		xargs clang-format --dry-run --Werror
+}
+
 stage_configure() {
 	nq_configure "$BUILD_DIR"
 }
@@ -69,7 +75,7 @@ stage_faults() {
 	tests/faults/run --build "$BUILD_DIR"
 }
 
-STAGES=(deps configure build test sanitize fuzz faults)
+STAGES=(deps format configure build test sanitize fuzz faults)
 
 # Runs one stage in a subshell so that `set -e` holds inside it and a
 # failing command anywhere in the stage fails the stage.

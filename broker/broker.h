@@ -218,8 +218,9 @@ void broker_okeys_clear(broker_index *x);
 /* ---- the broker ---- */
 
 #define BROKER_DEAD_PIPES 1024
-#define BROKER_GONE_MAX 256      /* closed connections waiting to lapse */
-#define BROKER_GONE_DELAY_MS 200 /* lets a closing worker's last completions in */
+#define BROKER_GONE_MAX 256 /* closed connections waiting to lapse */
+#define BROKER_GONE_DELAY_MS                                                   \
+	200 /* lets a closing worker's last completions in */
 
 struct broker {
 	broker_config cfg;

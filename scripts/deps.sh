@@ -11,7 +11,7 @@ NQ_DEB_PACKAGES=(
 # What only the tests need on top: promtool (package prometheus) checks the
 # /metrics output, curl scrapes it; iptables cuts the network in the fault
 # suite.
-NQ_TEST_PACKAGES=(prometheus curl openssl iptables)
+NQ_TEST_PACKAGES=(prometheus curl openssl iptables clang-format git)
 
 # What the fuzz stage needs on top: clang and its runtime libraries, which
 # hold libFuzzer.
