@@ -122,6 +122,8 @@ static void test_hostile_input_unknown_version_is_failed_precondition(
 	itest_pass(e);
 }
 
+#define SPRAY_BUDGET_MS 20000
+
 /* xorshift64*: the same bytes on every run. */
 static uint64_t rng_next(uint64_t *s)
 {
@@ -221,7 +223,12 @@ static int spray(itest_env *e, const char *url, bool push, int kind,
 {
 	nng_socket s = dial(url, push);
 	int replies = 0;
-	for (int i = 0; i < MESSAGES_PER_SOCKET; i++) {
+	uint64_t start = itest_now_ms();
+	/* Bounded in time too: a send may wait up to its 2 s timeout while
+	 * the broker drops a connection that sent it an oversized message. */
+	for (int i = 0; i < MESSAGES_PER_SOCKET &&
+	                itest_now_ms() - start < SPRAY_BUDGET_MS;
+	     i++) {
 		if (itest_broker_died(e))
 			fail_msg("the broker died on message %d to %s", i, url);
 		uint8_t *m, *rbuf;
@@ -242,7 +249,10 @@ static int spray(itest_env *e, const char *url, bool push, int kind,
 		nng_free(rbuf, rlen);
 		replies++;
 	}
-	nng_close(s);
+	/* Left open until the test process exits: nng 1.5.2's nng_close can
+	 * hang for good on a socket whose peer dropped it mid-message (nng
+	 * issue 1543), which is exactly what this spray provokes. */
+	(void)s;
 	return replies;
 }
 
