@@ -278,7 +278,7 @@ static void test_hostile_input_random_bytes_leave_broker_working(void **state)
 	itest_sleep_ms(500);
 
 	assert_true(itest_alive(e->broker));
-	assert_int_equal(itest_broker_wait_ready(e, 5000), 0);
+	assert_int_equal(itest_broker_wait_ready(e, 30000), 0);
 	assert_int_equal(itest_client(e, 0, &c), 0);
 	assert_int_equal(itest_enqueue(c, "after", "t", "still here", id), 0);
 	assert_int_equal(nq_get(c, id, &j), NQ_OK);
@@ -288,8 +288,11 @@ static void test_hostile_input_random_bytes_leave_broker_working(void **state)
 	assert_int_equal(len, 10);
 	assert_memory_equal(p, "still here", 10);
 	nq_job_free(j);
-	nq_client_close(c);
 	itest_pass(e);
+	/* c stays open until exit, like the spray sockets: closing sockets
+	 * of this process after the spray has hung in nng 1.5.2 (issue
+	 * 1543), and the test is about the broker, not about closing. */
+	(void)c;
 }
 
 int main(void)
