@@ -114,11 +114,7 @@ static const char *config_check(const dlq_config *c)
 		return "--map-size must be at least 1m";
 	if (c->contexts < 1 || c->contexts > 4096)
 		return "--contexts must be from 1 to 4096";
-	if (nqi_log_set_level(c->log_level) != 0)
-		return "--log-level must be debug, info, warn or error";
-	if (nqi_log_set_format(c->log_format) != 0)
-		return "--log-format must be text or json";
-	return NULL;
+	return nqi_log_configure(c->log_level, c->log_format);
 }
 
 static const char *check_cb(void *arg)

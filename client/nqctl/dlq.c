@@ -703,30 +703,6 @@ static int cmd_list(dlq_cli *c)
 
 /* ---- show ---- */
 
-/* "key: value"; text as it is (later lines indented), anything else as
- * JSON, which escapes control characters. */
-static void print_field(const char *key, const json_t *v)
-{
-	const char *s = json_string_value(v);
-	size_t len = json_string_length(v);
-	if (s && nqi_text_printable(s, len)) {
-		if (len && s[len - 1] == '\n')
-			len--;
-		printf("%s: ", key);
-		for (size_t i = 0; i < len; i++) {
-			if (s[i] == '\n')
-				fputs("\n  ", stdout);
-			else
-				putchar(s[i]);
-		}
-		putchar('\n');
-		return;
-	}
-	char *text = nqi_json_dumps(v);
-	printf("%s: %s\n", key, text ? text : "?");
-	free(text);
-}
-
 static void print_errors(const json_t *errors)
 {
 	size_t i;
@@ -740,7 +716,7 @@ static void print_errors(const json_t *errors)
 		    (long long)json_integer_value(
 		        json_object_get(e, "attempt")),
 		    at ? at : "(unknown time)");
-		print_field(head, json_object_get(e, "message"));
+		nqctl_print_field(head, json_object_get(e, "message"));
 	}
 }
 
@@ -759,7 +735,7 @@ static int print_entry(const dlq_cli *c, const Nq__V1__DeadJob *e)
 		if (strcmp(key, "errors") == 0)
 			print_errors(v);
 		else if (!json_is_null(v))
-			print_field(key, v);
+			nqctl_print_field(key, v);
 	}
 	json_decref(o);
 	return NQCTL_EXIT_OK;

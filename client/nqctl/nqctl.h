@@ -118,4 +118,8 @@ json_t *nqctl_time_json(uint64_t us);
  * like +02:00) or whole unix seconds. NQ_EINVAL when it is neither. */
 int nqctl_parse_time(const char *s, uint64_t *us);
 
+/* Writes "key: value": printable text as it is (later lines indented),
+ * anything else as JSON, which escapes control characters. */
+void nqctl_print_field(const char *key, const json_t *v);
+
 #endif

@@ -167,7 +167,7 @@ int nqctl_print_json(json_t *v)
 /* Writes "key: value". Text that a terminal shows as it is goes out as it
  * is (lines after the first indented); anything else, and every non-string,
  * as JSON, which escapes control characters. */
-static void print_field(const char *key, const json_t *v)
+void nqctl_print_field(const char *key, const json_t *v)
 {
 	const char *s = json_string_value(v);
 	size_t len = json_string_length(v);
@@ -214,7 +214,7 @@ static void print_errors(const json_t *errors)
 		    (long long)json_integer_value(
 		        json_object_get(e, "attempt")),
 		    at ? at : "(unknown time)");
-		print_field(head, json_object_get(e, "message"));
+		nqctl_print_field(head, json_object_get(e, "message"));
 	}
 }
 
@@ -231,7 +231,7 @@ int nqctl_print_job(const nqctl *x, const nq_job *job)
 		else if (strstr(key, "_base64"))
 			print_binary(key, v);
 		else if (!json_is_null(v))
-			print_field(key, v);
+			nqctl_print_field(key, v);
 	}
 	json_decref(o);
 	return NQCTL_EXIT_OK;

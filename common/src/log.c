@@ -43,6 +43,15 @@ static void format_time(char *buf, size_t len)
 	snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
+const char *nqi_log_configure(const char *level, const char *format)
+{
+	if (nqi_log_set_level(level) != 0)
+		return "--log-level must be debug, info, warn or error";
+	if (nqi_log_set_format(format) != 0)
+		return "--log-format must be text or json";
+	return NULL;
+}
+
 /* Writes fields "k=v k2=v2" as JSON members; values are strings. */
 static void write_json_fields(char *out, size_t len, const char *fields)
 {

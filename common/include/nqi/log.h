@@ -16,6 +16,9 @@ typedef enum nqi_log_level {
 int nqi_log_set_level(const char *name);
 /* Selects "text" (default) or "json" lines. */
 int nqi_log_set_format(const char *name);
+/* Applies --log-level and --log-format; returns NULL, or the message
+ * naming the flag that is wrong. */
+const char *nqi_log_configure(const char *level, const char *format);
 void nqi_log(nqi_log_level level, const char *msgid, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
