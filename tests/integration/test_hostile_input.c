@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <limits.h>
 
 #include <cmocka.h>
 
@@ -17,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "nq/v1/api.pb-c.h"
@@ -68,23 +71,126 @@ static void test_hostile_input_payload_over_limit_names_both_sizes(void **state)
 	itest_pass(e);
 }
 
-static nng_socket dial(const char *url, bool push)
+#define SPRAY_BUDGET_MS 20000
+#define SPRAYER_WAIT_MS 40000
+
+/* xorshift64*: the same bytes on every run. */
+static uint64_t rng_next(uint64_t *s)
 {
-	nng_socket s;
-	int rv = push ? nng_push0_open(&s) : nng_req0_open(&s);
-	assert_int_equal(rv, 0);
-	assert_int_equal(nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 2000), 0);
-	assert_int_equal(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 100), 0);
-	assert_int_equal(nng_dial(s, url, NULL, 0), 0);
-	return s;
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ULL;
 }
 
-static void pack_request(Nq__V1__Request *req, uint8_t **buf, size_t *len)
+static void pack_or_die(Nq__V1__Request *req, uint8_t **buf, size_t *len)
 {
 	*len = nq__v1__request__get_packed_size(req);
 	*buf = malloc(*len + 1);
-	assert_non_null(*buf);
+	if (!*buf)
+		abort();
 	nq__v1__request__pack(req, *buf);
+}
+
+/* A valid message of the kind (0 enqueue, 1 fetch, 2 completions), to be
+ * corrupted: it reaches deeper into the decoders than pure noise does. */
+static void seed_message(int kind, uint8_t **buf, size_t *len)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
+	Nq__V1__JobSpec spec = NQ__V1__JOB_SPEC__INIT, *specs[] = {&spec};
+	Nq__V1__FetchRequest fetch = NQ__V1__FETCH_REQUEST__INIT;
+	char *queues[] = {"fuzz"};
+	Nq__V1__CompletionBatch batch = NQ__V1__COMPLETION_BATCH__INIT;
+	Nq__V1__Completion comp = NQ__V1__COMPLETION__INIT, *comps[] = {&comp};
+
+	req.version = 1;
+	if (kind == 0) {
+		spec.queue = "fuzz";
+		spec.type = "t";
+		spec.payload.data = (uint8_t *)"payload";
+		spec.payload.len = 7;
+		spec.max_attempts = 3;
+		spec.idempotency_key = "k";
+		enq.n_jobs = 1;
+		enq.jobs = specs;
+		req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
+		req.enqueue = &enq;
+		pack_or_die(&req, buf, len);
+		return;
+	}
+	if (kind == 1) {
+		fetch.worker_id = "fuzzer";
+		fetch.n_queues = 1;
+		fetch.queues = queues;
+		fetch.max_jobs = 1;
+		fetch.wait_ms = 10;
+		fetch.lease_ms = 1000;
+		req.body_case = NQ__V1__REQUEST__BODY_FETCH;
+		req.fetch = &fetch;
+		pack_or_die(&req, buf, len);
+		return;
+	}
+	comp.id = "0123456789abcdef";
+	comp.lease_token = 42;
+	comp.outcome = NQ__V1__OUTCOME__OUTCOME_SUCCEEDED;
+	batch.version = 1;
+	batch.worker_id = "fuzzer";
+	batch.n_completions = 1;
+	batch.completions = comps;
+	*len = nq__v1__completion_batch__get_packed_size(&batch);
+	if (!(*buf = malloc(*len)))
+		abort();
+	nq__v1__completion_batch__pack(&batch, *buf);
+}
+
+/* The i-th message: empty, noise of small to oversized length, or the seed
+ * message with some bytes changed. The caller frees *out. */
+static void make_message(uint64_t *rng, int i, const uint8_t *seed,
+    size_t seed_len, uint8_t **out, size_t *len)
+{
+	size_t n;
+	uint8_t *m;
+	if (i % 3 == 1) {
+		n = seed_len;
+		if (!(m = malloc(n + 1)))
+			abort();
+		memcpy(m, seed, n);
+		for (int k = 1 + (int)(rng_next(rng) % 4); k > 0 && n; k--)
+			m[rng_next(rng) % n] = (uint8_t)rng_next(rng);
+		/* Sometimes cut short too. */
+		if (rng_next(rng) % 4 == 0)
+			n = rng_next(rng) % n;
+		*out = m;
+		*len = n;
+		return;
+	}
+	if (i % 25 == 0)
+		n = 0;
+	else if (i % 50 == 13)
+		n = 300000 + rng_next(rng) % 3000000; /* over any limit */
+	else
+		n = rng_next(rng) % 4096;
+	if (!(m = malloc(n + 1)))
+		abort();
+	for (size_t k = 0; k < n; k++)
+		m[k] = (uint8_t)rng_next(rng);
+	*out = m;
+	*len = n;
+}
+
+static int raw_dial(const char *url, bool push, nng_socket *s)
+{
+	int rv = push ? nng_push0_open(s) : nng_req0_open(s);
+	if (rv == 0)
+		rv = nng_socket_set_ms(*s, NNG_OPT_SENDTIMEO, 2000);
+	if (rv == 0)
+		rv = nng_socket_set_ms(*s, NNG_OPT_RECVTIMEO, 100);
+	if (rv == 0)
+		rv = nng_dial(*s, url, NULL, 0);
+	if (rv)
+		fprintf(stderr, "sprayer: %s: %s\n", url, nng_strerror(rv));
+	return rv;
 }
 
 static void test_hostile_input_unknown_version_is_failed_precondition(
@@ -100,9 +206,10 @@ static void test_hostile_input_unknown_version_is_failed_precondition(
 	req.version = 2;
 	req.body_case = NQ__V1__REQUEST__BODY_STATS;
 	req.stats = &st;
-	pack_request(&req, &buf, &len);
+	pack_or_die(&req, &buf, &len);
 
-	nng_socket s = dial(e->api_url, false);
+	nng_socket s;
+	assert_int_equal(raw_dial(e->api_url, false, &s), 0);
 	assert_int_equal(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000), 0);
 	assert_int_equal(nng_send(s, buf, len, 0), 0);
 	assert_int_equal(nng_recv(s, &rbuf, &rlen, NNG_FLAG_ALLOC), 0);
@@ -122,162 +229,101 @@ static void test_hostile_input_unknown_version_is_failed_precondition(
 	itest_pass(e);
 }
 
-#define SPRAY_BUDGET_MS 20000
-
-/* The client of the last check, reachable until exit (see its end). */
-nq_client *hostile_kept_client;
-
-/* xorshift64*: the same bytes on every run. */
-static uint64_t rng_next(uint64_t *s)
+/*
+ * The sprayer process: `itest_hostile_input spray URL KIND` sends the
+ * messages of KIND to URL (a PUSH socket for kind 2, REQ otherwise); every
+ * reply that comes within 100 ms must be a well-formed Reply. Prints
+ * "replies N" and leaves with _exit, sockets open: it runs apart from the
+ * test so that nothing the hostile connections do to this process's nng
+ * (nng 1.5.2's close can hang after the peer dropped a connection
+ * mid-message, nng issue 1543) can stall the checks of the broker.
+ */
+static int sprayer_main(const char *url, int kind)
 {
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 2685821657736338717ULL;
-}
-
-/* Valid messages of each kind, to be corrupted: they reach deeper into the
- * decoders than pure noise does. */
-static void seed_messages(uint8_t **bufs, size_t *lens)
-{
-	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
-	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
-	Nq__V1__JobSpec spec = NQ__V1__JOB_SPEC__INIT, *specs[] = {&spec};
-	Nq__V1__FetchRequest fetch = NQ__V1__FETCH_REQUEST__INIT;
-	char *queues[] = {"fuzz"};
-	Nq__V1__CompletionBatch batch = NQ__V1__COMPLETION_BATCH__INIT;
-	Nq__V1__Completion comp = NQ__V1__COMPLETION__INIT, *comps[] = {&comp};
-
-	spec.queue = "fuzz";
-	spec.type = "t";
-	spec.payload.data = (uint8_t *)"payload";
-	spec.payload.len = 7;
-	spec.max_attempts = 3;
-	spec.idempotency_key = "k";
-	enq.n_jobs = 1;
-	enq.jobs = specs;
-	req.version = 1;
-	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
-	req.enqueue = &enq;
-	pack_request(&req, &bufs[0], &lens[0]);
-
-	fetch.worker_id = "fuzzer";
-	fetch.n_queues = 1;
-	fetch.queues = queues;
-	fetch.max_jobs = 1;
-	fetch.wait_ms = 10;
-	fetch.lease_ms = 1000;
-	req.body_case = NQ__V1__REQUEST__BODY_FETCH;
-	req.fetch = &fetch;
-	pack_request(&req, &bufs[1], &lens[1]);
-
-	comp.id = "0123456789abcdef";
-	comp.lease_token = 42;
-	comp.outcome = NQ__V1__OUTCOME__OUTCOME_SUCCEEDED;
-	batch.version = 1;
-	batch.worker_id = "fuzzer";
-	batch.n_completions = 1;
-	batch.completions = comps;
-	lens[2] = nq__v1__completion_batch__get_packed_size(&batch);
-	bufs[2] = malloc(lens[2]);
-	assert_non_null(bufs[2]);
-	nq__v1__completion_batch__pack(&batch, bufs[2]);
-}
-
-/* The i-th message: empty, noise of small to oversized length, or a seed
- * message with some bytes changed. The caller frees *out. */
-static void make_message(uint64_t *rng, int i, uint8_t *const *seeds,
-    const size_t *seed_lens, int kind, uint8_t **out, size_t *len)
-{
-	size_t n;
-	uint8_t *m;
-	if (i % 3 == 1) {
-		n = seed_lens[kind];
-		m = malloc(n + 1);
-		assert_non_null(m);
-		memcpy(m, seeds[kind], n);
-		for (int k = 1 + (int)(rng_next(rng) % 4); k > 0 && n; k--)
-			m[rng_next(rng) % n] = (uint8_t)rng_next(rng);
-		/* Sometimes cut short too. */
-		if (rng_next(rng) % 4 == 0)
-			n = rng_next(rng) % n;
-		*out = m;
-		*len = n;
-		return;
-	}
-	if (i % 25 == 0)
-		n = 0;
-	else if (i % 50 == 13)
-		n = 300000 + rng_next(rng) % 3000000; /* over any limit */
-	else
-		n = rng_next(rng) % 4096;
-	m = malloc(n + 1);
-	assert_non_null(m);
-	for (size_t k = 0; k < n; k++)
-		m[k] = (uint8_t)rng_next(rng);
-	*out = m;
-	*len = n;
-}
-
-/* Sends the messages to one socket; on REQ sockets, every reply that comes
- * within 100 ms must be a well-formed Reply. Returns the replies seen. */
-static int spray(itest_env *e, const char *url, bool push, int kind,
-    uint64_t *rng, uint8_t *const *seeds, const size_t *seed_lens)
-{
-	nng_socket s = dial(url, push);
+	uint64_t rng = 0x5eed5eed12345678ULL + (uint64_t)kind;
+	bool push = kind == 2;
+	uint8_t *seed;
+	size_t seed_len;
+	nng_socket s;
 	int replies = 0;
+
+	if (raw_dial(url, push, &s))
+		_exit(2);
+	seed_message(kind, &seed, &seed_len);
 	uint64_t start = itest_now_ms();
-	/* Bounded in time too: a send may wait up to its 2 s timeout while
-	 * the broker drops a connection that sent it an oversized message. */
 	for (int i = 0; i < MESSAGES_PER_SOCKET &&
 	                itest_now_ms() - start < SPRAY_BUDGET_MS;
 	     i++) {
-		if (itest_broker_died(e))
-			fail_msg("the broker died on message %d to %s", i, url);
 		uint8_t *m, *rbuf;
 		size_t len, rlen;
-		make_message(rng, i, seeds, seed_lens, kind, &m, &len);
+		make_message(&rng, i, seed, seed_len, &m, &len);
 		int rv = nng_send(s, m, len, 0);
 		free(m);
-		if (rv != 0 || push)
-			continue;
-		if (nng_recv(s, &rbuf, &rlen, NNG_FLAG_ALLOC) != 0)
+		if (rv != 0 || push ||
+		    nng_recv(s, &rbuf, &rlen, NNG_FLAG_ALLOC) != 0)
 			continue;
 		Nq__V1__Reply *rep = nq__v1__reply__unpack(NULL, rlen, rbuf);
-		if (!rep)
-			fail_msg("message %d to %s got a reply that is not a "
-			         "Reply (%zu bytes)",
-			    i, url, rlen);
+		if (!rep) {
+			printf("message %d got a reply that is not a Reply "
+			       "(%zu bytes)\n",
+			    i, rlen);
+			fflush(stdout);
+			_exit(1);
+		}
 		nq__v1__reply__free_unpacked(rep, NULL);
 		nng_free(rbuf, rlen);
 		replies++;
 	}
-	/* Left open until the test process exits: nng 1.5.2's nng_close can
-	 * hang for good on a socket whose peer dropped it mid-message (nng
-	 * issue 1543), which is exactly what this spray provokes. */
-	(void)s;
+	printf("replies %d\n", replies);
+	fflush(stdout);
+	_exit(0);
+}
+
+/* Runs a sprayer against url and returns the replies it saw. */
+static int spray(itest_env *e, const char *url, int kind)
+{
+	char self[PATH_MAX], kind_s[8], name[16];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	assert_true(n > 0);
+	self[n] = '\0';
+	snprintf(kind_s, sizeof kind_s, "%d", kind);
+	snprintf(name, sizeof name, "sprayer.%d", kind);
+	const char *argv[] = {self, "spray", url, kind_s, NULL};
+	itest_proc *p;
+	assert_int_equal(itest_spawn(e, name, argv, NULL, &p), 0);
+	if (itest_wait_exit(p, SPRAYER_WAIT_MS) != 0) {
+		itest_kill_tree(p);
+		fail_msg("the sprayer of %s still ran after %d ms", url,
+		    SPRAYER_WAIT_MS);
+	}
+	if (itest_broker_died(e))
+		fail_msg("the broker died under the messages to %s", url);
+	char *log;
+	size_t len;
+	int replies = -1;
+	assert_int_equal(itest_read_file(p->log, &log, &len), 0);
+	const char *line = strstr(log, "replies ");
+	if (!WIFEXITED(p->status) || WEXITSTATUS(p->status) != 0 || !line ||
+	    sscanf(line, "replies %d", &replies) != 1)
+		fail_msg("the sprayer of %s failed (status 0x%x): %s", url,
+		    p->status, log);
+	free(log);
 	return replies;
 }
 
 static void test_hostile_input_random_bytes_leave_broker_working(void **state)
 {
 	itest_env *e = *state;
-	uint64_t rng = 0x5eed5eed12345678ULL;
-	uint8_t *seeds[3];
-	size_t seed_lens[3];
 	char id[NQ_ID_MAX];
 	nq_client *c;
 	nq_job *j;
 
 	assert_int_equal(itest_broker_start(e, NULL), 0);
-	seed_messages(seeds, seed_lens);
-	int api = spray(e, e->api_url, false, 0, &rng, seeds, seed_lens);
-	int work = spray(e, e->work_url, false, 1, &rng, seeds, seed_lens);
-	spray(e, e->results_url, true, 2, &rng, seeds, seed_lens);
+	int api = spray(e, e->api_url, 0);
+	int work = spray(e, e->work_url, 1);
+	spray(e, e->results_url, 2);
 	print_message("replies: api %d, work %d of %d each\n", api, work,
 	    MESSAGES_PER_SOCKET);
-	for (int i = 0; i < 3; i++)
-		free(seeds[i]);
 	itest_sleep_ms(500);
 
 	assert_true(itest_alive(e->broker));
@@ -291,16 +337,14 @@ static void test_hostile_input_random_bytes_leave_broker_working(void **state)
 	assert_int_equal(len, 10);
 	assert_memory_equal(p, "still here", 10);
 	nq_job_free(j);
+	nq_client_close(c);
 	itest_pass(e);
-	/* c stays open until exit, like the spray sockets: closing sockets
-	 * of this process after the spray has hung in nng 1.5.2 (issue
-	 * 1543), and the test is about the broker, not about closing. Kept
-	 * reachable so that LeakSanitizer does not count it as lost. */
-	hostile_kept_client = c;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 4 && strcmp(argv[1], "spray") == 0)
+		return sprayer_main(argv[2], atoi(argv[3]));
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(
 	        test_hostile_input_payload_over_limit_names_both_sizes,
