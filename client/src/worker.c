@@ -5,8 +5,15 @@
  * Threads, sharing one mutex (w->mtx):
  *  - fetch: asks for exactly as many jobs as there are free slots,
  *    long-polling for poll_ms; on errors it backs off 100 ms doubling to
- *    2 s, so a missing broker never makes it spin.
- *  - slots (concurrency of them): each runs one job at a time.
+ *    2 s, so a missing broker never makes it spin. While fetched jobs
+ *    still wait to start, it waits for a quarter of the slots to be free,
+ *    so that a busy worker asks in large batches.
+ *  - runners (concurrency of them): each runs one job at a time, taking
+ *    the next from the run queue of fetched jobs. A runner that finds more
+ *    waiting wakes one idle runner, and only when no other is waking
+ *    already: short handlers then run back to back on the runners already
+ *    awake, instead of costing a thread wake each, while long ones still
+ *    start at once on runners of their own.
  *  - sender: sends everything queued as one CompletionBatch, so completions
  *    batch under load and go out at once when idle.
  *  - extender: every lease_ms/3, one Extend request for every running lease.
@@ -15,8 +22,8 @@
  * neither waits for the other, and the broker sees one connection whose
  * drop releases every lease of this worker.
  *
- * Lifetime: a handler stuck in user code past the drain keeps its slot
- * thread; nq_worker_close detaches such threads, and the worker's memory
+ * Lifetime: a handler stuck in user code past the drain keeps its
+ * runner; nq_worker_close detaches such threads, and the worker's memory
  * lives on (reference count) until the last of them returns. Such a thread
  * sends nothing more: its job was released during the drain.
  */
@@ -73,16 +80,20 @@ struct worker_done {
 	char id[NQ_ID_MAX];
 };
 
+/* A fetched job, from the fetch until its completion is queued. */
 struct worker_slot {
-	nq_worker *w;
-	pthread_t thread;
-	bool started;
-	pthread_cond_t cv;   /* a job was assigned, or the slot must exit */
-	nq_job *job;         /* assigned job; NULL when free */
-	bool running;        /* its handler is in user code */
+	nq_job *job;         /* NULL when free */
 	uint64_t started_ms; /* monotonic, to stop extending past timeout_ms */
 	bool lease_lost;     /* the broker said the lease is gone */
 	bool released;       /* sent back as RELEASED: drop its completion */
+};
+
+/* A thread that runs jobs. */
+struct worker_runner {
+	nq_worker *w;
+	pthread_t thread;
+	bool started;
+	bool in_handler; /* in user code: detached, not joined, at close */
 };
 
 /* The extender's scratch, sized for every slot. */
@@ -102,15 +113,24 @@ struct nq_worker {
 	uint64_t lease_ms, grace_ms, poll_ms;
 
 	pthread_mutex_t mtx;
-	pthread_cond_t fetch_cv; /* a slot became free, or stop */
+	pthread_cond_t fetch_cv; /* enough slots became free, or stop */
 	pthread_cond_t send_cv;  /* a completion was queued, or flush */
 	pthread_cond_t ext_cv;   /* the extender must exit */
 	pthread_cond_t state_cv; /* stop, a handler finished, run returned */
+	pthread_cond_t run_cv;   /* a job waits to run, or the runners exit */
 
 	struct worker_handler *handlers;
 	size_t nhandlers;
 	struct worker_slot *slots;
 	atomic_int busy; /* slots holding a job */
+	int *free_slots; /* stack of the indexes of free slots */
+	int nfree;
+	int *runq; /* ring of the slots whose jobs wait to start */
+	int runq_head, runq_n;
+	struct worker_runner *runners;
+	int idle_runners; /* waiting on run_cv */
+	int waking;       /* runners signalled that have not looked yet */
+	bool fetch_waiting, send_waiting;
 	struct worker_done *done_head, *done_tail;
 	nq_completion *batch; /* the sender's scratch */
 	struct worker_ext ext;
@@ -124,7 +144,7 @@ struct nq_worker {
 	bool ext_exit, send_exit, slots_exit, closed;
 	uint64_t flush_deadline_ms;
 	int fatal; /* a fetch error that retrying cannot fix */
-	int refs;  /* the owner, plus one per slot thread */
+	int refs;  /* the owner, plus one per runner */
 };
 
 /* ---- small helpers ---- */
@@ -246,7 +266,8 @@ static void done_push_locked(nq_worker *w, struct worker_done *d)
 	else
 		w->done_head = d;
 	w->done_tail = d;
-	pthread_cond_signal(&w->send_cv);
+	if (w->send_waiting)
+		pthread_cond_signal(&w->send_cv);
 }
 
 /* Gives a job back to the broker at once. Out of memory, the lease simply
@@ -311,18 +332,24 @@ static int alloc_slots(nq_worker *w)
 {
 	size_t n = (size_t)w->nslots;
 	w->slots = calloc(n, sizeof *w->slots);
+	w->free_slots = calloc(n, sizeof *w->free_slots);
+	w->runq = calloc(n, sizeof *w->runq);
+	w->runners = calloc(n, sizeof *w->runners);
 	w->batch = calloc(WORKER_BATCH_MAX, sizeof *w->batch);
 	w->ext.leases = calloc(n, sizeof *w->ext.leases);
 	w->ext.ids = calloc(n, sizeof *w->ext.ids);
 	w->ext.results = calloc(n, sizeof *w->ext.results);
 	w->ext.slot = calloc(n, sizeof *w->ext.slot);
-	if (!w->slots || !w->batch || !w->ext.leases || !w->ext.ids ||
-	    !w->ext.results || !w->ext.slot)
+	if (!w->slots || !w->free_slots || !w->runq || !w->runners ||
+	    !w->batch || !w->ext.leases || !w->ext.ids || !w->ext.results ||
+	    !w->ext.slot)
 		return NQ_ENOMEM;
+	/* Lowest index on top: the first jobs take the first slots. */
 	for (size_t i = 0; i < n; i++) {
-		w->slots[i].w = w;
-		cond_init(&w->slots[i].cv);
+		w->free_slots[i] = (int)(n - 1 - i);
+		w->runners[i].w = w;
 	}
+	w->nfree = (int)n;
 	return NQ_OK;
 }
 
@@ -330,10 +357,8 @@ static int alloc_slots(nq_worker *w)
 static void worker_free(nq_worker *w)
 {
 	nq_client_close(w->client);
-	for (size_t i = 0; w->slots && i < (size_t)w->nslots; i++) {
+	for (size_t i = 0; w->slots && i < (size_t)w->nslots; i++)
 		nq_job_free(w->slots[i].job);
-		pthread_cond_destroy(&w->slots[i].cv);
-	}
 	for (size_t i = 0; i < w->nhandlers; i++)
 		free(w->handlers[i].type);
 	for (size_t i = 0; w->queues && i < w->nqueues; i++)
@@ -342,6 +367,9 @@ static void worker_free(nq_worker *w)
 	free(w->handlers);
 	free(w->queues);
 	free(w->slots);
+	free(w->free_slots);
+	free(w->runq);
+	free(w->runners);
 	free(w->batch);
 	free(w->ext.leases);
 	free(w->ext.ids);
@@ -352,6 +380,7 @@ static void worker_free(nq_worker *w)
 	pthread_cond_destroy(&w->send_cv);
 	pthread_cond_destroy(&w->ext_cv);
 	pthread_cond_destroy(&w->state_cv);
+	pthread_cond_destroy(&w->run_cv);
 	pthread_mutex_destroy(&w->mtx);
 	free(w);
 }
@@ -401,6 +430,7 @@ NQ_API int nq_worker_open(nq_worker **out, const nq_worker_opts *opts)
 	cond_init(&w->send_cv);
 	cond_init(&w->ext_cv);
 	cond_init(&w->state_cv);
+	cond_init(&w->run_cv);
 	w->refs = 1;
 	if ((rv = worker_setup(w, opts)) != NQ_OK) {
 		worker_free(w);
@@ -537,46 +567,88 @@ static struct worker_done *slot_execute(
 	return d;
 }
 
+/* Whether the fetch thread should ask for jobs now: some slot is free,
+ * and either nothing fetched waits to start or a quarter of the slots are
+ * free. */
+static bool fetch_due_locked(const nq_worker *w)
+{
+	int want = w->nslots - atomic_load(&w->busy);
+	return want > 0 && (w->runq_n == 0 || want >= w->nslots / 4);
+}
+
 /* Runs the slot's job and hands in its completion, unless the job was
  * released or its lease lost meanwhile (the completion would be stale). */
-static void slot_run_locked(nq_worker *w, struct worker_slot *s)
+static void slot_run_locked(
+    nq_worker *w, struct worker_runner *r, struct worker_slot *s)
 {
 	nq_job *job = s->job;
 	struct worker_done *d = NULL;
 	if (!s->released && !w->slots_exit) {
 		struct worker_handler h =
 		    handler_for_locked(w, nq_job_type(job));
-		s->running = true;
+		r->in_handler = true;
 		pthread_mutex_unlock(&w->mtx);
 		d = slot_execute(w, job, h);
 		pthread_mutex_lock(&w->mtx);
-		s->running = false;
+		r->in_handler = false;
 	}
 	if (d && !s->released && !s->lease_lost && !w->closed) {
 		done_push_locked(w, d);
 		d = NULL;
 	}
 	s->job = NULL;
+	w->free_slots[w->nfree++] = (int)(s - w->slots);
 	atomic_fetch_sub(&w->busy, 1);
-	pthread_cond_broadcast(&w->fetch_cv);
-	pthread_cond_broadcast(&w->state_cv);
+	if (w->fetch_waiting && fetch_due_locked(w))
+		pthread_cond_signal(&w->fetch_cv);
+	/* Only a drain waits for handlers to finish. */
+	if (atomic_load(&w->stopping))
+		pthread_cond_broadcast(&w->state_cv);
 	pthread_mutex_unlock(&w->mtx);
 	done_free(d);
 	nq_job_free(job);
 	pthread_mutex_lock(&w->mtx);
 }
 
-static void *slot_main(void *arg)
+/* Wakes one idle runner, unless one is on its way already. */
+static void wake_runner_locked(nq_worker *w)
 {
-	struct worker_slot *s = arg;
-	nq_worker *w = s->w;
+	if (w->waking == 0 && w->idle_runners > 0) {
+		w->waking++;
+		pthread_cond_signal(&w->run_cv);
+	}
+}
+
+/* The next slot whose job waits to start; -1 when the runners exit. */
+static int runq_take_locked(nq_worker *w)
+{
+	while (w->runq_n == 0 && !w->slots_exit) {
+		w->idle_runners++;
+		pthread_cond_wait(&w->run_cv, &w->mtx);
+		w->idle_runners--;
+		if (w->waking > 0)
+			w->waking--;
+	}
+	if (w->runq_n == 0)
+		return -1;
+	int si = w->runq[w->runq_head];
+	w->runq_head = (w->runq_head + 1) % w->nslots;
+	w->runq_n--;
+	if (w->runq_n > 0)
+		wake_runner_locked(w);
+	return si;
+}
+
+static void *runner_main(void *arg)
+{
+	struct worker_runner *r = arg;
+	nq_worker *w = r->w;
 	pthread_mutex_lock(&w->mtx);
 	for (;;) {
-		while (!s->job && !w->slots_exit)
-			pthread_cond_wait(&s->cv, &w->mtx);
-		if (!s->job)
+		int si = runq_take_locked(w);
+		if (si < 0)
 			break;
-		slot_run_locked(w, s);
+		slot_run_locked(w, r, &w->slots[si]);
 		if (w->closed)
 			break;
 	}
@@ -587,32 +659,27 @@ static void *slot_main(void *arg)
 
 /* ---- fetch ---- */
 
-static struct worker_slot *free_slot_locked(nq_worker *w)
-{
-	for (int i = 0; i < w->nslots; i++)
-		if (!w->slots[i].job)
-			return &w->slots[i];
-	return NULL;
-}
-
-/* Hands fetched jobs to free slots; once stopping, gives them back. */
+/* Puts fetched jobs into free slots and on the run queue; once stopping,
+ * gives them back. */
 static void place_locked(nq_worker *w, nq_job **jobs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct worker_slot *s =
-		    atomic_load(&w->stopping) ? NULL : free_slot_locked(w);
-		if (!s) {
+		if (atomic_load(&w->stopping) || w->nfree == 0) {
 			release_locked(w, jobs[i]);
 			nq_job_free(jobs[i]);
 			continue;
 		}
+		int si = w->free_slots[--w->nfree];
+		struct worker_slot *s = &w->slots[si];
 		s->job = jobs[i];
 		s->lease_lost = false;
 		s->released = false;
 		s->started_ms = nqi_mono_ms();
 		atomic_fetch_add(&w->busy, 1);
-		pthread_cond_signal(&s->cv);
+		w->runq[(w->runq_head + w->runq_n++) % w->nslots] = si;
 	}
+	if (w->runq_n > 0)
+		wake_runner_locked(w);
 }
 
 static void stop_locked(nq_worker *w)
@@ -671,11 +738,13 @@ static void *fetch_main(void *arg)
 	uint64_t backoff = 0;
 	pthread_mutex_lock(&w->mtx);
 	while (!atomic_load(&w->stopping)) {
-		int want = w->nslots - atomic_load(&w->busy);
-		if (want <= 0) {
+		if (!fetch_due_locked(w)) {
+			w->fetch_waiting = true;
 			pthread_cond_wait(&w->fetch_cv, &w->mtx);
+			w->fetch_waiting = false;
 			continue;
 		}
+		int want = w->nslots - atomic_load(&w->busy);
 		uint64_t pause_ms = fetch_once_locked(w, want, &backoff);
 		if (pause_ms)
 			fetch_pause_locked(w, pause_ms);
@@ -818,7 +887,9 @@ static void *send_main(void *arg)
 		if (!w->done_head) {
 			if (w->send_exit)
 				break;
+			w->send_waiting = true;
 			pthread_cond_wait(&w->send_cv, &w->mtx);
+			w->send_waiting = false;
 			continue;
 		}
 		/* Past the flush deadline the broker is unreachable; the
@@ -854,14 +925,15 @@ static int start_thread(
 	return NQ_OK;
 }
 
-static int start_slots(nq_worker *w)
+static int start_runners(nq_worker *w)
 {
 	for (int i = 0; i < w->nslots; i++) {
-		struct worker_slot *s = &w->slots[i];
+		struct worker_runner *r = &w->runners[i];
 		pthread_mutex_lock(&w->mtx);
 		w->refs++;
 		pthread_mutex_unlock(&w->mtx);
-		if (start_thread(&s->thread, &s->started, slot_main, s) != 0) {
+		if (start_thread(&r->thread, &r->started, runner_main, r) !=
+		    0) {
 			worker_unref(w);
 			return NQ_ENOMEM;
 		}
@@ -881,7 +953,7 @@ static int worker_start(nq_worker *w)
 	w->ext_ctx_open = true;
 	if ((rv = start_thread(&w->send_thr, &w->send_started, send_main, w)) !=
 	        0 ||
-	    (rv = start_slots(w)) != 0 ||
+	    (rv = start_runners(w)) != 0 ||
 	    (rv = start_thread(&w->ext_thr, &w->ext_started, ext_main, w)) != 0)
 		return rv;
 	return start_thread(&w->fetch_thr, &w->fetch_started, fetch_main, w);
@@ -998,8 +1070,8 @@ NQ_API void nq_worker_stop(nq_worker *w)
 }
 
 /*
- * Ends the slot threads: idle ones are joined; one whose handler is still
- * in user code (it outlived the drain) is detached and frees its share of
+ * Ends the runners: idle ones are joined; one whose handler is still in
+ * user code (it outlived the drain) is detached and frees its share of
  * the worker when the handler returns.
  */
 static void slots_finish(nq_worker *w)
@@ -1007,18 +1079,17 @@ static void slots_finish(nq_worker *w)
 	pthread_mutex_lock(&w->mtx);
 	w->slots_exit = true;
 	w->closed = true;
-	for (int i = 0; i < w->nslots; i++)
-		pthread_cond_broadcast(&w->slots[i].cv);
+	pthread_cond_broadcast(&w->run_cv);
 	for (int i = 0; i < w->nslots; i++) {
-		struct worker_slot *s = &w->slots[i];
-		if (!s->started)
+		struct worker_runner *r = &w->runners[i];
+		if (!r->started)
 			continue;
-		if (s->running) {
-			pthread_detach(s->thread);
+		if (r->in_handler) {
+			pthread_detach(r->thread);
 			continue;
 		}
 		pthread_mutex_unlock(&w->mtx);
-		pthread_join(s->thread, NULL);
+		pthread_join(r->thread, NULL);
 		pthread_mutex_lock(&w->mtx);
 	}
 	pthread_mutex_unlock(&w->mtx);

@@ -317,11 +317,19 @@ static nq_outcome sleep_cb(const nq_job *job, nq_result *res, void *arg)
 	return NQ_OUTCOME_SUCCEEDED;
 }
 
-/* Blocks until *(atomic_bool *)arg turns true. */
+typedef struct gate {
+	atomic_bool open;
+	atomic_int inside; /* handlers waiting at the gate */
+} gate;
+
+/* Blocks until the gate (arg) opens. */
 static nq_outcome gate_cb(const nq_job *job, nq_result *res, void *arg)
 {
-	while (!atomic_load((atomic_bool *)arg))
+	gate *g = arg;
+	atomic_fetch_add(&g->inside, 1);
+	while (!atomic_load(&g->open))
 		nng_msleep(5);
+	atomic_fetch_sub(&g->inside, 1);
 	return NQ_OUTCOME_SUCCEEDED;
 }
 
@@ -402,21 +410,23 @@ static void test_libnq_worker_runs_handlers_and_reports_outcomes(void **st)
 	fake_stop(f);
 }
 
+/* Slots are real concurrency: as many handlers as slots run at once. */
 static void test_libnq_worker_asks_only_for_free_slots(void **st)
 {
 	const char *types[] = {"gate", "gate", "gate", "gate", "gate"};
-	static atomic_bool open_gate;
+	static gate g;
 	fake *f = fake_start(types, 5);
 	nq_worker *w = worker_for(f, 3, 0, 0);
 	runner r;
-	atomic_store(&open_gate, false);
-	nq_worker_handle(w, "gate", gate_cb, &open_gate);
+	atomic_store(&g.open, false);
+	atomic_store(&g.inside, 0);
+	nq_worker_handle(w, "gate", gate_cb, &g);
 	start(&r, w);
 	int busy = 0;
-	for (int t = 0; t < 3000 && busy < 3; t += 10) {
+	for (int t = 0; t < 3000 && atomic_load(&g.inside) < 3; t += 10)
 		nng_msleep(10);
-		nq_worker_slots(w, &busy, NULL);
-	}
+	assert_int_equal(atomic_load(&g.inside), 3);
+	nq_worker_slots(w, &busy, NULL);
 	assert_int_equal(busy, 3);
 	pthread_mutex_lock(&f->mtx);
 	int fetches = f->fetches;
@@ -429,7 +439,7 @@ static void test_libnq_worker_asks_only_for_free_slots(void **st)
 	pthread_mutex_lock(&f->mtx);
 	assert_int_equal(f->fetches, fetches);
 	pthread_mutex_unlock(&f->mtx);
-	atomic_store(&open_gate, true);
+	atomic_store(&g.open, true);
 	assert_true(await_done(f, 5, 5000));
 	stop(&r);
 	assert_int_equal(r.rv, NQ_OK);
