@@ -166,8 +166,8 @@ static Nq__V1__Job *job_new(
     broker *b, Nq__V1__JobSpec *spec, uint64_t id, uint64_t now_us)
 {
 	static const Nq__V1__Job init = NQ__V1__JOB__INIT;
-	Nq__V1__Job *job = broker_arena_alloc(&b->arena, sizeof *job);
-	char *ids = broker_arena_alloc(&b->arena, NQ_ID_MAX);
+	Nq__V1__Job *job = nqi_arena_alloc(&b->arena, sizeof *job);
+	char *ids = nqi_arena_alloc(&b->arena, NQ_ID_MAX);
 	if (!job || !ids)
 		return NULL;
 	*job = init;
@@ -213,7 +213,7 @@ static int enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 	if (keyed && idem_find(b, spec, now_us, &id) != 0)
 		return NQ_ESTORE;
 	if (id) {
-		res->id = broker_arena_alloc(&b->arena, NQ_ID_MAX);
+		res->id = nqi_arena_alloc(&b->arena, NQ_ID_MAX);
 		if (!res->id)
 			return NQ_ENOMEM;
 		nqi_id_format(id, res->id);
@@ -262,11 +262,11 @@ int broker_on_enqueue(broker *b, broker_op *op)
 		broker_finish(b, op);
 		return NQ_OK;
 	}
-	Nq__V1__EnqueueReply *rep = broker_arena_alloc(&b->arena, sizeof *rep);
+	Nq__V1__EnqueueReply *rep = nqi_arena_alloc(&b->arena, sizeof *rep);
 	Nq__V1__EnqueueResult *res =
-	    broker_arena_alloc(&b->arena, n * sizeof *res);
+	    nqi_arena_alloc(&b->arena, n * sizeof *res);
 	Nq__V1__EnqueueResult **ptrs =
-	    broker_arena_alloc(&b->arena, n * sizeof *ptrs);
+	    nqi_arena_alloc(&b->arena, n * sizeof *ptrs);
 	if (!rep || !res || !ptrs)
 		return NQ_ENOMEM;
 	*rep = rinit;
@@ -296,12 +296,12 @@ static void reply_job(
 	Nq__V1__GetReply *g = NULL;
 	Nq__V1__CancelReply *c = NULL;
 	if (body == NQ__V1__REPLY__BODY_CANCEL &&
-	    (c = broker_arena_alloc(&b->arena, sizeof *c)) != NULL) {
+	    (c = nqi_arena_alloc(&b->arena, sizeof *c)) != NULL) {
 		*c = cinit;
 		c->job = job;
 		op->reply->cancel = c;
 	} else if (body != NQ__V1__REPLY__BODY_CANCEL &&
-	           (g = broker_arena_alloc(&b->arena, sizeof *g)) != NULL) {
+	           (g = nqi_arena_alloc(&b->arena, sizeof *g)) != NULL) {
 		*g = ginit;
 		g->job = job;
 		if (body == NQ__V1__REPLY__BODY_WAIT)
@@ -423,7 +423,7 @@ int broker_on_cancel(broker *b, broker_op *op)
 static Nq__V1__QueueStats *queue_stats(broker *b, broker_queue *q)
 {
 	static const Nq__V1__QueueStats init = NQ__V1__QUEUE_STATS__INIT;
-	Nq__V1__QueueStats *s = broker_arena_alloc(&b->arena, sizeof *s);
+	Nq__V1__QueueStats *s = nqi_arena_alloc(&b->arena, sizeof *s);
 	if (!s)
 		return NULL;
 	*s = init;
@@ -452,10 +452,10 @@ int broker_on_stats(broker *b, broker_op *op)
 	static const Nq__V1__BrokerStats binit = NQ__V1__BROKER_STATS__INIT;
 	const char *want = op->req->stats->queue;
 	broker_index *x = &b->index;
-	Nq__V1__StatsReply *r = broker_arena_alloc(&b->arena, sizeof *r);
-	Nq__V1__BrokerStats *bs = broker_arena_alloc(&b->arena, sizeof *bs);
+	Nq__V1__StatsReply *r = nqi_arena_alloc(&b->arena, sizeof *r);
+	Nq__V1__BrokerStats *bs = nqi_arena_alloc(&b->arena, sizeof *bs);
 	Nq__V1__QueueStats **qs =
-	    broker_arena_alloc(&b->arena, (x->nqueues + 1) * sizeof *qs);
+	    nqi_arena_alloc(&b->arena, (x->nqueues + 1) * sizeof *qs);
 	if (!r || !bs || !qs)
 		return NQ_ENOMEM;
 	*r = init;
@@ -493,7 +493,7 @@ static int queue_set_paused(
 		return NQ_OK;
 	}
 	int qi = broker_queue_get(&b->index, name);
-	Nq__V1__QueueReply *r = broker_arena_alloc(&b->arena, sizeof *r);
+	Nq__V1__QueueReply *r = nqi_arena_alloc(&b->arena, sizeof *r);
 	if (qi < 0 || !r)
 		return NQ_ENOMEM;
 	broker_queue *q = &b->index.queues[qi];
@@ -547,9 +547,8 @@ int broker_on_list(broker *b, broker_op *op)
 		broker_finish(b, op);
 		return NQ_OK;
 	}
-	Nq__V1__ListReply *r = broker_arena_alloc(&b->arena, sizeof *r);
-	Nq__V1__Job **jobs =
-	    broker_arena_alloc(&b->arena, limit * sizeof *jobs);
+	Nq__V1__ListReply *r = nqi_arena_alloc(&b->arena, sizeof *r);
+	Nq__V1__Job **jobs = nqi_arena_alloc(&b->arena, limit * sizeof *jobs);
 	MDB_cursor *cur;
 	if (!r || !jobs)
 		return NQ_ENOMEM;

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "nqi/arena.h"
 #include "nqi/auth.h"
 #include "nqi/codec.h"
 #include "nqi/tls.h"
@@ -60,20 +61,9 @@ typedef struct broker_config {
 	int work_contexts;
 } broker_config;
 
-/* ---- arena: per-group scratch memory, freed at once ---- */
-
-typedef struct broker_arena_block broker_arena_block;
-typedef struct broker_arena {
-	broker_arena_block *head;
-	ProtobufCAllocator pb; /* allocates from this arena; free is a no-op */
-} broker_arena;
-
-void broker_arena_init(broker_arena *a);
-void *broker_arena_alloc(broker_arena *a, size_t len);
-char *broker_arena_strdup(broker_arena *a, const char *s);
-/* Frees every block but the first; the arena stays usable. */
-void broker_arena_reset(broker_arena *a);
-void broker_arena_fini(broker_arena *a);
+/* The group arena: per-group scratch memory, reset after each group. */
+#define BROKER_ARENA_BLOCK (256 * 1024)
+#define BROKER_ARENA_KEEP (8u << 20)
 
 /* ---- ops: one decoded request (or event) waiting for the core ---- */
 
@@ -86,8 +76,9 @@ typedef enum broker_op_kind {
 
 typedef struct broker_op {
 	broker_op_kind kind;
-	Nq__V1__Request *req;           /* owned; free_unpacked when done */
-	Nq__V1__CompletionBatch *batch; /* owned */
+	Nq__V1__Request *req;           /* owned; in arena when set */
+	Nq__V1__CompletionBatch *batch; /* owned; in arena when set */
+	nqi_arena *arena;               /* holds req or batch; NULL: malloc'd */
 	nqi_rep_ctx *conn;              /* where the reply goes */
 	uint32_t pipe_id;               /* connection the request came on */
 	Nq__V1__Reply *reply;           /* built in the group arena */
@@ -237,7 +228,7 @@ struct broker {
 	/* owned by the core thread */
 	pthread_t core;
 	broker_index index;
-	broker_arena arena;
+	nqi_arena arena;
 	MDB_txn *txn;
 	bool dirty;      /* the group wrote something */
 	broker_op *done; /* ops with replies to send after commit */

@@ -80,9 +80,11 @@ void broker_op_free(broker_op *op)
 {
 	if (!op)
 		return;
-	if (op->req)
+	if (op->arena)
+		nqi_arena_free(op->arena);
+	else if (op->req)
 		nq__v1__request__free_unpacked(op->req, NULL);
-	if (op->batch)
+	else if (op->batch)
 		nq__v1__completion_batch__free_unpacked(op->batch, NULL);
 	free(op->ids);
 	free(op);
@@ -104,7 +106,7 @@ void broker_post(broker *b, broker_op *op)
 Nq__V1__Reply *broker_reply_new(broker *b)
 {
 	static const Nq__V1__Reply init = NQ__V1__REPLY__INIT;
-	Nq__V1__Reply *r = broker_arena_alloc(&b->arena, sizeof *r);
+	Nq__V1__Reply *r = nqi_arena_alloc(&b->arena, sizeof *r);
 	if (r)
 		*r = init;
 	return r;
@@ -120,12 +122,12 @@ void broker_finish(broker *b, broker_op *op)
 Nq__V1__Status *broker_status_new(broker *b, int err, const char *msg)
 {
 	static const Nq__V1__Status init = NQ__V1__STATUS__INIT;
-	Nq__V1__Status *s = broker_arena_alloc(&b->arena, sizeof *s);
+	Nq__V1__Status *s = nqi_arena_alloc(&b->arena, sizeof *s);
 	if (!s)
 		return NULL;
 	*s = init;
 	s->code = (Nq__V1__Code)nqi_err_to_code(err);
-	s->message = broker_arena_strdup(&b->arena, msg);
+	s->message = nqi_arena_strdup(&b->arena, msg);
 	if (!s->message)
 		s->message = (char *)protobuf_c_empty_string;
 	return s;
@@ -297,7 +299,7 @@ void broker_run_group(broker *b, broker_op *ops)
 		nqi_info("NQ-COMMIT-RECOVERED", "ready=true");
 	}
 	send_replies(b);
-	broker_arena_reset(&b->arena);
+	nqi_arena_reset(&b->arena);
 }
 
 /* How long the core may sleep: until the next due timer or sweep tick. */
@@ -349,7 +351,7 @@ static void release_parked(broker *b)
 		}
 	}
 	send_replies(b);
-	broker_arena_reset(&b->arena);
+	nqi_arena_reset(&b->arena);
 }
 
 static void *core_main(void *arg)

@@ -216,13 +216,13 @@ static size_t take_batch(broker *b, uint64_t *ids, uint64_t wait_ms)
 /* Reads the jobs into DeadJob records. Ids whose record is gone move to
  * gone[] (nothing to hand over; their handoff entries are dropped). */
 static int build_request(broker *b, MDB_txn *txn, uint64_t *ids, size_t *n,
-    uint64_t *gone, size_t *ngone, broker_arena *a, Nq__V1__Request *req)
+    uint64_t *gone, size_t *ngone, nqi_arena *a, Nq__V1__Request *req)
 {
 	static const Nq__V1__DeadJob dinit = NQ__V1__DEAD_JOB__INIT;
 	static const Nq__V1__DlqIngestRequest iinit =
 	    NQ__V1__DLQ_INGEST_REQUEST__INIT;
-	Nq__V1__DlqIngestRequest *in = broker_arena_alloc(a, sizeof *in);
-	Nq__V1__DeadJob **jobs = broker_arena_alloc(a, *n * sizeof *jobs);
+	Nq__V1__DlqIngestRequest *in = nqi_arena_alloc(a, sizeof *in);
+	Nq__V1__DeadJob **jobs = nqi_arena_alloc(a, *n * sizeof *jobs);
 	if (!in || !jobs)
 		return NQ_ENOMEM;
 	*in = iinit;
@@ -235,7 +235,7 @@ static int build_request(broker *b, MDB_txn *txn, uint64_t *ids, size_t *n,
 			gone[(*ngone)++] = ids[i];
 			continue;
 		}
-		Nq__V1__DeadJob *d = broker_arena_alloc(a, sizeof *d);
+		Nq__V1__DeadJob *d = nqi_arena_alloc(a, sizeof *d);
 		Nq__V1__Job *job =
 		    nq__v1__job__unpack(&a->pb, v.mv_size, v.mv_data);
 		if (!d || !job || !job->spec)
@@ -310,7 +310,7 @@ static void post_acks(broker *b, const uint64_t *acked, size_t n)
 
 /* Sends one batch; returns 0 when nq-dlq answered. Confirmed ids leave the
  * pending list at once; the core then deletes the broker's copies. */
-static int handoff_once(broker *b, uint64_t *ids, size_t n, broker_arena *a)
+static int handoff_once(broker *b, uint64_t *ids, size_t n, nqi_arena *a)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	uint64_t done[2 * HANDOFF_BATCH];
@@ -340,14 +340,14 @@ static void *handoff_main(void *arg)
 	broker *b = arg;
 	uint64_t ids[HANDOFF_BATCH], backoff_ms = 100;
 	bool down = false;
-	broker_arena a;
-	broker_arena_init(&a);
+	nqi_arena a;
+	nqi_arena_init(&a, BROKER_ARENA_BLOCK, BROKER_ARENA_BLOCK);
 	while (!b->dlq_stopping) {
 		size_t n = take_batch(b, ids, down ? backoff_ms : 1000);
 		if (n == 0)
 			continue;
 		int rv = handoff_once(b, ids, n, &a);
-		broker_arena_reset(&a);
+		nqi_arena_reset(&a);
 		if (rv == 0) {
 			if (down)
 				nqi_info(
@@ -364,7 +364,7 @@ static void *handoff_main(void *arg)
 		nng_msleep((nng_duration)backoff_ms);
 		backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
 	}
-	broker_arena_fini(&a);
+	nqi_arena_fini(&a);
 	return NULL;
 }
 

@@ -53,7 +53,7 @@ void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
 		b->events = v;
 		b->capevents = cap;
 	}
-	Nq__V1__JobEvent *e = broker_arena_alloc(&b->arena, sizeof *e);
+	Nq__V1__JobEvent *e = nqi_arena_alloc(&b->arena, sizeof *e);
 	if (!e) {
 		b->events_dropped++;
 		return;

@@ -60,8 +60,9 @@ static void on_request(nqi_rep_ctx *c, nng_msg *msg, void *arg)
 	const struct broker_conn_src *src = arg;
 	char buf[160];
 	int err;
-	Nq__V1__Request *req =
-	    nqi_request_unpack(nng_msg_body(msg), nng_msg_len(msg));
+	nqi_arena *arena;
+	Nq__V1__Request *req = nqi_request_unpack_arena(
+	    nng_msg_body(msg), nng_msg_len(msg), &arena);
 	nng_pipe pipe = nng_msg_get_pipe(msg);
 	nng_msg_free(msg);
 	if (!req) {
@@ -75,17 +76,18 @@ static void on_request(nqi_rep_ctx *c, nng_msg *msg, void *arg)
 		bad = auth_refusal(src->b, req, &err, buf, sizeof buf);
 	if (bad) {
 		reply_now(c, err, bad);
-		nq__v1__request__free_unpacked(req, NULL);
+		nqi_arena_free(arena);
 		return;
 	}
 	broker_op *op = calloc(1, sizeof *op);
 	if (!op) {
-		nq__v1__request__free_unpacked(req, NULL);
+		nqi_arena_free(arena);
 		reply_now(c, NQ_ENOMEM, "broker out of memory");
 		return;
 	}
 	op->kind = BROKER_OP_REQUEST;
 	op->req = req;
+	op->arena = arena;
 	op->conn = c;
 	op->pipe_id = (uint32_t)nng_pipe_id(pipe);
 	broker_post(src->b, op);
@@ -99,8 +101,9 @@ static void results_cb(void *arg)
 		return;
 	if (rv == 0) {
 		nng_msg *msg = nng_aio_get_msg(b->results_aio);
-		Nq__V1__CompletionBatch *batch =
-		    nqi_completions_unpack(nng_msg_body(msg), nng_msg_len(msg));
+		nqi_arena *arena;
+		Nq__V1__CompletionBatch *batch = nqi_completions_unpack_arena(
+		    nng_msg_body(msg), nng_msg_len(msg), &arena);
 		nng_msg_free(msg);
 		int auth = batch ? nqi_auth_check(
 		                       b->auth, batch->token, NQI_ROLE_WORKER)
@@ -113,6 +116,7 @@ static void results_cb(void *arg)
 		if (op) {
 			op->kind = BROKER_OP_COMPLETIONS;
 			op->batch = batch;
+			op->arena = arena;
 			broker_post(b, op);
 		} else {
 			/* The first refusals are logged, then every 1000th. */
@@ -124,9 +128,7 @@ static void results_cb(void *arg)
 				    : auth ? nq_err_name(auth)
 				           : "version",
 				    (unsigned long long)b->completions_refused);
-			if (batch)
-				nq__v1__completion_batch__free_unpacked(
-				    batch, NULL);
+			nqi_arena_free(arena);
 		}
 	}
 	nng_recv_aio(b->results, b->results_aio);

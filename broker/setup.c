@@ -48,14 +48,14 @@ void broker_init(broker *b)
 	pthread_cond_init(&b->cv, NULL);
 	pthread_cond_init(&b->dlq_cv, NULL);
 	pthread_mutex_init(&b->snap_mu, NULL);
-	broker_arena_init(&b->arena);
+	nqi_arena_init(&b->arena, BROKER_ARENA_BLOCK, BROKER_ARENA_KEEP);
 	b->rng = nqi_random_u64();
 }
 
 void broker_fini(broker *b)
 {
 	broker_index_fini(&b->index);
-	broker_arena_fini(&b->arena);
+	nqi_arena_fini(&b->arena);
 	nqi_store_close(b->store);
 	b->store = NULL;
 	free(b->pend);

@@ -120,7 +120,7 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 	job->lease_token = l.token;
 	job->lease_expires_us = l.expires_us;
 	job->started_us = now;
-	job->worker_id = broker_arena_strdup(&b->arena, f->worker_id);
+	job->worker_id = nqi_arena_strdup(&b->arena, f->worker_id);
 	if (!job->worker_id)
 		return NQ_ENOMEM;
 	int rv = broker_job_write(b, l.id, job);
@@ -160,8 +160,8 @@ static int lease_jobs(broker *b, broker_op *op, size_t *n)
 	size_t avail = waiting_in(b, f);
 	if (avail < max)
 		max = avail ? avail : 1;
-	Nq__V1__FetchReply *r = broker_arena_alloc(&b->arena, sizeof *r);
-	Nq__V1__Job **jobs = broker_arena_alloc(&b->arena, max * sizeof *jobs);
+	Nq__V1__FetchReply *r = nqi_arena_alloc(&b->arena, sizeof *r);
+	Nq__V1__Job **jobs = nqi_arena_alloc(&b->arena, max * sizeof *jobs);
 	if (!r || !jobs)
 		return NQ_ENOMEM;
 	*r = init;
@@ -277,11 +277,10 @@ int broker_on_extend(broker *b, broker_op *op)
 	static const Nq__V1__Status sinit = NQ__V1__STATUS__INIT;
 	const Nq__V1__ExtendRequest *e = op->req->extend;
 	size_t n = e->n_leases > MAX_FETCH ? MAX_FETCH : e->n_leases;
-	Nq__V1__ExtendReply *r = broker_arena_alloc(&b->arena, sizeof *r);
-	Nq__V1__Status *st =
-	    broker_arena_alloc(&b->arena, (n + 1) * sizeof *st);
+	Nq__V1__ExtendReply *r = nqi_arena_alloc(&b->arena, sizeof *r);
+	Nq__V1__Status *st = nqi_arena_alloc(&b->arena, (n + 1) * sizeof *st);
 	Nq__V1__Status **ptrs =
-	    broker_arena_alloc(&b->arena, (n + 1) * sizeof *ptrs);
+	    nqi_arena_alloc(&b->arena, (n + 1) * sizeof *ptrs);
 	if (!r || !st || !ptrs)
 		return NQ_ENOMEM;
 	*r = init;
@@ -315,7 +314,7 @@ int broker_on_extend(broker *b, broker_op *op)
 static char *bounded_text(broker *b, const char *s)
 {
 	size_t n = strnlen(s, MAX_ERROR_TEXT);
-	char *p = broker_arena_alloc(&b->arena, n + 1);
+	char *p = nqi_arena_alloc(&b->arena, n + 1);
 	if (p) {
 		memcpy(p, s, n);
 		p[n] = '\0';
@@ -327,9 +326,9 @@ static int add_error(broker *b, Nq__V1__Job *job, const char *msg,
     bool retryable, const char *worker)
 {
 	static const Nq__V1__AttemptError init = NQ__V1__ATTEMPT_ERROR__INIT;
-	Nq__V1__AttemptError *e = broker_arena_alloc(&b->arena, sizeof *e);
+	Nq__V1__AttemptError *e = nqi_arena_alloc(&b->arena, sizeof *e);
 	Nq__V1__AttemptError **v =
-	    broker_arena_alloc(&b->arena, (job->n_errors + 1) * sizeof *v);
+	    nqi_arena_alloc(&b->arena, (job->n_errors + 1) * sizeof *v);
 	if (!e || !v)
 		return NQ_ENOMEM;
 	*e = init;

@@ -109,6 +109,50 @@ Nq__V1__Job *nqi_job_unpack(const void *buf, size_t len)
 	    (ProtobufCMessage *)nq__v1__job__unpack(NULL, len, buf));
 }
 
+/* What protobuf-c will likely allocate for len bytes of input: structs
+ * are larger than their encoding, strings a byte longer. */
+static size_t arena_hint(size_t len)
+{
+	return 2 * len + 1024;
+}
+
+/* Runs unpack with an arena allocator; checks the result like the plain
+ * functions do. */
+static void *unpack_arena(const ProtobufCMessageDescriptor *d, const void *buf,
+    size_t len, nqi_arena **arena)
+{
+	nqi_arena *a = nqi_arena_new(arena_hint(len));
+	ProtobufCMessage *m =
+	    a ? protobuf_c_message_unpack(d, &a->pb, len, buf) : NULL;
+	if (m && !nqi_pb_wellformed(m))
+		m = NULL;
+	if (!m) {
+		nqi_arena_free(a);
+		a = NULL;
+	}
+	*arena = a;
+	return m;
+}
+
+Nq__V1__Request *nqi_request_unpack_arena(
+    const void *buf, size_t len, nqi_arena **arena)
+{
+	return unpack_arena(&nq__v1__request__descriptor, buf, len, arena);
+}
+
+Nq__V1__Reply *nqi_reply_unpack_arena(
+    const void *buf, size_t len, nqi_arena **arena)
+{
+	return unpack_arena(&nq__v1__reply__descriptor, buf, len, arena);
+}
+
+Nq__V1__CompletionBatch *nqi_completions_unpack_arena(
+    const void *buf, size_t len, nqi_arena **arena)
+{
+	return unpack_arena(
+	    &nq__v1__completion_batch__descriptor, buf, len, arena);
+}
+
 void nqi_reply_status(Nq__V1__Reply *r, int err, const char *fmt, ...)
 {
 	static Nq__V1__Status proto = NQ__V1__STATUS__INIT;

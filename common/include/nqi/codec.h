@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nqi/arena.h"
 #include "nq/v1/api.pb-c.h"
 #include "nq/v1/events.pb-c.h"
 #include "nq/v1/job.pb-c.h"
@@ -35,6 +36,16 @@ Nq__V1__Request *nqi_request_unpack(const void *buf, size_t len);
 Nq__V1__Reply *nqi_reply_unpack(const void *buf, size_t len);
 Nq__V1__CompletionBatch *nqi_completions_unpack(const void *buf, size_t len);
 Nq__V1__Job *nqi_job_unpack(const void *buf, size_t len);
+
+/* The same, decoded into a fresh arena: *arena gets it (NULL when the
+ * result is NULL), and nqi_arena_free(*arena) frees the message. One
+ * allocation for a batch of any size, instead of several per field. */
+Nq__V1__Request *nqi_request_unpack_arena(
+    const void *buf, size_t len, nqi_arena **arena);
+Nq__V1__Reply *nqi_reply_unpack_arena(
+    const void *buf, size_t len, nqi_arena **arena);
+Nq__V1__CompletionBatch *nqi_completions_unpack_arena(
+    const void *buf, size_t len, nqi_arena **arena);
 
 /* Sets a reply's status: code from err, message printf-style. The message
  * and the status are malloc'd; the caller frees r->status->message and
