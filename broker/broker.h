@@ -64,6 +64,8 @@ typedef struct broker_config {
 /* The group arena: per-group scratch memory, reset after each group. */
 #define BROKER_ARENA_BLOCK (256 * 1024)
 #define BROKER_ARENA_KEEP (8u << 20)
+/* Room for a varint length prefix in front of a kept record copy. */
+#define BROKER_RAW_HEADROOM 10
 
 /* ---- ops: one decoded request (or event) waiting for the core ---- */
 
@@ -229,6 +231,11 @@ struct broker {
 	pthread_t core;
 	broker_index index;
 	nqi_arena arena;
+	/* the record last read or written, BROKER_RAW_HEADROOM bytes free
+	 * in front of raw (see jobs.c) */
+	uint64_t raw_id;
+	uint8_t *raw;
+	size_t raw_len;
 	MDB_txn *txn;
 	bool dirty;      /* the group wrote something */
 	broker_op *done; /* ops with replies to send after commit */
@@ -336,6 +343,10 @@ void broker_net_close(broker *b);
 /* store access (jobs.c) */
 int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out);
 int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job);
+/* Appends patch's fields to the stored record (see jobs.c); zeroes are
+ * numbers of uint64 fields (below 16) to write as explicit zeros. */
+int broker_job_patch(broker *b, uint64_t id, const Nq__V1__Job *patch,
+    const uint8_t *zeroes, size_t nzeroes);
 int broker_job_delete(broker *b, uint64_t id);
 uint64_t broker_job_id(const Nq__V1__Job *job);
 /* Effective state of a stored job: scheduled whose time came reads ready. */

@@ -300,6 +300,7 @@ void broker_run_group(broker *b, broker_op *ops)
 	}
 	send_replies(b);
 	nqi_arena_reset(&b->arena);
+	b->raw_id = 0; /* its copy was in the arena */
 }
 
 /* How long the core may sleep: until the next due timer or sweep tick. */
@@ -352,6 +353,7 @@ static void release_parked(broker *b)
 	}
 	send_replies(b);
 	nqi_arena_reset(&b->arena);
+	b->raw_id = 0; /* its copy was in the arena */
 }
 
 static void *core_main(void *arg)

@@ -14,6 +14,29 @@ uint64_t broker_job_id(const Nq__V1__Job *job)
 	return id;
 }
 
+/* Keeps a copy of the bytes of the record last read or written: the patch
+ * that usually follows (lease, success) needs no second lookup, and a fetch
+ * reply sends the leased record as it is. The copy lives in the group
+ * arena, with room for a length prefix in front of it; other writes to
+ * the record forget it. */
+static void remember_raw(broker *b, uint64_t id, const void *data, size_t len)
+{
+	uint8_t *copy = nqi_arena_alloc(&b->arena, BROKER_RAW_HEADROOM + len);
+	b->raw_id = copy ? id : 0;
+	if (copy) {
+		copy += BROKER_RAW_HEADROOM;
+		memcpy(copy, data, len);
+	}
+	b->raw = copy;
+	b->raw_len = len;
+}
+
+static void forget_raw(broker *b, uint64_t id)
+{
+	if (b->raw_id == id)
+		b->raw_id = 0;
+}
+
 /* NQ_ENOTFOUND, NQ_EINTERNAL for a record that does not decode (logged;
  * the group goes on), or NQ_ESTORE when the store itself failed. */
 int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out)
@@ -28,6 +51,7 @@ int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out)
 		return NQ_ESTORE;
 	Nq__V1__Job *job =
 	    nq__v1__job__unpack(&b->arena.pb, v.mv_size, v.mv_data);
+	remember_raw(b, id, v.mv_data, v.mv_size);
 	if (!job || !job->spec) {
 		char ids[NQ_ID_MAX];
 		nqi_id_format(id, ids);
@@ -45,11 +69,58 @@ int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job)
 	nqi_be64_put(key, id);
 	size_t len = nq__v1__job__get_packed_size(job);
 	MDB_val k = {8, key}, v = {len, NULL};
+	forget_raw(b, id);
 	/* MDB_RESERVE lets protobuf-c pack straight into the page. */
 	int rc = mdb_put(b->txn, b->db_jobs, &k, &v, MDB_RESERVE);
 	if (rc != 0)
 		return NQ_ESTORE;
 	nq__v1__job__pack(job, v.mv_data);
+	remember_raw(b, id, v.mv_data, len);
+	b->dirty = true;
+	return NQ_OK;
+}
+
+/*
+ * Rewrites a record as its stored bytes followed by the encoding of patch.
+ * A protobuf decoder keeps the last value it meets of a field, so the
+ * record then reads as the job with patch's fields changed, at a fraction
+ * of the cost of packing the whole job again: the lease and the success of
+ * every job take this path. Proto3 leaves zero values out of an encoding,
+ * so the uint64 fields numbered in zeroes are appended as explicit zeros.
+ * Only fields that are not repeated and not messages may be patched (those
+ * would merge, not replace), and a full write (broker_job_write) compacts
+ * the record again.
+ */
+int broker_job_patch(broker *b, uint64_t id, const Nq__V1__Job *patch,
+    const uint8_t *zeroes, size_t nzeroes)
+{
+	uint8_t key[8];
+	nqi_be64_put(key, id);
+	MDB_val k = {8, key}, v;
+	if (b->raw_id != id) {
+		int rc = mdb_get(b->txn, b->db_jobs, &k, &v);
+		if (rc != 0)
+			return rc == MDB_NOTFOUND ? NQ_ENOTFOUND : NQ_ESTORE;
+		/* The put below may reuse the old value's space. */
+		remember_raw(b, id, v.mv_data, v.mv_size);
+		if (b->raw_id != id)
+			return NQ_ENOMEM;
+	}
+	const uint8_t *copy = b->raw;
+	size_t old = b->raw_len;
+	forget_raw(b, id);
+	size_t plen = nq__v1__job__get_packed_size(patch);
+	MDB_val nv = {old + plen + 2 * nzeroes, NULL};
+	if (mdb_put(b->txn, b->db_jobs, &k, &nv, MDB_RESERVE) != 0)
+		return NQ_ESTORE;
+	uint8_t *p = nv.mv_data;
+	memcpy(p, copy, old);
+	nq__v1__job__pack(patch, p + old);
+	for (size_t i = 0; i < nzeroes; i++) {
+		p[old + plen + 2 * i] = (uint8_t)(zeroes[i] << 3); /* varint */
+		p[old + plen + 2 * i + 1] = 0;
+	}
+	remember_raw(b, id, p, nv.mv_size);
 	b->dirty = true;
 	return NQ_OK;
 }
@@ -59,6 +130,7 @@ int broker_job_delete(broker *b, uint64_t id)
 	uint8_t key[8];
 	nqi_be64_put(key, id);
 	MDB_val k = {8, key};
+	forget_raw(b, id);
 	int rc = mdb_del(b->txn, b->db_jobs, &k, NULL);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return NQ_ESTORE;
@@ -123,6 +195,17 @@ int broker_job_keep_result(broker *b, Nq__V1__Job *job)
 	    b, job->finished_us + b->cfg.result_ttl_ms * 1000, 'j', idb, 8);
 }
 
+/* The fields a success changes, appended to the leased record. */
+static int patch_success(broker *b, uint64_t id, const Nq__V1__Job *job)
+{
+	static const uint8_t cleared[] = {12, 13}; /* the lease's fields */
+	Nq__V1__Job patch = NQ__V1__JOB__INIT;
+	patch.state = job->state;
+	patch.finished_us = job->finished_us;
+	patch.result = job->result;
+	return broker_job_patch(b, id, &patch, cleared, sizeof cleared);
+}
+
 int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us)
 {
 	int from = (int)job->state;
@@ -139,7 +222,9 @@ int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us)
 	               (state == NQ_STATE_EXPIRED && broker_dlq_enabled(b));
 	if (!handoff && b->cfg.result_ttl_ms == 0)
 		return broker_job_keep_result(b, job);
-	if ((rv = broker_job_write(b, id, job)) != 0)
+	rv = state == NQ_STATE_SUCCEEDED ? patch_success(b, id, job)
+	                                 : broker_job_write(b, id, job);
+	if (rv != 0)
 		return rv;
 	if (handoff)
 		return broker_dlq_note(b, id, job->spec->queue);

@@ -100,6 +100,22 @@ static int pop_ready(broker *b, broker_queue *q, Nq__V1__Job **job)
 	return NQ_OK;
 }
 
+/* Stores the lease's fields: appended to the record, unless the new
+ * worker id is empty (an empty string cannot replace an old one). */
+static int lease_write(broker *b, uint64_t id, const Nq__V1__Job *job)
+{
+	Nq__V1__Job patch = NQ__V1__JOB__INIT;
+	if (!job->worker_id[0])
+		return broker_job_write(b, id, job);
+	patch.state = job->state;
+	patch.attempt = job->attempt;
+	patch.lease_token = job->lease_token;
+	patch.lease_expires_us = job->lease_expires_us;
+	patch.started_us = job->started_us;
+	patch.worker_id = job->worker_id;
+	return broker_job_patch(b, id, &patch, NULL, 0);
+}
+
 static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 {
 	const Nq__V1__FetchRequest *f = op->req->fetch;
@@ -123,7 +139,7 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 	job->worker_id = nqi_arena_strdup(&b->arena, f->worker_id);
 	if (!job->worker_id)
 		return NQ_ENOMEM;
-	int rv = broker_job_write(b, l.id, job);
+	int rv = lease_write(b, l.id, job);
 	if (rv == 0)
 		rv = broker_lease_put(&b->index, &l);
 	if (rv == 0)
@@ -149,6 +165,36 @@ static size_t waiting_in(broker *b, const Nq__V1__FetchRequest *f)
 	return n;
 }
 
+/*
+ * A leased job in a fetch reply: its record as just stored, sent as it is
+ * rather than packed again. It goes in as an unknown field numbered like
+ * FetchReply.jobs, which protobuf-c writes out verbatim after its tag; on
+ * the wire that is exactly a `jobs` entry.
+ */
+static int reply_job(broker *b, uint64_t id, ProtobufCMessageUnknownField *f)
+{
+	static uint32_t jobs_field;
+	if (!jobs_field)
+		jobs_field = protobuf_c_message_descriptor_get_field_by_name(
+		    &nq__v1__fetch_reply__descriptor, "jobs")
+		                 ->id;
+	if (b->raw_id != id)
+		return NQ_ENOMEM; /* the copy could not be kept */
+	/* protobuf-c keeps a length-prefixed field with its length: a
+	 * varint, written into the room in front of the copy. */
+	size_t k = 1;
+	for (size_t v = b->raw_len; v >= 0x80; v >>= 7)
+		k++;
+	uint8_t *p = b->raw - k;
+	for (size_t v = b->raw_len, i = 0; i < k; i++, v >>= 7)
+		p[i] = (uint8_t)((v & 0x7f) | (i + 1 < k ? 0x80 : 0));
+	f->tag = jobs_field;
+	f->wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+	f->len = k + b->raw_len;
+	f->data = p;
+	return NQ_OK;
+}
+
 /* Leases up to max_jobs jobs into the op's reply; returns how many in *n. */
 static int lease_jobs(broker *b, broker_op *op, size_t *n)
 {
@@ -161,13 +207,15 @@ static int lease_jobs(broker *b, broker_op *op, size_t *n)
 	if (avail < max)
 		max = avail ? avail : 1;
 	Nq__V1__FetchReply *r = nqi_arena_alloc(&b->arena, sizeof *r);
-	Nq__V1__Job **jobs = nqi_arena_alloc(&b->arena, max * sizeof *jobs);
+	ProtobufCMessageUnknownField *jobs =
+	    nqi_arena_alloc(&b->arena, max * sizeof *jobs);
 	if (!r || !jobs)
 		return NQ_ENOMEM;
 	*r = init;
-	r->jobs = jobs;
+	r->base.unknown_fields = jobs;
 	broker_queue *q;
-	while (r->n_jobs < max && (q = best_queue(b, f)) != NULL) {
+	while (
+	    r->base.n_unknown_fields < max && (q = best_queue(b, f)) != NULL) {
 		Nq__V1__Job *job;
 		int rv = pop_ready(b, q, &job);
 		if (rv != 0)
@@ -175,13 +223,15 @@ static int lease_jobs(broker *b, broker_op *op, size_t *n)
 		if (!job)
 			continue;
 		rv = lease_one(b, op, job, (int)(q - b->index.queues));
+		if (rv == 0)
+			rv = reply_job(b, broker_job_id(job),
+			    &jobs[r->base.n_unknown_fields++]);
 		if (rv != 0)
 			return rv;
-		jobs[r->n_jobs++] = job;
 	}
 	op->reply->body_case = NQ__V1__REPLY__BODY_FETCH;
 	op->reply->fetch = r;
-	*n = r->n_jobs;
+	*n = r->base.n_unknown_fields;
 	return NQ_OK;
 }
 

@@ -133,11 +133,23 @@ static void test_embed_job_runs_to_succeeded(void **st)
 	assert_int_equal(r->fetch->n_jobs, 1);
 	assert_string_equal(r->fetch->jobs[0]->id, id);
 	assert_int_equal(r->fetch->jobs[0]->attempt, 1);
+	/* The fetched job is the stored record with the lease's fields. */
+	assert_int_equal(
+	    r->fetch->jobs[0]->state, NQ__V1__JOB_STATE__JOB_STATE_LEASED);
+	assert_true(r->fetch->jobs[0]->lease_token != 0);
+	assert_true(r->fetch->jobs[0]->lease_expires_us != 0);
+	assert_true(r->fetch->jobs[0]->started_us != 0);
+	assert_string_equal(r->fetch->jobs[0]->spec->queue, "q");
 	complete(f, r->fetch->jobs[0], NQ__V1__OUTCOME__OUTCOME_SUCCEEDED);
 	Nq__V1__Job *job = get(f, id, &g);
 	assert_int_equal(job->state, NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
 	assert_int_equal(job->result.len, 4);
 	assert_memory_equal(job->result.data, "done", 4);
+	/* A finished job holds no lease any more. */
+	assert_int_equal(job->lease_token, 0);
+	assert_int_equal(job->lease_expires_us, 0);
+	assert_int_equal(job->attempt, 1);
+	assert_true(job->finished_us >= job->started_us);
 	nq__v1__reply__free_unpacked(g, NULL);
 	nq__v1__reply__free_unpacked(r, NULL);
 	free(id);
