@@ -352,6 +352,14 @@ int broker_on_wait(broker *b, broker_op *op)
 	return NQ_OK;
 }
 
+bool broker_has_waiter(broker *b, uint64_t id)
+{
+	for (broker_op *op = b->parked_wait; op; op = op->next)
+		if (op->wait_id == id)
+			return true;
+	return false;
+}
+
 void broker_wake_waiters(broker *b, uint64_t id, Nq__V1__Job *job)
 {
 	broker_op **pp = &b->parked_wait;

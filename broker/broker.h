@@ -115,6 +115,7 @@ typedef struct broker_lease {
 	uint64_t okey; /* ordering key hash; 0: none */
 	uint64_t token;
 	uint64_t expires_us;
+	uint64_t created_us; /* the job's, for the latency of its success */
 	uint32_t pipe_id;
 	uint32_t queue;
 } broker_lease;
@@ -343,6 +344,16 @@ void broker_net_close(broker *b);
 /* store access (jobs.c) */
 int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out);
 int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job);
+/* The success of a leased job, appended to its record. */
+int broker_job_patch_success(
+    broker *b, uint64_t id, uint64_t finished_us, ProtobufCBinaryData result);
+/* broker_job_keep_result for a job known by id, queue index and state. */
+int broker_result_keep(
+    broker *b, uint64_t id, int qi, int state, uint64_t finished_us);
+/* broker_count_move for a queue known by index (-1: none). */
+void broker_count_move_at(broker *b, int qi, int from, int to);
+/* Whether anyone subscribes to events: else they are not built. */
+bool broker_events_wanted(broker *b);
 /* Appends patch's fields to the stored record (see jobs.c); zeroes are
  * numbers of uint64 fields (below 16) to write as explicit zeros. */
 int broker_job_patch(broker *b, uint64_t id, const Nq__V1__Job *patch,
@@ -374,6 +385,8 @@ int broker_on_fetch(broker *b, broker_op *op);
 int broker_on_extend(broker *b, broker_op *op);
 int broker_on_completions(broker *b, broker_op *op);
 int broker_on_pipe_gone(broker *b, broker_op *op);
+/* Whether a parked wait is for job id. */
+bool broker_has_waiter(broker *b, uint64_t id);
 
 int broker_expire_waits(broker *b, uint64_t now_ms);
 /* Serves parked fetches and waits that can be served now. */

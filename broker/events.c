@@ -36,12 +36,17 @@ const char *broker_event_name(broker_event_kind kind)
 	return kind < BROKER_EV_COUNT ? kind_names[kind] : "unknown";
 }
 
+bool broker_events_wanted(broker *b)
+{
+	return b->events_on && atomic_load(&b->subscribers) > 0;
+}
+
 void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
     const char *error)
 {
 	static const Nq__V1__JobEvent init = NQ__V1__JOB_EVENT__INIT;
 	/* Nobody listens: building events would be work for nothing. */
-	if (!b->events_on || atomic_load(&b->subscribers) == 0)
+	if (!broker_events_wanted(b))
 		return;
 	if (b->nevents == b->capevents) {
 		size_t cap = b->capevents ? b->capevents * 2 : 256;

@@ -146,7 +146,11 @@ int broker_job_state(const Nq__V1__Job *job, uint64_t now_us)
 
 void broker_count_move(broker *b, const char *queue, int from, int to)
 {
-	int qi = broker_queue_get(&b->index, queue);
+	broker_count_move_at(b, broker_queue_get(&b->index, queue), from, to);
+}
+
+void broker_count_move_at(broker *b, int qi, int from, int to)
+{
 	if (qi < 0)
 		return;
 	broker_queue *q = &b->index.queues[qi];
@@ -183,26 +187,33 @@ int broker_expiry_put(
 
 int broker_job_keep_result(broker *b, Nq__V1__Job *job)
 {
-	uint64_t id = broker_job_id(job);
+	return broker_result_keep(b, broker_job_id(job),
+	    broker_queue_get(&b->index, job->spec->queue), (int)job->state,
+	    job->finished_us);
+}
+
+int broker_result_keep(
+    broker *b, uint64_t id, int qi, int state, uint64_t finished_us)
+{
 	if (b->cfg.result_ttl_ms == 0) {
-		broker_count_move(b, job->spec->queue, (int)job->state, 0);
+		broker_count_move_at(b, qi, state, 0);
 		b->jobs_stored--;
 		return broker_job_delete(b, id);
 	}
 	uint8_t idb[8];
 	nqi_be64_put(idb, id);
 	return broker_expiry_put(
-	    b, job->finished_us + b->cfg.result_ttl_ms * 1000, 'j', idb, 8);
+	    b, finished_us + b->cfg.result_ttl_ms * 1000, 'j', idb, 8);
 }
 
-/* The fields a success changes, appended to the leased record. */
-static int patch_success(broker *b, uint64_t id, const Nq__V1__Job *job)
+int broker_job_patch_success(
+    broker *b, uint64_t id, uint64_t finished_us, ProtobufCBinaryData result)
 {
 	static const uint8_t cleared[] = {12, 13}; /* the lease's fields */
 	Nq__V1__Job patch = NQ__V1__JOB__INIT;
-	patch.state = job->state;
-	patch.finished_us = job->finished_us;
-	patch.result = job->result;
+	patch.state = NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED;
+	patch.finished_us = finished_us;
+	patch.result = result;
 	return broker_job_patch(b, id, &patch, cleared, sizeof cleared);
 }
 
@@ -222,8 +233,9 @@ int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us)
 	               (state == NQ_STATE_EXPIRED && broker_dlq_enabled(b));
 	if (!handoff && b->cfg.result_ttl_ms == 0)
 		return broker_job_keep_result(b, job);
-	rv = state == NQ_STATE_SUCCEEDED ? patch_success(b, id, job)
-	                                 : broker_job_write(b, id, job);
+	rv = state == NQ_STATE_SUCCEEDED
+	         ? broker_job_patch_success(b, id, now_us, job->result)
+	         : broker_job_write(b, id, job);
 	if (rv != 0)
 		return rv;
 	if (handoff)

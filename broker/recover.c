@@ -121,6 +121,7 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 		    .okey = okey,
 		    .token = job->lease_token,
 		    .expires_us = job->lease_expires_us,
+		    .created_us = job->created_us,
 		    .queue = (uint32_t)qi};
 		rv = broker_lease_put(&b->index, &l);
 		if (rv == 0)

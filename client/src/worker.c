@@ -8,12 +8,13 @@
  *    2 s, so a missing broker never makes it spin. While fetched jobs
  *    still wait to start, it waits for a quarter of the slots to be free,
  *    so that a busy worker asks in large batches.
- *  - runners (concurrency of them): each runs one job at a time, taking
- *    the next from the run queue of fetched jobs. A runner that finds more
- *    waiting wakes one idle runner, and only when no other is waking
- *    already: short handlers then run back to back on the runners already
- *    awake, instead of costing a thread wake each, while long ones still
- *    start at once on runners of their own.
+ *  - runners (up to concurrency of them, started as jobs need them): each
+ *    runs one job at a time, taking the next from the run queue of fetched
+ *    jobs. A runner that finds more waiting wakes an idle runner (or
+ *    starts one), and only when no other is waking already: short
+ *    handlers then run back to back on the runners already awake, instead
+ *    of costing a thread wake each, while long ones still start at once on
+ *    runners of their own.
  *  - sender: sends everything queued as one CompletionBatch, so completions
  *    batch under load and go out at once when idle.
  *  - extender: every lease_ms/3, one Extend request for every running lease.
@@ -128,8 +129,9 @@ struct nq_worker {
 	int *runq; /* ring of the slots whose jobs wait to start */
 	int runq_head, runq_n;
 	struct worker_runner *runners;
+	int nrunners;     /* started so far: on demand, up to nslots */
 	int idle_runners; /* waiting on run_cv */
-	int waking;       /* runners signalled that have not looked yet */
+	int waking; /* runners signalled or started that have not looked yet */
 	bool fetch_waiting, send_waiting;
 	struct worker_done *done_head, *done_tail;
 	nq_completion *batch; /* the sender's scratch */
@@ -610,13 +612,39 @@ static void slot_run_locked(
 	pthread_mutex_lock(&w->mtx);
 }
 
-/* Wakes one idle runner, unless one is on its way already. */
+static void *runner_main(void *arg);
+
+/* Starts one more runner, which counts as waking until it looks at the
+ * run queue. False when all are started or the thread cannot be made. */
+static bool runner_add_locked(nq_worker *w)
+{
+	if (w->nrunners >= w->nslots || w->slots_exit)
+		return false;
+	struct worker_runner *r = &w->runners[w->nrunners];
+	w->refs++;
+	if (pthread_create(&r->thread, NULL, runner_main, r) != 0) {
+		w->refs--;
+		return false;
+	}
+	r->started = true;
+	w->nrunners++;
+	w->waking++;
+	return true;
+}
+
+/* Wakes one idle runner, or starts one when none is idle, unless one is
+ * on its way already. Runners are started as jobs need them, so a worker
+ * of many slots whose handlers are short runs on a few threads. */
 static void wake_runner_locked(nq_worker *w)
 {
-	if (w->waking == 0 && w->idle_runners > 0) {
+	if (w->waking > 0)
+		return;
+	if (w->idle_runners > 0) {
 		w->waking++;
 		pthread_cond_signal(&w->run_cv);
+		return;
 	}
+	runner_add_locked(w);
 }
 
 /* The next slot whose job waits to start; -1 when the runners exit. */
@@ -644,6 +672,8 @@ static void *runner_main(void *arg)
 	struct worker_runner *r = arg;
 	nq_worker *w = r->w;
 	pthread_mutex_lock(&w->mtx);
+	if (w->waking > 0)
+		w->waking--; /* started: it looks now */
 	for (;;) {
 		int si = runq_take_locked(w);
 		if (si < 0)
@@ -925,20 +955,13 @@ static int start_thread(
 	return NQ_OK;
 }
 
+/* The first runner; the others start as jobs need them. */
 static int start_runners(nq_worker *w)
 {
-	for (int i = 0; i < w->nslots; i++) {
-		struct worker_runner *r = &w->runners[i];
-		pthread_mutex_lock(&w->mtx);
-		w->refs++;
-		pthread_mutex_unlock(&w->mtx);
-		if (start_thread(&r->thread, &r->started, runner_main, r) !=
-		    0) {
-			worker_unref(w);
-			return NQ_ENOMEM;
-		}
-	}
-	return NQ_OK;
+	pthread_mutex_lock(&w->mtx);
+	bool ok = runner_add_locked(w);
+	pthread_mutex_unlock(&w->mtx);
+	return ok ? NQ_OK : NQ_ENOMEM;
 }
 
 static int worker_start(nq_worker *w)
@@ -1080,7 +1103,7 @@ static void slots_finish(nq_worker *w)
 	w->slots_exit = true;
 	w->closed = true;
 	pthread_cond_broadcast(&w->run_cv);
-	for (int i = 0; i < w->nslots; i++) {
+	for (int i = 0; i < w->nrunners; i++) {
 		struct worker_runner *r = &w->runners[i];
 		if (!r->started)
 			continue;

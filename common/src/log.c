@@ -76,6 +76,11 @@ static void write_json_fields(char *out, size_t len, const char *fields)
 	out[o < len ? o : len - 1] = '\0';
 }
 
+bool nqi_log_enabled(nqi_log_level level)
+{
+	return (int)level >= atomic_load(&log_min_level);
+}
+
 void nqi_log(nqi_log_level level, const char *msgid, const char *fmt, ...)
 {
 	char ts[40], fields[2048];

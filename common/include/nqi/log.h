@@ -4,6 +4,8 @@
 #ifndef NQI_LOG_H
 #define NQI_LOG_H
 
+#include <stdbool.h>
+
 typedef enum nqi_log_level {
 	NQI_LOG_DEBUG,
 	NQI_LOG_INFO,
@@ -21,6 +23,9 @@ int nqi_log_set_format(const char *name);
 const char *nqi_log_configure(const char *level, const char *format);
 void nqi_log(nqi_log_level level, const char *msgid, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Whether lines of this level are written: skip building what would be
+ * dropped. */
+bool nqi_log_enabled(nqi_log_level level);
 
 #define nqi_debug(id, ...) nqi_log(NQI_LOG_DEBUG, id, __VA_ARGS__)
 #define nqi_info(id, ...) nqi_log(NQI_LOG_INFO, id, __VA_ARGS__)
