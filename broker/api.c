@@ -197,10 +197,33 @@ static bool queue_full(broker *b, const char *queue)
 	return q->ready + q->scheduled + q->leased >= max;
 }
 
+void broker_op_prepack(broker_op *op)
+{
+	Nq__V1__EnqueueRequest *e = op->req ? op->req->enqueue : NULL;
+	if (!op->arena || !e ||
+	    op->req->body_case != NQ__V1__REQUEST__BODY_ENQUEUE ||
+	    e->n_jobs > MAX_BATCH)
+		return;
+	op->specs = nqi_arena_alloc(op->arena, e->n_jobs * sizeof *op->specs);
+	for (size_t i = 0; op->specs && i < e->n_jobs; i++) {
+		size_t len = nq__v1__job_spec__get_packed_size(e->jobs[i]);
+		uint8_t *p =
+		    nqi_arena_alloc(op->arena, BROKER_RAW_HEADROOM + len);
+		op->specs[i].data = NULL;
+		if (!p)
+			continue; /* packed on the core thread instead */
+		p += BROKER_RAW_HEADROOM;
+		nq__v1__job_spec__pack(e->jobs[i], p);
+		op->specs[i].data =
+		    broker_len_prefix(p, len, &op->specs[i].len);
+	}
+}
+
 /* Enqueues one spec; fills res. Returns NQ_ESTORE/NQ_ENOMEM to fail the
  * group, NQ_OK otherwise (refusals are in res->status). */
 static int enqueue_one(broker *b, Nq__V1__JobSpec *spec,
-    Nq__V1__EnqueueResult *res, uint64_t now_us)
+    const ProtobufCBinaryData *packed, Nq__V1__EnqueueResult *res,
+    uint64_t now_us)
 {
 	char why[400];
 	uint64_t id = 0;
@@ -232,7 +255,12 @@ static int enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 	Nq__V1__Job *job = job_new(b, spec, id, now_us);
 	if (!job)
 		return NQ_ENOMEM;
+	if (packed && packed->data) {
+		b->packed_spec = spec;
+		b->packed_spec_bytes = *packed;
+	}
 	int rv = broker_job_requeue(b, job, job->run_at_us);
+	b->packed_spec = NULL;
 	if (rv == 0 && keyed)
 		rv = idem_put(b, spec, id, now_us);
 	if (rv != 0)
@@ -274,7 +302,8 @@ int broker_on_enqueue(broker *b, broker_op *op)
 	for (size_t i = 0; i < n; i++) {
 		res[i] = init;
 		ptrs[i] = &res[i];
-		int rv = enqueue_one(b, req->jobs[i], &res[i], now);
+		int rv = enqueue_one(b, req->jobs[i],
+		    op->specs ? &op->specs[i] : NULL, &res[i], now);
 		if (rv != 0)
 			return rv;
 	}

@@ -81,6 +81,7 @@ typedef struct broker_op {
 	Nq__V1__Request *req;           /* owned; in arena when set */
 	Nq__V1__CompletionBatch *batch; /* owned; in arena when set */
 	nqi_arena *arena;               /* holds req or batch; NULL: malloc'd */
+	ProtobufCBinaryData *specs;     /* enqueue: each spec packed, or NULL */
 	nqi_rep_ctx *conn;              /* where the reply goes */
 	uint32_t pipe_id;               /* connection the request came on */
 	Nq__V1__Reply *reply;           /* built in the group arena */
@@ -237,6 +238,9 @@ struct broker {
 	uint64_t raw_id;
 	uint8_t *raw;
 	size_t raw_len;
+	/* enqueue_one: the spec being stored and its packed bytes */
+	const Nq__V1__JobSpec *packed_spec;
+	ProtobufCBinaryData packed_spec_bytes;
 	MDB_txn *txn;
 	bool dirty;      /* the group wrote something */
 	broker_op *done; /* ops with replies to send after commit */
@@ -344,6 +348,18 @@ void broker_net_close(broker *b);
 /* store access (jobs.c) */
 int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out);
 int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job);
+/*
+ * protobuf-c keeps a length-delimited field it does not know (and writes
+ * out such a field) with its length in front: a varint, written here into
+ * the BROKER_RAW_HEADROOM bytes before data. Returns where the field's
+ * bytes start; *total gets their length.
+ */
+uint8_t *broker_len_prefix(uint8_t *data, size_t len, size_t *total);
+/* Packs each JobSpec of an enqueue request into the op's arena, on the
+ * thread that decoded it, so that the core thread only copies them into
+ * the records. Does nothing for other requests, or without an arena. */
+void broker_op_prepack(broker_op *op);
+
 /* The success of a leased job, appended to its record. */
 int broker_job_patch_success(
     broker *b, uint64_t id, uint64_t finished_us, ProtobufCBinaryData result);

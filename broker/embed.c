@@ -69,23 +69,26 @@ int broker_embed_request(nq_embedded_broker *e, const void *buf, size_t len,
 {
 	char why[160];
 	int err;
-	Nq__V1__Request *req = nqi_request_unpack(buf, len);
+	nqi_arena *arena;
+	Nq__V1__Request *req = nqi_request_unpack_arena(buf, len, &arena);
 	if (!req)
 		return refusal(NQ_EINVAL, "malformed request", out, outlen);
 	const char *bad =
 	    broker_precheck(req, work_socket, &err, why, sizeof why);
 	if (bad) {
-		nq__v1__request__free_unpacked(req, NULL);
+		nqi_arena_free(arena);
 		return refusal(err, bad, out, outlen);
 	}
 	broker_op *op = calloc(1, sizeof *op);
 	nng_msg *msg = NULL;
 	if (!op) {
-		nq__v1__request__free_unpacked(req, NULL);
+		nqi_arena_free(arena);
 		return NQ_ENOMEM;
 	}
 	op->kind = BROKER_OP_REQUEST;
 	op->req = req;
+	op->arena = arena;
+	broker_op_prepack(op);
 	op->pipe_id = 1;
 	op->capture = &msg;
 	broker_run_group(&e->b, op);
@@ -105,16 +108,19 @@ int broker_embed_request(nq_embedded_broker *e, const void *buf, size_t len,
 
 int broker_embed_completions(nq_embedded_broker *e, const void *buf, size_t len)
 {
-	Nq__V1__CompletionBatch *batch = nqi_completions_unpack(buf, len);
+	nqi_arena *arena;
+	Nq__V1__CompletionBatch *batch =
+	    nqi_completions_unpack_arena(buf, len, &arena);
 	if (!batch)
 		return NQ_EINVAL;
 	broker_op *op = calloc(1, sizeof *op);
 	if (!op) {
-		nq__v1__completion_batch__free_unpacked(batch, NULL);
+		nqi_arena_free(arena);
 		return NQ_ENOMEM;
 	}
 	op->kind = BROKER_OP_COMPLETIONS;
 	op->batch = batch;
+	op->arena = arena;
 	broker_run_group(&e->b, op);
 	return NQ_OK;
 }

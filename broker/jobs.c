@@ -63,10 +63,49 @@ int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out)
 	return NQ_OK;
 }
 
+uint8_t *broker_len_prefix(uint8_t *data, size_t len, size_t *total)
+{
+	size_t k = 1;
+	for (size_t v = len; v >= 0x80; v >>= 7)
+		k++;
+	uint8_t *p = data - k;
+	for (size_t v = len, i = 0; i < k; i++, v >>= 7)
+		p[i] = (uint8_t)((v & 0x7f) | (i + 1 < k ? 0x80 : 0));
+	*total = k + len;
+	return p;
+}
+
+/* job with its spec as the bytes the net thread packed, when enqueue
+ * handed them over for this spec (see broker_op_prepack): packing the job
+ * is then cheap here on the core thread. */
+static const Nq__V1__Job *with_packed_spec(broker *b, const Nq__V1__Job *job,
+    Nq__V1__Job *shallow, ProtobufCMessageUnknownField *f)
+{
+	static uint32_t spec_field;
+	if (!b->packed_spec || b->packed_spec != job->spec)
+		return job;
+	if (!spec_field)
+		spec_field = protobuf_c_message_descriptor_get_field_by_name(
+		    &nq__v1__job__descriptor, "spec")
+		                 ->id;
+	*shallow = *job;
+	shallow->spec = NULL;
+	f->tag = spec_field;
+	f->wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+	f->len = b->packed_spec_bytes.len;
+	f->data = b->packed_spec_bytes.data;
+	shallow->base.n_unknown_fields = 1;
+	shallow->base.unknown_fields = f;
+	return shallow;
+}
+
 int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job)
 {
 	uint8_t key[8];
+	Nq__V1__Job shallow;
+	ProtobufCMessageUnknownField spec;
 	nqi_be64_put(key, id);
+	job = with_packed_spec(b, job, &shallow, &spec);
 	size_t len = nq__v1__job__get_packed_size(job);
 	MDB_val k = {8, key}, v = {len, NULL};
 	forget_raw(b, id);

@@ -88,6 +88,7 @@ static void on_request(nqi_rep_ctx *c, nng_msg *msg, void *arg)
 	op->kind = BROKER_OP_REQUEST;
 	op->req = req;
 	op->arena = arena;
+	broker_op_prepack(op);
 	op->conn = c;
 	op->pipe_id = (uint32_t)nng_pipe_id(pipe);
 	broker_post(src->b, op);

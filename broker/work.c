@@ -181,18 +181,9 @@ static int reply_job(broker *b, uint64_t id, ProtobufCMessageUnknownField *f)
 		                 ->id;
 	if (b->raw_id != id)
 		return NQ_ENOMEM; /* the copy could not be kept */
-	/* protobuf-c keeps a length-prefixed field with its length: a
-	 * varint, written into the room in front of the copy. */
-	size_t k = 1;
-	for (size_t v = b->raw_len; v >= 0x80; v >>= 7)
-		k++;
-	uint8_t *p = b->raw - k;
-	for (size_t v = b->raw_len, i = 0; i < k; i++, v >>= 7)
-		p[i] = (uint8_t)((v & 0x7f) | (i + 1 < k ? 0x80 : 0));
 	f->tag = jobs_field;
 	f->wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-	f->len = k + b->raw_len;
-	f->data = p;
+	f->data = broker_len_prefix(b->raw, b->raw_len, &f->len);
 	return NQ_OK;
 }
 
