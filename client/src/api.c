@@ -117,12 +117,13 @@ static int enqueue_call(
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__EnqueueRequest body = NQ__V1__ENQUEUE_REQUEST__INIT;
 	Nq__V1__Reply *r = NULL;
+	nqi_arena *arena = NULL;
 	body.jobs = pbs;
 	body.n_jobs = n;
 	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
 	req.enqueue = &body;
-	int rv =
-	    nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r, c->last_error);
+	int rv = nqc_call_arena(
+	    c, NQC_API, NULL, &req, c->timeout_ms, &r, &arena, c->last_error);
 	if (rv == NQ_OK)
 		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_ENQUEUE,
 		    "enqueue", c->last_error);
@@ -133,7 +134,7 @@ static int enqueue_call(
 	for (size_t i = 0; rv == NQ_OK && i < n; i++)
 		result_from_pb(r->enqueue->results[i], &results[i]);
 	if (r)
-		nq__v1__reply__free_unpacked(r, NULL);
+		nqi_arena_free(arena);
 	return rv;
 }
 

@@ -366,12 +366,15 @@ static int reply_status(const Nq__V1__Reply *r, char *err)
 	return nqc_fail(err, e, "%s (code %d)", nq_strerror(e), st->code);
 }
 
-/* Unpacks a reply message (always consumed) and maps its status. */
-static int reply_decode(
-    nq_client *c, nqc_end end, nng_msg *msg, Nq__V1__Reply **reply, char *err)
+/* Unpacks a reply message (always consumed), into a new arena when arena
+ * is not NULL, and maps its status. */
+static int reply_decode(nq_client *c, nqc_end end, nng_msg *msg,
+    Nq__V1__Reply **reply, nqi_arena **arena, char *err)
 {
 	size_t len = nng_msg_len(msg);
-	Nq__V1__Reply *r = nqi_reply_unpack(nng_msg_body(msg), len);
+	Nq__V1__Reply *r =
+	    arena ? nqi_reply_unpack_arena(nng_msg_body(msg), len, arena)
+	          : nqi_reply_unpack(nng_msg_body(msg), len);
 	nng_msg_free(msg);
 	if (!r)
 		return nqc_fail(err, NQ_EPROTO,
@@ -383,6 +386,13 @@ static int reply_decode(
 
 int nqc_call(nq_client *c, nqc_end end, nng_ctx *ctx, Nq__V1__Request *req,
     uint64_t reply_ms, Nq__V1__Reply **reply, char *err)
+{
+	return nqc_call_arena(c, end, ctx, req, reply_ms, reply, NULL, err);
+}
+
+int nqc_call_arena(nq_client *c, nqc_end end, nng_ctx *ctx,
+    Nq__V1__Request *req, uint64_t reply_ms, Nq__V1__Reply **reply,
+    nqi_arena **arena, char *err)
 {
 	nng_ctx own;
 	nng_msg *msg;
@@ -397,7 +407,7 @@ int nqc_call(nq_client *c, nqc_end end, nng_ctx *ctx, Nq__V1__Request *req,
 	}
 	rv = xfer(c, end, ctx ? *ctx : own, msg, reply_ms, &msg, err);
 	if (rv == NQ_OK)
-		rv = reply_decode(c, end, msg, reply, err);
+		rv = reply_decode(c, end, msg, reply, arena, err);
 out:
 	if (!ctx)
 		nng_ctx_close(own);

@@ -9,6 +9,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,8 +24,16 @@
 
 /* ---- jobs ---- */
 
+/* The memory of the jobs of one fetch reply: the arena they were decoded
+ * into, freed with the last of them. */
+typedef struct nqc_jobs_mem {
+	atomic_int refs;
+	nqi_arena *arena;
+} nqc_jobs_mem;
+
 struct nq_job {
 	Nq__V1__Job *pb;
+	nqc_jobs_mem *mem; /* pb and this wrapper live in mem; NULL: own */
 };
 
 /* Allocates a wrapper holding no job yet (NULL when out of memory);
@@ -84,6 +93,12 @@ int nqc_ctx_open(nq_client *c, nqc_end end, nng_ctx *ctx, char *err);
  */
 int nqc_call(nq_client *c, nqc_end end, nng_ctx *ctx, Nq__V1__Request *req,
     uint64_t reply_ms, Nq__V1__Reply **reply, char *err);
+/* nqc_call with the reply decoded into an arena: whenever *reply is set,
+ * *arena holds it, and nqi_arena_free(*arena) frees it. For the hot calls
+ * (enqueue, fetch), whose replies carry many small fields. */
+int nqc_call_arena(nq_client *c, nqc_end end, nng_ctx *ctx,
+    Nq__V1__Request *req, uint64_t reply_ms, Nq__V1__Reply **reply,
+    nqi_arena **arena, char *err);
 
 /* Checks that a reply carries the body the request asked for. */
 int nqc_expect(const nq_client *c, nqc_end end, const Nq__V1__Reply *r,

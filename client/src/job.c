@@ -28,6 +28,14 @@ NQ_API void nq_job_free(nq_job *job)
 {
 	if (!job)
 		return;
+	if (job->mem) {
+		nqc_jobs_mem *mem = job->mem;
+		if (atomic_fetch_sub(&mem->refs, 1) == 1) {
+			nqi_arena_free(mem->arena);
+			free(mem);
+		}
+		return;
+	}
 	if (job->pb)
 		nq__v1__job__free_unpacked(job->pb, NULL);
 	free(job);

@@ -49,26 +49,33 @@ static int fetch_check(const char *worker_id, const char *const *queues,
 	return NQ_OK;
 }
 
-/* Moves the jobs of a fetch reply into wrappers. Allocates every wrapper
- * before taking any job, so a failure leaves the reply whole. */
-static int fetch_take(
-    Nq__V1__FetchReply *fr, nq_job ***jobs, size_t *n, char *err)
+/* Wraps the jobs of a fetch reply, which stay in its arena: the wrappers
+ * go there too, and the arena goes with the last job freed. Takes the
+ * arena in every case. */
+static int fetch_take(Nq__V1__FetchReply *fr, nqi_arena *arena, nq_job ***jobs,
+    size_t *n, char *err)
 {
 	size_t k = fr->n_jobs;
 	nq_job **v = NULL;
-	if (k && !(v = calloc(k, sizeof *v)))
+	nqc_jobs_mem *mem = NULL;
+	nq_job *w = k ? nqi_arena_alloc(arena, k * sizeof *w) : NULL;
+	if (k && (!w || !(v = calloc(k, sizeof *v)) ||
+	             !(mem = malloc(sizeof *mem)))) {
+		free(v);
+		nqi_arena_free(arena);
 		return nqc_fail(err, NQ_ENOMEM, "out of memory");
-	for (size_t i = 0; i < k; i++) {
-		if (!(v[i] = nqc_job_alloc())) {
-			nq_jobs_free(v, i);
-			return nqc_fail(err, NQ_ENOMEM, "out of memory");
-		}
+	}
+	if (mem) {
+		atomic_init(&mem->refs, (int)k);
+		mem->arena = arena;
+	} else {
+		nqi_arena_free(arena); /* no job holds it */
 	}
 	for (size_t i = 0; i < k; i++) {
-		v[i]->pb = fr->jobs[i];
-		fr->jobs[i] = NULL;
+		w[i].pb = fr->jobs[i];
+		w[i].mem = mem;
+		v[i] = &w[i];
 	}
-	fr->n_jobs = 0;
 	*jobs = v;
 	*n = k;
 	return NQ_OK;
@@ -81,6 +88,7 @@ int nqc_fetch(nq_client *c, nng_ctx *ctx, const char *worker_id,
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__FetchRequest body = NQ__V1__FETCH_REQUEST__INIT;
 	Nq__V1__Reply *r = NULL;
+	nqi_arena *arena = NULL;
 	int rv = fetch_check(worker_id, queues, nqueues, max_jobs, err);
 	if (rv != NQ_OK)
 		return rv;
@@ -95,16 +103,17 @@ int nqc_fetch(nq_client *c, nng_ctx *ctx, const char *worker_id,
 	req.body_case = NQ__V1__REQUEST__BODY_FETCH;
 	req.fetch = &body;
 	/* The broker parks the request for up to wait_ms before replying. */
-	rv = nqc_call(c, NQC_WORK, ctx, &req, wait_ms + c->timeout_ms, &r, err);
+	rv = nqc_call_arena(
+	    c, NQC_WORK, ctx, &req, wait_ms + c->timeout_ms, &r, &arena, err);
 	if (rv == NQ_OK)
 		rv = nqc_expect(
 		    c, NQC_WORK, r, NQ__V1__REPLY__BODY_FETCH, "fetch", err);
 	if (rv == NQ_OK && !r->fetch)
 		rv = nqc_fail(err, NQ_EPROTO, "reply to fetch is empty");
 	if (rv == NQ_OK)
-		rv = fetch_take(r->fetch, jobs, n, err);
+		return fetch_take(r->fetch, arena, jobs, n, err);
 	if (r)
-		nq__v1__reply__free_unpacked(r, NULL);
+		nqi_arena_free(arena);
 	return rv;
 }
 
