@@ -69,19 +69,9 @@ typedef struct dlq_config {
 	int contexts;               /* requests served at once */
 } dlq_config;
 
-/* ---- scratch memory of one op, freed with it ---- */
+/* ---- scratch memory of one op (an nqi_arena), freed with it ---- */
 
-typedef struct dlq_mem_block dlq_mem_block;
-typedef struct dlq_mem {
-	dlq_mem_block *head;
-	ProtobufCAllocator pb; /* allocates here; its free does nothing */
-} dlq_mem;
-
-void dlq_mem_init(dlq_mem *m);
-/* Zeroed memory that lives until dlq_mem_fini; NULL when out of memory. */
-void *dlq_mem_alloc(dlq_mem *m, size_t len);
-char *dlq_mem_strdup(dlq_mem *m, const char *s);
-void dlq_mem_fini(dlq_mem *m);
+#define DLQ_MEM_BLOCK 4096
 
 /* ---- ops ---- */
 
@@ -95,7 +85,7 @@ typedef struct dlq_op {
 	Nq__V1__Request *req; /* owned; free_unpacked with the op */
 	dlq_conn *conn;
 	Nq__V1__Reply reply; /* its parts live in mem */
-	dlq_mem mem;
+	nqi_arena mem;       /* everything the reply points at */
 	/* purge --all: entries removed by earlier groups; more: the handler
 	 * wants another group (the purge is bounded per commit) */
 	uint64_t progress;

@@ -75,7 +75,7 @@ static int list_next(dlq_op *op, uint64_t id, Nq__V1__DlqListReply *out)
 {
 	char buf[NQ_ID_MAX];
 	nqi_id_format(id, buf);
-	out->next_before_id = dlq_mem_strdup(&op->mem, buf);
+	out->next_before_id = nqi_arena_strdup(&op->mem, buf);
 	return out->next_before_id ? NQ_OK : NQ_ENOMEM;
 }
 
@@ -89,7 +89,7 @@ static int list_walk(dlq *d, dlq_op *op, MDB_txn *txn,
 	int rv;
 	if (limit > LIST_MAX)
 		limit = LIST_MAX;
-	out->jobs = dlq_mem_alloc(&op->mem, limit * sizeof *out->jobs);
+	out->jobs = nqi_arena_zalloc(&op->mem, limit * sizeof *out->jobs);
 	if (!out->jobs)
 		return NQ_ENOMEM;
 	while ((rv = dlq_walk_prev(w, &at, &id)) == 0) {
@@ -114,7 +114,7 @@ int dlq_on_list(dlq *d, dlq_op *op)
 {
 	static const Nq__V1__DlqListReply init = NQ__V1__DLQ_LIST_REPLY__INIT;
 	const Nq__V1__DlqListRequest *r = op->req->dlq_list;
-	Nq__V1__DlqListReply *out = dlq_mem_alloc(&op->mem, sizeof *out);
+	Nq__V1__DlqListReply *out = nqi_arena_zalloc(&op->mem, sizeof *out);
 	MDB_txn *txn;
 	dlq_walk w = {0};
 	const char *bad = check_list(r);
@@ -146,7 +146,7 @@ int dlq_on_show(dlq *d, dlq_op *op)
 {
 	static const Nq__V1__DlqShowReply init = NQ__V1__DLQ_SHOW_REPLY__INIT;
 	const char *sid = op->req->dlq_show->id;
-	Nq__V1__DlqShowReply *out = dlq_mem_alloc(&op->mem, sizeof *out);
+	Nq__V1__DlqShowReply *out = nqi_arena_zalloc(&op->mem, sizeof *out);
 	MDB_txn *txn;
 	uint64_t id;
 	if (nqi_id_parse(sid, &id) != 0) {
@@ -189,7 +189,7 @@ static int stats_add(
 	if (out->n_entries == a->cap) {
 		size_t cap = a->cap ? a->cap * 2 : 32;
 		Nq__V1__DlqStatsEntry **v =
-		    dlq_mem_alloc(&a->op->mem, cap * sizeof *v);
+		    nqi_arena_zalloc(&a->op->mem, cap * sizeof *v);
 		if (!v)
 			return NQ_ENOMEM;
 		if (out->n_entries)
@@ -197,12 +197,12 @@ static int stats_add(
 		out->entries = v;
 		a->cap = cap;
 	}
-	Nq__V1__DlqStatsEntry *e = dlq_mem_alloc(&a->op->mem, sizeof *e);
+	Nq__V1__DlqStatsEntry *e = nqi_arena_zalloc(&a->op->mem, sizeof *e);
 	if (!e)
 		return NQ_ENOMEM;
 	*e = init;
-	e->queue = dlq_mem_strdup(&a->op->mem, queue);
-	e->reason = dlq_mem_strdup(&a->op->mem, reason);
+	e->queue = nqi_arena_strdup(&a->op->mem, queue);
+	e->reason = nqi_arena_strdup(&a->op->mem, reason);
 	if (!e->queue || !e->reason)
 		return NQ_ENOMEM;
 	e->count = n;
@@ -214,7 +214,7 @@ static int stats_add(
 int dlq_on_stats(dlq *d, dlq_op *op)
 {
 	static const Nq__V1__DlqStatsReply init = NQ__V1__DLQ_STATS_REPLY__INIT;
-	Nq__V1__DlqStatsReply *out = dlq_mem_alloc(&op->mem, sizeof *out);
+	Nq__V1__DlqStatsReply *out = nqi_arena_zalloc(&op->mem, sizeof *out);
 	MDB_txn *txn;
 	if (!out)
 		return NQ_ENOMEM;

@@ -56,10 +56,11 @@ static int add_result(
 {
 	static const Nq__V1__EnqueueResult init = NQ__V1__ENQUEUE_RESULT__INIT;
 	static const Nq__V1__Status sinit = NQ__V1__STATUS__INIT;
-	dlq_mem *m = &run->op->mem;
+	nqi_arena *m = &run->op->mem;
 	if (run->nresults == run->capresults) {
 		size_t cap = run->capresults ? run->capresults * 2 : 64;
-		Nq__V1__EnqueueResult **v = dlq_mem_alloc(m, cap * sizeof *v);
+		Nq__V1__EnqueueResult **v =
+		    nqi_arena_zalloc(m, cap * sizeof *v);
 		if (!v)
 			return NQ_ENOMEM;
 		if (run->nresults)
@@ -67,15 +68,15 @@ static int add_result(
 		run->results = v;
 		run->capresults = cap;
 	}
-	Nq__V1__EnqueueResult *r = dlq_mem_alloc(m, sizeof *r);
-	Nq__V1__Status *s = dlq_mem_alloc(m, sizeof *s);
+	Nq__V1__EnqueueResult *r = nqi_arena_zalloc(m, sizeof *r);
+	Nq__V1__Status *s = nqi_arena_zalloc(m, sizeof *s);
 	if (!r || !s)
 		return NQ_ENOMEM;
 	*r = init;
 	*s = sinit;
 	s->code = (Nq__V1__Code)nqi_err_to_code(err);
-	if ((msg && *msg && !(s->message = dlq_mem_strdup(m, msg))) ||
-	    (id && *id && !(r->id = dlq_mem_strdup(m, id))))
+	if ((msg && *msg && !(s->message = nqi_arena_strdup(m, msg))) ||
+	    (id && *id && !(r->id = nqi_arena_strdup(m, id))))
 		return NQ_ENOMEM;
 	r->status = s;
 	r->duplicate = dup;
@@ -123,7 +124,7 @@ static int check_ids(replay_run *run)
 	const Nq__V1__DlqReplayRequest *r = run->r;
 	dlq *d = run->d;
 	MDB_txn *txn = NULL;
-	run->ids = dlq_mem_alloc(&run->op->mem, r->n_ids * sizeof *run->ids);
+	run->ids = nqi_arena_zalloc(&run->op->mem, r->n_ids * sizeof *run->ids);
 	if (!run->ids)
 		return NQ_ENOMEM;
 	int rv = nqi_store_begin(d->store, false, &txn);
@@ -257,8 +258,8 @@ static size_t batch_size(double rate)
 /* ---- one batch ---- */
 
 typedef struct batch {
-	dlq_mem mem; /* entries and strings of this batch only */
-	size_t nin;  /* the entries asked for, in order */
+	nqi_arena mem; /* entries and strings of this batch only */
+	size_t nin;    /* the entries asked for, in order */
 	uint64_t in[BATCH_MAX];
 	int slot[BATCH_MAX]; /* their index in specs; -1: no longer here */
 	size_t n;            /* entries found, in specs */
@@ -299,8 +300,8 @@ static int spec_from(batch *b, size_t i, uint64_t id)
 	    .payload_ref = or_null(o->payload_ref),
 	    /* a deadline already passed would expire it at once */
 	    .deadline_us = o->deadline_us > nqi_now_us() ? o->deadline_us : 0,
-	    .idempotency_key = dlq_mem_strdup(&b->mem, key),
-	    .replay_of = dlq_mem_strdup(&b->mem, eid),
+	    .idempotency_key = nqi_arena_strdup(&b->mem, key),
+	    .replay_of = nqi_arena_strdup(&b->mem, eid),
 	};
 	return s->idempotency_key && s->replay_of ? NQ_OK : NQ_ENOMEM;
 }
@@ -432,7 +433,7 @@ static int replay_batch(replay_run *run, const uint64_t *ids, size_t n)
 	int err = NQ_OK;
 	if (!b)
 		return NQ_ENOMEM;
-	dlq_mem_init(&b->mem);
+	nqi_arena_init(&b->mem, DLQ_MEM_BLOCK, 0);
 	int rv = batch_load(run, b, ids, n);
 	if (rv == 0 && b->n) {
 		err = nq_enqueue_batch(run->d->broker, b->specs, b->n, b->res);
@@ -451,7 +452,7 @@ static int replay_batch(replay_run *run, const uint64_t *ids, size_t n)
 		rv = batch_results(run, b, err);
 	if (rv == 0 && !err)
 		rv = batch_remove_all(run, b);
-	dlq_mem_fini(&b->mem);
+	nqi_arena_fini(&b->mem);
 	free(b);
 	return rv;
 }
@@ -485,7 +486,7 @@ static int reply_body(replay_run *run)
 {
 	static const Nq__V1__DlqReplayReply init =
 	    NQ__V1__DLQ_REPLAY_REPLY__INIT;
-	Nq__V1__DlqReplayReply *r = dlq_mem_alloc(&run->op->mem, sizeof *r);
+	Nq__V1__DlqReplayReply *r = nqi_arena_zalloc(&run->op->mem, sizeof *r);
 	if (!r)
 		return NQ_ENOMEM;
 	*r = init;

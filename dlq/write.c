@@ -15,12 +15,12 @@
 static Nq__V1__Status *status_new(dlq_op *op, int err, const char *msg)
 {
 	static const Nq__V1__Status init = NQ__V1__STATUS__INIT;
-	Nq__V1__Status *s = dlq_mem_alloc(&op->mem, sizeof *s);
+	Nq__V1__Status *s = nqi_arena_zalloc(&op->mem, sizeof *s);
 	if (!s)
 		return NULL;
 	*s = init;
 	s->code = (Nq__V1__Code)nqi_err_to_code(err);
-	if (*msg && !(s->message = dlq_mem_strdup(&op->mem, msg)))
+	if (*msg && !(s->message = nqi_arena_strdup(&op->mem, msg)))
 		return NULL;
 	return s;
 }
@@ -156,9 +156,9 @@ int dlq_on_ingest(dlq *d, dlq_op *op)
 	static const Nq__V1__DlqIngestReply init =
 	    NQ__V1__DLQ_INGEST_REPLY__INIT;
 	const Nq__V1__DlqIngestRequest *in = op->req->dlq_ingest;
-	Nq__V1__DlqIngestReply *r = dlq_mem_alloc(&op->mem, sizeof *r);
+	Nq__V1__DlqIngestReply *r = nqi_arena_zalloc(&op->mem, sizeof *r);
 	Nq__V1__Status **res =
-	    dlq_mem_alloc(&op->mem, in->n_jobs * sizeof *res);
+	    nqi_arena_zalloc(&op->mem, in->n_jobs * sizeof *res);
 	if (!r || !res)
 		return NQ_ENOMEM;
 	*r = init;
@@ -258,7 +258,8 @@ int dlq_on_purge(dlq *d, dlq_op *op)
 	if (rv != 0 || dlq_op_failed(op))
 		return rv;
 	if (!op->reply.dlq_purge) {
-		Nq__V1__DlqPurgeReply *r = dlq_mem_alloc(&op->mem, sizeof *r);
+		Nq__V1__DlqPurgeReply *r =
+		    nqi_arena_zalloc(&op->mem, sizeof *r);
 		if (!r)
 			return NQ_ENOMEM;
 		*r = init;

@@ -84,6 +84,14 @@ void *nqi_arena_alloc(nqi_arena *a, size_t len)
 	return p;
 }
 
+void *nqi_arena_zalloc(nqi_arena *a, size_t len)
+{
+	void *p = nqi_arena_alloc(a, len);
+	if (p)
+		memset(p, 0, len);
+	return p;
+}
+
 char *nqi_arena_strdup(nqi_arena *a, const char *s)
 {
 	size_t n = strlen(s) + 1;

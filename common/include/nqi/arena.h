@@ -24,6 +24,8 @@ typedef struct nqi_arena {
 void nqi_arena_init(nqi_arena *a, size_t block_size, size_t keep);
 /* NULL only when memory is exhausted. Aligned for any type. */
 void *nqi_arena_alloc(nqi_arena *a, size_t len);
+/* nqi_arena_alloc, zeroed. */
+void *nqi_arena_zalloc(nqi_arena *a, size_t len);
 char *nqi_arena_strdup(nqi_arena *a, const char *s);
 /* Forgets every allocation; keeps blocks up to the keep limit. */
 void nqi_arena_reset(nqi_arena *a);
