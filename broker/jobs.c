@@ -81,7 +81,7 @@ uint8_t *broker_len_prefix(uint8_t *data, size_t len, size_t *total)
 static const Nq__V1__Job *with_packed_spec(broker *b, const Nq__V1__Job *job,
     Nq__V1__Job *shallow, ProtobufCMessageUnknownField *f)
 {
-	static uint32_t spec_field;
+	static _Atomic uint32_t spec_field;
 	if (!b->packed_spec || b->packed_spec != job->spec)
 		return job;
 	if (!spec_field)

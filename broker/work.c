@@ -174,7 +174,7 @@ static size_t waiting_in(broker *b, const Nq__V1__FetchRequest *f)
  */
 static int reply_job(broker *b, uint64_t id, ProtobufCMessageUnknownField *f)
 {
-	static uint32_t jobs_field;
+	static _Atomic uint32_t jobs_field;
 	if (!jobs_field)
 		jobs_field = protobuf_c_message_descriptor_get_field_by_name(
 		    &nq__v1__fetch_reply__descriptor, "jobs")
@@ -292,8 +292,10 @@ int broker_serve_parked(broker *b)
 		if (!op->reply)
 			return NQ_ENOMEM;
 		int rv = gone ? NQ_OK : lease_jobs(b, op, &n);
-		if (rv != 0)
+		if (rv != 0) {
+			op->reply = NULL; /* in the arena of a failed group */
 			return rv;
+		}
 		if (n == 0 && !gone && !due) {
 			op->reply = NULL;
 			pp = &op->next;

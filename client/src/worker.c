@@ -664,6 +664,8 @@ static int runq_take_locked(nq_worker *w)
 	w->runq_n--;
 	if (w->runq_n > 0)
 		wake_runner_locked(w);
+	else if (w->fetch_waiting && fetch_due_locked(w))
+		pthread_cond_signal(&w->fetch_cv); /* free slots, none waits */
 	return si;
 }
 

@@ -447,6 +447,41 @@ static void test_libnq_worker_asks_only_for_free_slots(void **st)
 	fake_stop(f);
 }
 
+/* Slots left free while the others run long handlers fetch again as soon
+ * as nothing fetched waits to start: a job that comes later runs at once,
+ * not when a long handler ends. */
+static void test_libnq_worker_free_slots_fetch_while_others_run(void **st)
+{
+	const char *types[] = {
+	    "gate", "gate", "gate", "gate", "gate", "gate", "gate", "quick"};
+	static gate g, open;
+	fake *f = fake_start(types, 8);
+	pthread_mutex_lock(&f->mtx);
+	f->njobs = 7; /* the quick job comes later */
+	pthread_mutex_unlock(&f->mtx);
+	nq_worker *w = worker_for(f, 8, 0, 0);
+	runner r;
+	atomic_store(&g.open, false);
+	atomic_store(&g.inside, 0);
+	atomic_store(&open.open, true);
+	nq_worker_handle(w, "gate", gate_cb, &g);
+	nq_worker_handle(w, "quick", gate_cb, &open);
+	start(&r, w);
+	for (int t = 0; t < 3000 && atomic_load(&g.inside) < 7; t += 10)
+		nng_msleep(10);
+	assert_int_equal(atomic_load(&g.inside), 7);
+	pthread_mutex_lock(&f->mtx);
+	f->njobs = 8;
+	pthread_mutex_unlock(&f->mtx);
+	bool quick_ran = await_done(f, 1, 3000);
+	atomic_store(&g.open, true);
+	assert_true(quick_ran);
+	assert_true(await_done(f, 8, 5000));
+	stop(&r);
+	nq_worker_close(w);
+	fake_stop(f);
+}
+
 static void test_libnq_worker_extends_running_leases(void **st)
 {
 	const char *types[] = {"sleep"};
@@ -529,6 +564,8 @@ int main(void)
 	    cmocka_unit_test(
 	        test_libnq_worker_runs_handlers_and_reports_outcomes),
 	    cmocka_unit_test(test_libnq_worker_asks_only_for_free_slots),
+	    cmocka_unit_test(
+	        test_libnq_worker_free_slots_fetch_while_others_run),
 	    cmocka_unit_test(test_libnq_worker_extends_running_leases),
 	    cmocka_unit_test(test_libnq_worker_drops_completion_of_lost_lease),
 	    cmocka_unit_test(test_libnq_worker_drain_releases_running_jobs),
