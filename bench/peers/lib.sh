@@ -22,7 +22,7 @@ NQB_PAYLOAD=100
 # worker; BullMQ: the Worker's concurrency; beanstalkd serves one reserve
 # per connection at a time, so its workers hold this many connections (one
 # thread each).
-NQB_NQ_CONCURRENCY=${NQ_BENCH_NQ_CONCURRENCY:-256}
+NQB_NQ_CONCURRENCY=${NQ_BENCH_NQ_CONCURRENCY:-1024}
 NQB_BULLMQ_CONCURRENCY=${NQ_BENCH_BULLMQ_CONCURRENCY:-64}
 NQB_BS_CONCURRENCY=${NQ_BENCH_BS_CONCURRENCY:-4}
 # Workload B, latency: 1,000 jobs/s for 10 s, one job per enqueue, sent by
