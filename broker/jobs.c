@@ -14,6 +14,16 @@ uint64_t broker_job_id(const Nq__V1__Job *job)
 	return id;
 }
 
+/* Most keys written are past the last one (new job ids, expiry times):
+ * MDB_APPEND then saves the search down the tree. LMDB refuses it with
+ * MDB_KEYEXIST for a key that is not, and the put is done plainly. */
+static int put_appending(
+    MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags)
+{
+	int rc = mdb_put(txn, dbi, k, v, flags | MDB_APPEND);
+	return rc == MDB_KEYEXIST ? mdb_put(txn, dbi, k, v, flags) : rc;
+}
+
 /* Keeps a copy of the bytes of the record last read or written: the patch
  * that usually follows (lease, success) needs no second lookup, and a fetch
  * reply sends the leased record as it is. The copy lives in the group
@@ -105,12 +115,15 @@ int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job)
 	Nq__V1__Job shallow;
 	ProtobufCMessageUnknownField spec;
 	nqi_be64_put(key, id);
+	bool fresh = b->packed_spec && b->packed_spec == job->spec;
 	job = with_packed_spec(b, job, &shallow, &spec);
 	size_t len = nq__v1__job__get_packed_size(job);
 	MDB_val k = {8, key}, v = {len, NULL};
 	forget_raw(b, id);
-	/* MDB_RESERVE lets protobuf-c pack straight into the page. */
-	int rc = mdb_put(b->txn, b->db_jobs, &k, &v, MDB_RESERVE);
+	/* MDB_RESERVE lets protobuf-c pack straight into the page; a new
+	 * job's id is past every stored one. */
+	int rc = fresh ? put_appending(b->txn, b->db_jobs, &k, &v, MDB_RESERVE)
+	               : mdb_put(b->txn, b->db_jobs, &k, &v, MDB_RESERVE);
 	if (rc != 0)
 		return NQ_ESTORE;
 	nq__v1__job__pack(job, v.mv_data);
@@ -218,7 +231,7 @@ int broker_expiry_put(
 	key[8] = (uint8_t)kind;
 	memcpy(key + 9, data, len);
 	MDB_val k = {9 + len, key}, v = {0, ""};
-	if (mdb_put(b->txn, b->db_expiry, &k, &v, 0) != 0)
+	if (put_appending(b->txn, b->db_expiry, &k, &v, 0) != 0)
 		return NQ_ESTORE;
 	b->dirty = true;
 	return NQ_OK;
