@@ -262,10 +262,13 @@ typedef struct nq_worker nq_worker;
 typedef struct nq_result nq_result;
 
 /*
- * A handler runs one job on one of the worker's slot threads. It returns
- * NQ_OUTCOME_SUCCEEDED or NQ_OUTCOME_FAILED and may set a result or an error
- * on res. The lease is extended automatically while it runs. It should check
- * nq_worker_draining() in long loops and give up early when it turns true.
+ * A handler runs one job on one of the worker's threads (at most
+ * concurrency of them run handlers at once; a thread may run many jobs one
+ * after another, so keep no per-job state in thread-local storage). It
+ * returns NQ_OUTCOME_SUCCEEDED or NQ_OUTCOME_FAILED and may set a result or
+ * an error on res. The lease is extended automatically while it runs. It should
+ * check nq_worker_draining() in long loops and give up early when it turns
+ * true.
  */
 typedef nq_outcome (*nq_handler_cb)(
     const nq_job *job, nq_result *res, void *arg);
