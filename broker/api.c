@@ -174,7 +174,9 @@ static Nq__V1__Job *job_new(
 	nqi_id_format(id, ids);
 	job->id = ids;
 	job->spec = spec;
-	job->created_us = now_us;
+	/* The id is the creation time, made unique: leases of jobs whose
+	 * records are not decoded take it from there. */
+	job->created_us = id;
 	job->max_attempts = spec->max_attempts ? spec->max_attempts
 	                                       : (uint32_t)b->cfg.max_attempts;
 	job->timeout_ms =
@@ -441,8 +443,14 @@ int broker_on_cancel(broker *b, broker_op *op)
 	}
 	int st = (int)job->state;
 	if (st == NQ_STATE_READY || st == NQ_STATE_SCHEDULED) {
-		/* Its heap entry goes stale and is skipped when popped. */
-		rv = broker_job_finish(b, job, NQ_STATE_CANCELED, nqi_now_us());
+		/* Its heap entry goes stale and is skipped when popped; a
+		 * plain one is popped without reading the record, so it is
+		 * noted. */
+		if (st == NQ_STATE_READY && broker_job_plain(job))
+			rv = broker_stale_add(&b->index, broker_job_id(job));
+		if (rv == 0)
+			rv = broker_job_finish(
+			    b, job, NQ_STATE_CANCELED, nqi_now_us());
 		broker_event(b, BROKER_EV_CANCELED, job, NULL);
 	} else {
 		broker_set_status(b, op, NQ_EPRECOND,

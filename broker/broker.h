@@ -100,8 +100,13 @@ typedef struct broker_op {
  * older id. Stale entries (a canceled job) are skipped when popped. */
 typedef struct broker_ready {
 	int32_t priority;
+	uint32_t flags; /* BROKER_READY_*; fills what was padding */
 	uint64_t id;
 } broker_ready;
+
+/* The job has never started (attempt 0) and has no ordering key and no
+ * deadline: a fetch may lease it without decoding its record. */
+#define BROKER_READY_PLAIN 1u
 
 /* A job waiting for its time (run_at or retry backoff). */
 typedef struct broker_timer {
@@ -177,6 +182,10 @@ typedef struct broker_index {
 	size_t nleases, capleases;
 	uint32_t *lease_slots; /* open addressing: id -> leases index + 1 */
 	size_t nslots;
+	/* plain jobs canceled while ready, whose heap entries are stale;
+	 * sorted, taken out as the entries are popped */
+	uint64_t *stale;
+	size_t nstale, capstale;
 } broker_index;
 
 int broker_index_init(broker_index *x);
@@ -184,7 +193,12 @@ void broker_index_fini(broker_index *x);
 /* Finds or creates a queue; returns its index or -1 when out of memory. */
 int broker_queue_get(broker_index *x, const char *name);
 int broker_queue_find(const broker_index *x, const char *name);
-int broker_ready_push(broker_queue *q, int32_t priority, uint64_t id);
+int broker_ready_push(
+    broker_queue *q, int32_t priority, uint64_t id, uint32_t flags);
+/* Notes that the ready heap entry of a plain job is stale (canceled). */
+int broker_stale_add(broker_index *x, uint64_t id);
+/* Whether id was noted stale; forgets it. */
+bool broker_stale_take(broker_index *x, uint64_t id);
 bool broker_ready_peek(const broker_queue *q, broker_ready *out);
 void broker_ready_pop(broker_queue *q);
 int broker_timer_push(broker_index *x, const broker_timer *t);
@@ -359,6 +373,12 @@ uint8_t *broker_len_prefix(uint8_t *data, size_t len, size_t *total);
  * thread that decoded it, so that the core thread only copies them into
  * the records. Does nothing for other requests, or without an arena. */
 void broker_op_prepack(broker_op *op);
+
+/* Whether a ready job would be BROKER_READY_PLAIN. */
+bool broker_job_plain(const Nq__V1__Job *job);
+/* Reads the record of id into b->raw without decoding it: NQ_ENOTFOUND,
+ * NQ_ESTORE or NQ_ENOMEM otherwise. */
+int broker_job_read_raw(broker *b, uint64_t id);
 
 /* The success of a leased job, appended to its record. */
 int broker_job_patch_success(

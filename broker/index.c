@@ -41,6 +41,7 @@ void broker_index_fini(broker_index *x)
 	free(x->timers);
 	free(x->leases);
 	free(x->lease_slots);
+	free(x->stale);
 	broker_okeys_clear(x);
 	free(x->okeys);
 	memset(x, 0, sizeof *x);
@@ -101,13 +102,14 @@ static bool ready_before(const broker_ready *a, const broker_ready *b)
 	                                  : a->id < b->id;
 }
 
-int broker_ready_push(broker_queue *q, int32_t priority, uint64_t id)
+int broker_ready_push(
+    broker_queue *q, int32_t priority, uint64_t id, uint32_t flags)
 {
 	if (grow((void **)&q->heap, &q->capheap, q->nheap + 1,
 	        sizeof *q->heap) != 0)
 		return NQ_ENOMEM;
 	size_t i = q->nheap++;
-	broker_ready e = {priority, id};
+	broker_ready e = {priority, flags, id};
 	while (i > 0) {
 		size_t parent = (i - 1) / 2;
 		if (!ready_before(&e, &q->heap[parent]))
@@ -205,6 +207,50 @@ void broker_timer_pop(broker_index *x)
 	}
 	if (n > 0)
 		x->timers[i] = last;
+}
+
+/* ---- stale plain entries: a sorted array (cancels are rare) ---- */
+
+/* The index of the first entry not below id. */
+static size_t stale_at(const broker_index *x, uint64_t id)
+{
+	size_t lo = 0, hi = x->nstale;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (x->stale[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int broker_stale_add(broker_index *x, uint64_t id)
+{
+	size_t i = stale_at(x, id);
+	if (i < x->nstale && x->stale[i] == id)
+		return NQ_OK;
+	if (grow((void **)&x->stale, &x->capstale, x->nstale + 1,
+	        sizeof *x->stale) != 0)
+		return NQ_ENOMEM;
+	memmove(
+	    &x->stale[i + 1], &x->stale[i], (x->nstale - i) * sizeof *x->stale);
+	x->stale[i] = id;
+	x->nstale++;
+	return NQ_OK;
+}
+
+bool broker_stale_take(broker_index *x, uint64_t id)
+{
+	if (x->nstale == 0)
+		return false;
+	size_t i = stale_at(x, id);
+	if (i == x->nstale || x->stale[i] != id)
+		return false;
+	memmove(&x->stale[i], &x->stale[i + 1],
+	    (x->nstale - i - 1) * sizeof *x->stale);
+	x->nstale--;
+	return true;
 }
 
 /* ---- lease table: dense array + open-addressing slots ---- */

@@ -109,6 +109,24 @@ static const Nq__V1__Job *with_packed_spec(broker *b, const Nq__V1__Job *job,
 	return shallow;
 }
 
+bool broker_job_plain(const Nq__V1__Job *job)
+{
+	return job->attempt == 0 && !job->spec->ordering_key[0] &&
+	       !job->spec->deadline_us;
+}
+
+int broker_job_read_raw(broker *b, uint64_t id)
+{
+	uint8_t key[8];
+	nqi_be64_put(key, id);
+	MDB_val k = {8, key}, v;
+	int rc = mdb_get(b->txn, b->db_jobs, &k, &v);
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? NQ_ENOTFOUND : NQ_ESTORE;
+	remember_raw(b, id, v.mv_data, v.mv_size);
+	return b->raw_id == id ? NQ_OK : NQ_ENOMEM;
+}
+
 int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job)
 {
 	uint8_t key[8];
@@ -148,16 +166,11 @@ int broker_job_patch(broker *b, uint64_t id, const Nq__V1__Job *patch,
 {
 	uint8_t key[8];
 	nqi_be64_put(key, id);
-	MDB_val k = {8, key}, v;
-	if (b->raw_id != id) {
-		int rc = mdb_get(b->txn, b->db_jobs, &k, &v);
-		if (rc != 0)
-			return rc == MDB_NOTFOUND ? NQ_ENOTFOUND : NQ_ESTORE;
-		/* The put below may reuse the old value's space. */
-		remember_raw(b, id, v.mv_data, v.mv_size);
-		if (b->raw_id != id)
-			return NQ_ENOMEM;
-	}
+	MDB_val k = {8, key};
+	/* A copy: the put below may reuse the old value's space. */
+	int rv = b->raw_id == id ? NQ_OK : broker_job_read_raw(b, id);
+	if (rv != 0)
+		return rv;
 	const uint8_t *copy = b->raw;
 	size_t old = b->raw_len;
 	forget_raw(b, id);
@@ -313,8 +326,9 @@ int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us)
 	broker_count_move(b, job->spec->queue, from, to);
 	if (to == NQ_STATE_READY) {
 		b->woken = true;
-		return broker_ready_push(
-		    &b->index.queues[qi], job->spec->priority, id);
+		return broker_ready_push(&b->index.queues[qi],
+		    job->spec->priority, id,
+		    broker_job_plain(job) ? BROKER_READY_PLAIN : 0);
 	}
 	broker_timer t = {run_at_us, id, (uint32_t)qi, job->spec->priority};
 	return broker_timer_push(&b->index, &t);

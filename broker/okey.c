@@ -76,7 +76,7 @@ int broker_okey_block(broker_index *x, uint64_t hash, uint32_t queue,
 	if (!k)
 		return NQ_ENOMEM;
 	k->queue = queue;
-	return broker_ready_push(&k->blocked, priority, id);
+	return broker_ready_push(&k->blocked, priority, id, 0);
 }
 
 int broker_okey_take(broker_index *x, uint64_t hash)
@@ -97,8 +97,8 @@ int broker_okey_next(broker_index *x, uint64_t hash)
 		return NQ_OK;
 	if (broker_ready_peek(&k->blocked, &e)) {
 		broker_ready_pop(&k->blocked);
-		int rv =
-		    broker_ready_push(&x->queues[k->queue], e.priority, e.id);
+		int rv = broker_ready_push(
+		    &x->queues[k->queue], e.priority, e.id, e.flags);
 		if (rv != 0)
 			return rv;
 	}

@@ -20,6 +20,7 @@ static void index_clear(broker_index *x)
 	}
 	x->ntimers = 0;
 	x->nleases = 0;
+	x->nstale = 0; /* the heaps are rebuilt from the records */
 	broker_okeys_clear(x);
 	memset(x->lease_slots, 0, x->nslots * sizeof *x->lease_slots);
 }
@@ -107,7 +108,8 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 		state = NQ_STATE_READY;
 	}
 	if (state == NQ_STATE_READY) {
-		rv = broker_ready_push(q, job->spec->priority, id);
+		rv = broker_ready_push(q, job->spec->priority, id,
+		    broker_job_plain(job) ? BROKER_READY_PLAIN : 0);
 	} else if (state == NQ_STATE_SCHEDULED) {
 		broker_timer t = {
 		    job->run_at_us, id, (uint32_t)qi, job->spec->priority};

@@ -38,7 +38,7 @@ static bool pipe_dead(const broker *b, uint32_t pipe_id)
 static broker_queue *best_queue(broker *b, const Nq__V1__FetchRequest *f)
 {
 	broker_queue *best = NULL;
-	broker_ready head = {0, 0}, cand;
+	broker_ready head = {0, 0, 0}, cand;
 	for (size_t i = 0; i < f->n_queues; i++) {
 		int qi = broker_queue_find(&b->index, f->queues[i]);
 		if (qi < 0)
@@ -64,6 +64,9 @@ static int pop_ready(broker *b, broker_queue *q, Nq__V1__Job **job)
 	*job = NULL;
 	while (broker_ready_peek(q, &e)) {
 		broker_ready_pop(q);
+		if ((e.flags & BROKER_READY_PLAIN) &&
+		    broker_stale_take(&b->index, e.id))
+			continue; /* canceled */
 		Nq__V1__Job *j;
 		int rv = broker_job_read(b, e.id, &j);
 		if (rv == NQ_ESTORE || rv == NQ_ENOMEM)
@@ -187,6 +190,55 @@ static int reply_job(broker *b, uint64_t id, ProtobufCMessageUnknownField *f)
 	return NQ_OK;
 }
 
+/*
+ * Leases the plain job at the head of q (BROKER_READY_PLAIN: never started,
+ * no ordering key, no deadline) without decoding its record: its attempt is
+ * 0, so the lease's fields can be appended at once, and the fetch reply
+ * carries the record's bytes. Events need the decoded job, so this path is
+ * taken only when nobody subscribes. *done false: the head is not such a
+ * job (or was a stale entry, which is dropped).
+ */
+static int lease_plain(broker *b, broker_op *op, broker_queue *q,
+    ProtobufCMessageUnknownField *out, bool *done)
+{
+	const Nq__V1__FetchRequest *f = op->req->fetch;
+	broker_ready e;
+	*done = false;
+	if (broker_events_wanted(b) || !f->worker_id[0] ||
+	    !broker_ready_peek(q, &e) || !(e.flags & BROKER_READY_PLAIN))
+		return NQ_OK;
+	broker_ready_pop(q);
+	if (broker_stale_take(&b->index, e.id))
+		return NQ_OK; /* canceled; the caller looks again */
+	int rv = broker_job_read_raw(b, e.id);
+	if (rv != 0)
+		return rv == NQ_ENOTFOUND ? NQ_OK : rv;
+	uint64_t now = nqi_now_us();
+	int qi = (int)(q - b->index.queues);
+	broker_lease l = {
+	    .id = e.id,
+	    .token = broker_rand(b) | 1,
+	    .expires_us = now + clamp_lease(f->lease_ms) * 1000,
+	    .created_us = e.id, /* ids are creation times, made unique */
+	    .pipe_id = op->pipe_id,
+	    .queue = (uint32_t)qi,
+	};
+	Nq__V1__Job patch = NQ__V1__JOB__INIT;
+	patch.state = NQ__V1__JOB_STATE__JOB_STATE_LEASED;
+	patch.attempt = 1;
+	patch.lease_token = l.token;
+	patch.lease_expires_us = l.expires_us;
+	patch.started_us = now;
+	patch.worker_id = f->worker_id;
+	if ((rv = broker_job_patch(b, e.id, &patch, NULL, 0)) != 0 ||
+	    (rv = broker_lease_put(&b->index, &l)) != 0 ||
+	    (rv = reply_job(b, e.id, out)) != 0)
+		return rv;
+	broker_count_move_at(b, qi, NQ_STATE_READY, NQ_STATE_LEASED);
+	*done = true;
+	return NQ_OK;
+}
+
 /* Leases up to max_jobs jobs into the op's reply; returns how many in *n. */
 static int lease_jobs(broker *b, broker_op *op, size_t *n)
 {
@@ -209,7 +261,16 @@ static int lease_jobs(broker *b, broker_op *op, size_t *n)
 	while (
 	    r->base.n_unknown_fields < max && (q = best_queue(b, f)) != NULL) {
 		Nq__V1__Job *job;
-		int rv = pop_ready(b, q, &job);
+		bool done;
+		int rv = lease_plain(
+		    b, op, q, &jobs[r->base.n_unknown_fields], &done);
+		if (rv != 0)
+			return rv;
+		if (done) {
+			r->base.n_unknown_fields++;
+			continue;
+		}
+		rv = pop_ready(b, q, &job);
 		if (rv != 0)
 			return rv;
 		if (!job)

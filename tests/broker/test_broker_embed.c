@@ -155,6 +155,54 @@ static void test_embed_job_runs_to_succeeded(void **st)
 	free(id);
 }
 
+static void cancel(fixture *f, const char *id)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__CancelRequest c = NQ__V1__CANCEL_REQUEST__INIT;
+	c.id = (char *)id;
+	req.body_case = NQ__V1__REQUEST__BODY_CANCEL;
+	req.cancel = &c;
+	Nq__V1__Reply *r = call(f, &req, false);
+	assert_null(r->status);
+	nq__v1__reply__free_unpacked(r, NULL);
+}
+
+/* A job canceled while ready is never leased, also on the path that leases
+ * jobs without decoding their records; the others are, once each, and
+ * their records hold the lease. */
+static void test_embed_canceled_ready_job_is_not_fetched(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__Reply *r, *g, *again;
+	char *ids[3];
+	for (int i = 0; i < 3; i++)
+		ids[i] = enqueue(f, "q", 0);
+	cancel(f, ids[1]);
+	r = fetch(f, "q");
+	assert_int_equal(r->fetch->n_jobs, 2);
+	assert_string_equal(r->fetch->jobs[0]->id, ids[0]);
+	assert_string_equal(r->fetch->jobs[1]->id, ids[2]);
+	for (int i = 0; i < 2; i++) {
+		Nq__V1__Job *job = get(f, r->fetch->jobs[i]->id, &g);
+		assert_int_equal(
+		    job->state, NQ__V1__JOB_STATE__JOB_STATE_LEASED);
+		assert_int_equal(job->attempt, 1);
+		assert_string_equal(job->worker_id, "w1");
+		assert_int_equal(
+		    job->lease_token, r->fetch->jobs[i]->lease_token);
+		nq__v1__reply__free_unpacked(g, NULL);
+	}
+	Nq__V1__Job *gone = get(f, ids[1], &g);
+	assert_int_equal(gone->state, NQ__V1__JOB_STATE__JOB_STATE_CANCELED);
+	nq__v1__reply__free_unpacked(g, NULL);
+	again = fetch(f, "q");
+	assert_int_equal(again->fetch->n_jobs, 0);
+	nq__v1__reply__free_unpacked(again, NULL);
+	nq__v1__reply__free_unpacked(r, NULL);
+	for (int i = 0; i < 3; i++)
+		free(ids[i]);
+}
+
 static void test_embed_failure_without_attempts_left_is_dead(void **st)
 {
 	fixture *f = *st;
@@ -211,6 +259,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_job_runs_to_succeeded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_canceled_ready_job_is_not_fetched, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_failure_without_attempts_left_is_dead, setup,
 	        teardown),

@@ -20,11 +20,15 @@ static void test_index_ready_priority_then_fifo(void **state)
 	/* ids are enqueue order; priorities mixed */
 	int32_t prio[] = {0, 5, 0, 5, -1, 0};
 	for (uint64_t id = 1; id <= 6; id++)
-		assert_int_equal(broker_ready_push(q, prio[id - 1], id), 0);
+		assert_int_equal(broker_ready_push(q, prio[id - 1], id,
+		                     id % 2 ? BROKER_READY_PLAIN : 0),
+		    0);
 	uint64_t want[] = {2, 4, 1, 3, 6, 5};
 	for (int i = 0; i < 6; i++) {
 		assert_true(broker_ready_peek(q, &e));
 		assert_int_equal(e.id, want[i]);
+		/* the entry's flags travel with it through the heap */
+		assert_int_equal(e.flags, want[i] % 2 ? BROKER_READY_PLAIN : 0);
 		broker_ready_pop(q);
 	}
 	assert_false(broker_ready_peek(q, &e));
@@ -51,7 +55,7 @@ static void test_index_ready_fifo_holds_for_many_jobs(void **state)
 		ids[j] = t;
 	}
 	for (int i = 0; i < 5000; i++)
-		broker_ready_push(q, 0, ids[i]);
+		broker_ready_push(q, 0, ids[i], 0);
 	for (uint64_t want = 1; want <= 5000; want++) {
 		assert_true(broker_ready_peek(q, &e));
 		assert_int_equal(e.id, want);
@@ -131,11 +135,34 @@ static void test_index_ordering_key_one_in_flight(void **state)
 	broker_index_fini(&x);
 }
 
+/* Canceled plain jobs are noted once each and forgotten when taken. */
+static void test_index_stale_entries_are_taken_once(void **state)
+{
+	broker_index x;
+	(void)state;
+	assert_int_equal(broker_index_init(&x), 0);
+	assert_false(broker_stale_take(&x, 7));
+	uint64_t ids[] = {50, 7, 1000, 7, 3, 999999};
+	for (size_t i = 0; i < 6; i++)
+		assert_int_equal(broker_stale_add(&x, ids[i]), 0);
+	assert_int_equal(x.nstale, 5); /* 7 twice is one entry */
+	assert_false(broker_stale_take(&x, 8));
+	assert_true(broker_stale_take(&x, 1000));
+	assert_false(broker_stale_take(&x, 1000));
+	assert_true(broker_stale_take(&x, 3));
+	assert_true(broker_stale_take(&x, 7));
+	assert_true(broker_stale_take(&x, 50));
+	assert_true(broker_stale_take(&x, 999999));
+	assert_int_equal(x.nstale, 0);
+	broker_index_fini(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_index_ready_priority_then_fifo),
 	    cmocka_unit_test(test_index_ready_fifo_holds_for_many_jobs),
+	    cmocka_unit_test(test_index_stale_entries_are_taken_once),
 	    cmocka_unit_test(test_index_timers_pop_by_time),
 	    cmocka_unit_test(test_index_leases_survive_churn),
 	    cmocka_unit_test(test_index_ordering_key_one_in_flight),
