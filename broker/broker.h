@@ -252,6 +252,7 @@ struct broker {
 	uint64_t raw_id;
 	uint8_t *raw;
 	size_t raw_len;
+	MDB_cursor *jobs_cur; /* the group's cursor on db_jobs, or NULL */
 	/* enqueue_one: the spec being stored and its packed bytes */
 	const Nq__V1__JobSpec *packed_spec;
 	ProtobufCBinaryData packed_spec_bytes;

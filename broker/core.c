@@ -300,7 +300,8 @@ void broker_run_group(broker *b, broker_op *ops)
 	}
 	send_replies(b);
 	nqi_arena_reset(&b->arena);
-	b->raw_id = 0; /* its copy was in the arena */
+	b->raw_id = 0;      /* its copy was in the arena */
+	b->jobs_cur = NULL; /* LMDB closed it with the transaction */
 }
 
 /* How long the core may sleep: until the next due timer or sweep tick. */
@@ -353,7 +354,8 @@ static void release_parked(broker *b)
 	}
 	send_replies(b);
 	nqi_arena_reset(&b->arena);
-	b->raw_id = 0; /* its copy was in the arena */
+	b->raw_id = 0;      /* its copy was in the arena */
+	b->jobs_cur = NULL; /* LMDB closed it with the transaction */
 }
 
 static void *core_main(void *arg)

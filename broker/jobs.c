@@ -49,16 +49,45 @@ static void forget_raw(broker *b, uint64_t id)
 
 /* NQ_ENOTFOUND, NQ_EINTERNAL for a record that does not decode (logged;
  * the group goes on), or NQ_ESTORE when the store itself failed. */
-int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out)
+/* The group's cursor on the jobs table, NULL when it cannot be opened.
+ * LMDB closes it with the transaction; the core clears b->jobs_cur then. */
+static MDB_cursor *jobs_cursor(broker *b)
+{
+	if (!b->jobs_cur && mdb_cursor_open(b->txn, b->db_jobs, &b->jobs_cur))
+		b->jobs_cur = NULL;
+	return b->jobs_cur;
+}
+
+/* Looks id up through the group's cursor, which then rests on it: a patch
+ * that follows rewrites the record in place without a second search. */
+static int jobs_get(broker *b, uint64_t id, MDB_val *v)
 {
 	uint8_t key[8];
 	nqi_be64_put(key, id);
-	MDB_val k = {8, key}, v;
-	int rc = mdb_get(b->txn, b->db_jobs, &k, &v);
+	MDB_val k = {8, key};
+	MDB_cursor *c = jobs_cursor(b);
+	int rc = c ? mdb_cursor_get(c, &k, v, MDB_SET_KEY)
+	           : mdb_get(b->txn, b->db_jobs, &k, v);
 	if (rc == MDB_NOTFOUND)
 		return NQ_ENOTFOUND;
-	if (rc != 0)
-		return NQ_ESTORE;
+	return rc == 0 ? NQ_OK : NQ_ESTORE;
+}
+
+/* Whether the group's cursor rests on the record of id. */
+static bool cursor_on(broker *b, uint64_t id)
+{
+	MDB_val k, v;
+	return b->jobs_cur &&
+	       mdb_cursor_get(b->jobs_cur, &k, &v, MDB_GET_CURRENT) == 0 &&
+	       k.mv_size == 8 && nqi_be64_get(k.mv_data) == id;
+}
+
+int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out)
+{
+	MDB_val v;
+	int rv = jobs_get(b, id, &v);
+	if (rv != 0)
+		return rv;
 	Nq__V1__Job *job =
 	    nq__v1__job__unpack(&b->arena.pb, v.mv_size, v.mv_data);
 	remember_raw(b, id, v.mv_data, v.mv_size);
@@ -117,12 +146,10 @@ bool broker_job_plain(const Nq__V1__Job *job)
 
 int broker_job_read_raw(broker *b, uint64_t id)
 {
-	uint8_t key[8];
-	nqi_be64_put(key, id);
-	MDB_val k = {8, key}, v;
-	int rc = mdb_get(b->txn, b->db_jobs, &k, &v);
-	if (rc != 0)
-		return rc == MDB_NOTFOUND ? NQ_ENOTFOUND : NQ_ESTORE;
+	MDB_val v;
+	int rv = jobs_get(b, id, &v);
+	if (rv != 0)
+		return rv;
 	remember_raw(b, id, v.mv_data, v.mv_size);
 	return b->raw_id == id ? NQ_OK : NQ_ENOMEM;
 }
@@ -168,7 +195,9 @@ int broker_job_patch(broker *b, uint64_t id, const Nq__V1__Job *patch,
 	nqi_be64_put(key, id);
 	MDB_val k = {8, key};
 	/* A copy: the put below may reuse the old value's space. */
-	int rv = b->raw_id == id ? NQ_OK : broker_job_read_raw(b, id);
+	int rv = b->raw_id == id && cursor_on(b, id)
+	             ? NQ_OK
+	             : broker_job_read_raw(b, id);
 	if (rv != 0)
 		return rv;
 	const uint8_t *copy = b->raw;
@@ -176,7 +205,11 @@ int broker_job_patch(broker *b, uint64_t id, const Nq__V1__Job *patch,
 	forget_raw(b, id);
 	size_t plen = nq__v1__job__get_packed_size(patch);
 	MDB_val nv = {old + plen + 2 * nzeroes, NULL};
-	if (mdb_put(b->txn, b->db_jobs, &k, &nv, MDB_RESERVE) != 0)
+	int rc = cursor_on(b, id)
+	             ? mdb_cursor_put(
+	                   b->jobs_cur, &k, &nv, MDB_CURRENT | MDB_RESERVE)
+	             : mdb_put(b->txn, b->db_jobs, &k, &nv, MDB_RESERVE);
+	if (rc != 0)
 		return NQ_ESTORE;
 	uint8_t *p = nv.mv_data;
 	memcpy(p, copy, old);
