@@ -393,7 +393,7 @@ void broker_count_move_at(broker *b, int qi, int from, int to);
 bool broker_events_wanted(broker *b);
 /* Appends patch's fields to the stored record (see jobs.c); zeroes are
  * numbers of uint64 fields (below 16) to write as explicit zeros. */
-int broker_job_patch(broker *b, uint64_t id, const Nq__V1__Job *patch,
+int broker_job_patch(broker *b, uint64_t id, const ProtobufCMessage *patch,
     const uint8_t *zeroes, size_t nzeroes);
 int broker_job_delete(broker *b, uint64_t id);
 uint64_t broker_job_id(const Nq__V1__Job *job);

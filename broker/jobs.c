@@ -178,7 +178,8 @@ int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job)
 }
 
 /*
- * Rewrites a record as its stored bytes followed by the encoding of patch.
+ * Rewrites a record as its stored bytes followed by the encoding of patch
+ * (a JobLeasePatch or JobSuccessPatch: fields of Job by number and type).
  * A protobuf decoder keeps the last value it meets of a field, so the
  * record then reads as the job with patch's fields changed, at a fraction
  * of the cost of packing the whole job again: the lease and the success of
@@ -188,7 +189,7 @@ int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job)
  * would merge, not replace), and a full write (broker_job_write) compacts
  * the record again.
  */
-int broker_job_patch(broker *b, uint64_t id, const Nq__V1__Job *patch,
+int broker_job_patch(broker *b, uint64_t id, const ProtobufCMessage *patch,
     const uint8_t *zeroes, size_t nzeroes)
 {
 	uint8_t key[8];
@@ -203,7 +204,7 @@ int broker_job_patch(broker *b, uint64_t id, const Nq__V1__Job *patch,
 	const uint8_t *copy = b->raw;
 	size_t old = b->raw_len;
 	forget_raw(b, id);
-	size_t plen = nq__v1__job__get_packed_size(patch);
+	size_t plen = protobuf_c_message_get_packed_size(patch);
 	MDB_val nv = {old + plen + 2 * nzeroes, NULL};
 	int rc = cursor_on(b, id)
 	             ? mdb_cursor_put(
@@ -213,7 +214,7 @@ int broker_job_patch(broker *b, uint64_t id, const Nq__V1__Job *patch,
 		return NQ_ESTORE;
 	uint8_t *p = nv.mv_data;
 	memcpy(p, copy, old);
-	nq__v1__job__pack(patch, p + old);
+	protobuf_c_message_pack(patch, p + old);
 	for (size_t i = 0; i < nzeroes; i++) {
 		p[old + plen + 2 * i] = (uint8_t)(zeroes[i] << 3); /* varint */
 		p[old + plen + 2 * i + 1] = 0;
@@ -308,11 +309,11 @@ int broker_job_patch_success(
     broker *b, uint64_t id, uint64_t finished_us, ProtobufCBinaryData result)
 {
 	static const uint8_t cleared[] = {12, 13}; /* the lease's fields */
-	Nq__V1__Job patch = NQ__V1__JOB__INIT;
+	Nq__V1__JobSuccessPatch patch = NQ__V1__JOB_SUCCESS_PATCH__INIT;
 	patch.state = NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED;
 	patch.finished_us = finished_us;
 	patch.result = result;
-	return broker_job_patch(b, id, &patch, cleared, sizeof cleared);
+	return broker_job_patch(b, id, &patch.base, cleared, sizeof cleared);
 }
 
 int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us)

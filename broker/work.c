@@ -107,7 +107,7 @@ static int pop_ready(broker *b, broker_queue *q, Nq__V1__Job **job)
  * worker id is empty (an empty string cannot replace an old one). */
 static int lease_write(broker *b, uint64_t id, const Nq__V1__Job *job)
 {
-	Nq__V1__Job patch = NQ__V1__JOB__INIT;
+	Nq__V1__JobLeasePatch patch = NQ__V1__JOB_LEASE_PATCH__INIT;
 	if (!job->worker_id[0])
 		return broker_job_write(b, id, job);
 	patch.state = job->state;
@@ -116,7 +116,7 @@ static int lease_write(broker *b, uint64_t id, const Nq__V1__Job *job)
 	patch.lease_expires_us = job->lease_expires_us;
 	patch.started_us = job->started_us;
 	patch.worker_id = job->worker_id;
-	return broker_job_patch(b, id, &patch, NULL, 0);
+	return broker_job_patch(b, id, &patch.base, NULL, 0);
 }
 
 static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
@@ -223,14 +223,14 @@ static int lease_plain(broker *b, broker_op *op, broker_queue *q,
 	    .pipe_id = op->pipe_id,
 	    .queue = (uint32_t)qi,
 	};
-	Nq__V1__Job patch = NQ__V1__JOB__INIT;
+	Nq__V1__JobLeasePatch patch = NQ__V1__JOB_LEASE_PATCH__INIT;
 	patch.state = NQ__V1__JOB_STATE__JOB_STATE_LEASED;
 	patch.attempt = 1;
 	patch.lease_token = l.token;
 	patch.lease_expires_us = l.expires_us;
 	patch.started_us = now;
 	patch.worker_id = f->worker_id;
-	if ((rv = broker_job_patch(b, e.id, &patch, NULL, 0)) != 0 ||
+	if ((rv = broker_job_patch(b, e.id, &patch.base, NULL, 0)) != 0 ||
 	    (rv = broker_lease_put(&b->index, &l)) != 0 ||
 	    (rv = reply_job(b, e.id, out)) != 0)
 		return rv;

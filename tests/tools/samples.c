@@ -318,6 +318,22 @@ static Nq__V1__QueueStats qstats_dlq = NQ__V1__QUEUE_STATS__INIT;
 static Nq__V1__QueueStats *qstats_dlq_list[] = {&qstats_dlq};
 static Nq__V1__StatsReply rp_stats_dlq = NQ__V1__STATS_REPLY__INIT;
 
+static Nq__V1__JobLeasePatch lease_patch = NQ__V1__JOB_LEASE_PATCH__INIT;
+static Nq__V1__JobSuccessPatch success_patch = NQ__V1__JOB_SUCCESS_PATCH__INIT;
+
+static void build_patches(void)
+{
+	lease_patch.state = NQ__V1__JOB_STATE__JOB_STATE_LEASED;
+	lease_patch.attempt = NQT_MAX_ATTEMPTS;
+	lease_patch.started_us = NQT_STARTED_US;
+	lease_patch.lease_token = NQT_LEASE_TOKEN;
+	lease_patch.lease_expires_us = NQT_LEASE_EXPIRES_US;
+	lease_patch.worker_id = NQT_WORKER;
+	success_patch.state = NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED;
+	success_patch.finished_us = NQT_FINISHED_US;
+	success_patch.result = BIN(NQT_RESULT, NQT_RESULT_LEN);
+}
+
 /* Needs build_spec() and build_stats() first: it copies spec and bstats. */
 static void build_new_fields(void)
 {
@@ -618,6 +634,8 @@ static nqt_sample samples[] = {
     {"reply_dlq_replay", &rep_dlq_replay.base},
     {"reply_dlq_purge", &rep_dlq_purge.base},
     {"reply_dlq_stats", &rep_dlq_stats.base},
+    {"job_lease_patch", &lease_patch.base},
+    {"job_success_patch", &success_patch.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)
@@ -634,6 +652,7 @@ const nqt_sample *nqt_samples(size_t *n)
 		build_dlq_requests();
 		build_dlq_replies();
 		build_event_batch();
+		build_patches();
 		built = true;
 	}
 	*n = COUNT(samples);
@@ -655,6 +674,8 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
     &nq__v1__job_spec__descriptor,
     &nq__v1__job__descriptor,
     &nq__v1__queue_config__descriptor,
+    &nq__v1__job_lease_patch__descriptor,
+    &nq__v1__job_success_patch__descriptor,
     &nq__v1__status__descriptor,
     &nq__v1__enqueue_request__descriptor,
     &nq__v1__enqueue_result__descriptor,

@@ -517,6 +517,26 @@ static void fx_queue_config(const ProtobufCMessage *m)
 	assert_int_equal(q->max_depth, NQT_MAX_DEPTH);
 }
 
+static void fx_job_lease_patch(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobLeasePatch *p = (const void *)m;
+	assert_int_equal(p->state, NQ__V1__JOB_STATE__JOB_STATE_LEASED);
+	assert_int_equal(p->attempt, NQT_MAX_ATTEMPTS);
+	assert_int_equal(p->started_us, NQT_STARTED_US);
+	assert_int_equal(p->lease_token, NQT_LEASE_TOKEN);
+	assert_int_equal(p->lease_expires_us, NQT_LEASE_EXPIRES_US);
+	assert_string_equal(p->worker_id, NQT_WORKER);
+}
+
+static void fx_job_success_patch(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobSuccessPatch *p = (const void *)m;
+	assert_int_equal(p->state, NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+	assert_int_equal(p->finished_us, NQT_FINISHED_US);
+	assert_int_equal(p->result.len, NQT_RESULT_LEN);
+	assert_memory_equal(p->result.data, NQT_RESULT, NQT_RESULT_LEN);
+}
+
 /* The dead job whose payload schema no worker served. */
 static void check_job_schema(const Nq__V1__Job *j)
 {
@@ -789,6 +809,8 @@ static const fixture fixtures[] = {
     FX(reply_dlq_replay, reply),
     FX(reply_dlq_purge, reply),
     FX(reply_dlq_stats, reply),
+    FX(job_lease_patch, job_lease_patch),
+    FX(job_success_patch, job_success_patch),
 };
 
 /* ---- tests ---- */
@@ -1037,6 +1059,67 @@ static void test_codec_truncated_fixtures_are_rejected(void **st)
 		truncations_of(&fixtures[i]);
 }
 
+/* Each field of a patch is Job's field of the same name: same number, type
+ * and label, neither repeated nor a message. */
+static void assert_patch_of_job(const ProtobufCMessageDescriptor *patch)
+{
+	for (unsigned i = 0; i < patch->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &patch->fields[i];
+		const ProtobufCFieldDescriptor *j =
+		    protobuf_c_message_descriptor_get_field_by_name(
+		        &nq__v1__job__descriptor, f->name);
+		if (!j || j->id != f->id || j->type != f->type ||
+		    j->label != f->label ||
+		    f->type == PROTOBUF_C_TYPE_MESSAGE ||
+		    f->label == PROTOBUF_C_LABEL_REPEATED)
+			fail_msg("%s.%s is not Job.%s", patch->name, f->name,
+			    f->name);
+	}
+}
+
+/* A record with a patch appended decodes as the job with the patch's
+ * fields changed, and no other. */
+static void test_codec_patches_appended_to_a_job_replace_its_fields(void **st)
+{
+	assert_patch_of_job(&nq__v1__job_lease_patch__descriptor);
+	assert_patch_of_job(&nq__v1__job_success_patch__descriptor);
+	const Nq__V1__Job *job = (const void *)nqt_sample_get("job");
+	const ProtobufCMessage *patches[] = {nqt_sample_get("job_lease_patch"),
+	    nqt_sample_get("job_success_patch")};
+	size_t jlen, plen;
+	uint8_t *jb = pack(&job->base, &jlen);
+	for (size_t i = 0; i < COUNT(patches); i++) {
+		uint8_t *pb = pack(patches[i], &plen);
+		uint8_t *rec = malloc(jlen + plen);
+		assert_non_null(rec);
+		memcpy(rec, jb, jlen);
+		memcpy(rec + jlen, pb, plen);
+		Nq__V1__Job *got = nqi_job_unpack(rec, jlen + plen);
+		assert_non_null(got);
+		if (i == 0) {
+			const Nq__V1__JobLeasePatch *p =
+			    (const void *)patches[i];
+			assert_int_equal(got->state, p->state);
+			assert_int_equal(got->lease_token, p->lease_token);
+			assert_string_equal(got->worker_id, p->worker_id);
+		} else {
+			const Nq__V1__JobSuccessPatch *p =
+			    (const void *)patches[i];
+			assert_int_equal(got->state, p->state);
+			assert_int_equal(got->finished_us, p->finished_us);
+		}
+		/* untouched fields keep their values */
+		assert_string_equal(got->id, job->id);
+		assert_int_equal(got->n_errors, job->n_errors);
+		assert_string_equal(got->spec->queue, job->spec->queue);
+		assert_int_equal(got->timeout_ms, job->timeout_ms);
+		nq__v1__job__free_unpacked(got, NULL);
+		free(rec);
+		free(pb);
+	}
+	free(jb);
+}
+
 /* The arena decoders the services use for requests, replies and
  * completions; NULL for other types. */
 static ProtobufCMessage *unpack_arena_as(const ProtobufCMessageDescriptor *d,
@@ -1280,6 +1363,8 @@ int main(void)
 	        test_codec_coverage_lists_every_message_of_the_protos),
 	    cmocka_unit_test(test_codec_truncated_fixtures_are_rejected),
 	    cmocka_unit_test(test_codec_arena_decoders_agree_with_plain_ones),
+	    cmocka_unit_test(
+	        test_codec_patches_appended_to_a_job_replace_its_fields),
 	    cmocka_unit_test(
 	        test_codec_arena_allocates_aligned_memory_of_any_size),
 	    cmocka_unit_test(test_codec_random_bytes_never_crash),
