@@ -114,28 +114,48 @@ uint8_t *broker_len_prefix(uint8_t *data, size_t len, size_t *total)
 	return p;
 }
 
-/* job with its spec as the bytes the net thread packed, when enqueue
- * handed them over for this spec (see broker_op_prepack): packing the job
- * is then cheap here on the core thread. */
-static const Nq__V1__Job *with_packed_spec(broker *b, const Nq__V1__Job *job,
-    Nq__V1__Job *shallow, ProtobufCMessageUnknownField *f)
+/* Whether every field of job that NewJobRecord leaves out is at its
+ * default, as in a job just enqueued. */
+static bool only_new_fields(const Nq__V1__Job *job)
 {
+	return !job->attempt && !job->started_us && !job->finished_us &&
+	       !job->result.len && !job->n_errors && !job->lease_token &&
+	       !job->lease_expires_us && !job->worker_id[0] &&
+	       !job->dead_reason[0];
+}
+
+/*
+ * The message to store for job: for a new job whose spec enqueue handed
+ * over packed (see broker_op_prepack), a NewJobRecord of its few other
+ * fields with the spec's bytes as an unknown field numbered like Job.spec,
+ * which is cheap to pack here on the core thread; else the job itself.
+ */
+static const ProtobufCMessage *record_of(broker *b, const Nq__V1__Job *job,
+    Nq__V1__NewJobRecord *r, ProtobufCMessageUnknownField *f)
+{
+	static const Nq__V1__NewJobRecord init = NQ__V1__NEW_JOB_RECORD__INIT;
 	static _Atomic uint32_t spec_field;
-	if (!b->packed_spec || b->packed_spec != job->spec)
-		return job;
+	if (!b->packed_spec || b->packed_spec != job->spec ||
+	    !only_new_fields(job))
+		return &job->base;
 	if (!spec_field)
 		spec_field = protobuf_c_message_descriptor_get_field_by_name(
 		    &nq__v1__job__descriptor, "spec")
 		                 ->id;
-	*shallow = *job;
-	shallow->spec = NULL;
+	*r = init;
+	r->id = job->id;
+	r->state = job->state;
+	r->max_attempts = job->max_attempts;
+	r->created_us = job->created_us;
+	r->run_at_us = job->run_at_us;
+	r->timeout_ms = job->timeout_ms;
 	f->tag = spec_field;
 	f->wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
 	f->len = b->packed_spec_bytes.len;
 	f->data = b->packed_spec_bytes.data;
-	shallow->base.n_unknown_fields = 1;
-	shallow->base.unknown_fields = f;
-	return shallow;
+	r->base.n_unknown_fields = 1;
+	r->base.unknown_fields = f;
+	return &r->base;
 }
 
 bool broker_job_plain(const Nq__V1__Job *job)
@@ -157,12 +177,12 @@ int broker_job_read_raw(broker *b, uint64_t id)
 int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job)
 {
 	uint8_t key[8];
-	Nq__V1__Job shallow;
+	Nq__V1__NewJobRecord head;
 	ProtobufCMessageUnknownField spec;
 	nqi_be64_put(key, id);
-	bool fresh = b->packed_spec && b->packed_spec == job->spec;
-	job = with_packed_spec(b, job, &shallow, &spec);
-	size_t len = nq__v1__job__get_packed_size(job);
+	const ProtobufCMessage *rec = record_of(b, job, &head, &spec);
+	bool fresh = rec == &head.base;
+	size_t len = protobuf_c_message_get_packed_size(rec);
 	MDB_val k = {8, key}, v = {len, NULL};
 	forget_raw(b, id);
 	/* MDB_RESERVE lets protobuf-c pack straight into the page; a new
@@ -171,7 +191,7 @@ int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job)
 	               : mdb_put(b->txn, b->db_jobs, &k, &v, MDB_RESERVE);
 	if (rc != 0)
 		return NQ_ESTORE;
-	nq__v1__job__pack(job, v.mv_data);
+	protobuf_c_message_pack(rec, v.mv_data);
 	remember_raw(b, id, v.mv_data, len);
 	b->dirty = true;
 	return NQ_OK;

@@ -321,8 +321,16 @@ static Nq__V1__StatsReply rp_stats_dlq = NQ__V1__STATS_REPLY__INIT;
 static Nq__V1__JobLeasePatch lease_patch = NQ__V1__JOB_LEASE_PATCH__INIT;
 static Nq__V1__JobSuccessPatch success_patch = NQ__V1__JOB_SUCCESS_PATCH__INIT;
 
+static Nq__V1__NewJobRecord new_record = NQ__V1__NEW_JOB_RECORD__INIT;
+
 static void build_patches(void)
 {
+	new_record.id = NQT_ID;
+	new_record.state = NQ__V1__JOB_STATE__JOB_STATE_READY;
+	new_record.max_attempts = NQT_MAX_ATTEMPTS;
+	new_record.created_us = NQT_CREATED_US;
+	new_record.run_at_us = NQT_RUN_AT_US;
+	new_record.timeout_ms = NQT_TIMEOUT_MS;
 	lease_patch.state = NQ__V1__JOB_STATE__JOB_STATE_LEASED;
 	lease_patch.attempt = NQT_MAX_ATTEMPTS;
 	lease_patch.started_us = NQT_STARTED_US;
@@ -636,6 +644,7 @@ static nqt_sample samples[] = {
     {"reply_dlq_stats", &rep_dlq_stats.base},
     {"job_lease_patch", &lease_patch.base},
     {"job_success_patch", &success_patch.base},
+    {"new_job_record", &new_record.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)
@@ -676,6 +685,7 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
     &nq__v1__queue_config__descriptor,
     &nq__v1__job_lease_patch__descriptor,
     &nq__v1__job_success_patch__descriptor,
+    &nq__v1__new_job_record__descriptor,
     &nq__v1__status__descriptor,
     &nq__v1__enqueue_request__descriptor,
     &nq__v1__enqueue_result__descriptor,

@@ -537,6 +537,17 @@ static void fx_job_success_patch(const ProtobufCMessage *m)
 	assert_memory_equal(p->result.data, NQT_RESULT, NQT_RESULT_LEN);
 }
 
+static void fx_new_job_record(const ProtobufCMessage *m)
+{
+	const Nq__V1__NewJobRecord *r = (const void *)m;
+	assert_string_equal(r->id, NQT_ID);
+	assert_int_equal(r->state, NQ__V1__JOB_STATE__JOB_STATE_READY);
+	assert_int_equal(r->max_attempts, NQT_MAX_ATTEMPTS);
+	assert_int_equal(r->created_us, NQT_CREATED_US);
+	assert_int_equal(r->run_at_us, NQT_RUN_AT_US);
+	assert_int_equal(r->timeout_ms, NQT_TIMEOUT_MS);
+}
+
 /* The dead job whose payload schema no worker served. */
 static void check_job_schema(const Nq__V1__Job *j)
 {
@@ -811,6 +822,7 @@ static const fixture fixtures[] = {
     FX(reply_dlq_stats, reply),
     FX(job_lease_patch, job_lease_patch),
     FX(job_success_patch, job_success_patch),
+    FX(new_job_record, new_job_record),
 };
 
 /* ---- tests ---- */
@@ -1083,6 +1095,7 @@ static void test_codec_patches_appended_to_a_job_replace_its_fields(void **st)
 {
 	assert_patch_of_job(&nq__v1__job_lease_patch__descriptor);
 	assert_patch_of_job(&nq__v1__job_success_patch__descriptor);
+	assert_patch_of_job(&nq__v1__new_job_record__descriptor);
 	const Nq__V1__Job *job = (const void *)nqt_sample_get("job");
 	const ProtobufCMessage *patches[] = {nqt_sample_get("job_lease_patch"),
 	    nqt_sample_get("job_success_patch")};
