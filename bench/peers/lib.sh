@@ -91,11 +91,15 @@ nqb_port_open() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# Prints a loopback TCP port that nothing listens on.
+# Prints a loopback TCP port that nothing listens on, below the kernel's
+# range of ports for outgoing connections: a port in that range may be the
+# local end of some connection at the moment a server binds it.
 nqb_free_port() {
-	local p
+	local p lo=32768
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	[ "$lo" -gt 21000 ] 2>/dev/null || lo=32768
 	for _ in $(seq 100); do
-		p=$((20000 + RANDOM % 30000))
+		p=$((20000 + RANDOM % (lo - 20000)))
 		if ! nqb_port_open "$p"; then
 			echo "$p"
 			return 0
@@ -113,6 +117,10 @@ nqb_wait_port() {
 		sleep 0.05
 	done
 	nqb_log "$what does not listen on 127.0.0.1:$port after 10 s"
+	local log
+	for log in "$NQB_TMP"/*.log; do
+		[ -f "$log" ] && tail -n 5 "$log" | sed "s|^|bench: ${log##*/}: |" >&2
+	done
 	return 1
 }
 
