@@ -368,6 +368,7 @@ nq_outcome worker_handle_cb(const nq_job *job, nq_result *res, void *arg)
 	uint8_t *out = NULL;
 	size_t out_len = 0;
 	double start_s = mono_s();
+	atomic_fetch_add(&h->stats->running, 1);
 	worker_obs_reached(h->obs, "fetch");
 	run_command(h, job, &v, &out, &out_len);
 	if (v.outcome == NQ_OUTCOME_SUCCEEDED)
@@ -378,5 +379,7 @@ nq_outcome worker_handle_cb(const nq_job *job, nq_result *res, void *arg)
 	count_verdict(h, &v, secs);
 	log_verdict(h, job, &v, (uint64_t)(secs * 1000));
 	free(out);
+	/* The last use of h: once no callback runs, main frees it. */
+	atomic_fetch_sub(&h->stats->running, 1);
 	return v.outcome;
 }

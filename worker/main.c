@@ -19,6 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+
 #include "nqi/log.h"
 #include "nqi/opts.h"
 #include "nqi/util.h"
@@ -62,6 +65,7 @@ typedef struct worker_main {
 	pthread_t sig_thr;
 	bool sig_started;
 	atomic_bool exiting;
+	bool handlers_busy; /* a callback outlived the wait: keep its state */
 } worker_main;
 
 #define NOPTS 16
@@ -407,6 +411,23 @@ static int start_obs(worker_main *m)
 	return rv;
 }
 
+/*
+ * Waits for handler callbacks that outlived the drain (nq_worker_close
+ * leaves them running): their commands were killed, so they return soon,
+ * and until they do they use the handlers that cleanup frees. Should one
+ * not return in time, the handlers are kept to the end of the process.
+ */
+static void wait_handlers(worker_main *m)
+{
+	uint64_t until = nqi_mono_ms() + WORKER_HANDLERS_WAIT_MS;
+	while (atomic_load(&m->stats.running) > 0 && nqi_mono_ms() < until)
+		nng_msleep(10);
+	m->handlers_busy = atomic_load(&m->stats.running) > 0;
+	if (m->handlers_busy)
+		nqi_warn("NQ-WORKER-HANDLERS-STUCK", "running=%d",
+		    atomic_load(&m->stats.running));
+}
+
 /* Runs until a signal has drained the worker; returns the exit status. */
 static int serve(worker_main *m)
 {
@@ -425,6 +446,7 @@ static int serve(worker_main *m)
 	if (obs)
 		worker_obs_stop(&m->obs);
 	nq_worker_close(m->w);
+	wait_handlers(m);
 	if (m->sig_started) {
 		atomic_store(&m->exiting, true);
 		pthread_kill(m->sig_thr, SIGUSR1);
@@ -486,6 +508,8 @@ int main(int argc, char **argv)
 	}
 	pthread_mutex_init(&m.stats.mtx, NULL);
 	rc = serve(&m);
+	if (m.handlers_busy)
+		return rc; /* a handler still runs: its state stays */
 	pthread_mutex_destroy(&m.stats.mtx);
 	worker_children_destroy(&m.children);
 	cleanup(&m);

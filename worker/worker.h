@@ -22,6 +22,8 @@
 #define WORKER_OUTPUT_MAX (1u << 20) /* stdout kept as the result */
 #define WORKER_ERR_TAIL 2048         /* last bytes of stderr kept */
 #define WORKER_KILL_GRACE_MS 2000    /* SIGTERM, then SIGKILL this later */
+/* How long main waits for handler callbacks after the drain. */
+#define WORKER_HANDLERS_WAIT_MS 10000
 #define WORKER_TIMEOUT_DEFAULT_MS 300000
 
 /* ---- children: the process groups of the commands now running ---- */
@@ -79,6 +81,9 @@ int worker_proc_run(const worker_proc_spec *spec, worker_proc_result *res);
 typedef struct worker_stats {
 	pthread_mutex_t mtx;
 	uint64_t done, failed, released;
+	/* handler callbacks in progress: one that outlived the drain still
+	 * uses its handler until it returns */
+	atomic_int running;
 } worker_stats;
 
 /* How an attempt ended, as nq_worker_jobs_total counts it. */
