@@ -50,6 +50,7 @@ stage_sanitize() {
 	rm -rf "$reports"
 	mkdir -p "$reports"
 	ASAN_OPTIONS="detect_leaks=1:log_path=$reports/asan" \
+		LSAN_OPTIONS="suppressions=$PWD/tests/sanitize/lsan.supp:print_suppressions=0" \
 		UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan" \
 		ctest --test-dir "$ASAN_BUILD_DIR" --output-on-failure -j2 \
 		--timeout "$TEST_TIMEOUT" || rc=$?
