@@ -457,3 +457,32 @@ int obs_pub_events(
 	free(buf);
 	return rv;
 }
+
+int obs_flaky_worker_start(itest_env *e, const char *queues)
+{
+	char script[PATH_MAX], handler[PATH_MAX + 16], http[64];
+	itest_proc *w;
+	int rv = itest_write_script(e, "flaky",
+	    "if [ \"$NQ_ATTEMPT\" = 1 ]; then\n"
+	    "  echo 'first attempt fails' >&2; exit 1\n"
+	    "fi\necho done\n",
+	    script, sizeof script);
+	if (rv == 0)
+		rv = obs_free_addr(http, sizeof http);
+	if (rv != 0)
+		return rv;
+	snprintf(handler, sizeof handler, "*=%s", script);
+	const char *flags[] = {"--queues", queues, "--handler", handler, NULL};
+	return obs_worker_start(e, http, flags, &w);
+}
+
+const char *obs_json_str(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : "";
+}
+
+long long obs_json_num(const json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}

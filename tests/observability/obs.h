@@ -46,6 +46,14 @@ int obs_broker_start_env(
 /* Starts nq-worker with --http addr and the extra flags. */
 int obs_worker_start(itest_env *e, const char *http_addr,
     const char *const *flags, itest_proc **out);
+/* Starts nq-worker on the queues (comma-separated) with a handler for
+ * every type that fails its first attempt (stderr "first attempt fails")
+ * and succeeds after. */
+int obs_flaky_worker_start(itest_env *e, const char *queues);
+
+/* A string member of a JSON object ("" when absent), a number member (0). */
+const char *obs_json_str(const json_t *o, const char *key);
+long long obs_json_num(const json_t *o, const char *key);
 
 /* Starts `nqctl --events URL events FLAGS...` (url NULL: the env's). Its
  * stdout and stderr go to p->log: JSON lines start with '{', messages with

@@ -22,35 +22,6 @@
 static const char *const broker_flags[] = {"--backoff-base", "100ms",
     "--backoff-cap", "200ms", "--lease-check", "100ms", NULL};
 
-/* A worker on the queues whose handler for type fails its first attempt
- * (stderr "first attempt fails") and succeeds after. */
-static void start_flaky_worker(itest_env *e, const char *queues)
-{
-	char script[PATH_MAX], handler[PATH_MAX + 16], http[64];
-	itest_proc *w;
-	assert_int_equal(itest_write_script(e, "flaky",
-	                     "if [ \"$NQ_ATTEMPT\" = 1 ]; then\n"
-	                     "  echo 'first attempt fails' >&2; exit 1\n"
-	                     "fi\necho done\n",
-	                     script, sizeof script),
-	    0);
-	snprintf(handler, sizeof handler, "*=%s", script);
-	assert_int_equal(obs_free_addr(http, sizeof http), 0);
-	const char *flags[] = {"--queues", queues, "--handler", handler, NULL};
-	assert_int_equal(obs_worker_start(e, http, flags, &w), 0);
-}
-
-static const char *str(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-	return s ? s : "";
-}
-
-static long long num(const json_t *o, const char *key)
-{
-	return json_integer_value(json_object_get(o, key));
-}
-
 static void test_events_filters_by_queue_and_state(void **state)
 {
 	itest_env *e = *state;
@@ -68,7 +39,7 @@ static void test_events_filters_by_queue_and_state(void **state)
 	assert_int_equal(itest_client(e, 0, &c), 0);
 	/* No warm-up event passes their filters: wait for the connections. */
 	assert_int_equal(obs_wait_subscribers(e, 3, 10000), 0);
-	start_flaky_worker(e, "qa,qb");
+	assert_int_equal(obs_flaky_worker_start(e, "qa,qb"), 0);
 
 	assert_int_equal(itest_enqueue(c, "qa", "t", "x", ida), 0);
 	assert_int_equal(itest_enqueue(c, "qb", "t", "x", idb), 0);
@@ -90,7 +61,7 @@ static void test_events_filters_by_queue_and_state(void **state)
 	assert_int_equal(json_array_size(ev), 3);
 	for (size_t i = 0; i < 3; i++)
 		assert_string_equal(
-		    str(json_array_get(ev, i), "kind"), "enqueued");
+		    obs_json_str(json_array_get(ev, i), "kind"), "enqueued");
 	json_decref(ev);
 
 	/* --queue qa --state failed: the first attempts of the two jobs of
@@ -98,12 +69,13 @@ static void test_events_filters_by_queue_and_state(void **state)
 	assert_int_equal(obs_stop(only), 0);
 	ev = obs_events_read(only->log);
 	assert_int_equal(json_array_size(ev), 2);
-	assert_string_equal(str(json_array_get(ev, 0), "id"), ida);
-	assert_string_equal(str(json_array_get(ev, 1), "id"), id);
+	assert_string_equal(obs_json_str(json_array_get(ev, 0), "id"), ida);
+	assert_string_equal(obs_json_str(json_array_get(ev, 1), "id"), id);
 	for (size_t i = 0; i < 2; i++) {
-		assert_string_equal(str(json_array_get(ev, i), "queue"), "qa");
 		assert_string_equal(
-		    str(json_array_get(ev, i), "kind"), "failed");
+		    obs_json_str(json_array_get(ev, i), "queue"), "qa");
+		assert_string_equal(
+		    obs_json_str(json_array_get(ev, i), "kind"), "failed");
 	}
 	json_decref(ev);
 	assert_int_equal(obs_stop(all_sub), 0);
@@ -190,7 +162,7 @@ static void test_events_prints_every_field_and_reports_gaps(void **state)
 	size_t i;
 	json_array_foreach(all, i, v)
 	{
-		if (num(v, "seq") == 1000)
+		if (obs_json_num(v, "seq") == 1000)
 			got = v;
 	}
 	assert_non_null(got);

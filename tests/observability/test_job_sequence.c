@@ -21,35 +21,6 @@
 static const char *const broker_flags[] = {"--backoff-base", "100ms",
     "--backoff-cap", "200ms", "--lease-check", "100ms", NULL};
 
-/* A worker on the queue whose handler fails its first attempt (stderr
- * "first attempt fails") and succeeds after. */
-static void start_flaky_worker(itest_env *e, const char *queue)
-{
-	char script[PATH_MAX], handler[PATH_MAX + 16], http[64];
-	itest_proc *w;
-	assert_int_equal(itest_write_script(e, "flaky",
-	                     "if [ \"$NQ_ATTEMPT\" = 1 ]; then\n"
-	                     "  echo 'first attempt fails' >&2; exit 1\n"
-	                     "fi\necho done\n",
-	                     script, sizeof script),
-	    0);
-	snprintf(handler, sizeof handler, "*=%s", script);
-	assert_int_equal(obs_free_addr(http, sizeof http), 0);
-	const char *flags[] = {"--queues", queue, "--handler", handler, NULL};
-	assert_int_equal(obs_worker_start(e, http, flags, &w), 0);
-}
-
-static const char *str(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-	return s ? s : "";
-}
-
-static long long num(const json_t *o, const char *key)
-{
-	return json_integer_value(json_object_get(o, key));
-}
-
 /* True when s looks like "2026-11-27T22:00:00.123456Z". */
 static bool rfc3339_us(const char *s)
 {
@@ -71,7 +42,7 @@ static void test_events_job_that_fails_once_then_succeeds_in_order(void **state)
 	assert_int_equal(itest_broker_start(e, broker_flags), 0);
 	assert_int_equal(obs_events_start(e, NULL, NULL, &sub), 0);
 	assert_int_equal(obs_events_warmup(e, sub), 0);
-	start_flaky_worker(e, "seq");
+	assert_int_equal(obs_flaky_worker_start(e, "seq"), 0);
 
 	assert_int_equal(itest_client(e, 0, &c), 0);
 	assert_int_equal(itest_enqueue(c, "seq", "flaky", "x", id), 0);
@@ -86,23 +57,23 @@ static void test_events_job_that_fails_once_then_succeeds_in_order(void **state)
 	long long last_seq = 0;
 	for (size_t i = 0; i < 6; i++) {
 		const json_t *ev = json_array_get(mine, i);
-		assert_string_equal(str(ev, "kind"), want[i]);
-		assert_true(num(ev, "seq") > last_seq);
-		last_seq = num(ev, "seq");
-		assert_true(num(ev, "topic_seq") >= 1);
-		assert_int_equal(num(ev, "attempt"), attempts[i]);
-		assert_string_equal(str(ev, "queue"), "seq");
-		assert_string_equal(str(ev, "type"), "flaky");
+		assert_string_equal(obs_json_str(ev, "kind"), want[i]);
+		assert_true(obs_json_num(ev, "seq") > last_seq);
+		last_seq = obs_json_num(ev, "seq");
+		assert_true(obs_json_num(ev, "topic_seq") >= 1);
+		assert_int_equal(obs_json_num(ev, "attempt"), attempts[i]);
+		assert_string_equal(obs_json_str(ev, "queue"), "seq");
+		assert_string_equal(obs_json_str(ev, "type"), "flaky");
 		char topic[64];
 		snprintf(topic, sizeof topic, "job.%s.seq", want[i]);
-		assert_string_equal(str(ev, "topic"), topic);
-		assert_true(rfc3339_us(str(ev, "at")));
+		assert_string_equal(obs_json_str(ev, "topic"), topic);
+		assert_true(rfc3339_us(obs_json_str(ev, "at")));
 		assert_true(json_is_null(json_object_get(ev, "traceparent")));
 	}
 	/* The lease names the worker; the failure carries its reason. */
-	assert_true(*str(json_array_get(mine, 1), "worker_id"));
-	assert_non_null(strstr(
-	    str(json_array_get(mine, 2), "error"), "first attempt fails"));
+	assert_true(*obs_json_str(json_array_get(mine, 1), "worker_id"));
+	assert_non_null(strstr(obs_json_str(json_array_get(mine, 2), "error"),
+	    "first attempt fails"));
 	/* Nothing was missed on a subscriber that keeps up. */
 	assert_false(obs_file_has(sub->log, "missed"));
 	json_decref(mine);
