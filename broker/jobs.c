@@ -84,18 +84,16 @@ static bool cursor_on(broker *b, uint64_t id)
 
 int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out)
 {
-	MDB_val v;
-	int rv = jobs_get(b, id, &v);
+	int rv = broker_job_read_raw(b, id);
 	if (rv != 0)
 		return rv;
 	Nq__V1__Job *job =
-	    nq__v1__job__unpack(&b->arena.pb, v.mv_size, v.mv_data);
-	remember_raw(b, id, v.mv_data, v.mv_size);
+	    nq__v1__job__unpack(&b->arena.pb, b->raw_len, b->raw);
 	if (!job || !job->spec) {
 		char ids[NQ_ID_MAX];
 		nqi_id_format(id, ids);
 		nqi_error(
-		    "NQ-RECORD-CORRUPT", "id=%s bytes=%zu", ids, v.mv_size);
+		    "NQ-RECORD-CORRUPT", "id=%s bytes=%zu", ids, b->raw_len);
 		return NQ_EINTERNAL;
 	}
 	*out = job;

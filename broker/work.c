@@ -103,38 +103,45 @@ static int pop_ready(broker *b, broker_queue *q, Nq__V1__Job **job)
 	return NQ_OK;
 }
 
-/* Stores the lease's fields: appended to the record, unless the new
- * worker id is empty (an empty string cannot replace an old one). */
-static int lease_write(broker *b, uint64_t id, const Nq__V1__Job *job)
+/* A new lease of job id in queue qi for the fetch op. */
+static broker_lease new_lease(broker *b, const broker_op *op, uint64_t id,
+    int qi, uint64_t created_us, uint64_t now)
+{
+	broker_lease l = {
+	    .id = id,
+	    .token = broker_rand(b) | 1,
+	    .expires_us = now + clamp_lease(op->req->fetch->lease_ms) * 1000,
+	    .created_us = created_us,
+	    .pipe_id = op->pipe_id,
+	    .queue = (uint32_t)qi,
+	};
+	return l;
+}
+
+/* Appends the fields of lease l, the job's attempt-th, to its record. The
+ * worker id must not be empty: an empty string cannot replace an old one. */
+static int patch_lease(broker *b, const broker_lease *l, uint32_t attempt,
+    uint64_t started_us, char *worker_id)
 {
 	Nq__V1__JobLeasePatch patch = NQ__V1__JOB_LEASE_PATCH__INIT;
-	if (!job->worker_id[0])
-		return broker_job_write(b, id, job);
-	patch.state = job->state;
-	patch.attempt = job->attempt;
-	patch.lease_token = job->lease_token;
-	patch.lease_expires_us = job->lease_expires_us;
-	patch.started_us = job->started_us;
-	patch.worker_id = job->worker_id;
-	return broker_job_patch(b, id, &patch.base, NULL, 0);
+	patch.state = NQ__V1__JOB_STATE__JOB_STATE_LEASED;
+	patch.attempt = attempt;
+	patch.lease_token = l->token;
+	patch.lease_expires_us = l->expires_us;
+	patch.started_us = started_us;
+	patch.worker_id = worker_id;
+	return broker_job_patch(b, l->id, &patch.base, NULL, 0);
 }
 
 static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 {
 	const Nq__V1__FetchRequest *f = op->req->fetch;
 	uint64_t now = nqi_now_us();
-	broker_lease l = {
-	    .id = broker_job_id(job),
-	    .token = broker_rand(b) | 1,
-	    .expires_us = now + clamp_lease(f->lease_ms) * 1000,
-	    .created_us = job->created_us,
-	    .pipe_id = op->pipe_id,
-	    .queue = (uint32_t)qi,
-	    .okey = job->spec->ordering_key[0]
-	                ? broker_okey_hash(
-	                      job->spec->queue, job->spec->ordering_key)
-	                : 0,
-	};
+	broker_lease l =
+	    new_lease(b, op, broker_job_id(job), qi, job->created_us, now);
+	l.okey = job->spec->ordering_key[0] ? broker_okey_hash(job->spec->queue,
+	                                          job->spec->ordering_key)
+	                                    : 0;
 	job->state = NQ__V1__JOB_STATE__JOB_STATE_LEASED;
 	job->attempt++;
 	job->lease_token = l.token;
@@ -143,7 +150,9 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 	job->worker_id = nqi_arena_strdup(&b->arena, f->worker_id);
 	if (!job->worker_id)
 		return NQ_ENOMEM;
-	int rv = lease_write(b, l.id, job);
+	int rv = job->worker_id[0]
+	             ? patch_lease(b, &l, job->attempt, now, job->worker_id)
+	             : broker_job_write(b, l.id, job);
 	if (rv == 0)
 		rv = broker_lease_put(&b->index, &l);
 	if (rv == 0)
@@ -215,22 +224,9 @@ static int lease_plain(broker *b, broker_op *op, broker_queue *q,
 		return rv == NQ_ENOTFOUND ? NQ_OK : rv;
 	uint64_t now = nqi_now_us();
 	int qi = (int)(q - b->index.queues);
-	broker_lease l = {
-	    .id = e.id,
-	    .token = broker_rand(b) | 1,
-	    .expires_us = now + clamp_lease(f->lease_ms) * 1000,
-	    .created_us = e.id, /* ids are creation times, made unique */
-	    .pipe_id = op->pipe_id,
-	    .queue = (uint32_t)qi,
-	};
-	Nq__V1__JobLeasePatch patch = NQ__V1__JOB_LEASE_PATCH__INIT;
-	patch.state = NQ__V1__JOB_STATE__JOB_STATE_LEASED;
-	patch.attempt = 1;
-	patch.lease_token = l.token;
-	patch.lease_expires_us = l.expires_us;
-	patch.started_us = now;
-	patch.worker_id = f->worker_id;
-	if ((rv = broker_job_patch(b, e.id, &patch.base, NULL, 0)) != 0 ||
+	/* ids are creation times, made unique */
+	broker_lease l = new_lease(b, op, e.id, qi, e.id, now);
+	if ((rv = patch_lease(b, &l, 1, now, f->worker_id)) != 0 ||
 	    (rv = broker_lease_put(&b->index, &l)) != 0 ||
 	    (rv = reply_job(b, e.id, out)) != 0)
 		return rv;
