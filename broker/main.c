@@ -197,6 +197,8 @@ static int run(broker *b)
 	nqi_info("NQ-BROKER-STOPPING", "signal=%d", sig);
 	broker_dlq_stop(b);
 	broker_stop(b);
+	/* Every commit is done; what is left only closes sockets. */
+	nqi_shutdown_watchdog_arm(NQI_TEARDOWN_MS, "close sockets", 0);
 	broker_http_stop(b);
 	broker_net_close(b);
 	broker_events_close(b);

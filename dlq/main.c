@@ -198,6 +198,8 @@ static void stop(dlq *d)
 	dlq_net_quiesce(d);
 	dlq_replay_stop(d);
 	dlq_core_stop(d);
+	/* Every commit is done; what is left only closes sockets. */
+	nqi_shutdown_watchdog_arm(NQI_TEARDOWN_MS, "close sockets", 0);
 	dlq_net_close(d);
 	dlq_http_stop(d);
 }

@@ -22,6 +22,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "nqi/daemon.h"
 #include "nqi/log.h"
 #include "nqi/opts.h"
 #include "nqi/util.h"
@@ -445,7 +446,12 @@ static int serve(worker_main *m)
 	}
 	if (obs)
 		worker_obs_stop(&m->obs);
+	/* The drain is over and its completions are sent: closing the
+	 * sockets is all that is left to do with the broker. */
+	nqi_shutdown_watchdog_arm(
+	    NQI_TEARDOWN_MS, "close sockets", rv == NQ_OK ? 0 : 1);
 	nq_worker_close(m->w);
+	nqi_shutdown_watchdog_disarm();
 	wait_handlers(m);
 	if (m->sig_started) {
 		atomic_store(&m->exiting, true);

@@ -1007,33 +1007,38 @@ static void release_running_locked(nq_worker *w)
 }
 
 /*
- * Stops the fetch thread. A fetch still parked at the broker is abandoned
- * by closing its context: should the broker have leased jobs to it in that
- * instant, they return when this worker's connection closes, or when the
- * lease expires.
+ * Stops the fetch thread. A fetch still parked at the broker is not
+ * abandoned but answered: the broker replies within the long-poll (at
+ * once when it shuts down), and jobs leased in that reply go straight
+ * back. Waiting for the reply also keeps a reply from arriving while the
+ * socket closes, which can hang nng 1.5's close (an incoming message cut
+ * by a local close never completes, and the pipe's teardown waits for it
+ * forever).
  */
 static void fetch_finish(nq_worker *w)
 {
-	if (w->fetch_ctx_open)
-		nng_ctx_close(w->fetch_ctx);
-	w->fetch_ctx_open = false;
 	if (w->fetch_started)
 		pthread_join(w->fetch_thr, NULL);
 	w->fetch_started = false;
+	if (w->fetch_ctx_open)
+		nng_ctx_close(w->fetch_ctx);
+	w->fetch_ctx_open = false;
 }
 
+/* Stops the extender once its Extend in flight, if any, has its reply,
+ * for the same reason. */
 static void ext_finish(nq_worker *w)
 {
 	pthread_mutex_lock(&w->mtx);
 	w->ext_exit = true;
 	pthread_cond_broadcast(&w->ext_cv);
 	pthread_mutex_unlock(&w->mtx);
-	if (w->ext_ctx_open)
-		nng_ctx_close(w->ext_ctx);
-	w->ext_ctx_open = false;
 	if (w->ext_started)
 		pthread_join(w->ext_thr, NULL);
 	w->ext_started = false;
+	if (w->ext_ctx_open)
+		nng_ctx_close(w->ext_ctx);
+	w->ext_ctx_open = false;
 }
 
 /* Flushes the queued completions, trying for up to one request timeout

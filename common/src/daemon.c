@@ -2,10 +2,14 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "nqi/log.h"
+#include "nqi/util.h"
 
 static void usage(const nqi_daemon_spec *d, FILE *f, const nqi_opt *o, size_t n)
 {
@@ -70,4 +74,81 @@ int nqi_signals_wait(void)
 	sigaddset(&set, SIGTERM);
 	sigwait(&set, &sig);
 	return sig;
+}
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* on the monotonic clock once started */
+	bool started, armed;
+	uint64_t deadline_ms, armed_ms;
+	const char *step;
+	int status;
+} watchdog = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void *watchdog_main(void *arg)
+{
+	pthread_mutex_lock(&watchdog.mu);
+	for (;;) {
+		uint64_t now = nqi_mono_ms();
+		if (watchdog.armed && now >= watchdog.deadline_ms)
+			break;
+		if (!watchdog.armed) {
+			pthread_cond_wait(&watchdog.cv, &watchdog.mu);
+			continue;
+		}
+		struct timespec ts = {
+		    .tv_sec = (time_t)(watchdog.deadline_ms / 1000),
+		    .tv_nsec = (long)(watchdog.deadline_ms % 1000) * 1000000L,
+		};
+		pthread_cond_timedwait(&watchdog.cv, &watchdog.mu, &ts);
+	}
+	nqi_warn("NQ-SHUTDOWN-STUCK", "step=%s waited_ms=%llu exit=%d",
+	    watchdog.step,
+	    (unsigned long long)(nqi_mono_ms() - watchdog.armed_ms),
+	    watchdog.status);
+	_exit(watchdog.status);
+}
+
+/* Starts the watchdog's thread; false when it cannot (then shutdown
+ * simply runs unguarded). */
+static bool watchdog_start_locked(void)
+{
+	pthread_condattr_t a;
+	pthread_t t;
+	if (watchdog.started)
+		return true;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&watchdog.cv, &a);
+	pthread_condattr_destroy(&a);
+	if (pthread_create(&t, NULL, watchdog_main, NULL) != 0) {
+		pthread_cond_destroy(&watchdog.cv);
+		return false;
+	}
+	pthread_detach(t);
+	watchdog.started = true;
+	return true;
+}
+
+void nqi_shutdown_watchdog_arm(uint64_t ms, const char *step, int status)
+{
+	pthread_mutex_lock(&watchdog.mu);
+	if (watchdog_start_locked()) {
+		watchdog.armed = true;
+		watchdog.armed_ms = nqi_mono_ms();
+		watchdog.deadline_ms = watchdog.armed_ms + ms;
+		watchdog.step = step;
+		watchdog.status = status;
+		pthread_cond_signal(&watchdog.cv);
+	}
+	pthread_mutex_unlock(&watchdog.mu);
+}
+
+void nqi_shutdown_watchdog_disarm(void)
+{
+	pthread_mutex_lock(&watchdog.mu);
+	watchdog.armed = false;
+	if (watchdog.started)
+		pthread_cond_signal(&watchdog.cv);
+	pthread_mutex_unlock(&watchdog.mu);
 }

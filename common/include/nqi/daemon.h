@@ -4,6 +4,7 @@
 #define NQI_DAEMON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "nqi/opts.h"
 
@@ -30,5 +31,16 @@ int nqi_daemon_configure(const nqi_daemon_spec *d, const nqi_opt *o, size_t n,
 void nqi_signals_block(void);
 /* Waits for SIGINT or SIGTERM; returns which. */
 int nqi_signals_wait(void);
+
+/*
+ * Arms the shutdown watchdog: unless disarmed within ms, it logs
+ * NQ-SHUTDOWN-STUCK naming step and ends the process with status. Armed
+ * only once everything that must be durable is, so that what it cuts short
+ * is network teardown: nng 1.5 can hang a socket close forever when a
+ * message arrives in that instant. Arming again moves the deadline.
+ */
+#define NQI_TEARDOWN_MS 10000 /* what network teardown may take */
+void nqi_shutdown_watchdog_arm(uint64_t ms, const char *step, int status);
+void nqi_shutdown_watchdog_disarm(void);
 
 #endif
