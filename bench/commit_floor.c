@@ -94,8 +94,8 @@ static int time_log(const char *path, double *lat, int n)
 	int fd = open(path, O_CREAT | O_WRONLY | O_APPEND, 0600);
 	memset(v, 'x', sizeof v);
 	if (fd < 0) {
-		fprintf(stderr, "nq-commit-floor: %s: %s\n", path,
-		    strerror(errno));
+		fprintf(
+		    stderr, "nq-commit-floor: %s: %s\n", path, strerror(errno));
 		return 1;
 	}
 	for (int i = 0; i < n; i++) {
@@ -142,8 +142,8 @@ int main(int argc, char **argv)
 	if (!dir[0])
 		snprintf(dir, sizeof dir, "%s/nq-commit-floor-XXXXXX", base);
 	if (!mkdtemp(dir)) {
-		fprintf(stderr, "nq-commit-floor: %s: %s\n", dir,
-		    strerror(errno));
+		fprintf(
+		    stderr, "nq-commit-floor: %s: %s\n", dir, strerror(errno));
 		return 1;
 	}
 	double *lat = calloc((size_t)n, sizeof *lat);

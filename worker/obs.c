@@ -25,6 +25,9 @@
 #define PROBE_ID "0000000000000000"
 #define PROBE_TIMEOUT_MS 2000
 #define PROBE_PAUSE_MS 500
+/* How long one probe waits for the broker: short, so that a stop while
+ * the broker is away does not wait out the full request timeout. */
+#define PROBE_REQUEST_MS 1000
 
 static const char *const outcome_names[WORKER_NOUTCOMES] = {
     "succeeded", "failed", "released"};
@@ -93,7 +96,9 @@ static void *probe_main(void *arg)
 {
 	worker_obs *o = arg;
 	nq_client *c = NULL;
-	int rv = nq_client_open(&c, &o->conn);
+	nq_client_opts conn = o->conn;
+	conn.timeout_ms = PROBE_REQUEST_MS;
+	int rv = nq_client_open(&c, &conn);
 	if (rv != NQ_OK)
 		probe_failed(o, NULL, rv);
 	while (rv == NQ_OK && !atomic_load(&o->reached)) {

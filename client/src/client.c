@@ -251,6 +251,18 @@ static int conn_configure(nq_client *c, nng_socket s, nqc_end end)
 	    s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 }
 
+/* Counts the connections of an endpoint, for nqc_connected. */
+static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct nqc_conn *conn = arg;
+	atomic_fetch_add(&conn->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
+}
+
+bool nqc_connected(nq_client *c, nqc_end end)
+{
+	return atomic_load(&c->conn[end].pipes) > 0;
+}
+
 static int conn_dial(nq_client *c, nng_socket s, nqc_end end)
 {
 	const char *url = c->conn[end].url;
@@ -271,6 +283,8 @@ static int conn_open(nq_client *c, nqc_end end, char *err)
 	if (rv != 0)
 		return nqc_fail(err, nqi_err_from_nng(rv), "%s socket: %s",
 		    end_names[end], nng_strerror(rv));
+	nng_pipe_notify(s, NNG_PIPE_EV_ADD_POST, pipe_event, &c->conn[end]);
+	nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, pipe_event, &c->conn[end]);
 	if ((rv = conn_configure(c, s, end)) != 0 ||
 	    (rv = conn_dial(c, s, end)) != 0) {
 		nng_close(s);

@@ -51,7 +51,8 @@ typedef enum nqc_end { NQC_API, NQC_WORK, NQC_RESULTS, NQC_NENDS } nqc_end;
 struct nqc_conn {
 	char *url;
 	nng_socket sock;
-	bool open; /* dialed; sockets open on first use */
+	bool open;        /* dialed; sockets open on first use */
+	atomic_int pipes; /* connections up now */
 };
 
 struct nq_client {
@@ -74,6 +75,8 @@ void nqc_begin(nq_client *c);
 /* The socket of an endpoint, opened and dialed on first use (never
  * blocks on the network). Thread-safe. */
 int nqc_socket(nq_client *c, nqc_end end, nng_socket *out, char *err);
+/* Whether the endpoint has a connection up at this moment. */
+bool nqc_connected(nq_client *c, nqc_end end);
 
 /* Opens a REQ context on the api or work socket, dialing first if needed.
  * Never blocks on the network. */

@@ -43,7 +43,9 @@
 
 #define WORKER_LEASE_MS 30000
 #define WORKER_GRACE_MS 10000
-#define WORKER_POLL_MS 5000
+/* Short enough that a stop, which waits for the parked fetch, is quick;
+ * an idle worker costs the broker one request every 2 s. */
+#define WORKER_POLL_MS 2000
 #define WORKER_LEASE_MIN_MS 100
 #define WORKER_MAX_SLOTS 1024
 #define WORKER_BACKOFF_MIN_MS 100
@@ -140,6 +142,7 @@ struct nq_worker {
 	atomic_bool stopping;
 	bool ran, running;
 	bool fetch_started, send_started, ext_started;
+	bool fetch_exited, ext_exited; /* their threads are about to return */
 	pthread_t fetch_thr, send_thr, ext_thr;
 	bool fetch_ctx_open, ext_ctx_open;
 	nng_ctx fetch_ctx, ext_ctx;
@@ -781,6 +784,8 @@ static void *fetch_main(void *arg)
 		if (pause_ms)
 			fetch_pause_locked(w, pause_ms);
 	}
+	w->fetch_exited = true;
+	pthread_cond_broadcast(&w->state_cv);
 	pthread_mutex_unlock(&w->mtx);
 	return NULL;
 }
@@ -850,6 +855,8 @@ static void *ext_main(void *arg)
 		if (rv == NQ_OK)
 			ext_apply_locked(w, n);
 	}
+	w->ext_exited = true;
+	pthread_cond_broadcast(&w->state_cv);
 	pthread_mutex_unlock(&w->mtx);
 	return NULL;
 }
@@ -1007,38 +1014,54 @@ static void release_running_locked(nq_worker *w)
 }
 
 /*
- * Stops the fetch thread. A fetch still parked at the broker is not
- * abandoned but answered: the broker replies within the long-poll (at
- * once when it shuts down), and jobs leased in that reply go straight
- * back. Waiting for the reply also keeps a reply from arriving while the
- * socket closes, which can hang nng 1.5's close (an incoming message cut
- * by a local close never completes, and the pipe's teardown waits for it
- * forever).
+ * Waits for a thread that may be inside a request on ctx to return, then
+ * closes ctx. A request that reached the broker is not abandoned but
+ * answered: a parked fetch within the long-poll (at once when the broker
+ * shuts down), and jobs leased in that reply go straight back. Waiting
+ * for the reply keeps it from arriving while the socket closes, which can
+ * hang nng 1.5's close (an incoming message cut by a local close never
+ * completes, and the pipe's teardown waits for it forever). While the work
+ * socket has no connection, though, the request is still unsent and no
+ * reply can come, so the context is closed at once to end the wait (a
+ * connection lost after the send fails the request by itself).
  */
-static void fetch_finish(nq_worker *w)
+static void request_thread_finish(nq_worker *w, pthread_t thr, bool *started,
+    const bool *exited, nng_ctx ctx, bool *ctx_open)
 {
-	if (w->fetch_started)
-		pthread_join(w->fetch_thr, NULL);
-	w->fetch_started = false;
-	if (w->fetch_ctx_open)
-		nng_ctx_close(w->fetch_ctx);
-	w->fetch_ctx_open = false;
+	pthread_mutex_lock(&w->mtx);
+	while (*started && !*exited) {
+		if (*ctx_open && !nqc_connected(w->client, NQC_WORK)) {
+			*ctx_open = false;
+			pthread_mutex_unlock(&w->mtx);
+			nng_ctx_close(ctx);
+			pthread_mutex_lock(&w->mtx);
+			continue;
+		}
+		cond_wait_until(&w->state_cv, &w->mtx, nqi_mono_ms() + 20);
+	}
+	pthread_mutex_unlock(&w->mtx);
+	if (*started)
+		pthread_join(thr, NULL);
+	*started = false;
+	if (*ctx_open)
+		nng_ctx_close(ctx);
+	*ctx_open = false;
 }
 
-/* Stops the extender once its Extend in flight, if any, has its reply,
- * for the same reason. */
+static void fetch_finish(nq_worker *w)
+{
+	request_thread_finish(w, w->fetch_thr, &w->fetch_started,
+	    &w->fetch_exited, w->fetch_ctx, &w->fetch_ctx_open);
+}
+
 static void ext_finish(nq_worker *w)
 {
 	pthread_mutex_lock(&w->mtx);
 	w->ext_exit = true;
 	pthread_cond_broadcast(&w->ext_cv);
 	pthread_mutex_unlock(&w->mtx);
-	if (w->ext_started)
-		pthread_join(w->ext_thr, NULL);
-	w->ext_started = false;
-	if (w->ext_ctx_open)
-		nng_ctx_close(w->ext_ctx);
-	w->ext_ctx_open = false;
+	request_thread_finish(w, w->ext_thr, &w->ext_started, &w->ext_exited,
+	    w->ext_ctx, &w->ext_ctx_open);
 }
 
 /* Flushes the queued completions, trying for up to one request timeout

@@ -49,6 +49,7 @@ typedef struct fake {
 	int fetches;      /* fetches that asked for at least one job */
 	int extends;      /* leases named in extend requests */
 	bool lose_leases; /* answer extends with FAILED_PRECONDITION */
+	int park_ms;      /* hold each fetch this long before leasing */
 	done_rec done[MAX_JOBS * 2];
 	size_t ndone;
 	atomic_bool stop;
@@ -67,6 +68,11 @@ static nng_msg *fetch_reply(fake *f, const Nq__V1__FetchRequest *req)
 	Nq__V1__JobSpec specs[MAX_JOBS];
 	size_t n = 0;
 	nng_msg *m = NULL;
+	pthread_mutex_lock(&f->mtx);
+	int park_ms = f->park_ms;
+	pthread_mutex_unlock(&f->mtx);
+	if (park_ms)
+		nng_msleep(park_ms);
 	pthread_mutex_lock(&f->mtx);
 	if (req->max_jobs > f->max_jobs_seen)
 		f->max_jobs_seen = req->max_jobs;
@@ -557,6 +563,54 @@ static void test_libnq_worker_drain_releases_running_jobs(void **st)
 	fake_stop(f);
 }
 
+/* A stop while a fetch is parked waits for its reply, and the job leased
+ * in that reply goes straight back instead of waiting out its lease. */
+static void test_libnq_worker_stop_answers_parked_fetch(void **st)
+{
+	const char *types[] = {"echo"};
+	fake *f = fake_start(types, 1);
+	nq_worker *w = worker_for(f, 1, 0, 0);
+	runner r;
+	pthread_mutex_lock(&f->mtx);
+	f->park_ms = 600;
+	pthread_mutex_unlock(&f->mtx);
+	nq_worker_handle(w, "echo", echo_cb, NULL);
+	start(&r, w);
+	nng_msleep(200); /* the first fetch is parked now */
+	uint64_t took = stop(&r);
+	assert_int_equal(r.rv, NQ_OK);
+	assert_true(took >= 250);
+	assert_true(await_done(f, 1, 2000));
+	assert_int_equal(f->done[0].outcome, NQ_OUTCOME_RELEASED);
+	assert_int_equal(f->done[0].token, token_of(0));
+	nq_worker_close(w);
+	fake_stop(f);
+}
+
+/* With no broker to answer, nothing can be in flight: a stop does not
+ * wait out the request timeout. */
+static void test_libnq_worker_stops_at_once_without_broker(void **st)
+{
+	nq_worker_opts o = {.concurrency = 2, .worker_id = WORKER_ID};
+	nq_worker *w = NULL;
+	runner r;
+	/* a port that was just free: nothing listens there */
+	nng_socket s;
+	char url[64];
+	assert_int_equal(nng_rep0_open(&s), 0);
+	listen_any(s, url, sizeof url);
+	nng_close(s);
+	o.conn.work_url = url;
+	o.conn.results_url = url;
+	o.conn.timeout_ms = 10000;
+	assert_int_equal(nq_worker_open(&w, &o), NQ_OK);
+	nq_worker_handle(w, "echo", echo_cb, NULL);
+	start(&r, w);
+	nng_msleep(300);
+	assert_true(stop(&r) < 2000);
+	nq_worker_close(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -569,6 +623,8 @@ int main(void)
 	    cmocka_unit_test(test_libnq_worker_extends_running_leases),
 	    cmocka_unit_test(test_libnq_worker_drops_completion_of_lost_lease),
 	    cmocka_unit_test(test_libnq_worker_drain_releases_running_jobs),
+	    cmocka_unit_test(test_libnq_worker_stop_answers_parked_fetch),
+	    cmocka_unit_test(test_libnq_worker_stops_at_once_without_broker),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -285,7 +285,7 @@ typedef struct nq_worker_opts {
 	int concurrency;   /* slots; 0: 1 */
 	uint64_t lease_ms; /* 0: 30000 */
 	uint64_t grace_ms; /* drain: wait this long for handlers; 0: 10000 */
-	uint64_t poll_ms;  /* long-poll length; 0: 5000 */
+	uint64_t poll_ms;  /* long-poll length; 0: 2000 */
 	const char *worker_id; /* NULL: host-pid-random */
 } nq_worker_opts;
 
