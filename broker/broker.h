@@ -283,6 +283,8 @@ struct broker {
 	pthread_t dlq_thread;
 	pthread_cond_t dlq_cv;
 	bool dlq_running, dlq_stopping;
+	bool dlq_exited;      /* the handoff thread is about to return */
+	atomic_int dlq_pipes; /* connections to nq-dlq up now */
 
 	/* events: noted by the core, published after each commit */
 	nng_socket events_sock;

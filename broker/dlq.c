@@ -191,22 +191,27 @@ int broker_dlq_recover(broker *b, MDB_txn *txn)
 
 /* ---- the handoff thread ---- */
 
+/* Waits on dlq_cv (with b->mu held) for up to ms. */
+static void dlq_wait_locked(broker *b, uint64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&b->dlq_cv, &b->mu, &ts);
+}
+
 /* Takes up to HANDOFF_BATCH pending ids; waits while there are none. */
 static size_t take_batch(broker *b, uint64_t *ids, uint64_t wait_ms)
 {
 	size_t n = 0;
 	pthread_mutex_lock(&b->mu);
-	if (b->pend_head == b->pend_n && !b->dlq_stopping) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (time_t)(wait_ms / 1000);
-		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&b->dlq_cv, &b->mu, &ts);
-	}
+	if (b->pend_head == b->pend_n && !b->dlq_stopping)
+		dlq_wait_locked(b, wait_ms);
 	for (size_t i = b->pend_head; i < b->pend_n && n < HANDOFF_BATCH; i++)
 		ids[n++] = b->pend[i];
 	pthread_mutex_unlock(&b->mu);
@@ -361,11 +366,24 @@ static void *handoff_main(void *arg)
 			    "url=%s err=%s pending=%zu", b->cfg.dlq_url,
 			    nq_err_name(rv), n);
 		down = true;
-		nng_msleep((nng_duration)backoff_ms);
+		pthread_mutex_lock(&b->mu);
+		if (!b->dlq_stopping)
+			dlq_wait_locked(b, backoff_ms);
+		pthread_mutex_unlock(&b->mu);
 		backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
 	}
 	nqi_arena_fini(&a);
+	pthread_mutex_lock(&b->mu);
+	b->dlq_exited = true;
+	pthread_cond_broadcast(&b->dlq_cv);
+	pthread_mutex_unlock(&b->mu);
 	return NULL;
+}
+
+static void dlq_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	broker *b = arg;
+	atomic_fetch_add(&b->dlq_pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
 }
 
 /* Non-blocking dial: nq-dlq may start later; NNG keeps redialing. */
@@ -374,6 +392,8 @@ static int dial_dlq(broker *b, char *err, size_t errlen)
 	nng_dialer d;
 	nng_tls_config *tls = NULL;
 	nqi_tls_opts o = {b->cfg.tls_cert, b->cfg.tls_key, b->cfg.tls_ca};
+	nng_pipe_notify(b->dlq_sock, NNG_PIPE_EV_ADD_POST, dlq_pipe_event, b);
+	nng_pipe_notify(b->dlq_sock, NNG_PIPE_EV_REM_POST, dlq_pipe_event, b);
 	int rv = nng_dialer_create(&d, b->dlq_sock, b->cfg.dlq_url);
 	if (rv == 0 && nqi_url_is_tls(b->cfg.dlq_url)) {
 		if (nqi_tls_client_config(&o, &tls, err, errlen) != 0)
@@ -416,16 +436,34 @@ int broker_dlq_start(broker *b, char *err, size_t errlen)
 	return NQ_OK;
 }
 
+/*
+ * Ends the handoff. A round trip in flight gets its answer first (within
+ * the handoff timeout): closing the socket as a reply arrives can hang nng
+ * 1.5's close for good. With no connection to nq-dlq up, no reply can
+ * come, so the socket is closed at once, which also ends a send that
+ * waits for a connection.
+ */
 void broker_dlq_stop(broker *b)
 {
+	bool closed = false;
 	if (!b->dlq_running)
 		return;
 	pthread_mutex_lock(&b->mu);
 	b->dlq_stopping = true;
 	pthread_cond_broadcast(&b->dlq_cv);
+	while (!b->dlq_exited) {
+		if (!closed && atomic_load(&b->dlq_pipes) == 0) {
+			closed = true;
+			pthread_mutex_unlock(&b->mu);
+			nng_close(b->dlq_sock);
+			pthread_mutex_lock(&b->mu);
+			continue;
+		}
+		dlq_wait_locked(b, 20);
+	}
 	pthread_mutex_unlock(&b->mu);
-	/* Closing the socket ends a round trip in flight at once. */
-	nng_close(b->dlq_sock);
 	pthread_join(b->dlq_thread, NULL);
+	if (!closed)
+		nng_close(b->dlq_sock);
 	b->dlq_running = false;
 }

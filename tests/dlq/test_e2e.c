@@ -204,8 +204,9 @@ static void test_dlq_sigkill_while_1000_jobs_die(void **state)
 	itest_pass(e);
 }
 
-/* With nq-dlq away, dead jobs wait in the broker (dead_pending) and are
- * handed over once it is back: none lost, none twice. */
+/* With nq-dlq away, dead jobs wait in the broker (dead_pending), through a
+ * broker restart too, and are handed over once it is back: none lost,
+ * none twice. */
 static void test_dlq_down_then_back_loses_nothing(void **state)
 {
 	itest_env *e = *state;
@@ -220,6 +221,15 @@ static void test_dlq_down_then_back_loses_nothing(void **state)
 		itest_sleep_ms(50);
 	assert_int_equal(dlqt_dead_pending(e, "q3"), 20);
 	itest_sleep_ms(1000); /* still waiting, not dropped */
+	assert_int_equal(dlqt_dead_pending(e, "q3"), 20);
+	/* A stop does not wait for nq-dlq, and a restart keeps the jobs that
+	 * wait for it. */
+	int status = -1;
+	uint64_t t0 = itest_now_ms();
+	assert_int_equal(itest_broker_stop(e, SIGTERM, &status), 0);
+	assert_true(itest_now_ms() - t0 < 3000);
+	assert_int_equal(status, 0);
+	assert_int_equal(itest_broker_start(e, fast_broker), 0);
 	assert_int_equal(dlqt_dead_pending(e, "q3"), 20);
 	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
 	assert_int_equal(dlqt_wait_total(e->dlq_url, 20, 30000), 0);
