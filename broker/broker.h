@@ -283,7 +283,8 @@ struct broker {
 	pthread_t dlq_thread;
 	pthread_cond_t dlq_cv;
 	bool dlq_running, dlq_stopping;
-	bool dlq_exited;      /* the handoff thread is about to return */
+	bool dlq_exited; /* the handoff thread is about to return */
+	bool dlq_sock_open;
 	atomic_int dlq_pipes; /* connections to nq-dlq up now */
 
 	/* events: noted by the core, published after each commit */
@@ -461,7 +462,9 @@ void broker_dlq_publish(broker *b);
 int broker_on_dlq_acked(broker *b, broker_op *op);
 int broker_dlq_recover(broker *b, MDB_txn *txn);
 int broker_dlq_start(broker *b, char *err, size_t errlen);
+/* Stops the handoff thread; broker_dlq_close then closes its socket. */
 void broker_dlq_stop(broker *b);
+void broker_dlq_close(broker *b);
 /* A finished job stays readable for result_ttl (deleted at once with 0). */
 int broker_job_keep_result(broker *b, Nq__V1__Job *job);
 

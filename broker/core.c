@@ -325,11 +325,7 @@ static broker_op *take_ops(broker *b, uint64_t wait_ms, bool *stop)
 {
 	pthread_mutex_lock(&b->mu);
 	if (!b->in_head && !b->stopping && wait_ms > 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + wait_ms % 1000 * 1000000u;
-		ts.tv_sec += (time_t)(wait_ms / 1000 + ns / 1000000000u);
-		ts.tv_nsec = (long)(ns % 1000000000u);
+		struct timespec ts = nqi_realtime_in(wait_ms);
 		pthread_cond_timedwait(&b->cv, &b->mu, &ts);
 	}
 	broker_op *ops = b->in_head;

@@ -194,14 +194,7 @@ int broker_dlq_recover(broker *b, MDB_txn *txn)
 /* Waits on dlq_cv (with b->mu held) for up to ms. */
 static void dlq_wait_locked(broker *b, uint64_t ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = nqi_realtime_in(ms);
 	pthread_cond_timedwait(&b->dlq_cv, &b->mu, &ts);
 }
 
@@ -383,7 +376,7 @@ static void *handoff_main(void *arg)
 static void dlq_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	broker *b = arg;
-	atomic_fetch_add(&b->dlq_pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
+	atomic_fetch_add(&b->dlq_pipes, ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1);
 }
 
 /* Non-blocking dial: nq-dlq may start later; NNG keeps redialing. */
@@ -392,7 +385,7 @@ static int dial_dlq(broker *b, char *err, size_t errlen)
 	nng_dialer d;
 	nng_tls_config *tls = NULL;
 	nqi_tls_opts o = {b->cfg.tls_cert, b->cfg.tls_key, b->cfg.tls_ca};
-	nng_pipe_notify(b->dlq_sock, NNG_PIPE_EV_ADD_POST, dlq_pipe_event, b);
+	nng_pipe_notify(b->dlq_sock, NNG_PIPE_EV_ADD_PRE, dlq_pipe_event, b);
 	nng_pipe_notify(b->dlq_sock, NNG_PIPE_EV_REM_POST, dlq_pipe_event, b);
 	int rv = nng_dialer_create(&d, b->dlq_sock, b->cfg.dlq_url);
 	if (rv == 0 && nqi_url_is_tls(b->cfg.dlq_url)) {
@@ -411,6 +404,7 @@ int broker_dlq_start(broker *b, char *err, size_t errlen)
 	if (!broker_dlq_enabled(b))
 		return NQ_OK;
 	int rv = nng_req0_open(&b->dlq_sock);
+	b->dlq_sock_open = rv == 0;
 	if (rv == 0)
 		rv = nng_socket_set_ms(
 		    b->dlq_sock, NNG_OPT_RECVTIMEO, HANDOFF_TIMEOUT_MS);
@@ -437,23 +431,23 @@ int broker_dlq_start(broker *b, char *err, size_t errlen)
 }
 
 /*
- * Ends the handoff. A round trip in flight gets its answer first (within
- * the handoff timeout): closing the socket as a reply arrives can hang nng
- * 1.5's close for good. With no connection to nq-dlq up, no reply can
- * come, so the socket is closed at once, which also ends a send that
- * waits for a connection.
+ * Ends the handoff thread. A round trip in flight gets its answer first
+ * (within the handoff timeout): closing the socket as a reply arrives can
+ * hang nng 1.5's close for good, so the socket stays open for
+ * broker_dlq_close, which runs under the shutdown watchdog. With no
+ * connection to nq-dlq up, no reply can come, so the socket is closed at
+ * once, which also ends a send that waits for a connection.
  */
 void broker_dlq_stop(broker *b)
 {
-	bool closed = false;
 	if (!b->dlq_running)
 		return;
 	pthread_mutex_lock(&b->mu);
 	b->dlq_stopping = true;
 	pthread_cond_broadcast(&b->dlq_cv);
 	while (!b->dlq_exited) {
-		if (!closed && atomic_load(&b->dlq_pipes) == 0) {
-			closed = true;
+		if (b->dlq_sock_open && atomic_load(&b->dlq_pipes) == 0) {
+			b->dlq_sock_open = false;
 			pthread_mutex_unlock(&b->mu);
 			nng_close(b->dlq_sock);
 			pthread_mutex_lock(&b->mu);
@@ -463,7 +457,12 @@ void broker_dlq_stop(broker *b)
 	}
 	pthread_mutex_unlock(&b->mu);
 	pthread_join(b->dlq_thread, NULL);
-	if (!closed)
-		nng_close(b->dlq_sock);
 	b->dlq_running = false;
+}
+
+void broker_dlq_close(broker *b)
+{
+	if (b->dlq_sock_open)
+		nng_close(b->dlq_sock);
+	b->dlq_sock_open = false;
 }

@@ -185,6 +185,7 @@ static int run(broker *b)
 		broker_stop(b);
 		broker_http_stop(b);
 		broker_net_close(b);
+		broker_dlq_close(b);
 		broker_events_close(b);
 		return 1;
 	}
@@ -201,6 +202,7 @@ static int run(broker *b)
 	nqi_shutdown_watchdog_arm(NQI_TEARDOWN_MS, "close sockets", 0);
 	broker_http_stop(b);
 	broker_net_close(b);
+	broker_dlq_close(b);
 	broker_events_close(b);
 	nqi_info("NQ-BROKER-STOP",
 	    "commits=%llu events=%llu events_dropped=%llu",

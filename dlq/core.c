@@ -232,11 +232,7 @@ static dlq_op *take_ops(dlq *d, uint64_t wait_ms, bool *stop)
 {
 	pthread_mutex_lock(&d->mu);
 	if (!d->in_head && !d->stopping && wait_ms > 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + wait_ms % 1000 * 1000000u;
-		ts.tv_sec += (time_t)(wait_ms / 1000 + ns / 1000000000u);
-		ts.tv_nsec = (long)(ns % 1000000000u);
+		struct timespec ts = nqi_realtime_in(wait_ms);
 		pthread_cond_timedwait(&d->cv, &d->mu, &ts);
 	}
 	dlq_op *ops = d->in_head;

@@ -193,13 +193,15 @@ static int start(dlq *d)
 
 /* Stop taking requests, let the replay and the commit in flight finish,
  * then close. */
-static void stop(dlq *d)
+/* Stops everything; status is the exit status should closing the
+ * sockets hang. */
+static void stop(dlq *d, int status)
 {
 	dlq_net_quiesce(d);
 	dlq_replay_stop(d);
 	dlq_core_stop(d);
 	/* Every commit is done; what is left only closes sockets. */
-	nqi_shutdown_watchdog_arm(NQI_TEARDOWN_MS, "close sockets", 0);
+	nqi_shutdown_watchdog_arm(NQI_TEARDOWN_MS, "close sockets", status);
 	dlq_net_close(d);
 	dlq_http_stop(d);
 }
@@ -229,7 +231,7 @@ int main(int argc, char **argv)
 		int sig = nqi_signals_wait();
 		nqi_info("NQ-DLQ-STOPPING", "signal=%d", sig);
 	}
-	stop(&d);
+	stop(&d, rv == 0 ? 0 : 1);
 	if (rv == 0)
 		nqi_info("NQ-DLQ-STOP", "commits=%llu",
 		    (unsigned long long)atomic_load(&d.commits_total));

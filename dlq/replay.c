@@ -235,12 +235,7 @@ static bool pace(replay_run *run)
 	    run->start_ms + (uint64_t)((double)run->sent * 1000.0 / rate);
 	pthread_mutex_lock(&d->mu);
 	while (!d->replay_stopping && nqi_mono_ms() < due) {
-		uint64_t wait_ms = due - nqi_mono_ms();
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + wait_ms % 1000 * 1000000u;
-		ts.tv_sec += (time_t)(wait_ms / 1000 + ns / 1000000000u);
-		ts.tv_nsec = (long)(ns % 1000000000u);
+		struct timespec ts = nqi_realtime_in(due - nqi_mono_ms());
 		pthread_cond_timedwait(&d->replay_cv, &d->mu, &ts);
 	}
 	bool ok = !d->replay_stopping;

@@ -444,12 +444,12 @@ static int serve(worker_main *m)
 		rv = nq_worker_run(m->w);
 		kill_children(m);
 	}
-	if (obs)
-		worker_obs_stop(&m->obs);
 	/* The drain is over and its completions are sent: closing the
 	 * sockets is all that is left to do with the broker. */
 	nqi_shutdown_watchdog_arm(
 	    NQI_TEARDOWN_MS, "close sockets", rv == NQ_OK ? 0 : 1);
+	if (obs)
+		worker_obs_stop(&m->obs);
 	nq_worker_close(m->w);
 	nqi_shutdown_watchdog_disarm();
 	wait_handlers(m);

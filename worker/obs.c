@@ -75,14 +75,7 @@ static void probe_failed(worker_obs *o, nq_client *c, int rv)
 /* Sleeps ms, or less when stopped or reached; true when it should go on. */
 static bool probe_pause(worker_obs *o, uint64_t ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += (time_t)(ms / 1000);
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until = nqi_realtime_in(ms);
 	pthread_mutex_lock(&o->mtx);
 	while (!o->stop && !atomic_load(&o->reached) &&
 	       pthread_cond_timedwait(&o->cv, &o->mtx, &until) == 0)

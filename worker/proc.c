@@ -91,14 +91,7 @@ bool worker_children_closed(worker_children *c)
 
 bool worker_children_wait_empty(worker_children *c, uint64_t timeout_ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += (time_t)(timeout_ms / 1000);
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until = nqi_realtime_in(timeout_ms);
 	pthread_mutex_lock(&c->mtx);
 	while (c->n > 0 &&
 	       pthread_cond_timedwait(&c->cv, &c->mtx, &until) != ETIMEDOUT)

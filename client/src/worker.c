@@ -47,6 +47,8 @@
  * an idle worker costs the broker one request every 2 s. */
 #define WORKER_POLL_MS 2000
 #define WORKER_LEASE_MIN_MS 100
+/* At stop, how much longer than it should take a reply is waited for. */
+#define WORKER_REPLY_SLACK_MS 1000
 #define WORKER_MAX_SLOTS 1024
 #define WORKER_BACKOFF_MIN_MS 100
 #define WORKER_BACKOFF_MAX_MS 2000
@@ -1023,14 +1025,17 @@ static void release_running_locked(nq_worker *w)
  * completes, and the pipe's teardown waits for it forever). While the work
  * socket has no connection, though, the request is still unsent and no
  * reply can come, so the context is closed at once to end the wait (a
- * connection lost after the send fails the request by itself).
+ * connection lost after the send fails the request by itself). A broker
+ * that has not answered within wait_ms is not waited for any longer.
  */
 static void request_thread_finish(nq_worker *w, pthread_t thr, bool *started,
-    const bool *exited, nng_ctx ctx, bool *ctx_open)
+    const bool *exited, nng_ctx ctx, bool *ctx_open, uint64_t wait_ms)
 {
+	uint64_t until = nqi_mono_ms() + wait_ms;
 	pthread_mutex_lock(&w->mtx);
 	while (*started && !*exited) {
-		if (*ctx_open && !nqc_connected(w->client, NQC_WORK)) {
+		if (*ctx_open && (!nqc_connected(w->client, NQC_WORK) ||
+		                     nqi_mono_ms() >= until)) {
 			*ctx_open = false;
 			pthread_mutex_unlock(&w->mtx);
 			nng_ctx_close(ctx);
@@ -1051,17 +1056,15 @@ static void request_thread_finish(nq_worker *w, pthread_t thr, bool *started,
 static void fetch_finish(nq_worker *w)
 {
 	request_thread_finish(w, w->fetch_thr, &w->fetch_started,
-	    &w->fetch_exited, w->fetch_ctx, &w->fetch_ctx_open);
+	    &w->fetch_exited, w->fetch_ctx, &w->fetch_ctx_open,
+	    w->poll_ms + WORKER_REPLY_SLACK_MS);
 }
 
+/* The extender was told to exit (ext_exit) with the release. */
 static void ext_finish(nq_worker *w)
 {
-	pthread_mutex_lock(&w->mtx);
-	w->ext_exit = true;
-	pthread_cond_broadcast(&w->ext_cv);
-	pthread_mutex_unlock(&w->mtx);
 	request_thread_finish(w, w->ext_thr, &w->ext_started, &w->ext_exited,
-	    w->ext_ctx, &w->ext_ctx_open);
+	    w->ext_ctx, &w->ext_ctx_open, WORKER_REPLY_SLACK_MS);
 }
 
 /* Flushes the queued completions, trying for up to one request timeout
@@ -1097,11 +1100,12 @@ NQ_API int nq_worker_run(nq_worker *w)
 	while (!atomic_load(&w->stopping))
 		pthread_cond_wait(&w->state_cv, &w->mtx);
 	drain_wait_locked(w);
+	/* What still runs goes back at once, so no lease needs extending. */
+	release_running_locked(w);
+	w->ext_exit = true;
+	pthread_cond_broadcast(&w->ext_cv);
 	pthread_mutex_unlock(&w->mtx);
 	fetch_finish(w);
-	pthread_mutex_lock(&w->mtx);
-	release_running_locked(w);
-	pthread_mutex_unlock(&w->mtx);
 	ext_finish(w);
 	send_finish(w);
 	pthread_mutex_lock(&w->mtx);

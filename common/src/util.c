@@ -129,6 +129,16 @@ uint64_t nqi_mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+struct timespec nqi_realtime_in(uint64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t ns = (uint64_t)ts.tv_nsec + ms % 1000 * 1000000u;
+	ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
+	return ts;
+}
+
 bool nqi_name_valid(const char *s)
 {
 	size_t n = 0;

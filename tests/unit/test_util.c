@@ -319,6 +319,22 @@ static void test_util_clocks_move_forward(void **st)
 	assert_true(nqi_mono_ms() >= m);
 }
 
+/* Deadlines for condition variables: normalized, and ms from now. */
+static void test_util_realtime_deadlines(void **st)
+{
+	static const uint64_t cases[] = {0, 1, 999, 1000, 1999, 86400000};
+	for (size_t i = 0; i < COUNT(cases); i++) {
+		uint64_t before = nqi_now_us() / 1000;
+		struct timespec ts = nqi_realtime_in(cases[i]);
+		uint64_t after = nqi_now_us() / 1000;
+		uint64_t at =
+		    (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+		assert_true(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+		assert_true(at + 1 >= before + cases[i]);
+		assert_true(at <= after + cases[i] + 1);
+	}
+}
+
 static void test_util_random_fills_buffers(void **st)
 {
 	uint8_t a[64] = {0}, b[64] = {0};
@@ -346,6 +362,7 @@ int main(void)
 	    cmocka_unit_test(test_util_error_codes_round_trip),
 	    cmocka_unit_test(test_util_state_names_round_trip),
 	    cmocka_unit_test(test_util_clocks_move_forward),
+	    cmocka_unit_test(test_util_realtime_deadlines),
 	    cmocka_unit_test(test_util_random_fills_buffers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

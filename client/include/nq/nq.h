@@ -296,8 +296,11 @@ NQ_API int nq_worker_handle(
 /* Runs until nq_worker_stop; returns NQ_OK after a clean drain. */
 NQ_API int nq_worker_run(nq_worker *w);
 /* Starts the drain: no new fetches; running handlers get grace_ms to finish;
- * jobs still running then are released so they run elsewhere at once.
- * Safe to call from any thread, not from a signal handler. */
+ * jobs still running then are released so they run elsewhere at once. A
+ * fetch parked at the broker is answered first (within poll_ms; its jobs
+ * are released too), so nq_worker_run returns up to poll_ms after the
+ * handlers are done. Safe to call from any thread, not from a signal
+ * handler. */
 NQ_API void nq_worker_stop(nq_worker *w);
 NQ_API bool nq_worker_draining(const nq_worker *w);
 NQ_API const char *nq_worker_id(const nq_worker *w);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "nq/nq.h"
 
@@ -15,6 +16,9 @@
 uint64_t nqi_now_us(void);
 /* Monotonic clock in milliseconds; for timeouts only. */
 uint64_t nqi_mono_ms(void);
+/* The wall-clock time ms from now, as pthread_cond_timedwait wants it for
+ * a condition variable on the default clock. */
+struct timespec nqi_realtime_in(uint64_t ms);
 
 /* True when s matches [A-Za-z0-9._-]{1,128} (queue and type names). */
 bool nqi_name_valid(const char *s);
