@@ -6,8 +6,10 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,31 +63,71 @@ void itest_sleep_ms(uint64_t ms)
 		;
 }
 
-/* Binds n loopback sockets to port 0 at once, so the n ports differ. */
+/* Ports handed out so far. A port is handed out once per process: one
+ * given earlier may not be bound yet by the daemon it is for, and the
+ * kernel would happily give it again. */
+static int ports_given[1024];
+static size_t nports_given;
+static pthread_mutex_t ports_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static bool port_given_locked(int port)
+{
+	for (size_t i = 0; i < nports_given; i++)
+		if (ports_given[i] == port)
+			return true;
+	return false;
+}
+
+/* A loopback socket bound to port 0 (-1 on error); *port is its port. */
+static int bind_any_port(int *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof sa;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || bind(fd, (void *)&sa, sizeof sa) != 0 ||
+	    getsockname(fd, (void *)&sa, &sl) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* n loopback ports, all different and never handed out before. The
+ * sockets stay bound until all are found, so the kernel cannot repeat
+ * one within a call. */
 static int free_ports(int *ports, int n)
 {
-	int fds[16], rv = 0, i;
-	if (n > 16)
-		return EINVAL;
-	for (i = 0; i < n; i++) {
-		struct sockaddr_in sa = {.sin_family = AF_INET};
-		socklen_t sl = sizeof sa;
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-		if (fds[i] < 0 || bind(fds[i], (void *)&sa, sizeof sa) != 0 ||
-		    getsockname(fds[i], (void *)&sa, &sl) != 0) {
+	int fds[64], nfd = 0, got = 0, rv = 0;
+	pthread_mutex_lock(&ports_mu);
+	while (got < n && nfd < 64) {
+		int port;
+		if ((fds[nfd] = bind_any_port(&port)) < 0) {
 			rv = errno;
-			fprintf(
-			    stderr, "itest: no free port: %s\n", strerror(rv));
-			if (fds[i] >= 0)
-				close(fds[i]);
 			break;
 		}
-		ports[i] = ntohs(sa.sin_port);
+		nfd++;
+		if (port_given_locked(port))
+			continue;
+		ports[got++] = port;
+		if (nports_given < sizeof ports_given / sizeof *ports_given)
+			ports_given[nports_given++] = port;
 	}
-	while (i-- > 0)
-		close(fds[i]);
+	if (got < n && !rv)
+		rv = EADDRINUSE;
+	if (rv)
+		fprintf(stderr, "itest: no free port: %s\n", strerror(rv));
+	while (nfd-- > 0)
+		close(fds[nfd]);
+	pthread_mutex_unlock(&ports_mu);
 	return rv;
+}
+
+int itest_free_ports(int *ports, int n)
+{
+	return free_ports(ports, n);
 }
 
 int itest_free_port(int *port)
