@@ -15,6 +15,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "broker.h"
+#include "nqi/conns.h"
 #include "nqi/log.h"
 #include "nqi/util.h"
 
@@ -373,21 +374,15 @@ static void *handoff_main(void *arg)
 	return NULL;
 }
 
-static void dlq_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-	broker *b = arg;
-	atomic_fetch_add(&b->dlq_pipes, ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1);
-}
-
 /* Non-blocking dial: nq-dlq may start later; NNG keeps redialing. */
 static int dial_dlq(broker *b, char *err, size_t errlen)
 {
 	nng_dialer d;
 	nng_tls_config *tls = NULL;
 	nqi_tls_opts o = {b->cfg.tls_cert, b->cfg.tls_key, b->cfg.tls_ca};
-	nng_pipe_notify(b->dlq_sock, NNG_PIPE_EV_ADD_PRE, dlq_pipe_event, b);
-	nng_pipe_notify(b->dlq_sock, NNG_PIPE_EV_REM_POST, dlq_pipe_event, b);
-	int rv = nng_dialer_create(&d, b->dlq_sock, b->cfg.dlq_url);
+	int rv = nqi_conns_track(b->dlq_sock, &b->dlq_pipes);
+	if (rv == 0)
+		rv = nng_dialer_create(&d, b->dlq_sock, b->cfg.dlq_url);
 	if (rv == 0 && nqi_url_is_tls(b->cfg.dlq_url)) {
 		if (nqi_tls_client_config(&o, &tls, err, errlen) != 0)
 			return NNG_EINVAL;

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "nqi/conns.h"
 #include "nqi/util.h"
 
 #define CLIENT_TIMEOUT_MS 10000
@@ -251,16 +252,6 @@ static int conn_configure(nq_client *c, nng_socket s, nqc_end end)
 	    s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 }
 
-/* Counts the connections of an endpoint, for nqc_connected. ADD_PRE, not
- * ADD_POST: nng pairs every ADD_PRE with a REM_POST (a pipe the protocol
- * rejects gets no ADD_POST), and it comes before the protocol starts
- * sending on the pipe. */
-static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-	struct nqc_conn *conn = arg;
-	atomic_fetch_add(&conn->pipes, ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1);
-}
-
 bool nqc_connected(nq_client *c, nqc_end end)
 {
 	return atomic_load(&c->conn[end].pipes) > 0;
@@ -286,9 +277,8 @@ static int conn_open(nq_client *c, nqc_end end, char *err)
 	if (rv != 0)
 		return nqc_fail(err, nqi_err_from_nng(rv), "%s socket: %s",
 		    end_names[end], nng_strerror(rv));
-	nng_pipe_notify(s, NNG_PIPE_EV_ADD_PRE, pipe_event, &c->conn[end]);
-	nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, pipe_event, &c->conn[end]);
-	if ((rv = conn_configure(c, s, end)) != 0 ||
+	if ((rv = nqi_conns_track(s, &c->conn[end].pipes)) != 0 ||
+	    (rv = conn_configure(c, s, end)) != 0 ||
 	    (rv = conn_dial(c, s, end)) != 0) {
 		nng_close(s);
 		return nqc_fail(err, nqi_err_from_nng(rv), "%s %s: %s",
