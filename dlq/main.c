@@ -191,10 +191,9 @@ static int start(dlq *d)
 	return NQ_OK;
 }
 
-/* Stop taking requests, let the replay and the commit in flight finish,
- * then close. */
-/* Stops everything; status is the exit status should closing the
- * sockets hang. */
+/* Stops taking requests, lets the replay and the commit in flight finish,
+ * then closes; status is the exit status should closing the sockets
+ * hang. */
 static void stop(dlq *d, int status)
 {
 	dlq_net_quiesce(d);

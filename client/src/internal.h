@@ -36,9 +36,6 @@ struct nq_job {
 	nqc_jobs_mem *mem; /* pb and this wrapper live in mem; NULL: own */
 };
 
-/* Allocates a wrapper holding no job yet (NULL when out of memory);
- * nq_job_free frees it either way. */
-nq_job *nqc_job_alloc(void);
 /* Wraps an unpacked job. Takes ownership of pb in every case: on failure
  * (NQ_ENOMEM) pb has been freed. */
 int nqc_job_wrap(Nq__V1__Job *pb, nq_job **out);

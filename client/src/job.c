@@ -7,14 +7,16 @@
 
 #include "internal.h"
 
-nq_job *nqc_job_alloc(void)
+/* A wrapper holding no job yet (NULL when out of memory); nq_job_free
+ * frees it either way. */
+static nq_job *job_alloc(void)
 {
 	return calloc(1, sizeof(nq_job));
 }
 
 int nqc_job_wrap(Nq__V1__Job *pb, nq_job **out)
 {
-	nq_job *job = nqc_job_alloc();
+	nq_job *job = job_alloc();
 	if (!job) {
 		nq__v1__job__free_unpacked(pb, NULL);
 		return NQ_ENOMEM;

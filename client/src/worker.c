@@ -97,7 +97,6 @@ struct worker_slot {
 struct worker_runner {
 	nq_worker *w;
 	pthread_t thread;
-	bool started;
 	bool in_handler; /* in user code: detached, not joined, at close */
 };
 
@@ -155,26 +154,6 @@ struct nq_worker {
 };
 
 /* ---- small helpers ---- */
-
-static void cond_init(pthread_cond_t *cv)
-{
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(cv, &a);
-	pthread_condattr_destroy(&a);
-}
-
-/* Waits on cv until signalled or the monotonic deadline passes. */
-static void cond_wait_until(
-    pthread_cond_t *cv, pthread_mutex_t *m, uint64_t deadline_ms)
-{
-	struct timespec ts = {
-	    .tv_sec = (time_t)(deadline_ms / 1000),
-	    .tv_nsec = (long)(deadline_ms % 1000) * 1000000L,
-	};
-	pthread_cond_timedwait(cv, m, &ts);
-}
 
 static uint64_t next_backoff(uint64_t ms)
 {
@@ -433,11 +412,11 @@ NQ_API int nq_worker_open(nq_worker **out, const nq_worker_opts *opts)
 	if (!(w = calloc(1, sizeof *w)))
 		return NQ_ENOMEM;
 	pthread_mutex_init(&w->mtx, NULL);
-	cond_init(&w->fetch_cv);
-	cond_init(&w->send_cv);
-	cond_init(&w->ext_cv);
-	cond_init(&w->state_cv);
-	cond_init(&w->run_cv);
+	nqi_cond_init_mono(&w->fetch_cv);
+	nqi_cond_init_mono(&w->send_cv);
+	nqi_cond_init_mono(&w->ext_cv);
+	nqi_cond_init_mono(&w->state_cv);
+	nqi_cond_init_mono(&w->run_cv);
 	w->refs = 1;
 	if ((rv = worker_setup(w, opts)) != NQ_OK) {
 		worker_free(w);
@@ -631,7 +610,6 @@ static bool runner_add_locked(nq_worker *w)
 		w->refs--;
 		return false;
 	}
-	r->started = true;
 	w->nrunners++;
 	w->waking++;
 	return true;
@@ -738,7 +716,7 @@ static void fetch_pause_locked(nq_worker *w, uint64_t ms)
 {
 	uint64_t until = nqi_mono_ms() + ms;
 	while (!atomic_load(&w->stopping) && nqi_mono_ms() < until)
-		cond_wait_until(&w->fetch_cv, &w->mtx, until);
+		nqi_cond_wait_mono(&w->fetch_cv, &w->mtx, until);
 }
 
 /* One fetch for the free slots; returns how long to pause before the
@@ -843,7 +821,7 @@ static void *ext_main(void *arg)
 	pthread_mutex_lock(&w->mtx);
 	while (!w->ext_exit) {
 		if (nqi_mono_ms() < next) {
-			cond_wait_until(&w->ext_cv, &w->mtx, next);
+			nqi_cond_wait_mono(&w->ext_cv, &w->mtx, next);
 			continue;
 		}
 		next = nqi_mono_ms() + period;
@@ -938,7 +916,7 @@ static void *send_main(void *arg)
 		if (w->send_exit && backoff && now >= w->flush_deadline_ms)
 			break;
 		if (now < retry_at) {
-			cond_wait_until(&w->send_cv, &w->mtx, retry_at);
+			nqi_cond_wait_mono(&w->send_cv, &w->mtx, retry_at);
 			continue;
 		}
 		if (send_batch_locked(w)) {
@@ -998,7 +976,7 @@ static void drain_wait_locked(nq_worker *w)
 {
 	uint64_t until = nqi_mono_ms() + w->grace_ms;
 	while (atomic_load(&w->busy) > 0 && nqi_mono_ms() < until)
-		cond_wait_until(&w->state_cv, &w->mtx, until);
+		nqi_cond_wait_mono(&w->state_cv, &w->mtx, until);
 }
 
 /* Gives back every job still held, so it runs elsewhere at once; their
@@ -1042,7 +1020,7 @@ static void request_thread_finish(nq_worker *w, pthread_t thr, bool *started,
 			pthread_mutex_lock(&w->mtx);
 			continue;
 		}
-		cond_wait_until(&w->state_cv, &w->mtx, nqi_mono_ms() + 20);
+		nqi_cond_wait_mono(&w->state_cv, &w->mtx, nqi_mono_ms() + 20);
 	}
 	pthread_mutex_unlock(&w->mtx);
 	if (*started)
@@ -1139,8 +1117,6 @@ static void slots_finish(nq_worker *w)
 	pthread_cond_broadcast(&w->run_cv);
 	for (int i = 0; i < w->nrunners; i++) {
 		struct worker_runner *r = &w->runners[i];
-		if (!r->started)
-			continue;
 		if (r->in_handler) {
 			pthread_detach(r->thread);
 			continue;

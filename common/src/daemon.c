@@ -96,11 +96,8 @@ static void *watchdog_main(void *arg)
 			pthread_cond_wait(&watchdog.cv, &watchdog.mu);
 			continue;
 		}
-		struct timespec ts = {
-		    .tv_sec = (time_t)(watchdog.deadline_ms / 1000),
-		    .tv_nsec = (long)(watchdog.deadline_ms % 1000) * 1000000L,
-		};
-		pthread_cond_timedwait(&watchdog.cv, &watchdog.mu, &ts);
+		nqi_cond_wait_mono(
+		    &watchdog.cv, &watchdog.mu, watchdog.deadline_ms);
 	}
 	nqi_warn("NQ-SHUTDOWN-STUCK", "step=%s waited_ms=%llu exit=%d",
 	    watchdog.step,
@@ -113,14 +110,10 @@ static void *watchdog_main(void *arg)
  * simply runs unguarded). */
 static bool watchdog_start_locked(void)
 {
-	pthread_condattr_t a;
 	pthread_t t;
 	if (watchdog.started)
 		return true;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&watchdog.cv, &a);
-	pthread_condattr_destroy(&a);
+	nqi_cond_init_mono(&watchdog.cv);
 	if (pthread_create(&t, NULL, watchdog_main, NULL) != 0) {
 		pthread_cond_destroy(&watchdog.cv);
 		return false;

@@ -129,6 +129,25 @@ uint64_t nqi_mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+void nqi_cond_init_mono(pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+void nqi_cond_wait_mono(
+    pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline_ms)
+{
+	struct timespec ts = {
+	    .tv_sec = (time_t)(deadline_ms / 1000),
+	    .tv_nsec = (long)(deadline_ms % 1000) * 1000000L,
+	};
+	pthread_cond_timedwait(cv, mu, &ts);
+}
+
 struct timespec nqi_realtime_in(uint64_t ms)
 {
 	struct timespec ts;

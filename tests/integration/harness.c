@@ -95,14 +95,14 @@ static int bind_any_port(int *port)
 	return fd;
 }
 
-/* n loopback ports, all different and never handed out before. The
- * sockets stay bound until all are found, so the kernel cannot repeat
- * one within a call. */
-static int free_ports(int *ports, int n)
+/* A loopback port never handed out before in this process. A port given
+ * again by the kernel stays bound until the pick is done, so that the
+ * next bind gets another. */
+static int free_port(int *out)
 {
-	int fds[64], nfd = 0, got = 0, rv = 0;
+	int fds[64], nfd = 0, rv = EADDRINUSE;
 	pthread_mutex_lock(&ports_mu);
-	while (got < n && nfd < 64) {
+	while (nfd < 64) {
 		int port;
 		if ((fds[nfd] = bind_any_port(&port)) < 0) {
 			rv = errno;
@@ -111,12 +111,12 @@ static int free_ports(int *ports, int n)
 		nfd++;
 		if (port_given_locked(port))
 			continue;
-		ports[got++] = port;
+		*out = port;
 		if (nports_given < sizeof ports_given / sizeof *ports_given)
 			ports_given[nports_given++] = port;
+		rv = 0;
+		break;
 	}
-	if (got < n && !rv)
-		rv = EADDRINUSE;
 	if (rv)
 		fprintf(stderr, "itest: no free port: %s\n", strerror(rv));
 	while (nfd-- > 0)
@@ -125,14 +125,9 @@ static int free_ports(int *ports, int n)
 	return rv;
 }
 
-int itest_free_ports(int *ports, int n)
-{
-	return free_ports(ports, n);
-}
-
 int itest_free_port(int *port)
 {
-	return free_ports(port, 1);
+	return free_port(port);
 }
 
 void itest_path(const itest_env *e, const char *name, char *out, size_t len)
@@ -527,9 +522,11 @@ int itest_env_open(itest_env **out, const char *name)
 		free(e);
 		return rv;
 	}
-	if (free_ports(ports, 6) != 0) {
-		free(e);
-		return EADDRINUSE;
+	for (int i = 0; i < 6; i++) {
+		if (free_port(&ports[i]) != 0) {
+			free(e);
+			return EADDRINUSE;
+		}
 	}
 	snprintf(e->data_dir, sizeof e->data_dir, "%s/data", e->dir);
 	snprintf(e->api_url, sizeof e->api_url, "tcp://127.0.0.1:%d", ports[0]);

@@ -65,8 +65,6 @@ void itest_sleep_ms(uint64_t ms);
 /* A free loopback TCP port: bind port 0, read it back, close. No port is
  * handed out twice in a process. */
 int itest_free_port(int *port);
-/* n such ports at once. */
-int itest_free_ports(int *ports, int n);
 /* Writes "<dir>/<name>" into out. */
 void itest_path(const itest_env *e, const char *name, char *out, size_t len);
 /* Reads a whole file into a malloc'd NUL terminated buffer. */

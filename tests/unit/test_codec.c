@@ -1192,6 +1192,7 @@ static void test_codec_arena_allocates_aligned_memory_of_any_size(void **st)
 {
 	nqi_arena a;
 	nqi_arena_init(&a, 4096, 8192);
+	char *first = nqi_arena_alloc(&a, 16);
 	char *prev = NULL;
 	for (size_t n = 1; n < 200000; n = n * 3 + 1) {
 		char *p = nqi_arena_alloc(&a, n);
@@ -1203,9 +1204,19 @@ static void test_codec_arena_allocates_aligned_memory_of_any_size(void **st)
 	}
 	assert_string_equal(nqi_arena_strdup(&a, "queue"), "queue");
 	nqi_arena_reset(&a);
+	/* The first block is kept, and used again from its start. */
 	char *again = nqi_arena_alloc(&a, 16);
-	assert_non_null(again);
+	assert_ptr_equal(again, first);
 	memset(again, 0, 16);
+	nqi_arena_fini(&a);
+
+	/* With nothing to keep, a reset gives every block back. */
+	nqi_arena_init(&a, 4096, 0);
+	assert_non_null(nqi_arena_alloc(&a, 100));
+	assert_non_null(a.head);
+	nqi_arena_reset(&a);
+	assert_null(a.head);
+	assert_non_null(nqi_arena_alloc(&a, 100));
 	nqi_arena_fini(&a);
 
 	nqi_arena *own = nqi_arena_new(10);

@@ -600,7 +600,9 @@ static void test_libnq_worker_stop_answers_parked_fetch(void **st)
  * wait out the request timeout. */
 static void test_libnq_worker_stops_at_once_without_broker(void **st)
 {
-	nq_worker_opts o = {.concurrency = 2, .worker_id = WORKER_ID};
+	/* A long poll, so that waiting out the fetch would show. */
+	nq_worker_opts o = {
+	    .concurrency = 2, .poll_ms = 10000, .worker_id = WORKER_ID};
 	nq_worker *w = NULL;
 	runner r;
 	/* a port that was just free: nothing listens there */

@@ -2,6 +2,7 @@
 #ifndef NQI_UTIL_H
 #define NQI_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,11 @@ uint64_t nqi_mono_ms(void);
 /* The wall-clock time ms from now, as pthread_cond_timedwait wants it for
  * a condition variable on the default clock. */
 struct timespec nqi_realtime_in(uint64_t ms);
+/* A condition variable on the monotonic clock, and a wait on one until
+ * nqi_mono_ms() reaches deadline_ms (or a signal comes). */
+void nqi_cond_init_mono(pthread_cond_t *cv);
+void nqi_cond_wait_mono(
+    pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline_ms);
 
 /* True when s matches [A-Za-z0-9._-]{1,128} (queue and type names). */
 bool nqi_name_valid(const char *s);
