@@ -268,6 +268,15 @@ static void fail_group(broker *b, broker_op *rest, int err)
 	broker_recover(b, false);
 }
 
+/* Sends the group's replies and forgets what lived only for the group. */
+static void group_end(broker *b)
+{
+	send_replies(b);
+	nqi_arena_reset(&b->arena);
+	b->raw_id = 0;      /* its copy was in the arena */
+	b->jobs_cur = NULL; /* LMDB closed it with the transaction */
+}
+
 void broker_run_group(broker *b, broker_op *ops)
 {
 	int rv = nqi_store_begin(b->store, true, &b->txn);
@@ -298,10 +307,7 @@ void broker_run_group(broker *b, broker_op *ops)
 		pthread_mutex_unlock(&b->mu);
 		nqi_info("NQ-COMMIT-RECOVERED", "ready=true");
 	}
-	send_replies(b);
-	nqi_arena_reset(&b->arena);
-	b->raw_id = 0;      /* its copy was in the arena */
-	b->jobs_cur = NULL; /* LMDB closed it with the transaction */
+	group_end(b);
 }
 
 /* How long the core may sleep: until the next due timer or sweep tick. */
@@ -348,10 +354,7 @@ static void release_parked(broker *b)
 			broker_finish(b, op);
 		}
 	}
-	send_replies(b);
-	nqi_arena_reset(&b->arena);
-	b->raw_id = 0;      /* its copy was in the arena */
-	b->jobs_cur = NULL; /* LMDB closed it with the transaction */
+	group_end(b);
 }
 
 static void *core_main(void *arg)

@@ -47,8 +47,6 @@ static void forget_raw(broker *b, uint64_t id)
 		b->raw_id = 0;
 }
 
-/* NQ_ENOTFOUND, NQ_EINTERNAL for a record that does not decode (logged;
- * the group goes on), or NQ_ESTORE when the store itself failed. */
 /* The group's cursor on the jobs table, NULL when it cannot be opened.
  * LMDB closes it with the transaction; the core clears b->jobs_cur then. */
 static MDB_cursor *jobs_cursor(broker *b)
@@ -82,6 +80,8 @@ static bool cursor_on(broker *b, uint64_t id)
 	       k.mv_size == 8 && nqi_be64_get(k.mv_data) == id;
 }
 
+/* NQ_ENOTFOUND, NQ_EINTERNAL for a record that does not decode (logged;
+ * the group goes on), or NQ_ESTORE when the store itself failed. */
 int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out)
 {
 	int rv = broker_job_read_raw(b, id);

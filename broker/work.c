@@ -368,7 +368,7 @@ int broker_serve_parked(broker *b)
 static void event_extended(broker *b, uint64_t id)
 {
 	Nq__V1__Job *job;
-	if (b->events_on && broker_job_read(b, id, &job) == 0)
+	if (broker_events_wanted(b) && broker_job_read(b, id, &job) == 0)
 		broker_event(b, BROKER_EV_EXTENDED, job, NULL);
 }
 
