@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "nq/nq.h"
+#include "nqi/util.h"
 
 /* More label pairs than any nq series needs; bounds the scratch arrays. */
 #define LABELS_MAX 32
@@ -184,45 +185,6 @@ static bool label_name_valid(const char *name)
 	return nqi_prom_name_valid(name) && !strchr(name, ':');
 }
 
-/* Length of the UTF-8 sequence at u, or 0 when it is malformed (overlong,
- * surrogate, beyond U+10FFFF, truncated). */
-static size_t utf8_seq(const unsigned char *u)
-{
-	static const uint32_t min_cp[] = {0, 0x80, 0x800, 0x10000};
-	size_t n;
-	uint32_t cp;
-	if (*u < 0x80)
-		return 1;
-	if ((*u & 0xe0) == 0xc0)
-		n = 1, cp = *u & 0x1f;
-	else if ((*u & 0xf0) == 0xe0)
-		n = 2, cp = *u & 0x0f;
-	else if ((*u & 0xf8) == 0xf0)
-		n = 3, cp = *u & 0x07;
-	else
-		return 0;
-	for (size_t i = 1; i <= n; i++) {
-		if ((u[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (u[i] & 0x3f);
-	}
-	if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n + 1;
-}
-
-static bool utf8_valid(const char *s)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	while (*u) {
-		size_t n = utf8_seq(u);
-		if (n == 0)
-			return false;
-		u += n;
-	}
-	return true;
-}
-
 /* Records why a call was refused; returns NQ_EINVAL for the caller. */
 __attribute__((format(printf, 2, 3))) static int refuse(
     nqi_prom *p, const char *fmt, ...)
@@ -266,7 +228,7 @@ static int check_label(nqi_prom *p, const char *const *labels, size_t i)
 		    k);
 	if (!v)
 		return refuse(p, "label \"%s\" has no value", k);
-	if (!utf8_valid(v))
+	if (!nqi_utf8_valid(v, strlen(v)))
 		return refuse(p, "value of label \"%s\" is not valid UTF-8", k);
 	for (size_t j = 0; j < i; j++)
 		if (strcmp(labels[2 * j], k) == 0)
@@ -513,7 +475,7 @@ static int check_family(
 		return refuse(p, "counter \"%s\" must end in _total", name);
 	if (!help || !*help)
 		return refuse(p, "family \"%s\" has no help text", name);
-	if (!utf8_valid(help))
+	if (!nqi_utf8_valid(help, strlen(help)))
 		return refuse(p, "help of \"%s\" is not valid UTF-8", name);
 	return check_free_name(p, name, type);
 }
