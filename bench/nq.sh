@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one workload against a fresh nq-broker on free 127.0.0.1 ports and
-# prints the bench line of `nqctl bench`.
+# prints the bench line of nq-bench.
 #
 #   bench/nq.sh sync-always|sync-none A|B|C|C0
 #
@@ -32,8 +32,8 @@ esac
 build=${NQ_BUILD_DIR:-build}
 [[ $build = /* ]] || build=$NQB_ROOT/$build
 broker=$build/broker/nq-broker
-nqctl=$build/client/nqctl/nqctl
-for b in "$broker" "$nqctl"; do
+bench=$build/bench/nq-bench
+for b in "$broker" "$bench"; do
 	[ -x "$b" ] || { nqb_log "$b missing: build nq first (./test.sh configure build)"; exit 1; }
 done
 nqb_mktemp
@@ -48,8 +48,8 @@ nqb_start "$dir/broker.log" "$broker" --api "tcp://127.0.0.1:$api" \
 	--data-dir "$dir/data" --sync "$sync" --log-level warn
 pid=$NQB_LAST_PID
 nqb_wait_port "$api" nq-broker
-nqb_run "$nqctl" --api "tcp://127.0.0.1:$api" \
+nqb_run "$bench" --api "tcp://127.0.0.1:$api" \
 	--work "tcp://127.0.0.1:$work" --results "tcp://127.0.0.1:$results" \
-	bench --workers "$NQB_WORKERS" --concurrency "$NQB_NQ_CONCURRENCY" \
+	--workers "$NQB_WORKERS" --concurrency "$NQB_NQ_CONCURRENCY" \
 	--payload-size "$NQB_PAYLOAD" --broker-pid "$pid" \
 	--max-time "${NQB_RUN_TIMEOUT}s" "${load[@]}"

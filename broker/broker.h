@@ -363,7 +363,7 @@ void broker_op_free(broker_op *op);
 int broker_net_open(broker *b, char *err, size_t errlen);
 void broker_net_close(broker *b);
 
-/* store access (jobs.c) */
+/* jobs.c: stored records, counters by state, expiry entries */
 int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out);
 int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job);
 /*
@@ -373,11 +373,6 @@ int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job);
  * bytes start; *total gets their length.
  */
 uint8_t *broker_len_prefix(uint8_t *data, size_t len, size_t *total);
-/* Packs each JobSpec of an enqueue request into the op's arena, on the
- * thread that decoded it, so that the core thread only copies them into
- * the records. Does nothing for other requests, or without an arena. */
-void broker_op_prepack(broker_op *op);
-
 /* Whether a ready job would be BROKER_READY_PLAIN. */
 bool broker_job_plain(const Nq__V1__Job *job);
 /* Reads the record of id into b->raw without decoding it: NQ_ENOTFOUND,
@@ -392,16 +387,12 @@ int broker_result_keep(
     broker *b, uint64_t id, int qi, int state, uint64_t finished_us);
 /* broker_count_move for a queue known by index (-1: none). */
 void broker_count_move_at(broker *b, int qi, int from, int to);
-/* Whether anyone subscribes to events: else they are not built. */
-bool broker_events_wanted(broker *b);
 /* Appends patch's fields to the stored record (see jobs.c); zeroes are
  * numbers of uint64 fields (below 16) to write as explicit zeros. */
 int broker_job_patch(broker *b, uint64_t id, const ProtobufCMessage *patch,
     const uint8_t *zeroes, size_t nzeroes);
 int broker_job_delete(broker *b, uint64_t id);
 uint64_t broker_job_id(const Nq__V1__Job *job);
-/* Effective state of a stored job: scheduled whose time came reads ready. */
-int broker_job_state(const Nq__V1__Job *job, uint64_t now_us);
 /* Moves a job to a final state: counters, expiry entry, waiters. */
 int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us);
 /* Makes a job wait for run_at_us (ready at once when it has passed). */
@@ -409,6 +400,8 @@ int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us);
 int broker_expiry_put(
     broker *b, uint64_t at_us, char kind, const void *data, size_t len);
 void broker_count_move(broker *b, const char *queue, int from, int to);
+/* A finished job stays readable for result_ttl (deleted at once with 0). */
+int broker_job_keep_result(broker *b, Nq__V1__Job *job);
 
 /* handlers: api.c and work.c. Each either finishes the op (broker_finish)
  * or parks it; a returned error ends the group's writes (commit refused). */
@@ -435,9 +428,14 @@ int broker_serve_parked(broker *b);
 int broker_sweep(broker *b);
 /* Answers a parked wait for this job if there is one. */
 void broker_wake_waiters(broker *b, uint64_t id, Nq__V1__Job *job);
+/* Packs each JobSpec of an enqueue request into the op's arena, on the
+ * thread that decoded it, so that the core thread only copies them into
+ * the records. Does nothing for other requests, or without an arena. */
+void broker_op_prepack(broker_op *op);
 
 /* events.c */
-const char *broker_event_name(broker_event_kind kind);
+/* Whether anyone subscribes to events: else they are not built. */
+bool broker_events_wanted(broker *b);
 /* Notes an event of the group; error may be NULL. Strings must live until
  * the group's replies are sent (the arena, the job, the ops). */
 void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
@@ -465,8 +463,6 @@ int broker_dlq_start(broker *b, char *err, size_t errlen);
 /* Stops the handoff thread; broker_dlq_close then closes its socket. */
 void broker_dlq_stop(broker *b);
 void broker_dlq_close(broker *b);
-/* A finished job stays readable for result_ttl (deleted at once with 0). */
-int broker_job_keep_result(broker *b, Nq__V1__Job *job);
 
 /* recover.c: rebuilds the index from the store. With release_leases,
  * leased jobs become ready (restart); otherwise their leases are kept. */

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "broker.h"
-#include "nqi/embed.h"
+#include "embed.h"
 #include "nqi/util.h"
 
 struct nq_embedded_broker {

@@ -31,11 +31,6 @@ static const char *const kind_names[BROKER_EV_COUNT] = {
     "replayed",
 };
 
-const char *broker_event_name(broker_event_kind kind)
-{
-	return kind < BROKER_EV_COUNT ? kind_names[kind] : "unknown";
-}
-
 bool broker_events_wanted(broker *b)
 {
 	return b->events_on && atomic_load(&b->subscribers) > 0;

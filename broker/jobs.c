@@ -255,12 +255,6 @@ int broker_job_delete(broker *b, uint64_t id)
 	return NQ_OK;
 }
 
-int broker_job_state(const Nq__V1__Job *job, uint64_t now_us)
-{
-	(void)now_us;
-	return (int)job->state;
-}
-
 void broker_count_move(broker *b, const char *queue, int from, int to)
 {
 	broker_count_move_at(b, broker_queue_get(&b->index, queue), from, to);

@@ -1,5 +1,5 @@
 /*
- * beanstalk_bench: nqctl bench's workloads against beanstalkd, measured the
+ * beanstalk_bench: nq-bench's workloads against beanstalkd, measured the
  * same way, printing the same line:
  *
  *   bench jobs=N enqueue_per_s=X e2e_per_s=Y p50_ms=A p99_ms=B p999_ms=C

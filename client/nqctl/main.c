@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
 #include "dlq.h"
 #include "events.h"
 #include "nqctl.h"
@@ -45,7 +44,7 @@ static const nqctl_cmd commands[] = {
     {"dlq", NQCTL_DLQ_SYNOPSIS, NQCTL_DLQ_SUMMARY, 0, 0, nqctl_dlq},
     {"events", NQCTL_EVENTS_SYNOPSIS, NQCTL_EVENTS_SUMMARY, 0, 0, nqctl_events},
     {"top", NQCTL_TOP_SYNOPSIS, NQCTL_TOP_SUMMARY, 0, 0, nqctl_top},
-    {"bench", NQCTL_BENCH_SYNOPSIS, NQCTL_BENCH_SUMMARY, 0, 0, nqctl_bench},
+    {"bench", "", "Moved to nq-bench (same flags).", 0, 0, nqctl_bench_moved},
 };
 
 static void global_opts(nqctl *x, nqi_opt out[NQCTL_NGLOBAL])

@@ -8,48 +8,9 @@
 #include <strings.h>
 
 #include "nq/nq.h"
+#include "nqi/util.h"
 
 /* ---- UTF-8 and base64 ---- */
-
-/* Decodes the character at p into *cp; returns its length or 0. */
-static size_t utf8_decode(const uint8_t *p, size_t n, uint32_t *cp)
-{
-	static const struct {
-		uint8_t mask, lead;
-		size_t len;
-		uint32_t min;
-	} forms[] = {
-	    {0x80, 0x00, 1, 0},
-	    {0xe0, 0xc0, 2, 0x80},
-	    {0xf0, 0xe0, 3, 0x800},
-	    {0xf8, 0xf0, 4, 0x10000},
-	};
-	for (size_t f = 0; n > 0 && f < 4; f++) {
-		if ((p[0] & forms[f].mask) != forms[f].lead)
-			continue;
-		size_t len = forms[f].len;
-		if (len > n)
-			return 0;
-		uint32_t c = p[0] & (uint8_t)~forms[f].mask;
-		for (size_t i = 1; i < len; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-			c = c << 6 | (p[i] & 0x3f);
-		}
-		if (c < forms[f].min || c > 0x10ffff ||
-		    (c >= 0xd800 && c <= 0xdfff))
-			return 0;
-		*cp = c;
-		return len;
-	}
-	return 0;
-}
-
-size_t nqi_utf8_char_len(const uint8_t *p, size_t n)
-{
-	uint32_t cp;
-	return utf8_decode(p, n, &cp);
-}
 
 bool nqi_text_printable(const void *buf, size_t len)
 {
@@ -57,7 +18,7 @@ bool nqi_text_printable(const void *buf, size_t len)
 	size_t i = 0;
 	while (i < len) {
 		uint32_t cp;
-		size_t n = utf8_decode(p + i, len - i, &cp);
+		size_t n = nqi_utf8_decode(p + i, len - i, &cp);
 		if (n == 0)
 			return false;
 		/* C0 and C1 controls can drive a terminal; only the three
@@ -73,10 +34,7 @@ bool nqi_text_printable(const void *buf, size_t len)
 json_t *nqi_json_string_lossy(const void *s, size_t n)
 {
 	const uint8_t *p = s ? s : (const void *)"";
-	size_t i = 0;
-	while (i < n && nqi_utf8_char_len(p + i, n - i) > 0)
-		i += nqi_utf8_char_len(p + i, n - i);
-	if (i == n)
+	if (nqi_utf8_valid(p, n))
 		return json_stringn((const char *)p, n);
 	if (n > SIZE_MAX / 3)
 		return NULL;
@@ -84,7 +42,7 @@ json_t *nqi_json_string_lossy(const void *s, size_t n)
 	if (!fixed)
 		return NULL;
 	size_t o = 0;
-	for (i = 0; i < n;) {
+	for (size_t i = 0; i < n;) {
 		size_t len = nqi_utf8_char_len(p + i, n - i);
 		if (len) {
 			memcpy(fixed + o, p + i, len);

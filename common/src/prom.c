@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "nq/nq.h"
+#include "nqi/util.h"
 
 /* More label pairs than any nq series needs; bounds the scratch arrays. */
 #define LABELS_MAX 32
@@ -47,14 +48,10 @@ typedef struct series {
 
 struct nqi_prom {
 	strbuf text;
-	char *fam; /* current family; NULL before the first */
-	nqi_prom_type fam_type;
+	char *fam;      /* current family; NULL before the first */
 	series *series; /* of the current family */
 	size_t nseries;
 	size_t capseries;
-	char **taken; /* names of every family so far, histogram suffixes too */
-	size_t ntaken;
-	size_t captaken;
 	strbuf key; /* scratch for series keys */
 	char err[256];
 };
@@ -69,7 +66,6 @@ struct nqi_prom_hist {
 };
 
 static const char *const type_names[] = {"counter", "gauge", "histogram"};
-static const char *const hist_suffixes[] = {"_bucket", "_sum", "_count"};
 
 /* ---- growing text ---- */
 
@@ -165,64 +161,6 @@ static void format_bound(double v, char out[40])
 
 /* ---- validation ---- */
 
-bool nqi_prom_name_valid(const char *name)
-{
-	if (!name || !*name || (*name >= '0' && *name <= '9'))
-		return false;
-	for (const char *c = name; *c; c++) {
-		bool ok = (*c >= 'a' && *c <= 'z') ||
-		          (*c >= 'A' && *c <= 'Z') ||
-		          (*c >= '0' && *c <= '9') || *c == '_' || *c == ':';
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
-static bool label_name_valid(const char *name)
-{
-	return nqi_prom_name_valid(name) && !strchr(name, ':');
-}
-
-/* Length of the UTF-8 sequence at u, or 0 when it is malformed (overlong,
- * surrogate, beyond U+10FFFF, truncated). */
-static size_t utf8_seq(const unsigned char *u)
-{
-	static const uint32_t min_cp[] = {0, 0x80, 0x800, 0x10000};
-	size_t n;
-	uint32_t cp;
-	if (*u < 0x80)
-		return 1;
-	if ((*u & 0xe0) == 0xc0)
-		n = 1, cp = *u & 0x1f;
-	else if ((*u & 0xf0) == 0xe0)
-		n = 2, cp = *u & 0x0f;
-	else if ((*u & 0xf8) == 0xf0)
-		n = 3, cp = *u & 0x07;
-	else
-		return 0;
-	for (size_t i = 1; i <= n; i++) {
-		if ((u[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (u[i] & 0x3f);
-	}
-	if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n + 1;
-}
-
-static bool utf8_valid(const char *s)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	while (*u) {
-		size_t n = utf8_seq(u);
-		if (n == 0)
-			return false;
-		u += n;
-	}
-	return true;
-}
-
 /* Records why a call was refused; returns NQ_EINVAL for the caller. */
 __attribute__((format(printf, 2, 3))) static int refuse(
     nqi_prom *p, const char *fmt, ...)
@@ -234,47 +172,19 @@ __attribute__((format(printf, 2, 3))) static int refuse(
 	return NQ_EINVAL;
 }
 
-static int check_metric_name(nqi_prom *p, const char *name)
+/* Label values may come from outside (queue names, handler types): each
+ * must be present and valid UTF-8. Metric and label names are constants of
+ * the code, checked by promtool in the tests, not here. */
+static int check_label_value(nqi_prom *p, const char *k, const char *v)
 {
-	if (!name)
-		return refuse(p, "metric name is missing");
-	if (!nqi_prom_name_valid(name))
-		return refuse(p,
-		    "metric name \"%s\" must match "
-		    "[a-zA-Z_:][a-zA-Z0-9_:]*",
-		    name);
-	return NQ_OK;
-}
-
-static int check_label(nqi_prom *p, const char *const *labels, size_t i)
-{
-	const char *k = labels[2 * i], *v = labels[2 * i + 1];
-	if (!label_name_valid(k))
-		return refuse(p,
-		    "label name \"%s\" must match "
-		    "[a-zA-Z_][a-zA-Z0-9_]*",
-		    k);
-	if (strncmp(k, "__", 2) == 0)
-		return refuse(p,
-		    "label name \"%s\": names starting with __ "
-		    "are reserved",
-		    k);
-	if (strcmp(k, "le") == 0 || strcmp(k, "quantile") == 0)
-		return refuse(p,
-		    "label name \"%s\" is reserved for histogram "
-		    "and summary buckets",
-		    k);
 	if (!v)
 		return refuse(p, "label \"%s\" has no value", k);
-	if (!utf8_valid(v))
+	if (!nqi_utf8_valid(v, strlen(v)))
 		return refuse(p, "value of label \"%s\" is not valid UTF-8", k);
-	for (size_t j = 0; j < i; j++)
-		if (strcmp(labels[2 * j], k) == 0)
-			return refuse(p, "label \"%s\" is given twice", k);
 	return NQ_OK;
 }
 
-/* Validates the NULL-terminated key, value list and counts its pairs. */
+/* Checks the NULL-terminated key, value list and counts its pairs. */
 static int check_labels(nqi_prom *p, const char *const *labels, size_t *n)
 {
 	size_t i = 0;
@@ -282,98 +192,15 @@ static int check_labels(nqi_prom *p, const char *const *labels, size_t *n)
 	for (; labels && labels[2 * i]; i++) {
 		if (i == LABELS_MAX)
 			return refuse(p, "more than %d labels", LABELS_MAX);
-		if ((rv = check_label(p, labels, i)) != NQ_OK)
+		rv = check_label_value(p, labels[2 * i], labels[2 * i + 1]);
+		if (rv != NQ_OK)
 			return rv;
 	}
 	*n = i;
 	return NQ_OK;
 }
 
-/* Samples must belong to the latest family, and of the right kind. */
-static int check_current(nqi_prom *p, const char *name, bool hist)
-{
-	if (!name)
-		return refuse(p, "metric name is missing");
-	if (!p->fam)
-		return refuse(p, "sample \"%s\" comes before any family", name);
-	if (strcmp(name, p->fam) != 0)
-		return refuse(p,
-		    "sample \"%s\" is not in the current family "
-		    "\"%s\" (a family's samples must be contiguous)",
-		    name, p->fam);
-	if (hist && p->fam_type != NQI_PROM_HISTOGRAM)
-		return refuse(p, "family \"%s\" is a %s, not a histogram", name,
-		    type_names[p->fam_type]);
-	if (!hist && p->fam_type == NQI_PROM_HISTOGRAM)
-		return refuse(p,
-		    "family \"%s\" is a histogram: write it with "
-		    "nqi_prom_histogram()",
-		    name);
-	return NQ_OK;
-}
-
-/* ---- names and series already used ---- */
-
-static bool taken(const nqi_prom *p, const char *name, const char *suffix)
-{
-	size_t n = strlen(name);
-	for (size_t i = 0; i < p->ntaken; i++)
-		if (strncmp(p->taken[i], name, n) == 0 &&
-		    strcmp(p->taken[i] + n, suffix) == 0)
-			return true;
-	return false;
-}
-
-static int take(nqi_prom *p, const char *name, const char *suffix)
-{
-	if (p->ntaken == p->captaken) {
-		size_t cap = p->captaken ? 2 * p->captaken : 32;
-		char **grown = realloc(p->taken, cap * sizeof *grown);
-		if (!grown)
-			return NQ_ENOMEM;
-		p->taken = grown;
-		p->captaken = cap;
-	}
-	size_t n = strlen(name), m = strlen(suffix);
-	char *s = malloc(n + m + 1);
-	if (!s)
-		return NQ_ENOMEM;
-	memcpy(s, name, n);
-	memcpy(s + n, suffix, m + 1);
-	p->taken[p->ntaken++] = s;
-	return NQ_OK;
-}
-
-static void untake(nqi_prom *p, size_t mark)
-{
-	while (p->ntaken > mark)
-		free(p->taken[--p->ntaken]);
-}
-
-static int check_free_name(nqi_prom *p, const char *name, nqi_prom_type type)
-{
-	if (taken(p, name, ""))
-		return refuse(p,
-		    "metric name \"%s\" is already used by an "
-		    "earlier family",
-		    name);
-	for (size_t i = 0; type == NQI_PROM_HISTOGRAM && i < 3; i++)
-		if (taken(p, name, hist_suffixes[i]))
-			return refuse(p,
-			    "histogram \"%s\" would write "
-			    "\"%s%s\", already used by an earlier family",
-			    name, name, hist_suffixes[i]);
-	return NQ_OK;
-}
-
-static int take_names(nqi_prom *p, const char *name, nqi_prom_type type)
-{
-	int rv = take(p, name, "");
-	for (size_t i = 0; rv == NQ_OK && type == NQI_PROM_HISTOGRAM && i < 3;
-	     i++)
-		rv = take(p, name, hist_suffixes[i]);
-	return rv;
-}
+/* ---- series already written ---- */
 
 static void forget_series(nqi_prom *p)
 {
@@ -468,7 +295,6 @@ void nqi_prom_reset(nqi_prom *p)
 {
 	sb_truncate(&p->text, 0);
 	forget_series(p);
-	untake(p, 0);
 	free(p->fam);
 	p->fam = NULL;
 	p->err[0] = '\0';
@@ -482,7 +308,6 @@ void nqi_prom_free(nqi_prom *p)
 	free(p->text.s);
 	free(p->key.s);
 	free(p->series);
-	free(p->taken);
 	free(p);
 }
 
@@ -496,26 +321,6 @@ const char *nqi_prom_text(const nqi_prom *p, size_t *len)
 const char *nqi_prom_error(const nqi_prom *p)
 {
 	return p->err;
-}
-
-static int check_family(
-    nqi_prom *p, const char *name, nqi_prom_type type, const char *help)
-{
-	int rv = check_metric_name(p, name);
-	if (rv != NQ_OK)
-		return rv;
-	if ((unsigned)type > NQI_PROM_HISTOGRAM)
-		return refuse(
-		    p, "family \"%s\" has unknown type %d", name, (int)type);
-	size_t n = strlen(name);
-	if (type == NQI_PROM_COUNTER &&
-	    (n < 6 || strcmp(name + n - 6, "_total") != 0))
-		return refuse(p, "counter \"%s\" must end in _total", name);
-	if (!help || !*help)
-		return refuse(p, "family \"%s\" has no help text", name);
-	if (!utf8_valid(help))
-		return refuse(p, "help of \"%s\" is not valid UTF-8", name);
-	return check_free_name(p, name, type);
 }
 
 static int put_family(
@@ -544,27 +349,17 @@ static int put_family(
 int nqi_prom_family(
     nqi_prom *p, const char *name, nqi_prom_type type, const char *help)
 {
-	size_t mark = p->text.len, tmark = p->ntaken;
-	char *fam = NULL;
-	int rv = check_family(p, name, type, help);
-	if (rv != NQ_OK)
-		return rv;
-	if (!(fam = strdup(name)))
-		rv = NQ_ENOMEM;
-	if (rv == NQ_OK)
-		rv = take_names(p, name, type);
-	if (rv == NQ_OK)
-		rv = put_family(&p->text, name, type, help);
+	size_t mark = p->text.len;
+	char *fam = strdup(name);
+	int rv = fam ? put_family(&p->text, name, type, help) : NQ_ENOMEM;
 	if (rv != NQ_OK) {
 		sb_truncate(&p->text, mark);
-		untake(p, tmark);
 		free(fam);
 		return rv;
 	}
 	forget_series(p);
 	free(p->fam);
 	p->fam = fam;
-	p->fam_type = type;
 	return NQ_OK;
 }
 
@@ -613,9 +408,7 @@ int nqi_prom_sample(
 {
 	size_t n, mark = p->text.len;
 	char v[40];
-	int rv = check_current(p, name, false);
-	if (rv == NQ_OK)
-		rv = check_labels(p, labels, &n);
+	int rv = check_labels(p, labels, &n);
 	if (rv == NQ_OK)
 		rv = claim_series(p, labels, n);
 	if (rv != NQ_OK)
@@ -670,8 +463,8 @@ int nqi_prom_histogram(nqi_prom *p, const char *name, const char *const *labels,
     const nqi_prom_hist *h)
 {
 	size_t n, mark = p->text.len;
-	int rv = check_current(p, name, true);
-	if (rv == NQ_OK && !h)
+	int rv = NQ_OK;
+	if (!h)
 		rv = refuse(p, "histogram \"%s\" has no data", name);
 	if (rv == NQ_OK)
 		rv = check_labels(p, labels, &n);

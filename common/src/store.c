@@ -176,10 +176,6 @@ void nqi_store_close(nqi_store *s)
 	free(s);
 }
 
-MDB_env *nqi_store_env(nqi_store *s)
-{
-	return s->env;
-}
 MDB_dbi nqi_store_dbi(nqi_store *s, size_t i)
 {
 	return s->dbi[i];

@@ -174,6 +174,54 @@ bool nqi_name_valid(const char *s)
 	return n > 0;
 }
 
+size_t nqi_utf8_decode(const uint8_t *p, size_t n, uint32_t *cp)
+{
+	static const struct {
+		uint8_t mask, lead;
+		size_t len;
+		uint32_t min;
+	} forms[] = {
+	    {0x80, 0x00, 1, 0},
+	    {0xe0, 0xc0, 2, 0x80},
+	    {0xf0, 0xe0, 3, 0x800},
+	    {0xf8, 0xf0, 4, 0x10000},
+	};
+	for (size_t f = 0; n > 0 && f < 4; f++) {
+		if ((p[0] & forms[f].mask) != forms[f].lead)
+			continue;
+		size_t len = forms[f].len;
+		if (len > n)
+			return 0;
+		uint32_t c = p[0] & (uint8_t)~forms[f].mask;
+		for (size_t i = 1; i < len; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			c = c << 6 | (p[i] & 0x3f);
+		}
+		if (c < forms[f].min || c > 0x10ffff ||
+		    (c >= 0xd800 && c <= 0xdfff))
+			return 0;
+		*cp = c;
+		return len;
+	}
+	return 0;
+}
+
+size_t nqi_utf8_char_len(const uint8_t *p, size_t n)
+{
+	uint32_t cp;
+	return nqi_utf8_decode(p, n, &cp);
+}
+
+bool nqi_utf8_valid(const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+	size_t i = 0, len = 1;
+	while (i < n && (len = nqi_utf8_char_len(p + i, n - i)) > 0)
+		i += len;
+	return i == n;
+}
+
 int nqi_parse_u64(const char *s, uint64_t *out)
 {
 	char *end;

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "nqi/codec.h"
-#include "nqi/embed.h"
+#include "embed.h"
 #include "nq/nq.h"
+#include "nqi/codec.h"
 
 typedef struct fixture {
 	char dir[64];

@@ -82,7 +82,8 @@ static int fill_metrics_cb(nqi_prom *p, void *arg)
 	if (f->delay_ms)
 		nng_msleep(f->delay_ms);
 	if (rv == NQ_OK && f->fail_with)
-		rv = nqi_prom_family(p, "9bad", NQI_PROM_GAUGE, "x")
+		rv = nqi_prom_sample(p, "nq_test_scrapes_total",
+		         (const char *const[]){"service", "\xff", NULL}, n)
 		         ? f->fail_with
 		         : NQ_OK;
 	atomic_fetch_add(&f->done, 1);
@@ -292,7 +293,7 @@ static void test_http_metrics_failure_500(void **st)
 	/* Half an exposition is never served; the reason is. */
 	assert_null(strstr(r->body, "nq_test_scrapes_total"));
 	if (!strstr(r->body, "invalid argument") ||
-	    !strstr(r->body, "\"9bad\""))
+	    !strstr(r->body, "\"service\" is not valid UTF-8"))
 		fail_msg("500 body does not say why: %s", r->body);
 }
 

@@ -1,6 +1,6 @@
-/* Prom: the exposition builder (families, samples, escaping, refusals),
- * histograms (cumulative buckets, concurrent observe, quantiles), and the
- * whole output checked by promtool. */
+/* Prom: the exposition builder (families, samples, escaping, refused label
+ * values and repeated series), histograms (cumulative buckets, concurrent
+ * observe, quantiles), and the whole output checked by promtool. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -357,50 +357,12 @@ static void expect_refused(nqi_prom *p, int rv, const char *names)
 		    nqi_prom_error(p), names);
 }
 
-static void test_prom_bad_names_refused(void **st)
-{
-	static const char *const bad[] = {
-	    "9lives", "nq-jobs", "nq jobs", "", "nq_jobs{", "caf\xc3\xa9"};
-	nqi_prom *p = *st;
-	for (size_t i = 0; i < COUNT(bad); i++)
-		expect_refused(
-		    p, nqi_prom_family(p, bad[i], NQI_PROM_GAUGE, "h"), bad[i]);
-	expect_refused(
-	    p, nqi_prom_family(p, NULL, NQI_PROM_GAUGE, "h"), "missing");
-	assert_false(nqi_prom_name_valid("9lives"));
-	assert_true(nqi_prom_name_valid("nq:jobs_total"));
-	assert_true(nqi_prom_name_valid("_x9"));
-	expect_refused(p, nqi_prom_family(p, "nq_jobs", NQI_PROM_COUNTER, "h"),
-	    "must end in _total");
-	expect_refused(
-	    p, nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE, ""), "no help");
-	expect_refused(p,
-	    nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE, "bad \xff utf-8"),
-	    "UTF-8");
-	expect_refused(p, nqi_prom_family(p, "nq_depth", (nqi_prom_type)7, "h"),
-	    "unknown type");
-	assert_text(p, "");
-}
-
-static void test_prom_bad_labels_refused(void **st)
+static void test_prom_bad_label_values_refused(void **st)
 {
 	nqi_prom *p = *st;
 	assert_int_equal(
 	    nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE, "Depth."), NQ_OK);
 	const char *before = strdup(nqi_prom_text(p, NULL));
-	expect_refused(
-	    p, nqi_prom_sample(p, "nq_depth", L("9q", "x"), 1), "9q");
-	expect_refused(
-	    p, nqi_prom_sample(p, "nq_depth", L("a:b", "x"), 1), "a:b");
-	expect_refused(p, nqi_prom_sample(p, "nq_depth", L("__name__", "x"), 1),
-	    "reserved");
-	expect_refused(
-	    p, nqi_prom_sample(p, "nq_depth", L("le", "1"), 1), "\"le\"");
-	expect_refused(p, nqi_prom_sample(p, "nq_depth", L("quantile", "1"), 1),
-	    "quantile");
-	expect_refused(p,
-	    nqi_prom_sample(p, "nq_depth", L("queue", "a", "queue", "b"), 1),
-	    "given twice");
 	expect_refused(p,
 	    nqi_prom_sample(
 	        p, "nq_depth", (const char *const[]){"queue", NULL, NULL}, 1),
@@ -415,48 +377,6 @@ static void test_prom_bad_labels_refused(void **st)
 	    "UTF-8"); /* overlong */
 	assert_text(p, before);
 	free((void *)before);
-}
-
-static void test_prom_misplaced_samples_refused(void **st)
-{
-	nqi_prom *p = *st;
-	static const double bounds[] = {1};
-	nqi_prom_hist *h = hist(bounds, 1);
-	expect_refused(
-	    p, nqi_prom_sample(p, "nq_depth", NULL, 1), "before any family");
-	assert_int_equal(
-	    nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE, "Depth."), NQ_OK);
-	assert_int_equal(nqi_prom_sample(p, "nq_depth",
-	                     L("queue", "a", "state", "ready"), 1),
-	    NQ_OK);
-	assert_int_equal(
-	    nqi_prom_family(p, "nq_run_seconds", NQI_PROM_HISTOGRAM, "Run."),
-	    NQ_OK);
-	const char *before = strdup(nqi_prom_text(p, NULL));
-	/* nq_depth's family is over: its samples may not come back. */
-	expect_refused(p, nqi_prom_sample(p, "nq_depth", NULL, 2), "nq_depth");
-	expect_refused(
-	    p, nqi_prom_sample(p, "nq_run_seconds", NULL, 2), "is a histogram");
-	expect_refused(
-	    p, nqi_prom_histogram(p, "nq_run_seconds", NULL, NULL), "no data");
-	expect_refused(p,
-	    nqi_prom_histogram(p, "nq_run_seconds", L("le", "1"), h), "\"le\"");
-	/* Names that are taken: a family again, a histogram's suffixes. */
-	expect_refused(p,
-	    nqi_prom_family(p, "nq_depth", NQI_PROM_GAUGE, "Again."),
-	    "already used");
-	expect_refused(p,
-	    nqi_prom_family(
-	        p, "nq_run_seconds_count", NQI_PROM_GAUGE, "Clash."),
-	    "nq_run_seconds_count");
-	assert_text(p, before);
-	/* And the other way round: a histogram whose _sum is a family. */
-	assert_int_equal(
-	    nqi_prom_family(p, "nq_x_sum", NQI_PROM_GAUGE, "S."), NQ_OK);
-	expect_refused(p, nqi_prom_family(p, "nq_x", NQI_PROM_HISTOGRAM, "X."),
-	    "\"nq_x_sum\", already used");
-	free((void *)before);
-	nqi_prom_hist_free(h);
 }
 
 static void test_prom_duplicate_series_refused(void **st)
@@ -486,6 +406,8 @@ static void test_prom_duplicate_series_refused(void **st)
 	assert_int_equal(
 	    nqi_prom_family(p, "nq_run_seconds", NQI_PROM_HISTOGRAM, "Run."),
 	    NQ_OK);
+	expect_refused(
+	    p, nqi_prom_histogram(p, "nq_run_seconds", NULL, NULL), "no data");
 	assert_int_equal(
 	    nqi_prom_histogram(p, "nq_run_seconds", NULL, h), NQ_OK);
 	expect_refused(p, nqi_prom_histogram(p, "nq_run_seconds", NULL, h),
@@ -546,7 +468,7 @@ static void test_prom_reset_starts_over(void **st)
 	nqi_prom_reset(p);
 	assert_text(p, "");
 	assert_string_equal(nqi_prom_error(p), "");
-	/* Names and series are free again after a reset. */
+	/* Series are free again after a reset. */
 	assert_int_equal(
 	    nqi_prom_family(p, "nq_up", NQI_PROM_GAUGE, "Up."), NQ_OK);
 	assert_int_equal(nqi_prom_sample(p, "nq_up", NULL, 1), NQ_OK);
@@ -689,9 +611,7 @@ int main(int argc, char **argv)
 	    T(test_prom_histogram_concurrent_observe),
 	    T(test_prom_quantiles_within_bucket),
 	    T(test_prom_quantiles_latency_buckets),
-	    T(test_prom_bad_names_refused),
-	    T(test_prom_bad_labels_refused),
-	    T(test_prom_misplaced_samples_refused),
+	    T(test_prom_bad_label_values_refused),
 	    T(test_prom_duplicate_series_refused),
 	    T(test_prom_hist_bad_bounds_refused),
 	    T(test_prom_reset_starts_over),

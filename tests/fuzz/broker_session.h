@@ -19,8 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "embed.h"
 #include "nqi/codec.h"
-#include "nqi/embed.h"
 #include "nqi/util.h"
 
 #define SESSION_MAX_IDS 64

@@ -24,8 +24,8 @@
 #include <unistd.h>
 
 #include "dlq.h"
+#include "embed.h"
 #include "fuzz.h"
-#include "nqi/embed.h"
 #include "nqi/log.h"
 
 #define REPLY_WAIT_MS 10000

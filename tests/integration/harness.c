@@ -705,7 +705,14 @@ int itest_worker_start(itest_env *e, const char *const *flags, itest_proc **out)
 int itest_nqctl_argv(
     itest_env *e, uint64_t timeout_ms, const char *const *args, itest_run *run)
 {
-	const char *argv[64] = {ITEST_NQCTL};
+	return itest_tool_argv(e, ITEST_NQCTL, timeout_ms, args, run);
+}
+
+int itest_tool_argv(itest_env *e, const char *prog, uint64_t timeout_ms,
+    const char *const *args, itest_run *run)
+{
+	const char *argv[64] = {prog};
+	const char *name = strrchr(prog, '/') ? strrchr(prog, '/') + 1 : prog;
 	size_t n = 1;
 	char out_path[PATH_MAX], err_path[PATH_MAX];
 	pid_t pid;
@@ -731,7 +738,7 @@ int itest_nqctl_argv(
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
 			fprintf(stderr,
-			    "itest: nqctl run %d killed after %llu ms\n",
+			    "itest: %s run %d killed after %llu ms\n", name,
 			    e->nruns, (unsigned long long)timeout_ms);
 			break;
 		}
@@ -743,7 +750,7 @@ int itest_nqctl_argv(
 		run->out = strdup("");
 	if (itest_read_file(err_path, &run->err, NULL) != 0)
 		run->err = strdup("");
-	fprintf(stderr, "itest: nqctl");
+	fprintf(stderr, "itest: %s", name);
 	for (size_t i = 1; i < n; i++)
 		fprintf(stderr, " %s", argv[i]);
 	fprintf(stderr, " -> exit %d\n", run->code);

@@ -135,6 +135,9 @@ int itest_nqctl(itest_env *e, uint64_t timeout_ms, itest_run *run, ...)
 /* Same, with an explicit argv (global flags included, no --api added). */
 int itest_nqctl_argv(
     itest_env *e, uint64_t timeout_ms, const char *const *args, itest_run *run);
+/* Same for another program (the path of its binary), e.g. nq-bench. */
+int itest_tool_argv(itest_env *e, const char *prog, uint64_t timeout_ms,
+    const char *const *args, itest_run *run);
 void itest_run_free(itest_run *run);
 /* The job id nqctl printed: the first word of stdout, 16 hex digits. */
 int itest_run_id(const itest_run *run, char id[NQ_ID_MAX]);

@@ -1,9 +1,9 @@
 /*
- * nqctl bench, run small against a real broker: it prints its one result
- * line in the documented shape, its jobs really pass through the broker,
- * paced runs keep their pace, and bad flags or an absent broker are
- * reported. The figures themselves are never asserted: this is a smoke run
- * of the tool, not a benchmark.
+ * nq-bench, run small against a real broker: it prints its one result line
+ * in the documented shape, its jobs really pass through the broker, paced
+ * runs keep their pace, and bad flags or an absent broker are reported;
+ * `nqctl bench` points to it. The figures themselves are never asserted:
+ * this is a smoke run of the tool, not a benchmark.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +17,10 @@
 #include <string.h>
 
 #include "harness.h"
+
+#ifndef ITEST_BENCH
+#error "ITEST_BENCH must name the nq-bench binary"
+#endif
 
 #define NUM "[0-9]+"
 #define DEC "[0-9]+\\.[0-9]{3}"
@@ -42,22 +46,22 @@ static bool one_line_matches(const char *text, const char *pattern)
 	return ok;
 }
 
-/* Runs nqctl bench on the env's broker with args (NULL-terminated). */
+/* Runs nq-bench on the env's broker with args (NULL-terminated). */
 static void run_bench(itest_env *e, uint64_t timeout_ms, itest_run *r, ...)
 {
 	const char *args[40] = {"--api", e->api_url, "--work", e->work_url,
-	    "--results", e->results_url, "bench"};
-	size_t n = 7;
+	    "--results", e->results_url};
+	size_t n = 6;
 	va_list ap;
 	va_start(ap, r);
 	for (const char *a; (a = va_arg(ap, const char *)) != NULL && n < 39;)
 		args[n++] = a;
 	va_end(ap);
 	args[n] = NULL;
-	assert_int_equal(itest_nqctl_argv(e, timeout_ms, args, r), 0);
+	assert_int_equal(
+	    itest_tool_argv(e, ITEST_BENCH, timeout_ms, args, r), 0);
 	if (r->code != 0)
-		fprintf(
-		    stderr, "nqctl bench failed (%d): %s\n", r->code, r->err);
+		fprintf(stderr, "nq-bench failed (%d): %s\n", r->code, r->err);
 }
 
 static void test_bench_prints_one_line_and_runs_every_job(void **state)
@@ -105,10 +109,8 @@ static void test_bench_backlog_reports_drain_rate(void **state)
 	itest_run_free(&r);
 
 	/* --json gives the same figures as one object. */
-	const char *args[] = {"--api", e->api_url, "--work", e->work_url,
-	    "--results", e->results_url, "--json", "bench", "--jobs", "300",
-	    "--workers", "1", NULL};
-	assert_int_equal(itest_nqctl_argv(e, 60000, args, &r), 0);
+	run_bench(
+	    e, 60000, &r, "--json", "--jobs", "300", "--workers", "1", NULL);
 	assert_int_equal(r.code, 0);
 	assert_int_equal(itest_run_json(&r, &j), 0);
 	assert_int_equal(itest_json_int(j, "jobs"), 300);
@@ -157,6 +159,7 @@ static void test_bench_refuses_bad_flags(void **state)
 	expect_usage_error(e, "--rate", "100", "--rate and --duration");
 	expect_usage_error(e, "--queue", "no spaces", "valid queue name");
 	expect_usage_error(e, "--jobs", "many", "--jobs");
+	expect_usage_error(e, "--no-such", "1", "unknown flag --no-such");
 	itest_pass(e);
 }
 
@@ -164,13 +167,27 @@ static void test_bench_without_broker_exits_3(void **state)
 {
 	itest_env *e = *state;
 	itest_run r;
-	const char *args[] = {"--api", e->api_url, "--work", e->work_url,
-	    "--results", e->results_url, "--timeout", "500ms", "bench",
-	    "--jobs", "10", "--workers", "1", NULL};
-	assert_int_equal(itest_nqctl_argv(e, 30000, args, &r), 0);
+	run_bench(e, 30000, &r, "--timeout", "500ms", "--jobs", "10",
+	    "--workers", "1", NULL);
 	assert_int_equal(r.code, 3);
 	assert_string_equal(r.out, "");
 	assert_non_null(strstr(r.err, e->api_url));
+	itest_run_free(&r);
+	itest_pass(e);
+}
+
+/* The command moved out of nqctl: a script that still runs it is told
+ * where, on one line, and fails as on a bad command line. */
+static void test_bench_nqctl_points_to_nq_bench(void **state)
+{
+	itest_env *e = *state;
+	itest_run r;
+	assert_int_equal(
+	    itest_nqctl(e, 15000, &r, "bench", "--jobs", "10", NULL), 0);
+	assert_int_equal(r.code, 2);
+	assert_string_equal(r.out, "");
+	assert_non_null(strstr(r.err, "nq-bench"));
+	assert_ptr_equal(strchr(r.err, '\n'), r.err + strlen(r.err) - 1);
 	itest_run_free(&r);
 	itest_pass(e);
 }
@@ -190,6 +207,8 @@ int main(void)
 	        test_bench_refuses_bad_flags, itest_setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_bench_without_broker_exits_3, itest_setup, itest_teardown),
+	    cmocka_unit_test_setup_teardown(test_bench_nqctl_points_to_nq_bench,
+	        itest_setup, itest_teardown),
 	};
 	return cmocka_run_group_tests_name("bench", tests, NULL, NULL);
 }

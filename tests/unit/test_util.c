@@ -1,4 +1,5 @@
-/* Util: durations, sizes, numbers, names, ids, the error table, states. */
+/* Util: durations, sizes, numbers, names, UTF-8, ids, the error table,
+ * states. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -345,6 +346,103 @@ static void test_util_random_fills_buffers(void **st)
 	nqi_random(a, 0); /* nothing to do, no crash */
 }
 
+typedef struct utf8_case {
+	const char *in;
+	size_t n;    /* bytes the decoder may read */
+	size_t want; /* length decoded; 0: refused */
+	uint32_t cp;
+} utf8_case;
+
+/* Checks each case; on a refusal the code point is left as it was. */
+static void check_utf8(const utf8_case *cases, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		uint32_t cp = 0xdeadbeef;
+		const uint8_t *p = (const uint8_t *)cases[i].in;
+		size_t got = nqi_utf8_decode(p, cases[i].n, &cp);
+		if (got != cases[i].want)
+			fail_msg("case %zu: decoded %zu bytes, want %zu", i,
+			    got, cases[i].want);
+		assert_int_equal(cp, cases[i].want ? cases[i].cp : 0xdeadbeef);
+		assert_int_equal(nqi_utf8_char_len(p, cases[i].n), got);
+	}
+}
+
+static void test_util_utf8_decodes_every_length(void **st)
+{
+	const utf8_case cases[] = {
+	    {"A", 1, 1, 0x41},
+	    {"", 1, 1, 0}, /* U+0000 is a character */
+	    {"\x7f", 1, 1, 0x7f},
+	    {"\xc2\x80", 2, 2, 0x80},
+	    {"\xc3\xa9zz", 4, 2, 0xe9}, /* one character at a time */
+	    {"\xdf\xbf", 2, 2, 0x7ff},
+	    {"\xe0\xa0\x80", 3, 3, 0x800},
+	    {"\xe2\x82\xac", 3, 3, 0x20ac},
+	    {"\xed\x9f\xbf", 3, 3, 0xd7ff},
+	    {"\xee\x80\x80", 3, 3, 0xe000},
+	    {"\xef\xbf\xbf", 3, 3, 0xffff},
+	    {"\xf0\x90\x80\x80", 4, 4, 0x10000},
+	    {"\xf0\x9f\x98\x80", 4, 4, 0x1f600},
+	    {"\xf4\x8f\xbf\xbf", 4, 4, 0x10ffff},
+	};
+	check_utf8(cases, COUNT(cases));
+}
+
+static void test_util_utf8_refuses_overlong_forms(void **st)
+{
+	const utf8_case cases[] = {
+	    {"\xc0\x80", 2, 0, 0},         /* U+0000 in two bytes */
+	    {"\xc1\xbf", 2, 0, 0},         /* U+007F */
+	    {"\xe0\x80\x80", 3, 0, 0},     /* U+0000 in three */
+	    {"\xe0\x9f\xbf", 3, 0, 0},     /* U+07FF */
+	    {"\xf0\x80\x80\x80", 4, 0, 0}, /* U+0000 in four */
+	    {"\xf0\x8f\xbf\xbf", 4, 0, 0}, /* U+FFFF */
+	};
+	check_utf8(cases, COUNT(cases));
+}
+
+static void test_util_utf8_refuses_surrogates_and_past_10ffff(void **st)
+{
+	const utf8_case cases[] = {
+	    {"\xed\xa0\x80", 3, 0, 0},     /* U+D800 */
+	    {"\xed\xb2\x80", 3, 0, 0},     /* U+DC80 */
+	    {"\xed\xbf\xbf", 3, 0, 0},     /* U+DFFF */
+	    {"\xf4\x90\x80\x80", 4, 0, 0}, /* U+110000 */
+	    {"\xf5\x80\x80\x80", 4, 0, 0},
+	    {"\xf8\x88\x80\x80\x80", 5, 0, 0}, /* five-byte form */
+	    {"\xff", 1, 0, 0},
+	};
+	check_utf8(cases, COUNT(cases));
+}
+
+static void test_util_utf8_refuses_truncated_sequences(void **st)
+{
+	const utf8_case cases[] = {
+	    {"\xc3\xa9", 1, 0, 0}, /* the end of the buffer */
+	    {"\xe2\x82\xac", 2, 0, 0}, {"\xf0\x9f\x98\x80", 3, 0, 0},
+	    {"\xe2\x82", 3, 0, 0}, /* a NUL where a byte should be */
+	    {"\xe2\x82z", 3, 0, 0},
+	    {"\x80", 1, 0, 0}, /* a continuation on its own */
+	    {"\xbf\xbf", 2, 0, 0}, {"A", 0, 0, 0}, /* nothing to read */
+	};
+	check_utf8(cases, COUNT(cases));
+}
+
+static void test_util_utf8_valid_checks_every_byte(void **st)
+{
+	assert_true(nqi_utf8_valid("", 0));
+	assert_true(nqi_utf8_valid("caf\xc3\xa9 \xe2\x82\xac", 9));
+	assert_true(nqi_utf8_valid("a\0b", 3));
+	assert_false(nqi_utf8_valid("caf\xc3", 4));
+	assert_false(nqi_utf8_valid("ab\xed\xa0\x80"
+	                            "cd",
+	    7));
+	assert_false(nqi_utf8_valid("\xc0\xaf"
+	                            "etc",
+	    5));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -355,6 +453,11 @@ int main(void)
 	    cmocka_unit_test(test_util_u64_whole_numbers_only),
 	    cmocka_unit_test(test_util_names_valid_charset),
 	    cmocka_unit_test(test_util_names_length_limit),
+	    cmocka_unit_test(test_util_utf8_decodes_every_length),
+	    cmocka_unit_test(test_util_utf8_refuses_overlong_forms),
+	    cmocka_unit_test(test_util_utf8_refuses_surrogates_and_past_10ffff),
+	    cmocka_unit_test(test_util_utf8_refuses_truncated_sequences),
+	    cmocka_unit_test(test_util_utf8_valid_checks_every_byte),
 	    cmocka_unit_test(test_util_id_round_trip),
 	    cmocka_unit_test(test_util_id_text_order_is_numeric_order),
 	    cmocka_unit_test(test_util_id_rejects_malformed),

@@ -1,4 +1,4 @@
-// bench.mjs: nqctl bench's workloads against Redis + BullMQ, measured the
+// bench.mjs: nq-bench's workloads against Redis + BullMQ, measured the
 // same way, printing the same line:
 //
 //   bench jobs=N enqueue_per_s=X e2e_per_s=Y p50_ms=A p99_ms=B p999_ms=C

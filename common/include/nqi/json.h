@@ -88,11 +88,6 @@ json_t *nqi_json_string_lossy(const void *s, size_t len);
  * memory ran out. */
 char *nqi_base64_encode(const void *buf, size_t len);
 
-/* Length (1-4) of the well-formed UTF-8 character at p, which has n bytes
- * left; 0 when the bytes there are not one (overlong forms, surrogates and
- * code points past U+10FFFF are not). */
-size_t nqi_utf8_char_len(const uint8_t *p, size_t n);
-
 /* True when the bytes are UTF-8 text a terminal can show: well-formed, and
  * no control characters other than tab, newline and carriage return. */
 bool nqi_text_printable(const void *buf, size_t len);

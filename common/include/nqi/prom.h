@@ -1,28 +1,26 @@
 /*
  * Prometheus text exposition (format 0.0.4) and lock-free histograms.
  *
- * nqi_prom is a growing text buffer that accepts only what the format
- * allows, so a service cannot serve a scrape that Prometheus rejects:
+ * nqi_prom is a growing text buffer that writes the format:
  *
  *	nqi_prom_family(p, "nq_jobs_enqueued_total", NQI_PROM_COUNTER,
  *	    "Jobs accepted by enqueue.");
  *	nqi_prom_sample(p, "nq_jobs_enqueued_total",
  *	    (const char *const[]){"queue", "mail", NULL}, 42);
  *
- * Rules the builder enforces (each refusal returns NQ_EINVAL and leaves the
- * text as it was; nqi_prom_error() then names what was wrong):
- * - metric names match [a-zA-Z_:][a-zA-Z0-9_:]*, label names
- *   [a-zA-Z_][a-zA-Z0-9_]* and do not start with "__";
- * - a family is declared once, with non-empty help; counter names end in
- *   "_total"; a name may not reuse the name (or a histogram's _bucket, _sum,
- *   _count name) of an earlier family;
- * - samples follow their own family, which must be the latest declared
- *   (the format requires a family's lines to be contiguous);
- * - a series (name plus label set, in any order) appears once per scrape;
- * - "le" and "quantile" are never given as labels (the builder writes le);
- * - label values and help are valid UTF-8; they are escaped as the format
- *   says (label values: backslash, double quote, newline; help: backslash,
- *   newline).
+ * Metric names, label names and help texts are constants of the code: the
+ * caller passes names the format allows (metric names
+ * [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]*, not "le"),
+ * counters ending in "_total", each family declared once with its samples
+ * right after it. The tests check every service's output with promtool;
+ * the builder does not check these again at run time.
+ *
+ * What can come from outside is checked (a refusal returns NQ_EINVAL and
+ * leaves the text as it was; nqi_prom_error() then names what was wrong):
+ * - label values are present and valid UTF-8;
+ * - a series (name plus label set, in any order) appears once per scrape.
+ * Label values and help are escaped as the format says (label values:
+ * backslash, double quote, newline; help: backslash, newline).
  * Values print as integers when integral, otherwise with %.17g; NaN and
  * infinities print as NaN, +Inf, -Inf.
  *
@@ -54,9 +52,6 @@ typedef enum nqi_prom_type {
 #define NQI_PROM_LATENCY_NBOUNDS 18
 extern const double nqi_prom_latency_bounds_s[NQI_PROM_LATENCY_NBOUNDS];
 
-/* True when name matches [a-zA-Z_:][a-zA-Z0-9_:]*. */
-bool nqi_prom_name_valid(const char *name);
-
 /* Allocates an empty builder. Returns 0 or NQ_ENOMEM. */
 int nqi_prom_alloc(nqi_prom **out);
 /* Frees the builder and its text; NULL is fine. */
@@ -65,7 +60,7 @@ void nqi_prom_free(nqi_prom *p);
 void nqi_prom_reset(nqi_prom *p);
 
 /* Declares a family: writes its # HELP and # TYPE lines. Samples written
- * next belong to it. Returns 0, NQ_EINVAL or NQ_ENOMEM. */
+ * next belong to it. Returns 0 or NQ_ENOMEM. */
 int nqi_prom_family(
     nqi_prom *p, const char *name, nqi_prom_type type, const char *help);
 
@@ -91,8 +86,8 @@ int nqi_prom_histogram(nqi_prom *p, const char *name, const char *const *labels,
 /* The text written so far (NUL-terminated) and its length in bytes. The
  * pointer is valid until the next call that writes or frees. */
 const char *nqi_prom_text(const nqi_prom *p, size_t *len);
-/* What the last refused call got wrong, e.g. "metric name \"9x\" must match
- * [a-zA-Z_:][a-zA-Z0-9_:]*"; "" when no call failed yet. */
+/* What the last refused call got wrong, e.g. "value of label \"queue\" is
+ * not valid UTF-8"; "" when no call failed yet. */
 const char *nqi_prom_error(const nqi_prom *p);
 
 /*

@@ -31,7 +31,6 @@ typedef struct nqi_store_opts {
 int nqi_store_open(
     nqi_store **out, const nqi_store_opts *opts, char *err, size_t errlen);
 void nqi_store_close(nqi_store *s);
-MDB_env *nqi_store_env(nqi_store *s);
 MDB_dbi nqi_store_dbi(nqi_store *s, size_t index);
 
 int nqi_store_begin(nqi_store *s, bool write, MDB_txn **txn);

@@ -29,6 +29,17 @@ void nqi_cond_wait_mono(
 /* True when s matches [A-Za-z0-9._-]{1,128} (queue and type names). */
 bool nqi_name_valid(const char *s);
 
+/* Decodes the UTF-8 character at p, which has n bytes left, into *cp and
+ * returns its length (1-4); 0 when the bytes there are not one well-formed
+ * character: an overlong form, a surrogate, a code point past U+10FFFF, a
+ * sequence cut short or a stray continuation byte. *cp is written only on
+ * success. */
+size_t nqi_utf8_decode(const uint8_t *p, size_t n, uint32_t *cp);
+/* The length nqi_utf8_decode would return, without the code point. */
+size_t nqi_utf8_char_len(const uint8_t *p, size_t n);
+/* True when all n bytes are well-formed UTF-8. */
+bool nqi_utf8_valid(const void *buf, size_t n);
+
 /* Parses "250ms", "30s", "5m", "2h", "1d" or a bare number of milliseconds.
  * Returns 0 and writes *ms, or NQ_EINVAL. */
 int nqi_parse_duration_ms(const char *s, uint64_t *ms);

@@ -4,8 +4,8 @@
  * and fuzz targets that must reach every request handler with arbitrary
  * bytes. Not thread-safe; one caller at a time.
  */
-#ifndef NQI_EMBED_H
-#define NQI_EMBED_H
+#ifndef BROKER_EMBED_H
+#define BROKER_EMBED_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /*
- * nqctl bench: measures a running broker with a producer process and
+ * nq-bench: measures a running broker with a producer process and
  * --workers worker processes that run a no-op handler through libnq's
  * worker API, and prints one line:
  *
@@ -15,24 +15,62 @@
  * start and stop flags, counters, a latency histogram and a bitmap of the
  * jobs handled, so that a job run twice (at-least-once delivery) counts once.
  */
-#ifndef NQCTL_BENCH_H
-#define NQCTL_BENCH_H
+#ifndef NQ_BENCH_H
+#define NQ_BENCH_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nqctl.h"
+#include "nq/nq.h"
 
-#define NQCTL_BENCH_SYNOPSIS "[--jobs N] [--batch B] [...]"
-#define NQCTL_BENCH_SUMMARY                                                    \
-	"Measures the broker: enqueue and end-to-end jobs/s, latency."
+/* Exit statuses, the same as nqctl's. */
+enum {
+	BENCH_EXIT_OK = 0,
+	BENCH_EXIT_FAILED = 1,      /* the run failed */
+	BENCH_EXIT_USAGE = 2,       /* bad command line */
+	BENCH_EXIT_UNREACHABLE = 3, /* no answer from the broker in time */
+	BENCH_CONTINUE = -1,        /* go on */
+};
 
-/* Runs "bench ..." from argv[start] on; returns the exit status. */
-int nqctl_bench(nqctl *x, int argc, char **argv, int start);
+/* The flags of a run, as given (main.c checks them). */
+typedef struct bench_flags {
+	uint64_t jobs, batch, payload_size, rate, duration_ms;
+	uint64_t broker_pid, max_time_ms;
+	int workers, concurrency, producers;
+	bool backlog;
+	const char *queue;
+} bench_flags;
+
+/* How to reach the broker and how to print; filled by main.c. */
+typedef struct bench_cli {
+	nq_client_opts conn; /* the token already read */
+	bool json;
+	nq_client *client; /* the parent's, from bench_connect */
+} bench_cli;
+
+/* ---- main.c ---- */
+
+/* Opens x->client on x->conn. Returns BENCH_CONTINUE, or the exit status
+ * after reporting why it could not. */
+int bench_connect(bench_cli *x);
+/* Reports a failed request, "nq-bench: <what>: <error>: <server message>",
+ * and returns BENCH_EXIT_UNREACHABLE when the broker did not answer in
+ * time, BENCH_EXIT_FAILED otherwise. */
+int bench_fail(const bench_cli *x, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- bench.c ---- */
+
+/* Runs the benchmark of checked flags and prints its line; returns the exit
+ * status. */
+int bench_main(bench_cli *x, const bench_flags *f);
 
 /* ---- shared between bench.c and bench_proc.c ---- */
+
+/* Most worker processes, and most producer threads, of a run. */
+#define BENCH_MAX_PROCS 64
 
 /* Every payload starts with the job's sequence number and the enqueue
  * time, both little-endian 64-bit; the rest is filler. */

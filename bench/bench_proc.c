@@ -1,5 +1,5 @@
 /*
- * nqctl bench: the shared state, the latency histogram, and the bodies of
+ * nq-bench: the shared state, the latency histogram, and the bodies of
  * the producer and worker processes.
  */
 #include <errno.h>
@@ -291,7 +291,7 @@ int bench_producer_main(const bench_conf *c, bench_shared *s)
 	atomic_bool failed = false;
 	prod_thread *ts = calloc((size_t)c->producers, sizeof *ts);
 	if (!ts) {
-		fprintf(stderr, "nqctl: bench producer: out of memory\n");
+		fprintf(stderr, "nq-bench: producer: out of memory\n");
 		return 1;
 	}
 	for (int i = 0; i < c->producers; i++)
@@ -304,8 +304,7 @@ int bench_producer_main(const bench_conf *c, bench_shared *s)
 		prod_release(&ts[i]);
 	free(ts);
 	if (rc != 0)
-		fprintf(
-		    stderr, "nqctl: bench producer: %s\n", s->producer_error);
+		fprintf(stderr, "nq-bench: producer: %s\n", s->producer_error);
 	return rc;
 }
 
@@ -385,7 +384,7 @@ int bench_worker_main(const bench_conf *c, bench_shared *s, int index)
 	if (rv == NQ_OK && pthread_create(&watch, NULL, stop_watch_cb, &wc))
 		rv = NQ_ENOMEM;
 	if (rv != NQ_OK) {
-		fprintf(stderr, "nqctl: bench worker %d: cannot start: %s\n",
+		fprintf(stderr, "nq-bench: worker %d: cannot start: %s\n",
 		    index, nq_strerror(rv));
 		nq_worker_close(wc.w);
 		return 1;
@@ -396,7 +395,7 @@ int bench_worker_main(const bench_conf *c, bench_shared *s, int index)
 	pthread_join(watch, NULL);
 	nq_worker_close(wc.w);
 	if (rv != NQ_OK)
-		fprintf(stderr, "nqctl: bench worker %d: %s\n", index,
+		fprintf(stderr, "nq-bench: worker %d: %s\n", index,
 		    nq_strerror(rv));
 	return rv == NQ_OK ? 0 : 1;
 }

@@ -1,0 +1,324 @@
+/*
+ * nq-bench: measures a running broker (bench.h says how). Flags in any
+ * order; those that say how to reach the broker are also read from the
+ * environment, as nqctl reads them (--api as NQ_API, ...):
+ *
+ *   nq-bench [--api URL] [--work URL] [--results URL] [--jobs N] ...
+ *
+ * Exit status: 0 ok, 1 the run failed, 2 usage error, 3 the broker could
+ * not be reached in time.
+ */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "nqi/auth.h"
+#include "nqi/opts.h"
+#include "nqi/util.h"
+
+#define UNSET UINT64_MAX
+#define BENCH_MAX_JOBS 1000000000ull
+#define BENCH_MAX_BATCH 10000 /* the broker's limit per enqueue */
+#define BENCH_MAX_PAYLOAD ((uint64_t)64 << 20)
+#define BENCH_DEFAULT_API "tcp://127.0.0.1:7400"
+/* The first BENCH_NCONN flags of the table say how to reach the broker;
+ * only they are read from the environment. */
+#define BENCH_NCONN 10
+
+/* The command line as given. */
+typedef struct bench_args {
+	const char *api_url, *work_url, *results_url, *token_file;
+	const char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
+	uint64_t timeout_ms;
+	bool json, help;
+	bench_flags f;
+} bench_args;
+
+/* ---- reporting ---- */
+
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "nq-bench: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nRun 'nq-bench --help' for the flags.\n");
+	return BENCH_EXIT_USAGE;
+}
+
+static const char *api_url(const bench_cli *x)
+{
+	return x->conn.api_url ? x->conn.api_url : BENCH_DEFAULT_API;
+}
+
+int bench_connect(bench_cli *x)
+{
+	if (x->client)
+		return BENCH_CONTINUE;
+	int rv = nq_client_open(&x->client, &x->conn);
+	if (rv == NQ_OK)
+		return BENCH_CONTINUE;
+	fprintf(stderr, "nq-bench: cannot use the broker at %s: %s\n",
+	    api_url(x), nq_strerror(rv));
+	return rv == NQ_EINVAL ? BENCH_EXIT_USAGE : BENCH_EXIT_FAILED;
+}
+
+int bench_fail(const bench_cli *x, int err, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	const char *name = nq_strerror(err);
+	const char *why = x->client ? nq_client_last_error(x->client) : "";
+	/* libnq's message, when there is one that says more than the name. */
+	bool more = *why && strcmp(why, name) != 0;
+	fprintf(stderr, "nq-bench: %s: %s (broker at %s)%s%s\n", what, name,
+	    api_url(x), more ? ": " : "", more ? why : "");
+	if (err == NQ_ETIMEDOUT || err == NQ_ECONNECT || err == NQ_EUNAVAIL)
+		return BENCH_EXIT_UNREACHABLE;
+	return BENCH_EXIT_FAILED;
+}
+
+/* ---- flags ---- */
+
+static int check_range(const char *flag, uint64_t v, uint64_t lo, uint64_t hi)
+{
+	if (v >= lo && v <= hi)
+		return BENCH_CONTINUE;
+	return usage_error("--%s must be from %llu to %llu, got %llu", flag,
+	    (unsigned long long)lo, (unsigned long long)hi,
+	    (unsigned long long)v);
+}
+
+static int check_int(const char *flag, int v, int lo, int hi)
+{
+	if (v >= lo && v <= hi)
+		return BENCH_CONTINUE;
+	return usage_error(
+	    "--%s must be from %d to %d, got %d", flag, lo, hi, v);
+}
+
+/* --rate and --duration go together and set the number of jobs. */
+static int check_pacing(bench_flags *f)
+{
+	if (!f->rate && f->duration_ms == UNSET)
+		return BENCH_CONTINUE;
+	if (!f->rate || f->duration_ms == UNSET)
+		return usage_error("--rate and --duration go together "
+		                   "(a paced run of RATE jobs/s for DURATION)");
+	if (f->jobs != UNSET)
+		return usage_error("--jobs and --rate exclude each other (a "
+		                   "paced run enqueues RATE times DURATION "
+		                   "jobs)");
+	if (f->backlog)
+		return usage_error("--backlog and --rate exclude each other");
+	f->jobs = f->rate * f->duration_ms / 1000;
+	if (f->jobs == 0)
+		return usage_error("--rate %llu for --duration %llums makes no "
+		                   "job",
+		    (unsigned long long)f->rate,
+		    (unsigned long long)f->duration_ms);
+	return BENCH_CONTINUE;
+}
+
+static int check_flags(bench_flags *f)
+{
+	int rc;
+	if ((rc = check_pacing(f)) != BENCH_CONTINUE)
+		return rc;
+	if (f->jobs == UNSET)
+		f->jobs = 100000;
+	if ((rc = check_range("jobs", f->jobs, 1, BENCH_MAX_JOBS)) !=
+	        BENCH_CONTINUE ||
+	    (rc = check_range("batch", f->batch, 1, BENCH_MAX_BATCH)) !=
+	        BENCH_CONTINUE ||
+	    (rc = check_range("payload-size", f->payload_size,
+	         BENCH_PAYLOAD_MIN, BENCH_MAX_PAYLOAD)) != BENCH_CONTINUE ||
+	    (rc = check_int("workers", f->workers, 1, BENCH_MAX_PROCS)) !=
+	        BENCH_CONTINUE ||
+	    (rc = check_int("producers", f->producers, 1, BENCH_MAX_PROCS)) !=
+	        BENCH_CONTINUE ||
+	    (rc = check_int("concurrency", f->concurrency, 1, 1024)) !=
+	        BENCH_CONTINUE)
+		return rc;
+	if (f->max_time_ms == 0)
+		return usage_error("--max-time must be longer than 0");
+	if (f->queue && !nqi_name_valid(f->queue))
+		return usage_error(
+		    "'%s' is not a valid queue name (1 to 128 of "
+		    "A-Z a-z 0-9 . _ -)",
+		    f->queue);
+	return BENCH_CONTINUE;
+}
+
+static void print_usage(const nqi_opt *opts, size_t n)
+{
+	printf("usage: nq-bench [flags]\nMeasures a running broker: enqueue "
+	       "and end-to-end jobs/s, latency.\n\nflags that reach the "
+	       "broker (each also from the environment: --api as NQ_API, "
+	       "...):\n");
+	nqi_opts_usage(opts, BENCH_NCONN, stdout);
+	printf("\nflags of the run:\n");
+	nqi_opts_usage(opts + BENCH_NCONN, n - BENCH_NCONN, stdout);
+	printf("\nThe producer runs in a process of its own, each worker in "
+	       "another, with a no-op\nhandler on libnq's worker API. "
+	       "Latency is handler start minus enqueue: each\npayload "
+	       "carries the monotonic time its enqueue request was sent. "
+	       "enqueue_per_s\nis jobs over (last enqueue confirmed - first "
+	       "sent); e2e_per_s is jobs over\n(last completion counted by "
+	       "the broker - first enqueue sent); drain_per_s\n(--backlog) "
+	       "is jobs over (last completion - workers started). With "
+	       "--broker-pid,\nbroker_peak_rss_mib is the process's VmHWM "
+	       "(mapped LMDB pages included) and\nbroker_peak_anon_mib "
+	       "the highest RssAnon (heap) seen, read every 100 ms.\n"
+	       "Exit status: 0 ok, 1 the run failed, 2 usage error, 3 the "
+	       "broker could not\nbe reached in time.\n");
+}
+
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "-h") == 0 ||
+		    strcmp(argv[i], "--help") == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Reads the environment and the flags into a. Returns BENCH_CONTINUE when
+ * the run should start; otherwise the exit status to end with (0 after
+ * printing --help).
+ */
+static int parse_args(bench_args *a, int argc, char **argv)
+{
+	bench_flags *f = &a->f;
+	const nqi_opt opts[] = {
+	    {"api", NQI_OPT_STR, &a->api_url,
+	        "broker api socket (" BENCH_DEFAULT_API ")", false},
+	    {"work", NQI_OPT_STR, &a->work_url,
+	        "broker work socket (tcp://127.0.0.1:7401)", false},
+	    {"results", NQI_OPT_STR, &a->results_url,
+	        "broker results socket (tcp://127.0.0.1:7402)", false},
+	    {"token-file", NQI_OPT_STR, &a->token_file,
+	        "file holding the access token (its first line), or env:NAME",
+	        false},
+	    {"tls-ca", NQI_OPT_STR, &a->tls_ca,
+	        "CA certificate that verifies tls+tcp:// servers", false},
+	    {"tls-cert", NQI_OPT_STR, &a->tls_cert,
+	        "client certificate to present", false},
+	    {"tls-key", NQI_OPT_STR, &a->tls_key,
+	        "key of the client certificate", false},
+	    {"tls-server-name", NQI_OPT_STR, &a->tls_server_name,
+	        "name the server certificate must carry", false},
+	    {"timeout", NQI_OPT_DURATION, &a->timeout_ms,
+	        "longest wait for a reply to one request (10s)", false},
+	    {"json", NQI_OPT_BOOL, &a->json, "print JSON", false},
+	    /* BENCH_NCONN: the flags of the run from here on */
+	    {"jobs", NQI_OPT_U64, &f->jobs, "jobs to run (100000)", false},
+	    {"batch", NQI_OPT_U64, &f->batch, "jobs per enqueue request (100)",
+	        false},
+	    {"workers", NQI_OPT_INT, &f->workers, "worker processes (4)",
+	        false},
+	    {"concurrency", NQI_OPT_INT, &f->concurrency,
+	        "handler slots of each worker (64)", false},
+	    {"producers", NQI_OPT_INT, &f->producers,
+	        "producer threads, each with a connection of its own (1)",
+	        false},
+	    {"payload-size", NQI_OPT_SIZE, &f->payload_size,
+	        "payload bytes, at least 16 (100)", false},
+	    {"rate", NQI_OPT_U64, &f->rate,
+	        "paced run: jobs/s to enqueue, with --duration", false},
+	    {"duration", NQI_OPT_DURATION, &f->duration_ms,
+	        "paced run: how long to enqueue, with --rate", false},
+	    {"backlog", NQI_OPT_BOOL, &f->backlog,
+	        "enqueue every job first, then start the workers", false},
+	    {"queue", NQI_OPT_STR, &f->queue,
+	        "queue to use (a fresh bench-<pid>-<hex> one)", false},
+	    {"broker-pid", NQI_OPT_U64, &f->broker_pid,
+	        "report this process's peak RSS (VmHWM) and anonymous memory",
+	        false},
+	    {"max-time", NQI_OPT_DURATION, &f->max_time_ms,
+	        "give up when the run takes longer (10m)", false},
+	    {"help", NQI_OPT_BOOL, &a->help, "show this help", false},
+	};
+	size_t n = sizeof opts / sizeof *opts;
+	char err[256];
+	int next;
+	if (wants_help(argc, argv)) {
+		print_usage(opts, n);
+		return BENCH_EXIT_OK;
+	}
+	if (nqi_opts_parse(opts, BENCH_NCONN, 1, argv, 1, true, &next, err,
+	        sizeof err) != NQ_OK ||
+	    nqi_opts_parse(
+	        opts, n, argc, argv, 1, false, &next, err, sizeof err) != NQ_OK)
+		return usage_error("%s", err);
+	if (next < argc)
+		return usage_error("unexpected argument '%s'", argv[next]);
+	return check_flags(f);
+}
+
+/* The client options of the flags; reads the token. */
+static int make_cli(const bench_args *a, bench_cli *x)
+{
+	char err[256];
+	x->json = a->json;
+	x->conn = (nq_client_opts){
+	    .api_url = a->api_url,
+	    .work_url = a->work_url,
+	    .results_url = a->results_url,
+	    .timeout_ms =
+	        a->timeout_ms > INT_MAX ? INT_MAX : (int)a->timeout_ms,
+	    .tls_ca = a->tls_ca,
+	    .tls_cert = a->tls_cert,
+	    .tls_key = a->tls_key,
+	    .tls_server_name = a->tls_server_name,
+	};
+	if (!a->token_file || !*a->token_file)
+		return BENCH_CONTINUE;
+	char *token = NULL;
+	int rv = nqi_token_read(a->token_file, &token, err, sizeof err);
+	if (rv != NQ_OK) {
+		fprintf(stderr, "nq-bench: --token-file: %s\n", err);
+		return rv == NQ_ENOMEM ? BENCH_EXIT_FAILED : BENCH_EXIT_USAGE;
+	}
+	x->conn.token = token;
+	return BENCH_CONTINUE;
+}
+
+int main(int argc, char **argv)
+{
+	bench_args a = {.f = {.jobs = UNSET,
+	                    .batch = 100,
+	                    .payload_size = 100,
+	                    .duration_ms = UNSET,
+	                    .max_time_ms = 600000,
+	                    .workers = 4,
+	                    .concurrency = 64,
+	                    .producers = 1}};
+	bench_cli x = {0};
+	int rc = parse_args(&a, argc, argv);
+	if (rc == BENCH_CONTINUE)
+		rc = make_cli(&a, &x);
+	if (rc == BENCH_CONTINUE)
+		rc = bench_main(&x, &a.f);
+	nq_client_close(x.client);
+	free((char *)x.conn.token);
+	/* Output that could not be written (a full disk, a closed pipe) is a
+	 * failure the caller must see. */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		perror("nq-bench: writing the output");
+		if (rc == BENCH_EXIT_OK)
+			rc = BENCH_EXIT_FAILED;
+	}
+	return rc;
+}
