@@ -181,8 +181,9 @@ static Nq__V1__Job *job_new(
 	                                       : (uint32_t)b->cfg.max_attempts;
 	job->timeout_ms =
 	    spec->timeout_ms ? spec->timeout_ms : b->cfg.default_timeout_ms;
-	job->run_at_us =
-	    spec->run_at_us ? spec->run_at_us : now_us + spec->delay_ms * 1000;
+	job->run_at_us = spec->run_at_us
+	                     ? spec->run_at_us
+	                     : nqi_us_plus_ms(now_us, spec->delay_ms);
 	job->state = NQ__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
 	return job;
 }

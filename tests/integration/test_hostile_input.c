@@ -3,7 +3,8 @@
  * a message naming both sizes; an unknown protocol version is refused with
  * the versions served; a few hundred random or corrupted messages on
  * every socket leave the broker answering and working; strings holding a
- * NUL byte or bytes that are not UTF-8 are refused, naming the field.
+ * NUL byte or bytes that are not UTF-8 are refused, naming the field; and
+ * a delay too long for the clock does not wrap around to "now".
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -496,6 +497,37 @@ static void test_hostile_input_invalid_utf8_is_refused_unechoed(void **state)
 	itest_pass(e);
 }
 
+static void test_hostile_input_huge_delay_does_not_run_at_once(void **state)
+{
+	itest_env *e = *state;
+	nq_job_spec spec = {.queue = "later",
+	    .type = "t",
+	    .payload = "p",
+	    .payload_len = 1,
+	    .delay_ms = UINT64_MAX};
+	char id[NQ_ID_MAX], id2[NQ_ID_MAX];
+	bool dup;
+	nq_client *c;
+	nq_job *j;
+
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	/* now + UINT64_MAX * 1000 wrapped to just before now; the second
+	 * delay is the smallest whose microseconds overflow. */
+	assert_int_equal(nq_enqueue(c, &spec, id, &dup), NQ_OK);
+	spec.delay_ms = UINT64_MAX / 1000 + 1;
+	assert_int_equal(nq_enqueue(c, &spec, id2, &dup), NQ_OK);
+	const char *ids[] = {id, id2};
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(nq_get(c, ids[i], &j), NQ_OK);
+		assert_int_equal(nq_job_state(j), NQ_STATE_SCHEDULED);
+		assert_true(nq_job_run_at_us(j) == UINT64_MAX);
+		nq_job_free(j);
+	}
+	nq_client_close(c);
+	itest_pass(e);
+}
+
 static nq_outcome fail_in_latin1_cb(
     const nq_job *job, nq_result *res, void *arg)
 {
@@ -510,18 +542,15 @@ static void *run_worker(void *arg)
 	return &rv;
 }
 
-/* A libnq handler's error message that is not UTF-8 must not make the
- * broker refuse the worker's completions (their leases would lapse and
- * the jobs run again): it arrives with the bad byte shown as '?'. */
-static void test_hostile_input_handler_error_not_utf8_is_kept(void **state)
+/* Enqueues one job on queue q with max_attempts attempts, runs a libnq
+ * worker with handler cb until the job reaches state (or 15 s pass), and
+ * returns it in *out. */
+static int run_one_job(itest_env *e, uint32_t max_attempts, nq_handler_cb cb,
+    nq_state state, nq_job **out)
 {
-	itest_env *e = *state;
-	const char *queues[] = {"latin1"};
-	nq_job_spec spec = {.queue = "latin1",
-	    .type = "t",
-	    .payload = "p",
-	    .payload_len = 1,
-	    .max_attempts = 1};
+	const char *queues[] = {"q"};
+	nq_job_spec spec = {
+	    .queue = "q", .type = "t", .payload = "p", .payload_len = 1};
 	nq_worker_opts wo = {
 	    .conn = {.work_url = e->work_url, .results_url = e->results_url},
 	    .queues = queues,
@@ -533,26 +562,59 @@ static void test_hostile_input_handler_error_not_utf8_is_kept(void **state)
 	bool dup;
 	nq_client *c;
 	nq_worker *w;
-	nq_job *j;
 	pthread_t th;
 	void *wrv;
 
-	assert_int_equal(itest_broker_start(e, NULL), 0);
+	spec.max_attempts = max_attempts;
 	assert_int_equal(itest_client(e, 0, &c), 0);
 	assert_int_equal(nq_enqueue(c, &spec, id, &dup), NQ_OK);
 	assert_int_equal(nq_worker_open(&w, &wo), NQ_OK);
-	assert_int_equal(nq_worker_handle(w, "*", fail_in_latin1_cb, NULL), 0);
+	assert_int_equal(nq_worker_handle(w, "*", cb, NULL), 0);
 	assert_int_equal(pthread_create(&th, NULL, run_worker, w), 0);
-	/* Well within the lease: the completion itself ended the job. */
-	int rv = itest_wait_state(c, id, NQ_STATE_DEAD, 15000, &j);
+	int rv = itest_wait_state(c, id, state, 15000, out);
 	nq_worker_stop(w);
 	assert_int_equal(pthread_join(th, &wrv), 0);
 	nq_worker_close(w);
-	assert_int_equal(rv, 0);
+	nq_client_close(c);
+	return rv;
+}
+
+/* A libnq handler's error message that is not UTF-8 must not make the
+ * broker refuse the worker's completions (their leases would lapse and
+ * the jobs run again): it arrives with the bad byte shown as '?'. */
+static void test_hostile_input_handler_error_not_utf8_is_kept(void **state)
+{
+	itest_env *e = *state;
+	nq_job *j;
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	/* Well within the lease: the completion itself failed the job. */
+	assert_int_equal(
+	    run_one_job(e, 1, fail_in_latin1_cb, NQ_STATE_DEAD, &j), 0);
 	assert_int_equal(nq_job_error_count(j), 1);
 	assert_string_equal(nq_job_error(j, 0, NULL, NULL), "caf? closed");
 	nq_job_free(j);
-	nq_client_close(c);
+	itest_pass(e);
+}
+
+static nq_outcome retry_never_cb(const nq_job *job, nq_result *res, void *arg)
+{
+	nq_result_error(res, "come back much later", false);
+	nq_result_retry_after(res, UINT64_MAX - 1);
+	return NQ_OUTCOME_FAILED;
+}
+
+/* A retry_after_ms too long for the clock saturates too: the job waits
+ * (and is not handed out again at once). */
+static void test_hostile_input_huge_retry_after_does_not_retry_at_once(
+    void **state)
+{
+	itest_env *e = *state;
+	nq_job *j;
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(
+	    run_one_job(e, 2, retry_never_cb, NQ_STATE_SCHEDULED, &j), 0);
+	assert_true(nq_job_run_at_us(j) == UINT64_MAX);
+	nq_job_free(j);
 	itest_pass(e);
 }
 
@@ -577,8 +639,14 @@ int main(int argc, char **argv)
 	        test_hostile_input_invalid_utf8_is_refused_unechoed,
 	        itest_setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(
+	        test_hostile_input_huge_delay_does_not_run_at_once, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
 	        test_hostile_input_handler_error_not_utf8_is_kept, itest_setup,
 	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_hostile_input_huge_retry_after_does_not_retry_at_once,
+	        itest_setup, itest_teardown),
 	};
 	return cmocka_run_group_tests_name("hostile_input", tests, NULL, NULL);
 }
