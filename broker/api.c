@@ -145,7 +145,7 @@ static int idem_put(
 {
 	uint8_t key[NQI_NAME_MAX + 1 + MAX_TEXT], val[16];
 	size_t klen;
-	uint64_t until = now_us + b->cfg.idempotency_window_ms * 1000;
+	uint64_t until = nqi_us_plus_ms(now_us, b->cfg.idempotency_window_ms);
 	idem_key(s, key, &klen);
 	nqi_be64_put(val, id);
 	nqi_be64_put(val + 8, until);

@@ -1261,6 +1261,21 @@ static size_t feed_all(const uint8_t *buf, size_t len)
 	return rejected;
 }
 
+/* A random fixture with 1 to max_flips random bytes changed; the caller
+ * frees it. */
+static uint8_t *mutated_fixture(
+    uint64_t *seed, size_t max_flips, const char **name, size_t *len)
+{
+	const fixture *fx = &fixtures[rng_next(seed) % COUNT(fixtures)];
+	uint8_t *buf = read_fixture(fx->name, len);
+	size_t flips = 1 + rng_next(seed) % max_flips;
+	for (size_t k = 0; k<flips && * len> 0; k++)
+		buf[rng_next(seed) % *len] = (uint8_t)rng_next(seed);
+	if (name)
+		*name = fx->name;
+	return buf;
+}
+
 static void test_codec_random_bytes_never_crash(void **st)
 {
 	uint64_t seed = 0x6e71c0dec5eed001ull;
@@ -1281,13 +1296,8 @@ static void test_codec_mutated_fixtures_never_crash(void **st)
 	uint64_t seed = 0x0ddba11c0ffee001ull;
 	size_t rejected = 0, cases = 10000;
 	for (size_t i = 0; i < cases; i++) {
-		const fixture *fx =
-		    &fixtures[rng_next(&seed) % COUNT(fixtures)];
 		size_t len;
-		uint8_t *buf = read_fixture(fx->name, &len);
-		size_t flips = 1 + rng_next(&seed) % 4;
-		for (size_t k = 0; k < flips && len > 0; k++)
-			buf[rng_next(&seed) % len] = (uint8_t)rng_next(&seed);
+		uint8_t *buf = mutated_fixture(&seed, 4, NULL, &len);
 		rejected += feed_all(buf, len);
 		free(buf);
 	}
@@ -1610,13 +1620,9 @@ static void test_codec_string_check_frames_like_protobuf_c(void **st)
 	uint64_t seed = 0x5a1f5eedc0dec001ull;
 	size_t decoded = 0;
 	for (size_t i = 0; i < 20000; i++) {
-		const fixture *fx =
-		    &fixtures[rng_next(&seed) % COUNT(fixtures)];
+		const char *name;
 		size_t len;
-		uint8_t *buf = read_fixture(fx->name, &len);
-		size_t flips = 1 + rng_next(&seed) % 3;
-		for (size_t k = 0; k < flips && len > 0; k++)
-			buf[rng_next(&seed) % len] = (uint8_t)rng_next(&seed);
+		uint8_t *buf = mutated_fixture(&seed, 3, &name, &len);
 		for (size_t t = 0; t < COUNT(hostile_targets); t++) {
 			const ProtobufCMessageDescriptor *d =
 			    hostile_targets[t];
@@ -1629,7 +1635,7 @@ static void test_codec_string_check_frames_like_protobuf_c(void **st)
 				fail_msg(
 				    "%s as %s: protobuf-c decodes what the "
 				    "check calls malformed",
-				    fx->name, d->name);
+				    name, d->name);
 			decoded += m != NULL;
 			if (m)
 				protobuf_c_message_free_unpacked(m, NULL);
