@@ -1470,6 +1470,8 @@ static void test_codec_strings_of_malformed_utf8_are_refused(void **st)
 	    {"lead byte 0xf5", "a\xf5\x80\x80\x80"},
 	    {"lead byte 0xff", "a\xff"},
 	    {"lone continuation", "a\x80z"},
+	    {"0xff after 16 ASCII bytes", "0123456789abcdef\xff"},
+	    {"surrogate after 9 ASCII bytes", "012345678\xed\xa0\x80"},
 	};
 	for (size_t i = 0; i < COUNT(cases); i++) {
 		char why[128];
@@ -1528,6 +1530,15 @@ static void test_codec_strings_with_nul_are_refused_at_any_depth(void **st)
 	Nq__V1__FetchRequest fetch = NQ__V1__FETCH_REQUEST__INIT;
 	char *queues[] = {"a", "nul~evil"};
 	req.version = 1;
+
+	/* a NUL after 8 and after 16 ASCII bytes */
+	req.token = "01234567nul~evil";
+	req.body_case = NQ__V1__REQUEST__BODY_PAUSE;
+	req.pause = &pause;
+	pause.queue = "q";
+	assert_nul_refused(&req.base, "token");
+	req.token = "0123456789abcdefnul~evil-and-more";
+	assert_nul_refused(&req.base, "token");
 
 	/* top level */
 	req.token = "nul~evil";
