@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "nqi/codec.h"
+#include "nqi/json.h"
 #include "nqi/util.h"
 #include "samples.h"
 
@@ -1490,6 +1491,41 @@ static void test_codec_strings_of_malformed_utf8_are_refused(void **st)
 	}
 }
 
+/* What the check must say of n key bytes, found the slow way. */
+static int plain_scan(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0, c; i < n; i += c)
+		if (p[i] == 0 || (c = nqi_utf8_char_len(p + i, n - i)) == 0)
+			return NQ_EINVAL;
+	return NQ_OK;
+}
+
+static void test_codec_string_check_agrees_with_a_plain_scan(void **st)
+{
+	uint64_t seed = 0x7e57c0dec0ffee11ull;
+	size_t refused = 0, cases = 20000;
+	for (size_t i = 0; i < cases; i++) {
+		uint8_t key[40];
+		size_t n = 1 + rng_next(&seed) % sizeof key;
+		/* Mostly ASCII, so that long runs of it come before the odd
+		 * NUL, lead or continuation byte. */
+		for (size_t k = 0; k < n; k++) {
+			uint64_t r = rng_next(&seed);
+			key[k] = r % 64 ? (uint8_t)(0x20 + r / 64 % 0x5f)
+			                : (uint8_t)(r / 64);
+		}
+		char why[128];
+		size_t len;
+		uint8_t *buf = enqueue_with_key(key, n, &len);
+		int rv = nqi_pb_check_strings(
+		    &nq__v1__request__descriptor, buf, len, why, sizeof why);
+		assert_int_equal(rv, plain_scan(key, n));
+		refused += rv != NQ_OK;
+		free(buf);
+	}
+	assert_true(refused > cases / 10 && refused < cases * 9 / 10);
+}
+
 /* A request, reply or batch with "nul~evil" in one string field, the ~
  * made a NUL byte on the wire, must be refused naming that field. */
 static void assert_nul_refused(const ProtobufCMessage *m, const char *field)
@@ -1747,6 +1783,7 @@ int main(void)
 	    cmocka_unit_test(
 	        test_codec_bytes_and_unknown_fields_may_hold_any_bytes),
 	    cmocka_unit_test(test_codec_string_check_frames_like_protobuf_c),
+	    cmocka_unit_test(test_codec_string_check_agrees_with_a_plain_scan),
 	    cmocka_unit_test(test_codec_string_check_costs_less_than_decoding),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
