@@ -145,7 +145,7 @@ static int idem_put(
 {
 	uint8_t key[NQI_NAME_MAX + 1 + MAX_TEXT], val[16];
 	size_t klen;
-	uint64_t until = now_us + b->cfg.idempotency_window_ms * 1000;
+	uint64_t until = nqi_us_plus_ms(now_us, b->cfg.idempotency_window_ms);
 	idem_key(s, key, &klen);
 	nqi_be64_put(val, id);
 	nqi_be64_put(val + 8, until);
@@ -181,8 +181,9 @@ static Nq__V1__Job *job_new(
 	                                       : (uint32_t)b->cfg.max_attempts;
 	job->timeout_ms =
 	    spec->timeout_ms ? spec->timeout_ms : b->cfg.default_timeout_ms;
-	job->run_at_us =
-	    spec->run_at_us ? spec->run_at_us : now_us + spec->delay_ms * 1000;
+	job->run_at_us = spec->run_at_us
+	                     ? spec->run_at_us
+	                     : nqi_us_plus_ms(now_us, spec->delay_ms);
 	job->state = NQ__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
 	return job;
 }

@@ -64,10 +64,12 @@ static void on_request(nqi_rep_ctx *c, nng_msg *msg, void *arg)
 	Nq__V1__Request *req = nqi_request_unpack_arena(
 	    nng_msg_body(msg), nng_msg_len(msg), &arena);
 	nng_pipe pipe = nng_msg_get_pipe(msg);
+	if (!req)
+		nqi_request_refusal(
+		    nng_msg_body(msg), nng_msg_len(msg), buf, sizeof buf);
 	nng_msg_free(msg);
 	if (!req) {
-		reply_now(
-		    c, NQ_EINVAL, "malformed request: not an nq.v1.Request");
+		reply_now(c, NQ_EINVAL, buf);
 		return;
 	}
 	const char *bad =

@@ -495,7 +495,7 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 	        ? retry_after_ms
 	        : nqi_backoff_ms(job->attempt, b->cfg.backoff_base_ms,
 	              b->cfg.backoff_cap_ms, broker_rand(b));
-	return broker_job_requeue(b, job, now + delay_ms * 1000);
+	return broker_job_requeue(b, job, nqi_us_plus_ms(now, delay_ms));
 }
 
 /* Reads the job of a lease being ended and drops the lease. *job NULL when

@@ -139,11 +139,12 @@ static void on_request(dlq_conn *c, nng_msg *msg, void *arg)
 	}
 	op->conn = c;
 	op->req = nqi_request_unpack(nng_msg_body(msg), nng_msg_len(msg));
+	if (!op->req)
+		nqi_request_refusal(
+		    nng_msg_body(msg), nng_msg_len(msg), buf, sizeof buf);
 	nng_msg_free(msg);
 	if (!op->req) {
-		reply_error(c, op, NQ_EINVAL,
-		    "malformed request: not an "
-		    "nq.v1.Request");
+		reply_error(c, op, NQ_EINVAL, buf);
 		return;
 	}
 	const char *bad = precheck(d, op->req, &r, &err, buf, sizeof buf);

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "nqi/json.h"
 #include "nqi/util.h"
 
 #define WORKER_LEASE_MS 30000
@@ -193,6 +194,19 @@ NQ_API void nq_result_set(nq_result *res, const void *data, size_t len)
 	res->len = len;
 }
 
+/* Error messages travel as protobuf strings, and the broker refuses a
+ * completion batch holding one that is not UTF-8: a byte that is not part
+ * of a character becomes '?'. */
+static void scrub_utf8(char *s)
+{
+	size_t n = strlen(s);
+	for (size_t i = 0, c; i < n; i += c)
+		if ((c = nqi_utf8_char_len((uint8_t *)s + i, n - i)) == 0) {
+			s[i] = '?';
+			c = 1;
+		}
+}
+
 NQ_API void nq_result_error(
     nq_result *res, const char *message, bool non_retryable)
 {
@@ -202,6 +216,8 @@ NQ_API void nq_result_error(
 	res->error = message ? strdup(message) : NULL;
 	if (message && !res->error)
 		res->nomem = true;
+	if (res->error)
+		scrub_utf8(res->error);
 	res->non_retryable = non_retryable;
 }
 

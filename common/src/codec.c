@@ -1,10 +1,12 @@
 #include "nqi/codec.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "nqi/json.h"
 #include "nqi/util.h"
 
 int nqi_msg_pack(const ProtobufCMessage *m, const void *prefix,
@@ -74,9 +76,174 @@ bool nqi_pb_wellformed(const ProtobufCMessage *m)
 	return true;
 }
 
-/* Frees and refuses a message nqi_pb_wellformed rejects. */
-static void *wellformed_or_null(ProtobufCMessage *m)
+/* ---- string fields on the wire ---- */
+
+/* True when the 8 bytes at p are ASCII and none is 0: a byte is 0 or has
+ * its high bit set exactly when bit 7 of that byte is set in
+ * w | ((w - ones) & ~w) (any borrow starts at such a byte). */
+static bool ascii8(const uint8_t *p)
 {
+	static const uint64_t ones = 0x0101010101010101ull;
+	uint64_t w;
+	memcpy(&w, p, sizeof w);
+	return !((w | ((w - ones) & ~w)) & (ones << 7));
+}
+
+/* What is wrong with the string bytes p[0..n), or NULL when they are UTF-8
+ * text without a NUL byte. ASCII is checked inline, 8 bytes at a time:
+ * keys, names and ids are ASCII nearly always, and this runs on every
+ * request. */
+static const char *text_fault(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		if (n - i >= 8 && ascii8(p + i)) {
+			i += 8;
+			continue;
+		}
+		if (p[i] == 0)
+			return "holds a NUL byte";
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t c = nqi_utf8_char_len(p + i, n - i);
+		if (c == 0)
+			return "is not valid UTF-8";
+		i += c;
+	}
+	return NULL;
+}
+
+/* Reads a varint of at most max bytes: its length, 0 when it does not end
+ * within n bytes or max. */
+static size_t wire_varint(const uint8_t *p, size_t n, size_t max, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (size_t i = 0; i < n && i < max; i++) {
+		x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			*v = x;
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
+/* The bytes a field's value takes after its key, framed as protobuf-c 1.4
+ * frames them (keys of at most 5 bytes, varints of 10, length prefixes of
+ * 5 up to INT_MAX); 0 when malformed. For a length-delimited field *body
+ * and *body_len give the bytes inside. */
+static size_t wire_value_len(unsigned wire_type, const uint8_t *p, size_t n,
+    const uint8_t **body, size_t *body_len)
+{
+	uint64_t v;
+	size_t used;
+	switch (wire_type) {
+	case PROTOBUF_C_WIRE_TYPE_VARINT:
+		return wire_varint(p, n, 10, &v);
+	case PROTOBUF_C_WIRE_TYPE_64BIT:
+		return n >= 8 ? 8 : 0;
+	case PROTOBUF_C_WIRE_TYPE_32BIT:
+		return n >= 4 ? 4 : 0;
+	case PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED:
+		used = wire_varint(p, n, 5, &v);
+		if (used == 0 || v > INT_MAX || v > n - used)
+			return 0;
+		*body = p + used;
+		*body_len = (size_t)v;
+		return used + (size_t)v;
+	default: /* groups: protobuf-c refuses them */
+		return 0;
+	}
+}
+
+/*
+ * Walks the encoded message of type d, as protobuf-c will read it, for the
+ * first string field (at any depth) that holds a NUL byte or is not UTF-8:
+ * NQ_EINVAL with *field and *fault naming it. NQ_EPROTO when the framing
+ * is malformed, which protobuf-c refuses as well. Unknown fields are
+ * skipped; a field whose wire type does not fit its declared type is left
+ * to protobuf-c, which refuses it. One pass, no allocation; the depth is
+ * bounded by the schema (codec.h).
+ */
+static int wire_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p,
+    size_t n, const char **field, const char **fault)
+{
+	while (n > 0) {
+		uint64_t key;
+		const uint8_t *body = NULL;
+		size_t body_len = 0;
+		size_t used = wire_varint(p, n, 5, &key);
+		/* protobuf-c refuses a one-byte key for field 0 */
+		if (used == 0 || p[0] < 8)
+			return NQ_EPROTO;
+		p += used;
+		n -= used;
+		used =
+		    wire_value_len((unsigned)(key & 7), p, n, &body, &body_len);
+		if (used == 0)
+			return NQ_EPROTO;
+		p += used;
+		n -= used;
+		const ProtobufCFieldDescriptor *f =
+		    body ? protobuf_c_message_descriptor_get_field(
+		               d, (unsigned)(uint32_t)(key >> 3))
+		         : NULL;
+		if (!f)
+			continue;
+		if (f->type == PROTOBUF_C_TYPE_STRING &&
+		    (*fault = text_fault(body, body_len)) != NULL) {
+			*field = f->name;
+			return NQ_EINVAL;
+		}
+		if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+			int rv = wire_strings(
+			    f->descriptor, body, body_len, field, fault);
+			if (rv != 0)
+				return rv;
+		}
+	}
+	return NQ_OK;
+}
+
+int nqi_pb_check_strings(const ProtobufCMessageDescriptor *d, const void *buf,
+    size_t len, char *why, size_t why_len)
+{
+	const char *field = NULL, *fault = NULL;
+	int rv = wire_strings(d, buf, len, &field, &fault);
+	if (rv == NQ_EINVAL)
+		snprintf(why, why_len, "field %s %s", field, fault);
+	else if (rv != 0)
+		snprintf(why, why_len, "malformed message: not an %s", d->name);
+	return rv;
+}
+
+void nqi_request_refusal(const void *buf, size_t len, char *why, size_t why_len)
+{
+	if (nqi_pb_check_strings(&nq__v1__request__descriptor, buf, len, why,
+	        why_len) != NQ_EINVAL)
+		snprintf(
+		    why, why_len, "malformed request: not an nq.v1.Request");
+}
+
+/* ---- decoders ---- */
+
+/* True when the string fields of buf are text (see wire_strings). */
+static bool strings_ok(
+    const ProtobufCMessageDescriptor *d, const void *buf, size_t len)
+{
+	const char *field, *fault;
+	return wire_strings(d, buf, len, &field, &fault) == NQ_OK;
+}
+
+/* Decodes buf unless its strings or its field numbers are refused. */
+static void *unpack_plain(
+    const ProtobufCMessageDescriptor *d, const void *buf, size_t len)
+{
+	if (!strings_ok(d, buf, len))
+		return NULL;
+	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, buf);
 	if (m && !nqi_pb_wellformed(m)) {
 		protobuf_c_message_free_unpacked(m, NULL);
 		return NULL;
@@ -86,27 +253,22 @@ static void *wellformed_or_null(ProtobufCMessage *m)
 
 Nq__V1__Request *nqi_request_unpack(const void *buf, size_t len)
 {
-	return wellformed_or_null(
-	    (ProtobufCMessage *)nq__v1__request__unpack(NULL, len, buf));
+	return unpack_plain(&nq__v1__request__descriptor, buf, len);
 }
 
 Nq__V1__Reply *nqi_reply_unpack(const void *buf, size_t len)
 {
-	return wellformed_or_null(
-	    (ProtobufCMessage *)nq__v1__reply__unpack(NULL, len, buf));
+	return unpack_plain(&nq__v1__reply__descriptor, buf, len);
 }
 
 Nq__V1__CompletionBatch *nqi_completions_unpack(const void *buf, size_t len)
 {
-	return wellformed_or_null(
-	    (ProtobufCMessage *)nq__v1__completion_batch__unpack(
-	        NULL, len, buf));
+	return unpack_plain(&nq__v1__completion_batch__descriptor, buf, len);
 }
 
 Nq__V1__Job *nqi_job_unpack(const void *buf, size_t len)
 {
-	return wellformed_or_null(
-	    (ProtobufCMessage *)nq__v1__job__unpack(NULL, len, buf));
+	return unpack_plain(&nq__v1__job__descriptor, buf, len);
 }
 
 /* What protobuf-c will likely allocate for len bytes of input: structs
@@ -121,6 +283,9 @@ static size_t arena_hint(size_t len)
 static void *unpack_arena(const ProtobufCMessageDescriptor *d, const void *buf,
     size_t len, nqi_arena **arena)
 {
+	*arena = NULL;
+	if (!strings_ok(d, buf, len))
+		return NULL;
 	nqi_arena *a = nqi_arena_new(arena_hint(len));
 	ProtobufCMessage *m =
 	    a ? protobuf_c_message_unpack(d, &a->pb, len, buf) : NULL;

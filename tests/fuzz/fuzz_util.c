@@ -77,9 +77,14 @@ uint8_t *fuzz_pack(const ProtobufCMessage *m, size_t *len)
 ProtobufCMessage *fuzz_unpack_stable(
     const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t size)
 {
+	char why[160];
+	int strings = nqi_pb_check_strings(d, data, size, why, sizeof why);
 	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, size, data);
-	if (m && !nqi_pb_wellformed(m)) {
-		/* nq refuses it (a field numbered 0; see codec.h) */
+	/* The check frames bytes as protobuf-c does. */
+	FUZZ_CHECK(!m || strings != NQ_EPROTO);
+	if (m && (strings != NQ_OK || !nqi_pb_wellformed(m))) {
+		/* nq refuses it (a string that is not text, or a field
+		 * numbered 0; see codec.h) */
 		protobuf_c_message_free_unpacked(m, NULL);
 		return NULL;
 	}

@@ -1,8 +1,10 @@
 /*
  * Hostile and oversized input: a payload over --max-payload is refused with
  * a message naming both sizes; an unknown protocol version is refused with
- * the versions served; and a few hundred random or corrupted messages on
- * every socket leave the broker answering and working.
+ * the versions served; a few hundred random or corrupted messages on
+ * every socket leave the broker answering and working; strings holding a
+ * NUL byte or bytes that are not UTF-8 are refused, naming the field; and
+ * a delay too long for the clock does not wrap around to "now".
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 #include <cmocka.h>
 
 #include <nng/nng.h>
+#include <pthread.h>
 #include <nng/protocol/pipeline0/push.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <stdio.h>
@@ -193,14 +196,31 @@ static int raw_dial(const char *url, bool push, nng_socket *s)
 	return rv;
 }
 
+/* Sends buf on a REQ socket of its own to url; the reply, decoded. */
+static Nq__V1__Reply *raw_call(const char *url, const uint8_t *buf, size_t len)
+{
+	nng_socket s;
+	uint8_t *rbuf;
+	size_t rlen;
+	assert_int_equal(raw_dial(url, false, &s), 0);
+	assert_int_equal(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000), 0);
+	assert_int_equal(nng_send(s, (void *)buf, len, 0), 0);
+	assert_int_equal(nng_recv(s, &rbuf, &rlen, NNG_FLAG_ALLOC), 0);
+	Nq__V1__Reply *rep = nq__v1__reply__unpack(NULL, rlen, rbuf);
+	assert_non_null(rep);
+	nng_free(rbuf, rlen);
+	nng_close(s);
+	return rep;
+}
+
 static void test_hostile_input_unknown_version_is_failed_precondition(
     void **state)
 {
 	itest_env *e = *state;
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__StatsRequest st = NQ__V1__STATS_REQUEST__INIT;
-	uint8_t *buf, *rbuf;
-	size_t len, rlen;
+	uint8_t *buf;
+	size_t len;
 
 	assert_int_equal(itest_broker_start(e, NULL), 0);
 	req.version = 2;
@@ -208,13 +228,7 @@ static void test_hostile_input_unknown_version_is_failed_precondition(
 	req.stats = &st;
 	pack_or_die(&req, &buf, &len);
 
-	nng_socket s;
-	assert_int_equal(raw_dial(e->api_url, false, &s), 0);
-	assert_int_equal(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000), 0);
-	assert_int_equal(nng_send(s, buf, len, 0), 0);
-	assert_int_equal(nng_recv(s, &rbuf, &rlen, NNG_FLAG_ALLOC), 0);
-	Nq__V1__Reply *rep = nq__v1__reply__unpack(NULL, rlen, rbuf);
-	assert_non_null(rep);
+	Nq__V1__Reply *rep = raw_call(e->api_url, buf, len);
 	assert_non_null(rep->status);
 	assert_int_equal(rep->status->code, NQ__V1__CODE__FAILED_PRECONDITION);
 	assert_true(strlen(rep->status->message) > 0);
@@ -223,9 +237,7 @@ static void test_hostile_input_unknown_version_is_failed_precondition(
 		serves_v1 |= rep->versions[i] == 1;
 	assert_true(serves_v1);
 	nq__v1__reply__free_unpacked(rep, NULL);
-	nng_free(rbuf, rlen);
 	free(buf);
-	nng_close(s);
 	itest_pass(e);
 }
 
@@ -341,6 +353,271 @@ static void test_hostile_input_random_bytes_leave_broker_working(void **state)
 	itest_pass(e);
 }
 
+/* Packs req, then overwrites the first occurrence of mark (set in one of
+ * its string fields) with the same number of bytes: that is how a string
+ * holding a NUL byte, or bytes that are not UTF-8, gets on the wire. */
+static void pack_patched(Nq__V1__Request *req, const char *mark,
+    const void *bytes, uint8_t **buf, size_t *len)
+{
+	size_t n = strlen(mark);
+	pack_or_die(req, buf, len);
+	for (size_t i = 0; i + n <= *len; i++)
+		if (memcmp(*buf + i, mark, n) == 0) {
+			memcpy(*buf + i, bytes, n);
+			return;
+		}
+	fail_msg("mark %s not in the packed request", mark);
+}
+
+/* Sends req, with mark replaced by bytes, to url, and checks that it was
+ * refused as INVALID_ARGUMENT with exactly the message why. */
+static void assert_refused(const char *url, Nq__V1__Request *req,
+    const char *mark, const void *bytes, const char *why)
+{
+	uint8_t *buf;
+	size_t len;
+	pack_patched(req, mark, bytes, &buf, &len);
+	Nq__V1__Reply *rep = raw_call(url, buf, len);
+	if (!rep->status || rep->status->code != NQ__V1__CODE__INVALID_ARGUMENT)
+		fail_msg("%s was answered with code %d (%s), not "
+		         "INVALID_ARGUMENT",
+		    mark, rep->status ? (int)rep->status->code : 0,
+		    rep->status ? rep->status->message : "no status");
+	assert_string_equal(rep->status->message, why);
+	nq__v1__reply__free_unpacked(rep, NULL);
+	free(buf);
+}
+
+/* An enqueue of one job to queue with the idempotency key key, on the api
+ * socket, with mark replaced by bytes: refused as why. */
+static void assert_enqueue_refused(itest_env *e, const char *queue,
+    const char *key, const char *mark, const void *bytes, const char *why)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
+	Nq__V1__JobSpec spec = NQ__V1__JOB_SPEC__INIT, *specs[] = {&spec};
+	spec.queue = (char *)queue;
+	spec.type = "t";
+	spec.payload.data = (uint8_t *)"payload";
+	spec.payload.len = 7;
+	spec.idempotency_key = (char *)key;
+	enq.n_jobs = 1;
+	enq.jobs = specs;
+	req.version = 1;
+	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
+	req.enqueue = &enq;
+	assert_refused(e->api_url, &req, mark, bytes, why);
+}
+
+static void test_hostile_input_strings_with_nul_are_refused(void **state)
+{
+	itest_env *e = *state;
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__PauseRequest pause = NQ__V1__PAUSE_REQUEST__INIT;
+	Nq__V1__GetRequest get = NQ__V1__GET_REQUEST__INIT;
+	Nq__V1__FetchRequest fetch = NQ__V1__FETCH_REQUEST__INIT;
+	char id[NQ_ID_MAX], id_mark[NQ_ID_MAX + 8], id_nul[NQ_ID_MAX + 8];
+	char *queues[] = {"x~y"};
+	nq_queue_stats qs;
+	nq_client *c;
+
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+
+	/* Two keys that differ after a NUL byte: neither is taken, so
+	 * neither can be answered as a duplicate of the other. */
+	assert_enqueue_refused(e, "keys", "k~aaa", "k~aaa", "k\0aaa",
+	    "field idempotency_key holds a NUL byte");
+	assert_enqueue_refused(e, "keys", "k~bbb", "k~bbb", "k\0bbb",
+	    "field idempotency_key holds a NUL byte");
+	assert_int_equal(itest_queue_stats(c, "keys", &qs, NULL), 0);
+	assert_int_equal(qs.ready, 0);
+
+	/* "nul\0evil" is not queue "nul". */
+	assert_enqueue_refused(e, "nul~evil", "", "nul~evil", "nul\0evil",
+	    "field queue holds a NUL byte");
+	assert_int_equal(itest_queue_stats(c, "nul", &qs, NULL), 0);
+	assert_int_equal(qs.ready, 0);
+
+	/* Pausing "x\0y" does not pause x. */
+	req.version = 1;
+	req.body_case = NQ__V1__REQUEST__BODY_PAUSE;
+	req.pause = &pause;
+	pause.queue = "x~y";
+	assert_int_equal(itest_enqueue(c, "x", "t", "p", id), 0);
+	assert_refused(
+	    e->api_url, &req, "x~y", "x\0y", "field queue holds a NUL byte");
+	assert_int_equal(itest_queue_stats(c, "x", &qs, NULL), 0);
+	assert_false(qs.paused);
+
+	/* An id followed by "\0junk" is not that id. */
+	snprintf(id_mark, sizeof id_mark, "%s~junk", id);
+	snprintf(id_nul, sizeof id_nul, "%s_junk", id);
+	id_nul[strlen(id)] = '\0';
+	req.body_case = NQ__V1__REQUEST__BODY_GET;
+	req.get = &get;
+	get.id = id_mark;
+	assert_refused(
+	    e->api_url, &req, id_mark, id_nul, "field id holds a NUL byte");
+
+	/* The work socket checks the same way. */
+	fetch.worker_id = "w";
+	fetch.n_queues = 1;
+	fetch.queues = queues;
+	fetch.max_jobs = 1;
+	req.body_case = NQ__V1__REQUEST__BODY_FETCH;
+	req.fetch = &fetch;
+	assert_refused(
+	    e->work_url, &req, "x~y", "x\0y", "field queues holds a NUL byte");
+
+	nq_client_close(c);
+	itest_pass(e);
+}
+
+static void test_hostile_input_invalid_utf8_is_refused_unechoed(void **state)
+{
+	itest_env *e = *state;
+	nq_queue_stats qs;
+	nq_client *c;
+
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	/* 0xff never starts a character; an overlong '/' and a surrogate
+	 * decode only in lax decoders. The message is fixed text: the bad
+	 * bytes are not in it. */
+	assert_enqueue_refused(e, "utf8", "key-~", "key-~", "key-\xff",
+	    "field idempotency_key is not valid UTF-8");
+	assert_enqueue_refused(e, "utf8", "key-~~", "key-~~", "key-\xc0\xaf",
+	    "field idempotency_key is not valid UTF-8");
+	assert_enqueue_refused(e, "utf8", "key-~~~", "key-~~~",
+	    "key-\xed\xa0\x80", "field idempotency_key is not valid UTF-8");
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	assert_int_equal(itest_queue_stats(c, "utf8", &qs, NULL), 0);
+	assert_int_equal(qs.ready, 0);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
+static void test_hostile_input_huge_delay_does_not_run_at_once(void **state)
+{
+	itest_env *e = *state;
+	nq_job_spec spec = {.queue = "later",
+	    .type = "t",
+	    .payload = "p",
+	    .payload_len = 1,
+	    .delay_ms = UINT64_MAX};
+	char id[NQ_ID_MAX], id2[NQ_ID_MAX];
+	bool dup;
+	nq_client *c;
+	nq_job *j;
+
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	/* now + UINT64_MAX * 1000 wrapped to just before now; the second
+	 * delay is the smallest whose microseconds overflow. */
+	assert_int_equal(nq_enqueue(c, &spec, id, &dup), NQ_OK);
+	spec.delay_ms = UINT64_MAX / 1000 + 1;
+	assert_int_equal(nq_enqueue(c, &spec, id2, &dup), NQ_OK);
+	const char *ids[] = {id, id2};
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(nq_get(c, ids[i], &j), NQ_OK);
+		assert_int_equal(nq_job_state(j), NQ_STATE_SCHEDULED);
+		assert_true(nq_job_run_at_us(j) == UINT64_MAX);
+		nq_job_free(j);
+	}
+	nq_client_close(c);
+	itest_pass(e);
+}
+
+static nq_outcome fail_in_latin1_cb(
+    const nq_job *job, nq_result *res, void *arg)
+{
+	nq_result_error(res, "caf\xe9 closed", false);
+	return NQ_OUTCOME_FAILED;
+}
+
+static void *run_worker(void *arg)
+{
+	static int rv;
+	rv = nq_worker_run(arg);
+	return &rv;
+}
+
+/* Enqueues one job on queue q with max_attempts attempts, runs a libnq
+ * worker with handler cb until the job reaches state (or 15 s pass), and
+ * returns it in *out. */
+static int run_one_job(itest_env *e, uint32_t max_attempts, nq_handler_cb cb,
+    nq_state state, nq_job **out)
+{
+	const char *queues[] = {"q"};
+	nq_job_spec spec = {
+	    .queue = "q", .type = "t", .payload = "p", .payload_len = 1};
+	nq_worker_opts wo = {
+	    .conn = {.work_url = e->work_url, .results_url = e->results_url},
+	    .queues = queues,
+	    .nqueues = 1,
+	    .lease_ms = 60000,
+	    .poll_ms = 500,
+	};
+	char id[NQ_ID_MAX];
+	bool dup;
+	nq_client *c;
+	nq_worker *w;
+	pthread_t th;
+	void *wrv;
+
+	spec.max_attempts = max_attempts;
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	assert_int_equal(nq_enqueue(c, &spec, id, &dup), NQ_OK);
+	assert_int_equal(nq_worker_open(&w, &wo), NQ_OK);
+	assert_int_equal(nq_worker_handle(w, "*", cb, NULL), 0);
+	assert_int_equal(pthread_create(&th, NULL, run_worker, w), 0);
+	int rv = itest_wait_state(c, id, state, 15000, out);
+	nq_worker_stop(w);
+	assert_int_equal(pthread_join(th, &wrv), 0);
+	nq_worker_close(w);
+	nq_client_close(c);
+	return rv;
+}
+
+/* A libnq handler's error message that is not UTF-8 must not make the
+ * broker refuse the worker's completions (their leases would lapse and
+ * the jobs run again): it arrives with the bad byte shown as '?'. */
+static void test_hostile_input_handler_error_not_utf8_is_kept(void **state)
+{
+	itest_env *e = *state;
+	nq_job *j;
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	/* Well within the lease: the completion itself failed the job. */
+	assert_int_equal(
+	    run_one_job(e, 1, fail_in_latin1_cb, NQ_STATE_DEAD, &j), 0);
+	assert_int_equal(nq_job_error_count(j), 1);
+	assert_string_equal(nq_job_error(j, 0, NULL, NULL), "caf? closed");
+	nq_job_free(j);
+	itest_pass(e);
+}
+
+static nq_outcome retry_never_cb(const nq_job *job, nq_result *res, void *arg)
+{
+	nq_result_error(res, "come back much later", false);
+	nq_result_retry_after(res, UINT64_MAX - 1);
+	return NQ_OUTCOME_FAILED;
+}
+
+/* A retry_after_ms too long for the clock saturates too: the job waits
+ * (and is not handed out again at once). */
+static void test_hostile_input_huge_retry_after_does_not_retry_at_once(
+    void **state)
+{
+	itest_env *e = *state;
+	nq_job *j;
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(
+	    run_one_job(e, 2, retry_never_cb, NQ_STATE_SCHEDULED, &j), 0);
+	assert_true(nq_job_run_at_us(j) == UINT64_MAX);
+	nq_job_free(j);
+	itest_pass(e);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "spray") == 0)
@@ -354,6 +631,21 @@ int main(int argc, char **argv)
 	        itest_setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_hostile_input_random_bytes_leave_broker_working,
+	        itest_setup, itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_hostile_input_strings_with_nul_are_refused, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_hostile_input_invalid_utf8_is_refused_unechoed,
+	        itest_setup, itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_hostile_input_huge_delay_does_not_run_at_once, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_hostile_input_handler_error_not_utf8_is_kept, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_hostile_input_huge_retry_after_does_not_retry_at_once,
 	        itest_setup, itest_teardown),
 	};
 	return cmocka_run_group_tests_name("hostile_input", tests, NULL, NULL);

@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "nqi/codec.h"
+#include "nqi/json.h"
 #include "nqi/util.h"
 #include "samples.h"
 
@@ -1260,6 +1262,21 @@ static size_t feed_all(const uint8_t *buf, size_t len)
 	return rejected;
 }
 
+/* A random fixture with 1 to max_flips random bytes changed; the caller
+ * frees it. */
+static uint8_t *mutated_fixture(
+    uint64_t *seed, size_t max_flips, const char **name, size_t *len)
+{
+	const fixture *fx = &fixtures[rng_next(seed) % COUNT(fixtures)];
+	uint8_t *buf = read_fixture(fx->name, len);
+	size_t flips = 1 + rng_next(seed) % max_flips;
+	for (size_t k = 0; k<flips && * len> 0; k++)
+		buf[rng_next(seed) % *len] = (uint8_t)rng_next(seed);
+	if (name)
+		*name = fx->name;
+	return buf;
+}
+
 static void test_codec_random_bytes_never_crash(void **st)
 {
 	uint64_t seed = 0x6e71c0dec5eed001ull;
@@ -1280,13 +1297,8 @@ static void test_codec_mutated_fixtures_never_crash(void **st)
 	uint64_t seed = 0x0ddba11c0ffee001ull;
 	size_t rejected = 0, cases = 10000;
 	for (size_t i = 0; i < cases; i++) {
-		const fixture *fx =
-		    &fixtures[rng_next(&seed) % COUNT(fixtures)];
 		size_t len;
-		uint8_t *buf = read_fixture(fx->name, &len);
-		size_t flips = 1 + rng_next(&seed) % 4;
-		for (size_t k = 0; k < flips && len > 0; k++)
-			buf[rng_next(&seed) % len] = (uint8_t)rng_next(&seed);
+		uint8_t *buf = mutated_fixture(&seed, 4, NULL, &len);
 		rejected += feed_all(buf, len);
 		free(buf);
 	}
@@ -1370,6 +1382,373 @@ static void test_codec_reply_status_bounds_long_messages(void **st)
 	free_status(&r);
 }
 
+/* ---- string fields: NUL bytes and UTF-8 ---- */
+
+/* Packs m, then overwrites the first occurrence of mark (a string set in
+ * one of m's string fields) with n bytes of the same length: that is how
+ * a string holding any bytes gets on the wire. */
+static uint8_t *pack_patched(const ProtobufCMessage *m, const char *mark,
+    const void *bytes, size_t n, size_t *len)
+{
+	uint8_t *buf = pack(m, len);
+	assert_int_equal(strlen(mark), n);
+	for (size_t i = 0; i + n <= *len; i++)
+		if (memcmp(buf + i, mark, n) == 0) {
+			memcpy(buf + i, bytes, n);
+			return buf;
+		}
+	fail_msg("mark %s not in the packed message", mark);
+	return NULL;
+}
+
+/* An enqueue of one job with idempotency key key (key_len bytes). */
+static uint8_t *enqueue_with_key(const void *key, size_t key_len, size_t *len)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
+	Nq__V1__JobSpec spec = NQ__V1__JOB_SPEC__INIT, *specs[] = {&spec};
+	char mark[64];
+	assert_true(key_len > 0 && key_len < sizeof mark);
+	memset(mark, '~', key_len);
+	mark[key_len] = '\0';
+	spec.queue = "q";
+	spec.type = "t";
+	spec.idempotency_key = mark;
+	enq.n_jobs = 1;
+	enq.jobs = specs;
+	req.version = 1;
+	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
+	req.enqueue = &enq;
+	return pack_patched(&req.base, mark, key, key_len, len);
+}
+
+/* The request's check result, its message, and that every decoder agrees:
+ * the plain and arena decoders refuse exactly what the check refuses. */
+static int check_request(const uint8_t *buf, size_t len, char *why, size_t n)
+{
+	nqi_arena *arena;
+	int rv = nqi_pb_check_strings(
+	    &nq__v1__request__descriptor, buf, len, why, n);
+	Nq__V1__Request *plain = nqi_request_unpack(buf, len);
+	Nq__V1__Request *in_arena = nqi_request_unpack_arena(buf, len, &arena);
+	assert_int_equal(plain != NULL, rv == NQ_OK);
+	assert_int_equal(in_arena != NULL, rv == NQ_OK);
+	if (plain)
+		nq__v1__request__free_unpacked(plain, NULL);
+	nqi_arena_free(arena);
+	return rv;
+}
+
+static void test_codec_strings_of_multibyte_utf8_pass(void **st)
+{
+	/* 2-, 3- and 4-byte characters, the last code point before and the
+	 * first after the surrogates, and U+10FFFF. */
+	static const char key[] = "cl\xc3\xa9-\xe2\x82\xac-\xf0\x9d\x84\x9e-"
+	                          "\xed\x9f\xbf\xee\x80\x80\xf4\x8f\xbf\xbf";
+	char why[128];
+	size_t len;
+	uint8_t *buf = enqueue_with_key(key, strlen(key), &len);
+	assert_int_equal(check_request(buf, len, why, sizeof why), NQ_OK);
+	Nq__V1__Request *req = nqi_request_unpack(buf, len);
+	assert_string_equal(req->enqueue->jobs[0]->idempotency_key, key);
+	nq__v1__request__free_unpacked(req, NULL);
+	free(buf);
+}
+
+static void test_codec_strings_of_malformed_utf8_are_refused(void **st)
+{
+	static const struct {
+		const char *what, *bytes;
+	} cases[] = {
+	    {"overlong 2-byte '/'", "a\xc0\xaf"},
+	    {"overlong 3-byte", "a\xe0\x80\xaf"},
+	    {"overlong 4-byte", "a\xf0\x80\x80\xaf"},
+	    {"high surrogate", "a\xed\xa0\x80"},
+	    {"low surrogate", "a\xed\xbf\xbf"},
+	    {"truncated at the end", "a\xe2\x82"},
+	    {"truncated before ASCII", "a\xe2\x82z"},
+	    {"past U+10FFFF", "a\xf4\x90\x80\x80"},
+	    {"lead byte 0xf5", "a\xf5\x80\x80\x80"},
+	    {"lead byte 0xff", "a\xff"},
+	    {"lone continuation", "a\x80z"},
+	    {"0xff after 16 ASCII bytes", "0123456789abcdef\xff"},
+	    {"surrogate after 9 ASCII bytes", "012345678\xed\xa0\x80"},
+	};
+	for (size_t i = 0; i < COUNT(cases); i++) {
+		char why[128];
+		size_t len;
+		uint8_t *buf = enqueue_with_key(
+		    cases[i].bytes, strlen(cases[i].bytes), &len);
+		if (check_request(buf, len, why, sizeof why) != NQ_EINVAL)
+			fail_msg("%s passed", cases[i].what);
+		/* Named, and the bad bytes are not echoed. */
+		assert_string_equal(
+		    why, "field idempotency_key is not valid UTF-8");
+		nqi_request_refusal(buf, len, why, sizeof why);
+		assert_string_equal(
+		    why, "field idempotency_key is not valid UTF-8");
+		free(buf);
+	}
+}
+
+/* What the check must say of n key bytes, found the slow way. */
+static int plain_scan(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0, c; i < n; i += c)
+		if (p[i] == 0 || (c = nqi_utf8_char_len(p + i, n - i)) == 0)
+			return NQ_EINVAL;
+	return NQ_OK;
+}
+
+static void test_codec_string_check_agrees_with_a_plain_scan(void **st)
+{
+	uint64_t seed = 0x7e57c0dec0ffee11ull;
+	size_t refused = 0, cases = 20000;
+	for (size_t i = 0; i < cases; i++) {
+		uint8_t key[40];
+		size_t n = 1 + rng_next(&seed) % sizeof key;
+		/* Mostly ASCII, so that long runs of it come before the odd
+		 * NUL, lead or continuation byte. */
+		for (size_t k = 0; k < n; k++) {
+			uint64_t r = rng_next(&seed);
+			key[k] = r % 64 ? (uint8_t)(0x20 + r / 64 % 0x5f)
+			                : (uint8_t)(r / 64);
+		}
+		char why[128];
+		size_t len;
+		uint8_t *buf = enqueue_with_key(key, n, &len);
+		int rv = nqi_pb_check_strings(
+		    &nq__v1__request__descriptor, buf, len, why, sizeof why);
+		assert_int_equal(rv, plain_scan(key, n));
+		refused += rv != NQ_OK;
+		free(buf);
+	}
+	assert_true(refused > cases / 10 && refused < cases * 9 / 10);
+}
+
+/* A request, reply or batch with "nul~evil" in one string field, the ~
+ * made a NUL byte on the wire, must be refused naming that field. */
+static void assert_nul_refused(const ProtobufCMessage *m, const char *field)
+{
+	char why[128], want[128];
+	size_t len;
+	uint8_t *buf = pack_patched(m, "nul~evil", "nul\0evil", 8, &len);
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	assert_int_equal(
+	    nqi_pb_check_strings(d, buf, len, why, sizeof why), NQ_EINVAL);
+	snprintf(want, sizeof want, "field %s holds a NUL byte", field);
+	assert_string_equal(why, want);
+	assert_null(unpack_as(d, buf, len));
+	if (d == &nq__v1__reply__descriptor) {
+		nqi_arena *arena;
+		assert_null(nqi_reply_unpack_arena(buf, len, &arena));
+		assert_null(arena);
+	}
+	if (d == &nq__v1__completion_batch__descriptor) {
+		nqi_arena *arena;
+		assert_null(nqi_completions_unpack_arena(buf, len, &arena));
+		assert_null(arena);
+	}
+	/* The same message without the NUL byte is fine. */
+	free(buf);
+	buf = pack(m, &len);
+	assert_int_equal(
+	    nqi_pb_check_strings(d, buf, len, why, sizeof why), NQ_OK);
+	free(buf);
+}
+
+static void test_codec_strings_with_nul_are_refused_at_any_depth(void **st)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__PauseRequest pause = NQ__V1__PAUSE_REQUEST__INIT;
+	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
+	Nq__V1__JobSpec spec = NQ__V1__JOB_SPEC__INIT, *specs[] = {&spec};
+	Nq__V1__FetchRequest fetch = NQ__V1__FETCH_REQUEST__INIT;
+	char *queues[] = {"a", "nul~evil"};
+	req.version = 1;
+
+	/* a NUL after 8 and after 16 ASCII bytes */
+	req.token = "01234567nul~evil";
+	req.body_case = NQ__V1__REQUEST__BODY_PAUSE;
+	req.pause = &pause;
+	pause.queue = "q";
+	assert_nul_refused(&req.base, "token");
+	req.token = "0123456789abcdefnul~evil-and-more";
+	assert_nul_refused(&req.base, "token");
+
+	/* top level */
+	req.token = "nul~evil";
+	req.body_case = NQ__V1__REQUEST__BODY_PAUSE;
+	req.pause = &pause;
+	pause.queue = "q";
+	assert_nul_refused(&req.base, "token");
+	req.token = "";
+	pause.queue = "nul~evil";
+	assert_nul_refused(&req.base, "queue");
+
+	/* a message in a repeated message in the body */
+	spec.queue = "nul~evil";
+	spec.type = "t";
+	enq.n_jobs = 1;
+	enq.jobs = specs;
+	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
+	req.enqueue = &enq;
+	assert_nul_refused(&req.base, "queue");
+
+	/* the second of a repeated string */
+	fetch.worker_id = "w";
+	fetch.n_queues = 2;
+	fetch.queues = queues;
+	req.body_case = NQ__V1__REQUEST__BODY_FETCH;
+	req.fetch = &fetch;
+	assert_nul_refused(&req.base, "queues");
+
+	/* a reply's job's spec, three levels down */
+	Nq__V1__Reply rep = NQ__V1__REPLY__INIT;
+	Nq__V1__GetReply get = NQ__V1__GET_REPLY__INIT;
+	Nq__V1__Job job = NQ__V1__JOB__INIT;
+	spec.queue = "q";
+	spec.ordering_key = "nul~evil";
+	job.id = "0123456789abcdef";
+	job.spec = &spec;
+	get.job = &job;
+	rep.body_case = NQ__V1__REPLY__BODY_GET;
+	rep.get = &get;
+	assert_nul_refused(&rep.base, "ordering_key");
+
+	/* a worker's completion */
+	Nq__V1__CompletionBatch batch = NQ__V1__COMPLETION_BATCH__INIT;
+	Nq__V1__Completion comp = NQ__V1__COMPLETION__INIT, *comps[] = {&comp};
+	comp.id = "0123456789abcdef";
+	comp.error = "nul~evil";
+	batch.version = 1;
+	batch.n_completions = 1;
+	batch.completions = comps;
+	assert_nul_refused(&batch.base, "error");
+}
+
+static void test_codec_bytes_and_unknown_fields_may_hold_any_bytes(void **st)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
+	Nq__V1__JobSpec spec = NQ__V1__JOB_SPEC__INIT, *specs[] = {&spec};
+	static const uint8_t binary[] = {0, 0xff, 0xc0, 0xaf, 0xed, 0xa0, 0x80};
+	/* field 99, length-delimited, 3 bytes that are no text */
+	static const uint8_t unknown[] = {0x9a, 0x06, 3, 0, 0xff, 0x80};
+	char why[128];
+	size_t len;
+	spec.queue = "q";
+	spec.type = "t";
+	spec.payload.data = (uint8_t *)binary;
+	spec.payload.len = sizeof binary;
+	enq.n_jobs = 1;
+	enq.jobs = specs;
+	req.version = 1;
+	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
+	req.enqueue = &enq;
+	uint8_t *buf = pack(&req.base, &len);
+	buf = realloc(buf, len + sizeof unknown);
+	assert_non_null(buf);
+	memcpy(buf + len, unknown, sizeof unknown);
+	len += sizeof unknown;
+	assert_int_equal(check_request(buf, len, why, sizeof why), NQ_OK);
+	Nq__V1__Request *back = nqi_request_unpack(buf, len);
+	assert_bin(back->enqueue->jobs[0]->payload, (const char *)binary,
+	    sizeof binary);
+	assert_int_equal(back->base.n_unknown_fields, 1);
+	nq__v1__request__free_unpacked(back, NULL);
+	free(buf);
+}
+
+/* The check frames bytes as protobuf-c does: it never calls malformed
+ * what protobuf-c decodes, so it refuses nothing for a framing reason. */
+static void test_codec_string_check_frames_like_protobuf_c(void **st)
+{
+	uint64_t seed = 0x5a1f5eedc0dec001ull;
+	size_t decoded = 0;
+	for (size_t i = 0; i < 20000; i++) {
+		const char *name;
+		size_t len;
+		uint8_t *buf = mutated_fixture(&seed, 3, &name, &len);
+		for (size_t t = 0; t < COUNT(hostile_targets); t++) {
+			const ProtobufCMessageDescriptor *d =
+			    hostile_targets[t];
+			char why[128];
+			int rv =
+			    nqi_pb_check_strings(d, buf, len, why, sizeof why);
+			ProtobufCMessage *m =
+			    protobuf_c_message_unpack(d, NULL, len, buf);
+			if (m && rv == NQ_EPROTO)
+				fail_msg(
+				    "%s as %s: protobuf-c decodes what the "
+				    "check calls malformed",
+				    name, d->name);
+			decoded += m != NULL;
+			if (m)
+				protobuf_c_message_free_unpacked(m, NULL);
+		}
+		free(buf);
+	}
+	assert_true(decoded > 1000);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The check runs on every request, before protobuf-c's unpack: over a
+ * typical enqueue it must cost less than that unpack. Prints both. */
+static void test_codec_string_check_costs_less_than_decoding(void **st)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
+	Nq__V1__JobSpec spec = NQ__V1__JOB_SPEC__INIT, *specs[] = {&spec};
+	char payload[200], why[128];
+	memset(payload, 'p', sizeof payload);
+	spec.queue = "emails";
+	spec.type = "welcome";
+	spec.payload.data = (uint8_t *)payload;
+	spec.payload.len = sizeof payload;
+	spec.content_type = "application/json";
+	spec.idempotency_key = "signup-2026-12-01-user-1234567";
+	spec.traceparent =
+	    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+	spec.max_attempts = 5;
+	enq.n_jobs = 1;
+	enq.jobs = specs;
+	req.version = 1;
+	req.token = "0123456789abcdef0123456789abcdef";
+	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
+	req.enqueue = &enq;
+	size_t len;
+	uint8_t *buf = pack(&req.base, &len);
+	const int rounds = 3, n = 20000;
+	uint64_t check_ns = UINT64_MAX, unpack_ns = UINT64_MAX;
+	for (int r = 0; r < rounds; r++) {
+		uint64_t t0 = now_ns();
+		for (int i = 0; i < n; i++)
+			assert_int_equal(
+			    nqi_pb_check_strings(&nq__v1__request__descriptor,
+			        buf, len, why, sizeof why),
+			    NQ_OK);
+		uint64_t t1 = now_ns();
+		for (int i = 0; i < n; i++)
+			nq__v1__request__free_unpacked(
+			    nq__v1__request__unpack(NULL, len, buf), NULL);
+		uint64_t t2 = now_ns();
+		check_ns = t1 - t0 < check_ns ? t1 - t0 : check_ns;
+		unpack_ns = t2 - t1 < unpack_ns ? t2 - t1 : unpack_ns;
+	}
+	print_message("%zu-byte enqueue: string check %.0f ns, protobuf-c "
+	              "unpack and free %.0f ns\n",
+	    len, (double)check_ns / n, (double)unpack_ns / n);
+	assert_true(check_ns < unpack_ns);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1397,6 +1776,15 @@ int main(void)
 	    cmocka_unit_test(test_codec_reply_status_sets_code_and_message),
 	    cmocka_unit_test(test_codec_reply_status_maps_local_errors),
 	    cmocka_unit_test(test_codec_reply_status_bounds_long_messages),
+	    cmocka_unit_test(test_codec_strings_of_multibyte_utf8_pass),
+	    cmocka_unit_test(test_codec_strings_of_malformed_utf8_are_refused),
+	    cmocka_unit_test(
+	        test_codec_strings_with_nul_are_refused_at_any_depth),
+	    cmocka_unit_test(
+	        test_codec_bytes_and_unknown_fields_may_hold_any_bytes),
+	    cmocka_unit_test(test_codec_string_check_frames_like_protobuf_c),
+	    cmocka_unit_test(test_codec_string_check_agrees_with_a_plain_scan),
+	    cmocka_unit_test(test_codec_string_check_costs_less_than_decoding),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

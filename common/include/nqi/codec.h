@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nq/nq.h"
 #include "nqi/arena.h"
 #include "nq/v1/api.pb-c.h"
 #include "nq/v1/events.pb-c.h"
@@ -30,7 +31,27 @@ int nqi_buf_pack(const ProtobufCMessage *m, uint8_t **buf, size_t *len);
  */
 bool nqi_pb_wellformed(const ProtobufCMessage *m);
 
-/* Unpack hostile bytes: NULL when malformed. Free with the matching
+/*
+ * Checks every string field of the encoded message buf of type d, at any
+ * depth, on the wire: protobuf-c's unpack copies a string up to its wire
+ * length and ends it with a NUL, so C code would read "nul\0evil" as
+ * "nul", and it passes bytes that are not UTF-8, which strict protobuf
+ * decoders refuse. Returns 0 when each string is UTF-8 text without a NUL
+ * byte; NQ_EINVAL with why naming the first field that is not ("field
+ * queue holds a NUL byte", "field idempotency_key is not valid UTF-8";
+ * the bad bytes are never copied); NQ_EPROTO (why says so) when buf is not
+ * framed as protobuf. One pass over buf, no allocation.
+ */
+int nqi_pb_check_strings(const ProtobufCMessageDescriptor *d, const void *buf,
+    size_t len, char *why, size_t why_len);
+
+/* Why nqi_request_unpack refused buf, for the INVALID_ARGUMENT reply: the
+ * string field at fault, or "malformed request: not an nq.v1.Request". */
+void nqi_request_refusal(
+    const void *buf, size_t len, char *why, size_t why_len);
+
+/* Unpack hostile bytes: NULL when malformed, when a string field fails
+ * nqi_pb_check_strings, or when nqi_pb_wellformed fails. Free with the matching
  * nq__v1__*__free_unpacked(p, NULL) on every path. */
 Nq__V1__Request *nqi_request_unpack(const void *buf, size_t len);
 Nq__V1__Reply *nqi_reply_unpack(const void *buf, size_t len);

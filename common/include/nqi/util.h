@@ -26,6 +26,18 @@ void nqi_cond_init_mono(pthread_cond_t *cv);
 void nqi_cond_wait_mono(
     pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline_ms);
 
+/* The time ms milliseconds after us (microseconds), saturating at
+ * UINT64_MAX instead of wrapping: durations come from clients, and a
+ * wrapped time would lie in the past. */
+static inline uint64_t nqi_us_plus_ms(uint64_t us, uint64_t ms)
+{
+	uint64_t d;
+	if (__builtin_mul_overflow(ms, (uint64_t)1000, &d) ||
+	    __builtin_add_overflow(us, d, &d))
+		return UINT64_MAX;
+	return d;
+}
+
 /* True when s matches [A-Za-z0-9._-]{1,128} (queue and type names). */
 bool nqi_name_valid(const char *s);
 
