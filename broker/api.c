@@ -187,16 +187,15 @@ static Nq__V1__Job *job_new(
 	return job;
 }
 
+/* The queue's max_depth, else the broker's --max-depth; 0: unlimited. */
 static bool queue_full(broker *b, const char *queue)
 {
-	uint64_t max = b->cfg.max_depth;
 	int qi = broker_queue_find(&b->index, queue);
-	if (!max || qi < 0)
+	if (qi < 0)
 		return false;
 	broker_queue *q = &b->index.queues[qi];
-	if (q->max_depth)
-		max = q->max_depth;
-	return q->ready + q->scheduled + q->leased >= max;
+	uint64_t max = q->max_depth ? q->max_depth : b->cfg.max_depth;
+	return max && q->ready + q->scheduled + q->leased >= max;
 }
 
 void broker_op_prepack(broker_op *op)
@@ -473,21 +472,11 @@ static Nq__V1__QueueStats *queue_stats(broker *b, broker_queue *q)
 		return NULL;
 	*s = init;
 	s->queue = q->name;
-	s->scheduled = q->scheduled;
-	s->ready = q->ready;
-	s->leased = q->leased;
-	s->succeeded = q->succeeded;
-	s->dead = q->dead;
-	s->canceled = q->canceled;
-	s->expired = q->expired;
 	s->paused = q->paused;
-	s->enqueued_total = q->enqueued_total;
-	s->succeeded_total = q->succeeded_total;
-	s->failed_total = q->failed_total;
-	s->dead_total = q->dead_total;
-	s->dead_pending = q->dead_pending;
+#define STATS_COPY_(name, kind, ...) NQI_QF_CORE_##kind(s->name = q->name;)
+	NQI_QUEUE_FIELDS(STATS_COPY_)
+#undef STATS_COPY_
 	s->oldest_ready_us = broker_oldest_ready_us(q);
-	s->dlq_handed_total = q->dlq_handed_total;
 	return s;
 }
 
@@ -523,12 +512,37 @@ int broker_on_stats(broker *b, broker_op *op)
 	return NQ_OK;
 }
 
-/* Stores a queue's paused flag so that it survives a restart. */
+/* Sets paused in the queue's stored QueueConfig: read, changed, written
+ * back, so that every other field (one this broker does not know too)
+ * stays as it was. A record that does not decode is replaced. */
+static int queue_store_paused(broker *b, const char *name, bool paused)
+{
+	Nq__V1__QueueConfig init = NQ__V1__QUEUE_CONFIG__INIT, *cfg = NULL;
+	MDB_val k = {strlen(name), (void *)name}, v;
+	int rc = mdb_get(b->txn, b->db_queues, &k, &v);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return NQ_ESTORE;
+	if (rc == 0)
+		cfg = nq__v1__queue_config__unpack(
+		    &b->arena.pb, v.mv_size, v.mv_data);
+	if (!cfg)
+		cfg = &init;
+	cfg->paused = paused;
+	v.mv_size = nq__v1__queue_config__get_packed_size(cfg);
+	if (!(v.mv_data = nqi_arena_alloc(&b->arena, v.mv_size + 1)))
+		return NQ_ENOMEM;
+	nq__v1__queue_config__pack(cfg, v.mv_data);
+	if (mdb_put(b->txn, b->db_queues, &k, &v, 0) != 0)
+		return NQ_ESTORE;
+	b->dirty = true;
+	return NQ_OK;
+}
+
+/* Pauses or resumes a queue; the flag survives a restart. */
 static int queue_set_paused(
     broker *b, broker_op *op, const char *name, bool paused)
 {
 	static const Nq__V1__QueueReply init = NQ__V1__QUEUE_REPLY__INIT;
-	Nq__V1__QueueConfig cfg = NQ__V1__QUEUE_CONFIG__INIT;
 	if (!nqi_name_valid(name)) {
 		broker_set_status(b, op, NQ_EINVAL,
 		    "queue name '%.40s' must match "
@@ -542,15 +556,10 @@ static int queue_set_paused(
 	if (qi < 0 || !r)
 		return NQ_ENOMEM;
 	broker_queue *q = &b->index.queues[qi];
+	int rv = queue_store_paused(b, name, paused);
+	if (rv != 0)
+		return rv;
 	q->paused = paused;
-	cfg.paused = paused;
-	cfg.max_depth = q->max_depth;
-	uint8_t buf[64];
-	MDB_val k = {strlen(name), (void *)name};
-	MDB_val v = {nq__v1__queue_config__pack(&cfg, buf), buf};
-	if (mdb_put(b->txn, b->db_queues, &k, &v, 0) != 0)
-		return NQ_ESTORE;
-	b->dirty = true;
 	if (!paused)
 		b->woken = true;
 	nqi_info(

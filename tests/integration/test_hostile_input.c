@@ -64,7 +64,7 @@ static void test_hostile_input_payload_over_limit_names_both_sizes(void **state)
 	assert_non_null(strstr(nq_client_last_error(c), "2000"));
 	assert_non_null(strstr(nq_client_last_error(c), "1024"));
 
-	nq_queue_stats qs;
+	itest_qstats qs;
 	assert_int_equal(itest_queue_stats(c, "q", &qs, NULL), 0);
 	assert_int_equal(qs.ready, 1);
 	nq_client_close(c);
