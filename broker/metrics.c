@@ -131,23 +131,27 @@ static uint32_t queue_map_size(void)
 	return n;
 }
 
-/* The counters, their rates, then the gauges, in list order. */
+/* Rows are written counters first, then the gauges the core keeps, then
+ * those of the snapshot; in list order within each. */
+static const nqi_qf_kind kind_order[] = {
+    NQI_QF_TOTAL, NQI_QF_STATE, NQI_QF_SNAP};
+
+/* The counters, their rates, then the gauges. */
 static void pack_rows(msgpack_packer *pk, broker_qsnap *s, double secs)
 {
 	const nqi_queue_field *f = nqi_queue_fields();
 	char key[64];
-	for (int pass = 0; pass < 3; pass++) {
+	for (size_t k = 0; k < 3; k++) {
 		for (size_t i = 0; i < NQI_QF_COUNT; i++) {
-			bool total = f[i].kind == NQI_QF_TOTAL;
-			if (!f[i].key[0] || total != (pass < 2))
+			if (f[i].key[0] && f[i].kind == kind_order[k])
+				pack_kv_u64(pk, f[i].key, snap_value(s, i));
+		}
+		for (size_t i = 0; k == 0 && i < NQI_QF_COUNT; i++) {
+			if (!f[i].key[0] || f[i].kind != NQI_QF_TOTAL)
 				continue;
-			uint64_t v = snap_value(s, i);
-			if (pass != 1) {
-				pack_kv_u64(pk, f[i].key, v);
-				continue;
-			}
 			snprintf(key, sizeof key, "%s_per_s", f[i].key);
-			pack_kv_f64(pk, key, rate(v, s->prev[i], secs));
+			pack_kv_f64(
+			    pk, key, rate(snap_value(s, i), s->prev[i], secs));
 		}
 	}
 	for (size_t i = 0; i < NQI_QF_COUNT; i++)
@@ -247,15 +251,13 @@ static int prom_queue_row(nqi_prom *p, const broker *b, size_t row)
 	return rv;
 }
 
-/* The counters, then the gauges, in list order. */
 static int prom_queue_rows(nqi_prom *p, const broker *b)
 {
 	const nqi_queue_field *f = nqi_queue_fields();
 	int rv = 0;
-	for (int pass = 0; pass < 2; pass++)
+	for (size_t k = 0; k < 3; k++)
 		for (size_t i = 0; rv == 0 && i < NQI_QF_COUNT; i++)
-			if (f[i].prom[0] &&
-			    (f[i].kind == NQI_QF_TOTAL) == (pass == 0))
+			if (f[i].prom[0] && f[i].kind == kind_order[k])
 				rv = prom_queue_row(p, b, i);
 	return rv;
 }
