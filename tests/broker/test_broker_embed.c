@@ -59,7 +59,8 @@ static Nq__V1__Reply *call(fixture *f, Nq__V1__Request *req, bool work)
 	return r;
 }
 
-static char *enqueue(fixture *f, const char *queue, uint32_t max_attempts)
+static Nq__V1__Reply *enqueue_reply(
+    fixture *f, const char *queue, uint32_t max_attempts)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
@@ -73,6 +74,12 @@ static char *enqueue(fixture *f, const char *queue, uint32_t max_attempts)
 	req.enqueue = &enq;
 	Nq__V1__Reply *r = call(f, &req, false);
 	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_ENQUEUE);
+	return r;
+}
+
+static char *enqueue(fixture *f, const char *queue, uint32_t max_attempts)
+{
+	Nq__V1__Reply *r = enqueue_reply(f, queue, max_attempts);
 	assert_null(r->enqueue->results[0]->status);
 	char *id = strdup(r->enqueue->results[0]->id);
 	nq__v1__reply__free_unpacked(r, NULL);
@@ -328,16 +335,7 @@ static void set_paused(fixture *f, const char *queue, bool paused)
 /* The status code of enqueueing one job (OK: taken). */
 static int enqueue_code(fixture *f, const char *queue)
 {
-	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
-	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
-	Nq__V1__JobSpec spec = NQ__V1__JOB_SPEC__INIT, *specs[] = {&spec};
-	spec.queue = (char *)queue;
-	spec.type = "t";
-	enq.jobs = specs;
-	enq.n_jobs = 1;
-	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
-	req.enqueue = &enq;
-	Nq__V1__Reply *r = call(f, &req, false);
+	Nq__V1__Reply *r = enqueue_reply(f, queue, 0);
 	const Nq__V1__Status *st = r->enqueue->results[0]->status;
 	int code = st ? (int)st->code : 0;
 	nq__v1__reply__free_unpacked(r, NULL);
