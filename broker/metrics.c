@@ -99,8 +99,7 @@ static void pack_kv_f64(msgpack_packer *pk, const char *k, double v)
 
 static double dead_ratio(const broker_qsnap *s)
 {
-	uint64_t finished = s->succeeded_total + s->dead_total;
-	return finished ? (double)s->dead_total / (double)finished : 0;
+	return nqi_dead_letter_ratio(s->succeeded_total, s->dead_total);
 }
 
 static double rate(uint64_t now, uint64_t before, double secs)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "nqi/queue_fields.h"
 #include "nqi/util.h"
 
 #define NAME_RULE "[A-Za-z0-9._-]{1,128}"
@@ -496,6 +497,5 @@ NQ_API const char *nq_queue_stats_field(size_t k)
 NQ_API double nq_dead_letter_ratio(const nq_queue_stats *s, size_t i)
 {
 	const Nq__V1__QueueStats *q = queue_at(s, i);
-	uint64_t finished = q ? q->succeeded_total + q->dead_total : 0;
-	return finished ? (double)q->dead_total / (double)finished : 0;
+	return q ? nqi_dead_letter_ratio(q->succeeded_total, q->dead_total) : 0;
 }

@@ -6,14 +6,16 @@
  *
  * Adding a counter: a row in NQI_QUEUE_FIELDS, a uint64 field of the same
  * name in nq.v1.QueueStats (api.proto; the broker does not build without
- * it), and the code that moves it. Adding a setting: a row in
+ * it, and test_broker_embed fails on a field without a row), and the code
+ * that moves it (q->name++ on the core thread). Adding a setting: a row in
  * NQI_QUEUE_SETTINGS, a field of the same name in nq.v1.QueueConfig
- * (job.proto), and the code that uses it.
+ * (job.proto), and the code that uses it (q->name).
  */
 #ifndef NQI_QUEUE_FIELDS_H
 #define NQI_QUEUE_FIELDS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 /*
@@ -25,8 +27,9 @@
  *               store at recovery. A gauge.
  *        TOTAL  a counter since the broker started. The metrics topic
  *               also carries its rate, as key "_per_s".
- *        SNAP   computed when the snapshot is taken (not kept by the core,
- *               not in QueueStats). A gauge.
+ *        SNAP   computed when the snapshot is taken, by snap_queue in
+ *               broker/metrics.c (not kept by the core, not in
+ *               QueueStats). A gauge.
  * prom:  Prometheus metric, label queue; "" for none. help is its HELP.
  * key:   key in the "metrics" topic's map of the queue; "" for none.
  * stats_head, top_head: column of `nqctl stats` / `nqctl top` ("" for
@@ -124,6 +127,15 @@ static inline const nqi_queue_field *nqi_queue_field_find(const char *name)
 		if (strcmp(f[i].name, name) == 0)
 			return &f[i];
 	return NULL;
+}
+
+/* Dead jobs / finished jobs (succeeded + dead) since the broker started; 0
+ * when nothing finished yet. */
+static inline double nqi_dead_letter_ratio(
+    uint64_t succeeded_total, uint64_t dead_total)
+{
+	uint64_t finished = succeeded_total + dead_total;
+	return finished ? (double)dead_total / (double)finished : 0;
 }
 
 #endif
