@@ -512,13 +512,14 @@ int broker_on_stats(broker *b, broker_op *op)
 	return NQ_OK;
 }
 
-/* Sets paused in the queue's stored QueueConfig: read, changed, written
- * back, so that every other field (one this broker does not know too)
- * stays as it was. A record that does not decode is replaced. */
-static int queue_store_paused(broker *b, const char *name, bool paused)
+/* Stores the queue's settings (NQI_QUEUE_SETTINGS) in its QueueConfig:
+ * the record is read, changed and written back, so that the fields this
+ * broker does not keep stay as they were. A record that does not decode
+ * is replaced. */
+static int queue_settings_store(broker *b, const broker_queue *q)
 {
 	Nq__V1__QueueConfig init = NQ__V1__QUEUE_CONFIG__INIT, *cfg = NULL;
-	MDB_val k = {strlen(name), (void *)name}, v;
+	MDB_val k = {strlen(q->name), (void *)q->name}, v;
 	int rc = mdb_get(b->txn, b->db_queues, &k, &v);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return NQ_ESTORE;
@@ -527,7 +528,9 @@ static int queue_store_paused(broker *b, const char *name, bool paused)
 		    &b->arena.pb, v.mv_size, v.mv_data);
 	if (!cfg)
 		cfg = &init;
-	cfg->paused = paused;
+#define SETTING_PUT_(name, type) cfg->name = q->name;
+	NQI_QUEUE_SETTINGS(SETTING_PUT_)
+#undef SETTING_PUT_
 	v.mv_size = nq__v1__queue_config__get_packed_size(cfg);
 	if (!(v.mv_data = nqi_arena_alloc(&b->arena, v.mv_size + 1)))
 		return NQ_ENOMEM;
@@ -556,10 +559,13 @@ static int queue_set_paused(
 	if (qi < 0 || !r)
 		return NQ_ENOMEM;
 	broker_queue *q = &b->index.queues[qi];
-	int rv = queue_store_paused(b, name, paused);
-	if (rv != 0)
-		return rv;
+	bool was = q->paused;
 	q->paused = paused;
+	int rv = queue_settings_store(b, q);
+	if (rv != 0) {
+		q->paused = was;
+		return rv;
+	}
 	if (!paused)
 		b->woken = true;
 	nqi_info(
