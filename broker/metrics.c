@@ -17,6 +17,7 @@
 #include "nqi/util.h"
 
 #define METRICS_PERIOD_MS 1000
+#define LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Enqueue time of the oldest job waiting in the ready heap. Ids are taken
  * from the clock at enqueue, so the smallest id is the oldest job. */
@@ -118,12 +119,12 @@ static uint64_t snap_value(const broker_qsnap *s, size_t row)
 	return *(const uint64_t *)((const char *)s + offset[row]);
 }
 
-/* Entries of a queue's map: two per TOTAL row with a key (value and rate),
- * one per other row with a key, and the derived ones of pack_queue. */
-static uint32_t queue_map_size(void)
+/* Entries of a queue's map from the rows: two per TOTAL row with a key
+ * (value and rate), one per other row with a key. */
+static uint32_t rows_map_size(void)
 {
 	const nqi_queue_field *f = nqi_queue_fields();
-	uint32_t n = 6;
+	uint32_t n = 0;
 	for (size_t i = 0; i < NQI_QF_COUNT; i++)
 		if (f[i].key[0])
 			n += f[i].kind == NQI_QF_TOTAL ? 2 : 1;
@@ -140,7 +141,7 @@ static void pack_rows(msgpack_packer *pk, broker_qsnap *s, double secs)
 {
 	const nqi_queue_field *f = nqi_queue_fields();
 	char key[64];
-	for (size_t k = 0; k < 3; k++) {
+	for (size_t k = 0; k < LEN(kind_order); k++) {
 		for (size_t i = 0; i < NQI_QF_COUNT; i++) {
 			if (f[i].key[0] && f[i].kind == kind_order[k])
 				pack_kv_u64(pk, f[i].key, snap_value(s, i));
@@ -157,25 +158,41 @@ static void pack_rows(msgpack_packer *pk, broker_qsnap *s, double secs)
 		s->prev[i] = snap_value(s, i);
 }
 
+/* A queue's map: the rows, then what the snapshot derives. */
 static void pack_queue(
     msgpack_packer *pk, broker_qsnap *s, double secs, uint64_t now_us)
 {
+	const struct {
+		const char *key;
+		double v;
+		bool count; /* n is packed, as an integer */
+		uint64_t n;
+	} derived[] = {
+	    {.key = "oldest_ready_age_s",
+	        .v = s->oldest_ready_us && now_us > s->oldest_ready_us
+	                 ? (double)(now_us - s->oldest_ready_us) / 1e6
+	                 : 0},
+	    {.key = "latency_p50_s",
+	        .v = nqi_prom_hist_quantile(s->latency, 0.5)},
+	    {.key = "latency_p90_s",
+	        .v = nqi_prom_hist_quantile(s->latency, 0.9)},
+	    {.key = "latency_p99_s",
+	        .v = nqi_prom_hist_quantile(s->latency, 0.99)},
+	    {.key = "latency_count",
+	        .count = true,
+	        .n = nqi_prom_hist_count(s->latency)},
+	    {.key = "dead_letter_ratio", .v = dead_ratio(s)},
+	};
 	msgpack_pack_str(pk, strlen(s->name));
 	msgpack_pack_str_body(pk, s->name, strlen(s->name));
-	msgpack_pack_map(pk, queue_map_size());
+	msgpack_pack_map(pk, rows_map_size() + (uint32_t)LEN(derived));
 	pack_rows(pk, s, secs);
-	pack_kv_f64(pk, "oldest_ready_age_s",
-	    s->oldest_ready_us && now_us > s->oldest_ready_us
-	        ? (double)(now_us - s->oldest_ready_us) / 1e6
-	        : 0);
-	pack_kv_f64(
-	    pk, "latency_p50_s", nqi_prom_hist_quantile(s->latency, 0.5));
-	pack_kv_f64(
-	    pk, "latency_p90_s", nqi_prom_hist_quantile(s->latency, 0.9));
-	pack_kv_f64(
-	    pk, "latency_p99_s", nqi_prom_hist_quantile(s->latency, 0.99));
-	pack_kv_u64(pk, "latency_count", nqi_prom_hist_count(s->latency));
-	pack_kv_f64(pk, "dead_letter_ratio", dead_ratio(s));
+	for (size_t i = 0; i < LEN(derived); i++) {
+		if (derived[i].count)
+			pack_kv_u64(pk, derived[i].key, derived[i].n);
+		else
+			pack_kv_f64(pk, derived[i].key, derived[i].v);
+	}
 }
 
 /* Publishes the "metrics" topic; the core calls it once a second. */
@@ -254,7 +271,7 @@ static int prom_queue_rows(nqi_prom *p, const broker *b)
 {
 	const nqi_queue_field *f = nqi_queue_fields();
 	int rv = 0;
-	for (size_t k = 0; k < 3; k++)
+	for (size_t k = 0; k < LEN(kind_order); k++)
 		for (size_t i = 0; rv == 0 && i < NQI_QF_COUNT; i++)
 			if (f[i].prom[0] && f[i].kind == kind_order[k])
 				rv = prom_queue_row(p, b, i);
