@@ -113,31 +113,36 @@ static int print_table(
 	return NQCTL_EXIT_OK;
 }
 
-/* Every number of QueueStats, in its order; a time (a name ending in _us)
- * as "<stem>_at", a date or null. */
+/* Sets a number of QueueStats in o; a time (a name ending in _us) as
+ * "<stem>_at", a date or null. */
+static int set_number(
+    json_t *o, const nq_queue_stats *qs, size_t i, const char *name)
+{
+	uint64_t v = 0;
+	size_t len = strlen(name);
+	bool at = len > 3 && strcmp(name + len - 3, "_us") == 0;
+	char key[96];
+	nq_queue_stats_get(qs, i, name, &v);
+	snprintf(key, sizeof key, "%.*s%s", (int)(at ? len - 3 : len), name,
+	    at ? "_at" : "");
+	return json_object_set_new(
+	    o, key, at ? nqctl_time_json(v) : json_integer((json_int_t)v));
+}
+
+/* The queue, paused, every number of QueueStats in its order, the ratio. */
 static json_t *queue_json(const nq_queue_stats *qs, size_t i)
 {
 	const char *name;
+	int bad = 0;
 	json_t *o =
 	    json_pack("{s:s, s:b}", "queue", nq_queue_stats_queue(qs, i),
 	        "paused", nq_queue_stats_paused(qs, i));
-	for (size_t k = 0; o && (name = nq_queue_stats_field(k)); k++) {
-		uint64_t v = 0;
-		size_t len = strlen(name);
-		char key[96];
-		nq_queue_stats_get(qs, i, name, &v);
-		bool at = len > 3 && strcmp(name + len - 3, "_us") == 0;
-		snprintf(key, sizeof key, "%.*s%s", (int)(at ? len - 3 : len),
-		    name, at ? "_at" : "");
-		if (json_object_set_new(o, key,
-		        at ? nqctl_time_json(v)
-		           : json_integer((json_int_t)v)) != 0) {
-			json_decref(o);
-			return NULL;
-		}
-	}
-	if (o && json_object_set_new(o, "dead_letter_ratio",
-	             json_real(nq_dead_letter_ratio(qs, i))) != 0) {
+	for (size_t k = 0; o && (name = nq_queue_stats_field(k)); k++)
+		bad |= set_number(o, qs, i, name);
+	if (o)
+		bad |= json_object_set_new(o, "dead_letter_ratio",
+		    json_real(nq_dead_letter_ratio(qs, i)));
+	if (bad) {
 		json_decref(o);
 		return NULL;
 	}
