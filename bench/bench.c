@@ -245,8 +245,10 @@ static int wait_confirmed(bench_run *r)
 		if (rv != NQ_OK)
 			return bench_fail(
 			    r->x, rv, "stats of queue %s", r->c.queue);
-		done = n == 1 ? qs[0].succeeded_total : 0;
-		free(qs);
+		done = 0;
+		if (n == 1)
+			nq_queue_stats_get(qs, 0, "succeeded_total", &done);
+		nq_queue_stats_free(qs);
 		if (done >= r->c.jobs)
 			break;
 		if (nqi_mono_ms() >= until) {
@@ -274,7 +276,7 @@ static int check_broker(bench_run *r)
 	nq_queue_stats *qs = NULL;
 	size_t n = 0;
 	int rv = nq_stats(r->x->client, "", &qs, &n, NULL);
-	free(qs);
+	nq_queue_stats_free(qs);
 	if (rv != NQ_OK)
 		return bench_fail(r->x, rv, "stats");
 	return BENCH_CONTINUE;

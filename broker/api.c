@@ -188,16 +188,15 @@ static Nq__V1__Job *job_new(
 	return job;
 }
 
+/* The queue's max_depth, else the broker's --max-depth; 0: unlimited. */
 static bool queue_full(broker *b, const char *queue)
 {
-	uint64_t max = b->cfg.max_depth;
 	int qi = broker_queue_find(&b->index, queue);
-	if (!max || qi < 0)
+	if (qi < 0)
 		return false;
 	broker_queue *q = &b->index.queues[qi];
-	if (q->max_depth)
-		max = q->max_depth;
-	return q->ready + q->scheduled + q->leased >= max;
+	uint64_t max = q->max_depth ? q->max_depth : b->cfg.max_depth;
+	return max && q->ready + q->scheduled + q->leased >= max;
 }
 
 void broker_op_prepack(broker_op *op)
@@ -474,21 +473,11 @@ static Nq__V1__QueueStats *queue_stats(broker *b, broker_queue *q)
 		return NULL;
 	*s = init;
 	s->queue = q->name;
-	s->scheduled = q->scheduled;
-	s->ready = q->ready;
-	s->leased = q->leased;
-	s->succeeded = q->succeeded;
-	s->dead = q->dead;
-	s->canceled = q->canceled;
-	s->expired = q->expired;
 	s->paused = q->paused;
-	s->enqueued_total = q->enqueued_total;
-	s->succeeded_total = q->succeeded_total;
-	s->failed_total = q->failed_total;
-	s->dead_total = q->dead_total;
-	s->dead_pending = q->dead_pending;
+#define STATS_COPY_(name, kind, ...) NQI_QF_CORE_##kind(s->name = q->name;)
+	NQI_QUEUE_FIELDS(STATS_COPY_)
+#undef STATS_COPY_
 	s->oldest_ready_us = broker_oldest_ready_us(q);
-	s->dlq_handed_total = q->dlq_handed_total;
 	return s;
 }
 
@@ -524,12 +513,40 @@ int broker_on_stats(broker *b, broker_op *op)
 	return NQ_OK;
 }
 
-/* Stores a queue's paused flag so that it survives a restart. */
+/* Stores the queue's settings (NQI_QUEUE_SETTINGS) in its QueueConfig:
+ * the record is read, changed and written back, so that the fields this
+ * broker does not keep stay as they were. A record that does not decode
+ * is replaced. */
+static int queue_settings_store(broker *b, const broker_queue *q)
+{
+	Nq__V1__QueueConfig init = NQ__V1__QUEUE_CONFIG__INIT, *cfg = NULL;
+	MDB_val k = {strlen(q->name), (void *)q->name}, v;
+	int rc = mdb_get(b->txn, b->db_queues, &k, &v);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return NQ_ESTORE;
+	if (rc == 0)
+		cfg = nq__v1__queue_config__unpack(
+		    &b->arena.pb, v.mv_size, v.mv_data);
+	if (!cfg)
+		cfg = &init;
+#define SETTING_PUT_(name, type) cfg->name = q->name;
+	NQI_QUEUE_SETTINGS(SETTING_PUT_)
+#undef SETTING_PUT_
+	v.mv_size = nq__v1__queue_config__get_packed_size(cfg);
+	if (!(v.mv_data = nqi_arena_alloc(&b->arena, v.mv_size + 1)))
+		return NQ_ENOMEM;
+	nq__v1__queue_config__pack(cfg, v.mv_data);
+	if (mdb_put(b->txn, b->db_queues, &k, &v, 0) != 0)
+		return NQ_ESTORE;
+	b->dirty = true;
+	return NQ_OK;
+}
+
+/* Pauses or resumes a queue; the flag survives a restart. */
 static int queue_set_paused(
     broker *b, broker_op *op, const char *name, bool paused)
 {
 	static const Nq__V1__QueueReply init = NQ__V1__QUEUE_REPLY__INIT;
-	Nq__V1__QueueConfig cfg = NQ__V1__QUEUE_CONFIG__INIT;
 	if (!nqi_name_valid(name)) {
 		broker_set_status(b, op, NQ_EINVAL,
 		    "queue name '%.40s' must match "
@@ -543,15 +560,13 @@ static int queue_set_paused(
 	if (qi < 0 || !r)
 		return NQ_ENOMEM;
 	broker_queue *q = &b->index.queues[qi];
+	bool was = q->paused;
 	q->paused = paused;
-	cfg.paused = paused;
-	cfg.max_depth = q->max_depth;
-	uint8_t buf[64];
-	MDB_val k = {strlen(name), (void *)name};
-	MDB_val v = {nq__v1__queue_config__pack(&cfg, buf), buf};
-	if (mdb_put(b->txn, b->db_queues, &k, &v, 0) != 0)
-		return NQ_ESTORE;
-	b->dirty = true;
+	int rv = queue_settings_store(b, q);
+	if (rv != 0) {
+		q->paused = was;
+		return rv;
+	}
 	if (!paused)
 		b->woken = true;
 	nqi_info(

@@ -21,6 +21,7 @@
 #include "nqi/tls.h"
 #include "nqi/http.h"
 #include "nqi/prom.h"
+#include "nqi/queue_fields.h"
 #include "nqi/opts.h"
 #include "nqi/store.h"
 #include "nqi/util.h"
@@ -145,14 +146,14 @@ typedef struct broker_queue {
 	char name[NQI_NAME_MAX + 1];
 	broker_ready *heap;
 	size_t nheap, capheap;
-	bool paused;
-	uint64_t max_depth;
-	/* jobs by state as stored now */
-	uint64_t scheduled, ready, leased, succeeded, dead, canceled, expired;
-	/* counters since start */
-	uint64_t enqueued_total, succeeded_total, failed_total, dead_total;
-	uint64_t dead_pending; /* dead or expired, not yet in nq-dlq */
-	uint64_t dlq_handed_total;
+	/* settings (stored as QueueConfig), counters and gauges: plain
+	 * members, from the lists of nqi/queue_fields.h */
+#define BROKER_SETTING_(name, type) type name;
+	NQI_QUEUE_SETTINGS(BROKER_SETTING_)
+#undef BROKER_SETTING_
+#define BROKER_FIELD_(name, kind, ...) NQI_QF_CORE_##kind(uint64_t name;)
+	NQI_QUEUE_FIELDS(BROKER_FIELD_)
+#undef BROKER_FIELD_
 	uint64_t topic_seq[BROKER_EV_COUNT]; /* events published per kind */
 	nqi_prom_hist *latency;              /* enqueue to success, seconds */
 } broker_queue;
@@ -160,11 +161,11 @@ typedef struct broker_queue {
 /* A queue as readers outside the core see it (metrics, HTTP). */
 typedef struct broker_qsnap {
 	char name[NQI_NAME_MAX + 1];
-	uint64_t scheduled, ready, leased, succeeded, dead, canceled, expired;
-	uint64_t dead_pending, idle_slots, oldest_ready_us;
-	uint64_t enqueued_total, succeeded_total, failed_total, dead_total;
-	uint64_t dlq_handed_total;
-	uint64_t prev_enqueued, prev_succeeded, prev_failed, prev_dead;
+#define BROKER_SNAP_(name, ...) uint64_t name;
+	NQI_QUEUE_FIELDS(BROKER_SNAP_)
+#undef BROKER_SNAP_
+	uint64_t oldest_ready_us;
+	uint64_t prev[NQI_QF_COUNT]; /* values at the last metrics topic */
 	bool paused;
 	nqi_prom_hist *latency;
 } broker_qsnap;

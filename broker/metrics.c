@@ -17,6 +17,7 @@
 #include "nqi/util.h"
 
 #define METRICS_PERIOD_MS 1000
+#define LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Enqueue time of the oldest job waiting in the ready heap. Ids are taken
  * from the clock at enqueue, so the smallest id is the oldest job. */
@@ -45,21 +46,11 @@ static uint64_t idle_slots(const broker *b, const char *queue)
 static void snap_queue(broker *b, broker_queue *q, broker_qsnap *s, bool full)
 {
 	snprintf(s->name, sizeof s->name, "%s", q->name);
-	s->scheduled = q->scheduled;
-	s->ready = q->ready;
-	s->leased = q->leased;
-	s->succeeded = q->succeeded;
-	s->dead = q->dead;
-	s->canceled = q->canceled;
-	s->expired = q->expired;
-	s->dead_pending = q->dead_pending;
-	s->paused = q->paused;
-	s->enqueued_total = q->enqueued_total;
-	s->succeeded_total = q->succeeded_total;
-	s->failed_total = q->failed_total;
-	s->dead_total = q->dead_total;
-	s->dlq_handed_total = q->dlq_handed_total;
+#define SNAP_COPY_(name, kind, ...) NQI_QF_CORE_##kind(s->name = q->name;)
+	NQI_QUEUE_FIELDS(SNAP_COPY_)
+#undef SNAP_COPY_
 	s->idle_slots = idle_slots(b, q->name);
+	s->paused = q->paused;
 	s->latency = q->latency;
 	if (full)
 		s->oldest_ready_us = q->ready ? broker_oldest_ready_us(q) : 0;
@@ -109,8 +100,7 @@ static void pack_kv_f64(msgpack_packer *pk, const char *k, double v)
 
 static double dead_ratio(const broker_qsnap *s)
 {
-	uint64_t finished = s->succeeded_total + s->dead_total;
-	return finished ? (double)s->dead_total / (double)finished : 0;
+	return nqi_dead_letter_ratio(s->succeeded_total, s->dead_total);
 }
 
 static double rate(uint64_t now, uint64_t before, double secs)
@@ -118,44 +108,91 @@ static double rate(uint64_t now, uint64_t before, double secs)
 	return secs > 0 && now >= before ? (double)(now - before) / secs : 0;
 }
 
+/* A row's value in a snapshot. */
+static uint64_t snap_value(const broker_qsnap *s, size_t row)
+{
+	static const size_t offset[] = {
+#define SNAP_OFFSET_(name, ...) offsetof(broker_qsnap, name),
+	    NQI_QUEUE_FIELDS(SNAP_OFFSET_)
+#undef SNAP_OFFSET_
+	};
+	return *(const uint64_t *)((const char *)s + offset[row]);
+}
+
+/* Entries of a queue's map from the rows: two per TOTAL row with a key
+ * (value and rate), one per other row with a key. */
+static uint32_t rows_map_size(void)
+{
+	const nqi_queue_field *f = nqi_queue_fields();
+	uint32_t n = 0;
+	for (size_t i = 0; i < NQI_QF_COUNT; i++)
+		if (f[i].key[0])
+			n += f[i].kind == NQI_QF_TOTAL ? 2 : 1;
+	return n;
+}
+
+/* Rows are written counters first, then the gauges the core keeps, then
+ * those of the snapshot; in list order within each. */
+static const nqi_qf_kind kind_order[] = {
+    NQI_QF_TOTAL, NQI_QF_STATE, NQI_QF_SNAP};
+
+/* The counters, their rates, then the gauges. */
+static void pack_rows(msgpack_packer *pk, broker_qsnap *s, double secs)
+{
+	const nqi_queue_field *f = nqi_queue_fields();
+	char key[64];
+	for (size_t k = 0; k < LEN(kind_order); k++) {
+		for (size_t i = 0; i < NQI_QF_COUNT; i++) {
+			if (f[i].key[0] && f[i].kind == kind_order[k])
+				pack_kv_u64(pk, f[i].key, snap_value(s, i));
+		}
+		for (size_t i = 0; k == 0 && i < NQI_QF_COUNT; i++) {
+			if (!f[i].key[0] || f[i].kind != NQI_QF_TOTAL)
+				continue;
+			snprintf(key, sizeof key, "%s_per_s", f[i].key);
+			pack_kv_f64(
+			    pk, key, rate(snap_value(s, i), s->prev[i], secs));
+		}
+	}
+	for (size_t i = 0; i < NQI_QF_COUNT; i++)
+		s->prev[i] = snap_value(s, i);
+}
+
+/* A queue's map: the rows, then what the snapshot derives. */
 static void pack_queue(
     msgpack_packer *pk, broker_qsnap *s, double secs, uint64_t now_us)
 {
+	const struct {
+		const char *key;
+		double v;
+		bool count; /* n is packed, as an integer */
+		uint64_t n;
+	} derived[] = {
+	    {.key = "oldest_ready_age_s",
+	        .v = s->oldest_ready_us && now_us > s->oldest_ready_us
+	                 ? (double)(now_us - s->oldest_ready_us) / 1e6
+	                 : 0},
+	    {.key = "latency_p50_s",
+	        .v = nqi_prom_hist_quantile(s->latency, 0.5)},
+	    {.key = "latency_p90_s",
+	        .v = nqi_prom_hist_quantile(s->latency, 0.9)},
+	    {.key = "latency_p99_s",
+	        .v = nqi_prom_hist_quantile(s->latency, 0.99)},
+	    {.key = "latency_count",
+	        .count = true,
+	        .n = nqi_prom_hist_count(s->latency)},
+	    {.key = "dead_letter_ratio", .v = dead_ratio(s)},
+	};
 	msgpack_pack_str(pk, strlen(s->name));
 	msgpack_pack_str_body(pk, s->name, strlen(s->name));
-	msgpack_pack_map(pk, 19);
-	pack_kv_u64(pk, "enqueued", s->enqueued_total);
-	pack_kv_u64(pk, "succeeded", s->succeeded_total);
-	pack_kv_u64(pk, "failed", s->failed_total);
-	pack_kv_u64(pk, "dead", s->dead_total);
-	pack_kv_f64(pk, "enqueued_per_s",
-	    rate(s->enqueued_total, s->prev_enqueued, secs));
-	pack_kv_f64(pk, "succeeded_per_s",
-	    rate(s->succeeded_total, s->prev_succeeded, secs));
-	pack_kv_f64(
-	    pk, "failed_per_s", rate(s->failed_total, s->prev_failed, secs));
-	pack_kv_f64(pk, "dead_per_s", rate(s->dead_total, s->prev_dead, secs));
-	pack_kv_u64(pk, "ready", s->ready);
-	pack_kv_u64(pk, "scheduled", s->scheduled);
-	pack_kv_u64(pk, "leased", s->leased);
-	pack_kv_u64(pk, "dead_pending", s->dead_pending);
-	pack_kv_u64(pk, "idle_slots", s->idle_slots);
-	pack_kv_f64(pk, "oldest_ready_age_s",
-	    s->oldest_ready_us && now_us > s->oldest_ready_us
-	        ? (double)(now_us - s->oldest_ready_us) / 1e6
-	        : 0);
-	pack_kv_f64(
-	    pk, "latency_p50_s", nqi_prom_hist_quantile(s->latency, 0.5));
-	pack_kv_f64(
-	    pk, "latency_p90_s", nqi_prom_hist_quantile(s->latency, 0.9));
-	pack_kv_f64(
-	    pk, "latency_p99_s", nqi_prom_hist_quantile(s->latency, 0.99));
-	pack_kv_u64(pk, "latency_count", nqi_prom_hist_count(s->latency));
-	pack_kv_f64(pk, "dead_letter_ratio", dead_ratio(s));
-	s->prev_enqueued = s->enqueued_total;
-	s->prev_succeeded = s->succeeded_total;
-	s->prev_failed = s->failed_total;
-	s->prev_dead = s->dead_total;
+	msgpack_pack_map(pk, rows_map_size() + (uint32_t)LEN(derived));
+	pack_rows(pk, s, secs);
+	for (size_t i = 0; i < LEN(derived); i++) {
+		if (derived[i].count)
+			pack_kv_u64(pk, derived[i].key, derived[i].n);
+		else
+			pack_kv_f64(pk, derived[i].key, derived[i].v);
+	}
 }
 
 /* Publishes the "metrics" topic; the core calls it once a second. */
@@ -214,51 +251,30 @@ void broker_metrics_tick(broker *b)
 
 /* ---- Prometheus ---- */
 
-typedef struct prom_row {
-	const char *name;
-	nqi_prom_type type;
-	const char *help;
-	size_t offset; /* of a uint64_t in broker_qsnap */
-} prom_row;
-
-#define QROW(n, t, f, h)                                                       \
-	{                                                                      \
-		n, NQI_PROM_##t, h, offsetof(broker_qsnap, f)                  \
-	}
-
-static const prom_row queue_rows[] = {
-    QROW("nq_jobs_enqueued_total", COUNTER, enqueued_total,
-        "Jobs accepted by enqueue since the broker started."),
-    QROW("nq_jobs_succeeded_total", COUNTER, succeeded_total,
-        "Jobs that succeeded since the broker started."),
-    QROW("nq_jobs_failed_total", COUNTER, failed_total,
-        "Failed attempts (handler error, lease lapse, lost worker)."),
-    QROW("nq_jobs_dead_total", COUNTER, dead_total,
-        "Jobs that failed for good since the broker started."),
-    QROW("nq_dlq_handed_total", COUNTER, dlq_handed_total,
-        "Dead jobs nq-dlq confirmed since the broker started."),
-    QROW("nq_queue_ready", GAUGE, ready, "Jobs ready to run now."),
-    QROW("nq_queue_scheduled", GAUGE, scheduled,
-        "Jobs waiting for their time (delay or retry backoff)."),
-    QROW("nq_queue_leased", GAUGE, leased,
-        "Jobs running: leased to a worker (busy worker slots)."),
-    QROW("nq_queue_dead_pending", GAUGE, dead_pending,
-        "Dead jobs waiting to be handed to nq-dlq."),
-    QROW("nq_queue_idle_slots", GAUGE, idle_slots,
-        "Free worker slots waiting in long-poll fetches for this queue."),
-    QROW("nq_queue_succeeded_kept", GAUGE, succeeded,
-        "Succeeded jobs still readable (within result_ttl)."),
-};
-
-static int prom_queue_row(nqi_prom *p, const broker *b, const prom_row *r)
+/* One family of a row of NQI_QUEUE_FIELDS: a sample per queue. */
+static int prom_queue_row(nqi_prom *p, const broker *b, size_t row)
 {
-	int rv = nqi_prom_family(p, r->name, r->type, r->help);
+	const nqi_queue_field *f = &nqi_queue_fields()[row];
+	nqi_prom_type type =
+	    f->kind == NQI_QF_TOTAL ? NQI_PROM_COUNTER : NQI_PROM_GAUGE;
+	int rv = nqi_prom_family(p, f->prom, type, f->help);
 	for (size_t i = 0; rv == 0 && i < b->nsnap; i++) {
 		const broker_qsnap *s = &b->snap[i];
-		uint64_t v = *(const uint64_t *)((const char *)s + r->offset);
-		rv = nqi_prom_sample(p, r->name,
-		    (const char *const[]){"queue", s->name, NULL}, (double)v);
+		rv = nqi_prom_sample(p, f->prom,
+		    (const char *const[]){"queue", s->name, NULL},
+		    (double)snap_value(s, row));
 	}
+	return rv;
+}
+
+static int prom_queue_rows(nqi_prom *p, const broker *b)
+{
+	const nqi_queue_field *f = nqi_queue_fields();
+	int rv = 0;
+	for (size_t k = 0; k < LEN(kind_order); k++)
+		for (size_t i = 0; rv == 0 && i < NQI_QF_COUNT; i++)
+			if (f[i].prom[0] && f[i].kind == kind_order[k])
+				rv = prom_queue_row(p, b, i);
 	return rv;
 }
 
@@ -337,9 +353,8 @@ static int metrics_cb(nqi_prom *p, void *arg)
 	broker *b = arg;
 	pthread_mutex_lock(&b->snap_mu);
 	int rv = prom_broker(p, b);
-	for (size_t i = 0;
-	     rv == 0 && i < sizeof queue_rows / sizeof *queue_rows; i++)
-		rv = prom_queue_row(p, b, &queue_rows[i]);
+	if (rv == 0)
+		rv = prom_queue_rows(p, b);
 	if (rv == 0)
 		rv = prom_queue_derived(p, b, nqi_now_us());
 	pthread_mutex_unlock(&b->snap_mu);

@@ -14,9 +14,9 @@ static void index_clear(broker_index *x)
 	for (size_t i = 0; i < x->nqueues; i++) {
 		broker_queue *q = &x->queues[i];
 		q->nheap = 0;
-		q->scheduled = q->ready = q->leased = q->succeeded = 0;
-		q->dead = q->canceled = q->expired = 0;
-		q->dead_pending = 0;
+#define CLEAR_(name, kind, ...) NQI_QF_RECOUNT_##kind(q->name = 0;)
+		NQI_QUEUE_FIELDS(CLEAR_)
+#undef CLEAR_
 	}
 	x->ntimers = 0;
 	x->nleases = 0;
@@ -44,8 +44,10 @@ static int load_queue_configs(broker *b, MDB_txn *txn)
 		             ? broker_queue_get(&b->index, name)
 		             : -1;
 		if (qi >= 0) {
-			b->index.queues[qi].paused = cfg->paused;
-			b->index.queues[qi].max_depth = cfg->max_depth;
+			broker_queue *q = &b->index.queues[qi];
+#define LOAD_(name, type) q->name = cfg->name;
+			NQI_QUEUE_SETTINGS(LOAD_)
+#undef LOAD_
 		}
 		if (cfg)
 			nq__v1__queue_config__free_unpacked(cfg, NULL);

@@ -4,41 +4,65 @@
 #include <string.h>
 
 #include "nqctl.h"
+#include "nqi/queue_fields.h"
 #include "nqi/util.h"
 
 #define NQCTL_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-/* The table of `nqctl stats`: the current counts by state, then the
- * counters since the broker started (ENQUEUED jobs, FAILED attempts). */
-static const char *const stat_heads[] = {"QUEUE", "PAUSED", "SCHEDULED",
-    "READY", "LEASED", "SUCCEEDED", "DEAD", "CANCELED", "EXPIRED", "ENQUEUED",
-    "FAILED", "DLQ-PENDING", "DEAD-RATIO"};
-#define NCOLS NQCTL_LEN(stat_heads)
+/* The table of `nqctl stats`: QUEUE, PAUSED, the columns of
+ * nqi/queue_fields.h in the order of QueueStats (the counts by state, then
+ * the counters since the broker started), DEAD-RATIO. */
+#define MAX_COLS (NQI_QF_COUNT + 3)
 #define CELL_MAX (NQI_NAME_MAX + 8)
 
-typedef char stat_row[NCOLS][CELL_MAX];
+typedef char stat_row[MAX_COLS][CELL_MAX];
 
-static void fill_row(const nq_queue_stats *q, stat_row row)
+typedef struct stat_cols {
+	const char *head[MAX_COLS];
+	const char *field[MAX_COLS]; /* NULL: not a QueueStats number */
+	size_t n;
+} stat_cols;
+
+static void stat_columns(stat_cols *c)
 {
-	const uint64_t nums[] = {q->scheduled, q->ready, q->leased,
-	    q->succeeded, q->dead, q->canceled, q->expired, q->enqueued_total,
-	    q->failed_total};
-	snprintf(row[0], CELL_MAX, "%s", q->queue);
-	snprintf(row[1], CELL_MAX, "%s", q->paused ? "yes" : "no");
-	for (size_t i = 0; i < NQCTL_LEN(nums); i++)
-		snprintf(
-		    row[2 + i], CELL_MAX, "%llu", (unsigned long long)nums[i]);
-	snprintf(row[NCOLS - 2], CELL_MAX, "%llu",
-	    (unsigned long long)q->dead_pending);
-	snprintf(row[NCOLS - 1], CELL_MAX, "%.4f", nq_dead_letter_ratio(q));
+	const char *name;
+	c->n = 0;
+	c->head[c->n] = "QUEUE";
+	c->field[c->n++] = NULL;
+	c->head[c->n] = "PAUSED";
+	c->field[c->n++] = NULL;
+	for (size_t k = 0; (name = nq_queue_stats_field(k)); k++) {
+		const nqi_queue_field *f = nqi_queue_field_find(name);
+		if (f && f->stats_head[0] && c->n < MAX_COLS - 1) {
+			c->head[c->n] = f->stats_head;
+			c->field[c->n++] = name;
+		}
+	}
+	c->head[c->n] = "DEAD-RATIO";
+	c->field[c->n++] = NULL;
+}
+
+static void fill_row(
+    const stat_cols *c, const nq_queue_stats *qs, size_t i, stat_row row)
+{
+	snprintf(row[0], CELL_MAX, "%s", nq_queue_stats_queue(qs, i));
+	snprintf(row[1], CELL_MAX, "%s",
+	    nq_queue_stats_paused(qs, i) ? "yes" : "no");
+	for (size_t col = 2; col < c->n - 1; col++) {
+		uint64_t v = 0;
+		nq_queue_stats_get(qs, i, c->field[col], &v);
+		snprintf(row[col], CELL_MAX, "%llu", (unsigned long long)v);
+	}
+	snprintf(row[c->n - 1], CELL_MAX, "%.4f", nq_dead_letter_ratio(qs, i));
 }
 
 /* The queue name and PAUSED left-aligned, numbers right-aligned. */
-static void print_row(const char *const cells[NCOLS], const size_t *width)
+static void print_row(
+    const stat_cols *c, const char *const *cells, const size_t *width)
 {
 	printf("%-*s  %-*s", (int)width[0], cells[0], (int)width[1], cells[1]);
-	for (size_t c = 2; c < NCOLS; c++)
-		printf("  %*s", (int)width[c], cells[c]);
+	for (size_t col = 2; col < c->n; col++)
+		printf("  %*s", (int)width[col], cells[col]);
 	putchar('\n');
 }
 
@@ -57,26 +81,28 @@ static void print_uptime(uint64_t ms)
 static int print_table(
     const nq_queue_stats *qs, size_t n, const nq_broker_stats *broker)
 {
-	size_t width[NCOLS];
-	const char *cells[NCOLS];
+	stat_cols c;
+	size_t width[MAX_COLS];
+	const char *cells[MAX_COLS];
 	stat_row *rows = calloc(n ? n : 1, sizeof *rows);
 	if (!rows) {
 		fprintf(stderr, "nqctl: out of memory\n");
 		return NQCTL_EXIT_FAILED;
 	}
-	for (size_t c = 0; c < NCOLS; c++)
-		width[c] = strlen(stat_heads[c]);
+	stat_columns(&c);
+	for (size_t col = 0; col < c.n; col++)
+		width[col] = strlen(c.head[col]);
 	for (size_t r = 0; r < n; r++) {
-		fill_row(&qs[r], rows[r]);
-		for (size_t c = 0; c < NCOLS; c++)
-			if (strlen(rows[r][c]) > width[c])
-				width[c] = strlen(rows[r][c]);
+		fill_row(&c, qs, r, rows[r]);
+		for (size_t col = 0; col < c.n; col++)
+			if (strlen(rows[r][col]) > width[col])
+				width[col] = strlen(rows[r][col]);
 	}
-	print_row(stat_heads, width);
+	print_row(&c, c.head, width);
 	for (size_t r = 0; r < n; r++) {
-		for (size_t c = 0; c < NCOLS; c++)
-			cells[c] = rows[r][c];
-		print_row(cells, width);
+		for (size_t col = 0; col < c.n; col++)
+			cells[col] = rows[r][col];
+		print_row(&c, cells, width);
 	}
 	free(rows);
 	printf("broker: %llu commits, %llu jobs stored, up ",
@@ -87,23 +113,40 @@ static int print_table(
 	return NQCTL_EXIT_OK;
 }
 
-static json_t *queue_json(const nq_queue_stats *q)
+/* Sets a number of QueueStats in o; a time (a name ending in _us) as
+ * "<stem>_at", a date or null. */
+static int set_number(
+    json_t *o, const nq_queue_stats *qs, size_t i, const char *name)
 {
-	return json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	                 "s:I, s:I, s:I, s:o, s:I, s:I, s:f}",
-	    "queue", q->queue, "paused", q->paused, "scheduled",
-	    (json_int_t)q->scheduled, "ready", (json_int_t)q->ready, "leased",
-	    (json_int_t)q->leased, "succeeded", (json_int_t)q->succeeded,
-	    "dead", (json_int_t)q->dead, "canceled", (json_int_t)q->canceled,
-	    "expired", (json_int_t)q->expired, "enqueued_total",
-	    (json_int_t)q->enqueued_total, "succeeded_total",
-	    (json_int_t)q->succeeded_total, "failed_total",
-	    (json_int_t)q->failed_total, "dead_total",
-	    (json_int_t)q->dead_total, "oldest_ready_at",
-	    nqctl_time_json(q->oldest_ready_us), "dead_pending",
-	    (json_int_t)q->dead_pending, "dlq_handed_total",
-	    (json_int_t)q->dlq_handed_total, "dead_letter_ratio",
-	    nq_dead_letter_ratio(q));
+	uint64_t v = 0;
+	size_t len = strlen(name);
+	bool at = len > 3 && strcmp(name + len - 3, "_us") == 0;
+	char key[96];
+	nq_queue_stats_get(qs, i, name, &v);
+	snprintf(key, sizeof key, "%.*s%s", (int)(at ? len - 3 : len), name,
+	    at ? "_at" : "");
+	return json_object_set_new(
+	    o, key, at ? nqctl_time_json(v) : json_integer((json_int_t)v));
+}
+
+/* The queue, paused, every number of QueueStats in its order, the ratio. */
+static json_t *queue_json(const nq_queue_stats *qs, size_t i)
+{
+	const char *name;
+	int bad = 0;
+	json_t *o =
+	    json_pack("{s:s, s:b}", "queue", nq_queue_stats_queue(qs, i),
+	        "paused", nq_queue_stats_paused(qs, i));
+	for (size_t k = 0; o && (name = nq_queue_stats_field(k)); k++)
+		bad |= set_number(o, qs, i, name);
+	if (o)
+		bad |= json_object_set_new(o, "dead_letter_ratio",
+		    json_real(nq_dead_letter_ratio(qs, i)));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
 static int print_stats_json(
@@ -111,7 +154,7 @@ static int print_stats_json(
 {
 	json_t *queues = json_array();
 	for (size_t i = 0; queues && i < n; i++) {
-		if (json_array_append_new(queues, queue_json(&qs[i])) != 0) {
+		if (json_array_append_new(queues, queue_json(qs, i)) != 0) {
 			json_decref(queues);
 			queues = NULL;
 		}
@@ -145,7 +188,7 @@ int nqctl_stats(nqctl *x, int argc, char **argv, int start)
 		    queue ? queue : "");
 	rc = x->conf.json ? print_stats_json(qs, n, &broker)
 	                  : print_table(qs, n, &broker);
-	free(qs);
+	nq_queue_stats_free(qs);
 	return rc;
 }
 

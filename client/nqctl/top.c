@@ -19,6 +19,7 @@
 
 #include "events.h"
 #include "nqi/json.h"
+#include "nqi/queue_fields.h"
 #include "nqi/util.h"
 
 #define NQCTL_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -34,32 +35,61 @@ typedef struct column {
 	col_kind kind;
 } column;
 
-static const column columns[] = {
-    {"READY", "ready", COL_COUNT},
-    {"SCHED", "scheduled", COL_COUNT},
-    {"LEASED", "leased", COL_COUNT},
-    {"IDLE", "idle_slots", COL_COUNT},
-    {"DLQ-WAIT", "dead_pending", COL_COUNT},
-    {"OLDEST", "oldest_ready_age_s", COL_SECS},
-    {"ENQ/S", "enqueued_per_s", COL_RATE},
-    {"DONE/S", "succeeded_per_s", COL_RATE},
-    {"FAIL/S", "failed_per_s", COL_RATE},
-    {"DEAD/S", "dead_per_s", COL_RATE},
+/* The gauges and the rates of nqi/queue_fields.h around the columns the
+ * topic derives: the oldest job's age, latency, dead-letter ratio. */
+static const column oldest = {"OLDEST", "oldest_ready_age_s", COL_SECS};
+static const column derived[] = {
     {"P50", "latency_p50_s", COL_SECS},
     {"P90", "latency_p90_s", COL_SECS},
     {"P99", "latency_p99_s", COL_SECS},
     {"DEAD%", "dead_letter_ratio", COL_PCT},
 };
-#define NCOLS (NQCTL_LEN(columns) + 1) /* the queue name first */
+#define MAX_COLS (NQI_QF_COUNT + 1 + NQCTL_LEN(derived))
+#define NCOLS (MAX_COLS + 1) /* the queue name first */
 
-typedef char top_row[NCOLS][CELL_MAX];
+/* The rate of a TOTAL row is its key with this suffix (see metrics.c). */
+#define RATE_SUFFIX "_per_s"
 
 typedef struct top_run {
 	const char *queue; /* NULL: every queue */
 	bool tty;
 	bool json;
 	uint64_t frames;
+	column columns[MAX_COLS];
+	size_t ncolumns;
+	char rate_keys[NQI_QF_COUNT][64];
 } top_run;
+
+static void add_rows(top_run *r, bool totals)
+{
+	const nqi_queue_field *f = nqi_queue_fields();
+	for (size_t i = 0; i < NQI_QF_COUNT; i++) {
+		if (!f[i].top_head[0] || (f[i].kind == NQI_QF_TOTAL) != totals)
+			continue;
+		column *c = &r->columns[r->ncolumns++];
+		c->head = f[i].top_head;
+		c->key = f[i].key;
+		c->kind = COL_COUNT;
+		if (totals) {
+			snprintf(r->rate_keys[i], sizeof r->rate_keys[i],
+			    "%s%s", f[i].key, RATE_SUFFIX);
+			c->key = r->rate_keys[i];
+			c->kind = COL_RATE;
+		}
+	}
+}
+
+static void top_columns(top_run *r)
+{
+	r->ncolumns = 0;
+	add_rows(r, false);
+	r->columns[r->ncolumns++] = oldest;
+	add_rows(r, true);
+	for (size_t i = 0; i < NQCTL_LEN(derived); i++)
+		r->columns[r->ncolumns++] = derived[i];
+}
+
+typedef char top_row[NCOLS][CELL_MAX];
 
 /* ---- cells ---- */
 
@@ -103,12 +133,13 @@ static void format_cell(const json_t *v, col_kind kind, char *out)
 	}
 }
 
-static void fill_row(const char *name, const json_t *q, char row[][CELL_MAX])
+static void fill_row(
+    const top_run *r, const char *name, const json_t *q, char row[][CELL_MAX])
 {
 	snprintf(row[0], CELL_MAX, "%.*s", CELL_MAX - 1, name);
-	for (size_t c = 0; c < NQCTL_LEN(columns); c++)
-		format_cell(json_object_get(q, columns[c].key), columns[c].kind,
-		    row[c + 1]);
+	for (size_t c = 0; c < r->ncolumns; c++)
+		format_cell(json_object_get(q, r->columns[c].key),
+		    r->columns[c].kind, row[c + 1]);
 }
 
 /* ---- a frame ---- */
@@ -139,36 +170,37 @@ static const char **queue_names(
 	return names;
 }
 
-static void print_row(
-    FILE *f, const char *const cells[NCOLS], const size_t width[NCOLS])
+static void print_row(FILE *f, size_t ncells, const char *const cells[NCOLS],
+    const size_t width[NCOLS])
 {
 	fprintf(f, "%-*s", (int)width[0], cells[0]);
-	for (size_t c = 1; c < NCOLS; c++)
+	for (size_t c = 1; c < ncells; c++)
 		fprintf(f, "  %*s", (int)width[c], cells[c]);
 	fputc('\n', f);
 }
 
-static void print_table(
-    FILE *f, const json_t *queues, const char **names, size_t n, top_row *rows)
+static void print_table(FILE *f, const top_run *r, const json_t *queues,
+    const char **names, size_t n, top_row *rows)
 {
-	size_t width[NCOLS];
+	size_t width[NCOLS], ncells = r->ncolumns + 1;
 	const char *cells[NCOLS];
 	cells[0] = "QUEUE";
-	for (size_t c = 1; c < NCOLS; c++)
-		cells[c] = columns[c - 1].head;
-	for (size_t c = 0; c < NCOLS; c++)
+	for (size_t c = 1; c < ncells; c++)
+		cells[c] = r->columns[c - 1].head;
+	for (size_t c = 0; c < ncells; c++)
 		width[c] = strlen(cells[c]);
 	for (size_t i = 0; i < n; i++) {
-		fill_row(names[i], json_object_get(queues, names[i]), rows[i]);
-		for (size_t c = 0; c < NCOLS; c++)
+		fill_row(
+		    r, names[i], json_object_get(queues, names[i]), rows[i]);
+		for (size_t c = 0; c < ncells; c++)
 			if (strlen(rows[i][c]) > width[c])
 				width[c] = strlen(rows[i][c]);
 	}
-	print_row(f, cells, width);
+	print_row(f, ncells, cells, width);
 	for (size_t i = 0; i < n; i++) {
-		for (size_t c = 0; c < NCOLS; c++)
+		for (size_t c = 0; c < ncells; c++)
 			cells[c] = rows[i][c];
-		print_row(f, cells, width);
+		print_row(f, ncells, cells, width);
 	}
 }
 
@@ -206,7 +238,7 @@ static int print_frame(const top_run *r, const nqctl *x, const json_t *m)
 	if (f) {
 		print_head(f, x, m);
 		if (n)
-			print_table(f, queues, names, n, rows);
+			print_table(f, r, queues, names, n, rows);
 		else if (r->queue)
 			fprintf(f, "queue %s: not known yet\n", r->queue);
 		else
@@ -315,6 +347,7 @@ int nqctl_top(nqctl *x, int argc, char **argv, int start)
 	if (rc != NQCTL_CONTINUE)
 		return rc;
 	r.json = x->conf.json;
+	top_columns(&r);
 	r.tty = !r.json && isatty(STDOUT_FILENO);
 	uint64_t deadline_ms = duration_ms ? nqi_mono_ms() + duration_ms : 0;
 	if ((rc = nqctl_sub_open(x, TOPIC, TOPIC_LEN, &s)) != NQCTL_CONTINUE)

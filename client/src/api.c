@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "nqi/queue_fields.h"
 #include "nqi/util.h"
 
 #define NAME_RULE "[A-Za-z0-9._-]{1,128}"
@@ -379,38 +380,20 @@ NQ_API int nq_resume(nq_client *c, const char *queue)
 	return queue_call(c, queue, false);
 }
 
-static void queue_stats_from_pb(const Nq__V1__QueueStats *q, nq_queue_stats *s)
-{
-	memset(s, 0, sizeof *s);
-	if (!q)
-		return;
-	snprintf(s->queue, sizeof s->queue, "%s", str_in(q->queue));
-	s->scheduled = q->scheduled;
-	s->ready = q->ready;
-	s->leased = q->leased;
-	s->succeeded = q->succeeded;
-	s->dead = q->dead;
-	s->canceled = q->canceled;
-	s->expired = q->expired;
-	s->paused = q->paused;
-	s->enqueued_total = q->enqueued_total;
-	s->succeeded_total = q->succeeded_total;
-	s->failed_total = q->failed_total;
-	s->dead_total = q->dead_total;
-	s->oldest_ready_us = q->oldest_ready_us;
-	s->dead_pending = q->dead_pending;
-	s->dlq_handed_total = q->dlq_handed_total;
-}
+/* The stats reply as decoded: every accessor reads it. */
+struct nq_queue_stats {
+	Nq__V1__Reply *reply;
+};
 
-/* Copies a stats reply out; *out is NULL when it lists no queue. */
-static int stats_copy(nq_client *c, const Nq__V1__StatsReply *sr,
-    nq_queue_stats **out, size_t *n, nq_broker_stats *broker)
+/* Copies the broker's numbers out; takes the reply into *out. */
+static int stats_take(nq_client *c, Nq__V1__Reply *r, nq_queue_stats **out,
+    size_t *n, nq_broker_stats *broker)
 {
-	nq_queue_stats *qs = NULL;
-	if (sr->n_queues && !(qs = calloc(sr->n_queues, sizeof *qs)))
+	const Nq__V1__StatsReply *sr = r->stats;
+	nq_queue_stats *s = malloc(sizeof *s);
+	if (!s)
 		return nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
-	for (size_t i = 0; i < sr->n_queues; i++)
-		queue_stats_from_pb(sr->queues[i], &qs[i]);
+	s->reply = r;
 	if (broker) {
 		memset(broker, 0, sizeof *broker);
 		if (sr->broker) {
@@ -419,7 +402,7 @@ static int stats_copy(nq_client *c, const Nq__V1__StatsReply *sr,
 			broker->jobs_stored = sr->broker->jobs_stored;
 		}
 	}
-	*out = qs;
+	*out = s;
 	*n = sr->n_queues;
 	return NQ_OK;
 }
@@ -449,15 +432,70 @@ NQ_API int nq_stats(nq_client *c, const char *queue, nq_queue_stats **out,
 	if (rv == NQ_OK && !r->stats)
 		rv = nqc_fail(c->last_error, NQ_EPROTO,
 		    "reply to stats carries no stats");
-	if (rv == NQ_OK)
-		rv = stats_copy(c, r->stats, out, n, broker);
+	if (rv == NQ_OK && (rv = stats_take(c, r, out, n, broker)) == NQ_OK)
+		r = NULL;
 	if (r)
 		nq__v1__reply__free_unpacked(r, NULL);
 	return rv;
 }
 
-NQ_API double nq_dead_letter_ratio(const nq_queue_stats *s)
+NQ_API void nq_queue_stats_free(nq_queue_stats *s)
 {
-	uint64_t finished = s->succeeded_total + s->dead_total;
-	return finished ? (double)s->dead_total / (double)finished : 0;
+	if (!s)
+		return;
+	nq__v1__reply__free_unpacked(s->reply, NULL);
+	free(s);
+}
+
+static const Nq__V1__QueueStats *queue_at(const nq_queue_stats *s, size_t i)
+{
+	const Nq__V1__StatsReply *sr = s ? s->reply->stats : NULL;
+	return sr && i < sr->n_queues ? sr->queues[i] : NULL;
+}
+
+NQ_API const char *nq_queue_stats_queue(const nq_queue_stats *s, size_t i)
+{
+	const Nq__V1__QueueStats *q = queue_at(s, i);
+	return q ? str_in(q->queue) : NULL;
+}
+
+NQ_API bool nq_queue_stats_paused(const nq_queue_stats *s, size_t i)
+{
+	const Nq__V1__QueueStats *q = queue_at(s, i);
+	return q && q->paused;
+}
+
+/* Read through the message's descriptor, so that a uint64 field added to
+ * QueueStats needs no code here. */
+NQ_API int nq_queue_stats_get(
+    const nq_queue_stats *s, size_t i, const char *field, uint64_t *out)
+{
+	const Nq__V1__QueueStats *q = queue_at(s, i);
+	const ProtobufCFieldDescriptor *f =
+	    field ? protobuf_c_message_descriptor_get_field_by_name(
+	                &nq__v1__queue_stats__descriptor, field)
+	          : NULL;
+	if (!q || !f || f->type != PROTOBUF_C_TYPE_UINT64 ||
+	    f->label == PROTOBUF_C_LABEL_REPEATED || !out)
+		return NQ_EINVAL;
+	*out = *(const uint64_t *)((const char *)q + f->offset);
+	return NQ_OK;
+}
+
+NQ_API const char *nq_queue_stats_field(size_t k)
+{
+	const ProtobufCMessageDescriptor *d = &nq__v1__queue_stats__descriptor;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		if (f->type == PROTOBUF_C_TYPE_UINT64 &&
+		    f->label != PROTOBUF_C_LABEL_REPEATED && k-- == 0)
+			return f->name;
+	}
+	return NULL;
+}
+
+NQ_API double nq_dead_letter_ratio(const nq_queue_stats *s, size_t i)
+{
+	const Nq__V1__QueueStats *q = queue_at(s, i);
+	return q ? nqi_dead_letter_ratio(q->succeeded_total, q->dead_total) : 0;
 }

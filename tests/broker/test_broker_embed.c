@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "embed.h"
+#include "nqi/queue_fields.h"
+#include "nqi/store.h"
 #include "nq/nq.h"
 #include "nqi/codec.h"
 
@@ -57,7 +59,8 @@ static Nq__V1__Reply *call(fixture *f, Nq__V1__Request *req, bool work)
 	return r;
 }
 
-static char *enqueue(fixture *f, const char *queue, uint32_t max_attempts)
+static Nq__V1__Reply *enqueue_reply(
+    fixture *f, const char *queue, uint32_t max_attempts)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
@@ -71,6 +74,12 @@ static char *enqueue(fixture *f, const char *queue, uint32_t max_attempts)
 	req.enqueue = &enq;
 	Nq__V1__Reply *r = call(f, &req, false);
 	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_ENQUEUE);
+	return r;
+}
+
+static char *enqueue(fixture *f, const char *queue, uint32_t max_attempts)
+{
+	Nq__V1__Reply *r = enqueue_reply(f, queue, max_attempts);
 	assert_null(r->enqueue->results[0]->status);
 	char *id = strdup(r->enqueue->results[0]->id);
 	nq__v1__reply__free_unpacked(r, NULL);
@@ -254,6 +263,192 @@ static void test_embed_malformed_bytes_get_invalid_argument(void **st)
 	    broker_embed_completions(f->e, junk, sizeof junk), NQ_EINVAL);
 }
 
+/* ---- queues: settings and stats ---- */
+
+/* Opens the broker's store itself, with only the "queues" database. */
+static nqi_store *queues_db(fixture *f)
+{
+	static const char *const dbs[] = {"queues"};
+	nqi_store_opts o = {.dir = f->dir,
+	    .map_size = 256u << 20,
+	    .dbs = dbs,
+	    .ndbs = 1,
+	    .schema_version = 1};
+	nqi_store *s = NULL;
+	char err[256];
+	assert_int_equal(nqi_store_open(&s, &o, err, sizeof err), 0);
+	return s;
+}
+
+/* Writes a queue's QueueConfig into the store, as a broker that knows more
+ * settings would; the broker is closed meanwhile. */
+static void config_put(fixture *f, const char *queue, Nq__V1__QueueConfig *c)
+{
+	MDB_txn *txn;
+	uint8_t buf[64];
+	broker_embed_close(f->e);
+	nqi_store *s = queues_db(f);
+	MDB_val k = {strlen(queue), (void *)queue};
+	MDB_val v = {nq__v1__queue_config__pack(c, buf), buf};
+	assert_int_equal(nqi_store_begin(s, true, &txn), 0);
+	assert_int_equal(mdb_put(txn, nqi_store_dbi(s, 0), &k, &v, 0), 0);
+	assert_int_equal(nqi_store_commit(s, txn), 0);
+	nqi_store_close(s);
+	assert_int_equal(broker_embed_open(&f->e, f->dir), 0);
+}
+
+/* Reads a queue's stored QueueConfig; the broker is closed meanwhile. */
+static Nq__V1__QueueConfig *config_get(fixture *f, const char *queue)
+{
+	MDB_txn *txn;
+	broker_embed_close(f->e);
+	nqi_store *s = queues_db(f);
+	MDB_val k = {strlen(queue), (void *)queue}, v;
+	assert_int_equal(nqi_store_begin(s, false, &txn), 0);
+	assert_int_equal(mdb_get(txn, nqi_store_dbi(s, 0), &k, &v), 0);
+	Nq__V1__QueueConfig *c =
+	    nq__v1__queue_config__unpack(NULL, v.mv_size, v.mv_data);
+	mdb_txn_abort(txn);
+	nqi_store_close(s);
+	assert_non_null(c);
+	assert_int_equal(broker_embed_open(&f->e, f->dir), 0);
+	return c;
+}
+
+static void set_paused(fixture *f, const char *queue, bool paused)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__PauseRequest p = NQ__V1__PAUSE_REQUEST__INIT;
+	Nq__V1__ResumeRequest r = NQ__V1__RESUME_REQUEST__INIT;
+	p.queue = r.queue = (char *)queue;
+	req.body_case =
+	    paused ? NQ__V1__REQUEST__BODY_PAUSE : NQ__V1__REQUEST__BODY_RESUME;
+	req.pause = &p;
+	if (!paused)
+		req.resume = &r;
+	Nq__V1__Reply *rep = call(f, &req, false);
+	assert_null(rep->status);
+	assert_int_equal(rep->queue->paused, paused);
+	nq__v1__reply__free_unpacked(rep, NULL);
+}
+
+/* The status code of enqueueing one job (OK: taken). */
+static int enqueue_code(fixture *f, const char *queue)
+{
+	Nq__V1__Reply *r = enqueue_reply(f, queue, 0);
+	const Nq__V1__Status *st = r->enqueue->results[0]->status;
+	int code = st ? (int)st->code : 0;
+	nq__v1__reply__free_unpacked(r, NULL);
+	return code;
+}
+
+/* The stats of one queue; *keep holds them until freed. */
+static Nq__V1__QueueStats *stats(
+    fixture *f, const char *queue, Nq__V1__Reply **keep)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__StatsRequest sr = NQ__V1__STATS_REQUEST__INIT;
+	sr.queue = (char *)queue;
+	req.body_case = NQ__V1__REQUEST__BODY_STATS;
+	req.stats = &sr;
+	*keep = call(f, &req, false);
+	assert_int_equal((*keep)->body_case, NQ__V1__REPLY__BODY_STATS);
+	assert_int_equal((*keep)->stats->n_queues, 1);
+	return (*keep)->stats->queues[0];
+}
+
+/* A pause and a resume change paused only: the other stored fields stay,
+ * those this broker does not use too, and the queue's max_depth applies
+ * across a restart (with no --max-depth). */
+static void test_embed_pause_and_resume_keep_the_other_settings(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__QueueConfig c = NQ__V1__QUEUE_CONFIG__INIT;
+	Nq__V1__Reply *keep;
+	c.max_depth = 2;
+	c.max_attempts = 3;
+	c.result_ttl_ms = 5000;
+	config_put(f, "q", &c);
+	set_paused(f, "q", true);
+	Nq__V1__QueueConfig *got = config_get(f, "q");
+	assert_true(got->paused);
+	nq__v1__queue_config__free_unpacked(got, NULL);
+	assert_true(stats(f, "q", &keep)->paused); /* after a restart */
+	nq__v1__reply__free_unpacked(keep, NULL);
+	set_paused(f, "q", false);
+	got = config_get(f, "q");
+	assert_false(got->paused);
+	assert_int_equal(got->max_depth, 2);
+	assert_int_equal(got->max_attempts, 3);
+	assert_int_equal(got->result_ttl_ms, 5000);
+	nq__v1__queue_config__free_unpacked(got, NULL);
+	assert_int_equal(enqueue_code(f, "q"), 0);
+	assert_int_equal(enqueue_code(f, "q"), 0);
+	assert_int_equal(
+	    enqueue_code(f, "q"), NQ__V1__CODE__RESOURCE_EXHAUSTED);
+	assert_int_equal(enqueue_code(f, "other"), 0);
+}
+
+/* Every uint64 field of QueueStats but oldest_ready_us is a row of
+ * NQI_QUEUE_FIELDS kept by the core, and every such row is one: a counter
+ * added to one and not the other is caught. */
+static void test_embed_stats_fields_are_the_queue_rows(void **st)
+{
+	(void)st;
+	const ProtobufCMessageDescriptor *d = &nq__v1__queue_stats__descriptor;
+	const nqi_queue_field *rows = nqi_queue_fields();
+	size_t core = 0;
+	for (size_t i = 0; i < NQI_QF_COUNT; i++) {
+		if (rows[i].kind == NQI_QF_SNAP)
+			continue;
+		const ProtobufCFieldDescriptor *fd =
+		    protobuf_c_message_descriptor_get_field_by_name(
+		        d, rows[i].name);
+		if (!fd || fd->type != PROTOBUF_C_TYPE_UINT64)
+			fail_msg("row %s is no uint64 field of QueueStats",
+			    rows[i].name);
+		core++;
+	}
+	size_t fields = 0;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const char *name = d->fields[i].name;
+		if (d->fields[i].type != PROTOBUF_C_TYPE_UINT64 ||
+		    strcmp(name, "oldest_ready_us") == 0)
+			continue;
+		const nqi_queue_field *row = nqi_queue_field_find(name);
+		if (!row || row->kind == NQI_QF_SNAP)
+			fail_msg("QueueStats.%s has no row", name);
+		fields++;
+	}
+	assert_int_equal(core, fields);
+}
+
+/* The stats reply carries the core's counters. */
+static void test_embed_stats_count_by_state(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__Reply *r, *keep;
+	char *ids[3];
+	for (int i = 0; i < 3; i++)
+		ids[i] = enqueue(f, "q", 1);
+	cancel(f, ids[2]);
+	r = fetch(f, "q");
+	complete(f, r->fetch->jobs[0], NQ__V1__OUTCOME__OUTCOME_SUCCEEDED);
+	Nq__V1__QueueStats *q = stats(f, "q", &keep);
+	assert_string_equal(q->queue, "q");
+	assert_int_equal(q->enqueued_total, 3);
+	assert_int_equal(q->succeeded_total, 1);
+	assert_int_equal(q->succeeded, 1);
+	assert_int_equal(q->leased, 1);
+	assert_int_equal(q->canceled, 1);
+	assert_int_equal(q->ready, 0);
+	assert_false(q->paused);
+	nq__v1__reply__free_unpacked(keep, NULL);
+	nq__v1__reply__free_unpacked(r, NULL);
+	for (int i = 0; i < 3; i++)
+		free(ids[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -269,6 +464,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_malformed_bytes_get_invalid_argument, setup,
 	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_pause_and_resume_keep_the_other_settings, setup,
+	        teardown),
+	    cmocka_unit_test(test_embed_stats_fields_are_the_queue_rows),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_stats_count_by_state, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "nq/nq.h"
+#include "nqi/queue_fields.h"
 
 #define ITEST_MAX_PROCS 32
 
@@ -159,8 +160,16 @@ int itest_enqueue(nq_client *c, const char *queue, const char *type,
  * *out (when not NULL) gets the job; on timeout prints the last state. */
 int itest_wait_state(nq_client *c, const char *id, nq_state state,
     uint64_t timeout_ms, nq_job **out);
+/* One queue's numbers of nq_stats, by the names of nqi/queue_fields.h. */
+typedef struct itest_qstats {
+#define ITEST_QSTAT_(name, kind, ...) NQI_QF_CORE_##kind(uint64_t name;)
+	NQI_QUEUE_FIELDS(ITEST_QSTAT_)
+#undef ITEST_QSTAT_
+	uint64_t oldest_ready_us;
+	bool paused;
+} itest_qstats;
 /* Stats of one queue; zeroed when the broker does not know it yet. */
-int itest_queue_stats(nq_client *c, const char *queue, nq_queue_stats *out,
+int itest_queue_stats(nq_client *c, const char *queue, itest_qstats *out,
     nq_broker_stats *broker);
 /* Polls a file until it holds at least min_lines lines, at most timeout_ms. */
 int itest_wait_lines(const char *path, int min_lines, uint64_t timeout_ms);

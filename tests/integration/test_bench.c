@@ -69,7 +69,7 @@ static void test_bench_prints_one_line_and_runs_every_job(void **state)
 	itest_env *e = *state;
 	char pid[32];
 	itest_run r;
-	nq_queue_stats qs;
+	itest_qstats qs;
 	nq_client *c;
 
 	assert_int_equal(itest_broker_start(e, NULL), 0);

@@ -72,7 +72,7 @@ static void test_concurrent_producers_commits_are_grouped_and_durable(
 	producer *ps = calloc(NPRODUCERS, sizeof *ps);
 	pthread_t th[NPRODUCERS];
 	nq_broker_stats bs;
-	nq_queue_stats qs;
+	itest_qstats qs;
 	nq_client *c;
 	assert_non_null(ps);
 

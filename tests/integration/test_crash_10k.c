@@ -66,7 +66,7 @@ static void test_crash_10k_confirmed_jobs_survive_sigkill_and_all_run(
 {
 	itest_env *e = *state;
 	char(*ids)[NQ_ID_MAX] = calloc(NJOBS, NQ_ID_MAX);
-	nq_queue_stats qs;
+	itest_qstats qs;
 	nq_client *c;
 	assert_non_null(ids);
 

@@ -67,7 +67,7 @@ static void test_hostile_input_payload_over_limit_names_both_sizes(void **state)
 	assert_non_null(strstr(nq_client_last_error(c), "2000"));
 	assert_non_null(strstr(nq_client_last_error(c), "1024"));
 
-	nq_queue_stats qs;
+	itest_qstats qs;
 	assert_int_equal(itest_queue_stats(c, "q", &qs, NULL), 0);
 	assert_int_equal(qs.ready, 1);
 	nq_client_close(c);
@@ -418,7 +418,7 @@ static void test_hostile_input_strings_with_nul_are_refused(void **state)
 	Nq__V1__FetchRequest fetch = NQ__V1__FETCH_REQUEST__INIT;
 	char id[NQ_ID_MAX], id_mark[NQ_ID_MAX + 8], id_nul[NQ_ID_MAX + 8];
 	char *queues[] = {"x~y"};
-	nq_queue_stats qs;
+	itest_qstats qs;
 	nq_client *c;
 
 	assert_int_equal(itest_broker_start(e, NULL), 0);
@@ -477,7 +477,7 @@ static void test_hostile_input_strings_with_nul_are_refused(void **state)
 static void test_hostile_input_invalid_utf8_is_refused_unechoed(void **state)
 {
 	itest_env *e = *state;
-	nq_queue_stats qs;
+	itest_qstats qs;
 	nq_client *c;
 
 	assert_int_equal(itest_broker_start(e, NULL), 0);

@@ -26,7 +26,7 @@ static void enqueue_with_key(itest_env *e, const char *key, char id[NQ_ID_MAX])
 	itest_run_free(&r);
 }
 
-static uint64_t jobs_in(const nq_queue_stats *q)
+static uint64_t jobs_in(const itest_qstats *q)
 {
 	return q->scheduled + q->ready + q->leased + q->succeeded + q->dead +
 	       q->canceled + q->expired;
@@ -36,7 +36,7 @@ static void test_idempotency_same_key_returns_the_same_job(void **state)
 {
 	itest_env *e = *state;
 	char id1[NQ_ID_MAX], id2[NQ_ID_MAX], id3[NQ_ID_MAX], id4[NQ_ID_MAX];
-	nq_queue_stats qs;
+	itest_qstats qs;
 	nq_client *c;
 	bool dup = true;
 
@@ -77,7 +77,7 @@ static void test_idempotency_keys_survive_a_restart(void **state)
 {
 	itest_env *e = *state;
 	char id1[NQ_ID_MAX], id2[NQ_ID_MAX];
-	nq_queue_stats qs;
+	itest_qstats qs;
 	nq_client *c;
 	bool dup = false;
 

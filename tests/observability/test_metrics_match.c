@@ -130,28 +130,32 @@ static json_t *stats_of(itest_env *e, const char *queue)
 	return q;
 }
 
-/* The pairs that must agree: a series of /metrics and a stats field. */
-static const struct {
+/* The pairs that must agree: a series of /metrics and a stats field. Every
+ * row of nqi/queue_fields.h with a metric that stats also reports, and the
+ * paused flag. */
+typedef struct pair {
 	const char *metric, *stat;
-} pairs[] = {
-    {"nq_queue_ready", "ready"},
-    {"nq_queue_scheduled", "scheduled"},
-    {"nq_queue_leased", "leased"},
-    {"nq_queue_succeeded_kept", "succeeded"},
-    {"nq_queue_paused", "paused"},
-    {"nq_jobs_enqueued_total", "enqueued_total"},
-    {"nq_jobs_succeeded_total", "succeeded_total"},
-    {"nq_jobs_failed_total", "failed_total"},
-    {"nq_jobs_dead_total", "dead_total"},
-};
-#define NPAIRS (sizeof pairs / sizeof *pairs)
+} pair;
+
+static size_t pairs_of(pair *out)
+{
+	const nqi_queue_field *f = nqi_queue_fields();
+	size_t n = 0;
+	for (size_t i = 0; i < NQI_QF_COUNT; i++)
+		if (f[i].prom[0] && f[i].kind != NQI_QF_SNAP)
+			out[n++] = (pair){f[i].prom, f[i].name};
+	out[n++] = (pair){"nq_queue_paused", "paused"};
+	return n;
+}
 
 /* Compares every pair once; returns how many differ (printing them when
  * loud). */
 static int compare(const char *text, const json_t *q, bool loud)
 {
+	pair pairs[NQI_QF_COUNT + 1];
+	size_t npairs = pairs_of(pairs);
 	int bad = 0;
-	for (size_t i = 0; i < NPAIRS; i++) {
+	for (size_t i = 0; i < npairs; i++) {
 		char series[128];
 		double m = NAN;
 		snprintf(

@@ -79,7 +79,7 @@ static size_t fetch_complete(nq_client *c, const char *queue)
 static uint64_t run_load(itest_env *e, const char *queue)
 {
 	nq_client *c;
-	nq_queue_stats st;
+	itest_qstats st;
 	size_t enqueued = 0, done = 0;
 	assert_int_equal(itest_client(e, 30000, &c), 0);
 	uint64_t start = itest_now_ms();

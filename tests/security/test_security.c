@@ -91,7 +91,7 @@ static void start_broker(
 		nq_queue_stats *qs = NULL;
 		size_t nq = 0;
 		int rv = nq_stats(c, NULL, &qs, &nq, NULL);
-		free(qs);
+		nq_queue_stats_free(qs);
 		if (rv != NQ_ETIMEDOUT && rv != NQ_ECONNECT &&
 		    rv != NQ_EUNAVAIL)
 			break;
@@ -127,7 +127,7 @@ static int try_stats(nq_client *c)
 	nq_queue_stats *qs = NULL;
 	size_t n = 0;
 	int rv = nq_stats(c, NULL, &qs, &n, NULL);
-	free(qs);
+	nq_queue_stats_free(qs);
 	return rv;
 }
 
@@ -144,7 +144,7 @@ static int try_fetch(nq_client *c)
 static uint64_t jobs_in(const itest_env *e, const char *queue)
 {
 	nq_client *admin = client_with(e, "admin-1");
-	nq_queue_stats s;
+	itest_qstats s;
 	assert_int_equal(itest_queue_stats(admin, queue, &s, NULL), 0);
 	nq_client_close(admin);
 	return s.ready + s.leased + s.scheduled;

@@ -136,18 +136,6 @@ static uint64_t elapsed_ms(uint64_t since)
 
 /* ---- no server needed ---- */
 
-static void test_libnq_dead_letter_ratio_is_dead_over_finished(void **st)
-{
-	(void)st;
-	nq_queue_stats s = {0};
-	assert_true(nq_dead_letter_ratio(&s) == 0.0);
-	s.succeeded_total = 3;
-	s.dead_total = 1;
-	assert_true(nq_dead_letter_ratio(&s) == 0.25);
-	s.succeeded_total = 0;
-	assert_true(nq_dead_letter_ratio(&s) == 1.0);
-}
-
 static void test_libnq_client_open_rejects_bad_options(void **st)
 {
 	nq_client *c = (nq_client *)&c;
@@ -397,6 +385,94 @@ static void test_libnq_client_maps_replies(void **st)
 }
 
 /* Wait: "ready" twice, then "succeeded". */
+/* Two queues: "a" with 3 succeeded and 1 dead, paused; "b" untouched. */
+static nng_msg *answer_stats(fake_api *f, const Nq__V1__Request *req)
+{
+	Nq__V1__Reply r = NQ__V1__REPLY__INIT;
+	Nq__V1__StatsReply sr = NQ__V1__STATS_REPLY__INIT;
+	Nq__V1__BrokerStats bs = NQ__V1__BROKER_STATS__INIT;
+	Nq__V1__QueueStats a = NQ__V1__QUEUE_STATS__INIT;
+	Nq__V1__QueueStats b = NQ__V1__QUEUE_STATS__INIT;
+	Nq__V1__QueueStats *qs[] = {&a, &b};
+	(void)f;
+	(void)req;
+	a.queue = "a";
+	a.paused = true;
+	a.ready = 7;
+	a.succeeded_total = 3;
+	a.dead_total = 1;
+	a.oldest_ready_us = 1234;
+	a.dlq_handed_total = 5;
+	b.queue = "b";
+	bs.commits = 42;
+	sr.queues = qs;
+	sr.n_queues = 2;
+	sr.broker = &bs;
+	r.body_case = NQ__V1__REPLY__BODY_STATS;
+	r.stats = &sr;
+	return pack_reply(&r);
+}
+
+static void test_libnq_stats_reads_every_number_by_name(void **st)
+{
+	(void)st;
+	fake_api f;
+	fake_start(&f, answer_stats);
+	nq_client *c = client_for(f.url, 2000);
+	nq_queue_stats *qs = NULL;
+	nq_broker_stats bs;
+	size_t n = 0;
+	uint64_t v = 0;
+	assert_int_equal(nq_stats(c, NULL, &qs, &n, &bs), NQ_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(bs.commits, 42);
+	assert_string_equal(nq_queue_stats_queue(qs, 0), "a");
+	assert_string_equal(nq_queue_stats_queue(qs, 1), "b");
+	assert_null(nq_queue_stats_queue(qs, 2));
+	assert_true(nq_queue_stats_paused(qs, 0));
+	assert_false(nq_queue_stats_paused(qs, 1));
+	assert_int_equal(nq_queue_stats_get(qs, 0, "ready", &v), NQ_OK);
+	assert_int_equal(v, 7);
+	assert_int_equal(
+	    nq_queue_stats_get(qs, 0, "dlq_handed_total", &v), NQ_OK);
+	assert_int_equal(v, 5);
+	assert_int_equal(
+	    nq_queue_stats_get(qs, 0, "oldest_ready_us", &v), NQ_OK);
+	assert_int_equal(v, 1234);
+	assert_int_equal(nq_queue_stats_get(qs, 1, "ready", &v), NQ_OK);
+	assert_int_equal(v, 0);
+	/* Not numbers of QueueStats, or no such queue. */
+	assert_int_equal(nq_queue_stats_get(qs, 0, "queue", &v), NQ_EINVAL);
+	assert_int_equal(nq_queue_stats_get(qs, 0, "paused", &v), NQ_EINVAL);
+	assert_int_equal(nq_queue_stats_get(qs, 0, "no_such", &v), NQ_EINVAL);
+	assert_int_equal(nq_queue_stats_get(qs, 2, "ready", &v), NQ_EINVAL);
+	/* Dead over finished (succeeded + dead); 0 when nothing finished. */
+	assert_true(nq_dead_letter_ratio(qs, 0) == 0.25);
+	assert_true(nq_dead_letter_ratio(qs, 1) == 0.0);
+	assert_true(nq_dead_letter_ratio(qs, 2) == 0.0);
+	nq_queue_stats_free(qs);
+	nq_queue_stats_free(NULL);
+	nq_client_close(c);
+	fake_stop(&f);
+}
+
+/* The names are the uint64 fields of QueueStats, in field order. */
+static void test_libnq_stats_fields_follow_the_message(void **st)
+{
+	(void)st;
+	const ProtobufCMessageDescriptor *d = &nq__v1__queue_stats__descriptor;
+	size_t k = 0;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		if (d->fields[i].type != PROTOBUF_C_TYPE_UINT64)
+			continue;
+		assert_non_null(nq_queue_stats_field(k));
+		assert_string_equal(nq_queue_stats_field(k), d->fields[i].name);
+		k++;
+	}
+	assert_null(nq_queue_stats_field(k));
+	assert_string_equal(nq_queue_stats_field(0), "scheduled");
+}
+
 static nng_msg *answer_wait(fake_api *f, const Nq__V1__Request *req)
 {
 	int n = fake_requests(f);
@@ -450,8 +526,8 @@ static void test_libnq_client_wait_times_out_when_not_final(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(
-	        test_libnq_dead_letter_ratio_is_dead_over_finished),
+	    cmocka_unit_test(test_libnq_stats_fields_follow_the_message),
+	    cmocka_unit_test(test_libnq_stats_reads_every_number_by_name),
 	    cmocka_unit_test(test_libnq_client_open_rejects_bad_options),
 	    cmocka_unit_test(test_libnq_client_times_out_without_broker),
 	    cmocka_unit_test(test_libnq_job_accessors_tolerate_null),

@@ -193,19 +193,14 @@ NQ_API int nq_cancel(nq_client *c, const char *id, nq_job **out);
 NQ_API int nq_pause(nq_client *c, const char *queue);
 NQ_API int nq_resume(nq_client *c, const char *queue);
 
-typedef struct nq_queue_stats {
-	char queue[129];
-	uint64_t scheduled, ready, leased, succeeded, dead, canceled, expired;
-	bool paused;
-	uint64_t enqueued_total, succeeded_total, failed_total, dead_total;
-	uint64_t oldest_ready_us;
-	uint64_t dead_pending;     /* dead jobs not yet handed to nq-dlq */
-	uint64_t dlq_handed_total; /* dead jobs nq-dlq confirmed since start */
-} nq_queue_stats;
-
-/* Dead jobs / finished jobs (succeeded + dead) since the broker started;
- * 0 when nothing finished yet. */
-NQ_API double nq_dead_letter_ratio(const nq_queue_stats *s);
+/*
+ * Per-queue statistics, as one nq_stats call returned them. Opaque, so that
+ * a number the broker adds changes nothing here: each is read by the name of
+ * its field in nq.v1.QueueStats ("ready", "enqueued_total", ...). Fields
+ * ending in _us are times in microseconds since the epoch (0: none); the
+ * others count jobs.
+ */
+typedef struct nq_queue_stats nq_queue_stats;
 
 typedef struct nq_broker_stats {
 	uint64_t commits;
@@ -213,10 +208,25 @@ typedef struct nq_broker_stats {
 	uint64_t jobs_stored;
 } nq_broker_stats;
 
-/* Stats of one queue, or of all when queue is NULL or "". *out is an array
- * of *n entries, freed with free(). broker may be NULL. */
+/* Stats of one queue, or of all when queue is NULL or "". *out holds *n
+ * queues (indexes 0 to *n - 1 below); free it with nq_queue_stats_free.
+ * broker may be NULL. */
 NQ_API int nq_stats(nq_client *c, const char *queue, nq_queue_stats **out,
     size_t *n, nq_broker_stats *broker);
+NQ_API void nq_queue_stats_free(nq_queue_stats *s);
+/* The name of queue i; NULL when i is out of range. */
+NQ_API const char *nq_queue_stats_queue(const nq_queue_stats *s, size_t i);
+NQ_API bool nq_queue_stats_paused(const nq_queue_stats *s, size_t i);
+/* The number called field of queue i. NQ_EINVAL when i is out of range or
+ * field is not a number of nq.v1.QueueStats that this libnq knows. */
+NQ_API int nq_queue_stats_get(
+    const nq_queue_stats *s, size_t i, const char *field, uint64_t *out);
+/* The k-th name nq_queue_stats_get takes, in the order of nq.v1.QueueStats;
+ * NULL past the last. */
+NQ_API const char *nq_queue_stats_field(size_t k);
+/* Dead jobs / finished jobs (succeeded + dead) of queue i since the broker
+ * started; 0 when nothing finished yet. */
+NQ_API double nq_dead_letter_ratio(const nq_queue_stats *s, size_t i);
 
 /* ---- low-level worker protocol ---- */
 
