@@ -64,14 +64,8 @@ int dlq_note_prune(dlq *d, const char *queue, const char *why, uint64_t n)
 			return NQ_OK;
 		}
 	}
-	if (d->nprunes == d->capprunes) {
-		size_t cap = d->capprunes ? d->capprunes * 2 : 16;
-		dlq_prune *v = realloc(d->prunes, cap * sizeof *v);
-		if (!v)
-			return NQ_ENOMEM;
-		d->prunes = v;
-		d->capprunes = cap;
-	}
+	if (NQI_GROW(d->prunes, d->capprunes, d->nprunes + 1, 16) != 0)
+		return NQ_ENOMEM;
 	dlq_prune *p = &d->prunes[d->nprunes++];
 	snprintf(p->queue, sizeof p->queue, "%s", queue);
 	p->why = why;
