@@ -18,6 +18,7 @@
 #include "nqi/arena.h"
 #include "nqi/auth.h"
 #include "nqi/codec.h"
+#include "nqi/gcommit.h"
 #include "nqi/tls.h"
 #include "nqi/http.h"
 #include "nqi/prom.h"
@@ -237,15 +238,15 @@ struct broker {
 	nqi_store *store;
 	MDB_dbi db_jobs, db_idem, db_expiry, db_queues, db_meta, db_handoff;
 
-	/* incoming ops, filled by NNG threads */
+	/* incoming ops, filled by NNG threads: the group commit's queue
+	 * (core.c), under mu */
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	broker_op *in_head, *in_tail;
-	bool stopping;
-	bool ready; /* recovered and the last commit succeeded */
+	pthread_cond_t cv; /* wakes the core */
+	nqi_gcommit gc;
+	bool stopping;     /* handlers answer instead of parking */
+	atomic_bool ready; /* recovered and the last commit succeeded */
 
 	/* owned by the core thread */
-	pthread_t core;
 	broker_index index;
 	nqi_arena arena;
 	/* the record last read or written, BROKER_RAW_HEADROOM bytes free
@@ -338,6 +339,8 @@ void broker_fini(broker *b);
 int broker_open_store(broker *b);
 
 /* core.c */
+/* Sets up the group commit (b->gc); broker_init calls it. */
+void broker_core_init(broker *b);
 int broker_start(broker *b);
 void broker_stop(broker *b);
 /* Checks a request without state (version, body, socket); NULL when fine,

@@ -1,12 +1,12 @@
 /* The core thread: takes every op queued since the last group, applies them
  * in one write transaction, commits once, then replies. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <nng/nng.h>
-#include <nng/supplemental/util/platform.h>
 
 #include "broker.h"
 #include "nqi/rep.h"
@@ -92,15 +92,10 @@ void broker_op_free(broker_op *op)
 
 void broker_post(broker *b, broker_op *op)
 {
-	op->next = NULL;
-	pthread_mutex_lock(&b->mu);
-	if (b->in_tail)
-		b->in_tail->next = op;
-	else
-		b->in_head = op;
-	b->in_tail = op;
-	pthread_cond_signal(&b->cv);
-	pthread_mutex_unlock(&b->mu);
+	/* The core has ended (a request that raced with the stop): the
+	 * connection gets no reply until the sockets close, as before. */
+	if (nqi_gcommit_post(&b->gc, op) != 0)
+		broker_op_free(op);
 }
 
 Nq__V1__Reply *broker_reply_new(broker *b)
@@ -149,8 +144,10 @@ void broker_set_status(broker *b, broker_op *op, int err, const char *fmt, ...)
 		op->reply->body_case = NQ__V1__REPLY__BODY__NOT_SET;
 }
 
-static int apply(broker *b, broker_op *op)
+static int apply_cb(void *ctx, void *arg)
 {
+	broker *b = ctx;
+	broker_op *op = arg;
 	switch (op->kind) {
 	case BROKER_OP_COMPLETIONS: {
 		int rv = broker_on_completions(b, op);
@@ -214,29 +211,28 @@ static void send_replies(broker *b)
 	}
 }
 
-static int commit_group(broker *b)
+/* Every commit carries the last id handed out. */
+static int seal_cb(void *ctx, bool probe)
 {
-	if (!b->dirty) {
-		mdb_txn_abort(b->txn);
-		b->txn = NULL;
-		return NQ_OK;
-	}
+	broker *b = ctx;
+	(void)probe;
 	uint8_t key[7] = "last_id", val[8];
 	nqi_be64_put(val, b->last_id);
 	MDB_val k = {sizeof key, key}, v = {8, val};
-	int rc = mdb_put(b->txn, b->db_meta, &k, &v, 0);
-	if (rc != 0) {
-		mdb_txn_abort(b->txn);
-		b->txn = NULL;
-		return nqi_store_err(rc);
-	}
-	int rv = nqi_store_commit(b->store, b->txn);
-	b->txn = NULL;
+	return nqi_store_err(mdb_put(b->txn, b->db_meta, &k, &v, 0));
+}
+
+static int group_cb(void *ctx)
+{
+	broker *b = ctx;
+	int rv = broker_sweep(b);
+	if (rv == 0)
+		rv = broker_serve_parked(b);
 	return rv;
 }
 
 /* A failed group: every reply of it says so, and the index is rebuilt from
- * what the store really holds. Durability is never dropped quietly. */
+ * what the store really holds. */
 static void fail_group(broker *b, broker_op *rest, int err)
 {
 	char msg[160];
@@ -244,10 +240,6 @@ static void fail_group(broker *b, broker_op *rest, int err)
 	    "store commit failed (%s); nothing of this "
 	    "request was written, retry later",
 	    nq_strerror(err));
-	if (b->txn) {
-		mdb_txn_abort(b->txn);
-		b->txn = NULL;
-	}
 	while (rest) {
 		broker_op *next = rest->next;
 		broker_finish(b, rest);
@@ -255,16 +247,7 @@ static void fail_group(broker *b, broker_op *rest, int err)
 	}
 	for (broker_op *op = b->done; op; op = op->next)
 		broker_set_status(b, op, NQ_EUNAVAIL, "%s", msg);
-	/* Logged when the store starts failing, not at every retry. */
-	if (b->ready)
-		nqi_error(
-		    "NQ-COMMIT-FAILED", "err=%s ready=false", nq_err_name(err));
-	pthread_mutex_lock(&b->mu);
-	b->ready = false;
-	pthread_mutex_unlock(&b->mu);
-	/* A store that cannot commit would fail the next group at once;
-	 * pause so a full disk does not become a busy loop. */
-	nng_msleep(50);
+	b->ngroup_dead = 0; /* recovery lists them from the store */
 	broker_recover(b, false);
 }
 
@@ -277,42 +260,26 @@ static void group_end(broker *b)
 	b->jobs_cur = NULL; /* LMDB closed it with the transaction */
 }
 
-void broker_run_group(broker *b, broker_op *ops)
+static void end_cb(void *ctx, void *rest, int err)
 {
-	int rv = nqi_store_begin(b->store, true, &b->txn);
-	b->dirty = false;
-	while (rv == 0 && ops) {
-		broker_op *next = ops->next;
-		rv = apply(b, ops);
-		ops = next;
-	}
-	if (rv == 0)
-		rv = broker_sweep(b);
-	if (rv == 0)
-		rv = broker_serve_parked(b);
-	if (rv == 0 && !b->ready && !b->dirty)
-		b->dirty = true; /* probe: a commit that works makes us ready */
-	if (rv == 0)
-		rv = commit_group(b);
-	broker_events_publish(b, rv == 0);
-	if (rv != 0) {
-		b->ngroup_dead = 0; /* recovery lists them from the store */
-		fail_group(b, ops, rv);
-	} else {
+	broker *b = ctx;
+	broker_events_publish(b, err == 0);
+	if (err != 0)
+		fail_group(b, rest, err);
+	else
 		broker_dlq_publish(b);
-	}
-	if (rv == 0 && !b->ready) {
-		pthread_mutex_lock(&b->mu);
-		b->ready = true;
-		pthread_mutex_unlock(&b->mu);
-		nqi_info("NQ-COMMIT-RECOVERED", "ready=true");
-	}
 	group_end(b);
 }
 
-/* How long the core may sleep: until the next due timer or sweep tick. */
-static uint64_t next_wait_ms(broker *b)
+void broker_run_group(broker *b, broker_op *ops)
 {
+	nqi_gcommit_run(&b->gc, ops);
+}
+
+/* How long the core may sleep: until the next due timer or sweep tick. */
+static uint64_t wait_ms_cb(void *ctx)
+{
+	broker *b = ctx;
 	uint64_t now = nqi_mono_ms();
 	uint64_t wait = b->next_sweep_ms > now ? b->next_sweep_ms - now : 0;
 	broker_timer t;
@@ -327,23 +294,17 @@ static uint64_t next_wait_ms(broker *b)
 	return wait;
 }
 
-static broker_op *take_ops(broker *b, uint64_t wait_ms, bool *stop)
+static bool due_cb(void *ctx, void **ops, bool stopping)
 {
-	pthread_mutex_lock(&b->mu);
-	if (!b->in_head && !b->stopping && wait_ms > 0) {
-		struct timespec ts = nqi_realtime_in(wait_ms);
-		pthread_cond_timedwait(&b->cv, &b->mu, &ts);
-	}
-	broker_op *ops = b->in_head;
-	b->in_head = b->in_tail = NULL;
-	*stop = b->stopping;
-	pthread_mutex_unlock(&b->mu);
-	return ops;
+	broker *b = ctx;
+	(void)stopping;
+	return *ops || nqi_mono_ms() >= b->next_sweep_ms || wait_ms_cb(b) == 0;
 }
 
 /* At shutdown parked requests get an answer instead of a timeout. */
-static void release_parked(broker *b)
+static void stopped_cb(void *ctx)
 {
+	broker *b = ctx;
 	broker_op *lists[2] = {b->parked_fetch, b->parked_wait};
 	b->parked_fetch = b->parked_wait = NULL;
 	for (int i = 0; i < 2; i++) {
@@ -357,37 +318,19 @@ static void release_parked(broker *b)
 	group_end(b);
 }
 
-static void *core_main(void *arg)
+static const nqi_gcommit_hooks core_hooks = {
+    apply_cb, group_cb, seal_cb, end_cb, wait_ms_cb, due_cb, stopped_cb};
+
+void broker_core_init(broker *b)
 {
-	broker *b = arg;
-	for (;;) {
-		bool stop;
-		broker_op *ops = take_ops(b, next_wait_ms(b), &stop);
-		if (ops || nqi_mono_ms() >= b->next_sweep_ms ||
-		    next_wait_ms(b) == 0)
-			broker_run_group(b, ops);
-		if (stop) {
-			/* Ops that raced with the stop were applied above;
-			 * anything later is refused by the net layer. */
-			pthread_mutex_lock(&b->mu);
-			ops = b->in_head;
-			b->in_head = b->in_tail = NULL;
-			pthread_mutex_unlock(&b->mu);
-			if (ops)
-				broker_run_group(b, ops);
-			break;
-		}
-	}
-	release_parked(b);
-	return NULL;
+	b->gc = NQI_GCOMMIT_OF(b, broker_op, &core_hooks);
 }
 
 int broker_start(broker *b)
 {
 	b->started_ms = nqi_mono_ms();
 	b->next_sweep_ms = b->started_ms;
-	return pthread_create(&b->core, NULL, core_main, b) == 0 ? NQ_OK
-	                                                         : NQ_ENOMEM;
+	return nqi_gcommit_start(&b->gc);
 }
 
 /* Stops the core after the group in flight: its commit completes and its
@@ -395,8 +338,7 @@ int broker_start(broker *b)
 void broker_stop(broker *b)
 {
 	pthread_mutex_lock(&b->mu);
-	b->stopping = true;
-	pthread_cond_signal(&b->cv);
+	b->stopping = true; /* handlers answer instead of parking */
 	pthread_mutex_unlock(&b->mu);
-	pthread_join(b->core, NULL);
+	nqi_gcommit_stop(&b->gc);
 }

@@ -35,14 +35,8 @@ static int pending_push_locked(broker *b, uint64_t id)
 	if (b->pend_head > 0 && b->pend_head == b->pend_n) {
 		b->pend_head = b->pend_n = 0;
 	}
-	if (b->pend_n == b->pend_cap) {
-		size_t cap = b->pend_cap ? b->pend_cap * 2 : 256;
-		uint64_t *v = realloc(b->pend, cap * sizeof *v);
-		if (!v)
-			return NQ_ENOMEM;
-		b->pend = v;
-		b->pend_cap = cap;
-	}
+	if (NQI_GROW(b->pend, b->pend_cap, b->pend_n + 1, 256) != 0)
+		return NQ_ENOMEM;
 	b->pend[b->pend_n++] = id;
 	return NQ_OK;
 }
@@ -91,14 +85,8 @@ int broker_dlq_note(broker *b, uint64_t id, const char *queue)
 	MDB_val k = {8, key}, v = {0, ""};
 	if (mdb_put(b->txn, b->db_handoff, &k, &v, 0) != 0)
 		return NQ_ESTORE;
-	if (b->ngroup_dead == b->capgroup_dead) {
-		size_t cap = b->capgroup_dead ? b->capgroup_dead * 2 : 64;
-		uint64_t *nv = realloc(b->group_dead, cap * sizeof *nv);
-		if (!nv)
-			return NQ_ENOMEM;
-		b->group_dead = nv;
-		b->capgroup_dead = cap;
-	}
+	if (NQI_GROW(b->group_dead, b->capgroup_dead, b->ngroup_dead + 1, 64))
+		return NQ_ENOMEM;
 	b->group_dead[b->ngroup_dead++] = id;
 	int qi = broker_queue_get(&b->index, queue);
 	if (qi >= 0)

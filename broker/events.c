@@ -43,15 +43,9 @@ void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
 	/* Nobody listens: building events would be work for nothing. */
 	if (!broker_events_wanted(b))
 		return;
-	if (b->nevents == b->capevents) {
-		size_t cap = b->capevents ? b->capevents * 2 : 256;
-		Nq__V1__JobEvent **v = realloc(b->events, cap * sizeof *v);
-		if (!v) {
-			b->events_dropped++;
-			return;
-		}
-		b->events = v;
-		b->capevents = cap;
+	if (NQI_GROW(b->events, b->capevents, b->nevents + 1, 256) != 0) {
+		b->events_dropped++;
+		return;
 	}
 	Nq__V1__JobEvent *e = nqi_arena_alloc(&b->arena, sizeof *e);
 	if (!e) {

@@ -8,21 +8,6 @@
 #include "broker.h"
 #include "nq/nq.h"
 
-static int grow(void **arr, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return NQ_OK;
-	size_t ncap = *cap ? *cap * 2 : 64;
-	while (ncap < need)
-		ncap *= 2;
-	void *p = realloc(*arr, ncap * size);
-	if (!p)
-		return NQ_ENOMEM;
-	*arr = p;
-	*cap = ncap;
-	return NQ_OK;
-}
-
 int broker_index_init(broker_index *x)
 {
 	memset(x, 0, sizeof *x);
@@ -60,8 +45,7 @@ int broker_queue_get(broker_index *x, const char *name)
 	int i = broker_queue_find(x, name);
 	if (i >= 0)
 		return i;
-	if (grow((void **)&x->queues, &x->capqueues, x->nqueues + 1,
-	        sizeof *x->queues) != 0)
+	if (NQI_GROW(x->queues, x->capqueues, x->nqueues + 1, 64) != 0)
 		return -1;
 	broker_queue *q = &x->queues[x->nqueues];
 	memset(q, 0, sizeof *q);
@@ -105,8 +89,7 @@ static bool ready_before(const broker_ready *a, const broker_ready *b)
 int broker_ready_push(
     broker_queue *q, int32_t priority, uint64_t id, uint32_t flags)
 {
-	if (grow((void **)&q->heap, &q->capheap, q->nheap + 1,
-	        sizeof *q->heap) != 0)
+	if (NQI_GROW(q->heap, q->capheap, q->nheap + 1, 64) != 0)
 		return NQ_ENOMEM;
 	size_t i = q->nheap++;
 	broker_ready e = {priority, flags, id};
@@ -162,8 +145,7 @@ static bool timer_before(const broker_timer *a, const broker_timer *b)
 
 int broker_timer_push(broker_index *x, const broker_timer *t)
 {
-	if (grow((void **)&x->timers, &x->captimers, x->ntimers + 1,
-	        sizeof *x->timers) != 0)
+	if (NQI_GROW(x->timers, x->captimers, x->ntimers + 1, 64) != 0)
 		return NQ_ENOMEM;
 	size_t i = x->ntimers++;
 	while (i > 0) {
@@ -230,8 +212,7 @@ int broker_stale_add(broker_index *x, uint64_t id)
 	size_t i = stale_at(x, id);
 	if (i < x->nstale && x->stale[i] == id)
 		return NQ_OK;
-	if (grow((void **)&x->stale, &x->capstale, x->nstale + 1,
-	        sizeof *x->stale) != 0)
+	if (NQI_GROW(x->stale, x->capstale, x->nstale + 1, 64) != 0)
 		return NQ_ENOMEM;
 	memmove(
 	    &x->stale[i + 1], &x->stale[i], (x->nstale - i) * sizeof *x->stale);
@@ -293,8 +274,7 @@ int broker_lease_put(broker_index *x, const broker_lease *l)
 	if ((x->nleases + 1) * 2 > x->nslots &&
 	    slots_rebuild(x, x->nslots * 2) != 0)
 		return NQ_ENOMEM;
-	if (grow((void **)&x->leases, &x->capleases, x->nleases + 1,
-	        sizeof *x->leases) != 0)
+	if (NQI_GROW(x->leases, x->capleases, x->nleases + 1, 64) != 0)
 		return NQ_ENOMEM;
 	x->leases[x->nleases++] = *l;
 	x->lease_slots[slot_find(x, l->id)] = (uint32_t)x->nleases;

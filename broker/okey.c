@@ -41,14 +41,8 @@ static broker_okey *okey_get(broker_index *x, uint64_t hash)
 	broker_okey *k = okey_find(x, hash);
 	if (k)
 		return k;
-	if (x->nokeys == x->capokeys) {
-		size_t cap = x->capokeys ? x->capokeys * 2 : 16;
-		broker_okey *v = realloc(x->okeys, cap * sizeof *v);
-		if (!v)
-			return NULL;
-		x->okeys = v;
-		x->capokeys = cap;
-	}
+	if (NQI_GROW(x->okeys, x->capokeys, x->nokeys + 1, 16) != 0)
+		return NULL;
 	k = &x->okeys[x->nokeys++];
 	memset(k, 0, sizeof *k);
 	k->hash = hash;

@@ -46,6 +46,7 @@ void broker_init(broker *b)
 {
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->cv, NULL);
+	broker_core_init(b);
 	pthread_cond_init(&b->dlq_cv, NULL);
 	pthread_mutex_init(&b->snap_mu, NULL);
 	nqi_arena_init(&b->arena, BROKER_ARENA_BLOCK, BROKER_ARENA_KEEP);

@@ -2,13 +2,11 @@
  * queued since its last group, applies them and retention in one
  * transaction, commits once, and only then replies: a confirmed ingest is
  * on disk. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include <nng/nng.h>
-#include <nng/supplemental/util/platform.h>
 
 #include "dlq.h"
 #include "nqi/log.h"
@@ -48,19 +46,7 @@ void dlq_finish(dlq *d, dlq_op *op)
 
 void dlq_post(dlq *d, dlq_op *op)
 {
-	op->next = NULL;
-	pthread_mutex_lock(&d->mu);
-	bool refused = d->core_stopped;
-	if (!refused) {
-		if (d->in_tail)
-			d->in_tail->next = op;
-		else
-			d->in_head = op;
-		d->in_tail = op;
-		pthread_cond_signal(&d->cv);
-	}
-	pthread_mutex_unlock(&d->mu);
-	if (!refused)
+	if (nqi_gcommit_post(&d->gc, op) == 0)
 		return;
 	op->rv = NQ_ECLOSED;
 	dlq_op_status(op, NQ_EUNAVAIL,
@@ -78,14 +64,8 @@ int dlq_note_prune(dlq *d, const char *queue, const char *why, uint64_t n)
 			return NQ_OK;
 		}
 	}
-	if (d->nprunes == d->capprunes) {
-		size_t cap = d->capprunes ? d->capprunes * 2 : 16;
-		dlq_prune *v = realloc(d->prunes, cap * sizeof *v);
-		if (!v)
-			return NQ_ENOMEM;
-		d->prunes = v;
-		d->capprunes = cap;
-	}
+	if (NQI_GROW(d->prunes, d->capprunes, d->nprunes + 1, 16) != 0)
+		return NQ_ENOMEM;
 	dlq_prune *p = &d->prunes[d->nprunes++];
 	snprintf(p->queue, sizeof p->queue, "%s", queue);
 	p->why = why;
@@ -112,8 +92,14 @@ static void publish_group(dlq *d)
 	atomic_store(&d->commits_total, nqi_store_commits(d->store));
 }
 
-static int apply(dlq *d, dlq_op *op)
+/* The op joins the group (in order) and is applied. */
+static int apply_cb(void *ctx, void *arg)
 {
+	dlq *d = ctx;
+	dlq_op *op = arg;
+	op->next = NULL;
+	*d->group_tail = op;
+	d->group_tail = &op->next;
 	dlq_handler_fn fn = write_handler(op);
 	if (!fn) {
 		dlq_op_status(op, NQ_EINTERNAL, "no writer for this request");
@@ -122,34 +108,24 @@ static int apply(dlq *d, dlq_op *op)
 	return fn(d, op);
 }
 
-/* Commits what the group wrote. When the last commit failed, a group with
- * nothing to write still writes a heartbeat, so that readiness comes back
- * only once the store commits again. */
-static int commit_group(dlq *d)
+static int group_cb(void *ctx)
 {
-	int rv = NQ_OK;
-	if (!d->dirty && !atomic_load(&d->ready))
-		rv = dlq_store_probe(d, d->txn);
-	else if (!d->dirty) {
-		mdb_txn_abort(d->txn);
-		d->txn = NULL;
-		return NQ_OK;
-	}
-	if (rv == 0) {
-		rv = nqi_store_commit(d->store, d->txn);
-		d->txn = NULL;
-	}
-	return rv;
+	dlq *d = ctx;
+	return dlq_retention(d, d->retention_full);
 }
 
-/* Durability is never dropped quietly: every request of a failed group
- * says so, /readyz turns false, and the failure is logged. */
-static void fail_group(dlq *d, dlq_op *ops, int err)
+/* When the last commit failed, a group with nothing to write still writes
+ * a heartbeat, so that readiness comes back only once the store commits
+ * again. */
+static int seal_cb(void *ctx, bool probe)
 {
-	if (d->txn) {
-		mdb_txn_abort(d->txn);
-		d->txn = NULL;
-	}
+	dlq *d = ctx;
+	return probe ? dlq_store_probe(d, d->txn) : NQ_OK;
+}
+
+/* Every request of a failed group says so. */
+static void fail_group(dlq_op *ops, int err)
+{
 	for (dlq_op *op = ops; op; op = op->next) {
 		op->rv = err;
 		op->more = false;
@@ -158,17 +134,12 @@ static void fail_group(dlq *d, dlq_op *ops, int err)
 		    "(%s); nothing of this request was written, retry later",
 		    nq_strerror(err));
 	}
-	if (atomic_exchange(&d->ready, false))
-		nqi_error(
-		    "NQ-COMMIT-FAILED", "err=%s ready=false", nq_err_name(err));
-	/* A disk that cannot commit fails the next group at once; pause so
-	 * that it does not become a busy loop. */
-	nng_msleep(50);
 }
 
 static void reset_group(dlq *d)
 {
-	d->dirty = false;
+	d->group = NULL;
+	d->group_tail = &d->group;
 	d->ntouched = 0;
 	d->nprunes = 0;
 	d->group_ingested = d->group_duplicates = 0;
@@ -196,52 +167,30 @@ static void finish_ops(dlq *d, dlq_op *ops)
 	}
 }
 
-static void run_group(dlq *d, dlq_op *ops, bool full_retention)
+static void end_cb(void *ctx, void *rest, int err)
 {
-	int rv = nqi_store_begin(d->store, true, &d->txn);
-	reset_group(d);
-	for (dlq_op *op = ops; rv == 0 && op; op = op->next)
-		rv = apply(d, op);
-	if (rv == 0)
-		rv = dlq_retention(d, full_retention);
-	if (rv == 0)
-		rv = commit_group(d);
-	if (rv != 0) {
-		fail_group(d, ops, rv);
-	} else {
-		if (!atomic_exchange(&d->ready, true))
-			nqi_info("NQ-COMMIT-RECOVERED", "ready=true");
+	dlq *d = ctx;
+	dlq_op *ops = d->group;
+	*d->group_tail = rest;
+	if (err != 0)
+		fail_group(ops, err);
+	else
 		publish_group(d);
-	}
+	reset_group(d);
 	finish_ops(d, ops);
 }
 
 /* How long the core may sleep: until the next retention pass, or not at
  * all while work is left over. */
-static uint64_t next_wait_ms(dlq *d)
+static uint64_t wait_ms_cb(void *ctx)
 {
+	dlq *d = ctx;
 	uint64_t now = nqi_mono_ms();
 	if (d->carry || d->retention_more)
 		return 0;
 	if (!atomic_load(&d->ready))
 		return 1000; /* probe the store again soon */
 	return d->next_retention_ms > now ? d->next_retention_ms - now : 0;
-}
-
-static dlq_op *take_ops(dlq *d, uint64_t wait_ms, bool *stop)
-{
-	pthread_mutex_lock(&d->mu);
-	if (!d->in_head && !d->stopping && wait_ms > 0) {
-		struct timespec ts = nqi_realtime_in(wait_ms);
-		pthread_cond_timedwait(&d->cv, &d->mu, &ts);
-	}
-	dlq_op *ops = d->in_head;
-	d->in_head = d->in_tail = NULL;
-	*stop = d->stopping;
-	if (*stop && !ops && !d->carry)
-		d->core_stopped = true; /* later posts are refused */
-	pthread_mutex_unlock(&d->mu);
-	return ops;
 }
 
 /* The carried ops run first, so a long purge keeps its place. */
@@ -260,8 +209,9 @@ static dlq_op *with_carry(dlq *d, dlq_op *ops)
 
 /* At shutdown a purge bounded per commit ends where it is; its reply
  * says how far it got. */
-static void end_carry(dlq *d)
+static void stopped_cb(void *ctx)
 {
+	dlq *d = ctx;
 	for (dlq_op *op = d->carry, *next; op; op = next) {
 		next = op->next;
 		dlq_op_status(op, NQ_EUNAVAIL,
@@ -273,46 +223,34 @@ static void end_carry(dlq *d)
 	d->carry = NULL;
 }
 
-static void *core_main(void *arg)
+static bool due_cb(void *ctx, void **ops, bool stopping)
 {
-	dlq *d = arg;
-	for (;;) {
-		bool stop;
-		dlq_op *ops = take_ops(d, next_wait_ms(d), &stop);
-		if (stop)
-			end_carry(d);
-		uint64_t now = nqi_mono_ms();
-		bool due = now >= d->next_retention_ms;
-		if (due)
-			d->next_retention_ms = now + d->cfg.retention_check_ms;
-		ops = with_carry(d, ops);
-		if (ops || due || d->retention_more || !atomic_load(&d->ready))
-			run_group(d, ops, due || d->retention_more);
-		if (stop && d->core_stopped)
-			break;
-	}
-	return NULL;
+	dlq *d = ctx;
+	if (stopping)
+		stopped_cb(d);
+	uint64_t now = nqi_mono_ms();
+	bool due = now >= d->next_retention_ms;
+	if (due)
+		d->next_retention_ms = now + d->cfg.retention_check_ms;
+	*ops = with_carry(d, *ops);
+	d->retention_full = due || d->retention_more;
+	return *ops || d->retention_full || !atomic_load(&d->ready);
 }
+
+static const nqi_gcommit_hooks core_hooks = {
+    apply_cb, group_cb, seal_cb, end_cb, wait_ms_cb, due_cb, stopped_cb};
 
 int dlq_core_start(dlq *d)
 {
+	d->gc = NQI_GCOMMIT_OF(d, dlq_op, &core_hooks);
+	reset_group(d);
 	d->next_retention_ms = nqi_mono_ms(); /* a first pass at once */
-	if (pthread_create(&d->core, NULL, core_main, d) != 0)
-		return NQ_ENOMEM;
-	d->core_running = true;
-	return NQ_OK;
+	return nqi_gcommit_start(&d->gc);
 }
 
 void dlq_core_stop(dlq *d)
 {
-	if (!d->core_running)
-		return;
-	pthread_mutex_lock(&d->mu);
-	d->stopping = true;
-	pthread_cond_signal(&d->cv);
-	pthread_mutex_unlock(&d->mu);
-	pthread_join(d->core, NULL);
-	d->core_running = false;
+	nqi_gcommit_stop(&d->gc);
 	free(d->touched);
 	free(d->prunes);
 	d->touched = NULL;

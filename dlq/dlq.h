@@ -30,6 +30,7 @@
 #include "nq/nq.h"
 #include "nqi/auth.h"
 #include "nqi/codec.h"
+#include "nqi/gcommit.h"
 #include "nqi/http.h"
 #include "nqi/opts.h"
 #include "nqi/store.h"
@@ -133,21 +134,20 @@ struct dlq {
 	MDB_dbi db_entries, db_time, db_queue, db_counts, db_meta;
 	uint64_t started_ms;
 
-	/* incoming write ops, filled by other threads */
+	/* incoming write ops, filled by other threads: the group commit's
+	 * queue (core.c), under mu */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;      /* wakes the core */
 	pthread_cond_t done_cv; /* a DLQ_OP_REPLAYED op is done */
-	dlq_op *in_head, *in_tail;
-	bool stopping;     /* the core finishes what is queued, then ends */
-	bool core_stopped; /* later ops are refused at once */
+	nqi_gcommit gc;
 	atomic_bool ready; /* the last commit succeeded */
 
 	/* owned by the core thread */
-	pthread_t core;
-	bool core_running;
 	MDB_txn *txn;
 	bool dirty;
-	dlq_op *carry; /* ops that asked for another group */
+	dlq_op *group, **group_tail; /* the ops of the group, in order */
+	dlq_op *carry;               /* ops that asked for another group */
+	bool retention_full;         /* this group runs a full retention pass */
 	char (*touched)[NQI_NAME_MAX + 1]; /* queues ingested into */
 	size_t ntouched, captouched;
 	dlq_prune *prunes;

@@ -30,15 +30,8 @@ static int touch(dlq *d, const char *queue)
 	for (size_t i = 0; i < d->ntouched; i++)
 		if (strcmp(d->touched[i], queue) == 0)
 			return NQ_OK;
-	if (d->ntouched == d->captouched) {
-		size_t cap = d->captouched ? d->captouched * 2 : 16;
-		char(*v)[NQI_NAME_MAX + 1] =
-		    realloc(d->touched, cap * sizeof *v);
-		if (!v)
-			return NQ_ENOMEM;
-		d->touched = v;
-		d->captouched = cap;
-	}
+	if (NQI_GROW(d->touched, d->captouched, d->ntouched + 1, 16) != 0)
+		return NQ_ENOMEM;
 	snprintf(d->touched[d->ntouched++], NQI_NAME_MAX + 1, "%s", queue);
 	return NQ_OK;
 }

@@ -215,14 +215,8 @@ static topic_seen *gaps_topic(gaps *g, const char *name)
 	for (size_t i = 0; i < g->n; i++)
 		if (strcmp(g->v[i].name, name) == 0)
 			return &g->v[i];
-	if (g->n == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 32;
-		topic_seen *v = realloc(g->v, cap * sizeof *v);
-		if (!v)
-			return NULL;
-		g->v = v;
-		g->cap = cap;
-	}
+	if (NQI_GROW(g->v, g->cap, g->n + 1, 32) != 0)
+		return NULL;
 	char *copy = strdup(name);
 	if (!copy)
 		return NULL;

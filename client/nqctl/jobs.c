@@ -80,15 +80,9 @@ static int parse_i32(const char *s, int32_t *out)
 /* Doubles a read buffer up to PAYLOAD_FILE_MAX; returns NULL, or why not. */
 static const char *grow(uint8_t **buf, size_t *cap)
 {
-	size_t want = *cap ? *cap * 2 : 1 << 16;
 	if (*cap >= PAYLOAD_FILE_MAX)
 		return "larger than 64 MiB; pass large data by reference";
-	uint8_t *p = realloc(*buf, want);
-	if (!p)
-		return "out of memory";
-	*buf = p;
-	*cap = want;
-	return NULL;
+	return NQI_GROW(*buf, *cap, *cap + 1, 1 << 16) ? "out of memory" : NULL;
 }
 
 /* Reads a whole file ("-": stdin) into a malloc'd buffer. */

@@ -523,17 +523,9 @@ static void out_put(outbuf *b, const char *s, size_t n)
 {
 	if (b->failed)
 		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			b->failed = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
+	if (NQI_GROW(b->p, b->cap, b->len + n + 1, 256) != 0) {
+		b->failed = true;
+		return;
 	}
 	memcpy(b->p + b->len, s, n);
 	b->len += n;

@@ -73,16 +73,8 @@ static const char *const type_names[] = {"counter", "gauge", "histogram"};
  * buffer is unchanged. */
 static int sb_put(strbuf *b, const char *s, size_t n)
 {
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *grown = realloc(b->s, cap);
-		if (!grown)
-			return NQ_ENOMEM;
-		b->s = grown;
-		b->cap = cap;
-	}
+	if (NQI_GROW(b->s, b->cap, b->len + n + 1, 4096) != 0)
+		return NQ_ENOMEM;
 	memcpy(b->s + b->len, s, n);
 	b->len += n;
 	b->s[b->len] = '\0';
@@ -260,14 +252,8 @@ static int claim_series(nqi_prom *p, const char *const *labels, size_t n)
 		    strcmp(p->series[i].key, p->key.s) == 0)
 			return refuse(p, "series %s{%s} is written twice",
 			    p->fam, p->key.s);
-	if (p->nseries == p->capseries) {
-		size_t cap = p->capseries ? 2 * p->capseries : 32;
-		series *grown = realloc(p->series, cap * sizeof *grown);
-		if (!grown)
-			return NQ_ENOMEM;
-		p->series = grown;
-		p->capseries = cap;
-	}
+	if (NQI_GROW(p->series, p->capseries, p->nseries + 1, 32) != 0)
+		return NQ_ENOMEM;
 	char *key = strdup(p->key.s);
 	if (!key)
 		return NQ_ENOMEM;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <nng/nng.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +309,26 @@ int nqi_id_parse(const char *s, uint64_t *id)
 	if (n != 16)
 		return NQ_EINVAL;
 	*id = v;
+	return NQ_OK;
+}
+
+int nqi_grow(void **arr, size_t *cap, size_t need, size_t size, size_t first)
+{
+	if (need <= *cap)
+		return NQ_OK;
+	/* Below this, doubling can neither wrap nor overflow ncap * size. */
+	if (need > SIZE_MAX / 2 / size)
+		return NQ_ENOMEM;
+	size_t ncap = *cap ? *cap : first;
+	while (ncap < need)
+		ncap *= 2;
+	/* memcpy: *arr is the caller's typed pointer, seen as a void *. */
+	void *old, *p;
+	memcpy(&old, arr, sizeof old);
+	if (!(p = realloc(old, ncap * size)))
+		return NQ_ENOMEM;
+	memcpy(arr, &p, sizeof p);
+	*cap = ncap;
 	return NQ_OK;
 }
 

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nqi/util.h"
@@ -443,6 +444,32 @@ static void test_util_utf8_valid_checks_every_byte(void **st)
 	    5));
 }
 
+/* Growable arrays double from their first size, in one step to what is
+ * needed, and are left as they were when memory cannot be had. */
+static void test_util_grow_doubles_from_first(void **st)
+{
+	(void)st;
+	uint32_t *v = NULL;
+	size_t cap = 0;
+	assert_int_equal(NQI_GROW(v, cap, 1, 16), NQ_OK);
+	assert_non_null(v);
+	assert_int_equal(cap, 16);
+	v[15] = 7;
+	assert_int_equal(NQI_GROW(v, cap, 16, 16), NQ_OK);
+	assert_int_equal(cap, 16); /* room enough: unchanged */
+	assert_int_equal(NQI_GROW(v, cap, 17, 16), NQ_OK);
+	assert_int_equal(cap, 32);
+	assert_int_equal(NQI_GROW(v, cap, 200, 16), NQ_OK);
+	assert_int_equal(cap, 256);
+	assert_int_equal(v[15], 7); /* contents move along */
+	uint32_t *kept = v;
+	assert_int_equal(
+	    nqi_grow((void **)&v, &cap, SIZE_MAX, sizeof *v, 16), NQ_ENOMEM);
+	assert_ptr_equal(v, kept);
+	assert_int_equal(cap, 256);
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -467,6 +494,7 @@ int main(void)
 	    cmocka_unit_test(test_util_clocks_move_forward),
 	    cmocka_unit_test(test_util_realtime_deadlines),
 	    cmocka_unit_test(test_util_random_fills_buffers),
+	    cmocka_unit_test(test_util_grow_doubles_from_first),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

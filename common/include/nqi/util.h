@@ -71,6 +71,17 @@ int nqi_err_from_code(int code);
 /* Maps an nng error (NNG_ETIMEDOUT, ...) to an nq error. */
 int nqi_err_from_nng(int nng_rv);
 
+/* Makes room for need elements of size bytes in the array *arr, which has
+ * room for *cap: the capacity doubles, from first when the array is empty,
+ * until need fit. 0, or NQ_ENOMEM with *arr and *cap unchanged. */
+int nqi_grow(void **arr, size_t *cap, size_t need, size_t size, size_t first);
+/* nqi_grow for a typed array (arr and cap are lvalues, need is evaluated
+ * twice). The room is checked inline: a push that fits costs a compare. */
+#define NQI_GROW(arr, cap, need, first)                                        \
+	((need) <= (cap) ? NQ_OK                                               \
+	                 : nqi_grow((void **)&(arr), &(cap), (need),           \
+	                       sizeof *(arr), (first)))
+
 /* Fills buf with cryptographically random bytes (getrandom). */
 void nqi_random(void *buf, size_t len);
 uint64_t nqi_random_u64(void);
