@@ -357,7 +357,11 @@ static bool wants_json(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	nqctl x = {.conf.json = wants_json(argc, argv)};
+	/* Static, so that the events subscriber, left open until the process
+	 * ends (see nqctl_sub_open), is still referenced when LeakSanitizer
+	 * looks after main has returned. */
+	static nqctl x;
+	x.conf.json = wants_json(argc, argv);
 	int rc = run(&x, argc, argv);
 	nq_client_close(x.client);
 	free(x.token);

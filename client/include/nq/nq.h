@@ -127,8 +127,8 @@ typedef struct nq_client_opts {
 	const char *token;       /* NULL: none */
 	int timeout_ms;          /* per request; 0: 10000 */
 	const char *tls_ca;      /* files, for tls+tcp:// URLs; NULL: none */
-	const char *tls_cert;
-	const char *tls_key;
+	const char *tls_cert;    /* our certificate (chain) */
+	const char *tls_key;     /* its key; NULL: tls_cert holds both */
 	const char *tls_server_name;
 } nq_client_opts;
 
