@@ -51,6 +51,8 @@ struct dlq_cli {
 	nqctl *x;
 	const dlq_sub *sub;
 	dlq_flags f;
+	nqctl_cmd cmd;     /* the subcommand as nqctl_args sees it */
+	char name[32];     /* "dlq show" */
 	const char **args; /* positional arguments: ids */
 	size_t nargs;
 	const char *url;
@@ -149,26 +151,16 @@ static size_t sub_opts(dlq_cli *c, unsigned mask, nqi_opt *out)
 static int usage_error(const dlq_cli *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* "nqctl: dlq show: <message>" and the usage of the subcommand (of dlq
+ * before one is known). */
 static int usage_error(const dlq_cli *c, const char *fmt, ...)
 {
-	char msg[768], hint[512];
+	char msg[768];
 	va_list ap;
-	const char *name = c->sub ? c->sub->name : "";
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (c->sub)
-		snprintf(hint, sizeof hint,
-		    "usage: nqctl [global flags] dlq %s %s\n"
-		    "Run 'nqctl dlq %s --help' for its flags.\n",
-		    name, c->sub->synopsis, name);
-	else
-		snprintf(hint, sizeof hint,
-		    "usage: nqctl [global flags] dlq " NQCTL_DLQ_SYNOPSIS
-		    "\nRun 'nqctl dlq --help' for the "
-		    "subcommands.\n");
-	return nqctl_report(c->x, NQ_EINVAL, NQCTL_EXIT_USAGE, hint,
-	    "dlq%s%s: %s", *name ? " " : "", name, msg);
+	return nqctl_usage_error(c->x, "%s: %s", c->x->cmd->name, msg);
 }
 
 static void print_subs(FILE *f)
@@ -186,64 +178,22 @@ static void print_subs(FILE *f)
 	    ".\n");
 }
 
-static int add_arg(dlq_cli *c, const char *a)
-{
-	if (c->nargs >= c->sub->max_args)
-		return usage_error(c, "unexpected argument '%s'", a);
-	c->args[c->nargs++] = a;
-	return NQCTL_CONTINUE;
-}
-
-/* Flags may come before, between or after the ids; after "--" all is
- * positional. */
-static int scan_args(
-    dlq_cli *c, const nqi_opt *opts, size_t n, int argc, char **argv, int i)
-{
-	char err[256];
-	int rc = NQCTL_CONTINUE;
-	while (i < argc && rc == NQCTL_CONTINUE && !c->x->conf.help) {
-		const char *a = argv[i];
-		if (strcmp(a, "--") == 0) {
-			for (i++; i < argc && rc == NQCTL_CONTINUE; i++)
-				rc = add_arg(c, argv[i]);
-			break;
-		}
-		if (strcmp(a, "-h") == 0) {
-			c->x->conf.help = true;
-			i++;
-		} else if (strncmp(a, "--", 2) == 0) {
-			int end = i + nqi_opts_span(opts, n, a);
-			if (nqi_opts_parse(opts, n, end < argc ? end : argc,
-			        argv, i, false, &i, err, sizeof err) != NQ_OK)
-				return usage_error(c, "%s", err);
-		} else {
-			rc = add_arg(c, a);
-			i++;
-		}
-	}
-	return rc;
-}
-
+/* The subcommand's flags and ids, read the way every command reads its
+ * own: the subcommand stands in as the command ("dlq show"). */
 static int parse_sub_args(dlq_cli *c, int argc, char **argv, int start)
 {
 	nqi_opt opts[16];
 	size_t n = sub_opts(c, c->sub->mask, opts);
+	const dlq_sub *s = c->sub;
+	snprintf(c->name, sizeof c->name, "dlq %s", s->name);
+	c->cmd = (nqctl_cmd){
+	    c->name, s->synopsis, s->summary, s->min_args, s->max_args, NULL};
+	c->x->cmd = &c->cmd;
 	c->f.limit = UNSET;
-	c->args = calloc((size_t)argc + 1, sizeof *c->args);
-	if (!c->args)
-		return NQCTL_EXIT_FAILED;
-	int rc = scan_args(c, opts, n, argc, argv, start);
-	if (rc != NQCTL_CONTINUE)
-		return rc;
-	if (c->x->conf.help) {
-		printf("usage: nqctl [global flags] dlq %s %s\n%s\n\nflags:\n",
-		    c->sub->name, c->sub->synopsis, c->sub->summary);
-		nqi_opts_usage(opts, n, stdout);
-		return NQCTL_EXIT_OK;
-	}
-	if (c->nargs < c->sub->min_args)
-		return usage_error(c, "missing arguments");
-	return NQCTL_CONTINUE;
+	int rc = nqctl_args(c->x, opts, n, argc, argv, start);
+	c->args = c->x->args;
+	c->nargs = c->x->nargs;
+	return rc;
 }
 
 /* ---- talking to nq-dlq ---- */
@@ -1035,7 +985,5 @@ static int run(dlq_cli *c, int argc, char **argv, int start)
 int nqctl_dlq(nqctl *x, int argc, char **argv, int start)
 {
 	dlq_cli c = {.x = x};
-	int rc = run(&c, argc, argv, start);
-	free(c.args);
-	return rc;
+	return run(&c, argc, argv, start);
 }

@@ -362,9 +362,13 @@ int main(int argc, char **argv)
 	 * looks after main has returned. */
 	static nqctl x;
 	x.conf.json = wants_json(argc, argv);
-	int rc = run(&x, argc, argv);
+	x.args = calloc((size_t)argc + 1, sizeof *x.args);
+	int rc = x.args ? run(&x, argc, argv)
+	                : nqctl_report(&x, NQ_ENOMEM, NQCTL_EXIT_FAILED, NULL,
+	                      "out of memory");
 	nq_client_close(x.client);
 	free(x.token);
+	free(x.args);
 	/* Output that could not be written (a full disk, a closed pipe) is a
 	 * failure the caller must see. */
 	if (fflush(stdout) != 0 || ferror(stdout)) {

@@ -53,7 +53,8 @@ typedef struct nqctl_cmd {
 struct nqctl {
 	nqctl_conf conf;
 	const nqctl_cmd *cmd;
-	const char *args[2]; /* positional arguments of the command */
+	const char **args; /* positional arguments of the command: room for
+	                    * every word of argv */
 	size_t nargs;
 	char *token;
 	nq_client *client; /* the one transport of every command */
