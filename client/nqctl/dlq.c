@@ -985,5 +985,8 @@ static int run(dlq_cli *c, int argc, char **argv, int start)
 int nqctl_dlq(nqctl *x, int argc, char **argv, int start)
 {
 	dlq_cli c = {.x = x};
-	return run(&c, argc, argv, start);
+	const nqctl_cmd *dlq = x->cmd;
+	int rc = run(&c, argc, argv, start);
+	x->cmd = dlq; /* c.cmd, which stood in for it, ends here */
+	return rc;
 }
