@@ -1,6 +1,7 @@
 /* nqctl dlq: list, show, replay, purge and count the dead jobs nq-dlq
- * keeps. Requests go over a REQ socket of nqctl's own in the nq.v1
- * envelope; replies are shown as text, or as JSON with --json. */
+ * keeps. Requests in the nq.v1 envelope go over libnq's nq-dlq endpoint
+ * (the client's token, TLS files and timeout); replies are shown as text,
+ * or as JSON with --json. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -8,20 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
-#include <nng/supplemental/tls/tls.h>
-
 #include "dlq.h"
-#include "nqi/auth.h"
 #include "nqi/codec.h"
 #include "nqi/json.h"
-#include "nqi/tls.h"
 #include "nqi/util.h"
 
 #define DLQ_DEFAULT_URL "tcp://127.0.0.1:7410"
 #define DLQ_TIMEOUT_MS 10000
-#define DLQ_REPLY_MAX ((size_t)64 << 20)
 #define LIMIT_MAX 1000
 #define UNSET UINT64_MAX
 
@@ -57,12 +51,12 @@ struct dlq_cli {
 	nqctl *x;
 	const dlq_sub *sub;
 	dlq_flags f;
+	nqctl_cmd cmd;     /* the subcommand as nqctl_args sees it */
+	char name[32];     /* "dlq show" */
 	const char **args; /* positional arguments: ids */
 	size_t nargs;
 	const char *url;
-	char *token;
-	nng_socket sock;
-	bool open;
+	bool connected; /* x->client is open and points at url */
 };
 
 static int cmd_list(dlq_cli *c);
@@ -157,25 +151,16 @@ static size_t sub_opts(dlq_cli *c, unsigned mask, nqi_opt *out)
 static int usage_error(const dlq_cli *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* "nqctl: dlq show: <message>" and the usage of the subcommand (of dlq
+ * before one is known). */
 static int usage_error(const dlq_cli *c, const char *fmt, ...)
 {
+	char msg[768];
 	va_list ap;
-	const char *name = c->sub ? c->sub->name : "";
-	fprintf(stderr, "nqctl: dlq%s%s: ", *name ? " " : "", name);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (c->sub)
-		fprintf(stderr,
-		    "\nusage: nqctl [global flags] dlq %s %s\n"
-		    "Run 'nqctl dlq %s --help' for its flags.\n",
-		    name, c->sub->synopsis, name);
-	else
-		fprintf(stderr,
-		    "\nusage: nqctl [global flags] dlq " NQCTL_DLQ_SYNOPSIS
-		    "\nRun 'nqctl dlq --help' for the "
-		    "subcommands.\n");
-	return NQCTL_EXIT_USAGE;
+	return nqctl_usage_error(c->x, "%s: %s", c->x->cmd->name, msg);
 }
 
 static void print_subs(FILE *f)
@@ -193,168 +178,83 @@ static void print_subs(FILE *f)
 	    ".\n");
 }
 
-static int add_arg(dlq_cli *c, const char *a)
-{
-	if (c->nargs >= c->sub->max_args)
-		return usage_error(c, "unexpected argument '%s'", a);
-	c->args[c->nargs++] = a;
-	return NQCTL_CONTINUE;
-}
-
-/* Flags may come before, between or after the ids; after "--" all is
- * positional. */
-static int scan_args(
-    dlq_cli *c, const nqi_opt *opts, size_t n, int argc, char **argv, int i)
-{
-	char err[256];
-	int rc = NQCTL_CONTINUE;
-	while (i < argc && rc == NQCTL_CONTINUE && !c->x->conf.help) {
-		const char *a = argv[i];
-		if (strcmp(a, "--") == 0) {
-			for (i++; i < argc && rc == NQCTL_CONTINUE; i++)
-				rc = add_arg(c, argv[i]);
-			break;
-		}
-		if (strcmp(a, "-h") == 0) {
-			c->x->conf.help = true;
-			i++;
-		} else if (strncmp(a, "--", 2) == 0) {
-			int end = i + nqi_opts_span(opts, n, a);
-			if (nqi_opts_parse(opts, n, end < argc ? end : argc,
-			        argv, i, false, &i, err, sizeof err) != NQ_OK)
-				return usage_error(c, "%s", err);
-		} else {
-			rc = add_arg(c, a);
-			i++;
-		}
-	}
-	return rc;
-}
-
+/* The subcommand's flags and ids, read the way every command reads its
+ * own: the subcommand stands in as the command ("dlq show"). */
 static int parse_sub_args(dlq_cli *c, int argc, char **argv, int start)
 {
 	nqi_opt opts[16];
 	size_t n = sub_opts(c, c->sub->mask, opts);
+	const dlq_sub *s = c->sub;
+	snprintf(c->name, sizeof c->name, "dlq %s", s->name);
+	c->cmd = (nqctl_cmd){
+	    c->name, s->synopsis, s->summary, s->min_args, s->max_args, NULL};
+	c->x->cmd = &c->cmd;
 	c->f.limit = UNSET;
-	c->args = calloc((size_t)argc + 1, sizeof *c->args);
-	if (!c->args)
-		return NQCTL_EXIT_FAILED;
-	int rc = scan_args(c, opts, n, argc, argv, start);
-	if (rc != NQCTL_CONTINUE)
-		return rc;
-	if (c->x->conf.help) {
-		printf("usage: nqctl [global flags] dlq %s %s\n%s\n\nflags:\n",
-		    c->sub->name, c->sub->synopsis, c->sub->summary);
-		nqi_opts_usage(opts, n, stdout);
-		return NQCTL_EXIT_OK;
-	}
-	if (c->nargs < c->sub->min_args)
-		return usage_error(c, "missing arguments");
-	return NQCTL_CONTINUE;
+	int rc = nqctl_args(c->x, opts, n, argc, argv, start);
+	c->args = c->x->args;
+	c->nargs = c->x->nargs;
+	return rc;
 }
 
 /* ---- talking to nq-dlq ---- */
-
-/* The token: --token-file names a file (its first line) or env:NAME. */
-static int read_token(dlq_cli *c)
-{
-	const char *src = c->x->conf.token_file;
-	char err[256];
-	if (!src || !*src)
-		return NQCTL_CONTINUE;
-	int rv = nqi_token_read(src, &c->token, err, sizeof err);
-	if (rv == NQ_OK)
-		return NQCTL_CONTINUE;
-	fprintf(stderr, "nqctl: --token-file: %s\n", err);
-	return rv == NQ_ENOMEM ? NQCTL_EXIT_FAILED : NQCTL_EXIT_USAGE;
-}
 
 static uint64_t base_timeout_ms(const dlq_cli *c)
 {
 	return c->x->conf.timeout_ms ? c->x->conf.timeout_ms : DLQ_TIMEOUT_MS;
 }
 
-/* tls+tcp://: verify nq-dlq with --tls-ca (by --tls-server-name when
- * set), present --tls-cert. */
-static int dial_tls(dlq_cli *c, nng_dialer d)
+/* Opens the client (token, TLS files) and points it at nq-dlq, once. */
+static int connect_dlq(dlq_cli *c)
 {
-	const nqctl_conf *g = &c->x->conf;
-	nqi_tls_opts o = {g->tls_cert, g->tls_key, g->tls_ca};
-	nng_tls_config *cfg;
-	char err[256];
-	if (nqi_tls_client_config(&o, &cfg, err, sizeof err) != NQ_OK) {
-		fprintf(stderr, "nqctl: %s\n", err);
-		return NNG_EINVAL;
-	}
-	int rv = g->tls_server_name
-	             ? nng_tls_config_server_name(cfg, g->tls_server_name)
-	             : 0;
-	if (rv == 0)
-		rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
-	nng_tls_config_free(cfg);
-	return rv;
-}
-
-/* Dials without blocking: an absent nq-dlq shows as a timeout of the
- * first request. REQ never resends by itself here: a replay resent while
- * the first one still runs would be a second replay. */
-static int open_sock(dlq_cli *c)
-{
-	nng_dialer d;
-	int rv = nng_req0_open(&c->sock);
-	if (rv != 0) {
-		fprintf(stderr, "nqctl: cannot open a socket: %s\n",
-		    nng_strerror(rv));
-		return NQCTL_EXIT_FAILED;
-	}
-	c->open = true;
-	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, DLQ_REPLY_MAX);
-	nng_socket_set_ms(
-	    c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	rv = nng_dialer_create(&d, c->sock, c->url);
-	if (rv == 0 && nqi_url_is_tls(c->url))
-		rv = dial_tls(c, d);
-	if (rv == 0)
-		rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
-	if (rv != 0) {
-		fprintf(stderr, "nqctl: cannot use nq-dlq at %s: %s\n", c->url,
-		    nng_strerror(rv));
-		return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ||
-		               rv == NNG_EINVAL
-		           ? NQCTL_EXIT_USAGE
-		           : NQCTL_EXIT_FAILED;
-	}
+	if (c->connected)
+		return NQCTL_CONTINUE;
+	int rc = nqctl_connect(c->x);
+	if (rc != NQCTL_CONTINUE)
+		return rc;
+	int rv = nq_client_set_dlq_url(c->x->client, c->url);
+	if (rv != NQ_OK)
+		return nqctl_report(c->x, rv,
+		    rv == NQ_EINVAL ? NQCTL_EXIT_USAGE : NQCTL_EXIT_FAILED,
+		    NULL, "cannot use nq-dlq at %s: %s%s%s", c->url,
+		    nq_strerror(rv),
+		    *nq_client_last_error(c->x->client) ? ": " : "",
+		    nq_client_last_error(c->x->client));
+	c->connected = true;
 	return NQCTL_CONTINUE;
 }
 
 /* "nqctl: dlq show: not found: no DLQ entry has id ..." */
 static int fail(const dlq_cli *c, int err, const char *msg)
 {
-	fprintf(stderr, "nqctl: dlq %s: %s%s%s\n", c->sub->name,
-	    nq_strerror(err), msg && *msg ? ": " : "", msg ? msg : "");
-	return NQCTL_EXIT_FAILED;
+	return nqctl_report(c->x, err, NQCTL_EXIT_FAILED, NULL,
+	    "dlq %s: %s%s%s", c->sub->name, nq_strerror(err),
+	    msg && *msg ? ": " : "", msg ? msg : "");
 }
 
+static int oom(const dlq_cli *c)
+{
+	return nqctl_report(
+	    c->x, NQ_ENOMEM, NQCTL_EXIT_FAILED, NULL, "out of memory");
+}
+
+/* Sends req; on NQ_OK or a refusing status, *out is the decoded reply. A
+ * transport failure leaves *out NULL. */
 static int exchange(
     dlq_cli *c, Nq__V1__Request *req, uint64_t timeout_ms, Nq__V1__Reply **out)
 {
-	nng_msg *msg;
-	req->version = NQI_PROTOCOL_VERSION;
-	req->token = c->token ? c->token : (char *)"";
-	nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms);
-	nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, (nng_duration)timeout_ms);
-	if (nqi_msg_pack(&req->base, NULL, 0, &msg) != 0)
-		return NNG_ENOMEM;
-	int rv = nng_sendmsg(c->sock, msg, 0);
-	if (rv != 0) {
-		nng_msg_free(msg);
-		return rv;
-	}
-	if ((rv = nng_recvmsg(c->sock, &msg, 0)) != 0)
-		return rv;
-	*out = nqi_reply_unpack(nng_msg_body(msg), nng_msg_len(msg));
-	nng_msg_free(msg);
-	return *out ? 0 : NNG_EPROTO;
+	size_t len = nq__v1__request__get_packed_size(req), n = 0;
+	uint8_t *buf = malloc(len ? len : 1);
+	void *reply = NULL;
+	*out = NULL;
+	if (!buf)
+		return NQ_ENOMEM;
+	nq__v1__request__pack(req, buf);
+	int rv = nq_dlq_request(c->x->client, buf, len, timeout_ms, &reply, &n);
+	free(buf);
+	if (reply && !(*out = nqi_reply_unpack(reply, n)))
+		rv = NQ_EPROTO;
+	free(reply);
+	return rv;
 }
 
 /*
@@ -366,26 +266,15 @@ static int exchange(
 static int call(dlq_cli *c, Nq__V1__Request *req, uint64_t timeout_ms,
     Nq__V1__Reply__BodyCase want, bool keep_failed, Nq__V1__Reply **out)
 {
-	Nq__V1__Reply *r = NULL;
-	int rc = c->open ? NQCTL_CONTINUE : open_sock(c);
+	Nq__V1__Reply *r;
+	int rc = connect_dlq(c);
 	if (rc != NQCTL_CONTINUE)
 		return rc;
 	int rv = exchange(c, req, timeout_ms, &r);
-	if (rv != 0) {
-		int err = nqi_err_from_nng(rv);
-		fprintf(stderr,
-		    "nqctl: dlq %s: no answer from nq-dlq at %s "
-		    "within %llu ms: %s\n",
-		    c->sub->name, c->url, (unsigned long long)timeout_ms,
-		    nng_strerror(rv));
-		return err == NQ_EINVAL || rv == NNG_EPROTO
-		           ? NQCTL_EXIT_FAILED
-		           : NQCTL_EXIT_UNREACHABLE;
-	}
-	bool failed = r->status && r->status->code != 0;
-	if (failed && !(keep_failed && r->body_case == want)) {
-		rc = fail(c, nqi_err_from_code((int)r->status->code),
-		    r->status->message);
+	if (!r)
+		return nqctl_fail(c->x, rv, "dlq %s", c->sub->name);
+	if (rv != NQ_OK && !(keep_failed && r->body_case == want)) {
+		rc = fail(c, rv, r->status ? r->status->message : NULL);
 		nq__v1__reply__free_unpacked(r, NULL);
 		return rc;
 	}
@@ -525,12 +414,6 @@ static json_t *entry_json(const Nq__V1__DeadJob *e, bool full)
 	return o;
 }
 
-static int oom(void)
-{
-	fprintf(stderr, "nqctl: out of memory\n");
-	return NQCTL_EXIT_FAILED;
-}
-
 /* ---- list ---- */
 
 static int since_us(const dlq_cli *c, uint64_t *out)
@@ -659,7 +542,7 @@ static bool entries_valid(const Nq__V1__DlqListReply *r)
 	return true;
 }
 
-static int list_json(const Nq__V1__DlqListReply *r)
+static int list_json(const dlq_cli *c, const Nq__V1__DlqListReply *r)
 {
 	json_t *o = json_object(), *a = json_array();
 	int bad = !o || !a;
@@ -670,7 +553,7 @@ static int list_json(const Nq__V1__DlqListReply *r)
 	    o, "next_before_id", str_or_null(r->next_before_id));
 	if (bad) {
 		json_decref(o);
-		return oom();
+		return oom(c);
 	}
 	return nqctl_print_json(o);
 }
@@ -692,7 +575,7 @@ static int cmd_list(dlq_cli *c)
 	if (!entries_valid(r->dlq_list))
 		rc = fail(c, NQ_EPROTO, "an entry without its job");
 	else if (c->x->conf.json)
-		rc = list_json(r->dlq_list);
+		rc = list_json(c, r->dlq_list);
 	else {
 		print_list(c, r->dlq_list);
 		rc = NQCTL_EXIT_OK;
@@ -726,7 +609,7 @@ static int print_entry(const dlq_cli *c, const Nq__V1__DeadJob *e)
 	json_t *v, *o = entry_json(e, true);
 	if (!o)
 		return e->job && e->job->spec
-		           ? oom()
+		           ? oom(c)
 		           : fail(c, NQ_EPROTO, "the entry has no job");
 	if (c->x->conf.json)
 		return nqctl_print_json(o);
@@ -766,7 +649,7 @@ static int cmd_show(dlq_cli *c)
 
 /* ---- stats ---- */
 
-static int stats_json(const Nq__V1__DlqStatsReply *s)
+static int stats_json(const dlq_cli *c, const Nq__V1__DlqStatsReply *s)
 {
 	json_t *o = json_object(), *a = json_array();
 	int bad = !o || !a;
@@ -781,7 +664,7 @@ static int stats_json(const Nq__V1__DlqStatsReply *s)
 	    json_object_set_new(o, "total", json_integer((json_int_t)s->total));
 	if (bad) {
 		json_decref(o);
-		return oom();
+		return oom(c);
 	}
 	return nqctl_print_json(o);
 }
@@ -821,7 +704,7 @@ static int cmd_stats(dlq_cli *c)
 	if (rc != NQCTL_CONTINUE)
 		return rc;
 	if (c->x->conf.json) {
-		rc = stats_json(r->dlq_stats);
+		rc = stats_json(c, r->dlq_stats);
 	} else {
 		print_stats(r->dlq_stats);
 		rc = NQCTL_EXIT_OK;
@@ -926,7 +809,7 @@ static int replay_json(const dlq_cli *c, const Nq__V1__Reply *r)
 	                                 : json_null());
 	if (bad) {
 		json_decref(o);
-		return oom();
+		return oom(c);
 	}
 	return nqctl_print_json(o);
 }
@@ -973,7 +856,9 @@ static int send_replay(dlq_cli *c, double rate, uint64_t n)
 		rc = NQCTL_EXIT_OK;
 	}
 	if (r->status && r->status->code)
-		fprintf(stderr, "nqctl: dlq replay: %s\n", r->status->message);
+		nqctl_report(c->x, nqi_err_from_code((int)r->status->code),
+		    NQCTL_EXIT_FAILED, NULL, "dlq replay: %s",
+		    r->status->message);
 	nq__v1__reply__free_unpacked(r, NULL);
 	return rc != NQCTL_EXIT_OK ? rc
 	       : failed            ? NQCTL_EXIT_FAILED
@@ -1094,18 +979,14 @@ static int run(dlq_cli *c, int argc, char **argv, int start)
 	if ((rc = parse_sub_args(c, argc, argv, start + 1)) != NQCTL_CONTINUE)
 		return rc;
 	c->url = dlq_url(c);
-	if ((rc = read_token(c)) != NQCTL_CONTINUE)
-		return rc;
 	return c->sub->run(c);
 }
 
 int nqctl_dlq(nqctl *x, int argc, char **argv, int start)
 {
 	dlq_cli c = {.x = x};
+	const nqctl_cmd *dlq = x->cmd;
 	int rc = run(&c, argc, argv, start);
-	if (c.open)
-		nng_close(c.sock);
-	free(c.args);
-	free(c.token);
+	x->cmd = dlq; /* c.cmd, which stood in for it, ends here */
 	return rc;
 }

@@ -15,10 +15,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <nng/nng.h>
-#include <nng/protocol/pubsub0/sub.h>
-#include <nng/supplemental/tls/tls.h>
-
 #include "events.h"
 #include "nqi/codec.h"
 #include "nqi/json.h"
@@ -28,11 +24,6 @@
 /* Receive timeout of one wait, so that a signal or the deadline is seen
  * within this long. */
 #define SUB_POLL_MS 100
-/* One coalesced batch may carry thousands of events. */
-#define SUB_RECV_MAX (64u << 20)
-/* Messages nng may hold for us while we print (its maximum). */
-#define SUB_RECV_BUF 8192
-#define PEM_MAX (64u << 10)
 
 static const char *const event_kinds[] = {"enqueued", "leased", "extended",
     "succeeded", "failed", "retrying", "dead", "canceled", "expired",
@@ -62,138 +53,38 @@ const char *nqctl_sub_url(const nqctl *x)
 	return url && *url ? url : NQCTL_DEFAULT_EVENTS;
 }
 
-static bool url_is_tls(const char *url)
-{
-	return strncmp(url, "tls+", 4) == 0 || strncmp(url, "wss", 3) == 0;
-}
-
-/* Reads a PEM file of at most 64 KiB into a NUL-terminated buffer. */
-static int read_pem(const char *path, char **out)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = f ? calloc(1, PEM_MAX + 1) : NULL;
-	size_t len = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
-	if (f)
-		fclose(f);
-	if (!buf || len == 0 || len > PEM_MAX) {
-		free(buf);
-		return f ? NNG_EINVAL : NNG_ENOENT;
-	}
-	*out = buf;
-	return 0;
-}
-
-/* Our certificate: one file holding both, or a cert file and a key file. */
-static int tls_own_cert(const nqctl *x, nng_tls_config *cfg)
-{
-	char *cert = NULL, *key = NULL;
-	if (!x->conf.tls_key)
-		return nng_tls_config_cert_key_file(
-		    cfg, x->conf.tls_cert, NULL);
-	int rv = read_pem(x->conf.tls_cert, &cert);
-	if (rv == 0)
-		rv = read_pem(x->conf.tls_key, &key);
-	if (rv == 0)
-		rv = nng_tls_config_own_cert(cfg, cert, key, NULL);
-	free(cert);
-	free(key);
-	return rv;
-}
-
-/* The client TLS settings of the global --tls-* flags, as libnq uses them:
- * with --tls-ca the server must prove itself, without it it is not
- * verified. */
-static int tls_setup(const nqctl *x, nng_dialer d, const char *url)
-{
-	const nqctl_conf *c = &x->conf;
-	nng_tls_config *cfg;
-	if (!url_is_tls(url))
-		return 0;
-	int rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT);
-	if (rv != 0)
-		return rv;
-	rv = nng_tls_config_auth_mode(cfg,
-	    c->tls_ca ? NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE);
-	if (rv == 0 && c->tls_ca)
-		rv = nng_tls_config_ca_file(cfg, c->tls_ca);
-	if (rv == 0 && c->tls_server_name)
-		rv = nng_tls_config_server_name(cfg, c->tls_server_name);
-	if (rv == 0 && c->tls_cert)
-		rv = tls_own_cert(x, cfg);
-	if (rv == 0)
-		rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
-	nng_tls_config_free(cfg); /* the dialer holds its own reference */
-	return rv;
-}
-
-static int sub_setup(nng_socket s, const void *topic, size_t topic_len)
-{
-	int rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, SUB_RECV_MAX);
-	if (rv == 0)
-		rv = nng_socket_set_int(s, NNG_OPT_RECVBUF, SUB_RECV_BUF);
-	if (rv == 0)
-		rv = nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, SUB_POLL_MS);
-	if (rv == 0)
-		rv = nng_socket_set(s, NNG_OPT_SUB_SUBSCRIBE, topic, topic_len);
-	return rv;
-}
-
-/* A URL nng cannot use is a usage error; a server that is not there (or
- * fails the TLS handshake) is "could not reach the service". */
-static int dial_status(int nng_rv)
-{
-	switch (nng_rv) {
-	case NNG_ENOTSUP:
-	case NNG_EINVAL:
-	case NNG_EADDRINVAL:
-		return NQCTL_EXIT_USAGE;
-	case NNG_ENOMEM:
-	case NNG_ENOENT:
-		return NQCTL_EXIT_FAILED;
-	default:
-		return NQCTL_EXIT_UNREACHABLE;
-	}
-}
-
-int nqctl_sub_open(
-    nqctl *x, const void *topic, size_t topic_len, nng_socket *out)
+int nqctl_sub_open(nqctl *x, const void *topic, size_t topic_len, nq_sub **out)
 {
 	const char *url = nqctl_sub_url(x);
-	const char *step = "set up a SUB socket for";
-	nng_socket s;
-	nng_dialer d;
-	int rv = nng_sub0_open(&s);
-	if (rv == 0 && (rv = sub_setup(s, topic, topic_len)) == 0) {
-		step = "use";
-		rv = nng_dialer_create(&d, s, url);
-	}
-	if (rv == 0 && (rv = tls_setup(x, d, url)) != 0)
-		step = "use the --tls-* files for";
-	if (rv == 0 && (rv = nng_dialer_start(d, 0)) != 0)
-		step = "connect to";
-	if (rv != 0) {
-		fprintf(stderr, "nqctl: cannot %s the events socket %s: %s\n",
-		    step, url, nng_strerror(rv));
-		nng_close(s);
-		return dial_status(rv);
-	}
+	const char *what = x->cmd ? x->cmd->name : "events";
+	int rc = nqctl_connect(x);
+	if (rc != NQCTL_CONTINUE)
+		return rc;
+	int rv = nq_sub_open(x->client, url, topic, topic_len, &x->sub);
+	/* A URL nng cannot use is a usage error; a server that is not there
+	 * (or fails the TLS handshake) is "could not reach the service". */
+	if (rv == NQ_EINVAL)
+		return nqctl_report(x, rv, NQCTL_EXIT_USAGE, NULL,
+		    "%s: cannot use the events socket %s: %s", what, url,
+		    nq_client_last_error(x->client));
+	if (rv != NQ_OK)
+		return nqctl_fail(x, rv, "%s", what);
 	catch_stop_signals();
-	*out = s;
+	*out = x->sub;
 	return NQCTL_CONTINUE;
 }
 
-int nqctl_sub_recv(nng_socket s, uint64_t deadline_ms, nng_msg **msg)
+int nqctl_sub_recv(
+    nq_sub *s, uint64_t deadline_ms, const void **msg, size_t *len)
 {
 	for (;;) {
 		if (stop_signal)
 			return NQ_ECLOSED;
 		if (deadline_ms && nqi_mono_ms() >= deadline_ms)
 			return NQ_ETIMEDOUT;
-		int rv = nng_recvmsg(s, msg, 0);
-		if (rv == 0)
-			return NQ_OK;
-		if (rv != NNG_ETIMEDOUT && rv != NNG_EINTR)
-			return nqi_err_from_nng(rv);
+		int rv = nq_sub_recv(s, SUB_POLL_MS, msg, len);
+		if (rv != NQ_ETIMEDOUT)
+			return rv;
 	}
 }
 
@@ -343,10 +234,9 @@ static int print_batch(
 /* Splits topic and batch; a message that is not "job.*\0<batch>" is
  * counted and skipped. Output goes out per message, so a pipe reader sees
  * events as they happen. */
-static int on_message(events_run *r, nng_msg *msg)
+static int on_message(
+    const nqctl *x, events_run *r, const char *body, size_t len)
 {
-	const char *body = nng_msg_body(msg);
-	size_t len = nng_msg_len(msg);
 	const char *nul = memchr(body, '\0', len);
 	Nq__V1__EventBatch *b = NULL;
 	if (nul && strncmp(body, "job.", 4) == 0)
@@ -362,11 +252,9 @@ static int on_message(events_run *r, nng_msg *msg)
 	}
 	int rc = print_batch(r, b, body);
 	nq__v1__event_batch__free_unpacked(b, NULL);
-	if (fflush(stdout) != 0) {
-		fprintf(stderr, "nqctl: events: writing the output: %s\n",
-		    strerror(errno));
-		return NQCTL_EXIT_FAILED;
-	}
+	if (fflush(stdout) != 0)
+		return nqctl_report(x, NQ_EINTERNAL, NQCTL_EXIT_FAILED, NULL,
+		    "events: writing the output: %s", strerror(errno));
 	return rc;
 }
 
@@ -390,21 +278,20 @@ static int check_filters(nqctl *x, const events_run *r)
 }
 
 /* Receives until a signal, the deadline or --count; returns the status. */
-static int events_loop(events_run *r, nng_socket s, uint64_t deadline_ms)
+static int events_loop(
+    const nqctl *x, events_run *r, nq_sub *s, uint64_t deadline_ms)
 {
 	int rc = NQCTL_CONTINUE;
 	while (rc == NQCTL_CONTINUE) {
-		nng_msg *msg;
-		int rv = nqctl_sub_recv(s, deadline_ms, &msg);
+		const void *msg;
+		size_t len;
+		int rv = nqctl_sub_recv(s, deadline_ms, &msg, &len);
 		if (rv == NQ_ETIMEDOUT || rv == NQ_ECLOSED)
 			return NQCTL_EXIT_OK;
-		if (rv != NQ_OK) {
-			fprintf(stderr, "nqctl: events: receive failed: %s\n",
-			    nq_strerror(rv));
-			return NQCTL_EXIT_FAILED;
-		}
-		rc = on_message(r, msg);
-		nng_msg_free(msg);
+		if (rv != NQ_OK)
+			return nqctl_report(x, rv, NQCTL_EXIT_FAILED, NULL,
+			    "events: receive failed: %s", nq_strerror(rv));
+		rc = on_message(x, r, msg, len);
 	}
 	return rc;
 }
@@ -429,7 +316,7 @@ int nqctl_events(nqctl *x, int argc, char **argv, int start)
 	        "broker events socket (" NQCTL_DEFAULT_EVENTS ")", false},
 	    NQCTL_COMMON_OPTS(x),
 	};
-	nng_socket s;
+	nq_sub *s;
 	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
 	if (rc == NQCTL_CONTINUE)
 		rc = check_filters(x, &r);
@@ -445,7 +332,7 @@ int nqctl_events(nqctl *x, int argc, char **argv, int start)
 	uint64_t deadline_ms = duration_ms ? nqi_mono_ms() + duration_ms : 0;
 	if ((rc = nqctl_sub_open(x, topic, tlen, &s)) != NQCTL_CONTINUE)
 		return rc;
-	rc = events_loop(&r, s, deadline_ms);
+	rc = events_loop(x, &r, s, deadline_ms);
 	/* s stays open until nqctl exits: see nqctl_sub_open. */
 	if (r.gaps.missed)
 		fprintf(stderr,

@@ -14,7 +14,7 @@
 #ifndef NQCTL_EVENTS_H
 #define NQCTL_EVENTS_H
 
-#include <nng/nng.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "nqctl.h"
@@ -31,32 +31,32 @@
 int nqctl_events(nqctl *x, int argc, char **argv, int start);
 int nqctl_top(nqctl *x, int argc, char **argv, int start);
 
-/* ---- shared by both: a SUB socket on the events URL ---- */
+/* ---- shared by both: libnq's subscriber on the events URL ---- */
 
 /*
- * Opens a SUB socket subscribed to the topic prefix (topic_len bytes, a NUL
- * among them when the topic must match whole) and dials the events URL
- * once, synchronously, so that a broker that is not there is reported at
- * once (a connection lost later is redialed by nng). Also makes SIGINT and
- * SIGTERM end nqctl_sub_recv. Returns NQCTL_CONTINUE with *out open, or the
- * exit status after saying what went wrong.
+ * Opens the client (nqctl_connect) and subscribes it to the topic prefix
+ * (topic_len bytes, a NUL among them when the topic must match whole) on
+ * the events URL; see nq_sub_open: a broker that is not there is reported
+ * at once. Also makes SIGINT and SIGTERM end nqctl_sub_recv. Returns
+ * NQCTL_CONTINUE with *out (also x->sub) open, or the exit status after
+ * saying what went wrong.
  *
- * The socket is not closed by the commands but by the end of the process:
- * nng 1.5.2's nng_close() can wait forever when it races a connected pipe
- * that is still receiving (nanomsg/nng#1543, fixed after 1.5.2), and
- * nqctl exits right after anyway.
+ * The subscriber is not closed by the commands but by the end of the
+ * process: nng 1.5.2's nng_close() can wait forever when it races a
+ * connected pipe that is still receiving (nanomsg/nng#1543, fixed after
+ * 1.5.2), and nqctl exits right after anyway.
  */
-int nqctl_sub_open(
-    nqctl *x, const void *topic, size_t topic_len, nng_socket *out);
+int nqctl_sub_open(nqctl *x, const void *topic, size_t topic_len, nq_sub **out);
 /* The events URL in use: --events, NQ_EVENTS or the default. */
 const char *nqctl_sub_url(const nqctl *x);
 
 /*
  * Waits for the next message until deadline_ms (monotonic; 0: no
- * deadline). Returns NQ_OK with *msg for the caller to free, NQ_ETIMEDOUT
- * once the deadline passed, NQ_ECLOSED after SIGINT or SIGTERM, or the nq
- * error of a failed receive.
+ * deadline). Returns NQ_OK with *msg and *len (valid until the next call),
+ * NQ_ETIMEDOUT once the deadline passed, NQ_ECLOSED after SIGINT or
+ * SIGTERM, or the nq error of a failed receive.
  */
-int nqctl_sub_recv(nng_socket s, uint64_t deadline_ms, nng_msg **msg);
+int nqctl_sub_recv(
+    nq_sub *s, uint64_t deadline_ms, const void **msg, size_t *len);
 
 #endif

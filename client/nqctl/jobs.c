@@ -86,7 +86,8 @@ static const char *grow(uint8_t **buf, size_t *cap)
 }
 
 /* Reads a whole file ("-": stdin) into a malloc'd buffer. */
-static int read_payload_file(const char *path, uint8_t **out, size_t *len)
+static int read_payload_file(
+    const nqctl *x, const char *path, uint8_t **out, size_t *len)
 {
 	bool is_stdin = strcmp(path, "-") == 0;
 	FILE *f = is_stdin ? stdin : fopen(path, "rb");
@@ -105,9 +106,9 @@ static int read_payload_file(const char *path, uint8_t **out, size_t *len)
 	if (f && !is_stdin)
 		fclose(f);
 	if (why) {
-		fprintf(stderr, "nqctl: --payload-file %s: %s\n", path, why);
 		free(buf);
-		return NQCTL_EXIT_FAILED;
+		return nqctl_report(x, NQ_EINVAL, NQCTL_EXIT_FAILED, NULL,
+		    "--payload-file %s: %s", path, why);
 	}
 	*out = buf;
 	*len = n;
@@ -132,7 +133,7 @@ static int spec_payload(
 		                         ? f->content_type
 		                         : "application/octet-stream";
 		return read_payload_file(
-		    f->payload_file, buf, &spec->payload_len);
+		    x, f->payload_file, buf, &spec->payload_len);
 	}
 	if (!f->payload)
 		return NQCTL_CONTINUE;
@@ -140,10 +141,9 @@ static int spec_payload(
 	    f->payload, buf, &spec->payload_len, err, sizeof err);
 	if (rv == NQ_EINVAL)
 		return nqctl_usage_error(x, "--payload is not JSON: %s", err);
-	if (rv != NQ_OK) {
-		fprintf(stderr, "nqctl: --payload: %s\n", nq_strerror(rv));
-		return NQCTL_EXIT_FAILED;
-	}
+	if (rv != NQ_OK)
+		return nqctl_report(x, rv, NQCTL_EXIT_FAILED, NULL,
+		    "--payload: %s", nq_strerror(rv));
 	spec->content_type = "application/msgpack";
 	return NQCTL_CONTINUE;
 }
@@ -198,8 +198,8 @@ static int spec_schedule(
 	return NQCTL_CONTINUE;
 }
 
-/* Says on stderr how a job that did not succeed ended. */
-static void report_end(const nq_job *job)
+/* Says on stderr how a job that did not succeed ended; returns 1. */
+static int report_end(const nqctl *x, const nq_job *job)
 {
 	size_t nerr = nq_job_error_count(job);
 	uint32_t attempt;
@@ -207,7 +207,8 @@ static void report_end(const nq_job *job)
 	const char *last =
 	    nerr ? nq_job_error(job, nerr - 1, &attempt, &at_us) : NULL;
 	const char *reason = nq_job_dead_reason(job);
-	fprintf(stderr, "nqctl: job %s ended %s%s%s%s%s%s\n", nq_job_id(job),
+	return nqctl_report(x, NQ_EPRECOND, NQCTL_EXIT_FAILED, NULL,
+	    "job %s ended %s%s%s%s%s%s", nq_job_id(job),
 	    nq_state_name(nq_job_state(job)), reason && *reason ? " (" : "",
 	    reason && *reason ? reason : "", reason && *reason ? ")" : "",
 	    last ? "; last error: " : "", last ? last : "");
@@ -229,16 +230,13 @@ static int wait_and_show(nqctl *x, const char *id, uint64_t timeout_ms)
 	if (rv != NQ_OK)
 		return nqctl_fail(x, rv, "wait for job %s", id);
 	int rc = nqctl_print_job(x, job);
-	if (rc == NQCTL_EXIT_OK && !ended) {
-		fprintf(stderr, "nqctl: job %s is still %s after %llums\n", id,
+	if (rc == NQCTL_EXIT_OK && !ended)
+		rc = nqctl_report(x, NQ_ETIMEDOUT, NQCTL_EXIT_FAILED, NULL,
+		    "job %s is still %s after %llums", id,
 		    nq_state_name(nq_job_state(job)),
 		    (unsigned long long)timeout_ms);
-		rc = NQCTL_EXIT_FAILED;
-	} else if (rc == NQCTL_EXIT_OK &&
-	           nq_job_state(job) != NQ_STATE_SUCCEEDED) {
-		report_end(job);
-		rc = NQCTL_EXIT_FAILED;
-	}
+	else if (rc == NQCTL_EXIT_OK && nq_job_state(job) != NQ_STATE_SUCCEEDED)
+		rc = report_end(x, job);
 	nq_job_free(job);
 	return rc;
 }

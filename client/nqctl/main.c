@@ -17,6 +17,10 @@
 #include "dlq.h"
 #include "events.h"
 #include "nqctl.h"
+#include "nqi/auth.h"
+#include "nqi/codec.h"
+#include "nqi/json.h"
+#include "nqi/tls.h"
 #include "nqi/util.h"
 
 #define NQCTL_NGLOBAL 13
@@ -107,23 +111,64 @@ static void print_command_usage(
 	nqi_opts_usage(opts, n, f);
 }
 
+/* The wire name of an error's code ("NOT_FOUND"), as the services' JSON
+ * errors name it. */
+static const char *code_name(int err)
+{
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+	    &nq__v1__code__descriptor, nqi_err_to_code(err));
+	return v ? v->name : "INTERNAL";
+}
+
+static void print_error_json(int err, const char *msg)
+{
+	json_t *o = json_object();
+	char *text = NULL;
+	if (o &&
+	    json_object_set_new(o, "code", json_string(code_name(err))) == 0 &&
+	    json_object_set_new(
+	        o, "message", nqi_json_string_lossy(msg, strlen(msg))) == 0)
+		text = nqi_json_dumps(o);
+	json_decref(o);
+	fprintf(stderr, "%s\n",
+	    text ? text
+	         : "{\"code\":\"INTERNAL\",\"message\":\"out of memory\"}");
+	free(text);
+}
+
+int nqctl_report(
+    const nqctl *x, int err, int rc, const char *hint, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (x->conf.json)
+		print_error_json(err, msg);
+	else
+		fprintf(stderr, "nqctl: %s\n%s", msg, hint ? hint : "");
+	return rc;
+}
+
 int nqctl_usage_error(const nqctl *x, const char *fmt, ...)
 {
+	char msg[768], hint[512];
 	va_list ap;
-	fprintf(stderr, "nqctl: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	if (x->cmd)
-		fprintf(stderr,
-		    "\nusage: nqctl [global flags] %s %s\n"
+		snprintf(hint, sizeof hint,
+		    "usage: nqctl [global flags] %s %s\n"
 		    "Run 'nqctl %s --help' for its flags.\n",
 		    x->cmd->name, x->cmd->synopsis, x->cmd->name);
 	else
-		fprintf(stderr, "\nusage: nqctl [global flags] COMMAND "
-		                "[arguments] [flags]\n"
-		                "Run 'nqctl --help' for the commands.\n");
-	return NQCTL_EXIT_USAGE;
+		snprintf(hint, sizeof hint,
+		    "usage: nqctl [global flags] COMMAND "
+		    "[arguments] [flags]\n"
+		    "Run 'nqctl --help' for the commands.\n");
+	return nqctl_report(x, NQ_EINVAL, NQCTL_EXIT_USAGE, hint, "%s", msg);
 }
 
 static int add_arg(nqctl *x, const char *arg)
@@ -183,40 +228,46 @@ int nqctl_args(
 	return NQCTL_CONTINUE;
 }
 
-/* Reads the token: the first line of the file, without surrounding blanks. */
+/* The token, from --token-file: a file (its first token) or env:NAME. */
 static int read_token(nqctl *x)
 {
-	const char *path = x->conf.token_file;
-	char line[4096];
-	if (!path || !*path)
+	const char *src = x->conf.token_file;
+	char err[256];
+	if (!src || !*src || x->token)
 		return NQCTL_CONTINUE;
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "nqctl: --token-file %s: %s\n", path,
-		    strerror(errno));
-		return NQCTL_EXIT_USAGE;
-	}
-	char *got = fgets(line, sizeof line, f);
-	fclose(f);
-	const char *tok = got ? line + strspn(line, " \t") : "";
-	size_t len = strcspn(tok, "\r\n");
-	while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
-		len--;
-	if (len == 0) {
-		fprintf(stderr,
-		    "nqctl: --token-file %s: no token on its first "
-		    "line\n",
-		    path);
-		return NQCTL_EXIT_USAGE;
-	}
-	x->token = strndup(tok, len);
-	return x->token ? NQCTL_CONTINUE : NQCTL_EXIT_FAILED;
+	int rv = nqi_token_read(src, &x->token, err, sizeof err);
+	if (rv == NQ_OK)
+		return NQCTL_CONTINUE;
+	return nqctl_report(x, rv,
+	    rv == NQ_ENOMEM ? NQCTL_EXIT_FAILED : NQCTL_EXIT_USAGE, NULL,
+	    "--token-file: %s", err);
+}
+
+/* Why nq_client_open refused the options: the TLS files when they are
+ * the reason (the same check libnq made), else the URLs. */
+static int open_failed(const nqctl *x, int rv)
+{
+	const nqctl_conf *g = &x->conf;
+	nqi_tls_opts t = {g->tls_cert, g->tls_key, g->tls_ca};
+	nng_tls_config *cfg = NULL;
+	char why[256] = "";
+	int rc = rv == NQ_EINVAL ? NQCTL_EXIT_USAGE : NQCTL_EXIT_FAILED;
+	if (rv == NQ_EINVAL &&
+	    (g->tls_ca || g->tls_cert || g->tls_key || g->tls_server_name) &&
+	    nqi_tls_client_named(
+	        &t, g->tls_server_name, &cfg, why, sizeof why) != NQ_OK)
+		return nqctl_report(x, rv, rc, NULL, "%s", why);
+	if (cfg)
+		nng_tls_config_free(cfg);
+	return nqctl_report(x, rv, rc, NULL,
+	    "cannot use the broker at %s: %s (check --api, --work, --results)",
+	    g->api_url ? g->api_url : NQCTL_DEFAULT_API, nq_strerror(rv));
 }
 
 int nqctl_connect(nqctl *x)
 {
 	int rc = read_token(x);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQCTL_CONTINUE || x->client)
 		return rc;
 	nq_client_opts o = {
 	    .api_url = x->conf.api_url,
@@ -232,12 +283,12 @@ int nqctl_connect(nqctl *x)
 	    .tls_server_name = x->conf.tls_server_name,
 	};
 	int rv = nq_client_open(&x->client, &o);
-	if (rv == NQ_OK)
-		return NQCTL_CONTINUE;
-	fprintf(stderr, "nqctl: cannot use the broker at %s: %s\n",
-	    x->conf.api_url ? x->conf.api_url : NQCTL_DEFAULT_API,
-	    nq_strerror(rv));
-	return rv == NQ_EINVAL ? NQCTL_EXIT_USAGE : NQCTL_EXIT_FAILED;
+	return rv == NQ_OK ? NQCTL_CONTINUE : open_failed(x, rv);
+}
+
+bool nqctl_unreachable(int err)
+{
+	return err == NQ_ETIMEDOUT || err == NQ_ECONNECT || err == NQ_EUNAVAIL;
 }
 
 int nqctl_fail(const nqctl *x, int err, const char *fmt, ...)
@@ -252,17 +303,15 @@ int nqctl_fail(const nqctl *x, int err, const char *fmt, ...)
 	    *why && strcmp(why, nq_strerror(err)) != 0 ? ": " : "";
 	if (!*sep)
 		why = "";
-	bool unreachable =
-	    err == NQ_ETIMEDOUT || err == NQ_ECONNECT || err == NQ_EUNAVAIL;
+	int rc =
+	    nqctl_unreachable(err) ? NQCTL_EXIT_UNREACHABLE : NQCTL_EXIT_FAILED;
 	/* libnq's own message names the socket; without one, say it here. */
-	if (unreachable && !*why)
-		fprintf(stderr, "nqctl: %s: %s (broker at %s)\n", what,
-		    nq_strerror(err),
+	if (nqctl_unreachable(err) && !*why)
+		return nqctl_report(x, err, rc, NULL, "%s: %s (broker at %s)",
+		    what, nq_strerror(err),
 		    x->conf.api_url ? x->conf.api_url : NQCTL_DEFAULT_API);
-	else
-		fprintf(stderr, "nqctl: %s: %s%s%s\n", what, nq_strerror(err),
-		    sep, why);
-	return unreachable ? NQCTL_EXIT_UNREACHABLE : NQCTL_EXIT_FAILED;
+	return nqctl_report(
+	    x, err, rc, NULL, "%s: %s%s%s", what, nq_strerror(err), sep, why);
 }
 
 static const nqctl_cmd *find_command(const char *name)
@@ -295,19 +344,36 @@ static int run(nqctl *x, int argc, char **argv)
 	return x->cmd->run(x, argc, argv, next + 1);
 }
 
+/* --json anywhere before "--" asks for JSON errors from the start, so that
+ * a bad flag met before --json is reported in the format asked for. */
+static bool wants_json(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--json") == 0)
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
-	nqctl x = {0};
-	int rc = run(&x, argc, argv);
+	/* Static, so that the events subscriber, left open until the process
+	 * ends (see nqctl_sub_open), is still referenced when LeakSanitizer
+	 * looks after main has returned. */
+	static nqctl x;
+	x.conf.json = wants_json(argc, argv);
+	x.args = calloc((size_t)argc + 1, sizeof *x.args);
+	int rc = x.args ? run(&x, argc, argv)
+	                : nqctl_report(&x, NQ_ENOMEM, NQCTL_EXIT_FAILED, NULL,
+	                      "out of memory");
 	nq_client_close(x.client);
 	free(x.token);
+	free(x.args);
 	/* Output that could not be written (a full disk, a closed pipe) is a
 	 * failure the caller must see. */
 	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(
-		    stderr, "nqctl: writing the output: %s\n", strerror(errno));
-		if (rc == NQCTL_EXIT_OK)
-			rc = NQCTL_EXIT_FAILED;
+		int failed = rc == NQCTL_EXIT_OK ? NQCTL_EXIT_FAILED : rc;
+		rc = nqctl_report(&x, NQ_EINTERNAL, failed, NULL,
+		    "writing the output: %s", strerror(errno));
 	}
 	return rc;
 }

@@ -53,10 +53,12 @@ typedef struct nqctl_cmd {
 struct nqctl {
 	nqctl_conf conf;
 	const nqctl_cmd *cmd;
-	const char *args[2]; /* positional arguments of the command */
+	const char **args; /* positional arguments of the command: room for
+	                    * every word of argv */
 	size_t nargs;
 	char *token;
-	nq_client *client;
+	nq_client *client; /* the one transport of every command */
+	nq_sub *sub;       /* events and top: open until nqctl exits */
 };
 
 /* The --json and --help flags, accepted after the command too. */
@@ -76,16 +78,26 @@ struct nqctl {
  */
 int nqctl_args(
     nqctl *x, const nqi_opt *opts, size_t n, int argc, char **argv, int start);
+/*
+ * Every error nqctl reports goes through here: "nqctl: <message>" and the
+ * hint (NULL: none; lines ending in newlines) on stderr, or with --json
+ * one JSON object {"code": "NOT_FOUND", "message": "<message>"}, the code
+ * being the wire name of err. Returns rc, the exit status to end with.
+ */
+int nqctl_report(const nqctl *x, int err, int rc, const char *hint,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Reports a bad command line with the command's short usage; returns
  * NQCTL_EXIT_USAGE. */
 int nqctl_usage_error(const nqctl *x, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Reads the token file and opens the client. Returns NQCTL_CONTINUE, or the
- * exit status after reporting why it could not. */
+/* Reads --token-file (a file or env:NAME) and opens the client, once.
+ * Returns NQCTL_CONTINUE, or the exit status after reporting why not. */
 int nqctl_connect(nqctl *x);
+/* True for the errors that mean no answer from the service in time. */
+bool nqctl_unreachable(int err);
 /*
  * Reports a failed request, "nqctl: <what>: <error>: <server message>", and
- * returns its exit status: NQCTL_EXIT_UNREACHABLE when the broker did not
+ * returns its exit status: NQCTL_EXIT_UNREACHABLE when the service did not
  * answer in time, NQCTL_EXIT_FAILED otherwise.
  */
 int nqctl_fail(const nqctl *x, int err, const char *fmt, ...)

@@ -276,10 +276,8 @@ static int print_frame_json(const top_run *r, json_t *m)
 }
 
 /* One message: shown when it is the metrics topic with one msgpack map. */
-static int on_message(top_run *r, const nqctl *x, nng_msg *msg)
+static int on_message(top_run *r, const nqctl *x, const char *body, size_t len)
 {
-	const char *body = nng_msg_body(msg);
-	size_t len = nng_msg_len(msg);
 	json_t *m =
 	    len > TOPIC_LEN && memcmp(body, TOPIC, TOPIC_LEN) == 0
 	        ? nqi_msgpack_to_jansson(body + TOPIC_LEN, len - TOPIC_LEN)
@@ -296,31 +294,26 @@ static int on_message(top_run *r, const nqctl *x, nng_msg *msg)
 	return rc;
 }
 
-static int top_loop(
-    top_run *r, const nqctl *x, nng_socket s, uint64_t deadline_ms)
+static int top_loop(top_run *r, const nqctl *x, nq_sub *s, uint64_t deadline_ms)
 {
 	int rc = NQCTL_CONTINUE;
 	while (rc == NQCTL_CONTINUE) {
-		nng_msg *msg;
-		int rv = nqctl_sub_recv(s, deadline_ms, &msg);
+		const void *msg;
+		size_t len;
+		int rv = nqctl_sub_recv(s, deadline_ms, &msg, &len);
 		if (rv == NQ_ECLOSED)
 			return NQCTL_EXIT_OK;
 		if (rv == NQ_ETIMEDOUT && r->frames)
 			return NQCTL_EXIT_OK;
-		if (rv == NQ_ETIMEDOUT) {
-			fprintf(stderr,
-			    "nqctl: top: no metrics arrived from %s in time; "
-			    "is that the broker's --events socket?\n",
+		if (rv == NQ_ETIMEDOUT)
+			return nqctl_report(x, rv, NQCTL_EXIT_UNREACHABLE, NULL,
+			    "top: no metrics arrived from %s in time; "
+			    "is that the broker's --events socket?",
 			    nqctl_sub_url(x));
-			return NQCTL_EXIT_UNREACHABLE;
-		}
-		if (rv != NQ_OK) {
-			fprintf(stderr, "nqctl: top: receive failed: %s\n",
-			    nq_strerror(rv));
-			return NQCTL_EXIT_FAILED;
-		}
-		rc = on_message(r, x, msg);
-		nng_msg_free(msg);
+		if (rv != NQ_OK)
+			return nqctl_report(x, rv, NQCTL_EXIT_FAILED, NULL,
+			    "top: receive failed: %s", nq_strerror(rv));
+		rc = on_message(r, x, msg, len);
 	}
 	return rc;
 }
@@ -337,7 +330,7 @@ int nqctl_top(nqctl *x, int argc, char **argv, int start)
 	        "broker events socket (" NQCTL_DEFAULT_EVENTS ")", false},
 	    NQCTL_COMMON_OPTS(x),
 	};
-	nng_socket s;
+	nq_sub *s;
 	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
 	if (rc == NQCTL_CONTINUE && r.queue && !nqi_name_valid(r.queue))
 		rc = nqctl_usage_error(x,

@@ -1,18 +1,24 @@
 /*
- * nq_client: connection handling and the request helper every call uses.
+ * nq_client: connection handling and the request helper every call uses;
+ * the one transport of libnq, nqctl and the services that dial others.
  *
- * A client has up to three sockets (REQ to api, REQ to work, PUSH to
- * results), each opened and dialed on first use with NNG_FLAG_NONBLOCK, so
- * nq_client_open never touches the network and an absent broker shows up
- * as NQ_ETIMEDOUT on the first request. NNG redials in the background.
+ * A client has up to four sockets (REQ to api, REQ to work, PUSH to
+ * results, REQ to nq-dlq), each opened and dialed on first use with
+ * NNG_FLAG_NONBLOCK, so nq_client_open never touches the network and an
+ * absent service shows up as NQ_ETIMEDOUT on the first request. NNG
+ * redials in the background. A subscriber to the broker's events (nq_sub)
+ * is a socket of its own, dialed with the client's TLS settings.
  *
  * Every request runs on an nng context of its own, so the worker's fetch
- * and extend calls proceed side by side on one work socket.
+ * and extend calls proceed side by side on one work socket. NNG errors
+ * become nq errors here, with a message in last_error that names the
+ * socket and URL.
  */
 #include <errno.h>
 #include <limits.h>
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/push.h>
+#include <nng/protocol/pubsub0/sub.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 #include <stdarg.h>
@@ -22,6 +28,7 @@
 
 #include "internal.h"
 #include "nqi/conns.h"
+#include "nqi/tls.h"
 #include "nqi/util.h"
 
 #define CLIENT_TIMEOUT_MS 10000
@@ -32,9 +39,18 @@
 #define CLIENT_RECONNECT_MIN_MS 100
 #define CLIENT_RECONNECT_MAX_MS 2000
 
-static const char *const end_names[NQC_NENDS] = {"api", "work", "results"};
-static const char *const end_defaults[NQC_NENDS] = {
-    "tcp://127.0.0.1:7400", "tcp://127.0.0.1:7401", "tcp://127.0.0.1:7402"};
+/* One coalesced batch of events may carry thousands of them. */
+#define SUB_RECV_MAX ((size_t)64 << 20)
+/* Messages NNG may hold for a subscriber while it prints (its maximum). */
+#define SUB_RECV_BUF 8192
+#define SUB_DEFAULT_URL "tcp://127.0.0.1:7403"
+
+static const char *const end_names[NQC_NENDS] = {
+    "api", "work", "results", "dlq"};
+static const char *const end_services[NQC_NENDS] = {
+    "the broker", "the broker", "the broker", "nq-dlq"};
+static const char *const end_defaults[NQC_NENDS] = {"tcp://127.0.0.1:7400",
+    "tcp://127.0.0.1:7401", "tcp://127.0.0.1:7402", "tcp://127.0.0.1:7410"};
 
 int nqc_fail(char *err, int rv, const char *fmt, ...)
 {
@@ -62,11 +78,6 @@ NQ_API const char *nq_client_last_error(const nq_client *c)
 	return c ? c->last_error : "";
 }
 
-static bool url_is_tls(const char *url)
-{
-	return strncmp(url, "tls+", 4) == 0 || strncmp(url, "wss://", 6) == 0;
-}
-
 static bool scheme_known(const char *scheme)
 {
 	static const char *const known[] = {"tcp", "tcp4", "tcp6", "ipc",
@@ -78,67 +89,30 @@ static bool scheme_known(const char *scheme)
 	return false;
 }
 
-/* Copies the URL of one endpoint, after checking that NNG can parse it
- * and knows its transport. */
-static int client_set_url(nq_client *c, nqc_end end, const char *url)
+/* Whether NNG can parse the URL and knows its transport. */
+static bool url_usable(const char *url)
 {
 	nng_url *u;
-	if (!url)
-		url = end_defaults[end];
 	if (nng_url_parse(&u, url) != 0)
-		return NQ_EINVAL;
+		return false;
 	bool known = scheme_known(u->u_scheme);
 	nng_url_free(u);
-	if (!known)
+	return known;
+}
+
+/* Sets the URL of one endpoint (NULL: its default), after checking it. */
+static int client_set_url(nq_client *c, nqc_end end, const char *url)
+{
+	if (!url)
+		url = end_defaults[end];
+	if (!url_usable(url))
 		return NQ_EINVAL;
-	c->conn[end].url = strdup(url);
-	return c->conn[end].url ? NQ_OK : NQ_ENOMEM;
-}
-
-/* Reads a whole PEM file into a NUL-terminated string. */
-static int read_pem(const char *path, char **out)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
-	if (!f)
-		return errno == ENOMEM ? NQ_ENOMEM : NQ_EINVAL;
-	do {
-		if (cap - len < 4096) {
-			char *p = realloc(buf, cap + 8192);
-			if (!p) {
-				free(buf);
-				fclose(f);
-				return NQ_ENOMEM;
-			}
-			buf = p;
-			cap += 8192;
-		}
-		n = fread(buf + len, 1, cap - len - 1, f);
-		len += n;
-	} while (n > 0);
-	fclose(f);
-	buf[len] = '\0';
-	*out = buf;
+	char *copy = strdup(url);
+	if (!copy)
+		return NQ_ENOMEM;
+	free(c->conn[end].url);
+	c->conn[end].url = copy;
 	return NQ_OK;
-}
-
-/* Our own certificate: one file holding both, or a cert and a key file. */
-static int tls_own_cert(nng_tls_config *cfg, const nq_client_opts *o)
-{
-	char *cert = NULL, *key = NULL;
-	int rv;
-	if (!o->tls_key)
-		return nng_tls_config_cert_key_file(cfg, o->tls_cert, NULL)
-		           ? NQ_EINVAL
-		           : NQ_OK;
-	if ((rv = read_pem(o->tls_cert, &cert)) == 0 &&
-	    (rv = read_pem(o->tls_key, &key)) == 0)
-		rv = nng_tls_config_own_cert(cfg, cert, key, NULL) ? NQ_EINVAL
-		                                                   : NQ_OK;
-	free(cert);
-	free(key);
-	return rv;
 }
 
 /*
@@ -148,33 +122,30 @@ static int tls_own_cert(nng_tls_config *cfg, const nq_client_opts *o)
  */
 static int client_tls_setup(nq_client *c, const nq_client_opts *o)
 {
+	nqi_tls_opts t = {o->tls_cert, o->tls_key, o->tls_ca};
 	bool any = o->tls_ca || o->tls_cert || o->tls_key || o->tls_server_name;
-	nng_tls_config *cfg;
-	int rv = NQ_EINVAL;
 	for (int e = 0; e < NQC_NENDS; e++)
-		any = any || url_is_tls(c->conn[e].url);
+		any = any || nqi_url_is_tls(c->conn[e].url);
 	if (!any)
 		return NQ_OK;
-	if (o->tls_key && !o->tls_cert)
-		return NQ_EINVAL;
-	if (nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT) != 0)
-		return NQ_ENOMEM;
-	if (nng_tls_config_auth_mode(cfg, o->tls_ca
-	                                      ? NNG_TLS_AUTH_MODE_REQUIRED
-	                                      : NNG_TLS_AUTH_MODE_NONE) != 0)
-		goto out;
-	if (o->tls_ca && nng_tls_config_ca_file(cfg, o->tls_ca) != 0)
-		goto out;
-	if (o->tls_server_name &&
-	    nng_tls_config_server_name(cfg, o->tls_server_name) != 0)
-		goto out;
-	if (o->tls_cert && (rv = tls_own_cert(cfg, o)) != 0)
-		goto out;
-	c->tls = cfg;
-	return NQ_OK;
-out:
-	nng_tls_config_free(cfg);
-	return rv;
+	return nqi_tls_client_named(&t, o->tls_server_name, &c->tls,
+	    c->last_error, sizeof c->last_error);
+}
+
+/* The TLS configuration for a TLS URL given after nq_client_open. With no
+ * TLS option at open there is none yet: make the one nq_client_open would
+ * have made, which verifies nothing. */
+static int client_tls(nq_client *c, const char *url, char *err)
+{
+	char why[NQC_ERR_MAX] = "";
+	int rv = NQ_OK;
+	if (!nqi_url_is_tls(url))
+		return NQ_OK;
+	pthread_mutex_lock(&c->mtx);
+	if (!c->tls)
+		rv = nqi_tls_client_config(NULL, &c->tls, why, sizeof why);
+	pthread_mutex_unlock(&c->mtx);
+	return rv ? nqc_fail(err, rv, "%s: %s", url, why) : NQ_OK;
 }
 
 NQ_API int nq_client_open(nq_client **out, const nq_client_opts *opts)
@@ -197,6 +168,7 @@ NQ_API int nq_client_open(nq_client **out, const nq_client_opts *opts)
 	urls[NQC_API] = opts->api_url;
 	urls[NQC_WORK] = opts->work_url;
 	urls[NQC_RESULTS] = opts->results_url;
+	urls[NQC_DLQ] = NULL; /* nq_client_set_dlq_url */
 	for (int e = 0; e < NQC_NENDS && rv == NQ_OK; e++)
 		rv = client_set_url(c, (nqc_end)e, urls[e]);
 	if (rv == NQ_OK && opts->token && !(c->token = strdup(opts->token)))
@@ -264,7 +236,7 @@ static int conn_dial(nq_client *c, nng_socket s, nqc_end end)
 	int rv;
 	if ((rv = nng_dialer_create(&d, s, url)) != 0)
 		return rv;
-	if (url_is_tls(url) &&
+	if (nqi_url_is_tls(url) &&
 	    (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->tls)) != 0)
 		return rv;
 	return nng_dialer_start(d, NNG_FLAG_NONBLOCK);
@@ -323,8 +295,9 @@ static int xfer_fail(nq_client *c, nqc_end end, int nrv, uint64_t ms, char *err)
 	const char *url = c->conn[end].url;
 	if (nrv == NNG_ETIMEDOUT)
 		return nqc_fail(err, NQ_ETIMEDOUT,
-		    "%s %s: no reply within %llu ms (is the broker running?)",
-		    end_names[end], url, (unsigned long long)ms);
+		    "%s %s: no reply within %llu ms (is %s running?)",
+		    end_names[end], url, (unsigned long long)ms,
+		    end_services[end]);
 	return nqc_fail(err, nqi_err_from_nng(nrv), "%s %s: %s", end_names[end],
 	    url, nng_strerror(nrv));
 }
@@ -428,4 +401,153 @@ int nqc_expect(const nq_client *c, nqc_end end, const Nq__V1__Reply *r,
 		return NQ_OK;
 	return nqc_fail(err, NQ_EPROTO, "%s %s: reply to %s carries no %s body",
 	    end_names[end], c->conn[end].url, what, what);
+}
+
+/* ---- nq-dlq ---- */
+
+NQ_API int nq_client_set_dlq_url(nq_client *c, const char *url)
+{
+	if (!c)
+		return NQ_EINVAL;
+	nqc_begin(c);
+	pthread_mutex_lock(&c->mtx);
+	int rv = c->conn[NQC_DLQ].open ? NQ_EPRECOND
+	                               : client_set_url(c, NQC_DLQ, url);
+	pthread_mutex_unlock(&c->mtx);
+	if (rv == NQ_OK)
+		rv = client_tls(c, c->conn[NQC_DLQ].url, c->last_error);
+	return rv;
+}
+
+/* Packs the reply into a malloc'd buffer for the caller. */
+static int reply_bytes(
+    nq_client *c, const Nq__V1__Reply *r, void **out, size_t *len)
+{
+	size_t n = nq__v1__reply__get_packed_size(r);
+	uint8_t *buf = malloc(n ? n : 1);
+	if (!buf)
+		return nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
+	nq__v1__reply__pack(r, buf);
+	*out = buf;
+	*len = n;
+	return NQ_OK;
+}
+
+NQ_API int nq_dlq_request(nq_client *c, const void *req, size_t len,
+    uint64_t reply_ms, void **reply, size_t *reply_len)
+{
+	Nq__V1__Reply *r = NULL;
+	if (!c || !req || !reply || !reply_len)
+		return NQ_EINVAL;
+	nqc_begin(c);
+	Nq__V1__Request *q = nqi_request_unpack(req, len);
+	if (!q)
+		return nqc_fail(c->last_error, NQ_EINVAL,
+		    "the request is not a valid nq.v1.Request");
+	/* nqc_call points the token at the client's; the unpacked one is
+	 * put back for free_unpacked. */
+	char *token = q->token;
+	int rv = nqc_call(c, NQC_DLQ, NULL, q, reply_ms, &r, c->last_error);
+	q->token = token;
+	nq__v1__request__free_unpacked(q, NULL);
+	if (r) {
+		int packed = reply_bytes(c, r, reply, reply_len);
+		rv = packed ? packed : rv;
+		nq__v1__reply__free_unpacked(r, NULL);
+	}
+	return rv;
+}
+
+/* ---- events ---- */
+
+struct nq_sub {
+	nng_socket sock;
+	nng_msg *msg; /* the last message received; freed by the next call */
+};
+
+static int sub_configure(nng_socket s, const void *topic, size_t topic_len)
+{
+	int rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, SUB_RECV_MAX);
+	if (rv == 0)
+		rv = nng_socket_set_int(s, NNG_OPT_RECVBUF, SUB_RECV_BUF);
+	if (rv == 0)
+		rv = nng_socket_set(s, NNG_OPT_SUB_SUBSCRIBE, topic, topic_len);
+	return rv;
+}
+
+/* Dials once and waits for the connection (and its TLS handshake). */
+static int sub_dial(nq_client *c, nng_socket s, const char *url)
+{
+	nng_dialer d;
+	int rv = nng_dialer_create(&d, s, url);
+	if (rv == 0 && nqi_url_is_tls(url))
+		rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->tls);
+	if (rv == 0)
+		rv = nng_dialer_start(d, 0);
+	return rv;
+}
+
+NQ_API int nq_sub_open(nq_client *c, const char *url, const void *topic,
+    size_t topic_len, nq_sub **out)
+{
+	nq_sub *sub;
+	if (!c || !out || (topic_len && !topic))
+		return NQ_EINVAL;
+	nqc_begin(c);
+	if (!url)
+		url = SUB_DEFAULT_URL;
+	if (!url_usable(url))
+		return nqc_fail(c->last_error, NQ_EINVAL,
+		    "events %s: not a URL NNG can use", url);
+	int rv = client_tls(c, url, c->last_error);
+	if (rv != NQ_OK)
+		return rv;
+	if (!(sub = calloc(1, sizeof *sub)))
+		return NQ_ENOMEM;
+	int nrv = nng_sub0_open(&sub->sock);
+	if (nrv != 0) {
+		free(sub);
+		return nqc_fail(c->last_error, nqi_err_from_nng(nrv),
+		    "events socket: %s", nng_strerror(nrv));
+	}
+	if ((nrv = sub_configure(sub->sock, topic, topic_len)) != 0 ||
+	    (nrv = sub_dial(c, sub->sock, url)) != 0) {
+		nng_close(sub->sock);
+		free(sub);
+		return nqc_fail(c->last_error, nqi_err_from_nng(nrv),
+		    "events %s: %s", url, nng_strerror(nrv));
+	}
+	*out = sub;
+	return NQ_OK;
+}
+
+NQ_API int nq_sub_recv(nq_sub *s, int timeout_ms, const void **msg, size_t *len)
+{
+	if (!s || !msg || !len)
+		return NQ_EINVAL;
+	if (s->msg)
+		nng_msg_free(s->msg);
+	s->msg = NULL;
+	int rv = nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO,
+	    timeout_ms < 0 ? NNG_DURATION_INFINITE : timeout_ms);
+	if (rv == 0)
+		rv = nng_recvmsg(s->sock, &s->msg, 0);
+	/* A signal that cut the wait short is no message yet. */
+	if (rv == NNG_EINTR)
+		return NQ_ETIMEDOUT;
+	if (rv != 0)
+		return nqi_err_from_nng(rv);
+	*msg = nng_msg_body(s->msg);
+	*len = nng_msg_len(s->msg);
+	return NQ_OK;
+}
+
+NQ_API void nq_sub_close(nq_sub *s)
+{
+	if (!s)
+		return;
+	if (s->msg)
+		nng_msg_free(s->msg);
+	nng_close(s->sock);
+	free(s);
 }

@@ -42,8 +42,15 @@ int nqc_job_wrap(Nq__V1__Job *pb, nq_job **out);
 
 /* ---- client ---- */
 
-/* The endpoints of a client: REQ to api, REQ to work, PUSH to results. */
-typedef enum nqc_end { NQC_API, NQC_WORK, NQC_RESULTS, NQC_NENDS } nqc_end;
+/* The endpoints of a client: REQ to api, REQ to work, PUSH to results,
+ * REQ to nq-dlq. */
+typedef enum nqc_end {
+	NQC_API,
+	NQC_WORK,
+	NQC_RESULTS,
+	NQC_DLQ,
+	NQC_NENDS
+} nqc_end;
 
 struct nqc_conn {
 	char *url;

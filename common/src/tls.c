@@ -8,8 +8,15 @@
 
 bool nqi_url_is_tls(const char *url)
 {
-	return url && (strncmp(url, "tls+tcp", 7) == 0 ||
-	                  strncmp(url, "wss://", 6) == 0);
+	static const char *const schemes[] = {"wss://", "wss4://", "wss6://"};
+	if (!url)
+		return false;
+	if (strncmp(url, "tls+", 4) == 0)
+		return true;
+	for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
+		if (strncmp(url, schemes[i], strlen(schemes[i])) == 0)
+			return true;
+	return false;
 }
 
 /* Reads a PEM file into a NUL-terminated string the caller frees. */
@@ -32,6 +39,14 @@ static char *read_pem(const char *path)
 static int own_cert(
     nng_tls_config *cfg, const nqi_tls_opts *o, char *err, size_t errlen)
 {
+	/* One file holding the certificate and its key: NNG reads both. */
+	if (!o->key || !*o->key) {
+		if (nng_tls_config_cert_key_file(cfg, o->cert, NULL) == 0)
+			return NQ_OK;
+		snprintf(err, errlen,
+		    "TLS: %s is not a PEM certificate with its key", o->cert);
+		return NQ_EINVAL;
+	}
 	char *cert = read_pem(o->cert), *key = read_pem(o->key);
 	int rv = NQ_OK;
 	if (!cert || !key) {
@@ -85,33 +100,61 @@ int nqi_tls_server_config(
 	return NQ_OK;
 }
 
-int nqi_tls_client_config(
-    const nqi_tls_opts *o, nng_tls_config **out, char *err, size_t errlen)
+static bool set(const char *s)
+{
+	return s && *s;
+}
+
+/* The server check, the name and our certificate of a client
+ * configuration. */
+static int client_verify(nng_tls_config *cfg, const nqi_tls_opts *o,
+    const char *server_name, char *err, size_t errlen)
+{
+	bool verify = o && set(o->ca);
+	if (nng_tls_config_auth_mode(cfg, verify ? NNG_TLS_AUTH_MODE_REQUIRED
+	                                         : NNG_TLS_AUTH_MODE_NONE) != 0)
+		return NQ_EINVAL;
+	if (set(server_name) &&
+	    nng_tls_config_server_name(cfg, server_name) != 0) {
+		snprintf(
+		    err, errlen, "TLS: cannot use server name %s", server_name);
+		return NQ_EINVAL;
+	}
+	if (!o)
+		return NQ_OK;
+	if (verify && nng_tls_config_ca_file(cfg, o->ca) != 0) {
+		snprintf(
+		    err, errlen, "TLS: cannot load CA %s (--tls-ca)", o->ca);
+		return NQ_EINVAL;
+	}
+	if (set(o->key) && !set(o->cert)) {
+		snprintf(err, errlen, "TLS: --tls-key needs --tls-cert");
+		return NQ_EINVAL;
+	}
+	return set(o->cert) ? own_cert(cfg, o, err, errlen) : NQ_OK;
+}
+
+int nqi_tls_client_named(const nqi_tls_opts *o, const char *server_name,
+    nng_tls_config **out, char *err, size_t errlen)
 {
 	nng_tls_config *cfg;
 	if (nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT) != 0) {
 		snprintf(err, errlen, "TLS: out of memory");
 		return NQ_ENOMEM;
 	}
-	bool verify = o && o->ca && *o->ca;
-	int rv =
-	    nng_tls_config_auth_mode(cfg,
-	        verify ? NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE)
-	        ? NQ_EINVAL
-	        : 0;
-	if (rv == 0 && verify && nng_tls_config_ca_file(cfg, o->ca) != 0) {
-		snprintf(
-		    err, errlen, "TLS: cannot load CA %s (--tls-ca)", o->ca);
-		rv = NQ_EINVAL;
-	}
-	if (rv == 0 && o && o->cert && *o->cert)
-		rv = own_cert(cfg, o, err, errlen);
+	int rv = client_verify(cfg, o, server_name, err, errlen);
 	if (rv != 0) {
 		nng_tls_config_free(cfg);
 		return rv;
 	}
 	*out = cfg;
 	return NQ_OK;
+}
+
+int nqi_tls_client_config(
+    const nqi_tls_opts *o, nng_tls_config **out, char *err, size_t errlen)
+{
+	return nqi_tls_client_named(o, NULL, out, err, errlen);
 }
 
 int nqi_listen(nng_socket s, const char *url, const nqi_tls_opts *o,

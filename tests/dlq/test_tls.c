@@ -67,23 +67,61 @@ static int stats(itest_env *e, const char *url, bool with_cert)
 	return code;
 }
 
+/* Starts nq-dlq on tls+tcp://localhost:<its port> with client certificates
+ * required and the extra flags; url gets the URL. */
+static itest_proc *start_tls_dlq(
+    itest_env *e, dlqt *t, const char *const *extra, char *url, size_t len)
+{
+	char srv[PATH_MAX], srvkey[PATH_MAX], ca[PATH_MAX];
+	const char *argv[32] = {NULL};
+	size_t n = 0;
+	itest_proc *p;
+	itest_path(e, "srv.pem", srv, sizeof srv);
+	itest_path(e, "srv.key", srvkey, sizeof srvkey);
+	itest_path(e, "ca.pem", ca, sizeof ca);
+	snprintf(
+	    url, len, "tls+tcp://localhost:%s", strrchr(e->dlq_url, ':') + 1);
+	assert_int_equal(dlqt_init(t, e), 0);
+	const char *base[] = {ITEST_DLQ, "--listen", url, "--data-dir",
+	    t->data_dir, "--http", t->http_addr, "--tls-cert", srv, "--tls-key",
+	    srvkey, "--tls-ca", ca, NULL};
+	for (const char *const *a = base; *a; a++)
+		argv[n++] = *a;
+	for (; extra && *extra && n < 31; extra++)
+		argv[n++] = *extra;
+	assert_int_equal(itest_spawn(e, "dlq-tls", argv, NULL, &p), 0);
+	return p;
+}
+
+/* nqctl --dlq URL --timeout 2s --tls-ca CA --tls-cert <cert and key in
+ * one file> [--token-file TOKEN] --json dlq SUB */
+static int one_file_run(itest_env *e, const char *url, const char *token,
+    const char *sub, itest_run *run)
+{
+	char ca[PATH_MAX], both[PATH_MAX];
+	itest_path(e, "ca.pem", ca, sizeof ca);
+	itest_path(e, "cli-both.pem", both, sizeof both);
+	const char *args[16] = {"--dlq", url, "--timeout", "2s", "--tls-ca", ca,
+	    "--tls-cert", both, "--json"};
+	size_t n = 9;
+	if (token) {
+		args[n++] = "--token-file";
+		args[n++] = token;
+	}
+	args[n++] = "dlq";
+	args[n++] = sub;
+	args[n] = NULL;
+	assert_int_equal(itest_nqctl_argv(e, 20000, args, run), 0);
+	return run->code;
+}
+
 static void test_dlq_tls_requires_client_certificates(void **state)
 {
 	itest_env *e = *state;
 	dlqt t;
-	char url[96], srv[PATH_MAX], srvkey[PATH_MAX], ca[PATH_MAX];
-	itest_proc *p;
-	const char *port = strrchr(e->dlq_url, ':') + 1;
+	char url[96];
 	make_certs(e);
-	itest_path(e, "srv.pem", srv, sizeof srv);
-	itest_path(e, "srv.key", srvkey, sizeof srvkey);
-	itest_path(e, "ca.pem", ca, sizeof ca);
-	snprintf(url, sizeof url, "tls+tcp://localhost:%s", port);
-	assert_int_equal(dlqt_init(&t, e), 0);
-	const char *argv[] = {ITEST_DLQ, "--listen", url, "--data-dir",
-	    t.data_dir, "--http", t.http_addr, "--tls-cert", srv, "--tls-key",
-	    srvkey, "--tls-ca", ca, NULL};
-	assert_int_equal(itest_spawn(e, "dlq-tls", argv, NULL, &p), 0);
+	itest_proc *p = start_tls_dlq(e, &t, NULL, url, sizeof url);
 	uint64_t end = itest_now_ms() + 20000;
 	int code;
 	while ((code = stats(e, url, true)) != 0 && itest_now_ms() < end)
@@ -96,12 +134,54 @@ static void test_dlq_tls_requires_client_certificates(void **state)
 	itest_pass(e);
 }
 
+static void test_dlq_tls_env_token_and_one_pem_file(void **state)
+{
+	itest_env *e = *state;
+	dlqt t;
+	itest_run run;
+	char url[96], cmd[2048], admin[PATH_MAX];
+	make_certs(e);
+	snprintf(cmd, sizeof cmd, "cd %s && cat cli.pem cli.key > cli-both.pem",
+	    e->dir);
+	assert_int_equal(system(cmd), 0);
+	itest_path(e, "admin.tokens", admin, sizeof admin);
+	FILE *f = fopen(admin, "w");
+	assert_non_null(f);
+	fputs("dlq-admin-1\n", f);
+	fclose(f);
+	setenv("NQT_DLQ_ADMIN", "dlq-admin-1", 1);
+	const char *extra[] = {"--admin-tokens", admin, NULL};
+	itest_proc *p = start_tls_dlq(e, &t, extra, url, sizeof url);
+	uint64_t end = itest_now_ms() + 20000;
+	int code;
+	while ((code = one_file_run(
+	            e, url, "env:NQT_DLQ_ADMIN", "stats", &run)) != 0 &&
+	       itest_now_ms() < end) {
+		itest_run_free(&run);
+		itest_sleep_ms(100);
+	}
+	assert_int_equal(code, 0);
+	assert_non_null(strstr(run.out, "\"total\":0"));
+	itest_run_free(&run);
+	assert_int_equal(
+	    one_file_run(e, url, "env:NQT_DLQ_ADMIN", "list", &run), 0);
+	itest_run_free(&run);
+	/* the token is what lets it in: without one, unauthenticated */
+	assert_int_equal(one_file_run(e, url, NULL, "stats", &run), 1);
+	assert_non_null(strstr(run.err, "\"code\":\"UNAUTHENTICATED\""));
+	itest_run_free(&run);
+	assert_true(itest_alive(p));
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(
 	        test_dlq_tls_requires_client_certificates, setup,
 	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_tls_env_token_and_one_pem_file, setup, itest_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

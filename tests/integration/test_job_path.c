@@ -154,6 +154,76 @@ static void test_job_path_unreachable_broker_exits_3_within_timeout(
 	itest_pass(e);
 }
 
+/* Runs nqctl with args; asserts the exit code, an empty stdout and that
+ * stderr is exactly one JSON object whose code is the wire name. */
+static void expect_json_error(
+    itest_env *e, int exit_code, const char *code, const char *const *args)
+{
+	itest_run r;
+	json_error_t jerr;
+	assert_int_equal(itest_nqctl_argv(e, 15000, args, &r), 0);
+	assert_int_equal(r.code, exit_code);
+	assert_string_equal(r.out, "");
+	/* one line, one value: json_loads refuses anything after it */
+	assert_non_null(strchr(r.err, '\n'));
+	assert_int_equal(strchr(r.err, '\n')[1], '\0');
+	json_t *o = json_loads(r.err, 0, &jerr);
+	if (!o)
+		fail_msg(
+		    "stderr is not one JSON value: %s (%s)", r.err, jerr.text);
+	assert_true(json_is_object(o));
+	assert_int_equal(json_object_size(o), 2);
+	assert_string_equal(itest_json_str(o, "code"), code);
+	assert_true(strlen(itest_json_str(o, "message")) > 0);
+	json_decref(o);
+	itest_run_free(&r);
+}
+
+static void test_job_path_json_errors_are_one_object_on_stderr(void **state)
+{
+	itest_env *e = *state;
+	char url[64];
+	int port;
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(itest_free_port(&port), 0);
+	snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+
+	/* 1: the broker answered NOT_FOUND */
+	expect_json_error(e, 1, "NOT_FOUND",
+	    (const char *[]){"--api", e->api_url, "--json", "get",
+	        "00000000000003e7", NULL});
+	/* 2: usage errors, --json before or after the command, or before
+	 * the flag that is wrong */
+	expect_json_error(e, 2, "INVALID_ARGUMENT",
+	    (const char *[]){
+	        "--api", e->api_url, "--json", "get", "999", NULL});
+	expect_json_error(e, 2, "INVALID_ARGUMENT",
+	    (const char *[]){
+	        "--api", e->api_url, "get", "999", "--json", NULL});
+	expect_json_error(e, 2, "INVALID_ARGUMENT",
+	    (const char *[]){
+	        "--api", e->api_url, "stats", "--bogus", "--json", NULL});
+	expect_json_error(e, 2, "INVALID_ARGUMENT",
+	    (const char *[]){"--json", "frobnicate", NULL});
+	expect_json_error(e, 2, "INVALID_ARGUMENT",
+	    (const char *[]){"--json", "dlq", "show", "x1", NULL});
+	expect_json_error(e, 2, "INVALID_ARGUMENT",
+	    (const char *[]){"--json", "events", "--state", "finished", NULL});
+	expect_json_error(e, 2, "INVALID_ARGUMENT",
+	    (const char *[]){"--json", "--token-file", "env:NQT_UNSET_TOKEN",
+	        "--api", e->api_url, "stats", NULL});
+	/* 3: nothing answers */
+	expect_json_error(e, 3, "DEADLINE_EXCEEDED",
+	    (const char *[]){"--api", url, "--timeout", "500ms", "--json",
+	        "get", "00000000000000ff", NULL});
+	expect_json_error(e, 3, "DEADLINE_EXCEEDED",
+	    (const char *[]){"--dlq", url, "--timeout", "500ms", "--json",
+	        "dlq", "stats", NULL});
+	expect_json_error(e, 3, "UNAVAILABLE",
+	    (const char *[]){"--events", url, "--json", "events", NULL});
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -166,6 +236,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_job_path_unreachable_broker_exits_3_within_timeout,
 	        itest_setup, itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_job_path_json_errors_are_one_object_on_stderr, itest_setup,
+	        itest_teardown),
 	};
 	return cmocka_run_group_tests_name("job_path", tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -352,6 +353,115 @@ static void test_security_tls_job_path_end_to_end(void **state)
 	itest_pass(e);
 }
 
+/* ---- nqctl: the same --token-file and --tls-* flags for every command ---- */
+
+/* The client certificate and its key in one PEM file. */
+static void combine_pem(itest_env *e, const tls_paths *p, char *out, size_t len)
+{
+	char cmd[2048];
+	itest_path(e, "cli-both.pem", out, len);
+	snprintf(cmd, sizeof cmd, "cat %s %s > %s", p->cli, p->clikey, out);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* nqctl with args after the TLS and token flags of all commands. */
+static int nqctl_with(itest_env *e, const char *const *common,
+    const char *const *args, itest_run *run)
+{
+	const char *argv[48];
+	size_t n = 0;
+	for (; *common; common++)
+		argv[n++] = *common;
+	for (; *args && n < 47; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	assert_int_equal(itest_nqctl_argv(e, 20000, argv, run), 0);
+	return run->code;
+}
+
+/*
+ * One broker with client certificates required on its TLS api and events
+ * sockets and an admin token: enqueue, stats and events all take the token
+ * as env:NAME and the client certificate as one combined PEM file.
+ */
+static void test_security_nqctl_env_token_and_one_pem_file_everywhere(
+    void **state)
+{
+	itest_env *e = *state;
+	tls_paths p;
+	itest_proc *sub;
+	itest_run run;
+	char both[512], atok[512], api[64], ev[64];
+	int ports[2];
+	make_certs(e);
+	write_tokens(e);
+	itest_path(e, "ca.pem", p.ca, sizeof p.ca);
+	itest_path(e, "srv.pem", p.srv, sizeof p.srv);
+	itest_path(e, "srv.key", p.srvkey, sizeof p.srvkey);
+	itest_path(e, "cli.pem", p.cli, sizeof p.cli);
+	itest_path(e, "cli.key", p.clikey, sizeof p.clikey);
+	itest_path(e, "admin.tokens", atok, sizeof atok);
+	combine_pem(e, &p, both, sizeof both);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(itest_free_port(&ports[i]), 0);
+	snprintf(
+	    e->api_url, sizeof e->api_url, "tls+tcp://localhost:%d", ports[0]);
+	snprintf(api, sizeof api, "tls+tcp://127.0.0.1:%d", ports[0]);
+	snprintf(e->events_url, sizeof e->events_url, "tls+tcp://127.0.0.1:%d",
+	    ports[1]);
+	snprintf(ev, sizeof ev, "tls+tcp://localhost:%d", ports[1]);
+	const char *flags[] = {"--api", api, "--tls-cert", p.srv, "--tls-key",
+	    p.srvkey, "--tls-ca", p.ca, "--admin-tokens", atok, NULL};
+	nq_client_opts probe = {.api_url = e->api_url,
+	    .token = "admin-1",
+	    .tls_ca = p.ca,
+	    .tls_cert = p.cli,
+	    .tls_key = p.clikey};
+	start_broker(e, flags, &probe);
+	setenv("NQT_ADMIN_TOKEN", "admin-1", 1);
+	const char *common[] = {"--api", e->api_url, "--events", ev, "--tls-ca",
+	    p.ca, "--tls-cert", both, "--token-file", "env:NQT_ADMIN_TOKEN",
+	    NULL};
+
+	/* events: subscribed over TLS with the combined file; it exits 0
+	 * after the first enqueued event, which the loop below provides
+	 * once the subscription is up */
+	const char *sargv[32] = {ITEST_NQCTL};
+	size_t n = 1;
+	for (const char *const *c = common; *c; c++)
+		sargv[n++] = *c;
+	const char *tail[] = {
+	    "events", "--state", "enqueued", "--count", "1", NULL};
+	for (const char *const *c = tail; *c; c++)
+		sargv[n++] = *c;
+	assert_int_equal(itest_spawn(e, "events", sargv, NULL, &sub), 0);
+	const char *enq[] = {"enqueue", "envtok", "t", NULL};
+	uint64_t end = itest_now_ms() + 20000;
+	while (itest_alive(sub) && itest_now_ms() < end) {
+		assert_int_equal(nqctl_with(e, common, enq, &run), 0);
+		itest_run_free(&run);
+		itest_sleep_ms(200);
+	}
+	assert_int_equal(itest_wait_exit(sub, 5000), 0);
+	assert_true(WIFEXITED(sub->status));
+	assert_int_equal(WEXITSTATUS(sub->status), 0);
+	char *log = NULL;
+	assert_int_equal(itest_read_file(sub->log, &log, NULL), 0);
+	assert_non_null(strstr(log, "\"queue\":\"envtok\""));
+	free(log);
+
+	const char *stats[] = {"--json", "stats", "envtok", NULL};
+	assert_int_equal(nqctl_with(e, common, stats, &run), 0);
+	itest_run_free(&run);
+	/* the token is what lets it in: without one, unauthenticated */
+	const char *bare[] = {
+	    "--api", e->api_url, "--tls-ca", p.ca, "--tls-cert", both, NULL};
+	assert_int_equal(nqctl_with(e, bare, stats, &run), 1);
+	assert_non_null(strstr(run.err, "UNAUTHENTICATED"));
+	itest_run_free(&run);
+	itest_pass(e);
+}
+
 /* Runs curl on url; returns its exit status, the body in out. */
 static int curl(
     itest_env *e, const char *ca, const char *url, char *out, size_t len)
@@ -434,6 +544,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_security_https_health_and_metrics, itest_setup,
 	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_security_nqctl_env_token_and_one_pem_file_everywhere,
+	        itest_setup, itest_teardown),
 	};
 	return cmocka_run_group_tests_name("security", tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -523,6 +524,127 @@ static void test_libnq_client_wait_times_out_when_not_final(void **st)
 	fake_stop(&f);
 }
 
+/* ---- nq-dlq and events over the client's transport ---- */
+
+/* DlqStats: a total of 7; DlqShow: NOT_FOUND with its message. */
+static nng_msg *answer_dlq(fake_api *f, const Nq__V1__Request *req)
+{
+	Nq__V1__Reply r = NQ__V1__REPLY__INIT;
+	Nq__V1__Status st = NQ__V1__STATUS__INIT;
+	Nq__V1__DlqStatsReply stats = NQ__V1__DLQ_STATS_REPLY__INIT;
+	if (req->body_case == NQ__V1__REQUEST__BODY_DLQ_STATS) {
+		stats.total = 7;
+		r.body_case = NQ__V1__REPLY__BODY_DLQ_STATS;
+		r.dlq_stats = &stats;
+	} else {
+		st.code = NQ__V1__CODE__NOT_FOUND;
+		st.message = (char *)"no DLQ entry has id 00000000000000aa";
+		r.status = &st;
+	}
+	return pack_reply(&r);
+}
+
+/* A packed request with the body case and no token or version. */
+static size_t pack_dlq_request(bool stats, uint8_t *buf, size_t len)
+{
+	Nq__V1__Request q = NQ__V1__REQUEST__INIT;
+	Nq__V1__DlqStatsRequest sb = NQ__V1__DLQ_STATS_REQUEST__INIT;
+	Nq__V1__DlqShowRequest show = NQ__V1__DLQ_SHOW_REQUEST__INIT;
+	if (stats) {
+		q.body_case = NQ__V1__REQUEST__BODY_DLQ_STATS;
+		q.dlq_stats = &sb;
+	} else {
+		show.id = (char *)ID_A;
+		q.body_case = NQ__V1__REQUEST__BODY_DLQ_SHOW;
+		q.dlq_show = &show;
+	}
+	assert_true(nq__v1__request__get_packed_size(&q) <= len);
+	return nq__v1__request__pack(&q, buf);
+}
+
+static void test_libnq_dlq_request_carries_token_and_error_replies(void **st)
+{
+	fake_api f;
+	uint8_t req[256];
+	void *reply = NULL;
+	size_t n = 0;
+	fake_start(&f, answer_dlq);
+	nq_client *c = client_for("tcp://127.0.0.1:9", 2000);
+	assert_int_equal(nq_client_set_dlq_url(c, "bogus://x"), NQ_EINVAL);
+	assert_int_equal(nq_client_set_dlq_url(c, f.url), NQ_OK);
+	size_t len = pack_dlq_request(true, req, sizeof req);
+	assert_int_equal(nq_dlq_request(c, req, len, 2000, &reply, &n), NQ_OK);
+	Nq__V1__Reply *r = nqi_reply_unpack(reply, n);
+	assert_non_null(r);
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_DLQ_STATS);
+	assert_int_equal(r->dlq_stats->total, 7);
+	nq__v1__reply__free_unpacked(r, NULL);
+	free(reply);
+	assert_int_equal(f.last_version, 1);
+	assert_string_equal(f.last_token, "tok");
+	/* A refusing reply comes back too, with the nq error. */
+	reply = NULL;
+	len = pack_dlq_request(false, req, sizeof req);
+	assert_int_equal(
+	    nq_dlq_request(c, req, len, 2000, &reply, &n), NQ_ENOTFOUND);
+	assert_non_null(reply);
+	free(reply);
+	assert_error_mentions(c, "no DLQ entry has id");
+	/* The socket is open now: the URL stays. */
+	assert_int_equal(nq_client_set_dlq_url(c, f.url), NQ_EPRECOND);
+	assert_int_equal(
+	    nq_dlq_request(c, "\xff", 1, 2000, &reply, &n), NQ_EINVAL);
+	nq_client_close(c);
+	fake_stop(&f);
+
+	/* Nobody there: a timeout that names nq-dlq, no reply. */
+	c = client_for("tcp://127.0.0.1:9", 200);
+	assert_int_equal(nq_client_set_dlq_url(c, "tcp://127.0.0.1:9"), NQ_OK);
+	reply = NULL;
+	assert_int_equal(
+	    nq_dlq_request(c, req, len, 200, &reply, &n), NQ_ETIMEDOUT);
+	assert_null(reply);
+	assert_error_mentions(c, "is nq-dlq running?");
+	nq_client_close(c);
+}
+
+static void test_libnq_sub_receives_its_topic_and_reports_no_broker(void **st)
+{
+	nng_socket pub;
+	nng_listener l;
+	char url[64];
+	int port;
+	nq_sub *s = NULL;
+	const void *msg;
+	size_t len;
+	nq_client *c = client_for("tcp://127.0.0.1:9", 200);
+	assert_int_equal(
+	    nq_sub_open(c, "tcp://127.0.0.1:9", "job.", 4, &s), NQ_ECONNECT);
+	assert_int_equal(nq_sub_open(c, "bogus://x", "job.", 4, &s), NQ_EINVAL);
+	assert_null(s);
+	assert_int_equal(nng_pub0_open(&pub), 0);
+	assert_int_equal(nng_listen(pub, "tcp://127.0.0.1:0", &l, 0), 0);
+	assert_int_equal(
+	    nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+	snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+	assert_int_equal(nq_sub_open(c, url, "job.", 4, &s), NQ_OK);
+	nq_client_close(c); /* the subscriber does not need it */
+	/* PUB drops what it sends before the subscription arrives: send
+	 * until one comes through. Another topic never does. */
+	int rv = NQ_ETIMEDOUT;
+	for (int i = 0; i < 100 && rv == NQ_ETIMEDOUT; i++) {
+		assert_int_equal(nng_send(pub, "metrics\0x", 9, 0), 0);
+		assert_int_equal(nng_send(pub, "job.a\0y", 7, 0), 0);
+		rv = nq_sub_recv(s, 50, &msg, &len);
+	}
+	assert_int_equal(rv, NQ_OK);
+	assert_int_equal(len, 7);
+	assert_memory_equal(msg, "job.a\0y", 7);
+	nq_sub_close(s);
+	nq_sub_close(NULL);
+	nng_close(pub);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -535,6 +657,10 @@ int main(void)
 	    cmocka_unit_test(test_libnq_client_maps_replies),
 	    cmocka_unit_test(test_libnq_client_wait_loops_until_final),
 	    cmocka_unit_test(test_libnq_client_wait_times_out_when_not_final),
+	    cmocka_unit_test(
+	        test_libnq_dlq_request_carries_token_and_error_replies),
+	    cmocka_unit_test(
+	        test_libnq_sub_receives_its_topic_and_reports_no_broker),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

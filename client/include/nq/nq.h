@@ -127,8 +127,8 @@ typedef struct nq_client_opts {
 	const char *token;       /* NULL: none */
 	int timeout_ms;          /* per request; 0: 10000 */
 	const char *tls_ca;      /* files, for tls+tcp:// URLs; NULL: none */
-	const char *tls_cert;
-	const char *tls_key;
+	const char *tls_cert;    /* our certificate (chain) */
+	const char *tls_key;     /* its key; NULL: tls_cert holds both */
 	const char *tls_server_name;
 } nq_client_opts;
 
@@ -143,6 +143,46 @@ NQ_API void nq_client_close(nq_client *c);
  * limit 262144"), or the local reason; "" when none. Valid until the next
  * call on c. */
 NQ_API const char *nq_client_last_error(const nq_client *c);
+
+/* ---- nq-dlq and the broker's events, over the client's transport ---- */
+
+/*
+ * Points the client at nq-dlq's socket (NULL: tcp://127.0.0.1:7410). It is
+ * dialed on the first nq_dlq_request, with the client's token, TLS files
+ * and timeout. NQ_EINVAL for a URL NNG cannot use, NQ_EPRECOND once that
+ * socket is open.
+ */
+NQ_API int nq_client_set_dlq_url(nq_client *c, const char *url);
+/*
+ * One request to nq-dlq: req is a packed nq.v1.Request (its version and
+ * token are set here), reply_ms bounds the wait for the reply. Whenever a
+ * reply came, *reply is the packed nq.v1.Reply (free() it) and *reply_len
+ * its size, also when its status is an error, which is then returned
+ * (some error replies carry a body). Otherwise returns the transport
+ * error (NQ_ETIMEDOUT: no answer in time) with *reply untouched.
+ */
+NQ_API int nq_dlq_request(nq_client *c, const void *req, size_t len,
+    uint64_t reply_ms, void **reply, size_t *reply_len);
+
+typedef struct nq_sub nq_sub;
+
+/*
+ * Subscribes to the broker's events socket (url NULL:
+ * tcp://127.0.0.1:7403) with the client's TLS files, to the messages whose
+ * topic starts with the topic_len bytes of topic (a NUL among them when
+ * the topic must match whole). Dials once and waits for the connection,
+ * so a broker that is not there fails here (NQ_ECONNECT; NQ_EINVAL for a
+ * URL NNG cannot use); a connection lost later is redialed in the
+ * background. The subscriber does not need c after this returns.
+ */
+NQ_API int nq_sub_open(nq_client *c, const char *url, const void *topic,
+    size_t topic_len, nq_sub **out);
+/* Waits up to timeout_ms (-1: no limit) for the next message: NQ_OK with
+ * *msg (topic and body, valid until the next call on s) and *len,
+ * NQ_ETIMEDOUT when none came, or the error of a failed receive. */
+NQ_API int nq_sub_recv(
+    nq_sub *s, int timeout_ms, const void **msg, size_t *len);
+NQ_API void nq_sub_close(nq_sub *s);
 
 typedef struct nq_job_spec {
 	const char *queue; /* required */
