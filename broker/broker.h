@@ -394,10 +394,10 @@ int broker_result_keep(
 void broker_count_move_at(broker *b, int qi, int from, int to);
 /* Whether anyone subscribes to events: else they are not built. */
 bool broker_events_wanted(broker *b);
-/* Appends patch's fields to the stored record (see jobs.c); zeroes are
- * numbers of uint64 fields (below 16) to write as explicit zeros. */
+/* Appends patch's fields to the stored record (see jobs.c), then tail:
+ * encoded explicit zeros of fields to clear (NULL, 0: none). */
 int broker_job_patch(broker *b, uint64_t id, const ProtobufCMessage *patch,
-    const uint8_t *zeroes, size_t nzeroes);
+    const uint8_t *tail, size_t tail_len);
 int broker_job_delete(broker *b, uint64_t id);
 uint64_t broker_job_id(const Nq__V1__Job *job);
 /* Effective state of a stored job: scheduled whose time came reads ready. */
