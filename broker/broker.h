@@ -107,6 +107,8 @@ typedef struct broker_ready {
 /* The job has never started (attempt 0) and has no ordering key and no
  * deadline: a fetch may lease it without decoding its record. */
 #define BROKER_READY_PLAIN 1u
+/* The job has an idempotency key (broker_job_keyed). */
+#define BROKER_READY_KEYED 2u
 
 /* A job waiting for its time (run_at or retry backoff). */
 typedef struct broker_timer {
@@ -124,6 +126,7 @@ typedef struct broker_lease {
 	uint64_t created_us; /* the job's, for the latency of its success */
 	uint32_t pipe_id;
 	uint32_t queue;
+	bool keyed; /* the job has an idempotency key (broker_job_keyed) */
 } broker_lease;
 
 typedef enum broker_event_kind {
@@ -380,6 +383,10 @@ void broker_op_prepack(broker_op *op);
 
 /* Whether a ready job would be BROKER_READY_PLAIN. */
 bool broker_job_plain(const Nq__V1__Job *job);
+/* Whether the job has an idempotency key, which goes with its record. */
+bool broker_job_keyed(const Nq__V1__Job *job);
+/* The BROKER_READY_* flags of a ready job's heap entry. */
+uint32_t broker_ready_flags(const Nq__V1__Job *job);
 /* Reads the record of id into b->raw without decoding it: NQ_ENOTFOUND,
  * NQ_ESTORE or NQ_ENOMEM otherwise. */
 int broker_job_read_raw(broker *b, uint64_t id);
@@ -387,9 +394,17 @@ int broker_job_read_raw(broker *b, uint64_t id);
 /* The success of a leased job, appended to its record. */
 int broker_job_patch_success(
     broker *b, uint64_t id, uint64_t finished_us, ProtobufCBinaryData result);
-/* broker_job_keep_result for a job known by id, queue index and state. */
+/* broker_job_keep_result for a job known by id, queue index and state,
+ * which has no idempotency key (with result_ttl 0 the record goes at once,
+ * unread). */
 int broker_result_keep(
     broker *b, uint64_t id, int qi, int state, uint64_t finished_us);
+/* Deletes job's record and its idempotency key, in the group's
+ * transaction, and takes it out of the counters (unless in_dlq: they let
+ * go of it when nq-dlq took it). */
+int broker_job_drop(broker *b, const Nq__V1__Job *job);
+/* Deletes the idempotency key of spec if it still names job id. */
+int broker_idem_forget(broker *b, const Nq__V1__JobSpec *s, uint64_t id);
 /* broker_count_move for a queue known by index (-1: none). */
 void broker_count_move_at(broker *b, int qi, int from, int to);
 /* Whether anyone subscribes to events: else they are not built. */
@@ -465,8 +480,9 @@ int broker_dlq_start(broker *b, char *err, size_t errlen);
 /* Stops the handoff thread; broker_dlq_close then closes its socket. */
 void broker_dlq_stop(broker *b);
 void broker_dlq_close(broker *b);
-/* A finished job stays readable for result_ttl (deleted at once with 0). */
-int broker_job_keep_result(broker *b, Nq__V1__Job *job);
+/* A finished job stays readable for result_ttl (deleted at once with 0,
+ * see broker_job_drop). */
+int broker_job_keep_result(broker *b, const Nq__V1__Job *job);
 
 /* recover.c: rebuilds the index from the store. With release_leases,
  * leased jobs become ready (restart); otherwise their leases are kept. */

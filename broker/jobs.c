@@ -386,6 +386,17 @@ bool broker_job_plain(const Nq__V1__Job *job)
 	       !job->spec->deadline_us;
 }
 
+bool broker_job_keyed(const Nq__V1__Job *job)
+{
+	return job->spec->idempotency_key[0] != '\0';
+}
+
+uint32_t broker_ready_flags(const Nq__V1__Job *job)
+{
+	return (broker_job_plain(job) ? BROKER_READY_PLAIN : 0) |
+	       (broker_job_keyed(job) ? BROKER_READY_KEYED : 0);
+}
+
 int broker_job_read_raw(broker *b, uint64_t id)
 {
 	MDB_val v;
@@ -518,25 +529,48 @@ int broker_expiry_put(
 	return NQ_OK;
 }
 
-int broker_job_keep_result(broker *b, Nq__V1__Job *job)
+/* Deletes the record of id, a job of queue qi in state, from the store
+ * and the counters. */
+static int delete_counted(broker *b, uint64_t id, int qi, int state)
 {
-	return broker_result_keep(b, broker_job_id(job),
-	    broker_queue_get(&b->index, job->spec->queue), (int)job->state,
-	    job->finished_us);
+	broker_count_move_at(b, qi, state, 0);
+	b->jobs_stored--;
+	return broker_job_delete(b, id);
+}
+
+int broker_job_drop(broker *b, const Nq__V1__Job *job)
+{
+	uint64_t id = broker_job_id(job);
+	int rv = broker_idem_forget(b, job->spec, id);
+	if (rv != 0)
+		return rv;
+	if (job->in_dlq)
+		return broker_job_delete(b, id); /* counted as gone already */
+	return delete_counted(b, id,
+	    broker_queue_get(&b->index, job->spec->queue), (int)job->state);
+}
+
+static int expire_at(broker *b, uint64_t id, uint64_t finished_us)
+{
+	uint8_t idb[8];
+	nqi_be64_put(idb, id);
+	return broker_expiry_put(
+	    b, finished_us + b->cfg.result_ttl_ms * 1000, 'j', idb, 8);
+}
+
+int broker_job_keep_result(broker *b, const Nq__V1__Job *job)
+{
+	if (b->cfg.result_ttl_ms == 0)
+		return broker_job_drop(b, job);
+	return expire_at(b, broker_job_id(job), job->finished_us);
 }
 
 int broker_result_keep(
     broker *b, uint64_t id, int qi, int state, uint64_t finished_us)
 {
-	if (b->cfg.result_ttl_ms == 0) {
-		broker_count_move_at(b, qi, state, 0);
-		b->jobs_stored--;
-		return broker_job_delete(b, id);
-	}
-	uint8_t idb[8];
-	nqi_be64_put(idb, id);
-	return broker_expiry_put(
-	    b, finished_us + b->cfg.result_ttl_ms * 1000, 'j', idb, 8);
+	if (b->cfg.result_ttl_ms == 0)
+		return delete_counted(b, id, qi, state);
+	return expire_at(b, id, finished_us);
 }
 
 int broker_job_patch_success(
@@ -595,8 +629,7 @@ int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us)
 	if (to == NQ_STATE_READY) {
 		b->woken = true;
 		return broker_ready_push(&b->index.queues[qi],
-		    job->spec->priority, id,
-		    broker_job_plain(job) ? BROKER_READY_PLAIN : 0);
+		    job->spec->priority, id, broker_ready_flags(job));
 	}
 	broker_timer t = {run_at_us, id, (uint32_t)qi, job->spec->priority};
 	return broker_timer_push(&b->index, &t);

@@ -596,6 +596,13 @@ static void check_dead_schema(const Nq__V1__DeadJob *d)
 	assert_string_equal(d->replayed_as, "");
 }
 
+static void fx_job_in_dlq(const ProtobufCMessage *m)
+{
+	const Nq__V1__Job *j = (const void *)m;
+	check_job_schema(j);
+	assert_true(j->in_dlq);
+}
+
 static void fx_dead_job(const ProtobufCMessage *m)
 {
 	check_dead((const Nq__V1__DeadJob *)m);
@@ -823,6 +830,7 @@ static const fixture fixtures[] = {
     FX(job_lease_patch, job_lease_patch),
     FX(job_success_patch, job_success_patch),
     FX(new_job_record, new_job_record),
+    FX(job_in_dlq, job),
 };
 
 /* ---- tests ---- */
