@@ -212,6 +212,18 @@ static void test_dlq_failing_job_arrives_with_every_error(void **state)
 	assert_int_equal(dlqt_dead_pending(e, "q1"), 0);
 	nq_client_close(c);
 	expect_get_shows_dead_in_dlq(e, id[0]);
+
+	/* a restart keeps the summary, and the counters still leave it out */
+	nq_queue_stats qs;
+	nq_broker_stats bs;
+	assert_int_equal(itest_broker_stop(e, SIGKILL, NULL), 0);
+	assert_int_equal(itest_broker_start(e, fast_broker), 0);
+	expect_get_shows_dead_in_dlq(e, id[0]);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	assert_int_equal(itest_queue_stats(c, "q1", &qs, &bs), 0);
+	assert_int_equal(qs.dead, 0);
+	assert_int_equal(bs.jobs_stored, 0);
+	nq_client_close(c);
 	assert_int_equal(dlqt_stop_clean(&t), 0);
 	itest_pass(e);
 }
