@@ -248,7 +248,7 @@ static bool enqueue_keyed(nq_client *c, const char *key, char id[NQ_ID_MAX])
 static void test_dlq_dead_summary_and_its_key_live_result_ttl(void **state)
 {
 	itest_env *e = *state;
-	const char *const flags[] = {"--result-ttl", "2s", NULL};
+	const char *const flags[] = {"--result-ttl", "5s", NULL};
 	char id[NQ_ID_MAX], again[NQ_ID_MAX];
 	nq_client *c;
 	nq_job *job;
@@ -268,7 +268,7 @@ static void test_dlq_dead_summary_and_its_key_live_result_ttl(void **state)
 	/* gone after result_ttl, give or take a sweep and a handoff */
 	int rv;
 	while ((rv = nq_get(c, id, &job)) == NQ_OK &&
-	       itest_wall_us() < dead_us + 6000000) {
+	       itest_wall_us() < dead_us + 15000000) {
 		nq_job_free(job);
 		itest_sleep_ms(100);
 	}
