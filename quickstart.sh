@@ -140,11 +140,13 @@ enqueue_examples() {
 	printf 'job ids: %s\n' "${JOBS[*]}"
 }
 
-# "state, attempt N" of a job, from nqctl's text output.
+# "state, attempt N" of a job, from nqctl's text output; a dead job that
+# nq-dlq holds says so.
 job_line() {
 	"$NQCTL" get "$1" 2>/dev/null |
 		awk -F': ' '$1 == "state" { s = $2 } $1 == "attempt" { a = $2 }
-			END { printf "%-10s after %s attempt(s)", s, a }'
+			$1 == "in_dlq" { d = ", kept in nq-dlq" }
+			END { printf "%-10s after %s attempt(s)%s", s, a, d }'
 }
 
 show_results() {

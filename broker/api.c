@@ -155,6 +155,24 @@ static int idem_put(
 	return broker_expiry_put(b, until, 'i', key, klen);
 }
 
+int broker_idem_forget(broker *b, const Nq__V1__JobSpec *s, uint64_t id)
+{
+	uint8_t key[NQI_NAME_MAX + 1 + MAX_TEXT];
+	size_t klen;
+	if (!s->idempotency_key[0] || strlen(s->queue) > NQI_NAME_MAX ||
+	    strlen(s->idempotency_key) > MAX_TEXT)
+		return NQ_OK; /* no key, or none this long was ever taken */
+	idem_key(s, key, &klen);
+	MDB_val k = {klen, key}, v;
+	int rc = mdb_get(b->txn, b->db_idem, &k, &v);
+	/* After its window the key may name a newer job. */
+	if (rc == 0 && v.mv_size == 16 && nqi_be64_get(v.mv_data) == id) {
+		rc = mdb_del(b->txn, b->db_idem, &k, NULL);
+		b->dirty = true;
+	}
+	return rc == 0 || rc == MDB_NOTFOUND ? NQ_OK : NQ_ESTORE;
+}
+
 static uint64_t next_id(broker *b)
 {
 	uint64_t now = nqi_now_us();

@@ -109,6 +109,8 @@ typedef struct broker_ready {
 /* The job has never started (attempt 0) and has no ordering key and no
  * deadline: a fetch may lease it without decoding its record. */
 #define BROKER_READY_PLAIN 1u
+/* The job has an idempotency key (broker_job_keyed). */
+#define BROKER_READY_KEYED 2u
 
 /* A job waiting for its time (run_at or retry backoff). */
 typedef struct broker_timer {
@@ -126,6 +128,7 @@ typedef struct broker_lease {
 	uint64_t created_us; /* the job's, for the latency of its success */
 	uint32_t pipe_id;
 	uint32_t queue;
+	bool keyed; /* the job has an idempotency key (broker_job_keyed) */
 } broker_lease;
 
 typedef enum broker_event_kind {
@@ -379,6 +382,10 @@ int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job);
 uint8_t *broker_len_prefix(uint8_t *data, size_t len, size_t *total);
 /* Whether a ready job would be BROKER_READY_PLAIN. */
 bool broker_job_plain(const Nq__V1__Job *job);
+/* Whether the job has an idempotency key, which goes with its record. */
+bool broker_job_keyed(const Nq__V1__Job *job);
+/* The BROKER_READY_* flags of a ready job's heap entry. */
+uint32_t broker_ready_flags(const Nq__V1__Job *job);
 /* Reads the record of id into b->raw without decoding it: NQ_ENOTFOUND,
  * NQ_ESTORE or NQ_ENOMEM otherwise. */
 int broker_job_read_raw(broker *b, uint64_t id);
@@ -386,15 +393,23 @@ int broker_job_read_raw(broker *b, uint64_t id);
 /* The success of a leased job, appended to its record. */
 int broker_job_patch_success(
     broker *b, uint64_t id, uint64_t finished_us, ProtobufCBinaryData result);
-/* broker_job_keep_result for a job known by id, queue index and state. */
+/* broker_job_keep_result for a job known by id, queue index and state,
+ * which has no idempotency key (with result_ttl 0 the record goes at once,
+ * unread). */
 int broker_result_keep(
     broker *b, uint64_t id, int qi, int state, uint64_t finished_us);
+/* Deletes job's record and its idempotency key, in the group's
+ * transaction, and takes it out of the counters (unless in_dlq: they let
+ * go of it when nq-dlq took it). */
+int broker_job_drop(broker *b, const Nq__V1__Job *job);
+/* Deletes the idempotency key of spec if it still names job id. */
+int broker_idem_forget(broker *b, const Nq__V1__JobSpec *s, uint64_t id);
 /* broker_count_move for a queue known by index (-1: none). */
 void broker_count_move_at(broker *b, int qi, int from, int to);
-/* Appends patch's fields to the stored record (see jobs.c); zeroes are
- * numbers of uint64 fields (below 16) to write as explicit zeros. */
+/* Appends patch's fields to the stored record (see jobs.c), then tail:
+ * encoded explicit zeros of fields to clear (NULL, 0: none). */
 int broker_job_patch(broker *b, uint64_t id, const ProtobufCMessage *patch,
-    const uint8_t *zeroes, size_t nzeroes);
+    const uint8_t *tail, size_t tail_len);
 int broker_job_delete(broker *b, uint64_t id);
 uint64_t broker_job_id(const Nq__V1__Job *job);
 /* Moves a job to a final state: counters, expiry entry, waiters. */
@@ -404,8 +419,9 @@ int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us);
 int broker_expiry_put(
     broker *b, uint64_t at_us, char kind, const void *data, size_t len);
 void broker_count_move(broker *b, const char *queue, int from, int to);
-/* A finished job stays readable for result_ttl (deleted at once with 0). */
-int broker_job_keep_result(broker *b, Nq__V1__Job *job);
+/* A finished job stays readable for result_ttl (deleted at once with 0,
+ * see broker_job_drop). */
+int broker_job_keep_result(broker *b, const Nq__V1__Job *job);
 
 /* handlers: api.c and work.c. Each either finishes the op (broker_finish)
  * or parks it; a returned error ends the group's writes (commit refused). */

@@ -95,8 +95,39 @@ int broker_dlq_note(broker *b, uint64_t id, const char *queue)
 	return NQ_OK;
 }
 
-/* nq-dlq holds the job now: the broker's copy goes (an expired job stays
- * readable for its result_ttl like other finished jobs). */
+/*
+ * Replaces the record of a dead job that nq-dlq now holds by its summary
+ * (in_dlq): the spec without its payload, no result, the last error only.
+ * get answers with it for result_ttl, and the job's idempotency key lives
+ * as long as it does; the counters let go of the job now.
+ */
+static int keep_summary(broker *b, const Nq__V1__Job *job)
+{
+	Nq__V1__Job *t = nqi_arena_alloc(&b->arena, sizeof *t);
+	Nq__V1__JobSpec *spec = nqi_arena_alloc(&b->arena, sizeof *spec);
+	if (!t || !spec)
+		return NQ_ENOMEM;
+	*t = *job;
+	*spec = *job->spec;
+	spec->payload.len = 0;
+	t->spec = spec;
+	t->result.len = 0;
+	if (t->n_errors > 1) {
+		t->errors += t->n_errors - 1;
+		t->n_errors = 1;
+	}
+	t->in_dlq = true;
+	broker_count_move(b, job->spec->queue, NQ_STATE_DEAD, 0);
+	b->jobs_stored--;
+	if (b->cfg.result_ttl_ms == 0)
+		return broker_job_drop(b, t);
+	int rv = broker_job_write(b, broker_job_id(t), t);
+	return rv != 0 ? rv : broker_job_keep_result(b, t);
+}
+
+/* nq-dlq holds the job now: the broker keeps a dead job's summary, and an
+ * expired job stays readable for its result_ttl like other finished
+ * jobs. */
 static int ack_one(broker *b, uint64_t id)
 {
 	uint8_t key[8];
@@ -126,9 +157,7 @@ static int ack_one(broker *b, uint64_t id)
 		return broker_job_keep_result(b, job);
 	if (job->state != NQ__V1__JOB_STATE__JOB_STATE_DEAD)
 		return NQ_OK;
-	broker_count_move(b, job->spec->queue, NQ_STATE_DEAD, 0);
-	b->jobs_stored--;
-	return broker_job_delete(b, id);
+	return keep_summary(b, job);
 }
 
 int broker_on_dlq_acked(broker *b, broker_op *op)

@@ -112,14 +112,248 @@ uint8_t *broker_len_prefix(uint8_t *data, size_t len, size_t *total)
 	return p;
 }
 
-/* Whether every field of job that NewJobRecord leaves out is at its
- * default, as in a job just enqueued. */
+/* ---- the record's fast paths, derived from the descriptors ----
+ *
+ * A new job's record is a NewJobRecord plus its spec's bytes, and a
+ * success appends a JobSuccessPatch plus explicit zeros for the lease.
+ * Which fields of Job those carry, and which a new job must leave at
+ * their defaults, is read once at start from the protobuf-c descriptors,
+ * so that a field added to Job (or to NewJobRecord) is handled without
+ * any list here to keep up to date. */
+
+#define RECORD_FIELDS_MAX 64
+#define LEASE_ZEROES_MAX 128
+
+/* Places in a protobuf-c struct by the size of what they hold (4 or 8
+ * bytes), and string pointers apart: the enqueue path then reads them in
+ * straight loops, without looking at a field's type. */
+typedef struct places {
+	uint32_t w4[RECORD_FIELDS_MAX], w8[RECORD_FIELDS_MAX];
+	uint32_t str[RECORD_FIELDS_MAX];
+	size_t n4, n8, nstr;
+} places;
+
+static struct {
+	bool ok; /* false: the tables did not fit; no fast path then */
+	uint32_t spec_field;
+	/* Job's fields that NewJobRecord carries: from Job, to the record */
+	places from, to;
+	/* Job's other fields but spec: zero (or "") in a new job */
+	places unset;
+	/* Job's fields named lease_*: the lease, cleared when it ends */
+	places lease;
+	uint8_t lease_zeroes[LEASE_ZEROES_MAX];
+	size_t lease_zeroes_len;
+} tables;
+
+/* Adds a place of size bytes (4 or 8) at offset, or a string's. */
+static bool place_add(places *p, size_t offset, size_t size, bool str)
+{
+	if (p->n4 == RECORD_FIELDS_MAX || p->n8 == RECORD_FIELDS_MAX ||
+	    p->nstr == RECORD_FIELDS_MAX)
+		return false;
+	if (str)
+		p->str[p->nstr++] = (uint32_t)offset;
+	else if (size == 4)
+		p->w4[p->n4++] = (uint32_t)offset;
+	else if (size == 8)
+		p->w8[p->n8++] = (uint32_t)offset;
+	else
+		return false;
+	return true;
+}
+
+/* Adds the places that hold field f, a singular field that is not a
+ * message: bytes are a length and a pointer. */
+static bool place_add_field(places *p, const ProtobufCFieldDescriptor *f)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return place_add(p, f->offset, 8, false);
+	case PROTOBUF_C_TYPE_STRING:
+		return place_add(p, f->offset, sizeof(char *), true);
+	case PROTOBUF_C_TYPE_BYTES:
+		return place_add(p,
+		           f->offset + offsetof(ProtobufCBinaryData, len),
+		           sizeof(size_t), false) &&
+		       place_add(p,
+		           f->offset + offsetof(ProtobufCBinaryData, data),
+		           sizeof(uint8_t *), false);
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return false;
+	default: /* 32-bit numbers, float, bool, enum */
+		return place_add(p, f->offset, 4, false);
+	}
+}
+
+/* Adds the place that is zero exactly when field f is at its default: a
+ * repeated field's count, an optional field's has_ flag, a bytes' length,
+ * a message's pointer, else the value. A oneof member has none. */
+static bool place_add_default(places *p, const ProtobufCFieldDescriptor *f)
+{
+	if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+		return false;
+	if (f->label == PROTOBUF_C_LABEL_REPEATED)
+		return place_add(
+		    p, f->quantifier_offset, sizeof(size_t), false);
+	if (f->quantifier_offset)
+		return place_add(
+		    p, f->quantifier_offset, sizeof(protobuf_c_boolean), false);
+	if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+		return place_add(p, f->offset, sizeof(void *), false);
+	if (f->type == PROTOBUF_C_TYPE_BYTES)
+		return place_add(p,
+		    f->offset + offsetof(ProtobufCBinaryData, len),
+		    sizeof(size_t), false);
+	return place_add_field(p, f);
+}
+
+static uint32_t load4(const void *m, uint32_t at)
+{
+	uint32_t v;
+	memcpy(&v, (const char *)m + at, 4);
+	return v;
+}
+
+static uint64_t load8(const void *m, uint32_t at)
+{
+	uint64_t v;
+	memcpy(&v, (const char *)m + at, 8);
+	return v;
+}
+
+static const char *load_str(const void *m, uint32_t at)
+{
+	const char *s;
+	memcpy(&s, (const char *)m + at, sizeof s);
+	return s;
+}
+
+/* The wire type of a field of type t, and how many zero bytes after its
+ * tag encode its zero value. */
+static unsigned zero_encoding(ProtobufCType t, size_t *body)
+{
+	switch (t) {
+	case PROTOBUF_C_TYPE_STRING:
+	case PROTOBUF_C_TYPE_BYTES:
+		*body = 1; /* length 0 */
+		return PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		*body = 8;
+		return PROTOBUF_C_WIRE_TYPE_64BIT;
+	case PROTOBUF_C_TYPE_FIXED32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_FLOAT:
+		*body = 4;
+		return PROTOBUF_C_WIRE_TYPE_32BIT;
+	default:
+		*body = 1; /* varint 0 */
+		return PROTOBUF_C_WIRE_TYPE_VARINT;
+	}
+}
+
+/* Appends to tables.lease_zeroes the encoding of f at its zero value: a
+ * decoder then replaces what an earlier part of the record set. An empty
+ * message would merge instead, so a message or repeated field cannot be
+ * cleared this way. */
+static bool lease_zero_add(const ProtobufCFieldDescriptor *f)
+{
+	size_t body, n = tables.lease_zeroes_len;
+	uint64_t tag = (uint64_t)f->id << 3 | zero_encoding(f->type, &body);
+	if (f->type == PROTOBUF_C_TYPE_MESSAGE ||
+	    f->label == PROTOBUF_C_LABEL_REPEATED ||
+	    n + 5 + body > LEASE_ZEROES_MAX)
+		return false;
+	for (; tag >= 0x80; tag >>= 7)
+		tables.lease_zeroes[n++] = (uint8_t)(tag | 0x80);
+	tables.lease_zeroes[n++] = (uint8_t)tag;
+	memset(tables.lease_zeroes + n, 0, body);
+	tables.lease_zeroes_len = n + body;
+	return true;
+}
+
+static bool record_field_add(const ProtobufCFieldDescriptor *f)
+{
+	const ProtobufCFieldDescriptor *r =
+	    protobuf_c_message_descriptor_get_field_by_name(
+	        &nq__v1__new_job_record__descriptor, f->name);
+	if (strncmp(f->name, "lease_", 6) == 0 &&
+	    (!lease_zero_add(f) || !place_add_field(&tables.lease, f)))
+		return false;
+	if (strcmp(f->name, "spec") == 0) {
+		tables.spec_field = f->id;
+		return true;
+	}
+	if (!r)
+		return place_add_default(&tables.unset, f);
+	/* test_codec checks that NewJobRecord's fields are Job's */
+	return r->type == f->type && r->label == PROTOBUF_C_LABEL_NONE &&
+	       f->label == PROTOBUF_C_LABEL_NONE &&
+	       place_add_field(&tables.from, f) &&
+	       place_add_field(&tables.to, r);
+}
+
+/* Runs once, before main: the tables are only read after that. */
+__attribute__((constructor)) static void record_tables_init(void)
+{
+	const ProtobufCMessageDescriptor *d = &nq__v1__job__descriptor;
+	bool ok = d->n_fields <= RECORD_FIELDS_MAX;
+	for (unsigned i = 0; ok && i < d->n_fields; i++)
+		ok = record_field_add(&d->fields[i]);
+	tables.ok = ok && tables.spec_field != 0;
+}
+
+/* Whether every field of job that NewJobRecord leaves out (but its spec)
+ * is at its default, as in a job just enqueued. */
 static bool only_new_fields(const Nq__V1__Job *job)
 {
-	return !job->attempt && !job->started_us && !job->finished_us &&
-	       !job->result.len && !job->n_errors && !job->lease_token &&
-	       !job->lease_expires_us && !job->worker_id[0] &&
-	       !job->dead_reason[0];
+	const places *u = &tables.unset;
+	uint64_t set = 0;
+	for (size_t i = 0; i < u->n4; i++)
+		set |= load4(job, u->w4[i]);
+	for (size_t i = 0; i < u->n8; i++)
+		set |= load8(job, u->w8[i]);
+	for (size_t i = 0; i < u->nstr; i++) {
+		const char *str = load_str(job, u->str[i]);
+		set |= str && *str;
+	}
+	return !set && tables.ok;
+}
+
+/* Copies the fields NewJobRecord carries from job into r. */
+static void copy_new_fields(Nq__V1__NewJobRecord *r, const Nq__V1__Job *job)
+{
+	const places *from = &tables.from, *to = &tables.to;
+	for (size_t i = 0; i < from->n4; i++)
+		memcpy(
+		    (char *)r + to->w4[i], (const char *)job + from->w4[i], 4);
+	for (size_t i = 0; i < from->n8; i++)
+		memcpy(
+		    (char *)r + to->w8[i], (const char *)job + from->w8[i], 8);
+	for (size_t i = 0; i < from->nstr; i++) {
+		const char *str = load_str(job, from->str[i]);
+		memcpy((char *)r + to->str[i], &str, sizeof str);
+	}
+}
+
+/* Sets the lease's fields of job to their defaults. */
+static void clear_lease(Nq__V1__Job *job)
+{
+	static const char *const empty = "";
+	const places *l = &tables.lease;
+	for (size_t i = 0; i < l->n4; i++)
+		memset((char *)job + l->w4[i], 0, 4);
+	for (size_t i = 0; i < l->n8; i++)
+		memset((char *)job + l->w8[i], 0, 8);
+	for (size_t i = 0; i < l->nstr; i++)
+		memcpy((char *)job + l->str[i], &empty, sizeof empty);
 }
 
 /*
@@ -132,22 +366,12 @@ static const ProtobufCMessage *record_of(broker *b, const Nq__V1__Job *job,
     Nq__V1__NewJobRecord *r, ProtobufCMessageUnknownField *f)
 {
 	static const Nq__V1__NewJobRecord init = NQ__V1__NEW_JOB_RECORD__INIT;
-	static _Atomic uint32_t spec_field;
 	if (!b->packed_spec || b->packed_spec != job->spec ||
 	    !only_new_fields(job))
 		return &job->base;
-	if (!spec_field)
-		spec_field = protobuf_c_message_descriptor_get_field_by_name(
-		    &nq__v1__job__descriptor, "spec")
-		                 ->id;
 	*r = init;
-	r->id = job->id;
-	r->state = job->state;
-	r->max_attempts = job->max_attempts;
-	r->created_us = job->created_us;
-	r->run_at_us = job->run_at_us;
-	r->timeout_ms = job->timeout_ms;
-	f->tag = spec_field;
+	copy_new_fields(r, job);
+	f->tag = tables.spec_field;
 	f->wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
 	f->len = b->packed_spec_bytes.len;
 	f->data = b->packed_spec_bytes.data;
@@ -160,6 +384,17 @@ bool broker_job_plain(const Nq__V1__Job *job)
 {
 	return job->attempt == 0 && !job->spec->ordering_key[0] &&
 	       !job->spec->deadline_us;
+}
+
+bool broker_job_keyed(const Nq__V1__Job *job)
+{
+	return job->spec->idempotency_key[0] != '\0';
+}
+
+uint32_t broker_ready_flags(const Nq__V1__Job *job)
+{
+	return (broker_job_plain(job) ? BROKER_READY_PLAIN : 0) |
+	       (broker_job_keyed(job) ? BROKER_READY_KEYED : 0);
 }
 
 int broker_job_read_raw(broker *b, uint64_t id)
@@ -202,13 +437,13 @@ int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job)
  * record then reads as the job with patch's fields changed, at a fraction
  * of the cost of packing the whole job again: the lease and the success of
  * every job take this path. Proto3 leaves zero values out of an encoding,
- * so the uint64 fields numbered in zeroes are appended as explicit zeros.
- * Only fields that are not repeated and not messages may be patched (those
- * would merge, not replace), and a full write (broker_job_write) compacts
- * the record again.
+ * so fields to clear come after it as tail: their explicit zeros, encoded
+ * (see lease_zero_add). Only fields that are not repeated and not messages
+ * may be patched (those would merge, not replace), and a full write
+ * (broker_job_write) compacts the record again.
  */
 int broker_job_patch(broker *b, uint64_t id, const ProtobufCMessage *patch,
-    const uint8_t *zeroes, size_t nzeroes)
+    const uint8_t *tail, size_t tail_len)
 {
 	uint8_t key[8];
 	nqi_be64_put(key, id);
@@ -223,7 +458,7 @@ int broker_job_patch(broker *b, uint64_t id, const ProtobufCMessage *patch,
 	size_t old = b->raw_len;
 	forget_raw(b, id);
 	size_t plen = protobuf_c_message_get_packed_size(patch);
-	MDB_val nv = {old + plen + 2 * nzeroes, NULL};
+	MDB_val nv = {old + plen + tail_len, NULL};
 	int rc = cursor_on(b, id)
 	             ? mdb_cursor_put(
 	                   b->jobs_cur, &k, &nv, MDB_CURRENT | MDB_RESERVE)
@@ -233,10 +468,8 @@ int broker_job_patch(broker *b, uint64_t id, const ProtobufCMessage *patch,
 	uint8_t *p = nv.mv_data;
 	memcpy(p, copy, old);
 	protobuf_c_message_pack(patch, p + old);
-	for (size_t i = 0; i < nzeroes; i++) {
-		p[old + plen + 2 * i] = (uint8_t)(zeroes[i] << 3); /* varint */
-		p[old + plen + 2 * i + 1] = 0;
-	}
+	if (tail_len)
+		memcpy(p + old + plen, tail, tail_len);
 	remember_raw(b, id, p, nv.mv_size);
 	b->dirty = true;
 	return NQ_OK;
@@ -273,12 +506,6 @@ void broker_count_move_at(broker *b, int qi, int from, int to)
 		(*c)++;
 }
 
-static void clear_lease(Nq__V1__Job *job)
-{
-	job->lease_token = 0;
-	job->lease_expires_us = 0;
-}
-
 /* Expiry entries: big-endian time, a kind byte, then the subject. */
 int broker_expiry_put(
     broker *b, uint64_t at_us, char kind, const void *data, size_t len)
@@ -296,36 +523,59 @@ int broker_expiry_put(
 	return NQ_OK;
 }
 
-int broker_job_keep_result(broker *b, Nq__V1__Job *job)
+/* Deletes the record of id, a job of queue qi in state, from the store
+ * and the counters. */
+static int delete_counted(broker *b, uint64_t id, int qi, int state)
 {
-	return broker_result_keep(b, broker_job_id(job),
-	    broker_queue_get(&b->index, job->spec->queue), (int)job->state,
-	    job->finished_us);
+	broker_count_move_at(b, qi, state, 0);
+	b->jobs_stored--;
+	return broker_job_delete(b, id);
 }
 
-int broker_result_keep(
-    broker *b, uint64_t id, int qi, int state, uint64_t finished_us)
+int broker_job_drop(broker *b, const Nq__V1__Job *job)
 {
-	if (b->cfg.result_ttl_ms == 0) {
-		broker_count_move_at(b, qi, state, 0);
-		b->jobs_stored--;
-		return broker_job_delete(b, id);
-	}
+	uint64_t id = broker_job_id(job);
+	int rv = broker_idem_forget(b, job->spec, id);
+	if (rv != 0)
+		return rv;
+	if (job->in_dlq)
+		return broker_job_delete(b, id); /* counted as gone already */
+	return delete_counted(b, id,
+	    broker_queue_get(&b->index, job->spec->queue), (int)job->state);
+}
+
+static int expire_at(broker *b, uint64_t id, uint64_t finished_us)
+{
 	uint8_t idb[8];
 	nqi_be64_put(idb, id);
 	return broker_expiry_put(
 	    b, finished_us + b->cfg.result_ttl_ms * 1000, 'j', idb, 8);
 }
 
+int broker_job_keep_result(broker *b, const Nq__V1__Job *job)
+{
+	if (b->cfg.result_ttl_ms == 0)
+		return broker_job_drop(b, job);
+	return expire_at(b, broker_job_id(job), job->finished_us);
+}
+
+int broker_result_keep(
+    broker *b, uint64_t id, int qi, int state, uint64_t finished_us)
+{
+	if (b->cfg.result_ttl_ms == 0)
+		return delete_counted(b, id, qi, state);
+	return expire_at(b, id, finished_us);
+}
+
 int broker_job_patch_success(
     broker *b, uint64_t id, uint64_t finished_us, ProtobufCBinaryData result)
 {
-	static const uint8_t cleared[] = {12, 13}; /* the lease's fields */
 	Nq__V1__JobSuccessPatch patch = NQ__V1__JOB_SUCCESS_PATCH__INIT;
 	patch.state = NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED;
 	patch.finished_us = finished_us;
 	patch.result = result;
-	return broker_job_patch(b, id, &patch.base, cleared, sizeof cleared);
+	return broker_job_patch(
+	    b, id, &patch.base, tables.lease_zeroes, tables.lease_zeroes_len);
 }
 
 int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us)
@@ -373,8 +623,7 @@ int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us)
 	if (to == NQ_STATE_READY) {
 		b->woken = true;
 		return broker_ready_push(&b->index.queues[qi],
-		    job->spec->priority, id,
-		    broker_job_plain(job) ? BROKER_READY_PLAIN : 0);
+		    job->spec->priority, id, broker_ready_flags(job));
 	}
 	broker_timer t = {run_at_us, id, (uint32_t)qi, job->spec->priority};
 	return broker_timer_push(&b->index, &t);

@@ -110,8 +110,8 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 		state = NQ_STATE_READY;
 	}
 	if (state == NQ_STATE_READY) {
-		rv = broker_ready_push(q, job->spec->priority, id,
-		    broker_job_plain(job) ? BROKER_READY_PLAIN : 0);
+		rv = broker_ready_push(
+		    q, job->spec->priority, id, broker_ready_flags(job));
 	} else if (state == NQ_STATE_SCHEDULED) {
 		broker_timer t = {
 		    job->run_at_us, id, (uint32_t)qi, job->spec->priority};
@@ -126,7 +126,8 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 		    .token = job->lease_token,
 		    .expires_us = job->lease_expires_us,
 		    .created_us = job->created_us,
-		    .queue = (uint32_t)qi};
+		    .queue = (uint32_t)qi,
+		    .keyed = broker_job_keyed(job)};
 		rv = broker_lease_put(&b->index, &l);
 		if (rv == 0)
 			rv = broker_okey_take(&b->index, okey);
@@ -154,14 +155,16 @@ static int scan_jobs(
 		if (!job || !job->spec || !nqi_name_valid(job->spec->queue)) {
 			nqi_error("NQ-RECORD-CORRUPT", "key=%016llx bytes=%zu",
 			    (unsigned long long)id, v.mv_size);
-		} else {
+		} else if (!job->in_dlq) {
 			if (job->state == NQ__V1__JOB_STATE__JOB_STATE_LEASED)
 				(*released)++;
 			rv = index_job(b, txn, job, id, &k, release_leases);
 			b->jobs_stored++;
-			if (id > b->last_id)
-				b->last_id = id;
 		}
+		/* The summary of a job nq-dlq holds counts nowhere, but its
+		 * id stays taken. */
+		if (job && job->spec && id > b->last_id)
+			b->last_id = id;
 		if (job)
 			nq__v1__job__free_unpacked(job, NULL);
 	}

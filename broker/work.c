@@ -139,6 +139,7 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 	uint64_t now = nqi_now_us();
 	broker_lease l =
 	    new_lease(b, op, broker_job_id(job), qi, job->created_us, now);
+	l.keyed = broker_job_keyed(job);
 	l.okey = job->spec->ordering_key[0] ? broker_okey_hash(job->spec->queue,
 	                                          job->spec->ordering_key)
 	                                    : 0;
@@ -226,6 +227,7 @@ static int lease_plain(broker *b, broker_op *op, broker_queue *q,
 	int qi = (int)(q - b->index.queues);
 	/* ids are creation times, made unique */
 	broker_lease l = new_lease(b, op, e.id, qi, e.id, now);
+	l.keyed = (e.flags & BROKER_READY_KEYED) != 0;
 	if ((rv = patch_lease(b, &l, 1, now, f->worker_id)) != 0 ||
 	    (rv = broker_lease_put(&b->index, &l)) != 0 ||
 	    (rv = reply_job(b, e.id, out)) != 0)
@@ -541,12 +543,15 @@ static bool plain_success(broker *b, uint64_t id, const Nq__V1__Completion *c)
 /* Ends a lease as a plain success without reading the record: the lease
  * table holds what the counters need, and the record is patched. The lease
  * table and the records change together in every group, so a lease found
- * here is one the record holds. *done false: no such lease. */
+ * here is one the record holds. *done false: no such lease, or one whose
+ * record goes at once (result_ttl 0) with an idempotency key that only
+ * the record names. */
 static int succeed_plain(
     broker *b, uint64_t id, const Nq__V1__Completion *c, bool *done)
 {
 	broker_lease *found = broker_lease_find(&b->index, id);
-	*done = found && found->token == c->lease_token;
+	*done = found && found->token == c->lease_token &&
+	        !(found->keyed && b->cfg.result_ttl_ms == 0);
 	if (!*done)
 		return NQ_OK;
 	broker_lease l = *found;
@@ -747,9 +752,7 @@ static int expire_job(broker *b, uint64_t id)
 		return rv;
 	if (rv != 0)
 		return NQ_OK;
-	broker_count_move(b, job->spec->queue, (int)job->state, 0);
-	b->jobs_stored--;
-	return broker_job_delete(b, id);
+	return broker_job_drop(b, job);
 }
 
 /* Deletes finished jobs past their result_ttl and lapsed idempotency

@@ -119,6 +119,8 @@ static int add_history(json_t *o, const nq_job *job)
 	bad |= json_object_set_new(o, "errors", errors_json(job));
 	bad |= json_object_set_new(
 	    o, "dead_reason", text_or_null(nq_job_dead_reason(job)));
+	bad |=
+	    json_object_set_new(o, "in_dlq", json_boolean(nq_job_in_dlq(job)));
 	bad |= json_object_set_new(
 	    o, "created_at", nqctl_time_json(nq_job_created_us(job)));
 	bad |= json_object_set_new(
@@ -218,6 +220,15 @@ static void print_errors(const json_t *errors)
 	}
 }
 
+/* Only a job that nq-dlq holds says so: the broker shows a summary. */
+static void print_in_dlq(const json_t *job, const json_t *v)
+{
+	const char *id = json_string_value(json_object_get(job, "id"));
+	if (json_is_true(v))
+		printf("in_dlq: true (nqctl dlq show %s has the whole job)\n",
+		    id ? id : "ID");
+}
+
 int nqctl_print_job(const nqctl *x, const nq_job *job)
 {
 	const char *key;
@@ -230,6 +241,8 @@ int nqctl_print_job(const nqctl *x, const nq_job *job)
 			print_errors(v);
 		else if (strstr(key, "_base64"))
 			print_binary(key, v);
+		else if (strcmp(key, "in_dlq") == 0)
+			print_in_dlq(o, v);
 		else if (!json_is_null(v))
 			nqctl_print_field(key, v);
 	}

@@ -161,6 +161,12 @@ NQ_API const char *nq_job_dead_reason(const nq_job *job)
 	return str_or_empty(j ? j->dead_reason : NULL);
 }
 
+NQ_API bool nq_job_in_dlq(const nq_job *job)
+{
+	const Nq__V1__Job *j = job_pb(job);
+	return j && j->in_dlq;
+}
+
 NQ_API const char *nq_job_worker_id(const nq_job *job)
 {
 	const Nq__V1__Job *j = job_pb(job);

@@ -449,6 +449,100 @@ static void test_embed_stats_count_by_state(void **st)
 		free(ids[i]);
 }
 
+/* Sets every field of spec, read from JobSpec's descriptor, to a value
+ * the broker takes (1, "x"), so that a field added to JobSpec is set too. */
+static void fill_spec(Nq__V1__JobSpec *spec)
+{
+	static uint8_t byte = 'x';
+	const ProtobufCMessageDescriptor *d = &nq__v1__job_spec__descriptor;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *fd = &d->fields[i];
+		char *p = (char *)spec + fd->offset;
+		assert_int_equal(fd->label, PROTOBUF_C_LABEL_NONE);
+		switch (fd->type) {
+		case PROTOBUF_C_TYPE_STRING:
+			*(const char **)p = "x";
+			break;
+		case PROTOBUF_C_TYPE_BYTES:
+			*(ProtobufCBinaryData *)p =
+			    (ProtobufCBinaryData){1, &byte};
+			break;
+		case PROTOBUF_C_TYPE_INT64:
+		case PROTOBUF_C_TYPE_UINT64:
+			*(uint64_t *)p = 1;
+			break;
+		case PROTOBUF_C_TYPE_MESSAGE:
+			fail_msg(
+			    "JobSpec.%s: no filler for messages", fd->name);
+			break;
+		default:
+			*(uint32_t *)p = 1;
+		}
+	}
+}
+
+/* A field of Job named like one of JobSpec is its effective value, which
+ * the spec's wins when set. */
+static void assert_effective_values(
+    const Nq__V1__Job *job, const Nq__V1__JobSpec *spec)
+{
+	const ProtobufCMessageDescriptor *d = &nq__v1__job_spec__descriptor;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *sf = &d->fields[i];
+		const ProtobufCFieldDescriptor *jf =
+		    protobuf_c_message_descriptor_get_field_by_name(
+		        &nq__v1__job__descriptor, sf->name);
+		if (!jf || jf->type != sf->type)
+			continue;
+		const char *want = (const char *)spec + sf->offset;
+		const char *got = (const char *)job + jf->offset;
+		if (sf->type == PROTOBUF_C_TYPE_STRING)
+			assert_string_equal(
+			    *(char *const *)got, *(char *const *)want);
+		else if (sf->type == PROTOBUF_C_TYPE_INT64 ||
+		         sf->type == PROTOBUF_C_TYPE_UINT64)
+			assert_int_equal(
+			    *(const uint64_t *)got, *(const uint64_t *)want);
+		else if (sf->type != PROTOBUF_C_TYPE_BYTES)
+			assert_int_equal(
+			    *(const uint32_t *)got, *(const uint32_t *)want);
+	}
+}
+
+/* A new job's record is stored on a fast path (its spec packed before the
+ * core runs, a short head of Job's fields; see broker/jobs.c): the job
+ * read back has every field of its spec, and every effective value the
+ * broker took from it. */
+static void test_embed_enqueue_keeps_every_field_of_the_spec(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
+	Nq__V1__JobSpec spec = NQ__V1__JOB_SPEC__INIT, *specs[] = {&spec};
+	Nq__V1__Reply *r, *g;
+	uint8_t *want, *got;
+	size_t wlen, glen;
+	fill_spec(&spec);
+	enq.jobs = specs;
+	enq.n_jobs = 1;
+	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
+	req.enqueue = &enq;
+	r = call(f, &req, false);
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_ENQUEUE);
+	assert_null(r->enqueue->results[0]->status);
+	Nq__V1__Job *job = get(f, r->enqueue->results[0]->id, &g);
+	assert_non_null(job);
+	assert_int_equal(nqi_buf_pack(&spec.base, &want, &wlen), 0);
+	assert_int_equal(nqi_buf_pack(&job->spec->base, &got, &glen), 0);
+	assert_int_equal(glen, wlen);
+	assert_memory_equal(got, want, wlen);
+	assert_effective_values(job, &spec);
+	free(want);
+	free(got);
+	nq__v1__reply__free_unpacked(g, NULL);
+	nq__v1__reply__free_unpacked(r, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -470,6 +564,9 @@ int main(void)
 	    cmocka_unit_test(test_embed_stats_fields_are_the_queue_rows),
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_stats_count_by_state, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_enqueue_keeps_every_field_of_the_spec, setup,
+	        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

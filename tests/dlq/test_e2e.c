@@ -123,6 +123,48 @@ static void expect_exactly(itest_env *e, char (*want)[NQ_ID_MAX], size_t n)
 	free(exp);
 }
 
+/* Polls get until the broker reports job id as held by nq-dlq. */
+static void wait_in_dlq(nq_client *c, const char *id, nq_job **out)
+{
+	uint64_t end = itest_now_ms() + 10000;
+	nq_job *job = NULL;
+	for (;;) {
+		assert_int_equal(nq_get(c, id, &job), NQ_OK);
+		if (nq_job_in_dlq(job) || itest_now_ms() > end)
+			break;
+		nq_job_free(job);
+		itest_sleep_ms(50);
+	}
+	assert_true(nq_job_in_dlq(job));
+	*out = job;
+}
+
+/* nqctl get, as text and as JSON, says the job is dead, why, and that
+ * nq-dlq has it. */
+static void expect_get_shows_dead_in_dlq(itest_env *e, const char *id)
+{
+	itest_run run;
+	json_t *o;
+	char line[64];
+	assert_int_equal(itest_nqctl(e, 15000, &run, "get", id, NULL), 0);
+	assert_int_equal(run.code, 0);
+	assert_non_null(strstr(run.out, "state: dead\n"));
+	assert_non_null(strstr(run.out, "dead_reason: max_attempts\n"));
+	snprintf(line, sizeof line, "in_dlq: true (nqctl dlq show %s", id);
+	assert_non_null(strstr(run.out, line));
+	itest_run_free(&run);
+	assert_int_equal(
+	    itest_nqctl(e, 15000, &run, "--json", "get", id, NULL), 0);
+	assert_int_equal(run.code, 0);
+	assert_int_equal(itest_run_json(&run, &o), 0);
+	assert_string_equal(itest_json_str(o, "state"), "dead");
+	assert_string_equal(itest_json_str(o, "dead_reason"), "max_attempts");
+	assert_true(json_is_true(json_object_get(o, "in_dlq")));
+	assert_int_equal(json_array_size(json_object_get(o, "errors")), 1);
+	json_decref(o);
+	itest_run_free(&run);
+}
+
 static void test_dlq_failing_job_arrives_with_every_error(void **state)
 {
 	itest_env *e = *state;
@@ -157,17 +199,82 @@ static void test_dlq_failing_job_arrives_with_every_error(void **state)
 	json_decref(o);
 	itest_run_free(&run);
 
-	/* the broker deleted its copy once nq-dlq confirmed */
+	/* once nq-dlq confirmed, the broker keeps only a summary */
 	assert_int_equal(itest_client(e, 0, &c), 0);
-	uint64_t end = itest_now_ms() + 10000;
+	wait_in_dlq(c, id[0], &job);
+	assert_int_equal(nq_job_state(job), NQ_STATE_DEAD);
+	assert_string_equal(nq_job_dead_reason(job), "max_attempts");
+	assert_int_equal(nq_job_attempt(job), 3);
+	assert_int_equal(nq_job_error_count(job), 1);
+	assert_non_null(strstr(nq_job_error(job, 0, NULL, NULL), "broke"));
+	assert_null(nq_job_payload(job, NULL));
+	nq_job_free(job);
+	assert_int_equal(dlqt_dead_pending(e, "q1"), 0);
+	nq_client_close(c);
+	expect_get_shows_dead_in_dlq(e, id[0]);
+
+	/* a restart keeps the summary, and the counters still leave it out */
+	itest_qstats qs;
+	nq_broker_stats bs;
+	assert_int_equal(itest_broker_stop(e, SIGKILL, NULL), 0);
+	assert_int_equal(itest_broker_start(e, fast_broker), 0);
+	expect_get_shows_dead_in_dlq(e, id[0]);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	assert_int_equal(itest_queue_stats(c, "q1", &qs, &bs), 0);
+	assert_int_equal(qs.dead, 0);
+	assert_int_equal(bs.jobs_stored, 0);
+	nq_client_close(c);
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
+/* Enqueues one job of type t with max_attempts 1 and an idempotency key;
+ * returns whether the broker called it a duplicate. */
+static bool enqueue_keyed(nq_client *c, const char *key, char id[NQ_ID_MAX])
+{
+	bool dup = false;
+	nq_job_spec s = {.queue = "q7",
+	    .type = "t",
+	    .payload = "p",
+	    .payload_len = 1,
+	    .max_attempts = 1,
+	    .idempotency_key = key};
+	assert_int_equal(nq_enqueue(c, &s, id, &dup), NQ_OK);
+	return dup;
+}
+
+/* The summary of a dead job that nq-dlq holds lives result_ttl, and the
+ * job's idempotency key as long: then the key makes a new job. */
+static void test_dlq_dead_summary_and_its_key_live_result_ttl(void **state)
+{
+	itest_env *e = *state;
+	const char *const flags[] = {"--result-ttl", "5s", NULL};
+	char id[NQ_ID_MAX], again[NQ_ID_MAX];
+	nq_client *c;
+	nq_job *job;
+	dlqt t;
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
+	assert_int_equal(itest_broker_start(e, flags), 0);
+	start_worker(e, "q7", 1);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	assert_false(enqueue_keyed(c, "order-7", id));
+	wait_in_dlq(c, id, &job);
+	uint64_t dead_us = nq_job_finished_us(job);
+	nq_job_free(job);
+	assert_true(enqueue_keyed(c, "order-7", again));
+	assert_string_equal(again, id);
+
+	/* gone after result_ttl, give or take a sweep and a handoff */
 	int rv;
-	while ((rv = nq_get(c, id[0], &job)) == NQ_OK && itest_now_ms() < end) {
+	while ((rv = nq_get(c, id, &job)) == NQ_OK &&
+	       itest_wall_us() < dead_us + 15000000) {
 		nq_job_free(job);
-		job = NULL;
-		itest_sleep_ms(50);
+		itest_sleep_ms(100);
 	}
 	assert_int_equal(rv, NQ_ENOTFOUND);
-	assert_int_equal(dlqt_dead_pending(e, "q1"), 0);
+	assert_false(enqueue_keyed(c, "order-7", again));
+	assert_string_not_equal(again, id);
 	nq_client_close(c);
 	assert_int_equal(dlqt_stop_clean(&t), 0);
 	itest_pass(e);
@@ -429,6 +536,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(
 	        test_dlq_failing_job_arrives_with_every_error, setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_dead_summary_and_its_key_live_result_ttl, setup,
 	        itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_dlq_sigkill_while_1000_jobs_die, setup, itest_teardown),

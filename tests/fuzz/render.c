@@ -22,6 +22,7 @@ static void read_accessors(const nq_job *job)
 	sum += fuzz_touch_str(nq_job_idempotency_key(job));
 	sum += fuzz_touch_str(nq_job_ordering_key(job));
 	sum += fuzz_touch_str(nq_job_dead_reason(job));
+	sum += nq_job_in_dlq(job);
 	sum += fuzz_touch_str(nq_job_worker_id(job));
 	const void *p = nq_job_payload(job, &len);
 	FUZZ_CHECK(p != NULL || len == 0);

@@ -1,6 +1,7 @@
 /*
  * Idempotent enqueue: the same idempotency key returns the job already
- * there (duplicate = true) instead of a second job, also after a restart.
+ * there (duplicate = true) instead of a second job, also after a restart,
+ * for as long as the job's record is there.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -101,6 +102,91 @@ static void test_idempotency_keys_survive_a_restart(void **state)
 	itest_pass(e);
 }
 
+/* Enqueues to queue q with key through libnq; returns whether the broker
+ * called it a duplicate. */
+static bool enqueue_keyed(nq_client *c, const char *key, char id[NQ_ID_MAX])
+{
+	bool dup = false;
+	nq_job_spec s = {.queue = "q",
+	    .type = "echo",
+	    .payload = "x",
+	    .payload_len = 1,
+	    .idempotency_key = key};
+	assert_int_equal(nq_enqueue(c, &s, id, &dup), NQ_OK);
+	return dup;
+}
+
+/* Polls get until job id is gone, at most timeout_ms. */
+static void wait_gone(nq_client *c, const char *id, uint64_t timeout_ms)
+{
+	uint64_t end = itest_now_ms() + timeout_ms;
+	nq_job *j;
+	int rv;
+	while ((rv = nq_get(c, id, &j)) == NQ_OK && itest_now_ms() < end) {
+		nq_job_free(j);
+		itest_sleep_ms(100);
+	}
+	assert_int_equal(rv, NQ_ENOTFOUND);
+}
+
+/* A key never names a job that is gone: once a finished job's record goes
+ * after its result_ttl, the key makes a new job. */
+static void test_idempotency_key_goes_with_the_jobs_record(void **state)
+{
+	itest_env *e = *state;
+	const char *flags[] = {"--result-ttl", "1s", NULL};
+	const char *wflags[] = {"--queues", "q", "--handler", "echo=cat", NULL};
+	char id1[NQ_ID_MAX], id2[NQ_ID_MAX];
+	itest_proc *w;
+	nq_client *c;
+	nq_job *j;
+
+	assert_int_equal(itest_broker_start(e, flags), 0);
+	assert_int_equal(itest_worker_start(e, wflags, &w), 0);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	assert_false(enqueue_keyed(c, "receipt-1", id1));
+	assert_int_equal(
+	    itest_wait_state(c, id1, NQ_STATE_SUCCEEDED, 15000, NULL), 0);
+	wait_gone(c, id1, 5000);
+
+	assert_false(enqueue_keyed(c, "receipt-1", id2));
+	assert_string_not_equal(id2, id1);
+	assert_int_equal(nq_get(c, id2, &j), NQ_OK);
+	assert_string_equal(nq_job_idempotency_key(j), "receipt-1");
+	nq_job_free(j);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
+/* With --result-ttl 0 a record goes as the job ends: on the path that
+ * ends a lease without reading the record, and on a cancel alike, the key
+ * goes with it. */
+static void test_idempotency_key_goes_at_once_with_result_ttl_0(void **state)
+{
+	itest_env *e = *state;
+	const char *flags[] = {"--result-ttl", "0", NULL};
+	const char *wflags[] = {"--queues", "q", "--handler", "echo=cat", NULL};
+	char id1[NQ_ID_MAX], id2[NQ_ID_MAX];
+	itest_proc *w;
+	nq_client *c;
+	nq_job *j = NULL;
+
+	assert_int_equal(itest_broker_start(e, flags), 0);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	assert_false(enqueue_keyed(c, "refund-1", id1));
+	assert_int_equal(nq_cancel(c, id1, &j), NQ_OK);
+	nq_job_free(j);
+	assert_false(enqueue_keyed(c, "refund-1", id2));
+	assert_string_not_equal(id2, id1);
+
+	assert_int_equal(itest_worker_start(e, wflags, &w), 0);
+	wait_gone(c, id2, 15000);
+	assert_false(enqueue_keyed(c, "refund-1", id1));
+	assert_string_not_equal(id1, id2);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -110,6 +196,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_idempotency_keys_survive_a_restart, itest_setup,
 	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_idempotency_key_goes_with_the_jobs_record, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_idempotency_key_goes_at_once_with_result_ttl_0,
+	        itest_setup, itest_teardown),
 	};
 	return cmocka_run_group_tests_name("idempotency", tests, NULL, NULL);
 }

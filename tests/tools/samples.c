@@ -444,6 +444,17 @@ static void build_dead_jobs(void)
 	dead_schema.stored_at_us = NQT_STORED_US;
 }
 
+/* Job.in_dlq came after the job fixtures: the summary the broker keeps of
+ * a dead job once nq-dlq holds it, the schema-rejected job above. */
+static Nq__V1__Job job_in_dlq = NQ__V1__JOB__INIT;
+
+/* Needs build_dead_jobs() first: it copies job_schema. */
+static void build_job_in_dlq(void)
+{
+	job_in_dlq = job_schema;
+	job_in_dlq.in_dlq = 1;
+}
+
 static char *dlq_ids[] = {NQT_ID, NQT_ID2};
 static Nq__V1__DlqIngestRequest rq_dlq_ingest =
     NQ__V1__DLQ_INGEST_REQUEST__INIT;
@@ -645,6 +656,7 @@ static nqt_sample samples[] = {
     {"job_lease_patch", &lease_patch.base},
     {"job_success_patch", &success_patch.base},
     {"new_job_record", &new_record.base},
+    {"job_in_dlq", &job_in_dlq.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)
@@ -658,6 +670,7 @@ const nqt_sample *nqt_samples(size_t *n)
 		build_replies();
 		build_new_fields();
 		build_dead_jobs();
+		build_job_in_dlq();
 		build_dlq_requests();
 		build_dlq_replies();
 		build_event_batch();

@@ -598,6 +598,13 @@ static void check_dead_schema(const Nq__V1__DeadJob *d)
 	assert_string_equal(d->replayed_as, "");
 }
 
+static void fx_job_in_dlq(const ProtobufCMessage *m)
+{
+	const Nq__V1__Job *j = (const void *)m;
+	check_job_schema(j);
+	assert_true(j->in_dlq);
+}
+
 static void fx_dead_job(const ProtobufCMessage *m)
 {
 	check_dead((const Nq__V1__DeadJob *)m);
@@ -825,6 +832,7 @@ static const fixture fixtures[] = {
     FX(job_lease_patch, job_lease_patch),
     FX(job_success_patch, job_success_patch),
     FX(new_job_record, new_job_record),
+    FX(job_in_dlq, job),
 };
 
 /* ---- tests ---- */
@@ -1133,6 +1141,27 @@ static void test_codec_patches_appended_to_a_job_replace_its_fields(void **st)
 		free(pb);
 	}
 	free(jb);
+}
+
+/* The broker ends a lease by clearing the fields of Job named lease_*
+ * (broker/jobs.c), so a lease patch must set each of them, and each must
+ * be one a patch can carry (assert_patch_of_job). */
+static void test_codec_lease_patch_sets_every_lease_field_of_job(void **st)
+{
+	const ProtobufCMessageDescriptor *job = &nq__v1__job__descriptor;
+	size_t n = 0;
+	for (unsigned i = 0; i < job->n_fields; i++) {
+		const char *name = job->fields[i].name;
+		if (strncmp(name, "lease_", 6) != 0)
+			continue;
+		n++;
+		if (!protobuf_c_message_descriptor_get_field_by_name(
+		        &nq__v1__job_lease_patch__descriptor, name))
+			fail_msg("JobLeasePatch has no %s: a lease would leave "
+			         "the last one's",
+			    name);
+	}
+	assert_true(n >= 2); /* lease_token, lease_expires_us */
 }
 
 /* The arena decoders the services use for requests, replies and
@@ -1711,6 +1740,8 @@ int main(void)
 	    cmocka_unit_test(test_codec_arena_decoders_agree_with_plain_ones),
 	    cmocka_unit_test(
 	        test_codec_patches_appended_to_a_job_replace_its_fields),
+	    cmocka_unit_test(
+	        test_codec_lease_patch_sets_every_lease_field_of_job),
 	    cmocka_unit_test(
 	        test_codec_arena_allocates_aligned_memory_of_any_size),
 	    cmocka_unit_test(test_codec_random_bytes_never_crash),

@@ -101,6 +101,9 @@ NQ_API const char *nq_job_traceparent(const nq_job *job);
 NQ_API const char *nq_job_idempotency_key(const nq_job *job);
 NQ_API const char *nq_job_ordering_key(const nq_job *job);
 NQ_API const char *nq_job_dead_reason(const nq_job *job);
+/* A dead job that nq-dlq holds: the broker reports a summary of it (no
+ * payload, no result, the last error only); nq-dlq has the whole job. */
+NQ_API bool nq_job_in_dlq(const nq_job *job);
 NQ_API const char *nq_job_worker_id(const nq_job *job);
 NQ_API uint64_t nq_job_created_us(const nq_job *job);
 NQ_API uint64_t nq_job_run_at_us(const nq_job *job);
