@@ -92,6 +92,9 @@ static size_t config_opts(broker_config *c, nqi_opt *o)
 	        "read before the environment and flags"),
 	    OPT("log-level", STR, log_level, "debug, info, warn or error"),
 	    OPT("log-format", STR, log_format, "text or json"),
+	    OPT("ready-file", STR, ready_file,
+	        "once ready, write the bound address of every socket here "
+	        "(NAME=URL lines; port 0 in an address picks a free one)"),
 	};
 	memcpy(o, all, sizeof all);
 	return sizeof all / sizeof *all;
@@ -179,7 +182,8 @@ static int run(broker *b)
 	if (broker_events_open(b, err, sizeof err) != 0 ||
 	    broker_http_start(b, err, sizeof err) != 0 ||
 	    broker_net_open(b, err, sizeof err) != 0 ||
-	    broker_dlq_start(b, err, sizeof err) != 0) {
+	    broker_dlq_start(b, err, sizeof err) != 0 ||
+	    nqi_daemon_ready(b->cfg.ready_file, err, sizeof err) != 0) {
 		nqi_error("NQ-LISTEN-FAILED", "err=\"%s\"", err);
 		broker_dlq_stop(b);
 		broker_stop(b);

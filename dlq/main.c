@@ -91,6 +91,9 @@ static size_t config_opts(dlq_config *c, nqi_opt *o)
 	        "read before the environment and flags"),
 	    OPT("log-level", STR, log_level, "debug, info, warn or error"),
 	    OPT("log-format", STR, log_format, "text or json"),
+	    OPT("ready-file", STR, ready_file,
+	        "once ready, write the bound address of every socket here "
+	        "(NAME=URL lines; port 0 in an address picks a free one)"),
 	};
 	memcpy(o, all, sizeof all);
 	return sizeof all / sizeof *all;
@@ -186,6 +189,10 @@ static int start(dlq *d)
 	if ((rv = dlq_http_start(d, err, sizeof err)) != 0) {
 		nqi_error("NQ-HTTP-FAILED", "addr=%s err=\"%s\"",
 		    d->cfg.http_addr, err);
+		return rv;
+	}
+	if ((rv = nqi_daemon_ready(d->cfg.ready_file, err, sizeof err))) {
+		nqi_error("NQ-READY-FILE-FAILED", "err=\"%s\"", err);
 		return rv;
 	}
 	return NQ_OK;

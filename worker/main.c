@@ -47,7 +47,8 @@ typedef struct worker_conf {
 	const char *tls_server_name;
 	const char *log_level;
 	const char *log_format;
-	const char *http_addr; /* "" serves no HTTP */
+	const char *http_addr;  /* "" serves no HTTP */
+	const char *ready_file; /* written once the HTTP address is bound */
 	bool help;
 } worker_conf;
 
@@ -69,7 +70,7 @@ typedef struct worker_main {
 	bool handlers_busy; /* a callback outlived the wait: keep its state */
 } worker_main;
 
-#define NOPTS 16
+#define NOPTS 17
 
 static void conf_opts(worker_conf *c, nqi_opt out[NOPTS])
 {
@@ -103,6 +104,10 @@ static void conf_opts(worker_conf *c, nqi_opt out[NOPTS])
 	    {"log-format", NQI_OPT_STR, &c->log_format, "text or json", false},
 	    {"http", NQI_OPT_STR, &c->http_addr,
 	        "ADDR:PORT of /metrics, /healthz and /readyz (\"\": none)",
+	        false},
+	    {"ready-file", NQI_OPT_STR, &c->ready_file,
+	        "once serving, write the bound HTTP address here (NAME=URL "
+	        "lines; port 0 in --http picks a free one)",
 	        false},
 	    {"help", NQI_OPT_BOOL, &c->help, "show this help", false},
 	};
@@ -408,6 +413,11 @@ static int start_obs(worker_main *m)
 		    m->conf.http_addr, nq_err_name(rv));
 		fprintf(stderr, "nq-worker: --http %s: %s\n", m->conf.http_addr,
 		    err);
+	} else if ((rv = nqi_daemon_ready(
+	                m->conf.ready_file, err, sizeof err)) != NQ_OK) {
+		nqi_error(
+		    "NQ-WORKER-FAILED", "step=ready-file err=\"%s\"", err);
+		worker_obs_stop(&m->obs);
 	}
 	return rv;
 }

@@ -1,9 +1,12 @@
 #include "nqi/daemon.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -144,4 +147,95 @@ void nqi_shutdown_watchdog_disarm(void)
 	if (watchdog.started)
 		pthread_cond_signal(&watchdog.cv);
 	pthread_mutex_unlock(&watchdog.mu);
+}
+
+/* ---- bound addresses ---- */
+
+#define BOUND_MAX 16 /* more sockets than any daemon has */
+#define BOUND_URL_MAX 320
+
+static struct {
+	pthread_mutex_t mu;
+	size_t n;
+	struct {
+		char name[32];
+		char url[BOUND_URL_MAX];
+	} v[BOUND_MAX];
+} bound = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* Where the host of url starts: after "scheme://", else at the start. */
+static const char *url_host(const char *url)
+{
+	const char *sep = strstr(url, "://");
+	return sep ? sep + 3 : url;
+}
+
+void nqi_url_set_port(const char *url, int port, char *out, size_t len)
+{
+	const char *h = url_host(url);
+	const char *p = *h == '[' ? strchr(h, ']') : h;
+	if (port >= 0 && p)
+		p += strcspn(p, ":/");
+	if (port < 0 || !p || *p != ':') {
+		snprintf(out, len, "%s", url);
+		return;
+	}
+	const char *rest = p + 1 + strspn(p + 1, "0123456789");
+	snprintf(out, len, "%.*s:%d%s", (int)(p - url), url, port, rest);
+}
+
+void nqi_daemon_bound(const char *name, const char *url, int port)
+{
+	char full[BOUND_URL_MAX];
+	nqi_url_set_port(url, port, full, sizeof full);
+	nqi_info("NQ-LISTENING", "socket=%s url=%s", name, full);
+	pthread_mutex_lock(&bound.mu);
+	if (bound.n < BOUND_MAX) {
+		snprintf(
+		    bound.v[bound.n].name, sizeof bound.v[0].name, "%s", name);
+		snprintf(
+		    bound.v[bound.n].url, sizeof bound.v[0].url, "%s", full);
+		bound.n++;
+	}
+	pthread_mutex_unlock(&bound.mu);
+}
+
+void nqi_daemon_listener(const char *name, const char *url, nng_listener l)
+{
+	nng_sockaddr sa;
+	int port = -1;
+	if (nng_listener_get_addr(l, NNG_OPT_LOCADDR, &sa) == 0) {
+		if (sa.s_family == NNG_AF_INET)
+			port = ntohs(sa.s_in.sa_port);
+		else if (sa.s_family == NNG_AF_INET6)
+			port = ntohs(sa.s_in6.sa_port);
+	}
+	nqi_daemon_bound(name, url, port);
+}
+
+int nqi_daemon_ready(const char *path, char *err, size_t errlen)
+{
+	char tmp[4096];
+	if (!path || !*path)
+		return NQ_OK;
+	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+	FILE *f = fopen(tmp, "w");
+	if (!f) {
+		snprintf(
+		    err, errlen, "--ready-file %s: %s", tmp, strerror(errno));
+		return NQ_EUNAVAIL;
+	}
+	pthread_mutex_lock(&bound.mu);
+	for (size_t i = 0; i < bound.n; i++)
+		fprintf(f, "%s=%s\n", bound.v[i].name, bound.v[i].url);
+	pthread_mutex_unlock(&bound.mu);
+	bool ok = fflush(f) == 0;
+	ok = fclose(f) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		snprintf(
+		    err, errlen, "--ready-file %s: %s", path, strerror(errno));
+		unlink(tmp);
+		return NQ_EUNAVAIL;
+	}
+	return NQ_OK;
 }

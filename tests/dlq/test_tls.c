@@ -71,19 +71,23 @@ static void test_dlq_tls_requires_client_certificates(void **state)
 {
 	itest_env *e = *state;
 	dlqt t;
-	char url[96], srv[PATH_MAX], srvkey[PATH_MAX], ca[PATH_MAX];
+	char url[ITEST_URL_MAX], plain[ITEST_URL_MAX], srv[PATH_MAX],
+	    srvkey[PATH_MAX], ca[PATH_MAX], ready[PATH_MAX];
 	itest_proc *p;
-	const char *port = strrchr(e->dlq_url, ':') + 1;
 	make_certs(e);
 	itest_path(e, "srv.pem", srv, sizeof srv);
 	itest_path(e, "srv.key", srvkey, sizeof srvkey);
 	itest_path(e, "ca.pem", ca, sizeof ca);
-	snprintf(url, sizeof url, "tls+tcp://localhost:%s", port);
+	itest_path(e, "dlq-tls.ready", ready, sizeof ready);
 	assert_int_equal(dlqt_init(&t, e), 0);
-	const char *argv[] = {ITEST_DLQ, "--listen", url, "--data-dir",
-	    t.data_dir, "--http", t.http_addr, "--tls-cert", srv, "--tls-key",
-	    srvkey, "--tls-ca", ca, NULL};
+	const char *argv[] = {ITEST_DLQ, "--listen", "tls+tcp://localhost:0",
+	    "--data-dir", t.data_dir, "--http", t.http_addr, "--tls-cert", srv,
+	    "--tls-key", srvkey, "--tls-ca", ca, "--ready-file", ready, NULL};
 	assert_int_equal(itest_spawn(e, "dlq-tls", argv, NULL, &p), 0);
+	assert_int_equal(itest_wait_bound(p, 20000), 0);
+	assert_int_equal(itest_bound_url(p, "listen", url, sizeof url), 0);
+	snprintf(
+	    plain, sizeof plain, "tcp://127.0.0.1:%d", itest_url_port(url));
 	uint64_t end = itest_now_ms() + 20000;
 	int code;
 	while ((code = stats(e, url, true)) != 0 && itest_now_ms() < end)
@@ -91,7 +95,7 @@ static void test_dlq_tls_requires_client_certificates(void **state)
 	assert_int_equal(code, 0);
 	/* no client certificate, or no TLS at all: no answer */
 	assert_int_equal(stats(e, url, false), 3);
-	assert_int_equal(stats(e, e->dlq_url, true), 3);
+	assert_int_equal(stats(e, plain, true), 3);
 	assert_true(itest_alive(p));
 	itest_pass(e);
 }

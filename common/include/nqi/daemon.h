@@ -3,6 +3,7 @@
 #ifndef NQI_DAEMON_H
 #define NQI_DAEMON_H
 
+#include <nng/nng.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,5 +43,37 @@ int nqi_signals_wait(void);
 #define NQI_TEARDOWN_MS 10000 /* what network teardown may take */
 void nqi_shutdown_watchdog_arm(uint64_t ms, const char *step, int status);
 void nqi_shutdown_watchdog_disarm(void);
+
+/*
+ * Bound addresses. A listen URL or HTTP address may name port 0: the
+ * kernel picks a free port, and the daemon reports the one it got, so
+ * that nobody has to guess a free port before it starts (a port found
+ * free and closed again can be taken by any connection meanwhile).
+ *
+ * nqi_daemon_bound notes that the socket of flag name (api, work,
+ * results, events, listen, http) listens on url, the configured address
+ * with port written in (port < 0: keep url as it is, e.g. ipc://), and
+ * logs NQ-LISTENING socket=NAME url=URL. nqi_daemon_listener does the
+ * same for an nng listener, which it asks for its port. Thread-safe.
+ */
+void nqi_daemon_bound(const char *name, const char *url, int port);
+void nqi_daemon_listener(const char *name, const char *url, nng_listener l);
+/* Writes url with the port after its host replaced by port into out
+ * ("tcp://127.0.0.1:0" -> "tcp://127.0.0.1:41234"; "127.0.0.1:0",
+ * "https://[::1]:0/x" alike); url as it is when it has no port. */
+void nqi_url_set_port(const char *url, int port, char *out, size_t len);
+/*
+ * The ready file: once every socket is bound and the service is ready,
+ * the daemon writes one line per bound socket, "NAME=URL" in the order
+ * they were bound, e.g.
+ *
+ *	api=tcp://127.0.0.1:41234
+ *	http=127.0.0.1:41240
+ *
+ * to path (--ready-file, NQ_READY_FILE). It is written to a temporary
+ * file beside path and renamed, so a reader never sees half of it. NULL
+ * or "" writes nothing. err names the file on failure.
+ */
+int nqi_daemon_ready(const char *path, char *err, size_t errlen);
 
 #endif
