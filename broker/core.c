@@ -257,8 +257,8 @@ static void fail_group(broker *b, broker_op *rest, int err)
 		broker_set_status(b, op, NQ_EUNAVAIL, "%s", msg);
 	/* Logged when the store starts failing, not at every retry. */
 	if (b->ready)
-		nqi_error(
-		    "NQ-COMMIT-FAILED", "err=%s ready=false", nq_err_name(err));
+		nqi_error("NQ-COMMIT-FAILED", NQI_S("err", nq_err_name(err)),
+		    NQI_B("ready", false));
 	pthread_mutex_lock(&b->mu);
 	b->ready = false;
 	pthread_mutex_unlock(&b->mu);
@@ -305,7 +305,7 @@ void broker_run_group(broker *b, broker_op *ops)
 		pthread_mutex_lock(&b->mu);
 		b->ready = true;
 		pthread_mutex_unlock(&b->mu);
-		nqi_info("NQ-COMMIT-RECOVERED", "ready=true");
+		nqi_info("NQ-COMMIT-RECOVERED", NQI_B("ready", true));
 	}
 	group_end(b);
 }

@@ -147,17 +147,16 @@ static int setup_auth(broker *b)
 		rv = nqi_token_read(
 		    c->dlq_token_file, &c->dlq_token, err, sizeof err);
 	if (rv != 0) {
-		nqi_error("NQ-AUTH-CONFIG", "err=\"%s\"", err);
+		nqi_error("NQ-AUTH-CONFIG", NQI_S("err", err));
 		return rv;
 	}
 	const char *urls[] = {
 	    c->api_url, c->work_url, c->results_url, c->events_url};
 	for (size_t i = 0; i < 4 && nqi_auth_open(b->auth); i++) {
 		if (urls[i] && nqi_url_is_public(urls[i])) {
-			nqi_warn("NQ-AUTH-OPEN",
-			    "url=%s no token files are set: "
-			    "anyone who reaches this address may use it",
-			    urls[i]);
+			nqi_warn("NQ-AUTH-OPEN", NQI_S("url", urls[i]),
+			    NQI_S("note", "no token files are set: anyone who "
+			                  "reaches this address may use it"));
 			break;
 		}
 	}
@@ -184,7 +183,7 @@ static int run(broker *b)
 	    broker_net_open(b, err, sizeof err) != 0 ||
 	    broker_dlq_start(b, err, sizeof err) != 0 ||
 	    nqi_daemon_ready(b->cfg.ready_file, err, sizeof err) != 0) {
-		nqi_error("NQ-LISTEN-FAILED", "err=\"%s\"", err);
+		nqi_error("NQ-LISTEN-FAILED", NQI_S("err", err));
 		broker_dlq_stop(b);
 		broker_stop(b);
 		broker_http_stop(b);
@@ -193,13 +192,13 @@ static int run(broker *b)
 		broker_events_close(b);
 		return 1;
 	}
-	nqi_info("NQ-BROKER-START",
-	    "api=%s work=%s results=%s data_dir=%s "
-	    "sync=%s version=%s",
-	    b->cfg.api_url, b->cfg.work_url, b->cfg.results_url,
-	    b->cfg.data_dir, b->cfg.sync, NQ_VERSION);
+	nqi_info("NQ-BROKER-START", NQI_S("api", b->cfg.api_url),
+	    NQI_S("work", b->cfg.work_url),
+	    NQI_S("results", b->cfg.results_url),
+	    NQI_S("data_dir", b->cfg.data_dir), NQI_S("sync", b->cfg.sync),
+	    NQI_S("version", NQ_VERSION));
 	int sig = nqi_signals_wait();
-	nqi_info("NQ-BROKER-STOPPING", "signal=%d", sig);
+	nqi_info("NQ-BROKER-STOPPING", NQI_I("signal", sig));
 	broker_dlq_stop(b);
 	broker_stop(b);
 	/* Every commit is done; what is left only closes sockets. */
@@ -209,10 +208,9 @@ static int run(broker *b)
 	broker_dlq_close(b);
 	broker_events_close(b);
 	nqi_info("NQ-BROKER-STOP",
-	    "commits=%llu events=%llu events_dropped=%llu",
-	    (unsigned long long)nqi_store_commits(b->store),
-	    (unsigned long long)b->events_published,
-	    (unsigned long long)b->events_dropped);
+	    NQI_U("commits", nqi_store_commits(b->store)),
+	    NQI_U("events", b->events_published),
+	    NQI_U("events_dropped", b->events_dropped));
 	return 0;
 }
 

@@ -98,8 +98,8 @@ static void publish_group(dlq *d)
 {
 	for (size_t i = 0; i < d->nprunes; i++) {
 		dlq_prune *p = &d->prunes[i];
-		nqi_info("NQ-DLQ-PRUNED", "queue=%s reason=%s n=%llu", p->queue,
-		    p->why, (unsigned long long)p->n);
+		nqi_info("NQ-DLQ-PRUNED", NQI_S("queue", p->queue),
+		    NQI_S("reason", p->why), NQI_U("n", p->n));
 		if (strcmp(p->why, "count") == 0)
 			atomic_fetch_add(&d->pruned_count_total, p->n);
 		else
@@ -159,8 +159,8 @@ static void fail_group(dlq *d, dlq_op *ops, int err)
 		    nq_strerror(err));
 	}
 	if (atomic_exchange(&d->ready, false))
-		nqi_error(
-		    "NQ-COMMIT-FAILED", "err=%s ready=false", nq_err_name(err));
+		nqi_error("NQ-COMMIT-FAILED", NQI_S("err", nq_err_name(err)),
+		    NQI_B("ready", false));
 	/* A disk that cannot commit fails the next group at once; pause so
 	 * that it does not become a busy loop. */
 	nng_msleep(50);
@@ -210,7 +210,7 @@ static void run_group(dlq *d, dlq_op *ops, bool full_retention)
 		fail_group(d, ops, rv);
 	} else {
 		if (!atomic_exchange(&d->ready, true))
-			nqi_info("NQ-COMMIT-RECOVERED", "ready=true");
+			nqi_info("NQ-COMMIT-RECOVERED", NQI_B("ready", true));
 		publish_group(d);
 	}
 	finish_ops(d, ops);

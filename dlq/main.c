@@ -146,14 +146,13 @@ static int setup_auth(dlq *d)
 	int rv = nqi_auth_load(&d->auth, c->producer_tokens, c->worker_tokens,
 	    c->admin_tokens, err, sizeof err);
 	if (rv != 0) {
-		nqi_error("NQ-AUTH-CONFIG", "err=\"%s\"", err);
+		nqi_error("NQ-AUTH-CONFIG", NQI_S("err", err));
 		return rv;
 	}
 	if (nqi_auth_open(d->auth) && nqi_url_is_public(c->listen_url))
-		nqi_warn("NQ-AUTH-OPEN",
-		    "url=%s no token files are set: anyone "
-		    "who reaches this address may use it",
-		    c->listen_url);
+		nqi_warn("NQ-AUTH-OPEN", NQI_S("url", c->listen_url),
+		    NQI_S("note", "no token files are set: anyone who "
+		                  "reaches this address may use it"));
 	return NQ_OK;
 }
 
@@ -167,32 +166,33 @@ static int start(dlq *d)
 		return rv;
 	rv = dlq_store_open(d, err, sizeof err);
 	if (rv != 0) {
-		nqi_error("NQ-STORE-OPEN-FAILED", "dir=%s err=\"%s\"",
-		    d->cfg.data_dir, err);
+		nqi_error("NQ-STORE-OPEN-FAILED", NQI_S("dir", d->cfg.data_dir),
+		    NQI_S("err", err));
 		return rv;
 	}
 	if (strcmp(d->cfg.sync, "always") != 0)
-		nqi_warn("NQ-SYNC-NONE",
-		    "sync=none confirms writes before "
-		    "they are on disk; a crash loses them (benchmarks only)");
+		nqi_warn("NQ-SYNC-NONE", NQI_S("sync", "none"),
+		    NQI_S("note",
+		        "writes are confirmed before they are on "
+		        "disk; a crash loses them (benchmarks only)"));
 	atomic_store(&d->ready, true);
 	if ((rv = dlq_core_start(d)) != 0)
 		return rv;
 	if ((rv = dlq_replay_start(d, err, sizeof err)) != 0) {
-		nqi_error("NQ-DLQ-BROKER-FAILED", "err=\"%s\"", err);
+		nqi_error("NQ-DLQ-BROKER-FAILED", NQI_S("err", err));
 		return rv;
 	}
 	if ((rv = dlq_net_open(d, err, sizeof err)) != 0) {
-		nqi_error("NQ-LISTEN-FAILED", "err=\"%s\"", err);
+		nqi_error("NQ-LISTEN-FAILED", NQI_S("err", err));
 		return rv;
 	}
 	if ((rv = dlq_http_start(d, err, sizeof err)) != 0) {
-		nqi_error("NQ-HTTP-FAILED", "addr=%s err=\"%s\"",
-		    d->cfg.http_addr, err);
+		nqi_error("NQ-HTTP-FAILED", NQI_S("addr", d->cfg.http_addr),
+		    NQI_S("err", err));
 		return rv;
 	}
 	if ((rv = nqi_daemon_ready(d->cfg.ready_file, err, sizeof err))) {
-		nqi_error("NQ-READY-FILE-FAILED", "err=\"%s\"", err);
+		nqi_error("NQ-READY-FILE-FAILED", NQI_S("err", err));
 		return rv;
 	}
 	return NQ_OK;
@@ -226,21 +226,21 @@ int main(int argc, char **argv)
 	d.started_ms = nqi_mono_ms();
 	rv = start(&d);
 	if (rv == 0) {
-		nqi_info("NQ-DLQ-START",
-		    "listen=%s broker=%s http=%s "
-		    "data_dir=%s sync=%s retention_count=%llu "
-		    "retention_age_ms=%llu version=%s",
-		    d.cfg.listen_url, d.cfg.broker_url, d.cfg.http_addr,
-		    d.cfg.data_dir, d.cfg.sync,
-		    (unsigned long long)d.cfg.retention_count,
-		    (unsigned long long)d.cfg.retention_age_ms, NQ_VERSION);
+		nqi_info("NQ-DLQ-START", NQI_S("listen", d.cfg.listen_url),
+		    NQI_S("broker", d.cfg.broker_url),
+		    NQI_S("http", d.cfg.http_addr),
+		    NQI_S("data_dir", d.cfg.data_dir),
+		    NQI_S("sync", d.cfg.sync),
+		    NQI_U("retention_count", d.cfg.retention_count),
+		    NQI_U("retention_age_ms", d.cfg.retention_age_ms),
+		    NQI_S("version", NQ_VERSION));
 		int sig = nqi_signals_wait();
-		nqi_info("NQ-DLQ-STOPPING", "signal=%d", sig);
+		nqi_info("NQ-DLQ-STOPPING", NQI_I("signal", sig));
 	}
 	stop(&d, rv == 0 ? 0 : 1);
 	if (rv == 0)
-		nqi_info("NQ-DLQ-STOP", "commits=%llu",
-		    (unsigned long long)atomic_load(&d.commits_total));
+		nqi_info("NQ-DLQ-STOP",
+		    NQI_U("commits", atomic_load(&d.commits_total)));
 	nqi_store_close(d.store);
 	nqi_auth_free(d.auth);
 	nqi_strlist_free(&d.cfg.config_values);

@@ -326,9 +326,11 @@ static void *signal_main(void *arg)
 			break;
 		if (sig == SIGUSR1)
 			continue;
-		nqi_info("NQ-WORKER-DRAIN", "signal=SIG%s grace_ms=%llu%s",
-		    sigabbrev_np(sig), (unsigned long long)m->conf.grace_ms,
-		    draining ? " already=true" : "");
+		char name[32];
+		snprintf(name, sizeof name, "SIG%s", sigabbrev_np(sig));
+		nqi_info("NQ-WORKER-DRAIN", NQI_S("signal", name),
+		    NQI_U("grace_ms", m->conf.grace_ms),
+		    NQI_B(draining ? "already" : NULL, true));
 		if (!draining)
 			nq_worker_stop(m->w);
 		draining = true;
@@ -339,20 +341,20 @@ static void *signal_main(void *arg)
 static void log_start(worker_main *m)
 {
 	nqi_opt opts[NOPTS];
-	char conf[1024], types[512] = "";
+	char types[512] = "";
 	size_t o = 0;
 	conf_opts(&m->conf, opts);
-	/* All but --help; handler commands are left out, since they may
-	 * carry credentials, and only their types are named. */
-	nqi_opts_describe(opts, NOPTS - 1, conf, sizeof conf);
 	for (size_t i = 0; i < m->nhandlers && o < sizeof types; i++)
 		o += (size_t)snprintf(types + o, sizeof types - o, "%s%s",
 		    i ? "," : "", m->handlers[i].type);
-	nqi_info("NQ-WORKER-START",
-	    "version=%s worker_id=%s %s token=%s "
-	    "handler_types=%s",
-	    NQ_VERSION, nq_worker_id(m->w), conf,
-	    m->token ? "<redacted>" : "none", types);
+	/* Handler commands are left out, since they may carry credentials,
+	 * and only their types are named; --help is left out too. */
+	const nqi_log_field f[] = {NQI_S("version", NQ_VERSION),
+	    NQI_S("worker_id", nq_worker_id(m->w)),
+	    NQI_S("token", m->token ? "<redacted>" : "none"),
+	    NQI_S("handler_types", types)};
+	nqi_log_opts(
+	    "NQ-WORKER-START", f, sizeof f / sizeof *f, opts, NOPTS - 1);
 }
 
 static int open_worker(worker_main *m)
@@ -376,8 +378,9 @@ static int open_worker(worker_main *m)
 		rv = nq_worker_handle(m->w, m->handlers[i].type,
 		    worker_handle_cb, &m->handlers[i]);
 	if (rv != NQ_OK)
-		nqi_error("NQ-WORKER-FAILED", "step=open work=%s error=%s",
-		    m->conf.work_url, nq_err_name(rv));
+		nqi_error("NQ-WORKER-FAILED", NQI_S("step", "open"),
+		    NQI_S("work", m->conf.work_url),
+		    NQI_S("error", nq_err_name(rv)));
 	return rv;
 }
 
@@ -409,14 +412,15 @@ static int start_obs(worker_main *m)
 	    .tls_server_name = m->conf.tls_server_name};
 	int rv = worker_obs_start(&m->obs, m->conf.http_addr, err, sizeof err);
 	if (rv != NQ_OK) {
-		nqi_error("NQ-WORKER-FAILED", "step=http http=%s error=%s",
-		    m->conf.http_addr, nq_err_name(rv));
+		nqi_error("NQ-WORKER-FAILED", NQI_S("step", "http"),
+		    NQI_S("http", m->conf.http_addr),
+		    NQI_S("error", nq_err_name(rv)));
 		fprintf(stderr, "nq-worker: --http %s: %s\n", m->conf.http_addr,
 		    err);
 	} else if ((rv = nqi_daemon_ready(
 	                m->conf.ready_file, err, sizeof err)) != NQ_OK) {
-		nqi_error(
-		    "NQ-WORKER-FAILED", "step=ready-file err=\"%s\"", err);
+		nqi_error("NQ-WORKER-FAILED", NQI_S("step", "ready-file"),
+		    NQI_S("err", err));
 		worker_obs_stop(&m->obs);
 	}
 	return rv;
@@ -435,8 +439,8 @@ static void wait_handlers(worker_main *m)
 		nng_msleep(10);
 	m->handlers_busy = atomic_load(&m->stats.running) > 0;
 	if (m->handlers_busy)
-		nqi_warn("NQ-WORKER-HANDLERS-STUCK", "running=%d",
-		    atomic_load(&m->stats.running));
+		nqi_warn("NQ-WORKER-HANDLERS-STUCK",
+		    NQI_I("running", atomic_load(&m->stats.running)));
 }
 
 /* Runs until a signal has drained the worker; returns the exit status. */
@@ -469,11 +473,10 @@ static int serve(worker_main *m)
 		pthread_join(m->sig_thr, NULL);
 	}
 	pthread_mutex_lock(&m->stats.mtx);
-	nqi_info("NQ-WORKER-STOP", "done=%llu failed=%llu released=%llu%s%s",
-	    (unsigned long long)m->stats.done,
-	    (unsigned long long)m->stats.failed,
-	    (unsigned long long)m->stats.released, rv ? " error=" : "",
-	    rv ? nq_err_name(rv) : "");
+	nqi_info("NQ-WORKER-STOP", NQI_U("done", m->stats.done),
+	    NQI_U("failed", m->stats.failed),
+	    NQI_U("released", m->stats.released),
+	    NQI_S(rv ? "error" : NULL, nq_err_name(rv)));
 	pthread_mutex_unlock(&m->stats.mtx);
 	/* A worker that could not open took a flag it cannot use. */
 	if (rv == NQ_EINVAL && !m->sig_started)

@@ -52,10 +52,33 @@ int nqi_daemon_configure(const nqi_daemon_spec *d, const nqi_opt *o, size_t n,
 		    next < argc ? " " : "", next < argc ? argv[next] : "");
 		return 2;
 	}
-	char desc[2048];
-	nqi_opts_describe(o, n, desc, sizeof desc);
-	nqi_info(d->msgid, "%s", desc);
+	nqi_log_opts(d->msgid, NULL, 0, o, n);
 	return 0;
+}
+
+#define OPT_VALUE_MAX 256
+
+void nqi_log_opts(const char *msgid, const nqi_log_field *extra, size_t nextra,
+    const nqi_opt *o, size_t n)
+{
+	nqi_log_field *f = calloc(nextra + n, sizeof *f);
+	char *vals = calloc(n ? n : 1, OPT_VALUE_MAX);
+	if (!f || !vals) {
+		free(f);
+		free(vals);
+		nqi_info(msgid, NQI_S("config", "(out of memory)"));
+		return;
+	}
+	for (size_t i = 0; i < nextra; i++)
+		f[i] = extra[i];
+	for (size_t i = 0; i < n; i++) {
+		char *v = vals + i * OPT_VALUE_MAX;
+		nqi_opts_value(&o[i], v, OPT_VALUE_MAX);
+		f[nextra + i] = NQI_S(o[i].name, v);
+	}
+	nqi_log(NQI_LOG_INFO, msgid, f, nextra + n);
+	free(f);
+	free(vals);
 }
 
 void nqi_signals_block(void)
@@ -102,10 +125,9 @@ static void *watchdog_main(void *arg)
 		nqi_cond_wait_mono(
 		    &watchdog.cv, &watchdog.mu, watchdog.deadline_ms);
 	}
-	nqi_warn("NQ-SHUTDOWN-STUCK", "step=%s waited_ms=%llu exit=%d",
-	    watchdog.step,
-	    (unsigned long long)(nqi_mono_ms() - watchdog.armed_ms),
-	    watchdog.status);
+	nqi_warn("NQ-SHUTDOWN-STUCK", NQI_S("step", watchdog.step),
+	    NQI_U("waited_ms", nqi_mono_ms() - watchdog.armed_ms),
+	    NQI_I("exit", watchdog.status));
 	_exit(watchdog.status);
 }
 
@@ -188,7 +210,7 @@ void nqi_daemon_bound(const char *name, const char *url, int port)
 {
 	char full[BOUND_URL_MAX];
 	nqi_url_set_port(url, port, full, sizeof full);
-	nqi_info("NQ-LISTENING", "socket=%s url=%s", name, full);
+	nqi_info("NQ-LISTENING", NQI_S("socket", name), NQI_S("url", full));
 	pthread_mutex_lock(&bound.mu);
 	if (bound.n < BOUND_MAX) {
 		snprintf(

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nqi/log.h"
 #include "nqi/opts.h"
 
 typedef struct nqi_daemon_spec {
@@ -26,6 +27,11 @@ typedef struct nqi_daemon_spec {
  */
 int nqi_daemon_configure(const nqi_daemon_spec *d, const nqi_opt *o, size_t n,
     int argc, char **argv, nqi_strlist *keep);
+
+/* Logs msgid at info with the extra fields, then one field per option
+ * (its name and value; secrets redacted): the effective config. */
+void nqi_log_opts(const char *msgid, const nqi_log_field *extra, size_t nextra,
+    const nqi_opt *o, size_t n);
 
 /* Blocks SIGINT and SIGTERM in this thread (threads started later inherit
  * the mask) and ignores SIGPIPE; call first in main. */
