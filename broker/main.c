@@ -10,130 +10,101 @@
 #include "nqi/opts.h"
 #include "nqi/util.h"
 
-#define OPT(n, k, f, h)                                                        \
-	{                                                                      \
-		n, NQI_OPT_##k, &c->f, h, false                                \
-	}
-
-static size_t config_opts(broker_config *c, nqi_opt *o)
+static int config_check(const broker_config *c, char *why, size_t len)
 {
-	nqi_opt all[] = {
-	    OPT("api", STR, api_url, "api socket (REP) URL"),
-	    OPT("work", STR, work_url, "work socket (REP) URL for workers"),
-	    OPT("results", STR, results_url, "results socket (PULL) URL"),
-	    OPT("events", STR, events_url,
-	        "events socket (PUB) URL "
-	        "(\"\": publish nothing)"),
-	    OPT("http", STR, http_addr,
-	        "ADDR:PORT of /metrics, /healthz "
-	        "and /readyz (\"\": none)"),
-	    OPT("dlq", STR, dlq_url,
-	        "nq-dlq socket that takes dead jobs "
-	        "(\"\": keep them here in state dead)"),
-	    OPT("data-dir", STR, data_dir, "directory of the LMDB store"),
-	    OPT("sync", STR, sync,
-	        "always (fsync before confirming) or "
-	        "none (benchmarks only: a crash loses recent writes)"),
-	    OPT("max-payload", SIZE, max_payload, "largest payload taken"),
-	    OPT("max-result", SIZE, max_result,
-	        "largest result kept "
-	        "(longer ones are cut and logged)"),
-	    OPT("map-size", SIZE, map_size, "largest the store may grow"),
-	    OPT("result-ttl", DURATION, result_ttl_ms,
-	        "how long finished "
-	        "jobs stay readable (0: deleted at once)"),
-	    OPT("idempotency-window", DURATION, idempotency_window_ms,
-	        "how long an idempotency key maps to its job"),
-	    OPT("backoff-base", DURATION, backoff_base_ms,
-	        "first retry "
-	        "delay bound"),
-	    OPT("backoff-cap", DURATION, backoff_cap_ms,
-	        "largest retry "
-	        "delay bound"),
-	    OPT("default-timeout", DURATION, default_timeout_ms,
-	        "longest "
-	        "an attempt may run when the job names no timeout"),
-	    OPT("max-attempts", U64, max_attempts,
-	        "attempts of a job that "
-	        "names none"),
-	    OPT("max-depth", U64, max_depth,
-	        "jobs a queue may hold "
-	        "waiting or running (0: no limit)"),
-	    OPT("lease-check", DURATION, lease_check_ms,
-	        "how often lapsed "
-	        "leases and expired results are looked for"),
-	    OPT("api-contexts", INT, api_contexts,
-	        "api requests served "
-	        "at once"),
-	    OPT("work-contexts", INT, work_contexts,
-	        "worker fetches that "
-	        "may wait at once"),
-	    OPT("producer-tokens", STR, producer_tokens,
-	        "file (or "
-	        "env:NAME) of producer tokens, one a line"),
-	    OPT("worker-tokens", STR, worker_tokens,
-	        "file (or env:NAME) "
-	        "of worker tokens"),
-	    OPT("admin-tokens", STR, admin_tokens,
-	        "file (or env:NAME) of "
-	        "admin tokens"),
-	    OPT("dlq-token-file", STR, dlq_token_file,
-	        "file (or env:NAME) "
-	        "of this broker's token for nq-dlq"),
-	    OPT("tls-cert", STR, tls_cert,
-	        "PEM certificate for tls+tcp:// "
-	        "and https endpoints"),
-	    OPT("tls-key", STR, tls_key, "PEM key of --tls-cert"),
-	    OPT("tls-ca", STR, tls_ca,
-	        "PEM CA: clients must present a "
-	        "certificate it signed; also verifies nq-dlq"),
-	    OPT("config", STR, config_file,
-	        "file of name = value lines, "
-	        "read before the environment and flags"),
-	    OPT("log-level", STR, log_level, "debug, info, warn or error"),
-	    OPT("log-format", STR, log_format, "text or json"),
-	    OPT("ready-file", STR, ready_file,
-	        "once ready, write the bound address of every socket here "
-	        "(NAME=URL lines; port 0 in an address picks a free one)"),
-	};
-	memcpy(o, all, sizeof all);
-	return sizeof all / sizeof *all;
-}
-
-static const char *config_check(const broker_config *c)
-{
-	if (strcmp(c->sync, "always") != 0 && strcmp(c->sync, "none") != 0)
-		return "--sync must be always or none";
+	const char *bad = NULL;
 	if (c->max_payload == 0 || c->max_payload > (64u << 20))
-		return "--max-payload must be between 1 byte and 64 MiB";
-	if (c->max_result > (64u << 20))
-		return "--max-result must be at most 64 MiB";
-	if (c->max_attempts == 0 || c->max_attempts > 1000)
-		return "--max-attempts must be between 1 and 1000";
-	if (c->backoff_base_ms == 0 || c->backoff_cap_ms < c->backoff_base_ms)
-		return "--backoff-base must be > 0 and <= --backoff-cap";
-	if (c->lease_check_ms < 10)
-		return "--lease-check must be at least 10ms";
-	if (c->api_contexts < 1 || c->work_contexts < 1 ||
-	    c->api_contexts > 4096 || c->work_contexts > 4096)
-		return "--api-contexts and --work-contexts must be 1..4096";
-	return nqi_log_configure(c->log_level, c->log_format);
+		bad = "--max-payload must be between 1 byte and 64 MiB";
+	else if (c->max_result > (64u << 20))
+		bad = "--max-result must be at most 64 MiB";
+	else if (c->max_attempts == 0 || c->max_attempts > 1000)
+		bad = "--max-attempts must be between 1 and 1000";
+	else if (c->backoff_base_ms == 0 ||
+	         c->backoff_cap_ms < c->backoff_base_ms)
+		bad = "--backoff-base must be > 0 and <= --backoff-cap";
+	else if (c->lease_check_ms < 10)
+		bad = "--lease-check must be at least 10ms";
+	else if (c->api_contexts < 1 || c->work_contexts < 1 ||
+	         c->api_contexts > 4096 || c->work_contexts > 4096)
+		bad = "--api-contexts and --work-contexts must be 1..4096";
+	if (bad)
+		snprintf(why, len, "%s", bad);
+	return bad ? NQ_EINVAL : NQ_OK;
 }
 
-static const char *check_cb(void *arg)
+static int check_cb(void *arg, char *why, size_t len)
 {
-	return config_check(arg);
+	return config_check(arg, why, len);
 }
 
 /* Parses flags; returns 0 to run, or the exit status (-1: --help). */
 static int configure(broker_config *c, int argc, char **argv)
 {
-	nqi_opt o[40];
 	broker_config_defaults(c);
-	size_t n = config_opts(c, o);
-	nqi_daemon_spec d = {"nq-broker", "usage: nq-broker [flags]",
-	    "NQ-BROKER-CONFIG", check_cb, c};
-	return nqi_daemon_configure(&d, o, n, argc, argv, &c->config_values);
+	const nqi_opt own[] = {
+	    NQI_OPT("api", STR, &c->api_url, "api socket (REP) URL"),
+	    NQI_OPT(
+	        "work", STR, &c->work_url, "work socket (REP) URL for workers"),
+	    NQI_OPT(
+	        "results", STR, &c->results_url, "results socket (PULL) URL"),
+	    NQI_OPT("events", STR, &c->events_url,
+	        "events socket (PUB) URL (\"\": publish nothing)"),
+	    NQI_OPT("http", STR, &c->http_addr,
+	        "ADDR:PORT of /metrics, /healthz and /readyz (\"\": none)"),
+	    NQI_OPT("dlq", STR, &c->dlq_url,
+	        "nq-dlq socket that takes dead jobs (\"\": keep them here in "
+	        "state dead)"),
+	    NQI_OPT(
+	        "max-payload", SIZE, &c->max_payload, "largest payload taken"),
+	    NQI_OPT("max-result", SIZE, &c->max_result,
+	        "largest result kept (longer ones are cut and logged)"),
+	    NQI_OPT(
+	        "map-size", SIZE, &c->map_size, "largest the store may grow"),
+	    NQI_OPT("result-ttl", DURATION, &c->result_ttl_ms,
+	        "how long finished jobs stay readable (0: deleted at once)"),
+	    NQI_OPT("idempotency-window", DURATION, &c->idempotency_window_ms,
+	        "how long an idempotency key maps to its job"),
+	    NQI_OPT("backoff-base", DURATION, &c->backoff_base_ms,
+	        "first retry delay bound"),
+	    NQI_OPT("backoff-cap", DURATION, &c->backoff_cap_ms,
+	        "largest retry delay bound"),
+	    NQI_OPT("default-timeout", DURATION, &c->default_timeout_ms,
+	        "longest an attempt may run when the job names no timeout"),
+	    NQI_OPT("max-attempts", U64, &c->max_attempts,
+	        "attempts of a job that names none"),
+	    NQI_OPT("max-depth", U64, &c->max_depth,
+	        "jobs a queue may hold waiting or running (0: no limit)"),
+	    NQI_OPT("lease-check", DURATION, &c->lease_check_ms,
+	        "how often lapsed leases and expired results are looked for"),
+	    NQI_OPT("api-contexts", INT, &c->api_contexts,
+	        "api requests served at once"),
+	    NQI_OPT("work-contexts", INT, &c->work_contexts,
+	        "worker fetches that may wait at once"),
+	    NQI_OPT("dlq-token-file", STR, &c->dlq_token_file,
+	        "file (or env:NAME) of this broker's token for nq-dlq"),
+	};
+	nqi_daemon_spec d = {
+	    .prog = "nq-broker",
+	    .usage = "usage: nq-broker [flags]",
+	    .msgid = "NQ-BROKER-CONFIG",
+	    .opts = own,
+	    .nopts = sizeof own / sizeof *own,
+	    .common = {.config = &c->config_file,
+	        .log_level = &c->log_level,
+	        .log_format = &c->log_format,
+	        .ready_file = &c->ready_file,
+	        .data_dir = &c->data_dir,
+	        .sync = &c->sync,
+	        .tls_cert = &c->tls_cert,
+	        .tls_key = &c->tls_key,
+	        .tls_ca = &c->tls_ca,
+	        .producer_tokens = &c->producer_tokens,
+	        .worker_tokens = &c->worker_tokens,
+	        .admin_tokens = &c->admin_tokens},
+	    .check = check_cb,
+	    .arg = c,
+	};
+	return nqi_daemon_configure(&d, argc, argv, &c->config_values);
 }
 
 /* Loads tokens; warns when a public address is served with none. */

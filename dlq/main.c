@@ -32,110 +32,83 @@ static void config_defaults(dlq_config *c)
 	};
 }
 
-#define OPT(n, k, f, h)                                                        \
-	{                                                                      \
-		n, NQI_OPT_##k, &c->f, h, false                                \
-	}
-
-static size_t config_opts(dlq_config *c, nqi_opt *o)
+static int config_check(const dlq_config *c, char *why, size_t len)
 {
-	nqi_opt all[] = {
-	    OPT("listen", STR, listen_url,
-	        "REP socket URL: ingest from the "
-	        "broker, requests of operators"),
-	    OPT("broker", STR, broker_url,
-	        "the broker's api socket, where "
-	        "replay enqueues"),
-	    OPT("data-dir", STR, data_dir, "directory of the LMDB store"),
-	    OPT("sync", STR, sync,
-	        "always (fsync before confirming) or "
-	        "none (benchmarks only: a crash loses recent writes)"),
-	    OPT("http", STR, http_addr,
-	        "ADDR:PORT of /metrics, /healthz "
-	        "and /readyz (none: off)"),
-	    OPT("retention-count", U64, retention_count,
-	        "entries kept per "
-	        "queue, the newest (0: no limit)"),
-	    OPT("retention-age", DURATION, retention_age_ms,
-	        "entries dead "
-	        "longer ago are removed (0: no limit)"),
-	    OPT("retention-check", DURATION, retention_check_ms,
-	        "how often "
-	        "retention looks at every queue"),
-	    OPT("token-file", STR, token_file,
-	        "file (or env:NAME) of the token replay presents to the "
-	        "broker"),
-	    OPT("producer-tokens", STR, producer_tokens,
-	        "file (or env:NAME) of producer tokens, one a line: for the "
-	        "broker's handoff"),
-	    OPT("worker-tokens", STR, worker_tokens,
-	        "file (or env:NAME) of worker tokens (nq-dlq serves workers "
-	        "nothing)"),
-	    OPT("admin-tokens", STR, admin_tokens,
-	        "file (or env:NAME) of admin tokens: list, show, replay, "
-	        "purge, stats"),
-	    OPT("tls-cert", STR, tls_cert,
-	        "PEM certificate for tls+tcp:// and https://"),
-	    OPT("tls-key", STR, tls_key, "PEM key of --tls-cert"),
-	    OPT("tls-ca", STR, tls_ca,
-	        "PEM CA: clients must present a certificate it signed; "
-	        "replay verifies the broker with it"),
-	    OPT("broker-timeout", DURATION, broker_timeout_ms,
-	        "longest "
-	        "wait for the broker to answer one replay batch"),
-	    OPT("map-size", SIZE, map_size, "largest the store may grow"),
-	    OPT("max-message", SIZE, max_message, "largest request taken"),
-	    OPT("contexts", INT, contexts, "requests served at once"),
-	    OPT("config", STR, config_file,
-	        "file of name = value lines, "
-	        "read before the environment and flags"),
-	    OPT("log-level", STR, log_level, "debug, info, warn or error"),
-	    OPT("log-format", STR, log_format, "text or json"),
-	    OPT("ready-file", STR, ready_file,
-	        "once ready, write the bound address of every socket here "
-	        "(NAME=URL lines; port 0 in an address picks a free one)"),
-	};
-	memcpy(o, all, sizeof all);
-	return sizeof all / sizeof *all;
-}
-
-static const char *config_check(const dlq_config *c)
-{
+	const char *bad = NULL;
 	if (!c->listen_url || !*c->listen_url)
-		return "--listen must name a URL";
-	if (!c->broker_url || !*c->broker_url)
-		return "--broker must name a URL";
-	if (strcmp(c->sync, "always") != 0 && strcmp(c->sync, "none") != 0)
-		return "--sync must be always or none";
-	if (c->retention_check_ms < 10)
-		return "--retention-check must be at least 10ms";
-	if (c->broker_timeout_ms < 100 || c->broker_timeout_ms > 600000)
-		return "--broker-timeout must be from 100ms to 10m";
-	if (c->max_message < (64u << 10) || c->max_message > (1ull << 30))
-		return "--max-message must be from 64k to 1g";
-	if (c->map_size < (1u << 20))
-		return "--map-size must be at least 1m";
-	if (c->contexts < 1 || c->contexts > 4096)
-		return "--contexts must be from 1 to 4096";
-	return nqi_log_configure(c->log_level, c->log_format);
+		bad = "--listen must name a URL";
+	else if (!c->broker_url || !*c->broker_url)
+		bad = "--broker must name a URL";
+	else if (c->retention_check_ms < 10)
+		bad = "--retention-check must be at least 10ms";
+	else if (c->broker_timeout_ms < 100 || c->broker_timeout_ms > 600000)
+		bad = "--broker-timeout must be from 100ms to 10m";
+	else if (c->max_message < (64u << 10) || c->max_message > (1ull << 30))
+		bad = "--max-message must be from 64k to 1g";
+	else if (c->map_size < (1u << 20))
+		bad = "--map-size must be at least 1m";
+	else if (c->contexts < 1 || c->contexts > 4096)
+		bad = "--contexts must be from 1 to 4096";
+	if (bad)
+		snprintf(why, len, "%s", bad);
+	return bad ? NQ_EINVAL : NQ_OK;
 }
 
-static const char *check_cb(void *arg)
+static int check_cb(void *arg, char *why, size_t len)
 {
-	return config_check(arg);
+	return config_check(arg, why, len);
 }
 
 /* Parses flags; returns 0 to run, -1 after --help, or the exit status. */
 static int configure(dlq_config *c, int argc, char **argv)
 {
-	nqi_opt o[32];
 	config_defaults(c);
-	size_t n = config_opts(c, o);
-	nqi_daemon_spec d = {"nq-dlq",
-	    "usage: nq-dlq [flags]\n"
-	    "Keeps dead jobs handed over by nq-broker --dlq URL.",
-	    "NQ-DLQ-CONFIG", check_cb, c};
-	return nqi_daemon_configure(&d, o, n, argc, argv, &c->config_values);
+	const nqi_opt own[] = {
+	    NQI_OPT("listen", STR, &c->listen_url,
+	        "REP socket URL: ingest from the broker, requests of "
+	        "operators"),
+	    NQI_OPT("broker", STR, &c->broker_url,
+	        "the broker's api socket, where replay enqueues"),
+	    NQI_OPT("http", STR, &c->http_addr,
+	        "ADDR:PORT of /metrics, /healthz and /readyz (none: off)"),
+	    NQI_OPT("retention-count", U64, &c->retention_count,
+	        "entries kept per queue, the newest (0: no limit)"),
+	    NQI_OPT("retention-age", DURATION, &c->retention_age_ms,
+	        "entries dead longer ago are removed (0: no limit)"),
+	    NQI_OPT("retention-check", DURATION, &c->retention_check_ms,
+	        "how often retention looks at every queue"),
+	    NQI_OPT("broker-timeout", DURATION, &c->broker_timeout_ms,
+	        "longest wait for the broker to answer one replay batch"),
+	    NQI_OPT(
+	        "map-size", SIZE, &c->map_size, "largest the store may grow"),
+	    NQI_OPT(
+	        "max-message", SIZE, &c->max_message, "largest request taken"),
+	    NQI_OPT("contexts", INT, &c->contexts, "requests served at once"),
+	};
+	nqi_daemon_spec d = {
+	    .prog = "nq-dlq",
+	    .usage = "usage: nq-dlq [flags]\n"
+	             "Keeps dead jobs handed over by nq-broker --dlq URL.",
+	    .msgid = "NQ-DLQ-CONFIG",
+	    .opts = own,
+	    .nopts = sizeof own / sizeof *own,
+	    .common = {.config = &c->config_file,
+	        .log_level = &c->log_level,
+	        .log_format = &c->log_format,
+	        .ready_file = &c->ready_file,
+	        .data_dir = &c->data_dir,
+	        .sync = &c->sync,
+	        .tls_cert = &c->tls_cert,
+	        .tls_key = &c->tls_key,
+	        .tls_ca = &c->tls_ca,
+	        .producer_tokens = &c->producer_tokens,
+	        .worker_tokens = &c->worker_tokens,
+	        .admin_tokens = &c->admin_tokens,
+	        .token_file = &c->token_file},
+	    .check = check_cb,
+	    .arg = c,
+	};
+	return nqi_daemon_configure(&d, argc, argv, &c->config_values);
 }
 
 /* Loads tokens; warns when a public address is served with none. */

@@ -14,16 +14,97 @@
 #include "nqi/log.h"
 #include "nqi/util.h"
 
+/* The common flags: where each is in nqi_daemon_common, and its help. */
+static const struct common_flag {
+	const char *name;
+	size_t off;
+	const char *help;
+} common_flags[] = {
+    {"data-dir", offsetof(nqi_daemon_common, data_dir),
+        "directory of the LMDB store"},
+    {"sync", offsetof(nqi_daemon_common, sync),
+        "always (fsync before confirming) or none (benchmarks only: a "
+        "crash loses recent writes)"},
+    {"producer-tokens", offsetof(nqi_daemon_common, producer_tokens),
+        "file (or env:NAME) of producer tokens, one a line"},
+    {"worker-tokens", offsetof(nqi_daemon_common, worker_tokens),
+        "file (or env:NAME) of worker tokens"},
+    {"admin-tokens", offsetof(nqi_daemon_common, admin_tokens),
+        "file (or env:NAME) of admin tokens"},
+    {"token-file", offsetof(nqi_daemon_common, token_file),
+        "file (or env:NAME) of the token presented to the service this "
+        "one dials"},
+    {"tls-cert", offsetof(nqi_daemon_common, tls_cert),
+        "PEM certificate of this service: for its tls+tcp:// and https "
+        "endpoints, and shown to the services it dials over TLS"},
+    {"tls-key", offsetof(nqi_daemon_common, tls_key), "PEM key of --tls-cert"},
+    {"tls-ca", offsetof(nqi_daemon_common, tls_ca),
+        "PEM CA: clients must present a certificate it signed, and the "
+        "services this one dials over TLS are verified with it"},
+    {"config", offsetof(nqi_daemon_common, config),
+        "file of name = value lines, read before the environment and "
+        "flags"},
+    {"log-level", offsetof(nqi_daemon_common, log_level),
+        "debug, info, warn or error"},
+    {"log-format", offsetof(nqi_daemon_common, log_format), "text or json"},
+    {"ready-file", offsetof(nqi_daemon_common, ready_file),
+        "once ready, write the address every socket bound here (NAME=URL "
+        "lines; port 0 in an address picks a free port)"},
+};
+
+#define NCOMMON (sizeof common_flags / sizeof *common_flags)
+
+static const char **common_value(
+    const nqi_daemon_common *c, const struct common_flag *f)
+{
+	return *(const char **const *)((const char *)c + f->off);
+}
+
+int nqi_daemon_opts(const nqi_daemon_spec *d, nqi_opt **out, size_t *n)
+{
+	nqi_opt *o = calloc(d->nopts + NCOMMON, sizeof *o);
+	size_t k = d->nopts;
+	if (!o)
+		return NQ_ENOMEM;
+	memcpy(o, d->opts, d->nopts * sizeof *o);
+	for (size_t i = 0; i < NCOMMON; i++) {
+		const char **v = common_value(&d->common, &common_flags[i]);
+		if (v)
+			o[k++] = (nqi_opt)NQI_OPT(
+			    common_flags[i].name, STR, v, common_flags[i].help);
+	}
+	*out = o;
+	*n = k;
+	return NQ_OK;
+}
+
 static void usage(const nqi_daemon_spec *d, FILE *f, const nqi_opt *o, size_t n)
 {
 	fprintf(f,
 	    "%s\nEvery flag also reads from NQ_<FLAG>, e.g. "
-	    "NQ_DATA_DIR.\n",
+	    "NQ_LOG_LEVEL.\n",
 	    d->usage);
 	nqi_opts_usage(o, n, f);
 }
 
-int nqi_daemon_configure(const nqi_daemon_spec *d, const nqi_opt *o, size_t n,
+/* The checks of the common flags, then the daemon's own. */
+static int check(const nqi_daemon_spec *d, char *why, size_t len)
+{
+	const nqi_daemon_common *c = &d->common;
+	const char *bad = NULL;
+	if (c->sync && strcmp(*c->sync, "always") != 0 &&
+	    strcmp(*c->sync, "none") != 0)
+		bad = "--sync must be always or none";
+	if (!bad && c->log_level && c->log_format)
+		bad = nqi_log_configure(*c->log_level, *c->log_format);
+	if (bad) {
+		snprintf(why, len, "%s", bad);
+		return NQ_EINVAL;
+	}
+	return d->check ? d->check(d->arg, why, len) : NQ_OK;
+}
+
+static int configure(const nqi_daemon_spec *d, const nqi_opt *o, size_t n,
     int argc, char **argv, nqi_strlist *keep)
 {
 	char err[256];
@@ -36,7 +117,8 @@ int nqi_daemon_configure(const nqi_daemon_spec *d, const nqi_opt *o, size_t n,
 		}
 	}
 	const char *file = nqi_opts_peek(argc, argv, "config");
-	if (file && nqi_opts_load_file(o, n, file, keep, err, sizeof err)) {
+	if (file && d->common.config &&
+	    nqi_opts_load_file(o, n, file, keep, err, sizeof err)) {
 		fprintf(stderr, "%s: %s\n", d->prog, err);
 		return 2;
 	}
@@ -45,15 +127,29 @@ int nqi_daemon_configure(const nqi_daemon_spec *d, const nqi_opt *o, size_t n,
 		usage(d, stderr, o, n);
 		return 2;
 	}
-	const char *bad =
-	    next < argc ? "unexpected argument" : d->check(d->arg);
-	if (bad) {
-		fprintf(stderr, "%s: %s%s%s\n", d->prog, bad,
-		    next < argc ? " " : "", next < argc ? argv[next] : "");
+	if (next < argc)
+		snprintf(err, sizeof err, "unexpected argument %s", argv[next]);
+	if (next < argc || check(d, err, sizeof err) != NQ_OK) {
+		fprintf(stderr, "%s: %s\nRun '%s --help' for the flags.\n",
+		    d->prog, err, d->prog);
 		return 2;
 	}
 	nqi_log_opts(d->msgid, NULL, 0, o, n);
 	return 0;
+}
+
+int nqi_daemon_configure(
+    const nqi_daemon_spec *d, int argc, char **argv, nqi_strlist *keep)
+{
+	nqi_opt *o;
+	size_t n;
+	if (nqi_daemon_opts(d, &o, &n) != NQ_OK) {
+		fprintf(stderr, "%s: out of memory\n", d->prog);
+		return 1;
+	}
+	int rv = configure(d, o, n, argc, argv, keep);
+	free(o);
+	return rv;
 }
 
 #define OPT_VALUE_MAX 256

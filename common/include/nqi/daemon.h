@@ -10,24 +10,55 @@
 #include "nqi/log.h"
 #include "nqi/opts.h"
 
+/*
+ * The flags nq daemons share, defined once (names, help, checks) in
+ * daemon.c; their values live in each daemon's own config struct. A
+ * daemon points each member at the field that holds the flag's value
+ * (and its default), or leaves it NULL for a flag it does not take.
+ */
+typedef struct nqi_daemon_common {
+	const char **config;     /* --config: name = value lines */
+	const char **log_level;  /* --log-level: checked */
+	const char **log_format; /* --log-format: checked */
+	const char **ready_file; /* --ready-file: nqi_daemon_ready */
+	const char **data_dir;   /* --data-dir */
+	const char **sync;       /* --sync: checked, always or none */
+	const char **tls_cert;
+	const char **tls_key;
+	const char **tls_ca;
+	const char **producer_tokens; /* token lists of the roles served */
+	const char **worker_tokens;
+	const char **admin_tokens;
+	const char **token_file; /* the token this daemon presents */
+} nqi_daemon_common;
+
 typedef struct nqi_daemon_spec {
-	const char *prog;  /* "nq-broker" */
-	const char *usage; /* first lines of --help */
-	const char *msgid; /* logged with the effective config */
-	/* Checks the parsed config; NULL when fine, else the reason. */
-	const char *(*check)(void *arg);
+	const char *prog;    /* "nq-broker" */
+	const char *usage;   /* first lines of --help */
+	const char *msgid;   /* logged with the effective config */
+	const nqi_opt *opts; /* the daemon's own flags */
+	size_t nopts;
+	nqi_daemon_common common;
+	/* Checks the parsed config: 0 when fine, else NQ_EINVAL with the
+	 * reason in why. */
+	int (*check)(void *arg, char *why, size_t len);
 	void *arg;
 } nqi_daemon_spec;
 
 /*
  * Defaults are already in the options' targets; applies --config FILE (its
- * values kept in keep), then NQ_* variables, then flags, then checks, and
- * logs the effective config with secrets redacted. Returns 0 to run, -1
- * after printing --help, or 2 after a usage error on stderr.
+ * values kept in keep), then NQ_* variables, then flags, to the daemon's
+ * own flags and the common ones; checks the common flags, then d->check;
+ * applies --log-level and --log-format, and logs the effective config with
+ * secrets redacted. Returns 0 to run, -1 after printing --help, or 2
+ * after a usage error on stderr.
  */
-int nqi_daemon_configure(const nqi_daemon_spec *d, const nqi_opt *o, size_t n,
-    int argc, char **argv, nqi_strlist *keep);
+int nqi_daemon_configure(
+    const nqi_daemon_spec *d, int argc, char **argv, nqi_strlist *keep);
 
+/* The daemon's own flags followed by the common ones it takes, in an
+ * array the caller frees. */
+int nqi_daemon_opts(const nqi_daemon_spec *d, nqi_opt **out, size_t *n);
 /* Logs msgid at info with the extra fields, then one field per option
  * (its name and value; secrets redacted): the effective config. */
 void nqi_log_opts(const char *msgid, const nqi_log_field *extra, size_t nextra,

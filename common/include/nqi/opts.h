@@ -36,6 +36,12 @@ typedef struct nqi_opt {
 	bool secret; /* redacted when the config is logged */
 } nqi_opt;
 
+/* One row of a flag table: NQI_OPT("lease", DURATION, &c->lease_ms, help). */
+#define NQI_OPT(name, kind, ptr, help)                                         \
+	{                                                                      \
+		(name), NQI_OPT_##kind, (ptr), (help), false                   \
+	}
+
 /*
  * Applies the environment (when use_env) and then argv[start..] to the
  * options. A list flag given on the command line replaces what the
