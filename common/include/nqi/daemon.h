@@ -32,6 +32,20 @@ typedef struct nqi_daemon_common {
 	const char **token_file; /* the token this daemon presents */
 } nqi_daemon_common;
 
+/* The members of nqi_daemon_common for a config struct *c whose fields
+ * carry the usual names, by group: every daemon, those with a store, and
+ * those that serve roles. */
+#define NQI_COMMON_BASE(c)                                                     \
+	.config = &(c)->config_file, .log_level = &(c)->log_level,             \
+	.log_format = &(c)->log_format, .ready_file = &(c)->ready_file,        \
+	.tls_cert = &(c)->tls_cert, .tls_key = &(c)->tls_key,                  \
+	.tls_ca = &(c)->tls_ca
+#define NQI_COMMON_STORE(c) .data_dir = &(c)->data_dir, .sync = &(c)->sync
+#define NQI_COMMON_ROLES(c)                                                    \
+	.producer_tokens = &(c)->producer_tokens,                              \
+	.worker_tokens = &(c)->worker_tokens,                                  \
+	.admin_tokens = &(c)->admin_tokens
+
 typedef struct nqi_daemon_spec {
 	const char *prog;    /* "nq-broker" */
 	const char *usage;   /* first lines of --help */
