@@ -13,9 +13,6 @@
 
 #include <nng/protocol/pubsub0/pub.h>
 
-#ifndef OBS_BROKER
-#error "OBS_BROKER must name the nq-broker binary"
-#endif
 #ifndef OBS_NQCTL
 #error "OBS_NQCTL must name the nqctl binary"
 #endif
