@@ -37,6 +37,13 @@ static int check_cb(void *arg, char *why, size_t len)
 	return config_check(arg, why, len);
 }
 
+/* Where the flags every daemon shares keep their values. */
+static nqi_daemon_common common_flags(broker_config *c)
+{
+	return (nqi_daemon_common){
+	    NQI_COMMON_BASE(c), NQI_COMMON_STORE(c), NQI_COMMON_ROLES(c)};
+}
+
 /* Parses flags; returns 0 to run, or the exit status (-1: --help). */
 static int configure(broker_config *c, int argc, char **argv)
 {
@@ -89,8 +96,7 @@ static int configure(broker_config *c, int argc, char **argv)
 	    .msgid = "NQ-BROKER-CONFIG",
 	    .opts = own,
 	    .nopts = sizeof own / sizeof *own,
-	    .common = {NQI_COMMON_BASE(c), NQI_COMMON_STORE(c),
-	        NQI_COMMON_ROLES(c)},
+	    .common = common_flags(c),
 	    .check = check_cb,
 	    .arg = c,
 	};
@@ -102,26 +108,15 @@ static int setup_auth(broker *b)
 {
 	char err[256] = "";
 	broker_config *c = &b->cfg;
-	int rv = nqi_auth_load(&b->auth, c->producer_tokens, c->worker_tokens,
-	    c->admin_tokens, err, sizeof err);
-	if (rv == 0 && c->dlq_token_file && *c->dlq_token_file)
-		rv = nqi_token_read(
-		    c->dlq_token_file, &c->dlq_token, err, sizeof err);
-	if (rv != 0) {
-		nqi_error("NQ-AUTH-CONFIG", NQI_S("err", err));
-		return rv;
-	}
+	nqi_daemon_common common = common_flags(c);
 	const char *urls[] = {
 	    c->api_url, c->work_url, c->results_url, c->events_url};
-	for (size_t i = 0; i < 4 && nqi_auth_open(b->auth); i++) {
-		if (urls[i] && nqi_url_is_public(urls[i])) {
-			nqi_warn("NQ-AUTH-OPEN", NQI_S("url", urls[i]),
-			    NQI_S("note", "no token files are set: anyone who "
-			                  "reaches this address may use it"));
-			break;
-		}
-	}
-	return NQ_OK;
+	int rv = nqi_daemon_auth(&b->auth, &common, urls, 4);
+	if (rv == 0 && c->dlq_token_file && *c->dlq_token_file &&
+	    (rv = nqi_token_read(
+	         c->dlq_token_file, &c->dlq_token, err, sizeof err)) != 0)
+		nqi_error("NQ-AUTH-CONFIG", NQI_S("err", err));
+	return rv;
 }
 
 static int run(broker *b)

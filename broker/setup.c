@@ -95,10 +95,5 @@ int broker_open_store(broker *b)
 	b->db_queues = nqi_store_dbi(b->store, 3);
 	b->db_meta = nqi_store_dbi(b->store, 4);
 	b->db_handoff = nqi_store_dbi(b->store, 5);
-	if (!so.sync)
-		nqi_warn("NQ-SYNC-NONE", NQI_S("sync", "none"),
-		    NQI_S("note",
-		        "writes are confirmed before they are on "
-		        "disk; a crash loses them (benchmarks only)"));
 	return NQ_OK;
 }

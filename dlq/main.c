@@ -59,6 +59,13 @@ static int check_cb(void *arg, char *why, size_t len)
 	return config_check(arg, why, len);
 }
 
+/* Where the flags every daemon shares keep their values. */
+static nqi_daemon_common common_flags(dlq_config *c)
+{
+	return (nqi_daemon_common){NQI_COMMON_BASE(c), NQI_COMMON_STORE(c),
+	    NQI_COMMON_ROLES(c), .token_file = &c->token_file};
+}
+
 /* Parses flags; returns 0 to run, -1 after --help, or the exit status. */
 static int configure(dlq_config *c, int argc, char **argv)
 {
@@ -92,8 +99,7 @@ static int configure(dlq_config *c, int argc, char **argv)
 	    .msgid = "NQ-DLQ-CONFIG",
 	    .opts = own,
 	    .nopts = sizeof own / sizeof *own,
-	    .common = {NQI_COMMON_BASE(c), NQI_COMMON_STORE(c),
-	        NQI_COMMON_ROLES(c), .token_file = &c->token_file},
+	    .common = common_flags(c),
 	    .check = check_cb,
 	    .arg = c,
 	};
@@ -103,19 +109,8 @@ static int configure(dlq_config *c, int argc, char **argv)
 /* Loads tokens; warns when a public address is served with none. */
 static int setup_auth(dlq *d)
 {
-	char err[256] = "";
-	const dlq_config *c = &d->cfg;
-	int rv = nqi_auth_load(&d->auth, c->producer_tokens, c->worker_tokens,
-	    c->admin_tokens, err, sizeof err);
-	if (rv != 0) {
-		nqi_error("NQ-AUTH-CONFIG", NQI_S("err", err));
-		return rv;
-	}
-	if (nqi_auth_open(d->auth) && nqi_url_is_public(c->listen_url))
-		nqi_warn("NQ-AUTH-OPEN", NQI_S("url", c->listen_url),
-		    NQI_S("note", "no token files are set: anyone who "
-		                  "reaches this address may use it"));
-	return NQ_OK;
+	nqi_daemon_common common = common_flags(&d->cfg);
+	return nqi_daemon_auth(&d->auth, &common, &d->cfg.listen_url, 1);
 }
 
 /* Starts the parts in the order they depend on each other; on failure
@@ -132,11 +127,6 @@ static int start(dlq *d)
 		    NQI_S("err", err));
 		return rv;
 	}
-	if (strcmp(d->cfg.sync, "always") != 0)
-		nqi_warn("NQ-SYNC-NONE", NQI_S("sync", "none"),
-		    NQI_S("note",
-		        "writes are confirmed before they are on "
-		        "disk; a crash loses them (benchmarks only)"));
 	atomic_store(&d->ready, true);
 	if ((rv = dlq_core_start(d)) != 0)
 		return rv;

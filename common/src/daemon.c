@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "nqi/log.h"
+#include "nqi/tls.h"
 #include "nqi/util.h"
 
 /* The common flags: where each is in nqi_daemon_common, and its help. */
@@ -135,6 +136,11 @@ static int configure(const nqi_daemon_spec *d, const nqi_opt *o, size_t n,
 		return 2;
 	}
 	nqi_log_opts(d->msgid, NULL, 0, o, n);
+	if (d->common.sync && strcmp(*d->common.sync, "none") == 0)
+		nqi_warn("NQ-SYNC-NONE", NQI_S("sync", "none"),
+		    NQI_S("note",
+		        "writes are confirmed before they are on "
+		        "disk; a crash loses them (benchmarks only)"));
 	return 0;
 }
 
@@ -150,6 +156,27 @@ int nqi_daemon_configure(
 	int rv = configure(d, o, n, argc, argv, keep);
 	free(o);
 	return rv;
+}
+
+int nqi_daemon_auth(nqi_auth **out, const nqi_daemon_common *c,
+    const char *const *urls, size_t n)
+{
+	char err[256] = "";
+	int rv = nqi_auth_load(out, *c->producer_tokens, *c->worker_tokens,
+	    *c->admin_tokens, err, sizeof err);
+	if (rv != 0) {
+		nqi_error("NQ-AUTH-CONFIG", NQI_S("err", err));
+		return rv;
+	}
+	for (size_t i = 0; i < n && nqi_auth_open(*out); i++) {
+		if (urls[i] && nqi_url_is_public(urls[i])) {
+			nqi_warn("NQ-AUTH-OPEN", NQI_S("url", urls[i]),
+			    NQI_S("note", "no token files are set: anyone who "
+			                  "reaches this address may use it"));
+			break;
+		}
+	}
+	return NQ_OK;
 }
 
 #define OPT_VALUE_MAX 256

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nqi/auth.h"
 #include "nqi/log.h"
 #include "nqi/opts.h"
 
@@ -70,6 +71,12 @@ typedef struct nqi_daemon_spec {
 int nqi_daemon_configure(
     const nqi_daemon_spec *d, int argc, char **argv, nqi_strlist *keep);
 
+/* Loads the token lists the common role flags name (all three members
+ * set) into *out, logging NQ-AUTH-CONFIG when one cannot be read; warns
+ * NQ-AUTH-OPEN when no role has tokens and one of the n listen urls is
+ * reachable from elsewhere. */
+int nqi_daemon_auth(nqi_auth **out, const nqi_daemon_common *c,
+    const char *const *urls, size_t n);
 /* The daemon's own flags followed by the common ones it takes, in an
  * array the caller frees. */
 int nqi_daemon_opts(const nqi_daemon_spec *d, nqi_opt **out, size_t *n);
