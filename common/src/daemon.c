@@ -105,17 +105,23 @@ static int check(const nqi_daemon_spec *d, char *why, size_t len)
 	return d->check ? d->check(d->arg, why, len) : NQ_OK;
 }
 
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0)
+			return true;
+	return false;
+}
+
 static int configure(const nqi_daemon_spec *d, const nqi_opt *o, size_t n,
     int argc, char **argv, nqi_strlist *keep)
 {
 	char err[256];
 	int next;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 ||
-		    strcmp(argv[i], "-h") == 0) {
-			usage(d, stdout, o, n);
-			return -1;
-		}
+	if (wants_help(argc, argv)) {
+		usage(d, stdout, o, n);
+		return -1;
 	}
 	const char *file = nqi_opts_peek(argc, argv, "config");
 	if (file && d->common.config &&
