@@ -638,7 +638,7 @@ static int lapse(
 	int rv = take_lease(b, l.id, l.token, &job);
 	if (rv != 0 || !job)
 		return rv;
-	char msg[400];
+	char msg[MAX_ERROR_TEXT]; /* as long as bounded_text reads */
 	snprintf(msg, sizeof msg, "%s (worker %.200s)", why, job->worker_id);
 	log_job(
 	    retry_after_ms ? "NQ-WORKER-GONE" : "NQ-LEASE-EXPIRED", job, NULL);
