@@ -10,31 +10,24 @@
 #include "nqi/opts.h"
 #include "nqi/util.h"
 
-static int config_check(const broker_config *c, char *why, size_t len)
+/* NULL when the flags make sense together, else why not. */
+static const char *config_check(void *arg, char *buf, size_t len)
 {
-	const char *bad = NULL;
+	const broker_config *c = arg;
 	if (c->max_payload == 0 || c->max_payload > (64u << 20))
-		bad = "--max-payload must be between 1 byte and 64 MiB";
-	else if (c->max_result > (64u << 20))
-		bad = "--max-result must be at most 64 MiB";
-	else if (c->max_attempts == 0 || c->max_attempts > 1000)
-		bad = "--max-attempts must be between 1 and 1000";
-	else if (c->backoff_base_ms == 0 ||
-	         c->backoff_cap_ms < c->backoff_base_ms)
-		bad = "--backoff-base must be > 0 and <= --backoff-cap";
-	else if (c->lease_check_ms < 10)
-		bad = "--lease-check must be at least 10ms";
-	else if (c->api_contexts < 1 || c->work_contexts < 1 ||
-	         c->api_contexts > 4096 || c->work_contexts > 4096)
-		bad = "--api-contexts and --work-contexts must be 1..4096";
-	if (bad)
-		snprintf(why, len, "%s", bad);
-	return bad ? NQ_EINVAL : NQ_OK;
-}
-
-static int check_cb(void *arg, char *why, size_t len)
-{
-	return config_check(arg, why, len);
+		return "--max-payload must be between 1 byte and 64 MiB";
+	if (c->max_result > (64u << 20))
+		return "--max-result must be at most 64 MiB";
+	if (c->max_attempts == 0 || c->max_attempts > 1000)
+		return "--max-attempts must be between 1 and 1000";
+	if (c->backoff_base_ms == 0 || c->backoff_cap_ms < c->backoff_base_ms)
+		return "--backoff-base must be > 0 and <= --backoff-cap";
+	if (c->lease_check_ms < 10)
+		return "--lease-check must be at least 10ms";
+	if (c->api_contexts < 1 || c->work_contexts < 1 ||
+	    c->api_contexts > 4096 || c->work_contexts > 4096)
+		return "--api-contexts and --work-contexts must be 1..4096";
+	return NULL;
 }
 
 /* Where the flags every daemon shares keep their values. */
@@ -97,7 +90,7 @@ static int configure(broker_config *c, int argc, char **argv)
 	    .opts = own,
 	    .nopts = sizeof own / sizeof *own,
 	    .common = common_flags(c),
-	    .check = check_cb,
+	    .check = config_check,
 	    .arg = c,
 	};
 	return nqi_daemon_configure(&d, argc, argv, &c->config_values);

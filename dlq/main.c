@@ -32,31 +32,25 @@ static void config_defaults(dlq_config *c)
 	};
 }
 
-static int config_check(const dlq_config *c, char *why, size_t len)
+/* NULL when the flags make sense together, else why not. */
+static const char *config_check(void *arg, char *buf, size_t len)
 {
-	const char *bad = NULL;
+	const dlq_config *c = arg;
 	if (!c->listen_url || !*c->listen_url)
-		bad = "--listen must name a URL";
-	else if (!c->broker_url || !*c->broker_url)
-		bad = "--broker must name a URL";
-	else if (c->retention_check_ms < 10)
-		bad = "--retention-check must be at least 10ms";
-	else if (c->broker_timeout_ms < 100 || c->broker_timeout_ms > 600000)
-		bad = "--broker-timeout must be from 100ms to 10m";
-	else if (c->max_message < (64u << 10) || c->max_message > (1ull << 30))
-		bad = "--max-message must be from 64k to 1g";
-	else if (c->map_size < (1u << 20))
-		bad = "--map-size must be at least 1m";
-	else if (c->contexts < 1 || c->contexts > 4096)
-		bad = "--contexts must be from 1 to 4096";
-	if (bad)
-		snprintf(why, len, "%s", bad);
-	return bad ? NQ_EINVAL : NQ_OK;
-}
-
-static int check_cb(void *arg, char *why, size_t len)
-{
-	return config_check(arg, why, len);
+		return "--listen must name a URL";
+	if (!c->broker_url || !*c->broker_url)
+		return "--broker must name a URL";
+	if (c->retention_check_ms < 10)
+		return "--retention-check must be at least 10ms";
+	if (c->broker_timeout_ms < 100 || c->broker_timeout_ms > 600000)
+		return "--broker-timeout must be from 100ms to 10m";
+	if (c->max_message < (64u << 10) || c->max_message > (1ull << 30))
+		return "--max-message must be from 64k to 1g";
+	if (c->map_size < (1u << 20))
+		return "--map-size must be at least 1m";
+	if (c->contexts < 1 || c->contexts > 4096)
+		return "--contexts must be from 1 to 4096";
+	return NULL;
 }
 
 /* Where the flags every daemon shares keep their values. */
@@ -100,7 +94,7 @@ static int configure(dlq_config *c, int argc, char **argv)
 	    .opts = own,
 	    .nopts = sizeof own / sizeof *own,
 	    .common = common_flags(c),
-	    .check = check_cb,
+	    .check = config_check,
 	    .arg = c,
 	};
 	return nqi_daemon_configure(&d, argc, argv, &c->config_values);

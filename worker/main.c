@@ -156,23 +156,25 @@ static int parse_handlers(worker_main *m, char *why, size_t len)
 
 /* Checks the flags nqi_daemon_configure does not, splits --queues and
  * --handler, and reads the token. */
-static int check_cb(void *arg, char *why, size_t len)
+static const char *check_cb(void *arg, char *why, size_t len)
 {
 	worker_main *m = arg;
 	const worker_conf *c = &m->conf;
-	if (c->concurrency < 1 || c->concurrency > CONCURRENCY_MAX)
-		return fail(why, len, "--concurrency must be from 1 to %d",
+	if (c->concurrency < 1 || c->concurrency > CONCURRENCY_MAX) {
+		fail(why, len, "--concurrency must be from 1 to %d",
 		    CONCURRENCY_MAX);
+		return why;
+	}
 	if (c->lease_ms < LEASE_MIN_MS)
-		return fail(why, len, "--lease must be at least 1s");
+		return "--lease must be at least 1s";
 	if (c->grace_ms == 0)
-		return fail(why, len, "--grace must be longer than 0");
+		return "--grace must be longer than 0";
 	int rc = parse_queues(m, why, len);
 	if (rc == 0)
 		rc = parse_handlers(m, why, len);
 	if (rc == 0 && c->token_file && *c->token_file)
 		rc = nqi_token_read(c->token_file, &m->token, why, len);
-	return rc ? NQ_EINVAL : 0;
+	return rc ? why : NULL;
 }
 
 /* Parses and checks the flags. Returns 0 to go on, -1 when --help was

@@ -98,11 +98,11 @@ static int check(const nqi_daemon_spec *d, char *why, size_t len)
 		bad = "--sync must be always or none";
 	if (!bad && c->log_level && c->log_format)
 		bad = nqi_log_configure(*c->log_level, *c->log_format);
-	if (bad) {
+	if (!bad && d->check)
+		bad = d->check(d->arg, why, len);
+	if (bad && bad != why)
 		snprintf(why, len, "%s", bad);
-		return NQ_EINVAL;
-	}
-	return d->check ? d->check(d->arg, why, len) : NQ_OK;
+	return bad ? NQ_EINVAL : NQ_OK;
 }
 
 static bool wants_help(int argc, char **argv)

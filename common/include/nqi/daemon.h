@@ -54,9 +54,9 @@ typedef struct nqi_daemon_spec {
 	const nqi_opt *opts; /* the daemon's own flags */
 	size_t nopts;
 	nqi_daemon_common common;
-	/* Checks the parsed config: 0 when fine, else NQ_EINVAL with the
-	 * reason in why. */
-	int (*check)(void *arg, char *why, size_t len);
+	/* Checks the parsed config: NULL when fine, else the reason (which
+	 * may be written into buf, len bytes). */
+	const char *(*check)(void *arg, char *buf, size_t len);
 	void *arg;
 } nqi_daemon_spec;
 
