@@ -6,7 +6,9 @@
 # NQ_BUILD_DIR (default build) and NQ_TEST_TIMEOUT (seconds per test,
 # default 300) change where it builds and how long one test may take;
 # NQ_ASAN_BUILD_DIR (default build-asan) and NQ_FUZZ_BUILD_DIR (default
-# build-fuzz) where the sanitize and fuzz stages build.
+# build-fuzz) where the sanitize and fuzz stages build; NQ_RELEASE_BUILD_DIR
+# (default build-release) and NQ_CLANG_BUILD_DIR (default build-clang)
+# where the variants stage builds.
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/deps.sh
@@ -15,6 +17,8 @@ BUILD_DIR=${NQ_BUILD_DIR:-build}
 TEST_TIMEOUT=${NQ_TEST_TIMEOUT:-300}
 ASAN_BUILD_DIR=${NQ_ASAN_BUILD_DIR:-build-asan}
 FUZZ_BUILD_DIR=${NQ_FUZZ_BUILD_DIR:-build-fuzz}
+RELEASE_BUILD_DIR=${NQ_RELEASE_BUILD_DIR:-build-release}
+CLANG_BUILD_DIR=${NQ_CLANG_BUILD_DIR:-build-clang}
 
 stage_deps() {
 	nq_install_deps "${NQ_DEB_PACKAGES[@]}" "${NQ_TEST_PACKAGES[@]}"
@@ -32,6 +36,17 @@ stage_configure() {
 
 stage_build() {
 	nq_build "$BUILD_DIR"
+}
+
+# Builds (no tests run) the way users and packagers do: Release, whose
+# optimizer finds warnings the default build does not, and with clang;
+# warnings are errors here, so such a break shows now, not on their
+# machines.
+stage_variants() {
+	nq_configure "$RELEASE_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release
+	nq_build "$RELEASE_BUILD_DIR"
+	nq_configure "$CLANG_BUILD_DIR" -DCMAKE_C_COMPILER=clang
+	nq_build "$CLANG_BUILD_DIR"
 }
 
 stage_test() {
@@ -76,7 +91,7 @@ stage_faults() {
 	tests/faults/run --build "$BUILD_DIR"
 }
 
-STAGES=(deps format configure build test sanitize fuzz faults)
+STAGES=(deps format configure build variants test sanitize fuzz faults)
 
 # Runs one stage in a subshell so that `set -e` holds inside it and a
 # failing command anywhere in the stage fails the stage.

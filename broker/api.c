@@ -587,8 +587,8 @@ static int queue_set_paused(
 	}
 	if (!paused)
 		b->woken = true;
-	nqi_info(
-	    paused ? "NQ-QUEUE-PAUSED" : "NQ-QUEUE-RESUMED", "queue=%s", name);
+	nqi_info(paused ? "NQ-QUEUE-PAUSED" : "NQ-QUEUE-RESUMED",
+	    NQI_S("queue", name));
 	*r = init;
 	r->queue = q->name;
 	r->paused = paused;

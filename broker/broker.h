@@ -40,6 +40,7 @@ typedef struct broker_config {
 	const char *log_level;
 	const char *log_format;
 	const char *config_file;
+	const char *ready_file; /* written once every socket is bound */
 	const char *dlq_url;    /* nq-dlq's REP socket; "" hands nothing */
 	const char *events_url; /* PUB socket; "" publishes nothing */
 	const char *http_addr;  /* /metrics, /healthz, /readyz; "": none */

@@ -296,8 +296,8 @@ static int exchange(broker *b, Nq__V1__Request *req, uint64_t *ids, size_t n,
 	         ? nqi_err_from_code((int)rep->status->code)
 	         : NQ_OK;
 	if (rv != 0)
-		nqi_warn("NQ-DLQ-REFUSED", "err=%s msg=\"%s\"", nq_err_name(rv),
-		    rep->status->message);
+		nqi_warn("NQ-DLQ-REFUSED", NQI_S("err", nq_err_name(rv)),
+		    NQI_S("msg", rep->status->message));
 	const Nq__V1__DlqIngestReply *r =
 	    rep->body_case == NQ__V1__REPLY__BODY_DLQ_INGEST ? rep->dlq_ingest
 	                                                     : NULL;
@@ -366,16 +366,16 @@ static void *handoff_main(void *arg)
 		nqi_arena_reset(&a);
 		if (rv == 0) {
 			if (down)
-				nqi_info(
-				    "NQ-DLQ-BACK", "url=%s", b->cfg.dlq_url);
+				nqi_info("NQ-DLQ-BACK",
+				    NQI_S("url", b->cfg.dlq_url));
 			down = false;
 			backoff_ms = 100;
 			continue;
 		}
 		if (!down)
 			nqi_warn("NQ-DLQ-UNREACHABLE",
-			    "url=%s err=%s pending=%zu", b->cfg.dlq_url,
-			    nq_err_name(rv), n);
+			    NQI_S("url", b->cfg.dlq_url),
+			    NQI_S("err", nq_err_name(rv)), NQI_U("pending", n));
 		down = true;
 		pthread_mutex_lock(&b->mu);
 		if (!b->dlq_stopping)

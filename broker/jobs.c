@@ -92,8 +92,8 @@ int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out)
 	if (!job || !job->spec) {
 		char ids[NQ_ID_MAX];
 		nqi_id_format(id, ids);
-		nqi_error(
-		    "NQ-RECORD-CORRUPT", "id=%s bytes=%zu", ids, b->raw_len);
+		nqi_error("NQ-RECORD-CORRUPT", NQI_S("id", ids),
+		    NQI_U("bytes", b->raw_len));
 		return NQ_EINTERNAL;
 	}
 	*out = job;

@@ -125,12 +125,10 @@ static void results_cb(void *arg)
 			/* The first refusals are logged, then every 1000th. */
 			if (b->completions_refused++ % 1000 == 0)
 				nqi_warn("NQ-COMPLETION-REJECTED",
-				    "reason=%s "
-				    "refused=%llu",
-				    !batch ? "malformed"
-				    : auth ? nq_err_name(auth)
-				           : "version",
-				    (unsigned long long)b->completions_refused);
+				    NQI_S("reason", !batch ? "malformed"
+				                    : auth ? nq_err_name(auth)
+				                           : "version"),
+				    NQI_U("refused", b->completions_refused));
 			nqi_arena_free(arena);
 		}
 	}

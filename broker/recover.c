@@ -153,8 +153,10 @@ static int scan_jobs(
 		Nq__V1__Job *job =
 		    nq__v1__job__unpack(NULL, v.mv_size, v.mv_data);
 		if (!job || !job->spec || !nqi_name_valid(job->spec->queue)) {
-			nqi_error("NQ-RECORD-CORRUPT", "key=%016llx bytes=%zu",
-			    (unsigned long long)id, v.mv_size);
+			char key[NQ_ID_MAX];
+			nqi_id_format(id, key);
+			nqi_error("NQ-RECORD-CORRUPT", NQI_S("key", key),
+			    NQI_U("bytes", v.mv_size));
 		} else if (!job->in_dlq) {
 			if (job->state == NQ__V1__JOB_STATE__JOB_STATE_LEASED)
 				(*released)++;
@@ -232,12 +234,12 @@ int broker_recover(broker *b, bool release_leases)
 		keep_lease_state(&b->index, old, nold);
 	free(old);
 	if (rv != 0) {
-		nqi_error("NQ-RECOVER-FAILED", "err=%s", nq_err_name(rv));
+		nqi_error("NQ-RECOVER-FAILED", NQI_S("err", nq_err_name(rv)));
 		return rv;
 	}
-	nqi_info("NQ-RECOVERED", "jobs=%llu queues=%zu leased=%zu%s ms=%llu",
-	    (unsigned long long)b->jobs_stored, b->index.nqueues, leased,
-	    release_leases ? " released=true" : "",
-	    (unsigned long long)(nqi_mono_ms() - t0));
+	nqi_info("NQ-RECOVERED", NQI_U("jobs", b->jobs_stored),
+	    NQI_U("queues", b->index.nqueues), NQI_U("leased", leased),
+	    NQI_B(release_leases ? "released" : NULL, true),
+	    NQI_U("ms", nqi_mono_ms() - t0));
 	return NQ_OK;
 }

@@ -86,8 +86,8 @@ int broker_open_store(broker *b)
 	};
 	int rv = nqi_store_open(&b->store, &so, err, sizeof err);
 	if (rv != 0) {
-		nqi_error("NQ-STORE-OPEN-FAILED", "dir=%s err=\"%s\"",
-		    b->cfg.data_dir, err);
+		nqi_error("NQ-STORE-OPEN-FAILED", NQI_S("dir", b->cfg.data_dir),
+		    NQI_S("err", err));
 		return rv;
 	}
 	b->db_jobs = nqi_store_dbi(b->store, 0);
@@ -96,9 +96,5 @@ int broker_open_store(broker *b)
 	b->db_queues = nqi_store_dbi(b->store, 3);
 	b->db_meta = nqi_store_dbi(b->store, 4);
 	b->db_handoff = nqi_store_dbi(b->store, 5);
-	if (!so.sync)
-		nqi_warn("NQ-SYNC-NONE",
-		    "sync=none confirms writes before "
-		    "they are on disk; a crash loses them (benchmarks only)");
 	return NQ_OK;
 }

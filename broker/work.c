@@ -449,15 +449,17 @@ static int add_error(broker *b, Nq__V1__Job *job, const char *msg,
 	return NQ_OK;
 }
 
-/* One log line about a job; it carries the trace context when the job
- * has one, so logs join the producer's trace. */
+/* One log line about a job, with the reason when there is one; it
+ * carries the trace context when the job has one, so logs join the
+ * producer's trace. */
 static void log_job(
-    const char *msgid, const Nq__V1__Job *job, const char *detail)
+    const char *msgid, const Nq__V1__Job *job, const char *reason)
 {
 	const char *tp = job->spec->traceparent;
-	nqi_info(msgid, "id=%s queue=%s type=%s attempt=%u%s%s%s%s", job->id,
-	    job->spec->queue, job->spec->type, job->attempt, detail ? " " : "",
-	    detail ? detail : "", tp[0] ? " trace=" : "", tp);
+	nqi_info(msgid, NQI_S("id", job->id), NQI_S("queue", job->spec->queue),
+	    NQI_S("type", job->spec->type), NQI_U("attempt", job->attempt),
+	    NQI_S(reason ? "reason" : NULL, reason),
+	    NQI_S(tp[0] ? "trace" : NULL, tp));
 }
 
 /*
@@ -484,9 +486,7 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 			                       : "non_retryable");
 		if (qi >= 0)
 			b->index.queues[qi].dead_total++;
-		char why[80];
-		snprintf(why, sizeof why, "reason=%s", job->dead_reason);
-		log_job("NQ-JOB-DEAD", job, why);
+		log_job("NQ-JOB-DEAD", job, job->dead_reason);
 		broker_event(b, BROKER_EV_DEAD, job, job->dead_reason);
 		return broker_job_finish(b, job, NQ_STATE_DEAD, now);
 	}
@@ -585,8 +585,8 @@ static int complete_one(
 	int rv = take_lease(b, id, c->lease_token, &job);
 	if (rv != 0 || !job) {
 		if (rv == 0)
-			nqi_debug("NQ-COMPLETION-STALE",
-			    "id=%.20s worker=%.64s", c->id, worker);
+			nqi_debug("NQ-COMPLETION-STALE", NQI_S("id", c->id),
+			    NQI_S("worker", worker));
 		return rv;
 	}
 	int qi = broker_queue_get(&b->index, job->spec->queue);
@@ -594,18 +594,18 @@ static int complete_one(
 	case NQ__V1__OUTCOME__OUTCOME_SUCCEEDED:
 		job->result = c->result;
 		if (job->result.len > b->cfg.max_result) {
-			nqi_warn("NQ-RESULT-TRUNCATED",
-			    "id=%s bytes=%zu limit=%llu", job->id,
-			    job->result.len,
-			    (unsigned long long)b->cfg.max_result);
+			nqi_warn("NQ-RESULT-TRUNCATED", NQI_S("id", job->id),
+			    NQI_U("bytes", job->result.len),
+			    NQI_U("limit", b->cfg.max_result));
 			job->result.len = b->cfg.max_result;
 		}
 		if (qi >= 0)
 			observe_latency(&b->index.queues[qi], job->created_us);
-		nqi_debug("NQ-JOB-SUCCEEDED", "id=%s queue=%s attempt=%u%s%s",
-		    job->id, job->spec->queue, job->attempt,
-		    job->spec->traceparent[0] ? " trace=" : "",
-		    job->spec->traceparent);
+		nqi_debug("NQ-JOB-SUCCEEDED", NQI_S("id", job->id),
+		    NQI_S("queue", job->spec->queue),
+		    NQI_U("attempt", job->attempt),
+		    NQI_S(job->spec->traceparent[0] ? "trace" : NULL,
+		        job->spec->traceparent));
 		broker_event(b, BROKER_EV_SUCCEEDED, job, NULL);
 		return broker_job_finish(
 		    b, job, NQ_STATE_SUCCEEDED, nqi_now_us());
@@ -643,7 +643,7 @@ static int lapse(
 	int rv = take_lease(b, l.id, l.token, &job);
 	if (rv != 0 || !job)
 		return rv;
-	char msg[400];
+	char msg[MAX_ERROR_TEXT]; /* as long as bounded_text reads */
 	snprintf(msg, sizeof msg, "%s (worker %.200s)", why, job->worker_id);
 	log_job(
 	    retry_after_ms ? "NQ-WORKER-GONE" : "NQ-LEASE-EXPIRED", job, NULL);

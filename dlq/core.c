@@ -78,8 +78,8 @@ static void publish_group(dlq *d)
 {
 	for (size_t i = 0; i < d->nprunes; i++) {
 		dlq_prune *p = &d->prunes[i];
-		nqi_info("NQ-DLQ-PRUNED", "queue=%s reason=%s n=%llu", p->queue,
-		    p->why, (unsigned long long)p->n);
+		nqi_info("NQ-DLQ-PRUNED", NQI_S("queue", p->queue),
+		    NQI_S("reason", p->why), NQI_U("n", p->n));
 		if (strcmp(p->why, "count") == 0)
 			atomic_fetch_add(&d->pruned_count_total, p->n);
 		else

@@ -60,6 +60,7 @@ typedef struct dlq_config {
 	const char *log_level;
 	const char *log_format;
 	const char *config_file;
+	const char *ready_file;    /* written once every socket is bound */
 	nqi_strlist config_values; /* copies of what the config file set */
 	uint64_t retention_count;  /* entries kept per queue; 0: no limit */
 	uint64_t retention_age_ms; /* by dead time; 0: no limit */

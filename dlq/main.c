@@ -32,78 +32,14 @@ static void config_defaults(dlq_config *c)
 	};
 }
 
-#define OPT(n, k, f, h)                                                        \
-	{                                                                      \
-		n, NQI_OPT_##k, &c->f, h, false                                \
-	}
-
-static size_t config_opts(dlq_config *c, nqi_opt *o)
+/* NULL when the flags make sense together, else why not. */
+static const char *config_check(void *arg, char *buf, size_t len)
 {
-	nqi_opt all[] = {
-	    OPT("listen", STR, listen_url,
-	        "REP socket URL: ingest from the "
-	        "broker, requests of operators"),
-	    OPT("broker", STR, broker_url,
-	        "the broker's api socket, where "
-	        "replay enqueues"),
-	    OPT("data-dir", STR, data_dir, "directory of the LMDB store"),
-	    OPT("sync", STR, sync,
-	        "always (fsync before confirming) or "
-	        "none (benchmarks only: a crash loses recent writes)"),
-	    OPT("http", STR, http_addr,
-	        "ADDR:PORT of /metrics, /healthz "
-	        "and /readyz (none: off)"),
-	    OPT("retention-count", U64, retention_count,
-	        "entries kept per "
-	        "queue, the newest (0: no limit)"),
-	    OPT("retention-age", DURATION, retention_age_ms,
-	        "entries dead "
-	        "longer ago are removed (0: no limit)"),
-	    OPT("retention-check", DURATION, retention_check_ms,
-	        "how often "
-	        "retention looks at every queue"),
-	    OPT("token-file", STR, token_file,
-	        "file (or env:NAME) of the token replay presents to the "
-	        "broker"),
-	    OPT("producer-tokens", STR, producer_tokens,
-	        "file (or env:NAME) of producer tokens, one a line: for the "
-	        "broker's handoff"),
-	    OPT("worker-tokens", STR, worker_tokens,
-	        "file (or env:NAME) of worker tokens (nq-dlq serves workers "
-	        "nothing)"),
-	    OPT("admin-tokens", STR, admin_tokens,
-	        "file (or env:NAME) of admin tokens: list, show, replay, "
-	        "purge, stats"),
-	    OPT("tls-cert", STR, tls_cert,
-	        "PEM certificate for tls+tcp:// and https://"),
-	    OPT("tls-key", STR, tls_key, "PEM key of --tls-cert"),
-	    OPT("tls-ca", STR, tls_ca,
-	        "PEM CA: clients must present a certificate it signed; "
-	        "replay verifies the broker with it"),
-	    OPT("broker-timeout", DURATION, broker_timeout_ms,
-	        "longest "
-	        "wait for the broker to answer one replay batch"),
-	    OPT("map-size", SIZE, map_size, "largest the store may grow"),
-	    OPT("max-message", SIZE, max_message, "largest request taken"),
-	    OPT("contexts", INT, contexts, "requests served at once"),
-	    OPT("config", STR, config_file,
-	        "file of name = value lines, "
-	        "read before the environment and flags"),
-	    OPT("log-level", STR, log_level, "debug, info, warn or error"),
-	    OPT("log-format", STR, log_format, "text or json"),
-	};
-	memcpy(o, all, sizeof all);
-	return sizeof all / sizeof *all;
-}
-
-static const char *config_check(const dlq_config *c)
-{
+	const dlq_config *c = arg;
 	if (!c->listen_url || !*c->listen_url)
 		return "--listen must name a URL";
 	if (!c->broker_url || !*c->broker_url)
 		return "--broker must name a URL";
-	if (strcmp(c->sync, "always") != 0 && strcmp(c->sync, "none") != 0)
-		return "--sync must be always or none";
 	if (c->retention_check_ms < 10)
 		return "--retention-check must be at least 10ms";
 	if (c->broker_timeout_ms < 100 || c->broker_timeout_ms > 600000)
@@ -114,44 +50,61 @@ static const char *config_check(const dlq_config *c)
 		return "--map-size must be at least 1m";
 	if (c->contexts < 1 || c->contexts > 4096)
 		return "--contexts must be from 1 to 4096";
-	return nqi_log_configure(c->log_level, c->log_format);
+	return NULL;
 }
 
-static const char *check_cb(void *arg)
+/* Where the flags every daemon shares keep their values. */
+static nqi_daemon_common common_flags(dlq_config *c)
 {
-	return config_check(arg);
+	return (nqi_daemon_common){NQI_COMMON_BASE(c), NQI_COMMON_STORE(c),
+	    NQI_COMMON_ROLES(c), .token_file = &c->token_file};
 }
 
 /* Parses flags; returns 0 to run, -1 after --help, or the exit status. */
 static int configure(dlq_config *c, int argc, char **argv)
 {
-	nqi_opt o[32];
 	config_defaults(c);
-	size_t n = config_opts(c, o);
-	nqi_daemon_spec d = {"nq-dlq",
-	    "usage: nq-dlq [flags]\n"
-	    "Keeps dead jobs handed over by nq-broker --dlq URL.",
-	    "NQ-DLQ-CONFIG", check_cb, c};
-	return nqi_daemon_configure(&d, o, n, argc, argv, &c->config_values);
+	const nqi_opt own[] = {
+	    NQI_OPT("listen", STR, &c->listen_url,
+	        "REP socket URL: ingest from the broker, requests of "
+	        "operators"),
+	    NQI_OPT("broker", STR, &c->broker_url,
+	        "the broker's api socket, where replay enqueues"),
+	    NQI_OPT("http", STR, &c->http_addr,
+	        "ADDR:PORT of /metrics, /healthz and /readyz (none: off)"),
+	    NQI_OPT("retention-count", U64, &c->retention_count,
+	        "entries kept per queue, the newest (0: no limit)"),
+	    NQI_OPT("retention-age", DURATION, &c->retention_age_ms,
+	        "entries dead longer ago are removed (0: no limit)"),
+	    NQI_OPT("retention-check", DURATION, &c->retention_check_ms,
+	        "how often retention looks at every queue"),
+	    NQI_OPT("broker-timeout", DURATION, &c->broker_timeout_ms,
+	        "longest wait for the broker to answer one replay batch"),
+	    NQI_OPT(
+	        "map-size", SIZE, &c->map_size, "largest the store may grow"),
+	    NQI_OPT(
+	        "max-message", SIZE, &c->max_message, "largest request taken"),
+	    NQI_OPT("contexts", INT, &c->contexts, "requests served at once"),
+	};
+	nqi_daemon_spec d = {
+	    .prog = "nq-dlq",
+	    .usage = "usage: nq-dlq [flags]\n"
+	             "Keeps dead jobs handed over by nq-broker --dlq URL.",
+	    .msgid = "NQ-DLQ-CONFIG",
+	    .opts = own,
+	    .nopts = sizeof own / sizeof *own,
+	    .common = common_flags(c),
+	    .check = config_check,
+	    .arg = c,
+	};
+	return nqi_daemon_configure(&d, argc, argv, &c->config_values);
 }
 
 /* Loads tokens; warns when a public address is served with none. */
 static int setup_auth(dlq *d)
 {
-	char err[256] = "";
-	const dlq_config *c = &d->cfg;
-	int rv = nqi_auth_load(&d->auth, c->producer_tokens, c->worker_tokens,
-	    c->admin_tokens, err, sizeof err);
-	if (rv != 0) {
-		nqi_error("NQ-AUTH-CONFIG", "err=\"%s\"", err);
-		return rv;
-	}
-	if (nqi_auth_open(d->auth) && nqi_url_is_public(c->listen_url))
-		nqi_warn("NQ-AUTH-OPEN",
-		    "url=%s no token files are set: anyone "
-		    "who reaches this address may use it",
-		    c->listen_url);
-	return NQ_OK;
+	nqi_daemon_common common = common_flags(&d->cfg);
+	return nqi_daemon_auth(&d->auth, &common, &d->cfg.listen_url, 1);
 }
 
 /* Starts the parts in the order they depend on each other; on failure
@@ -164,28 +117,28 @@ static int start(dlq *d)
 		return rv;
 	rv = dlq_store_open(d, err, sizeof err);
 	if (rv != 0) {
-		nqi_error("NQ-STORE-OPEN-FAILED", "dir=%s err=\"%s\"",
-		    d->cfg.data_dir, err);
+		nqi_error("NQ-STORE-OPEN-FAILED", NQI_S("dir", d->cfg.data_dir),
+		    NQI_S("err", err));
 		return rv;
 	}
-	if (strcmp(d->cfg.sync, "always") != 0)
-		nqi_warn("NQ-SYNC-NONE",
-		    "sync=none confirms writes before "
-		    "they are on disk; a crash loses them (benchmarks only)");
 	atomic_store(&d->ready, true);
 	if ((rv = dlq_core_start(d)) != 0)
 		return rv;
 	if ((rv = dlq_replay_start(d, err, sizeof err)) != 0) {
-		nqi_error("NQ-DLQ-BROKER-FAILED", "err=\"%s\"", err);
+		nqi_error("NQ-DLQ-BROKER-FAILED", NQI_S("err", err));
 		return rv;
 	}
 	if ((rv = dlq_net_open(d, err, sizeof err)) != 0) {
-		nqi_error("NQ-LISTEN-FAILED", "err=\"%s\"", err);
+		nqi_error("NQ-LISTEN-FAILED", NQI_S("err", err));
 		return rv;
 	}
 	if ((rv = dlq_http_start(d, err, sizeof err)) != 0) {
-		nqi_error("NQ-HTTP-FAILED", "addr=%s err=\"%s\"",
-		    d->cfg.http_addr, err);
+		nqi_error("NQ-HTTP-FAILED", NQI_S("addr", d->cfg.http_addr),
+		    NQI_S("err", err));
+		return rv;
+	}
+	if ((rv = nqi_daemon_ready(d->cfg.ready_file, err, sizeof err))) {
+		nqi_error("NQ-READY-FILE-FAILED", NQI_S("err", err));
 		return rv;
 	}
 	return NQ_OK;
@@ -219,21 +172,21 @@ int main(int argc, char **argv)
 	d.started_ms = nqi_mono_ms();
 	rv = start(&d);
 	if (rv == 0) {
-		nqi_info("NQ-DLQ-START",
-		    "listen=%s broker=%s http=%s "
-		    "data_dir=%s sync=%s retention_count=%llu "
-		    "retention_age_ms=%llu version=%s",
-		    d.cfg.listen_url, d.cfg.broker_url, d.cfg.http_addr,
-		    d.cfg.data_dir, d.cfg.sync,
-		    (unsigned long long)d.cfg.retention_count,
-		    (unsigned long long)d.cfg.retention_age_ms, NQ_VERSION);
+		nqi_info("NQ-DLQ-START", NQI_S("listen", d.cfg.listen_url),
+		    NQI_S("broker", d.cfg.broker_url),
+		    NQI_S("http", d.cfg.http_addr),
+		    NQI_S("data_dir", d.cfg.data_dir),
+		    NQI_S("sync", d.cfg.sync),
+		    NQI_U("retention_count", d.cfg.retention_count),
+		    NQI_U("retention_age_ms", d.cfg.retention_age_ms),
+		    NQI_S("version", NQ_VERSION));
 		int sig = nqi_signals_wait();
-		nqi_info("NQ-DLQ-STOPPING", "signal=%d", sig);
+		nqi_info("NQ-DLQ-STOPPING", NQI_I("signal", sig));
 	}
 	stop(&d, rv == 0 ? 0 : 1);
 	if (rv == 0)
-		nqi_info("NQ-DLQ-STOP", "commits=%llu",
-		    (unsigned long long)atomic_load(&d.commits_total));
+		nqi_info("NQ-DLQ-STOP",
+		    NQI_U("commits", atomic_load(&d.commits_total)));
 	nqi_store_close(d.store);
 	nqi_auth_free(d.auth);
 	nqi_strlist_free(&d.cfg.config_values);

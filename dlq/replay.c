@@ -342,9 +342,9 @@ static int batch_result(replay_run *run, batch *b, int slot)
 		    res->message[0] ? res->message : nq_strerror(res->err));
 	nqi_id_format(b->ids[slot], eid);
 	b->confirmed[b->nconfirmed++] = b->ids[slot];
-	nqi_info("NQ-DLQ-REPLAYED", "id=%s as=%s duplicate=%s queue=%s", eid,
-	    res->id, res->duplicate ? "true" : "false",
-	    b->entries[slot]->job->spec->queue);
+	nqi_info("NQ-DLQ-REPLAYED", NQI_S("id", eid), NQI_S("as", res->id),
+	    NQI_B("duplicate", res->duplicate),
+	    NQI_S("queue", b->entries[slot]->job->spec->queue));
 	return run->r->n_ids
 	           ? add_result(run, NQ_OK, res->id, res->duplicate, NULL)
 	           : NQ_OK;
@@ -514,9 +514,9 @@ int dlq_on_replay(dlq *d, dlq_op *op)
 	rv = run_batches(&run);
 	if (rv == 0)
 		rv = reply_body(&run);
-	nqi_info("NQ-DLQ-REPLAY", "replayed=%u failed=%u all=%s queue=%s",
-	    run.replayed, run.failed, run.r->all ? "true" : "false",
-	    run.queue ? run.queue : "*");
+	nqi_info("NQ-DLQ-REPLAY", NQI_U("replayed", run.replayed),
+	    NQI_U("failed", run.failed), NQI_B("all", run.r->all),
+	    NQI_S("queue", run.queue ? run.queue : "*"));
 	return rv;
 }
 

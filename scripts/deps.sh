@@ -10,11 +10,11 @@ NQ_DEB_PACKAGES=(
 
 # What only the tests need on top: promtool (package prometheus) checks the
 # /metrics output, curl scrapes it; iptables cuts the network in the fault
-# suite.
-NQ_TEST_PACKAGES=(prometheus curl openssl iptables clang-format git)
+# suite; clang builds nq a second time, as a user with that compiler would.
+NQ_TEST_PACKAGES=(prometheus curl openssl iptables clang-format git clang)
 
-# What the fuzz stage needs on top: clang and its runtime libraries, which
-# hold libFuzzer.
+# What the fuzz stage needs on top: clang's runtime libraries, which hold
+# libFuzzer.
 NQ_FUZZ_PACKAGES=(clang libclang-rt-dev)
 
 # Runs a command as root: directly when we are root, else through sudo.

@@ -286,8 +286,8 @@ done:
 }
 
 /* The traceparent as a log field value: at most 64 characters of
- * [0-9a-zA-Z-], anything else shown as '?', so that a hostile value cannot
- * break the key=value line. "" when the job has none. */
+ * [0-9a-zA-Z-], anything else shown as '?', so that a hostile value stays
+ * short and plain. "" when the job has none. */
 static void trace_field(const nq_job *job, char *out, size_t len)
 {
 	const char *tp = nq_job_traceparent(job);
@@ -295,8 +295,7 @@ static void trace_field(const nq_job *job, char *out, size_t len)
 	out[0] = '\0';
 	if (!tp || !*tp)
 		return;
-	o = (size_t)snprintf(out, len, " trace=");
-	for (; *tp && o + 1 < len && o < 7 + 64; tp++) {
+	for (; *tp && o + 1 < len && o < 64; tp++) {
 		char c = *tp;
 		bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
 		          (c >= 'A' && c <= 'Z') || c == '-';
@@ -324,14 +323,14 @@ static void log_verdict(
 	                          : NQI_LOG_WARN;
 	char trace[80];
 	trace_field(job, trace, sizeof trace);
-	nqi_log(level, id,
-	    "id=%s type=%s attempt=%u ms=%llu exit=%s reason=%s%s%s",
-	    nq_job_id(job), nq_job_type(job), nq_job_attempt(job),
-	    (unsigned long long)ms, v->exit, v->reason,
-	    v->outcome == NQ_OUTCOME_SUCCEEDED || v->released ? ""
-	    : v->non_retryable ? " retryable=false"
-	                       : " retryable=true",
-	    trace);
+	bool failed = v->outcome != NQ_OUTCOME_SUCCEEDED && !v->released;
+	const nqi_log_field f[] = {NQI_S("id", nq_job_id(job)),
+	    NQI_S("type", nq_job_type(job)),
+	    NQI_U("attempt", nq_job_attempt(job)), NQI_U("ms", ms),
+	    NQI_S("exit", v->exit), NQI_S("reason", v->reason),
+	    NQI_B(failed ? "retryable" : NULL, !v->non_retryable),
+	    NQI_S(trace[0] ? "trace" : NULL, trace)};
+	nqi_log(level, id, f, sizeof f / sizeof *f);
 	pthread_mutex_lock(&h->stats->mtx);
 	if (v->released)
 		h->stats->released++;

@@ -9,7 +9,6 @@
  * libnq's included, runs with them blocked.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,6 +21,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "nqi/auth.h"
 #include "nqi/daemon.h"
 #include "nqi/log.h"
 #include "nqi/opts.h"
@@ -47,8 +47,10 @@ typedef struct worker_conf {
 	const char *tls_server_name;
 	const char *log_level;
 	const char *log_format;
-	const char *http_addr; /* "" serves no HTTP */
-	bool help;
+	const char *http_addr;  /* "" serves no HTTP */
+	const char *ready_file; /* written once the HTTP address is bound */
+	const char *config_file;
+	nqi_strlist config_values; /* copies of what the config file set */
 } worker_conf;
 
 typedef struct worker_main {
@@ -69,92 +71,21 @@ typedef struct worker_main {
 	bool handlers_busy; /* a callback outlived the wait: keep its state */
 } worker_main;
 
-#define NOPTS 16
+static int fail(char *why, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static void conf_opts(worker_conf *c, nqi_opt out[NOPTS])
-{
-	const nqi_opt opts[NOPTS] = {
-	    {"work", NQI_OPT_STR, &c->work_url, "broker work socket", false},
-	    {"results", NQI_OPT_STR, &c->results_url, "broker results socket",
-	        false},
-	    {"queues", NQI_OPT_STR, &c->queues,
-	        "queues to take jobs from, comma separated", false},
-	    {"handler", NQI_OPT_LIST, &c->handlers,
-	        "TYPE=COMMAND, repeatable; TYPE * takes every other type",
-	        false},
-	    {"concurrency", NQI_OPT_INT, &c->concurrency,
-	        "commands run at the same time", false},
-	    {"lease", NQI_OPT_DURATION, &c->lease_ms,
-	        "lease length, extended while a command runs", false},
-	    {"grace", NQI_OPT_DURATION, &c->grace_ms,
-	        "on SIGTERM, how long running commands may finish", false},
-	    {"token-file", NQI_OPT_STR, &c->token_file,
-	        "file whose first line is the worker token", false},
-	    {"tls-ca", NQI_OPT_STR, &c->tls_ca,
-	        "CA certificate that verifies tls+tcp:// brokers", false},
-	    {"tls-cert", NQI_OPT_STR, &c->tls_cert,
-	        "client certificate to present", false},
-	    {"tls-key", NQI_OPT_STR, &c->tls_key,
-	        "key of the client certificate", false},
-	    {"tls-server-name", NQI_OPT_STR, &c->tls_server_name,
-	        "name the broker certificate must carry", false},
-	    {"log-level", NQI_OPT_STR, &c->log_level,
-	        "debug, info, warn or error", false},
-	    {"log-format", NQI_OPT_STR, &c->log_format, "text or json", false},
-	    {"http", NQI_OPT_STR, &c->http_addr,
-	        "ADDR:PORT of /metrics, /healthz and /readyz (\"\": none)",
-	        false},
-	    {"help", NQI_OPT_BOOL, &c->help, "show this help", false},
-	};
-	memcpy(out, opts, sizeof opts);
-}
-
-static void usage(worker_main *m, FILE *f)
-{
-	nqi_opt opts[NOPTS];
-	conf_opts(&m->conf, opts);
-	fprintf(f,
-	    "usage: nq-worker --handler TYPE=COMMAND [--handler ...] [flags]\n"
-	    "\n"
-	    "Runs each job as /bin/sh -c COMMAND, in its own process group.\n"
-	    "stdin: the payload (msgpack as one line of JSON, else its "
-	    "bytes).\n"
-	    "environment: NQ_JOB_ID NQ_QUEUE NQ_TYPE NQ_ATTEMPT "
-	    "NQ_MAX_ATTEMPTS\n"
-	    "  NQ_CONTENT_TYPE, and NQ_TRACEPARENT when the job has one.\n"
-	    "stdout (at most 1 MiB) is the result. Exit 0: succeeded; 75: "
-	    "retry later;\n"
-	    "65: failed for good; anything else or a signal: a failed "
-	    "attempt. Past the\n"
-	    "job's timeout: SIGTERM to the group, SIGKILL 2s later.\n"
-	    "\nflags (each also from NQ_<FLAG>, e.g. NQ_QUEUES; several "
-	    "handlers in\nNQ_HANDLER are separated by ','):\n");
-	nqi_opts_usage(opts, NOPTS, f);
-	fprintf(f, "\nDefaults: --work tcp://127.0.0.1:7401 --results "
-	           "tcp://127.0.0.1:7402 --queues default\n--concurrency 1 "
-	           "--lease 30s --grace 10s --log-level info --log-format "
-	           "text\n--http 127.0.0.1:7482 (/readyz: 503 until the "
-	           "broker's work socket answered, and\nwhile draining)\n");
-}
-
-static int usage_error(worker_main *m, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int usage_error(worker_main *m, const char *fmt, ...)
+/* Writes the reason a flag is wrong into why; returns NQ_EINVAL. */
+static int fail(char *why, size_t len, const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "nq-worker: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(why, len, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nusage: nq-worker --handler TYPE=COMMAND "
-	                "[--handler ...] [flags]\n"
-	                "Run 'nq-worker --help' for the flags.\n");
-	return EXIT_USAGE;
+	return NQ_EINVAL;
 }
 
 /* Splits --queues and checks every name. */
-static int parse_queues(worker_main *m)
+static int parse_queues(worker_main *m, char *why, size_t len)
 {
 	char *save = NULL;
 	size_t n = 1;
@@ -163,31 +94,31 @@ static int parse_queues(worker_main *m)
 	m->queue_buf = strdup(m->conf.queues);
 	m->queues = calloc(n, sizeof *m->queues);
 	if (!m->queue_buf || !m->queues)
-		return usage_error(m, "out of memory");
+		return fail(why, len, "out of memory");
 	for (char *q = strtok_r(m->queue_buf, ",", &save); q;
 	     q = strtok_r(NULL, ",", &save)) {
 		if (!nqi_name_valid(q))
-			return usage_error(m,
+			return fail(why, len,
 			    "--queues: '%s' is not a valid queue name (1 to "
 			    "128 of A-Z a-z 0-9 . _ -)",
 			    q);
 		m->queues[m->nqueues++] = q;
 	}
 	if (m->nqueues == 0)
-		return usage_error(m, "--queues names no queue");
+		return fail(why, len, "--queues names no queue");
 	return 0;
 }
 
-static int add_handler(worker_main *m, const char *spec)
+static int add_handler(worker_main *m, const char *spec, char *why, size_t len)
 {
 	const char *eq = strchr(spec, '=');
 	worker_handler *h = &m->handlers[m->nhandlers];
 	if (!eq || eq == spec || !eq[1])
-		return usage_error(
-		    m, "--handler '%s': expected TYPE=COMMAND", spec);
+		return fail(
+		    why, len, "--handler '%s': expected TYPE=COMMAND", spec);
 	char *type = strndup(spec, (size_t)(eq - spec));
 	if (!type)
-		return usage_error(m, "out of memory");
+		return fail(why, len, "out of memory");
 	h->type = type;
 	h->command = eq + 1;
 	h->children = &m->children;
@@ -196,100 +127,114 @@ static int add_handler(worker_main *m, const char *spec)
 	m->nhandlers++;
 	if (nqi_prom_hist_alloc(&h->duration_s, nqi_prom_latency_bounds_s,
 	        NQI_PROM_LATENCY_NBOUNDS, NULL, 0) != NQ_OK)
-		return usage_error(m, "out of memory");
+		return fail(why, len, "out of memory");
 	if (strcmp(type, "*") != 0 && !nqi_name_valid(type))
-		return usage_error(m,
+		return fail(why, len,
 		    "--handler '%s': '%s' is not a valid job type (or *)", spec,
 		    type);
 	for (size_t i = 0; i + 1 < m->nhandlers; i++)
 		if (strcmp(m->handlers[i].type, type) == 0)
-			return usage_error(
-			    m, "--handler: type '%s' has two commands", type);
+			return fail(why, len,
+			    "--handler: type '%s' has two commands", type);
 	return 0;
 }
 
-static int parse_handlers(worker_main *m)
+static int parse_handlers(worker_main *m, char *why, size_t len)
 {
 	const nqi_strlist *l = &m->conf.handlers;
 	if (l->n == 0)
-		return usage_error(m, "no --handler given");
+		return fail(why, len, "no --handler given");
 	if (!(m->handlers = calloc(l->n, sizeof *m->handlers)))
-		return usage_error(m, "out of memory");
+		return fail(why, len, "out of memory");
 	for (size_t i = 0; i < l->n; i++) {
-		int rc = add_handler(m, l->v[i]);
+		int rc = add_handler(m, l->v[i], why, len);
 		if (rc)
 			return rc;
 	}
 	return 0;
 }
 
-static int check_conf(worker_main *m)
+/* Checks the flags nqi_daemon_configure does not, splits --queues and
+ * --handler, and reads the token. */
+static const char *check_cb(void *arg, char *why, size_t len)
 {
+	worker_main *m = arg;
 	const worker_conf *c = &m->conf;
-	if (nqi_log_set_level(c->log_level) != NQ_OK)
-		return usage_error(m,
-		    "--log-level '%s': use debug, info, "
-		    "warn or error",
-		    c->log_level);
-	if (nqi_log_set_format(c->log_format) != NQ_OK)
-		return usage_error(
-		    m, "--log-format '%s': use text or json", c->log_format);
-	if (c->concurrency < 1 || c->concurrency > CONCURRENCY_MAX)
-		return usage_error(
-		    m, "--concurrency must be from 1 to %d", CONCURRENCY_MAX);
+	if (c->concurrency < 1 || c->concurrency > CONCURRENCY_MAX) {
+		fail(why, len, "--concurrency must be from 1 to %d",
+		    CONCURRENCY_MAX);
+		return why;
+	}
 	if (c->lease_ms < LEASE_MIN_MS)
-		return usage_error(m, "--lease must be at least 1s");
+		return "--lease must be at least 1s";
 	if (c->grace_ms == 0)
-		return usage_error(m, "--grace must be longer than 0");
-	int rc = parse_queues(m);
-	return rc ? rc : parse_handlers(m);
-}
-
-/* The token: the first line of the file, without surrounding blanks. */
-static int read_token(worker_main *m)
-{
-	const char *path = m->conf.token_file;
-	char line[4096];
-	if (!path || !*path)
-		return 0;
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return usage_error(
-		    m, "--token-file %s: %s", path, strerror(errno));
-	char *got = fgets(line, sizeof line, f);
-	fclose(f);
-	const char *tok = got ? line + strspn(line, " \t") : "";
-	size_t len = strcspn(tok, "\r\n");
-	while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
-		len--;
-	if (len == 0)
-		return usage_error(m,
-		    "--token-file %s: no token on its first "
-		    "line",
-		    path);
-	m->token = strndup(tok, len);
-	return m->token ? 0 : usage_error(m, "out of memory");
+		return "--grace must be longer than 0";
+	int rc = parse_queues(m, why, len);
+	if (rc == 0)
+		rc = parse_handlers(m, why, len);
+	if (rc == 0 && c->token_file && *c->token_file)
+		rc = nqi_token_read(c->token_file, &m->token, why, len);
+	return rc ? why : NULL;
 }
 
 /* Parses and checks the flags. Returns 0 to go on, -1 when --help was
  * printed (exit 0), or the exit status of a bad command line. */
 static int configure(worker_main *m, int argc, char **argv)
 {
-	nqi_opt opts[NOPTS];
-	char err[256];
-	int next;
-	conf_opts(&m->conf, opts);
-	if (nqi_opts_parse(opts, NOPTS, argc, argv, 1, true, &next, err,
-	        sizeof err) != NQ_OK)
-		return usage_error(m, "%s", err);
-	if (m->conf.help) {
-		usage(m, stdout);
-		return -1;
-	}
-	if (next < argc)
-		return usage_error(m, "unexpected argument '%s'", argv[next]);
-	int rc = check_conf(m);
-	return rc ? rc : read_token(m);
+	worker_conf *c = &m->conf;
+	const nqi_opt own[] = {
+	    NQI_OPT("work", STR, &c->work_url, "broker work socket"),
+	    NQI_OPT("results", STR, &c->results_url, "broker results socket"),
+	    NQI_OPT("queues", STR, &c->queues,
+	        "queues to take jobs from, comma separated"),
+	    NQI_OPT("handler", LIST, &c->handlers,
+	        "TYPE=COMMAND, repeatable; TYPE * takes every other type"),
+	    NQI_OPT("concurrency", INT, &c->concurrency,
+	        "commands run at the same time"),
+	    NQI_OPT("lease", DURATION, &c->lease_ms,
+	        "lease length, extended while a command runs"),
+	    NQI_OPT("grace", DURATION, &c->grace_ms,
+	        "on SIGTERM, how long running commands may finish"),
+	    NQI_OPT("tls-server-name", STR, &c->tls_server_name,
+	        "name the broker certificate must carry"),
+	    NQI_OPT("http", STR, &c->http_addr,
+	        "ADDR:PORT of /metrics, /healthz and /readyz (\"\": none)"),
+	};
+	nqi_daemon_spec d = {
+	    .prog = "nq-worker",
+	    .usage =
+	        "usage: nq-worker --handler TYPE=COMMAND [--handler ...] "
+	        "[flags]\n"
+	        "\n"
+	        "Runs each job as /bin/sh -c COMMAND, in its own process "
+	        "group.\n"
+	        "stdin: the payload (msgpack as one line of JSON, else its "
+	        "bytes).\n"
+	        "environment: NQ_JOB_ID NQ_QUEUE NQ_TYPE NQ_ATTEMPT "
+	        "NQ_MAX_ATTEMPTS\n"
+	        "  NQ_CONTENT_TYPE, and NQ_TRACEPARENT when the job has one.\n"
+	        "stdout (at most 1 MiB) is the result. Exit 0: succeeded; 75: "
+	        "retry later;\n"
+	        "65: failed for good; anything else or a signal: a failed "
+	        "attempt. Past the\n"
+	        "job's timeout: SIGTERM to the group, SIGKILL 2s later.\n"
+	        "\n"
+	        "Defaults: --work tcp://127.0.0.1:7401 --results "
+	        "tcp://127.0.0.1:7402 --queues default\n"
+	        "--concurrency 1 --lease 30s --grace 10s --log-level info "
+	        "--log-format text\n"
+	        "--http 127.0.0.1:7482 (/readyz: 503 until the broker's work "
+	        "socket answered, and\n"
+	        "while draining). Several handlers in NQ_HANDLER are "
+	        "separated by ','.\n",
+	    .msgid = "NQ-WORKER-CONFIG",
+	    .opts = own,
+	    .nopts = sizeof own / sizeof *own,
+	    .common = {NQI_COMMON_BASE(c), .token_file = &c->token_file},
+	    .check = check_cb,
+	    .arg = m,
+	};
+	return nqi_daemon_configure(&d, argc, argv, &c->config_values);
 }
 
 /* Descriptors 0-2 must be open: otherwise a pipe made for a command could
@@ -321,9 +266,11 @@ static void *signal_main(void *arg)
 			break;
 		if (sig == SIGUSR1)
 			continue;
-		nqi_info("NQ-WORKER-DRAIN", "signal=SIG%s grace_ms=%llu%s",
-		    sigabbrev_np(sig), (unsigned long long)m->conf.grace_ms,
-		    draining ? " already=true" : "");
+		char name[32];
+		snprintf(name, sizeof name, "SIG%s", sigabbrev_np(sig));
+		nqi_info("NQ-WORKER-DRAIN", NQI_S("signal", name),
+		    NQI_U("grace_ms", m->conf.grace_ms),
+		    NQI_B(draining ? "already" : NULL, true));
 		if (!draining)
 			nq_worker_stop(m->w);
 		draining = true;
@@ -331,23 +278,20 @@ static void *signal_main(void *arg)
 	return NULL;
 }
 
+/* The config was logged when it was read; this names what it became.
+ * Handler commands are left out, since they may carry credentials, and
+ * only their types are named. */
 static void log_start(worker_main *m)
 {
-	nqi_opt opts[NOPTS];
-	char conf[1024], types[512] = "";
+	char types[512] = "";
 	size_t o = 0;
-	conf_opts(&m->conf, opts);
-	/* All but --help; handler commands are left out, since they may
-	 * carry credentials, and only their types are named. */
-	nqi_opts_describe(opts, NOPTS - 1, conf, sizeof conf);
 	for (size_t i = 0; i < m->nhandlers && o < sizeof types; i++)
 		o += (size_t)snprintf(types + o, sizeof types - o, "%s%s",
 		    i ? "," : "", m->handlers[i].type);
-	nqi_info("NQ-WORKER-START",
-	    "version=%s worker_id=%s %s token=%s "
-	    "handler_types=%s",
-	    NQ_VERSION, nq_worker_id(m->w), conf,
-	    m->token ? "<redacted>" : "none", types);
+	nqi_info("NQ-WORKER-START", NQI_S("version", NQ_VERSION),
+	    NQI_S("worker_id", nq_worker_id(m->w)),
+	    NQI_S("token", m->token ? "<redacted>" : "none"),
+	    NQI_S("handler_types", types));
 }
 
 static int open_worker(worker_main *m)
@@ -371,8 +315,9 @@ static int open_worker(worker_main *m)
 		rv = nq_worker_handle(m->w, m->handlers[i].type,
 		    worker_handle_cb, &m->handlers[i]);
 	if (rv != NQ_OK)
-		nqi_error("NQ-WORKER-FAILED", "step=open work=%s error=%s",
-		    m->conf.work_url, nq_err_name(rv));
+		nqi_error("NQ-WORKER-FAILED", NQI_S("step", "open"),
+		    NQI_S("work", m->conf.work_url),
+		    NQI_S("error", nq_err_name(rv)));
 	return rv;
 }
 
@@ -404,10 +349,16 @@ static int start_obs(worker_main *m)
 	    .tls_server_name = m->conf.tls_server_name};
 	int rv = worker_obs_start(&m->obs, m->conf.http_addr, err, sizeof err);
 	if (rv != NQ_OK) {
-		nqi_error("NQ-WORKER-FAILED", "step=http http=%s error=%s",
-		    m->conf.http_addr, nq_err_name(rv));
+		nqi_error("NQ-WORKER-FAILED", NQI_S("step", "http"),
+		    NQI_S("http", m->conf.http_addr),
+		    NQI_S("error", nq_err_name(rv)));
 		fprintf(stderr, "nq-worker: --http %s: %s\n", m->conf.http_addr,
 		    err);
+	} else if ((rv = nqi_daemon_ready(
+	                m->conf.ready_file, err, sizeof err)) != NQ_OK) {
+		nqi_error("NQ-WORKER-FAILED", NQI_S("step", "ready-file"),
+		    NQI_S("err", err));
+		worker_obs_stop(&m->obs);
 	}
 	return rv;
 }
@@ -425,8 +376,8 @@ static void wait_handlers(worker_main *m)
 		nng_msleep(10);
 	m->handlers_busy = atomic_load(&m->stats.running) > 0;
 	if (m->handlers_busy)
-		nqi_warn("NQ-WORKER-HANDLERS-STUCK", "running=%d",
-		    atomic_load(&m->stats.running));
+		nqi_warn("NQ-WORKER-HANDLERS-STUCK",
+		    NQI_I("running", atomic_load(&m->stats.running)));
 }
 
 /* Runs until a signal has drained the worker; returns the exit status. */
@@ -459,11 +410,10 @@ static int serve(worker_main *m)
 		pthread_join(m->sig_thr, NULL);
 	}
 	pthread_mutex_lock(&m->stats.mtx);
-	nqi_info("NQ-WORKER-STOP", "done=%llu failed=%llu released=%llu%s%s",
-	    (unsigned long long)m->stats.done,
-	    (unsigned long long)m->stats.failed,
-	    (unsigned long long)m->stats.released, rv ? " error=" : "",
-	    rv ? nq_err_name(rv) : "");
+	nqi_info("NQ-WORKER-STOP", NQI_U("done", m->stats.done),
+	    NQI_U("failed", m->stats.failed),
+	    NQI_U("released", m->stats.released),
+	    NQI_S(rv ? "error" : NULL, nq_err_name(rv)));
 	pthread_mutex_unlock(&m->stats.mtx);
 	/* A worker that could not open took a flag it cannot use. */
 	if (rv == NQ_EINVAL && !m->sig_started)
@@ -482,6 +432,7 @@ static void cleanup(worker_main *m)
 	free(m->queue_buf);
 	free(m->token);
 	nqi_strlist_free(&m->conf.handlers);
+	nqi_strlist_free(&m->conf.config_values);
 }
 
 int main(int argc, char **argv)

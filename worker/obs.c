@@ -38,7 +38,8 @@ void worker_obs_reached(worker_obs *o, const char *via)
 {
 	if (!o || atomic_exchange(&o->reached, true))
 		return;
-	nqi_info("NQ-WORKER-READY", "work=%s via=%s", o->conn.work_url, via);
+	nqi_info("NQ-WORKER-READY", NQI_S("work", o->conn.work_url),
+	    NQI_S("via", via));
 	pthread_mutex_lock(&o->mtx);
 	pthread_cond_broadcast(&o->cv); /* the probe can end */
 	pthread_mutex_unlock(&o->mtx);

@@ -198,7 +198,7 @@ NQ_API int nq_extend(
     nq_client *c, const char *id, uint64_t lease_token, uint64_t lease_ms)
 {
 	uint64_t v;
-	int res;
+	int res = NQ_OK; /* nqc_extend sets it whenever it returns NQ_OK */
 	if (!c)
 		return NQ_EINVAL;
 	nqc_begin(c);

@@ -1,39 +1,131 @@
 #include "nqi/daemon.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "nqi/log.h"
+#include "nqi/tls.h"
 #include "nqi/util.h"
+
+/* The common flags: where each is in nqi_daemon_common, and its help. */
+static const struct common_flag {
+	const char *name;
+	size_t off;
+	const char *help;
+} common_flags[] = {
+    {"data-dir", offsetof(nqi_daemon_common, data_dir),
+        "directory of the LMDB store"},
+    {"sync", offsetof(nqi_daemon_common, sync),
+        "always (fsync before confirming) or none (benchmarks only: a "
+        "crash loses recent writes)"},
+    {"producer-tokens", offsetof(nqi_daemon_common, producer_tokens),
+        "file (or env:NAME) of producer tokens, one a line"},
+    {"worker-tokens", offsetof(nqi_daemon_common, worker_tokens),
+        "file (or env:NAME) of worker tokens"},
+    {"admin-tokens", offsetof(nqi_daemon_common, admin_tokens),
+        "file (or env:NAME) of admin tokens"},
+    {"token-file", offsetof(nqi_daemon_common, token_file),
+        "file (or env:NAME) of the token presented to the service this "
+        "one dials"},
+    {"tls-cert", offsetof(nqi_daemon_common, tls_cert),
+        "PEM certificate of this service: for its tls+tcp:// and https "
+        "endpoints, and shown to the services it dials over TLS"},
+    {"tls-key", offsetof(nqi_daemon_common, tls_key), "PEM key of --tls-cert"},
+    {"tls-ca", offsetof(nqi_daemon_common, tls_ca),
+        "PEM CA: clients must present a certificate it signed, and the "
+        "services this one dials over TLS are verified with it"},
+    {"config", offsetof(nqi_daemon_common, config),
+        "file of name = value lines, read before the environment and "
+        "flags"},
+    {"log-level", offsetof(nqi_daemon_common, log_level),
+        "debug, info, warn or error"},
+    {"log-format", offsetof(nqi_daemon_common, log_format), "text or json"},
+    {"ready-file", offsetof(nqi_daemon_common, ready_file),
+        "once ready, write the address every socket bound here (NAME=URL "
+        "lines; port 0 in an address picks a free port)"},
+};
+
+#define NCOMMON (sizeof common_flags / sizeof *common_flags)
+
+static const char **common_value(
+    const nqi_daemon_common *c, const struct common_flag *f)
+{
+	return *(const char **const *)((const char *)c + f->off);
+}
+
+int nqi_daemon_opts(const nqi_daemon_spec *d, nqi_opt **out, size_t *n)
+{
+	nqi_opt *o = calloc(d->nopts + NCOMMON, sizeof *o);
+	size_t k = d->nopts;
+	if (!o)
+		return NQ_ENOMEM;
+	memcpy(o, d->opts, d->nopts * sizeof *o);
+	for (size_t i = 0; i < NCOMMON; i++) {
+		const char **v = common_value(&d->common, &common_flags[i]);
+		if (v)
+			o[k++] = (nqi_opt)NQI_OPT(
+			    common_flags[i].name, STR, v, common_flags[i].help);
+	}
+	*out = o;
+	*n = k;
+	return NQ_OK;
+}
 
 static void usage(const nqi_daemon_spec *d, FILE *f, const nqi_opt *o, size_t n)
 {
 	fprintf(f,
 	    "%s\nEvery flag also reads from NQ_<FLAG>, e.g. "
-	    "NQ_DATA_DIR.\n",
+	    "NQ_LOG_LEVEL.\n",
 	    d->usage);
 	nqi_opts_usage(o, n, f);
 }
 
-int nqi_daemon_configure(const nqi_daemon_spec *d, const nqi_opt *o, size_t n,
+/* The checks of the common flags, then the daemon's own. */
+static int check(const nqi_daemon_spec *d, char *why, size_t len)
+{
+	const nqi_daemon_common *c = &d->common;
+	const char *bad = NULL;
+	if (c->sync && strcmp(*c->sync, "always") != 0 &&
+	    strcmp(*c->sync, "none") != 0)
+		bad = "--sync must be always or none";
+	if (!bad && c->log_level && c->log_format)
+		bad = nqi_log_configure(*c->log_level, *c->log_format);
+	if (!bad && d->check)
+		bad = d->check(d->arg, why, len);
+	if (bad && bad != why)
+		snprintf(why, len, "%s", bad);
+	return bad ? NQ_EINVAL : NQ_OK;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0)
+			return true;
+	return false;
+}
+
+static int configure(const nqi_daemon_spec *d, const nqi_opt *o, size_t n,
     int argc, char **argv, nqi_strlist *keep)
 {
 	char err[256];
 	int next;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 ||
-		    strcmp(argv[i], "-h") == 0) {
-			usage(d, stdout, o, n);
-			return -1;
-		}
+	if (wants_help(argc, argv)) {
+		usage(d, stdout, o, n);
+		return -1;
 	}
 	const char *file = nqi_opts_peek(argc, argv, "config");
-	if (file && nqi_opts_load_file(o, n, file, keep, err, sizeof err)) {
+	if (file && d->common.config &&
+	    nqi_opts_load_file(o, n, file, keep, err, sizeof err)) {
 		fprintf(stderr, "%s: %s\n", d->prog, err);
 		return 2;
 	}
@@ -42,17 +134,80 @@ int nqi_daemon_configure(const nqi_daemon_spec *d, const nqi_opt *o, size_t n,
 		usage(d, stderr, o, n);
 		return 2;
 	}
-	const char *bad =
-	    next < argc ? "unexpected argument" : d->check(d->arg);
-	if (bad) {
-		fprintf(stderr, "%s: %s%s%s\n", d->prog, bad,
-		    next < argc ? " " : "", next < argc ? argv[next] : "");
+	if (next < argc)
+		snprintf(err, sizeof err, "unexpected argument %s", argv[next]);
+	if (next < argc || check(d, err, sizeof err) != NQ_OK) {
+		fprintf(stderr, "%s: %s\nRun '%s --help' for the flags.\n",
+		    d->prog, err, d->prog);
 		return 2;
 	}
-	char desc[2048];
-	nqi_opts_describe(o, n, desc, sizeof desc);
-	nqi_info(d->msgid, "%s", desc);
+	nqi_log_opts(d->msgid, NULL, 0, o, n);
+	if (d->common.sync && strcmp(*d->common.sync, "none") == 0)
+		nqi_warn("NQ-SYNC-NONE", NQI_S("sync", "none"),
+		    NQI_S("note",
+		        "writes are confirmed before they are on "
+		        "disk; a crash loses them (benchmarks only)"));
 	return 0;
+}
+
+int nqi_daemon_configure(
+    const nqi_daemon_spec *d, int argc, char **argv, nqi_strlist *keep)
+{
+	nqi_opt *o;
+	size_t n;
+	if (nqi_daemon_opts(d, &o, &n) != NQ_OK) {
+		fprintf(stderr, "%s: out of memory\n", d->prog);
+		return 1;
+	}
+	int rv = configure(d, o, n, argc, argv, keep);
+	free(o);
+	return rv;
+}
+
+int nqi_daemon_auth(nqi_auth **out, const nqi_daemon_common *c,
+    const char *const *urls, size_t n)
+{
+	char err[256] = "";
+	int rv = nqi_auth_load(out, *c->producer_tokens, *c->worker_tokens,
+	    *c->admin_tokens, err, sizeof err);
+	if (rv != 0) {
+		nqi_error("NQ-AUTH-CONFIG", NQI_S("err", err));
+		return rv;
+	}
+	for (size_t i = 0; i < n && nqi_auth_open(*out); i++) {
+		if (urls[i] && nqi_url_is_public(urls[i])) {
+			nqi_warn("NQ-AUTH-OPEN", NQI_S("url", urls[i]),
+			    NQI_S("note", "no token files are set: anyone who "
+			                  "reaches this address may use it"));
+			break;
+		}
+	}
+	return NQ_OK;
+}
+
+#define OPT_VALUE_MAX 256
+
+void nqi_log_opts(const char *msgid, const nqi_log_field *extra, size_t nextra,
+    const nqi_opt *o, size_t n)
+{
+	nqi_log_field *f = calloc(nextra + n, sizeof *f);
+	char *vals = calloc(n ? n : 1, OPT_VALUE_MAX);
+	if (!f || !vals) {
+		free(f);
+		free(vals);
+		nqi_info(msgid, NQI_S("config", "(out of memory)"));
+		return;
+	}
+	for (size_t i = 0; i < nextra; i++)
+		f[i] = extra[i];
+	for (size_t i = 0; i < n; i++) {
+		char *v = vals + i * OPT_VALUE_MAX;
+		nqi_opts_value(&o[i], v, OPT_VALUE_MAX);
+		f[nextra + i] = NQI_S(o[i].name, v);
+	}
+	nqi_log(NQI_LOG_INFO, msgid, f, nextra + n);
+	free(f);
+	free(vals);
 }
 
 void nqi_signals_block(void)
@@ -99,10 +254,9 @@ static void *watchdog_main(void *arg)
 		nqi_cond_wait_mono(
 		    &watchdog.cv, &watchdog.mu, watchdog.deadline_ms);
 	}
-	nqi_warn("NQ-SHUTDOWN-STUCK", "step=%s waited_ms=%llu exit=%d",
-	    watchdog.step,
-	    (unsigned long long)(nqi_mono_ms() - watchdog.armed_ms),
-	    watchdog.status);
+	nqi_warn("NQ-SHUTDOWN-STUCK", NQI_S("step", watchdog.step),
+	    NQI_U("waited_ms", nqi_mono_ms() - watchdog.armed_ms),
+	    NQI_I("exit", watchdog.status));
 	_exit(watchdog.status);
 }
 
@@ -144,4 +298,95 @@ void nqi_shutdown_watchdog_disarm(void)
 	if (watchdog.started)
 		pthread_cond_signal(&watchdog.cv);
 	pthread_mutex_unlock(&watchdog.mu);
+}
+
+/* ---- bound addresses ---- */
+
+#define BOUND_MAX 16 /* more sockets than any daemon has */
+#define BOUND_URL_MAX 320
+
+static struct {
+	pthread_mutex_t mu;
+	size_t n;
+	struct {
+		char name[32];
+		char url[BOUND_URL_MAX];
+	} v[BOUND_MAX];
+} bound = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* Where the host of url starts: after "scheme://", else at the start. */
+static const char *url_host(const char *url)
+{
+	const char *sep = strstr(url, "://");
+	return sep ? sep + 3 : url;
+}
+
+void nqi_url_set_port(const char *url, int port, char *out, size_t len)
+{
+	const char *h = url_host(url);
+	const char *p = *h == '[' ? strchr(h, ']') : h;
+	if (port >= 0 && p)
+		p += strcspn(p, ":/");
+	if (port < 0 || !p || *p != ':') {
+		snprintf(out, len, "%s", url);
+		return;
+	}
+	const char *rest = p + 1 + strspn(p + 1, "0123456789");
+	snprintf(out, len, "%.*s:%d%s", (int)(p - url), url, port, rest);
+}
+
+void nqi_daemon_bound(const char *name, const char *url, int port)
+{
+	char full[BOUND_URL_MAX];
+	nqi_url_set_port(url, port, full, sizeof full);
+	nqi_info("NQ-LISTENING", NQI_S("socket", name), NQI_S("url", full));
+	pthread_mutex_lock(&bound.mu);
+	if (bound.n < BOUND_MAX) {
+		snprintf(
+		    bound.v[bound.n].name, sizeof bound.v[0].name, "%s", name);
+		snprintf(
+		    bound.v[bound.n].url, sizeof bound.v[0].url, "%s", full);
+		bound.n++;
+	}
+	pthread_mutex_unlock(&bound.mu);
+}
+
+void nqi_daemon_listener(const char *name, const char *url, nng_listener l)
+{
+	nng_sockaddr sa;
+	int port = -1;
+	if (nng_listener_get_addr(l, NNG_OPT_LOCADDR, &sa) == 0) {
+		if (sa.s_family == NNG_AF_INET)
+			port = ntohs(sa.s_in.sa_port);
+		else if (sa.s_family == NNG_AF_INET6)
+			port = ntohs(sa.s_in6.sa_port);
+	}
+	nqi_daemon_bound(name, url, port);
+}
+
+int nqi_daemon_ready(const char *path, char *err, size_t errlen)
+{
+	char tmp[4096];
+	if (!path || !*path)
+		return NQ_OK;
+	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+	FILE *f = fopen(tmp, "w");
+	if (!f) {
+		snprintf(
+		    err, errlen, "--ready-file %s: %s", tmp, strerror(errno));
+		return NQ_EUNAVAIL;
+	}
+	pthread_mutex_lock(&bound.mu);
+	for (size_t i = 0; i < bound.n; i++)
+		fprintf(f, "%s=%s\n", bound.v[i].name, bound.v[i].url);
+	pthread_mutex_unlock(&bound.mu);
+	bool ok = fflush(f) == 0;
+	ok = fclose(f) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		snprintf(
+		    err, errlen, "--ready-file %s: %s", path, strerror(errno));
+		unlink(tmp);
+		return NQ_EUNAVAIL;
+	}
+	return NQ_OK;
 }

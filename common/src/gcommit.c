@@ -63,13 +63,13 @@ static void settle_ready(nqi_gcommit *g, int err)
 {
 	if (err == 0) {
 		if (!atomic_exchange(g->ready, true))
-			nqi_info("NQ-COMMIT-RECOVERED", "ready=true");
+			nqi_info("NQ-COMMIT-RECOVERED", NQI_B("ready", true));
 		return;
 	}
 	/* Logged when the store starts failing, not at every retry. */
 	if (atomic_exchange(g->ready, false))
-		nqi_error(
-		    "NQ-COMMIT-FAILED", "err=%s ready=false", nq_err_name(err));
+		nqi_error("NQ-COMMIT-FAILED", NQI_S("err", nq_err_name(err)),
+		    NQI_B("ready", false));
 	/* A store that cannot commit fails the next group at once; pause so
 	 * that a full disk does not become a busy loop. */
 	nng_msleep(50);

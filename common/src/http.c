@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "nq/nq.h"
+#include "nqi/daemon.h"
 #include "nqi/util.h"
 
 #define PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -338,6 +339,7 @@ static int serve(nqi_http *h, const nqi_http_opts *o, const char *url,
 		return rv == NNG_ENOMEM ? NQ_ENOMEM : NQ_EUNAVAIL;
 	}
 	h->port = bound_port(h->server);
+	nqi_daemon_bound("http", o->addr, h->port);
 	return NQ_OK;
 }
 

@@ -281,37 +281,39 @@ void nqi_opts_usage(const nqi_opt *opts, size_t n, void *file)
 	}
 }
 
+void nqi_opts_value(const nqi_opt *p, char *val, size_t len)
+{
+	switch (p->kind) {
+	case NQI_OPT_STR: {
+		const char *s = *(const char **)p->ptr;
+		snprintf(val, len, "%s", s ? s : "");
+		break;
+	}
+	case NQI_OPT_INT:
+		snprintf(val, len, "%d", *(int *)p->ptr);
+		break;
+	case NQI_OPT_BOOL:
+		snprintf(val, len, "%s", *(bool *)p->ptr ? "true" : "false");
+		break;
+	case NQI_OPT_LIST:
+		snprintf(val, len, "[%zu]", ((nqi_strlist *)p->ptr)->n);
+		break;
+	default:
+		snprintf(
+		    val, len, "%llu", (unsigned long long)*(uint64_t *)p->ptr);
+	}
+	if (p->secret && val[0])
+		snprintf(val, len, "<redacted>");
+}
+
 void nqi_opts_describe(const nqi_opt *opts, size_t n, char *out, size_t len)
 {
 	size_t o = 0;
 	out[0] = '\0';
 	for (size_t i = 0; i < n && o < len; i++) {
-		const nqi_opt *p = &opts[i];
-		char val[256] = "";
-		switch (p->kind) {
-		case NQI_OPT_STR: {
-			const char *s = *(const char **)p->ptr;
-			snprintf(val, sizeof val, "%s", s ? s : "");
-			break;
-		}
-		case NQI_OPT_INT:
-			snprintf(val, sizeof val, "%d", *(int *)p->ptr);
-			break;
-		case NQI_OPT_BOOL:
-			snprintf(val, sizeof val, "%s",
-			    *(bool *)p->ptr ? "true" : "false");
-			break;
-		case NQI_OPT_LIST:
-			snprintf(val, sizeof val, "[%zu]",
-			    ((nqi_strlist *)p->ptr)->n);
-			break;
-		default:
-			snprintf(val, sizeof val, "%llu",
-			    (unsigned long long)*(uint64_t *)p->ptr);
-		}
-		if (p->secret && val[0])
-			snprintf(val, sizeof val, "<redacted>");
-		o += (size_t)snprintf(
-		    out + o, len - o, "%s%s=%s", o ? " " : "", p->name, val);
+		char val[256];
+		nqi_opts_value(&opts[i], val, sizeof val);
+		o += (size_t)snprintf(out + o, len - o, "%s%s=%s", o ? " " : "",
+		    opts[i].name, val);
 	}
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "nq/nq.h"
+#include "nqi/daemon.h"
 
 bool nqi_url_is_tls(const char *url)
 {
@@ -189,6 +190,7 @@ int nqi_listen(nng_socket s, const char *url, const nqi_tls_opts *o,
 		nng_listener_close(l);
 		return NQ_EUNAVAIL;
 	}
+	nqi_daemon_listener(what, url, l);
 	return NQ_OK;
 }
 

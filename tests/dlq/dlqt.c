@@ -21,15 +21,11 @@
 
 int dlqt_init(dlqt *t, itest_env *e)
 {
-	int port;
 	memset(t, 0, sizeof *t);
 	t->e = e;
 	itest_path(e, "dlq-data", t->data_dir, sizeof t->data_dir);
-	int rv = itest_free_port(&port);
-	if (rv == 0)
-		snprintf(
-		    t->http_addr, sizeof t->http_addr, "127.0.0.1:%d", port);
-	return rv;
+	snprintf(t->http_addr, sizeof t->http_addr, "127.0.0.1:0");
+	return 0;
 }
 
 /* Ready once it answers anything (with tokens set it refuses stats). */
@@ -72,17 +68,28 @@ int dlqt_start(dlqt *t, const char *const *flags, const char *const *env)
 	static int starts;
 	const char *argv[64] = {ITEST_DLQ, "--listen", t->e->dlq_url,
 	    "--broker", t->e->api_url, "--data-dir", t->data_dir, "--http",
-	    t->http_addr};
-	size_t n = 9;
-	char name[32];
+	    t->http_addr, "--ready-file"};
+	size_t n = 10;
+	char name[32], ready[PATH_MAX];
+	if (itest_url_port(t->e->api_url) == 0)
+		fprintf(stderr, "dlqt: no broker has started yet, so replay "
+		                "dials port 0 (start the broker first)\n");
+	snprintf(name, sizeof name, "dlq.%d", ++starts);
+	itest_path(t->e, name, ready, sizeof ready);
+	strncat(ready, ".ready", sizeof ready - strlen(ready) - 1);
+	argv[n++] = ready;
 	for (; flags && *flags && n < 63; flags++)
 		argv[n++] = *flags;
 	argv[n] = NULL;
-	snprintf(name, sizeof name, "dlq.%d", ++starts);
 	int rv = itest_spawn(t->e, name, argv, env, &t->proc);
+	if (rv == 0)
+		rv = itest_wait_bound(t->proc, 20000);
 	if (rv)
 		return rv;
 	snprintf(t->log, sizeof t->log, "%s", t->proc->log);
+	/* Port 0 the first time; a restart serves the same address. */
+	itest_bound_url(t->proc, "http", t->http_addr, sizeof t->http_addr);
+	itest_bound_url(t->proc, "listen", t->e->dlq_url, sizeof t->e->dlq_url);
 	return wait_ready(t, 20000);
 }
 

@@ -20,12 +20,12 @@ typedef struct dlqt {
 	itest_env *e;
 	itest_proc *proc; /* NULL when not running */
 	char data_dir[PATH_MAX];
-	char http_addr[64];
+	char http_addr[ITEST_URL_MAX];
 	char log[PATH_MAX]; /* of the latest start */
 } dlqt;
 
-/* Prepares t for env e (a data dir under the test's dir, a free HTTP
- * port). */
+/* Prepares t for env e: a data dir under the test's dir, an HTTP address
+ * on port 0 (the first start writes in the port it bound). */
 int dlqt_init(dlqt *t, itest_env *e);
 /* Starts nq-dlq with --listen, --broker (the env's api URL), --data-dir,
  * --http and the extra flags (NULL-terminated, may be NULL), the extra

@@ -26,7 +26,7 @@ static int setup(void **state)
 	return itest_setup(state);
 }
 
-static int nqctl_dlq(itest_env *e, itest_run *run, bool json, ...)
+static int nqctl_dlq(itest_env *e, itest_run *run, int json, ...)
 {
 	const char *args[40] = {"--dlq", e->dlq_url};
 	size_t n = 2;
@@ -173,8 +173,8 @@ static void test_dlq_failing_job_arrives_with_every_error(void **state)
 	nq_client *c;
 	nq_job *job = NULL;
 	assert_int_equal(dlqt_init(&t, e), 0);
-	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
 	assert_int_equal(itest_broker_start(e, fast_broker), 0);
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
 	start_worker(e, "q1", 1);
 	enqueue_many(e, "q1", 1, 3, id);
 	assert_int_equal(dlqt_wait_total(e->dlq_url, 1, 30000), 0);
@@ -288,8 +288,8 @@ static void test_dlq_sigkill_while_1000_jobs_die(void **state)
 	dlqt t;
 	static char ids[1000][NQ_ID_MAX];
 	assert_int_equal(dlqt_init(&t, e), 0);
-	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
 	assert_int_equal(itest_broker_start(e, fast_broker), 0);
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
 	start_worker(e, "q2", 8);
 	enqueue_many(e, "q2", 1000, 1, ids);
 	uint64_t end = itest_now_ms() + 60000;
@@ -360,8 +360,8 @@ static void test_dlq_replay_after_the_fix_succeeds(void **state)
 	char ids[5][NQ_ID_MAX];
 	nq_client *c;
 	assert_int_equal(dlqt_init(&t, e), 0);
-	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
 	assert_int_equal(itest_broker_start(e, fast_broker), 0);
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
 	start_worker(e, "q4", 2);
 	enqueue_many(e, "q4", 5, 2, ids);
 	assert_int_equal(dlqt_wait_total(e->dlq_url, 5, 30000), 0);
@@ -429,8 +429,8 @@ static void test_dlq_broker_down_during_replay_keeps_the_rest(void **state)
 	uint64_t now = nqi_now_us();
 	const char *const flags[] = {"--broker-timeout", "1s", NULL};
 	assert_int_equal(dlqt_init(&t, e), 0);
-	assert_int_equal(dlqt_start(&t, flags, NULL), 0);
 	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(dlqt_start(&t, flags, NULL), 0);
 	for (int i = 0; i < 8; i++)
 		dlqt_dead(&jobs[i], 0xa00 + (uint64_t)i, "q5", "t",
 		    "max_attempts", now + (uint64_t)i, 1);
@@ -504,9 +504,9 @@ static void test_dlq_handoff_needs_the_brokers_token(void **state)
 	const char *const flags[] = {
 	    "--producer-tokens", prod, "--admin-tokens", admin, NULL};
 	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(itest_broker_start(e, fast_broker), 0);
 	assert_int_equal(dlqt_start(&t, flags, NULL), 0);
 	dlqt_set_token("admin-token");
-	assert_int_equal(itest_broker_start(e, fast_broker), 0);
 	start_worker(e, "q6", 2);
 	enqueue_many(e, "q6", 3, 1, ids);
 	uint64_t end = itest_now_ms() + 30000;

@@ -26,7 +26,7 @@ static int setup(void **state)
 }
 
 /* nqctl --dlq URL [--json] dlq ARGS... */
-static int nqctl_dlq(itest_env *e, itest_run *run, bool json, ...)
+static int nqctl_dlq(itest_env *e, itest_run *run, int json, ...)
 {
 	const char *args[40] = {"--dlq", e->dlq_url};
 	size_t n = 2;

@@ -67,29 +67,31 @@ static int stats(itest_env *e, const char *url, bool with_cert)
 	return code;
 }
 
-/* Starts nq-dlq on tls+tcp://localhost:<its port> with client certificates
- * required and the extra flags; url gets the URL. */
+/* Starts nq-dlq on tls+tcp://localhost, a port of its choosing, with client
+ * certificates required and the extra flags; url gets the URL it bound. */
 static itest_proc *start_tls_dlq(
     itest_env *e, dlqt *t, const char *const *extra, char *url, size_t len)
 {
-	char srv[PATH_MAX], srvkey[PATH_MAX], ca[PATH_MAX];
+	char srv[PATH_MAX], srvkey[PATH_MAX], ca[PATH_MAX], ready[PATH_MAX];
 	const char *argv[32] = {NULL};
 	size_t n = 0;
 	itest_proc *p;
 	itest_path(e, "srv.pem", srv, sizeof srv);
 	itest_path(e, "srv.key", srvkey, sizeof srvkey);
 	itest_path(e, "ca.pem", ca, sizeof ca);
-	snprintf(
-	    url, len, "tls+tcp://localhost:%s", strrchr(e->dlq_url, ':') + 1);
+	itest_path(e, "dlq-tls.ready", ready, sizeof ready);
 	assert_int_equal(dlqt_init(t, e), 0);
-	const char *base[] = {ITEST_DLQ, "--listen", url, "--data-dir",
-	    t->data_dir, "--http", t->http_addr, "--tls-cert", srv, "--tls-key",
-	    srvkey, "--tls-ca", ca, NULL};
+	const char *base[] = {ITEST_DLQ, "--listen", "tls+tcp://localhost:0",
+	    "--data-dir", t->data_dir, "--http", t->http_addr, "--tls-cert",
+	    srv, "--tls-key", srvkey, "--tls-ca", ca, "--ready-file", ready,
+	    NULL};
 	for (const char *const *a = base; *a; a++)
 		argv[n++] = *a;
 	for (; extra && *extra && n < 31; extra++)
 		argv[n++] = *extra;
 	assert_int_equal(itest_spawn(e, "dlq-tls", argv, NULL, &p), 0);
+	assert_int_equal(itest_wait_bound(p, 20000), 0);
+	assert_int_equal(itest_bound_url(p, "listen", url, len), 0);
 	return p;
 }
 
@@ -119,9 +121,11 @@ static void test_dlq_tls_requires_client_certificates(void **state)
 {
 	itest_env *e = *state;
 	dlqt t;
-	char url[96];
+	char url[ITEST_URL_MAX], plain[ITEST_URL_MAX];
 	make_certs(e);
 	itest_proc *p = start_tls_dlq(e, &t, NULL, url, sizeof url);
+	snprintf(
+	    plain, sizeof plain, "tcp://127.0.0.1:%d", itest_url_port(url));
 	uint64_t end = itest_now_ms() + 20000;
 	int code;
 	while ((code = stats(e, url, true)) != 0 && itest_now_ms() < end)
@@ -129,7 +133,7 @@ static void test_dlq_tls_requires_client_certificates(void **state)
 	assert_int_equal(code, 0);
 	/* no client certificate, or no TLS at all: no answer */
 	assert_int_equal(stats(e, url, false), 3);
-	assert_int_equal(stats(e, e->dlq_url, true), 3);
+	assert_int_equal(stats(e, plain, true), 3);
 	assert_true(itest_alive(p));
 	itest_pass(e);
 }
@@ -139,7 +143,7 @@ static void test_dlq_tls_env_token_and_one_pem_file(void **state)
 	itest_env *e = *state;
 	dlqt t;
 	itest_run run;
-	char url[96], cmd[2048], admin[PATH_MAX];
+	char url[ITEST_URL_MAX], cmd[2048], admin[PATH_MAX];
 	make_certs(e);
 	snprintf(cmd, sizeof cmd, "cd %s && cat cli.pem cli.key > cli-both.pem",
 	    e->dir);

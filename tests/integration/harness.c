@@ -63,71 +63,34 @@ void itest_sleep_ms(uint64_t ms)
 		;
 }
 
-/* Ports handed out so far. A port is handed out once per process: one
- * given earlier may not be bound yet by the daemon it is for, and the
- * kernel would happily give it again. */
-static int ports_given[1024];
-static size_t nports_given;
-static pthread_mutex_t ports_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static bool port_given_locked(int port)
+int itest_url_port(const char *url)
 {
-	for (size_t i = 0; i < nports_given; i++)
-		if (ports_given[i] == port)
-			return true;
-	return false;
+	const char *colon = strrchr(url, ':');
+	return colon && colon[1] >= '0' && colon[1] <= '9' ? atoi(colon + 1)
+	                                                   : -1;
 }
 
-/* A loopback socket bound to port 0 (-1 on error); *port is its port. */
-static int bind_any_port(int *port)
+int itest_unserved_url(itest_env *e, char *out, size_t len)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t sl = sizeof sa;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (e->nheld >= sizeof e->held / sizeof *e->held)
+		return ENOSPC;
+	/* Bound but never listening: a connection is refused, and nothing
+	 * else can listen there while the env holds it. */
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0 || bind(fd, (void *)&sa, sizeof sa) != 0 ||
 	    getsockname(fd, (void *)&sa, &sl) != 0) {
+		int rv = errno;
 		if (fd >= 0)
 			close(fd);
-		return -1;
+		fprintf(stderr, "itest: no port to hold: %s\n", strerror(rv));
+		return rv;
 	}
-	*port = ntohs(sa.sin_port);
-	return fd;
-}
-
-/* A loopback port never handed out before in this process. A port given
- * again by the kernel stays bound until the pick is done, so that the
- * next bind gets another. */
-static int free_port(int *out)
-{
-	int fds[64], nfd = 0, rv = EADDRINUSE;
-	pthread_mutex_lock(&ports_mu);
-	while (nfd < 64) {
-		int port;
-		if ((fds[nfd] = bind_any_port(&port)) < 0) {
-			rv = errno;
-			break;
-		}
-		nfd++;
-		if (port_given_locked(port))
-			continue;
-		*out = port;
-		if (nports_given < sizeof ports_given / sizeof *ports_given)
-			ports_given[nports_given++] = port;
-		rv = 0;
-		break;
-	}
-	if (rv)
-		fprintf(stderr, "itest: no free port: %s\n", strerror(rv));
-	while (nfd-- > 0)
-		close(fds[nfd]);
-	pthread_mutex_unlock(&ports_mu);
-	return rv;
-}
-
-int itest_free_port(int *port)
-{
-	return free_port(port);
+	e->held[e->nheld++] = fd;
+	snprintf(out, len, "tcp://127.0.0.1:%d", ntohs(sa.sin_port));
+	return 0;
 }
 
 void itest_path(const itest_env *e, const char *name, char *out, size_t len)
@@ -314,6 +277,12 @@ int itest_spawn(itest_env *e, const char *name, const char *const *argv,
 	snprintf(p->name, sizeof p->name, "%s", name);
 	snprintf(log, sizeof log, "%s/%s.log", e->dir, p->name);
 	memcpy(p->log, log, sizeof log);
+	/* A ready file left by an earlier start must not pass for this one. */
+	for (size_t i = 1; argv[i] && argv[i + 1]; i++)
+		if (strcmp(argv[i], "--ready-file") == 0)
+			snprintf(p->ready, sizeof p->ready, "%s", argv[i + 1]);
+	if (p->ready[0])
+		unlink(p->ready);
 	int rv = spawn_raw(argv, extra_env, p->log, p->log, &p->pid);
 	if (rv)
 		return rv;
@@ -504,7 +473,6 @@ int itest_env_open(itest_env **out, const char *name)
 {
 	static bool registered;
 	const char *tmp = getenv("TMPDIR");
-	int ports[6];
 	itest_env *e = calloc(1, sizeof *e);
 	if (!e)
 		return ENOMEM;
@@ -522,22 +490,16 @@ int itest_env_open(itest_env **out, const char *name)
 		free(e);
 		return rv;
 	}
-	for (int i = 0; i < 6; i++) {
-		if (free_port(&ports[i]) != 0) {
-			free(e);
-			return EADDRINUSE;
-		}
-	}
 	snprintf(e->data_dir, sizeof e->data_dir, "%s/data", e->dir);
-	snprintf(e->api_url, sizeof e->api_url, "tcp://127.0.0.1:%d", ports[0]);
-	snprintf(
-	    e->work_url, sizeof e->work_url, "tcp://127.0.0.1:%d", ports[1]);
-	snprintf(e->results_url, sizeof e->results_url, "tcp://127.0.0.1:%d",
-	    ports[2]);
-	snprintf(e->events_url, sizeof e->events_url, "tcp://127.0.0.1:%d",
-	    ports[3]);
-	snprintf(e->dlq_url, sizeof e->dlq_url, "tcp://127.0.0.1:%d", ports[4]);
-	snprintf(e->http_addr, sizeof e->http_addr, "127.0.0.1:%d", ports[5]);
+	snprintf(e->api_url, sizeof e->api_url, "tcp://127.0.0.1:0");
+	snprintf(e->work_url, sizeof e->work_url, "tcp://127.0.0.1:0");
+	snprintf(e->results_url, sizeof e->results_url, "tcp://127.0.0.1:0");
+	snprintf(e->events_url, sizeof e->events_url, "tcp://127.0.0.1:0");
+	snprintf(e->http_addr, sizeof e->http_addr, "127.0.0.1:0");
+	/* nq-dlq and the broker each dial the other, so one address must be
+	 * known before either starts: a socket file in the test's dir, the
+	 * same over restarts and shared with no other test. */
+	snprintf(e->dlq_url, sizeof e->dlq_url, "ipc://%s/dlq.sock", e->dir);
 	if (!registered) {
 		atexit(kill_at_exit);
 		registered = true;
@@ -559,6 +521,8 @@ void itest_env_close(itest_env *e)
 	if (!e)
 		return;
 	kill_all(e, true);
+	for (size_t i = 0; i < e->nheld; i++)
+		close(e->held[i]);
 	if (e->passed) {
 		nftw(e->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	} else {
@@ -632,33 +596,59 @@ int itest_broker_wait_ready(itest_env *e, uint64_t timeout_ms)
 	return rv;
 }
 
-int itest_broker_start(itest_env *e, const char *const *flags)
+/* Copies the URL the ready file of p gives for name into out (len
+ * bytes), when it has one. */
+static void adopt(const itest_proc *p, const char *name, char *out, size_t len)
+{
+	char url[ITEST_URL_MAX];
+	if (itest_bound_url(p, name, url, sizeof url) == 0)
+		snprintf(out, len, "%s", url);
+}
+
+int itest_broker_spawn(
+    itest_env *e, const char *const *flags, const char *const *extra_env)
 {
 	static int starts;
 	const char *argv[64] = {ITEST_BROKER, "--api", e->api_url, "--work",
 	    e->work_url, "--results", e->results_url, "--data-dir", e->data_dir,
-	    "--log-level", "info"};
-	size_t n = 11;
-	char ev[96], http[96], dlq[96], name[32];
-	/* Through the environment: a flag the broker does not know yet would
-	 * stop it, an unknown NQ_ variable does not. These keep tests that
-	 * run at the same time off each other's default ports. */
+	    "--log-level", "info", "--ready-file", NULL};
+	size_t n = 12, ne = 3;
+	char ev[300], http[300], dlq[300], name[32], ready[PATH_MAX];
+	/* Through the environment, so that flags override them. */
 	snprintf(ev, sizeof ev, "NQ_EVENTS=%s", e->events_url);
 	snprintf(http, sizeof http, "NQ_HTTP=%s", e->http_addr);
 	snprintf(dlq, sizeof dlq, "NQ_DLQ=%s", e->dlq_url);
-	const char *env[] = {ev, http, dlq, NULL};
+	const char *env[16] = {ev, http, dlq};
+	for (; extra_env && *extra_env && ne < 15; extra_env++)
+		env[ne++] = *extra_env;
+	snprintf(name, sizeof name, "broker.%d", ++starts);
+	itest_path(e, name, ready, sizeof ready);
+	strncat(ready, ".ready", sizeof ready - strlen(ready) - 1);
+	argv[n++] = ready;
 	for (; flags && *flags && n < 63; flags++)
 		argv[n++] = *flags;
-	argv[n] = NULL;
 	if (e->broker && itest_alive(e->broker)) {
 		fprintf(stderr, "itest: a broker already runs\n");
 		return EBUSY;
 	}
-	snprintf(name, sizeof name, "broker.%d", ++starts);
 	int rv = itest_spawn(e, name, argv, env, &e->broker);
+	if (rv == 0)
+		rv = itest_wait_bound(e->broker, 20000);
 	if (rv)
 		return rv;
-	return itest_broker_wait_ready(e, 20000);
+	/* Ports said 0 the first time; a restart binds the same ones. */
+	adopt(e->broker, "api", e->api_url, sizeof e->api_url);
+	adopt(e->broker, "work", e->work_url, sizeof e->work_url);
+	adopt(e->broker, "results", e->results_url, sizeof e->results_url);
+	adopt(e->broker, "events", e->events_url, sizeof e->events_url);
+	adopt(e->broker, "http", e->http_addr, sizeof e->http_addr);
+	return 0;
+}
+
+int itest_broker_start(itest_env *e, const char *const *flags)
+{
+	int rv = itest_broker_spawn(e, flags, NULL);
+	return rv ? rv : itest_broker_wait_ready(e, 20000);
 }
 
 int itest_broker_stop(itest_env *e, int sig, int *status)
@@ -683,21 +673,68 @@ int itest_broker_stop(itest_env *e, int sig, int *status)
 int itest_worker_start(itest_env *e, const char *const *flags, itest_proc **out)
 {
 	static int starts;
-	const char *argv[64] = {
-	    ITEST_WORKER, "--work", e->work_url, "--results", e->results_url};
-	size_t n = 5;
-	char http[96], name[32];
-	int port;
-	int rv = itest_free_port(&port);
-	if (rv)
-		return rv;
-	snprintf(http, sizeof http, "NQ_HTTP=127.0.0.1:%d", port);
-	const char *env[] = {http, NULL};
+	const char *argv[64] = {ITEST_WORKER, "--work", e->work_url,
+	    "--results", e->results_url, "--ready-file", NULL};
+	const char *env[] = {"NQ_HTTP=127.0.0.1:0", NULL};
+	size_t n = 6;
+	char name[32], ready[PATH_MAX];
+	if (itest_url_port(e->work_url) == 0)
+		fprintf(stderr,
+		    "itest: no broker has started yet, so the "
+		    "worker dials port 0 (start the broker first)\n");
+	snprintf(name, sizeof name, "worker.%d", ++starts);
+	itest_path(e, name, ready, sizeof ready);
+	strncat(ready, ".ready", sizeof ready - strlen(ready) - 1);
+	argv[n++] = ready;
 	for (; flags && *flags && n < 63; flags++)
 		argv[n++] = *flags;
 	argv[n] = NULL;
-	snprintf(name, sizeof name, "worker.%d", ++starts);
 	return itest_spawn(e, name, argv, env, out);
+}
+
+int itest_wait_bound(itest_proc *p, uint64_t timeout_ms)
+{
+	uint64_t end = itest_now_ms() + timeout_ms;
+	while (access(p->ready, F_OK) != 0) {
+		if (!itest_alive(p)) {
+			fprintf(stderr,
+			    "itest: %s exited (status 0x%x) before it was "
+			    "ready\n",
+			    p->name, p->status);
+			itest_dump_log(p, 40);
+			return ECHILD;
+		}
+		if (itest_now_ms() >= end) {
+			fprintf(stderr, "itest: %s wrote no %s in %llu ms\n",
+			    p->name, p->ready, (unsigned long long)timeout_ms);
+			return ETIMEDOUT;
+		}
+		itest_sleep_ms(10);
+	}
+	return 0;
+}
+
+int itest_bound_url(
+    const itest_proc *p, const char *name, char *out, size_t len)
+{
+	char *text;
+	size_t n = strlen(name);
+	int rv = itest_read_file(p->ready, &text, NULL);
+	if (rv)
+		return rv;
+	rv = ENOENT;
+	for (char *line = text; *line; line += strcspn(line, "\n") + 1) {
+		if (strncmp(line, name, n) == 0 && line[n] == '=') {
+			snprintf(out, len, "%.*s",
+			    (int)strcspn(line + n + 1, "\n"), line + n + 1);
+			rv = 0;
+			break;
+		}
+		if (!line[strcspn(line, "\n")])
+			break;
+	}
+	free(text);
+	return rv;
 }
 
 /* ---- nqctl ---- */

@@ -1,6 +1,7 @@
 /*
  * Integration test harness: starts the real nq binaries (nq-broker,
- * nq-worker, nqctl) on free loopback ports, gives each test a fresh temp
+ * nq-worker, nqctl) on loopback ports they pick themselves (port 0, read
+ * back from their --ready-file), gives each test a fresh temp
  * directory, bounds every wait, and kills every child it started, also when
  * an assertion fails (cmocka teardown) or the test program exits (atexit).
  *
@@ -22,30 +23,36 @@
 #include "nqi/queue_fields.h"
 
 #define ITEST_MAX_PROCS 32
+#define ITEST_URL_MAX 256
 
 /* A child process started by the harness, in its own process group. */
 typedef struct itest_proc {
 	pid_t pid;     /* 0 once reaped */
 	char name[48]; /* "broker.1", "worker.2", ... */
 	char log[PATH_MAX];
-	bool exited; /* reaped; status holds the wait status */
+	char ready[PATH_MAX]; /* its --ready-file, "" when none */
+	bool exited;          /* reaped; status holds the wait status */
 	int status;
 } itest_proc;
 
-/* Where one test's broker listens and where its files go. */
+/* Where one test's broker listens and where its files go. The addresses
+ * say port 0 until the first start, which writes in the ports bound; a
+ * restart binds the same ones again. */
 typedef struct itest_env {
 	char dir[200]; /* fresh temp dir, removed when the test passed */
 	char data_dir[PATH_MAX]; /* the broker's --data-dir, kept over restarts
 	                          */
-	char api_url[64];
-	char work_url[64];
-	char results_url[64];
-	char events_url[64];
-	char dlq_url[64];
-	char http_addr[64];
+	char api_url[ITEST_URL_MAX];
+	char work_url[ITEST_URL_MAX];
+	char results_url[ITEST_URL_MAX];
+	char events_url[ITEST_URL_MAX];
+	char dlq_url[ITEST_URL_MAX]; /* ipc:// in dir: known before it runs */
+	char http_addr[ITEST_URL_MAX];
 	itest_proc *broker; /* the running broker, NULL when none */
 	itest_proc procs[ITEST_MAX_PROCS];
 	int nprocs;
+	int held[8]; /* sockets of itest_unserved_url */
+	size_t nheld;
 	int nruns;   /* nqctl runs, to name their output files */
 	bool passed; /* set by itest_pass(); keeps logs otherwise */
 } itest_env;
@@ -63,9 +70,11 @@ typedef struct itest_run {
 uint64_t itest_now_ms(void); /* monotonic */
 uint64_t itest_wall_us(void);
 void itest_sleep_ms(uint64_t ms);
-/* A free loopback TCP port: bind port 0, read it back, close. No port is
- * handed out twice in a process. */
-int itest_free_port(int *port);
+/* The port of a URL or host:port (-1 when it has none). */
+int itest_url_port(const char *url);
+/* A tcp:// URL where nothing listens and nothing can while e is open (a
+ * socket bound there and never listening): a dial is refused. */
+int itest_unserved_url(itest_env *e, char *out, size_t len);
 /* Writes "<dir>/<name>" into out. */
 void itest_path(const itest_env *e, const char *name, char *out, size_t len);
 /* Reads a whole file into a malloc'd NUL terminated buffer. */
@@ -97,6 +106,12 @@ int itest_teardown(void **state);
  * strings of extra_env added. */
 int itest_spawn(itest_env *e, const char *name, const char *const *argv,
     const char *const *extra_env, itest_proc **out);
+/* Waits until p wrote its --ready-file (at most timeout_ms); fails at
+ * once, dumping its log, when p exits first. */
+int itest_wait_bound(itest_proc *p, uint64_t timeout_ms);
+/* The URL p's ready file gives for socket name ("api", "http", ...). */
+int itest_bound_url(
+    const itest_proc *p, const char *name, char *out, size_t len);
 /* Sends sig to the process (not its group). */
 int itest_signal(itest_proc *p, int sig);
 /* Waits up to timeout_ms for the process to exit; ETIMEDOUT otherwise. */
@@ -111,9 +126,13 @@ void itest_dump_log(const itest_proc *p, int lines);
 
 /* ---- broker and workers ---- */
 
-/* Starts nq-broker on the env's ports and data dir with the extra flags
- * (NULL-terminated, may be NULL), and waits until its api socket answers a
- * stats request (at most 20 s). */
+/* Starts nq-broker on the env's addresses and data dir with the extra
+ * flags and "K=V" environment (NULL-terminated, may be NULL), waits for
+ * its ready file and writes the addresses it bound into e. */
+int itest_broker_spawn(
+    itest_env *e, const char *const *flags, const char *const *extra_env);
+/* itest_broker_spawn, then waits until its api socket answers a stats
+ * request (at most 20 s). */
 int itest_broker_start(itest_env *e, const char *const *flags);
 /* Sends sig to the broker and waits up to 20 s for it to exit (SIGKILL after
  * that). *status gets the wait status when status != NULL. */
@@ -124,7 +143,8 @@ bool itest_broker_died(itest_env *e);
 /* Polls the api socket with stats until it answers, at most timeout_ms. */
 int itest_broker_wait_ready(itest_env *e, uint64_t timeout_ms);
 
-/* Starts nq-worker dialing the env's broker, with its own free --http port,
+/* Starts nq-worker dialing the env's broker, with --http on port 0 and a
+ * --ready-file (itest_wait_bound, itest_bound_url "http" tell the address),
  * and the extra flags (NULL-terminated): --handler, --queues, ... */
 int itest_worker_start(
     itest_env *e, const char *const *flags, itest_proc **out);

@@ -138,12 +138,10 @@ static void test_job_path_unreachable_broker_exits_3_within_timeout(
 {
 	itest_env *e = *state;
 	itest_run r;
-	int port;
-	char url[64];
+	char url[ITEST_URL_MAX];
 
 	/* A port nobody listens on. */
-	assert_int_equal(itest_free_port(&port), 0);
-	snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+	assert_int_equal(itest_unserved_url(e, url, sizeof url), 0);
 	const char *args[] = {
 	    "--api", url, "--timeout", "1s", "get", "00000000000000ff", NULL};
 	assert_int_equal(itest_nqctl_argv(e, 15000, args, &r), 0);
@@ -182,11 +180,9 @@ static void expect_json_error(
 static void test_job_path_json_errors_are_one_object_on_stderr(void **state)
 {
 	itest_env *e = *state;
-	char url[64];
-	int port;
+	char url[ITEST_URL_MAX];
 	assert_int_equal(itest_broker_start(e, NULL), 0);
-	assert_int_equal(itest_free_port(&port), 0);
-	snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+	assert_int_equal(itest_unserved_url(e, url, sizeof url), 0);
 
 	/* 1: the broker answered NOT_FOUND */
 	expect_json_error(e, 1, "NOT_FOUND",

@@ -13,9 +13,6 @@
 
 #include <nng/protocol/pubsub0/pub.h>
 
-#ifndef OBS_BROKER
-#error "OBS_BROKER must name the nq-broker binary"
-#endif
 #ifndef OBS_NQCTL
 #error "OBS_NQCTL must name the nqctl binary"
 #endif
@@ -25,10 +22,8 @@
 
 int obs_free_addr(char *out, size_t len)
 {
-	int port, rv = itest_free_port(&port);
-	if (rv == 0)
-		snprintf(out, len, "127.0.0.1:%d", port);
-	return rv;
+	snprintf(out, len, "127.0.0.1:0");
+	return 0;
 }
 
 /* ---- HTTP ---- */
@@ -226,32 +221,12 @@ int obs_sample(const char *text, const char *series, double *v)
 int obs_broker_start_env(
     itest_env *e, const char *const *flags, const char *const *env)
 {
-	static int starts;
-	const char *argv[64] = {OBS_BROKER, "--api", e->api_url, "--work",
-	    e->work_url, "--results", e->results_url, "--data-dir", e->data_dir,
-	    "--log-level", "info"};
-	const char *envv[16];
-	char ev[96], http[96], dlq[96], name[32];
-	size_t n = 11, ne = 0;
-	snprintf(ev, sizeof ev, "NQ_EVENTS=%s", e->events_url);
-	snprintf(http, sizeof http, "NQ_HTTP=%s", e->http_addr);
-	snprintf(dlq, sizeof dlq, "NQ_DLQ=%s", e->dlq_url);
-	envv[ne++] = ev;
-	envv[ne++] = http;
-	envv[ne++] = dlq;
-	for (; env && *env && ne < 15; env++)
-		envv[ne++] = *env;
-	envv[ne] = NULL;
-	for (; flags && *flags && n < 63; flags++)
-		argv[n++] = *flags;
-	argv[n] = NULL;
-	snprintf(name, sizeof name, "broker.env%d", ++starts);
-	int rv = itest_spawn(e, name, argv, envv, &e->broker);
+	int rv = itest_broker_spawn(e, flags, env);
 	return rv ? rv : itest_broker_wait_ready(e, 20000);
 }
 
-int obs_worker_start(itest_env *e, const char *http_addr,
-    const char *const *flags, itest_proc **out)
+int obs_worker_start(
+    itest_env *e, char *http_addr, const char *const *flags, itest_proc **out)
 {
 	const char *argv[64];
 	size_t n = 0;
@@ -260,7 +235,13 @@ int obs_worker_start(itest_env *e, const char *http_addr,
 	argv[n++] = "--http";
 	argv[n++] = http_addr;
 	argv[n] = NULL;
-	return itest_worker_start(e, argv, out);
+	int rv = itest_worker_start(e, argv, out);
+	if (rv || itest_url_port(http_addr) != 0)
+		return rv;
+	/* Port 0: the worker picks one and tells it. */
+	if ((rv = itest_wait_bound(*out, 20000)) == 0)
+		rv = itest_bound_url(*out, "http", http_addr, OBS_ADDR_MAX);
+	return rv;
 }
 
 int obs_events_start(
@@ -428,16 +409,18 @@ int obs_stop(itest_proc *p)
 
 int obs_pub_open(nng_socket *s, char *url, size_t len)
 {
-	int port, rv = itest_free_port(&port);
-	if (rv != 0)
-		return rv;
-	snprintf(url, len, "tcp://127.0.0.1:%d", port);
-	if ((rv = nng_pub0_open(s)) == 0 && (rv = nng_listen(*s, url, NULL, 0)))
+	nng_listener l;
+	int port = 0;
+	int rv = nng_pub0_open(s);
+	if (rv == 0 && (rv = nng_listen(*s, "tcp://127.0.0.1:0", &l, 0)) == 0)
+		rv = nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
+	if (rv != 0) {
+		fprintf(stderr, "obs: cannot publish: %s\n", nng_strerror(rv));
 		nng_close(*s);
-	if (rv != 0)
-		fprintf(stderr, "obs: cannot publish on %s: %s\n", url,
-		    nng_strerror(rv));
-	return rv;
+		return rv;
+	}
+	snprintf(url, len, "tcp://127.0.0.1:%d", port);
+	return 0;
 }
 
 int obs_pub_events(

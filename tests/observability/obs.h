@@ -21,7 +21,8 @@
 #define OBS_TRACEPARENT                                                        \
 	"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
-/* "127.0.0.1:PORT" with a free port. */
+#define OBS_ADDR_MAX 64
+/* "127.0.0.1:0": an HTTP address on a port the service picks itself. */
 int obs_free_addr(char *out, size_t len);
 
 /* GET http://addr/path with a 5 s bound. *body is malloc'd (NUL-ended). */
@@ -43,9 +44,11 @@ int obs_wait_readyz(
 int obs_broker_start_env(
     itest_env *e, const char *const *flags, const char *const *env);
 
-/* Starts nq-worker with --http addr and the extra flags. */
-int obs_worker_start(itest_env *e, const char *http_addr,
-    const char *const *flags, itest_proc **out);
+/* Starts nq-worker with --http http_addr and the extra flags. When
+ * http_addr (OBS_ADDR_MAX bytes) names port 0, waits until the worker
+ * serves and writes the address it bound back into http_addr. */
+int obs_worker_start(
+    itest_env *e, char *http_addr, const char *const *flags, itest_proc **out);
 /* Starts nq-worker on the queues (comma-separated) with a handler for
  * every type that fails its first attempt (stderr "first attempt fails")
  * and succeeds after. */

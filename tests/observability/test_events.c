@@ -183,8 +183,7 @@ static void test_events_bad_flags_and_absent_broker(void **state)
 {
 	itest_env *e = *state;
 	itest_run r;
-	char url[64];
-	int port;
+	char url[ITEST_URL_MAX];
 
 	assert_int_equal(
 	    itest_nqctl(e, 10000, &r, "events", "--state", "finished", NULL),
@@ -202,8 +201,7 @@ static void test_events_bad_flags_and_absent_broker(void **state)
 	itest_run_free(&r);
 
 	/* Nothing listens there: exit 3 at once, naming the socket. */
-	assert_int_equal(itest_free_port(&port), 0);
-	snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+	assert_int_equal(itest_unserved_url(e, url, sizeof url), 0);
 	assert_int_equal(
 	    itest_nqctl(e, 10000, &r, "--events", url, "events", NULL), 0);
 	assert_int_equal(r.code, 3);

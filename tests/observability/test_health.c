@@ -80,7 +80,9 @@ static void test_health_worker_ready_once_the_broker_answers_until_it_drains(
 	nq_client *c;
 	double v = -1;
 
-	/* No broker yet. */
+	/* No broker: a first start only gives the broker its ports. */
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(itest_broker_stop(e, SIGTERM, NULL), 0);
 	assert_int_equal(obs_free_addr(http, sizeof http), 0);
 	const char *flags[] = {"--queues", "h", "--grace", "2s", "--handler",
 	    "slow=exec sleep 30", NULL};
@@ -98,7 +100,7 @@ static void test_health_worker_ready_once_the_broker_answers_until_it_drains(
 	assert_true(v == 0);
 	free(text);
 
-	/* The broker comes: ready within a probe or two. */
+	/* The broker comes back: ready within a probe or two. */
 	assert_int_equal(itest_broker_start(e, NULL), 0);
 	assert_int_equal(obs_wait_readyz(http, 200, 10000, NULL), 0);
 	assert_true(obs_file_has(w->log, "NQ-WORKER-READY"));

@@ -103,13 +103,17 @@ static const char *const dlq_names[] = {
 /* nq-dlq on the env's dlq URL, where the broker hands its dead jobs. */
 static void start_dlq(itest_env *e, char *http, size_t len)
 {
-	char data[PATH_MAX];
+	char data[PATH_MAX], ready[PATH_MAX];
 	itest_proc *p;
 	itest_path(e, "dlq-data", data, sizeof data);
+	itest_path(e, "dlq.ready", ready, sizeof ready);
 	assert_int_equal(obs_free_addr(http, len), 0);
 	const char *argv[] = {OBS_DLQ, "--listen", e->dlq_url, "--broker",
-	    e->api_url, "--data-dir", data, "--http", http, NULL};
+	    e->api_url, "--data-dir", data, "--http", http, "--ready-file",
+	    ready, NULL};
 	assert_int_equal(itest_spawn(e, "dlq", argv, NULL, &p), 0);
+	assert_int_equal(itest_wait_bound(p, 20000), 0);
+	assert_int_equal(itest_bound_url(p, "http", http, len), 0);
 	assert_int_equal(obs_wait_readyz(http, 200, 20000, NULL), 0);
 }
 #endif

@@ -64,28 +64,20 @@ static void make_certs(itest_env *e)
 	assert_int_equal(system(cmd), 0);
 }
 
-/* Starts a broker with the env's ports and extra flags, then waits until
- * a client (given opts) gets any answer from its api socket. */
+/* Starts a broker with the env's addresses and extra flags, then waits
+ * until a client (given opts, dialing the env's api URL) gets any answer
+ * from its api socket. */
 static void start_broker(
     itest_env *e, const char *const *extra, const nq_client_opts *probe)
 {
-	const char *argv[48] = {NULL};
-	char ev[96], http[96], dlq[96];
-	size_t n = 0;
-	argv[n++] = ITEST_BROKER;
-	const char *base[] = {"--api", e->api_url, "--work", e->work_url,
-	    "--results", e->results_url, "--data-dir", e->data_dir, NULL};
-	for (const char *const *p = base; *p; p++)
-		argv[n++] = *p;
+	const char *argv[48] = {"--dlq", ""};
+	size_t n = 2;
 	for (; extra && *extra && n < 47; extra++)
 		argv[n++] = *extra;
-	snprintf(ev, sizeof ev, "NQ_EVENTS=%s", e->events_url);
-	snprintf(http, sizeof http, "NQ_HTTP=%s", e->http_addr);
-	snprintf(dlq, sizeof dlq, "NQ_DLQ=%s", "");
-	const char *env[] = {ev, http, dlq, NULL};
-	assert_int_equal(itest_spawn(e, "broker", argv, env, &e->broker), 0);
+	assert_int_equal(itest_broker_spawn(e, argv, NULL), 0);
 	nq_client *c;
 	nq_client_opts o = *probe;
+	o.api_url = e->api_url;
 	o.timeout_ms = 300;
 	assert_int_equal(nq_client_open(&c, &o), 0);
 	for (int i = 0; i < 60; i++) {
@@ -251,7 +243,6 @@ typedef struct tls_paths {
 
 static void tls_setup(itest_env *e, tls_paths *p, bool client_certs)
 {
-	int ports[3];
 	make_certs(e);
 	itest_path(e, "ca.pem", p->ca, sizeof p->ca);
 	itest_path(e, "other.pem", p->other, sizeof p->other);
@@ -259,24 +250,15 @@ static void tls_setup(itest_env *e, tls_paths *p, bool client_certs)
 	itest_path(e, "srv.key", p->srvkey, sizeof p->srvkey);
 	itest_path(e, "cli.pem", p->cli, sizeof p->cli);
 	itest_path(e, "cli.key", p->clikey, sizeof p->clikey);
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(itest_free_port(&ports[i]), 0);
-	/* Clients dial localhost: mbedTLS does not match IP addresses. */
+	/* Clients dial localhost: mbedTLS does not match IP addresses. The
+	 * broker reports its addresses with the host they were given. */
+	snprintf(e->api_url, sizeof e->api_url, "tls+tcp://localhost:0");
+	snprintf(e->work_url, sizeof e->work_url, "tls+tcp://localhost:0");
 	snprintf(
-	    e->api_url, sizeof e->api_url, "tls+tcp://localhost:%d", ports[0]);
-	snprintf(e->work_url, sizeof e->work_url, "tls+tcp://localhost:%d",
-	    ports[1]);
-	snprintf(e->results_url, sizeof e->results_url,
-	    "tls+tcp://localhost:%d", ports[2]);
-	static char api[64], work[64], res[64];
-	snprintf(api, sizeof api, "tls+tcp://127.0.0.1:%d", ports[0]);
-	snprintf(work, sizeof work, "tls+tcp://127.0.0.1:%d", ports[1]);
-	snprintf(res, sizeof res, "tls+tcp://127.0.0.1:%d", ports[2]);
-	const char *flags[] = {"--api", api, "--work", work, "--results", res,
-	    "--tls-cert", p->srv, "--tls-key", p->srvkey,
+	    e->results_url, sizeof e->results_url, "tls+tcp://localhost:0");
+	const char *flags[] = {"--tls-cert", p->srv, "--tls-key", p->srvkey,
 	    client_certs ? "--tls-ca" : NULL, p->ca, NULL};
-	nq_client_opts probe = {.api_url = e->api_url,
-	    .tls_ca = p->ca,
+	nq_client_opts probe = {.tls_ca = p->ca,
 	    .tls_cert = client_certs ? p->cli : NULL,
 	    .tls_key = client_certs ? p->clikey : NULL};
 	start_broker(e, flags, &probe);
@@ -391,8 +373,7 @@ static void test_security_nqctl_env_token_and_one_pem_file_everywhere(
 	tls_paths p;
 	itest_proc *sub;
 	itest_run run;
-	char both[512], atok[512], api[64], ev[64];
-	int ports[2];
+	char both[512], atok[512];
 	make_certs(e);
 	write_tokens(e);
 	itest_path(e, "ca.pem", p.ca, sizeof p.ca);
@@ -402,16 +383,12 @@ static void test_security_nqctl_env_token_and_one_pem_file_everywhere(
 	itest_path(e, "cli.key", p.clikey, sizeof p.clikey);
 	itest_path(e, "admin.tokens", atok, sizeof atok);
 	combine_pem(e, &p, both, sizeof both);
-	for (int i = 0; i < 2; i++)
-		assert_int_equal(itest_free_port(&ports[i]), 0);
-	snprintf(
-	    e->api_url, sizeof e->api_url, "tls+tcp://localhost:%d", ports[0]);
-	snprintf(api, sizeof api, "tls+tcp://127.0.0.1:%d", ports[0]);
-	snprintf(e->events_url, sizeof e->events_url, "tls+tcp://127.0.0.1:%d",
-	    ports[1]);
-	snprintf(ev, sizeof ev, "tls+tcp://localhost:%d", ports[1]);
-	const char *flags[] = {"--api", api, "--tls-cert", p.srv, "--tls-key",
-	    p.srvkey, "--tls-ca", p.ca, "--admin-tokens", atok, NULL};
+	/* Clients dial localhost: mbedTLS does not match IP addresses. The
+	 * broker reports its addresses with the host they were given. */
+	snprintf(e->api_url, sizeof e->api_url, "tls+tcp://localhost:0");
+	snprintf(e->events_url, sizeof e->events_url, "tls+tcp://localhost:0");
+	const char *flags[] = {"--tls-cert", p.srv, "--tls-key", p.srvkey,
+	    "--tls-ca", p.ca, "--admin-tokens", atok, NULL};
 	nq_client_opts probe = {.api_url = e->api_url,
 	    .token = "admin-1",
 	    .tls_ca = p.ca,
@@ -419,9 +396,9 @@ static void test_security_nqctl_env_token_and_one_pem_file_everywhere(
 	    .tls_key = p.clikey};
 	start_broker(e, flags, &probe);
 	setenv("NQT_ADMIN_TOKEN", "admin-1", 1);
-	const char *common[] = {"--api", e->api_url, "--events", ev, "--tls-ca",
-	    p.ca, "--tls-cert", both, "--token-file", "env:NQT_ADMIN_TOKEN",
-	    NULL};
+	const char *common[] = {"--api", e->api_url, "--events", e->events_url,
+	    "--tls-ca", p.ca, "--tls-cert", both, "--token-file",
+	    "env:NQT_ADMIN_TOKEN", NULL};
 
 	/* events: subscribed over TLS with the combined file; it exits 0
 	 * after the first enqueued event, which the loop below provides
@@ -488,12 +465,9 @@ static void test_security_https_health_and_metrics(void **state)
 	tls_paths p;
 	itest_proc *w;
 	char url[128], body[4096];
-	int bport, wport;
-	assert_int_equal(itest_free_port(&bport), 0);
-	assert_int_equal(itest_free_port(&wport), 0);
-	snprintf(
-	    e->http_addr, sizeof e->http_addr, "https://127.0.0.1:%d", bport);
+	snprintf(e->http_addr, sizeof e->http_addr, "https://127.0.0.1:0");
 	tls_setup(e, &p, false);
+	int bport = itest_url_port(e->http_addr);
 	/* the broker's endpoints over https, verified with the CA */
 	snprintf(url, sizeof url, "https://localhost:%d/healthz", bport);
 	assert_int_equal(curl(e, p.ca, url, body, sizeof body), 0);
@@ -506,11 +480,14 @@ static void test_security_https_health_and_metrics(void **state)
 	curl(e, NULL, url, body, sizeof body);
 	assert_null(strstr(body, "ok"));
 	/* nq-worker serves https with its own certificate too */
-	char waddr[64];
-	snprintf(waddr, sizeof waddr, "https://127.0.0.1:%d", wport);
+	char waddr[ITEST_URL_MAX];
 	const char *wflags[] = {"--handler", "echo=cat", "--tls-ca", p.ca,
-	    "--tls-cert", p.srv, "--tls-key", p.srvkey, "--http", waddr, NULL};
+	    "--tls-cert", p.srv, "--tls-key", p.srvkey, "--http",
+	    "https://127.0.0.1:0", NULL};
 	assert_int_equal(itest_worker_start(e, wflags, &w), 0);
+	assert_int_equal(itest_wait_bound(w, 20000), 0);
+	assert_int_equal(itest_bound_url(w, "http", waddr, sizeof waddr), 0);
+	int wport = itest_url_port(waddr);
 	snprintf(url, sizeof url, "https://localhost:%d/healthz", wport);
 	int rv = 1;
 	for (int i = 0; i < 50 && rv != 0; i++) {

@@ -8,7 +8,9 @@
 #include <cmocka.h>
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,12 +81,62 @@ static void test_daemon_watchdog_rearm_moves_deadline(void **st)
 	assert_int_equal(child_status(rearmed), 4);
 }
 
+static void test_daemon_url_set_port_writes_the_bound_port(void **st)
+{
+	static const char *const cases[][2] = {
+	    {"tcp://127.0.0.1:0", "tcp://127.0.0.1:41234"},
+	    {"tls+tcp://localhost:0", "tls+tcp://localhost:41234"},
+	    {"tcp://[::1]:0", "tcp://[::1]:41234"},
+	    {"ws://127.0.0.1:0/nq", "ws://127.0.0.1:41234/nq"},
+	    {"127.0.0.1:0", "127.0.0.1:41234"},
+	    {"https://127.0.0.1:0/", "https://127.0.0.1:41234/"},
+	    {"ipc:///tmp/nq.sock", "ipc:///tmp/nq.sock"},
+	};
+	char out[128];
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		nqi_url_set_port(cases[i][0], 41234, out, sizeof out);
+		assert_string_equal(out, cases[i][1]);
+	}
+	nqi_url_set_port("tcp://127.0.0.1:0", -1, out, sizeof out);
+	assert_string_equal(out, "tcp://127.0.0.1:0");
+}
+
+/* The ready file lists what was bound, in order, and appears whole. */
+static void test_daemon_ready_file_lists_bound_sockets(void **st)
+{
+	char dir[] = "/tmp/nq-test-daemon-XXXXXX", path[64], err[128];
+	char line[128], *text;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/ready", dir);
+	nqi_daemon_bound("api", "tcp://127.0.0.1:0", 41000);
+	nqi_daemon_bound("http", "127.0.0.1:0", 41001);
+	assert_int_equal(nqi_daemon_ready(path, err, sizeof err), 0);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	text = fgets(line, sizeof line, f);
+	assert_non_null(text);
+	assert_string_equal(line, "api=tcp://127.0.0.1:41000\n");
+	text = fgets(line, sizeof line, f);
+	assert_non_null(text);
+	assert_string_equal(line, "http=127.0.0.1:41001\n");
+	assert_null(fgets(line, sizeof line, f));
+	fclose(f);
+	unlink(path);
+	rmdir(dir);
+	/* A directory that does not exist: an error naming the flag. */
+	assert_int_not_equal(
+	    nqi_daemon_ready("/nonexistent/ready", err, sizeof err), 0);
+	assert_non_null(strstr(err, "--ready-file"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_daemon_watchdog_ends_a_stuck_teardown),
 	    cmocka_unit_test(test_daemon_watchdog_disarmed_stays_quiet),
 	    cmocka_unit_test(test_daemon_watchdog_rearm_moves_deadline),
+	    cmocka_unit_test(test_daemon_url_set_port_writes_the_bound_port),
+	    cmocka_unit_test(test_daemon_ready_file_lists_bound_sockets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nqi/daemon.h"
 #include "nqi/opts.h"
 #include "nqi/util.h"
 
@@ -446,6 +447,119 @@ static void test_opts_peek_finds_flag_then_env(void **st)
 	unsetenv("NQ_CONFIG");
 }
 
+/* ---- the common flags of the daemons ---- */
+
+/* A daemon that takes some of the common flags, with one of its own. */
+typedef struct daemon_cfg {
+	const char *own, *config, *log_level, *log_format, *ready_file;
+	const char *data_dir, *sync, *tls_ca, *token_file;
+	nqi_strlist keep;
+} daemon_cfg;
+
+static nqi_daemon_spec daemon_spec(daemon_cfg *c, const nqi_opt *own)
+{
+	*c = (daemon_cfg){.own = "x",
+	    .log_level = "info",
+	    .log_format = "text",
+	    .data_dir = "./d",
+	    .sync = "always"};
+	return (nqi_daemon_spec){.prog = "nq-test",
+	    .usage = "usage: nq-test [flags]",
+	    .msgid = "NQ-TEST-CONFIG",
+	    .opts = own,
+	    .nopts = 1,
+	    .common = {.config = &c->config,
+	        .log_level = &c->log_level,
+	        .log_format = &c->log_format,
+	        .ready_file = &c->ready_file,
+	        .data_dir = &c->data_dir,
+	        .sync = &c->sync,
+	        .tls_ca = &c->tls_ca,
+	        .token_file = &c->token_file}};
+}
+
+static const char *const daemon_env[] = {"NQ_OWN", "NQ_READY_FILE", "NQ_SYNC",
+    "NQ_LOG_LEVEL", "NQ_TLS_CA", "NQ_CONFIG", "NQ_DATA_DIR"};
+
+static void daemon_env_clear(void)
+{
+	for (size_t i = 0; i < COUNT(daemon_env); i++)
+		unsetenv(daemon_env[i]);
+}
+
+static void test_opts_daemon_takes_only_the_common_flags_it_names(void **st)
+{
+	daemon_cfg c;
+	const nqi_opt own[] = {NQI_OPT("own", STR, &c.own, "its own flag")};
+	nqi_daemon_spec d = daemon_spec(&c, own);
+	nqi_opt *o;
+	size_t n;
+	assert_int_equal(nqi_daemon_opts(&d, &o, &n), 0);
+	/* Its own flag first, then the eight common ones it points at. */
+	assert_int_equal(n, 9);
+	assert_string_equal(o[0].name, "own");
+	const char *want[] = {"data-dir", "sync", "token-file", "tls-ca",
+	    "config", "log-level", "log-format", "ready-file"};
+	for (size_t i = 0; i < COUNT(want); i++) {
+		size_t k = 1;
+		while (k < n && strcmp(o[k].name, want[i]) != 0)
+			k++;
+		assert_true(k < n);
+		assert_non_null(o[k].help);
+	}
+	for (size_t k = 0; k < n; k++)
+		assert_string_not_equal(o[k].name, "producer-tokens");
+	free(o);
+}
+
+static void test_opts_daemon_common_flags_read_env_file_and_flags(void **st)
+{
+	daemon_cfg c;
+	char path[] = "/tmp/nq-test-opts-XXXXXX";
+	const nqi_opt own[] = {NQI_OPT("own", STR, &c.own, "its own flag")};
+	nqi_daemon_spec d = daemon_spec(&c, own);
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_true(write(fd, "tls-ca = /etc/ca.pem\nsync = none\n", 33) == 33);
+	close(fd);
+	daemon_env_clear();
+	setenv("NQ_READY_FILE", "/run/nq.ready", 1);
+	setenv("NQ_OWN", "from-env", 1);
+	setenv("NQ_SYNC", "always", 1);
+	char *argv[] = {"nq-test", "--config", path, "--data-dir", "/var/d",
+	    "--log-level=warn", NULL};
+	assert_int_equal(nqi_daemon_configure(&d, 6, argv, &c.keep), 0);
+	assert_string_equal(c.own, "from-env");
+	assert_string_equal(c.ready_file, "/run/nq.ready");
+	assert_string_equal(c.tls_ca, "/etc/ca.pem"); /* the file */
+	assert_string_equal(c.sync, "always");        /* env over the file */
+	assert_string_equal(c.data_dir, "/var/d");    /* the flag */
+	assert_string_equal(c.log_level, "warn");
+	assert_string_equal(c.config, path);
+	nqi_log_set_level("info");
+	nqi_strlist_free(&c.keep);
+	unlink(path);
+	daemon_env_clear();
+}
+
+static void test_opts_daemon_checks_the_common_flags(void **st)
+{
+	daemon_cfg c;
+	const nqi_opt own[] = {NQI_OPT("own", STR, &c.own, "its own flag")};
+	nqi_daemon_spec d = daemon_spec(&c, own);
+	daemon_env_clear();
+	char *sync[] = {"nq-test", "--sync", "sometimes", NULL};
+	assert_int_equal(nqi_daemon_configure(&d, 3, sync, &c.keep), 2);
+	char *level[] = {"nq-test", "--log-level", "loud", NULL};
+	assert_int_equal(nqi_daemon_configure(&d, 3, level, &c.keep), 2);
+	/* A flag of a group this daemon does not take is unknown. */
+	char *tokens[] = {"nq-test", "--admin-tokens", "f", NULL};
+	assert_int_equal(nqi_daemon_configure(&d, 3, tokens, &c.keep), 2);
+	char *help[] = {"nq-test", "--help", NULL};
+	assert_int_equal(nqi_daemon_configure(&d, 2, help, &c.keep), -1);
+	nqi_strlist_free(&c.keep);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -473,6 +587,11 @@ int main(void)
 	    T(test_opts_config_file_applied),
 	    T(test_opts_env_and_flags_win_over_config_file),
 	    T(test_opts_config_file_errors_name_file_and_line),
+	    cmocka_unit_test(
+	        test_opts_daemon_takes_only_the_common_flags_it_names),
+	    cmocka_unit_test(
+	        test_opts_daemon_common_flags_read_env_file_and_flags),
+	    cmocka_unit_test(test_opts_daemon_checks_the_common_flags),
 	    T(test_opts_peek_finds_flag_then_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

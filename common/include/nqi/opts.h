@@ -36,6 +36,12 @@ typedef struct nqi_opt {
 	bool secret; /* redacted when the config is logged */
 } nqi_opt;
 
+/* One row of a flag table: NQI_OPT("lease", DURATION, &c->lease_ms, help). */
+#define NQI_OPT(name, kind, ptr, help)                                         \
+	{                                                                      \
+		(name), NQI_OPT_##kind, (ptr), (help), false                   \
+	}
+
 /*
  * Applies the environment (when use_env) and then argv[start..] to the
  * options. A list flag given on the command line replaces what the
@@ -64,6 +70,8 @@ const char *nqi_opts_peek(int argc, char **argv, const char *name);
 int nqi_opts_span(const nqi_opt *opts, size_t n, const char *arg);
 /* Prints "  --name VALUE   help" lines. */
 void nqi_opts_usage(const nqi_opt *opts, size_t n, void *file);
+/* Writes the value of one option as text, a secret as "<redacted>". */
+void nqi_opts_value(const nqi_opt *o, char *out, size_t len);
 /* Writes "name=value ..." of every option, secrets as "<redacted>". */
 void nqi_opts_describe(const nqi_opt *opts, size_t n, char *out, size_t len);
 void nqi_strlist_free(nqi_strlist *l);
