@@ -66,8 +66,16 @@ static size_t config_opts(broker_config *c, nqi_opt *o)
 	        "api requests served "
 	        "at once"),
 	    OPT("work-contexts", INT, work_contexts,
-	        "worker fetches that "
-	        "may wait at once"),
+	        "worker requests served at once"),
+	    OPT("max-parked", INT, max_parked,
+	        "waits (api) and fetches (work) that may wait at once, per "
+	        "socket; more are refused"),
+	    OPT("conn-requests", INT, conn_requests,
+	        "requests of one connection served at once; more wait"),
+	    OPT("conn-backlog", INT, conn_backlog,
+	        "requests of one connection that may wait; more are dropped"),
+	    OPT("reply-timeout", DURATION, reply_timeout_ms,
+	        "how long a reply waits for its connection to take it"),
 	    OPT("producer-tokens", STR, producer_tokens,
 	        "file (or "
 	        "env:NAME) of producer tokens, one a line"),
@@ -114,6 +122,12 @@ static const char *config_check(const broker_config *c)
 	if (c->api_contexts < 1 || c->work_contexts < 1 ||
 	    c->api_contexts > 4096 || c->work_contexts > 4096)
 		return "--api-contexts and --work-contexts must be 1..4096";
+	if (c->max_parked < 1 || c->max_parked > 1000000 ||
+	    c->conn_requests < 1 || c->conn_backlog < 0 ||
+	    c->reply_timeout_ms < 10 || c->reply_timeout_ms > 3600000)
+		return "--max-parked must be 1..1000000, --conn-requests at "
+		       "least 1, --conn-backlog at least 0, --reply-timeout "
+		       "10ms..1h";
 	return nqi_log_configure(c->log_level, c->log_format);
 }
 
