@@ -208,7 +208,8 @@ static void on_received(nqi_rep_ctx *c)
 {
 	nqi_rep *r = c->rep;
 	nng_msg *msg = nng_aio_get_msg(c->aio);
-	c->pipe_id = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
+	uint32_t pipe_id = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
+	c->pipe_id = pipe_id;
 	c->state = REP_WAIT;
 	switch (admit(r, c)) {
 	case ADMIT_SERVE:
@@ -221,12 +222,13 @@ static void on_received(nqi_rep_ctx *c)
 	case ADMIT_WAIT:
 		break;
 	}
-	/* c waits out of the pool; a turn may have come meanwhile. */
+	/* c waits out of the pool; a turn may have come meanwhile (and c
+	 * may be served by another thread already: only pipe_id is read). */
 	nqi_rep_ctx *s = replacement(r, c);
 	if (s)
 		ctx_recv(s);
 	pthread_mutex_lock(&r->mu);
-	struct rep_pipe *p = pipe_find(r, c->pipe_id);
+	struct rep_pipe *p = pipe_find(r, pipe_id);
 	nqi_rep_ctx *next = p ? pipe_next(r, p) : NULL;
 	pthread_mutex_unlock(&r->mu);
 	if (next)
