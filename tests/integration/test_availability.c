@@ -179,20 +179,28 @@ static void enqueue_promptly(nq_client *c)
 	assert_true(ms < PROMPT_MS);
 }
 
+/* Starts the broker with flags, enqueues a job no worker takes, and parks
+ * n waits for it on one connection; *c is a client with a 3 s timeout. */
+static void park_waits(
+    itest_env *e, const char *const *flags, int n, nq_client **c, crowd *w)
+{
+	char id[NQ_ID_MAX];
+	assert_int_equal(itest_broker_start(e, flags), 0);
+	assert_int_equal(itest_client(e, 3000, c), 0);
+	assert_int_equal(itest_enqueue(*c, "nobody", "t", "x", id), 0);
+	crowd_open(w, e->api_url);
+	for (int i = 0; i < n; i++)
+		crowd_send(w, wait_msg(id));
+	wait_metric(e, "nq_api_parked", n, false);
+}
+
 static void test_availability_parked_waits_leave_room_for_enqueues(void **state)
 {
 	itest_env *e = *state;
-	char id[NQ_ID_MAX];
 	nq_client *c, *late;
 	crowd w;
 
-	assert_int_equal(itest_broker_start(e, broker_flags), 0);
-	assert_int_equal(itest_client(e, 0, &c), 0);
-	assert_int_equal(itest_enqueue(c, "nobody", "t", "x", id), 0);
-	crowd_open(&w, e->api_url);
-	for (int i = 0; i < CROWD; i++)
-		crowd_send(&w, wait_msg(id));
-	wait_metric(e, "nq_api_parked", CROWD, false);
+	park_waits(e, broker_flags, CROWD, &c, &w);
 
 	/* A client that connects now, and one that was there already. */
 	assert_int_equal(itest_client(e, 3000, &late), 0);
@@ -207,17 +215,10 @@ static void test_availability_parked_waits_leave_room_for_enqueues(void **state)
 static void test_availability_wait_of_closed_connection_is_dropped(void **state)
 {
 	itest_env *e = *state;
-	char id[NQ_ID_MAX];
 	nq_client *c;
 	crowd w;
 
-	assert_int_equal(itest_broker_start(e, broker_flags), 0);
-	assert_int_equal(itest_client(e, 0, &c), 0);
-	assert_int_equal(itest_enqueue(c, "nobody", "t", "x", id), 0);
-	crowd_open(&w, e->api_url);
-	for (int i = 0; i < 50; i++)
-		crowd_send(&w, wait_msg(id));
-	wait_metric(e, "nq_api_parked", 50, false);
+	park_waits(e, broker_flags, 50, &c, &w);
 	crowd_close(&w);
 	/* Long before the waits' own deadline (50 s). */
 	wait_metric(e, "nq_api_parked", 0, true);
@@ -234,14 +235,9 @@ static void test_availability_parked_waits_are_bounded(void **state)
 	nq_job *job = NULL;
 	crowd w;
 
-	assert_int_equal(itest_broker_start(e, flags), 0);
-	assert_int_equal(itest_client(e, 3000, &c), 0);
-	assert_int_equal(itest_enqueue(c, "nobody", "t", "x", id), 0);
-	crowd_open(&w, e->api_url);
-	for (int i = 0; i < 10; i++)
-		crowd_send(&w, wait_msg(id));
-	wait_metric(e, "nq_api_parked", 10, false);
+	park_waits(e, flags, 10, &c, &w);
 	/* The eleventh is refused at once, and says why. */
+	assert_int_equal(itest_enqueue(c, "nobody", "t", "x", id), 0);
 	assert_int_equal(nq_wait(c, id, 20000, &job), NQ_EEXHAUSTED);
 	print_message("broker says: %s\n", nq_client_last_error(c));
 	assert_non_null(strstr(nq_client_last_error(c), "--max-parked"));
