@@ -319,16 +319,17 @@ static void test_availability_extend_answers_beside_parked_fetches(void **state)
 	nq_client *c;
 	nq_job **jobs = NULL;
 	size_t n = 0;
-	crowd f;
+	static crowd f[3]; /* three workers' connections */
 
 	assert_int_equal(itest_broker_start(e, broker_flags), 0);
 	assert_int_equal(itest_client(e, 3000, &c), 0);
 	assert_int_equal(itest_enqueue(c, "hb", "t", "x", id), 0);
 	assert_int_equal(nq_fetch(c, "w", hb, 1, 1, 0, 30000, &jobs, &n), 0);
 	assert_int_equal(n, 1);
-	crowd_open(&f, e->work_url);
+	for (int i = 0; i < 3; i++)
+		crowd_open(&f[i], e->work_url);
 	for (int i = 0; i < FETCH_CROWD; i++)
-		crowd_send(&f, fetch_msg());
+		crowd_send(&f[i % 3], fetch_msg());
 	wait_metric(e, "nq_work_parked", FETCH_CROWD, false);
 
 	for (int i = 0; i < 5; i++) {
@@ -342,7 +343,8 @@ static void test_availability_extend_answers_beside_parked_fetches(void **state)
 		assert_true(ms < PROMPT_MS);
 	}
 	nq_jobs_free(jobs, n);
-	crowd_close(&f);
+	for (int i = 0; i < 3; i++)
+		crowd_close(&f[i]);
 	nq_client_close(c);
 	itest_pass(e);
 }
