@@ -372,13 +372,17 @@ void nqi_rep_stop(nqi_rep *r)
 {
 	if (!r)
 		return;
-	/* Contexts are added by callbacks and by the service's answers;
-	 * the service has stopped answering, and callbacks stop here. */
-	pthread_mutex_lock(&r->mu);
-	nqi_rep_ctx *all = r->all;
-	pthread_mutex_unlock(&r->mu);
-	for (nqi_rep_ctx *c = all; c; c = c->all_next)
-		nng_aio_stop(c->aio);
+	/* A callback that runs until its aio is stopped may still open a
+	 * context (in front of the list): stop until no new one came. */
+	for (nqi_rep_ctx *stopped = NULL, *all;; stopped = all) {
+		pthread_mutex_lock(&r->mu);
+		all = r->all;
+		pthread_mutex_unlock(&r->mu);
+		if (all == stopped)
+			break;
+		for (nqi_rep_ctx *c = all; c != stopped; c = c->all_next)
+			nng_aio_stop(c->aio);
+	}
 	/* Requests waiting for their turn still own their message. */
 	for (size_t i = 0; i < r->npipes; i++)
 		for (nqi_rep_ctx *c = r->pipes[i].wait_head; c;
