@@ -14,7 +14,8 @@ struct nqi_rep_ctx {
 	nng_ctx ctx;
 	nng_aio *aio;
 	enum rep_state state;
-	/* the fields below are guarded by rep->mu */
+	/* pipe_id is set before the context is counted; the rest is
+	 * guarded by rep->mu */
 	uint32_t pipe_id; /* connection of the request held */
 	bool held;        /* counts as served for pipe_id */
 	bool detached;    /* out of the pool: a spare once answered */
