@@ -389,6 +389,8 @@ int broker_on_wait(broker *b, broker_op *op)
 		broker_finish(b, op);
 		return rv;
 	}
+	if (!broker_park(b, op))
+		return rv;
 	uint64_t ms = w->timeout_ms && w->timeout_ms < MAX_WAIT_MS
 	                  ? w->timeout_ms
 	                  : MAX_WAIT_MS;
@@ -423,6 +425,20 @@ void broker_wake_waiters(broker *b, uint64_t id, Nq__V1__Job *job)
 		if (op->reply)
 			reply_job(b, op, job, NQ__V1__REPLY__BODY_WAIT);
 		broker_finish(b, op);
+	}
+}
+
+void broker_drop_waits(broker *b, uint32_t pipe_id)
+{
+	broker_op **pp = &b->parked_wait;
+	while (*pp) {
+		broker_op *op = *pp;
+		if (op->pipe_id != pipe_id) {
+			pp = &op->next;
+			continue;
+		}
+		*pp = op->next;
+		broker_finish(b, op); /* no reply: no one would read it */
 	}
 }
 

@@ -23,13 +23,12 @@
 #include "nqi/http.h"
 #include "nqi/prom.h"
 #include "nqi/queue_fields.h"
+#include "nqi/rep.h"
 #include "nqi/opts.h"
 #include "nqi/store.h"
 #include "nqi/util.h"
 
 typedef struct broker broker;
-typedef struct nqi_rep nqi_rep;
-typedef struct nqi_rep_ctx nqi_rep_ctx;
 
 typedef struct broker_config {
 	const char *api_url;
@@ -62,6 +61,10 @@ typedef struct broker_config {
 	uint64_t max_depth; /* per queue; 0: unlimited */
 	int api_contexts;
 	int work_contexts;
+	int max_parked;            /* per socket: waits or fetches parked */
+	int conn_requests;         /* of one connection served at once */
+	int conn_backlog;          /* of one connection waiting their turn */
+	uint64_t reply_timeout_ms; /* a reply not taken by then is dropped */
 } broker_config;
 
 /* The group arena: per-group scratch memory, reset after each group. */
@@ -87,6 +90,7 @@ typedef struct broker_op {
 	ProtobufCBinaryData *specs;     /* enqueue: each spec packed, or NULL */
 	nqi_rep_ctx *conn;              /* where the reply goes */
 	uint32_t pipe_id;               /* connection the request came on */
+	bool api_pipe;                  /* PIPE_GONE: of the api socket */
 	Nq__V1__Reply *reply;           /* built in the group arena */
 	uint64_t deadline_ms;           /* parked ops: monotonic deadline */
 	uint64_t wait_id;               /* parked wait: the job id */
@@ -307,6 +311,7 @@ struct broker {
 	size_t nsnap, capsnap;
 	uint64_t snap_commits, snap_jobs_stored;
 	uint64_t snap_events_published, snap_events_dropped;
+	nqi_rep_counts snap_api, snap_work; /* what the socket limits did */
 	uint64_t metrics_last_ms, metrics_next_ms;
 	nqi_http *http;
 
@@ -439,6 +444,12 @@ int broker_on_fetch(broker *b, broker_op *op);
 int broker_on_extend(broker *b, broker_op *op);
 int broker_on_completions(broker *b, broker_op *op);
 int broker_on_pipe_gone(broker *b, broker_op *op);
+/* Takes op's context out of its socket's pool, so that a parked op holds
+ * none that other requests need. False when it cannot be parked: op is
+ * then answered (RESOURCE_EXHAUSTED past --max-parked). */
+bool broker_park(broker *b, broker_op *op);
+/* Drops, unanswered, the parked waits of the api connection pipe_id. */
+void broker_drop_waits(broker *b, uint32_t pipe_id);
 /* Whether a parked wait is for job id. */
 bool broker_has_waiter(broker *b, uint64_t id);
 

@@ -27,6 +27,12 @@ static const char *config_check(void *arg, char *buf, size_t len)
 	if (c->api_contexts < 1 || c->work_contexts < 1 ||
 	    c->api_contexts > 4096 || c->work_contexts > 4096)
 		return "--api-contexts and --work-contexts must be 1..4096";
+	if (c->max_parked < 1 || c->max_parked > 1000000 ||
+	    c->conn_requests < 1 || c->conn_backlog < 0 ||
+	    c->reply_timeout_ms < 10 || c->reply_timeout_ms > 3600000)
+		return "--max-parked must be 1..1000000, --conn-requests at "
+		       "least 1, --conn-backlog at least 0, --reply-timeout "
+		       "10ms..1h";
 	return NULL;
 }
 
@@ -79,7 +85,16 @@ static int configure(broker_config *c, int argc, char **argv)
 	    NQI_OPT("api-contexts", INT, &c->api_contexts,
 	        "api requests served at once"),
 	    NQI_OPT("work-contexts", INT, &c->work_contexts,
-	        "worker fetches that may wait at once"),
+	        "worker requests served at once"),
+	    NQI_OPT("max-parked", INT, &c->max_parked,
+	        "waits (api) and fetches (work) that may wait at once, per "
+	        "socket; more are refused"),
+	    NQI_OPT("conn-requests", INT, &c->conn_requests,
+	        "requests of one connection served at once; more wait"),
+	    NQI_OPT("conn-backlog", INT, &c->conn_backlog,
+	        "requests of one connection that may wait; more are dropped"),
+	    NQI_OPT("reply-timeout", DURATION, &c->reply_timeout_ms,
+	        "how long a reply waits for its connection to take it"),
 	    NQI_OPT("dlq-token-file", STR, &c->dlq_token_file,
 	        "file (or env:NAME) of this broker's token for nq-dlq"),
 	};

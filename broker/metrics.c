@@ -79,6 +79,10 @@ void broker_metrics_snapshot(broker *b, bool full)
 	b->snap_jobs_stored = b->jobs_stored;
 	b->snap_events_published = b->events_published;
 	b->snap_events_dropped = b->events_dropped;
+	if (b->api_rep)
+		nqi_rep_get_counts(b->api_rep, &b->snap_api);
+	if (b->work_rep)
+		nqi_rep_get_counts(b->work_rep, &b->snap_work);
 	pthread_mutex_unlock(&b->snap_mu);
 }
 
@@ -337,6 +341,26 @@ static int prom_broker(nqi_prom *p, const broker *b)
 	    {"nq_broker_ready", NQI_PROM_GAUGE,
 	        "1 while the broker can serve (store commits).",
 	        b->ready ? 1 : 0},
+	    {"nq_api_parked", NQI_PROM_GAUGE,
+	        "Waits parked on the api socket now.",
+	        (double)b->snap_api.parked},
+	    {"nq_work_parked", NQI_PROM_GAUGE,
+	        "Fetches parked on the work socket now.",
+	        (double)b->snap_work.parked},
+	    {"nq_parked_refused_total", NQI_PROM_COUNTER,
+	        "Waits and fetches refused: --max-parked were parked.",
+	        (double)(b->snap_api.park_refused + b->snap_work.park_refused)},
+	    {"nq_requests_waiting", NQI_PROM_GAUGE,
+	        "Requests waiting for a turn of their connection "
+	        "(--conn-requests).",
+	        (double)(b->snap_api.waiting + b->snap_work.waiting)},
+	    {"nq_requests_dropped_total", NQI_PROM_COUNTER,
+	        "Requests dropped unanswered: --conn-backlog of their "
+	        "connection waited already.",
+	        (double)(b->snap_api.dropped + b->snap_work.dropped)},
+	    {"nq_replies_unsent_total", NQI_PROM_COUNTER,
+	        "Replies dropped: not taken within --reply-timeout.",
+	        (double)(b->snap_api.unsent + b->snap_work.unsent)},
 	};
 	int rv = 0;
 	for (size_t i = 0; rv == 0 && i < sizeof rows / sizeof *rows; i++) {

@@ -135,17 +135,37 @@ static void results_cb(void *arg)
 	nng_recv_aio(b->results, b->results_aio);
 }
 
+static void post_pipe_gone(broker *b, nng_pipe p, bool api)
+{
+	broker_op *op = calloc(1, sizeof *op);
+	if (!op)
+		return; /* leases lapse, waits end at their deadline instead */
+	op->kind = BROKER_OP_PIPE_GONE;
+	op->pipe_id = (uint32_t)nng_pipe_id(p);
+	op->api_pipe = api;
+	broker_post(b, op);
+}
+
 /* A worker connection closed: its leases are released at once. */
 static void pipe_gone_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-	broker *b = arg;
-	broker_op *op = calloc(1, sizeof *op);
 	(void)ev;
-	if (!op)
-		return; /* the leases lapse on their own instead */
-	op->kind = BROKER_OP_PIPE_GONE;
-	op->pipe_id = (uint32_t)nng_pipe_id(p);
-	broker_post(b, op);
+	post_pipe_gone(arg, p, false);
+}
+
+/* An api connection closed: its parked waits are dropped. */
+static void api_pipe_gone_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)ev;
+	post_pipe_gone(arg, p, true);
+}
+
+static void set_limits(broker *b)
+{
+	nqi_rep_limits lim = {b->cfg.max_parked, b->cfg.conn_requests,
+	    b->cfg.conn_backlog, (int)b->cfg.reply_timeout_ms};
+	nqi_rep_set_limits(b->api_rep, &lim);
+	nqi_rep_set_limits(b->work_rep, &lim);
 }
 
 static int listen_on(broker *b, nng_socket s, const char *url, size_t max_msg,
@@ -169,6 +189,9 @@ int broker_net_open(broker *b, char *err, size_t errlen)
 		rv = nng_pipe_notify(
 		    b->work, NNG_PIPE_EV_REM_POST, pipe_gone_cb, b);
 	if (rv == 0)
+		rv = nng_pipe_notify(
+		    b->api, NNG_PIPE_EV_REM_POST, api_pipe_gone_cb, b);
+	if (rv == 0)
 		rv = nng_aio_alloc(&b->results_aio, results_cb, b);
 	if (rv != 0) {
 		snprintf(
@@ -190,6 +213,7 @@ int broker_net_open(broker *b, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot open socket contexts");
 		return NQ_ENOMEM;
 	}
+	set_limits(b);
 	nng_recv_aio(b->results, b->results_aio);
 	return NQ_OK;
 }

@@ -6,6 +6,7 @@
 
 #include "broker.h"
 #include "nqi/log.h"
+#include "nqi/rep.h"
 #include "nqi/util.h"
 
 static const char *const store_dbs[] = {
@@ -39,6 +40,10 @@ void broker_config_defaults(broker_config *c)
 	    .max_depth = 0,
 	    .api_contexts = 128,
 	    .work_contexts = 256,
+	    .max_parked = NQI_REP_MAX_PARKED,
+	    .conn_requests = NQI_REP_CONN_REQUESTS,
+	    .conn_backlog = NQI_REP_CONN_BACKLOG,
+	    .reply_timeout_ms = NQI_REP_SEND_TIMEOUT_MS,
 	};
 }
 

@@ -7,6 +7,7 @@
 #include "broker.h"
 #include "nqi/backoff.h"
 #include "nqi/log.h"
+#include "nqi/rep.h"
 #include "nqi/util.h"
 
 #define MAX_FETCH 1000
@@ -318,6 +319,8 @@ int broker_on_fetch(broker *b, broker_op *op)
 		broker_finish(b, op);
 		return NQ_OK;
 	}
+	if (!broker_park(b, op))
+		return NQ_OK;
 	uint64_t wait = f->wait_ms < MAX_WAIT_MS ? f->wait_ms : MAX_WAIT_MS;
 	op->deadline_ms = nqi_mono_ms() + wait;
 	op->settled = true;
@@ -330,6 +333,17 @@ int broker_on_fetch(broker *b, broker_op *op)
 	op->next = NULL;
 	*pp = op;
 	return NQ_OK;
+}
+
+bool broker_park(broker *b, broker_op *op)
+{
+	if (!op->conn || nqi_rep_park(op->conn) == NQ_OK)
+		return true;
+	broker_set_status(b, op, NQ_EEXHAUSTED,
+	    "%d requests wait already (--max-parked); retry later",
+	    b->cfg.max_parked);
+	broker_finish(b, op);
+	return false;
 }
 
 int broker_serve_parked(broker *b)
@@ -673,6 +687,10 @@ static int lapse_pipe(broker *b, uint32_t pipe_id)
  */
 int broker_on_pipe_gone(broker *b, broker_op *op)
 {
+	if (op->api_pipe) {
+		broker_drop_waits(b, op->pipe_id);
+		return NQ_OK;
+	}
 	b->dead_pipes[b->dead_pipe_next++ % BROKER_DEAD_PIPES] = op->pipe_id;
 	if (b->ngone == BROKER_GONE_MAX)
 		return lapse_pipe(b, op->pipe_id);
