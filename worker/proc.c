@@ -2,18 +2,22 @@
  * One command run: /bin/sh -c COMMAND in its own process group, the input
  * on stdin, stdout captured up to WORKER_OUTPUT_MAX, the last
  * WORKER_ERR_TAIL bytes of stderr kept, and the group killed at the
- * deadline (SIGTERM, then SIGKILL WORKER_KILL_GRACE_MS later).
+ * deadline (SIGTERM, then SIGKILL WORKER_KILL_GRACE_MS later). When the
+ * command ends, whatever it left running in its group gets the same: a
+ * job's processes never outlive the job.
  *
  * One poll() loop over stdin, stdout, stderr and a pidfd does all of it, so
  * a child that writes a lot before reading its input never deadlocks against
  * us, and waiting costs nothing: no busy loop, no SIGCHLD handler.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -277,14 +281,72 @@ static void drain(proc *p, int *fd, bool is_out, size_t budget)
 	close_fd(fd);
 }
 
+/* True when /proc/<pid>/stat names a live process (not a zombie) of
+ * process group pgid. */
+static bool live_in_group(const char *pid, pid_t pgid)
+{
+	char path[300], buf[512], *end, state;
+	int pgrp;
+	snprintf(path, sizeof path, "/proc/%s/stat", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false; /* gone meanwhile */
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) state ppid pgrp ...", and comm may hold anything. */
+	return (end = strrchr(buf, ')')) &&
+	       sscanf(end + 1, " %c %*d %d", &state, &pgrp) == 2 &&
+	       pgrp == pgid && state != 'Z' && state != 'X';
+}
+
+/* True when a process other than a zombie is in process group pgid. The
+ * scan of /proc runs only when kill() says the group exists: zombies keep
+ * it existing until init reaps them, and some inits never do. */
+static bool group_alive(pid_t pgid)
+{
+	DIR *d;
+	struct dirent *de;
+	bool alive = false;
+	if (kill(-pgid, 0) != 0 || !(d = opendir("/proc")))
+		return false;
+	while (!alive && (de = readdir(d)))
+		alive = de->d_name[0] >= '1' && de->d_name[0] <= '9' &&
+		        live_in_group(de->d_name, pgid);
+	closedir(d);
+	return alive;
+}
+
+/*
+ * Ends what the command left running in its group, once the command itself
+ * has been reaped: SIGTERM went out before (see reap); SIGKILL follows
+ * WORKER_KILL_GRACE_MS later to whatever is still there. The common case,
+ * an empty group, costs one kill(). Blocks for at most the grace period.
+ */
+static void end_group(pid_t pgid)
+{
+	uint64_t until = nqi_mono_ms() + WORKER_KILL_GRACE_MS;
+	while (group_alive(pgid)) {
+		if (nqi_mono_ms() >= until) {
+			kill(-pgid, SIGKILL);
+			return;
+		}
+		usleep(10000);
+	}
+}
+
 /*
  * The child has exited: take it out of the registry (before reaping, so no
  * signal can reach a recycled id), reap it, and keep what it wrote that is
  * still in the pipes. A background process it left behind may hold the
- * pipes open; its later output is not waited for.
+ * pipes open; its later output is not waited for, and it is ended with the
+ * job. The SIGTERM goes out before the reap, while the unreaped child still
+ * holds its group id; after the reap, the id stays taken only as long as a
+ * process is left in the group, which end_group checks before each signal.
  */
 static void reap(proc *p, worker_children *c)
 {
+	kill(-p->pid, SIGTERM);
 	children_remove(c, p->pid);
 	while (waitpid(p->pid, &p->res->status, 0) < 0 && errno == EINTR)
 		;
@@ -292,6 +354,7 @@ static void reap(proc *p, worker_children *c)
 	close_fd(&p->in);
 	drain(p, &p->out, true, WORKER_OUTPUT_MAX + IO_CHUNK);
 	drain(p, &p->err, false, WORKER_OUTPUT_MAX);
+	end_group(p->pid);
 }
 
 /* Milliseconds until the next thing to do at a given time; -1: none. */
