@@ -20,10 +20,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "nqi/log.h"
 #include "nqi/util.h"
 #include "worker.h"
 
@@ -49,6 +51,14 @@ int worker_children_init(worker_children *c, size_t cap)
 	if (!c->pids)
 		return ENOMEM;
 	c->cap = cap;
+	int rv = worker_guard_start(&c->guard, cap);
+	if (rv != 0) {
+		nqi_error(
+		    "NQ-WORKER-FAILED", "step=guard error=%s", strerror(rv));
+		free(c->pids);
+		c->pids = NULL;
+		return rv;
+	}
 	pthread_mutex_init(&c->mtx, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	return 0;
@@ -56,6 +66,7 @@ int worker_children_init(worker_children *c, size_t cap)
 
 void worker_children_destroy(worker_children *c)
 {
+	worker_guard_stop(&c->guard);
 	pthread_mutex_destroy(&c->mtx);
 	pthread_cond_destroy(&c->cv);
 	free(c->pids);
@@ -118,6 +129,16 @@ static void children_remove(worker_children *c, pid_t pid)
 	pthread_mutex_unlock(&c->mtx);
 }
 
+/* The group is over, also what the command left in it: the guard need no
+ * longer end it. Later than children_remove, so that a worker that dies
+ * while end_group waits still has the rest ended. */
+static void children_forget(worker_children *c, pid_t pgid)
+{
+	pthread_mutex_lock(&c->mtx);
+	worker_guard_tell(&c->guard, pgid, false);
+	pthread_mutex_unlock(&c->mtx);
+}
+
 /* ---- starting the child ---- */
 
 /*
@@ -125,12 +146,20 @@ static void children_remove(worker_children *c, pid_t pid)
  * leads a new process group (so a timeout can kill everything it started),
  * gets the pipes as 0, 1, 2, the default signal mask and SIGPIPE back, and
  * no other descriptor: an inherited broker connection would outlive us.
+ *
+ * It also dies with the worker, even a SIGKILLed one, by PR_SET_PDEATHSIG,
+ * so that the broker never hands its job to another worker while it still
+ * runs here. The kernel sends that signal when the forking *thread* ends:
+ * ours waits in worker_proc_run until the child has exited, so it always
+ * outlives it. A worker that died before the prctl is seen by getppid.
  */
 static void child_exec(char *const argv[], char *const envp[], const int fds[3],
-    const sigset_t *mask)
+    const sigset_t *mask, pid_t parent)
 {
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	static const char msg[] = "nq-worker: cannot run /bin/sh\n";
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+		_exit(127);
 	setpgid(0, 0);
 	sigaction(SIGPIPE, &dfl, NULL);
 	sigprocmask(SIG_SETMASK, mask, NULL);
@@ -152,6 +181,7 @@ static void child_exec(char *const argv[], char *const envp[], const int fds[3],
 static int spawn(const worker_proc_spec *spec, const int fds[3], pid_t *pid)
 {
 	char *argv[] = {"sh", "-c", (char *)spec->command, NULL};
+	pid_t self = getpid();
 	sigset_t none;
 	worker_children *c = spec->children;
 	int rv = 0;
@@ -162,7 +192,7 @@ static int spawn(const worker_proc_spec *spec, const int fds[3], pid_t *pid)
 	} else if (c->n == c->cap) {
 		rv = EAGAIN; /* more commands than slots: a bug, not a stop */
 	} else if ((*pid = fork()) == 0) {
-		child_exec(argv, spec->envp, fds, &none);
+		child_exec(argv, spec->envp, fds, &none, self);
 	} else if (*pid < 0) {
 		rv = errno;
 	} else {
@@ -170,6 +200,7 @@ static int spawn(const worker_proc_spec *spec, const int fds[3], pid_t *pid)
 		 * the child has made it. */
 		setpgid(*pid, *pid);
 		c->pids[c->n++] = *pid;
+		worker_guard_tell(&c->guard, *pid, true);
 	}
 	pthread_mutex_unlock(&c->mtx);
 	return rv;
@@ -355,6 +386,7 @@ static void reap(proc *p, worker_children *c)
 	drain(p, &p->out, true, WORKER_OUTPUT_MAX + IO_CHUNK);
 	drain(p, &p->err, false, WORKER_OUTPUT_MAX);
 	end_group(p->pid);
+	children_forget(c, p->pid);
 }
 
 /* Milliseconds until the next thing to do at a given time; -1: none. */

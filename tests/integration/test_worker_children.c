@@ -1,6 +1,8 @@
 /*
  * A job's processes do not outlive it: what a command leaves running in
- * its process group is ended with the job (SIGTERM, then SIGKILL).
+ * its process group is ended with the job (SIGTERM, then SIGKILL), and a
+ * SIGKILLed nq-worker takes its running commands with it, so the broker
+ * never hands out a job whose command still runs somewhere.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -137,6 +139,30 @@ static void test_worker_children_child_ignoring_sigterm_is_killed(void **state)
 	itest_pass(e);
 }
 
+static void test_worker_children_die_with_a_sigkilled_worker(void **state)
+{
+	itest_env *e = *state;
+	char body[PATH_MAX + 64], id[NQ_ID_MAX];
+	itest_proc *w;
+	nq_client *c;
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	snprintf(body, sizeof body, GROUP_TO "%s/group\nsleep 60\n", e->dir);
+	start_worker(e, body, &w);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	assert_int_equal(itest_enqueue(c, "q", "t", "x", id), 0);
+	pid_t pgid = read_pid(e, "group");
+	assert_true(group_alive(pgid));
+
+	assert_int_equal(itest_signal(w, SIGKILL), 0);
+	assert_int_equal(itest_wait_exit(w, 5000), 0);
+	uint64_t t0 = itest_now_ms();
+	assert_int_equal(wait_group_gone(pgid, 2000), 0);
+	print_message("command gone %llu ms after the worker died\n",
+	    (unsigned long long)(itest_now_ms() - t0));
+	nq_client_close(c);
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -146,6 +172,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_worker_children_child_ignoring_sigterm_is_killed,
 	        itest_setup, itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_worker_children_die_with_a_sigkilled_worker, itest_setup,
+	        itest_teardown),
 	};
 	return cmocka_run_group_tests_name(
 	    "worker_children", tests, NULL, NULL);
