@@ -11,7 +11,6 @@
 
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,36 +22,11 @@
  * the script's shell) to a file, completed by the file's path. */
 #define GROUP_TO "cut -d' ' -f5 /proc/$$/stat > "
 
-/* True while a process other than a zombie is in process group pgid. */
-static bool group_alive(pid_t pgid)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	bool alive = false;
-	assert_non_null(d);
-	while (!alive && (de = readdir(d))) {
-		char path[300], buf[512], *end = NULL, state = 0;
-		int pgrp = 0;
-		snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		size_t n = fread(buf, 1, sizeof buf - 1, f);
-		fclose(f);
-		buf[n] = '\0';
-		alive = (end = strrchr(buf, ')')) &&
-		        sscanf(end + 1, " %c %*d %d", &state, &pgrp) == 2 &&
-		        pgrp == pgid && state != 'Z' && state != 'X';
-	}
-	closedir(d);
-	return alive;
-}
-
 /* Polls until group pgid has no live process, at most timeout_ms. */
 static int wait_group_gone(pid_t pgid, uint64_t timeout_ms)
 {
 	uint64_t until = itest_now_ms() + timeout_ms;
-	while (group_alive(pgid)) {
+	while (itest_group_alive(pgid)) {
 		if (itest_now_ms() >= until)
 			return -1;
 		itest_sleep_ms(20);
@@ -123,7 +97,7 @@ static void test_worker_children_background_child_ends_with_the_job(
 	print_message("job succeeded %llu ms after its command started\n",
 	    (unsigned long long)ms);
 	/* Ended before the completion went out, not just soon after. */
-	assert_false(group_alive(pgid));
+	assert_false(itest_group_alive(pgid));
 	assert_true(ms < 10000);
 	itest_pass(e);
 }
@@ -151,7 +125,7 @@ static void test_worker_children_die_with_a_sigkilled_worker(void **state)
 	assert_int_equal(itest_client(e, 0, &c), 0);
 	assert_int_equal(itest_enqueue(c, "q", "t", "x", id), 0);
 	pid_t pgid = read_pid(e, "group");
-	assert_true(group_alive(pgid));
+	assert_true(itest_group_alive(pgid));
 
 	assert_int_equal(itest_signal(w, SIGKILL), 0);
 	assert_int_equal(itest_wait_exit(w, 5000), 0);
