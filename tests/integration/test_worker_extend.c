@@ -115,7 +115,14 @@ static void test_worker_extend_more_leases_than_one_request_holds(void **state)
 	    "%d runs of %d jobs, %d ids more than once\n", lines, NJOBS, twice);
 	assert_int_equal(twice, 0);
 	assert_int_equal(lines, NJOBS);
-	/* No lease lapsed: every job succeeded on its first attempt. */
+	/* No lease lapsed: the broker logged none, and every job succeeded
+	 * on its first attempt. */
+	char *log = NULL;
+	size_t log_len = 0;
+	assert_int_equal(itest_read_file(e->broker->log, &log, &log_len), 0);
+	assert_null(strstr(log, "NQ-LEASE-EXPIRED"));
+	assert_null(strstr(log, "NQ-WORKER-GONE"));
+	free(log);
 	for (int i = 0; i < NJOBS; i++) {
 		nq_job *j;
 		assert_int_equal(nq_get(c, ids[i], &j), NQ_OK);
