@@ -108,7 +108,7 @@ static void test_worker_extend_more_leases_than_one_request_holds(void **state)
 	    "--concurrency", conc, "--lease", LEASE, NULL};
 	assert_int_equal(itest_worker_start(e, flags, &w), 0);
 
-	assert_int_equal(wait_succeeded(c, 120000), 0);
+	assert_int_equal(wait_succeeded(c, 150000), 0);
 	int lines, twice;
 	count_runs(runs, &lines, &twice);
 	print_message(
