@@ -357,12 +357,16 @@ static bool group_alive(pid_t pgid)
 static void end_group(pid_t pgid)
 {
 	uint64_t until = nqi_mono_ms() + WORKER_KILL_GRACE_MS;
+	useconds_t pause_us = 2000;
 	while (group_alive(pgid)) {
 		if (nqi_mono_ms() >= until) {
 			kill(-pgid, SIGKILL);
 			return;
 		}
-		usleep(10000);
+		/* Soon at first (a SIGTERM ends most processes at once), then
+		 * seldom: each check reads all of /proc. */
+		usleep(pause_us);
+		pause_us = pause_us < 100000 ? pause_us * 2 : pause_us;
 	}
 }
 
