@@ -25,7 +25,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "nqi/log.h"
 #include "nqi/util.h"
 #include "worker.h"
 
@@ -53,8 +52,9 @@ int worker_children_init(worker_children *c, size_t cap)
 	c->cap = cap;
 	int rv = worker_guard_start(&c->guard, cap);
 	if (rv != 0) {
-		nqi_error(
-		    "NQ-WORKER-FAILED", "step=guard error=%s", strerror(rv));
+		fprintf(stderr,
+		    "nq-worker: cannot start the guard process: %s\n",
+		    strerror(rv));
 		free(c->pids);
 		c->pids = NULL;
 		return rv;
