@@ -6,11 +6,11 @@
 
 #include "broker.h"
 #include "nqi/backoff.h"
+#include "nqi/leases.h"
 #include "nqi/log.h"
 #include "nqi/rep.h"
 #include "nqi/util.h"
 
-#define MAX_FETCH 1000
 #define MAX_WAIT_MS 60000
 #define MIN_LEASE_MS 50
 #define MAX_LEASE_MS (3600ull * 1000)
@@ -244,8 +244,8 @@ static int lease_jobs(broker *b, broker_op *op, size_t *n)
 	static const Nq__V1__FetchReply init = NQ__V1__FETCH_REPLY__INIT;
 	const Nq__V1__FetchRequest *f = op->req->fetch;
 	size_t max = f->max_jobs ? f->max_jobs : 1;
-	if (max > MAX_FETCH)
-		max = MAX_FETCH;
+	if (max > NQI_LEASES_MAX)
+		max = NQI_LEASES_MAX;
 	size_t avail = waiting_in(b, f);
 	if (avail < max)
 		max = avail ? avail : 1;
@@ -393,7 +393,7 @@ int broker_on_extend(broker *b, broker_op *op)
 	static const Nq__V1__ExtendReply init = NQ__V1__EXTEND_REPLY__INIT;
 	static const Nq__V1__Status sinit = NQ__V1__STATUS__INIT;
 	const Nq__V1__ExtendRequest *e = op->req->extend;
-	size_t n = e->n_leases > MAX_FETCH ? MAX_FETCH : e->n_leases;
+	size_t n = e->n_leases > NQI_LEASES_MAX ? NQI_LEASES_MAX : e->n_leases;
 	Nq__V1__ExtendReply *r = nqi_arena_alloc(&b->arena, sizeof *r);
 	Nq__V1__Status *st = nqi_arena_alloc(&b->arena, (n + 1) * sizeof *st);
 	Nq__V1__Status **ptrs =

@@ -2,20 +2,25 @@
  * One command run: /bin/sh -c COMMAND in its own process group, the input
  * on stdin, stdout captured up to WORKER_OUTPUT_MAX, the last
  * WORKER_ERR_TAIL bytes of stderr kept, and the group killed at the
- * deadline (SIGTERM, then SIGKILL WORKER_KILL_GRACE_MS later).
+ * deadline (SIGTERM, then SIGKILL WORKER_KILL_GRACE_MS later). When the
+ * command ends, whatever it left running in its group gets the same: a
+ * job's processes never outlive the job.
  *
  * One poll() loop over stdin, stdout, stderr and a pidfd does all of it, so
  * a child that writes a lot before reading its input never deadlocks against
  * us, and waiting costs nothing: no busy loop, no SIGCHLD handler.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,6 +50,15 @@ int worker_children_init(worker_children *c, size_t cap)
 	if (!c->pids)
 		return ENOMEM;
 	c->cap = cap;
+	int rv = worker_guard_start(&c->guard, cap);
+	if (rv != 0) {
+		fprintf(stderr,
+		    "nq-worker: cannot start the guard process: %s\n",
+		    strerror(rv));
+		free(c->pids);
+		c->pids = NULL;
+		return rv;
+	}
 	pthread_mutex_init(&c->mtx, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	return 0;
@@ -52,6 +66,7 @@ int worker_children_init(worker_children *c, size_t cap)
 
 void worker_children_destroy(worker_children *c)
 {
+	worker_guard_stop(&c->guard);
 	pthread_mutex_destroy(&c->mtx);
 	pthread_cond_destroy(&c->cv);
 	free(c->pids);
@@ -114,6 +129,16 @@ static void children_remove(worker_children *c, pid_t pid)
 	pthread_mutex_unlock(&c->mtx);
 }
 
+/* The group is over, also what the command left in it: the guard need no
+ * longer end it. Later than children_remove, so that a worker that dies
+ * while end_group waits still has the rest ended. */
+static void children_forget(worker_children *c, pid_t pgid)
+{
+	pthread_mutex_lock(&c->mtx);
+	worker_guard_tell(&c->guard, pgid, false);
+	pthread_mutex_unlock(&c->mtx);
+}
+
 /* ---- starting the child ---- */
 
 /*
@@ -121,12 +146,20 @@ static void children_remove(worker_children *c, pid_t pid)
  * leads a new process group (so a timeout can kill everything it started),
  * gets the pipes as 0, 1, 2, the default signal mask and SIGPIPE back, and
  * no other descriptor: an inherited broker connection would outlive us.
+ *
+ * It also dies with the worker, even a SIGKILLed one, by PR_SET_PDEATHSIG,
+ * so that the broker never hands its job to another worker while it still
+ * runs here. The kernel sends that signal when the forking *thread* ends:
+ * ours waits in worker_proc_run until the child has exited, so it always
+ * outlives it. A worker that died before the prctl is seen by getppid.
  */
 static void child_exec(char *const argv[], char *const envp[], const int fds[3],
-    const sigset_t *mask)
+    const sigset_t *mask, pid_t parent)
 {
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	static const char msg[] = "nq-worker: cannot run /bin/sh\n";
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+		_exit(127);
 	setpgid(0, 0);
 	sigaction(SIGPIPE, &dfl, NULL);
 	sigprocmask(SIG_SETMASK, mask, NULL);
@@ -148,6 +181,7 @@ static void child_exec(char *const argv[], char *const envp[], const int fds[3],
 static int spawn(const worker_proc_spec *spec, const int fds[3], pid_t *pid)
 {
 	char *argv[] = {"sh", "-c", (char *)spec->command, NULL};
+	pid_t self = getpid();
 	sigset_t none;
 	worker_children *c = spec->children;
 	int rv = 0;
@@ -158,7 +192,7 @@ static int spawn(const worker_proc_spec *spec, const int fds[3], pid_t *pid)
 	} else if (c->n == c->cap) {
 		rv = EAGAIN; /* more commands than slots: a bug, not a stop */
 	} else if ((*pid = fork()) == 0) {
-		child_exec(argv, spec->envp, fds, &none);
+		child_exec(argv, spec->envp, fds, &none, self);
 	} else if (*pid < 0) {
 		rv = errno;
 	} else {
@@ -166,6 +200,7 @@ static int spawn(const worker_proc_spec *spec, const int fds[3], pid_t *pid)
 		 * the child has made it. */
 		setpgid(*pid, *pid);
 		c->pids[c->n++] = *pid;
+		worker_guard_tell(&c->guard, *pid, true);
 	}
 	pthread_mutex_unlock(&c->mtx);
 	return rv;
@@ -277,14 +312,76 @@ static void drain(proc *p, int *fd, bool is_out, size_t budget)
 	close_fd(fd);
 }
 
+/* True when /proc/<pid>/stat names a live process (not a zombie) of
+ * process group pgid. */
+static bool live_in_group(const char *pid, pid_t pgid)
+{
+	char path[300], buf[512], *end, state;
+	int pgrp;
+	snprintf(path, sizeof path, "/proc/%s/stat", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false; /* gone meanwhile */
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) state ppid pgrp ...", and comm may hold anything. */
+	return (end = strrchr(buf, ')')) &&
+	       sscanf(end + 1, " %c %*d %d", &state, &pgrp) == 2 &&
+	       pgrp == pgid && state != 'Z' && state != 'X';
+}
+
+/* True when a process other than a zombie is in process group pgid. The
+ * scan of /proc runs only when kill() says the group exists: zombies keep
+ * it existing until init reaps them, and some inits never do. */
+static bool group_alive(pid_t pgid)
+{
+	DIR *d;
+	struct dirent *de;
+	bool alive = false;
+	if (kill(-pgid, 0) != 0 || !(d = opendir("/proc")))
+		return false;
+	while (!alive && (de = readdir(d)))
+		alive = de->d_name[0] >= '1' && de->d_name[0] <= '9' &&
+		        live_in_group(de->d_name, pgid);
+	closedir(d);
+	return alive;
+}
+
+/*
+ * Ends what the command left running in its group, once the command itself
+ * has been reaped: SIGTERM went out before (see reap); SIGKILL follows
+ * WORKER_KILL_GRACE_MS later to whatever is still there. The common case,
+ * an empty group, costs one kill(). Blocks for at most the grace period.
+ */
+static void end_group(pid_t pgid)
+{
+	uint64_t until = nqi_mono_ms() + WORKER_KILL_GRACE_MS;
+	useconds_t pause_us = 2000;
+	while (group_alive(pgid)) {
+		if (nqi_mono_ms() >= until) {
+			kill(-pgid, SIGKILL);
+			return;
+		}
+		/* Soon at first (a SIGTERM ends most processes at once), then
+		 * seldom: each check reads all of /proc. */
+		usleep(pause_us);
+		pause_us = pause_us < 100000 ? pause_us * 2 : pause_us;
+	}
+}
+
 /*
  * The child has exited: take it out of the registry (before reaping, so no
  * signal can reach a recycled id), reap it, and keep what it wrote that is
  * still in the pipes. A background process it left behind may hold the
- * pipes open; its later output is not waited for.
+ * pipes open; its later output is not waited for, and it is ended with the
+ * job. The SIGTERM goes out before the reap, while the unreaped child still
+ * holds its group id; after the reap, the id stays taken only as long as a
+ * process is left in the group, which end_group checks before each signal.
  */
 static void reap(proc *p, worker_children *c)
 {
+	kill(-p->pid, SIGTERM);
 	children_remove(c, p->pid);
 	while (waitpid(p->pid, &p->res->status, 0) < 0 && errno == EINTR)
 		;
@@ -292,6 +389,8 @@ static void reap(proc *p, worker_children *c)
 	close_fd(&p->in);
 	drain(p, &p->out, true, WORKER_OUTPUT_MAX + IO_CHUNK);
 	drain(p, &p->err, false, WORKER_OUTPUT_MAX);
+	end_group(p->pid);
+	children_forget(c, p->pid);
 }
 
 /* Milliseconds until the next thing to do at a given time; -1: none. */

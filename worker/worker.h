@@ -3,7 +3,8 @@
  * handler.c turns a job into a command run and the run into an outcome;
  * proc.c runs one command (its own process group, stdin fed, stdout and
  * stderr read, killed at its deadline); the children registry lets the main
- * thread kill whatever still runs when the worker stops.
+ * thread kill whatever still runs when the worker stops, and guard.c's
+ * process does the same when the worker dies.
  */
 #ifndef NQ_WORKER_H
 #define NQ_WORKER_H
@@ -26,6 +27,23 @@
 #define WORKER_HANDLERS_WAIT_MS 10000
 #define WORKER_TIMEOUT_DEFAULT_MS 300000
 
+/* ---- guard: ends the commands of a worker that died (guard.c) ---- */
+
+typedef struct worker_guard {
+	int fd;    /* the pipe to the guard; -1: none */
+	pid_t pid; /* the guard process */
+} worker_guard;
+
+/* Forks the guard, which follows up to cap groups. Call it before any
+ * thread exists. Returns 0 or an errno; on failure nothing runs. */
+int worker_guard_start(worker_guard *g, size_t cap);
+/* Tells the guard that group pgid started (running) or ended. Called under
+ * the registry's lock, so that the guard sees them in order. */
+void worker_guard_tell(worker_guard *g, pid_t pgid, bool running);
+/* Closes the pipe (the guard ends what it still knows) and reaps the
+ * guard. Blocks for at most WORKER_KILL_GRACE_MS. NULL-safe on fd -1. */
+void worker_guard_stop(worker_guard *g);
+
 /* ---- children: the process groups of the commands now running ---- */
 
 typedef struct worker_children {
@@ -34,8 +52,10 @@ typedef struct worker_children {
 	pid_t *pids;       /* each the id of its process group too */
 	size_t n, cap;
 	bool closed; /* the worker is stopping: no new children */
+	worker_guard guard;
 } worker_children;
 
+/* Also starts the guard: call it before any thread exists. */
 int worker_children_init(worker_children *c, size_t cap);
 void worker_children_destroy(worker_children *c);
 /* Refuses new children from now on and sends sig to every running group. */

@@ -125,8 +125,10 @@ typedef struct nqc_lease {
 int nqc_fetch(nq_client *c, nng_ctx *ctx, const char *worker_id,
     const char *const *queues, size_t nqueues, uint32_t max_jobs,
     uint64_t wait_ms, uint64_t lease_ms, nq_job ***jobs, size_t *n, char *err);
-/* Extends n leases in one request. On NQ_OK results[i] is the outcome of
- * lease i: NQ_OK, or NQ_EPRECOND when it is no longer held. */
+/* Extends n leases, in requests of at most NQI_LEASES_MAX. On NQ_OK
+ * results[i] is the outcome of lease i: NQ_OK, or NQ_EPRECOND when it is no
+ * longer held. An error stops at the request that failed: the results of
+ * the leases before it are set, the others are not. */
 int nqc_extend(nq_client *c, nng_ctx *ctx, const char *worker_id,
     const nqc_lease *leases, size_t n, uint64_t lease_ms, int *results,
     char *err);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "nqi/leases.h"
 #include "nqi/util.h"
 
 #define NAME_RULE "[A-Za-z0-9._-]{1,128}"
@@ -140,28 +141,33 @@ NQ_API void nq_jobs_free(nq_job **jobs, size_t n)
 	free(jobs);
 }
 
-static int extend_results(
-    const Nq__V1__ExtendReply *er, size_t n, int *results, char *err)
+/* Takes the results of the first n_results leases: a broker answers at
+ * most its limit of them, in order; the rest go in the next request. */
+static int extend_results(const Nq__V1__ExtendReply *er, size_t n, int *results,
+    size_t *answered, char *err)
 {
-	if (!er || er->n_results != n)
+	if (!er || er->n_results == 0 || er->n_results > n)
 		return nqc_fail(err, NQ_EPROTO,
 		    "extend reply holds %zu results for %zu leases",
 		    er ? er->n_results : 0, n);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < er->n_results; i++) {
 		const Nq__V1__Status *st = er->results[i];
 		results[i] = st ? nqi_err_from_code(st->code) : NQ_OK;
 	}
+	*answered = er->n_results;
 	return NQ_OK;
 }
 
-int nqc_extend(nq_client *c, nng_ctx *ctx, const char *worker_id,
+/* One Extend request for n leases (1 to NQI_LEASES_MAX); *answered gets
+ * how many of them, from the first, the reply holds results for. */
+static int extend_once(nq_client *c, nng_ctx *ctx, const char *worker_id,
     const nqc_lease *leases, size_t n, uint64_t lease_ms, int *results,
-    char *err)
+    size_t *answered, char *err)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__ExtendRequest body = NQ__V1__EXTEND_REQUEST__INIT;
-	Nq__V1__LeaseRef *refs = calloc(n ? n : 1, sizeof *refs);
-	Nq__V1__LeaseRef **prefs = calloc(n ? n : 1, sizeof *prefs);
+	Nq__V1__LeaseRef *refs = calloc(n, sizeof *refs);
+	Nq__V1__LeaseRef **prefs = calloc(n, sizeof *prefs);
 	Nq__V1__Reply *r = NULL;
 	int rv = NQ_OK;
 	if (!refs || !prefs) {
@@ -185,12 +191,31 @@ int nqc_extend(nq_client *c, nng_ctx *ctx, const char *worker_id,
 		rv = nqc_expect(
 		    c, NQC_WORK, r, NQ__V1__REPLY__BODY_EXTEND, "extend", err);
 	if (rv == NQ_OK)
-		rv = extend_results(r->extend, n, results, err);
+		rv = extend_results(r->extend, n, results, answered, err);
 out:
 	if (r)
 		nq__v1__reply__free_unpacked(r, NULL);
 	free(refs);
 	free(prefs);
+	return rv;
+}
+
+/* The broker extends at most NQI_LEASES_MAX leases per request: more go
+ * out as several requests, one after another, so none is left to lapse
+ * unseen. */
+int nqc_extend(nq_client *c, nng_ctx *ctx, const char *worker_id,
+    const nqc_lease *leases, size_t n, uint64_t lease_ms, int *results,
+    char *err)
+{
+	size_t done = 0;
+	int rv = NQ_OK;
+	while (rv == NQ_OK && done < n) {
+		size_t k = n - done, answered = 0;
+		rv = extend_once(c, ctx, worker_id, leases + done,
+		    k < NQI_LEASES_MAX ? k : NQI_LEASES_MAX, lease_ms,
+		    results + done, &answered, err);
+		done += answered;
+	}
 	return rv;
 }
 

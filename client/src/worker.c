@@ -17,7 +17,8 @@
  *    runners of their own.
  *  - sender: sends everything queued as one CompletionBatch, so completions
  *    batch under load and go out at once when idle.
- *  - extender: every lease_ms/3, one Extend request for every running lease.
+ *  - extender: every lease_ms/3, an Extend for every running lease (in
+ *    several requests past NQI_LEASES_MAX, the broker's limit per request).
  * The thread in nq_worker_run waits for nq_worker_stop and drives the drain.
  * Fetch and extend use separate nng contexts on the one work socket, so
  * neither waits for the other, and the broker sees one connection whose

@@ -328,6 +328,42 @@ int itest_wait_exit(itest_proc *p, uint64_t timeout_ms)
 	return 0;
 }
 
+/* State, parent and process group of the process /proc/<name> (a
+ * directory entry of /proc); false when it is not one, or gone. */
+static bool proc_stat(const char *name, char *state, int *ppid, int *pgrp)
+{
+	char path[300], buf[512], *close_paren;
+	if (!isdigit((unsigned char)name[0]))
+		return false;
+	snprintf(path, sizeof path, "/proc/%s/stat", name);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t len = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	/* "pid (comm) state ppid pgrp ...", and comm may hold anything. */
+	close_paren = strrchr(buf, ')');
+	return close_paren &&
+	       sscanf(close_paren + 1, " %c %d %d", state, ppid, pgrp) == 3;
+}
+
+bool itest_group_alive(pid_t pgid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	bool alive = false;
+	while (d && !alive && (de = readdir(d)) != NULL) {
+		char state;
+		int ppid, pgrp;
+		alive = proc_stat(de->d_name, &state, &ppid, &pgrp) &&
+		        pgrp == pgid && state != 'Z' && state != 'X';
+	}
+	if (d)
+		closedir(d);
+	return alive;
+}
+
 /* Every descendant of root, found through /proc, into a malloc'd array. */
 static int descendants(pid_t root, pid_t **out, size_t *n)
 {
@@ -337,20 +373,9 @@ static int descendants(pid_t root, pid_t **out, size_t *n)
 	DIR *d = opendir("/proc");
 	struct dirent *de;
 	while (d && pid && ppid && (de = readdir(d)) != NULL) {
-		char path[300], buf[512];
-		if (!isdigit((unsigned char)de->d_name[0]))
-			continue;
-		snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		size_t len = fread(buf, 1, sizeof buf - 1, f);
-		fclose(f);
-		buf[len] = '\0';
-		char *close_paren = strrchr(buf, ')'), state;
-		int parent;
-		if (!close_paren ||
-		    sscanf(close_paren + 1, " %c %d", &state, &parent) != 2)
+		char state;
+		int parent, pgrp;
+		if (!proc_stat(de->d_name, &state, &parent, &pgrp))
 			continue;
 		if (np == cap) {
 			cap *= 2;

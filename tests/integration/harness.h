@@ -119,6 +119,9 @@ int itest_wait_exit(itest_proc *p, uint64_t timeout_ms);
 /* SIGKILLs the process, its process group and every descendant (also those
  * that moved to their own groups), then reaps it. */
 int itest_kill_tree(itest_proc *p);
+/* True while process group pgid holds a process that is not a zombie
+ * (zombies keep a group existing until their parent reaps them). */
+bool itest_group_alive(pid_t pgid);
 /* True while the process has not exited (reaps it when it has). */
 bool itest_alive(itest_proc *p);
 /* Prints the last lines of the process's log to stderr. */

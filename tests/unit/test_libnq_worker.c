@@ -46,11 +46,13 @@ typedef struct fake {
 	const char *types[MAX_JOBS];
 	size_t next, njobs;
 	uint32_t max_jobs_seen;
-	int fetches;      /* fetches that asked for at least one job */
-	int extends;      /* leases named in extend requests */
-	bool lose_leases; /* answer extends with FAILED_PRECONDITION */
-	int park_ms;      /* hold each fetch this long before leasing */
-	int parked;       /* fetches held so far */
+	int fetches;       /* fetches that asked for at least one job */
+	int extends;       /* leases named in extend requests */
+	bool lose_leases;  /* answer extends with FAILED_PRECONDITION */
+	size_t answer_max; /* results per extend reply, as a broker's limit;
+	                      0: one for every lease */
+	int park_ms;       /* hold each fetch this long before leasing */
+	int parked;        /* fetches held so far */
 	done_rec done[MAX_JOBS * 2];
 	size_t ndone;
 	atomic_bool stop;
@@ -117,9 +119,12 @@ static nng_msg *extend_reply(fake *f, const Nq__V1__ExtendRequest *req)
 	f->extends += (int)req->n_leases;
 	for (size_t i = 0; i < req->n_leases && i < MAX_JOBS; i++)
 		res[i] = f->lose_leases ? &lost : &ok;
+	size_t n = req->n_leases < MAX_JOBS ? req->n_leases : MAX_JOBS;
+	if (f->answer_max && n > f->answer_max)
+		n = f->answer_max;
 	pthread_mutex_unlock(&f->mtx);
 	er.results = res;
-	er.n_results = req->n_leases < MAX_JOBS ? req->n_leases : MAX_JOBS;
+	er.n_results = n;
 	r.body_case = NQ__V1__REPLY__BODY_EXTEND;
 	r.extend = &er;
 	nqi_msg_pack(&r.base, NULL, 0, &m);
@@ -533,6 +538,32 @@ static void test_libnq_worker_drops_completion_of_lost_lease(void **st)
 	fake_stop(f);
 }
 
+/* A broker that answers fewer leases than were sent (its limit per
+ * request) is asked again for the rest, so no lease goes unseen. */
+static void test_libnq_worker_extends_past_a_short_reply(void **st)
+{
+	const char *types[] = {"sleep", "sleep", "echo"};
+	static int ms = 500;
+	fake *f = fake_start(types, 3);
+	nq_worker *w = worker_for(f, 2, 150, 0);
+	runner r;
+	f->lose_leases = true;
+	f->answer_max = 1;
+	nq_worker_handle(w, "sleep", sleep_cb, &ms);
+	nq_worker_handle(w, "echo", echo_cb, NULL);
+	start(&r, w);
+	/* The echo job takes the first slot a sleeper frees. */
+	assert_true(await_done(f, 1, 5000));
+	nng_msleep(100);
+	stop(&r);
+	assert_int_equal(fake_done(f), 1);
+	assert_non_null(done_for(f, 2));
+	assert_null(done_for(f, 0));
+	assert_null(done_for(f, 1));
+	nq_worker_close(w);
+	fake_stop(f);
+}
+
 static void test_libnq_worker_drain_releases_running_jobs(void **st)
 {
 	const char *types[] = {"sleep"};
@@ -632,6 +663,7 @@ int main(void)
 	    cmocka_unit_test(
 	        test_libnq_worker_free_slots_fetch_while_others_run),
 	    cmocka_unit_test(test_libnq_worker_extends_running_leases),
+	    cmocka_unit_test(test_libnq_worker_extends_past_a_short_reply),
 	    cmocka_unit_test(test_libnq_worker_drops_completion_of_lost_lease),
 	    cmocka_unit_test(test_libnq_worker_drain_releases_running_jobs),
 	    cmocka_unit_test(test_libnq_worker_stop_answers_parked_fetch),
