@@ -3,11 +3,12 @@
  * ended, and records where each one ended, for faultsim check.
  *
  * A job has ended when the broker says succeeded (or canceled, expired),
- * or when it died and nq-dlq holds it: the broker deletes its copy of a
- * dead job only after nq-dlq confirmed a durable write, so "not found in
- * the broker" must mean "found in nq-dlq". Without --dlq the broker keeps
- * dead jobs, and dead is an end. Afterwards every job of the broker's queue
- * and every entry of nq-dlq is listed, to find jobs nobody enqueued.
+ * or when it died and nq-dlq holds it: the broker replaces its copy of a
+ * dead job by a summary marked in_dlq (or deletes it, once result_ttl
+ * passed) only after nq-dlq confirmed a durable write, so "in_dlq or not
+ * found in the broker" must mean "found in nq-dlq". Without --dlq the broker
+ * keeps dead jobs, and dead is an end. Afterwards every job of the broker's
+ * queue and every entry of nq-dlq is listed, to find jobs nobody enqueued.
  *
  * Records (--out, default final.log, in --dir):
  *   F <id> <where> <attempt> <payload_ok 0|1> <seen_us> <result|->
@@ -225,6 +226,12 @@ static void look(drain *d, drain_job *j)
 	size_t plen, rlen;
 	snprintf(sid, sizeof sid, "%016" PRIx64, j->id);
 	int rv = nq_get(d->c, sid, &job);
+	/* A dead job nq-dlq took is gone from the broker, or left there as a
+	 * summary without its payload: nq-dlq has the whole job. */
+	if (rv == NQ_OK && d->dlq_open && nq_job_in_dlq(job)) {
+		nq_job_free(job);
+		rv = NQ_ENOTFOUND;
+	}
 	if (rv == NQ_ENOTFOUND && d->dlq_open) {
 		look_in_dlq(d, j);
 		return;
