@@ -130,7 +130,7 @@ static int idem_find(
 	*id = 0;
 	idem_key(s, key, &klen);
 	MDB_val k = {klen, key}, v;
-	int rc = mdb_get(b->txn, b->db_idem, &k, &v);
+	int rc = mdb_get(b->core.txn, b->db_idem, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return NQ_OK;
 	if (rc != 0 || v.mv_size != 16)
@@ -150,7 +150,7 @@ static int idem_put(
 	nqi_be64_put(val, id);
 	nqi_be64_put(val + 8, until);
 	MDB_val k = {klen, key}, v = {16, val};
-	if (mdb_put(b->txn, b->db_idem, &k, &v, 0) != 0)
+	if (mdb_put(b->core.txn, b->db_idem, &k, &v, 0) != 0)
 		return NQ_ESTORE;
 	return broker_expiry_put(b, until, 'i', key, klen);
 }
@@ -164,11 +164,11 @@ int broker_idem_forget(broker *b, const Nq__V1__JobSpec *s, uint64_t id)
 		return NQ_OK; /* no key, or none this long was ever taken */
 	idem_key(s, key, &klen);
 	MDB_val k = {klen, key}, v;
-	int rc = mdb_get(b->txn, b->db_idem, &k, &v);
+	int rc = mdb_get(b->core.txn, b->db_idem, &k, &v);
 	/* After its window the key may name a newer job. */
 	if (rc == 0 && v.mv_size == 16 && nqi_be64_get(v.mv_data) == id) {
-		rc = mdb_del(b->txn, b->db_idem, &k, NULL);
-		b->dirty = true;
+		rc = mdb_del(b->core.txn, b->db_idem, &k, NULL);
+		b->core.dirty = true;
 	}
 	return rc == 0 || rc == MDB_NOTFOUND ? NQ_OK : NQ_ESTORE;
 }
@@ -176,16 +176,16 @@ int broker_idem_forget(broker *b, const Nq__V1__JobSpec *s, uint64_t id)
 static uint64_t next_id(broker *b)
 {
 	uint64_t now = nqi_now_us();
-	b->last_id = now > b->last_id ? now : b->last_id + 1;
-	return b->last_id;
+	b->core.last_id = now > b->core.last_id ? now : b->core.last_id + 1;
+	return b->core.last_id;
 }
 
 static Nq__V1__Job *job_new(
     broker *b, Nq__V1__JobSpec *spec, uint64_t id, uint64_t now_us)
 {
 	static const Nq__V1__Job init = NQ__V1__JOB__INIT;
-	Nq__V1__Job *job = nqi_arena_alloc(&b->arena, sizeof *job);
-	char *ids = nqi_arena_alloc(&b->arena, NQ_ID_MAX);
+	Nq__V1__Job *job = nqi_arena_alloc(&b->core.arena, sizeof *job);
+	char *ids = nqi_arena_alloc(&b->core.arena, NQ_ID_MAX);
 	if (!job || !ids)
 		return NULL;
 	*job = init;
@@ -209,10 +209,10 @@ static Nq__V1__Job *job_new(
 /* The queue's max_depth, else the broker's --max-depth; 0: unlimited. */
 static bool queue_full(broker *b, const char *queue)
 {
-	int qi = broker_queue_find(&b->index, queue);
+	int qi = broker_queue_find(&b->core.index, queue);
 	if (qi < 0)
 		return false;
-	broker_queue *q = &b->index.queues[qi];
+	broker_queue *q = &b->core.index.queues[qi];
 	uint64_t max = q->max_depth ? q->max_depth : b->cfg.max_depth;
 	return max && q->ready + q->scheduled + q->leased >= max;
 }
@@ -256,7 +256,7 @@ static int enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 	if (keyed && idem_find(b, spec, now_us, &id) != 0)
 		return NQ_ESTORE;
 	if (id) {
-		res->id = nqi_arena_alloc(&b->arena, NQ_ID_MAX);
+		res->id = nqi_arena_alloc(&b->core.arena, NQ_ID_MAX);
 		if (!res->id)
 			return NQ_ENOMEM;
 		nqi_id_format(id, res->id);
@@ -276,19 +276,19 @@ static int enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 	if (!job)
 		return NQ_ENOMEM;
 	if (packed && packed->data) {
-		b->packed_spec = spec;
-		b->packed_spec_bytes = *packed;
+		b->core.packed_spec = spec;
+		b->core.packed_spec_bytes = *packed;
 	}
 	int rv = broker_job_requeue(b, job, job->run_at_us);
-	b->packed_spec = NULL;
+	b->core.packed_spec = NULL;
 	if (rv == 0 && keyed)
 		rv = idem_put(b, spec, id, now_us);
 	if (rv != 0)
 		return rv;
-	int qi = broker_queue_get(&b->index, spec->queue);
+	int qi = broker_queue_get(&b->core.index, spec->queue);
 	if (qi >= 0)
-		b->index.queues[qi].enqueued_total++;
-	b->jobs_stored++;
+		b->core.index.queues[qi].enqueued_total++;
+	b->core.jobs_stored++;
 	res->id = job->id;
 	broker_event(b, BROKER_EV_ENQUEUED, job, NULL);
 	if (spec->replay_of[0])
@@ -310,11 +310,12 @@ int broker_on_enqueue(broker *b, broker_op *op)
 		broker_finish(b, op);
 		return NQ_OK;
 	}
-	Nq__V1__EnqueueReply *rep = nqi_arena_alloc(&b->arena, sizeof *rep);
+	Nq__V1__EnqueueReply *rep =
+	    nqi_arena_alloc(&b->core.arena, sizeof *rep);
 	Nq__V1__EnqueueResult *res =
-	    nqi_arena_alloc(&b->arena, n * sizeof *res);
+	    nqi_arena_alloc(&b->core.arena, n * sizeof *res);
 	Nq__V1__EnqueueResult **ptrs =
-	    nqi_arena_alloc(&b->arena, n * sizeof *ptrs);
+	    nqi_arena_alloc(&b->core.arena, n * sizeof *ptrs);
 	if (!rep || !res || !ptrs)
 		return NQ_ENOMEM;
 	*rep = rinit;
@@ -345,12 +346,12 @@ static void reply_job(
 	Nq__V1__GetReply *g = NULL;
 	Nq__V1__CancelReply *c = NULL;
 	if (body == NQ__V1__REPLY__BODY_CANCEL &&
-	    (c = nqi_arena_alloc(&b->arena, sizeof *c)) != NULL) {
+	    (c = nqi_arena_alloc(&b->core.arena, sizeof *c)) != NULL) {
 		*c = cinit;
 		c->job = job;
 		op->reply->cancel = c;
 	} else if (body != NQ__V1__REPLY__BODY_CANCEL &&
-	           (g = nqi_arena_alloc(&b->arena, sizeof *g)) != NULL) {
+	           (g = nqi_arena_alloc(&b->core.arena, sizeof *g)) != NULL) {
 		*g = ginit;
 		g->job = job;
 		if (body == NQ__V1__REPLY__BODY_WAIT)
@@ -383,7 +384,7 @@ int broker_on_wait(broker *b, broker_op *op)
 	Nq__V1__Job *job;
 	Nq__V1__WaitRequest *w = op->req->wait;
 	int rv = read_named(b, op, w->id, &job);
-	if (!job || nq_state_is_final((nq_state)job->state) || b->stopping) {
+	if (!job || nq_state_is_final((nq_state)job->state) || b->in.stopping) {
 		if (job)
 			reply_job(b, op, job, NQ__V1__REPLY__BODY_WAIT);
 		broker_finish(b, op);
@@ -398,14 +399,14 @@ int broker_on_wait(broker *b, broker_op *op)
 	op->wait_id = broker_job_id(job);
 	op->settled = true;
 	op->reply = NULL; /* rebuilt in the group that answers it */
-	op->next = b->parked_wait;
-	b->parked_wait = op;
+	op->next = b->core.parked_wait;
+	b->core.parked_wait = op;
 	return NQ_OK;
 }
 
 bool broker_has_waiter(broker *b, uint64_t id)
 {
-	for (broker_op *op = b->parked_wait; op; op = op->next)
+	for (broker_op *op = b->core.parked_wait; op; op = op->next)
 		if (op->wait_id == id)
 			return true;
 	return false;
@@ -413,7 +414,7 @@ bool broker_has_waiter(broker *b, uint64_t id)
 
 void broker_wake_waiters(broker *b, uint64_t id, Nq__V1__Job *job)
 {
-	broker_op **pp = &b->parked_wait;
+	broker_op **pp = &b->core.parked_wait;
 	while (*pp) {
 		broker_op *op = *pp;
 		if (op->wait_id != id) {
@@ -430,7 +431,7 @@ void broker_wake_waiters(broker *b, uint64_t id, Nq__V1__Job *job)
 
 void broker_drop_waits(broker *b, uint32_t pipe_id)
 {
-	broker_op **pp = &b->parked_wait;
+	broker_op **pp = &b->core.parked_wait;
 	while (*pp) {
 		broker_op *op = *pp;
 		if (op->pipe_id != pipe_id) {
@@ -445,10 +446,10 @@ void broker_drop_waits(broker *b, uint32_t pipe_id)
 /* Answers parked waits whose time is up with the job as it is now. */
 int broker_expire_waits(broker *b, uint64_t now_ms)
 {
-	broker_op **pp = &b->parked_wait;
+	broker_op **pp = &b->core.parked_wait;
 	while (*pp) {
 		broker_op *op = *pp;
-		if (op->deadline_ms > now_ms && !b->stopping) {
+		if (op->deadline_ms > now_ms && !b->in.stopping) {
 			pp = &op->next;
 			continue;
 		}
@@ -481,7 +482,8 @@ int broker_on_cancel(broker *b, broker_op *op)
 		 * plain one is popped without reading the record, so it is
 		 * noted. */
 		if (st == NQ_STATE_READY && broker_job_plain(job))
-			rv = broker_stale_add(&b->index, broker_job_id(job));
+			rv = broker_stale_add(
+			    &b->core.index, broker_job_id(job));
 		if (rv == 0)
 			rv = broker_job_finish(
 			    b, job, NQ_STATE_CANCELED, nqi_now_us());
@@ -502,7 +504,7 @@ int broker_on_cancel(broker *b, broker_op *op)
 static Nq__V1__QueueStats *queue_stats(broker *b, broker_queue *q)
 {
 	static const Nq__V1__QueueStats init = NQ__V1__QUEUE_STATS__INIT;
-	Nq__V1__QueueStats *s = nqi_arena_alloc(&b->arena, sizeof *s);
+	Nq__V1__QueueStats *s = nqi_arena_alloc(&b->core.arena, sizeof *s);
 	if (!s)
 		return NULL;
 	*s = init;
@@ -520,11 +522,11 @@ int broker_on_stats(broker *b, broker_op *op)
 	static const Nq__V1__StatsReply init = NQ__V1__STATS_REPLY__INIT;
 	static const Nq__V1__BrokerStats binit = NQ__V1__BROKER_STATS__INIT;
 	const char *want = op->req->stats->queue;
-	broker_index *x = &b->index;
-	Nq__V1__StatsReply *r = nqi_arena_alloc(&b->arena, sizeof *r);
-	Nq__V1__BrokerStats *bs = nqi_arena_alloc(&b->arena, sizeof *bs);
+	broker_index *x = &b->core.index;
+	Nq__V1__StatsReply *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
+	Nq__V1__BrokerStats *bs = nqi_arena_alloc(&b->core.arena, sizeof *bs);
 	Nq__V1__QueueStats **qs =
-	    nqi_arena_alloc(&b->arena, (x->nqueues + 1) * sizeof *qs);
+	    nqi_arena_alloc(&b->core.arena, (x->nqueues + 1) * sizeof *qs);
 	if (!r || !bs || !qs)
 		return NQ_ENOMEM;
 	*r = init;
@@ -538,7 +540,7 @@ int broker_on_stats(broker *b, broker_op *op)
 	r->queues = qs;
 	bs->commits = nqi_store_commits(b->store);
 	bs->uptime_ms = nqi_mono_ms() - b->started_ms;
-	bs->jobs_stored = b->jobs_stored;
+	bs->jobs_stored = b->core.jobs_stored;
 	bs->version = (char *)NQ_VERSION;
 	r->broker = bs;
 	op->reply->body_case = NQ__V1__REPLY__BODY_STATS;
@@ -555,24 +557,24 @@ static int queue_settings_store(broker *b, const broker_queue *q)
 {
 	Nq__V1__QueueConfig init = NQ__V1__QUEUE_CONFIG__INIT, *cfg = NULL;
 	MDB_val k = {strlen(q->name), (void *)q->name}, v;
-	int rc = mdb_get(b->txn, b->db_queues, &k, &v);
+	int rc = mdb_get(b->core.txn, b->db_queues, &k, &v);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return NQ_ESTORE;
 	if (rc == 0)
 		cfg = nq__v1__queue_config__unpack(
-		    &b->arena.pb, v.mv_size, v.mv_data);
+		    &b->core.arena.pb, v.mv_size, v.mv_data);
 	if (!cfg)
 		cfg = &init;
 #define SETTING_PUT_(name, type) cfg->name = q->name;
 	NQI_QUEUE_SETTINGS(SETTING_PUT_)
 #undef SETTING_PUT_
 	v.mv_size = nq__v1__queue_config__get_packed_size(cfg);
-	if (!(v.mv_data = nqi_arena_alloc(&b->arena, v.mv_size + 1)))
+	if (!(v.mv_data = nqi_arena_alloc(&b->core.arena, v.mv_size + 1)))
 		return NQ_ENOMEM;
 	nq__v1__queue_config__pack(cfg, v.mv_data);
-	if (mdb_put(b->txn, b->db_queues, &k, &v, 0) != 0)
+	if (mdb_put(b->core.txn, b->db_queues, &k, &v, 0) != 0)
 		return NQ_ESTORE;
-	b->dirty = true;
+	b->core.dirty = true;
 	return NQ_OK;
 }
 
@@ -589,11 +591,11 @@ static int queue_set_paused(
 		broker_finish(b, op);
 		return NQ_OK;
 	}
-	int qi = broker_queue_get(&b->index, name);
-	Nq__V1__QueueReply *r = nqi_arena_alloc(&b->arena, sizeof *r);
+	int qi = broker_queue_get(&b->core.index, name);
+	Nq__V1__QueueReply *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
 	if (qi < 0 || !r)
 		return NQ_ENOMEM;
-	broker_queue *q = &b->index.queues[qi];
+	broker_queue *q = &b->core.index.queues[qi];
 	bool was = q->paused;
 	q->paused = paused;
 	int rv = queue_settings_store(b, q);
@@ -602,7 +604,7 @@ static int queue_set_paused(
 		return rv;
 	}
 	if (!paused)
-		b->woken = true;
+		b->core.woken = true;
 	nqi_info(paused ? "NQ-QUEUE-PAUSED" : "NQ-QUEUE-RESUMED",
 	    NQI_S("queue", name));
 	*r = init;
@@ -642,14 +644,15 @@ int broker_on_list(broker *b, broker_op *op)
 		broker_finish(b, op);
 		return NQ_OK;
 	}
-	Nq__V1__ListReply *r = nqi_arena_alloc(&b->arena, sizeof *r);
-	Nq__V1__Job **jobs = nqi_arena_alloc(&b->arena, limit * sizeof *jobs);
+	Nq__V1__ListReply *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
+	Nq__V1__Job **jobs =
+	    nqi_arena_alloc(&b->core.arena, limit * sizeof *jobs);
 	MDB_cursor *cur;
 	if (!r || !jobs)
 		return NQ_ENOMEM;
 	*r = init;
 	r->jobs = jobs;
-	if (mdb_cursor_open(b->txn, b->db_jobs, &cur) != 0)
+	if (mdb_cursor_open(b->core.txn, b->db_jobs, &cur) != 0)
 		return NQ_ESTORE;
 	uint8_t key[8];
 	nqi_be64_put(key, after + 1);
@@ -658,8 +661,8 @@ int broker_on_list(broker *b, broker_op *op)
 	/* Bounded scan: a filter that matches little stops after 100k rows. */
 	for (int seen = 0; rc == 0 && r->n_jobs < limit && seen < 100000;
 	     seen++) {
-		Nq__V1__Job *job =
-		    nq__v1__job__unpack(&b->arena.pb, v.mv_size, v.mv_data);
+		Nq__V1__Job *job = nq__v1__job__unpack(
+		    &b->core.arena.pb, v.mv_size, v.mv_data);
 		if (job && job->spec && list_match(l, job)) {
 			job->spec->payload.len = 0;
 			jobs[r->n_jobs++] = job;

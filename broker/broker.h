@@ -242,90 +242,111 @@ void broker_okeys_clear(broker_index *x);
 	200 /* lets a closing worker's last completions in */
 
 struct broker {
+	/* Set up by the main thread before the others start; read-only
+	 * afterwards. */
 	broker_config cfg;
 	nqi_store *store;
 	MDB_dbi db_jobs, db_idem, db_expiry, db_queues, db_meta, db_handoff;
-
-	/* incoming ops, filled by NNG threads: the group commit's queue
-	 * (core.c), under mu */
-	pthread_mutex_t mu;
-	pthread_cond_t cv; /* wakes the core */
-	nqi_gcommit gc;
-	bool stopping;     /* handlers answer instead of parking */
-	atomic_bool ready; /* recovered and the last commit succeeded */
-
-	/* owned by the core thread */
-	broker_index index;
-	nqi_arena arena;
-	/* the record last read or written, BROKER_RAW_HEADROOM bytes free
-	 * in front of raw (see jobs.c) */
-	uint64_t raw_id;
-	uint8_t *raw;
-	size_t raw_len;
-	MDB_cursor *jobs_cur; /* the group's cursor on db_jobs, or NULL */
-	/* enqueue_one: the spec being stored and its packed bytes */
-	const Nq__V1__JobSpec *packed_spec;
-	ProtobufCBinaryData packed_spec_bytes;
-	MDB_txn *txn;
-	bool dirty;      /* the group wrote something */
-	broker_op *done; /* ops with replies to send after commit */
-	broker_op *parked_fetch, *parked_wait;
-	uint64_t last_id;
-	uint64_t started_ms;
-	uint64_t next_sweep_ms;
-	uint64_t jobs_stored;
-	uint32_t dead_pipes[BROKER_DEAD_PIPES];
-	struct {
-		uint32_t pipe_id;
-		uint64_t due_ms;
-	} gone[BROKER_GONE_MAX];
-	size_t ngone;
-	size_t dead_pipe_next;
-	bool woken;   /* a job became ready this group */
-	uint64_t rng; /* broker_rand state, seeded from getrandom */
-
-	/* handoff to nq-dlq; pend is shared under mu */
-	uint64_t *pend;
-	size_t pend_head, pend_n, pend_cap;
-	uint64_t *group_dead; /* core: died in the group being built */
-	size_t ngroup_dead, capgroup_dead;
-	nng_socket dlq_sock;
-	pthread_t dlq_thread;
-	pthread_cond_t dlq_cv;
-	bool dlq_running, dlq_stopping;
-	bool dlq_exited; /* the handoff thread is about to return */
-	bool dlq_sock_open;
-	atomic_int dlq_pipes; /* connections to nq-dlq up now */
-
-	/* events: noted by the core, published after each commit */
-	nng_socket events_sock;
-	bool events_on;
-	atomic_int subscribers; /* connections to the events socket */
-	Nq__V1__JobEvent **events;
-	size_t nevents, capevents;
-	uint64_t event_seq, events_published, events_dropped;
-
-	/* metrics: snapshot written by the core, read under snap_mu */
-	pthread_mutex_t snap_mu;
-	broker_qsnap *snap;
-	size_t nsnap, capsnap;
-	uint64_t snap_commits, snap_jobs_stored;
-	uint64_t snap_events_published, snap_events_dropped;
-	nqi_rep_counts snap_api, snap_work; /* what the socket limits did */
-	uint64_t metrics_last_ms, metrics_next_ms;
-	nqi_http *http;
-
 	nqi_auth *auth;
-	uint64_t completions_refused; /* batches with a bad token */
+	uint64_t started_ms;
 
-	/* network */
-	nng_socket api, work, results;
-	nqi_rep *api_rep, *work_rep;
-	struct broker_conn_src {
-		broker *b;
-		bool work;
-	} api_src, work_src;
-	nng_aio *results_aio;
+	/* Shared by every thread, under in.mu: the group commit's op queue
+	 * (filled by NNG's threads, taken by the core), the stop and
+	 * readiness. dlq.pend and the handoff's flags are under in.mu too. */
+	struct broker_in {
+		pthread_mutex_t mu;
+		pthread_cond_t cv; /* wakes the core */
+		nqi_gcommit gc;
+		bool stopping;     /* handlers answer instead of parking */
+		atomic_bool ready; /* recovered and the last commit worked */
+	} in;
+
+	/* The core thread's alone (core.c and the handlers): no lock. */
+	struct broker_core {
+		broker_index index;
+		nqi_arena arena; /* the group's scratch memory */
+		/* the record last read or written, BROKER_RAW_HEADROOM bytes
+		 * free in front of raw (see jobs.c) */
+		uint64_t raw_id;
+		uint8_t *raw;
+		size_t raw_len;
+		MDB_cursor *jobs_cur; /* the group's cursor on db_jobs */
+		/* enqueue_one: the spec being stored and its packed bytes */
+		const Nq__V1__JobSpec *packed_spec;
+		ProtobufCBinaryData packed_spec_bytes;
+		MDB_txn *txn;    /* the group's, while it is open */
+		bool dirty;      /* the group wrote something */
+		broker_op *done; /* ops with replies to send after commit */
+		broker_op *parked_fetch, *parked_wait;
+		uint64_t last_id;
+		uint64_t next_sweep_ms;
+		uint64_t jobs_stored;
+		uint32_t dead_pipes[BROKER_DEAD_PIPES];
+		struct {
+			uint32_t pipe_id;
+			uint64_t due_ms;
+		} gone[BROKER_GONE_MAX];
+		size_t ngone;
+		size_t dead_pipe_next;
+		bool woken;   /* a job became ready this group */
+		uint64_t rng; /* broker_rand state, seeded from getrandom */
+		uint64_t metrics_last_ms, metrics_next_ms;
+	} core;
+
+	/* Handoff of dead jobs to nq-dlq (dlq.c). group_dead is the core's;
+	 * pend, stopping, exited and sock_open are shared under in.mu (cv
+	 * wakes the handoff thread); the main thread opens and closes the
+	 * socket and the thread (running). */
+	struct broker_dlq {
+		uint64_t *pend;
+		size_t pend_head, pend_n, pend_cap;
+		uint64_t *group_dead; /* died in the group being built */
+		size_t ngroup_dead, capgroup_dead;
+		nng_socket sock;
+		pthread_t thread;
+		pthread_cond_t cv;
+		bool running, stopping;
+		bool exited; /* the handoff thread is about to return */
+		bool sock_open;
+		atomic_int pipes; /* connections to nq-dlq up now */
+	} dlq;
+
+	/* Events (events.c): noted by the core, published after each
+	 * commit; the list is the core's. sock and on are set by
+	 * broker_events_open; subscribers counted by NNG's pipe callbacks. */
+	struct broker_ev {
+		nng_socket sock;
+		bool on;
+		atomic_int subscribers; /* connections to the events socket */
+		Nq__V1__JobEvent **list;
+		size_t n, cap;
+		uint64_t seq, published, dropped;
+	} ev;
+
+	/* Metrics (metrics.c): a snapshot written by the core and read by
+	 * the HTTP thread, under snap.mu. */
+	struct broker_snap {
+		pthread_mutex_t mu;
+		broker_qsnap *queues;
+		size_t n, cap;
+		uint64_t commits, jobs_stored;
+		uint64_t events_published, events_dropped;
+		nqi_rep_counts api, work; /* what the socket limits did */
+	} snap;
+
+	/* Network (net.c): sockets opened and closed by the main thread;
+	 * completions_refused is the results callback's (one at a time). */
+	struct broker_net {
+		nng_socket api, work, results;
+		nqi_rep *api_rep, *work_rep;
+		struct broker_conn_src {
+			broker *b;
+			bool work;
+		} api_src, work_src;
+		nng_aio *results_aio;
+		uint64_t completions_refused; /* batches with a bad token */
+		nqi_http *http;
+	} net;
 };
 
 /* Lease tokens and backoff jitter: splitmix64 over a random seed. A
@@ -334,7 +355,7 @@ struct broker {
  * authenticated by their tokens). Core thread only. */
 static inline uint64_t broker_rand(broker *b)
 {
-	uint64_t z = (b->rng += 0x9E3779B97F4A7C15ull);
+	uint64_t z = (b->core.rng += 0x9E3779B97F4A7C15ull);
 	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
 	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
 	return z ^ (z >> 31);
@@ -348,7 +369,7 @@ void broker_fini(broker *b);
 int broker_open_store(broker *b);
 
 /* core.c */
-/* Sets up the group commit (b->gc); broker_init calls it. */
+/* Sets up the group commit (b->in.gc); broker_init calls it. */
 void broker_core_init(broker *b);
 int broker_start(broker *b);
 void broker_stop(broker *b);
@@ -392,7 +413,7 @@ bool broker_job_plain(const Nq__V1__Job *job);
 bool broker_job_keyed(const Nq__V1__Job *job);
 /* The BROKER_READY_* flags of a ready job's heap entry. */
 uint32_t broker_ready_flags(const Nq__V1__Job *job);
-/* Reads the record of id into b->raw without decoding it: NQ_ENOTFOUND,
+/* Reads the record of id into b->core.raw without decoding it: NQ_ENOTFOUND,
  * NQ_ESTORE or NQ_ENOMEM otherwise. */
 int broker_job_read_raw(broker *b, uint64_t id);
 

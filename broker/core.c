@@ -94,14 +94,14 @@ void broker_post(broker *b, broker_op *op)
 {
 	/* The core has ended (a request that raced with the stop): the
 	 * connection gets no reply until the sockets close, as before. */
-	if (nqi_gcommit_post(&b->gc, op) != 0)
+	if (nqi_gcommit_post(&b->in.gc, op) != 0)
 		broker_op_free(op);
 }
 
 Nq__V1__Reply *broker_reply_new(broker *b)
 {
 	static const Nq__V1__Reply init = NQ__V1__REPLY__INIT;
-	Nq__V1__Reply *r = nqi_arena_alloc(&b->arena, sizeof *r);
+	Nq__V1__Reply *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
 	if (r)
 		*r = init;
 	return r;
@@ -110,19 +110,19 @@ Nq__V1__Reply *broker_reply_new(broker *b)
 void broker_finish(broker *b, broker_op *op)
 {
 	op->settled = true;
-	op->next = b->done;
-	b->done = op;
+	op->next = b->core.done;
+	b->core.done = op;
 }
 
 Nq__V1__Status *broker_status_new(broker *b, int err, const char *msg)
 {
 	static const Nq__V1__Status init = NQ__V1__STATUS__INIT;
-	Nq__V1__Status *s = nqi_arena_alloc(&b->arena, sizeof *s);
+	Nq__V1__Status *s = nqi_arena_alloc(&b->core.arena, sizeof *s);
 	if (!s)
 		return NULL;
 	*s = init;
 	s->code = (Nq__V1__Code)nqi_err_to_code(err);
-	s->message = nqi_arena_strdup(&b->arena, msg);
+	s->message = nqi_arena_strdup(&b->core.arena, msg);
 	if (!s->message)
 		s->message = (char *)protobuf_c_empty_string;
 	return s;
@@ -187,8 +187,8 @@ static int apply_cb(void *ctx, void *arg)
  * before any op is freed. */
 static void send_replies(broker *b)
 {
-	broker_op *done = b->done;
-	b->done = NULL;
+	broker_op *done = b->core.done;
+	b->core.done = NULL;
 	for (broker_op *op = done; op; op = op->next) {
 		nng_msg *msg = NULL;
 		if (op->kind != BROKER_OP_REQUEST)
@@ -217,9 +217,9 @@ static int seal_cb(void *ctx, bool probe)
 	broker *b = ctx;
 	(void)probe;
 	uint8_t key[7] = "last_id", val[8];
-	nqi_be64_put(val, b->last_id);
+	nqi_be64_put(val, b->core.last_id);
 	MDB_val k = {sizeof key, key}, v = {8, val};
-	return nqi_store_err(mdb_put(b->txn, b->db_meta, &k, &v, 0));
+	return nqi_store_err(mdb_put(b->core.txn, b->db_meta, &k, &v, 0));
 }
 
 static int group_cb(void *ctx)
@@ -245,9 +245,9 @@ static void fail_group(broker *b, broker_op *rest, int err)
 		broker_finish(b, rest);
 		rest = next;
 	}
-	for (broker_op *op = b->done; op; op = op->next)
+	for (broker_op *op = b->core.done; op; op = op->next)
 		broker_set_status(b, op, NQ_EUNAVAIL, "%s", msg);
-	b->ngroup_dead = 0; /* recovery lists them from the store */
+	b->dlq.ngroup_dead = 0; /* recovery lists them from the store */
 	broker_recover(b, false);
 }
 
@@ -255,9 +255,9 @@ static void fail_group(broker *b, broker_op *rest, int err)
 static void group_end(broker *b)
 {
 	send_replies(b);
-	nqi_arena_reset(&b->arena);
-	b->raw_id = 0;      /* its copy was in the arena */
-	b->jobs_cur = NULL; /* LMDB closed it with the transaction */
+	nqi_arena_reset(&b->core.arena);
+	b->core.raw_id = 0;      /* its copy was in the arena */
+	b->core.jobs_cur = NULL; /* LMDB closed it with the transaction */
 }
 
 static void end_cb(void *ctx, void *rest, int err)
@@ -273,7 +273,7 @@ static void end_cb(void *ctx, void *rest, int err)
 
 void broker_run_group(broker *b, broker_op *ops)
 {
-	nqi_gcommit_run(&b->gc, ops);
+	nqi_gcommit_run(&b->in.gc, ops);
 }
 
 /* How long the core may sleep: until the next due timer or sweep tick. */
@@ -281,9 +281,10 @@ static uint64_t wait_ms_cb(void *ctx)
 {
 	broker *b = ctx;
 	uint64_t now = nqi_mono_ms();
-	uint64_t wait = b->next_sweep_ms > now ? b->next_sweep_ms - now : 0;
+	uint64_t wait =
+	    b->core.next_sweep_ms > now ? b->core.next_sweep_ms - now : 0;
 	broker_timer t;
-	if (broker_timer_peek(&b->index, &t)) {
+	if (broker_timer_peek(&b->core.index, &t)) {
 		uint64_t now_us = nqi_now_us();
 		uint64_t due = t.run_at_us > now_us
 		                   ? (t.run_at_us - now_us + 999) / 1000
@@ -298,15 +299,16 @@ static bool due_cb(void *ctx, void **ops, bool stopping)
 {
 	broker *b = ctx;
 	(void)stopping;
-	return *ops || nqi_mono_ms() >= b->next_sweep_ms || wait_ms_cb(b) == 0;
+	return *ops || nqi_mono_ms() >= b->core.next_sweep_ms ||
+	       wait_ms_cb(b) == 0;
 }
 
 /* At shutdown parked requests get an answer instead of a timeout. */
 static void stopped_cb(void *ctx)
 {
 	broker *b = ctx;
-	broker_op *lists[2] = {b->parked_fetch, b->parked_wait};
-	b->parked_fetch = b->parked_wait = NULL;
+	broker_op *lists[2] = {b->core.parked_fetch, b->core.parked_wait};
+	b->core.parked_fetch = b->core.parked_wait = NULL;
 	for (int i = 0; i < 2; i++) {
 		for (broker_op *op = lists[i], *next; op; op = next) {
 			next = op->next;
@@ -323,22 +325,30 @@ static const nqi_gcommit_hooks core_hooks = {
 
 void broker_core_init(broker *b)
 {
-	b->gc = NQI_GCOMMIT_OF(b, broker_op, &core_hooks);
+	b->in.gc = (nqi_gcommit){.hooks = &core_hooks,
+	    .ctx = b,
+	    .next_off = offsetof(broker_op, next),
+	    .store = &b->store,
+	    .mu = &b->in.mu,
+	    .cv = &b->in.cv,
+	    .txn = &b->core.txn,
+	    .dirty = &b->core.dirty,
+	    .ready = &b->in.ready};
 }
 
 int broker_start(broker *b)
 {
 	b->started_ms = nqi_mono_ms();
-	b->next_sweep_ms = b->started_ms;
-	return nqi_gcommit_start(&b->gc);
+	b->core.next_sweep_ms = b->started_ms;
+	return nqi_gcommit_start(&b->in.gc);
 }
 
 /* Stops the core after the group in flight: its commit completes and its
  * replies go out. Blocks until the core thread has ended. */
 void broker_stop(broker *b)
 {
-	pthread_mutex_lock(&b->mu);
-	b->stopping = true; /* handlers answer instead of parking */
-	pthread_mutex_unlock(&b->mu);
-	nqi_gcommit_stop(&b->gc);
+	pthread_mutex_lock(&b->in.mu);
+	b->in.stopping = true; /* handlers answer instead of parking */
+	pthread_mutex_unlock(&b->in.mu);
+	nqi_gcommit_stop(&b->in.gc);
 }

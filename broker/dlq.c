@@ -28,16 +28,16 @@ bool broker_dlq_enabled(const broker *b)
 	return b->cfg.dlq_url && b->cfg.dlq_url[0];
 }
 
-/* ---- the pending list, shared with the handoff thread under b->mu ---- */
+/* ---- the pending list, shared with the handoff thread under b->in.mu ---- */
 
 static int pending_push_locked(broker *b, uint64_t id)
 {
-	if (b->pend_head > 0 && b->pend_head == b->pend_n) {
-		b->pend_head = b->pend_n = 0;
+	if (b->dlq.pend_head > 0 && b->dlq.pend_head == b->dlq.pend_n) {
+		b->dlq.pend_head = b->dlq.pend_n = 0;
 	}
-	if (NQI_GROW(b->pend, b->pend_cap, b->pend_n + 1, 256) != 0)
+	if (NQI_GROW(b->dlq.pend, b->dlq.pend_cap, b->dlq.pend_n + 1, 256) != 0)
 		return NQ_ENOMEM;
-	b->pend[b->pend_n++] = id;
+	b->dlq.pend[b->dlq.pend_n++] = id;
 	return NQ_OK;
 }
 
@@ -45,14 +45,14 @@ static int pending_push_locked(broker *b, uint64_t id)
 static void pending_remove_locked(broker *b, const uint64_t *ids, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (b->pend_head < b->pend_n &&
-		    b->pend[b->pend_head] == ids[i]) {
-			b->pend_head++;
+		if (b->dlq.pend_head < b->dlq.pend_n &&
+		    b->dlq.pend[b->dlq.pend_head] == ids[i]) {
+			b->dlq.pend_head++;
 			continue;
 		}
-		for (size_t k = b->pend_head; k < b->pend_n; k++) {
-			if (b->pend[k] == ids[i]) {
-				b->pend[k] = b->pend[--b->pend_n];
+		for (size_t k = b->dlq.pend_head; k < b->dlq.pend_n; k++) {
+			if (b->dlq.pend[k] == ids[i]) {
+				b->dlq.pend[k] = b->dlq.pend[--b->dlq.pend_n];
 				break;
 			}
 		}
@@ -62,14 +62,14 @@ static void pending_remove_locked(broker *b, const uint64_t *ids, size_t n)
 /* Called by the core after a commit: jobs that died in it may go now. */
 void broker_dlq_publish(broker *b)
 {
-	if (b->ngroup_dead == 0)
+	if (b->dlq.ngroup_dead == 0)
 		return;
-	pthread_mutex_lock(&b->mu);
-	for (size_t i = 0; i < b->ngroup_dead; i++)
-		pending_push_locked(b, b->group_dead[i]);
-	pthread_cond_broadcast(&b->dlq_cv);
-	pthread_mutex_unlock(&b->mu);
-	b->ngroup_dead = 0;
+	pthread_mutex_lock(&b->in.mu);
+	for (size_t i = 0; i < b->dlq.ngroup_dead; i++)
+		pending_push_locked(b, b->dlq.group_dead[i]);
+	pthread_cond_broadcast(&b->dlq.cv);
+	pthread_mutex_unlock(&b->in.mu);
+	b->dlq.ngroup_dead = 0;
 }
 
 /* ---- core side ---- */
@@ -83,15 +83,16 @@ int broker_dlq_note(broker *b, uint64_t id, const char *queue)
 	uint8_t key[8];
 	nqi_be64_put(key, id);
 	MDB_val k = {8, key}, v = {0, ""};
-	if (mdb_put(b->txn, b->db_handoff, &k, &v, 0) != 0)
+	if (mdb_put(b->core.txn, b->db_handoff, &k, &v, 0) != 0)
 		return NQ_ESTORE;
-	if (NQI_GROW(b->group_dead, b->capgroup_dead, b->ngroup_dead + 1, 64))
+	if (NQI_GROW(b->dlq.group_dead, b->dlq.capgroup_dead,
+	        b->dlq.ngroup_dead + 1, 64))
 		return NQ_ENOMEM;
-	b->group_dead[b->ngroup_dead++] = id;
-	int qi = broker_queue_get(&b->index, queue);
+	b->dlq.group_dead[b->dlq.ngroup_dead++] = id;
+	int qi = broker_queue_get(&b->core.index, queue);
 	if (qi >= 0)
-		b->index.queues[qi].dead_pending++;
-	b->dirty = true;
+		b->core.index.queues[qi].dead_pending++;
+	b->core.dirty = true;
 	return NQ_OK;
 }
 
@@ -103,8 +104,8 @@ int broker_dlq_note(broker *b, uint64_t id, const char *queue)
  */
 static int keep_summary(broker *b, const Nq__V1__Job *job)
 {
-	Nq__V1__Job *t = nqi_arena_alloc(&b->arena, sizeof *t);
-	Nq__V1__JobSpec *spec = nqi_arena_alloc(&b->arena, sizeof *spec);
+	Nq__V1__Job *t = nqi_arena_alloc(&b->core.arena, sizeof *t);
+	Nq__V1__JobSpec *spec = nqi_arena_alloc(&b->core.arena, sizeof *spec);
 	if (!t || !spec)
 		return NQ_ENOMEM;
 	*t = *job;
@@ -118,7 +119,7 @@ static int keep_summary(broker *b, const Nq__V1__Job *job)
 	}
 	t->in_dlq = true;
 	broker_count_move(b, job->spec->queue, NQ_STATE_DEAD, 0);
-	b->jobs_stored--;
+	b->core.jobs_stored--;
 	if (b->cfg.result_ttl_ms == 0)
 		return broker_job_drop(b, t);
 	int rv = broker_job_write(b, broker_job_id(t), t);
@@ -133,21 +134,21 @@ static int ack_one(broker *b, uint64_t id)
 	uint8_t key[8];
 	nqi_be64_put(key, id);
 	MDB_val k = {8, key};
-	int rc = mdb_del(b->txn, b->db_handoff, &k, NULL);
+	int rc = mdb_del(b->core.txn, b->db_handoff, &k, NULL);
 	if (rc == MDB_NOTFOUND)
 		return NQ_OK; /* acknowledged before */
 	if (rc != 0)
 		return NQ_ESTORE;
-	b->dirty = true;
+	b->core.dirty = true;
 	Nq__V1__Job *job;
 	int rv = broker_job_read(b, id, &job);
 	if (rv == NQ_ENOTFOUND || rv == NQ_EINTERNAL)
 		return NQ_OK;
 	if (rv != 0)
 		return rv;
-	int qi = broker_queue_get(&b->index, job->spec->queue);
+	int qi = broker_queue_get(&b->core.index, job->spec->queue);
 	if (qi >= 0) {
-		broker_queue *q = &b->index.queues[qi];
+		broker_queue *q = &b->core.index.queues[qi];
 		if (q->dead_pending)
 			q->dead_pending--;
 		q->dlq_handed_total++;
@@ -175,9 +176,9 @@ int broker_dlq_recover(broker *b, MDB_txn *txn)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
-	pthread_mutex_lock(&b->mu);
-	b->pend_head = b->pend_n = 0;
-	pthread_mutex_unlock(&b->mu);
+	pthread_mutex_lock(&b->in.mu);
+	b->dlq.pend_head = b->dlq.pend_n = 0;
+	pthread_mutex_unlock(&b->in.mu);
 	if (mdb_cursor_open(txn, b->db_handoff, &cur) != 0)
 		return NQ_ESTORE;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
@@ -190,42 +191,44 @@ int broker_dlq_recover(broker *b, MDB_txn *txn)
 		if (mdb_get(txn, b->db_jobs, &k, &jv) == 0)
 			job = nq__v1__job__unpack(NULL, jv.mv_size, jv.mv_data);
 		if (job && job->spec) {
-			int qi = broker_queue_get(&b->index, job->spec->queue);
+			int qi =
+			    broker_queue_get(&b->core.index, job->spec->queue);
 			if (qi >= 0)
-				b->index.queues[qi].dead_pending++;
+				b->core.index.queues[qi].dead_pending++;
 		}
 		if (job)
 			nq__v1__job__free_unpacked(job, NULL);
-		pthread_mutex_lock(&b->mu);
+		pthread_mutex_lock(&b->in.mu);
 		pending_push_locked(b, id);
-		pthread_mutex_unlock(&b->mu);
+		pthread_mutex_unlock(&b->in.mu);
 	}
 	mdb_cursor_close(cur);
-	pthread_mutex_lock(&b->mu);
-	pthread_cond_broadcast(&b->dlq_cv);
-	pthread_mutex_unlock(&b->mu);
+	pthread_mutex_lock(&b->in.mu);
+	pthread_cond_broadcast(&b->dlq.cv);
+	pthread_mutex_unlock(&b->in.mu);
 	return rc == MDB_NOTFOUND ? NQ_OK : NQ_ESTORE;
 }
 
 /* ---- the handoff thread ---- */
 
-/* Waits on dlq_cv (with b->mu held) for up to ms. */
+/* Waits on dlq_cv (with b->in.mu held) for up to ms. */
 static void dlq_wait_locked(broker *b, uint64_t ms)
 {
 	struct timespec ts = nqi_realtime_in(ms);
-	pthread_cond_timedwait(&b->dlq_cv, &b->mu, &ts);
+	pthread_cond_timedwait(&b->dlq.cv, &b->in.mu, &ts);
 }
 
 /* Takes up to HANDOFF_BATCH pending ids; waits while there are none. */
 static size_t take_batch(broker *b, uint64_t *ids, uint64_t wait_ms)
 {
 	size_t n = 0;
-	pthread_mutex_lock(&b->mu);
-	if (b->pend_head == b->pend_n && !b->dlq_stopping)
+	pthread_mutex_lock(&b->in.mu);
+	if (b->dlq.pend_head == b->dlq.pend_n && !b->dlq.stopping)
 		dlq_wait_locked(b, wait_ms);
-	for (size_t i = b->pend_head; i < b->pend_n && n < HANDOFF_BATCH; i++)
-		ids[n++] = b->pend[i];
-	pthread_mutex_unlock(&b->mu);
+	for (size_t i = b->dlq.pend_head;
+	     i < b->dlq.pend_n && n < HANDOFF_BATCH; i++)
+		ids[n++] = b->dlq.pend[i];
+	pthread_mutex_unlock(&b->in.mu);
 	return n;
 }
 
@@ -281,11 +284,11 @@ static int exchange(broker *b, Nq__V1__Request *req, uint64_t *ids, size_t n,
 	int rv = nqi_msg_pack(&req->base, NULL, 0, &msg);
 	if (rv != 0)
 		return rv;
-	if ((rv = nng_sendmsg(b->dlq_sock, msg, 0)) != 0) {
+	if ((rv = nng_sendmsg(b->dlq.sock, msg, 0)) != 0) {
 		nng_msg_free(msg);
 		return nqi_err_from_nng(rv);
 	}
-	if ((rv = nng_recvmsg(b->dlq_sock, &msg, 0)) != 0)
+	if ((rv = nng_recvmsg(b->dlq.sock, &msg, 0)) != 0)
 		return nqi_err_from_nng(rv);
 	Nq__V1__Reply *rep =
 	    nqi_reply_unpack(nng_msg_body(msg), nng_msg_len(msg));
@@ -343,9 +346,9 @@ static int handoff_once(broker *b, uint64_t *ids, size_t n, nqi_arena *a)
 	mdb_txn_abort(txn);
 	ndone += nacked;
 	if (ndone > 0) {
-		pthread_mutex_lock(&b->mu);
+		pthread_mutex_lock(&b->in.mu);
 		pending_remove_locked(b, done, ndone);
-		pthread_mutex_unlock(&b->mu);
+		pthread_mutex_unlock(&b->in.mu);
 		post_acks(b, done, ndone);
 	}
 	return rv;
@@ -358,7 +361,7 @@ static void *handoff_main(void *arg)
 	bool down = false;
 	nqi_arena a;
 	nqi_arena_init(&a, BROKER_ARENA_BLOCK, BROKER_ARENA_BLOCK);
-	while (!b->dlq_stopping) {
+	while (!b->dlq.stopping) {
 		size_t n = take_batch(b, ids, down ? backoff_ms : 1000);
 		if (n == 0)
 			continue;
@@ -377,17 +380,17 @@ static void *handoff_main(void *arg)
 			    NQI_S("url", b->cfg.dlq_url),
 			    NQI_S("err", nq_err_name(rv)), NQI_U("pending", n));
 		down = true;
-		pthread_mutex_lock(&b->mu);
-		if (!b->dlq_stopping)
+		pthread_mutex_lock(&b->in.mu);
+		if (!b->dlq.stopping)
 			dlq_wait_locked(b, backoff_ms);
-		pthread_mutex_unlock(&b->mu);
+		pthread_mutex_unlock(&b->in.mu);
 		backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
 	}
 	nqi_arena_fini(&a);
-	pthread_mutex_lock(&b->mu);
-	b->dlq_exited = true;
-	pthread_cond_broadcast(&b->dlq_cv);
-	pthread_mutex_unlock(&b->mu);
+	pthread_mutex_lock(&b->in.mu);
+	b->dlq.exited = true;
+	pthread_cond_broadcast(&b->dlq.cv);
+	pthread_mutex_unlock(&b->in.mu);
 	return NULL;
 }
 
@@ -397,9 +400,9 @@ static int dial_dlq(broker *b, char *err, size_t errlen)
 	nng_dialer d;
 	nng_tls_config *tls = NULL;
 	nqi_tls_opts o = {b->cfg.tls_cert, b->cfg.tls_key, b->cfg.tls_ca};
-	int rv = nqi_conns_track(b->dlq_sock, &b->dlq_pipes);
+	int rv = nqi_conns_track(b->dlq.sock, &b->dlq.pipes);
 	if (rv == 0)
-		rv = nng_dialer_create(&d, b->dlq_sock, b->cfg.dlq_url);
+		rv = nng_dialer_create(&d, b->dlq.sock, b->cfg.dlq_url);
 	if (rv == 0 && nqi_url_is_tls(b->cfg.dlq_url)) {
 		if (nqi_tls_client_config(&o, &tls, err, errlen) != 0)
 			return NNG_EINVAL;
@@ -415,17 +418,17 @@ int broker_dlq_start(broker *b, char *err, size_t errlen)
 {
 	if (!broker_dlq_enabled(b))
 		return NQ_OK;
-	int rv = nng_req0_open(&b->dlq_sock);
-	b->dlq_sock_open = rv == 0;
+	int rv = nng_req0_open(&b->dlq.sock);
+	b->dlq.sock_open = rv == 0;
 	if (rv == 0)
 		rv = nng_socket_set_ms(
-		    b->dlq_sock, NNG_OPT_RECVTIMEO, HANDOFF_TIMEOUT_MS);
+		    b->dlq.sock, NNG_OPT_RECVTIMEO, HANDOFF_TIMEOUT_MS);
 	if (rv == 0)
 		rv = nng_socket_set_ms(
-		    b->dlq_sock, NNG_OPT_SENDTIMEO, HANDOFF_TIMEOUT_MS);
+		    b->dlq.sock, NNG_OPT_SENDTIMEO, HANDOFF_TIMEOUT_MS);
 	if (rv == 0)
 		rv = nng_socket_set_size(
-		    b->dlq_sock, NNG_OPT_RECVMAXSZ, 1 << 20);
+		    b->dlq.sock, NNG_OPT_RECVMAXSZ, 1 << 20);
 	if (rv == 0)
 		rv = dial_dlq(b, err, errlen);
 	if (rv != 0) {
@@ -436,9 +439,9 @@ int broker_dlq_start(broker *b, char *err, size_t errlen)
 			    b->cfg.dlq_url, nng_strerror(rv));
 		return NQ_EINVAL;
 	}
-	if (pthread_create(&b->dlq_thread, NULL, handoff_main, b) != 0)
+	if (pthread_create(&b->dlq.thread, NULL, handoff_main, b) != 0)
 		return NQ_ENOMEM;
-	b->dlq_running = true;
+	b->dlq.running = true;
 	return NQ_OK;
 }
 
@@ -452,29 +455,29 @@ int broker_dlq_start(broker *b, char *err, size_t errlen)
  */
 void broker_dlq_stop(broker *b)
 {
-	if (!b->dlq_running)
+	if (!b->dlq.running)
 		return;
-	pthread_mutex_lock(&b->mu);
-	b->dlq_stopping = true;
-	pthread_cond_broadcast(&b->dlq_cv);
-	while (!b->dlq_exited) {
-		if (b->dlq_sock_open && atomic_load(&b->dlq_pipes) == 0) {
-			b->dlq_sock_open = false;
-			pthread_mutex_unlock(&b->mu);
-			nng_close(b->dlq_sock);
-			pthread_mutex_lock(&b->mu);
+	pthread_mutex_lock(&b->in.mu);
+	b->dlq.stopping = true;
+	pthread_cond_broadcast(&b->dlq.cv);
+	while (!b->dlq.exited) {
+		if (b->dlq.sock_open && atomic_load(&b->dlq.pipes) == 0) {
+			b->dlq.sock_open = false;
+			pthread_mutex_unlock(&b->in.mu);
+			nng_close(b->dlq.sock);
+			pthread_mutex_lock(&b->in.mu);
 			continue;
 		}
 		dlq_wait_locked(b, 20);
 	}
-	pthread_mutex_unlock(&b->mu);
-	pthread_join(b->dlq_thread, NULL);
-	b->dlq_running = false;
+	pthread_mutex_unlock(&b->in.mu);
+	pthread_join(b->dlq.thread, NULL);
+	b->dlq.running = false;
 }
 
 void broker_dlq_close(broker *b)
 {
-	if (b->dlq_sock_open)
-		nng_close(b->dlq_sock);
-	b->dlq_sock_open = false;
+	if (b->dlq.sock_open)
+		nng_close(b->dlq.sock);
+	b->dlq.sock_open = false;
 }

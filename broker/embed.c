@@ -31,7 +31,7 @@ int broker_embed_open(nq_embedded_broker **out, const char *data_dir)
 	broker_init(b);
 	int rv = broker_open_store(b);
 	if (rv == 0)
-		rv = broker_index_init(&b->index);
+		rv = broker_index_init(&b->core.index);
 	if (rv == 0)
 		rv = broker_recover(b, true);
 	if (rv != 0) {
@@ -39,8 +39,8 @@ int broker_embed_open(nq_embedded_broker **out, const char *data_dir)
 		free(e);
 		return rv;
 	}
-	b->ready = true;
-	b->stopping = true; /* answer at once instead of parking */
+	b->in.ready = true;
+	b->in.stopping = true; /* answer at once instead of parking */
 	*out = e;
 	return NQ_OK;
 }

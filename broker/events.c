@@ -33,7 +33,7 @@ static const char *const kind_names[BROKER_EV_COUNT] = {
 
 bool broker_events_wanted(broker *b)
 {
-	return b->events_on && atomic_load(&b->subscribers) > 0;
+	return b->ev.on && atomic_load(&b->ev.subscribers) > 0;
 }
 
 void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
@@ -43,13 +43,13 @@ void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
 	/* Nobody listens: building events would be work for nothing. */
 	if (!broker_events_wanted(b))
 		return;
-	if (NQI_GROW(b->events, b->capevents, b->nevents + 1, 256) != 0) {
-		b->events_dropped++;
+	if (NQI_GROW(b->ev.list, b->ev.cap, b->ev.n + 1, 256) != 0) {
+		b->ev.dropped++;
 		return;
 	}
-	Nq__V1__JobEvent *e = nqi_arena_alloc(&b->arena, sizeof *e);
+	Nq__V1__JobEvent *e = nqi_arena_alloc(&b->core.arena, sizeof *e);
 	if (!e) {
-		b->events_dropped++;
+		b->ev.dropped++;
 		return;
 	}
 	*e = init;
@@ -63,10 +63,10 @@ void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
 	e->traceparent = job->spec->traceparent;
 	if (error)
 		e->error = (char *)error;
-	int qi = broker_queue_find(&b->index, job->spec->queue);
+	int qi = broker_queue_find(&b->core.index, job->spec->queue);
 	/* seq and topic_seq are given at publish time, in commit order. */
 	e->topic_seq = qi >= 0 ? (uint64_t)qi << 8 | kind : 0;
-	b->events[b->nevents++] = e;
+	b->ev.list[b->ev.n++] = e;
 }
 
 static int topic_of(const Nq__V1__JobEvent *e, char *buf, size_t len)
@@ -80,51 +80,51 @@ static void publish_run(broker *b, size_t from, size_t to)
 	Nq__V1__EventBatch batch = NQ__V1__EVENT_BATCH__INIT;
 	char topic[200];
 	nng_msg *msg;
-	int n = topic_of(b->events[from], topic, sizeof topic);
-	batch.events = &b->events[from];
+	int n = topic_of(b->ev.list[from], topic, sizeof topic);
+	batch.events = &b->ev.list[from];
 	batch.n_events = to - from;
 	if (nqi_msg_pack(&batch.base, topic, (size_t)n + 1, &msg) != 0) {
-		b->events_dropped += to - from;
+		b->ev.dropped += to - from;
 		return;
 	}
-	if (nng_sendmsg(b->events_sock, msg, NNG_FLAG_NONBLOCK) != 0) {
+	if (nng_sendmsg(b->ev.sock, msg, NNG_FLAG_NONBLOCK) != 0) {
 		nng_msg_free(msg);
-		b->events_dropped += to - from;
+		b->ev.dropped += to - from;
 		return;
 	}
-	b->events_published += to - from;
+	b->ev.published += to - from;
 }
 
 /* Gives each event its numbers, in the order the group made them. */
 static void number_events(broker *b)
 {
-	for (size_t i = 0; i < b->nevents; i++) {
-		Nq__V1__JobEvent *e = b->events[i];
+	for (size_t i = 0; i < b->ev.n; i++) {
+		Nq__V1__JobEvent *e = b->ev.list[i];
 		uint64_t qi = e->topic_seq >> 8, kind = e->topic_seq & 0xff;
-		e->seq = ++b->event_seq;
-		e->topic_seq = qi < b->index.nqueues
-		                   ? ++b->index.queues[qi].topic_seq[kind]
+		e->seq = ++b->ev.seq;
+		e->topic_seq = qi < b->core.index.nqueues
+		                   ? ++b->core.index.queues[qi].topic_seq[kind]
 		                   : 0;
 	}
 }
 
 void broker_events_publish(broker *b, bool committed)
 {
-	if (!committed || b->nevents == 0) {
-		b->nevents = 0;
+	if (!committed || b->ev.n == 0) {
+		b->ev.n = 0;
 		return;
 	}
 	number_events(b);
 	size_t from = 0;
-	for (size_t i = 1; i <= b->nevents; i++) {
-		if (i < b->nevents &&
-		    b->events[i]->kind == b->events[from]->kind &&
-		    strcmp(b->events[i]->queue, b->events[from]->queue) == 0)
+	for (size_t i = 1; i <= b->ev.n; i++) {
+		if (i < b->ev.n &&
+		    b->ev.list[i]->kind == b->ev.list[from]->kind &&
+		    strcmp(b->ev.list[i]->queue, b->ev.list[from]->queue) == 0)
 			continue;
 		publish_run(b, from, i);
 		from = i;
 	}
-	b->nevents = 0;
+	b->ev.n = 0;
 }
 
 /* Counts subscriber connections, so events are built only for someone. */
@@ -133,9 +133,9 @@ static void sub_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	broker *b = arg;
 	(void)p;
 	if (ev == NNG_PIPE_EV_ADD_POST)
-		atomic_fetch_add(&b->subscribers, 1);
+		atomic_fetch_add(&b->ev.subscribers, 1);
 	else if (ev == NNG_PIPE_EV_REM_POST)
-		atomic_fetch_sub(&b->subscribers, 1);
+		atomic_fetch_sub(&b->ev.subscribers, 1);
 }
 
 int broker_events_open(broker *b, char *err, size_t errlen)
@@ -143,29 +143,29 @@ int broker_events_open(broker *b, char *err, size_t errlen)
 	if (!b->cfg.events_url || !b->cfg.events_url[0])
 		return NQ_OK;
 	nqi_tls_opts tls = {b->cfg.tls_cert, b->cfg.tls_key, b->cfg.tls_ca};
-	int rv = nng_pub0_open(&b->events_sock);
+	int rv = nng_pub0_open(&b->ev.sock);
 	if (rv != 0) {
 		snprintf(err, errlen, "cannot open the events socket: %s",
 		    nng_strerror(rv));
 		return NQ_EUNAVAIL;
 	}
-	nng_pipe_notify(b->events_sock, NNG_PIPE_EV_ADD_POST, sub_pipe_cb, b);
-	nng_pipe_notify(b->events_sock, NNG_PIPE_EV_REM_POST, sub_pipe_cb, b);
+	nng_pipe_notify(b->ev.sock, NNG_PIPE_EV_ADD_POST, sub_pipe_cb, b);
+	nng_pipe_notify(b->ev.sock, NNG_PIPE_EV_REM_POST, sub_pipe_cb, b);
 	/* A subscriber sends nothing worth more than a small frame. */
-	if ((rv = nqi_listen(b->events_sock, b->cfg.events_url, &tls, 4096,
+	if ((rv = nqi_listen(b->ev.sock, b->cfg.events_url, &tls, 4096,
 	         "events", err, errlen)) != 0) {
-		nng_close(b->events_sock);
+		nng_close(b->ev.sock);
 		return rv;
 	}
-	b->events_on = true;
+	b->ev.on = true;
 	return NQ_OK;
 }
 
 void broker_events_close(broker *b)
 {
-	if (b->events_on)
-		nng_close(b->events_sock);
-	b->events_on = false;
-	free(b->events);
-	b->events = NULL;
+	if (b->ev.on)
+		nng_close(b->ev.sock);
+	b->ev.on = false;
+	free(b->ev.list);
+	b->ev.list = NULL;
 }

@@ -31,29 +31,32 @@ static int put_appending(
  * the record forget it. */
 static void remember_raw(broker *b, uint64_t id, const void *data, size_t len)
 {
-	uint8_t *copy = nqi_arena_alloc(&b->arena, BROKER_RAW_HEADROOM + len);
-	b->raw_id = copy ? id : 0;
+	uint8_t *copy =
+	    nqi_arena_alloc(&b->core.arena, BROKER_RAW_HEADROOM + len);
+	b->core.raw_id = copy ? id : 0;
 	if (copy) {
 		copy += BROKER_RAW_HEADROOM;
 		memcpy(copy, data, len);
 	}
-	b->raw = copy;
-	b->raw_len = len;
+	b->core.raw = copy;
+	b->core.raw_len = len;
 }
 
 static void forget_raw(broker *b, uint64_t id)
 {
-	if (b->raw_id == id)
-		b->raw_id = 0;
+	if (b->core.raw_id == id)
+		b->core.raw_id = 0;
 }
 
 /* The group's cursor on the jobs table, NULL when it cannot be opened.
- * LMDB closes it with the transaction; the core clears b->jobs_cur then. */
+ * LMDB closes it with the transaction; the core clears b->core.jobs_cur then.
+ */
 static MDB_cursor *jobs_cursor(broker *b)
 {
-	if (!b->jobs_cur && mdb_cursor_open(b->txn, b->db_jobs, &b->jobs_cur))
-		b->jobs_cur = NULL;
-	return b->jobs_cur;
+	if (!b->core.jobs_cur &&
+	    mdb_cursor_open(b->core.txn, b->db_jobs, &b->core.jobs_cur))
+		b->core.jobs_cur = NULL;
+	return b->core.jobs_cur;
 }
 
 /* Looks id up through the group's cursor, which then rests on it: a patch
@@ -65,7 +68,7 @@ static int jobs_get(broker *b, uint64_t id, MDB_val *v)
 	MDB_val k = {8, key};
 	MDB_cursor *c = jobs_cursor(b);
 	int rc = c ? mdb_cursor_get(c, &k, v, MDB_SET_KEY)
-	           : mdb_get(b->txn, b->db_jobs, &k, v);
+	           : mdb_get(b->core.txn, b->db_jobs, &k, v);
 	if (rc == MDB_NOTFOUND)
 		return NQ_ENOTFOUND;
 	return rc == 0 ? NQ_OK : NQ_ESTORE;
@@ -75,8 +78,8 @@ static int jobs_get(broker *b, uint64_t id, MDB_val *v)
 static bool cursor_on(broker *b, uint64_t id)
 {
 	MDB_val k, v;
-	return b->jobs_cur &&
-	       mdb_cursor_get(b->jobs_cur, &k, &v, MDB_GET_CURRENT) == 0 &&
+	return b->core.jobs_cur &&
+	       mdb_cursor_get(b->core.jobs_cur, &k, &v, MDB_GET_CURRENT) == 0 &&
 	       k.mv_size == 8 && nqi_be64_get(k.mv_data) == id;
 }
 
@@ -87,13 +90,13 @@ int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out)
 	int rv = broker_job_read_raw(b, id);
 	if (rv != 0)
 		return rv;
-	Nq__V1__Job *job =
-	    nq__v1__job__unpack(&b->arena.pb, b->raw_len, b->raw);
+	Nq__V1__Job *job = nq__v1__job__unpack(
+	    &b->core.arena.pb, b->core.raw_len, b->core.raw);
 	if (!job || !job->spec) {
 		char ids[NQ_ID_MAX];
 		nqi_id_format(id, ids);
 		nqi_error("NQ-RECORD-CORRUPT", NQI_S("id", ids),
-		    NQI_U("bytes", b->raw_len));
+		    NQI_U("bytes", b->core.raw_len));
 		return NQ_EINTERNAL;
 	}
 	*out = job;
@@ -366,15 +369,15 @@ static const ProtobufCMessage *record_of(broker *b, const Nq__V1__Job *job,
     Nq__V1__NewJobRecord *r, ProtobufCMessageUnknownField *f)
 {
 	static const Nq__V1__NewJobRecord init = NQ__V1__NEW_JOB_RECORD__INIT;
-	if (!b->packed_spec || b->packed_spec != job->spec ||
+	if (!b->core.packed_spec || b->core.packed_spec != job->spec ||
 	    !only_new_fields(job))
 		return &job->base;
 	*r = init;
 	copy_new_fields(r, job);
 	f->tag = tables.spec_field;
 	f->wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-	f->len = b->packed_spec_bytes.len;
-	f->data = b->packed_spec_bytes.data;
+	f->len = b->core.packed_spec_bytes.len;
+	f->data = b->core.packed_spec_bytes.data;
 	r->base.n_unknown_fields = 1;
 	r->base.unknown_fields = f;
 	return &r->base;
@@ -404,7 +407,7 @@ int broker_job_read_raw(broker *b, uint64_t id)
 	if (rv != 0)
 		return rv;
 	remember_raw(b, id, v.mv_data, v.mv_size);
-	return b->raw_id == id ? NQ_OK : NQ_ENOMEM;
+	return b->core.raw_id == id ? NQ_OK : NQ_ENOMEM;
 }
 
 int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job)
@@ -420,13 +423,14 @@ int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job)
 	forget_raw(b, id);
 	/* MDB_RESERVE lets protobuf-c pack straight into the page; a new
 	 * job's id is past every stored one. */
-	int rc = fresh ? put_appending(b->txn, b->db_jobs, &k, &v, MDB_RESERVE)
-	               : mdb_put(b->txn, b->db_jobs, &k, &v, MDB_RESERVE);
+	int rc =
+	    fresh ? put_appending(b->core.txn, b->db_jobs, &k, &v, MDB_RESERVE)
+	          : mdb_put(b->core.txn, b->db_jobs, &k, &v, MDB_RESERVE);
 	if (rc != 0)
 		return NQ_ESTORE;
 	protobuf_c_message_pack(rec, v.mv_data);
 	remember_raw(b, id, v.mv_data, len);
-	b->dirty = true;
+	b->core.dirty = true;
 	return NQ_OK;
 }
 
@@ -449,20 +453,20 @@ int broker_job_patch(broker *b, uint64_t id, const ProtobufCMessage *patch,
 	nqi_be64_put(key, id);
 	MDB_val k = {8, key};
 	/* A copy: the put below may reuse the old value's space. */
-	int rv = b->raw_id == id && cursor_on(b, id)
+	int rv = b->core.raw_id == id && cursor_on(b, id)
 	             ? NQ_OK
 	             : broker_job_read_raw(b, id);
 	if (rv != 0)
 		return rv;
-	const uint8_t *copy = b->raw;
-	size_t old = b->raw_len;
+	const uint8_t *copy = b->core.raw;
+	size_t old = b->core.raw_len;
 	forget_raw(b, id);
 	size_t plen = protobuf_c_message_get_packed_size(patch);
 	MDB_val nv = {old + plen + tail_len, NULL};
 	int rc = cursor_on(b, id)
 	             ? mdb_cursor_put(
-	                   b->jobs_cur, &k, &nv, MDB_CURRENT | MDB_RESERVE)
-	             : mdb_put(b->txn, b->db_jobs, &k, &nv, MDB_RESERVE);
+	                   b->core.jobs_cur, &k, &nv, MDB_CURRENT | MDB_RESERVE)
+	             : mdb_put(b->core.txn, b->db_jobs, &k, &nv, MDB_RESERVE);
 	if (rc != 0)
 		return NQ_ESTORE;
 	uint8_t *p = nv.mv_data;
@@ -471,7 +475,7 @@ int broker_job_patch(broker *b, uint64_t id, const ProtobufCMessage *patch,
 	if (tail_len)
 		memcpy(p + old + plen, tail, tail_len);
 	remember_raw(b, id, p, nv.mv_size);
-	b->dirty = true;
+	b->core.dirty = true;
 	return NQ_OK;
 }
 
@@ -481,23 +485,24 @@ int broker_job_delete(broker *b, uint64_t id)
 	nqi_be64_put(key, id);
 	MDB_val k = {8, key};
 	forget_raw(b, id);
-	int rc = mdb_del(b->txn, b->db_jobs, &k, NULL);
+	int rc = mdb_del(b->core.txn, b->db_jobs, &k, NULL);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return NQ_ESTORE;
-	b->dirty = true;
+	b->core.dirty = true;
 	return NQ_OK;
 }
 
 void broker_count_move(broker *b, const char *queue, int from, int to)
 {
-	broker_count_move_at(b, broker_queue_get(&b->index, queue), from, to);
+	broker_count_move_at(
+	    b, broker_queue_get(&b->core.index, queue), from, to);
 }
 
 void broker_count_move_at(broker *b, int qi, int from, int to)
 {
 	if (qi < 0)
 		return;
-	broker_queue *q = &b->index.queues[qi];
+	broker_queue *q = &b->core.index.queues[qi];
 	uint64_t *c = broker_queue_count(q, from);
 	if (c && *c > 0)
 		(*c)--;
@@ -517,9 +522,9 @@ int broker_expiry_put(
 	key[8] = (uint8_t)kind;
 	memcpy(key + 9, data, len);
 	MDB_val k = {9 + len, key}, v = {0, ""};
-	if (put_appending(b->txn, b->db_expiry, &k, &v, 0) != 0)
+	if (put_appending(b->core.txn, b->db_expiry, &k, &v, 0) != 0)
 		return NQ_ESTORE;
-	b->dirty = true;
+	b->core.dirty = true;
 	return NQ_OK;
 }
 
@@ -528,7 +533,7 @@ int broker_expiry_put(
 static int delete_counted(broker *b, uint64_t id, int qi, int state)
 {
 	broker_count_move_at(b, qi, state, 0);
-	b->jobs_stored--;
+	b->core.jobs_stored--;
 	return broker_job_delete(b, id);
 }
 
@@ -541,7 +546,8 @@ int broker_job_drop(broker *b, const Nq__V1__Job *job)
 	if (job->in_dlq)
 		return broker_job_delete(b, id); /* counted as gone already */
 	return delete_counted(b, id,
-	    broker_queue_get(&b->index, job->spec->queue), (int)job->state);
+	    broker_queue_get(&b->core.index, job->spec->queue),
+	    (int)job->state);
 }
 
 static int expire_at(broker *b, uint64_t id, uint64_t finished_us)
@@ -616,15 +622,15 @@ int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us)
 	int rv = broker_job_write(b, id, job);
 	if (rv != 0)
 		return rv;
-	int qi = broker_queue_get(&b->index, job->spec->queue);
+	int qi = broker_queue_get(&b->core.index, job->spec->queue);
 	if (qi < 0)
 		return NQ_ENOMEM;
 	broker_count_move(b, job->spec->queue, from, to);
 	if (to == NQ_STATE_READY) {
-		b->woken = true;
-		return broker_ready_push(&b->index.queues[qi],
+		b->core.woken = true;
+		return broker_ready_push(&b->core.index.queues[qi],
 		    job->spec->priority, id, broker_ready_flags(job));
 	}
 	broker_timer t = {run_at_us, id, (uint32_t)qi, job->spec->priority};
-	return broker_timer_push(&b->index, &t);
+	return broker_timer_push(&b->core.index, &t);
 }

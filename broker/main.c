@@ -134,10 +134,10 @@ static int run(broker *b)
 	if (rv == 0)
 		rv = broker_open_store(b);
 	if (rv == 0)
-		rv = broker_index_init(&b->index);
+		rv = broker_index_init(&b->core.index);
 	if (rv == 0)
 		rv = broker_recover(b, true);
-	b->ready = rv == 0;
+	b->in.ready = rv == 0;
 	if (rv == 0)
 		rv = broker_start(b);
 	if (rv != 0)
@@ -173,8 +173,8 @@ static int run(broker *b)
 	broker_events_close(b);
 	nqi_info("NQ-BROKER-STOP",
 	    NQI_U("commits", nqi_store_commits(b->store)),
-	    NQI_U("events", b->events_published),
-	    NQI_U("events_dropped", b->events_dropped));
+	    NQI_U("events", b->ev.published),
+	    NQI_U("events_dropped", b->ev.dropped));
 	return 0;
 }
 

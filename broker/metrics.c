@@ -34,7 +34,7 @@ uint64_t broker_oldest_ready_us(const broker_queue *q)
 static uint64_t idle_slots(const broker *b, const char *queue)
 {
 	uint64_t n = 0;
-	for (const broker_op *op = b->parked_fetch; op; op = op->next) {
+	for (const broker_op *op = b->core.parked_fetch; op; op = op->next) {
 		const Nq__V1__FetchRequest *f = op->req->fetch;
 		for (size_t i = 0; i < f->n_queues; i++)
 			if (strcmp(f->queues[i], queue) == 0)
@@ -60,30 +60,31 @@ static void snap_queue(broker *b, broker_queue *q, broker_qsnap *s, bool full)
  * thread each sweep; the oldest-ready scan only once a second. */
 void broker_metrics_snapshot(broker *b, bool full)
 {
-	size_t n = b->index.nqueues;
-	pthread_mutex_lock(&b->snap_mu);
-	if (n > b->capsnap) {
-		broker_qsnap *v = realloc(b->snap, n * sizeof *v);
+	size_t n = b->core.index.nqueues;
+	pthread_mutex_lock(&b->snap.mu);
+	if (n > b->snap.cap) {
+		broker_qsnap *v = realloc(b->snap.queues, n * sizeof *v);
 		if (!v) {
-			pthread_mutex_unlock(&b->snap_mu);
+			pthread_mutex_unlock(&b->snap.mu);
 			return;
 		}
-		memset(v + b->capsnap, 0, (n - b->capsnap) * sizeof *v);
-		b->snap = v;
-		b->capsnap = n;
+		memset(v + b->snap.cap, 0, (n - b->snap.cap) * sizeof *v);
+		b->snap.queues = v;
+		b->snap.cap = n;
 	}
 	for (size_t i = 0; i < n; i++)
-		snap_queue(b, &b->index.queues[i], &b->snap[i], full);
-	b->nsnap = n;
-	b->snap_commits = nqi_store_commits(b->store);
-	b->snap_jobs_stored = b->jobs_stored;
-	b->snap_events_published = b->events_published;
-	b->snap_events_dropped = b->events_dropped;
-	if (b->api_rep)
-		nqi_rep_get_counts(b->api_rep, &b->snap_api);
-	if (b->work_rep)
-		nqi_rep_get_counts(b->work_rep, &b->snap_work);
-	pthread_mutex_unlock(&b->snap_mu);
+		snap_queue(
+		    b, &b->core.index.queues[i], &b->snap.queues[i], full);
+	b->snap.n = n;
+	b->snap.commits = nqi_store_commits(b->store);
+	b->snap.jobs_stored = b->core.jobs_stored;
+	b->snap.events_published = b->ev.published;
+	b->snap.events_dropped = b->ev.dropped;
+	if (b->net.api_rep)
+		nqi_rep_get_counts(b->net.api_rep, &b->snap.api);
+	if (b->net.work_rep)
+		nqi_rep_get_counts(b->net.work_rep, &b->snap.work);
+	pthread_mutex_unlock(&b->snap.mu);
 }
 
 /* ---- the metrics topic ---- */
@@ -203,36 +204,37 @@ static void pack_queue(
 void broker_metrics_publish(broker *b)
 {
 	uint64_t now = nqi_mono_ms(), now_us = nqi_now_us();
-	double secs =
-	    b->metrics_last_ms ? (double)(now - b->metrics_last_ms) / 1000 : 0;
-	b->metrics_last_ms = now;
-	if (!b->events_on)
+	double secs = b->core.metrics_last_ms
+	                  ? (double)(now - b->core.metrics_last_ms) / 1000
+	                  : 0;
+	b->core.metrics_last_ms = now;
+	if (!b->ev.on)
 		return;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	pthread_mutex_lock(&b->snap_mu);
+	pthread_mutex_lock(&b->snap.mu);
 	msgpack_pack_map(&pk, 3);
 	pack_kv_u64(&pk, "at_us", now_us);
 	msgpack_pack_str(&pk, 6);
 	msgpack_pack_str_body(&pk, "broker", 6);
 	msgpack_pack_map(&pk, 4);
-	pack_kv_u64(&pk, "commits", b->snap_commits);
-	pack_kv_u64(&pk, "jobs_stored", b->snap_jobs_stored);
-	pack_kv_u64(&pk, "events_published", b->snap_events_published);
-	pack_kv_u64(&pk, "events_dropped", b->snap_events_dropped);
+	pack_kv_u64(&pk, "commits", b->snap.commits);
+	pack_kv_u64(&pk, "jobs_stored", b->snap.jobs_stored);
+	pack_kv_u64(&pk, "events_published", b->snap.events_published);
+	pack_kv_u64(&pk, "events_dropped", b->snap.events_dropped);
 	msgpack_pack_str(&pk, 6);
 	msgpack_pack_str_body(&pk, "queues", 6);
-	msgpack_pack_map(&pk, (uint32_t)b->nsnap);
-	for (size_t i = 0; i < b->nsnap; i++)
-		pack_queue(&pk, &b->snap[i], secs, now_us);
-	pthread_mutex_unlock(&b->snap_mu);
+	msgpack_pack_map(&pk, (uint32_t)b->snap.n);
+	for (size_t i = 0; i < b->snap.n; i++)
+		pack_queue(&pk, &b->snap.queues[i], secs, now_us);
+	pthread_mutex_unlock(&b->snap.mu);
 	nng_msg *msg;
 	if (nng_msg_alloc(&msg, 0) == 0 &&
 	    nng_msg_append(msg, "metrics", 7) == 0 &&
 	    nng_msg_append(msg, sb.data, sb.size) == 0) {
-		if (nng_sendmsg(b->events_sock, msg, NNG_FLAG_NONBLOCK) != 0)
+		if (nng_sendmsg(b->ev.sock, msg, NNG_FLAG_NONBLOCK) != 0)
 			nng_msg_free(msg);
 	}
 	msgpack_sbuffer_destroy(&sb);
@@ -242,10 +244,10 @@ void broker_metrics_publish(broker *b)
 void broker_metrics_tick(broker *b)
 {
 	uint64_t now = nqi_mono_ms();
-	bool second = now >= b->metrics_next_ms;
+	bool second = now >= b->core.metrics_next_ms;
 	broker_metrics_snapshot(b, second);
 	if (second) {
-		b->metrics_next_ms = now + METRICS_PERIOD_MS;
+		b->core.metrics_next_ms = now + METRICS_PERIOD_MS;
 		broker_metrics_publish(b);
 		/* Once a second: pages of payloads read since are not kept
 		 * mapped in the broker (a backlog lives on disk). */
@@ -262,8 +264,8 @@ static int prom_queue_row(nqi_prom *p, const broker *b, size_t row)
 	nqi_prom_type type =
 	    f->kind == NQI_QF_TOTAL ? NQI_PROM_COUNTER : NQI_PROM_GAUGE;
 	int rv = nqi_prom_family(p, f->prom, type, f->help);
-	for (size_t i = 0; rv == 0 && i < b->nsnap; i++) {
-		const broker_qsnap *s = &b->snap[i];
+	for (size_t i = 0; rv == 0 && i < b->snap.n; i++) {
+		const broker_qsnap *s = &b->snap.queues[i];
 		rv = nqi_prom_sample(p, f->prom,
 		    (const char *const[]){"queue", s->name, NULL},
 		    (double)snap_value(s, row));
@@ -286,8 +288,8 @@ static int prom_queue_derived(nqi_prom *p, const broker *b, uint64_t now_us)
 {
 	int rv = nqi_prom_family(p, "nq_queue_oldest_ready_age_seconds",
 	    NQI_PROM_GAUGE, "Age of the oldest ready job (0 when none).");
-	for (size_t i = 0; rv == 0 && i < b->nsnap; i++) {
-		const broker_qsnap *s = &b->snap[i];
+	for (size_t i = 0; rv == 0 && i < b->snap.n; i++) {
+		const broker_qsnap *s = &b->snap.queues[i];
 		double age = s->oldest_ready_us && now_us > s->oldest_ready_us
 		                 ? (double)(now_us - s->oldest_ready_us) / 1e6
 		                 : 0;
@@ -297,24 +299,27 @@ static int prom_queue_derived(nqi_prom *p, const broker *b, uint64_t now_us)
 	if (rv == 0)
 		rv = nqi_prom_family(p, "nq_queue_paused", NQI_PROM_GAUGE,
 		    "1 while the queue is paused.");
-	for (size_t i = 0; rv == 0 && i < b->nsnap; i++)
+	for (size_t i = 0; rv == 0 && i < b->snap.n; i++)
 		rv = nqi_prom_sample(p, "nq_queue_paused",
-		    (const char *const[]){"queue", b->snap[i].name, NULL},
-		    b->snap[i].paused);
+		    (const char *const[]){
+		        "queue", b->snap.queues[i].name, NULL},
+		    b->snap.queues[i].paused);
 	if (rv == 0)
 		rv = nqi_prom_family(p, "nq_queue_dead_letter_ratio",
 		    NQI_PROM_GAUGE, "Dead jobs / finished jobs since start.");
-	for (size_t i = 0; rv == 0 && i < b->nsnap; i++)
+	for (size_t i = 0; rv == 0 && i < b->snap.n; i++)
 		rv = nqi_prom_sample(p, "nq_queue_dead_letter_ratio",
-		    (const char *const[]){"queue", b->snap[i].name, NULL},
-		    dead_ratio(&b->snap[i]));
+		    (const char *const[]){
+		        "queue", b->snap.queues[i].name, NULL},
+		    dead_ratio(&b->snap.queues[i]));
 	if (rv == 0)
 		rv = nqi_prom_family(p, "nq_job_latency_seconds",
 		    NQI_PROM_HISTOGRAM, "Enqueue to success, per job.");
-	for (size_t i = 0; rv == 0 && i < b->nsnap; i++)
+	for (size_t i = 0; rv == 0 && i < b->snap.n; i++)
 		rv = nqi_prom_histogram(p, "nq_job_latency_seconds",
-		    (const char *const[]){"queue", b->snap[i].name, NULL},
-		    b->snap[i].latency);
+		    (const char *const[]){
+		        "queue", b->snap.queues[i].name, NULL},
+		    b->snap.queues[i].latency);
 	return rv;
 }
 
@@ -328,39 +333,39 @@ static int prom_broker(nqi_prom *p, const broker *b)
 	} rows[] = {
 	    {"nq_store_commits_total", NQI_PROM_COUNTER,
 	        "Store commits (each one fsync with --sync=always).",
-	        (double)b->snap_commits},
+	        (double)b->snap.commits},
 	    {"nq_events_published_total", NQI_PROM_COUNTER,
 	        "Job events handed to the PUB socket.",
-	        (double)b->snap_events_published},
+	        (double)b->snap.events_published},
 	    {"nq_events_dropped_total", NQI_PROM_COUNTER,
 	        "Job events not published (socket refused, no memory).",
-	        (double)b->snap_events_dropped},
+	        (double)b->snap.events_dropped},
 	    {"nq_jobs_stored", NQI_PROM_GAUGE,
 	        "Job records in the store, finished ones included.",
-	        (double)b->snap_jobs_stored},
+	        (double)b->snap.jobs_stored},
 	    {"nq_broker_ready", NQI_PROM_GAUGE,
 	        "1 while the broker can serve (store commits).",
-	        b->ready ? 1 : 0},
+	        b->in.ready ? 1 : 0},
 	    {"nq_api_parked", NQI_PROM_GAUGE,
 	        "Waits parked on the api socket now.",
-	        (double)b->snap_api.parked},
+	        (double)b->snap.api.parked},
 	    {"nq_work_parked", NQI_PROM_GAUGE,
 	        "Fetches parked on the work socket now.",
-	        (double)b->snap_work.parked},
+	        (double)b->snap.work.parked},
 	    {"nq_parked_refused_total", NQI_PROM_COUNTER,
 	        "Waits and fetches refused: --max-parked were parked.",
-	        (double)(b->snap_api.park_refused + b->snap_work.park_refused)},
+	        (double)(b->snap.api.park_refused + b->snap.work.park_refused)},
 	    {"nq_requests_waiting", NQI_PROM_GAUGE,
 	        "Requests waiting for a turn of their connection "
 	        "(--conn-requests).",
-	        (double)(b->snap_api.waiting + b->snap_work.waiting)},
+	        (double)(b->snap.api.waiting + b->snap.work.waiting)},
 	    {"nq_requests_dropped_total", NQI_PROM_COUNTER,
 	        "Requests dropped unanswered: --conn-backlog of their "
 	        "connection waited already.",
-	        (double)(b->snap_api.dropped + b->snap_work.dropped)},
+	        (double)(b->snap.api.dropped + b->snap.work.dropped)},
 	    {"nq_replies_unsent_total", NQI_PROM_COUNTER,
 	        "Replies dropped: not taken within --reply-timeout.",
-	        (double)(b->snap_api.unsent + b->snap_work.unsent)},
+	        (double)(b->snap.api.unsent + b->snap.work.unsent)},
 	};
 	int rv = 0;
 	for (size_t i = 0; rv == 0 && i < sizeof rows / sizeof *rows; i++) {
@@ -375,24 +380,24 @@ static int prom_broker(nqi_prom *p, const broker *b)
 static int metrics_cb(nqi_prom *p, void *arg)
 {
 	broker *b = arg;
-	pthread_mutex_lock(&b->snap_mu);
+	pthread_mutex_lock(&b->snap.mu);
 	int rv = prom_broker(p, b);
 	if (rv == 0)
 		rv = prom_queue_rows(p, b);
 	if (rv == 0)
 		rv = prom_queue_derived(p, b, nqi_now_us());
-	pthread_mutex_unlock(&b->snap_mu);
+	pthread_mutex_unlock(&b->snap.mu);
 	return rv;
 }
 
 static bool ready_cb(void *arg, char *why, size_t len)
 {
 	broker *b = arg;
-	pthread_mutex_lock(&b->mu);
-	bool ready = b->ready && !b->stopping;
-	const char *reason = b->stopping ? "draining: the broker is stopping"
-	                                 : "store cannot commit";
-	pthread_mutex_unlock(&b->mu);
+	pthread_mutex_lock(&b->in.mu);
+	bool ready = b->in.ready && !b->in.stopping;
+	const char *reason = b->in.stopping ? "draining: the broker is stopping"
+	                                    : "store cannot commit";
+	pthread_mutex_unlock(&b->in.mu);
 	if (!ready)
 		snprintf(why, len, "%s", reason);
 	return ready;
@@ -414,7 +419,7 @@ int broker_http_start(broker *b, char *err, size_t errlen)
 		if (rv != 0)
 			return rv;
 	}
-	int rv = nqi_http_start(&b->http, &o, err, errlen);
+	int rv = nqi_http_start(&b->net.http, &o, err, errlen);
 	if (o.tls)
 		nng_tls_config_free(o.tls);
 	return rv;
@@ -422,6 +427,6 @@ int broker_http_start(broker *b, char *err, size_t errlen)
 
 void broker_http_stop(broker *b)
 {
-	nqi_http_stop(b->http);
-	b->http = NULL;
+	nqi_http_stop(b->net.http);
+	b->net.http = NULL;
 }

@@ -99,11 +99,11 @@ static void on_request(nqi_rep_ctx *c, nng_msg *msg, void *arg)
 static void results_cb(void *arg)
 {
 	broker *b = arg;
-	int rv = nng_aio_result(b->results_aio);
+	int rv = nng_aio_result(b->net.results_aio);
 	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
 		return;
 	if (rv == 0) {
-		nng_msg *msg = nng_aio_get_msg(b->results_aio);
+		nng_msg *msg = nng_aio_get_msg(b->net.results_aio);
 		nqi_arena *arena;
 		Nq__V1__CompletionBatch *batch = nqi_completions_unpack_arena(
 		    nng_msg_body(msg), nng_msg_len(msg), &arena);
@@ -123,16 +123,17 @@ static void results_cb(void *arg)
 			broker_post(b, op);
 		} else {
 			/* The first refusals are logged, then every 1000th. */
-			if (b->completions_refused++ % 1000 == 0)
+			if (b->net.completions_refused++ % 1000 == 0)
 				nqi_warn("NQ-COMPLETION-REJECTED",
 				    NQI_S("reason", !batch ? "malformed"
 				                    : auth ? nq_err_name(auth)
 				                           : "version"),
-				    NQI_U("refused", b->completions_refused));
+				    NQI_U(
+				        "refused", b->net.completions_refused));
 			nqi_arena_free(arena);
 		}
 	}
-	nng_recv_aio(b->results, b->results_aio);
+	nng_recv_aio(b->net.results, b->net.results_aio);
 }
 
 static void post_pipe_gone(broker *b, nng_pipe p, bool api)
@@ -164,8 +165,8 @@ static void set_limits(broker *b)
 {
 	nqi_rep_limits lim = {b->cfg.max_parked, b->cfg.conn_requests,
 	    b->cfg.conn_backlog, (int)b->cfg.reply_timeout_ms};
-	nqi_rep_set_limits(b->api_rep, &lim);
-	nqi_rep_set_limits(b->work_rep, &lim);
+	nqi_rep_set_limits(b->net.api_rep, &lim);
+	nqi_rep_set_limits(b->net.work_rep, &lim);
 }
 
 static int listen_on(broker *b, nng_socket s, const char *url, size_t max_msg,
@@ -180,55 +181,56 @@ int broker_net_open(broker *b, char *err, size_t errlen)
 	/* A batch may carry many payloads; one message is still bounded. */
 	size_t max_msg =
 	    (b->cfg.max_payload + b->cfg.max_result) * 8 + (16u << 20);
-	int rv = nng_rep0_open(&b->api);
+	int rv = nng_rep0_open(&b->net.api);
 	if (rv == 0)
-		rv = nng_rep0_open(&b->work);
+		rv = nng_rep0_open(&b->net.work);
 	if (rv == 0)
-		rv = nng_pull0_open(&b->results);
-	if (rv == 0)
-		rv = nng_pipe_notify(
-		    b->work, NNG_PIPE_EV_REM_POST, pipe_gone_cb, b);
+		rv = nng_pull0_open(&b->net.results);
 	if (rv == 0)
 		rv = nng_pipe_notify(
-		    b->api, NNG_PIPE_EV_REM_POST, api_pipe_gone_cb, b);
+		    b->net.work, NNG_PIPE_EV_REM_POST, pipe_gone_cb, b);
 	if (rv == 0)
-		rv = nng_aio_alloc(&b->results_aio, results_cb, b);
+		rv = nng_pipe_notify(
+		    b->net.api, NNG_PIPE_EV_REM_POST, api_pipe_gone_cb, b);
+	if (rv == 0)
+		rv = nng_aio_alloc(&b->net.results_aio, results_cb, b);
 	if (rv != 0) {
 		snprintf(
 		    err, errlen, "cannot open sockets: %s", nng_strerror(rv));
 		return NQ_EUNAVAIL;
 	}
-	if (listen_on(b, b->api, b->cfg.api_url, max_msg, "api", err, errlen) ||
-	    listen_on(
-	        b, b->work, b->cfg.work_url, 1u << 20, "work", err, errlen) ||
-	    listen_on(b, b->results, b->cfg.results_url, max_msg, "results",
+	if (listen_on(
+	        b, b->net.api, b->cfg.api_url, max_msg, "api", err, errlen) ||
+	    listen_on(b, b->net.work, b->cfg.work_url, 1u << 20, "work", err,
+	        errlen) ||
+	    listen_on(b, b->net.results, b->cfg.results_url, max_msg, "results",
 	        err, errlen))
 		return NQ_EUNAVAIL;
-	b->api_src = (struct broker_conn_src){b, false};
-	b->work_src = (struct broker_conn_src){b, true};
-	if (nqi_rep_start(&b->api_rep, b->api, b->cfg.api_contexts, on_request,
-	        &b->api_src) ||
-	    nqi_rep_start(&b->work_rep, b->work, b->cfg.work_contexts,
-	        on_request, &b->work_src)) {
+	b->net.api_src = (struct broker_conn_src){b, false};
+	b->net.work_src = (struct broker_conn_src){b, true};
+	if (nqi_rep_start(&b->net.api_rep, b->net.api, b->cfg.api_contexts,
+	        on_request, &b->net.api_src) ||
+	    nqi_rep_start(&b->net.work_rep, b->net.work, b->cfg.work_contexts,
+	        on_request, &b->net.work_src)) {
 		snprintf(err, errlen, "cannot open socket contexts");
 		return NQ_ENOMEM;
 	}
 	set_limits(b);
-	nng_recv_aio(b->results, b->results_aio);
+	nng_recv_aio(b->net.results, b->net.results_aio);
 	return NQ_OK;
 }
 
 void broker_net_close(broker *b)
 {
 	/* Stop callbacks before freeing what they use. */
-	nqi_rep_stop(b->api_rep);
-	nqi_rep_stop(b->work_rep);
-	b->api_rep = b->work_rep = NULL;
-	if (b->results_aio)
-		nng_aio_stop(b->results_aio);
-	nng_close(b->api);
-	nng_close(b->work);
-	nng_close(b->results);
-	nng_aio_free(b->results_aio);
-	b->results_aio = NULL;
+	nqi_rep_stop(b->net.api_rep);
+	nqi_rep_stop(b->net.work_rep);
+	b->net.api_rep = b->net.work_rep = NULL;
+	if (b->net.results_aio)
+		nng_aio_stop(b->net.results_aio);
+	nng_close(b->net.api);
+	nng_close(b->net.work);
+	nng_close(b->net.results);
+	nng_aio_free(b->net.results_aio);
+	b->net.results_aio = NULL;
 }

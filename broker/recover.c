@@ -41,10 +41,10 @@ static int load_queue_configs(broker *b, MDB_txn *txn)
 		Nq__V1__QueueConfig *cfg =
 		    nq__v1__queue_config__unpack(NULL, v.mv_size, v.mv_data);
 		int qi = nqi_name_valid(name) && cfg
-		             ? broker_queue_get(&b->index, name)
+		             ? broker_queue_get(&b->core.index, name)
 		             : -1;
 		if (qi >= 0) {
-			broker_queue *q = &b->index.queues[qi];
+			broker_queue *q = &b->core.index.queues[qi];
 #define LOAD_(name, type) q->name = cfg->name;
 			NQI_QUEUE_SETTINGS(LOAD_)
 #undef LOAD_
@@ -99,10 +99,10 @@ static int release_on_restart(
 static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
     MDB_val *key, bool release_leases)
 {
-	int qi = broker_queue_get(&b->index, job->spec->queue);
+	int qi = broker_queue_get(&b->core.index, job->spec->queue);
 	if (qi < 0)
 		return NQ_ENOMEM;
-	broker_queue *q = &b->index.queues[qi];
+	broker_queue *q = &b->core.index.queues[qi];
 	int state = (int)job->state, rv = NQ_OK;
 	if (state == NQ_STATE_LEASED && release_leases) {
 		if ((rv = release_on_restart(b, txn, job, key)) != 0)
@@ -115,7 +115,7 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 	} else if (state == NQ_STATE_SCHEDULED) {
 		broker_timer t = {
 		    job->run_at_us, id, (uint32_t)qi, job->spec->priority};
-		rv = broker_timer_push(&b->index, &t);
+		rv = broker_timer_push(&b->core.index, &t);
 	} else if (state == NQ_STATE_LEASED) {
 		uint64_t okey = job->spec->ordering_key[0]
 		                    ? broker_okey_hash(job->spec->queue,
@@ -128,9 +128,9 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 		    .created_us = job->created_us,
 		    .queue = (uint32_t)qi,
 		    .keyed = broker_job_keyed(job)};
-		rv = broker_lease_put(&b->index, &l);
+		rv = broker_lease_put(&b->core.index, &l);
 		if (rv == 0)
-			rv = broker_okey_take(&b->index, okey);
+			rv = broker_okey_take(&b->core.index, okey);
 	}
 	uint64_t *count = broker_queue_count(q, state);
 	if (count)
@@ -161,12 +161,12 @@ static int scan_jobs(
 			if (job->state == NQ__V1__JOB_STATE__JOB_STATE_LEASED)
 				(*released)++;
 			rv = index_job(b, txn, job, id, &k, release_leases);
-			b->jobs_stored++;
+			b->core.jobs_stored++;
 		}
 		/* The summary of a job nq-dlq holds counts nowhere, but its
 		 * id stays taken. */
-		if (job && job->spec && id > b->last_id)
-			b->last_id = id;
+		if (job && job->spec && id > b->core.last_id)
+			b->core.last_id = id;
 		if (job)
 			nq__v1__job__free_unpacked(job, NULL);
 	}
@@ -181,8 +181,8 @@ static void load_last_id(broker *b, MDB_txn *txn)
 	MDB_val k = {7, (void *)"last_id"}, v;
 	if (mdb_get(txn, b->db_meta, &k, &v) == 0 && v.mv_size == 8) {
 		uint64_t id = nqi_be64_get(v.mv_data);
-		if (id > b->last_id)
-			b->last_id = id;
+		if (id > b->core.last_id)
+			b->core.last_id = id;
 	}
 }
 
@@ -208,15 +208,15 @@ static void keep_lease_state(broker_index *x, const broker_lease *old, size_t n)
 int broker_recover(broker *b, bool release_leases)
 {
 	MDB_txn *txn;
-	size_t leased = 0, nold = release_leases ? 0 : b->index.nleases;
+	size_t leased = 0, nold = release_leases ? 0 : b->core.index.nleases;
 	uint64_t t0 = nqi_mono_ms();
 	broker_lease *old = nold ? malloc(nold * sizeof *old) : NULL;
 	if (old)
-		memcpy(old, b->index.leases, nold * sizeof *old);
+		memcpy(old, b->core.index.leases, nold * sizeof *old);
 	else
 		nold = 0;
-	index_clear(&b->index);
-	b->jobs_stored = 0;
+	index_clear(&b->core.index);
+	b->core.jobs_stored = 0;
 	int rv = nqi_store_begin(b->store, release_leases, &txn);
 	if (rv != 0)
 		return rv;
@@ -231,14 +231,14 @@ int broker_recover(broker *b, bool release_leases)
 	else
 		mdb_txn_abort(txn);
 	if (rv == 0)
-		keep_lease_state(&b->index, old, nold);
+		keep_lease_state(&b->core.index, old, nold);
 	free(old);
 	if (rv != 0) {
 		nqi_error("NQ-RECOVER-FAILED", NQI_S("err", nq_err_name(rv)));
 		return rv;
 	}
-	nqi_info("NQ-RECOVERED", NQI_U("jobs", b->jobs_stored),
-	    NQI_U("queues", b->index.nqueues), NQI_U("leased", leased),
+	nqi_info("NQ-RECOVERED", NQI_U("jobs", b->core.jobs_stored),
+	    NQI_U("queues", b->core.index.nqueues), NQI_U("leased", leased),
 	    NQI_B(release_leases ? "released" : NULL, true),
 	    NQI_U("ms", nqi_mono_ms() - t0));
 	return NQ_OK;

@@ -49,33 +49,33 @@ void broker_config_defaults(broker_config *c)
 
 void broker_init(broker *b)
 {
-	pthread_mutex_init(&b->mu, NULL);
-	pthread_cond_init(&b->cv, NULL);
+	pthread_mutex_init(&b->in.mu, NULL);
+	pthread_cond_init(&b->in.cv, NULL);
 	broker_core_init(b);
-	pthread_cond_init(&b->dlq_cv, NULL);
-	pthread_mutex_init(&b->snap_mu, NULL);
-	nqi_arena_init(&b->arena, BROKER_ARENA_BLOCK, BROKER_ARENA_KEEP);
-	b->rng = nqi_random_u64();
+	pthread_cond_init(&b->dlq.cv, NULL);
+	pthread_mutex_init(&b->snap.mu, NULL);
+	nqi_arena_init(&b->core.arena, BROKER_ARENA_BLOCK, BROKER_ARENA_KEEP);
+	b->core.rng = nqi_random_u64();
 }
 
 void broker_fini(broker *b)
 {
-	broker_index_fini(&b->index);
-	nqi_arena_fini(&b->arena);
+	broker_index_fini(&b->core.index);
+	nqi_arena_fini(&b->core.arena);
 	nqi_store_close(b->store);
 	b->store = NULL;
-	free(b->pend);
-	free(b->snap);
-	free(b->group_dead);
-	free(b->events);
+	free(b->dlq.pend);
+	free(b->snap.queues);
+	free(b->dlq.group_dead);
+	free(b->ev.list);
 	nqi_auth_free(b->auth);
 	b->auth = NULL;
 	free(b->cfg.dlq_token);
 	b->cfg.dlq_token = NULL;
-	pthread_mutex_destroy(&b->mu);
-	pthread_cond_destroy(&b->cv);
-	pthread_cond_destroy(&b->dlq_cv);
-	pthread_mutex_destroy(&b->snap_mu);
+	pthread_mutex_destroy(&b->in.mu);
+	pthread_cond_destroy(&b->in.cv);
+	pthread_cond_destroy(&b->dlq.cv);
+	pthread_mutex_destroy(&b->snap.mu);
 }
 
 int broker_open_store(broker *b)

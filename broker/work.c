@@ -30,7 +30,7 @@ static uint64_t clamp_lease(uint64_t ms)
 static bool pipe_dead(const broker *b, uint32_t pipe_id)
 {
 	for (size_t i = 0; i < BROKER_DEAD_PIPES; i++)
-		if (b->dead_pipes[i] == pipe_id && pipe_id)
+		if (b->core.dead_pipes[i] == pipe_id && pipe_id)
 			return true;
 	return false;
 }
@@ -41,10 +41,10 @@ static broker_queue *best_queue(broker *b, const Nq__V1__FetchRequest *f)
 	broker_queue *best = NULL;
 	broker_ready head = {0, 0, 0}, cand;
 	for (size_t i = 0; i < f->n_queues; i++) {
-		int qi = broker_queue_find(&b->index, f->queues[i]);
+		int qi = broker_queue_find(&b->core.index, f->queues[i]);
 		if (qi < 0)
 			continue;
-		broker_queue *q = &b->index.queues[qi];
+		broker_queue *q = &b->core.index.queues[qi];
 		if (q->paused || !broker_ready_peek(q, &cand))
 			continue;
 		if (!best || cand.priority > head.priority ||
@@ -66,7 +66,7 @@ static int pop_ready(broker *b, broker_queue *q, Nq__V1__Job **job)
 	while (broker_ready_peek(q, &e)) {
 		broker_ready_pop(q);
 		if ((e.flags & BROKER_READY_PLAIN) &&
-		    broker_stale_take(&b->index, e.id))
+		    broker_stale_take(&b->core.index, e.id))
 			continue; /* canceled */
 		Nq__V1__Job *j;
 		int rv = broker_job_read(b, e.id, &j);
@@ -79,13 +79,15 @@ static int pop_ready(broker *b, broker_queue *q, Nq__V1__Job **job)
 		if (rv != 0 || j->state != NQ__V1__JOB_STATE__JOB_STATE_READY) {
 			/* stale: canceled or deleted; its key may let the
 			 * next one of that key go */
-			if (okey && (rv = broker_okey_next(&b->index, okey)))
+			if (okey &&
+			    (rv = broker_okey_next(&b->core.index, okey)))
 				return rv;
 			continue;
 		}
-		if (broker_okey_busy(&b->index, okey)) {
-			rv = broker_okey_block(&b->index, okey,
-			    (uint32_t)(q - b->index.queues), e.priority, e.id);
+		if (broker_okey_busy(&b->core.index, okey)) {
+			rv = broker_okey_block(&b->core.index, okey,
+			    (uint32_t)(q - b->core.index.queues), e.priority,
+			    e.id);
 			if (rv != 0)
 				return rv;
 			continue;
@@ -149,16 +151,16 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 	job->lease_token = l.token;
 	job->lease_expires_us = l.expires_us;
 	job->started_us = now;
-	job->worker_id = nqi_arena_strdup(&b->arena, f->worker_id);
+	job->worker_id = nqi_arena_strdup(&b->core.arena, f->worker_id);
 	if (!job->worker_id)
 		return NQ_ENOMEM;
 	int rv = job->worker_id[0]
 	             ? patch_lease(b, &l, job->attempt, now, job->worker_id)
 	             : broker_job_write(b, l.id, job);
 	if (rv == 0)
-		rv = broker_lease_put(&b->index, &l);
+		rv = broker_lease_put(&b->core.index, &l);
 	if (rv == 0)
-		rv = broker_okey_take(&b->index, l.okey);
+		rv = broker_okey_take(&b->core.index, l.okey);
 	if (rv == 0) {
 		broker_count_move(
 		    b, job->spec->queue, NQ_STATE_READY, NQ_STATE_LEASED);
@@ -173,9 +175,9 @@ static size_t waiting_in(broker *b, const Nq__V1__FetchRequest *f)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < f->n_queues; i++) {
-		int qi = broker_queue_find(&b->index, f->queues[i]);
-		if (qi >= 0 && !b->index.queues[qi].paused)
-			n += b->index.queues[qi].nheap;
+		int qi = broker_queue_find(&b->core.index, f->queues[i]);
+		if (qi >= 0 && !b->core.index.queues[qi].paused)
+			n += b->core.index.queues[qi].nheap;
 	}
 	return n;
 }
@@ -193,11 +195,11 @@ static int reply_job(broker *b, uint64_t id, ProtobufCMessageUnknownField *f)
 		jobs_field = protobuf_c_message_descriptor_get_field_by_name(
 		    &nq__v1__fetch_reply__descriptor, "jobs")
 		                 ->id;
-	if (b->raw_id != id)
+	if (b->core.raw_id != id)
 		return NQ_ENOMEM; /* the copy could not be kept */
 	f->tag = jobs_field;
 	f->wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-	f->data = broker_len_prefix(b->raw, b->raw_len, &f->len);
+	f->data = broker_len_prefix(b->core.raw, b->core.raw_len, &f->len);
 	return NQ_OK;
 }
 
@@ -219,18 +221,18 @@ static int lease_plain(broker *b, broker_op *op, broker_queue *q,
 	    !broker_ready_peek(q, &e) || !(e.flags & BROKER_READY_PLAIN))
 		return NQ_OK;
 	broker_ready_pop(q);
-	if (broker_stale_take(&b->index, e.id))
+	if (broker_stale_take(&b->core.index, e.id))
 		return NQ_OK; /* canceled; the caller looks again */
 	int rv = broker_job_read_raw(b, e.id);
 	if (rv != 0)
 		return rv == NQ_ENOTFOUND ? NQ_OK : rv;
 	uint64_t now = nqi_now_us();
-	int qi = (int)(q - b->index.queues);
+	int qi = (int)(q - b->core.index.queues);
 	/* ids are creation times, made unique */
 	broker_lease l = new_lease(b, op, e.id, qi, e.id, now);
 	l.keyed = (e.flags & BROKER_READY_KEYED) != 0;
 	if ((rv = patch_lease(b, &l, 1, now, f->worker_id)) != 0 ||
-	    (rv = broker_lease_put(&b->index, &l)) != 0 ||
+	    (rv = broker_lease_put(&b->core.index, &l)) != 0 ||
 	    (rv = reply_job(b, e.id, out)) != 0)
 		return rv;
 	broker_count_move_at(b, qi, NQ_STATE_READY, NQ_STATE_LEASED);
@@ -249,9 +251,9 @@ static int lease_jobs(broker *b, broker_op *op, size_t *n)
 	size_t avail = waiting_in(b, f);
 	if (avail < max)
 		max = avail ? avail : 1;
-	Nq__V1__FetchReply *r = nqi_arena_alloc(&b->arena, sizeof *r);
+	Nq__V1__FetchReply *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
 	ProtobufCMessageUnknownField *jobs =
-	    nqi_arena_alloc(&b->arena, max * sizeof *jobs);
+	    nqi_arena_alloc(&b->core.arena, max * sizeof *jobs);
 	if (!r || !jobs)
 		return NQ_ENOMEM;
 	*r = init;
@@ -274,7 +276,7 @@ static int lease_jobs(broker *b, broker_op *op, size_t *n)
 			return rv;
 		if (!job)
 			continue;
-		rv = lease_one(b, op, job, (int)(q - b->index.queues));
+		rv = lease_one(b, op, job, (int)(q - b->core.index.queues));
 		if (rv == 0)
 			rv = reply_job(b, broker_job_id(job),
 			    &jobs[r->base.n_unknown_fields++]);
@@ -314,7 +316,7 @@ int broker_on_fetch(broker *b, broker_op *op)
 	int rv = pipe_dead(b, op->pipe_id) ? NQ_OK : lease_jobs(b, op, &n);
 	if (rv != 0)
 		return rv;
-	if (n > 0 || f->wait_ms == 0 || b->stopping ||
+	if (n > 0 || f->wait_ms == 0 || b->in.stopping ||
 	    pipe_dead(b, op->pipe_id)) {
 		broker_finish(b, op);
 		return NQ_OK;
@@ -327,7 +329,7 @@ int broker_on_fetch(broker *b, broker_op *op)
 	op->reply = NULL;
 	/* Appended at the tail, so the longest waiting worker is served
 	 * first. */
-	broker_op **pp = &b->parked_fetch;
+	broker_op **pp = &b->core.parked_fetch;
 	while (*pp)
 		pp = &(*pp)->next;
 	op->next = NULL;
@@ -349,12 +351,12 @@ bool broker_park(broker *b, broker_op *op)
 int broker_serve_parked(broker *b)
 {
 	uint64_t now = nqi_mono_ms();
-	broker_op **pp = &b->parked_fetch;
+	broker_op **pp = &b->core.parked_fetch;
 	while (*pp) {
 		broker_op *op = *pp;
 		size_t n = 0;
 		bool gone = pipe_dead(b, op->pipe_id);
-		bool due = op->deadline_ms <= now || b->stopping;
+		bool due = op->deadline_ms <= now || b->in.stopping;
 		/* Most groups bring nothing for most parked workers: look
 		 * before building anything. */
 		if (!gone && !due && !best_queue(b, op->req->fetch)) {
@@ -394,10 +396,11 @@ int broker_on_extend(broker *b, broker_op *op)
 	static const Nq__V1__Status sinit = NQ__V1__STATUS__INIT;
 	const Nq__V1__ExtendRequest *e = op->req->extend;
 	size_t n = e->n_leases > NQI_LEASES_MAX ? NQI_LEASES_MAX : e->n_leases;
-	Nq__V1__ExtendReply *r = nqi_arena_alloc(&b->arena, sizeof *r);
-	Nq__V1__Status *st = nqi_arena_alloc(&b->arena, (n + 1) * sizeof *st);
+	Nq__V1__ExtendReply *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
+	Nq__V1__Status *st =
+	    nqi_arena_alloc(&b->core.arena, (n + 1) * sizeof *st);
 	Nq__V1__Status **ptrs =
-	    nqi_arena_alloc(&b->arena, (n + 1) * sizeof *ptrs);
+	    nqi_arena_alloc(&b->core.arena, (n + 1) * sizeof *ptrs);
 	if (!r || !st || !ptrs)
 		return NQ_ENOMEM;
 	*r = init;
@@ -406,7 +409,7 @@ int broker_on_extend(broker *b, broker_op *op)
 		uint64_t id;
 		broker_lease *l = NULL;
 		if (nqi_id_parse(e->leases[i]->id, &id) == 0)
-			l = broker_lease_find(&b->index, id);
+			l = broker_lease_find(&b->core.index, id);
 		st[i] = sinit;
 		if (l && l->token == e->leases[i]->lease_token) {
 			l->expires_us = until;
@@ -431,7 +434,7 @@ int broker_on_extend(broker *b, broker_op *op)
 static char *bounded_text(broker *b, const char *s)
 {
 	size_t n = strnlen(s, MAX_ERROR_TEXT);
-	char *p = nqi_arena_alloc(&b->arena, n + 1);
+	char *p = nqi_arena_alloc(&b->core.arena, n + 1);
 	if (p) {
 		memcpy(p, s, n);
 		p[n] = '\0';
@@ -443,9 +446,9 @@ static int add_error(broker *b, Nq__V1__Job *job, const char *msg,
     bool retryable, const char *worker)
 {
 	static const Nq__V1__AttemptError init = NQ__V1__ATTEMPT_ERROR__INIT;
-	Nq__V1__AttemptError *e = nqi_arena_alloc(&b->arena, sizeof *e);
+	Nq__V1__AttemptError *e = nqi_arena_alloc(&b->core.arena, sizeof *e);
 	Nq__V1__AttemptError **v =
-	    nqi_arena_alloc(&b->arena, (job->n_errors + 1) * sizeof *v);
+	    nqi_arena_alloc(&b->core.arena, (job->n_errors + 1) * sizeof *v);
 	if (!e || !v)
 		return NQ_ENOMEM;
 	*e = init;
@@ -487,9 +490,9 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 	int rv = add_error(b, job, msg, retryable, worker);
 	if (rv != 0)
 		return rv;
-	int qi = broker_queue_get(&b->index, job->spec->queue);
+	int qi = broker_queue_get(&b->core.index, job->spec->queue);
 	if (qi >= 0)
-		b->index.queues[qi].failed_total++;
+		b->core.index.queues[qi].failed_total++;
 	broker_event(
 	    b, BROKER_EV_FAILED, job, job->errors[job->n_errors - 1]->message);
 	uint64_t now = nqi_now_us();
@@ -499,7 +502,7 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 			    (char *)(retryable ? "max_attempts"
 			                       : "non_retryable");
 		if (qi >= 0)
-			b->index.queues[qi].dead_total++;
+			b->core.index.queues[qi].dead_total++;
 		log_job("NQ-JOB-DEAD", job, job->dead_reason);
 		broker_event(b, BROKER_EV_DEAD, job, job->dead_reason);
 		return broker_job_finish(b, job, NQ_STATE_DEAD, now);
@@ -519,12 +522,12 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 static int take_lease(broker *b, uint64_t id, uint64_t token, Nq__V1__Job **job)
 {
 	*job = NULL;
-	broker_lease *l = broker_lease_find(&b->index, id);
+	broker_lease *l = broker_lease_find(&b->core.index, id);
 	if (!l || l->token != token)
 		return NQ_OK;
 	uint64_t okey = l->okey;
-	broker_lease_del(&b->index, id);
-	int rv = broker_okey_release(&b->index, okey);
+	broker_lease_del(&b->core.index, id);
+	int rv = broker_okey_release(&b->core.index, okey);
 	if (rv != 0)
 		return rv;
 	rv = broker_job_read(b, id, job);
@@ -563,19 +566,19 @@ static bool plain_success(broker *b, uint64_t id, const Nq__V1__Completion *c)
 static int succeed_plain(
     broker *b, uint64_t id, const Nq__V1__Completion *c, bool *done)
 {
-	broker_lease *found = broker_lease_find(&b->index, id);
+	broker_lease *found = broker_lease_find(&b->core.index, id);
 	*done = found && found->token == c->lease_token &&
 	        !(found->keyed && b->cfg.result_ttl_ms == 0);
 	if (!*done)
 		return NQ_OK;
 	broker_lease l = *found;
-	broker_lease_del(&b->index, id);
-	int rv = broker_okey_release(&b->index, l.okey);
+	broker_lease_del(&b->core.index, id);
+	int rv = broker_okey_release(&b->core.index, l.okey);
 	if (rv != 0)
 		return rv;
 	int qi = (int)l.queue;
 	uint64_t now = nqi_now_us();
-	observe_latency(&b->index.queues[qi], l.created_us);
+	observe_latency(&b->core.index.queues[qi], l.created_us);
 	broker_count_move_at(b, qi, NQ_STATE_LEASED, NQ_STATE_SUCCEEDED);
 	if (b->cfg.result_ttl_ms != 0 &&
 	    (rv = broker_job_patch_success(b, id, now, c->result)) != 0)
@@ -603,7 +606,7 @@ static int complete_one(
 			    NQI_S("worker", worker));
 		return rv;
 	}
-	int qi = broker_queue_get(&b->index, job->spec->queue);
+	int qi = broker_queue_get(&b->core.index, job->spec->queue);
 	switch (c->outcome) {
 	case NQ__V1__OUTCOME__OUTCOME_SUCCEEDED:
 		job->result = c->result;
@@ -614,7 +617,8 @@ static int complete_one(
 			job->result.len = b->cfg.max_result;
 		}
 		if (qi >= 0)
-			observe_latency(&b->index.queues[qi], job->created_us);
+			observe_latency(
+			    &b->core.index.queues[qi], job->created_us);
 		nqi_debug("NQ-JOB-SUCCEEDED", NQI_S("id", job->id),
 		    NQI_S("queue", job->spec->queue),
 		    NQI_U("attempt", job->attempt),
@@ -667,7 +671,7 @@ static int lapse(
 /* Lapses every lease held through the worker connection pipe_id. */
 static int lapse_pipe(broker *b, uint32_t pipe_id)
 {
-	broker_index *x = &b->index;
+	broker_index *x = &b->core.index;
 	for (size_t i = x->nleases; i-- > 0;) {
 		if (i >= x->nleases || x->leases[i].pipe_id != pipe_id)
 			continue;
@@ -691,12 +695,14 @@ int broker_on_pipe_gone(broker *b, broker_op *op)
 		broker_drop_waits(b, op->pipe_id);
 		return NQ_OK;
 	}
-	b->dead_pipes[b->dead_pipe_next++ % BROKER_DEAD_PIPES] = op->pipe_id;
-	if (b->ngone == BROKER_GONE_MAX)
+	b->core.dead_pipes[b->core.dead_pipe_next++ % BROKER_DEAD_PIPES] =
+	    op->pipe_id;
+	if (b->core.ngone == BROKER_GONE_MAX)
 		return lapse_pipe(b, op->pipe_id);
-	b->gone[b->ngone].pipe_id = op->pipe_id;
-	b->gone[b->ngone].due_ms = nqi_mono_ms() + BROKER_GONE_DELAY_MS;
-	b->ngone++;
+	b->core.gone[b->core.ngone].pipe_id = op->pipe_id;
+	b->core.gone[b->core.ngone].due_ms =
+	    nqi_mono_ms() + BROKER_GONE_DELAY_MS;
+	b->core.ngone++;
 	return NQ_OK;
 }
 
@@ -705,19 +711,19 @@ static int sweep_gone(broker *b, uint64_t now_ms)
 {
 	size_t kept = 0;
 	int rv = NQ_OK;
-	for (size_t i = 0; i < b->ngone; i++) {
-		if (rv == 0 && b->gone[i].due_ms <= now_ms)
-			rv = lapse_pipe(b, b->gone[i].pipe_id);
+	for (size_t i = 0; i < b->core.ngone; i++) {
+		if (rv == 0 && b->core.gone[i].due_ms <= now_ms)
+			rv = lapse_pipe(b, b->core.gone[i].pipe_id);
 		else
-			b->gone[kept++] = b->gone[i];
+			b->core.gone[kept++] = b->core.gone[i];
 	}
-	b->ngone = kept;
+	b->core.ngone = kept;
 	return rv;
 }
 
 static int sweep_leases(broker *b, uint64_t now_us)
 {
-	broker_index *x = &b->index;
+	broker_index *x = &b->core.index;
 	for (size_t i = x->nleases; i-- > 0;) {
 		if (i >= x->nleases || x->leases[i].expires_us > now_us)
 			continue;
@@ -735,8 +741,8 @@ static int sweep_leases(broker *b, uint64_t now_us)
 static int sweep_timers(broker *b, uint64_t now_us)
 {
 	broker_timer t;
-	while (broker_timer_peek(&b->index, &t) && t.run_at_us <= now_us) {
-		broker_timer_pop(&b->index);
+	while (broker_timer_peek(&b->core.index, &t) && t.run_at_us <= now_us) {
+		broker_timer_pop(&b->core.index);
 		Nq__V1__Job *job;
 		int rv = broker_job_read(b, t.id, &job);
 		if (rv == NQ_ESTORE || rv == NQ_ENOMEM)
@@ -754,11 +760,11 @@ static int expire_idem(
     broker *b, const uint8_t *key, size_t len, uint64_t at_us)
 {
 	MDB_val k = {len, (void *)key}, v;
-	int rc = mdb_get(b->txn, b->db_idem, &k, &v);
+	int rc = mdb_get(b->core.txn, b->db_idem, &k, &v);
 	/* The key may have been taken again later with a new window. */
 	if (rc == 0 && v.mv_size == 16 &&
 	    nqi_be64_get((uint8_t *)v.mv_data + 8) == at_us)
-		rc = mdb_del(b->txn, b->db_idem, &k, NULL);
+		rc = mdb_del(b->core.txn, b->db_idem, &k, NULL);
 	return rc == 0 || rc == MDB_NOTFOUND ? NQ_OK : NQ_ESTORE;
 }
 
@@ -779,7 +785,7 @@ static int sweep_expiry(broker *b, uint64_t now_us)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
-	if (mdb_cursor_open(b->txn, b->db_expiry, &cur) != 0)
+	if (mdb_cursor_open(b->core.txn, b->db_expiry, &cur) != 0)
 		return NQ_ESTORE;
 	int rv = NQ_OK, rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	for (int n = 0; rc == 0 && rv == 0 && n < SWEEP_TTL_LIMIT; n++) {
@@ -793,7 +799,7 @@ static int sweep_expiry(broker *b, uint64_t now_us)
 			rv = expire_idem(b, key + 9, k.mv_size - 9, at);
 		if (rv == 0 && mdb_cursor_del(cur, 0) != 0)
 			rv = NQ_ESTORE;
-		b->dirty = true;
+		b->core.dirty = true;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
@@ -804,9 +810,9 @@ int broker_sweep(broker *b)
 {
 	uint64_t now_us = nqi_now_us(), now_ms = nqi_mono_ms();
 	int rv = sweep_timers(b, now_us);
-	if (rv != 0 || now_ms < b->next_sweep_ms)
+	if (rv != 0 || now_ms < b->core.next_sweep_ms)
 		return rv;
-	b->next_sweep_ms = now_ms + b->cfg.lease_check_ms;
+	b->core.next_sweep_ms = now_ms + b->cfg.lease_check_ms;
 	if ((rv = sweep_gone(b, now_ms)) != 0)
 		return rv;
 	if ((rv = sweep_leases(b, now_us)) != 0)
