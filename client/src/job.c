@@ -77,28 +77,10 @@ static const Nq__V1__Job *job_pb(const nq_job *job)
 		return str_or_empty(of(job) ? of(job)->field : NULL);          \
 	}
 
+/* In the order of nq.h. */
 NQC_JOB_STR(id, job_pb)
 NQC_JOB_STR(queue, job_spec)
 NQC_JOB_STR(type, job_spec)
-NQC_JOB_STR(content_type, job_spec)
-NQC_JOB_STR(traceparent, job_spec)
-NQC_JOB_STR(idempotency_key, job_spec)
-NQC_JOB_STR(ordering_key, job_spec)
-NQC_JOB_STR(dead_reason, job_pb)
-NQC_JOB_STR(worker_id, job_pb)
-
-NQC_JOB_NUM(uint32_t, attempt, job_pb)
-NQC_JOB_NUM(uint32_t, max_attempts, job_pb)
-NQC_JOB_NUM(int32_t, priority, job_spec)
-NQC_JOB_NUM(uint32_t, schema_version, job_spec)
-NQC_JOB_NUM(bool, in_dlq, job_pb)
-NQC_JOB_NUM(uint64_t, created_us, job_pb)
-NQC_JOB_NUM(uint64_t, run_at_us, job_pb)
-NQC_JOB_NUM(uint64_t, started_us, job_pb)
-NQC_JOB_NUM(uint64_t, finished_us, job_pb)
-NQC_JOB_NUM(uint64_t, timeout_ms, job_pb)
-NQC_JOB_NUM(uint64_t, lease_token, job_pb)
-NQC_JOB_NUM(uint64_t, lease_expires_us, job_pb)
 
 NQ_API nq_state nq_job_state(const nq_job *job)
 {
@@ -107,6 +89,12 @@ NQ_API nq_state nq_job_state(const nq_job *job)
 		return NQ_STATE_UNSPECIFIED;
 	return (nq_state)j->state;
 }
+
+NQC_JOB_NUM(uint32_t, attempt, job_pb)
+NQC_JOB_NUM(uint32_t, max_attempts, job_pb)
+NQC_JOB_NUM(int32_t, priority, job_spec)
+NQC_JOB_NUM(uint32_t, schema_version, job_spec)
+NQC_JOB_STR(content_type, job_spec)
 
 /* Bytes fields: NULL data with length 0 when empty. */
 static const void *bytes_out(const ProtobufCBinaryData *b, size_t *len)
@@ -128,6 +116,20 @@ NQ_API const void *nq_job_result(const nq_job *job, size_t *len)
 	const Nq__V1__Job *j = job_pb(job);
 	return bytes_out(j ? &j->result : NULL, len);
 }
+
+NQC_JOB_STR(traceparent, job_spec)
+NQC_JOB_STR(idempotency_key, job_spec)
+NQC_JOB_STR(ordering_key, job_spec)
+NQC_JOB_STR(dead_reason, job_pb)
+NQC_JOB_NUM(bool, in_dlq, job_pb)
+NQC_JOB_STR(worker_id, job_pb)
+NQC_JOB_NUM(uint64_t, created_us, job_pb)
+NQC_JOB_NUM(uint64_t, run_at_us, job_pb)
+NQC_JOB_NUM(uint64_t, started_us, job_pb)
+NQC_JOB_NUM(uint64_t, finished_us, job_pb)
+NQC_JOB_NUM(uint64_t, timeout_ms, job_pb)
+NQC_JOB_NUM(uint64_t, lease_token, job_pb)
+NQC_JOB_NUM(uint64_t, lease_expires_us, job_pb)
 
 NQ_API size_t nq_job_error_count(const nq_job *job)
 {
