@@ -243,17 +243,26 @@ static int job_call(nq_client *c, Nq__V1__Request *req, uint64_t reply_ms,
 	return rv;
 }
 
+/* The checks of get and wait: a client, an out pointer, a job id, whose
+ * canonical form goes to canon. */
+static int check_job_args(
+    nq_client *c, const char *id, nq_job **out, char canon[NQ_ID_MAX])
+{
+	int rv = check_client(c);
+	if (rv != 0)
+		return rv;
+	if (!out)
+		return nqc_fail(c->last_error, NQ_EINVAL, "out is NULL");
+	return check_id(id, canon, c->last_error);
+}
+
 NQ_API int nq_get(nq_client *c, const char *id, nq_job **out)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__GetRequest body = NQ__V1__GET_REQUEST__INIT;
 	char canon[NQ_ID_MAX];
-	int rv;
-	if ((rv = check_client(c)) != 0)
-		return rv;
-	if (!out)
-		return nqc_fail(c->last_error, NQ_EINVAL, "out is NULL");
-	if ((rv = check_id(id, canon, c->last_error)) != 0)
+	int rv = check_job_args(c, id, out, canon);
+	if (rv != 0)
 		return rv;
 	body.id = canon;
 	req.body_case = NQ__V1__REQUEST__BODY_GET;
@@ -297,12 +306,8 @@ NQ_API int nq_wait(
 	char canon[NQ_ID_MAX];
 	uint64_t start = nqi_mono_ms();
 	nq_state st = NQ_STATE_UNSPECIFIED;
-	int rv;
-	if ((rv = check_client(c)) != 0)
-		return rv;
-	if (!out)
-		return nqc_fail(c->last_error, NQ_EINVAL, "out is NULL");
-	if ((rv = check_id(id, canon, c->last_error)) != 0)
+	int rv = check_job_args(c, id, out, canon);
+	if (rv != 0)
 		return rv;
 	for (;;) {
 		uint64_t spent = nqi_mono_ms() - start;
