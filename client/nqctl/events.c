@@ -88,6 +88,18 @@ int nqctl_sub_recv(
 	}
 }
 
+int nqctl_sub_args(nqctl *x, const nqi_opt *opts, size_t n, int argc,
+    char **argv, int start, const char *const *queue)
+{
+	int rc = nqctl_args(x, opts, n, argc, argv, start);
+	if (rc == NQCTL_CONTINUE && *queue && !nqi_name_valid(*queue))
+		rc = nqctl_usage_error(x,
+		    "--queue '%s' is not a valid queue name (1 to 128 of "
+		    "A-Z a-z 0-9 . _ -)",
+		    *queue);
+	return rc;
+}
+
 int nqctl_sub_loop(const nqctl *x, nq_sub *s, uint64_t deadline_ms,
     nqctl_sub_cb cb, void *arg, bool *timed_out)
 {
@@ -281,13 +293,8 @@ static int on_message(const nqctl *x, void *arg, const char *body, size_t len)
 	return rc;
 }
 
-static int check_filters(nqctl *x, const events_run *r)
+static int check_state(nqctl *x, const events_run *r)
 {
-	if (r->queue && !nqi_name_valid(r->queue))
-		return nqctl_usage_error(x,
-		    "--queue '%s' is not a valid queue name (1 to 128 of "
-		    "A-Z a-z 0-9 . _ -)",
-		    r->queue);
 	if (!r->state)
 		return NQCTL_CONTINUE;
 	for (size_t i = 0; i < NQCTL_LEN(event_kinds); i++)
@@ -316,14 +323,13 @@ int nqctl_events(nqctl *x, int argc, char **argv, int start)
 	        "exit 0 after printing this many events", false},
 	    {"duration", NQI_OPT_DURATION, &duration_ms,
 	        "exit 0 after this long", false},
-	    {"events", NQI_OPT_STR, &x->conf.events_url,
-	        "broker events socket (" NQCTL_DEFAULT_EVENTS ")", false},
-	    NQCTL_COMMON_OPTS(x),
+	    NQCTL_SUB_OPTS(x),
 	};
 	nq_sub *s;
-	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
+	int rc = nqctl_sub_args(
+	    x, opts, NQCTL_LEN(opts), argc, argv, start, &r.queue);
 	if (rc == NQCTL_CONTINUE)
-		rc = check_filters(x, &r);
+		rc = check_state(x, &r);
 	if (rc != NQCTL_CONTINUE)
 		return rc;
 	/* With both filters, the exact topic, its NUL included so that queue

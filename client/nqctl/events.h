@@ -34,6 +34,17 @@ int nqctl_top(nqctl *x, int argc, char **argv, int start);
 
 /* ---- shared by both: libnq's subscriber on the events URL ---- */
 
+/* The flags both take after their own: --events and the common ones. */
+#define NQCTL_SUB_OPTS(x)                                                      \
+	{"events", NQI_OPT_STR, &(x)->conf.events_url,                         \
+	    "broker events socket (" NQCTL_DEFAULT_EVENTS ")", false},         \
+	    NQCTL_COMMON_OPTS(x)
+
+/* nqctl_args, then the check of --queue: *queue, which the flags may have
+ * set. Returns NQCTL_CONTINUE or the exit status. */
+int nqctl_sub_args(nqctl *x, const nqi_opt *opts, size_t n, int argc,
+    char **argv, int start, const char *const *queue);
+
 /*
  * Opens the client (nqctl_connect) and subscribes it to the topic prefix
  * (topic_len bytes, a NUL among them when the topic must match whole) on

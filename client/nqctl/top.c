@@ -318,17 +318,11 @@ int nqctl_top(nqctl *x, int argc, char **argv, int start)
 	    {"queue", NQI_OPT_STR, &r.queue, "only this queue", false},
 	    {"duration", NQI_OPT_DURATION, &duration_ms,
 	        "exit 0 after this long (3 when no metrics came)", false},
-	    {"events", NQI_OPT_STR, &x->conf.events_url,
-	        "broker events socket (" NQCTL_DEFAULT_EVENTS ")", false},
-	    NQCTL_COMMON_OPTS(x),
+	    NQCTL_SUB_OPTS(x),
 	};
 	nq_sub *s;
-	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
-	if (rc == NQCTL_CONTINUE && r.queue && !nqi_name_valid(r.queue))
-		rc = nqctl_usage_error(x,
-		    "--queue '%s' is not a valid queue name (1 to 128 of "
-		    "A-Z a-z 0-9 . _ -)",
-		    r.queue);
+	int rc = nqctl_sub_args(
+	    x, opts, NQCTL_LEN(opts), argc, argv, start, &r.queue);
 	if (rc != NQCTL_CONTINUE)
 		return rc;
 	r.json = x->conf.json;
