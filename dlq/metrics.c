@@ -37,54 +37,51 @@ static int entries_family(dlq *d, nqi_prom *p)
 	return rv;
 }
 
-static int counter(nqi_prom *p, const char *name, const char *help,
-    const char *const *labels, uint64_t v)
+/* One counter sample; help starts its family (NULL: a further sample of
+ * the family above), reason labels it. */
+typedef struct dlq_counter {
+	const char *name, *help, *reason;
+	const atomic_uint_fast64_t *v;
+} dlq_counter;
+
+static int counter(nqi_prom *p, const dlq_counter *c)
 {
-	int rv = help ? nqi_prom_family(p, name, NQI_PROM_COUNTER, help) : 0;
-	return rv ? rv : nqi_prom_sample(p, name, labels, (double)v);
+	const char *const labels[] = {"reason", c->reason, NULL};
+	int rv = 0;
+	if (c->help)
+		rv = nqi_prom_family(p, c->name, NQI_PROM_COUNTER, c->help);
+	if (rv == 0)
+		rv = nqi_prom_sample(p, c->name, c->reason ? labels : NULL,
+		    (double)atomic_load(c->v));
+	return rv;
 }
 
 static int metrics_cb(nqi_prom *p, void *arg)
 {
 	dlq *d = arg;
+	const dlq_counter counters[] = {
+	    {"nq_dlq_ingested_total",
+	        "Dead jobs stored from broker handoffs (a repeated handoff "
+	        "counts once).",
+	        NULL, &d->ingested_total},
+	    {"nq_dlq_duplicates_total",
+	        "Handed-over jobs that were stored already (handoffs "
+	        "repeated after a lost reply).",
+	        NULL, &d->duplicate_total},
+	    {"nq_dlq_replayed_total", "Entries the broker took back by replay.",
+	        NULL, &d->replayed_total},
+	    {"nq_dlq_purged_total", "Entries purged by operators.", NULL,
+	        &d->purged_total},
+	    {"nq_dlq_pruned_total", "Entries removed by retention, by limit.",
+	        "count", &d->pruned_count_total},
+	    {"nq_dlq_pruned_total", NULL, "age", &d->pruned_age_total},
+	    {"nq_dlq_store_commits_total", "Store commits since start.", NULL,
+	        &d->commits_total},
+	};
 	int rv = entries_family(d, p);
-	if (rv == 0)
-		rv = counter(p, "nq_dlq_ingested_total",
-		    "Dead jobs stored "
-		    "from broker handoffs (a repeated handoff counts once).",
-		    NULL, atomic_load(&d->ingested_total));
-	if (rv == 0)
-		rv = counter(p, "nq_dlq_duplicates_total",
-		    "Handed-over jobs "
-		    "that were stored already (handoffs repeated after a lost "
-		    "reply).",
-		    NULL, atomic_load(&d->duplicate_total));
-	if (rv == 0)
-		rv = counter(p, "nq_dlq_replayed_total",
-		    "Entries the broker "
-		    "took back by replay.",
-		    NULL, atomic_load(&d->replayed_total));
-	if (rv == 0)
-		rv = counter(p, "nq_dlq_purged_total",
-		    "Entries purged by "
-		    "operators.",
-		    NULL, atomic_load(&d->purged_total));
-	if (rv == 0)
-		rv = counter(p, "nq_dlq_pruned_total",
-		    "Entries removed by "
-		    "retention, by limit.",
-		    (const char *const[]){"reason", "count", NULL},
-		    atomic_load(&d->pruned_count_total));
-	if (rv == 0)
-		rv = counter(p, "nq_dlq_pruned_total", NULL,
-		    (const char *const[]){"reason", "age", NULL},
-		    atomic_load(&d->pruned_age_total));
-	if (rv == 0)
-		rv = nqi_prom_family(p, "nq_dlq_store_commits_total",
-		    NQI_PROM_COUNTER, "Store commits since start.");
-	if (rv == 0)
-		rv = nqi_prom_sample(p, "nq_dlq_store_commits_total", NULL,
-		    (double)atomic_load(&d->commits_total));
+	for (size_t i = 0; rv == 0 && i < sizeof counters / sizeof *counters;
+	     i++)
+		rv = counter(p, &counters[i]);
 	return rv;
 }
 

@@ -110,11 +110,27 @@ static int list_walk(dlq *d, dlq_op *op, MDB_txn *txn,
 	return rv == NQ_ENOTFOUND ? NQ_OK : rv;
 }
 
+/* Starts a read handler: its reply body, a copy of init (size bytes) in
+ * op's arena, and a read transaction of its own. On failure there is
+ * nothing to undo. */
+static int read_begin(dlq *d, dlq_op *op, const void *init, size_t size,
+    void **body, MDB_txn **txn)
+{
+	void *b = nqi_arena_zalloc(&op->mem, size);
+	if (!b)
+		return NQ_ENOMEM;
+	memcpy(b, init, size);
+	int rv = nqi_store_begin(d->store, false, txn);
+	if (rv == 0)
+		*body = b;
+	return rv;
+}
+
 int dlq_on_list(dlq *d, dlq_op *op)
 {
 	static const Nq__V1__DlqListReply init = NQ__V1__DLQ_LIST_REPLY__INIT;
 	const Nq__V1__DlqListRequest *r = op->req->dlq_list;
-	Nq__V1__DlqListReply *out = nqi_arena_zalloc(&op->mem, sizeof *out);
+	void *body;
 	MDB_txn *txn;
 	dlq_walk w = {0};
 	const char *bad = check_list(r);
@@ -122,12 +138,10 @@ int dlq_on_list(dlq *d, dlq_op *op)
 		dlq_op_status(op, NQ_EINVAL, "%s", bad);
 		return NQ_OK;
 	}
-	if (!out)
-		return NQ_ENOMEM;
-	*out = init;
-	int rv = nqi_store_begin(d->store, false, &txn);
+	int rv = read_begin(d, op, &init, sizeof init, &body, &txn);
 	if (rv != 0)
 		return rv;
+	Nq__V1__DlqListReply *out = body;
 	rv = list_start(d, op, txn, r, &w);
 	if (rv == 0)
 		rv = list_walk(d, op, txn, r, &w, out);
@@ -146,7 +160,7 @@ int dlq_on_show(dlq *d, dlq_op *op)
 {
 	static const Nq__V1__DlqShowReply init = NQ__V1__DLQ_SHOW_REPLY__INIT;
 	const char *sid = op->req->dlq_show->id;
-	Nq__V1__DlqShowReply *out = nqi_arena_zalloc(&op->mem, sizeof *out);
+	void *body;
 	MDB_txn *txn;
 	uint64_t id;
 	if (nqi_id_parse(sid, &id) != 0) {
@@ -154,12 +168,10 @@ int dlq_on_show(dlq *d, dlq_op *op)
 		    op, NQ_EINVAL, "id '%.40s' is not 16 hex digits", sid);
 		return NQ_OK;
 	}
-	if (!out)
-		return NQ_ENOMEM;
-	*out = init;
-	int rv = nqi_store_begin(d->store, false, &txn);
+	int rv = read_begin(d, op, &init, sizeof init, &body, &txn);
 	if (rv != 0)
 		return rv;
+	Nq__V1__DlqShowReply *out = body;
 	rv = dlq_store_get(d, txn, id, &op->mem.pb, &out->job);
 	mdb_txn_abort(txn);
 	if (rv == NQ_ENOTFOUND) {
@@ -214,15 +226,13 @@ static int stats_add(
 int dlq_on_stats(dlq *d, dlq_op *op)
 {
 	static const Nq__V1__DlqStatsReply init = NQ__V1__DLQ_STATS_REPLY__INIT;
-	Nq__V1__DlqStatsReply *out = nqi_arena_zalloc(&op->mem, sizeof *out);
+	void *body;
 	MDB_txn *txn;
-	if (!out)
-		return NQ_ENOMEM;
-	*out = init;
-	stats_acc a = {op, out, 0};
-	int rv = nqi_store_begin(d->store, false, &txn);
+	int rv = read_begin(d, op, &init, sizeof init, &body, &txn);
 	if (rv != 0)
 		return rv;
+	Nq__V1__DlqStatsReply *out = body;
+	stats_acc a = {op, out, 0};
 	rv = dlq_store_counts(d, txn, stats_add, &a);
 	mdb_txn_abort(txn);
 	if (rv == 0) {

@@ -586,23 +586,6 @@ static int cmd_list(dlq_cli *c)
 
 /* ---- show ---- */
 
-static void print_errors(const json_t *errors)
-{
-	size_t i;
-	json_t *e;
-	printf("errors:%s\n", json_array_size(errors) ? "" : " none");
-	json_array_foreach(errors, i, e)
-	{
-		char head[96];
-		const char *at = json_string_value(json_object_get(e, "at"));
-		snprintf(head, sizeof head, "  attempt %lld at %s",
-		    (long long)json_integer_value(
-		        json_object_get(e, "attempt")),
-		    at ? at : "(unknown time)");
-		nqctl_print_field(head, json_object_get(e, "message"));
-	}
-}
-
 static int print_entry(const dlq_cli *c, const Nq__V1__DeadJob *e)
 {
 	const char *key;
@@ -616,7 +599,7 @@ static int print_entry(const dlq_cli *c, const Nq__V1__DeadJob *e)
 	json_object_foreach(o, key, v)
 	{
 		if (strcmp(key, "errors") == 0)
-			print_errors(v);
+			nqctl_print_errors(v, true);
 		else if (!json_is_null(v))
 			nqctl_print_field(key, v);
 	}

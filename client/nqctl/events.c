@@ -88,6 +88,41 @@ int nqctl_sub_recv(
 	}
 }
 
+int nqctl_sub_args(nqctl *x, const nqi_opt *opts, size_t n, int argc,
+    char **argv, int start, const char *const *queue)
+{
+	int rc = nqctl_args(x, opts, n, argc, argv, start);
+	if (rc == NQCTL_CONTINUE && *queue && !nqi_name_valid(*queue))
+		rc = nqctl_usage_error(x,
+		    "--queue '%s' is not a valid queue name (1 to 128 of "
+		    "A-Z a-z 0-9 . _ -)",
+		    *queue);
+	return rc;
+}
+
+int nqctl_sub_loop(const nqctl *x, nq_sub *s, uint64_t deadline_ms,
+    nqctl_sub_cb cb, void *arg, bool *timed_out)
+{
+	int rc = NQCTL_CONTINUE;
+	if (timed_out)
+		*timed_out = false;
+	while (rc == NQCTL_CONTINUE) {
+		const void *msg;
+		size_t len;
+		int rv = nqctl_sub_recv(s, deadline_ms, &msg, &len);
+		if (rv == NQ_ETIMEDOUT && timed_out)
+			*timed_out = true;
+		if (rv == NQ_ETIMEDOUT || rv == NQ_ECLOSED)
+			return NQCTL_EXIT_OK;
+		if (rv != NQ_OK)
+			return nqctl_report(x, rv, NQCTL_EXIT_FAILED, NULL,
+			    "%s: receive failed: %s", x->cmd->name,
+			    nq_strerror(rv));
+		rc = cb(x, arg, msg, len);
+	}
+	return rc;
+}
+
 /* ---- gaps: the last topic_seq of every topic seen ---- */
 
 typedef struct topic_seen {
@@ -234,9 +269,9 @@ static int print_batch(
 /* Splits topic and batch; a message that is not "job.*\0<batch>" is
  * counted and skipped. Output goes out per message, so a pipe reader sees
  * events as they happen. */
-static int on_message(
-    const nqctl *x, events_run *r, const char *body, size_t len)
+static int on_message(const nqctl *x, void *arg, const char *body, size_t len)
 {
+	events_run *r = arg;
 	const char *nul = memchr(body, '\0', len);
 	Nq__V1__EventBatch *b = NULL;
 	if (nul && strncmp(body, "job.", 4) == 0)
@@ -258,13 +293,8 @@ static int on_message(
 	return rc;
 }
 
-static int check_filters(nqctl *x, const events_run *r)
+static int check_state(nqctl *x, const events_run *r)
 {
-	if (r->queue && !nqi_name_valid(r->queue))
-		return nqctl_usage_error(x,
-		    "--queue '%s' is not a valid queue name (1 to 128 of "
-		    "A-Z a-z 0-9 . _ -)",
-		    r->queue);
 	if (!r->state)
 		return NQCTL_CONTINUE;
 	for (size_t i = 0; i < NQCTL_LEN(event_kinds); i++)
@@ -275,25 +305,6 @@ static int check_filters(nqctl *x, const events_run *r)
 	    "succeeded, failed, retrying, dead, canceled, expired, "
 	    "dlq_stored, replayed)",
 	    r->state);
-}
-
-/* Receives until a signal, the deadline or --count; returns the status. */
-static int events_loop(
-    const nqctl *x, events_run *r, nq_sub *s, uint64_t deadline_ms)
-{
-	int rc = NQCTL_CONTINUE;
-	while (rc == NQCTL_CONTINUE) {
-		const void *msg;
-		size_t len;
-		int rv = nqctl_sub_recv(s, deadline_ms, &msg, &len);
-		if (rv == NQ_ETIMEDOUT || rv == NQ_ECLOSED)
-			return NQCTL_EXIT_OK;
-		if (rv != NQ_OK)
-			return nqctl_report(x, rv, NQCTL_EXIT_FAILED, NULL,
-			    "events: receive failed: %s", nq_strerror(rv));
-		rc = on_message(x, r, msg, len);
-	}
-	return rc;
 }
 
 int nqctl_events(nqctl *x, int argc, char **argv, int start)
@@ -312,14 +323,13 @@ int nqctl_events(nqctl *x, int argc, char **argv, int start)
 	        "exit 0 after printing this many events", false},
 	    {"duration", NQI_OPT_DURATION, &duration_ms,
 	        "exit 0 after this long", false},
-	    {"events", NQI_OPT_STR, &x->conf.events_url,
-	        "broker events socket (" NQCTL_DEFAULT_EVENTS ")", false},
-	    NQCTL_COMMON_OPTS(x),
+	    NQCTL_SUB_OPTS(x),
 	};
 	nq_sub *s;
-	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
+	int rc = nqctl_sub_args(
+	    x, opts, NQCTL_LEN(opts), argc, argv, start, &r.queue);
 	if (rc == NQCTL_CONTINUE)
-		rc = check_filters(x, &r);
+		rc = check_state(x, &r);
 	if (rc != NQCTL_CONTINUE)
 		return rc;
 	/* With both filters, the exact topic, its NUL included so that queue
@@ -332,7 +342,7 @@ int nqctl_events(nqctl *x, int argc, char **argv, int start)
 	uint64_t deadline_ms = duration_ms ? nqi_mono_ms() + duration_ms : 0;
 	if ((rc = nqctl_sub_open(x, topic, tlen, &s)) != NQCTL_CONTINUE)
 		return rc;
-	rc = events_loop(x, &r, s, deadline_ms);
+	rc = nqctl_sub_loop(x, s, deadline_ms, on_message, &r, NULL);
 	/* s stays open until nqctl exits: see nqctl_sub_open. */
 	if (r.gaps.missed)
 		fprintf(stderr,

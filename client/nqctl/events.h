@@ -14,6 +14,7 @@
 #ifndef NQCTL_EVENTS_H
 #define NQCTL_EVENTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,17 @@ int nqctl_events(nqctl *x, int argc, char **argv, int start);
 int nqctl_top(nqctl *x, int argc, char **argv, int start);
 
 /* ---- shared by both: libnq's subscriber on the events URL ---- */
+
+/* The flags both take after their own: --events and the common ones. */
+#define NQCTL_SUB_OPTS(x)                                                      \
+	{"events", NQI_OPT_STR, &(x)->conf.events_url,                         \
+	    "broker events socket (" NQCTL_DEFAULT_EVENTS ")", false},         \
+	    NQCTL_COMMON_OPTS(x)
+
+/* nqctl_args, then the check of --queue: *queue, which the flags may have
+ * set. Returns NQCTL_CONTINUE or the exit status. */
+int nqctl_sub_args(nqctl *x, const nqi_opt *opts, size_t n, int argc,
+    char **argv, int start, const char *const *queue);
 
 /*
  * Opens the client (nqctl_connect) and subscribes it to the topic prefix
@@ -58,5 +70,20 @@ const char *nqctl_sub_url(const nqctl *x);
  */
 int nqctl_sub_recv(
     nq_sub *s, uint64_t deadline_ms, const void **msg, size_t *len);
+
+/* What nqctl_sub_loop calls with each message (valid during the call):
+ * NQCTL_CONTINUE asks for the next one, anything else is the status. */
+typedef int (*nqctl_sub_cb)(
+    const nqctl *x, void *arg, const char *msg, size_t len);
+
+/*
+ * Calls cb with each message received on s until cb returns a status,
+ * SIGINT or SIGTERM, or deadline_ms (as for nqctl_sub_recv). Returns cb's
+ * status, NQCTL_EXIT_OK after a signal or the deadline (*timed_out, when
+ * not NULL, says whether it was the deadline), or NQCTL_EXIT_FAILED after
+ * saying that a receive failed.
+ */
+int nqctl_sub_loop(const nqctl *x, nq_sub *s, uint64_t deadline_ms,
+    nqctl_sub_cb cb, void *arg, bool *timed_out);
 
 #endif

@@ -135,5 +135,9 @@ int nqctl_parse_time(const char *s, uint64_t *us);
 /* Writes "key: value": printable text as it is (later lines indented),
  * anything else as JSON, which escapes control characters. */
 void nqctl_print_field(const char *key, const json_t *v);
+/* Writes the "errors" array of a job ({attempt, at, message} each) as an
+ * "errors:" line and one field per error. An empty array writes nothing,
+ * or "errors: none" when say_none. */
+void nqctl_print_errors(const json_t *errors, bool say_none);
 
 #endif

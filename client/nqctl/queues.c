@@ -167,19 +167,30 @@ static int print_stats_json(
 	    (json_int_t)broker->jobs_stored));
 }
 
-int nqctl_stats(nqctl *x, int argc, char **argv, int start)
+/* Parses the common options and the QUEUE argument (*queue NULL when
+ * there is none), checks the name and connects. Returns NQCTL_CONTINUE,
+ * or the exit status after saying what went wrong. */
+static int queue_begin(
+    nqctl *x, int argc, char **argv, int start, const char **queue)
 {
 	const nqi_opt opts[] = {NQCTL_COMMON_OPTS(x)};
+	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
+	*queue = x->nargs ? x->args[0] : NULL;
+	if (rc == NQCTL_CONTINUE && *queue && !nqi_name_valid(*queue))
+		rc = nqctl_usage_error(
+		    x, "'%s' is not a valid queue name", *queue);
+	if (rc == NQCTL_CONTINUE)
+		rc = nqctl_connect(x);
+	return rc;
+}
+
+int nqctl_stats(nqctl *x, int argc, char **argv, int start)
+{
 	nq_queue_stats *qs = NULL;
 	nq_broker_stats broker = {0};
 	size_t n = 0;
-	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
-	const char *queue = x->nargs ? x->args[0] : NULL;
-	if (rc == NQCTL_CONTINUE && queue && !nqi_name_valid(queue))
-		rc = nqctl_usage_error(
-		    x, "'%s' is not a valid queue name", queue);
-	if (rc == NQCTL_CONTINUE)
-		rc = nqctl_connect(x);
+	const char *queue;
+	int rc = queue_begin(x, argc, argv, start, &queue);
 	if (rc != NQCTL_CONTINUE)
 		return rc;
 	int rv = nq_stats(x->client, queue, &qs, &n, &broker);
@@ -194,14 +205,8 @@ int nqctl_stats(nqctl *x, int argc, char **argv, int start)
 
 static int set_paused(nqctl *x, int argc, char **argv, int start, bool pause)
 {
-	const nqi_opt opts[] = {NQCTL_COMMON_OPTS(x)};
-	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
-	const char *queue = x->args[0];
-	if (rc == NQCTL_CONTINUE && !nqi_name_valid(queue))
-		rc = nqctl_usage_error(
-		    x, "'%s' is not a valid queue name", queue);
-	if (rc == NQCTL_CONTINUE)
-		rc = nqctl_connect(x);
+	const char *queue;
+	int rc = queue_begin(x, argc, argv, start, &queue);
 	if (rc != NQCTL_CONTINUE)
 		return rc;
 	int rv =

@@ -201,13 +201,13 @@ static void print_binary(const char *key, const json_t *v)
 	    (int)(strstr(key, "_base64") - key), key, b64 / 4 * 3 - pad);
 }
 
-static void print_errors(const json_t *errors)
+void nqctl_print_errors(const json_t *errors, bool say_none)
 {
 	size_t i;
 	json_t *e;
-	if (json_array_size(errors) == 0)
+	if (json_array_size(errors) == 0 && !say_none)
 		return;
-	printf("errors:\n");
+	printf("errors:%s\n", json_array_size(errors) ? "" : " none");
 	json_array_foreach(errors, i, e)
 	{
 		char head[96];
@@ -238,7 +238,7 @@ int nqctl_print_job(const nqctl *x, const nq_job *job)
 	json_object_foreach(o, key, v)
 	{
 		if (strcmp(key, "errors") == 0)
-			print_errors(v);
+			nqctl_print_errors(v, false);
 		else if (strstr(key, "_base64"))
 			print_binary(key, v);
 		else if (strcmp(key, "in_dlq") == 0)

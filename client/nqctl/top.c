@@ -276,8 +276,9 @@ static int print_frame_json(const top_run *r, json_t *m)
 }
 
 /* One message: shown when it is the metrics topic with one msgpack map. */
-static int on_message(top_run *r, const nqctl *x, const char *body, size_t len)
+static int on_message(const nqctl *x, void *arg, const char *body, size_t len)
 {
+	top_run *r = arg;
 	json_t *m =
 	    len > TOPIC_LEN && memcmp(body, TOPIC, TOPIC_LEN) == 0
 	        ? nqi_msgpack_to_jansson(body + TOPIC_LEN, len - TOPIC_LEN)
@@ -294,27 +295,18 @@ static int on_message(top_run *r, const nqctl *x, const char *body, size_t len)
 	return rc;
 }
 
+/* Shows frames until a signal or the deadline; a deadline that passes
+ * before any frame came says the URL is likely not the broker's. */
 static int top_loop(top_run *r, const nqctl *x, nq_sub *s, uint64_t deadline_ms)
 {
-	int rc = NQCTL_CONTINUE;
-	while (rc == NQCTL_CONTINUE) {
-		const void *msg;
-		size_t len;
-		int rv = nqctl_sub_recv(s, deadline_ms, &msg, &len);
-		if (rv == NQ_ECLOSED)
-			return NQCTL_EXIT_OK;
-		if (rv == NQ_ETIMEDOUT && r->frames)
-			return NQCTL_EXIT_OK;
-		if (rv == NQ_ETIMEDOUT)
-			return nqctl_report(x, rv, NQCTL_EXIT_UNREACHABLE, NULL,
-			    "top: no metrics arrived from %s in time; "
-			    "is that the broker's --events socket?",
-			    nqctl_sub_url(x));
-		if (rv != NQ_OK)
-			return nqctl_report(x, rv, NQCTL_EXIT_FAILED, NULL,
-			    "top: receive failed: %s", nq_strerror(rv));
-		rc = on_message(r, x, msg, len);
-	}
+	bool timed_out;
+	int rc = nqctl_sub_loop(x, s, deadline_ms, on_message, r, &timed_out);
+	if (timed_out && !r->frames)
+		return nqctl_report(x, NQ_ETIMEDOUT, NQCTL_EXIT_UNREACHABLE,
+		    NULL,
+		    "top: no metrics arrived from %s in time; "
+		    "is that the broker's --events socket?",
+		    nqctl_sub_url(x));
 	return rc;
 }
 
@@ -326,17 +318,11 @@ int nqctl_top(nqctl *x, int argc, char **argv, int start)
 	    {"queue", NQI_OPT_STR, &r.queue, "only this queue", false},
 	    {"duration", NQI_OPT_DURATION, &duration_ms,
 	        "exit 0 after this long (3 when no metrics came)", false},
-	    {"events", NQI_OPT_STR, &x->conf.events_url,
-	        "broker events socket (" NQCTL_DEFAULT_EVENTS ")", false},
-	    NQCTL_COMMON_OPTS(x),
+	    NQCTL_SUB_OPTS(x),
 	};
 	nq_sub *s;
-	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
-	if (rc == NQCTL_CONTINUE && r.queue && !nqi_name_valid(r.queue))
-		rc = nqctl_usage_error(x,
-		    "--queue '%s' is not a valid queue name (1 to 128 of "
-		    "A-Z a-z 0-9 . _ -)",
-		    r.queue);
+	int rc = nqctl_sub_args(
+	    x, opts, NQCTL_LEN(opts), argc, argv, start, &r.queue);
 	if (rc != NQCTL_CONTINUE)
 		return rc;
 	r.json = x->conf.json;

@@ -192,6 +192,19 @@ NQ_API int nq_enqueue(
 	return NQ_OK;
 }
 
+/* One call on the api socket whose reply must carry body `want` (what
+ * names the call in errors). As nqc_call: whenever *reply is set the
+ * caller frees it, whatever this returns. */
+static int api_call(nq_client *c, Nq__V1__Request *req, uint64_t reply_ms,
+    Nq__V1__Reply__BodyCase want, const char *what, Nq__V1__Reply **reply)
+{
+	int rv =
+	    nqc_call(c, NQC_API, NULL, req, reply_ms, reply, c->last_error);
+	if (rv == NQ_OK)
+		rv = nqc_expect(c, NQC_API, *reply, want, what, c->last_error);
+	return rv;
+}
+
 /* Takes the job out of a reply body (slot may be NULL) so that it
  * outlives the reply. */
 static int take_job(
@@ -207,31 +220,55 @@ static int take_job(
 	return NQ_OK;
 }
 
+/* Where the body of a Get or Wait reply holds its job (NULL if none). */
+static Nq__V1__Job **job_slot(Nq__V1__Reply *r)
+{
+	if (r->body_case == NQ__V1__REPLY__BODY_GET && r->get)
+		return &r->get->job;
+	if (r->body_case == NQ__V1__REPLY__BODY_WAIT && r->wait)
+		return &r->wait->job;
+	return NULL;
+}
+
+/* api_call for a request answered by one job, which goes to *out. */
+static int job_call(nq_client *c, Nq__V1__Request *req, uint64_t reply_ms,
+    Nq__V1__Reply__BodyCase want, const char *what, nq_job **out)
+{
+	Nq__V1__Reply *r = NULL;
+	int rv = api_call(c, req, reply_ms, want, what, &r);
+	if (rv == NQ_OK)
+		rv = take_job(c, job_slot(r), what, out);
+	if (r)
+		nq__v1__reply__free_unpacked(r, NULL);
+	return rv;
+}
+
+/* The checks of get and wait: a client, an out pointer, a job id, whose
+ * canonical form goes to canon. */
+static int check_job_args(
+    nq_client *c, const char *id, nq_job **out, char canon[NQ_ID_MAX])
+{
+	int rv = check_client(c);
+	if (rv != 0)
+		return rv;
+	if (!out)
+		return nqc_fail(c->last_error, NQ_EINVAL, "out is NULL");
+	return check_id(id, canon, c->last_error);
+}
+
 NQ_API int nq_get(nq_client *c, const char *id, nq_job **out)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__GetRequest body = NQ__V1__GET_REQUEST__INIT;
-	Nq__V1__Reply *r = NULL;
 	char canon[NQ_ID_MAX];
-	int rv;
-	if ((rv = check_client(c)) != 0)
-		return rv;
-	if (!out)
-		return nqc_fail(c->last_error, NQ_EINVAL, "out is NULL");
-	if ((rv = check_id(id, canon, c->last_error)) != 0)
+	int rv = check_job_args(c, id, out, canon);
+	if (rv != 0)
 		return rv;
 	body.id = canon;
 	req.body_case = NQ__V1__REQUEST__BODY_GET;
 	req.get = &body;
-	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r, c->last_error);
-	if (rv == NQ_OK)
-		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_GET, "get",
-		    c->last_error);
-	if (rv == NQ_OK)
-		rv = take_job(c, r->get ? &r->get->job : NULL, "get", out);
-	if (r)
-		nq__v1__reply__free_unpacked(r, NULL);
-	return rv;
+	return job_call(
+	    c, &req, c->timeout_ms, NQ__V1__REPLY__BODY_GET, "get", out);
 }
 
 /* One Wait request of at most NQC_WAIT_CAP_MS; the job as it is then. */
@@ -240,23 +277,14 @@ static int wait_once(
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__WaitRequest body = NQ__V1__WAIT_REQUEST__INIT;
-	Nq__V1__Reply *r = NULL;
 	body.id = (char *)canon;
 	body.timeout_ms = wait_ms;
 	req.body_case = NQ__V1__REQUEST__BODY_WAIT;
 	req.wait = &body;
 	/* The reply may legitimately take the whole wait, so the transport
 	 * timeout runs on top of it. */
-	int rv = nqc_call(
-	    c, NQC_API, NULL, &req, wait_ms + c->timeout_ms, &r, c->last_error);
-	if (rv == NQ_OK)
-		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_WAIT, "wait",
-		    c->last_error);
-	if (rv == NQ_OK)
-		rv = take_job(c, r->wait ? &r->wait->job : NULL, "wait", out);
-	if (r)
-		nq__v1__reply__free_unpacked(r, NULL);
-	return rv;
+	return job_call(c, &req, wait_ms + c->timeout_ms,
+	    NQ__V1__REPLY__BODY_WAIT, "wait", out);
 }
 
 /* Sleeps before asking again when the broker answered a wait at once, so a
@@ -278,12 +306,8 @@ NQ_API int nq_wait(
 	char canon[NQ_ID_MAX];
 	uint64_t start = nqi_mono_ms();
 	nq_state st = NQ_STATE_UNSPECIFIED;
-	int rv;
-	if ((rv = check_client(c)) != 0)
-		return rv;
-	if (!out)
-		return nqc_fail(c->last_error, NQ_EINVAL, "out is NULL");
-	if ((rv = check_id(id, canon, c->last_error)) != 0)
+	int rv = check_job_args(c, id, out, canon);
+	if (rv != 0)
 		return rv;
 	for (;;) {
 		uint64_t spent = nqi_mono_ms() - start;
@@ -361,10 +385,8 @@ static int queue_call(nq_client *c, const char *queue, bool pause)
 		req.pause = &p;
 	else
 		req.resume = &q;
-	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r, c->last_error);
-	if (rv == NQ_OK)
-		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_QUEUE,
-		    pause ? "pause" : "resume", c->last_error);
+	rv = api_call(c, &req, c->timeout_ms, NQ__V1__REPLY__BODY_QUEUE,
+	    pause ? "pause" : "resume", &r);
 	if (r)
 		nq__v1__reply__free_unpacked(r, NULL);
 	return rv;
@@ -425,10 +447,8 @@ NQ_API int nq_stats(nq_client *c, const char *queue, nq_queue_stats **out,
 	body.queue = str_in(queue);
 	req.body_case = NQ__V1__REQUEST__BODY_STATS;
 	req.stats = &body;
-	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r, c->last_error);
-	if (rv == NQ_OK)
-		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_STATS,
-		    "stats", c->last_error);
+	rv = api_call(
+	    c, &req, c->timeout_ms, NQ__V1__REPLY__BODY_STATS, "stats", &r);
 	if (rv == NQ_OK && !r->stats)
 		rv = nqc_fail(c->last_error, NQ_EPROTO,
 		    "reply to stats carries no stats");

@@ -60,23 +60,27 @@ static const Nq__V1__Job *job_pb(const nq_job *job)
 	return job ? job->pb : NULL;
 }
 
-NQ_API const char *nq_job_id(const nq_job *job)
-{
-	const Nq__V1__Job *j = job_pb(job);
-	return str_or_empty(j ? j->id : NULL);
-}
+/*
+ * One accessor per field of the job (of = job_pb) or of its spec
+ * (of = job_spec). The names, types and visibility are the public ones of
+ * nq.h; a missing job or spec reads as 0, a missing string as "".
+ */
+#define NQC_JOB_NUM(type, field, of)                                           \
+	NQ_API type nq_job_##field(const nq_job *job)                          \
+	{                                                                      \
+		return of(job) ? of(job)->field : 0;                           \
+	}
 
-NQ_API const char *nq_job_queue(const nq_job *job)
-{
-	const Nq__V1__JobSpec *s = job_spec(job);
-	return str_or_empty(s ? s->queue : NULL);
-}
+#define NQC_JOB_STR(field, of)                                                 \
+	NQ_API const char *nq_job_##field(const nq_job *job)                   \
+	{                                                                      \
+		return str_or_empty(of(job) ? of(job)->field : NULL);          \
+	}
 
-NQ_API const char *nq_job_type(const nq_job *job)
-{
-	const Nq__V1__JobSpec *s = job_spec(job);
-	return str_or_empty(s ? s->type : NULL);
-}
+/* In the order of nq.h. */
+NQC_JOB_STR(id, job_pb)
+NQC_JOB_STR(queue, job_spec)
+NQC_JOB_STR(type, job_spec)
 
 NQ_API nq_state nq_job_state(const nq_job *job)
 {
@@ -86,35 +90,11 @@ NQ_API nq_state nq_job_state(const nq_job *job)
 	return (nq_state)j->state;
 }
 
-NQ_API uint32_t nq_job_attempt(const nq_job *job)
-{
-	const Nq__V1__Job *j = job_pb(job);
-	return j ? j->attempt : 0;
-}
-
-NQ_API uint32_t nq_job_max_attempts(const nq_job *job)
-{
-	const Nq__V1__Job *j = job_pb(job);
-	return j ? j->max_attempts : 0;
-}
-
-NQ_API int32_t nq_job_priority(const nq_job *job)
-{
-	const Nq__V1__JobSpec *s = job_spec(job);
-	return s ? s->priority : 0;
-}
-
-NQ_API uint32_t nq_job_schema_version(const nq_job *job)
-{
-	const Nq__V1__JobSpec *s = job_spec(job);
-	return s ? s->schema_version : 0;
-}
-
-NQ_API const char *nq_job_content_type(const nq_job *job)
-{
-	const Nq__V1__JobSpec *s = job_spec(job);
-	return str_or_empty(s ? s->content_type : NULL);
-}
+NQC_JOB_NUM(uint32_t, attempt, job_pb)
+NQC_JOB_NUM(uint32_t, max_attempts, job_pb)
+NQC_JOB_NUM(int32_t, priority, job_spec)
+NQC_JOB_NUM(uint32_t, schema_version, job_spec)
+NQC_JOB_STR(content_type, job_spec)
 
 /* Bytes fields: NULL data with length 0 when empty. */
 static const void *bytes_out(const ProtobufCBinaryData *b, size_t *len)
@@ -137,83 +117,19 @@ NQ_API const void *nq_job_result(const nq_job *job, size_t *len)
 	return bytes_out(j ? &j->result : NULL, len);
 }
 
-NQ_API const char *nq_job_traceparent(const nq_job *job)
-{
-	const Nq__V1__JobSpec *s = job_spec(job);
-	return str_or_empty(s ? s->traceparent : NULL);
-}
-
-NQ_API const char *nq_job_idempotency_key(const nq_job *job)
-{
-	const Nq__V1__JobSpec *s = job_spec(job);
-	return str_or_empty(s ? s->idempotency_key : NULL);
-}
-
-NQ_API const char *nq_job_ordering_key(const nq_job *job)
-{
-	const Nq__V1__JobSpec *s = job_spec(job);
-	return str_or_empty(s ? s->ordering_key : NULL);
-}
-
-NQ_API const char *nq_job_dead_reason(const nq_job *job)
-{
-	const Nq__V1__Job *j = job_pb(job);
-	return str_or_empty(j ? j->dead_reason : NULL);
-}
-
-NQ_API bool nq_job_in_dlq(const nq_job *job)
-{
-	const Nq__V1__Job *j = job_pb(job);
-	return j && j->in_dlq;
-}
-
-NQ_API const char *nq_job_worker_id(const nq_job *job)
-{
-	const Nq__V1__Job *j = job_pb(job);
-	return str_or_empty(j ? j->worker_id : NULL);
-}
-
-NQ_API uint64_t nq_job_created_us(const nq_job *job)
-{
-	const Nq__V1__Job *j = job_pb(job);
-	return j ? j->created_us : 0;
-}
-
-NQ_API uint64_t nq_job_run_at_us(const nq_job *job)
-{
-	const Nq__V1__Job *j = job_pb(job);
-	return j ? j->run_at_us : 0;
-}
-
-NQ_API uint64_t nq_job_started_us(const nq_job *job)
-{
-	const Nq__V1__Job *j = job_pb(job);
-	return j ? j->started_us : 0;
-}
-
-NQ_API uint64_t nq_job_finished_us(const nq_job *job)
-{
-	const Nq__V1__Job *j = job_pb(job);
-	return j ? j->finished_us : 0;
-}
-
-NQ_API uint64_t nq_job_timeout_ms(const nq_job *job)
-{
-	const Nq__V1__Job *j = job_pb(job);
-	return j ? j->timeout_ms : 0;
-}
-
-NQ_API uint64_t nq_job_lease_token(const nq_job *job)
-{
-	const Nq__V1__Job *j = job_pb(job);
-	return j ? j->lease_token : 0;
-}
-
-NQ_API uint64_t nq_job_lease_expires_us(const nq_job *job)
-{
-	const Nq__V1__Job *j = job_pb(job);
-	return j ? j->lease_expires_us : 0;
-}
+NQC_JOB_STR(traceparent, job_spec)
+NQC_JOB_STR(idempotency_key, job_spec)
+NQC_JOB_STR(ordering_key, job_spec)
+NQC_JOB_STR(dead_reason, job_pb)
+NQC_JOB_NUM(bool, in_dlq, job_pb)
+NQC_JOB_STR(worker_id, job_pb)
+NQC_JOB_NUM(uint64_t, created_us, job_pb)
+NQC_JOB_NUM(uint64_t, run_at_us, job_pb)
+NQC_JOB_NUM(uint64_t, started_us, job_pb)
+NQC_JOB_NUM(uint64_t, finished_us, job_pb)
+NQC_JOB_NUM(uint64_t, timeout_ms, job_pb)
+NQC_JOB_NUM(uint64_t, lease_token, job_pb)
+NQC_JOB_NUM(uint64_t, lease_expires_us, job_pb)
 
 NQ_API size_t nq_job_error_count(const nq_job *job)
 {
