@@ -87,6 +87,8 @@ int broker_open_store(broker *b)
 	    .map_size = b->cfg.map_size,
 	    .dbs = store_dbs,
 	    .ndbs = sizeof store_dbs / sizeof *store_dbs,
+	    .handles = (MDB_dbi *const[]){&b->db_jobs, &b->db_idem,
+	        &b->db_expiry, &b->db_queues, &b->db_meta, &b->db_handoff},
 	    .schema_version = STORE_SCHEMA,
 	};
 	int rv = nqi_store_open(&b->store, &so, err, sizeof err);
@@ -95,11 +97,5 @@ int broker_open_store(broker *b)
 		    NQI_S("err", err));
 		return rv;
 	}
-	b->db_jobs = nqi_store_dbi(b->store, 0);
-	b->db_idem = nqi_store_dbi(b->store, 1);
-	b->db_expiry = nqi_store_dbi(b->store, 2);
-	b->db_queues = nqi_store_dbi(b->store, 3);
-	b->db_meta = nqi_store_dbi(b->store, 4);
-	b->db_handoff = nqi_store_dbi(b->store, 5);
 	return NQ_OK;
 }

@@ -27,16 +27,13 @@ int dlq_store_open(dlq *d, char *err, size_t errlen)
 	    .map_size = d->cfg.map_size,
 	    .dbs = store_dbs,
 	    .ndbs = sizeof store_dbs / sizeof *store_dbs,
+	    .handles = (MDB_dbi *const[]){&d->db_entries, &d->db_time,
+	        &d->db_queue, &d->db_counts, &d->db_meta},
 	    .schema_version = DLQ_STORE_SCHEMA,
 	};
 	int rv = nqi_store_open(&d->store, &so, err, errlen);
 	if (rv != 0)
 		return rv;
-	d->db_entries = nqi_store_dbi(d->store, 0);
-	d->db_time = nqi_store_dbi(d->store, 1);
-	d->db_queue = nqi_store_dbi(d->store, 2);
-	d->db_counts = nqi_store_dbi(d->store, 3);
-	d->db_meta = nqi_store_dbi(d->store, 4);
 	return NQ_OK;
 }
 

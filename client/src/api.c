@@ -367,16 +367,24 @@ NQ_API int nq_cancel(nq_client *c, const char *id, nq_job **out)
 	return rv;
 }
 
+/* The client and the queue of a queue call; with every_ok, NULL or ""
+ * (every queue) passes too. */
+static int check_queue(nq_client *c, const char *queue, bool every_ok)
+{
+	int rv = check_client(c);
+	if (rv == 0 && !(every_ok && (!queue || !queue[0])))
+		rv = check_name("queue", queue, c->last_error);
+	return rv;
+}
+
 static int queue_call(nq_client *c, const char *queue, bool pause)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__PauseRequest p = NQ__V1__PAUSE_REQUEST__INIT;
 	Nq__V1__ResumeRequest q = NQ__V1__RESUME_REQUEST__INIT;
 	Nq__V1__Reply *r = NULL;
-	int rv;
-	if ((rv = check_client(c)) != 0)
-		return rv;
-	if ((rv = check_name("queue", queue, c->last_error)) != 0)
+	int rv = check_queue(c, queue, false);
+	if (rv != 0)
 		return rv;
 	p.queue = q.queue = (char *)queue;
 	req.body_case =
@@ -435,15 +443,12 @@ NQ_API int nq_stats(nq_client *c, const char *queue, nq_queue_stats **out,
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__StatsRequest body = NQ__V1__STATS_REQUEST__INIT;
 	Nq__V1__Reply *r = NULL;
-	int rv;
-	if ((rv = check_client(c)) != 0)
+	int rv = check_queue(c, queue, true);
+	if (rv != 0)
 		return rv;
 	if (!out || !n)
 		return nqc_fail(
 		    c->last_error, NQ_EINVAL, "out and n must not be NULL");
-	if (queue && queue[0] &&
-	    (rv = check_name("queue", queue, c->last_error)) != 0)
-		return rv;
 	body.queue = str_in(queue);
 	req.body_case = NQ__V1__REQUEST__BODY_STATS;
 	req.stats = &body;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "nq/nq.h"
+#include "nqi/util.h"
 
 #define TOKEN_MAX 512
 #define TOKENS_MAX 4096
@@ -21,16 +22,6 @@ struct nqi_auth {
 };
 
 static const char *const role_names[3] = {"producer", "worker", "admin"};
-
-static char *trim(char *s)
-{
-	while (isspace((unsigned char)*s))
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
 
 static int list_add(token_list *l, const char *tok)
 {
@@ -66,7 +57,7 @@ static int add_tokens(token_list *l, char *text, const char *seps)
 	char *save = NULL;
 	for (char *t = strtok_r(text, seps, &save); t;
 	     t = strtok_r(NULL, seps, &save)) {
-		t = trim(t);
+		t = nqi_trim(t);
 		if (!*t || *t == '#')
 			continue;
 		int rv = list_add(l, t);

@@ -186,16 +186,6 @@ static int parse_flags(const nqi_opt *opts, size_t n, int argc, char **argv,
 	return NQ_OK;
 }
 
-static char *trim(char *s)
-{
-	while (isspace((unsigned char)*s))
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
 /* Applies one "name = value" line; comments and blank lines are skipped. */
 static int load_line(const nqi_opt *opts, size_t n, char *line,
     nqi_strlist *keep, char *err, size_t errlen)
@@ -203,7 +193,7 @@ static int load_line(const nqi_opt *opts, size_t n, char *line,
 	char *hash = strchr(line, '#');
 	if (hash)
 		*hash = '\0';
-	char *s = trim(line);
+	char *s = nqi_trim(line);
 	if (!*s)
 		return NQ_OK;
 	char *eq = strchr(s, '=');
@@ -212,7 +202,7 @@ static int load_line(const nqi_opt *opts, size_t n, char *line,
 		return NQ_EINVAL;
 	}
 	*eq = '\0';
-	char *name = trim(s), *val = trim(eq + 1);
+	char *name = nqi_trim(s), *val = nqi_trim(eq + 1);
 	const nqi_opt *o = find_opt(opts, n, name, strlen(name));
 	if (!o) {
 		snprintf(err, errlen, "unknown setting '%s'", name);

@@ -158,6 +158,8 @@ int nqi_store_open(
 		return nqi_store_err(rc);
 	}
 	s->ndbs = o->ndbs;
+	for (size_t i = 0; o->handles && i < o->ndbs; i++)
+		*o->handles[i] = s->dbi[i];
 	find_map(s, o->dir);
 	if ((rc = check_schema(s, o->schema_version, err, errlen)) != 0) {
 		nqi_store_close(s);

@@ -1,5 +1,6 @@
 #include "nqi/util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <nng/nng.h>
 #include <stdint.h>
@@ -356,4 +357,14 @@ uint64_t nqi_random_u64(void)
 	uint64_t v;
 	nqi_random(&v, sizeof v);
 	return v;
+}
+
+char *nqi_trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
 }

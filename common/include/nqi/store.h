@@ -24,6 +24,9 @@ typedef struct nqi_store_opts {
 	uint64_t map_size;      /* bytes; the store cannot grow past it */
 	const char *const *dbs; /* named databases to open or create */
 	size_t ndbs;
+	/* where the handle of each of dbs goes once open (NULL: ask with
+	 * nqi_store_dbi) */
+	MDB_dbi *const *handles;
 	uint32_t schema_version;
 } nqi_store_opts;
 

@@ -52,6 +52,10 @@ size_t nqi_utf8_char_len(const uint8_t *p, size_t n);
 /* True when all n bytes are well-formed UTF-8. */
 bool nqi_utf8_valid(const void *buf, size_t n);
 
+/* Cuts white space off both ends of s, in place; returns where the rest
+ * starts. */
+char *nqi_trim(char *s);
+
 /* Parses "250ms", "30s", "5m", "2h", "1d" or a bare number of milliseconds.
  * Returns 0 and writes *ms, or NQ_EINVAL. */
 int nqi_parse_duration_ms(const char *s, uint64_t *ms);
