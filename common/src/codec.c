@@ -119,6 +119,10 @@ static const char *text_fault(const uint8_t *p, size_t n)
  * within n bytes or max. */
 static size_t wire_varint(const uint8_t *p, size_t n, size_t max, uint64_t *v)
 {
+	if (n > 0 && p[0] < 0x80) { /* most keys and lengths */
+		*v = p[0];
+		return 1;
+	}
 	uint64_t x = 0;
 	for (size_t i = 0; i < n && i < max; i++) {
 		x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
@@ -158,6 +162,17 @@ static size_t wire_value_len(unsigned wire_type, const uint8_t *p, size_t n,
 	}
 }
 
+/* The field numbered id of d, or NULL. nq's messages number their fields
+ * from 1 with few gaps, and protobuf-c keeps them sorted by number, so
+ * the field is mostly at id - 1: a look there saves the search. */
+static const ProtobufCFieldDescriptor *field_of(
+    const ProtobufCMessageDescriptor *d, unsigned id)
+{
+	if (id >= 1 && id <= d->n_fields && d->fields[id - 1].id == id)
+		return &d->fields[id - 1];
+	return protobuf_c_message_descriptor_get_field(d, id);
+}
+
 /*
  * Walks the encoded message of type d, as protobuf-c will read it, for the
  * first string field (at any depth) that holds a NUL byte or is not UTF-8:
@@ -187,9 +202,7 @@ static int wire_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p,
 		p += used;
 		n -= used;
 		const ProtobufCFieldDescriptor *f =
-		    body ? protobuf_c_message_descriptor_get_field(
-		               d, (unsigned)(uint32_t)(key >> 3))
-		         : NULL;
+		    body ? field_of(d, (unsigned)(uint32_t)(key >> 3)) : NULL;
 		if (!f)
 			continue;
 		if (f->type == PROTOBUF_C_TYPE_STRING &&
