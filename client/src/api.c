@@ -490,21 +490,33 @@ NQ_API bool nq_queue_stats_paused(const nq_queue_stats *s, size_t i)
 	return q && q->paused;
 }
 
-/* Read through the message's descriptor, so that a uint64 field added to
- * QueueStats needs no code here. */
+/* The uint64 field called name of message m of type d, read through the
+ * descriptor, so that a counter added to the proto needs no code here. */
+static int u64_field(const ProtobufCMessageDescriptor *d, const void *m,
+    const char *name, uint64_t *out)
+{
+	const ProtobufCFieldDescriptor *f =
+	    name ? protobuf_c_message_descriptor_get_field_by_name(d, name)
+	         : NULL;
+	if (!m || !f || f->type != PROTOBUF_C_TYPE_UINT64 ||
+	    f->label == PROTOBUF_C_LABEL_REPEATED || !out)
+		return NQ_EINVAL;
+	*out = *(const uint64_t *)((const char *)m + f->offset);
+	return NQ_OK;
+}
+
 NQ_API int nq_queue_stats_get(
     const nq_queue_stats *s, size_t i, const char *field, uint64_t *out)
 {
-	const Nq__V1__QueueStats *q = queue_at(s, i);
-	const ProtobufCFieldDescriptor *f =
-	    field ? protobuf_c_message_descriptor_get_field_by_name(
-	                &nq__v1__queue_stats__descriptor, field)
-	          : NULL;
-	if (!q || !f || f->type != PROTOBUF_C_TYPE_UINT64 ||
-	    f->label == PROTOBUF_C_LABEL_REPEATED || !out)
-		return NQ_EINVAL;
-	*out = *(const uint64_t *)((const char *)q + f->offset);
-	return NQ_OK;
+	return u64_field(
+	    &nq__v1__queue_stats__descriptor, queue_at(s, i), field, out);
+}
+
+NQ_API int nq_queue_stats_broker(
+    const nq_queue_stats *s, const char *field, uint64_t *out)
+{
+	const void *m = s && s->reply->stats ? s->reply->stats->broker : NULL;
+	return u64_field(&nq__v1__broker_stats__descriptor, m, field, out);
 }
 
 NQ_API const char *nq_queue_stats_field(size_t k)

@@ -406,6 +406,7 @@ static nng_msg *answer_stats(fake_api *f, const Nq__V1__Request *req)
 	a.dlq_handed_total = 5;
 	b.queue = "b";
 	bs.commits = 42;
+	bs.jobs_stored = 9;
 	sr.queues = qs;
 	sr.n_queues = 2;
 	sr.broker = &bs;
@@ -447,6 +448,11 @@ static void test_libnq_stats_reads_every_number_by_name(void **st)
 	assert_int_equal(nq_queue_stats_get(qs, 0, "paused", &v), NQ_EINVAL);
 	assert_int_equal(nq_queue_stats_get(qs, 0, "no_such", &v), NQ_EINVAL);
 	assert_int_equal(nq_queue_stats_get(qs, 2, "ready", &v), NQ_EINVAL);
+	/* The broker's numbers by name too, past what nq_broker_stats holds */
+	assert_int_equal(nq_queue_stats_broker(qs, "jobs_stored", &v), NQ_OK);
+	assert_int_equal(v, 9);
+	assert_int_equal(nq_queue_stats_broker(qs, "version", &v), NQ_EINVAL);
+	assert_int_equal(nq_queue_stats_broker(NULL, "commits", &v), NQ_EINVAL);
 	/* Dead over finished (succeeded + dead); 0 when nothing finished. */
 	assert_true(nq_dead_letter_ratio(qs, 0) == 0.25);
 	assert_true(nq_dead_letter_ratio(qs, 1) == 0.0);

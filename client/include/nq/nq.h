@@ -245,6 +245,9 @@ NQ_API int nq_resume(nq_client *c, const char *queue);
  */
 typedef struct nq_queue_stats nq_queue_stats;
 
+/* The broker's first numbers. This struct never grows (that would change
+ * the ABI): every number of nq.v1.BrokerStats, later ones included, is read
+ * with nq_queue_stats_broker. */
 typedef struct nq_broker_stats {
 	uint64_t commits;
 	uint64_t uptime_ms;
@@ -267,6 +270,11 @@ NQ_API int nq_queue_stats_get(
 /* The k-th name nq_queue_stats_get takes, in the order of nq.v1.QueueStats;
  * NULL past the last. */
 NQ_API const char *nq_queue_stats_field(size_t k);
+/* The number called field of the broker's stats that came with s
+ * ("commits", "uptime_ms", "jobs_stored", ...: the uint64 fields of
+ * nq.v1.BrokerStats). NQ_EINVAL for a name this libnq does not know. */
+NQ_API int nq_queue_stats_broker(
+    const nq_queue_stats *s, const char *field, uint64_t *out);
 /* Dead jobs / finished jobs (succeeded + dead) of queue i since the broker
  * started; 0 when nothing finished yet. */
 NQ_API double nq_dead_letter_ratio(const nq_queue_stats *s, size_t i);
