@@ -9,8 +9,6 @@
 #include "nqi/rep.h"
 #include "nqi/util.h"
 
-static const char *const store_dbs[] = {
-    "jobs", "idem", "expiry", "queues", "meta", "handoff"};
 #define STORE_SCHEMA 1
 
 void broker_config_defaults(broker_config *c)
@@ -81,14 +79,15 @@ void broker_fini(broker *b)
 int broker_open_store(broker *b)
 {
 	char err[256] = "";
+	const nqi_store_db dbs[] = {{"jobs", &b->db_jobs},
+	    {"idem", &b->db_idem}, {"expiry", &b->db_expiry},
+	    {"queues", &b->db_queues}, {"meta", &b->db_meta},
+	    {"handoff", &b->db_handoff}, {NULL, NULL}};
 	nqi_store_opts so = {
 	    .dir = b->cfg.data_dir,
 	    .sync = strcmp(b->cfg.sync, "always") == 0,
 	    .map_size = b->cfg.map_size,
-	    .dbs = store_dbs,
-	    .ndbs = sizeof store_dbs / sizeof *store_dbs,
-	    .handles = (MDB_dbi *const[]){&b->db_jobs, &b->db_idem,
-	        &b->db_expiry, &b->db_queues, &b->db_meta, &b->db_handoff},
+	    .dbs = dbs,
 	    .schema_version = STORE_SCHEMA,
 	};
 	int rv = nqi_store_open(&b->store, &so, err, sizeof err);

@@ -14,27 +14,22 @@
  * older one will be one function per version step, run at open in one
  * transaction. Version 1 is the first.
  */
-static const char *const store_dbs[] = {
-    "entries", "time", "queue", "counts", "meta"};
 
 #define KEY_MAX (NQI_NAME_MAX + 1 + NQI_NAME_MAX + 16)
 
 int dlq_store_open(dlq *d, char *err, size_t errlen)
 {
+	const nqi_store_db dbs[] = {{"entries", &d->db_entries},
+	    {"time", &d->db_time}, {"queue", &d->db_queue},
+	    {"counts", &d->db_counts}, {"meta", &d->db_meta}, {NULL, NULL}};
 	nqi_store_opts so = {
 	    .dir = d->cfg.data_dir,
 	    .sync = strcmp(d->cfg.sync, "always") == 0,
 	    .map_size = d->cfg.map_size,
-	    .dbs = store_dbs,
-	    .ndbs = sizeof store_dbs / sizeof *store_dbs,
-	    .handles = (MDB_dbi *const[]){&d->db_entries, &d->db_time,
-	        &d->db_queue, &d->db_counts, &d->db_meta},
+	    .dbs = dbs,
 	    .schema_version = DLQ_STORE_SCHEMA,
 	};
-	int rv = nqi_store_open(&d->store, &so, err, errlen);
-	if (rv != 0)
-		return rv;
-	return NQ_OK;
+	return nqi_store_open(&d->store, &so, err, errlen);
 }
 
 /* ---- keys ---- */

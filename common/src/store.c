@@ -116,8 +116,8 @@ static int open_dbs(nqi_store *s, const nqi_store_opts *o)
 {
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-	for (size_t i = 0; rc == 0 && i < o->ndbs; i++)
-		rc = mdb_dbi_open(txn, o->dbs[i], MDB_CREATE, &s->dbi[i]);
+	for (size_t i = 0; rc == 0 && o->dbs[i].name; i++)
+		rc = mdb_dbi_open(txn, o->dbs[i].name, MDB_CREATE, &s->dbi[i]);
 	if (rc == 0)
 		return mdb_txn_commit(txn);
 	mdb_txn_abort(txn);
@@ -127,8 +127,10 @@ static int open_dbs(nqi_store *s, const nqi_store_opts *o)
 int nqi_store_open(
     nqi_store **out, const nqi_store_opts *o, char *err, size_t errlen)
 {
-	if (o->ndbs > STORE_MAX_DBS - 1)
-		return NQ_EINVAL;
+	size_t ndbs = 0;
+	while (o->dbs[ndbs].name)
+		if (++ndbs > STORE_MAX_DBS - 1)
+			return NQ_EINVAL;
 	if (mkdir(o->dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create data dir %s: %s", o->dir,
 		    strerror(errno));
@@ -157,9 +159,10 @@ int nqi_store_open(
 		nqi_store_close(s);
 		return nqi_store_err(rc);
 	}
-	s->ndbs = o->ndbs;
-	for (size_t i = 0; o->handles && i < o->ndbs; i++)
-		*o->handles[i] = s->dbi[i];
+	s->ndbs = ndbs;
+	for (size_t i = 0; i < ndbs; i++)
+		if (o->dbs[i].handle)
+			*o->dbs[i].handle = s->dbi[i];
 	find_map(s, o->dir);
 	if ((rc = check_schema(s, o->schema_version, err, errlen)) != 0) {
 		nqi_store_close(s);

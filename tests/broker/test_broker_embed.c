@@ -268,11 +268,10 @@ static void test_embed_malformed_bytes_get_invalid_argument(void **st)
 /* Opens the broker's store itself, with only the "queues" database. */
 static nqi_store *queues_db(fixture *f)
 {
-	static const char *const dbs[] = {"queues"};
+	static const nqi_store_db dbs[] = {{"queues", NULL}, {NULL, NULL}};
 	nqi_store_opts o = {.dir = f->dir,
 	    .map_size = 256u << 20,
 	    .dbs = dbs,
-	    .ndbs = 1,
 	    .schema_version = 1};
 	nqi_store *s = NULL;
 	char err[256];

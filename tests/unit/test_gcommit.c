@@ -21,7 +21,7 @@
 #include "nqi/store.h"
 #include "nqi/util.h"
 
-static const char *const dbs[] = {"ops"};
+static const nqi_store_db dbs[] = {{"ops", NULL}, {NULL, NULL}};
 
 /* A test op: applying it stores its id. */
 typedef struct top {
@@ -140,7 +140,6 @@ static int setup(void **st)
 	    .sync = true,
 	    .map_size = 16u << 20,
 	    .dbs = dbs,
-	    .ndbs = 1,
 	    .schema_version = 1};
 	if (nqi_store_open(&f->store, &o, err, sizeof err) != 0) {
 		fprintf(stderr, "store: %s\n", err);

@@ -17,7 +17,8 @@
 
 #define COUNT(a) (sizeof(a) / sizeof *(a))
 
-static const char *const dbs[] = {"jobs", "queues"};
+static const nqi_store_db dbs[] = {
+    {"jobs", NULL}, {"queues", NULL}, {NULL, NULL}};
 
 typedef struct fixture {
 	char dir[64];
@@ -39,7 +40,6 @@ static int setup(void **st)
 	    .sync = true,
 	    .map_size = 16u << 20,
 	    .dbs = dbs,
-	    .ndbs = COUNT(dbs),
 	    .schema_version = 1};
 	unsetenv("NQ_FAULT_COMMIT_FAIL");
 	*st = f;
@@ -330,11 +330,12 @@ static void test_store_without_sync_still_commits(void **st)
 static void test_store_too_many_databases_refused(void **st)
 {
 	fixture *f = *st;
-	static const char *const many[16] = {"a", "b", "c", "d", "e", "f", "g",
-	    "h", "i", "j", "k", "l", "m", "n", "o", "p"};
+	static const nqi_store_db many[17] = {{"a", NULL}, {"b", NULL},
+	    {"c", NULL}, {"d", NULL}, {"e", NULL}, {"f", NULL}, {"g", NULL},
+	    {"h", NULL}, {"i", NULL}, {"j", NULL}, {"k", NULL}, {"l", NULL},
+	    {"m", NULL}, {"n", NULL}, {"o", NULL}, {"p", NULL}, {NULL, NULL}};
 	nqi_store *s = NULL;
 	f->opts.dbs = many;
-	f->opts.ndbs = COUNT(many);
 	assert_int_equal(
 	    nqi_store_open(&s, &f->opts, f->err, sizeof f->err), NQ_EINVAL);
 	assert_null(s);

@@ -18,15 +18,19 @@
 
 typedef struct nqi_store nqi_store;
 
+/* A named database of the store, and where its handle goes once the store
+ * is open (NULL: ask nqi_store_dbi for it by its index). */
+typedef struct nqi_store_db {
+	const char *name;
+	MDB_dbi *handle;
+} nqi_store_db;
+
 typedef struct nqi_store_opts {
 	const char *dir;
-	bool sync;              /* fsync every commit (--sync=always) */
-	uint64_t map_size;      /* bytes; the store cannot grow past it */
-	const char *const *dbs; /* named databases to open or create */
-	size_t ndbs;
-	/* where the handle of each of dbs goes once open (NULL: ask with
-	 * nqi_store_dbi) */
-	MDB_dbi *const *handles;
+	bool sync;         /* fsync every commit (--sync=always) */
+	uint64_t map_size; /* bytes; the store cannot grow past it */
+	/* the databases to open or create, up to one whose name is NULL */
+	const nqi_store_db *dbs;
 	uint32_t schema_version;
 } nqi_store_opts;
 
