@@ -2,11 +2,14 @@
  * nq-worker: runs nq jobs as shell commands, one handler command per job
  * type, on libnq's worker (fetch, lease extension, completions, drain).
  *
- * SIGTERM or SIGINT starts a drain: no new jobs; running commands get
- * --grace to finish; then their jobs are released (they run elsewhere at
- * once), the commands still running are killed, and the worker exits 0.
- * Signals are taken by one thread with sigwait, so every other thread,
- * libnq's included, runs with them blocked.
+ * SIGTERM, SIGINT or SIGQUIT starts a drain: no new jobs; running
+ * commands get --grace to finish; then their jobs are released (they run
+ * elsewhere at once), the commands still running are killed, and the
+ * worker exits 0. SIGHUP, SIGUSR1, SIGUSR2 and SIGALRM are logged
+ * (NQ-SIGNAL) and ignored, as in every daemon (nqi_signals_wait). Signals
+ * are taken by one thread with sigwait, so every other thread, libnq's
+ * included, runs with them blocked; at the end a SIGUSR1 to that thread
+ * alone (nqi_signals_wake) lets it be joined.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -67,7 +70,6 @@ typedef struct worker_main {
 	nq_worker *w;
 	pthread_t sig_thr;
 	bool sig_started;
-	atomic_bool exiting;
 	bool handlers_busy; /* a callback outlived the wait: keep its state */
 } worker_main;
 
@@ -246,26 +248,14 @@ static void ensure_std_fds(void)
 			return;
 }
 
-static void stop_signals(sigset_t *set)
-{
-	sigemptyset(set);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGUSR1); /* wakes the signal thread to exit */
-}
-
+/* Takes the signals (nqi_signals_wait) until serve wakes it at the end:
+ * the first stop signal starts the drain, a second one is logged. */
 static void *signal_main(void *arg)
 {
 	worker_main *m = arg;
-	sigset_t set;
 	int sig;
 	bool draining = false;
-	stop_signals(&set);
-	while (sigwait(&set, &sig) == 0) {
-		if (sig == SIGUSR1 && atomic_load(&m->exiting))
-			break;
-		if (sig == SIGUSR1)
-			continue;
+	while ((sig = nqi_signals_wait()) != 0) {
 		char name[32];
 		snprintf(name, sizeof name, "SIG%s", sigabbrev_np(sig));
 		nqi_info("NQ-WORKER-DRAIN", NQI_S("signal", name),
@@ -405,8 +395,7 @@ static int serve(worker_main *m)
 	nqi_shutdown_watchdog_disarm();
 	wait_handlers(m);
 	if (m->sig_started) {
-		atomic_store(&m->exiting, true);
-		pthread_kill(m->sig_thr, SIGUSR1);
+		nqi_signals_wake(m->sig_thr);
 		pthread_join(m->sig_thr, NULL);
 	}
 	pthread_mutex_lock(&m->stats.mtx);
@@ -446,7 +435,6 @@ int main(int argc, char **argv)
 	                     .log_level = "info",
 	                     .log_format = "text",
 	                     .http_addr = "127.0.0.1:7482"}};
-	sigset_t set;
 	ensure_std_fds();
 	int rc = configure(&m, argc, argv);
 	if (rc != 0) {
@@ -455,9 +443,7 @@ int main(int argc, char **argv)
 	}
 	/* Before any thread exists, so that every thread inherits the mask
 	 * and the signals reach only the sigwait thread. */
-	stop_signals(&set);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	nqi_signals_block();
 	if (worker_children_init(&m.children, (size_t)m.conf.concurrency) !=
 	    0) {
 		cleanup(&m);

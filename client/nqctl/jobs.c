@@ -256,8 +256,12 @@ static int submit(nqctl *x, const nq_job_spec *spec, bool wait)
 		    "nqctl: idempotency key '%s' matched job %s, "
 		    "which was not enqueued again\n",
 		    spec->idempotency_key, id);
-	if (wait)
+	/* The id before the wait, which may be cut short (Ctrl-C); on
+	 * stderr, so that stdout stays what it is without --wait. */
+	if (wait) {
+		fprintf(stderr, "enqueued %s\n", id);
 		return wait_and_show(x, id, 0);
+	}
 	if (!x->conf.json) {
 		printf("%s\n", id);
 		return NQCTL_EXIT_OK;

@@ -4,8 +4,9 @@
  *
  *   nqctl [--api URL] [--json] [--timeout D] ... COMMAND [ARGS] [FLAGS]
  *
- * Exit status: 0 ok, 1 the operation failed, 2 usage error, 3 the broker
- * could not be reached in time.
+ * Exit status: 0 ok, 1 the operation failed (also when the service
+ * answered that it cannot serve now), 2 usage error (a wrong address
+ * too), 3 no answer in time or no connection.
  */
 #include <errno.h>
 #include <limits.h>
@@ -21,6 +22,7 @@
 #include "nqi/codec.h"
 #include "nqi/json.h"
 #include "nqi/tls.h"
+#include "nqi/url.h"
 #include "nqi/util.h"
 
 #define NQCTL_NGLOBAL 13
@@ -99,8 +101,8 @@ static void print_usage(nqctl *x, FILE *f)
 	fprintf(f,
 	    "\nDurations read 250ms, 30s, 5m, 2h. 'nqctl COMMAND --help' "
 	    "lists a command's flags.\nExit status: 0 ok, 1 the "
-	    "operation failed, 2 usage error, 3 the broker could not\n"
-	    "be reached in time.\n");
+	    "operation failed, 2 usage error, 3 the service could not\n"
+	    "be reached (no connection, or no answer in time).\n");
 }
 
 static void print_command_usage(
@@ -264,9 +266,32 @@ static int open_failed(const nqctl *x, int rv)
 	    g->api_url ? g->api_url : NQCTL_DEFAULT_API, nq_strerror(rv));
 }
 
+/* Every address flag given, checked before anything is dialed: a wrong
+ * one is a usage error that names it, not a wait for a reply. */
+static int check_urls(const nqctl *x)
+{
+	const struct {
+		const char *flag, *url;
+	} urls[] = {
+	    {"--api", x->conf.api_url},
+	    {"--work", x->conf.work_url},
+	    {"--results", x->conf.results_url},
+	    {"--dlq", x->conf.dlq_url},
+	    {"--events", x->conf.events_url},
+	};
+	char why[512];
+	for (size_t i = 0; i < sizeof urls / sizeof *urls; i++)
+		if (urls[i].url && *urls[i].url &&
+		    nqi_url_check(urls[i].url, false, why, sizeof why) != 0)
+			return nqctl_usage_error(x, "%s %s", urls[i].flag, why);
+	return NQCTL_CONTINUE;
+}
+
 int nqctl_connect(nqctl *x)
 {
 	int rc = read_token(x);
+	if (rc == NQCTL_CONTINUE && !x->client)
+		rc = check_urls(x);
 	if (rc != NQCTL_CONTINUE || x->client)
 		return rc;
 	nq_client_opts o = {
@@ -288,7 +313,9 @@ int nqctl_connect(nqctl *x)
 
 bool nqctl_unreachable(int err)
 {
-	return err == NQ_ETIMEDOUT || err == NQ_ECONNECT || err == NQ_EUNAVAIL;
+	/* Not NQ_EUNAVAIL: that is the service's answer (its disk is full,
+	 * it is shutting down), which the message then gives. */
+	return err == NQ_ETIMEDOUT || err == NQ_ECONNECT;
 }
 
 int nqctl_fail(const nqctl *x, int err, const char *fmt, ...)

@@ -18,7 +18,7 @@ enum {
 	NQCTL_EXIT_OK = 0,
 	NQCTL_EXIT_FAILED = 1,      /* the operation failed */
 	NQCTL_EXIT_USAGE = 2,       /* bad command line */
-	NQCTL_EXIT_UNREACHABLE = 3, /* no answer from the service in time */
+	NQCTL_EXIT_UNREACHABLE = 3, /* no answer in time, or no connection */
 	NQCTL_CONTINUE = -1,        /* from nqctl_args: go on */
 };
 
@@ -93,12 +93,14 @@ int nqctl_usage_error(const nqctl *x, const char *fmt, ...)
 /* Reads --token-file (a file or env:NAME) and opens the client, once.
  * Returns NQCTL_CONTINUE, or the exit status after reporting why not. */
 int nqctl_connect(nqctl *x);
-/* True for the errors that mean no answer from the service in time. */
+/* True for the errors that mean no answer from the service: none in time
+ * (NQ_ETIMEDOUT) or no connection (NQ_ECONNECT). A service that answered
+ * UNAVAILABLE (NQ_EUNAVAIL) was reached. */
 bool nqctl_unreachable(int err);
 /*
  * Reports a failed request, "nqctl: <what>: <error>: <server message>", and
- * returns its exit status: NQCTL_EXIT_UNREACHABLE when the service did not
- * answer in time, NQCTL_EXIT_FAILED otherwise.
+ * returns its exit status: NQCTL_EXIT_UNREACHABLE when the service could
+ * not be reached (nqctl_unreachable), NQCTL_EXIT_FAILED otherwise.
  */
 int nqctl_fail(const nqctl *x, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -3,11 +3,16 @@
  * the one transport of libnq, nqctl and the services that dial others.
  *
  * A client has up to four sockets (REQ to api, REQ to work, PUSH to
- * results, REQ to nq-dlq), each opened and dialed on first use with
- * NNG_FLAG_NONBLOCK, so nq_client_open never touches the network and an
- * absent service shows up as NQ_ETIMEDOUT on the first request. NNG
- * redials in the background. A subscriber to the broker's events (nq_sub)
- * is a socket of its own, dialed with the client's TLS settings.
+ * results, REQ to nq-dlq), each opened on first use, so nq_client_open
+ * never touches the network. Until a socket has connected once, each
+ * request first dials it, one attempt bounded by the request timeout: a
+ * service that refuses the connection (or cannot be reached) fails that
+ * request at once with NQ_ECONNECT (NQ_ETIMEDOUT when the attempt takes
+ * the whole timeout), and the next request dials again. Once connected,
+ * NNG redials in the background whenever the connection is lost, and
+ * requests wait for that, up to their timeout. A subscriber to the
+ * broker's events (nq_sub) is a socket of its own, dialed the same way
+ * with the client's TLS settings.
  *
  * Every request runs on an nng context of its own, so the worker's fetch
  * and extend calls proceed side by side on one work socket. NNG errors
@@ -29,6 +34,7 @@
 #include "internal.h"
 #include "nqi/conns.h"
 #include "nqi/tls.h"
+#include "nqi/url.h"
 #include "nqi/util.h"
 
 #define CLIENT_TIMEOUT_MS 10000
@@ -78,34 +84,13 @@ NQ_API const char *nq_client_last_error(const nq_client *c)
 	return c ? c->last_error : "";
 }
 
-static bool scheme_known(const char *scheme)
-{
-	static const char *const known[] = {"tcp", "tcp4", "tcp6", "ipc",
-	    "abstract", "inproc", "tls+tcp", "tls+tcp4", "tls+tcp6", "ws",
-	    "ws4", "ws6", "wss", "wss4", "wss6"};
-	for (size_t i = 0; i < sizeof known / sizeof *known; i++)
-		if (strcmp(scheme, known[i]) == 0)
-			return true;
-	return false;
-}
-
-/* Whether NNG can parse the URL and knows its transport. */
-static bool url_usable(const char *url)
-{
-	nng_url *u;
-	if (nng_url_parse(&u, url) != 0)
-		return false;
-	bool known = scheme_known(u->u_scheme);
-	nng_url_free(u);
-	return known;
-}
-
-/* Sets the URL of one endpoint (NULL: its default), after checking it. */
-static int client_set_url(nq_client *c, nqc_end end, const char *url)
+/* Sets the URL of one endpoint (NULL: its default), after checking it;
+ * why gets the reason it cannot be dialed. */
+static int client_set_url(nq_client *c, nqc_end end, const char *url, char *why)
 {
 	if (!url)
 		url = end_defaults[end];
-	if (!url_usable(url))
+	if (nqi_url_check(url, false, why, NQC_ERR_MAX) != 0)
 		return NQ_EINVAL;
 	char *copy = strdup(url);
 	if (!copy)
@@ -163,6 +148,8 @@ NQ_API int nq_client_open(nq_client **out, const nq_client_opts *opts)
 	if (!(c = calloc(1, sizeof *c)))
 		return NQ_ENOMEM;
 	pthread_mutex_init(&c->mtx, NULL);
+	for (int e = 0; e < NQC_NENDS; e++)
+		pthread_mutex_init(&c->conn[e].mtx, NULL);
 	c->timeout_ms =
 	    opts->timeout_ms ? (uint64_t)opts->timeout_ms : CLIENT_TIMEOUT_MS;
 	urls[NQC_API] = opts->api_url;
@@ -170,7 +157,7 @@ NQ_API int nq_client_open(nq_client **out, const nq_client_opts *opts)
 	urls[NQC_RESULTS] = opts->results_url;
 	urls[NQC_DLQ] = NULL; /* nq_client_set_dlq_url */
 	for (int e = 0; e < NQC_NENDS && rv == NQ_OK; e++)
-		rv = client_set_url(c, (nqc_end)e, urls[e]);
+		rv = client_set_url(c, (nqc_end)e, urls[e], c->last_error);
 	if (rv == NQ_OK && opts->token && !(c->token = strdup(opts->token)))
 		rv = NQ_ENOMEM;
 	if (rv == NQ_OK)
@@ -191,6 +178,7 @@ NQ_API void nq_client_close(nq_client *c)
 		if (c->conn[e].open)
 			nng_close(c->conn[e].sock);
 		free(c->conn[e].url);
+		pthread_mutex_destroy(&c->conn[e].mtx);
 	}
 	if (c->tls)
 		nng_tls_config_free(c->tls);
@@ -229,17 +217,102 @@ bool nqc_connected(nq_client *c, nqc_end end)
 	return atomic_load(&c->conn[end].pipes) > 0;
 }
 
-static int conn_dial(nq_client *c, nng_socket s, nqc_end end)
+/* One first dial: the thread that makes the attempt and the caller who
+ * waits for it. */
+typedef struct first_dial {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* on the monotonic clock */
+	nng_dialer d;
+	int rv; /* NNG's, once done */
+	bool done;
+} first_dial;
+
+static void *first_dial_main(void *arg)
 {
-	const char *url = c->conn[end].url;
+	first_dial *f = arg;
+	int rv = nng_dialer_start(f->d, 0);
+	pthread_mutex_lock(&f->mu);
+	f->rv = rv;
+	f->done = true;
+	pthread_cond_signal(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+/*
+ * Starts dialer d with one attempt and waits up to ms for it: 0 once
+ * connected (NNG redials by itself from then on), else NNG's error for
+ * the attempt, NNG_ETIMEDOUT when it took longer (the dialer is closed
+ * then). A blocking nng_dialer_start has no timeout of its own (a
+ * connection whose packets are dropped waits for the kernel, minutes),
+ * hence the thread; NNG_FLAG_NONBLOCK would retry a refused connection
+ * forever without telling anyone.
+ */
+static int dial_first(nng_dialer d, uint64_t ms)
+{
+	first_dial f = {.d = d};
+	pthread_t t;
+	pthread_mutex_init(&f.mu, NULL);
+	nqi_cond_init_mono(&f.cv);
+	int rv =
+	    pthread_create(&t, NULL, first_dial_main, &f) != 0 ? NNG_ENOMEM : 0;
+	uint64_t until = nqi_mono_ms() + ms;
+	pthread_mutex_lock(&f.mu);
+	while (rv == 0 && !f.done && nqi_mono_ms() < until)
+		nqi_cond_wait_mono(&f.cv, &f.mu, until);
+	bool late = rv == 0 && !f.done;
+	pthread_mutex_unlock(&f.mu);
+	if (late)
+		nng_dialer_close(d); /* ends the attempt, and the thread */
+	if (rv == 0) {
+		pthread_join(t, NULL);
+		rv = late ? NNG_ETIMEDOUT : f.rv;
+	}
+	pthread_cond_destroy(&f.cv);
+	pthread_mutex_destroy(&f.mu);
+	return rv;
+}
+
+/* Dials url from socket s, with the client's TLS configuration for a TLS
+ * URL (dial_first). A dialer that failed is closed: the next dial makes
+ * a new one. */
+static int conn_dial(nq_client *c, nng_socket s, const char *url)
+{
 	nng_dialer d;
 	int rv;
 	if ((rv = nng_dialer_create(&d, s, url)) != 0)
 		return rv;
-	if (nqi_url_is_tls(url) &&
-	    (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->tls)) != 0)
-		return rv;
-	return nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+	if (nqi_url_is_tls(url))
+		rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->tls);
+	if (rv == 0)
+		rv = dial_first(d, c->timeout_ms);
+	if (rv != 0)
+		nng_dialer_close(d); /* after a timeout again: no harm */
+	return rv;
+}
+
+/* The error of a failed dial: whatever kept the connection from being
+ * made (refused, no route, a host name that does not resolve, a failed
+ * TLS handshake) is NQ_ECONNECT; the URL itself was checked before. */
+static int dial_err(int nrv)
+{
+	if (nrv == NNG_ETIMEDOUT || nrv == NNG_ENOMEM)
+		return nqi_err_from_nng(nrv);
+	return NQ_ECONNECT;
+}
+
+/* Why a dial failed, for last_error: "api tcp://...: connection refused
+ * (is the broker running?)". */
+static int dial_fail(nq_client *c, nqc_end end, int nrv, char *err)
+{
+	const char *url = c->conn[end].url;
+	if (nrv == NNG_ETIMEDOUT)
+		return nqc_fail(err, NQ_ETIMEDOUT,
+		    "%s %s: no connection within %llu ms (is %s running?)",
+		    end_names[end], url, (unsigned long long)c->timeout_ms,
+		    end_services[end]);
+	return nqc_fail(err, dial_err(nrv), "%s %s: %s (is %s running?)",
+	    end_names[end], url, nng_strerror(nrv), end_services[end]);
 }
 
 static int conn_open(nq_client *c, nqc_end end, char *err)
@@ -250,8 +323,7 @@ static int conn_open(nq_client *c, nqc_end end, char *err)
 		return nqc_fail(err, nqi_err_from_nng(rv), "%s socket: %s",
 		    end_names[end], nng_strerror(rv));
 	if ((rv = nqi_conns_track(s, &c->conn[end].pipes)) != 0 ||
-	    (rv = conn_configure(c, s, end)) != 0 ||
-	    (rv = conn_dial(c, s, end)) != 0) {
+	    (rv = conn_configure(c, s, end)) != 0) {
 		nng_close(s);
 		return nqc_fail(err, nqi_err_from_nng(rv), "%s %s: %s",
 		    end_names[end], c->conn[end].url, nng_strerror(rv));
@@ -261,23 +333,51 @@ static int conn_open(nq_client *c, nqc_end end, char *err)
 	return NQ_OK;
 }
 
-int nqc_socket(nq_client *c, nqc_end end, nng_socket *out, char *err)
+/* The endpoint's socket, opened (not dialed) on first use. */
+static int conn_socket(nq_client *c, nqc_end end, nng_socket *out, char *err)
 {
 	int rv = NQ_OK;
-	pthread_mutex_lock(&c->mtx);
+	pthread_mutex_lock(&c->conn[end].mtx);
 	if (!c->conn[end].open)
 		rv = conn_open(c, end, err);
 	if (rv == NQ_OK)
 		*out = c->conn[end].sock;
-	pthread_mutex_unlock(&c->mtx);
+	pthread_mutex_unlock(&c->conn[end].mtx);
 	return rv;
+}
+
+/* Under the endpoint's own lock, so that the first dial of one socket
+ * (up to the timeout) holds up no request on another; once a dial has
+ * connected, an atomic read is all it costs. */
+int nqc_dial(nq_client *c, nqc_end end, char *err)
+{
+	struct nqc_conn *k = &c->conn[end];
+	if (atomic_load(&k->dialed))
+		return NQ_OK;
+	pthread_mutex_lock(&k->mtx);
+	int rv = k->open ? NQ_OK : conn_open(c, end, err);
+	if (rv == NQ_OK && !atomic_load(&k->dialed)) {
+		int nrv = conn_dial(c, k->sock, k->url);
+		if (nrv != 0)
+			rv = dial_fail(c, end, nrv, err);
+		else
+			atomic_store(&k->dialed, true);
+	}
+	pthread_mutex_unlock(&k->mtx);
+	return rv;
+}
+
+int nqc_socket(nq_client *c, nqc_end end, nng_socket *out, char *err)
+{
+	int rv = nqc_dial(c, end, err);
+	return rv == NQ_OK ? conn_socket(c, end, out, err) : rv;
 }
 
 int nqc_ctx_open(nq_client *c, nqc_end end, nng_ctx *ctx, char *err)
 {
 	nng_socket s;
 	nng_ctx x;
-	int rv = nqc_socket(c, end, &s, err);
+	int rv = conn_socket(c, end, &s, err);
 	if (rv != NQ_OK)
 		return rv;
 	if ((rv = nng_ctx_open(&x, s)) != 0)
@@ -298,8 +398,11 @@ static int xfer_fail(nq_client *c, nqc_end end, int nrv, uint64_t ms, char *err)
 		    "%s %s: no reply within %llu ms (is %s running?)",
 		    end_names[end], url, (unsigned long long)ms,
 		    end_services[end]);
-	return nqc_fail(err, nqi_err_from_nng(nrv), "%s %s: %s", end_names[end],
-	    url, nng_strerror(nrv));
+	/* No reply came: never NQ_EUNAVAIL, which says that the service
+	 * answered it cannot serve now. */
+	int e = nqi_err_from_nng(nrv);
+	return nqc_fail(err, e == NQ_EUNAVAIL ? NQ_ECONNECT : e, "%s %s: %s",
+	    end_names[end], url, nng_strerror(nrv));
 }
 
 /* Sends msg (always consumed) and receives the reply on ctx. */
@@ -379,7 +482,8 @@ int nqc_call_arena(nq_client *c, nqc_end end, nng_ctx *ctx,
 	int rv;
 	req->version = NQI_PROTOCOL_VERSION;
 	req->token = c->token ? c->token : (char *)protobuf_c_empty_string;
-	if (!ctx && (rv = nqc_ctx_open(c, end, &own, err)) != 0)
+	if ((rv = nqc_dial(c, end, err)) != 0 ||
+	    (!ctx && (rv = nqc_ctx_open(c, end, &own, err)) != 0))
 		return rv;
 	if ((rv = nqi_msg_pack(&req->base, NULL, 0, &msg)) != 0) {
 		nqc_fail(err, rv, "out of memory packing the request");
@@ -410,10 +514,11 @@ NQ_API int nq_client_set_dlq_url(nq_client *c, const char *url)
 	if (!c)
 		return NQ_EINVAL;
 	nqc_begin(c);
-	pthread_mutex_lock(&c->mtx);
-	int rv = c->conn[NQC_DLQ].open ? NQ_EPRECOND
-	                               : client_set_url(c, NQC_DLQ, url);
-	pthread_mutex_unlock(&c->mtx);
+	pthread_mutex_lock(&c->conn[NQC_DLQ].mtx);
+	int rv = c->conn[NQC_DLQ].open
+	             ? NQ_EPRECOND
+	             : client_set_url(c, NQC_DLQ, url, c->last_error);
+	pthread_mutex_unlock(&c->conn[NQC_DLQ].mtx);
 	if (rv == NQ_OK)
 		rv = client_tls(c, c->conn[NQC_DLQ].url, c->last_error);
 	return rv;
@@ -475,18 +580,6 @@ static int sub_configure(nng_socket s, const void *topic, size_t topic_len)
 	return rv;
 }
 
-/* Dials once and waits for the connection (and its TLS handshake). */
-static int sub_dial(nq_client *c, nng_socket s, const char *url)
-{
-	nng_dialer d;
-	int rv = nng_dialer_create(&d, s, url);
-	if (rv == 0 && nqi_url_is_tls(url))
-		rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->tls);
-	if (rv == 0)
-		rv = nng_dialer_start(d, 0);
-	return rv;
-}
-
 NQ_API int nq_sub_open(nq_client *c, const char *url, const void *topic,
     size_t topic_len, nq_sub **out)
 {
@@ -496,9 +589,9 @@ NQ_API int nq_sub_open(nq_client *c, const char *url, const void *topic,
 	nqc_begin(c);
 	if (!url)
 		url = SUB_DEFAULT_URL;
-	if (!url_usable(url))
-		return nqc_fail(c->last_error, NQ_EINVAL,
-		    "events %s: not a URL NNG can use", url);
+	char why[NQC_ERR_MAX];
+	if (nqi_url_check(url, false, why, sizeof why) != 0)
+		return nqc_fail(c->last_error, NQ_EINVAL, "events: %s", why);
 	int rv = client_tls(c, url, c->last_error);
 	if (rv != NQ_OK)
 		return rv;
@@ -510,12 +603,15 @@ NQ_API int nq_sub_open(nq_client *c, const char *url, const void *topic,
 		return nqc_fail(c->last_error, nqi_err_from_nng(nrv),
 		    "events socket: %s", nng_strerror(nrv));
 	}
-	if ((nrv = sub_configure(sub->sock, topic, topic_len)) != 0 ||
-	    (nrv = sub_dial(c, sub->sock, url)) != 0) {
+	if ((nrv = sub_configure(sub->sock, topic, topic_len)) == 0)
+		rv = (nrv = conn_dial(c, sub->sock, url)) ? dial_err(nrv) : 0;
+	else
+		rv = nqi_err_from_nng(nrv);
+	if (rv != NQ_OK) {
 		nng_close(sub->sock);
 		free(sub);
-		return nqc_fail(c->last_error, nqi_err_from_nng(nrv),
-		    "events %s: %s", url, nng_strerror(nrv));
+		return nqc_fail(
+		    c->last_error, rv, "events %s: %s", url, nng_strerror(nrv));
 	}
 	*out = sub;
 	return NQ_OK;

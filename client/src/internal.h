@@ -55,8 +55,10 @@ typedef enum nqc_end {
 struct nqc_conn {
 	char *url;
 	nng_socket sock;
-	bool open;        /* dialed; sockets open on first use */
-	atomic_int pipes; /* connections up now */
+	bool open;           /* sockets open on first use */
+	atomic_bool dialed;  /* connected once: NNG redials by itself */
+	atomic_int pipes;    /* connections up now */
+	pthread_mutex_t mtx; /* guards the opening (and url, open, sock) */
 };
 
 struct nq_client {
@@ -64,7 +66,7 @@ struct nq_client {
 	char *token;         /* NULL: none */
 	uint64_t timeout_ms; /* per request */
 	nng_tls_config *tls; /* NULL unless a URL or an option needs it */
-	pthread_mutex_t mtx; /* guards the lazy opening of sockets */
+	pthread_mutex_t mtx; /* guards tls, made late for a TLS dlq URL */
 	char last_error[NQC_ERR_MAX];
 };
 
@@ -76,14 +78,20 @@ int nqc_fail(char *err, int rv, const char *fmt, ...)
 /* Clears the client's last error at the start of a public call. */
 void nqc_begin(nq_client *c);
 
-/* The socket of an endpoint, opened and dialed on first use (never
- * blocks on the network). Thread-safe. */
+/* Until the endpoint's socket has connected once, dials it: one attempt,
+ * bounded by the client's timeout (NQ_ECONNECT when it failed,
+ * NQ_ETIMEDOUT when it took the whole timeout). NQ_OK at once after that
+ * (NNG redials by itself). Every request calls it first. Thread-safe. */
+int nqc_dial(nq_client *c, nqc_end end, char *err);
+/* The socket of an endpoint, opened on first use and dialed (nqc_dial).
+ * Thread-safe. */
 int nqc_socket(nq_client *c, nqc_end end, nng_socket *out, char *err);
 /* Whether the endpoint has a connection up at this moment. */
 bool nqc_connected(nq_client *c, nqc_end end);
 
-/* Opens a REQ context on the api or work socket, dialing first if needed.
- * Never blocks on the network. */
+/* Opens a REQ context on the api or work socket, opening the socket if
+ * needed but not dialing it (nqc_call does). Never blocks on the
+ * network. */
 int nqc_ctx_open(nq_client *c, nqc_end end, nng_ctx *ctx, char *err);
 
 /*

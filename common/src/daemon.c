@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,25 +211,110 @@ void nqi_log_opts(const char *msgid, const nqi_log_field *extra, size_t nextra,
 	free(vals);
 }
 
+/* ---- signals ---- */
+
+/*
+ * Every signal a process manager or a terminal sends to a daemon, and
+ * what it does: the stop signals end nqi_signals_wait; the others are
+ * logged (NQ-SIGNAL) and ignored, or given to the hook a daemon set with
+ * nqi_signals_on. Left at their default, each of the others would end the
+ * process without a word.
+ */
+static const struct daemon_signal {
+	int sig;
+	const char *name;
+	bool stops;
+} daemon_signals[] = {
+    {SIGTERM, "TERM", true},
+    {SIGINT, "INT", true},
+    {SIGQUIT, "QUIT", true},
+    {SIGHUP, "HUP", false},
+    {SIGUSR1, "USR1", false},
+    {SIGUSR2, "USR2", false},
+    {SIGALRM, "ALRM", false},
+};
+
+#define NSIGNALS (sizeof daemon_signals / sizeof *daemon_signals)
+
+static struct {
+	pthread_mutex_t mu;
+	nqi_signal_fn fn[NSIGNALS];
+	void *arg[NSIGNALS];
+	atomic_bool woken; /* nqi_signals_wake sent the SIGUSR1 */
+} signal_hooks = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	for (size_t i = 0; i < NSIGNALS; i++)
+		sigaddset(set, daemon_signals[i].sig);
+}
+
+/* The index of sig in daemon_signals; NSIGNALS when it is not there. */
+static size_t signal_index(int sig)
+{
+	size_t i = 0;
+	while (i < NSIGNALS && daemon_signals[i].sig != sig)
+		i++;
+	return i;
+}
+
 void nqi_signals_block(void)
 {
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
+	signal_set(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+int nqi_signals_on(int sig, nqi_signal_fn fn, void *arg)
+{
+	size_t i = signal_index(sig);
+	if (i == NSIGNALS || daemon_signals[i].stops)
+		return NQ_EINVAL;
+	pthread_mutex_lock(&signal_hooks.mu);
+	signal_hooks.fn[i] = fn;
+	signal_hooks.arg[i] = arg;
+	pthread_mutex_unlock(&signal_hooks.mu);
+	return NQ_OK;
+}
+
+/* Logs a signal that does not stop the daemon and runs its hook. */
+static void signal_other(size_t i)
+{
+	pthread_mutex_lock(&signal_hooks.mu);
+	nqi_signal_fn fn = signal_hooks.fn[i];
+	void *arg = signal_hooks.arg[i];
+	pthread_mutex_unlock(&signal_hooks.mu);
+	nqi_info("NQ-SIGNAL", NQI_S("signal", daemon_signals[i].name),
+	    NQI_S("action", fn ? "handled" : "ignored"));
+	if (fn)
+		fn(daemon_signals[i].sig, arg);
 }
 
 int nqi_signals_wait(void)
 {
 	sigset_t set;
 	int sig = 0;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigwait(&set, &sig);
-	return sig;
+	signal_set(&set);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGUSR1 &&
+		    atomic_exchange(&signal_hooks.woken, false))
+			return 0;
+		size_t i = signal_index(sig);
+		if (i < NSIGNALS && daemon_signals[i].stops)
+			return sig;
+		if (i < NSIGNALS)
+			signal_other(i);
+	}
+}
+
+void nqi_signals_wake(pthread_t waiter)
+{
+	atomic_store(&signal_hooks.woken, true);
+	pthread_kill(waiter, SIGUSR1);
 }
 
 static struct {

@@ -66,14 +66,11 @@ static int wait_ready(dlqt *t, uint64_t timeout_ms)
 int dlqt_start(dlqt *t, const char *const *flags, const char *const *env)
 {
 	static int starts;
+	char name[32], ready[PATH_MAX], none[ITEST_URL_MAX];
 	const char *argv[64] = {ITEST_DLQ, "--listen", t->e->dlq_url,
-	    "--broker", t->e->api_url, "--data-dir", t->data_dir, "--http",
-	    t->http_addr, "--ready-file"};
+	    "--broker", itest_dial_url(t->e, t->e->api_url, none, sizeof none),
+	    "--data-dir", t->data_dir, "--http", t->http_addr, "--ready-file"};
 	size_t n = 10;
-	char name[32], ready[PATH_MAX];
-	if (itest_url_port(t->e->api_url) == 0)
-		fprintf(stderr, "dlqt: no broker has started yet, so replay "
-		                "dials port 0 (start the broker first)\n");
 	snprintf(name, sizeof name, "dlq.%d", ++starts);
 	itest_path(t->e, name, ready, sizeof ready);
 	strncat(ready, ".ready", sizeof ready - strlen(ready) - 1);

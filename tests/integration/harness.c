@@ -93,6 +93,19 @@ int itest_unserved_url(itest_env *e, char *out, size_t len)
 	return 0;
 }
 
+const char *itest_dial_url(itest_env *e, const char *url, char *buf, size_t len)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof sa;
+	if (itest_url_port(url) != 0)
+		return url;
+	if (e->nheld > 0 && getsockname(e->held[0], (void *)&sa, &sl) == 0) {
+		snprintf(buf, len, "tcp://127.0.0.1:%d", ntohs(sa.sin_port));
+		return buf;
+	}
+	return itest_unserved_url(e, buf, len) == 0 ? buf : url;
+}
+
 void itest_path(const itest_env *e, const char *name, char *out, size_t len)
 {
 	snprintf(out, len, "%s/%s", e->dir, name);
@@ -698,15 +711,19 @@ int itest_broker_stop(itest_env *e, int sig, int *status)
 int itest_worker_start(itest_env *e, const char *const *flags, itest_proc **out)
 {
 	static int starts;
-	const char *argv[64] = {ITEST_WORKER, "--work", e->work_url,
-	    "--results", e->results_url, "--ready-file", NULL};
+	char work[ITEST_URL_MAX], results[ITEST_URL_MAX];
+	const char *argv[64] = {ITEST_WORKER, "--work",
+	    itest_dial_url(e, e->work_url, work, sizeof work), "--results",
+	    itest_dial_url(e, e->results_url, results, sizeof results),
+	    "--ready-file", NULL};
 	const char *env[] = {"NQ_HTTP=127.0.0.1:0", NULL};
 	size_t n = 6;
 	char name[32], ready[PATH_MAX];
 	if (itest_url_port(e->work_url) == 0)
 		fprintf(stderr,
 		    "itest: no broker has started yet, so the "
-		    "worker dials port 0 (start the broker first)\n");
+		    "worker dials where nothing listens (start the broker "
+		    "first)\n");
 	snprintf(name, sizeof name, "worker.%d", ++starts);
 	itest_path(e, name, ready, sizeof ready);
 	strncat(ready, ".ready", sizeof ready - strlen(ready) - 1);
@@ -823,7 +840,9 @@ int itest_tool_argv(itest_env *e, const char *prog, uint64_t timeout_ms,
 
 int itest_nqctl(itest_env *e, uint64_t timeout_ms, itest_run *run, ...)
 {
-	const char *args[64] = {"--api", e->api_url};
+	char none[ITEST_URL_MAX];
+	const char *args[64] = {
+	    "--api", itest_dial_url(e, e->api_url, none, sizeof none)};
 	size_t n = 2;
 	va_list ap;
 	va_start(ap, run);

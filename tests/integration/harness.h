@@ -75,6 +75,10 @@ int itest_url_port(const char *url);
 /* A tcp:// URL where nothing listens and nothing can while e is open (a
  * socket bound there and never listening): a dial is refused. */
 int itest_unserved_url(itest_env *e, char *out, size_t len);
+/* url, or while it still says port 0 (no broker has started yet: port 0
+ * is no address to dial) a URL where nothing listens, written into buf. */
+const char *itest_dial_url(
+    itest_env *e, const char *url, char *buf, size_t len);
 /* Writes "<dir>/<name>" into out. */
 void itest_path(const itest_env *e, const char *name, char *out, size_t len);
 /* Reads a whole file into a malloc'd NUL terminated buffer. */

@@ -167,11 +167,14 @@ static void test_bench_without_broker_exits_3(void **state)
 {
 	itest_env *e = *state;
 	itest_run r;
-	run_bench(e, 30000, &r, "--timeout", "500ms", "--jobs", "10",
-	    "--workers", "1", NULL);
+	char url[ITEST_URL_MAX];
+	assert_int_equal(itest_unserved_url(e, url, sizeof url), 0);
+	const char *args[] = {"--api", url, "--work", url, "--results", url,
+	    "--timeout", "500ms", "--jobs", "10", "--workers", "1", NULL};
+	assert_int_equal(itest_tool_argv(e, ITEST_BENCH, 30000, args, &r), 0);
 	assert_int_equal(r.code, 3);
 	assert_string_equal(r.out, "");
-	assert_non_null(strstr(r.err, e->api_url));
+	assert_non_null(strstr(r.err, url));
 	itest_run_free(&r);
 	itest_pass(e);
 }

@@ -208,11 +208,11 @@ static void test_job_path_json_errors_are_one_object_on_stderr(void **state)
 	expect_json_error(e, 2, "INVALID_ARGUMENT",
 	    (const char *[]){"--json", "--token-file", "env:NQT_UNSET_TOKEN",
 	        "--api", e->api_url, "stats", NULL});
-	/* 3: nothing answers */
-	expect_json_error(e, 3, "DEADLINE_EXCEEDED",
+	/* 3: nothing listens; the connection is refused at once */
+	expect_json_error(e, 3, "UNAVAILABLE",
 	    (const char *[]){"--api", url, "--timeout", "500ms", "--json",
 	        "get", "00000000000000ff", NULL});
-	expect_json_error(e, 3, "DEADLINE_EXCEEDED",
+	expect_json_error(e, 3, "UNAVAILABLE",
 	    (const char *[]){"--dlq", url, "--timeout", "500ms", "--json",
 	        "dlq", "stats", NULL});
 	expect_json_error(e, 3, "UNAVAILABLE",

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "nqi/daemon.h"
+#include "nqi/url.h"
 #include "nqi/util.h"
 
 /* Runs fn in a child; returns its exit status, or -1 when it did not end
@@ -81,6 +83,79 @@ static void test_daemon_watchdog_rearm_moves_deadline(void **st)
 	assert_int_equal(child_status(rearmed), 4);
 }
 
+static volatile sig_atomic_t hooked;
+
+static void hup_hook(int sig, void *arg)
+{
+	(void)arg;
+	hooked = sig;
+}
+
+/* A hook on SIGHUP runs, and the wait goes on to the stop signal. */
+static void hup_then_term(void)
+{
+	nqi_signals_block();
+	if (nqi_signals_on(SIGHUP, hup_hook, NULL) != 0)
+		_exit(1);
+	kill(getpid(), SIGUSR2); /* ignored */
+	kill(getpid(), SIGHUP);
+	kill(getpid(), SIGTERM);
+	int sig = nqi_signals_wait();
+	_exit(hooked == SIGHUP && sig == SIGTERM ? 5 : 2);
+}
+
+static void *wait_main(void *arg)
+{
+	*(int *)arg = nqi_signals_wait();
+	return NULL;
+}
+
+/* nqi_signals_wake ends the wait of another thread with 0. */
+static void woken(void)
+{
+	pthread_t t;
+	int sig = -1;
+	nqi_signals_block();
+	pthread_create(&t, NULL, wait_main, &sig);
+	usleep(50000);
+	nqi_signals_wake(t);
+	pthread_join(t, NULL);
+	_exit(sig == 0 ? 6 : 2);
+}
+
+static void test_daemon_signals_hook_runs_and_stop_returns(void **st)
+{
+	assert_int_equal(child_status(hup_then_term), 5);
+	assert_int_equal(child_status(woken), 6);
+	/* A stop signal, or one not taken, has no hook. */
+	assert_int_equal(nqi_signals_on(SIGTERM, hup_hook, NULL), NQ_EINVAL);
+	assert_int_equal(nqi_signals_on(SIGSEGV, hup_hook, NULL), NQ_EINVAL);
+}
+
+static void test_daemon_url_check_refuses_what_cannot_be_dialed(void **st)
+{
+	static const char *const good[] = {"tcp://127.0.0.1:7400",
+	    "tls+tcp://localhost:1", "tcp://[::1]:65535", "ws://h:80/nq",
+	    "ipc:///tmp/nq.sock", "inproc://x"};
+	static const char *const bad[] = {"http://127.0.0.1:7400",
+	    "tcp://127.0.0.1", "tcp://127.0.0.1:0", "tcp://127.0.0.1:65536",
+	    "tcp://:7400", "tcp://h:7x", "ws://h/nq", "ipc://", "garbage", ""};
+	char why[256];
+	for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+		assert_int_equal(
+		    nqi_url_check(good[i], false, why, sizeof why), 0);
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		assert_int_equal(
+		    nqi_url_check(bad[i], false, why, sizeof why), NQ_EINVAL);
+		assert_non_null(strstr(why, bad[i]));
+	}
+	/* To listen, port 0 and no host are fine. */
+	assert_int_equal(nqi_url_check("tcp://:0", true, why, sizeof why), 0);
+	assert_int_equal(
+	    nqi_url_check("tcp://127.0.0.1:65536", true, why, sizeof why),
+	    NQ_EINVAL);
+}
+
 static void test_daemon_url_set_port_writes_the_bound_port(void **st)
 {
 	static const char *const cases[][2] = {
@@ -135,6 +210,9 @@ int main(void)
 	    cmocka_unit_test(test_daemon_watchdog_ends_a_stuck_teardown),
 	    cmocka_unit_test(test_daemon_watchdog_disarmed_stays_quiet),
 	    cmocka_unit_test(test_daemon_watchdog_rearm_moves_deadline),
+	    cmocka_unit_test(test_daemon_signals_hook_runs_and_stop_returns),
+	    cmocka_unit_test(
+	        test_daemon_url_check_refuses_what_cannot_be_dialed),
 	    cmocka_unit_test(test_daemon_url_set_port_writes_the_bound_port),
 	    cmocka_unit_test(test_daemon_ready_file_lists_bound_sockets),
 	};

@@ -160,23 +160,46 @@ static void test_libnq_client_open_rejects_bad_options(void **st)
 	nq_client_close(NULL);
 }
 
-static void test_libnq_client_times_out_without_broker(void **st)
+static void test_libnq_client_fails_at_once_without_broker(void **st)
 {
-	/* Port 9 (discard) has no listener on a test machine: connects are
-	 * refused and redialed in the background. */
-	nq_client *c = client_for("tcp://127.0.0.1:9", 200);
+	/* Port 9 (discard) has no listener on a test machine: the first dial
+	 * is refused, and the request fails then, not at its timeout. */
+	nq_client *c = client_for("tcp://127.0.0.1:9", 2000);
 	nq_job *job = NULL;
+	uint64_t t0 = nqi_mono_ms();
+	assert_int_equal(nq_get(c, ID_A, &job), NQ_ECONNECT);
+	assert_true(elapsed_ms(t0) < 1000);
+	assert_null(job);
+	assert_error_mentions(c, "api tcp://127.0.0.1:9: Connection refused");
+	nq_completion done = {
+	    .id = ID_A, .lease_token = 1, .outcome = NQ_OUTCOME_SUCCEEDED};
+	assert_int_equal(nq_complete(c, "w1", &done, 1), NQ_ECONNECT);
+	assert_error_mentions(c, "results tcp://127.0.0.1:9");
+	assert_true(elapsed_ms(t0) < 1000);
+	nq_client_close(c);
+}
+
+static nng_msg *answer_none(fake_api *f, const Nq__V1__Request *req)
+{
+	(void)f;
+	(void)req;
+	return NULL;
+}
+
+static void test_libnq_client_times_out_without_reply(void **st)
+{
+	fake_api f;
+	nq_job *job = NULL;
+	fake_start(&f, answer_none);
+	nq_client *c = client_for(f.url, 200);
 	uint64_t t0 = nqi_mono_ms();
 	assert_int_equal(nq_get(c, ID_A, &job), NQ_ETIMEDOUT);
 	uint64_t took = elapsed_ms(t0);
 	assert_true(took >= 190 && took < 2000);
 	assert_null(job);
 	assert_error_mentions(c, "no reply within 200 ms");
-	nq_completion done = {
-	    .id = ID_A, .lease_token = 1, .outcome = NQ_OUTCOME_SUCCEEDED};
-	assert_int_equal(nq_complete(c, "w1", &done, 1), NQ_ETIMEDOUT);
-	assert_error_mentions(c, "results tcp://127.0.0.1:9");
 	nq_client_close(c);
+	fake_stop(&f);
 }
 
 static void test_libnq_job_accessors_tolerate_null(void **st)
@@ -603,12 +626,12 @@ static void test_libnq_dlq_request_carries_token_and_error_replies(void **st)
 	nq_client_close(c);
 	fake_stop(&f);
 
-	/* Nobody there: a timeout that names nq-dlq, no reply. */
+	/* Nobody there: refused, naming nq-dlq, no reply. */
 	c = client_for("tcp://127.0.0.1:9", 200);
 	assert_int_equal(nq_client_set_dlq_url(c, "tcp://127.0.0.1:9"), NQ_OK);
 	reply = NULL;
 	assert_int_equal(
-	    nq_dlq_request(c, req, len, 200, &reply, &n), NQ_ETIMEDOUT);
+	    nq_dlq_request(c, req, len, 200, &reply, &n), NQ_ECONNECT);
 	assert_null(reply);
 	assert_error_mentions(c, "is nq-dlq running?");
 	nq_client_close(c);
@@ -657,7 +680,8 @@ int main(void)
 	    cmocka_unit_test(test_libnq_stats_fields_follow_the_message),
 	    cmocka_unit_test(test_libnq_stats_reads_every_number_by_name),
 	    cmocka_unit_test(test_libnq_client_open_rejects_bad_options),
-	    cmocka_unit_test(test_libnq_client_times_out_without_broker),
+	    cmocka_unit_test(test_libnq_client_fails_at_once_without_broker),
+	    cmocka_unit_test(test_libnq_client_times_out_without_reply),
 	    cmocka_unit_test(test_libnq_job_accessors_tolerate_null),
 	    cmocka_unit_test(test_libnq_client_checks_arguments_before_sending),
 	    cmocka_unit_test(test_libnq_client_maps_replies),

@@ -136,9 +136,21 @@ typedef struct nq_client_opts {
 } nq_client_opts;
 
 /*
- * Opens a client. Sockets dial lazily in the background, so an absent broker
- * shows as NQ_ETIMEDOUT on the first request, not here. On failure *out is
- * untouched.
+ * Opens a client; it touches no network. NQ_EINVAL for a URL nq cannot
+ * dial: a transport nq does not speak (http://), no host, or no port or
+ * one outside 1-65535 (tcp://, tls+tcp://, ws://, wss://; ipc:// needs a
+ * path). On failure *out is untouched.
+ *
+ * Each socket dials on its first request, one attempt bounded by the
+ * timeout: a service that is not there fails that request at once with
+ * NQ_ECONNECT (connection refused, no route, a TLS handshake that
+ * failed), or with NQ_ETIMEDOUT when the attempt got no answer in time;
+ * the next request dials again. Once connected, a lost connection is
+ * redialed in the background. The errors of a request tell apart:
+ * NQ_ETIMEDOUT (no reply in time) and NQ_ECONNECT (no connection), where
+ * the service was not reached, from NQ_EUNAVAIL, its answer that it
+ * cannot serve now (its store cannot commit, it is shutting down), whose
+ * message nq_client_last_error gives.
  */
 NQ_API int nq_client_open(nq_client **out, const nq_client_opts *opts);
 NQ_API void nq_client_close(nq_client *c);
@@ -152,8 +164,8 @@ NQ_API const char *nq_client_last_error(const nq_client *c);
 /*
  * Points the client at nq-dlq's socket (NULL: tcp://127.0.0.1:7410). It is
  * dialed on the first nq_dlq_request, with the client's token, TLS files
- * and timeout. NQ_EINVAL for a URL NNG cannot use, NQ_EPRECOND once that
- * socket is open.
+ * and timeout. NQ_EINVAL for a URL nq cannot dial (as nq_client_open;
+ * nq_client_last_error says why), NQ_EPRECOND once that socket is open.
  */
 NQ_API int nq_client_set_dlq_url(nq_client *c, const char *url);
 /*
@@ -174,9 +186,10 @@ typedef struct nq_sub nq_sub;
  * tcp://127.0.0.1:7403) with the client's TLS files, to the messages whose
  * topic starts with the topic_len bytes of topic (a NUL among them when
  * the topic must match whole). Dials once and waits for the connection,
- * so a broker that is not there fails here (NQ_ECONNECT; NQ_EINVAL for a
- * URL NNG cannot use); a connection lost later is redialed in the
- * background. The subscriber does not need c after this returns.
+ * at most the client's timeout, so a broker that is not there fails here
+ * (NQ_ECONNECT, or NQ_ETIMEDOUT; NQ_EINVAL for a URL nq cannot dial); a
+ * connection lost later is redialed in the background. The subscriber does not
+ * need c after this returns.
  */
 NQ_API int nq_sub_open(nq_client *c, const char *url, const void *topic,
     size_t topic_len, nq_sub **out);

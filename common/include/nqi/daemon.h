@@ -4,6 +4,7 @@
 #define NQI_DAEMON_H
 
 #include <nng/nng.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,11 +86,34 @@ int nqi_daemon_opts(const nqi_daemon_spec *d, nqi_opt **out, size_t *n);
 void nqi_log_opts(const char *msgid, const nqi_log_field *extra, size_t nextra,
     const nqi_opt *o, size_t n);
 
-/* Blocks SIGINT and SIGTERM in this thread (threads started later inherit
- * the mask) and ignores SIGPIPE; call first in main. */
+/*
+ * Signals. A daemon takes every signal a process manager or a terminal
+ * may send, on one thread, with sigwait:
+ *
+ *   SIGTERM, SIGINT, SIGQUIT   stop: nqi_signals_wait returns it
+ *   SIGHUP, SIGUSR1, SIGUSR2,  logged as NQ-SIGNAL signal=HUP
+ *   SIGALRM                    action=ignored, unless a hook is set
+ *   SIGPIPE                    ignored (a closed peer is an error return)
+ *
+ * nqi_signals_block blocks them in the calling thread (threads started
+ * later inherit the mask) and ignores SIGPIPE; call it first in main,
+ * before any thread exists, so that they reach only the waiting thread.
+ * Blocked, not ignored: a child gets them back by resetting its mask.
+ */
 void nqi_signals_block(void);
-/* Waits for SIGINT or SIGTERM; returns which. */
+/* What a daemon does on one of the signals that do not stop it; runs on
+ * the thread in nqi_signals_wait, after NQ-SIGNAL action=handled. */
+typedef void (*nqi_signal_fn)(int sig, void *arg);
+/* Sets the hook of sig (NULL: log and ignore again): the place for a
+ * reload on SIGHUP. NQ_EINVAL for a stop signal or one not in the list
+ * above. Thread-safe. */
+int nqi_signals_on(int sig, nqi_signal_fn fn, void *arg);
+/* Waits for a stop signal and returns it, handling the others meanwhile
+ * (see above); returns 0 once nqi_signals_wake woke it. */
 int nqi_signals_wait(void);
+/* Wakes the thread waiting in nqi_signals_wait (it returns 0), so that it
+ * can be joined: a SIGUSR1 sent to that thread alone. */
+void nqi_signals_wake(pthread_t waiter);
 
 /*
  * Arms the shutdown watchdog: unless disarmed within ms, it logs
