@@ -83,7 +83,7 @@ int bench_fail(const bench_cli *x, int err, const char *fmt, ...)
 	bool more = *why && strcmp(why, name) != 0;
 	fprintf(stderr, "nq-bench: %s: %s (broker at %s)%s%s\n", what, name,
 	    api_url(x), more ? ": " : "", more ? why : "");
-	if (err == NQ_ETIMEDOUT || err == NQ_ECONNECT || err == NQ_EUNAVAIL)
+	if (err == NQ_ETIMEDOUT || err == NQ_ECONNECT)
 		return BENCH_EXIT_UNREACHABLE;
 	return BENCH_EXIT_FAILED;
 }
