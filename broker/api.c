@@ -285,9 +285,10 @@ static int enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 		rv = idem_put(b, spec, id, now_us);
 	if (rv != 0)
 		return rv;
-	int qi = broker_queue_get(&b->core.index, spec->queue);
-	if (qi >= 0)
-		b->core.index.queues[qi].enqueued_total++;
+	broker_queue *q =
+	    broker_totals_at(b, broker_queue_get(&b->core.index, spec->queue));
+	if (q)
+		q->enqueued_total++;
 	b->core.jobs_stored++;
 	res->id = job->id;
 	broker_event(b, BROKER_EV_ENQUEUED, job, NULL);

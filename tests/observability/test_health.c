@@ -76,6 +76,61 @@ static void test_health_broker_readyz_follows_the_store(void **state)
 	itest_pass(e);
 }
 
+/* The queue's nq_jobs_enqueued_total once /metrics shows want (at most
+ * 3 s: the snapshot follows the sweep), else the last value seen. */
+static double metrics_enqueued(const itest_env *e, double want)
+{
+	double v = -1;
+	for (uint64_t end = itest_now_ms() + 3000; itest_now_ms() < end;) {
+		char *text;
+		if (obs_scrape(e->http_addr, &text) == 0) {
+			obs_sample(
+			    text, "nq_jobs_enqueued_total{queue=\"c\"}", &v);
+			free(text);
+		}
+		if (v == want)
+			break;
+		itest_sleep_ms(100);
+	}
+	return v;
+}
+
+static void test_health_enqueued_total_counts_only_committed_jobs(void **state)
+{
+	itest_env *e = *state;
+	char full[PATH_MAX], env[PATH_MAX + 32], id[NQ_ID_MAX];
+	itest_qstats qs;
+	nq_client *c;
+	int stored = 0;
+
+	itest_path(e, "disk-full", full, sizeof full);
+	snprintf(env, sizeof env, "NQ_FAULT_COMMIT_FILE=%s", full);
+	const char *envv[] = {env, NULL};
+	assert_int_equal(obs_broker_start_env(e, NULL, envv), 0);
+	assert_int_equal(itest_client(e, 5000, &c), 0);
+	for (int i = 0; i < 20; i++)
+		stored += itest_enqueue(c, "c", "t", "x", id) == 0;
+
+	/* Refused by the commit: not counted. */
+	FILE *f = fopen(full, "w");
+	assert_non_null(f);
+	fclose(f);
+	for (int i = 0; i < 20; i++)
+		assert_int_not_equal(itest_enqueue(c, "c", "t", "x", id), 0);
+	assert_int_equal(unlink(full), 0);
+	assert_int_equal(obs_wait_readyz(e->http_addr, 200, 10000, NULL), 0);
+	for (int i = 0; i < 10; i++)
+		stored += itest_enqueue(c, "c", "t", "x", id) == 0;
+
+	assert_int_equal(stored, 30);
+	assert_int_equal(itest_queue_stats(c, "c", &qs, NULL), 0);
+	assert_int_equal(qs.ready, 30);
+	assert_int_equal(qs.enqueued_total, 30);
+	assert_true(metrics_enqueued(e, 30) == 30);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
 /* Writes zeros to path until the file system is full. */
 static void fill_disk(const char *path)
 {
@@ -241,6 +296,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_health_broker_readyz_follows_the_store, itest_setup,
 	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_health_enqueued_total_counts_only_committed_jobs,
+	        itest_setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_health_broker_not_ready_while_the_disk_is_full,
 	        itest_setup, disk_teardown),
