@@ -235,6 +235,50 @@ static void test_security_completion_needs_worker_token(void **state)
 	itest_pass(e);
 }
 
+/* A lease token completes the job it names: a producer's get shows 0. */
+static void test_security_lease_token_shown_to_workers_and_admins_only(
+    void **state)
+{
+	itest_env *e = *state;
+	char ptok[512], wtok[512], atok[512], id[NQ_ID_MAX];
+	bool dup;
+	write_tokens(e);
+	itest_path(e, "producer.tokens", ptok, sizeof ptok);
+	itest_path(e, "worker.tokens", wtok, sizeof wtok);
+	itest_path(e, "admin.tokens", atok, sizeof atok);
+	const char *flags[] = {"--producer-tokens", ptok, "--worker-tokens",
+	    wtok, "--admin-tokens", atok, NULL};
+	nq_client_opts probe = {.api_url = e->api_url, .token = "admin-1"};
+	start_broker(e, flags, &probe);
+
+	nq_client *prod = client_with(e, "prod-1");
+	nq_client *work = client_with(e, "work-1");
+	nq_client *admin = client_with(e, "admin-1");
+	nq_job_spec s = {.queue = "lease", .type = "t"};
+	assert_int_equal(nq_enqueue(prod, &s, id, &dup), NQ_OK);
+	nq_job **jobs, *j;
+	size_t n;
+	const char *q[] = {"lease"};
+	assert_int_equal(nq_fetch(work, "w", q, 1, 1, 0, 30000, &jobs, &n), 0);
+	assert_int_equal(n, 1);
+	uint64_t token = nq_job_lease_token(jobs[0]);
+	assert_true(token != 0);
+
+	assert_int_equal(nq_get(prod, id, &j), NQ_OK);
+	assert_int_equal(nq_job_state(j), NQ_STATE_LEASED);
+	assert_true(nq_job_lease_token(j) == 0);
+	nq_job_free(j);
+	assert_int_equal(nq_get(admin, id, &j), NQ_OK);
+	assert_true(nq_job_lease_token(j) == token);
+	nq_job_free(j);
+
+	nq_jobs_free(jobs, n);
+	nq_client_close(prod);
+	nq_client_close(work);
+	nq_client_close(admin);
+	itest_pass(e);
+}
+
 /* ---- TLS ---- */
 
 typedef struct tls_paths {
@@ -506,6 +550,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_security_roles_allow_exactly_their_requests, itest_setup,
 	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_security_lease_token_shown_to_workers_and_admins_only,
+	        itest_setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_security_completion_needs_worker_token, itest_setup,
 	        itest_teardown),
