@@ -285,9 +285,10 @@ static int enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 		rv = idem_put(b, spec, id, now_us);
 	if (rv != 0)
 		return rv;
-	int qi = broker_queue_get(&b->core.index, spec->queue);
-	if (qi >= 0)
-		b->core.index.queues[qi].enqueued_total++;
+	broker_queue *q =
+	    broker_totals_at(b, broker_queue_get(&b->core.index, spec->queue));
+	if (q)
+		q->enqueued_total++;
 	b->core.jobs_stored++;
 	res->id = job->id;
 	broker_event(b, BROKER_EV_ENQUEUED, job, NULL);
@@ -338,6 +339,22 @@ int broker_on_enqueue(broker *b, broker_op *op)
 
 /* ---- get, wait, cancel ---- */
 
+/* The job as the requester may see it: a live lease token completes the
+ * job it names, so only workers and admins see it (everyone, when the
+ * broker has no tokens). A copy hides it: the job may be shared. */
+static Nq__V1__Job *job_for(broker *b, broker_op *op, Nq__V1__Job *job)
+{
+	if (!job->lease_token ||
+	    nqi_auth_check(b->auth, op->req->token, NQI_ROLE_WORKER) == NQ_OK)
+		return job;
+	Nq__V1__Job *copy = nqi_arena_alloc(&b->core.arena, sizeof *copy);
+	if (copy) {
+		*copy = *job;
+		copy->lease_token = 0;
+	}
+	return copy;
+}
+
 static void reply_job(
     broker *b, broker_op *op, Nq__V1__Job *job, Nq__V1__Reply__BodyCase body)
 {
@@ -345,12 +362,13 @@ static void reply_job(
 	static const Nq__V1__CancelReply cinit = NQ__V1__CANCEL_REPLY__INIT;
 	Nq__V1__GetReply *g = NULL;
 	Nq__V1__CancelReply *c = NULL;
-	if (body == NQ__V1__REPLY__BODY_CANCEL &&
+	job = job_for(b, op, job);
+	if (job && body == NQ__V1__REPLY__BODY_CANCEL &&
 	    (c = nqi_arena_alloc(&b->core.arena, sizeof *c)) != NULL) {
 		*c = cinit;
 		c->job = job;
 		op->reply->cancel = c;
-	} else if (body != NQ__V1__REPLY__BODY_CANCEL &&
+	} else if (job && body != NQ__V1__REPLY__BODY_CANCEL &&
 	           (g = nqi_arena_alloc(&b->core.arena, sizeof *g)) != NULL) {
 		*g = ginit;
 		g->job = job;

@@ -151,6 +151,18 @@ typedef enum broker_event_kind {
 	BROKER_EV_COUNT
 } broker_event_kind;
 
+/* Expand to x for the TOTAL rows of nqi/queue_fields.h. */
+#define BROKER_QF_TOTAL_STATE(x)
+#define BROKER_QF_TOTAL_TOTAL(x) x
+#define BROKER_QF_TOTAL_SNAP(x)
+
+/* A queue's TOTAL counters. */
+typedef struct broker_totals {
+#define BROKER_TOTAL_(name, kind, ...) BROKER_QF_TOTAL_##kind(uint64_t name;)
+	NQI_QUEUE_FIELDS(BROKER_TOTAL_)
+#undef BROKER_TOTAL_
+} broker_totals;
+
 typedef struct broker_queue {
 	char name[NQI_NAME_MAX + 1];
 	broker_ready *heap;
@@ -165,6 +177,10 @@ typedef struct broker_queue {
 #undef BROKER_FIELD_
 	uint64_t topic_seq[BROKER_EV_COUNT]; /* events published per kind */
 	nqi_prom_hist *latency;              /* enqueue to success, seconds */
+	/* The totals as the group numbered saved_group found them, kept
+	 * when it first moved one (broker_totals_at): what was committed. */
+	uint64_t saved_group;
+	broker_totals saved;
 } broker_queue;
 
 /* A queue as readers outside the core see it (metrics, HTTP). */
@@ -288,8 +304,9 @@ struct broker {
 		} gone[BROKER_GONE_MAX];
 		size_t ngone;
 		size_t dead_pipe_next;
-		bool woken;   /* a job became ready this group */
-		uint64_t rng; /* broker_rand state, seeded from getrandom */
+		uint64_t group; /* the group's number, from 1 */
+		bool woken;     /* a job became ready this group */
+		uint64_t rng;   /* broker_rand state, seeded from getrandom */
 		uint64_t metrics_last_ms, metrics_next_ms;
 	} core;
 
@@ -359,6 +376,25 @@ static inline uint64_t broker_rand(broker *b)
 	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
 	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
 	return z ^ (z >> 31);
+}
+
+/* The queue at index qi (NULL for -1), about to move a TOTAL counter:
+ * the group's first move keeps the totals as they were, so that a failed
+ * commit takes the group's moves back (broker_totals_undo) and metrics
+ * show only committed ones. Core thread. */
+static inline broker_queue *broker_totals_at(broker *b, int qi)
+{
+	if (qi < 0)
+		return NULL;
+	broker_queue *q = &b->core.index.queues[qi];
+	if (q->saved_group != b->core.group) {
+		q->saved_group = b->core.group;
+#define BROKER_SAVE_(name, kind, ...)                                          \
+	BROKER_QF_TOTAL_##kind(q->saved.name = q->name;)
+		NQI_QUEUE_FIELDS(BROKER_SAVE_)
+#undef BROKER_SAVE_
+	}
+	return q;
 }
 
 /* setup.c */

@@ -231,8 +231,21 @@ static int group_cb(void *ctx)
 	return rv;
 }
 
-/* A failed group: every reply of it says so, and the index is rebuilt from
- * what the store really holds. */
+/* Puts back the totals the group moved: none of it was committed. */
+static void totals_undo(broker *b)
+{
+	for (size_t i = 0; i < b->core.index.nqueues; i++) {
+		broker_queue *q = &b->core.index.queues[i];
+		if (q->saved_group != b->core.group)
+			continue;
+#define UNDO_(name, kind, ...) BROKER_QF_TOTAL_##kind(q->name = q->saved.name;)
+		NQI_QUEUE_FIELDS(UNDO_)
+#undef UNDO_
+	}
+}
+
+/* A failed group: every reply of it says so, its totals are taken back and
+ * the index is rebuilt from what the store really holds. */
 static void fail_group(broker *b, broker_op *rest, int err)
 {
 	char msg[160];
@@ -247,6 +260,7 @@ static void fail_group(broker *b, broker_op *rest, int err)
 	}
 	for (broker_op *op = b->core.done; op; op = op->next)
 		broker_set_status(b, op, NQ_EUNAVAIL, "%s", msg);
+	totals_undo(b);
 	b->dlq.ngroup_dead = 0; /* recovery lists them from the store */
 	broker_recover(b, false);
 }
@@ -258,6 +272,7 @@ static void group_end(broker *b)
 	nqi_arena_reset(&b->core.arena);
 	b->core.raw_id = 0;      /* its copy was in the arena */
 	b->core.jobs_cur = NULL; /* LMDB closed it with the transaction */
+	b->core.group++;
 }
 
 static void end_cb(void *ctx, void *rest, int err)
@@ -325,6 +340,7 @@ static const nqi_gcommit_hooks core_hooks = {
 
 void broker_core_init(broker *b)
 {
+	b->core.group = 1; /* saved_group 0: no group kept a queue's totals */
 	b->in.gc = (nqi_gcommit){.hooks = &core_hooks,
 	    .ctx = b,
 	    .next_off = offsetof(broker_op, next),

@@ -148,7 +148,7 @@ static int ack_one(broker *b, uint64_t id)
 		return rv;
 	int qi = broker_queue_get(&b->core.index, job->spec->queue);
 	if (qi >= 0) {
-		broker_queue *q = &b->core.index.queues[qi];
+		broker_queue *q = broker_totals_at(b, qi);
 		if (q->dead_pending)
 			q->dead_pending--;
 		q->dlq_handed_total++;

@@ -49,6 +49,13 @@ static void snap_queue(broker *b, broker_queue *q, broker_qsnap *s, bool full)
 #define SNAP_COPY_(name, kind, ...) NQI_QF_CORE_##kind(s->name = q->name;)
 	NQI_QUEUE_FIELDS(SNAP_COPY_)
 #undef SNAP_COPY_
+	/* Counters show what was committed: a group still open may fail. */
+	if (q->saved_group == b->core.group) {
+#define SNAP_SAVED_(name, kind, ...)                                           \
+	BROKER_QF_TOTAL_##kind(s->name = q->saved.name;)
+		NQI_QUEUE_FIELDS(SNAP_SAVED_)
+#undef SNAP_SAVED_
+	}
 	s->idle_slots = idle_slots(b, q->name);
 	s->paused = q->paused;
 	s->latency = q->latency;

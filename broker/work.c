@@ -490,9 +490,10 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 	int rv = add_error(b, job, msg, retryable, worker);
 	if (rv != 0)
 		return rv;
-	int qi = broker_queue_get(&b->core.index, job->spec->queue);
-	if (qi >= 0)
-		b->core.index.queues[qi].failed_total++;
+	broker_queue *q = broker_totals_at(
+	    b, broker_queue_get(&b->core.index, job->spec->queue));
+	if (q)
+		q->failed_total++;
 	broker_event(
 	    b, BROKER_EV_FAILED, job, job->errors[job->n_errors - 1]->message);
 	uint64_t now = nqi_now_us();
@@ -501,8 +502,8 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 			job->dead_reason =
 			    (char *)(retryable ? "max_attempts"
 			                       : "non_retryable");
-		if (qi >= 0)
-			b->core.index.queues[qi].dead_total++;
+		if (q)
+			q->dead_total++;
 		log_job("NQ-JOB-DEAD", job, job->dead_reason);
 		broker_event(b, BROKER_EV_DEAD, job, job->dead_reason);
 		return broker_job_finish(b, job, NQ_STATE_DEAD, now);
@@ -539,9 +540,10 @@ static int take_lease(broker *b, uint64_t id, uint64_t token, Nq__V1__Job **job)
 	return NQ_OK;
 }
 
-static void observe_latency(broker_queue *q, uint64_t created_us)
+static void observe_latency(broker *b, int qi, uint64_t created_us)
 {
 	uint64_t now_us = nqi_now_us();
+	broker_queue *q = broker_totals_at(b, qi);
 	q->succeeded_total++;
 	nqi_prom_hist_observe(q->latency,
 	    now_us > created_us ? (double)(now_us - created_us) / 1e6 : 0);
@@ -578,7 +580,7 @@ static int succeed_plain(
 		return rv;
 	int qi = (int)l.queue;
 	uint64_t now = nqi_now_us();
-	observe_latency(&b->core.index.queues[qi], l.created_us);
+	observe_latency(b, qi, l.created_us);
 	broker_count_move_at(b, qi, NQ_STATE_LEASED, NQ_STATE_SUCCEEDED);
 	if (b->cfg.result_ttl_ms != 0 &&
 	    (rv = broker_job_patch_success(b, id, now, c->result)) != 0)
@@ -617,8 +619,7 @@ static int complete_one(
 			job->result.len = b->cfg.max_result;
 		}
 		if (qi >= 0)
-			observe_latency(
-			    &b->core.index.queues[qi], job->created_us);
+			observe_latency(b, qi, job->created_us);
 		nqi_debug("NQ-JOB-SUCCEEDED", NQI_S("id", job->id),
 		    NQI_S("queue", job->spec->queue),
 		    NQI_U("attempt", job->attempt),

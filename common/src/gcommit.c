@@ -39,46 +39,53 @@ int nqi_gcommit_post(nqi_gcommit *g, void *op)
 	return closed ? NQ_ECLOSED : NQ_OK;
 }
 
-/* Commits what the group wrote. When the last commit failed, a group with
- * nothing to write still commits (seal_cb writes a probe), so that
- * readiness comes back only once the store commits again. The transaction
- * is gone afterwards either way. */
-static int commit(nqi_gcommit *g)
+/* Commits what the group wrote; a group that wrote nothing needs no
+ * commit. While the store is not ready every group commits (seal_cb
+ * writes a probe when the group wrote nothing) and the store must show
+ * room to grow (nqi_store_probe): a commit alone proves little on a full
+ * disk, where LMDB still reuses the pages it freed. *ready_after: whether
+ * readiness holds after this group. A probe that fails does not fail the
+ * ops of a group that wrote nothing. The transaction is gone afterwards
+ * either way. */
+static int commit(nqi_gcommit *g, bool *ready_after)
 {
 	MDB_txn *txn = *g->txn;
-	bool probe = !*g->dirty;
-	if (probe && atomic_load(g->ready)) {
+	bool wrote = *g->dirty, was_ready = atomic_load(g->ready);
+	*ready_after = was_ready;
+	if (!wrote && was_ready) {
 		mdb_txn_abort(txn);
 		return NQ_OK;
 	}
-	int rv = g->hooks->seal_cb ? g->hooks->seal_cb(g->ctx, probe) : NQ_OK;
-	if (rv != 0) {
+	int rv = g->hooks->seal_cb ? g->hooks->seal_cb(g->ctx, !wrote) : NQ_OK;
+	if (rv != 0)
 		mdb_txn_abort(txn);
-		return rv;
-	}
-	return nqi_store_commit(*g->store, txn);
+	else
+		rv = nqi_store_commit(*g->store, txn);
+	*ready_after =
+	    rv == 0 && (was_ready || nqi_store_probe(*g->store) == 0);
+	if (rv != 0 && !wrote)
+		nng_msleep(50); /* as after a failed group, below */
+	return wrote ? rv : NQ_OK;
 }
 
-static void settle_ready(nqi_gcommit *g, int err)
+/* Logged when readiness changes, not at every retry. */
+static void settle_ready(nqi_gcommit *g, int err, bool ready)
 {
-	if (err == 0) {
+	if (ready) {
 		if (!atomic_exchange(g->ready, true))
 			nqi_info("NQ-COMMIT-RECOVERED", NQI_B("ready", true));
 		return;
 	}
-	/* Logged when the store starts failing, not at every retry. */
 	if (atomic_exchange(g->ready, false))
 		nqi_error("NQ-COMMIT-FAILED", NQI_S("err", nq_err_name(err)),
 		    NQI_B("ready", false));
-	/* A store that cannot commit fails the next group at once; pause so
-	 * that a full disk does not become a busy loop. */
-	nng_msleep(50);
 }
 
 void nqi_gcommit_run(nqi_gcommit *g, void *ops)
 {
 	const nqi_gcommit_hooks *h = g->hooks;
 	MDB_txn *txn = NULL;
+	bool ready = false;
 	int rv = nqi_store_begin(*g->store, true, &txn);
 	*g->txn = rv == 0 ? txn : NULL;
 	*g->dirty = false;
@@ -90,11 +97,15 @@ void nqi_gcommit_run(nqi_gcommit *g, void *ops)
 	if (rv == 0 && h->group_cb)
 		rv = h->group_cb(g->ctx);
 	if (rv == 0)
-		rv = commit(g);
+		rv = commit(g, &ready);
 	else if (*g->txn)
 		mdb_txn_abort(*g->txn);
 	*g->txn = NULL;
-	settle_ready(g, rv);
+	settle_ready(g, rv, ready);
+	/* A store that cannot commit fails the next group at once; pause so
+	 * that a full disk does not become a busy loop. */
+	if (rv != 0)
+		nng_msleep(50);
 	h->end_cb(g->ctx, rv == 0 ? NULL : ops, rv);
 }
 

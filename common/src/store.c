@@ -1,11 +1,14 @@
+#define _GNU_SOURCE /* fallocate */
 #include "nqi/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "nqi/util.h"
@@ -226,4 +229,36 @@ int nqi_store_commit(nqi_store *s, MDB_txn *txn)
 		return nqi_store_err(rc);
 	s->commits++;
 	return NQ_OK;
+}
+
+/* Reserves the bytes the store's next pages will be written to, past the
+ * last page in use (FALLOC_FL_KEEP_SIZE: the file's size stays, LMDB
+ * writes into the blocks later). Where the file system cannot reserve,
+ * its free space stands in. */
+static int reserve_growth(int fd, uint64_t end)
+{
+	struct statvfs vfs;
+	if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)end,
+	        NQI_STORE_PROBE_BYTES) == 0)
+		return NQ_OK;
+	if (errno != EOPNOTSUPP && errno != ENOSYS)
+		return NQ_ESTORE;
+	if (fstatvfs(fd, &vfs) != 0 ||
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize < NQI_STORE_PROBE_BYTES)
+		return NQ_ESTORE;
+	return NQ_OK;
+}
+
+int nqi_store_probe(nqi_store *s)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	int fd;
+	if (mdb_env_info(s->env, &info) != 0 ||
+	    mdb_env_stat(s->env, &st) != 0 || mdb_env_get_fd(s->env, &fd) != 0)
+		return NQ_ESTORE;
+	uint64_t end = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	if (end + NQI_STORE_PROBE_BYTES > info.me_mapsize)
+		return NQ_ESTORE; /* the map is full: --map-size */
+	return reserve_growth(fd, end);
 }

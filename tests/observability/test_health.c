@@ -1,8 +1,10 @@
 /*
  * Health: the broker's /readyz turns false while its store cannot commit
  * and true again after (the NQ_FAULT_COMMIT_FILE seam stands in for a full
- * disk), while /healthz stays true; nq-worker's /readyz is false until the
- * broker's work socket answered and while it drains, and says why; a bad
+ * disk), while /healthz stays true; on a real full disk (a small tmpfs) it
+ * stays false the whole time, though small commits still work there;
+ * nq-worker's /readyz is false until the broker's work socket answered and
+ * while it drains, and says why; a bad
  * --http is refused with a message naming it.
  */
 #include <setjmp.h>
@@ -12,10 +14,13 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,6 +74,140 @@ static void test_health_broker_readyz_follows_the_store(void **state)
 	assert_int_equal(itest_enqueue(c, "h", "t", "x", id), 0);
 	nq_client_close(c);
 	itest_pass(e);
+}
+
+/* The queue's nq_jobs_enqueued_total once /metrics shows want (at most
+ * 3 s: the snapshot follows the sweep), else the last value seen. */
+static double metrics_enqueued(const itest_env *e, double want)
+{
+	double v = -1;
+	for (uint64_t end = itest_now_ms() + 3000; itest_now_ms() < end;) {
+		char *text;
+		if (obs_scrape(e->http_addr, &text) == 0) {
+			obs_sample(
+			    text, "nq_jobs_enqueued_total{queue=\"c\"}", &v);
+			free(text);
+		}
+		if (v == want)
+			break;
+		itest_sleep_ms(100);
+	}
+	return v;
+}
+
+static void test_health_enqueued_total_counts_only_committed_jobs(void **state)
+{
+	itest_env *e = *state;
+	char full[PATH_MAX], env[PATH_MAX + 32], id[NQ_ID_MAX];
+	itest_qstats qs;
+	nq_client *c;
+	int stored = 0;
+
+	itest_path(e, "disk-full", full, sizeof full);
+	snprintf(env, sizeof env, "NQ_FAULT_COMMIT_FILE=%s", full);
+	const char *envv[] = {env, NULL};
+	assert_int_equal(obs_broker_start_env(e, NULL, envv), 0);
+	assert_int_equal(itest_client(e, 5000, &c), 0);
+	for (int i = 0; i < 20; i++)
+		stored += itest_enqueue(c, "c", "t", "x", id) == 0;
+
+	/* Refused by the commit: not counted. */
+	FILE *f = fopen(full, "w");
+	assert_non_null(f);
+	fclose(f);
+	for (int i = 0; i < 20; i++)
+		assert_int_not_equal(itest_enqueue(c, "c", "t", "x", id), 0);
+	assert_int_equal(unlink(full), 0);
+	assert_int_equal(obs_wait_readyz(e->http_addr, 200, 10000, NULL), 0);
+	for (int i = 0; i < 10; i++)
+		stored += itest_enqueue(c, "c", "t", "x", id) == 0;
+
+	assert_int_equal(stored, 30);
+	assert_int_equal(itest_queue_stats(c, "c", &qs, NULL), 0);
+	assert_int_equal(qs.ready, 30);
+	assert_int_equal(qs.enqueued_total, 30);
+	assert_true(metrics_enqueued(e, 30) == 30);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
+/* Writes zeros to path until the file system is full. */
+static void fill_disk(const char *path)
+{
+	static char zeros[64 << 10];
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	while (fwrite(zeros, 1, sizeof zeros, f) == sizeof zeros)
+		;
+	fclose(f);
+}
+
+static int readyz_status(const itest_env *e)
+{
+	int status = -1;
+	char *body = NULL;
+	obs_http_get(e->http_addr, "/readyz", &status, &body);
+	free(body);
+	return status;
+}
+
+static void test_health_broker_not_ready_while_the_disk_is_full(void **state)
+{
+	itest_env *e = *state;
+	char filler[PATH_MAX + 16], id[NQ_ID_MAX];
+	static char big[32 << 10];
+	nq_client *c;
+
+	mkdir(e->data_dir, 0700);
+	if (mount("tmpfs", e->data_dir, "tmpfs", 0, "size=4m") != 0) {
+		fprintf(stderr, "skipped: cannot mount a tmpfs on %s (%s)\n",
+		    e->data_dir, strerror(errno));
+		itest_pass(e);
+		skip();
+	}
+	assert_int_equal(obs_broker_start_env(e, NULL, NULL), 0);
+	assert_int_equal(obs_wait_readyz(e->http_addr, 200, 5000, NULL), 0);
+	assert_int_equal(itest_client(e, 5000, &c), 0);
+	memset(big, 'x', sizeof big - 1);
+	/* Commits of a store in use free pages that later commits reuse. */
+	for (int i = 0; i < 300; i++)
+		assert_int_equal(itest_enqueue(c, "warm", "t", "x", id), 0);
+	snprintf(filler, sizeof filler, "%s/filler", e->data_dir);
+	fill_disk(filler);
+
+	/* A commit that needs fresh pages fails. */
+	bool refused = false;
+	for (int i = 0; i < 200 && !refused; i++)
+		refused = itest_enqueue(c, "full", "t", big, id) != 0;
+	assert_true(refused);
+
+	/* Not ready for as long as the disk stays full, with probes and
+	 * now and then a small enqueue (which LMDB may fit in pages it
+	 * freed) going on. */
+	uint64_t end = itest_now_ms() + 5000;
+	for (int i = 0; itest_now_ms() < end; i++) {
+		if (i % 20 == 19)
+			itest_enqueue(c, "full", "t", "x", id);
+		assert_int_not_equal(readyz_status(e), 200);
+		itest_sleep_ms(50);
+	}
+
+	/* Space again: ready by itself, and enqueue works. */
+	assert_int_equal(unlink(filler), 0);
+	assert_int_equal(obs_wait_readyz(e->http_addr, 200, 10000, NULL), 0);
+	assert_int_equal(itest_enqueue(c, "full", "t", big, id), 0);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
+/* Kills the broker before the tmpfs under its data dir goes. */
+static int disk_teardown(void **state)
+{
+	itest_env *e = *state;
+	if (e->broker)
+		itest_kill_tree(e->broker);
+	umount2(e->data_dir, MNT_DETACH);
+	return itest_teardown(state);
 }
 
 static void test_health_worker_ready_once_the_broker_answers_until_it_drains(
@@ -157,6 +296,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_health_broker_readyz_follows_the_store, itest_setup,
 	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_health_enqueued_total_counts_only_committed_jobs,
+	        itest_setup, itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_health_broker_not_ready_while_the_disk_is_full,
+	        itest_setup, disk_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_health_worker_ready_once_the_broker_answers_until_it_drains,
 	        itest_setup, itest_teardown),

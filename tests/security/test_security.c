@@ -143,9 +143,9 @@ static uint64_t jobs_in(const itest_env *e, const char *queue)
 	return s.ready + s.leased + s.scheduled;
 }
 
-static void test_security_roles_allow_exactly_their_requests(void **state)
+/* Starts the broker with the token lists of write_tokens, one per role. */
+static void start_with_roles(itest_env *e)
 {
-	itest_env *e = *state;
 	char ptok[512], wtok[512], atok[512];
 	write_tokens(e);
 	itest_path(e, "producer.tokens", ptok, sizeof ptok);
@@ -155,6 +155,12 @@ static void test_security_roles_allow_exactly_their_requests(void **state)
 	    wtok, "--admin-tokens", atok, NULL};
 	nq_client_opts probe = {.api_url = e->api_url, .token = "admin-1"};
 	start_broker(e, flags, &probe);
+}
+
+static void test_security_roles_allow_exactly_their_requests(void **state)
+{
+	itest_env *e = *state;
+	start_with_roles(e);
 
 	nq_client *prod = client_with(e, "prod-2");
 	nq_client *work = client_with(e, "work-1");
@@ -192,29 +198,29 @@ static void test_security_roles_allow_exactly_their_requests(void **state)
 	itest_pass(e);
 }
 
+/* Enqueues a job on queue as prod and leases it as work: (*jobs)[0]. */
+static void lease_one(nq_client *prod, nq_client *work, const char *queue,
+    char id[NQ_ID_MAX], nq_job ***jobs)
+{
+	bool dup;
+	size_t n;
+	nq_job_spec s = {.queue = queue, .type = "t"};
+	assert_int_equal(nq_enqueue(prod, &s, id, &dup), NQ_OK);
+	assert_int_equal(
+	    nq_fetch(work, "w", &queue, 1, 1, 0, 30000, jobs, &n), 0);
+	assert_int_equal(n, 1);
+}
+
 static void test_security_completion_needs_worker_token(void **state)
 {
 	itest_env *e = *state;
-	char ptok[512], wtok[512], atok[512], id[NQ_ID_MAX];
-	bool dup;
-	write_tokens(e);
-	itest_path(e, "producer.tokens", ptok, sizeof ptok);
-	itest_path(e, "worker.tokens", wtok, sizeof wtok);
-	itest_path(e, "admin.tokens", atok, sizeof atok);
-	const char *flags[] = {"--producer-tokens", ptok, "--worker-tokens",
-	    wtok, "--admin-tokens", atok, NULL};
-	nq_client_opts probe = {.api_url = e->api_url, .token = "admin-1"};
-	start_broker(e, flags, &probe);
+	char id[NQ_ID_MAX];
+	start_with_roles(e);
 
 	nq_client *prod = client_with(e, "prod-1");
 	nq_client *work = client_with(e, "work-1");
-	nq_job_spec s = {.queue = "done", .type = "t"};
-	assert_int_equal(nq_enqueue(prod, &s, id, &dup), NQ_OK);
 	nq_job **jobs;
-	size_t n;
-	const char *q[] = {"done"};
-	assert_int_equal(nq_fetch(work, "w", q, 1, 1, 0, 30000, &jobs, &n), 0);
-	assert_int_equal(n, 1);
+	lease_one(prod, work, "done", id, &jobs);
 	nq_completion c = {.id = nq_job_id(jobs[0]),
 	    .lease_token = nq_job_lease_token(jobs[0]),
 	    .outcome = NQ_OUTCOME_SUCCEEDED};
@@ -229,9 +235,40 @@ static void test_security_completion_needs_worker_token(void **state)
 	assert_int_equal(nq_complete(work, "w", &c, 1), NQ_OK);
 	assert_int_equal(
 	    itest_wait_state(prod, id, NQ_STATE_SUCCEEDED, 5000, NULL), 0);
-	nq_jobs_free(jobs, n);
+	nq_jobs_free(jobs, 1);
 	nq_client_close(prod);
 	nq_client_close(work);
+	itest_pass(e);
+}
+
+/* A lease token completes the job it names: a producer's get shows 0. */
+static void test_security_lease_token_shown_to_workers_and_admins_only(
+    void **state)
+{
+	itest_env *e = *state;
+	char id[NQ_ID_MAX];
+	start_with_roles(e);
+
+	nq_client *prod = client_with(e, "prod-1");
+	nq_client *work = client_with(e, "work-1");
+	nq_client *admin = client_with(e, "admin-1");
+	nq_job **jobs, *j;
+	lease_one(prod, work, "lease", id, &jobs);
+	uint64_t token = nq_job_lease_token(jobs[0]);
+	assert_true(token != 0);
+
+	assert_int_equal(nq_get(prod, id, &j), NQ_OK);
+	assert_int_equal(nq_job_state(j), NQ_STATE_LEASED);
+	assert_true(nq_job_lease_token(j) == 0);
+	nq_job_free(j);
+	assert_int_equal(nq_get(admin, id, &j), NQ_OK);
+	assert_true(nq_job_lease_token(j) == token);
+	nq_job_free(j);
+
+	nq_jobs_free(jobs, 1);
+	nq_client_close(prod);
+	nq_client_close(work);
+	nq_client_close(admin);
 	itest_pass(e);
 }
 
@@ -506,6 +543,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_security_roles_allow_exactly_their_requests, itest_setup,
 	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_security_lease_token_shown_to_workers_and_admins_only,
+	        itest_setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_security_completion_needs_worker_token, itest_setup,
 	        itest_teardown),

@@ -4,8 +4,10 @@
  * queued since its last group, applies them in one write transaction,
  * commits once (fsync'd when the store syncs) and only then lets the daemon
  * reply. A failed commit fails every op of its group, turns readiness
- * false and is logged (NQ-COMMIT-FAILED); the first commit that works again
- * turns it true (NQ-COMMIT-RECOVERED). Durability is never dropped quietly.
+ * false and is logged (NQ-COMMIT-FAILED); it turns true again
+ * (NQ-COMMIT-RECOVERED) only with a commit that works and a store that
+ * shows room to grow (nqi_store_probe), since on a full disk small commits
+ * still work now and then. Durability is never dropped quietly.
  *
  * Ops are the daemon's own structs, linked through their own next pointer
  * (next_off): posting allocates nothing. What differs between the daemons
@@ -35,8 +37,9 @@ typedef struct nqi_gcommit_hooks {
 	 * none. An error fails the group. */
 	int (*group_cb)(void *ctx);
 	/* Writes what every commit carries, just before it. probe: nothing
-	 * else was written, the commit only tests the store (the last one
-	 * failed). NULL: nothing. An error fails the group. */
+	 * else was written, the commit only tests the store (it is not
+	 * ready); its failure fails no op. NULL: nothing. An error fails the
+	 * group (unless probe). */
 	int (*seal_cb)(void *ctx, bool probe);
 	/* The group is over: committed (err 0) or failed (err; readiness is
 	 * already false). rest: the ops apply_cb never saw (only when err).

@@ -47,6 +47,16 @@ int nqi_store_begin(nqi_store *s, bool write, MDB_txn **txn);
  * Nth; NQ_FAULT_COMMIT_FILE=PATH fails commits while PATH exists, as a
  * full disk would, and lets them work again once it is gone. */
 int nqi_store_commit(nqi_store *s, MDB_txn *txn);
+/*
+ * Whether the store can grow by NQI_STORE_PROBE_BYTES: the map has room
+ * for them and the file system holds them, reserved for the store's file
+ * (so the next commits that need fresh pages can write them). A commit
+ * that succeeds proves little on a full disk: LMDB reuses the pages it
+ * freed, which need no new blocks. NQ_OK, or NQ_ESTORE. Call it between
+ * write transactions, from the thread that writes.
+ */
+#define NQI_STORE_PROBE_BYTES (256u << 10)
+int nqi_store_probe(nqi_store *s);
 /* Commits so far, failed ones not counted. */
 uint64_t nqi_store_commits(const nqi_store *s);
 
