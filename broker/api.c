@@ -331,10 +331,7 @@ int broker_on_enqueue(broker *b, broker_op *op)
 	}
 	rep->n_results = n;
 	rep->results = ptrs;
-	op->reply->body_case = NQ__V1__REPLY__BODY_ENQUEUE;
-	op->reply->enqueue = rep;
-	broker_finish(b, op);
-	return NQ_OK;
+	return BROKER_ANSWER(b, op, ENQUEUE, enqueue, rep);
 }
 
 /* ---- get, wait, cancel ---- */
@@ -561,10 +558,7 @@ int broker_on_stats(broker *b, broker_op *op)
 	bs->jobs_stored = b->core.jobs_stored;
 	bs->version = (char *)NQ_VERSION;
 	r->broker = bs;
-	op->reply->body_case = NQ__V1__REPLY__BODY_STATS;
-	op->reply->stats = r;
-	broker_finish(b, op);
-	return NQ_OK;
+	return BROKER_ANSWER(b, op, STATS, stats, r);
 }
 
 /* Stores the queue's settings (NQI_QUEUE_SETTINGS) in its QueueConfig:
@@ -628,10 +622,7 @@ static int queue_set_paused(
 	*r = init;
 	r->queue = q->name;
 	r->paused = paused;
-	op->reply->body_case = NQ__V1__REPLY__BODY_QUEUE;
-	op->reply->queue = r;
-	broker_finish(b, op);
-	return NQ_OK;
+	return BROKER_ANSWER(b, op, QUEUE, queue, r);
 }
 
 int broker_on_pause(broker *b, broker_op *op)
@@ -688,8 +679,5 @@ int broker_on_list(broker *b, broker_op *op)
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
-	op->reply->body_case = NQ__V1__REPLY__BODY_LIST;
-	op->reply->list = r;
-	broker_finish(b, op);
-	return NQ_OK;
+	return BROKER_ANSWER(b, op, LIST, list, r);
 }

@@ -421,6 +421,11 @@ void broker_run_group(broker *b, broker_op *ops);
 void broker_post(broker *b, broker_op *op);
 /* Queues op's reply for sending after this group commits. */
 void broker_finish(broker *b, broker_op *op);
+/* Sets op's reply body (case NQ__V1__REPLY__BODY_<CASE>, member field) to
+ * msg and finishes op; evaluates to NQ_OK, for a handler's return. */
+#define BROKER_ANSWER(b, op, CASE, field, msg)                                 \
+	((op)->reply->body_case = NQ__V1__REPLY__BODY_##CASE,                  \
+	    (op)->reply->field = (msg), broker_finish((b), (op)), NQ_OK)
 Nq__V1__Reply *broker_reply_new(broker *b);
 Nq__V1__Status *broker_status_new(broker *b, int err, const char *msg);
 /* Sets the op's reply status (message printf-style, in the group arena). An

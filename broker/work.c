@@ -423,10 +423,7 @@ int broker_on_extend(broker *b, broker_op *op)
 	}
 	r->results = ptrs;
 	r->n_results = n;
-	op->reply->body_case = NQ__V1__REPLY__BODY_EXTEND;
-	op->reply->extend = r;
-	broker_finish(b, op);
-	return NQ_OK;
+	return BROKER_ANSWER(b, op, EXTEND, extend, r);
 }
 
 /* ---- ends of attempts ---- */

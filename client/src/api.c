@@ -440,15 +440,15 @@ static int stats_take(nq_client *c, Nq__V1__Reply *r, nq_queue_stats **out,
 NQ_API int nq_stats(nq_client *c, const char *queue, nq_queue_stats **out,
     size_t *n, nq_broker_stats *broker)
 {
-	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
-	Nq__V1__StatsRequest body = NQ__V1__STATS_REQUEST__INIT;
-	Nq__V1__Reply *r = NULL;
 	int rv = check_queue(c, queue, true);
 	if (rv != 0)
 		return rv;
 	if (!out || !n)
 		return nqc_fail(
 		    c->last_error, NQ_EINVAL, "out and n must not be NULL");
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__StatsRequest body = NQ__V1__STATS_REQUEST__INIT;
+	Nq__V1__Reply *r = NULL;
 	body.queue = str_in(queue);
 	req.body_case = NQ__V1__REQUEST__BODY_STATS;
 	req.stats = &body;
