@@ -182,7 +182,7 @@ static void print_row(FILE *f, size_t ncells, const char *const cells[NCOLS],
 static void print_table(FILE *f, const top_run *r, const json_t *queues,
     const char **names, size_t n, top_row *rows)
 {
-	size_t width[NCOLS], ncells = r->ncolumns + 1;
+	size_t width[NCOLS] = {0}, ncells = r->ncolumns + 1;
 	const char *cells[NCOLS];
 	cells[0] = "QUEUE";
 	for (size_t c = 1; c < ncells; c++)
