@@ -51,6 +51,11 @@
 /* A completion reaches the broker and its commit within this long after
  * the run ended (nq-worker batches completions for a moment). */
 #define CHECK_DELTA_US 3000000ull
+/* After the broker comes back, a worker's results socket may still wait
+ * out its reconnect backoff (libnq's longest: 2 s) while its work socket is
+ * up again: a completion sent then reaches the broker late, after a lease
+ * of 1 s lapsed. The restart explains such a run too. */
+#define CHECK_RECONNECT_US 2000000ull
 /* The broker's clock and ours are one clock; this covers rounding. */
 #define CHECK_SLACK_US 2000ull
 /* A disk that has space again must take enqueues within this long. */
@@ -571,7 +576,8 @@ static enum why explain(const check *c, const ex *p, uint64_t a)
 	 * the command starts. */
 	if (!p->ended && hit(c, F_WKILL, p->worker, a, NEVER))
 		return W_KILLED;
-	if (hit(c, F_BROKER, NULL, a, b))
+	if (hit(c, F_BROKER, NULL,
+	        a > CHECK_RECONNECT_US ? a - CHECK_RECONNECT_US : 0, b))
 		return W_BROKER;
 	if (hit(c, F_STOP, p->worker, a, b))
 		return W_STOPPED;
