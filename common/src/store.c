@@ -231,16 +231,20 @@ int nqi_store_commit(nqi_store *s, MDB_txn *txn)
 	return NQ_OK;
 }
 
-/* Reserves the bytes the store's next pages will be written to, past the
- * last page in use (FALLOC_FL_KEEP_SIZE: the file's size stays, LMDB
- * writes into the blocks later). Where the file system cannot reserve,
- * its free space stands in. */
+/* Whether the file system has the blocks the store's next pages will be
+ * written to, past the last page in use: they are allocated
+ * (FALLOC_FL_KEEP_SIZE: the file's size stays) and given back at once, so
+ * the probe holds no space that a full disk would then not show. Where
+ * the file system cannot allocate, its free space stands in. */
 static int reserve_growth(int fd, uint64_t end)
 {
 	struct statvfs vfs;
 	if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)end,
-	        NQI_STORE_PROBE_BYTES) == 0)
+	        NQI_STORE_PROBE_BYTES) == 0) {
+		(void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		    (off_t)end, NQI_STORE_PROBE_BYTES);
 		return NQ_OK;
+	}
 	if (errno != EOPNOTSUPP && errno != ENOSYS)
 		return NQ_ESTORE;
 	if (fstatvfs(fd, &vfs) != 0 ||

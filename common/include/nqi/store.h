@@ -49,8 +49,8 @@ int nqi_store_begin(nqi_store *s, bool write, MDB_txn **txn);
 int nqi_store_commit(nqi_store *s, MDB_txn *txn);
 /*
  * Whether the store can grow by NQI_STORE_PROBE_BYTES: the map has room
- * for them and the file system holds them, reserved for the store's file
- * (so the next commits that need fresh pages can write them). A commit
+ * for them and the file system can allocate them to the store's file
+ * (allocated and given back at once: the probe keeps no space). A commit
  * that succeeds proves little on a full disk: LMDB reuses the pages it
  * freed, which need no new blocks. NQ_OK, or NQ_ESTORE. Call it between
  * write transactions, from the thread that writes.
