@@ -270,20 +270,17 @@ static int open_failed(const nqctl *x, int rv)
  * one is a usage error that names it, not a wait for a reply. */
 static int check_urls(const nqctl *x)
 {
-	const struct {
-		const char *flag, *url;
-	} urls[] = {
-	    {"--api", x->conf.api_url},
-	    {"--work", x->conf.work_url},
-	    {"--results", x->conf.results_url},
-	    {"--dlq", x->conf.dlq_url},
-	    {"--events", x->conf.events_url},
+	const nqi_url_flag urls[] = {
+	    {"--api", x->conf.api_url, false},
+	    {"--work", x->conf.work_url, false},
+	    {"--results", x->conf.results_url, false},
+	    {"--dlq", x->conf.dlq_url, false},
+	    {"--events", x->conf.events_url, false},
 	};
 	char why[512];
-	for (size_t i = 0; i < sizeof urls / sizeof *urls; i++)
-		if (urls[i].url && *urls[i].url &&
-		    nqi_url_check(urls[i].url, false, why, sizeof why) != 0)
-			return nqctl_usage_error(x, "%s %s", urls[i].flag, why);
+	if (nqi_url_check_flags(
+	        urls, sizeof urls / sizeof *urls, why, sizeof why))
+		return nqctl_usage_error(x, "%s", why);
 	return NQCTL_CONTINUE;
 }
 
