@@ -457,6 +457,17 @@ uint32_t broker_ready_flags(const Nq__V1__Job *job);
 /* Reads the record of id into b->core.raw without decoding it: NQ_ENOTFOUND,
  * NQ_ESTORE or NQ_ENOMEM otherwise. */
 int broker_job_read_raw(broker *b, uint64_t id);
+/*
+ * Makes the strings of the record at cur (key k, value *v) text when an
+ * older broker stored one with a NUL byte or bytes that are not UTF-8
+ * (nqi_pb_repair_strings): the record is rewritten in place, logged, and
+ * *v is the new one. Replies built from the record later (get, wait,
+ * fetch, the handoff to nq-dlq) then decode in strict clients. Recovery
+ * runs it on every record at start, in its write transaction; a record
+ * that is text already costs one pass over its bytes. NQ_ESTORE or
+ * NQ_ENOMEM only.
+ */
+int broker_job_repair(MDB_cursor *cur, MDB_val *k, MDB_val *v);
 
 /* The success of a leased job, appended to its record. */
 int broker_job_patch_success(
