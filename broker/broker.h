@@ -176,10 +176,17 @@ typedef struct broker_queue {
 	NQI_QUEUE_FIELDS(BROKER_FIELD_)
 #undef BROKER_FIELD_
 	uint64_t topic_seq[BROKER_EV_COUNT]; /* events published per kind */
-	nqi_prom_hist *latency;              /* enqueue to success, seconds */
+	/* Enqueue to success, seconds: of the committed groups (what
+	 * metrics read), and of the open one, core only, which moves into
+	 * latency when its commit succeeds and is forgotten when it fails. */
+	nqi_prom_hist *latency;
+	nqi_prom_hist *latency_group;
 	/* The totals as the group numbered saved_group found them, kept
-	 * when it first moved one (broker_totals_at): what was committed. */
+	 * when it first moved one (broker_totals_at): what was committed.
+	 * group_next links the queues that group moved (index + 1; 0 ends
+	 * the list, which starts at b->core.group_queues). */
 	uint64_t saved_group;
+	uint32_t group_next;
 	broker_totals saved;
 } broker_queue;
 
@@ -304,9 +311,10 @@ struct broker {
 		} gone[BROKER_GONE_MAX];
 		size_t ngone;
 		size_t dead_pipe_next;
-		uint64_t group; /* the group's number, from 1 */
-		bool woken;     /* a job became ready this group */
-		uint64_t rng;   /* broker_rand state, seeded from getrandom */
+		uint64_t group;        /* the group's number, from 1 */
+		uint32_t group_queues; /* the queues it moved totals of */
+		bool woken;            /* a job became ready this group */
+		uint64_t rng; /* broker_rand state, seeded from getrandom */
 		uint64_t metrics_last_ms, metrics_next_ms;
 	} core;
 
@@ -389,6 +397,8 @@ static inline broker_queue *broker_totals_at(broker *b, int qi)
 	broker_queue *q = &b->core.index.queues[qi];
 	if (q->saved_group != b->core.group) {
 		q->saved_group = b->core.group;
+		q->group_next = b->core.group_queues;
+		b->core.group_queues = (uint32_t)qi + 1;
 #define BROKER_SAVE_(name, kind, ...)                                          \
 	BROKER_QF_TOTAL_##kind(q->saved.name = q->name;)
 		NQI_QUEUE_FIELDS(BROKER_SAVE_)
