@@ -122,6 +122,17 @@ Nq__V1__Status *broker_status_new(broker *b, int err, const char *msg)
 		return NULL;
 	*s = init;
 	s->code = (Nq__V1__Code)nqi_err_to_code(err);
+	/* A message may quote a piece of the request cut at a byte count
+	 * ('%.40s'), which can end inside a character: strict decoders
+	 * refuse a reply whose message is not UTF-8. */
+	size_t n = strlen(msg);
+	if (!nqi_utf8_valid(msg, n)) {
+		char *t = nqi_arena_alloc(&b->core.arena, 3 * n + 1);
+		if (t)
+			t[nqi_text_repair(
+			    (const uint8_t *)msg, n, (uint8_t *)t)] = '\0';
+		msg = t ? t : "";
+	}
 	s->message = nqi_arena_strdup(&b->core.arena, msg);
 	if (!s->message)
 		s->message = (char *)protobuf_c_empty_string;

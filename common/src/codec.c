@@ -256,9 +256,7 @@ static size_t put_varint(uint8_t *out, uint64_t v)
 	return n;
 }
 
-/* The string bytes p[0..n) as text (see nqi_pb_repair_strings), written
- * at out when out is not NULL; returns the length of the text. */
-static size_t text_repair(const uint8_t *p, size_t n, uint8_t *out)
+size_t nqi_text_repair(const uint8_t *p, size_t n, uint8_t *out)
 {
 	static const uint8_t fffd[3] = {0xef, 0xbf, 0xbd}; /* U+FFFD */
 	size_t w = 0;
@@ -273,7 +271,7 @@ static size_t text_repair(const uint8_t *p, size_t n, uint8_t *out)
 }
 
 /* Copies the encoded message p[0..n) of type d with every string field,
- * at any depth, made text by text_repair; to out when out is not NULL.
+ * at any depth, made text by nqi_text_repair; to out when out is not NULL.
  * *len gets the length of the copy. NQ_EPROTO when the framing is
  * malformed. Each level sizes a nested message before it writes it, so
  * the work is the depth of the schema times n: this runs only for the
@@ -302,7 +300,7 @@ static int wire_repair(const ProtobufCMessageDescriptor *d, const uint8_t *p,
 			w += klen + vlen;
 		} else {
 			if (str)
-				sub = text_repair(body, body_len, NULL);
+				sub = nqi_text_repair(body, body_len, NULL);
 			else if (wire_repair(f->descriptor, body, body_len,
 			             NULL, &sub) != 0)
 				return NQ_EPROTO;
@@ -311,7 +309,7 @@ static int wire_repair(const ProtobufCMessageDescriptor *d, const uint8_t *p,
 			w += klen;
 			w += put_varint(out ? out + w : NULL, sub);
 			if (out && str)
-				text_repair(body, body_len, out + w);
+				nqi_text_repair(body, body_len, out + w);
 			else if (out)
 				wire_repair(f->descriptor, body, body_len,
 				    out + w, &sub);

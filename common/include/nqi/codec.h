@@ -62,6 +62,11 @@ int nqi_pb_check_strings(const ProtobufCMessageDescriptor *d, const void *buf,
 int nqi_pb_repair_strings(const ProtobufCMessageDescriptor *d, const void *buf,
     size_t len, uint8_t **out, size_t *out_len, char *why, size_t why_len);
 
+/* The bytes p[0..n) made text as nqi_pb_repair_strings makes a string,
+ * written at out (room for 3 * n bytes) when out is not NULL; returns
+ * the length of the text. */
+size_t nqi_text_repair(const uint8_t *p, size_t n, uint8_t *out);
+
 /* Why nqi_request_unpack refused buf, for the INVALID_ARGUMENT reply: the
  * string field at fault, or "malformed request: not an nq.v1.Request". */
 void nqi_request_refusal(
