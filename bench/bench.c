@@ -67,7 +67,7 @@ static void die_with_parent(pid_t parent)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
-		_exit(BENCH_EXIT_FAILED);
+		_exit(NQI_EXIT_FAILED);
 }
 
 static int spawn(bench_run *r)
@@ -86,11 +86,11 @@ static int spawn(bench_run *r)
 			    "nq-bench: cannot start process "
 			    "%d: %s\n",
 			    i, strerror(errno));
-			return BENCH_EXIT_FAILED;
+			return NQI_EXIT_FAILED;
 		}
 		r->procs[r->nprocs++] = pid;
 	}
-	return BENCH_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 static bool reap_one(bench_run *r, int i, int flags)
@@ -125,9 +125,9 @@ static int check_children(bench_run *r)
 			    "nq-bench: worker %d ended "
 			    "before the run was over\n",
 			    i);
-		return BENCH_EXIT_FAILED;
+		return NQI_EXIT_FAILED;
 	}
-	return BENCH_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 /* Stops every child: first by the shared flag, then by SIGKILL. */
@@ -170,32 +170,31 @@ static void sample_broker(bench_run *r)
 static int timed_out(const bench_run *r, const char *what)
 {
 	if (nqi_mono_ms() < r->deadline_ms)
-		return BENCH_CONTINUE;
+		return NQI_CONTINUE;
 	fprintf(stderr,
 	    "nq-bench: gave up %s: %llu of %llu jobs enqueued, %llu "
 	    "run\n",
 	    what, (unsigned long long)atomic_load(&r->s->enqueued),
 	    (unsigned long long)r->c.jobs,
 	    (unsigned long long)atomic_load(&r->s->handled));
-	return BENCH_EXIT_FAILED;
+	return NQI_EXIT_FAILED;
 }
 
 /* Waits until the workers have started, bounded by BENCH_START_MS. */
 static int start_workers(bench_run *r)
 {
 	uint64_t until = nqi_mono_ms() + BENCH_START_MS;
-	int rc = BENCH_CONTINUE;
+	int rc = NQI_CONTINUE;
 	r->drain_start_ns = bench_now_ns();
 	atomic_store(&r->s->go, true);
-	while (
-	    rc == BENCH_CONTINUE && atomic_load(&r->s->ready) < r->c.workers) {
+	while (rc == NQI_CONTINUE && atomic_load(&r->s->ready) < r->c.workers) {
 		if (nqi_mono_ms() >= until) {
 			fprintf(stderr,
 			    "nq-bench: %d of %d workers "
 			    "started in %d ms\n",
 			    atomic_load(&r->s->ready), r->c.workers,
 			    BENCH_START_MS);
-			return BENCH_EXIT_FAILED;
+			return NQI_EXIT_FAILED;
 		}
 		rc = check_children(r);
 		usleep(1000);
@@ -211,7 +210,7 @@ static int fill_backlog(bench_run *r)
 	while (!reap_one(r, producer, WNOHANG)) {
 		sample_broker(r);
 		int rc = timed_out(r, "filling the backlog");
-		if (rc != BENCH_CONTINUE)
+		if (rc != NQI_CONTINUE)
 			return rc;
 		usleep(2000);
 	}
@@ -221,13 +220,12 @@ static int fill_backlog(bench_run *r)
 /* Waits until every job has run once. */
 static int wait_handled(bench_run *r)
 {
-	int rc = BENCH_CONTINUE;
-	while (
-	    rc == BENCH_CONTINUE && atomic_load(&r->s->handled) < r->c.jobs) {
+	int rc = NQI_CONTINUE;
+	while (rc == NQI_CONTINUE && atomic_load(&r->s->handled) < r->c.jobs) {
 		usleep(500);
 		sample_broker(r);
 		rc = check_children(r);
-		if (rc == BENCH_CONTINUE)
+		if (rc == NQI_CONTINUE)
 			rc = timed_out(r, "waiting for the jobs to run");
 	}
 	return rc;
@@ -258,12 +256,12 @@ static int wait_confirmed(bench_run *r)
 			    "succeeded after %d ms\n",
 			    (unsigned long long)done,
 			    (unsigned long long)r->c.jobs, BENCH_CONFIRM_MS);
-			return BENCH_EXIT_FAILED;
+			return NQI_EXIT_FAILED;
 		}
 		usleep(500);
 	}
 	r->end_ns = bench_now_ns();
-	return BENCH_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 /* Checks that the broker answers before the producer is let go, so that
@@ -271,7 +269,7 @@ static int wait_confirmed(bench_run *r)
 static int check_broker(bench_run *r)
 {
 	int rc = bench_connect(r->x);
-	if (rc != BENCH_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	nq_queue_stats *qs = NULL;
 	size_t n = 0;
@@ -279,22 +277,22 @@ static int check_broker(bench_run *r)
 	nq_queue_stats_free(qs);
 	if (rv != NQ_OK)
 		return bench_fail(r->x, rv, "stats");
-	return BENCH_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 static int run_phases(bench_run *r)
 {
 	int rc = check_broker(r);
-	if (rc == BENCH_CONTINUE && r->c.backlog) {
-		if ((rc = fill_backlog(r)) == BENCH_CONTINUE)
+	if (rc == NQI_CONTINUE && r->c.backlog) {
+		if ((rc = fill_backlog(r)) == NQI_CONTINUE)
 			rc = start_workers(r);
-	} else if (rc == BENCH_CONTINUE) {
-		if ((rc = start_workers(r)) == BENCH_CONTINUE)
+	} else if (rc == NQI_CONTINUE) {
+		if ((rc = start_workers(r)) == NQI_CONTINUE)
 			atomic_store(&r->s->produce, true);
 	}
-	if (rc == BENCH_CONTINUE)
+	if (rc == NQI_CONTINUE)
 		rc = wait_handled(r);
-	if (rc == BENCH_CONTINUE)
+	if (rc == NQI_CONTINUE)
 		rc = wait_confirmed(r);
 	return rc;
 }
@@ -390,7 +388,7 @@ static int print_line(const bench_run *r, const bench_result *m)
 		printf(" broker_peak_rss_mib=%.1f broker_peak_anon_mib=%.1f",
 		    m->rss_mib, m->anon_mib);
 	printf("\n");
-	return BENCH_EXIT_OK;
+	return NQI_EXIT_OK;
 }
 
 /* The same figures as one JSON object; absent ones are left out. */
@@ -417,11 +415,11 @@ static int print_json(const bench_run *r, const bench_result *m)
 	json_decref(j);
 	if (!text) {
 		fprintf(stderr, "nq-bench: out of memory\n");
-		return BENCH_EXIT_FAILED;
+		return NQI_EXIT_FAILED;
 	}
 	printf("%s\n", text);
 	free(text);
-	return BENCH_EXIT_OK;
+	return NQI_EXIT_OK;
 }
 
 /* ---- the run ---- */
@@ -452,21 +450,21 @@ int bench_main(bench_cli *x, const bench_flags *f)
 	bench_run *r = calloc(1, sizeof *r);
 	if (!r) {
 		fprintf(stderr, "nq-bench: out of memory\n");
-		return BENCH_EXIT_FAILED;
+		return NQI_EXIT_FAILED;
 	}
 	r->x = x;
 	conf_from_flags(r, f);
-	int rc = BENCH_EXIT_FAILED;
+	int rc = NQI_EXIT_FAILED;
 	if (!(r->s = bench_shared_map(r->c.jobs, &r->shared_len))) {
 		fprintf(stderr, "nq-bench: cannot map %llu jobs: %s\n",
 		    (unsigned long long)r->c.jobs, strerror(errno));
 		goto out;
 	}
 	rc = spawn(r);
-	if (rc == BENCH_CONTINUE)
+	if (rc == NQI_CONTINUE)
 		rc = run_phases(r);
 	reap_all(r);
-	if (rc == BENCH_CONTINUE) {
+	if (rc == NQI_CONTINUE) {
 		bench_result m;
 		print_notes(r);
 		measure(r, &m);

@@ -24,15 +24,7 @@
 #include <stdint.h>
 
 #include "nq/nq.h"
-
-/* Exit statuses, the same as nqctl's. */
-enum {
-	BENCH_EXIT_OK = 0,
-	BENCH_EXIT_FAILED = 1,      /* the run failed */
-	BENCH_EXIT_USAGE = 2,       /* bad command line */
-	BENCH_EXIT_UNREACHABLE = 3, /* no answer from the broker in time */
-	BENCH_CONTINUE = -1,        /* go on */
-};
+#include "nqi/cli.h"
 
 /* The flags of a run, as given (main.c checks them). */
 typedef struct bench_flags {
@@ -52,12 +44,12 @@ typedef struct bench_cli {
 
 /* ---- main.c ---- */
 
-/* Opens x->client on x->conn. Returns BENCH_CONTINUE, or the exit status
+/* Opens x->client on x->conn. Returns NQI_CONTINUE, or the exit status
  * after reporting why it could not. */
 int bench_connect(bench_cli *x);
 /* Reports a failed request, "nq-bench: <what>: <error>: <server message>",
- * and returns BENCH_EXIT_UNREACHABLE when the broker did not answer in
- * time, BENCH_EXIT_FAILED otherwise. */
+ * and returns NQI_EXIT_UNREACHABLE when the broker did not answer in
+ * time, NQI_EXIT_FAILED otherwise. */
 int bench_fail(const bench_cli *x, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

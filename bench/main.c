@@ -5,8 +5,7 @@
  *
  *   nq-bench [--api URL] [--work URL] [--results URL] [--jobs N] ...
  *
- * Exit status: 0 ok, 1 the run failed, 2 usage error, 3 the broker could
- * not be reached in time.
+ * Exit status: NQI_EXIT_HELP (nqi/cli.h), as nqctl's.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -23,16 +22,13 @@
 #define BENCH_MAX_JOBS 1000000000ull
 #define BENCH_MAX_BATCH 10000 /* the broker's limit per enqueue */
 #define BENCH_MAX_PAYLOAD ((uint64_t)64 << 20)
-#define BENCH_DEFAULT_API "tcp://127.0.0.1:7400"
-/* The first BENCH_NCONN flags of the table say how to reach the broker;
- * only they are read from the environment. */
-#define BENCH_NCONN 10
+/* The first BENCH_NCONN flags of the table say how to reach the broker
+ * (and --json); only they are read from the environment. */
+#define BENCH_NCONN (NQI_CLI_CONN_NOPTS + 1)
 
 /* The command line as given. */
 typedef struct bench_args {
-	const char *api_url, *work_url, *results_url, *token_file;
-	const char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
-	uint64_t timeout_ms;
+	nqi_cli_conn conn;
 	bool json, help;
 	bench_flags f;
 } bench_args;
@@ -50,24 +46,25 @@ static int usage_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\nRun 'nq-bench --help' for the flags.\n");
-	return BENCH_EXIT_USAGE;
+	return NQI_EXIT_USAGE;
 }
 
 static const char *api_url(const bench_cli *x)
 {
-	return x->conn.api_url ? x->conn.api_url : BENCH_DEFAULT_API;
+	return x->conn.api_url && *x->conn.api_url ? x->conn.api_url
+	                                           : NQI_CLI_DEFAULT_API;
 }
 
 int bench_connect(bench_cli *x)
 {
 	if (x->client)
-		return BENCH_CONTINUE;
+		return NQI_CONTINUE;
 	int rv = nq_client_open(&x->client, &x->conn);
 	if (rv == NQ_OK)
-		return BENCH_CONTINUE;
+		return NQI_CONTINUE;
 	fprintf(stderr, "nq-bench: cannot use the broker at %s: %s\n",
 	    api_url(x), nq_strerror(rv));
-	return rv == NQ_EINVAL ? BENCH_EXIT_USAGE : BENCH_EXIT_FAILED;
+	return rv == NQ_EINVAL ? NQI_EXIT_USAGE : NQI_EXIT_FAILED;
 }
 
 int bench_fail(const bench_cli *x, int err, const char *fmt, ...)
@@ -84,8 +81,8 @@ int bench_fail(const bench_cli *x, int err, const char *fmt, ...)
 	fprintf(stderr, "nq-bench: %s: %s (broker at %s)%s%s\n", what, name,
 	    api_url(x), more ? ": " : "", more ? why : "");
 	if (err == NQ_ETIMEDOUT || err == NQ_ECONNECT)
-		return BENCH_EXIT_UNREACHABLE;
-	return BENCH_EXIT_FAILED;
+		return NQI_EXIT_UNREACHABLE;
+	return NQI_EXIT_FAILED;
 }
 
 /* ---- flags ---- */
@@ -93,7 +90,7 @@ int bench_fail(const bench_cli *x, int err, const char *fmt, ...)
 static int check_range(const char *flag, uint64_t v, uint64_t lo, uint64_t hi)
 {
 	if (v >= lo && v <= hi)
-		return BENCH_CONTINUE;
+		return NQI_CONTINUE;
 	return usage_error("--%s must be from %llu to %llu, got %llu", flag,
 	    (unsigned long long)lo, (unsigned long long)hi,
 	    (unsigned long long)v);
@@ -102,7 +99,7 @@ static int check_range(const char *flag, uint64_t v, uint64_t lo, uint64_t hi)
 static int check_int(const char *flag, int v, int lo, int hi)
 {
 	if (v >= lo && v <= hi)
-		return BENCH_CONTINUE;
+		return NQI_CONTINUE;
 	return usage_error(
 	    "--%s must be from %d to %d, got %d", flag, lo, hi, v);
 }
@@ -111,7 +108,7 @@ static int check_int(const char *flag, int v, int lo, int hi)
 static int check_pacing(bench_flags *f)
 {
 	if (!f->rate && f->duration_ms == UNSET)
-		return BENCH_CONTINUE;
+		return NQI_CONTINUE;
 	if (!f->rate || f->duration_ms == UNSET)
 		return usage_error("--rate and --duration go together "
 		                   "(a paced run of RATE jobs/s for DURATION)");
@@ -127,28 +124,28 @@ static int check_pacing(bench_flags *f)
 		                   "job",
 		    (unsigned long long)f->rate,
 		    (unsigned long long)f->duration_ms);
-	return BENCH_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 static int check_flags(bench_flags *f)
 {
 	int rc;
-	if ((rc = check_pacing(f)) != BENCH_CONTINUE)
+	if ((rc = check_pacing(f)) != NQI_CONTINUE)
 		return rc;
 	if (f->jobs == UNSET)
 		f->jobs = 100000;
 	if ((rc = check_range("jobs", f->jobs, 1, BENCH_MAX_JOBS)) !=
-	        BENCH_CONTINUE ||
+	        NQI_CONTINUE ||
 	    (rc = check_range("batch", f->batch, 1, BENCH_MAX_BATCH)) !=
-	        BENCH_CONTINUE ||
+	        NQI_CONTINUE ||
 	    (rc = check_range("payload-size", f->payload_size,
-	         BENCH_PAYLOAD_MIN, BENCH_MAX_PAYLOAD)) != BENCH_CONTINUE ||
+	         BENCH_PAYLOAD_MIN, BENCH_MAX_PAYLOAD)) != NQI_CONTINUE ||
 	    (rc = check_int("workers", f->workers, 1, BENCH_MAX_PROCS)) !=
-	        BENCH_CONTINUE ||
+	        NQI_CONTINUE ||
 	    (rc = check_int("producers", f->producers, 1, BENCH_MAX_PROCS)) !=
-	        BENCH_CONTINUE ||
+	        NQI_CONTINUE ||
 	    (rc = check_int("concurrency", f->concurrency, 1, 1024)) !=
-	        BENCH_CONTINUE)
+	        NQI_CONTINUE)
 		return rc;
 	if (f->max_time_ms == 0)
 		return usage_error("--max-time must be longer than 0");
@@ -157,7 +154,7 @@ static int check_flags(bench_flags *f)
 		    "'%s' is not a valid queue name (1 to 128 of "
 		    "A-Z a-z 0-9 . _ -)",
 		    f->queue);
-	return BENCH_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 static void print_usage(const nqi_opt *opts, size_t n)
@@ -179,9 +176,8 @@ static void print_usage(const nqi_opt *opts, size_t n)
 	       "is jobs over (last completion - workers started). With "
 	       "--broker-pid,\nbroker_peak_rss_mib is the process's VmHWM "
 	       "(mapped LMDB pages included) and\nbroker_peak_anon_mib "
-	       "the highest RssAnon (heap) seen, read every 100 ms.\n"
-	       "Exit status: 0 ok, 1 the run failed, 2 usage error, 3 the "
-	       "broker could not\nbe reached in time.\n");
+	       "the highest RssAnon (heap) seen, read every 100 "
+	       "ms.\n" NQI_EXIT_HELP);
 }
 
 static bool wants_help(int argc, char **argv)
@@ -194,7 +190,7 @@ static bool wants_help(int argc, char **argv)
 }
 
 /*
- * Reads the environment and the flags into a. Returns BENCH_CONTINUE when
+ * Reads the environment and the flags into a. Returns NQI_CONTINUE when
  * the run should start; otherwise the exit status to end with (0 after
  * printing --help).
  */
@@ -202,25 +198,7 @@ static int parse_args(bench_args *a, int argc, char **argv)
 {
 	bench_flags *f = &a->f;
 	const nqi_opt opts[] = {
-	    {"api", NQI_OPT_STR, &a->api_url,
-	        "broker api socket (" BENCH_DEFAULT_API ")", false},
-	    {"work", NQI_OPT_STR, &a->work_url,
-	        "broker work socket (tcp://127.0.0.1:7401)", false},
-	    {"results", NQI_OPT_STR, &a->results_url,
-	        "broker results socket (tcp://127.0.0.1:7402)", false},
-	    {"token-file", NQI_OPT_STR, &a->token_file,
-	        "file holding the access token (its first line), or env:NAME",
-	        false},
-	    {"tls-ca", NQI_OPT_STR, &a->tls_ca,
-	        "CA certificate that verifies tls+tcp:// servers", false},
-	    {"tls-cert", NQI_OPT_STR, &a->tls_cert,
-	        "client certificate to present", false},
-	    {"tls-key", NQI_OPT_STR, &a->tls_key,
-	        "key of the client certificate", false},
-	    {"tls-server-name", NQI_OPT_STR, &a->tls_server_name,
-	        "name the server certificate must carry", false},
-	    {"timeout", NQI_OPT_DURATION, &a->timeout_ms,
-	        "longest wait for a reply to one request (10s)", false},
+	    NQI_CLI_CONN_OPTS(&a->conn),
 	    {"json", NQI_OPT_BOOL, &a->json, "print JSON", false},
 	    /* BENCH_NCONN: the flags of the run from here on */
 	    {"jobs", NQI_OPT_U64, &f->jobs, "jobs to run (100000)", false},
@@ -255,7 +233,7 @@ static int parse_args(bench_args *a, int argc, char **argv)
 	int next;
 	if (wants_help(argc, argv)) {
 		print_usage(opts, n);
-		return BENCH_EXIT_OK;
+		return NQI_EXIT_OK;
 	}
 	if (nqi_opts_parse(opts, BENCH_NCONN, 1, argv, 1, true, &next, err,
 	        sizeof err) != NQ_OK ||
@@ -267,32 +245,22 @@ static int parse_args(bench_args *a, int argc, char **argv)
 	return check_flags(f);
 }
 
-/* The client options of the flags; reads the token. */
+/* The client options of the flags and checks of its URLs; reads the
+ * token. */
 static int make_cli(const bench_args *a, bench_cli *x)
 {
-	char err[256];
+	char why[512], *token = NULL;
+	int err;
 	x->json = a->json;
-	x->conn = (nq_client_opts){
-	    .api_url = a->api_url,
-	    .work_url = a->work_url,
-	    .results_url = a->results_url,
-	    .timeout_ms =
-	        a->timeout_ms > INT_MAX ? INT_MAX : (int)a->timeout_ms,
-	    .tls_ca = a->tls_ca,
-	    .tls_cert = a->tls_cert,
-	    .tls_key = a->tls_key,
-	    .tls_server_name = a->tls_server_name,
-	};
-	if (!a->token_file || !*a->token_file)
-		return BENCH_CONTINUE;
-	char *token = NULL;
-	int rv = nqi_token_read(a->token_file, &token, err, sizeof err);
-	if (rv != NQ_OK) {
-		fprintf(stderr, "nq-bench: --token-file: %s\n", err);
-		return rv == NQ_ENOMEM ? BENCH_EXIT_FAILED : BENCH_EXIT_USAGE;
+	if (nqi_cli_check_urls(&a->conn, why, sizeof why))
+		return usage_error("%s", why);
+	int rc = nqi_cli_read_token(&a->conn, &token, &err, why, sizeof why);
+	if (rc != NQI_CONTINUE) {
+		fprintf(stderr, "nq-bench: %s\n", why);
+		return rc;
 	}
-	x->conn.token = token;
-	return BENCH_CONTINUE;
+	x->conn = nqi_cli_client_opts(&a->conn, token);
+	return NQI_CONTINUE;
 }
 
 int main(int argc, char **argv)
@@ -307,9 +275,9 @@ int main(int argc, char **argv)
 	                    .producers = 1}};
 	bench_cli x = {0};
 	int rc = parse_args(&a, argc, argv);
-	if (rc == BENCH_CONTINUE)
+	if (rc == NQI_CONTINUE)
 		rc = make_cli(&a, &x);
-	if (rc == BENCH_CONTINUE)
+	if (rc == NQI_CONTINUE)
 		rc = bench_main(&x, &a.f);
 	nq_client_close(x.client);
 	free((char *)x.conn.token);
@@ -317,8 +285,8 @@ int main(int argc, char **argv)
 	 * failure the caller must see. */
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		perror("nq-bench: writing the output");
-		if (rc == BENCH_EXIT_OK)
-			rc = BENCH_EXIT_FAILED;
+		if (rc == NQI_EXIT_OK)
+			rc = NQI_EXIT_FAILED;
 	}
 	return rc;
 }

@@ -176,10 +176,17 @@ typedef struct broker_queue {
 	NQI_QUEUE_FIELDS(BROKER_FIELD_)
 #undef BROKER_FIELD_
 	uint64_t topic_seq[BROKER_EV_COUNT]; /* events published per kind */
-	nqi_prom_hist *latency;              /* enqueue to success, seconds */
+	/* Enqueue to success, seconds: of the committed groups (what
+	 * metrics read), and of the open one, core only, which moves into
+	 * latency when its commit succeeds and is forgotten when it fails. */
+	nqi_prom_hist *latency;
+	nqi_prom_hist *latency_group;
 	/* The totals as the group numbered saved_group found them, kept
-	 * when it first moved one (broker_totals_at): what was committed. */
+	 * when it first moved one (broker_totals_at): what was committed.
+	 * group_next links the queues that group moved (index + 1; 0 ends
+	 * the list, which starts at b->core.group_queues). */
 	uint64_t saved_group;
+	uint32_t group_next;
 	broker_totals saved;
 } broker_queue;
 
@@ -304,9 +311,10 @@ struct broker {
 		} gone[BROKER_GONE_MAX];
 		size_t ngone;
 		size_t dead_pipe_next;
-		uint64_t group; /* the group's number, from 1 */
-		bool woken;     /* a job became ready this group */
-		uint64_t rng;   /* broker_rand state, seeded from getrandom */
+		uint64_t group;        /* the group's number, from 1 */
+		uint32_t group_queues; /* the queues it moved totals of */
+		bool woken;            /* a job became ready this group */
+		uint64_t rng; /* broker_rand state, seeded from getrandom */
 		uint64_t metrics_last_ms, metrics_next_ms;
 	} core;
 
@@ -389,6 +397,8 @@ static inline broker_queue *broker_totals_at(broker *b, int qi)
 	broker_queue *q = &b->core.index.queues[qi];
 	if (q->saved_group != b->core.group) {
 		q->saved_group = b->core.group;
+		q->group_next = b->core.group_queues;
+		b->core.group_queues = (uint32_t)qi + 1;
 #define BROKER_SAVE_(name, kind, ...)                                          \
 	BROKER_QF_TOTAL_##kind(q->saved.name = q->name;)
 		NQI_QUEUE_FIELDS(BROKER_SAVE_)
@@ -457,6 +467,17 @@ uint32_t broker_ready_flags(const Nq__V1__Job *job);
 /* Reads the record of id into b->core.raw without decoding it: NQ_ENOTFOUND,
  * NQ_ESTORE or NQ_ENOMEM otherwise. */
 int broker_job_read_raw(broker *b, uint64_t id);
+/*
+ * Makes the strings of the record at cur (key k, value *v) text when an
+ * older broker stored one with a NUL byte or bytes that are not UTF-8
+ * (nqi_pb_repair_strings): the record is rewritten in place, logged, and
+ * *v is the new one. Replies built from the record later (get, wait,
+ * fetch, the handoff to nq-dlq) then decode in strict clients. Recovery
+ * runs it on every record at start, in its write transaction; a record
+ * that is text already costs one pass over its bytes. NQ_ESTORE or
+ * NQ_ENOMEM only.
+ */
+int broker_job_repair(MDB_cursor *cur, MDB_val *k, MDB_val *v);
 
 /* The success of a leased job, appended to its record. */
 int broker_job_patch_success(

@@ -122,6 +122,17 @@ Nq__V1__Status *broker_status_new(broker *b, int err, const char *msg)
 		return NULL;
 	*s = init;
 	s->code = (Nq__V1__Code)nqi_err_to_code(err);
+	/* A message may quote a piece of the request cut at a byte count
+	 * ('%.40s'), which can end inside a character: strict decoders
+	 * refuse a reply whose message is not UTF-8. */
+	size_t n = strlen(msg);
+	if (!nqi_utf8_valid(msg, n)) {
+		char *t = nqi_arena_alloc(&b->core.arena, 3 * n + 1);
+		if (t)
+			t[nqi_text_repair(
+			    (const uint8_t *)msg, n, (uint8_t *)t)] = '\0';
+		msg = t ? t : "";
+	}
 	s->message = nqi_arena_strdup(&b->core.arena, msg);
 	if (!s->message)
 		s->message = (char *)protobuf_c_empty_string;
@@ -231,16 +242,27 @@ static int group_cb(void *ctx)
 	return rv;
 }
 
-/* Puts back the totals the group moved: none of it was committed. */
+/* Puts back the totals the group moved and forgets the latencies it
+ * observed: none of it was committed. */
 static void totals_undo(broker *b)
 {
-	for (size_t i = 0; i < b->core.index.nqueues; i++) {
-		broker_queue *q = &b->core.index.queues[i];
-		if (q->saved_group != b->core.group)
-			continue;
+	for (uint32_t i = b->core.group_queues; i;) {
+		broker_queue *q = &b->core.index.queues[i - 1];
 #define UNDO_(name, kind, ...) BROKER_QF_TOTAL_##kind(q->name = q->saved.name;)
 		NQI_QUEUE_FIELDS(UNDO_)
 #undef UNDO_
+		nqi_prom_hist_clear(q->latency_group);
+		i = q->group_next;
+	}
+}
+
+/* The group committed: the latencies it observed count from now on. */
+static void latency_commit(broker *b)
+{
+	for (uint32_t i = b->core.group_queues; i;) {
+		broker_queue *q = &b->core.index.queues[i - 1];
+		nqi_prom_hist_move(q->latency, q->latency_group);
+		i = q->group_next;
 	}
 }
 
@@ -273,16 +295,19 @@ static void group_end(broker *b)
 	b->core.raw_id = 0;      /* its copy was in the arena */
 	b->core.jobs_cur = NULL; /* LMDB closed it with the transaction */
 	b->core.group++;
+	b->core.group_queues = 0;
 }
 
 static void end_cb(void *ctx, void *rest, int err)
 {
 	broker *b = ctx;
 	broker_events_publish(b, err == 0);
-	if (err != 0)
+	if (err != 0) {
 		fail_group(b, rest, err);
-	else
+	} else {
+		latency_commit(b);
 		broker_dlq_publish(b);
+	}
 	group_end(b);
 }
 

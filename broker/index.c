@@ -21,6 +21,7 @@ void broker_index_fini(broker_index *x)
 	for (size_t i = 0; i < x->nqueues; i++) {
 		free(x->queues[i].heap);
 		nqi_prom_hist_free(x->queues[i].latency);
+		nqi_prom_hist_free(x->queues[i].latency_group);
 	}
 	free(x->queues);
 	free(x->timers);
@@ -51,8 +52,12 @@ int broker_queue_get(broker_index *x, const char *name)
 	memset(q, 0, sizeof *q);
 	snprintf(q->name, sizeof q->name, "%s", name);
 	if (nqi_prom_hist_alloc(&q->latency, nqi_prom_latency_bounds_s,
-	        NQI_PROM_LATENCY_NBOUNDS, NULL, 0) != 0)
+	        NQI_PROM_LATENCY_NBOUNDS, NULL, 0) != 0 ||
+	    nqi_prom_hist_alloc(&q->latency_group, nqi_prom_latency_bounds_s,
+	        NQI_PROM_LATENCY_NBOUNDS, NULL, 0) != 0) {
+		nqi_prom_hist_free(q->latency);
 		return -1;
+	}
 	return (int)x->nqueues++;
 }
 

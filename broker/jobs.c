@@ -410,6 +410,34 @@ int broker_job_read_raw(broker *b, uint64_t id)
 	return b->core.raw_id == id ? NQ_OK : NQ_ENOMEM;
 }
 
+int broker_job_repair(MDB_cursor *cur, MDB_val *k, MDB_val *v)
+{
+	uint8_t *fixed;
+	size_t len;
+	char why[128], id[NQ_ID_MAX];
+	int rv = nqi_pb_repair_strings(&nq__v1__job__descriptor, v->mv_data,
+	    v->mv_size, &fixed, &len, why, sizeof why);
+	if (rv == NQ_EPROTO)
+		return NQ_OK; /* recovery reports the record as corrupt */
+	if (rv != 0 || !fixed)
+		return rv;
+	/* A copy of the key: k points into the page the put rewrites. */
+	uint8_t key[8];
+	memcpy(key, k->mv_data, sizeof key);
+	MDB_val kc = {sizeof key, key}, nv = {len, fixed};
+	int rc = mdb_cursor_put(cur, &kc, &nv, MDB_CURRENT);
+	free(fixed);
+	if (rc == 0)
+		rc = mdb_cursor_get(cur, k, v, MDB_GET_CURRENT);
+	if (rc != 0)
+		return NQ_ESTORE;
+	nqi_id_format(nqi_be64_get(key), id);
+	nqi_warn("NQ-RECORD-REPAIRED", NQI_S("id", id), NQI_S("why", why),
+	    NQI_S("note", "stored by an older broker; NUL ends the string, "
+	                  "invalid bytes are U+FFFD"));
+	return NQ_OK;
+}
+
 int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job)
 {
 	uint8_t key[8];

@@ -8,6 +8,7 @@
 #include "nqi/daemon.h"
 #include "nqi/log.h"
 #include "nqi/opts.h"
+#include "nqi/url.h"
 #include "nqi/util.h"
 
 /* NULL when the flags make sense together, else why not. */
@@ -33,7 +34,14 @@ static const char *config_check(void *arg, char *buf, size_t len)
 		return "--max-parked must be 1..1000000, --conn-requests at "
 		       "least 1, --conn-backlog at least 0, --reply-timeout "
 		       "10ms..1h";
-	return NULL;
+	const nqi_url_flag urls[] = {
+	    {"--api", c->api_url, true},
+	    {"--work", c->work_url, true},
+	    {"--results", c->results_url, true},
+	    {"--events", c->events_url, true},
+	    {"--dlq", c->dlq_url, false},
+	};
+	return nqi_url_check_flags(urls, sizeof urls / sizeof *urls, buf, len);
 }
 
 /* Where the flags every daemon shares keep their values. */

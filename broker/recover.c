@@ -150,6 +150,8 @@ static int scan_jobs(
 		if (k.mv_size != 8)
 			continue;
 		uint64_t id = nqi_be64_get(k.mv_data);
+		if (release_leases && (rv = broker_job_repair(cur, &k, &v)))
+			break;
 		Nq__V1__Job *job =
 		    nq__v1__job__unpack(NULL, v.mv_size, v.mv_data);
 		if (!job || !job->spec || !nqi_name_valid(job->spec->queue)) {

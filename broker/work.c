@@ -542,7 +542,7 @@ static void observe_latency(broker *b, int qi, uint64_t created_us)
 	uint64_t now_us = nqi_now_us();
 	broker_queue *q = broker_totals_at(b, qi);
 	q->succeeded_total++;
-	nqi_prom_hist_observe(q->latency,
+	nqi_prom_hist_observe(q->latency_group,
 	    now_us > created_us ? (double)(now_us - created_us) / 1e6 : 0);
 }
 

@@ -10,6 +10,7 @@
 #include "nqi/log.h"
 #include "nqi/opts.h"
 #include "nqi/tls.h"
+#include "nqi/url.h"
 #include "nqi/util.h"
 
 static void config_defaults(dlq_config *c)
@@ -50,7 +51,11 @@ static const char *config_check(void *arg, char *buf, size_t len)
 		return "--map-size must be at least 1m";
 	if (c->contexts < 1 || c->contexts > 4096)
 		return "--contexts must be from 1 to 4096";
-	return NULL;
+	const nqi_url_flag urls[] = {
+	    {"--listen", c->listen_url, true},
+	    {"--broker", c->broker_url, false},
+	};
+	return nqi_url_check_flags(urls, sizeof urls / sizeof *urls, buf, len);
 }
 
 /* Where the flags every daemon shares keep their values. */

@@ -28,6 +28,7 @@
 #include "nqi/daemon.h"
 #include "nqi/log.h"
 #include "nqi/opts.h"
+#include "nqi/url.h"
 #include "nqi/util.h"
 #include "worker.h"
 
@@ -171,6 +172,12 @@ static const char *check_cb(void *arg, char *why, size_t len)
 		return "--lease must be at least 1s";
 	if (c->grace_ms == 0)
 		return "--grace must be longer than 0";
+	const nqi_url_flag urls[] = {
+	    {"--work", c->work_url, false},
+	    {"--results", c->results_url, false},
+	};
+	if (nqi_url_check_flags(urls, sizeof urls / sizeof *urls, why, len))
+		return why;
 	int rc = parse_queues(m, why, len);
 	if (rc == 0)
 		rc = parse_handlers(m, why, len);

@@ -200,41 +200,41 @@ static int parse_sub_args(dlq_cli *c, int argc, char **argv, int start)
 
 static uint64_t base_timeout_ms(const dlq_cli *c)
 {
-	return c->x->conf.timeout_ms ? c->x->conf.timeout_ms : DLQ_TIMEOUT_MS;
+	return c->x->conf.conn.timeout_ms ? c->x->conf.conn.timeout_ms
+	                                  : DLQ_TIMEOUT_MS;
 }
 
 /* Opens the client (token, TLS files) and points it at nq-dlq, once. */
 static int connect_dlq(dlq_cli *c)
 {
 	if (c->connected)
-		return NQCTL_CONTINUE;
+		return NQI_CONTINUE;
 	int rc = nqctl_connect(c->x);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	int rv = nq_client_set_dlq_url(c->x->client, c->url);
 	if (rv != NQ_OK)
 		return nqctl_report(c->x, rv,
-		    rv == NQ_EINVAL ? NQCTL_EXIT_USAGE : NQCTL_EXIT_FAILED,
-		    NULL, "cannot use nq-dlq at %s: %s%s%s", c->url,
-		    nq_strerror(rv),
+		    rv == NQ_EINVAL ? NQI_EXIT_USAGE : NQI_EXIT_FAILED, NULL,
+		    "cannot use nq-dlq at %s: %s%s%s", c->url, nq_strerror(rv),
 		    *nq_client_last_error(c->x->client) ? ": " : "",
 		    nq_client_last_error(c->x->client));
 	c->connected = true;
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 /* "nqctl: dlq show: not found: no DLQ entry has id ..." */
 static int fail(const dlq_cli *c, int err, const char *msg)
 {
-	return nqctl_report(c->x, err, NQCTL_EXIT_FAILED, NULL,
-	    "dlq %s: %s%s%s", c->sub->name, nq_strerror(err),
-	    msg && *msg ? ": " : "", msg ? msg : "");
+	return nqctl_report(c->x, err, NQI_EXIT_FAILED, NULL, "dlq %s: %s%s%s",
+	    c->sub->name, nq_strerror(err), msg && *msg ? ": " : "",
+	    msg ? msg : "");
 }
 
 static int oom(const dlq_cli *c)
 {
 	return nqctl_report(
-	    c->x, NQ_ENOMEM, NQCTL_EXIT_FAILED, NULL, "out of memory");
+	    c->x, NQ_ENOMEM, NQI_EXIT_FAILED, NULL, "out of memory");
 }
 
 /* Sends req; on NQ_OK or a refusing status, *out is the decoded reply. A
@@ -258,7 +258,7 @@ static int exchange(
 }
 
 /*
- * One request and its reply. Returns NQCTL_CONTINUE with *out holding a
+ * One request and its reply. Returns NQI_CONTINUE with *out holding a
  * reply with body `want` (and an OK status unless keep_failed), or the
  * exit status after saying what went wrong: 3 when nq-dlq did not answer
  * in time, 1 when it answered with an error.
@@ -268,7 +268,7 @@ static int call(dlq_cli *c, Nq__V1__Request *req, uint64_t timeout_ms,
 {
 	Nq__V1__Reply *r;
 	int rc = connect_dlq(c);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	int rv = exchange(c, req, timeout_ms, &r);
 	if (!r)
@@ -285,7 +285,7 @@ static int call(dlq_cli *c, Nq__V1__Request *req, uint64_t timeout_ms,
 		    "of reply");
 	}
 	*out = r;
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 /* ---- JSON of entries ---- */
@@ -460,7 +460,7 @@ static int list_request(dlq_cli *c, Nq__V1__DlqListRequest *r)
 	r->reason = (char *)(f->reason ? f->reason : "");
 	r->before_id = (char *)(f->before ? f->before : "");
 	r->limit = f->limit == UNSET ? 0 : (uint32_t)f->limit;
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 static void print_cell(const char *s, int width)
@@ -564,13 +564,13 @@ static int cmd_list(dlq_cli *c)
 	Nq__V1__DlqListRequest body = NQ__V1__DLQ_LIST_REQUEST__INIT;
 	Nq__V1__Reply *r;
 	int rc = list_request(c, &body);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	req.body_case = NQ__V1__REQUEST__BODY_DLQ_LIST;
 	req.dlq_list = &body;
 	rc = call(c, &req, base_timeout_ms(c), NQ__V1__REPLY__BODY_DLQ_LIST,
 	    false, &r);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	if (!entries_valid(r->dlq_list))
 		rc = fail(c, NQ_EPROTO, "an entry without its job");
@@ -578,7 +578,7 @@ static int cmd_list(dlq_cli *c)
 		rc = list_json(c, r->dlq_list);
 	else {
 		print_list(c, r->dlq_list);
-		rc = NQCTL_EXIT_OK;
+		rc = NQI_EXIT_OK;
 	}
 	nq__v1__reply__free_unpacked(r, NULL);
 	return rc;
@@ -604,7 +604,7 @@ static int print_entry(const dlq_cli *c, const Nq__V1__DeadJob *e)
 			nqctl_print_field(key, v);
 	}
 	json_decref(o);
-	return NQCTL_EXIT_OK;
+	return NQI_EXIT_OK;
 }
 
 static int cmd_show(dlq_cli *c)
@@ -621,7 +621,7 @@ static int cmd_show(dlq_cli *c)
 	req.dlq_show = &body;
 	int rc = call(c, &req, base_timeout_ms(c), NQ__V1__REPLY__BODY_DLQ_SHOW,
 	    false, &r);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	rc = r->dlq_show->job
 	         ? print_entry(c, r->dlq_show->job)
@@ -684,13 +684,13 @@ static int cmd_stats(dlq_cli *c)
 {
 	Nq__V1__Reply *r;
 	int rc = fetch_stats(c, &r);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	if (c->x->conf.json) {
 		rc = stats_json(c, r->dlq_stats);
 	} else {
 		print_stats(r->dlq_stats);
-		rc = NQCTL_EXIT_OK;
+		rc = NQI_EXIT_OK;
 	}
 	nq__v1__reply__free_unpacked(r, NULL);
 	return rc;
@@ -734,7 +734,7 @@ static int ids_or_all(dlq_cli *c)
 			    "'%s' is not an id (16 hex "
 			    "digits)",
 			    c->args[i]);
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 /* Entries a replay of --all (of --queue) takes on, from the counts. */
@@ -743,10 +743,10 @@ static int replay_count(dlq_cli *c, uint64_t *n)
 	Nq__V1__Reply *r;
 	if (!c->f.all) {
 		*n = c->nargs;
-		return NQCTL_CONTINUE;
+		return NQI_CONTINUE;
 	}
 	int rc = fetch_stats(c, &r);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	*n = 0;
 	for (size_t i = 0; i < r->dlq_stats->n_entries; i++)
@@ -754,7 +754,7 @@ static int replay_count(dlq_cli *c, uint64_t *n)
 		    strcmp(c->f.queue, r->dlq_stats->entries[i]->queue) == 0)
 			*n += r->dlq_stats->entries[i]->count;
 	nq__v1__reply__free_unpacked(r, NULL);
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 /* nq-dlq answers after the last entry: give it the paced time, its own
@@ -828,7 +828,7 @@ static int send_replay(dlq_cli *c, double rate, uint64_t n)
 	req.dlq_replay = &body;
 	int rc = call(c, &req, replay_timeout_ms(c, n, rate),
 	    NQ__V1__REPLY__BODY_DLQ_REPLAY, true, &r);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	const Nq__V1__DlqReplayReply *p = r->dlq_replay;
 	bool failed = p->failed || (r->status && r->status->code);
@@ -836,16 +836,14 @@ static int send_replay(dlq_cli *c, double rate, uint64_t n)
 		rc = replay_json(c, r);
 	} else {
 		print_replay(c, p);
-		rc = NQCTL_EXIT_OK;
+		rc = NQI_EXIT_OK;
 	}
 	if (r->status && r->status->code)
 		nqctl_report(c->x, nqi_err_from_code((int)r->status->code),
-		    NQCTL_EXIT_FAILED, NULL, "dlq replay: %s",
+		    NQI_EXIT_FAILED, NULL, "dlq replay: %s",
 		    r->status->message);
 	nq__v1__reply__free_unpacked(r, NULL);
-	return rc != NQCTL_EXIT_OK ? rc
-	       : failed            ? NQCTL_EXIT_FAILED
-	                           : NQCTL_EXIT_OK;
+	return rc != NQI_EXIT_OK ? rc : failed ? NQI_EXIT_FAILED : NQI_EXIT_OK;
 }
 
 static int cmd_replay(dlq_cli *c)
@@ -853,14 +851,14 @@ static int cmd_replay(dlq_cli *c)
 	double rate = 0;
 	uint64_t n;
 	int rc = ids_or_all(c);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	if (c->f.rate && parse_rate(c->f.rate, &rate) != NQ_OK)
 		return usage_error(c,
 		    "--rate: cannot read '%s' as a positive "
 		    "rate (10/s, 600/m, 3600/h, 5)",
 		    c->f.rate);
-	if ((rc = replay_count(c, &n)) != NQCTL_CONTINUE)
+	if ((rc = replay_count(c, &n)) != NQI_CONTINUE)
 		return rc;
 	return send_replay(c, rate, n);
 }
@@ -873,7 +871,7 @@ static int cmd_purge(dlq_cli *c)
 	Nq__V1__DlqPurgeRequest body = NQ__V1__DLQ_PURGE_REQUEST__INIT;
 	Nq__V1__Reply *r;
 	int rc = ids_or_all(c);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	if (c->f.older_than && !c->f.all)
 		return usage_error(c, "--older-than only narrows --all");
@@ -893,14 +891,14 @@ static int cmd_purge(dlq_cli *c)
 	/* A purge of many entries takes several commits. */
 	rc = call(c, &req, base_timeout_ms(c) + (c->f.all ? 60000 : 0),
 	    NQ__V1__REPLY__BODY_DLQ_PURGE, false, &r);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	if (c->x->conf.json) {
 		rc = nqctl_print_json(json_pack(
 		    "{s:I}", "purged", (json_int_t)r->dlq_purge->purged));
 	} else {
 		printf("purged %u\n", r->dlq_purge->purged);
-		rc = NQCTL_EXIT_OK;
+		rc = NQI_EXIT_OK;
 	}
 	nq__v1__reply__free_unpacked(r, NULL);
 	return rc;
@@ -941,25 +939,25 @@ static int leading_flags(dlq_cli *c, int argc, char **argv, int *start)
 			return usage_error(c, "%s", err);
 	}
 	*start = i;
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 static int run(dlq_cli *c, int argc, char **argv, int start)
 {
 	int rc = leading_flags(c, argc, argv, &start);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	if (c->x->conf.help ||
 	    (start < argc && strcmp(argv[start], "-h") == 0)) {
 		print_subs(stdout);
-		return NQCTL_EXIT_OK;
+		return NQI_EXIT_OK;
 	}
 	if (start >= argc)
 		return usage_error(c, "missing SUBCOMMAND");
 	c->sub = find_sub(argv[start]);
 	if (!c->sub)
 		return usage_error(c, "unknown subcommand '%s'", argv[start]);
-	if ((rc = parse_sub_args(c, argc, argv, start + 1)) != NQCTL_CONTINUE)
+	if ((rc = parse_sub_args(c, argc, argv, start + 1)) != NQI_CONTINUE)
 		return rc;
 	c->url = dlq_url(c);
 	return c->sub->run(c);

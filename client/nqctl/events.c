@@ -58,20 +58,20 @@ int nqctl_sub_open(nqctl *x, const void *topic, size_t topic_len, nq_sub **out)
 	const char *url = nqctl_sub_url(x);
 	const char *what = x->cmd ? x->cmd->name : "events";
 	int rc = nqctl_connect(x);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	int rv = nq_sub_open(x->client, url, topic, topic_len, &x->sub);
 	/* A URL nng cannot use is a usage error; a server that is not there
 	 * (or fails the TLS handshake) is "could not reach the service". */
 	if (rv == NQ_EINVAL)
-		return nqctl_report(x, rv, NQCTL_EXIT_USAGE, NULL,
+		return nqctl_report(x, rv, NQI_EXIT_USAGE, NULL,
 		    "%s: cannot use the events socket %s: %s", what, url,
 		    nq_client_last_error(x->client));
 	if (rv != NQ_OK)
 		return nqctl_fail(x, rv, "%s", what);
 	catch_stop_signals();
 	*out = x->sub;
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 int nqctl_sub_recv(
@@ -92,7 +92,7 @@ int nqctl_sub_args(nqctl *x, const nqi_opt *opts, size_t n, int argc,
     char **argv, int start, const char *const *queue)
 {
 	int rc = nqctl_args(x, opts, n, argc, argv, start);
-	if (rc == NQCTL_CONTINUE && *queue && !nqi_name_valid(*queue))
+	if (rc == NQI_CONTINUE && *queue && !nqi_name_valid(*queue))
 		rc = nqctl_usage_error(x,
 		    "--queue '%s' is not a valid queue name (1 to 128 of "
 		    "A-Z a-z 0-9 . _ -)",
@@ -103,19 +103,19 @@ int nqctl_sub_args(nqctl *x, const nqi_opt *opts, size_t n, int argc,
 int nqctl_sub_loop(const nqctl *x, nq_sub *s, uint64_t deadline_ms,
     nqctl_sub_cb cb, void *arg, bool *timed_out)
 {
-	int rc = NQCTL_CONTINUE;
+	int rc = NQI_CONTINUE;
 	if (timed_out)
 		*timed_out = false;
-	while (rc == NQCTL_CONTINUE) {
+	while (rc == NQI_CONTINUE) {
 		const void *msg;
 		size_t len;
 		int rv = nqctl_sub_recv(s, deadline_ms, &msg, &len);
 		if (rv == NQ_ETIMEDOUT && timed_out)
 			*timed_out = true;
 		if (rv == NQ_ETIMEDOUT || rv == NQ_ECLOSED)
-			return NQCTL_EXIT_OK;
+			return NQI_EXIT_OK;
 		if (rv != NQ_OK)
-			return nqctl_report(x, rv, NQCTL_EXIT_FAILED, NULL,
+			return nqctl_report(x, rv, NQI_EXIT_FAILED, NULL,
 			    "%s: receive failed: %s", x->cmd->name,
 			    nq_strerror(rv));
 		rc = cb(x, arg, msg, len);
@@ -246,8 +246,8 @@ typedef struct events_run {
 } events_run;
 
 /* Prints the events of one message that pass the filters. Returns
- * NQCTL_CONTINUE, NQCTL_EXIT_OK once --count is reached, or
- * NQCTL_EXIT_FAILED when the output cannot be written. */
+ * NQI_CONTINUE, NQI_EXIT_OK once --count is reached, or
+ * NQI_EXIT_FAILED when the output cannot be written. */
 static int print_batch(
     events_run *r, const Nq__V1__EventBatch *b, const char *topic)
 {
@@ -258,12 +258,12 @@ static int print_batch(
 			continue;
 		if (r->state && strcmp(e->kind, r->state) != 0)
 			continue;
-		if (nqctl_print_json(event_json(topic, e)) != NQCTL_EXIT_OK)
-			return NQCTL_EXIT_FAILED;
+		if (nqctl_print_json(event_json(topic, e)) != NQI_EXIT_OK)
+			return NQI_EXIT_FAILED;
 		if (r->count && ++r->printed >= r->count)
-			return NQCTL_EXIT_OK;
+			return NQI_EXIT_OK;
 	}
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 /* Splits topic and batch; a message that is not "job.*\0<batch>" is
@@ -283,12 +283,12 @@ static int on_message(const nqctl *x, void *arg, const char *body, size_t len)
 			    "nqctl: events: skipped a message that is not a "
 			    "job event batch (%zu bytes)\n",
 			    len);
-		return NQCTL_CONTINUE;
+		return NQI_CONTINUE;
 	}
 	int rc = print_batch(r, b, body);
 	nq__v1__event_batch__free_unpacked(b, NULL);
 	if (fflush(stdout) != 0)
-		return nqctl_report(x, NQ_EINTERNAL, NQCTL_EXIT_FAILED, NULL,
+		return nqctl_report(x, NQ_EINTERNAL, NQI_EXIT_FAILED, NULL,
 		    "events: writing the output: %s", strerror(errno));
 	return rc;
 }
@@ -296,10 +296,10 @@ static int on_message(const nqctl *x, void *arg, const char *body, size_t len)
 static int check_state(nqctl *x, const events_run *r)
 {
 	if (!r->state)
-		return NQCTL_CONTINUE;
+		return NQI_CONTINUE;
 	for (size_t i = 0; i < NQCTL_LEN(event_kinds); i++)
 		if (strcmp(r->state, event_kinds[i]) == 0)
-			return NQCTL_CONTINUE;
+			return NQI_CONTINUE;
 	return nqctl_usage_error(x,
 	    "--state '%s' is not an event kind (enqueued, leased, extended, "
 	    "succeeded, failed, retrying, dead, canceled, expired, "
@@ -328,9 +328,9 @@ int nqctl_events(nqctl *x, int argc, char **argv, int start)
 	nq_sub *s;
 	int rc = nqctl_sub_args(
 	    x, opts, NQCTL_LEN(opts), argc, argv, start, &r.queue);
-	if (rc == NQCTL_CONTINUE)
+	if (rc == NQI_CONTINUE)
 		rc = check_state(x, &r);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	/* With both filters, the exact topic, its NUL included so that queue
 	 * "a" does not also take queue "ab". */
@@ -340,7 +340,7 @@ int nqctl_events(nqctl *x, int argc, char **argv, int start)
 		           r.state, r.queue ? r.queue : "") +
 		       (r.queue ? 1 : 0);
 	uint64_t deadline_ms = duration_ms ? nqi_mono_ms() + duration_ms : 0;
-	if ((rc = nqctl_sub_open(x, topic, tlen, &s)) != NQCTL_CONTINUE)
+	if ((rc = nqctl_sub_open(x, topic, tlen, &s)) != NQI_CONTINUE)
 		return rc;
 	rc = nqctl_sub_loop(x, s, deadline_ms, on_message, &r, NULL);
 	/* s stays open until nqctl exits: see nqctl_sub_open. */

@@ -41,7 +41,7 @@ int nqctl_top(nqctl *x, int argc, char **argv, int start);
 	    NQCTL_COMMON_OPTS(x)
 
 /* nqctl_args, then the check of --queue: *queue, which the flags may have
- * set. Returns NQCTL_CONTINUE or the exit status. */
+ * set. Returns NQI_CONTINUE or the exit status. */
 int nqctl_sub_args(nqctl *x, const nqi_opt *opts, size_t n, int argc,
     char **argv, int start, const char *const *queue);
 
@@ -50,7 +50,7 @@ int nqctl_sub_args(nqctl *x, const nqi_opt *opts, size_t n, int argc,
  * (topic_len bytes, a NUL among them when the topic must match whole) on
  * the events URL; see nq_sub_open: a broker that is not there is reported
  * at once. Also makes SIGINT and SIGTERM end nqctl_sub_recv. Returns
- * NQCTL_CONTINUE with *out (also x->sub) open, or the exit status after
+ * NQI_CONTINUE with *out (also x->sub) open, or the exit status after
  * saying what went wrong.
  *
  * The subscriber is not closed by the commands but by the end of the
@@ -72,15 +72,15 @@ int nqctl_sub_recv(
     nq_sub *s, uint64_t deadline_ms, const void **msg, size_t *len);
 
 /* What nqctl_sub_loop calls with each message (valid during the call):
- * NQCTL_CONTINUE asks for the next one, anything else is the status. */
+ * NQI_CONTINUE asks for the next one, anything else is the status. */
 typedef int (*nqctl_sub_cb)(
     const nqctl *x, void *arg, const char *msg, size_t len);
 
 /*
  * Calls cb with each message received on s until cb returns a status,
  * SIGINT or SIGTERM, or deadline_ms (as for nqctl_sub_recv). Returns cb's
- * status, NQCTL_EXIT_OK after a signal or the deadline (*timed_out, when
- * not NULL, says whether it was the deadline), or NQCTL_EXIT_FAILED after
+ * status, NQI_EXIT_OK after a signal or the deadline (*timed_out, when
+ * not NULL, says whether it was the deadline), or NQI_EXIT_FAILED after
  * saying that a receive failed.
  */
 int nqctl_sub_loop(const nqctl *x, nq_sub *s, uint64_t deadline_ms,

@@ -37,7 +37,7 @@ static int check_id(const nqctl *x, const char *id)
 	if (nqi_id_parse(id, &v) != NQ_OK)
 		return nqctl_usage_error(
 		    x, "'%s' is not a job id (16 hexadecimal digits)", id);
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 static int check_name(const nqctl *x, const char *what, const char *name)
@@ -47,7 +47,7 @@ static int check_name(const nqctl *x, const char *what, const char *name)
 		    "'%s' is not a valid %s name (1 to 128 of A-Z a-z 0-9 . _ "
 		    "-)",
 		    name, what);
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 /* W3C trace context, version 00: "00-<32 hex>-<16 hex>-<2 hex>". */
@@ -107,12 +107,12 @@ static int read_payload_file(
 		fclose(f);
 	if (why) {
 		free(buf);
-		return nqctl_report(x, NQ_EINVAL, NQCTL_EXIT_FAILED, NULL,
+		return nqctl_report(x, NQ_EINVAL, NQI_EXIT_FAILED, NULL,
 		    "--payload-file %s: %s", path, why);
 	}
 	*out = buf;
 	*len = n;
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 /* --payload JSON becomes msgpack; --payload-file is taken as it is. */
@@ -136,16 +136,16 @@ static int spec_payload(
 		    x, f->payload_file, buf, &spec->payload_len);
 	}
 	if (!f->payload)
-		return NQCTL_CONTINUE;
+		return NQI_CONTINUE;
 	rv = nqi_json_to_msgpack(
 	    f->payload, buf, &spec->payload_len, err, sizeof err);
 	if (rv == NQ_EINVAL)
 		return nqctl_usage_error(x, "--payload is not JSON: %s", err);
 	if (rv != NQ_OK)
-		return nqctl_report(x, rv, NQCTL_EXIT_FAILED, NULL,
+		return nqctl_report(x, rv, NQI_EXIT_FAILED, NULL,
 		    "--payload: %s", nq_strerror(rv));
 	spec->content_type = "application/msgpack";
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 static int spec_limits(
@@ -166,7 +166,7 @@ static int spec_limits(
 		    x, "--schema-version must be from 0 to 4294967295");
 	if (f->schema_version != UNSET)
 		spec->schema_version = (uint32_t)f->schema_version;
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 static int spec_schedule(
@@ -195,7 +195,7 @@ static int spec_schedule(
 	spec->traceparent = f->traceparent;
 	spec->idempotency_key = f->idempotency_key;
 	spec->ordering_key = f->ordering_key;
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 /* Says on stderr how a job that did not succeed ended; returns 1. */
@@ -207,7 +207,7 @@ static int report_end(const nqctl *x, const nq_job *job)
 	const char *last =
 	    nerr ? nq_job_error(job, nerr - 1, &attempt, &at_us) : NULL;
 	const char *reason = nq_job_dead_reason(job);
-	return nqctl_report(x, NQ_EPRECOND, NQCTL_EXIT_FAILED, NULL,
+	return nqctl_report(x, NQ_EPRECOND, NQI_EXIT_FAILED, NULL,
 	    "job %s ended %s%s%s%s%s%s", nq_job_id(job),
 	    nq_state_name(nq_job_state(job)), reason && *reason ? " (" : "",
 	    reason && *reason ? reason : "", reason && *reason ? ")" : "",
@@ -230,12 +230,12 @@ static int wait_and_show(nqctl *x, const char *id, uint64_t timeout_ms)
 	if (rv != NQ_OK)
 		return nqctl_fail(x, rv, "wait for job %s", id);
 	int rc = nqctl_print_job(x, job);
-	if (rc == NQCTL_EXIT_OK && !ended)
-		rc = nqctl_report(x, NQ_ETIMEDOUT, NQCTL_EXIT_FAILED, NULL,
+	if (rc == NQI_EXIT_OK && !ended)
+		rc = nqctl_report(x, NQ_ETIMEDOUT, NQI_EXIT_FAILED, NULL,
 		    "job %s is still %s after %llums", id,
 		    nq_state_name(nq_job_state(job)),
 		    (unsigned long long)timeout_ms);
-	else if (rc == NQCTL_EXIT_OK && nq_job_state(job) != NQ_STATE_SUCCEEDED)
+	else if (rc == NQI_EXIT_OK && nq_job_state(job) != NQ_STATE_SUCCEEDED)
 		rc = report_end(x, job);
 	nq_job_free(job);
 	return rc;
@@ -246,7 +246,7 @@ static int submit(nqctl *x, const nq_job_spec *spec, bool wait)
 	char id[NQ_ID_MAX];
 	bool duplicate = false;
 	int rc = nqctl_connect(x);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	int rv = nq_enqueue(x->client, spec, id, &duplicate);
 	if (rv != NQ_OK)
@@ -264,7 +264,7 @@ static int submit(nqctl *x, const nq_job_spec *spec, bool wait)
 	}
 	if (!x->conf.json) {
 		printf("%s\n", id);
-		return NQCTL_EXIT_OK;
+		return NQI_EXIT_OK;
 	}
 	return nqctl_print_json(
 	    json_pack("{s:s, s:b}", "id", id, "duplicate", duplicate));
@@ -310,15 +310,15 @@ int nqctl_enqueue(nqctl *x, int argc, char **argv, int start)
 	    NQCTL_COMMON_OPTS(x),
 	};
 	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	nq_job_spec spec = {.queue = x->args[0], .type = x->args[1]};
 	uint8_t *payload = NULL;
-	if ((rc = check_name(x, "queue", spec.queue)) == NQCTL_CONTINUE &&
-	    (rc = check_name(x, "type", spec.type)) == NQCTL_CONTINUE &&
-	    (rc = spec_schedule(x, &f, &spec)) == NQCTL_CONTINUE &&
-	    (rc = spec_limits(x, &f, &spec)) == NQCTL_CONTINUE &&
-	    (rc = spec_payload(x, &f, &spec, &payload)) == NQCTL_CONTINUE) {
+	if ((rc = check_name(x, "queue", spec.queue)) == NQI_CONTINUE &&
+	    (rc = check_name(x, "type", spec.type)) == NQI_CONTINUE &&
+	    (rc = spec_schedule(x, &f, &spec)) == NQI_CONTINUE &&
+	    (rc = spec_limits(x, &f, &spec)) == NQI_CONTINUE &&
+	    (rc = spec_payload(x, &f, &spec, &payload)) == NQI_CONTINUE) {
 		spec.payload = payload;
 		rc = submit(x, &spec, f.wait);
 	}
@@ -326,14 +326,14 @@ int nqctl_enqueue(nqctl *x, int argc, char **argv, int start)
 	return rc;
 }
 
-/* Checks the one ID argument and connects; NQCTL_CONTINUE to go on. */
+/* Checks the one ID argument and connects; NQI_CONTINUE to go on. */
 static int id_command(
     nqctl *x, const nqi_opt *opts, size_t n, int argc, char **argv, int start)
 {
 	int rc = nqctl_args(x, opts, n, argc, argv, start);
-	if (rc == NQCTL_CONTINUE)
+	if (rc == NQI_CONTINUE)
 		rc = check_id(x, x->args[0]);
-	if (rc == NQCTL_CONTINUE)
+	if (rc == NQI_CONTINUE)
 		rc = nqctl_connect(x);
 	return rc;
 }
@@ -343,7 +343,7 @@ int nqctl_get(nqctl *x, int argc, char **argv, int start)
 	const nqi_opt opts[] = {NQCTL_COMMON_OPTS(x)};
 	nq_job *job = NULL;
 	int rc = id_command(x, opts, NQCTL_LEN(opts), argc, argv, start);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	int rv = nq_get(x->client, x->args[0], &job);
 	if (rv != NQ_OK)
@@ -363,7 +363,7 @@ int nqctl_wait(nqctl *x, int argc, char **argv, int start)
 	    NQCTL_COMMON_OPTS(x),
 	};
 	int rc = id_command(x, opts, NQCTL_LEN(opts), argc, argv, start);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	return wait_and_show(x, x->args[0], timeout_ms);
 }
@@ -373,12 +373,12 @@ int nqctl_cancel(nqctl *x, int argc, char **argv, int start)
 	const nqi_opt opts[] = {NQCTL_COMMON_OPTS(x)};
 	nq_job *job = NULL;
 	int rc = id_command(x, opts, NQCTL_LEN(opts), argc, argv, start);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	int rv = nq_cancel(x->client, x->args[0], &job);
 	/* A job that could not be canceled comes back as it is, which says
 	 * why (leased, or already ended). */
-	rc = NQCTL_EXIT_OK;
+	rc = NQI_EXIT_OK;
 	if (job)
 		rc = nqctl_print_job(x, job);
 	if (rv != NQ_OK)

@@ -4,12 +4,9 @@
  *
  *   nqctl [--api URL] [--json] [--timeout D] ... COMMAND [ARGS] [FLAGS]
  *
- * Exit status: 0 ok, 1 the operation failed (also when the service
- * answered that it cannot serve now), 2 usage error (a wrong address
- * too), 3 no answer in time or no connection.
+ * Exit status: NQI_EXIT_HELP (nqi/cli.h).
  */
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,15 +15,14 @@
 #include "dlq.h"
 #include "events.h"
 #include "nqctl.h"
-#include "nqi/auth.h"
 #include "nqi/codec.h"
 #include "nqi/json.h"
 #include "nqi/tls.h"
 #include "nqi/url.h"
 #include "nqi/util.h"
 
-#define NQCTL_NGLOBAL 13
-#define NQCTL_DEFAULT_API "tcp://127.0.0.1:7400"
+/* The flags of nqi_cli_conn, --dlq, --events, --json and --help. */
+#define NQCTL_NGLOBAL (NQI_CLI_CONN_NOPTS + 4)
 
 static const nqctl_cmd commands[] = {
     {"enqueue", "QUEUE TYPE [flags]", "Adds a job to QUEUE and prints its id.",
@@ -56,28 +52,11 @@ static const nqctl_cmd commands[] = {
 static void global_opts(nqctl *x, nqi_opt out[NQCTL_NGLOBAL])
 {
 	const nqi_opt opts[NQCTL_NGLOBAL] = {
-	    {"api", NQI_OPT_STR, &x->conf.api_url,
-	        "broker api socket (" NQCTL_DEFAULT_API ")", false},
-	    {"work", NQI_OPT_STR, &x->conf.work_url,
-	        "broker work socket (tcp://127.0.0.1:7401)", false},
-	    {"results", NQI_OPT_STR, &x->conf.results_url,
-	        "broker results socket (tcp://127.0.0.1:7402)", false},
+	    NQI_CLI_CONN_OPTS(&x->conf.conn),
 	    {"dlq", NQI_OPT_STR, &x->conf.dlq_url,
 	        "nq-dlq socket (tcp://127.0.0.1:7410)", false},
 	    {"events", NQI_OPT_STR, &x->conf.events_url,
 	        "broker events socket (" NQCTL_DEFAULT_EVENTS ")", false},
-	    {"token-file", NQI_OPT_STR, &x->conf.token_file,
-	        "file whose first line is the access token", false},
-	    {"tls-ca", NQI_OPT_STR, &x->conf.tls_ca,
-	        "CA certificate that verifies tls+tcp:// servers", false},
-	    {"tls-cert", NQI_OPT_STR, &x->conf.tls_cert,
-	        "client certificate to present", false},
-	    {"tls-key", NQI_OPT_STR, &x->conf.tls_key,
-	        "key of the client certificate", false},
-	    {"tls-server-name", NQI_OPT_STR, &x->conf.tls_server_name,
-	        "name the server certificate must carry", false},
-	    {"timeout", NQI_OPT_DURATION, &x->conf.timeout_ms,
-	        "longest wait for a reply to one request (10s)", false},
 	    NQCTL_COMMON_OPTS(x),
 	};
 	memcpy(out, opts, sizeof opts);
@@ -100,9 +79,7 @@ static void print_usage(nqctl *x, FILE *f)
 	nqi_opts_usage(opts, NQCTL_NGLOBAL, f);
 	fprintf(f,
 	    "\nDurations read 250ms, 30s, 5m, 2h. 'nqctl COMMAND --help' "
-	    "lists a command's flags.\nExit status: 0 ok, 1 the "
-	    "operation failed, 2 usage error, 3 the service could not\n"
-	    "be reached (no connection, or no answer in time).\n");
+	    "lists a command's flags.\n" NQI_EXIT_HELP);
 }
 
 static void print_command_usage(
@@ -170,7 +147,7 @@ int nqctl_usage_error(const nqctl *x, const char *fmt, ...)
 		    "usage: nqctl [global flags] COMMAND "
 		    "[arguments] [flags]\n"
 		    "Run 'nqctl --help' for the commands.\n");
-	return nqctl_report(x, NQ_EINVAL, NQCTL_EXIT_USAGE, hint, "%s", msg);
+	return nqctl_report(x, NQ_EINVAL, NQI_EXIT_USAGE, hint, "%s", msg);
 }
 
 static int add_arg(nqctl *x, const char *arg)
@@ -179,7 +156,7 @@ static int add_arg(nqctl *x, const char *arg)
 		return nqctl_usage_error(
 		    x, "%s: unexpected argument '%s'", x->cmd->name, arg);
 	x->args[x->nargs++] = arg;
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
 /* Flags one at a time, so that they may come before, between or after the
@@ -189,12 +166,12 @@ static int scan_args(
     nqctl *x, const nqi_opt *opts, size_t n, int argc, char **argv, int start)
 {
 	char err[256];
-	int rc = NQCTL_CONTINUE;
+	int rc = NQI_CONTINUE;
 	int i = start;
-	while (i < argc && rc == NQCTL_CONTINUE && !x->conf.help) {
+	while (i < argc && rc == NQI_CONTINUE && !x->conf.help) {
 		const char *a = argv[i];
 		if (strcmp(a, "--") == 0) {
-			for (i++; i < argc && rc == NQCTL_CONTINUE; i++)
+			for (i++; i < argc && rc == NQI_CONTINUE; i++)
 				rc = add_arg(x, argv[i]);
 			break;
 		}
@@ -218,42 +195,41 @@ int nqctl_args(
     nqctl *x, const nqi_opt *opts, size_t n, int argc, char **argv, int start)
 {
 	int rc = scan_args(x, opts, n, argc, argv, start);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	if (x->conf.help) {
 		print_command_usage(x, opts, n, stdout);
-		return NQCTL_EXIT_OK;
+		return NQI_EXIT_OK;
 	}
 	if (x->nargs < x->cmd->min_args)
 		return nqctl_usage_error(
 		    x, "%s: missing arguments", x->cmd->name);
-	return NQCTL_CONTINUE;
+	return NQI_CONTINUE;
 }
 
-/* The token, from --token-file: a file (its first token) or env:NAME. */
+/* The token, from --token-file: a file (its first token) or env:NAME;
+ * read once. */
 static int read_token(nqctl *x)
 {
-	const char *src = x->conf.token_file;
-	char err[256];
-	if (!src || !*src || x->token)
-		return NQCTL_CONTINUE;
-	int rv = nqi_token_read(src, &x->token, err, sizeof err);
-	if (rv == NQ_OK)
-		return NQCTL_CONTINUE;
-	return nqctl_report(x, rv,
-	    rv == NQ_ENOMEM ? NQCTL_EXIT_FAILED : NQCTL_EXIT_USAGE, NULL,
-	    "--token-file: %s", err);
+	char why[300];
+	int err = NQ_OK;
+	if (x->token)
+		return NQI_CONTINUE;
+	int rc =
+	    nqi_cli_read_token(&x->conf.conn, &x->token, &err, why, sizeof why);
+	return rc == NQI_CONTINUE ? rc
+	                          : nqctl_report(x, err, rc, NULL, "%s", why);
 }
 
 /* Why nq_client_open refused the options: the TLS files when they are
  * the reason (the same check libnq made), else the URLs. */
 static int open_failed(const nqctl *x, int rv)
 {
-	const nqctl_conf *g = &x->conf;
+	const nqi_cli_conn *g = &x->conf.conn;
 	nqi_tls_opts t = {g->tls_cert, g->tls_key, g->tls_ca};
 	nng_tls_config *cfg = NULL;
 	char why[256] = "";
-	int rc = rv == NQ_EINVAL ? NQCTL_EXIT_USAGE : NQCTL_EXIT_FAILED;
+	int rc = rv == NQ_EINVAL ? NQI_EXIT_USAGE : NQI_EXIT_FAILED;
 	if (rv == NQ_EINVAL &&
 	    (g->tls_ca || g->tls_cert || g->tls_key || g->tls_server_name) &&
 	    nqi_tls_client_named(
@@ -263,52 +239,35 @@ static int open_failed(const nqctl *x, int rv)
 		nng_tls_config_free(cfg);
 	return nqctl_report(x, rv, rc, NULL,
 	    "cannot use the broker at %s: %s (check --api, --work, --results)",
-	    g->api_url ? g->api_url : NQCTL_DEFAULT_API, nq_strerror(rv));
+	    nqi_cli_api_url(g), nq_strerror(rv));
 }
 
 /* Every address flag given, checked before anything is dialed: a wrong
  * one is a usage error that names it, not a wait for a reply. */
 static int check_urls(const nqctl *x)
 {
-	const struct {
-		const char *flag, *url;
-	} urls[] = {
-	    {"--api", x->conf.api_url},
-	    {"--work", x->conf.work_url},
-	    {"--results", x->conf.results_url},
-	    {"--dlq", x->conf.dlq_url},
-	    {"--events", x->conf.events_url},
+	const nqi_url_flag urls[] = {
+	    {"--dlq", x->conf.dlq_url, false},
+	    {"--events", x->conf.events_url, false},
 	};
 	char why[512];
-	for (size_t i = 0; i < sizeof urls / sizeof *urls; i++)
-		if (urls[i].url && *urls[i].url &&
-		    nqi_url_check(urls[i].url, false, why, sizeof why) != 0)
-			return nqctl_usage_error(x, "%s %s", urls[i].flag, why);
-	return NQCTL_CONTINUE;
+	if (nqi_cli_check_urls(&x->conf.conn, why, sizeof why) ||
+	    nqi_url_check_flags(
+	        urls, sizeof urls / sizeof *urls, why, sizeof why))
+		return nqctl_usage_error(x, "%s", why);
+	return NQI_CONTINUE;
 }
 
 int nqctl_connect(nqctl *x)
 {
 	int rc = read_token(x);
-	if (rc == NQCTL_CONTINUE && !x->client)
+	if (rc == NQI_CONTINUE && !x->client)
 		rc = check_urls(x);
-	if (rc != NQCTL_CONTINUE || x->client)
+	if (rc != NQI_CONTINUE || x->client)
 		return rc;
-	nq_client_opts o = {
-	    .api_url = x->conf.api_url,
-	    .work_url = x->conf.work_url,
-	    .results_url = x->conf.results_url,
-	    .token = x->token,
-	    .timeout_ms = x->conf.timeout_ms > INT_MAX
-	                      ? INT_MAX
-	                      : (int)x->conf.timeout_ms,
-	    .tls_ca = x->conf.tls_ca,
-	    .tls_cert = x->conf.tls_cert,
-	    .tls_key = x->conf.tls_key,
-	    .tls_server_name = x->conf.tls_server_name,
-	};
+	nq_client_opts o = nqi_cli_client_opts(&x->conf.conn, x->token);
 	int rv = nq_client_open(&x->client, &o);
-	return rv == NQ_OK ? NQCTL_CONTINUE : open_failed(x, rv);
+	return rv == NQ_OK ? NQI_CONTINUE : open_failed(x, rv);
 }
 
 bool nqctl_unreachable(int err)
@@ -331,12 +290,11 @@ int nqctl_fail(const nqctl *x, int err, const char *fmt, ...)
 	if (!*sep)
 		why = "";
 	int rc =
-	    nqctl_unreachable(err) ? NQCTL_EXIT_UNREACHABLE : NQCTL_EXIT_FAILED;
+	    nqctl_unreachable(err) ? NQI_EXIT_UNREACHABLE : NQI_EXIT_FAILED;
 	/* libnq's own message names the socket; without one, say it here. */
 	if (nqctl_unreachable(err) && !*why)
 		return nqctl_report(x, err, rc, NULL, "%s: %s (broker at %s)",
-		    what, nq_strerror(err),
-		    x->conf.api_url ? x->conf.api_url : NQCTL_DEFAULT_API);
+		    what, nq_strerror(err), nqi_cli_api_url(&x->conf.conn));
 	return nqctl_report(
 	    x, err, rc, NULL, "%s: %s%s%s", what, nq_strerror(err), sep, why);
 }
@@ -361,7 +319,7 @@ static int run(nqctl *x, int argc, char **argv)
 		return nqctl_usage_error(x, "%s", err);
 	if (x->conf.help || (next < argc && strcmp(argv[next], "-h") == 0)) {
 		print_usage(x, stdout);
-		return NQCTL_EXIT_OK;
+		return NQI_EXIT_OK;
 	}
 	if (next >= argc)
 		return nqctl_usage_error(x, "missing COMMAND");
@@ -390,7 +348,7 @@ int main(int argc, char **argv)
 	x.conf.json = wants_json(argc, argv);
 	x.args = calloc((size_t)argc + 1, sizeof *x.args);
 	int rc = x.args ? run(&x, argc, argv)
-	                : nqctl_report(&x, NQ_ENOMEM, NQCTL_EXIT_FAILED, NULL,
+	                : nqctl_report(&x, NQ_ENOMEM, NQI_EXIT_FAILED, NULL,
 	                      "out of memory");
 	nq_client_close(x.client);
 	free(x.token);
@@ -398,7 +356,7 @@ int main(int argc, char **argv)
 	/* Output that could not be written (a full disk, a closed pipe) is a
 	 * failure the caller must see. */
 	if (fflush(stdout) != 0 || ferror(stdout)) {
-		int failed = rc == NQCTL_EXIT_OK ? NQCTL_EXIT_FAILED : rc;
+		int failed = rc == NQI_EXIT_OK ? NQI_EXIT_FAILED : rc;
 		rc = nqctl_report(&x, NQ_EINTERNAL, failed, NULL,
 		    "writing the output: %s", strerror(errno));
 	}

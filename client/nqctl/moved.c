@@ -11,5 +11,5 @@ int nqctl_bench_moved(nqctl *x, int argc, char **argv, int start)
 {
 	fprintf(stderr, "nqctl: bench is a program of its own now: run "
 	                "nq-bench with the same flags (nq-bench --help)\n");
-	return NQCTL_EXIT_USAGE;
+	return NQI_EXIT_USAGE;
 }

@@ -11,30 +11,14 @@
 #include <stdint.h>
 
 #include "nq/nq.h"
+#include "nqi/cli.h"
 #include "nqi/opts.h"
-
-/* Exit statuses (DESIGN.md, "Command line"). */
-enum {
-	NQCTL_EXIT_OK = 0,
-	NQCTL_EXIT_FAILED = 1,      /* the operation failed */
-	NQCTL_EXIT_USAGE = 2,       /* bad command line */
-	NQCTL_EXIT_UNREACHABLE = 3, /* no answer in time, or no connection */
-	NQCTL_CONTINUE = -1,        /* from nqctl_args: go on */
-};
 
 /* The global flags, each also read from NQ_<FLAG>. */
 typedef struct nqctl_conf {
-	const char *api_url;
-	const char *work_url;
-	const char *results_url;
+	nqi_cli_conn conn;      /* how to reach the broker */
 	const char *dlq_url;    /* nq-dlq, for the dlq commands */
 	const char *events_url; /* broker PUB socket, for events and top */
-	const char *token_file;
-	const char *tls_ca;
-	const char *tls_cert;
-	const char *tls_key;
-	const char *tls_server_name;
-	uint64_t timeout_ms; /* per request */
 	bool json;
 	bool help;
 } nqctl_conf;
@@ -72,9 +56,9 @@ struct nqctl {
 
 /*
  * Reads the command's flags and positional arguments from argv[start..]
- * (in any order) into opts and x->args. Returns NQCTL_CONTINUE when the
+ * (in any order) into opts and x->args. Returns NQI_CONTINUE when the
  * command should run; otherwise the exit status to end with (0 after
- * printing --help, NQCTL_EXIT_USAGE after reporting a bad command line).
+ * printing --help, NQI_EXIT_USAGE after reporting a bad command line).
  */
 int nqctl_args(
     nqctl *x, const nqi_opt *opts, size_t n, int argc, char **argv, int start);
@@ -87,11 +71,11 @@ int nqctl_args(
 int nqctl_report(const nqctl *x, int err, int rc, const char *hint,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Reports a bad command line with the command's short usage; returns
- * NQCTL_EXIT_USAGE. */
+ * NQI_EXIT_USAGE. */
 int nqctl_usage_error(const nqctl *x, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Reads --token-file (a file or env:NAME) and opens the client, once.
- * Returns NQCTL_CONTINUE, or the exit status after reporting why not. */
+ * Returns NQI_CONTINUE, or the exit status after reporting why not. */
 int nqctl_connect(nqctl *x);
 /* True for the errors that mean no answer from the service: none in time
  * (NQ_ETIMEDOUT) or no connection (NQ_ECONNECT). A service that answered
@@ -99,8 +83,8 @@ int nqctl_connect(nqctl *x);
 bool nqctl_unreachable(int err);
 /*
  * Reports a failed request, "nqctl: <what>: <error>: <server message>", and
- * returns its exit status: NQCTL_EXIT_UNREACHABLE when the service could
- * not be reached (nqctl_unreachable), NQCTL_EXIT_FAILED otherwise.
+ * returns its exit status: NQI_EXIT_UNREACHABLE when the service could
+ * not be reached (nqctl_unreachable), NQI_EXIT_FAILED otherwise.
  */
 int nqctl_fail(const nqctl *x, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -114,7 +98,7 @@ int nqctl_cancel(nqctl *x, int argc, char **argv, int start);
 int nqctl_stats(nqctl *x, int argc, char **argv, int start);
 int nqctl_pause(nqctl *x, int argc, char **argv, int start);
 int nqctl_resume(nqctl *x, int argc, char **argv, int start);
-/* moved.c: prints where the command went; returns NQCTL_EXIT_USAGE. */
+/* moved.c: prints where the command went; returns NQI_EXIT_USAGE. */
 int nqctl_bench_moved(nqctl *x, int argc, char **argv, int start);
 
 /* ---- render.c ---- */
@@ -122,7 +106,7 @@ int nqctl_bench_moved(nqctl *x, int argc, char **argv, int start);
 /* The job as a JSON object (new reference); NULL when memory ran out. */
 json_t *nqctl_job_json(const nq_job *job);
 /* Prints the job on stdout: one JSON object with --json, else "key: value"
- * lines. Returns 0, or NQCTL_EXIT_FAILED when memory ran out. */
+ * lines. Returns 0, or NQI_EXIT_FAILED when memory ran out. */
 int nqctl_print_job(const nqctl *x, const nq_job *job);
 /* Prints v as one line of JSON on stdout and drops the reference. */
 int nqctl_print_json(json_t *v);

@@ -87,7 +87,7 @@ static int print_table(
 	stat_row *rows = calloc(n ? n : 1, sizeof *rows);
 	if (!rows) {
 		fprintf(stderr, "nqctl: out of memory\n");
-		return NQCTL_EXIT_FAILED;
+		return NQI_EXIT_FAILED;
 	}
 	stat_columns(&c);
 	for (size_t col = 0; col < c.n; col++)
@@ -110,7 +110,7 @@ static int print_table(
 	    (unsigned long long)broker->jobs_stored);
 	print_uptime(broker->uptime_ms);
 	putchar('\n');
-	return NQCTL_EXIT_OK;
+	return NQI_EXIT_OK;
 }
 
 /* Sets a number of QueueStats in o; a time (a name ending in _us) as
@@ -168,7 +168,7 @@ static int print_stats_json(
 }
 
 /* Parses the common options and the QUEUE argument (*queue NULL when
- * there is none), checks the name and connects. Returns NQCTL_CONTINUE,
+ * there is none), checks the name and connects. Returns NQI_CONTINUE,
  * or the exit status after saying what went wrong. */
 static int queue_begin(
     nqctl *x, int argc, char **argv, int start, const char **queue)
@@ -176,10 +176,10 @@ static int queue_begin(
 	const nqi_opt opts[] = {NQCTL_COMMON_OPTS(x)};
 	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
 	*queue = x->nargs ? x->args[0] : NULL;
-	if (rc == NQCTL_CONTINUE && *queue && !nqi_name_valid(*queue))
+	if (rc == NQI_CONTINUE && *queue && !nqi_name_valid(*queue))
 		rc = nqctl_usage_error(
 		    x, "'%s' is not a valid queue name", *queue);
-	if (rc == NQCTL_CONTINUE)
+	if (rc == NQI_CONTINUE)
 		rc = nqctl_connect(x);
 	return rc;
 }
@@ -191,7 +191,7 @@ int nqctl_stats(nqctl *x, int argc, char **argv, int start)
 	size_t n = 0;
 	const char *queue;
 	int rc = queue_begin(x, argc, argv, start, &queue);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	int rv = nq_stats(x->client, queue, &qs, &n, &broker);
 	if (rv != NQ_OK)
@@ -207,7 +207,7 @@ static int set_paused(nqctl *x, int argc, char **argv, int start, bool pause)
 {
 	const char *queue;
 	int rc = queue_begin(x, argc, argv, start, &queue);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	int rv =
 	    pause ? nq_pause(x->client, queue) : nq_resume(x->client, queue);
@@ -218,7 +218,7 @@ static int set_paused(nqctl *x, int argc, char **argv, int start, bool pause)
 		return nqctl_print_json(
 		    json_pack("{s:s, s:b}", "queue", queue, "paused", pause));
 	printf("queue %s %s\n", queue, pause ? "paused" : "resumed");
-	return NQCTL_EXIT_OK;
+	return NQI_EXIT_OK;
 }
 
 int nqctl_pause(nqctl *x, int argc, char **argv, int start)

@@ -159,11 +159,11 @@ int nqctl_print_json(json_t *v)
 	json_decref(v);
 	if (!text) {
 		fprintf(stderr, "nqctl: out of memory\n");
-		return NQCTL_EXIT_FAILED;
+		return NQI_EXIT_FAILED;
 	}
 	printf("%s\n", text);
 	free(text);
-	return NQCTL_EXIT_OK;
+	return NQI_EXIT_OK;
 }
 
 /* Writes "key: value". Text that a terminal shows as it is goes out as it
@@ -247,7 +247,7 @@ int nqctl_print_job(const nqctl *x, const nq_job *job)
 			nqctl_print_field(key, v);
 	}
 	json_decref(o);
-	return NQCTL_EXIT_OK;
+	return NQI_EXIT_OK;
 }
 
 /* ---- reading times ---- */

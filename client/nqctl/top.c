@@ -249,13 +249,13 @@ static int print_frame(const top_run *r, const nqctl *x, const json_t *m)
 	free(rows);
 	if (!text) {
 		fprintf(stderr, "nqctl: out of memory\n");
-		return NQCTL_EXIT_FAILED;
+		return NQI_EXIT_FAILED;
 	}
 	/* Home, clear below: the frame replaces the last one in place. */
 	printf(
 	    "%s%s%s", r->tty ? "\033[H\033[J" : "", text, r->tty ? "" : "\n");
 	free(text);
-	return fflush(stdout) == 0 ? NQCTL_CONTINUE : NQCTL_EXIT_FAILED;
+	return fflush(stdout) == 0 ? NQI_CONTINUE : NQI_EXIT_FAILED;
 }
 
 /* --json: the map as JSON, with only the --queue queue when one is given. */
@@ -270,9 +270,9 @@ static int print_frame_json(const top_run *r, json_t *m)
 			return nqctl_print_json(NULL);
 	}
 	json_incref(m);
-	if (nqctl_print_json(m) != NQCTL_EXIT_OK)
-		return NQCTL_EXIT_FAILED;
-	return fflush(stdout) == 0 ? NQCTL_CONTINUE : NQCTL_EXIT_FAILED;
+	if (nqctl_print_json(m) != NQI_EXIT_OK)
+		return NQI_EXIT_FAILED;
+	return fflush(stdout) == 0 ? NQI_CONTINUE : NQI_EXIT_FAILED;
 }
 
 /* One message: shown when it is the metrics topic with one msgpack map. */
@@ -287,7 +287,7 @@ static int on_message(const nqctl *x, void *arg, const char *body, size_t len)
 		/* Another topic that starts with "metrics", or a map this
 		 * nqctl cannot read: not a frame. */
 		json_decref(m);
-		return NQCTL_CONTINUE;
+		return NQI_CONTINUE;
 	}
 	r->frames++;
 	int rc = r->json ? print_frame_json(r, m) : print_frame(r, x, m);
@@ -302,8 +302,7 @@ static int top_loop(top_run *r, const nqctl *x, nq_sub *s, uint64_t deadline_ms)
 	bool timed_out;
 	int rc = nqctl_sub_loop(x, s, deadline_ms, on_message, r, &timed_out);
 	if (timed_out && !r->frames)
-		return nqctl_report(x, NQ_ETIMEDOUT, NQCTL_EXIT_UNREACHABLE,
-		    NULL,
+		return nqctl_report(x, NQ_ETIMEDOUT, NQI_EXIT_UNREACHABLE, NULL,
 		    "top: no metrics arrived from %s in time; "
 		    "is that the broker's --events socket?",
 		    nqctl_sub_url(x));
@@ -323,13 +322,13 @@ int nqctl_top(nqctl *x, int argc, char **argv, int start)
 	nq_sub *s;
 	int rc = nqctl_sub_args(
 	    x, opts, NQCTL_LEN(opts), argc, argv, start, &r.queue);
-	if (rc != NQCTL_CONTINUE)
+	if (rc != NQI_CONTINUE)
 		return rc;
 	r.json = x->conf.json;
 	top_columns(&r);
 	r.tty = !r.json && isatty(STDOUT_FILENO);
 	uint64_t deadline_ms = duration_ms ? nqi_mono_ms() + duration_ms : 0;
-	if ((rc = nqctl_sub_open(x, TOPIC, TOPIC_LEN, &s)) != NQCTL_CONTINUE)
+	if ((rc = nqctl_sub_open(x, TOPIC, TOPIC_LEN, &s)) != NQI_CONTINUE)
 		return rc;
 	if (r.tty) {
 		printf("\033[H\033[Jwaiting for the metrics of %s ...\n",

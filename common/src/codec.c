@@ -240,6 +240,109 @@ void nqi_request_refusal(const void *buf, size_t len, char *why, size_t why_len)
 		    why, why_len, "malformed request: not an nq.v1.Request");
 }
 
+/* ---- repairing strings stored before they were checked ---- */
+
+/* Writes the varint v at out when out is not NULL; returns its length. */
+static size_t put_varint(uint8_t *out, uint64_t v)
+{
+	size_t n = 0;
+	do {
+		uint8_t b = v & 0x7f;
+		v >>= 7;
+		if (out)
+			out[n] = b | (v ? 0x80 : 0);
+		n++;
+	} while (v);
+	return n;
+}
+
+size_t nqi_text_repair(const uint8_t *p, size_t n, uint8_t *out)
+{
+	static const uint8_t fffd[3] = {0xef, 0xbf, 0xbd}; /* U+FFFD */
+	size_t w = 0;
+	for (size_t i = 0; i < n && p[i] != 0;) {
+		size_t c = p[i] < 0x80 ? 1 : nqi_utf8_char_len(p + i, n - i);
+		if (out)
+			memcpy(out + w, c ? p + i : fffd, c ? c : 3);
+		w += c ? c : 3;
+		i += c ? c : 1;
+	}
+	return w;
+}
+
+/* Copies the encoded message p[0..n) of type d with every string field,
+ * at any depth, made text by nqi_text_repair; to out when out is not NULL.
+ * *len gets the length of the copy. NQ_EPROTO when the framing is
+ * malformed. Each level sizes a nested message before it writes it, so
+ * the work is the depth of the schema times n: this runs only for the
+ * rare record that needs it. */
+static int wire_repair(const ProtobufCMessageDescriptor *d, const uint8_t *p,
+    size_t n, uint8_t *out, size_t *len)
+{
+	size_t w = 0;
+	while (n > 0) {
+		uint64_t key;
+		const uint8_t *body = NULL;
+		size_t body_len = 0, sub;
+		size_t klen = wire_varint(p, n, 5, &key);
+		size_t vlen = klen ? wire_value_len((unsigned)(key & 7),
+		                         p + klen, n - klen, &body, &body_len)
+		                   : 0;
+		if (vlen == 0)
+			return NQ_EPROTO;
+		const ProtobufCFieldDescriptor *f =
+		    body ? field_of(d, (unsigned)(uint32_t)(key >> 3)) : NULL;
+		bool str = f && f->type == PROTOBUF_C_TYPE_STRING;
+		bool msg = f && f->type == PROTOBUF_C_TYPE_MESSAGE;
+		if (!str && !msg) {
+			if (out)
+				memcpy(out + w, p, klen + vlen);
+			w += klen + vlen;
+		} else {
+			if (str)
+				sub = nqi_text_repair(body, body_len, NULL);
+			else if (wire_repair(f->descriptor, body, body_len,
+			             NULL, &sub) != 0)
+				return NQ_EPROTO;
+			if (out)
+				memcpy(out + w, p, klen);
+			w += klen;
+			w += put_varint(out ? out + w : NULL, sub);
+			if (out && str)
+				nqi_text_repair(body, body_len, out + w);
+			else if (out)
+				wire_repair(f->descriptor, body, body_len,
+				    out + w, &sub);
+			w += sub;
+		}
+		p += klen + vlen;
+		n -= klen + vlen;
+	}
+	*len = w;
+	return NQ_OK;
+}
+
+int nqi_pb_repair_strings(const ProtobufCMessageDescriptor *d, const void *buf,
+    size_t len, uint8_t **out, size_t *out_len, char *why, size_t why_len)
+{
+	const char *field = NULL, *fault = NULL;
+	size_t n;
+	*out = NULL;
+	int rv = wire_strings(d, buf, len, &field, &fault);
+	if (rv != NQ_EINVAL)
+		return rv;
+	snprintf(why, why_len, "field %s %s", field, fault);
+	if (wire_repair(d, buf, len, NULL, &n) != 0)
+		return NQ_EPROTO;
+	uint8_t *copy = malloc(n ? n : 1);
+	if (!copy)
+		return NQ_ENOMEM;
+	wire_repair(d, buf, len, copy, &n);
+	*out = copy;
+	*out_len = n;
+	return NQ_OK;
+}
+
 /* ---- decoders ---- */
 
 /* True when the string fields of buf are text (see wire_strings). */

@@ -554,6 +554,34 @@ void nqi_prom_hist_observe(nqi_prom_hist *h, double v)
 	hist_add_sum(h, v);
 }
 
+/* Plain loads and stores on from, which has no other writer: most calls
+ * find it empty (a group that only enqueued), and then cost no atomic
+ * read-modify-write at all. */
+void nqi_prom_hist_move(nqi_prom_hist *to, nqi_prom_hist *from)
+{
+	for (size_t i = 0; i <= from->nbounds; i++) {
+		uint64_t n = atomic_load_explicit(
+		    &from->counts[i], memory_order_relaxed);
+		if (!n)
+			continue;
+		atomic_store_explicit(
+		    &from->counts[i], 0, memory_order_relaxed);
+		atomic_fetch_add_explicit(
+		    &to->counts[i], n, memory_order_relaxed);
+	}
+	if (atomic_load_explicit(&from->sum_bits, memory_order_relaxed)) {
+		hist_add_sum(to, nqi_prom_hist_sum(from));
+		atomic_store_explicit(&from->sum_bits, 0, memory_order_relaxed);
+	}
+}
+
+void nqi_prom_hist_clear(nqi_prom_hist *h)
+{
+	for (size_t i = 0; i <= h->nbounds; i++)
+		atomic_store_explicit(&h->counts[i], 0, memory_order_relaxed);
+	atomic_store_explicit(&h->sum_bits, 0, memory_order_relaxed);
+}
+
 uint64_t nqi_prom_hist_count(const nqi_prom_hist *h)
 {
 	uint64_t cum[NQI_PROM_HIST_MAX_BOUNDS + 1];

@@ -106,3 +106,17 @@ int nqi_url_check(const char *url, bool listen, char *why, size_t len)
 	nng_url_free(u);
 	return 0;
 }
+
+const char *nqi_url_check_flags(
+    const nqi_url_flag *f, size_t n, char *why, size_t len)
+{
+	char one[384];
+	for (size_t i = 0; i < n; i++) {
+		if (!f[i].url || !*f[i].url ||
+		    nqi_url_check(f[i].url, f[i].listen, one, sizeof one) == 0)
+			continue;
+		snprintf(why, len, "%s %s", f[i].flag, one);
+		return why;
+	}
+	return NULL;
+}

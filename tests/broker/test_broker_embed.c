@@ -448,6 +448,29 @@ static void test_embed_stats_count_by_state(void **st)
 		free(ids[i]);
 }
 
+/* A message that quotes 40 bytes of a name or id cut inside a character
+ * is still text, so the reply decodes (call() uses the strict decoder)
+ * and says what was wrong. */
+static void test_embed_error_messages_are_text(void **st)
+{
+	fixture *f = *st;
+	char name[64], id[64];
+	Nq__V1__Reply *r;
+	memset(name, 'a', 39);
+	snprintf(name + 39, sizeof name - 39, "\xc3\xa9");
+	r = enqueue_reply(f, name, 1);
+	Nq__V1__Status *st1 = r->enqueue->results[0]->status;
+	assert_int_equal(st1->code, NQ__V1__CODE__INVALID_ARGUMENT);
+	assert_non_null(strstr(st1->message, "\xef\xbf\xbd' must match"));
+	nq__v1__reply__free_unpacked(r, NULL);
+	memset(id, '0', 39);
+	snprintf(id + 39, sizeof id - 39, "\xc3\xa9");
+	assert_null(get(f, id, &r));
+	assert_int_equal(r->status->code, NQ__V1__CODE__INVALID_ARGUMENT);
+	assert_non_null(strstr(r->status->message, "is not 16 hex digits"));
+	nq__v1__reply__free_unpacked(r, NULL);
+}
+
 /* Sets every field of spec, read from JobSpec's descriptor, to a value
  * the broker takes (1, "x"), so that a field added to JobSpec is set too. */
 static void fill_spec(Nq__V1__JobSpec *spec)
@@ -563,6 +586,8 @@ int main(void)
 	    cmocka_unit_test(test_embed_stats_fields_are_the_queue_rows),
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_stats_count_by_state, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_error_messages_are_text, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_enqueue_keeps_every_field_of_the_spec, setup,
 	        teardown),

@@ -286,6 +286,32 @@ static void test_prom_histogram_concurrent_observe(void **st)
 	nqi_prom_hist_free(h);
 }
 
+/* Observations made aside move into a histogram that already has some,
+ * bucket by bucket and with their sum, and the one they came from is
+ * empty after; a cleared one is empty too. */
+static void test_prom_hist_move_adds_and_clear_forgets(void **st)
+{
+	static const double bounds[] = {1, 2};
+	nqi_prom_hist *to = hist(bounds, COUNT(bounds));
+	nqi_prom_hist *from = hist(bounds, COUNT(bounds));
+	nqi_prom_hist_observe(to, 0.5);
+	nqi_prom_hist_observe(from, 1.5);
+	nqi_prom_hist_observe(from, 7);
+	nqi_prom_hist_move(to, from);
+	assert_int_equal(nqi_prom_hist_count(to), 3);
+	assert_true(nqi_prom_hist_sum(to) == 9);
+	assert_true(nqi_prom_hist_quantile(to, 1) == 2); /* +Inf bucket */
+	assert_int_equal(nqi_prom_hist_count(from), 0);
+	assert_true(nqi_prom_hist_sum(from) == 0);
+	nqi_prom_hist_move(to, from); /* nothing more */
+	assert_int_equal(nqi_prom_hist_count(to), 3);
+	nqi_prom_hist_clear(to);
+	assert_int_equal(nqi_prom_hist_count(to), 0);
+	assert_true(nqi_prom_hist_sum(to) == 0);
+	nqi_prom_hist_free(to);
+	nqi_prom_hist_free(from);
+}
+
 static void test_prom_quantiles_within_bucket(void **st)
 {
 	static const double bounds[] = {1, 2, 4, 8};
@@ -609,6 +635,7 @@ int main(int argc, char **argv)
 	    T(test_prom_histogram_buckets_cumulative),
 	    T(test_prom_latency_bounds_print_short),
 	    T(test_prom_histogram_concurrent_observe),
+	    T(test_prom_hist_move_adds_and_clear_forgets),
 	    T(test_prom_quantiles_within_bucket),
 	    T(test_prom_quantiles_latency_buckets),
 	    T(test_prom_bad_label_values_refused),

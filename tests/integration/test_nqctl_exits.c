@@ -244,6 +244,46 @@ static void test_nqctl_exits_enqueue_wait_says_the_id_first(void **state)
 	itest_pass(e);
 }
 
+/* The "Exit status:" paragraph at the end of a --help, on one line. */
+static char *exit_help(char *out)
+{
+	char *p = strstr(out, "Exit status:");
+	assert_non_null(p);
+	for (char *c = p; *c; c++)
+		if (*c == '\n')
+			*c = ' ';
+	return p;
+}
+
+/* --help lists every exit status with what README says of it, the same
+ * in nqctl and nq-bench. */
+static void test_nqctl_exits_help_lists_the_exit_statuses(void **state)
+{
+	itest_env *e = *state;
+	static const char *const help[] = {"--help", NULL};
+	static const char *const says[] = {"0 ok",
+	    "1 the operation failed (also when the service answered that it "
+	    "cannot serve now",
+	    "2 usage error (also an address nq cannot dial",
+	    "3 the service could not be reached (no connection, or no answer "
+	    "within --timeout)"};
+	itest_run ctl, bench;
+	assert_int_equal(itest_nqctl_argv(e, 10000, help, &ctl), 0);
+	assert_int_equal(ctl.code, 0);
+	char *text = exit_help(ctl.out);
+	for (size_t i = 0; i < sizeof says / sizeof *says; i++)
+		if (!strstr(text, says[i]))
+			fail_msg(
+			    "nqctl --help: no \"%s\" in: %s", says[i], text);
+	assert_int_equal(
+	    itest_tool_argv(e, ITEST_BENCH_PATH, 10000, help, &bench), 0);
+	assert_int_equal(bench.code, 0);
+	assert_string_equal(exit_help(bench.out), text);
+	itest_run_free(&ctl);
+	itest_run_free(&bench);
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +307,9 @@ int main(void)
 	        itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_nqctl_exits_enqueue_wait_says_the_id_first, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_nqctl_exits_help_lists_the_exit_statuses, itest_setup,
 	        itest_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,9 @@
 /*
  * Health: the broker's /readyz turns false while its store cannot commit
  * and true again after (the NQ_FAULT_COMMIT_FILE seam stands in for a full
- * disk), while /healthz stays true; on a real full disk (a small tmpfs) it
- * stays false the whole time, though small commits still work there;
+ * disk), while /healthz stays true; what a failed commit refused counts
+ * nowhere (enqueues, successes and their latency); on a real full disk (a small
+ * tmpfs) it stays false the whole time, though small commits still work there;
  * nq-worker's /readyz is false until the broker's work socket answered and
  * while it drains, and says why; a bad
  * --http is refused with a message naming it.
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +129,84 @@ static void test_health_enqueued_total_counts_only_committed_jobs(void **state)
 	assert_int_equal(qs.ready, 30);
 	assert_int_equal(qs.enqueued_total, 30);
 	assert_true(metrics_enqueued(e, 30) == 30);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
+/* One series of the broker's /metrics; NAN when it is not there. */
+static double metrics_series(const itest_env *e, const char *series)
+{
+	char *text;
+	double v = NAN;
+	if (obs_scrape(e->http_addr, &text) == 0) {
+		if (obs_sample(text, series, &v) != 0)
+			v = NAN;
+		free(text);
+	}
+	return v;
+}
+
+static void test_health_latency_counts_only_committed_successes(void **state)
+{
+	itest_env *e = *state;
+	char full[PATH_MAX], go[PATH_MAX], runs[PATH_MAX], env[PATH_MAX + 32];
+	char body[2 * PATH_MAX + 96], script[PATH_MAX], handler[PATH_MAX + 8];
+	char id[NQ_ID_MAX];
+	const char *count = "nq_job_latency_seconds_count{queue=\"lat\"}";
+	const char *done = "nq_jobs_succeeded_total{queue=\"lat\"}";
+	itest_qstats qs = {0};
+	itest_proc *w;
+	nq_client *c;
+
+	itest_path(e, "disk-full", full, sizeof full);
+	itest_path(e, "go", go, sizeof go);
+	itest_path(e, "runs", runs, sizeof runs);
+	snprintf(env, sizeof env, "NQ_FAULT_COMMIT_FILE=%s", full);
+	const char *envv[] = {env, NULL};
+	const char *bflags[] = {"--lease-check", "100ms", NULL};
+	assert_int_equal(obs_broker_start_env(e, bflags, envv), 0);
+	assert_int_equal(itest_client(e, 5000, &c), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(itest_enqueue(c, "lat", "t", "x", id), 0);
+	snprintf(body, sizeof body,
+	    "cat >/dev/null\nwhile [ ! -e '%s' ]; do sleep 0.05; done\n"
+	    "echo run >> '%s'\nexit 0",
+	    go, runs);
+	assert_int_equal(
+	    itest_write_script(e, "handler", body, script, sizeof script), 0);
+	snprintf(handler, sizeof handler, "t=%s", script);
+	const char *wflags[] = {"--queues", "lat", "--concurrency", "5",
+	    "--lease", "1s", "--handler", handler, NULL};
+	assert_int_equal(itest_worker_start(e, wflags, &w), 0);
+	for (uint64_t end = itest_now_ms() + 10000;
+	     qs.leased < 5 && itest_now_ms() < end; itest_sleep_ms(50))
+		assert_int_equal(itest_queue_stats(c, "lat", &qs, NULL), 0);
+	assert_int_equal(qs.leased, 5);
+
+	/* The jobs succeed while no commit can: their completions are not
+	 * confirmed, so neither the counter nor the histogram counts them,
+	 * now or later. */
+	FILE *f = fopen(full, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_non_null(f = fopen(go, "w"));
+	fclose(f);
+	assert_int_equal(itest_wait_lines(runs, 5, 10000), 0);
+	for (uint64_t end = itest_now_ms() + 2000; itest_now_ms() < end;
+	     itest_sleep_ms(100)) {
+		assert_true(metrics_series(e, count) == 0);
+		assert_true(metrics_series(e, done) == 0);
+	}
+
+	/* Commits work again: the leases lapse, the jobs run again, and
+	 * histogram and counter agree. */
+	assert_int_equal(unlink(full), 0);
+	double n = 0;
+	for (uint64_t end = itest_now_ms() + 15000;
+	     (n = metrics_series(e, done)) != 5 && itest_now_ms() < end;)
+		itest_sleep_ms(100);
+	assert_true(n == 5);
+	assert_true(metrics_series(e, count) == 5);
 	nq_client_close(c);
 	itest_pass(e);
 }
@@ -298,6 +378,9 @@ int main(void)
 	        itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_health_enqueued_total_counts_only_committed_jobs,
+	        itest_setup, itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_health_latency_counts_only_committed_successes,
 	        itest_setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_health_broker_not_ready_while_the_disk_is_full,

@@ -1416,18 +1416,25 @@ static void test_codec_reply_status_bounds_long_messages(void **st)
 /* Packs m, then overwrites the first occurrence of mark (a string set in
  * one of m's string fields) with n bytes of the same length: that is how
  * a string holding any bytes gets on the wire. */
+/* Overwrites the first copy of mark in buf with as many bytes. */
+static void patch(uint8_t *buf, size_t len, const char *mark, const void *bytes)
+{
+	size_t n = strlen(mark);
+	for (size_t i = 0; i + n <= len; i++)
+		if (memcmp(buf + i, mark, n) == 0) {
+			memcpy(buf + i, bytes, n);
+			return;
+		}
+	fail_msg("mark %s not in the packed message", mark);
+}
+
 static uint8_t *pack_patched(const ProtobufCMessage *m, const char *mark,
     const void *bytes, size_t n, size_t *len)
 {
 	uint8_t *buf = pack(m, len);
 	assert_int_equal(strlen(mark), n);
-	for (size_t i = 0; i + n <= *len; i++)
-		if (memcmp(buf + i, mark, n) == 0) {
-			memcpy(buf + i, bytes, n);
-			return buf;
-		}
-	fail_msg("mark %s not in the packed message", mark);
-	return NULL;
+	patch(buf, *len, mark, bytes);
+	return buf;
 }
 
 /* An enqueue of one job with idempotency key key (key_len bytes). */
@@ -1689,6 +1696,68 @@ static void test_codec_bytes_and_unknown_fields_may_hold_any_bytes(void **st)
 	free(buf);
 }
 
+/* A stored Job with a NUL in its idempotency key (spec, two levels
+ * down), bytes that are no UTF-8 in an attempt's error message (in a
+ * repeated message) and in its worker id, and a payload of any bytes:
+ * repaired, it decodes with the strict decoder; the NUL cuts its string,
+ * each bad byte is U+FFFD, everything else is as it was. */
+static void test_codec_repair_makes_stored_strings_text(void **st)
+{
+	Nq__V1__Job job = NQ__V1__JOB__INIT;
+	Nq__V1__JobSpec spec = NQ__V1__JOB_SPEC__INIT;
+	Nq__V1__AttemptError err = NQ__V1__ATTEMPT_ERROR__INIT,
+	                     *errs[] = {&err};
+	static const uint8_t binary[] = {0, 0xff, 0xc0};
+	const ProtobufCMessageDescriptor *d = &nq__v1__job__descriptor;
+	uint8_t *fixed, *twice;
+	size_t len, flen, tlen;
+	char why[128];
+	job.id = "0123456789abcdef";
+	job.spec = &spec;
+	job.state = NQ__V1__JOB_STATE__JOB_STATE_DEAD;
+	job.worker_id = "w-^^";
+	job.n_errors = 1;
+	job.errors = errs;
+	spec.queue = "q";
+	spec.type = "t";
+	spec.idempotency_key = "k~old";
+	spec.payload.data = (uint8_t *)binary;
+	spec.payload.len = sizeof binary;
+	err.attempt = 3;
+	err.message = "bad ## bytes";
+	uint8_t *buf = pack(&job.base, &len);
+	patch(buf, len, "k~old", "k\0old");
+	patch(buf, len, "##", "\xc3\x28");
+	patch(buf, len, "^^", "\xff\xfe");
+	assert_null(nqi_job_unpack(buf, len));
+
+	assert_int_equal(
+	    nqi_pb_repair_strings(d, buf, len, &fixed, &flen, why, sizeof why),
+	    NQ_OK);
+	assert_non_null(fixed);
+	assert_string_equal(why, "field idempotency_key holds a NUL byte");
+	Nq__V1__Job *back = nqi_job_unpack(fixed, flen);
+	assert_non_null(back);
+	assert_string_equal(back->id, "0123456789abcdef");
+	assert_string_equal(back->spec->idempotency_key, "k");
+	assert_string_equal(back->spec->queue, "q");
+	assert_string_equal(
+	    back->errors[0]->message, "bad \xef\xbf\xbd( bytes");
+	assert_int_equal(back->errors[0]->attempt, 3);
+	assert_string_equal(back->worker_id, "w-\xef\xbf\xbd\xef\xbf\xbd");
+	assert_int_equal(back->state, NQ__V1__JOB_STATE__JOB_STATE_DEAD);
+	assert_bin(back->spec->payload, (const char *)binary, sizeof binary);
+	nq__v1__job__free_unpacked(back, NULL);
+
+	/* Text already: nothing to do, nothing allocated. */
+	assert_int_equal(nqi_pb_repair_strings(
+	                     d, fixed, flen, &twice, &tlen, why, sizeof why),
+	    NQ_OK);
+	assert_null(twice);
+	free(fixed);
+	free(buf);
+}
+
 /* The check frames bytes as protobuf-c does: it never calls malformed
  * what protobuf-c decodes, so it refuses nothing for a framing reason. */
 static void test_codec_string_check_frames_like_protobuf_c(void **st)
@@ -1757,6 +1826,7 @@ int main(void)
 	    cmocka_unit_test(
 	        test_codec_bytes_and_unknown_fields_may_hold_any_bytes),
 	    cmocka_unit_test(test_codec_string_check_frames_like_protobuf_c),
+	    cmocka_unit_test(test_codec_repair_makes_stored_strings_text),
 	    cmocka_unit_test(test_codec_string_check_agrees_with_a_plain_scan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

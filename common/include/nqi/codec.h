@@ -45,6 +45,28 @@ bool nqi_pb_wellformed(const ProtobufCMessage *m);
 int nqi_pb_check_strings(const ProtobufCMessageDescriptor *d, const void *buf,
     size_t len, char *why, size_t why_len);
 
+/*
+ * For records stored before strings were checked (an older nq took any
+ * bytes): a copy of the encoded message buf of type d in which every
+ * string field, at any depth, is text. A string is cut at its first NUL
+ * byte, which is where C code, and so every nq that stored it, read it to
+ * end (the queue it was counted in, the idempotency key it was indexed
+ * under), and each byte that is not part of a UTF-8 character becomes
+ * U+FFFD. Every other byte is copied as it is. Returns NQ_OK with *out
+ * NULL when every string is text already: one pass over buf, as
+ * nqi_pb_check_strings, nothing allocated. NQ_OK with *out (malloc'd,
+ * *out_len bytes) and why naming the first field repaired ("field
+ * idempotency_key holds a NUL byte") when some were not; NQ_EPROTO when
+ * buf is not framed as protobuf; NQ_ENOMEM.
+ */
+int nqi_pb_repair_strings(const ProtobufCMessageDescriptor *d, const void *buf,
+    size_t len, uint8_t **out, size_t *out_len, char *why, size_t why_len);
+
+/* The bytes p[0..n) made text as nqi_pb_repair_strings makes a string,
+ * written at out (room for 3 * n bytes) when out is not NULL; returns
+ * the length of the text. */
+size_t nqi_text_repair(const uint8_t *p, size_t n, uint8_t *out);
+
 /* Why nqi_request_unpack refused buf, for the INVALID_ARGUMENT reply: the
  * string field at fault, or "malformed request: not an nq.v1.Request". */
 void nqi_request_refusal(

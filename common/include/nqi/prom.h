@@ -106,6 +106,17 @@ void nqi_prom_hist_free(nqi_prom_hist *h);
  * sum into NaN for the life of the process. */
 void nqi_prom_hist_observe(nqi_prom_hist *h, double v);
 
+/*
+ * Moves every observation of from (with its share of the sum) into to,
+ * which has the same bounds, and leaves from empty: how observations
+ * made while a write was unconfirmed become visible once it is. Readers
+ * of to may read at any time; from must have no other writer meanwhile.
+ */
+void nqi_prom_hist_move(nqi_prom_hist *to, nqi_prom_hist *from);
+/* Forgets every observation of h (the write they counted failed). No
+ * other thread may observe h meanwhile. */
+void nqi_prom_hist_clear(nqi_prom_hist *h);
+
 /* Observations so far, and their sum. */
 uint64_t nqi_prom_hist_count(const nqi_prom_hist *h);
 double nqi_prom_hist_sum(const nqi_prom_hist *h);
