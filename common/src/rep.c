@@ -67,39 +67,93 @@ struct nqi_rep {
 	pthread_cond_t sweep_cv;
 };
 
-/* ---- connections (all under mu) ---- */
+/* ---- connections (all under mu) ----
+ *
+ * An open-addressed table keyed by pipe id (nng never hands out id 0,
+ * which marks a free slot), so that finding a connection's entry costs
+ * the same with thousands of connections open as with one. */
+
+static size_t pipe_home(const nqi_rep *r, uint32_t id)
+{
+	return (size_t)(id * 2654435761u) & (r->cappipes - 1);
+}
 
 static struct rep_pipe *pipe_find(nqi_rep *r, uint32_t id)
 {
-	for (size_t i = 0; i < r->npipes; i++)
+	if (r->cappipes == 0 || id == 0)
+		return NULL;
+	for (size_t i = pipe_home(r, id);; i = (i + 1) & (r->cappipes - 1))
 		if (r->pipes[i].id == id)
 			return &r->pipes[i];
-	return NULL;
+		else if (r->pipes[i].id == 0)
+			return NULL;
+}
+
+/* The free slot where id goes (the table has one). */
+static struct rep_pipe *pipe_slot(nqi_rep *r, uint32_t id)
+{
+	size_t i = pipe_home(r, id);
+	while (r->pipes[i].id != 0)
+		i = (i + 1) & (r->cappipes - 1);
+	return &r->pipes[i];
+}
+
+/* Doubles the table; NQ_ENOMEM leaves it as it was. */
+static int pipes_grow(nqi_rep *r)
+{
+	size_t cap = r->cappipes ? r->cappipes * 2 : 16, old = r->cappipes;
+	struct rep_pipe *v = calloc(cap, sizeof *v), *was = r->pipes;
+	if (!v)
+		return NQ_ENOMEM;
+	r->pipes = v;
+	r->cappipes = cap;
+	for (size_t i = 0; i < old; i++)
+		if (was[i].id != 0)
+			*pipe_slot(r, was[i].id) = was[i];
+	free(was);
+	return NQ_OK;
 }
 
 /* The entry of id, added when missing; NULL without memory. */
 static struct rep_pipe *pipe_get(nqi_rep *r, uint32_t id)
 {
 	struct rep_pipe *p = pipe_find(r, id);
-	if (p)
+	if (p || id == 0)
 		return p;
-	if (r->npipes == r->cappipes) {
-		size_t cap = r->cappipes ? r->cappipes * 2 : 16;
-		struct rep_pipe *v = realloc(r->pipes, cap * sizeof *v);
-		if (!v)
-			return NULL;
-		r->pipes = v;
-		r->cappipes = cap;
-	}
-	p = &r->pipes[r->npipes++];
+	if ((r->npipes + 1) * 4 > r->cappipes * 3 && pipes_grow(r) != 0)
+		return NULL;
+	p = pipe_slot(r, id);
 	*p = (struct rep_pipe){.id = id, .seen_ms = atomic_load(&r->now_ms)};
+	r->npipes++;
 	return p;
+}
+
+/* Empties p's slot, moving back the entries after it that would no
+ * longer be found past a free slot. */
+static void pipe_remove(nqi_rep *r, struct rep_pipe *p)
+{
+	size_t mask = r->cappipes - 1, i = (size_t)(p - r->pipes), j = i;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (r->pipes[j].id == 0)
+			break;
+		size_t home = pipe_home(r, r->pipes[j].id);
+		/* j stays when its home lies cyclically in (i, j] */
+		bool stays =
+		    i < j ? (home > i && home <= j) : (home > i || home <= j);
+		if (!stays) {
+			r->pipes[i] = r->pipes[j];
+			i = j;
+		}
+	}
+	r->pipes[i] = (struct rep_pipe){0};
+	r->npipes--;
 }
 
 static void pipe_forget_if_idle(nqi_rep *r, struct rep_pipe *p)
 {
 	if (p->held == 0 && p->nwait == 0 && p->parked == 0 && !p->connected)
-		*p = r->pipes[--r->npipes];
+		pipe_remove(r, p);
 }
 
 /* Takes the next waiting request of p into service; NULL when none. */
@@ -426,7 +480,7 @@ static void pipe_cb(nng_pipe np, nng_pipe_ev ev, void *arg)
 static size_t idle_collect(nqi_rep *r, uint64_t now, uint32_t *ids, size_t max)
 {
 	size_t n = 0;
-	for (size_t i = 0; i < r->npipes && n < max; i++) {
+	for (size_t i = 0; i < r->cappipes && n < max; i++) {
 		const struct rep_pipe *p = &r->pipes[i];
 		if (p->connected && p->held == 0 && p->nwait == 0 &&
 		    p->parked == 0 &&
@@ -557,7 +611,7 @@ void nqi_rep_stop(nqi_rep *r)
 			nng_aio_stop(c->aio);
 	}
 	/* Requests waiting for their turn still own their message. */
-	for (size_t i = 0; i < r->npipes; i++)
+	for (size_t i = 0; i < r->cappipes; i++)
 		for (nqi_rep_ctx *c = r->pipes[i].wait_head; c;
 		     c = c->wait_next)
 			nng_msg_free(nng_aio_get_msg(c->aio));
