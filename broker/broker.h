@@ -70,6 +70,9 @@ typedef struct broker_config {
 	uint64_t conn_idle_ms;     /* api and work; 0: never closed */
 } broker_config;
 
+/* The longest lease a Fetch or an Extend gets. */
+#define BROKER_LEASE_MAX_MS (3600ull * 1000)
+
 /* The group arena: per-group scratch memory, reset after each group. */
 #define BROKER_ARENA_BLOCK (256 * 1024)
 #define BROKER_ARENA_KEEP (8u << 20)

@@ -119,7 +119,8 @@ static int configure(broker_config *c, int argc, char **argv)
 	        "--max-connections is lowered to fit"),
 	    NQI_OPT("conn-idle-timeout", DURATION, &c->conn_idle_ms,
 	        "an api or work connection that sent no whole request for "
-	        "this long, with nothing waiting, is closed (0: never)"),
+	        "this long, with nothing waiting, is closed (work: at least "
+	        "the longest lease, 1h, and a minute; 0: never)"),
 	    NQI_OPT("dlq-token-file", STR, &c->dlq_token_file,
 	        "file (or env:NAME) of this broker's token for nq-dlq"),
 	};

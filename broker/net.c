@@ -188,6 +188,19 @@ void broker_conn_shares(
 	    "results", nqi_results_recv_max(c->max_result), c->max_connections};
 }
 
+/* The idle rule of the work socket: closing a worker's connection lapses
+ * the leases fetched through it, so it waits at least as long as the
+ * longest lease (and a minute for a request's way to the core): a
+ * connection that long without a request holds no live lease, since
+ * each needs an Extend in that time. */
+static uint64_t work_idle_ms(const broker_config *c)
+{
+	uint64_t least = BROKER_LEASE_MAX_MS + 60000;
+	return c->conn_idle_ms == 0 || c->conn_idle_ms >= least
+	           ? c->conn_idle_ms
+	           : least;
+}
+
 /* The caps of the sockets within --recv-budget (checked at start by
  * config_check, so this cannot fail then), logged with the worst case. */
 static void fit_caps(broker *b, nqi_conncap_share sh[BROKER_SOCKETS])
@@ -211,7 +224,8 @@ static void fit_caps(broker *b, nqi_conncap_share sh[BROKER_SOCKETS])
 	    NQI_U("results_recv_max", sh[2].recv_max),
 	    NQI_I("results_max_connections", sh[2].cap),
 	    NQI_U("worst_case_bytes", nqi_conncap_worst(sh, BROKER_SOCKETS)),
-	    NQI_U("conn_idle_timeout_ms", b->cfg.conn_idle_ms));
+	    NQI_U("conn_idle_timeout_ms", b->cfg.conn_idle_ms),
+	    NQI_U("work_idle_timeout_ms", work_idle_ms(&b->cfg)));
 }
 
 static int listen_on(broker *b, nng_socket s, const char *url, size_t max_msg,
@@ -259,7 +273,7 @@ static int watch_sockets(broker *b, const nqi_conncap_share *sh)
 	nqi_rep_watch_opts api = {
 	    "api", sh[0].cap, b->cfg.conn_idle_ms, api_pipe_gone_cb, b};
 	nqi_rep_watch_opts work = {
-	    "work", sh[1].cap, b->cfg.conn_idle_ms, pipe_gone_cb, b};
+	    "work", sh[1].cap, work_idle_ms(&b->cfg), pipe_gone_cb, b};
 	nqi_conncap_init(&b->net.results_cap, "results", sh[2].cap);
 	if (nqi_rep_watch(b->net.api_rep, &api) ||
 	    nqi_rep_watch(b->net.work_rep, &work) ||
