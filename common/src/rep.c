@@ -180,6 +180,10 @@ static nqi_rep_ctx *pipe_release(nqi_rep *r, nqi_rep_ctx *c)
 	if (!p)
 		return NULL;
 	p->held--;
+	/* An answer counts as activity too: the idle rule never closes a
+	 * connection while a reply just handed to it may still be on its
+	 * way. */
+	p->seen_ms = atomic_load_explicit(&r->now_ms, memory_order_relaxed);
 	nqi_rep_ctx *next = pipe_next(r, p);
 	pipe_forget_if_idle(r, p);
 	return next;
