@@ -31,15 +31,22 @@ static void log_refused(nqi_conncap *c)
 	    NQI_U("refused", atomic_load(&c->refused)));
 }
 
-bool nqi_conncap_add(nqi_conncap *c, nng_pipe p)
+bool nqi_conncap_admit(nqi_conncap *c)
 {
 	int open = atomic_fetch_add(&c->open, 1) + 1;
 	if (c->max <= 0 || open <= c->max)
 		return true;
 	atomic_fetch_add(&c->refused, 1);
-	nng_pipe_close(p);
 	log_refused(c);
 	return false;
+}
+
+bool nqi_conncap_add(nqi_conncap *c, nng_pipe p)
+{
+	bool kept = nqi_conncap_admit(c);
+	if (!kept)
+		nng_pipe_close(p);
+	return kept;
 }
 
 void nqi_conncap_gone(nqi_conncap *c)

@@ -33,6 +33,7 @@ struct nqi_rep_ctx {
 struct rep_pipe {
 	uint32_t id;
 	bool connected; /* from ADD_PRE to REM_POST */
+	bool refused;   /* closed at ADD_PRE: max_conns were open */
 	int held;
 	int nwait;
 	int parked;
@@ -152,7 +153,8 @@ static void pipe_remove(nqi_rep *r, struct rep_pipe *p)
 
 static void pipe_forget_if_idle(nqi_rep *r, struct rep_pipe *p)
 {
-	if (p->held == 0 && p->nwait == 0 && p->parked == 0 && !p->connected)
+	if (p->held == 0 && p->nwait == 0 && p->parked == 0 && !p->connected &&
+	    !p->refused)
 		pipe_remove(r, p);
 }
 
@@ -456,25 +458,33 @@ static void pipe_cb(nng_pipe np, nng_pipe_ev ev, void *arg)
 	uint32_t id = (uint32_t)nng_pipe_id(np);
 	atomic_fetch_add(&r->in_pipe_cb, 1);
 	if (ev == NNG_PIPE_EV_ADD_PRE) {
-		if (nqi_conncap_add(&r->cap, np)) {
-			pthread_mutex_lock(&r->mu);
-			struct rep_pipe *p = pipe_get(r, id);
-			if (p) /* without memory: never closed as idle */
-				p->connected = true;
-			pthread_mutex_unlock(&r->mu);
-		}
-	} else {
-		nqi_conncap_gone(&r->cap);
+		bool kept = nqi_conncap_admit(&r->cap);
 		pthread_mutex_lock(&r->mu);
-		struct rep_pipe *p = pipe_find(r, id);
-		if (p) {
-			p->connected = false;
-			pipe_forget_if_idle(r, p);
+		struct rep_pipe *p = pipe_get(r, id);
+		if (p) { /* without memory: never closed as idle */
+			p->connected = kept;
+			p->refused = !kept;
 		}
 		pthread_mutex_unlock(&r->mu);
-		if (r->watch.gone_cb)
-			r->watch.gone_cb(np, ev, r->watch.gone_arg);
+		/* Closed once marked: its REM_POST then finds it refused. */
+		if (!kept)
+			nng_pipe_close(np);
+		atomic_fetch_sub(&r->in_pipe_cb, 1);
+		return;
 	}
+	nqi_conncap_gone(&r->cap);
+	pthread_mutex_lock(&r->mu);
+	struct rep_pipe *p = pipe_find(r, id);
+	/* A refused connection never served: its close is nobody's news
+	 * (and a crowd of them would each cost the service a look). */
+	bool tell = !p || !p->refused;
+	if (p) {
+		p->connected = p->refused = false;
+		pipe_forget_if_idle(r, p);
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (tell && r->watch.gone_cb)
+		r->watch.gone_cb(np, ev, r->watch.gone_arg);
 	atomic_fetch_sub(&r->in_pipe_cb, 1);
 }
 

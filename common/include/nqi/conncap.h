@@ -30,9 +30,12 @@ typedef struct nqi_conncap {
 } nqi_conncap;
 
 void nqi_conncap_init(nqi_conncap *c, const char *what, int max);
-/* At NNG_PIPE_EV_ADD_PRE: counts p, and closes it (counted as refused, a
- * warning logged at most every 10 s) when max connections are open
- * already. Returns whether p was kept. */
+/* Counts a new connection; false (counted as refused, a warning logged
+ * at most every 10 s) when max connections are open already, and then
+ * the caller closes it. */
+bool nqi_conncap_admit(nqi_conncap *c);
+/* At NNG_PIPE_EV_ADD_PRE: nqi_conncap_admit, and closes p when it is
+ * refused. Returns whether p was kept. */
 bool nqi_conncap_add(nqi_conncap *c, nng_pipe p);
 /* At NNG_PIPE_EV_REM_POST (nng sends one for every ADD_PRE). */
 void nqi_conncap_gone(nqi_conncap *c);
