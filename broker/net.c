@@ -210,13 +210,8 @@ static void fit_caps(broker *b, nqi_conncap_share sh[BROKER_SOCKETS])
 	nqi_conncap_fit(
 	    sh, BROKER_SOCKETS, b->cfg.recv_budget, err, sizeof err);
 	for (int i = 0; i < BROKER_SOCKETS; i++)
-		if (sh[i].cap < b->cfg.max_connections)
-			nqi_warn("NQ-CONN-CAP-LOWERED",
-			    NQI_S("socket", sh[i].what),
-			    NQI_I("max_connections", sh[i].cap),
-			    NQI_I("asked", b->cfg.max_connections),
-			    NQI_U("recv_max", sh[i].recv_max),
-			    NQI_U("recv_budget", b->cfg.recv_budget));
+		nqi_conncap_log_lowered(
+		    &sh[i], b->cfg.max_connections, b->cfg.recv_budget);
 	nqi_info("NQ-CONN-LIMITS", NQI_U("api_recv_max", sh[0].recv_max),
 	    NQI_I("api_max_connections", sh[0].cap),
 	    NQI_U("work_recv_max", sh[1].recv_max),

@@ -77,6 +77,16 @@ const char *nqi_conncap_flags_check(int max_conns, uint64_t idle_ms)
 	return NULL;
 }
 
+void nqi_conncap_log_lowered(
+    const nqi_conncap_share *s, int asked, uint64_t budget)
+{
+	if (s->cap < asked)
+		nqi_warn("NQ-CONN-CAP-LOWERED", NQI_S("socket", s->what),
+		    NQI_I("max_connections", s->cap), NQI_I("asked", asked),
+		    NQI_U("recv_max", s->recv_max),
+		    NQI_U("recv_budget", budget));
+}
+
 uint64_t nqi_conncap_worst(const nqi_conncap_share *s, size_t n)
 {
 	uint64_t sum = 0;

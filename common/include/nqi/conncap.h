@@ -63,6 +63,9 @@ typedef struct nqi_conncap_share {
  */
 int nqi_conncap_fit(
     nqi_conncap_share *s, size_t n, uint64_t budget, char *err, size_t len);
+/* Logs NQ-CONN-CAP-LOWERED when nqi_conncap_fit lowered s below asked. */
+void nqi_conncap_log_lowered(
+    const nqi_conncap_share *s, int asked, uint64_t budget);
 /* The sum of cap x recv_max of s[0..n). */
 uint64_t nqi_conncap_worst(const nqi_conncap_share *s, size_t n);
 
