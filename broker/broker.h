@@ -65,7 +65,13 @@ typedef struct broker_config {
 	int conn_requests;         /* of one connection served at once */
 	int conn_backlog;          /* of one connection waiting their turn */
 	uint64_t reply_timeout_ms; /* a reply not taken by then is dropped */
+	int max_connections;       /* per socket (api, work, results) */
+	uint64_t recv_budget;      /* bytes: connections x message limit */
+	uint64_t conn_idle_ms;     /* api and work; 0: never closed */
 } broker_config;
+
+/* The longest lease a Fetch or an Extend gets. */
+#define BROKER_LEASE_MAX_MS (3600ull * 1000)
 
 /* The group arena: per-group scratch memory, reset after each group. */
 #define BROKER_ARENA_BLOCK (256 * 1024)
@@ -357,6 +363,7 @@ struct broker {
 		uint64_t commits, jobs_stored;
 		uint64_t events_published, events_dropped;
 		nqi_rep_counts api, work; /* what the socket limits did */
+		uint64_t results_conns, results_refused;
 	} snap;
 
 	/* Network (net.c): sockets opened and closed by the main thread;
@@ -369,6 +376,7 @@ struct broker {
 			bool work;
 		} api_src, work_src;
 		nng_aio *results_aio;
+		nqi_conncap results_cap;
 		uint64_t completions_refused; /* batches with a bad token */
 		nqi_http *http;
 	} net;
@@ -445,6 +453,14 @@ void broker_set_status(broker *b, broker_op *op, int err, const char *fmt, ...)
 void broker_op_free(broker_op *op);
 
 /* net.c */
+/* The largest message the api socket takes: an enqueue batch of several
+ * full payloads (and nq-dlq's replay batches), with room to spare. */
+size_t broker_api_recv_max(const broker_config *c);
+/* The sockets, api, work and results, with their message limits and the
+ * connection caps asked for (--max-connections). */
+#define BROKER_SOCKETS 3
+void broker_conn_shares(
+    const broker_config *c, nqi_conncap_share out[BROKER_SOCKETS]);
 int broker_net_open(broker *b, char *err, size_t errlen);
 void broker_net_close(broker *b);
 

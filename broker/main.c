@@ -11,6 +11,21 @@
 #include "nqi/url.h"
 #include "nqi/util.h"
 
+/* NULL when the connection limits can be met, else why not: each socket
+ * keeps at least one connection within --recv-budget. */
+static const char *conn_check(const broker_config *c, char *buf, size_t len)
+{
+	nqi_conncap_share sh[BROKER_SOCKETS];
+	const char *bad =
+	    nqi_conncap_flags_check(c->max_connections, c->conn_idle_ms);
+	if (bad)
+		return bad;
+	broker_conn_shares(c, sh);
+	return nqi_conncap_fit(sh, BROKER_SOCKETS, c->recv_budget, buf, len)
+	           ? buf
+	           : NULL;
+}
+
 /* NULL when the flags make sense together, else why not. */
 static const char *config_check(void *arg, char *buf, size_t len)
 {
@@ -41,7 +56,11 @@ static const char *config_check(void *arg, char *buf, size_t len)
 	    {"--events", c->events_url, true},
 	    {"--dlq", c->dlq_url, false},
 	};
-	return nqi_url_check_flags(urls, sizeof urls / sizeof *urls, buf, len);
+	const char *bad_url =
+	    nqi_url_check_flags(urls, sizeof urls / sizeof *urls, buf, len);
+	if (bad_url)
+		return bad_url;
+	return conn_check(c, buf, len);
 }
 
 /* Where the flags every daemon shares keep their values. */
@@ -103,6 +122,17 @@ static int configure(broker_config *c, int argc, char **argv)
 	        "requests of one connection that may wait; more are dropped"),
 	    NQI_OPT("reply-timeout", DURATION, &c->reply_timeout_ms,
 	        "how long a reply waits for its connection to take it"),
+	    NQI_OPT("max-connections", INT, &c->max_connections,
+	        "connections each socket (api, work, results) takes at once; "
+	        "more are closed at once"),
+	    NQI_OPT("recv-budget", SIZE, &c->recv_budget,
+	        "bytes that connections may make the broker hold at worst "
+	        "(connections x message limit, over the sockets); "
+	        "--max-connections is lowered to fit"),
+	    NQI_OPT("conn-idle-timeout", DURATION, &c->conn_idle_ms,
+	        "an api or work connection that sent no whole request for "
+	        "this long, with nothing waiting, is closed (work: at least "
+	        "the longest lease, 1h, and a minute; 0: never)"),
 	    NQI_OPT("dlq-token-file", STR, &c->dlq_token_file,
 	        "file (or env:NAME) of this broker's token for nq-dlq"),
 	};

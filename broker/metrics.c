@@ -91,6 +91,8 @@ void broker_metrics_snapshot(broker *b, bool full)
 		nqi_rep_get_counts(b->net.api_rep, &b->snap.api);
 	if (b->net.work_rep)
 		nqi_rep_get_counts(b->net.work_rep, &b->snap.work);
+	b->snap.results_conns = (uint64_t)atomic_load(&b->net.results_cap.open);
+	b->snap.results_refused = atomic_load(&b->net.results_cap.refused);
 	pthread_mutex_unlock(&b->snap.mu);
 }
 
@@ -384,11 +386,52 @@ static int prom_broker(nqi_prom *p, const broker *b)
 	return rv;
 }
 
+/* One family of connection numbers, one sample per socket (v[i] of
+ * socket[i]). */
+static int prom_conn_family(nqi_prom *p, const char *name, nqi_prom_type type,
+    const char *help, const double *v, size_t n)
+{
+	static const char *const socket[] = {"api", "work", "results"};
+	int rv = nqi_prom_family(p, name, type, help);
+	for (size_t i = 0; rv == 0 && i < n; i++)
+		rv = nqi_prom_sample(p, name,
+		    (const char *const[]){"socket", socket[i], NULL}, v[i]);
+	return rv;
+}
+
+/* What --max-connections and --conn-idle-timeout do, per socket. */
+static int prom_conns(nqi_prom *p, const broker *b)
+{
+	const struct broker_snap *s = &b->snap;
+	double open[] = {(double)s->api.connections,
+	    (double)s->work.connections, (double)s->results_conns};
+	double refused[] = {(double)s->api.conns_refused,
+	    (double)s->work.conns_refused, (double)s->results_refused};
+	double idle[] = {
+	    (double)s->api.idle_closed, (double)s->work.idle_closed};
+	int rv = prom_conn_family(p, "nq_connections", NQI_PROM_GAUGE,
+	    "Connections open now, per socket.", open, 3);
+	if (rv == 0)
+		rv = prom_conn_family(p, "nq_connections_refused_total",
+		    NQI_PROM_COUNTER,
+		    "Connections closed at once: --max-connections were open.",
+		    refused, 3);
+	if (rv == 0)
+		rv = prom_conn_family(p, "nq_connections_idle_closed_total",
+		    NQI_PROM_COUNTER,
+		    "Connections closed after --conn-idle-timeout without a "
+		    "request (the results socket has no such rule).",
+		    idle, 2);
+	return rv;
+}
+
 static int metrics_cb(nqi_prom *p, void *arg)
 {
 	broker *b = arg;
 	pthread_mutex_lock(&b->snap.mu);
 	int rv = prom_broker(p, b);
+	if (rv == 0)
+		rv = prom_conns(p, b);
 	if (rv == 0)
 		rv = prom_queue_rows(p, b);
 	if (rv == 0)

@@ -11,6 +11,7 @@
 
 #include "broker.h"
 #include "nqi/rep.h"
+#include "nqi/limits.h"
 #include "nqi/log.h"
 #include "nqi/util.h"
 
@@ -169,6 +170,59 @@ static void set_limits(broker *b)
 	nqi_rep_set_limits(b->net.work_rep, &lim);
 }
 
+size_t broker_api_recv_max(const broker_config *c)
+{
+	/* A batch may carry many payloads; one message is still bounded.
+	 * The same bound as ever: what clients send today must still fit. */
+	return (size_t)((c->max_payload + c->max_result) * 8 + (16u << 20));
+}
+
+void broker_conn_shares(
+    const broker_config *c, nqi_conncap_share out[BROKER_SOCKETS])
+{
+	out[0] = (nqi_conncap_share){
+	    "api", broker_api_recv_max(c), c->max_connections};
+	out[1] =
+	    (nqi_conncap_share){"work", NQI_WORK_RECV_MAX, c->max_connections};
+	out[2] = (nqi_conncap_share){
+	    "results", nqi_results_recv_max(c->max_result), c->max_connections};
+}
+
+/* The idle rule of the work socket: closing a worker's connection lapses
+ * the leases fetched through it, so it waits at least as long as the
+ * longest lease (and a minute for a request's way to the core): a
+ * connection that long without a request holds no live lease, since
+ * each needs an Extend in that time. */
+static uint64_t work_idle_ms(const broker_config *c)
+{
+	uint64_t least = BROKER_LEASE_MAX_MS + 60000;
+	return c->conn_idle_ms == 0 || c->conn_idle_ms >= least
+	           ? c->conn_idle_ms
+	           : least;
+}
+
+/* The caps of the sockets within --recv-budget (checked at start by
+ * config_check, so this cannot fail then), logged with the worst case. */
+static void fit_caps(broker *b, nqi_conncap_share sh[BROKER_SOCKETS])
+{
+	char err[160];
+	broker_conn_shares(&b->cfg, sh);
+	nqi_conncap_fit(
+	    sh, BROKER_SOCKETS, b->cfg.recv_budget, err, sizeof err);
+	for (int i = 0; i < BROKER_SOCKETS; i++)
+		nqi_conncap_log_lowered(
+		    &sh[i], b->cfg.max_connections, b->cfg.recv_budget);
+	nqi_info("NQ-CONN-LIMITS", NQI_U("api_recv_max", sh[0].recv_max),
+	    NQI_I("api_max_connections", sh[0].cap),
+	    NQI_U("work_recv_max", sh[1].recv_max),
+	    NQI_I("work_max_connections", sh[1].cap),
+	    NQI_U("results_recv_max", sh[2].recv_max),
+	    NQI_I("results_max_connections", sh[2].cap),
+	    NQI_U("worst_case_bytes", nqi_conncap_worst(sh, BROKER_SOCKETS)),
+	    NQI_U("conn_idle_timeout_ms", b->cfg.conn_idle_ms),
+	    NQI_U("work_idle_timeout_ms", work_idle_ms(&b->cfg)));
+}
+
 static int listen_on(broker *b, nng_socket s, const char *url, size_t max_msg,
     const char *what, char *err, size_t errlen)
 {
@@ -176,22 +230,15 @@ static int listen_on(broker *b, nng_socket s, const char *url, size_t max_msg,
 	return nqi_listen(s, url, &tls, max_msg, what, err, errlen);
 }
 
-int broker_net_open(broker *b, char *err, size_t errlen)
+/* Opens the sockets and the contexts of api and work; nothing listens
+ * yet. */
+static int open_sockets(broker *b, char *err, size_t errlen)
 {
-	/* A batch may carry many payloads; one message is still bounded. */
-	size_t max_msg =
-	    (b->cfg.max_payload + b->cfg.max_result) * 8 + (16u << 20);
 	int rv = nng_rep0_open(&b->net.api);
 	if (rv == 0)
 		rv = nng_rep0_open(&b->net.work);
 	if (rv == 0)
 		rv = nng_pull0_open(&b->net.results);
-	if (rv == 0)
-		rv = nng_pipe_notify(
-		    b->net.work, NNG_PIPE_EV_REM_POST, pipe_gone_cb, b);
-	if (rv == 0)
-		rv = nng_pipe_notify(
-		    b->net.api, NNG_PIPE_EV_REM_POST, api_pipe_gone_cb, b);
 	if (rv == 0)
 		rv = nng_aio_alloc(&b->net.results_aio, results_cb, b);
 	if (rv != 0) {
@@ -199,13 +246,6 @@ int broker_net_open(broker *b, char *err, size_t errlen)
 		    err, errlen, "cannot open sockets: %s", nng_strerror(rv));
 		return NQ_EUNAVAIL;
 	}
-	if (listen_on(
-	        b, b->net.api, b->cfg.api_url, max_msg, "api", err, errlen) ||
-	    listen_on(b, b->net.work, b->cfg.work_url, 1u << 20, "work", err,
-	        errlen) ||
-	    listen_on(b, b->net.results, b->cfg.results_url, max_msg, "results",
-	        err, errlen))
-		return NQ_EUNAVAIL;
 	b->net.api_src = (struct broker_conn_src){b, false};
 	b->net.work_src = (struct broker_conn_src){b, true};
 	if (nqi_rep_start(&b->net.api_rep, b->net.api, b->cfg.api_contexts,
@@ -215,6 +255,46 @@ int broker_net_open(broker *b, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot open socket contexts");
 		return NQ_ENOMEM;
 	}
+	return NQ_OK;
+}
+
+/* Caps every socket's connections before it listens. The idle rule is
+ * for api and work only: a connection of the results socket (PUSH) may
+ * be closing with a completion still in flight, which would be lost; a
+ * worker's results connection is also idle whenever it has nothing to
+ * report. */
+static int watch_sockets(broker *b, const nqi_conncap_share *sh)
+{
+	nqi_rep_watch_opts api = {
+	    "api", sh[0].cap, b->cfg.conn_idle_ms, api_pipe_gone_cb, b};
+	nqi_rep_watch_opts work = {
+	    "work", sh[1].cap, work_idle_ms(&b->cfg), pipe_gone_cb, b};
+	nqi_conncap_init(&b->net.results_cap, "results", sh[2].cap);
+	if (nqi_rep_watch(b->net.api_rep, &api) ||
+	    nqi_rep_watch(b->net.work_rep, &work) ||
+	    nqi_conncap_watch(b->net.results, &b->net.results_cap))
+		return NQ_EUNAVAIL;
+	return NQ_OK;
+}
+
+int broker_net_open(broker *b, char *err, size_t errlen)
+{
+	nqi_conncap_share sh[BROKER_SOCKETS];
+	fit_caps(b, sh);
+	int rv = open_sockets(b, err, errlen);
+	if (rv != 0)
+		return rv;
+	if (watch_sockets(b, sh) != 0) {
+		snprintf(err, errlen, "cannot watch the sockets' connections");
+		return NQ_EUNAVAIL;
+	}
+	if (listen_on(b, b->net.api, b->cfg.api_url, sh[0].recv_max, "api", err,
+	        errlen) ||
+	    listen_on(b, b->net.work, b->cfg.work_url, sh[1].recv_max, "work",
+	        err, errlen) ||
+	    listen_on(b, b->net.results, b->cfg.results_url, sh[2].recv_max,
+	        "results", err, errlen))
+		return NQ_EUNAVAIL;
 	set_limits(b);
 	nng_recv_aio(b->net.results, b->net.results_aio);
 	return NQ_OK;

@@ -42,6 +42,9 @@ void broker_config_defaults(broker_config *c)
 	    .conn_requests = NQI_REP_CONN_REQUESTS,
 	    .conn_backlog = NQI_REP_CONN_BACKLOG,
 	    .reply_timeout_ms = NQI_REP_SEND_TIMEOUT_MS,
+	    .max_connections = NQI_CONNCAP_DEFAULT,
+	    .recv_budget = NQI_RECV_BUDGET_DEFAULT,
+	    .conn_idle_ms = NQI_CONN_IDLE_MS_DEFAULT,
 	};
 }
 

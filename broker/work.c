@@ -7,15 +7,16 @@
 #include "broker.h"
 #include "nqi/backoff.h"
 #include "nqi/leases.h"
+#include "nqi/limits.h"
 #include "nqi/log.h"
 #include "nqi/rep.h"
 #include "nqi/util.h"
 
 #define MAX_WAIT_MS 60000
 #define MIN_LEASE_MS 50
-#define MAX_LEASE_MS (3600ull * 1000)
+#define MAX_LEASE_MS BROKER_LEASE_MAX_MS
 #define DEFAULT_LEASE_MS 30000
-#define MAX_ERROR_TEXT 4096
+#define MAX_ERROR_TEXT NQI_ERROR_TEXT_MAX
 #define SWEEP_TTL_LIMIT 10000
 
 static uint64_t clamp_lease(uint64_t ms)

@@ -69,6 +69,9 @@ typedef struct dlq_config {
 	uint64_t map_size;          /* bytes the store may grow to */
 	uint64_t max_message;       /* largest request taken, bytes */
 	int contexts;               /* requests served at once */
+	int max_connections;        /* of the listening socket */
+	uint64_t recv_budget;       /* bytes: connections x max_message */
+	uint64_t conn_idle_ms;      /* 0: idle connections stay */
 } dlq_config;
 
 /* ---- scratch memory of one op (an nqi_arena), freed with it ---- */

@@ -6,12 +6,17 @@
 #include <string.h>
 
 #include "dlq.h"
+#include "nqi/conncap.h"
 #include "nqi/daemon.h"
 #include "nqi/log.h"
 #include "nqi/opts.h"
 #include "nqi/tls.h"
 #include "nqi/url.h"
 #include "nqi/util.h"
+
+/* Brokers and operators connect, not a crowd: 32 connections of
+ * --max-message (256 MiB) fill the default --recv-budget. */
+#define DLQ_MAX_CONNECTIONS 32
 
 static void config_defaults(dlq_config *c)
 {
@@ -30,6 +35,9 @@ static void config_defaults(dlq_config *c)
 	    .map_size = 64ull << 30,
 	    .max_message = 256u << 20,
 	    .contexts = 64,
+	    .max_connections = DLQ_MAX_CONNECTIONS,
+	    .recv_budget = NQI_RECV_BUDGET_DEFAULT,
+	    .conn_idle_ms = NQI_CONN_IDLE_MS_DEFAULT,
 	};
 }
 
@@ -55,7 +63,18 @@ static const char *config_check(void *arg, char *buf, size_t len)
 	    {"--listen", c->listen_url, true},
 	    {"--broker", c->broker_url, false},
 	};
-	return nqi_url_check_flags(urls, sizeof urls / sizeof *urls, buf, len);
+	const char *bad_url =
+	    nqi_url_check_flags(urls, sizeof urls / sizeof *urls, buf, len);
+	if (bad_url)
+		return bad_url;
+	const char *bad =
+	    nqi_conncap_flags_check(c->max_connections, c->conn_idle_ms);
+	if (bad)
+		return bad;
+	nqi_conncap_share sh = {"listen", c->max_message, c->max_connections};
+	if (nqi_conncap_fit(&sh, 1, c->recv_budget, buf, len) != 0)
+		return buf;
+	return NULL;
 }
 
 /* Where the flags every daemon shares keep their values. */
@@ -90,6 +109,15 @@ static int configure(dlq_config *c, int argc, char **argv)
 	    NQI_OPT(
 	        "max-message", SIZE, &c->max_message, "largest request taken"),
 	    NQI_OPT("contexts", INT, &c->contexts, "requests served at once"),
+	    NQI_OPT("max-connections", INT, &c->max_connections,
+	        "connections taken at once; more are closed at once"),
+	    NQI_OPT("recv-budget", SIZE, &c->recv_budget,
+	        "bytes that connections may make nq-dlq hold at worst "
+	        "(connections x --max-message); --max-connections is "
+	        "lowered to fit"),
+	    NQI_OPT("conn-idle-timeout", DURATION, &c->conn_idle_ms,
+	        "a connection that sent no whole request for this long, "
+	        "with nothing waiting, is closed (0: never)"),
 	};
 	nqi_daemon_spec d = {
 	    .prog = "nq-dlq",

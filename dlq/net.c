@@ -164,6 +164,28 @@ static void on_request(dlq_conn *c, nng_msg *msg, void *arg)
 		dlq_replay_post(d, op);
 }
 
+/* Caps the socket's connections within --recv-budget (config_check made
+ * sure one fits) and closes idle ones; logs the worst case. */
+static int watch(dlq *d, char *err, size_t errlen)
+{
+	nqi_conncap_share sh = {
+	    "listen", (size_t)d->cfg.max_message, d->cfg.max_connections};
+	nqi_conncap_fit(&sh, 1, d->cfg.recv_budget, err, errlen);
+	nqi_conncap_log_lowered(
+	    &sh, d->cfg.max_connections, d->cfg.recv_budget);
+	nqi_rep_watch_opts w = {
+	    "listen", sh.cap, d->cfg.conn_idle_ms, NULL, NULL};
+	if (nqi_rep_watch(d->rep, &w) != 0) {
+		snprintf(err, errlen, "cannot watch the socket's connections");
+		return NQ_EUNAVAIL;
+	}
+	nqi_info("NQ-CONN-LIMITS", NQI_U("listen_recv_max", sh.recv_max),
+	    NQI_I("listen_max_connections", sh.cap),
+	    NQI_U("worst_case_bytes", nqi_conncap_worst(&sh, 1)),
+	    NQI_U("conn_idle_timeout_ms", d->cfg.conn_idle_ms));
+	return NQ_OK;
+}
+
 int dlq_net_open(dlq *d, char *err, size_t errlen)
 {
 	nqi_tls_opts tls = {d->cfg.tls_cert, d->cfg.tls_key, d->cfg.tls_ca};
@@ -175,13 +197,15 @@ int dlq_net_open(dlq *d, char *err, size_t errlen)
 		return NQ_EUNAVAIL;
 	}
 	d->sock_open = true;
-	if (nqi_listen(d->sock, d->cfg.listen_url, &tls,
-	        (size_t)d->cfg.max_message, "listen", err, errlen) != 0)
-		return NQ_EUNAVAIL;
 	if (nqi_rep_start(&d->rep, d->sock, n, on_request, d) != 0) {
 		snprintf(err, errlen, "cannot open socket contexts");
 		return NQ_ENOMEM;
 	}
+	if (watch(d, err, errlen) != 0)
+		return NQ_EUNAVAIL;
+	if (nqi_listen(d->sock, d->cfg.listen_url, &tls,
+	        (size_t)d->cfg.max_message, "listen", err, errlen) != 0)
+		return NQ_EUNAVAIL;
 	return NQ_OK;
 }
 

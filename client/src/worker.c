@@ -41,6 +41,7 @@
 
 #include "internal.h"
 #include "nqi/json.h"
+#include "nqi/limits.h"
 #include "nqi/util.h"
 
 #define WORKER_LEASE_MS 30000
@@ -60,10 +61,10 @@
  * request; wait a little instead of asking again at once. */
 #define WORKER_EMPTY_FETCH_MS 50
 /* One CompletionBatch carries at most this many completions, and stops
- * growing past this many bytes of results and errors, so that it stays
- * well under the broker's receive limit. */
-#define WORKER_BATCH_MAX 512
-#define WORKER_BATCH_BYTES ((size_t)1 << 20)
+ * growing past this many bytes of results and errors: the broker's
+ * receive limit on the results socket is derived from both. */
+#define WORKER_BATCH_MAX NQI_BATCH_COMPLETIONS_MAX
+#define WORKER_BATCH_BYTES NQI_BATCH_RESULT_BYTES
 
 struct nq_result {
 	void *data;
@@ -208,13 +209,15 @@ static void scrub_utf8(char *s)
 		}
 }
 
+/* The message is cut at NQI_ERROR_TEXT_MAX bytes, as many as the broker
+ * keeps, so that a batch stays within the results socket's limit. */
 NQ_API void nq_result_error(
     nq_result *res, const char *message, bool non_retryable)
 {
 	if (!res)
 		return;
 	free(res->error);
-	res->error = message ? strdup(message) : NULL;
+	res->error = message ? strndup(message, NQI_ERROR_TEXT_MAX) : NULL;
 	if (message && !res->error)
 		res->nomem = true;
 	if (res->error)

@@ -5,7 +5,11 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include <nng/supplemental/util/platform.h>
+
 #include "nq/nq.h"
+#include "nqi/log.h"
+#include "nqi/util.h"
 
 enum rep_state { REP_RECV, REP_WAIT, REP_SEND };
 
@@ -20,14 +24,20 @@ struct nqi_rep_ctx {
 	bool held;        /* counts as served for pipe_id */
 	bool detached;    /* out of the pool: a spare once answered */
 	bool parked;      /* counted in counts.parked */
+	bool pipe_parked; /* counted in its connection's parked */
 	nqi_rep_ctx *all_next, *spare_next, *wait_next;
 };
 
-/* A connection with requests being served or waiting for a turn. */
+/* A connection that is open (while watched), or has requests being
+ * served, waiting for a turn or parked. */
 struct rep_pipe {
 	uint32_t id;
+	bool connected; /* from ADD_PRE to REM_POST */
+	bool refused;   /* closed at ADD_PRE: max_conns were open */
 	int held;
 	int nwait;
+	int parked;
+	uint64_t seen_ms; /* last request received, by the coarse clock */
 	nqi_rep_ctx *wait_head, *wait_tail;
 };
 
@@ -43,41 +53,109 @@ struct nqi_rep {
 	struct rep_pipe *pipes;
 	size_t npipes, cappipes;
 	nqi_rep_counts counts;
+	/* connections (nqi_rep_watch) */
+	nqi_conncap cap;
+	nqi_rep_watch_opts watch;
+	bool watched;
+	atomic_int in_pipe_cb;
+	/* The idle sweep keeps now_ms, a clock that a received request reads
+	 * instead of asking the system; sweep_stop and sweep_cv are under
+	 * mu. */
+	atomic_uint_fast64_t now_ms;
+	uint64_t tick_ms;
+	pthread_t sweeper;
+	bool sweeping, sweep_stop;
+	pthread_cond_t sweep_cv;
 };
 
-/* ---- connections (all under mu) ---- */
+/* ---- connections (all under mu) ----
+ *
+ * An open-addressed table keyed by pipe id (nng never hands out id 0,
+ * which marks a free slot), so that finding a connection's entry costs
+ * the same with thousands of connections open as with one. */
+
+static size_t pipe_home(const nqi_rep *r, uint32_t id)
+{
+	return (size_t)(id * 2654435761u) & (r->cappipes - 1);
+}
 
 static struct rep_pipe *pipe_find(nqi_rep *r, uint32_t id)
 {
-	for (size_t i = 0; i < r->npipes; i++)
+	if (r->cappipes == 0 || id == 0)
+		return NULL;
+	for (size_t i = pipe_home(r, id);; i = (i + 1) & (r->cappipes - 1))
 		if (r->pipes[i].id == id)
 			return &r->pipes[i];
-	return NULL;
+		else if (r->pipes[i].id == 0)
+			return NULL;
+}
+
+/* The free slot where id goes (the table has one). */
+static struct rep_pipe *pipe_slot(nqi_rep *r, uint32_t id)
+{
+	size_t i = pipe_home(r, id);
+	while (r->pipes[i].id != 0)
+		i = (i + 1) & (r->cappipes - 1);
+	return &r->pipes[i];
+}
+
+/* Doubles the table; NQ_ENOMEM leaves it as it was. */
+static int pipes_grow(nqi_rep *r)
+{
+	size_t cap = r->cappipes ? r->cappipes * 2 : 16, old = r->cappipes;
+	struct rep_pipe *v = calloc(cap, sizeof *v), *was = r->pipes;
+	if (!v)
+		return NQ_ENOMEM;
+	r->pipes = v;
+	r->cappipes = cap;
+	for (size_t i = 0; i < old; i++)
+		if (was[i].id != 0)
+			*pipe_slot(r, was[i].id) = was[i];
+	free(was);
+	return NQ_OK;
 }
 
 /* The entry of id, added when missing; NULL without memory. */
 static struct rep_pipe *pipe_get(nqi_rep *r, uint32_t id)
 {
 	struct rep_pipe *p = pipe_find(r, id);
-	if (p)
+	if (p || id == 0)
 		return p;
-	if (r->npipes == r->cappipes) {
-		size_t cap = r->cappipes ? r->cappipes * 2 : 16;
-		struct rep_pipe *v = realloc(r->pipes, cap * sizeof *v);
-		if (!v)
-			return NULL;
-		r->pipes = v;
-		r->cappipes = cap;
-	}
-	p = &r->pipes[r->npipes++];
-	*p = (struct rep_pipe){.id = id};
+	if ((r->npipes + 1) * 4 > r->cappipes * 3 && pipes_grow(r) != 0)
+		return NULL;
+	p = pipe_slot(r, id);
+	*p = (struct rep_pipe){.id = id, .seen_ms = atomic_load(&r->now_ms)};
+	r->npipes++;
 	return p;
+}
+
+/* Empties p's slot, moving back the entries after it that would no
+ * longer be found past a free slot. */
+static void pipe_remove(nqi_rep *r, struct rep_pipe *p)
+{
+	size_t mask = r->cappipes - 1, i = (size_t)(p - r->pipes), j = i;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (r->pipes[j].id == 0)
+			break;
+		size_t home = pipe_home(r, r->pipes[j].id);
+		/* j stays when its home lies cyclically in (i, j] */
+		bool stays =
+		    i < j ? (home > i && home <= j) : (home > i || home <= j);
+		if (!stays) {
+			r->pipes[i] = r->pipes[j];
+			i = j;
+		}
+	}
+	r->pipes[i] = (struct rep_pipe){0};
+	r->npipes--;
 }
 
 static void pipe_forget_if_idle(nqi_rep *r, struct rep_pipe *p)
 {
-	if (p->held == 0 && p->nwait == 0)
-		*p = r->pipes[--r->npipes];
+	if (p->held == 0 && p->nwait == 0 && p->parked == 0 && !p->connected &&
+	    !p->refused)
+		pipe_remove(r, p);
 }
 
 /* Takes the next waiting request of p into service; NULL when none. */
@@ -104,6 +182,10 @@ static nqi_rep_ctx *pipe_release(nqi_rep *r, nqi_rep_ctx *c)
 	if (!p)
 		return NULL;
 	p->held--;
+	/* An answer counts as activity too: the idle rule never closes a
+	 * connection while a reply just handed to it may still be on its
+	 * way. */
+	p->seen_ms = atomic_load_explicit(&r->now_ms, memory_order_relaxed);
 	nqi_rep_ctx *next = pipe_next(r, p);
 	pipe_forget_if_idle(r, p);
 	return next;
@@ -181,6 +263,9 @@ static enum admit admit(nqi_rep *r, nqi_rep_ctx *c)
 	enum admit a = ADMIT_SERVE;
 	pthread_mutex_lock(&r->mu);
 	struct rep_pipe *p = pipe_get(r, c->pipe_id);
+	if (p)
+		p->seen_ms =
+		    atomic_load_explicit(&r->now_ms, memory_order_relaxed);
 	if (!p) {
 		/* no memory to count it: served uncounted */
 	} else if (p->held < r->lim.conn_requests) {
@@ -236,6 +321,17 @@ static void on_received(nqi_rep_ctx *c)
 		ctx_serve(next);
 }
 
+/* c, parked, is answered: its connection no longer holds it. */
+static void pipe_unpark(nqi_rep *r, nqi_rep_ctx *c)
+{
+	struct rep_pipe *p = c->pipe_parked ? pipe_find(r, c->pipe_id) : NULL;
+	c->pipe_parked = false;
+	if (p) {
+		p->parked--;
+		pipe_forget_if_idle(r, p);
+	}
+}
+
 /* After an answer: back to receiving, or to the spares when out of the
  * pool; the connection's next waiting request is served. */
 static void ctx_next(nqi_rep_ctx *c)
@@ -246,6 +342,7 @@ static void ctx_next(nqi_rep_ctx *c)
 	if (c->parked)
 		r->counts.parked--;
 	c->parked = false;
+	pipe_unpark(r, c);
 	bool detached = c->detached;
 	if (detached) {
 		c->detached = false;
@@ -318,6 +415,11 @@ int nqi_rep_park(nqi_rep_ctx *c)
 	c->detached = true;
 	c->parked = true;
 	r->counts.parked++;
+	struct rep_pipe *p = pipe_find(r, c->pipe_id);
+	if (p) {
+		p->parked++;
+		c->pipe_parked = true;
+	}
 	nqi_rep_ctx *next = pipe_release(r, c);
 	pthread_mutex_unlock(&r->mu);
 	nqi_rep_ctx *s = in_pool ? replacement(r, c) : NULL;
@@ -341,6 +443,140 @@ void nqi_rep_get_counts(nqi_rep *r, nqi_rep_counts *out)
 	pthread_mutex_lock(&r->mu);
 	*out = r->counts;
 	pthread_mutex_unlock(&r->mu);
+	out->connections = (uint64_t)atomic_load(&r->cap.open);
+	out->conns_refused = atomic_load(&r->cap.refused);
+}
+
+/* ---- connections: the cap and the idle rule ---- */
+
+/* Pipes closed per sweep at most; the others wait for the next one. */
+#define SWEEP_BATCH 64
+
+static void pipe_cb(nng_pipe np, nng_pipe_ev ev, void *arg)
+{
+	nqi_rep *r = arg;
+	uint32_t id = (uint32_t)nng_pipe_id(np);
+	atomic_fetch_add(&r->in_pipe_cb, 1);
+	if (ev == NNG_PIPE_EV_ADD_PRE) {
+		bool kept = nqi_conncap_admit(&r->cap);
+		pthread_mutex_lock(&r->mu);
+		struct rep_pipe *p = pipe_get(r, id);
+		if (p) { /* without memory: never closed as idle */
+			p->connected = kept;
+			p->refused = !kept;
+		}
+		pthread_mutex_unlock(&r->mu);
+		/* Closed once marked: its REM_POST then finds it refused. */
+		if (!kept)
+			nng_pipe_close(np);
+		atomic_fetch_sub(&r->in_pipe_cb, 1);
+		return;
+	}
+	nqi_conncap_gone(&r->cap);
+	pthread_mutex_lock(&r->mu);
+	struct rep_pipe *p = pipe_find(r, id);
+	/* A refused connection never served: its close is nobody's news
+	 * (and a crowd of them would each cost the service a look). */
+	bool tell = !p || !p->refused;
+	if (p) {
+		p->connected = p->refused = false;
+		pipe_forget_if_idle(r, p);
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (tell && r->watch.gone_cb)
+		r->watch.gone_cb(np, ev, r->watch.gone_arg);
+	atomic_fetch_sub(&r->in_pipe_cb, 1);
+}
+
+/* Open connections with nothing served, waiting or parked and no request
+ * received for idle_ms (the coarse clock lags by up to a tick, which the
+ * test allows for); at most max ids. Under mu. */
+static size_t idle_collect(nqi_rep *r, uint64_t now, uint32_t *ids, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->cappipes && n < max; i++) {
+		const struct rep_pipe *p = &r->pipes[i];
+		if (p->connected && p->held == 0 && p->nwait == 0 &&
+		    p->parked == 0 &&
+		    now - p->seen_ms >= r->watch.idle_ms + r->tick_ms)
+			ids[n++] = p->id;
+	}
+	r->counts.idle_closed += n;
+	return n;
+}
+
+/* Keeps now_ms and closes idle connections, every tick_ms. */
+static void *sweep_main(void *arg)
+{
+	nqi_rep *r = arg;
+	uint32_t ids[SWEEP_BATCH];
+	pthread_mutex_lock(&r->mu);
+	while (!r->sweep_stop) {
+		uint64_t now = nqi_mono_ms();
+		atomic_store(&r->now_ms, now);
+		size_t n = idle_collect(r, now, ids, SWEEP_BATCH);
+		pthread_mutex_unlock(&r->mu);
+		/* Outside mu: a close runs pipe_cb, which takes it. */
+		for (size_t i = 0; i < n; i++) {
+			nqi_debug("NQ-CONN-IDLE-CLOSED",
+			    NQI_S("socket", r->cap.what),
+			    NQI_U("pipe", ids[i]));
+			nng_pipe_close((nng_pipe){.id = ids[i]});
+		}
+		pthread_mutex_lock(&r->mu);
+		if (!r->sweep_stop)
+			nqi_cond_wait_mono(
+			    &r->sweep_cv, &r->mu, now + r->tick_ms);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+static uint64_t tick_of(uint64_t idle_ms)
+{
+	uint64_t t = idle_ms / 4;
+	return t < 10 ? 10 : t > 1000 ? 1000 : t;
+}
+
+int nqi_rep_watch(nqi_rep *r, const nqi_rep_watch_opts *o)
+{
+	r->watch = *o;
+	r->tick_ms = tick_of(o->idle_ms);
+	nqi_conncap_init(&r->cap, o->what, o->max_conns);
+	int rv = nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, r);
+	if (rv == 0)
+		rv = nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, pipe_cb, r);
+	if (rv != 0)
+		return NQ_EUNAVAIL;
+	r->watched = true;
+	if (o->idle_ms == 0)
+		return NQ_OK;
+	if (pthread_create(&r->sweeper, NULL, sweep_main, r) != 0)
+		return NQ_ENOMEM;
+	r->sweeping = true;
+	return NQ_OK;
+}
+
+/* Stops the sweep and the pipe notices. nng reads a notice's callback
+ * under its lock but calls it after, so one may still be starting; it is
+ * waited for as long as it runs. */
+static void watch_stop(nqi_rep *r)
+{
+	if (r->sweeping) {
+		pthread_mutex_lock(&r->mu);
+		r->sweep_stop = true;
+		pthread_cond_broadcast(&r->sweep_cv);
+		pthread_mutex_unlock(&r->mu);
+		pthread_join(r->sweeper, NULL);
+		r->sweeping = false;
+	}
+	if (!r->watched)
+		return;
+	nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_PRE, NULL, NULL);
+	nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
+	while (atomic_load(&r->in_pipe_cb) > 0)
+		nng_msleep(1);
+	r->watched = false;
 }
 
 int nqi_rep_start(
@@ -353,6 +589,9 @@ int nqi_rep_start(
 	r->cb = cb;
 	r->arg = arg;
 	pthread_mutex_init(&r->mu, NULL);
+	nqi_cond_init_mono(&r->sweep_cv);
+	atomic_init(&r->now_ms, nqi_mono_ms());
+	nqi_conncap_init(&r->cap, "", 0);
 	nqi_rep_set_limits(
 	    r, &(nqi_rep_limits){NQI_REP_MAX_PARKED, NQI_REP_CONN_REQUESTS,
 	           NQI_REP_CONN_BACKLOG, NQI_REP_SEND_TIMEOUT_MS});
@@ -373,6 +612,7 @@ void nqi_rep_stop(nqi_rep *r)
 {
 	if (!r)
 		return;
+	watch_stop(r);
 	/* A callback that runs until its aio is stopped may still open a
 	 * context (in front of the list): stop until no new one came. */
 	for (nqi_rep_ctx *stopped = NULL, *all;; stopped = all) {
@@ -385,7 +625,7 @@ void nqi_rep_stop(nqi_rep *r)
 			nng_aio_stop(c->aio);
 	}
 	/* Requests waiting for their turn still own their message. */
-	for (size_t i = 0; i < r->npipes; i++)
+	for (size_t i = 0; i < r->cappipes; i++)
 		for (nqi_rep_ctx *c = r->pipes[i].wait_head; c;
 		     c = c->wait_next)
 			nng_msg_free(nng_aio_get_msg(c->aio));
@@ -396,6 +636,7 @@ void nqi_rep_stop(nqi_rep *r)
 		free(c);
 	}
 	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->sweep_cv);
 	free(r->pipes);
 	free(r);
 }

@@ -9,10 +9,10 @@
  * The most leases one Fetch hands out and one Extend renews. The broker
  * looks at the first NQI_LEASES_MAX leases of an Extend only and answers
  * one result for each of those; libnq sends a longer list as several
- * requests. A lease reference takes at most 31 bytes on the wire, so a
- * full Extend (about 31 KB) stays far below the work socket's receive
- * limit (1 MiB), past which the broker could not answer at all: it drops
- * the connection, and with it every lease of that worker.
+ * requests. The work socket's receive limit (NQI_WORK_RECV_MAX,
+ * nqi/limits.h) is derived from it: a full Extend fits, and past the
+ * limit the broker could not answer at all (it drops the connection, and
+ * with it every lease of that worker).
  */
 #define NQI_LEASES_MAX 1000
 

@@ -13,6 +13,13 @@
  *   them; beyond that they are dropped unanswered).
  * - A reply waits at most send_timeout_ms for its connection to take it,
  *   so a client that does not read frees its contexts in time.
+ *
+ * And, once watched (nqi_rep_watch), the socket takes at most max_conns
+ * connections, and closes one that has received no whole request for
+ * idle_ms while nothing of it is served, waiting or parked: a connection
+ * that trickles a large message in, or sits on its buffer, is let go.
+ * nng's REQ side redials and resends by itself, so a client that was only
+ * idle loses nothing.
  */
 #ifndef NQI_REP_H
 #define NQI_REP_H
@@ -20,6 +27,8 @@
 #include <stdint.h>
 
 #include <nng/nng.h>
+
+#include "nqi/conncap.h"
 
 /* Defaults of nqi_rep_limits. */
 #define NQI_REP_MAX_PARKED 10000
@@ -41,10 +50,21 @@ typedef struct nqi_rep_limits {
 typedef struct nqi_rep_counts {
 	uint64_t parked;  /* requests parked now */
 	uint64_t waiting; /* requests waiting for their connection's turn */
-	uint64_t park_refused; /* nqi_rep_park refused: max_parked reached */
-	uint64_t dropped;      /* requests dropped: conn_backlog reached */
-	uint64_t unsent;       /* replies dropped at send_timeout_ms */
+	uint64_t park_refused;  /* nqi_rep_park refused: max_parked reached */
+	uint64_t dropped;       /* requests dropped: conn_backlog reached */
+	uint64_t unsent;        /* replies dropped at send_timeout_ms */
+	uint64_t connections;   /* open now (watched sockets) */
+	uint64_t conns_refused; /* closed at once: max_conns were open */
+	uint64_t idle_closed;   /* closed after idle_ms without a request */
 } nqi_rep_counts;
+
+typedef struct nqi_rep_watch_opts {
+	const char *what;    /* the socket's name, for logs */
+	int max_conns;       /* connections at once (0: no cap) */
+	uint64_t idle_ms;    /* the idle rule (0: off) */
+	nng_pipe_cb gone_cb; /* also called at each REM_POST; may be NULL */
+	void *gone_arg;
+} nqi_rep_watch_opts;
 
 /*
  * Called with each request: on an NNG thread, or for a request that waited
@@ -60,6 +80,12 @@ typedef void (*nqi_rep_request_cb)(nqi_rep_ctx *ctx, nng_msg *msg, void *arg);
  * Returns 0 or an nq error; on failure nothing is left running. */
 int nqi_rep_start(
     nqi_rep **out, nng_socket s, int nctx, nqi_rep_request_cb cb, void *arg);
+/* Caps and watches the connections of r's socket (see the top of this
+ * file), once, after nqi_rep_start and before the socket dials or
+ * listens; it takes the socket's ADD_PRE and REM_POST notices (gone_cb
+ * gets the latter). The received-request hot path costs one store of a
+ * clock that a sweep thread keeps. Returns 0 or an nq error. */
+int nqi_rep_watch(nqi_rep *r, const nqi_rep_watch_opts *o);
 /* Replaces the limits; from any thread. */
 void nqi_rep_set_limits(nqi_rep *r, const nqi_rep_limits *lim);
 /* Parks the request that c holds: c leaves the pool (a spare context
