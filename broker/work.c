@@ -506,12 +506,12 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 		return broker_job_finish(b, job, NQ_STATE_DEAD, now);
 	}
 	broker_event(b, BROKER_EV_RETRYING, job, NULL);
+	const nqi_policy *pol = broker_policy_named(b, job->spec->queue);
 	uint64_t delay_ms =
 	    retry_after_ms == UINT64_MAX ? 0
-	    : retry_after_ms
-	        ? retry_after_ms
-	        : nqi_backoff_ms(job->attempt, b->cfg.backoff_base_ms,
-	              b->cfg.backoff_cap_ms, broker_rand(b));
+	    : retry_after_ms             ? retry_after_ms
+	                     : nqi_backoff_ms(job->attempt, pol->backoff_base,
+	                           pol->backoff_cap, broker_rand(b));
 	return broker_job_requeue(b, job, nqi_us_plus_ms(now, delay_ms));
 }
 
