@@ -66,6 +66,14 @@ const nqi_policy *broker_policy_named(broker *b, const char *queue)
 	return &b->core.policy.scratch.eff;
 }
 
+uint64_t broker_result_ttl_ms(broker *b, int qi, const char *queue)
+{
+	if (qi >= 0)
+		return broker_policy_of(b, &b->core.index.queues[qi])
+		    ->result_ttl;
+	return broker_policy_named(b, queue)->result_ttl;
+}
+
 /* The defaults: each key's own, then the flags of the same meaning. */
 static void defaults_from_flags(broker *b)
 {

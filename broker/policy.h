@@ -55,6 +55,9 @@ const nqi_policy *broker_policy_named(struct broker *b, const char *queue);
 
 /* The defaults, from the flags in b->cfg; broker_init calls it. */
 void broker_policy_init(struct broker *b);
+/* The result_ttl of the queue at index qi, or (qi -1) of the queue named. */
+uint64_t broker_result_ttl_ms(struct broker *b, int qi, const char *queue);
+
 /* Loads --queues-config at start: 0, or 2 (the exit status) after logging
  * why the file was refused. Blocks on the file. */
 int broker_policy_start(struct broker *b);

@@ -67,19 +67,27 @@ static int enqueue(itest_env *e, const char *queue, const char *type,
 	return code;
 }
 
-/* The max_attempts the broker gave job id. */
-static long long max_attempts_of(itest_env *e, const char *id)
+/* The number field of job id as `nqctl --json get` shows it; -1 when the
+ * job is not there. */
+static long long field_of(itest_env *e, const char *id, const char *field)
 {
 	itest_run r;
 	json_t *j;
+	long long n = -1;
 	assert_int_equal(
 	    itest_nqctl(e, 15000, &r, "--json", "get", id, NULL), 0);
-	assert_int_equal(r.code, 0);
-	assert_int_equal(itest_run_json(&r, &j), 0);
-	long long n = itest_json_int(j, "max_attempts");
-	json_decref(j);
+	if (r.code == 0) {
+		assert_int_equal(itest_run_json(&r, &j), 0);
+		n = itest_json_int(j, field);
+		json_decref(j);
+	}
 	itest_run_free(&r);
 	return n;
+}
+
+static long long max_attempts_of(itest_env *e, const char *id)
+{
+	return field_of(e, id, "max_attempts");
 }
 
 /* The value and source `nqctl --json queue show queue` gives key. */
@@ -224,6 +232,51 @@ static void test_queue_policy_set_survives_sigkill_reset_returns(void **st)
 	itest_pass(e);
 }
 
+/* A job that names no timeout, priority or result_ttl takes its queue's;
+ * one that names them keeps its own. */
+static void test_queue_policy_job_takes_queue_defaults(void **state)
+{
+	itest_env *e = *state;
+	char path[PATH_MAX], id[NQ_ID_MAX], own[NQ_ID_MAX], other[NQ_ID_MAX];
+	itest_run r;
+	itest_proc *w;
+	nq_client *c;
+	write_queues(e,
+	    "queues:\n  \"*\": {timeout: 90s}\n"
+	    "  q: {result_ttl: 1s, priority: 5}\n",
+	    path);
+	const char *flags[] = {"--queues-config", path, NULL};
+	assert_int_equal(itest_broker_start(e, flags), 0);
+	assert_int_equal(enqueue(e, "q", "echo", "0", NULL, id), 0);
+	assert_int_equal(itest_nqctl(e, 15000, &r, "enqueue", "q", "echo",
+	                     "--priority", "2", "--timeout", "7s", NULL),
+	    0);
+	assert_int_equal(itest_run_id(&r, own), 0);
+	itest_run_free(&r);
+	assert_int_equal(enqueue(e, "other", "echo", "0", NULL, other), 0);
+	assert_int_equal(field_of(e, id, "timeout_ms"), 90000);
+	assert_int_equal(field_of(e, id, "priority"), 5);
+	assert_int_equal(field_of(e, own, "timeout_ms"), 7000);
+	assert_int_equal(field_of(e, own, "priority"), 2);
+
+	const char *wflags[] = {
+	    "--queues", "q,other", "--handler", "echo=cat", NULL};
+	assert_int_equal(itest_worker_start(e, wflags, &w), 0);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	assert_int_equal(
+	    itest_wait_state(c, other, NQ_STATE_SUCCEEDED, 15000, NULL), 0);
+	assert_int_equal(
+	    itest_wait_state(c, id, NQ_STATE_SUCCEEDED, 15000, NULL), 0);
+	nq_client_close(c);
+	/* q keeps results 1 s, other the broker's 10 min. */
+	uint64_t end = itest_now_ms() + 10000;
+	while (field_of(e, id, "priority") != -1 && itest_now_ms() < end)
+		itest_sleep_ms(200);
+	assert_int_equal(field_of(e, id, "priority"), -1);
+	assert_int_not_equal(field_of(e, other, "priority"), -1);
+	itest_pass(e);
+}
+
 /* Ready and leased of queue q now. */
 static void counts(nq_client *c, uint64_t *ready, uint64_t *leased)
 {
@@ -282,6 +335,7 @@ int main(void)
 	    T(test_queue_policy_sighup_applies_or_keeps),
 	    T(test_queue_policy_refuses_schema_versions),
 	    T(test_queue_policy_set_survives_sigkill_reset_returns),
+	    T(test_queue_policy_job_takes_queue_defaults),
 	    T(test_queue_policy_paused_queue_leases_nothing_across_restart),
 #undef T
 	};
