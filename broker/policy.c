@@ -81,7 +81,7 @@ static void defaults_from_flags(broker *b)
 	const broker_config *c = &b->cfg;
 	char why[256];
 	for (size_t i = 0; i < NQI_PK_COUNT; i++)
-		if (key_at(i)->def[0])
+		if (key_at(i)->def[0] && strncmp(key_at(i)->def, "--", 2) != 0)
 			(void)nqi_policy_parse(
 			    key_at(i), key_at(i)->def, d, why, sizeof why);
 	d->max_attempts = c->max_attempts;

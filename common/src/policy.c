@@ -12,8 +12,8 @@
 
 const nqi_policy_key *nqi_policy_keys(void)
 {
-#define PK_ROW_(name, kind, key, def, min, max, help)                          \
-	{#name, key, def, help, NQI_PT_##kind, (int64_t)(min),                 \
+#define PK_ROW_(name, kind, key, def, min, max, now, help)                     \
+	{#name, key, def, help, now, NQI_PT_##kind, (int64_t)(min),            \
 	    (uint64_t)(max), offsetof(nqi_policy, name)},
 	static const nqi_policy_key rows[] = {NQI_POLICY_KEYS(PK_ROW_)};
 #undef PK_ROW_
@@ -34,6 +34,23 @@ const char *nqi_policy_kind_name(nqi_policy_kind kind)
 	static const char *const names[] = {"count", "integer", "duration",
 	    "ratio", "rate", "bool", "list", "versions"};
 	return names[kind];
+}
+
+size_t nqi_policy_table_md(char *buf, size_t len)
+{
+	const nqi_policy_key *k = nqi_policy_keys();
+	size_t n = (size_t)snprintf(buf, len,
+	    "| key | kind | default | what it does |\n|---|---|---|---|\n");
+	for (size_t i = 0; i < NQI_PK_COUNT; i++) {
+		if (!k[i].now)
+			continue;
+		n += (size_t)snprintf(buf + (n < len ? n : len),
+		    n < len ? len - n : 0, "| `%s` | %s | %s%s%s | %s |\n",
+		    k[i].key, nqi_policy_kind_name(k[i].kind),
+		    k[i].def[0] ? "`" : "", k[i].def[0] ? k[i].def : "none",
+		    k[i].def[0] ? "`" : "", k[i].help);
+	}
+	return n;
 }
 
 static size_t key_index(const nqi_policy_key *k)

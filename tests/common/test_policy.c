@@ -163,6 +163,28 @@ static void test_policy_pair_parses_and_formats(void **state)
 	nqi_policy_clear(&p);
 }
 
+/* README.md's table of keys is the one NQI_POLICY_KEYS gives. */
+static void test_policy_readme_table_is_the_key_table(void **state)
+{
+	(void)state;
+	char want[8192], *text = NULL;
+	size_t cap = 0;
+	FILE *f = fopen(NQ_README, "r");
+	assert_non_null(f);
+	ssize_t n = getdelim(&text, &cap, '\0', f);
+	fclose(f);
+	assert_true(n > 0);
+	const char *start = strstr(text, "<!-- policy-keys");
+	const char *end = start ? strstr(start, "<!-- /policy-keys -->") : NULL;
+	assert_non_null(end);
+	start = strchr(start, '\n') + 1;
+	assert_true(nqi_policy_table_md(want, sizeof want) < sizeof want);
+	if (strlen(want) != (size_t)(end - start) ||
+	    memcmp(want, start, (size_t)(end - start)) != 0)
+		fail_msg("README.md's policy table should read:\n%s", want);
+	free(text);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,6 +193,7 @@ int main(int argc, char **argv)
 	    T(test_policy_file_refusals_name_line_and_key),
 	    T(test_policy_file_missing_is_refused),
 	    T(test_policy_pair_parses_and_formats),
+	    T(test_policy_readme_table_is_the_key_table),
 #undef T
 	};
 	if (argc > 1)
