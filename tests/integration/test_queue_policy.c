@@ -29,6 +29,22 @@ static void write_queues(itest_env *e, const char *text, char *path)
 	fclose(f);
 }
 
+/* Writes the queues file and starts the broker with it. */
+static void start_with(itest_env *e, const char *text, char *path)
+{
+	write_queues(e, text, path);
+	const char *flags[] = {"--queues-config", path, NULL};
+	assert_int_equal(itest_broker_start(e, flags), 0);
+}
+
+/* SIGKILLs the broker and starts it again on the same queues file. */
+static void kill_and_restart(itest_env *e, const char *path)
+{
+	const char *flags[] = {"--queues-config", path, NULL};
+	assert_int_equal(itest_broker_stop(e, SIGKILL, NULL), 0);
+	assert_int_equal(itest_broker_start(e, flags), 0);
+}
+
 /* Waits until the broker's log holds needle count times (at most 10 s). */
 static bool log_has(itest_env *e, const char *needle, int count)
 {
@@ -132,12 +148,10 @@ static void test_queue_policy_sighup_applies_or_keeps(void **state)
 {
 	itest_env *e = *state;
 	char path[PATH_MAX], id[NQ_ID_MAX];
-	write_queues(e,
+	start_with(e,
 	    "queues:\n  mail:\n    types: [send]\n"
 	    "    max_attempts: 2\n",
 	    path);
-	const char *flags[] = {"--queues-config", path, NULL};
-	assert_int_equal(itest_broker_start(e, flags), 0);
 	assert_int_equal(
 	    enqueue(e, "mail", "bounce", "0",
 	        "queue mail does not take jobs of type bounce", id),
@@ -173,10 +187,8 @@ static void test_queue_policy_refuses_schema_versions(void **state)
 {
 	itest_env *e = *state;
 	char path[PATH_MAX], id[NQ_ID_MAX];
-	write_queues(e,
+	start_with(e,
 	    "queues:\n  mail:\n    schema_versions: {send: \"2-3\"}\n", path);
-	const char *flags[] = {"--queues-config", path, NULL};
-	assert_int_equal(itest_broker_start(e, flags), 0);
 	assert_int_equal(enqueue(e, "mail", "send", "1",
 	                     "does not take type send at schema_version 1; it "
 	                     "takes versions 2-3 of send",
@@ -194,9 +206,7 @@ static void test_queue_policy_set_survives_sigkill_reset_returns(void **st)
 	itest_env *e = *st;
 	char path[PATH_MAX], id[NQ_ID_MAX];
 	itest_run r;
-	write_queues(e, "queues:\n  mail: {max_attempts: 2}\n", path);
-	const char *flags[] = {"--queues-config", path, NULL};
-	assert_int_equal(itest_broker_start(e, flags), 0);
+	start_with(e, "queues:\n  mail: {max_attempts: 2}\n", path);
 	assert_int_equal(itest_nqctl(e, 15000, &r, "queue", "set", "mail",
 	                     "max_attempts=5", "timeout=90s", NULL),
 	    0);
@@ -214,8 +224,7 @@ static void test_queue_policy_set_survives_sigkill_reset_returns(void **st)
 	assert_int_equal(enqueue(e, "mail", "send", "0", NULL, id), 0);
 	assert_int_equal(max_attempts_of(e, id), 5);
 
-	assert_int_equal(itest_broker_stop(e, SIGKILL, NULL), 0);
-	assert_int_equal(itest_broker_start(e, flags), 0);
+	kill_and_restart(e, path);
 	show_is(e, "mail", "max_attempts", "5", "runtime");
 	assert_int_equal(itest_nqctl(e, 15000, &r, "queue", "reset", "mail",
 	                     "max_attempts", NULL),
@@ -224,8 +233,7 @@ static void test_queue_policy_set_survives_sigkill_reset_returns(void **st)
 	itest_run_free(&r);
 	show_is(e, "mail", "max_attempts", "2", "file");
 	show_is(e, "mail", "timeout", "90s", "runtime");
-	assert_int_equal(itest_broker_stop(e, SIGKILL, NULL), 0);
-	assert_int_equal(itest_broker_start(e, flags), 0);
+	kill_and_restart(e, path);
 	show_is(e, "mail", "max_attempts", "2", "file");
 	assert_int_equal(enqueue(e, "mail", "send", "0", NULL, id), 0);
 	assert_int_equal(max_attempts_of(e, id), 2);
@@ -241,12 +249,10 @@ static void test_queue_policy_job_takes_queue_defaults(void **state)
 	itest_run r;
 	itest_proc *w;
 	nq_client *c;
-	write_queues(e,
+	start_with(e,
 	    "queues:\n  \"*\": {timeout: 90s}\n"
 	    "  q: {result_ttl: 1s, priority: 5}\n",
 	    path);
-	const char *flags[] = {"--queues-config", path, NULL};
-	assert_int_equal(itest_broker_start(e, flags), 0);
 	assert_int_equal(enqueue(e, "q", "echo", "0", NULL, id), 0);
 	assert_int_equal(itest_nqctl(e, 15000, &r, "enqueue", "q", "echo",
 	                     "--priority", "2", "--timeout", "7s", NULL),
