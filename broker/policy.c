@@ -1,6 +1,7 @@
 /* Queue policies: resolution of each queue's effective policy, the queues
  * file at start and on SIGHUP, and the stored runtime values (policy.h). */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,9 +118,10 @@ int broker_policy_start(broker *b)
 	if (!path || !*path)
 		return 0;
 	if (nqi_policy_file_load(path, &b->core.policy.file, &e) != 0) {
+		char text[PATH_MAX + 400];
 		log_rejected(path, &e);
-		fprintf(stderr, "nq-broker: %s:%u: %s%s%s\n", path, e.line,
-		    e.key, e.key[0] ? ": " : "", e.reason);
+		nqi_policy_error_text(path, &e, text, sizeof text);
+		fprintf(stderr, "nq-broker: %s\n", text);
 		return 2;
 	}
 	nqi_info("NQ-CONFIG-LOADED", NQI_S("file", path),

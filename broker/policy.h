@@ -25,7 +25,10 @@ struct broker;
 struct broker_queue;
 struct broker_op;
 
-/* A queue's policy: a member of broker_queue. */
+/* A queue's policy: a member of broker_queue. A key whose bit is not in
+ * eff.set has no value: no limit, no check (max_in_flight, rate,
+ * max_in_flight_per_group, max_depth, types, schema_versions); the circuit
+ * breaker is on when circuit_breaker.failure_ratio has a value. */
 typedef struct broker_policy {
 	nqi_policy eff;     /* effective values: every key with a value set */
 	nqi_policy runtime; /* set at run time; stored in QueueConfig */

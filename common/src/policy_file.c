@@ -247,6 +247,13 @@ void nqi_policy_file_free(nqi_policy_file *f)
 	free(f);
 }
 
+void nqi_policy_error_text(
+    const char *path, const nqi_policy_error *e, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s:%u: %s%s%s", path, e->line, e->key,
+	    e->key[0] ? ": " : "", e->reason);
+}
+
 const nqi_policy *nqi_policy_file_find(
     const nqi_policy_file *f, const char *queue)
 {

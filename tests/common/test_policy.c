@@ -128,6 +128,19 @@ static void test_policy_file_refusals_name_line_and_key(void **state)
 	refused("queues:\n  mail: {timeout: [1s\n", 3, "");
 }
 
+static void test_policy_error_text_names_file_line_and_key(void **state)
+{
+	(void)state;
+	nqi_policy_file *f = NULL;
+	nqi_policy_error e;
+	char text[512], want[512];
+	assert_int_equal(
+	    load("queues:\n  mail:\n    burst: 0\n", &f, &e), NQ_EINVAL);
+	nqi_policy_error_text(path, &e, text, sizeof text);
+	snprintf(want, sizeof want, "%s:3: burst: ", path);
+	assert_memory_equal(text, want, strlen(want));
+}
+
 static void test_policy_file_missing_is_refused(void **state)
 {
 	(void)state;
@@ -192,6 +205,7 @@ int main(int argc, char **argv)
 	    T(test_policy_file_reads_every_kind),
 	    T(test_policy_file_refusals_name_line_and_key),
 	    T(test_policy_file_missing_is_refused),
+	    T(test_policy_error_text_names_file_line_and_key),
 	    T(test_policy_pair_parses_and_formats),
 	    T(test_policy_readme_table_is_the_key_table),
 #undef T

@@ -204,6 +204,9 @@ typedef struct nqi_policy_error {
 int nqi_policy_file_load(
     const char *path, nqi_policy_file **out, nqi_policy_error *err);
 void nqi_policy_file_free(nqi_policy_file *f);
+/* "PATH:LINE: KEY: REASON" (no KEY part when there is none). */
+void nqi_policy_error_text(
+    const char *path, const nqi_policy_error *e, char *buf, size_t len);
 /* The entry of queue (exactly; "*" for the defaults) or NULL. */
 const nqi_policy *nqi_policy_file_find(
     const nqi_policy_file *f, const char *queue);
