@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "embed.h"
@@ -485,6 +486,36 @@ static void test_embed_policy_set_stores_and_reset_drops(void **st)
 	nq__v1__queue_config__free_unpacked(c, NULL);
 }
 
+static uint64_t wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* A retry waits out its queue's backoff (1 ms here), not the broker's
+ * (up to 1 s for a first retry). */
+static void test_embed_retry_takes_the_queue_backoff(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__Reply *r, *g;
+	r = policy_call(f, false,
+	    (const char *[]){
+	        "backoff.base", "1ms", "backoff.cap", "1ms", NULL});
+	assert_null(r->status);
+	nq__v1__reply__free_unpacked(r, NULL);
+	char *id = enqueue(f, "q", 0);
+	r = fetch(f, "q");
+	complete(f, r->fetch->jobs[0], NQ__V1__OUTCOME__OUTCOME_FAILED);
+	uint64_t after_us = wall_us();
+	Nq__V1__Job *job = get(f, id, &g);
+	assert_int_equal(job->attempt, 1);
+	assert_true(job->run_at_us <= after_us + 1000);
+	nq__v1__reply__free_unpacked(g, NULL);
+	nq__v1__reply__free_unpacked(r, NULL);
+	free(id);
+}
+
 /* Every uint64 field of QueueStats but oldest_ready_us is a row of
  * NQI_QUEUE_FIELDS kept by the core, and every such row is one: a counter
  * added to one and not the other is caught. */
@@ -659,6 +690,8 @@ int main(void)
 	        teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_policy_set_stores_and_reset_drops, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_retry_takes_the_queue_backoff, setup, teardown),
 	    cmocka_unit_test(test_embed_stats_fields_are_the_queue_rows),
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_stats_count_by_state, setup, teardown),
