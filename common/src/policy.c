@@ -115,7 +115,12 @@ static int parse_rate(const char *s, double *per_s)
 		return NQ_EINVAL;
 	for (size_t i = 0; i < sizeof units / sizeof *units; i++)
 		if (strcmp(end, units[i].unit) == 0) {
-			*per_s = v / units[i].s;
+			v /= units[i].s;
+			/* One in 12 days to a billion a second: prints and
+			 * parses back exactly as %g. */
+			if (v < 1e-6 || v > 1e9)
+				return NQ_EINVAL;
+			*per_s = v;
 			return NQ_OK;
 		}
 	return NQ_EINVAL;
@@ -245,8 +250,9 @@ static int parse_scalar(
 	case NQI_PT_RATE:
 		if (parse_rate(s, out))
 			return snprintf(why, len,
-			           "must be a rate above 0, as 50/s, 600/m or "
-			           "3600/h"),
+			           "must be a rate from 1e-6/s to 1e9/s, as "
+			           "50/s, "
+			           "600/m or 3600/h"),
 			       NQ_EINVAL;
 		return NQ_OK;
 	case NQI_PT_BOOL:

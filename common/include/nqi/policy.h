@@ -203,6 +203,9 @@ typedef struct nqi_policy_error {
  */
 int nqi_policy_file_load(
     const char *path, nqi_policy_file **out, nqi_policy_error *err);
+/* nqi_policy_file_load for text already read (name stands for the path). */
+int nqi_policy_text_load(const char *name, const char *text, size_t len,
+    nqi_policy_file **out, nqi_policy_error *err);
 void nqi_policy_file_free(nqi_policy_file *f);
 /* "PATH:LINE: KEY: REASON" (no KEY part when there is none). */
 void nqi_policy_error_text(
