@@ -34,6 +34,14 @@ static const nqi_policy *holder(broker *b, const nqi_policy *runtime,
 	return NULL;
 }
 
+broker_policy_source broker_policy_source_of(
+    broker *b, const nqi_policy *runtime, const char *queue, size_t i)
+{
+	broker_policy_source src;
+	(void)holder(b, runtime, queue, i, &src);
+	return src;
+}
+
 /* Resolves p->eff for queue. Out of memory leaves a list key unset, which
  * takes everything: a policy never refuses for want of memory. */
 static void resolve(broker *b, broker_policy *p, const char *queue)

@@ -50,6 +50,10 @@ typedef enum broker_policy_source {
 	BROKER_POLICY_RUNTIME,
 } broker_policy_source;
 
+/* Where key i (NQI_PK_*) of queue's effective policy comes from, given the
+ * queue's runtime values (NULL: none). */
+broker_policy_source broker_policy_source_of(
+    struct broker *b, const nqi_policy *runtime, const char *queue, size_t i);
 /* The effective policy of q, resolved again when the file changed since. */
 const nqi_policy *broker_policy_of(struct broker *b, struct broker_queue *q);
 /* The effective policy of the queue of that name, which need not exist;
