@@ -53,8 +53,8 @@
 	    "How long finished jobs stay readable (0: deleted at once).")      \
 	X(priority, INT, "priority", "0", INT32_MIN, INT32_MAX, 1,             \
 	    "Priority of a job that names none (higher runs first).")          \
-	X(max_depth, COUNT, "max_depth", "--max-depth", 1,                     \
-	    UINT32_MAX * 1024ull, 1,                                           \
+	X(max_depth, COUNT, "max_depth", "--max-depth", 1, 1000000000000ull,   \
+	    1,                                                                 \
 	    "Jobs the queue may hold waiting or running; enqueue beyond is "   \
 	    "RESOURCE_EXHAUSTED.")                                             \
 	X(max_in_flight, COUNT, "max_in_flight", "", 1, UINT32_MAX, 0,         \
