@@ -68,19 +68,6 @@ static const void *cmember(const nqi_policy *p, const nqi_policy_key *k)
 	return (const char *)p + k->offset;
 }
 
-static int parse_u64(const char *s, uint64_t *v)
-{
-	char *end;
-	if (*s < '0' || *s > '9')
-		return NQ_EINVAL;
-	errno = 0;
-	unsigned long long x = strtoull(s, &end, 10);
-	if (errno || *end)
-		return NQ_EINVAL;
-	*v = x;
-	return NQ_OK;
-}
-
 static int parse_i64(const char *s, int64_t *v)
 {
 	char *end;
@@ -230,7 +217,7 @@ static int parse_scalar(
 	switch (k->kind) {
 	case NQI_PT_COUNT:
 	case NQI_PT_DURATION:
-		if ((k->kind == NQI_PT_COUNT ? parse_u64(s, &u)
+		if ((k->kind == NQI_PT_COUNT ? nqi_parse_u64(s, &u)
 		                             : nqi_parse_duration_ms(s, &u)) ||
 		    (int64_t)u < k->min || u > k->max)
 			return bad_number(k, why, len);
