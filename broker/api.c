@@ -180,8 +180,8 @@ static uint64_t next_id(broker *b)
 	return b->core.last_id;
 }
 
-static Nq__V1__Job *job_new(
-    broker *b, Nq__V1__JobSpec *spec, uint64_t id, uint64_t now_us)
+static Nq__V1__Job *job_new(broker *b, Nq__V1__JobSpec *spec, uint64_t id,
+    uint64_t now_us, const nqi_policy *pol)
 {
 	static const Nq__V1__Job init = NQ__V1__JOB__INIT;
 	Nq__V1__Job *job = nqi_arena_alloc(&b->core.arena, sizeof *job);
@@ -196,9 +196,8 @@ static Nq__V1__Job *job_new(
 	 * records are not decoded take it from there. */
 	job->created_us = id;
 	job->max_attempts = spec->max_attempts ? spec->max_attempts
-	                                       : (uint32_t)b->cfg.max_attempts;
-	job->timeout_ms =
-	    spec->timeout_ms ? spec->timeout_ms : b->cfg.default_timeout_ms;
+	                                       : (uint32_t)pol->max_attempts;
+	job->timeout_ms = spec->timeout_ms ? spec->timeout_ms : pol->timeout;
 	job->run_at_us = spec->run_at_us
 	                     ? spec->run_at_us
 	                     : nqi_us_plus_ms(now_us, spec->delay_ms);
@@ -206,15 +205,14 @@ static Nq__V1__Job *job_new(
 	return job;
 }
 
-/* The queue's max_depth, else the broker's --max-depth; 0: unlimited. */
-static bool queue_full(broker *b, const char *queue)
+/* Whether the queue at qi (-1: none yet) holds its policy's max_depth
+ * (none: unlimited). */
+static bool queue_full(broker *b, int qi, const nqi_policy *pol)
 {
-	int qi = broker_queue_find(&b->core.index, queue);
-	if (qi < 0)
+	if (qi < 0 || !(pol->set & NQI_PK_BIT(max_depth)))
 		return false;
 	broker_queue *q = &b->core.index.queues[qi];
-	uint64_t max = q->max_depth ? q->max_depth : b->cfg.max_depth;
-	return max && q->ready + q->scheduled + q->leased >= max;
+	return q->ready + q->scheduled + q->leased >= pol->max_depth;
 }
 
 void broker_op_prepack(broker_op *op)
@@ -263,7 +261,15 @@ static int enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 		res->duplicate = true;
 		return NQ_OK;
 	}
-	if (queue_full(b, spec->queue)) {
+	int qi = broker_queue_find(&b->core.index, spec->queue);
+	const nqi_policy *pol =
+	    qi >= 0 ? broker_policy_of(b, &b->core.index.queues[qi])
+	            : broker_policy_named(b, spec->queue);
+	if (broker_policy_refuses(pol, spec, why, sizeof why)) {
+		res->status = broker_status_new(b, NQ_EPRECOND, why);
+		return NQ_OK;
+	}
+	if (queue_full(b, qi, pol)) {
 		snprintf(why, sizeof why,
 		    "queue %s is at its max depth; retry "
 		    "later",
@@ -272,9 +278,14 @@ static int enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 		return NQ_OK;
 	}
 	id = next_id(b);
-	Nq__V1__Job *job = job_new(b, spec, id, now_us);
+	Nq__V1__Job *job = job_new(b, spec, id, now_us, pol);
 	if (!job)
 		return NQ_ENOMEM;
+	/* The queue's priority changes the spec: it is packed again. */
+	if (!spec->priority && pol->priority) {
+		spec->priority = (int32_t)pol->priority;
+		packed = NULL;
+	}
 	if (packed && packed->data) {
 		b->core.packed_spec = spec;
 		b->core.packed_spec_bytes = *packed;
@@ -565,7 +576,7 @@ int broker_on_stats(broker *b, broker_op *op)
  * the record is read, changed and written back, so that the fields this
  * broker does not keep stay as they were. A record that does not decode
  * is replaced. */
-static int queue_settings_store(broker *b, const broker_queue *q)
+int broker_queue_settings_store(broker *b, const broker_queue *q)
 {
 	Nq__V1__QueueConfig init = NQ__V1__QUEUE_CONFIG__INIT, *cfg = NULL;
 	MDB_val k = {strlen(q->name), (void *)q->name}, v;
@@ -580,6 +591,8 @@ static int queue_settings_store(broker *b, const broker_queue *q)
 #define SETTING_PUT_(name, type) cfg->name = q->name;
 	NQI_QUEUE_SETTINGS(SETTING_PUT_)
 #undef SETTING_PUT_
+	if (broker_policy_put(b, q, cfg) != 0)
+		return NQ_ENOMEM;
 	v.mv_size = nq__v1__queue_config__get_packed_size(cfg);
 	if (!(v.mv_data = nqi_arena_alloc(&b->core.arena, v.mv_size + 1)))
 		return NQ_ENOMEM;
@@ -610,7 +623,7 @@ static int queue_set_paused(
 	broker_queue *q = &b->core.index.queues[qi];
 	bool was = q->paused;
 	q->paused = paused;
-	int rv = queue_settings_store(b, q);
+	int rv = broker_queue_settings_store(b, q);
 	if (rv != 0) {
 		q->paused = was;
 		return rv;

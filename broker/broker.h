@@ -27,6 +27,7 @@
 #include "nqi/opts.h"
 #include "nqi/store.h"
 #include "nqi/util.h"
+#include "policy.h"
 
 typedef struct broker broker;
 
@@ -39,10 +40,11 @@ typedef struct broker_config {
 	const char *log_level;
 	const char *log_format;
 	const char *config_file;
-	const char *ready_file; /* written once every socket is bound */
-	const char *dlq_url;    /* nq-dlq's REP socket; "" hands nothing */
-	const char *events_url; /* PUB socket; "" publishes nothing */
-	const char *http_addr;  /* /metrics, /healthz, /readyz; "": none */
+	const char *queues_config; /* YAML queue policies; "": none */
+	const char *ready_file;    /* written once every socket is bound */
+	const char *dlq_url;       /* nq-dlq's REP socket; "" hands nothing */
+	const char *events_url;    /* PUB socket; "" publishes nothing */
+	const char *http_addr;     /* /metrics, /healthz, /readyz; "": none */
 	const char *producer_tokens, *worker_tokens, *admin_tokens;
 	const char *dlq_token_file; /* this broker's token for nq-dlq */
 	const char *tls_cert, *tls_key, *tls_ca;
@@ -86,6 +88,7 @@ typedef enum broker_op_kind {
 	BROKER_OP_COMPLETIONS, /* results socket; no reply */
 	BROKER_OP_PIPE_GONE, /* a worker connection to the work socket closed */
 	BROKER_OP_DLQ_ACKED, /* nq-dlq stored these dead jobs durably */
+	BROKER_OP_POLICY,    /* a reloaded queues file (pfile) */
 } broker_op_kind;
 
 typedef struct broker_op {
@@ -104,6 +107,7 @@ typedef struct broker_op {
 	uint64_t *ids;                  /* DLQ_ACKED: owned */
 	nng_msg **capture;              /* embedded: the reply goes here */
 	size_t nids;
+	nqi_policy_file *pfile; /* POLICY: owned until the core takes it */
 	struct broker_op *next;
 } broker_op;
 
@@ -187,6 +191,7 @@ typedef struct broker_queue {
 	 * latency when its commit succeeds and is forgotten when it fails. */
 	nqi_prom_hist *latency;
 	nqi_prom_hist *latency_group;
+	broker_policy policy; /* read through broker_policy_of (policy.h) */
 	/* The totals as the group numbered saved_group found them, kept
 	 * when it first moved one (broker_totals_at): what was committed.
 	 * group_next links the queues that group moved (index + 1; 0 ends
@@ -322,6 +327,7 @@ struct broker {
 		bool woken;            /* a job became ready this group */
 		uint64_t rng; /* broker_rand state, seeded from getrandom */
 		uint64_t metrics_last_ms, metrics_next_ms;
+		broker_policies policy; /* the queues file and defaults */
 	} core;
 
 	/* Handoff of dead jobs to nq-dlq (dlq.c). group_dead is the core's;
@@ -543,6 +549,12 @@ int broker_on_fetch(broker *b, broker_op *op);
 int broker_on_extend(broker *b, broker_op *op);
 int broker_on_completions(broker *b, broker_op *op);
 int broker_on_pipe_gone(broker *b, broker_op *op);
+/* policy_api.c */
+int broker_on_policy_get(broker *b, broker_op *op);
+int broker_on_policy_set(broker *b, broker_op *op);
+int broker_on_policy_reset(broker *b, broker_op *op);
+/* Stores q's paused flag and runtime policy in its QueueConfig (api.c). */
+int broker_queue_settings_store(broker *b, const broker_queue *q);
 /* Takes op's context out of its socket's pool, so that a parked op holds
  * none that other requests need. False when it cannot be parked: op is
  * then answered (RESOURCE_EXHAUSTED past --max-parked). */

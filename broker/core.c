@@ -35,6 +35,9 @@ static const dispatch_entry dispatch[] = {
     {NQ__V1__REQUEST__BODY_PAUSE, broker_on_pause, false, ADMIN},
     {NQ__V1__REQUEST__BODY_RESUME, broker_on_resume, false, ADMIN},
     {NQ__V1__REQUEST__BODY_LIST, broker_on_list, false, ADMIN},
+    {NQ__V1__REQUEST__BODY_POLICY_GET, broker_on_policy_get, false, ADMIN},
+    {NQ__V1__REQUEST__BODY_POLICY_SET, broker_on_policy_set, false, ADMIN},
+    {NQ__V1__REQUEST__BODY_POLICY_RESET, broker_on_policy_reset, false, ADMIN},
     {NQ__V1__REQUEST__BODY_FETCH, broker_on_fetch, true, WORKER},
     {NQ__V1__REQUEST__BODY_EXTEND, broker_on_extend, true, WORKER},
 };
@@ -87,6 +90,7 @@ void broker_op_free(broker_op *op)
 	else if (op->batch)
 		nq__v1__completion_batch__free_unpacked(op->batch, NULL);
 	free(op->ids);
+	nqi_policy_file_free(op->pfile);
 	free(op);
 }
 
@@ -172,6 +176,11 @@ static int apply_cb(void *ctx, void *arg)
 	}
 	case BROKER_OP_DLQ_ACKED: {
 		int rv = broker_on_dlq_acked(b, op);
+		broker_finish(b, op);
+		return rv;
+	}
+	case BROKER_OP_POLICY: {
+		int rv = broker_on_policy_swap(b, op);
 		broker_finish(b, op);
 		return rv;
 	}

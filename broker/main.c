@@ -133,6 +133,9 @@ static int configure(broker_config *c, int argc, char **argv)
 	        "an api or work connection that sent no whole request for "
 	        "this long, with nothing waiting, is closed (work: at least "
 	        "the longest lease, 1h, and a minute; 0: never)"),
+	    NQI_OPT("queues-config", STR, &c->queues_config,
+	        "YAML file of queue policies, read again on SIGHUP (\"\": "
+	        "none)"),
 	    NQI_OPT("dlq-token-file", STR, &c->dlq_token_file,
 	        "file (or env:NAME) of this broker's token for nq-dlq"),
 	};
@@ -168,7 +171,10 @@ static int setup_auth(broker *b)
 static int run(broker *b)
 {
 	char err[256] = "";
-	int rv = setup_auth(b);
+	int rv = broker_policy_start(b);
+	if (rv != 0)
+		return rv;
+	rv = setup_auth(b);
 	if (rv == 0)
 		rv = broker_open_store(b);
 	if (rv == 0)
@@ -199,6 +205,9 @@ static int run(broker *b)
 	    NQI_S("results", b->cfg.results_url),
 	    NQI_S("data_dir", b->cfg.data_dir), NQI_S("sync", b->cfg.sync),
 	    NQI_S("version", NQ_VERSION));
+	/* Without a queues file SIGHUP stays logged and ignored. */
+	if (b->cfg.queues_config && *b->cfg.queues_config)
+		nqi_signals_on(SIGHUP, broker_policy_reload_cb, b);
 	int sig = nqi_signals_wait();
 	nqi_info("NQ-BROKER-STOPPING", NQI_I("signal", sig));
 	broker_dlq_stop(b);

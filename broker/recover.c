@@ -48,6 +48,7 @@ static int load_queue_configs(broker *b, MDB_txn *txn)
 #define LOAD_(name, type) q->name = cfg->name;
 			NQI_QUEUE_SETTINGS(LOAD_)
 #undef LOAD_
+			broker_policy_load(q, cfg);
 		}
 		if (cfg)
 			nq__v1__queue_config__free_unpacked(cfg, NULL);

@@ -507,12 +507,12 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 		return broker_job_finish(b, job, NQ_STATE_DEAD, now);
 	}
 	broker_event(b, BROKER_EV_RETRYING, job, NULL);
+	const nqi_policy *pol = broker_policy_named(b, job->spec->queue);
 	uint64_t delay_ms =
 	    retry_after_ms == UINT64_MAX ? 0
-	    : retry_after_ms
-	        ? retry_after_ms
-	        : nqi_backoff_ms(job->attempt, b->cfg.backoff_base_ms,
-	              b->cfg.backoff_cap_ms, broker_rand(b));
+	    : retry_after_ms             ? retry_after_ms
+	                     : nqi_backoff_ms(job->attempt, pol->backoff_base,
+	                           pol->backoff_cap, broker_rand(b));
 	return broker_job_requeue(b, job, nqi_us_plus_ms(now, delay_ms));
 }
 
@@ -567,8 +567,10 @@ static int succeed_plain(
     broker *b, uint64_t id, const Nq__V1__Completion *c, bool *done)
 {
 	broker_lease *found = broker_lease_find(&b->core.index, id);
+	uint64_t ttl_ms =
+	    found ? broker_result_ttl_ms(b, (int)found->queue, NULL) : 0;
 	*done = found && found->token == c->lease_token &&
-	        !(found->keyed && b->cfg.result_ttl_ms == 0);
+	        !(found->keyed && ttl_ms == 0);
 	if (!*done)
 		return NQ_OK;
 	broker_lease l = *found;
@@ -580,7 +582,7 @@ static int succeed_plain(
 	uint64_t now = nqi_now_us();
 	observe_latency(b, qi, l.created_us);
 	broker_count_move_at(b, qi, NQ_STATE_LEASED, NQ_STATE_SUCCEEDED);
-	if (b->cfg.result_ttl_ms != 0 &&
+	if (ttl_ms != 0 &&
 	    (rv = broker_job_patch_success(b, id, now, c->result)) != 0)
 		return rv;
 	return broker_result_keep(b, id, qi, NQ_STATE_SUCCEEDED, now);

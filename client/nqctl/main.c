@@ -43,6 +43,10 @@ static const nqctl_cmd commands[] = {
         nqctl_pause},
     {"resume", "QUEUE", "Hands out a paused queue's jobs again.", 1, 1,
         nqctl_resume},
+    {"queue", "show [QUEUE] | set QUEUE KEY=VALUE... | reset QUEUE [KEY...]",
+        "Shows a queue's policy (each value and its source), changes it at "
+        "run time, or resets it to the queues file's value.",
+        1, 66, nqctl_queue},
     {"dlq", NQCTL_DLQ_SYNOPSIS, NQCTL_DLQ_SUMMARY, 0, 0, nqctl_dlq},
     {"events", NQCTL_EVENTS_SYNOPSIS, NQCTL_EVENTS_SUMMARY, 0, 0, nqctl_events},
     {"top", NQCTL_TOP_SYNOPSIS, NQCTL_TOP_SUMMARY, 0, 0, nqctl_top},

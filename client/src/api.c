@@ -410,6 +410,168 @@ NQ_API int nq_resume(nq_client *c, const char *queue)
 	return queue_call(c, queue, false);
 }
 
+/* A policy reply as decoded, and its rows across queues. */
+struct nq_queue_policy {
+	Nq__V1__Reply *reply;
+	const Nq__V1__QueuePolicyReply *body;
+	size_t nrows;
+};
+
+/* Takes the policy reply r into *out (or frees it when out is NULL). */
+static int policy_take(nq_client *c, Nq__V1__Reply *r,
+    const Nq__V1__QueuePolicyReply *body, nq_queue_policy **out)
+{
+	nq_queue_policy *p = NULL;
+	if (!body) {
+		nq__v1__reply__free_unpacked(r, NULL);
+		return nqc_fail(c->last_error, NQ_EPROTO,
+		    "reply to a policy request carries no policy");
+	}
+	if (out && !(p = malloc(sizeof *p))) {
+		nq__v1__reply__free_unpacked(r, NULL);
+		return nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
+	}
+	if (!out) {
+		nq__v1__reply__free_unpacked(r, NULL);
+		return NQ_OK;
+	}
+	p->reply = r;
+	p->body = body;
+	p->nrows = 0;
+	for (size_t i = 0; i < body->n_queues; i++)
+		p->nrows += body->queues[i]->n_values;
+	*out = p;
+	return NQ_OK;
+}
+
+/* Sends a policy request; the reply's body of case body goes to *out. */
+static int policy_call(nq_client *c, Nq__V1__Request *req,
+    Nq__V1__Reply__BodyCase body, const char *what, nq_queue_policy **out)
+{
+	Nq__V1__Reply *r = NULL;
+	int rv = api_call(c, req, c->timeout_ms, body, what, &r);
+	if (rv != NQ_OK) {
+		if (r)
+			nq__v1__reply__free_unpacked(r, NULL);
+		return rv;
+	}
+	const Nq__V1__QueuePolicyReply *b =
+	    body == NQ__V1__REPLY__BODY_POLICY_GET   ? r->policy_get
+	    : body == NQ__V1__REPLY__BODY_POLICY_SET ? r->policy_set
+	                                             : r->policy_reset;
+	return policy_take(c, r, b, out);
+}
+
+NQ_API int nq_queue_policy_get(
+    nq_client *c, const char *queue, nq_queue_policy **out)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__QueuePolicyGetRequest g =
+	    NQ__V1__QUEUE_POLICY_GET_REQUEST__INIT;
+	int rv = check_client(c);
+	if (rv != 0)
+		return rv;
+	if (!out)
+		return nqc_fail(
+		    c->last_error, NQ_EINVAL, "out must not be NULL");
+	g.queue = str_in(queue);
+	req.body_case = NQ__V1__REQUEST__BODY_POLICY_GET;
+	req.policy_get = &g;
+	return policy_call(
+	    c, &req, NQ__V1__REPLY__BODY_POLICY_GET, "queue policy", out);
+}
+
+NQ_API int nq_queue_policy_set(nq_client *c, const char *queue,
+    const char *const *pairs, size_t n, nq_queue_policy **out)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__QueuePolicySetRequest s =
+	    NQ__V1__QUEUE_POLICY_SET_REQUEST__INIT;
+	int rv = check_queue(c, queue, false);
+	if (rv != 0)
+		return rv;
+	if (n == 0 || !pairs || n > 64)
+		return nqc_fail(
+		    c->last_error, NQ_EINVAL, "give 1 to 64 KEY=VALUE pairs");
+	Nq__V1__PolicySetting v[64], *pv[64];
+	char keys[64][96];
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = pairs[i] ? strchr(pairs[i], '=') : NULL;
+		if (!eq || eq == pairs[i] || eq - pairs[i] >= 96)
+			return nqc_fail(c->last_error, NQ_EINVAL,
+			    "'%.80s' is not KEY=VALUE",
+			    pairs[i] ? pairs[i] : "(null)");
+		nq__v1__policy_setting__init(&v[i]);
+		snprintf(keys[i], sizeof keys[i], "%.*s", (int)(eq - pairs[i]),
+		    pairs[i]);
+		v[i].key = keys[i];
+		v[i].value = (char *)eq + 1;
+		pv[i] = &v[i];
+	}
+	s.queue = (char *)queue;
+	s.n_settings = n;
+	s.settings = pv;
+	req.body_case = NQ__V1__REQUEST__BODY_POLICY_SET;
+	req.policy_set = &s;
+	return policy_call(
+	    c, &req, NQ__V1__REPLY__BODY_POLICY_SET, "queue set", out);
+}
+
+NQ_API int nq_queue_policy_reset(nq_client *c, const char *queue,
+    const char *const *keys, size_t n, nq_queue_policy **out)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__QueuePolicyResetRequest r =
+	    NQ__V1__QUEUE_POLICY_RESET_REQUEST__INIT;
+	int rv = check_queue(c, queue, false);
+	if (rv != 0)
+		return rv;
+	if (n && !keys)
+		return nqc_fail(c->last_error, NQ_EINVAL, "keys is NULL");
+	r.queue = (char *)queue;
+	r.n_keys = n;
+	r.keys = (char **)keys;
+	req.body_case = NQ__V1__REQUEST__BODY_POLICY_RESET;
+	req.policy_reset = &r;
+	return policy_call(
+	    c, &req, NQ__V1__REPLY__BODY_POLICY_RESET, "queue reset", out);
+}
+
+NQ_API size_t nq_queue_policy_rows(const nq_queue_policy *p)
+{
+	return p ? p->nrows : 0;
+}
+
+NQ_API int nq_queue_policy_row(const nq_queue_policy *p, size_t i,
+    const char **queue, const char **key, const char **value,
+    const char **source)
+{
+	if (!p || i >= p->nrows)
+		return NQ_EINVAL;
+	size_t q = 0;
+	while (i >= p->body->queues[q]->n_values)
+		i -= p->body->queues[q++]->n_values;
+	const Nq__V1__QueuePolicy *qp = p->body->queues[q];
+	const Nq__V1__PolicyValue *v = qp->values[i];
+	if (queue)
+		*queue = str_in(qp->queue);
+	if (key)
+		*key = str_in(v->key);
+	if (value)
+		*value = str_in(v->value);
+	if (source)
+		*source = str_in(v->source);
+	return NQ_OK;
+}
+
+NQ_API void nq_queue_policy_free(nq_queue_policy *p)
+{
+	if (!p)
+		return;
+	nq__v1__reply__free_unpacked(p->reply, NULL);
+	free(p);
+}
+
 /* The stats reply as decoded: every accessor reads it. */
 struct nq_queue_stats {
 	Nq__V1__Reply *reply;

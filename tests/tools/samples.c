@@ -607,6 +607,78 @@ static void build_dlq_replies(void)
 	rep_dlq_stats.dlq_stats = &rp_dlq_stats;
 }
 
+/*
+ * ---- samples added with queue policies ----
+ *
+ * QueueConfig.policy came after the queue_config fixture: a config with
+ * two runtime values; the three policy requests and their replies.
+ */
+static Nq__V1__PolicySetting pset_timeout = NQ__V1__POLICY_SETTING__INIT;
+static Nq__V1__PolicySetting pset_types = NQ__V1__POLICY_SETTING__INIT;
+static Nq__V1__PolicySetting *pset_both[] = {&pset_timeout, &pset_types};
+static Nq__V1__QueueConfig qconfig_policy = NQ__V1__QUEUE_CONFIG__INIT;
+static Nq__V1__QueuePolicyGetRequest rq_policy_get =
+    NQ__V1__QUEUE_POLICY_GET_REQUEST__INIT;
+static Nq__V1__QueuePolicySetRequest rq_policy_set =
+    NQ__V1__QUEUE_POLICY_SET_REQUEST__INIT;
+static Nq__V1__QueuePolicyResetRequest rq_policy_reset =
+    NQ__V1__QUEUE_POLICY_RESET_REQUEST__INIT;
+static char *policy_reset_keys[] = {"timeout", "types"};
+static Nq__V1__PolicyValue pval_timeout = NQ__V1__POLICY_VALUE__INIT;
+static Nq__V1__PolicyValue pval_rate = NQ__V1__POLICY_VALUE__INIT;
+static Nq__V1__PolicyValue *pval_both[] = {&pval_timeout, &pval_rate};
+static Nq__V1__QueuePolicy qpolicy = NQ__V1__QUEUE_POLICY__INIT;
+static Nq__V1__QueuePolicy *qpolicy_list[] = {&qpolicy};
+static Nq__V1__QueuePolicyReply rp_policy = NQ__V1__QUEUE_POLICY_REPLY__INIT;
+static Nq__V1__Request req_policy_get, req_policy_set, req_policy_reset;
+static Nq__V1__Reply rep_policy_get, rep_policy_set, rep_policy_reset;
+
+static void build_policy_bodies(void)
+{
+	pset_timeout.key = "timeout";
+	pset_timeout.value = "30s";
+	pset_types.key = "types";
+	pset_types.value = "send,bounce";
+	qconfig_policy.paused = 1;
+	qconfig_policy.n_policy = COUNT(pset_both);
+	qconfig_policy.policy = pset_both;
+	rq_policy_get.queue = NQT_QUEUE;
+	rq_policy_set.queue = NQT_QUEUE;
+	rq_policy_set.n_settings = COUNT(pset_both);
+	rq_policy_set.settings = pset_both;
+	rq_policy_reset.queue = NQT_QUEUE;
+	rq_policy_reset.n_keys = COUNT(policy_reset_keys);
+	rq_policy_reset.keys = policy_reset_keys;
+	pval_timeout.key = "timeout";
+	pval_timeout.value = "30s";
+	pval_timeout.source = "runtime";
+	pval_rate.key = "rate";
+	pval_rate.value = "";
+	pval_rate.source = "default";
+	qpolicy.queue = NQT_QUEUE;
+	qpolicy.n_values = COUNT(pval_both);
+	qpolicy.values = pval_both;
+	rp_policy.n_queues = COUNT(qpolicy_list);
+	rp_policy.queues = qpolicy_list;
+}
+
+static void build_policy_samples(void)
+{
+	build_policy_bodies();
+	envelope(&req_policy_get, NQ__V1__REQUEST__BODY_POLICY_GET);
+	req_policy_get.policy_get = &rq_policy_get;
+	envelope(&req_policy_set, NQ__V1__REQUEST__BODY_POLICY_SET);
+	req_policy_set.policy_set = &rq_policy_set;
+	envelope(&req_policy_reset, NQ__V1__REQUEST__BODY_POLICY_RESET);
+	req_policy_reset.policy_reset = &rq_policy_reset;
+	reply_envelope(&rep_policy_get, NQ__V1__REPLY__BODY_POLICY_GET);
+	rep_policy_get.policy_get = &rp_policy;
+	reply_envelope(&rep_policy_set, NQ__V1__REPLY__BODY_POLICY_SET);
+	rep_policy_set.policy_set = &rp_policy;
+	reply_envelope(&rep_policy_reset, NQ__V1__REPLY__BODY_POLICY_RESET);
+	rep_policy_reset.policy_reset = &rp_policy;
+}
+
 static nqt_sample samples[] = {
     {"status", &status.base},
     {"job_spec", &spec.base},
@@ -657,6 +729,13 @@ static nqt_sample samples[] = {
     {"job_success_patch", &success_patch.base},
     {"new_job_record", &new_record.base},
     {"job_in_dlq", &job_in_dlq.base},
+    {"queue_config_policy", &qconfig_policy.base},
+    {"request_policy_get", &req_policy_get.base},
+    {"request_policy_set", &req_policy_set.base},
+    {"request_policy_reset", &req_policy_reset.base},
+    {"reply_policy_get", &rep_policy_get.base},
+    {"reply_policy_set", &rep_policy_set.base},
+    {"reply_policy_reset", &rep_policy_reset.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)
@@ -675,6 +754,7 @@ const nqt_sample *nqt_samples(size_t *n)
 		build_dlq_replies();
 		build_event_batch();
 		build_patches();
+		build_policy_samples();
 		built = true;
 	}
 	*n = COUNT(samples);
@@ -715,6 +795,13 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
     &nq__v1__pause_request__descriptor,
     &nq__v1__resume_request__descriptor,
     &nq__v1__queue_reply__descriptor,
+    &nq__v1__policy_setting__descriptor,
+    &nq__v1__queue_policy_get_request__descriptor,
+    &nq__v1__queue_policy_set_request__descriptor,
+    &nq__v1__queue_policy_reset_request__descriptor,
+    &nq__v1__policy_value__descriptor,
+    &nq__v1__queue_policy__descriptor,
+    &nq__v1__queue_policy_reply__descriptor,
     &nq__v1__list_request__descriptor,
     &nq__v1__list_reply__descriptor,
     &nq__v1__fetch_request__descriptor,

@@ -605,6 +605,75 @@ static void fx_job_in_dlq(const ProtobufCMessage *m)
 	assert_true(j->in_dlq);
 }
 
+/* The two runtime values of the policy samples. */
+static void check_settings(size_t n, Nq__V1__PolicySetting *const *s)
+{
+	assert_int_equal(n, 2);
+	assert_string_equal(s[0]->key, "timeout");
+	assert_string_equal(s[0]->value, "30s");
+	assert_string_equal(s[1]->key, "types");
+	assert_string_equal(s[1]->value, "send,bounce");
+}
+
+static void fx_queue_config_policy(const ProtobufCMessage *m)
+{
+	const Nq__V1__QueueConfig *q = (const void *)m;
+	assert_true(q->paused);
+	check_settings(q->n_policy, q->policy);
+}
+
+static void fx_request_policy_get(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r =
+	    request_of(m, NQ__V1__REQUEST__BODY_POLICY_GET);
+	assert_string_equal(r->policy_get->queue, NQT_QUEUE);
+}
+
+static void fx_request_policy_set(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r =
+	    request_of(m, NQ__V1__REQUEST__BODY_POLICY_SET);
+	assert_string_equal(r->policy_set->queue, NQT_QUEUE);
+	check_settings(r->policy_set->n_settings, r->policy_set->settings);
+}
+
+static void fx_request_policy_reset(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r =
+	    request_of(m, NQ__V1__REQUEST__BODY_POLICY_RESET);
+	assert_string_equal(r->policy_reset->queue, NQT_QUEUE);
+	assert_int_equal(r->policy_reset->n_keys, 2);
+	assert_string_equal(r->policy_reset->keys[1], "types");
+}
+
+static void check_policy_reply(const Nq__V1__QueuePolicyReply *p)
+{
+	assert_int_equal(p->n_queues, 1);
+	assert_string_equal(p->queues[0]->queue, NQT_QUEUE);
+	assert_int_equal(p->queues[0]->n_values, 2);
+	assert_string_equal(p->queues[0]->values[0]->value, "30s");
+	assert_string_equal(p->queues[0]->values[0]->source, "runtime");
+	assert_string_equal(p->queues[0]->values[1]->key, "rate");
+}
+
+static void fx_reply_policy_get(const ProtobufCMessage *m)
+{
+	check_policy_reply(
+	    reply_of(m, NQ__V1__REPLY__BODY_POLICY_GET)->policy_get);
+}
+
+static void fx_reply_policy_set(const ProtobufCMessage *m)
+{
+	check_policy_reply(
+	    reply_of(m, NQ__V1__REPLY__BODY_POLICY_SET)->policy_set);
+}
+
+static void fx_reply_policy_reset(const ProtobufCMessage *m)
+{
+	check_policy_reply(
+	    reply_of(m, NQ__V1__REPLY__BODY_POLICY_RESET)->policy_reset);
+}
+
 static void fx_dead_job(const ProtobufCMessage *m)
 {
 	check_dead((const Nq__V1__DeadJob *)m);
@@ -833,6 +902,13 @@ static const fixture fixtures[] = {
     FX(job_success_patch, job_success_patch),
     FX(new_job_record, new_job_record),
     FX(job_in_dlq, job),
+    FX(queue_config_policy, queue_config),
+    FX(request_policy_get, request),
+    FX(request_policy_set, request),
+    FX(request_policy_reset, request),
+    FX(reply_policy_get, reply),
+    FX(reply_policy_set, reply),
+    FX(reply_policy_reset, reply),
 };
 
 /* ---- tests ---- */

@@ -250,6 +250,31 @@ NQ_API int nq_pause(nq_client *c, const char *queue);
 NQ_API int nq_resume(nq_client *c, const char *queue);
 
 /*
+ * Queue policies (admin): rows of (queue, key, value, source), one per key
+ * of each queue, in the broker's order of keys. value is "" when the key
+ * has none (no limit); source is "default", "file" or "runtime".
+ */
+typedef struct nq_queue_policy nq_queue_policy;
+
+/* The policy of queue, or of every queue the broker knows or its queues
+ * file names when queue is NULL or "". */
+NQ_API int nq_queue_policy_get(
+    nq_client *c, const char *queue, nq_queue_policy **out);
+/* Sets runtime values, pairs "KEY=VALUE" (all or none: NQ_EINVAL names the
+ * first bad key and changes nothing). out (may be NULL) gets the policy. */
+NQ_API int nq_queue_policy_set(nq_client *c, const char *queue,
+    const char *const *pairs, size_t n, nq_queue_policy **out);
+/* Drops the runtime values of keys (n 0: all of them). */
+NQ_API int nq_queue_policy_reset(nq_client *c, const char *queue,
+    const char *const *keys, size_t n, nq_queue_policy **out);
+NQ_API size_t nq_queue_policy_rows(const nq_queue_policy *p);
+/* Row i's fields (each pointer may be NULL); NQ_EINVAL out of range. */
+NQ_API int nq_queue_policy_row(const nq_queue_policy *p, size_t i,
+    const char **queue, const char **key, const char **value,
+    const char **source);
+NQ_API void nq_queue_policy_free(nq_queue_policy *p);
+
+/*
  * Per-queue statistics, as one nq_stats call returned them. Opaque, so that
  * a number the broker adds changes nothing here: each is read by the name of
  * its field in nq.v1.QueueStats ("ready", "enqueued_total", ...). Fields

@@ -7,9 +7,10 @@
  * Adding a counter: a row in NQI_QUEUE_FIELDS, a uint64 field of the same
  * name in nq.v1.QueueStats (api.proto; the broker does not build without
  * it, and test_broker_embed fails on a field without a row), and the code
- * that moves it (q->name++ on the core thread). Adding a setting: a row in
- * NQI_QUEUE_SETTINGS, a field of the same name in nq.v1.QueueConfig
- * (job.proto), and the code that uses it (q->name).
+ * that moves it (q->name++ on the core thread). Adding runtime state: a row
+ * in NQI_QUEUE_SETTINGS, a field of the same name in nq.v1.QueueConfig
+ * (job.proto), and the code that uses it (q->name). A policy key (a limit
+ * or default someone configures) is a row of NQI_POLICY_KEYS instead.
  */
 #ifndef NQI_QUEUE_FIELDS_H
 #define NQI_QUEUE_FIELDS_H
@@ -71,13 +72,13 @@
 	    "Dead jobs nq-dlq confirmed since the broker started.")
 
 /*
- * X(name, type): a member of broker_queue, stored as the field of the same
- * name of nq.v1.QueueConfig in the broker's "queues" database and loaded at
- * recovery. Zero means the broker's default.
+ * X(name, type): runtime state of a queue, a member of broker_queue, stored
+ * as the field of the same name of nq.v1.QueueConfig in the broker's
+ * "queues" database and loaded at recovery. A queue's policy (limits,
+ * defaults, accepted types) is not here: its keys are NQI_POLICY_KEYS
+ * (nqi/policy.h), stored as QueueConfig's policy entries.
  */
-#define NQI_QUEUE_SETTINGS(X)                                                  \
-	X(paused, bool)                                                        \
-	X(max_depth, uint64_t)
+#define NQI_QUEUE_SETTINGS(X) X(paused, bool)
 
 /* Expand to x when a row of that kind is kept by the core (a member of
  * broker_queue and a field of QueueStats), else to nothing. */
