@@ -39,10 +39,12 @@ typedef struct broker_config {
 	const char *log_level;
 	const char *log_format;
 	const char *config_file;
-	const char *ready_file; /* written once every socket is bound */
-	const char *dlq_url;    /* nq-dlq's REP socket; "" hands nothing */
-	const char *events_url; /* PUB socket; "" publishes nothing */
-	const char *http_addr;  /* /metrics, /healthz, /readyz; "": none */
+	const char *ready_file;   /* written once every socket is bound */
+	const char *dlq_url;      /* nq-dlq's REP socket; "" hands nothing */
+	const char *events_url;   /* PUB socket; "" publishes nothing */
+	const char *http_addr;    /* /metrics, /healthz, /readyz; "": none */
+	int http_max_connections; /* 0: the default of nqi/http.h */
+	uint64_t http_timeout_ms;
 	const char *producer_tokens, *worker_tokens, *admin_tokens;
 	const char *dlq_token_file; /* this broker's token for nq-dlq */
 	const char *tls_cert, *tls_key, *tls_ca;

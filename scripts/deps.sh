@@ -6,6 +6,7 @@ NQ_DEB_PACKAGES=(
 	libnng-dev nng-utils
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 	libmsgpack-dev libcmocka-dev liblmdb-dev lmdb-utils libjansson-dev
+	libmicrohttpd-dev
 )
 
 # What only the tests need on top: promtool (package prometheus) checks the
