@@ -154,6 +154,24 @@ static int parse_response(const char *buf, size_t n, response *r)
 	return 0;
 }
 
+/* A loopback connection to port, with 5 s timeouts; -1 when refused. */
+static int dial(uint16_t port)
+{
+	struct timeval tv = {5, 0};
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	    .sin_port = htons(port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* One request over a fresh connection; returns 0 once a whole response
  * came back, -1 when the connection failed. Bounded by 5 s timeouts. */
 static int request(
@@ -161,17 +179,10 @@ static int request(
 {
 	static char buf[32768];
 	char req[256];
-	struct timeval tv = {5, 0};
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-	    .sin_port = htons(port),
-	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0), n = 0;
+	int fd = dial(port), n = 0;
 	ssize_t got = 0;
-	assert_true(fd >= 0);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-		goto fail;
+	if (fd < 0)
+		return -1;
 	int len = snprintf(req, sizeof req,
 	    "%s %s HTTP/1.1\r\nHost: "
 	    "127.0.0.1:%u\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -541,24 +552,6 @@ static void test_http_https_with_tls_files(void **st)
 	unlink(cert);
 	unlink(key);
 	unlink(both);
-}
-
-/* A loopback connection to port, with 5 s timeouts; -1 when refused. */
-static int dial(uint16_t port)
-{
-	struct timeval tv = {5, 0};
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-	    .sin_port = htons(port),
-	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 /* True when the server closed fd (read gives 0 or a reset) within 5 s. */
