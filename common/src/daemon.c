@@ -91,7 +91,8 @@ int nqi_daemon_opts(const nqi_daemon_spec *d, nqi_opt **out, size_t *n)
 	size_t k = d->nopts;
 	if (!o)
 		return NQ_ENOMEM;
-	memcpy(o, d->opts, d->nopts * sizeof *o);
+	if (d->nopts)
+		memcpy(o, d->opts, d->nopts * sizeof *o);
 	for (size_t i = 0; i < NCOMMON; i++) {
 		const struct common_flag *f = &common_flags[i];
 		void *v = common_value(&d->common, f);
