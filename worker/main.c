@@ -74,6 +74,7 @@ typedef struct worker_main {
 	pthread_t sig_thr;
 	bool sig_started;
 	bool handlers_busy; /* a callback outlived the wait: keep its state */
+	struct rlimit nofile_was; /* before raise_nofile: for the commands */
 } worker_main;
 
 static int fail(char *why, size_t len, const char *fmt, ...)
@@ -251,12 +252,15 @@ static void ensure_std_fds(void)
 			return;
 }
 
-/* The descriptor limit, raised to the hard limit; 0 when unknown. */
-static uint64_t raise_nofile(void)
+/* The descriptor limit, raised to the hard limit; 0 when unknown. *was
+ * gets the limit before (rlim_cur 0 when unknown). */
+static uint64_t raise_nofile(struct rlimit *was)
 {
 	struct rlimit rl;
+	*was = (struct rlimit){0, 0};
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return 0;
+	*was = rl;
 	if (rl.rlim_cur < rl.rlim_max) {
 		struct rlimit up = {rl.rlim_max, rl.rlim_max};
 		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
@@ -275,7 +279,7 @@ static uint64_t raise_nofile(void)
 static int fit_descriptors(worker_main *m)
 {
 	worker_conf *c = &m->conf;
-	uint64_t nofile = raise_nofile();
+	uint64_t nofile = raise_nofile(&m->nofile_was);
 	uint64_t jobs = WORKER_FDS_BASE +
 	                (uint64_t)WORKER_FDS_PER_JOB * (uint64_t)c->concurrency;
 	bool http = c->http_addr && *c->http_addr;
@@ -514,6 +518,7 @@ int main(int argc, char **argv)
 		cleanup(&m);
 		return 1;
 	}
+	m.children.nofile = m.nofile_was;
 	pthread_mutex_init(&m.stats.mtx, NULL);
 	rc = serve(&m);
 	if (m.handlers_busy)

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "nq/nq.h"
@@ -53,6 +54,9 @@ typedef struct worker_children {
 	size_t n, cap;
 	bool closed; /* the worker is stopping: no new children */
 	worker_guard guard;
+	/* the descriptor limit commands get: the one nq-worker was started
+	 * with, before it raised its own (rlim_cur 0: leave it) */
+	struct rlimit nofile;
 } worker_children;
 
 /* Also starts the guard: call it before any thread exists. */

@@ -194,19 +194,20 @@ static void test_http_limits_pipelined_requests_all_answered(void **st)
 	itest_pass(e);
 }
 
-/* Starts nq-worker with both descriptor limits at nofile (prlimit before
- * exec), serving HTTP on a free port, taking queue with concurrency. */
-static itest_proc *worker_limited(
-    itest_env *e, int nofile, const char *queue, const char *concurrency)
+/* Starts nq-worker with the descriptor limits soft:hard (prlimit before
+ * exec), serving HTTP on a free port, taking queue with concurrency and
+ * running handler (TYPE=COMMAND). */
+static itest_proc *worker_limited(itest_env *e, const char *soft_hard,
+    const char *handler, const char *queue, const char *concurrency)
 {
-	char limit[32], ready[PATH_MAX];
+	char limit[64], ready[PATH_MAX];
 	itest_proc *w = NULL;
-	snprintf(limit, sizeof limit, "--nofile=%d:%d", nofile, nofile);
+	snprintf(limit, sizeof limit, "--nofile=%s", soft_hard);
 	itest_path(e, "worker.limited.ready", ready, sizeof ready);
 	const char *argv[] = {"/usr/bin/prlimit", limit, "--",
 	    ITEST_WORKER_PATH, "--work", e->work_url, "--results",
 	    e->results_url, "--ready-file", ready, "--http", "127.0.0.1:0",
-	    "--handler", "t=cat", "--queues", queue, "--concurrency",
+	    "--handler", handler, "--queues", queue, "--concurrency",
 	    concurrency, NULL};
 	assert_int_equal(itest_spawn(e, "worker.limited", argv, NULL, &w), 0);
 	assert_int_equal(itest_wait_bound(w, 20000), 0);
@@ -235,7 +236,7 @@ static void test_http_limits_worker_crowd_leaves_jobs_running(void **st)
 	raise_own_nofile();
 	assert_int_equal(itest_broker_start(e, NULL), 0);
 	/* 160 descriptors: 64 + 6 per slot for the jobs, HTTP gets the rest */
-	itest_proc *w = worker_limited(e, 160, "fdq", "4");
+	itest_proc *w = worker_limited(e, "160:160", "t=cat", "fdq", "4");
 	assert_int_equal(count_in_file(w->log, "NQ-HTTP-CAP-LOWERED"), 1);
 	char waddr[ITEST_URL_MAX];
 	assert_int_equal(itest_bound_url(w, "http", waddr, sizeof waddr), 0);
@@ -329,6 +330,30 @@ static void test_http_limits_job_without_descriptors_released(void **st)
 	itest_pass(e);
 }
 
+static void test_http_limits_commands_get_the_limit_the_worker_got(void **st)
+{
+	itest_env *e = *st;
+	nq_client *c = NULL;
+	nq_job *j = NULL;
+	char id[NQ_ID_MAX];
+	size_t len = 0;
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	itest_proc *w =
+	    worker_limited(e, "200:4096", "t=ulimit -n", "lim", "1");
+	/* The worker raised its own limit to the hard one. */
+	assert_int_equal(count_in_file(w->log, "nofile=4096"), 1);
+	assert_int_equal(itest_client(e, 5000, &c), 0);
+	assert_int_equal(itest_enqueue(c, "lim", "t", "", id), 0);
+	assert_int_equal(
+	    itest_wait_state(c, id, NQ_STATE_SUCCEEDED, 10000, &j), 0);
+	const char *out = nq_job_result(j, &len);
+	assert_int_equal(len, 4);
+	assert_memory_equal(out, "200\n", 4);
+	nq_job_free(j);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -338,6 +363,7 @@ int main(void)
 	    T(test_http_limits_pipelined_requests_all_answered),
 	    T(test_http_limits_worker_crowd_leaves_jobs_running),
 	    T(test_http_limits_job_without_descriptors_released),
+	    T(test_http_limits_commands_get_the_limit_the_worker_got),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
