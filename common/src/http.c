@@ -204,9 +204,13 @@ static mhd_result access_cb(void *cls, struct MHD_Connection *c,
 		seen += *upload_size;
 		*upload_size = 0;
 		*req_cls = (void *)seen;
-		/* A chunked body past the bound: nothing more is read. */
-		return seen - 1 > BODY_MAX ? MHD_NO : MHD_YES;
+		return MHD_YES;
 	}
+	/* A body that announced no length, and was too big: it was read
+	 * and dropped, since MHD takes no answer in the middle of one. */
+	if (!r || seen - 1 > BODY_MAX)
+		return reply_text(
+		    c, MHD_HTTP_BAD_REQUEST, "request body too large");
 	return r->serve(h, c);
 }
 

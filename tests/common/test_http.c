@@ -680,6 +680,47 @@ static void test_http_pipelined_requests_all_answered(void **st)
 	close(fd);
 }
 
+/* Sends raw (a whole request) on a fresh connection; the status of the
+ * answer, -1 when none came. */
+static int raw_status(uint16_t port, const char *raw, size_t len)
+{
+	char buf[4096];
+	int fd = dial(port), st = -1;
+	assert_true(fd >= 0);
+	if (write(fd, raw, len) == (ssize_t)len) {
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		if (n <= 0 || sscanf(buf, "HTTP/1.1 %d", &st) != 1)
+			st = -1;
+	}
+	close(fd);
+	return st;
+}
+
+static void test_http_request_bodies_bounded(void **st)
+{
+	fixture *f = *st;
+	static char raw[8192], body[2000];
+	uint16_t port = start(f, "127.0.0.1:0");
+	memset(body, 'b', sizeof body);
+	int n = snprintf(raw, sizeof raw,
+	    "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+	    "%.100s",
+	    body);
+	assert_int_equal(raw_status(port, raw, (size_t)n), 200);
+	n = snprintf(raw, sizeof raw,
+	    "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n"
+	    "%.2000s",
+	    body);
+	assert_int_equal(raw_status(port, raw, (size_t)n), 400);
+	/* Chunked, so no length is announced: read, dropped, refused. */
+	n = snprintf(raw, sizeof raw,
+	    "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+	    "chunked\r\n\r\n7d0\r\n%.2000s\r\n0\r\n\r\n",
+	    body);
+	assert_int_equal(raw_status(port, raw, (size_t)n), 400);
+}
+
 /* An argument runs only the tests whose names match it (cmocka pattern). */
 int main(int argc, char **argv)
 {
@@ -699,6 +740,7 @@ int main(int argc, char **argv)
 	    T(test_http_connections_past_the_cap_closed),
 	    T(test_http_idle_connection_timed_out),
 	    T(test_http_pipelined_requests_all_answered),
+	    T(test_http_request_bodies_bounded),
 #undef T
 	};
 	if (argc > 1)
