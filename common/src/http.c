@@ -380,8 +380,18 @@ static int listen_error(int e)
 	                                               : NQ_EUNAVAIL;
 }
 
-/* Binds and listens on host:port, the first address it resolves to;
- * writes the socket (non-blocking, close-on-exec) into *fd. */
+/* The address of a name to bind: its first IPv4 one when it has one
+ * ("localhost" is 127.0.0.1 wherever it also is ::1), else its first. */
+static const struct addrinfo *bind_addr(const struct addrinfo *ai)
+{
+	for (const struct addrinfo *a = ai; a; a = a->ai_next)
+		if (a->ai_family == AF_INET)
+			return a;
+	return ai;
+}
+
+/* Binds and listens on host:port (see bind_addr); writes the socket
+ * (non-blocking, close-on-exec) into *fd. */
 static int listen_on(const char *addr, const char *host, unsigned port, int *fd,
     char *err, size_t errlen)
 {
@@ -397,11 +407,12 @@ static int listen_on(const char *addr, const char *host, unsigned port, int *fd,
 		    gai_strerror(g));
 		return g == EAI_MEMORY ? NQ_ENOMEM : NQ_EINVAL;
 	}
-	*fd = socket(
-	    ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	const struct addrinfo *a = bind_addr(ai);
+	*fd =
+	    socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (*fd < 0 ||
 	    setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-	    bind(*fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+	    bind(*fd, a->ai_addr, a->ai_addrlen) != 0 ||
 	    listen(*fd, LISTEN_BACKLOG) != 0) {
 		int e = errno;
 		snprintf(err, errlen, "cannot listen on HTTP address %s: %s",
