@@ -457,22 +457,17 @@ int broker_http_start(broker *b, char *err, size_t errlen)
 {
 	if (!b->cfg.http_addr || !b->cfg.http_addr[0])
 		return NQ_OK;
+	nqi_tls_opts tls = {b->cfg.tls_cert, b->cfg.tls_key, b->cfg.tls_ca};
 	nqi_http_opts o = {
 	    .addr = b->cfg.http_addr,
 	    .metrics_cb = metrics_cb,
 	    .ready_cb = ready_cb,
 	    .arg = b,
+	    .tls = strncmp(b->cfg.http_addr, "https://", 8) == 0 ? &tls : NULL,
+	    .max_connections = (unsigned)b->cfg.http_max_connections,
+	    .timeout_ms = b->cfg.http_timeout_ms,
 	};
-	nqi_tls_opts tls = {b->cfg.tls_cert, b->cfg.tls_key, b->cfg.tls_ca};
-	if (strncmp(b->cfg.http_addr, "https://", 8) == 0) {
-		int rv = nqi_tls_server_config(&tls, &o.tls, err, errlen);
-		if (rv != 0)
-			return rv;
-	}
-	int rv = nqi_http_start(&b->net.http, &o, err, errlen);
-	if (o.tls)
-		nng_tls_config_free(o.tls);
-	return rv;
+	return nqi_http_start(&b->net.http, &o, err, errlen);
 }
 
 void broker_http_stop(broker *b)

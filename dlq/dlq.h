@@ -44,8 +44,10 @@ typedef struct dlq_config {
 	const char *listen_url;
 	const char *broker_url;
 	const char *data_dir;
-	const char *sync;       /* "always" | "none" */
-	const char *http_addr;  /* "" or "none": no HTTP endpoint */
+	const char *sync;         /* "always" | "none" */
+	const char *http_addr;    /* "" or "none": no HTTP endpoint */
+	int http_max_connections; /* 0: the default of nqi/http.h */
+	uint64_t http_timeout_ms;
 	const char *token_file; /* token for replay's calls to the broker */
 	/* role token lists (a file, or env:NAME); none: open */
 	const char *producer_tokens;

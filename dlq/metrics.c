@@ -107,16 +107,11 @@ int dlq_http_start(dlq *d, char *err, size_t errlen)
 	    .metrics_cb = metrics_cb,
 	    .ready_cb = ready_cb,
 	    .arg = d,
+	    .tls = strncmp(addr, "https://", 8) == 0 ? &tls : NULL,
+	    .max_connections = (unsigned)d->cfg.http_max_connections,
+	    .timeout_ms = d->cfg.http_timeout_ms,
 	};
-	if (strncmp(addr, "https://", 8) == 0) {
-		int rv = nqi_tls_server_config(&tls, &o.tls, err, errlen);
-		if (rv != 0)
-			return rv;
-	}
-	int rv = nqi_http_start(&d->http, &o, err, errlen);
-	if (o.tls)
-		nng_tls_config_free(o.tls);
-	return rv;
+	return nqi_http_start(&d->http, &o, err, errlen);
 }
 
 void dlq_http_stop(dlq *d)

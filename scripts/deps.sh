@@ -7,6 +7,7 @@ NQ_DEB_PACKAGES=(
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 	libmsgpack-dev libcmocka-dev liblmdb-dev lmdb-utils libjansson-dev
 	libyaml-dev
+	libmicrohttpd-dev
 )
 
 # What only the tests need on top: promtool (package prometheus) checks the

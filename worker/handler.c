@@ -9,6 +9,10 @@
  *   any other exit     failed, retried by the queue's backoff
  *   a signal           failed, retried
  *   past timeout_ms    killed and failed: "timed out after Ns"
+ *   cannot start       released, unrun and no attempt spent, when this
+ *                      host is short of descriptors, processes or memory
+ *                      (after a few tries); logged NQ-FD-EXHAUSTED once,
+ *                      and NQ-FD-RECOVERED once a command starts again
  *
  * Error messages end with the last 2 KiB of the command's stderr.
  */
@@ -18,8 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "nqi/json.h"
 #include "nqi/log.h"
@@ -27,6 +33,11 @@
 #include "worker.h"
 
 #define EXIT_RETRY_LATER 75
+/* Tries to start a command short of resources, waiting 50, 100, 200 ms
+ * between them: a slot that ends meanwhile gives its descriptors back,
+ * and a worker that keeps failing fetches its jobs back slowly. */
+#define START_TRIES 4
+#define START_PAUSE_MS 50
 #define EXIT_PERMANENT 65
 #define MESSAGE_MAX (WORKER_ERR_TAIL + 160)
 
@@ -229,6 +240,49 @@ static void judge(const worker_proc_result *r, uint64_t timeout_ms, verdict *v)
 	}
 }
 
+/* Errors of starting a command that say this host is short of something,
+ * not that the job is wrong. */
+static bool shortage(int e)
+{
+	return e == EMFILE || e == ENFILE || e == EAGAIN || e == ENOMEM;
+}
+
+static unsigned long long nofile_limit(void)
+{
+	struct rlimit rl;
+	return getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 0;
+}
+
+/* Logs the first shortage of a spell, and its end. */
+static void note_shortage(worker_stats *st, const nq_job *job, int rv)
+{
+	if (shortage(rv) && !atomic_exchange(&st->short_of_fds, true))
+		nqi_error("NQ-FD-EXHAUSTED", NQI_S("id", nq_job_id(job)),
+		    NQI_S("error", strerror(rv)),
+		    NQI_U("nofile", nofile_limit()),
+		    NQI_S("action",
+		        "jobs are released, not failed, until a command "
+		        "starts again"));
+	else if (!shortage(rv) && atomic_load(&st->short_of_fds) &&
+	         atomic_exchange(&st->short_of_fds, false))
+		nqi_info("NQ-FD-RECOVERED", NQI_S("id", nq_job_id(job)));
+}
+
+/* Starts and runs the command, trying again while the host is short. */
+static int run_tries(const worker_handler *h, const nq_job *job,
+    const worker_proc_spec *spec, worker_proc_result *r)
+{
+	int rv = worker_proc_run(spec, r);
+	for (int i = 1; i < START_TRIES && shortage(rv) &&
+	                !worker_children_closed(h->children);
+	     i++) {
+		usleep((useconds_t)(START_PAUSE_MS << (i - 1)) * 1000);
+		rv = worker_proc_run(spec, r);
+	}
+	note_shortage(h->stats, job, rv);
+	return rv;
+}
+
 /* Runs the command for the job; *out holds stdout for the caller to free. */
 static void run_command(const worker_handler *h, const nq_job *job, verdict *v,
     uint8_t **out, size_t *out_len)
@@ -256,18 +310,22 @@ static void run_command(const worker_handler *h, const nq_job *job, verdict *v,
 	bool ran = false;
 	if ((rv = env_build(&env, job)) == 0) {
 		spec.envp = env.envp;
-		rv = worker_proc_run(&spec, &r);
+		rv = run_tries(h, job, &spec, &r);
 		ran = rv == 0;
 	}
 	/* Children end early only when the worker stops, and by then this
 	 * job has been released: how the command ended does not count. */
 	if (ran && worker_children_closed(h->children))
 		rv = ECANCELED;
-	if (rv == ECANCELED) {
+	if (rv == ECANCELED || shortage(rv)) {
 		v->released = true;
-		v->reason = "worker_stopping";
-		snprintf(v->message, sizeof v->message,
-		    "the worker stopped before the command ended");
+		v->outcome = NQ_OUTCOME_RELEASED;
+		v->reason =
+		    rv == ECANCELED ? "worker_stopping" : "no_resources";
+		snprintf(v->message, sizeof v->message, "%s",
+		    rv == ECANCELED
+		        ? "the worker stopped before the command ended"
+		        : strerror(rv));
 	} else if (rv != 0) {
 		v->reason = "spawn";
 		snprintf(v->message, sizeof v->message,
@@ -372,7 +430,7 @@ nq_outcome worker_handle_cb(const nq_job *job, nq_result *res, void *arg)
 	run_command(h, job, &v, &out, &out_len);
 	if (v.outcome == NQ_OUTCOME_SUCCEEDED)
 		nq_result_set(res, out, out_len);
-	else
+	else if (!v.released)
 		nq_result_error(res, v.message, v.non_retryable);
 	double secs = mono_s() - start_s;
 	count_verdict(h, &v, secs);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -51,7 +52,9 @@ typedef struct worker_conf {
 	const char *tls_server_name;
 	const char *log_level;
 	const char *log_format;
-	const char *http_addr;  /* "" serves no HTTP */
+	const char *http_addr; /* "" serves no HTTP */
+	int http_max_connections;
+	uint64_t http_timeout_ms;
 	const char *ready_file; /* written once the HTTP address is bound */
 	const char *config_file;
 	nqi_strlist config_values; /* copies of what the config file set */
@@ -72,6 +75,7 @@ typedef struct worker_main {
 	pthread_t sig_thr;
 	bool sig_started;
 	bool handlers_busy; /* a callback outlived the wait: keep its state */
+	struct rlimit nofile_was; /* before raise_nofile: for the commands */
 } worker_main;
 
 static int fail(char *why, size_t len, const char *fmt, ...)
@@ -255,6 +259,67 @@ static void ensure_std_fds(void)
 			return;
 }
 
+/* The descriptor limit, raised to the hard limit; 0 when unknown. *was
+ * gets the limit before (rlim_cur 0 when unknown). */
+static uint64_t raise_nofile(struct rlimit *was)
+{
+	struct rlimit rl;
+	*was = (struct rlimit){0, 0};
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 0;
+	*was = rl;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit up = {rl.rlim_max, rl.rlim_max};
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl.rlim_cur = rl.rlim_max;
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX / 2 : rl.rlim_cur;
+}
+
+/*
+ * Reserves descriptors for the jobs: WORKER_FDS_PER_JOB for each slot on
+ * top of WORKER_FDS_BASE, so that HTTP, capped to what is left, can never
+ * take what a job needs to start. Lowers --http-max-connections (logged)
+ * when the limit cannot hold it beside the jobs. Returns 0, or the exit
+ * status after saying why the limit cannot hold the jobs at all.
+ */
+static int fit_descriptors(worker_main *m)
+{
+	worker_conf *c = &m->conf;
+	uint64_t nofile = raise_nofile(&m->nofile_was);
+	uint64_t jobs = WORKER_FDS_BASE +
+	                (uint64_t)WORKER_FDS_PER_JOB * (uint64_t)c->concurrency;
+	bool http = c->http_addr && *c->http_addr;
+	uint64_t left = nofile > jobs + NQI_HTTP_FDS_BASE
+	                    ? nofile - jobs - NQI_HTTP_FDS_BASE
+	                    : 0;
+	if (nofile == 0 || (!http && nofile >= jobs) ||
+	    (http && left >= (uint64_t)c->http_max_connections))
+		goto fits;
+	if (http && left >= WORKER_HTTP_CONNS_MIN) {
+		nqi_warn("NQ-HTTP-CAP-LOWERED",
+		    NQI_I("http_max_connections", c->http_max_connections),
+		    NQI_U("to", left), NQI_U("nofile", nofile),
+		    NQI_I("concurrency", c->concurrency),
+		    NQI_S("note", "the descriptor limit keeps room for every "
+		                  "slot's job; raise it (ulimit -n) for more"));
+		c->http_max_connections = (int)left;
+		goto fits;
+	}
+	fprintf(stderr,
+	    "nq-worker: the descriptor limit (ulimit -n) is %llu, but "
+	    "--concurrency %d needs about %llu descriptors%s; raise the limit "
+	    "or lower --concurrency\n",
+	    (unsigned long long)nofile, c->concurrency,
+	    (unsigned long long)jobs, http ? " and HTTP some more" : "");
+	return EXIT_USAGE;
+fits:
+	nqi_info("NQ-WORKER-FDS", NQI_U("nofile", nofile),
+	    NQI_U("for_jobs", jobs),
+	    NQI_I("http_max_connections", http ? c->http_max_connections : 0));
+	return 0;
+}
+
 /* Takes the signals (nqi_signals_wait) until serve wakes it at the end:
  * the first stop signal starts the drain, a second one is logged. */
 static void *signal_main(void *arg)
@@ -335,6 +400,8 @@ static int start_obs(worker_main *m)
 {
 	char err[256];
 	m->obs.w = m->w;
+	m->obs.http_max_connections = (unsigned)m->conf.http_max_connections;
+	m->obs.http_timeout_ms = m->conf.http_timeout_ms;
 	m->obs.handlers = m->handlers;
 	m->obs.nhandlers = m->nhandlers;
 	m->obs.conn = (nq_client_opts){.work_url = m->conf.work_url,
@@ -444,6 +511,8 @@ int main(int argc, char **argv)
 	                     .http_addr = "127.0.0.1:7482"}};
 	ensure_std_fds();
 	int rc = configure(&m, argc, argv);
+	if (rc == 0)
+		rc = fit_descriptors(&m);
 	if (rc != 0) {
 		cleanup(&m);
 		return rc < 0 ? 0 : rc;
@@ -456,6 +525,7 @@ int main(int argc, char **argv)
 		cleanup(&m);
 		return 1;
 	}
+	m.children.nofile = m.nofile_was;
 	pthread_mutex_init(&m.stats.mtx, NULL);
 	rc = serve(&m);
 	if (m.handlers_busy)

@@ -18,7 +18,6 @@
 #include <time.h>
 
 #include "nqi/log.h"
-#include "nqi/tls.h"
 #include "nqi/util.h"
 #include "worker.h"
 
@@ -147,7 +146,8 @@ static int prom_jobs(nqi_prom *p, const worker_obs *o)
 	const char *name = "nq_worker_jobs_total";
 	int rv = nqi_prom_family(p, name, NQI_PROM_COUNTER,
 	    "Jobs this worker ran, by handler type and how they ended "
-	    "(released: given back unfinished when the worker stopped).");
+	    "(released: given back unfinished when the worker stopped, or "
+	    "unstarted when this host was short of descriptors).");
 	for (size_t i = 0; rv == 0 && i < o->nhandlers; i++) {
 		const worker_handler *h = &o->handlers[i];
 		for (int k = 0; rv == 0 && k < WORKER_NOUTCOMES; k++)
@@ -184,18 +184,16 @@ int worker_obs_start(worker_obs *o, const char *addr, char *err, size_t len)
 	snprintf(o->why, sizeof o->why,
 	    "no answer yet from the broker's work socket %s", o->conn.work_url);
 	if (addr && *addr) {
+		/* https serves the worker's own --tls-cert/--tls-key. */
+		nqi_tls_opts t = {o->conn.tls_cert, o->conn.tls_key, NULL};
 		nqi_http_opts h = {.addr = addr,
 		    .metrics_cb = metrics_cb,
 		    .ready_cb = ready_cb,
-		    .arg = o};
-		/* https serves the worker's own --tls-cert/--tls-key. */
-		nqi_tls_opts t = {o->conn.tls_cert, o->conn.tls_key, NULL};
-		if (strncmp(addr, "https://", 8) == 0 &&
-		    nqi_tls_server_config(&t, &h.tls, err, len) != 0)
-			return NQ_EINVAL;
+		    .arg = o,
+		    .tls = strncmp(addr, "https://", 8) == 0 ? &t : NULL,
+		    .max_connections = o->http_max_connections,
+		    .timeout_ms = o->http_timeout_ms};
 		int rv = nqi_http_start(&o->http, &h, err, len);
-		if (h.tls)
-			nng_tls_config_free(h.tls);
 		if (rv != NQ_OK)
 			return rv;
 	}

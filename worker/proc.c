@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -154,13 +155,17 @@ static void children_forget(worker_children *c, pid_t pgid)
  * outlives it. A worker that died before the prctl is seen by getppid.
  */
 static void child_exec(char *const argv[], char *const envp[], const int fds[3],
-    const sigset_t *mask, pid_t parent)
+    const sigset_t *mask, pid_t parent, const struct rlimit *nofile)
 {
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	static const char msg[] = "nq-worker: cannot run /bin/sh\n";
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
 		_exit(127);
 	setpgid(0, 0);
+	/* The descriptor limit nq-worker was started with: its own raised
+	 * one is for itself, and some programs still use select(). */
+	if (nofile->rlim_cur)
+		setrlimit(RLIMIT_NOFILE, nofile);
 	sigaction(SIGPIPE, &dfl, NULL);
 	sigprocmask(SIG_SETMASK, mask, NULL);
 	for (int fd = 0; fd < 3; fd++)
@@ -192,7 +197,7 @@ static int spawn(const worker_proc_spec *spec, const int fds[3], pid_t *pid)
 	} else if (c->n == c->cap) {
 		rv = EAGAIN; /* more commands than slots: a bug, not a stop */
 	} else if ((*pid = fork()) == 0) {
-		child_exec(argv, spec->envp, fds, &none, self);
+		child_exec(argv, spec->envp, fds, &none, self, &c->nofile);
 	} else if (*pid < 0) {
 		rv = errno;
 	} else {

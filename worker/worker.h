@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "nq/nq.h"
@@ -53,6 +54,9 @@ typedef struct worker_children {
 	size_t n, cap;
 	bool closed; /* the worker is stopping: no new children */
 	worker_guard guard;
+	/* the descriptor limit commands get: the one nq-worker was started
+	 * with, before it raised its own (rlim_cur 0: leave it) */
+	struct rlimit nofile;
 } worker_children;
 
 /* Also starts the guard: call it before any thread exists. */
@@ -104,6 +108,9 @@ typedef struct worker_stats {
 	/* handler callbacks in progress: one that outlived the drain still
 	 * uses its handler until it returns */
 	atomic_int running;
+	/* a command could not start for want of descriptors (or processes,
+	 * or memory) and none has started since: NQ-FD-EXHAUSTED was logged */
+	atomic_bool short_of_fds;
 } worker_stats;
 
 /* How an attempt ended, as nq_worker_jobs_total counts it. */
@@ -128,6 +135,18 @@ typedef struct worker_handler {
 	nqi_prom_hist *duration_s; /* succeeded and failed runs */
 } worker_handler;
 
+/* ---- descriptors ---- */
+
+/* What nq-worker holds besides HTTP and its jobs: stdio, the guard's
+ * pipe, libnq's sockets and nng's pollers, the readiness probe's client;
+ * with room to spare. */
+#define WORKER_FDS_BASE 64
+/* What one running job holds at most: its three pipes while the command
+ * starts, then our ends and a pidfd, and /proc while its group ends. */
+#define WORKER_FDS_PER_JOB 6
+/* Fewer HTTP connections than this is no HTTP worth serving. */
+#define WORKER_HTTP_CONNS_MIN 4
+
 /* ---- obs: /metrics, /healthz and /readyz ---- */
 
 /*
@@ -137,6 +156,8 @@ typedef struct worker_handler {
  */
 struct worker_obs {
 	nq_worker *w;
+	unsigned http_max_connections; /* as fitted to the descriptors */
+	uint64_t http_timeout_ms;
 	const worker_handler *handlers;
 	size_t nhandlers;
 	nq_client_opts conn; /* for the probe: work socket, token, TLS */

@@ -522,9 +522,10 @@ static struct worker_done *done_from_result(
 	const char *type = nq_job_type(job);
 	struct worker_done *d;
 	char *why = NULL;
-	if (out != NQ_OUTCOME_SUCCEEDED && out != NQ_OUTCOME_FAILED)
+	if (out != NQ_OUTCOME_SUCCEEDED && out != NQ_OUTCOME_FAILED &&
+	    out != NQ_OUTCOME_RELEASED)
 		why = strdupf("handler for type %s returned outcome %d, not "
-		              "SUCCEEDED or FAILED",
+		              "SUCCEEDED, FAILED or RELEASED",
 		    type, (int)out);
 	else if (res->nomem)
 		why = strdupf(

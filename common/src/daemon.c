@@ -12,54 +12,77 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "nqi/http.h"
 #include "nqi/log.h"
 #include "nqi/tls.h"
 #include "nqi/util.h"
 
-/* The common flags: where each is in nqi_daemon_common, and its help. */
+/* The common flags: where each is in nqi_daemon_common, its kind (the
+ * type its member points to), and its help. */
 static const struct common_flag {
 	const char *name;
 	size_t off;
 	const char *help;
+	nqi_opt_kind kind;
 } common_flags[] = {
     {"data-dir", offsetof(nqi_daemon_common, data_dir),
-        "directory of the LMDB store"},
+        "directory of the LMDB store", NQI_OPT_STR},
     {"sync", offsetof(nqi_daemon_common, sync),
         "always (fsync before confirming) or none (benchmarks only: a "
-        "crash loses recent writes)"},
+        "crash loses recent writes)",
+        NQI_OPT_STR},
     {"producer-tokens", offsetof(nqi_daemon_common, producer_tokens),
-        "file (or env:NAME) of producer tokens, one a line"},
+        "file (or env:NAME) of producer tokens, one a line", NQI_OPT_STR},
     {"worker-tokens", offsetof(nqi_daemon_common, worker_tokens),
-        "file (or env:NAME) of worker tokens"},
+        "file (or env:NAME) of worker tokens", NQI_OPT_STR},
     {"admin-tokens", offsetof(nqi_daemon_common, admin_tokens),
-        "file (or env:NAME) of admin tokens"},
+        "file (or env:NAME) of admin tokens", NQI_OPT_STR},
     {"token-file", offsetof(nqi_daemon_common, token_file),
         "file (or env:NAME) of the token presented to the service this "
-        "one dials"},
+        "one dials",
+        NQI_OPT_STR},
     {"tls-cert", offsetof(nqi_daemon_common, tls_cert),
         "PEM certificate of this service: for its tls+tcp:// and https "
-        "endpoints, and shown to the services it dials over TLS"},
-    {"tls-key", offsetof(nqi_daemon_common, tls_key), "PEM key of --tls-cert"},
+        "endpoints, and shown to the services it dials over TLS",
+        NQI_OPT_STR},
+    {"tls-key", offsetof(nqi_daemon_common, tls_key), "PEM key of --tls-cert",
+        NQI_OPT_STR},
     {"tls-ca", offsetof(nqi_daemon_common, tls_ca),
         "PEM CA: clients must present a certificate it signed, and the "
-        "services this one dials over TLS are verified with it"},
+        "services this one dials over TLS are verified with it",
+        NQI_OPT_STR},
     {"config", offsetof(nqi_daemon_common, config),
         "file of name = value lines, read before the environment and "
-        "flags"},
+        "flags",
+        NQI_OPT_STR},
     {"log-level", offsetof(nqi_daemon_common, log_level),
-        "debug, info, warn or error"},
-    {"log-format", offsetof(nqi_daemon_common, log_format), "text or json"},
+        "debug, info, warn or error", NQI_OPT_STR},
+    {"log-format", offsetof(nqi_daemon_common, log_format), "text or json",
+        NQI_OPT_STR},
     {"ready-file", offsetof(nqi_daemon_common, ready_file),
         "once ready, write the address every socket bound here (NAME=URL "
-        "lines; port 0 in an address picks a free port)"},
+        "lines; port 0 in an address picks a free port)",
+        NQI_OPT_STR},
+    {"http-max-connections", offsetof(nqi_daemon_common, http_max_connections),
+        "HTTP connections open at once; more are closed as soon as "
+        "accepted (nq_http_refused_total)",
+        NQI_OPT_INT},
+    {"http-timeout", offsetof(nqi_daemon_common, http_timeout_ms),
+        "an HTTP connection that sends or takes nothing this long (half a "
+        "request, an idle keep-alive) is closed; whole seconds",
+        NQI_OPT_DURATION},
 };
 
 #define NCOMMON (sizeof common_flags / sizeof *common_flags)
 
-static const char **common_value(
+/* The target of a common flag: every member is a pointer, and pointers
+ * to objects share one representation here. */
+static void *common_value(
     const nqi_daemon_common *c, const struct common_flag *f)
 {
-	return *(const char **const *)((const char *)c + f->off);
+	void *v;
+	memcpy(&v, (const char *)c + f->off, sizeof v);
+	return v;
 }
 
 int nqi_daemon_opts(const nqi_daemon_spec *d, nqi_opt **out, size_t *n)
@@ -68,12 +91,13 @@ int nqi_daemon_opts(const nqi_daemon_spec *d, nqi_opt **out, size_t *n)
 	size_t k = d->nopts;
 	if (!o)
 		return NQ_ENOMEM;
-	memcpy(o, d->opts, d->nopts * sizeof *o);
+	if (d->nopts)
+		memcpy(o, d->opts, d->nopts * sizeof *o);
 	for (size_t i = 0; i < NCOMMON; i++) {
-		const char **v = common_value(&d->common, &common_flags[i]);
+		const struct common_flag *f = &common_flags[i];
+		void *v = common_value(&d->common, f);
 		if (v)
-			o[k++] = (nqi_opt)NQI_OPT(
-			    common_flags[i].name, STR, v, common_flags[i].help);
+			o[k++] = (nqi_opt){f->name, f->kind, v, f->help, false};
 	}
 	*out = o;
 	*n = k;
@@ -89,6 +113,30 @@ static void usage(const nqi_daemon_spec *d, FILE *f, const nqi_opt *o, size_t n)
 	nqi_opts_usage(o, n, f);
 }
 
+/* The HTTP limits; NULL when they are fine. */
+static const char *check_http(const nqi_daemon_common *c)
+{
+	if (c->http_max_connections &&
+	    (*c->http_max_connections < 1 ||
+	        *c->http_max_connections > NQI_HTTP_MAX_CONNECTIONS_MAX))
+		return "--http-max-connections must be from 1 to 65536";
+	if (c->http_timeout_ms && *c->http_timeout_ms < 1000)
+		return "--http-timeout must be at least 1s";
+	if (c->http_timeout_ms && *c->http_timeout_ms > 86400000)
+		return "--http-timeout must be at most 1 day";
+	return NULL;
+}
+
+/* Writes the defaults of the HTTP limits, defined once in http.h, into
+ * targets that hold none. */
+static void http_defaults(const nqi_daemon_common *c)
+{
+	if (c->http_max_connections && *c->http_max_connections == 0)
+		*c->http_max_connections = NQI_HTTP_MAX_CONNECTIONS_DEFAULT;
+	if (c->http_timeout_ms && *c->http_timeout_ms == 0)
+		*c->http_timeout_ms = NQI_HTTP_TIMEOUT_DEFAULT_MS;
+}
+
 /* The checks of the common flags, then the daemon's own. */
 static int check(const nqi_daemon_spec *d, char *why, size_t len)
 {
@@ -97,6 +145,8 @@ static int check(const nqi_daemon_spec *d, char *why, size_t len)
 	if (c->sync && strcmp(*c->sync, "always") != 0 &&
 	    strcmp(*c->sync, "none") != 0)
 		bad = "--sync must be always or none";
+	if (!bad)
+		bad = check_http(c);
 	if (!bad && c->log_level && c->log_format)
 		bad = nqi_log_configure(*c->log_level, *c->log_format);
 	if (!bad && d->check)
@@ -156,6 +206,7 @@ int nqi_daemon_configure(
 {
 	nqi_opt *o;
 	size_t n;
+	http_defaults(&d->common);
 	if (nqi_daemon_opts(d, &o, &n) != NQ_OK) {
 		fprintf(stderr, "%s: out of memory\n", d->prog);
 		return 1;

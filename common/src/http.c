@@ -1,166 +1,271 @@
+/*
+ * The HTTP endpoints on libmicrohttpd (see http.h): one listening socket
+ * bound here, NQI_HTTP_THREADS epoll threads of MHD serving it, a
+ * connection cap enforced at accept, an inactivity timeout, and a bounded
+ * memory pool per connection.
+ */
 #include "nqi/http.h"
 
-#include <arpa/inet.h>
-#include <nng/supplemental/http/http.h>
-#include <nng/supplemental/util/platform.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "nq/nq.h"
 #include "nqi/daemon.h"
+#include "nqi/log.h"
 #include "nqi/util.h"
 
 #define PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define TEXT_CONTENT_TYPE "text/plain; charset=utf-8"
 /* GET requests carry no body; a bigger one is refused with 400. */
 #define BODY_MAX 1024
-#define URL_MAX 320
+#define HOST_MAX 254
+#define LISTEN_BACKLOG 511
 
 struct nqi_http {
-	nng_http_server *server;
+	struct MHD_Daemon *mhd;
 	nqi_http_metrics_cb metrics_cb;
 	nqi_http_ready_cb ready_cb;
 	void *arg;
 	uint16_t port;
-	/* Callbacks in flight and whether stop began: stop waits for the
-	 * first to reach zero so no callback outlives it. */
-	nng_mtx *mtx;
-	nng_cv *cv;
-	int busy;
-	bool stopping;
-	/* The caller's handle plus one per nng handler: nng may free its
-	 * handlers after stop returns (its reaper), and they point here. */
-	atomic_int refs;
+	unsigned max_conns;
+	bool verify_clients; /* a CA is set: client certificates required */
+	atomic_uint conns;   /* open now */
+	atomic_uint_fast64_t refused;
+	char *cert, *key, *ca; /* PEM text, kept while MHD runs */
 };
 
-typedef struct route {
-	const char *path;
-	void (*cb)(nng_aio *);
-} route;
-
-static void http_unref(void *arg)
-{
-	nqi_http *h = arg;
-	if (atomic_fetch_sub(&h->refs, 1) != 1)
-		return;
-	if (h->cv)
-		nng_cv_free(h->cv);
-	if (h->mtx)
-		nng_mtx_free(h->mtx);
-	free(h);
-}
+typedef enum MHD_Result mhd_result;
 
 /* ---- requests ---- */
 
-/* Completes the handler's aio with a response; on failure nng closes the
- * connection, which is all that can be done without memory. */
-static void reply(nng_aio *aio, uint16_t status, const char *type,
-    const char *body, size_t len)
+/* Queues a response holding a copy of body. */
+static mhd_result reply(struct MHD_Connection *c, unsigned status,
+    const char *type, const char *body, size_t len)
 {
-	nng_http_res *res = NULL;
-	int rv = nng_http_res_alloc(&res);
-	if (rv == 0)
-		rv = nng_http_res_set_status(res, status);
-	if (rv == 0)
-		rv = nng_http_res_set_header(res, "Content-Type", type);
-	if (rv == 0)
-		rv = nng_http_res_set_header(res, "Cache-Control", "no-store");
-	/* nng cannot copy zero bytes (it fails to allocate them); setting
-	 * them still writes Content-Length: 0. */
-	if (rv == 0)
-		rv = len ? nng_http_res_copy_data(res, body, len)
-		         : nng_http_res_set_data(res, body, 0);
-	if (rv != 0) {
-		if (res)
-			nng_http_res_free(res);
-		nng_aio_finish(aio, rv);
-		return;
-	}
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+	    len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO; /* out of memory: closing is all there is */
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	mhd_result rv = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return rv;
 }
 
-static void reply_text(nng_aio *aio, uint16_t status, const char *text)
+static mhd_result reply_text(
+    struct MHD_Connection *c, unsigned status, const char *text)
 {
-	reply(aio, status, TEXT_CONTENT_TYPE, text, strlen(text));
+	return reply(c, status, TEXT_CONTENT_TYPE, text, strlen(text));
 }
 
-/* Marks a callback in flight, or answers 503 when the server is stopping
- * and returns NULL. */
-static nqi_http *enter(nng_aio *aio)
+static int prom_value(nqi_prom *p, const char *name, nqi_prom_type type,
+    const char *help, double v)
 {
-	nqi_http *h = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
-	nng_mtx_lock(h->mtx);
-	bool stopping = h->stopping;
-	if (!stopping)
-		h->busy++;
-	nng_mtx_unlock(h->mtx);
-	if (!stopping)
-		return h;
-	reply_text(aio, NNG_HTTP_STATUS_SERVICE_UNAVAILABLE, "stopping");
-	return NULL;
+	int rv = nqi_prom_family(p, name, type, help);
+	return rv ? rv : nqi_prom_sample(p, name, NULL, v);
 }
 
-static void leave(nqi_http *h)
+/* What the server itself tells, after the service's own metrics. */
+static int prom_http(nqi_prom *p, nqi_http *h)
 {
-	nng_mtx_lock(h->mtx);
-	if (--h->busy == 0 && h->stopping)
-		nng_cv_wake(h->cv);
-	nng_mtx_unlock(h->mtx);
+	int rv = prom_value(p, "nq_http_connections", NQI_PROM_GAUGE,
+	    "HTTP connections open now.", atomic_load(&h->conns));
+	if (rv == NQ_OK)
+		rv = prom_value(p, "nq_http_connections_max", NQI_PROM_GAUGE,
+		    "HTTP connections allowed at once "
+		    "(--http-max-connections, or less to fit the descriptor "
+		    "limit).",
+		    h->max_conns);
+	if (rv == NQ_OK)
+		rv = prom_value(p, "nq_http_refused_total", NQI_PROM_COUNTER,
+		    "HTTP connections closed as soon as accepted, because "
+		    "nq_http_connections_max were open.",
+		    (double)atomic_load(&h->refused));
+	return rv;
 }
 
-static void metrics_cb(nng_aio *aio)
+static mhd_result serve_metrics(nqi_http *h, struct MHD_Connection *c)
 {
-	nqi_http *h = enter(aio);
 	nqi_prom *p = NULL;
 	char msg[400];
-	if (!h)
-		return;
+	mhd_result out;
 	int rv = nqi_prom_alloc(&p);
 	if (rv == NQ_OK && h->metrics_cb)
 		rv = h->metrics_cb(p, h->arg);
+	if (rv == NQ_OK)
+		rv = prom_http(p, h);
 	if (rv == NQ_OK) {
 		size_t len;
 		const char *text = nqi_prom_text(p, &len);
-		reply(aio, NNG_HTTP_STATUS_OK, PROM_CONTENT_TYPE, text, len);
+		out = reply(c, MHD_HTTP_OK, PROM_CONTENT_TYPE, text, len);
 	} else {
 		const char *why = p ? nqi_prom_error(p) : "";
 		snprintf(msg, sizeof msg, "metrics unavailable: %s%s%s",
 		    nq_strerror(rv), *why ? ": " : "", why);
-		reply_text(aio, NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR, msg);
+		out = reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, msg);
 	}
 	nqi_prom_free(p);
-	leave(h);
+	return out;
 }
 
-static void healthz_cb(nng_aio *aio)
+static mhd_result serve_readyz(nqi_http *h, struct MHD_Connection *c)
 {
-	reply_text(aio, NNG_HTTP_STATUS_OK, "ok");
-}
-
-static void readyz_cb(nng_aio *aio)
-{
-	nqi_http *h = enter(aio);
 	char why[256] = "";
-	if (!h)
-		return;
 	bool ready = !h->ready_cb || h->ready_cb(h->arg, why, sizeof why);
 	why[sizeof why - 1] = '\0';
 	if (ready)
-		reply_text(aio, NNG_HTTP_STATUS_OK, "ready");
-	else
-		reply_text(aio, NNG_HTTP_STATUS_SERVICE_UNAVAILABLE,
-		    *why ? why : "not ready");
-	leave(h);
+		return reply_text(c, MHD_HTTP_OK, "ready");
+	return reply_text(
+	    c, MHD_HTTP_SERVICE_UNAVAILABLE, *why ? why : "not ready");
 }
 
-static const route routes[] = {
-    {"/metrics", metrics_cb},
-    {"/healthz", healthz_cb},
-    {"/readyz", readyz_cb},
+static mhd_result serve_healthz(nqi_http *h, struct MHD_Connection *c)
+{
+	(void)h;
+	return reply_text(c, MHD_HTTP_OK, "ok");
+}
+
+static const struct route {
+	const char *path;
+	mhd_result (*serve)(nqi_http *h, struct MHD_Connection *c);
+} routes[] = {
+    {"/metrics", serve_metrics},
+    {"/healthz", serve_healthz},
+    {"/readyz", serve_readyz},
 };
+
+static const struct route *route_for(const char *url)
+{
+	for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
+		if (strcmp(url, routes[i].path) == 0)
+			return &routes[i];
+	return NULL;
+}
+
+/* The answers that need no body read: a wrong path or method, or a body
+ * announced too big. Given on the first call, before the body, so MHD
+ * skips the body and closes the connection after the answer. False when
+ * the request is fine. */
+static bool refuse_early(struct MHD_Connection *c, const char *method,
+    const struct route *r, mhd_result *rv)
+{
+	const char *cl = MHD_lookup_connection_value(
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (!r)
+		*rv = reply_text(c, MHD_HTTP_NOT_FOUND, "not found");
+	else if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	         strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		*rv = reply_text(
+		    c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+	else if (cl && strtoull(cl, NULL, 10) > BODY_MAX)
+		*rv = reply_text(
+		    c, MHD_HTTP_BAD_REQUEST, "request body too large");
+	else
+		return false;
+	return true;
+}
+
+/*
+ * MHD's access handler: called once the headers are in (*req_cls still
+ * NULL), then with each piece of the body, then once more with none. The
+ * request's state is the count of body bytes seen plus one, kept in the
+ * pointer itself, so that a request allocates nothing here.
+ */
+static mhd_result access_cb(void *cls, struct MHD_Connection *c,
+    const char *url, const char *method, const char *version,
+    const char *upload, size_t *upload_size, void **req_cls)
+{
+	nqi_http *h = cls;
+	uintptr_t seen = (uintptr_t)*req_cls;
+	const struct route *r = route_for(url);
+	mhd_result rv = MHD_YES;
+	(void)version;
+	(void)upload;
+	if (seen == 0) {
+		*req_cls = (void *)(uintptr_t)1;
+		refuse_early(c, method, r, &rv);
+		return rv;
+	}
+	if (*upload_size) {
+		seen += *upload_size;
+		*upload_size = 0;
+		*req_cls = (void *)seen;
+		return MHD_YES;
+	}
+	/* A body that announced no length, and was too big: it was read
+	 * and dropped, since MHD takes no answer in the middle of one. */
+	if (!r || seen - 1 > BODY_MAX)
+		return reply_text(
+		    c, MHD_HTTP_BAD_REQUEST, "request body too large");
+	return r->serve(h, c);
+}
+
+/* ---- connections ---- */
+
+/* Called by MHD right after accept: past the cap, the connection is
+ * closed before it costs more than the accept. */
+static mhd_result accept_cb(
+    void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	nqi_http *h = cls;
+	(void)addr;
+	(void)addrlen;
+	if (atomic_load(&h->conns) < h->max_conns)
+		return MHD_YES;
+	atomic_fetch_add(&h->refused, 1);
+	return MHD_NO;
+}
+
+/* Counts connections; with a CA, also makes the TLS handshake require a
+ * client certificate the CA signed (MHD itself only asks for one). */
+static void conn_cb(void *cls, struct MHD_Connection *c, void **socket_ctx,
+    enum MHD_ConnectionNotificationCode code)
+{
+	nqi_http *h = cls;
+	(void)socket_ctx;
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		atomic_fetch_sub(&h->conns, 1);
+		return;
+	}
+	atomic_fetch_add(&h->conns, 1);
+	const union MHD_ConnectionInfo *info =
+	    h->verify_clients
+	        ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION)
+	        : NULL;
+	if (info && info->tls_session) {
+		gnutls_session_t s = info->tls_session;
+		gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
+		gnutls_session_set_verify_cert(s, NULL, 0);
+	}
+}
+
+/* MHD's own messages (a failed accept, a broken handshake) are about one
+ * client at a time: debug lines, so that a hostile crowd cannot flood the
+ * log. */
+static void mhd_log_cb(void *cls, const char *fmt, va_list ap)
+{
+	char msg[256];
+	(void)cls;
+	if (!nqi_log_enabled(NQI_LOG_DEBUG))
+		return;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	nqi_debug("NQ-HTTP-SERVER", NQI_S("says", msg));
+}
 
 /* ---- addresses ---- */
 
@@ -234,12 +339,12 @@ static int split_scheme(
 	return NQ_OK;
 }
 
-/* Turns what the operator wrote into the URL nng wants. */
-static int build_url(
-    const char *addr, bool tls, char url[URL_MAX], char *err, size_t errlen)
+/* Splits what the operator wrote into the host (the brackets of an IPv6
+ * address dropped) and the port. */
+static int parse_addr(const char *addr, bool tls, char host[HOST_MAX],
+    unsigned *port, char *err, size_t errlen)
 {
 	const char *hp;
-	unsigned port;
 	if (!addr || !*addr) {
 		snprintf(err, errlen,
 		    "HTTP address is missing (want "
@@ -250,125 +355,212 @@ static int build_url(
 	if (rv != NQ_OK)
 		return rv;
 	size_t n = host_len(hp);
-	if (n == 0 || n > 253 || !parse_port(hp + n, &port)) {
+	if (n == 0 || n >= HOST_MAX || !parse_port(hp + n, port)) {
 		snprintf(err, errlen,
 		    "HTTP address \"%s\" is not host:port "
 		    "with a port from 0 to 65535 (e.g. 127.0.0.1:7480)",
 		    addr);
 		return NQ_EINVAL;
 	}
-	snprintf(url, URL_MAX, "%s://%.*s:%u", tls ? "https" : "http", (int)n,
-	    hp, port);
+	bool bracketed = hp[0] == '[';
+	snprintf(host, HOST_MAX, "%.*s", (int)(bracketed ? n - 2 : n),
+	    hp + bracketed);
 	return NQ_OK;
 }
 
 /* ---- server ---- */
 
-/* nng hands out the running server of an address again, so a route that
- * exists already means another nqi_http of this process serves it. */
-static int route_failed(
-    const char *path, const char *addr, int rv, char *err, size_t errlen)
+/* The error a failed bind or listen maps to: a port taken (or not ours
+ * to take) is unavailable; an address that is not this host's is wrong. */
+static int listen_error(int e)
 {
-	if (rv == NNG_EADDRINUSE) {
-		snprintf(err, errlen,
-		    "HTTP address %s is already served by "
-		    "this process",
-		    addr);
-		return NQ_EUNAVAIL;
-	}
-	snprintf(err, errlen, "HTTP handler %s on %s: %s", path, addr,
-	    nng_strerror(rv));
-	return nqi_err_from_nng(rv);
+	if (e == ENOMEM || e == ENOBUFS)
+		return NQ_ENOMEM;
+	return e == EADDRNOTAVAIL || e == EAFNOSUPPORT ? NQ_EINVAL
+	                                               : NQ_EUNAVAIL;
 }
 
-static int add_routes(nqi_http *h, const char *addr, char *err, size_t errlen)
+/* The address of a name to bind: its first IPv4 one when it has one
+ * ("localhost" is 127.0.0.1 wherever it also is ::1), else its first. */
+static const struct addrinfo *bind_addr(const struct addrinfo *ai)
 {
-	for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
-		nng_http_handler *hd;
-		int rv =
-		    nng_http_handler_alloc(&hd, routes[i].path, routes[i].cb);
-		if (rv != 0)
-			return route_failed(
-			    routes[i].path, addr, rv, err, errlen);
-		atomic_fetch_add(&h->refs, 1);
-		nng_http_handler_set_data(hd, h, http_unref);
-		nng_http_handler_collect_body(hd, true, BODY_MAX);
-		if ((rv = nng_http_server_add_handler(h->server, hd)) != 0) {
-			nng_http_handler_free(hd);
-			return route_failed(
-			    routes[i].path, addr, rv, err, errlen);
-		}
-	}
-	return NQ_OK;
+	for (const struct addrinfo *a = ai; a; a = a->ai_next)
+		if (a->ai_family == AF_INET)
+			return a;
+	return ai;
 }
 
-static uint16_t bound_port(nng_http_server *s)
-{
-	nng_sockaddr sa;
-	if (nng_http_server_get_addr(s, &sa) != 0)
-		return 0;
-	if (sa.s_family == NNG_AF_INET6)
-		return ntohs(sa.s_in6.sa_port);
-	return ntohs(sa.s_in.sa_port);
-}
-
-/* Resolves the address, installs the routes and starts listening. */
-static int serve(nqi_http *h, const nqi_http_opts *o, const char *url,
+/* Binds and listens on host:port (see bind_addr); writes the socket
+ * (non-blocking, close-on-exec) into *fd. */
+static int listen_on(const char *addr, const char *host, unsigned port, int *fd,
     char *err, size_t errlen)
 {
-	nng_url *u = NULL;
-	int rv = nng_url_parse(&u, url);
-	if (rv == 0)
-		rv = nng_http_server_hold(&h->server, u);
-	nng_url_free(u);
-	if (rv != 0) {
-		snprintf(err, errlen, "cannot use HTTP address %s: %s", o->addr,
-		    nng_strerror(rv));
-		return rv == NNG_ENOMEM ? NQ_ENOMEM : NQ_EINVAL;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	char svc[8];
+	int one = 1, rv = NQ_OK;
+	snprintf(svc, sizeof svc, "%u", port);
+	int g = getaddrinfo(host, svc, &hints, &ai);
+	if (g != 0) {
+		snprintf(err, errlen, "cannot use HTTP address %s: %s", addr,
+		    gai_strerror(g));
+		return g == EAI_MEMORY ? NQ_ENOMEM : NQ_EINVAL;
 	}
-	if (o->tls && (rv = nng_http_server_set_tls(h->server, o->tls))) {
-		snprintf(err, errlen, "cannot use TLS on HTTP address %s: %s",
-		    o->addr, nng_strerror(rv));
-		return nqi_err_from_nng(rv);
-	}
-	if ((rv = add_routes(h, o->addr, err, errlen)) != NQ_OK)
-		return rv;
-	if ((rv = nng_http_server_start(h->server)) != 0) {
+	const struct addrinfo *a = bind_addr(ai);
+	*fd =
+	    socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (*fd < 0 ||
+	    setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+	    bind(*fd, a->ai_addr, a->ai_addrlen) != 0 ||
+	    listen(*fd, LISTEN_BACKLOG) != 0) {
+		int e = errno;
 		snprintf(err, errlen, "cannot listen on HTTP address %s: %s",
-		    o->addr, nng_strerror(rv));
-		return rv == NNG_ENOMEM ? NQ_ENOMEM : NQ_EUNAVAIL;
+		    addr, strerror(e));
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+		rv = listen_error(e);
 	}
-	h->port = bound_port(h->server);
+	freeaddrinfo(ai);
+	return rv;
+}
+
+static uint16_t bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Reads the PEM files of o: the key from the certificate's file when no
+ * key file is named (one file holding both). */
+static int read_tls(nqi_http *h, const char *addr, const nqi_tls_opts *o,
+    char *err, size_t errlen)
+{
+	bool own_key = o->key && *o->key;
+	const char *bad = NULL;
+	if (!o->cert || !*o->cert) {
+		snprintf(err, errlen, "https on %s needs --tls-cert", addr);
+		return NQ_EINVAL;
+	}
+	if (!(h->cert = nqi_tls_read_pem(o->cert)))
+		bad = o->cert;
+	else if (!(h->key =
+	                 own_key ? nqi_tls_read_pem(o->key) : strdup(h->cert)))
+		bad = o->key;
+	else if (o->ca && *o->ca && !(h->ca = nqi_tls_read_pem(o->ca)))
+		bad = o->ca;
+	if (bad) {
+		snprintf(err, errlen, "https on %s: cannot read %s", addr, bad);
+		return NQ_EINVAL;
+	}
+	h->verify_clients = h->ca != NULL;
+	return NQ_OK;
+}
+
+/* The limits and hooks every server gets; the TLS files when it has them.
+ * MHD's own cap is set above ours on each thread, so that accept_cb sees
+ * (and counts) every connection past ours. */
+static size_t mhd_options(
+    nqi_http *h, int fd, unsigned timeout_s, struct MHD_OptionItem o[12])
+{
+	size_t n = 0;
+	unsigned per_thread = h->max_conns + 1;
+	o[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
+	o[n++] = (struct MHD_OptionItem){
+	    MHD_OPTION_THREAD_POOL_SIZE, NQI_HTTP_THREADS, NULL};
+	o[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+	    (intptr_t)per_thread * NQI_HTTP_THREADS, NULL};
+	o[n++] = (struct MHD_OptionItem){
+	    MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, NULL};
+	o[n++] = (struct MHD_OptionItem){
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, NQI_HTTP_CONN_MEMORY, NULL};
+	o[n++] = (struct MHD_OptionItem){
+	    MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)conn_cb, h};
+	o[n++] = (struct MHD_OptionItem){
+	    MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log_cb, NULL};
+	if (h->cert) {
+		o[n++] = (struct MHD_OptionItem){
+		    MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert};
+		o[n++] = (struct MHD_OptionItem){
+		    MHD_OPTION_HTTPS_MEM_KEY, 0, h->key};
+	}
+	if (h->ca)
+		o[n++] = (struct MHD_OptionItem){
+		    MHD_OPTION_HTTPS_MEM_TRUST, 0, h->ca};
+	o[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	return n;
+}
+
+/* Listens and starts MHD's threads on the socket. */
+static int serve(nqi_http *h, const nqi_http_opts *o, const char *host,
+    unsigned port, char *err, size_t errlen)
+{
+	struct MHD_OptionItem items[12];
+	uint64_t timeout_ms =
+	    o->timeout_ms ? o->timeout_ms : NQI_HTTP_TIMEOUT_DEFAULT_MS;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	                 MHD_USE_ERROR_LOG | (h->cert ? MHD_USE_TLS : 0);
+	int fd, rv = listen_on(o->addr, host, port, &fd, err, errlen);
+	if (rv != NQ_OK)
+		return rv;
+	h->port = bound_port(fd);
+	mhd_options(h, fd, (unsigned)((timeout_ms + 999) / 1000), items);
+	h->mhd = MHD_start_daemon(flags, 0, accept_cb, h, access_cb, h,
+	    MHD_OPTION_ARRAY, items, MHD_OPTION_END);
+	if (!h->mhd) {
+		snprintf(err, errlen, "cannot serve HTTP address %s%s", o->addr,
+		    h->cert ? ": the TLS certificate and key do not go "
+		              "together, or are not PEM"
+		            : "");
+		close(fd);
+		return h->cert ? NQ_EINVAL : NQ_ENOMEM;
+	}
 	nqi_daemon_bound("http", o->addr, h->port);
 	return NQ_OK;
+}
+
+static void http_free(nqi_http *h)
+{
+	if (h->key)
+		memset(h->key, 0, strlen(h->key));
+	free(h->cert);
+	free(h->key);
+	free(h->ca);
+	free(h);
 }
 
 int nqi_http_start(
     nqi_http **out, const nqi_http_opts *o, char *err, size_t errlen)
 {
-	char url[URL_MAX];
+	char host[HOST_MAX];
+	unsigned port;
 	nqi_http *h;
-	int rv = build_url(o->addr, o->tls != NULL, url, err, errlen);
+	int rv = parse_addr(o->addr, o->tls != NULL, host, &port, err, errlen);
 	if (rv != NQ_OK)
 		return rv;
 	if (!(h = calloc(1, sizeof *h))) {
 		snprintf(err, errlen, "HTTP server: out of memory");
 		return NQ_ENOMEM;
 	}
-	atomic_init(&h->refs, 1);
 	h->metrics_cb = o->metrics_cb;
 	h->ready_cb = o->ready_cb;
 	h->arg = o->arg;
-	if (nng_mtx_alloc(&h->mtx) != 0 || nng_cv_alloc(&h->cv, h->mtx) != 0) {
-		snprintf(err, errlen, "HTTP server: out of memory");
-		rv = NQ_ENOMEM;
-	} else {
-		rv = serve(h, o, url, err, errlen);
-	}
+	h->max_conns = o->max_connections ? o->max_connections
+	                                  : NQI_HTTP_MAX_CONNECTIONS_DEFAULT;
+	atomic_init(&h->conns, 0);
+	atomic_init(&h->refused, 0);
+	if (o->tls)
+		rv = read_tls(h, o->addr, o->tls, err, errlen);
+	if (rv == NQ_OK)
+		rv = serve(h, o, host, port, err, errlen);
 	if (rv != NQ_OK) {
-		if (h->server)
-			nng_http_server_release(h->server);
-		http_unref(h);
+		http_free(h);
 		return rv;
 	}
 	*out = h;
@@ -384,12 +576,6 @@ void nqi_http_stop(nqi_http *h)
 {
 	if (!h)
 		return;
-	nng_mtx_lock(h->mtx);
-	h->stopping = true;
-	while (h->busy > 0)
-		nng_cv_wait(h->cv);
-	nng_mtx_unlock(h->mtx);
-	nng_http_server_stop(h->server);
-	nng_http_server_release(h->server);
-	http_unref(h);
+	MHD_stop_daemon(h->mhd); /* joins its threads, closes the socket */
+	http_free(h);
 }

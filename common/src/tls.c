@@ -20,8 +20,8 @@ bool nqi_url_is_tls(const char *url)
 	return false;
 }
 
-/* Reads a PEM file into a NUL-terminated string the caller frees. */
-static char *read_pem(const char *path)
+/* See tls.h. */
+char *nqi_tls_read_pem(const char *path)
 {
 	FILE *f = fopen(path, "r");
 	if (!f)
@@ -48,7 +48,7 @@ static int own_cert(
 		    "TLS: %s is not a PEM certificate with its key", o->cert);
 		return NQ_EINVAL;
 	}
-	char *cert = read_pem(o->cert), *key = read_pem(o->key);
+	char *cert = nqi_tls_read_pem(o->cert), *key = nqi_tls_read_pem(o->key);
 	int rv = NQ_OK;
 	if (!cert || !key) {
 		snprintf(err, errlen, "TLS: cannot read %s",

@@ -13,6 +13,7 @@
 #include <nng/supplemental/http/http.h>
 #include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nq/nq.h"
@@ -152,6 +154,24 @@ static int parse_response(const char *buf, size_t n, response *r)
 	return 0;
 }
 
+/* A loopback connection to port, with 5 s timeouts; -1 when refused. */
+static int dial(uint16_t port)
+{
+	struct timeval tv = {5, 0};
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	    .sin_port = htons(port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* One request over a fresh connection; returns 0 once a whole response
  * came back, -1 when the connection failed. Bounded by 5 s timeouts. */
 static int request(
@@ -159,17 +179,10 @@ static int request(
 {
 	static char buf[32768];
 	char req[256];
-	struct timeval tv = {5, 0};
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-	    .sin_port = htons(port),
-	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0), n = 0;
+	int fd = dial(port), n = 0;
 	ssize_t got = 0;
-	assert_true(fd >= 0);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-		goto fail;
+	if (fd < 0)
+		return -1;
 	int len = snprintf(req, sizeof req,
 	    "%s %s HTTP/1.1\r\nHost: "
 	    "127.0.0.1:%u\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -210,7 +223,11 @@ static void test_http_metrics_served(void **st)
 		    scrape);
 		assert_int_equal(r->status, 200);
 		assert_string_equal(r->type, PROM_TYPE);
-		assert_string_equal(r->body, want);
+		/* The service's families, then the server's own. */
+		assert_memory_equal(r->body, want, strlen(want));
+		assert_non_null(strstr(r->body + strlen(want),
+		    "# TYPE nq_http_connections "
+		    "gauge\nnq_http_connections 1\n"));
 	}
 }
 
@@ -259,7 +276,8 @@ static void test_http_null_callbacks_serve_defaults(void **st)
 	uint16_t port = nqi_http_port(f->http);
 	response *r = get(port, "/metrics");
 	assert_int_equal(r->status, 200);
-	assert_int_equal(r->len, 0);
+	assert_int_equal(
+	    strncmp(r->body, "# HELP nq_http_connections ", 27), 0);
 	r = get(port, "/readyz");
 	assert_int_equal(r->status, 200);
 	assert_string_equal(r->body, "ready");
@@ -411,8 +429,7 @@ static void test_http_stop_waits_for_callbacks(void **st)
 	assert_int_equal(atomic_load(&f->scrapes), 1);
 }
 
-/* GET over https with nng's HTTP client on a kept-alive connection (see
- * http.h on nng 1.5.2 and "Connection: close" over TLS). The client skips
+/* GET over https with nng's HTTP client. The client skips
  * verification: what is tested is that the server speaks TLS with the
  * config it was given. */
 static int https_get(uint16_t port, const char *path, response *r)
@@ -474,26 +491,26 @@ static int https_get(uint16_t port, const char *path, response *r)
 	return rv;
 }
 
-static void test_http_https_with_tls_config(void **st)
+/* Writes text into a fresh file under /tmp; its name into path. */
+static void write_temp(char path[64], const char *text)
 {
-	fixture *f = *st;
-	nng_tls_config *tls;
+	snprintf(path, 64, "/tmp/nq-test-http-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void https_serves(fixture *f, const nqi_tls_opts *tls)
+{
 	char err[256] = "";
-	assert_int_equal(nng_tls_config_alloc(&tls, NNG_TLS_MODE_SERVER), 0);
-	assert_int_equal(
-	    nng_tls_config_own_cert(tls, test_cert, test_key, NULL), 0);
-	nqi_http_opts o = {.addr = "http://127.0.0.1:0", .tls = tls};
-	assert_int_equal(
-	    nqi_http_start(&f->http, &o, err, sizeof err), NQ_EINVAL);
-	assert_non_null(strstr(err, "a TLS certificate is configured"));
-	o = (nqi_http_opts){.addr = "127.0.0.1:0",
+	nqi_http_opts o = {.addr = "127.0.0.1:0",
 	    .metrics_cb = fill_metrics_cb,
 	    .ready_cb = ready_cb,
 	    .arg = f,
 	    .tls = tls};
 	if (nqi_http_start(&f->http, &o, err, sizeof err) != NQ_OK)
 		fail_msg("https start: %s", err);
-	nng_tls_config_free(tls); /* the server holds its own reference */
 	uint16_t port = nqi_http_port(f->http);
 	response r;
 	assert_int_equal(https_get(port, "/readyz", &r), 0);
@@ -506,6 +523,202 @@ static void test_http_https_with_tls_config(void **st)
 	response plain = {.status = 0};
 	if (request(port, "GET", "/healthz", &plain) == 0)
 		assert_int_not_equal(plain.status, 200);
+	nqi_http_stop(f->http);
+	f->http = NULL;
+}
+
+static void test_http_https_with_tls_files(void **st)
+{
+	fixture *f = *st;
+	char cert[64], key[64], both[64], both_text[4096], err[256] = "";
+	write_temp(cert, test_cert);
+	write_temp(key, test_key);
+	snprintf(both_text, sizeof both_text, "%s%s", test_cert, test_key);
+	write_temp(both, both_text);
+	nqi_tls_opts tls = {.cert = cert, .key = key};
+	nqi_http_opts o = {.addr = "http://127.0.0.1:0", .tls = &tls};
+	assert_int_equal(
+	    nqi_http_start(&f->http, &o, err, sizeof err), NQ_EINVAL);
+	assert_non_null(strstr(err, "a TLS certificate is configured"));
+	https_serves(f, &tls);
+	/* One file holding the certificate and its key. */
+	https_serves(f, &(nqi_tls_opts){.cert = both});
+	/* A file that cannot be read is named. */
+	o = (nqi_http_opts){.addr = "https://127.0.0.1:0",
+	    .tls = &(nqi_tls_opts){.cert = cert, .key = "/nonexistent.pem"}};
+	assert_int_equal(
+	    nqi_http_start(&f->http, &o, err, sizeof err), NQ_EINVAL);
+	assert_non_null(strstr(err, "/nonexistent.pem"));
+	unlink(cert);
+	unlink(key);
+	unlink(both);
+}
+
+/* True when the server closed fd (read gives 0 or a reset) within 5 s. */
+static bool closed_by_server(int fd)
+{
+	char c;
+	return read(fd, &c, 1) <= 0 && errno != EAGAIN && errno != EWOULDBLOCK;
+}
+
+static uint16_t start_limited(fixture *f, unsigned cap, uint64_t timeout_ms)
+{
+	char err[256] = "";
+	nqi_http_opts o = {.addr = "127.0.0.1:0",
+	    .metrics_cb = fill_metrics_cb,
+	    .arg = f,
+	    .max_connections = cap,
+	    .timeout_ms = timeout_ms};
+	if (nqi_http_start(&f->http, &o, err, sizeof err) != NQ_OK)
+		fail_msg("start: %s", err);
+	return nqi_http_port(f->http);
+}
+
+static void test_http_connections_past_the_cap_closed(void **st)
+{
+	fixture *f = *st;
+	int held[4], extra[6];
+	uint16_t port = start_limited(f, 4, 60000);
+	for (size_t i = 0; i < COUNT(held); i++) {
+		assert_true((held[i] = dial(port)) >= 0);
+		/* Half a request: the server holds it, waiting for more. */
+		assert_int_equal(write(held[i], "GET /met", 8), 8);
+	}
+	nng_msleep(200);
+	for (size_t i = 0; i < COUNT(extra); i++) {
+		extra[i] = dial(port);
+		if (extra[i] >= 0)
+			assert_true(closed_by_server(extra[i]));
+	}
+	/* A held one still gets its answer. */
+	const char rest[] = "rics HTTP/1.1\r\nHost: x\r\n\r\n";
+	char buf[4096];
+	assert_int_equal(
+	    write(held[0], rest, strlen(rest)), (ssize_t)strlen(rest));
+	ssize_t n = read(held[0], buf, sizeof buf - 1);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_int_equal(strncmp(buf, "HTTP/1.1 200", 12), 0);
+	for (size_t i = 0; i < COUNT(held); i++)
+		close(held[i]);
+	for (size_t i = 0; i < COUNT(extra); i++)
+		if (extra[i] >= 0)
+			close(extra[i]);
+	/* Room again once they are gone; the metrics tell what happened. */
+	response *r = NULL;
+	for (int i = 0; i < 50; i++) {
+		static response got;
+		if (request(port, "GET", "/metrics", &got) == 0) {
+			r = &got;
+			break;
+		}
+		nng_msleep(20);
+	}
+	assert_non_null(r);
+	assert_int_equal(r->status, 200);
+	assert_non_null(strstr(r->body, "\nnq_http_connections_max 4\n"));
+	/* The six, and any try above that came before the closes landed. */
+	const char *refused = strstr(r->body, "\nnq_http_refused_total ");
+	assert_non_null(refused);
+	assert_true(atoi(refused + 23) >= 6);
+}
+
+static void test_http_idle_connection_timed_out(void **st)
+{
+	fixture *f = *st;
+	uint16_t port = start_limited(f, 0, 1000);
+	int idle = dial(port), half = dial(port);
+	assert_true(idle >= 0 && half >= 0);
+	assert_int_equal(write(half, "GET /metrics HTTP/1.1\r\nHo", 25), 25);
+	uint64_t t0 = (uint64_t)time(NULL);
+	assert_true(closed_by_server(idle));
+	assert_true(closed_by_server(half));
+	assert_true((uint64_t)time(NULL) - t0 <= 4);
+	close(idle);
+	close(half);
+	assert_int_equal(get(port, "/healthz")->status, 200);
+}
+
+/* Reads until the connection closes or n status lines came. */
+static int count_statuses(int fd, int n, int *ok)
+{
+	static char buf[1 << 20];
+	size_t len = 0;
+	int lines = 0;
+	*ok = 0;
+	while (lines < n && len < sizeof buf - 1) {
+		ssize_t got = read(fd, buf + len, sizeof buf - 1 - len);
+		if (got <= 0)
+			break;
+		len += (size_t)got;
+		buf[len] = '\0';
+		lines = 0;
+		*ok = 0;
+		for (char *p = buf; (p = strstr(p, "HTTP/1.1 ")); p += 9) {
+			lines++;
+			*ok += strncmp(p, "HTTP/1.1 200", 12) == 0;
+		}
+	}
+	return lines;
+}
+
+static void test_http_pipelined_requests_all_answered(void **st)
+{
+	fixture *f = *st;
+	static char reqs[600 * 64];
+	size_t len = 0;
+	int ok;
+	uint16_t port = start(f, "127.0.0.1:0");
+	for (int i = 0; i < 600; i++)
+		len += (size_t)snprintf(reqs + len, sizeof reqs - len,
+		    "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+	int fd = dial(port);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, reqs, len), (ssize_t)len);
+	assert_int_equal(count_statuses(fd, 600, &ok), 600);
+	assert_int_equal(ok, 600);
+	close(fd);
+}
+
+/* Sends raw (a whole request) on a fresh connection; the status of the
+ * answer, -1 when none came. */
+static int raw_status(uint16_t port, const char *raw, size_t len)
+{
+	char buf[4096];
+	int fd = dial(port), st = -1;
+	assert_true(fd >= 0);
+	if (write(fd, raw, len) == (ssize_t)len) {
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		if (n <= 0 || sscanf(buf, "HTTP/1.1 %d", &st) != 1)
+			st = -1;
+	}
+	close(fd);
+	return st;
+}
+
+static void test_http_request_bodies_bounded(void **st)
+{
+	fixture *f = *st;
+	static char raw[8192], body[2000];
+	uint16_t port = start(f, "127.0.0.1:0");
+	memset(body, 'b', sizeof body);
+	int n = snprintf(raw, sizeof raw,
+	    "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+	    "%.100s",
+	    body);
+	assert_int_equal(raw_status(port, raw, (size_t)n), 200);
+	n = snprintf(raw, sizeof raw,
+	    "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n"
+	    "%.2000s",
+	    body);
+	assert_int_equal(raw_status(port, raw, (size_t)n), 400);
+	/* Chunked, so no length is announced: read, dropped, refused. */
+	n = snprintf(raw, sizeof raw,
+	    "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+	    "chunked\r\n\r\n7d0\r\n%.2000s\r\n0\r\n\r\n",
+	    body);
+	assert_int_equal(raw_status(port, raw, (size_t)n), 400);
 }
 
 /* An argument runs only the tests whose names match it (cmocka pattern). */
@@ -523,7 +736,11 @@ int main(int argc, char **argv)
 	    T(test_http_taken_port_refused),
 	    T(test_http_restart_same_port),
 	    T(test_http_stop_waits_for_callbacks),
-	    T(test_http_https_with_tls_config),
+	    T(test_http_https_with_tls_files),
+	    T(test_http_connections_past_the_cap_closed),
+	    T(test_http_idle_connection_timed_out),
+	    T(test_http_pipelined_requests_all_answered),
+	    T(test_http_request_bodies_bounded),
 #undef T
 	};
 	if (argc > 1)

@@ -28,7 +28,7 @@ int obs_free_addr(char *out, size_t len)
 
 /* ---- HTTP ---- */
 
-static int http_connect(const char *addr)
+int obs_http_connect(const char *addr)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	struct timeval tv = {.tv_sec = HTTP_TIMEOUT_S};
@@ -85,12 +85,40 @@ static int http_read(int fd, char **out, size_t *len)
 	return 0;
 }
 
-static int http_get(
-    const char *addr, const char *path, int *status, char **body, bool quiet)
+/* Sends GET path on fd (with "Connection: close" unless keep) and reads
+ * the answer into *status and *body. */
+static int http_exchange(int fd, const char *addr, const char *path, bool keep,
+    bool quiet, int *status, char **body)
 {
 	char req[512], *resp;
 	size_t len;
-	int fd = http_connect(addr);
+	int n =
+	    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n",
+	        path, addr, keep ? "" : "Connection: close\r\n");
+	int rv = write(fd, req, (size_t)n) == n ? 0 : EIO;
+	if (rv == 0)
+		rv = http_read(fd, &resp, &len);
+	if (rv != 0)
+		return rv;
+	char *sep = strstr(resp, "\r\n\r\n");
+	if (sscanf(resp, "HTTP/1.%*d %d", status) != 1 || !sep) {
+		if (!quiet)
+			fprintf(stderr,
+			    "obs: GET http://%s%s: not an HTTP response: "
+			    "%.200s\n",
+			    addr, path, resp);
+		free(resp);
+		return EPROTO;
+	}
+	*body = strdup(sep + 4);
+	free(resp);
+	return *body ? 0 : ENOMEM;
+}
+
+static int http_get(
+    const char *addr, const char *path, int *status, char **body, bool quiet)
+{
+	int fd = obs_http_connect(addr);
 	if (fd < 0) {
 		if (!quiet)
 			fprintf(stderr,
@@ -98,27 +126,21 @@ static int http_get(
 			    strerror(errno));
 		return ECONNREFUSED;
 	}
-	int n = snprintf(req, sizeof req,
-	    "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
-	    addr);
-	int rv = write(fd, req, (size_t)n) == n ? 0 : EIO;
-	if (rv == 0)
-		rv = http_read(fd, &resp, &len);
+	int rv = http_exchange(fd, addr, path, false, quiet, status, body);
 	close(fd);
-	if (rv != 0)
-		return rv;
-	char *sep = strstr(resp, "\r\n\r\n");
-	if (sscanf(resp, "HTTP/1.%*d %d", status) != 1 || !sep) {
-		fprintf(stderr,
-		    "obs: GET http://%s%s: not an HTTP response: "
-		    "%.200s\n",
-		    addr, path, resp);
-		free(resp);
-		return EPROTO;
-	}
-	*body = strdup(sep + 4);
-	free(resp);
-	return *body ? 0 : ENOMEM;
+	return rv;
+}
+
+int obs_http_get_on(
+    int fd, const char *addr, const char *path, int *status, char **body)
+{
+	return http_exchange(fd, addr, path, true, false, status, body);
+}
+
+int obs_http_get_quiet(
+    const char *addr, const char *path, int *status, char **body)
+{
+	return http_get(addr, path, status, body, true);
 }
 
 int obs_http_get(const char *addr, const char *path, int *status, char **body)

@@ -27,6 +27,14 @@ int obs_free_addr(char *out, size_t len);
 
 /* GET http://addr/path with a 5 s bound. *body is malloc'd (NUL-ended). */
 int obs_http_get(const char *addr, const char *path, int *status, char **body);
+/* A connection to addr (IPV4:PORT) with 5 s timeouts; -1 when it fails. */
+int obs_http_connect(const char *addr);
+/* obs_http_get saying nothing when it fails (for polls). */
+int obs_http_get_quiet(
+    const char *addr, const char *path, int *status, char **body);
+/* obs_http_get on the open connection fd, which is kept alive. */
+int obs_http_get_on(
+    int fd, const char *addr, const char *path, int *status, char **body);
 /* GET /metrics; fails unless the status is 200. */
 int obs_scrape(const char *addr, char **text);
 /* Runs `promtool check metrics` on text; 0 when it passes. */

@@ -204,6 +204,41 @@ static void test_daemon_ready_file_lists_bound_sockets(void **st)
 	assert_non_null(strstr(err, "--ready-file"));
 }
 
+/* Runs nqi_daemon_configure on argv with only the HTTP limits set. */
+static int configure_http(char **argv, int argc, int *max, uint64_t *ms)
+{
+	nqi_strlist keep = {0};
+	nqi_daemon_spec d = {.prog = "nq-test",
+	    .usage = "usage: nq-test",
+	    .msgid = "NQ-TEST-CONFIG",
+	    .common = {.http_max_connections = max, .http_timeout_ms = ms}};
+	*max = 0;
+	*ms = 0;
+	int rv = nqi_daemon_configure(&d, argc, argv, &keep);
+	nqi_strlist_free(&keep);
+	return rv;
+}
+
+static void test_daemon_http_limits_shared_with_defaults(void **st)
+{
+	int max;
+	uint64_t ms;
+	(void)st;
+	char *none[] = {"nq-test", NULL};
+	assert_int_equal(configure_http(none, 1, &max, &ms), 0);
+	assert_int_equal(max, 256);
+	assert_int_equal(ms, 10000);
+	char *set[] = {"nq-test", "--http-max-connections", "9",
+	    "--http-timeout", "3s", NULL};
+	assert_int_equal(configure_http(set, 5, &max, &ms), 0);
+	assert_int_equal(max, 9);
+	assert_int_equal(ms, 3000);
+	char *zero[] = {"nq-test", "--http-max-connections", "0", NULL};
+	assert_int_equal(configure_http(zero, 3, &max, &ms), 2);
+	char *fast[] = {"nq-test", "--http-timeout", "10ms", NULL};
+	assert_int_equal(configure_http(fast, 3, &max, &ms), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +250,7 @@ int main(void)
 	        test_daemon_url_check_refuses_what_cannot_be_dialed),
 	    cmocka_unit_test(test_daemon_url_set_port_writes_the_bound_port),
 	    cmocka_unit_test(test_daemon_ready_file_lists_bound_sockets),
+	    cmocka_unit_test(test_daemon_http_limits_shared_with_defaults),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

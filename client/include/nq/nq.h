@@ -365,9 +365,11 @@ typedef struct nq_result nq_result;
  * concurrency of them run handlers at once; a thread may run many jobs one
  * after another, so keep no per-job state in thread-local storage). It
  * returns NQ_OUTCOME_SUCCEEDED or NQ_OUTCOME_FAILED and may set a result or
- * an error on res. The lease is extended automatically while it runs. It should
- * check nq_worker_draining() in long loops and give up early when it turns
- * true.
+ * an error on res; or NQ_OUTCOME_RELEASED when it could not start the job
+ * for a reason of its own host (no descriptors, say): the job goes back to
+ * its queue at once, and the attempt does not count. The lease is extended
+ * automatically while it runs. It should check nq_worker_draining() in long
+ * loops and give up early when it turns true.
  */
 typedef nq_outcome (*nq_handler_cb)(
     const nq_job *job, nq_result *res, void *arg);

@@ -32,16 +32,22 @@ typedef struct nqi_daemon_common {
 	const char **worker_tokens;
 	const char **admin_tokens;
 	const char **token_file; /* the token this daemon presents */
+	/* --http-max-connections and --http-timeout (nqi_http_opts); a
+	 * target holding 0 gets the default of http.h */
+	int *http_max_connections;
+	uint64_t *http_timeout_ms;
 } nqi_daemon_common;
 
 /* The members of nqi_daemon_common for a config struct *c whose fields
- * carry the usual names, by group: every daemon, those with a store, and
- * those that serve roles. */
+ * carry the usual names, by group: every daemon (each serves HTTP), those
+ * with a store, and those that serve roles. */
 #define NQI_COMMON_BASE(c)                                                     \
 	.config = &(c)->config_file, .log_level = &(c)->log_level,             \
 	.log_format = &(c)->log_format, .ready_file = &(c)->ready_file,        \
 	.tls_cert = &(c)->tls_cert, .tls_key = &(c)->tls_key,                  \
-	.tls_ca = &(c)->tls_ca
+	.tls_ca = &(c)->tls_ca,                                                \
+	.http_max_connections = &(c)->http_max_connections,                    \
+	.http_timeout_ms = &(c)->http_timeout_ms
 #define NQI_COMMON_STORE(c) .data_dir = &(c)->data_dir, .sync = &(c)->sync
 #define NQI_COMMON_ROLES(c)                                                    \
 	.producer_tokens = &(c)->producer_tokens,                              \

@@ -1,37 +1,55 @@
 /*
- * The HTTP endpoints every nq service serves, on nng's HTTP server:
+ * The HTTP endpoints every nq service serves, on libmicrohttpd:
  *
  *	GET /metrics  200, Prometheus text format 0.0.4, filled by metrics_cb
- *	              per scrape; 500 naming the error when metrics_cb fails
+ *	              per scrape and followed by the nq_http_* families
+ *	              below; 500 naming the error when metrics_cb fails
  *	GET /healthz  200 "ok": the process is alive (no callback runs)
  *	GET /readyz   200 "ready", or 503 with ready_cb's reason as the body
  *	              (e.g. "store cannot commit")
  *
  * Other paths get 404, other methods 405 (HEAD works like GET), request
- * bodies over 1 KiB 400; nng answers those by itself.
+ * bodies over 1 KiB 400, headers over the connection's memory 431; each
+ * answer has a status line, also the one to the thousandth request
+ * pipelined on one connection.
  *
- * https with nng 1.5.2: when a request asks to close the connection
- * ("Connection: close", or HTTP/1.0), nng's TLS layer sometimes closes
- * before the body has left, so the client gets the status line and
- * headers but no body. Kept-alive connections (Prometheus scrapes, curl)
- * and plain http are not affected; probes that read only the status are
- * not either.
+ * Limits, so that no crowd of clients can take the process's descriptors
+ * or memory: at most max_connections connections are open at once (one
+ * more for an instant when two arrive together); a connection past that
+ * is closed as soon as it is accepted, without a word, and counted. A
+ * connection that sends or takes nothing for timeout_ms (a request header
+ * sent halfway, an idle keep-alive) is closed. Each connection holds at
+ * most NQI_HTTP_CONN_MEMORY bytes of request. The exposition tells:
  *
- * Threads: the callbacks run on nng's threads, possibly several at once
- * (one per connection being served), never after nqi_http_stop() returns.
- * They must be thread-safe, must not block for long (a scrape waits on
- * them), and must not call nqi_http_stop().
+ *	nq_http_connections       gauge: open now
+ *	nq_http_connections_max   gauge: the cap in force
+ *	nq_http_refused_total     counter: closed at once, past the cap
+ *
+ * Threads: NQI_HTTP_THREADS threads serve every connection (epoll); the
+ * callbacks run on them, possibly two at once, never after nqi_http_stop()
+ * returns. They must be thread-safe, must not block for long (a scrape
+ * waits on them, and so do the requests queued behind it on that
+ * thread), and must not call nqi_http_stop().
  */
 #ifndef NQI_HTTP_H
 #define NQI_HTTP_H
 
-#include <nng/nng.h>
-#include <nng/supplemental/tls/tls.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "nqi/prom.h"
+#include "nqi/tls.h"
+
+#define NQI_HTTP_MAX_CONNECTIONS_DEFAULT 256
+#define NQI_HTTP_MAX_CONNECTIONS_MAX 65536
+#define NQI_HTTP_TIMEOUT_DEFAULT_MS 10000
+#define NQI_HTTP_THREADS 2
+#define NQI_HTTP_CONN_MEMORY 16384
+/* Descriptors the server holds besides its connections, with room to
+ * spare: the listening socket, an epoll and a wake-up descriptor per
+ * thread and MHD's own. */
+#define NQI_HTTP_FDS_BASE 8
 
 typedef struct nqi_http nqi_http;
 
@@ -48,22 +66,26 @@ typedef struct nqi_http_opts {
 	 * with "http://" (or "https://" when tls is set). Port 0 picks a
 	 * free port; nqi_http_port() tells which. */
 	const char *addr;
-	nqi_http_metrics_cb metrics_cb; /* NULL: an empty exposition */
+	nqi_http_metrics_cb metrics_cb; /* NULL: only the nq_http_* part */
 	nqi_http_ready_cb ready_cb;     /* NULL: always ready */
 	void *arg;                      /* passed to both callbacks */
-	/* Serve https with this server config (certificate and key set);
-	 * NULL serves plain http. The server takes its own reference, so
-	 * the caller may free the config after nqi_http_start() returns. */
-	nng_tls_config *tls;
+	/* Serve https with these PEM files: cert (a chain), its key (NULL
+	 * or "": cert is one file holding both), and ca, when set, which
+	 * every client must present a certificate signed by. Read during
+	 * nqi_http_start(). NULL serves plain http. */
+	const nqi_tls_opts *tls;
+	unsigned max_connections; /* 0: NQI_HTTP_MAX_CONNECTIONS_DEFAULT */
+	uint64_t timeout_ms;      /* 0: NQI_HTTP_TIMEOUT_DEFAULT_MS; whole
+	                           * seconds, rounded up */
 } nqi_http_opts;
 
 /*
  * Starts serving on opts->addr. On success writes *out, which the caller
  * frees with nqi_http_stop(). On failure nothing is left running, err
  * (errlen bytes) names what was wrong, and the result is NQ_EINVAL (a bad
- * or unresolvable address, or a scheme that does not match opts->tls),
- * NQ_EUNAVAIL (the port is taken, also by another nqi_http of this
- * process) or NQ_ENOMEM.
+ * or unresolvable address, a scheme that does not match opts->tls, TLS
+ * files that cannot be used), NQ_EUNAVAIL (the port is taken, also by
+ * another nqi_http of this process) or NQ_ENOMEM.
  */
 int nqi_http_start(
     nqi_http **out, const nqi_http_opts *opts, char *err, size_t errlen);
@@ -72,7 +94,8 @@ int nqi_http_start(
 uint16_t nqi_http_port(const nqi_http *h);
 
 /* Stops serving and frees everything. Blocks until callbacks running on
- * nng's threads have returned; none runs afterwards. NULL is fine. */
+ * the server's threads have returned; none runs afterwards. NULL is
+ * fine. */
 void nqi_http_stop(nqi_http *h);
 
 #endif

@@ -16,6 +16,10 @@ typedef struct nqi_tls_opts {
 	                   * must (clients) */
 } nqi_tls_opts;
 
+/* Reads a PEM file (at most 1 MiB) into a NUL-terminated string the
+ * caller frees; NULL when it cannot be read or is empty. */
+char *nqi_tls_read_pem(const char *path);
+
 /* True for tls+tcp://, tls+tcp4://, tls+tcp6:// and wss://, wss4://,
  * wss6:// URLs. */
 bool nqi_url_is_tls(const char *url);
