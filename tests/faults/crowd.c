@@ -22,7 +22,6 @@
  */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <nng/nng.h>
@@ -138,14 +137,15 @@ static int crowd_job(nq_client *c, const char *key, const void *payload,
 
 /* ---- waiters ---- */
 
-typedef struct waiter {
+/* One client of the crowd: its thread's argument. */
+typedef struct member {
 	crowd *cr;
 	uint64_t n;
-} waiter;
+} member;
 
 static void *waiter_main(void *arg)
 {
-	waiter *w = arg;
+	member *w = arg;
 	crowd *cr = w->cr;
 	nq_client_opts o = {.api_url = cr->cfg.api, .timeout_ms = 3000};
 	nq_client *c = NULL;
@@ -168,10 +168,9 @@ static void *waiter_main(void *arg)
 			if (rv == NQ_ETIMEDOUT)
 				continue; /* the job is long: wait again */
 		}
-		if (rv != NQ_OK) {
+		if (rv != NQ_OK)
 			note_wait_error(cr, rv);
-			fs_sleep_ms(CROWD_PAUSE_MS);
-		}
+		fs_sleep_ms(CROWD_PAUSE_MS); /* no busy loop on an ended job */
 	}
 	return NULL;
 }
@@ -243,15 +242,9 @@ static int get_msg(const char *id, nng_msg **out)
 	return nqi_msg_pack(&req.base, NULL, 0, out);
 }
 
-typedef struct unread {
-	crowd *cr;
-	uint64_t n;
-} unread;
-
 static void *unread_main(void *arg)
 {
-	unread *u = arg;
-	crowd *cr = u->cr;
+	crowd *cr = ((member *)arg)->cr;
 	static char big[CROWD_BIG];
 	nq_client_opts o = {.api_url = cr->cfg.api, .timeout_ms = 3000};
 	nq_client *c = NULL;
@@ -548,15 +541,15 @@ static int spawn(void *(*fn)(void *), void *arg)
 	return rv;
 }
 
-static int crowd_start(crowd *cr, idle *id, waiter *w, unread *u)
+static int crowd_start(crowd *cr, idle *id, member *w, member *u)
 {
 	for (uint64_t i = 0; i < cr->cfg.waiters; i++) {
-		w[i] = (waiter){.cr = cr, .n = i};
+		w[i] = (member){.cr = cr, .n = i};
 		if (spawn(waiter_main, &w[i]) != 0)
 			return NQ_ENOMEM;
 	}
 	for (uint64_t i = 0; i < cr->cfg.unread; i++) {
-		u[i] = (unread){.cr = cr, .n = i};
+		u[i] = (member){.cr = cr, .n = i};
 		if (spawn(unread_main, &u[i]) != 0)
 			return NQ_ENOMEM;
 	}
@@ -589,8 +582,8 @@ int fs_cmd_crowd(int argc, char **argv)
 	int rv = crowd_args(argc, argv, &cr);
 	if (rv != 0)
 		return rv;
-	waiter *w = calloc(cr.cfg.waiters + 1, sizeof *w);
-	unread *u = calloc(cr.cfg.unread + 1, sizeof *u);
+	member *w = calloc(cr.cfg.waiters + 1, sizeof *w);
+	member *u = calloc(cr.cfg.unread + 1, sizeof *u);
 	if (!w || !u)
 		return 1;
 	raise_nofile();
