@@ -1,7 +1,7 @@
 /*
- * faultsim check --dir DIR --name SCENARIO [--results FILE]: the checker.
- * It reads the records of one scenario offline (producer.log, exec-*.log,
- * faults.log, final.log) and reports:
+ * faultsim check --dir DIR --name SCENARIO [--results FILE] [--p99-ms N]:
+ * the checker. It reads the records of one scenario offline (producer.log,
+ * exec-*.log, faults.log, final.log) and reports:
  *
  *   lost            confirmed, but after the drain neither succeeded nor
  *                   dead-lettered (stuck jobs count: the drain must end);
@@ -22,6 +22,16 @@
  *                   with its connection, nor lost in a restart);
  *   never enqueued  runs, stored jobs or nq-dlq entries whose value no
  *                   producer sent, and values stored twice;
+ *   dead although planned to succeed: a job that should have succeeded
+ *                   ran out of attempts (10, and faults cost one or two);
+ *   local failures  a failed attempt whose message is neither a planned
+ *                   failure nor one a fault leaves (a lapsed lease, a lost
+ *                   connection, a broker restart): a worker that could not
+ *                   run a job for a reason of its own, as "cannot run the
+ *                   command: Too many open files";
+ *   enqueue latency of the producer's calls after its first 2 s, away from
+ *                   broker restarts and full disks, p50 and p99; above
+ *                   --p99-ms (when given) a violation;
  *   dead although succeeded, and corruption: a payload that changed, a
  *                   result that names no successful run of the job, a job
  *                   canceled or expired that nobody canceled;
@@ -58,6 +68,9 @@
 #define CHECK_RECONNECT_US 2000000ull
 /* The broker's clock and ours are one clock; this covers rounding. */
 #define CHECK_SLACK_US 2000ull
+/* The producer's first calls create the queue and grow the store while
+ * the workers take their first jobs: latency is measured after them. */
+#define CHECK_WARMUP_US 2000000ull
 /* A disk that has space again must take enqueues within this long. */
 #define CHECK_RECOVER_US 30000000ull
 #define CHECK_DETAILS 5
@@ -144,11 +157,28 @@ enum kind {
 	K_DISK,
 	K_LATE,
 	K_STALE,
+	K_DIED,
+	K_LOCAL,
+	K_SLOW,
 	NKINDS
+};
+
+/* One enqueue call of the producer. */
+typedef struct call {
+	uint64_t t0, t1;
+} call;
+
+/* What a failed attempt may say without a fault or plan being wrong. */
+static const char *const expected_errors[] = {
+    "planned failure of attempt", /* faultsim work and handle */
+    "lease expired before the job finished or was extended",
+    "worker connection lost",
+    "broker restarted while the job was leased",
 };
 
 typedef struct check {
 	const char *dir, *name, *results;
+	uint64_t p99_limit_ms; /* 0: reported, not judged */
 	ex *ex;
 	size_t nex, capex;
 	fs_map ex_by_name;
@@ -165,6 +195,10 @@ typedef struct check {
 	size_t nr, capr;
 	uint64_t *conf_t;
 	size_t nconf, capconf;
+	call *calls;
+	size_t ncalls, capcalls;
+	double p50_ms, p99_ms; /* -1: not measured */
+	size_t measured;
 	size_t n[NKINDS], why[NWHY], shown[NKINDS];
 	size_t succeeded, dead, unconfirmed, stray;
 	size_t died_meant_ok; /* planned to succeed, yet dead */
@@ -285,6 +319,10 @@ static void producer_line(check *c, const char *line, bool second)
 		r->t = t;
 		snprintf(r->err, sizeof r->err, "%s", err);
 		snprintf(r->msg, sizeof r->msg, "%s", line + n);
+	} else if (second &&
+	           sscanf(line, "T %" SCNu64 " %" SCNu64, &t, &value) == 2) {
+		if (GROW(c->calls, c->ncalls, c->capcalls) && value >= t)
+			c->calls[c->ncalls++] = (call){t, value};
 	} else if (second &&
 	           sscanf(line, "O %39s %15s %" SCNu64, id, kind, &t) == 3) {
 		jrec *j = job_get(c, fs_id_num(id));
@@ -483,6 +521,29 @@ static void final_unknown(check *c, const char *line)
 		c->stray++; /* sent, reply lost, never confirmed */
 }
 
+static bool expected_error(const char *msg)
+{
+	for (size_t i = 0; i < sizeof expected_errors / sizeof *expected_errors;
+	     i++)
+		if (strstr(msg, expected_errors[i]))
+			return true;
+	return false;
+}
+
+/* W: a failed attempt of a job, as its history keeps it. */
+static void final_error(check *c, const char *line)
+{
+	char id[40];
+	unsigned attempt;
+	int n;
+	if (sscanf(line, "W %39s %u %n", id, &attempt, &n) != 2 ||
+	    expected_error(line + n))
+		return;
+	finding(c, K_LOCAL,
+	    "job %s attempt %u failed for a reason no plan or fault gives: %s",
+	    id, attempt, line + n);
+}
+
 /* F: where a confirmed job ended; again: seen after a broker restart. */
 static void final_line(check *c, const char *line, bool again)
 {
@@ -492,7 +553,9 @@ static void final_line(check *c, const char *line, bool again)
 	uint64_t seen;
 	if (sscanf(line, "F %39s %15s %u %d %" SCNu64 " %95s", id, where,
 	        &attempt, &ok, &seen, result) != 6) {
-		if (!again) /* the listings repeat the first drain's */
+		if (!again && line[0] == 'W')
+			final_error(c, line);
+		else if (!again) /* the listings repeat the first drain's */
 			final_unknown(c, line);
 		return;
 	}
@@ -814,8 +877,14 @@ static const ex *check_end(check *c, const jrec *j)
 	} else if (dead) {
 		const vrec *v = value_find(c, j->value);
 		c->dead++;
-		if (v && (v->kind == FS_KIND_OK || v->kind == FS_KIND_FLAKY))
-			c->died_meant_ok++; /* ran out of attempts to faults */
+		if (v && (v->kind == FS_KIND_OK || v->kind == FS_KIND_FLAKY)) {
+			c->died_meant_ok++;
+			finding(c, K_DIED,
+			    "job %016" PRIx64 " (value %" PRIu64 ", %s) "
+			    "ended dead after %u attempts though planned to "
+			    "succeed",
+			    j->id, j->value, fs_kind_name(v->kind), j->attempt);
+		}
 		if (success_seen(j))
 			finding(c, K_DEADOK,
 			    "job %016" PRIx64 " was "
@@ -946,13 +1015,71 @@ static void check_disk(check *c)
 	    worst == NEVER ? -1.0 : (double)worst / 1e6);
 }
 
+/* ---- enqueue latency ---- */
+
+/* Whether [a, b] comes near a broker restart or a full disk (or the
+ * reconnect after one), where enqueues wait by design. */
+static bool near_fault(const check *c, uint64_t a, uint64_t b)
+{
+	for (size_t i = 0; i < c->nf; i++) {
+		const fault *f = &c->f[i];
+		if (f->kind != F_BROKER && f->kind != F_DISK)
+			continue;
+		uint64_t end =
+		    f->t1 == NEVER ? NEVER : f->t1 + CHECK_RECONNECT_US;
+		if (f->t0 <= b && end >= a)
+			return true;
+	}
+	return false;
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+	return a < b ? -1 : a > b;
+}
+
+/* The nearest-rank percentile p (0..1) of n sorted values, in ms. */
+static double percentile_ms(const uint64_t *v, size_t n, double p)
+{
+	size_t rank = (size_t)(p * (double)n + 0.999999);
+	return (double)v[rank ? rank - 1 : 0] / 1000.0;
+}
+
+static void check_latency(check *c)
+{
+	uint64_t *v = malloc((c->ncalls + 1) * sizeof *v);
+	uint64_t from = c->ncalls ? c->calls[0].t0 + CHECK_WARMUP_US : 0;
+	size_t n = 0;
+	c->p50_ms = c->p99_ms = -1;
+	for (size_t i = 0; v && i < c->ncalls; i++)
+		if (c->calls[i].t0 >= from &&
+		    !near_fault(c, c->calls[i].t0, c->calls[i].t1))
+			v[n++] = c->calls[i].t1 - c->calls[i].t0;
+	c->measured = n;
+	if (n) {
+		qsort(v, n, sizeof *v, cmp_u64);
+		c->p50_ms = percentile_ms(v, n, 0.50);
+		c->p99_ms = percentile_ms(v, n, 0.99);
+	}
+	free(v);
+	if (c->p99_limit_ms && !n)
+		finding(c, K_SLOW,
+		    "no enqueue call away from broker restarts and full disks "
+		    "to measure");
+	else if (c->p99_limit_ms && c->p99_ms > (double)c->p99_limit_ms)
+		finding(c, K_SLOW,
+		    "enqueue p99 %.1f ms is over the limit of %" PRIu64 " ms",
+		    c->p99_ms, c->p99_limit_ms);
+}
+
 /* ---- report ---- */
 
 static size_t violations(const check *c)
 {
 	return c->n[K_LOST] + c->why[W_NONE] + c->n[K_AFTER] + c->n[K_OVERLAP] +
 	       c->n[K_NEVER] + c->n[K_DEADOK] + c->n[K_CORRUPT] + c->n[K_DISK] +
-	       c->n[K_STALE];
+	       c->n[K_STALE] + c->n[K_DIED] + c->n[K_LOCAL] + c->n[K_SLOW];
 }
 
 static void why_text(const check *c, char *buf, size_t len)
@@ -987,6 +1114,14 @@ static void report(const check *c)
 	       "failed %zu\n",
 	    c->n[K_AFTER], c->n[K_OVERLAP], c->n[K_NEVER], c->n[K_DEADOK],
 	    c->n[K_CORRUPT], c->n[K_DISK]);
+	printf("  dead though planned to succeed %zu, failed for local reasons "
+	       "%zu\n",
+	    c->n[K_DIED], c->n[K_LOCAL]);
+	printf("  enqueue latency p50 %.1f ms, p99 %.1f ms over %zu calls away "
+	       "from broker restarts and full disks (%zu near them or in the "
+	       "first 2 s left out)%s\n",
+	    c->p50_ms, c->p99_ms, c->measured, c->ncalls - c->measured,
+	    c->p99_limit_ms ? "" : "; not judged");
 	printf("  late completions %zu, kept %zu; ends %s\n", c->n[K_LATE],
 	    c->n[K_STALE],
 	    c->restarted ? "the same after a broker restart"
@@ -1005,15 +1140,17 @@ static void results_row(const check *c)
 	why_text(c, why, sizeof why);
 	/* name verdict faults jobs succeeded dead lost duplicates
 	 * unexplained after-success overlaps never-enqueued dead-succeeded
-	 * corrupt refusals late late-kept explanations */
+	 * corrupt refusals late late-kept explanations died-or-local
+	 * enqueue-p50/p99 */
 	fprintf(f,
 	    "%s\t%s\t%zu\t%zu\t%zu\t%zu\t%zu\t%zu\t%zu\t%zu\t%zu\t%zu\t"
-	    "%zu\t%zu\t%zu\t%zu\t%zu\t%s\n",
+	    "%zu\t%zu\t%zu\t%zu\t%zu\t%s\t%zu\t%.1f/%.1f\n",
 	    c->name, violations(c) ? "FAIL" : "ok", c->nfaults, c->nj,
 	    c->succeeded, c->dead, c->n[K_LOST], c->n[K_DUP], c->why[W_NONE],
 	    c->n[K_AFTER], c->n[K_OVERLAP], c->n[K_NEVER], c->n[K_DEADOK],
 	    c->n[K_CORRUPT] + c->n[K_DISK], c->n[K_REFUSAL], c->n[K_LATE],
-	    c->n[K_STALE], why);
+	    c->n[K_STALE], why, c->n[K_DIED] + c->n[K_LOCAL], c->p50_ms,
+	    c->p99_ms);
 	fclose(f);
 }
 
@@ -1032,12 +1169,14 @@ static void run_checks(check *c)
 	}
 	check_refusals(c);
 	check_disk(c);
+	check_latency(c);
 }
 
 static int check_args(int argc, char **argv, check *c)
 {
 	const fs_flag flags[] = {{"dir", NULL, &c->dir},
-	    {"name", NULL, &c->name}, {"results", NULL, &c->results}};
+	    {"name", NULL, &c->name}, {"results", NULL, &c->results},
+	    {"p99-ms", &c->p99_limit_ms, NULL}};
 	int rv = fs_flags_parse(
 	    "check", argc, argv, flags, sizeof flags / sizeof *flags);
 	if (rv != 0)
@@ -1056,6 +1195,7 @@ static void check_free(check *c)
 	free(c->v);
 	free(c->r);
 	free(c->conf_t);
+	free(c->calls);
 	fs_map_free(&c->ex_by_name);
 	fs_map_free(&c->j_by_id);
 	fs_map_free(&c->v_by_value);

@@ -14,6 +14,9 @@
  *   F <id> <where> <attempt> <payload_ok 0|1> <seen_us> <result|->
  *       where: succeeded dead dlq canceled expired missing, or the state
  *       it was stuck in at the deadline; seen_us: when it was first seen so
+ *   W <id> <attempt> <message>           a failed attempt the job's history
+ *                                        keeps (its record in nq-dlq for a
+ *                                        dead job)
  *   L <id> <reason>                      an entry of nq-dlq
  *   U <id> <broker|dlq> <state> <value>  a job with an id never confirmed
  *
@@ -183,6 +186,19 @@ static void job_end(drain_job *j, const char *where, uint32_t attempt,
 	fs_field(j->result);
 }
 
+/* W: one failed attempt of an ended job, for faultsim check to tell the
+ * planned failures and those of faults from any other. */
+static void note_error(
+    drain *d, uint64_t id, uint32_t attempt, const char *message)
+{
+	char text[200];
+	snprintf(text, sizeof text, "%s", message && *message ? message : "-");
+	for (char *p = text; *p; p++)
+		if ((unsigned char)*p < ' ')
+			*p = ' ';
+	fs_log_line(&d->out, "W %016" PRIx64 " %u %s", id, attempt, text);
+}
+
 /* Asks nq-dlq for a job; NQ_ENOTFOUND when it holds none. */
 static int dlq_show(drain *d, uint64_t id, Nq__V1__Reply **out)
 {
@@ -215,6 +231,9 @@ static void look_in_dlq(drain *d, drain_job *j)
 	    job->spec && payload_matches(d, j->value, job->spec->payload.data,
 	                     job->spec->payload.len);
 	job_end(j, "dlq", job->attempt, ok, NULL, 0);
+	for (size_t i = 0; i < job->n_errors; i++)
+		note_error(
+		    d, j->id, job->errors[i]->attempt, job->errors[i]->message);
 	nq__v1__reply__free_unpacked(r, NULL);
 }
 
@@ -246,10 +265,15 @@ static void look(drain *d, drain_job *j)
 	bool ok = payload_matches(d, j->value, payload, plen);
 	bool ended =
 	    nq_state_is_final(st) && !(st == NQ_STATE_DEAD && d->dlq_open);
-	if (ended)
+	if (ended) {
 		job_end(j, nq_state_name(st), nq_job_attempt(job), ok, result,
 		    rlen);
-	else
+		for (size_t i = 0; i < nq_job_error_count(job); i++) {
+			uint32_t attempt = 0;
+			const char *m = nq_job_error(job, i, &attempt, NULL);
+			note_error(d, j->id, attempt, m);
+		}
+	} else
 		snprintf(j->where, sizeof j->where, "%s", nq_state_name(st));
 	nq_job_free(job);
 }

@@ -14,7 +14,9 @@
  *   check   reads every record offline and reports lost jobs, duplicate
  *           executions (each with the fault that explains it), executions
  *           after a seen success, overlapping leases, values never enqueued
- *           and jobs dead-lettered although they succeeded.
+ *           and jobs dead-lettered although they succeeded;
+ *   crowd   the crowds beside the load: clients parked in waits, one that
+ *           never reads its replies, idle HTTP connections.
  *
  * Records are text lines, one write(2) each on an O_APPEND descriptor, so
  * that processes killed at any moment leave whole lines. Times are wall
@@ -103,6 +105,7 @@ int fs_cmd_work(int argc, char **argv);
 int fs_cmd_handle(int argc, char **argv);
 int fs_cmd_drain(int argc, char **argv);
 int fs_cmd_check(int argc, char **argv);
+int fs_cmd_crowd(int argc, char **argv);
 
 /* One --name VALUE flag of a subcommand and where its value goes. */
 typedef struct fs_flag {

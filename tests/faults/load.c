@@ -14,6 +14,7 @@
  *   C <value> <id> <dup 0|1> <t_us>      broker confirmed it durable
  *   R <value> <t_us> <ERR> <message>     this attempt was refused
  *   O <id> succeeded <t_us>              a get, answered at t_us, saw it
+ *   T <t0_us> <t1_us> <OK|ERR>           one enqueue call, sent and answered
  *
  * Exit status: 0 when every value was confirmed, 1 when some never were.
  */
@@ -191,7 +192,10 @@ static bool send_batch(load *l, nq_client *c, bool produce)
 	size_t n = batch_fill(l, produce, specs, bufs, keys);
 	if (n == 0)
 		return false;
+	uint64_t t0 = fs_now_us();
 	int rv = nq_enqueue_batch(c, specs, n, res);
+	fs_log_line(&l->log, "T %" PRIu64 " %" PRIu64 " %s", t0, fs_now_us(),
+	    rv == NQ_OK ? "OK" : nq_err_name(rv));
 	return batch_settle(l, n, rv, nq_client_last_error(c), res);
 }
 

@@ -15,6 +15,7 @@ static const struct {
     {"handle", fs_cmd_handle, "the recording command nq-worker runs"},
     {"drain", fs_cmd_drain, "wait for every confirmed job to end"},
     {"check", fs_cmd_check, "analyse the records of one scenario"},
+    {"crowd", fs_cmd_crowd, "waiters, an unread client, idle HTTP"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
