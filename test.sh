@@ -84,7 +84,8 @@ stage_fuzz() {
 }
 
 # The fault suite's short mode: broker, worker and nq-dlq crashes, stopped
-# workers, a full disk and a cut network under load, then a check that no
+# workers, a full disk, a cut network, and all of them at random beside
+# crowds of clients (mixed), under load; then a check that no
 # confirmed job was lost (tests/faults/run; its tmpfs and packet filter need
 # root, without which it falls back or skips and says so).
 stage_faults() {
