@@ -45,7 +45,7 @@ typedef struct broker_config {
 	const char *dlq_url;       /* nq-dlq's REP socket; "" hands nothing */
 	const char *events_url;    /* PUB socket; "" publishes nothing */
 	const char *http_addr;     /* /metrics, /healthz, /readyz; "": none */
-	int http_max_connections; /* 0: the default of nqi/http.h */
+	int http_max_connections;  /* 0: the default of nqi/http.h */
 	uint64_t http_timeout_ms;
 	const char *producer_tokens, *worker_tokens, *admin_tokens;
 	const char *dlq_token_file; /* this broker's token for nq-dlq */
