@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
 
 #include "dlqt.h"
 #include "nqi/util.h"
@@ -714,6 +716,58 @@ static void test_dlq_readyz_follows_whether_the_store_commits(void **state)
 	itest_pass(e);
 }
 
+/* The value of series in a scrape of t's /metrics; -1 when absent. */
+static double metric(const dlqt *t, const char *series)
+{
+	int status;
+	char *body, *at;
+	double v = -1;
+	assert_int_equal(
+	    dlqt_http_get(t->http_addr, "/metrics", &status, &body), 0);
+	assert_int_equal(status, 200);
+	size_t n = strlen(series);
+	for (at = body; (at = strstr(at, series)); at += n)
+		if ((at == body || at[-1] == '\n') && at[n] == ' ') {
+			v = strtod(at + n + 1, NULL);
+			break;
+		}
+	free(body);
+	return v;
+}
+
+/* /metrics tells what --max-connections did on the socket of --listen,
+ * in the rows the broker has for its sockets. */
+static void test_dlq_metrics_count_refused_connections(void **state)
+{
+	itest_env *e = *state;
+	const char *const flags[] = {"--max-connections", "1", NULL};
+	const char *refused = "nq_connections_refused_total{socket=\"listen\"}";
+	nng_socket held, extra;
+	dlqt t;
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, flags, NULL), 0);
+	assert_true(metric(&t, refused) == 0);
+	assert_true(
+	    metric(&t, "nq_connections_idle_closed_total{socket=\"listen\"}") ==
+	    0);
+
+	/* Two connections at once: one of them is one too many. */
+	assert_int_equal(nng_req0_open(&held), 0);
+	assert_int_equal(nng_dial(held, e->dlq_url, NULL, 0), 0);
+	assert_int_equal(nng_req0_open(&extra), 0);
+	assert_int_equal(nng_dial(extra, e->dlq_url, NULL, 0), 0);
+	uint64_t end = itest_now_ms() + 10000;
+	while (metric(&t, refused) < 1 && itest_now_ms() < end)
+		itest_sleep_ms(50);
+	assert_true(metric(&t, refused) >= 1);
+	assert_true(dlqt_log_has(t.log, "NQ-CONN-REFUSED"));
+	assert_true(metric(&t, "nq_connections{socket=\"listen\"}") >= 1);
+	nng_close(extra);
+	nng_close(held);
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -746,6 +800,9 @@ int main(void)
 	        test_dlq_tokens_decide_who_may_do_what, setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_dlq_readyz_follows_whether_the_store_commits, setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_metrics_count_refused_connections, setup,
 	        itest_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
