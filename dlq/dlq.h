@@ -111,7 +111,12 @@ typedef struct dlq_op {
 dlq_op *dlq_op_alloc(dlq_op_kind kind);
 /* Frees the op, its request and its scratch memory; NULL is fine. */
 void dlq_op_free(dlq_op *op);
-/* Sets the op's reply status, message printf-style, in the op's memory. */
+/* A status in the op's memory with the code of err and msg made text
+ * (nqi_text_repair: a message cut inside a character ends in U+FFFD);
+ * NULL when out of memory. */
+Nq__V1__Status *dlq_status_new(dlq_op *op, int err, const char *msg);
+/* Sets the op's reply status, message printf-style (as dlq_status_new),
+ * in the op's memory. */
 void dlq_op_status(dlq_op *op, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* True when the op's reply carries an error status. */
