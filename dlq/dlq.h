@@ -242,7 +242,8 @@ void dlq_http_stop(dlq *d);
  *                                                 last attempt's error only
  * queue    queue | 0x00 | dead_at_us (8) | id  -> empty
  * counts   queue | 0x00 | reason               -> count (8, big-endian)
- * meta     "schema_version", "probe"
+ * meta     "schema_version", "probe", "strings_text" (every entry's
+ *          strings are text: the repair at open ran, store.c)
  *
  * "time" orders entries by dead time for newest-first listing, paging and
  * age retention; "queue" finds the oldest entries of one queue for count
@@ -252,6 +253,9 @@ void dlq_http_stop(dlq *d);
 
 #define DLQ_STORE_SCHEMA 1
 
+/* Opens the store; the first time this nq-dlq opens a store, it also
+ * makes the strings of entries an older nq-dlq stored text (store.c),
+ * in one commit. err names what failed. */
 int dlq_store_open(dlq *d, char *err, size_t errlen);
 
 /* Reads an entry; *out is allocated with a (NULL: protobuf-c's default,
