@@ -832,9 +832,11 @@ static void test_dlq_metrics_count_refused_connections(void **state)
 
 	/* Two connections at once: one of them is one too many. */
 	assert_int_equal(nng_req0_open(&held), 0);
-	assert_int_equal(nng_dial(held, e->dlq_url, NULL, 0), 0);
+	assert_int_equal(
+	    nng_dial(held, e->dlq_url, NULL, NNG_FLAG_NONBLOCK), 0);
 	assert_int_equal(nng_req0_open(&extra), 0);
-	assert_int_equal(nng_dial(extra, e->dlq_url, NULL, 0), 0);
+	assert_int_equal(
+	    nng_dial(extra, e->dlq_url, NULL, NNG_FLAG_NONBLOCK), 0);
 	uint64_t end = itest_now_ms() + 10000;
 	while (metric(&t, refused) < 1 && itest_now_ms() < end)
 		itest_sleep_ms(50);
