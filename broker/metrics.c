@@ -386,43 +386,18 @@ static int prom_broker(nqi_prom *p, const broker *b)
 	return rv;
 }
 
-/* One family of connection numbers, one sample per socket (v[i] of
- * socket[i]). */
-static int prom_conn_family(nqi_prom *p, const char *name, nqi_prom_type type,
-    const char *help, const double *v, size_t n)
-{
-	static const char *const socket[] = {"api", "work", "results"};
-	int rv = nqi_prom_family(p, name, type, help);
-	for (size_t i = 0; rv == 0 && i < n; i++)
-		rv = nqi_prom_sample(p, name,
-		    (const char *const[]){"socket", socket[i], NULL}, v[i]);
-	return rv;
-}
-
 /* What --max-connections and --conn-idle-timeout do, per socket. */
 static int prom_conns(nqi_prom *p, const broker *b)
 {
 	const struct broker_snap *s = &b->snap;
-	double open[] = {(double)s->api.connections,
-	    (double)s->work.connections, (double)s->results_conns};
-	double refused[] = {(double)s->api.conns_refused,
-	    (double)s->work.conns_refused, (double)s->results_refused};
-	double idle[] = {
-	    (double)s->api.idle_closed, (double)s->work.idle_closed};
-	int rv = prom_conn_family(p, "nq_connections", NQI_PROM_GAUGE,
-	    "Connections open now, per socket.", open, 3);
-	if (rv == 0)
-		rv = prom_conn_family(p, "nq_connections_refused_total",
-		    NQI_PROM_COUNTER,
-		    "Connections closed at once: --max-connections were open.",
-		    refused, 3);
-	if (rv == 0)
-		rv = prom_conn_family(p, "nq_connections_idle_closed_total",
-		    NQI_PROM_COUNTER,
-		    "Connections closed after --conn-idle-timeout without a "
-		    "request (the results socket has no such rule).",
-		    idle, 2);
-	return rv;
+	const nqi_conn_counts c[] = {
+	    {"api", s->api.connections, s->api.conns_refused,
+	        s->api.idle_closed, true},
+	    {"work", s->work.connections, s->work.conns_refused,
+	        s->work.idle_closed, true},
+	    {"results", s->results_conns, s->results_refused, 0, false},
+	};
+	return nqi_conncap_prom(p, c, sizeof c / sizeof *c);
 }
 
 static int metrics_cb(nqi_prom *p, void *arg)

@@ -111,7 +111,12 @@ typedef struct dlq_op {
 dlq_op *dlq_op_alloc(dlq_op_kind kind);
 /* Frees the op, its request and its scratch memory; NULL is fine. */
 void dlq_op_free(dlq_op *op);
-/* Sets the op's reply status, message printf-style, in the op's memory. */
+/* A status in the op's memory with the code of err and msg made text
+ * (nqi_text_repair: a message cut inside a character ends in U+FFFD);
+ * NULL when out of memory. */
+Nq__V1__Status *dlq_status_new(dlq_op *op, int err, const char *msg);
+/* Sets the op's reply status, message printf-style (as dlq_status_new),
+ * in the op's memory. */
 void dlq_op_status(dlq_op *op, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* True when the op's reply carries an error status. */
@@ -237,7 +242,8 @@ void dlq_http_stop(dlq *d);
  *                                                 last attempt's error only
  * queue    queue | 0x00 | dead_at_us (8) | id  -> empty
  * counts   queue | 0x00 | reason               -> count (8, big-endian)
- * meta     "schema_version", "probe"
+ * meta     "schema_version", "probe", "strings_text" (every entry's
+ *          strings are text: the repair at open ran, store.c)
  *
  * "time" orders entries by dead time for newest-first listing, paging and
  * age retention; "queue" finds the oldest entries of one queue for count
@@ -247,6 +253,9 @@ void dlq_http_stop(dlq *d);
 
 #define DLQ_STORE_SCHEMA 1
 
+/* Opens the store; the first time this nq-dlq opens a store, it also
+ * makes the strings of entries an older nq-dlq stored text (store.c),
+ * in one commit. err names what failed. */
 int dlq_store_open(dlq *d, char *err, size_t errlen);
 
 /* Reads an entry; *out is allocated with a (NULL: protobuf-c's default,

@@ -187,8 +187,9 @@ static void stop(dlq *d, int status)
 	dlq_core_stop(d);
 	/* Every commit is done; what is left only closes sockets. */
 	nqi_shutdown_watchdog_arm(NQI_TEARDOWN_MS, "close sockets", status);
-	dlq_net_close(d);
+	/* /metrics reads the socket's counts: the server goes first. */
 	dlq_http_stop(d);
+	dlq_net_close(d);
 }
 
 int main(int argc, char **argv)

@@ -6,6 +6,7 @@
 
 #include "dlq.h"
 #include "nqi/prom.h"
+#include "nqi/rep.h"
 #include "nqi/tls.h"
 #include "nqi/util.h"
 
@@ -56,6 +57,18 @@ static int counter(nqi_prom *p, const dlq_counter *c)
 	return rv;
 }
 
+/* What --max-connections and --conn-idle-timeout do on the socket of
+ * --listen; the same rows as the broker's. d->rep lives until after the
+ * HTTP server stopped (stop() in main.c). */
+static int conns_families(dlq *d, nqi_prom *p)
+{
+	nqi_rep_counts rc;
+	nqi_rep_get_counts(d->rep, &rc);
+	const nqi_conn_counts c = {
+	    "listen", rc.connections, rc.conns_refused, rc.idle_closed, true};
+	return nqi_conncap_prom(p, &c, 1);
+}
+
 static int metrics_cb(nqi_prom *p, void *arg)
 {
 	dlq *d = arg;
@@ -79,6 +92,8 @@ static int metrics_cb(nqi_prom *p, void *arg)
 	        &d->commits_total},
 	};
 	int rv = entries_family(d, p);
+	if (rv == 0)
+		rv = conns_families(d, p);
 	for (size_t i = 0; rv == 0 && i < sizeof counters / sizeof *counters;
 	     i++)
 		rv = counter(p, &counters[i]);

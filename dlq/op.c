@@ -30,29 +30,42 @@ void dlq_op_free(dlq_op *op)
 	free(op);
 }
 
-void dlq_op_status(dlq_op *op, int err, const char *fmt, ...)
+Nq__V1__Status *dlq_status_new(dlq_op *op, int err, const char *msg)
 {
 	static const Nq__V1__Status init = NQ__V1__STATUS__INIT;
+	size_t n = strlen(msg);
+	Nq__V1__Status *s = nqi_arena_zalloc(&op->mem, sizeof *s);
+	if (!s)
+		return NULL;
+	*s = init;
+	s->code = (Nq__V1__Code)nqi_err_to_code(err);
+	if (n == 0)
+		return s;
+	/* A message may quote a piece of the request cut at a byte count
+	 * ('%.40s'), which can end inside a character, and strict decoders
+	 * refuse a whole reply whose message is not UTF-8. Text is copied
+	 * as it is. */
+	uint8_t *text = nqi_arena_alloc(&op->mem, 3 * n + 1);
+	if (!text)
+		return NULL;
+	text[nqi_text_repair((const uint8_t *)msg, n, text)] = '\0';
+	s->message = (char *)text;
+	return s;
+}
+
+void dlq_op_status(dlq_op *op, int err, const char *fmt, ...)
+{
 	char buf[512];
 	va_list ap;
 	/* Without memory the request still must not look successful. */
 	static Nq__V1__Status oom = {
 	    PROTOBUF_C_MESSAGE_INIT(&nq__v1__status__descriptor),
 	    NQ__V1__CODE__INTERNAL, (char *)"nq-dlq is out of memory"};
-	Nq__V1__Status *s = nqi_arena_zalloc(&op->mem, sizeof *s);
-	if (!s) {
-		op->reply.status = &oom;
-		return;
-	}
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
-	*s = init;
-	s->code = (Nq__V1__Code)nqi_err_to_code(err);
-	s->message = nqi_arena_strdup(&op->mem, buf);
-	if (!s->message)
-		s->message = (char *)protobuf_c_empty_string;
-	op->reply.status = s;
+	Nq__V1__Status *s = dlq_status_new(op, err, buf);
+	op->reply.status = s ? s : &oom;
 }
 
 bool dlq_op_failed(const dlq_op *op)

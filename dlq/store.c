@@ -1,10 +1,13 @@
 /* nq-dlq's records in LMDB: the entries and the three indexes beside them
  * (layout in dlq.h). Every function works inside the caller's transaction
- * and never commits. */
+ * and never commits, but dlq_store_open, which may repair old entries in
+ * a transaction of its own. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dlq.h"
+#include "nqi/log.h"
 #include "nqi/util.h"
 
 /*
@@ -16,6 +19,11 @@
  */
 
 #define KEY_MAX (NQI_NAME_MAX + 1 + NQI_NAME_MAX + 16)
+
+/* The meta key that says every entry's strings are text (repair_pass). */
+#define META_TEXT "strings_text"
+
+static int repair_pass(dlq *d, char *err, size_t errlen);
 
 int dlq_store_open(dlq *d, char *err, size_t errlen)
 {
@@ -29,7 +37,8 @@ int dlq_store_open(dlq *d, char *err, size_t errlen)
 	    .dbs = dbs,
 	    .schema_version = DLQ_STORE_SCHEMA,
 	};
-	return nqi_store_open(&d->store, &so, err, errlen);
+	int rv = nqi_store_open(&d->store, &so, err, errlen);
+	return rv ? rv : repair_pass(d, err, errlen);
 }
 
 /* ---- keys ---- */
@@ -279,6 +288,117 @@ int dlq_store_probe(dlq *d, MDB_txn *txn)
 	uint8_t v[8];
 	nqi_be64_put(v, nqi_now_us());
 	return put_val(txn, d->db_meta, "probe", 5, v, 8);
+}
+
+/* ---- strings stored before they were checked ---- */
+
+/* Puts the repaired entry rec, packed in v, at cur (key id), and the
+ * summary made from it in the time index. */
+static int put_repaired(dlq *d, MDB_txn *txn, MDB_cursor *cur, uint64_t id,
+    const MDB_val *v, const Nq__V1__DeadJob *rec)
+{
+	uint8_t key[8], tk[16], *sum = NULL;
+	size_t slen;
+	nqi_be64_put(key, id);
+	dlq_time_key(tk, rec->dead_at_us, id);
+	MDB_val k = {8, key}, nv = *v;
+	int rv = nqi_store_err(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT));
+	if (rv == 0)
+		rv = pack_summary(rec, &sum, &slen);
+	if (rv == 0)
+		rv = put_val(txn, d->db_time, tk, 16, sum, slen);
+	free(sum);
+	return rv;
+}
+
+/* Makes the strings of the entry at cur (key k, value v) text when an
+ * older nq-dlq stored one with a NUL byte or bytes that are not UTF-8
+ * (nqi_pb_repair_strings, as the broker repairs its records), and logs
+ * it. A record that is text already costs one pass over its bytes; one
+ * that does not decode stays as it is (show answers NQ_ESTORE). */
+static int repair_entry(
+    dlq *d, MDB_txn *txn, MDB_cursor *cur, const MDB_val *k, const MDB_val *v)
+{
+	uint8_t *fixed;
+	size_t len;
+	char why[128], id[NQ_ID_MAX];
+	if (k->mv_size != 8)
+		return NQ_OK;
+	int rv = nqi_pb_repair_strings(&nq__v1__dead_job__descriptor,
+	    v->mv_data, v->mv_size, &fixed, &len, why, sizeof why);
+	if (rv == NQ_EPROTO || (rv == 0 && !fixed))
+		return NQ_OK;
+	if (rv != 0)
+		return rv;
+	uint64_t n = nqi_be64_get(k->mv_data);
+	MDB_val nv = {len, fixed};
+	Nq__V1__DeadJob *rec = nq__v1__dead_job__unpack(NULL, len, fixed);
+	bool fits = rec && rec->job;
+	if (fits)
+		rv = put_repaired(d, txn, cur, n, &nv, rec);
+	nq__v1__dead_job__free_unpacked(rec, NULL);
+	free(fixed);
+	nqi_id_format(n, id);
+	if (fits && rv == 0)
+		nqi_warn("NQ-RECORD-REPAIRED", NQI_S("id", id),
+		    NQI_S("why", why),
+		    NQI_S("note", "stored by an older nq-dlq; NUL ends the "
+		                  "string, invalid bytes are U+FFFD"));
+	return rv;
+}
+
+static int repair_entries(dlq *d, MDB_txn *txn)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rv = NQ_OK;
+	if (mdb_cursor_open(txn, d->db_entries, &cur) != 0)
+		return NQ_ESTORE;
+	int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	for (; rc == 0 && rv == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		rv = repair_entry(d, txn, cur, &k, &v);
+	mdb_cursor_close(cur);
+	if (rv == 0 && rc != MDB_NOTFOUND)
+		rv = nqi_store_err(rc);
+	return rv;
+}
+
+/*
+ * An nq-dlq older than the string checks of the codec stored any bytes it
+ * was handed, and replies built from such an entry (list, show, a replay
+ * to the broker) are refused whole by strict decoders. This pass makes
+ * every entry text, once per store: it runs at open until it has
+ * committed META_TEXT, and every string stored since was checked at
+ * decode. Only an older nq-dlq run on the store afterwards could store
+ * such bytes again. Once, not at each start, since nq-dlq reads no entry
+ * at start otherwise and its store may hold many.
+ */
+static int repair_pass(dlq *d, char *err, size_t errlen)
+{
+	MDB_txn *txn;
+	MDB_val k = {sizeof META_TEXT - 1, META_TEXT}, v, one = {1, "1"};
+	int rv = nqi_store_begin(d->store, true, &txn);
+	if (rv != 0) {
+		snprintf(
+		    err, errlen, "cannot begin a write: %s", nq_strerror(rv));
+		return rv;
+	}
+	int rc = mdb_get(txn, d->db_meta, &k, &v);
+	if (rc == 0) {
+		mdb_txn_abort(txn);
+		return NQ_OK;
+	}
+	rv = rc == MDB_NOTFOUND ? repair_entries(d, txn) : nqi_store_err(rc);
+	if (rv == 0)
+		rv = nqi_store_err(mdb_put(txn, d->db_meta, &k, &one, 0));
+	if (rv == 0)
+		rv = nqi_store_commit(d->store, txn);
+	else
+		mdb_txn_abort(txn);
+	if (rv != 0)
+		snprintf(err, errlen, "cannot make old entries text: %s",
+		    nq_strerror(rv));
+	return rv;
 }
 
 /* ---- walks ---- */

@@ -12,19 +12,6 @@
  * so that a big sweep never holds up ingest for long. */
 #define SWEEP_BUDGET 5000
 
-static Nq__V1__Status *status_new(dlq_op *op, int err, const char *msg)
-{
-	static const Nq__V1__Status init = NQ__V1__STATUS__INIT;
-	Nq__V1__Status *s = nqi_arena_zalloc(&op->mem, sizeof *s);
-	if (!s)
-		return NULL;
-	*s = init;
-	s->code = (Nq__V1__Code)nqi_err_to_code(err);
-	if (*msg && !(s->message = nqi_arena_strdup(&op->mem, msg)))
-		return NULL;
-	return s;
-}
-
 static int touch(dlq *d, const char *queue)
 {
 	for (size_t i = 0; i < d->ntouched; i++)
@@ -125,10 +112,10 @@ static int ingest_one(dlq *d, dlq_op *op, const Nq__V1__DeadJob *dj, size_t i,
 	const char *bad = check_dead(dj, &id, buf, sizeof buf);
 	if (bad) {
 		snprintf(msg, sizeof msg, "job %zu: %s", i, bad);
-		*out = status_new(op, NQ_EINVAL, msg);
+		*out = dlq_status_new(op, NQ_EINVAL, msg);
 		return *out ? NQ_OK : NQ_ENOMEM;
 	}
-	*out = status_new(op, NQ_OK, "");
+	*out = dlq_status_new(op, NQ_OK, "");
 	if (!*out)
 		return NQ_ENOMEM;
 	if (dlq_store_has(d, d->txn, id)) {

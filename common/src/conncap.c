@@ -4,6 +4,7 @@
 
 #include "nq/nq.h"
 #include "nqi/log.h"
+#include "nqi/prom.h"
 #include "nqi/util.h"
 
 #define REFUSED_LOG_EVERY_MS 10000
@@ -66,6 +67,46 @@ int nqi_conncap_watch(nng_socket s, nqi_conncap *c)
 {
 	int rv = nng_pipe_notify(s, NNG_PIPE_EV_ADD_PRE, watch_cb, c);
 	return rv ? rv : nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, watch_cb, c);
+}
+
+/* The families nqi_conncap_prom writes, in order. */
+static const struct {
+	const char *name;
+	nqi_prom_type type;
+	const char *help;
+} conn_families[] = {
+    {"nq_connections", NQI_PROM_GAUGE, "Connections open now, per socket."},
+    {"nq_connections_refused_total", NQI_PROM_COUNTER,
+        "Connections closed at once: --max-connections were open."},
+    {"nq_connections_idle_closed_total", NQI_PROM_COUNTER,
+        "Connections closed after --conn-idle-timeout without a request "
+        "(a socket without that rule has no sample)."},
+};
+
+/* The sample of family k for c; false when c has none. */
+static bool conn_value(const nqi_conn_counts *c, size_t k, double *v)
+{
+	const uint64_t of[] = {c->open, c->refused, c->idle_closed};
+	*v = (double)of[k];
+	return k < 2 || c->idle_rule;
+}
+
+int nqi_conncap_prom(nqi_prom *p, const nqi_conn_counts *s, size_t n)
+{
+	int rv = 0;
+	double v;
+	for (size_t k = 0; rv == 0 && k < 3; k++) {
+		const char *name = conn_families[k].name;
+		rv = nqi_prom_family(
+		    p, name, conn_families[k].type, conn_families[k].help);
+		for (size_t i = 0; rv == 0 && i < n; i++)
+			if (conn_value(&s[i], k, &v))
+				rv = nqi_prom_sample(p, name,
+				    (const char *const[]){
+				        "socket", s[i].socket, NULL},
+				    v);
+	}
+	return rv;
 }
 
 const char *nqi_conncap_flags_check(int max_conns, uint64_t idle_ms)

@@ -1,10 +1,11 @@
 /*
- * Records an older broker stored before strings were checked: a NUL in an
- * idempotency key, bytes that are not UTF-8 in an attempt's error
- * message. Written straight into the real store of a stopped broker, then
- * the broker starts on it with nq-dlq: get answers (libnq's strict
- * decoder takes the reply), a worker can fetch the job, and dead jobs
- * reach nq-dlq instead of blocking the handoff.
+ * Records an older broker or nq-dlq stored before strings were checked: a
+ * NUL in an idempotency key, bytes that are not UTF-8 in an attempt's
+ * error message. Written straight into the real store of a stopped
+ * broker, then the broker starts on it with nq-dlq: get answers (libnq's
+ * strict decoder takes the reply), a worker can fetch the job, and dead
+ * jobs reach nq-dlq instead of blocking the handoff. Written into the
+ * store of a stopped nq-dlq, its entries are listed and shown as text.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include <lmdb.h>
 
 #include "dlqt.h"
+#include "nqi/codec.h"
 #include "nqi/store.h"
 #include "nqi/util.h"
 
@@ -147,11 +149,148 @@ static void test_legacy_records_are_served_and_reach_nq_dlq(void **state)
 	itest_pass(e);
 }
 
+/* Patches, in the value of key in db of the store in data_dir, each
+ * marks[0] to marks[1], ... (NULL ends them); then deletes meta_key from
+ * "meta" when not NULL. */
+static void dlq_store_patch(const char *data_dir, const char *db,
+    const void *key, size_t klen, const char *const *marks,
+    const char *meta_key)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi, meta;
+	MDB_val k = {klen, (void *)key}, v;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+	assert_int_equal(mdb_env_set_mapsize(env, 1u << 30), 0);
+	assert_int_equal(mdb_env_open(env, data_dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	uint8_t *buf = malloc(v.mv_size);
+	assert_non_null(buf);
+	memcpy(buf, v.mv_data, v.mv_size);
+	for (; marks[0]; marks += 2) {
+		uint8_t *at =
+		    memmem(buf, v.mv_size, marks[0], strlen(marks[0]));
+		assert_non_null(at);
+		memcpy(at, marks[1], strlen(marks[0]));
+	}
+	/* as today's nq refuses it */
+	assert_int_equal(nqi_pb_check_strings(&nq__v1__dead_job__descriptor,
+	                     buf, v.mv_size, NULL, 0),
+	    NQ_EINVAL);
+	v.mv_data = buf;
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	if (meta_key) {
+		MDB_val mk = {strlen(meta_key), (void *)meta_key};
+		assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+		int rc = mdb_del(txn, meta, &mk, NULL);
+		assert_true(rc == 0 || rc == MDB_NOTFOUND);
+	}
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	free(buf);
+}
+
+/* What the repaired message and key read as. */
+#define REPAIRED_MSG "broke \xef\xbf\xbd\xef\xbf\xbd here"
+
+/* An entry an older nq-dlq stored with a NUL in its idempotency key and
+ * bytes that are not UTF-8 in its error message is made text when nq-dlq
+ * opens the store, once: list, show, nqctl and libnq read it. */
+static void test_legacy_records_of_nq_dlq_are_listed_and_shown(void **state)
+{
+	itest_env *e = *state;
+	dlqt_dead_job job;
+	uint64_t at = itest_wall_us(), id = 0xd00;
+	uint8_t tk[16], ik[8];
+	char sid[NQ_ID_MAX];
+	itest_run run;
+	dlqt t;
+
+	/* A store of today's nq-dlq with the entry, then the bytes of an
+	 * older one, in the entry and in its summary for listing. */
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
+	dlqt_dead(&job, id, "legacy", "t", "max_attempts", at, 1);
+	job.spec.idempotency_key = "k~old";
+	job.err[0].message = "broke ^^ here";
+	assert_int_equal(dlqt_ingest(e->dlq_url, &job, 1), 0);
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	const char *const marks[] = {"k~old", "k\0old", "^^", "\xff\xfe", NULL};
+	nqi_be64_put(ik, id);
+	nqi_be64_put(tk, at);
+	nqi_be64_put(tk + 8, id);
+	dlq_store_patch(t.data_dir, "entries", ik, 8, marks, NULL);
+	dlq_store_patch(t.data_dir, "time", tk, 16, marks, "strings_text");
+
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
+	assert_true(dlqt_log_has(t.log, "NQ-RECORD-REPAIRED"));
+	nqi_id_format(id, sid);
+	assert_int_equal(itest_nqctl(e, 20000, &run, "--dlq", e->dlq_url, "dlq",
+	                     "list", NULL),
+	    0);
+	assert_int_equal(run.code, 0);
+	assert_non_null(strstr(run.out, REPAIRED_MSG));
+	itest_run_free(&run);
+	assert_int_equal(itest_nqctl(e, 20000, &run, "--dlq", e->dlq_url,
+	                     "--json", "dlq", "show", sid, NULL),
+	    0);
+	assert_int_equal(run.code, 0);
+	assert_non_null(strstr(run.out, "\"idempotency_key\":\"k\""));
+	assert_non_null(strstr(run.out, REPAIRED_MSG));
+	itest_run_free(&run);
+
+	/* libnq's call, and its strict decoder */
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__DlqShowRequest body = NQ__V1__DLQ_SHOW_REQUEST__INIT;
+	nq_client_opts o = {.timeout_ms = 5000}; /* no broker: never dialed */
+	nq_client *c;
+	uint8_t *buf;
+	void *reply;
+	size_t len, reply_len;
+	body.id = sid;
+	req.version = 1;
+	req.body_case = NQ__V1__REQUEST__BODY_DLQ_SHOW;
+	req.dlq_show = &body;
+	assert_int_equal(nqi_buf_pack(&req.base, &buf, &len), 0);
+	assert_int_equal(nq_client_open(&c, &o), 0);
+	assert_int_equal(nq_client_set_dlq_url(c, e->dlq_url), 0);
+	assert_int_equal(
+	    nq_dlq_request(c, buf, len, 5000, &reply, &reply_len), NQ_OK);
+	Nq__V1__Reply *r = nqi_reply_unpack(reply, reply_len);
+	assert_non_null(r);
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_DLQ_SHOW);
+	assert_string_equal(
+	    r->dlq_show->job->job->errors[0]->message, REPAIRED_MSG);
+	nq__v1__reply__free_unpacked(r, NULL);
+	free(reply);
+	free(buf);
+	nq_client_close(c);
+
+	/* once: the next start finds nothing to repair */
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
+	assert_false(dlqt_log_has(t.log, "NQ-RECORD-REPAIRED"));
+	uint64_t *ids;
+	size_t n;
+	assert_int_equal(dlqt_list_all(e->dlq_url, NULL, &ids, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], id);
+	free(ids);
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(
 	        test_legacy_records_are_served_and_reach_nq_dlq, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_legacy_records_of_nq_dlq_are_listed_and_shown, itest_setup,
 	        itest_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

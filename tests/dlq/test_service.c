@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
 
 #include "dlqt.h"
 #include "nqi/util.h"
@@ -714,6 +716,139 @@ static void test_dlq_readyz_follows_whether_the_store_commits(void **state)
 	itest_pass(e);
 }
 
+/* "x" and then 30 two-byte characters: '%.40s' cuts the 20th in half. */
+static void cut_name(char *out, size_t len)
+{
+	snprintf(out, len, "x");
+	for (int i = 0; i < 30; i++)
+		strncat(out, "\xc3\xa9", len - strlen(out) - 1);
+}
+
+/* What nq-dlq made of cut_name cut at 40 bytes: the half character is
+ * U+FFFD. */
+static void cut_name_text(char *out, size_t len)
+{
+	snprintf(out, len, "x");
+	for (int i = 0; i < 19; i++)
+		strncat(out, "\xc3\xa9", len - strlen(out) - 1);
+	strncat(out, "\xef\xbf\xbd", len - strlen(out) - 1);
+}
+
+/* An error message that quotes a name cut at a byte count is still text,
+ * so strict decoders (libnq's) take the reply. */
+static void test_dlq_error_messages_cut_inside_a_character_stay_text(
+    void **state)
+{
+	itest_env *e = *state;
+	char name[80], text[80], want[160], *reply;
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__DlqShowRequest body = NQ__V1__DLQ_SHOW_REQUEST__INIT;
+	Nq__V1__Reply *r;
+	nq_client *c;
+	size_t len, reply_len;
+	uint8_t *buf;
+	dlqt_dead_job job;
+	dlqt t;
+	cut_name(name, sizeof name);
+	cut_name_text(text, sizeof text);
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, NULL, NULL), 0);
+
+	/* show: the one status of a reply (dlq_op_status) */
+	body.id = name;
+	req.body_case = NQ__V1__REQUEST__BODY_DLQ_SHOW;
+	req.dlq_show = &body;
+	snprintf(want, sizeof want, "id '%s' is not 16 hex digits", text);
+	expect_error(e, &req, NQ__V1__CODE__INVALID_ARGUMENT, want);
+	nq_client_opts o = {.timeout_ms = 5000}; /* no broker: never dialed */
+	assert_int_equal(nq_client_open(&c, &o), 0);
+	assert_int_equal(nq_client_set_dlq_url(c, e->dlq_url), 0);
+	req.version = 1;
+	assert_int_equal(nqi_buf_pack(&req.base, &buf, &len), 0);
+	assert_int_equal(
+	    nq_dlq_request(c, buf, len, 5000, (void **)&reply, &reply_len),
+	    NQ_EINVAL);
+	assert_string_equal(nq_client_last_error(c), want);
+	free(reply);
+	free(buf);
+	nq_client_close(c);
+
+	/* ingest: the status of each handed-over job */
+	dlqt_dead(&job, 0xc00, "q", "t", "max_attempts", nqi_now_us(), 1);
+	job.spec.queue = name;
+	Nq__V1__DlqIngestRequest in = NQ__V1__DLQ_INGEST_REQUEST__INIT;
+	Nq__V1__DeadJob *v[1] = {&job.dead};
+	Nq__V1__Request ing = NQ__V1__REQUEST__INIT;
+	in.jobs = v;
+	in.n_jobs = 1;
+	ing.body_case = NQ__V1__REQUEST__BODY_DLQ_INGEST;
+	ing.dlq_ingest = &in;
+	assert_int_equal(dlqt_call(e->dlq_url, &ing, 5000, &r), 0);
+	assert_int_equal(dlqt_code(r), 0);
+	assert_int_equal(
+	    r->dlq_ingest->results[0]->code, NQ__V1__CODE__INVALID_ARGUMENT);
+	snprintf(want, sizeof want, "job 0: queue '%s' is not a name", text);
+	assert_non_null(strstr(r->dlq_ingest->results[0]->message, want));
+	nq__v1__reply__free_unpacked(r, NULL);
+	assert_int_equal(dlqt_total(e->dlq_url), 0);
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
+/* The value of series in a scrape of t's /metrics; -1 when absent. */
+static double metric(const dlqt *t, const char *series)
+{
+	int status;
+	char *body, *at;
+	double v = -1;
+	assert_int_equal(
+	    dlqt_http_get(t->http_addr, "/metrics", &status, &body), 0);
+	assert_int_equal(status, 200);
+	size_t n = strlen(series);
+	for (at = body; (at = strstr(at, series)); at += n)
+		if ((at == body || at[-1] == '\n') && at[n] == ' ') {
+			v = strtod(at + n + 1, NULL);
+			break;
+		}
+	free(body);
+	return v;
+}
+
+/* /metrics tells what --max-connections did on the socket of --listen,
+ * in the rows the broker has for its sockets. */
+static void test_dlq_metrics_count_refused_connections(void **state)
+{
+	itest_env *e = *state;
+	const char *const flags[] = {"--max-connections", "1", NULL};
+	const char *refused = "nq_connections_refused_total{socket=\"listen\"}";
+	nng_socket held, extra;
+	dlqt t;
+	assert_int_equal(dlqt_init(&t, e), 0);
+	assert_int_equal(dlqt_start(&t, flags, NULL), 0);
+	assert_true(metric(&t, refused) == 0);
+	assert_true(
+	    metric(&t, "nq_connections_idle_closed_total{socket=\"listen\"}") ==
+	    0);
+
+	/* Two connections at once: one of them is one too many. */
+	assert_int_equal(nng_req0_open(&held), 0);
+	assert_int_equal(
+	    nng_dial(held, e->dlq_url, NULL, NNG_FLAG_NONBLOCK), 0);
+	assert_int_equal(nng_req0_open(&extra), 0);
+	assert_int_equal(
+	    nng_dial(extra, e->dlq_url, NULL, NNG_FLAG_NONBLOCK), 0);
+	uint64_t end = itest_now_ms() + 10000;
+	while (metric(&t, refused) < 1 && itest_now_ms() < end)
+		itest_sleep_ms(50);
+	assert_true(metric(&t, refused) >= 1);
+	assert_true(dlqt_log_has(t.log, "NQ-CONN-REFUSED"));
+	assert_true(metric(&t, "nq_connections{socket=\"listen\"}") >= 1);
+	nng_close(extra);
+	nng_close(held);
+	assert_int_equal(dlqt_stop_clean(&t), 0);
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -746,6 +881,12 @@ int main(void)
 	        test_dlq_tokens_decide_who_may_do_what, setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_dlq_readyz_follows_whether_the_store_commits, setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_metrics_count_refused_connections, setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dlq_error_messages_cut_inside_a_character_stay_text, setup,
 	        itest_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -97,8 +97,9 @@ static const char *const worker_names[] = {"nq_worker_slots_busy ",
     "nq_worker_job_duration_seconds_count{type=\"*\"}", NULL};
 
 #ifdef OBS_DLQ
-static const char *const dlq_names[] = {
-    "nq_dlq_entries", "nq_dlq_ingested_total", NULL};
+static const char *const dlq_names[] = {"nq_dlq_entries",
+    "nq_dlq_ingested_total", "nq_connections_refused_total{socket=\"listen\"}",
+    NULL};
 
 /* nq-dlq on the env's dlq URL, where the broker hands its dead jobs. */
 static void start_dlq(itest_env *e, char *http, size_t len)

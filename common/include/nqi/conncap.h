@@ -43,6 +43,20 @@ void nqi_conncap_gone(nqi_conncap *c);
  * needs no other notices; before s dials or listens. An nng error. */
 int nqi_conncap_watch(nng_socket s, nqi_conncap *c);
 
+/* What the cap and the idle rule of one socket did, for /metrics. */
+typedef struct nqi_conn_counts {
+	const char *socket; /* the value of the label "socket" */
+	uint64_t open, refused, idle_closed;
+	bool idle_rule; /* the socket has one: idle_closed is a sample */
+} nqi_conn_counts;
+
+typedef struct nqi_prom nqi_prom;
+/* Writes the families nq_connections, nq_connections_refused_total and
+ * nq_connections_idle_closed_total with one sample per socket of s[0..n),
+ * in that order: the same rows on every daemon. 0 or an nqi_prom_*
+ * error. */
+int nqi_conncap_prom(nqi_prom *p, const nqi_conn_counts *s, size_t n);
+
 /* NULL when --max-connections and --conn-idle-timeout hold values a
  * daemon can use, else why not. */
 const char *nqi_conncap_flags_check(int max_conns, uint64_t idle_ms);
