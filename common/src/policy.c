@@ -422,7 +422,7 @@ bool nqi_policy_versions_of(
     const char *versions, const char *type, uint32_t *lo, uint32_t *hi)
 {
 	size_t n = strlen(type);
-	char why[8];
+	char why[128]; /* unused: the stored text was checked when set */
 	for (const char *p = versions; p && *p;) {
 		const char *colon = strchr(p, ':'), *end;
 		if (!colon ||

@@ -37,10 +37,12 @@ static const char *scalar(const yaml_node_t *n)
 /* Appends s to buf (sep first unless buf is empty); false when full. */
 static bool join(char *buf, const char *sep, const char *s)
 {
-	size_t have = strlen(buf), want = strlen(sep) + strlen(s);
-	if (have + want + 1 > TEXT_MAX)
+	size_t have = strlen(buf), nsep = have ? strlen(sep) : 0,
+	       ns = strlen(s);
+	if (have + nsep + ns + 1 > TEXT_MAX)
 		return false;
-	snprintf(buf + have, TEXT_MAX - have, "%s%s", have ? sep : "", s);
+	memcpy(buf + have, sep, nsep);
+	memcpy(buf + have + nsep, s, ns + 1);
 	return true;
 }
 
