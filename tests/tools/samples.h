@@ -78,6 +78,8 @@
 #define NQT_MAX_DEPTH 5000000ull
 #define NQT_STORED_US 1764280002500004ull
 #define NQT_REPLAYS 2u
+/* Added with fairness. */
+#define NQT_GROUP_KEY "tenant-7"
 #define NQT_SINCE_US 1764270000000000ull
 #define NQT_DLQ_LIMIT 25u
 #define NQT_REPLAY_RATE 12.5

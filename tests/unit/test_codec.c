@@ -87,8 +87,8 @@ static uint64_t rng_next(uint64_t *s)
 
 /* ---- expected values of the fixtures, written out field by field ---- */
 
-/* Every field of the full spec but replay_of, which only job_spec_replay
- * sets. */
+/* Every field of the full spec but replay_of and group_key, which only
+ * job_spec_replay and job_spec_group set. */
 static void check_spec_fields(const Nq__V1__JobSpec *s)
 {
 	assert_non_null(s);
@@ -113,6 +113,7 @@ static void check_spec(const Nq__V1__JobSpec *s)
 {
 	check_spec_fields(s);
 	assert_string_equal(s->replay_of, "");
+	assert_string_equal(s->group_key, "");
 }
 
 static void check_spec_min(const Nq__V1__JobSpec *s)
@@ -488,6 +489,14 @@ static void fx_job_spec_replay(const ProtobufCMessage *m)
 	const Nq__V1__JobSpec *s = (const void *)m;
 	check_spec_fields(s);
 	assert_string_equal(s->replay_of, NQT_ID);
+}
+
+static void fx_job_spec_group(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobSpec *s = (const void *)m;
+	check_spec_fields(s);
+	assert_string_equal(s->replay_of, "");
+	assert_string_equal(s->group_key, NQT_GROUP_KEY);
 }
 
 static void fx_completion_batch_schema(const ProtobufCMessage *m)
@@ -879,6 +888,7 @@ static const fixture fixtures[] = {
     FX(reply_extend, reply),
     FX(reply_version, reply),
     FX(job_spec_replay, job_spec),
+    FX(job_spec_group, job_spec),
     FX(completion_batch_schema, completion_batch),
     FX(queue_config, queue_config),
     FX(event_batch, event_batch),
