@@ -538,6 +538,7 @@ static Nq__V1__QueueStats *queue_stats(broker *b, broker_queue *q)
 	*s = init;
 	s->queue = q->name;
 	s->paused = q->paused;
+	broker_gate_gauges(b, q);
 #define STATS_COPY_(name, kind, ...) NQI_QF_CORE_##kind(s->name = q->name;)
 	NQI_QUEUE_FIELDS(STATS_COPY_)
 #undef STATS_COPY_

@@ -21,12 +21,17 @@
 
 /* Enqueue time of the oldest job waiting in the ready heap. Ids are taken
  * from the clock at enqueue, so the smallest id is the oldest job. */
+static void oldest_cb(const broker_ready *e, void *arg)
+{
+	uint64_t *min = arg;
+	if (!*min || e->id < *min)
+		*min = e->id;
+}
+
 uint64_t broker_oldest_ready_us(const broker_queue *q)
 {
 	uint64_t min = 0;
-	for (size_t i = 0; i < q->nheap; i++)
-		if (!min || q->heap[i].id < min)
-			min = q->heap[i].id;
+	broker_ready_each(q, oldest_cb, &min);
 	return min;
 }
 
@@ -46,6 +51,7 @@ static uint64_t idle_slots(const broker *b, const char *queue)
 static void snap_queue(broker *b, broker_queue *q, broker_qsnap *s, bool full)
 {
 	snprintf(s->name, sizeof s->name, "%s", q->name);
+	broker_gate_gauges(b, q);
 #define SNAP_COPY_(name, kind, ...) NQI_QF_CORE_##kind(s->name = q->name;)
 	NQI_QUEUE_FIELDS(SNAP_COPY_)
 #undef SNAP_COPY_
@@ -146,7 +152,7 @@ static uint32_t rows_map_size(void)
 /* Rows are written counters first, then the gauges the core keeps, then
  * those of the snapshot; in list order within each. */
 static const nqi_qf_kind kind_order[] = {
-    NQI_QF_TOTAL, NQI_QF_STATE, NQI_QF_SNAP};
+    NQI_QF_TOTAL, NQI_QF_STATE, NQI_QF_GAUGE, NQI_QF_SNAP};
 
 /* The counters, their rates, then the gauges. */
 static void pack_rows(msgpack_packer *pk, broker_qsnap *s, double secs)

@@ -614,6 +614,29 @@ static void fx_job_in_dlq(const ProtobufCMessage *m)
 	assert_true(j->in_dlq);
 }
 
+static void fx_queue_stats_limits(const ProtobufCMessage *m)
+{
+	const Nq__V1__QueueStats *q = (const void *)m;
+	assert_string_equal(q->queue, NQT_QUEUE);
+	assert_int_equal(q->ready, NQT_THROTTLED);
+	assert_int_equal(q->leased, NQT_IN_FLIGHT_LIMIT);
+	assert_int_equal(q->in_flight_limit, NQT_IN_FLIGHT_LIMIT);
+	assert_int_equal(q->tokens, NQT_TOKENS);
+	assert_int_equal(q->breaker_state, 2);
+	assert_int_equal(q->throttled, NQT_THROTTLED);
+}
+
+static void fx_job_event_breaker(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobEvent *e = (const void *)m;
+	assert_int_equal(e->seq, NQT_EVENT_SEQ);
+	assert_string_equal(e->kind, "breaker_opened");
+	assert_string_equal(e->id, "");
+	assert_string_equal(e->queue, NQT_QUEUE);
+	assert_int_equal(e->at_us, NQT_FINISHED_US);
+	assert_true(e->failure_ratio == NQT_FAILURE_RATIO);
+}
+
 /* The two runtime values of the policy samples. */
 static void check_settings(size_t n, Nq__V1__PolicySetting *const *s)
 {
@@ -919,6 +942,8 @@ static const fixture fixtures[] = {
     FX(reply_policy_get, reply),
     FX(reply_policy_set, reply),
     FX(reply_policy_reset, reply),
+    FX(queue_stats_limits, queue_stats),
+    FX(job_event_breaker, job_event),
 };
 
 /* ---- tests ---- */
