@@ -120,7 +120,7 @@ static int keep_summary(broker *b, const Nq__V1__Job *job)
 	t->in_dlq = true;
 	broker_count_move(b, job->spec->queue, NQ_STATE_DEAD, 0);
 	b->core.jobs_stored--;
-	if (b->cfg.result_ttl_ms == 0)
+	if (broker_result_ttl_ms(b, -1, job->spec->queue) == 0)
 		return broker_job_drop(b, t);
 	int rv = broker_job_write(b, broker_job_id(t), t);
 	return rv != 0 ? rv : broker_job_keep_result(b, t);

@@ -550,27 +550,30 @@ int broker_job_drop(broker *b, const Nq__V1__Job *job)
 	    (int)job->state);
 }
 
-static int expire_at(broker *b, uint64_t id, uint64_t finished_us)
+static int expire_at(
+    broker *b, uint64_t id, uint64_t finished_us, uint64_t ttl_ms)
 {
 	uint8_t idb[8];
 	nqi_be64_put(idb, id);
 	return broker_expiry_put(
-	    b, finished_us + b->cfg.result_ttl_ms * 1000, 'j', idb, 8);
+	    b, nqi_us_plus_ms(finished_us, ttl_ms), 'j', idb, 8);
 }
 
 int broker_job_keep_result(broker *b, const Nq__V1__Job *job)
 {
-	if (b->cfg.result_ttl_ms == 0)
+	uint64_t ttl_ms = broker_result_ttl_ms(b, -1, job->spec->queue);
+	if (ttl_ms == 0)
 		return broker_job_drop(b, job);
-	return expire_at(b, broker_job_id(job), job->finished_us);
+	return expire_at(b, broker_job_id(job), job->finished_us, ttl_ms);
 }
 
 int broker_result_keep(
     broker *b, uint64_t id, int qi, int state, uint64_t finished_us)
 {
-	if (b->cfg.result_ttl_ms == 0)
+	uint64_t ttl_ms = broker_result_ttl_ms(b, qi, NULL);
+	if (ttl_ms == 0)
 		return delete_counted(b, id, qi, state);
-	return expire_at(b, id, finished_us);
+	return expire_at(b, id, finished_us, ttl_ms);
 }
 
 int broker_job_patch_success(
@@ -598,7 +601,7 @@ int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us)
 	 * result for result_ttl. */
 	bool handoff = state == NQ_STATE_DEAD ||
 	               (state == NQ_STATE_EXPIRED && broker_dlq_enabled(b));
-	if (!handoff && b->cfg.result_ttl_ms == 0)
+	if (!handoff && broker_result_ttl_ms(b, -1, job->spec->queue) == 0)
 		return broker_job_keep_result(b, job);
 	rv = state == NQ_STATE_SUCCEEDED
 	         ? broker_job_patch_success(b, id, now_us, job->result)

@@ -1,6 +1,7 @@
 /* Queue policies: resolution of each queue's effective policy, the queues
  * file at start and on SIGHUP, and the stored runtime values (policy.h). */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,14 @@ static const nqi_policy *holder(broker *b, const nqi_policy *runtime,
 		}
 	*src = BROKER_POLICY_DEFAULT;
 	return NULL;
+}
+
+broker_policy_source broker_policy_source_of(
+    broker *b, const nqi_policy *runtime, const char *queue, size_t i)
+{
+	broker_policy_source src;
+	(void)holder(b, runtime, queue, i, &src);
+	return src;
 }
 
 /* Resolves p->eff for queue. Out of memory leaves a list key unset, which
@@ -67,6 +76,14 @@ const nqi_policy *broker_policy_named(broker *b, const char *queue)
 	return &b->core.policy.scratch.eff;
 }
 
+uint64_t broker_result_ttl_ms(broker *b, int qi, const char *queue)
+{
+	if (qi >= 0)
+		return broker_policy_of(b, &b->core.index.queues[qi])
+		    ->result_ttl;
+	return broker_policy_named(b, queue)->result_ttl;
+}
+
 /* The defaults: each key's own, then the flags of the same meaning. */
 static void defaults_from_flags(broker *b)
 {
@@ -74,7 +91,7 @@ static void defaults_from_flags(broker *b)
 	const broker_config *c = &b->cfg;
 	char why[256];
 	for (size_t i = 0; i < NQI_PK_COUNT; i++)
-		if (key_at(i)->def[0])
+		if (key_at(i)->def[0] && strncmp(key_at(i)->def, "--", 2) != 0)
 			(void)nqi_policy_parse(
 			    key_at(i), key_at(i)->def, d, why, sizeof why);
 	d->max_attempts = c->max_attempts;
@@ -110,9 +127,10 @@ int broker_policy_start(broker *b)
 	if (!path || !*path)
 		return 0;
 	if (nqi_policy_file_load(path, &b->core.policy.file, &e) != 0) {
+		char text[PATH_MAX + 400];
 		log_rejected(path, &e);
-		fprintf(stderr, "nq-broker: %s:%u: %s%s%s\n", path, e.line,
-		    e.key, e.key[0] ? ": " : "", e.reason);
+		nqi_policy_error_text(path, &e, text, sizeof text);
+		fprintf(stderr, "nq-broker: %s\n", text);
 		return 2;
 	}
 	nqi_info("NQ-CONFIG-LOADED", NQI_S("file", path),

@@ -25,7 +25,10 @@ struct broker;
 struct broker_queue;
 struct broker_op;
 
-/* A queue's policy: a member of broker_queue. */
+/* A queue's policy: a member of broker_queue. A key whose bit is not in
+ * eff.set has no value: no limit, no check (max_in_flight, rate,
+ * max_in_flight_per_group, max_depth, types, schema_versions); the circuit
+ * breaker is on when circuit_breaker.failure_ratio has a value. */
 typedef struct broker_policy {
 	nqi_policy eff;     /* effective values: every key with a value set */
 	nqi_policy runtime; /* set at run time; stored in QueueConfig */
@@ -48,6 +51,10 @@ typedef enum broker_policy_source {
 	BROKER_POLICY_RUNTIME,
 } broker_policy_source;
 
+/* Where key i (NQI_PK_*) of queue's effective policy comes from, given the
+ * queue's runtime values (NULL: none). */
+broker_policy_source broker_policy_source_of(
+    struct broker *b, const nqi_policy *runtime, const char *queue, size_t i);
 /* The effective policy of q, resolved again when the file changed since. */
 const nqi_policy *broker_policy_of(struct broker *b, struct broker_queue *q);
 /* The effective policy of the queue of that name, which need not exist;
@@ -56,6 +63,9 @@ const nqi_policy *broker_policy_named(struct broker *b, const char *queue);
 
 /* The defaults, from the flags in b->cfg; broker_init calls it. */
 void broker_policy_init(struct broker *b);
+/* The result_ttl of the queue at index qi, or (qi -1) of the queue named. */
+uint64_t broker_result_ttl_ms(struct broker *b, int qi, const char *queue);
+
 /* Loads --queues-config at start: 0, or 2 (the exit status) after logging
  * why the file was refused. Blocks on the file. */
 int broker_policy_start(struct broker *b);

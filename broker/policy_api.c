@@ -11,20 +11,6 @@
 
 static const char *const source_names[] = {"default", "file", "runtime"};
 
-/* Where key i of queue's effective policy came from. */
-static broker_policy_source source_of(
-    broker *b, const nqi_policy *runtime, const char *queue, size_t i)
-{
-	if (runtime && (runtime->set & (1u << i)))
-		return BROKER_POLICY_RUNTIME;
-	const nqi_policy_file *f = b->core.policy.file;
-	const nqi_policy *q = nqi_policy_file_find(f, queue);
-	const nqi_policy *all = nqi_policy_file_find(f, "*");
-	if ((q && (q->set & (1u << i))) || (all && (all->set & (1u << i))))
-		return BROKER_POLICY_FILE;
-	return BROKER_POLICY_DEFAULT;
-}
-
 /* The policy of the queue named (which need not exist) as the wire has
  * it; NULL on no memory. */
 static Nq__V1__QueuePolicy *policy_msg(broker *b, const char *queue)
@@ -51,7 +37,8 @@ static Nq__V1__QueuePolicy *policy_msg(broker *b, const char *queue)
 		nqi_policy_format(k, eff, text, sizeof text);
 		v[i] = vinit;
 		v[i].key = (char *)k->key;
-		v[i].source = (char *)source_names[source_of(b, rt, queue, i)];
+		v[i].source = (char *)
+		    source_names[broker_policy_source_of(b, rt, queue, i)];
 		if (!(v[i].value = nqi_arena_strdup(a, text)))
 			return NULL;
 		pv[m->n_values++] = &v[i];

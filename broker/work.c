@@ -843,8 +843,10 @@ static int succeed_plain(
     broker *b, uint64_t id, const Nq__V1__Completion *c, bool *done)
 {
 	broker_lease *found = broker_lease_find(&b->core.index, id);
+	uint64_t ttl_ms =
+	    found ? broker_result_ttl_ms(b, (int)found->queue, NULL) : 0;
 	*done = found && found->token == c->lease_token &&
-	        !(found->keyed && b->cfg.result_ttl_ms == 0);
+	        !(found->keyed && ttl_ms == 0);
 	if (!*done)
 		return NQ_OK;
 	broker_lease l = *found;
@@ -857,7 +859,7 @@ static int succeed_plain(
 	observe_latency(b, qi, l.created_us);
 	gate_ended(b, qi, id, false);
 	broker_count_move_at(b, qi, NQ_STATE_LEASED, NQ_STATE_SUCCEEDED);
-	if (b->cfg.result_ttl_ms != 0 &&
+	if (ttl_ms != 0 &&
 	    (rv = broker_job_patch_success(b, id, now, c->result)) != 0)
 		return rv;
 	return broker_result_keep(b, id, qi, NQ_STATE_SUCCEEDED, now);

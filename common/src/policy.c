@@ -12,8 +12,8 @@
 
 const nqi_policy_key *nqi_policy_keys(void)
 {
-#define PK_ROW_(name, kind, key, def, min, max, help)                          \
-	{#name, key, def, help, NQI_PT_##kind, (int64_t)(min),                 \
+#define PK_ROW_(name, kind, key, def, min, max, now, help)                     \
+	{#name, key, def, help, now, NQI_PT_##kind, (int64_t)(min),            \
 	    (uint64_t)(max), offsetof(nqi_policy, name)},
 	static const nqi_policy_key rows[] = {NQI_POLICY_KEYS(PK_ROW_)};
 #undef PK_ROW_
@@ -36,6 +36,23 @@ const char *nqi_policy_kind_name(nqi_policy_kind kind)
 	return names[kind];
 }
 
+size_t nqi_policy_table_md(char *buf, size_t len)
+{
+	const nqi_policy_key *k = nqi_policy_keys();
+	size_t n = (size_t)snprintf(buf, len,
+	    "| key | kind | default | what it does |\n|---|---|---|---|\n");
+	for (size_t i = 0; i < NQI_PK_COUNT; i++) {
+		if (!k[i].now)
+			continue;
+		n += (size_t)snprintf(buf + (n < len ? n : len),
+		    n < len ? len - n : 0, "| `%s` | %s | %s%s%s | %s |\n",
+		    k[i].key, nqi_policy_kind_name(k[i].kind),
+		    k[i].def[0] ? "`" : "", k[i].def[0] ? k[i].def : "none",
+		    k[i].def[0] ? "`" : "", k[i].help);
+	}
+	return n;
+}
+
 static size_t key_index(const nqi_policy_key *k)
 {
 	return (size_t)(k - nqi_policy_keys());
@@ -49,19 +66,6 @@ static void *member(nqi_policy *p, const nqi_policy_key *k)
 static const void *cmember(const nqi_policy *p, const nqi_policy_key *k)
 {
 	return (const char *)p + k->offset;
-}
-
-static int parse_u64(const char *s, uint64_t *v)
-{
-	char *end;
-	if (*s < '0' || *s > '9')
-		return NQ_EINVAL;
-	errno = 0;
-	unsigned long long x = strtoull(s, &end, 10);
-	if (errno || *end)
-		return NQ_EINVAL;
-	*v = x;
-	return NQ_OK;
 }
 
 static int parse_i64(const char *s, int64_t *v)
@@ -98,7 +102,12 @@ static int parse_rate(const char *s, double *per_s)
 		return NQ_EINVAL;
 	for (size_t i = 0; i < sizeof units / sizeof *units; i++)
 		if (strcmp(end, units[i].unit) == 0) {
-			*per_s = v / units[i].s;
+			v /= units[i].s;
+			/* One in 12 days to a billion a second: prints and
+			 * parses back exactly as %g. */
+			if (v < 1e-6 || v > 1e9)
+				return NQ_EINVAL;
+			*per_s = v;
 			return NQ_OK;
 		}
 	return NQ_EINVAL;
@@ -208,7 +217,7 @@ static int parse_scalar(
 	switch (k->kind) {
 	case NQI_PT_COUNT:
 	case NQI_PT_DURATION:
-		if ((k->kind == NQI_PT_COUNT ? parse_u64(s, &u)
+		if ((k->kind == NQI_PT_COUNT ? nqi_parse_u64(s, &u)
 		                             : nqi_parse_duration_ms(s, &u)) ||
 		    (int64_t)u < k->min || u > k->max)
 			return bad_number(k, why, len);
@@ -228,8 +237,9 @@ static int parse_scalar(
 	case NQI_PT_RATE:
 		if (parse_rate(s, out))
 			return snprintf(why, len,
-			           "must be a rate above 0, as 50/s, 600/m or "
-			           "3600/h"),
+			           "must be a rate from 1e-6/s to 1e9/s, as "
+			           "50/s, "
+			           "600/m or 3600/h"),
 			       NQ_EINVAL;
 		return NQ_OK;
 	case NQI_PT_BOOL:

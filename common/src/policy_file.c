@@ -11,6 +11,7 @@
 #include "nqi/util.h"
 
 #define TEXT_MAX 4096 /* a list or versions value, joined */
+#define FILE_MAX (1u << 20)
 
 typedef struct file_ctx {
 	yaml_document_t *doc;
@@ -189,15 +190,16 @@ static int load_doc(file_ctx *c, nqi_policy_file *f)
 	return NQ_OK;
 }
 
-/* Parses the open file into f; err says why not. */
-static int parse(FILE *fp, nqi_policy_file *f, nqi_policy_error *err)
+/* Parses text into f; err says why not. */
+static int parse(
+    const char *text, size_t len, nqi_policy_file *f, nqi_policy_error *err)
 {
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	file_ctx c = {&doc, err};
 	if (!yaml_parser_initialize(&parser))
 		return NQ_ENOMEM;
-	yaml_parser_set_input_file(&parser, fp);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	int rv = NQ_OK;
 	if (!yaml_parser_load(&parser, &doc)) {
 		err->line = (unsigned)parser.problem_mark.line + 1;
@@ -212,28 +214,67 @@ static int parse(FILE *fp, nqi_policy_file *f, nqi_policy_error *err)
 	return rv;
 }
 
-int nqi_policy_file_load(
-    const char *path, nqi_policy_file **out, nqi_policy_error *err)
+int nqi_policy_text_load(const char *name, const char *text, size_t len,
+    nqi_policy_file **out, nqi_policy_error *err)
 {
 	memset(err, 0, sizeof *err);
 	nqi_policy_file *f = calloc(1, sizeof *f);
-	if (!f || !(f->path = strdup(path))) {
+	if (!f || !(f->path = strdup(name))) {
 		free(f);
 		return NQ_ENOMEM;
 	}
-	FILE *fp = fopen(path, "rb");
-	int rv = fp ? parse(fp, f, err) : NQ_EINVAL;
-	if (!fp)
-		snprintf(err->reason, sizeof err->reason, "cannot open: %s",
-		    strerror(errno));
-	else
-		fclose(fp);
+	int rv = parse(text, len, f, err);
 	if (rv != 0) {
 		nqi_policy_file_free(f);
 		return rv;
 	}
 	*out = f;
 	return NQ_OK;
+}
+
+/* The whole file at path, NUL terminated; a file over FILE_MAX is
+ * refused. */
+static int read_all(
+    const char *path, char **text, size_t *len, nqi_policy_error *err)
+{
+	FILE *fp = fopen(path, "rb");
+	memset(err, 0, sizeof *err);
+	if (!fp) {
+		snprintf(err->reason, sizeof err->reason, "cannot open: %s",
+		    strerror(errno));
+		return NQ_EINVAL;
+	}
+	char *buf = malloc(FILE_MAX + 1);
+	size_t n = buf ? fread(buf, 1, FILE_MAX + 1, fp) : 0;
+	int rv = !buf                         ? NQ_ENOMEM
+	         : ferror(fp) || n > FILE_MAX ? NQ_EINVAL
+	                                      : NQ_OK;
+	fclose(fp);
+	if (rv != NQ_OK) {
+		snprintf(err->reason, sizeof err->reason, "%s",
+		    !buf           ? "out of memory"
+		    : n > FILE_MAX ? "larger than 1 MiB"
+		                   : "cannot read");
+		free(buf);
+		return rv;
+	}
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
+	return NQ_OK;
+}
+
+int nqi_policy_file_load(
+    const char *path, nqi_policy_file **out, nqi_policy_error *err)
+{
+	char *text;
+	size_t len;
+	int rv = read_all(path, &text, &len, err);
+	if (rv != 0)
+		return rv;
+	rv = nqi_policy_text_load(path, text, len, out, err);
+	free(text);
+	return rv;
 }
 
 void nqi_policy_file_free(nqi_policy_file *f)
@@ -245,6 +286,13 @@ void nqi_policy_file_free(nqi_policy_file *f)
 	free(f->entries);
 	free(f->path);
 	free(f);
+}
+
+void nqi_policy_error_text(
+    const char *path, const nqi_policy_error *e, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s:%u: %s%s%s", path, e->line, e->key,
+	    e->key[0] ? ": " : "", e->reason);
 }
 
 const nqi_policy *nqi_policy_file_find(

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "embed.h"
@@ -388,6 +389,133 @@ static void test_embed_pause_and_resume_keep_the_other_settings(void **st)
 	assert_int_equal(enqueue_code(f, "other"), 0);
 }
 
+/* Sets (pairs "k", "v", ... NULL) or, with reset, resets (keys) the policy
+ * of queue q; returns the reply. */
+static Nq__V1__Reply *policy_call(fixture *f, bool reset, const char **kv)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__QueuePolicySetRequest s =
+	    NQ__V1__QUEUE_POLICY_SET_REQUEST__INIT;
+	Nq__V1__QueuePolicyResetRequest r =
+	    NQ__V1__QUEUE_POLICY_RESET_REQUEST__INIT;
+	Nq__V1__PolicySetting v[8], *pv[8];
+	size_t n = 0;
+	for (; kv[reset ? n : 2 * n] && n < 8; n++) {
+		nq__v1__policy_setting__init(&v[n]);
+		v[n].key = (char *)kv[2 * n];
+		v[n].value = (char *)kv[2 * n + 1];
+		pv[n] = &v[n];
+		if (reset)
+			v[n].key = (char *)kv[n];
+	}
+	s.queue = r.queue = "q";
+	s.n_settings = n;
+	s.settings = pv;
+	r.n_keys = n;
+	r.keys = (char **)kv;
+	req.body_case = reset ? NQ__V1__REQUEST__BODY_POLICY_RESET
+	                      : NQ__V1__REQUEST__BODY_POLICY_SET;
+	req.policy_set = &s;
+	if (reset)
+		req.policy_reset = &r;
+	return call(f, &req, false);
+}
+
+/* The value and source queue q's policy gives key, by a get. */
+static void policy_is(
+    fixture *f, const char *key, const char *value, const char *source)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__QueuePolicyGetRequest g =
+	    NQ__V1__QUEUE_POLICY_GET_REQUEST__INIT;
+	g.queue = "q";
+	req.body_case = NQ__V1__REQUEST__BODY_POLICY_GET;
+	req.policy_get = &g;
+	Nq__V1__Reply *r = call(f, &req, false);
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_POLICY_GET);
+	const Nq__V1__QueuePolicy *p = r->policy_get->queues[0];
+	bool found = false;
+	for (size_t i = 0; i < p->n_values; i++)
+		if (strcmp(p->values[i]->key, key) == 0) {
+			assert_string_equal(p->values[i]->value, value);
+			assert_string_equal(p->values[i]->source, source);
+			found = true;
+		}
+	assert_true(found);
+	nq__v1__reply__free_unpacked(r, NULL);
+}
+
+/* Runtime policy values are stored with the queue (kept over a restart,
+ * the paused flag untouched), a bad pair changes nothing and names its
+ * key, and a reset drops only the keys it names. */
+static void test_embed_policy_set_stores_and_reset_drops(void **st)
+{
+	fixture *f = *st;
+	set_paused(f, "q", true);
+	Nq__V1__Reply *r = policy_call(
+	    f, false, (const char *[]){"max_depth", "1", "types", "t", NULL});
+	assert_null(r->status);
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_POLICY_SET);
+	nq__v1__reply__free_unpacked(r, NULL);
+	r = policy_call(
+	    f, false, (const char *[]){"timeout", "1s", "rate", "-1/s", NULL});
+	assert_int_equal(r->status->code, NQ__V1__CODE__INVALID_ARGUMENT);
+	assert_non_null(strstr(r->status->message, "rate"));
+	nq__v1__reply__free_unpacked(r, NULL);
+
+	Nq__V1__QueueConfig *c = config_get(f, "q"); /* restarts too */
+	assert_true(c->paused);
+	assert_int_equal(c->n_policy, 2);
+	assert_int_equal(c->max_depth, 1);
+	nq__v1__queue_config__free_unpacked(c, NULL);
+	policy_is(f, "timeout", "5m", "default");
+	policy_is(f, "types", "t", "runtime");
+	assert_int_equal(enqueue_code(f, "q"), 0);
+	assert_int_equal(
+	    enqueue_code(f, "q"), NQ__V1__CODE__RESOURCE_EXHAUSTED);
+
+	r = policy_call(f, true, (const char *[]){"max_depth", NULL});
+	assert_null(r->status);
+	nq__v1__reply__free_unpacked(r, NULL);
+	policy_is(f, "max_depth", "", "default");
+	policy_is(f, "types", "t", "runtime");
+	assert_int_equal(enqueue_code(f, "q"), 0);
+	c = config_get(f, "q");
+	assert_int_equal(c->n_policy, 1);
+	assert_int_equal(c->max_depth, 0);
+	nq__v1__queue_config__free_unpacked(c, NULL);
+}
+
+static uint64_t wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* A retry waits out its queue's backoff (1 ms here), not the broker's
+ * (up to 1 s for a first retry). */
+static void test_embed_retry_takes_the_queue_backoff(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__Reply *r, *g;
+	r = policy_call(f, false,
+	    (const char *[]){
+	        "backoff.base", "1ms", "backoff.cap", "1ms", NULL});
+	assert_null(r->status);
+	nq__v1__reply__free_unpacked(r, NULL);
+	char *id = enqueue(f, "q", 0);
+	r = fetch(f, "q");
+	complete(f, r->fetch->jobs[0], NQ__V1__OUTCOME__OUTCOME_FAILED);
+	uint64_t after_us = wall_us();
+	Nq__V1__Job *job = get(f, id, &g);
+	assert_int_equal(job->attempt, 1);
+	assert_true(job->run_at_us <= after_us + 1000);
+	nq__v1__reply__free_unpacked(g, NULL);
+	nq__v1__reply__free_unpacked(r, NULL);
+	free(id);
+}
+
 /* Every uint64 field of QueueStats but oldest_ready_us is a row of
  * NQI_QUEUE_FIELDS kept by the core, and every such row is one: a counter
  * added to one and not the other is caught. */
@@ -560,6 +688,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_pause_and_resume_keep_the_other_settings, setup,
 	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_policy_set_stores_and_reset_drops, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_retry_takes_the_queue_backoff, setup, teardown),
 	    cmocka_unit_test(test_embed_stats_fields_are_the_queue_rows),
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_stats_count_by_state, setup, teardown),

@@ -128,6 +128,19 @@ static void test_policy_file_refusals_name_line_and_key(void **state)
 	refused("queues:\n  mail: {timeout: [1s\n", 3, "");
 }
 
+static void test_policy_error_text_names_file_line_and_key(void **state)
+{
+	(void)state;
+	nqi_policy_file *f = NULL;
+	nqi_policy_error e;
+	char text[512], want[512];
+	assert_int_equal(
+	    load("queues:\n  mail:\n    burst: 0\n", &f, &e), NQ_EINVAL);
+	nqi_policy_error_text(path, &e, text, sizeof text);
+	snprintf(want, sizeof want, "%s:3: burst: ", path);
+	assert_memory_equal(text, want, strlen(want));
+}
+
 static void test_policy_file_missing_is_refused(void **state)
 {
 	(void)state;
@@ -163,6 +176,28 @@ static void test_policy_pair_parses_and_formats(void **state)
 	nqi_policy_clear(&p);
 }
 
+/* README.md's table of keys is the one NQI_POLICY_KEYS gives. */
+static void test_policy_readme_table_is_the_key_table(void **state)
+{
+	(void)state;
+	char want[8192], *text = NULL;
+	size_t cap = 0;
+	FILE *f = fopen(NQ_README, "r");
+	assert_non_null(f);
+	ssize_t n = getdelim(&text, &cap, '\0', f);
+	fclose(f);
+	assert_true(n > 0);
+	const char *start = strstr(text, "<!-- policy-keys");
+	const char *end = start ? strstr(start, "<!-- /policy-keys -->") : NULL;
+	assert_non_null(end);
+	start = strchr(start, '\n') + 1;
+	assert_true(nqi_policy_table_md(want, sizeof want) < sizeof want);
+	if (strlen(want) != (size_t)(end - start) ||
+	    memcmp(want, start, (size_t)(end - start)) != 0)
+		fail_msg("README.md's policy table should read:\n%s", want);
+	free(text);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -170,7 +205,9 @@ int main(int argc, char **argv)
 	    T(test_policy_file_reads_every_kind),
 	    T(test_policy_file_refusals_name_line_and_key),
 	    T(test_policy_file_missing_is_refused),
+	    T(test_policy_error_text_names_file_line_and_key),
 	    T(test_policy_pair_parses_and_formats),
+	    T(test_policy_readme_table_is_the_key_table),
 #undef T
 	};
 	if (argc > 1)

@@ -29,6 +29,22 @@ static void write_queues(itest_env *e, const char *text, char *path)
 	fclose(f);
 }
 
+/* Writes the queues file and starts the broker with it. */
+static void start_with(itest_env *e, const char *text, char *path)
+{
+	write_queues(e, text, path);
+	const char *flags[] = {"--queues-config", path, NULL};
+	assert_int_equal(itest_broker_start(e, flags), 0);
+}
+
+/* SIGKILLs the broker and starts it again on the same queues file. */
+static void kill_and_restart(itest_env *e, const char *path)
+{
+	const char *flags[] = {"--queues-config", path, NULL};
+	assert_int_equal(itest_broker_stop(e, SIGKILL, NULL), 0);
+	assert_int_equal(itest_broker_start(e, flags), 0);
+}
+
 /* Waits until the broker's log holds needle count times (at most 10 s). */
 static bool log_has(itest_env *e, const char *needle, int count)
 {
@@ -67,19 +83,27 @@ static int enqueue(itest_env *e, const char *queue, const char *type,
 	return code;
 }
 
-/* The max_attempts the broker gave job id. */
-static long long max_attempts_of(itest_env *e, const char *id)
+/* The number field of job id as `nqctl --json get` shows it; -1 when the
+ * job is not there. */
+static long long field_of(itest_env *e, const char *id, const char *field)
 {
 	itest_run r;
 	json_t *j;
+	long long n = -1;
 	assert_int_equal(
 	    itest_nqctl(e, 15000, &r, "--json", "get", id, NULL), 0);
-	assert_int_equal(r.code, 0);
-	assert_int_equal(itest_run_json(&r, &j), 0);
-	long long n = itest_json_int(j, "max_attempts");
-	json_decref(j);
+	if (r.code == 0) {
+		assert_int_equal(itest_run_json(&r, &j), 0);
+		n = itest_json_int(j, field);
+		json_decref(j);
+	}
 	itest_run_free(&r);
 	return n;
+}
+
+static long long max_attempts_of(itest_env *e, const char *id)
+{
+	return field_of(e, id, "max_attempts");
 }
 
 /* The value and source `nqctl --json queue show queue` gives key. */
@@ -124,12 +148,10 @@ static void test_queue_policy_sighup_applies_or_keeps(void **state)
 {
 	itest_env *e = *state;
 	char path[PATH_MAX], id[NQ_ID_MAX];
-	write_queues(e,
+	start_with(e,
 	    "queues:\n  mail:\n    types: [send]\n"
 	    "    max_attempts: 2\n",
 	    path);
-	const char *flags[] = {"--queues-config", path, NULL};
-	assert_int_equal(itest_broker_start(e, flags), 0);
 	assert_int_equal(
 	    enqueue(e, "mail", "bounce", "0",
 	        "queue mail does not take jobs of type bounce", id),
@@ -165,10 +187,8 @@ static void test_queue_policy_refuses_schema_versions(void **state)
 {
 	itest_env *e = *state;
 	char path[PATH_MAX], id[NQ_ID_MAX];
-	write_queues(e,
+	start_with(e,
 	    "queues:\n  mail:\n    schema_versions: {send: \"2-3\"}\n", path);
-	const char *flags[] = {"--queues-config", path, NULL};
-	assert_int_equal(itest_broker_start(e, flags), 0);
 	assert_int_equal(enqueue(e, "mail", "send", "1",
 	                     "does not take type send at schema_version 1; it "
 	                     "takes versions 2-3 of send",
@@ -186,9 +206,7 @@ static void test_queue_policy_set_survives_sigkill_reset_returns(void **st)
 	itest_env *e = *st;
 	char path[PATH_MAX], id[NQ_ID_MAX];
 	itest_run r;
-	write_queues(e, "queues:\n  mail: {max_attempts: 2}\n", path);
-	const char *flags[] = {"--queues-config", path, NULL};
-	assert_int_equal(itest_broker_start(e, flags), 0);
+	start_with(e, "queues:\n  mail: {max_attempts: 2}\n", path);
 	assert_int_equal(itest_nqctl(e, 15000, &r, "queue", "set", "mail",
 	                     "max_attempts=5", "timeout=90s", NULL),
 	    0);
@@ -206,8 +224,7 @@ static void test_queue_policy_set_survives_sigkill_reset_returns(void **st)
 	assert_int_equal(enqueue(e, "mail", "send", "0", NULL, id), 0);
 	assert_int_equal(max_attempts_of(e, id), 5);
 
-	assert_int_equal(itest_broker_stop(e, SIGKILL, NULL), 0);
-	assert_int_equal(itest_broker_start(e, flags), 0);
+	kill_and_restart(e, path);
 	show_is(e, "mail", "max_attempts", "5", "runtime");
 	assert_int_equal(itest_nqctl(e, 15000, &r, "queue", "reset", "mail",
 	                     "max_attempts", NULL),
@@ -216,11 +233,53 @@ static void test_queue_policy_set_survives_sigkill_reset_returns(void **st)
 	itest_run_free(&r);
 	show_is(e, "mail", "max_attempts", "2", "file");
 	show_is(e, "mail", "timeout", "90s", "runtime");
-	assert_int_equal(itest_broker_stop(e, SIGKILL, NULL), 0);
-	assert_int_equal(itest_broker_start(e, flags), 0);
+	kill_and_restart(e, path);
 	show_is(e, "mail", "max_attempts", "2", "file");
 	assert_int_equal(enqueue(e, "mail", "send", "0", NULL, id), 0);
 	assert_int_equal(max_attempts_of(e, id), 2);
+	itest_pass(e);
+}
+
+/* A job that names no timeout, priority or result_ttl takes its queue's;
+ * one that names them keeps its own. */
+static void test_queue_policy_job_takes_queue_defaults(void **state)
+{
+	itest_env *e = *state;
+	char path[PATH_MAX], id[NQ_ID_MAX], own[NQ_ID_MAX], other[NQ_ID_MAX];
+	itest_run r;
+	itest_proc *w;
+	nq_client *c;
+	start_with(e,
+	    "queues:\n  \"*\": {timeout: 90s}\n"
+	    "  q: {result_ttl: 1s, priority: 5}\n",
+	    path);
+	assert_int_equal(enqueue(e, "q", "echo", "0", NULL, id), 0);
+	assert_int_equal(itest_nqctl(e, 15000, &r, "enqueue", "q", "echo",
+	                     "--priority", "2", "--timeout", "7s", NULL),
+	    0);
+	assert_int_equal(itest_run_id(&r, own), 0);
+	itest_run_free(&r);
+	assert_int_equal(enqueue(e, "other", "echo", "0", NULL, other), 0);
+	assert_int_equal(field_of(e, id, "timeout_ms"), 90000);
+	assert_int_equal(field_of(e, id, "priority"), 5);
+	assert_int_equal(field_of(e, own, "timeout_ms"), 7000);
+	assert_int_equal(field_of(e, own, "priority"), 2);
+
+	const char *wflags[] = {
+	    "--queues", "q,other", "--handler", "echo=cat", NULL};
+	assert_int_equal(itest_worker_start(e, wflags, &w), 0);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	assert_int_equal(
+	    itest_wait_state(c, other, NQ_STATE_SUCCEEDED, 15000, NULL), 0);
+	assert_int_equal(
+	    itest_wait_state(c, id, NQ_STATE_SUCCEEDED, 15000, NULL), 0);
+	nq_client_close(c);
+	/* q keeps results 1 s, other the broker's 10 min. */
+	uint64_t end = itest_now_ms() + 10000;
+	while (field_of(e, id, "priority") != -1 && itest_now_ms() < end)
+		itest_sleep_ms(200);
+	assert_int_equal(field_of(e, id, "priority"), -1);
+	assert_int_not_equal(field_of(e, other, "priority"), -1);
 	itest_pass(e);
 }
 
@@ -282,6 +341,7 @@ int main(void)
 	    T(test_queue_policy_sighup_applies_or_keeps),
 	    T(test_queue_policy_refuses_schema_versions),
 	    T(test_queue_policy_set_survives_sigkill_reset_returns),
+	    T(test_queue_policy_job_takes_queue_defaults),
 	    T(test_queue_policy_paused_queue_leases_nothing_across_restart),
 #undef T
 	};

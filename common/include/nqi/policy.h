@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 /*
- * X(name, kind, key, def, min, max, help)
+ * X(name, kind, key, def, min, max, now, help)
  *
  * name: member of nqi_policy; NQI_PK_<name> is its index.
  * kind: COUNT    whole number (uint64_t)
@@ -30,49 +30,58 @@
  *       VERSIONS TYPE: "1-3" mapping or "t:1-3,u:2" (char *, "t:1-3,u:2")
  * key:  the name in the queues file (a dot: inside a mapping) and in
  *       `nqctl queue set`.
- * def:  the value when nothing sets it; "" for none (no limit, or the
- *       broker's flag of the same meaning: see broker_policy_defaults).
+ * def:  the value when nothing sets it: a value, "--flag" for the broker
+ *       flag of the same meaning (broker_policy_init), or "" for none (no
+ *       limit, no check).
  * min, max: bounds of a COUNT, INT or DURATION (a limit whose 0 would mean
  *       nothing has min 1).
+ * now:  1 when the broker obeys it. Rows with 0 are parsed, validated,
+ *       stored and shown, and readable from broker_policy_of, but nothing
+ *       acts on them yet; the README lists only rows with 1.
  */
 #define NQI_POLICY_KEYS(X)                                                     \
-	X(max_attempts, COUNT, "max_attempts", "", 1, 1000,                    \
-	    "attempts of a job that names none (default --max-attempts)")      \
-	X(backoff_base, DURATION, "backoff.base", "", 1, 86400000,             \
-	    "first retry delay bound (default --backoff-base)")                \
-	X(backoff_cap, DURATION, "backoff.cap", "", 1, 86400000 * 7ull,        \
-	    "largest retry delay bound (default --backoff-cap)")               \
-	X(timeout, DURATION, "timeout", "", 1, 86400000,                       \
-	    "longest an attempt may run when the job names no timeout "        \
-	    "(default --default-timeout)")                                     \
-	X(result_ttl, DURATION, "result_ttl", "", 0, 86400000 * 365ull,        \
-	    "how long finished jobs stay readable (default --result-ttl)")     \
-	X(priority, INT, "priority", "0", INT32_MIN, INT32_MAX,                \
-	    "priority of a job that names none (0)")                           \
-	X(max_depth, COUNT, "max_depth", "", 1, UINT32_MAX * 1024ull,          \
-	    "jobs the queue may hold waiting or running; more are refused "    \
-	    "(default --max-depth)")                                           \
-	X(max_in_flight, COUNT, "max_in_flight", "", 1, UINT32_MAX,            \
-	    "leased jobs of the queue across all workers")                     \
-	X(rate, RATE, "rate", "", 0, 0, "jobs started per second")             \
-	X(burst, COUNT, "burst", "1", 1, UINT32_MAX,                           \
-	    "jobs that may start at once under rate")                          \
-	X(fairness, BOOL, "fairness", "false", 0, 0,                           \
-	    "dispatch takes turns between group_keys")                         \
+	X(max_attempts, COUNT, "max_attempts", "--max-attempts", 1, 1000, 1,   \
+	    "Attempts of a job that names none.")                              \
+	X(backoff_base, DURATION, "backoff.base", "--backoff-base", 1,         \
+	    86400000, 1, "First retry delay bound.")                           \
+	X(backoff_cap, DURATION, "backoff.cap", "--backoff-cap", 1,            \
+	    86400000 * 7ull, 1, "Largest retry delay bound.")                  \
+	X(timeout, DURATION, "timeout", "--default-timeout", 1, 86400000, 1,   \
+	    "Longest an attempt of a job that names no timeout may run.")      \
+	X(result_ttl, DURATION, "result_ttl", "--result-ttl", 0,               \
+	    86400000 * 365ull, 1,                                              \
+	    "How long finished jobs stay readable (0: deleted at once).")      \
+	X(priority, INT, "priority", "0", INT32_MIN, INT32_MAX, 1,             \
+	    "Priority of a job that names none (higher runs first).")          \
+	X(max_depth, COUNT, "max_depth", "--max-depth", 1, 1000000000000ull,   \
+	    1,                                                                 \
+	    "Jobs the queue may hold waiting or running; enqueue beyond is "   \
+	    "RESOURCE_EXHAUSTED.")                                             \
+	X(max_in_flight, COUNT, "max_in_flight", "", 1, UINT32_MAX, 0,         \
+	    "Leased jobs of the queue across all workers.")                    \
+	X(rate, RATE, "rate", "", 0, 0, 0, "Jobs started per second.")         \
+	X(burst, COUNT, "burst", "1", 1, UINT32_MAX, 0,                        \
+	    "Jobs that may start at once under rate.")                         \
+	X(fairness, BOOL, "fairness", "false", 0, 0, 0,                        \
+	    "Dispatch takes turns between group_keys.")                        \
 	X(max_in_flight_per_group, COUNT, "max_in_flight_per_group", "", 1,    \
-	    UINT32_MAX, "leased jobs of one group_key")                        \
+	    UINT32_MAX, 0, "Leased jobs of one group_key.")                    \
 	X(breaker_window, DURATION, "circuit_breaker.window", "60s", 1,        \
-	    86400000, "circuit breaker: how far back attempts count")          \
+	    86400000, 0, "Circuit breaker: how far back attempts count.")      \
 	X(breaker_min_jobs, COUNT, "circuit_breaker.min_jobs", "20", 1,        \
-	    UINT32_MAX, "circuit breaker: attempts needed to judge")           \
+	    UINT32_MAX, 0, "Circuit breaker: attempts needed to judge.")       \
 	X(breaker_failure_ratio, RATIO, "circuit_breaker.failure_ratio", "",   \
-	    0, 0, "circuit breaker: failed share that opens it (none: off)")   \
+	    0, 0, 0,                                                           \
+	    "Circuit breaker: failed share that opens it (none: no "           \
+	    "breaker).")                                                       \
 	X(breaker_cool_down, DURATION, "circuit_breaker.cool_down", "30s", 1,  \
-	    86400000, "circuit breaker: how long it stays open")               \
-	X(types, LIST, "types", "", 0, 0,                                      \
-	    "job types an enqueue may carry (none: any)")                      \
-	X(schema_versions, VERSIONS, "schema_versions", "", 0, 0,              \
-	    "schema versions an enqueue of a type may carry (none: any)")
+	    86400000, 0, "Circuit breaker: how long it stays open.")           \
+	X(types, LIST, "types", "", 0, 0, 1,                                   \
+	    "Job types an enqueue may carry; others are FAILED_PRECONDITION "  \
+	    "(none: any).")                                                    \
+	X(schema_versions, VERSIONS, "schema_versions", "", 0, 0, 1,           \
+	    "Schema versions an enqueue of a type may carry; others are "      \
+	    "FAILED_PRECONDITION (a type not named: any).")
 
 typedef enum nqi_policy_kind {
 	NQI_PT_COUNT,
@@ -114,6 +123,7 @@ typedef struct nqi_policy {
 
 typedef struct nqi_policy_key {
 	const char *name, *key, *def, *help;
+	bool now; /* the broker obeys it */
 	nqi_policy_kind kind;
 	int64_t min;
 	uint64_t max;
@@ -126,6 +136,9 @@ const nqi_policy_key *nqi_policy_keys(void);
 const nqi_policy_key *nqi_policy_key_find(const char *key);
 /* The kind's name as the README and errors say it ("duration", ...). */
 const char *nqi_policy_kind_name(nqi_policy_kind kind);
+/* The README's table of the keys the broker obeys (now 1), Markdown, into
+ * buf; returns the length it needs (as snprintf). */
+size_t nqi_policy_table_md(char *buf, size_t len);
 
 /* Parses text as the value of k into p (and sets its bit). Returns 0, or
  * NQ_EINVAL with the reason in why; p is then unchanged. */
@@ -190,7 +203,13 @@ typedef struct nqi_policy_error {
  */
 int nqi_policy_file_load(
     const char *path, nqi_policy_file **out, nqi_policy_error *err);
+/* nqi_policy_file_load for text already read (name stands for the path). */
+int nqi_policy_text_load(const char *name, const char *text, size_t len,
+    nqi_policy_file **out, nqi_policy_error *err);
 void nqi_policy_file_free(nqi_policy_file *f);
+/* "PATH:LINE: KEY: REASON" (no KEY part when there is none). */
+void nqi_policy_error_text(
+    const char *path, const nqi_policy_error *e, char *buf, size_t len);
 /* The entry of queue (exactly; "*" for the defaults) or NULL. */
 const nqi_policy *nqi_policy_file_find(
     const nqi_policy_file *f, const char *queue);
