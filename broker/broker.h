@@ -253,6 +253,11 @@ typedef struct broker_queue {
 	broker_totals saved;
 } broker_queue;
 
+/* Groups whose ready jobs a snapshot names; the rest add up as "other".
+ * Bounds the label values of nq_queue_group_ready. */
+#define BROKER_TOP_GROUPS 5
+#define BROKER_GROUP_LABEL_MAX 64
+
 /* A queue as readers outside the core see it (metrics, HTTP). */
 typedef struct broker_qsnap {
 	char name[NQI_NAME_MAX + 1];
@@ -263,6 +268,13 @@ typedef struct broker_qsnap {
 	uint64_t prev[NQI_QF_COUNT]; /* values at the last metrics topic */
 	bool paused;
 	nqi_prom_hist *latency;
+	/* with fairness: ready jobs of its largest groups, then "other" */
+	struct {
+		char key[BROKER_GROUP_LABEL_MAX + 1];
+		uint64_t ready;
+	} groups[BROKER_TOP_GROUPS + 1];
+	size_t ngroups;   /* named ones, from the largest */
+	bool group_other; /* groups[BROKER_TOP_GROUPS] counts the others */
 } broker_qsnap;
 
 typedef struct broker_okey broker_okey;
@@ -401,6 +413,7 @@ struct broker {
 		/* when a fetch held back by a rate or a breaker's cool-down
 		 * may get a job (0: none is): the core wakes by then */
 		uint64_t gate_due_us;
+		size_t limited_queues; /* with gate.limited set */
 	} core;
 
 	/* Handoff of dead jobs to nq-dlq (dlq.c). group_dead is the core's;

@@ -58,8 +58,10 @@ static int gate_refresh(broker *b, broker_queue *q)
 	g->breaker_on = (p->set & NQI_PK_BIT(breaker_failure_ratio)) != 0;
 	if (!g->breaker_on)
 		g->breaker = BROKER_BREAKER_CLOSED;
+	bool was = g->limited;
 	g->limited =
 	    g->rate > 0 || g->max_in_flight || g->group_max || g->breaker_on;
+	b->core.limited_queues += (size_t)g->limited - (size_t)was;
 	g->seen = q->policy.resolved;
 	return broker_groups_set(&b->core.index, q,
 	    (p->fairness && p->set & NQI_PK_BIT(fairness)) || g->group_max);
@@ -586,7 +588,8 @@ int broker_on_fetch(broker *b, broker_op *op)
 		return NQ_OK;
 	}
 	size_t n = 0;
-	bool behind = b->core.parked_fetch && f->wait_ms && fetch_limited(b, f);
+	bool behind = b->core.limited_queues && b->core.parked_fetch &&
+	              f->wait_ms && fetch_limited(b, f);
 	int rv =
 	    pipe_dead(b, op->pipe_id) || behind ? NQ_OK : lease_jobs(b, op, &n);
 	if (rv != 0)
