@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# What queue policies cost nq-broker (--sync=always), measured in pairs of
+# runs that alternate, so that other load on the machine falls on both
+# sides alike. Prints markdown tables and the load average.
+#
+#   bench/policy.sh [overhead|rate|all]       # default all
+#
+# overhead: workload A without a queues file, then with one whose limits
+#   never bind (every queue: max_in_flight 1000000, rate 10000000/s, burst
+#   1000000, types [noop]); NQ_BENCH_PAIRS pairs (default 5). Target: the
+#   mean end-to-end rate with the file within 5% of the one without.
+# rate: a queue "limited" (rate 1000/s, burst 10) filled with
+#   NQ_BENCH_SIDE_JOBS jobs (default 100000) next to the bench's own queue
+#   (no limit) of NQ_BENCH_POLICY_JOBS jobs (default 1000000), the workers
+#   fetching both; against a solo run of the unlimited queue alone with the
+#   same queues file; NQ_BENCH_RATE_PAIRS pairs (default 3). Targets: the
+#   limited queue starts within 2% of 1000/s, the unlimited one keeps at
+#   least 90% of its solo end-to-end rate.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/peers/lib.sh"
+
+what=${1:-all}
+case $what in
+overhead | rate | all) ;;
+*) nqb_log "unknown part '$what' (overhead, rate, all)"; exit 2 ;;
+esac
+PAIRS=${NQ_BENCH_PAIRS:-5}
+RATE_PAIRS=${NQ_BENCH_RATE_PAIRS:-3}
+POLICY_JOBS=${NQ_BENCH_POLICY_JOBS:-1000000}
+SIDE_JOBS=${NQ_BENCH_SIDE_JOBS:-100000}
+nqb_mktemp
+cat >"$NQB_TMP/loose.yaml" <<'EOF'
+queues:
+  "*":
+    max_in_flight: 1000000
+    rate: 10000000/s
+    burst: 1000000
+    types: [noop]
+EOF
+cat >"$NQB_TMP/limited.yaml" <<'EOF'
+queues:
+  limited:
+    rate: 1000/s
+    burst: 10
+EOF
+
+load() {
+	cut -d' ' -f1-3 /proc/loadavg
+}
+
+# One run of bench/nq.sh sync-always A with the queues file $1 ("" for
+# none) and the nq-bench flags after it; prints its bench line.
+run() {
+	local file=$1
+	shift
+	NQ_BENCH_QUEUES_CONFIG=$file "$here/nq.sh" sync-always A "$@"
+}
+
+# The mean of the numbers on stdin.
+mean() {
+	awk '{ s += $1; n++ } END { if (n) printf "%.1f\n", s / n; else print "-" }'
+}
+
+overhead() {
+	local i line without=() with=()
+	echo "## Workload A with a queues file whose limits do not bind"
+	echo
+	echo "load average before: $(load)"
+	echo
+	echo "| pair | without file e2e jobs/s | with file e2e jobs/s |"
+	echo "|---:|---:|---:|"
+	for i in $(seq "$PAIRS"); do
+		line=$(run "") || line=""
+		without+=("$(nqb_field e2e_per_s "$line")")
+		line=$(run "$NQB_TMP/loose.yaml") || line=""
+		with+=("$(nqb_field e2e_per_s "$line")")
+		echo "| $i | ${without[-1]} | ${with[-1]} |"
+	done
+	local a b
+	a=$(printf '%s\n' "${without[@]}" | grep -v '^-$' | mean)
+	b=$(printf '%s\n' "${with[@]}" | grep -v '^-$' | mean)
+	echo "| mean | $a | $b |"
+	echo
+	awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) {
+		printf "with / without: %.3f (target: at least 0.950): %s\n", b / a,
+			(b / a >= 0.95 ? "met" : "MISSED") } }'
+	echo "load average after: $(load)"
+	echo
+}
+
+rate() {
+	local i line solo=() mixed=() side=()
+	local side_flags=(--side-queue limited --side-jobs "$SIDE_JOBS")
+	echo "## A rate-limited queue (1000/s, burst 10) next to an unlimited one"
+	echo
+	echo "$POLICY_JOBS jobs in the unlimited queue; the workers of the mixed" \
+		"run also fetch \"limited\", filled with $SIDE_JOBS jobs first."
+	echo
+	echo "load average before: $(load)"
+	echo
+	echo "| pair | solo e2e jobs/s | mixed e2e jobs/s | limited queue starts/s | its starts |"
+	echo "|---:|---:|---:|---:|---:|"
+	for i in $(seq "$RATE_PAIRS"); do
+		line=$(NQ_BENCH_A_JOBS=$POLICY_JOBS run "$NQB_TMP/limited.yaml") || line=""
+		solo+=("$(nqb_field e2e_per_s "$line")")
+		line=$(NQ_BENCH_A_JOBS=$POLICY_JOBS run "$NQB_TMP/limited.yaml" \
+			"${side_flags[@]}") || line=""
+		mixed+=("$(nqb_field e2e_per_s "$line")")
+		side+=("$(nqb_field side_per_s "$line")")
+		echo "| $i | ${solo[-1]} | ${mixed[-1]} | ${side[-1]} |" \
+			"$(nqb_field side_started "$line") |"
+	done
+	local a b r
+	a=$(printf '%s\n' "${solo[@]}" | grep -v '^-$' | mean)
+	b=$(printf '%s\n' "${mixed[@]}" | grep -v '^-$' | mean)
+	r=$(printf '%s\n' "${side[@]}" | grep -v '^-$' | mean)
+	echo "| mean | $a | $b | $r | |"
+	echo
+	awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) {
+		printf "unlimited queue, mixed / solo: %.3f (target: at least 0.900): %s\n",
+			b / a, (b / a >= 0.9 ? "met" : "MISSED") } }'
+	printf '%s\n' "${side[@]}" | grep -v '^-$' | awk '
+		{ d = $1 / 1000 - 1; if (d < 0) d = -d; if (d > worst) worst = d; n++ }
+		END { if (n) printf "limited queue, farthest run from 1000/s: %.2f%% " \
+			"(target: within 2%%): %s\n", worst * 100,
+			(worst <= 0.02 ? "met" : "MISSED") }'
+	echo "load average after: $(load)"
+	echo
+}
+
+[ "$what" = rate ] || overhead
+[ "$what" = overhead ] || rate
