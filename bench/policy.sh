@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What queue policies cost nq-broker (--sync=always), measured in pairs of
 # runs that alternate, so that other load on the machine falls on both
-# sides alike. Prints markdown tables and the load average.
+# sides alike (each pair in the other order than the one before). Prints
+# markdown tables and the load average.
 #
 #   bench/policy.sh [overhead|rate|all]       # default all
 #
@@ -57,13 +58,19 @@ run() {
 	NQ_BENCH_QUEUES_CONFIG=$file "$here/nq.sh" sync-always A "$@"
 }
 
+# The two sides of pair $1 in the order they run: $2 first in odd pairs,
+# $3 first in even ones, so that neither always has the warmer machine.
+order() {
+	if [ $(($1 % 2)) = 1 ]; then echo "$2 $3"; else echo "$3 $2"; fi
+}
+
 # The mean of the numbers on stdin.
 mean() {
 	awk '{ s += $1; n++ } END { if (n) printf "%.1f\n", s / n; else print "-" }'
 }
 
 overhead() {
-	local i line without=() with=()
+	local i side line without=() with=()
 	echo "## Workload A with a queues file whose limits do not bind"
 	echo
 	echo "load average before: $(load)"
@@ -71,10 +78,15 @@ overhead() {
 	echo "| pair | without file e2e jobs/s | with file e2e jobs/s |"
 	echo "|---:|---:|---:|"
 	for i in $(seq "$PAIRS"); do
-		line=$(run "") || line=""
-		without+=("$(nqb_field e2e_per_s "$line")")
-		line=$(run "$NQB_TMP/loose.yaml") || line=""
-		with+=("$(nqb_field e2e_per_s "$line")")
+		for side in $(order "$i" without with); do
+			if [ "$side" = without ]; then
+				line=$(run "") || line=""
+				without+=("$(nqb_field e2e_per_s "$line")")
+			else
+				line=$(run "$NQB_TMP/loose.yaml") || line=""
+				with+=("$(nqb_field e2e_per_s "$line")")
+			fi
+		done
 		echo "| $i | ${without[-1]} | ${with[-1]} |"
 	done
 	local a b
@@ -90,7 +102,7 @@ overhead() {
 }
 
 rate() {
-	local i line solo=() mixed=() side=()
+	local i part line started solo=() mixed=() side=()
 	local side_flags=(--side-queue limited --side-jobs "$SIDE_JOBS")
 	echo "## A rate-limited queue (1000/s, burst 10) next to an unlimited one"
 	echo
@@ -102,14 +114,20 @@ rate() {
 	echo "| pair | solo e2e jobs/s | mixed e2e jobs/s | limited queue starts/s | its starts |"
 	echo "|---:|---:|---:|---:|---:|"
 	for i in $(seq "$RATE_PAIRS"); do
-		line=$(NQ_BENCH_A_JOBS=$POLICY_JOBS run "$NQB_TMP/limited.yaml") || line=""
-		solo+=("$(nqb_field e2e_per_s "$line")")
-		line=$(NQ_BENCH_A_JOBS=$POLICY_JOBS run "$NQB_TMP/limited.yaml" \
-			"${side_flags[@]}") || line=""
-		mixed+=("$(nqb_field e2e_per_s "$line")")
-		side+=("$(nqb_field side_per_s "$line")")
-		echo "| $i | ${solo[-1]} | ${mixed[-1]} | ${side[-1]} |" \
-			"$(nqb_field side_started "$line") |"
+		for part in $(order "$i" solo mixed); do
+			if [ "$part" = solo ]; then
+				line=$(NQ_BENCH_A_JOBS=$POLICY_JOBS run "$NQB_TMP/limited.yaml") ||
+					line=""
+				solo+=("$(nqb_field e2e_per_s "$line")")
+			else
+				line=$(NQ_BENCH_A_JOBS=$POLICY_JOBS run "$NQB_TMP/limited.yaml" \
+					"${side_flags[@]}") || line=""
+				mixed+=("$(nqb_field e2e_per_s "$line")")
+				side+=("$(nqb_field side_per_s "$line")")
+				started=$(nqb_field side_started "$line")
+			fi
+		done
+		echo "| $i | ${solo[-1]} | ${mixed[-1]} | ${side[-1]} | $started |"
 	done
 	local a b r
 	a=$(printf '%s\n' "${solo[@]}" | grep -v '^-$' | mean)
