@@ -64,17 +64,29 @@ order() {
 	if [ $(($1 % 2)) = 1 ]; then echo "$2 $3"; else echo "$3 $2"; fi
 }
 
-# The mean of the numbers on stdin.
+# The mean of the figures given, without those of failed runs ("-").
 mean() {
-	awk '{ s += $1; n++ } END { if (n) printf "%.1f\n", s / n; else print "-" }'
+	printf '%s\n' "$@" | grep -v '^-$' |
+		awk '{ s += $1; n++ } END { if (n) printf "%.1f\n", s / n; else print "-" }'
+}
+
+# judge LABEL A B MIN: B / A against the target "at least MIN".
+judge() {
+	awk -v l="$1" -v a="$2" -v b="$3" -v m="$4" 'BEGIN { if (a > 0) {
+		printf "%s: %.3f (target: at least %.3f): %s\n", l, b / a, m,
+			(b / a >= m ? "met" : "MISSED") } }'
+}
+
+# The head of a part: its title, what it runs, the load average.
+part_head() {
+	printf '## %s\n\n' "$1"
+	[ -z "${2:-}" ] || printf '%s\n\n' "$2"
+	printf 'load average before: %s\n\n' "$(load)"
 }
 
 overhead() {
 	local i side line without=() with=()
-	echo "## Workload A with a queues file whose limits do not bind"
-	echo
-	echo "load average before: $(load)"
-	echo
+	part_head "Workload A with a queues file whose limits do not bind"
 	echo "| pair | without file e2e jobs/s | with file e2e jobs/s |"
 	echo "|---:|---:|---:|"
 	for i in $(seq "$PAIRS"); do
@@ -90,13 +102,11 @@ overhead() {
 		echo "| $i | ${without[-1]} | ${with[-1]} |"
 	done
 	local a b
-	a=$(printf '%s\n' "${without[@]}" | grep -v '^-$' | mean)
-	b=$(printf '%s\n' "${with[@]}" | grep -v '^-$' | mean)
+	a=$(mean "${without[@]}")
+	b=$(mean "${with[@]}")
 	echo "| mean | $a | $b |"
 	echo
-	awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) {
-		printf "with / without: %.3f (target: at least 0.950): %s\n", b / a,
-			(b / a >= 0.95 ? "met" : "MISSED") } }'
+	judge "with / without" "$a" "$b" 0.95
 	echo "load average after: $(load)"
 	echo
 }
@@ -104,13 +114,8 @@ overhead() {
 rate() {
 	local i part line started solo=() mixed=() side=()
 	local side_flags=(--side-queue limited --side-jobs "$SIDE_JOBS")
-	echo "## A rate-limited queue (1000/s, burst 10) next to an unlimited one"
-	echo
-	echo "$POLICY_JOBS jobs in the unlimited queue; the workers of the mixed" \
-		"run also fetch \"limited\", filled with $SIDE_JOBS jobs first."
-	echo
-	echo "load average before: $(load)"
-	echo
+	part_head "A rate-limited queue (1000/s, burst 10) next to an unlimited one" \
+		"$POLICY_JOBS jobs in the unlimited queue; the workers of the mixed run also fetch \"limited\", filled with $SIDE_JOBS jobs first."
 	echo "| pair | solo e2e jobs/s | mixed e2e jobs/s | limited queue starts/s | its starts |"
 	echo "|---:|---:|---:|---:|---:|"
 	for i in $(seq "$RATE_PAIRS"); do
@@ -130,14 +135,12 @@ rate() {
 		echo "| $i | ${solo[-1]} | ${mixed[-1]} | ${side[-1]} | $started |"
 	done
 	local a b r
-	a=$(printf '%s\n' "${solo[@]}" | grep -v '^-$' | mean)
-	b=$(printf '%s\n' "${mixed[@]}" | grep -v '^-$' | mean)
-	r=$(printf '%s\n' "${side[@]}" | grep -v '^-$' | mean)
+	a=$(mean "${solo[@]}")
+	b=$(mean "${mixed[@]}")
+	r=$(mean "${side[@]}")
 	echo "| mean | $a | $b | $r | |"
 	echo
-	awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) {
-		printf "unlimited queue, mixed / solo: %.3f (target: at least 0.900): %s\n",
-			b / a, (b / a >= 0.9 ? "met" : "MISSED") } }'
+	judge "unlimited queue, mixed / solo" "$a" "$b" 0.90
 	printf '%s\n' "${side[@]}" | grep -v '^-$' | awk '
 		{ d = $1 / 1000 - 1; if (d < 0) d = -d; if (d > worst) worst = d; n++ }
 		END { if (n) printf "limited queue, farthest run from 1000/s: %.2f%% " \
