@@ -44,6 +44,7 @@ typedef struct bench_run {
 	uint64_t broker_pid;     /* 0: not watched */
 	uint64_t anon_sample_ms; /* when RssAnon was last read */
 	uint64_t anon_peak_kib;  /* highest RssAnon seen */
+	uint64_t side_jobs;      /* put in the side queue first */
 } bench_run;
 
 static int proc_status_kib(uint64_t pid, const char *name, uint64_t *kib);
@@ -280,9 +281,39 @@ static int check_broker(bench_run *r)
 	return NQI_CONTINUE;
 }
 
+/* --side-queue: puts its jobs in before any worker starts, so that it
+ * has work for the whole run. */
+static int fill_side(bench_run *r, uint64_t jobs)
+{
+	enum { BATCH = 1000 };
+	nq_job_spec *specs = calloc(BATCH, sizeof *specs);
+	nq_enqueue_result *res = calloc(BATCH, sizeof *res);
+	int rc = specs && res ? NQI_CONTINUE : NQI_EXIT_FAILED;
+	for (size_t i = 0; i < BATCH; i++)
+		specs[i] = (nq_job_spec){
+		    .queue = r->c.side_queue, .type = BENCH_SIDE_TYPE};
+	for (uint64_t done = 0; rc == NQI_CONTINUE && done < jobs;) {
+		size_t n = jobs - done < BATCH ? (size_t)(jobs - done) : BATCH;
+		int rv = nq_enqueue_batch(r->x->client, specs, n, res);
+		for (size_t i = 0; rv == NQ_OK && i < n; i++)
+			rv = res[i].err;
+		if (rv != NQ_OK)
+			rc = bench_fail(r->x, rv, "enqueue into side queue %s",
+			    r->c.side_queue);
+		done += n;
+	}
+	if (!specs || !res)
+		fprintf(stderr, "nq-bench: out of memory\n");
+	free(specs);
+	free(res);
+	return rc;
+}
+
 static int run_phases(bench_run *r)
 {
 	int rc = check_broker(r);
+	if (rc == NQI_CONTINUE && r->c.side_queue)
+		rc = fill_side(r, r->side_jobs);
 	if (rc == NQI_CONTINUE && r->c.backlog) {
 		if ((rc = fill_backlog(r)) == NQI_CONTINUE)
 			rc = start_workers(r);
@@ -336,6 +367,11 @@ static void print_notes(const bench_run *r)
 		    "nq-bench: %llu runs were repeats of a "
 		    "job that had run already\n",
 		    (unsigned long long)(runs - r->c.jobs));
+	if (r->c.side_queue && atomic_load(&r->s->side_started) >= r->side_jobs)
+		fprintf(stderr,
+		    "nq-bench: side queue %s ran dry before the run ended: "
+		    "side_per_s is below its rate\n",
+		    r->c.side_queue);
 	if (foreign)
 		fprintf(stderr,
 		    "nq-bench: %llu jobs in queue %s were "
@@ -348,6 +384,7 @@ typedef struct bench_result {
 	double enqueue_per_s, e2e_per_s, drain_per_s;
 	double p50_ms, p99_ms, p999_ms;
 	double rss_mib, anon_mib;
+	double side_per_s; /* < 0 without --side-queue */
 } bench_result;
 
 static void measure(bench_run *r, bench_result *m)
@@ -362,6 +399,11 @@ static void measure(bench_run *r, bench_result *m)
 	m->p50_ms = bench_hist_quantile(s, 0.50) / 1000;
 	m->p99_ms = bench_hist_quantile(s, 0.99) / 1000;
 	m->p999_ms = bench_hist_quantile(s, 0.999) / 1000;
+	uint64_t side = atomic_load(&s->side_started);
+	m->side_per_s = r->c.side_queue ? per_s(side ? side - 1 : 0,
+	                                      atomic_load(&s->side_first_ns),
+	                                      atomic_load(&s->side_last_ns))
+	                                : -1;
 	m->rss_mib = m->anon_mib = -1;
 	r->anon_sample_ms = 0;
 	sample_broker(r);
@@ -387,6 +429,10 @@ static int print_line(const bench_run *r, const bench_result *m)
 	if (m->rss_mib >= 0)
 		printf(" broker_peak_rss_mib=%.1f broker_peak_anon_mib=%.1f",
 		    m->rss_mib, m->anon_mib);
+	if (m->side_per_s >= 0)
+		printf(" side_started=%llu side_per_s=%.1f",
+		    (unsigned long long)atomic_load(&r->s->side_started),
+		    m->side_per_s);
 	printf("\n");
 	return NQI_EXIT_OK;
 }
@@ -407,6 +453,12 @@ static int print_json(const bench_run *r, const bench_result *m)
 		          j, "broker_peak_rss_mib", json_real(m->rss_mib)) ||
 		      json_object_set_new(
 		          j, "broker_peak_anon_mib", json_real(m->anon_mib));
+	if (!bad && m->side_per_s >= 0)
+		bad = json_object_set_new(j, "side_started",
+		          json_integer(
+		              (json_int_t)atomic_load(&r->s->side_started))) ||
+		      json_object_set_new(
+		          j, "side_per_s", json_real(m->side_per_s));
 	if (bad) {
 		json_decref(j);
 		j = NULL;
@@ -440,7 +492,9 @@ static void conf_from_flags(bench_run *r, const bench_flags *f)
 	    .payload_size = f->payload_size,
 	    .rate = f->rate,
 	    .backlog = f->backlog,
-	    .queue = r->queue};
+	    .queue = r->queue,
+	    .side_queue = f->side_queue};
+	r->side_jobs = f->side_jobs;
 	r->deadline_ms = nqi_mono_ms() + f->max_time_ms;
 	r->broker_pid = f->broker_pid;
 }

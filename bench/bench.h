@@ -5,11 +5,14 @@
  *
  *   bench jobs=N enqueue_per_s=X e2e_per_s=Y p50_ms=A p99_ms=B p999_ms=C
  *
- * followed by drain_per_s=D with --backlog and broker_peak_rss_mib=M with
- * --broker-pid. Latency is handler start minus enqueue: each payload carries
- * the CLOCK_MONOTONIC time at which its enqueue request was sent (the clock
- * is the same in every process of the machine), and the handler reads the
- * clock as it starts.
+ * followed by drain_per_s=D with --backlog, broker_peak_rss_mib=M with
+ * --broker-pid and side_started=S side_per_s=R with --side-queue: the
+ * workers also fetch that queue, filled with --side-jobs jobs of type
+ * BENCH_SIDE_TYPE before they start, and its start rate is (S - 1) over
+ * the time from its first start to its last. Latency is handler start minus
+ * enqueue: each payload carries the CLOCK_MONOTONIC time at which its enqueue
+ * request was sent (the clock is the same in every process of the machine), and
+ * the handler reads the clock as it starts.
  *
  * The processes share one anonymous shared mapping (struct bench_shared):
  * start and stop flags, counters, a latency histogram and a bitmap of the
@@ -33,6 +36,8 @@ typedef struct bench_flags {
 	int workers, concurrency, producers;
 	bool backlog;
 	const char *queue;
+	const char *side_queue; /* NULL: none */
+	uint64_t side_jobs;
 } bench_flags;
 
 /* How to reach the broker and how to print; filled by main.c. */
@@ -67,6 +72,8 @@ int bench_main(bench_cli *x, const bench_flags *f);
 /* Every payload starts with the job's sequence number and the enqueue
  * time, both little-endian 64-bit; the rest is filler. */
 #define BENCH_PAYLOAD_MIN 16
+/* The type of the side queue's jobs, which a handler of its own counts. */
+#define BENCH_SIDE_TYPE "side"
 /* Latency histogram: 1 us steps below 128 us, then 64 steps per power of
  * two (at most 1.6% off), up to 2^40 us. */
 #define BENCH_HIST_LINEAR 128
@@ -84,6 +91,7 @@ typedef struct bench_conf {
 	uint64_t rate; /* jobs/s; 0: as fast as the broker takes them */
 	bool backlog;  /* enqueue everything, then start the workers */
 	const char *queue;
+	const char *side_queue; /* also fetched; its jobs are only counted */
 	nq_client_opts conn;
 } bench_conf;
 
@@ -99,6 +107,8 @@ typedef struct bench_shared {
 	atomic_uint_least64_t runs;          /* handler runs, repeats too */
 	atomic_uint_least64_t foreign;       /* jobs that are not ours */
 	atomic_uint_least64_t last_run_ns;
+	atomic_uint_least64_t side_started; /* runs of the side queue's jobs */
+	atomic_uint_least64_t side_first_ns, side_last_ns;
 	atomic_uint_least64_t hist[BENCH_HIST_BUCKETS];
 	char producer_error[512];
 	atomic_uchar seen[]; /* one bit per job */

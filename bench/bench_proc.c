@@ -343,6 +343,20 @@ static nq_outcome noop_cb(const nq_job *job, nq_result *res, void *arg)
 	return NQ_OUTCOME_SUCCEEDED;
 }
 
+/* The side queue's handler: counts its starts and notes the first and the
+ * last. */
+static nq_outcome side_cb(const nq_job *job, nq_result *res, void *arg)
+{
+	(void)job;
+	(void)res;
+	uint64_t now_ns = bench_now_ns();
+	bench_shared *s = ((worker_ctx *)arg)->s;
+	store_min(&s->side_first_ns, now_ns);
+	store_max(&s->side_last_ns, now_ns);
+	atomic_fetch_add(&s->side_started, 1);
+	return NQ_OUTCOME_SUCCEEDED;
+}
+
 /* Starts the worker's drain once the run is over. */
 static void *stop_watch_cb(void *arg)
 {
@@ -356,12 +370,12 @@ static void *stop_watch_cb(void *arg)
 static int worker_open(worker_ctx *wc, int index)
 {
 	char id[64];
-	const char *queues[] = {wc->c->queue};
+	const char *queues[] = {wc->c->queue, wc->c->side_queue};
 	snprintf(id, sizeof id, "bench-%d", index);
 	nq_worker_opts o = {
 	    .conn = wc->c->conn,
 	    .queues = queues,
-	    .nqueues = 1,
+	    .nqueues = wc->c->side_queue ? 2 : 1,
 	    .concurrency = wc->c->concurrency,
 	    .poll_ms = 1000,
 	    .worker_id = id,
@@ -369,6 +383,8 @@ static int worker_open(worker_ctx *wc, int index)
 	int rv = nq_worker_open(&wc->w, &o);
 	if (rv == NQ_OK)
 		rv = nq_worker_handle(wc->w, "*", noop_cb, wc);
+	if (rv == NQ_OK && wc->c->side_queue)
+		rv = nq_worker_handle(wc->w, BENCH_SIDE_TYPE, side_cb, wc);
 	return rv;
 }
 

@@ -127,6 +127,15 @@ static int check_pacing(bench_flags *f)
 	return NQI_CONTINUE;
 }
 
+static int check_queue(const char *name)
+{
+	if (!name || nqi_name_valid(name))
+		return NQI_CONTINUE;
+	return usage_error("'%s' is not a valid queue name (1 to 128 of "
+	                   "A-Z a-z 0-9 . _ -)",
+	    name);
+}
+
 static int check_flags(bench_flags *f)
 {
 	int rc;
@@ -149,11 +158,13 @@ static int check_flags(bench_flags *f)
 		return rc;
 	if (f->max_time_ms == 0)
 		return usage_error("--max-time must be longer than 0");
-	if (f->queue && !nqi_name_valid(f->queue))
-		return usage_error(
-		    "'%s' is not a valid queue name (1 to 128 of "
-		    "A-Z a-z 0-9 . _ -)",
-		    f->queue);
+	if ((rc = check_queue(f->queue)) != NQI_CONTINUE ||
+	    (rc = check_queue(f->side_queue)) != NQI_CONTINUE ||
+	    (rc = check_range("side-jobs", f->side_jobs, 1, BENCH_MAX_JOBS)) !=
+	        NQI_CONTINUE)
+		return rc;
+	if (f->side_queue && f->queue && strcmp(f->side_queue, f->queue) == 0)
+		return usage_error("--side-queue must differ from --queue");
 	return NQI_CONTINUE;
 }
 
@@ -177,7 +188,10 @@ static void print_usage(const nqi_opt *opts, size_t n)
 	       "--broker-pid,\nbroker_peak_rss_mib is the process's VmHWM "
 	       "(mapped LMDB pages included) and\nbroker_peak_anon_mib "
 	       "the highest RssAnon (heap) seen, read every 100 "
-	       "ms.\n" NQI_EXIT_HELP);
+	       "ms.\nWith --side-queue, side_per_s is that queue's starts over "
+	       "the "
+	       "time from its\nfirst start to its last (side_started: how "
+	       "many).\n" NQI_EXIT_HELP);
 }
 
 static bool wants_help(int argc, char **argv)
@@ -221,6 +235,13 @@ static int parse_args(bench_args *a, int argc, char **argv)
 	        "enqueue every job first, then start the workers", false},
 	    {"queue", NQI_OPT_STR, &f->queue,
 	        "queue to use (a fresh bench-<pid>-<hex> one)", false},
+	    {"side-queue", NQI_OPT_STR, &f->side_queue,
+	        "also fetch this queue, filled first with --side-jobs jobs, "
+	        "and report its start rate",
+	        false},
+	    {"side-jobs", NQI_OPT_U64, &f->side_jobs,
+	        "jobs put in --side-queue before the workers start (100000)",
+	        false},
 	    {"broker-pid", NQI_OPT_U64, &f->broker_pid,
 	        "report this process's peak RSS (VmHWM) and anonymous memory",
 	        false},
@@ -270,6 +291,7 @@ int main(int argc, char **argv)
 	                    .payload_size = 100,
 	                    .duration_ms = UNSET,
 	                    .max_time_ms = 600000,
+	                    .side_jobs = 100000,
 	                    .workers = 4,
 	                    .concurrency = 64,
 	                    .producers = 1}};

@@ -2,14 +2,16 @@
 # Runs one workload against a fresh nq-broker on free 127.0.0.1 ports and
 # prints the bench line of nq-bench.
 #
-#   bench/nq.sh sync-always|sync-none A|B|C|C0
+#   bench/nq.sh sync-always|sync-none A|B|C|C0 [NQ-BENCH FLAGS...]
 #
 # sync-always is --sync=always (fsync before every confirm, the default);
 # sync-none skips fsync (a crash loses recent writes). A and B are the
 # workloads of bench/peers; C enqueues NQ_BENCH_C_JOBS (default 1,000,000)
 # jobs with no worker running and then drains them with 4 workers; C0 does
-# the same with NQ_BENCH_A_JOBS jobs, the near-empty baseline for C. The
-# binaries come from NQ_BUILD_DIR (default build).
+# the same with NQ_BENCH_A_JOBS jobs, the near-empty baseline for C. Flags
+# after the workload go to nq-bench as they are. With NQ_BENCH_QUEUES_CONFIG
+# the broker reads that queues file (--queues-config). The binaries come
+# from NQ_BUILD_DIR (default build).
 set -euo pipefail
 . "$(dirname "$0")/peers/lib.sh"
 
@@ -28,6 +30,10 @@ C) load=(--backlog --jobs "${NQ_BENCH_C_JOBS:-1000000}" --batch "$NQB_A_BATCH") 
 C0) load=(--backlog --jobs "$NQB_A_JOBS" --batch "$NQB_A_BATCH") ;;
 *) nqb_log "unknown workload '$workload' (A, B, C, C0)"; exit 2 ;;
 esac
+shift 2
+load+=("$@")
+policy=()
+[ -z "${NQ_BENCH_QUEUES_CONFIG:-}" ] || policy=(--queues-config "$NQ_BENCH_QUEUES_CONFIG")
 
 build=${NQ_BUILD_DIR:-build}
 [[ $build = /* ]] || build=$NQB_ROOT/$build
@@ -45,7 +51,7 @@ events=$(nqb_free_port) http=$(nqb_free_port)
 nqb_start "$dir/broker.log" "$broker" --api "tcp://127.0.0.1:$api" \
 	--work "tcp://127.0.0.1:$work" --results "tcp://127.0.0.1:$results" \
 	--events "tcp://127.0.0.1:$events" --http "127.0.0.1:$http" --dlq "" \
-	--data-dir "$dir/data" --sync "$sync" --log-level warn
+	--data-dir "$dir/data" --sync "$sync" --log-level warn "${policy[@]}"
 pid=$NQB_LAST_PID
 nqb_wait_port "$api" nq-broker
 nqb_run "$bench" --api "tcp://127.0.0.1:$api" \

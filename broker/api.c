@@ -83,11 +83,13 @@ static const char *validate_spec(
 	if (check_text(s->content_type, MAX_TEXT) ||
 	    check_text(s->idempotency_key, MAX_TEXT) ||
 	    check_text(s->ordering_key, MAX_TEXT) ||
+	    check_text(s->group_key, MAX_TEXT) ||
 	    check_text(s->traceparent, MAX_TEXT) ||
 	    check_text(s->replay_of, MAX_TEXT))
 		return snprintf(buf, len,
 		           "content_type, idempotency_key, "
-		           "ordering_key, traceparent and replay_of are "
+		           "ordering_key, group_key, traceparent and "
+		           "replay_of are "
 		           "limited to "
 		           "%d bytes",
 		           MAX_TEXT),
@@ -536,6 +538,7 @@ static Nq__V1__QueueStats *queue_stats(broker *b, broker_queue *q)
 	*s = init;
 	s->queue = q->name;
 	s->paused = q->paused;
+	broker_gate_gauges(b, q);
 #define STATS_COPY_(name, kind, ...) NQI_QF_CORE_##kind(s->name = q->name;)
 	NQI_QUEUE_FIELDS(STATS_COPY_)
 #undef STATS_COPY_

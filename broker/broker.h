@@ -128,6 +128,11 @@ typedef struct broker_ready {
 #define BROKER_READY_PLAIN 1u
 /* The job has an idempotency key (broker_job_keyed). */
 #define BROKER_READY_KEYED 2u
+/* The rest of flags is the slot of the job's group_key in its queue
+ * (broker_group_slot; 0: none), so that a queue that starts or stops
+ * taking turns between groups moves its entries without reading a record. */
+#define BROKER_READY_GROUP_SHIFT 8
+#define BROKER_GROUPS_MAX (1u << 24)
 
 /* A job waiting for its time (run_at or retry backoff). */
 typedef struct broker_timer {
@@ -145,8 +150,63 @@ typedef struct broker_lease {
 	uint64_t created_us; /* the job's, for the latency of its success */
 	uint32_t pipe_id;
 	uint32_t queue;
-	bool keyed; /* the job has an idempotency key (broker_job_keyed) */
+	bool keyed;     /* the job has an idempotency key (broker_job_keyed) */
+	uint32_t group; /* slot of its group_key in the queue (0: none) */
 } broker_lease;
+
+/* One group_key of a queue (index.c). While the queue takes turns between
+ * groups (broker_gate.grouped) its ready jobs wait in their group's heap;
+ * leased counts its jobs leased meanwhile. Slot 0: jobs without a key. */
+typedef struct broker_group {
+	char *key; /* owned */
+	broker_ready *heap;
+	size_t nheap, capheap;
+	uint64_t leased;
+} broker_group;
+
+typedef enum broker_breaker_state {
+	BROKER_BREAKER_CLOSED = 0,
+	BROKER_BREAKER_HALF_OPEN = 1,
+	BROKER_BREAKER_OPEN = 2,
+} broker_breaker_state;
+
+/* The circuit breaker's window: attempts and failures in buckets of a
+ * tenth of the window each, so that old ones fall out without a list. */
+#define BROKER_BREAKER_BUCKETS 10
+
+/*
+ * What dispatch keeps per queue to obey its policy's dispatch keys (work.c;
+ * the groups are index.c's). Taken from the policy whenever it is resolved
+ * again (seen). A queue with no dispatch key set has limited and grouped
+ * false and costs its fetches nothing more.
+ */
+typedef struct broker_gate {
+	uint64_t seen;   /* q->policy.resolved the values below came from */
+	bool limited;    /* a dispatch key is set: checked before each lease */
+	bool grouped;    /* ready jobs wait per group, served in turns */
+	bool breaker_on; /* circuit_breaker.failure_ratio is set */
+	uint64_t max_in_flight, group_max; /* 0: none */
+	double rate;                       /* per second; 0: none */
+	double tokens;
+	uint64_t refill_us; /* when tokens were last topped up */
+	/* groups: slots hashes key -> index + 1; ring lists the groups with
+	 * ready jobs in the order of their turns, turn the next one */
+	broker_group *groups;
+	size_t ngroups, capgroups;
+	uint32_t *slots;
+	size_t nslots;
+	uint32_t *ring;
+	size_t nring, capring, turn;
+	size_t nready; /* entries in the group heaps */
+	/* circuit breaker */
+	broker_breaker_state breaker;
+	uint64_t open_until_us;
+	uint64_t probe_id; /* the half-open probe leased (0: none yet) */
+	struct {
+		uint64_t epoch; /* now / bucket width when it was filled */
+		uint32_t attempts, failed;
+	} win[BROKER_BREAKER_BUCKETS];
+} broker_gate;
 
 typedef enum broker_event_kind {
 	BROKER_EV_ENQUEUED,
@@ -160,12 +220,16 @@ typedef enum broker_event_kind {
 	BROKER_EV_EXPIRED,
 	BROKER_EV_DLQ_STORED,
 	BROKER_EV_REPLAYED,
+	BROKER_EV_BREAKER_OPENED, /* queue events: no job */
+	BROKER_EV_BREAKER_HALF_OPEN,
+	BROKER_EV_BREAKER_CLOSED,
 	BROKER_EV_COUNT
 } broker_event_kind;
 
 /* Expand to x for the TOTAL rows of nqi/queue_fields.h. */
 #define BROKER_QF_TOTAL_STATE(x)
 #define BROKER_QF_TOTAL_TOTAL(x) x
+#define BROKER_QF_TOTAL_GAUGE(x)
 #define BROKER_QF_TOTAL_SNAP(x)
 
 /* A queue's TOTAL counters. */
@@ -194,6 +258,7 @@ typedef struct broker_queue {
 	nqi_prom_hist *latency;
 	nqi_prom_hist *latency_group;
 	broker_policy policy; /* read through broker_policy_of (policy.h) */
+	broker_gate gate;     /* dispatch limits and groups (work.c, index.c) */
 	/* The totals as the group numbered saved_group found them, kept
 	 * when it first moved one (broker_totals_at): what was committed.
 	 * group_next links the queues that group moved (index + 1; 0 ends
@@ -202,6 +267,11 @@ typedef struct broker_queue {
 	uint32_t group_next;
 	broker_totals saved;
 } broker_queue;
+
+/* Groups whose ready jobs a snapshot names; the rest add up as "other".
+ * Bounds the label values of nq_queue_group_ready. */
+#define BROKER_TOP_GROUPS 5
+#define BROKER_GROUP_LABEL_MAX 64
 
 /* A queue as readers outside the core see it (metrics, HTTP). */
 typedef struct broker_qsnap {
@@ -213,6 +283,13 @@ typedef struct broker_qsnap {
 	uint64_t prev[NQI_QF_COUNT]; /* values at the last metrics topic */
 	bool paused;
 	nqi_prom_hist *latency;
+	/* with fairness: ready jobs of its largest groups, then "other" */
+	struct {
+		char key[BROKER_GROUP_LABEL_MAX + 1];
+		uint64_t ready;
+	} groups[BROKER_TOP_GROUPS + 1];
+	size_t ngroups;   /* named ones, from the largest */
+	bool group_other; /* groups[BROKER_TOP_GROUPS] counts the others */
 } broker_qsnap;
 
 typedef struct broker_okey broker_okey;
@@ -245,8 +322,26 @@ int broker_ready_push(
 int broker_stale_add(broker_index *x, uint64_t id);
 /* Whether id was noted stale; forgets it. */
 bool broker_stale_take(broker_index *x, uint64_t id);
+/* The next entry to lease: of the heap, or, when the queue is grouped, of
+ * the group whose turn it is among those below max_in_flight_per_group. */
 bool broker_ready_peek(const broker_queue *q, broker_ready *out);
+/* Takes the entry broker_ready_peek gives; a group's turn passes. */
 void broker_ready_pop(broker_queue *q);
+/* Entries waiting to be leased (stale ones of canceled jobs included). */
+size_t broker_ready_count(const broker_queue *q);
+/* Calls fn on every waiting entry (any order). */
+void broker_ready_each(const broker_queue *q,
+    void (*fn)(const broker_ready *e, void *arg), void *arg);
+/* The slot of group key in q (0 for "", or when no slot can be made). */
+uint32_t broker_group_slot(broker_queue *q, const char *key);
+/* Starts or stops waiting per group: moves q's entries, and recounts the
+ * groups' leased jobs from the lease table. NQ_ENOMEM leaves q as it
+ * was. */
+int broker_groups_set(broker_index *x, broker_queue *q, bool grouped);
+/* broker_ready_flags of a ready job of q, with its group's slot. */
+uint32_t broker_ready_flags_in(broker_queue *q, const Nq__V1__Job *job);
+/* Recovery: empties the group heaps and counts (the keys stay). */
+void broker_groups_clear(broker_queue *q);
 int broker_timer_push(broker_index *x, const broker_timer *t);
 bool broker_timer_peek(const broker_index *x, broker_timer *out);
 void broker_timer_pop(broker_index *x);
@@ -259,9 +354,10 @@ uint64_t *broker_queue_count(broker_queue *q, int state);
 /* okey.c: ordering keys */
 uint64_t broker_okey_hash(const char *queue, const char *key);
 bool broker_okey_busy(broker_index *x, uint64_t hash);
-/* Parks a ready job behind the job of its key in flight. */
-int broker_okey_block(broker_index *x, uint64_t hash, uint32_t queue,
-    int32_t priority, uint64_t id);
+/* Parks a ready job (its heap entry e) behind the job of its key in
+ * flight. */
+int broker_okey_block(
+    broker_index *x, uint64_t hash, uint32_t queue, const broker_ready *e);
 /* Marks the key in flight. */
 int broker_okey_take(broker_index *x, uint64_t hash);
 /* The job of the key ended: the next one of that key may run. */
@@ -330,6 +426,10 @@ struct broker {
 		uint64_t rng; /* broker_rand state, seeded from getrandom */
 		uint64_t metrics_last_ms, metrics_next_ms;
 		broker_policies policy; /* the queues file and defaults */
+		/* when a fetch held back by a rate or a breaker's cool-down
+		 * may get a job (0: none is): the core wakes by then */
+		uint64_t gate_due_us;
+		size_t limited_queues; /* with gate.limited set */
 	} core;
 
 	/* Handoff of dead jobs to nq-dlq (dlq.c). group_dead is the core's;
@@ -569,6 +669,11 @@ bool broker_has_waiter(broker *b, uint64_t id);
 int broker_expire_waits(broker *b, uint64_t now_ms);
 /* Serves parked fetches and waits that can be served now. */
 int broker_serve_parked(broker *b);
+/* How long until a fetch held back by a rate or a cool-down may get a job
+ * (UINT64_MAX: none is held back so); the core sleeps no longer. */
+uint64_t broker_gate_wait_ms(const broker *b);
+/* The gauges of q's limits as dispatch sees them now (the GAUGE rows). */
+void broker_gate_gauges(broker *b, broker_queue *q);
 /* Timers: due scheduled jobs, lapsed leases, finished jobs past result_ttl. */
 int broker_sweep(broker *b);
 /* Answers a parked wait for this job if there is one. */
@@ -585,6 +690,10 @@ bool broker_events_wanted(broker *b);
  * the group's replies are sent (the arena, the job, the ops). */
 void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
     const char *error);
+/* Notes an event of queue (a breaker's move; failure_ratio: what opened
+ * it), with no job. */
+void broker_queue_event(
+    broker *b, broker_event_kind kind, const char *queue, double failure_ratio);
 /* Publishes the group's events when it committed, drops them otherwise. */
 void broker_events_publish(broker *b, bool committed);
 int broker_events_open(broker *b, char *err, size_t errlen);

@@ -325,13 +325,17 @@ void broker_run_group(broker *b, broker_op *ops)
 	nqi_gcommit_run(&b->in.gc, ops);
 }
 
-/* How long the core may sleep: until the next due timer or sweep tick. */
+/* How long the core may sleep: until the next due timer or sweep tick, or
+ * the next rate token a parked fetch waits for. */
 static uint64_t wait_ms_cb(void *ctx)
 {
 	broker *b = ctx;
 	uint64_t now = nqi_mono_ms();
 	uint64_t wait =
 	    b->core.next_sweep_ms > now ? b->core.next_sweep_ms - now : 0;
+	uint64_t gate = broker_gate_wait_ms(b);
+	if (gate < wait)
+		wait = gate;
 	broker_timer t;
 	if (broker_timer_peek(&b->core.index, &t)) {
 		uint64_t now_us = nqi_now_us();

@@ -29,6 +29,9 @@ static const char *const kind_names[BROKER_EV_COUNT] = {
     "expired",
     "dlq_stored",
     "replayed",
+    "breaker_opened",
+    "breaker_half_open",
+    "breaker_closed",
 };
 
 bool broker_events_wanted(broker *b)
@@ -36,37 +39,70 @@ bool broker_events_wanted(broker *b)
 	return b->ev.on && atomic_load(&b->ev.subscribers) > 0;
 }
 
-void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
-    const char *error)
+/* A new event of the group, in the arena and the list; NULL (counted as
+ * dropped) without memory. */
+static Nq__V1__JobEvent *event_new(broker *b, broker_event_kind kind)
 {
 	static const Nq__V1__JobEvent init = NQ__V1__JOB_EVENT__INIT;
-	/* Nobody listens: building events would be work for nothing. */
-	if (!broker_events_wanted(b))
-		return;
 	if (NQI_GROW(b->ev.list, b->ev.cap, b->ev.n + 1, 256) != 0) {
 		b->ev.dropped++;
-		return;
+		return NULL;
 	}
 	Nq__V1__JobEvent *e = nqi_arena_alloc(&b->core.arena, sizeof *e);
 	if (!e) {
 		b->ev.dropped++;
-		return;
+		return NULL;
 	}
 	*e = init;
 	e->kind = (char *)kind_names[kind];
+	e->at_us = nqi_now_us();
+	b->ev.list[b->ev.n++] = e;
+	return e;
+}
+
+/* seq and topic_seq are given at publish time, in commit order: until
+ * then topic_seq holds the queue's index and the kind. */
+static uint64_t topic_key(broker *b, const char *queue, broker_event_kind kind)
+{
+	int qi = broker_queue_find(&b->core.index, queue);
+	return qi >= 0 ? (uint64_t)qi << 8 | kind : 0;
+}
+
+void broker_queue_event(
+    broker *b, broker_event_kind kind, const char *queue, double failure_ratio)
+{
+	Nq__V1__JobEvent *e =
+	    broker_events_wanted(b) ? event_new(b, kind) : NULL;
+	if (!e)
+		return;
+	e->queue = nqi_arena_strdup(&b->core.arena, queue);
+	if (!e->queue) {
+		b->ev.n--;
+		b->ev.dropped++;
+		return;
+	}
+	e->failure_ratio = failure_ratio;
+	e->topic_seq = topic_key(b, queue, kind);
+}
+
+void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
+    const char *error)
+{
+	/* Nobody listens: building events would be work for nothing. */
+	if (!broker_events_wanted(b))
+		return;
+	Nq__V1__JobEvent *e = event_new(b, kind);
+	if (!e)
+		return;
 	e->id = job->id;
 	e->queue = job->spec->queue;
 	e->type = job->spec->type;
 	e->attempt = job->attempt;
-	e->at_us = nqi_now_us();
 	e->worker_id = job->worker_id;
 	e->traceparent = job->spec->traceparent;
 	if (error)
 		e->error = (char *)error;
-	int qi = broker_queue_find(&b->core.index, job->spec->queue);
-	/* seq and topic_seq are given at publish time, in commit order. */
-	e->topic_seq = qi >= 0 ? (uint64_t)qi << 8 | kind : 0;
-	b->ev.list[b->ev.n++] = e;
+	e->topic_seq = topic_key(b, job->spec->queue, kind);
 }
 
 static int topic_of(const Nq__V1__JobEvent *e, char *buf, size_t len)

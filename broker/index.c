@@ -19,9 +19,17 @@ int broker_index_init(broker_index *x)
 void broker_index_fini(broker_index *x)
 {
 	for (size_t i = 0; i < x->nqueues; i++) {
+		broker_gate *g = &x->queues[i].gate;
 		free(x->queues[i].heap);
 		nqi_prom_hist_free(x->queues[i].latency);
 		nqi_prom_hist_free(x->queues[i].latency_group);
+		for (size_t k = 0; k < g->ngroups; k++) {
+			free(g->groups[k].key);
+			free(g->groups[k].heap);
+		}
+		free(g->groups);
+		free(g->slots);
+		free(g->ring);
 	}
 	free(x->queues);
 	free(x->timers);
@@ -83,7 +91,7 @@ uint64_t *broker_queue_count(broker_queue *q, int state)
 	}
 }
 
-/* ---- ready heap: max by priority, then min by id ---- */
+/* ---- ready heaps: max by priority, then min by id ---- */
 
 static bool ready_before(const broker_ready *a, const broker_ready *b)
 {
@@ -91,26 +99,133 @@ static bool ready_before(const broker_ready *a, const broker_ready *b)
 	                                  : a->id < b->id;
 }
 
+static int heap_push(
+    broker_ready **heap, size_t *n, size_t *cap, const broker_ready *e)
+{
+	if (NQI_GROW(*heap, *cap, *n + 1, 64) != 0)
+		return NQ_ENOMEM;
+	broker_ready *h = *heap;
+	size_t i = (*n)++;
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (!ready_before(e, &h[parent]))
+			break;
+		h[i] = h[parent];
+		i = parent;
+	}
+	h[i] = *e;
+	return NQ_OK;
+}
+
+static void heap_pop(broker_ready *h, size_t *nheap)
+{
+	if (*nheap == 0)
+		return;
+	broker_ready last = h[--*nheap];
+	size_t i = 0, n = *nheap;
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, best = i;
+		const broker_ready *cur = best == i ? &last : &h[best];
+		if (l < n && ready_before(&h[l], cur))
+			best = l;
+		cur = best == i ? &last : &h[best];
+		if (r < n && ready_before(&h[r], cur))
+			best = r;
+		if (best == i)
+			break;
+		h[i] = h[best];
+		i = best;
+	}
+	if (n > 0)
+		h[i] = last;
+}
+
+/* ---- groups: a heap per group_key, served in turns ---- */
+
+static uint32_t slot_group(const broker_ready *e)
+{
+	return e->flags >> BROKER_READY_GROUP_SHIFT;
+}
+
+/* Where in the ring the group whose turn it is sits: the first from the
+ * turn on that is below the limit of one group's leased jobs; -1: none. */
+static long group_turn(const broker_gate *g)
+{
+	for (size_t k = 0; k < g->nring; k++) {
+		size_t r = (g->turn + k) % g->nring;
+		const broker_group *gr = &g->groups[g->ring[r]];
+		if (!g->group_max || gr->leased < g->group_max)
+			return (long)r;
+	}
+	return -1;
+}
+
+/* A group that had nothing ready joins the ring just before the turn: it
+ * comes after every group already waiting, once each. */
+static int ring_join(broker_gate *g, uint32_t slot)
+{
+	if (NQI_GROW(g->ring, g->capring, g->nring + 1, 16) != 0)
+		return NQ_ENOMEM;
+	size_t at = g->nring ? g->turn : 0;
+	memmove(
+	    &g->ring[at + 1], &g->ring[at], (g->nring - at) * sizeof *g->ring);
+	g->ring[at] = slot;
+	g->nring++;
+	g->turn = (at + 1) % g->nring;
+	return NQ_OK;
+}
+
+static int group_push(broker_gate *g, const broker_ready *e)
+{
+	uint32_t slot = slot_group(e);
+	if (slot >= g->ngroups)
+		slot = 0;
+	broker_group *gr = &g->groups[slot];
+	if (gr->nheap == 0 && ring_join(g, slot) != 0)
+		return NQ_ENOMEM;
+	if (heap_push(&gr->heap, &gr->nheap, &gr->capheap, e) != 0)
+		return NQ_ENOMEM;
+	g->nready++;
+	return NQ_OK;
+}
+
+static void group_pop(broker_gate *g)
+{
+	long r = group_turn(g);
+	if (r < 0)
+		return;
+	broker_group *gr = &g->groups[g->ring[r]];
+	heap_pop(gr->heap, &gr->nheap);
+	g->nready--;
+	size_t at = (size_t)r;
+	if (gr->nheap == 0) {
+		memmove(&g->ring[at], &g->ring[at + 1],
+		    (g->nring - at - 1) * sizeof *g->ring);
+		g->nring--;
+	} else {
+		at++;
+	}
+	g->turn = g->nring ? at % g->nring : 0;
+}
+
 int broker_ready_push(
     broker_queue *q, int32_t priority, uint64_t id, uint32_t flags)
 {
-	if (NQI_GROW(q->heap, q->capheap, q->nheap + 1, 64) != 0)
-		return NQ_ENOMEM;
-	size_t i = q->nheap++;
 	broker_ready e = {priority, flags, id};
-	while (i > 0) {
-		size_t parent = (i - 1) / 2;
-		if (!ready_before(&e, &q->heap[parent]))
-			break;
-		q->heap[i] = q->heap[parent];
-		i = parent;
-	}
-	q->heap[i] = e;
-	return NQ_OK;
+	if (q->gate.grouped)
+		return group_push(&q->gate, &e);
+	return heap_push(&q->heap, &q->nheap, &q->capheap, &e);
 }
 
 bool broker_ready_peek(const broker_queue *q, broker_ready *out)
 {
+	if (q->gate.grouped) {
+		long r = group_turn(&q->gate);
+		if (r < 0)
+			return false;
+		*out = q->gate.groups[q->gate.ring[r]].heap[0];
+		return true;
+	}
 	if (q->nheap == 0)
 		return false;
 	*out = q->heap[0];
@@ -119,25 +234,155 @@ bool broker_ready_peek(const broker_queue *q, broker_ready *out)
 
 void broker_ready_pop(broker_queue *q)
 {
-	if (q->nheap == 0)
-		return;
-	broker_ready last = q->heap[--q->nheap];
-	size_t i = 0, n = q->nheap;
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, best = i;
-		const broker_ready *cur = best == i ? &last : &q->heap[best];
-		if (l < n && ready_before(&q->heap[l], cur))
-			best = l;
-		cur = best == i ? &last : &q->heap[best];
-		if (r < n && ready_before(&q->heap[r], cur))
-			best = r;
-		if (best == i)
-			break;
-		q->heap[i] = q->heap[best];
-		i = best;
+	if (q->gate.grouped)
+		group_pop(&q->gate);
+	else
+		heap_pop(q->heap, &q->nheap);
+}
+
+size_t broker_ready_count(const broker_queue *q)
+{
+	return q->gate.grouped ? q->gate.nready : q->nheap;
+}
+
+void broker_ready_each(const broker_queue *q,
+    void (*fn)(const broker_ready *e, void *arg), void *arg)
+{
+	for (size_t i = 0; i < q->nheap; i++)
+		fn(&q->heap[i], arg);
+	for (size_t k = 0; k < q->gate.ngroups; k++)
+		for (size_t i = 0; i < q->gate.groups[k].nheap; i++)
+			fn(&q->gate.groups[k].heap[i], arg);
+}
+
+static uint64_t key_hash(const char *key)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return h;
+}
+
+/* The hash slot of key, or the empty one where it would go. */
+static size_t key_find(const broker_gate *g, const char *key, uint64_t h)
+{
+	size_t s = (size_t)h & (g->nslots - 1);
+	while (g->slots[s] && strcmp(g->groups[g->slots[s] - 1].key, key))
+		s = (s + 1) & (g->nslots - 1);
+	return s;
+}
+
+static int slots_grow(broker_gate *g)
+{
+	size_t n = g->nslots ? g->nslots * 2 : 64;
+	uint32_t *slots = calloc(n, sizeof *slots);
+	if (!slots)
+		return NQ_ENOMEM;
+	free(g->slots);
+	g->slots = slots;
+	g->nslots = n;
+	for (size_t i = 0; i < g->ngroups; i++) {
+		const char *k = g->groups[i].key;
+		g->slots[key_find(g, k, key_hash(k))] = (uint32_t)i + 1;
 	}
-	if (n > 0)
-		q->heap[i] = last;
+	return NQ_OK;
+}
+
+/* Adds group key as slot ngroups: 0, or NQ_ENOMEM. */
+static int group_add(broker_gate *g, const char *key)
+{
+	if ((g->ngroups + 1) * 2 > g->nslots && slots_grow(g) != 0)
+		return NQ_ENOMEM;
+	if (NQI_GROW(g->groups, g->capgroups, g->ngroups + 1, 16) != 0)
+		return NQ_ENOMEM;
+	broker_group *gr = &g->groups[g->ngroups];
+	memset(gr, 0, sizeof *gr);
+	if (!(gr->key = strdup(key)))
+		return NQ_ENOMEM;
+	g->slots[key_find(g, key, key_hash(key))] = (uint32_t)++g->ngroups;
+	return NQ_OK;
+}
+
+uint32_t broker_group_slot(broker_queue *q, const char *key)
+{
+	broker_gate *g = &q->gate;
+	if (!key[0] || (g->ngroups == 0 && group_add(g, "") != 0))
+		return 0;
+	uint32_t v = g->slots[key_find(g, key, key_hash(key))];
+	if (v)
+		return v - 1;
+	if (g->ngroups >= BROKER_GROUPS_MAX || group_add(g, key) != 0)
+		return 0;
+	return (uint32_t)g->ngroups - 1;
+}
+
+uint32_t broker_ready_flags_in(broker_queue *q, const Nq__V1__Job *job)
+{
+	uint32_t flags = broker_ready_flags(job);
+	if (job->spec->group_key[0])
+		flags |= broker_group_slot(q, job->spec->group_key)
+		         << BROKER_READY_GROUP_SHIFT;
+	return flags;
+}
+
+void broker_groups_clear(broker_queue *q)
+{
+	broker_gate *g = &q->gate;
+	for (size_t i = 0; i < g->ngroups; i++)
+		g->groups[i].nheap = g->groups[i].leased = 0;
+	g->nring = g->turn = g->nready = 0;
+}
+
+/* Moves every entry of q's group heaps into its one heap. */
+static int groups_merge(broker_queue *q)
+{
+	broker_gate *g = &q->gate;
+	size_t need = q->nheap + g->nready;
+	if (NQI_GROW(q->heap, q->capheap, need, 64) != 0)
+		return NQ_ENOMEM;
+	for (size_t k = 0; k < g->ngroups; k++)
+		for (size_t i = 0; i < g->groups[k].nheap; i++)
+			(void)heap_push(&q->heap, &q->nheap, &q->capheap,
+			    &g->groups[k].heap[i]);
+	broker_groups_clear(q);
+	return NQ_OK;
+}
+
+/* Moves every entry of q's heap into its group's heap. */
+static int groups_split(broker_queue *q)
+{
+	broker_gate *g = &q->gate;
+	if (g->ngroups == 0 && group_add(g, "") != 0)
+		return NQ_ENOMEM;
+	while (q->nheap > 0) {
+		broker_ready e = q->heap[q->nheap - 1];
+		if (group_push(g, &e) != 0)
+			return NQ_ENOMEM;
+		q->nheap--; /* the last entry of a heap leaves it a heap */
+	}
+	return NQ_OK;
+}
+
+int broker_groups_set(broker_index *x, broker_queue *q, bool grouped)
+{
+	if (grouped == q->gate.grouped)
+		return NQ_OK;
+	int rv = grouped ? groups_split(q) : groups_merge(q);
+	if (rv != 0) {
+		/* half split: put everything back in the one heap */
+		if (grouped)
+			(void)groups_merge(q);
+		return rv;
+	}
+	q->gate.grouped = grouped;
+	if (!grouped)
+		return NQ_OK;
+	uint32_t qi = (uint32_t)(q - x->queues);
+	for (size_t i = 0; i < x->nleases; i++)
+		if (x->leases[i].queue == qi &&
+		    x->leases[i].group < q->gate.ngroups)
+			q->gate.groups[x->leases[i].group].leased++;
+	return NQ_OK;
 }
 
 /* ---- timer heap: min by run_at, then id ---- */
@@ -241,6 +486,16 @@ bool broker_stale_take(broker_index *x, uint64_t id)
 
 /* ---- lease table: dense array + open-addressing slots ---- */
 
+/* The group of lease l while its queue counts leases per group. */
+static broker_group *lease_group(broker_index *x, const broker_lease *l)
+{
+	if (l->queue >= x->nqueues)
+		return NULL;
+	broker_gate *g = &x->queues[l->queue].gate;
+	return g->grouped && l->group < g->ngroups ? &g->groups[l->group]
+	                                           : NULL;
+}
+
 static size_t slot_of(const broker_index *x, uint64_t id)
 {
 	uint64_t h = id * 0x9E3779B97F4A7C15ull;
@@ -283,6 +538,9 @@ int broker_lease_put(broker_index *x, const broker_lease *l)
 		return NQ_ENOMEM;
 	x->leases[x->nleases++] = *l;
 	x->lease_slots[slot_find(x, l->id)] = (uint32_t)x->nleases;
+	broker_group *gr = lease_group(x, l);
+	if (gr)
+		gr->leased++;
 	return NQ_OK;
 }
 
@@ -321,6 +579,9 @@ void broker_lease_del(broker_index *x, uint64_t id)
 		return;
 	slot_clear(x, s);
 	size_t i = v - 1, last = x->nleases - 1;
+	broker_group *gr = lease_group(x, &x->leases[i]);
+	if (gr && gr->leased)
+		gr->leased--;
 	if (i != last) {
 		x->leases[i] = x->leases[last];
 		x->lease_slots[slot_find(x, x->leases[i].id)] = (uint32_t)i + 1;

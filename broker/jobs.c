@@ -658,9 +658,10 @@ int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us)
 		return NQ_ENOMEM;
 	broker_count_move(b, job->spec->queue, from, to);
 	if (to == NQ_STATE_READY) {
+		broker_queue *q = &b->core.index.queues[qi];
 		b->core.woken = true;
-		return broker_ready_push(&b->core.index.queues[qi],
-		    job->spec->priority, id, broker_ready_flags(job));
+		return broker_ready_push(
+		    q, job->spec->priority, id, broker_ready_flags_in(q, job));
 	}
 	broker_timer t = {run_at_us, id, (uint32_t)qi, job->spec->priority};
 	return broker_timer_push(&b->core.index, &t);

@@ -21,12 +21,17 @@
 
 /* Enqueue time of the oldest job waiting in the ready heap. Ids are taken
  * from the clock at enqueue, so the smallest id is the oldest job. */
+static void oldest_cb(const broker_ready *e, void *arg)
+{
+	uint64_t *min = arg;
+	if (!*min || e->id < *min)
+		*min = e->id;
+}
+
 uint64_t broker_oldest_ready_us(const broker_queue *q)
 {
 	uint64_t min = 0;
-	for (size_t i = 0; i < q->nheap; i++)
-		if (!min || q->heap[i].id < min)
-			min = q->heap[i].id;
+	broker_ready_each(q, oldest_cb, &min);
 	return min;
 }
 
@@ -43,9 +48,50 @@ static uint64_t idle_slots(const broker *b, const char *queue)
 	return n;
 }
 
+/* Puts group gr among the largest ones of s (in descending order of
+ * ready jobs, n of them), or adds it to "other" (slot BROKER_TOP_GROUPS):
+ * true when a group went to "other". */
+static bool snap_group(broker_qsnap *s, const broker_group *gr, size_t *n)
+{
+	size_t at = *n;
+	bool folded = at == BROKER_TOP_GROUPS;
+	if (folded) {
+		if (gr->nheap <= s->groups[at - 1].ready) {
+			s->groups[at].ready += gr->nheap;
+			return true;
+		}
+		s->groups[at].ready += s->groups[at - 1].ready;
+		at--; /* the smallest named one joins "other" */
+	} else {
+		(*n)++;
+	}
+	for (; at > 0 && s->groups[at - 1].ready < gr->nheap; at--)
+		s->groups[at] = s->groups[at - 1];
+	snprintf(s->groups[at].key, sizeof s->groups[at].key, "%s",
+	    gr->key[0] ? gr->key : "(none)");
+	s->groups[at].ready = gr->nheap;
+	return folded;
+}
+
+/* The ready jobs of q's largest groups, when it waits per group. */
+static void snap_groups(const broker_queue *q, broker_qsnap *s)
+{
+	size_t n = 0;
+	bool other = false;
+	s->groups[BROKER_TOP_GROUPS].ready = 0;
+	for (size_t i = 0; q->gate.grouped && i < q->gate.ngroups; i++)
+		if (q->gate.groups[i].nheap)
+			other |= snap_group(s, &q->gate.groups[i], &n);
+	snprintf(s->groups[BROKER_TOP_GROUPS].key,
+	    sizeof s->groups[BROKER_TOP_GROUPS].key, "other");
+	s->ngroups = n;
+	s->group_other = other;
+}
+
 static void snap_queue(broker *b, broker_queue *q, broker_qsnap *s, bool full)
 {
 	snprintf(s->name, sizeof s->name, "%s", q->name);
+	broker_gate_gauges(b, q);
 #define SNAP_COPY_(name, kind, ...) NQI_QF_CORE_##kind(s->name = q->name;)
 	NQI_QUEUE_FIELDS(SNAP_COPY_)
 #undef SNAP_COPY_
@@ -57,6 +103,7 @@ static void snap_queue(broker *b, broker_queue *q, broker_qsnap *s, bool full)
 #undef SNAP_SAVED_
 	}
 	s->idle_slots = idle_slots(b, q->name);
+	snap_groups(q, s);
 	s->paused = q->paused;
 	s->latency = q->latency;
 	if (full)
@@ -148,7 +195,7 @@ static uint32_t rows_map_size(void)
 /* Rows are written counters first, then the gauges the core keeps, then
  * those of the snapshot; in list order within each. */
 static const nqi_qf_kind kind_order[] = {
-    NQI_QF_TOTAL, NQI_QF_STATE, NQI_QF_SNAP};
+    NQI_QF_TOTAL, NQI_QF_STATE, NQI_QF_GAUGE, NQI_QF_SNAP};
 
 /* The counters, their rates, then the gauges. */
 static void pack_rows(msgpack_packer *pk, broker_qsnap *s, double secs)
@@ -170,6 +217,30 @@ static void pack_rows(msgpack_packer *pk, broker_qsnap *s, double secs)
 	}
 	for (size_t i = 0; i < NQI_QF_COUNT; i++)
 		s->prev[i] = snap_value(s, i);
+}
+
+/* The groups a snapshot names ("other" last, when it counts any), and
+ * where the i-th of them is. */
+static size_t snap_ngroups(const broker_qsnap *s)
+{
+	return s->ngroups + s->group_other;
+}
+
+static size_t snap_group_at(const broker_qsnap *s, size_t i)
+{
+	return i < s->ngroups ? i : BROKER_TOP_GROUPS;
+}
+
+/* "groups": the ready jobs of the largest groups, by name. */
+static void pack_groups(msgpack_packer *pk, const broker_qsnap *s)
+{
+	msgpack_pack_str(pk, 6);
+	msgpack_pack_str_body(pk, "groups", 6);
+	msgpack_pack_map(pk, (uint32_t)snap_ngroups(s));
+	for (size_t i = 0; i < snap_ngroups(s); i++) {
+		size_t at = snap_group_at(s, i);
+		pack_kv_u64(pk, s->groups[at].key, s->groups[at].ready);
+	}
 }
 
 /* A queue's map: the rows, then what the snapshot derives. */
@@ -199,8 +270,9 @@ static void pack_queue(
 	};
 	msgpack_pack_str(pk, strlen(s->name));
 	msgpack_pack_str_body(pk, s->name, strlen(s->name));
-	msgpack_pack_map(pk, rows_map_size() + (uint32_t)LEN(derived));
+	msgpack_pack_map(pk, rows_map_size() + (uint32_t)LEN(derived) + 1);
 	pack_rows(pk, s, secs);
+	pack_groups(pk, s);
 	for (size_t i = 0; i < LEN(derived); i++) {
 		if (derived[i].count)
 			pack_kv_u64(pk, derived[i].key, derived[i].n);
@@ -332,6 +404,26 @@ static int prom_queue_derived(nqi_prom *p, const broker *b, uint64_t now_us)
 	return rv;
 }
 
+/* nq_queue_group_ready: a sample per named group of each queue. */
+static int prom_queue_groups(nqi_prom *p, const broker *b)
+{
+	const char *name = "nq_queue_group_ready";
+	int rv = nqi_prom_family(p, name, NQI_PROM_GAUGE,
+	    "Ready jobs of the largest groups of a queue with fairness "
+	    "(5, then group=\"other\").");
+	for (size_t i = 0; rv == 0 && i < b->snap.n; i++) {
+		const broker_qsnap *s = &b->snap.queues[i];
+		for (size_t k = 0; rv == 0 && k < snap_ngroups(s); k++) {
+			size_t at = snap_group_at(s, k);
+			rv = nqi_prom_sample(p, name,
+			    (const char *const[]){"queue", s->name, "group",
+			        s->groups[at].key, NULL},
+			    (double)s->groups[at].ready);
+		}
+	}
+	return rv;
+}
+
 static int prom_broker(nqi_prom *p, const broker *b)
 {
 	struct {
@@ -411,6 +503,8 @@ static int metrics_cb(nqi_prom *p, void *arg)
 		rv = prom_queue_rows(p, b);
 	if (rv == 0)
 		rv = prom_queue_derived(p, b, nqi_now_us());
+	if (rv == 0)
+		rv = prom_queue_groups(p, b);
 	pthread_mutex_unlock(&b->snap.mu);
 	return rv;
 }

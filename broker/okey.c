@@ -63,14 +63,14 @@ bool broker_okey_busy(broker_index *x, uint64_t hash)
 	return k && k->busy;
 }
 
-int broker_okey_block(broker_index *x, uint64_t hash, uint32_t queue,
-    int32_t priority, uint64_t id)
+int broker_okey_block(
+    broker_index *x, uint64_t hash, uint32_t queue, const broker_ready *e)
 {
 	broker_okey *k = okey_get(x, hash);
 	if (!k)
 		return NQ_ENOMEM;
 	k->queue = queue;
-	return broker_ready_push(&k->blocked, priority, id, 0);
+	return broker_ready_push(&k->blocked, e->priority, e->id, e->flags);
 }
 
 int broker_okey_take(broker_index *x, uint64_t hash)

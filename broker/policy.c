@@ -57,6 +57,7 @@ static void resolve(broker *b, broker_policy *p, const char *queue)
 	if (p->eff.backoff_cap < p->eff.backoff_base)
 		p->eff.backoff_cap = p->eff.backoff_base;
 	p->gen = b->core.policy.gen;
+	p->resolved++;
 }
 
 const nqi_policy *broker_policy_of(broker *b, broker_queue *q)

@@ -33,6 +33,7 @@ typedef struct broker_policy {
 	nqi_policy eff;     /* effective values: every key with a value set */
 	nqi_policy runtime; /* set at run time; stored in QueueConfig */
 	uint64_t gen;       /* b->core.policy.gen eff was resolved at */
+	uint64_t resolved;  /* moves at each resolution: dispatch follows it */
 } broker_policy;
 
 /* The broker's: b->core.policy. */

@@ -14,6 +14,7 @@ static void index_clear(broker_index *x)
 	for (size_t i = 0; i < x->nqueues; i++) {
 		broker_queue *q = &x->queues[i];
 		q->nheap = 0;
+		broker_groups_clear(q);
 #define CLEAR_(name, kind, ...) NQI_QF_RECOUNT_##kind(q->name = 0;)
 		NQI_QUEUE_FIELDS(CLEAR_)
 #undef CLEAR_
@@ -112,7 +113,7 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 	}
 	if (state == NQ_STATE_READY) {
 		rv = broker_ready_push(
-		    q, job->spec->priority, id, broker_ready_flags(job));
+		    q, job->spec->priority, id, broker_ready_flags_in(q, job));
 	} else if (state == NQ_STATE_SCHEDULED) {
 		broker_timer t = {
 		    job->run_at_us, id, (uint32_t)qi, job->spec->priority};
@@ -128,7 +129,8 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 		    .expires_us = job->lease_expires_us,
 		    .created_us = job->created_us,
 		    .queue = (uint32_t)qi,
-		    .keyed = broker_job_keyed(job)};
+		    .keyed = broker_job_keyed(job),
+		    .group = broker_group_slot(q, job->spec->group_key)};
 		rv = broker_lease_put(&b->core.index, &l);
 		if (rv == 0)
 			rv = broker_okey_take(&b->core.index, okey);

@@ -36,6 +36,259 @@ static bool pipe_dead(const broker *b, uint32_t pipe_id)
 	return false;
 }
 
+/* ---- dispatch limits: max_in_flight, rate, groups, circuit breaker ---- */
+
+#define BREAKER_KEY(name) (&nqi_policy_keys()[NQI_PK_##name])
+
+/* Takes q's dispatch keys from its policy, resolved again since. */
+static int gate_refresh(broker *b, broker_queue *q)
+{
+	const nqi_policy *p = broker_policy_of(b, q);
+	broker_gate *g = &q->gate;
+	bool on = (p->set & NQI_PK_BIT(rate)) && p->rate > 0;
+	if (on && (g->rate != p->rate || g->refill_us == 0)) {
+		g->tokens = (double)p->burst; /* a new rate starts full */
+		g->refill_us = nqi_now_us();
+	}
+	g->rate = on ? p->rate : 0;
+	g->max_in_flight =
+	    p->set & NQI_PK_BIT(max_in_flight) ? p->max_in_flight : 0;
+	g->group_max = p->set & NQI_PK_BIT(max_in_flight_per_group)
+	                   ? p->max_in_flight_per_group
+	                   : 0;
+	g->breaker_on = (p->set & NQI_PK_BIT(breaker_failure_ratio)) != 0;
+	if (!g->breaker_on)
+		g->breaker = BROKER_BREAKER_CLOSED;
+	bool was = g->limited;
+	g->limited =
+	    g->rate > 0 || g->max_in_flight || g->group_max || g->breaker_on;
+	b->core.limited_queues += (size_t)g->limited - (size_t)was;
+	g->seen = q->policy.resolved;
+	return broker_groups_set(&b->core.index, q,
+	    (p->fairness && p->set & NQI_PK_BIT(fairness)) || g->group_max);
+}
+
+/* Whether q's dispatch state may be behind its policy: two compares, the
+ * whole cost of the limits for a queue that has none. */
+static bool gate_stale(const broker *b, const broker_queue *q)
+{
+	return q->policy.gen != b->core.policy.gen ||
+	       q->gate.seen != q->policy.resolved;
+}
+
+/* The core wakes by at_us to look again (a token, a cool-down's end). */
+static void gate_due(broker *b, uint64_t at_us)
+{
+	if (!b->core.gate_due_us || at_us < b->core.gate_due_us)
+		b->core.gate_due_us = at_us;
+}
+
+uint64_t broker_gate_wait_ms(const broker *b)
+{
+	uint64_t due = b->core.gate_due_us, now = nqi_now_us();
+	if (!due)
+		return UINT64_MAX;
+	return due > now ? (due - now + 999) / 1000 : 0;
+}
+
+/* Tokens of q's rate at now_us (the bucket holds burst at most). */
+static double tokens_at(const broker_queue *q, uint64_t now_us)
+{
+	const broker_gate *g = &q->gate;
+	const nqi_policy *p = &q->policy.eff;
+	double t = g->tokens;
+	if (now_us > g->refill_us)
+		t += (double)(now_us - g->refill_us) / 1e6 * g->rate;
+	return t > (double)p->burst ? (double)p->burst : t;
+}
+
+static void breaker_log_event(broker *b, broker_queue *q, const char *msgid,
+    broker_event_kind kind, double ratio)
+{
+	char window[32], r[32];
+	nqi_policy_format(
+	    BREAKER_KEY(breaker_window), &q->policy.eff, window, sizeof window);
+	snprintf(r, sizeof r, "%.3f", ratio);
+	bool open = kind == BROKER_EV_BREAKER_OPENED;
+	if (open)
+		nqi_warn(msgid, NQI_S("queue", q->name), NQI_S("ratio", r),
+		    NQI_S("window", window));
+	else
+		nqi_info(msgid, NQI_S("queue", q->name));
+	broker_queue_event(b, kind, q->name, open ? ratio : 0);
+}
+
+static void breaker_move(
+    broker *b, broker_queue *q, broker_breaker_state to, double ratio)
+{
+	static const struct {
+		const char *msgid;
+		broker_event_kind kind;
+	} says[] = {
+	    [BROKER_BREAKER_CLOSED] = {"NQ-BREAKER-CLOSED",
+	        BROKER_EV_BREAKER_CLOSED},
+	    [BROKER_BREAKER_HALF_OPEN] = {"NQ-BREAKER-HALF-OPEN",
+	        BROKER_EV_BREAKER_HALF_OPEN},
+	    [BROKER_BREAKER_OPEN] = {"NQ-BREAKER-OPEN",
+	        BROKER_EV_BREAKER_OPENED},
+	};
+	broker_gate *g = &q->gate;
+	g->breaker = to;
+	g->probe_id = 0;
+	memset(g->win, 0, sizeof g->win); /* each state judges afresh */
+	if (to == BROKER_BREAKER_OPEN)
+		g->open_until_us = nqi_us_plus_ms(
+		    nqi_now_us(), q->policy.eff.breaker_cool_down);
+	breaker_log_event(b, q, says[to].msgid, says[to].kind, ratio);
+}
+
+/* Whether the breaker lets q lease a job now: closed, or half-open with
+ * no probe out yet. An open one turns half-open when its cool-down ends. */
+static bool breaker_allows(broker *b, broker_queue *q, uint64_t now_us)
+{
+	broker_gate *g = &q->gate;
+	if (g->breaker == BROKER_BREAKER_OPEN) {
+		if (now_us < g->open_until_us) {
+			gate_due(b, g->open_until_us);
+			return false;
+		}
+		breaker_move(b, q, BROKER_BREAKER_HALF_OPEN, 0);
+	}
+	return g->breaker == BROKER_BREAKER_CLOSED || g->probe_id == 0;
+}
+
+/* Whether q may lease one more job now (its limits allow it). */
+static bool gate_open(broker *b, broker_queue *q)
+{
+	broker_gate *g = &q->gate;
+	if (g->max_in_flight && q->leased >= g->max_in_flight)
+		return false; /* a completion wakes the parked fetches */
+	uint64_t now = nqi_now_us();
+	if (g->breaker_on && !breaker_allows(b, q, now))
+		return false;
+	if (g->rate > 0) {
+		double t = tokens_at(q, now);
+		if (t < 1) {
+			gate_due(
+			    b, now + (uint64_t)((1 - t) / g->rate * 1e6) + 1);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* q leased job id: a token is spent, a half-open breaker's probe is out. */
+static void gate_took(broker_queue *q, uint64_t id)
+{
+	broker_gate *g = &q->gate;
+	if (g->rate > 0) {
+		uint64_t now = nqi_now_us();
+		g->tokens = tokens_at(q, now) - 1;
+		g->refill_us = now;
+	}
+	if (g->breaker == BROKER_BREAKER_HALF_OPEN)
+		g->probe_id = id;
+}
+
+/* Brings q's dispatch state up to its policy when that moved. Out of
+ * memory leaves it as it was, to be tried again at the next fetch. */
+static void gate_sync(broker *b, broker_queue *q)
+{
+	if (gate_stale(b, q))
+		(void)gate_refresh(b, q);
+}
+
+/* A closed breaker's view of the window: attempts and failures in it. */
+static void breaker_window(const broker_queue *q, uint64_t now_us,
+    uint64_t *attempts, uint64_t *failed)
+{
+	const broker_gate *g = &q->gate;
+	uint64_t width =
+	    q->policy.eff.breaker_window * 1000 / BROKER_BREAKER_BUCKETS;
+	uint64_t epoch = now_us / (width ? width : 1);
+	*attempts = *failed = 0;
+	for (size_t i = 0; i < BROKER_BREAKER_BUCKETS; i++) {
+		if (g->win[i].epoch + BROKER_BREAKER_BUCKETS <= epoch)
+			continue; /* fell out of the window */
+		*attempts += g->win[i].attempts;
+		*failed += g->win[i].failed;
+	}
+}
+
+/* An attempt of job id in q ended: it failed, or it did not (a release
+ * is neither: it did not run). Moves the breaker when that decides. */
+static void breaker_note(broker *b, broker_queue *q, uint64_t id, bool failed)
+{
+	broker_gate *g = &q->gate;
+	const nqi_policy *p = &q->policy.eff;
+	if (g->breaker == BROKER_BREAKER_HALF_OPEN && id == g->probe_id) {
+		breaker_move(b, q,
+		    failed ? BROKER_BREAKER_OPEN : BROKER_BREAKER_CLOSED,
+		    failed ? 1.0 : 0);
+		return;
+	}
+	if (g->breaker != BROKER_BREAKER_CLOSED)
+		return; /* attempts leased before it opened */
+	uint64_t now = nqi_now_us(), n, bad;
+	uint64_t width = p->breaker_window * 1000 / BROKER_BREAKER_BUCKETS;
+	uint64_t epoch = now / (width ? width : 1);
+	size_t at = (size_t)(epoch % BROKER_BREAKER_BUCKETS);
+	if (g->win[at].epoch != epoch)
+		g->win[at].epoch = epoch, g->win[at].attempts = 0,
+		g->win[at].failed = 0;
+	g->win[at].attempts++;
+	g->win[at].failed += failed;
+	breaker_window(q, now, &n, &bad);
+	double ratio = n ? (double)bad / (double)n : 0;
+	if (n >= p->breaker_min_jobs && ratio >= p->breaker_failure_ratio &&
+	    bad > 0)
+		breaker_move(b, q, BROKER_BREAKER_OPEN, ratio);
+}
+
+/* The end of an attempt of job id in the queue at qi, for its breaker. */
+static void gate_ended(broker *b, int qi, uint64_t id, bool failed)
+{
+	broker_queue *q = qi >= 0 ? &b->core.index.queues[qi] : NULL;
+	if (q && q->gate.breaker_on)
+		breaker_note(b, q, id, failed);
+}
+
+/* A probe given back unrun: the next fetch may take one again. */
+static void gate_released(broker *b, int qi, uint64_t id)
+{
+	broker_queue *q = qi >= 0 ? &b->core.index.queues[qi] : NULL;
+	if (q && q->gate.probe_id == id)
+		q->gate.probe_id = 0;
+}
+
+/* Ready jobs of q its limits hold back now, for the throttled gauge. */
+static uint64_t held_back(const broker_queue *q, uint64_t now_us)
+{
+	const broker_gate *g = &q->gate;
+	bool shut = (g->max_in_flight && q->leased >= g->max_in_flight) ||
+	            g->breaker == BROKER_BREAKER_OPEN ||
+	            (g->breaker == BROKER_BREAKER_HALF_OPEN && g->probe_id) ||
+	            (g->rate > 0 && tokens_at(q, now_us) < 1);
+	if (shut)
+		return q->ready;
+	uint64_t n = 0;
+	for (size_t i = 0; g->grouped && g->group_max && i < g->ngroups; i++)
+		if (g->groups[i].leased >= g->group_max)
+			n += g->groups[i].nheap;
+	return n;
+}
+
+void broker_gate_gauges(broker *b, broker_queue *q)
+{
+	gate_sync(b, q);
+	const broker_gate *g = &q->gate;
+	uint64_t now = nqi_now_us();
+	q->in_flight_limit = g->max_in_flight;
+	q->tokens = g->rate > 0 ? (uint64_t)tokens_at(q, now) : 0;
+	q->breaker_state = g->breaker_on ? (uint64_t)g->breaker : 0;
+	q->throttled = g->limited ? held_back(q, now) : 0;
+}
+
 /* The queue among the named ones whose head job should run next. */
 static broker_queue *best_queue(broker *b, const Nq__V1__FetchRequest *f)
 {
@@ -46,7 +299,11 @@ static broker_queue *best_queue(broker *b, const Nq__V1__FetchRequest *f)
 		if (qi < 0)
 			continue;
 		broker_queue *q = &b->core.index.queues[qi];
-		if (q->paused || !broker_ready_peek(q, &cand))
+		if (q->paused)
+			continue;
+		gate_sync(b, q);
+		if (!broker_ready_peek(q, &cand) ||
+		    (q->gate.limited && !gate_open(b, q)))
 			continue;
 		if (!best || cand.priority > head.priority ||
 		    (cand.priority == head.priority && cand.id < head.id)) {
@@ -87,8 +344,7 @@ static int pop_ready(broker *b, broker_queue *q, Nq__V1__Job **job)
 		}
 		if (broker_okey_busy(&b->core.index, okey)) {
 			rv = broker_okey_block(&b->core.index, okey,
-			    (uint32_t)(q - b->core.index.queues), e.priority,
-			    e.id);
+			    (uint32_t)(q - b->core.index.queues), &e);
 			if (rv != 0)
 				return rv;
 			continue;
@@ -147,6 +403,8 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 	l.okey = job->spec->ordering_key[0] ? broker_okey_hash(job->spec->queue,
 	                                          job->spec->ordering_key)
 	                                    : 0;
+	broker_queue *q = &b->core.index.queues[qi];
+	l.group = broker_group_slot(q, job->spec->group_key);
 	job->state = NQ__V1__JOB_STATE__JOB_STATE_LEASED;
 	job->attempt++;
 	job->lease_token = l.token;
@@ -166,6 +424,8 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 		broker_count_move(
 		    b, job->spec->queue, NQ_STATE_READY, NQ_STATE_LEASED);
 		broker_event(b, BROKER_EV_LEASED, job, NULL);
+		if (q->gate.limited)
+			gate_took(q, l.id);
 	}
 	return rv;
 }
@@ -178,7 +438,7 @@ static size_t waiting_in(broker *b, const Nq__V1__FetchRequest *f)
 	for (size_t i = 0; i < f->n_queues; i++) {
 		int qi = broker_queue_find(&b->core.index, f->queues[i]);
 		if (qi >= 0 && !b->core.index.queues[qi].paused)
-			n += b->core.index.queues[qi].nheap;
+			n += broker_ready_count(&b->core.index.queues[qi]);
 	}
 	return n;
 }
@@ -232,11 +492,14 @@ static int lease_plain(broker *b, broker_op *op, broker_queue *q,
 	/* ids are creation times, made unique */
 	broker_lease l = new_lease(b, op, e.id, qi, e.id, now);
 	l.keyed = (e.flags & BROKER_READY_KEYED) != 0;
+	l.group = e.flags >> BROKER_READY_GROUP_SHIFT;
 	if ((rv = patch_lease(b, &l, 1, now, f->worker_id)) != 0 ||
 	    (rv = broker_lease_put(&b->core.index, &l)) != 0 ||
 	    (rv = reply_job(b, e.id, out)) != 0)
 		return rv;
 	broker_count_move_at(b, qi, NQ_STATE_READY, NQ_STATE_LEASED);
+	if (q->gate.limited)
+		gate_took(q, e.id);
 	*done = true;
 	return NQ_OK;
 }
@@ -304,6 +567,18 @@ static const char *check_fetch(const Nq__V1__FetchRequest *f)
 	return NULL;
 }
 
+/* Whether the fetch names a queue with dispatch limits: then a fetch
+ * parked before it is served first (room goes to the longest waiting). */
+static bool fetch_limited(broker *b, const Nq__V1__FetchRequest *f)
+{
+	for (size_t i = 0; i < f->n_queues; i++) {
+		int qi = broker_queue_find(&b->core.index, f->queues[i]);
+		if (qi >= 0 && b->core.index.queues[qi].gate.limited)
+			return true;
+	}
+	return false;
+}
+
 int broker_on_fetch(broker *b, broker_op *op)
 {
 	const Nq__V1__FetchRequest *f = op->req->fetch;
@@ -314,7 +589,10 @@ int broker_on_fetch(broker *b, broker_op *op)
 		return NQ_OK;
 	}
 	size_t n = 0;
-	int rv = pipe_dead(b, op->pipe_id) ? NQ_OK : lease_jobs(b, op, &n);
+	bool behind = b->core.limited_queues && b->core.parked_fetch &&
+	              f->wait_ms && fetch_limited(b, f);
+	int rv =
+	    pipe_dead(b, op->pipe_id) || behind ? NQ_OK : lease_jobs(b, op, &n);
 	if (rv != 0)
 		return rv;
 	if (n > 0 || f->wait_ms == 0 || b->in.stopping ||
@@ -352,6 +630,7 @@ bool broker_park(broker *b, broker_op *op)
 int broker_serve_parked(broker *b)
 {
 	uint64_t now = nqi_mono_ms();
+	b->core.gate_due_us = 0; /* the fetches still held back set it again */
 	broker_op **pp = &b->core.parked_fetch;
 	while (*pp) {
 		broker_op *op = *pp;
@@ -488,10 +767,11 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 	int rv = add_error(b, job, msg, retryable, worker);
 	if (rv != 0)
 		return rv;
-	broker_queue *q = broker_totals_at(
-	    b, broker_queue_get(&b->core.index, job->spec->queue));
+	int qi = broker_queue_get(&b->core.index, job->spec->queue);
+	broker_queue *q = broker_totals_at(b, qi);
 	if (q)
 		q->failed_total++;
+	gate_ended(b, qi, broker_job_id(job), true);
 	broker_event(
 	    b, BROKER_EV_FAILED, job, job->errors[job->n_errors - 1]->message);
 	uint64_t now = nqi_now_us();
@@ -581,6 +861,7 @@ static int succeed_plain(
 	int qi = (int)l.queue;
 	uint64_t now = nqi_now_us();
 	observe_latency(b, qi, l.created_us);
+	gate_ended(b, qi, id, false);
 	broker_count_move_at(b, qi, NQ_STATE_LEASED, NQ_STATE_SUCCEEDED);
 	if (ttl_ms != 0 &&
 	    (rv = broker_job_patch_success(b, id, now, c->result)) != 0)
@@ -620,6 +901,7 @@ static int complete_one(
 		}
 		if (qi >= 0)
 			observe_latency(b, qi, job->created_us);
+		gate_ended(b, qi, id, false);
 		nqi_debug("NQ-JOB-SUCCEEDED", NQI_S("id", job->id),
 		    NQI_S("queue", job->spec->queue),
 		    NQI_U("attempt", job->attempt),
@@ -631,6 +913,7 @@ static int complete_one(
 	case NQ__V1__OUTCOME__OUTCOME_RELEASED:
 		if (job->attempt > 0)
 			job->attempt--; /* it did not run: no attempt spent */
+		gate_released(b, qi, id);
 		return broker_job_requeue(b, job, nqi_now_us());
 	default:
 		if (c->schema_rejected)

@@ -134,6 +134,13 @@ nqb_start() {
 	NQB_PIDS+=("$NQB_LAST_PID")
 }
 
+# The value of key=value in a bench line, or "-".
+nqb_field() {
+	local v
+	v=$(sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2")
+	echo "${v:--}"
+}
+
 # Runs a bench client bounded by NQB_RUN_TIMEOUT and prints the last line
 # that starts with "bench ", or nothing (with the client's output on
 # stderr) when it failed.

@@ -23,6 +23,7 @@ typedef struct enqueue_flags {
 	const char *at;
 	const char *idempotency_key;
 	const char *ordering_key;
+	const char *group_key;
 	const char *traceparent;
 	uint64_t delay_ms;
 	uint64_t max_attempts;
@@ -195,6 +196,7 @@ static int spec_schedule(
 	spec->traceparent = f->traceparent;
 	spec->idempotency_key = f->idempotency_key;
 	spec->ordering_key = f->ordering_key;
+	spec->group_key = f->group_key;
 	return NQI_CONTINUE;
 }
 
@@ -299,6 +301,9 @@ int nqctl_enqueue(nqctl *x, int argc, char **argv, int start)
 	        "a repeat with this key returns the first job", false},
 	    {"ordering-key", NQI_OPT_STR, &f.ordering_key,
 	        "jobs with the same key never run at the same time", false},
+	    {"group-key", NQI_OPT_STR, &f.group_key,
+	        "tenant or customer: a fair queue takes turns between keys",
+	        false},
 	    {"traceparent", NQI_OPT_STR, &f.traceparent,
 	        "W3C trace context carried to the worker", false},
 	    {"schema-version", NQI_OPT_U64, &f.schema_version,

@@ -93,6 +93,7 @@ static void spec_to_pb(const nq_job_spec *s, Nq__V1__JobSpec *pb)
 	pb->payload_ref = str_in(s->payload_ref);
 	pb->deadline_us = s->deadline_us;
 	pb->replay_of = str_in(s->replay_of);
+	pb->group_key = str_in(s->group_key);
 }
 
 static void result_from_pb(

@@ -124,8 +124,8 @@ static void test_index_ordering_key_one_in_flight(void **state)
 	assert_int_equal(broker_okey_take(&x, k), 0);
 	assert_true(broker_okey_busy(&x, k));
 	/* two later jobs of the key wait behind it */
-	broker_okey_block(&x, k, (uint32_t)qi, 0, 11);
-	broker_okey_block(&x, k, (uint32_t)qi, 0, 10);
+	broker_okey_block(&x, k, (uint32_t)qi, &(broker_ready){0, 0, 11});
+	broker_okey_block(&x, k, (uint32_t)qi, &(broker_ready){0, 0, 10});
 	assert_false(broker_ready_peek(&x.queues[qi], &e));
 	/* the job in flight ends: only the oldest waiting one returns */
 	assert_int_equal(broker_okey_release(&x, k), 0);
@@ -157,6 +157,57 @@ static void test_index_stale_entries_are_taken_once(void **state)
 	broker_index_fini(&x);
 }
 
+/* The flags of a heap entry of the group in slot. */
+static uint32_t in_group(uint32_t slot)
+{
+	return slot << BROKER_READY_GROUP_SHIFT;
+}
+
+/* A grouped queue takes turns between groups with ready jobs, within a
+ * group by priority then age; a group that joins waits one round at most;
+ * turning it off gives back one heap in the old order. */
+static void test_index_groups_take_turns(void **state)
+{
+	broker_index x;
+	broker_ready e;
+	(void)state;
+	broker_index_init(&x);
+	int qi = broker_queue_get(&x, "q");
+	broker_queue *q = &x.queues[qi];
+	uint32_t a = broker_group_slot(q, "a"), b = broker_group_slot(q, "b");
+	assert_int_not_equal(a, b);
+	assert_int_equal(broker_group_slot(q, "a"), a);
+	assert_int_equal(broker_group_slot(q, ""), 0);
+	for (uint64_t id = 1; id <= 100; id++)
+		assert_int_equal(broker_ready_push(q, 0, id, in_group(a)), 0);
+	assert_int_equal(broker_groups_set(&x, q, true), 0);
+	assert_int_equal(broker_ready_count(q), 100);
+	assert_int_equal(broker_ready_push(q, 0, 1000, in_group(b)), 0);
+	assert_int_equal(broker_ready_push(q, 5, 1001, in_group(b)), 0);
+	uint64_t want[] = {1, 1001, 2, 1000, 3, 4};
+	for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+		assert_true(broker_ready_peek(q, &e));
+		assert_int_equal(e.id, want[i]);
+		broker_ready_pop(q);
+	}
+	/* a group at its limit of leased jobs is passed over */
+	q->gate.group_max = 1;
+	broker_lease l = {.id = 4, .queue = 0, .group = a};
+	assert_int_equal(broker_lease_put(&x, &l), 0);
+	assert_int_equal(broker_ready_push(q, 0, 1002, in_group(b)), 0);
+	assert_true(broker_ready_peek(q, &e));
+	assert_int_equal(e.id, 1002);
+	broker_ready_pop(q);
+	assert_false(broker_ready_peek(q, &e));
+	broker_lease_del(&x, 4);
+	q->gate.group_max = 0;
+	assert_int_equal(broker_groups_set(&x, q, false), 0);
+	assert_int_equal(broker_ready_count(q), 96);
+	assert_true(broker_ready_peek(q, &e));
+	assert_int_equal(e.id, 5);
+	broker_index_fini(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -166,6 +217,7 @@ int main(void)
 	    cmocka_unit_test(test_index_timers_pop_by_time),
 	    cmocka_unit_test(test_index_leases_survive_churn),
 	    cmocka_unit_test(test_index_ordering_key_one_in_flight),
+	    cmocka_unit_test(test_index_groups_take_turns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

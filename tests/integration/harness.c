@@ -1001,3 +1001,39 @@ int itest_queue_stats(
 		fprintf(stderr, "itest: stats: a field libnq does not know\n");
 	return rv;
 }
+
+int itest_write_file(const itest_env *e, const char *name, const char *text,
+    char *out, size_t len)
+{
+	itest_path(e, name, out, len);
+	FILE *f = fopen(out, "w");
+	if (!f || fputs(text, f) < 0) {
+		fprintf(stderr, "itest: cannot write %s\n", out);
+		if (f)
+			fclose(f);
+		return EIO;
+	}
+	return fclose(f) == 0 ? 0 : EIO;
+}
+
+int itest_wait_log(
+    const itest_proc *p, const char *needle, int count, uint64_t timeout_ms)
+{
+	uint64_t end = itest_now_ms() + timeout_ms;
+	int seen = 0;
+	do {
+		char *log = NULL;
+		seen = 0;
+		if (itest_read_file(p->log, &log, NULL) == 0) {
+			for (const char *s = log; (s = strstr(s, needle)); s++)
+				seen++;
+			free(log);
+		}
+		if (seen >= count)
+			return 0;
+		itest_sleep_ms(20);
+	} while (itest_now_ms() < end);
+	fprintf(stderr, "itest: %s has %d x '%s' after %llu ms, wanted %d\n",
+	    p->log, seen, needle, (unsigned long long)timeout_ms, count);
+	return ETIMEDOUT;
+}

@@ -200,6 +200,12 @@ int itest_queue_stats(nq_client *c, const char *queue, itest_qstats *out,
     nq_broker_stats *broker);
 /* Polls a file until it holds at least min_lines lines, at most timeout_ms. */
 int itest_wait_lines(const char *path, int min_lines, uint64_t timeout_ms);
+/* Writes text to "<dir>/<name>"; its path goes to out. */
+int itest_write_file(const itest_env *e, const char *name, const char *text,
+    char *out, size_t len);
+/* Polls p's log until it holds needle count times, at most timeout_ms. */
+int itest_wait_log(
+    const itest_proc *p, const char *needle, int count, uint64_t timeout_ms);
 /* True when s is a job id: 16 lowercase hex digits. */
 bool itest_is_id(const char *s);
 

@@ -138,6 +138,31 @@ static void test_bench_paced_run_keeps_its_rate(void **state)
 	itest_pass(e);
 }
 
+static void test_bench_side_queue_is_fetched_and_counted(void **state)
+{
+	itest_env *e = *state;
+	itest_run r;
+	itest_qstats qs;
+	nq_client *c;
+
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	run_bench(e, 60000, &r, "--jobs", "500", "--workers", "1",
+	    "--side-queue", "side", "--side-jobs", "300", NULL);
+	assert_int_equal(r.code, 0);
+	assert_true(one_line_matches(r.out,
+	    LINE_HEAD " side_started=" NUM " side_per_s=" NUM "\\.[0-9]\n$"));
+	assert_null(strstr(r.out, "side_started=0 "));
+	itest_run_free(&r);
+
+	/* The side queue's jobs were put in first and went to the workers. */
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	assert_int_equal(itest_queue_stats(c, "side", &qs, NULL), 0);
+	assert_int_equal(qs.enqueued_total, 300);
+	assert_true(qs.succeeded_total > 0);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
 static void expect_usage_error(
     itest_env *e, const char *flag, const char *value, const char *says)
 {
@@ -158,6 +183,7 @@ static void test_bench_refuses_bad_flags(void **state)
 	expect_usage_error(e, "--workers", "0", "--workers must be");
 	expect_usage_error(e, "--rate", "100", "--rate and --duration");
 	expect_usage_error(e, "--queue", "no spaces", "valid queue name");
+	expect_usage_error(e, "--side-queue", "no spaces", "valid queue name");
 	expect_usage_error(e, "--jobs", "many", "--jobs");
 	expect_usage_error(e, "--no-such", "1", "unknown flag --no-such");
 	itest_pass(e);
@@ -206,6 +232,9 @@ int main(void)
 	        itest_teardown),
 	    cmocka_unit_test_setup_teardown(test_bench_paced_run_keeps_its_rate,
 	        itest_setup, itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_bench_side_queue_is_fetched_and_counted, itest_setup,
+	        itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_bench_refuses_bad_flags, itest_setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(

@@ -118,14 +118,14 @@ static const char *row_of(const char *out, const char *q)
 }
 
 /* The cells of one row, split on blanks. */
-static int cells(const char *row, char cell[16][32])
+static int cells(const char *row, char cell[24][32])
 {
 	int n = 0;
 	const char *end = strchr(row, '\n');
 	size_t len = end ? (size_t)(end - row) : strlen(row);
 	char line[512];
 	snprintf(line, sizeof line, "%.*s", (int)len, row);
-	for (char *save = NULL, *t = strtok_r(line, " ", &save); t && n < 16;
+	for (char *save = NULL, *t = strtok_r(line, " ", &save); t && n < 24;
 	     t = strtok_r(NULL, " ", &save))
 		snprintf(cell[n++], 32, "%s", t);
 	return n;
@@ -135,7 +135,7 @@ static void test_top_table_from_the_metrics_topic(void **state)
 {
 	itest_env *e = *state;
 	feeder f;
-	char url[64], cell[16][32];
+	char url[64], cell[24][32];
 	itest_run r;
 
 	feeder_start(&f, url, sizeof url);
@@ -163,20 +163,20 @@ static void test_top_table_from_the_metrics_topic(void **state)
 	assert_non_null(mail);
 	assert_non_null(rep);
 	assert_true(mail < rep);
-	/* QUEUE READY SCHED LEASED IDLE DLQ-WAIT OLDEST ENQ/S DONE/S FAIL/S
-	 * DEAD/S P50 P90 P99 DEAD% */
-	assert_int_equal(cells(mail, cell), 15);
+	/* QUEUE READY SCHED LEASED IDLE DLQ-WAIT LIMIT TOKENS BRK THROTL
+	 * OLDEST ENQ/S DONE/S FAIL/S DEAD/S P50 P90 P99 DEAD% */
+	assert_int_equal(cells(mail, cell), 19);
 	assert_string_equal(cell[1], "7");
 	assert_string_equal(cell[2], "-");
-	assert_string_equal(cell[6], "1.5m");
-	assert_string_equal(cell[11], "-"); /* NaN latency */
-	assert_int_equal(cells(rep, cell), 15);
+	assert_string_equal(cell[10], "1.5m");
+	assert_string_equal(cell[15], "-"); /* NaN latency */
+	assert_int_equal(cells(rep, cell), 19);
 	assert_string_equal(cell[1], "23526");
 	assert_string_equal(cell[3], "493");
-	assert_string_equal(cell[8], "8972.0");
-	assert_string_equal(cell[11], "45ms");
-	assert_string_equal(cell[13], "2.5s");
-	assert_string_equal(cell[14], "12.5");
+	assert_string_equal(cell[12], "8972.0");
+	assert_string_equal(cell[15], "45ms");
+	assert_string_equal(cell[17], "2.5s");
+	assert_string_equal(cell[18], "12.5");
 	itest_run_free(&r);
 	itest_pass(e);
 }
@@ -223,7 +223,7 @@ static void test_top_shows_the_real_broker_queue_depth(void **state)
 {
 	itest_env *e = *state;
 	nq_client *c;
-	char id[NQ_ID_MAX], cell[16][32];
+	char id[NQ_ID_MAX], cell[24][32];
 	itest_run r;
 
 	assert_int_equal(itest_broker_start(e, NULL), 0);
@@ -237,7 +237,7 @@ static void test_top_shows_the_real_broker_queue_depth(void **state)
 	assert_int_equal(r.code, 0);
 	const char *row = row_of(r.out, "topq");
 	assert_non_null(row);
-	assert_int_equal(cells(row, cell), 15);
+	assert_int_equal(cells(row, cell), 19);
 	assert_string_equal(cell[1], "5"); /* ready */
 	assert_string_equal(cell[3], "0"); /* leased */
 	assert_null(row_of(r.out, "obs-warmup"));

@@ -310,6 +310,8 @@ static void build_replies(void)
  */
 
 static Nq__V1__JobSpec spec_replay = NQ__V1__JOB_SPEC__INIT;
+/* JobSpec.group_key came later still: a sample of its own. */
+static Nq__V1__JobSpec spec_group = NQ__V1__JOB_SPEC__INIT;
 static Nq__V1__Completion comp_schema = NQ__V1__COMPLETION__INIT;
 static Nq__V1__Completion *comps_schema[] = {&comp_schema};
 static Nq__V1__CompletionBatch batch_schema = NQ__V1__COMPLETION_BATCH__INIT;
@@ -347,6 +349,8 @@ static void build_new_fields(void)
 {
 	spec_replay = spec;
 	spec_replay.replay_of = NQT_ID;
+	spec_group = spec;
+	spec_group.group_key = NQT_GROUP_KEY;
 	comp_schema.id = NQT_ID2;
 	comp_schema.lease_token = NQT_LEASE_TOKEN2;
 	comp_schema.outcome = NQ__V1__OUTCOME__OUTCOME_FAILED;
@@ -453,6 +457,27 @@ static void build_job_in_dlq(void)
 {
 	job_in_dlq = job_schema;
 	job_in_dlq.in_dlq = 1;
+}
+
+/* Added with the dispatch limits: a queue's limit gauges in its stats,
+ * and a breaker's event (a queue, no job). */
+static Nq__V1__QueueStats qstats_limits = NQ__V1__QUEUE_STATS__INIT;
+static Nq__V1__JobEvent event_breaker = NQ__V1__JOB_EVENT__INIT;
+
+static void build_limit_samples(void)
+{
+	qstats_limits.queue = NQT_QUEUE;
+	qstats_limits.ready = NQT_THROTTLED;
+	qstats_limits.leased = NQT_IN_FLIGHT_LIMIT;
+	qstats_limits.in_flight_limit = NQT_IN_FLIGHT_LIMIT;
+	qstats_limits.tokens = NQT_TOKENS;
+	qstats_limits.breaker_state = 2;
+	qstats_limits.throttled = NQT_THROTTLED;
+	event_breaker.seq = NQT_EVENT_SEQ;
+	event_breaker.kind = "breaker_opened";
+	event_breaker.queue = NQT_QUEUE;
+	event_breaker.at_us = NQT_FINISHED_US;
+	event_breaker.failure_ratio = NQT_FAILURE_RATIO;
 }
 
 static char *dlq_ids[] = {NQT_ID, NQT_ID2};
@@ -706,6 +731,7 @@ static nqt_sample samples[] = {
     {"reply_extend", &replies[8].base},
     {"reply_version", &replies[9].base},
     {"job_spec_replay", &spec_replay.base},
+    {"job_spec_group", &spec_group.base},
     {"completion_batch_schema", &batch_schema.base},
     {"queue_config", &qconfig.base},
     {"event_batch", &event_batch.base},
@@ -736,6 +762,8 @@ static nqt_sample samples[] = {
     {"reply_policy_get", &rep_policy_get.base},
     {"reply_policy_set", &rep_policy_set.base},
     {"reply_policy_reset", &rep_policy_reset.base},
+    {"queue_stats_limits", &qstats_limits.base},
+    {"job_event_breaker", &event_breaker.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)
@@ -755,6 +783,7 @@ const nqt_sample *nqt_samples(size_t *n)
 		build_event_batch();
 		build_patches();
 		build_policy_samples();
+		build_limit_samples();
 		built = true;
 	}
 	*n = COUNT(samples);

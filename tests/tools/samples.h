@@ -78,6 +78,12 @@
 #define NQT_MAX_DEPTH 5000000ull
 #define NQT_STORED_US 1764280002500004ull
 #define NQT_REPLAYS 2u
+/* Added with fairness. */
+#define NQT_GROUP_KEY "tenant-7"
+#define NQT_IN_FLIGHT_LIMIT 10ull
+#define NQT_TOKENS 7ull
+#define NQT_THROTTLED 20000ull
+#define NQT_FAILURE_RATIO 0.625 /* exact in binary */
 #define NQT_SINCE_US 1764270000000000ull
 #define NQT_DLQ_LIMIT 25u
 #define NQT_REPLAY_RATE 12.5

@@ -87,8 +87,8 @@ static uint64_t rng_next(uint64_t *s)
 
 /* ---- expected values of the fixtures, written out field by field ---- */
 
-/* Every field of the full spec but replay_of, which only job_spec_replay
- * sets. */
+/* Every field of the full spec but replay_of and group_key, which only
+ * job_spec_replay and job_spec_group set. */
 static void check_spec_fields(const Nq__V1__JobSpec *s)
 {
 	assert_non_null(s);
@@ -113,6 +113,7 @@ static void check_spec(const Nq__V1__JobSpec *s)
 {
 	check_spec_fields(s);
 	assert_string_equal(s->replay_of, "");
+	assert_string_equal(s->group_key, "");
 }
 
 static void check_spec_min(const Nq__V1__JobSpec *s)
@@ -490,6 +491,14 @@ static void fx_job_spec_replay(const ProtobufCMessage *m)
 	assert_string_equal(s->replay_of, NQT_ID);
 }
 
+static void fx_job_spec_group(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobSpec *s = (const void *)m;
+	check_spec_fields(s);
+	assert_string_equal(s->replay_of, "");
+	assert_string_equal(s->group_key, NQT_GROUP_KEY);
+}
+
 static void fx_completion_batch_schema(const ProtobufCMessage *m)
 {
 	const Nq__V1__CompletionBatch *b = (const void *)m;
@@ -603,6 +612,29 @@ static void fx_job_in_dlq(const ProtobufCMessage *m)
 	const Nq__V1__Job *j = (const void *)m;
 	check_job_schema(j);
 	assert_true(j->in_dlq);
+}
+
+static void fx_queue_stats_limits(const ProtobufCMessage *m)
+{
+	const Nq__V1__QueueStats *q = (const void *)m;
+	assert_string_equal(q->queue, NQT_QUEUE);
+	assert_int_equal(q->ready, NQT_THROTTLED);
+	assert_int_equal(q->leased, NQT_IN_FLIGHT_LIMIT);
+	assert_int_equal(q->in_flight_limit, NQT_IN_FLIGHT_LIMIT);
+	assert_int_equal(q->tokens, NQT_TOKENS);
+	assert_int_equal(q->breaker_state, 2);
+	assert_int_equal(q->throttled, NQT_THROTTLED);
+}
+
+static void fx_job_event_breaker(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobEvent *e = (const void *)m;
+	assert_int_equal(e->seq, NQT_EVENT_SEQ);
+	assert_string_equal(e->kind, "breaker_opened");
+	assert_string_equal(e->id, "");
+	assert_string_equal(e->queue, NQT_QUEUE);
+	assert_int_equal(e->at_us, NQT_FINISHED_US);
+	assert_true(e->failure_ratio == NQT_FAILURE_RATIO);
 }
 
 /* The two runtime values of the policy samples. */
@@ -879,6 +911,7 @@ static const fixture fixtures[] = {
     FX(reply_extend, reply),
     FX(reply_version, reply),
     FX(job_spec_replay, job_spec),
+    FX(job_spec_group, job_spec),
     FX(completion_batch_schema, completion_batch),
     FX(queue_config, queue_config),
     FX(event_batch, event_batch),
@@ -909,6 +942,8 @@ static const fixture fixtures[] = {
     FX(reply_policy_get, reply),
     FX(reply_policy_set, reply),
     FX(reply_policy_reset, reply),
+    FX(queue_stats_limits, queue_stats),
+    FX(job_event_breaker, job_event),
 };
 
 /* ---- tests ---- */

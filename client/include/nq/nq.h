@@ -100,6 +100,7 @@ NQ_API const void *nq_job_result(const nq_job *job, size_t *len);
 NQ_API const char *nq_job_traceparent(const nq_job *job);
 NQ_API const char *nq_job_idempotency_key(const nq_job *job);
 NQ_API const char *nq_job_ordering_key(const nq_job *job);
+NQ_API const char *nq_job_group_key(const nq_job *job);
 NQ_API const char *nq_job_dead_reason(const nq_job *job);
 /* A dead job that nq-dlq holds: the broker reports a summary of it (no
  * payload, no result, the last error only); nq-dlq has the whole job. */
@@ -218,6 +219,9 @@ typedef struct nq_job_spec {
 	const char *payload_ref;
 	uint64_t deadline_us;
 	const char *replay_of; /* nq-dlq entry this job replays; NULL: none */
+	/* A tenant or customer: with the queue's fairness, dispatch takes
+	 * turns between group keys. NULL: none. */
+	const char *group_key;
 } nq_job_spec;
 
 typedef struct nq_enqueue_result {

@@ -57,25 +57,26 @@
 	    1,                                                                 \
 	    "Jobs the queue may hold waiting or running; enqueue beyond is "   \
 	    "RESOURCE_EXHAUSTED.")                                             \
-	X(max_in_flight, COUNT, "max_in_flight", "", 1, UINT32_MAX, 0,         \
+	X(max_in_flight, COUNT, "max_in_flight", "", 1, UINT32_MAX, 1,         \
 	    "Leased jobs of the queue across all workers.")                    \
-	X(rate, RATE, "rate", "", 0, 0, 0, "Jobs started per second.")         \
-	X(burst, COUNT, "burst", "1", 1, UINT32_MAX, 0,                        \
+	X(rate, RATE, "rate", "", 0, 0, 1, "Jobs started per second.")         \
+	X(burst, COUNT, "burst", "1", 1, UINT32_MAX, 1,                        \
 	    "Jobs that may start at once under rate.")                         \
-	X(fairness, BOOL, "fairness", "false", 0, 0, 0,                        \
+	X(fairness, BOOL, "fairness", "false", 0, 0, 1,                        \
 	    "Dispatch takes turns between group_keys.")                        \
 	X(max_in_flight_per_group, COUNT, "max_in_flight_per_group", "", 1,    \
-	    UINT32_MAX, 0, "Leased jobs of one group_key.")                    \
+	    UINT32_MAX, 1,                                                     \
+	    "Leased jobs of one group_key (dispatch then takes turns too).")   \
 	X(breaker_window, DURATION, "circuit_breaker.window", "60s", 1,        \
-	    86400000, 0, "Circuit breaker: how far back attempts count.")      \
+	    86400000, 1, "Circuit breaker: how far back attempts count.")      \
 	X(breaker_min_jobs, COUNT, "circuit_breaker.min_jobs", "20", 1,        \
-	    UINT32_MAX, 0, "Circuit breaker: attempts needed to judge.")       \
+	    UINT32_MAX, 1, "Circuit breaker: attempts needed to judge.")       \
 	X(breaker_failure_ratio, RATIO, "circuit_breaker.failure_ratio", "",   \
-	    0, 0, 0,                                                           \
+	    0, 0, 1,                                                           \
 	    "Circuit breaker: failed share that opens it (none: no "           \
 	    "breaker).")                                                       \
 	X(breaker_cool_down, DURATION, "circuit_breaker.cool_down", "30s", 1,  \
-	    86400000, 0, "Circuit breaker: how long it stays open.")           \
+	    86400000, 1, "Circuit breaker: how long it stays open.")           \
 	X(types, LIST, "types", "", 0, 0, 1,                                   \
 	    "Job types an enqueue may carry; others are FAILED_PRECONDITION "  \
 	    "(none: any).")                                                    \

@@ -28,6 +28,9 @@
  *               store at recovery. A gauge.
  *        TOTAL  a counter since the broker started. The metrics topic
  *               also carries its rate, as key "_per_s".
+ *        GAUGE  kept by the core but not a count of stored jobs: set
+ *               by broker_gate_gauges (broker/work.c) for each snapshot
+ *               and stats reply. Not recounted.
  *        SNAP   computed when the snapshot is taken, by snap_queue in
  *               broker/metrics.c (not kept by the core, not in
  *               QueueStats). A gauge.
@@ -37,7 +40,8 @@
  *        none). `nqctl stats` shows its columns in the order of QueueStats;
  *        `nqctl top` shows gauges in this order, then the oldest ready job,
  *        then the rates of TOTAL rows in this order.
- * Every value counts jobs (idle_slots: worker slots).
+ * Every value counts jobs (idle_slots: worker slots; the GAUGE rows say
+ * what they count).
  */
 #define NQI_QUEUE_FIELDS(X)                                                    \
 	X(ready, STATE, "nq_queue_ready", "ready", "READY", "READY",           \
@@ -69,7 +73,20 @@
 	X(dead_total, TOTAL, "nq_jobs_dead_total", "dead", "", "DEAD/S",       \
 	    "Jobs that failed for good since the broker started.")             \
 	X(dlq_handed_total, TOTAL, "nq_dlq_handed_total", "", "", "",          \
-	    "Dead jobs nq-dlq confirmed since the broker started.")
+	    "Dead jobs nq-dlq confirmed since the broker started.")            \
+	X(in_flight_limit, GAUGE, "nq_queue_in_flight_limit",                  \
+	    "in_flight_limit", "LIMIT", "LIMIT",                               \
+	    "max_in_flight of the queue (0: none); in flight is "              \
+	    "nq_queue_leased.")                                                \
+	X(tokens, GAUGE, "nq_queue_tokens", "tokens", "TOKENS", "TOKENS",      \
+	    "Whole rate tokens the queue holds now (0 without a rate).")       \
+	X(breaker_state, GAUGE, "nq_queue_breaker_state", "breaker_state",     \
+	    "BREAKER", "BRK",                                                  \
+	    "Circuit breaker: 0 closed, 1 half-open (a probe), 2 open.")       \
+	X(throttled, GAUGE, "nq_queue_throttled", "throttled", "THROTTLED",    \
+	    "THROTL",                                                          \
+	    "Ready jobs a limit holds back now (max_in_flight, rate, the "     \
+	    "breaker, max_in_flight_per_group).")
 
 /*
  * X(name, type): runtime state of a queue, a member of broker_queue, stored
@@ -84,15 +101,18 @@
  * broker_queue and a field of QueueStats), else to nothing. */
 #define NQI_QF_CORE_STATE(x) x
 #define NQI_QF_CORE_TOTAL(x) x
+#define NQI_QF_CORE_GAUGE(x) x
 #define NQI_QF_CORE_SNAP(x)
 /* Expand to x when recovery recounts a row of that kind from the store. */
 #define NQI_QF_RECOUNT_STATE(x) x
 #define NQI_QF_RECOUNT_TOTAL(x)
+#define NQI_QF_RECOUNT_GAUGE(x)
 #define NQI_QF_RECOUNT_SNAP(x)
 
 typedef enum nqi_qf_kind {
 	NQI_QF_STATE,
 	NQI_QF_TOTAL,
+	NQI_QF_GAUGE,
 	NQI_QF_SNAP,
 } nqi_qf_kind;
 
