@@ -184,6 +184,15 @@ static int group_push(broker_gate *g, const broker_ready *e)
 	return NQ_OK;
 }
 
+/* An idle group keeps its name and counts, not its heap: a queue may see
+ * many groups come and go. */
+static void group_shrink(broker_group *gr)
+{
+	free(gr->heap);
+	gr->heap = NULL;
+	gr->capheap = 0;
+}
+
 static void group_pop(broker_gate *g)
 {
 	long r = group_turn(g);
@@ -197,6 +206,7 @@ static void group_pop(broker_gate *g)
 		memmove(&g->ring[at], &g->ring[at + 1],
 		    (g->nring - at - 1) * sizeof *g->ring);
 		g->nring--;
+		group_shrink(gr);
 	} else {
 		at++;
 	}
@@ -325,20 +335,25 @@ static int groups_merge(broker_queue *q)
 			(void)heap_push(&q->heap, &q->nheap, &q->capheap,
 			    &g->groups[k].heap[i]);
 	broker_groups_clear(q);
+	for (size_t k = 0; k < g->ngroups; k++)
+		group_shrink(&g->groups[k]);
 	return NQ_OK;
 }
 
-/* Moves every entry of q's heap into its group's heap. */
+/* Moves every entry of q's heap into its group's heap. On NQ_ENOMEM the
+ * entries are in one or the other (groups_merge gathers them again). */
 static int groups_split(broker_queue *q)
 {
 	broker_gate *g = &q->gate;
 	if (g->ngroups == 0 && group_add(g, "") != 0)
 		return NQ_ENOMEM;
+	/* Best first, so the groups take their turns in the order of their
+	 * best jobs. */
 	while (q->nheap > 0) {
-		broker_ready e = q->heap[q->nheap - 1];
+		broker_ready e = q->heap[0];
 		if (group_push(g, &e) != 0)
 			return NQ_ENOMEM;
-		q->nheap--; /* the last entry of a heap leaves it a heap */
+		heap_pop(q->heap, --q->nheap);
 	}
 	return NQ_OK;
 }
