@@ -180,7 +180,8 @@ typedef struct broker_gate {
 	uint64_t max_in_flight, group_max; /* 0: none */
 	double rate;                       /* per second; 0: none */
 	double tokens;
-	uint64_t refill_us; /* when tokens were last topped up */
+	uint64_t refill_us;  /* when tokens were last topped up */
+	uint64_t checked_us; /* when gate_open last found a token */
 	/* groups: slots hashes key -> index + 1; ring lists the groups with
 	 * ready jobs in the order of their turns, turn the next one */
 	broker_group *groups;

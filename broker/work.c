@@ -170,6 +170,7 @@ static bool gate_open(broker *b, broker_queue *q)
 		return false;
 	if (g->rate > 0) {
 		double t = tokens_at(q, now);
+		g->checked_us = now; /* gate_took spends the token as of now */
 		if (t < 1) {
 			gate_due(
 			    b, now + (uint64_t)((1 - t) / g->rate * 1e6) + 1);
@@ -184,9 +185,8 @@ static void gate_took(broker_queue *q, uint64_t id)
 {
 	broker_gate *g = &q->gate;
 	if (g->rate > 0) {
-		uint64_t now = nqi_now_us();
-		g->tokens = tokens_at(q, now) - 1;
-		g->refill_us = now;
+		g->tokens = tokens_at(q, g->checked_us) - 1;
+		g->refill_us = g->checked_us;
 	}
 	if (g->breaker == BROKER_BREAKER_HALF_OPEN)
 		g->probe_id = id;
