@@ -188,7 +188,8 @@ typedef struct broker_gate {
 	uint64_t max_in_flight, group_max; /* 0: none */
 	double rate;                       /* per second; 0: none */
 	double tokens;
-	uint64_t refill_us; /* when tokens were last topped up */
+	uint64_t refill_us;  /* when tokens were last topped up */
+	uint64_t checked_us; /* when gate_open last found a token */
 	/* groups: slots hashes key -> index + 1; ring lists the groups with
 	 * ready jobs in the order of their turns, turn the next one */
 	broker_group *groups;
@@ -309,6 +310,7 @@ typedef struct broker_index {
 	 * sorted, taken out as the entries are popped */
 	uint64_t *stale;
 	size_t nstale, capstale;
+	size_t ngrouped; /* queues whose gate.grouped is set */
 } broker_index;
 
 int broker_index_init(broker_index *x);
@@ -322,9 +324,20 @@ int broker_ready_push(
 int broker_stale_add(broker_index *x, uint64_t id);
 /* Whether id was noted stale; forgets it. */
 bool broker_stale_take(broker_index *x, uint64_t id);
+/* broker_ready_peek of a grouped queue. */
+bool broker_group_peek(const broker_queue *q, broker_ready *out);
 /* The next entry to lease: of the heap, or, when the queue is grouped, of
- * the group whose turn it is among those below max_in_flight_per_group. */
-bool broker_ready_peek(const broker_queue *q, broker_ready *out);
+ * the group whose turn it is among those below max_in_flight_per_group.
+ * Inline: a fetch looks twice per job it leases. */
+static inline bool broker_ready_peek(const broker_queue *q, broker_ready *out)
+{
+	if (q->gate.grouped)
+		return broker_group_peek(q, out);
+	if (q->nheap == 0)
+		return false;
+	*out = q->heap[0];
+	return true;
+}
 /* Takes the entry broker_ready_peek gives; a group's turn passes. */
 void broker_ready_pop(broker_queue *q);
 /* Entries waiting to be leased (stale ones of canceled jobs included). */
@@ -338,8 +351,7 @@ uint32_t broker_group_slot(broker_queue *q, const char *key);
  * groups' leased jobs from the lease table. NQ_ENOMEM leaves q as it
  * was. */
 int broker_groups_set(broker_index *x, broker_queue *q, bool grouped);
-/* broker_ready_flags of a ready job of q, with its group's slot. */
-uint32_t broker_ready_flags_in(broker_queue *q, const Nq__V1__Job *job);
+
 /* Recovery: empties the group heaps and counts (the keys stay). */
 void broker_groups_clear(broker_queue *q);
 int broker_timer_push(broker_index *x, const broker_timer *t);
@@ -588,6 +600,16 @@ bool broker_job_plain(const Nq__V1__Job *job);
 bool broker_job_keyed(const Nq__V1__Job *job);
 /* The BROKER_READY_* flags of a ready job's heap entry. */
 uint32_t broker_ready_flags(const Nq__V1__Job *job);
+/* broker_ready_flags of a ready job of q, with its group's slot. */
+static inline uint32_t broker_ready_flags_in(
+    broker_queue *q, const Nq__V1__Job *job)
+{
+	uint32_t flags = broker_ready_flags(job);
+	if (job->spec->group_key[0])
+		flags |= broker_group_slot(q, job->spec->group_key)
+		         << BROKER_READY_GROUP_SHIFT;
+	return flags;
+}
 /* Reads the record of id into b->core.raw without decoding it: NQ_ENOTFOUND,
  * NQ_ESTORE or NQ_ENOMEM otherwise. */
 int broker_job_read_raw(broker *b, uint64_t id);

@@ -99,7 +99,7 @@ static bool ready_before(const broker_ready *a, const broker_ready *b)
 	                                  : a->id < b->id;
 }
 
-static int heap_push(
+static inline int heap_push(
     broker_ready **heap, size_t *n, size_t *cap, const broker_ready *e)
 {
 	if (NQI_GROW(*heap, *cap, *n + 1, 64) != 0)
@@ -117,18 +117,18 @@ static int heap_push(
 	return NQ_OK;
 }
 
-static void heap_pop(broker_ready *h, size_t *nheap)
+/* Takes the top of heap h of n + 1 entries: n are left. */
+static inline void heap_pop(broker_ready *h, size_t n)
 {
-	if (*nheap == 0)
-		return;
-	broker_ready last = h[--*nheap];
-	size_t i = 0, n = *nheap;
+	broker_ready last = h[n];
+	size_t i = 0;
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, best = i;
-		const broker_ready *cur = best == i ? &last : &h[best];
-		if (l < n && ready_before(&h[l], cur))
+		const broker_ready *cur = &last;
+		if (l < n && ready_before(&h[l], cur)) {
 			best = l;
-		cur = best == i ? &last : &h[best];
+			cur = &h[l];
+		}
 		if (r < n && ready_before(&h[r], cur))
 			best = r;
 		if (best == i)
@@ -189,19 +189,29 @@ static int group_push(broker_gate *g, const broker_ready *e)
 	return NQ_OK;
 }
 
+/* An idle group keeps its name and counts, not its heap: a queue may see
+ * many groups come and go. */
+static void group_shrink(broker_group *gr)
+{
+	free(gr->heap);
+	gr->heap = NULL;
+	gr->capheap = 0;
+}
+
 static void group_pop(broker_gate *g)
 {
 	long r = group_turn(g);
 	if (r < 0)
 		return;
 	broker_group *gr = &g->groups[g->ring[r]];
-	heap_pop(gr->heap, &gr->nheap);
+	heap_pop(gr->heap, --gr->nheap);
 	g->nready--;
 	size_t at = (size_t)r;
 	if (gr->nheap == 0) {
 		memmove(&g->ring[at], &g->ring[at + 1],
 		    (g->nring - at - 1) * sizeof *g->ring);
 		g->nring--;
+		group_shrink(gr);
 	} else {
 		at++;
 	}
@@ -217,18 +227,12 @@ int broker_ready_push(
 	return heap_push(&q->heap, &q->nheap, &q->capheap, &e);
 }
 
-bool broker_ready_peek(const broker_queue *q, broker_ready *out)
+bool broker_group_peek(const broker_queue *q, broker_ready *out)
 {
-	if (q->gate.grouped) {
-		long r = group_turn(&q->gate);
-		if (r < 0)
-			return false;
-		*out = q->gate.groups[q->gate.ring[r]].heap[0];
-		return true;
-	}
-	if (q->nheap == 0)
+	long r = group_turn(&q->gate);
+	if (r < 0)
 		return false;
-	*out = q->heap[0];
+	*out = q->gate.groups[q->gate.ring[r]].heap[0];
 	return true;
 }
 
@@ -236,8 +240,8 @@ void broker_ready_pop(broker_queue *q)
 {
 	if (q->gate.grouped)
 		group_pop(&q->gate);
-	else
-		heap_pop(q->heap, &q->nheap);
+	else if (q->nheap > 0)
+		heap_pop(q->heap, --q->nheap);
 }
 
 size_t broker_ready_count(const broker_queue *q)
@@ -316,15 +320,6 @@ uint32_t broker_group_slot(broker_queue *q, const char *key)
 	return (uint32_t)g->ngroups - 1;
 }
 
-uint32_t broker_ready_flags_in(broker_queue *q, const Nq__V1__Job *job)
-{
-	uint32_t flags = broker_ready_flags(job);
-	if (job->spec->group_key[0])
-		flags |= broker_group_slot(q, job->spec->group_key)
-		         << BROKER_READY_GROUP_SHIFT;
-	return flags;
-}
-
 void broker_groups_clear(broker_queue *q)
 {
 	broker_gate *g = &q->gate;
@@ -345,20 +340,25 @@ static int groups_merge(broker_queue *q)
 			(void)heap_push(&q->heap, &q->nheap, &q->capheap,
 			    &g->groups[k].heap[i]);
 	broker_groups_clear(q);
+	for (size_t k = 0; k < g->ngroups; k++)
+		group_shrink(&g->groups[k]);
 	return NQ_OK;
 }
 
-/* Moves every entry of q's heap into its group's heap. */
+/* Moves every entry of q's heap into its group's heap. On NQ_ENOMEM the
+ * entries are in one or the other (groups_merge gathers them again). */
 static int groups_split(broker_queue *q)
 {
 	broker_gate *g = &q->gate;
 	if (g->ngroups == 0 && group_add(g, "") != 0)
 		return NQ_ENOMEM;
+	/* Best first, so the groups take their turns in the order of their
+	 * best jobs. */
 	while (q->nheap > 0) {
-		broker_ready e = q->heap[q->nheap - 1];
+		broker_ready e = q->heap[0];
 		if (group_push(g, &e) != 0)
 			return NQ_ENOMEM;
-		q->nheap--; /* the last entry of a heap leaves it a heap */
+		heap_pop(q->heap, --q->nheap);
 	}
 	return NQ_OK;
 }
@@ -375,6 +375,7 @@ int broker_groups_set(broker_index *x, broker_queue *q, bool grouped)
 		return rv;
 	}
 	q->gate.grouped = grouped;
+	x->ngrouped += grouped ? 1 : (size_t)-1;
 	if (!grouped)
 		return NQ_OK;
 	uint32_t qi = (uint32_t)(q - x->queues);
@@ -489,7 +490,7 @@ bool broker_stale_take(broker_index *x, uint64_t id)
 /* The group of lease l while its queue counts leases per group. */
 static broker_group *lease_group(broker_index *x, const broker_lease *l)
 {
-	if (l->queue >= x->nqueues)
+	if (x->ngrouped == 0 || l->queue >= x->nqueues)
 		return NULL;
 	broker_gate *g = &x->queues[l->queue].gate;
 	return g->grouped && l->group < g->ngroups ? &g->groups[l->group]

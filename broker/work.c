@@ -154,6 +154,9 @@ static bool breaker_allows(broker *b, broker_queue *q, uint64_t now_us)
 		}
 		breaker_move(b, q, BROKER_BREAKER_HALF_OPEN, 0);
 	}
+	/* A probe whose lease a failed commit took back never ends. */
+	if (g->probe_id && !broker_lease_find(&b->core.index, g->probe_id))
+		g->probe_id = 0;
 	return g->breaker == BROKER_BREAKER_CLOSED || g->probe_id == 0;
 }
 
@@ -168,6 +171,7 @@ static bool gate_open(broker *b, broker_queue *q)
 		return false;
 	if (g->rate > 0) {
 		double t = tokens_at(q, now);
+		g->checked_us = now; /* gate_took spends the token as of now */
 		if (t < 1) {
 			gate_due(
 			    b, now + (uint64_t)((1 - t) / g->rate * 1e6) + 1);
@@ -182,9 +186,8 @@ static void gate_took(broker_queue *q, uint64_t id)
 {
 	broker_gate *g = &q->gate;
 	if (g->rate > 0) {
-		uint64_t now = nqi_now_us();
-		g->tokens = tokens_at(q, now) - 1;
-		g->refill_us = now;
+		g->tokens = tokens_at(q, g->checked_us) - 1;
+		g->refill_us = g->checked_us;
 	}
 	if (g->breaker == BROKER_BREAKER_HALF_OPEN)
 		g->probe_id = id;
@@ -248,6 +251,8 @@ static void breaker_note(broker *b, broker_queue *q, uint64_t id, bool failed)
 /* The end of an attempt of job id in the queue at qi, for its breaker. */
 static void gate_ended(broker *b, int qi, uint64_t id, bool failed)
 {
+	if (!b->core.limited_queues)
+		return; /* no breaker anywhere: one compare per completion */
 	broker_queue *q = qi >= 0 ? &b->core.index.queues[qi] : NULL;
 	if (q && q->gate.breaker_on)
 		breaker_note(b, q, id, failed);
@@ -256,6 +261,8 @@ static void gate_ended(broker *b, int qi, uint64_t id, bool failed)
 /* A probe given back unrun: the next fetch may take one again. */
 static void gate_released(broker *b, int qi, uint64_t id)
 {
+	if (!b->core.limited_queues)
+		return;
 	broker_queue *q = qi >= 0 ? &b->core.index.queues[qi] : NULL;
 	if (q && q->gate.probe_id == id)
 		q->gate.probe_id = 0;
@@ -282,7 +289,7 @@ void broker_gate_gauges(broker *b, broker_queue *q)
 {
 	gate_sync(b, q);
 	const broker_gate *g = &q->gate;
-	uint64_t now = nqi_now_us();
+	uint64_t now = g->limited ? nqi_now_us() : 0;
 	q->in_flight_limit = g->max_in_flight;
 	q->tokens = g->rate > 0 ? (uint64_t)tokens_at(q, now) : 0;
 	q->breaker_state = g->breaker_on ? (uint64_t)g->breaker : 0;

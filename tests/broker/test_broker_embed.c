@@ -693,6 +693,90 @@ static void test_embed_enqueue_keeps_every_field_of_the_spec(void **st)
 	nq__v1__reply__free_unpacked(r, NULL);
 }
 
+/* Sets runtime policy values of queue, as `nqctl queue set` does. */
+static void policy_set(fixture *f, const char *queue, const char *key,
+    const char *value, const char *key2, const char *value2)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__QueuePolicySetRequest ps =
+	    NQ__V1__QUEUE_POLICY_SET_REQUEST__INIT;
+	Nq__V1__PolicySetting s1 = NQ__V1__POLICY_SETTING__INIT,
+	                      s2 = NQ__V1__POLICY_SETTING__INIT,
+	                      *set[] = {&s1, &s2};
+	s1.key = (char *)key;
+	s1.value = (char *)value;
+	s2.key = (char *)key2;
+	s2.value = (char *)value2;
+	ps.queue = (char *)queue;
+	ps.settings = set;
+	ps.n_settings = key2 ? 2 : 1;
+	req.body_case = NQ__V1__REQUEST__BODY_POLICY_SET;
+	req.policy_set = &ps;
+	Nq__V1__Reply *r = call(f, &req, false);
+	assert_null(r->status);
+	nq__v1__reply__free_unpacked(r, NULL);
+}
+
+/* Leases what one fetch gets: how many; the first job goes to first
+ * (when not NULL, to free with its reply in *keep). */
+static size_t fetched(fixture *f, const char *queue, Nq__V1__Reply **keep)
+{
+	Nq__V1__Reply *r = fetch(f, queue);
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_FETCH);
+	size_t n = r->fetch->n_jobs;
+	if (keep)
+		*keep = r;
+	else
+		nq__v1__reply__free_unpacked(r, NULL);
+	return n;
+}
+
+static void test_embed_max_in_flight_bounds_every_fetch(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__Reply *r;
+	policy_set(f, "lim", "max_in_flight", "2", NULL, NULL);
+	for (int i = 0; i < 5; i++)
+		free(enqueue(f, "lim", 0));
+	assert_int_equal(fetched(f, "lim", &r), 2);
+	assert_int_equal(fetched(f, "lim", NULL), 0);
+	/* a completion makes room for one */
+	complete(f, r->fetch->jobs[0], NQ__V1__OUTCOME__OUTCOME_SUCCEEDED);
+	assert_int_equal(fetched(f, "lim", NULL), 1);
+	assert_int_equal(fetched(f, "lim", NULL), 0);
+	nq__v1__reply__free_unpacked(r, NULL);
+	/* a new limit binds at once */
+	policy_set(f, "lim", "max_in_flight", "4", NULL, NULL);
+	assert_int_equal(fetched(f, "lim", NULL), 2);
+}
+
+static void test_embed_rate_gives_the_burst_then_waits(void **st)
+{
+	fixture *f = *st;
+	policy_set(f, "slow", "rate", "1/h", "burst", "3");
+	for (int i = 0; i < 5; i++)
+		free(enqueue(f, "slow", 0));
+	assert_int_equal(fetched(f, "slow", NULL), 3);
+	assert_int_equal(fetched(f, "slow", NULL), 0);
+}
+
+static void test_embed_breaker_opens_on_failures(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__Reply *r;
+	policy_set(f, "flaky", "circuit_breaker.failure_ratio", "0.5",
+	    "circuit_breaker.min_jobs", "2");
+	for (int i = 0; i < 4; i++)
+		free(enqueue(f, "flaky", 5));
+	assert_int_equal(fetched(f, "flaky", &r), 4);
+	complete(f, r->fetch->jobs[0], NQ__V1__OUTCOME__OUTCOME_SUCCEEDED);
+	complete(f, r->fetch->jobs[1], NQ__V1__OUTCOME__OUTCOME_FAILED);
+	/* one success, one failure: half failed, and two attempts */
+	free(enqueue(f, "flaky", 5));
+	assert_int_equal(fetched(f, "flaky", NULL), 0);
+	nq__v1__reply__free_unpacked(r, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -723,6 +807,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_enqueue_keeps_every_field_of_the_spec, setup,
 	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_max_in_flight_bounds_every_fetch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_rate_gives_the_burst_then_waits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_breaker_opens_on_failures, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

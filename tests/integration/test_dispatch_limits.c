@@ -13,7 +13,9 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,33 @@
 #include "nq/v1/events.pb-c.h"
 
 #define BATCH 500
+
+/* ---- a watchdog: a step that takes far too long ends the run with its
+ * name (exit runs the harness's atexit, which kills the children), rather
+ * than leaving ctest to kill it without a word ---- */
+
+static const char *_Atomic step_name = "start";
+static _Atomic uint64_t step_until_ms;
+
+/* The test enters step, which must end within ms. */
+static void step(const char *name, uint64_t ms)
+{
+	step_name = name;
+	step_until_ms = itest_now_ms() + ms;
+}
+
+static void *watchdog_main(void *arg)
+{
+	(void)arg;
+	for (;; itest_sleep_ms(500)) {
+		uint64_t until = step_until_ms;
+		if (until && itest_now_ms() > until) {
+			fprintf(stderr, "test stuck in step '%s'\n", step_name);
+			exit(1);
+		}
+	}
+	return NULL;
+}
 
 /* Starts the broker with the queues file text. */
 static void start_broker(itest_env *e, const char *yaml, char *path)
@@ -177,6 +206,7 @@ static void test_dispatch_max_in_flight_across_workers(void **state)
 	itest_env *e = *state;
 	char path[PATH_MAX];
 	nq_client *c;
+	step("max_in_flight", 90000);
 	start_broker(e, "queues:\n  lim:\n    max_in_flight: 10\n", path);
 	assert_int_equal(itest_client(e, 0, &c), 0);
 	enqueue_many(c, "lim", NULL, 4000, NULL);
@@ -220,8 +250,10 @@ static void test_dispatch_max_in_flight_across_workers(void **state)
 	itest_sleep_ms(300);
 	f = sample_leased(c, "lim", 1500);
 	assert_true(f.max <= 2);
+	step("closing the client", 10000);
 	nq_client_close(c);
 	itest_pass(e);
+	step("teardown", 30000);
 }
 
 /* ---- rate ---- */
@@ -245,6 +277,7 @@ static void test_dispatch_rate_with_burst(void **state)
 	char path[PATH_MAX];
 	nq_client *c;
 	events ev;
+	step("rate", 90000);
 	start_broker(
 	    e, "queues:\n  slow:\n    rate: 50/s\n    burst: 10\n", path);
 	assert_int_equal(itest_client(e, 0, &c), 0);
@@ -255,7 +288,9 @@ static void test_dispatch_rate_with_burst(void **state)
 	const uint64_t run_us = 12000000;
 	assert_true(events_until(&ev, "leased", 1, 20000) >= 0);
 	uint64_t t0 = ev.v[0].at_us;
-	while (ev.n == 0 || ev.v[ev.n - 1].at_us < t0 + run_us + 500000)
+	uint64_t end = itest_now_ms() + run_us / 1000 + 5000;
+	while (
+	    ev.v[ev.n - 1].at_us < t0 + run_us + 500000 && itest_now_ms() < end)
 		events_take(&ev, 100);
 	uint64_t *at = calloc(ev.n, sizeof *at);
 	size_t n = 0;
@@ -271,9 +306,11 @@ static void test_dispatch_rate_with_burst(void **state)
 	assert_true(rate >= 50 * 0.95 && rate <= 50 * 1.05);
 	assert_true(peak <= 60);
 	free(at);
+	step("closing the subscriber and client", 10000);
 	events_close(&ev);
 	nq_client_close(c);
 	itest_pass(e);
+	step("teardown", 30000);
 }
 
 /* ---- fairness ---- */
@@ -304,6 +341,7 @@ static void run_tenants(itest_env *e, const char *yaml, events *ev,
 {
 	char path[PATH_MAX];
 	nq_client *c;
+	step("two tenants", 90000);
 	start_broker(e, yaml, path);
 	assert_int_equal(itest_client(e, 0, &c), 0);
 	enqueue_many(c, "fair", "a", 20000, NULL);
@@ -335,6 +373,7 @@ static void test_dispatch_fairness_bounds_a_small_tenants_wait(void **state)
 	assert_true(last <= 2 * 20 + 8);
 	events_close(&ev);
 	itest_pass(e);
+	step("teardown", 30000);
 }
 
 static void test_dispatch_without_fairness_keeps_fifo(void **state)
@@ -350,6 +389,7 @@ static void test_dispatch_without_fairness_keeps_fifo(void **state)
 	assert_int_equal(last_place(&ev, from, b_ids, 20), 0);
 	events_close(&ev);
 	itest_pass(e);
+	step("teardown", 30000);
 }
 
 /* ---- circuit breaker ---- */
@@ -369,6 +409,7 @@ static void test_dispatch_breaker_opens_probes_and_closes(void **state)
 	char path[PATH_MAX], fail[PATH_MAX], body[PATH_MAX + 64];
 	nq_client *c;
 	events ev;
+	step("breaker: start", 30000);
 	itest_path(e, "failing", fail, sizeof fail);
 	snprintf(body, sizeof body,
 	    "if [ -e %s ]; then exit 1; fi\nsleep 0.02\n", fail);
@@ -382,12 +423,14 @@ static void test_dispatch_breaker_opens_probes_and_closes(void **state)
 	events_open(e, c, &ev, "job.");
 	enqueue_many(c, "flaky", NULL, 400, NULL);
 	start_workers(e, 1, "2", "flaky", body);
+	step("breaker: jobs succeed", 30000);
 	assert_true(events_until(&ev, "succeeded", 10, 20000) >= 0);
 
 	/* The handler starts failing: the breaker opens and nothing starts
 	 * until the cool-down ends; then one probe, which fails again. */
 	assert_int_equal(
 	    itest_write_file(e, "failing", "", fail, sizeof fail), 0);
+	step("breaker: opens, half-opens, opens", 60000);
 	long open1 = events_until(&ev, "breaker_opened", 1, 20000);
 	assert_true(open1 >= 0);
 	itest_qstats s;
@@ -403,17 +446,20 @@ static void test_dispatch_breaker_opens_probes_and_closes(void **state)
 
 	/* Fixed: the next probe succeeds and closes it; jobs flow again. */
 	assert_int_equal(unlink(fail), 0);
+	step("breaker: closes", 30000);
 	long half2 = events_until(&ev, "breaker_half_open", 2, 10000);
 	assert_true(half2 > open2);
 	assert_int_equal(leases_between(&ev, open2, half2), 0);
 	long closed = events_until(&ev, "breaker_closed", 1, 10000);
 	assert_true(closed > half2);
 	assert_int_equal(leases_between(&ev, half2, closed), 1);
+	step("breaker: jobs flow again", 10000);
 	size_t before = ev.n;
 	assert_true(events_until(&ev, "leased", 1, 0) >= 0);
 	for (uint64_t end = itest_now_ms() + 2000; itest_now_ms() < end;)
 		events_take(&ev, 100);
 	assert_true(leases_between(&ev, (long)before - 1, (long)ev.n) >= 10);
+	step("breaker: log lines", 20000);
 	assert_int_equal(itest_wait_log(e->broker,
 	                     "NQ-BREAKER-OPEN queue=flaky ratio=", 2, 5000),
 	    0);
@@ -421,9 +467,11 @@ static void test_dispatch_breaker_opens_probes_and_closes(void **state)
 	assert_int_equal(
 	    itest_wait_log(e->broker, "NQ-BREAKER-CLOSED queue=flaky", 1, 5000),
 	    0);
+	step("closing the subscriber and client", 10000);
 	events_close(&ev);
 	nq_client_close(c);
 	itest_pass(e);
+	step("teardown", 30000);
 }
 
 int main(int argc, char **argv)
@@ -444,7 +492,10 @@ int main(int argc, char **argv)
 	        test_dispatch_breaker_opens_probes_and_closes, itest_setup,
 	        itest_teardown),
 	};
+	pthread_t watchdog;
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);
+	if (pthread_create(&watchdog, NULL, watchdog_main, NULL) != 0)
+		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
