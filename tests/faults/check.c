@@ -1243,10 +1243,11 @@ static void limit_report(const fs_limit *l)
 	    l->limit, l->max_runs, l->max_held, l->overruns, l->unexplained,
 	    l->explained_by);
 	printf("  the broker: at most %" PRIu64 " leased over %zu samples "
-	       "(%zu over the limit); while jobs waited, %.2f leased and "
-	       "%.2f runs on average over %zu samples (limit %s)\n",
-	    l->max_leased, l->samples, l->over, l->mean_leased, l->mean_runs,
-	    l->waiting, l->used ? "used" : "NOT used");
+	       "(%zu over the limit, %zu with another limit); while jobs "
+	       "waited, %.2f leased and %.2f runs on average over %zu "
+	       "samples (limit %s)\n",
+	    l->max_leased, l->samples, l->over, l->wrong_limit, l->mean_leased,
+	    l->mean_runs, l->waiting, l->used ? "used" : "NOT used");
 }
 
 /* The results table's cell: broker max, runs max (held), limit. */

@@ -151,6 +151,7 @@ typedef struct fs_limit {
 	char explained_by[256];
 	/* the broker's view, from samples.log */
 	size_t samples, waiting, over;
+	size_t wrong_limit; /* samples reporting another max_in_flight */
 	uint64_t max_leased;
 	double mean_leased, mean_runs; /* while work waited; -1: never */
 	bool used;                     /* mean_leased close to the limit */

@@ -19,9 +19,10 @@
  *
  * The broker's own view, sampled every 10 ms by faultsim sample, is the
  * cross-check: its leased count may never pass the limit, with no
- * exception. It also shows that the limit is used: while jobs waited ready
- * (away from broker restarts) the mean leased must be close to the limit,
- * or a broker that leases nothing would pass.
+ * exception, and the limit it reports must be the file's. It also shows that
+ * the limit is used: while jobs waited ready (away from broker restarts) the
+ * mean leased must be close to the limit, or a broker that leases nothing would
+ * pass.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -123,30 +124,44 @@ static bool quiet_at(const fs_window *q, size_t n, uint64_t t)
 	return false;
 }
 
+/* One sample of the broker: its count may never pass the limit, and the
+ * limit it reports (when it reports one) must be the queues file's, also
+ * after a restart. */
+static void judge_sample(
+    fs_limit *l, uint64_t leased, bool reported, uint64_t limit)
+{
+	l->samples++;
+	if (leased > l->max_leased)
+		l->max_leased = leased;
+	if (leased > l->limit && l->over++ < LIMIT_DETAILS)
+		printf("  ! the broker had %" PRIu64
+		       " jobs of the queue leased "
+		       "at once, its max_in_flight is %" PRIu64 "\n",
+		    leased, l->limit);
+	if (reported && limit != l->limit && l->wrong_limit++ < LIMIT_DETAILS)
+		printf("  ! the broker reported max_in_flight %" PRIu64
+		       ", the queues file says %" PRIu64 "\n",
+		    limit, l->limit);
+}
+
 /* Q lines of samples.log: the broker's count, and for the samples taken
  * while work waited a probe of the runs at once. */
 static int read_samples(sweep *s, const char *dir, const fs_window *quiet,
     size_t nquiet, fs_limit *l)
 {
 	char path[4096], line[256];
-	uint64_t t0, t1, leased, ready;
+	uint64_t t0, t1, leased, ready, limit;
 	double sum = 0;
 	snprintf(path, sizeof path, "%s/samples.log", dir);
 	FILE *f = fopen(path, "r");
 	while (f && fgets(line, sizeof line, f)) {
-		if (sscanf(line,
-		        "Q %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64, &t0,
-		        &t1, &leased, &ready) != 4)
+		int got = sscanf(line,
+		    "Q %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+		    " %" SCNu64,
+		    &t0, &t1, &leased, &ready, &limit);
+		if (got < 4)
 			continue;
-		l->samples++;
-		if (leased > l->max_leased)
-			l->max_leased = leased;
-		if (leased > l->limit && l->over++ < LIMIT_DETAILS)
-			printf("  ! the broker had %" PRIu64
-			       " jobs of the queue "
-			       "leased at once, its max_in_flight is %" PRIu64
-			       "\n",
-			    leased, l->limit);
+		judge_sample(l, leased, got == 5, limit);
 		if (ready == 0 || quiet_at(quiet, nquiet, t0))
 			continue;
 		l->waiting++;
@@ -279,5 +294,5 @@ out:
 
 size_t fs_limit_violations(const fs_limit *l)
 {
-	return l->unexplained + l->over + (l->used ? 0 : 1);
+	return l->unexplained + l->over + l->wrong_limit + (l->used ? 0 : 1);
 }
