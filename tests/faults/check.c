@@ -1,5 +1,6 @@
 /*
- * faultsim check --dir DIR --name SCENARIO [--results FILE] [--p99-ms N]:
+ * faultsim check --dir DIR --name SCENARIO [--results FILE] [--p99-ms N]
+ *                [--max-in-flight N]:
  * the checker. It reads the records of one scenario offline (producer.log,
  * exec-*.log, faults.log, final.log) and reports:
  *
@@ -43,7 +44,11 @@
  *                   the same after recovery;
  *   refusals        enqueues refused, by error; with a disk-full fault,
  *                   whether enqueues were refused while it lasted and how
- *                   long the broker took to take them again.
+ *                   long the broker took to take them again;
+ *   in flight       with --max-in-flight (the queue's limit): runs at once
+ *                   above it that no fault or lapsed lease explains, the
+ *                   broker's sampled leased count above it, and whether the
+ *                   limit was used while work waited (limit.c).
  *
  * Prints a report, appends one tab-separated row to --results, and exits 1
  * when anything was lost or any violation was found.
@@ -168,17 +173,23 @@ typedef struct call {
 	uint64_t t0, t1;
 } call;
 
+/* The broker's error for an attempt whose lease lapsed. */
+#define LAPSE_ERROR "lease expired before the job finished or was extended"
+
 /* What a failed attempt may say without a fault or plan being wrong. */
 static const char *const expected_errors[] = {
     "planned failure of attempt", /* faultsim work and handle */
-    "lease expired before the job finished or was extended",
+    LAPSE_ERROR,
     "worker connection lost",
     "broker restarted while the job was leased",
 };
 
 typedef struct check {
 	const char *dir, *name, *results;
-	uint64_t p99_limit_ms; /* 0: reported, not judged */
+	uint64_t p99_limit_ms;  /* 0: reported, not judged */
+	uint64_t max_in_flight; /* 0: not judged */
+	fs_limit lim;
+	fs_map lapsed; /* attempts whose lease lapsed, by attempt_key */
 	ex *ex;
 	size_t nex, capex;
 	fs_map ex_by_name;
@@ -530,14 +541,25 @@ static bool expected_error(const char *msg)
 	return false;
 }
 
+/* An attempt of a job, as a key of a map. */
+static uint64_t attempt_key(uint64_t job, uint32_t attempt)
+{
+	char key[40];
+	snprintf(key, sizeof key, "%016" PRIx64 "/%u", job, attempt);
+	return fs_hash(key);
+}
+
 /* W: a failed attempt of a job, as its history keeps it. */
 static void final_error(check *c, const char *line)
 {
 	char id[40];
 	unsigned attempt;
 	int n;
-	if (sscanf(line, "W %39s %u %n", id, &attempt, &n) != 2 ||
-	    expected_error(line + n))
+	if (sscanf(line, "W %39s %u %n", id, &attempt, &n) != 2)
+		return;
+	if (strstr(line + n, LAPSE_ERROR))
+		fs_map_put(&c->lapsed, attempt_key(fs_id_num(id), attempt), 1);
+	if (expected_error(line + n))
 		return;
 	finding(c, K_LOCAL,
 	    "job %s attempt %u failed for a reason no plan or fault gives: %s",
@@ -1073,13 +1095,129 @@ static void check_latency(check *c)
 		    c->p99_ms, c->p99_limit_ms);
 }
 
+/* ---- the in-flight limit: each run's span for limit.c ---- */
+
+/* The lease stopped counting at the broker by t (not before the run
+ * began), for why; the earliest cut wins. */
+static void span_cut(fs_span *s, uint64_t t, const char *why)
+{
+	if (t < s->start)
+		t = s->start;
+	if (t < s->held_end) {
+		s->held_end = t;
+		s->why = why;
+	}
+}
+
+static uint64_t killed_at(const check *c, const char *worker)
+{
+	for (size_t i = 0; i < c->nf; i++)
+		if (c->f[i].kind == F_WKILL &&
+		    strcmp(c->f[i].target, worker) == 0)
+			return c->f[i].t0;
+	return NEVER;
+}
+
+/* Where a run ended: its E record, else its worker's SIGKILL (faultsim
+ * work's slots die with it), else where its lease surely ended. A command
+ * of nq-worker with no end stays unknown (its start: not counted). */
+static uint64_t run_end(const check *c, const ex *e)
+{
+	uint64_t k = killed_at(c, e->worker);
+	if (e->ended)
+		return e->end;
+	if (k != NEVER)
+		return k > e->start ? k : e->start;
+	return e->handler ? e->start : lease_known_until(e);
+}
+
+/* A fault that took the run's lease away while it ran on: a broker
+ * restart (which releases every lease it finds; a run begun before the
+ * broker was seen back may hold a lease of the old one), the SIGKILL of
+ * its worker (its connections drop; nq-worker's command runs on), a
+ * SIGSTOP or partition of its worker (the lease lapses). */
+static void fault_cut(const fault *f, const ex *e, fs_span *s)
+{
+	bool mine = strcmp(f->target, e->worker) == 0;
+	if (f->t0 >= s->end)
+		return;
+	if (f->kind == F_BROKER && e->start < f->t1)
+		span_cut(s, f->t0, why_names[W_BROKER]);
+	else if (mine && f->kind == F_WKILL)
+		span_cut(s, f->t0, why_names[W_KILLED]);
+	else if (mine && f->kind == F_STOP && f->t1 > e->start)
+		span_cut(s, f->t0, why_names[W_STOPPED]);
+	else if (mine && f->kind == F_PART && f->t1 > e->start)
+		span_cut(s, f->t0, why_names[W_PARTITION]);
+}
+
+/* A lease that lapsed with no fault: our workers know until when theirs
+ * held; of nq-worker's we know only that it lapsed (the job's history says
+ * so, or the job ran again while the command still ran), so from the
+ * command's start. j is NULL for a job nobody saw confirmed. */
+static void lapse_cut(const check *c, const jrec *j, const ex *e, fs_span *s)
+{
+	const char *why = why_names[W_LAPSED];
+	uint32_t one;
+	if (!e->handler)
+		span_cut(s, lease_known_until(e), why);
+	else if (fs_map_get(&c->lapsed, attempt_key(e->job, e->attempt), &one))
+		span_cut(s, e->start, why);
+	for (size_t x = 0; j && x < j->nex; x++) {
+		const ex *o = &c->ex[j->ex0 + x];
+		if (o != e && o->start > e->start && o->start < s->end)
+			span_cut(s, e->handler ? e->start : o->start, why);
+	}
+}
+
+static fs_span run_span(const check *c, const jrec *j, const ex *e)
+{
+	fs_span s = {.start = e->start, .end = run_end(c, e)};
+	s.held_end = s.end;
+	for (size_t i = 0; i < c->nf; i++)
+		fault_cut(&c->f[i], e, &s);
+	lapse_cut(c, j, e, &s);
+	return s;
+}
+
+/* Broker restarts, until the workers can have dialed again: its counts
+ * then say nothing of whether the limit was used. */
+static size_t restart_windows(const check *c, fs_window *w)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->nf; i++)
+		if (c->f[i].kind == F_BROKER)
+			w[n++] = (fs_window){
+			    c->f[i].t0, c->f[i].t1 == NEVER
+			                    ? NEVER
+			                    : c->f[i].t1 + CHECK_RECONNECT_US};
+	return n;
+}
+
+static void check_limit(check *c)
+{
+	fs_span *spans = malloc((c->nex + 1) * sizeof *spans);
+	fs_window *quiet = malloc((c->nf + 1) * sizeof *quiet);
+	size_t n = 0;
+	c->lim.limit = c->max_in_flight;
+	for (size_t i = 0; spans && i < c->nex; i++, n++)
+		spans[n] = run_span(c, job_get(c, c->ex[i].job), &c->ex[i]);
+	if (!spans || !quiet ||
+	    fs_limit_check(c->dir, spans, n, quiet, restart_windows(c, quiet),
+	        &c->lim) != 0)
+		c->lim.unexplained++; /* out of memory: no verdict */
+	free(spans);
+	free(quiet);
+}
+
 /* ---- report ---- */
 
 static size_t violations(const check *c)
 {
 	return c->n[K_LOST] + c->why[W_NONE] + c->n[K_AFTER] + c->n[K_OVERLAP] +
 	       c->n[K_NEVER] + c->n[K_DEADOK] + c->n[K_CORRUPT] + c->n[K_DISK] +
-	       c->n[K_STALE] + c->n[K_DIED] + c->n[K_LOCAL] + c->n[K_SLOW];
+	       c->n[K_STALE] + c->n[K_DIED] + c->n[K_LOCAL] + c->n[K_SLOW] +
+	       (c->max_in_flight ? fs_limit_violations(&c->lim) : 0);
 }
 
 static void why_text(const check *c, char *buf, size_t len)
@@ -1095,6 +1233,35 @@ static void why_text(const check *c, char *buf, size_t len)
 	}
 	if (!buf[0])
 		snprintf(buf, len, "-");
+}
+
+static void limit_report(const fs_limit *l)
+{
+	printf("  in flight, max_in_flight %" PRIu64 ": runs at once at most "
+	       "%" PRIu64 ", %" PRIu64 " of them with a lease the broker "
+	       "held; %zu overruns, %zu unexplained, explained by %s\n",
+	    l->limit, l->max_runs, l->max_held, l->overruns, l->unexplained,
+	    l->explained_by);
+	printf("  the broker: at most %" PRIu64 " leased over %zu samples "
+	       "(%zu over the limit, %zu with another limit); while jobs "
+	       "waited, %.2f leased and %.2f runs on average over %zu "
+	       "samples (limit %s)\n",
+	    l->max_leased, l->samples, l->over, l->wrong_limit, l->mean_leased,
+	    l->mean_runs, l->waiting, l->used ? "used" : "NOT used");
+}
+
+/* The results table's cell: broker max, runs max (held), limit. */
+static void limit_cell(const check *c, char *buf, size_t len)
+{
+	const fs_limit *l = &c->lim;
+	if (!c->max_in_flight)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len,
+		    "%" PRIu64 "/%" PRIu64 " (runs %" PRIu64 ", held %" PRIu64
+		    ", %zu unexplained; mean %.1f)",
+		    l->max_leased, l->limit, l->max_runs, l->max_held,
+		    l->unexplained, l->mean_leased);
 }
 
 static void report(const check *c)
@@ -1128,29 +1295,32 @@ static void report(const check *c)
 	                 : "not checked after a restart");
 	printf("  enqueue refusals %zu%s%s\n", c->n[K_REFUSAL],
 	    c->disk_note[0] ? "; disk: " : "", c->disk_note);
+	if (c->max_in_flight)
+		limit_report(&c->lim);
 	printf("  verdict: %s\n", violations(c) ? "FAIL" : "ok");
 }
 
 static void results_row(const check *c)
 {
-	char why[400];
+	char why[400], lim[160];
 	FILE *f = c->results ? fopen(c->results, "a") : NULL;
 	if (!f)
 		return;
 	why_text(c, why, sizeof why);
+	limit_cell(c, lim, sizeof lim);
 	/* name verdict faults jobs succeeded dead lost duplicates
 	 * unexplained after-success overlaps never-enqueued dead-succeeded
 	 * corrupt refusals late late-kept explanations died-or-local
-	 * enqueue-p50/p99 */
+	 * enqueue-p50/p99 in-flight */
 	fprintf(f,
 	    "%s\t%s\t%zu\t%zu\t%zu\t%zu\t%zu\t%zu\t%zu\t%zu\t%zu\t%zu\t"
-	    "%zu\t%zu\t%zu\t%zu\t%zu\t%s\t%zu\t%.1f/%.1f\n",
+	    "%zu\t%zu\t%zu\t%zu\t%zu\t%s\t%zu\t%.1f/%.1f\t%s\n",
 	    c->name, violations(c) ? "FAIL" : "ok", c->nfaults, c->nj,
 	    c->succeeded, c->dead, c->n[K_LOST], c->n[K_DUP], c->why[W_NONE],
 	    c->n[K_AFTER], c->n[K_OVERLAP], c->n[K_NEVER], c->n[K_DEADOK],
 	    c->n[K_CORRUPT] + c->n[K_DISK], c->n[K_REFUSAL], c->n[K_LATE],
 	    c->n[K_STALE], why, c->n[K_DIED] + c->n[K_LOCAL], c->p50_ms,
-	    c->p99_ms);
+	    c->p99_ms, lim);
 	fclose(f);
 }
 
@@ -1170,13 +1340,16 @@ static void run_checks(check *c)
 	check_refusals(c);
 	check_disk(c);
 	check_latency(c);
+	if (c->max_in_flight)
+		check_limit(c);
 }
 
 static int check_args(int argc, char **argv, check *c)
 {
 	const fs_flag flags[] = {{"dir", NULL, &c->dir},
 	    {"name", NULL, &c->name}, {"results", NULL, &c->results},
-	    {"p99-ms", &c->p99_limit_ms, NULL}};
+	    {"p99-ms", &c->p99_limit_ms, NULL},
+	    {"max-in-flight", &c->max_in_flight, NULL}};
 	int rv = fs_flags_parse(
 	    "check", argc, argv, flags, sizeof flags / sizeof *flags);
 	if (rv != 0)
@@ -1199,6 +1372,7 @@ static void check_free(check *c)
 	fs_map_free(&c->ex_by_name);
 	fs_map_free(&c->j_by_id);
 	fs_map_free(&c->v_by_value);
+	fs_map_free(&c->lapsed);
 }
 
 int fs_cmd_check(int argc, char **argv)

@@ -16,7 +16,9 @@
  *           after a seen success, overlapping leases, values never enqueued
  *           and jobs dead-lettered although they succeeded;
  *   crowd   the crowds beside the load: clients parked in waits, one that
- *           never reads its replies, idle HTTP connections.
+ *           never reads its replies, idle HTTP connections;
+ *   sample  the broker's own view of the queue (leased, ready) every 10 ms,
+ *           for the limits scenario.
  *
  * Records are text lines, one write(2) each on an O_APPEND descriptor, so
  * that processes killed at any moment leave whole lines. Times are wall
@@ -106,6 +108,7 @@ int fs_cmd_handle(int argc, char **argv);
 int fs_cmd_drain(int argc, char **argv);
 int fs_cmd_check(int argc, char **argv);
 int fs_cmd_crowd(int argc, char **argv);
+int fs_cmd_sample(int argc, char **argv);
 
 /* One --name VALUE flag of a subcommand and where its value goes. */
 typedef struct fs_flag {
@@ -124,5 +127,42 @@ int fs_flags_parse(
 /* Prints "faultsim CMD: <message>" to stderr; returns 2 (usage). */
 int fs_usage(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* ---- the in-flight limit: check.c gives limit.c each run's span ---- */
+
+typedef struct fs_span {
+	uint64_t start, end; /* the run, as the service behind it saw it */
+	uint64_t held_end;   /* until when its lease surely counted at the
+	                        broker (<= end) */
+	const char *why;     /* why not until end; NULL: held throughout */
+} fs_span;
+
+/* A time when the broker's counts say nothing about the workers: from its
+ * SIGKILL until the workers have dialed it again. */
+typedef struct fs_window {
+	uint64_t t0, t1;
+} fs_window;
+
+typedef struct fs_limit {
+	uint64_t limit;
+	/* the runs' view */
+	uint64_t max_runs, max_held;
+	size_t overruns, unexplained;
+	char explained_by[256];
+	/* the broker's view, from samples.log */
+	size_t samples, waiting, over;
+	size_t wrong_limit; /* samples reporting another max_in_flight */
+	uint64_t max_leased;
+	double mean_leased, mean_runs; /* while work waited; -1: never */
+	bool used;                     /* mean_leased close to the limit */
+} fs_limit;
+
+/* Judges the runs' spans against out->limit and reads DIR/samples.log;
+ * prints the first few violations. Sorts nothing it is given. Returns 0,
+ * or NQ_ENOMEM. */
+int fs_limit_check(const char *dir, const fs_span *spans, size_t n,
+    const fs_window *quiet, size_t nquiet, fs_limit *out);
+/* Violations found by fs_limit_check. */
+size_t fs_limit_violations(const fs_limit *l);
 
 #endif

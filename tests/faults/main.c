@@ -16,6 +16,7 @@ static const struct {
     {"drain", fs_cmd_drain, "wait for every confirmed job to end"},
     {"check", fs_cmd_check, "analyse the records of one scenario"},
     {"crowd", fs_cmd_crowd, "waiters, an unread client, idle HTTP"},
+    {"sample", fs_cmd_sample, "the broker's leased and ready, every 10 ms"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
