@@ -32,6 +32,7 @@
 #define NWORKERS 3
 #define SLOTS 4
 #define NJOBS 2400
+#define BATCH 400
 /* A job left leased to nobody would hold its place this long: far past
  * the test's own bounds, so that it cannot pass unseen. */
 #define LEASE_MS 20000
@@ -108,17 +109,15 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* NJOBS jobs, in batches of BATCH. */
 static void enqueue_all(nq_client *c)
 {
-	nq_job_spec *specs = calloc(NJOBS, sizeof *specs);
-	nq_enqueue_result *res = calloc(NJOBS, sizeof *res);
-	assert_non_null(specs);
-	assert_non_null(res);
-	for (int i = 0; i < NJOBS; i++)
+	static nq_job_spec specs[BATCH];
+	static nq_enqueue_result res[BATCH];
+	for (int i = 0; i < BATCH; i++)
 		specs[i] = (nq_job_spec){.queue = "q", .type = "t"};
-	assert_int_equal(nq_enqueue_batch(c, specs, NJOBS, res), NQ_OK);
-	free(specs);
-	free(res);
+	for (int k = 0; k < NJOBS / BATCH; k++)
+		assert_int_equal(nq_enqueue_batch(c, specs, BATCH, res), NQ_OK);
 }
 
 static void workers_start(itest_env *e, nq_worker **w, pthread_t *t)
