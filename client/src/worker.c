@@ -755,6 +755,24 @@ static void fetch_pause_locked(nq_worker *w, uint64_t ms)
 		nqi_cond_wait_mono(&w->fetch_cv, &w->mtx, until);
 }
 
+/*
+ * How long the fetch thread waits for a fetch's reply: past the long-poll,
+ * a lease's length at least, rather than the request timeout alone, so
+ * that a broker that stalls (a slow disk, SIGSTOP) and then leases jobs
+ * into the fetch finds the worker still reading; a fetch given up on
+ * while the connection lives would leave them leased to nobody. Not
+ * longer: a connection can die without a word (a partition across a
+ * broker restart, while the worker sends nothing), and an idle worker
+ * would wait on it; by then a silent broker has let the leases of the
+ * running jobs lapse anyway. A lost connection, or stop, ends the wait
+ * sooner.
+ */
+static uint64_t fetch_reply_ms(const nq_worker *w)
+{
+	uint64_t t = w->client->timeout_ms;
+	return w->poll_ms + (w->lease_ms > t ? w->lease_ms : t);
+}
+
 /* One fetch for the free slots; returns how long to pause before the
  * next, updating the error backoff. */
 static uint64_t fetch_once_locked(nq_worker *w, int want, uint64_t *backoff)
@@ -764,7 +782,7 @@ static uint64_t fetch_once_locked(nq_worker *w, int want, uint64_t *backoff)
 	size_t n = 0;
 	pthread_mutex_unlock(&w->mtx);
 	uint64_t sent = nqi_mono_ms();
-	int rv = nqc_fetch(w->client, &w->fetch_ctx, w->id,
+	int rv = nqc_fetch(w->client, &w->fetch_ctx, fetch_reply_ms(w), w->id,
 	    (const char *const *)w->queues, w->nqueues, (uint32_t)want,
 	    w->poll_ms, w->lease_ms, &jobs, &n, err);
 	uint64_t took = nqi_mono_ms() - sent;

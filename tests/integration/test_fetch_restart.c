@@ -12,6 +12,13 @@
  * "A moment": a completion on its way to the broker can be overtaken by
  * the next fetch of its slot (the two travel on different connections),
  * which the broker then counts before the completion.
+ *
+ * A broker that stalls (here SIGSTOPped) past the worker's request
+ * timeout leases jobs into the fetches it finds when it goes on, however
+ * late. The worker waits for its fetch's reply as long as a lease: one
+ * that gave up after its request timeout and asked again left the first
+ * replies' jobs leased to nobody for a whole lease (all 12 jobs here, for
+ * 4 slots).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,6 +53,11 @@
 #define SAMPLE_MS 10
 /* Longest the count may stay above the slots: a completion in transit. */
 #define OVER_MAX_MS 100
+/* The stalled broker: far longer than the worker's requests wait. */
+#define STALL_TIMEOUT_MS 300
+#define STALL_POLL_MS 100
+#define STALL_MS 2000
+#define STALL_DELAY_MS 1000
 
 typedef struct sampler {
 	itest_env *e;
@@ -109,29 +121,33 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* NJOBS jobs, in batches of BATCH. */
-static void enqueue_all(nq_client *c)
+/* n jobs, ready after delay_ms, in batches of at most BATCH. */
+static void enqueue_all(nq_client *c, int n, uint64_t delay_ms)
 {
 	static nq_job_spec specs[BATCH];
 	static nq_enqueue_result res[BATCH];
 	for (int i = 0; i < BATCH; i++)
-		specs[i] = (nq_job_spec){.queue = "q", .type = "t"};
-	for (int k = 0; k < NJOBS / BATCH; k++)
-		assert_int_equal(nq_enqueue_batch(c, specs, BATCH, res), NQ_OK);
+		specs[i] = (nq_job_spec){
+		    .queue = "q", .type = "t", .delay_ms = delay_ms};
+	for (int k = 0; k < n; k += BATCH) {
+		size_t m = n - k < BATCH ? (size_t)(n - k) : BATCH;
+		assert_int_equal(nq_enqueue_batch(c, specs, m, res), NQ_OK);
+	}
 }
 
-static void workers_start(itest_env *e, nq_worker **w, pthread_t *t)
+static void workers_start(itest_env *e, int n, int timeout_ms, uint64_t poll_ms,
+    nq_worker **w, pthread_t *t)
 {
-	for (int i = 0; i < NWORKERS; i++) {
+	for (int i = 0; i < n; i++) {
 		nq_worker_opts o = {
 		    .conn = {.work_url = e->work_url,
 		        .results_url = e->results_url,
-		        .timeout_ms = 2000},
+		        .timeout_ms = timeout_ms},
 		    .queues = queues,
 		    .nqueues = 1,
 		    .concurrency = SLOTS,
 		    .lease_ms = LEASE_MS,
-		    .poll_ms = POLL_MS,
+		    .poll_ms = poll_ms,
 		};
 		assert_int_equal(nq_worker_open(&w[i], &o), NQ_OK);
 		assert_int_equal(
@@ -141,11 +157,11 @@ static void workers_start(itest_env *e, nq_worker **w, pthread_t *t)
 	}
 }
 
-static void workers_stop(nq_worker **w, pthread_t *t)
+static void workers_stop(int n, nq_worker **w, pthread_t *t)
 {
-	for (int i = 0; i < NWORKERS; i++)
+	for (int i = 0; i < n; i++)
 		nq_worker_stop(w[i]);
-	for (int i = 0; i < NWORKERS; i++) {
+	for (int i = 0; i < n; i++) {
 		pthread_join(t[i], NULL);
 		nq_worker_close(w[i]);
 	}
@@ -178,8 +194,8 @@ static void test_fetch_restart_leases_no_more_than_the_slots(void **state)
 
 	assert_int_equal(itest_broker_start(e, NULL), 0);
 	assert_int_equal(itest_client(e, 0, &c), 0);
-	enqueue_all(c);
-	workers_start(e, w, t);
+	enqueue_all(c, NJOBS, 0);
+	workers_start(e, NWORKERS, 2000, POLL_MS, w, t);
 	assert_int_equal(pthread_create(&s.thread, NULL, sample_main, &s), 0);
 	for (int i = 0; i < RESTARTS; i++) {
 		itest_sleep_ms(300);
@@ -193,7 +209,7 @@ static void test_fetch_restart_leases_no_more_than_the_slots(void **state)
 	assert_int_equal(wait_drained(c, LEASE_MS / 2), 0);
 	atomic_store(&s.stop, true);
 	pthread_join(s.thread, NULL);
-	workers_stop(w, t);
+	workers_stop(NWORKERS, w, t);
 	nq_client_close(c);
 	fprintf(stderr,
 	    "at most %llu leased over %llu samples, above %d slots for "
@@ -207,9 +223,40 @@ static void test_fetch_restart_leases_no_more_than_the_slots(void **state)
 	itest_pass(e);
 }
 
+static void test_fetch_restart_stalled_broker_leases_to_no_abandoned_fetch(
+    void **state)
+{
+	itest_env *e = *state;
+	nq_worker *w;
+	pthread_t t;
+	nq_client *c;
+
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	/* Ready while the broker stands still, so that it finds them there
+	 * when it goes on and leases them to the fetches it finds waiting. */
+	enqueue_all(c, 3 * SLOTS, STALL_DELAY_MS);
+	workers_start(e, 1, STALL_TIMEOUT_MS, STALL_POLL_MS, &w, &t);
+	itest_sleep_ms(STALL_DELAY_MS / 2);
+	/* The worker's fetch meets a broker that does not answer, for many
+	 * of its request timeouts. */
+	assert_int_equal(itest_signal(e->broker, SIGSTOP), 0);
+	itest_sleep_ms(STALL_MS);
+	assert_int_equal(itest_signal(e->broker, SIGCONT), 0);
+	/* Every job is done long before a lease lapses: none went to a
+	 * fetch that the worker no longer read. */
+	assert_int_equal(wait_drained(c, LEASE_MS / 4), 0);
+	workers_stop(1, &w, &t);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(
+	        test_fetch_restart_stalled_broker_leases_to_no_abandoned_fetch,
+	        itest_setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_fetch_restart_leases_no_more_than_the_slots, itest_setup,
 	        itest_teardown),
