@@ -129,10 +129,20 @@ typedef struct nqc_lease {
 	uint64_t token;
 } nqc_lease;
 
-/* nq_fetch on ctx (NULL: a context of its own), errors to err. */
-int nqc_fetch(nq_client *c, nng_ctx *ctx, const char *worker_id,
-    const char *const *queues, size_t nqueues, uint32_t max_jobs,
-    uint64_t wait_ms, uint64_t lease_ms, nq_job ***jobs, size_t *n, char *err);
+/*
+ * nq_fetch on ctx (NULL: a context of its own), errors to err. The reply
+ * is waited for up to reply_ms (0: wait_ms plus the client's timeout). A
+ * fetch is not idempotent: the broker leases jobs into it however late it
+ * gets to it (stalled, or stopped), and NNG drops a reply whose receive
+ * was given up, so a fetch given up on while its connection lives leaves
+ * its jobs leased to nobody for a whole lease. A lost connection ends the
+ * wait at once (the broker releases that connection's leases), and so
+ * does closing ctx.
+ */
+int nqc_fetch(nq_client *c, nng_ctx *ctx, uint64_t reply_ms,
+    const char *worker_id, const char *const *queues, size_t nqueues,
+    uint32_t max_jobs, uint64_t wait_ms, uint64_t lease_ms, nq_job ***jobs,
+    size_t *n, char *err);
 /* Extends n leases, in requests of at most NQI_LEASES_MAX. On NQ_OK
  * results[i] is the outcome of lease i: NQ_OK, or NQ_EPRECOND when it is no
  * longer held. An error stops at the request that failed: the results of

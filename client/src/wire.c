@@ -82,9 +82,10 @@ static int fetch_take(Nq__V1__FetchReply *fr, nqi_arena *arena, nq_job ***jobs,
 	return NQ_OK;
 }
 
-int nqc_fetch(nq_client *c, nng_ctx *ctx, const char *worker_id,
-    const char *const *queues, size_t nqueues, uint32_t max_jobs,
-    uint64_t wait_ms, uint64_t lease_ms, nq_job ***jobs, size_t *n, char *err)
+int nqc_fetch(nq_client *c, nng_ctx *ctx, uint64_t reply_ms,
+    const char *worker_id, const char *const *queues, size_t nqueues,
+    uint32_t max_jobs, uint64_t wait_ms, uint64_t lease_ms, nq_job ***jobs,
+    size_t *n, char *err)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__FetchRequest body = NQ__V1__FETCH_REQUEST__INIT;
@@ -104,8 +105,9 @@ int nqc_fetch(nq_client *c, nng_ctx *ctx, const char *worker_id,
 	req.body_case = NQ__V1__REQUEST__BODY_FETCH;
 	req.fetch = &body;
 	/* The broker parks the request for up to wait_ms before replying. */
-	rv = nqc_call_arena(
-	    c, NQC_WORK, ctx, &req, wait_ms + c->timeout_ms, &r, &arena, err);
+	if (!reply_ms)
+		reply_ms = wait_ms + c->timeout_ms;
+	rv = nqc_call_arena(c, NQC_WORK, ctx, &req, reply_ms, &r, &arena, err);
 	if (rv == NQ_OK)
 		rv = nqc_expect(
 		    c, NQC_WORK, r, NQ__V1__REPLY__BODY_FETCH, "fetch", err);
@@ -128,8 +130,8 @@ NQ_API int nq_fetch(nq_client *c, const char *worker_id,
 	if (!jobs || !n)
 		return nqc_fail(
 		    c->last_error, NQ_EINVAL, "jobs and n must not be NULL");
-	return nqc_fetch(c, NULL, worker_id, queues, nqueues, max_jobs, wait_ms,
-	    lease_ms, jobs, n, c->last_error);
+	return nqc_fetch(c, NULL, 0, worker_id, queues, nqueues, max_jobs,
+	    wait_ms, lease_ms, jobs, n, c->last_error);
 }
 
 NQ_API void nq_jobs_free(nq_job **jobs, size_t n)

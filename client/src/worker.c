@@ -7,7 +7,13 @@
  *    long-polling for poll_ms; on errors it backs off 100 ms doubling to
  *    2 s, so a missing broker never makes it spin. While fetched jobs
  *    still wait to start, it waits for a quarter of the slots to be free,
- *    so that a busy worker asks in large batches.
+ *    so that a busy worker asks in large batches. A slot is free once its
+ *    job's completion has gone out on the results socket, not when its
+ *    handler returns: until then the broker still counts the lease. After
+ *    a broker restart the results connection may come back a second after
+ *    the work connection (NNG redials each socket at its own random
+ *    moment), and a new job for every completion still queued would hold
+ *    leases far past the slots.
  *  - runners (up to concurrency of them, started as jobs need them): each
  *    runs one job at a time, taking the next from the run queue of fetched
  *    jobs. A runner that finds more waiting wakes an idle runner (or
@@ -140,6 +146,7 @@ struct nq_worker {
 	int waking; /* runners signalled or started that have not looked yet */
 	bool fetch_waiting, send_waiting;
 	struct worker_done *done_head, *done_tail;
+	int unsent; /* completions queued, not yet sent: leases still held */
 	nq_completion *batch; /* the sender's scratch */
 	struct worker_ext ext;
 
@@ -266,6 +273,7 @@ static struct worker_done *done_new(const nq_job *job, nq_outcome outcome)
 
 static void done_push_locked(nq_worker *w, struct worker_done *d)
 {
+	w->unsent++;
 	d->next = NULL;
 	if (w->done_tail)
 		w->done_tail->next = d;
@@ -574,12 +582,19 @@ static struct worker_done *slot_execute(
 	return d;
 }
 
+/* How many jobs a fetch may ask for: the slots that neither run a job
+ * nor wait for their completion to go out. */
+static int fetch_want_locked(const nq_worker *w)
+{
+	return w->nslots - atomic_load(&w->busy) - w->unsent;
+}
+
 /* Whether the fetch thread should ask for jobs now: some slot is free,
  * and either nothing fetched waits to start or a quarter of the slots are
  * free. */
 static bool fetch_due_locked(const nq_worker *w)
 {
-	int want = w->nslots - atomic_load(&w->busy);
+	int want = fetch_want_locked(w);
 	return want > 0 && (w->runq_n == 0 || want >= w->nslots / 4);
 }
 
@@ -740,6 +755,24 @@ static void fetch_pause_locked(nq_worker *w, uint64_t ms)
 		nqi_cond_wait_mono(&w->fetch_cv, &w->mtx, until);
 }
 
+/*
+ * How long the fetch thread waits for a fetch's reply: past the long-poll,
+ * a lease's length at least, rather than the request timeout alone, so
+ * that a broker that stalls (a slow disk, SIGSTOP) and then leases jobs
+ * into the fetch finds the worker still reading; a fetch given up on
+ * while the connection lives would leave them leased to nobody. Not
+ * longer: a connection can die without a word (a partition across a
+ * broker restart, while the worker sends nothing), and an idle worker
+ * would wait on it; by then a silent broker has let the leases of the
+ * running jobs lapse anyway. A lost connection, or stop, ends the wait
+ * sooner.
+ */
+static uint64_t fetch_reply_ms(const nq_worker *w)
+{
+	uint64_t t = w->client->timeout_ms;
+	return w->poll_ms + (w->lease_ms > t ? w->lease_ms : t);
+}
+
 /* One fetch for the free slots; returns how long to pause before the
  * next, updating the error backoff. */
 static uint64_t fetch_once_locked(nq_worker *w, int want, uint64_t *backoff)
@@ -749,7 +782,7 @@ static uint64_t fetch_once_locked(nq_worker *w, int want, uint64_t *backoff)
 	size_t n = 0;
 	pthread_mutex_unlock(&w->mtx);
 	uint64_t sent = nqi_mono_ms();
-	int rv = nqc_fetch(w->client, &w->fetch_ctx, w->id,
+	int rv = nqc_fetch(w->client, &w->fetch_ctx, fetch_reply_ms(w), w->id,
 	    (const char *const *)w->queues, w->nqueues, (uint32_t)want,
 	    w->poll_ms, w->lease_ms, &jobs, &n, err);
 	uint64_t took = nqi_mono_ms() - sent;
@@ -780,7 +813,7 @@ static void *fetch_main(void *arg)
 			w->fetch_waiting = false;
 			continue;
 		}
-		int want = w->nslots - atomic_load(&w->busy);
+		int want = fetch_want_locked(w);
 		uint64_t pause_ms = fetch_once_locked(w, want, &backoff);
 		if (pause_ms)
 			fetch_pause_locked(w, pause_ms);
@@ -908,6 +941,9 @@ static bool send_batch_locked(nq_worker *w)
 	int rv = nqc_complete(w->client, w->id, w->batch, n, err);
 	pthread_mutex_lock(&w->mtx);
 	if (rv == NQ_OK || rv == NQ_EINVAL) {
+		w->unsent -= (int)n;
+		if (w->fetch_waiting && fetch_due_locked(w))
+			pthread_cond_signal(&w->fetch_cv);
 		pthread_mutex_unlock(&w->mtx);
 		done_free_list(head);
 		pthread_mutex_lock(&w->mtx);
@@ -949,6 +985,7 @@ static void *send_main(void *arg)
 	}
 	struct worker_done *left = w->done_head;
 	w->done_head = w->done_tail = NULL;
+	w->unsent = 0;
 	pthread_mutex_unlock(&w->mtx);
 	done_free_list(left);
 	return NULL;
