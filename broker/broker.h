@@ -274,6 +274,18 @@ typedef struct broker_queue {
 #define BROKER_TOP_GROUPS 5
 #define BROKER_GROUP_LABEL_MAX 64
 
+/* A group among a queue's largest (by ready jobs), or "other". */
+typedef struct broker_group_row {
+	char key[BROKER_GROUP_LABEL_MAX + 1];
+	uint64_t ready, leased;
+} broker_group_row;
+
+/* The largest groups of q, when it waits per group, from the largest, in
+ * rows[0..return value); rows[BROKER_TOP_GROUPS] adds up the others, and
+ * *other tells whether it counts any (metrics.c). */
+size_t broker_top_groups(const broker_queue *q,
+    broker_group_row rows[BROKER_TOP_GROUPS + 1], bool *other);
+
 /* A queue as readers outside the core see it (metrics, HTTP). */
 typedef struct broker_qsnap {
 	char name[NQI_NAME_MAX + 1];
@@ -285,10 +297,7 @@ typedef struct broker_qsnap {
 	bool paused;
 	nqi_prom_hist *latency;
 	/* with fairness: ready jobs of its largest groups, then "other" */
-	struct {
-		char key[BROKER_GROUP_LABEL_MAX + 1];
-		uint64_t ready;
-	} groups[BROKER_TOP_GROUPS + 1];
+	broker_group_row groups[BROKER_TOP_GROUPS + 1];
 	size_t ngroups;   /* named ones, from the largest */
 	bool group_other; /* groups[BROKER_TOP_GROUPS] counts the others */
 } broker_qsnap;
