@@ -471,6 +471,10 @@ static Nq__V1__GroupStats group_a = NQ__V1__GROUP_STATS__INIT;
 static Nq__V1__GroupStats group_other = NQ__V1__GROUP_STATS__INIT;
 static Nq__V1__GroupStats *group_list[] = {&group_a, &group_other};
 
+/* Added with the limit events: a queue whose max_in_flight holds its
+ * ready jobs back. */
+static Nq__V1__JobEvent event_limit = NQ__V1__JOB_EVENT__INIT;
+
 static void build_limit_samples(void)
 {
 	qstats_limits.queue = NQT_QUEUE;
@@ -494,6 +498,11 @@ static void build_limit_samples(void)
 	qstats_groups.ready = NQT_THROTTLED + NQT_TOKENS;
 	qstats_groups.n_groups = 2;
 	qstats_groups.groups = group_list;
+	event_limit.seq = NQT_EVENT_SEQ;
+	event_limit.kind = "limit_reached";
+	event_limit.queue = NQT_QUEUE;
+	event_limit.at_us = NQT_FINISHED_US;
+	event_limit.limit = "max_in_flight";
 }
 
 static char *dlq_ids[] = {NQT_ID, NQT_ID2};
@@ -781,6 +790,7 @@ static nqt_sample samples[] = {
     {"queue_stats_limits", &qstats_limits.base},
     {"job_event_breaker", &event_breaker.base},
     {"queue_stats_groups", &qstats_groups.base},
+    {"job_event_limit", &event_limit.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)

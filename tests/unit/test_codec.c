@@ -651,6 +651,18 @@ static void fx_queue_stats_groups(const ProtobufCMessage *m)
 	assert_int_equal(q->groups[1]->leased, 0);
 }
 
+static void fx_job_event_limit(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobEvent *e = (const void *)m;
+	assert_int_equal(e->seq, NQT_EVENT_SEQ);
+	assert_string_equal(e->kind, "limit_reached");
+	assert_string_equal(e->id, "");
+	assert_string_equal(e->queue, NQT_QUEUE);
+	assert_int_equal(e->at_us, NQT_FINISHED_US);
+	assert_string_equal(e->limit, "max_in_flight");
+	assert_true(e->failure_ratio == 0);
+}
+
 /* The two runtime values of the policy samples. */
 static void check_settings(size_t n, Nq__V1__PolicySetting *const *s)
 {
@@ -959,6 +971,7 @@ static const fixture fixtures[] = {
     FX(queue_stats_limits, queue_stats),
     FX(job_event_breaker, job_event),
     FX(queue_stats_groups, queue_stats),
+    FX(job_event_limit, job_event),
 };
 
 /* ---- tests ---- */
