@@ -219,7 +219,7 @@ static void test_dispatch_max_in_flight_across_workers(void **state)
 	do {
 		assert_int_equal(itest_queue_stats(c, "lim", &s, NULL), 0);
 	} while (s.leased < 10 && (itest_sleep_ms(10), true));
-	flight f = sample_leased(c, "lim", 10000);
+	flight f = sample_leased(c, "lim", 20000);
 	fprintf(stderr, "max_in_flight 10: max %llu, mean %.2f over %llu\n",
 	    (unsigned long long)f.max, (double)f.sum / (double)f.n,
 	    (unsigned long long)f.n);
@@ -287,7 +287,7 @@ static void test_dispatch_rate_with_burst(void **state)
 	enqueue_many(c, "slow", NULL, 1500, NULL);
 	start_workers(e, 8, "4", "slow", "true\n");
 
-	const uint64_t run_us = 12000000;
+	const uint64_t run_us = 20000000;
 	assert_true(events_until(&ev, "leased", 1, 20000) >= 0);
 	uint64_t t0 = ev.v[0].at_us;
 	uint64_t end = itest_now_ms() + run_us / 1000 + 5000;
