@@ -529,6 +529,36 @@ int broker_on_cancel(broker *b, broker_op *op)
 
 /* ---- stats, pause, resume, list ---- */
 
+/* The largest groups of q in s, "other" last when it counts any; strings
+ * and rows live in the arena until the reply is sent. */
+static int queue_stats_groups(
+    broker *b, const broker_queue *q, Nq__V1__QueueStats *s)
+{
+	static const Nq__V1__GroupStats init = NQ__V1__GROUP_STATS__INIT;
+	broker_group_row rows[BROKER_TOP_GROUPS + 1];
+	bool other;
+	size_t n = broker_top_groups(q, rows, &other);
+	n += other; /* only a full top has "other", in the slot after it */
+	if (n == 0)
+		return 0;
+	s->groups = nqi_arena_alloc(&b->core.arena, n * sizeof *s->groups);
+	Nq__V1__GroupStats *g = nqi_arena_alloc(&b->core.arena, n * sizeof *g);
+	if (!s->groups || !g)
+		return NQ_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(rows[i].key) + 1;
+		g[i] = init;
+		if (!(g[i].group = nqi_arena_alloc(&b->core.arena, len)))
+			return NQ_ENOMEM;
+		memcpy(g[i].group, rows[i].key, len);
+		g[i].ready = rows[i].ready;
+		g[i].leased = rows[i].leased;
+		s->groups[i] = &g[i];
+	}
+	s->n_groups = n;
+	return 0;
+}
+
 static Nq__V1__QueueStats *queue_stats(broker *b, broker_queue *q)
 {
 	static const Nq__V1__QueueStats init = NQ__V1__QUEUE_STATS__INIT;
@@ -543,7 +573,7 @@ static Nq__V1__QueueStats *queue_stats(broker *b, broker_queue *q)
 	NQI_QUEUE_FIELDS(STATS_COPY_)
 #undef STATS_COPY_
 	s->oldest_ready_us = broker_oldest_ready_us(q);
-	return s;
+	return queue_stats_groups(b, q, s) == 0 ? s : NULL;
 }
 
 int broker_on_stats(broker *b, broker_op *op)

@@ -174,6 +174,15 @@ typedef enum broker_breaker_state {
  * tenth of the window each, so that old ones fall out without a list. */
 #define BROKER_BREAKER_BUCKETS 10
 
+/* The limit holding a queue's ready jobs back, for limit_reached and
+ * limit_cleared (names in work.c). */
+typedef enum broker_limit {
+	BROKER_LIMIT_NONE = 0,
+	BROKER_LIMIT_MAX_IN_FLIGHT,
+	BROKER_LIMIT_RATE,
+	BROKER_LIMIT_GROUP, /* max_in_flight_per_group */
+} broker_limit;
+
 /*
  * What dispatch keeps per queue to obey its policy's dispatch keys (work.c;
  * the groups are index.c's). Taken from the policy whenever it is resolved
@@ -207,6 +216,10 @@ typedef struct broker_gate {
 		uint64_t epoch; /* now / bucket width when it was filled */
 		uint32_t attempts, failed;
 	} win[BROKER_BREAKER_BUCKETS];
+	/* the limit_reached spell: which limit, when the last edge was and
+	 * when a limit was last seen holding jobs back */
+	broker_limit held;
+	uint64_t held_edge_us, held_seen_us;
 } broker_gate;
 
 typedef enum broker_event_kind {
@@ -224,6 +237,8 @@ typedef enum broker_event_kind {
 	BROKER_EV_BREAKER_OPENED, /* queue events: no job */
 	BROKER_EV_BREAKER_HALF_OPEN,
 	BROKER_EV_BREAKER_CLOSED,
+	BROKER_EV_LIMIT_REACHED,
+	BROKER_EV_LIMIT_CLEARED,
 	BROKER_EV_COUNT
 } broker_event_kind;
 
@@ -274,6 +289,18 @@ typedef struct broker_queue {
 #define BROKER_TOP_GROUPS 5
 #define BROKER_GROUP_LABEL_MAX 64
 
+/* A group among a queue's largest (by ready jobs), or "other". */
+typedef struct broker_group_row {
+	char key[BROKER_GROUP_LABEL_MAX + 1];
+	uint64_t ready, leased;
+} broker_group_row;
+
+/* The largest groups of q, when it waits per group, from the largest, in
+ * rows[0..return value); rows[BROKER_TOP_GROUPS] adds up the others, and
+ * *other tells whether it counts any (metrics.c). */
+size_t broker_top_groups(const broker_queue *q,
+    broker_group_row rows[BROKER_TOP_GROUPS + 1], bool *other);
+
 /* A queue as readers outside the core see it (metrics, HTTP). */
 typedef struct broker_qsnap {
 	char name[NQI_NAME_MAX + 1];
@@ -285,10 +312,7 @@ typedef struct broker_qsnap {
 	bool paused;
 	nqi_prom_hist *latency;
 	/* with fairness: ready jobs of its largest groups, then "other" */
-	struct {
-		char key[BROKER_GROUP_LABEL_MAX + 1];
-		uint64_t ready;
-	} groups[BROKER_TOP_GROUPS + 1];
+	broker_group_row groups[BROKER_TOP_GROUPS + 1];
 	size_t ngroups;   /* named ones, from the largest */
 	bool group_other; /* groups[BROKER_TOP_GROUPS] counts the others */
 } broker_qsnap;
@@ -712,10 +736,10 @@ bool broker_events_wanted(broker *b);
  * the group's replies are sent (the arena, the job, the ops). */
 void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
     const char *error);
-/* Notes an event of queue (a breaker's move; failure_ratio: what opened
- * it), with no job. */
-void broker_queue_event(
-    broker *b, broker_event_kind kind, const char *queue, double failure_ratio);
+/* Notes an event of queue, with no job: a breaker's move (failure_ratio:
+ * what opened it) or a limit's spell (limit: its name; NULL otherwise). */
+void broker_queue_event(broker *b, broker_event_kind kind, const char *queue,
+    double failure_ratio, const char *limit);
 /* Publishes the group's events when it committed, drops them otherwise. */
 void broker_events_publish(broker *b, bool committed);
 int broker_events_open(broker *b, char *err, size_t errlen);

@@ -32,6 +32,8 @@ static const char *const kind_names[BROKER_EV_COUNT] = {
     "breaker_opened",
     "breaker_half_open",
     "breaker_closed",
+    "limit_reached",
+    "limit_cleared",
 };
 
 bool broker_events_wanted(broker *b)
@@ -68,8 +70,8 @@ static uint64_t topic_key(broker *b, const char *queue, broker_event_kind kind)
 	return qi >= 0 ? (uint64_t)qi << 8 | kind : 0;
 }
 
-void broker_queue_event(
-    broker *b, broker_event_kind kind, const char *queue, double failure_ratio)
+void broker_queue_event(broker *b, broker_event_kind kind, const char *queue,
+    double failure_ratio, const char *limit)
 {
 	Nq__V1__JobEvent *e =
 	    broker_events_wanted(b) ? event_new(b, kind) : NULL;
@@ -82,6 +84,8 @@ void broker_queue_event(
 		return;
 	}
 	e->failure_ratio = failure_ratio;
+	if (limit)
+		e->limit = (char *)limit; /* a static name */
 	e->topic_seq = topic_key(b, queue, kind);
 }
 

@@ -48,44 +48,47 @@ static uint64_t idle_slots(const broker *b, const char *queue)
 	return n;
 }
 
-/* Puts group gr among the largest ones of s (in descending order of
+/* Puts group gr among the largest ones of rows (in descending order of
  * ready jobs, n of them), or adds it to "other" (slot BROKER_TOP_GROUPS):
  * true when a group went to "other". */
-static bool snap_group(broker_qsnap *s, const broker_group *gr, size_t *n)
+static bool top_group(broker_group_row *rows, const broker_group *gr, size_t *n)
 {
 	size_t at = *n;
 	bool folded = at == BROKER_TOP_GROUPS;
 	if (folded) {
-		if (gr->nheap <= s->groups[at - 1].ready) {
-			s->groups[at].ready += gr->nheap;
+		if (gr->nheap <= rows[at - 1].ready) {
+			rows[at].ready += gr->nheap;
+			rows[at].leased += gr->leased;
 			return true;
 		}
-		s->groups[at].ready += s->groups[at - 1].ready;
+		rows[at].ready += rows[at - 1].ready;
+		rows[at].leased += rows[at - 1].leased;
 		at--; /* the smallest named one joins "other" */
 	} else {
 		(*n)++;
 	}
-	for (; at > 0 && s->groups[at - 1].ready < gr->nheap; at--)
-		s->groups[at] = s->groups[at - 1];
-	snprintf(s->groups[at].key, sizeof s->groups[at].key, "%s",
+	for (; at > 0 && rows[at - 1].ready < gr->nheap; at--)
+		rows[at] = rows[at - 1];
+	snprintf(rows[at].key, sizeof rows[at].key, "%s",
 	    gr->key[0] ? gr->key : "(none)");
-	s->groups[at].ready = gr->nheap;
+	rows[at].ready = gr->nheap;
+	rows[at].leased = gr->leased;
 	return folded;
 }
 
-/* The ready jobs of q's largest groups, when it waits per group. */
-static void snap_groups(const broker_queue *q, broker_qsnap *s)
+size_t broker_top_groups(const broker_queue *q,
+    broker_group_row rows[BROKER_TOP_GROUPS + 1], bool *other)
 {
 	size_t n = 0;
-	bool other = false;
-	s->groups[BROKER_TOP_GROUPS].ready = 0;
+	*other = false;
+	rows[BROKER_TOP_GROUPS].ready = 0;
+	rows[BROKER_TOP_GROUPS].leased = 0;
 	for (size_t i = 0; q->gate.grouped && i < q->gate.ngroups; i++)
 		if (q->gate.groups[i].nheap)
-			other |= snap_group(s, &q->gate.groups[i], &n);
-	snprintf(s->groups[BROKER_TOP_GROUPS].key,
-	    sizeof s->groups[BROKER_TOP_GROUPS].key, "other");
-	s->ngroups = n;
-	s->group_other = other;
+			*other |= top_group(rows, &q->gate.groups[i], &n);
+	snprintf(rows[BROKER_TOP_GROUPS].key,
+	    sizeof rows[BROKER_TOP_GROUPS].key, "other");
+	return n;
 }
 
 static void snap_queue(broker *b, broker_queue *q, broker_qsnap *s, bool full)
@@ -103,7 +106,7 @@ static void snap_queue(broker *b, broker_queue *q, broker_qsnap *s, bool full)
 #undef SNAP_SAVED_
 	}
 	s->idle_slots = idle_slots(b, q->name);
-	snap_groups(q, s);
+	s->ngroups = broker_top_groups(q, s->groups, &s->group_other);
 	s->paused = q->paused;
 	s->latency = q->latency;
 	if (full)

@@ -115,7 +115,7 @@ static void breaker_log_event(broker *b, broker_queue *q, const char *msgid,
 		    NQI_S("window", window));
 	else
 		nqi_info(msgid, NQI_S("queue", q->name));
-	broker_queue_event(b, kind, q->name, open ? ratio : 0);
+	broker_queue_event(b, kind, q->name, open ? ratio : 0, NULL);
 }
 
 static void breaker_move(
@@ -268,16 +268,21 @@ static void gate_released(broker *b, int qi, uint64_t id)
 		q->gate.probe_id = 0;
 }
 
-/* Ready jobs of q its limits hold back now, for the throttled gauge. */
-static uint64_t held_back(const broker_queue *q, uint64_t now_us)
+/* The limit that shuts the whole of q now: max_in_flight or the rate. */
+static broker_limit queue_limit(const broker_queue *q, uint64_t now_us)
 {
 	const broker_gate *g = &q->gate;
-	bool shut = (g->max_in_flight && q->leased >= g->max_in_flight) ||
-	            g->breaker == BROKER_BREAKER_OPEN ||
-	            (g->breaker == BROKER_BREAKER_HALF_OPEN && g->probe_id) ||
-	            (g->rate > 0 && tokens_at(q, now_us) < 1);
-	if (shut)
-		return q->ready;
+	if (g->max_in_flight && q->leased >= g->max_in_flight)
+		return BROKER_LIMIT_MAX_IN_FLIGHT;
+	if (g->rate > 0 && tokens_at(q, now_us) < 1)
+		return BROKER_LIMIT_RATE;
+	return BROKER_LIMIT_NONE;
+}
+
+/* Ready jobs of groups at max_in_flight_per_group. */
+static uint64_t group_held(const broker_queue *q)
+{
+	const broker_gate *g = &q->gate;
 	uint64_t n = 0;
 	for (size_t i = 0; g->grouped && g->group_max && i < g->ngroups; i++)
 		if (g->groups[i].leased >= g->group_max)
@@ -285,15 +290,74 @@ static uint64_t held_back(const broker_queue *q, uint64_t now_us)
 	return n;
 }
 
+/* Ready jobs of q its limits hold back now, for the throttled gauge. */
+static uint64_t held_back(const broker_queue *q, uint64_t now_us)
+{
+	const broker_gate *g = &q->gate;
+	bool shut = queue_limit(q, now_us) != BROKER_LIMIT_NONE ||
+	            g->breaker == BROKER_BREAKER_OPEN ||
+	            (g->breaker == BROKER_BREAKER_HALF_OPEN && g->probe_id);
+	return shut ? q->ready : group_held(q);
+}
+
+/* Shortest spell between two limit edges of a queue: a limit that binds
+ * and lets go with each lease makes one pair a second, not one a fetch. */
+#define LIMIT_SPELL_US 1000000
+
+static const char *const limit_names[] = {
+    [BROKER_LIMIT_MAX_IN_FLIGHT] = "max_in_flight",
+    [BROKER_LIMIT_RATE] = "rate",
+    [BROKER_LIMIT_GROUP] = "group",
+};
+
+static void limit_edge(broker *b, broker_queue *q, broker_limit held,
+    broker_limit named, uint64_t now_us)
+{
+	bool reached = held != BROKER_LIMIT_NONE;
+	q->gate.held = held;
+	q->gate.held_edge_us = now_us;
+	nqi_info(reached ? "NQ-LIMIT-REACHED" : "NQ-LIMIT-CLEARED",
+	    NQI_S("queue", q->name), NQI_S("limit", limit_names[named]));
+	broker_queue_event(b,
+	    reached ? BROKER_EV_LIMIT_REACHED : BROKER_EV_LIMIT_CLEARED,
+	    q->name, 0, limit_names[named]);
+}
+
+/* limit_reached once a limit holds q's ready jobs back, limit_cleared once
+ * none did for a spell; at most one edge a spell. Runs with the gauges
+ * (each sweep), so that fetches pay nothing for it. */
+static void limit_spell(broker *b, broker_queue *q, uint64_t now_us)
+{
+	broker_gate *g = &q->gate;
+	broker_limit now = BROKER_LIMIT_NONE;
+	if (q->ready && g->limited) {
+		now = queue_limit(q, now_us);
+		if (now == BROKER_LIMIT_NONE && group_held(q))
+			now = BROKER_LIMIT_GROUP;
+	}
+	if (now != BROKER_LIMIT_NONE)
+		g->held_seen_us = now_us;
+	if (now_us - g->held_edge_us < LIMIT_SPELL_US)
+		return;
+	if (g->held == BROKER_LIMIT_NONE && now != BROKER_LIMIT_NONE)
+		limit_edge(b, q, now, now, now_us);
+	else if (g->held != BROKER_LIMIT_NONE &&
+	         now_us - g->held_seen_us >= LIMIT_SPELL_US)
+		limit_edge(b, q, BROKER_LIMIT_NONE, g->held, now_us);
+}
+
 void broker_gate_gauges(broker *b, broker_queue *q)
 {
 	gate_sync(b, q);
 	const broker_gate *g = &q->gate;
-	uint64_t now = g->limited ? nqi_now_us() : 0;
+	bool watch = g->limited || g->held != BROKER_LIMIT_NONE;
+	uint64_t now = watch ? nqi_now_us() : 0;
 	q->in_flight_limit = g->max_in_flight;
 	q->tokens = g->rate > 0 ? (uint64_t)tokens_at(q, now) : 0;
 	q->breaker_state = g->breaker_on ? (uint64_t)g->breaker : 0;
 	q->throttled = g->limited ? held_back(q, now) : 0;
+	if (watch)
+		limit_spell(b, q, now);
 }
 
 /* The queue among the named ones whose head job should run next. */

@@ -227,6 +227,8 @@ static json_t *event_json(const char *topic, const Nq__V1__JobEvent *e)
 	bad |= json_object_set_new(o, "worker_id", text_json(e->worker_id));
 	bad |= json_object_set_new(o, "error", text_json(e->error));
 	bad |= json_object_set_new(o, "traceparent", text_json(e->traceparent));
+	if (e->limit && *e->limit) /* limit_reached, limit_cleared */
+		bad |= json_object_set_new(o, "limit", text_json(e->limit));
 	if (bad) {
 		json_decref(o);
 		return NULL;

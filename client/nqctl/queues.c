@@ -66,6 +66,18 @@ static void print_row(
 	putchar('\n');
 }
 
+/* Under a fair queue's row, its largest groups, "other" last. */
+static void print_groups(const nq_queue_stats *qs, size_t i)
+{
+	const char *name;
+	uint64_t ready, leased;
+	for (size_t k = 0;
+	     nq_queue_stats_group(qs, i, k, &name, &ready, &leased) == NQ_OK;
+	     k++)
+		printf("  group %s: %llu ready, %llu leased\n", name,
+		    (unsigned long long)ready, (unsigned long long)leased);
+}
+
 static void print_uptime(uint64_t ms)
 {
 	uint64_t s = ms / 1000;
@@ -103,6 +115,7 @@ static int print_table(
 		for (size_t col = 0; col < c.n; col++)
 			cells[col] = rows[r][col];
 		print_row(&c, cells, width);
+		print_groups(qs, r);
 	}
 	free(rows);
 	printf("broker: %llu commits, %llu jobs stored, up ",
@@ -129,7 +142,27 @@ static int set_number(
 	    o, key, at ? nqctl_time_json(v) : json_integer((json_int_t)v));
 }
 
-/* The queue, paused, every number of QueueStats in its order, the ratio. */
+/* "groups": [{group, ready, leased}...], largest first, "other" last. */
+static int set_groups(json_t *o, const nq_queue_stats *qs, size_t i)
+{
+	const char *name;
+	uint64_t ready, leased;
+	json_t *a = json_array();
+	for (size_t k = 0; a && nq_queue_stats_group(
+	                            qs, i, k, &name, &ready, &leased) == NQ_OK;
+	     k++)
+		if (json_array_append_new(a,
+		        json_pack("{s:s, s:I, s:I}", "group", name, "ready",
+		            (json_int_t)ready, "leased", (json_int_t)leased)) !=
+		    0) {
+			json_decref(a);
+			a = NULL;
+		}
+	return a ? json_object_set_new(o, "groups", a) : -1;
+}
+
+/* The queue, paused, every number of QueueStats in its order, the ratio,
+ * the groups. */
 static json_t *queue_json(const nq_queue_stats *qs, size_t i)
 {
 	const char *name;
@@ -142,6 +175,8 @@ static json_t *queue_json(const nq_queue_stats *qs, size_t i)
 	if (o)
 		bad |= json_object_set_new(o, "dead_letter_ratio",
 		    json_real(nq_dead_letter_ratio(qs, i)));
+	if (o)
+		bad |= set_groups(o, qs, i);
 	if (bad) {
 		json_decref(o);
 		return NULL;

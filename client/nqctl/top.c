@@ -204,6 +204,31 @@ static void print_table(FILE *f, const top_run *r, const json_t *queues,
 	}
 }
 
+/* A line per queue that waits per group: its largest groups' ready jobs,
+ * in the order the broker sent them (largest first, "other" last). */
+static void print_groups(
+    FILE *f, const json_t *queues, const char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const json_t *g = json_object_get(
+		    json_object_get(queues, names[i]), "groups");
+		const char *key;
+		const json_t *v;
+		const char *sep = ": ";
+		if (!json_is_object(g) || json_object_size(g) == 0)
+			continue;
+		fprintf(f, "%s groups", names[i]);
+		json_object_foreach((json_t *)g, key, v)
+		{
+			char cell[CELL_MAX];
+			format_cell(v, COL_COUNT, cell);
+			fprintf(f, "%s%s %s", sep, key, cell);
+			sep = ", ";
+		}
+		fputc('\n', f);
+	}
+}
+
 static unsigned long long uint_member(const json_t *o, const char *key)
 {
 	double d = json_number_value(json_object_get(o, key));
@@ -237,9 +262,10 @@ static int print_frame(const top_run *r, const nqctl *x, const json_t *m)
 	FILE *f = names && rows ? open_memstream(&text, &len) : NULL;
 	if (f) {
 		print_head(f, x, m);
-		if (n)
+		if (n) {
 			print_table(f, r, queues, names, n, rows);
-		else if (r->queue)
+			print_groups(f, queues, names, n);
+		} else if (r->queue)
 			fprintf(f, "queue %s: not known yet\n", r->queue);
 		else
 			fprintf(f, "no queues yet\n");

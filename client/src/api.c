@@ -694,6 +694,24 @@ NQ_API const char *nq_queue_stats_field(size_t k)
 	return NULL;
 }
 
+NQ_API size_t nq_queue_stats_groups(const nq_queue_stats *s, size_t i)
+{
+	const Nq__V1__QueueStats *q = queue_at(s, i);
+	return q ? q->n_groups : 0;
+}
+
+NQ_API int nq_queue_stats_group(const nq_queue_stats *s, size_t i, size_t k,
+    const char **name, uint64_t *ready, uint64_t *leased)
+{
+	const Nq__V1__QueueStats *q = queue_at(s, i);
+	if (!q || k >= q->n_groups || !name || !ready || !leased)
+		return NQ_EINVAL;
+	*name = str_in(q->groups[k]->group);
+	*ready = q->groups[k]->ready;
+	*leased = q->groups[k]->leased;
+	return NQ_OK;
+}
+
 NQ_API double nq_dead_letter_ratio(const nq_queue_stats *s, size_t i)
 {
 	const Nq__V1__QueueStats *q = queue_at(s, i);

@@ -109,6 +109,7 @@ static void enqueue_many(nq_client *c, const char *queue, const char *group,
 typedef struct seen_event {
 	char kind[24];
 	char id[NQ_ID_MAX];
+	char limit[16];
 	uint64_t at_us;
 } seen_event;
 
@@ -150,6 +151,7 @@ static void events_take(events *ev, int wait_ms)
 		seen_event *s = &ev->v[ev->n++];
 		snprintf(s->kind, sizeof s->kind, "%s", b->events[i]->kind);
 		snprintf(s->id, sizeof s->id, "%s", b->events[i]->id);
+		snprintf(s->limit, sizeof s->limit, "%s", b->events[i]->limit);
 		s->at_us = b->events[i]->at_us;
 	}
 	nq__v1__event_batch__free_unpacked(b, NULL);
@@ -217,7 +219,7 @@ static void test_dispatch_max_in_flight_across_workers(void **state)
 	do {
 		assert_int_equal(itest_queue_stats(c, "lim", &s, NULL), 0);
 	} while (s.leased < 10 && (itest_sleep_ms(10), true));
-	flight f = sample_leased(c, "lim", 10000);
+	flight f = sample_leased(c, "lim", 20000);
 	fprintf(stderr, "max_in_flight 10: max %llu, mean %.2f over %llu\n",
 	    (unsigned long long)f.max, (double)f.sum / (double)f.n,
 	    (unsigned long long)f.n);
@@ -285,7 +287,7 @@ static void test_dispatch_rate_with_burst(void **state)
 	enqueue_many(c, "slow", NULL, 1500, NULL);
 	start_workers(e, 8, "4", "slow", "true\n");
 
-	const uint64_t run_us = 12000000;
+	const uint64_t run_us = 20000000;
 	assert_true(events_until(&ev, "leased", 1, 20000) >= 0);
 	uint64_t t0 = ev.v[0].at_us;
 	uint64_t end = itest_now_ms() + run_us / 1000 + 5000;
@@ -300,9 +302,9 @@ static void test_dispatch_rate_with_burst(void **state)
 	double rate = (double)n / ((double)run_us / 1e6);
 	size_t peak = busiest_second(at, n);
 	fprintf(stderr,
-	    "rate 50/s burst 10: %zu starts in 12 s (%.2f/s), "
+	    "rate 50/s burst 10: %zu starts in %.0f s (%.2f/s), "
 	    "busiest second %zu\n",
-	    n, rate, peak);
+	    n, (double)run_us / 1e6, rate, peak);
 	assert_true(rate >= 50 * 0.95 && rate <= 50 * 1.05);
 	assert_true(peak <= 60);
 	free(at);
@@ -474,6 +476,60 @@ static void test_dispatch_breaker_opens_probes_and_closes(void **state)
 	step("teardown", 30000);
 }
 
+/* ---- limit events ---- */
+
+/* How many events of kind ev holds. */
+static size_t events_of(const events *ev, const char *kind)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < ev->n; i++)
+		n += strcmp(ev->v[i].kind, kind) == 0;
+	return n;
+}
+
+/* max_in_flight 1, jobs waiting and eight slots asking: every fetch but
+ * one is turned away, yet the queue is reached once and cleared once. */
+static void test_dispatch_limit_reached_once_not_per_fetch(void **state)
+{
+	itest_env *e = *state;
+	char path[PATH_MAX];
+	nq_client *c;
+	events ev;
+	step("limit events", 60000);
+	start_broker(e, "queues:\n  one:\n    max_in_flight: 1\n", path);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	events_open(e, c, &ev, "job.");
+	enqueue_many(c, "one", NULL, 30, NULL);
+	start_workers(e, 2, "4", "one", "sleep 0.05\n");
+	assert_true(events_until(&ev, "succeeded", 30, 40000) >= 0);
+	long cleared = events_until(&ev, "limit_cleared", 1, 5000);
+	assert_true(cleared >= 0);
+	assert_string_equal(ev.v[cleared].limit, "max_in_flight");
+	long reached = events_until(&ev, "limit_reached", 1, 0);
+	assert_true(reached >= 0 && reached < cleared);
+	assert_string_equal(ev.v[reached].limit, "max_in_flight");
+	for (uint64_t end = itest_now_ms() + 1500; itest_now_ms() < end;)
+		events_take(&ev, 100);
+	assert_int_equal(events_of(&ev, "leased"), 30);
+	assert_int_equal(events_of(&ev, "limit_reached"), 1);
+	assert_int_equal(events_of(&ev, "limit_cleared"), 1);
+	assert_int_equal(
+	    itest_wait_log(e->broker,
+	        "NQ-LIMIT-REACHED queue=one limit=max_in_flight", 1, 5000),
+	    0);
+	assert_int_equal(
+	    itest_wait_log(e->broker,
+	        "NQ-LIMIT-CLEARED queue=one limit=max_in_flight", 1, 5000),
+	    0);
+	assert_int_not_equal(
+	    itest_wait_log(e->broker, "NQ-LIMIT-REACHED", 2, 0), 0);
+	step("closing the subscriber and client", 10000);
+	events_close(&ev);
+	nq_client_close(c);
+	itest_pass(e);
+	step("teardown", 30000);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -490,6 +546,9 @@ int main(int argc, char **argv)
 	        itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_dispatch_breaker_opens_probes_and_closes, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dispatch_limit_reached_once_not_per_fetch, itest_setup,
 	        itest_teardown),
 	};
 	pthread_t watchdog;

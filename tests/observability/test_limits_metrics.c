@@ -3,6 +3,8 @@
  * them: a queue with fairness and max_in_flight 2, jobs of eight groups and
  * one worker whose jobs do not end. Its /metrics passes promtool with the
  * limit, the jobs held back and the largest groups (five, then "other").
+ * And with two groups, `nqctl stats` (text and --json) and `nqctl top`
+ * show each one's ready and leased jobs under its queue.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "obs.h"
 
@@ -43,22 +47,27 @@ static double sample_of(const char *text, const char *series)
 	return v;
 }
 
-static void test_limits_metrics_show_limits_and_groups(void **state)
+/* The broker with queue "fair" (fairness and the keys more, lines of
+ * YAML), and a client of it. */
+static nq_client *start_fair(itest_env *e, const char *more)
 {
-	itest_env *e = *state;
-	char path[PATH_MAX], script[PATH_MAX], handler[PATH_MAX + 8];
+	char path[PATH_MAX], yaml[256];
 	nq_client *c;
-	assert_int_equal(itest_write_file(e, "queues.yaml",
-	                     "queues:\n  fair:\n    fairness: true\n"
-	                     "    max_in_flight: 2\n",
-	                     path, sizeof path),
-	    0);
+	snprintf(yaml, sizeof yaml, "queues:\n  fair:\n    fairness: true\n%s",
+	    more);
+	assert_int_equal(
+	    itest_write_file(e, "queues.yaml", yaml, path, sizeof path), 0);
 	const char *flags[] = {"--queues-config", path, NULL};
 	assert_int_equal(itest_broker_start(e, flags), 0);
 	assert_int_equal(itest_client(e, 0, &c), 0);
-	const char *groups[] = {"g1", "g2", "g3", "g4", "g5", "g6", "g7", "g8"};
-	for (size_t i = 0; i < 8; i++)
-		enqueue_group(c, groups[i], 10 - i);
+	return c;
+}
+
+/* A worker of 4 slots whose jobs do not end; its queue's stats once the
+ * limits let it hold 2. */
+static itest_qstats start_stuck_worker(itest_env *e, nq_client *c)
+{
+	char script[PATH_MAX], handler[PATH_MAX + 8];
 	assert_int_equal(
 	    itest_write_script(e, "t", "sleep 30\n", script, sizeof script), 0);
 	snprintf(handler, sizeof handler, "t=%s", script);
@@ -74,6 +83,17 @@ static void test_limits_metrics_show_limits_and_groups(void **state)
 			break;
 	}
 	assert_int_equal(s.leased, 2);
+	return s;
+}
+
+static void test_limits_metrics_show_limits_and_groups(void **state)
+{
+	itest_env *e = *state;
+	nq_client *c = start_fair(e, "    max_in_flight: 2\n");
+	const char *groups[] = {"g1", "g2", "g3", "g4", "g5", "g6", "g7", "g8"};
+	for (size_t i = 0; i < 8; i++)
+		enqueue_group(c, groups[i], 10 - i);
+	itest_qstats s = start_stuck_worker(e, c);
 	assert_int_equal(s.in_flight_limit, 2);
 	assert_int_equal(s.throttled, 52 - 2);
 	itest_sleep_ms(300); /* a sweep takes the snapshot /metrics shows */
@@ -118,11 +138,79 @@ static void test_limits_metrics_show_limits_and_groups(void **state)
 	itest_pass(e);
 }
 
+/* The "groups" of queue "fair" in nqctl stats --json output out. */
+static json_t *stats_groups(const char *out)
+{
+	json_error_t err;
+	json_t *o = json_loads(out, 0, &err);
+	if (!o)
+		fail_msg("stats --json is no JSON (%s): %s", err.text, out);
+	json_t *q = json_array_get(json_object_get(o, "queues"), 0);
+	json_t *g = json_incref(json_object_get(q, "groups"));
+	json_decref(o);
+	if (!json_is_array(g))
+		fail_msg("stats --json has no groups array: %s", out);
+	return g;
+}
+
+static void assert_group(
+    const json_t *g, const char *name, json_int_t ready, json_int_t leased)
+{
+	assert_string_equal(
+	    json_string_value(json_object_get(g, "group")), name);
+	assert_int_equal(
+	    json_integer_value(json_object_get(g, "ready")), ready);
+	assert_int_equal(
+	    json_integer_value(json_object_get(g, "leased")), leased);
+}
+
+/* Fair queue, max_in_flight_per_group 1, 7 jobs of "big" and 3 of
+ * "small", one slow worker: each group has one leased and the rest ready. */
+static void test_limits_metrics_stats_and_top_show_each_group(void **state)
+{
+	itest_env *e = *state;
+	nq_client *c = start_fair(e, "    max_in_flight_per_group: 1\n");
+	enqueue_group(c, "big", 7);
+	enqueue_group(c, "small", 3);
+	(void)start_stuck_worker(e, c);
+
+	itest_run r;
+	assert_int_equal(
+	    itest_nqctl(e, 15000, &r, "stats", "fair", "--json", NULL), 0);
+	assert_int_equal(r.code, 0);
+	json_t *g = stats_groups(r.out);
+	assert_int_equal(json_array_size(g), 2);
+	assert_group(json_array_get(g, 0), "big", 6, 1);
+	assert_group(json_array_get(g, 1), "small", 2, 1);
+	json_decref(g);
+	itest_run_free(&r);
+
+	assert_int_equal(itest_nqctl(e, 15000, &r, "stats", "fair", NULL), 0);
+	assert_int_equal(r.code, 0);
+	const char *big = strstr(r.out, "  group big: 6 ready, 1 leased\n");
+	assert_non_null(big);
+	assert_non_null(strstr(big, "  group small: 2 ready, 1 leased\n"));
+	itest_run_free(&r);
+
+	assert_int_equal(
+	    itest_nqctl(e, 15000, &r, "--events", e->events_url, "top",
+	        "--queue", "fair", "--duration", "2500ms", NULL),
+	    0);
+	assert_int_equal(r.code, 0);
+	assert_non_null(strstr(r.out, "fair groups: big 6, small 2\n"));
+	itest_run_free(&r);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(
 	        test_limits_metrics_show_limits_and_groups, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_limits_metrics_stats_and_top_show_each_group, itest_setup,
 	        itest_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -464,6 +464,17 @@ static void build_job_in_dlq(void)
 static Nq__V1__QueueStats qstats_limits = NQ__V1__QUEUE_STATS__INIT;
 static Nq__V1__JobEvent event_breaker = NQ__V1__JOB_EVENT__INIT;
 
+/* Added with the group rows of stats: a fair queue's largest group and
+ * "other". */
+static Nq__V1__QueueStats qstats_groups = NQ__V1__QUEUE_STATS__INIT;
+static Nq__V1__GroupStats group_a = NQ__V1__GROUP_STATS__INIT;
+static Nq__V1__GroupStats group_other = NQ__V1__GROUP_STATS__INIT;
+static Nq__V1__GroupStats *group_list[] = {&group_a, &group_other};
+
+/* Added with the limit events: a queue whose max_in_flight holds its
+ * ready jobs back. */
+static Nq__V1__JobEvent event_limit = NQ__V1__JOB_EVENT__INIT;
+
 static void build_limit_samples(void)
 {
 	qstats_limits.queue = NQT_QUEUE;
@@ -478,6 +489,20 @@ static void build_limit_samples(void)
 	event_breaker.queue = NQT_QUEUE;
 	event_breaker.at_us = NQT_FINISHED_US;
 	event_breaker.failure_ratio = NQT_FAILURE_RATIO;
+	group_a.group = NQT_GROUP_KEY;
+	group_a.ready = NQT_THROTTLED;
+	group_a.leased = NQT_IN_FLIGHT_LIMIT;
+	group_other.group = "other";
+	group_other.ready = NQT_TOKENS;
+	qstats_groups.queue = NQT_QUEUE;
+	qstats_groups.ready = NQT_THROTTLED + NQT_TOKENS;
+	qstats_groups.n_groups = 2;
+	qstats_groups.groups = group_list;
+	event_limit.seq = NQT_EVENT_SEQ;
+	event_limit.kind = "limit_reached";
+	event_limit.queue = NQT_QUEUE;
+	event_limit.at_us = NQT_FINISHED_US;
+	event_limit.limit = "max_in_flight";
 }
 
 static char *dlq_ids[] = {NQT_ID, NQT_ID2};
@@ -764,6 +789,8 @@ static nqt_sample samples[] = {
     {"reply_policy_reset", &rep_policy_reset.base},
     {"queue_stats_limits", &qstats_limits.base},
     {"job_event_breaker", &event_breaker.base},
+    {"queue_stats_groups", &qstats_groups.base},
+    {"job_event_limit", &event_limit.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)
@@ -819,6 +846,7 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
     &nq__v1__cancel_reply__descriptor,
     &nq__v1__stats_request__descriptor,
     &nq__v1__queue_stats__descriptor,
+    &nq__v1__group_stats__descriptor,
     &nq__v1__broker_stats__descriptor,
     &nq__v1__stats_reply__descriptor,
     &nq__v1__pause_request__descriptor,

@@ -637,6 +637,32 @@ static void fx_job_event_breaker(const ProtobufCMessage *m)
 	assert_true(e->failure_ratio == NQT_FAILURE_RATIO);
 }
 
+static void fx_queue_stats_groups(const ProtobufCMessage *m)
+{
+	const Nq__V1__QueueStats *q = (const void *)m;
+	assert_string_equal(q->queue, NQT_QUEUE);
+	assert_int_equal(q->ready, NQT_THROTTLED + NQT_TOKENS);
+	assert_int_equal(q->n_groups, 2);
+	assert_string_equal(q->groups[0]->group, NQT_GROUP_KEY);
+	assert_int_equal(q->groups[0]->ready, NQT_THROTTLED);
+	assert_int_equal(q->groups[0]->leased, NQT_IN_FLIGHT_LIMIT);
+	assert_string_equal(q->groups[1]->group, "other");
+	assert_int_equal(q->groups[1]->ready, NQT_TOKENS);
+	assert_int_equal(q->groups[1]->leased, 0);
+}
+
+static void fx_job_event_limit(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobEvent *e = (const void *)m;
+	assert_int_equal(e->seq, NQT_EVENT_SEQ);
+	assert_string_equal(e->kind, "limit_reached");
+	assert_string_equal(e->id, "");
+	assert_string_equal(e->queue, NQT_QUEUE);
+	assert_int_equal(e->at_us, NQT_FINISHED_US);
+	assert_string_equal(e->limit, "max_in_flight");
+	assert_true(e->failure_ratio == 0);
+}
+
 /* The two runtime values of the policy samples. */
 static void check_settings(size_t n, Nq__V1__PolicySetting *const *s)
 {
@@ -944,6 +970,8 @@ static const fixture fixtures[] = {
     FX(reply_policy_reset, reply),
     FX(queue_stats_limits, queue_stats),
     FX(job_event_breaker, job_event),
+    FX(queue_stats_groups, queue_stats),
+    FX(job_event_limit, job_event),
 };
 
 /* ---- tests ---- */

@@ -320,6 +320,13 @@ NQ_API int nq_queue_stats_broker(
 /* Dead jobs / finished jobs (succeeded + dead) of queue i since the broker
  * started; 0 when nothing finished yet. */
 NQ_API double nq_dead_letter_ratio(const nq_queue_stats *s, size_t i);
+/* With fairness, queue i's largest groups (by ready jobs; a bounded
+ * number of them, then "other" adding up the rest): how many there are. */
+NQ_API size_t nq_queue_stats_groups(const nq_queue_stats *s, size_t i);
+/* Group k of queue i: its name (valid until s is freed), its ready and its
+ * leased jobs. NQ_EINVAL when i or k is out of range. */
+NQ_API int nq_queue_stats_group(const nq_queue_stats *s, size_t i, size_t k,
+    const char **name, uint64_t *ready, uint64_t *leased);
 
 /* ---- low-level worker protocol ---- */
 
