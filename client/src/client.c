@@ -276,7 +276,8 @@ static int dial_first(nng_dialer d, uint64_t ms)
 /* Dials url from socket s, with the client's TLS configuration for a TLS
  * URL (dial_first). A dialer that failed is closed: the next dial makes
  * a new one. */
-static int conn_dial(nq_client *c, nng_socket s, const char *url)
+static int conn_dial(
+    nq_client *c, nng_socket s, const char *url, nng_dialer *out)
 {
 	nng_dialer d;
 	int rv;
@@ -288,6 +289,8 @@ static int conn_dial(nq_client *c, nng_socket s, const char *url)
 		rv = dial_first(d, c->timeout_ms);
 	if (rv != 0)
 		nng_dialer_close(d); /* after a timeout again: no harm */
+	else if (out)
+		*out = d;
 	return rv;
 }
 
@@ -357,7 +360,7 @@ int nqc_dial(nq_client *c, nqc_end end, char *err)
 	pthread_mutex_lock(&k->mtx);
 	int rv = k->open ? NQ_OK : conn_open(c, end, err);
 	if (rv == NQ_OK && !atomic_load(&k->dialed)) {
-		int nrv = conn_dial(c, k->sock, k->url);
+		int nrv = conn_dial(c, k->sock, k->url, NULL);
 		if (nrv != 0)
 			rv = dial_fail(c, end, nrv, err);
 		else
@@ -568,6 +571,7 @@ NQ_API int nq_dlq_request(nq_client *c, const void *req, size_t len,
 struct nq_sub {
 	nng_socket sock;
 	nng_msg *msg; /* the last message received; freed by the next call */
+	nng_dialer dialer;
 };
 
 static int sub_configure(nng_socket s, const void *topic, size_t topic_len)
@@ -604,7 +608,9 @@ NQ_API int nq_sub_open(nq_client *c, const char *url, const void *topic,
 		    "events socket: %s", nng_strerror(nrv));
 	}
 	if ((nrv = sub_configure(sub->sock, topic, topic_len)) == 0)
-		rv = (nrv = conn_dial(c, sub->sock, url)) ? dial_err(nrv) : 0;
+		rv = (nrv = conn_dial(c, sub->sock, url, &sub->dialer))
+		         ? dial_err(nrv)
+		         : 0;
 	else
 		rv = nqi_err_from_nng(nrv);
 	if (rv != NQ_OK) {
@@ -644,6 +650,10 @@ NQ_API void nq_sub_close(nq_sub *s)
 		return;
 	if (s->msg)
 		nng_msg_free(s->msg);
+	/* nng 1.5.2's close of a SUB socket can hang while messages still
+	 * stream in (nanomsg/nng#1543, close fixed after 1.5.2): end the
+	 * connection first, so that the socket closes with none. */
+	nng_dialer_close(s->dialer);
 	nng_close(s->sock);
 	free(s);
 }
