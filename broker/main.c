@@ -11,21 +11,6 @@
 #include "nqi/url.h"
 #include "nqi/util.h"
 
-/* NULL when the connection limits can be met, else why not: each socket
- * keeps at least one connection within --recv-budget. */
-static const char *conn_check(const broker_config *c, char *buf, size_t len)
-{
-	nqi_conncap_share sh[BROKER_SOCKETS];
-	const char *bad =
-	    nqi_conncap_flags_check(c->max_connections, c->conn_idle_ms);
-	if (bad)
-		return bad;
-	broker_conn_shares(c, sh);
-	return nqi_conncap_fit(sh, BROKER_SOCKETS, c->recv_budget, buf, len)
-	           ? buf
-	           : NULL;
-}
-
 /* NULL when the flags make sense together, else why not. */
 static const char *config_check(void *arg, char *buf, size_t len)
 {
@@ -56,11 +41,12 @@ static const char *config_check(void *arg, char *buf, size_t len)
 	    {"--events", c->events_url, true},
 	    {"--dlq", c->dlq_url, false},
 	};
-	const char *bad_url =
-	    nqi_url_check_flags(urls, sizeof urls / sizeof *urls, buf, len);
-	if (bad_url)
-		return bad_url;
-	return conn_check(c, buf, len);
+	nqi_conncap_share sh[BROKER_SOCKETS];
+	broker_conn_shares(c, sh);
+	const nqi_socket_flags sf = {urls, sizeof urls / sizeof *urls,
+	    c->max_connections, c->conn_idle_ms, sh, BROKER_SOCKETS,
+	    c->recv_budget};
+	return nqi_socket_flags_check(&sf, buf, len);
 }
 
 /* Where the flags every daemon shares keep their values. */

@@ -63,18 +63,10 @@ static const char *config_check(void *arg, char *buf, size_t len)
 	    {"--listen", c->listen_url, true},
 	    {"--broker", c->broker_url, false},
 	};
-	const char *bad_url =
-	    nqi_url_check_flags(urls, sizeof urls / sizeof *urls, buf, len);
-	if (bad_url)
-		return bad_url;
-	const char *bad =
-	    nqi_conncap_flags_check(c->max_connections, c->conn_idle_ms);
-	if (bad)
-		return bad;
 	nqi_conncap_share sh = {"listen", c->max_message, c->max_connections};
-	if (nqi_conncap_fit(&sh, 1, c->recv_budget, buf, len) != 0)
-		return buf;
-	return NULL;
+	const nqi_socket_flags sf = {urls, sizeof urls / sizeof *urls,
+	    c->max_connections, c->conn_idle_ms, &sh, 1, c->recv_budget};
+	return nqi_socket_flags_check(&sf, buf, len);
 }
 
 /* Where the flags every daemon shares keep their values. */

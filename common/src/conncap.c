@@ -171,3 +171,15 @@ int nqi_conncap_fit(
 	}
 	return NQ_OK;
 }
+
+const char *nqi_socket_flags_check(
+    const nqi_socket_flags *f, char *buf, size_t len)
+{
+	const char *bad = nqi_url_check_flags(f->urls, f->nurls, buf, len);
+	if (!bad)
+		bad = nqi_conncap_flags_check(f->max_conns, f->idle_ms);
+	if (!bad && nqi_conncap_fit(
+	                f->shares, f->nshares, f->budget, buf, len) != NQ_OK)
+		bad = buf;
+	return bad;
+}

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nqi/url.h"
+
 #include <nng/nng.h>
 
 /* Default of --max-connections, per socket. */
@@ -80,6 +82,22 @@ int nqi_conncap_fit(
 /* Logs NQ-CONN-CAP-LOWERED when nqi_conncap_fit lowered s below asked. */
 void nqi_conncap_log_lowered(
     const nqi_conncap_share *s, int asked, uint64_t budget);
+/* The socket flags of a daemon: its addresses (nqi_url_check_flags),
+ * --max-connections and --conn-idle-timeout (nqi_conncap_flags_check),
+ * and the caps of its sockets within --recv-budget (nqi_conncap_fit,
+ * which may lower them). NULL when all hold, else why (buf when it was
+ * written there). */
+typedef struct nqi_socket_flags {
+	const nqi_url_flag *urls;
+	size_t nurls;
+	int max_conns;
+	uint64_t idle_ms;
+	nqi_conncap_share *shares;
+	size_t nshares;
+	uint64_t budget;
+} nqi_socket_flags;
+const char *nqi_socket_flags_check(
+    const nqi_socket_flags *f, char *buf, size_t len);
 /* The sum of cap x recv_max of s[0..n). */
 uint64_t nqi_conncap_worst(const nqi_conncap_share *s, size_t n);
 
