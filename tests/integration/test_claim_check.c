@@ -142,6 +142,13 @@ static void test_claim_check_5mb_payload_arrives_whole(void **state)
 	start_broker(e, dir, NULL);
 	start_worker(e);
 
+	/* Inline, it is refused, with the way round the limit. */
+	assert_int_equal(itest_nqctl(e, 15000, &r, "enqueue", "q", "sum",
+	                     "--payload-file", file, NULL),
+	    0);
+	assert_int_equal(r.code, 1);
+	assert_non_null(strstr(r.err, "--offload-above"));
+	itest_run_free(&r);
 	enqueue_file(e, file, dir, "--offload-above", "1m", id);
 	assert_int_equal(count_blobs(dir, &other), 1);
 	assert_int_equal(other, 0); /* no temporary file left behind */
