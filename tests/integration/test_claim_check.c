@@ -89,7 +89,7 @@ static void start_worker(itest_env *e)
 	                     e, "sum.sh", digest_script, script, sizeof script),
 	    0);
 	snprintf(handler, sizeof handler, "sum=%s", script);
-	const char *wflags[] = {"--queues", "q", "--handler", handler, NULL};
+	const char *wflags[] = {"--queues", "q,q0", "--handler", handler, NULL};
 	assert_int_equal(itest_worker_start(e, wflags, &w), 0);
 }
 
@@ -251,15 +251,16 @@ static void test_claim_check_broken_blob_fails_for_good(void **state)
 	itest_pass(e);
 }
 
-/* Enqueues a job of type sum whose payload is at ref; c's offload
- * settings apply to payload (NULL: none). */
-static void enqueue_ref(nq_client *c, const char *ref, const void *data,
-    size_t len, uint64_t declared, const char *key, char id[NQ_ID_MAX],
-    bool *dup)
+/* Enqueues a job of type sum whose payload is at ref (declared to be of
+ * size declared), or is data when ref is NULL, to which c's offload
+ * settings apply. */
+static void enqueue_ref(nq_client *c, const char *queue, const char *ref,
+    const void *data, size_t len, uint64_t declared, const char *key,
+    char id[NQ_ID_MAX], bool *dup)
 {
 	char sha[NQI_SHA256_HEX];
 	nqi_sha256_hex(data, len, sha);
-	nq_job_spec spec = {.queue = "q",
+	nq_job_spec spec = {.queue = queue,
 	    .type = "sum",
 	    .max_attempts = 5,
 	    .idempotency_key = key,
@@ -293,7 +294,7 @@ static void assert_summed(
 static void test_claim_check_blobs_go_with_their_jobs(void **state)
 {
 	itest_env *e = *state;
-	char dir[PATH_MAX], outside[PATH_MAX], id[4][NQ_ID_MAX];
+	char dir[PATH_MAX], outside[PATH_MAX], id[5][NQ_ID_MAX];
 	static const char data[2000] = "a payload to offload";
 	int other;
 	bool dup;
@@ -309,24 +310,29 @@ static void test_claim_check_blobs_go_with_their_jobs(void **state)
 	assert_int_equal(itest_client(e, 0, &c), 0);
 	assert_int_equal(nq_client_set_offload(c, dir, 1000), 0);
 
-	enqueue_ref(c, NULL, data, sizeof data, 0, "k", id[0], &dup);
+	enqueue_ref(c, "q", NULL, data, sizeof data, 0, "k", id[0], &dup);
 	assert_false(dup);
 	/* A duplicate's blob is removed again: the job has its own. */
-	enqueue_ref(c, NULL, data, sizeof data, 0, "k", id[1], &dup);
+	enqueue_ref(c, "q", NULL, data, sizeof data, 0, "k", id[1], &dup);
 	assert_true(dup);
 	assert_string_equal(id[0], id[1]);
 	assert_int_equal(count_blobs(dir, &other), 1);
 	/* Under the threshold: inline, no blob. */
-	enqueue_ref(c, NULL, data, 1000, 0, NULL, id[2], NULL);
+	enqueue_ref(c, "q", NULL, data, 1000, 0, NULL, id[2], NULL);
 	assert_int_equal(count_blobs(dir, &other), 1);
+	/* With result_ttl 0 the record goes as the job ends, blob too. */
+	const char *ttl0[] = {"result_ttl=0"};
+	assert_int_equal(nq_queue_policy_set(c, "q0", ttl0, 1, NULL), NQ_OK);
+	enqueue_ref(c, "q0", NULL, data, sizeof data, 0, NULL, id[4], NULL);
 	char *ref = nqi_blob_file_ref(outside);
-	enqueue_ref(c, ref, data, sizeof data, sizeof data, NULL, id[3], NULL);
+	enqueue_ref(
+	    c, "q", ref, data, sizeof data, sizeof data, NULL, id[3], NULL);
 	free(ref);
 
 	assert_summed(c, id[0], data, sizeof data);
 	assert_summed(c, id[2], data, 1000);
 	assert_summed(c, id[3], data, sizeof data);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		wait_gone(c, id[i], WAIT_MS);
 	assert_int_equal(count_blobs(dir, &other), 0);
 	assert_int_equal(other, 0);
@@ -377,10 +383,10 @@ static void test_claim_check_http_ref_is_fetched(void **state)
 	assert_int_equal(itest_client(e, 0, &c), 0);
 	snprintf(ref[0], sizeof ref[0], "http://127.0.0.1:%d/data.bin", port);
 	snprintf(ref[1], sizeof ref[1], "http://127.0.0.1:%d/none.bin", port);
-	enqueue_ref(c, ref[0], data, 300000, 300000, NULL, id[0], NULL);
-	enqueue_ref(c, ref[1], data, 300000, 300000, NULL, id[1], NULL);
+	enqueue_ref(c, "q", ref[0], data, 300000, 300000, NULL, id[0], NULL);
+	enqueue_ref(c, "q", ref[1], data, 300000, 300000, NULL, id[1], NULL);
 	/* Declared smaller than it is: the fetch stops at the size. */
-	enqueue_ref(c, ref[0], data, 300000, 1000, NULL, id[2], NULL);
+	enqueue_ref(c, "q", ref[0], data, 300000, 1000, NULL, id[2], NULL);
 
 	assert_summed(c, id[0], data, 300000);
 	char *msg = dead_after_one(c, id[1], ref[1]);
