@@ -105,18 +105,31 @@ static int read_fd(fetch *f, int fd)
 	}
 }
 
+/* Opens the blob without blocking (a FIFO would wait for a writer) and
+ * takes regular files only. */
+static int open_blob(fetch *f, const char *path, int *out)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return fail(f, errno == ENOENT || errno == ENOTDIR,
+		    errno == ENOENT ? "no such blob (%s)" : "cannot open: %s",
+		    strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return fail(f, true, "not a regular file");
+	}
+	*out = fd;
+	return NQ_OK;
+}
+
 static int fetch_file(fetch *f)
 {
 	char *path = NULL;
-	int rv = nqi_blob_file_path(f->ref, &path);
+	int fd = -1, rv = nqi_blob_file_path(f->ref, &path);
 	if (rv != NQ_OK)
 		return fail(f, true, "not a local file:// reference");
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		rv = fail(f, errno == ENOENT || errno == ENOTDIR,
-		    errno == ENOENT ? "no such blob (%s)" : "cannot open: %s",
-		    strerror(errno));
-	} else {
+	if ((rv = open_blob(f, path, &fd)) == NQ_OK) {
 		rv = read_fd(f, fd);
 		close(fd);
 	}
