@@ -228,7 +228,7 @@ static int spec_offload(nqctl *x, const enqueue_flags *f)
 	int rv = nq_client_set_offload(x->client, f->blob_dir, above);
 	if (rv != NQ_OK)
 		return nqctl_usage_error(
-		    x, "--blob-dir: %s", nq_client_last_error(x->client));
+		    x, "%s", nq_client_last_error(x->client));
 	return NQI_CONTINUE;
 }
 

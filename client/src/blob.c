@@ -27,12 +27,12 @@ NQ_API int nq_client_set_offload(
 	nqc_begin(c);
 	if (blob_dir && !(real = realpath(blob_dir, NULL)))
 		return nqc_fail(c->last_error,
-		    errno == ENOMEM ? NQ_ENOMEM : NQ_EINVAL, "blob dir %s: %s",
+		    errno == ENOMEM ? NQ_ENOMEM : NQ_EINVAL, "blob-dir %s: %s",
 		    blob_dir, strerror(errno));
 	if (real && (stat(real, &st) != 0 || !S_ISDIR(st.st_mode))) {
 		free(real);
 		return nqc_fail(c->last_error, NQ_EINVAL,
-		    "blob dir %s is not a directory", blob_dir);
+		    "blob-dir %s is not a directory", blob_dir);
 	}
 	free(c->blob_dir);
 	c->blob_dir = real;
