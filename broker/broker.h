@@ -418,7 +418,19 @@ struct broker {
 	MDB_dbi db_jobs, db_idem, db_expiry, db_queues, db_meta, db_handoff;
 	nqi_auth *auth;
 	uint64_t started_ms;
-	char *blob_dir; /* realpath of cfg.blob_dir; NULL: none (blob.c) */
+	/* Claim check (blob.c): the blobs of jobs whose record went, queued
+	 * by the core for a thread that unlinks them, under mu. dir and
+	 * started are set at start only. */
+	struct broker_blobs {
+		char *dir; /* realpath of cfg.blob_dir; NULL: none */
+		bool started;
+		pthread_t thread;
+		pthread_mutex_t mu;
+		pthread_cond_t cv;
+		char **paths; /* malloc'd, each owned */
+		size_t n, cap;
+		bool stop;
+	} blobs;
 
 	/* Shared by every thread, under in.mu: the group commit's op queue
 	 * (filled by NNG's threads, taken by the core), the stop and
@@ -664,11 +676,14 @@ int broker_result_keep(
  * transaction, and takes it out of the counters (unless in_dlq: they let
  * go of it when nq-dlq took it). */
 int broker_job_drop(broker *b, const Nq__V1__Job *job);
-/* blob.c: resolves --blob-dir at start (NQ_EINVAL, logged, when it is
- * not a directory); deletes the blob of a job whose record goes, when it
- * is one of that directory's (see blob.c for which are kept). */
+/* blob.c: resolves --blob-dir at start and starts the thread that
+ * deletes blobs (NQ_EINVAL, logged, when it is not a directory); queues
+ * the blob of a job whose record goes for deletion, when it is one of that
+ * directory's (see blob.c for which are kept); stops the thread once it
+ * deleted what was queued. */
 int broker_blob_open(broker *b);
 void broker_blob_forget(broker *b, const Nq__V1__Job *job);
+void broker_blob_close(broker *b);
 /* Deletes the idempotency key of spec if it still names job id. */
 int broker_idem_forget(broker *b, const Nq__V1__JobSpec *s, uint64_t id);
 /* broker_count_move for a queue known by index (-1: none). */

@@ -76,8 +76,7 @@ void broker_fini(broker *b)
 	b->auth = NULL;
 	free(b->cfg.dlq_token);
 	b->cfg.dlq_token = NULL;
-	free(b->blob_dir);
-	b->blob_dir = NULL;
+	broker_blob_close(b);
 	pthread_mutex_destroy(&b->in.mu);
 	pthread_cond_destroy(&b->in.cv);
 	pthread_cond_destroy(&b->dlq.cv);
