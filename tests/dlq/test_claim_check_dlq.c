@@ -40,21 +40,6 @@ static void start_worker(itest_env *e, const char *fixed)
 	assert_int_equal(itest_worker_start(e, flags, &w), 0);
 }
 
-static void wait_gone(nq_client *c, const char *id)
-{
-	uint64_t t0 = itest_now_ms();
-	nq_job *job = NULL;
-	int rv;
-	while ((rv = nq_get(c, id, &job)) == NQ_OK &&
-	       itest_now_ms() - t0 < WAIT_MS) {
-		nq_job_free(job);
-		job = NULL;
-		itest_sleep_ms(100);
-	}
-	nq_job_free(job);
-	assert_int_equal(rv, NQ_ENOTFOUND);
-}
-
 /* Replays entry id with nqctl; returns the new job's id in out. */
 static void replay(itest_env *e, const char *id, char out[NQ_ID_MAX])
 {
@@ -105,7 +90,7 @@ static void test_claim_check_dlq_keeps_the_blob_for_replay(void **state)
 	assert_int_equal(dlqt_wait_total(e->dlq_url, 1, WAIT_MS), 0);
 
 	/* The summary goes after result_ttl; the blob stays, the entry's. */
-	wait_gone(c, id);
+	assert_int_equal(itest_wait_gone(c, id, WAIT_MS), 0);
 	assert_int_equal(access(blob, F_OK), 0);
 
 	FILE *f = fopen(fixed, "w");
@@ -121,7 +106,7 @@ static void test_claim_check_dlq_keeps_the_blob_for_replay(void **state)
 	assert_int_equal(len, 64);
 	assert_memory_equal(res, sha, 64);
 	nq_job_free(job);
-	wait_gone(c, again);
+	assert_int_equal(itest_wait_gone(c, again, WAIT_MS), 0);
 	assert_int_equal(access(blob, F_OK), 0);
 	nq_client_close(c);
 	assert_int_equal(dlqt_stop_clean(&t), 0);

@@ -107,22 +107,6 @@ static void enqueue_file(itest_env *e, const char *file, const char *dir,
 	itest_run_free(&r);
 }
 
-/* Polls until the job's record is gone, at most timeout_ms. */
-static void wait_gone(nq_client *c, const char *id, uint64_t timeout_ms)
-{
-	uint64_t t0 = itest_now_ms();
-	nq_job *job = NULL;
-	int rv;
-	while ((rv = nq_get(c, id, &job)) == NQ_OK &&
-	       itest_now_ms() - t0 < timeout_ms) {
-		nq_job_free(job);
-		job = NULL;
-		itest_sleep_ms(100);
-	}
-	nq_job_free(job);
-	assert_int_equal(rv, NQ_ENOTFOUND);
-}
-
 static void test_claim_check_5mb_payload_arrives_whole(void **state)
 {
 	itest_env *e = *state;
@@ -333,7 +317,7 @@ static void test_claim_check_blobs_go_with_their_jobs(void **state)
 	assert_summed(c, id[2], data, 1000);
 	assert_summed(c, id[3], data, sizeof data);
 	for (int i = 0; i < 5; i++)
-		wait_gone(c, id[i], WAIT_MS);
+		assert_int_equal(itest_wait_gone(c, id[i], WAIT_MS), 0);
 	/* The broker's reaper thread unlinks them right after. */
 	uint64_t t0 = itest_now_ms();
 	while (count_blobs(dir, &other) > 0 && itest_now_ms() - t0 < WAIT_MS)
