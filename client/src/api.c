@@ -187,19 +187,23 @@ NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
 		return NQ_OK;
 	pb = calloc(n, sizeof *pb);
 	pbs = calloc(n, sizeof *pbs);
-	refs = calloc(n, sizeof *refs);
-	if (!pb || !pbs || !refs) {
+	/* Without offloading, enqueues pay nothing for it. */
+	refs = c->blob_dir ? calloc(n, sizeof *refs) : NULL;
+	if (!pb || !pbs || (c->blob_dir && !refs)) {
 		rv = nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < n && rv == NQ_OK; i++) {
 		spec_to_pb(&specs[i], &pb[i]);
 		pbs[i] = &pb[i];
-		rv = nqc_offload(c, &specs[i], &pb[i], &refs[i], c->last_error);
+		if (refs)
+			rv = nqc_offload(
+			    c, &specs[i], &pb[i], &refs[i], c->last_error);
 	}
 	if (rv == NQ_OK)
 		rv = enqueue_call(c, pbs, n, results);
-	offload_settle(refs, n, rv, results);
+	if (refs)
+		offload_settle(refs, n, rv, results);
 out:
 	free(pb);
 	free(pbs);

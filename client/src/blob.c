@@ -134,8 +134,7 @@ int nqc_offload(nq_client *c, const nq_job_spec *s, Nq__V1__JobSpec *pb,
 {
 	char *path = NULL;
 	*ref = NULL;
-	if (!c->blob_dir || s->payload_len == 0 ||
-	    s->payload_len <= c->offload_above ||
+	if (s->payload_len == 0 || s->payload_len <= c->offload_above ||
 	    (s->payload_ref && *s->payload_ref))
 		return NQ_OK;
 	int rv =
