@@ -128,11 +128,11 @@ const char *nqc_url(const nq_client *c, nqc_end end);
 
 /*
  * Offloads the payload of spec s, whose wire form pb is filled already,
- * when the client's offload settings (a blob dir is set) say so: writes
- * the blob and points
- * pb at it (empty payload, payload_ref, size, SHA-256). *ref is the
- * reference pb now borrows (NULL: nothing offloaded), for the caller to
- * free after the call, with nqc_offload_undo when the job was not taken.
+ * when the client's offload settings (its blob dir is set) say so: writes
+ * the blob and points pb at it (empty payload, payload_ref, size,
+ * SHA-256). *ref is the reference pb now borrows (NULL: nothing
+ * offloaded), for the caller to free after the call, with
+ * nqc_offload_undo when the job was not taken.
  */
 int nqc_offload(nq_client *c, const nq_job_spec *s, Nq__V1__JobSpec *pb,
     char **ref, char *err);
