@@ -31,7 +31,8 @@
 /* What is being fetched, and what went wrong. */
 typedef struct fetch {
 	const char *ref;
-	uint64_t declared; /* bytes; 0 with no digest: not declared */
+	uint64_t declared; /* bytes, when sized */
+	bool sized;        /* a size or a digest was declared */
 	uint64_t bound;    /* the most bytes taken */
 	uint8_t *data;
 	size_t len, cap;
@@ -201,8 +202,8 @@ static int check(fetch *f, const char *sha256)
 	if (f->over)
 		return fail(f, true,
 		    "blob is larger than the %" PRIu64 " bytes %s", f->bound,
-		    f->declared ? "the job declares" : "this worker takes");
-	if (f->declared && f->len != f->declared)
+		    f->sized ? "the job declares" : "this worker takes");
+	if (f->sized && f->len != f->declared)
 		return fail(f, true,
 		    "blob is %zu bytes, the job declares %" PRIu64, f->len,
 		    f->declared);
@@ -231,7 +232,8 @@ static int bounds(fetch *f, const nq_job *job, const char *sha256)
 		    " bytes, more than a worker takes (%u)",
 		    f->declared, WORKER_BLOB_MAX);
 	/* With a digest, 0 bytes is a declared size too. */
-	f->bound = f->declared || *sha256 ? f->declared : WORKER_BLOB_MAX;
+	f->sized = f->declared || *sha256;
+	f->bound = f->sized ? f->declared : WORKER_BLOB_MAX;
 	return NQ_OK;
 }
 
