@@ -75,8 +75,8 @@ static const char *validate_spec(
 	if (s->payload.len > b->cfg.max_payload)
 		return snprintf(buf, len,
 		           "payload is %zu bytes, limit is %llu "
-		           "(--max-payload); send larger data by reference "
-		           "(payload_ref)",
+		           "(--max-payload); send larger data by claim check "
+		           "(--offload-above with --blob-dir)",
 		           s->payload.len,
 		           (unsigned long long)b->cfg.max_payload),
 		       buf;

@@ -45,6 +45,7 @@ typedef struct broker_config {
 	const char *dlq_url;       /* nq-dlq's REP socket; "" hands nothing */
 	const char *events_url;    /* PUB socket; "" publishes nothing */
 	const char *http_addr;     /* /metrics, /healthz, /readyz; "": none */
+	const char *blob_dir;      /* claim check blobs to delete; "": none */
 	int http_max_connections;  /* 0: the default of nqi/http.h */
 	uint64_t http_timeout_ms;
 	const char *producer_tokens, *worker_tokens, *admin_tokens;
@@ -126,7 +127,7 @@ typedef struct broker_ready {
 /* The job has never started (attempt 0) and has no ordering key and no
  * deadline: a fetch may lease it without decoding its record. */
 #define BROKER_READY_PLAIN 1u
-/* The job has an idempotency key (broker_job_keyed). */
+/* The job has an idempotency key or a payload_ref (broker_job_keyed). */
 #define BROKER_READY_KEYED 2u
 /* The rest of flags is the slot of the job's group_key in its queue
  * (broker_group_slot; 0: none), so that a queue that starts or stops
@@ -150,7 +151,7 @@ typedef struct broker_lease {
 	uint64_t created_us; /* the job's, for the latency of its success */
 	uint32_t pipe_id;
 	uint32_t queue;
-	bool keyed;     /* the job has an idempotency key (broker_job_keyed) */
+	bool keyed;     /* the record names more (broker_job_keyed) */
 	uint32_t group; /* slot of its group_key in the queue (0: none) */
 } broker_lease;
 
@@ -417,6 +418,19 @@ struct broker {
 	MDB_dbi db_jobs, db_idem, db_expiry, db_queues, db_meta, db_handoff;
 	nqi_auth *auth;
 	uint64_t started_ms;
+	/* Claim check (blob.c): the blobs of jobs whose record went, queued
+	 * by the core for a thread that unlinks them, under mu. dir and
+	 * started are set at start only. */
+	struct broker_blobs {
+		char *dir; /* realpath of cfg.blob_dir; NULL: none */
+		bool started;
+		pthread_t thread;
+		pthread_mutex_t mu;
+		pthread_cond_t cv;
+		char **paths; /* malloc'd, each owned */
+		size_t n, cap;
+		bool stop;
+	} blobs;
 
 	/* Shared by every thread, under in.mu: the group commit's op queue
 	 * (filled by NNG's threads, taken by the core), the stop and
@@ -620,7 +634,8 @@ int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job);
 uint8_t *broker_len_prefix(uint8_t *data, size_t len, size_t *total);
 /* Whether a ready job would be BROKER_READY_PLAIN. */
 bool broker_job_plain(const Nq__V1__Job *job);
-/* Whether the job has an idempotency key, which goes with its record. */
+/* Whether the job has an idempotency key or a payload_ref, which go with
+ * its record: a record that goes at once is then read first. */
 bool broker_job_keyed(const Nq__V1__Job *job);
 /* The BROKER_READY_* flags of a ready job's heap entry. */
 uint32_t broker_ready_flags(const Nq__V1__Job *job);
@@ -661,6 +676,14 @@ int broker_result_keep(
  * transaction, and takes it out of the counters (unless in_dlq: they let
  * go of it when nq-dlq took it). */
 int broker_job_drop(broker *b, const Nq__V1__Job *job);
+/* blob.c: resolves --blob-dir at start and starts the thread that
+ * deletes blobs (NQ_EINVAL, logged, when it is not a directory); queues
+ * the blob of a job whose record goes for deletion, when it is one of that
+ * directory's (see blob.c for which are kept); stops the thread once it
+ * deleted what was queued. */
+int broker_blob_open(broker *b);
+void broker_blob_forget(broker *b, const Nq__V1__Job *job);
+void broker_blob_close(broker *b);
 /* Deletes the idempotency key of spec if it still names job id. */
 int broker_idem_forget(broker *b, const Nq__V1__JobSpec *s, uint64_t id);
 /* broker_count_move for a queue known by index (-1: none). */

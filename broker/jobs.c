@@ -391,7 +391,8 @@ bool broker_job_plain(const Nq__V1__Job *job)
 
 bool broker_job_keyed(const Nq__V1__Job *job)
 {
-	return job->spec->idempotency_key[0] != '\0';
+	return job->spec->idempotency_key[0] != '\0' ||
+	       job->spec->payload_ref[0] != '\0';
 }
 
 uint32_t broker_ready_flags(const Nq__V1__Job *job)
@@ -568,6 +569,7 @@ static int delete_counted(broker *b, uint64_t id, int qi, int state)
 int broker_job_drop(broker *b, const Nq__V1__Job *job)
 {
 	uint64_t id = broker_job_id(job);
+	broker_blob_forget(b, job);
 	int rv = broker_idem_forget(b, job->spec, id);
 	if (rv != 0)
 		return rv;

@@ -81,6 +81,9 @@ static int configure(broker_config *c, int argc, char **argv)
 	        "map-size", SIZE, &c->map_size, "largest the store may grow"),
 	    NQI_OPT("result-ttl", DURATION, &c->result_ttl_ms,
 	        "how long finished jobs stay readable (0: deleted at once)"),
+	    NQI_OPT("blob-dir", STR, &c->blob_dir,
+	        "claim check: delete the blobs in this directory of jobs "
+	        "whose record goes (\"\": none)"),
 	    NQI_OPT("idempotency-window", DURATION, &c->idempotency_window_ms,
 	        "how long an idempotency key maps to its job"),
 	    NQI_OPT("backoff-base", DURATION, &c->backoff_base_ms,

@@ -21,6 +21,7 @@ void broker_config_defaults(broker_config *c)
 	    .dlq_url = "tcp://127.0.0.1:7410",
 	    .events_url = "tcp://127.0.0.1:7403",
 	    .http_addr = "127.0.0.1:7480",
+	    .blob_dir = "",
 	    .data_dir = "./nq-data",
 	    .sync = "always",
 	    .log_level = "info",
@@ -75,6 +76,7 @@ void broker_fini(broker *b)
 	b->auth = NULL;
 	free(b->cfg.dlq_token);
 	b->cfg.dlq_token = NULL;
+	broker_blob_close(b);
 	pthread_mutex_destroy(&b->in.mu);
 	pthread_cond_destroy(&b->in.cv);
 	pthread_cond_destroy(&b->dlq.cv);
@@ -101,5 +103,5 @@ int broker_open_store(broker *b)
 		    NQI_S("err", err));
 		return rv;
 	}
-	return NQ_OK;
+	return broker_blob_open(b);
 }

@@ -912,8 +912,8 @@ static bool plain_success(broker *b, uint64_t id, const Nq__V1__Completion *c)
  * table holds what the counters need, and the record is patched. The lease
  * table and the records change together in every group, so a lease found
  * here is one the record holds. *done false: no such lease, or one whose
- * record goes at once (result_ttl 0) with an idempotency key that only
- * the record names. */
+ * record goes at once (result_ttl 0) with an idempotency key or a blob that
+ * only the record names. */
 static int succeed_plain(
     broker *b, uint64_t id, const Nq__V1__Completion *c, bool *done)
 {

@@ -293,6 +293,8 @@ static int spec_from(batch *b, size_t i, uint64_t id)
 	    .ordering_key = or_null(o->ordering_key),
 	    .traceparent = or_null(o->traceparent),
 	    .payload_ref = or_null(o->payload_ref),
+	    .payload_size = o->payload_size,
+	    .payload_sha256 = or_null(o->payload_sha256),
 	    /* a deadline already passed would expire it at once */
 	    .deadline_us = o->deadline_us > nqi_now_us() ? o->deadline_us : 0,
 	    .idempotency_key = nqi_arena_strdup(&b->mem, key),

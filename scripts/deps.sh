@@ -8,6 +8,8 @@ NQ_DEB_PACKAGES=(
 	libmsgpack-dev libcmocka-dev liblmdb-dev lmdb-utils libjansson-dev
 	libyaml-dev
 	libmicrohttpd-dev
+	libcurl4-openssl-dev
+	nettle-dev
 )
 
 # What only the tests need on top: promtool (package prometheus) checks the

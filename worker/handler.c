@@ -9,6 +9,10 @@
  *   any other exit     failed, retried by the queue's backoff
  *   a signal           failed, retried
  *   past timeout_ms    killed and failed: "timed out after Ns"
+ *   payload_ref bad    failed before the command runs: a file:// or
+ *                      http(s):// blob that is missing or not the size
+ *                      and SHA-256 the job declares is never retried; a
+ *                      network or server error is
  *   cannot start       released, unrun and no attempt spent, when this
  *                      host is short of descriptors, processes or memory
  *                      (after a few tries); logged NQ-FD-EXHAUSTED once,
@@ -45,7 +49,8 @@ extern char **environ;
 
 /* The job variables; the worker's own environment never supplies them. */
 static const char *const job_vars[] = {"NQ_JOB_ID", "NQ_QUEUE", "NQ_TYPE",
-    "NQ_ATTEMPT", "NQ_MAX_ATTEMPTS", "NQ_TRACEPARENT", "NQ_CONTENT_TYPE"};
+    "NQ_ATTEMPT", "NQ_MAX_ATTEMPTS", "NQ_TRACEPARENT", "NQ_CONTENT_TYPE",
+    "NQ_PAYLOAD_REF"};
 #define NJOB_VARS (sizeof job_vars / sizeof *job_vars)
 
 typedef struct job_env {
@@ -111,10 +116,18 @@ static int env_build(job_env *e, const nq_job *job)
 	env_add(e, &n, "NQ_ATTEMPT", num[0]);
 	env_add(e, &n, "NQ_MAX_ATTEMPTS", num[1]);
 	env_add(e, &n, "NQ_CONTENT_TYPE", nq_job_content_type(job));
-	const char *tp = nq_job_traceparent(job);
+	size_t want = NJOB_VARS;
+	const char *tp = nq_job_traceparent(job),
+	           *ref = nq_job_payload_ref(job);
 	if (tp && *tp)
 		env_add(e, &n, "NQ_TRACEPARENT", tp);
-	return e->nown == NJOB_VARS - (tp && *tp ? 0 : 1) ? 0 : ENOMEM;
+	else
+		want--;
+	if (*ref)
+		env_add(e, &n, "NQ_PAYLOAD_REF", ref);
+	else
+		want--;
+	return e->nown == want ? 0 : ENOMEM;
 }
 
 /*
@@ -122,10 +135,15 @@ static int env_build(job_env *e, const nq_job *job)
  * that line readers see a whole line), anything else as its bytes. *json
  * holds the converted text for the caller to free.
  */
-static int job_input(const nq_job *job, char **json, worker_proc_spec *spec)
+static int job_input(const nq_job *job, const worker_payload *blob, char **json,
+    worker_proc_spec *spec)
 {
 	size_t len = 0;
 	const void *p = nq_job_payload(job, &len);
+	if (blob->fetched) {
+		p = blob->data;
+		len = blob->len;
+	}
 	*json = NULL;
 	spec->input = p;
 	spec->input_len = p ? len : 0;
@@ -292,13 +310,20 @@ static void run_command(const worker_handler *h, const nq_job *job, verdict *v,
 	    .timeout_ms = nq_job_timeout_ms(job)};
 	worker_proc_result r;
 	job_env env = {0};
+	worker_payload blob = {0};
 	char *json = NULL;
 	int rv;
 	if (!spec.timeout_ms)
 		spec.timeout_ms = WORKER_TIMEOUT_DEFAULT_MS;
 	snprintf(v->exit, sizeof v->exit, "-");
 	v->outcome = NQ_OUTCOME_FAILED;
-	if ((rv = job_input(job, &json, &spec)) != NQ_OK) {
+	if ((rv = worker_payload_fetch(job, spec.timeout_ms, &blob, v->message,
+	         sizeof v->message)) != NQ_OK) {
+		v->reason = "payload_ref";
+		v->non_retryable = blob.permanent;
+		goto done;
+	}
+	if ((rv = job_input(job, &blob, &json, &spec)) != NQ_OK) {
 		v->reason = "bad_payload";
 		v->non_retryable = rv == NQ_EINVAL;
 		snprintf(v->message, sizeof v->message, "%s",
@@ -341,6 +366,7 @@ static void run_command(const worker_handler *h, const nq_job *job, verdict *v,
 done:
 	env_free(&env);
 	free(json);
+	free(blob.data);
 }
 
 /* The traceparent as a log field value: at most 64 characters of

@@ -100,6 +100,31 @@ typedef struct worker_proc_result {
  */
 int worker_proc_run(const worker_proc_spec *spec, worker_proc_result *res);
 
+/* ---- payload: the claim check's fetch (payload.c) ---- */
+
+/* The largest blob a worker fetches: it holds the bytes in memory while
+ * the command reads them. */
+#define WORKER_BLOB_MAX (256u << 20)
+
+typedef struct worker_payload {
+	bool fetched;   /* the bytes below replace the inline payload */
+	bool permanent; /* on failure: the blob is missing or not what the
+	                 * job declares, which no retry mends */
+	uint8_t *data;  /* malloc'd, the caller frees */
+	size_t len;
+} worker_payload;
+
+/*
+ * Fetches the bytes of the job's payload_ref when it is file://, http://
+ * or https:// (anything else, or none, is NQ_OK with fetched false: the
+ * command has the ref in NQ_PAYLOAD_REF), waiting at most timeout_ms, and
+ * checks them against the job's payload_size and payload_sha256. Blocks.
+ * On failure why names the ref and what was wrong, and out->permanent
+ * tells a broken blob from a passing failure (a network or server error).
+ */
+int worker_payload_fetch(const nq_job *job, uint64_t timeout_ms,
+    worker_payload *out, char *why, size_t why_len);
+
 /* ---- handler: jobs in, outcomes out ---- */
 
 typedef struct worker_stats {

@@ -30,6 +30,9 @@ typedef struct enqueue_flags {
 	uint64_t timeout_ms;
 	uint64_t schema_version;
 	bool wait;
+	const char *blob_dir; /* claim check */
+	uint64_t offload_above;
+	bool offload;
 } enqueue_flags;
 
 static int check_id(const nqctl *x, const char *id)
@@ -200,6 +203,35 @@ static int spec_schedule(
 	return NQI_CONTINUE;
 }
 
+/* Without --offload-above, --blob-dir offloads what a broker with the
+ * default --max-payload would refuse. */
+#define OFFLOAD_ABOVE_DEFAULT (256u * 1024)
+
+/* The claim check: payloads over the threshold go to --blob-dir. */
+static int spec_offload(nqctl *x, const enqueue_flags *f)
+{
+	if (f->offload && !f->payload_file)
+		return nqctl_usage_error(
+		    x, "--offload sends a --payload-file by claim check");
+	if ((f->offload || f->offload_above != UNSET) && !f->blob_dir)
+		return nqctl_usage_error(x,
+		    "--offload and --offload-above need --blob-dir, the "
+		    "directory the workers share");
+	if (!f->blob_dir)
+		return NQI_CONTINUE;
+	int rc = nqctl_connect(x);
+	if (rc != NQI_CONTINUE)
+		return rc;
+	uint64_t above = f->offload                  ? 0
+	                 : f->offload_above != UNSET ? f->offload_above
+	                                             : OFFLOAD_ABOVE_DEFAULT;
+	int rv = nq_client_set_offload(x->client, f->blob_dir, above);
+	if (rv != NQ_OK)
+		return nqctl_usage_error(
+		    x, "%s", nq_client_last_error(x->client));
+	return NQI_CONTINUE;
+}
+
 /* Says on stderr how a job that did not succeed ended; returns 1. */
 static int report_end(const nqctl *x, const nq_job *job)
 {
@@ -275,6 +307,7 @@ static int submit(nqctl *x, const nq_job_spec *spec, bool wait)
 int nqctl_enqueue(nqctl *x, int argc, char **argv, int start)
 {
 	enqueue_flags f = {.delay_ms = UNSET,
+	    .offload_above = UNSET,
 	    .max_attempts = UNSET,
 	    .timeout_ms = UNSET,
 	    .schema_version = UNSET};
@@ -308,6 +341,18 @@ int nqctl_enqueue(nqctl *x, int argc, char **argv, int start)
 	        "W3C trace context carried to the worker", false},
 	    {"schema-version", NQI_OPT_U64, &f.schema_version,
 	        "version of the payload's schema (0)", false},
+	    {"blob-dir", NQI_OPT_STR, &f.blob_dir,
+	        "claim check: directory shared with the workers for large "
+	        "payloads",
+	        false},
+	    {"offload-above", NQI_OPT_SIZE, &f.offload_above,
+	        "claim check: payloads larger than this go to --blob-dir "
+	        "(256k)",
+	        false},
+	    {"offload", NQI_OPT_BOOL, &f.offload,
+	        "claim check: the --payload-file goes to --blob-dir whatever "
+	        "its size",
+	        false},
 	    {"wait", NQI_OPT_BOOL, &f.wait,
 	        "wait until the job ends and print it; exit 1 unless it "
 	        "succeeded",
@@ -323,7 +368,8 @@ int nqctl_enqueue(nqctl *x, int argc, char **argv, int start)
 	    (rc = check_name(x, "type", spec.type)) == NQI_CONTINUE &&
 	    (rc = spec_schedule(x, &f, &spec)) == NQI_CONTINUE &&
 	    (rc = spec_limits(x, &f, &spec)) == NQI_CONTINUE &&
-	    (rc = spec_payload(x, &f, &spec, &payload)) == NQI_CONTINUE) {
+	    (rc = spec_payload(x, &f, &spec, &payload)) == NQI_CONTINUE &&
+	    (rc = spec_offload(x, &f)) == NQI_CONTINUE) {
 		spec.payload = payload;
 		rc = submit(x, &spec, f.wait);
 	}

@@ -63,6 +63,20 @@ static int add_payload(json_t *o, const nq_job *job)
 	return add_bytes(o, "payload", "payload_base64", p, len);
 }
 
+/* Claim check: where the payload is, its size and digest (null inline). */
+static int add_payload_ref(json_t *o, const nq_job *job)
+{
+	const char *ref = nq_job_payload_ref(job);
+	bool by_ref = ref && *ref;
+	int bad = json_object_set_new(o, "payload_ref", text_or_null(ref));
+	bad |= json_object_set_new(o, "payload_size",
+	    by_ref ? json_integer((json_int_t)nq_job_payload_size(job))
+	           : json_null());
+	bad |= json_object_set_new(o, "payload_sha256",
+	    text_or_null(by_ref ? nq_job_payload_sha256(job) : NULL));
+	return bad;
+}
+
 static int add_result(json_t *o, const nq_job *job)
 {
 	size_t len = 0;
@@ -148,7 +162,8 @@ json_t *nqctl_job_json(const nq_job *job)
 {
 	json_t *o = json_object();
 	if (!o || add_identity(o, job) || add_payload(o, job) ||
-	    add_result(o, job) || add_history(o, job)) {
+	    add_payload_ref(o, job) || add_result(o, job) ||
+	    add_history(o, job)) {
 		json_decref(o);
 		return NULL;
 	}

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "nqi/blob.h"
 #include "nqi/queue_fields.h"
 #include "nqi/util.h"
 
@@ -69,6 +70,11 @@ static int check_spec(const nq_job_spec *s, size_t i, char *err)
 		return nqc_fail(err, NQ_EINVAL,
 		    "job %zu: payload is NULL but payload_len is %zu", i,
 		    s->payload_len);
+	if (s->payload_sha256 && *s->payload_sha256 &&
+	    !nqi_sha256_valid(s->payload_sha256))
+		return nqc_fail(err, NQ_EINVAL,
+		    "job %zu: payload_sha256 is not 64 lowercase hex digits",
+		    i);
 	return NQ_OK;
 }
 
@@ -94,6 +100,8 @@ static void spec_to_pb(const nq_job_spec *s, Nq__V1__JobSpec *pb)
 	pb->deadline_us = s->deadline_us;
 	pb->replay_of = str_in(s->replay_of);
 	pb->group_key = str_in(s->group_key);
+	pb->payload_size = s->payload_size;
+	pb->payload_sha256 = str_in(s->payload_sha256);
 }
 
 static void result_from_pb(
@@ -140,11 +148,32 @@ static int enqueue_call(
 	return rv;
 }
 
+/* rv is how the enqueue call ended. The blobs of jobs the broker did not
+ * take (refused, or a duplicate, whose existing job has its own) are
+ * removed, and all of them when the request failed; those of a request
+ * whose fate is unknown (no reply in time) are kept, since the jobs may
+ * exist. The others now belong to their jobs. */
+static void offload_settle(
+    char **refs, size_t n, int rv, const nq_enqueue_result *results)
+{
+	bool unknown = rv == NQ_ETIMEDOUT || rv == NQ_ECLOSED;
+	for (size_t i = 0; i < n; i++) {
+		bool unused = rv == NQ_OK ? results[i].err != NQ_OK ||
+		                                results[i].duplicate
+		                          : !unknown;
+		if (unused)
+			nqc_offload_undo(refs[i]);
+		else
+			free(refs[i]);
+	}
+}
+
 NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
     nq_enqueue_result *results)
 {
 	Nq__V1__JobSpec *pb = NULL;
 	Nq__V1__JobSpec **pbs = NULL;
+	char **refs = NULL;
 	int rv;
 	if ((rv = check_client(c)) != 0)
 		return rv;
@@ -158,18 +187,27 @@ NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
 		return NQ_OK;
 	pb = calloc(n, sizeof *pb);
 	pbs = calloc(n, sizeof *pbs);
-	if (!pb || !pbs) {
+	/* Without offloading, enqueues pay nothing for it. */
+	refs = c->blob_dir ? calloc(n, sizeof *refs) : NULL;
+	if (!pb || !pbs || (c->blob_dir && !refs)) {
 		rv = nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && rv == NQ_OK; i++) {
 		spec_to_pb(&specs[i], &pb[i]);
 		pbs[i] = &pb[i];
+		if (refs)
+			rv = nqc_offload(
+			    c, &specs[i], &pb[i], &refs[i], c->last_error);
 	}
-	rv = enqueue_call(c, pbs, n, results);
+	if (rv == NQ_OK)
+		rv = enqueue_call(c, pbs, n, results);
+	if (refs)
+		offload_settle(refs, n, rv, results);
 out:
 	free(pb);
 	free(pbs);
+	free(refs);
 	return rv;
 }
 

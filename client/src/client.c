@@ -183,6 +183,7 @@ NQ_API void nq_client_close(nq_client *c)
 	if (c->tls)
 		nng_tls_config_free(c->tls);
 	free(c->token);
+	free(c->blob_dir);
 	pthread_mutex_destroy(&c->mtx);
 	free(c);
 }

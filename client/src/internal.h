@@ -68,6 +68,8 @@ struct nq_client {
 	nng_tls_config *tls; /* NULL unless a URL or an option needs it */
 	pthread_mutex_t mtx; /* guards tls, made late for a TLS dlq URL */
 	char last_error[NQC_ERR_MAX];
+	char *blob_dir;         /* claim check (realpath); NULL: off */
+	uint64_t offload_above; /* bytes */
 };
 
 /* Writes the printf-style message to err (when err is not NULL) and
@@ -121,6 +123,21 @@ int nqc_expect(const nq_client *c, nqc_end end, const Nq__V1__Reply *r,
 
 /* The URL an endpoint dials, for messages. */
 const char *nqc_url(const nq_client *c, nqc_end end);
+
+/* ---- claim check (blob.c) ---- */
+
+/*
+ * Offloads the payload of spec s, whose wire form pb is filled already,
+ * when the client's offload settings (its blob dir is set) say so: writes
+ * the blob and points pb at it (empty payload, payload_ref, size,
+ * SHA-256). *ref is the reference pb now borrows (NULL: nothing
+ * offloaded), for the caller to free after the call, with
+ * nqc_offload_undo when the job was not taken.
+ */
+int nqc_offload(nq_client *c, const nq_job_spec *s, Nq__V1__JobSpec *pb,
+    char **ref, char *err);
+/* Removes the blob of ref (best effort) and frees ref. NULL-safe. */
+void nqc_offload_undo(char *ref);
 
 /* ---- worker protocol, safe to call from several threads at once ---- */
 

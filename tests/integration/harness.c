@@ -965,6 +965,24 @@ int itest_wait_state(nq_client *c, const char *id, nq_state state,
 	return ETIMEDOUT;
 }
 
+int itest_wait_gone(nq_client *c, const char *id, uint64_t timeout_ms)
+{
+	uint64_t end = itest_now_ms() + timeout_ms;
+	nq_job *j = NULL;
+	int rv;
+	while ((rv = nq_get(c, id, &j)) == NQ_OK && itest_now_ms() < end) {
+		nq_job_free(j);
+		j = NULL;
+		itest_sleep_ms(50);
+	}
+	nq_job_free(j);
+	if (rv == NQ_ENOTFOUND)
+		return 0;
+	fprintf(stderr, "itest: job %s still there after %llu ms (get %s)\n",
+	    id, (unsigned long long)timeout_ms, nq_err_name(rv));
+	return ETIMEDOUT;
+}
+
 /* Copies queue i's numbers; fails on a name libnq does not know. */
 static int qstats_copy(const nq_queue_stats *qs, size_t i, itest_qstats *out)
 {

@@ -312,6 +312,8 @@ static void build_replies(void)
 static Nq__V1__JobSpec spec_replay = NQ__V1__JOB_SPEC__INIT;
 /* JobSpec.group_key came later still: a sample of its own. */
 static Nq__V1__JobSpec spec_group = NQ__V1__JOB_SPEC__INIT;
+/* JobSpec.payload_size and payload_sha256 (claim check) too. */
+static Nq__V1__JobSpec spec_claim_check = NQ__V1__JOB_SPEC__INIT;
 static Nq__V1__Completion comp_schema = NQ__V1__COMPLETION__INIT;
 static Nq__V1__Completion *comps_schema[] = {&comp_schema};
 static Nq__V1__CompletionBatch batch_schema = NQ__V1__COMPLETION_BATCH__INIT;
@@ -351,6 +353,9 @@ static void build_new_fields(void)
 	spec_replay.replay_of = NQT_ID;
 	spec_group = spec;
 	spec_group.group_key = NQT_GROUP_KEY;
+	spec_claim_check = spec;
+	spec_claim_check.payload_size = NQT_CLAIM_CHECK_SIZE;
+	spec_claim_check.payload_sha256 = NQT_CLAIM_CHECK_SHA256;
 	comp_schema.id = NQT_ID2;
 	comp_schema.lease_token = NQT_LEASE_TOKEN2;
 	comp_schema.outcome = NQ__V1__OUTCOME__OUTCOME_FAILED;
@@ -757,6 +762,7 @@ static nqt_sample samples[] = {
     {"reply_version", &replies[9].base},
     {"job_spec_replay", &spec_replay.base},
     {"job_spec_group", &spec_group.base},
+    {"job_spec_claim_check", &spec_claim_check.base},
     {"completion_batch_schema", &batch_schema.base},
     {"queue_config", &qconfig.base},
     {"event_batch", &event_batch.base},

@@ -114,6 +114,8 @@ static void check_spec(const Nq__V1__JobSpec *s)
 	check_spec_fields(s);
 	assert_string_equal(s->replay_of, "");
 	assert_string_equal(s->group_key, "");
+	assert_int_equal(s->payload_size, 0);
+	assert_string_equal(s->payload_sha256, "");
 }
 
 static void check_spec_min(const Nq__V1__JobSpec *s)
@@ -497,6 +499,15 @@ static void fx_job_spec_group(const ProtobufCMessage *m)
 	check_spec_fields(s);
 	assert_string_equal(s->replay_of, "");
 	assert_string_equal(s->group_key, NQT_GROUP_KEY);
+}
+
+static void fx_job_spec_claim_check(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobSpec *s = (const void *)m;
+	check_spec_fields(s);
+	assert_string_equal(s->payload_ref, NQT_PAYLOAD_REF);
+	assert_int_equal(s->payload_size, NQT_CLAIM_CHECK_SIZE);
+	assert_string_equal(s->payload_sha256, NQT_CLAIM_CHECK_SHA256);
 }
 
 static void fx_completion_batch_schema(const ProtobufCMessage *m)
@@ -938,6 +949,7 @@ static const fixture fixtures[] = {
     FX(reply_version, reply),
     FX(job_spec_replay, job_spec),
     FX(job_spec_group, job_spec),
+    FX(job_spec_claim_check, job_spec),
     FX(completion_batch_schema, completion_batch),
     FX(queue_config, queue_config),
     FX(event_batch, event_batch),

@@ -101,6 +101,15 @@ NQ_API const char *nq_job_traceparent(const nq_job *job);
 NQ_API const char *nq_job_idempotency_key(const nq_job *job);
 NQ_API const char *nq_job_ordering_key(const nq_job *job);
 NQ_API const char *nq_job_group_key(const nq_job *job);
+/* Claim check: where the payload's bytes are ("" when they came inline),
+ * their size and SHA-256 (64 lowercase hex digits; "" when not declared).
+ * nq-worker fetches and checks them itself; a C handler of libnq's worker
+ * gets the job as the broker has it, an empty payload and the ref, and
+ * reads the bytes from the ref (a file:// path on the shared volume, or
+ * an http(s):// URL) and checks their size and digest itself. */
+NQ_API const char *nq_job_payload_ref(const nq_job *job);
+NQ_API uint64_t nq_job_payload_size(const nq_job *job);
+NQ_API const char *nq_job_payload_sha256(const nq_job *job);
 NQ_API const char *nq_job_dead_reason(const nq_job *job);
 /* A dead job that nq-dlq holds: the broker reports a summary of it (no
  * payload, no result, the last error only); nq-dlq has the whole job. */
@@ -169,6 +178,21 @@ NQ_API const char *nq_client_last_error(const nq_client *c);
  * nq_client_last_error says why), NQ_EPRECOND once that socket is open.
  */
 NQ_API int nq_client_set_dlq_url(nq_client *c, const char *url);
+
+/*
+ * Claim check: from now on, an enqueued payload of more than above_bytes
+ * (0: any payload that is not empty) is not sent to the broker but
+ * written to a new file in blob_dir, a directory the workers see at the
+ * same path, and the job carries its file:// reference (payload_ref), size
+ * and SHA-256 instead. The file is written whole before the enqueue is
+ * sent (temporary name, fsync, rename, fsync of the directory); a job the
+ * broker refused, or a duplicate of an existing one, has its file removed
+ * again. A spec that names its own payload_ref is sent as it is. blob_dir
+ * NULL turns offloading off. NQ_EINVAL when blob_dir is not a directory
+ * (nq_client_last_error says why).
+ */
+NQ_API int nq_client_set_offload(
+    nq_client *c, const char *blob_dir, uint64_t above_bytes);
 /*
  * One request to nq-dlq: req is a packed nq.v1.Request (its version and
  * token are set here), reply_ms bounds the wait for the reply. Whenever a
@@ -222,6 +246,11 @@ typedef struct nq_job_spec {
 	/* A tenant or customer: with the queue's fairness, dispatch takes
 	 * turns between group keys. NULL: none. */
 	const char *group_key;
+	/* With payload_ref (claim check): the size and the SHA-256 (64
+	 * lowercase hex digits) of the bytes it names, which nq-worker checks.
+	 * nq_client_set_offload fills all three itself. */
+	uint64_t payload_size;
+	const char *payload_sha256;
 } nq_job_spec;
 
 typedef struct nq_enqueue_result {
