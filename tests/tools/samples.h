@@ -88,6 +88,9 @@
 #define NQT_DLQ_LIMIT 25u
 #define NQT_REPLAY_RATE 12.5
 #define NQT_OLDER_THAN_MS 604800000ull
+/* Added with unique scopes and nqctl list. */
+#define NQT_UNIQUE_KEY "nightly-report-42"
+#define NQT_UNIQUE_BOUND_MS 3600000ull
 #define NQT_INGEST_ERROR "dead job 2 has no id"
 #define NQT_REPLAY_ERROR "no dead job " NQT_ID2
 #define NQT_DLQ_COUNT1 5ull
