@@ -95,8 +95,7 @@ static const char *validate_spec(
 		           "%d bytes",
 		           MAX_TEXT),
 		       buf;
-	if ((s->unique_scope || s->unique_window_ms) &&
-	    (bad = broker_unique_refuses(s)) != NULL)
+	if (s->unique && (bad = broker_unique_refuses(s)) != NULL)
 		return bad;
 	if (check_text(s->payload_ref, MAX_REF))
 		return snprintf(buf, len, "payload_ref is limited to %d bytes",

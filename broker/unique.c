@@ -35,6 +35,13 @@ static bool scope_holds(int scope, const Nq__V1__Job *job)
 	}
 }
 
+/* The spec's scope and window_ms; absent: the window of the broker. */
+static int scope_of(const Nq__V1__JobSpec *s)
+{
+	return s->unique ? (int)s->unique->scope
+	                 : NQ__V1__UNIQUE_SCOPE__UNIQUE_SCOPE_WINDOW;
+}
+
 int broker_unique_holder(
     broker *b, const void *value, size_t len, uint64_t now_us, uint64_t *id)
 {
@@ -63,25 +70,26 @@ int broker_unique_holder(
 void broker_unique_value(broker *b, const Nq__V1__JobSpec *s, uint64_t id,
     uint64_t now_us, uint8_t value[17], size_t *len, uint64_t *until)
 {
-	bool window =
-	    s->unique_scope == NQ__V1__UNIQUE_SCOPE__UNIQUE_SCOPE_WINDOW;
-	uint64_t ms = window && !s->unique_window_ms
-	                  ? b->cfg.idempotency_window_ms
-	                  : s->unique_window_ms;
+	int scope = scope_of(s);
+	bool window = scope == NQ__V1__UNIQUE_SCOPE__UNIQUE_SCOPE_WINDOW;
+	uint64_t ms = s->unique ? s->unique->window_ms : 0;
+	if (window && !ms)
+		ms = b->cfg.idempotency_window_ms;
 	*until = ms ? nqi_us_plus_ms(now_us, ms) : 0;
 	nqi_be64_put(value, id);
 	nqi_be64_put(value + 8, *until);
-	value[16] = (uint8_t)s->unique_scope;
+	value[16] = (uint8_t)scope;
 	*len = window ? VALUE_WINDOW : VALUE_SCOPED;
 }
 
 const char *broker_unique_refuses(const Nq__V1__JobSpec *s)
 {
-	if (s->unique_scope > NQ__V1__UNIQUE_SCOPE__UNIQUE_SCOPE_UNTIL_FINISHED)
-		return "unique_scope is not one of window, queued, active, "
+	int scope = scope_of(s);
+	if (scope < 0 ||
+	    scope > NQ__V1__UNIQUE_SCOPE__UNIQUE_SCOPE_UNTIL_FINISHED)
+		return "unique.scope is not one of window, queued, active, "
 		       "until_finished";
 	if (!s->idempotency_key[0])
-		return "unique_scope and unique_window_ms need a unique key "
-		       "(idempotency_key)";
+		return "unique needs a unique key (idempotency_key)";
 	return NULL;
 }

@@ -72,8 +72,10 @@ static int check_spec(const nq_job_spec *s, size_t i, char *err)
 	return NQ_OK;
 }
 
-/* Fills the wire form of a spec; it borrows every pointer of s. */
-static void spec_to_pb(const nq_job_spec *s, Nq__V1__JobSpec *pb)
+/* Fills the wire form of a spec; it borrows every pointer of s, and
+ * unique is its Unique when it sets a scope or a window. */
+static void spec_to_pb(
+    const nq_job_spec *s, Nq__V1__JobSpec *pb, Nq__V1__Unique *unique)
 {
 	nq__v1__job_spec__init(pb);
 	pb->queue = str_in(s->queue);
@@ -94,8 +96,12 @@ static void spec_to_pb(const nq_job_spec *s, Nq__V1__JobSpec *pb)
 	pb->deadline_us = s->deadline_us;
 	pb->replay_of = str_in(s->replay_of);
 	pb->group_key = str_in(s->group_key);
-	pb->unique_scope = (Nq__V1__UniqueScope)s->unique_scope;
-	pb->unique_window_ms = s->unique_window_ms;
+	if (s->unique_scope || s->unique_window_ms) {
+		nq__v1__unique__init(unique);
+		unique->scope = (Nq__V1__UniqueScope)s->unique_scope;
+		unique->window_ms = s->unique_window_ms;
+		pb->unique = unique;
+	}
 }
 
 static void result_from_pb(
@@ -147,6 +153,7 @@ NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
 {
 	Nq__V1__JobSpec *pb = NULL;
 	Nq__V1__JobSpec **pbs = NULL;
+	Nq__V1__Unique *uq = NULL;
 	int rv;
 	if ((rv = check_client(c)) != 0)
 		return rv;
@@ -160,18 +167,20 @@ NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
 		return NQ_OK;
 	pb = calloc(n, sizeof *pb);
 	pbs = calloc(n, sizeof *pbs);
-	if (!pb || !pbs) {
+	uq = calloc(n, sizeof *uq);
+	if (!pb || !pbs || !uq) {
 		rv = nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		spec_to_pb(&specs[i], &pb[i]);
+		spec_to_pb(&specs[i], &pb[i], &uq[i]);
 		pbs[i] = &pb[i];
 	}
 	rv = enqueue_call(c, pbs, n, results);
 out:
 	free(pb);
 	free(pbs);
+	free(uq);
 	return rv;
 }
 

@@ -123,12 +123,22 @@ NQC_JOB_STR(traceparent, job_spec)
 NQC_JOB_STR(idempotency_key, job_spec)
 NQC_JOB_STR(ordering_key, job_spec)
 NQC_JOB_STR(group_key, job_spec)
+/* A spec without its Unique has the window scope of the broker. */
+static const Nq__V1__Unique *job_unique(const nq_job *job)
+{
+	return job_spec(job) ? job_spec(job)->unique : NULL;
+}
+
 NQ_API nq_unique_scope nq_job_unique_scope(const nq_job *job)
 {
-	return job_spec(job) ? (nq_unique_scope)job_spec(job)->unique_scope
-	                     : NQ_UNIQUE_WINDOW;
+	return job_unique(job) ? (nq_unique_scope)job_unique(job)->scope
+	                       : NQ_UNIQUE_WINDOW;
 }
-NQC_JOB_NUM(uint64_t, unique_window_ms, job_spec)
+
+NQ_API uint64_t nq_job_unique_window_ms(const nq_job *job)
+{
+	return job_unique(job) ? job_unique(job)->window_ms : 0;
+}
 NQC_JOB_STR(dead_reason, job_pb)
 NQC_JOB_NUM(bool, in_dlq, job_pb)
 NQC_JOB_STR(worker_id, job_pb)

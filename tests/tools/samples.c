@@ -733,6 +733,7 @@ static void build_policy_samples(void)
  * job is queued or running its first attempt, bounded; a list request by
  * type; and a page of a list that says where the next one starts. */
 static Nq__V1__JobSpec spec_unique = NQ__V1__JOB_SPEC__INIT;
+static Nq__V1__Unique unique_active = NQ__V1__UNIQUE__INIT;
 static Nq__V1__ListRequest rq_list_type = NQ__V1__LIST_REQUEST__INIT;
 static Nq__V1__Request req_list_type;
 static Nq__V1__ListReply rp_list_page = NQ__V1__LIST_REPLY__INIT;
@@ -743,8 +744,9 @@ static void build_unique_samples(void)
 {
 	spec_unique = spec;
 	spec_unique.idempotency_key = NQT_UNIQUE_KEY;
-	spec_unique.unique_scope = NQ__V1__UNIQUE_SCOPE__UNIQUE_SCOPE_ACTIVE;
-	spec_unique.unique_window_ms = NQT_UNIQUE_BOUND_MS;
+	unique_active.scope = NQ__V1__UNIQUE_SCOPE__UNIQUE_SCOPE_ACTIVE;
+	unique_active.window_ms = NQT_UNIQUE_BOUND_MS;
+	spec_unique.unique = &unique_active;
 	rq_list_type.queue = NQT_QUEUE;
 	rq_list_type.type = NQT_TYPE;
 	rq_list_type.limit = NQT_LIST_LIMIT;
@@ -862,6 +864,7 @@ const ProtobufCMessage *nqt_sample_get(const char *name)
 static const ProtobufCMessageDescriptor *const descriptors[] = {
     &nq__v1__attempt_error__descriptor,
     &nq__v1__job_spec__descriptor,
+    &nq__v1__unique__descriptor,
     &nq__v1__job__descriptor,
     &nq__v1__queue_config__descriptor,
     &nq__v1__job_lease_patch__descriptor,

@@ -114,8 +114,7 @@ static void check_spec(const Nq__V1__JobSpec *s)
 	check_spec_fields(s);
 	assert_string_equal(s->replay_of, "");
 	assert_string_equal(s->group_key, "");
-	assert_int_equal(s->unique_scope, 0);
-	assert_int_equal(s->unique_window_ms, 0);
+	assert_null(s->unique);
 }
 
 static void check_spec_min(const Nq__V1__JobSpec *s)
@@ -509,9 +508,10 @@ static void fx_job_spec_unique(const ProtobufCMessage *m)
 {
 	Nq__V1__JobSpec s = *(const Nq__V1__JobSpec *)m;
 	assert_string_equal(s.idempotency_key, NQT_UNIQUE_KEY);
+	assert_non_null(s.unique);
 	assert_int_equal(
-	    s.unique_scope, NQ__V1__UNIQUE_SCOPE__UNIQUE_SCOPE_ACTIVE);
-	assert_int_equal(s.unique_window_ms, NQT_UNIQUE_BOUND_MS);
+	    s.unique->scope, NQ__V1__UNIQUE_SCOPE__UNIQUE_SCOPE_ACTIVE);
+	assert_int_equal(s.unique->window_ms, NQT_UNIQUE_BOUND_MS);
 	assert_string_equal(s.replay_of, "");
 	assert_string_equal(s.group_key, "");
 	s.idempotency_key = (char *)NQT_IDEMPOTENCY_KEY;
