@@ -933,6 +933,24 @@ int itest_enqueue(nq_client *c, const char *queue, const char *type,
 	return rv;
 }
 
+int itest_wait_gone(nq_client *c, const char *id, uint64_t timeout_ms)
+{
+	uint64_t end = itest_now_ms() + timeout_ms;
+	nq_job *j;
+	int rv;
+	while ((rv = nq_get(c, id, &j)) == NQ_OK && itest_now_ms() < end) {
+		nq_job_free(j);
+		itest_sleep_ms(100);
+	}
+	if (rv == NQ_ENOTFOUND)
+		return 0;
+	if (rv == NQ_OK)
+		nq_job_free(j);
+	fprintf(stderr, "itest: job %s still there after %llu ms (%s)\n", id,
+	    (unsigned long long)timeout_ms, nq_err_name(rv));
+	return -1;
+}
+
 int itest_wait_state(nq_client *c, const char *id, nq_state state,
     uint64_t timeout_ms, nq_job **out)
 {

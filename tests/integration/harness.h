@@ -187,6 +187,8 @@ int itest_enqueue(nq_client *c, const char *queue, const char *type,
  * *out (when not NULL) gets the job; on timeout prints the last state. */
 int itest_wait_state(nq_client *c, const char *id, nq_state state,
     uint64_t timeout_ms, nq_job **out);
+/* Polls nq_get until the job is gone (NOT_FOUND), at most timeout_ms. */
+int itest_wait_gone(nq_client *c, const char *id, uint64_t timeout_ms);
 /* One queue's numbers of nq_stats, by the names of nqi/queue_fields.h. */
 typedef struct itest_qstats {
 #define ITEST_QSTAT_(name, kind, ...) NQI_QF_CORE_##kind(uint64_t name;)

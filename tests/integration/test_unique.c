@@ -231,22 +231,9 @@ static void test_unique_window_holds_for_its_length(void **state)
 	itest_pass(e);
 }
 
-/* Polls get until job id is gone. */
-static void wait_gone(nq_client *c, const char *id)
-{
-	uint64_t end = itest_now_ms() + 15000;
-	nq_job *j;
-	int rv;
-	while ((rv = nq_get(c, id, &j)) == NQ_OK && itest_now_ms() < end) {
-		nq_job_free(j);
-		itest_sleep_ms(100);
-	}
-	assert_int_equal(rv, NQ_ENOTFOUND);
-}
-
-/* A window that outlasts the job's record: once the record went (after
- * result_ttl, or at once on a cancel with result_ttl 0), the key makes a
- * new job instead of naming one that is gone. */
+/* A window that outlasts the job's record: once a canceled job's record
+ * went after its result_ttl, the key makes a new job instead of naming one
+ * that is gone. */
 static void test_unique_key_never_returns_a_deleted_job(void **state)
 {
 	itest_env *e = *state;
@@ -262,7 +249,7 @@ static void test_unique_key_never_returns_a_deleted_job(void **state)
 	assert_int_equal(nq_cancel(c, id1, &j), NQ_OK);
 	nq_job_free(j);
 	assert_duplicate_of(c, "window=1h", id1); /* still readable */
-	wait_gone(c, id1);
+	assert_int_equal(itest_wait_gone(c, id1, 15000), 0);
 	assert_new_job(c, "window=1h", id1, id2);
 	assert_duplicate_of(c, "window=1h", id2);
 	nq_client_close(c);

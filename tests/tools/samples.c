@@ -739,7 +739,8 @@ static Nq__V1__Request req_list_type;
 static Nq__V1__ListReply rp_list_page = NQ__V1__LIST_REPLY__INIT;
 static Nq__V1__Reply rep_list_page = NQ__V1__REPLY__INIT;
 
-/* Needs build_spec() and build_job() first: it copies spec and a job. */
+/* Needs build_spec() and build_replies() first: it copies spec and the
+ * list reply's jobs. */
 static void build_unique_samples(void)
 {
 	spec_unique = spec;
