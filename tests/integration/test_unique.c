@@ -256,6 +256,48 @@ static void test_unique_key_never_returns_a_deleted_job(void **state)
 	itest_pass(e);
 }
 
+/* libnq: unique_window_ms bounds a scope other than the window; a scope
+ * without a key, or one the broker does not know, is refused. */
+static void test_unique_bound_and_refusals(void **state)
+{
+	itest_env *e = *state;
+	char id1[NQ_ID_MAX], id2[NQ_ID_MAX];
+	bool dup = false;
+	nq_client *c;
+	nq_job_spec s = {.queue = "q",
+	    .type = "gate",
+	    .idempotency_key = KEY,
+	    .unique_scope = NQ_UNIQUE_UNTIL_FINISHED,
+	    .unique_window_ms = 1000};
+
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	assert_int_equal(nq_enqueue(c, &s, id1, &dup), NQ_OK);
+	assert_false(dup);
+	uint64_t t0 = itest_now_ms();
+	assert_int_equal(nq_enqueue(c, &s, id2, &dup), NQ_OK);
+	/* On a slow machine the bound may be over by now. */
+	if (itest_now_ms() - t0 < 800) {
+		assert_true(dup);
+		assert_string_equal(id2, id1);
+	}
+	while (itest_now_ms() - t0 < 1200)
+		itest_sleep_ms(50);
+	/* id1 has not finished, but the bound is over. */
+	assert_int_equal(nq_enqueue(c, &s, id2, &dup), NQ_OK);
+	assert_false(dup);
+	assert_string_not_equal(id2, id1);
+
+	s.idempotency_key = NULL;
+	assert_int_equal(nq_enqueue(c, &s, id1, &dup), NQ_EINVAL);
+	assert_non_null(strstr(nq_client_last_error(c), "unique key"));
+	s.idempotency_key = KEY;
+	s.unique_scope = (nq_unique_scope)9;
+	assert_int_equal(nq_enqueue(c, &s, id1, &dup), NQ_EINVAL);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
 /* nqctl: --unique-key with --unique-scope, shown by get; --idempotency-key
  * is the window scope; bad combinations are usage errors. */
 static void test_unique_nqctl_flags(void **state)
@@ -330,6 +372,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_unique_key_never_returns_a_deleted_job, itest_setup,
 	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_unique_bound_and_refusals, itest_setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_unique_nqctl_flags, itest_setup, itest_teardown),
 	};
