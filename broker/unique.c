@@ -2,12 +2,12 @@
  * Unique keys (a job's idempotency_key) and their scopes: the store's
  * database "idem" maps queue and key to the job that holds the key. The
  * value is the job's id and, for the window scope, the end of the window
- * (16 bytes, as every broker before scopes wrote them), or for a scope
- * that follows the job's state the id, the end of its bound (0: none) and
- * the scope (17 bytes). Whether a
- * key still holds is decided when an enqueue meets it, from the job's
- * record as it is then: so no state change pays for keys, a restart needs
- * nothing rebuilt, and a key whose job is gone never returns its id.
+ * (16 bytes, as every broker before scopes wrote them); for a scope that
+ * follows the job's state, the id, the end of its bound (0: none) and the
+ * scope (17 bytes). Whether a key still holds is decided when an enqueue
+ * meets it, from the job's record as it is then: so no state change pays
+ * for keys, a restart needs nothing rebuilt, and a key whose job is gone
+ * never returns its id.
  */
 #include <string.h>
 
@@ -35,7 +35,7 @@ static bool scope_holds(int scope, const Nq__V1__Job *job)
 	}
 }
 
-/* The spec's scope and window_ms; absent: the window of the broker. */
+/* The spec's scope; without a Unique, the window. */
 static int scope_of(const Nq__V1__JobSpec *s)
 {
 	return s->unique ? (int)s->unique->scope

@@ -231,6 +231,7 @@ NQ_API void nq_result_error(
 	if (res->error)
 		scrub_utf8(res->error);
 	res->non_retryable = non_retryable;
+	res->schema_rejected = false; /* the last call says what failed */
 }
 
 NQ_API void nq_result_schema_rejected(nq_result *res, const char *message)
