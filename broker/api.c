@@ -60,6 +60,7 @@ static const char *check_text(const char *s, size_t max)
 static const char *validate_spec(
     broker *b, const Nq__V1__JobSpec *s, char *buf, size_t len)
 {
+	const char *bad;
 	if (!nqi_name_valid(s->queue))
 		return snprintf(buf, len,
 		           "queue name '%.40s' must match "
@@ -94,6 +95,8 @@ static const char *validate_spec(
 		           "%d bytes",
 		           MAX_TEXT),
 		       buf;
+	if (s->unique && (bad = broker_unique_refuses(s)) != NULL)
+		return bad;
 	if (check_text(s->payload_ref, MAX_REF))
 		return snprintf(buf, len, "payload_ref is limited to %d bytes",
 		           MAX_REF),
@@ -123,7 +126,8 @@ static int idem_key(const Nq__V1__JobSpec *s, uint8_t *buf, size_t *len)
 	return NQ_OK;
 }
 
-/* Looks the idempotency key up; *id is the existing job or 0. */
+/* Looks the unique key up; *id is the job it returns, or 0 when none
+ * holds it (broker_unique_holder). */
 static int idem_find(
     broker *b, const Nq__V1__JobSpec *s, uint64_t now_us, uint64_t *id)
 {
@@ -135,26 +139,24 @@ static int idem_find(
 	int rc = mdb_get(b->core.txn, b->db_idem, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return NQ_OK;
-	if (rc != 0 || v.mv_size != 16)
-		return rc ? NQ_ESTORE : NQ_OK;
-	if (nqi_be64_get((uint8_t *)v.mv_data + 8) > now_us)
-		*id = nqi_be64_get(v.mv_data);
-	return NQ_OK;
+	if (rc != 0)
+		return NQ_ESTORE;
+	return broker_unique_holder(b, v.mv_data, v.mv_size, now_us, id);
 }
 
 static int idem_put(
     broker *b, const Nq__V1__JobSpec *s, uint64_t id, uint64_t now_us)
 {
-	uint8_t key[NQI_NAME_MAX + 1 + MAX_TEXT], val[16];
-	size_t klen;
-	uint64_t until = nqi_us_plus_ms(now_us, b->cfg.idempotency_window_ms);
+	uint8_t key[NQI_NAME_MAX + 1 + MAX_TEXT], val[17];
+	size_t klen, vlen;
+	uint64_t until;
 	idem_key(s, key, &klen);
-	nqi_be64_put(val, id);
-	nqi_be64_put(val + 8, until);
-	MDB_val k = {klen, key}, v = {16, val};
+	broker_unique_value(b, s, id, now_us, val, &vlen, &until);
+	MDB_val k = {klen, key}, v = {vlen, val};
 	if (mdb_put(b->core.txn, b->db_idem, &k, &v, 0) != 0)
 		return NQ_ESTORE;
-	return broker_expiry_put(b, until, 'i', key, klen);
+	/* A scope without a bound ends with the job's record at the latest. */
+	return until ? broker_expiry_put(b, until, 'i', key, klen) : NQ_OK;
 }
 
 int broker_idem_forget(broker *b, const Nq__V1__JobSpec *s, uint64_t id)
@@ -167,8 +169,8 @@ int broker_idem_forget(broker *b, const Nq__V1__JobSpec *s, uint64_t id)
 	idem_key(s, key, &klen);
 	MDB_val k = {klen, key}, v;
 	int rc = mdb_get(b->core.txn, b->db_idem, &k, &v);
-	/* After its window the key may name a newer job. */
-	if (rc == 0 && v.mv_size == 16 && nqi_be64_get(v.mv_data) == id) {
+	/* After its scope the key may name a newer job. */
+	if (rc == 0 && v.mv_size >= 16 && nqi_be64_get(v.mv_data) == id) {
 		rc = mdb_del(b->core.txn, b->db_idem, &k, NULL);
 		b->core.dirty = true;
 	}
@@ -685,6 +687,8 @@ static bool list_match(const Nq__V1__ListRequest *l, const Nq__V1__Job *job)
 {
 	if (l->queue && l->queue[0] && strcmp(l->queue, job->spec->queue) != 0)
 		return false;
+	if (l->type && l->type[0] && strcmp(l->type, job->spec->type) != 0)
+		return false;
 	return !l->state || l->state == job->state;
 }
 
@@ -692,7 +696,7 @@ int broker_on_list(broker *b, broker_op *op)
 {
 	static const Nq__V1__ListReply init = NQ__V1__LIST_REPLY__INIT;
 	Nq__V1__ListRequest *l = op->req->list;
-	uint32_t limit = l->limit && l->limit < 1000 ? l->limit : 100;
+	uint32_t limit = !l->limit ? 100 : l->limit < 1000 ? l->limit : 1000;
 	uint64_t after = 0;
 	if (l->after_id && l->after_id[0] &&
 	    !parse_id(b, op, l->after_id, &after)) {
@@ -702,8 +706,9 @@ int broker_on_list(broker *b, broker_op *op)
 	Nq__V1__ListReply *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
 	Nq__V1__Job **jobs =
 	    nqi_arena_alloc(&b->core.arena, limit * sizeof *jobs);
+	char *next = nqi_arena_alloc(&b->core.arena, NQ_ID_MAX);
 	MDB_cursor *cur;
-	if (!r || !jobs)
+	if (!r || !jobs || !next)
 		return NQ_ENOMEM;
 	*r = init;
 	r->jobs = jobs;
@@ -713,7 +718,8 @@ int broker_on_list(broker *b, broker_op *op)
 	nqi_be64_put(key, after + 1);
 	MDB_val k = {8, key}, v;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	/* Bounded scan: a filter that matches little stops after 100k rows. */
+	/* Bounded scan: a filter that matches little stops after 100k rows,
+	 * and the reply says where to go on. */
 	for (int seen = 0; rc == 0 && r->n_jobs < limit && seen < 100000;
 	     seen++) {
 		Nq__V1__Job *job = nq__v1__job__unpack(
@@ -722,8 +728,13 @@ int broker_on_list(broker *b, broker_op *op)
 			job->spec->payload.len = 0;
 			jobs[r->n_jobs++] = job;
 		}
+		after = k.mv_size == 8 ? nqi_be64_get(k.mv_data) : after;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
+	next[0] = '\0';
+	if (rc == 0)
+		nqi_id_format(after, next);
+	r->next_after_id = next;
 	return BROKER_ANSWER(b, op, LIST, list, r);
 }

@@ -686,6 +686,18 @@ void broker_blob_forget(broker *b, const Nq__V1__Job *job);
 void broker_blob_close(broker *b);
 /* Deletes the idempotency key of spec if it still names job id. */
 int broker_idem_forget(broker *b, const Nq__V1__JobSpec *s, uint64_t id);
+
+/* unique.c: what a unique key's stored value means */
+/* *id: the job the stored value (len bytes) returns to a repeat enqueue
+ * now, 0 when its scope ended or its job is gone. */
+int broker_unique_holder(
+    broker *b, const void *value, size_t len, uint64_t now_us, uint64_t *id);
+/* The value to store when job id of spec takes its key; *until is the end
+ * of its window or bound (0: none), when the key lapses. */
+void broker_unique_value(broker *b, const Nq__V1__JobSpec *s, uint64_t id,
+    uint64_t now_us, uint8_t value[17], size_t *len, uint64_t *until);
+/* What is wrong with the spec's unique scope, or NULL. */
+const char *broker_unique_refuses(const Nq__V1__JobSpec *s);
 /* broker_count_move for a queue known by index (-1: none). */
 void broker_count_move_at(broker *b, int qi, int from, int to);
 /* Appends patch's fields to the stored record (see jobs.c), then tail:

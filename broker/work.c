@@ -1117,7 +1117,7 @@ static int expire_idem(
 	MDB_val k = {len, (void *)key}, v;
 	int rc = mdb_get(b->core.txn, b->db_idem, &k, &v);
 	/* The key may have been taken again later with a new window. */
-	if (rc == 0 && v.mv_size == 16 &&
+	if (rc == 0 && v.mv_size >= 16 &&
 	    nqi_be64_get((uint8_t *)v.mv_data + 8) == at_us)
 		rc = mdb_del(b->core.txn, b->db_idem, &k, NULL);
 	return rc == 0 || rc == MDB_NOTFOUND ? NQ_OK : NQ_ESTORE;

@@ -6,6 +6,9 @@
  *   exit 0             succeeded; stdout (at most 1 MiB) is the result
  *   exit 75            failed, to be retried (EX_TEMPFAIL: "retry later")
  *   exit 65            failed for good, never retried (EX_DATAERR)
+ *   exit 64            failed for good: the command does not take the
+ *                      payload's schema version (NQ_SCHEMA_VERSION),
+ *                      dead_reason schema_rejected
  *   any other exit     failed, retried by the queue's backoff
  *   a signal           failed, retried
  *   past timeout_ms    killed and failed: "timed out after Ns"
@@ -43,6 +46,7 @@
 #define START_TRIES 4
 #define START_PAUSE_MS 50
 #define EXIT_PERMANENT 65
+#define EXIT_SCHEMA_REJECTED 64
 #define MESSAGE_MAX (WORKER_ERR_TAIL + 160)
 
 extern char **environ;
@@ -50,7 +54,7 @@ extern char **environ;
 /* The job variables; the worker's own environment never supplies them. */
 static const char *const job_vars[] = {"NQ_JOB_ID", "NQ_QUEUE", "NQ_TYPE",
     "NQ_ATTEMPT", "NQ_MAX_ATTEMPTS", "NQ_TRACEPARENT", "NQ_CONTENT_TYPE",
-    "NQ_PAYLOAD_REF"};
+    "NQ_PAYLOAD_REF", "NQ_SCHEMA_VERSION"};
 #define NJOB_VARS (sizeof job_vars / sizeof *job_vars)
 
 typedef struct job_env {
@@ -63,6 +67,7 @@ typedef struct job_env {
 typedef struct verdict {
 	nq_outcome outcome;
 	bool non_retryable;
+	bool schema_rejected;
 	bool released;      /* the worker stopped under it */
 	const char *reason; /* one word for the log */
 	char exit[24];      /* "0", "75", "SIGKILL", or "-" */
@@ -99,7 +104,7 @@ static void env_free(job_env *e)
 static int env_build(job_env *e, const nq_job *job)
 {
 	size_t n = 0, total = 0;
-	char num[2][16];
+	char num[3][16];
 	while (environ[total])
 		total++;
 	memset(e, 0, sizeof *e);
@@ -110,12 +115,14 @@ static int env_build(job_env *e, const nq_job *job)
 			e->envp[n++] = environ[i];
 	snprintf(num[0], sizeof num[0], "%u", nq_job_attempt(job));
 	snprintf(num[1], sizeof num[1], "%u", nq_job_max_attempts(job));
+	snprintf(num[2], sizeof num[2], "%u", nq_job_schema_version(job));
 	env_add(e, &n, "NQ_JOB_ID", nq_job_id(job));
 	env_add(e, &n, "NQ_QUEUE", nq_job_queue(job));
 	env_add(e, &n, "NQ_TYPE", nq_job_type(job));
 	env_add(e, &n, "NQ_ATTEMPT", num[0]);
 	env_add(e, &n, "NQ_MAX_ATTEMPTS", num[1]);
 	env_add(e, &n, "NQ_CONTENT_TYPE", nq_job_content_type(job));
+	env_add(e, &n, "NQ_SCHEMA_VERSION", num[2]);
 	size_t want = NJOB_VARS;
 	const char *tp = nq_job_traceparent(job),
 	           *ref = nq_job_payload_ref(job);
@@ -252,6 +259,11 @@ static void judge(const worker_proc_result *r, uint64_t timeout_ms, verdict *v)
 		v->non_retryable = true;
 		snprintf(v->message, sizeof v->message,
 		    "exit 65 (permanent failure)%s%s", sep, tail);
+	} else if (code == EXIT_SCHEMA_REJECTED) {
+		v->reason = "schema_rejected";
+		v->non_retryable = v->schema_rejected = true;
+		snprintf(v->message, sizeof v->message,
+		    "exit 64 (schema version rejected)%s%s", sep, tail);
 	} else {
 		snprintf(v->message, sizeof v->message, "exit %d%s%s", code,
 		    sep, tail);
@@ -456,6 +468,8 @@ nq_outcome worker_handle_cb(const nq_job *job, nq_result *res, void *arg)
 	run_command(h, job, &v, &out, &out_len);
 	if (v.outcome == NQ_OUTCOME_SUCCEEDED)
 		nq_result_set(res, out, out_len);
+	else if (v.schema_rejected)
+		nq_result_schema_rejected(res, v.message);
 	else if (!v.released)
 		nq_result_error(res, v.message, v.non_retryable);
 	double secs = mono_s() - start_s;

@@ -22,6 +22,8 @@ typedef struct enqueue_flags {
 	const char *priority;
 	const char *at;
 	const char *idempotency_key;
+	const char *unique_key;
+	const char *unique_scope;
 	const char *ordering_key;
 	const char *group_key;
 	const char *traceparent;
@@ -173,6 +175,30 @@ static int spec_limits(
 	return NQI_CONTINUE;
 }
 
+/* --unique-key is --idempotency-key with a scope (--unique-scope). */
+static int spec_unique(
+    const nqctl *x, const enqueue_flags *f, nq_job_spec *spec)
+{
+	if (f->idempotency_key && f->unique_key)
+		return nqctl_usage_error(x,
+		    "--idempotency-key and --unique-key "
+		    "name the same key: give one");
+	spec->idempotency_key =
+	    f->unique_key ? f->unique_key : f->idempotency_key;
+	if (!f->unique_scope)
+		return NQI_CONTINUE;
+	if (!spec->idempotency_key)
+		return nqctl_usage_error(
+		    x, "--unique-scope needs --unique-key");
+	if (nq_unique_scope_parse(f->unique_scope, &spec->unique_scope,
+	        &spec->unique_window_ms) != NQ_OK)
+		return nqctl_usage_error(x,
+		    "--unique-scope: '%s' is not queued, active, "
+		    "until_finished or window=D (D a duration: 30s, 5m, 2h)",
+		    f->unique_scope);
+	return NQI_CONTINUE;
+}
+
 static int spec_schedule(
     const nqctl *x, const enqueue_flags *f, nq_job_spec *spec)
 {
@@ -197,7 +223,6 @@ static int spec_schedule(
 		    "(00-<32 hex>-<16 hex>-<2 hex>)",
 		    f->traceparent);
 	spec->traceparent = f->traceparent;
-	spec->idempotency_key = f->idempotency_key;
 	spec->ordering_key = f->ordering_key;
 	spec->group_key = f->group_key;
 	return NQI_CONTINUE;
@@ -331,7 +356,17 @@ int nqctl_enqueue(nqctl *x, int argc, char **argv, int start)
 	    {"timeout", NQI_OPT_DURATION, &f.timeout_ms,
 	        "longest one attempt may run (5m)", false},
 	    {"idempotency-key", NQI_OPT_STR, &f.idempotency_key,
-	        "a repeat with this key returns the first job", false},
+	        "a repeat with this key returns the first job (--unique-key "
+	        "with the window scope)",
+	        false},
+	    {"unique-key", NQI_OPT_STR, &f.unique_key,
+	        "while --unique-scope holds, a repeat with this key returns "
+	        "the job",
+	        false},
+	    {"unique-scope", NQI_OPT_STR, &f.unique_scope,
+	        "queued | active | until_finished | window=D (window, the "
+	        "broker's --idempotency-window)",
+	        false},
 	    {"ordering-key", NQI_OPT_STR, &f.ordering_key,
 	        "jobs with the same key never run at the same time", false},
 	    {"group-key", NQI_OPT_STR, &f.group_key,
@@ -367,6 +402,7 @@ int nqctl_enqueue(nqctl *x, int argc, char **argv, int start)
 	if ((rc = check_name(x, "queue", spec.queue)) == NQI_CONTINUE &&
 	    (rc = check_name(x, "type", spec.type)) == NQI_CONTINUE &&
 	    (rc = spec_schedule(x, &f, &spec)) == NQI_CONTINUE &&
+	    (rc = spec_unique(x, &f, &spec)) == NQI_CONTINUE &&
 	    (rc = spec_limits(x, &f, &spec)) == NQI_CONTINUE &&
 	    (rc = spec_payload(x, &f, &spec, &payload)) == NQI_CONTINUE &&
 	    (rc = spec_offload(x, &f)) == NQI_CONTINUE) {

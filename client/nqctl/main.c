@@ -34,6 +34,8 @@ static const nqctl_cmd commands[] = {
         1, 1, nqctl_wait},
     {"cancel", "ID", "Cancels a job that has not started and shows it.", 1, 1,
         nqctl_cancel},
+    {"list", "[--queue Q] [--state S] [--type T] [--limit N] [--after ID]",
+        "Lists stored jobs, oldest first, a page at a time.", 0, 0, nqctl_list},
     {"stats", "[QUEUE]",
         "Shows the job counts of every queue, or of one, and of the "
         "broker.",

@@ -98,6 +98,8 @@ int nqctl_cancel(nqctl *x, int argc, char **argv, int start);
 int nqctl_stats(nqctl *x, int argc, char **argv, int start);
 int nqctl_pause(nqctl *x, int argc, char **argv, int start);
 int nqctl_resume(nqctl *x, int argc, char **argv, int start);
+/* list.c */
+int nqctl_list(nqctl *x, int argc, char **argv, int start);
 /* policy.c: queue show | set | reset */
 int nqctl_queue(nqctl *x, int argc, char **argv, int start);
 /* moved.c: prints where the command went; returns NQI_EXIT_USAGE. */

@@ -127,6 +127,19 @@ static int add_identity(json_t *o, const nq_job *job)
 }
 
 /* The history: errors, end, times and the keys that came with the job. */
+/* The scope of a unique key; null for a job without one. */
+static int add_unique(json_t *o, const nq_job *job)
+{
+	bool keyed = nq_job_idempotency_key(job)[0] != '\0';
+	const char *scope = nq_unique_scope_name(nq_job_unique_scope(job));
+	uint64_t ms = nq_job_unique_window_ms(job);
+	int bad = json_object_set_new(o, "unique_scope",
+	    keyed && scope ? json_string(scope) : json_null());
+	bad |= json_object_set_new(o, "unique_window_ms",
+	    keyed && ms ? json_integer((json_int_t)ms) : json_null());
+	return bad;
+}
+
 static int add_history(json_t *o, const nq_job *job)
 {
 	int bad = 0;
@@ -155,7 +168,7 @@ static int add_history(json_t *o, const nq_job *job)
 	    o, "ordering_key", text_or_null(nq_job_ordering_key(job)));
 	bad |= json_object_set_new(
 	    o, "group_key", text_or_null(nq_job_group_key(job)));
-	return bad;
+	return bad | add_unique(o, job);
 }
 
 json_t *nqctl_job_json(const nq_job *job)

@@ -78,8 +78,10 @@ static int check_spec(const nq_job_spec *s, size_t i, char *err)
 	return NQ_OK;
 }
 
-/* Fills the wire form of a spec; it borrows every pointer of s. */
-static void spec_to_pb(const nq_job_spec *s, Nq__V1__JobSpec *pb)
+/* Fills the wire form of a spec; it borrows every pointer of s, and
+ * unique is its Unique when it sets a scope or a window. */
+static void spec_to_pb(
+    const nq_job_spec *s, Nq__V1__JobSpec *pb, Nq__V1__Unique *unique)
 {
 	nq__v1__job_spec__init(pb);
 	pb->queue = str_in(s->queue);
@@ -100,6 +102,12 @@ static void spec_to_pb(const nq_job_spec *s, Nq__V1__JobSpec *pb)
 	pb->deadline_us = s->deadline_us;
 	pb->replay_of = str_in(s->replay_of);
 	pb->group_key = str_in(s->group_key);
+	if (s->unique_scope || s->unique_window_ms) {
+		nq__v1__unique__init(unique);
+		unique->scope = (Nq__V1__UniqueScope)s->unique_scope;
+		unique->window_ms = s->unique_window_ms;
+		pb->unique = unique;
+	}
 	pb->payload_size = s->payload_size;
 	pb->payload_sha256 = str_in(s->payload_sha256);
 }
@@ -174,6 +182,7 @@ NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
 	Nq__V1__JobSpec *pb = NULL;
 	Nq__V1__JobSpec **pbs = NULL;
 	char **refs = NULL;
+	Nq__V1__Unique *uq = NULL;
 	int rv;
 	if ((rv = check_client(c)) != 0)
 		return rv;
@@ -187,14 +196,15 @@ NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
 		return NQ_OK;
 	pb = calloc(n, sizeof *pb);
 	pbs = calloc(n, sizeof *pbs);
+	uq = calloc(n, sizeof *uq);
 	/* Without offloading, enqueues pay nothing for it. */
 	refs = c->blob_dir ? calloc(n, sizeof *refs) : NULL;
-	if (!pb || !pbs || (c->blob_dir && !refs)) {
+	if (!pb || !pbs || !uq || (c->blob_dir && !refs)) {
 		rv = nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < n && rv == NQ_OK; i++) {
-		spec_to_pb(&specs[i], &pb[i]);
+		spec_to_pb(&specs[i], &pb[i], &uq[i]);
 		pbs[i] = &pb[i];
 		if (refs)
 			rv = nqc_offload(
@@ -208,6 +218,7 @@ out:
 	free(pb);
 	free(pbs);
 	free(refs);
+	free(uq);
 	return rv;
 }
 
@@ -754,4 +765,114 @@ NQ_API double nq_dead_letter_ratio(const nq_queue_stats *s, size_t i)
 {
 	const Nq__V1__QueueStats *q = queue_at(s, i);
 	return q ? nqi_dead_letter_ratio(q->succeeded_total, q->dead_total) : 0;
+}
+
+/* ---- list ---- */
+
+struct nq_job_list {
+	Nq__V1__Reply *reply; /* owns the jobs */
+	nq_job *jobs; /* wrappers of the reply's jobs, not freed one by one */
+	size_t n;
+	char next[NQ_ID_MAX];
+};
+
+static int list_check(nq_client *c, const nq_list_opts *o, char *after)
+{
+	int rv = check_client(c);
+	if (rv == 0 && !o)
+		rv = nqc_fail(c->last_error, NQ_EINVAL, "opts is NULL");
+	if (rv == 0 && o->queue && o->queue[0])
+		rv = check_name("queue", o->queue, c->last_error);
+	if (rv == 0 && o->type && o->type[0])
+		rv = check_name("type", o->type, c->last_error);
+	if (rv == 0 && (o->state < 0 || o->state > NQ_STATE_EXPIRED))
+		rv = nqc_fail(c->last_error, NQ_EINVAL,
+		    "state %d is not a "
+		    "job state",
+		    (int)o->state);
+	after[0] = '\0';
+	if (rv == 0 && o->after_id && o->after_id[0])
+		rv = check_id(o->after_id, after, c->last_error);
+	return rv;
+}
+
+/* Wraps the reply's jobs; takes the reply. */
+static int list_take(nq_client *c, Nq__V1__Reply *r, nq_job_list **out)
+{
+	const Nq__V1__ListReply *lr = r->list;
+	nq_job_list *l = calloc(1, sizeof *l);
+	size_t n = lr ? lr->n_jobs : 0;
+	if (l && n)
+		l->jobs = calloc(n, sizeof *l->jobs);
+	if (!l || (n && !l->jobs)) {
+		free(l);
+		nq__v1__reply__free_unpacked(r, NULL);
+		return nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		l->jobs[i].pb = lr->jobs[i];
+	l->n = n;
+	l->reply = r;
+	snprintf(l->next, sizeof l->next, "%s",
+	    lr && lr->next_after_id ? lr->next_after_id : "");
+	*out = l;
+	return NQ_OK;
+}
+
+NQ_API int nq_list(nq_client *c, const nq_list_opts *opts, nq_job_list **out)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__ListRequest body = NQ__V1__LIST_REQUEST__INIT;
+	Nq__V1__Reply *r = NULL;
+	char after[NQ_ID_MAX];
+	int rv = list_check(c, opts, after);
+	if (rv == 0 && !out)
+		rv = nqc_fail(c->last_error, NQ_EINVAL, "out is NULL");
+	if (rv != 0)
+		return rv;
+	body.queue = str_in(opts->queue);
+	body.type = str_in(opts->type);
+	body.state = (Nq__V1__JobState)opts->state;
+	body.limit = opts->limit;
+	body.after_id = after;
+	req.body_case = NQ__V1__REQUEST__BODY_LIST;
+	req.list = &body;
+	rv = api_call(
+	    c, &req, c->timeout_ms, NQ__V1__REPLY__BODY_LIST, "list", &r);
+	if (rv == NQ_OK && r->list) {
+		for (size_t i = 0; i < r->list->n_jobs; i++)
+			if (!r->list->jobs[i] || !r->list->jobs[i]->spec)
+				rv = nqc_fail(c->last_error, NQ_EPROTO,
+				    "list reply holds a job without a spec");
+	}
+	if (rv == NQ_OK)
+		return list_take(c, r, out);
+	if (r)
+		nq__v1__reply__free_unpacked(r, NULL);
+	return rv;
+}
+
+NQ_API size_t nq_job_list_count(const nq_job_list *l)
+{
+	return l ? l->n : 0;
+}
+
+NQ_API const nq_job *nq_job_list_at(const nq_job_list *l, size_t i)
+{
+	return l && i < l->n ? &l->jobs[i] : NULL;
+}
+
+NQ_API const char *nq_job_list_next(const nq_job_list *l)
+{
+	return l ? l->next : "";
+}
+
+NQ_API void nq_job_list_free(nq_job_list *l)
+{
+	if (!l)
+		return;
+	if (l->reply)
+		nq__v1__reply__free_unpacked(l->reply, NULL);
+	free(l->jobs);
+	free(l);
 }

@@ -4,8 +4,10 @@
  * empty read as "", numbers as 0.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
+#include "nqi/util.h"
 
 /* A wrapper holding no job yet (NULL when out of memory); nq_job_free
  * frees it either way. */
@@ -124,6 +126,22 @@ NQC_JOB_STR(group_key, job_spec)
 NQC_JOB_STR(payload_ref, job_spec)
 NQC_JOB_NUM(uint64_t, payload_size, job_spec)
 NQC_JOB_STR(payload_sha256, job_spec)
+/* A spec without its Unique has the window scope of the broker. */
+static const Nq__V1__Unique *job_unique(const nq_job *job)
+{
+	return job_spec(job) ? job_spec(job)->unique : NULL;
+}
+
+NQ_API nq_unique_scope nq_job_unique_scope(const nq_job *job)
+{
+	return job_unique(job) ? (nq_unique_scope)job_unique(job)->scope
+	                       : NQ_UNIQUE_WINDOW;
+}
+
+NQ_API uint64_t nq_job_unique_window_ms(const nq_job *job)
+{
+	return job_unique(job) ? job_unique(job)->window_ms : 0;
+}
 NQC_JOB_STR(dead_reason, job_pb)
 NQC_JOB_NUM(bool, in_dlq, job_pb)
 NQC_JOB_STR(worker_id, job_pb)
@@ -153,4 +171,39 @@ NQ_API const char *nq_job_error(
 	if (at_us)
 		*at_us = e->at_us;
 	return str_or_empty(e->message);
+}
+
+static const char *const scope_names[] = {
+    [NQ_UNIQUE_WINDOW] = "window",
+    [NQ_UNIQUE_QUEUED] = "queued",
+    [NQ_UNIQUE_ACTIVE] = "active",
+    [NQ_UNIQUE_UNTIL_FINISHED] = "until_finished",
+};
+
+NQ_API const char *nq_unique_scope_name(nq_unique_scope scope)
+{
+	size_t n = sizeof scope_names / sizeof *scope_names;
+	return (size_t)scope < n ? scope_names[scope] : NULL;
+}
+
+NQ_API int nq_unique_scope_parse(
+    const char *text, nq_unique_scope *scope, uint64_t *window_ms)
+{
+	size_t n = sizeof scope_names / sizeof *scope_names;
+	if (!text || !scope || !window_ms)
+		return NQ_EINVAL;
+	*window_ms = 0;
+	if (strncmp(text, "window=", 7) == 0) {
+		*scope = NQ_UNIQUE_WINDOW;
+		return nqi_parse_duration_ms(text + 7, window_ms) == NQ_OK &&
+		               *window_ms > 0
+		           ? NQ_OK
+		           : NQ_EINVAL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(text, scope_names[i]) == 0) {
+			*scope = (nq_unique_scope)i;
+			return NQ_OK;
+		}
+	return NQ_EINVAL;
 }

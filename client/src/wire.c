@@ -278,6 +278,7 @@ static void completion_to_pb(const nq_completion *it, Nq__V1__Completion *pb)
 	pb->result.len = it->result_len;
 	pb->error = (char *)(it->error ? it->error : "");
 	pb->non_retryable = it->non_retryable;
+	pb->schema_rejected = it->schema_rejected;
 	pb->retry_after_ms = it->retry_after_ms;
 	pb->started_us = it->started_us;
 	pb->finished_us = it->finished_us;

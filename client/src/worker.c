@@ -77,6 +77,7 @@ struct nq_result {
 	size_t len;
 	char *error;
 	bool non_retryable;
+	bool schema_rejected;
 	uint64_t retry_after_ms;
 	bool nomem; /* the result could not be kept */
 };
@@ -230,6 +231,19 @@ NQ_API void nq_result_error(
 	if (res->error)
 		scrub_utf8(res->error);
 	res->non_retryable = non_retryable;
+	res->schema_rejected = false; /* the last call says what failed */
+}
+
+NQ_API void nq_result_schema_rejected(nq_result *res, const char *message)
+{
+	if (!res)
+		return;
+	nq_result_error(res,
+	    message ? message
+	            : "the handler does not take this payload schema "
+	              "version",
+	    true);
+	res->schema_rejected = true;
 }
 
 NQ_API void nq_result_retry_after(nq_result *res, uint64_t ms)
@@ -554,6 +568,7 @@ static struct worker_done *done_from_result(
 	if (out == NQ_OUTCOME_FAILED) {
 		d->c.error = res->error;
 		d->c.non_retryable = res->non_retryable;
+		d->c.schema_rejected = res->schema_rejected;
 		d->c.retry_after_ms = res->retry_after_ms;
 		res->error = NULL;
 	}

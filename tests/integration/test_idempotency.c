@@ -116,19 +116,6 @@ static bool enqueue_keyed(nq_client *c, const char *key, char id[NQ_ID_MAX])
 	return dup;
 }
 
-/* Polls get until job id is gone, at most timeout_ms. */
-static void wait_gone(nq_client *c, const char *id, uint64_t timeout_ms)
-{
-	uint64_t end = itest_now_ms() + timeout_ms;
-	nq_job *j;
-	int rv;
-	while ((rv = nq_get(c, id, &j)) == NQ_OK && itest_now_ms() < end) {
-		nq_job_free(j);
-		itest_sleep_ms(100);
-	}
-	assert_int_equal(rv, NQ_ENOTFOUND);
-}
-
 /* A key never names a job that is gone: once a finished job's record goes
  * after its result_ttl, the key makes a new job. */
 static void test_idempotency_key_goes_with_the_jobs_record(void **state)
@@ -147,7 +134,7 @@ static void test_idempotency_key_goes_with_the_jobs_record(void **state)
 	assert_false(enqueue_keyed(c, "receipt-1", id1));
 	assert_int_equal(
 	    itest_wait_state(c, id1, NQ_STATE_SUCCEEDED, 15000, NULL), 0);
-	wait_gone(c, id1, 5000);
+	assert_int_equal(itest_wait_gone(c, id1, 5000), 0);
 
 	assert_false(enqueue_keyed(c, "receipt-1", id2));
 	assert_string_not_equal(id2, id1);
@@ -180,7 +167,7 @@ static void test_idempotency_key_goes_at_once_with_result_ttl_0(void **state)
 	assert_string_not_equal(id2, id1);
 
 	assert_int_equal(itest_worker_start(e, wflags, &w), 0);
-	wait_gone(c, id2, 15000);
+	assert_int_equal(itest_wait_gone(c, id2, 15000), 0);
 	assert_false(enqueue_keyed(c, "refund-1", id1));
 	assert_string_not_equal(id1, id2);
 	nq_client_close(c);

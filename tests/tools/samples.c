@@ -734,6 +734,37 @@ static void build_policy_samples(void)
 	rep_policy_reset.policy_reset = &rp_policy;
 }
 
+/* Added with unique scopes and nqctl list: a spec whose key holds while the
+ * job is queued or running its first attempt, bounded; a list request by
+ * type; and a page of a list that says where the next one starts. */
+static Nq__V1__JobSpec spec_unique = NQ__V1__JOB_SPEC__INIT;
+static Nq__V1__Unique unique_active = NQ__V1__UNIQUE__INIT;
+static Nq__V1__ListRequest rq_list_type = NQ__V1__LIST_REQUEST__INIT;
+static Nq__V1__Request req_list_type;
+static Nq__V1__ListReply rp_list_page = NQ__V1__LIST_REPLY__INIT;
+static Nq__V1__Reply rep_list_page = NQ__V1__REPLY__INIT;
+
+/* Needs build_spec() and build_replies() first: it copies spec and the
+ * list reply's jobs. */
+static void build_unique_samples(void)
+{
+	spec_unique = spec;
+	spec_unique.idempotency_key = NQT_UNIQUE_KEY;
+	unique_active.scope = NQ__V1__UNIQUE_SCOPE__UNIQUE_SCOPE_ACTIVE;
+	unique_active.window_ms = NQT_UNIQUE_BOUND_MS;
+	spec_unique.unique = &unique_active;
+	rq_list_type.queue = NQT_QUEUE;
+	rq_list_type.type = NQT_TYPE;
+	rq_list_type.limit = NQT_LIST_LIMIT;
+	envelope(&req_list_type, NQ__V1__REQUEST__BODY_LIST);
+	req_list_type.list = &rq_list_type;
+	rp_list_page.n_jobs = rp_list.n_jobs;
+	rp_list_page.jobs = rp_list.jobs;
+	rp_list_page.next_after_id = NQT_ID2;
+	rep_list_page.body_case = NQ__V1__REPLY__BODY_LIST;
+	rep_list_page.list = &rp_list_page;
+}
+
 static nqt_sample samples[] = {
     {"status", &status.base},
     {"job_spec", &spec.base},
@@ -797,6 +828,9 @@ static nqt_sample samples[] = {
     {"job_event_breaker", &event_breaker.base},
     {"queue_stats_groups", &qstats_groups.base},
     {"job_event_limit", &event_limit.base},
+    {"job_spec_unique", &spec_unique.base},
+    {"request_list_type", &req_list_type.base},
+    {"reply_list_page", &rep_list_page.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)
@@ -817,6 +851,7 @@ const nqt_sample *nqt_samples(size_t *n)
 		build_patches();
 		build_policy_samples();
 		build_limit_samples();
+		build_unique_samples();
 		built = true;
 	}
 	*n = COUNT(samples);
@@ -836,6 +871,7 @@ const ProtobufCMessage *nqt_sample_get(const char *name)
 static const ProtobufCMessageDescriptor *const descriptors[] = {
     &nq__v1__attempt_error__descriptor,
     &nq__v1__job_spec__descriptor,
+    &nq__v1__unique__descriptor,
     &nq__v1__job__descriptor,
     &nq__v1__queue_config__descriptor,
     &nq__v1__job_lease_patch__descriptor,

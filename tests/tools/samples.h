@@ -92,6 +92,9 @@
 #define NQT_CLAIM_CHECK_SIZE 5242880ull
 #define NQT_CLAIM_CHECK_SHA256                                                 \
 	"0f343b0931126a20f133d67c2b018a3b5e3f4f2d0d7fdda8d6a8f4d54d4cd4b0"
+/* Added with unique scopes and nqctl list. */
+#define NQT_UNIQUE_KEY "nightly-report-42"
+#define NQT_UNIQUE_BOUND_MS 3600000ull
 #define NQT_INGEST_ERROR "dead job 2 has no id"
 #define NQT_REPLAY_ERROR "no dead job " NQT_ID2
 #define NQT_DLQ_COUNT1 5ull

@@ -116,6 +116,7 @@ static void check_spec(const Nq__V1__JobSpec *s)
 	assert_string_equal(s->group_key, "");
 	assert_int_equal(s->payload_size, 0);
 	assert_string_equal(s->payload_sha256, "");
+	assert_null(s->unique);
 }
 
 static void check_spec_min(const Nq__V1__JobSpec *s)
@@ -345,6 +346,7 @@ static void fx_request_list(const ProtobufCMessage *m)
 	assert_int_equal(r->list->state, NQ__V1__JOB_STATE__JOB_STATE_READY);
 	assert_int_equal(r->list->limit, NQT_LIST_LIMIT);
 	assert_string_equal(r->list->after_id, NQT_ID);
+	assert_string_equal(r->list->type, "");
 }
 
 static void fx_request_fetch(const ProtobufCMessage *m)
@@ -459,6 +461,7 @@ static void fx_reply_list(const ProtobufCMessage *m)
 {
 	const Nq__V1__Reply *r = reply_of(m, NQ__V1__REPLY__BODY_LIST);
 	check_two_jobs(r->list->n_jobs, r->list->jobs);
+	assert_string_equal(r->list->next_after_id, "");
 }
 
 static void fx_reply_fetch(const ProtobufCMessage *m)
@@ -508,6 +511,39 @@ static void fx_job_spec_claim_check(const ProtobufCMessage *m)
 	assert_string_equal(s->payload_ref, NQT_PAYLOAD_REF);
 	assert_int_equal(s->payload_size, NQT_CLAIM_CHECK_SIZE);
 	assert_string_equal(s->payload_sha256, NQT_CLAIM_CHECK_SHA256);
+}
+
+/* ---- fixtures of unique scopes and nqctl list ---- */
+
+static void fx_job_spec_unique(const ProtobufCMessage *m)
+{
+	Nq__V1__JobSpec s = *(const Nq__V1__JobSpec *)m;
+	assert_string_equal(s.idempotency_key, NQT_UNIQUE_KEY);
+	assert_non_null(s.unique);
+	assert_int_equal(
+	    s.unique->scope, NQ__V1__UNIQUE_SCOPE__UNIQUE_SCOPE_ACTIVE);
+	assert_int_equal(s.unique->window_ms, NQT_UNIQUE_BOUND_MS);
+	assert_string_equal(s.replay_of, "");
+	assert_string_equal(s.group_key, "");
+	s.idempotency_key = (char *)NQT_IDEMPOTENCY_KEY;
+	check_spec_fields(&s);
+}
+
+static void fx_request_list_type(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r = request_of(m, NQ__V1__REQUEST__BODY_LIST);
+	assert_string_equal(r->list->queue, NQT_QUEUE);
+	assert_string_equal(r->list->type, NQT_TYPE);
+	assert_int_equal(r->list->state, 0);
+	assert_int_equal(r->list->limit, NQT_LIST_LIMIT);
+	assert_string_equal(r->list->after_id, "");
+}
+
+static void fx_reply_list_page(const ProtobufCMessage *m)
+{
+	const Nq__V1__Reply *r = reply_of(m, NQ__V1__REPLY__BODY_LIST);
+	check_two_jobs(r->list->n_jobs, r->list->jobs);
+	assert_string_equal(r->list->next_after_id, NQT_ID2);
 }
 
 static void fx_completion_batch_schema(const ProtobufCMessage *m)
@@ -984,6 +1020,9 @@ static const fixture fixtures[] = {
     FX(job_event_breaker, job_event),
     FX(queue_stats_groups, queue_stats),
     FX(job_event_limit, job_event),
+    FX(job_spec_unique, job_spec),
+    FX(request_list_type, request),
+    FX(reply_list_page, reply),
 };
 
 /* ---- tests ---- */

@@ -81,6 +81,26 @@ NQ_API bool nq_state_is_final(nq_state state);
 
 #define NQ_ID_MAX 32 /* buffer size for a job id, NUL included */
 
+/*
+ * How long a job's unique key (its idempotency_key) returns it to an
+ * enqueue with the same key in the same queue, as a duplicate; once the
+ * scope ended, the key makes a new job (README "Unique jobs").
+ */
+typedef enum nq_unique_scope {
+	NQ_UNIQUE_WINDOW = 0, /* for unique_window_ms after the enqueue */
+	NQ_UNIQUE_QUEUED = 1, /* until the job first starts */
+	NQ_UNIQUE_ACTIVE = 2, /* until its first attempt ends */
+	NQ_UNIQUE_UNTIL_FINISHED = 3, /* until it ends, retries included */
+} nq_unique_scope;
+
+/* "window", "queued", "active", "until_finished"; NULL for another value. */
+NQ_API const char *nq_unique_scope_name(nq_unique_scope scope);
+/* Reads a scope as nqctl's --unique-scope takes it: a name of
+ * nq_unique_scope_name, or "window=D" (D a duration: 250ms, 30s, 5m, 2h),
+ * which sets *window_ms (0 otherwise). NQ_EINVAL for anything else. */
+NQ_API int nq_unique_scope_parse(
+    const char *text, nq_unique_scope *scope, uint64_t *window_ms);
+
 /* ---- jobs as reported by the broker ---- */
 
 typedef struct nq_job nq_job;
@@ -110,6 +130,8 @@ NQ_API const char *nq_job_group_key(const nq_job *job);
 NQ_API const char *nq_job_payload_ref(const nq_job *job);
 NQ_API uint64_t nq_job_payload_size(const nq_job *job);
 NQ_API const char *nq_job_payload_sha256(const nq_job *job);
+NQ_API nq_unique_scope nq_job_unique_scope(const nq_job *job);
+NQ_API uint64_t nq_job_unique_window_ms(const nq_job *job);
 NQ_API const char *nq_job_dead_reason(const nq_job *job);
 /* A dead job that nq-dlq holds: the broker reports a summary of it (no
  * payload, no result, the last error only); nq-dlq has the whole job. */
@@ -251,6 +273,11 @@ typedef struct nq_job_spec {
 	 * nq_client_set_offload fills all three itself. */
 	uint64_t payload_size;
 	const char *payload_sha256;
+	/* How long idempotency_key (the unique key) holds. */
+	nq_unique_scope unique_scope;
+	/* The window's length (0: the broker's --idempotency-window); with
+	 * another scope, the longest the key holds (0: no bound). */
+	uint64_t unique_window_ms;
 } nq_job_spec;
 
 typedef struct nq_enqueue_result {
@@ -279,6 +306,29 @@ NQ_API int nq_wait(
 /* Cancels a job that has not started. NQ_EPRECOND when it already runs or
  * ended; the job as it is then is returned either way when out != NULL. */
 NQ_API int nq_cancel(nq_client *c, const char *id, nq_job **out);
+/*
+ * Lists jobs the broker stores, oldest first, without their payloads: one
+ * page of at most limit jobs that match every filter given. A page may
+ * hold fewer (the broker looks at a bounded number of jobs per call):
+ * nq_job_list_next is where the next page starts (its after_id), "" once
+ * the list reached its end.
+ */
+typedef struct nq_list_opts {
+	const char *queue;    /* NULL or "": any */
+	nq_state state;       /* 0: any */
+	const char *type;     /* NULL or "": any */
+	uint32_t limit;       /* 0: 100; more than 1000: 1000 */
+	const char *after_id; /* jobs after this id; NULL: from the first */
+} nq_list_opts;
+
+typedef struct nq_job_list nq_job_list;
+
+NQ_API int nq_list(nq_client *c, const nq_list_opts *opts, nq_job_list **out);
+NQ_API size_t nq_job_list_count(const nq_job_list *l);
+/* Job i of the page, owned by the list; NULL past the end. */
+NQ_API const nq_job *nq_job_list_at(const nq_job_list *l, size_t i);
+NQ_API const char *nq_job_list_next(const nq_job_list *l);
+NQ_API void nq_job_list_free(nq_job_list *l);
 NQ_API int nq_pause(nq_client *c, const char *queue);
 NQ_API int nq_resume(nq_client *c, const char *queue);
 
@@ -384,6 +434,7 @@ typedef struct nq_completion {
 	size_t result_len;
 	const char *error;
 	bool non_retryable;
+	bool schema_rejected; /* failed for good: dead_reason schema_rejected */
 	uint64_t retry_after_ms;
 	uint64_t started_us;
 	uint64_t finished_us;
@@ -417,6 +468,11 @@ typedef nq_outcome (*nq_handler_cb)(
 NQ_API void nq_result_set(nq_result *res, const void *data, size_t len);
 NQ_API void nq_result_error(
     nq_result *res, const char *message, bool non_retryable);
+/* The handler does not take the job's payload schema version
+ * (nq_job_schema_version): the job fails for good, never retried, with
+ * dead_reason schema_rejected. The handler returns NQ_OUTCOME_FAILED.
+ * message NULL: a default one. */
+NQ_API void nq_result_schema_rejected(nq_result *res, const char *message);
 NQ_API void nq_result_retry_after(nq_result *res, uint64_t ms);
 
 typedef struct nq_worker_opts {
