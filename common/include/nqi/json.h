@@ -88,6 +88,11 @@ json_t *nqi_json_string_lossy(const void *s, size_t len);
  * memory ran out. */
 char *nqi_base64_encode(const void *buf, size_t len);
 
+/* Decodes base64 (RFC 4648; padding optional, no whitespace) into a
+ * malloc'd *out of *len bytes. NQ_EINVAL when the text is not base64,
+ * NQ_ENOMEM. */
+int nqi_base64_decode(const char *s, size_t n, uint8_t **out, size_t *len);
+
 /* True when the bytes are UTF-8 text a terminal can show: well-formed, and
  * no control characters other than tab, newline and carriage return. */
 bool nqi_text_printable(const void *buf, size_t len);
