@@ -204,9 +204,9 @@ static int fill_path(fill *f, json_t *o, const params *p)
 	json_t *items =
 	    f->route->items ? json_object_get(o, f->route->items) : NULL;
 	for (size_t i = 0; i < p->n; i++) {
-		char name[64];
-		snprintf(
-		    name, sizeof name, "%.*s", (int)p->nlen[i], p->name[i]);
+		char key[64], name[64];
+		snprintf(key, sizeof key, "%.*s", (int)p->nlen[i], p->name[i]);
+		query_field(f->route, key, name, sizeof name);
 		size_t k;
 		json_t *item;
 		int rv = NQ_OK;

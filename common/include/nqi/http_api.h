@@ -39,8 +39,10 @@ typedef struct nqi_api_route {
 	const char *member; /* the member of Request's body ("cancel") */
 	const char *unwrap; /* the reply body's field answered alone, or NULL */
 	unsigned flags;
-	const char *items;   /* NQI_API_ITEMS: the repeated field */
-	const char *aliases; /* "after=after_id,timeout=timeout_ms" */
+	const char *items; /* NQI_API_ITEMS: the repeated field */
+	/* fields of query arguments and path parameters of another name:
+	 * "after=after_id,timeout=timeout_ms" */
+	const char *aliases;
 	/* A route served otherwise (a stream): called instead, once; it
 	 * answers before it returns (nqi_http_stream). */
 	void (*serve)(nqi_http_req *req, void *arg);
