@@ -68,6 +68,11 @@ export async function startAll(opts = {}) {
   }
   return {
     dir,
+    ready: bready,
+    async stopBroker() {
+      broker.kill('SIGTERM');
+      if (broker.exitCode === null) await new Promise((r) => broker.on('exit', r));
+    },
     broker: httpUrl(bready.http),
     dlq: httpUrl(dready.http),
     async stop() {
