@@ -215,6 +215,7 @@ struct nqi_http_req {
 /* The request pointer is kept tagged (odd) in MHD's per-request slot,
  * where the built-in routes keep an even count. */
 #define API_TAG ((uintptr_t)1)
+#define API_PREALLOC_MAX (64u << 10)
 
 static nqi_http_req *api_req_of(void *req_cls)
 {
@@ -428,6 +429,17 @@ static mhd_result api_begin(nqi_http *h, struct MHD_Connection *c,
 		free(r);
 		return MHD_NO;
 	}
+	/* The announced body in one piece, not grown as it comes, up to
+	 * what any crowd of connections may hold before sending a byte. */
+	size_t want = cl ? (size_t)strtoull(cl, NULL, 10) : 0;
+	if (want > API_PREALLOC_MAX)
+		want = API_PREALLOC_MAX;
+	if (want && !(r->body = malloc(want + 1))) {
+		pthread_mutex_destroy(&r->mu);
+		free(r);
+		return MHD_NO;
+	}
+	r->cap = want ? want + 1 : 0;
 	r->h = h;
 	r->c = c;
 	r->url = url;

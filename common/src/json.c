@@ -239,15 +239,22 @@ int nqi_json_to_msgpack(
 		    jerr.column, jerr.text);
 		return NQ_EINVAL;
 	}
+	int rv = nqi_jansson_to_msgpack(root, out, len, err, errlen);
+	json_decref(root);
+	return rv;
+}
+
+int nqi_jansson_to_msgpack(
+    json_t *v, uint8_t **out, size_t *len, char *err, size_t errlen)
+{
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	int rv = pack_value(&pk, root, 0, err, errlen);
-	json_decref(root);
-	if (rv != NQ_OK) {
+	int rv = pack_value(&pk, v, 0, err, errlen);
+	if (rv != NQ_OK || !sb.data) {
 		msgpack_sbuffer_destroy(&sb);
-		return rv;
+		return rv != NQ_OK ? rv : NQ_ENOMEM;
 	}
 	*out = (uint8_t *)sb.data;
 	*len = sb.size;

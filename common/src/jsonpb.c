@@ -447,12 +447,9 @@ static int dec_payload(dec *x, ProtobufCMessage *m, field *f, const json_t *j)
 	ProtobufCBinaryData *b = member(m, f->offset);
 	if (!type || (**type && !nqi_content_type_is_msgpack(*type)))
 		return dec_base64(x, j, b);
-	char *text = nqi_json_dumps(j);
 	char why[200] = "";
-	if (!text)
-		return NQ_ENOMEM;
-	int rv = nqi_json_to_msgpack(text, &b->data, &b->len, why, sizeof why);
-	free(text);
+	int rv = nqi_jansson_to_msgpack(
+	    (json_t *)j, &b->data, &b->len, why, sizeof why);
 	if (rv == NQ_EINVAL)
 		return bad(x, why, NULL);
 	if (rv == NQ_OK && !**type) {

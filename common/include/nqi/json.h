@@ -51,6 +51,10 @@
 int nqi_json_to_msgpack(
     const char *json, uint8_t **out, size_t *len, char *err, size_t errlen);
 
+/* The same from a jansson value. */
+int nqi_jansson_to_msgpack(
+    json_t *v, uint8_t **out, size_t *len, char *err, size_t errlen);
+
 /*
  * Converts msgpack bytes holding exactly one value to compact JSON text.
  * On success *json_out is a malloc'd NUL-terminated string the caller frees.
