@@ -247,10 +247,11 @@ static long sse_pull(void *data, char *buf, size_t max)
 	size_t n = c->out_len - c->out_off;
 	if (n > max)
 		n = max;
+	if (n == 0)
+		return 0;
 	memcpy(buf, c->out + c->out_off, n);
 	c->out_off += n;
-	if (n)
-		c->last_write_ms = now;
+	c->last_write_ms = now;
 	return (long)n;
 }
 
