@@ -430,7 +430,12 @@ static int dec_repeated(dec *x, ProtobufCMessage *m, field *f, json_t *j)
 	for (size_t i = 0; rv == NQ_OK && i < n; i++) {
 		snprintf(x->path + plen, sizeof x->path - plen, "[%zu]", i);
 		rv = dec_one(x, f, json_array_get(j, i), arr + i * es);
-		*(size_t *)member(m, f->quantifier_offset) = i + (rv == NQ_OK);
+		/* A message that failed half-way is counted, so that it is
+		 * freed with the rest. */
+		bool keep =
+		    rv == NQ_OK || (f->type == PROTOBUF_C_TYPE_MESSAGE &&
+		                       ((void **)arr)[i] != NULL);
+		*(size_t *)member(m, f->quantifier_offset) = i + keep;
 	}
 	x->path[plen] = '\0';
 	json_decref(split);
