@@ -39,7 +39,6 @@
 /* One row per route: method, path, Request member, the reply's field
  * answered alone, flags, the batch field, query aliases. */
 static void serve_events(nqi_http_req *req, void *arg);
-static void serve_routes(nqi_http_req *req, void *arg);
 
 static const nqi_api_route routes[] = {
     {"POST", "/v1/queues/{queue}/jobs", "enqueue", "results",
@@ -61,29 +60,12 @@ static const nqi_api_route routes[] = {
     {"DELETE", "/v1/queues/{queue}/policy", "policy_reset", NULL, 0, NULL, NULL,
         NULL},
     {"GET", "/v1/events", NULL, NULL, 0, NULL, NULL, serve_events},
-    {"GET", "/v1/routes", NULL, NULL, 0, NULL, NULL, serve_routes},
 };
-
-/* GET /v1/routes: what this listener serves, for clients and the test
- * that holds docs/openapi.yaml to it. */
-static void serve_routes(nqi_http_req *req, void *arg)
-{
-	(void)arg;
-	nqi_api_json(req, 200,
-	    nqi_api_routes_json(routes, sizeof routes / sizeof *routes));
-}
-
-static void reply_cb(void *arg, nng_msg *msg)
-{
-	nqi_api_done(
-	    arg, msg ? nng_msg_body(msg) : NULL, msg ? nng_msg_len(msg) : 0);
-	nng_msg_free(msg);
-}
 
 static void submit(
     void *arg, const uint8_t *buf, size_t len, nqi_api_call *call)
 {
-	broker_request_in(arg, buf, len, reply_cb, call);
+	broker_request_in(arg, buf, len, nqi_api_done_msg, call);
 }
 
 /* ---- the event ring ---- */

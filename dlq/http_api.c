@@ -6,8 +6,6 @@
 #include "dlq.h"
 #include "nqi/http_api.h"
 
-static void serve_routes(nqi_http_req *req, void *arg);
-
 /* One row per route: method, path, Request member, the reply's field
  * answered alone, flags, the batch field, query aliases. */
 static const nqi_api_route routes[] = {
@@ -22,27 +20,12 @@ static const nqi_api_route routes[] = {
     {"POST", "/v1/dlq/purge", "dlq_purge", NULL, NQI_API_BODY, NULL, NULL,
         NULL},
     {"GET", "/v1/dlq/stats", "dlq_stats", NULL, 0, NULL, NULL, NULL},
-    {"GET", "/v1/routes", NULL, NULL, 0, NULL, NULL, serve_routes},
 };
-
-static void serve_routes(nqi_http_req *req, void *arg)
-{
-	(void)arg;
-	nqi_api_json(req, 200,
-	    nqi_api_routes_json(routes, sizeof routes / sizeof *routes));
-}
-
-static void reply_cb(void *arg, nng_msg *msg)
-{
-	nqi_api_done(
-	    arg, msg ? nng_msg_body(msg) : NULL, msg ? nng_msg_len(msg) : 0);
-	nng_msg_free(msg);
-}
 
 static void submit(
     void *arg, const uint8_t *buf, size_t len, nqi_api_call *call)
 {
-	dlq_request_in(arg, buf, len, reply_cb, call);
+	dlq_request_in(arg, buf, len, nqi_api_done_msg, call);
 }
 
 void dlq_api_opts(dlq *d, nqi_http_opts *o)

@@ -284,13 +284,18 @@ bool nqi_api_authorized(nqi_http_req *req, const nqi_auth *auth, unsigned roles)
 	return false;
 }
 
-json_t *nqi_api_routes_json(const nqi_api_route *routes, size_t n)
+#define ROUTES_PATH "/v1/routes"
+
+static json_t *routes_json(const nqi_api *api)
 {
 	json_t *a = json_array();
-	for (size_t i = 0; a && i < n; i++)
+	for (size_t i = 0; a && i < api->nroutes; i++)
 		json_array_append_new(
-		    a, json_pack("{s:s, s:s}", "method", routes[i].method,
-		           "path", routes[i].path));
+		    a, json_pack("{s:s, s:s}", "method", api->routes[i].method,
+		           "path", api->routes[i].path));
+	if (a)
+		json_array_append_new(a, json_pack("{s:s, s:s}", "method",
+		                             "GET", "path", ROUTES_PATH));
 	return a ? json_pack("{s:o}", "routes", a) : NULL;
 }
 
@@ -423,6 +428,13 @@ static void call_free(void *data)
 	free(call);
 }
 
+void nqi_api_done_msg(void *call, nng_msg *msg)
+{
+	nqi_api_done(
+	    call, msg ? nng_msg_body(msg) : NULL, msg ? nng_msg_len(msg) : 0);
+	nng_msg_free(msg);
+}
+
 void nqi_api_done(nqi_api_call *call, const void *reply, size_t len)
 {
 	nqi_http_req *req = call->req;
@@ -442,6 +454,11 @@ static void start(nqi_http_req *req, const nqi_api *api)
 	bool single;
 	uint8_t *buf = NULL;
 	size_t len = 0;
+	if (strcmp(nqi_http_req_path(req), ROUTES_PATH) == 0 &&
+	    strcmp(nqi_http_req_method(req), "GET") == 0) {
+		nqi_api_json(req, 200, routes_json(api));
+		return;
+	}
 	const nqi_api_route *r = route_find(api, req, &p);
 	if (!r)
 		return;

@@ -17,6 +17,7 @@
 #define NQI_HTTP_API_H
 
 #include <jansson.h>
+#include <nng/nng.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,12 +61,19 @@ typedef struct nqi_api {
 	void *arg; /* of submit and serve */
 } nqi_api;
 
-/* The nqi_http_api_cb of a daemon's API; arg is its nqi_api. */
+/* The nqi_http_api_cb of a daemon's API; arg is its nqi_api. Besides
+ * the routes it serves GET /v1/routes: {"routes": [{"method": "GET",
+ * "path": "/v1/jobs/{id}"}, ...]}, every route it serves, for clients and
+ * the test that holds docs/openapi.yaml to them. */
 void nqi_api_serve(nqi_http_req *req, void *api);
 
 /* The daemon's packed Reply to call (copied), or NULL/0 when it has none
  * (the request was dropped: 503). Any thread, once per call. */
 void nqi_api_done(nqi_api_call *call, const void *reply, size_t len);
+
+/* nqi_api_done() with the reply in msg (taken; NULL: none), as the
+ * daemons' reply hooks give it. call is the nqi_api_call. */
+void nqi_api_done_msg(void *call, nng_msg *msg);
 
 /* The HTTP status of an nq.v1.Code. */
 unsigned nqi_api_http_status(int code);
@@ -78,9 +86,6 @@ void nqi_api_error(
  * nqi_auth_check); else answers 401 or 403 and returns false. */
 bool nqi_api_authorized(
     nqi_http_req *req, const nqi_auth *auth, unsigned roles);
-
-/* {"routes": [{"method": "GET", "path": "/v1/jobs/{id}"}, ...]} */
-json_t *nqi_api_routes_json(const nqi_api_route *routes, size_t n);
 
 /* Answers req with the JSON value v (taken). */
 void nqi_api_json(nqi_http_req *req, unsigned status, json_t *v);
