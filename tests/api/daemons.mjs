@@ -37,9 +37,17 @@ function start(bin, args, dir, name, env = {}) {
   const fd = fs.openSync(log, 'a');
   const p = spawn(bin, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
   fs.closeSync(fd);
+  alive.add(p);
+  p.on('exit', () => alive.delete(p));
   p.logText = () => fs.readFileSync(log, 'utf8').split('\n').slice(-20).join('\n');
   return p;
 }
+
+// Daemons left running when the test itself is stopped are killed.
+const alive = new Set();
+process.on('exit', () => { for (const p of alive) p.kill('SIGKILL'); });
+for (const sig of ['SIGTERM', 'SIGINT'])
+  process.on(sig, () => process.exit(1));
 
 const httpUrl = (addr) => (addr.startsWith('http') ? addr : `http://${addr}`).replace(/\/$/, '');
 
