@@ -250,6 +250,11 @@ int nqi_jansson_to_msgpack(
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
+	/* msgpack-c would start at 8 KiB, for payloads mostly far smaller
+	 * (a batch of 1,000 jobs would churn 8 MiB); it doubles from here. */
+	if (!(sb.data = malloc(256)))
+		return NQ_ENOMEM;
+	sb.alloc = 256;
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	int rv = pack_value(&pk, v, 0, err, errlen);
 	if (rv != NQ_OK || !sb.data) {
