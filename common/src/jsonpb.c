@@ -222,6 +222,35 @@ typedef struct dec {
 	size_t errlen;
 } dec;
 
+/* Appends to the path at plen: ".key" (or "key" first), or "[i]". On
+ * every field of every request, so no printf. */
+static void path_key(dec *x, size_t plen, const char *key)
+{
+	size_t n = strlen(key), dot = plen ? 1 : 0;
+	if (plen + dot + n >= sizeof x->path)
+		n = sizeof x->path - plen - dot - 1;
+	if (dot)
+		x->path[plen] = '.';
+	memcpy(x->path + plen + dot, key, n);
+	x->path[plen + dot + n] = '\0';
+}
+
+static void path_index(dec *x, size_t plen, size_t i)
+{
+	char digits[24];
+	size_t n = 0;
+	do
+		digits[n++] = (char)('0' + i % 10);
+	while ((i /= 10) && n < sizeof digits);
+	if (plen + n + 3 > sizeof x->path)
+		return;
+	x->path[plen++] = '[';
+	while (n)
+		x->path[plen++] = digits[--n];
+	x->path[plen++] = ']';
+	x->path[plen] = '\0';
+}
+
 static int bad(dec *x, const char *fmt, const char *what)
 {
 	snprintf(x->err, x->errlen, "%s: %s%s", x->path[0] ? x->path : "body",
@@ -428,7 +457,7 @@ static int dec_repeated(dec *x, ProtobufCMessage *m, field *f, json_t *j)
 	*(void **)member(m, f->offset) = arr;
 	size_t plen = strlen(x->path);
 	for (size_t i = 0; rv == NQ_OK && i < n; i++) {
-		snprintf(x->path + plen, sizeof x->path - plen, "[%zu]", i);
+		path_index(x, plen, i);
 		rv = dec_one(x, f, json_array_get(j, i), arr + i * es);
 		/* A message that failed half-way is counted, so that it is
 		 * freed with the rest. */
@@ -497,8 +526,7 @@ static int dec_fields(dec *x, ProtobufCMessage *m, json_t *j, bool payload)
 	{
 		if ((strcmp(key, "payload") == 0) != payload)
 			continue;
-		snprintf(x->path + plen, sizeof x->path - plen, "%s%s",
-		    plen ? "." : "", key);
+		path_key(x, plen, key);
 		field *f = protobuf_c_message_descriptor_get_field_by_name(
 		    m->descriptor, key);
 		int rv =
