@@ -227,6 +227,30 @@ test('events arrive in order, filtered, and resume after Last-Event-ID', async (
   assert.match(m.text, /^nq_http_sse_events_total [1-9]/m);
 });
 
+test('a stream that does not read skips what fell off the ring, and holds nothing back', async () => {
+  const port = new URL(nq.broker).port;
+  let got = '';
+  const s = net.connect(port, '127.0.0.1', () => s.write(
+    `GET /v1/events?queue=slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOK.producer}\r\n\r\n`));
+  s.on('data', (d) => { got += d; });
+  await until(() => got.includes('200 OK'));
+  s.pause(); // reads nothing more: the kernel's buffers fill, then the ring passes it
+  const jobs = Array.from({ length: 1000 }, () => ({ type: 'a', payload: { pad: 'p'.repeat(200) } }));
+  const t0 = Date.now();
+  for (let i = 0; i < 30; i++) {
+    const r = await B('POST', '/v1/queues/slow/jobs', { body: { jobs } });
+    assert.equal(r.status, 200);
+  }
+  const took = Date.now() - t0;
+  s.resume();
+  await until(() => /: skipped \d+ events/.test(got), 20000);
+  s.destroy();
+  const m = await call(nq.broker, 'GET', '/metrics');
+  assert.match(m.text, /^nq_http_sse_skipped_total [1-9]/m);
+  // generous: the point is that 30,000 enqueues were not held to the reader's pace
+  assert.ok(took < 60000, `enqueues took ${took} ms`);
+});
+
 test('nq-dlq: list, show, replay, purge; a stopping broker answers 503, a gone one 504', async () => {
   const ids = [];
   for (let i = 0; i < 3; i++) ids.push((await B('POST', '/v1/queues/t/jobs', { body: { type: 'bad', max_attempts: 1 } })).body.id);
