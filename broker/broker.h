@@ -497,6 +497,9 @@ struct broker {
 		nng_socket sock;
 		bool on;
 		atomic_int subscribers; /* connections to the events socket */
+		/* /v1/events keeps recent events: a stream is connected, or
+		 * was a short while ago (set by http_api.c) */
+		atomic_bool sse_wanted;
 		Nq__V1__JobEvent **list;
 		size_t n, cap;
 		uint64_t seq, published, dropped;
@@ -748,9 +751,6 @@ void broker_request_in(broker *b, const void *buf, size_t len,
 /* The API's part of the HTTP options; its event ring and thread. */
 int broker_api_start(broker *b, nqi_http_opts *o);
 void broker_api_stop(broker *b);
-/* True while /v1/events keeps recent events (a client is connected, or
- * was a short while ago). */
-bool broker_sse_wanted(const broker *b);
 /* The committed events of a group, in seq order (core thread). */
 void broker_sse_publish(broker *b, Nq__V1__JobEvent **events, size_t n);
 int broker_sse_metrics(broker *b, nqi_prom *p);

@@ -39,7 +39,7 @@ static const char *const kind_names[BROKER_EV_COUNT] = {
 bool broker_events_wanted(broker *b)
 {
 	return (b->ev.on && atomic_load(&b->ev.subscribers) > 0) ||
-	       broker_sse_wanted(b);
+	       atomic_load_explicit(&b->ev.sse_wanted, memory_order_relaxed);
 }
 
 /* A new event of the group, in the arena and the list; NULL (counted as

@@ -93,7 +93,7 @@ struct broker_sse {
 	sse_slot ring[BROKER_SSE_RING];
 	uint64_t last_seq; /* of the newest event in the ring */
 	sse_client *clients;
-	atomic_bool wanted;
+	atomic_bool *wanted; /* b->ev.sse_wanted */
 	atomic_uint nclients;
 	atomic_uint_fast64_t skipped, sent, linger_until_ms;
 	pthread_t ticker;
@@ -101,12 +101,6 @@ struct broker_sse {
 	bool stopping, ticking;
 	nqi_api api;
 };
-
-bool broker_sse_wanted(const broker *b)
-{
-	return b->net.sse &&
-	       atomic_load_explicit(&b->net.sse->wanted, memory_order_relaxed);
-}
 
 static void wake_all(struct broker_sse *h)
 {
@@ -116,9 +110,11 @@ static void wake_all(struct broker_sse *h)
 
 void broker_sse_publish(broker *b, Nq__V1__JobEvent **events, size_t n)
 {
-	struct broker_sse *h = b->net.sse;
-	if (!h || !atomic_load(&h->wanted) || n == 0)
+	/* net.sse is read only once the flag said a stream came, which
+	 * was after it was set. */
+	if (n == 0 || !atomic_load(&b->ev.sse_wanted))
 		return;
+	struct broker_sse *h = b->net.sse;
 	pthread_mutex_lock(&h->mu);
 	for (size_t i = 0; i < n; i++) {
 		sse_slot *s = &h->ring[events[i]->seq % BROKER_SSE_RING];
@@ -305,7 +301,7 @@ static void serve_events(nqi_http_req *req, void *arg)
 	}
 	c->last_write_ms = nqi_mono_ms();
 	atomic_fetch_add(&h->nclients, 1);
-	atomic_store(&h->wanted, true);
+	atomic_store(h->wanted, true);
 	pthread_mutex_lock(&h->mu);
 	c->next = h->clients;
 	if (h->clients)
@@ -335,8 +331,8 @@ static void *ticker(void *arg)
 		pthread_cond_timedwait(&h->cv, &h->mu, &ts);
 		uint64_t now = nqi_mono_ms();
 		atomic_store(
-		    &h->wanted, atomic_load(&h->nclients) > 0 ||
-		                    now < atomic_load(&h->linger_until_ms));
+		    h->wanted, atomic_load(&h->nclients) > 0 ||
+		                   now < atomic_load(&h->linger_until_ms));
 		if (now - last_ping >= BROKER_SSE_PING_MS) {
 			last_ping = now;
 			wake_all(h);
@@ -361,7 +357,7 @@ int broker_api_start(broker *b, nqi_http_opts *o)
 		return NQ_ENOMEM;
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
-	atomic_init(&h->wanted, false);
+	h->wanted = &b->ev.sse_wanted;
 	atomic_init(&h->nclients, 0);
 	atomic_init(&h->skipped, 0);
 	atomic_init(&h->sent, 0);
@@ -391,6 +387,7 @@ void broker_api_stop(broker *b)
 	pthread_mutex_unlock(&h->mu);
 	if (h->ticking)
 		pthread_join(h->ticker, NULL);
+	atomic_store(&b->ev.sse_wanted, false);
 	for (size_t i = 0; i < BROKER_SSE_RING; i++)
 		free(h->ring[i].buf);
 	pthread_mutex_destroy(&h->mu);
