@@ -299,6 +299,58 @@ static json_t *routes_json(const nqi_api *api)
 	return a ? json_pack("{s:o}", "routes", a) : NULL;
 }
 
+/* The request body's JSON: the body, the path's parameters, the query;
+ * NULL with f->err saying why. */
+static json_t *request_fields(
+    nqi_http_req *req, const params *p, bool *single, fill *f)
+{
+	json_t *body = body_json(f->route, req, single, f->err, sizeof f->err);
+	f->into = body;
+	if (body && fill_path(f, body, p) == NQ_OK)
+		nqi_http_req_queries(req, query_cb, f);
+	if (body && f->err[0]) {
+		json_decref(body);
+		body = NULL;
+	}
+	return body;
+}
+
+/* The Request whole as JSON read into protobuf and packed into *out. */
+static int pack_request(
+    json_t *whole, char *err, size_t errlen, uint8_t **out, size_t *outlen)
+{
+	Nq__V1__Request *m =
+	    (Nq__V1__Request *)nqi_jsonpb_new(&nq__v1__request__descriptor);
+	if (!m)
+		return NQ_ENOMEM;
+	int rv = nqi_jsonpb_decode(&m->base, whole, err, errlen);
+	if (rv == NQ_OK) {
+		*outlen = protobuf_c_message_get_packed_size(&m->base);
+		*out = malloc(*outlen ? *outlen : 1);
+		if (*out)
+			protobuf_c_message_pack(&m->base, *out);
+		else
+			rv = NQ_ENOMEM;
+	}
+	protobuf_c_message_free_unpacked(&m->base, NULL);
+	return rv;
+}
+
+/* A field's path starts at the member: it is told from the body's point
+ * of view. */
+static void refuse_fields(
+    nqi_http_req *req, const nqi_api_route *r, int rv, const char *err)
+{
+	size_t ml = strlen(r->member);
+	if (rv == NQ_ENOMEM) {
+		nqi_api_error(req, 500, "INTERNAL", "out of memory");
+		return;
+	}
+	if (strncmp(err, r->member, ml) == 0 && err[ml] == '.')
+		err += ml + 1;
+	nqi_api_error(req, 400, "INVALID_ARGUMENT", err);
+}
+
 /* Builds and packs the Request of the route; answers 400/401 itself. */
 static int build_request(nqi_http_req *req, const nqi_api_route *r,
     const params *p, bool *single, uint8_t **out, size_t *outlen)
@@ -311,50 +363,18 @@ static int build_request(nqi_http_req *req, const nqi_api_route *r,
 		    "Authorization must be \"Bearer TOKEN\"");
 		return NQ_EAUTH;
 	}
-	json_t *body = body_json(r, req, single, f.err, sizeof f.err);
-	int rv = body ? NQ_OK : NQ_EINVAL;
-	f.into = body;
-	if (rv == NQ_OK)
-		rv = fill_path(&f, body, p);
-	if (rv == NQ_OK)
-		nqi_http_req_queries(req, query_cb, &f);
-	if (rv == NQ_OK && f.err[0])
-		rv = NQ_EINVAL;
-	json_t *whole = rv == NQ_OK ? json_pack("{s:i, s:s, s:O}", "version",
-	                                  NQI_PROTOCOL_VERSION, "token", token,
-	                                  r->member, body)
-	                            : NULL;
-	json_decref(body);
-	Nq__V1__Request *m = whole ? (Nq__V1__Request *)nqi_jsonpb_new(
-	                                 &nq__v1__request__descriptor)
-	                           : NULL;
-	if (m)
-		rv = nqi_jsonpb_decode(&m->base, whole, f.err, sizeof f.err);
+	json_t *body = request_fields(req, p, single, &f);
+	if (!body) {
+		refuse_fields(req, r, NQ_EINVAL, f.err);
+		return NQ_EINVAL;
+	}
+	json_t *whole = json_pack("{s:i, s:s, s:o}", "version",
+	    NQI_PROTOCOL_VERSION, "token", token, r->member, body);
+	int rv = whole ? pack_request(whole, f.err, sizeof f.err, out, outlen)
+	               : NQ_ENOMEM;
 	json_decref(whole);
-	if (rv == NQ_OK && m) {
-		*outlen = protobuf_c_message_get_packed_size(&m->base);
-		*out = malloc(*outlen ? *outlen : 1);
-		if (*out)
-			protobuf_c_message_pack(&m->base, *out);
-		else
-			rv = NQ_ENOMEM;
-	} else if (rv == NQ_OK) {
-		rv = NQ_ENOMEM;
-	}
-	if (m)
-		protobuf_c_message_free_unpacked(&m->base, NULL);
-	if (rv == NQ_EINVAL) {
-		/* The path of a field starts at the member: say it from
-		 * the body's point of view. */
-		size_t ml = strlen(r->member);
-		const char *msg =
-		    strncmp(f.err, r->member, ml) == 0 && f.err[ml] == '.'
-		        ? f.err + ml + 1
-		        : f.err;
-		nqi_api_error(req, 400, "INVALID_ARGUMENT", msg);
-	} else if (rv == NQ_ENOMEM) {
-		nqi_api_error(req, 500, "INTERNAL", "out of memory");
-	}
+	if (rv != NQ_OK)
+		refuse_fields(req, r, rv, f.err);
 	return rv;
 }
 
