@@ -77,9 +77,13 @@ export async function startAll(opts = {}) {
   return {
     dir,
     ready: bready,
+    // The broker stops (its worker first, which would wait for it).
     async stopBroker() {
-      broker.kill('SIGTERM');
-      if (broker.exitCode === null) await new Promise((r) => broker.on('exit', r));
+      for (const p of procs.slice(2).concat([broker])) {
+        if (p.exitCode !== null) continue;
+        p.kill('SIGTERM');
+        await new Promise((r) => p.on('exit', r));
+      }
     },
     broker: httpUrl(bready.http),
     dlq: httpUrl(dready.http),
