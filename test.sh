@@ -22,6 +22,13 @@ CLANG_BUILD_DIR=${NQ_CLANG_BUILD_DIR:-build-clang}
 
 stage_deps() {
 	nq_install_deps "${NQ_DEB_PACKAGES[@]}" "${NQ_TEST_PACKAGES[@]}"
+	nq_install_node_deps
+}
+
+# docs/openapi.yaml is valid OpenAPI 3 (@apidevtools/swagger-parser);
+# that it matches the servers is tests/api's conformance test.
+stage_lint() {
+	node tests/api/lint.mjs docs/openapi.yaml
 }
 
 # The C sources follow .clang-format (third-party code excepted).
@@ -92,7 +99,7 @@ stage_faults() {
 	tests/faults/run --build "$BUILD_DIR"
 }
 
-STAGES=(deps format configure build variants test sanitize fuzz faults)
+STAGES=(deps format lint configure build variants test sanitize fuzz faults)
 
 # Runs one stage in a subshell so that `set -e` holds inside it and a
 # failing command anywhere in the stage fails the stage.

@@ -109,6 +109,10 @@ typedef struct broker_op {
 	bool settled;                   /* finished or parked by its handler */
 	uint64_t *ids;                  /* DLQ_ACKED: owned */
 	nng_msg **capture;              /* embedded: the reply goes here */
+	/* HTTP (http_api.c): the reply (owned by reply_fn; NULL: none) goes
+	 * here, on the core thread */
+	void (*reply_fn)(void *arg, nng_msg *msg);
+	void *reply_arg;
 	size_t nids;
 	nqi_policy_file *pfile; /* POLICY: owned until the core takes it */
 	struct broker_op *next;
@@ -507,6 +511,9 @@ struct broker {
 		nng_socket sock;
 		bool on;
 		atomic_int subscribers; /* connections to the events socket */
+		/* /v1/events keeps recent events: a stream is connected, or
+		 * was a short while ago (set by http_api.c) */
+		atomic_bool sse_wanted;
 		Nq__V1__JobEvent **list;
 		size_t n, cap;
 		uint64_t seq, published, dropped;
@@ -537,6 +544,7 @@ struct broker {
 		nqi_conncap results_cap;
 		uint64_t completions_refused; /* batches with a bad token */
 		nqi_http *http;
+		struct broker_sse *sse; /* /v1/events (http_api.c) */
 	} net;
 };
 
@@ -767,6 +775,20 @@ void broker_op_prepack(broker_op *op);
 /* events.c */
 /* Whether anyone subscribes to events: else they are not built. */
 bool broker_events_wanted(broker *b);
+
+/* ---- JSON API and Server-Sent Events (http_api.c) ---- */
+
+/* Decodes, checks and posts a request that came over HTTP, as net.c does
+ * one from the api socket; the reply (or NULL) goes to fn on the core
+ * thread, or at once when the request is refused. */
+void broker_request_in(broker *b, const void *buf, size_t len,
+    void (*fn)(void *arg, nng_msg *msg), void *arg);
+/* The API's part of the HTTP options; its event ring and thread. */
+int broker_api_start(broker *b, nqi_http_opts *o);
+void broker_api_stop(broker *b);
+/* The committed events of a group, in seq order (core thread). */
+void broker_sse_publish(broker *b, Nq__V1__JobEvent **events, size_t n);
+int broker_sse_metrics(broker *b, nqi_prom *p);
 /* Notes an event of the group; error may be NULL. Strings must live until
  * the group's replies are sent (the arena, the job, the ops). */
 void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,

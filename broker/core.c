@@ -98,8 +98,11 @@ void broker_post(broker *b, broker_op *op)
 {
 	/* The core has ended (a request that raced with the stop): the
 	 * connection gets no reply until the sockets close, as before. */
-	if (nqi_gcommit_post(&b->in.gc, op) != 0)
+	if (nqi_gcommit_post(&b->in.gc, op) != 0) {
+		if (op->reply_fn)
+			op->reply_fn(op->reply_arg, NULL);
 		broker_op_free(op);
+	}
 }
 
 Nq__V1__Reply *broker_reply_new(broker *b)
@@ -217,6 +220,8 @@ static void send_replies(broker *b)
 			msg = NULL;
 		if (op->capture)
 			*op->capture = msg;
+		else if (op->reply_fn)
+			op->reply_fn(op->reply_arg, msg);
 		else if (op->conn && msg)
 			nqi_rep_reply(op->conn, msg);
 		else if (op->conn)

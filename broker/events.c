@@ -38,7 +38,8 @@ static const char *const kind_names[BROKER_EV_COUNT] = {
 
 bool broker_events_wanted(broker *b)
 {
-	return b->ev.on && atomic_load(&b->ev.subscribers) > 0;
+	return (b->ev.on && atomic_load(&b->ev.subscribers) > 0) ||
+	       atomic_load_explicit(&b->ev.sse_wanted, memory_order_relaxed);
 }
 
 /* A new event of the group, in the arena and the list; NULL (counted as
@@ -155,8 +156,9 @@ void broker_events_publish(broker *b, bool committed)
 		return;
 	}
 	number_events(b);
+	broker_sse_publish(b, b->ev.list, b->ev.n);
 	size_t from = 0;
-	for (size_t i = 1; i <= b->ev.n; i++) {
+	for (size_t i = 1; b->ev.on && i <= b->ev.n; i++) {
 		if (i < b->ev.n &&
 		    b->ev.list[i]->kind == b->ev.list[from]->kind &&
 		    strcmp(b->ev.list[i]->queue, b->ev.list[from]->queue) == 0)

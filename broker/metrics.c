@@ -509,7 +509,7 @@ static int metrics_cb(nqi_prom *p, void *arg)
 	if (rv == 0)
 		rv = prom_queue_groups(p, b);
 	pthread_mutex_unlock(&b->snap.mu);
-	return rv;
+	return rv == 0 ? broker_sse_metrics(b, p) : rv;
 }
 
 static bool ready_cb(void *arg, char *why, size_t len)
@@ -539,6 +539,11 @@ int broker_http_start(broker *b, char *err, size_t errlen)
 	    .max_connections = (unsigned)b->cfg.http_max_connections,
 	    .timeout_ms = b->cfg.http_timeout_ms,
 	};
+	int rv = broker_api_start(b, &o);
+	if (rv != NQ_OK) {
+		snprintf(err, errlen, "HTTP API: out of memory");
+		return rv;
+	}
 	return nqi_http_start(&b->net.http, &o, err, errlen);
 }
 
@@ -546,4 +551,5 @@ void broker_http_stop(broker *b)
 {
 	nqi_http_stop(b->net.http);
 	b->net.http = NULL;
+	broker_api_stop(b);
 }

@@ -15,9 +15,16 @@
 #include "nqi/log.h"
 #include "nqi/util.h"
 
-/* Replies at once from the NNG thread, without the core (malformed
- * requests, wrong version, wrong socket). */
-static void reply_now(nqi_rep_ctx *c, int err, const char *msg)
+/* Where a request's reply goes: its REP context, or a function (HTTP). */
+typedef struct reply_to {
+	nqi_rep_ctx *conn;
+	void (*fn)(void *arg, nng_msg *msg);
+	void *arg;
+} reply_to;
+
+/* Replies at once, without the core (malformed requests, wrong version,
+ * wrong socket). */
+static void reply_now(reply_to to, int err, const char *msg)
 {
 	Nq__V1__Reply r = NQ__V1__REPLY__INIT;
 	Nq__V1__Status s = NQ__V1__STATUS__INIT;
@@ -30,11 +37,14 @@ static void reply_now(nqi_rep_ctx *c, int err, const char *msg)
 		r.versions = versions;
 		r.n_versions = 1;
 	}
-	if (nqi_msg_pack(&r.base, NULL, 0, &out) != 0) {
-		nqi_rep_drop(c);
-		return;
-	}
-	nqi_rep_reply(c, out);
+	if (nqi_msg_pack(&r.base, NULL, 0, &out) != 0)
+		out = NULL;
+	if (to.fn)
+		to.fn(to.arg, out);
+	else if (out)
+		nqi_rep_reply(to.conn, out);
+	else
+		nqi_rep_drop(to.conn);
 }
 
 /* NULL when the request's token may make it; else why not. A refused
@@ -56,45 +66,58 @@ static const char *auth_refusal(
 	return buf;
 }
 
-static void on_request(nqi_rep_ctx *c, nng_msg *msg, void *arg)
+/* Decodes, checks and posts one request; pipe_id is its connection's
+ * (0: HTTP, whose waits no pipe's end drops). */
+static void request_in(broker *b, bool work, const void *body, size_t len,
+    uint32_t pipe_id, reply_to to)
 {
-	const struct broker_conn_src *src = arg;
 	char buf[160];
 	int err;
 	nqi_arena *arena;
-	Nq__V1__Request *req = nqi_request_unpack_arena(
-	    nng_msg_body(msg), nng_msg_len(msg), &arena);
-	nng_pipe pipe = nng_msg_get_pipe(msg);
-	if (!req)
-		nqi_request_refusal(
-		    nng_msg_body(msg), nng_msg_len(msg), buf, sizeof buf);
-	nng_msg_free(msg);
+	Nq__V1__Request *req = nqi_request_unpack_arena(body, len, &arena);
 	if (!req) {
-		reply_now(c, NQ_EINVAL, buf);
+		nqi_request_refusal(body, len, buf, sizeof buf);
+		reply_now(to, NQ_EINVAL, buf);
 		return;
 	}
-	const char *bad =
-	    broker_precheck(req, src->work, &err, buf, sizeof buf);
+	const char *bad = broker_precheck(req, work, &err, buf, sizeof buf);
 	if (!bad)
-		bad = auth_refusal(src->b, req, &err, buf, sizeof buf);
+		bad = auth_refusal(b, req, &err, buf, sizeof buf);
 	if (bad) {
-		reply_now(c, err, bad);
+		reply_now(to, err, bad);
 		nqi_arena_free(arena);
 		return;
 	}
 	broker_op *op = calloc(1, sizeof *op);
 	if (!op) {
 		nqi_arena_free(arena);
-		reply_now(c, NQ_ENOMEM, "broker out of memory");
+		reply_now(to, NQ_ENOMEM, "broker out of memory");
 		return;
 	}
 	op->kind = BROKER_OP_REQUEST;
 	op->req = req;
 	op->arena = arena;
 	broker_op_prepack(op);
-	op->conn = c;
-	op->pipe_id = (uint32_t)nng_pipe_id(pipe);
-	broker_post(src->b, op);
+	op->conn = to.conn;
+	op->reply_fn = to.fn;
+	op->reply_arg = to.arg;
+	op->pipe_id = pipe_id;
+	broker_post(b, op);
+}
+
+static void on_request(nqi_rep_ctx *c, nng_msg *msg, void *arg)
+{
+	const struct broker_conn_src *src = arg;
+	uint32_t pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
+	request_in(src->b, src->work, nng_msg_body(msg), nng_msg_len(msg), pipe,
+	    (reply_to){c, NULL, NULL});
+	nng_msg_free(msg);
+}
+
+void broker_request_in(broker *b, const void *buf, size_t len,
+    void (*fn)(void *arg, nng_msg *msg), void *arg)
+{
+	request_in(b, false, buf, len, 0, (reply_to){NULL, fn, arg});
 }
 
 static void results_cb(void *arg)

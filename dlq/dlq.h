@@ -32,6 +32,7 @@
 #include "nqi/codec.h"
 #include "nqi/gcommit.h"
 #include "nqi/http.h"
+#include "nqi/http_api.h"
 #include "nqi/opts.h"
 #include "nqi/store.h"
 #include "nqi/util.h"
@@ -91,6 +92,10 @@ typedef struct dlq_op {
 	dlq_op_kind kind;
 	Nq__V1__Request *req; /* owned; free_unpacked with the op */
 	dlq_conn *conn;
+	/* HTTP (http_api.c): instead of conn, the reply (owned by
+	 * reply_fn; NULL: none) goes here */
+	void (*reply_fn)(void *arg, nng_msg *msg);
+	void *reply_arg;
 	Nq__V1__Reply reply; /* its parts live in mem */
 	nqi_arena mem;       /* everything the reply points at */
 	/* purge --all: entries removed by earlier groups; more: the handler
@@ -186,6 +191,7 @@ struct dlq {
 	nqi_rep *rep;
 	atomic_bool net_stopping;
 	nqi_http *http;
+	nqi_api api; /* the JSON API's routes (http_api.c) */
 };
 
 /* core.c */
@@ -232,6 +238,15 @@ void dlq_conn_reply(dlq_conn *c, dlq_op *op);
 
 /* metrics.c */
 int dlq_http_start(dlq *d, char *err, size_t errlen);
+
+/* ---- http_api.c, net.c: the JSON API ---- */
+
+/* Serves a request that came over HTTP as one from the socket; the reply
+ * (or NULL) goes to fn, from whichever thread answers it. */
+void dlq_request_in(dlq *d, const void *buf, size_t len,
+    void (*fn)(void *arg, nng_msg *msg), void *arg);
+/* The API's part of the HTTP options. */
+void dlq_api_opts(dlq *d, nqi_http_opts *o);
 void dlq_http_stop(dlq *d);
 
 /* ---- store.c: the record layout ----

@@ -126,6 +126,7 @@ int dlq_http_start(dlq *d, char *err, size_t errlen)
 	    .max_connections = (unsigned)d->cfg.http_max_connections,
 	    .timeout_ms = d->cfg.http_timeout_ms,
 	};
+	dlq_api_opts(d, &o);
 	return nqi_http_start(&d->http, &o, err, errlen);
 }
 

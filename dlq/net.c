@@ -54,8 +54,12 @@ void dlq_conn_reply(dlq_conn *c, dlq_op *op)
 {
 	nng_msg *msg;
 	int rv = nqi_msg_pack(&op->reply.base, NULL, 0, &msg);
+	void (*fn)(void *, nng_msg *) = op->reply_fn;
+	void *arg = op->reply_arg;
 	dlq_op_free(op);
-	if (rv != 0) /* the requester times out and retries */
+	if (fn)
+		fn(arg, rv != 0 ? NULL : msg);
+	else if (rv != 0) /* the requester times out and retries */
 		nqi_rep_drop(c);
 	else
 		nqi_rep_reply(c, msg);
@@ -125,24 +129,28 @@ static void serve_read(dlq *d, dlq_conn *c, dlq_op *op, const route *r)
 	dlq_conn_reply(c, op);
 }
 
-static void on_request(dlq_conn *c, nng_msg *msg, void *arg)
+/* Decodes, checks and serves one request; the reply goes to c, or to fn
+ * (HTTP). */
+static void request_in(dlq *d, const void *body, size_t len, dlq_conn *c,
+    void (*fn)(void *arg, nng_msg *msg), void *fn_arg)
 {
-	dlq *d = arg;
 	char buf[160];
 	int err;
 	const route *r = NULL;
 	dlq_op *op = dlq_op_alloc(DLQ_OP_REQUEST);
 	if (!op) {
-		nng_msg_free(msg);
-		nqi_rep_drop(c);
+		if (fn)
+			fn(fn_arg, NULL);
+		else
+			nqi_rep_drop(c);
 		return;
 	}
 	op->conn = c;
-	op->req = nqi_request_unpack(nng_msg_body(msg), nng_msg_len(msg));
+	op->reply_fn = fn;
+	op->reply_arg = fn_arg;
+	op->req = nqi_request_unpack(body, len);
 	if (!op->req)
-		nqi_request_refusal(
-		    nng_msg_body(msg), nng_msg_len(msg), buf, sizeof buf);
-	nng_msg_free(msg);
+		nqi_request_refusal(body, len, buf, sizeof buf);
 	if (!op->req) {
 		reply_error(c, op, NQ_EINVAL, buf);
 		return;
@@ -162,6 +170,18 @@ static void on_request(dlq_conn *c, nng_msg *msg, void *arg)
 		dlq_post(d, op);
 	else
 		dlq_replay_post(d, op);
+}
+
+static void on_request(dlq_conn *c, nng_msg *msg, void *arg)
+{
+	request_in(arg, nng_msg_body(msg), nng_msg_len(msg), c, NULL, NULL);
+	nng_msg_free(msg);
+}
+
+void dlq_request_in(dlq *d, const void *buf, size_t len,
+    void (*fn)(void *arg, nng_msg *msg), void *arg)
+{
+	request_in(d, buf, len, NULL, fn, arg);
 }
 
 /* Caps the socket's connections within --recv-budget (config_check made

@@ -15,11 +15,24 @@ NQ_DEB_PACKAGES=(
 # What only the tests need on top: promtool (package prometheus) checks the
 # /metrics output, curl scrapes it; iptables cuts the network in the fault
 # suite; clang builds nq a second time, as a user with that compiler would.
-NQ_TEST_PACKAGES=(prometheus curl openssl iptables clang-format git clang)
+NQ_TEST_PACKAGES=(prometheus curl openssl iptables clang-format git clang nodejs)
 
 # What the fuzz stage needs on top: clang's runtime libraries, which hold
 # libFuzzer.
 NQ_FUZZ_PACKAGES=(clang libclang-rt-dev)
+
+# The npm packages of the JSON API's tests (tests/api/package.json and its
+# lockfile): the OpenAPI validator and ajv. Installed once, exactly as
+# locked; a second run is instant.
+nq_install_node_deps() {
+	# Debian ships npm apart from nodejs; other builds of nodejs hold it.
+	command -v npm >/dev/null 2>&1 || nq_install_deps npm || return 1
+	if [ -f tests/api/node_modules/.package-lock.json ] &&
+		[ tests/api/node_modules/.package-lock.json -nt tests/api/package-lock.json ]; then
+		return 0
+	fi
+	npm ci --prefix tests/api --no-audit --no-fund --loglevel=error
+}
 
 # Runs a command as root: directly when we are root, else through sudo.
 nq_as_root() {

@@ -12,6 +12,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,6 +44,10 @@ struct nqi_http {
 	atomic_uint conns;   /* open now */
 	atomic_uint_fast64_t refused;
 	char *cert, *key, *ca; /* PEM text, kept while MHD runs */
+	const char *api_prefix;
+	nqi_http_api_cb api_cb;
+	void *api_arg;
+	size_t api_body_max;
 };
 
 typedef enum MHD_Result mhd_result;
@@ -179,6 +184,329 @@ static bool refuse_early(struct MHD_Connection *c, const char *method,
 	return true;
 }
 
+/* ---- a service's own routes ---- */
+
+/*
+ * One request under api_prefix. refs: the connection's and one per
+ * nqi_http_hold(); the last to let go frees it. mu orders a suspend
+ * before the resume that ends it, across threads.
+ */
+struct nqi_http_req {
+	nqi_http *h;
+	struct MHD_Connection *c;
+	const char *method, *url; /* MHD's, for the request's life */
+	pthread_mutex_t mu;
+	int refs;
+	bool answered;  /* resp is set (or the stream started) */
+	bool suspended; /* waits for a wake */
+	bool woken;     /* a wake came while it was not waiting */
+	bool closed;    /* the connection is gone: no resume */
+	char *body;
+	size_t len, cap;
+	struct MHD_Response *resp;
+	unsigned status;
+	char *hdr[NQI_HTTP_REQ_HEADERS][2];
+	size_t nhdr;
+	nqi_http_pull_fn pull;
+	void *data;
+	void (*data_free)(void *data);
+};
+
+/* The request pointer is kept tagged (odd) in MHD's per-request slot,
+ * where the built-in routes keep an even count. */
+#define API_TAG ((uintptr_t)1)
+#define API_PREALLOC_MAX (64u << 10)
+
+static nqi_http_req *api_req_of(void *req_cls)
+{
+	uintptr_t v = (uintptr_t)req_cls;
+	return v & API_TAG ? (nqi_http_req *)(v & ~API_TAG) : NULL;
+}
+
+static bool api_path(const nqi_http *h, const char *url)
+{
+	return h->api_prefix &&
+	       strncmp(url, h->api_prefix, strlen(h->api_prefix)) == 0;
+}
+
+void nqi_http_hold(nqi_http_req *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->refs++;
+	pthread_mutex_unlock(&r->mu);
+}
+
+void nqi_http_release(nqi_http_req *r)
+{
+	pthread_mutex_lock(&r->mu);
+	bool last = --r->refs == 0;
+	pthread_mutex_unlock(&r->mu);
+	if (!last)
+		return;
+	if (r->data_free)
+		r->data_free(r->data);
+	if (r->resp)
+		MHD_destroy_response(r->resp);
+	for (size_t i = 0; i < r->nhdr; i++) {
+		free(r->hdr[i][0]);
+		free(r->hdr[i][1]);
+	}
+	pthread_mutex_destroy(&r->mu);
+	free(r->body);
+	free(r);
+}
+
+const char *nqi_http_req_method(const nqi_http_req *req)
+{
+	return req->method;
+}
+
+const char *nqi_http_req_path(const nqi_http_req *req)
+{
+	return req->url;
+}
+
+const char *nqi_http_req_query(const nqi_http_req *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->c, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static enum MHD_Result query_one(
+    void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	void **fa = cls;
+	nqi_http_query_fn fn = (nqi_http_query_fn)(uintptr_t)fa[0];
+	(void)kind;
+	return fn(fa[1], key, value ? value : "") == 0 ? MHD_YES : MHD_NO;
+}
+
+void nqi_http_req_queries(
+    const nqi_http_req *req, nqi_http_query_fn fn, void *arg)
+{
+	void *fa[2] = {(void *)(uintptr_t)fn, arg};
+	MHD_get_connection_values(req->c, MHD_GET_ARGUMENT_KIND, query_one, fa);
+}
+
+const char *nqi_http_req_header(const nqi_http_req *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->c, MHD_HEADER_KIND, name);
+}
+
+const char *nqi_http_req_body(const nqi_http_req *req, size_t *len)
+{
+	*len = req->len;
+	return req->body ? req->body : "";
+}
+
+void nqi_http_req_set_data(
+    nqi_http_req *req, void *data, void (*data_free)(void *data))
+{
+	req->data = data;
+	req->data_free = data_free;
+}
+
+void *nqi_http_req_data(const nqi_http_req *req)
+{
+	return req->data;
+}
+
+void nqi_http_req_add_header(
+    nqi_http_req *req, const char *name, const char *value)
+{
+	if (req->nhdr == NQI_HTTP_REQ_HEADERS)
+		return;
+	char *n = strdup(name), *v = strdup(value);
+	if (!n || !v) {
+		free(n);
+		free(v);
+		return;
+	}
+	req->hdr[req->nhdr][0] = n;
+	req->hdr[req->nhdr++][1] = v;
+}
+
+/* The headers every answer of the API carries, and the added ones. */
+static void api_headers(nqi_http_req *r, const char *type)
+{
+	MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(
+	    r->resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	for (size_t i = 0; i < r->nhdr; i++)
+		MHD_add_response_header(r->resp, r->hdr[i][0], r->hdr[i][1]);
+}
+
+void nqi_http_respond(nqi_http_req *r, unsigned status,
+    const char *content_type, const char *body, size_t len)
+{
+	if (r->answered)
+		return;
+	r->resp = MHD_create_response_from_buffer(
+	    len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	r->status = status;
+	if (r->resp)
+		api_headers(r, content_type);
+	r->answered = true;
+}
+
+/* Suspends the connection unless a wake came first (then false: go on).
+ * Called with nothing locked. */
+static bool api_suspend(nqi_http_req *r)
+{
+	pthread_mutex_lock(&r->mu);
+	bool woken = r->woken;
+	r->woken = false;
+	if (!woken) {
+		r->suspended = true;
+		MHD_suspend_connection(r->c);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return !woken;
+}
+
+/* MHD's content reader of a stream: what pull gives; when it has
+ * nothing, the connection is suspended until nqi_http_wake(). */
+static ssize_t api_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	nqi_http_req *r = cls;
+	(void)pos;
+	for (;;) {
+		long n = r->pull(r->data, buf, max);
+		if (n != 0)
+			return n > 0 ? (ssize_t)n
+			             : MHD_CONTENT_READER_END_OF_STREAM;
+		if (api_suspend(r))
+			return 0;
+	}
+}
+
+int nqi_http_stream(
+    nqi_http_req *r, const char *content_type, nqi_http_pull_fn pull)
+{
+	r->pull = pull;
+	r->resp = MHD_create_response_from_callback(
+	    MHD_SIZE_UNKNOWN, 4096, api_read, r, NULL);
+	if (!r->resp)
+		return NQ_ENOMEM;
+	r->status = MHD_HTTP_OK;
+	api_headers(r, content_type);
+	r->answered = true;
+	return NQ_OK;
+}
+
+void nqi_http_wake(nqi_http_req *r)
+{
+	pthread_mutex_lock(&r->mu);
+	if (r->suspended && !r->closed) {
+		r->suspended = false;
+		MHD_resume_connection(r->c);
+	} else {
+		r->woken = true;
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+static mhd_result api_error(struct MHD_Connection *c, unsigned status,
+    const char *code, const char *msg)
+{
+	char body[256];
+	int n = snprintf(body, sizeof body,
+	    "{\"code\":\"%s\",\"message\":\"%s\"}", code, msg);
+	return reply(c, status, "application/json", body, (size_t)n);
+}
+
+/* The first call: the request's state, or an answer at once to a body
+ * announced too big. */
+static mhd_result api_begin(nqi_http *h, struct MHD_Connection *c,
+    const char *url, const char *method, void **req_cls)
+{
+	const char *cl = MHD_lookup_connection_value(
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl && strtoull(cl, NULL, 10) > h->api_body_max)
+		return api_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "RESOURCE_EXHAUSTED", "request body too large");
+	nqi_http_req *r = calloc(1, sizeof *r);
+	if (!r || pthread_mutex_init(&r->mu, NULL) != 0) {
+		free(r);
+		return MHD_NO;
+	}
+	/* The announced body in one piece, not grown as it comes, up to
+	 * what any crowd of connections may hold before sending a byte. */
+	size_t want = cl ? (size_t)strtoull(cl, NULL, 10) : 0;
+	if (want > API_PREALLOC_MAX)
+		want = API_PREALLOC_MAX;
+	if (want && !(r->body = malloc(want + 1))) {
+		pthread_mutex_destroy(&r->mu);
+		free(r);
+		return MHD_NO;
+	}
+	r->cap = want ? want + 1 : 0;
+	r->h = h;
+	r->c = c;
+	r->url = url;
+	r->method = method;
+	r->refs = 1;
+	*req_cls = (void *)((uintptr_t)r | API_TAG);
+	return MHD_YES;
+}
+
+static mhd_result api_upload(nqi_http_req *r, const char *data, size_t n)
+{
+	if (r->len + n > r->h->api_body_max)
+		return MHD_NO; /* no length announced: closing is the answer */
+	if (NQI_GROW(r->body, r->cap, r->len + n + 1, 4096) != 0)
+		return MHD_NO;
+	memcpy(r->body + r->len, data, n);
+	r->len += n;
+	r->body[r->len] = '\0';
+	return MHD_YES;
+}
+
+/* The body is in: api_cb runs, and again after each wake, until it has
+ * answered; in between the connection waits, suspended. */
+static mhd_result api_serve(nqi_http_req *r)
+{
+	while (!r->answered) {
+		r->h->api_cb(r, r->h->api_arg);
+		if (!r->answered && api_suspend(r))
+			return MHD_YES;
+	}
+	if (!r->resp)
+		return MHD_NO; /* out of memory: closing is all there is */
+	return MHD_queue_response(r->c, r->status, r->resp);
+}
+
+static mhd_result api_access(nqi_http *h, struct MHD_Connection *c,
+    const char *url, const char *method, const char *upload,
+    size_t *upload_size, void **req_cls)
+{
+	nqi_http_req *r = api_req_of(*req_cls);
+	if (!r)
+		return api_begin(h, c, url, method, req_cls);
+	if (*upload_size) {
+		size_t n = *upload_size;
+		*upload_size = 0;
+		return api_upload(r, upload, n);
+	}
+	return api_serve(r);
+}
+
+/* The connection is done with the request: it lets go of it. */
+static void completed_cb(void *cls, struct MHD_Connection *c, void **req_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	nqi_http_req *r = api_req_of(*req_cls);
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->closed = true;
+	pthread_mutex_unlock(&r->mu);
+	*req_cls = NULL;
+	nqi_http_release(r);
+}
+
 /*
  * MHD's access handler: called once the headers are in (*req_cls still
  * NULL), then with each piece of the body, then once more with none. The
@@ -190,20 +518,22 @@ static mhd_result access_cb(void *cls, struct MHD_Connection *c,
     const char *upload, size_t *upload_size, void **req_cls)
 {
 	nqi_http *h = cls;
-	uintptr_t seen = (uintptr_t)*req_cls;
-	const struct route *r = route_for(url);
+	uintptr_t seen = (uintptr_t)*req_cls >> 1;
 	mhd_result rv = MHD_YES;
 	(void)version;
-	(void)upload;
+	if (api_path(h, url))
+		return api_access(
+		    h, c, url, method, upload, upload_size, req_cls);
+	const struct route *r = route_for(url);
 	if (seen == 0) {
-		*req_cls = (void *)(uintptr_t)1;
+		*req_cls = (void *)((uintptr_t)1 << 1);
 		refuse_early(c, method, r, &rv);
 		return rv;
 	}
 	if (*upload_size) {
 		seen += *upload_size;
 		*upload_size = 0;
-		*req_cls = (void *)seen;
+		*req_cls = (void *)(seen << 1);
 		return MHD_YES;
 	}
 	/* A body that announced no length, and was too big: it was read
@@ -467,7 +797,7 @@ static int read_tls(nqi_http *h, const char *addr, const nqi_tls_opts *o,
  * MHD's own cap is set above ours on each thread, so that accept_cb sees
  * (and counts) every connection past ours. */
 static size_t mhd_options(
-    nqi_http *h, int fd, unsigned timeout_s, struct MHD_OptionItem o[12])
+    nqi_http *h, int fd, unsigned timeout_s, struct MHD_OptionItem o[14])
 {
 	size_t n = 0;
 	unsigned per_thread = h->max_conns + 1;
@@ -484,6 +814,8 @@ static size_t mhd_options(
 	    MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)conn_cb, h};
 	o[n++] = (struct MHD_OptionItem){
 	    MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log_cb, NULL};
+	o[n++] = (struct MHD_OptionItem){
+	    MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, NULL};
 	if (h->cert) {
 		o[n++] = (struct MHD_OptionItem){
 		    MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert};
@@ -501,11 +833,12 @@ static size_t mhd_options(
 static int serve(nqi_http *h, const nqi_http_opts *o, const char *host,
     unsigned port, char *err, size_t errlen)
 {
-	struct MHD_OptionItem items[12];
+	struct MHD_OptionItem items[14];
 	uint64_t timeout_ms =
 	    o->timeout_ms ? o->timeout_ms : NQI_HTTP_TIMEOUT_DEFAULT_MS;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	                 MHD_USE_ERROR_LOG | (h->cert ? MHD_USE_TLS : 0);
+	                 MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+	                 (h->cert ? MHD_USE_TLS : 0);
 	int fd, rv = listen_on(o->addr, host, port, &fd, err, errlen);
 	if (rv != NQ_OK)
 		return rv;
@@ -551,6 +884,10 @@ int nqi_http_start(
 	h->metrics_cb = o->metrics_cb;
 	h->ready_cb = o->ready_cb;
 	h->arg = o->arg;
+	h->api_prefix = o->api_cb ? o->api_prefix : NULL;
+	h->api_cb = o->api_cb;
+	h->api_arg = o->api_arg;
+	h->api_body_max = o->api_body_max;
 	h->max_conns = o->max_connections ? o->max_connections
 	                                  : NQI_HTTP_MAX_CONNECTIONS_DEFAULT;
 	atomic_init(&h->conns, 0);

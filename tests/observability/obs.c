@@ -131,6 +131,35 @@ static int http_get(
 	return rv;
 }
 
+int obs_http_request(const char *addr, const char *method, const char *path,
+    const char *body, int *status, char **resp)
+{
+	char head[512], *all = NULL;
+	size_t blen = body ? strlen(body) : 0, len;
+	int fd = obs_http_connect(addr);
+	if (fd < 0)
+		return ECONNREFUSED;
+	int n = snprintf(head, sizeof head,
+	    "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+	    method, path, addr, blen);
+	int rv = write(fd, head, (size_t)n) == n &&
+	                 (blen == 0 || write(fd, body, blen) == (ssize_t)blen)
+	             ? http_read(fd, &all, &len)
+	             : EIO;
+	close(fd);
+	if (rv != 0)
+		return rv;
+	char *sep = strstr(all, "\r\n\r\n");
+	if (sscanf(all, "HTTP/1.%*d %d", status) != 1 || !sep) {
+		free(all);
+		return EPROTO;
+	}
+	*resp = strdup(sep + 4);
+	free(all);
+	return *resp ? 0 : ENOMEM;
+}
+
 int obs_http_get_on(
     int fd, const char *addr, const char *path, int *status, char **body)
 {

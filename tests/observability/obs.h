@@ -35,6 +35,10 @@ int obs_http_get_quiet(
 /* obs_http_get on the open connection fd, which is kept alive. */
 int obs_http_get_on(
     int fd, const char *addr, const char *path, int *status, char **body);
+/* method path with body (JSON; NULL: none) on a new connection, closed
+ * after the answer; quiet when it fails. */
+int obs_http_request(const char *addr, const char *method, const char *path,
+    const char *body, int *status, char **resp);
 /* GET /metrics; fails unless the status is 200. */
 int obs_scrape(const char *addr, char **text);
 /* Runs `promtool check metrics` on text; 0 when it passes. */

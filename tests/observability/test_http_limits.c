@@ -167,6 +167,152 @@ static void test_http_limits_idle_crowd_leaves_the_broker_serving(void **st)
 	itest_pass(e);
 }
 
+/* The resident memory of process pid, in KiB; -1 when unknown. */
+static long rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+/* Reads from fd until a status line came (at most ms); its code, or -1. */
+static int status_of(int fd, uint64_t ms)
+{
+	char buf[4096];
+	size_t n = 0;
+	int code = -1;
+	for (uint64_t end = itest_now_ms() + ms;
+	     code < 0 && n < sizeof buf - 1 && itest_now_ms() < end;) {
+		ssize_t got = read(fd, buf + n, sizeof buf - 1 - n);
+		if (got == 0)
+			break;
+		if (got < 0 && errno != EAGAIN && errno != EINTR)
+			break;
+		if (got > 0)
+			n += (size_t)got;
+		buf[n] = '\0';
+		if (sscanf(buf, "HTTP/1.1 %d", &code) != 1)
+			code = -1;
+	}
+	return code;
+}
+
+static int connect_send(const char *addr, const char *req, size_t len)
+{
+	int fd = obs_http_connect(addr);
+	if (fd >= 0 && write(fd, req, len) != (ssize_t)len) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* An enqueue over HTTP on new connections until one is served, at most
+ * 15 s: its status. */
+static int post_until(const char *addr)
+{
+	int st = -1;
+	for (uint64_t end = itest_now_ms() + 15000;; itest_sleep_ms(100)) {
+		char *resp = NULL;
+		if (obs_http_request(addr, "POST", "/v1/queues/hostile/jobs",
+		        "{\"type\":\"t\",\"payload\":{\"a\":1}}", &st,
+		        &resp) != 0)
+			st = -1;
+		free(resp);
+		if (st == 200 || itest_now_ms() >= end)
+			return st;
+	}
+}
+
+#define API_WAITS 40
+#define DRIPS 16
+#define DRIP_REQ                                                               \
+	"POST /v1/queues/hostile/jobs HTTP/1.1\r\nHost: x\r\n"                 \
+	"Content-Length: 12\r\n\r\n{\"type\":\"t\"}"
+
+/*
+ * The JSON API under hostile clients at once: waits parked over HTTP (their
+ * connections suspended), a header too big, headers dripped byte by byte
+ * and a crowd of 2,000 half-sent requests. The NNG api keeps serving
+ * throughout, HTTP serves again once the crowd timed out, the waits are
+ * answered at their timeout, and the broker's memory stays bounded.
+ */
+static void test_http_limits_api_hostile_clients_leave_both_serving(void **st)
+{
+	itest_env *e = *st;
+	static int crowd[CROWD];
+	static char big[80000];
+	int waits[API_WAITS], drips[DRIPS];
+	nq_client *c = NULL;
+	char id[NQ_ID_MAX], req[256];
+	bool dup;
+	const char *flags[] = {"--http-timeout", "3s", NULL};
+	raise_own_nofile();
+	assert_int_equal(itest_broker_start(e, flags), 0);
+	set_nofile(e->broker->pid, 1024, 1024);
+	const char *addr = e->http_addr;
+	assert_int_equal(itest_client(e, 5000, &c), 0);
+	nq_job_spec s = {.queue = "hostile", .type = "t", .delay_ms = 3600000};
+	assert_int_equal(nq_enqueue(c, &s, id, &dup), 0);
+	assert_int_equal(post_until(addr), 200);
+	long rss0 = rss_kib(e->broker->pid);
+	int n = snprintf(req, sizeof req,
+	    "GET /v1/jobs/%s/wait?timeout=8s HTTP/1.1\r\nHost: x\r\n\r\n", id);
+	for (int i = 0; i < API_WAITS; i++)
+		assert_true(
+		    (waits[i] = connect_send(addr, req, (size_t)n)) >= 0);
+	/* A header past the connection's memory: 431, not a crash. */
+	n = snprintf(
+	    big, sizeof big, "GET /v1/queues HTTP/1.1\r\nHost: x\r\nX-Big: ");
+	memset(big + n, 'a', sizeof big - (size_t)n - 5);
+	memcpy(big + sizeof big - 5, "\r\n\r\n", 5);
+	int fd = connect_send(addr, big, sizeof big - 1);
+	if (fd >= 0) {
+		assert_int_equal(status_of(fd, 5000), 431);
+		close(fd);
+	}
+	for (int i = 0; i < DRIPS; i++)
+		assert_true((drips[i] = obs_http_connect(addr)) >= 0);
+	crowd_open(itest_url_port(addr), crowd, CROWD);
+	/* Headers dripped a byte each 50 ms; the NNG api serves meanwhile. */
+	for (size_t k = 0; k < strlen(DRIP_REQ); k++) {
+		for (int i = 0; i < DRIPS; i++)
+			if (drips[i] >= 0 &&
+			    write(drips[i], DRIP_REQ + k, 1) != 1)
+				drips[i] = (close(drips[i]), -1);
+		if (k % 20 == 0)
+			assert_int_equal(
+			    itest_enqueue(c, "hostile", "t", "x", id), 0);
+		itest_sleep_ms(50);
+	}
+	/* Once the crowd's half requests timed out, HTTP serves again. */
+	assert_int_equal(get_until(addr, "/v1/routes"), 200);
+	assert_int_equal(post_until(addr), 200);
+	int answered = 0;
+	for (int i = 0; i < API_WAITS; i++) {
+		answered += status_of(waits[i], 15000) == 200;
+		close(waits[i]);
+	}
+	assert_int_equal(answered, API_WAITS);
+	long rss1 = rss_kib(e->broker->pid);
+	assert_true(rss0 > 0 && rss1 > 0);
+	assert_true(rss1 - rss0 < 64 * 1024);
+	for (int i = 0; i < DRIPS; i++)
+		if (drips[i] >= 0)
+			close(drips[i]);
+	crowd_close(crowd, CROWD);
+	assert_int_equal(itest_enqueue(c, "hostile", "t", "y", id), 0);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
 static void test_http_limits_pipelined_requests_all_answered(void **st)
 {
 	itest_env *e = *st;
@@ -369,6 +515,7 @@ int main(void)
 	cmocka_unit_test_setup_teardown(name, itest_setup, itest_teardown)
 	    T(test_http_limits_idle_crowd_leaves_the_broker_serving),
 	    T(test_http_limits_pipelined_requests_all_answered),
+	    T(test_http_limits_api_hostile_clients_leave_both_serving),
 	    T(test_http_limits_worker_crowd_leaves_jobs_running),
 	    T(test_http_limits_job_without_descriptors_released),
 	    T(test_http_limits_commands_get_the_limit_the_worker_got),

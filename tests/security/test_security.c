@@ -512,6 +512,10 @@ static void test_security_https_health_and_metrics(void **state)
 	snprintf(url, sizeof url, "https://localhost:%d/metrics", bport);
 	assert_int_equal(curl(e, p.ca, url, body, sizeof body), 0);
 	assert_non_null(strstr(body, "nq_broker_ready 1"));
+	/* and the JSON API */
+	snprintf(url, sizeof url, "https://localhost:%d/v1/routes", bport);
+	assert_int_equal(curl(e, p.ca, url, body, sizeof body), 0);
+	assert_non_null(strstr(body, "\"path\":\"/v1/jobs/{id}\""));
 	/* plain http to the https port gets nothing */
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", bport);
 	curl(e, NULL, url, body, sizeof body);

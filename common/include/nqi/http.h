@@ -53,6 +53,29 @@
 
 typedef struct nqi_http nqi_http;
 
+/*
+ * A service's own routes (the JSON API): every request whose path starts
+ * with api_prefix goes to api_cb once its body is in, whatever its method.
+ * A body announced over api_body_max bytes is answered 413 before it is
+ * read; one that grows past it without a length (chunked) closes the
+ * connection. api_cb runs on a server thread and either answers, with
+ * nqi_http_respond() or nqi_http_stream(), or returns without: the
+ * connection then waits, suspended and costing no thread, until
+ * nqi_http_wake() (from any thread), and api_cb runs again. Its state
+ * between runs is the request's data (nqi_http_req_set_data).
+ */
+typedef struct nqi_http_req nqi_http_req;
+typedef void (*nqi_http_api_cb)(nqi_http_req *req, void *arg);
+
+/* A stream's source: writes up to max bytes into buf and returns how
+ * many; 0 when it has nothing now (the connection then waits for
+ * nqi_http_wake()); -1 to end the response. Runs on a server thread,
+ * with the request's data. */
+typedef long (*nqi_http_pull_fn)(void *data, char *buf, size_t max);
+
+/* One query argument; non-zero stops the walk. */
+typedef int (*nqi_http_query_fn)(void *arg, const char *key, const char *value);
+
 /* Writes this process's metrics into prom (a fresh builder per scrape).
  * Returns 0, or an nq error: the scrape then gets a 500 naming it. */
 typedef int (*nqi_http_metrics_cb)(nqi_prom *prom, void *arg);
@@ -77,6 +100,10 @@ typedef struct nqi_http_opts {
 	unsigned max_connections; /* 0: NQI_HTTP_MAX_CONNECTIONS_DEFAULT */
 	uint64_t timeout_ms;      /* 0: NQI_HTTP_TIMEOUT_DEFAULT_MS; whole
 	                           * seconds, rounded up */
+	const char *api_prefix;   /* e.g. "/v1/"; NULL: no own routes */
+	nqi_http_api_cb api_cb;
+	void *api_arg;
+	size_t api_body_max;
 } nqi_http_opts;
 
 /*
@@ -89,6 +116,47 @@ typedef struct nqi_http_opts {
  */
 int nqi_http_start(
     nqi_http **out, const nqi_http_opts *opts, char *err, size_t errlen);
+
+/* What api_cb may read, on its own thread and until it returns: the
+ * method, the path (without the query), a query argument or a request
+ * header by name (NULL when absent), every query argument, the body. */
+const char *nqi_http_req_method(const nqi_http_req *req);
+const char *nqi_http_req_path(const nqi_http_req *req);
+const char *nqi_http_req_query(const nqi_http_req *req, const char *name);
+void nqi_http_req_queries(
+    const nqi_http_req *req, nqi_http_query_fn fn, void *arg);
+const char *nqi_http_req_header(const nqi_http_req *req, const char *name);
+const char *nqi_http_req_body(const nqi_http_req *req, size_t *len);
+
+/* The service's state of the request, freed by data_free (when set) once
+ * the request is gone: the connection closed and every hold released. */
+void nqi_http_req_set_data(
+    nqi_http_req *req, void *data, void (*data_free)(void *data));
+void *nqi_http_req_data(const nqi_http_req *req);
+
+/* Keeps req alive for another thread that will wake it; each hold ends
+ * with one release. */
+void nqi_http_hold(nqi_http_req *req);
+void nqi_http_release(nqi_http_req *req);
+
+/* Runs api_cb again (an answer waited for has come), or a stream's pull.
+ * Any thread, while holding req; does nothing once the connection closed. */
+void nqi_http_wake(nqi_http_req *req);
+
+/* Adds a response header (copied; at most NQI_HTTP_REQ_HEADERS) to the
+ * answer given next. Only from api_cb, before it answers. */
+void nqi_http_req_add_header(
+    nqi_http_req *req, const char *name, const char *value);
+#define NQI_HTTP_REQ_HEADERS 4
+
+/* Answers req with a copy of body. Only from api_cb, once. */
+void nqi_http_respond(nqi_http_req *req, unsigned status,
+    const char *content_type, const char *body, size_t len);
+
+/* Answers req with 200 and a body pull() writes as it goes (Server-Sent
+ * Events). Only from api_cb. */
+int nqi_http_stream(
+    nqi_http_req *req, const char *content_type, nqi_http_pull_fn pull);
 
 /* The TCP port being served (the chosen one when opts->addr said 0). */
 uint16_t nqi_http_port(const nqi_http *h);

@@ -51,6 +51,10 @@
 int nqi_json_to_msgpack(
     const char *json, uint8_t **out, size_t *len, char *err, size_t errlen);
 
+/* The same from a jansson value. */
+int nqi_jansson_to_msgpack(
+    json_t *v, uint8_t **out, size_t *len, char *err, size_t errlen);
+
 /*
  * Converts msgpack bytes holding exactly one value to compact JSON text.
  * On success *json_out is a malloc'd NUL-terminated string the caller frees.
@@ -87,6 +91,11 @@ json_t *nqi_json_string_lossy(const void *s, size_t len);
 /* Base64 (RFC 4648, padded) of len bytes as a malloc'd string; NULL when
  * memory ran out. */
 char *nqi_base64_encode(const void *buf, size_t len);
+
+/* Decodes base64 (RFC 4648; padding optional, no whitespace) into a
+ * malloc'd *out of *len bytes. NQ_EINVAL when the text is not base64,
+ * NQ_ENOMEM. */
+int nqi_base64_decode(const char *s, size_t n, uint8_t **out, size_t *len);
 
 /* True when the bytes are UTF-8 text a terminal can show: well-formed, and
  * no control characters other than tab, newline and carriage return. */

@@ -1,0 +1,563 @@
+/* JSON <-> protobuf by descriptors (see jsonpb.h). */
+#include "nqi/jsonpb.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nq/nq.h"
+#include "nqi/json.h"
+#include "nqi/util.h"
+
+#define PATH_MAX_LEN 128
+
+typedef const ProtobufCFieldDescriptor field;
+
+static void *member(const ProtobufCMessage *m, unsigned offset)
+{
+	return (char *)m + offset;
+}
+
+static size_t elem_size(ProtobufCType t)
+{
+	switch (t) {
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		return 8;
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return sizeof(double);
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_STRING:
+		return sizeof(char *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(ProtobufCMessage *);
+	default:
+		return 4; /* the 32-bit numbers, float and enums */
+	}
+}
+
+/* "JobState" -> "JOB_STATE_": the prefix its value names carry. */
+static void enum_prefix(const char *name, char *out, size_t len)
+{
+	size_t n = 0;
+	for (size_t i = 0; name[i] && n + 3 < len; i++) {
+		if (i && isupper((unsigned char)name[i]))
+			out[n++] = '_';
+		out[n++] = (char)toupper((unsigned char)name[i]);
+	}
+	out[n++] = '_';
+	out[n] = '\0';
+}
+
+/* The JSON name of a value: without the prefix and in lower case, or as
+ * written when it has no prefix. */
+static void enum_json_name(const ProtobufCEnumDescriptor *ed,
+    const char *value_name, char *out, size_t len)
+{
+	char prefix[96];
+	enum_prefix(ed->short_name, prefix, sizeof prefix);
+	size_t pl = strlen(prefix);
+	if (strncmp(value_name, prefix, pl) != 0 || !value_name[pl]) {
+		snprintf(out, len, "%s", value_name);
+		return;
+	}
+	size_t i = 0;
+	for (; value_name[pl + i] && i + 1 < len; i++)
+		out[i] = (char)tolower((unsigned char)value_name[pl + i]);
+	out[i] = '\0';
+}
+
+/* ---- encoding ---- */
+
+static json_t *enc_u64(uint64_t v)
+{
+	char buf[24];
+	if (v <= INT64_MAX)
+		return json_integer((json_int_t)v);
+	snprintf(buf, sizeof buf, "%" PRIu64, v);
+	return json_string(buf);
+}
+
+static json_t *enc_enum(field *f, int v)
+{
+	const ProtobufCEnumDescriptor *ed = f->descriptor;
+	const ProtobufCEnumValue *ev =
+	    protobuf_c_enum_descriptor_get_value(ed, v);
+	char name[96];
+	if (!ev)
+		return json_integer(v);
+	enum_json_name(ed, ev->name, name, sizeof name);
+	return json_string(name);
+}
+
+static json_t *enc_bytes(const ProtobufCBinaryData *b)
+{
+	char *s = nqi_base64_encode(b->data, b->len);
+	json_t *j = s ? json_string(s) : NULL;
+	free(s);
+	return j;
+}
+
+/* The payload beside a msgpack content_type is the JSON it stands for;
+ * bytes that are not one msgpack value stay base64. */
+static json_t *enc_payload(
+    const ProtobufCMessage *m, const ProtobufCBinaryData *b)
+{
+	field *ct = protobuf_c_message_descriptor_get_field_by_name(
+	    m->descriptor, "content_type");
+	if (ct && ct->type == PROTOBUF_C_TYPE_STRING && b->len &&
+	    nqi_content_type_is_msgpack(*(char **)member(m, ct->offset))) {
+		json_t *j = nqi_msgpack_to_jansson(b->data, b->len);
+		if (j)
+			return j;
+	}
+	return enc_bytes(b);
+}
+
+static json_t *enc_one(const ProtobufCMessage *m, field *f, const void *p)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		return json_integer(*(const int32_t *)p);
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		return json_integer(*(const uint32_t *)p);
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		return json_integer(*(const int64_t *)p);
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		return enc_u64(*(const uint64_t *)p);
+	case PROTOBUF_C_TYPE_FLOAT:
+		return json_real(*(const float *)p);
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return json_real(*(const double *)p);
+	case PROTOBUF_C_TYPE_BOOL:
+		return json_boolean(*(const protobuf_c_boolean *)p);
+	case PROTOBUF_C_TYPE_ENUM:
+		return enc_enum(f, *(const int *)p);
+	case PROTOBUF_C_TYPE_STRING: {
+		const char *s = *(char *const *)p;
+		return nqi_json_string_lossy(s ? s : "", s ? strlen(s) : 0);
+	}
+	case PROTOBUF_C_TYPE_BYTES:
+		return strcmp(f->name, "payload") == 0 ? enc_payload(m, p)
+		                                       : enc_bytes(p);
+	case PROTOBUF_C_TYPE_MESSAGE: {
+		const ProtobufCMessage *sub = *(ProtobufCMessage *const *)p;
+		return sub ? nqi_jsonpb_encode(sub) : json_null();
+	}
+	}
+	return json_null();
+}
+
+static json_t *enc_repeated(const ProtobufCMessage *m, field *f)
+{
+	size_t n = *(size_t *)member(m, f->quantifier_offset);
+	const char *arr = *(char **)member(m, f->offset);
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < n; i++) {
+		json_t *v = enc_one(m, f, arr + i * elem_size(f->type));
+		if (!v || json_array_append_new(a, v) != 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+/* Whether m's field f is written: a oneof's member only when it is the
+ * one set, a message only when set. */
+static bool enc_present(const ProtobufCMessage *m, field *f)
+{
+	if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+		return *(uint32_t *)member(m, f->quantifier_offset) == f->id;
+	if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset &&
+	    f->type != PROTOBUF_C_TYPE_MESSAGE &&
+	    f->type != PROTOBUF_C_TYPE_STRING)
+		return *(protobuf_c_boolean *)member(m, f->quantifier_offset);
+	if (f->type == PROTOBUF_C_TYPE_MESSAGE &&
+	    f->label != PROTOBUF_C_LABEL_REPEATED)
+		return *(void **)member(m, f->offset) != NULL;
+	return true;
+}
+
+json_t *nqi_jsonpb_encode(const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	json_t *o = json_object();
+	for (unsigned i = 0; o && i < d->n_fields; i++) {
+		field *f = &d->fields[i];
+		if (!enc_present(m, f))
+			continue;
+		json_t *v = f->label == PROTOBUF_C_LABEL_REPEATED
+		                ? enc_repeated(m, f)
+		                : enc_one(m, f, member(m, f->offset));
+		if (!v || json_object_set_new(o, f->name, v) != 0) {
+			json_decref(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+/* ---- decoding ---- */
+
+typedef struct dec {
+	char path[PATH_MAX_LEN];
+	char *err;
+	size_t errlen;
+} dec;
+
+/* Appends to the path at plen: ".key" (or "key" first), or "[i]". On
+ * every field of every request, so no printf. */
+static void path_key(dec *x, size_t plen, const char *key)
+{
+	size_t n = strlen(key), dot = plen ? 1 : 0;
+	if (plen + dot + n >= sizeof x->path)
+		n = sizeof x->path - plen - dot - 1;
+	if (dot)
+		x->path[plen] = '.';
+	memcpy(x->path + plen + dot, key, n);
+	x->path[plen + dot + n] = '\0';
+}
+
+static void path_index(dec *x, size_t plen, size_t i)
+{
+	char digits[24];
+	size_t n = 0;
+	do
+		digits[n++] = (char)('0' + i % 10);
+	while ((i /= 10) && n < sizeof digits);
+	if (plen + n + 3 > sizeof x->path)
+		return;
+	x->path[plen++] = '[';
+	while (n)
+		x->path[plen++] = digits[--n];
+	x->path[plen++] = ']';
+	x->path[plen] = '\0';
+}
+
+static int bad(dec *x, const char *fmt, const char *what)
+{
+	snprintf(x->err, x->errlen, "%s: %s%s", x->path[0] ? x->path : "body",
+	    fmt, what ? what : "");
+	return NQ_EINVAL;
+}
+
+/* A whole number from a JSON integer or a string of digits (a duration
+ * too, for a field in milliseconds). */
+static int dec_int(dec *x, field *f, const json_t *j, bool is_signed,
+    int64_t *sv, uint64_t *uv)
+{
+	if (json_is_integer(j)) {
+		json_int_t v = json_integer_value(j);
+		if (!is_signed && v < 0)
+			return bad(x, "want a number of at least 0", NULL);
+		*sv = v;
+		*uv = (uint64_t)v;
+		return NQ_OK;
+	}
+	const char *s = json_is_string(j) ? json_string_value(j) : NULL;
+	size_t nl = strlen(f->name);
+	bool ms = nl > 3 && strcmp(f->name + nl - 3, "_ms") == 0;
+	char *end;
+	if (!s || !*s)
+		return bad(x, "want an integer", NULL);
+	if (!is_signed && ms && nqi_parse_duration_ms(s, uv) == NQ_OK) {
+		*sv = (int64_t)*uv;
+		return NQ_OK;
+	}
+	errno = 0;
+	if (is_signed) {
+		*sv = strtoll(s, &end, 10);
+		*uv = (uint64_t)*sv;
+	} else {
+		*uv = s[0] == '-' ? 0 : strtoull(s, &end, 10);
+		*sv = (int64_t)*uv;
+		if (s[0] == '-')
+			return bad(x, "want a number of at least 0", NULL);
+	}
+	if (errno || *end)
+		return bad(x,
+		    ms ? "want an integer or a duration (30s)"
+		       : "want an integer",
+		    NULL);
+	return NQ_OK;
+}
+
+static int dec_number(dec *x, field *f, const json_t *j, void *p)
+{
+	int64_t sv = 0;
+	uint64_t uv = 0;
+	bool is_signed = f->type == PROTOBUF_C_TYPE_INT32 ||
+	                 f->type == PROTOBUF_C_TYPE_SINT32 ||
+	                 f->type == PROTOBUF_C_TYPE_SFIXED32 ||
+	                 f->type == PROTOBUF_C_TYPE_INT64 ||
+	                 f->type == PROTOBUF_C_TYPE_SINT64 ||
+	                 f->type == PROTOBUF_C_TYPE_SFIXED64;
+	int rv = dec_int(x, f, j, is_signed, &sv, &uv);
+	if (rv != NQ_OK)
+		return rv;
+	switch (elem_size(f->type)) {
+	case 8:
+		if (is_signed)
+			*(int64_t *)p = sv;
+		else
+			*(uint64_t *)p = uv;
+		return NQ_OK;
+	default:
+		if (is_signed ? sv < INT32_MIN || sv > INT32_MAX
+		              : uv > UINT32_MAX)
+			return bad(x, "out of range for a 32-bit number", NULL);
+		if (is_signed)
+			*(int32_t *)p = (int32_t)sv;
+		else
+			*(uint32_t *)p = (uint32_t)uv;
+		return NQ_OK;
+	}
+}
+
+static int dec_real(dec *x, field *f, const json_t *j, void *p)
+{
+	if (!json_is_number(j))
+		return bad(x, "want a number", NULL);
+	double v = json_number_value(j);
+	if (f->type == PROTOBUF_C_TYPE_FLOAT)
+		*(float *)p = (float)v;
+	else
+		*(double *)p = v;
+	return NQ_OK;
+}
+
+static int dec_bool(dec *x, const json_t *j, void *p)
+{
+	const char *s = json_is_string(j) ? json_string_value(j) : NULL;
+	if (json_is_boolean(j))
+		*(protobuf_c_boolean *)p = json_is_true(j);
+	else if (s && (strcmp(s, "true") == 0 || strcmp(s, "false") == 0))
+		*(protobuf_c_boolean *)p = s[0] == 't';
+	else
+		return bad(x, "want true or false", NULL);
+	return NQ_OK;
+}
+
+static int dec_enum(dec *x, field *f, const json_t *j, void *p)
+{
+	const ProtobufCEnumDescriptor *ed = f->descriptor;
+	if (json_is_integer(j) && protobuf_c_enum_descriptor_get_value(
+	                              ed, (int)json_integer_value(j))) {
+		*(int *)p = (int)json_integer_value(j);
+		return NQ_OK;
+	}
+	const char *s = json_is_string(j) ? json_string_value(j) : "";
+	for (unsigned i = 0; i < ed->n_values; i++) {
+		char name[96];
+		enum_json_name(ed, ed->values[i].name, name, sizeof name);
+		if (strcmp(s, name) == 0 ||
+		    strcmp(s, ed->values[i].name) == 0) {
+			*(int *)p = ed->values[i].value;
+			return NQ_OK;
+		}
+	}
+	return bad(x, "not a value of ", ed->short_name);
+}
+
+static int dec_string(dec *x, const json_t *j, void *p)
+{
+	if (!json_is_string(j))
+		return bad(x, "want a string", NULL);
+	size_t n = json_string_length(j);
+	const char *s = json_string_value(j);
+	if (strlen(s) != n)
+		return bad(x, "a string holds a NUL character", NULL);
+	char *c = strdup(s);
+	if (!c)
+		return NQ_ENOMEM;
+	*(char **)p = c;
+	return NQ_OK;
+}
+
+static int dec_base64(dec *x, const json_t *j, ProtobufCBinaryData *b)
+{
+	if (!json_is_string(j))
+		return bad(x, "want a base64 string", NULL);
+	int rv = nqi_base64_decode(
+	    json_string_value(j), json_string_length(j), &b->data, &b->len);
+	if (rv == NQ_EINVAL)
+		return bad(x, "not base64", NULL);
+	return rv;
+}
+
+static int dec_object(dec *x, ProtobufCMessage *m, const json_t *j);
+
+static int dec_message(dec *x, field *f, const json_t *j, void *p)
+{
+	if (!json_is_object(j))
+		return bad(x, "want an object", NULL);
+	ProtobufCMessage *sub = nqi_jsonpb_new(f->descriptor);
+	if (!sub)
+		return NQ_ENOMEM;
+	*(ProtobufCMessage **)p = sub;
+	return dec_object(x, sub, j);
+}
+
+static int dec_one(dec *x, field *f, const json_t *j, void *p)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_FLOAT:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return dec_real(x, f, j, p);
+	case PROTOBUF_C_TYPE_BOOL:
+		return dec_bool(x, j, p);
+	case PROTOBUF_C_TYPE_ENUM:
+		return dec_enum(x, f, j, p);
+	case PROTOBUF_C_TYPE_STRING:
+		return dec_string(x, j, p);
+	case PROTOBUF_C_TYPE_BYTES:
+		return dec_base64(x, j, p);
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return dec_message(x, f, j, p);
+	default:
+		return dec_number(x, f, j, p);
+	}
+}
+
+/* A repeated field from an array, or from "a,b" (a query argument). */
+static int dec_repeated(dec *x, ProtobufCMessage *m, field *f, json_t *j)
+{
+	json_t *split = NULL;
+	if (json_is_string(j)) {
+		split = json_array();
+		char *s = strdup(json_string_value(j)), *save = NULL;
+		for (char *t = s ? strtok_r(s, ",", &save) : NULL; t && split;
+		     t = strtok_r(NULL, ",", &save))
+			json_array_append_new(split, json_string(t));
+		free(s);
+		j = split;
+	}
+	if (!json_is_array(j))
+		return bad(x, "want an array", NULL);
+	size_t n = json_array_size(j), es = elem_size(f->type);
+	char *arr = calloc(n ? n : 1, es);
+	int rv = arr ? NQ_OK : NQ_ENOMEM;
+	*(void **)member(m, f->offset) = arr;
+	size_t plen = strlen(x->path);
+	for (size_t i = 0; rv == NQ_OK && i < n; i++) {
+		path_index(x, plen, i);
+		rv = dec_one(x, f, json_array_get(j, i), arr + i * es);
+		/* A message that failed half-way is counted, so that it is
+		 * freed with the rest. */
+		bool keep =
+		    rv == NQ_OK || (f->type == PROTOBUF_C_TYPE_MESSAGE &&
+		                       ((void **)arr)[i] != NULL);
+		*(size_t *)member(m, f->quantifier_offset) = i + keep;
+	}
+	x->path[plen] = '\0';
+	json_decref(split);
+	return rv;
+}
+
+/* The payload of a message with a content_type: a JSON value as msgpack
+ * unless the type says otherwise. */
+static int dec_payload(dec *x, ProtobufCMessage *m, field *f, const json_t *j)
+{
+	field *ct = protobuf_c_message_descriptor_get_field_by_name(
+	    m->descriptor, "content_type");
+	char **type = ct ? (char **)member(m, ct->offset) : NULL;
+	ProtobufCBinaryData *b = member(m, f->offset);
+	if (!type || (**type && !nqi_content_type_is_msgpack(*type)))
+		return dec_base64(x, j, b);
+	char why[200] = "";
+	int rv = nqi_jansson_to_msgpack(
+	    (json_t *)j, &b->data, &b->len, why, sizeof why);
+	if (rv == NQ_EINVAL)
+		return bad(x, why, NULL);
+	if (rv == NQ_OK && !**type) {
+		char *t = strdup("application/msgpack");
+		if (!t)
+			return NQ_ENOMEM;
+		*type = t; /* was the shared empty string */
+	}
+	return rv;
+}
+
+static int dec_field(dec *x, ProtobufCMessage *m, field *f, json_t *j)
+{
+	if (json_is_null(j))
+		return NQ_OK;
+	if (f->label == PROTOBUF_C_LABEL_REPEATED)
+		return dec_repeated(x, m, f, j);
+	if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+		uint32_t *which = member(m, f->quantifier_offset);
+		if (*which)
+			return bad(x, "only one of its kind may be set", NULL);
+		*which = f->id;
+	} else if (f->label == PROTOBUF_C_LABEL_OPTIONAL &&
+	           f->quantifier_offset && f->type != PROTOBUF_C_TYPE_MESSAGE &&
+	           f->type != PROTOBUF_C_TYPE_STRING) {
+		*(protobuf_c_boolean *)member(m, f->quantifier_offset) = 1;
+	}
+	if (f->type == PROTOBUF_C_TYPE_BYTES && strcmp(f->name, "payload") == 0)
+		return dec_payload(x, m, f, j);
+	return dec_one(x, f, j, member(m, f->offset));
+}
+
+/* Fields in JSON order, the payload last: it reads its content_type. */
+static int dec_fields(dec *x, ProtobufCMessage *m, json_t *j, bool payload)
+{
+	const char *key;
+	json_t *v;
+	size_t plen = strlen(x->path);
+	json_object_foreach(j, key, v)
+	{
+		if ((strcmp(key, "payload") == 0) != payload)
+			continue;
+		path_key(x, plen, key);
+		field *f = protobuf_c_message_descriptor_get_field_by_name(
+		    m->descriptor, key);
+		int rv =
+		    f ? dec_field(x, m, f, v)
+		      : bad(x, "no such field in ", m->descriptor->short_name);
+		if (rv != NQ_OK)
+			return rv;
+		x->path[plen] = '\0';
+	}
+	return NQ_OK;
+}
+
+static int dec_object(dec *x, ProtobufCMessage *m, const json_t *j)
+{
+	if (!json_is_object(j))
+		return bad(x, "want a JSON object", NULL);
+	int rv = dec_fields(x, m, (json_t *)j, false);
+	return rv == NQ_OK ? dec_fields(x, m, (json_t *)j, true) : rv;
+}
+
+int nqi_jsonpb_decode(
+    ProtobufCMessage *m, const json_t *j, char *err, size_t errlen)
+{
+	dec x = {.err = err, .errlen = errlen};
+	return dec_object(&x, m, j);
+}
+
+ProtobufCMessage *nqi_jsonpb_new(const ProtobufCMessageDescriptor *d)
+{
+	ProtobufCMessage *m = malloc(d->sizeof_message);
+	if (m)
+		d->message_init(m);
+	return m;
+}
