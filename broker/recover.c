@@ -20,6 +20,7 @@ static void index_clear(broker_index *x)
 #undef CLEAR_
 	}
 	x->ntimers = 0;
+	x->ndeadlines = 0;
 	x->nleases = 0;
 	x->nstale = 0; /* the heaps are rebuilt from the records */
 	broker_okeys_clear(x);
@@ -135,6 +136,12 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 		if (rv == 0)
 			rv = broker_okey_take(&b->core.index, okey);
 	}
+	bool live = state == NQ_STATE_READY || state == NQ_STATE_SCHEDULED ||
+	            state == NQ_STATE_LEASED;
+	if (rv == 0 && live &&
+	    (job->spec->deadline_us || job->spec->finish_within_ms ||
+	        job->cancel_requested))
+		rv = broker_deadline_add(b, job);
 	uint64_t *count = broker_queue_count(q, state);
 	if (count)
 		(*count)++;
