@@ -796,6 +796,18 @@ static void event_extended(broker *b, uint64_t id)
 		broker_event(b, BROKER_EV_EXTENDED, job, NULL);
 }
 
+/* Reads the record of id: *job NULL when it is gone or does not decode;
+ * only a failed store (or memory) is an error. */
+static int read_present(broker *b, uint64_t id, Nq__V1__Job **job)
+{
+	int rv = broker_job_read(b, id, job);
+	if (rv == NQ_ESTORE || rv == NQ_ENOMEM)
+		return rv;
+	if (rv != 0)
+		*job = NULL;
+	return NQ_OK;
+}
+
 /* Sets the reply's stop flag of lease i of n; the flags are there only
  * when some lease must stop, so that most replies carry none. */
 static int extend_stop(broker *b, Nq__V1__ExtendReply *r, size_t n, size_t i)
@@ -836,11 +848,9 @@ static char *progress_note(broker *b, const char *note)
 static int keep_progress(broker *b, uint64_t id, const Nq__V1__JobProgress *p)
 {
 	Nq__V1__Job *job;
-	int rv = broker_job_read(b, id, &job);
-	if (rv == NQ_ESTORE || rv == NQ_ENOMEM)
+	int rv = read_present(b, id, &job);
+	if (rv != 0 || !job)
 		return rv;
-	if (rv != 0)
-		return NQ_OK;
 	uint64_t now = nqi_now_us(), last = job->progress_at_us;
 	job->progress_pct = p->pct > 100 ? 100 : p->pct;
 	job->progress_note = progress_note(b, p->note);
@@ -1304,11 +1314,9 @@ static int sweep_timers(broker *b, uint64_t now_us)
 static int deadline_due(broker *b, uint64_t id, uint64_t now_us)
 {
 	Nq__V1__Job *job;
-	int rv = broker_job_read(b, id, &job);
-	if (rv == NQ_ESTORE || rv == NQ_ENOMEM)
+	int rv = read_present(b, id, &job);
+	if (rv != 0 || !job)
 		return rv;
-	if (rv != 0)
-		return NQ_OK;
 	int st = (int)job->state;
 	uint64_t by = broker_job_finish_by(job);
 	broker_lease *l = st == NQ_STATE_LEASED
@@ -1354,11 +1362,9 @@ static int expire_idem(
 static int expire_job(broker *b, uint64_t id)
 {
 	Nq__V1__Job *job;
-	int rv = broker_job_read(b, id, &job);
-	if (rv == NQ_ESTORE || rv == NQ_ENOMEM)
+	int rv = read_present(b, id, &job);
+	if (rv != 0 || !job)
 		return rv;
-	if (rv != 0)
-		return NQ_OK;
 	return broker_job_drop(b, job);
 }
 

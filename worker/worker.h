@@ -154,9 +154,10 @@ typedef struct worker_handler {
  * pipe, libnq's sockets and nng's pollers, the readiness probe's client;
  * with room to spare. */
 #define WORKER_FDS_BASE 64
-/* What one running job holds at most: its three pipes while the command
- * starts, then our ends and a pidfd, and /proc while its group ends. */
-#define WORKER_FDS_PER_JOB 6
+/* What one running job holds at most: its four pipes (stdin, stdout,
+ * stderr, progress) while the command starts, then our ends and a pidfd,
+ * and /proc while its group ends. */
+#define WORKER_FDS_PER_JOB 8
 /* Fewer HTTP connections than this is no HTTP worth serving. */
 #define WORKER_HTTP_CONNS_MIN 4
 

@@ -37,6 +37,21 @@ static void expect_cancel_refused(
 	itest_run_free(&r);
 }
 
+/* Starts the broker and leases one job of queue q (*jobs, *n), whose id
+ * goes to id; returns the client. */
+static nq_client *leased_job(
+    itest_env *e, char id[NQ_ID_MAX], nq_job ***jobs, size_t *n)
+{
+	nq_client *c;
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	assert_int_equal(itest_enqueue(c, "q", "t", "x", id), 0);
+	assert_int_equal(
+	    nq_fetch(c, "w-cancel", queues, 1, 1, 5000, 30000, jobs, n), NQ_OK);
+	assert_int_equal(*n, 1);
+	return c;
+}
+
 static void test_cancel_delayed_job_is_canceled(void **state)
 {
 	itest_env *e = *state;
@@ -81,15 +96,7 @@ static void test_cancel_completion_after_cancel_keeps_it_canceled(void **state)
 	char id[NQ_ID_MAX];
 	nq_job **jobs, *j = NULL;
 	size_t n;
-	nq_client *c;
-
-	assert_int_equal(itest_broker_start(e, NULL), 0);
-	assert_int_equal(itest_client(e, 0, &c), 0);
-	assert_int_equal(itest_enqueue(c, "q", "t", "x", id), 0);
-	assert_int_equal(
-	    nq_fetch(c, "w-cancel", queues, 1, 1, 5000, 30000, &jobs, &n),
-	    NQ_OK);
-	assert_int_equal(n, 1);
+	nq_client *c = leased_job(e, id, &jobs, &n);
 	uint64_t token = nq_job_lease_token(jobs[0]);
 
 	/* Leased: marked; it stays leased until its attempt ends, and the
@@ -143,14 +150,7 @@ static void test_cancel_of_a_leased_job_survives_a_restart(void **state)
 	char id[NQ_ID_MAX];
 	nq_job **jobs;
 	size_t n;
-	nq_client *c;
-	assert_int_equal(itest_broker_start(e, NULL), 0);
-	assert_int_equal(itest_client(e, 0, &c), 0);
-	assert_int_equal(itest_enqueue(c, "q", "t", "x", id), 0);
-	assert_int_equal(
-	    nq_fetch(c, "w-cancel", queues, 1, 1, 5000, 30000, &jobs, &n),
-	    NQ_OK);
-	assert_int_equal(n, 1);
+	nq_client *c = leased_job(e, id, &jobs, &n);
 	nq_jobs_free(jobs, n);
 	assert_int_equal(nq_cancel(c, id, NULL), NQ_OK);
 	nq_client_close(c);

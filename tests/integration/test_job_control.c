@@ -165,10 +165,6 @@ static void test_control_cancel_reaches_a_libnq_handler(void **state)
 	    .heartbeat_ms = HEARTBEAT_MS,
 	    .poll_ms = 500,
 	};
-	/* A heartbeat must be shorter than the lease. */
-	nq_worker_opts bad = wo;
-	bad.heartbeat_ms = 3000;
-	assert_int_equal(nq_worker_open(&w, &bad), NQ_EINVAL);
 	assert_int_equal(nq_worker_open(&w, &wo), NQ_OK);
 	assert_int_equal(nq_worker_handle(w, "*", polling_cb, &seen), NQ_OK);
 	assert_int_equal(pthread_create(&th, NULL, run_worker, w), 0);
@@ -190,6 +186,23 @@ static void test_control_cancel_reaches_a_libnq_handler(void **state)
 	pthread_join(th, NULL);
 	nq_worker_close(w);
 	nq_client_close(c);
+	itest_pass(e);
+}
+
+static void test_control_heartbeat_must_be_shorter_than_the_lease(void **state)
+{
+	itest_env *e = *state;
+	nq_worker *w;
+	nq_worker_opts o = {.lease_ms = 3000, .heartbeat_ms = 3000};
+	assert_int_equal(nq_worker_open(&w, &o), NQ_EINVAL);
+	itest_run r;
+	const char *args[] = {
+	    "--handler", "t=true", "--lease", "3s", "--heartbeat", "3s", NULL};
+	assert_int_equal(
+	    itest_tool_argv(e, ITEST_WORKER_PATH, 10000, args, &r), 0);
+	assert_int_equal(r.code, 2);
+	assert_non_null(strstr(r.err, "--heartbeat"));
+	itest_run_free(&r);
 	itest_pass(e);
 }
 
@@ -426,6 +439,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_control_cancel_reaches_a_libnq_handler, itest_setup,
 	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_control_heartbeat_must_be_shorter_than_the_lease,
+	        itest_setup, itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_control_cancel_in_bulk_by_state, itest_setup,
 	        itest_teardown),
