@@ -131,6 +131,7 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 		    .created_us = job->created_us,
 		    .queue = (uint32_t)qi,
 		    .keyed = broker_job_keyed(job),
+		    .stop = job->cancel_requested,
 		    .group = broker_group_slot(q, job->spec->group_key)};
 		rv = broker_lease_put(&b->core.index, &l);
 		if (rv == 0)
