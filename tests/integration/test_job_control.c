@@ -308,6 +308,22 @@ static void test_control_deadline_expires_a_job_in_a_paused_queue(void **state)
 	assert_string_equal(nq_job_dead_reason(j), "expired");
 	nq_job_free(j);
 
+	/* Scheduled far ahead: a deadline expires it, a finish_within that
+	 * passes kills it (dead, reason deadline), neither waits for run_at. */
+	char later[2][NQ_ID_MAX];
+	nq_job_spec s = {.queue = "q2", .type = "t", .delay_ms = 3600000};
+	s.deadline_us = itest_wall_us() + 500000;
+	assert_int_equal(nq_enqueue(c, &s, later[0], NULL), NQ_OK);
+	s.deadline_us = 0;
+	s.finish_within_ms = 500;
+	assert_int_equal(nq_enqueue(c, &s, later[1], NULL), NQ_OK);
+	assert_int_equal(
+	    itest_wait_state(c, later[0], NQ_STATE_EXPIRED, 3000, NULL), 0);
+	assert_int_equal(
+	    itest_wait_state(c, later[1], NQ_STATE_DEAD, 3000, &j), 0);
+	assert_string_equal(nq_job_dead_reason(j), "deadline");
+	nq_job_free(j);
+
 	assert_int_equal(itest_nqctl(e, 15000, &r, "enqueue", "q", "t",
 	                     "--deadline", "yesterday", NULL),
 	    0);
