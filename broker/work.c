@@ -1124,10 +1124,9 @@ static int stop_end(broker *b, Nq__V1__Job *job, const Nq__V1__Completion *c,
 		rv = add_error(b, job, msg, false, worker);
 	if (rv != 0)
 		return rv;
-	if (ok || failed)
-		gate_ended(b, qi, broker_job_id(job), failed);
-	else
-		gate_released(b, qi, broker_job_id(job));
+	/* Stopped, it says nothing of the service behind the queue: the
+	 * breaker counts it neither way (a probe may go out again). */
+	gate_released(b, qi, broker_job_id(job));
 	uint64_t now = nqi_now_us();
 	if (job->cancel_requested) {
 		log_job("NQ-JOB-CANCELED", job, NULL);
