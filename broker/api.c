@@ -296,6 +296,8 @@ static int enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 	}
 	int rv = broker_job_requeue(b, job, job->run_at_us);
 	b->core.packed_spec = NULL;
+	if (rv == 0 && (spec->deadline_us || spec->finish_within_ms))
+		rv = broker_deadline_add(b, job);
 	if (rv == 0 && keyed)
 		rv = idem_put(b, spec, id, now_us);
 	if (rv != 0)
@@ -498,32 +500,123 @@ int broker_expire_waits(broker *b, uint64_t now_ms)
 	return NQ_OK;
 }
 
+/* Cancels job as a cancel by id or in bulk would: a waiting one ends
+ * canceled, a leased one is marked (its worker stops it). *done: it was
+ * in a state that can be canceled. */
+static int cancel_one(broker *b, Nq__V1__Job *job, bool *done)
+{
+	int st = (int)job->state;
+	*done = st == NQ_STATE_READY || st == NQ_STATE_SCHEDULED ||
+	        st == NQ_STATE_LEASED;
+	if (st == NQ_STATE_LEASED)
+		return broker_cancel_leased(b, job);
+	if (!*done)
+		return NQ_OK;
+	return broker_end_waiting(
+	    b, job, NQ_STATE_CANCELED, nqi_now_us(), true);
+}
+
+static bool cancel_match(const Nq__V1__CancelRequest *c, const Nq__V1__Job *job)
+{
+	return strcmp(job->spec->queue, c->queue) == 0 &&
+	       job->state == c->state && !job->cancel_requested &&
+	       (!c->type[0] || strcmp(job->spec->type, c->type) == 0);
+}
+
+/* The ids of the jobs a bulk cancel names, in *ids (malloc'd). One scan
+ * of the jobs table: bulk cancels are rare, and so none is missed (a job
+ * waiting behind its ordering key is in no ready heap). */
+static int cancel_ids(
+    broker *b, const Nq__V1__CancelRequest *c, uint64_t **ids, size_t *n)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t cap = 0;
+	*ids = NULL;
+	*n = 0;
+	if (mdb_cursor_open(b->core.txn, b->db_jobs, &cur) != 0)
+		return NQ_ESTORE;
+	int rv = NQ_OK, rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	for (; rc == 0 && rv == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		Nq__V1__Job *job =
+		    nq__v1__job__unpack(NULL, v.mv_size, v.mv_data);
+		bool take =
+		    job && job->spec && k.mv_size == 8 && cancel_match(c, job);
+		if (job)
+			nq__v1__job__free_unpacked(job, NULL);
+		if (take && NQI_GROW(*ids, cap, *n + 1, 64) != 0)
+			rv = NQ_ENOMEM;
+		else if (take)
+			(*ids)[(*n)++] = nqi_be64_get(k.mv_data);
+	}
+	mdb_cursor_close(cur);
+	return rv != 0 ? rv : rc == MDB_NOTFOUND ? NQ_OK : NQ_ESTORE;
+}
+
+static const char *cancel_bulk_check(const Nq__V1__CancelRequest *c)
+{
+	if (!nqi_name_valid(c->queue))
+		return "a cancel names a job id, or a queue and a state";
+	if (c->state != NQ__V1__JOB_STATE__JOB_STATE_READY &&
+	    c->state != NQ__V1__JOB_STATE__JOB_STATE_SCHEDULED &&
+	    c->state != NQ__V1__JOB_STATE__JOB_STATE_LEASED)
+		return "a cancel in bulk takes state ready, scheduled or "
+		       "leased";
+	return NULL;
+}
+
+/* Cancels every job of a queue in a state (of a type); answers how many. */
+static int cancel_bulk(broker *b, broker_op *op)
+{
+	static const Nq__V1__CancelReply init = NQ__V1__CANCEL_REPLY__INIT;
+	const Nq__V1__CancelRequest *c = op->req->cancel;
+	const char *bad = cancel_bulk_check(c);
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	if (bad) {
+		broker_set_status(b, op, NQ_EINVAL, "%s", bad);
+		broker_finish(b, op);
+		return NQ_OK;
+	}
+	Nq__V1__CancelReply *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
+	int rv = r ? cancel_ids(b, c, &ids, &n) : NQ_ENOMEM;
+	if (r)
+		*r = init;
+	for (size_t i = 0; rv == 0 && i < n; i++) {
+		Nq__V1__Job *job;
+		bool done = false;
+		rv = broker_job_read(b, ids[i], &job);
+		if (rv == 0)
+			rv = cancel_one(b, job, &done);
+		else if (rv == NQ_ENOTFOUND || rv == NQ_EINTERNAL)
+			rv = NQ_OK;
+		if (rv == 0 && done)
+			r->canceled++;
+	}
+	free(ids);
+	if (rv != 0)
+		return rv;
+	return BROKER_ANSWER(b, op, CANCEL, cancel, r);
+}
+
 int broker_on_cancel(broker *b, broker_op *op)
 {
 	Nq__V1__Job *job;
+	bool done;
+	if (!op->req->cancel->id[0])
+		return cancel_bulk(b, op);
 	int rv = read_named(b, op, op->req->cancel->id, &job);
 	if (!job) {
 		broker_finish(b, op);
 		return rv;
 	}
 	int st = (int)job->state;
-	if (st == NQ_STATE_READY || st == NQ_STATE_SCHEDULED) {
-		/* Its heap entry goes stale and is skipped when popped; a
-		 * plain one is popped without reading the record, so it is
-		 * noted. */
-		if (st == NQ_STATE_READY && broker_job_plain(job))
-			rv = broker_stale_add(
-			    &b->core.index, broker_job_id(job));
-		if (rv == 0)
-			rv = broker_job_finish(
-			    b, job, NQ_STATE_CANCELED, nqi_now_us());
-		broker_event(b, BROKER_EV_CANCELED, job, NULL);
-	} else {
+	rv = cancel_one(b, job, &done);
+	if (!done)
 		broker_set_status(b, op, NQ_EPRECOND,
-		    "job %s is %s; only scheduled "
-		    "or ready jobs can be canceled",
+		    "job %s is %s; only scheduled, ready or leased jobs can "
+		    "be canceled",
 		    job->id, nq_state_name((nq_state)st));
-	}
 	reply_job(b, op, job, NQ__V1__REPLY__BODY_CANCEL);
 	broker_finish(b, op);
 	return rv;

@@ -155,7 +155,10 @@ typedef struct broker_lease {
 	uint64_t created_us; /* the job's, for the latency of its success */
 	uint32_t pipe_id;
 	uint32_t queue;
-	bool keyed;     /* the record names more (broker_job_keyed) */
+	bool keyed; /* the record names more (broker_job_keyed) */
+	/* canceled, or past its finish_within: Extend tells the worker to
+	 * stop, and its end is judged from the record (broker_stop_end) */
+	bool stop;
 	uint32_t group; /* slot of its group_key in the queue (0: none) */
 } broker_lease;
 
@@ -244,6 +247,7 @@ typedef enum broker_event_kind {
 	BROKER_EV_BREAKER_CLOSED,
 	BROKER_EV_LIMIT_REACHED,
 	BROKER_EV_LIMIT_CLEARED,
+	BROKER_EV_PROGRESS, /* a job's progress, at most one a second */
 	BROKER_EV_COUNT
 } broker_event_kind;
 
@@ -331,6 +335,10 @@ typedef struct broker_index {
 	size_t nqueues, capqueues;
 	broker_timer *timers; /* min-heap by run_at_us */
 	size_t ntimers, captimers;
+	/* min-heap of the deadline and finish_within times of jobs that set
+	 * them (run_at_us: the time; queue and priority unused) */
+	broker_timer *deadlines;
+	size_t ndeadlines, capdeadlines;
 	broker_lease *leases; /* dense array */
 	size_t nleases, capleases;
 	uint32_t *lease_slots; /* open addressing: id -> leases index + 1 */
@@ -386,6 +394,9 @@ void broker_groups_clear(broker_queue *q);
 int broker_timer_push(broker_index *x, const broker_timer *t);
 bool broker_timer_peek(const broker_index *x, broker_timer *out);
 void broker_timer_pop(broker_index *x);
+int broker_deadline_push(broker_index *x, uint64_t at_us, uint64_t id);
+bool broker_deadline_peek(const broker_index *x, broker_timer *out);
+void broker_deadline_pop(broker_index *x);
 int broker_lease_put(broker_index *x, const broker_lease *l);
 broker_lease *broker_lease_find(broker_index *x, uint64_t id);
 void broker_lease_del(broker_index *x, uint64_t id);
@@ -718,6 +729,20 @@ uint64_t broker_job_id(const Nq__V1__Job *job);
 int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us);
 /* Makes a job wait for run_at_us (ready at once when it has passed). */
 int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us);
+/* When the job must have ended by, from its finish_within; 0: never. */
+uint64_t broker_job_finish_by(const Nq__V1__Job *job);
+/* Puts the job's deadline and finish_within times on the deadline heap
+ * (and one due at once for a cancel left unfinished); the sweep looks at
+ * the job again then. */
+int broker_deadline_add(broker *b, const Nq__V1__Job *job);
+/* work.c: ends a job that waits (ready or scheduled) in state: canceled,
+ * expired, or dead (its dead_reason set), with its event. in_heap: its
+ * ready heap entry is still there (and goes stale). */
+int broker_end_waiting(
+    broker *b, Nq__V1__Job *job, int state, uint64_t now_us, bool in_heap);
+/* work.c: the cancel of a leased job: marked, so that its worker is told
+ * to stop at its next Extend and the job ends canceled. */
+int broker_cancel_leased(broker *b, Nq__V1__Job *job);
 int broker_expiry_put(
     broker *b, uint64_t at_us, char kind, const void *data, size_t len);
 void broker_count_move(broker *b, const char *queue, int from, int to);

@@ -34,6 +34,7 @@ static const char *const kind_names[BROKER_EV_COUNT] = {
     "breaker_closed",
     "limit_reached",
     "limit_cleared",
+    "progress",
 };
 
 bool broker_events_wanted(broker *b)
@@ -107,6 +108,10 @@ void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
 	e->traceparent = job->spec->traceparent;
 	if (error)
 		e->error = (char *)error;
+	if (kind == BROKER_EV_PROGRESS) {
+		e->progress_pct = job->progress_pct;
+		e->progress_note = job->progress_note;
+	}
 	e->topic_seq = topic_key(b, job->spec->queue, kind);
 }
 

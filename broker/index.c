@@ -33,6 +33,7 @@ void broker_index_fini(broker_index *x)
 	}
 	free(x->queues);
 	free(x->timers);
+	free(x->deadlines);
 	free(x->leases);
 	free(x->lease_slots);
 	free(x->stale);
@@ -394,20 +395,52 @@ static bool timer_before(const broker_timer *a, const broker_timer *b)
 	                                    : a->id < b->id;
 }
 
-int broker_timer_push(broker_index *x, const broker_timer *t)
+/* Heaps of broker_timer: the timers, and the deadlines. */
+static int timers_push(
+    broker_timer **v, size_t *n, size_t *cap, const broker_timer *t)
 {
-	if (NQI_GROW(x->timers, x->captimers, x->ntimers + 1, 64) != 0)
+	if (NQI_GROW(*v, *cap, *n + 1, 64) != 0)
 		return NQ_ENOMEM;
-	size_t i = x->ntimers++;
+	broker_timer *h = *v;
+	size_t i = (*n)++;
 	while (i > 0) {
 		size_t parent = (i - 1) / 2;
-		if (!timer_before(t, &x->timers[parent]))
+		if (!timer_before(t, &h[parent]))
 			break;
-		x->timers[i] = x->timers[parent];
+		h[i] = h[parent];
 		i = parent;
 	}
-	x->timers[i] = *t;
+	h[i] = *t;
 	return NQ_OK;
+}
+
+static void timers_pop(broker_timer *h, size_t *count)
+{
+	if (*count == 0)
+		return;
+	broker_timer last = h[--*count];
+	size_t i = 0, n = *count;
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, best = i;
+		const broker_timer *cur = &last;
+		if (l < n && timer_before(&h[l], cur)) {
+			best = l;
+			cur = &h[l];
+		}
+		if (r < n && timer_before(&h[r], cur))
+			best = r;
+		if (best == i)
+			break;
+		h[i] = h[best];
+		i = best;
+	}
+	if (n > 0)
+		h[i] = last;
+}
+
+int broker_timer_push(broker_index *x, const broker_timer *t)
+{
+	return timers_push(&x->timers, &x->ntimers, &x->captimers, t);
 }
 
 bool broker_timer_peek(const broker_index *x, broker_timer *out)
@@ -420,26 +453,26 @@ bool broker_timer_peek(const broker_index *x, broker_timer *out)
 
 void broker_timer_pop(broker_index *x)
 {
-	if (x->ntimers == 0)
-		return;
-	broker_timer last = x->timers[--x->ntimers];
-	size_t i = 0, n = x->ntimers;
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, best = i;
-		const broker_timer *cur = &last;
-		if (l < n && timer_before(&x->timers[l], cur)) {
-			best = l;
-			cur = &x->timers[l];
-		}
-		if (r < n && timer_before(&x->timers[r], cur))
-			best = r;
-		if (best == i)
-			break;
-		x->timers[i] = x->timers[best];
-		i = best;
-	}
-	if (n > 0)
-		x->timers[i] = last;
+	timers_pop(x->timers, &x->ntimers);
+}
+
+int broker_deadline_push(broker_index *x, uint64_t at_us, uint64_t id)
+{
+	broker_timer t = {.run_at_us = at_us, .id = id};
+	return timers_push(&x->deadlines, &x->ndeadlines, &x->capdeadlines, &t);
+}
+
+bool broker_deadline_peek(const broker_index *x, broker_timer *out)
+{
+	if (x->ndeadlines == 0)
+		return false;
+	*out = x->deadlines[0];
+	return true;
+}
+
+void broker_deadline_pop(broker_index *x)
+{
+	timers_pop(x->deadlines, &x->ndeadlines);
 }
 
 /* ---- stale plain entries: a sorted array (cancels are rare) ---- */

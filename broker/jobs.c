@@ -668,3 +668,25 @@ int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us)
 	broker_timer t = {run_at_us, id, (uint32_t)qi, job->spec->priority};
 	return broker_timer_push(&b->core.index, &t);
 }
+
+/* When job must have ended by, from its finish_within (0: never). */
+uint64_t broker_job_finish_by(const Nq__V1__Job *job)
+{
+	uint64_t ms = job->spec->finish_within_ms;
+	return ms ? nqi_us_plus_ms(job->created_us, ms) : 0;
+}
+
+int broker_deadline_add(broker *b, const Nq__V1__Job *job)
+{
+	broker_index *x = &b->core.index;
+	uint64_t id = broker_job_id(job), by = broker_job_finish_by(job);
+	int rv = NQ_OK;
+	if (job->spec->deadline_us)
+		rv = broker_deadline_push(x, job->spec->deadline_us + 1, id);
+	if (rv == 0 && by)
+		rv = broker_deadline_push(x, by, id);
+	/* A cancel a restart interrupted ends at the next sweep. */
+	if (rv == 0 && job->cancel_requested)
+		rv = broker_deadline_push(x, 0, id);
+	return rv;
+}

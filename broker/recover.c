@@ -20,6 +20,7 @@ static void index_clear(broker_index *x)
 #undef CLEAR_
 	}
 	x->ntimers = 0;
+	x->ndeadlines = 0;
 	x->nleases = 0;
 	x->nstale = 0; /* the heaps are rebuilt from the records */
 	broker_okeys_clear(x);
@@ -130,11 +131,18 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 		    .created_us = job->created_us,
 		    .queue = (uint32_t)qi,
 		    .keyed = broker_job_keyed(job),
+		    .stop = job->cancel_requested,
 		    .group = broker_group_slot(q, job->spec->group_key)};
 		rv = broker_lease_put(&b->core.index, &l);
 		if (rv == 0)
 			rv = broker_okey_take(&b->core.index, okey);
 	}
+	bool live = state == NQ_STATE_READY || state == NQ_STATE_SCHEDULED ||
+	            state == NQ_STATE_LEASED;
+	if (rv == 0 && live &&
+	    (job->spec->deadline_us || job->spec->finish_within_ms ||
+	        job->cancel_requested))
+		rv = broker_deadline_add(b, job);
 	uint64_t *count = broker_queue_count(q, state);
 	if (count)
 		(*count)++;

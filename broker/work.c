@@ -385,8 +385,65 @@ static broker_queue *best_queue(broker *b, const Nq__V1__FetchRequest *f)
 	return best;
 }
 
-/* Pops ready entries until one names a job that is really ready. Expired
- * jobs (deadline passed) are finished on the way. *job NULL: none left. */
+static void log_job(
+    const char *msgid, const Nq__V1__Job *job, const char *reason);
+
+/* What a job that waits (ready or scheduled) has come to at now: 0 while
+ * it may still run, else the state it ends in: canceled (a cancel a
+ * restart interrupted), dead past its finish_within, expired past its
+ * deadline. Sets the dead_reason of the last two. */
+static int waiting_end(Nq__V1__Job *j, uint64_t now)
+{
+	uint64_t by = broker_job_finish_by(j);
+	if (j->cancel_requested)
+		return NQ_STATE_CANCELED;
+	if (by && now >= by) {
+		j->dead_reason = (char *)"deadline";
+		return NQ_STATE_DEAD;
+	}
+	if (j->spec->deadline_us && now > j->spec->deadline_us) {
+		j->dead_reason = (char *)"expired";
+		return NQ_STATE_EXPIRED;
+	}
+	return 0;
+}
+
+/* A job that ended dead: counted, logged, told. */
+static int job_dead(broker *b, Nq__V1__Job *job, broker_queue *q, uint64_t now)
+{
+	if (q)
+		q->dead_total++;
+	log_job("NQ-JOB-DEAD", job, job->dead_reason);
+	broker_event(b, BROKER_EV_DEAD, job, job->dead_reason);
+	return broker_job_finish(b, job, NQ_STATE_DEAD, now);
+}
+
+int broker_end_waiting(
+    broker *b, Nq__V1__Job *job, int state, uint64_t now_us, bool in_heap)
+{
+	int rv = NQ_OK;
+	/* Its heap entry goes stale and is skipped when popped; a plain one
+	 * is popped without reading the record, so it is noted. */
+	if (in_heap && job->state == NQ__V1__JOB_STATE__JOB_STATE_READY &&
+	    broker_job_plain(job))
+		rv = broker_stale_add(&b->core.index, broker_job_id(job));
+	if (rv != 0)
+		return rv;
+	if (state == NQ_STATE_DEAD)
+		return job_dead(b, job,
+		    broker_totals_at(
+		        b, broker_queue_get(&b->core.index, job->spec->queue)),
+		    now_us);
+	rv = broker_job_finish(b, job, state, now_us);
+	broker_event(b,
+	    state == NQ_STATE_CANCELED ? BROKER_EV_CANCELED : BROKER_EV_EXPIRED,
+	    job, NULL);
+	return rv;
+}
+
+/* Pops ready entries until one names a job that is really ready. Jobs
+ * past their deadline or finish_within end on the way. *job NULL: none
+ * left. */
 static int pop_ready(broker *b, broker_queue *q, Nq__V1__Job **job)
 {
 	broker_ready e;
@@ -420,12 +477,10 @@ static int pop_ready(broker *b, broker_queue *q, Nq__V1__Job **job)
 				return rv;
 			continue;
 		}
-		if (j->spec->deadline_us && now > j->spec->deadline_us) {
-			j->dead_reason = (char *)"expired";
-			if ((rv = broker_job_finish(
-			         b, j, NQ_STATE_EXPIRED, now)))
+		int end = waiting_end(j, now);
+		if (end) {
+			if ((rv = broker_end_waiting(b, j, end, now, false)))
 				return rv;
-			broker_event(b, BROKER_EV_EXPIRED, j, NULL);
 			continue;
 		}
 		*job = j;
@@ -741,6 +796,89 @@ static void event_extended(broker *b, uint64_t id)
 		broker_event(b, BROKER_EV_EXTENDED, job, NULL);
 }
 
+/* Reads the record of id: *job NULL when it is gone or does not decode;
+ * only a failed store (or memory) is an error. */
+static int read_present(broker *b, uint64_t id, Nq__V1__Job **job)
+{
+	int rv = broker_job_read(b, id, job);
+	if (rv == NQ_ESTORE || rv == NQ_ENOMEM)
+		return rv;
+	if (rv != 0)
+		*job = NULL;
+	return NQ_OK;
+}
+
+/* Sets the reply's stop flag of lease i of n; the flags are there only
+ * when some lease must stop, so that most replies carry none. */
+static int extend_stop(broker *b, Nq__V1__ExtendReply *r, size_t n, size_t i)
+{
+	if (!r->stop) {
+		r->stop = nqi_arena_alloc(&b->core.arena, n * sizeof *r->stop);
+		if (!r->stop)
+			return NQ_ENOMEM;
+		memset(r->stop, 0, n * sizeof *r->stop);
+		r->n_stop = n;
+	}
+	r->stop[i] = true;
+	return NQ_OK;
+}
+
+#define PROGRESS_NOTE_MAX 200
+/* Progress events of one job: at most one in this long. */
+#define PROGRESS_EVENT_US 1000000
+
+/* The note cut to PROGRESS_NOTE_MAX bytes, at a character's start. */
+static char *progress_note(broker *b, const char *note)
+{
+	size_t n = strlen(note), at = 0, c;
+	while (at < n && at < PROGRESS_NOTE_MAX &&
+	       (c = nqi_utf8_char_len((const uint8_t *)note + at, n - at)) &&
+	       at + c <= PROGRESS_NOTE_MAX)
+		at += c;
+	char *p = nqi_arena_alloc(&b->core.arena, at + 1);
+	if (p) {
+		memcpy(p, note, at);
+		p[at] = '\0';
+	}
+	return p;
+}
+
+/* Keeps the progress an Extend carries on the job's record, and tells it
+ * as a progress event at most once a second. */
+static int keep_progress(broker *b, uint64_t id, const Nq__V1__JobProgress *p)
+{
+	Nq__V1__Job *job;
+	int rv = read_present(b, id, &job);
+	if (rv != 0 || !job)
+		return rv;
+	uint64_t now = nqi_now_us(), last = job->progress_at_us;
+	job->progress_pct = p->pct > 100 ? 100 : p->pct;
+	job->progress_note = progress_note(b, p->note);
+	job->progress_at_us = now;
+	if (!job->progress_note)
+		return NQ_ENOMEM;
+	if ((rv = broker_job_write(b, id, job)) != 0)
+		return rv;
+	if (now - last >= PROGRESS_EVENT_US)
+		broker_event(b, BROKER_EV_PROGRESS, job, NULL);
+	return NQ_OK;
+}
+
+int broker_cancel_leased(broker *b, Nq__V1__Job *job)
+{
+	uint64_t id = broker_job_id(job);
+	broker_lease *l = broker_lease_find(&b->core.index, id);
+	if (job->cancel_requested)
+		return NQ_OK;
+	job->cancel_requested = true;
+	int rv = broker_job_write(b, id, job);
+	if (rv == 0 && l)
+		l->stop = true;
+	if (rv == 0)
+		log_job("NQ-JOB-CANCEL-REQUESTED", job, NULL);
+	return rv;
+}
+
 int broker_on_extend(broker *b, broker_op *op)
 {
 	static const Nq__V1__ExtendReply init = NQ__V1__EXTEND_REPLY__INIT;
@@ -764,7 +902,15 @@ int broker_on_extend(broker *b, broker_op *op)
 		st[i] = sinit;
 		if (l && l->token == e->leases[i]->lease_token) {
 			l->expires_us = until;
+			if (l->stop && extend_stop(b, r, n, i) != 0)
+				return NQ_ENOMEM;
 			event_extended(b, id);
+			int rv =
+			    e->leases[i]->progress
+			        ? keep_progress(b, id, e->leases[i]->progress)
+			        : NQ_OK;
+			if (rv != 0)
+				return rv;
 		} else {
 			st[i].code = NQ__V1__CODE__FAILED_PRECONDITION;
 			st[i].message = (char *)"lease not held (expired, or "
@@ -851,11 +997,7 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 			job->dead_reason =
 			    (char *)(retryable ? "max_attempts"
 			                       : "non_retryable");
-		if (q)
-			q->dead_total++;
-		log_job("NQ-JOB-DEAD", job, job->dead_reason);
-		broker_event(b, BROKER_EV_DEAD, job, job->dead_reason);
-		return broker_job_finish(b, job, NQ_STATE_DEAD, now);
+		return job_dead(b, job, q, now);
 	}
 	broker_event(b, BROKER_EV_RETRYING, job, NULL);
 	const nqi_policy *pol = broker_policy_named(b, job->spec->queue);
@@ -868,14 +1010,17 @@ static int fail_attempt(broker *b, Nq__V1__Job *job, const char *msg,
 }
 
 /* Reads the job of a lease being ended and drops the lease. *job NULL when
- * the record is gone or no longer under this lease. */
-static int take_lease(broker *b, uint64_t id, uint64_t token, Nq__V1__Job **job)
+ * the record is gone or no longer under this lease; *stop: the lease was
+ * told to stop (broker_lease.stop). */
+static int take_lease(
+    broker *b, uint64_t id, uint64_t token, Nq__V1__Job **job, bool *stop)
 {
 	*job = NULL;
 	broker_lease *l = broker_lease_find(&b->core.index, id);
 	if (!l || l->token != token)
 		return NQ_OK;
 	uint64_t okey = l->okey;
+	*stop = l->stop;
 	broker_lease_del(&b->core.index, id);
 	int rv = broker_okey_release(&b->core.index, okey);
 	if (rv != 0)
@@ -920,7 +1065,7 @@ static int succeed_plain(
 	broker_lease *found = broker_lease_find(&b->core.index, id);
 	uint64_t ttl_ms =
 	    found ? broker_result_ttl_ms(b, (int)found->queue, NULL) : 0;
-	*done = found && found->token == c->lease_token &&
+	*done = found && found->token == c->lease_token && !found->stop &&
 	        !(found->keyed && ttl_ms == 0);
 	if (!*done)
 		return NQ_OK;
@@ -940,12 +1085,64 @@ static int succeed_plain(
 	return broker_result_keep(b, id, qi, NQ_STATE_SUCCEEDED, now);
 }
 
+static void keep_result(
+    broker *b, Nq__V1__Job *job, const Nq__V1__Completion *c)
+{
+	job->result = c->result;
+	if (job->result.len > b->cfg.max_result) {
+		nqi_warn("NQ-RESULT-TRUNCATED", NQI_S("id", job->id),
+		    NQI_U("bytes", job->result.len),
+		    NQI_U("limit", b->cfg.max_result));
+		job->result.len = b->cfg.max_result;
+	}
+}
+
+/* Whether the attempt of a leased job that just ended was to stop:
+ * canceled, or past its finish_within (told to stop or not yet). */
+static bool must_stop(const Nq__V1__Job *job, bool stop)
+{
+	uint64_t by = broker_job_finish_by(job);
+	return stop || job->cancel_requested || (by && nqi_now_us() >= by);
+}
+
+/*
+ * Ends the attempt of a job told to stop: what the attempt did is kept as
+ * its last outcome (c's result or error; without c, the error msg), and
+ * the job ends canceled, or dead with reason deadline; it is never
+ * retried.
+ */
+static int stop_end(broker *b, Nq__V1__Job *job, const Nq__V1__Completion *c,
+    const char *msg, const char *worker)
+{
+	int qi = broker_queue_get(&b->core.index, job->spec->queue);
+	bool ok = c && c->outcome == NQ__V1__OUTCOME__OUTCOME_SUCCEEDED;
+	bool failed = !c || c->outcome == NQ__V1__OUTCOME__OUTCOME_FAILED;
+	int rv = NQ_OK;
+	if (ok)
+		keep_result(b, job, c);
+	else if (failed)
+		rv = add_error(b, job, msg, false, worker);
+	if (rv != 0)
+		return rv;
+	/* Stopped, it says nothing of the service behind the queue: the
+	 * breaker counts it neither way (a probe may go out again). */
+	gate_released(b, qi, broker_job_id(job));
+	uint64_t now = nqi_now_us();
+	if (job->cancel_requested) {
+		log_job("NQ-JOB-CANCELED", job, NULL);
+		broker_event(b, BROKER_EV_CANCELED, job, NULL);
+		return broker_job_finish(b, job, NQ_STATE_CANCELED, now);
+	}
+	job->dead_reason = (char *)"deadline";
+	return job_dead(b, job, broker_totals_at(b, qi), now);
+}
+
 static int complete_one(
     broker *b, const Nq__V1__Completion *c, const char *worker)
 {
 	uint64_t id;
 	Nq__V1__Job *job;
-	bool done;
+	bool done, stop = false;
 	if (nqi_id_parse(c->id, &id) != 0)
 		return NQ_OK;
 	if (plain_success(b, id, c)) {
@@ -953,23 +1150,19 @@ static int complete_one(
 		if (rv != 0 || done)
 			return rv;
 	}
-	int rv = take_lease(b, id, c->lease_token, &job);
+	int rv = take_lease(b, id, c->lease_token, &job, &stop);
 	if (rv != 0 || !job) {
 		if (rv == 0)
 			nqi_debug("NQ-COMPLETION-STALE", NQI_S("id", c->id),
 			    NQI_S("worker", worker));
 		return rv;
 	}
+	if (must_stop(job, stop))
+		return stop_end(b, job, c, c->error, worker);
 	int qi = broker_queue_get(&b->core.index, job->spec->queue);
 	switch (c->outcome) {
 	case NQ__V1__OUTCOME__OUTCOME_SUCCEEDED:
-		job->result = c->result;
-		if (job->result.len > b->cfg.max_result) {
-			nqi_warn("NQ-RESULT-TRUNCATED", NQI_S("id", job->id),
-			    NQI_U("bytes", job->result.len),
-			    NQI_U("limit", b->cfg.max_result));
-			job->result.len = b->cfg.max_result;
-		}
+		keep_result(b, job, c);
 		if (qi >= 0)
 			observe_latency(b, qi, job->created_us);
 		gate_ended(b, qi, id, false);
@@ -1013,13 +1206,16 @@ static int lapse(
     broker *b, broker_lease l, const char *why, uint64_t retry_after_ms)
 {
 	Nq__V1__Job *job;
-	int rv = take_lease(b, l.id, l.token, &job);
+	bool stop = false;
+	int rv = take_lease(b, l.id, l.token, &job, &stop);
 	if (rv != 0 || !job)
 		return rv;
 	char msg[MAX_ERROR_TEXT]; /* as long as bounded_text reads */
 	snprintf(msg, sizeof msg, "%s (worker %.200s)", why, job->worker_id);
 	log_job(
 	    retry_after_ms ? "NQ-WORKER-GONE" : "NQ-LEASE-EXPIRED", job, NULL);
+	if (must_stop(job, stop))
+		return stop_end(b, job, NULL, msg, job->worker_id);
 	return fail_attempt(b, job, msg, true, job->worker_id, retry_after_ms);
 }
 
@@ -1111,6 +1307,45 @@ static int sweep_timers(broker *b, uint64_t now_us)
 	return NQ_OK;
 }
 
+/* The deadline heap said job id may be due: a waiting job past its
+ * deadline or finish_within ends; a leased one past its finish_within is
+ * told to stop at its next Extend. */
+static int deadline_due(broker *b, uint64_t id, uint64_t now_us)
+{
+	Nq__V1__Job *job;
+	int rv = read_present(b, id, &job);
+	if (rv != 0 || !job)
+		return rv;
+	int st = (int)job->state;
+	uint64_t by = broker_job_finish_by(job);
+	broker_lease *l = st == NQ_STATE_LEASED
+	                      ? broker_lease_find(&b->core.index, id)
+	                      : NULL;
+	if (l && by && now_us >= by && !l->stop) {
+		l->stop = true;
+		log_job("NQ-JOB-STOP", job, "deadline");
+	}
+	if (st != NQ_STATE_READY && st != NQ_STATE_SCHEDULED)
+		return NQ_OK;
+	int end = waiting_end(job, now_us);
+	return end ? broker_end_waiting(b, job, end, now_us, true) : NQ_OK;
+}
+
+/* Jobs whose deadline or finish_within came: looked at within a sweep of
+ * it (--lease-check), whatever they wait for. */
+static int sweep_deadlines(broker *b, uint64_t now_us)
+{
+	broker_timer t;
+	while (
+	    broker_deadline_peek(&b->core.index, &t) && t.run_at_us <= now_us) {
+		broker_deadline_pop(&b->core.index);
+		int rv = deadline_due(b, t.id, now_us);
+		if (rv != 0)
+			return rv;
+	}
+	return NQ_OK;
+}
+
 static int expire_idem(
     broker *b, const uint8_t *key, size_t len, uint64_t at_us)
 {
@@ -1126,11 +1361,9 @@ static int expire_idem(
 static int expire_job(broker *b, uint64_t id)
 {
 	Nq__V1__Job *job;
-	int rv = broker_job_read(b, id, &job);
-	if (rv == NQ_ESTORE || rv == NQ_ENOMEM)
+	int rv = read_present(b, id, &job);
+	if (rv != 0 || !job)
 		return rv;
-	if (rv != 0)
-		return NQ_OK;
 	return broker_job_drop(b, job);
 }
 
@@ -1171,6 +1404,8 @@ int broker_sweep(broker *b)
 	if ((rv = sweep_gone(b, now_ms)) != 0)
 		return rv;
 	if ((rv = sweep_leases(b, now_us)) != 0)
+		return rv;
+	if ((rv = sweep_deadlines(b, now_us)) != 0)
 		return rv;
 	rv = sweep_expiry(b, now_us);
 	broker_metrics_tick(b);

@@ -16,6 +16,9 @@
  *                      http(s):// blob that is missing or not the size
  *                      and SHA-256 the job declares is never retried; a
  *                      network or server error is
+ *   canceled           SIGTERM, SIGKILL after --grace; failed for good
+ *                      unless it still exited 0 (the job ends canceled,
+ *                      or dead past its finish_within, either way)
  *   cannot start       released, unrun and no attempt spent, when this
  *                      host is short of descriptors, processes or memory
  *                      (after a few tries); logged NQ-FD-EXHAUSTED once,
@@ -54,7 +57,7 @@ extern char **environ;
 /* The job variables; the worker's own environment never supplies them. */
 static const char *const job_vars[] = {"NQ_JOB_ID", "NQ_QUEUE", "NQ_TYPE",
     "NQ_ATTEMPT", "NQ_MAX_ATTEMPTS", "NQ_TRACEPARENT", "NQ_CONTENT_TYPE",
-    "NQ_PAYLOAD_REF", "NQ_SCHEMA_VERSION"};
+    "NQ_PAYLOAD_REF", "NQ_SCHEMA_VERSION", "NQ_PROGRESS_FD"};
 #define NJOB_VARS (sizeof job_vars / sizeof *job_vars)
 
 typedef struct job_env {
@@ -123,6 +126,7 @@ static int env_build(job_env *e, const nq_job *job)
 	env_add(e, &n, "NQ_MAX_ATTEMPTS", num[1]);
 	env_add(e, &n, "NQ_CONTENT_TYPE", nq_job_content_type(job));
 	env_add(e, &n, "NQ_SCHEMA_VERSION", num[2]);
+	env_add(e, &n, "NQ_PROGRESS_FD", WORKER_PROGRESS_FD_TEXT);
 	size_t want = NJOB_VARS;
 	const char *tp = nq_job_traceparent(job),
 	           *ref = nq_job_payload_ref(job);
@@ -233,7 +237,14 @@ static void judge(const worker_proc_result *r, uint64_t timeout_ms, verdict *v)
 	} else {
 		snprintf(v->exit, sizeof v->exit, "%d", code);
 	}
-	if (r->timed_out) {
+	if (r->stopped && (code != 0 || WIFSIGNALED(st))) {
+		v->reason = "canceled";
+		v->non_retryable = true;
+		snprintf(v->message, sizeof v->message,
+		    "stopped (exit %s): the job was canceled or passed its "
+		    "finish_within%s%s",
+		    v->exit, sep, tail);
+	} else if (r->timed_out) {
 		format_seconds(timeout_ms, secs, sizeof secs);
 		v->reason = "timeout";
 		snprintf(v->message, sizeof v->message,
@@ -319,7 +330,9 @@ static void run_command(const worker_handler *h, const nq_job *job, verdict *v,
 {
 	worker_proc_spec spec = {.command = h->command,
 	    .children = h->children,
-	    .timeout_ms = nq_job_timeout_ms(job)};
+	    .timeout_ms = nq_job_timeout_ms(job),
+	    .job = job,
+	    .grace_ms = h->grace_ms};
 	worker_proc_result r;
 	job_env env = {0};
 	worker_payload blob = {0};

@@ -45,6 +45,7 @@ typedef struct worker_conf {
 	int concurrency;
 	uint64_t lease_ms;
 	uint64_t grace_ms;
+	uint64_t heartbeat_ms; /* 0: a third of lease_ms */
 	const char *token_file;
 	const char *tls_ca;
 	const char *tls_cert;
@@ -176,6 +177,8 @@ static const char *check_cb(void *arg, char *why, size_t len)
 		return "--lease must be at least 1s";
 	if (c->grace_ms == 0)
 		return "--grace must be longer than 0";
+	if (c->heartbeat_ms && c->heartbeat_ms >= c->lease_ms)
+		return "--heartbeat must be shorter than --lease";
 	const nqi_url_flag urls[] = {
 	    {"--work", c->work_url, false},
 	    {"--results", c->results_url, false},
@@ -207,7 +210,12 @@ static int configure(worker_main *m, int argc, char **argv)
 	    NQI_OPT("lease", DURATION, &c->lease_ms,
 	        "lease length, extended while a command runs"),
 	    NQI_OPT("grace", DURATION, &c->grace_ms,
-	        "on SIGTERM, how long running commands may finish"),
+	        "on SIGTERM, how long running commands may finish; a "
+	        "canceled job's command gets SIGKILL this long after "
+	        "SIGTERM"),
+	    NQI_OPT("heartbeat", DURATION, &c->heartbeat_ms,
+	        "how often running leases are extended, which is when a "
+	        "cancel is learnt (0: a third of --lease)"),
 	    NQI_OPT("tls-server-name", STR, &c->tls_server_name,
 	        "name the broker certificate must carry"),
 	    NQI_OPT("http", STR, &c->http_addr,
@@ -225,16 +233,21 @@ static int configure(worker_main *m, int argc, char **argv)
 	        "bytes).\n"
 	        "environment: NQ_JOB_ID NQ_QUEUE NQ_TYPE NQ_ATTEMPT "
 	        "NQ_MAX_ATTEMPTS\n"
-	        "  NQ_CONTENT_TYPE, and NQ_TRACEPARENT when the job has one.\n"
+	        "  NQ_CONTENT_TYPE, NQ_PROGRESS_FD (write lines \"progress PCT "
+	        "[NOTE]\" there),\n"
+	        "  and NQ_TRACEPARENT when the job has one.\n"
 	        "stdout (at most 1 MiB) is the result. Exit 0: succeeded; 75: "
 	        "retry later;\n"
 	        "65: failed for good; anything else or a signal: a failed "
 	        "attempt. Past the\n"
-	        "job's timeout: SIGTERM to the group, SIGKILL 2s later.\n"
+	        "job's timeout: SIGTERM to the group, SIGKILL 2s later. A "
+	        "canceled job:\n"
+	        "SIGTERM at the next heartbeat, SIGKILL --grace later.\n"
 	        "\n"
 	        "Defaults: --work tcp://127.0.0.1:7401 --results "
 	        "tcp://127.0.0.1:7402 --queues default\n"
-	        "--concurrency 1 --lease 30s --grace 10s --log-level info "
+	        "--concurrency 1 --lease 30s --heartbeat 10s --grace 10s "
+	        "--log-level info "
 	        "--log-format text\n"
 	        "--http 127.0.0.1:7482 (/readyz: 503 until the broker's work "
 	        "socket answered, and\n"
@@ -371,8 +384,11 @@ static int open_worker(worker_main *m)
 	    .concurrency = m->conf.concurrency,
 	    .lease_ms = m->conf.lease_ms,
 	    .grace_ms = m->conf.grace_ms,
+	    .heartbeat_ms = m->conf.heartbeat_ms,
 	};
 	int rv = nq_worker_open(&m->w, &o);
+	for (size_t i = 0; i < m->nhandlers; i++)
+		m->handlers[i].grace_ms = m->conf.grace_ms;
 	for (size_t i = 0; rv == NQ_OK && i < m->nhandlers; i++)
 		rv = nq_worker_handle(m->w, m->handlers[i].type,
 		    worker_handle_cb, &m->handlers[i]);

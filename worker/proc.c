@@ -6,6 +6,11 @@
  * command ends, whatever it left running in its group gets the same: a
  * job's processes never outlive the job.
  *
+ * A job canceled meanwhile (nq_job_canceled, looked at every
+ * STOP_CHECK_MS) gets the same as a deadline, SIGKILL following the
+ * worker's --grace. Lines "progress PCT [NOTE]" the command writes to
+ * descriptor WORKER_PROGRESS_FD become the job's progress.
+ *
  * One poll() loop over stdin, stdout, stderr and a pidfd does all of it, so
  * a child that writes a lot before reading its input never deadlocks against
  * us, and waiting costs nothing: no busy loop, no SIGCHLD handler.
@@ -26,20 +31,29 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "nqi/log.h"
 #include "nqi/util.h"
 #include "worker.h"
 
 #define IO_CHUNK 16384
+/* How often a running command's job is looked at for a cancel. */
+#define STOP_CHECK_MS 100
 
 typedef struct proc {
 	pid_t pid;
 	int pidfd;
 	int in, out, err; /* our ends of the pipes; -1 once closed */
+	int prog;         /* our end of the progress pipe; -1 once closed */
 	const uint8_t *input;
 	size_t input_len, input_off;
 	uint64_t deadline_ms, kill_at_ms;
 	bool term_sent, kill_sent, exited;
 	worker_proc_result *res;
+	const worker_proc_spec *spec;
+	char line[WORKER_PROGRESS_LINE_MAX + 1]; /* a progress line so far */
+	size_t line_len;
+	bool line_long;  /* past WORKER_PROGRESS_LINE_MAX: skipped */
+	bool bad_logged; /* one log line per job for bad progress lines */
 } proc;
 
 /* ---- the registry of running children ---- */
@@ -154,7 +168,7 @@ static void children_forget(worker_children *c, pid_t pgid)
  * ours waits in worker_proc_run until the child has exited, so it always
  * outlives it. A worker that died before the prctl is seen by getppid.
  */
-static void child_exec(char *const argv[], char *const envp[], const int fds[3],
+static void child_exec(char *const argv[], char *const envp[], const int fds[4],
     const sigset_t *mask, pid_t parent, const struct rlimit *nofile)
 {
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
@@ -171,8 +185,13 @@ static void child_exec(char *const argv[], char *const envp[], const int fds[3],
 	for (int fd = 0; fd < 3; fd++)
 		if (dup2(fds[fd], fd) < 0)
 			_exit(127);
-	if (syscall(SYS_close_range, 3, ~0u, 0) != 0)
-		for (int fd = 3; fd < 65536; fd++)
+	/* dup2 onto itself would keep close-on-exec */
+	if (fds[3] == WORKER_PROGRESS_FD
+	        ? fcntl(WORKER_PROGRESS_FD, F_SETFD, 0) < 0
+	        : dup2(fds[3], WORKER_PROGRESS_FD) < 0)
+		_exit(127);
+	if (syscall(SYS_close_range, WORKER_PROGRESS_FD + 1, ~0u, 0) != 0)
+		for (int fd = WORKER_PROGRESS_FD + 1; fd < 65536; fd++)
 			close(fd);
 	execve("/bin/sh", argv, envp);
 	/* The message lands in the stderr tail, and so in the job's error. */
@@ -183,7 +202,7 @@ static void child_exec(char *const argv[], char *const envp[], const int fds[3],
 
 /* Forks under the registry lock, so that a stopping worker either sees the
  * child in the registry or refuses to start it. */
-static int spawn(const worker_proc_spec *spec, const int fds[3], pid_t *pid)
+static int spawn(const worker_proc_spec *spec, const int fds[4], pid_t *pid)
 {
 	char *argv[] = {"sh", "-c", (char *)spec->command, NULL};
 	pid_t self = getpid();
@@ -211,13 +230,13 @@ static int spawn(const worker_proc_spec *spec, const int fds[3], pid_t *pid)
 	return rv;
 }
 
-/* Pipes for stdin, stdout and stderr: the child's ends in child[], ours
- * (non-blocking) in p. Close-on-exec, so that a command started meanwhile
- * by another slot does not hold them open. */
-static int make_pipes(proc *p, int child[3])
+/* Pipes for stdin, stdout, stderr and progress: the child's ends in
+ * child[], ours (non-blocking) in p. Close-on-exec, so that a command
+ * started meanwhile by another slot does not hold them open. */
+static int make_pipes(proc *p, int child[4])
 {
-	int fds[3][2];
-	for (int i = 0; i < 3; i++) {
+	int fds[4][2];
+	for (int i = 0; i < 4; i++) {
 		if (pipe2(fds[i], O_CLOEXEC) == 0)
 			continue;
 		int e = errno;
@@ -233,9 +252,12 @@ static int make_pipes(proc *p, int child[3])
 	p->out = fds[1][0];
 	child[2] = fds[2][1];
 	p->err = fds[2][0];
+	child[3] = fds[3][1];
+	p->prog = fds[3][0];
 	fcntl(p->in, F_SETFL, O_NONBLOCK);
 	fcntl(p->out, F_SETFL, O_NONBLOCK);
 	fcntl(p->err, F_SETFL, O_NONBLOCK);
+	fcntl(p->prog, F_SETFL, O_NONBLOCK);
 	return 0;
 }
 
@@ -317,6 +339,67 @@ static void drain(proc *p, int *fd, bool is_out, size_t budget)
 	close_fd(fd);
 }
 
+/* A line that is not "progress PCT [NOTE]" (PCT 0 to 100) is ignored;
+ * the first of a job is logged. */
+static void progress_bad(proc *p)
+{
+	if (p->bad_logged)
+		return;
+	p->bad_logged = true;
+	nqi_warn("NQ-PROGRESS-IGNORED", NQI_S("id", nq_job_id(p->spec->job)),
+	    NQI_S("why", "a line on NQ_PROGRESS_FD is not \"progress PCT "
+	                 "[NOTE]\" with PCT 0 to 100"));
+}
+
+static void progress_line(proc *p, char *line)
+{
+	char *end;
+	size_t n = strlen(line);
+	if (n && line[n - 1] == '\r')
+		line[--n] = '\0';
+	if (strncmp(line, "progress ", 9) != 0 || line[9] < '0' ||
+	    line[9] > '9') {
+		progress_bad(p);
+		return;
+	}
+	unsigned long pct = strtoul(line + 9, &end, 10);
+	if (pct > 100 || (*end && *end != ' ')) {
+		progress_bad(p);
+		return;
+	}
+	nq_job_progress(p->spec->job, (unsigned)pct, *end ? end + 1 : "");
+}
+
+/* One read from the progress pipe, split in lines; returns the bytes
+ * read (0: none now, or the end, which closes it). */
+static size_t read_progress(proc *p)
+{
+	char buf[IO_CHUNK];
+	ssize_t n = read(p->prog, buf, sizeof buf);
+	if (n <= 0) {
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			close_fd(&p->prog);
+		return 0;
+	}
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] != '\n') {
+			if (p->line_len < WORKER_PROGRESS_LINE_MAX)
+				p->line[p->line_len++] = buf[i];
+			else
+				p->line_long = true;
+			continue;
+		}
+		p->line[p->line_len] = '\0';
+		if (p->line_long)
+			progress_bad(p);
+		else if (p->spec->job)
+			progress_line(p, p->line);
+		p->line_len = 0;
+		p->line_long = false;
+	}
+	return (size_t)n;
+}
+
 /* True when /proc/<pid>/stat names a live process (not a zombie) of
  * process group pgid. */
 static bool live_in_group(const char *pid, pid_t pgid)
@@ -394,11 +477,17 @@ static void reap(proc *p, worker_children *c)
 	close_fd(&p->in);
 	drain(p, &p->out, true, WORKER_OUTPUT_MAX + IO_CHUNK);
 	drain(p, &p->err, false, WORKER_OUTPUT_MAX);
+	/* What is in the progress pipe now, bounded like the output. */
+	for (size_t n = 0, k = 1; p->prog >= 0 && k && n < WORKER_OUTPUT_MAX;
+	     n += k)
+		k = read_progress(p);
+	close_fd(&p->prog);
 	end_group(p->pid);
 	children_forget(c, p->pid);
 }
 
-/* Milliseconds until the next thing to do at a given time; -1: none. */
+/* Milliseconds until the next thing to do at a given time; -1: none. A
+ * job's command is looked at for a cancel every STOP_CHECK_MS. */
 static int next_timeout(const proc *p, uint64_t now)
 {
 	uint64_t at = p->deadline_ms;
@@ -406,14 +495,29 @@ static int next_timeout(const proc *p, uint64_t now)
 		return -1;
 	if (p->term_sent)
 		at = p->kill_at_ms;
+	else if (p->spec->job && at > now + STOP_CHECK_MS)
+		at = now + STOP_CHECK_MS;
 	if (at <= now)
 		return 0;
 	return at - now > INT_MAX ? INT_MAX : (int)(at - now);
 }
 
+/* A canceled job: its command ends as at a deadline, SIGKILL following
+ * the worker's grace. */
+static void check_stop(proc *p, uint64_t now)
+{
+	if (p->term_sent || !p->spec->job || !nq_job_canceled(p->spec->job))
+		return;
+	kill(-p->pid, SIGTERM);
+	p->term_sent = true;
+	p->res->stopped = true;
+	p->kill_at_ms = now + p->spec->grace_ms;
+}
+
 /* SIGTERM to the group at the deadline, SIGKILL a grace period later. */
 static void on_timer(proc *p, uint64_t now)
 {
+	check_stop(p, now);
 	if (!p->term_sent && now >= p->deadline_ms) {
 		kill(-p->pid, SIGTERM);
 		p->term_sent = true;
@@ -428,11 +532,11 @@ static void on_timer(proc *p, uint64_t now)
 static void io_loop(proc *p, worker_children *c)
 {
 	while (!p->exited) {
-		struct pollfd fds[4];
-		int *owner[3] = {&p->in, &p->out, &p->err};
+		struct pollfd fds[5];
+		int *owner[4] = {&p->in, &p->out, &p->err, &p->prog};
 		nfds_t n = 0;
-		int slot[3];
-		for (int i = 0; i < 3; i++) {
+		int slot[4];
+		for (int i = 0; i < 4; i++) {
 			slot[i] = -1;
 			if (*owner[i] < 0)
 				continue;
@@ -454,6 +558,8 @@ static void io_loop(proc *p, worker_children *c)
 			read_pipe(p, &p->out, true);
 		if (rc > 0 && slot[2] >= 0 && fds[slot[2]].revents)
 			read_pipe(p, &p->err, false);
+		if (rc > 0 && slot[3] >= 0 && fds[slot[3]].revents)
+			read_progress(p);
 		if (rc > 0 && fds[n].revents)
 			reap(p, c);
 		else
@@ -469,18 +575,20 @@ int worker_proc_run(const worker_proc_spec *spec, worker_proc_result *res)
 	proc p = {.in = -1,
 	    .out = -1,
 	    .err = -1,
+	    .prog = -1,
+	    .spec = spec,
 	    .pidfd = -1,
 	    .input = spec->input,
 	    .input_len = spec->input_len,
 	    .res = res};
-	int child[3] = {-1, -1, -1}, rv;
+	int child[4] = {-1, -1, -1, -1}, rv;
 	memset(res, 0, sizeof *res);
 	if (!(res->output = malloc(WORKER_OUTPUT_MAX)))
 		return ENOMEM;
 	if ((rv = make_pipes(&p, child)) != 0)
 		goto out;
 	rv = spawn(spec, child, &p.pid);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		close(child[i]);
 	if (rv != 0)
 		goto out;
@@ -503,6 +611,7 @@ out:
 	close_fd(&p.in);
 	close_fd(&p.out);
 	close_fd(&p.err);
+	close_fd(&p.prog);
 	close_fd(&p.pidfd);
 	if (rv != 0) {
 		free(res->output);

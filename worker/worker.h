@@ -80,11 +80,23 @@ typedef struct worker_proc_spec {
 	size_t input_len;
 	uint64_t timeout_ms; /* SIGTERM to the group then, SIGKILL later */
 	worker_children *children;
+	/* The job it runs (NULL: none): once nq_job_canceled() turns true,
+	 * SIGTERM to the group, SIGKILL grace_ms later; and what the command
+	 * writes to WORKER_PROGRESS_FD is its progress. */
+	const nq_job *job;
+	uint64_t grace_ms;
 } worker_proc_spec;
+
+/* The command's descriptor for lines "progress PCT [NOTE]" (NQ_PROGRESS_FD). */
+#define WORKER_PROGRESS_FD 3
+#define WORKER_PROGRESS_FD_TEXT "3"
+/* A progress line longer than this is not one. */
+#define WORKER_PROGRESS_LINE_MAX 512
 
 typedef struct worker_proc_result {
 	int status;      /* as from waitpid */
 	bool timed_out;  /* killed at the deadline */
+	bool stopped;    /* signalled because its job was canceled */
 	bool too_large;  /* stdout passed WORKER_OUTPUT_MAX */
 	uint8_t *output; /* stdout (malloc'd, the caller frees) */
 	size_t output_len;
@@ -153,7 +165,8 @@ typedef struct worker_handler {
 	const char *command;
 	worker_children *children;
 	worker_stats *stats;
-	worker_obs *obs; /* told when a job arrives */
+	worker_obs *obs;   /* told when a job arrives */
+	uint64_t grace_ms; /* a canceled job's command: SIGTERM, then SIGKILL */
 	/* Metrics of this handler, labelled with its type ("*" included,
 	 * so that the series are bounded by the command line). */
 	atomic_uint_fast64_t jobs[WORKER_NOUTCOMES];
@@ -166,9 +179,10 @@ typedef struct worker_handler {
  * pipe, libnq's sockets and nng's pollers, the readiness probe's client;
  * with room to spare. */
 #define WORKER_FDS_BASE 64
-/* What one running job holds at most: its three pipes while the command
- * starts, then our ends and a pidfd, and /proc while its group ends. */
-#define WORKER_FDS_PER_JOB 6
+/* What one running job holds at most: its four pipes (stdin, stdout,
+ * stderr, progress) while the command starts, then our ends and a pidfd,
+ * and /proc while its group ends. */
+#define WORKER_FDS_PER_JOB 8
 /* Fewer HTTP connections than this is no HTTP worth serving. */
 #define WORKER_HTTP_CONNS_MIN 4
 

@@ -229,6 +229,12 @@ static json_t *event_json(const char *topic, const Nq__V1__JobEvent *e)
 	bad |= json_object_set_new(o, "traceparent", text_json(e->traceparent));
 	if (e->limit && *e->limit) /* limit_reached, limit_cleared */
 		bad |= json_object_set_new(o, "limit", text_json(e->limit));
+	if (strcmp(e->kind, "progress") == 0) {
+		bad |= json_object_set_new(
+		    o, "progress_pct", json_integer(e->progress_pct));
+		bad |= json_object_set_new(
+		    o, "progress_note", text_json(e->progress_note));
+	}
 	if (bad) {
 		json_decref(o);
 		return NULL;

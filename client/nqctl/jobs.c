@@ -27,6 +27,8 @@ typedef struct enqueue_flags {
 	const char *ordering_key;
 	const char *group_key;
 	const char *traceparent;
+	const char *deadline;
+	uint64_t finish_within_ms;
 	uint64_t delay_ms;
 	uint64_t max_attempts;
 	uint64_t timeout_ms;
@@ -199,6 +201,20 @@ static int spec_unique(
 	return NQI_CONTINUE;
 }
 
+/* --deadline: a time, or a duration from now ("30s": times end in a
+ * digit or a zone, durations in a unit). */
+static int deadline_us(const char *s, uint64_t *out)
+{
+	size_t n = strlen(s);
+	uint64_t ms;
+	if (n && s[n - 1] >= 'a' && s[n - 1] <= 'z' &&
+	    nqi_parse_duration_ms(s, &ms) == NQ_OK) {
+		*out = nqi_us_plus_ms(nqi_now_us(), ms);
+		return NQ_OK;
+	}
+	return nqctl_parse_time(s, out);
+}
+
 static int spec_schedule(
     const nqctl *x, const enqueue_flags *f, nq_job_spec *spec)
 {
@@ -217,6 +233,16 @@ static int spec_schedule(
 		    f->at);
 	if (f->delay_ms != UNSET)
 		spec->delay_ms = f->delay_ms;
+	if (f->deadline && deadline_us(f->deadline, &spec->deadline_us) != 0)
+		return nqctl_usage_error(x,
+		    "--deadline: cannot read '%s' as an RFC 3339 time, unix "
+		    "seconds, or a duration from now (30s)",
+		    f->deadline);
+	if (f->finish_within_ms == 0)
+		return nqctl_usage_error(
+		    x, "--finish-within must be longer than 0");
+	if (f->finish_within_ms != UNSET)
+		spec->finish_within_ms = f->finish_within_ms;
 	if (f->traceparent && !traceparent_valid(f->traceparent))
 		return nqctl_usage_error(x,
 		    "--traceparent: '%s' is not a W3C trace context "
@@ -333,6 +359,7 @@ int nqctl_enqueue(nqctl *x, int argc, char **argv, int start)
 {
 	enqueue_flags f = {.delay_ms = UNSET,
 	    .offload_above = UNSET,
+	    .finish_within_ms = UNSET,
 	    .max_attempts = UNSET,
 	    .timeout_ms = UNSET,
 	    .schema_version = UNSET};
@@ -350,6 +377,14 @@ int nqctl_enqueue(nqctl *x, int argc, char **argv, int start)
 	    {"at", NQI_OPT_STR, &f.at,
 	        "run no sooner than this time (2026-11-27T22:00:00Z or "
 	        "unix seconds)",
+	        false},
+	    {"deadline", NQI_OPT_STR, &f.deadline,
+	        "expire unless started by then (a time as for --at, or a "
+	        "duration from now)",
+	        false},
+	    {"finish-within", NQI_OPT_DURATION, &f.finish_within_ms,
+	        "the whole job, every attempt, ends this long after enqueue "
+	        "or is stopped and dead (reason deadline)",
 	        false},
 	    {"max-attempts", NQI_OPT_U64, &f.max_attempts,
 	        "attempts before the job is dead (the queue's, 10)", false},
@@ -455,12 +490,62 @@ int nqctl_wait(nqctl *x, int argc, char **argv, int start)
 	return wait_and_show(x, x->args[0], timeout_ms);
 }
 
+typedef struct cancel_flags {
+	const char *queue, *state, *type;
+} cancel_flags;
+
+/* nqctl cancel --queue Q --state S [--type T]: prints how many. */
+static int cancel_bulk(nqctl *x, const cancel_flags *f)
+{
+	nq_state st =
+	    f->state ? nq_state_parse(f->state) : NQ_STATE_UNSPECIFIED;
+	uint32_t n = 0;
+	int rc = NQI_CONTINUE;
+	if (!f->queue || !f->state)
+		return nqctl_usage_error(
+		    x, "cancel takes a job ID, or --queue and --state");
+	if (st != NQ_STATE_READY && st != NQ_STATE_SCHEDULED &&
+	    st != NQ_STATE_LEASED)
+		return nqctl_usage_error(
+		    x, "--state must be ready, scheduled or leased");
+	if ((rc = check_name(x, "queue", f->queue)) != NQI_CONTINUE ||
+	    (f->type &&
+	        (rc = check_name(x, "type", f->type)) != NQI_CONTINUE) ||
+	    (rc = nqctl_connect(x)) != NQI_CONTINUE)
+		return rc;
+	int rv = nq_cancel_bulk(x->client, f->queue, st, f->type, &n);
+	if (rv != NQ_OK)
+		return nqctl_fail(
+		    x, rv, "cancel %s jobs of queue %s", f->state, f->queue);
+	if (x->conf.json)
+		return nqctl_print_json(json_pack("{s:i}", "canceled", (int)n));
+	printf("%u\n", n);
+	return NQI_EXIT_OK;
+}
+
 int nqctl_cancel(nqctl *x, int argc, char **argv, int start)
 {
-	const nqi_opt opts[] = {NQCTL_COMMON_OPTS(x)};
+	cancel_flags f = {0};
+	const nqi_opt opts[] = {
+	    {"queue", NQI_OPT_STR, &f.queue,
+	        "in bulk: every job of this queue (with --state)", false},
+	    {"state", NQI_OPT_STR, &f.state,
+	        "in bulk: ready, scheduled or leased", false},
+	    {"type", NQI_OPT_STR, &f.type, "in bulk: only jobs of this type",
+	        false},
+	    NQCTL_COMMON_OPTS(x),
+	};
 	nq_job *job = NULL;
-	int rc = id_command(x, opts, NQCTL_LEN(opts), argc, argv, start);
+	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
 	if (rc != NQI_CONTINUE)
+		return rc;
+	if (x->nargs == 0)
+		return cancel_bulk(x, &f);
+	if (f.queue || f.state || f.type)
+		return nqctl_usage_error(x, "cancel takes a job ID or "
+		                            "--queue and --state, not both");
+	if ((rc = check_id(x, x->args[0])) != NQI_CONTINUE ||
+	    (rc = nqctl_connect(x)) != NQI_CONTINUE)
 		return rc;
 	int rv = nq_cancel(x->client, x->args[0], &job);
 	/* A job that could not be canceled comes back as it is, which says

@@ -32,8 +32,11 @@ static const nqctl_cmd commands[] = {
         "Waits until a job has ended and shows it; exits 1 unless it "
         "succeeded.",
         1, 1, nqctl_wait},
-    {"cancel", "ID", "Cancels a job that has not started and shows it.", 1, 1,
-        nqctl_cancel},
+    {"cancel", "ID | --queue Q --state ready|scheduled|leased [--type T]",
+        "Cancels a job (a running one is stopped at its worker's next "
+        "heartbeat) and shows it; or every job of a queue in a state, "
+        "and prints how many.",
+        0, 1, nqctl_cancel},
     {"list", "[--queue Q] [--state S] [--type T] [--limit N] [--after ID]",
         "Lists stored jobs, oldest first, a page at a time.", 0, 0, nqctl_list},
     {"stats", "[QUEUE]",

@@ -126,6 +126,29 @@ static int add_identity(json_t *o, const nq_job *job)
 	return bad;
 }
 
+/* Deadlines, a cancel under way, and the last progress reported. */
+static int add_control(json_t *o, const nq_job *job)
+{
+	uint64_t fw = nq_job_finish_within_ms(job);
+	int bad = json_object_set_new(
+	    o, "deadline", nqctl_time_json(nq_job_deadline_us(job)));
+	bad |= json_object_set_new(o, "finish_within_ms",
+	    fw ? json_integer((json_int_t)fw) : json_null());
+	bad |= json_object_set_new(
+	    o, "cancel_requested", json_boolean(nq_job_cancel_requested(job)));
+	if (!nq_job_progress_at_us(job))
+		return bad | json_object_set_new(o, "progress", json_null());
+	json_t *p = json_object();
+	bad |= !p;
+	bad |= json_object_set_new(
+	    p, "pct", json_integer(nq_job_progress_pct(job)));
+	bad |= json_object_set_new(
+	    p, "note", text_or_null(nq_job_progress_note(job)));
+	bad |= json_object_set_new(
+	    p, "at", nqctl_time_json(nq_job_progress_at_us(job)));
+	return bad | json_object_set_new(o, "progress", p);
+}
+
 /* The history: errors, end, times and the keys that came with the job. */
 /* The scope of a unique key; null for a job without one. */
 static int add_unique(json_t *o, const nq_job *job)
@@ -168,7 +191,7 @@ static int add_history(json_t *o, const nq_job *job)
 	    o, "ordering_key", text_or_null(nq_job_ordering_key(job)));
 	bad |= json_object_set_new(
 	    o, "group_key", text_or_null(nq_job_group_key(job)));
-	return bad | add_unique(o, job);
+	return bad | add_unique(o, job) | add_control(o, job);
 }
 
 json_t *nqctl_job_json(const nq_job *job)
@@ -259,6 +282,20 @@ static void print_in_dlq(const json_t *job, const json_t *v)
 		    id ? id : "ID");
 }
 
+/* "progress: 40% copying (at 2026-...)". */
+static void print_progress(const json_t *v)
+{
+	const char *note = json_string_value(json_object_get(v, "note"));
+	const char *at = json_string_value(json_object_get(v, "at"));
+	char head[64];
+	snprintf(head, sizeof head, "%lld%%",
+	    (long long)json_integer_value(json_object_get(v, "pct")));
+	json_t *line = json_sprintf("%s%s%s (at %s)", head, note ? " " : "",
+	    note ? note : "", at ? at : "?");
+	nqctl_print_field("progress", line);
+	json_decref(line);
+}
+
 int nqctl_print_job(const nqctl *x, const nq_job *job)
 {
 	const char *key;
@@ -273,7 +310,9 @@ int nqctl_print_job(const nqctl *x, const nq_job *job)
 			print_binary(key, v);
 		else if (strcmp(key, "in_dlq") == 0)
 			print_in_dlq(o, v);
-		else if (!json_is_null(v))
+		else if (strcmp(key, "progress") == 0 && !json_is_null(v))
+			print_progress(v);
+		else if (!json_is_null(v) && !json_is_false(v))
 			nqctl_print_field(key, v);
 	}
 	json_decref(o);

@@ -110,6 +110,7 @@ static void spec_to_pb(
 	}
 	pb->payload_size = s->payload_size;
 	pb->payload_sha256 = str_in(s->payload_sha256);
+	pb->finish_within_ms = s->finish_within_ms;
 }
 
 static void result_from_pb(
@@ -414,6 +415,35 @@ NQ_API int nq_cancel(nq_client *c, const char *id, nq_job **out)
 		nq__v1__reply__free_unpacked(r, NULL);
 	if (job)
 		*out = job;
+	return rv;
+}
+
+NQ_API int nq_cancel_bulk(nq_client *c, const char *queue, nq_state state,
+    const char *type, uint32_t *canceled)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__CancelRequest body = NQ__V1__CANCEL_REQUEST__INIT;
+	Nq__V1__Reply *r = NULL;
+	int rv = check_client(c);
+	if (rv == 0)
+		rv = check_name("queue", queue, c->last_error);
+	if (rv == 0 && type && type[0])
+		rv = check_name("type", type, c->last_error);
+	if (rv != 0)
+		return rv;
+	body.queue = (char *)queue;
+	body.state = (Nq__V1__JobState)state;
+	body.type = (char *)(type ? type : "");
+	req.body_case = NQ__V1__REQUEST__BODY_CANCEL;
+	req.cancel = &body;
+	rv = nqc_call(c, NQC_API, NULL, &req, c->timeout_ms, &r, c->last_error);
+	if (rv == NQ_OK)
+		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_CANCEL,
+		    "cancel", c->last_error);
+	if (rv == NQ_OK && canceled)
+		*canceled = r->cancel->canceled;
+	if (r)
+		nq__v1__reply__free_unpacked(r, NULL);
 	return rv;
 }
 

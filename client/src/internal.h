@@ -31,9 +31,13 @@ typedef struct nqc_jobs_mem {
 	nqi_arena *arena;
 } nqc_jobs_mem;
 
+struct worker_slot;
+
 struct nq_job {
 	Nq__V1__Job *pb;
 	nqc_jobs_mem *mem; /* pb and this wrapper live in mem; NULL: own */
+	/* the nq_worker slot that runs it (cancel, progress); NULL: none */
+	struct worker_slot *slot;
 };
 
 /* Wraps an unpacked job. Takes ownership of pb in every case: on failure
@@ -144,6 +148,9 @@ void nqc_offload_undo(char *ref);
 typedef struct nqc_lease {
 	const char *id;
 	uint64_t token;
+	bool has_progress; /* Extend: the handler reported progress */
+	uint32_t pct;
+	const char *note;
 } nqc_lease;
 
 /*
@@ -162,11 +169,13 @@ int nqc_fetch(nq_client *c, nng_ctx *ctx, uint64_t reply_ms,
     size_t *n, char *err);
 /* Extends n leases, in requests of at most NQI_LEASES_MAX. On NQ_OK
  * results[i] is the outcome of lease i: NQ_OK, or NQ_EPRECOND when it is no
- * longer held. An error stops at the request that failed: the results of
- * the leases before it are set, the others are not. */
+ * longer held; and stop[i] (stop may be NULL) whether its job must stop
+ * (canceled, or past its finish_within). An error stops at the request
+ * that failed: the results of the leases before it are set, the others
+ * are not. */
 int nqc_extend(nq_client *c, nng_ctx *ctx, const char *worker_id,
     const nqc_lease *leases, size_t n, uint64_t lease_ms, int *results,
-    char *err);
+    bool *stop, char *err);
 /* nq_complete with errors to err. */
 int nqc_complete(nq_client *c, const char *worker_id,
     const nq_completion *items, size_t n, char *err);

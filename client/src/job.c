@@ -153,6 +153,13 @@ NQC_JOB_NUM(uint64_t, timeout_ms, job_pb)
 NQC_JOB_NUM(uint64_t, lease_token, job_pb)
 NQC_JOB_NUM(uint64_t, lease_expires_us, job_pb)
 
+NQC_JOB_NUM(uint64_t, deadline_us, job_spec)
+NQC_JOB_NUM(uint64_t, finish_within_ms, job_spec)
+NQC_JOB_NUM(bool, cancel_requested, job_pb)
+NQC_JOB_NUM(uint32_t, progress_pct, job_pb)
+NQC_JOB_STR(progress_note, job_pb)
+NQC_JOB_NUM(uint64_t, progress_at_us, job_pb)
+
 NQ_API size_t nq_job_error_count(const nq_job *job)
 {
 	const Nq__V1__Job *j = job_pb(job);

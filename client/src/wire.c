@@ -75,6 +75,7 @@ static int fetch_take(Nq__V1__FetchReply *fr, nqi_arena *arena, nq_job ***jobs,
 	for (size_t i = 0; i < k; i++) {
 		w[i].pb = fr->jobs[i];
 		w[i].mem = mem;
+		w[i].slot = NULL;
 		v[i] = &w[i];
 	}
 	*jobs = v;
@@ -146,7 +147,7 @@ NQ_API void nq_jobs_free(nq_job **jobs, size_t n)
 /* Takes the results of the first n_results leases: a broker answers at
  * most its limit of them, in order; the rest go in the next request. */
 static int extend_results(const Nq__V1__ExtendReply *er, size_t n, int *results,
-    size_t *answered, char *err)
+    bool *stop, size_t *answered, char *err)
 {
 	if (!er || er->n_results == 0 || er->n_results > n)
 		return nqc_fail(err, NQ_EPROTO,
@@ -155,6 +156,8 @@ static int extend_results(const Nq__V1__ExtendReply *er, size_t n, int *results,
 	for (size_t i = 0; i < er->n_results; i++) {
 		const Nq__V1__Status *st = er->results[i];
 		results[i] = st ? nqi_err_from_code(st->code) : NQ_OK;
+		if (stop)
+			stop[i] = i < er->n_stop && er->stop[i];
 	}
 	*answered = er->n_results;
 	return NQ_OK;
@@ -164,15 +167,16 @@ static int extend_results(const Nq__V1__ExtendReply *er, size_t n, int *results,
  * how many of them, from the first, the reply holds results for. */
 static int extend_once(nq_client *c, nng_ctx *ctx, const char *worker_id,
     const nqc_lease *leases, size_t n, uint64_t lease_ms, int *results,
-    size_t *answered, char *err)
+    bool *stop, size_t *answered, char *err)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__ExtendRequest body = NQ__V1__EXTEND_REQUEST__INIT;
 	Nq__V1__LeaseRef *refs = calloc(n, sizeof *refs);
 	Nq__V1__LeaseRef **prefs = calloc(n, sizeof *prefs);
+	Nq__V1__JobProgress *prog = calloc(n, sizeof *prog);
 	Nq__V1__Reply *r = NULL;
 	int rv = NQ_OK;
-	if (!refs || !prefs) {
+	if (!refs || !prefs || !prog) {
 		rv = nqc_fail(err, NQ_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -180,6 +184,13 @@ static int extend_once(nq_client *c, nng_ctx *ctx, const char *worker_id,
 		nq__v1__lease_ref__init(&refs[i]);
 		refs[i].id = (char *)leases[i].id;
 		refs[i].lease_token = leases[i].token;
+		if (leases[i].has_progress) {
+			nq__v1__job_progress__init(&prog[i]);
+			prog[i].pct = leases[i].pct;
+			prog[i].note =
+			    (char *)(leases[i].note ? leases[i].note : "");
+			refs[i].progress = &prog[i];
+		}
 		prefs[i] = &refs[i];
 	}
 	body.leases = prefs;
@@ -193,12 +204,13 @@ static int extend_once(nq_client *c, nng_ctx *ctx, const char *worker_id,
 		rv = nqc_expect(
 		    c, NQC_WORK, r, NQ__V1__REPLY__BODY_EXTEND, "extend", err);
 	if (rv == NQ_OK)
-		rv = extend_results(r->extend, n, results, answered, err);
+		rv = extend_results(r->extend, n, results, stop, answered, err);
 out:
 	if (r)
 		nq__v1__reply__free_unpacked(r, NULL);
 	free(refs);
 	free(prefs);
+	free(prog);
 	return rv;
 }
 
@@ -207,7 +219,7 @@ out:
  * unseen. */
 int nqc_extend(nq_client *c, nng_ctx *ctx, const char *worker_id,
     const nqc_lease *leases, size_t n, uint64_t lease_ms, int *results,
-    char *err)
+    bool *stop, char *err)
 {
 	size_t done = 0;
 	int rv = NQ_OK;
@@ -215,7 +227,7 @@ int nqc_extend(nq_client *c, nng_ctx *ctx, const char *worker_id,
 		size_t k = n - done, answered = 0;
 		rv = extend_once(c, ctx, worker_id, leases + done,
 		    k < NQI_LEASES_MAX ? k : NQI_LEASES_MAX, lease_ms,
-		    results + done, &answered, err);
+		    results + done, stop ? stop + done : NULL, &answered, err);
 		done += answered;
 	}
 	return rv;
@@ -235,9 +247,9 @@ NQ_API int nq_extend(
 	if (lease_token == 0)
 		return nqc_fail(c->last_error, NQ_EINVAL,
 		    "job %s: lease token is 0 (not a leased job)", id);
-	nqc_lease lease = {id, lease_token};
-	int rv =
-	    nqc_extend(c, NULL, "", &lease, 1, lease_ms, &res, c->last_error);
+	nqc_lease lease = {.id = id, .token = lease_token};
+	int rv = nqc_extend(
+	    c, NULL, "", &lease, 1, lease_ms, &res, NULL, c->last_error);
 	if (rv != NQ_OK)
 		return rv;
 	if (res != NQ_OK)

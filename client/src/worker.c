@@ -23,8 +23,13 @@
  *    runners of their own.
  *  - sender: sends everything queued as one CompletionBatch, so completions
  *    batch under load and go out at once when idle.
- *  - extender: every lease_ms/3, an Extend for every running lease (in
- *    several requests past NQI_LEASES_MAX, the broker's limit per request).
+ *  - extender: every heartbeat_ms (a third of lease_ms unless set), an
+ *    Extend for every running lease (in several requests past
+ *    NQI_LEASES_MAX, the broker's limit per request). Its reply says which
+ *    jobs must stop (canceled, or past their finish_within):
+ *    nq_job_canceled() then turns true. Progress a handler reports rides
+ *    on the next Extend, which then goes out early: at most
+ *    WORKER_PROGRESS_MS after the last one sent for progress.
  * The thread in nq_worker_run waits for nq_worker_stop and drives the drain.
  * Fetch and extend use separate nng contexts on the one work socket, so
  * neither waits for the other, and the broker sees one connection whose
@@ -70,6 +75,9 @@
  * growing past this many bytes of results and errors: the broker's
  * receive limit on the results socket is derived from both. */
 #define WORKER_BATCH_MAX NQI_BATCH_COMPLETIONS_MAX
+/* Progress sends an Extend early at most this often; notes are cut. */
+#define WORKER_PROGRESS_MS 1000
+#define WORKER_NOTE_MAX 200
 #define WORKER_BATCH_BYTES NQI_BATCH_RESULT_BYTES
 
 struct nq_result {
@@ -97,10 +105,15 @@ struct worker_done {
 
 /* A fetched job, from the fetch until its completion is queued. */
 struct worker_slot {
+	nq_worker *w;
 	nq_job *job;         /* NULL when free */
 	uint64_t started_ms; /* monotonic, to stop extending past timeout_ms */
 	bool lease_lost;     /* the broker said the lease is gone */
 	bool released;       /* sent back as RELEASED: drop its completion */
+	atomic_bool stop;    /* the broker said stop: nq_job_canceled() */
+	bool progress_new;   /* reported, not yet sent */
+	uint32_t pct;
+	char note[WORKER_NOTE_MAX + 1];
 };
 
 /* A thread that runs jobs. */
@@ -114,7 +127,9 @@ struct worker_runner {
 struct worker_ext {
 	nqc_lease *leases;
 	char (*ids)[NQ_ID_MAX];
+	char (*notes)[WORKER_NOTE_MAX + 1];
 	int *results;
+	bool *stop;
 	int *slot;
 };
 
@@ -124,7 +139,9 @@ struct nq_worker {
 	char **queues;
 	size_t nqueues;
 	int nslots;
-	uint64_t lease_ms, grace_ms, poll_ms;
+	uint64_t lease_ms, grace_ms, poll_ms, heartbeat_ms;
+	uint64_t progress_sent_ms; /* the last Extend sent early for progress */
+	bool progress_due;         /* a slot has progress to send */
 
 	pthread_mutex_t mtx;
 	pthread_cond_t fetch_cv; /* enough slots became free, or stop */
@@ -322,6 +339,9 @@ static int opts_check(const nq_worker_opts *o)
 			return NQ_EINVAL;
 	if (o->lease_ms && o->lease_ms < WORKER_LEASE_MIN_MS)
 		return NQ_EINVAL;
+	if (o->heartbeat_ms &&
+	    o->heartbeat_ms >= (o->lease_ms ? o->lease_ms : WORKER_LEASE_MS))
+		return NQ_EINVAL;
 	if (o->worker_id && !nqi_name_valid(o->worker_id))
 		return NQ_EINVAL;
 	return NQ_OK;
@@ -366,16 +386,19 @@ static int alloc_slots(nq_worker *w)
 	w->batch = calloc(WORKER_BATCH_MAX, sizeof *w->batch);
 	w->ext.leases = calloc(n, sizeof *w->ext.leases);
 	w->ext.ids = calloc(n, sizeof *w->ext.ids);
+	w->ext.notes = calloc(n, sizeof *w->ext.notes);
 	w->ext.results = calloc(n, sizeof *w->ext.results);
+	w->ext.stop = calloc(n, sizeof *w->ext.stop);
 	w->ext.slot = calloc(n, sizeof *w->ext.slot);
 	if (!w->slots || !w->free_slots || !w->runq || !w->runners ||
-	    !w->batch || !w->ext.leases || !w->ext.ids || !w->ext.results ||
-	    !w->ext.slot)
+	    !w->batch || !w->ext.leases || !w->ext.ids || !w->ext.notes ||
+	    !w->ext.results || !w->ext.stop || !w->ext.slot)
 		return NQ_ENOMEM;
 	/* Lowest index on top: the first jobs take the first slots. */
 	for (size_t i = 0; i < n; i++) {
 		w->free_slots[i] = (int)(n - 1 - i);
 		w->runners[i].w = w;
+		w->slots[i].w = w;
 	}
 	w->nfree = (int)n;
 	return NQ_OK;
@@ -401,7 +424,9 @@ static void worker_free(nq_worker *w)
 	free(w->batch);
 	free(w->ext.leases);
 	free(w->ext.ids);
+	free(w->ext.notes);
 	free(w->ext.results);
+	free(w->ext.stop);
 	free(w->ext.slot);
 	free(w->id);
 	pthread_cond_destroy(&w->fetch_cv);
@@ -430,6 +455,7 @@ static int worker_setup(nq_worker *w, const nq_worker_opts *o)
 	w->lease_ms = o->lease_ms ? o->lease_ms : WORKER_LEASE_MS;
 	w->grace_ms = o->grace_ms ? o->grace_ms : WORKER_GRACE_MS;
 	w->poll_ms = o->poll_ms ? o->poll_ms : WORKER_POLL_MS;
+	w->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : w->lease_ms / 3;
 	if (w->poll_ms > NQC_WAIT_CAP_MS)
 		w->poll_ms = NQC_WAIT_CAP_MS;
 	w->id = o->worker_id ? strdup(o->worker_id) : default_id();
@@ -738,8 +764,11 @@ static void place_locked(nq_worker *w, nq_job **jobs, size_t n)
 		int si = w->free_slots[--w->nfree];
 		struct worker_slot *s = &w->slots[si];
 		s->job = jobs[i];
+		s->job->slot = s;
 		s->lease_lost = false;
 		s->released = false;
+		s->progress_new = false;
+		atomic_store(&s->stop, false);
 		s->started_ms = nqi_mono_ms();
 		atomic_fetch_add(&w->busy, 1);
 		w->runq[(w->runq_head + w->runq_n++) % w->nslots] = si;
@@ -857,11 +886,17 @@ static size_t ext_collect_locked(nq_worker *w)
 		    (limit ? limit : WORKER_JOB_TIMEOUT_MS))
 			continue;
 		snprintf(w->ext.ids[n], NQ_ID_MAX, "%s", nq_job_id(s->job));
-		w->ext.leases[n].id = w->ext.ids[n];
-		w->ext.leases[n].token = nq_job_lease_token(s->job);
+		w->ext.leases[n] = (nqc_lease){.id = w->ext.ids[n],
+		    .token = nq_job_lease_token(s->job),
+		    .has_progress = s->progress_new,
+		    .pct = s->pct,
+		    .note = w->ext.notes[n]};
+		memcpy(w->ext.notes[n], s->note, sizeof s->note);
+		s->progress_new = false;
 		w->ext.slot[n] = i;
 		n++;
 	}
+	w->progress_due = false;
 	return n;
 }
 
@@ -872,34 +907,72 @@ static void ext_apply_locked(nq_worker *w, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		int r = w->ext.results[i];
 		struct worker_slot *s = &w->slots[w->ext.slot[i]];
-		if (r != NQ_EPRECOND && r != NQ_ENOTFOUND)
+		bool lost = r == NQ_EPRECOND || r == NQ_ENOTFOUND;
+		if (!s->job ||
+		    nq_job_lease_token(s->job) != w->ext.leases[i].token ||
+		    strcmp(nq_job_id(s->job), w->ext.ids[i]) != 0)
 			continue;
-		if (s->job &&
-		    nq_job_lease_token(s->job) == w->ext.leases[i].token &&
-		    strcmp(nq_job_id(s->job), w->ext.ids[i]) == 0)
+		if (lost)
 			s->lease_lost = true;
+		else if (w->ext.stop[i])
+			atomic_store(&s->stop, true);
 	}
+}
+
+/* When the extender goes next: at the heartbeat, or sooner for progress
+ * (WORKER_PROGRESS_MS after the last early one). */
+static uint64_t ext_due_locked(const nq_worker *w, uint64_t beat)
+{
+	uint64_t soon = w->progress_sent_ms + WORKER_PROGRESS_MS;
+	return w->progress_due && soon < beat ? soon : beat;
+}
+
+NQ_API bool nq_job_canceled(const nq_job *job)
+{
+	return job && job->slot && atomic_load(&job->slot->stop);
+}
+
+NQ_API int nq_job_progress(const nq_job *job, unsigned pct, const char *note)
+{
+	struct worker_slot *s = job ? job->slot : NULL;
+	if (!s)
+		return NQ_EINVAL;
+	nq_worker *w = s->w;
+	pthread_mutex_lock(&w->mtx);
+	s->pct = pct > 100 ? 100 : pct;
+	snprintf(s->note, sizeof s->note, "%s", note ? note : "");
+	scrub_utf8(s->note); /* a cut character, or bytes that are none */
+	s->progress_new = true;
+	w->progress_due = true;
+	pthread_cond_signal(&w->ext_cv);
+	pthread_mutex_unlock(&w->mtx);
+	return NQ_OK;
 }
 
 static void *ext_main(void *arg)
 {
 	nq_worker *w = arg;
-	uint64_t period = w->lease_ms / 3;
+	uint64_t period = w->heartbeat_ms;
 	uint64_t next = nqi_mono_ms() + period;
 	char err[NQC_ERR_MAX];
 	pthread_mutex_lock(&w->mtx);
 	while (!w->ext_exit) {
-		if (nqi_mono_ms() < next) {
-			nqi_cond_wait_mono(&w->ext_cv, &w->mtx, next);
+		uint64_t now = nqi_mono_ms(), due = ext_due_locked(w, next);
+		if (now < due) {
+			nqi_cond_wait_mono(&w->ext_cv, &w->mtx, due);
 			continue;
 		}
-		next = nqi_mono_ms() + period;
+		if (due < next)
+			w->progress_sent_ms = now;
+		else
+			next = now + period;
 		size_t n = ext_collect_locked(w);
 		if (n == 0)
 			continue;
 		pthread_mutex_unlock(&w->mtx);
-		int rv = nqc_extend(w->client, &w->ext_ctx, w->id,
-		    w->ext.leases, n, w->lease_ms, w->ext.results, err);
+		int rv =
+		    nqc_extend(w->client, &w->ext_ctx, w->id, w->ext.leases, n,
+		        w->lease_ms, w->ext.results, w->ext.stop, err);
 		pthread_mutex_lock(&w->mtx);
 		if (rv == NQ_OK)
 			ext_apply_locked(w, n);

@@ -124,9 +124,10 @@ test('404, 405 and 412 as JSON', async () => {
   const m = await B('PUT', '/v1/jobs');
   assert.equal(m.status, 405);
   assert.equal(m.headers.get('allow'), 'GET');
-  const slow = await B('POST', '/v1/queues/t/jobs', { body: { type: 'slow' } });
-  await until(async () => (await B('GET', `/v1/jobs/${slow.body.id}`)).body.state === 'leased');
-  isError(await B('POST', `/v1/jobs/${slow.body.id}/cancel`), 412, 'FAILED_PRECONDITION');
+  const s = await B('POST', '/v1/queues/typed/policy', { body: { settings: [{ key: 'types', value: 'a' }] } });
+  assert.equal(s.status, 200, s.text);
+  isError(await B('POST', '/v1/queues/typed/jobs', { body: { type: 'b' } }), 412, 'FAILED_PRECONDITION');
+  assert.equal((await B('GET', '/v1/queues/typed')).body.queues?.[0]?.ready ?? 0, 0);
 });
 
 test('a queue at its max depth answers 429', async () => {

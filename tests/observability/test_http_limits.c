@@ -389,7 +389,7 @@ static void test_http_limits_worker_crowd_leaves_jobs_running(void **st)
 	nq_client *c = NULL;
 	raise_own_nofile();
 	assert_int_equal(itest_broker_start(e, NULL), 0);
-	/* 160 descriptors: 64 + 6 per slot for the jobs, HTTP gets the rest */
+	/* 160 descriptors: 64 + 8 per slot for the jobs, HTTP gets the rest */
 	itest_proc *w = worker_limited(e, "160:160", "t=cat", "fdq", "4");
 	assert_int_equal(count_in_file(w->log, "NQ-HTTP-CAP-LOWERED"), 1);
 	char waddr[ITEST_URL_MAX];

@@ -510,6 +510,72 @@ static void build_limit_samples(void)
 	event_limit.limit = "max_in_flight";
 }
 
+static void envelope(Nq__V1__Request *r, Nq__V1__Request__BodyCase body);
+static void reply_envelope(Nq__V1__Reply *r, Nq__V1__Reply__BodyCase body);
+
+/* Added with the cancel of running jobs, deadlines and progress: a spec
+ * with finish_within, a leased job canceled with progress reported, its
+ * progress event, a bulk cancel and its count, an Extend carrying
+ * progress and a reply telling one lease to stop. */
+static Nq__V1__JobSpec spec_control = NQ__V1__JOB_SPEC__INIT;
+static Nq__V1__Job job_control = NQ__V1__JOB__INIT;
+static Nq__V1__JobEvent event_progress = NQ__V1__JOB_EVENT__INIT;
+static Nq__V1__CancelRequest rq_cancel_bulk = NQ__V1__CANCEL_REQUEST__INIT;
+static Nq__V1__CancelReply rp_cancel_bulk = NQ__V1__CANCEL_REPLY__INIT;
+static Nq__V1__JobProgress progress = NQ__V1__JOB_PROGRESS__INIT;
+static Nq__V1__LeaseRef lease_progress = NQ__V1__LEASE_REF__INIT;
+static Nq__V1__LeaseRef *leases_progress[] = {&lease_progress};
+static Nq__V1__ExtendRequest rq_extend_progress = NQ__V1__EXTEND_REQUEST__INIT;
+static Nq__V1__Status st_stop = NQ__V1__STATUS__INIT;
+static Nq__V1__Status *stop_results[] = {&st_stop, &st_stop};
+static protobuf_c_boolean stop_flags[] = {0, 1};
+static Nq__V1__ExtendReply rp_extend_stop = NQ__V1__EXTEND_REPLY__INIT;
+static Nq__V1__Request req_cancel_bulk, req_extend_progress;
+static Nq__V1__Reply rep_cancel_bulk, rep_extend_stop;
+
+/* Needs build_spec() and build_job() first: it copies spec and job. */
+static void build_control_samples(void)
+{
+	spec_control = spec;
+	spec_control.finish_within_ms = NQT_FINISH_WITHIN_MS;
+	job_control = job;
+	job_control.cancel_requested = 1;
+	job_control.progress_pct = NQT_PROGRESS_PCT;
+	job_control.progress_note = NQT_PROGRESS_NOTE;
+	job_control.progress_at_us = NQT_FINISHED_US;
+	event_progress.seq = NQT_EVENT_SEQ;
+	event_progress.kind = "progress";
+	event_progress.id = NQT_ID;
+	event_progress.queue = NQT_QUEUE;
+	event_progress.progress_pct = NQT_PROGRESS_PCT;
+	event_progress.progress_note = NQT_PROGRESS_NOTE;
+	rq_cancel_bulk.queue = NQT_QUEUE;
+	rq_cancel_bulk.state = NQ__V1__JOB_STATE__JOB_STATE_LEASED;
+	rq_cancel_bulk.type = NQT_TYPE;
+	rp_cancel_bulk.canceled = NQT_CANCELED;
+	progress.pct = NQT_PROGRESS_PCT;
+	progress.note = NQT_PROGRESS_NOTE;
+	lease_progress.id = NQT_ID;
+	lease_progress.lease_token = NQT_LEASE_TOKEN;
+	lease_progress.progress = &progress;
+	rq_extend_progress.n_leases = COUNT(leases_progress);
+	rq_extend_progress.leases = leases_progress;
+	rq_extend_progress.lease_ms = NQT_TIMEOUT_MS;
+	rq_extend_progress.worker_id = NQT_WORKER;
+	rp_extend_stop.n_results = COUNT(stop_results);
+	rp_extend_stop.results = stop_results;
+	rp_extend_stop.n_stop = COUNT(stop_flags);
+	rp_extend_stop.stop = stop_flags;
+	envelope(&req_cancel_bulk, NQ__V1__REQUEST__BODY_CANCEL);
+	req_cancel_bulk.cancel = &rq_cancel_bulk;
+	envelope(&req_extend_progress, NQ__V1__REQUEST__BODY_EXTEND);
+	req_extend_progress.extend = &rq_extend_progress;
+	reply_envelope(&rep_cancel_bulk, NQ__V1__REPLY__BODY_CANCEL);
+	rep_cancel_bulk.cancel = &rp_cancel_bulk;
+	reply_envelope(&rep_extend_stop, NQ__V1__REPLY__BODY_EXTEND);
+	rep_extend_stop.extend = &rp_extend_stop;
+}
+
 static char *dlq_ids[] = {NQT_ID, NQT_ID2};
 static Nq__V1__DlqIngestRequest rq_dlq_ingest =
     NQ__V1__DLQ_INGEST_REQUEST__INIT;
@@ -831,6 +897,13 @@ static nqt_sample samples[] = {
     {"job_spec_unique", &spec_unique.base},
     {"request_list_type", &req_list_type.base},
     {"reply_list_page", &rep_list_page.base},
+    {"job_spec_control", &spec_control.base},
+    {"job_control", &job_control.base},
+    {"job_event_progress", &event_progress.base},
+    {"request_cancel_bulk", &req_cancel_bulk.base},
+    {"reply_cancel_bulk", &rep_cancel_bulk.base},
+    {"request_extend_progress", &req_extend_progress.base},
+    {"reply_extend_stop", &rep_extend_stop.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)
@@ -852,6 +925,7 @@ const nqt_sample *nqt_samples(size_t *n)
 		build_policy_samples();
 		build_limit_samples();
 		build_unique_samples();
+		build_control_samples();
 		built = true;
 	}
 	*n = COUNT(samples);
@@ -906,6 +980,7 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
     &nq__v1__fetch_request__descriptor,
     &nq__v1__fetch_reply__descriptor,
     &nq__v1__lease_ref__descriptor,
+    &nq__v1__job_progress__descriptor,
     &nq__v1__extend_request__descriptor,
     &nq__v1__extend_reply__descriptor,
     &nq__v1__dead_job__descriptor,

@@ -99,6 +99,10 @@
 #define NQT_REPLAY_ERROR "no dead job " NQT_ID2
 #define NQT_DLQ_COUNT1 5ull
 #define NQT_DLQ_COUNT2 2ull
+#define NQT_FINISH_WITHIN_MS 90000ull
+#define NQT_PROGRESS_PCT 42u
+#define NQT_PROGRESS_NOTE "copied 42 of 100 files"
+#define NQT_CANCELED 17u
 
 typedef struct nqt_sample {
 	const char *name; /* fixture file name, without ".bin" */

@@ -698,6 +698,71 @@ static void fx_queue_stats_groups(const ProtobufCMessage *m)
 	assert_int_equal(q->groups[1]->leased, 0);
 }
 
+static void fx_job_spec_control(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobSpec *s = (const void *)m;
+	assert_string_equal(s->queue, NQT_QUEUE);
+	assert_int_equal(s->finish_within_ms, NQT_FINISH_WITHIN_MS);
+}
+
+static void fx_job_control(const ProtobufCMessage *m)
+{
+	const Nq__V1__Job *j = (const void *)m;
+	assert_string_equal(j->id, NQT_ID);
+	assert_true(j->cancel_requested);
+	assert_int_equal(j->progress_pct, NQT_PROGRESS_PCT);
+	assert_string_equal(j->progress_note, NQT_PROGRESS_NOTE);
+	assert_int_equal(j->progress_at_us, NQT_FINISHED_US);
+}
+
+static void fx_job_event_progress(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobEvent *e = (const void *)m;
+	assert_string_equal(e->kind, "progress");
+	assert_string_equal(e->id, NQT_ID);
+	assert_int_equal(e->progress_pct, NQT_PROGRESS_PCT);
+	assert_string_equal(e->progress_note, NQT_PROGRESS_NOTE);
+}
+
+static void fx_request_cancel_bulk(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r = (const void *)m;
+	assert_int_equal(r->body_case, NQ__V1__REQUEST__BODY_CANCEL);
+	assert_string_equal(r->cancel->id, "");
+	assert_string_equal(r->cancel->queue, NQT_QUEUE);
+	assert_int_equal(r->cancel->state, NQ__V1__JOB_STATE__JOB_STATE_LEASED);
+	assert_string_equal(r->cancel->type, NQT_TYPE);
+}
+
+static void fx_reply_cancel_bulk(const ProtobufCMessage *m)
+{
+	const Nq__V1__Reply *r = (const void *)m;
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_CANCEL);
+	assert_null(r->cancel->job);
+	assert_int_equal(r->cancel->canceled, NQT_CANCELED);
+}
+
+static void fx_request_extend_progress(const ProtobufCMessage *m)
+{
+	const Nq__V1__Request *r = (const void *)m;
+	assert_int_equal(r->body_case, NQ__V1__REQUEST__BODY_EXTEND);
+	assert_int_equal(r->extend->n_leases, 1);
+	const Nq__V1__JobProgress *p = r->extend->leases[0]->progress;
+	assert_non_null(p);
+	assert_int_equal(p->pct, NQT_PROGRESS_PCT);
+	assert_string_equal(p->note, NQT_PROGRESS_NOTE);
+}
+
+static void fx_reply_extend_stop(const ProtobufCMessage *m)
+{
+	const Nq__V1__Reply *r = (const void *)m;
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_EXTEND);
+	assert_int_equal(r->extend->n_results, 2);
+	assert_int_equal(r->extend->n_stop, 2);
+	assert_false(r->extend->stop[0]);
+	assert_true(r->extend->stop[1]);
+}
+
 static void fx_job_event_limit(const ProtobufCMessage *m)
 {
 	const Nq__V1__JobEvent *e = (const void *)m;
@@ -1023,6 +1088,13 @@ static const fixture fixtures[] = {
     FX(job_spec_unique, job_spec),
     FX(request_list_type, request),
     FX(reply_list_page, reply),
+    FX(job_spec_control, job_spec),
+    FX(job_control, job),
+    FX(job_event_progress, job_event),
+    FX(request_cancel_bulk, request),
+    FX(reply_cancel_bulk, reply),
+    FX(request_extend_progress, request),
+    FX(reply_extend_stop, reply),
 };
 
 /* ---- tests ---- */

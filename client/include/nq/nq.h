@@ -149,6 +149,15 @@ NQ_API uint64_t nq_job_lease_expires_us(const nq_job *job);
 NQ_API size_t nq_job_error_count(const nq_job *job);
 NQ_API const char *nq_job_error(
     const nq_job *job, size_t i, uint32_t *attempt, uint64_t *at_us);
+NQ_API uint64_t nq_job_deadline_us(const nq_job *job);
+NQ_API uint64_t nq_job_finish_within_ms(const nq_job *job);
+/* A leased job that was canceled: its worker is told to stop it. */
+NQ_API bool nq_job_cancel_requested(const nq_job *job);
+/* The last progress its handler reported (0-100, a note, when the broker
+ * got it; 0 and "" when none). */
+NQ_API uint32_t nq_job_progress_pct(const nq_job *job);
+NQ_API const char *nq_job_progress_note(const nq_job *job);
+NQ_API uint64_t nq_job_progress_at_us(const nq_job *job);
 
 /* ---- client ---- */
 
@@ -278,6 +287,10 @@ typedef struct nq_job_spec {
 	/* The window's length (0: the broker's --idempotency-window); with
 	 * another scope, the longest the key holds (0: no bound). */
 	uint64_t unique_window_ms;
+	/* The whole job, every attempt, ends within this long of its
+	 * enqueue, or is stopped and dead with reason "deadline"; 0: no
+	 * limit. (deadline_us above: it expires unless started by then.) */
+	uint64_t finish_within_ms;
 } nq_job_spec;
 
 typedef struct nq_enqueue_result {
@@ -303,8 +316,11 @@ NQ_API int nq_get(nq_client *c, const char *id, nq_job **out);
  * NQ_ETIMEDOUT when it is not final by then. */
 NQ_API int nq_wait(
     nq_client *c, const char *id, uint64_t timeout_ms, nq_job **out);
-/* Cancels a job that has not started. NQ_EPRECOND when it already runs or
- * ended; the job as it is then is returned either way when out != NULL. */
+/* Cancels a job. One that waits ends canceled at once; a leased one is
+ * marked (nq_job_cancel_requested): its worker learns it at its next
+ * Extend and stops it, and the job ends canceled, never retried.
+ * NQ_EPRECOND when it ended already; the job as it is then is returned
+ * either way when out != NULL. */
 NQ_API int nq_cancel(nq_client *c, const char *id, nq_job **out);
 /*
  * Lists jobs the broker stores, oldest first, without their payloads: one
@@ -329,6 +345,11 @@ NQ_API size_t nq_job_list_count(const nq_job_list *l);
 NQ_API const nq_job *nq_job_list_at(const nq_job_list *l, size_t i);
 NQ_API const char *nq_job_list_next(const nq_job_list *l);
 NQ_API void nq_job_list_free(nq_job_list *l);
+/* Cancels every job of queue in state (NQ_STATE_READY, _SCHEDULED or
+ * _LEASED), of type unless it is NULL; *canceled (may be NULL) gets how
+ * many. */
+NQ_API int nq_cancel_bulk(nq_client *c, const char *queue, nq_state state,
+    const char *type, uint32_t *canceled);
 NQ_API int nq_pause(nq_client *c, const char *queue);
 NQ_API int nq_resume(nq_client *c, const char *queue);
 
@@ -474,6 +495,16 @@ NQ_API void nq_result_error(
  * message NULL: a default one. */
 NQ_API void nq_result_schema_rejected(nq_result *res, const char *message);
 NQ_API void nq_result_retry_after(nq_result *res, uint64_t ms);
+/* Whether the running job was canceled, or passed its finish_within: the
+ * handler should stop and return soon (its outcome is kept as the last
+ * attempt's, and the job ends canceled or dead all the same). Learnt at
+ * the worker's next Extend. False for a job not run by an nq_worker. */
+NQ_API bool nq_job_canceled(const nq_job *job);
+/* Reports the running job's progress: pct 0-100 (more is 100) and a note
+ * (NULL: none; cut at 200 bytes). It goes to the broker with an Extend
+ * soon after (at most one a second for progress), and shows in get and
+ * in progress events. NQ_EINVAL for a job not run by an nq_worker. */
+NQ_API int nq_job_progress(const nq_job *job, unsigned pct, const char *note);
 
 typedef struct nq_worker_opts {
 	nq_client_opts conn;       /* work_url and results_url are used */
@@ -484,6 +515,9 @@ typedef struct nq_worker_opts {
 	uint64_t grace_ms; /* drain: wait this long for handlers; 0: 10000 */
 	uint64_t poll_ms;  /* long-poll length; 0: 2000 */
 	const char *worker_id; /* NULL: host-pid-random */
+	/* Extends running leases (and learns of cancels) this often; 0: a
+	 * third of lease_ms. Must be shorter than lease_ms. */
+	uint64_t heartbeat_ms;
 } nq_worker_opts;
 
 NQ_API int nq_worker_open(nq_worker **out, const nq_worker_opts *opts);
