@@ -15,6 +15,7 @@
 
 #include "nq/nq.h"
 #include "nqi/cron.h"
+#include "nqi/policy.h"
 
 /* Seconds since the epoch of a UTC date and time. */
 static int64_t utc(int y, int mo, int d, int h, int mi, int s)
@@ -129,6 +130,86 @@ static void test_cron_day_fields_or_when_both_restrict(void **state)
 	    utc(2025, 1, 1, 0, 0, 0));
 }
 
+static const char good[] =
+    "queues:\n"
+    "  reports: { max_attempts: 3 }\n"
+    "schedules:\n"
+    "  nightly:\n"
+    "    cron: \"0 30 2 * * *\"\n"
+    "    zone: Europe/Berlin\n"
+    "    queue: reports\n"
+    "    type: nightly\n"
+    "    payload: '{\"kind\": \"daily\", \"n\": 1}'\n"
+    "    priority: 5\n"
+    "    max_attempts: 2\n"
+    "    timeout: 10m\n"
+    "    missed: once\n"
+    "  tick: { cron: \"* * * * *\", queue: q, type: t }\n";
+
+static void test_cron_schedules_load_from_the_queues_file(void **state)
+{
+	nqi_policy_file *f = NULL;
+	nqi_policy_error e;
+	(void)state;
+	assert_int_equal(
+	    nqi_policy_text_load("q.yaml", good, strlen(good), &f, &e), 0);
+	assert_int_equal(f->n, 1);
+	assert_int_equal(f->nschedules, 2);
+	const nqi_schedule *s = &f->schedules[0];
+	assert_string_equal(s->name, "nightly");
+	assert_string_equal(s->cron, "0 30 2 * * *");
+	assert_string_equal(s->zone, "Europe/Berlin");
+	assert_string_equal(s->queue, "reports");
+	assert_int_equal(s->priority, 5);
+	assert_int_equal(s->max_attempts, 2);
+	assert_int_equal(s->timeout_ms, 600000);
+	assert_int_equal(s->missed, NQI_CRON_MISSED_ONCE);
+	assert_int_equal(s->line, 4);
+	assert_true(s->payload_len > 0 && s->payload[0] == 0x82); /* map 2 */
+	assert_string_equal(f->schedules[1].zone, "UTC");
+	assert_int_equal(f->schedules[1].missed, NQI_CRON_MISSED_SKIP);
+	nqi_policy_file_free(f);
+}
+
+static void rejected(const char *text, unsigned line, const char *says)
+{
+	nqi_policy_file *f = NULL;
+	nqi_policy_error e;
+	char msg[600];
+	assert_int_equal(
+	    nqi_policy_text_load("q.yaml", text, strlen(text), &f, &e),
+	    NQ_EINVAL);
+	nqi_policy_error_text("q.yaml", &e, msg, sizeof msg);
+	if (!strstr(msg, says) || e.line != line)
+		fail_msg("'%s' (line %u) does not say '%s' at line %u", msg,
+		    e.line, says, line);
+}
+
+static void test_cron_bad_schedules_are_refused_by_name(void **state)
+{
+	(void)state;
+	rejected("schedules:\n  a: { cron: \"* * *\", queue: q, type: t }\n", 2,
+	    "q.yaml:2: schedules.a: cron expression: has 5 fields");
+	rejected("schedules:\n  b:\n    cron: \"61 * * * *\"\n"
+	         "    queue: q\n    type: t\n",
+	    2,
+	    "schedules.b: cron expression: minute field: 61 is out of range");
+	rejected("schedules:\n  c: { cron: \"@daily\", zone: Mars/Base, "
+	         "queue: q, type: t }\n",
+	    2, "schedules.c: zone: unknown time zone 'Mars/Base'");
+	rejected("schedules:\n  d: { cron: \"@daily\", queue: q }\n", 2,
+	    "schedules.d: has no type");
+	rejected("schedules:\n  e: { cron: \"@daily\", queue: q, type: t,\n"
+	         "       missed: twice }\n",
+	    3, "schedules.e.missed: must be skip or once");
+	rejected("schedules:\n  f: { cron: \"@daily\", queue: q, type: t,\n"
+	         "       payload: '{nope' }\n",
+	    3, "schedules.f.payload: is not JSON");
+	rejected("schedules:\n  g: { cron: \"@daily\", queue: q, type: t, "
+	         "colour: red }\n",
+	    2, "schedules.g.colour: not a schedule key");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -137,6 +218,8 @@ int main(void)
 	    cmocka_unit_test(test_cron_gap_fires_once_after_it),
 	    cmocka_unit_test(test_cron_overlap_fires_once),
 	    cmocka_unit_test(test_cron_day_fields_or_when_both_restrict),
+	    cmocka_unit_test(test_cron_schedules_load_from_the_queues_file),
+	    cmocka_unit_test(test_cron_bad_schedules_are_refused_by_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,4 +61,31 @@ const char *nqi_cron_tzdata_version(void);
 int nqi_cron_next(
     const nqi_cron *c, nqi_cron_zone *z, int64_t after_s, int64_t *next_s);
 
+/* ---- schedules (the queues file's schedules:) ---- */
+
+#define NQI_CRON_NAME_MAX 128 /* NQI_NAME_MAX */
+
+/* What to do with the ticks that passed while the broker was down. */
+typedef enum nqi_cron_missed {
+	NQI_CRON_MISSED_SKIP, /* none of them run */
+	NQI_CRON_MISSED_ONCE, /* one job stands for all of them */
+} nqi_cron_missed;
+
+/* One schedule: the job each tick enqueues. */
+typedef struct nqi_schedule {
+	char name[NQI_CRON_NAME_MAX + 1];
+	char cron[256];
+	char zone[NQI_CRON_NAME_MAX + 1];
+	char queue[NQI_CRON_NAME_MAX + 1];
+	char type[NQI_CRON_NAME_MAX + 1];
+	uint8_t *payload; /* msgpack of the file's JSON, or NULL */
+	size_t payload_len;
+	int32_t priority;      /* 0: the queue's */
+	uint32_t max_attempts; /* 0: the queue's */
+	uint64_t timeout_ms;   /* 0: the queue's */
+	uint32_t schema_version;
+	nqi_cron_missed missed;
+	unsigned line; /* in the queues file */
+} nqi_schedule;
+
 #endif
