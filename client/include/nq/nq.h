@@ -278,6 +278,27 @@ NQ_API int nq_queue_policy_row(const nq_queue_policy *p, size_t i,
     const char **source);
 NQ_API void nq_queue_policy_free(nq_queue_policy *p);
 
+/* Cron (admin): the schedules of the broker's queues file. Times are us
+ * since the epoch, 0 for none; last_job_state is NQ_STATE_UNSPECIFIED when
+ * the schedule never enqueued a job or that job is gone. The strings live
+ * as long as the list. */
+typedef struct nq_cron_list nq_cron_list;
+typedef struct nq_cron_row {
+	const char *name, *cron, *zone, *queue, *type;
+	const char *missed; /* "skip" or "once" */
+	uint64_t last_tick_us, next_tick_us;
+	const char *last_job_id; /* "" when none */
+	nq_state last_job_state;
+} nq_cron_row;
+NQ_API int nq_cron_list_get(nq_client *c, nq_cron_list **out);
+NQ_API size_t nq_cron_list_count(const nq_cron_list *l);
+/* Row i; NQ_EINVAL out of range. */
+NQ_API int nq_cron_list_row(const nq_cron_list *l, size_t i, nq_cron_row *out);
+NQ_API void nq_cron_list_free(nq_cron_list *l);
+/* Enqueues schedule name's job now, once; its id (NQ_ID_MAX bytes) goes to
+ * id_out. NQ_ENOTFOUND for a name the queues file has not. */
+NQ_API int nq_cron_trigger(nq_client *c, const char *name, char *id_out);
+
 /*
  * Per-queue statistics, as one nq_stats call returned them. Opaque, so that
  * a number the broker adds changes nothing here: each is read by the name of
