@@ -32,15 +32,24 @@ struct broker_cron {
 	size_t n;
 	const nqi_policy_file *file; /* the one e was built from */
 	int64_t due_s;               /* the earliest next_s; INT64_MAX: none */
-	int64_t clock_shift_s;       /* NQ_TEST_CRON_CLOCK */
-	bool loaded;                 /* e matches the store */
+	/* NQ_TEST_CRON_CLOCK: the schedules' clock read clock_start_s at
+	 * real_start_us and runs clock_rate times as fast (rate 0: the wall
+	 * clock itself) */
+	int64_t clock_start_s;
+	uint64_t real_start_us;
+	uint64_t clock_rate;
+	bool loaded; /* e matches the store */
 };
 
 /* The schedules' clock: the wall clock, shifted in tests so that a DST
  * date can be reached at once. */
 static int64_t cron_now_s(const struct broker_cron *c)
 {
-	return (int64_t)(nqi_now_us() / 1000000) + c->clock_shift_s;
+	uint64_t now = nqi_now_us();
+	if (!c->clock_rate)
+		return (int64_t)(now / 1000000);
+	return c->clock_start_s +
+	       (int64_t)((now - c->real_start_us) * c->clock_rate / 1000000);
 }
 
 static void entries_free(struct broker_cron *c)
@@ -293,9 +302,13 @@ uint64_t broker_cron_wait_ms(broker *b)
 	struct broker_cron *c = b->core.cron;
 	if (!c || c->due_s == INT64_MAX)
 		return UINT64_MAX;
-	uint64_t now_us = nqi_now_us() + (uint64_t)(c->clock_shift_s * 1000000);
-	uint64_t due_us = (uint64_t)c->due_s * 1000000;
-	return due_us > now_us ? (due_us - now_us + 999) / 1000 : 0;
+	int64_t now = cron_now_s(c);
+	if (now >= c->due_s)
+		return 0;
+	uint64_t ahead_ms = (uint64_t)(c->due_s - now) * 1000;
+	if (!c->clock_rate) /* to the second the tick starts */
+		return ahead_ms - nqi_now_us() / 1000 % 1000;
+	return ahead_ms / c->clock_rate + 1;
 }
 
 void broker_cron_forget(broker *b)
@@ -311,10 +324,20 @@ int broker_cron_init(broker *b)
 	if (!c)
 		return NQ_ENOMEM;
 	c->due_s = INT64_MAX;
-	/* For tests only: the schedules' clock starts at this instant. */
-	if (clock && *clock)
-		c->clock_shift_s = strtoll(clock, NULL, 10) -
-		                   (int64_t)(nqi_now_us() / 1000000);
+	/* For tests only: "SECONDS[xRATE]", the instant the schedules' clock
+	 * starts at and how fast it runs, so that a DST date is reached at
+	 * once and passed in seconds. */
+	if (clock && *clock) {
+		char *end;
+		c->clock_start_s = strtoll(clock, &end, 10);
+		c->clock_rate = *end == 'x' ? strtoull(end + 1, NULL, 10) : 1;
+		c->real_start_us = nqi_now_us();
+		if (!c->clock_rate)
+			c->clock_rate = 1;
+		nqi_warn("NQ-CRON-TEST-CLOCK",
+		    NQI_I("start_s", c->clock_start_s),
+		    NQI_U("rate", c->clock_rate));
+	}
 	b->core.cron = c;
 	return NQ_OK;
 }
