@@ -465,7 +465,7 @@ struct broker {
 		/* when a fetch held back by a rate or a breaker's cool-down
 		 * may get a job (0: none is): the core wakes by then */
 		uint64_t gate_due_us;
-		size_t limited_queues; /* with gate.limited set */
+		size_t limited_queues;    /* with gate.limited set */
 		struct broker_cron *cron; /* the schedules (cron.c) */
 	} core;
 

@@ -296,7 +296,7 @@ static void fail_group(broker *b, broker_op *rest, int err)
 	for (broker_op *op = b->core.done; op; op = op->next)
 		broker_set_status(b, op, NQ_EUNAVAIL, "%s", msg);
 	totals_undo(b);
-	broker_cron_forget(b); /* its ticks were not written either */
+	broker_cron_forget(b);  /* its ticks were not written either */
 	b->dlq.ngroup_dead = 0; /* recovery lists them from the store */
 	broker_recover(b, false);
 }

@@ -39,6 +39,7 @@ struct broker_cron {
 	uint64_t real_start_us;
 	uint64_t clock_rate;
 	bool loaded; /* e matches the store */
+	bool replay; /* a commit failed: go on from the stored ticks */
 };
 
 /* The schedules' clock: the wall clock, shifted in tests so that a DST
@@ -203,6 +204,8 @@ static int cron_load(broker *b, struct broker_cron *c)
 				o = &old[j];
 		if (o)
 			e->next_s = o->next_s;
+		else if (c->replay && e->last_s)
+			e->next_s = next_after(e, e->last_s);
 		else
 			rv = entry_resume(b, e, now);
 	}
@@ -211,6 +214,7 @@ static int cron_load(broker *b, struct broker_cron *c)
 	free(old);
 	due_update(c);
 	c->loaded = rv == 0;
+	c->replay = false;
 	return rv;
 }
 
@@ -313,8 +317,11 @@ uint64_t broker_cron_wait_ms(broker *b)
 
 void broker_cron_forget(broker *b)
 {
-	if (b->core.cron)
+	/* The ticks the failed group enqueued are due again: no outage. */
+	if (b->core.cron) {
 		b->core.cron->loaded = false;
+		b->core.cron->replay = true;
+	}
 }
 
 int broker_cron_init(broker *b)

@@ -324,43 +324,40 @@ static int put_schedule(
 	return sched_check(c, sc, kn);
 }
 
-static int load_schedules(file_ctx *c, nqi_policy_file *f, yaml_node_t *m)
+typedef int put_fn(
+    file_ctx *c, nqi_policy_file *f, yaml_node_t *kn, yaml_node_t *vn);
+
+/* One top-level section (queues: or schedules:), a mapping of names: room
+ * for its entries (*arr, of size bytes each), then put for each. */
+static int load_section(file_ctx *c, nqi_policy_file *f, yaml_node_t *m,
+    const char *key, void **arr, size_t size, put_fn *put)
 {
 	if (m->type != YAML_MAPPING_NODE)
-		return fail(c, m, "schedules", "%s",
-		    "schedules maps schedule names to their schedules");
+		return fail(c, m, key, "%s maps names to their entries", key);
 	size_t n =
 	    (size_t)(m->data.mapping.pairs.top - m->data.mapping.pairs.start);
-	if (n && !(f->schedules = calloc(n, sizeof *f->schedules)))
+	if (n && !(*arr = calloc(n, size)))
 		return NQ_ENOMEM;
 	for (yaml_node_pair_t *p = m->data.mapping.pairs.start;
 	     p < m->data.mapping.pairs.top; p++) {
-		int rv =
-		    put_schedule(c, f, yaml_document_get_node(c->doc, p->key),
-		        yaml_document_get_node(c->doc, p->value));
+		int rv = put(c, f, yaml_document_get_node(c->doc, p->key),
+		    yaml_document_get_node(c->doc, p->value));
 		if (rv != 0)
 			return rv;
 	}
 	return NQ_OK;
 }
 
-static int load_queues(file_ctx *c, nqi_policy_file *f, yaml_node_t *queues)
+static int load_schedules(file_ctx *c, nqi_policy_file *f, yaml_node_t *m)
 {
-	if (queues->type != YAML_MAPPING_NODE)
-		return fail(c, queues, "queues", "%s",
-		    "queues maps queue names to their policies");
-	size_t n = (size_t)(queues->data.mapping.pairs.top -
-	                    queues->data.mapping.pairs.start);
-	if (n && !(f->entries = calloc(n, sizeof *f->entries)))
-		return NQ_ENOMEM;
-	for (yaml_node_pair_t *p = queues->data.mapping.pairs.start;
-	     p < queues->data.mapping.pairs.top; p++) {
-		int rv = put_queue(c, f, yaml_document_get_node(c->doc, p->key),
-		    yaml_document_get_node(c->doc, p->value));
-		if (rv != 0)
-			return rv;
-	}
-	return NQ_OK;
+	return load_section(c, f, m, "schedules", (void **)&f->schedules,
+	    sizeof *f->schedules, put_schedule);
+}
+
+static int load_queues(file_ctx *c, nqi_policy_file *f, yaml_node_t *m)
+{
+	return load_section(c, f, m, "queues", (void **)&f->entries,
+	    sizeof *f->entries, put_queue);
 }
 
 static int load_doc(file_ctx *c, nqi_policy_file *f)

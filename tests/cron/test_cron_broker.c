@@ -280,6 +280,20 @@ static void test_cron_bad_schedule_is_refused(void **state)
 	assert_non_null(strstr(r.out, "nightly"));
 	assert_null(strstr(r.out, "other"));
 	itest_run_free(&r);
+	/* A good one adds its schedules; those it keeps go on. */
+	write_queues(e,
+	    "schedules:\n"
+	    "  nightly: { cron: \"@daily\", queue: q, type: t }\n"
+	    "  added: { cron: \"@hourly\", zone: Asia/Kolkata, queue: q, "
+	    "type: t }\n",
+	    good);
+	assert_int_equal(itest_signal(e->broker, SIGHUP), 0);
+	assert_int_equal(
+	    itest_wait_log(e->broker, "NQ-CONFIG-RELOADED", 1, 10000), 0);
+	assert_int_equal(itest_nqctl(e, 10000, &r, "cron", "list", NULL), 0);
+	assert_non_null(strstr(r.out, "nightly"));
+	assert_non_null(strstr(r.out, "Asia/Kolkata"));
+	itest_run_free(&r);
 	/* trigger: one job now; an unknown name is NOT_FOUND (exit 1). */
 	assert_int_equal(
 	    itest_nqctl(e, 10000, &r, "cron", "trigger", "nightly", NULL), 0);
