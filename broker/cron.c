@@ -16,8 +16,8 @@
 #include "nqi/util.h"
 
 #define KEY_PREFIX "cron/"
-#define CATCH_UP_MAX 1000 /* ticks of one schedule one group enqueues */
-#define MISSED_SCAN_MAX 100000
+#define CATCH_UP_MAX 1000      /* ticks of one schedule one group enqueues */
+#define MISSED_SCAN_MAX 100000 /* ticks latest_missed steps over */
 
 typedef struct cron_entry {
 	const nqi_schedule *s; /* in b->core.policy.file */
@@ -124,17 +124,24 @@ static int64_t next_after(const cron_entry *e, int64_t t)
 	return nqi_cron_next(&e->expr, e->zone, t, &n) == 0 ? n : INT64_MAX;
 }
 
-/* The latest tick in (after, now], or 0 when none is. */
+/* The latest tick in (after, now], or 0 when none is. A window back from
+ * now doubles until it holds a tick, so that a long outage of a dense
+ * schedule costs a few steps, not one per missed tick. */
 static int64_t latest_missed(const cron_entry *e, int64_t after, int64_t now)
 {
-	int64_t last = 0;
-	for (int i = 0; i < MISSED_SCAN_MAX; i++) {
-		int64_t n = next_after(e, after);
-		if (n > now)
-			return last;
-		last = after = n;
+	for (int64_t w = 1;; w *= 2) {
+		int64_t from = now - w < after ? after : now - w, n;
+		int64_t t = next_after(e, from);
+		if (t <= now) {
+			for (int i = 0; i < MISSED_SCAN_MAX &&
+			                (n = next_after(e, t)) <= now;
+			     i++)
+				t = n;
+			return t;
+		}
+		if (from == after)
+			return 0;
 	}
-	return now; /* so many that one more does not matter */
 }
 
 static int entries_build(broker *b, struct broker_cron *c)
@@ -158,7 +165,7 @@ static int entries_build(broker *b, struct broker_cron *c)
 	return NQ_OK;
 }
 
-static int fire(broker *b, cron_entry *e, int64_t tick_s, int64_t now_s);
+static int fire(broker *b, cron_entry *e, int64_t tick_s);
 
 /* After a start (or a reload that named it anew): the ticks missed since
  * the stored last one are skipped, or one job stands for them all. */
@@ -172,7 +179,7 @@ static int entry_resume(broker *b, cron_entry *e, int64_t now)
 	    NQI_S("missed",
 	        e->s->missed == NQI_CRON_MISSED_ONCE ? "once" : "skip"),
 	    NQI_I("last_tick_s", e->last_s), NQI_I("latest_missed_s", missed));
-	return e->s->missed == NQI_CRON_MISSED_ONCE ? fire(b, e, missed, now)
+	return e->s->missed == NQI_CRON_MISSED_ONCE ? fire(b, e, missed)
 	                                            : NQ_OK;
 }
 
@@ -265,11 +272,10 @@ static int enqueue(broker *b, cron_entry *e, int64_t tick_s, uint64_t *id)
 	return NQ_OK;
 }
 
-static int fire(broker *b, cron_entry *e, int64_t tick_s, int64_t now_s)
+static int fire(broker *b, cron_entry *e, int64_t tick_s)
 {
 	uint64_t id = 0;
 	int rv = enqueue(b, e, tick_s, &id);
-	(void)now_s;
 	if (rv != 0)
 		return rv;
 	e->last_s = tick_s;
@@ -293,7 +299,7 @@ int broker_cron_run(broker *b)
 		cron_entry *e = &c->e[i];
 		for (int k = 0; rv == 0 && e->next_s <= now && k < CATCH_UP_MAX;
 		     k++) {
-			rv = fire(b, e, e->next_s, now);
+			rv = fire(b, e, e->next_s);
 			e->next_s = next_after(e, e->next_s);
 		}
 	}

@@ -328,6 +328,7 @@ int nqi_cron_next_wall(const nqi_cron *e, int64_t wall_s, int64_t *next_s)
 
 struct nqi_cron_zone {
 	UCalendar *cal;
+	bool utc; /* local time is the instant: no calendar needed */
 	char name[ZONE_MAX + 1];
 };
 
@@ -365,6 +366,9 @@ int nqi_cron_zone_open(
 	ucal_setAttribute(z->cal, UCAL_REPEATED_WALL_TIME, UCAL_WALLTIME_FIRST);
 	ucal_setAttribute(
 	    z->cal, UCAL_SKIPPED_WALL_TIME, UCAL_WALLTIME_NEXT_VALID);
+	char cid[ZONE_MAX + 1];
+	u_austrcpy(cid, canon);
+	z->utc = strcmp(cid, "Etc/UTC") == 0 || strcmp(cid, "Etc/GMT") == 0;
 	snprintf(z->name, sizeof z->name, "%s", name);
 	*out = z;
 	return 0;
@@ -440,6 +444,8 @@ int nqi_cron_next(
     const nqi_cron *e, nqi_cron_zone *z, int64_t after_s, int64_t *next_s)
 {
 	int64_t w, wn, t, end;
+	if (z->utc)
+		return nqi_cron_next_wall(e, after_s, next_s);
 	int rv = wall_of(z, after_s, &w);
 	while (rv == 0) {
 		if ((rv = nqi_cron_next_wall(e, w, &wn)) != 0 ||
