@@ -94,6 +94,10 @@ static const char *validate_spec(
 		           "%d bytes",
 		           MAX_TEXT),
 		       buf;
+	if (check_text(s->schedule, NQI_NAME_MAX))
+		return snprintf(buf, len, "schedule is limited to %d bytes",
+		           NQI_NAME_MAX),
+		       buf;
 	if (check_text(s->payload_ref, MAX_REF))
 		return snprintf(buf, len, "payload_ref is limited to %d bytes",
 		           MAX_REF),

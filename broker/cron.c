@@ -236,6 +236,7 @@ static Nq__V1__JobSpec *spec_of(broker *b, const nqi_schedule *s)
 	*spec = init;
 	spec->queue = (char *)s->queue;
 	spec->type = (char *)s->type;
+	spec->schedule = (char *)s->name;
 	if (s->payload) {
 		spec->payload.data = s->payload;
 		spec->payload.len = s->payload_len;

@@ -307,6 +307,10 @@ static void test_cron_bad_schedule_is_refused(void **state)
 	assert_non_null(strstr(r.out, "\"last_job_state\":\"ready\""));
 	itest_run_free(&r);
 	assert_int_equal(
+	    itest_nqctl(e, 10000, &r, "--json", "get", id, NULL), 0);
+	assert_non_null(strstr(r.out, "\"schedule\":\"nightly\""));
+	itest_run_free(&r);
+	assert_int_equal(
 	    itest_nqctl(e, 10000, &r, "cron", "trigger", "nope", NULL), 0);
 	assert_int_not_equal(r.code, 0);
 	assert_non_null(strstr(r.err, "no schedule named 'nope'"));

@@ -729,6 +729,8 @@ static void build_policy_samples(void)
 	rep_policy_reset.policy_reset = &rp_policy;
 }
 
+/* JobSpec.schedule, on the jobs of cron schedules: a sample of its own. */
+static Nq__V1__JobSpec spec_schedule = NQ__V1__JOB_SPEC__INIT;
 static Nq__V1__CronState cron_state = NQ__V1__CRON_STATE__INIT;
 static Nq__V1__CronListRequest rq_cron_list = NQ__V1__CRON_LIST_REQUEST__INIT;
 static Nq__V1__CronTriggerRequest rq_cron_trigger =
@@ -743,6 +745,8 @@ static Nq__V1__Reply rep_cron_list, rep_cron_trigger;
 
 static void build_cron_samples(void)
 {
+	spec_schedule = spec;
+	spec_schedule.schedule = NQT_CRON_NAME;
 	cron_state.tick_us = NQT_CRON_LAST_US;
 	cron_state.job_id = NQT_CRON_JOB_ID;
 	rq_cron_trigger.name = NQT_CRON_NAME;
@@ -832,6 +836,7 @@ static nqt_sample samples[] = {
     {"queue_stats_groups", &qstats_groups.base},
     {"job_event_limit", &event_limit.base},
     {"cron_state", &cron_state.base},
+    {"job_spec_schedule", &spec_schedule.base},
     {"request_cron_list", &req_cron_list.base},
     {"request_cron_trigger", &req_cron_trigger.base},
     {"reply_cron_list", &rep_cron_list.base},

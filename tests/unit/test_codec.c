@@ -732,6 +732,14 @@ static void fx_reply_policy_reset(const ProtobufCMessage *m)
 	    reply_of(m, NQ__V1__REPLY__BODY_POLICY_RESET)->policy_reset);
 }
 
+static void fx_job_spec_schedule(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobSpec *s = (const void *)m;
+	check_spec_fields(s);
+	assert_string_equal(s->group_key, "");
+	assert_string_equal(s->schedule, NQT_CRON_NAME);
+}
+
 static void fx_cron_state(const ProtobufCMessage *m)
 {
 	const Nq__V1__CronState *s = (const void *)m;
@@ -1019,6 +1027,7 @@ static const fixture fixtures[] = {
     FX(queue_stats_groups, queue_stats),
     FX(job_event_limit, job_event),
     FX(cron_state, cron_state),
+    FX(job_spec_schedule, job_spec),
     FX(request_cron_list, request),
     FX(request_cron_trigger, request),
     FX(reply_cron_list, reply),

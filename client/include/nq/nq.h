@@ -101,6 +101,8 @@ NQ_API const char *nq_job_traceparent(const nq_job *job);
 NQ_API const char *nq_job_idempotency_key(const nq_job *job);
 NQ_API const char *nq_job_ordering_key(const nq_job *job);
 NQ_API const char *nq_job_group_key(const nq_job *job);
+/* The cron schedule that enqueued the job; "" for other jobs. */
+NQ_API const char *nq_job_schedule(const nq_job *job);
 NQ_API const char *nq_job_dead_reason(const nq_job *job);
 /* A dead job that nq-dlq holds: the broker reports a summary of it (no
  * payload, no result, the last error only); nq-dlq has the whole job. */
