@@ -87,11 +87,11 @@ static void test_cron_each_tick_once_across_sigkills(void **state)
 	start(e, path, NULL);
 	t0 = now_s();
 	for (int k = 0; k < 2; k++) {
-		itest_sleep_ms(6000);
+		itest_sleep_ms(9000);
 		assert_int_equal(itest_broker_stop(e, SIGKILL, NULL), 0);
 		start(e, path, NULL);
 	}
-	itest_sleep_ms(6000);
+	itest_sleep_ms(9000);
 	t1 = now_s();
 	assert_int_equal(itest_broker_stop(e, SIGTERM, NULL), 0);
 	start(e, path, NULL);
@@ -152,14 +152,15 @@ static void test_cron_missed_skip_and_once_after_an_outage(void **state)
 	itest_pass(e);
 }
 
-/* Runs the schedules from the instant start_s for two hours of the test
- * clock (2 s), then stops the broker. */
+/* Runs the schedules from the instant start_s for three and a half hours
+ * of the test clock (3.5 s; the ticks checked lie in the first 2.5), then
+ * stops the broker. */
 static void run_clock(itest_env *e, const char *path, int64_t start_s)
 {
 	char clock[48];
 	snprintf(clock, sizeof clock, "%lldx3600", (long long)start_s);
 	start(e, path, clock);
-	itest_sleep_ms(2600);
+	itest_sleep_ms(3500);
 	assert_int_equal(itest_broker_stop(e, SIGTERM, NULL), 0);
 	start(e, path, "1000000000"); /* to read the jobs: 2001, no ticks */
 }
