@@ -22,14 +22,22 @@
 typedef struct cron_entry {
 	const nqi_schedule *s; /* in b->core.policy.file */
 	nqi_cron expr;
-	nqi_cron_zone *zone;
+	nqi_cron_zone *zone;    /* shared by the entries of one zone */
 	int64_t last_s, next_s; /* last tick enqueued (0: none), next */
 	uint64_t last_job;
 } cron_entry;
 
+/* The zones the entries use, each opened once: a calendar is a few KiB,
+ * and ten thousand schedules name a handful of zones. */
+typedef struct zone_set {
+	nqi_cron_zone **z;
+	size_t n, cap;
+} zone_set;
+
 struct broker_cron {
 	cron_entry *e;
 	size_t n;
+	zone_set zones;
 	const nqi_policy_file *file; /* the one e was built from */
 	int64_t due_s;               /* the earliest next_s; INT64_MAX: none */
 	/* NQ_TEST_CRON_CLOCK: the schedules' clock read clock_start_s at
@@ -53,13 +61,37 @@ static int64_t cron_now_s(const struct broker_cron *c)
 	       (int64_t)((now - c->real_start_us) * c->clock_rate / 1000000);
 }
 
+static void zones_free(zone_set *zs)
+{
+	for (size_t i = 0; i < zs->n; i++)
+		nqi_cron_zone_close(zs->z[i]);
+	free(zs->z);
+	*zs = (zone_set){0};
+}
+
+/* The zone called name, opened into zs unless it is there already. */
+static int zone_get(
+    zone_set *zs, const char *name, nqi_cron_zone **out, char *why, size_t len)
+{
+	for (size_t i = 0; i < zs->n; i++)
+		if (strcmp(nqi_cron_zone_name(zs->z[i]), name) == 0) {
+			*out = zs->z[i];
+			return NQ_OK;
+		}
+	if (NQI_GROW(zs->z, zs->cap, zs->n + 1, 8) != 0)
+		return NQ_ENOMEM;
+	int rv = nqi_cron_zone_open(name, out, why, len);
+	if (rv == 0)
+		zs->z[zs->n++] = *out;
+	return rv;
+}
+
 static void entries_free(struct broker_cron *c)
 {
-	for (size_t i = 0; i < c->n; i++)
-		nqi_cron_zone_close(c->e[i].zone);
 	free(c->e);
 	c->e = NULL;
 	c->n = 0;
+	zones_free(&c->zones);
 }
 
 /* ---- the stored record ---- */
@@ -105,12 +137,12 @@ static int state_put(broker *b, const cron_entry *e)
 
 /* ---- building the entries ---- */
 
-static int entry_open(cron_entry *e, const nqi_schedule *s)
+static int entry_open(cron_entry *e, const nqi_schedule *s, zone_set *zs)
 {
 	char why[256];
 	e->s = s;
 	if (nqi_cron_parse(s->cron, &e->expr, why, sizeof why) != 0 ||
-	    nqi_cron_zone_open(s->zone, &e->zone, why, sizeof why) != 0) {
+	    zone_get(zs, s->zone, &e->zone, why, sizeof why) != 0) {
 		nqi_error("NQ-CRON-REFUSED", NQI_S("schedule", s->name),
 		    NQI_S("reason", why));
 		return NQ_EINVAL; /* the file was checked: not expected */
@@ -152,7 +184,7 @@ static int entries_build(broker *b, struct broker_cron *c)
 	if (n && !e)
 		return NQ_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		if (entry_open(&e[i], &f->schedules[i]) != 0 ||
+		if (entry_open(&e[i], &f->schedules[i], &c->zones) != 0 ||
 		    state_get(b, &e[i]) != 0) {
 			c->e = e;
 			c->n = i + 1;
@@ -191,6 +223,22 @@ static void due_update(struct broker_cron *c)
 			c->due_s = c->e[i].next_s;
 }
 
+/* The entry of old that is e's schedule unchanged (name, expression and
+ * zone), or NULL. A file read again mostly keeps its order: old[i] first. */
+static const cron_entry *same_in(
+    const cron_entry *old, size_t nold, size_t i, const cron_entry *e)
+{
+	for (size_t k = 0; k <= nold; k++) {
+		size_t j = k == 0 ? i : k - 1;
+		if (j < nold && strcmp(old[j].s->name, e->s->name) == 0)
+			return strcmp(old[j].s->cron, e->s->cron) == 0 &&
+			               strcmp(old[j].s->zone, e->s->zone) == 0
+			           ? &old[j]
+			           : NULL;
+	}
+	return NULL;
+}
+
 /* Builds the entries from the policy file and the store; a schedule known
  * before (same name, expression and zone) keeps its ticks. */
 static int cron_load(broker *b, struct broker_cron *c)
@@ -198,17 +246,15 @@ static int cron_load(broker *b, struct broker_cron *c)
 	int64_t now = cron_now_s(c);
 	cron_entry *old = c->e;
 	size_t nold = c->n;
+	zone_set old_zones = c->zones;
 	c->e = NULL;
 	c->n = 0;
+	c->zones = (zone_set){0};
 	int rv = entries_build(b, c);
 	for (size_t i = 0; rv == 0 && i < c->n; i++) {
 		cron_entry *e = &c->e[i];
-		const cron_entry *o = NULL;
-		for (size_t j = 0; c->loaded && j < nold && !o; j++)
-			if (strcmp(old[j].s->name, e->s->name) == 0 &&
-			    strcmp(old[j].s->cron, e->s->cron) == 0 &&
-			    strcmp(old[j].s->zone, e->s->zone) == 0)
-				o = &old[j];
+		const cron_entry *o =
+		    c->loaded ? same_in(old, nold, i, e) : NULL;
 		if (o)
 			e->next_s = o->next_s;
 		else if (c->replay && e->last_s)
@@ -216,9 +262,8 @@ static int cron_load(broker *b, struct broker_cron *c)
 		else
 			rv = entry_resume(b, e, now);
 	}
-	for (size_t j = 0; j < nold; j++)
-		nqi_cron_zone_close(old[j].zone);
 	free(old);
+	zones_free(&old_zones);
 	due_update(c);
 	c->loaded = rv == 0;
 	c->replay = false;

@@ -269,7 +269,18 @@ static int sched_key(file_ctx *c, nqi_schedule *sc, const char *k,
 }
 
 /* The keys every schedule has, its expression and its zone. */
-static int sched_check(file_ctx *c, nqi_schedule *sc, yaml_node_t *m)
+/* Whether a schedule before sc (all checked) names sc's zone: each zone
+ * is opened once, not once per schedule. */
+static bool zone_seen(const nqi_policy_file *f, const nqi_schedule *sc)
+{
+	for (const nqi_schedule *p = f->schedules; p < sc; p++)
+		if (strcmp(p->zone, sc->zone) == 0)
+			return true;
+	return false;
+}
+
+static int sched_check(
+    file_ctx *c, const nqi_policy_file *f, nqi_schedule *sc, yaml_node_t *m)
 {
 	char key[NQI_CRON_NAME_MAX + 32], why[200];
 	nqi_cron e;
@@ -285,6 +296,8 @@ static int sched_check(file_ctx *c, nqi_schedule *sc, yaml_node_t *m)
 		return fail(c, m, key, "cron expression: %s", why);
 	if (!sc->zone[0])
 		memcpy(sc->zone, "UTC", 4);
+	if (zone_seen(f, sc))
+		return NQ_OK;
 	int rv = nqi_cron_zone_open(sc->zone, &z, why, sizeof why);
 	if (rv == NQ_EINVAL)
 		return fail(c, m, key, "zone: %s", why);
@@ -321,7 +334,7 @@ static int put_schedule(
 		if (rv != 0)
 			return rv;
 	}
-	return sched_check(c, sc, kn);
+	return sched_check(c, f, sc, kn);
 }
 
 typedef int put_fn(
