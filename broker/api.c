@@ -97,6 +97,10 @@ static const char *validate_spec(
 		       buf;
 	if (s->unique && (bad = broker_unique_refuses(s)) != NULL)
 		return bad;
+	if (check_text(s->schedule, NQI_NAME_MAX))
+		return snprintf(buf, len, "schedule is limited to %d bytes",
+		           NQI_NAME_MAX),
+		       buf;
 	if (check_text(s->payload_ref, MAX_REF))
 		return snprintf(buf, len, "payload_ref is limited to %d bytes",
 		           MAX_REF),
@@ -241,9 +245,7 @@ void broker_op_prepack(broker_op *op)
 	}
 }
 
-/* Enqueues one spec; fills res. Returns NQ_ESTORE/NQ_ENOMEM to fail the
- * group, NQ_OK otherwise (refusals are in res->status). */
-static int enqueue_one(broker *b, Nq__V1__JobSpec *spec,
+int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
     const ProtobufCBinaryData *packed, Nq__V1__EnqueueResult *res,
     uint64_t now_us)
 {
@@ -341,7 +343,7 @@ int broker_on_enqueue(broker *b, broker_op *op)
 	for (size_t i = 0; i < n; i++) {
 		res[i] = init;
 		ptrs[i] = &res[i];
-		int rv = enqueue_one(b, req->jobs[i],
+		int rv = broker_enqueue_one(b, req->jobs[i],
 		    op->specs ? &op->specs[i] : NULL, &res[i], now);
 		if (rv != 0)
 			return rv;

@@ -494,7 +494,8 @@ struct broker {
 		/* when a fetch held back by a rate or a breaker's cool-down
 		 * may get a job (0: none is): the core wakes by then */
 		uint64_t gate_due_us;
-		size_t limited_queues; /* with gate.limited set */
+		size_t limited_queues;    /* with gate.limited set */
+		struct broker_cron *cron; /* the schedules (cron.c) */
 	} core;
 
 	/* Handoff of dead jobs to nq-dlq (dlq.c). group_dead is the core's;
@@ -761,6 +762,25 @@ int broker_on_stats(broker *b, broker_op *op);
 int broker_on_pause(broker *b, broker_op *op);
 int broker_on_resume(broker *b, broker_op *op);
 int broker_on_list(broker *b, broker_op *op);
+/* Enqueues one spec (the spec and what it points to live for the group);
+ * fills res. Returns NQ_ESTORE/NQ_ENOMEM to fail the group, NQ_OK
+ * otherwise (refusals are in res->status). */
+int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
+    const ProtobufCBinaryData *packed, Nq__V1__EnqueueResult *res,
+    uint64_t now_us);
+
+/* cron.c: the schedules of the queues file. The core enqueues due ticks
+ * in each group (broker_cron_run, which also picks up a new policy file)
+ * and sleeps at most broker_cron_wait_ms; broker_cron_forget makes the
+ * next group read the ticks again from the store (after a failed
+ * commit). */
+int broker_cron_init(broker *b);
+void broker_cron_fini(broker *b);
+int broker_cron_run(broker *b);
+uint64_t broker_cron_wait_ms(broker *b);
+void broker_cron_forget(broker *b);
+int broker_on_cron_list(broker *b, broker_op *op);
+int broker_on_cron_trigger(broker *b, broker_op *op);
 int broker_on_fetch(broker *b, broker_op *op);
 int broker_on_extend(broker *b, broker_op *op);
 int broker_on_completions(broker *b, broker_op *op);

@@ -38,6 +38,8 @@ static const dispatch_entry dispatch[] = {
     {NQ__V1__REQUEST__BODY_POLICY_GET, broker_on_policy_get, false, ADMIN},
     {NQ__V1__REQUEST__BODY_POLICY_SET, broker_on_policy_set, false, ADMIN},
     {NQ__V1__REQUEST__BODY_POLICY_RESET, broker_on_policy_reset, false, ADMIN},
+    {NQ__V1__REQUEST__BODY_CRON_LIST, broker_on_cron_list, false, ADMIN},
+    {NQ__V1__REQUEST__BODY_CRON_TRIGGER, broker_on_cron_trigger, false, ADMIN},
     {NQ__V1__REQUEST__BODY_FETCH, broker_on_fetch, true, WORKER},
     {NQ__V1__REQUEST__BODY_EXTEND, broker_on_extend, true, WORKER},
 };
@@ -250,7 +252,9 @@ static int seal_cb(void *ctx, bool probe)
 static int group_cb(void *ctx)
 {
 	broker *b = ctx;
-	int rv = broker_sweep(b);
+	int rv = broker_cron_run(b);
+	if (rv == 0)
+		rv = broker_sweep(b);
 	if (rv == 0)
 		rv = broker_serve_parked(b);
 	return rv;
@@ -297,6 +301,7 @@ static void fail_group(broker *b, broker_op *rest, int err)
 	for (broker_op *op = b->core.done; op; op = op->next)
 		broker_set_status(b, op, NQ_EUNAVAIL, "%s", msg);
 	totals_undo(b);
+	broker_cron_forget(b);  /* its ticks were not written either */
 	b->dlq.ngroup_dead = 0; /* recovery lists them from the store */
 	broker_recover(b, false);
 }
@@ -341,6 +346,9 @@ static uint64_t wait_ms_cb(void *ctx)
 	uint64_t gate = broker_gate_wait_ms(b);
 	if (gate < wait)
 		wait = gate;
+	uint64_t cron = broker_cron_wait_ms(b);
+	if (cron < wait)
+		wait = cron;
 	broker_timer t;
 	if (broker_timer_peek(&b->core.index, &t)) {
 		uint64_t now_us = nqi_now_us();

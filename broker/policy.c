@@ -163,9 +163,14 @@ void broker_policy_reload_cb(int sig, void *arg)
 
 int broker_on_policy_swap(broker *b, broker_op *op)
 {
-	nqi_policy_file_free(b->core.policy.file);
+	nqi_policy_file *old = b->core.policy.file;
 	b->core.policy.file = op->pfile;
 	op->pfile = NULL;
+	/* The schedules still point into the old file while they move. */
+	int rv = broker_cron_run(b);
+	nqi_policy_file_free(old);
+	if (rv != 0)
+		return rv;
 	b->core.policy.gen++;
 	b->core.woken = true; /* a limit may have gone up */
 	nqi_info("NQ-CONFIG-RELOADED", NQI_S("file", b->cfg.queues_config),

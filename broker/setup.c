@@ -59,10 +59,12 @@ void broker_init(broker *b)
 	nqi_arena_init(&b->core.arena, BROKER_ARENA_BLOCK, BROKER_ARENA_KEEP);
 	b->core.rng = nqi_random_u64();
 	broker_policy_init(b);
+	(void)broker_cron_init(b); /* none: no schedules run */
 }
 
 void broker_fini(broker *b)
 {
+	broker_cron_fini(b);
 	broker_policy_fini(b);
 	broker_index_fini(&b->core.index);
 	nqi_arena_fini(&b->core.arena);

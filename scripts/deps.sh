@@ -6,7 +6,7 @@ NQ_DEB_PACKAGES=(
 	libnng-dev nng-utils
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 	libmsgpack-dev libcmocka-dev liblmdb-dev lmdb-utils libjansson-dev
-	libyaml-dev
+	libicu-dev libyaml-dev
 	libmicrohttpd-dev
 	libcurl4-openssl-dev
 	nettle-dev
@@ -14,8 +14,10 @@ NQ_DEB_PACKAGES=(
 
 # What only the tests need on top: promtool (package prometheus) checks the
 # /metrics output, curl scrapes it; iptables cuts the network in the fault
-# suite; clang builds nq a second time, as a user with that compiler would.
-NQ_TEST_PACKAGES=(prometheus curl openssl iptables clang-format git clang nodejs)
+# suite; clang builds nq a second time, as a user with that compiler would;
+# python3-croniter checks the cron ticks against another implementation.
+NQ_TEST_PACKAGES=(prometheus curl openssl iptables clang-format git clang
+	nodejs python3-croniter)
 
 # What the fuzz stage needs on top: clang's runtime libraries, which hold
 # libFuzzer.

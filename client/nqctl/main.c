@@ -52,6 +52,10 @@ static const nqctl_cmd commands[] = {
         "Shows a queue's policy (each value and its source), changes it at "
         "run time, or resets it to the queues file's value.",
         1, 66, nqctl_queue},
+    {"cron", "list | trigger NAME",
+        "Shows the schedules of the queues file (last and next tick, last "
+        "job), or enqueues one schedule's job now.",
+        1, 2, nqctl_cron},
     {"dlq", NQCTL_DLQ_SYNOPSIS, NQCTL_DLQ_SUMMARY, 0, 0, nqctl_dlq},
     {"events", NQCTL_EVENTS_SYNOPSIS, NQCTL_EVENTS_SUMMARY, 0, 0, nqctl_events},
     {"top", NQCTL_TOP_SYNOPSIS, NQCTL_TOP_SUMMARY, 0, 0, nqctl_top},

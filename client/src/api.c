@@ -882,6 +882,90 @@ NQ_API int nq_list(nq_client *c, const nq_list_opts *opts, nq_job_list **out)
 	return rv;
 }
 
+/* ---- cron ---- */
+
+struct nq_cron_list {
+	Nq__V1__Reply *reply;
+	const Nq__V1__CronListReply *body;
+};
+
+NQ_API int nq_cron_list_get(nq_client *c, nq_cron_list **out)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__CronListRequest l = NQ__V1__CRON_LIST_REQUEST__INIT;
+	Nq__V1__Reply *r = NULL;
+	nq_cron_list *cl;
+	int rv = check_client(c);
+	if (rv != 0)
+		return rv;
+	if (!out)
+		return nqc_fail(
+		    c->last_error, NQ_EINVAL, "out must not be NULL");
+	req.body_case = NQ__V1__REQUEST__BODY_CRON_LIST;
+	req.cron_list = &l;
+	rv = api_call(c, &req, c->timeout_ms, NQ__V1__REPLY__BODY_CRON_LIST,
+	    "cron list", &r);
+	if (rv == NQ_OK && !(cl = calloc(1, sizeof *cl)))
+		rv = nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
+	if (rv != NQ_OK) {
+		if (r)
+			nq__v1__reply__free_unpacked(r, NULL);
+		return rv;
+	}
+	cl->reply = r;
+	cl->body = r->cron_list;
+	*out = cl;
+	return NQ_OK;
+}
+
+NQ_API size_t nq_cron_list_count(const nq_cron_list *l)
+{
+	return l && l->body ? l->body->n_schedules : 0;
+}
+
+NQ_API int nq_cron_list_row(const nq_cron_list *l, size_t i, nq_cron_row *out)
+{
+	if (!out || i >= nq_cron_list_count(l))
+		return NQ_EINVAL;
+	const Nq__V1__CronSchedule *s = l->body->schedules[i];
+	*out = (nq_cron_row){str_in(s->name), str_in(s->cron), str_in(s->zone),
+	    str_in(s->queue), str_in(s->type), str_in(s->missed),
+	    s->last_tick_us, s->next_tick_us, str_in(s->last_job_id),
+	    (nq_state)s->last_job_state};
+	return NQ_OK;
+}
+
+NQ_API void nq_cron_list_free(nq_cron_list *l)
+{
+	if (!l)
+		return;
+	nq__v1__reply__free_unpacked(l->reply, NULL);
+	free(l);
+}
+
+NQ_API int nq_cron_trigger(nq_client *c, const char *name, char *id_out)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__CronTriggerRequest t = NQ__V1__CRON_TRIGGER_REQUEST__INIT;
+	Nq__V1__Reply *r = NULL;
+	int rv = check_client(c);
+	if (rv != 0)
+		return rv;
+	if (!name || !*name || !id_out)
+		return nqc_fail(c->last_error, NQ_EINVAL,
+		    "name and id_out must not be NULL");
+	t.name = (char *)name;
+	req.body_case = NQ__V1__REQUEST__BODY_CRON_TRIGGER;
+	req.cron_trigger = &t;
+	rv = api_call(c, &req, c->timeout_ms, NQ__V1__REPLY__BODY_CRON_TRIGGER,
+	    "cron trigger", &r);
+	if (rv == NQ_OK)
+		snprintf(id_out, NQ_ID_MAX, "%s", str_in(r->cron_trigger->id));
+	if (r)
+		nq__v1__reply__free_unpacked(r, NULL);
+	return rv;
+}
+
 NQ_API size_t nq_job_list_count(const nq_job_list *l)
 {
 	return l ? l->n : 0;

@@ -831,6 +831,50 @@ static void build_unique_samples(void)
 	rep_list_page.list = &rp_list_page;
 }
 
+/* JobSpec.schedule, on the jobs of cron schedules: a sample of its own. */
+static Nq__V1__JobSpec spec_schedule = NQ__V1__JOB_SPEC__INIT;
+static Nq__V1__CronState cron_state = NQ__V1__CRON_STATE__INIT;
+static Nq__V1__CronListRequest rq_cron_list = NQ__V1__CRON_LIST_REQUEST__INIT;
+static Nq__V1__CronTriggerRequest rq_cron_trigger =
+    NQ__V1__CRON_TRIGGER_REQUEST__INIT;
+static Nq__V1__CronSchedule cron_sched = NQ__V1__CRON_SCHEDULE__INIT;
+static Nq__V1__CronSchedule *cron_scheds[] = {&cron_sched};
+static Nq__V1__CronListReply rp_cron_list = NQ__V1__CRON_LIST_REPLY__INIT;
+static Nq__V1__CronTriggerReply rp_cron_trigger =
+    NQ__V1__CRON_TRIGGER_REPLY__INIT;
+static Nq__V1__Request req_cron_list, req_cron_trigger;
+static Nq__V1__Reply rep_cron_list, rep_cron_trigger;
+
+static void build_cron_samples(void)
+{
+	spec_schedule = spec;
+	spec_schedule.schedule = NQT_CRON_NAME;
+	cron_state.tick_us = NQT_CRON_LAST_US;
+	cron_state.job_id = NQT_CRON_JOB_ID;
+	rq_cron_trigger.name = NQT_CRON_NAME;
+	cron_sched.name = NQT_CRON_NAME;
+	cron_sched.cron = NQT_CRON_EXPR;
+	cron_sched.zone = NQT_CRON_ZONE;
+	cron_sched.queue = NQT_QUEUE;
+	cron_sched.type = NQT_TYPE;
+	cron_sched.missed = "once";
+	cron_sched.last_tick_us = NQT_CRON_LAST_US;
+	cron_sched.next_tick_us = NQT_CRON_NEXT_US;
+	cron_sched.last_job_id = NQT_ID;
+	cron_sched.last_job_state = NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED;
+	rp_cron_list.n_schedules = COUNT(cron_scheds);
+	rp_cron_list.schedules = cron_scheds;
+	rp_cron_trigger.id = NQT_ID;
+	envelope(&req_cron_list, NQ__V1__REQUEST__BODY_CRON_LIST);
+	req_cron_list.cron_list = &rq_cron_list;
+	envelope(&req_cron_trigger, NQ__V1__REQUEST__BODY_CRON_TRIGGER);
+	req_cron_trigger.cron_trigger = &rq_cron_trigger;
+	reply_envelope(&rep_cron_list, NQ__V1__REPLY__BODY_CRON_LIST);
+	rep_cron_list.cron_list = &rp_cron_list;
+	reply_envelope(&rep_cron_trigger, NQ__V1__REPLY__BODY_CRON_TRIGGER);
+	rep_cron_trigger.cron_trigger = &rp_cron_trigger;
+}
+
 static nqt_sample samples[] = {
     {"status", &status.base},
     {"job_spec", &spec.base},
@@ -904,6 +948,12 @@ static nqt_sample samples[] = {
     {"reply_cancel_bulk", &rep_cancel_bulk.base},
     {"request_extend_progress", &req_extend_progress.base},
     {"reply_extend_stop", &rep_extend_stop.base},
+    {"cron_state", &cron_state.base},
+    {"job_spec_schedule", &spec_schedule.base},
+    {"request_cron_list", &req_cron_list.base},
+    {"request_cron_trigger", &req_cron_trigger.base},
+    {"reply_cron_list", &rep_cron_list.base},
+    {"reply_cron_trigger", &rep_cron_trigger.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)
@@ -926,6 +976,7 @@ const nqt_sample *nqt_samples(size_t *n)
 		build_limit_samples();
 		build_unique_samples();
 		build_control_samples();
+		build_cron_samples();
 		built = true;
 	}
 	*n = COUNT(samples);
@@ -977,6 +1028,12 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
     &nq__v1__queue_policy_reply__descriptor,
     &nq__v1__list_request__descriptor,
     &nq__v1__list_reply__descriptor,
+    &nq__v1__cron_list_request__descriptor,
+    &nq__v1__cron_schedule__descriptor,
+    &nq__v1__cron_list_reply__descriptor,
+    &nq__v1__cron_trigger_request__descriptor,
+    &nq__v1__cron_trigger_reply__descriptor,
+    &nq__v1__cron_state__descriptor,
     &nq__v1__fetch_request__descriptor,
     &nq__v1__fetch_reply__descriptor,
     &nq__v1__lease_ref__descriptor,

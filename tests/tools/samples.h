@@ -138,4 +138,12 @@ void nqt_coverage_add(nqt_coverage *c, const ProtobufCMessage *m);
 bool nqt_coverage_complete(const nqt_coverage *c, char *missing, size_t len);
 void nqt_coverage_free(nqt_coverage *c);
 
+/* cron: a schedule, its ticks and its state */
+#define NQT_CRON_NAME "nightly-report"
+#define NQT_CRON_EXPR "0 30 2 * * *"
+#define NQT_CRON_ZONE "Europe/Berlin"
+#define NQT_CRON_LAST_US 1764293400000000ull
+#define NQT_CRON_NEXT_US 1764379800000000ull
+#define NQT_CRON_JOB_ID 0x0190f5a2b3c4d5e6ull
+
 #endif

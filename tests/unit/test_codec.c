@@ -844,6 +844,60 @@ static void fx_reply_policy_reset(const ProtobufCMessage *m)
 	    reply_of(m, NQ__V1__REPLY__BODY_POLICY_RESET)->policy_reset);
 }
 
+static void fx_job_spec_schedule(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobSpec *s = (const void *)m;
+	check_spec_fields(s);
+	assert_string_equal(s->group_key, "");
+	assert_string_equal(s->schedule, NQT_CRON_NAME);
+}
+
+static void fx_cron_state(const ProtobufCMessage *m)
+{
+	const Nq__V1__CronState *s = (const void *)m;
+	assert_int_equal(s->tick_us, NQT_CRON_LAST_US);
+	assert_int_equal(s->job_id, NQT_CRON_JOB_ID);
+}
+
+static void fx_request_cron_list(const ProtobufCMessage *m)
+{
+	assert_non_null(
+	    request_of(m, NQ__V1__REQUEST__BODY_CRON_LIST)->cron_list);
+}
+
+static void fx_request_cron_trigger(const ProtobufCMessage *m)
+{
+	assert_string_equal(request_of(m, NQ__V1__REQUEST__BODY_CRON_TRIGGER)
+	                        ->cron_trigger->name,
+	    NQT_CRON_NAME);
+}
+
+static void fx_reply_cron_list(const ProtobufCMessage *m)
+{
+	const Nq__V1__CronListReply *l =
+	    reply_of(m, NQ__V1__REPLY__BODY_CRON_LIST)->cron_list;
+	assert_int_equal(l->n_schedules, 1);
+	const Nq__V1__CronSchedule *s = l->schedules[0];
+	assert_string_equal(s->name, NQT_CRON_NAME);
+	assert_string_equal(s->cron, NQT_CRON_EXPR);
+	assert_string_equal(s->zone, NQT_CRON_ZONE);
+	assert_string_equal(s->queue, NQT_QUEUE);
+	assert_string_equal(s->type, NQT_TYPE);
+	assert_string_equal(s->missed, "once");
+	assert_int_equal(s->last_tick_us, NQT_CRON_LAST_US);
+	assert_int_equal(s->next_tick_us, NQT_CRON_NEXT_US);
+	assert_string_equal(s->last_job_id, NQT_ID);
+	assert_int_equal(
+	    s->last_job_state, NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+}
+
+static void fx_reply_cron_trigger(const ProtobufCMessage *m)
+{
+	assert_string_equal(
+	    reply_of(m, NQ__V1__REPLY__BODY_CRON_TRIGGER)->cron_trigger->id,
+	    NQT_ID);
+}
+
 static void fx_dead_job(const ProtobufCMessage *m)
 {
 	check_dead((const Nq__V1__DeadJob *)m);
@@ -1095,6 +1149,12 @@ static const fixture fixtures[] = {
     FX(reply_cancel_bulk, reply),
     FX(request_extend_progress, request),
     FX(reply_extend_stop, reply),
+    FX(cron_state, cron_state),
+    FX(job_spec_schedule, job_spec),
+    FX(request_cron_list, request),
+    FX(request_cron_trigger, request),
+    FX(reply_cron_list, reply),
+    FX(reply_cron_trigger, reply),
 };
 
 /* ---- tests ---- */

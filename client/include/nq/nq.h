@@ -132,6 +132,8 @@ NQ_API uint64_t nq_job_payload_size(const nq_job *job);
 NQ_API const char *nq_job_payload_sha256(const nq_job *job);
 NQ_API nq_unique_scope nq_job_unique_scope(const nq_job *job);
 NQ_API uint64_t nq_job_unique_window_ms(const nq_job *job);
+/* The cron schedule that enqueued the job; "" for other jobs. */
+NQ_API const char *nq_job_schedule(const nq_job *job);
 NQ_API const char *nq_job_dead_reason(const nq_job *job);
 /* A dead job that nq-dlq holds: the broker reports a summary of it (no
  * payload, no result, the last error only); nq-dlq has the whole job. */
@@ -377,6 +379,27 @@ NQ_API int nq_queue_policy_row(const nq_queue_policy *p, size_t i,
     const char **queue, const char **key, const char **value,
     const char **source);
 NQ_API void nq_queue_policy_free(nq_queue_policy *p);
+
+/* Cron (admin): the schedules of the broker's queues file. Times are us
+ * since the epoch, 0 for none; last_job_state is NQ_STATE_UNSPECIFIED when
+ * the schedule never enqueued a job or that job is gone. The strings live
+ * as long as the list. */
+typedef struct nq_cron_list nq_cron_list;
+typedef struct nq_cron_row {
+	const char *name, *cron, *zone, *queue, *type;
+	const char *missed; /* "skip" or "once" */
+	uint64_t last_tick_us, next_tick_us;
+	const char *last_job_id; /* "" when none */
+	nq_state last_job_state;
+} nq_cron_row;
+NQ_API int nq_cron_list_get(nq_client *c, nq_cron_list **out);
+NQ_API size_t nq_cron_list_count(const nq_cron_list *l);
+/* Row i; NQ_EINVAL out of range. */
+NQ_API int nq_cron_list_row(const nq_cron_list *l, size_t i, nq_cron_row *out);
+NQ_API void nq_cron_list_free(nq_cron_list *l);
+/* Enqueues schedule name's job now, once; its id (NQ_ID_MAX bytes) goes to
+ * id_out. NQ_ENOTFOUND for a name the queues file has not. */
+NQ_API int nq_cron_trigger(nq_client *c, const char *name, char *id_out);
 
 /*
  * Per-queue statistics, as one nq_stats call returned them. Opaque, so that

@@ -181,13 +181,15 @@ typedef struct nqi_policy_file {
 	char *path;
 	nqi_policy_entry *entries;
 	size_t n;
+	struct nqi_schedule *schedules; /* schedules: (nqi/cron.h) */
+	size_t nschedules;
 } nqi_policy_file;
 
 /* Why a file was refused: the line (1-based; 0: the file as a whole) and
  * the key at fault ("" when none). */
 typedef struct nqi_policy_error {
 	unsigned line;
-	char key[96];
+	char key[200]; /* a schedule's key holds its name */
 	char reason[256];
 } nqi_policy_error;
 
