@@ -14,6 +14,8 @@ NQ_DEB_PACKAGES=(
 # /metrics output, curl scrapes it; iptables cuts the network in the fault
 # suite; clang builds nq a second time, as a user with that compiler would.
 NQ_TEST_PACKAGES=(prometheus curl openssl iptables clang-format git clang)
+# libfuse 3 builds powerfs and fuse3 mounts it: the fault suite's power cuts.
+NQ_TEST_PACKAGES+=(fuse3 libfuse3-dev)
 
 # What the fuzz stage needs on top: clang's runtime libraries, which hold
 # libFuzzer.
