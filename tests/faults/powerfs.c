@@ -647,7 +647,9 @@ static void name_gone(pfs *p, const struct stat *st)
 		file_settle(p, f);
 }
 
-static int pfs_unlink(const char *path)
+/* Unlinks victim, or (from not NULL) renames from over it; either way
+ * the name victim held is gone (see name_gone). */
+static int name_change(const char *victim, const char *from, unsigned flags)
 {
 	pfs *p = pfs_of();
 	struct stat st;
@@ -655,30 +657,24 @@ static int pfs_unlink(const char *path)
 	if (rv != 0)
 		return rv;
 	pthread_mutex_lock(&p->mu);
-	bool known = fstatat(p->dir, rel(path), &st, AT_SYMLINK_NOFOLLOW) == 0;
-	if (unlinkat(p->dir, rel(path), 0) != 0)
+	bool had = fstatat(p->dir, rel(victim), &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (from ? renameat2(p->dir, rel(from), p->dir, rel(victim), flags) != 0
+	         : unlinkat(p->dir, rel(victim), 0) != 0)
 		rv = -errno;
-	else if (known)
+	else if (had && !(flags & RENAME_EXCHANGE))
 		name_gone(p, &st);
 	pthread_mutex_unlock(&p->mu);
 	return rv;
 }
 
+static int pfs_unlink(const char *path)
+{
+	return name_change(path, NULL, 0);
+}
+
 static int pfs_rename(const char *from, const char *to, unsigned int flags)
 {
-	pfs *p = pfs_of();
-	struct stat st;
-	int rv = change_allowed(p);
-	if (rv != 0)
-		return rv;
-	pthread_mutex_lock(&p->mu);
-	bool over = fstatat(p->dir, rel(to), &st, AT_SYMLINK_NOFOLLOW) == 0;
-	if (renameat2(p->dir, rel(from), p->dir, rel(to), flags) != 0)
-		rv = -errno;
-	else if (over && !(flags & RENAME_EXCHANGE))
-		name_gone(p, &st);
-	pthread_mutex_unlock(&p->mu);
-	return rv;
+	return name_change(to, from, flags);
 }
 
 static int pfs_mkdir(const char *path, mode_t mode)
