@@ -91,12 +91,14 @@ stage_fuzz() {
 }
 
 # The fault suite's short mode: broker, worker and nq-dlq crashes, stopped
-# workers, a full disk, a cut network, and all of them at random beside
-# crowds of clients (mixed), under load; then a check that no
-# confirmed job was lost (tests/faults/run; its tmpfs and packet filter need
-# root, without which it falls back or skips and says so).
+# workers, a full disk, a cut network, power cuts, and all of them at random
+# beside crowds of clients (mixed), under load; then a check that no
+# confirmed job was lost (tests/faults/run; its tmpfs, packet filter and
+# FUSE mounts need root, without which it falls back or skips and says so).
+# Then the power cuts against services that do not sync, which must lose.
 stage_faults() {
 	tests/faults/run --build "$BUILD_DIR"
+	tests/faults/run --build "$BUILD_DIR" --expect-loss
 }
 
 STAGES=(deps format lint configure build variants test sanitize fuzz faults)

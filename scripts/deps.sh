@@ -18,6 +18,8 @@ NQ_DEB_PACKAGES=(
 # python3-croniter checks the cron ticks against another implementation.
 NQ_TEST_PACKAGES=(prometheus curl openssl iptables clang-format git clang
 	nodejs python3-croniter)
+# libfuse 3 builds powerfs and fuse3 mounts it: the fault suite's power cuts.
+NQ_TEST_PACKAGES+=(fuse3 libfuse3-dev)
 
 # What the fuzz stage needs on top: clang's runtime libraries, which hold
 # libFuzzer.
