@@ -61,7 +61,7 @@ static void write_queues(itest_env *e, const char *text, char *path)
 
 static void start(itest_env *e, const char *path, const char *clock)
 {
-	char env[64];
+	char env[128];
 	const char *flags[] = {"--queues-config", path, NULL};
 	const char *extra[] = {env, NULL};
 	snprintf(env, sizeof env, "NQ_TEST_CRON_CLOCK=%s", clock ? clock : "");

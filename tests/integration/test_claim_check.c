@@ -166,7 +166,7 @@ static void test_claim_check_5mb_payload_arrives_whole(void **state)
 static void enqueue_broken(itest_env *e, const char *dir, const char *name,
     void (*fn)(const char *path), char id[NQ_ID_MAX])
 {
-	char file[PATH_MAX], path[PATH_MAX];
+	char file[PATH_MAX], path[PATH_MAX + NAME_MAX + 2];
 	struct dirent *de;
 	itest_path(e, name, file, sizeof file);
 	write_file(file, "some bytes to check", 19);

@@ -285,7 +285,7 @@ static void test_http_limits_api_hostile_clients_leave_both_serving(void **st)
 	for (size_t k = 0; k < strlen(DRIP_REQ); k++) {
 		for (int i = 0; i < DRIPS; i++)
 			if (drips[i] >= 0 &&
-			    write(drips[i], DRIP_REQ + k, 1) != 1)
+			    write(drips[i], &DRIP_REQ[k], 1) != 1)
 				drips[i] = (close(drips[i]), -1);
 		if (k % 20 == 0)
 			assert_int_equal(
