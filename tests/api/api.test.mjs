@@ -130,6 +130,23 @@ test('404, 405 and 412 as JSON', async () => {
   assert.equal((await B('GET', '/v1/queues/typed')).body.queues?.[0]?.ready ?? 0, 0);
 });
 
+test('deadline, finish_within and a unique scope travel in a JSON body', async () => {
+  assert.equal((await B('POST', '/v1/queues/dl/pause')).status, 200);
+  const at = (Date.now() + 1000) * 1000;
+  const d = await B('POST', '/v1/queues/dl/jobs', { body: { type: 'a', deadline_us: at } });
+  const f = await B('POST', '/v1/queues/dl/jobs', { body: { type: 'a', finish_within_ms: '1s' } });
+  assert.equal(d.status, 200, d.text);
+  assert.equal(f.status, 200, f.text);
+  await until(async () => (await B('GET', `/v1/jobs/${d.body.id}`)).body.state === 'expired', 10000);
+  await until(async () => (await B('GET', `/v1/jobs/${f.body.id}`)).body.dead_reason === 'deadline', 10000);
+  const u = { type: 'a', idempotency_key: 'u1', unique: { scope: 'queued' } };
+  const u1 = await B('POST', '/v1/queues/dl/jobs', { body: u });
+  const u2 = await B('POST', '/v1/queues/dl/jobs', { body: u });
+  assert.equal(u2.body.id, u1.body.id);
+  assert.equal(u2.body.duplicate, true);
+  assert.equal((await B('GET', `/v1/jobs/${u1.body.id}`)).body.spec.unique.scope, 'queued');
+});
+
 test('a queue at its max depth answers 429', async () => {
   const s = await B('POST', '/v1/queues/full/policy', { body: { settings: [{ key: 'max_depth', value: '1' }] } });
   assert.equal(s.status, 200, s.text);
