@@ -22,7 +22,7 @@ static void *member(const ProtobufCMessage *m, unsigned offset)
 	return (char *)m + offset;
 }
 
-static size_t elem_size(ProtobufCType t)
+size_t nqi_pb_value_size(ProtobufCType t)
 {
 	switch (t) {
 	case PROTOBUF_C_TYPE_INT64:
@@ -170,7 +170,7 @@ static json_t *enc_repeated(const ProtobufCMessage *m, field *f)
 	const char *arr = *(char **)member(m, f->offset);
 	json_t *a = json_array();
 	for (size_t i = 0; a && i < n; i++) {
-		json_t *v = enc_one(m, f, arr + i * elem_size(f->type));
+		json_t *v = enc_one(m, f, arr + i * nqi_pb_value_size(f->type));
 		if (!v || json_array_append_new(a, v) != 0) {
 			json_decref(a);
 			return NULL;
@@ -312,7 +312,7 @@ static int dec_number(dec *x, field *f, const json_t *j, void *p)
 	int rv = dec_int(x, f, j, is_signed, &sv, &uv);
 	if (rv != NQ_OK)
 		return rv;
-	switch (elem_size(f->type)) {
+	switch (nqi_pb_value_size(f->type)) {
 	case 8:
 		if (is_signed)
 			*(int64_t *)p = sv;
@@ -451,7 +451,7 @@ static int dec_repeated(dec *x, ProtobufCMessage *m, field *f, json_t *j)
 	}
 	if (!json_is_array(j))
 		return bad(x, "want an array", NULL);
-	size_t n = json_array_size(j), es = elem_size(f->type);
+	size_t n = json_array_size(j), es = nqi_pb_value_size(f->type);
 	char *arr = calloc(n ? n : 1, es);
 	int rv = arr ? NQ_OK : NQ_ENOMEM;
 	*(void **)member(m, f->offset) = arr;

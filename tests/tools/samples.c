@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nqi/jsonpb.h"
+
 #define BIN(s, n) ((ProtobufCBinaryData){(n), (uint8_t *)(s)})
 #define COUNT(a) (sizeof(a) / sizeof *(a))
 
@@ -1070,30 +1072,6 @@ const ProtobufCMessageDescriptor *const *nqt_descriptors(size_t *n)
 
 /* ---- generic field access by descriptor ---- */
 
-/* Size of one value of a field in the C struct. */
-static size_t value_size(ProtobufCType t)
-{
-	switch (t) {
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return 8;
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	case PROTOBUF_C_TYPE_STRING:
-		return sizeof(char *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(ProtobufCMessage *);
-	default:
-		return 4;
-	}
-}
-
 static const void *field_ptr(
     const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {
@@ -1127,7 +1105,7 @@ static const void *repeated_elem(
 {
 	const char *arr;
 	memcpy(&arr, field_ptr(m, f), sizeof arr);
-	return arr + i * value_size(f->type);
+	return arr + i * nqi_pb_value_size(f->type);
 }
 
 static const char *str_of(const void *p)
@@ -1156,7 +1134,7 @@ static bool value_set(const ProtobufCFieldDescriptor *f, const void *p)
 	case PROTOBUF_C_TYPE_MESSAGE:
 		return msg_of(p) != NULL;
 	default:
-		return memcmp(p, zero, value_size(f->type)) != 0;
+		return memcmp(p, zero, nqi_pb_value_size(f->type)) != 0;
 	}
 }
 
@@ -1178,7 +1156,7 @@ static bool value_equal(const ProtobufCFieldDescriptor *f, const void *a,
 			return msg_of(a) == msg_of(b);
 		return nqt_msg_equal(msg_of(a), msg_of(b), why, len);
 	default:
-		return memcmp(a, b, value_size(f->type)) == 0;
+		return memcmp(a, b, nqi_pb_value_size(f->type)) == 0;
 	}
 }
 

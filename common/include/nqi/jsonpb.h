@@ -50,4 +50,7 @@ int nqi_jsonpb_decode(
 /* A new, initialized message of descriptor d (malloc'd), or NULL. */
 ProtobufCMessage *nqi_jsonpb_new(const ProtobufCMessageDescriptor *d);
 
+/* Size of one value of a field of type t in a message's C struct. */
+size_t nqi_pb_value_size(ProtobufCType t);
+
 #endif
