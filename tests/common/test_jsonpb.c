@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "nq/nq.h"
@@ -70,9 +71,9 @@ static void test_jsonpb_spec_round_trips(void **st)
 	/* every field, zero ones too; an absent message is left out */
 	for (unsigned i = 0; i < m->descriptor->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &m->descriptor->fields[i];
-		const void *sub =
-		    *(const void *const *)((const char *)m + f->offset);
-		if (f->type == PROTOBUF_C_TYPE_MESSAGE && !sub)
+		bool absent = f->type == PROTOBUF_C_TYPE_MESSAGE &&
+		              !*(void *const *)((const char *)m + f->offset);
+		if (absent)
 			assert_null(json_object_get(back, f->name));
 		else
 			assert_non_null(json_object_get(back, f->name));

@@ -129,7 +129,7 @@ static void test_http_limits_idle_crowd_leaves_the_broker_serving(void **st)
 	/* The cap binds, and says so (a loaded machine may take a moment
 	 * to hand the crowd's connections over). */
 	double max = -1, open = -1;
-	for (uint64_t end = itest_now_ms() + 10000;; itest_sleep_ms(100)) {
+	for (uint64_t end = itest_now_ms() + 30000;; itest_sleep_ms(100)) {
 		assert_int_equal(get_on(scrape, addr, "/metrics", &body), 200);
 		max = sample(body, "nq_http_connections_max");
 		open = sample(body, "nq_http_connections");
