@@ -12,9 +12,11 @@
 #
 # The image is NQ_DEPLOY_TAG (default localhost/nq:dev), built first by
 # deploy/container/build.sh when missing; nq-bench and nqctl come from
-# NQ_BUILD_DIR (default build). Prints one line:
+# NQ_BUILD_DIR (default build). With NQ_BENCH_COLD=1 the page cache is
+# dropped before the second start (as on a node that just took the pod),
+# which slows the whole machine for a moment. Prints one line:
 #
-#   bench deploy image_mb=S jobs=N start_to_ready_s=T ready_rss_mib=R ready_anon_mib=H stop_s=P a_jobs=J a_cpu_s=C a_peak_rss_mib=M
+#   bench deploy image_mb=S jobs=N store_mib=D cold=0|1 start_to_ready_s=T ready_rss_mib=R ready_anon_mib=H stop_s=P a_jobs=J a_cpu_s=C a_peak_rss_mib=M
 set -euo pipefail
 . "$(dirname "$0")/peers/lib.sh"
 jobs=${1:-1000000}
@@ -87,6 +89,12 @@ nqb_log "workload A: $(cat "$dir/a.txt")"
 	--batch 1000 --workers 1 --side-queue fill --side-jobs "$jobs" \
 	--max-time "${NQB_RUN_TIMEOUT}s" >/dev/null
 stop_s=$(stop_broker)
+store_mib=$(($(stat -c %s "$dir/vol/data/data.mdb") / 1048576))
+cold=${NQ_BENCH_COLD:-0}
+if [ "$cold" = 1 ]; then
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+fi
 t0=$(now)
 start_broker
 wait_ready
@@ -95,6 +103,7 @@ pid=$(broker_pid)
 ready=$("$nqctl" --api "$api" --json stats fill | tr -d ' \n' |
 	sed -n 's/.*"ready":\([0-9]*\).*/\1/p')
 [ "$ready" = "$jobs" ] || { nqb_log "the store held $ready ready jobs, not $jobs"; exit 1; }
-echo "bench deploy image_mb=$image_mb jobs=$jobs start_to_ready_s=$ready_s" \
+echo "bench deploy image_mb=$image_mb jobs=$jobs store_mib=$store_mib cold=$cold" \
+	"start_to_ready_s=$ready_s" \
 	"ready_rss_mib=$(status_mib "$pid" VmRSS) ready_anon_mib=$(status_mib "$pid" RssAnon)" \
 	"stop_s=$stop_s a_jobs=$NQB_A_JOBS a_cpu_s=$a_cpu a_peak_rss_mib=$a_rss"
