@@ -3,7 +3,8 @@
 # on loopback (host network): nq-broker on a volume of its own, nq-dlq on
 # another, three nq-worker pools of one; tokens and the queues file mounted
 # where the manifests mount them. Enqueues jobs and sees every one finish
-# and a dead one reach nq-dlq; then kills the broker container (SIGKILL)
+# and a dead one reach nq-dlq; checks that every metric the alerts and the
+# ScaledObject query is on the broker's /metrics; then kills the broker container (SIGKILL)
 # while jobs run, starts it again on the same volume and checks that every
 # job it had confirmed is there and finishes.
 #
@@ -148,6 +149,16 @@ for i in $(seq 100); do
 done
 log "dead job $doomed is in nq-dlq"
 
+# The alerts and the autoscaler ask for metrics the broker really exports,
+# in an exposition promtool takes.
+curl -sf "http://$bhttp/metrics" >"$dir/metrics"
+promtool check metrics <"$dir/metrics" || fail "promtool check metrics fails"
+for m in $(grep -ho 'nq_[a-z_]*' "$root/deploy/alerts/nq.rules.yml" \
+	"$root/deploy/k8s/autoscaling/keda/scaledobject.yaml" | sort -u); do
+	grep -q "^$m[{ ]" "$dir/metrics" || fail "the broker exports no $m"
+done
+log "every metric the alerts and the ScaledObject use is on the broker's /metrics"
+
 # Kill the broker while the workers run jobs: 300 slow jobs take the 12
 # slots about 5 s.
 enqueue 300 slow >"$dir/slow.ids"
@@ -162,4 +173,10 @@ start_broker
 wait_state "$dir/slow.ids" succeeded
 wait_state "$dir/quick.ids" succeeded
 log "all 500 confirmed jobs there and succeeded after the restart: none lost"
+for i in 1 2 3; do
+	n=$(curl -sf "http://127.0.0.1:$((base + 6 + i))/metrics" |
+		awk '/^nq_worker_jobs_total/ {n += $2} END {print n + 0}')
+	[ "$n" -gt 0 ] || fail "worker $i ran no job"
+	log "worker $i ran $n jobs"
+done
 echo "topology: ok"
