@@ -84,6 +84,17 @@ stage_sanitize() {
 	return "$rc"
 }
 
+# deploy/: yamllint, the alerting rules' promtool tests, the rendered
+# manifests against their schemas, dockerfilelint, then the image built
+# with podman and the services run from it (tests/deploy/run; skipped with
+# a message where podman cannot run; NQ_DEPLOY_IMAGE=0 skips only that).
+stage_deploy() {
+	nq_install_deps "${NQ_DEPLOY_PACKAGES[@]}"
+	command -v kubectl >/dev/null 2>&1 || nq_install_deps kubernetes-client
+	nq_install_node_deps
+	tests/deploy/run
+}
+
 # Every libFuzzer target of tests/fuzz for a short bounded time.
 stage_fuzz() {
 	nq_install_deps "${NQ_FUZZ_PACKAGES[@]}"
@@ -101,7 +112,7 @@ stage_faults() {
 	tests/faults/run --build "$BUILD_DIR" --expect-loss
 }
 
-STAGES=(deps format lint configure build variants test sanitize fuzz faults)
+STAGES=(deps format lint configure build variants test deploy sanitize fuzz faults)
 
 # Runs one stage in a subshell so that `set -e` holds inside it and a
 # failing command anywhere in the stage fails the stage.

@@ -537,7 +537,7 @@ struct broker {
 		pthread_mutex_t mu;
 		broker_qsnap *queues;
 		size_t n, cap;
-		uint64_t commits, jobs_stored;
+		uint64_t commits, commit_failures, jobs_stored;
 		uint64_t events_published, events_dropped;
 		nqi_rep_counts api, work; /* what the socket limits did */
 		uint64_t results_conns, results_refused;

@@ -134,6 +134,7 @@ void broker_metrics_snapshot(broker *b, bool full)
 		    b, &b->core.index.queues[i], &b->snap.queues[i], full);
 	b->snap.n = n;
 	b->snap.commits = nqi_store_commits(b->store);
+	b->snap.commit_failures = nqi_store_commit_failures(b->store);
 	b->snap.jobs_stored = b->core.jobs_stored;
 	b->snap.events_published = b->ev.published;
 	b->snap.events_dropped = b->ev.dropped;
@@ -438,6 +439,10 @@ static int prom_broker(nqi_prom *p, const broker *b)
 	    {"nq_store_commits_total", NQI_PROM_COUNTER,
 	        "Store commits (each one fsync with --sync=always).",
 	        (double)b->snap.commits},
+	    {"nq_store_commit_failures_total", NQI_PROM_COUNTER,
+	        "Store commits that failed (every request of the group "
+	        "refused).",
+	        (double)b->snap.commit_failures},
 	    {"nq_events_published_total", NQI_PROM_COUNTER,
 	        "Job events handed to the PUB socket.",
 	        (double)b->snap.events_published},

@@ -25,17 +25,26 @@ NQ_TEST_PACKAGES+=(fuse3 libfuse3-dev)
 # libFuzzer.
 NQ_FUZZ_PACKAGES=(clang libclang-rt-dev)
 
+# What the deploy stage needs on top: yamllint, podman with runc (crun
+# refuses these machines' cgroups) and debootstrap for the image; kubectl
+# comes from kubernetes-client where no kubectl is installed.
+NQ_DEPLOY_PACKAGES=(yamllint prometheus curl nodejs podman runc debootstrap)
+
 # The npm packages of the JSON API's tests (tests/api/package.json and its
-# lockfile): the OpenAPI validator and ajv. Installed once, exactly as
-# locked; a second run is instant.
+# lockfile: the OpenAPI validator and ajv) and of the deploy checks
+# (tests/deploy: kubernetes-models, js-yaml, dockerfilelint). Installed
+# once, exactly as locked; a second run is instant.
 nq_install_node_deps() {
+	local d
 	# Debian ships npm apart from nodejs; other builds of nodejs hold it.
 	command -v npm >/dev/null 2>&1 || nq_install_deps npm || return 1
-	if [ -f tests/api/node_modules/.package-lock.json ] &&
-		[ tests/api/node_modules/.package-lock.json -nt tests/api/package-lock.json ]; then
-		return 0
-	fi
-	npm ci --prefix tests/api --no-audit --no-fund --loglevel=error
+	for d in tests/api tests/deploy; do
+		if [ -f $d/node_modules/.package-lock.json ] &&
+			[ $d/node_modules/.package-lock.json -nt $d/package-lock.json ]; then
+			continue
+		fi
+		npm ci --prefix $d --no-audit --no-fund --loglevel=error || return 1
+	done
 }
 
 # Runs a command as root: directly when we are root, else through sudo.

@@ -20,6 +20,7 @@ struct nqi_store {
 	MDB_dbi dbi[STORE_MAX_DBS];
 	size_t ndbs;
 	uint64_t commits;
+	uint64_t commit_failures;
 	uint64_t fail_after;   /* fault seam; 0: off */
 	const char *fail_file; /* fault seam: commits fail while it exists */
 	void *map;             /* LMDB's mapping of data.mdb, for trimming */
@@ -192,6 +193,10 @@ uint64_t nqi_store_commits(const nqi_store *s)
 {
 	return s->commits;
 }
+uint64_t nqi_store_commit_failures(const nqi_store *s)
+{
+	return s->commit_failures;
+}
 
 uint64_t nqi_store_trim(nqi_store *s, uint64_t min_bytes)
 {
@@ -222,11 +227,14 @@ int nqi_store_commit(nqi_store *s, MDB_txn *txn)
 	if ((s->fail_after && s->commits >= s->fail_after) ||
 	    (s->fail_file && access(s->fail_file, F_OK) == 0)) {
 		mdb_txn_abort(txn);
+		s->commit_failures++;
 		return NQ_ESTORE;
 	}
 	int rc = mdb_txn_commit(txn);
-	if (rc != 0)
+	if (rc != 0) {
+		s->commit_failures++;
 		return nqi_store_err(rc);
+	}
 	s->commits++;
 	return NQ_OK;
 }

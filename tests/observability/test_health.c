@@ -1,7 +1,8 @@
 /*
  * Health: the broker's /readyz turns false while its store cannot commit
  * and true again after (the NQ_FAULT_COMMIT_FILE seam stands in for a full
- * disk), while /healthz stays true; what a failed commit refused counts
+ * disk), while /healthz stays true, and nq_store_commit_failures_total
+ * counts the failed commits; what a failed commit refused counts
  * nowhere (enqueues, successes and their latency); on a real full disk (a small
  * tmpfs) it stays false the whole time, though small commits still work there;
  * nq-worker's /readyz is false until the broker's work socket answered and
@@ -38,6 +39,24 @@ static double broker_ready(const itest_env *e)
 	return v;
 }
 
+/* nq_store_commit_failures_total once it is above 0 (at most 3 s: the
+ * snapshot follows the sweep), else the last value seen. */
+static double commit_failures(const itest_env *e)
+{
+	double v = -1;
+	for (uint64_t end = itest_now_ms() + 3000; itest_now_ms() < end;) {
+		char *text;
+		if (obs_scrape(e->http_addr, &text) == 0) {
+			obs_sample(text, "nq_store_commit_failures_total", &v);
+			free(text);
+		}
+		if (v > 0)
+			break;
+		itest_sleep_ms(100);
+	}
+	return v;
+}
+
 static void test_health_broker_readyz_follows_the_store(void **state)
 {
 	itest_env *e = *state;
@@ -64,6 +83,7 @@ static void test_health_broker_readyz_follows_the_store(void **state)
 	assert_non_null(strstr(body, "store cannot commit"));
 	free(body);
 	assert_true(broker_ready(e) == 0);
+	assert_true(commit_failures(e) > 0);
 	assert_int_equal(
 	    obs_http_get(e->http_addr, "/healthz", &status, &body), 0);
 	assert_int_equal(status, 200);

@@ -255,6 +255,7 @@ static void test_store_fault_seam_fails_commits_after_n(void **st)
 	assert_int_equal(put(s, 0, 3, "three"), NQ_ESTORE);
 	assert_int_equal(put(s, 0, 4, "four"), NQ_ESTORE);
 	assert_int_equal(nqi_store_commits(s), 2);
+	assert_int_equal(nqi_store_commit_failures(s), 2);
 	/* a failed commit wrote nothing; reads keep working */
 	assert_int_equal(get(s, 0, 2, out, sizeof out), NQ_OK);
 	assert_string_equal(out, "two");

@@ -59,6 +59,8 @@ int nqi_store_commit(nqi_store *s, MDB_txn *txn);
 int nqi_store_probe(nqi_store *s);
 /* Commits so far, failed ones not counted. */
 uint64_t nqi_store_commits(const nqi_store *s);
+/* Commits that failed so far (each one failed every write of its group). */
+uint64_t nqi_store_commit_failures(const nqi_store *s);
 
 /*
  * Drops this process's mapping of the store's pages (MADV_DONTNEED) when
