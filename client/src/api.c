@@ -111,6 +111,12 @@ static void spec_to_pb(
 	pb->payload_size = s->payload_size;
 	pb->payload_sha256 = str_in(s->payload_sha256);
 	pb->finish_within_ms = s->finish_within_ms;
+	pb->depends_on = (char **)s->depends_on;
+	pb->n_depends_on = s->depends_on ? s->n_depends_on : 0;
+	pb->on_parent_failure =
+	    s->run_on_parent_failure
+	        ? NQ__V1__PARENT_FAILURE__PARENT_FAILURE_RUN
+	        : NQ__V1__PARENT_FAILURE__PARENT_FAILURE_CANCEL;
 }
 
 static void result_from_pb(
@@ -130,8 +136,8 @@ static void result_from_pb(
 }
 
 /* Sends the packed specs and reads one result per spec. */
-static int enqueue_call(
-    nq_client *c, Nq__V1__JobSpec **pbs, size_t n, nq_enqueue_result *results)
+static int enqueue_call(nq_client *c, Nq__V1__JobSpec **pbs, size_t n,
+    nq_enqueue_result *results, bool all_or_none)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__EnqueueRequest body = NQ__V1__ENQUEUE_REQUEST__INIT;
@@ -139,6 +145,7 @@ static int enqueue_call(
 	nqi_arena *arena = NULL;
 	body.jobs = pbs;
 	body.n_jobs = n;
+	body.all_or_none = all_or_none;
 	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
 	req.enqueue = &body;
 	int rv = nqc_call_arena(
@@ -177,9 +184,12 @@ static void offload_settle(
 	}
 }
 
-NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
-    nq_enqueue_result *results)
+/* nq_enqueue_batch; chain: each job waits for the one before it, and the
+ * request is all or none. */
+static int enqueue_specs(nq_client *c, const nq_job_spec *specs, size_t n,
+    nq_enqueue_result *results, bool chain)
 {
+	uint32_t *before = NULL;
 	Nq__V1__JobSpec *pb = NULL;
 	Nq__V1__JobSpec **pbs = NULL;
 	char **refs = NULL;
@@ -198,29 +208,49 @@ NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
 	pb = calloc(n, sizeof *pb);
 	pbs = calloc(n, sizeof *pbs);
 	uq = calloc(n, sizeof *uq);
+	before = chain ? calloc(n, sizeof *before) : NULL;
 	/* Without offloading, enqueues pay nothing for it. */
 	refs = c->blob_dir ? calloc(n, sizeof *refs) : NULL;
-	if (!pb || !pbs || !uq || (c->blob_dir && !refs)) {
+	if (!pb || !pbs || !uq || (c->blob_dir && !refs) ||
+	    (chain && !before)) {
 		rv = nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < n && rv == NQ_OK; i++) {
 		spec_to_pb(&specs[i], &pb[i], &uq[i]);
 		pbs[i] = &pb[i];
+		if (chain && i > 0) {
+			before[i] = (uint32_t)(i - 1);
+			pb[i].depends_on_index = &before[i];
+			pb[i].n_depends_on_index = 1;
+		}
 		if (refs)
 			rv = nqc_offload(
 			    c, &specs[i], &pb[i], &refs[i], c->last_error);
 	}
 	if (rv == NQ_OK)
-		rv = enqueue_call(c, pbs, n, results);
+		rv = enqueue_call(c, pbs, n, results, chain);
 	if (refs)
 		offload_settle(refs, n, rv, results);
 out:
+	free(before);
 	free(pb);
 	free(pbs);
 	free(refs);
 	free(uq);
 	return rv;
+}
+
+NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
+    nq_enqueue_result *results)
+{
+	return enqueue_specs(c, specs, n, results, false);
+}
+
+NQ_API int nq_enqueue_chain(nq_client *c, const nq_job_spec *specs, size_t n,
+    nq_enqueue_result *results)
+{
+	return enqueue_specs(c, specs, n, results, true);
 }
 
 NQ_API int nq_enqueue(
@@ -815,7 +845,7 @@ static int list_check(nq_client *c, const nq_list_opts *o, char *after)
 		rv = check_name("queue", o->queue, c->last_error);
 	if (rv == 0 && o->type && o->type[0])
 		rv = check_name("type", o->type, c->last_error);
-	if (rv == 0 && (o->state < 0 || o->state > NQ_STATE_EXPIRED))
+	if (rv == 0 && (o->state < 0 || o->state > NQ_STATE_WAITING))
 		rv = nqc_fail(c->last_error, NQ_EINVAL,
 		    "state %d is not a "
 		    "job state",
