@@ -257,9 +257,8 @@ static const nqi_policy *policy_for(
  * status in *err; NQ_ESTORE or NQ_ENOMEM fail the group). d gets the
  * parents. */
 static const char *admit(broker *b, const Nq__V1__JobSpec *spec, int qi,
-    broker_deps *d, int *err, char *why, size_t len)
+    const nqi_policy *pol, broker_deps *d, int *err, char *why, size_t len)
 {
-	const nqi_policy *pol = policy_for(b, qi, spec);
 	*err = NQ_EPRECOND;
 	if (broker_policy_refuses(pol, spec, why, len))
 		return why;
@@ -270,8 +269,9 @@ static const char *admit(broker *b, const Nq__V1__JobSpec *spec, int qi,
 		           spec->queue),
 		       why;
 	*err = NQ_OK;
-	return spec->n_depends_on ? broker_deps_check(b, spec, d, err, why, len)
-	                          : NULL;
+	return broker_nparents(spec)
+	           ? broker_deps_check(b, spec, d, err, why, len)
+	           : NULL;
 }
 
 int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
@@ -300,7 +300,7 @@ int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 	const nqi_policy *pol = policy_for(b, qi, spec);
 	broker_deps deps = {NULL, 0};
 	int err;
-	if ((bad = admit(b, spec, qi, &deps, &err, why, sizeof why))) {
+	if ((bad = admit(b, spec, qi, pol, &deps, &err, why, sizeof why))) {
 		if (err == NQ_ESTORE || err == NQ_ENOMEM)
 			return err;
 		res->status = broker_status_new(b, err, bad);
@@ -349,7 +349,8 @@ int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 static const char *chain_ids(broker *b, Nq__V1__JobSpec *spec,
     const Nq__V1__EnqueueResult *res, size_t i, int *err, char *why, size_t len)
 {
-	size_t n = spec->n_depends_on, k = spec->n_depends_on_index;
+	Nq__V1__Dependencies *dep = spec->depends;
+	size_t n = dep->n_depends_on, k = dep->n_depends_on_index;
 	char **ids = nqi_arena_alloc(&b->core.arena, (n + k) * sizeof *ids);
 	*err = NQ_EINVAL;
 	if (!ids) {
@@ -357,9 +358,9 @@ static const char *chain_ids(broker *b, Nq__V1__JobSpec *spec,
 		return "broker out of memory";
 	}
 	if (n)
-		memcpy(ids, spec->depends_on, n * sizeof *ids);
+		memcpy(ids, dep->depends_on, n * sizeof *ids);
 	for (size_t j = 0; j < k; j++) {
-		uint32_t at = spec->depends_on_index[j];
+		uint32_t at = dep->depends_on_index[j];
 		if (at >= i)
 			return snprintf(why, len,
 			           "depends_on_index %u of job %zu must name "
@@ -377,9 +378,9 @@ static const char *chain_ids(broker *b, Nq__V1__JobSpec *spec,
 		}
 		ids[n + j] = res[at].id;
 	}
-	spec->depends_on = ids;
-	spec->n_depends_on = n + k;
-	spec->n_depends_on_index = 0;
+	dep->depends_on = ids;
+	dep->n_depends_on = n + k;
+	dep->n_depends_on_index = 0;
 	return NULL;
 }
 
@@ -391,7 +392,7 @@ static int enqueue_at(broker *b, broker_op *op, Nq__V1__EnqueueResult *res,
 	int err;
 	Nq__V1__JobSpec *spec = op->req->enqueue->jobs[i];
 	const ProtobufCBinaryData *packed = op->specs ? &op->specs[i] : NULL;
-	if (spec->n_depends_on_index) {
+	if (spec->depends && spec->depends->n_depends_on_index) {
 		const char *bad =
 		    chain_ids(b, spec, res, i, &err, why, sizeof why);
 		if (bad && err == NQ_ENOMEM)
@@ -422,17 +423,18 @@ static int check_all(
 	for (i = 0; !bad && i < req->n_jobs; i++) {
 		Nq__V1__JobSpec *s = req->jobs[i];
 		broker_deps d;
-		for (size_t k = 0; k < s->n_depends_on_index; k++)
-			if (s->depends_on_index[k] >= i)
+		for (size_t k = 0;
+		     s->depends && k < s->depends->n_depends_on_index; k++)
+			if (s->depends->depends_on_index[k] >= i)
 				bad = "depends_on_index must name an earlier "
 				      "job of the request";
 		err = NQ_EINVAL;
 		if (!bad)
 			bad = validate_spec(b, s, why, sizeof why);
+		int qi = broker_queue_find(&b->core.index, s->queue);
 		if (!bad)
-			bad = admit(b, s,
-			    broker_queue_find(&b->core.index, s->queue), &d,
-			    &err, why, sizeof why);
+			bad = admit(b, s, qi, policy_for(b, qi, s), &d, &err,
+			    why, sizeof why);
 	}
 	if (!bad)
 		return NQ_OK;

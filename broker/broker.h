@@ -764,6 +764,16 @@ int broker_deadline_add(broker *b, const Nq__V1__Job *job);
  * names it in each parent's record. broker_deps_ended tells the children
  * of a job that ended in job->state, in the same group: released,
  * waiting on fewer, or ended dependency_failed (and theirs after them). */
+/* The parents a spec names (depends_on), and the family of a job; a job
+ * without dependencies has neither message. */
+static inline size_t broker_nparents(const Nq__V1__JobSpec *s)
+{
+	return s->depends ? s->depends->n_depends_on : 0;
+}
+static inline size_t broker_nchildren(const Nq__V1__Job *j)
+{
+	return j->family ? j->family->n_children : 0;
+}
 typedef struct broker_dep_item {
 	uint64_t child;
 	const char *parent; /* id; lives for the group */

@@ -110,7 +110,7 @@ static bool ended(int state)
 const char *broker_deps_check(broker *b, const Nq__V1__JobSpec *spec,
     broker_deps *d, int *err, char *why, size_t len)
 {
-	size_t n = spec->n_depends_on;
+	size_t n = broker_nparents(spec);
 	*err = NQ_EINVAL;
 	if (n > MAX_PARENTS)
 		return snprintf(why, len,
@@ -124,7 +124,7 @@ const char *broker_deps_check(broker *b, const Nq__V1__JobSpec *spec,
 		return "broker out of memory";
 	}
 	for (size_t i = 0; i < n; i++) {
-		const char *text = spec->depends_on[i];
+		const char *text = spec->depends->depends_on[i];
 		uint64_t id;
 		if (nqi_id_parse(text, &id) != 0)
 			return snprintf(why, len,
@@ -133,7 +133,7 @@ const char *broker_deps_check(broker *b, const Nq__V1__JobSpec *spec,
 			           text),
 			       why;
 		for (size_t k = 0; k < i; k++)
-			if (strcmp(spec->depends_on[k], text) == 0)
+			if (strcmp(spec->depends->depends_on[k], text) == 0)
 				return snprintf(why, len,
 				           "depends_on names job %s twice",
 				           text),
@@ -157,11 +157,24 @@ const char *broker_deps_check(broker *b, const Nq__V1__JobSpec *spec,
 	return NULL;
 }
 
-/* Notes in child what parent p left when it ended. */
-static int keep_parent(broker *b, Nq__V1__Job *child, const char *id, int state,
+/* The job's family, made when it has none yet (NULL: out of memory). */
+static Nq__V1__JobFamily *family_of(broker *b, Nq__V1__Job *j)
+{
+	static const Nq__V1__JobFamily init = NQ__V1__JOB_FAMILY__INIT;
+	if (!j->family &&
+	    (j->family = nqi_arena_alloc(&b->core.arena, sizeof *j->family)))
+		*j->family = init;
+	return j->family;
+}
+
+/* Notes in job what its parent id left when it ended. */
+static int keep_parent(broker *b, Nq__V1__Job *job, const char *id, int state,
     ProtobufCBinaryData result)
 {
 	static const Nq__V1__ParentResult init = NQ__V1__PARENT_RESULT__INIT;
+	Nq__V1__JobFamily *child = family_of(b, job);
+	if (!child)
+		return NQ_ENOMEM;
 	size_t n = child->n_parent_results;
 	Nq__V1__ParentResult *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
 	Nq__V1__ParentResult **v =
@@ -188,26 +201,27 @@ static int keep_parent(broker *b, Nq__V1__Job *child, const char *id, int state,
 }
 
 /* Names child in parent p's record and p in the set of parents. */
-static int add_child(broker *b, Nq__V1__Job *p, const char *child)
+static int add_child(broker *b, Nq__V1__Job *job, const char *child)
 {
-	size_t n = p->n_children;
+	Nq__V1__JobFamily *p = family_of(b, job);
+	size_t n = p ? p->n_children : 0;
 	char **v = nqi_arena_alloc(&b->core.arena, (n + 1) * sizeof *v);
-	if (!v)
+	if (!v || !p)
 		return NQ_ENOMEM;
 	if (n)
 		memcpy(v, p->children, n * sizeof *v);
 	v[n] = (char *)child;
 	p->children = v;
 	p->n_children = n + 1;
-	uint64_t id = broker_job_id(p);
-	int rv = broker_job_write(b, id, p);
+	uint64_t id = broker_job_id(job);
+	int rv = broker_job_write(b, id, job);
 	return rv != 0 ? rv : broker_parent_add(&b->core.index, id);
 }
 
 /* Whether child stops at a parent's failure (else it runs anyway). */
 static bool fails_with_parent(const Nq__V1__Job *child)
 {
-	return child->spec->on_parent_failure !=
+	return child->spec->depends->on_parent_failure !=
 	       NQ__V1__PARENT_FAILURE__PARENT_FAILURE_RUN;
 }
 
@@ -217,12 +231,13 @@ static int dep_release(broker *b, Nq__V1__Job *child);
 int broker_deps_enqueue(broker *b, Nq__V1__Job *job, const broker_deps *d)
 {
 	const char *failed = NULL;
-	int rv = NQ_OK;
+	Nq__V1__JobFamily *f = family_of(b, job);
+	int rv = f ? NQ_OK : NQ_ENOMEM;
 	job->state = NQ__V1__JOB_STATE__JOB_STATE_WAITING;
 	for (size_t i = 0; rv == 0 && i < d->n; i++) {
 		Nq__V1__Job *p = d->parents[i];
 		if (!ended((int)p->state)) {
-			job->waiting_on++;
+			f->waiting_on++;
 			rv = add_child(b, p, job->id);
 			continue;
 		}
@@ -237,7 +252,7 @@ int broker_deps_enqueue(broker *b, Nq__V1__Job *job, const broker_deps *d)
 	broker_count_move(b, job->spec->queue, 0, NQ_STATE_WAITING);
 	if (failed && fails_with_parent(job))
 		return dep_fail(b, job, failed);
-	return job->waiting_on ? NQ_OK : dep_release(b, job);
+	return f->waiting_on ? NQ_OK : dep_release(b, job);
 }
 
 /* ---- a parent's end ---- */
@@ -276,20 +291,20 @@ static int tell_child(broker *b, const broker_dep_item *it)
 		return rv; /* canceled or expired meanwhile */
 	if ((rv = keep_parent(b, c, it->parent, it->state, it->result)) != 0)
 		return rv;
-	if (c->waiting_on)
-		c->waiting_on--;
+	if (c->family->waiting_on)
+		c->family->waiting_on--;
 	if (it->state != NQ_STATE_SUCCEEDED && fails_with_parent(c))
 		return dep_fail(b, c, it->parent);
-	if (c->waiting_on)
+	if (c->family->waiting_on)
 		return broker_job_write(b, it->child, c);
 	return dep_release(b, c);
 }
 
 static int push_children(broker *b, const Nq__V1__Job *job)
 {
-	for (size_t i = 0; i < job->n_children; i++) {
+	for (size_t i = 0; i < broker_nchildren(job); i++) {
 		uint64_t child;
-		if (nqi_id_parse(job->children[i], &child) != 0)
+		if (nqi_id_parse(job->family->children[i], &child) != 0)
 			continue;
 		if (NQI_GROW(b->core.dep_work, b->core.capdep_work,
 		        b->core.ndep_work + 1, 64) != 0)

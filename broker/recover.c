@@ -140,7 +140,7 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 	}
 	bool live = state == NQ_STATE_READY || state == NQ_STATE_SCHEDULED ||
 	            state == NQ_STATE_LEASED || state == NQ_STATE_WAITING;
-	if (rv == 0 && live && job->n_children)
+	if (rv == 0 && live && broker_nchildren(job))
 		rv = broker_parent_add(&b->core.index, id);
 	if (rv == 0 && live &&
 	    (job->spec->deadline_us || job->spec->finish_within_ms ||

@@ -79,9 +79,11 @@ static int check_spec(const nq_job_spec *s, size_t i, char *err)
 }
 
 /* Fills the wire form of a spec; it borrows every pointer of s, and
- * unique is its Unique when it sets a scope or a window. */
-static void spec_to_pb(
-    const nq_job_spec *s, Nq__V1__JobSpec *pb, Nq__V1__Unique *unique)
+ * unique is its Unique when it sets a scope or a window, dep its
+ * Dependencies when it has parents (before: the earlier job of its
+ * request it waits for, or NULL). */
+static void spec_to_pb(const nq_job_spec *s, Nq__V1__JobSpec *pb,
+    Nq__V1__Unique *unique, Nq__V1__Dependencies *dep, uint32_t *before)
 {
 	nq__v1__job_spec__init(pb);
 	pb->queue = str_in(s->queue);
@@ -111,12 +113,19 @@ static void spec_to_pb(
 	pb->payload_size = s->payload_size;
 	pb->payload_sha256 = str_in(s->payload_sha256);
 	pb->finish_within_ms = s->finish_within_ms;
-	pb->depends_on = (char **)s->depends_on;
-	pb->n_depends_on = s->depends_on ? s->n_depends_on : 0;
-	pb->on_parent_failure =
-	    s->run_on_parent_failure
-	        ? NQ__V1__PARENT_FAILURE__PARENT_FAILURE_RUN
-	        : NQ__V1__PARENT_FAILURE__PARENT_FAILURE_CANCEL;
+	if (before || (s->depends_on && s->n_depends_on) ||
+	    s->run_on_parent_failure) {
+		nq__v1__dependencies__init(dep);
+		dep->depends_on = (char **)s->depends_on;
+		dep->n_depends_on = s->depends_on ? s->n_depends_on : 0;
+		dep->on_parent_failure =
+		    s->run_on_parent_failure
+		        ? NQ__V1__PARENT_FAILURE__PARENT_FAILURE_RUN
+		        : NQ__V1__PARENT_FAILURE__PARENT_FAILURE_CANCEL;
+		dep->depends_on_index = before;
+		dep->n_depends_on_index = before ? 1 : 0;
+		pb->depends = dep;
+	}
 }
 
 static void result_from_pb(
@@ -190,6 +199,7 @@ static int enqueue_specs(nq_client *c, const nq_job_spec *specs, size_t n,
     nq_enqueue_result *results, bool chain)
 {
 	uint32_t *before = NULL;
+	Nq__V1__Dependencies *dep = NULL;
 	Nq__V1__JobSpec *pb = NULL;
 	Nq__V1__JobSpec **pbs = NULL;
 	char **refs = NULL;
@@ -208,6 +218,7 @@ static int enqueue_specs(nq_client *c, const nq_job_spec *specs, size_t n,
 	pb = calloc(n, sizeof *pb);
 	pbs = calloc(n, sizeof *pbs);
 	uq = calloc(n, sizeof *uq);
+	dep = calloc(n, sizeof *dep);
 	before = chain ? calloc(n, sizeof *before) : NULL;
 	/* Without offloading, enqueues pay nothing for it. */
 	refs = c->blob_dir ? calloc(n, sizeof *refs) : NULL;
@@ -217,13 +228,11 @@ static int enqueue_specs(nq_client *c, const nq_job_spec *specs, size_t n,
 		goto out;
 	}
 	for (size_t i = 0; i < n && rv == NQ_OK; i++) {
-		spec_to_pb(&specs[i], &pb[i], &uq[i]);
-		pbs[i] = &pb[i];
-		if (chain && i > 0) {
+		if (chain)
 			before[i] = (uint32_t)(i - 1);
-			pb[i].depends_on_index = &before[i];
-			pb[i].n_depends_on_index = 1;
-		}
+		spec_to_pb(&specs[i], &pb[i], &uq[i], &dep[i],
+		    chain && i > 0 ? &before[i] : NULL);
+		pbs[i] = &pb[i];
 		if (refs)
 			rv = nqc_offload(
 			    c, &specs[i], &pb[i], &refs[i], c->last_error);
@@ -234,6 +243,7 @@ static int enqueue_specs(nq_client *c, const nq_job_spec *specs, size_t n,
 		offload_settle(refs, n, rv, results);
 out:
 	free(before);
+	free(dep);
 	free(pb);
 	free(pbs);
 	free(refs);

@@ -160,44 +160,56 @@ NQC_JOB_NUM(bool, cancel_requested, job_pb)
 NQC_JOB_NUM(uint32_t, progress_pct, job_pb)
 NQC_JOB_STR(progress_note, job_pb)
 NQC_JOB_NUM(uint64_t, progress_at_us, job_pb)
-NQC_JOB_NUM(uint32_t, waiting_on, job_pb)
+static const Nq__V1__Dependencies *job_depends(const nq_job *job)
+{
+	const Nq__V1__JobSpec *s = job_spec(job);
+	return s ? s->depends : NULL;
+}
+
+static const Nq__V1__JobFamily *job_family(const nq_job *job)
+{
+	const Nq__V1__Job *j = job_pb(job);
+	return j ? j->family : NULL;
+}
+
+NQC_JOB_NUM(uint32_t, waiting_on, job_family)
 
 NQ_API size_t nq_job_parent_count(const nq_job *job)
 {
-	const Nq__V1__JobSpec *s = job_spec(job);
-	return s ? s->n_depends_on : 0;
+	const Nq__V1__Dependencies *d = job_depends(job);
+	return d ? d->n_depends_on : 0;
 }
 
 NQ_API const char *nq_job_parent_id(const nq_job *job, size_t i)
 {
-	const Nq__V1__JobSpec *s = job_spec(job);
-	return s && i < s->n_depends_on ? s->depends_on[i] : NULL;
+	const Nq__V1__Dependencies *d = job_depends(job);
+	return d && i < d->n_depends_on ? d->depends_on[i] : NULL;
 }
 
 NQ_API size_t nq_job_child_count(const nq_job *job)
 {
-	const Nq__V1__Job *j = job_pb(job);
-	return j ? j->n_children : 0;
+	const Nq__V1__JobFamily *f = job_family(job);
+	return f ? f->n_children : 0;
 }
 
 NQ_API const char *nq_job_child_id(const nq_job *job, size_t i)
 {
-	const Nq__V1__Job *j = job_pb(job);
-	return j && i < j->n_children ? j->children[i] : NULL;
+	const Nq__V1__JobFamily *f = job_family(job);
+	return f && i < f->n_children ? f->children[i] : NULL;
 }
 
 NQ_API size_t nq_job_parent_result_count(const nq_job *job)
 {
-	const Nq__V1__Job *j = job_pb(job);
-	return j ? j->n_parent_results : 0;
+	const Nq__V1__JobFamily *f = job_family(job);
+	return f ? f->n_parent_results : 0;
 }
 
 NQ_API const void *nq_job_parent_result(
     const nq_job *job, size_t i, const char **id, nq_state *state, size_t *len)
 {
-	const Nq__V1__Job *j = job_pb(job);
+	const Nq__V1__JobFamily *f = job_family(job);
 	const Nq__V1__ParentResult *r =
-	    j && i < j->n_parent_results ? j->parent_results[i] : NULL;
+	    f && i < f->n_parent_results ? f->parent_results[i] : NULL;
 	if (id)
 		*id = r ? r->id : NULL;
 	if (state)

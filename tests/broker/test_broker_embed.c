@@ -855,13 +855,17 @@ static void test_embed_depends_diamond_runs_in_order(void **st)
 	Nq__V1__JobSpec *specs[] = {&s[0], &s[1], &s[2], &s[3]};
 	uint32_t on_a[] = {0}, on_bc[] = {1, 2};
 	char ran[4][NQ_ID_MAX];
-	for (int i = 0; i < 4; i++)
+	Nq__V1__Dependencies d[4];
+	for (int i = 0; i < 4; i++) {
 		nq__v1__job_spec__init(&s[i]);
-	s[1].depends_on_index = s[2].depends_on_index = on_a;
-	s[1].n_depends_on_index = s[2].n_depends_on_index = 1;
-	s[3].depends_on_index = on_bc;
-	s[3].n_depends_on_index = 2;
-	Nq__V1__Reply *r = enqueue_specs(f, specs, 4), *g, *d;
+		nq__v1__dependencies__init(&d[i]);
+		s[i].depends = &d[i];
+	}
+	d[1].depends_on_index = d[2].depends_on_index = on_a;
+	d[1].n_depends_on_index = d[2].n_depends_on_index = 1;
+	d[3].depends_on_index = on_bc;
+	d[3].n_depends_on_index = 2;
+	Nq__V1__Reply *r = enqueue_specs(f, specs, 4), *g, *fr;
 	char *id[4];
 	for (int i = 0; i < 4; i++) {
 		assert_null(r->enqueue->results[i]->status);
@@ -872,33 +876,33 @@ static void test_embed_depends_diamond_runs_in_order(void **st)
 	    run_all(f, NQ__V1__OUTCOME__OUTCOME_SUCCEEDED, ran), 1);
 	assert_string_equal(ran[0], id[0]);
 	Nq__V1__Job *a = get(f, id[0], &g);
-	assert_int_equal(a->n_children, 2);
-	assert_string_equal(a->children[0], id[1]);
-	assert_string_equal(a->children[1], id[2]);
+	assert_int_equal(a->family->n_children, 2);
+	assert_string_equal(a->family->children[0], id[1]);
+	assert_string_equal(a->family->children[1], id[2]);
 	nq__v1__reply__free_unpacked(g, NULL);
 	/* B succeeds; D still waits for C */
-	d = fetch(f, "q");
-	assert_int_equal(d->fetch->n_jobs, 2);
-	complete(f, d->fetch->jobs[0], NQ__V1__OUTCOME__OUTCOME_SUCCEEDED);
+	fr = fetch(f, "q");
+	assert_int_equal(fr->fetch->n_jobs, 2);
+	complete(f, fr->fetch->jobs[0], NQ__V1__OUTCOME__OUTCOME_SUCCEEDED);
 	Nq__V1__Job *dj = get(f, id[3], &g);
 	assert_int_equal(dj->state, NQ__V1__JOB_STATE__JOB_STATE_WAITING);
-	assert_int_equal(dj->waiting_on, 1);
+	assert_int_equal(dj->family->waiting_on, 1);
 	nq__v1__reply__free_unpacked(g, NULL);
-	complete(f, d->fetch->jobs[1], NQ__V1__OUTCOME__OUTCOME_SUCCEEDED);
-	nq__v1__reply__free_unpacked(d, NULL);
-	d = fetch(f, "q");
-	assert_int_equal(d->fetch->n_jobs, 1);
-	dj = d->fetch->jobs[0];
+	complete(f, fr->fetch->jobs[1], NQ__V1__OUTCOME__OUTCOME_SUCCEEDED);
+	nq__v1__reply__free_unpacked(fr, NULL);
+	fr = fetch(f, "q");
+	assert_int_equal(fr->fetch->n_jobs, 1);
+	dj = fr->fetch->jobs[0];
 	assert_string_equal(dj->id, id[3]);
-	assert_int_equal(dj->n_parent_results, 2);
+	assert_int_equal(dj->family->n_parent_results, 2);
 	for (size_t i = 0; i < 2; i++) {
-		assert_int_equal(dj->parent_results[i]->state,
+		assert_int_equal(dj->family->parent_results[i]->state,
 		    NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
 		assert_memory_equal(
-		    dj->parent_results[i]->result.data, "done", 4);
+		    dj->family->parent_results[i]->result.data, "done", 4);
 	}
-	assert_int_equal(dj->spec->n_depends_on, 2);
-	nq__v1__reply__free_unpacked(d, NULL);
+	assert_int_equal(dj->spec->depends->n_depends_on, 2);
+	nq__v1__reply__free_unpacked(fr, NULL);
 	nq__v1__reply__free_unpacked(r, NULL);
 }
 
@@ -910,14 +914,18 @@ static void test_embed_depends_failure_ends_children(void **st)
 	Nq__V1__JobSpec s[4];
 	Nq__V1__JobSpec *specs[] = {&s[0], &s[1], &s[2], &s[3]};
 	uint32_t on_b[] = {0}, on_d[] = {1};
-	for (int i = 0; i < 4; i++)
+	Nq__V1__Dependencies d[4];
+	for (int i = 0; i < 4; i++) {
 		nq__v1__job_spec__init(&s[i]);
+		nq__v1__dependencies__init(&d[i]);
+		s[i].depends = &d[i];
+	}
 	s[0].max_attempts = 1;
-	s[1].depends_on_index = s[3].depends_on_index = on_b;
-	s[1].n_depends_on_index = s[3].n_depends_on_index = 1;
-	s[2].depends_on_index = on_d;
-	s[2].n_depends_on_index = 1;
-	s[3].on_parent_failure = NQ__V1__PARENT_FAILURE__PARENT_FAILURE_RUN;
+	d[1].depends_on_index = d[3].depends_on_index = on_b;
+	d[1].n_depends_on_index = d[3].n_depends_on_index = 1;
+	d[2].depends_on_index = on_d;
+	d[2].n_depends_on_index = 1;
+	d[3].on_parent_failure = NQ__V1__PARENT_FAILURE__PARENT_FAILURE_RUN;
 	Nq__V1__Reply *r = enqueue_specs(f, specs, 4), *g, *q;
 	const char *b = r->enqueue->results[0]->id;
 	assert_int_equal(run_all(f, NQ__V1__OUTCOME__OUTCOME_FAILED, NULL), 1);
@@ -932,15 +940,17 @@ static void test_embed_depends_failure_ends_children(void **st)
 	q = fetch(f, "q");
 	assert_int_equal(q->fetch->n_jobs, 1);
 	assert_string_equal(q->fetch->jobs[0]->id, r->enqueue->results[3]->id);
-	assert_int_equal(q->fetch->jobs[0]->n_parent_results, 1);
-	assert_int_equal(q->fetch->jobs[0]->parent_results[0]->state,
+	assert_int_equal(q->fetch->jobs[0]->family->n_parent_results, 1);
+	assert_int_equal(q->fetch->jobs[0]->family->parent_results[0]->state,
 	    NQ__V1__JOB_STATE__JOB_STATE_DEAD);
 	nq__v1__reply__free_unpacked(q, NULL);
 	/* a child of a parent already dead ends at its enqueue */
 	Nq__V1__JobSpec late = NQ__V1__JOB_SPEC__INIT, *one[] = {&late};
+	Nq__V1__Dependencies dl = NQ__V1__DEPENDENCIES__INIT;
+	late.depends = &dl;
 	char *parents[] = {(char *)b};
-	late.depends_on = parents;
-	late.n_depends_on = 1;
+	dl.depends_on = parents;
+	dl.n_depends_on = 1;
 	q = enqueue_specs(f, one, 1);
 	assert_null(q->enqueue->results[0]->status);
 	assert_int_equal(
@@ -955,25 +965,27 @@ static void test_embed_depends_bad_input_stores_nothing(void **st)
 {
 	fixture *f = *st;
 	Nq__V1__JobSpec s = NQ__V1__JOB_SPEC__INIT, *one[] = {&s};
+	Nq__V1__Dependencies ds = NQ__V1__DEPENDENCIES__INIT;
+	s.depends = &ds;
 	char *unknown[] = {"0190f5a2b3c4d5e6"}, *bad[] = {"xyz"};
 	uint32_t ahead[] = {0};
 	Nq__V1__Reply *r, *keep;
-	s.depends_on = unknown;
-	s.n_depends_on = 1;
+	ds.depends_on = unknown;
+	ds.n_depends_on = 1;
 	r = enqueue_specs(f, one, 1);
 	assert_int_equal(
 	    r->enqueue->results[0]->status->code, NQ__V1__CODE__NOT_FOUND);
 	assert_non_null(strstr(r->enqueue->results[0]->status->message,
 	    "0190f5a2b3c4d5e6 not found"));
 	nq__v1__reply__free_unpacked(r, NULL);
-	s.depends_on = bad;
+	ds.depends_on = bad;
 	r = enqueue_specs(f, one, 1);
 	assert_int_equal(r->enqueue->results[0]->status->code,
 	    NQ__V1__CODE__INVALID_ARGUMENT);
 	nq__v1__reply__free_unpacked(r, NULL);
-	s.n_depends_on = 0;
-	s.depends_on_index = ahead;
-	s.n_depends_on_index = 1;
+	ds.n_depends_on = 0;
+	ds.depends_on_index = ahead;
+	ds.n_depends_on_index = 1;
 	r = enqueue_specs(f, one, 1);
 	assert_int_equal(r->enqueue->results[0]->status->code,
 	    NQ__V1__CODE__INVALID_ARGUMENT);
@@ -981,9 +993,9 @@ static void test_embed_depends_bad_input_stores_nothing(void **st)
 	    strstr(r->enqueue->results[0]->status->message, "earlier job"));
 	nq__v1__reply__free_unpacked(r, NULL);
 	char *a = enqueue(f, "q", 0), *twice[] = {a, a};
-	s.n_depends_on_index = 0;
-	s.depends_on = twice;
-	s.n_depends_on = 2;
+	ds.n_depends_on_index = 0;
+	ds.depends_on = twice;
+	ds.n_depends_on = 2;
 	r = enqueue_specs(f, one, 1);
 	assert_non_null(
 	    strstr(r->enqueue->results[0]->status->message, "twice"));
@@ -993,7 +1005,7 @@ static void test_embed_depends_bad_input_stores_nothing(void **st)
 	assert_int_equal(q->waiting, 0);
 	nq__v1__reply__free_unpacked(keep, NULL);
 	Nq__V1__Job *pa = get(f, a, &keep);
-	assert_int_equal(pa->n_children, 0);
+	assert_null(pa->family);
 	nq__v1__reply__free_unpacked(keep, NULL);
 	free(a);
 }
@@ -1007,10 +1019,13 @@ static void test_embed_depends_chain_all_or_none(void **st)
 	Nq__V1__JobSpec *specs[] = {&s[0], &s[1], &s[2]};
 	uint32_t before[] = {0, 0, 1};
 	Nq__V1__Reply *r, *keep;
+	Nq__V1__Dependencies d[3];
 	for (int i = 0; i < 3; i++) {
 		nq__v1__job_spec__init(&s[i]);
-		s[i].depends_on_index = &before[i];
-		s[i].n_depends_on_index = i > 0;
+		nq__v1__dependencies__init(&d[i]);
+		s[i].depends = &d[i];
+		d[i].depends_on_index = &before[i];
+		d[i].n_depends_on_index = i > 0;
 	}
 	s[2].queue = "bad queue";
 	r = enqueue_request(f, specs, 3, true);
@@ -1050,10 +1065,13 @@ static void test_embed_depends_survive_a_restart(void **st)
 	Nq__V1__JobSpec *specs[] = {&s[0], &s[1]};
 	uint32_t on_a[] = {0};
 	Nq__V1__Reply *keep;
+	Nq__V1__Dependencies d[2];
 	nq__v1__job_spec__init(&s[0]);
 	nq__v1__job_spec__init(&s[1]);
-	s[1].depends_on_index = on_a;
-	s[1].n_depends_on_index = 1;
+	nq__v1__dependencies__init(&d[1]);
+	s[1].depends = &d[1];
+	d[1].depends_on_index = on_a;
+	d[1].n_depends_on_index = 1;
 	Nq__V1__Reply *r = enqueue_specs(f, specs, 2);
 	broker_embed_close(f->e);
 	assert_int_equal(broker_embed_open(&f->e, f->dir), 0);

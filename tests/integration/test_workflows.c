@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,49 @@ static void test_workflows_chain_runs_link_by_link(void **state)
 	itest_pass(e);
 }
 
+/* Chains through broker SIGKILLs: every link succeeds, none starts
+ * before its parent finished, and none is left waiting. */
+static void test_workflows_chains_survive_broker_kills(void **state)
+{
+	enum { CHAINS = 3, LINKS = 30 };
+	itest_env *e = *state;
+	itest_proc *w;
+	nq_client *c;
+	nq_enqueue_result res[CHAINS][LINKS];
+	nq_job_spec specs[LINKS];
+	const char *flags[] = {"--queues", "q", "--handler",
+	    "emit=sleep 0.05; cat", "--concurrency", "4", NULL};
+	itest_qstats qs;
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	for (int i = 0; i < LINKS; i++)
+		specs[i] = (nq_job_spec){.queue = "q", .type = "emit"};
+	for (int k = 0; k < CHAINS; k++)
+		assert_int_equal(nq_enqueue_chain(c, specs, LINKS, res[k]), 0);
+	assert_int_equal(itest_worker_start(e, flags, &w), 0);
+	for (int i = 0; i < 3; i++) {
+		itest_sleep_ms(300);
+		assert_int_equal(itest_broker_stop(e, SIGKILL, NULL), 0);
+		assert_int_equal(itest_broker_start(e, NULL), 0);
+	}
+	for (int k = 0; k < CHAINS; k++) {
+		uint64_t before = 0;
+		for (int i = 0; i < LINKS; i++) {
+			nq_job *job;
+			assert_int_equal(itest_wait_state(c, res[k][i].id,
+			                     NQ_STATE_SUCCEEDED, 60000, &job),
+			    0);
+			assert_true(nq_job_started_us(job) >= before);
+			before = nq_job_finished_us(job);
+			nq_job_free(job);
+		}
+	}
+	assert_int_equal(itest_queue_stats(c, "q", &qs, NULL), 0);
+	assert_int_equal(qs.waiting, 0);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -158,6 +202,9 @@ int main(void)
 	        itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_workflows_chain_runs_link_by_link, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_workflows_chains_survive_broker_kills, itest_setup,
 	        itest_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -882,7 +882,9 @@ static char *dep_parents[] = {NQT_ID, NQT_ID2};
 static uint32_t dep_index[] = {NQT_DEP_INDEX};
 static char *dep_children[] = {NQT_ID2};
 static Nq__V1__JobSpec spec_depends = NQ__V1__JOB_SPEC__INIT;
+static Nq__V1__Dependencies depends = NQ__V1__DEPENDENCIES__INIT;
 static Nq__V1__Job job_depends = NQ__V1__JOB__INIT;
+static Nq__V1__JobFamily family = NQ__V1__JOB_FAMILY__INIT;
 static Nq__V1__ParentResult parent_result = NQ__V1__PARENT_RESULT__INIT;
 static Nq__V1__ParentResult parent_dropped = NQ__V1__PARENT_RESULT__INIT;
 static Nq__V1__ParentResult *parent_results[] = {
@@ -896,18 +898,19 @@ static Nq__V1__Request req_chain;
 static void build_depends_samples(void)
 {
 	spec_depends = spec;
-	spec_depends.n_depends_on = COUNT(dep_parents);
-	spec_depends.depends_on = dep_parents;
-	spec_depends.on_parent_failure =
-	    NQ__V1__PARENT_FAILURE__PARENT_FAILURE_RUN;
-	spec_depends.n_depends_on_index = COUNT(dep_index);
-	spec_depends.depends_on_index = dep_index;
+	depends.n_depends_on = COUNT(dep_parents);
+	depends.depends_on = dep_parents;
+	depends.on_parent_failure = NQ__V1__PARENT_FAILURE__PARENT_FAILURE_RUN;
+	depends.n_depends_on_index = COUNT(dep_index);
+	depends.depends_on_index = dep_index;
+	spec_depends.depends = &depends;
 	job_depends = job;
 	job_depends.spec = &spec_depends;
 	job_depends.state = NQ__V1__JOB_STATE__JOB_STATE_WAITING;
-	job_depends.n_children = COUNT(dep_children);
-	job_depends.children = dep_children;
-	job_depends.waiting_on = NQT_DEP_WAITING_ON;
+	job_depends.family = &family;
+	family.n_children = COUNT(dep_children);
+	family.children = dep_children;
+	family.waiting_on = NQT_DEP_WAITING_ON;
 	parent_result.id = NQT_ID;
 	parent_result.state = NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED;
 	parent_result.result = (ProtobufCBinaryData){
@@ -915,8 +918,8 @@ static void build_depends_samples(void)
 	parent_dropped.id = NQT_ID2;
 	parent_dropped.state = NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED;
 	parent_dropped.result_dropped = true;
-	job_depends.n_parent_results = COUNT(parent_results);
-	job_depends.parent_results = parent_results;
+	family.n_parent_results = COUNT(parent_results);
+	family.parent_results = parent_results;
 	event_dependency.seq = NQT_EVENT_SEQ;
 	event_dependency.kind = "dependency_failed";
 	event_dependency.id = NQT_ID;
@@ -1061,6 +1064,8 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
     &nq__v1__unique__descriptor,
     &nq__v1__job__descriptor,
     &nq__v1__parent_result__descriptor,
+    &nq__v1__dependencies__descriptor,
+    &nq__v1__job_family__descriptor,
     &nq__v1__queue_config__descriptor,
     &nq__v1__job_lease_patch__descriptor,
     &nq__v1__job_success_patch__descriptor,

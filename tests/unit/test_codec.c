@@ -855,13 +855,13 @@ static void fx_job_spec_schedule(const ProtobufCMessage *m)
 static void check_spec_depends(const Nq__V1__JobSpec *s)
 {
 	check_spec_fields(s);
-	assert_int_equal(s->n_depends_on, 2);
-	assert_string_equal(s->depends_on[0], NQT_ID);
-	assert_string_equal(s->depends_on[1], NQT_ID2);
-	assert_int_equal(
-	    s->on_parent_failure, NQ__V1__PARENT_FAILURE__PARENT_FAILURE_RUN);
-	assert_int_equal(s->n_depends_on_index, 1);
-	assert_int_equal(s->depends_on_index[0], NQT_DEP_INDEX);
+	assert_int_equal(s->depends->n_depends_on, 2);
+	assert_string_equal(s->depends->depends_on[0], NQT_ID);
+	assert_string_equal(s->depends->depends_on[1], NQT_ID2);
+	assert_int_equal(s->depends->on_parent_failure,
+	    NQ__V1__PARENT_FAILURE__PARENT_FAILURE_RUN);
+	assert_int_equal(s->depends->n_depends_on_index, 1);
+	assert_int_equal(s->depends->depends_on_index[0], NQT_DEP_INDEX);
 }
 
 static void fx_job_spec_depends(const ProtobufCMessage *m)
@@ -874,16 +874,16 @@ static void fx_job_depends(const ProtobufCMessage *m)
 	const Nq__V1__Job *j = (const void *)m;
 	check_spec_depends(j->spec);
 	assert_int_equal(j->state, NQ__V1__JOB_STATE__JOB_STATE_WAITING);
-	assert_int_equal(j->n_children, 1);
-	assert_string_equal(j->children[0], NQT_ID2);
-	assert_int_equal(j->waiting_on, NQT_DEP_WAITING_ON);
-	assert_int_equal(j->n_parent_results, 2);
-	assert_true(j->parent_results[1]->result_dropped);
-	assert_string_equal(j->parent_results[0]->id, NQT_ID);
-	assert_int_equal(j->parent_results[0]->state,
+	assert_int_equal(j->family->n_children, 1);
+	assert_string_equal(j->family->children[0], NQT_ID2);
+	assert_int_equal(j->family->waiting_on, NQT_DEP_WAITING_ON);
+	assert_int_equal(j->family->n_parent_results, 2);
+	assert_true(j->family->parent_results[1]->result_dropped);
+	assert_string_equal(j->family->parent_results[0]->id, NQT_ID);
+	assert_int_equal(j->family->parent_results[0]->state,
 	    NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
-	assert_memory_equal(j->parent_results[0]->result.data, NQT_DEP_RESULT,
-	    sizeof NQT_DEP_RESULT - 1);
+	assert_memory_equal(j->family->parent_results[0]->result.data,
+	    NQT_DEP_RESULT, sizeof NQT_DEP_RESULT - 1);
 }
 
 static void fx_job_event_dependency_failed(const ProtobufCMessage *m)
