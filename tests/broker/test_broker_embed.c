@@ -1056,6 +1056,31 @@ static void test_embed_depends_chain_all_or_none(void **st)
 	nq__v1__reply__free_unpacked(r, NULL);
 }
 
+/* A waiting job has not started: a unique key of scope queued still
+ * returns it to a repeat. */
+static void test_embed_depends_waiting_job_holds_a_queued_key(void **st)
+{
+	fixture *f = *st;
+	char *a = enqueue(f, "q", 0), *parents[] = {a};
+	Nq__V1__JobSpec s = NQ__V1__JOB_SPEC__INIT, *one[] = {&s};
+	Nq__V1__Dependencies ds = NQ__V1__DEPENDENCIES__INIT;
+	Nq__V1__Unique u = NQ__V1__UNIQUE__INIT;
+	u.scope = NQ__V1__UNIQUE_SCOPE__UNIQUE_SCOPE_QUEUED;
+	ds.depends_on = parents;
+	ds.n_depends_on = 1;
+	s.depends = &ds;
+	s.idempotency_key = "k";
+	s.unique = &u;
+	Nq__V1__Reply *r1 = enqueue_specs(f, one, 1);
+	Nq__V1__Reply *r2 = enqueue_specs(f, one, 1);
+	assert_true(r2->enqueue->results[0]->duplicate);
+	assert_string_equal(
+	    r2->enqueue->results[0]->id, r1->enqueue->results[0]->id);
+	nq__v1__reply__free_unpacked(r1, NULL);
+	nq__v1__reply__free_unpacked(r2, NULL);
+	free(a);
+}
+
 /* The jobs with children are known again after a restart, from the
  * records: the parent's success still releases its child. */
 static void test_embed_depends_survive_a_restart(void **st)
@@ -1132,6 +1157,9 @@ int main(void)
 	        test_embed_depends_survive_a_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_depends_chain_all_or_none, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_depends_waiting_job_holds_a_queued_key, setup,
+	        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
