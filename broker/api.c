@@ -245,6 +245,35 @@ void broker_op_prepack(broker_op *op)
 	}
 }
 
+static const nqi_policy *policy_for(
+    broker *b, int qi, const Nq__V1__JobSpec *spec)
+{
+	return qi >= 0 ? broker_policy_of(b, &b->core.index.queues[qi])
+	               : broker_policy_named(b, spec->queue);
+}
+
+/* What the queue's policy, its depth and the parents say of a valid spec
+ * of queue qi: NULL when it may be stored, else the refusal (in why, its
+ * status in *err; NQ_ESTORE or NQ_ENOMEM fail the group). d gets the
+ * parents. */
+static const char *admit(broker *b, const Nq__V1__JobSpec *spec, int qi,
+    const nqi_policy *pol, broker_deps *d, int *err, char *why, size_t len)
+{
+	*err = NQ_EPRECOND;
+	if (broker_policy_refuses(pol, spec, why, len))
+		return why;
+	*err = NQ_EEXHAUSTED;
+	if (queue_full(b, qi, pol))
+		return snprintf(why, len,
+		           "queue %s is at its max depth; retry later",
+		           spec->queue),
+		       why;
+	*err = NQ_OK;
+	return broker_nparents(spec)
+	           ? broker_deps_check(b, spec, d, err, why, len)
+	           : NULL;
+}
+
 int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
     const ProtobufCBinaryData *packed, Nq__V1__EnqueueResult *res,
     uint64_t now_us)
@@ -268,19 +297,13 @@ int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 		return NQ_OK;
 	}
 	int qi = broker_queue_find(&b->core.index, spec->queue);
-	const nqi_policy *pol =
-	    qi >= 0 ? broker_policy_of(b, &b->core.index.queues[qi])
-	            : broker_policy_named(b, spec->queue);
-	if (broker_policy_refuses(pol, spec, why, sizeof why)) {
-		res->status = broker_status_new(b, NQ_EPRECOND, why);
-		return NQ_OK;
-	}
-	if (queue_full(b, qi, pol)) {
-		snprintf(why, sizeof why,
-		    "queue %s is at its max depth; retry "
-		    "later",
-		    spec->queue);
-		res->status = broker_status_new(b, NQ_EEXHAUSTED, why);
+	const nqi_policy *pol = policy_for(b, qi, spec);
+	broker_deps deps = {NULL, 0};
+	int err;
+	if ((bad = admit(b, spec, qi, pol, &deps, &err, why, sizeof why))) {
+		if (err == NQ_ESTORE || err == NQ_ENOMEM)
+			return err;
+		res->status = broker_status_new(b, err, bad);
 		return NQ_OK;
 	}
 	id = next_id(b);
@@ -296,7 +319,8 @@ int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 		b->core.packed_spec = spec;
 		b->core.packed_spec_bytes = *packed;
 	}
-	int rv = broker_job_requeue(b, job, job->run_at_us);
+	int rv = deps.n ? broker_deps_enqueue(b, job, &deps)
+	                : broker_job_requeue(b, job, job->run_at_us);
 	b->core.packed_spec = NULL;
 	if (rv == 0 && (spec->deadline_us || spec->finish_within_ms))
 		rv = broker_deadline_add(b, job);
@@ -313,6 +337,116 @@ int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 	broker_event(b, BROKER_EV_ENQUEUED, job, NULL);
 	if (spec->replay_of[0])
 		broker_event(b, BROKER_EV_REPLAYED, job, NULL);
+	return NQ_OK;
+}
+
+/*
+ * A chain in one request: the spec's depends_on_index (positions of
+ * earlier jobs of the request) become ids in its depends_on. NULL, or the
+ * refusal (why, *err), when a position is not an earlier job or names one
+ * that was refused: the chain stops there.
+ */
+static const char *chain_ids(broker *b, Nq__V1__JobSpec *spec,
+    const Nq__V1__EnqueueResult *res, size_t i, int *err, char *why, size_t len)
+{
+	Nq__V1__Dependencies *dep = spec->depends;
+	size_t n = dep->n_depends_on, k = dep->n_depends_on_index;
+	char **ids = nqi_arena_alloc(&b->core.arena, (n + k) * sizeof *ids);
+	*err = NQ_EINVAL;
+	if (!ids) {
+		*err = NQ_ENOMEM;
+		return "broker out of memory";
+	}
+	if (n)
+		memcpy(ids, dep->depends_on, n * sizeof *ids);
+	for (size_t j = 0; j < k; j++) {
+		uint32_t at = dep->depends_on_index[j];
+		if (at >= i)
+			return snprintf(why, len,
+			           "depends_on_index %u of job %zu must name "
+			           "an "
+			           "earlier job of the request",
+			           at, i),
+			       why;
+		if (res[at].status || !res[at].id) {
+			*err = NQ_EPRECOND;
+			return snprintf(why, len,
+			           "job %u of the request, which job %zu "
+			           "depends on, was refused",
+			           at, i),
+			       why;
+		}
+		ids[n + j] = res[at].id;
+	}
+	dep->depends_on = ids;
+	dep->n_depends_on = n + k;
+	dep->n_depends_on_index = 0;
+	return NULL;
+}
+
+/* Enqueues job i of the request: res[0..i) are the results so far. */
+static int enqueue_at(broker *b, broker_op *op, Nq__V1__EnqueueResult *res,
+    size_t i, uint64_t now)
+{
+	char why[200];
+	int err;
+	Nq__V1__JobSpec *spec = op->req->enqueue->jobs[i];
+	const ProtobufCBinaryData *packed = op->specs ? &op->specs[i] : NULL;
+	if (spec->depends && spec->depends->n_depends_on_index) {
+		const char *bad =
+		    chain_ids(b, spec, res, i, &err, why, sizeof why);
+		if (bad && err == NQ_ENOMEM)
+			return err;
+		if (bad) {
+			res[i].status = broker_status_new(b, err, bad);
+			return NQ_OK;
+		}
+		packed = NULL; /* the spec changed */
+	}
+	return broker_enqueue_one(b, spec, packed, &res[i], now);
+}
+
+/*
+ * An all-or-none request: every spec is checked before any is stored
+ * (depends_on_index only names earlier jobs of it). A refusal is answered
+ * in every result, and nothing is stored. *refused: so.
+ */
+static int check_all(
+    broker *b, broker_op *op, Nq__V1__EnqueueResult *res, bool *refused)
+{
+	Nq__V1__EnqueueRequest *req = op->req->enqueue;
+	char why[400];
+	int err = NQ_OK;
+	const char *bad = NULL;
+	size_t i;
+	*refused = false;
+	for (i = 0; !bad && i < req->n_jobs; i++) {
+		Nq__V1__JobSpec *s = req->jobs[i];
+		broker_deps d;
+		for (size_t k = 0;
+		     s->depends && k < s->depends->n_depends_on_index; k++)
+			if (s->depends->depends_on_index[k] >= i)
+				bad = "depends_on_index must name an earlier "
+				      "job of the request";
+		err = NQ_EINVAL;
+		if (!bad)
+			bad = validate_spec(b, s, why, sizeof why);
+		int qi = broker_queue_find(&b->core.index, s->queue);
+		if (!bad)
+			bad = admit(b, s, qi, policy_for(b, qi, s), &d, &err,
+			    why, sizeof why);
+	}
+	if (!bad)
+		return NQ_OK;
+	if (err == NQ_ESTORE || err == NQ_ENOMEM)
+		return err;
+	*refused = true;
+	for (size_t k = 0; k < req->n_jobs; k++)
+		res[k].status = k == i - 1
+		                    ? broker_status_new(b, err, bad)
+		                    : broker_status_new(b, NQ_EPRECOND,
+		                          "not enqueued: another job of this "
+		                          "all-or-none request was refused");
 	return NQ_OK;
 }
 
@@ -340,14 +474,16 @@ int broker_on_enqueue(broker *b, broker_op *op)
 		return NQ_ENOMEM;
 	*rep = rinit;
 	uint64_t now = nqi_now_us();
+	bool refused = false;
 	for (size_t i = 0; i < n; i++) {
 		res[i] = init;
 		ptrs[i] = &res[i];
-		int rv = broker_enqueue_one(b, req->jobs[i],
-		    op->specs ? &op->specs[i] : NULL, &res[i], now);
-		if (rv != 0)
-			return rv;
 	}
+	int rv = req->all_or_none ? check_all(b, op, res, &refused) : NQ_OK;
+	for (size_t i = 0; rv == 0 && !refused && i < n; i++)
+		rv = enqueue_at(b, op, res, i, now);
+	if (rv != 0)
+		return rv;
 	rep->n_results = n;
 	rep->results = ptrs;
 	return BROKER_ANSWER(b, op, ENQUEUE, enqueue, rep);
@@ -509,7 +645,7 @@ static int cancel_one(broker *b, Nq__V1__Job *job, bool *done)
 {
 	int st = (int)job->state;
 	*done = st == NQ_STATE_READY || st == NQ_STATE_SCHEDULED ||
-	        st == NQ_STATE_LEASED;
+	        st == NQ_STATE_LEASED || st == NQ_STATE_WAITING;
 	if (st == NQ_STATE_LEASED)
 		return broker_cancel_leased(b, job);
 	if (!*done)
@@ -561,9 +697,10 @@ static const char *cancel_bulk_check(const Nq__V1__CancelRequest *c)
 		return "a cancel names a job id, or a queue and a state";
 	if (c->state != NQ__V1__JOB_STATE__JOB_STATE_READY &&
 	    c->state != NQ__V1__JOB_STATE__JOB_STATE_SCHEDULED &&
-	    c->state != NQ__V1__JOB_STATE__JOB_STATE_LEASED)
-		return "a cancel in bulk takes state ready, scheduled or "
-		       "leased";
+	    c->state != NQ__V1__JOB_STATE__JOB_STATE_LEASED &&
+	    c->state != NQ__V1__JOB_STATE__JOB_STATE_WAITING)
+		return "a cancel in bulk takes state ready, scheduled, "
+		       "waiting or leased";
 	return NULL;
 }
 
@@ -616,8 +753,8 @@ int broker_on_cancel(broker *b, broker_op *op)
 	rv = cancel_one(b, job, &done);
 	if (!done)
 		broker_set_status(b, op, NQ_EPRECOND,
-		    "job %s is %s; only scheduled, ready or leased jobs can "
-		    "be canceled",
+		    "job %s is %s; only scheduled, ready, waiting or leased "
+		    "jobs can be canceled",
 		    job->id, nq_state_name((nq_state)st));
 	reply_job(b, op, job, NQ__V1__REPLY__BODY_CANCEL);
 	broker_finish(b, op);

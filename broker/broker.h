@@ -248,6 +248,7 @@ typedef enum broker_event_kind {
 	BROKER_EV_LIMIT_REACHED,
 	BROKER_EV_LIMIT_CLEARED,
 	BROKER_EV_PROGRESS, /* a job's progress, at most one a second */
+	BROKER_EV_DEPENDENCY_FAILED, /* a waiting job's parent failed */
 	BROKER_EV_COUNT
 } broker_event_kind;
 
@@ -348,6 +349,10 @@ typedef struct broker_index {
 	uint64_t *stale;
 	size_t nstale, capstale;
 	size_t ngrouped; /* queues whose gate.grouped is set */
+	/* jobs not yet ended that have children (deps.c): open addressing,
+	 * 0 empty. nparents 0 is all a job without children pays. */
+	uint64_t *parents;
+	size_t nparents, capparents;
 } broker_index;
 
 int broker_index_init(broker_index *x);
@@ -402,6 +407,18 @@ broker_lease *broker_lease_find(broker_index *x, uint64_t id);
 void broker_lease_del(broker_index *x, uint64_t id);
 /* Counter of a stored state within a queue (NULL for unknown states). */
 uint64_t *broker_queue_count(broker_queue *q, int state);
+
+/* deps.c: dependencies (depends_on). The set of jobs with children is
+ * rebuilt at recovery from the records (Job.children). */
+int broker_parent_add(broker_index *x, uint64_t id);
+bool broker_parent_has(const broker_index *x, uint64_t id);
+void broker_parents_clear(broker_index *x);
+/* Whether job id has children waiting on it: its success must go through
+ * broker_job_finish. One compare while no job has children. */
+static inline bool broker_is_parent(const broker_index *x, uint64_t id)
+{
+	return x->nparents && broker_parent_has(x, id);
+}
 
 /* okey.c: ordering keys */
 uint64_t broker_okey_hash(const char *queue, const char *key);
@@ -478,6 +495,11 @@ struct broker {
 		uint64_t last_id;
 		uint64_t next_sweep_ms;
 		uint64_t jobs_stored;
+		/* deps.c: children still to tell of a parent's end, so that
+		 * a long chain failing ends without recursion */
+		struct broker_dep_item *dep_work;
+		size_t ndep_work, capdep_work;
+		bool dep_busy;
 		uint32_t dead_pipes[BROKER_DEAD_PIPES];
 		struct {
 			uint32_t pipe_id;
@@ -736,6 +758,36 @@ uint64_t broker_job_finish_by(const Nq__V1__Job *job);
  * (and one due at once for a cancel left unfinished); the sweep looks at
  * the job again then. */
 int broker_deadline_add(broker *b, const Nq__V1__Job *job);
+/* deps.c: the parents a new job's spec names, checked (NULL) or what is
+ * wrong (in why, *err its status); broker_deps_enqueue then stores the
+ * new job waiting on them (or ready, when each has ended already) and
+ * names it in each parent's record. broker_deps_ended tells the children
+ * of a job that ended in job->state, in the same group: released,
+ * waiting on fewer, or ended dependency_failed (and theirs after them). */
+/* The parents a spec names (depends_on), and the family of a job; a job
+ * without dependencies has neither message. */
+static inline size_t broker_nparents(const Nq__V1__JobSpec *s)
+{
+	return s->depends ? s->depends->n_depends_on : 0;
+}
+static inline size_t broker_nchildren(const Nq__V1__Job *j)
+{
+	return j->family ? j->family->n_children : 0;
+}
+typedef struct broker_dep_item {
+	uint64_t child;
+	const char *parent; /* id; lives for the group */
+	int state;          /* the parent's end */
+	ProtobufCBinaryData result;
+} broker_dep_item;
+typedef struct broker_deps {
+	Nq__V1__Job **parents; /* in the group arena */
+	size_t n;
+} broker_deps;
+const char *broker_deps_check(broker *b, const Nq__V1__JobSpec *spec,
+    broker_deps *d, int *err, char *why, size_t len);
+int broker_deps_enqueue(broker *b, Nq__V1__Job *job, const broker_deps *d);
+int broker_deps_ended(broker *b, const Nq__V1__Job *job);
 /* work.c: ends a job that waits (ready or scheduled) in state: canceled,
  * expired, or dead (its dead_reason set), with its event. in_heap: its
  * ready heap entry is still there (and goes stale). */

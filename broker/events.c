@@ -35,6 +35,7 @@ static const char *const kind_names[BROKER_EV_COUNT] = {
     "limit_reached",
     "limit_cleared",
     "progress",
+    "dependency_failed",
 };
 
 bool broker_events_wanted(broker *b)

@@ -37,6 +37,7 @@ void broker_index_fini(broker_index *x)
 	free(x->leases);
 	free(x->lease_slots);
 	free(x->stale);
+	free(x->parents);
 	broker_okeys_clear(x);
 	free(x->okeys);
 	memset(x, 0, sizeof *x);
@@ -87,6 +88,8 @@ uint64_t *broker_queue_count(broker_queue *q, int state)
 		return &q->canceled;
 	case NQ_STATE_EXPIRED:
 		return &q->expired;
+	case NQ_STATE_WAITING:
+		return &q->waiting;
 	default:
 		return NULL;
 	}

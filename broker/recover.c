@@ -23,6 +23,7 @@ static void index_clear(broker_index *x)
 	x->ndeadlines = 0;
 	x->nleases = 0;
 	x->nstale = 0; /* the heaps are rebuilt from the records */
+	broker_parents_clear(x);
 	broker_okeys_clear(x);
 	memset(x->lease_slots, 0, x->nslots * sizeof *x->lease_slots);
 }
@@ -138,7 +139,9 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 			rv = broker_okey_take(&b->core.index, okey);
 	}
 	bool live = state == NQ_STATE_READY || state == NQ_STATE_SCHEDULED ||
-	            state == NQ_STATE_LEASED;
+	            state == NQ_STATE_LEASED || state == NQ_STATE_WAITING;
+	if (rv == 0 && live && broker_nchildren(job))
+		rv = broker_parent_add(&b->core.index, id);
 	if (rv == 0 && live &&
 	    (job->spec->deadline_us || job->spec->finish_within_ms ||
 	        job->cancel_requested))

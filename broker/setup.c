@@ -74,6 +74,7 @@ void broker_fini(broker *b)
 	free(b->snap.queues);
 	free(b->dlq.group_dead);
 	free(b->ev.list);
+	free(b->core.dep_work);
 	nqi_auth_free(b->auth);
 	b->auth = NULL;
 	free(b->cfg.dlq_token);

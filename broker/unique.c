@@ -21,7 +21,8 @@
 static bool scope_holds(int scope, const Nq__V1__Job *job)
 {
 	int st = (int)job->state;
-	bool waiting = st == NQ_STATE_SCHEDULED || st == NQ_STATE_READY;
+	bool waiting = st == NQ_STATE_SCHEDULED || st == NQ_STATE_READY ||
+	               st == NQ_STATE_WAITING;
 	bool queued = waiting && job->attempt == 0;
 	switch (scope) {
 	case NQ__V1__UNIQUE_SCOPE__UNIQUE_SCOPE_QUEUED:

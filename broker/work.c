@@ -1050,7 +1050,8 @@ static bool plain_success(broker *b, uint64_t id, const Nq__V1__Completion *c)
 {
 	return c->outcome == NQ__V1__OUTCOME__OUTCOME_SUCCEEDED &&
 	       c->result.len <= b->cfg.max_result && !broker_events_wanted(b) &&
-	       !broker_has_waiter(b, id) && !nqi_log_enabled(NQI_LOG_DEBUG);
+	       !broker_has_waiter(b, id) && !nqi_log_enabled(NQI_LOG_DEBUG) &&
+	       !broker_is_parent(&b->core.index, id);
 }
 
 /* Ends a lease as a plain success without reading the record: the lease
@@ -1325,7 +1326,8 @@ static int deadline_due(broker *b, uint64_t id, uint64_t now_us)
 		l->stop = true;
 		log_job("NQ-JOB-STOP", job, "deadline");
 	}
-	if (st != NQ_STATE_READY && st != NQ_STATE_SCHEDULED)
+	if (st != NQ_STATE_READY && st != NQ_STATE_SCHEDULED &&
+	    st != NQ_STATE_WAITING)
 		return NQ_OK;
 	int end = waiting_end(job, now_us);
 	return end ? broker_end_waiting(b, job, end, now_us, true) : NQ_OK;

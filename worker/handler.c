@@ -57,7 +57,8 @@ extern char **environ;
 /* The job variables; the worker's own environment never supplies them. */
 static const char *const job_vars[] = {"NQ_JOB_ID", "NQ_QUEUE", "NQ_TYPE",
     "NQ_ATTEMPT", "NQ_MAX_ATTEMPTS", "NQ_TRACEPARENT", "NQ_CONTENT_TYPE",
-    "NQ_PAYLOAD_REF", "NQ_SCHEMA_VERSION", "NQ_PROGRESS_FD"};
+    "NQ_PAYLOAD_REF", "NQ_SCHEMA_VERSION", "NQ_PROGRESS_FD",
+    "NQ_PARENT_RESULTS"};
 #define NJOB_VARS (sizeof job_vars / sizeof *job_vars)
 
 typedef struct job_env {
@@ -104,7 +105,7 @@ static void env_free(job_env *e)
 }
 
 /* The worker's environment, less any job variables, plus this job's. */
-static int env_build(job_env *e, const nq_job *job)
+static int env_build(job_env *e, const nq_job *job, const char *parents)
 {
 	size_t n = 0, total = 0;
 	char num[3][16];
@@ -136,6 +137,10 @@ static int env_build(job_env *e, const nq_job *job)
 		want--;
 	if (*ref)
 		env_add(e, &n, "NQ_PAYLOAD_REF", ref);
+	else
+		want--;
+	if (*parents)
+		env_add(e, &n, "NQ_PARENT_RESULTS", parents);
 	else
 		want--;
 	return e->nown == want ? 0 : ENOMEM;
@@ -337,6 +342,7 @@ static void run_command(const worker_handler *h, const nq_job *job, verdict *v,
 	job_env env = {0};
 	worker_payload blob = {0};
 	char *json = NULL;
+	char parents[4096] = "";
 	int rv;
 	if (!spec.timeout_ms)
 		spec.timeout_ms = WORKER_TIMEOUT_DEFAULT_MS;
@@ -358,7 +364,13 @@ static void run_command(const worker_handler *h, const nq_job *job, verdict *v,
 		goto done;
 	}
 	bool ran = false;
-	if ((rv = env_build(&env, job)) == 0) {
+	if ((rv = worker_parents_file(job, parents, sizeof parents)) != 0) {
+		v->reason = "parent_results";
+		snprintf(v->message, sizeof v->message,
+		    "cannot write the parents' results: %s", strerror(rv));
+		goto done;
+	}
+	if ((rv = env_build(&env, job, parents)) == 0) {
 		spec.envp = env.envp;
 		rv = run_tries(h, job, &spec, &r);
 		ran = rv == 0;
@@ -389,6 +401,8 @@ static void run_command(const worker_handler *h, const nq_job *job, verdict *v,
 	if (ran)
 		free(r.output);
 done:
+	if (parents[0])
+		unlink(parents);
 	env_free(&env);
 	free(json);
 	free(blob.data);

@@ -137,6 +137,11 @@ typedef struct worker_payload {
 int worker_payload_fetch(const nq_job *job, uint64_t timeout_ms,
     worker_payload *out, char *why, size_t why_len);
 
+/* parents.c: writes what the job's parents left (depends_on) to a new
+ * file as a JSON object {parent_id: result}, its name in path ("" when
+ * the job has none); the caller unlinks it. 0 or an errno. */
+int worker_parents_file(const nq_job *job, char *path, size_t len);
+
 /* ---- handler: jobs in, outcomes out ---- */
 
 typedef struct worker_stats {

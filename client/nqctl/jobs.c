@@ -37,6 +37,9 @@ typedef struct enqueue_flags {
 	const char *blob_dir; /* claim check */
 	uint64_t offload_above;
 	bool offload;
+	const char *after;             /* parents, comma-separated */
+	const char *on_parent_failure; /* cancel | run */
+	char *after_ids[64];           /* --after split (into after) */
 } enqueue_flags;
 
 static int check_id(const nqctl *x, const char *id)
@@ -213,6 +216,31 @@ static int deadline_us(const char *s, uint64_t *out)
 		return NQ_OK;
 	}
 	return nqctl_parse_time(s, out);
+}
+
+/* --after ID[,ID...] and --on-parent-failure: the job waits for them. */
+static int spec_after(const nqctl *x, enqueue_flags *f, nq_job_spec *spec)
+{
+	const size_t max = sizeof f->after_ids / sizeof *f->after_ids;
+	size_t n = 0;
+	if (f->on_parent_failure && strcmp(f->on_parent_failure, "run") &&
+	    strcmp(f->on_parent_failure, "cancel"))
+		return nqctl_usage_error(
+		    x, "--on-parent-failure must be cancel or run");
+	spec->run_on_parent_failure =
+	    f->on_parent_failure && strcmp(f->on_parent_failure, "run") == 0;
+	if (!f->after)
+		return NQI_CONTINUE;
+	for (char *p = (char *)f->after, *tok; (tok = strsep(&p, ","));) {
+		if (n == max || check_id(x, tok) != NQI_CONTINUE)
+			return nqctl_usage_error(x,
+			    "--after takes up to %zu job ids, comma-separated",
+			    max);
+		f->after_ids[n++] = tok;
+	}
+	spec->depends_on = (const char *const *)f->after_ids;
+	spec->n_depends_on = n;
+	return NQI_CONTINUE;
 }
 
 static int spec_schedule(
@@ -427,6 +455,14 @@ int nqctl_enqueue(nqctl *x, int argc, char **argv, int start)
 	        "wait until the job ends and print it; exit 1 unless it "
 	        "succeeded",
 	        false},
+	    {"after", NQI_OPT_STR, &f.after,
+	        "ID[,ID...]: wait (state waiting) until each of these jobs "
+	        "succeeded",
+	        false},
+	    {"on-parent-failure", NQI_OPT_STR, &f.on_parent_failure,
+	        "cancel (dependency_failed) | run: what a parent's failure "
+	        "does to it (cancel)",
+	        false},
 	    NQCTL_COMMON_OPTS(x),
 	};
 	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
@@ -438,6 +474,7 @@ int nqctl_enqueue(nqctl *x, int argc, char **argv, int start)
 	    (rc = check_name(x, "type", spec.type)) == NQI_CONTINUE &&
 	    (rc = spec_schedule(x, &f, &spec)) == NQI_CONTINUE &&
 	    (rc = spec_unique(x, &f, &spec)) == NQI_CONTINUE &&
+	    (rc = spec_after(x, &f, &spec)) == NQI_CONTINUE &&
 	    (rc = spec_limits(x, &f, &spec)) == NQI_CONTINUE &&
 	    (rc = spec_payload(x, &f, &spec, &payload)) == NQI_CONTINUE &&
 	    (rc = spec_offload(x, &f)) == NQI_CONTINUE) {
@@ -505,9 +542,9 @@ static int cancel_bulk(nqctl *x, const cancel_flags *f)
 		return nqctl_usage_error(
 		    x, "cancel takes a job ID, or --queue and --state");
 	if (st != NQ_STATE_READY && st != NQ_STATE_SCHEDULED &&
-	    st != NQ_STATE_LEASED)
+	    st != NQ_STATE_LEASED && st != NQ_STATE_WAITING)
 		return nqctl_usage_error(
-		    x, "--state must be ready, scheduled or leased");
+		    x, "--state must be ready, scheduled, waiting or leased");
 	if ((rc = check_name(x, "queue", f->queue)) != NQI_CONTINUE ||
 	    (f->type &&
 	        (rc = check_name(x, "type", f->type)) != NQI_CONTINUE) ||

@@ -149,6 +149,34 @@ static int add_control(json_t *o, const nq_job *job)
 	return bad | json_object_set_new(o, "progress", p);
 }
 
+/* n ids from at(job, i) as a JSON array; null when there are none. */
+static json_t *ids_json(
+    const nq_job *job, size_t n, const char *(*at)(const nq_job *job, size_t i))
+{
+	json_t *a = n ? json_array() : json_null();
+	for (size_t i = 0; a && i < n; i++)
+		if (json_array_append_new(a, text_or_null(at(job, i))) != 0) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+/* Dependencies: the parents (and how many it still waits for), the
+ * children. */
+static int add_deps(json_t *o, const nq_job *job)
+{
+	size_t n = nq_job_parent_count(job);
+	int bad = json_object_set_new(
+	    o, "parents", ids_json(job, n, nq_job_parent_id));
+	bad |= json_object_set_new(o, "waiting_on",
+	    nq_job_waiting_on(job) ? json_integer(nq_job_waiting_on(job))
+	                           : json_null());
+	bad |= json_object_set_new(o, "children",
+	    ids_json(job, nq_job_child_count(job), nq_job_child_id));
+	return bad;
+}
+
 /* The history: errors, end, times and the keys that came with the job. */
 /* The scope of a unique key; null for a job without one. */
 static int add_unique(json_t *o, const nq_job *job)
@@ -193,7 +221,8 @@ static int add_history(json_t *o, const nq_job *job)
 	    o, "group_key", text_or_null(nq_job_group_key(job)));
 	bad |= json_object_set_new(
 	    o, "schedule", text_or_null(nq_job_schedule(job)));
-	return bad | add_unique(o, job) | add_control(o, job);
+	return bad | add_unique(o, job) | add_control(o, job) |
+	       add_deps(o, job);
 }
 
 json_t *nqctl_job_json(const nq_job *job)

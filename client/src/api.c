@@ -79,9 +79,11 @@ static int check_spec(const nq_job_spec *s, size_t i, char *err)
 }
 
 /* Fills the wire form of a spec; it borrows every pointer of s, and
- * unique is its Unique when it sets a scope or a window. */
-static void spec_to_pb(
-    const nq_job_spec *s, Nq__V1__JobSpec *pb, Nq__V1__Unique *unique)
+ * unique is its Unique when it sets a scope or a window, dep its
+ * Dependencies when it has parents (before: the earlier job of its
+ * request it waits for, or NULL). */
+static void spec_to_pb(const nq_job_spec *s, Nq__V1__JobSpec *pb,
+    Nq__V1__Unique *unique, Nq__V1__Dependencies *dep, uint32_t *before)
 {
 	nq__v1__job_spec__init(pb);
 	pb->queue = str_in(s->queue);
@@ -111,6 +113,19 @@ static void spec_to_pb(
 	pb->payload_size = s->payload_size;
 	pb->payload_sha256 = str_in(s->payload_sha256);
 	pb->finish_within_ms = s->finish_within_ms;
+	if (before || (s->depends_on && s->n_depends_on) ||
+	    s->run_on_parent_failure) {
+		nq__v1__dependencies__init(dep);
+		dep->depends_on = (char **)s->depends_on;
+		dep->n_depends_on = s->depends_on ? s->n_depends_on : 0;
+		dep->on_parent_failure =
+		    s->run_on_parent_failure
+		        ? NQ__V1__PARENT_FAILURE__PARENT_FAILURE_RUN
+		        : NQ__V1__PARENT_FAILURE__PARENT_FAILURE_CANCEL;
+		dep->depends_on_index = before;
+		dep->n_depends_on_index = before ? 1 : 0;
+		pb->depends = dep;
+	}
 }
 
 static void result_from_pb(
@@ -130,8 +145,8 @@ static void result_from_pb(
 }
 
 /* Sends the packed specs and reads one result per spec. */
-static int enqueue_call(
-    nq_client *c, Nq__V1__JobSpec **pbs, size_t n, nq_enqueue_result *results)
+static int enqueue_call(nq_client *c, Nq__V1__JobSpec **pbs, size_t n,
+    nq_enqueue_result *results, bool all_or_none)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__EnqueueRequest body = NQ__V1__ENQUEUE_REQUEST__INIT;
@@ -139,6 +154,7 @@ static int enqueue_call(
 	nqi_arena *arena = NULL;
 	body.jobs = pbs;
 	body.n_jobs = n;
+	body.all_or_none = all_or_none;
 	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
 	req.enqueue = &body;
 	int rv = nqc_call_arena(
@@ -177,9 +193,13 @@ static void offload_settle(
 	}
 }
 
-NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
-    nq_enqueue_result *results)
+/* nq_enqueue_batch; chain: each job waits for the one before it, and the
+ * request is all or none. */
+static int enqueue_specs(nq_client *c, const nq_job_spec *specs, size_t n,
+    nq_enqueue_result *results, bool chain)
 {
+	uint32_t *before = NULL;
+	Nq__V1__Dependencies *dep = NULL;
 	Nq__V1__JobSpec *pb = NULL;
 	Nq__V1__JobSpec **pbs = NULL;
 	char **refs = NULL;
@@ -198,29 +218,49 @@ NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
 	pb = calloc(n, sizeof *pb);
 	pbs = calloc(n, sizeof *pbs);
 	uq = calloc(n, sizeof *uq);
+	dep = calloc(n, sizeof *dep);
+	before = chain ? calloc(n, sizeof *before) : NULL;
 	/* Without offloading, enqueues pay nothing for it. */
 	refs = c->blob_dir ? calloc(n, sizeof *refs) : NULL;
-	if (!pb || !pbs || !uq || (c->blob_dir && !refs)) {
+	if (!pb || !pbs || !uq || (c->blob_dir && !refs) ||
+	    (chain && !before)) {
 		rv = nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < n && rv == NQ_OK; i++) {
-		spec_to_pb(&specs[i], &pb[i], &uq[i]);
+		if (chain)
+			before[i] = (uint32_t)(i - 1);
+		spec_to_pb(&specs[i], &pb[i], &uq[i], &dep[i],
+		    chain && i > 0 ? &before[i] : NULL);
 		pbs[i] = &pb[i];
 		if (refs)
 			rv = nqc_offload(
 			    c, &specs[i], &pb[i], &refs[i], c->last_error);
 	}
 	if (rv == NQ_OK)
-		rv = enqueue_call(c, pbs, n, results);
+		rv = enqueue_call(c, pbs, n, results, chain);
 	if (refs)
 		offload_settle(refs, n, rv, results);
 out:
+	free(before);
+	free(dep);
 	free(pb);
 	free(pbs);
 	free(refs);
 	free(uq);
 	return rv;
+}
+
+NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
+    nq_enqueue_result *results)
+{
+	return enqueue_specs(c, specs, n, results, false);
+}
+
+NQ_API int nq_enqueue_chain(nq_client *c, const nq_job_spec *specs, size_t n,
+    nq_enqueue_result *results)
+{
+	return enqueue_specs(c, specs, n, results, true);
 }
 
 NQ_API int nq_enqueue(
@@ -815,7 +855,7 @@ static int list_check(nq_client *c, const nq_list_opts *o, char *after)
 		rv = check_name("queue", o->queue, c->last_error);
 	if (rv == 0 && o->type && o->type[0])
 		rv = check_name("type", o->type, c->last_error);
-	if (rv == 0 && (o->state < 0 || o->state > NQ_STATE_EXPIRED))
+	if (rv == 0 && (o->state < 0 || o->state > NQ_STATE_WAITING))
 		rv = nqc_fail(c->last_error, NQ_EINVAL,
 		    "state %d is not a "
 		    "job state",

@@ -87,7 +87,7 @@ NQC_JOB_STR(type, job_spec)
 NQ_API nq_state nq_job_state(const nq_job *job)
 {
 	const Nq__V1__Job *j = job_pb(job);
-	if (!j || (int)j->state < 0 || (int)j->state > (int)NQ_STATE_EXPIRED)
+	if (!j || (int)j->state < 0 || (int)j->state > (int)NQ_STATE_WAITING)
 		return NQ_STATE_UNSPECIFIED;
 	return (nq_state)j->state;
 }
@@ -160,6 +160,66 @@ NQC_JOB_NUM(bool, cancel_requested, job_pb)
 NQC_JOB_NUM(uint32_t, progress_pct, job_pb)
 NQC_JOB_STR(progress_note, job_pb)
 NQC_JOB_NUM(uint64_t, progress_at_us, job_pb)
+static const Nq__V1__Dependencies *job_depends(const nq_job *job)
+{
+	const Nq__V1__JobSpec *s = job_spec(job);
+	return s ? s->depends : NULL;
+}
+
+static const Nq__V1__JobFamily *job_family(const nq_job *job)
+{
+	const Nq__V1__Job *j = job_pb(job);
+	return j ? j->family : NULL;
+}
+
+NQC_JOB_NUM(uint32_t, waiting_on, job_family)
+
+NQ_API size_t nq_job_parent_count(const nq_job *job)
+{
+	const Nq__V1__Dependencies *d = job_depends(job);
+	return d ? d->n_depends_on : 0;
+}
+
+NQ_API const char *nq_job_parent_id(const nq_job *job, size_t i)
+{
+	const Nq__V1__Dependencies *d = job_depends(job);
+	return d && i < d->n_depends_on ? d->depends_on[i] : NULL;
+}
+
+NQ_API size_t nq_job_child_count(const nq_job *job)
+{
+	const Nq__V1__JobFamily *f = job_family(job);
+	return f ? f->n_children : 0;
+}
+
+NQ_API const char *nq_job_child_id(const nq_job *job, size_t i)
+{
+	const Nq__V1__JobFamily *f = job_family(job);
+	return f && i < f->n_children ? f->children[i] : NULL;
+}
+
+NQ_API size_t nq_job_parent_result_count(const nq_job *job)
+{
+	const Nq__V1__JobFamily *f = job_family(job);
+	return f ? f->n_parent_results : 0;
+}
+
+NQ_API const void *nq_job_parent_result(
+    const nq_job *job, size_t i, const char **id, nq_state *state, size_t *len)
+{
+	const Nq__V1__JobFamily *f = job_family(job);
+	const Nq__V1__ParentResult *r =
+	    f && i < f->n_parent_results ? f->parent_results[i] : NULL;
+	if (id)
+		*id = r ? r->id : NULL;
+	if (state)
+		*state = r ? (nq_state)r->state : NQ_STATE_UNSPECIFIED;
+	if (len)
+		*len = r ? r->result.len : 0;
+	return r && r->state == NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED
+	           ? (const void *)r->result.data
+	           : NULL;
+}
 
 NQ_API size_t nq_job_error_count(const nq_job *job)
 {

@@ -94,6 +94,7 @@ static const char *const state_names[] = {
     "dead",
     "canceled",
     "expired",
+    "waiting",
 };
 
 NQ_API const char *nq_state_name(nq_state s)

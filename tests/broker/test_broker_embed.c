@@ -613,6 +613,10 @@ static void fill_message(ProtobufCMessage *m)
 		const ProtobufCFieldDescriptor *fd = &d->fields[i];
 		char *p = (char *)m + fd->offset;
 		const ProtobufCMessageDescriptor *sub = fd->descriptor;
+		/* A list (depends_on) names other jobs: their own tests
+		 * check it is kept (test_embed_depends_*). */
+		if (fd->label == PROTOBUF_C_LABEL_REPEATED)
+			continue;
 		assert_int_equal(fd->label, PROTOBUF_C_LABEL_NONE);
 		switch (fd->type) {
 		case PROTOBUF_C_TYPE_STRING:
@@ -789,6 +793,324 @@ static void test_embed_breaker_opens_on_failures(void **st)
 	nq__v1__reply__free_unpacked(r, NULL);
 }
 
+/* ---- dependencies ---- */
+
+static Nq__V1__Reply *enqueue_request(
+    fixture *f, Nq__V1__JobSpec **specs, size_t n, bool all_or_none)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
+	for (size_t i = 0; i < n; i++) {
+		specs[i]->queue = specs[i]->queue[0] ? specs[i]->queue : "q";
+		specs[i]->type = "t";
+	}
+	enq.jobs = specs;
+	enq.n_jobs = n;
+	enq.all_or_none = all_or_none;
+	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
+	req.enqueue = &enq;
+	Nq__V1__Reply *r = call(f, &req, false);
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_ENQUEUE);
+	return r;
+}
+
+static Nq__V1__Reply *enqueue_specs(
+    fixture *f, Nq__V1__JobSpec **specs, size_t n)
+{
+	return enqueue_request(f, specs, n, false);
+}
+
+/* The state of job id now. */
+static int state_of(fixture *f, const char *id)
+{
+	Nq__V1__Reply *g;
+	Nq__V1__Job *job = get(f, id, &g);
+	int st = job ? (int)job->state : -1;
+	nq__v1__reply__free_unpacked(g, NULL);
+	return st;
+}
+
+/* Fetches from q and completes each job with outcome o; returns how many
+ * and, in ids (when given), which. */
+static size_t run_all(fixture *f, Nq__V1__Outcome o, char ids[][NQ_ID_MAX])
+{
+	Nq__V1__Reply *r = fetch(f, "q");
+	size_t n = r->fetch->n_jobs;
+	for (size_t i = 0; i < n; i++) {
+		if (ids)
+			snprintf(
+			    ids[i], NQ_ID_MAX, "%s", r->fetch->jobs[i]->id);
+		complete(f, r->fetch->jobs[i], o);
+	}
+	nq__v1__reply__free_unpacked(r, NULL);
+	return n;
+}
+
+/* A diamond A -> (B, C) -> D in one request (depends_on_index): D runs
+ * only after both B and C succeeded, and reads both their results. */
+static void test_embed_depends_diamond_runs_in_order(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__JobSpec s[4];
+	Nq__V1__JobSpec *specs[] = {&s[0], &s[1], &s[2], &s[3]};
+	uint32_t on_a[] = {0}, on_bc[] = {1, 2};
+	char ran[4][NQ_ID_MAX];
+	Nq__V1__Dependencies d[4];
+	for (int i = 0; i < 4; i++) {
+		nq__v1__job_spec__init(&s[i]);
+		nq__v1__dependencies__init(&d[i]);
+		s[i].depends = &d[i];
+	}
+	d[1].depends_on_index = d[2].depends_on_index = on_a;
+	d[1].n_depends_on_index = d[2].n_depends_on_index = 1;
+	d[3].depends_on_index = on_bc;
+	d[3].n_depends_on_index = 2;
+	Nq__V1__Reply *r = enqueue_specs(f, specs, 4), *g, *fr;
+	char *id[4];
+	for (int i = 0; i < 4; i++) {
+		assert_null(r->enqueue->results[i]->status);
+		id[i] = r->enqueue->results[i]->id;
+	}
+	assert_int_equal(state_of(f, id[3]), NQ_STATE_WAITING);
+	assert_int_equal(
+	    run_all(f, NQ__V1__OUTCOME__OUTCOME_SUCCEEDED, ran), 1);
+	assert_string_equal(ran[0], id[0]);
+	Nq__V1__Job *a = get(f, id[0], &g);
+	assert_int_equal(a->family->n_children, 2);
+	assert_string_equal(a->family->children[0], id[1]);
+	assert_string_equal(a->family->children[1], id[2]);
+	nq__v1__reply__free_unpacked(g, NULL);
+	/* B succeeds; D still waits for C */
+	fr = fetch(f, "q");
+	assert_int_equal(fr->fetch->n_jobs, 2);
+	complete(f, fr->fetch->jobs[0], NQ__V1__OUTCOME__OUTCOME_SUCCEEDED);
+	Nq__V1__Job *dj = get(f, id[3], &g);
+	assert_int_equal(dj->state, NQ__V1__JOB_STATE__JOB_STATE_WAITING);
+	assert_int_equal(dj->family->waiting_on, 1);
+	nq__v1__reply__free_unpacked(g, NULL);
+	complete(f, fr->fetch->jobs[1], NQ__V1__OUTCOME__OUTCOME_SUCCEEDED);
+	nq__v1__reply__free_unpacked(fr, NULL);
+	fr = fetch(f, "q");
+	assert_int_equal(fr->fetch->n_jobs, 1);
+	dj = fr->fetch->jobs[0];
+	assert_string_equal(dj->id, id[3]);
+	assert_int_equal(dj->family->n_parent_results, 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(dj->family->parent_results[i]->state,
+		    NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+		assert_memory_equal(
+		    dj->family->parent_results[i]->result.data, "done", 4);
+	}
+	assert_int_equal(dj->spec->depends->n_depends_on, 2);
+	nq__v1__reply__free_unpacked(fr, NULL);
+	nq__v1__reply__free_unpacked(r, NULL);
+}
+
+/* B dies: D (and E after it) end canceled, dependency_failed; a cleanup
+ * job with on_parent_failure run still runs, and sees B dead. */
+static void test_embed_depends_failure_ends_children(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__JobSpec s[4];
+	Nq__V1__JobSpec *specs[] = {&s[0], &s[1], &s[2], &s[3]};
+	uint32_t on_b[] = {0}, on_d[] = {1};
+	Nq__V1__Dependencies d[4];
+	for (int i = 0; i < 4; i++) {
+		nq__v1__job_spec__init(&s[i]);
+		nq__v1__dependencies__init(&d[i]);
+		s[i].depends = &d[i];
+	}
+	s[0].max_attempts = 1;
+	d[1].depends_on_index = d[3].depends_on_index = on_b;
+	d[1].n_depends_on_index = d[3].n_depends_on_index = 1;
+	d[2].depends_on_index = on_d;
+	d[2].n_depends_on_index = 1;
+	d[3].on_parent_failure = NQ__V1__PARENT_FAILURE__PARENT_FAILURE_RUN;
+	Nq__V1__Reply *r = enqueue_specs(f, specs, 4), *g, *q;
+	const char *b = r->enqueue->results[0]->id;
+	assert_int_equal(run_all(f, NQ__V1__OUTCOME__OUTCOME_FAILED, NULL), 1);
+	assert_int_equal(state_of(f, b), NQ_STATE_DEAD);
+	for (int i = 1; i <= 2; i++) {
+		Nq__V1__Job *j = get(f, r->enqueue->results[i]->id, &g);
+		assert_int_equal(
+		    j->state, NQ__V1__JOB_STATE__JOB_STATE_CANCELED);
+		assert_string_equal(j->dead_reason, "dependency_failed");
+		nq__v1__reply__free_unpacked(g, NULL);
+	}
+	q = fetch(f, "q");
+	assert_int_equal(q->fetch->n_jobs, 1);
+	assert_string_equal(q->fetch->jobs[0]->id, r->enqueue->results[3]->id);
+	assert_int_equal(q->fetch->jobs[0]->family->n_parent_results, 1);
+	assert_int_equal(q->fetch->jobs[0]->family->parent_results[0]->state,
+	    NQ__V1__JOB_STATE__JOB_STATE_DEAD);
+	nq__v1__reply__free_unpacked(q, NULL);
+	/* a child of a parent already dead ends at its enqueue */
+	Nq__V1__JobSpec late = NQ__V1__JOB_SPEC__INIT, *one[] = {&late};
+	Nq__V1__Dependencies dl = NQ__V1__DEPENDENCIES__INIT;
+	late.depends = &dl;
+	char *parents[] = {(char *)b};
+	dl.depends_on = parents;
+	dl.n_depends_on = 1;
+	q = enqueue_specs(f, one, 1);
+	assert_null(q->enqueue->results[0]->status);
+	assert_int_equal(
+	    state_of(f, q->enqueue->results[0]->id), NQ_STATE_CANCELED);
+	nq__v1__reply__free_unpacked(q, NULL);
+	nq__v1__reply__free_unpacked(r, NULL);
+}
+
+/* Unknown parents, a position that is not an earlier job, a parent named
+ * twice: refused with what is wrong, and nothing stored. */
+static void test_embed_depends_bad_input_stores_nothing(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__JobSpec s = NQ__V1__JOB_SPEC__INIT, *one[] = {&s};
+	Nq__V1__Dependencies ds = NQ__V1__DEPENDENCIES__INIT;
+	s.depends = &ds;
+	char *unknown[] = {"0190f5a2b3c4d5e6"}, *bad[] = {"xyz"};
+	uint32_t ahead[] = {0};
+	Nq__V1__Reply *r, *keep;
+	ds.depends_on = unknown;
+	ds.n_depends_on = 1;
+	r = enqueue_specs(f, one, 1);
+	assert_int_equal(
+	    r->enqueue->results[0]->status->code, NQ__V1__CODE__NOT_FOUND);
+	assert_non_null(strstr(r->enqueue->results[0]->status->message,
+	    "0190f5a2b3c4d5e6 not found"));
+	nq__v1__reply__free_unpacked(r, NULL);
+	ds.depends_on = bad;
+	r = enqueue_specs(f, one, 1);
+	assert_int_equal(r->enqueue->results[0]->status->code,
+	    NQ__V1__CODE__INVALID_ARGUMENT);
+	nq__v1__reply__free_unpacked(r, NULL);
+	ds.n_depends_on = 0;
+	ds.depends_on_index = ahead;
+	ds.n_depends_on_index = 1;
+	r = enqueue_specs(f, one, 1);
+	assert_int_equal(r->enqueue->results[0]->status->code,
+	    NQ__V1__CODE__INVALID_ARGUMENT);
+	assert_non_null(
+	    strstr(r->enqueue->results[0]->status->message, "earlier job"));
+	nq__v1__reply__free_unpacked(r, NULL);
+	char *a = enqueue(f, "q", 0), *twice[] = {a, a};
+	ds.n_depends_on_index = 0;
+	ds.depends_on = twice;
+	ds.n_depends_on = 2;
+	r = enqueue_specs(f, one, 1);
+	assert_non_null(
+	    strstr(r->enqueue->results[0]->status->message, "twice"));
+	nq__v1__reply__free_unpacked(r, NULL);
+	Nq__V1__QueueStats *q = stats(f, "q", &keep);
+	assert_int_equal(q->enqueued_total, 1);
+	assert_int_equal(q->waiting, 0);
+	nq__v1__reply__free_unpacked(keep, NULL);
+	Nq__V1__Job *pa = get(f, a, &keep);
+	assert_null(pa->family);
+	nq__v1__reply__free_unpacked(keep, NULL);
+	free(a);
+}
+
+/* A chain A -> B -> C all or none: one bad link stores none of them;
+ * a good chain runs link by link. */
+static void test_embed_depends_chain_all_or_none(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__JobSpec s[3];
+	Nq__V1__JobSpec *specs[] = {&s[0], &s[1], &s[2]};
+	uint32_t before[] = {0, 0, 1};
+	Nq__V1__Reply *r, *keep;
+	Nq__V1__Dependencies d[3];
+	for (int i = 0; i < 3; i++) {
+		nq__v1__job_spec__init(&s[i]);
+		nq__v1__dependencies__init(&d[i]);
+		s[i].depends = &d[i];
+		d[i].depends_on_index = &before[i];
+		d[i].n_depends_on_index = i > 0;
+	}
+	s[2].queue = "bad queue";
+	r = enqueue_request(f, specs, 3, true);
+	assert_int_equal(r->enqueue->results[2]->status->code,
+	    NQ__V1__CODE__INVALID_ARGUMENT);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(r->enqueue->results[i]->status->code,
+		    NQ__V1__CODE__FAILED_PRECONDITION);
+	nq__v1__reply__free_unpacked(r, NULL);
+	/* nothing stored: the queue is not even known */
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__StatsRequest sr = NQ__V1__STATS_REQUEST__INIT;
+	sr.queue = "q";
+	req.body_case = NQ__V1__REQUEST__BODY_STATS;
+	req.stats = &sr;
+	keep = call(f, &req, false);
+	assert_int_equal(keep->stats->n_queues, 0);
+	nq__v1__reply__free_unpacked(keep, NULL);
+	s[2].queue = "q";
+	r = enqueue_request(f, specs, 3, true);
+	for (int i = 0; i < 3; i++) {
+		assert_null(r->enqueue->results[i]->status);
+		assert_int_equal(
+		    run_all(f, NQ__V1__OUTCOME__OUTCOME_SUCCEEDED, NULL), 1);
+	}
+	assert_int_equal(
+	    state_of(f, r->enqueue->results[2]->id), NQ_STATE_SUCCEEDED);
+	nq__v1__reply__free_unpacked(r, NULL);
+}
+
+/* A waiting job has not started: a unique key of scope queued still
+ * returns it to a repeat. */
+static void test_embed_depends_waiting_job_holds_a_queued_key(void **st)
+{
+	fixture *f = *st;
+	char *a = enqueue(f, "q", 0), *parents[] = {a};
+	Nq__V1__JobSpec s = NQ__V1__JOB_SPEC__INIT, *one[] = {&s};
+	Nq__V1__Dependencies ds = NQ__V1__DEPENDENCIES__INIT;
+	Nq__V1__Unique u = NQ__V1__UNIQUE__INIT;
+	u.scope = NQ__V1__UNIQUE_SCOPE__UNIQUE_SCOPE_QUEUED;
+	ds.depends_on = parents;
+	ds.n_depends_on = 1;
+	s.depends = &ds;
+	s.idempotency_key = "k";
+	s.unique = &u;
+	Nq__V1__Reply *r1 = enqueue_specs(f, one, 1);
+	Nq__V1__Reply *r2 = enqueue_specs(f, one, 1);
+	assert_true(r2->enqueue->results[0]->duplicate);
+	assert_string_equal(
+	    r2->enqueue->results[0]->id, r1->enqueue->results[0]->id);
+	nq__v1__reply__free_unpacked(r1, NULL);
+	nq__v1__reply__free_unpacked(r2, NULL);
+	free(a);
+}
+
+/* The jobs with children are known again after a restart, from the
+ * records: the parent's success still releases its child. */
+static void test_embed_depends_survive_a_restart(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__JobSpec s[2];
+	Nq__V1__JobSpec *specs[] = {&s[0], &s[1]};
+	uint32_t on_a[] = {0};
+	Nq__V1__Reply *keep;
+	Nq__V1__Dependencies d[2];
+	nq__v1__job_spec__init(&s[0]);
+	nq__v1__job_spec__init(&s[1]);
+	nq__v1__dependencies__init(&d[1]);
+	s[1].depends = &d[1];
+	d[1].depends_on_index = on_a;
+	d[1].n_depends_on_index = 1;
+	Nq__V1__Reply *r = enqueue_specs(f, specs, 2);
+	broker_embed_close(f->e);
+	assert_int_equal(broker_embed_open(&f->e, f->dir), 0);
+	Nq__V1__QueueStats *q = stats(f, "q", &keep);
+	assert_int_equal(q->waiting, 1);
+	assert_int_equal(q->ready, 1);
+	nq__v1__reply__free_unpacked(keep, NULL);
+	assert_int_equal(
+	    run_all(f, NQ__V1__OUTCOME__OUTCOME_SUCCEEDED, NULL), 1);
+	assert_int_equal(
+	    state_of(f, r->enqueue->results[1]->id), NQ_STATE_READY);
+	nq__v1__reply__free_unpacked(r, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -825,6 +1147,19 @@ int main(void)
 	        test_embed_rate_gives_the_burst_then_waits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_breaker_opens_on_failures, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_depends_diamond_runs_in_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_depends_failure_ends_children, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_depends_bad_input_stores_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_depends_survive_a_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_depends_chain_all_or_none, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_depends_waiting_job_holds_a_queued_key, setup,
+	        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,7 +30,7 @@ static void read_accessors(const nq_job *job)
 	p = nq_job_result(job, &len);
 	FUZZ_CHECK(p != NULL || len == 0);
 	sum += fuzz_touch(p, len);
-	FUZZ_CHECK(nq_job_state(job) <= NQ_STATE_EXPIRED);
+	FUZZ_CHECK(nq_job_state(job) <= NQ_STATE_WAITING);
 	sum += fuzz_touch_str(nq_state_name(nq_job_state(job)));
 	for (size_t i = 0; i < nq_job_error_count(job); i++) {
 		uint32_t attempt;

@@ -877,6 +877,65 @@ static void build_cron_samples(void)
 	rep_cron_trigger.cron_trigger = &rp_cron_trigger;
 }
 
+/* Added with dependencies: a spec naming parents (by id and by position
+ * in its request), a waiting job with a child and a parent's result, its
+ * dependency_failed event and a queue's waiting count. */
+static char *dep_parents[] = {NQT_ID, NQT_ID2};
+static uint32_t dep_index[] = {NQT_DEP_INDEX};
+static char *dep_children[] = {NQT_ID2};
+static Nq__V1__JobSpec spec_depends = NQ__V1__JOB_SPEC__INIT;
+static Nq__V1__Dependencies depends = NQ__V1__DEPENDENCIES__INIT;
+static Nq__V1__Job job_depends = NQ__V1__JOB__INIT;
+static Nq__V1__JobFamily family = NQ__V1__JOB_FAMILY__INIT;
+static Nq__V1__ParentResult parent_result = NQ__V1__PARENT_RESULT__INIT;
+static Nq__V1__ParentResult parent_dropped = NQ__V1__PARENT_RESULT__INIT;
+static Nq__V1__ParentResult *parent_results[] = {
+    &parent_result, &parent_dropped};
+static Nq__V1__JobEvent event_dependency = NQ__V1__JOB_EVENT__INIT;
+static Nq__V1__QueueStats qstats_waiting = NQ__V1__QUEUE_STATS__INIT;
+static Nq__V1__JobSpec *chain_specs[] = {&spec, &spec_depends};
+static Nq__V1__EnqueueRequest rq_chain = NQ__V1__ENQUEUE_REQUEST__INIT;
+static Nq__V1__Request req_chain;
+
+static void build_depends_samples(void)
+{
+	spec_depends = spec;
+	depends.n_depends_on = COUNT(dep_parents);
+	depends.depends_on = dep_parents;
+	depends.on_parent_failure = NQ__V1__PARENT_FAILURE__PARENT_FAILURE_RUN;
+	depends.n_depends_on_index = COUNT(dep_index);
+	depends.depends_on_index = dep_index;
+	spec_depends.depends = &depends;
+	job_depends = job;
+	job_depends.spec = &spec_depends;
+	job_depends.state = NQ__V1__JOB_STATE__JOB_STATE_WAITING;
+	job_depends.family = &family;
+	family.n_children = COUNT(dep_children);
+	family.children = dep_children;
+	family.waiting_on = NQT_DEP_WAITING_ON;
+	parent_result.id = NQT_ID;
+	parent_result.state = NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED;
+	parent_result.result = (ProtobufCBinaryData){
+	    sizeof NQT_DEP_RESULT - 1, (uint8_t *)NQT_DEP_RESULT};
+	parent_dropped.id = NQT_ID2;
+	parent_dropped.state = NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED;
+	parent_dropped.result_dropped = true;
+	family.n_parent_results = COUNT(parent_results);
+	family.parent_results = parent_results;
+	event_dependency.seq = NQT_EVENT_SEQ;
+	event_dependency.kind = "dependency_failed";
+	event_dependency.id = NQT_ID;
+	event_dependency.queue = NQT_QUEUE;
+	event_dependency.error = NQT_DEP_ERROR;
+	qstats_waiting.queue = NQT_QUEUE;
+	qstats_waiting.waiting = NQT_DEP_WAITING_ON;
+	rq_chain.n_jobs = COUNT(chain_specs);
+	rq_chain.jobs = chain_specs;
+	rq_chain.all_or_none = true;
+	envelope(&req_chain, NQ__V1__REQUEST__BODY_ENQUEUE);
+	req_chain.enqueue = &rq_chain;
+}
+
 static nqt_sample samples[] = {
     {"status", &status.base},
     {"job_spec", &spec.base},
@@ -956,6 +1015,11 @@ static nqt_sample samples[] = {
     {"request_cron_trigger", &req_cron_trigger.base},
     {"reply_cron_list", &rep_cron_list.base},
     {"reply_cron_trigger", &rep_cron_trigger.base},
+    {"job_spec_depends", &spec_depends.base},
+    {"job_depends", &job_depends.base},
+    {"job_event_dependency_failed", &event_dependency.base},
+    {"queue_stats_waiting", &qstats_waiting.base},
+    {"request_enqueue_chain", &req_chain.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)
@@ -979,6 +1043,7 @@ const nqt_sample *nqt_samples(size_t *n)
 		build_unique_samples();
 		build_control_samples();
 		build_cron_samples();
+		build_depends_samples();
 		built = true;
 	}
 	*n = COUNT(samples);
@@ -1000,6 +1065,9 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
     &nq__v1__job_spec__descriptor,
     &nq__v1__unique__descriptor,
     &nq__v1__job__descriptor,
+    &nq__v1__parent_result__descriptor,
+    &nq__v1__dependencies__descriptor,
+    &nq__v1__job_family__descriptor,
     &nq__v1__queue_config__descriptor,
     &nq__v1__job_lease_patch__descriptor,
     &nq__v1__job_success_patch__descriptor,

@@ -146,4 +146,10 @@ void nqt_coverage_free(nqt_coverage *c);
 #define NQT_CRON_NEXT_US 1764379800000000ull
 #define NQT_CRON_JOB_ID 0x0190f5a2b3c4d5e6ull
 
+/* dependencies: a child of two parents, one ended */
+#define NQT_DEP_RESULT "{\"ok\":1}"
+#define NQT_DEP_WAITING_ON 1
+#define NQT_DEP_INDEX 0
+#define NQT_DEP_ERROR "parent " NQT_ID2 " failed"
+
 #endif

@@ -852,6 +852,64 @@ static void fx_job_spec_schedule(const ProtobufCMessage *m)
 	assert_string_equal(s->schedule, NQT_CRON_NAME);
 }
 
+static void check_spec_depends(const Nq__V1__JobSpec *s)
+{
+	check_spec_fields(s);
+	assert_int_equal(s->depends->n_depends_on, 2);
+	assert_string_equal(s->depends->depends_on[0], NQT_ID);
+	assert_string_equal(s->depends->depends_on[1], NQT_ID2);
+	assert_int_equal(s->depends->on_parent_failure,
+	    NQ__V1__PARENT_FAILURE__PARENT_FAILURE_RUN);
+	assert_int_equal(s->depends->n_depends_on_index, 1);
+	assert_int_equal(s->depends->depends_on_index[0], NQT_DEP_INDEX);
+}
+
+static void fx_job_spec_depends(const ProtobufCMessage *m)
+{
+	check_spec_depends((const void *)m);
+}
+
+static void fx_job_depends(const ProtobufCMessage *m)
+{
+	const Nq__V1__Job *j = (const void *)m;
+	check_spec_depends(j->spec);
+	assert_int_equal(j->state, NQ__V1__JOB_STATE__JOB_STATE_WAITING);
+	assert_int_equal(j->family->n_children, 1);
+	assert_string_equal(j->family->children[0], NQT_ID2);
+	assert_int_equal(j->family->waiting_on, NQT_DEP_WAITING_ON);
+	assert_int_equal(j->family->n_parent_results, 2);
+	assert_true(j->family->parent_results[1]->result_dropped);
+	assert_string_equal(j->family->parent_results[0]->id, NQT_ID);
+	assert_int_equal(j->family->parent_results[0]->state,
+	    NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+	assert_memory_equal(j->family->parent_results[0]->result.data,
+	    NQT_DEP_RESULT, sizeof NQT_DEP_RESULT - 1);
+}
+
+static void fx_job_event_dependency_failed(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobEvent *e = (const void *)m;
+	assert_string_equal(e->kind, "dependency_failed");
+	assert_string_equal(e->id, NQT_ID);
+	assert_string_equal(e->error, NQT_DEP_ERROR);
+}
+
+static void fx_request_enqueue_chain(const ProtobufCMessage *m)
+{
+	const Nq__V1__EnqueueRequest *e =
+	    request_of(m, NQ__V1__REQUEST__BODY_ENQUEUE)->enqueue;
+	assert_true(e->all_or_none);
+	assert_int_equal(e->n_jobs, 2);
+	check_spec_depends(e->jobs[1]);
+}
+
+static void fx_queue_stats_waiting(const ProtobufCMessage *m)
+{
+	const Nq__V1__QueueStats *q = (const void *)m;
+	assert_string_equal(q->queue, NQT_QUEUE);
+	assert_int_equal(q->waiting, NQT_DEP_WAITING_ON);
+}
+
 static void fx_cron_state(const ProtobufCMessage *m)
 {
 	const Nq__V1__CronState *s = (const void *)m;
@@ -1155,6 +1213,11 @@ static const fixture fixtures[] = {
     FX(request_cron_trigger, request),
     FX(reply_cron_list, reply),
     FX(reply_cron_trigger, reply),
+    FX(job_spec_depends, job_spec),
+    FX(job_depends, job),
+    FX(job_event_dependency_failed, job_event),
+    FX(queue_stats_waiting, queue_stats),
+    FX(request_enqueue_chain, request),
 };
 
 /* ---- tests ---- */

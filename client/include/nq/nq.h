@@ -70,6 +70,7 @@ typedef enum nq_state {
 	NQ_STATE_DEAD,
 	NQ_STATE_CANCELED,
 	NQ_STATE_EXPIRED,
+	NQ_STATE_WAITING, /* depends_on: a parent has not ended yet */
 } nq_state;
 
 /* "scheduled", "ready", ...; "unknown" for anything else. */
@@ -160,6 +161,18 @@ NQ_API bool nq_job_cancel_requested(const nq_job *job);
 NQ_API uint32_t nq_job_progress_pct(const nq_job *job);
 NQ_API const char *nq_job_progress_note(const nq_job *job);
 NQ_API uint64_t nq_job_progress_at_us(const nq_job *job);
+/* Dependencies: the jobs this one waits for (its depends_on), the jobs
+ * waiting for it, how many parents it still waits for, and what each
+ * parent that ended left: its id, its final state and, when it succeeded,
+ * its result (NULL otherwise). i out of range: NULL. */
+NQ_API size_t nq_job_parent_count(const nq_job *job);
+NQ_API const char *nq_job_parent_id(const nq_job *job, size_t i);
+NQ_API size_t nq_job_child_count(const nq_job *job);
+NQ_API const char *nq_job_child_id(const nq_job *job, size_t i);
+NQ_API uint32_t nq_job_waiting_on(const nq_job *job);
+NQ_API size_t nq_job_parent_result_count(const nq_job *job);
+NQ_API const void *nq_job_parent_result(
+    const nq_job *job, size_t i, const char **id, nq_state *state, size_t *len);
 
 /* ---- client ---- */
 
@@ -293,6 +306,14 @@ typedef struct nq_job_spec {
 	 * enqueue, or is stopped and dead with reason "deadline"; 0: no
 	 * limit. (deadline_us above: it expires unless started by then.) */
 	uint64_t finish_within_ms;
+	/* Dependencies: the job waits (NQ_STATE_WAITING) until each of these
+	 * n_depends_on jobs succeeded; they must exist on the broker. A
+	 * parent that dies, expires or is canceled ends the job canceled
+	 * (dead_reason "dependency_failed"), or, with run_on_parent_failure,
+	 * lets it run once every parent ended (a cleanup job). */
+	const char *const *depends_on;
+	size_t n_depends_on;
+	bool run_on_parent_failure;
 } nq_job_spec;
 
 typedef struct nq_enqueue_result {
@@ -312,6 +333,14 @@ NQ_API int nq_enqueue(
  * taken. results must hold n entries.
  */
 NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
+    nq_enqueue_result *results);
+/*
+ * Enqueues a chain: specs[i] waits for specs[i - 1] (besides its own
+ * depends_on), in one request, all or none: when the broker refuses one,
+ * it stores none of them and each result says why (the refused one its
+ * reason, the others FAILED_PRECONDITION).
+ */
+NQ_API int nq_enqueue_chain(nq_client *c, const nq_job_spec *specs, size_t n,
     nq_enqueue_result *results);
 NQ_API int nq_get(nq_client *c, const char *id, nq_job **out);
 /* Waits until the job is in a final state, at most timeout_ms (0: forever).

@@ -55,6 +55,8 @@
 	X(dead_pending, STATE, "nq_queue_dead_pending", "dead_pending",        \
 	    "DLQ-PENDING", "DLQ-WAIT",                                         \
 	    "Dead jobs waiting to be handed to nq-dlq.")                       \
+	X(waiting, STATE, "nq_queue_waiting", "waiting", "WAITING", "WAIT",    \
+	    "Jobs waiting for their parents to succeed (depends_on).")         \
 	X(succeeded, STATE, "nq_queue_succeeded_kept", "", "SUCCEEDED", "",    \
 	    "Succeeded jobs still readable (within result_ttl).")              \
 	X(dead, STATE, "", "", "DEAD", "", "Dead jobs still stored.")          \
