@@ -43,6 +43,7 @@ struct nqi_http {
 	bool verify_clients; /* a CA is set: client certificates required */
 	atomic_uint conns;   /* open now */
 	atomic_uint_fast64_t refused;
+	atomic_uint answering; /* api requests begun, not done; streams not */
 	char *cert, *key, *ca; /* PEM text, kept while MHD runs */
 	const char *api_prefix;
 	nqi_http_api_cb api_cb;
@@ -201,6 +202,7 @@ struct nqi_http_req {
 	bool suspended; /* waits for a wake */
 	bool woken;     /* a wake came while it was not waiting */
 	bool closed;    /* the connection is gone: no resume */
+	bool counted;   /* in h->answering */
 	char *body;
 	size_t len, cap;
 	struct MHD_Response *resp;
@@ -216,6 +218,8 @@ struct nqi_http_req {
  * where the built-in routes keep an even count. */
 #define API_TAG ((uintptr_t)1)
 #define API_PREALLOC_MAX (64u << 10)
+/* Longest a stop waits for answers still being sent. */
+#define STOP_FLUSH_MS 1000
 
 static nqi_http_req *api_req_of(void *req_cls)
 {
@@ -348,6 +352,14 @@ void nqi_http_respond(nqi_http_req *r, unsigned status,
 	r->answered = true;
 }
 
+/* Runs on the request's MHD thread only (its stream start or its end). */
+static void uncount(nqi_http_req *r)
+{
+	if (r->counted)
+		atomic_fetch_sub(&r->h->answering, 1);
+	r->counted = false;
+}
+
 /* Suspends the connection unless a wake came first (then false: go on).
  * Called with nothing locked. */
 static bool api_suspend(nqi_http_req *r)
@@ -390,6 +402,7 @@ int nqi_http_stream(
 	r->status = MHD_HTTP_OK;
 	api_headers(r, content_type);
 	r->answered = true;
+	uncount(r); /* a stream ends when its client goes */
 	return NQ_OK;
 }
 
@@ -445,6 +458,8 @@ static mhd_result api_begin(nqi_http *h, struct MHD_Connection *c,
 	r->url = url;
 	r->method = method;
 	r->refs = 1;
+	r->counted = true;
+	atomic_fetch_add(&h->answering, 1);
 	*req_cls = (void *)((uintptr_t)r | API_TAG);
 	return MHD_YES;
 }
@@ -503,6 +518,7 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **req_cls,
 	pthread_mutex_lock(&r->mu);
 	r->closed = true;
 	pthread_mutex_unlock(&r->mu);
+	uncount(r);
 	*req_cls = NULL;
 	nqi_http_release(r);
 }
@@ -892,6 +908,7 @@ int nqi_http_start(
 	                                  : NQI_HTTP_MAX_CONNECTIONS_DEFAULT;
 	atomic_init(&h->conns, 0);
 	atomic_init(&h->refused, 0);
+	atomic_init(&h->answering, 0);
 	if (o->tls)
 		rv = read_tls(h, o->addr, o->tls, err, errlen);
 	if (rv == NQ_OK)
@@ -913,6 +930,11 @@ void nqi_http_stop(nqi_http *h)
 {
 	if (!h)
 		return;
+	/* Answers given as the service stopped (a parked wait's "shutting
+	 * down") are sent before their connections close, for a while. */
+	for (int i = 0; i < STOP_FLUSH_MS / 10 && atomic_load(&h->answering);
+	     i++)
+		usleep(10000);
 	MHD_stop_daemon(h->mhd); /* joins its threads, closes the socket */
 	http_free(h);
 }
