@@ -789,6 +789,35 @@ static void test_embed_breaker_opens_on_failures(void **st)
 	nq__v1__reply__free_unpacked(r, NULL);
 }
 
+/* A worker's fetch puts it in stats: its queues, the slots it asked
+ * for, the leases it holds; stats of a queue it does not fetch from leave
+ * it out. */
+static void test_embed_stats_name_the_workers_fetching(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__Reply *r, *keep;
+	for (int i = 0; i < 3; i++)
+		free(enqueue(f, "q", 1));
+	free(enqueue(f, "other", 1));
+	r = fetch(f, "q");
+	assert_int_equal(r->fetch->n_jobs, 3);
+	nq__v1__reply__free_unpacked(r, NULL);
+	stats(f, "q", &keep);
+	assert_int_equal(keep->stats->n_workers, 1);
+	const Nq__V1__WorkerStats *w = keep->stats->workers[0];
+	assert_string_equal(w->worker_id, "w1");
+	assert_int_equal(w->n_queues, 1);
+	assert_string_equal(w->queues[0], "q");
+	assert_int_equal(w->free_slots, 10);
+	assert_int_equal(w->leased, 3);
+	assert_int_equal(w->fetches, 1);
+	assert_true(w->last_seen_us > 0);
+	nq__v1__reply__free_unpacked(keep, NULL);
+	stats(f, "other", &keep);
+	assert_int_equal(keep->stats->n_workers, 0);
+	nq__v1__reply__free_unpacked(keep, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -825,6 +854,8 @@ int main(void)
 	        test_embed_rate_gives_the_burst_then_waits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_breaker_opens_on_failures, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_stats_name_the_workers_fetching, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
