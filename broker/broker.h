@@ -783,6 +783,10 @@ void broker_cron_forget(broker *b);
 int broker_on_cron_list(broker *b, broker_op *op);
 int broker_on_cron_trigger(broker *b, broker_op *op);
 int broker_on_fetch(broker *b, broker_op *op);
+/* dlq_api.c: a /v1/dlq/ request of the HTTP API handed to nq-dlq. */
+struct nqi_api_call;
+void broker_dlq_forward(
+    broker *b, const uint8_t *buf, size_t len, struct nqi_api_call *call);
 /* workers.c: the workers seen fetching, for stats. */
 void broker_workers_note(
     broker *b, const Nq__V1__FetchRequest *f, uint32_t pipe_id);

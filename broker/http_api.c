@@ -62,10 +62,28 @@ static const nqi_api_route routes[] = {
     {"GET", "/v1/events", NULL, NULL, 0, NULL, NULL, serve_events},
 };
 
+/* nq-dlq's routes go to nq-dlq (dlq_api.c), the others to the core. */
 static void submit(
     void *arg, const uint8_t *buf, size_t len, nqi_api_call *call)
 {
-	broker_request_in(arg, buf, len, nqi_api_done_msg, call);
+	if (strncmp(nqi_api_call_route(call)->member, "dlq_", 4) == 0)
+		broker_dlq_forward(arg, buf, len, call);
+	else
+		broker_request_in(arg, buf, len, nqi_api_done_msg, call);
+}
+
+/* The broker's routes and nq-dlq's, in one table (malloc'd). */
+static nqi_api_route *all_routes(size_t *n)
+{
+	size_t own = sizeof routes / sizeof *routes;
+	nqi_api_route *all = malloc((own + nqi_api_dlq_nroutes) * sizeof *all);
+	if (!all)
+		return NULL;
+	memcpy(all, routes, sizeof routes);
+	memcpy(
+	    all + own, nqi_api_dlq_routes, nqi_api_dlq_nroutes * sizeof *all);
+	*n = own + nqi_api_dlq_nroutes;
+	return all;
 }
 
 /* ---- the event ring ---- */
@@ -362,8 +380,11 @@ int broker_api_start(broker *b, nqi_http_opts *o)
 	atomic_init(&h->skipped, 0);
 	atomic_init(&h->sent, 0);
 	atomic_init(&h->linger_until_ms, 0);
-	h->api = (nqi_api){routes, sizeof routes / sizeof *routes, submit, b};
-	if (pthread_create(&h->ticker, NULL, ticker, h) != 0) {
+	size_t n = 0;
+	nqi_api_route *all = all_routes(&n);
+	h->api = (nqi_api){all, n, submit, b};
+	if (!all || pthread_create(&h->ticker, NULL, ticker, h) != 0) {
+		free(all);
 		free(h);
 		return NQ_ENOMEM;
 	}
@@ -392,6 +413,7 @@ void broker_api_stop(broker *b)
 		free(h->ring[i].buf);
 	pthread_mutex_destroy(&h->mu);
 	pthread_cond_destroy(&h->cv);
+	free((void *)h->api.routes);
 	free(h);
 	b->net.sse = NULL;
 }

@@ -441,6 +441,29 @@ static void answer(nqi_http_req *req, nqi_api_call *call, bool single)
 
 /* ---- the calls ---- */
 
+/* One row per route: method, path, Request member, the reply's field
+ * answered alone, flags, the batch field, query aliases. */
+const nqi_api_route nqi_api_dlq_routes[] = {
+    {"GET", "/v1/dlq/jobs", "dlq_list", NULL, 0, NULL, "before=before_id",
+        NULL},
+    {"GET", "/v1/dlq/jobs/{id}", "dlq_show", "job", 0, NULL, NULL, NULL},
+    {"POST", "/v1/dlq/jobs/{id}/replay", "dlq_replay", NULL, 0, NULL, "id=ids",
+        NULL},
+    {"DELETE", "/v1/dlq/jobs/{id}", "dlq_purge", NULL, 0, NULL, "id=ids", NULL},
+    {"POST", "/v1/dlq/replay", "dlq_replay", NULL, NQI_API_BODY, NULL, NULL,
+        NULL},
+    {"POST", "/v1/dlq/purge", "dlq_purge", NULL, NQI_API_BODY, NULL, NULL,
+        NULL},
+    {"GET", "/v1/dlq/stats", "dlq_stats", NULL, 0, NULL, NULL, NULL},
+};
+const size_t nqi_api_dlq_nroutes =
+    sizeof nqi_api_dlq_routes / sizeof *nqi_api_dlq_routes;
+
+const nqi_api_route *nqi_api_call_route(const nqi_api_call *call)
+{
+	return call->route;
+}
+
 static void call_free(void *data)
 {
 	nqi_api_call *call = data;

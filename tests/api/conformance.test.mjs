@@ -93,6 +93,9 @@ test('every operation answers as the document says', async () => {
   await check(D, 'GET', `/v1/dlq/jobs/${dead[0]}`);
   await check(D, 'GET', '/v1/dlq/jobs/00000000000000ff', {}, 404);
   await check(D, 'GET', '/v1/dlq/stats');
+  // the broker hands /v1/dlq/ to nq-dlq: one URL shows everything
+  await check(B, 'GET', '/v1/dlq/stats');
+  await check(B, 'GET', `/v1/dlq/jobs/${dead[0]}`);
   await check(D, 'POST', `/v1/dlq/jobs/${dead[0]}/replay`);
   await check(D, 'POST', '/v1/dlq/replay', { body: { ids: [dead[1]] } });
   await check(D, 'DELETE', `/v1/dlq/jobs/${dead[2]}`);

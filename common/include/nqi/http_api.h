@@ -87,6 +87,14 @@ void nqi_api_error(
 bool nqi_api_authorized(
     nqi_http_req *req, const nqi_auth *auth, unsigned roles);
 
+/* The route a call was made on (its member names the request). */
+const nqi_api_route *nqi_api_call_route(const nqi_api_call *call);
+
+/* nq-dlq's routes (/v1/dlq/...): served by nq-dlq, and by the broker,
+ * which hands them to nq-dlq so that one URL shows everything. */
+extern const nqi_api_route nqi_api_dlq_routes[];
+extern const size_t nqi_api_dlq_nroutes;
+
 /* Answers req with the JSON value v (taken). */
 void nqi_api_json(nqi_http_req *req, unsigned status, json_t *v);
 
