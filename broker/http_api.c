@@ -39,6 +39,7 @@
 /* One row per route: method, path, Request member, the reply's field
  * answered alone, flags, the batch field, query aliases. */
 static void serve_events(nqi_http_req *req, void *arg);
+static void serve_whoami(nqi_http_req *req, void *arg);
 
 static const nqi_api_route routes[] = {
     {"POST", "/v1/queues/{queue}/jobs", "enqueue", "results",
@@ -59,7 +60,11 @@ static const nqi_api_route routes[] = {
         NULL, NULL, NULL},
     {"DELETE", "/v1/queues/{queue}/policy", "policy_reset", NULL, 0, NULL, NULL,
         NULL},
+    {"GET", "/v1/cron", "cron_list", NULL, 0, NULL, NULL, NULL},
+    {"POST", "/v1/cron/{name}/trigger", "cron_trigger", NULL, 0, NULL, NULL,
+        NULL},
     {"GET", "/v1/events", NULL, NULL, 0, NULL, NULL, serve_events},
+    {"GET", "/v1/whoami", NULL, NULL, 0, NULL, NULL, serve_whoami},
 };
 
 /* nq-dlq's routes go to nq-dlq (dlq_api.c), the others to the core. */
@@ -330,6 +335,28 @@ static void serve_events(nqi_http_req *req, void *arg)
 	nqi_http_req_add_header(req, "X-Accel-Buffering", "no");
 	if (nqi_http_stream(req, "text/event-stream", sse_pull) != NQ_OK)
 		nqi_api_error(req, 500, "INTERNAL", "out of memory");
+}
+
+/* ---- whoami ---- */
+
+/* {"roles": [...]}: what the token may do, so that the dashboard shows
+ * only what would work. Admin may do everything. */
+static void serve_whoami(nqi_http_req *req, void *arg)
+{
+	static const struct {
+		unsigned role;
+		const char *name;
+	} roles[] = {{NQI_ROLE_PRODUCER, "producer"},
+	    {NQI_ROLE_WORKER, "worker"}, {NQI_ROLE_ADMIN, "admin"}};
+	broker *b = arg;
+	if (!nqi_api_authorized(req, b->auth,
+	        NQI_ROLE_PRODUCER | NQI_ROLE_WORKER | NQI_ROLE_ADMIN))
+		return;
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < sizeof roles / sizeof *roles; i++)
+		if (nqi_api_token_check(req, b->auth, roles[i].role) == NQ_OK)
+			json_array_append_new(a, json_string(roles[i].name));
+	nqi_api_json(req, 200, a ? json_pack("{s:o}", "roles", a) : NULL);
 }
 
 /* ---- start and stop ---- */

@@ -266,11 +266,18 @@ static const char *bearer(nqi_http_req *req, bool *bad)
 	return h + 7;
 }
 
+int nqi_api_token_check(nqi_http_req *req, const nqi_auth *auth, unsigned roles)
+{
+	bool bad;
+	const char *token = bearer(req, &bad);
+	return bad ? NQ_EAUTH : nqi_auth_check(auth, token, roles);
+}
+
 bool nqi_api_authorized(nqi_http_req *req, const nqi_auth *auth, unsigned roles)
 {
 	bool bad;
 	const char *token = bearer(req, &bad);
-	int rv = bad ? NQ_EAUTH : nqi_auth_check(auth, token, roles);
+	int rv = nqi_api_token_check(req, auth, roles);
 	if (rv == NQ_OK)
 		return true;
 	if (rv == NQ_EPERM)

@@ -120,6 +120,10 @@ test('tokens: none or unknown 401, another role 403, each role its routes', asyn
   isError(await call(nq.broker, 'GET', '/v1/dlq/stats', { token: TOK.producer }), 403, 'PERMISSION_DENIED');
   isError(await call(nq.broker, 'GET', '/v1/dlq/stats', {}), 401, 'UNAUTHENTICATED');
   assert.equal((await B('GET', '/v1/dlq/stats')).status, 200);
+  // whoami tells the roles, for the dashboard
+  assert.deepEqual((await call(nq.broker, 'GET', '/v1/whoami', { token: TOK.producer })).body.roles, ['producer']);
+  assert.ok((await B('GET', '/v1/whoami')).body.roles.includes('admin'));
+  isError(await call(nq.broker, 'GET', '/v1/whoami', { token: 'nope' }), 401, 'UNAUTHENTICATED');
 });
 
 test('404, 405 and 412 as JSON', async () => {

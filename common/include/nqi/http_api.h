@@ -82,6 +82,10 @@ unsigned nqi_api_http_status(int code);
 void nqi_api_error(
     nqi_http_req *req, unsigned status, const char *code, const char *msg);
 
+/* nqi_auth_check of the request's Bearer token, answering nothing. */
+int nqi_api_token_check(
+    nqi_http_req *req, const nqi_auth *auth, unsigned roles);
+
 /* True when the request's Bearer token has one of roles (see
  * nqi_auth_check); else answers 401 or 403 and returns false. */
 bool nqi_api_authorized(
