@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "broker.h"
+#include "http_ui.h"
 #include "nqi/http_api.h"
 #include "nqi/json.h"
 #include "nqi/jsonpb.h"
@@ -395,6 +396,15 @@ static size_t body_max(const broker_config *c)
 	return (size_t)c->max_payload * 4 + (1u << 20);
 }
 
+/* The HTTP listener's own paths: /ui (the dashboard) and /v1/. */
+static void serve(nqi_http_req *req, void *api)
+{
+	if (strncmp(nqi_http_req_path(req), "/ui", 3) == 0)
+		broker_ui_serve(req);
+	else
+		nqi_api_serve(req, api);
+}
+
 int broker_api_start(broker *b, nqi_http_opts *o)
 {
 	struct broker_sse *h = calloc(1, sizeof *h);
@@ -418,7 +428,8 @@ int broker_api_start(broker *b, nqi_http_opts *o)
 	h->ticking = true;
 	b->net.sse = h;
 	o->api_prefix = "/v1/";
-	o->api_cb = nqi_api_serve;
+	o->ui_prefix = "/ui";
+	o->api_cb = serve;
 	o->api_arg = &h->api;
 	o->api_body_max = body_max(&b->cfg);
 	return NQ_OK;
