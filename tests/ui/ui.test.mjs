@@ -170,6 +170,27 @@ test('workers and a phone-sized overview', async () => {
   await phone.browserContext().close();
 });
 
+test('/ui/ is served from the binary with its types, a CSP and ETags', async () => {
+  const get = (u, headers = {}) => fetch(nq.broker + u, { headers, redirect: 'manual' });
+  const index = await get('/ui/');
+  assert.equal(index.status, 200);
+  assert.equal(index.headers.get('content-type'), 'text/html; charset=utf-8');
+  assert.match(index.headers.get('content-security-policy'), /default-src 'none'; script-src 'self'/);
+  assert.equal(index.headers.get('cache-control'), 'no-cache');
+  const js = await get('/ui/app.js');
+  assert.equal(js.headers.get('content-type'), 'text/javascript; charset=utf-8');
+  assert.equal((await get('/ui/style.css')).headers.get('content-type'), 'text/css; charset=utf-8');
+  const etag = js.headers.get('etag');
+  assert.match(etag, /^"[0-9a-f]+"$/);
+  assert.equal((await get('/ui/app.js', { 'if-none-match': etag })).status, 304);
+  assert.equal((await get('/ui/app.js', { 'if-none-match': '"other"' })).status, 200);
+  const bare = await get('/ui');
+  assert.equal(bare.status, 308);
+  assert.equal(bare.headers.get('location'), '/ui/');
+  assert.equal((await get('/ui/nope.js')).status, 404);
+  assert.equal((await fetch(`${nq.broker}/ui/`, { method: 'POST' })).status, 405);
+});
+
 test('the page broke no Content-Security-Policy rule and threw nothing', () => {
   assert.deepEqual(problems, []);
 });
