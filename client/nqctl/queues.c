@@ -209,15 +209,27 @@ static json_t *queue_json(const nq_queue_stats *qs, size_t i)
 	return o;
 }
 
+/* "a,b" as ["a", "b"], as the JSON API shows a worker's queues. */
+static json_t *names_json(const char *list)
+{
+	json_t *a = json_array();
+	for (const char *p = list; a && *p;) {
+		size_t n = strcspn(p, ",");
+		json_array_append_new(a, json_stringn(p, n));
+		p += n + (p[n] == ',');
+	}
+	return a;
+}
+
 static json_t *workers_json(const nq_queue_stats *qs)
 {
 	nq_worker_stats w;
 	json_t *a = json_array();
 	for (size_t k = 0; a && nq_queue_stats_worker(qs, k, &w) == NQ_OK; k++)
 		if (json_array_append_new(
-		        a, json_pack("{s:s, s:s, s:I, s:I, s:o}", "worker_id",
-		               w.worker_id, "queues", w.queues, "free_slots",
-		               (json_int_t)w.free_slots, "leased",
+		        a, json_pack("{s:s, s:o, s:I, s:I, s:o}", "worker_id",
+		               w.worker_id, "queues", names_json(w.queues),
+		               "free_slots", (json_int_t)w.free_slots, "leased",
 		               (json_int_t)w.leased, "last_seen_at",
 		               nqctl_time_json(w.last_seen_us))) != 0) {
 			json_decref(a);
