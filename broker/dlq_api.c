@@ -7,6 +7,7 @@
  * and again by nq-dlq. Without --dlq, or when nq-dlq does not answer
  * within DLQ_FORWARD_TIMEOUT_MS, the answer is 503 UNAVAILABLE saying so.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +101,10 @@ void broker_dlq_forward(
 {
 	forward *f;
 	nng_msg *msg = NULL;
-	if (!broker_dlq_enabled(b) || !b->dlq.sock_open) {
+	pthread_mutex_lock(&b->in.mu); /* sock_open is shared under it */
+	bool open = b->dlq.sock_open;
+	pthread_mutex_unlock(&b->in.mu);
+	if (!broker_dlq_enabled(b) || !open) {
 		answer_status(call, NQ__V1__CODE__UNAVAILABLE,
 		    "nq-dlq is not configured: start the broker with --dlq");
 		return;

@@ -48,8 +48,17 @@ static bool live(const broker_worker *w, uint64_t now_ms)
 	return w->hash && now_ms - w->seen_ms < BROKER_WORKERS_FORGET_MS;
 }
 
-/* The slot of id: its own, else a free or forgotten one, else the least
- * recently seen of the probe. */
+/* Whether w gives way sooner than spare: a free or forgotten slot first,
+ * then the least recently seen. */
+static bool gives_way(
+    const broker_worker *w, const broker_worker *spare, uint64_t now_ms)
+{
+	if (!live(spare, now_ms))
+		return false;
+	return !live(w, now_ms) || w->seen_ms < spare->seen_ms;
+}
+
+/* The slot of id: its own, else the probe's slot that gives way first. */
 static broker_worker *slot_of(
     struct broker_workers *t, const char *id, uint64_t h, uint64_t now_ms)
 {
@@ -58,8 +67,7 @@ static broker_worker *slot_of(
 		broker_worker *w = &t->slot[(h + i) % BROKER_WORKERS];
 		if (w->hash == h && strcmp(w->id, id) == 0)
 			return w;
-		if (!spare || (live(spare, now_ms) && !live(w, now_ms)) ||
-		    (live(w, now_ms) && w->seen_ms < spare->seen_ms))
+		if (!spare || gives_way(w, spare, now_ms))
 			spare = w;
 	}
 	memset(spare, 0, sizeof *spare);
@@ -177,6 +185,13 @@ static int count_leases(broker *b, Nq__V1__StatsReply *r, uint32_t *pipes)
 	return NQ_OK;
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+	const Nq__V1__WorkerStats *const *x = a, *const *y = b;
+	return strcmp((*x)->worker_id, (*y)->worker_id);
+}
+
+/* Listed by worker_id. */
 int broker_workers_stats(broker *b, const char *queue, Nq__V1__StatsReply *r)
 {
 	struct broker_workers *t = b->core.workers;
@@ -198,5 +213,7 @@ int broker_workers_stats(broker *b, const char *queue, Nq__V1__StatsReply *r)
 		if (!(r->workers[r->n_workers++] = worker_stats(b, w)))
 			return NQ_ENOMEM;
 	}
-	return count_leases(b, r, pipes);
+	int rv = count_leases(b, r, pipes);
+	qsort(r->workers, r->n_workers, sizeof *r->workers, id_cmp);
+	return rv;
 }
