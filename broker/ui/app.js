@@ -348,7 +348,9 @@ async function viewQueue(name, params) {
       head.replaceChildren(table(QUEUE_HEAD, [queueRow(s)], { id: 'queue' }), el('div', { class: 'bar' }, btn));
     } catch (e) { head.replaceChildren(errorBox(e)); }
   };
+  let paged = false; // a later page is shown: the list is left as it is
   const load = async (after) => {
+    paged = paged || Boolean(after);
     try {
       const r = await api('GET', `/v1/jobs?${q({ queue: name, state: st, type, limit: 50, after })}`);
       if (!after) list.replaceChildren();
@@ -357,8 +359,13 @@ async function viewQueue(name, params) {
       more.replaceChildren(r.next_after_id ? el('button', { class: 'quiet', onclick: () => load(r.next_after_id) }, 'More') : '');
     } catch (e) { more.replaceChildren(errorBox(e)); }
   };
-  await Promise.all([refreshHead(), load('')]);
-  S.view.timer = setInterval(refreshHead, 2000);
+  const refresh = () => Promise.all([refreshHead(), paged ? null : load('')]);
+  let pending = null;
+  await refresh();
+  S.view.timer = setInterval(refresh, 2000);
+  S.view.onEvent = (ev) => {
+    if (ev.queue === name && !pending) pending = setTimeout(() => { pending = null; refresh(); }, 300);
+  };
 }
 
 async function pause(name, on) {

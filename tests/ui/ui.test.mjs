@@ -131,6 +131,7 @@ test('pausing a queue from its page stops dispatch; resuming starts it again', a
   assert.equal(s.ready, 3, 'nothing was leased while paused');
   assert.equal(s.leased, 0);
   await page.waitForFunction(() => document.querySelector('#queue td[data-f="ready"]')?.textContent === '3');
+  await page.waitForFunction(() => document.querySelectorAll('#jobs tr[data-job]').length === 3);
   await shot(page, 'dashboard-queue');
   await page.click('#resume');
   await until(async () => (await A('GET', '/v1/queues/work')).body.queues[0].ready === 0, 20000);
