@@ -836,6 +836,8 @@ int broker_on_stats(broker *b, broker_op *op)
 	bs->jobs_stored = b->core.jobs_stored;
 	bs->version = (char *)NQ_VERSION;
 	r->broker = bs;
+	if (broker_workers_stats(b, want, r) != NQ_OK)
+		return NQ_ENOMEM;
 	return BROKER_ANSWER(b, op, STATS, stats, r);
 }
 

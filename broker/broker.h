@@ -516,8 +516,9 @@ struct broker {
 		/* when a fetch held back by a rate or a breaker's cool-down
 		 * may get a job (0: none is): the core wakes by then */
 		uint64_t gate_due_us;
-		size_t limited_queues;    /* with gate.limited set */
-		struct broker_cron *cron; /* the schedules (cron.c) */
+		size_t limited_queues;          /* with gate.limited set */
+		struct broker_cron *cron;       /* the schedules (cron.c) */
+		struct broker_workers *workers; /* seen fetching (workers.c) */
 	} core;
 
 	/* Handoff of dead jobs to nq-dlq (dlq.c). group_dead is the core's;
@@ -834,6 +835,15 @@ void broker_cron_forget(broker *b);
 int broker_on_cron_list(broker *b, broker_op *op);
 int broker_on_cron_trigger(broker *b, broker_op *op);
 int broker_on_fetch(broker *b, broker_op *op);
+/* dlq_api.c: a /v1/dlq/ request of the HTTP API handed to nq-dlq. */
+struct nqi_api_call;
+void broker_dlq_forward(
+    broker *b, const uint8_t *buf, size_t len, struct nqi_api_call *call);
+/* workers.c: the workers seen fetching, for stats. */
+void broker_workers_note(
+    broker *b, const Nq__V1__FetchRequest *f, uint32_t pipe_id);
+int broker_workers_stats(broker *b, const char *queue, Nq__V1__StatsReply *r);
+void broker_workers_free(broker *b);
 int broker_on_extend(broker *b, broker_op *op);
 int broker_on_completions(broker *b, broker_op *op);
 int broker_on_pipe_gone(broker *b, broker_op *op);

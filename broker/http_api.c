@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "broker.h"
+#include "http_ui.h"
 #include "nqi/http_api.h"
 #include "nqi/json.h"
 #include "nqi/jsonpb.h"
@@ -39,6 +40,7 @@
 /* One row per route: method, path, Request member, the reply's field
  * answered alone, flags, the batch field, query aliases. */
 static void serve_events(nqi_http_req *req, void *arg);
+static void serve_whoami(nqi_http_req *req, void *arg);
 
 static const nqi_api_route routes[] = {
     {"POST", "/v1/queues/{queue}/jobs", "enqueue", "results",
@@ -59,13 +61,35 @@ static const nqi_api_route routes[] = {
         NULL, NULL, NULL},
     {"DELETE", "/v1/queues/{queue}/policy", "policy_reset", NULL, 0, NULL, NULL,
         NULL},
+    {"GET", "/v1/cron", "cron_list", NULL, 0, NULL, NULL, NULL},
+    {"POST", "/v1/cron/{name}/trigger", "cron_trigger", NULL, 0, NULL, NULL,
+        NULL},
     {"GET", "/v1/events", NULL, NULL, 0, NULL, NULL, serve_events},
+    {"GET", "/v1/whoami", NULL, NULL, 0, NULL, NULL, serve_whoami},
 };
 
+/* nq-dlq's routes go to nq-dlq (dlq_api.c), the others to the core. */
 static void submit(
     void *arg, const uint8_t *buf, size_t len, nqi_api_call *call)
 {
-	broker_request_in(arg, buf, len, nqi_api_done_msg, call);
+	if (strncmp(nqi_api_call_route(call)->member, "dlq_", 4) == 0)
+		broker_dlq_forward(arg, buf, len, call);
+	else
+		broker_request_in(arg, buf, len, nqi_api_done_msg, call);
+}
+
+/* The broker's routes and nq-dlq's, in one table (malloc'd). */
+static nqi_api_route *all_routes(size_t *n)
+{
+	size_t own = sizeof routes / sizeof *routes;
+	nqi_api_route *all = malloc((own + nqi_api_dlq_nroutes) * sizeof *all);
+	if (!all)
+		return NULL;
+	memcpy(all, routes, sizeof routes);
+	memcpy(
+	    all + own, nqi_api_dlq_routes, nqi_api_dlq_nroutes * sizeof *all);
+	*n = own + nqi_api_dlq_nroutes;
+	return all;
 }
 
 /* ---- the event ring ---- */
@@ -314,6 +338,28 @@ static void serve_events(nqi_http_req *req, void *arg)
 		nqi_api_error(req, 500, "INTERNAL", "out of memory");
 }
 
+/* ---- whoami ---- */
+
+/* {"roles": [...]}: what the token may do, so that the dashboard shows
+ * only what would work. Admin may do everything. */
+static void serve_whoami(nqi_http_req *req, void *arg)
+{
+	static const struct {
+		unsigned role;
+		const char *name;
+	} roles[] = {{NQI_ROLE_PRODUCER, "producer"},
+	    {NQI_ROLE_WORKER, "worker"}, {NQI_ROLE_ADMIN, "admin"}};
+	broker *b = arg;
+	if (!nqi_api_authorized(req, b->auth,
+	        NQI_ROLE_PRODUCER | NQI_ROLE_WORKER | NQI_ROLE_ADMIN))
+		return;
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < sizeof roles / sizeof *roles; i++)
+		if (nqi_api_token_check(req, b->auth, roles[i].role) == NQ_OK)
+			json_array_append_new(a, json_string(roles[i].name));
+	nqi_api_json(req, 200, a ? json_pack("{s:o}", "roles", a) : NULL);
+}
+
 /* ---- start and stop ---- */
 
 /* Once a second: whether the ring is filled; every BROKER_SSE_PING_MS a
@@ -350,6 +396,15 @@ static size_t body_max(const broker_config *c)
 	return (size_t)c->max_payload * 4 + (1u << 20);
 }
 
+/* The HTTP listener's own paths: /ui (the dashboard) and /v1/. */
+static void serve(nqi_http_req *req, void *api)
+{
+	if (strncmp(nqi_http_req_path(req), "/ui", 3) == 0)
+		broker_ui_serve(req);
+	else
+		nqi_api_serve(req, api);
+}
+
 int broker_api_start(broker *b, nqi_http_opts *o)
 {
 	struct broker_sse *h = calloc(1, sizeof *h);
@@ -362,15 +417,19 @@ int broker_api_start(broker *b, nqi_http_opts *o)
 	atomic_init(&h->skipped, 0);
 	atomic_init(&h->sent, 0);
 	atomic_init(&h->linger_until_ms, 0);
-	h->api = (nqi_api){routes, sizeof routes / sizeof *routes, submit, b};
-	if (pthread_create(&h->ticker, NULL, ticker, h) != 0) {
+	size_t n = 0;
+	nqi_api_route *all = all_routes(&n);
+	h->api = (nqi_api){all, n, submit, b};
+	if (!all || pthread_create(&h->ticker, NULL, ticker, h) != 0) {
+		free(all);
 		free(h);
 		return NQ_ENOMEM;
 	}
 	h->ticking = true;
 	b->net.sse = h;
 	o->api_prefix = "/v1/";
-	o->api_cb = nqi_api_serve;
+	o->ui_prefix = "/ui";
+	o->api_cb = serve;
 	o->api_arg = &h->api;
 	o->api_body_max = body_max(&b->cfg);
 	return NQ_OK;
@@ -392,6 +451,7 @@ void broker_api_stop(broker *b)
 		free(h->ring[i].buf);
 	pthread_mutex_destroy(&h->mu);
 	pthread_cond_destroy(&h->cv);
+	free((void *)h->api.routes);
 	free(h);
 	b->net.sse = NULL;
 }

@@ -65,6 +65,7 @@ void broker_init(broker *b)
 void broker_fini(broker *b)
 {
 	broker_cron_fini(b);
+	broker_workers_free(b);
 	broker_policy_fini(b);
 	broker_index_fini(&b->core.index);
 	nqi_arena_fini(&b->core.arena);

@@ -714,6 +714,7 @@ int broker_on_fetch(broker *b, broker_op *op)
 		broker_finish(b, op);
 		return NQ_OK;
 	}
+	broker_workers_note(b, f, op->pipe_id);
 	size_t n = 0;
 	bool behind = b->core.limited_queues && b->core.parked_fetch &&
 	              f->wait_ms && fetch_limited(b, f);

@@ -18,6 +18,8 @@ NQ_DEB_PACKAGES=(
 # python3-croniter checks the cron ticks against another implementation.
 NQ_TEST_PACKAGES=(prometheus curl openssl iptables clang-format git clang
 	nodejs python3-croniter)
+# chromium: the dashboard's test runs in a real browser (tests/ui).
+NQ_TEST_PACKAGES+=(chromium)
 # libfuse 3 builds powerfs and fuse3 mounts it: the fault suite's power cuts.
 NQ_TEST_PACKAGES+=(fuse3 libfuse3-dev)
 
@@ -31,19 +33,20 @@ NQ_FUZZ_PACKAGES=(clang libclang-rt-dev)
 NQ_DEPLOY_PACKAGES=(yamllint prometheus curl nodejs podman runc debootstrap)
 
 # The npm packages of the JSON API's tests (tests/api/package.json and its
-# lockfile: the OpenAPI validator and ajv) and of the deploy checks
-# (tests/deploy: kubernetes-models, js-yaml, dockerfilelint). Installed
-# once, exactly as locked; a second run is instant.
+# lockfile: the OpenAPI validator and ajv), of the deploy checks
+# (tests/deploy: kubernetes-models, js-yaml, dockerfilelint) and of the
+# dashboard's (tests/ui: puppeteer-core). Installed once, exactly as
+# locked; a second run is instant.
 nq_install_node_deps() {
-	local d
 	# Debian ships npm apart from nodejs; other builds of nodejs hold it.
 	command -v npm >/dev/null 2>&1 || nq_install_deps npm || return 1
-	for d in tests/api tests/deploy; do
-		if [ -f $d/node_modules/.package-lock.json ] &&
-			[ $d/node_modules/.package-lock.json -nt $d/package-lock.json ]; then
+	local dir
+	for dir in tests/api tests/deploy tests/ui; do
+		if [ -f $dir/node_modules/.package-lock.json ] &&
+			[ $dir/node_modules/.package-lock.json -nt $dir/package-lock.json ]; then
 			continue
 		fi
-		npm ci --prefix $d --no-audit --no-fund --loglevel=error || return 1
+		npm ci --prefix $dir --no-audit --no-fund --loglevel=error || return 1
 	done
 }
 

@@ -90,6 +90,30 @@ static void print_uptime(uint64_t ms)
 	printf("%llus", (unsigned long long)(s % 60));
 }
 
+/* WORKER QUEUES FREE LEASED SEEN: the workers seen fetching. */
+static void print_workers(const nq_queue_stats *qs)
+{
+	nq_worker_stats w;
+	int idw = 6, qw = 6;
+	uint64_t now = nqi_now_us();
+	for (size_t k = 0; nq_queue_stats_worker(qs, k, &w) == NQ_OK; k++) {
+		idw = (int)strlen(w.worker_id) > idw ? (int)strlen(w.worker_id)
+		                                     : idw;
+		qw = (int)strlen(w.queues) > qw ? (int)strlen(w.queues) : qw;
+	}
+	if (nq_queue_stats_workers(qs) == 0)
+		return;
+	printf("%-*s  %-*s  %6s  %6s  %s\n", idw, "WORKER", qw, "QUEUES",
+	    "FREE", "LEASED", "SEEN");
+	for (size_t k = 0; nq_queue_stats_worker(qs, k, &w) == NQ_OK; k++)
+		printf("%-*s  %-*s  %6llu  %6llu  %llus ago\n", idw,
+		    w.worker_id, qw, w.queues, (unsigned long long)w.free_slots,
+		    (unsigned long long)w.leased,
+		    (unsigned long long)(now > w.last_seen_us
+		                             ? (now - w.last_seen_us) / 1000000
+		                             : 0));
+}
+
 static int print_table(
     const nq_queue_stats *qs, size_t n, const nq_broker_stats *broker)
 {
@@ -123,6 +147,7 @@ static int print_table(
 	    (unsigned long long)broker->jobs_stored);
 	print_uptime(broker->uptime_ms);
 	putchar('\n');
+	print_workers(qs);
 	return NQI_EXIT_OK;
 }
 
@@ -184,6 +209,35 @@ static json_t *queue_json(const nq_queue_stats *qs, size_t i)
 	return o;
 }
 
+/* "a,b" as ["a", "b"], as the JSON API shows a worker's queues. */
+static json_t *names_json(const char *list)
+{
+	json_t *a = json_array();
+	for (const char *p = list; a && *p;) {
+		size_t n = strcspn(p, ",");
+		json_array_append_new(a, json_stringn(p, n));
+		p += n + (p[n] == ',');
+	}
+	return a;
+}
+
+static json_t *workers_json(const nq_queue_stats *qs)
+{
+	nq_worker_stats w;
+	json_t *a = json_array();
+	for (size_t k = 0; a && nq_queue_stats_worker(qs, k, &w) == NQ_OK; k++)
+		if (json_array_append_new(
+		        a, json_pack("{s:s, s:o, s:I, s:I, s:o}", "worker_id",
+		               w.worker_id, "queues", names_json(w.queues),
+		               "free_slots", (json_int_t)w.free_slots, "leased",
+		               (json_int_t)w.leased, "last_seen_at",
+		               nqctl_time_json(w.last_seen_us))) != 0) {
+			json_decref(a);
+			a = NULL;
+		}
+	return a;
+}
+
 static int print_stats_json(
     const nq_queue_stats *qs, size_t n, const nq_broker_stats *broker)
 {
@@ -196,9 +250,15 @@ static int print_stats_json(
 	}
 	if (!queues)
 		return nqctl_print_json(NULL);
-	return nqctl_print_json(json_pack("{s:o, s:{s:I, s:I, s:I}}", "queues",
-	    queues, "broker", "commits", (json_int_t)broker->commits,
-	    "uptime_ms", (json_int_t)broker->uptime_ms, "jobs_stored",
+	json_t *workers = workers_json(qs);
+	if (!workers) {
+		json_decref(queues);
+		return nqctl_print_json(NULL);
+	}
+	return nqctl_print_json(json_pack("{s:o, s:o, s:{s:I, s:I, s:I}}",
+	    "queues", queues, "workers", workers, "broker", "commits",
+	    (json_int_t)broker->commits, "uptime_ms",
+	    (json_int_t)broker->uptime_ms, "jobs_stored",
 	    (json_int_t)broker->jobs_stored));
 }
 

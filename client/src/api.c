@@ -695,7 +695,35 @@ NQ_API void nq_queue_policy_free(nq_queue_policy *p)
 /* The stats reply as decoded: every accessor reads it. */
 struct nq_queue_stats {
 	Nq__V1__Reply *reply;
+	char **worker_queues; /* each worker's queues joined by commas */
 };
+
+/* Each worker's queues joined by commas, for nq_worker_stats. */
+static int join_worker_queues(nq_queue_stats *s)
+{
+	const Nq__V1__StatsReply *sr = s->reply->stats;
+	s->worker_queues = calloc(sr->n_workers + 1, sizeof(char *));
+	for (size_t k = 0; s->worker_queues && k < sr->n_workers; k++) {
+		const Nq__V1__WorkerStats *w = sr->workers[k];
+		size_t len = 1;
+		for (size_t i = 0; i < w->n_queues; i++)
+			len += strlen(w->queues[i]) + 1;
+		char *out = s->worker_queues[k] = calloc(1, len);
+		if (!out)
+			return NQ_ENOMEM;
+		for (size_t i = 0; i < w->n_queues; i++)
+			strcat(strcat(out, i ? "," : ""), w->queues[i]);
+	}
+	return s->worker_queues ? NQ_OK : NQ_ENOMEM;
+}
+
+static void free_worker_queues(nq_queue_stats *s)
+{
+	for (size_t k = 0; s->worker_queues && k < s->reply->stats->n_workers;
+	     k++)
+		free(s->worker_queues[k]);
+	free(s->worker_queues);
+}
 
 /* Copies the broker's numbers out; takes the reply into *out. */
 static int stats_take(nq_client *c, Nq__V1__Reply *r, nq_queue_stats **out,
@@ -706,6 +734,11 @@ static int stats_take(nq_client *c, Nq__V1__Reply *r, nq_queue_stats **out,
 	if (!s)
 		return nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
 	s->reply = r;
+	if (join_worker_queues(s) != NQ_OK) {
+		free_worker_queues(s);
+		free(s);
+		return nqc_fail(c->last_error, NQ_ENOMEM, "out of memory");
+	}
 	if (broker) {
 		memset(broker, 0, sizeof *broker);
 		if (sr->broker) {
@@ -750,6 +783,7 @@ NQ_API void nq_queue_stats_free(nq_queue_stats *s)
 {
 	if (!s)
 		return;
+	free_worker_queues(s);
 	nq__v1__reply__free_unpacked(s->reply, NULL);
 	free(s);
 }
@@ -811,6 +845,22 @@ NQ_API const char *nq_queue_stats_field(size_t k)
 			return f->name;
 	}
 	return NULL;
+}
+
+NQ_API size_t nq_queue_stats_workers(const nq_queue_stats *s)
+{
+	return s ? s->reply->stats->n_workers : 0;
+}
+
+NQ_API int nq_queue_stats_worker(
+    const nq_queue_stats *s, size_t k, nq_worker_stats *out)
+{
+	if (!out || k >= nq_queue_stats_workers(s))
+		return NQ_EINVAL;
+	const Nq__V1__WorkerStats *w = s->reply->stats->workers[k];
+	*out = (nq_worker_stats){str_in(w->worker_id), s->worker_queues[k],
+	    w->free_slots, w->leased, w->last_seen_us};
+	return NQ_OK;
 }
 
 NQ_API size_t nq_queue_stats_groups(const nq_queue_stats *s, size_t i)

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -45,7 +46,7 @@ struct nqi_http {
 	atomic_uint_fast64_t refused;
 	atomic_uint answering; /* api requests begun, not done; streams not */
 	char *cert, *key, *ca; /* PEM text, kept while MHD runs */
-	const char *api_prefix;
+	const char *api_prefix, *ui_prefix;
 	nqi_http_api_cb api_cb;
 	void *api_arg;
 	size_t api_body_max;
@@ -229,8 +230,10 @@ static nqi_http_req *api_req_of(void *req_cls)
 
 static bool api_path(const nqi_http *h, const char *url)
 {
-	return h->api_prefix &&
-	       strncmp(url, h->api_prefix, strlen(h->api_prefix)) == 0;
+	return (h->api_prefix &&
+	           strncmp(url, h->api_prefix, strlen(h->api_prefix)) == 0) ||
+	       (h->ui_prefix &&
+	           strncmp(url, h->ui_prefix, strlen(h->ui_prefix)) == 0);
 }
 
 void nqi_http_hold(nqi_http_req *r)
@@ -330,13 +333,18 @@ void nqi_http_req_add_header(
 }
 
 /* The headers every answer of the API carries, and the added ones. */
+/* no-store unless the service said how to cache (the dashboard). */
 static void api_headers(nqi_http_req *r, const char *type)
 {
+	bool cache = false;
 	MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	MHD_add_response_header(
-	    r->resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	for (size_t i = 0; i < r->nhdr; i++)
+	for (size_t i = 0; i < r->nhdr; i++) {
 		MHD_add_response_header(r->resp, r->hdr[i][0], r->hdr[i][1]);
+		cache |= strcasecmp(r->hdr[i][0], "Cache-Control") == 0;
+	}
+	if (!cache)
+		MHD_add_response_header(
+		    r->resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 }
 
 void nqi_http_respond(nqi_http_req *r, unsigned status,
@@ -901,6 +909,7 @@ int nqi_http_start(
 	h->ready_cb = o->ready_cb;
 	h->arg = o->arg;
 	h->api_prefix = o->api_cb ? o->api_prefix : NULL;
+	h->ui_prefix = o->api_cb ? o->ui_prefix : NULL;
 	h->api_cb = o->api_cb;
 	h->api_arg = o->api_arg;
 	h->api_body_max = o->api_body_max;

@@ -266,11 +266,18 @@ static const char *bearer(nqi_http_req *req, bool *bad)
 	return h + 7;
 }
 
+int nqi_api_token_check(nqi_http_req *req, const nqi_auth *auth, unsigned roles)
+{
+	bool bad;
+	const char *token = bearer(req, &bad);
+	return bad ? NQ_EAUTH : nqi_auth_check(auth, token, roles);
+}
+
 bool nqi_api_authorized(nqi_http_req *req, const nqi_auth *auth, unsigned roles)
 {
 	bool bad;
 	const char *token = bearer(req, &bad);
-	int rv = bad ? NQ_EAUTH : nqi_auth_check(auth, token, roles);
+	int rv = nqi_api_token_check(req, auth, roles);
 	if (rv == NQ_OK)
 		return true;
 	if (rv == NQ_EPERM)
@@ -440,6 +447,29 @@ static void answer(nqi_http_req *req, nqi_api_call *call, bool single)
 }
 
 /* ---- the calls ---- */
+
+/* One row per route: method, path, Request member, the reply's field
+ * answered alone, flags, the batch field, query aliases. */
+const nqi_api_route nqi_api_dlq_routes[] = {
+    {"GET", "/v1/dlq/jobs", "dlq_list", NULL, 0, NULL, "before=before_id",
+        NULL},
+    {"GET", "/v1/dlq/jobs/{id}", "dlq_show", "job", 0, NULL, NULL, NULL},
+    {"POST", "/v1/dlq/jobs/{id}/replay", "dlq_replay", NULL, 0, NULL, "id=ids",
+        NULL},
+    {"DELETE", "/v1/dlq/jobs/{id}", "dlq_purge", NULL, 0, NULL, "id=ids", NULL},
+    {"POST", "/v1/dlq/replay", "dlq_replay", NULL, NQI_API_BODY, NULL, NULL,
+        NULL},
+    {"POST", "/v1/dlq/purge", "dlq_purge", NULL, NQI_API_BODY, NULL, NULL,
+        NULL},
+    {"GET", "/v1/dlq/stats", "dlq_stats", NULL, 0, NULL, NULL, NULL},
+};
+const size_t nqi_api_dlq_nroutes =
+    sizeof nqi_api_dlq_routes / sizeof *nqi_api_dlq_routes;
+
+const nqi_api_route *nqi_api_call_route(const nqi_api_call *call)
+{
+	return call->route;
+}
 
 static void call_free(void *data)
 {

@@ -116,6 +116,14 @@ test('tokens: none or unknown 401, another role 403, each role its routes', asyn
   assert.equal((await D('GET', '/v1/dlq/stats')).status, 200);
   isError(await call(nq.broker, 'GET', '/v1/events', {}), 401, 'UNAUTHENTICATED');
   isError(await call(nq.broker, 'GET', '/v1/events', { token: TOK.worker }), 403, 'PERMISSION_DENIED');
+  // the broker's /v1/dlq/ (handed to nq-dlq) asks the same roles
+  isError(await call(nq.broker, 'GET', '/v1/dlq/stats', { token: TOK.producer }), 403, 'PERMISSION_DENIED');
+  isError(await call(nq.broker, 'GET', '/v1/dlq/stats', {}), 401, 'UNAUTHENTICATED');
+  assert.equal((await B('GET', '/v1/dlq/stats')).status, 200);
+  // whoami tells the roles, for the dashboard
+  assert.deepEqual((await call(nq.broker, 'GET', '/v1/whoami', { token: TOK.producer })).body.roles, ['producer']);
+  assert.ok((await B('GET', '/v1/whoami')).body.roles.includes('admin'));
+  isError(await call(nq.broker, 'GET', '/v1/whoami', { token: 'nope' }), 401, 'UNAUTHENTICATED');
 });
 
 test('404, 405 and 412 as JSON', async () => {
@@ -299,4 +307,15 @@ test('nq-dlq: list, show, replay, purge; a stopping broker answers 503, a gone o
   if (gone.status === 503) isError(gone, 503, 'UNAVAILABLE');
   else isError(gone, 504, 'DEADLINE_EXCEEDED');
   assert.equal((await D('GET', `/v1/dlq/jobs/${ids[2]}`)).status, 200);
+});
+
+test('a broker without nq-dlq answers /v1/dlq/ with 503 saying so', async () => {
+  const alone = await startAll({ noDlq: true });
+  try {
+    const r = await call(alone.broker, 'GET', '/v1/dlq/stats');
+    isError(r, 503, 'UNAVAILABLE');
+    assert.match(r.body.message, /--dlq/);
+  } finally {
+    await alone.stop();
+  }
 });

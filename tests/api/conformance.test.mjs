@@ -68,6 +68,9 @@ test('every operation answers as the document says', async () => {
   await check(B, 'POST', '/v1/queues/c/policy', { body: { settings: [{ key: 'nope', value: '3' }] } }, 400);
   await check(B, 'DELETE', '/v1/queues/c/policy?keys=max_attempts');
   await check(B, 'GET', '/v1/routes');
+  await check(B, 'GET', '/v1/whoami');
+  await check(B, 'GET', '/v1/cron');
+  await check(B, 'POST', '/v1/cron/nope/trigger', {}, 404);
   await check(D, 'GET', '/v1/routes');
 
   // events: a stream whose events match JobEvent
@@ -93,6 +96,9 @@ test('every operation answers as the document says', async () => {
   await check(D, 'GET', `/v1/dlq/jobs/${dead[0]}`);
   await check(D, 'GET', '/v1/dlq/jobs/00000000000000ff', {}, 404);
   await check(D, 'GET', '/v1/dlq/stats');
+  // the broker hands /v1/dlq/ to nq-dlq: one URL shows everything
+  await check(B, 'GET', '/v1/dlq/stats');
+  await check(B, 'GET', `/v1/dlq/jobs/${dead[0]}`);
   await check(D, 'POST', `/v1/dlq/jobs/${dead[0]}/replay`);
   await check(D, 'POST', '/v1/dlq/replay', { body: { ids: [dead[1]] } });
   await check(D, 'DELETE', `/v1/dlq/jobs/${dead[2]}`);

@@ -51,23 +51,24 @@ for (const sig of ['SIGTERM', 'SIGINT'])
 
 const httpUrl = (addr) => (addr.startsWith('http') ? addr : `http://${addr}`).replace(/\/$/, '');
 
-// opts.brokerFlags, opts.dlqFlags: more flags; opts.worker: handlers.
+// opts.brokerFlags, opts.dlqFlags: more flags; opts.worker: handlers;
+// opts.noDlq: a broker without --dlq, and no nq-dlq.
 export async function startAll(opts = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nq-api-'));
   const apiSock = `ipc://${dir}/api.sock`;
   const dlqSock = `ipc://${dir}/dlq.sock`;
   const env = { NQ_LOG_LEVEL: 'warn', ...(opts.env || {}) };
-  const dlq = start(BIN.dlq, ['--listen', dlqSock, '--broker', apiSock,
+  const dlq = opts.noDlq ? null : start(BIN.dlq, ['--listen', dlqSock, '--broker', apiSock,
     '--http', '127.0.0.1:0', '--data-dir', `${dir}/dlq`, '--sync', 'none',
     '--ready-file', `${dir}/dlq.ready`, ...(opts.dlqFlags || [])], dir, 'dlq', env);
-  const dready = await readReady(`${dir}/dlq.ready`, dlq, 'nq-dlq');
+  const dready = dlq ? await readReady(`${dir}/dlq.ready`, dlq, 'nq-dlq') : {};
   const broker = start(BIN.broker, ['--api', apiSock, '--work', 'tcp://127.0.0.1:0',
     '--results', 'tcp://127.0.0.1:0', '--events', 'tcp://127.0.0.1:0',
-    '--http', '127.0.0.1:0', '--dlq', dlqSock, '--data-dir', `${dir}/broker`,
+    '--http', '127.0.0.1:0', ...(dlq ? ['--dlq', dlqSock] : []), '--data-dir', `${dir}/broker`,
     '--sync', 'none', '--lease-check', '100ms', '--ready-file', `${dir}/broker.ready`,
     ...(opts.brokerFlags || [])], dir, 'broker', env);
   const bready = await readReady(`${dir}/broker.ready`, broker, 'nq-broker');
-  const procs = [broker, dlq];
+  const procs = dlq ? [broker, dlq] : [broker];
   if (opts.worker) {
     const args = ['--work', bready.work, '--results', bready.results, '--queues',
       opts.worker.queues, '--http', '127.0.0.1:0', '--concurrency', '4'];
@@ -86,7 +87,7 @@ export async function startAll(opts = {}) {
       }
     },
     broker: httpUrl(bready.http),
-    dlq: httpUrl(dready.http),
+    dlq: dready.http && httpUrl(dready.http),
     async stop() {
       for (const p of procs.reverse()) if (p.exitCode === null) p.kill('SIGTERM');
       await Promise.all(procs.map((p) => (p.exitCode !== null ? null : new Promise((r) => p.on('exit', r)))));

@@ -1111,6 +1111,68 @@ static void test_embed_depends_survive_a_restart(void **st)
 	nq__v1__reply__free_unpacked(r, NULL);
 }
 
+/* A worker's fetch puts it in stats: its queues, the slots it asked
+ * for, the leases it holds; stats of a queue it does not fetch from leave
+ * it out. */
+static void test_embed_stats_name_the_workers_fetching(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__Reply *r, *keep;
+	for (int i = 0; i < 3; i++)
+		free(enqueue(f, "q", 1));
+	free(enqueue(f, "other", 1));
+	r = fetch(f, "q");
+	assert_int_equal(r->fetch->n_jobs, 3);
+	nq__v1__reply__free_unpacked(r, NULL);
+	stats(f, "q", &keep);
+	assert_int_equal(keep->stats->n_workers, 1);
+	const Nq__V1__WorkerStats *w = keep->stats->workers[0];
+	assert_string_equal(w->worker_id, "w1");
+	assert_int_equal(w->n_queues, 1);
+	assert_string_equal(w->queues[0], "q");
+	assert_int_equal(w->free_slots, 10);
+	assert_int_equal(w->leased, 3);
+	assert_int_equal(w->fetches, 1);
+	assert_true(w->last_seen_us > 0);
+	nq__v1__reply__free_unpacked(keep, NULL);
+	stats(f, "other", &keep);
+	assert_int_equal(keep->stats->n_workers, 0);
+	nq__v1__reply__free_unpacked(keep, NULL);
+}
+
+/* However many workers come, stats keep a bounded number, and the newest
+ * one is among them. */
+static void test_embed_stats_keep_a_bounded_number_of_workers(void **st)
+{
+	fixture *f = *st;
+	char name[32];
+	char *queues[] = {"q"};
+	for (int i = 0; i < 600; i++) {
+		Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+		Nq__V1__FetchRequest fr = NQ__V1__FETCH_REQUEST__INIT;
+		snprintf(name, sizeof name, "w%d", i);
+		fr.worker_id = name;
+		fr.queues = queues;
+		fr.n_queues = 1;
+		fr.max_jobs = 1;
+		req.body_case = NQ__V1__REQUEST__BODY_FETCH;
+		req.fetch = &fr;
+		nq__v1__reply__free_unpacked(call(f, &req, true), NULL);
+	}
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__StatsRequest sr = NQ__V1__STATS_REQUEST__INIT;
+	req.body_case = NQ__V1__REQUEST__BODY_STATS;
+	req.stats = &sr;
+	Nq__V1__Reply *r = call(f, &req, false);
+	assert_true(r->stats->n_workers > 400);
+	assert_true(r->stats->n_workers <= 512);
+	bool newest = false;
+	for (size_t i = 0; i < r->stats->n_workers; i++)
+		newest |= strcmp(r->stats->workers[i]->worker_id, "w599") == 0;
+	assert_true(newest);
+	nq__v1__reply__free_unpacked(r, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1159,6 +1221,11 @@ int main(void)
 	        test_embed_depends_chain_all_or_none, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_depends_waiting_job_holds_a_queued_key, setup,
+	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_stats_name_the_workers_fetching, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_stats_keep_a_bounded_number_of_workers, setup,
 	        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -78,6 +78,22 @@ static void test_job_path_echo_job_succeeds_with_its_payload_as_result(
 	json_decref(j);
 	itest_run_free(&r);
 
+	/* stats name the worker that fetched, in the table and in JSON */
+	assert_int_equal(itest_nqctl(e, 15000, &r, "stats", NULL), 0);
+	assert_int_equal(r.code, 0);
+	assert_non_null(strstr(r.out, "\nWORKER "));
+	itest_run_free(&r);
+	assert_int_equal(itest_nqctl(e, 15000, &r, "--json", "stats", NULL), 0);
+	assert_int_equal(itest_run_json(&r, &j), 0);
+	json_t *wk = json_array_get(json_object_get(j, "workers"), 0);
+	assert_non_null(wk);
+	assert_string_equal(
+	    json_string_value(json_array_get(json_object_get(wk, "queues"), 0)),
+	    "q");
+	assert_true(strlen(itest_json_str(wk, "worker_id")) > 0);
+	json_decref(j);
+	itest_run_free(&r);
+
 	/* SIGTERM stops both daemons cleanly. */
 	assert_int_equal(itest_signal(w, SIGTERM), 0);
 	assert_int_equal(itest_wait_exit(w, 15000), 0);

@@ -936,6 +936,28 @@ static void build_depends_samples(void)
 	req_chain.enqueue = &rq_chain;
 }
 
+/* Added with the workers of stats: one worker seen fetching. */
+static char *worker_queues[] = {NQT_QUEUE, NQT_QUEUE2};
+static Nq__V1__WorkerStats worker_stats = NQ__V1__WORKER_STATS__INIT;
+static Nq__V1__WorkerStats *worker_list[] = {&worker_stats};
+static Nq__V1__StatsReply rp_stats_workers = NQ__V1__STATS_REPLY__INIT;
+static Nq__V1__Reply rep_stats_workers;
+
+static void build_worker_samples(void)
+{
+	worker_stats.worker_id = NQT_WORKER;
+	worker_stats.n_queues = COUNT(worker_queues);
+	worker_stats.queues = worker_queues;
+	worker_stats.free_slots = 3;
+	worker_stats.leased = 5;
+	worker_stats.last_seen_us = NQT_CREATED_US;
+	worker_stats.fetches = 7;
+	rp_stats_workers.n_workers = COUNT(worker_list);
+	rp_stats_workers.workers = worker_list;
+	reply_envelope(&rep_stats_workers, NQ__V1__REPLY__BODY_STATS);
+	rep_stats_workers.stats = &rp_stats_workers;
+}
+
 static nqt_sample samples[] = {
     {"status", &status.base},
     {"job_spec", &spec.base},
@@ -1020,6 +1042,7 @@ static nqt_sample samples[] = {
     {"job_event_dependency_failed", &event_dependency.base},
     {"queue_stats_waiting", &qstats_waiting.base},
     {"request_enqueue_chain", &req_chain.base},
+    {"reply_stats_workers", &rep_stats_workers.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)
@@ -1044,6 +1067,7 @@ const nqt_sample *nqt_samples(size_t *n)
 		build_control_samples();
 		build_cron_samples();
 		build_depends_samples();
+		build_worker_samples();
 		built = true;
 	}
 	*n = COUNT(samples);
@@ -1084,6 +1108,7 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
     &nq__v1__stats_request__descriptor,
     &nq__v1__queue_stats__descriptor,
     &nq__v1__group_stats__descriptor,
+    &nq__v1__worker_stats__descriptor,
     &nq__v1__broker_stats__descriptor,
     &nq__v1__stats_reply__descriptor,
     &nq__v1__pause_request__descriptor,

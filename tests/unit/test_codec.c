@@ -684,6 +684,21 @@ static void fx_job_event_breaker(const ProtobufCMessage *m)
 	assert_true(e->failure_ratio == NQT_FAILURE_RATIO);
 }
 
+static void fx_reply_stats_workers(const ProtobufCMessage *m)
+{
+	const Nq__V1__Reply *r = (const void *)m;
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_STATS);
+	assert_int_equal(r->stats->n_workers, 1);
+	const Nq__V1__WorkerStats *w = r->stats->workers[0];
+	assert_string_equal(w->worker_id, NQT_WORKER);
+	assert_int_equal(w->n_queues, 2);
+	assert_string_equal(w->queues[1], NQT_QUEUE2);
+	assert_int_equal(w->free_slots, 3);
+	assert_int_equal(w->leased, 5);
+	assert_int_equal(w->last_seen_us, NQT_CREATED_US);
+	assert_int_equal(w->fetches, 7);
+}
+
 static void fx_queue_stats_groups(const ProtobufCMessage *m)
 {
 	const Nq__V1__QueueStats *q = (const void *)m;
@@ -1218,6 +1233,7 @@ static const fixture fixtures[] = {
     FX(job_event_dependency_failed, job_event),
     FX(queue_stats_waiting, queue_stats),
     FX(request_enqueue_chain, request),
+    FX(reply_stats_workers, reply),
 };
 
 /* ---- tests ---- */

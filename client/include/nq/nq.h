@@ -480,6 +480,24 @@ NQ_API size_t nq_queue_stats_groups(const nq_queue_stats *s, size_t i);
 NQ_API int nq_queue_stats_group(const nq_queue_stats *s, size_t i, size_t k,
     const char **name, uint64_t *ready, uint64_t *leased);
 
+/* A worker the broker saw fetch in the last 5 minutes (nq.v1.WorkerStats).
+ * Strings are valid until the nq_queue_stats is freed; queues is the
+ * comma-separated list its last fetch named. */
+typedef struct nq_worker_stats {
+	const char *worker_id;
+	const char *queues;
+	uint64_t free_slots; /* max_jobs of its last fetch */
+	uint64_t leased;     /* leases its connection holds */
+	uint64_t last_seen_us;
+} nq_worker_stats;
+
+/* How many workers came with s (stats of one queue: those fetching from
+ * it). */
+NQ_API size_t nq_queue_stats_workers(const nq_queue_stats *s);
+/* Worker k; NQ_EINVAL when k is out of range. */
+NQ_API int nq_queue_stats_worker(
+    const nq_queue_stats *s, size_t k, nq_worker_stats *out);
+
 /* ---- low-level worker protocol ---- */
 
 /* Leases up to max_jobs jobs from the queues, waiting up to wait_ms for one

@@ -101,6 +101,7 @@ typedef struct nqi_http_opts {
 	uint64_t timeout_ms;      /* 0: NQI_HTTP_TIMEOUT_DEFAULT_MS; whole
 	                           * seconds, rounded up */
 	const char *api_prefix;   /* e.g. "/v1/"; NULL: no own routes */
+	const char *ui_prefix;    /* another prefix api_cb serves ("/ui") */
 	nqi_http_api_cb api_cb;
 	void *api_arg;
 	size_t api_body_max;
@@ -147,7 +148,7 @@ void nqi_http_wake(nqi_http_req *req);
  * answer given next. Only from api_cb, before it answers. */
 void nqi_http_req_add_header(
     nqi_http_req *req, const char *name, const char *value);
-#define NQI_HTTP_REQ_HEADERS 4
+#define NQI_HTTP_REQ_HEADERS 8
 
 /* Answers req with a copy of body. Only from api_cb, once. */
 void nqi_http_respond(nqi_http_req *req, unsigned status,

@@ -82,10 +82,22 @@ unsigned nqi_api_http_status(int code);
 void nqi_api_error(
     nqi_http_req *req, unsigned status, const char *code, const char *msg);
 
+/* nqi_auth_check of the request's Bearer token, answering nothing. */
+int nqi_api_token_check(
+    nqi_http_req *req, const nqi_auth *auth, unsigned roles);
+
 /* True when the request's Bearer token has one of roles (see
  * nqi_auth_check); else answers 401 or 403 and returns false. */
 bool nqi_api_authorized(
     nqi_http_req *req, const nqi_auth *auth, unsigned roles);
+
+/* The route a call was made on (its member names the request). */
+const nqi_api_route *nqi_api_call_route(const nqi_api_call *call);
+
+/* nq-dlq's routes (/v1/dlq/...): served by nq-dlq, and by the broker,
+ * which hands them to nq-dlq so that one URL shows everything. */
+extern const nqi_api_route nqi_api_dlq_routes[];
+extern const size_t nqi_api_dlq_nroutes;
 
 /* Answers req with the JSON value v (taken). */
 void nqi_api_json(nqi_http_req *req, unsigned status, json_t *v);
