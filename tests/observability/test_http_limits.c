@@ -115,7 +115,9 @@ static void test_http_limits_idle_crowd_leaves_the_broker_serving(void **st)
 	static int crowd[CROWD];
 	nq_client *c = NULL;
 	char id[NQ_ID_MAX], *body = NULL;
-	const char *flags[] = {"--http-timeout", "2s", NULL};
+	/* Long enough that a crowd accepted slowly (a loaded machine, a
+	 * sanitizer build) fills the cap before its first ones time out. */
+	const char *flags[] = {"--http-timeout", "5s", NULL};
 	raise_own_nofile();
 	assert_int_equal(itest_broker_start(e, flags), 0);
 	/* The limit a broker often runs with: the crowd alone is twice it. */
@@ -126,19 +128,23 @@ static void test_http_limits_idle_crowd_leaves_the_broker_serving(void **st)
 	assert_int_equal(get_on(scrape, addr, "/healthz", &body), 200);
 	free(body);
 	crowd_open(itest_url_port(addr), crowd, CROWD);
-	/* The cap binds, and says so (a loaded machine may take a moment
-	 * to hand the crowd's connections over). */
-	double max = -1, open = -1;
+	/* The cap binds, and says so: never more open than it, and (a
+	 * loaded machine may take a moment to hand the crowd over, and the
+	 * first may time out meanwhile) nearly all of it in use. */
+	double max = -1, open = -1, most = -1;
 	for (uint64_t end = itest_now_ms() + 30000;; itest_sleep_ms(100)) {
 		assert_int_equal(get_on(scrape, addr, "/metrics", &body), 200);
 		max = sample(body, "nq_http_connections_max");
 		open = sample(body, "nq_http_connections");
+		most = open > most ? open : most;
 		if (open == max || itest_now_ms() >= end)
 			break;
 		free(body);
 	}
+	fprintf(stderr, "http_limits: at most %.0f of %.0f connections open\n",
+	    most, max);
 	assert_true(max == 256);
-	assert_true(open == max);
+	assert_true(most <= max && most >= max - 16);
 	assert_true(sample(body, "nq_http_refused_total") >= 1);
 	free(body);
 	/* The kernel retries the connects it dropped for 3 s: by then the
