@@ -220,14 +220,14 @@ def cases(seed):
 def main():
     tool = sys.argv[1]
     seed = int(sys.argv[2]) if len(sys.argv) > 2 else 13
-    todo = cases(seed)
-    text = "".join("%s\t%s\t%d\n" % c for c in todo)
+    asked = cases(seed)
+    text = "".join("%s\t%s\t%d\n" % c for c in asked)
     got = subprocess.run([tool], input=text, capture_output=True,
                          text=True, check=True).stdout.splitlines()
-    assert len(got) == len(todo), "cron_next answered %d of %d" % (
-        len(got), len(todo))
+    assert len(got) == len(asked), "cron_next answered %d of %d" % (
+        len(got), len(asked))
     bad = skipped = 0
-    for (expr, zone, after), ans in zip(todo, got):
+    for (expr, zone, after), ans in zip(asked, got):
         try:
             if not zone:
                 raise ValueError("no zone")
@@ -252,7 +252,7 @@ def main():
         if bad >= 20:
             break
     print("%d cases, %d mismatches, %d ticks croniter skips (seed %d)" % (
-        len(todo), bad, skipped, seed))
+        len(asked), bad, skipped, seed))
     return 1 if bad else 0
 
 
