@@ -23,7 +23,7 @@ sync-none) sync=none ;;
 *) nqb_log "unknown nq mode '$mode' (sync-always, sync-none)"; exit 2 ;;
 esac
 case $workload in
-A) load=(--jobs "$NQB_A_JOBS" --batch "$NQB_A_BATCH") ;;
+A) load=(--jobs "$(nqb_client_jobs)" --batch "$NQB_A_BATCH") ;;
 B) load=(--rate "$NQB_B_RATE" --duration "${NQB_B_SECONDS}s" --batch 1
 	--producers "$NQB_B_PRODUCERS") ;;
 C) load=(--backlog --jobs "${NQ_BENCH_C_JOBS:-1000000}" --batch "$NQB_A_BATCH") ;;
@@ -54,7 +54,7 @@ nqb_start "$dir/broker.log" "$broker" --api "tcp://127.0.0.1:$api" \
 	--data-dir "$dir/data" --sync "$sync" --log-level warn "${policy[@]}"
 pid=$NQB_LAST_PID
 nqb_wait_port "$api" nq-broker
-nqb_run "$bench" --api "tcp://127.0.0.1:$api" \
+nqb_run_server "$pid" --queue "$bench" --api "tcp://127.0.0.1:$api" \
 	--work "tcp://127.0.0.1:$work" --results "tcp://127.0.0.1:$results" \
 	--workers "$NQB_WORKERS" --concurrency "$NQB_NQ_CONCURRENCY" \
 	--payload-size "$NQB_PAYLOAD" --broker-pid "$pid" \

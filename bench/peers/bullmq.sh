@@ -18,7 +18,7 @@ aof-always) persist=(--save '' --appendonly yes --appendfsync always) ;;
 *) nqb_log "unknown Redis mode '$mode' (none, aof-always)"; exit 2 ;;
 esac
 case $workload in
-A) load=(--jobs "$NQB_A_JOBS" --batch "$NQB_A_BATCH") ;;
+A) load=(--jobs "$(nqb_client_jobs)" --batch "$NQB_A_BATCH") ;;
 B) load=(--rate "$NQB_B_RATE" --duration-ms "$((NQB_B_SECONDS * 1000))"
 	--batch 1 --producers "$NQB_B_PRODUCERS") ;;
 *) nqb_log "unknown workload '$workload' (A, B)"; exit 2 ;;
@@ -31,7 +31,8 @@ dir=$NQB_TMP
 port=$(nqb_free_port)
 nqb_start "$dir/redis.log" redis-server --bind 127.0.0.1 --port "$port" \
 	--dir "$dir" --daemonize no "${persist[@]}"
+pid=$NQB_LAST_PID
 nqb_wait_port "$port" redis-server
-nqb_run node "$script" --port "$port" --workers "$NQB_WORKERS" \
+nqb_run_server "$pid" --queue node "$script" --port "$port" --workers "$NQB_WORKERS" \
 	--concurrency "$NQB_BULLMQ_CONCURRENCY" --payload-size "$NQB_PAYLOAD" \
 	--max-time-ms "$((NQB_RUN_TIMEOUT * 1000))" "${load[@]}"

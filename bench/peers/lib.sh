@@ -134,6 +134,68 @@ nqb_start() {
 	NQB_PIDS+=("$NQB_LAST_PID")
 }
 
+# How many client processes run one workload at once (NQ_BENCH_CLIENTS,
+# default 1), each on its own queue with its share of the jobs: a second
+# client that raises the rate shows that one client did not drive the
+# server at its limit.
+NQB_CLIENTS=${NQ_BENCH_CLIENTS:-1}
+
+# A's job count for one of NQB_CLIENTS clients.
+nqb_client_jobs() {
+	echo $(((NQB_A_JOBS + NQB_CLIENTS - 1) / NQB_CLIENTS))
+}
+
+# CPU time (user + system, in clock ticks) a process has used so far.
+nqb_cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# nqb_run_server PID QUEUE_FLAG CMD...: runs NQB_CLIENTS copies of the
+# bench client CMD at once, the i-th with "QUEUE_FLAG bench-i" added, and
+# prints one bench line: jobs and rates summed, latencies of the first
+# client, clients=N and server_cpu_pct, the share of one core the server
+# PID used per second of the run (its CPU time over jobs / e2e_per_s: the
+# clients' start and stop take no server time worth counting).
+nqb_run_server() {
+	local pid=$1 flag=$2 i c0 c1 line lines=() outs=() clients=() rc=0
+	shift 2
+	c0=$(nqb_cpu_ticks "$pid")
+	for i in $(seq "$NQB_CLIENTS"); do
+		outs+=("$(mktemp "${TMPDIR:-/tmp}/nq-bench-client.XXXXXX")")
+		nqb_run "$@" "$flag" "bench-$i" >"${outs[-1]}" &
+		clients+=($!)
+	done
+	for i in "${clients[@]}"; do
+		wait "$i" || rc=1
+	done
+	c1=$(nqb_cpu_ticks "$pid")
+	for i in "${outs[@]}"; do
+		line=$(cat "$i")
+		rm -f "$i"
+		[ -n "$line" ] && lines+=("$line")
+	done
+	[ "$rc" = 0 ] && [ "${#lines[@]}" = "$NQB_CLIENTS" ] || return 1
+	printf '%s\n' "${lines[@]}" | awk -v n="$NQB_CLIENTS" \
+		-v cpu_s="$(((c1 - c0) * 1000 / $(getconf CLK_TCK)))" '
+		function field(k,   i, kv) {
+			for (i = 2; i <= NF; i++) {
+				split($i, kv, "=")
+				if (kv[1] == k) return kv[2]
+			}
+			return ""
+		}
+		NR == 1 { first = $0 }
+		{ jobs += field("jobs"); enq += field("enqueue_per_s"); e2e += field("e2e_per_s") }
+		END {
+			$0 = first
+			line = "bench jobs=" jobs " enqueue_per_s=" enq " e2e_per_s=" e2e
+			for (i = 2; i <= NF; i++)
+				if ($i !~ /^(jobs|enqueue_per_s|e2e_per_s)=/) line = line " " $i
+			pct = e2e > 0 ? cpu_s / 1000 / (jobs / e2e) * 100 : 0
+			printf "%s clients=%d server_cpu_pct=%.0f\n", line, n, pct
+		}'
+}
+
 # The value of key=value in a bench line, or "-".
 nqb_field() {
 	local v
