@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +40,8 @@ typedef struct bench_run {
 	int nprocs;
 	int status[BENCH_MAX_PROCS + 1]; /* wait status, once reaped */
 	bool reaped[BENCH_MAX_PROCS + 1];
+	uint64_t cpu_us[BENCH_MAX_PROCS + 1]; /* user + system, once reaped */
+	int64_t broker_cpu0_us;               /* < 0: not known */
 	uint64_t deadline_ms;
 	uint64_t drain_start_ns, end_ns;
 	uint64_t broker_pid;     /* 0: not watched */
@@ -48,6 +51,7 @@ typedef struct bench_run {
 } bench_run;
 
 static int proc_status_kib(uint64_t pid, const char *name, uint64_t *kib);
+static int64_t proc_cpu_us(uint64_t pid);
 
 /* ---- processes ---- */
 
@@ -94,13 +98,22 @@ static int spawn(bench_run *r)
 	return NQI_CONTINUE;
 }
 
+static uint64_t timeval_us(struct timeval t)
+{
+	return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_usec;
+}
+
 static bool reap_one(bench_run *r, int i, int flags)
 {
 	if (r->reaped[i])
 		return true;
-	pid_t got = waitpid(r->procs[i], &r->status[i], flags);
+	struct rusage ru = {0};
+	pid_t got = wait4(r->procs[i], &r->status[i], flags, &ru);
 	if (got == r->procs[i] || (got < 0 && errno == ECHILD))
 		r->reaped[i] = true;
+	if (got == r->procs[i])
+		r->cpu_us[i] =
+		    timeval_us(ru.ru_utime) + timeval_us(ru.ru_stime);
 	return r->reaped[i];
 }
 
@@ -351,6 +364,29 @@ static int proc_status_kib(uint64_t pid, const char *name, uint64_t *kib)
 	return NQ_OK;
 }
 
+/* User + system CPU time of a process from /proc/PID/stat; -1 when
+ * unknown. Fields 14 and 15 follow the command name, which may hold
+ * spaces: they are counted from its closing parenthesis. */
+static int64_t proc_cpu_us(uint64_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%llu/stat", (unsigned long long)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')');
+	unsigned long long ut, st;
+	if (!p || sscanf(p + 1,
+	              " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+	              &ut, &st) != 2)
+		return -1;
+	long hz = sysconf(_SC_CLK_TCK);
+	return (int64_t)((ut + st) * 1000000ULL / (unsigned long long)hz);
+}
+
 static double per_s(uint64_t jobs, uint64_t from_ns, uint64_t to_ns)
 {
 	if (to_ns <= from_ns)
@@ -385,7 +421,26 @@ typedef struct bench_result {
 	double p50_ms, p99_ms, p999_ms;
 	double rss_mib, anon_mib;
 	double side_per_s; /* < 0 without --side-queue */
+	/* CPU time per job, in us: the workers', the producer's, the
+	 * broker's (< 0 when not watched) */
+	double cpu_workers, cpu_producer, cpu_broker;
 } bench_result;
+
+/* CPU per job of the children (from wait4) and of the broker (from /proc,
+ * since the start of the run). */
+static void measure_cpu(const bench_run *r, bench_result *m)
+{
+	uint64_t workers = 0;
+	for (int i = 0; i < r->c.workers; i++)
+		workers += r->cpu_us[i];
+	double jobs = r->c.jobs ? (double)r->c.jobs : 1;
+	m->cpu_workers = (double)workers / jobs;
+	m->cpu_producer = (double)r->cpu_us[r->c.workers] / jobs;
+	int64_t now = r->broker_pid ? proc_cpu_us(r->broker_pid) : -1;
+	m->cpu_broker = now >= 0 && r->broker_cpu0_us >= 0
+	                    ? (double)(now - r->broker_cpu0_us) / jobs
+	                    : -1;
+}
 
 static void measure(bench_run *r, bench_result *m)
 {
@@ -404,6 +459,7 @@ static void measure(bench_run *r, bench_result *m)
 	                                      atomic_load(&s->side_first_ns),
 	                                      atomic_load(&s->side_last_ns))
 	                                : -1;
+	measure_cpu(r, m);
 	m->rss_mib = m->anon_mib = -1;
 	r->anon_sample_ms = 0;
 	sample_broker(r);
@@ -426,6 +482,13 @@ static int print_line(const bench_run *r, const bench_result *m)
 	    m->p50_ms, m->p99_ms, m->p999_ms);
 	if (r->c.backlog)
 		printf(" drain_per_s=%.0f", m->drain_per_s);
+	printf(" cpu_us_per_job=%.2f workers_cpu_us_per_job=%.2f "
+	       "producer_cpu_us_per_job=%.2f",
+	    m->cpu_workers + m->cpu_producer +
+	        (m->cpu_broker > 0 ? m->cpu_broker : 0),
+	    m->cpu_workers, m->cpu_producer);
+	if (m->cpu_broker >= 0)
+		printf(" broker_cpu_us_per_job=%.2f", m->cpu_broker);
 	if (m->rss_mib >= 0)
 		printf(" broker_peak_rss_mib=%.1f broker_peak_anon_mib=%.1f",
 		    m->rss_mib, m->anon_mib);
@@ -448,6 +511,17 @@ static int print_json(const bench_run *r, const bench_result *m)
 	if (!bad && r->c.backlog)
 		bad = json_object_set_new(
 		    j, "drain_per_s", json_real(m->drain_per_s));
+	if (!bad)
+		bad = json_object_set_new(j, "cpu_us_per_job",
+		          json_real(m->cpu_workers + m->cpu_producer +
+		                    (m->cpu_broker > 0 ? m->cpu_broker : 0))) ||
+		      json_object_set_new(j, "workers_cpu_us_per_job",
+		          json_real(m->cpu_workers)) ||
+		      json_object_set_new(j, "producer_cpu_us_per_job",
+		          json_real(m->cpu_producer));
+	if (!bad && m->cpu_broker >= 0)
+		bad = json_object_set_new(
+		    j, "broker_cpu_us_per_job", json_real(m->cpu_broker));
 	if (!bad && m->rss_mib >= 0)
 		bad = json_object_set_new(
 		          j, "broker_peak_rss_mib", json_real(m->rss_mib)) ||
@@ -497,6 +571,7 @@ static void conf_from_flags(bench_run *r, const bench_flags *f)
 	r->side_jobs = f->side_jobs;
 	r->deadline_ms = nqi_mono_ms() + f->max_time_ms;
 	r->broker_pid = f->broker_pid;
+	r->broker_cpu0_us = r->broker_pid ? proc_cpu_us(r->broker_pid) : -1;
 }
 
 int bench_main(bench_cli *x, const bench_flags *f)

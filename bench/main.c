@@ -188,7 +188,11 @@ static void print_usage(const nqi_opt *opts, size_t n)
 	       "--broker-pid,\nbroker_peak_rss_mib is the process's VmHWM "
 	       "(mapped LMDB pages included) and\nbroker_peak_anon_mib "
 	       "the highest RssAnon (heap) seen, read every 100 "
-	       "ms.\nWith --side-queue, side_per_s is that queue's starts over "
+	       "ms.\ncpu_us_per_job is the CPU time (user + system) of the "
+	       "workers, the producer and,\nwith --broker-pid, the broker "
+	       "over the jobs, each also on its own\n(workers_, producer_, "
+	       "broker_cpu_us_per_job).\nWith --side-queue, side_per_s is that "
+	       "queue's starts over "
 	       "the "
 	       "time from its\nfirst start to its last (side_started: how "
 	       "many).\n" NQI_EXIT_HELP);
