@@ -27,6 +27,10 @@
 #define LINE_HEAD                                                              \
 	"^bench jobs=" NUM " enqueue_per_s=" NUM " e2e_per_s=" NUM             \
 	" p50_ms=" DEC " p99_ms=" DEC " p999_ms=" DEC
+#define CPU_US "[0-9]+\\.[0-9]{2}"
+#define LINE_CPU                                                               \
+	" cpu_us_per_job=" CPU_US " workers_cpu_us_per_job=" CPU_US            \
+	" producer_cpu_us_per_job=" CPU_US
 
 /* True when text is exactly one line matching the extended regex. */
 static bool one_line_matches(const char *text, const char *pattern)
@@ -79,8 +83,9 @@ static void test_bench_prints_one_line_and_runs_every_job(void **state)
 	    "--broker-pid", pid, NULL);
 	assert_int_equal(r.code, 0);
 	assert_true(one_line_matches(r.out,
-	    LINE_HEAD " broker_peak_rss_mib=[0-9]+\\.[0-9]"
-	              " broker_peak_anon_mib=[0-9]+\\.[0-9]\n$"));
+	    LINE_HEAD LINE_CPU " broker_cpu_us_per_job=" CPU_US
+	                       " broker_peak_rss_mib=[0-9]+\\.[0-9]"
+	                       " broker_peak_anon_mib=[0-9]+\\.[0-9]\n$"));
 	assert_non_null(strstr(r.out, "bench jobs=2000 "));
 	itest_run_free(&r);
 
@@ -104,8 +109,8 @@ static void test_bench_backlog_reports_drain_rate(void **state)
 	run_bench(e, 60000, &r, "--jobs", "1500", "--workers", "2", "--backlog",
 	    "--payload-size", "16", NULL);
 	assert_int_equal(r.code, 0);
-	assert_true(
-	    one_line_matches(r.out, LINE_HEAD " drain_per_s=" NUM "\n$"));
+	assert_true(one_line_matches(
+	    r.out, LINE_HEAD " drain_per_s=" NUM LINE_CPU "\n$"));
 	itest_run_free(&r);
 
 	/* --json gives the same figures as one object. */
@@ -116,6 +121,10 @@ static void test_bench_backlog_reports_drain_rate(void **state)
 	assert_int_equal(itest_json_int(j, "jobs"), 300);
 	assert_true(json_is_real(json_object_get(j, "e2e_per_s")));
 	assert_true(json_is_real(json_object_get(j, "p999_ms")));
+	/* The worker and the producer did work: their CPU time is counted. */
+	assert_true(json_real_value(json_object_get(j, "cpu_us_per_job")) > 0);
+	assert_true(
+	    json_real_value(json_object_get(j, "producer_cpu_us_per_job")) > 0);
 	json_decref(j);
 	itest_run_free(&r);
 	itest_pass(e);
@@ -130,7 +139,7 @@ static void test_bench_paced_run_keeps_its_rate(void **state)
 	run_bench(e, 60000, &r, "--rate", "400", "--duration", "1s", "--batch",
 	    "1", "--workers", "1", "--concurrency", "4", NULL);
 	assert_int_equal(r.code, 0);
-	assert_true(one_line_matches(r.out, LINE_HEAD "\n$"));
+	assert_true(one_line_matches(r.out, LINE_HEAD LINE_CPU "\n$"));
 	assert_non_null(strstr(r.out, "bench jobs=400 "));
 	/* 400 jobs at 400/s: the last one is not sent before ~1 s. */
 	assert_true(r.elapsed_ms >= 900);
@@ -149,8 +158,8 @@ static void test_bench_side_queue_is_fetched_and_counted(void **state)
 	run_bench(e, 60000, &r, "--jobs", "500", "--workers", "1",
 	    "--side-queue", "side", "--side-jobs", "300", NULL);
 	assert_int_equal(r.code, 0);
-	assert_true(one_line_matches(r.out,
-	    LINE_HEAD " side_started=" NUM " side_per_s=" NUM "\\.[0-9]\n$"));
+	assert_true(one_line_matches(r.out, LINE_HEAD LINE_CPU
+	    " side_started=" NUM " side_per_s=" NUM "\\.[0-9]\n$"));
 	assert_null(strstr(r.out, "side_started=0 "));
 	itest_run_free(&r);
 
