@@ -192,12 +192,16 @@ def check_dead(ds, job):
 
 
 def check_speed(times, burst_s, ended):
+    """Relative bounds only: a loaded machine slows both sides."""
     first = min(j["created_us"] for j in ended.values())
     last = max(j["finished_us"] for j in ended.values())
     pool_s = (last - first) / 1e6
+    runs = [(j["finished_us"] - j["started_us"]) / 1e6 for j in ended.values()
+            if j["state"] == "succeeded"]
     print(f"uploads: p50 {median(times) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms, "
-          f"burst of {len(times)} in {burst_s:.2f} s; the pool took {pool_s:.2f} s", flush=True)
-    check(median(times) < 0.5, "each upload was answered at once")
+          f"burst of {len(times)} in {burst_s:.2f} s; a thumbnail job p50 "
+          f"{median(runs) * 1000:.0f} ms, the pool took {pool_s:.2f} s", flush=True)
+    check(median(times) < median(runs) / 2, "an upload is answered without waiting for its job")
     check(burst_s < pool_s / 2, "the burst was answered well before the pool was through it")
 
 
