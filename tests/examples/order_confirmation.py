@@ -119,6 +119,9 @@ def run(ds):
     worker = ds.start_worker("worker-1", "orders", 8, [handler],
                              {"ORDER_MAIL_DELAY": str(SLOW_S)})
     jobs, slow_times = place(checkout, orders[:40])
+    check(median(slow_times) < SLOW_S / 2,
+          f"with a slow mail handler the checkout still answers at once "
+          f"(p50 {median(slow_times) * 1000:.1f} ms)")
     kill_mid_job(ds, worker, outbox, "kill 1", SLOW_S / 2)
 
     # The other 160 with a quick handler; a second kill half way.
@@ -189,7 +192,6 @@ def check_speed(slow, fast):
     print(f"checkout answers, mail handler slow ({SLOW_S} s a mail): p50 {ms(median(slow))} "
           f"p90 {ms(quantile(slow, 0.9))}; quick: p50 {ms(median(fast))} "
           f"p90 {ms(quantile(fast, 0.9))}", flush=True)
-    check(median(slow) < SLOW_S / 2, "with a slow handler the checkout still answers at once")
     check(median(slow) < max(3 * median(fast), median(fast) + 0.2),
           "the checkout's answer time does not depend on the mail handler")
 
