@@ -3,6 +3,7 @@ ipc:// files in the test's directory, everything else on ports the daemons
 pick (port 0) and report in their ready files. Python standard library."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -119,6 +120,21 @@ class Daemons:
     def stop_all(self):
         for p in reversed(self.procs):
             self.stop(p)
+
+
+def run_test(name, run):
+    """Runs run(Daemons) and stops the daemons; the directory (logs,
+    stores) is removed when it passed and kept, named, when it failed."""
+    ds = Daemons(name)
+    try:
+        run(ds)
+    except BaseException:
+        print(f"logs and stores kept in {ds.dir}", flush=True)
+        raise
+    finally:
+        ds.stop_all()
+    shutil.rmtree(ds.dir)
+    print(f"example {name}: passed", flush=True)
 
 
 def call(base, method, path, body=None, timeout=30):

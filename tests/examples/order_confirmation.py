@@ -5,14 +5,14 @@ slow mail handler as with a quick one."""
 import collections
 import os
 import signal
-import shutil
 import sqlite3
 import sys
 import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(__file__))
-from daemons import PYTHON, ROOT, Daemons, call, check, fail, median, quantile, wait_job  # noqa: E402
+from daemons import PYTHON, ROOT, call, check, fail, median, quantile, run_test, wait_job  # noqa: E402
 
 EX = os.path.join(ROOT, "examples", "order-confirmation")
 SKUS = {"tea": 5000, "mugs": 3000, "honey": 2000}
@@ -94,13 +94,7 @@ def kill_mid_job(ds, worker, outbox, what, young):
 
 
 def main():
-    ds = Daemons("orders")
-    try:
-        run(ds)
-    finally:
-        ds.stop_all()
-    shutil.rmtree(ds.dir)
-    print("example order-confirmation: passed")
+    run_test("order-confirmation", run)
 
 
 def run(ds):

@@ -13,8 +13,9 @@ import time
 import urllib.parse
 import uuid
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(__file__))
-from daemons import PYTHON, ROOT, Daemons, call, check, fail, median, wait_job  # noqa: E402
+from daemons import PYTHON, ROOT, call, check, fail, median, run_test, wait_job  # noqa: E402
 
 EX = os.path.join(ROOT, "examples", "thumbnails")
 SIZES = {"small": 128, "medium": 320, "large": 800}
@@ -103,13 +104,7 @@ def main():
     if not CONVERT:
         print("SKIP: ImageMagick is not installed (scripts/deps.sh installs it)")
         sys.exit(77)
-    ds = Daemons("thumbs")
-    try:
-        run(ds)
-    finally:
-        ds.stop_all()
-    shutil.rmtree(ds.dir)
-    print("example thumbnails: passed")
+    run_test("thumbnails", run)
 
 
 def run(ds):
