@@ -80,7 +80,7 @@ def young_delivery(outbox, young):
     return False
 
 
-def kill_mid_job(ds, worker, outbox, what, young):
+def kill_mid_job(worker, outbox, what, young):
     """SIGKILL of the worker while a handler is between its two steps."""
     end = time.monotonic() + 30
     while not young_delivery(outbox, young):
@@ -116,7 +116,7 @@ def run(ds):
     check(median(slow_times) < SLOW_S / 2,
           f"with a slow mail handler the checkout still answers at once "
           f"(p50 {median(slow_times) * 1000:.1f} ms)")
-    kill_mid_job(ds, worker, outbox, "kill 1", SLOW_S / 2)
+    kill_mid_job(worker, outbox, "kill 1", SLOW_S / 2)
 
     # The other 160 with a quick handler; a second kill half way.
     worker = ds.start_worker("worker-2", "orders", 8, [handler], {"ORDER_MAIL_DELAY": "0.02"})
@@ -125,7 +125,7 @@ def run(ds):
     end = time.monotonic() + 30
     while len(mails(outbox)) < 100 and time.monotonic() < end:
         time.sleep(0.01)
-    kill_mid_job(ds, worker, outbox, "kill 2", 1.0)
+    kill_mid_job(worker, outbox, "kill 2", 1.0)
     ds.start_worker("worker-3", "orders", 8, [handler], {"ORDER_MAIL_DELAY": "0.02"})
 
     # A checkout sent again (a client's retry) is the same job.
@@ -166,7 +166,7 @@ def check_stock(db_path, jobs, orders):
     moves = collections.defaultdict(list)
     for job_id, order_id, sku, qty in db.execute("SELECT * FROM moves"):
         moves[order_id].append((job_id, sku, qty))
-    want = {k: v for k, v in SKUS.items()}
+    want = dict(SKUS)
     bad = []
     for o in orders:
         got = sorted((s, q) for _, s, q in moves[o["order_id"]])
