@@ -6,6 +6,10 @@
 #
 # State and logs go to ./.nq-data (stores, broker.log, dlq.log, worker-*.log).
 # NQ_BUILD_DIR (default build) picks another build directory.
+#
+# ./quickstart.sh NAME runs the example examples/NAME instead (its own
+# queues file, workers and service; state and logs in ./.nq-data/NAME):
+# order-confirmation or thumbnails.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -189,14 +193,59 @@ Press Ctrl-C to stop the workers, the broker and nq-dlq.
 EOT
 }
 
+# The interpreter of the examples: Debian's, when there is one.
+PYTHON=/usr/bin/python3
+[ -x "$PYTHON" ] || PYTHON=python3
+
+# Waits until something listens on 127.0.0.1:$1 (10 s at most).
+wait_for_port() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		port_busy "$1" && return 0
+		sleep 0.2
+	done
+	die "nothing listens on port $1; see the logs in $DATA"
+}
+
+# Runs examples/$1: its demo.sh names its ports and broker flags and
+# starts its workers and service (example_start), shows it working
+# (example_demo) and says what to try next (example_next_steps).
+run_example() {
+	local p dir=$ROOT/examples/$1
+	DATA=$DATA/$1
+	EXAMPLE_PORTS=() EXAMPLE_BROKER_ARGS=()
+	. "$dir/demo.sh"
+	nq_install_deps "${NQ_EXAMPLE_PACKAGES[@]}"
+	for p in "${PORTS[@]}" "${EXAMPLE_PORTS[@]}"; do
+		port_busy "$p" && die "port $p is in use; is another nq-broker running?"
+	done
+	mkdir -p "$DATA"
+	say "starting nq-dlq and nq-broker with $1's queues file (logs in .nq-data/$1/)"
+	start dlq "$DLQ" --data-dir "$DATA/dlq"
+	start broker "$BROKER" --data-dir "$DATA/broker" \
+		--queues-config "$dir/queues.yaml" "${EXAMPLE_BROKER_ARGS[@]}"
+	wait_for_broker
+	example_start "$dir"
+	example_demo "$dir"
+	example_next_steps "$dir"
+}
+
 main() {
+	local example=${1:-}
+	if [ -n "$example" ] && [ ! -f "examples/$example/demo.sh" ]; then
+		die "no example $example; there are: $(cd examples && ls */demo.sh | sed 's,/demo.sh,,' | tr '\n' ' ')"
+	fi
 	build
 	trap on_signal INT TERM
 	trap stop_all EXIT
-	start_services
-	enqueue_examples
-	show_results
-	print_next_steps
+	if [ -n "$example" ]; then
+		run_example "$example"
+	else
+		start_services
+		enqueue_examples
+		show_results
+		print_next_steps
+	fi
 	# Runs until Ctrl-C, or until a service exits on its own.
 	wait -n "${PIDS[@]}" || true
 	echo "quickstart: a service exited; see the logs in $DATA" >&2

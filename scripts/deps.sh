@@ -12,12 +12,19 @@ NQ_DEB_PACKAGES=(
 	nettle-dev
 )
 
+# What the examples need on top (examples/, ./quickstart.sh NAME): the
+# standard library of python3, and ImageMagick for the thumbnails (12 MB
+# with its libraries, a third of libvips-tools').
+NQ_EXAMPLE_PACKAGES=(python3 imagemagick)
+
 # What only the tests need on top: promtool (package prometheus) checks the
 # /metrics output, curl scrapes it; iptables cuts the network in the fault
 # suite; clang builds nq a second time, as a user with that compiler would;
 # python3-croniter checks the cron ticks against another implementation.
 NQ_TEST_PACKAGES=(prometheus curl openssl iptables clang-format git clang
 	nodejs python3-croniter)
+# The examples run headless in ctest too (tests/examples).
+NQ_TEST_PACKAGES+=("${NQ_EXAMPLE_PACKAGES[@]}")
 # chromium: the dashboard's test runs in a real browser (tests/ui).
 NQ_TEST_PACKAGES+=(chromium)
 # libfuse 3 builds powerfs and fuse3 mounts it: the fault suite's power cuts.
