@@ -369,15 +369,18 @@ static void test_store_upgrade_runs_the_jobs_and_hands_the_dead_over(
 
 /* ---- a store of a newer schema ---- */
 
-/* Marks the store in dir as written by schema 2, which (as a newer nq
- * might) no longer has the database gone. */
+/* A schema no nq knows yet. */
+#define NEWER_SCHEMA 999
+
+/* Marks the store in dir as written by a newer schema which (as a newer
+ * nq might) no longer has the database gone. */
 static void make_newer(const char *dir, const char *gone)
 {
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi meta, dbi;
 	uint8_t v[8];
-	nqi_be64_put(v, 2);
+	nqi_be64_put(v, NEWER_SCHEMA);
 	MDB_val k = {14, "schema_version"}, val = {8, v};
 	assert_int_equal(mdb_env_create(&env), 0);
 	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
@@ -407,7 +410,7 @@ static void assert_refused(
 	assert_true(WIFEXITED(p->status));
 	assert_int_not_equal(WEXITSTATUS(p->status), 0);
 	assert_int_equal(itest_read_file(p->log, &log, &nlog), 0);
-	if (!strstr(log, "store schema 2 is newer than this binary"))
+	if (!strstr(log, "store schema 999 is newer than this binary"))
 		fail_msg("%s did not say why it stopped:\n%s", name, log);
 	assert_int_equal(itest_read_file(path, &after, &nafter), 0);
 	assert_int_equal(nafter, nbefore);
