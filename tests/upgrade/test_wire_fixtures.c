@@ -389,22 +389,25 @@ static void extend_raw(itest_env *e, const char *name, const lease *a,
 }
 
 /* Pushes the completion fixture, its leases replaced, to the results
- * socket (no reply: PUSH). */
+ * socket s (PUSH: no reply). s stays open to the end of the test, so that
+ * nothing queued is dropped by a close. */
 static void complete_raw(
-    itest_env *e, const char *name, const lease *a, const lease *b)
+    nng_socket s, const char *name, const lease *a, const lease *b)
 {
 	static const uint32_t path[] = {4}; /* CompletionBatch.completions */
 	size_t len;
 	uint8_t *buf = fixture_for(name, path, 1, a, b, &len);
+	assert_int_equal(nng_send(s, buf, len, 0), 0);
+	free(buf);
+}
+
+static nng_socket results_push(itest_env *e)
+{
 	nng_socket s;
 	assert_int_equal(nng_push0_open(&s), 0);
 	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 10000);
 	assert_int_equal(nng_dial(s, e->results_url, NULL, 0), 0);
-	assert_int_equal(nng_send(s, buf, len, 0), 0);
-	/* Closing at once may drop what was not sent yet. */
-	itest_sleep_ms(200);
-	nng_close(s);
-	free(buf);
+	return s;
 }
 
 static void wait_job(nq_client *c, const char *id, nq_state state, nq_job **out)
@@ -421,6 +424,7 @@ static void test_wire_an_old_worker_runs_a_lease_cycle(void **state)
 	char a_id[NQ_ID_MAX], b_id[NQ_ID_MAX];
 	lease a = {"", 0}, b = {"", 0}, none = {"", 0};
 	start_services(e, &d);
+	nng_socket results = results_push(e);
 	assert_int_equal(itest_client(e, 0, &c), 0);
 	assert_int_equal(itest_enqueue(c, NQT_QUEUE, NQT_TYPE, "a", a_id), 0);
 	assert_int_equal(itest_enqueue(c, NQT_QUEUE2, NQT_TYPE, "b", b_id), 0);
@@ -435,7 +439,7 @@ static void test_wire_an_old_worker_runs_a_lease_cycle(void **state)
 	nq_job_free(j);
 
 	/* a failed for good, b released: it is fetched again. */
-	complete_raw(e, "completion_batch", &a, &b);
+	complete_raw(results, "completion_batch", &a, &b);
 	wait_job(c, a_id, NQ_STATE_DEAD, &j);
 	assert_string_equal(nq_job_dead_reason(j), "non_retryable");
 	nq_job_free(j);
@@ -444,13 +448,14 @@ static void test_wire_an_old_worker_runs_a_lease_cycle(void **state)
 	fetch_raw(e, &none, &b2);
 	assert_string_equal(b2.id, b_id);
 	/* The schema fixture's one completion is of NQT_ID2. */
-	complete_raw(e, "completion_batch_schema", &none, &b2);
+	complete_raw(results, "completion_batch_schema", &none, &b2);
 	wait_job(c, b_id, NQ_STATE_DEAD, &j);
 	assert_string_equal(nq_job_dead_reason(j), "schema_rejected");
 	nq_job_free(j);
 	/* Both reached nq-dlq. */
 	assert_int_equal(dlqt_wait_total(e->dlq_url, 2, 20000), 0);
 	nq_client_close(c);
+	nng_close(results);
 	assert_int_equal(dlqt_stop_clean(&d), 0);
 	itest_pass(e);
 }
