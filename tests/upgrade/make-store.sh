@@ -106,7 +106,6 @@ wait "$pid_dlq" || true
 pending=$(ctl enqueue up-dead fail --max-attempts 1)
 until_ok state_is "$pending" dead
 until_ok pending_is 1
-until_ok ctl cron list
 ticked() { ctl --json cron list | grep -q '"last_job_id":"'; }
 until_ok ticked
 tick=$(ctl --json cron list | sed -n 's/.*"last_job_id":"\([0-9a-f]*\)".*/\1/p')

@@ -182,14 +182,13 @@ static void test_store_upgrade_every_job_reads_as_it_was(void **state)
 static void assert_repeat_returns(
     itest_env *e, const char *id, const char *const *flags)
 {
-	const char *args[16] = {"enqueue", "up-ready", "echo"};
-	size_t n = 3;
-	for (; *flags; flags++)
-		args[n++] = *flags;
+	const char *argv[16] = {
+	    "--api", e->api_url, "enqueue", "up-ready", "echo"};
+	size_t n = 5;
+	for (; *flags && n < 15; flags++)
+		argv[n++] = *flags;
 	itest_run run;
 	char got[NQ_ID_MAX];
-	const char *argv[20] = {"--api", e->api_url};
-	memcpy(argv + 2, args, n * sizeof *args);
 	assert_int_equal(itest_nqctl_argv(e, 30000, argv, &run), 0);
 	assert_int_equal(run.code, 0);
 	assert_int_equal(itest_run_id(&run, got), 0);
