@@ -21,9 +21,9 @@ build=$(cd "$1" && pwd)
 out=$2
 [ ! -e "$out" ] || { echo "$out exists: a committed fixture stays" >&2; exit 2; }
 tmp=$(mktemp -d)
-pids=""
+declare -A pid job # by daemon name; job ids by role
 cleanup() {
-	for p in $pids; do kill -9 -- "-$p" 2>/dev/null || true; done
+	for p in "${pid[@]}"; do kill -9 -- "-$p" 2>/dev/null || true; done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -37,8 +37,7 @@ spawn() {
 	name=$1
 	shift
 	setsid "$@" >"$tmp/$name.log" 2>&1 &
-	pids="$pids $!"
-	eval "pid_$name=$!"
+	pid[$name]=$!
 }
 # Polls CMD until it succeeds, at most 20 s.
 until_ok() {
@@ -76,55 +75,54 @@ until_ok ctl dlq stats
 
 ctl queue set up-ready max_attempts=4 >/dev/null
 ctl pause up-paused >/dev/null
-ready1=$(ctl enqueue up-ready echo --payload '{"n":1}')
-ready2=$(ctl enqueue up-ready echo --priority 5 --unique-key up-key \
+job[ready1]=$(ctl enqueue up-ready echo --payload '{"n":1}')
+job[ready2]=$(ctl enqueue up-ready echo --priority 5 --unique-key up-key \
 	--unique-scope queued)
-ready3=$(ctl enqueue up-ready echo --idempotency-key up-idem)
-scheduled=$(ctl enqueue up-sched echo --at 2099-01-01T00:00:00Z)
-canceled=$(ctl enqueue up-sched echo --at 2099-01-01T00:00:00Z)
-ctl cancel "$canceled" >/dev/null
-parent=$(ctl enqueue up-paused echo --payload '{"parent":true}')
-waiting=$(ctl enqueue up-ready echo --after "$parent")
-leased=$(ctl enqueue up-lease sleep)
-succeeded=$(ctl enqueue up-done echo --payload '{"n":2}')
-in_dlq=$(ctl enqueue up-dead fail --max-attempts 1)
+job[ready3]=$(ctl enqueue up-ready echo --idempotency-key up-idem)
+job[scheduled]=$(ctl enqueue up-sched echo --at 2099-01-01T00:00:00Z)
+job[canceled]=$(ctl enqueue up-sched echo --at 2099-01-01T00:00:00Z)
+ctl cancel "${job[canceled]}" >/dev/null
+job[parent]=$(ctl enqueue up-paused echo --payload '{"parent":true}')
+job[waiting]=$(ctl enqueue up-ready echo --after "${job[parent]}")
+job[leased]=$(ctl enqueue up-lease sleep)
+job[succeeded]=$(ctl enqueue up-done echo --payload '{"n":2}')
+job[in_dlq]=$(ctl enqueue up-dead fail --max-attempts 1)
 
 spawn worker "$build/worker/nq-worker" --work "ipc://$tmp/work.sock" \
 	--results "ipc://$tmp/results.sock" --queues up-lease,up-done,up-dead \
 	--handler 'sleep=exec sleep 600' --handler 'echo=printf result-42' \
 	--handler 'fail=echo broken >&2; exit 3' --concurrency 4 --http ""
-until_ok state_is "$succeeded" succeeded
-until_ok state_is "$leased" leased
-until_ok state_is "$in_dlq" dead
-until_ok ctl dlq show "$in_dlq"
+until_ok state_is "${job[succeeded]}" succeeded
+until_ok state_is "${job[leased]}" leased
+until_ok state_is "${job[in_dlq]}" dead
+until_ok ctl dlq show "${job[in_dlq]}"
 mkdir -p "$tmp/out"
-ctl --json dlq show "$in_dlq" >"$tmp/out/dlq.json"
+ctl --json dlq show "${job[in_dlq]}" >"$tmp/out/dlq.json"
 
 # nq-dlq stops: the next dead job waits in the broker's handoff.
-kill -TERM "$pid_dlq"
-wait "$pid_dlq" || true
-pending=$(ctl enqueue up-dead fail --max-attempts 1)
-until_ok state_is "$pending" dead
+kill -TERM "${pid[dlq]}"
+wait "${pid[dlq]}" || true
+job[pending]=$(ctl enqueue up-dead fail --max-attempts 1)
+until_ok state_is "${job[pending]}" dead
 until_ok pending_is 1
 ticked() { ctl --json cron list | grep -q '"last_job_id":"'; }
 until_ok ticked
-tick=$(ctl --json cron list | sed -n 's/.*"last_job_id":"\([0-9a-f]*\)".*/\1/p')
+job[tick]=$(ctl --json cron list | sed -n 's/.*"last_job_id":"\([0-9a-f]*\)".*/\1/p')
 
 {
 	printf '{\n'
 	sep=""
 	for role in ready1 ready2 ready3 scheduled canceled parent waiting \
 		leased succeeded in_dlq pending tick; do
-		eval "id=\$$role"
 		printf '%s"%s": ' "$sep" "$role"
-		ctl --json get "$id"
+		ctl --json get "${job[$role]}"
 		sep=","
 	done
 	printf '}\n'
 } >"$tmp/out/jobs.json"
 ctl --json cron list >"$tmp/out/cron.json"
 
-kill -9 -- "-$pid_broker" "-$pid_worker"
+kill -9 -- "-${pid[broker]}" "-${pid[worker]}"
 mkdir -p "$out/broker" "$out/dlq"
 mdb_copy -c "$tmp/broker" "$out/broker"
 mdb_copy -c "$tmp/dlq" "$out/dlq"
