@@ -102,10 +102,13 @@ static int check_schema(nqi_store *s, uint32_t want, char *err, size_t errlen)
 		rc = mdb_put(txn, meta, &key, &val, 0);
 	} else if (rc == 0 &&
 	           (val.mv_size != 8 || nqi_be64_get(val.mv_data) > want)) {
+		unsigned long long found =
+		    val.mv_size == 8 ? nqi_be64_get(val.mv_data) : 0;
 		snprintf(err, errlen,
-		    "store schema is newer than this binary "
-		    "understands (knows %u)",
-		    want);
+		    "store schema %llu is newer than this binary "
+		    "understands (it knows %u); the store is left as it was: "
+		    "run the newer nq on it",
+		    found, want);
 		mdb_txn_abort(txn);
 		return NQ_EPRECOND;
 	}
@@ -126,6 +129,15 @@ static int open_dbs(nqi_store *s, const nqi_store_opts *o)
 		return mdb_txn_commit(txn);
 	mdb_txn_abort(txn);
 	return rc;
+}
+
+static int open_failed(
+    nqi_store *s, const char *dir, int rc, char *err, size_t errlen)
+{
+	snprintf(
+	    err, errlen, "cannot open store in %s: %s", dir, mdb_strerror(rc));
+	nqi_store_close(s);
+	return nqi_store_err(rc);
 }
 
 int nqi_store_open(
@@ -155,23 +167,20 @@ int nqi_store_open(
 		rc = mdb_env_set_mapsize(s->env, o->map_size);
 	if (rc == 0)
 		rc = mdb_env_open(s->env, o->dir, flags, 0600);
-	if (rc == 0)
-		rc = open_dbs(s, o);
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot open store in %s: %s", o->dir,
-		    mdb_strerror(rc));
+	if (rc != 0)
+		return open_failed(s, o->dir, rc, err, errlen);
+	/* Before anything is created: a newer store is left as it was. */
+	if ((rc = check_schema(s, o->schema_version, err, errlen)) != 0) {
 		nqi_store_close(s);
-		return nqi_store_err(rc);
+		return rc;
 	}
+	if ((rc = open_dbs(s, o)) != 0)
+		return open_failed(s, o->dir, rc, err, errlen);
 	s->ndbs = ndbs;
 	for (size_t i = 0; i < ndbs; i++)
 		if (o->dbs[i].handle)
 			*o->dbs[i].handle = s->dbi[i];
 	find_map(s, o->dir);
-	if ((rc = check_schema(s, o->schema_version, err, errlen)) != 0) {
-		nqi_store_close(s);
-		return rc;
-	}
 	*out = s;
 	return NQ_OK;
 }
