@@ -442,8 +442,8 @@ static int replay_batch(replay_run *run, const uint64_t *ids, size_t n)
 		snprintf(run->stop_why, sizeof run->stop_why,
 		    "the broker at "
 		    "%s did not take them: %s%s%s",
-		    run->d->cfg.broker_url, nq_strerror(err), *why ? ": " : "",
-		    why);
+		    dlq_broker_where(&run->d->cfg), nq_strerror(err),
+		    *why ? ": " : "", why);
 	}
 	if (rv == 0)
 		rv = batch_results(run, b, err);
@@ -578,6 +578,11 @@ void dlq_replay_post(dlq *d, dlq_op *op)
 		refuse(op, "nq-dlq is shutting down");
 }
 
+const char *dlq_broker_where(const dlq_config *c)
+{
+	return c->brokers && *c->brokers ? c->brokers : c->broker_url;
+}
+
 int dlq_replay_start(dlq *d, char *err, size_t errlen)
 {
 	const char *src = d->cfg.token_file;
@@ -587,20 +592,23 @@ int dlq_replay_start(dlq *d, char *err, size_t errlen)
 		return rv;
 	nq_client_opts o = {
 	    .api_url = d->cfg.broker_url,
+	    .brokers =
+	        d->cfg.brokers && *d->cfg.brokers ? d->cfg.brokers : NULL,
 	    .token = d->token,
 	    .timeout_ms = (int)d->cfg.broker_timeout_ms,
 	};
 	/* A tls+tcp:// broker is verified with --tls-ca and shown this
 	 * service's own certificate, as the broker does when it dials. */
-	if (nqi_url_is_tls(d->cfg.broker_url)) {
+	if (nqi_url_is_tls(d->cfg.broker_url) ||
+	    (o.brokers && strstr(o.brokers, "tls+"))) {
 		o.tls_ca = d->cfg.tls_ca;
 		o.tls_cert = d->cfg.tls_cert;
 		o.tls_key = d->cfg.tls_key;
 	}
 	if ((rv = nq_client_open(&d->broker, &o)) != 0) {
 		snprintf(err, errlen,
-		    "cannot use the broker at %s (--broker): %s",
-		    d->cfg.broker_url, nq_strerror(rv));
+		    "cannot use the broker at %s (--broker, --brokers): %s",
+		    dlq_broker_where(&d->cfg), nq_strerror(rv));
 		return rv;
 	}
 	if (pthread_create(&d->replay, NULL, replay_main, d) != 0)
