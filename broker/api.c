@@ -188,7 +188,7 @@ static uint64_t next_id(broker *b)
 	/* Ids are microseconds; shards of one map make them in classes of
 	 * their own, so that an id names one job across the shards (and
 	 * in the one nq-dlq that stores them all by id). */
-	if (b->cfg.shard_number)
+	if (b->cfg.shard_number >= 0)
 		id +=
 		    (uint64_t)(b->cfg.shard_number + 64 - (int)(id % 64)) % 64;
 	b->core.last_id = id;

@@ -54,7 +54,7 @@ typedef struct broker_config {
 	char *dlq_token;
 	nqi_strlist config_values; /* copies of what the config file set */
 	uint64_t max_payload;      /* bytes */
-	int shard_number;    /* 1-63: job ids are this modulo 64; 0: any */
+	int shard_number;    /* 0-63: job ids are this modulo 64; -1: any */
 	uint64_t max_result; /* bytes of a result kept */
 	uint64_t map_size;   /* bytes the store may grow to */
 	uint64_t result_ttl_ms;
@@ -77,7 +77,7 @@ typedef struct broker_config {
 } broker_config;
 
 /* The longest lease a Fetch or an Extend gets. */
-/* --shard-number: ids are classes modulo 64, 0 taken by one broker. */
+/* --shard-number: a shard's ids are one class modulo 64. */
 #define BROKER_SHARD_NUMBER_MAX 63
 #define BROKER_LEASE_MAX_MS (3600ull * 1000)
 

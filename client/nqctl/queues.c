@@ -325,3 +325,34 @@ int nqctl_resume(nqctl *x, int argc, char **argv, int start)
 {
 	return set_paused(x, argc, argv, start, false);
 }
+
+/* Which shard of --brokers owns each queue named: what an operator asks
+ * before adding a shard (run it with the old map and with the new one:
+ * the queues whose line changed are those that move). */
+int nqctl_shard(nqctl *x, int argc, char **argv, int start)
+{
+	const nqi_opt opts[] = {NQCTL_COMMON_OPTS(x)};
+	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
+	for (size_t i = 0; rc == NQI_CONTINUE && i < x->nargs; i++)
+		if (!nqi_name_valid(x->args[i]))
+			rc = nqctl_usage_error(
+			    x, "'%s' is not a valid queue name", x->args[i]);
+	if (rc == NQI_CONTINUE && !x->conf.conn.brokers)
+		rc =
+		    nqctl_usage_error(x, "shard needs --brokers (a shard map)");
+	if (rc == NQI_CONTINUE)
+		rc = nqctl_connect(x);
+	if (rc != NQI_CONTINUE)
+		return rc;
+	json_t *all = x->conf.json ? json_array() : NULL;
+	for (size_t i = 0; i < x->nargs; i++) {
+		const char *q = x->args[i];
+		const char *s = nq_client_shard_of(x->client, q);
+		if (all)
+			json_array_append_new(all,
+			    json_pack("{s:s, s:s}", "queue", q, "shard", s));
+		else
+			printf("%s %s\n", q, s);
+	}
+	return all ? nqctl_print_json(all) : NQI_EXIT_OK;
+}
