@@ -189,7 +189,7 @@ for s in a b; do
 		grep -q "^$m[{ ]" "$dir/metrics" || fail "broker $s exports no $m"
 	done
 done
-log "every metric the alerts and the ScaledObject use is on the broker's /metrics"
+log "every metric the alerts and the ScaledObject use is on each broker's /metrics"
 
 # Kill the broker while the workers run jobs: 300 slow jobs take the 12
 # slots about 5 s.

@@ -152,6 +152,21 @@ static void test_shards_jobs_of_both_shards_run(void **state)
 	nq_broker_stats broker;
 	assert_int_equal(itest_queue_stats(t.c, t.qb, &all, &broker), 0);
 	assert_int_equal(all.succeeded_total, NJOBS);
+	/* nqctl with the map: the shard of each queue; a job of b by id. */
+	itest_run run;
+	char line[64];
+	const char *const shard[] = {
+	    "--brokers", t.map, "shard", t.qa, t.qb, NULL};
+	assert_int_equal(itest_nqctl_argv(t.a, 30000, shard, &run), 0);
+	snprintf(line, sizeof line, "%s a\n%s b\n", t.qa, t.qb);
+	assert_string_equal(run.out, line);
+	itest_run_free(&run);
+	const char *const get[] = {
+	    "--brokers", t.map, "--json", "get", res[1].id, NULL};
+	assert_int_equal(itest_nqctl_argv(t.a, 30000, get, &run), 0);
+	assert_int_equal(run.code, 0);
+	assert_non_null(strstr(run.out, t.qb));
+	itest_run_free(&run);
 	/* A chain stays on one shard. */
 	nq_job_spec chain[2] = {spec(t.qa, "ok"), spec(t.qb, "ok")};
 	assert_int_equal(nq_enqueue_chain(t.c, chain, 2, res), NQ_EINVAL);
