@@ -152,6 +152,18 @@ static void test_shards_jobs_of_both_shards_run(void **state)
 	nq_broker_stats broker;
 	assert_int_equal(itest_queue_stats(t.c, t.qb, &all, &broker), 0);
 	assert_int_equal(all.succeeded_total, NJOBS);
+	/* A list over the map pages through a's jobs, then b's. */
+	size_t listed = 0;
+	char after[200] = "";
+	do {
+		nq_list_opts lo = {.limit = 7, .after_id = after};
+		nq_job_list *l = NULL;
+		assert_int_equal(nq_list(t.c, &lo, &l), NQ_OK);
+		listed += nq_job_list_count(l);
+		snprintf(after, sizeof after, "%s", nq_job_list_next(l));
+		nq_job_list_free(l);
+	} while (after[0]);
+	assert_int_equal(listed, 2 * NJOBS);
 	/* nqctl with the map: the shard of each queue; a job of b by id. */
 	itest_run run;
 	char line[64];
