@@ -100,6 +100,22 @@ NQ_API const char *nq_client_shard_of(const nq_client *c, const char *queue)
 	return c->map->shards[nqs_owner(c->map, queue)].name;
 }
 
+NQ_API size_t nq_client_shard_count(const nq_client *c)
+{
+	return c && c->map ? c->map->n : 0;
+}
+
+NQ_API const char *nq_client_shard_name(const nq_client *c, size_t i)
+{
+	return i < nq_client_shard_count(c) ? c->map->shards[i].name : NULL;
+}
+
+NQ_API const char *nq_client_shard_events_url(const nq_client *c, size_t i)
+{
+	return i < nq_client_shard_count(c) ? c->map->shards[i].url[NQS_EVENTS]
+	                                    : NULL;
+}
+
 /* Sets the URL of one endpoint (NULL: its default), after checking it;
  * why gets the reason it cannot be dialed. */
 static int client_set_url(nq_client *c, nqc_end end, const char *url, char *why)

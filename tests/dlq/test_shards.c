@@ -179,6 +179,16 @@ static void test_shards_jobs_of_both_shards_run(void **state)
 	assert_int_equal(run.code, 0);
 	assert_non_null(strstr(run.out, t.qb));
 	itest_run_free(&run);
+	/* top over the map: one frame holds the queues of both shards. */
+	const char *const top[] = {
+	    "--brokers", t.map, "--json", "top", "--duration", "2500ms", NULL};
+	assert_int_equal(itest_nqctl_argv(t.a, 30000, top, &run), 0);
+	assert_int_equal(run.code, 0);
+	bool both = false;
+	for (char *l = strtok(run.out, "\n"); l; l = strtok(NULL, "\n"))
+		both = both || (strstr(l, t.qa) && strstr(l, t.qb));
+	assert_true(both);
+	itest_run_free(&run);
 	/* A chain stays on one shard. */
 	nq_job_spec chain[2] = {spec(t.qa, "ok"), spec(t.qb, "ok")};
 	assert_int_equal(nq_enqueue_chain(t.c, chain, 2, res), NQ_EINVAL);

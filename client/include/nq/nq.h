@@ -230,6 +230,12 @@ NQ_API int nq_shard_map_check(const char *map, char *why, size_t len);
 /* The name of the shard of queue (a client opened with a shard map), or
  * NULL with one broker. */
 NQ_API const char *nq_client_shard_of(const nq_client *c, const char *queue);
+/* The shards of a client's map (0 with one broker), shard i's name and
+ * its events URL (NULL when i is out of range), for a subscriber per
+ * shard. */
+NQ_API size_t nq_client_shard_count(const nq_client *c);
+NQ_API const char *nq_client_shard_name(const nq_client *c, size_t i);
+NQ_API const char *nq_client_shard_events_url(const nq_client *c, size_t i);
 
 /* ---- nq-dlq and the broker's events, over the client's transport ---- */
 
