@@ -213,7 +213,8 @@ static int configure(worker_main *m, int argc, char **argv)
 	    NQI_OPT("handler", LIST, &c->handlers,
 	        "TYPE=COMMAND, repeatable; TYPE * takes every other type"),
 	    NQI_OPT("concurrency", INT, &c->concurrency,
-	        "commands run at the same time"),
+	        "commands run at the same time (with --brokers, shared out "
+	        "between the shards of its queues)"),
 	    NQI_OPT("lease", DURATION, &c->lease_ms,
 	        "lease length, extended while a command runs"),
 	    NQI_OPT("grace", DURATION, &c->grace_ms,

@@ -598,6 +598,10 @@ NQ_API bool nq_job_canceled(const nq_job *job);
  * in progress events. NQ_EINVAL for a job not run by an nq_worker. */
 NQ_API int nq_job_progress(const nq_job *job, unsigned pct, const char *note);
 
+/* With conn.brokers (a shard map) the worker fetches from every shard
+ * that owns one of its queues, on connections of its own per shard, and
+ * completes each job to the shard that leased it; concurrency is shared
+ * out equally between those shards (at least one slot each). */
 typedef struct nq_worker_opts {
 	nq_client_opts conn;       /* work_url and results_url are used */
 	const char *const *queues; /* NULL: {"default"} */
