@@ -422,8 +422,19 @@ static int fail_rest(replay_run *run, int err, const char *why)
 	return rv;
 }
 
+/* Whether err is one shard's failure (libnq then filled every item's
+ * result), not one of the whole request. */
+static bool shard_failed(const dlq *d, int err)
+{
+	if (!d->cfg.brokers || !*d->cfg.brokers)
+		return false;
+	return err == NQ_ECONNECT || err == NQ_ETIMEDOUT ||
+	       err == NQ_EUNAVAIL || err == NQ_ECLOSED;
+}
+
 /* One round trip to the broker. A transport failure stops the run: the
- * batch and every entry after it stay in the DLQ. */
+ * batch and every entry after it stay in the DLQ (with a shard map, those
+ * a shard that answered took leave it). */
 static int replay_batch(replay_run *run, const uint64_t *ids, size_t n)
 {
 	batch *b = calloc(1, sizeof *b);
@@ -445,9 +456,12 @@ static int replay_batch(replay_run *run, const uint64_t *ids, size_t n)
 		    dlq_broker_where(&run->d->cfg), nq_strerror(err),
 		    *why ? ": " : "", why);
 	}
+	/* With a shard map, one shard that failed leaves the others'
+	 * results good: each item says whether its shard took it. */
+	bool per_item = err && shard_failed(run->d, err);
 	if (rv == 0)
-		rv = batch_results(run, b, err);
-	if (rv == 0 && !err)
+		rv = batch_results(run, b, per_item ? 0 : err);
+	if (rv == 0 && (!err || per_item))
 		rv = batch_remove_all(run, b);
 	nqi_arena_fini(&b->mem);
 	free(b);

@@ -3,7 +3,7 @@
  * nq-worker, nq-dlq and nqctl: jobs of queues on both shards run, each
  * on its own shard; a chain across shards is refused; one shard killed
  * leaves the other's queues working; the one nq-dlq replays a dead job
- * to the shard of its queue.
+ * to the shard of its queue, and with a shard down replays the others'.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -251,6 +251,37 @@ static void test_shards_dlq_replays_to_the_queue_shard(void **state)
 	two_close(&t);
 }
 
+/* Shard b down during a replay of entries of both shards: a's is
+ * replayed and leaves nq-dlq, b's stays for a later replay. */
+static void test_shards_dlq_replay_with_a_shard_down(void **state)
+{
+	two t;
+	dlqt d;
+	char id[NQ_ID_MAX];
+	itest_run run;
+	two_start(&t, *state);
+	assert_int_equal(dlqt_init(&d, t.a), 0);
+	const char *const flags[] = {"--brokers", t.map, NULL};
+	assert_int_equal(dlqt_start(&d, flags, NULL), 0);
+	worker_start(&t);
+	nq_job_spec s = spec(t.qa, "bad");
+	assert_int_equal(nq_enqueue(t.c, &s, id, NULL), NQ_OK);
+	s = spec(t.qb, "bad");
+	assert_int_equal(nq_enqueue(t.c, &s, id, NULL), NQ_OK);
+	assert_int_equal(dlqt_wait_total(t.a->dlq_url, 2, 30000), 0);
+	assert_int_equal(itest_broker_stop(t.b, SIGKILL, NULL), 0);
+	const char *const args[] = {
+	    "--dlq", t.a->dlq_url, "dlq", "replay", "--all", NULL};
+	assert_int_equal(itest_nqctl_argv(t.a, 30000, args, &run), 0);
+	assert_int_not_equal(run.code, 0);
+	assert_non_null(strstr(run.err, "replayed 1, not replayed 1"));
+	itest_run_free(&run);
+	assert_int_equal(shard_stats(t.a, t.qa).enqueued_total, 2);
+	assert_int_equal(dlqt_stop_clean(&d), 0);
+	itest_pass(t.a);
+	two_close(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,6 +292,9 @@ int main(void)
 	        itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_shards_dlq_replays_to_the_queue_shard, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_shards_dlq_replay_with_a_shard_down, itest_setup,
 	        itest_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
