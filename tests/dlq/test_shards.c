@@ -173,6 +173,13 @@ static void test_shards_jobs_of_both_shards_run(void **state)
 	snprintf(line, sizeof line, "%s a\n%s b\n", t.qa, t.qb);
 	assert_string_equal(run.out, line);
 	itest_run_free(&run);
+	const char *const stats[] = {"--brokers", t.map, "stats", NULL};
+	assert_int_equal(itest_nqctl_argv(t.a, 30000, stats, &run), 0);
+	snprintf(line, sizeof line, "shard a: %s\n", t.qa);
+	assert_non_null(strstr(run.out, line));
+	snprintf(line, sizeof line, "shard b: %s\n", t.qb);
+	assert_non_null(strstr(run.out, line));
+	itest_run_free(&run);
 	const char *const get[] = {
 	    "--brokers", t.map, "--json", "get", res[1].id, NULL};
 	assert_int_equal(itest_nqctl_argv(t.a, 30000, get, &run), 0);
