@@ -184,8 +184,15 @@ int broker_idem_forget(broker *b, const Nq__V1__JobSpec *s, uint64_t id)
 static uint64_t next_id(broker *b)
 {
 	uint64_t now = nqi_now_us();
-	b->core.last_id = now > b->core.last_id ? now : b->core.last_id + 1;
-	return b->core.last_id;
+	uint64_t id = now > b->core.last_id ? now : b->core.last_id + 1;
+	/* Ids are microseconds; shards of one map make them in classes of
+	 * their own, so that an id names one job across the shards (and
+	 * in the one nq-dlq that stores them all by id). */
+	if (b->cfg.shard_number >= 0)
+		id +=
+		    (uint64_t)(b->cfg.shard_number + 64 - (int)(id % 64)) % 64;
+	b->core.last_id = id;
+	return id;
 }
 
 static Nq__V1__Job *job_new(broker *b, Nq__V1__JobSpec *spec, uint64_t id,

@@ -54,8 +54,9 @@ typedef struct broker_config {
 	char *dlq_token;
 	nqi_strlist config_values; /* copies of what the config file set */
 	uint64_t max_payload;      /* bytes */
-	uint64_t max_result;       /* bytes of a result kept */
-	uint64_t map_size;         /* bytes the store may grow to */
+	int shard_number;    /* 0-63: job ids are this modulo 64; -1: any */
+	uint64_t max_result; /* bytes of a result kept */
+	uint64_t map_size;   /* bytes the store may grow to */
 	uint64_t result_ttl_ms;
 	uint64_t idempotency_window_ms;
 	uint64_t backoff_base_ms;
@@ -76,6 +77,8 @@ typedef struct broker_config {
 } broker_config;
 
 /* The longest lease a Fetch or an Extend gets. */
+/* --shard-number: a shard's ids are one class modulo 64. */
+#define BROKER_SHARD_NUMBER_MAX 63
 #define BROKER_LEASE_MAX_MS (3600ull * 1000)
 
 /* The group arena: per-group scratch memory, reset after each group. */

@@ -19,6 +19,8 @@ static const char *config_check(void *arg, char *buf, size_t len)
 		return "--max-payload must be between 1 byte and 64 MiB";
 	if (c->max_result > (64u << 20))
 		return "--max-result must be at most 64 MiB";
+	if (c->shard_number < -1 || c->shard_number > BROKER_SHARD_NUMBER_MAX)
+		return "--shard-number must be from 0 to 63 (-1: one broker)";
 	if (c->max_attempts == 0 || c->max_attempts > 1000)
 		return "--max-attempts must be between 1 and 1000";
 	if (c->backoff_base_ms == 0 || c->backoff_cap_ms < c->backoff_base_ms)
@@ -84,6 +86,10 @@ static int configure(broker_config *c, int argc, char **argv)
 	    NQI_OPT("blob-dir", STR, &c->blob_dir,
 	        "claim check: delete the blobs in this directory of jobs "
 	        "whose record goes (\"\": none)"),
+	    NQI_OPT("shard-number", INT, &c->shard_number,
+	        "in a shard map, a number no other shard has (0-63, e.g. the "
+	        "pod's ordinal): job ids are this modulo 64, so that no two "
+	        "shards make the same id (-1: one broker)"),
 	    NQI_OPT("idempotency-window", DURATION, &c->idempotency_window_ms,
 	        "how long an idempotency key maps to its job"),
 	    NQI_OPT("backoff-base", DURATION, &c->backoff_base_ms,

@@ -27,6 +27,7 @@ void broker_config_defaults(broker_config *c)
 	    .log_level = "info",
 	    .log_format = "text",
 	    .max_payload = 256 * 1024,
+	    .shard_number = -1,
 	    .max_result = 1024 * 1024,
 	    .map_size = 64ull << 30,
 	    .result_ttl_ms = 10 * 60 * 1000,

@@ -44,6 +44,7 @@ typedef struct nqi_rep_ctx dlq_conn; /* one REP context (common/rep.c) */
 typedef struct dlq_config {
 	const char *listen_url;
 	const char *broker_url;
+	const char *brokers; /* a shard map: replays go to each queue's shard */
 	const char *data_dir;
 	const char *sync;         /* "always" | "none" */
 	const char *http_addr;    /* "" or "none": no HTTP endpoint */
@@ -222,6 +223,8 @@ int dlq_on_show(dlq *d, dlq_op *op);
 int dlq_on_stats(dlq *d, dlq_op *op);
 
 /* replay.c */
+/* Where replays go, for messages: the shard map, or --broker. */
+const char *dlq_broker_where(const dlq_config *c);
 int dlq_replay_start(dlq *d, char *err, size_t errlen);
 void dlq_replay_stop(dlq *d);
 /* Queues a replay request; takes ownership. */

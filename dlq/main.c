@@ -51,6 +51,9 @@ static const char *config_check(void *arg, char *buf, size_t len)
 		return "--broker must name a URL";
 	if (c->retention_check_ms < 10)
 		return "--retention-check must be at least 10ms";
+	if (c->brokers && *c->brokers &&
+	    nq_shard_map_check(c->brokers, buf, len) != NQ_OK)
+		return buf;
 	if (c->broker_timeout_ms < 100 || c->broker_timeout_ms > 600000)
 		return "--broker-timeout must be from 100ms to 10m";
 	if (c->max_message < (64u << 10) || c->max_message > (1ull << 30))
@@ -86,6 +89,10 @@ static int configure(dlq_config *c, int argc, char **argv)
 	        "operators"),
 	    NQI_OPT("broker", STR, &c->broker_url,
 	        "the broker's api socket, where replay enqueues"),
+	    NQI_OPT("brokers", STR, &c->brokers,
+	        "shard map in place of --broker: NAME=URL,... (each "
+	        "broker's api URL) or a file; a replay goes to its queue's "
+	        "shard"),
 	    NQI_OPT("http", STR, &c->http_addr,
 	        "ADDR:PORT of /metrics, /healthz and /readyz (none: off)"),
 	    NQI_OPT("retention-count", U64, &c->retention_count,
@@ -199,7 +206,7 @@ int main(int argc, char **argv)
 	rv = start(&d);
 	if (rv == 0) {
 		nqi_info("NQ-DLQ-START", NQI_S("listen", d.cfg.listen_url),
-		    NQI_S("broker", d.cfg.broker_url),
+		    NQI_S("broker", dlq_broker_where(&d.cfg)),
 		    NQI_S("http", d.cfg.http_addr),
 		    NQI_S("data_dir", d.cfg.data_dir),
 		    NQI_S("sync", d.cfg.sync),

@@ -422,8 +422,19 @@ static int fail_rest(replay_run *run, int err, const char *why)
 	return rv;
 }
 
+/* Whether err is one shard's failure (libnq then filled every item's
+ * result), not one of the whole request. */
+static bool shard_failed(const dlq *d, int err)
+{
+	if (!d->cfg.brokers || !*d->cfg.brokers)
+		return false;
+	return err == NQ_ECONNECT || err == NQ_ETIMEDOUT ||
+	       err == NQ_EUNAVAIL || err == NQ_ECLOSED;
+}
+
 /* One round trip to the broker. A transport failure stops the run: the
- * batch and every entry after it stay in the DLQ. */
+ * batch and every entry after it stay in the DLQ (with a shard map, those
+ * a shard that answered took leave it). */
 static int replay_batch(replay_run *run, const uint64_t *ids, size_t n)
 {
 	batch *b = calloc(1, sizeof *b);
@@ -442,12 +453,15 @@ static int replay_batch(replay_run *run, const uint64_t *ids, size_t n)
 		snprintf(run->stop_why, sizeof run->stop_why,
 		    "the broker at "
 		    "%s did not take them: %s%s%s",
-		    run->d->cfg.broker_url, nq_strerror(err), *why ? ": " : "",
-		    why);
+		    dlq_broker_where(&run->d->cfg), nq_strerror(err),
+		    *why ? ": " : "", why);
 	}
+	/* With a shard map, one shard that failed leaves the others'
+	 * results good: each item says whether its shard took it. */
+	bool per_item = err && shard_failed(run->d, err);
 	if (rv == 0)
-		rv = batch_results(run, b, err);
-	if (rv == 0 && !err)
+		rv = batch_results(run, b, per_item ? 0 : err);
+	if (rv == 0 && (!err || per_item))
 		rv = batch_remove_all(run, b);
 	nqi_arena_fini(&b->mem);
 	free(b);
@@ -578,6 +592,11 @@ void dlq_replay_post(dlq *d, dlq_op *op)
 		refuse(op, "nq-dlq is shutting down");
 }
 
+const char *dlq_broker_where(const dlq_config *c)
+{
+	return c->brokers && *c->brokers ? c->brokers : c->broker_url;
+}
+
 int dlq_replay_start(dlq *d, char *err, size_t errlen)
 {
 	const char *src = d->cfg.token_file;
@@ -587,20 +606,23 @@ int dlq_replay_start(dlq *d, char *err, size_t errlen)
 		return rv;
 	nq_client_opts o = {
 	    .api_url = d->cfg.broker_url,
+	    .brokers =
+	        d->cfg.brokers && *d->cfg.brokers ? d->cfg.brokers : NULL,
 	    .token = d->token,
 	    .timeout_ms = (int)d->cfg.broker_timeout_ms,
 	};
 	/* A tls+tcp:// broker is verified with --tls-ca and shown this
 	 * service's own certificate, as the broker does when it dials. */
-	if (nqi_url_is_tls(d->cfg.broker_url)) {
+	if (nqi_url_is_tls(d->cfg.broker_url) ||
+	    (o.brokers && strstr(o.brokers, "tls+"))) {
 		o.tls_ca = d->cfg.tls_ca;
 		o.tls_cert = d->cfg.tls_cert;
 		o.tls_key = d->cfg.tls_key;
 	}
 	if ((rv = nq_client_open(&d->broker, &o)) != 0) {
 		snprintf(err, errlen,
-		    "cannot use the broker at %s (--broker): %s",
-		    d->cfg.broker_url, nq_strerror(rv));
+		    "cannot use the broker at %s (--broker, --brokers): %s",
+		    dlq_broker_where(&d->cfg), nq_strerror(rv));
 		return rv;
 	}
 	if (pthread_create(&d->replay, NULL, replay_main, d) != 0)

@@ -38,6 +38,7 @@
 #define LEASE_MIN_MS 1000
 
 typedef struct worker_conf {
+	const char *brokers; /* a shard map: replaces work_url, results_url */
 	const char *work_url;
 	const char *results_url;
 	const char *queues;   /* "Q1,Q2" */
@@ -185,6 +186,9 @@ static const char *check_cb(void *arg, char *why, size_t len)
 	};
 	if (nqi_url_check_flags(urls, sizeof urls / sizeof *urls, why, len))
 		return why;
+	if (c->brokers && *c->brokers &&
+	    nq_shard_map_check(c->brokers, why, len) != NQ_OK)
+		return why;
 	int rc = parse_queues(m, why, len);
 	if (rc == 0)
 		rc = parse_handlers(m, why, len);
@@ -199,6 +203,9 @@ static int configure(worker_main *m, int argc, char **argv)
 {
 	worker_conf *c = &m->conf;
 	const nqi_opt own[] = {
+	    NQI_OPT("brokers", STR, &c->brokers,
+	        "shard map, in place of --work and --results: "
+	        "NAME=URL,... (the api URL of each broker) or a file"),
 	    NQI_OPT("work", STR, &c->work_url, "broker work socket"),
 	    NQI_OPT("results", STR, &c->results_url, "broker results socket"),
 	    NQI_OPT("queues", STR, &c->queues,
@@ -206,7 +213,8 @@ static int configure(worker_main *m, int argc, char **argv)
 	    NQI_OPT("handler", LIST, &c->handlers,
 	        "TYPE=COMMAND, repeatable; TYPE * takes every other type"),
 	    NQI_OPT("concurrency", INT, &c->concurrency,
-	        "commands run at the same time"),
+	        "commands run at the same time (with --brokers, shared out "
+	        "between the shards of its queues)"),
 	    NQI_OPT("lease", DURATION, &c->lease_ms,
 	        "lease length, extended while a command runs"),
 	    NQI_OPT("grace", DURATION, &c->grace_ms,
@@ -371,11 +379,18 @@ static void log_start(worker_main *m)
 	    NQI_S("handler_types", types));
 }
 
+/* The shard map given, or NULL for one broker. */
+static const char *worker_brokers(const worker_conf *c)
+{
+	return c->brokers && *c->brokers ? c->brokers : NULL;
+}
+
 static int open_worker(worker_main *m)
 {
 	nq_worker_opts o = {
 	    .conn = {.work_url = m->conf.work_url,
 	        .results_url = m->conf.results_url,
+	        .brokers = worker_brokers(&m->conf),
 	        .token = m->token,
 	        .tls_ca = m->conf.tls_ca,
 	        .tls_cert = m->conf.tls_cert,
@@ -396,7 +411,9 @@ static int open_worker(worker_main *m)
 		    worker_handle_cb, &m->handlers[i]);
 	if (rv != NQ_OK)
 		nqi_error("NQ-WORKER-FAILED", NQI_S("step", "open"),
-		    NQI_S("work", m->conf.work_url),
+		    NQI_S("work", worker_brokers(&m->conf)
+		                      ? worker_brokers(&m->conf)
+		                      : m->conf.work_url),
 		    NQI_S("error", nq_err_name(rv)));
 	return rv;
 }
@@ -424,6 +441,7 @@ static int start_obs(worker_main *m)
 	m->obs.nhandlers = m->nhandlers;
 	m->obs.conn = (nq_client_opts){.work_url = m->conf.work_url,
 	    .results_url = m->conf.results_url,
+	    .brokers = worker_brokers(&m->conf),
 	    .token = m->token,
 	    .tls_ca = m->conf.tls_ca,
 	    .tls_cert = m->conf.tls_cert,

@@ -33,12 +33,18 @@ static const char *const outcome_names[WORKER_NOUTCOMES] = {
 
 /* ---- readiness ---- */
 
+/* What the worker dials, for messages: the shard map, or the work URL. */
+static const char *obs_where(const worker_obs *o)
+{
+	return o->conn.brokers ? o->conn.brokers : o->conn.work_url;
+}
+
 void worker_obs_reached(worker_obs *o, const char *via)
 {
 	if (!o || atomic_exchange(&o->reached, true))
 		return;
-	nqi_info("NQ-WORKER-READY", NQI_S("work", o->conn.work_url),
-	    NQI_S("via", via));
+	nqi_info(
+	    "NQ-WORKER-READY", NQI_S("work", obs_where(o)), NQI_S("via", via));
 	pthread_mutex_lock(&o->mtx);
 	pthread_cond_broadcast(&o->cv); /* the probe can end */
 	pthread_mutex_unlock(&o->mtx);
@@ -68,7 +74,7 @@ static void probe_failed(worker_obs *o, nq_client *c, int rv)
 	snprintf(o->why, sizeof o->why, "%s %s: %s%s%s",
 	    refused ? "the broker refused this worker at"
 	            : "no answer yet from the broker's work socket",
-	    o->conn.work_url, nq_strerror(rv), *detail ? ": " : "", detail);
+	    obs_where(o), nq_strerror(rv), *detail ? ": " : "", detail);
 	pthread_mutex_unlock(&o->mtx);
 }
 
@@ -182,7 +188,7 @@ int worker_obs_start(worker_obs *o, const char *addr, char *err, size_t len)
 	pthread_mutex_init(&o->mtx, NULL);
 	pthread_cond_init(&o->cv, NULL);
 	snprintf(o->why, sizeof o->why,
-	    "no answer yet from the broker's work socket %s", o->conn.work_url);
+	    "no answer yet from the broker's work socket %s", obs_where(o));
 	if (addr && *addr) {
 		/* https serves the worker's own --tls-cert/--tls-key. */
 		nqi_tls_opts t = {o->conn.tls_cert, o->conn.tls_key, NULL};

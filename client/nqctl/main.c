@@ -48,6 +48,10 @@ static const nqctl_cmd commands[] = {
         nqctl_pause},
     {"resume", "QUEUE", "Hands out a paused queue's jobs again.", 1, 1,
         nqctl_resume},
+    {"shard", "QUEUE...",
+        "Prints the shard of --brokers that owns each queue (no request "
+        "is sent).",
+        1, 256, nqctl_shard},
     {"queue", "show [QUEUE] | set QUEUE KEY=VALUE... | reset QUEUE [KEY...]",
         "Shows a queue's policy (each value and its source), changes it at "
         "run time, or resets it to the queues file's value.",

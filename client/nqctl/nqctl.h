@@ -97,6 +97,7 @@ int nqctl_wait(nqctl *x, int argc, char **argv, int start);
 int nqctl_cancel(nqctl *x, int argc, char **argv, int start);
 int nqctl_stats(nqctl *x, int argc, char **argv, int start);
 int nqctl_pause(nqctl *x, int argc, char **argv, int start);
+int nqctl_shard(nqctl *x, int argc, char **argv, int start);
 int nqctl_resume(nqctl *x, int argc, char **argv, int start);
 /* list.c */
 int nqctl_list(nqctl *x, int argc, char **argv, int start);

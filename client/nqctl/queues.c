@@ -238,12 +238,44 @@ static json_t *workers_json(const nq_queue_stats *qs)
 	return a;
 }
 
-static int print_stats_json(
-    const nq_queue_stats *qs, size_t n, const nq_broker_stats *broker)
+/* With a shard map: which shard owns each queue shown. */
+static void print_shards(const nqctl *x, const nq_queue_stats *qs, size_t n)
+{
+	for (size_t k = 0; k < nq_client_shard_count(x->client); k++) {
+		const char *name = nq_client_shard_name(x->client, k);
+		const char *sep = ": ";
+		printf("shard %s", name);
+		for (size_t i = 0; i < n; i++) {
+			const char *q = nq_queue_stats_queue(qs, i);
+			if (strcmp(nq_client_shard_of(x->client, q), name))
+				continue;
+			printf("%s%s", sep, q);
+			sep = ", ";
+		}
+		printf("%s\n", *sep == ':' ? ": no queue shown" : "");
+	}
+}
+
+/* A queue's object, with its shard under a shard map. */
+static json_t *queue_json_of(const nqctl *x, const nq_queue_stats *qs, size_t i)
+{
+	json_t *o = queue_json(qs, i);
+	const char *shard =
+	    nq_client_shard_of(x->client, nq_queue_stats_queue(qs, i));
+	if (o && shard && json_object_set_new(o, "shard", json_string(shard))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int print_stats_json(const nqctl *x, const nq_queue_stats *qs, size_t n,
+    const nq_broker_stats *broker)
 {
 	json_t *queues = json_array();
 	for (size_t i = 0; queues && i < n; i++) {
-		if (json_array_append_new(queues, queue_json(qs, i)) != 0) {
+		if (json_array_append_new(queues, queue_json_of(x, qs, i)) !=
+		    0) {
 			json_decref(queues);
 			queues = NULL;
 		}
@@ -292,8 +324,10 @@ int nqctl_stats(nqctl *x, int argc, char **argv, int start)
 	if (rv != NQ_OK)
 		return nqctl_fail(x, rv, "stats%s%s", queue ? " of queue " : "",
 		    queue ? queue : "");
-	rc = x->conf.json ? print_stats_json(qs, n, &broker)
+	rc = x->conf.json ? print_stats_json(x, qs, n, &broker)
 	                  : print_table(qs, n, &broker);
+	if (rc == NQI_EXIT_OK && !x->conf.json)
+		print_shards(x, qs, n);
 	nq_queue_stats_free(qs);
 	return rc;
 }
@@ -324,4 +358,35 @@ int nqctl_pause(nqctl *x, int argc, char **argv, int start)
 int nqctl_resume(nqctl *x, int argc, char **argv, int start)
 {
 	return set_paused(x, argc, argv, start, false);
+}
+
+/* Which shard of --brokers owns each queue named: what an operator asks
+ * before adding a shard (run it with the old map and with the new one:
+ * the queues whose line changed are those that move). */
+int nqctl_shard(nqctl *x, int argc, char **argv, int start)
+{
+	const nqi_opt opts[] = {NQCTL_COMMON_OPTS(x)};
+	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
+	for (size_t i = 0; rc == NQI_CONTINUE && i < x->nargs; i++)
+		if (!nqi_name_valid(x->args[i]))
+			rc = nqctl_usage_error(
+			    x, "'%s' is not a valid queue name", x->args[i]);
+	if (rc == NQI_CONTINUE && !x->conf.conn.brokers)
+		rc =
+		    nqctl_usage_error(x, "shard needs --brokers (a shard map)");
+	if (rc == NQI_CONTINUE)
+		rc = nqctl_connect(x);
+	if (rc != NQI_CONTINUE)
+		return rc;
+	json_t *all = x->conf.json ? json_array() : NULL;
+	for (size_t i = 0; i < x->nargs; i++) {
+		const char *q = x->args[i];
+		const char *s = nq_client_shard_of(x->client, q);
+		if (all)
+			json_array_append_new(all,
+			    json_pack("{s:s, s:s}", "queue", q, "shard", s));
+		else
+			printf("%s %s\n", q, s);
+	}
+	return all ? nqctl_print_json(all) : NQI_EXIT_OK;
 }

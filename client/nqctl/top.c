@@ -242,11 +242,16 @@ static void print_head(FILE *f, const nqctl *x, const json_t *m)
 	uint64_t at_us = uint_member(m, "at_us");
 	if (at_us)
 		nqctl_format_time(at_us, at, sizeof at);
+	char where[256];
+	snprintf(where, sizeof where, "%s", nqctl_sub_url(x));
+	if (x->conf.conn.brokers && *x->conf.conn.brokers)
+		snprintf(where, sizeof where, "%zu shards",
+		    nq_client_shard_count(x->client));
 	fprintf(f,
 	    "nq top  %s  %s  commits %llu  jobs stored %llu  events "
 	    "published %llu  dropped %llu\n",
-	    at, nqctl_sub_url(x), uint_member(b, "commits"),
-	    uint_member(b, "jobs_stored"), uint_member(b, "events_published"),
+	    at, where, uint_member(b, "commits"), uint_member(b, "jobs_stored"),
+	    uint_member(b, "events_published"),
 	    uint_member(b, "events_dropped"));
 }
 
@@ -335,6 +340,132 @@ static int top_loop(top_run *r, const nqctl *x, nq_sub *s, uint64_t deadline_ms)
 	return rc;
 }
 
+/* ---- with a shard map: one subscriber per shard, frames added up ---- */
+
+#define SHARD_POLL_MS 20
+
+/* Adds the numbers of object b into a: counts and rates sum, ages and
+ * latencies (_s) and ratios take the larger; other members (groups) come
+ * from the first shard that sent them. */
+static void add_numbers(json_t *a, const json_t *b)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)b, key, v)
+	{
+		json_t *mine = json_object_get(a, key);
+		size_t n = strlen(key);
+		bool larger = (n > 2 && strcmp(key + n - 2, "_s") == 0) ||
+		              strstr(key, "ratio") || strcmp(key, "at_us") == 0;
+		if (!mine)
+			json_object_set(a, key, v);
+		else if (json_is_number(mine) && json_is_number(v))
+			json_object_set_new(a, key,
+			    json_real(larger ? fmax(json_number_value(mine),
+			                           json_number_value(v))
+			                     : json_number_value(mine) +
+			                           json_number_value(v)));
+	}
+}
+
+/* The frames of every shard as one: the broker's numbers and each
+ * queue's added up. */
+static json_t *merge_frames(json_t *const *frames, size_t n)
+{
+	json_t *all = json_pack(
+	    "{s:o, s:o}", "broker", json_object(), "queues", json_object());
+	for (size_t k = 0; all && k < n; k++) {
+		const char *name;
+		json_t *q, *queues = json_object_get(frames[k], "queues");
+		if (!frames[k])
+			continue;
+		json_t *at = json_object_get(frames[k], "at_us");
+		if (json_is_number(at) &&
+		    json_number_value(at) >
+		        json_number_value(json_object_get(all, "at_us")))
+			json_object_set(all, "at_us", at);
+		add_numbers(json_object_get(all, "broker"),
+		    json_object_get(frames[k], "broker"));
+		json_object_foreach(queues, name, q)
+		{
+			json_t *mine = json_object_get(
+			    json_object_get(all, "queues"), name);
+			if (!mine)
+				json_object_set_new(
+				    json_object_get(all, "queues"), name,
+				    mine = json_object());
+			add_numbers(mine, q);
+		}
+	}
+	return all;
+}
+
+/* One frame of shard k came: kept, and the sum of all shown. */
+static int shard_frame(top_run *r, const nqctl *x, json_t **frames, size_t n,
+    size_t k, const void *body, size_t len)
+{
+	json_t *m = len > TOPIC_LEN && memcmp(body, TOPIC, TOPIC_LEN) == 0
+	                ? nqi_msgpack_to_jansson(
+	                      (const char *)body + TOPIC_LEN, len - TOPIC_LEN)
+	                : NULL;
+	if (!json_is_object(m)) {
+		json_decref(m);
+		return NQI_CONTINUE;
+	}
+	json_decref(frames[k]);
+	frames[k] = m;
+	r->frames++;
+	json_t *all = merge_frames(frames, n);
+	if (!all)
+		return nqctl_print_json(NULL);
+	int rc = r->json ? print_frame_json(r, all) : print_frame(r, x, all);
+	json_decref(all);
+	return rc;
+}
+
+/* nqctl top with --brokers: a subscriber per shard's events socket. */
+static int top_shards(top_run *r, nqctl *x, uint64_t deadline_ms)
+{
+	size_t n = nq_client_shard_count(x->client);
+	nq_sub **subs = calloc(n, sizeof *subs);
+	json_t **frames = calloc(n, sizeof *frames);
+	int rc = subs && frames ? NQI_CONTINUE : NQI_EXIT_FAILED;
+	for (size_t k = 0; rc == NQI_CONTINUE && k < n; k++) {
+		const char *url = nq_client_shard_events_url(x->client, k);
+		int rv =
+		    nq_sub_open(x->client, url, TOPIC, TOPIC_LEN, &subs[k]);
+		if (rv != NQ_OK)
+			rc = nqctl_fail(x, rv, "top: shard %s's events %s",
+			    nq_client_shard_name(x->client, k), url);
+	}
+	while (rc == NQI_CONTINUE) {
+		for (size_t k = 0; rc == NQI_CONTINUE && k < n; k++) {
+			const void *msg;
+			size_t len;
+			int rv = nqctl_sub_recv(
+			    subs[k], nqi_mono_ms() + SHARD_POLL_MS, &msg, &len);
+			if (rv == NQ_ECLOSED)
+				rc = NQI_EXIT_OK;
+			else if (rv == NQ_OK)
+				rc = shard_frame(r, x, frames, n, k, msg, len);
+		}
+		if (rc == NQI_CONTINUE && deadline_ms &&
+		    nqi_mono_ms() >= deadline_ms)
+			rc = r->frames ? NQI_EXIT_OK
+			               : nqctl_report(x, NQ_ETIMEDOUT,
+			                     NQI_EXIT_UNREACHABLE, NULL,
+			                     "top: no metrics arrived from the "
+			                     "shards in time");
+	}
+	for (size_t k = 0; k < n; k++) {
+		nq_sub_close(subs ? subs[k] : NULL);
+		json_decref(frames ? frames[k] : NULL);
+	}
+	free(subs);
+	free(frames);
+	return rc;
+}
+
 int nqctl_top(nqctl *x, int argc, char **argv, int start)
 {
 	top_run r = {0};
@@ -354,6 +485,11 @@ int nqctl_top(nqctl *x, int argc, char **argv, int start)
 	top_columns(&r);
 	r.tty = !r.json && isatty(STDOUT_FILENO);
 	uint64_t deadline_ms = duration_ms ? nqi_mono_ms() + duration_ms : 0;
+	if (x->conf.conn.brokers && *x->conf.conn.brokers) {
+		if ((rc = nqctl_connect(x)) != NQI_CONTINUE)
+			return rc;
+		return top_shards(&r, x, deadline_ms);
+	}
 	if ((rc = nqctl_sub_open(x, TOPIC, TOPIC_LEN, &s)) != NQI_CONTINUE)
 		return rc;
 	if (r.tty) {

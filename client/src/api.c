@@ -215,6 +215,8 @@ static int enqueue_specs(nq_client *c, const nq_job_spec *specs, size_t n,
 			return rv;
 	if (n == 0)
 		return NQ_OK;
+	if (c->map)
+		return nqc_enqueue_sharded(c, specs, n, results, chain);
 	pb = calloc(n, sizeof *pb);
 	pbs = calloc(n, sizeof *pbs);
 	uq = calloc(n, sizeof *uq);
@@ -352,9 +354,12 @@ NQ_API int nq_get(nq_client *c, const char *id, nq_job **out)
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__GetRequest body = NQ__V1__GET_REQUEST__INIT;
 	char canon[NQ_ID_MAX];
+	size_t k;
 	int rv = check_job_args(c, id, out, canon);
 	if (rv != 0)
 		return rv;
+	if (c->map)
+		return nqc_locate(c, canon, &k, out);
 	body.id = canon;
 	req.body_case = NQ__V1__REQUEST__BODY_GET;
 	req.get = &body;
@@ -397,9 +402,15 @@ NQ_API int nq_wait(
 	char canon[NQ_ID_MAX];
 	uint64_t start = nqi_mono_ms();
 	nq_state st = NQ_STATE_UNSPECIFIED;
+	size_t k;
 	int rv = check_job_args(c, id, out, canon);
 	if (rv != 0)
 		return rv;
+	if (c->map && (rv = nqc_locate(c, canon, &k, NULL)) != NQ_OK)
+		return rv;
+	if (c->map)
+		return nqc_relay(
+		    c, k, nq_wait(c->shard[k], canon, timeout_ms, out));
 	for (;;) {
 		uint64_t spent = nqi_mono_ms() - start;
 		if (timeout_ms && spent >= timeout_ms)
@@ -436,6 +447,12 @@ NQ_API int nq_cancel(nq_client *c, const char *id, nq_job **out)
 		return rv;
 	if ((rv = check_id(id, canon, c->last_error)) != 0)
 		return rv;
+	if (c->map) {
+		size_t k;
+		if ((rv = nqc_locate(c, canon, &k, NULL)) != NQ_OK)
+			return rv;
+		return nqc_relay(c, k, nq_cancel(c->shard[k], canon, out));
+	}
 	body.id = canon;
 	req.body_case = NQ__V1__REQUEST__BODY_CANCEL;
 	req.cancel = &body;
@@ -471,6 +488,11 @@ NQ_API int nq_cancel_bulk(nq_client *c, const char *queue, nq_state state,
 		rv = check_name("type", type, c->last_error);
 	if (rv != 0)
 		return rv;
+	if (c->map) {
+		size_t k = nqc_owner(c, queue);
+		return nqc_relay(c, k,
+		    nq_cancel_bulk(c->shard[k], queue, state, type, canceled));
+	}
 	body.queue = (char *)queue;
 	body.state = (Nq__V1__JobState)state;
 	body.type = (char *)(type ? type : "");
@@ -506,6 +528,12 @@ static int queue_call(nq_client *c, const char *queue, bool pause)
 	int rv = check_queue(c, queue, false);
 	if (rv != 0)
 		return rv;
+	if (c->map) {
+		size_t k = nqc_owner(c, queue);
+		return nqc_relay(c, k,
+		    pause ? nq_pause(c->shard[k], queue)
+		          : nq_resume(c->shard[k], queue));
+	}
 	p.queue = q.queue = (char *)queue;
 	req.body_case =
 	    pause ? NQ__V1__REQUEST__BODY_PAUSE : NQ__V1__REQUEST__BODY_RESUME;
@@ -535,6 +563,7 @@ struct nq_queue_policy {
 	Nq__V1__Reply *reply;
 	const Nq__V1__QueuePolicyReply *body;
 	size_t nrows;
+	nq_queue_policy *more; /* the next shard's, with a shard map */
 };
 
 /* Takes the policy reply r into *out (or frees it when out is NULL). */
@@ -557,6 +586,7 @@ static int policy_take(nq_client *c, Nq__V1__Reply *r,
 	}
 	p->reply = r;
 	p->body = body;
+	p->more = NULL;
 	p->nrows = 0;
 	for (size_t i = 0; i < body->n_queues; i++)
 		p->nrows += body->queues[i]->n_values;
@@ -582,6 +612,54 @@ static int policy_call(nq_client *c, Nq__V1__Request *req,
 	return policy_take(c, r, b, out);
 }
 
+/* Keeps only the queues of p that shard k owns: every shard reads the
+ * same queues file, and the owner's policy is the one that applies. */
+static void policy_keep_owned(nq_client *c, nq_queue_policy *p, size_t k)
+{
+	Nq__V1__QueuePolicyReply *b = (Nq__V1__QueuePolicyReply *)p->body;
+	size_t kept = 0;
+	p->nrows = 0;
+	for (size_t i = 0; i < b->n_queues; i++) {
+		Nq__V1__QueuePolicy *q = b->queues[i];
+		if (nqc_owner(c, str_in(q->queue)) != k) {
+			nq__v1__queue_policy__free_unpacked(q, NULL);
+			continue;
+		}
+		p->nrows += q->n_values;
+		b->queues[kept++] = q;
+	}
+	b->n_queues = kept;
+}
+
+/* The policy of queue on its shard, or of every queue, each from its
+ * own shard, chained. */
+static int policy_get_sharded(
+    nq_client *c, const char *queue, nq_queue_policy **out)
+{
+	nq_queue_policy *head = NULL, **tail = &head;
+	int rv = NQ_OK;
+	if (queue && *queue) {
+		size_t k = nqc_owner(c, queue);
+		return nqc_relay(
+		    c, k, nq_queue_policy_get(c->shard[k], queue, out));
+	}
+	for (size_t k = 0; k < c->map->n && rv == NQ_OK; k++) {
+		rv =
+		    nqc_relay(c, k, nq_queue_policy_get(c->shard[k], "", tail));
+		if (rv != NQ_OK)
+			break;
+		policy_keep_owned(c, *tail, k);
+		head->nrows += head != *tail ? (*tail)->nrows : 0;
+		tail = &(*tail)->more;
+	}
+	if (rv != NQ_OK) {
+		nq_queue_policy_free(head);
+		return rv;
+	}
+	*out = head;
+	return NQ_OK;
+}
+
 NQ_API int nq_queue_policy_get(
     nq_client *c, const char *queue, nq_queue_policy **out)
 {
@@ -594,6 +672,8 @@ NQ_API int nq_queue_policy_get(
 	if (!out)
 		return nqc_fail(
 		    c->last_error, NQ_EINVAL, "out must not be NULL");
+	if (c->map)
+		return policy_get_sharded(c, queue, out);
 	g.queue = str_in(queue);
 	req.body_case = NQ__V1__REQUEST__BODY_POLICY_GET;
 	req.policy_get = &g;
@@ -613,6 +693,11 @@ NQ_API int nq_queue_policy_set(nq_client *c, const char *queue,
 	if (n == 0 || !pairs || n > 64)
 		return nqc_fail(
 		    c->last_error, NQ_EINVAL, "give 1 to 64 KEY=VALUE pairs");
+	if (c->map) {
+		size_t k = nqc_owner(c, queue);
+		return nqc_relay(c, k,
+		    nq_queue_policy_set(c->shard[k], queue, pairs, n, out));
+	}
 	Nq__V1__PolicySetting v[64], *pv[64];
 	char keys[64][96];
 	for (size_t i = 0; i < n; i++) {
@@ -648,6 +733,11 @@ NQ_API int nq_queue_policy_reset(nq_client *c, const char *queue,
 		return rv;
 	if (n && !keys)
 		return nqc_fail(c->last_error, NQ_EINVAL, "keys is NULL");
+	if (c->map) {
+		size_t k = nqc_owner(c, queue);
+		return nqc_relay(c, k,
+		    nq_queue_policy_reset(c->shard[k], queue, keys, n, out));
+	}
 	r.queue = (char *)queue;
 	r.n_keys = n;
 	r.keys = (char **)keys;
@@ -666,8 +756,15 @@ NQ_API int nq_queue_policy_row(const nq_queue_policy *p, size_t i,
     const char **queue, const char **key, const char **value,
     const char **source)
 {
-	if (!p || i >= p->nrows)
+	if (!p)
 		return NQ_EINVAL;
+	/* With a shard map, the rows past p's own are its next shard's. */
+	size_t own = 0;
+	for (size_t k = 0; k < p->body->n_queues; k++)
+		own += p->body->queues[k]->n_values;
+	if (i >= own)
+		return nq_queue_policy_row(
+		    p->more, i - own, queue, key, value, source);
 	size_t q = 0;
 	while (i >= p->body->queues[q]->n_values)
 		i -= p->body->queues[q++]->n_values;
@@ -688,6 +785,7 @@ NQ_API void nq_queue_policy_free(nq_queue_policy *p)
 {
 	if (!p)
 		return;
+	nq_queue_policy_free(p->more);
 	nq__v1__reply__free_unpacked(p->reply, NULL);
 	free(p);
 }
@@ -752,6 +850,121 @@ static int stats_take(nq_client *c, Nq__V1__Reply *r, nq_queue_stats **out,
 	return NQ_OK;
 }
 
+/* Adds queue b's numbers to a's: counts add up; a time (_us) is the
+ * earliest one set, a limit or a state (in_flight_limit, breaker_state)
+ * the larger; paused when paused on either. */
+static void queue_stats_add(Nq__V1__QueueStats *a, const Nq__V1__QueueStats *b)
+{
+	const ProtobufCMessageDescriptor *d = &nq__v1__queue_stats__descriptor;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		if (f->type != PROTOBUF_C_TYPE_UINT64 ||
+		    f->label == PROTOBUF_C_LABEL_REPEATED)
+			continue;
+		uint64_t *x = (uint64_t *)((char *)a + f->offset);
+		uint64_t y = *(const uint64_t *)((const char *)b + f->offset);
+		size_t len = strlen(f->name);
+		if (len > 3 && strcmp(f->name + len - 3, "_us") == 0)
+			*x = !*x || (y && y < *x) ? y : *x;
+		else if (strstr(f->name, "_limit") || strstr(f->name, "_state"))
+			*x = y > *x ? y : *x;
+		else
+			*x += y;
+	}
+	a->paused = a->paused || b->paused;
+}
+
+/* Appends *p to the array *arr of *n pointers. */
+static int ptr_append(void ***arr, size_t *n, void *p)
+{
+	void **grown = realloc(*arr, (*n + 1) * sizeof *grown);
+	if (!grown)
+		return NQ_ENOMEM;
+	grown[(*n)++] = p;
+	*arr = grown;
+	return NQ_OK;
+}
+
+/* Merges stats reply src into dst (both decoded with the default
+ * allocator): a queue dst has too adds up, the others and src's workers
+ * move over; src is freed. */
+static int stats_merge(Nq__V1__StatsReply *dst, Nq__V1__Reply *r)
+{
+	Nq__V1__StatsReply *src = r->stats;
+	size_t kept = 0;
+	int rv = NQ_OK;
+	for (size_t i = 0; i < src->n_queues; i++) {
+		Nq__V1__QueueStats *q = src->queues[i], *mine = NULL;
+		for (size_t j = 0; !mine && j < dst->n_queues; j++)
+			if (strcmp(dst->queues[j]->queue, q->queue) == 0)
+				mine = dst->queues[j];
+		if (mine)
+			queue_stats_add(mine, q);
+		if (mine || rv != NQ_OK ||
+		    (rv = ptr_append(
+		         (void ***)&dst->queues, &dst->n_queues, q)) != NQ_OK)
+			src->queues[kept++] = q; /* freed with src */
+	}
+	src->n_queues = kept;
+	for (size_t i = 0; rv == NQ_OK && i < src->n_workers; i++)
+		rv = ptr_append(
+		    (void ***)&dst->workers, &dst->n_workers, src->workers[i]);
+	if (rv == NQ_OK)
+		src->n_workers = 0;
+	if (dst->broker && src->broker) {
+		dst->broker->commits += src->broker->commits;
+		dst->broker->jobs_stored += src->broker->jobs_stored;
+		if (src->broker->uptime_ms < dst->broker->uptime_ms)
+			dst->broker->uptime_ms = src->broker->uptime_ms;
+	}
+	nq__v1__reply__free_unpacked(r, NULL);
+	return rv;
+}
+
+static int stats_call(nq_client *c, const char *queue, Nq__V1__Reply **out);
+
+/* Stats of every shard, added up into the first shard's reply. */
+static int stats_sharded(nq_client *c, const char *queue, Nq__V1__Reply **out)
+{
+	Nq__V1__Reply *all = NULL, *r = NULL;
+	int rv = NQ_OK;
+	for (size_t k = 0; k < c->map->n && rv == NQ_OK; k++) {
+		nqc_begin(c->shard[k]);
+		rv = nqc_relay(c, k, stats_call(c->shard[k], queue, &r));
+		if (rv == NQ_OK && !all)
+			all = r;
+		else if (rv == NQ_OK)
+			rv = stats_merge(all->stats, r);
+		else if (r)
+			nq__v1__reply__free_unpacked(r, NULL);
+		r = NULL;
+	}
+	if (rv != NQ_OK && all)
+		nq__v1__reply__free_unpacked(all, NULL);
+	if (rv == NQ_OK)
+		*out = all;
+	return rv;
+}
+
+/* One Stats request; *out gets the reply (which carries stats) or, on an
+ * error with a reply, that reply for the caller to free. */
+static int stats_call(nq_client *c, const char *queue, Nq__V1__Reply **out)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__StatsRequest body = NQ__V1__STATS_REQUEST__INIT;
+	if (c->map)
+		return stats_sharded(c, queue, out);
+	body.queue = str_in(queue);
+	req.body_case = NQ__V1__REQUEST__BODY_STATS;
+	req.stats = &body;
+	int rv = api_call(
+	    c, &req, c->timeout_ms, NQ__V1__REPLY__BODY_STATS, "stats", out);
+	if (rv == NQ_OK && !(*out)->stats)
+		rv = nqc_fail(c->last_error, NQ_EPROTO,
+		    "reply to stats carries no stats");
+	return rv;
+}
+
 NQ_API int nq_stats(nq_client *c, const char *queue, nq_queue_stats **out,
     size_t *n, nq_broker_stats *broker)
 {
@@ -761,17 +974,8 @@ NQ_API int nq_stats(nq_client *c, const char *queue, nq_queue_stats **out,
 	if (!out || !n)
 		return nqc_fail(
 		    c->last_error, NQ_EINVAL, "out and n must not be NULL");
-	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
-	Nq__V1__StatsRequest body = NQ__V1__STATS_REQUEST__INIT;
 	Nq__V1__Reply *r = NULL;
-	body.queue = str_in(queue);
-	req.body_case = NQ__V1__REQUEST__BODY_STATS;
-	req.stats = &body;
-	rv = api_call(
-	    c, &req, c->timeout_ms, NQ__V1__REPLY__BODY_STATS, "stats", &r);
-	if (rv == NQ_OK && !r->stats)
-		rv = nqc_fail(c->last_error, NQ_EPROTO,
-		    "reply to stats carries no stats");
+	rv = stats_call(c, queue, &r);
 	if (rv == NQ_OK && (rv = stats_take(c, r, out, n, broker)) == NQ_OK)
 		r = NULL;
 	if (r)
@@ -893,7 +1097,9 @@ struct nq_job_list {
 	Nq__V1__Reply *reply; /* owns the jobs */
 	nq_job *jobs; /* wrappers of the reply's jobs, not freed one by one */
 	size_t n;
-	char next[NQ_ID_MAX];
+	/* An id; with a shard map and no queue, "SHARD:ID" (SHARD's jobs
+	 * after ID), "SHARD:" (from SHARD's first). */
+	char next[NQ_ID_MAX + 132];
 };
 
 static int list_check(nq_client *c, const nq_list_opts *o, char *after)
@@ -939,12 +1145,68 @@ static int list_take(nq_client *c, Nq__V1__Reply *r, nq_job_list **out)
 	return NQ_OK;
 }
 
+/* The shard and id of a sharded list's cursor ("SHARD:ID", "SHARD:" or
+ * empty: the first shard's first job). */
+static int list_cursor(
+    nq_client *c, const char *after, size_t *k, const char **id)
+{
+	const char *colon = after ? strchr(after, ':') : NULL;
+	*k = 0;
+	*id = "";
+	if (!after || !*after)
+		return NQ_OK;
+	for (size_t i = 0; colon && i < c->map->n; i++) {
+		const char *name = c->map->shards[i].name;
+		if (strlen(name) == (size_t)(colon - after) &&
+		    strncmp(name, after, (size_t)(colon - after)) == 0) {
+			*k = i;
+			*id = colon + 1;
+			return NQ_OK;
+		}
+	}
+	return nqc_fail(c->last_error, NQ_EINVAL,
+	    "after_id \"%.60s\" is not a cursor of this shard map "
+	    "(SHARD:ID)",
+	    after);
+}
+
+/* A page of the jobs of every shard, one shard after another. */
+static int list_sharded(
+    nq_client *c, const nq_list_opts *opts, nq_job_list **out)
+{
+	nq_list_opts o = *opts;
+	size_t k;
+	int rv;
+	if (opts->queue && opts->queue[0]) {
+		k = nqc_owner(c, opts->queue);
+		return nqc_relay(c, k, nq_list(c->shard[k], opts, out));
+	}
+	if ((rv = list_cursor(c, opts->after_id, &k, &o.after_id)) != NQ_OK)
+		return rv;
+	if ((rv = nqc_relay(c, k, nq_list(c->shard[k], &o, out))) != NQ_OK)
+		return rv;
+	nq_job_list *l = *out;
+	char next[NQ_ID_MAX];
+	snprintf(next, sizeof next, "%.31s", l->next);
+	if (next[0])
+		snprintf(l->next, sizeof l->next, "%.128s:%.31s",
+		    c->map->shards[k].name, next);
+	else if (k + 1 < c->map->n)
+		snprintf(l->next, sizeof l->next,
+		    "%.128s:", c->map->shards[k + 1].name);
+	return NQ_OK;
+}
+
 NQ_API int nq_list(nq_client *c, const nq_list_opts *opts, nq_job_list **out)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__ListRequest body = NQ__V1__LIST_REQUEST__INIT;
 	Nq__V1__Reply *r = NULL;
 	char after[NQ_ID_MAX];
+	if (c && c->map && opts && out) {
+		nqc_begin(c);
+		return list_sharded(c, opts, out);
+	}
 	int rv = list_check(c, opts, after);
 	if (rv == 0 && !out)
 		rv = nqc_fail(c->last_error, NQ_EINVAL, "out is NULL");
@@ -977,7 +1239,24 @@ NQ_API int nq_list(nq_client *c, const nq_list_opts *opts, nq_job_list **out)
 struct nq_cron_list {
 	Nq__V1__Reply *reply;
 	const Nq__V1__CronListReply *body;
+	nq_cron_list *more; /* the next shard's, with a shard map */
 };
+
+/* The schedules of every shard's queues file, one shard after another. */
+static int cron_list_sharded(nq_client *c, nq_cron_list **out)
+{
+	nq_cron_list *head = NULL, **tail = &head;
+	int rv = NQ_OK;
+	for (size_t k = 0; k < c->map->n && rv == NQ_OK; k++)
+		if ((rv = nqc_relay(
+		         c, k, nq_cron_list_get(c->shard[k], tail))) == NQ_OK)
+			tail = &(*tail)->more;
+	if (rv != NQ_OK)
+		nq_cron_list_free(head);
+	else
+		*out = head;
+	return rv;
+}
 
 NQ_API int nq_cron_list_get(nq_client *c, nq_cron_list **out)
 {
@@ -991,6 +1270,8 @@ NQ_API int nq_cron_list_get(nq_client *c, nq_cron_list **out)
 	if (!out)
 		return nqc_fail(
 		    c->last_error, NQ_EINVAL, "out must not be NULL");
+	if (c->map)
+		return cron_list_sharded(c, out);
 	req.body_case = NQ__V1__REQUEST__BODY_CRON_LIST;
 	req.cron_list = &l;
 	rv = api_call(c, &req, c->timeout_ms, NQ__V1__REPLY__BODY_CRON_LIST,
@@ -1004,19 +1285,23 @@ NQ_API int nq_cron_list_get(nq_client *c, nq_cron_list **out)
 	}
 	cl->reply = r;
 	cl->body = r->cron_list;
+	cl->more = NULL;
 	*out = cl;
 	return NQ_OK;
 }
 
 NQ_API size_t nq_cron_list_count(const nq_cron_list *l)
 {
-	return l && l->body ? l->body->n_schedules : 0;
+	return l && l->body ? l->body->n_schedules + nq_cron_list_count(l->more)
+	                    : 0;
 }
 
 NQ_API int nq_cron_list_row(const nq_cron_list *l, size_t i, nq_cron_row *out)
 {
 	if (!out || i >= nq_cron_list_count(l))
 		return NQ_EINVAL;
+	if (i >= l->body->n_schedules)
+		return nq_cron_list_row(l->more, i - l->body->n_schedules, out);
 	const Nq__V1__CronSchedule *s = l->body->schedules[i];
 	*out = (nq_cron_row){str_in(s->name), str_in(s->cron), str_in(s->zone),
 	    str_in(s->queue), str_in(s->type), str_in(s->missed),
@@ -1029,6 +1314,7 @@ NQ_API void nq_cron_list_free(nq_cron_list *l)
 {
 	if (!l)
 		return;
+	nq_cron_list_free(l->more);
 	nq__v1__reply__free_unpacked(l->reply, NULL);
 	free(l);
 }
@@ -1044,6 +1330,13 @@ NQ_API int nq_cron_trigger(nq_client *c, const char *name, char *id_out)
 	if (!name || !*name || !id_out)
 		return nqc_fail(c->last_error, NQ_EINVAL,
 		    "name and id_out must not be NULL");
+	/* With a shard map: the shard whose queues file has it. */
+	for (size_t k = 0; c->map && k < c->map->n; k++) {
+		rv =
+		    nqc_relay(c, k, nq_cron_trigger(c->shard[k], name, id_out));
+		if (rv != NQ_ENOTFOUND || k + 1 == c->map->n)
+			return rv;
+	}
 	t.name = (char *)name;
 	req.body_case = NQ__V1__REQUEST__BODY_CRON_TRIGGER;
 	req.cron_trigger = &t;

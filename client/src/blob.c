@@ -37,6 +37,9 @@ NQ_API int nq_client_set_offload(
 	free(c->blob_dir);
 	c->blob_dir = real;
 	c->offload_above = above_bytes;
+	/* The shards' clients write the blobs of their jobs. */
+	for (size_t k = 0; c->map && k < c->map->n; k++)
+		nq_client_set_offload(c->shard[k], blob_dir, above_bytes);
 	return NQ_OK;
 }
 

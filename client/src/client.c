@@ -33,6 +33,7 @@
 
 #include "internal.h"
 #include "nqi/conns.h"
+#include "shards.h"
 #include "nqi/tls.h"
 #include "nqi/url.h"
 #include "nqi/util.h"
@@ -82,6 +83,37 @@ const char *nqc_url(const nq_client *c, nqc_end end)
 NQ_API const char *nq_client_last_error(const nq_client *c)
 {
 	return c ? c->last_error : "";
+}
+
+NQ_API int nq_shard_map_check(const char *map, char *why, size_t len)
+{
+	nqs_map *m = NULL;
+	int rv = nqs_parse(map, &m, why, len);
+	nqs_free(m);
+	return rv;
+}
+
+NQ_API const char *nq_client_shard_of(const nq_client *c, const char *queue)
+{
+	if (!c || !c->map || !queue)
+		return NULL;
+	return c->map->shards[nqs_owner(c->map, queue)].name;
+}
+
+NQ_API size_t nq_client_shard_count(const nq_client *c)
+{
+	return c && c->map ? c->map->n : 0;
+}
+
+NQ_API const char *nq_client_shard_name(const nq_client *c, size_t i)
+{
+	return i < nq_client_shard_count(c) ? c->map->shards[i].name : NULL;
+}
+
+NQ_API const char *nq_client_shard_events_url(const nq_client *c, size_t i)
+{
+	return i < nq_client_shard_count(c) ? c->map->shards[i].url[NQS_EVENTS]
+	                                    : NULL;
 }
 
 /* Sets the URL of one endpoint (NULL: its default), after checking it;
@@ -162,6 +194,8 @@ NQ_API int nq_client_open(nq_client **out, const nq_client_opts *opts)
 		rv = NQ_ENOMEM;
 	if (rv == NQ_OK)
 		rv = client_tls_setup(c, opts);
+	if (rv == NQ_OK && opts->brokers)
+		rv = nqc_shards_open(c, opts);
 	if (rv != NQ_OK) {
 		nq_client_close(c);
 		return rv;
@@ -174,6 +208,8 @@ NQ_API void nq_client_close(nq_client *c)
 {
 	if (!c)
 		return;
+	if (c->map)
+		nqc_shards_close(c);
 	for (int e = 0; e < NQC_NENDS; e++) {
 		if (c->conn[e].open)
 			nng_close(c->conn[e].sock);
@@ -486,6 +522,9 @@ int nqc_call_arena(nq_client *c, nqc_end end, nng_ctx *ctx,
 	int rv;
 	req->version = NQI_PROTOCOL_VERSION;
 	req->token = c->token ? c->token : (char *)protobuf_c_empty_string;
+	/* A call of a client with a shard map goes through a shard's. */
+	if (c->map && end != NQC_DLQ)
+		return nqc_one_broker(c, "this call");
 	if ((rv = nqc_dial(c, end, err)) != 0 ||
 	    (!ctx && (rv = nqc_ctx_open(c, end, &own, err)) != 0))
 		return rv;

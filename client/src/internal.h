@@ -16,6 +16,7 @@
 
 #include "nq/nq.h"
 #include "nqi/codec.h"
+#include "shards.h"
 
 /* Room for one error message: the server's, or the local reason. */
 #define NQC_ERR_MAX 256
@@ -74,6 +75,10 @@ struct nq_client {
 	char last_error[NQC_ERR_MAX];
 	char *blob_dir;         /* claim check (realpath); NULL: off */
 	uint64_t offload_above; /* bytes */
+	/* With a shard map (nq_client_opts.brokers): one client per shard,
+	 * which every call goes through (route.c); NULL with one broker. */
+	nqs_map *map;
+	nq_client **shard;
 };
 
 /* Writes the printf-style message to err (when err is not NULL) and
@@ -127,6 +132,27 @@ int nqc_expect(const nq_client *c, nqc_end end, const Nq__V1__Reply *r,
 
 /* The URL an endpoint dials, for messages. */
 const char *nqc_url(const nq_client *c, nqc_end end);
+
+/* ---- more than one broker (route.c) ---- */
+
+/* Opens the shard clients of o->brokers; the reason in c->last_error. */
+int nqc_shards_open(nq_client *c, const nq_client_opts *o);
+void nqc_shards_close(nq_client *c);
+/* The index of the shard that owns queue. */
+size_t nqc_owner(const nq_client *c, const char *queue);
+/* Returns rv, and when it is an error, copies the last error of shard k
+ * to c, naming the shard. */
+int nqc_relay(nq_client *c, size_t k, int rv);
+/* Finds the shard that holds job id (canonical): *shard, and the job in
+ * *out unless out is NULL. NQ_ENOTFOUND when no shard has it, or the
+ * error of a shard that could not be asked. */
+int nqc_locate(nq_client *c, const char *id, size_t *shard, nq_job **out);
+/* NQ_OK with one broker; with a shard map, NQ_EINVAL for the call what
+ * (the low-level worker calls: a lease is one shard's). */
+int nqc_one_broker(nq_client *c, const char *what);
+/* nq_enqueue_batch (chain: nq_enqueue_chain) over the shards. */
+int nqc_enqueue_sharded(nq_client *c, const nq_job_spec *specs, size_t n,
+    nq_enqueue_result *results, bool chain);
 
 /* ---- claim check (blob.c) ---- */
 

@@ -131,6 +131,8 @@ NQ_API int nq_fetch(nq_client *c, const char *worker_id,
 	if (!jobs || !n)
 		return nqc_fail(
 		    c->last_error, NQ_EINVAL, "jobs and n must not be NULL");
+	if (nqc_one_broker(c, "nq_fetch"))
+		return NQ_EINVAL;
 	return nqc_fetch(c, NULL, 0, worker_id, queues, nqueues, max_jobs,
 	    wait_ms, lease_ms, jobs, n, c->last_error);
 }
@@ -233,6 +235,25 @@ int nqc_extend(nq_client *c, nng_ctx *ctx, const char *worker_id,
 	return rv;
 }
 
+/* With a shard map, the shard that holds the lease extends it: each is
+ * asked in turn. NQ_EPRECOND once every shard answered it holds none (a
+ * probe of every shard's work socket), else the first shard's error. */
+static int extend_sharded(
+    nq_client *c, const char *id, uint64_t lease_token, uint64_t lease_ms)
+{
+	int first = NQ_OK;
+	for (size_t k = 0; k < c->map->n; k++) {
+		int rv = nq_extend(c->shard[k], id, lease_token, lease_ms);
+		if (rv == NQ_OK || rv == NQ_EINVAL)
+			return nqc_relay(c, k, rv);
+		if (rv != NQ_EPRECOND && rv != NQ_ENOTFOUND && first == NQ_OK)
+			first = nqc_relay(c, k, rv);
+	}
+	return first != NQ_OK ? first
+	                      : nqc_fail(c->last_error, NQ_EPRECOND,
+	                            "lease of job %s: held by no shard", id);
+}
+
 NQ_API int nq_extend(
     nq_client *c, const char *id, uint64_t lease_token, uint64_t lease_ms)
 {
@@ -241,6 +262,8 @@ NQ_API int nq_extend(
 	if (!c)
 		return NQ_EINVAL;
 	nqc_begin(c);
+	if (c->map)
+		return extend_sharded(c, id, lease_token, lease_ms);
 	if (!id || nqi_id_parse(id, &v) != 0)
 		return nqc_fail(c->last_error, NQ_EINVAL,
 		    "job id \"%.40s\" is not 16 hex digits", id ? id : "");
@@ -366,5 +389,7 @@ NQ_API int nq_complete(
 	if (!c)
 		return NQ_EINVAL;
 	nqc_begin(c);
+	if (nqc_one_broker(c, "nq_complete"))
+		return NQ_EINVAL;
 	return nqc_complete(c, worker_id, items, n, c->last_error);
 }

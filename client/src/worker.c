@@ -35,6 +35,12 @@
  * neither waits for the other, and the broker sees one connection whose
  * drop releases every lease of this worker.
  *
+ * With a shard map (opts.conn.brokers), the worker is a set of parts, one
+ * nq_worker per shard that owns one of its queues, each with its own
+ * connections (so a job is completed to the shard that leased it), the
+ * queues of that shard and an equal share of the slots (at least one);
+ * the calls below go to every part.
+ *
  * Lifetime: a handler stuck in user code past the drain keeps its
  * runner; nq_worker_close detaches such threads, and the worker's memory
  * lives on (reference count) until the last of them returns. Such a thread
@@ -179,6 +185,9 @@ struct nq_worker {
 	uint64_t flush_deadline_ms;
 	int fatal; /* a fetch error that retrying cannot fix */
 	int refs;  /* the owner, plus one per runner */
+
+	nq_worker **part; /* with a shard map: one worker per shard */
+	size_t nparts;
 };
 
 /* ---- small helpers ---- */
@@ -466,6 +475,118 @@ static int worker_setup(nq_worker *w, const nq_worker_opts *o)
 	return nq_client_open(&w->client, &o->conn);
 }
 
+/* ---- more than one broker ---- */
+
+static void parts_close(nq_worker *w);
+
+/* The part of shard k: the queues it owns, its share of the slots. */
+static int part_open(nq_worker *w, const nqs_map *m, size_t k,
+    const nq_worker_opts *o, const char **queues, int slots)
+{
+	nq_worker_opts po = *o;
+	size_t n = 0;
+	for (size_t i = 0; i < w->nqueues; i++)
+		if (nqs_owner(m, w->queues[i]) == k)
+			queues[n++] = w->queues[i];
+	if (n == 0)
+		return NQ_OK;
+	po.conn.brokers = NULL;
+	po.conn.api_url = m->shards[k].url[NQS_API];
+	po.conn.work_url = m->shards[k].url[NQS_WORK];
+	po.conn.results_url = m->shards[k].url[NQS_RESULTS];
+	po.queues = queues;
+	po.nqueues = n;
+	po.concurrency = slots;
+	po.worker_id = w->id;
+	return nq_worker_open(&w->part[w->nparts++], &po);
+}
+
+/* How many shards own one of w's queues. */
+static size_t parts_needed(const nq_worker *w, const nqs_map *m)
+{
+	size_t n = 0;
+	for (size_t k = 0; k < m->n; k++)
+		for (size_t i = 0; i < w->nqueues; i++)
+			if (nqs_owner(m, w->queues[i]) == k) {
+				n++;
+				break;
+			}
+	return n;
+}
+
+static int parts_setup(nq_worker *w, const nq_worker_opts *o, nqs_map *m)
+{
+	const char **queues = calloc(w->nqueues, sizeof *queues);
+	size_t need = parts_needed(w, m), made = 0;
+	int rv = queues ? NQ_OK : NQ_ENOMEM;
+	if (rv == NQ_OK && !(w->part = calloc(need, sizeof *w->part)))
+		rv = NQ_ENOMEM;
+	for (size_t k = 0; rv == NQ_OK && k < m->n; k++) {
+		size_t before = w->nparts;
+		/* An equal share of the slots, the first ones one more. */
+		int share = w->nslots / (int)need +
+		            ((int)made < w->nslots % (int)need ? 1 : 0);
+		rv = part_open(w, m, k, o, queues, share ? share : 1);
+		made += w->nparts - before;
+	}
+	free(queues);
+	return rv;
+}
+
+static int parts_open(nq_worker **out, const nq_worker_opts *o)
+{
+	nqs_map *m = NULL;
+	nq_worker *w = calloc(1, sizeof *w);
+	int rv = w ? nqs_parse(o->conn.brokers, &m, NULL, 0) : NQ_ENOMEM;
+	if (rv == NQ_OK) {
+		w->nslots = o->concurrency ? o->concurrency : 1;
+		w->id = o->worker_id ? strdup(o->worker_id) : default_id();
+		rv = w->id ? copy_queues(w, o) : NQ_ENOMEM;
+	}
+	if (rv == NQ_OK)
+		rv = parts_setup(w, o, m);
+	nqs_free(m);
+	if (rv != NQ_OK && w)
+		parts_close(w);
+	if (rv != NQ_OK)
+		return rv;
+	*out = w;
+	return NQ_OK;
+}
+
+static void *part_main(void *arg)
+{
+	nq_worker *p = arg;
+	int rv = nq_worker_run(p);
+	return (void *)(intptr_t)rv;
+}
+
+/* Runs every part on a thread of its own; the first to return (a fatal
+ * error, or the stop) stops the others. */
+static int parts_run(nq_worker *w)
+{
+	pthread_t *t = calloc(w->nparts, sizeof *t);
+	size_t started = 0;
+	int rv = t ? NQ_OK : NQ_ENOMEM;
+	for (; rv == NQ_OK && started < w->nparts; started++)
+		if (pthread_create(
+		        &t[started], NULL, part_main, w->part[started]) != 0)
+			rv = NQ_ENOMEM;
+	for (size_t i = 0; i < started; i++) {
+		void *res;
+		pthread_join(t[i], &res);
+		if (rv == NQ_OK)
+			rv = (int)(intptr_t)res;
+		for (size_t k = 0; k < w->nparts; k++)
+			nq_worker_stop(w->part[k]);
+	}
+	if (rv != NQ_OK)
+		for (size_t k = 0; k < w->nparts; k++)
+			nq_worker_stop(w->part[k]);
+	free(t);
+	return rv;
+}
+
 NQ_API int nq_worker_open(nq_worker **out, const nq_worker_opts *opts)
 {
 	static const nq_worker_opts defaults;
@@ -477,6 +598,8 @@ NQ_API int nq_worker_open(nq_worker **out, const nq_worker_opts *opts)
 		opts = &defaults;
 	if ((rv = opts_check(opts)) != NQ_OK)
 		return rv;
+	if (opts->conn.brokers)
+		return parts_open(out, opts);
 	if (!(w = calloc(1, sizeof *w)))
 		return NQ_ENOMEM;
 	pthread_mutex_init(&w->mtx, NULL);
@@ -502,6 +625,11 @@ NQ_API int nq_worker_handle(
 	if (!w || !cb || !type ||
 	    (strcmp(type, "*") != 0 && !nqi_name_valid(type)))
 		return NQ_EINVAL;
+	for (size_t k = 0; k < w->nparts; k++)
+		if ((rv = nq_worker_handle(w->part[k], type, cb, arg)) != NQ_OK)
+			return rv;
+	if (w->nparts)
+		return NQ_OK;
 	pthread_mutex_lock(&w->mtx);
 	for (size_t i = 0; i < w->nhandlers; i++) {
 		if (strcmp(w->handlers[i].type, type) == 0) {
@@ -531,6 +659,8 @@ out:
 
 NQ_API bool nq_worker_draining(const nq_worker *w)
 {
+	if (w && w->nparts)
+		return nq_worker_draining(w->part[0]);
 	return w && atomic_load(&w->stopping);
 }
 
@@ -541,10 +671,17 @@ NQ_API const char *nq_worker_id(const nq_worker *w)
 
 NQ_API void nq_worker_slots(const nq_worker *w, int *busy, int *total)
 {
+	int b = 0, t = 0;
+	for (size_t k = 0; w && k < w->nparts; k++) {
+		int pb, pt;
+		nq_worker_slots(w->part[k], &pb, &pt);
+		b += pb;
+		t += pt;
+	}
 	if (busy)
-		*busy = w ? atomic_load(&w->busy) : 0;
+		*busy = w ? b + atomic_load(&w->busy) : 0;
 	if (total)
-		*total = w ? w->nslots : 0;
+		*total = w ? (w->nparts ? t : w->nslots) : 0;
 }
 
 /* ---- slots ---- */
@@ -1210,6 +1347,8 @@ NQ_API int nq_worker_run(nq_worker *w)
 	int rv;
 	if (!w)
 		return NQ_EINVAL;
+	if (w->nparts)
+		return parts_run(w);
 	pthread_mutex_lock(&w->mtx);
 	if (w->ran) {
 		pthread_mutex_unlock(&w->mtx);
@@ -1245,6 +1384,10 @@ NQ_API void nq_worker_stop(nq_worker *w)
 {
 	if (!w)
 		return;
+	for (size_t k = 0; k < w->nparts; k++)
+		nq_worker_stop(w->part[k]);
+	if (w->part)
+		return;
 	pthread_mutex_lock(&w->mtx);
 	stop_locked(w);
 	pthread_mutex_unlock(&w->mtx);
@@ -1274,10 +1417,27 @@ static void slots_finish(nq_worker *w)
 	pthread_mutex_unlock(&w->mtx);
 }
 
+/* A worker of parts: its own memory is the id and queues only. */
+static void parts_close(nq_worker *w)
+{
+	for (size_t k = 0; k < w->nparts; k++)
+		nq_worker_close(w->part[k]);
+	for (size_t i = 0; w->queues && i < w->nqueues; i++)
+		free(w->queues[i]);
+	free(w->queues);
+	free(w->part);
+	free(w->id);
+	free(w);
+}
+
 NQ_API void nq_worker_close(nq_worker *w)
 {
 	if (!w)
 		return;
+	if (w->part) {
+		parts_close(w);
+		return;
+	}
 	pthread_mutex_lock(&w->mtx);
 	stop_locked(w);
 	/* nq_worker_run in another thread finishes its drain first. */

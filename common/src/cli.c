@@ -17,6 +17,7 @@ nq_client_opts nqi_cli_client_opts(const nqi_cli_conn *c, const char *token)
 	    .api_url = c->api_url,
 	    .work_url = c->work_url,
 	    .results_url = c->results_url,
+	    .brokers = c->brokers && *c->brokers ? c->brokers : NULL,
 	    .token = token,
 	    .timeout_ms =
 	        c->timeout_ms > INT_MAX ? INT_MAX : (int)c->timeout_ms,
@@ -34,7 +35,12 @@ const char *nqi_cli_check_urls(const nqi_cli_conn *c, char *why, size_t len)
 	    {"--work", c->work_url, false},
 	    {"--results", c->results_url, false},
 	};
-	return nqi_url_check_flags(urls, sizeof urls / sizeof *urls, why, len);
+	const char *bad =
+	    nqi_url_check_flags(urls, sizeof urls / sizeof *urls, why, len);
+	if (!bad && c->brokers && *c->brokers &&
+	    nq_shard_map_check(c->brokers, why, len) != NQ_OK)
+		bad = why;
+	return bad;
 }
 
 int nqi_cli_read_token(

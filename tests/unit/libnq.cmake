@@ -5,3 +5,8 @@ foreach(t test_libnq_client test_libnq_worker)
   nq_test(${t} ${CMAKE_CURRENT_LIST_DIR}/${t}.c 60 unit nq nq_common
     Threads::Threads)
 endforeach()
+# The shard map is internal to libnq: its test builds the module itself.
+nq_test(test_shards ${CMAKE_CURRENT_LIST_DIR}/test_shards.c 60 unit nq_common)
+target_sources(test_shards PRIVATE ${PROJECT_SOURCE_DIR}/client/src/shards.c)
+target_include_directories(test_shards PRIVATE
+  ${PROJECT_SOURCE_DIR}/client/src ${PROJECT_SOURCE_DIR}/client/include)

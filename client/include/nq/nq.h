@@ -189,6 +189,16 @@ typedef struct nq_client_opts {
 	const char *tls_cert;    /* our certificate (chain) */
 	const char *tls_key;     /* its key; NULL: tls_cert holds both */
 	const char *tls_server_name;
+	/* More than one broker: a shard map (README "More than one
+	 * broker"): "a=tcp://h1:7400,b=tcp://h2:7400", entries NAME=URL,
+	 * NAME.work=URL (.results, .events), "queue QUEUE=NAME" pins, or
+	 * the name of a file holding them. Set, it replaces the three URLs
+	 * above: each call goes to the shard of its queue, a call about a
+	 * job id asks every shard in turn, stats add up the shards. A chain
+	 * must stay on one shard (NQ_EINVAL otherwise), as must a job's
+	 * parents. The low-level worker calls (nq_fetch, nq_extend,
+	 * nq_complete) need one broker: NQ_EINVAL. NULL: one broker. */
+	const char *brokers;
 } nq_client_opts;
 
 /*
@@ -214,6 +224,18 @@ NQ_API void nq_client_close(nq_client *c);
  * limit 262144"), or the local reason; "" when none. Valid until the next
  * call on c. */
 NQ_API const char *nq_client_last_error(const nq_client *c);
+/* Checks a shard map (nq_client_opts.brokers) without opening anything:
+ * NQ_OK, or NQ_EINVAL with the reason in why (len bytes). */
+NQ_API int nq_shard_map_check(const char *map, char *why, size_t len);
+/* The name of the shard of queue (a client opened with a shard map), or
+ * NULL with one broker. */
+NQ_API const char *nq_client_shard_of(const nq_client *c, const char *queue);
+/* The shards of a client's map (0 with one broker), shard i's name and
+ * its events URL (NULL when i is out of range), for a subscriber per
+ * shard. */
+NQ_API size_t nq_client_shard_count(const nq_client *c);
+NQ_API const char *nq_client_shard_name(const nq_client *c, size_t i);
+NQ_API const char *nq_client_shard_events_url(const nq_client *c, size_t i);
 
 /* ---- nq-dlq and the broker's events, over the client's transport ---- */
 
@@ -576,6 +598,10 @@ NQ_API bool nq_job_canceled(const nq_job *job);
  * in progress events. NQ_EINVAL for a job not run by an nq_worker. */
 NQ_API int nq_job_progress(const nq_job *job, unsigned pct, const char *note);
 
+/* With conn.brokers (a shard map) the worker fetches from every shard
+ * that owns one of its queues, on connections of its own per shard, and
+ * completes each job to the shard that leased it; concurrency is shared
+ * out equally between those shards (at least one slot each). */
 typedef struct nq_worker_opts {
 	nq_client_opts conn;       /* work_url and results_url are used */
 	const char *const *queues; /* NULL: {"default"} */

@@ -37,6 +37,7 @@ typedef struct nqi_cli_conn {
 	const char *api_url;
 	const char *work_url;
 	const char *results_url;
+	const char *brokers; /* a shard map: replaces the three URLs */
 	const char *token_file;
 	const char *tls_ca;
 	const char *tls_cert;
@@ -46,7 +47,7 @@ typedef struct nqi_cli_conn {
 } nqi_cli_conn;
 
 /* The rows of those flags in a tool's nqi_opt table. */
-#define NQI_CLI_CONN_NOPTS 9
+#define NQI_CLI_CONN_NOPTS 10
 #define NQI_CLI_CONN_OPTS(c)                                                   \
 	NQI_OPT("api", STR, &(c)->api_url,                                     \
 	    "broker api socket (" NQI_CLI_DEFAULT_API ")"),                    \
@@ -54,6 +55,9 @@ typedef struct nqi_cli_conn {
 	        "broker work socket (tcp://127.0.0.1:7401)"),                  \
 	    NQI_OPT("results", STR, &(c)->results_url,                         \
 	        "broker results socket (tcp://127.0.0.1:7402)"),               \
+	    NQI_OPT("brokers", STR, &(c)->brokers,                             \
+	        "shard map in place of --api, --work and --results: "          \
+	        "NAME=URL,... (each broker's api URL) or a file"),             \
 	    NQI_OPT("token-file", STR, &(c)->token_file,                       \
 	        "file holding the access token (its first line), or "          \
 	        "env:NAME"),                                                   \
