@@ -622,6 +622,15 @@ static void out_string(outbuf *b, const char *s, size_t n)
 {
 	out_put(b, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
+		size_t run = i;
+		while (run < n && (unsigned char)s[run] >= 0x20 &&
+		       s[run] != '"' && s[run] != '\\')
+			run++;
+		if (run > i) { /* what needs no escape, at once */
+			out_put(b, s + i, run - i);
+			if ((i = run) == n)
+				break;
+		}
 		unsigned char c = (unsigned char)s[i];
 		char esc[8] = {'\\', short_escape(c)};
 		if (esc[1]) {
