@@ -567,6 +567,24 @@ static void answer_single(nqi_http_req *req, json_t *results)
 	json_decref(results);
 }
 
+/* The reply's body member whole, written as text without a jansson tree
+ * (a batch's results, a list of jobs: most of what an answer costs). */
+static void answer_text(nqi_http_req *req, const Nq__V1__Reply *rep)
+{
+	const ProtobufCFieldDescriptor *f =
+	    protobuf_c_message_descriptor_get_field(
+	        &nq__v1__reply__descriptor, rep->body_case);
+	const ProtobufCMessage *body =
+	    f ? *(ProtobufCMessage **)((char *)rep + f->offset) : NULL;
+	char *text = body ? nqi_jsonpb_text(body) : strdup("{}");
+	if (!text) {
+		nqi_api_json(req, 500, NULL);
+		return;
+	}
+	nqi_http_respond(req, 200, JSON_TYPE, text, strlen(text));
+	free(text);
+}
+
 static void answer(nqi_http_req *req, nqi_api_call *call, bool single)
 {
 	Nq__V1__Reply *rep =
@@ -581,8 +599,10 @@ static void answer(nqi_http_req *req, nqi_api_call *call, bool single)
 		api_error_code(req, rep->status->code, rep->status->message);
 	else if (single)
 		answer_single(req, reply_json(rep, call->route, true));
-	else
+	else if (call->route->unwrap && !(call->route->flags & NQI_API_ITEMS))
 		nqi_api_json(req, 200, reply_json(rep, call->route, false));
+	else
+		answer_text(req, rep);
 	nq__v1__reply__free_unpacked(rep, NULL);
 }
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <msgpack.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +214,132 @@ json_t *nqi_jsonpb_encode(const ProtobufCMessage *m)
 		}
 	}
 	return o;
+}
+
+/* ---- encoding straight to text ---- */
+
+/*
+ * nqi_jsonpb_text writes what nqi_json_dumps(nqi_jsonpb_encode(m)) would,
+ * byte for byte, without the tree: numbers, booleans, enums, text and
+ * messages directly, the rest (reals, bytes and payloads, text that is
+ * not UTF-8) through the jansson value enc_one makes of it.
+ */
+static void wr_message(nqi_jbuf *b, const ProtobufCMessage *m);
+
+static void wr_json(nqi_jbuf *b, json_t *v)
+{
+	if (v)
+		nqi_jbuf_value(b, v);
+	else
+		b->failed = true;
+	json_decref(v);
+}
+
+static void wr_num(nqi_jbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void wr_num(nqi_jbuf *b, const char *fmt, ...)
+{
+	char num[32];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(num, sizeof num, fmt, ap);
+	va_end(ap);
+	nqi_jbuf_put(b, num, (size_t)n);
+}
+
+static void wr_one(
+    nqi_jbuf *b, const ProtobufCMessage *m, field *f, const void *p)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		return wr_num(b, "%" PRId32, *(const int32_t *)p);
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		return wr_num(b, "%" PRIu32, *(const uint32_t *)p);
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		return wr_num(b, "%" PRId64, *(const int64_t *)p);
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64: {
+		uint64_t v = *(const uint64_t *)p;
+		return wr_num(
+		    b, v <= INT64_MAX ? "%" PRIu64 : "\"%" PRIu64 "\"", v);
+	}
+	case PROTOBUF_C_TYPE_BOOL:
+		return nqi_jbuf_put(b,
+		    *(const protobuf_c_boolean *)p ? "true" : "false",
+		    *(const protobuf_c_boolean *)p ? 4 : 5);
+	case PROTOBUF_C_TYPE_ENUM: {
+		const ProtobufCEnumValue *ev =
+		    protobuf_c_enum_descriptor_get_value(
+		        f->descriptor, *(const int *)p);
+		char name[96];
+		if (!ev)
+			return wr_num(b, "%d", *(const int *)p);
+		enum_json_name(f->descriptor, ev->name, name, sizeof name);
+		return nqi_jbuf_string(b, name, strlen(name));
+	}
+	case PROTOBUF_C_TYPE_STRING: {
+		const char *s = *(char *const *)p;
+		size_t n = s ? strlen(s) : 0;
+		if (nqi_utf8_valid(s ? s : "", n))
+			return nqi_jbuf_string(b, s ? s : "", n);
+		return wr_json(b, enc_one(m, f, p));
+	}
+	case PROTOBUF_C_TYPE_MESSAGE: {
+		const ProtobufCMessage *sub = *(ProtobufCMessage *const *)p;
+		if (sub)
+			return wr_message(b, sub);
+		return nqi_jbuf_put(b, "null", 4);
+	}
+	default:
+		return wr_json(b, enc_one(m, f, p));
+	}
+}
+
+static void wr_message(nqi_jbuf *b, const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	bool first = true;
+	nqi_jbuf_put(b, "{", 1);
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		field *f = &d->fields[i];
+		if (!enc_present(m, f))
+			continue;
+		if (!first)
+			nqi_jbuf_put(b, ",", 1);
+		first = false;
+		nqi_jbuf_string(b, f->name, strlen(f->name));
+		nqi_jbuf_put(b, ":", 1);
+		if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+			wr_one(b, m, f, member(m, f->offset));
+			continue;
+		}
+		size_t n = *(size_t *)member(m, f->quantifier_offset);
+		const char *arr = *(char **)member(m, f->offset);
+		nqi_jbuf_put(b, "[", 1);
+		for (size_t k = 0; k < n; k++) {
+			if (k)
+				nqi_jbuf_put(b, ",", 1);
+			wr_one(b, m, f, arr + k * nqi_pb_value_size(f->type));
+		}
+		nqi_jbuf_put(b, "]", 1);
+	}
+	nqi_jbuf_put(b, "}", 1);
+}
+
+char *nqi_jsonpb_text(const ProtobufCMessage *m)
+{
+	nqi_jbuf b = {0};
+	wr_message(&b, m);
+	if (b.failed) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
 }
 
 /* ---- decoding ---- */
@@ -612,14 +739,21 @@ static int rd_string(rd *r, const char **s, size_t *n)
 {
 	if (r->p >= r->end || *r->p != '"')
 		return RD_NO;
+	/* printable ASCII but for the quote and the backslash */
+	static const bool plain[256] = {[0x20 ... 0x21] = true,
+	    [0x23 ... 0x5b] = true,
+	    [0x5d ... 0x7f] = true};
 	const char *a = ++r->p;
+	while (r->p < r->end && plain[(unsigned char)*r->p])
+		r->p++;
+	bool ascii = r->p < r->end && *r->p == '"';
 	while (r->p < r->end && *r->p != '"' && *r->p != '\\' &&
 	       (unsigned char)*r->p >= 0x20)
 		r->p++;
 	if (r->p < r->end && *r->p == '"') {
 		*s = a;
 		*n = (size_t)(r->p++ - a);
-		return nqi_utf8_valid(*s, *n) ? NQ_OK : RD_NO;
+		return ascii || nqi_utf8_valid(*s, *n) ? NQ_OK : RD_NO;
 	}
 	size_t len = 0;
 	for (r->p = a; r->p < r->end && *r->p != '"'; r->p++) {

@@ -18,6 +18,7 @@
 #include "nq/v1/api.pb-c.h"
 #include "nqi/json.h"
 #include "nqi/jsonpb.h"
+#include "samples.h"
 
 static json_t *parse(const char *text)
 {
@@ -302,10 +303,37 @@ static void test_jsonpb_read_matches_decode_or_declines(void **st)
 	}
 }
 
+/* The text written without a tree is what the tree gives, for every
+ * sample message, text that is not UTF-8 and a number above INT64_MAX. */
+static void test_jsonpb_text_is_the_dump_of_encode(void **st)
+{
+	(void)st;
+	size_t n;
+	const nqt_sample *all = nqt_samples(&n);
+	Nq__V1__QueueStats q = NQ__V1__QUEUE_STATS__INIT;
+	q.queue = "bad \xff\xfe utf-8 \"quoted\"\n";
+	q.ready = UINT64_MAX;
+	q.leased = (uint64_t)INT64_MAX;
+	for (size_t i = 0; i <= n; i++) {
+		const ProtobufCMessage *m = i < n ? all[i].msg : &q.base;
+		json_t *j = nqi_jsonpb_encode(m);
+		char *want = nqi_json_dumps(j), *got = nqi_jsonpb_text(m);
+		assert_non_null(want);
+		assert_non_null(got);
+		if (strcmp(want, got) != 0)
+			fail_msg("%s:\n%s\n%s", i < n ? all[i].name : "stats",
+			    want, got);
+		free(want);
+		free(got);
+		json_decref(j);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_jsonpb_read_matches_decode_or_declines),
+	    cmocka_unit_test(test_jsonpb_text_is_the_dump_of_encode),
 	    cmocka_unit_test(test_jsonpb_spec_round_trips),
 	    cmocka_unit_test(test_jsonpb_bytes_of_other_types_are_base64),
 	    cmocka_unit_test(test_jsonpb_enums_by_short_name),

@@ -37,6 +37,11 @@
 /* m as a JSON object (new reference), or NULL when memory ran out. */
 json_t *nqi_jsonpb_encode(const ProtobufCMessage *m);
 
+/* m as JSON text (malloc'd, NUL-terminated): what nqi_json_dumps makes of
+ * nqi_jsonpb_encode(m), written without the tree; NULL when memory ran
+ * out. */
+char *nqi_jsonpb_text(const ProtobufCMessage *m);
+
 /*
  * Fills the message *m (initialized, of descriptor d, its members
  * malloc'd: free it with protobuf_c_message_free_unpacked(m, NULL)) from
