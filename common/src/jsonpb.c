@@ -884,8 +884,8 @@ static int rd_scalar(rd *r, json_t **out)
 	const char *a = r->p, *s;
 	size_t n;
 	bool real;
-	json_int_t iv;
-	double dv;
+	json_int_t iv = 0;
+	double dv = 0;
 	*out = NULL;
 	if (*r->p == '{' || *r->p == '[')
 		return NQ_OK;
@@ -1012,8 +1012,8 @@ static int mp_value_of(rd *r, mp_out *o, int depth)
 	const char *a, *s;
 	size_t n;
 	bool real;
-	json_int_t iv;
-	double dv;
+	json_int_t iv = 0;
+	double dv = 0;
 	rd_ws(r);
 	if (r->p >= r->end)
 		return RD_NO;
