@@ -322,6 +322,18 @@ static json_t *request_fields(
 	return body;
 }
 
+/* m packed into *out (malloc'd), *outlen bytes. */
+static int pack_message(
+    const ProtobufCMessage *m, uint8_t **out, size_t *outlen)
+{
+	*outlen = protobuf_c_message_get_packed_size(m);
+	*out = malloc(*outlen ? *outlen : 1);
+	if (!*out)
+		return NQ_ENOMEM;
+	protobuf_c_message_pack(m, *out);
+	return NQ_OK;
+}
+
 /* The Request whole as JSON read into protobuf and packed into *out. */
 static int pack_request(
     json_t *whole, char *err, size_t errlen, uint8_t **out, size_t *outlen)
@@ -331,14 +343,8 @@ static int pack_request(
 	if (!m)
 		return NQ_ENOMEM;
 	int rv = nqi_jsonpb_decode(&m->base, whole, err, errlen);
-	if (rv == NQ_OK) {
-		*outlen = protobuf_c_message_get_packed_size(&m->base);
-		*out = malloc(*outlen ? *outlen : 1);
-		if (*out)
-			protobuf_c_message_pack(&m->base, *out);
-		else
-			rv = NQ_ENOMEM;
-	}
+	if (rv == NQ_OK)
+		rv = pack_message(&m->base, out, outlen);
 	protobuf_c_message_free_unpacked(&m->base, NULL);
 	return rv;
 }
@@ -480,14 +486,8 @@ static int read_request(nqi_http_req *req, const nqi_api_route *r,
 	}
 	if (rv == NQ_OK)
 		rv = read_member(r, slot, req, p, single);
-	if (rv == NQ_OK) {
-		*outlen = protobuf_c_message_get_packed_size(&m->base);
-		*out = malloc(*outlen ? *outlen : 1);
-		if (*out)
-			protobuf_c_message_pack(&m->base, *out);
-		else
-			rv = NQ_ENOMEM;
-	}
+	if (rv == NQ_OK)
+		rv = pack_message(&m->base, out, outlen);
 	if (m)
 		protobuf_c_message_free_unpacked(&m->base, NULL);
 	return rv;
