@@ -810,6 +810,7 @@ static Nq__V1__QueueStats *queue_stats(broker *b, broker_queue *q)
 	s->queue = q->name;
 	s->paused = q->paused;
 	broker_gate_gauges(b, q);
+	broker_latency_gauges(q, nqi_now_us());
 #define STATS_COPY_(name, kind, ...) NQI_QF_CORE_##kind(s->name = q->name;)
 	NQI_QUEUE_FIELDS(STATS_COPY_)
 #undef STATS_COPY_

@@ -19,6 +19,7 @@
 #include "nqi/auth.h"
 #include "nqi/codec.h"
 #include "nqi/gcommit.h"
+#include "nqi/lat.h"
 #include "nqi/tls.h"
 #include "nqi/http.h"
 #include "nqi/prom.h"
@@ -156,6 +157,7 @@ typedef struct broker_lease {
 	uint64_t token;
 	uint64_t expires_us;
 	uint64_t created_us; /* the job's, for the latency of its success */
+	uint64_t leased_us;  /* when, for the run latency of its end */
 	uint32_t pipe_id;
 	uint32_t queue;
 	bool keyed; /* the record names more (broker_job_keyed) */
@@ -286,6 +288,10 @@ typedef struct broker_queue {
 	 * latency when its commit succeeds and is forgotten when it fails. */
 	nqi_prom_hist *latency;
 	nqi_prom_hist *latency_group;
+	/* Of recent jobs (nqi/lat.h): ready to leased, and lease to its end
+	 * (a success or a failure). A failed commit does not take them back:
+	 * they tell what happened, not what was stored. */
+	nqi_lat wait, run;
 	broker_policy policy; /* read through broker_policy_of (policy.h) */
 	broker_gate gate;     /* dispatch limits and groups (work.c, index.c) */
 	/* The totals as the group numbered saved_group found them, kept
@@ -324,6 +330,10 @@ typedef struct broker_qsnap {
 	uint64_t prev[NQI_QF_COUNT]; /* values at the last metrics topic */
 	bool paused;
 	nqi_prom_hist *latency;
+	/* every wait and run since start, for the summaries */
+	struct broker_lat_total {
+		uint64_t count, sum_us;
+	} wait_total, run_total;
 	/* with fairness: ready jobs of its largest groups, then "other" */
 	broker_group_row groups[BROKER_TOP_GROUPS + 1];
 	size_t ngroups;   /* named ones, from the largest */
@@ -873,6 +883,9 @@ int broker_serve_parked(broker *b);
 uint64_t broker_gate_wait_ms(const broker *b);
 /* The gauges of q's limits as dispatch sees them now (the GAUGE rows). */
 void broker_gate_gauges(broker *b, broker_queue *q);
+/* Sets the latency gauges of q (wait_p50_us, ...) from its recent jobs,
+ * moving their window on to now_us (metrics.c). Core thread. */
+void broker_latency_gauges(broker_queue *q, uint64_t now_us);
 /* Timers: due scheduled jobs, lapsed leases, finished jobs past result_ttl. */
 int broker_sweep(broker *b);
 /* Answers a parked wait for this job if there is one. */

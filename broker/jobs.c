@@ -385,8 +385,10 @@ static const ProtobufCMessage *record_of(broker *b, const Nq__V1__Job *job,
 
 bool broker_job_plain(const Nq__V1__Job *job)
 {
+	/* A job due later than its creation (a delay, a release by its
+	 * parents) is read at its lease: its wait counts from run_at. */
 	return job->attempt == 0 && !job->spec->ordering_key[0] &&
-	       !job->spec->deadline_us;
+	       !job->spec->deadline_us && job->run_at_us <= job->created_us;
 }
 
 bool broker_job_keyed(const Nq__V1__Job *job)

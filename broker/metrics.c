@@ -4,6 +4,7 @@
  * "metrics" topic (msgpack), and the HTTP endpoints /metrics, /healthz and
  * /readyz.
  */
+#include <math.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,10 +92,25 @@ size_t broker_top_groups(const broker_queue *q,
 	return n;
 }
 
+void broker_latency_gauges(broker_queue *q, uint64_t now_us)
+{
+	nqi_lat_tick(&q->wait, now_us);
+	nqi_lat_tick(&q->run, now_us);
+	q->wait_p50_us = nqi_lat_quantile_us(&q->wait, 0.5);
+	q->wait_p99_us = nqi_lat_quantile_us(&q->wait, 0.99);
+	q->wait_window_jobs = nqi_lat_recent(&q->wait);
+	q->run_p50_us = nqi_lat_quantile_us(&q->run, 0.5);
+	q->run_p99_us = nqi_lat_quantile_us(&q->run, 0.99);
+	q->run_window_jobs = nqi_lat_recent(&q->run);
+}
+
 static void snap_queue(broker *b, broker_queue *q, broker_qsnap *s, bool full)
 {
 	snprintf(s->name, sizeof s->name, "%s", q->name);
 	broker_gate_gauges(b, q);
+	/* quantiles read the whole histogram: once a second */
+	if (full)
+		broker_latency_gauges(q, nqi_now_us());
 #define SNAP_COPY_(name, kind, ...) NQI_QF_CORE_##kind(s->name = q->name;)
 	NQI_QUEUE_FIELDS(SNAP_COPY_)
 #undef SNAP_COPY_
@@ -109,6 +125,10 @@ static void snap_queue(broker *b, broker_queue *q, broker_qsnap *s, bool full)
 	s->ngroups = broker_top_groups(q, s->groups, &s->group_other);
 	s->paused = q->paused;
 	s->latency = q->latency;
+	s->wait_total.count = q->wait.count;
+	s->wait_total.sum_us = q->wait.sum_us;
+	s->run_total.count = q->run.count;
+	s->run_total.sum_us = q->run.sum_us;
 	if (full)
 		s->oldest_ready_us = q->ready ? broker_oldest_ready_us(q) : 0;
 }
@@ -408,6 +428,50 @@ static int prom_queue_derived(nqi_prom *p, const broker *b, uint64_t now_us)
 	return rv;
 }
 
+/* The quantiles of the latency summaries, as the wait_p* and run_p* rows
+ * of QueueStats carry them. */
+static const double summary_q[] = {0.5, 0.99};
+
+/* A latency summary of each queue: its quantiles from the rows at p50 and
+ * p50 + 1, the window's jobs from the next row (NaN when the window holds no
+ * job), count and sum since start from its wait_total or run_total. */
+static int prom_latency(nqi_prom *p, const broker *b, const char *name,
+    const char *help, size_t p50, bool run)
+{
+	int rv = nqi_prom_family(p, name, NQI_PROM_SUMMARY, help);
+	for (size_t i = 0; rv == 0 && i < b->snap.n; i++) {
+		const broker_qsnap *s = &b->snap.queues[i];
+		const struct broker_lat_total *t =
+		    run ? &s->run_total : &s->wait_total;
+		bool none = snap_value(s, p50 + LEN(summary_q)) == 0;
+		double v[LEN(summary_q)];
+		for (size_t k = 0; k < LEN(summary_q); k++)
+			v[k] =
+			    none ? NAN : (double)snap_value(s, p50 + k) / 1e6;
+		nqi_prom_summary_data d = {.quantiles = summary_q,
+		    .values = v,
+		    .nquantiles = LEN(summary_q),
+		    .sum = (double)t->sum_us / 1e6,
+		    .count = t->count};
+		rv = nqi_prom_summary(
+		    p, name, (const char *const[]){"queue", s->name, NULL}, &d);
+	}
+	return rv;
+}
+
+static int prom_latencies(nqi_prom *p, const broker *b)
+{
+	int rv = prom_latency(p, b, "nq_job_wait_seconds",
+	    "Ready to leased, per job; quantiles of the last 30 to 60 s.",
+	    NQI_QF_wait_p50_us, false);
+	if (rv == 0)
+		rv = prom_latency(p, b, "nq_job_run_seconds",
+		    "Lease to success or failure, per attempt; quantiles of "
+		    "the last 30 to 60 s.",
+		    NQI_QF_run_p50_us, true);
+	return rv;
+}
+
 /* nq_queue_group_ready: a sample per named group of each queue. */
 static int prom_queue_groups(nqi_prom *p, const broker *b)
 {
@@ -513,6 +577,8 @@ static int metrics_cb(nqi_prom *p, void *arg)
 		rv = prom_queue_derived(p, b, nqi_now_us());
 	if (rv == 0)
 		rv = prom_queue_groups(p, b);
+	if (rv == 0)
+		rv = prom_latencies(p, b);
 	pthread_mutex_unlock(&b->snap.mu);
 	return rv == 0 ? broker_sse_metrics(b, p) : rv;
 }

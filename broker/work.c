@@ -28,6 +28,12 @@ static uint64_t clamp_lease(uint64_t ms)
 	                           : ms;
 }
 
+/* Microseconds from then to now; 0 when the clock went back. */
+static uint64_t since(uint64_t now_us, uint64_t then_us)
+{
+	return now_us > then_us ? now_us - then_us : 0;
+}
+
 static bool pipe_dead(const broker *b, uint32_t pipe_id)
 {
 	for (size_t i = 0; i < BROKER_DEAD_PIPES; i++)
@@ -498,6 +504,7 @@ static broker_lease new_lease(broker *b, const broker_op *op, uint64_t id,
 	    .token = broker_rand(b) | 1,
 	    .expires_us = now + clamp_lease(op->req->fetch->lease_ms) * 1000,
 	    .created_us = created_us,
+	    .leased_us = now,
 	    .pipe_id = op->pipe_id,
 	    .queue = (uint32_t)qi,
 	};
@@ -531,6 +538,11 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 	                                    : 0;
 	broker_queue *q = &b->core.index.queues[qi];
 	l.group = broker_group_slot(q, job->spec->group_key);
+	/* ready since it was due: run_at (a delay, a retry, a release by
+	 * its parents) when that is later than its creation */
+	nqi_lat_observe(&q->wait,
+	    since(now, job->run_at_us > job->created_us ? job->run_at_us
+	                                                : job->created_us));
 	job->state = NQ__V1__JOB_STATE__JOB_STATE_LEASED;
 	job->attempt++;
 	job->lease_token = l.token;
@@ -619,6 +631,7 @@ static int lease_plain(broker *b, broker_op *op, broker_queue *q,
 	broker_lease l = new_lease(b, op, e.id, qi, e.id, now);
 	l.keyed = (e.flags & BROKER_READY_KEYED) != 0;
 	l.group = e.flags >> BROKER_READY_GROUP_SHIFT;
+	nqi_lat_observe(&q->wait, since(now, e.id)); /* due when created */
 	if ((rv = patch_lease(b, &l, 1, now, f->worker_id)) != 0 ||
 	    (rv = broker_lease_put(&b->core.index, &l)) != 0 ||
 	    (rv = reply_job(b, e.id, out)) != 0)
@@ -1079,6 +1092,7 @@ static int succeed_plain(
 	int qi = (int)l.queue;
 	uint64_t now = nqi_now_us();
 	observe_latency(b, qi, l.created_us);
+	nqi_lat_observe(&b->core.index.queues[qi].run, since(now, l.leased_us));
 	gate_ended(b, qi, id, false);
 	broker_count_move_at(b, qi, NQ_STATE_LEASED, NQ_STATE_SUCCEEDED);
 	if (ttl_ms != 0 &&
@@ -1162,6 +1176,9 @@ static int complete_one(
 	if (must_stop(job, stop))
 		return stop_end(b, job, c, c->error, worker);
 	int qi = broker_queue_get(&b->core.index, job->spec->queue);
+	if (qi >= 0 && c->outcome != NQ__V1__OUTCOME__OUTCOME_RELEASED)
+		nqi_lat_observe(&b->core.index.queues[qi].run,
+		    since(nqi_now_us(), job->started_us));
 	switch (c->outcome) {
 	case NQ__V1__OUTCOME__OUTCOME_SUCCEEDED:
 		keep_result(b, job, c);

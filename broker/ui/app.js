@@ -10,7 +10,7 @@ const S = {
   roles: [],
   events: [], // the last EVENTS_MAX events seen, oldest first
   lastSeq: 0,
-  history: new Map(), // queue -> [{t, done, failed, enq}], for rates and the chart
+  history: new Map(), // queue -> [{t, done, failed, enq, wait, run}], for rates and the charts
   view: null, // {timer, onEvent}
 };
 const EVENTS_MAX = 5000;
@@ -68,6 +68,19 @@ function fmtAge(us) {
 }
 
 const rate = (v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1));
+
+// a latency in microseconds, as people read it
+function fmtUs(us) {
+  const v = Number(us);
+  if (v < 1000) return `${v} \u00b5s`;
+  if (v < 1e6) return `${(v / 1000).toFixed(v < 1e4 ? 1 : 0)} ms`;
+  return `${(v / 1e6).toFixed(v < 1e7 ? 1 : 0)} s`;
+}
+
+// p50 / p99 of the recent jobs of a queue ('' when none ran lately)
+const latency = (s, k) => (Number(s[`${k}_window_jobs`]) ? `${fmtUs(s[`${k}_p50_us`])} / ${fmtUs(s[`${k}_p99_us`])}` : '');
+// the p99 for the chart, null when no job ran lately
+const p99 = (s, k) => (Number(s[`${k}_window_jobs`]) ? Number(s[`${k}_p99_us`]) : null);
 
 // base64 bytes as text when they are printable UTF-8, else as base64
 function bytesText(b64) {
@@ -192,7 +205,8 @@ function remember(stats) {
   const t = Date.now();
   for (const s of stats.queues) {
     const h = S.history.get(s.queue) || [];
-    h.push({ t, done: Number(s.succeeded_total), failed: Number(s.failed_total), enq: Number(s.enqueued_total) });
+    h.push({ t, done: Number(s.succeeded_total), failed: Number(s.failed_total), enq: Number(s.enqueued_total),
+      wait: p99(s, 'wait'), run: p99(s, 'run') });
     if (h.length > HISTORY_MAX) h.shift();
     S.history.set(s.queue, h);
   }
@@ -222,6 +236,7 @@ function limits(s) {
 
 const QUEUE_HEAD = ['Queue', { label: 'Ready', num: 1 }, { label: 'Scheduled', num: 1 }, { label: 'Leased', num: 1 },
   { label: 'Dead pending', num: 1 }, { label: 'In/s', num: 1 }, { label: 'Done/s', num: 1 }, { label: 'Oldest ready', num: 1 },
+  { label: 'Wait p50 / p99', num: 1 }, { label: 'Run p50 / p99', num: 1 },
   { label: 'Dead ratio', num: 1 }, 'State', { label: 'Limits', wide: 1 }, 'Breaker'];
 
 function queueRow(s) {
@@ -231,13 +246,28 @@ function queueRow(s) {
     td(el('a', { href: `#/queue/${encodeURIComponent(s.queue)}` }, s.queue)),
     num(s.ready, 'ready'), num(s.scheduled, 'scheduled'), num(s.leased, 'leased'),
     num(s.dead_pending, 'dead_pending'), num(rate(r.enq), 'in_rate'), num(rate(r.done), 'done_rate'),
-    num(Number(s.oldest_ready_us) ? fmtAge(s.oldest_ready_us) : '', 'oldest'), num(deadRatio(s), 'dead_ratio'),
+    num(Number(s.oldest_ready_us) ? fmtAge(s.oldest_ready_us) : '', 'oldest'),
+    num(latency(s, 'wait'), 'wait'), num(latency(s, 'run'), 'run'), num(deadRatio(s), 'dead_ratio'),
     td(s.paused ? pill('paused') : pill('running', 'ready'), null, 'paused'),
     td(limits(s), 'wide', 'limits'),
     td(breaker === 'closed' ? breaker : pill(breaker), null, 'breaker'));
 }
 
-function drawChart(canvas, queues) {
+// The points of a queue's series: throughput from the counters, or a
+// latency kept as it was read (gaps where no job ran lately).
+function points(name, what) {
+  const h = S.history.get(name) || [];
+  const pts = [];
+  for (let i = 1; i < h.length; i++) {
+    if (what === 'done') pts.push({ t: h[i].t, v: (h[i].done - h[i - 1].done) / (((h[i].t - h[i - 1].t) / 1000) || 1) });
+    else pts.push({ t: h[i].t, v: h[i][what] });
+  }
+  return pts;
+}
+
+// Lines per queue over the last 2 minutes: lines is [{what, dash}], each a
+// series of points() drawn in the queue's colour; fmt labels the axis.
+function drawChart(canvas, queues, lines, title, fmt) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, hgt = canvas.clientHeight;
   canvas.width = w * dpr;
@@ -245,34 +275,40 @@ function drawChart(canvas, queues) {
   const g = canvas.getContext('2d');
   g.scale(dpr, dpr);
   g.clearRect(0, 0, w, hgt);
-  const series = queues.map((name) => {
-    const h = S.history.get(name) || [];
-    const pts = [];
-    for (let i = 1; i < h.length; i++) pts.push({ t: h[i].t, v: (h[i].done - h[i - 1].done) / (((h[i].t - h[i - 1].t) / 1000) || 1) });
-    return pts;
-  });
+  const series = queues.flatMap((name, k) => lines.map((l) => ({ k, dash: l.dash, pts: points(name, l.what) })));
   const now = Date.now(), span = 120000;
-  const max = Math.max(1, ...series.flat().map((p) => p.v));
+  const max = Math.max(1, ...series.flatMap((s) => s.pts.map((p) => p.v || 0)));
   g.strokeStyle = '#dde1e8';
   g.fillStyle = '#6b7385';
   g.font = '11px system-ui, sans-serif';
   for (const f of [0, 0.5, 1]) {
     const y = hgt - 16 - f * (hgt - 28);
-    g.beginPath(); g.moveTo(36, y); g.lineTo(w, y); g.stroke();
-    g.fillText(rate(max * f), 2, y + 4);
+    g.beginPath(); g.moveTo(48, y); g.lineTo(w, y); g.stroke();
+    g.fillText(fmt(max * f), 2, y + 4);
   }
-  g.fillText('jobs done per second, last 2 minutes', 40, hgt - 2);
-  series.forEach((pts, k) => {
-    g.strokeStyle = COLORS[k % COLORS.length];
+  g.fillText(title, 52, hgt - 2);
+  for (const s of series) {
+    g.strokeStyle = COLORS[s.k % COLORS.length];
     g.lineWidth = 2;
+    g.setLineDash(s.dash ? [5, 4] : []);
     g.beginPath();
-    pts.forEach((p, i) => {
-      const x = 36 + ((p.t - (now - span)) / span) * (w - 36);
+    let on = false;
+    for (const p of s.pts) {
+      if (p.v === null || p.v === undefined) { on = false; continue; }
+      const x = 48 + ((p.t - (now - span)) / span) * (w - 48);
       const y = hgt - 16 - (p.v / max) * (hgt - 28);
-      if (i) g.lineTo(x, y); else g.moveTo(x, y);
-    });
+      if (on) g.lineTo(x, y); else g.moveTo(x, y);
+      on = true;
+    }
     g.stroke();
-  });
+  }
+  g.setLineDash([]);
+}
+
+function drawCharts(charts, names) {
+  drawChart(charts.done, names, [{ what: 'done' }], 'jobs done per second, last 2 minutes', rate);
+  drawChart(charts.latency, names, [{ what: 'wait' }, { what: 'run', dash: true }],
+    'p99 of recent jobs: wait (solid), run (dashed)', (v) => (v ? fmtUs(Math.round(v)) : '0'));
 }
 
 function needAdmin(what) {
@@ -283,12 +319,12 @@ function needAdmin(what) {
 async function viewOverview() {
   if (!isAdmin()) return show(el('h1', null, 'Overview'), needAdmin('Queue statistics'));
   const body = el('tbody');
-  const canvas = el('canvas', { id: 'chart' });
+  const charts = { done: el('canvas', { id: 'chart' }), latency: el('canvas', { id: 'latency-chart' }) };
   const legend = el('div', { class: 'legend' });
   const info = el('p', { class: 'muted' });
   show(el('h1', null, 'Overview'),
     el('div', { class: 'card' }, table(QUEUE_HEAD, [], { id: 'queues' })),
-    el('div', { class: 'card' }, canvas, legend), info);
+    el('div', { class: 'card' }, charts.done, charts.latency, legend), info);
   document.querySelector('#queues tbody').replaceWith(body);
   let pending = null;
   const refresh = async () => {
@@ -296,9 +332,9 @@ async function viewOverview() {
       const st = await api('GET', '/v1/queues');
       remember(st);
       body.replaceChildren(...st.queues.map(queueRow));
-      if (!st.queues.length) body.append(el('tr', null, el('td', { colspan: 12, class: 'muted' }, 'No queues yet: enqueue a job.')));
+      if (!st.queues.length) body.append(el('tr', null, el('td', { colspan: QUEUE_HEAD.length, class: 'muted' }, 'No queues yet: enqueue a job.')));
       const names = st.queues.map((s) => s.queue);
-      drawChart(canvas, names);
+      drawCharts(charts, names);
       legend.replaceChildren(...names.map((n, k) => el('span', null, el('i', { class: 'swatch', 'data-k': k }), n)));
       legend.querySelectorAll('i').forEach((i) => { i.style.background = COLORS[Number(i.dataset.k) % COLORS.length]; });
       info.textContent = `broker ${st.broker.version}: ${st.broker.jobs_stored} jobs stored, ${(st.workers || []).length} workers seen`;

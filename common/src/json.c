@@ -571,11 +571,7 @@ int nqi_msgpack_to_json(const void *buf, size_t len, char **json_out)
 
 /* ---- JSON text out ---- */
 
-typedef struct outbuf {
-	char *p;
-	size_t len, cap;
-	bool failed;
-} outbuf;
+typedef nqi_jbuf outbuf;
 
 static void out_put(outbuf *b, const char *s, size_t n)
 {
@@ -622,6 +618,15 @@ static void out_string(outbuf *b, const char *s, size_t n)
 {
 	out_put(b, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
+		size_t run = i;
+		while (run < n && (unsigned char)s[run] >= 0x20 &&
+		       s[run] != '"' && s[run] != '\\')
+			run++;
+		if (run > i) { /* what needs no escape, at once */
+			out_put(b, s + i, run - i);
+			if ((i = run) == n)
+				break;
+		}
 		unsigned char c = (unsigned char)s[i];
 		char esc[8] = {'\\', short_escape(c)};
 		if (esc[1]) {
@@ -717,6 +722,21 @@ static void out_value(outbuf *b, const json_t *v)
 	default:
 		out_str(b, "null");
 	}
+}
+
+void nqi_jbuf_put(nqi_jbuf *b, const char *s, size_t n)
+{
+	out_put(b, s, n);
+}
+
+void nqi_jbuf_string(nqi_jbuf *b, const char *s, size_t n)
+{
+	out_string(b, s, n);
+}
+
+void nqi_jbuf_value(nqi_jbuf *b, const json_t *v)
+{
+	out_value(b, v);
 }
 
 char *nqi_json_dumps(const json_t *v)

@@ -65,7 +65,8 @@ struct nqi_prom_hist {
 	_Atomic uint64_t sum_bits;
 };
 
-static const char *const type_names[] = {"counter", "gauge", "histogram"};
+static const char *const type_names[] = {
+    "counter", "gauge", "histogram", "summary"};
 
 /* ---- growing text ---- */
 
@@ -350,9 +351,10 @@ int nqi_prom_family(
 }
 
 /* Writes `name suffix{k="v",...,le="x"} value\n`, labels in the order
- * given; le is NULL except for buckets. */
-static int put_series(strbuf *b, const char *name, const char *suffix,
-    const char *const *labels, size_t n, const char *le, const char *value)
+ * given; le is NULL except for buckets (and quantiles, with quantile set). */
+static int put_series_as(strbuf *b, const char *name, const char *suffix,
+    const char *const *labels, size_t n, const char *lk, const char *le,
+    const char *value)
 {
 	int rv = sb_str(b, name);
 	if (rv == NQ_OK)
@@ -372,7 +374,11 @@ static int put_series(strbuf *b, const char *name, const char *suffix,
 			rv = sb_put(b, "\"", 1);
 	}
 	if (rv == NQ_OK && le) {
-		rv = sb_str(b, n ? ",le=\"" : "le=\"");
+		rv = n ? sb_put(b, ",", 1) : NQ_OK;
+		if (rv == NQ_OK)
+			rv = sb_str(b, lk);
+		if (rv == NQ_OK)
+			rv = sb_put(b, "=\"", 2);
 		if (rv == NQ_OK)
 			rv = sb_str(b, le);
 		if (rv == NQ_OK)
@@ -387,6 +393,12 @@ static int put_series(strbuf *b, const char *name, const char *suffix,
 	if (rv == NQ_OK)
 		rv = sb_put(b, "\n", 1);
 	return rv;
+}
+
+static int put_series(strbuf *b, const char *name, const char *suffix,
+    const char *const *labels, size_t n, const char *le, const char *value)
+{
+	return put_series_as(b, name, suffix, labels, n, "le", le, value);
 }
 
 int nqi_prom_sample(
@@ -459,6 +471,42 @@ int nqi_prom_histogram(nqi_prom *p, const char *name, const char *const *labels,
 	if (rv != NQ_OK)
 		return rv;
 	rv = put_hist(&p->text, name, labels, n, h);
+	if (rv != NQ_OK) {
+		sb_truncate(&p->text, mark);
+		unclaim_last(p);
+	}
+	return rv;
+}
+
+static int put_summary(strbuf *b, const char *name, const char *const *labels,
+    size_t n, const nqi_prom_summary_data *d)
+{
+	char q[40], v[40];
+	int rv = NQ_OK;
+	for (size_t i = 0; i < d->nquantiles && rv == NQ_OK; i++) {
+		format_bound(d->quantiles[i], q);
+		format_value(d->values[i], v);
+		rv = put_series_as(b, name, "", labels, n, "quantile", q, v);
+	}
+	format_value(d->sum, v);
+	if (rv == NQ_OK)
+		rv = put_series(b, name, "_sum", labels, n, NULL, v);
+	format_value((double)d->count, v);
+	if (rv == NQ_OK)
+		rv = put_series(b, name, "_count", labels, n, NULL, v);
+	return rv;
+}
+
+int nqi_prom_summary(nqi_prom *p, const char *name, const char *const *labels,
+    const nqi_prom_summary_data *d)
+{
+	size_t n, mark = p->text.len;
+	int rv = check_labels(p, labels, &n);
+	if (rv == NQ_OK)
+		rv = claim_series(p, labels, n);
+	if (rv != NQ_OK)
+		return rv;
+	rv = put_summary(&p->text, name, labels, n, d);
 	if (rv != NQ_OK) {
 		sb_truncate(&p->text, mark);
 		unclaim_last(p);

@@ -220,8 +220,14 @@ bool nqi_utf8_valid(const void *buf, size_t n)
 {
 	const uint8_t *p = buf;
 	size_t i = 0, len = 1;
-	while (i < n && (len = nqi_utf8_char_len(p + i, n - i)) > 0)
+	while (i < n && len > 0) {
+		if (p[i] < 0x80) { /* most text: ASCII, one byte each */
+			i++;
+			continue;
+		}
+		len = nqi_utf8_char_len(p + i, n - i);
 		i += len;
+	}
 	return i == n;
 }
 

@@ -1173,6 +1173,61 @@ static void test_embed_stats_keep_a_bounded_number_of_workers(void **st)
 	nq__v1__reply__free_unpacked(r, NULL);
 }
 
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* The stats of recent jobs: a job's wait runs from ready to leased, its
+ * run from lease to completion. Bounds from below only (a loaded machine
+ * makes them longer); a bucket is within a quarter of its values. */
+static void test_embed_stats_show_wait_and_run_of_recent_jobs(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__Reply *r, *s;
+	char *id = enqueue(f, "lat", 0);
+	sleep_ms(60);
+	r = fetch(f, "lat");
+	assert_int_equal(r->fetch->n_jobs, 1);
+	sleep_ms(40);
+	complete(f, r->fetch->jobs[0], NQ__V1__OUTCOME__OUTCOME_SUCCEEDED);
+	Nq__V1__QueueStats *q = stats(f, "lat", &s);
+	assert_int_equal(q->wait_window_jobs, 1);
+	assert_int_equal(q->run_window_jobs, 1);
+	assert_true(q->wait_p50_us >= 45000 && q->wait_p50_us < 60000000);
+	assert_true(q->wait_p99_us >= q->wait_p50_us);
+	assert_true(q->run_p50_us >= 30000 && q->run_p50_us < 60000000);
+	assert_true(q->run_p99_us >= q->run_p50_us);
+	nq__v1__reply__free_unpacked(s, NULL);
+	nq__v1__reply__free_unpacked(r, NULL);
+	free(id);
+}
+
+/* A delayed job waits from its run_at, not from its enqueue. */
+static void test_embed_wait_of_a_delayed_job_counts_from_run_at(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__Reply *r, *s;
+	Nq__V1__JobSpec spec = NQ__V1__JOB_SPEC__INIT, *specs[] = {&spec};
+	spec.queue = "later";
+	spec.delay_ms = 1000;
+	r = enqueue_specs(f, specs, 1);
+	nq__v1__reply__free_unpacked(r, NULL);
+	sleep_ms(1100);
+	r = fetch(f, "later"); /* the group's sweep makes it ready */
+	if (r->fetch->n_jobs == 0) {
+		nq__v1__reply__free_unpacked(r, NULL);
+		r = fetch(f, "later");
+	}
+	assert_int_equal(r->fetch->n_jobs, 1);
+	Nq__V1__QueueStats *q = stats(f, "later", &s);
+	assert_int_equal(q->wait_window_jobs, 1);
+	assert_true(q->wait_p99_us < 1000000);
+	nq__v1__reply__free_unpacked(s, NULL);
+	nq__v1__reply__free_unpacked(r, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1196,6 +1251,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_retry_takes_the_queue_backoff, setup, teardown),
 	    cmocka_unit_test(test_embed_stats_fields_are_the_queue_rows),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_stats_show_wait_and_run_of_recent_jobs, setup,
+	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_wait_of_a_delayed_job_counts_from_run_at, setup,
+	        teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_stats_count_by_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

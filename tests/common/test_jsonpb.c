@@ -18,6 +18,7 @@
 #include "nq/v1/api.pb-c.h"
 #include "nqi/json.h"
 #include "nqi/jsonpb.h"
+#include "samples.h"
 
 static json_t *parse(const char *text)
 {
@@ -217,9 +218,122 @@ static void test_jsonpb_base64_decodes_what_encode_wrote(void **st)
 	assert_int_equal(nqi_base64_decode("ab!c", 4, &out, &len), NQ_EINVAL);
 }
 
+/* Both ways of reading into a new EnqueueRequest: the packed bytes of
+ * each (*len 0 for a refusal), and what the direct reader returned. */
+static int read_both(
+    const char *text, uint8_t **gen, size_t *glen, uint8_t **fast, size_t *flen)
+{
+	const ProtobufCMessageDescriptor *d =
+	    &nq__v1__enqueue_request__descriptor;
+	char err[200];
+	ProtobufCMessage *a = nqi_jsonpb_new(d), *b = nqi_jsonpb_new(d);
+	json_t *j = json_loads(text, 0, NULL);
+	*glen = *flen = 0;
+	if (j && nqi_jsonpb_decode(a, j, err, sizeof err) == NQ_OK) {
+		*glen = protobuf_c_message_get_packed_size(a);
+		*gen = malloc(*glen + 1);
+		protobuf_c_message_pack(a, *gen);
+	}
+	int rv = nqi_jsonpb_read(b, text, strlen(text), NULL);
+	if (rv == NQ_OK) {
+		*flen = protobuf_c_message_get_packed_size(b);
+		*fast = malloc(*flen + 1);
+		protobuf_c_message_pack(b, *fast);
+	}
+	json_decref(j);
+	protobuf_c_message_free_unpacked(a, NULL);
+	protobuf_c_message_free_unpacked(b, NULL);
+	return rv;
+}
+
+/* The direct reader gives exactly what the jansson way gives (payloads
+ * as msgpack byte for byte, every kind of field), or declines: it never
+ * takes what the general way refuses. */
+static void test_jsonpb_read_matches_decode_or_declines(void **st)
+{
+	(void)st;
+	static const char *const taken[] = {
+	    "{\"jobs\":[{\"type\":\"t\",\"payload\":{\"data\":\"xxxx\"}}]}",
+	    " {\"jobs\" : [ {\"queue\":\"q\", \"type\":\"a\\n\\\"b\\/\", "
+	    "\"priority\": -3, \"max_attempts\": 5, \"delay_ms\": \"30s\", "
+	    "\"payload\": [1, -1, 200, -200, 70000, -70000, 5000000000, "
+	    "-5000000000, 1.5, -0.25e3, true, false, null, \"s\", {}, [],"
+	    "{\"a\":{\"b\":[{}]}}, \"\u00e9\"]}, "
+	    "{\"type\":\"b\",\"payload\":null}], \"all_or_none\": true}\n",
+	    "{\"jobs\":[{\"type\":\"t\",\"content_type\":\"text/plain\","
+	    "\"payload\":\"aGVsbG8=\"}]}",
+	    "{\"jobs\":[{\"payload\":{\"k\":1},\"type\":\"t\","
+	    "\"content_type\":\"application/msgpack\"}]}",
+	    "{\"jobs\":[{\"type\":\"t\",\"idempotency_key\":\"k\","
+	    "\"depends\":{\"depends_on\":[\"a\",\"b\"]}}]}",
+	};
+	static const char *const declined[] = {
+	    "{\"jobs\":[{\"type\":\"t\",\"type\":\"u\"}]}",
+	    "{\"jobs\":[{\"type\":\"\\u00e9\"}]}",
+	    "{\"jobs\":[{\"type\":\"t\",\"payload\":{\"a\":1,\"a\":2}}]}",
+	    "{\"jobs\":[{\"type\":\"t\",\"payload\":01}]}",
+	    "{\"jobs\":[{\"type\":\"t\",\"payload\":1e999}]}",
+	    "{\"jobs\":[{\"type\":\"t\",\"payload\":99999999999999999999}]}",
+	    "{\"jobs\":[{\"type\":\"t\",\"priority\":\"x\"}]}",
+	    "{\"jobs\":[{\"type\":\"t\",\"nope\":1}]}",
+	    "{\"jobs\":[{\"type\":\"t\"}]} x",
+	    "{\"jobs\":[{\"type\":\"t\",}]}",
+	    "{\"jobs\":[{\"type\":\"t\"}]",
+	    "{\"jobs\":[{\"type\":\"\xff\"}]}",
+	    "{\"jobs\":[{\"type\":\"a\tb\"}]}",
+	    "{\"jobs\":[{\"type\":truex}]}",
+	    "[1]",
+	};
+	uint8_t *g = NULL, *f = NULL;
+	size_t gl, fl;
+	for (size_t i = 0; i < sizeof taken / sizeof *taken; i++) {
+		int rv = read_both(taken[i], &g, &gl, &f, &fl);
+		if (rv != NQ_OK || gl == 0 || gl != fl || memcmp(g, f, gl) != 0)
+			fail_msg("not the same: %s (rv %d, %zu / %zu bytes)",
+			    taken[i], rv, gl, fl);
+		free(g);
+		free(f);
+	}
+	for (size_t i = 0; i < sizeof declined / sizeof *declined; i++) {
+		int rv = read_both(declined[i], &g, &gl, &f, &fl);
+		if (rv != NQ_EINVAL)
+			fail_msg("taken: %s", declined[i]);
+		if (gl)
+			free(g);
+	}
+}
+
+/* The text written without a tree is what the tree gives, for every
+ * sample message, text that is not UTF-8 and a number above INT64_MAX. */
+static void test_jsonpb_text_is_the_dump_of_encode(void **st)
+{
+	(void)st;
+	size_t n;
+	const nqt_sample *all = nqt_samples(&n);
+	Nq__V1__QueueStats q = NQ__V1__QUEUE_STATS__INIT;
+	q.queue = "bad \xff\xfe utf-8 \"quoted\"\n";
+	q.ready = UINT64_MAX;
+	q.leased = (uint64_t)INT64_MAX;
+	for (size_t i = 0; i <= n; i++) {
+		const ProtobufCMessage *m = i < n ? all[i].msg : &q.base;
+		json_t *j = nqi_jsonpb_encode(m);
+		char *want = nqi_json_dumps(j), *got = nqi_jsonpb_text(m);
+		assert_non_null(want);
+		assert_non_null(got);
+		if (strcmp(want, got) != 0)
+			fail_msg("%s:\n%s\n%s", i < n ? all[i].name : "stats",
+			    want, got);
+		free(want);
+		free(got);
+		json_decref(j);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_jsonpb_read_matches_decode_or_declines),
+	    cmocka_unit_test(test_jsonpb_text_is_the_dump_of_encode),
 	    cmocka_unit_test(test_jsonpb_spec_round_trips),
 	    cmocka_unit_test(test_jsonpb_bytes_of_other_types_are_base64),
 	    cmocka_unit_test(test_jsonpb_enums_by_short_name),

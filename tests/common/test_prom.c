@@ -181,6 +181,41 @@ static void test_prom_histogram_buckets_cumulative(void **st)
 	nqi_prom_hist_free(empty);
 }
 
+/* A summary: a line per quantile (NaN when nothing was seen lately), then
+ * _sum and _count. */
+static void test_prom_summary_output(void **st)
+{
+	static const double q[] = {0.5, 0.99};
+	nqi_prom *p = *st;
+	double seen[] = {0.002, 0.25}, none[] = {NAN, NAN};
+	nqi_prom_summary_data d = {q, seen, COUNT(q), 12.5, 40};
+	assert_int_equal(nqi_prom_family(p, "nq_job_wait_seconds",
+	                     NQI_PROM_SUMMARY, "Ready to leased."),
+	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_summary(p, "nq_job_wait_seconds", L("queue", "mail"), &d),
+	    NQ_OK);
+	d.values = none;
+	assert_int_equal(
+	    nqi_prom_summary(p, "nq_job_wait_seconds", L("queue", "sms"), &d),
+	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_summary(p, "nq_job_wait_seconds", L("queue", "sms"), &d),
+	    NQ_EINVAL);
+	assert_text(p,
+	    "# HELP nq_job_wait_seconds Ready to leased.\n"
+	    "# TYPE nq_job_wait_seconds summary\n"
+	    "nq_job_wait_seconds{queue=\"mail\",quantile=\"0.5\"} "
+	    "0.002\n"
+	    "nq_job_wait_seconds{queue=\"mail\",quantile=\"0.99\"} 0.25\n"
+	    "nq_job_wait_seconds_sum{queue=\"mail\"} 12.5\n"
+	    "nq_job_wait_seconds_count{queue=\"mail\"} 40\n"
+	    "nq_job_wait_seconds{queue=\"sms\",quantile=\"0.5\"} NaN\n"
+	    "nq_job_wait_seconds{queue=\"sms\",quantile=\"0.99\"} NaN\n"
+	    "nq_job_wait_seconds_sum{queue=\"sms\"} 12.5\n"
+	    "nq_job_wait_seconds_count{queue=\"sms\"} 40\n");
+}
+
 static void test_prom_latency_bounds_print_short(void **st)
 {
 	nqi_prom *p = *st;
@@ -541,7 +576,7 @@ static int promtool_check(
 }
 
 /* What a broker scrape looks like: counters and gauges with labels, a
- * labelled histogram, escapes and special values. */
+ * labelled histogram and summary, escapes and special values. */
 static void realistic_exposition(
     nqi_prom *p, nqi_prom_hist *run, nqi_prom_hist *wait)
 {
@@ -575,6 +610,14 @@ static void realistic_exposition(
 	    NQ_OK);
 	assert_int_equal(nqi_prom_histogram(
 	                     p, "nq_job_run_seconds", L("queue", "sms"), wait),
+	    NQ_OK);
+	static const double q[] = {0.5, 0.99}, v[] = {0.004, NAN};
+	nqi_prom_summary_data d = {q, v, COUNT(q), 3.25, 17};
+	assert_int_equal(nqi_prom_family(p, "nq_job_wait_seconds",
+	                     NQI_PROM_SUMMARY, "Ready to leased."),
+	    NQ_OK);
+	assert_int_equal(
+	    nqi_prom_summary(p, "nq_job_wait_seconds", L("queue", "mail"), &d),
 	    NQ_OK);
 	assert_int_equal(nqi_prom_family(p, "nq_store_free_ratio",
 	                     NQI_PROM_GAUGE, "Free part of the store map."),
@@ -633,6 +676,7 @@ int main(int argc, char **argv)
 	    T(test_prom_gauge_escapes_labels),
 	    T(test_prom_values_print_exactly),
 	    T(test_prom_histogram_buckets_cumulative),
+	    T(test_prom_summary_output),
 	    T(test_prom_latency_bounds_print_short),
 	    T(test_prom_histogram_concurrent_observe),
 	    T(test_prom_hist_move_adds_and_clear_forgets),

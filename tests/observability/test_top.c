@@ -164,19 +164,20 @@ static void test_top_table_from_the_metrics_topic(void **state)
 	assert_non_null(rep);
 	assert_true(mail < rep);
 	/* QUEUE READY SCHED LEASED IDLE DLQ-WAIT WAIT LIMIT TOKENS BRK
-	 * THROTL OLDEST ENQ/S DONE/S FAIL/S DEAD/S P50 P90 P99 DEAD% */
-	assert_int_equal(cells(mail, cell), 20);
+	 * THROTL WAIT99US RUN99US OLDEST ENQ/S DONE/S FAIL/S DEAD/S P50 P90
+	 * P99 DEAD% */
+	assert_int_equal(cells(mail, cell), 22);
 	assert_string_equal(cell[1], "7");
 	assert_string_equal(cell[2], "-");
-	assert_string_equal(cell[11], "1.5m");
-	assert_string_equal(cell[16], "-"); /* NaN latency */
-	assert_int_equal(cells(rep, cell), 20);
+	assert_string_equal(cell[13], "1.5m");
+	assert_string_equal(cell[18], "-"); /* NaN latency */
+	assert_int_equal(cells(rep, cell), 22);
 	assert_string_equal(cell[1], "23526");
 	assert_string_equal(cell[3], "493");
-	assert_string_equal(cell[13], "8972.0");
-	assert_string_equal(cell[16], "45ms");
-	assert_string_equal(cell[18], "2.5s");
-	assert_string_equal(cell[19], "12.5");
+	assert_string_equal(cell[15], "8972.0");
+	assert_string_equal(cell[18], "45ms");
+	assert_string_equal(cell[20], "2.5s");
+	assert_string_equal(cell[21], "12.5");
 	itest_run_free(&r);
 	itest_pass(e);
 }
@@ -237,7 +238,7 @@ static void test_top_shows_the_real_broker_queue_depth(void **state)
 	assert_int_equal(r.code, 0);
 	const char *row = row_of(r.out, "topq");
 	assert_non_null(row);
-	assert_int_equal(cells(row, cell), 20);
+	assert_int_equal(cells(row, cell), 22);
 	assert_string_equal(cell[1], "5"); /* ready */
 	assert_string_equal(cell[3], "0"); /* leased */
 	assert_null(row_of(r.out, "obs-warmup"));

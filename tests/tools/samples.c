@@ -893,6 +893,7 @@ static Nq__V1__ParentResult *parent_results[] = {
     &parent_result, &parent_dropped};
 static Nq__V1__JobEvent event_dependency = NQ__V1__JOB_EVENT__INIT;
 static Nq__V1__QueueStats qstats_waiting = NQ__V1__QUEUE_STATS__INIT;
+static Nq__V1__QueueStats qstats_latency = NQ__V1__QUEUE_STATS__INIT;
 static Nq__V1__JobSpec *chain_specs[] = {&spec, &spec_depends};
 static Nq__V1__EnqueueRequest rq_chain = NQ__V1__ENQUEUE_REQUEST__INIT;
 static Nq__V1__Request req_chain;
@@ -929,6 +930,13 @@ static void build_depends_samples(void)
 	event_dependency.error = NQT_DEP_ERROR;
 	qstats_waiting.queue = NQT_QUEUE;
 	qstats_waiting.waiting = NQT_DEP_WAITING_ON;
+	qstats_latency.queue = NQT_QUEUE;
+	qstats_latency.wait_p50_us = NQT_LAT_WAIT_P50_US;
+	qstats_latency.wait_p99_us = NQT_LAT_WAIT_P99_US;
+	qstats_latency.wait_window_jobs = NQT_LAT_WAIT_JOBS;
+	qstats_latency.run_p50_us = NQT_LAT_RUN_P50_US;
+	qstats_latency.run_p99_us = NQT_LAT_RUN_P99_US;
+	qstats_latency.run_window_jobs = NQT_LAT_RUN_JOBS;
 	rq_chain.n_jobs = COUNT(chain_specs);
 	rq_chain.jobs = chain_specs;
 	rq_chain.all_or_none = true;
@@ -1043,6 +1051,7 @@ static nqt_sample samples[] = {
     {"queue_stats_waiting", &qstats_waiting.base},
     {"request_enqueue_chain", &req_chain.base},
     {"reply_stats_workers", &rep_stats_workers.base},
+    {"queue_stats_latency", &qstats_latency.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)

@@ -152,4 +152,12 @@ void nqt_coverage_free(nqt_coverage *c);
 #define NQT_DEP_INDEX 0
 #define NQT_DEP_ERROR "parent " NQT_ID2 " failed"
 
+/* latency of recent jobs: a queue's wait and run quantiles */
+#define NQT_LAT_WAIT_P50_US 1200
+#define NQT_LAT_WAIT_P99_US 48000
+#define NQT_LAT_WAIT_JOBS 5000
+#define NQT_LAT_RUN_P50_US 250000
+#define NQT_LAT_RUN_P99_US 3100000
+#define NQT_LAT_RUN_JOBS 4990
+
 #endif

@@ -90,6 +90,13 @@ test('the overview shows a queue\'s counts changing while jobs run', async () =>
   }, 30000);
   assert.ok(seen.size >= 3, `the counts moved: ${[...seen].join(' | ')}`);
   assert.ok(await page.$('#chart'), 'a throughput chart');
+  assert.ok(await page.$('#latency-chart'), 'a latency chart');
+  // the jobs that ran show their wait and run as p50 / p99 with a unit
+  await until(async () => {
+    const lat = await page.$$eval('tr[data-queue="work"] td[data-f="wait"], tr[data-queue="work"] td[data-f="run"]',
+      (tds) => tds.map((t) => t.textContent));
+    return lat.length === 2 && lat.every((t) => /^\d+(\.\d)? (\u00b5s|ms|s) \/ \d+(\.\d)? (\u00b5s|ms|s)$/.test(t));
+  }, 10000);
   await shot(page, 'dashboard-overview');
 });
 

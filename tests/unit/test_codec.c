@@ -925,6 +925,18 @@ static void fx_queue_stats_waiting(const ProtobufCMessage *m)
 	assert_int_equal(q->waiting, NQT_DEP_WAITING_ON);
 }
 
+static void fx_queue_stats_latency(const ProtobufCMessage *m)
+{
+	const Nq__V1__QueueStats *q = (const void *)m;
+	assert_string_equal(q->queue, NQT_QUEUE);
+	assert_int_equal(q->wait_p50_us, NQT_LAT_WAIT_P50_US);
+	assert_int_equal(q->wait_p99_us, NQT_LAT_WAIT_P99_US);
+	assert_int_equal(q->wait_window_jobs, NQT_LAT_WAIT_JOBS);
+	assert_int_equal(q->run_p50_us, NQT_LAT_RUN_P50_US);
+	assert_int_equal(q->run_p99_us, NQT_LAT_RUN_P99_US);
+	assert_int_equal(q->run_window_jobs, NQT_LAT_RUN_JOBS);
+}
+
 static void fx_cron_state(const ProtobufCMessage *m)
 {
 	const Nq__V1__CronState *s = (const void *)m;
@@ -1232,6 +1244,7 @@ static const fixture fixtures[] = {
     FX(job_depends, job),
     FX(job_event_dependency_failed, job_event),
     FX(queue_stats_waiting, queue_stats),
+    FX(queue_stats_latency, queue_stats),
     FX(request_enqueue_chain, request),
     FX(reply_stats_workers, reply),
 };

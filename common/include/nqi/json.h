@@ -101,4 +101,22 @@ int nqi_base64_decode(const char *s, size_t n, uint8_t **out, size_t *len);
  * no control characters other than tab, newline and carriage return. */
 bool nqi_text_printable(const void *buf, size_t len);
 
+/*
+ * A growing JSON text, as nqi_json_dumps writes it, for writers that make
+ * the text without a jansson tree (nqi_jsonpb_text). failed: memory ran
+ * out, and the text is not whole; p (NUL-terminated) is the caller's to
+ * free.
+ */
+typedef struct nqi_jbuf {
+	char *p;
+	size_t len, cap;
+	bool failed;
+} nqi_jbuf;
+
+void nqi_jbuf_put(nqi_jbuf *b, const char *s, size_t n);
+/* s (n bytes of valid UTF-8) as a JSON string, quoted and escaped. */
+void nqi_jbuf_string(nqi_jbuf *b, const char *s, size_t n);
+/* v as nqi_json_dumps writes it. */
+void nqi_jbuf_value(nqi_jbuf *b, const json_t *v);
+
 #endif

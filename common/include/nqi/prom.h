@@ -10,7 +10,8 @@
  *
  * Metric names, label names and help texts are constants of the code: the
  * caller passes names the format allows (metric names
- * [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]*, not "le"),
+ * [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]*, neither
+ * "le" nor "quantile"),
  * counters ending in "_total", each family declared once with its samples
  * right after it. The tests check every service's output with promtool;
  * the builder does not check these again at run time.
@@ -42,7 +43,18 @@ typedef enum nqi_prom_type {
 	NQI_PROM_COUNTER,
 	NQI_PROM_GAUGE,
 	NQI_PROM_HISTOGRAM,
+	NQI_PROM_SUMMARY,
 } nqi_prom_type;
+
+/* A summary's series: values of quantiles (ascending, each in [0, 1];
+ * NaN when nothing was observed lately), and the count and sum of every
+ * observation. */
+typedef struct nqi_prom_summary_data {
+	const double *quantiles, *values;
+	size_t nquantiles;
+	double sum;
+	uint64_t count;
+} nqi_prom_summary_data;
 
 /* Most finite bucket bounds a histogram may have (+Inf comes on top). */
 #define NQI_PROM_HIST_MAX_BOUNDS 64
@@ -82,6 +94,12 @@ int nqi_prom_sample(
  */
 int nqi_prom_histogram(nqi_prom *p, const char *name, const char *const *labels,
     const nqi_prom_hist *h);
+
+/* Writes one series of the current summary family: a name{quantile="q"}
+ * line per quantile, then name_sum and name_count. labels as for
+ * nqi_prom_sample() (not "quantile"). Returns 0, NQ_EINVAL or NQ_ENOMEM. */
+int nqi_prom_summary(nqi_prom *p, const char *name, const char *const *labels,
+    const nqi_prom_summary_data *d);
 
 /* The text written so far (NUL-terminated) and its length in bytes. The
  * pointer is valid until the next call that writes or frees. */

@@ -30,7 +30,9 @@
  *               also carries its rate, as key "_per_s".
  *        GAUGE  kept by the core but not a count of stored jobs: set
  *               by broker_gate_gauges (broker/work.c) for each snapshot
- *               and stats reply. Not recounted.
+ *               and stats reply, the latency ones by
+ *               broker_latency_gauges (broker/metrics.c) for each stats
+ *               reply and once a second. Not recounted.
  *        SNAP   computed when the snapshot is taken, by snap_queue in
  *               broker/metrics.c (not kept by the core, not in
  *               QueueStats). A gauge.
@@ -41,7 +43,7 @@
  *        `nqctl top` shows gauges in this order, then the oldest ready job,
  *        then the rates of TOTAL rows in this order.
  * Every value counts jobs (idle_slots: worker slots; the GAUGE rows say
- * what they count).
+ * what they count; *_us are microseconds).
  */
 #define NQI_QUEUE_FIELDS(X)                                                    \
 	X(ready, STATE, "nq_queue_ready", "ready", "READY", "READY",           \
@@ -88,7 +90,21 @@
 	X(throttled, GAUGE, "nq_queue_throttled", "throttled", "THROTTLED",    \
 	    "THROTL",                                                          \
 	    "Ready jobs a limit holds back now (max_in_flight, rate, the "     \
-	    "breaker, max_in_flight_per_group).")
+	    "breaker, max_in_flight_per_group).")                              \
+	X(wait_p50_us, GAUGE, "", "wait_p50_us", "WAIT-P50-US", "",            \
+	    "Median wait from ready to leased of recent jobs (the last 30 to " \
+	    "60 s), microseconds; 0 when none.")                               \
+	X(wait_p99_us, GAUGE, "", "wait_p99_us", "WAIT-P99-US", "WAIT99US",    \
+	    "99th percentile of the wait of recent jobs, microseconds.")       \
+	X(wait_window_jobs, GAUGE, "", "wait_window_jobs", "", "",             \
+	    "Jobs leased in the window the wait quantiles are of.")            \
+	X(run_p50_us, GAUGE, "", "run_p50_us", "RUN-P50-US", "",               \
+	    "Median run from lease to success or failure of recent jobs, "     \
+	    "microseconds; 0 when none.")                                      \
+	X(run_p99_us, GAUGE, "", "run_p99_us", "RUN-P99-US", "RUN99US",        \
+	    "99th percentile of the run of recent jobs, microseconds.")        \
+	X(run_window_jobs, GAUGE, "", "run_window_jobs", "", "",               \
+	    "Attempts that ended in the window the run quantiles are of.")
 
 /*
  * X(name, type): runtime state of a queue, a member of broker_queue, stored
