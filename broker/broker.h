@@ -249,6 +249,7 @@ typedef enum broker_event_kind {
 	BROKER_EV_LIMIT_CLEARED,
 	BROKER_EV_PROGRESS, /* a job's progress, at most one a second */
 	BROKER_EV_DEPENDENCY_FAILED, /* a waiting job's parent failed */
+	BROKER_EV_BATCH_COMPLETED,   /* every job of a sealed batch ended */
 	BROKER_EV_COUNT
 } broker_event_kind;
 
@@ -448,6 +449,7 @@ struct broker {
 	broker_config cfg;
 	nqi_store *store;
 	MDB_dbi db_jobs, db_idem, db_expiry, db_queues, db_meta, db_handoff;
+	MDB_dbi db_batches, db_batch_jobs; /* batch.c */
 	nqi_auth *auth;
 	uint64_t started_ms;
 	/* Claim check (blob.c): the blobs of jobs whose record went, queued
@@ -500,6 +502,10 @@ struct broker {
 		struct broker_dep_item *dep_work;
 		size_t ndep_work, capdep_work;
 		bool dep_busy;
+		/* batch.c: the batch records the group read, changed in
+		 * place and written back before the commit (seal_cb) */
+		struct broker_batch_slot *batches;
+		size_t nbatches, capbatches;
 		uint32_t dead_pipes[BROKER_DEAD_PIPES];
 		struct {
 			uint32_t pipe_id;
@@ -834,6 +840,47 @@ uint64_t broker_cron_wait_ms(broker *b);
 void broker_cron_forget(broker *b);
 int broker_on_cron_list(broker *b, broker_op *op);
 int broker_on_cron_trigger(broker *b, broker_op *op);
+
+/* batch.c: batches. A job of a batch (spec batch_id) is in the set of
+ * jobs with children, so that its success goes through broker_job_finish,
+ * which tells the batch (broker_batch_ended); the batch record keeps the
+ * counts, and a job index (db_batch_jobs: batch id, job id) serves its
+ * cancel. */
+/* Why spec may not join its batch (NULL: it may): unknown or sealed. */
+const char *broker_batch_refuses(
+    broker *b, const Nq__V1__JobSpec *spec, int *err, char *why, size_t len);
+/* The new job joins its batch (after broker_batch_refuses said yes). */
+int broker_batch_join(broker *b, const Nq__V1__Job *job);
+/* A job of a batch ended (job->state): counted, and the callbacks are
+ * enqueued when that completes the sealed batch. */
+int broker_batch_ended(broker *b, const Nq__V1__Job *job);
+/* EnqueueRequest.batch: makes the batch the request's jobs join. NULL,
+ * or why not (its status in *err). */
+const char *broker_batch_for_enqueue(
+    broker *b, broker_op *op, char **id, int *err, char *why, size_t len);
+/* After the request's jobs joined: seals the batch when asked; a batch
+ * that no job joined is not stored (*id becomes ""). */
+int broker_batch_enqueued(broker *b, broker_op *op, char **id);
+/* Writes the batch records the group changed (before its commit). */
+int broker_batches_flush(broker *b);
+/* Forgets the group's records (after its commit, or its failure). */
+void broker_batches_forget(broker *b);
+/* The expiry of a completed batch: its record and job index go. */
+int broker_batch_expire(broker *b, uint64_t id);
+int broker_on_batch_create(broker *b, broker_op *op);
+int broker_on_batch_seal(broker *b, broker_op *op);
+int broker_on_batch_get(broker *b, broker_op *op);
+int broker_on_batch_list(broker *b, broker_op *op);
+int broker_on_batch_cancel(broker *b, broker_op *op);
+/* api.c, for batch.c: what is wrong with a spec (NULL: nothing); a new
+ * id; a job cancel as CancelRequest does (*done: it could be); the
+ * enqueue of a callback, which no policy limit refuses, with family. */
+const char *broker_spec_invalid(
+    broker *b, const Nq__V1__JobSpec *s, char *buf, size_t len);
+uint64_t broker_next_id(broker *b);
+int broker_cancel_job(broker *b, Nq__V1__Job *job, bool *done);
+int broker_enqueue_callback(
+    broker *b, Nq__V1__JobSpec *spec, Nq__V1__JobFamily *family, char **id);
 int broker_on_fetch(broker *b, broker_op *op);
 /* dlq_api.c: a /v1/dlq/ request of the HTTP API handed to nq-dlq. */
 struct nqi_api_call;
@@ -904,6 +951,10 @@ void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
  * what opened it) or a limit's spell (limit: its name; NULL otherwise). */
 void broker_queue_event(broker *b, broker_event_kind kind, const char *queue,
     double failure_ratio, const char *limit);
+/* Notes batch_completed of batch (id, on topic queue): last, the job whose
+ * end completed it ("" at a seal), summary its counts. Strings as above. */
+void broker_batch_event(broker *b, const char *batch, const char *queue,
+    const char *last, const char *summary);
 /* Publishes the group's events when it committed, drops them otherwise. */
 void broker_events_publish(broker *b, bool committed);
 int broker_events_open(broker *b, char *err, size_t errlen);

@@ -140,7 +140,8 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 	}
 	bool live = state == NQ_STATE_READY || state == NQ_STATE_SCHEDULED ||
 	            state == NQ_STATE_LEASED || state == NQ_STATE_WAITING;
-	if (rv == 0 && live && broker_nchildren(job))
+	if (rv == 0 && live &&
+	    (broker_nchildren(job) || job->spec->batch_id[0]))
 		rv = broker_parent_add(&b->core.index, id);
 	if (rv == 0 && live &&
 	    (job->spec->deadline_us || job->spec->finish_within_ms ||

@@ -76,6 +76,7 @@ void broker_fini(broker *b)
 	free(b->dlq.group_dead);
 	free(b->ev.list);
 	free(b->core.dep_work);
+	free(b->core.batches);
 	nqi_auth_free(b->auth);
 	b->auth = NULL;
 	free(b->cfg.dlq_token);
@@ -93,7 +94,8 @@ int broker_open_store(broker *b)
 	const nqi_store_db dbs[] = {{"jobs", &b->db_jobs},
 	    {"idem", &b->db_idem}, {"expiry", &b->db_expiry},
 	    {"queues", &b->db_queues}, {"meta", &b->db_meta},
-	    {"handoff", &b->db_handoff}, {NULL, NULL}};
+	    {"handoff", &b->db_handoff}, {"batches", &b->db_batches},
+	    {"batch_jobs", &b->db_batch_jobs}, {NULL, NULL}};
 	nqi_store_opts so = {
 	    .dir = b->cfg.data_dir,
 	    .sync = strcmp(b->cfg.sync, "always") == 0,

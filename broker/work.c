@@ -1388,6 +1388,8 @@ static int sweep_expiry(broker *b, uint64_t now_us)
 			rv = expire_job(b, nqi_be64_get(key + 9));
 		else if (k.mv_size > 9 && key[8] == 'i')
 			rv = expire_idem(b, key + 9, k.mv_size - 9, at);
+		else if (k.mv_size == 17 && key[8] == 'b')
+			rv = broker_batch_expire(b, nqi_be64_get(key + 9));
 		if (rv == 0 && mdb_cursor_del(cur, 0) != 0)
 			rv = NQ_ESTORE;
 		b->core.dirty = true;

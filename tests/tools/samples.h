@@ -152,4 +152,8 @@ void nqt_coverage_free(nqt_coverage *c);
 #define NQT_DEP_INDEX 0
 #define NQT_DEP_ERROR "parent " NQT_ID2 " failed"
 
+/* batches: a sealed batch, completed */
+#define NQT_BATCH_ID "0190f5a2b3c4d5f0"
+#define NQT_BATCH_TOTAL 1000
+
 #endif
