@@ -143,6 +143,7 @@ NQ_API uint64_t nq_job_unique_window_ms(const nq_job *job)
 	return job_unique(job) ? job_unique(job)->window_ms : 0;
 }
 NQC_JOB_STR(schedule, job_spec)
+NQC_JOB_STR(batch_id, job_spec)
 NQC_JOB_STR(dead_reason, job_pb)
 NQC_JOB_NUM(bool, in_dlq, job_pb)
 NQC_JOB_STR(worker_id, job_pb)
