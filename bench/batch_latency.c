@@ -5,20 +5,23 @@
  * completions streamed); prints one line per run:
  *
  *   batch_latency run=I jobs=N plain_s= batch_s= ratio= callback_ms=
+ *                 [plain_cpu_s= batch_cpu_s= cpu_ratio=]
  *
  * plain_s: first enqueue to the broker counting every job succeeded;
  * batch_s: batch creation to the fetch that returns the callback;
  * callback_ms: the last job's completion sent to that fetch (the broker
  * counts the end, enqueues the callback in the same commit, and leases
- * it in the next).
+ * it in the next); with --broker-pid, the broker's CPU time (user and
+ * system) in each, which a loaded machine disturbs less than the clock.
  *
  *   nq-batch-latency --api URL --work URL --results URL [--jobs N]
- *                    [--runs R]
+ *                    [--runs R] [--broker-pid PID]
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "nq/nq.h"
 
@@ -29,6 +32,31 @@ static uint64_t mono_us(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static int broker_pid;
+
+/* The broker's CPU time so far, in seconds (0 without --broker-pid). */
+static double broker_cpu_s(void)
+{
+	char path[64], buf[1024];
+	unsigned long long ut = 0, st = 0;
+	if (!broker_pid)
+		return 0;
+	snprintf(path, sizeof path, "/proc/%d/stat", broker_pid);
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	/* after the command's ")": state, then fields 4.. to utime (14) */
+	const char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2,
+	              "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+	              "%llu %llu",
+	              &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* Enqueues n jobs of queue q (in batch, when not NULL). */
@@ -146,6 +174,8 @@ int main(int argc, char **argv)
 			jobs = (size_t)atol(argv[i + 1]);
 		else if (!strcmp(argv[i], "--runs"))
 			runs = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--broker-pid"))
+			broker_pid = atoi(argv[i + 1]);
 	}
 	nq_client_opts o = {.api_url = api,
 	    .work_url = work,
@@ -156,14 +186,20 @@ int main(int argc, char **argv)
 		return 2;
 	int rv = 0;
 	for (int r = 0; rv == 0 && r < runs; r++) {
-		double plain = 0, batch = 0, cb = 0;
+		double plain = 0, batch = 0, cb = 0, c0 = broker_cpu_s(), c1,
+		       c2;
 		rv = plain_run(c, r, jobs, &plain);
+		c1 = broker_cpu_s();
 		if (rv == 0)
 			rv = batch_run(c, r, jobs, &batch, &cb);
+		c2 = broker_cpu_s();
 		if (rv == 0)
 			printf("batch_latency run=%d jobs=%zu plain_s=%.2f "
-			       "batch_s=%.2f ratio=%.3f callback_ms=%.2f\n",
-			    r, jobs, plain, batch, batch / plain, cb);
+			       "batch_s=%.2f ratio=%.3f callback_ms=%.2f "
+			       "plain_cpu_s=%.2f batch_cpu_s=%.2f "
+			       "cpu_ratio=%.3f\n",
+			    r, jobs, plain, batch, batch / plain, cb, c1 - c0,
+			    c2 - c1, c1 > c0 ? (c2 - c1) / (c1 - c0) : 0);
 		fflush(stdout);
 	}
 	if (rv != 0)

@@ -37,7 +37,7 @@ line=$("$build/bench/nq-chain-latency" --api "tcp://127.0.0.1:$api" \
 	--links "$LINKS")
 batch=$("$build/bench/nq-batch-latency" --api "tcp://127.0.0.1:$api" \
 	--work "tcp://127.0.0.1:$work" --results "tcp://127.0.0.1:$results" \
-	--jobs "$JOBS" --runs "$RUNS")
+	--jobs "$JOBS" --runs "$RUNS" --broker-pid "$pid")
 nqb_stop "$pid"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
@@ -49,12 +49,14 @@ printf '| %s | %s | %s | %s | %s |\n' "$(nqb_field links "$line")" \
 	"$(nqb_field hop_max_ms "$line")" "$(nqb_field total_s "$line")"
 echo
 printf '## %s no-op jobs as a batch with on_complete, against plain\n\n' "$JOBS"
-echo "| run | plain s | batch s | batch / plain | last job to callback ms |"
-echo "|---:|---:|---:|---:|---:|"
+echo "| run | plain s | batch s | batch / plain | broker CPU s plain | batch | batch / plain | last job to callback ms |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
 while read -r l; do
-	printf '| %s | %s | %s | %s | %s |\n' "$(nqb_field run "$l")" \
-		"$(nqb_field plain_s "$l")" "$(nqb_field batch_s "$l")" \
-		"$(nqb_field ratio "$l")" "$(nqb_field callback_ms "$l")"
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+		"$(nqb_field run "$l")" "$(nqb_field plain_s "$l")" \
+		"$(nqb_field batch_s "$l")" "$(nqb_field ratio "$l")" \
+		"$(nqb_field plain_cpu_s "$l")" "$(nqb_field batch_cpu_s "$l")" \
+		"$(nqb_field cpu_ratio "$l")" "$(nqb_field callback_ms "$l")"
 done <<<"$batch"
 cbs=$(for l in $(nqb_field callback_ms "$batch"); do echo "$l"; done | sort -n)
 n=$(echo "$cbs" | wc -l)

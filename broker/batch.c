@@ -1,12 +1,15 @@
 /* Batches: jobs enqueued under a batch id, then sealed; callbacks enqueued
  * exactly once when the sealed batch completes. The batch record (database
  * "batches") counts the jobs added and how each ended, so that the end of
- * a job costs one small record, whatever the batch's size; the job index
- * (database "batch_jobs", key batch id then job id) is read only by a
- * cancel. A group reads each record it touches once, changes it in place
- * and writes it back before its commit (broker_batches_flush): the end
- * that completes a batch and the callbacks it enqueues are in one commit,
- * so a crash can neither lose them nor enqueue them twice. */
+ * a job costs one small record, whatever the batch's size. The index maps
+ * each job of a batch not yet ended to its batch (rebuilt at recovery from
+ * the records), so that a job's end, the plain success's too, finds its
+ * batch without reading the job, and a cancel finds the batch's jobs. A
+ * group reads each record it touches once, changes it in place and writes
+ * it back before its commit (broker_batches_flush): the end that completes
+ * a batch and the callbacks it enqueues (at the group's end,
+ * broker_batches_fire) are in one commit, so a crash can neither lose them
+ * nor enqueue them twice. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +26,83 @@ typedef struct broker_batch_slot {
 	Nq__V1__Batch *rec; /* in the group arena */
 	bool dirty;         /* written back before the commit */
 	bool drop;          /* made by this group and not kept */
+	bool fire;          /* completed: callbacks to enqueue */
+	uint64_t last;      /* the job whose end completed it (0: a seal) */
+	const char *queue;  /* its queue, in the arena */
 } broker_batch_slot;
+
+/* ---- the jobs of batches not ended ---- */
+
+static size_t job_slot(uint64_t id, size_t cap)
+{
+	return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
+}
+
+static void batched_insert(
+    struct broker_batched *v, size_t cap, struct broker_batched e)
+{
+	size_t i = job_slot(e.job, cap);
+	while (v[i].job && v[i].job != e.job)
+		i = (i + 1) & (cap - 1);
+	v[i] = e;
+}
+
+static int batched_grow(broker_index *x)
+{
+	size_t cap = x->capbatched ? x->capbatched * 2 : 1024;
+	struct broker_batched *v = calloc(cap, sizeof *v);
+	if (!v)
+		return NQ_ENOMEM;
+	for (size_t i = 0; i < x->capbatched; i++)
+		if (x->batched[i].job)
+			batched_insert(v, cap, x->batched[i]);
+	free(x->batched);
+	x->batched = v;
+	x->capbatched = cap;
+	return NQ_OK;
+}
+
+int broker_batched_add(broker_index *x, uint64_t job, const char *batch)
+{
+	uint64_t id;
+	if (nqi_id_parse(batch, &id) != 0)
+		return NQ_OK; /* refused at enqueue: never stored */
+	if ((x->nbatched + 1) * 2 > x->capbatched && batched_grow(x) != 0)
+		return NQ_ENOMEM;
+	batched_insert(
+	    x->batched, x->capbatched, (struct broker_batched){job, id});
+	x->nbatched++;
+	return NQ_OK;
+}
+
+/* Takes job out; its batch in *batch. The entries after it move back. */
+static bool batched_take(broker_index *x, uint64_t job, uint64_t *batch)
+{
+	size_t cap = x->capbatched, i;
+	if (!cap)
+		return false;
+	for (i = job_slot(job, cap); x->batched[i].job != job;
+	     i = (i + 1) & (cap - 1))
+		if (!x->batched[i].job)
+			return false;
+	*batch = x->batched[i].batch;
+	x->batched[i].job = 0;
+	x->nbatched--;
+	for (size_t j = (i + 1) & (cap - 1); x->batched[j].job;
+	     j = (j + 1) & (cap - 1)) {
+		struct broker_batched moved = x->batched[j];
+		x->batched[j].job = 0;
+		batched_insert(x->batched, cap, moved);
+	}
+	return true;
+}
+
+void broker_batched_clear(broker_index *x)
+{
+	if (x->capbatched)
+		memset(x->batched, 0, x->capbatched * sizeof *x->batched);
+	x->nbatched = 0;
+}
 
 /* ---- the group's records ---- */
 
@@ -41,7 +120,7 @@ static broker_batch_slot *slot_add(broker *b, uint64_t id, Nq__V1__Batch *r)
 	        8) != 0)
 		return NULL;
 	broker_batch_slot *s = &b->core.batches[b->core.nbatches++];
-	*s = (broker_batch_slot){id, r, false, false};
+	*s = (broker_batch_slot){id, r, false, false, false, 0, NULL};
 	return s;
 }
 
@@ -161,26 +240,24 @@ static Nq__V1__JobFamily *callback_family(broker *b, const Nq__V1__Batch *r)
 
 /* The queue batch_completed is published on: the callback's, else the
  * last job's. */
-static const char *event_queue(const Nq__V1__Batch *r, const Nq__V1__Job *last)
+static const char *event_queue(const broker_batch_slot *s)
 {
+	const Nq__V1__Batch *r = s->rec;
 	if (r->on_complete)
 		return r->on_complete->queue;
 	if (r->on_success)
 		return r->on_success->queue;
-	return last ? last->spec->queue : "";
+	return s->queue ? s->queue : "";
 }
 
-/* Every job of the sealed batch ended (last: the job whose end did it;
- * NULL at a seal): the callbacks are enqueued in this group. */
-static int batch_complete(
-    broker *b, broker_batch_slot *s, const Nq__V1__Job *last)
+/* Enqueues the callbacks of a completed batch, with its event. */
+static int batch_fire(broker *b, broker_batch_slot *s)
 {
 	Nq__V1__Batch *r = s->rec;
 	Nq__V1__JobFamily *f = callback_family(b, r);
-	uint8_t key[8];
-	int rv = f ? NQ_OK : NQ_ENOMEM;
-	r->completed_us = nqi_now_us();
-	batch_touch(b, s);
+	char *last = nqi_arena_alloc(&b->core.arena, NQ_ID_MAX);
+	int rv = f && last ? NQ_OK : NQ_ENOMEM;
+	s->fire = false;
 	if (rv == 0 && r->on_complete)
 		rv = broker_enqueue_callback(
 		    b, r->on_complete, f, &r->on_complete_id);
@@ -189,34 +266,64 @@ static int batch_complete(
 		    b, r->on_success, f, &r->on_success_id);
 	if (rv != 0)
 		return rv;
-	const char *summary = (const char *)f->parent_results[0]->result.data;
+	last[0] = '\0';
+	if (s->last)
+		nqi_id_format(s->last, last);
 	nqi_info("NQ-BATCH-COMPLETED", NQI_S("batch", r->id),
 	    NQI_U("total", r->total), NQI_U("succeeded", r->succeeded),
 	    NQI_U("dead", r->dead), NQI_U("canceled", r->canceled),
 	    NQI_U("expired", r->expired));
-	broker_batch_event(
-	    b, r->id, event_queue(r, last), last ? last->id : "", summary);
-	/* Kept readable as long as a finished job is by default. */
-	nqi_be64_put(key, s->id);
-	return broker_expiry_put(b,
-	    nqi_us_plus_ms(r->completed_us, b->cfg.result_ttl_ms), 'b', key, 8);
+	broker_batch_event(b, r->id, event_queue(s), last,
+	    (const char *)f->parent_results[0]->result.data);
+	return NQ_OK;
 }
 
-int broker_batch_ended(broker *b, const Nq__V1__Job *job)
+/* Every job of the sealed batch ended (last: the job whose end did it, of
+ * queue; 0 at a seal). Its callbacks are enqueued in this group: at once
+ * (now), or at its end (broker_batches_fire) when a job's end did it,
+ * since the enqueue may grow the queues its caller holds. */
+static int batch_complete(
+    broker *b, broker_batch_slot *s, uint64_t last, const char *queue, bool now)
 {
-	uint64_t id;
+	uint8_t key[8];
+	Nq__V1__Batch *r = s->rec;
+	r->completed_us = nqi_now_us();
+	batch_touch(b, s);
+	s->fire = true;
+	s->last = last;
+	s->queue = queue ? nqi_arena_strdup(&b->core.arena, queue) : NULL;
+	/* Kept readable as long as a finished job is by default. */
+	nqi_be64_put(key, s->id);
+	int rv = broker_expiry_put(b,
+	    nqi_us_plus_ms(r->completed_us, b->cfg.result_ttl_ms), 'b', key, 8);
+	return rv == 0 && now ? batch_fire(b, s) : rv;
+}
+
+int broker_batches_fire(broker *b)
+{
+	int rv = NQ_OK;
+	for (size_t i = 0; rv == 0 && i < b->core.nbatches; i++)
+		if (b->core.batches[i].fire)
+			rv = batch_fire(b, &b->core.batches[i]);
+	return rv;
+}
+
+int broker_batch_ended(broker *b, uint64_t id, int state, const char *queue)
+{
+	uint64_t batch;
 	broker_batch_slot *s;
-	if (nqi_id_parse(job->spec->batch_id, &id) != 0)
+	if (!batched_take(&b->core.index, id, &batch))
 		return NQ_OK;
-	int rv = batch_load(b, id, &s);
+	int rv = batch_load(b, batch, &s);
 	if (rv == NQ_ENOTFOUND || rv == NQ_EINTERNAL)
 		return NQ_OK; /* gone: nobody counts */
-	uint64_t *c = rv == 0 ? end_count(s->rec, (int)job->state) : NULL;
+	uint64_t *c = rv == 0 ? end_count(s->rec, state) : NULL;
 	if (!c)
 		return rv;
 	(*c)++;
 	batch_touch(b, s);
-	return completes(s->rec) ? batch_complete(b, s, job) : NQ_OK;
+	return completes(s->rec) ? batch_complete(b, s, id, queue, false)
+	                         : NQ_OK;
 }
 
 /* ---- jobs joining ---- */
@@ -266,9 +373,8 @@ const char *broker_batch_refuses(
 
 int broker_batch_join(broker *b, const Nq__V1__Job *job)
 {
-	uint64_t id, jid = broker_job_id(job);
+	uint64_t id;
 	broker_batch_slot *s;
-	uint8_t key[16];
 	if (nqi_id_parse(job->spec->batch_id, &id) != 0)
 		return NQ_EINTERNAL; /* broker_batch_refuses parsed it */
 	int rv = batch_load(b, id, &s);
@@ -276,13 +382,8 @@ int broker_batch_join(broker *b, const Nq__V1__Job *job)
 		return rv;
 	s->rec->total++;
 	batch_touch(b, s);
-	nqi_be64_put(key, id);
-	nqi_be64_put(key + 8, jid);
-	MDB_val k = {16, key}, v = {0, ""};
-	if (mdb_put(b->core.txn, b->db_batch_jobs, &k, &v, 0) != 0)
-		return NQ_ESTORE;
-	/* Its success goes through broker_job_finish, which counts it. */
-	return broker_parent_add(&b->core.index, jid);
+	return broker_batched_add(
+	    &b->core.index, broker_job_id(job), job->spec->batch_id);
 }
 
 /* ---- create, seal ---- */
@@ -347,7 +448,7 @@ static int batch_seal(broker *b, broker_batch_slot *s)
 		return NQ_OK;
 	s->rec->sealed = true;
 	batch_touch(b, s);
-	return completes(s->rec) ? batch_complete(b, s, NULL) : NQ_OK;
+	return completes(s->rec) ? batch_complete(b, s, 0, NULL, true) : NQ_OK;
 }
 
 const char *broker_batch_for_enqueue(
@@ -473,33 +574,21 @@ int broker_on_batch_get(broker *b, broker_op *op)
 	return answer(b, op, s->rec, 0, NQ__V1__REPLY__BODY_BATCH_GET);
 }
 
-/* The ids of the batch's jobs, in *ids (malloc'd). */
+/* The ids of the batch's jobs not ended, in *ids (malloc'd). */
 static int batch_job_ids(broker *b, uint64_t id, uint64_t **ids, size_t *n)
 {
-	MDB_cursor *cur;
-	uint8_t key[16];
+	const broker_index *x = &b->core.index;
 	size_t cap = 0;
 	*ids = NULL;
 	*n = 0;
-	nqi_be64_put(key, id);
-	memset(key + 8, 0, 8);
-	MDB_val k = {16, key}, v;
-	if (mdb_cursor_open(b->core.txn, b->db_batch_jobs, &cur) != 0)
-		return NQ_ESTORE;
-	int rv = NQ_OK, rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	for (; rc == 0 && rv == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		const uint8_t *kd = k.mv_data;
-		if (k.mv_size != 16 || nqi_be64_get(kd) != id)
-			break;
+	for (size_t i = 0; i < x->capbatched; i++) {
+		if (!x->batched[i].job || x->batched[i].batch != id)
+			continue;
 		if (NQI_GROW(*ids, cap, *n + 1, 256) != 0)
-			rv = NQ_ENOMEM;
-		else
-			(*ids)[(*n)++] = nqi_be64_get(kd + 8);
+			return NQ_ENOMEM;
+		(*ids)[(*n)++] = x->batched[i].job;
 	}
-	mdb_cursor_close(cur);
-	if (rv == 0 && rc != 0 && rc != MDB_NOTFOUND)
-		rv = NQ_ESTORE;
-	return rv;
+	return NQ_OK;
 }
 
 static int cancel_jobs(broker *b, uint64_t id, uint32_t *canceled)
@@ -593,29 +682,13 @@ int broker_on_batch_list(broker *b, broker_op *op)
 
 int broker_batch_expire(broker *b, uint64_t id)
 {
-	uint8_t key[16];
+	uint8_t key[8];
 	nqi_be64_put(key, id);
-	memset(key + 8, 0, 8);
-	MDB_val k = {8, key}, v;
-	int rc = mdb_del(b->core.txn, b->db_batches, &k, NULL);
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		return NQ_ESTORE;
-	MDB_cursor *cur;
-	if (mdb_cursor_open(b->core.txn, b->db_batch_jobs, &cur) != 0)
-		return NQ_ESTORE;
+	MDB_val k = {8, key};
 	broker_batch_slot *s = slot_find(b, id);
 	if (s)
 		s->drop = true; /* not written back */
-	do {
-		k = (MDB_val){16, key};
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		if (rc == 0 &&
-		    (k.mv_size != 16 || nqi_be64_get(k.mv_data) != id))
-			rc = MDB_NOTFOUND;
-		if (rc == 0)
-			rc = mdb_cursor_del(cur, 0);
-	} while (rc == 0);
-	mdb_cursor_close(cur);
+	int rc = mdb_del(b->core.txn, b->db_batches, &k, NULL);
 	b->core.dirty = true;
-	return rc == MDB_NOTFOUND ? NQ_OK : NQ_ESTORE;
+	return rc == 0 || rc == MDB_NOTFOUND ? NQ_OK : NQ_ESTORE;
 }

@@ -354,6 +354,12 @@ typedef struct broker_index {
 	 * 0 empty. nparents 0 is all a job without children pays. */
 	uint64_t *parents;
 	size_t nparents, capparents;
+	/* jobs of batches not yet ended, and their batch (batch.c): open
+	 * addressing on job ids, 0 empty; nbatched 0 is all others pay */
+	struct broker_batched {
+		uint64_t job, batch;
+	} * batched;
+	size_t nbatched, capbatched;
 } broker_index;
 
 int broker_index_init(broker_index *x);
@@ -449,7 +455,7 @@ struct broker {
 	broker_config cfg;
 	nqi_store *store;
 	MDB_dbi db_jobs, db_idem, db_expiry, db_queues, db_meta, db_handoff;
-	MDB_dbi db_batches, db_batch_jobs; /* batch.c */
+	MDB_dbi db_batches; /* batch.c */
 	nqi_auth *auth;
 	uint64_t started_ms;
 	/* Claim check (blob.c): the blobs of jobs whose record went, queued
@@ -841,19 +847,20 @@ void broker_cron_forget(broker *b);
 int broker_on_cron_list(broker *b, broker_op *op);
 int broker_on_cron_trigger(broker *b, broker_op *op);
 
-/* batch.c: batches. A job of a batch (spec batch_id) is in the set of
- * jobs with children, so that its success goes through broker_job_finish,
- * which tells the batch (broker_batch_ended); the batch record keeps the
- * counts, and a job index (db_batch_jobs: batch id, job id) serves its
- * cancel. */
+/* batch.c: batches. The index knows each job of a batch that has not
+ * ended (broker_index.batched, rebuilt at recovery from the records); a
+ * job's end, on the plain success path too, is told to its batch
+ * (broker_batch_ended), whose record keeps the counts. */
+int broker_batched_add(broker_index *x, uint64_t job, const char *batch);
+void broker_batched_clear(broker_index *x);
 /* Why spec may not join its batch (NULL: it may): unknown or sealed. */
 const char *broker_batch_refuses(
     broker *b, const Nq__V1__JobSpec *spec, int *err, char *why, size_t len);
 /* The new job joins its batch (after broker_batch_refuses said yes). */
 int broker_batch_join(broker *b, const Nq__V1__Job *job);
-/* A job of a batch ended (job->state): counted, and the callbacks are
- * enqueued when that completes the sealed batch. */
-int broker_batch_ended(broker *b, const Nq__V1__Job *job);
+/* Job id of queue ended in state: when it is a job of a batch, counted,
+ * and the callbacks are enqueued when that completes the sealed batch. */
+int broker_batch_ended(broker *b, uint64_t id, int state, const char *queue);
 /* EnqueueRequest.batch: makes the batch the request's jobs join. NULL,
  * or why not (its status in *err). */
 const char *broker_batch_for_enqueue(
@@ -861,11 +868,13 @@ const char *broker_batch_for_enqueue(
 /* After the request's jobs joined: seals the batch when asked; a batch
  * that no job joined is not stored (*id becomes ""). */
 int broker_batch_enqueued(broker *b, broker_op *op, char **id);
+/* Enqueues the callbacks of the batches the group's ends completed. */
+int broker_batches_fire(broker *b);
 /* Writes the batch records the group changed (before its commit). */
 int broker_batches_flush(broker *b);
 /* Forgets the group's records (after its commit, or its failure). */
 void broker_batches_forget(broker *b);
-/* The expiry of a completed batch: its record and job index go. */
+/* The expiry of a completed batch: its record goes. */
 int broker_batch_expire(broker *b, uint64_t id);
 int broker_on_batch_create(broker *b, broker_op *op);
 int broker_on_batch_seal(broker *b, broker_op *op);

@@ -266,6 +266,8 @@ static int group_cb(void *ctx)
 	if (rv == 0)
 		rv = broker_sweep(b);
 	if (rv == 0)
+		rv = broker_batches_fire(b);
+	if (rv == 0)
 		rv = broker_serve_parked(b);
 	return rv;
 }

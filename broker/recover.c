@@ -24,6 +24,7 @@ static void index_clear(broker_index *x)
 	x->nleases = 0;
 	x->nstale = 0; /* the heaps are rebuilt from the records */
 	broker_parents_clear(x);
+	broker_batched_clear(x);
 	broker_okeys_clear(x);
 	memset(x->lease_slots, 0, x->nslots * sizeof *x->lease_slots);
 }
@@ -140,9 +141,11 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 	}
 	bool live = state == NQ_STATE_READY || state == NQ_STATE_SCHEDULED ||
 	            state == NQ_STATE_LEASED || state == NQ_STATE_WAITING;
-	if (rv == 0 && live &&
-	    (broker_nchildren(job) || job->spec->batch_id[0]))
+	if (rv == 0 && live && broker_nchildren(job))
 		rv = broker_parent_add(&b->core.index, id);
+	if (rv == 0 && live && job->spec->batch_id[0])
+		rv =
+		    broker_batched_add(&b->core.index, id, job->spec->batch_id);
 	if (rv == 0 && live &&
 	    (job->spec->deadline_us || job->spec->finish_within_ms ||
 	        job->cancel_requested))

@@ -95,7 +95,7 @@ int broker_open_store(broker *b)
 	    {"idem", &b->db_idem}, {"expiry", &b->db_expiry},
 	    {"queues", &b->db_queues}, {"meta", &b->db_meta},
 	    {"handoff", &b->db_handoff}, {"batches", &b->db_batches},
-	    {"batch_jobs", &b->db_batch_jobs}, {NULL, NULL}};
+	    {NULL, NULL}};
 	nqi_store_opts so = {
 	    .dir = b->cfg.data_dir,
 	    .sync = strcmp(b->cfg.sync, "always") == 0,

@@ -1081,6 +1081,10 @@ static int succeed_plain(
 	observe_latency(b, qi, l.created_us);
 	gate_ended(b, qi, id, false);
 	broker_count_move_at(b, qi, NQ_STATE_LEASED, NQ_STATE_SUCCEEDED);
+	if (b->core.index.nbatched &&
+	    (rv = broker_batch_ended(b, id, NQ_STATE_SUCCEEDED,
+	         b->core.index.queues[qi].name)) != 0)
+		return rv;
 	if (ttl_ms != 0 &&
 	    (rv = broker_job_patch_success(b, id, now, c->result)) != 0)
 		return rv;
