@@ -547,31 +547,30 @@ int broker_on_batch_create(broker *b, broker_op *op)
 	           : answer(b, op, s->rec, 0, NQ__V1__REPLY__BODY_BATCH_CREATE);
 }
 
-int broker_on_batch_seal(broker *b, broker_op *op)
+/* Seal and get: the batch the request names, sealed first when seal. */
+static int named(broker *b, broker_op *op, const char *id,
+    Nq__V1__Reply__BodyCase body, bool seal)
 {
 	char why[200];
 	int err;
 	broker_batch_slot *s;
-	const char *bad =
-	    batch_named(b, op->req->batch_seal->id, &s, &err, why, sizeof why);
+	const char *bad = batch_named(b, id, &s, &err, why, sizeof why);
 	if (bad)
 		return refuse(b, op, err, bad);
-	int rv = batch_seal(b, s);
-	return rv != 0
-	           ? rv
-	           : answer(b, op, s->rec, 0, NQ__V1__REPLY__BODY_BATCH_SEAL);
+	int rv = seal ? batch_seal(b, s) : NQ_OK;
+	return rv != 0 ? rv : answer(b, op, s->rec, 0, body);
+}
+
+int broker_on_batch_seal(broker *b, broker_op *op)
+{
+	return named(b, op, op->req->batch_seal->id,
+	    NQ__V1__REPLY__BODY_BATCH_SEAL, true);
 }
 
 int broker_on_batch_get(broker *b, broker_op *op)
 {
-	char why[200];
-	int err;
-	broker_batch_slot *s;
-	const char *bad =
-	    batch_named(b, op->req->batch_get->id, &s, &err, why, sizeof why);
-	if (bad)
-		return refuse(b, op, err, bad);
-	return answer(b, op, s->rec, 0, NQ__V1__REPLY__BODY_BATCH_GET);
+	return named(b, op, op->req->batch_get->id,
+	    NQ__V1__REPLY__BODY_BATCH_GET, false);
 }
 
 /* The ids of the batch's jobs not ended, in *ids (malloc'd). */
