@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The workflows scenario (sourced by tests/faults/run): beside the usual
 # load, `faultsim workflows` (tests/faults/workflows.c) enqueues sealed
 # batches with on_success and on_complete callbacks and chains of five
