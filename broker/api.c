@@ -269,7 +269,7 @@ static const char *admit(broker *b, const Nq__V1__JobSpec *spec, int qi,
 		           spec->queue),
 		       why;
 	const char *bad;
-	if (spec->batch_id[0] &&
+	if (broker_batch_of(spec)[0] &&
 	    (bad = broker_batch_refuses(b, spec, err, why, len)) != NULL)
 		return bad;
 	*err = NQ_OK;
@@ -295,9 +295,9 @@ int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 {
 	char why[400];
 	uint64_t id = 0;
-	if (spec->replay_of[0] && spec->batch_id[0]) {
+	if (spec->replay_of[0] && broker_batch_of(spec)[0]) {
 		/* Its batch counted the end of the job it replays. */
-		spec->batch_id = (char *)"";
+		spec->depends->batch_id = (char *)"";
 		packed = NULL;
 	}
 	const char *bad = broker_spec_invalid(b, spec, why, sizeof why);
@@ -346,7 +346,7 @@ int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 		rv = broker_deadline_add(b, job);
 	if (rv == 0 && keyed)
 		rv = idem_put(b, spec, id, now_us);
-	if (rv == 0 && spec->batch_id[0])
+	if (rv == 0 && broker_batch_of(spec)[0])
 		rv = broker_batch_join(b, job);
 	if (rv != 0)
 		return rv;

@@ -358,7 +358,8 @@ const char *broker_batch_refuses(
     broker *b, const Nq__V1__JobSpec *spec, int *err, char *why, size_t len)
 {
 	broker_batch_slot *s;
-	const char *bad = batch_named(b, spec->batch_id, &s, err, why, len);
+	const char *bad =
+	    batch_named(b, broker_batch_of(spec), &s, err, why, len);
 	if (bad)
 		return bad;
 	*err = NQ_EPRECOND;
@@ -375,7 +376,7 @@ int broker_batch_join(broker *b, const Nq__V1__Job *job)
 {
 	uint64_t id;
 	broker_batch_slot *s;
-	if (nqi_id_parse(job->spec->batch_id, &id) != 0)
+	if (nqi_id_parse(broker_batch_of(job->spec), &id) != 0)
 		return NQ_EINTERNAL; /* broker_batch_refuses parsed it */
 	int rv = batch_load(b, id, &s);
 	if (rv != 0)
@@ -383,7 +384,7 @@ int broker_batch_join(broker *b, const Nq__V1__Job *job)
 	s->rec->total++;
 	batch_touch(b, s);
 	return broker_batched_add(
-	    &b->core.index, broker_job_id(job), job->spec->batch_id);
+	    &b->core.index, broker_job_id(job), broker_batch_of(job->spec));
 }
 
 /* ---- create, seal ---- */
@@ -399,7 +400,8 @@ static const char *callback_invalid(broker *b, const char *name,
 		return NULL;
 	if ((bad = broker_spec_invalid(b, s, inner, sizeof inner)) != NULL)
 		return snprintf(why, len, "%s: %s", name, bad), why;
-	if (s->batch_id[0] || broker_nparents(s) || s->idempotency_key[0])
+	if (broker_batch_of(s)[0] || broker_nparents(s) ||
+	    s->idempotency_key[0])
 		return snprintf(why, len,
 		           "%s: a callback may not name a batch, parents or "
 		           "an idempotency key",
@@ -451,13 +453,26 @@ static int batch_seal(broker *b, broker_batch_slot *s)
 	return completes(s->rec) ? batch_complete(b, s, 0, NULL, true) : NQ_OK;
 }
 
+/* Names batch id in spec (its Dependencies made when it has none). */
+static int join(broker *b, Nq__V1__JobSpec *spec, char *id)
+{
+	static const Nq__V1__Dependencies init = NQ__V1__DEPENDENCIES__INIT;
+	if (!spec->depends && (spec->depends = nqi_arena_alloc(&b->core.arena,
+	                           sizeof *spec->depends)) != NULL)
+		*spec->depends = init;
+	if (!spec->depends)
+		return NQ_ENOMEM;
+	spec->depends->batch_id = id;
+	return NQ_OK;
+}
+
 const char *broker_batch_for_enqueue(
     broker *b, broker_op *op, char **id, int *err, char *why, size_t len)
 {
 	Nq__V1__EnqueueRequest *req = op->req->enqueue;
 	broker_batch_slot *s;
 	for (size_t i = 0; i < req->n_jobs; i++)
-		if (req->jobs[i]->batch_id[0]) {
+		if (broker_batch_of(req->jobs[i])[0]) {
 			*err = NQ_EINVAL;
 			return "a request that creates a batch may not name "
 			       "another in its jobs";
@@ -466,7 +481,10 @@ const char *broker_batch_for_enqueue(
 	if (bad)
 		return bad;
 	for (size_t i = 0; i < req->n_jobs; i++)
-		req->jobs[i]->batch_id = s->rec->id;
+		if (join(b, req->jobs[i], s->rec->id) != 0) {
+			*err = NQ_ENOMEM;
+			return "broker out of memory";
+		}
 	op->specs = NULL; /* packed before they named the batch */
 	*id = s->rec->id;
 	return NULL;

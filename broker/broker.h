@@ -783,6 +783,11 @@ static inline size_t broker_nparents(const Nq__V1__JobSpec *s)
 {
 	return s->depends ? s->depends->n_depends_on : 0;
 }
+/* The batch a spec joins (depends.batch_id); "" for none. */
+static inline const char *broker_batch_of(const Nq__V1__JobSpec *s)
+{
+	return s->depends ? s->depends->batch_id : "";
+}
 static inline size_t broker_nchildren(const Nq__V1__Job *j)
 {
 	return j->family ? j->family->n_children : 0;

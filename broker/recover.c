@@ -143,9 +143,9 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 	            state == NQ_STATE_LEASED || state == NQ_STATE_WAITING;
 	if (rv == 0 && live && broker_nchildren(job))
 		rv = broker_parent_add(&b->core.index, id);
-	if (rv == 0 && live && job->spec->batch_id[0])
-		rv =
-		    broker_batched_add(&b->core.index, id, job->spec->batch_id);
+	if (rv == 0 && live && broker_batch_of(job->spec)[0])
+		rv = broker_batched_add(
+		    &b->core.index, id, broker_batch_of(job->spec));
 	if (rv == 0 && live &&
 	    (job->spec->deadline_us || job->spec->finish_within_ms ||
 	        job->cancel_requested))

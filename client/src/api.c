@@ -113,9 +113,8 @@ static void spec_to_pb(const nq_job_spec *s, Nq__V1__JobSpec *pb,
 	pb->payload_size = s->payload_size;
 	pb->payload_sha256 = str_in(s->payload_sha256);
 	pb->finish_within_ms = s->finish_within_ms;
-	pb->batch_id = str_in(s->batch_id);
 	if (before || (s->depends_on && s->n_depends_on) ||
-	    s->run_on_parent_failure) {
+	    s->run_on_parent_failure || (s->batch_id && *s->batch_id)) {
 		nq__v1__dependencies__init(dep);
 		dep->depends_on = (char **)s->depends_on;
 		dep->n_depends_on = s->depends_on ? s->n_depends_on : 0;
@@ -125,6 +124,7 @@ static void spec_to_pb(const nq_job_spec *s, Nq__V1__JobSpec *pb,
 		        : NQ__V1__PARENT_FAILURE__PARENT_FAILURE_CANCEL;
 		dep->depends_on_index = before;
 		dep->n_depends_on_index = before ? 1 : 0;
+		dep->batch_id = str_in(s->batch_id);
 		pb->depends = dep;
 	}
 }

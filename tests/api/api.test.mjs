@@ -273,7 +273,7 @@ test('a batch made in one enqueue runs its callback once, with batch_completed o
   const cb = await B('GET', `/v1/jobs/${b.on_complete_id}/wait?timeout=10s`);
   assert.equal(cb.body.state, 'succeeded');
   assert.match(Buffer.from(cb.body.result, 'base64').toString(), new RegExp(`"${id}":\\{"batch":"${id}","total":3,"succeeded":2,"dead":1`));
-  isError(await B('POST', '/v1/queues/t/jobs', { body: { type: 'ok', batch_id: id } }), 412, 'FAILED_PRECONDITION');
+  isError(await B('POST', '/v1/queues/t/jobs', { body: { type: 'ok', depends: { batch_id: id } } }), 412, 'FAILED_PRECONDITION');
 });
 
 test('a stream that does not read skips what fell off the ring, and holds nothing back', async () => {

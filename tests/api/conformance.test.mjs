@@ -73,7 +73,7 @@ test('every operation answers as the document says', async () => {
   await check(B, 'POST', '/v1/cron/nope/trigger', {}, 404);
   await check(D, 'GET', '/v1/routes');
   const batch = await check(B, 'POST', '/v1/batches', { body: { on_complete: { queue: 'c', type: 'ok' } } });
-  await check(B, 'POST', '/v1/queues/c/jobs', { body: { type: 'ok', batch_id: batch.id } });
+  await check(B, 'POST', '/v1/queues/c/jobs', { body: { type: 'ok', depends: { batch_id: batch.id } } });
   await check(B, 'GET', `/v1/batches/${batch.id}`);
   await check(B, 'GET', '/v1/batches?limit=5');
   await check(B, 'POST', `/v1/batches/${batch.id}/seal`);

@@ -103,13 +103,16 @@ static Nq__V1__Reply *add(fixture *f, const char *batch, size_t n)
 	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
 	Nq__V1__JobSpec *s = calloc(n, sizeof *s);
 	Nq__V1__JobSpec **v = calloc(n, sizeof *v);
-	assert_true(s && v);
+	Nq__V1__Dependencies *d = calloc(n, sizeof *d);
+	assert_true(s && v && d);
 	for (size_t i = 0; i < n; i++) {
 		nq__v1__job_spec__init(&s[i]);
+		nq__v1__dependencies__init(&d[i]);
 		s[i].queue = "q";
 		s[i].type = "t";
 		s[i].max_attempts = 1;
-		s[i].batch_id = (char *)batch;
+		d[i].batch_id = (char *)batch;
+		s[i].depends = &d[i];
 		v[i] = &s[i];
 	}
 	enq.jobs = v;
@@ -119,6 +122,7 @@ static Nq__V1__Reply *add(fixture *f, const char *batch, size_t n)
 	Nq__V1__Reply *r = call(f, &req, false);
 	free(s);
 	free(v);
+	free(d);
 	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_ENQUEUE);
 	return r;
 }
@@ -351,7 +355,8 @@ static void test_batch_created_by_an_enqueue(void **st)
 	greq.body_case = NQ__V1__REQUEST__BODY_GET;
 	greq.get = &g;
 	gr = call(f, &greq, false);
-	assert_string_equal(gr->get->job->spec->batch_id, r->enqueue->batch_id);
+	assert_string_equal(
+	    gr->get->job->spec->depends->batch_id, r->enqueue->batch_id);
 	nq__v1__reply__free_unpacked(gr, NULL);
 	assert_int_equal(run(f, "q", &seen, NULL, NULL), 2);
 	assert_int_equal(

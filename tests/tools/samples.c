@@ -962,6 +962,7 @@ static void build_worker_samples(void)
  * callbacks, an enqueue that creates a sealed batch and its reply, each
  * batch request and reply, and the batch_completed event. */
 static Nq__V1__JobSpec spec_batch = NQ__V1__JOB_SPEC__INIT;
+static Nq__V1__Dependencies batch_depends = NQ__V1__DEPENDENCIES__INIT;
 static Nq__V1__Batch batch_rec = NQ__V1__BATCH__INIT;
 static Nq__V1__Batch *batch_recs[] = {&batch_rec};
 static Nq__V1__BatchCreateRequest rq_batch_create =
@@ -985,7 +986,8 @@ static Nq__V1__Reply rep_batch_create, rep_batch_seal, rep_batch_get,
 static void build_batch_record(void)
 {
 	spec_batch = spec;
-	spec_batch.batch_id = NQT_BATCH_ID;
+	batch_depends.batch_id = NQT_BATCH_ID;
+	spec_batch.depends = &batch_depends;
 	batch_rec.id = NQT_BATCH_ID;
 	batch_rec.created_us = NQT_CREATED_US;
 	batch_rec.sealed = true;

@@ -946,7 +946,8 @@ static void fx_job_spec_batch(const ProtobufCMessage *m)
 {
 	const Nq__V1__JobSpec *s = (const void *)m;
 	check_spec_fields(s);
-	assert_string_equal(s->batch_id, NQT_BATCH_ID);
+	assert_int_equal(s->depends->n_depends_on, 0);
+	assert_string_equal(s->depends->batch_id, NQT_BATCH_ID);
 }
 
 static void fx_batch(const ProtobufCMessage *m)
