@@ -20,6 +20,7 @@
 
 #define LIST_DEFAULT 50
 #define LIST_MAX 1000
+#define BY_STATE_MAX 10000 /* pending jobs a get reads for their states */
 
 typedef struct broker_batch_slot {
 	uint64_t id;
@@ -579,6 +580,37 @@ static int named(broker *b, broker_op *op, const char *id,
 	return rv != 0 ? rv : answer(b, op, s->rec, 0, body);
 }
 
+static int batch_job_ids(broker *b, uint64_t id, uint64_t **ids, size_t *n);
+
+/* Get: the pending jobs by state, read one by one up to a bound. */
+static int by_state(broker *b, uint64_t id, Nq__V1__Batch *shown_rec)
+{
+	uint64_t *ids;
+	size_t n;
+	int rv = batch_job_ids(b, id, &ids, &n);
+	for (size_t i = 0; rv == 0 && n <= BY_STATE_MAX && i < n; i++) {
+		Nq__V1__Job *job;
+		rv = broker_job_read(b, ids[i], &job);
+		if (rv == NQ_ENOTFOUND || rv == NQ_EINTERNAL) {
+			rv = NQ_OK;
+			continue;
+		}
+		if (rv != 0)
+			break;
+		uint64_t *c =
+		    job->state == NQ__V1__JOB_STATE__JOB_STATE_WAITING
+		        ? &shown_rec->waiting
+		    : job->state == NQ__V1__JOB_STATE__JOB_STATE_SCHEDULED
+		        ? &shown_rec->scheduled
+		    : job->state == NQ__V1__JOB_STATE__JOB_STATE_READY
+		        ? &shown_rec->ready
+		        : &shown_rec->leased;
+		(*c)++;
+	}
+	free(ids);
+	return rv;
+}
+
 int broker_on_batch_seal(broker *b, broker_op *op)
 {
 	return named(b, op, op->req->batch_seal->id,
@@ -587,8 +619,15 @@ int broker_on_batch_seal(broker *b, broker_op *op)
 
 int broker_on_batch_get(broker *b, broker_op *op)
 {
-	return named(b, op, op->req->batch_get->id,
+	int rv = named(b, op, op->req->batch_get->id,
 	    NQ__V1__REPLY__BODY_BATCH_GET, false);
+	Nq__V1__BatchReply *r = op->reply ? op->reply->batch_get : NULL;
+	if (rv != 0 || op->reply->body_case != NQ__V1__REPLY__BODY_BATCH_GET ||
+	    !r)
+		return rv;
+	uint64_t id;
+	return nqi_id_parse(r->batch->id, &id) == 0 ? by_state(b, id, r->batch)
+	                                            : NQ_OK;
 }
 
 /* The ids of the batch's jobs not ended, in *ids (malloc'd). */

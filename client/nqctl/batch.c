@@ -37,15 +37,18 @@ static json_t *callback_json(const nq_batch_callback *cb)
 static json_t *batch_json(const nq_batch_info *b)
 {
 	return json_pack("{s:s, s:b, s:b, s:o, s:o, s:I, s:I, s:I, s:I, s:I, "
-	                 "s:I, s:o, s:o}",
+	                 "s:I, s:{s:I, s:I, s:I, s:I}, s:o, s:o}",
 	    "id", b->id, "sealed", b->sealed, "canceled_by_request",
 	    b->cancel_requested, "created", nqctl_time_json(b->created_us),
 	    "completed", nqctl_time_json(b->completed_us), "total",
 	    (json_int_t)b->total, "pending", (json_int_t)b->pending,
 	    "succeeded", (json_int_t)b->succeeded, "dead", (json_int_t)b->dead,
 	    "canceled", (json_int_t)b->canceled, "expired",
-	    (json_int_t)b->expired, "on_success", callback_json(&b->on_success),
-	    "on_complete", callback_json(&b->on_complete));
+	    (json_int_t)b->expired, "pending_by_state", "waiting",
+	    (json_int_t)b->waiting, "scheduled", (json_int_t)b->scheduled,
+	    "ready", (json_int_t)b->ready, "leased", (json_int_t)b->leased,
+	    "on_success", callback_json(&b->on_success), "on_complete",
+	    callback_json(&b->on_complete));
 }
 
 static void callback_print(const char *name, const nq_batch_callback *cb)
@@ -72,6 +75,13 @@ static int show(const nqctl *x, const nq_batch_info *b)
 	    (unsigned long long)b->total, (unsigned long long)b->pending,
 	    (unsigned long long)b->succeeded, (unsigned long long)b->dead,
 	    (unsigned long long)b->canceled, (unsigned long long)b->expired);
+	if (b->pending && b->waiting + b->scheduled + b->ready + b->leased)
+		printf("pending: %llu waiting, %llu scheduled, %llu ready, "
+		       "%llu leased\n",
+		    (unsigned long long)b->waiting,
+		    (unsigned long long)b->scheduled,
+		    (unsigned long long)b->ready,
+		    (unsigned long long)b->leased);
 	callback_print("on_success", &b->on_success);
 	callback_print("on_complete", &b->on_complete);
 	return NQI_EXIT_OK;

@@ -1166,6 +1166,10 @@ static void batch_from_pb(const Nq__V1__Batch *b, nq_batch_info *out)
 	out->dead = b->dead;
 	out->canceled = b->canceled;
 	out->expired = b->expired;
+	out->waiting = b->waiting;
+	out->scheduled = b->scheduled;
+	out->ready = b->ready;
+	out->leased = b->leased;
 	callback_from_pb(b->on_success, b->on_success_id, &out->on_success);
 	callback_from_pb(b->on_complete, b->on_complete_id, &out->on_complete);
 }

@@ -386,6 +386,11 @@ static void test_batch_cancel_ends_its_jobs(void **st)
 	leased = call(f, &req, true);
 	assert_int_equal(leased->fetch->n_jobs, 1);
 	add_ok(f, id, 4);
+	Nq__V1__Batch *before = batch_get(f, id, &k);
+	assert_int_equal(before->pending, 5);
+	assert_int_equal(before->leased, 1);
+	assert_int_equal(before->ready, 4);
+	nq__v1__reply__free_unpacked(k, NULL);
 	Nq__V1__Reply *r =
 	    batch_call(f, NQ__V1__REQUEST__BODY_BATCH_CANCEL, id);
 	assert_null(r->status);

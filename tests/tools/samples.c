@@ -1003,6 +1003,10 @@ static void build_batch_record(void)
 	batch_rec.completed_us = NQT_CRON_LAST_US;
 	batch_rec.cancel_requested = true;
 	batch_rec.pending = 1;
+	batch_rec.waiting = 1;
+	batch_rec.scheduled = 2;
+	batch_rec.ready = 3;
+	batch_rec.leased = 4;
 }
 
 static void build_batch_samples(void)

@@ -940,6 +940,7 @@ static void check_batch(const Nq__V1__Batch *r)
 	assert_int_equal(r->completed_us, NQT_CRON_LAST_US);
 	assert_true(r->cancel_requested);
 	assert_int_equal(r->pending, 1);
+	assert_int_equal(r->waiting + r->scheduled + r->ready + r->leased, 10);
 }
 
 static void fx_job_spec_batch(const ProtobufCMessage *m)

@@ -459,6 +459,9 @@ typedef struct nq_batch_info {
 	uint64_t created_us, completed_us; /* completed_us 0: not yet */
 	/* jobs added, not ended yet, and ended by how */
 	uint64_t total, pending, succeeded, dead, canceled, expired;
+	/* nq_batch_get: the pending jobs by state, when at most 10,000 are
+	 * pending; else 0 */
+	uint64_t waiting, scheduled, ready, leased;
 	nq_batch_callback on_success, on_complete;
 } nq_batch_info;
 /* Creates a batch (sealed at once with seal: it then completes when
