@@ -506,6 +506,41 @@ static void test_batch_bad_input_stores_nothing(void **st)
 	free(id);
 }
 
+/* A replay from nq-dlq of a job of a batch belongs to no batch: the batch
+ * counted the end of the job it replays, sealed or not. */
+static void test_batch_replay_belongs_to_none(void **st)
+{
+	fixture *f = *st;
+	char *id = create_id(f);
+	seal(f, id);
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT, greq = req;
+	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
+	Nq__V1__JobSpec s = cb_spec("q"), *v[] = {&s};
+	Nq__V1__Dependencies d = NQ__V1__DEPENDENCIES__INIT;
+	Nq__V1__GetRequest g = NQ__V1__GET_REQUEST__INIT;
+	Nq__V1__Reply *k;
+	d.batch_id = id;
+	s.depends = &d;
+	s.replay_of = "0190f5a2b3c4d5e6";
+	enq.jobs = v;
+	enq.n_jobs = 1;
+	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
+	req.enqueue = &enq;
+	Nq__V1__Reply *r = call(f, &req, false);
+	assert_null(r->enqueue->results[0]->status);
+	g.id = r->enqueue->results[0]->id;
+	greq.body_case = NQ__V1__REQUEST__BODY_GET;
+	greq.get = &g;
+	Nq__V1__Reply *gr = call(f, &greq, false);
+	const Nq__V1__JobSpec *got = gr->get->job->spec;
+	assert_true(!got->depends || !got->depends->batch_id[0]);
+	nq__v1__reply__free_unpacked(gr, NULL);
+	nq__v1__reply__free_unpacked(r, NULL);
+	assert_int_equal(batch_get(f, id, &k)->total, 0);
+	nq__v1__reply__free_unpacked(k, NULL);
+	free(id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -523,6 +558,8 @@ int main(void)
 	        test_batch_cancel_ends_its_jobs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_batch_bad_input_stores_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_batch_replay_belongs_to_none, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
