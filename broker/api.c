@@ -57,7 +57,7 @@ static const char *check_text(const char *s, size_t max)
 }
 
 /* Returns a message naming what is wrong with the spec, or NULL. */
-static const char *validate_spec(
+const char *broker_spec_invalid(
     broker *b, const Nq__V1__JobSpec *s, char *buf, size_t len)
 {
 	const char *bad;
@@ -181,7 +181,7 @@ int broker_idem_forget(broker *b, const Nq__V1__JobSpec *s, uint64_t id)
 	return rc == 0 || rc == MDB_NOTFOUND ? NQ_OK : NQ_ESTORE;
 }
 
-static uint64_t next_id(broker *b)
+uint64_t broker_next_id(broker *b)
 {
 	uint64_t now = nqi_now_us();
 	uint64_t id = now > b->core.last_id ? now : b->core.last_id + 1;
@@ -275,10 +275,25 @@ static const char *admit(broker *b, const Nq__V1__JobSpec *spec, int qi,
 		           "queue %s is at its max depth; retry later",
 		           spec->queue),
 		       why;
+	const char *bad;
+	if (broker_batch_of(spec)[0] &&
+	    (bad = broker_batch_refuses(b, spec, err, why, len)) != NULL)
+		return bad;
 	*err = NQ_OK;
 	return broker_nparents(spec)
 	           ? broker_deps_check(b, spec, d, err, why, len)
 	           : NULL;
+}
+
+/* A new job was stored: its counters and event. */
+static void count_new(broker *b, const Nq__V1__Job *job)
+{
+	broker_queue *q = broker_totals_at(
+	    b, broker_queue_get(&b->core.index, job->spec->queue));
+	if (q)
+		q->enqueued_total++;
+	b->core.jobs_stored++;
+	broker_event(b, BROKER_EV_ENQUEUED, job, NULL);
 }
 
 int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
@@ -287,7 +302,12 @@ int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 {
 	char why[400];
 	uint64_t id = 0;
-	const char *bad = validate_spec(b, spec, why, sizeof why);
+	if (spec->replay_of[0] && broker_batch_of(spec)[0]) {
+		/* Its batch counted the end of the job it replays. */
+		spec->depends->batch_id = (char *)"";
+		packed = NULL;
+	}
+	const char *bad = broker_spec_invalid(b, spec, why, sizeof why);
 	if (bad) {
 		res->status = broker_status_new(b, NQ_EINVAL, bad);
 		return NQ_OK;
@@ -313,7 +333,7 @@ int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 		res->status = broker_status_new(b, err, bad);
 		return NQ_OK;
 	}
-	id = next_id(b);
+	id = broker_next_id(b);
 	Nq__V1__Job *job = job_new(b, spec, id, now_us, pol);
 	if (!job)
 		return NQ_ENOMEM;
@@ -333,17 +353,35 @@ int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 		rv = broker_deadline_add(b, job);
 	if (rv == 0 && keyed)
 		rv = idem_put(b, spec, id, now_us);
+	if (rv == 0 && broker_batch_of(spec)[0])
+		rv = broker_batch_join(b, job);
 	if (rv != 0)
 		return rv;
-	broker_queue *q =
-	    broker_totals_at(b, broker_queue_get(&b->core.index, spec->queue));
-	if (q)
-		q->enqueued_total++;
-	b->core.jobs_stored++;
+	count_new(b, job);
 	res->id = job->id;
-	broker_event(b, BROKER_EV_ENQUEUED, job, NULL);
 	if (spec->replay_of[0])
 		broker_event(b, BROKER_EV_REPLAYED, job, NULL);
+	return NQ_OK;
+}
+
+int broker_enqueue_callback(
+    broker *b, Nq__V1__JobSpec *spec, Nq__V1__JobFamily *family, char **id)
+{
+	const nqi_policy *pol = broker_policy_named(b, spec->queue);
+	Nq__V1__Job *job =
+	    job_new(b, spec, broker_next_id(b), nqi_now_us(), pol);
+	if (!job)
+		return NQ_ENOMEM;
+	if (!spec->priority && pol->priority)
+		spec->priority = (int32_t)pol->priority;
+	job->family = family;
+	int rv = broker_job_requeue(b, job, job->run_at_us);
+	if (rv == 0 && (spec->deadline_us || spec->finish_within_ms))
+		rv = broker_deadline_add(b, job);
+	if (rv != 0)
+		return rv;
+	count_new(b, job);
+	*id = job->id;
 	return NQ_OK;
 }
 
@@ -437,7 +475,7 @@ static int check_all(
 				      "job of the request";
 		err = NQ_EINVAL;
 		if (!bad)
-			bad = validate_spec(b, s, why, sizeof why);
+			bad = broker_spec_invalid(b, s, why, sizeof why);
 		int qi = broker_queue_find(&b->core.index, s->queue);
 		if (!bad)
 			bad = admit(b, s, qi, policy_for(b, qi, s), &d, &err,
@@ -454,6 +492,23 @@ static int check_all(
 		                    : broker_status_new(b, NQ_EPRECOND,
 		                          "not enqueued: another job of this "
 		                          "all-or-none request was refused");
+	return NQ_OK;
+}
+
+/* EnqueueRequest.batch: the new batch the jobs join (*id), or the
+ * request answered with why not. */
+static int enqueue_batch(broker *b, broker_op *op, char **id)
+{
+	char why[400];
+	int err;
+	const char *bad =
+	    broker_batch_for_enqueue(b, op, id, &err, why, sizeof why);
+	if (!bad)
+		return NQ_OK;
+	if (err == NQ_ESTORE || err == NQ_ENOMEM)
+		return err;
+	broker_set_status(b, op, err, "%s", bad);
+	broker_finish(b, op);
 	return NQ_OK;
 }
 
@@ -487,8 +542,15 @@ int broker_on_enqueue(broker *b, broker_op *op)
 		ptrs[i] = &res[i];
 	}
 	int rv = req->all_or_none ? check_all(b, op, res, &refused) : NQ_OK;
+	if (rv == 0 && !refused && req->batch &&
+	    (rv = enqueue_batch(b, op, &rep->batch_id)) != 0)
+		return rv;
+	if (op->settled)
+		return NQ_OK; /* the batch was refused */
 	for (size_t i = 0; rv == 0 && !refused && i < n; i++)
 		rv = enqueue_at(b, op, res, i, now);
+	if (rv == 0 && !refused && req->batch)
+		rv = broker_batch_enqueued(b, op, &rep->batch_id);
 	if (rv != 0)
 		return rv;
 	rep->n_results = n;
@@ -648,7 +710,7 @@ int broker_expire_waits(broker *b, uint64_t now_ms)
 /* Cancels job as a cancel by id or in bulk would: a waiting one ends
  * canceled, a leased one is marked (its worker stops it). *done: it was
  * in a state that can be canceled. */
-static int cancel_one(broker *b, Nq__V1__Job *job, bool *done)
+int broker_cancel_job(broker *b, Nq__V1__Job *job, bool *done)
 {
 	int st = (int)job->state;
 	*done = st == NQ_STATE_READY || st == NQ_STATE_SCHEDULED ||
@@ -733,7 +795,7 @@ static int cancel_bulk(broker *b, broker_op *op)
 		bool done = false;
 		rv = broker_job_read(b, ids[i], &job);
 		if (rv == 0)
-			rv = cancel_one(b, job, &done);
+			rv = broker_cancel_job(b, job, &done);
 		else if (rv == NQ_ENOTFOUND || rv == NQ_EINTERNAL)
 			rv = NQ_OK;
 		if (rv == 0 && done)
@@ -757,7 +819,7 @@ int broker_on_cancel(broker *b, broker_op *op)
 		return rv;
 	}
 	int st = (int)job->state;
-	rv = cancel_one(b, job, &done);
+	rv = broker_cancel_job(b, job, &done);
 	if (!done)
 		broker_set_status(b, op, NQ_EPRECOND,
 		    "job %s is %s; only scheduled, ready, waiting or leased "

@@ -254,6 +254,7 @@ typedef enum broker_event_kind {
 	BROKER_EV_LIMIT_CLEARED,
 	BROKER_EV_PROGRESS, /* a job's progress, at most one a second */
 	BROKER_EV_DEPENDENCY_FAILED, /* a waiting job's parent failed */
+	BROKER_EV_BATCH_COMPLETED,   /* every job of a sealed batch ended */
 	BROKER_EV_COUNT
 } broker_event_kind;
 
@@ -366,6 +367,12 @@ typedef struct broker_index {
 	 * 0 empty. nparents 0 is all a job without children pays. */
 	uint64_t *parents;
 	size_t nparents, capparents;
+	/* jobs of batches not yet ended, and their batch (batch.c): open
+	 * addressing on job ids, 0 empty; nbatched 0 is all others pay */
+	struct broker_batched {
+		uint64_t job, batch;
+	} * batched;
+	size_t nbatched, capbatched;
 } broker_index;
 
 int broker_index_init(broker_index *x);
@@ -461,6 +468,7 @@ struct broker {
 	broker_config cfg;
 	nqi_store *store;
 	MDB_dbi db_jobs, db_idem, db_expiry, db_queues, db_meta, db_handoff;
+	MDB_dbi db_batches; /* batch.c */
 	nqi_auth *auth;
 	uint64_t started_ms;
 	/* Claim check (blob.c): the blobs of jobs whose record went, queued
@@ -513,6 +521,10 @@ struct broker {
 		struct broker_dep_item *dep_work;
 		size_t ndep_work, capdep_work;
 		bool dep_busy;
+		/* batch.c: the batch records the group read, changed in
+		 * place and written back before the commit (seal_cb) */
+		struct broker_batch_slot *batches;
+		size_t nbatches, capbatches;
 		uint32_t dead_pipes[BROKER_DEAD_PIPES];
 		struct {
 			uint32_t pipe_id;
@@ -784,6 +796,11 @@ static inline size_t broker_nparents(const Nq__V1__JobSpec *s)
 {
 	return s->depends ? s->depends->n_depends_on : 0;
 }
+/* The batch a spec joins (depends.batch_id); "" for none. */
+static inline const char *broker_batch_of(const Nq__V1__JobSpec *s)
+{
+	return s->depends ? s->depends->batch_id : "";
+}
 static inline size_t broker_nchildren(const Nq__V1__Job *j)
 {
 	return j->family ? j->family->n_children : 0;
@@ -847,6 +864,50 @@ uint64_t broker_cron_wait_ms(broker *b);
 void broker_cron_forget(broker *b);
 int broker_on_cron_list(broker *b, broker_op *op);
 int broker_on_cron_trigger(broker *b, broker_op *op);
+
+/* batch.c: batches. The index knows each job of a batch that has not
+ * ended (broker_index.batched, rebuilt at recovery from the records); a
+ * job's end, on the plain success path too, is told to its batch
+ * (broker_batch_ended), whose record keeps the counts. */
+int broker_batched_add(broker_index *x, uint64_t job, const char *batch);
+void broker_batched_clear(broker_index *x);
+/* Why spec may not join its batch (NULL: it may): unknown or sealed. */
+const char *broker_batch_refuses(
+    broker *b, const Nq__V1__JobSpec *spec, int *err, char *why, size_t len);
+/* The new job joins its batch (after broker_batch_refuses said yes). */
+int broker_batch_join(broker *b, const Nq__V1__Job *job);
+/* Job id of queue ended in state: when it is a job of a batch, counted,
+ * and the callbacks are enqueued when that completes the sealed batch. */
+int broker_batch_ended(broker *b, uint64_t id, int state, const char *queue);
+/* EnqueueRequest.batch: makes the batch the request's jobs join. NULL,
+ * or why not (its status in *err). */
+const char *broker_batch_for_enqueue(
+    broker *b, broker_op *op, char **id, int *err, char *why, size_t len);
+/* After the request's jobs joined: seals the batch when asked; a batch
+ * that no job joined is not stored (*id becomes ""). */
+int broker_batch_enqueued(broker *b, broker_op *op, char **id);
+/* Enqueues the callbacks of the batches the group's ends completed. */
+int broker_batches_fire(broker *b);
+/* Writes the batch records the group changed (before its commit). */
+int broker_batches_flush(broker *b);
+/* Forgets the group's records (after its commit, or its failure). */
+void broker_batches_forget(broker *b);
+/* The expiry of a completed batch: its record goes. */
+int broker_batch_expire(broker *b, uint64_t id);
+int broker_on_batch_create(broker *b, broker_op *op);
+int broker_on_batch_seal(broker *b, broker_op *op);
+int broker_on_batch_get(broker *b, broker_op *op);
+int broker_on_batch_list(broker *b, broker_op *op);
+int broker_on_batch_cancel(broker *b, broker_op *op);
+/* api.c, for batch.c: what is wrong with a spec (NULL: nothing); a new
+ * id; a job cancel as CancelRequest does (*done: it could be); the
+ * enqueue of a callback, which no policy limit refuses, with family. */
+const char *broker_spec_invalid(
+    broker *b, const Nq__V1__JobSpec *s, char *buf, size_t len);
+uint64_t broker_next_id(broker *b);
+int broker_cancel_job(broker *b, Nq__V1__Job *job, bool *done);
+int broker_enqueue_callback(
+    broker *b, Nq__V1__JobSpec *spec, Nq__V1__JobFamily *family, char **id);
 int broker_on_fetch(broker *b, broker_op *op);
 /* dlq_api.c: a /v1/dlq/ request of the HTTP API handed to nq-dlq. */
 struct nqi_api_call;
@@ -920,6 +981,10 @@ void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,
  * what opened it) or a limit's spell (limit: its name; NULL otherwise). */
 void broker_queue_event(broker *b, broker_event_kind kind, const char *queue,
     double failure_ratio, const char *limit);
+/* Notes batch_completed of batch (id, on topic queue): last, the job whose
+ * end completed it ("" at a seal), summary its counts. Strings as above. */
+void broker_batch_event(broker *b, const char *batch, const char *queue,
+    const char *last, const char *summary);
 /* Publishes the group's events when it committed, drops them otherwise. */
 void broker_events_publish(broker *b, bool committed);
 int broker_events_open(broker *b, char *err, size_t errlen);

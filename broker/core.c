@@ -40,6 +40,13 @@ static const dispatch_entry dispatch[] = {
     {NQ__V1__REQUEST__BODY_POLICY_RESET, broker_on_policy_reset, false, ADMIN},
     {NQ__V1__REQUEST__BODY_CRON_LIST, broker_on_cron_list, false, ADMIN},
     {NQ__V1__REQUEST__BODY_CRON_TRIGGER, broker_on_cron_trigger, false, ADMIN},
+    {NQ__V1__REQUEST__BODY_BATCH_CREATE, broker_on_batch_create, false,
+        PRODUCER},
+    {NQ__V1__REQUEST__BODY_BATCH_SEAL, broker_on_batch_seal, false, PRODUCER},
+    {NQ__V1__REQUEST__BODY_BATCH_GET, broker_on_batch_get, false, PRODUCER},
+    {NQ__V1__REQUEST__BODY_BATCH_LIST, broker_on_batch_list, false, ADMIN},
+    {NQ__V1__REQUEST__BODY_BATCH_CANCEL, broker_on_batch_cancel, false,
+        PRODUCER},
     {NQ__V1__REQUEST__BODY_FETCH, broker_on_fetch, true, WORKER},
     {NQ__V1__REQUEST__BODY_EXTEND, broker_on_extend, true, WORKER},
 };
@@ -246,7 +253,10 @@ static int seal_cb(void *ctx, bool probe)
 	uint8_t key[7] = "last_id", val[8];
 	nqi_be64_put(val, b->core.last_id);
 	MDB_val k = {sizeof key, key}, v = {8, val};
-	return nqi_store_err(mdb_put(b->core.txn, b->db_meta, &k, &v, 0));
+	int rv = broker_batches_flush(b);
+	return rv != 0
+	           ? rv
+	           : nqi_store_err(mdb_put(b->core.txn, b->db_meta, &k, &v, 0));
 }
 
 static int group_cb(void *ctx)
@@ -255,6 +265,8 @@ static int group_cb(void *ctx)
 	int rv = broker_cron_run(b);
 	if (rv == 0)
 		rv = broker_sweep(b);
+	if (rv == 0)
+		rv = broker_batches_fire(b);
 	if (rv == 0)
 		rv = broker_serve_parked(b);
 	return rv;
@@ -311,8 +323,9 @@ static void group_end(broker *b)
 {
 	send_replies(b);
 	nqi_arena_reset(&b->core.arena);
-	b->core.raw_id = 0;      /* its copy was in the arena */
-	b->core.jobs_cur = NULL; /* LMDB closed it with the transaction */
+	broker_batches_forget(b); /* in the arena too */
+	b->core.raw_id = 0;       /* its copy was in the arena */
+	b->core.jobs_cur = NULL;  /* LMDB closed it with the transaction */
 	b->core.group++;
 	b->core.group_queues = 0;
 }

@@ -36,6 +36,7 @@ static const char *const kind_names[BROKER_EV_COUNT] = {
     "limit_cleared",
     "progress",
     "dependency_failed",
+    "batch_completed",
 };
 
 bool broker_events_wanted(broker *b)
@@ -90,6 +91,21 @@ void broker_queue_event(broker *b, broker_event_kind kind, const char *queue,
 	if (limit)
 		e->limit = (char *)limit; /* a static name */
 	e->topic_seq = topic_key(b, queue, kind);
+}
+
+void broker_batch_event(broker *b, const char *batch, const char *queue,
+    const char *last, const char *summary)
+{
+	Nq__V1__JobEvent *e = broker_events_wanted(b)
+	                          ? event_new(b, BROKER_EV_BATCH_COMPLETED)
+	                          : NULL;
+	if (!e)
+		return;
+	e->batch_id = (char *)batch;
+	e->queue = (char *)queue;
+	e->id = (char *)last;
+	e->error = (char *)summary;
+	e->topic_seq = topic_key(b, queue, BROKER_EV_BATCH_COMPLETED);
 }
 
 void broker_event(broker *b, broker_event_kind kind, const Nq__V1__Job *job,

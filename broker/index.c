@@ -38,6 +38,7 @@ void broker_index_fini(broker_index *x)
 	free(x->lease_slots);
 	free(x->stale);
 	free(x->parents);
+	free(x->batched);
 	broker_okeys_clear(x);
 	free(x->okeys);
 	memset(x, 0, sizeof *x);

@@ -631,6 +631,9 @@ int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us)
 	broker_wake_waiters(b, id, job);
 	if (b->core.index.nparents && (rv = broker_deps_ended(b, job)) != 0)
 		return rv;
+	if (b->core.index.nbatched &&
+	    (rv = broker_batch_ended(b, id, state, job->spec->queue)) != 0)
+		return rv;
 	/* Dead and expired jobs wait for nq-dlq; the others keep their
 	 * result for result_ttl. */
 	bool handoff = state == NQ_STATE_DEAD ||

@@ -24,6 +24,7 @@ static void index_clear(broker_index *x)
 	x->nleases = 0;
 	x->nstale = 0; /* the heaps are rebuilt from the records */
 	broker_parents_clear(x);
+	broker_batched_clear(x);
 	broker_okeys_clear(x);
 	memset(x->lease_slots, 0, x->nslots * sizeof *x->lease_slots);
 }
@@ -142,6 +143,9 @@ static int index_job(broker *b, MDB_txn *txn, Nq__V1__Job *job, uint64_t id,
 	            state == NQ_STATE_LEASED || state == NQ_STATE_WAITING;
 	if (rv == 0 && live && broker_nchildren(job))
 		rv = broker_parent_add(&b->core.index, id);
+	if (rv == 0 && live && broker_batch_of(job->spec)[0])
+		rv = broker_batched_add(
+		    &b->core.index, id, broker_batch_of(job->spec));
 	if (rv == 0 && live &&
 	    (job->spec->deadline_us || job->spec->finish_within_ms ||
 	        job->cancel_requested))

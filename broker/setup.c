@@ -77,6 +77,7 @@ void broker_fini(broker *b)
 	free(b->dlq.group_dead);
 	free(b->ev.list);
 	free(b->core.dep_work);
+	free(b->core.batches);
 	nqi_auth_free(b->auth);
 	b->auth = NULL;
 	free(b->cfg.dlq_token);
@@ -94,7 +95,8 @@ int broker_open_store(broker *b)
 	const nqi_store_db dbs[] = {{"jobs", &b->db_jobs},
 	    {"idem", &b->db_idem}, {"expiry", &b->db_expiry},
 	    {"queues", &b->db_queues}, {"meta", &b->db_meta},
-	    {"handoff", &b->db_handoff}, {NULL, NULL}};
+	    {"handoff", &b->db_handoff}, {"batches", &b->db_batches},
+	    {NULL, NULL}};
 	nqi_store_opts so = {
 	    .dir = b->cfg.data_dir,
 	    .sync = strcmp(b->cfg.sync, "always") == 0,

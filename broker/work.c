@@ -1095,6 +1095,10 @@ static int succeed_plain(
 	nqi_lat_observe(&b->core.index.queues[qi].run, since(now, l.leased_us));
 	gate_ended(b, qi, id, false);
 	broker_count_move_at(b, qi, NQ_STATE_LEASED, NQ_STATE_SUCCEEDED);
+	if (b->core.index.nbatched &&
+	    (rv = broker_batch_ended(b, id, NQ_STATE_SUCCEEDED,
+	         b->core.index.queues[qi].name)) != 0)
+		return rv;
 	if (ttl_ms != 0 &&
 	    (rv = broker_job_patch_success(b, id, now, c->result)) != 0)
 		return rv;
@@ -1405,6 +1409,8 @@ static int sweep_expiry(broker *b, uint64_t now_us)
 			rv = expire_job(b, nqi_be64_get(key + 9));
 		else if (k.mv_size > 9 && key[8] == 'i')
 			rv = expire_idem(b, key + 9, k.mv_size - 9, at);
+		else if (k.mv_size == 17 && key[8] == 'b')
+			rv = broker_batch_expire(b, nqi_be64_get(key + 9));
 		if (rv == 0 && mdb_cursor_del(cur, 0) != 0)
 			rv = NQ_ESTORE;
 		b->core.dirty = true;

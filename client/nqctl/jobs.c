@@ -38,6 +38,7 @@ typedef struct enqueue_flags {
 	uint64_t offload_above;
 	bool offload;
 	const char *after;             /* parents, comma-separated */
+	const char *batch;             /* the batch it joins */
 	const char *on_parent_failure; /* cancel | run */
 	char *after_ids[64];           /* --after split (into after) */
 } enqueue_flags;
@@ -463,12 +464,15 @@ int nqctl_enqueue(nqctl *x, int argc, char **argv, int start)
 	        "cancel (dependency_failed) | run: what a parent's failure "
 	        "does to it (cancel)",
 	        false},
+	    {"batch", NQI_OPT_STR, &f.batch,
+	        "ID: the job joins this batch (nqctl batch create)", false},
 	    NQCTL_COMMON_OPTS(x),
 	};
 	int rc = nqctl_args(x, opts, NQCTL_LEN(opts), argc, argv, start);
 	if (rc != NQI_CONTINUE)
 		return rc;
-	nq_job_spec spec = {.queue = x->args[0], .type = x->args[1]};
+	nq_job_spec spec = {
+	    .queue = x->args[0], .type = x->args[1], .batch_id = f.batch};
 	uint8_t *payload = NULL;
 	if ((rc = check_name(x, "queue", spec.queue)) == NQI_CONTINUE &&
 	    (rc = check_name(x, "type", spec.type)) == NQI_CONTINUE &&

@@ -60,6 +60,12 @@ static const nqctl_cmd commands[] = {
         "Shows the schedules of the queues file (last and next tick, last "
         "job), or enqueues one schedule's job now.",
         1, 2, nqctl_cron},
+    {"batch",
+        "create [--on-success Q:T] [--on-complete Q:T] [--seal] | add ID "
+        "QUEUE TYPE [--count N] | seal ID | get ID | list | cancel ID",
+        "Groups jobs under a batch whose callbacks are enqueued once when "
+        "it completes; shows its counts per state and its callbacks.",
+        1, 4, nqctl_batch},
     {"dlq", NQCTL_DLQ_SYNOPSIS, NQCTL_DLQ_SUMMARY, 0, 0, nqctl_dlq},
     {"events", NQCTL_EVENTS_SYNOPSIS, NQCTL_EVENTS_SUMMARY, 0, 0, nqctl_events},
     {"top", NQCTL_TOP_SYNOPSIS, NQCTL_TOP_SUMMARY, 0, 0, nqctl_top},

@@ -104,6 +104,7 @@ int nqctl_list(nqctl *x, int argc, char **argv, int start);
 /* policy.c: queue show | set | reset */
 int nqctl_queue(nqctl *x, int argc, char **argv, int start);
 int nqctl_cron(nqctl *x, int argc, char **argv, int start);
+int nqctl_batch(nqctl *x, int argc, char **argv, int start);
 /* moved.c: prints where the command went; returns NQI_EXIT_USAGE. */
 int nqctl_bench_moved(nqctl *x, int argc, char **argv, int start);
 

@@ -221,6 +221,8 @@ static int add_history(json_t *o, const nq_job *job)
 	    o, "group_key", text_or_null(nq_job_group_key(job)));
 	bad |= json_object_set_new(
 	    o, "schedule", text_or_null(nq_job_schedule(job)));
+	bad |=
+	    json_object_set_new(o, "batch", text_or_null(nq_job_batch_id(job)));
 	return bad | add_unique(o, job) | add_control(o, job) |
 	       add_deps(o, job);
 }

@@ -114,7 +114,7 @@ static void spec_to_pb(const nq_job_spec *s, Nq__V1__JobSpec *pb,
 	pb->payload_sha256 = str_in(s->payload_sha256);
 	pb->finish_within_ms = s->finish_within_ms;
 	if (before || (s->depends_on && s->n_depends_on) ||
-	    s->run_on_parent_failure) {
+	    s->run_on_parent_failure || (s->batch_id && *s->batch_id)) {
 		nq__v1__dependencies__init(dep);
 		dep->depends_on = (char **)s->depends_on;
 		dep->n_depends_on = s->depends_on ? s->n_depends_on : 0;
@@ -124,6 +124,7 @@ static void spec_to_pb(const nq_job_spec *s, Nq__V1__JobSpec *pb,
 		        : NQ__V1__PARENT_FAILURE__PARENT_FAILURE_CANCEL;
 		dep->depends_on_index = before;
 		dep->n_depends_on_index = before ? 1 : 0;
+		dep->batch_id = str_in(s->batch_id);
 		pb->depends = dep;
 	}
 }
@@ -144,9 +145,40 @@ static void result_from_pb(
 	}
 }
 
+/* A batch an enqueue creates (EnqueueRequest.batch): the request, with
+ * room for its callbacks' specs, and the id the reply names. */
+typedef struct nq_batch_new {
+	Nq__V1__BatchCreateRequest req;
+	Nq__V1__JobSpec pb[2];
+	Nq__V1__Unique unique[2];
+	Nq__V1__Dependencies dep[2];
+	char *id;
+} nq_batch_new;
+
+/* Fills b->req from the callbacks (NULL: none); they are checked. */
+static int batch_new(nq_client *c, nq_batch_new *b,
+    const nq_job_spec *on_success, const nq_job_spec *on_complete, bool seal)
+{
+	const nq_job_spec *cbs[2] = {on_success, on_complete};
+	Nq__V1__JobSpec **slots[2] = {&b->req.on_success, &b->req.on_complete};
+	nq__v1__batch_create_request__init(&b->req);
+	b->req.seal = seal;
+	for (int i = 0; i < 2; i++) {
+		int rv = cbs[i] ? check_spec(cbs[i], (size_t)i, c->last_error)
+		                : NQ_OK;
+		if (rv != NQ_OK)
+			return rv;
+		if (!cbs[i])
+			continue;
+		spec_to_pb(cbs[i], &b->pb[i], &b->unique[i], &b->dep[i], NULL);
+		*slots[i] = &b->pb[i];
+	}
+	return NQ_OK;
+}
+
 /* Sends the packed specs and reads one result per spec. */
 static int enqueue_call(nq_client *c, Nq__V1__JobSpec **pbs, size_t n,
-    nq_enqueue_result *results, bool all_or_none)
+    nq_enqueue_result *results, bool all_or_none, nq_batch_new *batch)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__EnqueueRequest body = NQ__V1__ENQUEUE_REQUEST__INIT;
@@ -155,6 +187,7 @@ static int enqueue_call(nq_client *c, Nq__V1__JobSpec **pbs, size_t n,
 	body.jobs = pbs;
 	body.n_jobs = n;
 	body.all_or_none = all_or_none;
+	body.batch = batch ? &batch->req : NULL;
 	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
 	req.enqueue = &body;
 	int rv = nqc_call_arena(
@@ -168,6 +201,9 @@ static int enqueue_call(nq_client *c, Nq__V1__JobSpec **pbs, size_t n,
 		    r->enqueue ? r->enqueue->n_results : 0, n);
 	for (size_t i = 0; rv == NQ_OK && i < n; i++)
 		result_from_pb(r->enqueue->results[i], &results[i]);
+	if (rv == NQ_OK && batch)
+		snprintf(
+		    batch->id, NQ_ID_MAX, "%s", str_in(r->enqueue->batch_id));
 	if (r)
 		nqi_arena_free(arena);
 	return rv;
@@ -196,7 +232,7 @@ static void offload_settle(
 /* nq_enqueue_batch; chain: each job waits for the one before it, and the
  * request is all or none. */
 static int enqueue_specs(nq_client *c, const nq_job_spec *specs, size_t n,
-    nq_enqueue_result *results, bool chain)
+    nq_enqueue_result *results, bool chain, nq_batch_new *batch)
 {
 	uint32_t *before = NULL;
 	Nq__V1__Dependencies *dep = NULL;
@@ -240,7 +276,7 @@ static int enqueue_specs(nq_client *c, const nq_job_spec *specs, size_t n,
 			    c, &specs[i], &pb[i], &refs[i], c->last_error);
 	}
 	if (rv == NQ_OK)
-		rv = enqueue_call(c, pbs, n, results, chain);
+		rv = enqueue_call(c, pbs, n, results, chain, batch);
 	if (refs)
 		offload_settle(refs, n, rv, results);
 out:
@@ -256,13 +292,13 @@ out:
 NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
     nq_enqueue_result *results)
 {
-	return enqueue_specs(c, specs, n, results, false);
+	return enqueue_specs(c, specs, n, results, false, NULL);
 }
 
 NQ_API int nq_enqueue_chain(nq_client *c, const nq_job_spec *specs, size_t n,
     nq_enqueue_result *results)
 {
-	return enqueue_specs(c, specs, n, results, true);
+	return enqueue_specs(c, specs, n, results, true, NULL);
 }
 
 NQ_API int nq_enqueue(
@@ -1372,4 +1408,194 @@ NQ_API void nq_job_list_free(nq_job_list *l)
 		nq__v1__reply__free_unpacked(l->reply, NULL);
 	free(l->jobs);
 	free(l);
+}
+
+/* ---- batches ---- */
+
+NQ_API int nq_batch_enqueue(nq_client *c, const nq_job_spec *specs, size_t n,
+    const nq_job_spec *on_success, const nq_job_spec *on_complete,
+    nq_enqueue_result *results, char *batch_id)
+{
+	nq_batch_new b;
+	int rv = check_client(c);
+	if (rv != 0)
+		return rv;
+	if (!batch_id || n == 0)
+		return nqc_fail(c->last_error, NQ_EINVAL,
+		    "a batch enqueue takes jobs and a batch_id to fill");
+	if ((rv = batch_new(c, &b, on_success, on_complete, true)) != 0)
+		return rv;
+	b.id = batch_id;
+	batch_id[0] = '\0';
+	return enqueue_specs(c, specs, n, results, false, &b);
+}
+
+static void callback_from_pb(
+    const Nq__V1__JobSpec *s, const char *id, nq_batch_callback *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!s)
+		return;
+	snprintf(out->queue, sizeof out->queue, "%s", str_in(s->queue));
+	snprintf(out->type, sizeof out->type, "%s", str_in(s->type));
+	snprintf(out->job_id, sizeof out->job_id, "%s", str_in(id));
+}
+
+static void batch_from_pb(const Nq__V1__Batch *b, nq_batch_info *out)
+{
+	if (!out)
+		return;
+	memset(out, 0, sizeof *out);
+	if (!b)
+		return;
+	snprintf(out->id, sizeof out->id, "%s", str_in(b->id));
+	out->sealed = b->sealed;
+	out->cancel_requested = b->cancel_requested;
+	out->created_us = b->created_us;
+	out->completed_us = b->completed_us;
+	out->total = b->total;
+	out->pending = b->pending;
+	out->succeeded = b->succeeded;
+	out->dead = b->dead;
+	out->canceled = b->canceled;
+	out->expired = b->expired;
+	out->waiting = b->waiting;
+	out->scheduled = b->scheduled;
+	out->ready = b->ready;
+	out->leased = b->leased;
+	callback_from_pb(b->on_success, b->on_success_id, &out->on_success);
+	callback_from_pb(b->on_complete, b->on_complete_id, &out->on_complete);
+}
+
+/* Reply bodies of the batch calls, all BatchReply but list. */
+static Nq__V1__BatchReply *batch_reply(Nq__V1__Reply *r)
+{
+	switch (r->body_case) {
+	case NQ__V1__REPLY__BODY_BATCH_CREATE:
+		return r->batch_create;
+	case NQ__V1__REPLY__BODY_BATCH_SEAL:
+		return r->batch_seal;
+	case NQ__V1__REPLY__BODY_BATCH_GET:
+		return r->batch_get;
+	case NQ__V1__REPLY__BODY_BATCH_CANCEL:
+		return r->batch_cancel;
+	default:
+		return NULL;
+	}
+}
+
+/* One batch call whose reply is a BatchReply: into out and canceled. */
+static int batch_call(nq_client *c, Nq__V1__Request *req,
+    Nq__V1__Reply__BodyCase want, const char *what, nq_batch_info *out,
+    uint32_t *canceled)
+{
+	Nq__V1__Reply *r = NULL;
+	int rv = api_call(c, req, c->timeout_ms, want, what, &r);
+	Nq__V1__BatchReply *b = rv == NQ_OK ? batch_reply(r) : NULL;
+	if (rv == NQ_OK && !b)
+		rv =
+		    nqc_fail(c->last_error, NQ_EPROTO, "%s: empty reply", what);
+	if (b)
+		batch_from_pb(b->batch, out);
+	if (b && canceled)
+		*canceled = b->canceled;
+	if (r)
+		nq__v1__reply__free_unpacked(r, NULL);
+	return rv;
+}
+
+NQ_API int nq_batch_create(nq_client *c, const nq_job_spec *on_success,
+    const nq_job_spec *on_complete, bool seal, char *id)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	nq_batch_new b;
+	nq_batch_info info;
+	int rv = check_client(c);
+	if (rv != 0)
+		return rv;
+	if (!id)
+		return nqc_fail(
+		    c->last_error, NQ_EINVAL, "id must not be NULL");
+	if ((rv = batch_new(c, &b, on_success, on_complete, seal)) != 0)
+		return rv;
+	req.body_case = NQ__V1__REQUEST__BODY_BATCH_CREATE;
+	req.batch_create = &b.req;
+	rv = batch_call(c, &req, NQ__V1__REPLY__BODY_BATCH_CREATE,
+	    "batch create", &info, NULL);
+	if (rv == NQ_OK)
+		memcpy(id, info.id, NQ_ID_MAX);
+	return rv;
+}
+
+/* Seal, get and cancel: a BatchRef. */
+static int batch_ref_call(nq_client *c, const char *id,
+    Nq__V1__Request__BodyCase body, Nq__V1__Reply__BodyCase want,
+    const char *what, nq_batch_info *out, uint32_t *canceled)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__BatchRef ref = NQ__V1__BATCH_REF__INIT;
+	int rv = check_client(c);
+	if (rv != 0)
+		return rv;
+	if (!id || !*id)
+		return nqc_fail(c->last_error, NQ_EINVAL, "no batch id");
+	ref.id = (char *)id;
+	req.body_case = body;
+	if (body == NQ__V1__REQUEST__BODY_BATCH_SEAL)
+		req.batch_seal = &ref;
+	else if (body == NQ__V1__REQUEST__BODY_BATCH_GET)
+		req.batch_get = &ref;
+	else
+		req.batch_cancel = &ref;
+	return batch_call(c, &req, want, what, out, canceled);
+}
+
+NQ_API int nq_batch_seal(nq_client *c, const char *id, nq_batch_info *out)
+{
+	return batch_ref_call(c, id, NQ__V1__REQUEST__BODY_BATCH_SEAL,
+	    NQ__V1__REPLY__BODY_BATCH_SEAL, "batch seal", out, NULL);
+}
+
+NQ_API int nq_batch_get(nq_client *c, const char *id, nq_batch_info *out)
+{
+	return batch_ref_call(c, id, NQ__V1__REQUEST__BODY_BATCH_GET,
+	    NQ__V1__REPLY__BODY_BATCH_GET, "batch get", out, NULL);
+}
+
+NQ_API int nq_batch_cancel(
+    nq_client *c, const char *id, nq_batch_info *out, uint32_t *canceled)
+{
+	return batch_ref_call(c, id, NQ__V1__REQUEST__BODY_BATCH_CANCEL,
+	    NQ__V1__REPLY__BODY_BATCH_CANCEL, "batch cancel", out, canceled);
+}
+
+NQ_API int nq_batch_list(nq_client *c, const char *after_id, size_t cap,
+    nq_batch_info *out, size_t *n, char *next)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__BatchListRequest l = NQ__V1__BATCH_LIST_REQUEST__INIT;
+	Nq__V1__Reply *r = NULL;
+	int rv = check_client(c);
+	if (rv != 0)
+		return rv;
+	if (!out || !n || !next || cap == 0)
+		return nqc_fail(c->last_error, NQ_EINVAL,
+		    "out, n and next must not be NULL, cap not 0");
+	l.limit = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+	l.after_id = str_in(after_id);
+	req.body_case = NQ__V1__REQUEST__BODY_BATCH_LIST;
+	req.batch_list = &l;
+	rv = api_call(c, &req, c->timeout_ms, NQ__V1__REPLY__BODY_BATCH_LIST,
+	    "batch list", &r);
+	*n = 0;
+	next[0] = '\0';
+	for (size_t i = 0;
+	     rv == NQ_OK && i < r->batch_list->n_batches && i < cap; i++)
+		batch_from_pb(r->batch_list->batches[i], &out[(*n)++]);
+	if (rv == NQ_OK)
+		snprintf(next, NQ_ID_MAX, "%s",
+		    str_in(r->batch_list->next_after_id));
+	if (r)
+		nq__v1__reply__free_unpacked(r, NULL);
+	return rv;
 }

@@ -143,6 +143,11 @@ NQ_API uint64_t nq_job_unique_window_ms(const nq_job *job)
 	return job_unique(job) ? job_unique(job)->window_ms : 0;
 }
 NQC_JOB_STR(schedule, job_spec)
+NQ_API const char *nq_job_batch_id(const nq_job *job)
+{
+	const Nq__V1__JobSpec *s = job_spec(job);
+	return s && s->depends ? str_or_empty(s->depends->batch_id) : "";
+}
 NQC_JOB_STR(dead_reason, job_pb)
 NQC_JOB_NUM(bool, in_dlq, job_pb)
 NQC_JOB_STR(worker_id, job_pb)

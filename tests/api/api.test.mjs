@@ -18,7 +18,8 @@ before(async () => {
       '--admin-tokens', 'env:NQ_A', '--dlq-token-file', 'env:NQ_P', '--max-payload', '1k'],
     dlqFlags: ['--producer-tokens', 'env:NQ_P', '--admin-tokens', 'env:NQ_A',
       '--token-file', 'env:NQ_P', '--broker-timeout', '1s'],
-    worker: { queues: 't', handlers: ['ok=cat', 'bad=false', 'slow=sleep 2'],
+    worker: { queues: 't', handlers: ['ok=cat', 'bad=false', 'slow=sleep 2',
+      'parents=cat "$NQ_PARENT_RESULTS"'],
       env: { NQ_TOKEN_FILE: 'env:NQ_W' } },
   });
 });
@@ -251,6 +252,28 @@ test('events arrive in order, filtered, and resume after Last-Event-ID', async (
   isError(await call(nq.broker, 'GET', '/v1/events?last_event_id=x', { token: TOK.producer }), 400, 'INVALID_ARGUMENT');
   const m = await call(nq.broker, 'GET', '/metrics');
   assert.match(m.text, /^nq_http_sse_events_total [1-9]/m);
+});
+
+test('a batch made in one enqueue runs its callback once, with batch_completed on the stream', async () => {
+  const s = await openEvents(`${nq.broker}/v1/events?kind=batch_completed`, { authorization: `Bearer ${TOK.producer}` });
+  const r = await B('POST', '/v1/queues/t/jobs', { body: {
+    jobs: [{ type: 'ok' }, { type: 'ok' }, { type: 'bad', max_attempts: 1 }],
+    batch: { seal: true, on_complete: { queue: 't', type: 'parents' }, on_success: { queue: 't', type: 'ok' } } } });
+  assert.equal(r.status, 200, r.text);
+  const id = r.body.batch_id;
+  const [ev] = await s.next(1);
+  s.close();
+  assert.equal(ev.event, 'batch_completed');
+  assert.equal(ev.data.batch_id, id);
+  await until(async () => (await B('GET', `/v1/batches/${id}`)).body.on_complete_id);
+  const b = (await B('GET', `/v1/batches/${id}`)).body;
+  assert.equal(Number(b.succeeded), 2);
+  assert.equal(Number(b.dead), 1);
+  assert.ok(!b.on_success_id);
+  const cb = await B('GET', `/v1/jobs/${b.on_complete_id}/wait?timeout=10s`);
+  assert.equal(cb.body.state, 'succeeded');
+  assert.match(Buffer.from(cb.body.result, 'base64').toString(), new RegExp(`"${id}":\\{"batch":"${id}","total":3,"succeeded":2,"dead":1`));
+  isError(await B('POST', '/v1/queues/t/jobs', { body: { type: 'ok', depends: { batch_id: id } } }), 412, 'FAILED_PRECONDITION');
 });
 
 test('a stream that does not read skips what fell off the ring, and holds nothing back', async () => {

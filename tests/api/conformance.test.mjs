@@ -72,6 +72,16 @@ test('every operation answers as the document says', async () => {
   await check(B, 'GET', '/v1/cron');
   await check(B, 'POST', '/v1/cron/nope/trigger', {}, 404);
   await check(D, 'GET', '/v1/routes');
+  const batch = await check(B, 'POST', '/v1/batches', { body: { on_complete: { queue: 'c', type: 'ok' } } });
+  await check(B, 'POST', '/v1/queues/c/jobs', { body: { type: 'ok', depends: { batch_id: batch.id } } });
+  await check(B, 'GET', `/v1/batches/${batch.id}`);
+  await check(B, 'GET', '/v1/batches?limit=5');
+  await check(B, 'POST', `/v1/batches/${batch.id}/seal`);
+  await check(B, 'POST', `/v1/batches/${batch.id}/cancel`);
+  await check(B, 'GET', '/v1/batches/00000000000000ff', {}, 404);
+  await check(B, 'POST', '/v1/batches', { body: { on_success: { queue: 'bad queue', type: 'ok' } } }, 400);
+  const made = await check(B, 'POST', '/v1/queues/c/jobs', { body: { jobs: [{ type: 'ok' }], batch: { seal: true, on_complete: { queue: 'c', type: 'ok' } } } });
+  assert.match(made.batch_id, /^[0-9a-f]{16}$/);
 
   // events: a stream whose events match JobEvent
   const found = operation('GET', '/v1/events');

@@ -109,6 +109,7 @@ int fs_cmd_drain(int argc, char **argv);
 int fs_cmd_check(int argc, char **argv);
 int fs_cmd_crowd(int argc, char **argv);
 int fs_cmd_sample(int argc, char **argv);
+int fs_cmd_workflows(int argc, char **argv);
 
 /* One --name VALUE flag of a subcommand and where its value goes. */
 typedef struct fs_flag {

@@ -17,6 +17,7 @@ static const struct {
     {"check", fs_cmd_check, "analyse the records of one scenario"},
     {"crowd", fs_cmd_crowd, "waiters, an unread client, idle HTTP"},
     {"sample", fs_cmd_sample, "the broker's leased and ready, every 10 ms"},
+    {"workflows", fs_cmd_workflows, "batches and chains, worked and checked"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

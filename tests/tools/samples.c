@@ -966,6 +966,109 @@ static void build_worker_samples(void)
 	rep_stats_workers.stats = &rp_stats_workers;
 }
 
+/* Added with batches: a spec joining a batch, the batch record with its
+ * callbacks, an enqueue that creates a sealed batch and its reply, each
+ * batch request and reply, and the batch_completed event. */
+static Nq__V1__JobSpec spec_batch = NQ__V1__JOB_SPEC__INIT;
+static Nq__V1__Dependencies batch_depends = NQ__V1__DEPENDENCIES__INIT;
+static Nq__V1__Batch batch_rec = NQ__V1__BATCH__INIT;
+static Nq__V1__Batch *batch_recs[] = {&batch_rec};
+static Nq__V1__BatchCreateRequest rq_batch_create =
+    NQ__V1__BATCH_CREATE_REQUEST__INIT;
+static Nq__V1__BatchRef rq_batch_ref = NQ__V1__BATCH_REF__INIT;
+static Nq__V1__BatchListRequest rq_batch_list =
+    NQ__V1__BATCH_LIST_REQUEST__INIT;
+static Nq__V1__BatchReply rp_batch = NQ__V1__BATCH_REPLY__INIT;
+static Nq__V1__BatchListReply rp_batch_list = NQ__V1__BATCH_LIST_REPLY__INIT;
+static Nq__V1__EnqueueRequest rq_enqueue_batch = NQ__V1__ENQUEUE_REQUEST__INIT;
+static Nq__V1__JobSpec *enqueue_batch_specs[] = {&spec};
+static Nq__V1__EnqueueResult enqueue_batch_res = NQ__V1__ENQUEUE_RESULT__INIT;
+static Nq__V1__EnqueueResult *enqueue_batch_results[] = {&enqueue_batch_res};
+static Nq__V1__EnqueueReply rp_enqueue_batch = NQ__V1__ENQUEUE_REPLY__INIT;
+static Nq__V1__JobEvent event_batch_completed = NQ__V1__JOB_EVENT__INIT;
+static Nq__V1__Request req_batch_create, req_batch_seal, req_batch_get,
+    req_batch_list, req_batch_cancel, req_enqueue_batch;
+static Nq__V1__Reply rep_batch_create, rep_batch_seal, rep_batch_get,
+    rep_batch_list, rep_batch_cancel, rep_enqueue_batch;
+
+static void build_batch_record(void)
+{
+	spec_batch = spec;
+	batch_depends.batch_id = NQT_BATCH_ID;
+	spec_batch.depends = &batch_depends;
+	batch_rec.id = NQT_BATCH_ID;
+	batch_rec.created_us = NQT_CREATED_US;
+	batch_rec.sealed = true;
+	batch_rec.total = NQT_BATCH_TOTAL;
+	batch_rec.succeeded = NQT_BATCH_TOTAL - 4;
+	batch_rec.dead = 1;
+	batch_rec.canceled = 1;
+	batch_rec.expired = 1;
+	batch_rec.on_success = &spec;
+	batch_rec.on_complete = &spec;
+	batch_rec.on_success_id = NQT_ID2;
+	batch_rec.on_complete_id = NQT_ID3;
+	batch_rec.completed_us = NQT_CRON_LAST_US;
+	batch_rec.cancel_requested = true;
+	batch_rec.pending = 1;
+	batch_rec.waiting = 1;
+	batch_rec.scheduled = 2;
+	batch_rec.ready = 3;
+	batch_rec.leased = 4;
+}
+
+static void build_batch_samples(void)
+{
+	build_batch_record();
+	rq_batch_create.on_success = &spec;
+	rq_batch_create.on_complete = &spec;
+	rq_batch_create.seal = true;
+	rq_batch_ref.id = NQT_BATCH_ID;
+	rq_batch_list.limit = NQT_DLQ_LIMIT;
+	rq_batch_list.after_id = NQT_BATCH_ID;
+	rp_batch.batch = &batch_rec;
+	rp_batch.canceled = 1;
+	rp_batch_list.n_batches = COUNT(batch_recs);
+	rp_batch_list.batches = batch_recs;
+	rp_batch_list.next_after_id = NQT_BATCH_ID;
+	rq_enqueue_batch.n_jobs = COUNT(enqueue_batch_specs);
+	rq_enqueue_batch.jobs = enqueue_batch_specs;
+	rq_enqueue_batch.batch = &rq_batch_create;
+	enqueue_batch_res.id = NQT_ID;
+	rp_enqueue_batch.n_results = COUNT(enqueue_batch_results);
+	rp_enqueue_batch.results = enqueue_batch_results;
+	rp_enqueue_batch.batch_id = NQT_BATCH_ID;
+	event_batch_completed.seq = NQT_EVENT_SEQ;
+	event_batch_completed.kind = "batch_completed";
+	event_batch_completed.id = NQT_ID;
+	event_batch_completed.queue = NQT_QUEUE;
+	event_batch_completed.batch_id = NQT_BATCH_ID;
+	envelope(&req_batch_create, NQ__V1__REQUEST__BODY_BATCH_CREATE);
+	req_batch_create.batch_create = &rq_batch_create;
+	envelope(&req_batch_seal, NQ__V1__REQUEST__BODY_BATCH_SEAL);
+	req_batch_seal.batch_seal = &rq_batch_ref;
+	envelope(&req_batch_get, NQ__V1__REQUEST__BODY_BATCH_GET);
+	req_batch_get.batch_get = &rq_batch_ref;
+	envelope(&req_batch_list, NQ__V1__REQUEST__BODY_BATCH_LIST);
+	req_batch_list.batch_list = &rq_batch_list;
+	envelope(&req_batch_cancel, NQ__V1__REQUEST__BODY_BATCH_CANCEL);
+	req_batch_cancel.batch_cancel = &rq_batch_ref;
+	envelope(&req_enqueue_batch, NQ__V1__REQUEST__BODY_ENQUEUE);
+	req_enqueue_batch.enqueue = &rq_enqueue_batch;
+	reply_envelope(&rep_batch_create, NQ__V1__REPLY__BODY_BATCH_CREATE);
+	rep_batch_create.batch_create = &rp_batch;
+	reply_envelope(&rep_batch_seal, NQ__V1__REPLY__BODY_BATCH_SEAL);
+	rep_batch_seal.batch_seal = &rp_batch;
+	reply_envelope(&rep_batch_get, NQ__V1__REPLY__BODY_BATCH_GET);
+	rep_batch_get.batch_get = &rp_batch;
+	reply_envelope(&rep_batch_list, NQ__V1__REPLY__BODY_BATCH_LIST);
+	rep_batch_list.batch_list = &rp_batch_list;
+	reply_envelope(&rep_batch_cancel, NQ__V1__REPLY__BODY_BATCH_CANCEL);
+	rep_batch_cancel.batch_cancel = &rp_batch;
+	reply_envelope(&rep_enqueue_batch, NQ__V1__REPLY__BODY_ENQUEUE);
+	rep_enqueue_batch.enqueue = &rp_enqueue_batch;
+}
+
 static nqt_sample samples[] = {
     {"status", &status.base},
     {"job_spec", &spec.base},
@@ -1052,6 +1155,21 @@ static nqt_sample samples[] = {
     {"request_enqueue_chain", &req_chain.base},
     {"reply_stats_workers", &rep_stats_workers.base},
     {"queue_stats_latency", &qstats_latency.base},
+    {"job_spec_batch", &spec_batch.base},
+    {"batch", &batch_rec.base},
+    {"request_batch_create", &req_batch_create.base},
+    {"request_batch_seal", &req_batch_seal.base},
+    {"request_batch_get", &req_batch_get.base},
+    {"request_batch_list", &req_batch_list.base},
+    {"request_batch_cancel", &req_batch_cancel.base},
+    {"request_enqueue_batch", &req_enqueue_batch.base},
+    {"reply_batch_create", &rep_batch_create.base},
+    {"reply_batch_seal", &rep_batch_seal.base},
+    {"reply_batch_get", &rep_batch_get.base},
+    {"reply_batch_list", &rep_batch_list.base},
+    {"reply_batch_cancel", &rep_batch_cancel.base},
+    {"reply_enqueue_batch", &rep_enqueue_batch.base},
+    {"job_event_batch_completed", &event_batch_completed.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)
@@ -1077,6 +1195,7 @@ const nqt_sample *nqt_samples(size_t *n)
 		build_cron_samples();
 		build_depends_samples();
 		build_worker_samples();
+		build_batch_samples();
 		built = true;
 	}
 	*n = COUNT(samples);
@@ -1138,6 +1257,12 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
     &nq__v1__cron_trigger_request__descriptor,
     &nq__v1__cron_trigger_reply__descriptor,
     &nq__v1__cron_state__descriptor,
+    &nq__v1__batch__descriptor,
+    &nq__v1__batch_create_request__descriptor,
+    &nq__v1__batch_ref__descriptor,
+    &nq__v1__batch_list_request__descriptor,
+    &nq__v1__batch_reply__descriptor,
+    &nq__v1__batch_list_reply__descriptor,
     &nq__v1__fetch_request__descriptor,
     &nq__v1__fetch_reply__descriptor,
     &nq__v1__lease_ref__descriptor,

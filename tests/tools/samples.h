@@ -159,5 +159,8 @@ void nqt_coverage_free(nqt_coverage *c);
 #define NQT_LAT_RUN_P50_US 250000
 #define NQT_LAT_RUN_P99_US 3100000
 #define NQT_LAT_RUN_JOBS 4990
+/* batches: a sealed batch, completed */
+#define NQT_BATCH_ID "0190f5a2b3c4d5f0"
+#define NQT_BATCH_TOTAL 1000
 
 #endif

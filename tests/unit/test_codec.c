@@ -937,6 +937,143 @@ static void fx_queue_stats_latency(const ProtobufCMessage *m)
 	assert_int_equal(q->run_window_jobs, NQT_LAT_RUN_JOBS);
 }
 
+static void check_batch(const Nq__V1__Batch *r)
+{
+	assert_string_equal(r->id, NQT_BATCH_ID);
+	assert_int_equal(r->created_us, NQT_CREATED_US);
+	assert_true(r->sealed);
+	assert_int_equal(r->total, NQT_BATCH_TOTAL);
+	assert_int_equal(r->succeeded, NQT_BATCH_TOTAL - 4);
+	assert_int_equal(r->dead + r->canceled + r->expired, 3);
+	check_spec_fields(r->on_success);
+	check_spec_fields(r->on_complete);
+	assert_string_equal(r->on_success_id, NQT_ID2);
+	assert_string_equal(r->on_complete_id, NQT_ID3);
+	assert_int_equal(r->completed_us, NQT_CRON_LAST_US);
+	assert_true(r->cancel_requested);
+	assert_int_equal(r->pending, 1);
+	assert_int_equal(r->waiting + r->scheduled + r->ready + r->leased, 10);
+}
+
+static void fx_job_spec_batch(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobSpec *s = (const void *)m;
+	check_spec_fields(s);
+	assert_int_equal(s->depends->n_depends_on, 0);
+	assert_string_equal(s->depends->batch_id, NQT_BATCH_ID);
+}
+
+static void fx_batch(const ProtobufCMessage *m)
+{
+	check_batch((const void *)m);
+}
+
+static void check_batch_create(const Nq__V1__BatchCreateRequest *c)
+{
+	check_spec_fields(c->on_success);
+	check_spec_fields(c->on_complete);
+	assert_true(c->seal);
+}
+
+static void fx_request_batch_create(const ProtobufCMessage *m)
+{
+	check_batch_create(
+	    request_of(m, NQ__V1__REQUEST__BODY_BATCH_CREATE)->batch_create);
+}
+
+static void fx_request_batch_seal(const ProtobufCMessage *m)
+{
+	assert_string_equal(
+	    request_of(m, NQ__V1__REQUEST__BODY_BATCH_SEAL)->batch_seal->id,
+	    NQT_BATCH_ID);
+}
+
+static void fx_request_batch_get(const ProtobufCMessage *m)
+{
+	assert_string_equal(
+	    request_of(m, NQ__V1__REQUEST__BODY_BATCH_GET)->batch_get->id,
+	    NQT_BATCH_ID);
+}
+
+static void fx_request_batch_list(const ProtobufCMessage *m)
+{
+	const Nq__V1__BatchListRequest *l =
+	    request_of(m, NQ__V1__REQUEST__BODY_BATCH_LIST)->batch_list;
+	assert_int_equal(l->limit, NQT_DLQ_LIMIT);
+	assert_string_equal(l->after_id, NQT_BATCH_ID);
+}
+
+static void fx_request_batch_cancel(const ProtobufCMessage *m)
+{
+	assert_string_equal(
+	    request_of(m, NQ__V1__REQUEST__BODY_BATCH_CANCEL)->batch_cancel->id,
+	    NQT_BATCH_ID);
+}
+
+static void fx_request_enqueue_batch(const ProtobufCMessage *m)
+{
+	const Nq__V1__EnqueueRequest *e =
+	    request_of(m, NQ__V1__REQUEST__BODY_ENQUEUE)->enqueue;
+	assert_int_equal(e->n_jobs, 1);
+	check_batch_create(e->batch);
+}
+
+static void check_batch_reply(const Nq__V1__BatchReply *r)
+{
+	check_batch(r->batch);
+	assert_int_equal(r->canceled, 1);
+}
+
+static void fx_reply_batch_create(const ProtobufCMessage *m)
+{
+	check_batch_reply(
+	    reply_of(m, NQ__V1__REPLY__BODY_BATCH_CREATE)->batch_create);
+}
+
+static void fx_reply_batch_seal(const ProtobufCMessage *m)
+{
+	check_batch_reply(
+	    reply_of(m, NQ__V1__REPLY__BODY_BATCH_SEAL)->batch_seal);
+}
+
+static void fx_reply_batch_get(const ProtobufCMessage *m)
+{
+	check_batch_reply(
+	    reply_of(m, NQ__V1__REPLY__BODY_BATCH_GET)->batch_get);
+}
+
+static void fx_reply_batch_cancel(const ProtobufCMessage *m)
+{
+	check_batch_reply(
+	    reply_of(m, NQ__V1__REPLY__BODY_BATCH_CANCEL)->batch_cancel);
+}
+
+static void fx_reply_batch_list(const ProtobufCMessage *m)
+{
+	const Nq__V1__BatchListReply *l =
+	    reply_of(m, NQ__V1__REPLY__BODY_BATCH_LIST)->batch_list;
+	assert_int_equal(l->n_batches, 1);
+	check_batch(l->batches[0]);
+	assert_string_equal(l->next_after_id, NQT_BATCH_ID);
+}
+
+static void fx_reply_enqueue_batch(const ProtobufCMessage *m)
+{
+	const Nq__V1__EnqueueReply *e =
+	    reply_of(m, NQ__V1__REPLY__BODY_ENQUEUE)->enqueue;
+	assert_int_equal(e->n_results, 1);
+	assert_string_equal(e->results[0]->id, NQT_ID);
+	assert_string_equal(e->batch_id, NQT_BATCH_ID);
+}
+
+static void fx_job_event_batch_completed(const ProtobufCMessage *m)
+{
+	const Nq__V1__JobEvent *e = (const void *)m;
+	assert_string_equal(e->kind, "batch_completed");
+	assert_string_equal(e->id, NQT_ID);
+	assert_string_equal(e->batch_id, NQT_BATCH_ID);
+}
+
 static void fx_cron_state(const ProtobufCMessage *m)
 {
 	const Nq__V1__CronState *s = (const void *)m;
@@ -1247,6 +1384,21 @@ static const fixture fixtures[] = {
     FX(queue_stats_latency, queue_stats),
     FX(request_enqueue_chain, request),
     FX(reply_stats_workers, reply),
+    FX(job_spec_batch, job_spec),
+    FX(batch, batch),
+    FX(request_batch_create, request),
+    FX(request_batch_seal, request),
+    FX(request_batch_get, request),
+    FX(request_batch_list, request),
+    FX(request_batch_cancel, request),
+    FX(request_enqueue_batch, request),
+    FX(reply_batch_create, reply),
+    FX(reply_batch_seal, reply),
+    FX(reply_batch_get, reply),
+    FX(reply_batch_list, reply),
+    FX(reply_batch_cancel, reply),
+    FX(reply_enqueue_batch, reply),
+    FX(job_event_batch_completed, job_event),
 };
 
 /* ---- tests ---- */

@@ -135,6 +135,8 @@ NQ_API nq_unique_scope nq_job_unique_scope(const nq_job *job);
 NQ_API uint64_t nq_job_unique_window_ms(const nq_job *job);
 /* The cron schedule that enqueued the job; "" for other jobs. */
 NQ_API const char *nq_job_schedule(const nq_job *job);
+/* The batch the job belongs to; "" for none. */
+NQ_API const char *nq_job_batch_id(const nq_job *job);
 NQ_API const char *nq_job_dead_reason(const nq_job *job);
 /* A dead job that nq-dlq holds: the broker reports a summary of it (no
  * payload, no result, the last error only); nq-dlq has the whole job. */
@@ -336,6 +338,8 @@ typedef struct nq_job_spec {
 	const char *const *depends_on;
 	size_t n_depends_on;
 	bool run_on_parent_failure;
+	/* The batch (nq_batch_create) the job joins; NULL: none. */
+	const char *batch_id;
 } nq_job_spec;
 
 typedef struct nq_enqueue_result {
@@ -451,6 +455,57 @@ NQ_API void nq_cron_list_free(nq_cron_list *l);
 /* Enqueues schedule name's job now, once; its id (NQ_ID_MAX bytes) goes to
  * id_out. NQ_ENOTFOUND for a name the queues file has not. */
 NQ_API int nq_cron_trigger(nq_client *c, const char *name, char *id_out);
+
+/*
+ * Batches. A batch groups jobs: they join it with nq_job_spec.batch_id,
+ * in one or more enqueues, until it is sealed. Its callbacks are job
+ * specs (NULL: none) the broker enqueues exactly once when the sealed
+ * batch completes: on_complete when every job ended, on_success when
+ * every job succeeded. A callback job has one parent result, named by the
+ * batch id, whose result is the batch's counts as JSON
+ * ({"batch","total","succeeded","dead","canceled","expired"};
+ * nq-worker: NQ_PARENT_RESULTS). A callback may not name a batch, parents
+ * or an idempotency key. Cancel seals the batch and cancels its jobs that
+ * have not ended. A completed batch stays readable for the broker's
+ * --result-ttl.
+ */
+#define NQ_BATCH_NAME_MAX 129 /* a queue or type name, NUL included */
+typedef struct nq_batch_callback {
+	char queue[NQ_BATCH_NAME_MAX], type[NQ_BATCH_NAME_MAX]; /* "": none */
+	char job_id[NQ_ID_MAX]; /* "" until enqueued */
+} nq_batch_callback;
+typedef struct nq_batch_info {
+	char id[NQ_ID_MAX];
+	bool sealed;
+	bool cancel_requested;
+	uint64_t created_us, completed_us; /* completed_us 0: not yet */
+	/* jobs added, not ended yet, and ended by how */
+	uint64_t total, pending, succeeded, dead, canceled, expired;
+	/* nq_batch_get: the pending jobs by state, when at most 10,000 are
+	 * pending; else 0 */
+	uint64_t waiting, scheduled, ready, leased;
+	nq_batch_callback on_success, on_complete;
+} nq_batch_info;
+/* Creates a batch (sealed at once with seal: it then completes when
+ * created, with no jobs); its id goes to id (NQ_ID_MAX bytes). */
+NQ_API int nq_batch_create(nq_client *c, const nq_job_spec *on_success,
+    const nq_job_spec *on_complete, bool seal, char *id);
+/* Enqueues n jobs as a new batch, sealed, in one request: *batch_id
+ * gets its id ("" when every job was refused, and no batch is kept). */
+NQ_API int nq_batch_enqueue(nq_client *c, const nq_job_spec *specs, size_t n,
+    const nq_job_spec *on_success, const nq_job_spec *on_complete,
+    nq_enqueue_result *results, char *batch_id);
+/* Seal, get, cancel: the batch as it is then in *out (may be NULL);
+ * cancel also says how many jobs it canceled (or marked, when leased). */
+NQ_API int nq_batch_seal(nq_client *c, const char *id, nq_batch_info *out);
+NQ_API int nq_batch_get(nq_client *c, const char *id, nq_batch_info *out);
+NQ_API int nq_batch_cancel(
+    nq_client *c, const char *id, nq_batch_info *out, uint32_t *canceled);
+/* Up to cap batches with ids after after_id (NULL: from the first),
+ * oldest first, in out; *n how many, next (NQ_ID_MAX bytes) the after_id
+ * of the next page ("" at the end). */
+NQ_API int nq_batch_list(nq_client *c, const char *after_id, size_t cap,
+    nq_batch_info *out, size_t *n, char *next);
 
 /*
  * Per-queue statistics, as one nq_stats call returned them. Opaque, so that
