@@ -65,6 +65,16 @@ static const struct wire_case {
     {"request_cron_list", API, NQ__V1__CODE__OK, NQ__V1__REPLY__BODY_CRON_LIST},
     {"request_cron_trigger", API, NQ__V1__CODE__OK,
         NQ__V1__REPLY__BODY_CRON_TRIGGER},
+    /* the samples' callbacks carry every field of a spec, an
+     * idempotency key among them, which a callback may not have */
+    {"request_batch_create", API, NQ__V1__CODE__INVALID_ARGUMENT, 0},
+    {"request_enqueue_batch", API, NQ__V1__CODE__INVALID_ARGUMENT, 0},
+    {"request_batch_list", API, NQ__V1__CODE__OK,
+        NQ__V1__REPLY__BODY_BATCH_LIST},
+    /* the sample's batch id is none the broker made */
+    {"request_batch_get", API, NQ__V1__CODE__NOT_FOUND, 0},
+    {"request_batch_seal", API, NQ__V1__CODE__NOT_FOUND, 0},
+    {"request_batch_cancel", API, NQ__V1__CODE__NOT_FOUND, 0},
     {"request_dlq_ingest", DLQ, NQ__V1__CODE__OK,
         NQ__V1__REPLY__BODY_DLQ_INGEST},
     /* its page starts after NQT_ID3, which nq-dlq never held */
