@@ -5,6 +5,7 @@ mismatched; then the report's totals against the data, each mismatched
 account in nq-dlq exactly once with its amounts, and the ticks after the
 first reconciling nothing again: one day job, one batch, one job per
 account, one report."""
+import base64
 import json
 import os
 import re
@@ -47,7 +48,6 @@ def jobs(ds, queue):
 
 
 def result(job):
-    import base64
     return json.loads(base64.b64decode(job["result"])) if job.get("result") else None
 
 
@@ -79,21 +79,32 @@ def run(ds):
         f"ledger.reconcile={nightly} tick",
         f"ledger.reconcile_day={nightly} --data {data} fan-out",
         f"ledger.report={nightly} --out {out} report"])
+    # One good account's statement comes late: held back until its job failed once.
+    late = sorted(a for a, e in expected.items() if "mismatch" not in e)[0]
+    bank = os.path.join(data, DAY, "bank", f"{late}.csv")
+    os.rename(bank, bank + ".late")
     ds.start_worker("reconcile", "reconcile", 4, [
         f"ledger.reconcile_account={PYTHON} {EX}/reconcile_account.py --data {data} --out {out}"])
 
+    failed = until("the late statement's job failing", lambda: [
+        j for j in jobs(ds, "reconcile") if j["state"] != "succeeded" and j.get("errors")])
+    os.rename(bank + ".late", bank)
+    msg = failed[0]["errors"][-1]["message"]
+    check(len(failed) == 1 and late in msg and "cannot read yet" in msg
+          and failed[0]["state"] in ("scheduled", "ready", "leased"),
+          f"the account whose statement is late failed and waits for a retry: {msg}")
     report_path = os.path.join(out, DAY, "report.json")
     until("the day's report", lambda: os.path.exists(report_path))
     ticks = lambda: [j for j in jobs(ds, "ledger")  # noqa: E731
                      if j["spec"]["type"] == "ledger.reconcile" and j["state"] == "succeeded"]
     until(f"{TICKS} ticks", lambda: len(ticks()) >= TICKS)
-    check_ticks(ds, ticks())
+    check_ticks(ds, ticks(), late)
     check_report(json.load(open(report_path)), expected)
     check_dlq(ds, expected)
     print(open(os.path.join(out, DAY, "report.txt")).read(), flush=True)
 
 
-def check_ticks(ds, ticked):
+def check_ticks(ds, ticked, late):
     days = {result(j)["day"] for j in ticked}
     day_jobs = {result(j)["reconcile_day"] for j in ticked}
     firsts = [j for j in ticked if not result(j)["duplicate"]]
@@ -113,6 +124,10 @@ def check_ticks(ds, ticked):
           f"one batch of {ACCOUNTS} accounts, its on_complete the report")
     accounts = jobs(ds, "reconcile")
     check(len(accounts) == ACCOUNTS, f"one job per account ({len(accounts)})")
+    retried = [j for j in accounts if j["attempt"] > 1]
+    check(len(retried) == 1 and retried[0]["state"] == "succeeded"
+          and result(retried[0])["account"] == late,
+          f"the late statement's account reconciled on attempt {retried[0]['attempt']}")
 
 
 def check_report(rep, expected):
