@@ -3,7 +3,6 @@
 # statements generated into $DATA/data, a worker for the ledger queue and a
 # pool for the accounts, the nightly tick triggered now (twice).
 # shellcheck shell=bash
-EXAMPLE_PORTS=()
 
 example_start() {
 	local ex=$1 day

@@ -87,11 +87,11 @@ def run(ds):
         f"ledger.reconcile_account={PYTHON} {EX}/reconcile_account.py --data {data} --out {out}"])
 
     failed = until("the late statement's job failing", lambda: [
-        j for j in jobs(ds, "reconcile") if j["state"] != "succeeded" and j.get("errors")])
+        j for j in jobs(ds, "reconcile")
+        if j["state"] in ("scheduled", "ready", "leased") and j.get("errors")])
     os.rename(bank + ".late", bank)
     msg = failed[0]["errors"][-1]["message"]
-    check(len(failed) == 1 and late in msg and "cannot read yet" in msg
-          and failed[0]["state"] in ("scheduled", "ready", "leased"),
+    check(len(failed) == 1 and late in msg and "cannot read yet" in msg,
           f"the account whose statement is late failed and waits for a retry: {msg}")
     report_path = os.path.join(out, DAY, "report.json")
     until("the day's report", lambda: os.path.exists(report_path))
@@ -158,27 +158,23 @@ def dlq_entries(ds):
 def check_dlq(ds, expected):
     bad = {a for a, e in expected.items() if "mismatch" in e}
     until("the mismatched accounts in nq-dlq", lambda: len(dlq_entries(ds)) >= MISMATCHED)
-    time.sleep(0.5)  # a second handoff of one of them would show now
     entries = dlq_entries(ds)
     by_account = {}
     for e in entries:
         st, full = call(ds.http, "GET", f"/v1/dlq/jobs/{e['job']['id']}")
-        acc = json.loads(full["job"]["spec"]["payload"]) if isinstance(
-            full["job"]["spec"]["payload"], str) else full["job"]["spec"]["payload"]
-        by_account.setdefault(acc["account"], []).append(full)
+        by_account.setdefault(full["job"]["spec"]["payload"]["account"], []).append(full)
     check(set(by_account) == bad and all(len(v) == 1 for v in by_account.values()),
           f"each mismatched account is in nq-dlq exactly once ({len(entries)} entries)")
+    wrong = []
     for acc, (e,) in by_account.items():
         msg = e["job"]["errors"][-1]["message"]
-        m = expected[acc]["mismatch"]
         amounts = [f"{expected[acc][k] / 100:.2f}" for k in ("ledger_cents", "bank_cents")]
         if e["reason"] != "non_retryable" or e["job"]["attempt"] != 1 or acc not in msg \
-                or m["reference"] not in msg or not all(x in msg for x in amounts):
-            fail(f"{acc}: nq-dlq has reason {e['reason']} after {e['job']['attempt']} "
-                 f"attempt(s), error {msg!r}")
-    print(f"nq-dlq: {msg}", flush=True)
-    check(True, "each entry failed once, for good, naming the account, amounts and entry")
-
+                or expected[acc]["mismatch"]["reference"] not in msg \
+                or not all(x in msg for x in amounts):
+            wrong.append(f"{acc}: {e['reason']} after {e['job']['attempt']} attempt(s): {msg!r}")
+    print(f"nq-dlq, one of them: {msg}", flush=True)
+    check(not wrong, f"each failed once, for good, naming account, amounts and entry {wrong[:2]}")
 
 if __name__ == "__main__":
     main()
