@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from daemons import PYTHON, ROOT, call, check, fail, run_test  # noqa: E402
 
 EX = os.path.join(ROOT, "examples", "nightly-reconciliation")
-ACCOUNTS, MISMATCHED = 40, 6
+ACCOUNTS, MISMATCHED = 24, 4
 NIGHT = 1795832997  # 2026-11-28T02:29:57Z: the ticks name 2026-11-27
 DAY = "2026-11-27"
 TICKS = 4  # ticks seen to succeed before the checks: 3 after the first
