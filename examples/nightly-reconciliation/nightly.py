@@ -106,8 +106,8 @@ def fan_out(a):
         "batch": {"on_complete": {"queue": "ledger", "type": "ledger.report",
                                   "payload": {"day": day}}, "seal": True}})
     refused = [(acc, res["status"]) for acc, res in zip(accounts, r["results"])
-               if res.get("status", {}).get("code", "OK") not in ("OK", "")]
-    if refused:
+               if (res.get("status") or {}).get("code", "OK") != "OK"]
+    if refused:  # nothing was stored: all or none
         raise Retry(f"day {day}: nq refused {len(refused)} account(s): {refused[:3]}")
     new = sum(1 for res in r["results"] if not res.get("duplicate"))
     return {"day": day, "batch": r.get("batch_id", ""), "accounts": len(accounts),

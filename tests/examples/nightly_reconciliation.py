@@ -98,6 +98,14 @@ def run(ds):
     ticks = lambda: [j for j in jobs(ds, "ledger")  # noqa: E731
                      if j["spec"]["type"] == "ledger.reconcile" and j["state"] == "succeeded"]
     until(f"{TICKS} ticks", lambda: len(ticks()) >= TICKS)
+    # The fan-out run again, as after a worker killed before it completed:
+    again = subprocess.run([PYTHON, f"{EX}/nightly.py", "--nq", ds.http, "--data", data,
+                            "fan-out"], input=json.dumps({"day": DAY}), capture_output=True,
+                           text=True)
+    rerun = json.loads(again.stdout or "{}")
+    check(again.returncode == 0 and rerun.get("enqueued") == 0 and rerun.get("batch") == ""
+          and rerun.get("enqueued_before") == ACCOUNTS,
+          f"the day's fan-out run again adds no job and keeps no batch: {rerun or again.stderr}")
     check_ticks(ds, ticks(), late)
     check_report(json.load(open(report_path)), expected)
     check_dlq(ds, expected)
