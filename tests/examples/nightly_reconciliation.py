@@ -1,11 +1,13 @@
 """examples/nightly-reconciliation, headless: the example's schedule made
-per-second (its clock started at a fixed night, NQ_TEST_CRON_CLOCK, so that
+per-second (its clock started at a past night, NQ_TEST_CRON_CLOCK, so that
 every tick names the same day), a generated day of accounts, some
-mismatched; then the report's totals against the data, each mismatched
-account in nq-dlq exactly once with its amounts, and the ticks after the
-first reconciling nothing again: one day job, one batch, one job per
-account, one report."""
+mismatched and one whose statement comes late; then the report's totals
+against the data, each mismatched account in nq-dlq exactly once with its
+amounts, the late one reconciled on a retry, the fan-out run again adding
+nothing, and the ticks after the first reconciling nothing again: one day
+job, one batch, one job per account, one report."""
 import base64
+import datetime
 import json
 import os
 import re
@@ -19,8 +21,13 @@ from daemons import PYTHON, ROOT, call, check, fail, run_test  # noqa: E402
 
 EX = os.path.join(ROOT, "examples", "nightly-reconciliation")
 ACCOUNTS, MISMATCHED = 24, 4
-NIGHT = 1795832997  # 2026-11-28T02:29:57Z: the ticks name 2026-11-27
-DAY = "2026-11-27"
+# The schedules' clock starts at 02:29:57 UTC three nights ago (in the past,
+# so that the ticks' jobs are due at once), and every tick names the day before.
+_NIGHT = datetime.datetime.combine(
+    datetime.datetime.now(datetime.timezone.utc).date() - datetime.timedelta(days=3),
+    datetime.time(2, 29, 57), datetime.timezone.utc)
+NIGHT = int(_NIGHT.timestamp())
+DAY = (_NIGHT.date() - datetime.timedelta(days=1)).isoformat()
 TICKS = 4  # ticks seen to succeed before the checks: 3 after the first
 
 
