@@ -9,7 +9,7 @@
 #
 # ./quickstart.sh NAME runs the example examples/NAME instead (its own
 # queues file, workers and service; state and logs in ./.nq-data/NAME):
-# order-confirmation or thumbnails.
+# order-confirmation, thumbnails or nightly-reconciliation.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD

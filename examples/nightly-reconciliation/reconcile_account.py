@@ -3,7 +3,7 @@
 and day (payload {"day": "2026-12-01", "account": "ACC-0007"}):
 
     nq-worker --queues reconcile \\
-      --handler 'ledger.reconcile_account=python3 reconcile_account.py --data DATA'
+      --handler 'ledger.reconcile_account=python3 reconcile_account.py --data DATA --out OUT'
 
 Compares DATA/<day>/ledger/<account>.csv with DATA/<day>/bank/<account>.csv
 entry by entry (by reference). An entry the bank booked a day after the
@@ -13,6 +13,9 @@ the handler exits 65, so the job goes to nq-dlq at once, its error
 naming the account, the amounts and the reason. A file that cannot be
 read yet (the statement not delivered) exits 75: retried with backoff.
 On success it prints the account's totals as JSON, the job's result.
+Either way the outcome is written to OUT/<day>/accounts/<account>.json
+(whole or not at all: a rename), for the day's report; a run again
+writes the same file again.
 """
 import argparse
 import csv
@@ -51,9 +54,23 @@ def differences(ledger, bank):
     return late, problems
 
 
+def outcome(out, day, account, status, lt, bt, entries, late, problems):
+    path = os.path.join(out, day, "accounts", f"{account}.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"account": account, "day": day, "status": status, "ledger_cents": lt,
+                   "bank_cents": bt, "entries": entries, "settled_late": late,
+                   "problems": problems}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+
+
 def main():
     p = argparse.ArgumentParser(description="the ledger.reconcile_account handler")
     p.add_argument("--data", required=True, help="DATA/<day>/{ledger,bank}/<account>.csv")
+    p.add_argument("--out", required=True, help="OUT/<day>/accounts/<account>.json")
     a = p.parse_args()
     try:
         job = json.load(sys.stdin)
@@ -71,6 +88,8 @@ def main():
         return 75  # the statement may not be there yet: try again later
     lt, bt = sum(v[1] for v in ledger.values()), sum(v[1] for v in bank.values())
     late, problems = differences(ledger, bank)
+    outcome(a.out, day, account, "mismatch" if problems else "reconciled", lt, bt,
+            len(ledger), late, problems)
     if problems:
         print(f"account {account} {day}: ledger {cents(lt)}, bank {cents(bt)}, "
               f"differs by {cents(bt - lt)}: {'; '.join(problems)}", file=sys.stderr)
