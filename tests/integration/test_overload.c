@@ -547,22 +547,6 @@ static void crowd_close(int *fds, int n)
 			close(fds[i]);
 }
 
-/* A job of queue q leased through c for a minute. */
-static nq_job *lease_one(nq_client *c, const char *q)
-{
-	const char *const qs[] = {q};
-	char id[NQ_ID_MAX];
-	nq_job **jobs = NULL;
-	size_t n = 0;
-	assert_int_equal(itest_enqueue(c, q, "t", "x", id), 0);
-	assert_int_equal(
-	    nq_fetch(c, "holder", qs, 1, 1, 5000, 60000, &jobs, &n), 0);
-	assert_int_equal(n, 1);
-	nq_job *job = jobs[0];
-	free(jobs);
-	return job;
-}
-
 /* job, leased by holder before the crowd, is still its: leased in its
  * first attempt, and holder's completion takes. */
 static void lease_held(nq_client *c, nq_client *holder, nq_job *job)
@@ -576,7 +560,7 @@ static void lease_held(nq_client *c, nq_client *holder, nq_job *job)
 	nq_completion done = {.id = nq_job_id(job),
 	    .lease_token = nq_job_lease_token(job),
 	    .outcome = NQ_OUTCOME_SUCCEEDED};
-	assert_int_equal(nq_complete(holder, "holder", &done, 1), NQ_OK);
+	assert_int_equal(nq_complete(holder, "itest", &done, 1), NQ_OK);
 	assert_int_equal(
 	    itest_wait_state(c, nq_job_id(job), NQ_STATE_SUCCEEDED, 5000, &got),
 	    0);
@@ -601,7 +585,8 @@ static void test_overload_idle_crowd_at_the_cap_lets_newcomers_in(void **state)
 	job_round_trip(c);
 	/* A worker's connection that fetched and is quiet while it works. */
 	assert_int_equal(itest_client(e, 5000, &holder), 0);
-	nq_job *job = lease_one(holder, "held");
+	nq_job *job = NULL;
+	assert_int_equal(itest_lease_one(holder, "held", 60000, &job), 0);
 	int opened =
 	    crowd_open(itest_url_port(e->work_url), work_fds, CAP_CROWD) +
 	    crowd_open(itest_url_port(e->api_url), api_fds, CAP_CROWD / 2);
