@@ -556,10 +556,11 @@ static int prom_conns(nqi_prom *p, const broker *b)
 	const struct broker_snap *s = &b->snap;
 	const nqi_conn_counts c[] = {
 	    {"api", s->api.connections, s->api.conns_refused,
-	        s->api.idle_closed, true},
+	        s->api.idle_closed, true, s->api.evicted, true},
 	    {"work", s->work.connections, s->work.conns_refused,
-	        s->work.idle_closed, true},
-	    {"results", s->results_conns, s->results_refused, 0, false},
+	        s->work.idle_closed, true, s->work.evicted, true},
+	    {"results", s->results_conns, s->results_refused, 0, false, 0,
+	        false},
 	};
 	return nqi_conncap_prom(p, c, sizeof c / sizeof *c);
 }

@@ -289,9 +289,11 @@ static int open_sockets(broker *b, char *err, size_t errlen)
 static int watch_sockets(broker *b, const nqi_conncap_share *sh)
 {
 	nqi_rep_watch_opts api = {
-	    "api", sh[0].cap, b->cfg.conn_idle_ms, api_pipe_gone_cb, b};
+	    "api", sh[0].cap, b->cfg.conn_idle_ms, api_pipe_gone_cb, b, false};
+	/* At the cap a work connection that has sent a request is never the
+	 * one closed: it may hold leases. */
 	nqi_rep_watch_opts work = {
-	    "work", sh[1].cap, work_idle_ms(&b->cfg), pipe_gone_cb, b};
+	    "work", sh[1].cap, work_idle_ms(&b->cfg), pipe_gone_cb, b, true};
 	nqi_conncap_init(&b->net.results_cap, "results", sh[2].cap);
 	if (nqi_rep_watch(b->net.api_rep, &api) ||
 	    nqi_rep_watch(b->net.work_rep, &work) ||

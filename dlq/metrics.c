@@ -64,8 +64,8 @@ static int conns_families(dlq *d, nqi_prom *p)
 {
 	nqi_rep_counts rc;
 	nqi_rep_get_counts(d->rep, &rc);
-	const nqi_conn_counts c = {
-	    "listen", rc.connections, rc.conns_refused, rc.idle_closed, true};
+	const nqi_conn_counts c = {"listen", rc.connections, rc.conns_refused,
+	    rc.idle_closed, true, rc.evicted, true};
 	return nqi_conncap_prom(p, &c, 1);
 }
 

@@ -194,7 +194,7 @@ static int watch(dlq *d, char *err, size_t errlen)
 	nqi_conncap_log_lowered(
 	    &sh, d->cfg.max_connections, d->cfg.recv_budget);
 	nqi_rep_watch_opts w = {
-	    "listen", sh.cap, d->cfg.conn_idle_ms, NULL, NULL};
+	    "listen", sh.cap, d->cfg.conn_idle_ms, NULL, NULL, false};
 	if (nqi_rep_watch(d->rep, &w) != 0) {
 		snprintf(err, errlen, "cannot watch the socket's connections");
 		return NQ_EUNAVAIL;

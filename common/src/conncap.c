@@ -16,20 +16,39 @@ void nqi_conncap_init(nqi_conncap *c, const char *what, int max)
 	atomic_init(&c->open, 0);
 	atomic_init(&c->refused, 0);
 	atomic_init(&c->logged_ms, 0);
+	atomic_init(&c->evict_logged_ms, 0);
 }
 
-/* One line per REFUSED_LOG_EVERY_MS at most: a crowd is told, not
- * echoed. */
+/* Whether a line is due, at most one per REFUSED_LOG_EVERY_MS (taken
+ * then): a crowd is told, not echoed. */
+static bool log_due(atomic_uint_fast64_t *logged_ms)
+{
+	uint64_t now = nqi_mono_ms(), last = atomic_load(logged_ms);
+	if (last && now - last < REFUSED_LOG_EVERY_MS)
+		return false;
+	return atomic_compare_exchange_strong(logged_ms, &last, now);
+}
+
 static void log_refused(nqi_conncap *c)
 {
-	uint64_t now = nqi_mono_ms(), last = atomic_load(&c->logged_ms);
-	if (last && now - last < REFUSED_LOG_EVERY_MS)
-		return;
-	if (!atomic_compare_exchange_strong(&c->logged_ms, &last, now))
-		return;
-	nqi_warn("NQ-CONN-REFUSED", NQI_S("socket", c->what),
-	    NQI_I("max_connections", c->max),
-	    NQI_U("refused", atomic_load(&c->refused)));
+	if (log_due(&c->logged_ms))
+		nqi_warn("NQ-CONN-REFUSED", NQI_S("socket", c->what),
+		    NQI_I("max_connections", c->max),
+		    NQI_U("refused", atomic_load(&c->refused)));
+}
+
+void nqi_conncap_log_evicted(nqi_conncap *c, uint64_t evicted)
+{
+	if (log_due(&c->evict_logged_ms))
+		nqi_warn("NQ-CONN-EVICTED", NQI_S("socket", c->what),
+		    NQI_I("max_connections", c->max),
+		    NQI_U("evicted", evicted));
+}
+
+void nqi_conncap_refuse(nqi_conncap *c)
+{
+	atomic_fetch_add(&c->refused, 1);
+	log_refused(c);
 }
 
 bool nqi_conncap_admit(nqi_conncap *c)
@@ -37,8 +56,7 @@ bool nqi_conncap_admit(nqi_conncap *c)
 	int open = atomic_fetch_add(&c->open, 1) + 1;
 	if (c->max <= 0 || open <= c->max)
 		return true;
-	atomic_fetch_add(&c->refused, 1);
-	log_refused(c);
+	nqi_conncap_refuse(c);
 	return false;
 }
 
@@ -81,21 +99,27 @@ static const struct {
     {"nq_connections_idle_closed_total", NQI_PROM_COUNTER,
         "Connections closed after --conn-idle-timeout without a request "
         "(a socket without that rule has no sample)."},
+    {"nq_connections_evicted_total", NQI_PROM_COUNTER,
+        "Connections closed to make room for a new one at "
+        "--max-connections: the one idle longest with no request in "
+        "progress (a socket that only refuses has no sample)."},
 };
 
 /* The sample of family k for c; false when c has none. */
 static bool conn_value(const nqi_conn_counts *c, size_t k, double *v)
 {
-	const uint64_t of[] = {c->open, c->refused, c->idle_closed};
+	const uint64_t of[] = {c->open, c->refused, c->idle_closed, c->evicted};
+	const bool has[] = {true, true, c->idle_rule, c->evicts};
 	*v = (double)of[k];
-	return k < 2 || c->idle_rule;
+	return has[k];
 }
 
 int nqi_conncap_prom(nqi_prom *p, const nqi_conn_counts *s, size_t n)
 {
 	int rv = 0;
 	double v;
-	for (size_t k = 0; rv == 0 && k < 3; k++) {
+	for (size_t k = 0;
+	     rv == 0 && k < sizeof conn_families / sizeof *conn_families; k++) {
 		const char *name = conn_families[k].name;
 		rv = nqi_prom_family(
 		    p, name, conn_families[k].type, conn_families[k].help);

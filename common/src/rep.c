@@ -34,10 +34,13 @@ struct rep_pipe {
 	uint32_t id;
 	bool connected; /* from ADD_PRE to REM_POST */
 	bool refused;   /* closed at ADD_PRE: max_conns were open */
+	bool asked;     /* has sent a request */
+	bool closing;   /* closed by the idle rule or the cap, until REM_POST */
 	int held;
 	int nwait;
 	int parked;
-	uint64_t seen_ms; /* last request received, by the coarse clock */
+	uint64_t seen_ms;  /* last request received, by the coarse clock */
+	uint64_t since_ms; /* connected (ADD_PRE), by the system's clock */
 	nqi_rep_ctx *wait_head, *wait_tail;
 };
 
@@ -57,6 +60,7 @@ struct nqi_rep {
 	nqi_conncap cap;
 	nqi_rep_watch_opts watch;
 	bool watched;
+	int closing; /* connections marked closing: no longer count as open */
 	atomic_int in_pipe_cb;
 	/* The idle sweep keeps now_ms, a clock that a received request reads
 	 * instead of asking the system; sweep_stop and sweep_cv are under
@@ -263,11 +267,17 @@ static enum admit admit(nqi_rep *r, nqi_rep_ctx *c)
 	enum admit a = ADMIT_SERVE;
 	pthread_mutex_lock(&r->mu);
 	struct rep_pipe *p = pipe_get(r, c->pipe_id);
-	if (p)
+	if (p) {
 		p->seen_ms =
 		    atomic_load_explicit(&r->now_ms, memory_order_relaxed);
+		p->asked = true;
+	}
 	if (!p) {
 		/* no memory to count it: served uncounted */
+	} else if (p->closing) {
+		/* Chosen to be closed as one with nothing going on: it stays
+		 * so (its client resends on its next connection). */
+		a = ADMIT_DROP;
 	} else if (p->held < r->lim.conn_requests) {
 		p->held++;
 		c->held = true;
@@ -451,40 +461,116 @@ void nqi_rep_get_counts(nqi_rep *r, nqi_rep_counts *out)
 
 /* Pipes closed per sweep at most; the others wait for the next one. */
 #define SWEEP_BATCH 64
+/* How long a new connection is safe from being closed to make room. */
+#define EVICT_GRACE_MS 1000
 
-static void pipe_cb(nng_pipe np, nng_pipe_ev ev, void *arg)
+/* p is open, and may be closed now to make room without anyone losing a
+ * request or (with keep_asked) what the service keeps for it. One younger
+ * than EVICT_GRACE_MS may be about to send its first request: it stays,
+ * so that a new client is not closed before it could ask anything, and a
+ * crowd of newcomers cannot churn the buffers of connections as fast as
+ * it connects. */
+static bool pipe_at_rest(
+    const nqi_rep *r, const struct rep_pipe *p, uint64_t now)
 {
-	nqi_rep *r = arg;
-	uint32_t id = (uint32_t)nng_pipe_id(np);
-	atomic_fetch_add(&r->in_pipe_cb, 1);
-	if (ev == NNG_PIPE_EV_ADD_PRE) {
-		bool kept = nqi_conncap_admit(&r->cap);
-		pthread_mutex_lock(&r->mu);
-		struct rep_pipe *p = pipe_get(r, id);
-		if (p) { /* without memory: never closed as idle */
-			p->connected = kept;
-			p->refused = !kept;
-		}
-		pthread_mutex_unlock(&r->mu);
-		/* Closed once marked: its REM_POST then finds it refused. */
-		if (!kept)
-			nng_pipe_close(np);
-		atomic_fetch_sub(&r->in_pipe_cb, 1);
-		return;
+	return p->connected && !p->closing && p->held == 0 && p->nwait == 0 &&
+	       p->parked == 0 && !(r->watch.keep_asked && p->asked) &&
+	       now - p->since_ms >= EVICT_GRACE_MS;
+}
+
+/* Marks p to be closed: from now on it no longer counts as open, and a
+ * request that still arrives on it is dropped. Under mu. */
+static void pipe_mark_closing(nqi_rep *r, struct rep_pipe *p)
+{
+	p->closing = true;
+	r->closing++;
+}
+
+/* The connection at rest that has been idle longest, marked closing, to
+ * make room for a new one; 0 when none is at rest. A scan of the table:
+ * it runs only when the cap binds. Under mu. */
+static uint32_t evict_pick(nqi_rep *r, uint64_t now)
+{
+	struct rep_pipe *best = NULL;
+	for (size_t i = 0; i < r->cappipes; i++) {
+		struct rep_pipe *p = &r->pipes[i];
+		if (p->id != 0 && pipe_at_rest(r, p, now) &&
+		    (!best || p->seen_ms < best->seen_ms))
+			best = p;
 	}
-	nqi_conncap_gone(&r->cap);
+	if (!best)
+		return 0;
+	pipe_mark_closing(r, best);
+	r->counts.evicted++;
+	return best->id;
+}
+
+/* A new connection: kept while fewer than max_conns are open (those
+ * marked closing no longer count), else in the place of one at rest
+ * (*evicted, for the caller to close), else refused. Under mu. */
+static bool pipe_admit(nqi_rep *r, uint32_t id, uint32_t *evicted)
+{
+	int open = atomic_fetch_add(&r->cap.open, 1) + 1;
+	uint64_t now = nqi_mono_ms();
+	bool kept = r->cap.max <= 0 || open - r->closing <= r->cap.max;
+	if (!kept && (*evicted = evict_pick(r, now)) != 0)
+		kept = true;
+	struct rep_pipe *p = pipe_get(r, id);
+	if (p) { /* without memory: never closed as idle */
+		p->since_ms = now;
+		p->connected = kept;
+		p->refused = !kept;
+		if (!kept)
+			pipe_mark_closing(r, p);
+	}
+	return kept;
+}
+
+static void pipe_added(nqi_rep *r, nng_pipe np)
+{
+	uint32_t evicted = 0;
 	pthread_mutex_lock(&r->mu);
-	struct rep_pipe *p = pipe_find(r, id);
+	bool kept = pipe_admit(r, (uint32_t)nng_pipe_id(np), &evicted);
+	uint64_t nevicted = r->counts.evicted;
+	pthread_mutex_unlock(&r->mu);
+	/* Outside mu: a close runs pipe_cb, which takes it. */
+	if (evicted) {
+		nqi_conncap_log_evicted(&r->cap, nevicted);
+		nng_pipe_close((nng_pipe){.id = evicted});
+	}
+	/* Closed once marked: its REM_POST then finds it refused. */
+	if (!kept) {
+		nqi_conncap_refuse(&r->cap);
+		nng_pipe_close(np);
+	}
+}
+
+static void pipe_removed(nqi_rep *r, nng_pipe np, nng_pipe_ev ev)
+{
+	pthread_mutex_lock(&r->mu);
+	atomic_fetch_sub(&r->cap.open, 1);
+	struct rep_pipe *p = pipe_find(r, (uint32_t)nng_pipe_id(np));
 	/* A refused connection never served: its close is nobody's news
 	 * (and a crowd of them would each cost the service a look). */
 	bool tell = !p || !p->refused;
 	if (p) {
-		p->connected = p->refused = false;
+		r->closing -= p->closing;
+		p->connected = p->refused = p->closing = false;
 		pipe_forget_if_idle(r, p);
 	}
 	pthread_mutex_unlock(&r->mu);
 	if (tell && r->watch.gone_cb)
 		r->watch.gone_cb(np, ev, r->watch.gone_arg);
+}
+
+static void pipe_cb(nng_pipe np, nng_pipe_ev ev, void *arg)
+{
+	nqi_rep *r = arg;
+	atomic_fetch_add(&r->in_pipe_cb, 1);
+	if (ev == NNG_PIPE_EV_ADD_PRE)
+		pipe_added(r, np);
+	else
+		pipe_removed(r, np, ev);
 	atomic_fetch_sub(&r->in_pipe_cb, 1);
 }
 
@@ -494,18 +580,23 @@ static void pipe_cb(nng_pipe np, nng_pipe_ev ev, void *arg)
 static size_t idle_collect(nqi_rep *r, uint64_t now, uint32_t *ids, size_t max)
 {
 	size_t n = 0;
+	if (r->watch.idle_ms == 0)
+		return 0;
 	for (size_t i = 0; i < r->cappipes && n < max; i++) {
-		const struct rep_pipe *p = &r->pipes[i];
-		if (p->connected && p->held == 0 && p->nwait == 0 &&
-		    p->parked == 0 &&
-		    now - p->seen_ms >= r->watch.idle_ms + r->tick_ms)
+		struct rep_pipe *p = &r->pipes[i];
+		if (p->connected && !p->closing && p->held == 0 &&
+		    p->nwait == 0 && p->parked == 0 &&
+		    now - p->seen_ms >= r->watch.idle_ms + r->tick_ms) {
+			pipe_mark_closing(r, p);
 			ids[n++] = p->id;
+		}
 	}
 	r->counts.idle_closed += n;
 	return n;
 }
 
-/* Keeps now_ms and closes idle connections, every tick_ms. */
+/* Keeps now_ms (which orders connections by idleness at the cap too)
+ * and closes idle connections, every tick_ms. */
 static void *sweep_main(void *arg)
 {
 	nqi_rep *r = arg;
@@ -534,7 +625,7 @@ static void *sweep_main(void *arg)
 
 static uint64_t tick_of(uint64_t idle_ms)
 {
-	uint64_t t = idle_ms / 4;
+	uint64_t t = idle_ms == 0 ? 1000 : idle_ms / 4;
 	return t < 10 ? 10 : t > 1000 ? 1000 : t;
 }
 
@@ -549,7 +640,7 @@ int nqi_rep_watch(nqi_rep *r, const nqi_rep_watch_opts *o)
 	if (rv != 0)
 		return NQ_EUNAVAIL;
 	r->watched = true;
-	if (o->idle_ms == 0)
+	if (o->idle_ms == 0 && o->max_conns <= 0)
 		return NQ_OK;
 	if (pthread_create(&r->sweeper, NULL, sweep_main, r) != 0)
 		return NQ_ENOMEM;

@@ -842,6 +842,13 @@ static void test_dlq_metrics_count_refused_connections(void **state)
 		itest_sleep_ms(50);
 	assert_true(metric(&t, refused) >= 1);
 	assert_true(dlqt_log_has(t.log, "NQ-CONN-REFUSED"));
+	/* Neither sent a request: once the kept one has been open for a
+	 * second, the other one's next try takes its place. */
+	const char *evicted = "nq_connections_evicted_total{socket=\"listen\"}";
+	while (metric(&t, evicted) < 1 && itest_now_ms() < end)
+		itest_sleep_ms(50);
+	assert_true(metric(&t, evicted) >= 1);
+	assert_true(dlqt_log_has(t.log, "NQ-CONN-EVICTED"));
 	/* The refused socket dials again and again; between its tries the
 	 * gauge may be read while the kept connection is being made too. */
 	const char *open = "nq_connections{socket=\"listen\"}";

@@ -969,6 +969,27 @@ int itest_wait_state(nq_client *c, const char *id, nq_state state,
 	return ETIMEDOUT;
 }
 
+int itest_lease_one(
+    nq_client *c, const char *queue, uint64_t lease_ms, nq_job **out)
+{
+	const char *const qs[] = {queue};
+	char id[NQ_ID_MAX];
+	nq_job **jobs = NULL;
+	size_t n = 0;
+	int rv = itest_enqueue(c, queue, "t", "x", id);
+	if (rv == NQ_OK)
+		rv = nq_fetch(c, "itest", qs, 1, 1, 5000, lease_ms, &jobs, &n);
+	if (rv == NQ_OK && n != 1)
+		rv = NQ_ENOTFOUND;
+	if (rv != NQ_OK) {
+		nq_jobs_free(jobs, n);
+		return rv;
+	}
+	*out = jobs[0];
+	free(jobs);
+	return NQ_OK;
+}
+
 int itest_wait_gone(nq_client *c, const char *id, uint64_t timeout_ms)
 {
 	uint64_t end = itest_now_ms() + timeout_ms;

@@ -187,6 +187,10 @@ int itest_enqueue(nq_client *c, const char *queue, const char *type,
  * *out (when not NULL) gets the job; on timeout prints the last state. */
 int itest_wait_state(nq_client *c, const char *id, nq_state state,
     uint64_t timeout_ms, nq_job **out);
+/* Enqueues one job on queue and leases it (as worker "itest", for
+ * lease_ms); *out gets the job. */
+int itest_lease_one(
+    nq_client *c, const char *queue, uint64_t lease_ms, nq_job **out);
 /* Polls nq_get until the job is gone (NQ_ENOTFOUND: its record was
  * deleted), at most timeout_ms. */
 int itest_wait_gone(nq_client *c, const char *id, uint64_t timeout_ms);

@@ -156,6 +156,19 @@ static void wait_metric(const itest_env *e, const char *sample, double want)
 	assert_true(v >= want);
 }
 
+/* Waits until samples a and b add up to want. */
+static void wait_metric_sum(
+    const itest_env *e, const char *a, const char *b, double want)
+{
+	uint64_t end = itest_now_ms() + POLL_MS;
+	double va, vb;
+	while ((va = metric(e, a)) + (vb = metric(e, b)) < want &&
+	       itest_now_ms() < end)
+		itest_sleep_ms(50);
+	print_message("%s = %g, %s = %g\n", a, va, b, vb);
+	assert_true(va + vb >= want);
+}
+
 /* A job on queue q runs on the worker and succeeds. */
 static void job_runs(nq_client *c, const char *q)
 {
@@ -280,7 +293,11 @@ static void test_conn_limits_partial_messages_hold_bounded_memory(void **state)
 	    (unsigned long long)(after >> 20),
 	    (unsigned long long)(bound >> 20));
 	assert_true(after <= bound);
-	wait_metric(e, "nq_connections_refused_total{socket=\"api\"}",
+	/* On api the crowd beyond the cap is refused; a newcomer takes the
+	 * place of a connection only once that has been open for a second
+	 * without a whole request, which a slow machine may reach. */
+	wait_metric_sum(e, "nq_connections_refused_total{socket=\"api\"}",
+	    "nq_connections_evicted_total{socket=\"api\"}",
 	    ATTACKERS - CAP + 1);
 	wait_metric(e, "nq_connections_refused_total{socket=\"results\"}",
 	    ATTACKERS - CAP);
@@ -320,21 +337,6 @@ static void test_conn_limits_message_above_results_limit_is_refused(
 
 /* ---- the idle rule ---- */
 
-/* A job leased through c, held while the idle rule has its turns. */
-static nq_job *lease_one(nq_client *c, const char *q)
-{
-	const char *const qs[] = {q};
-	char id[NQ_ID_MAX];
-	nq_job **jobs = NULL;
-	size_t n = 0;
-	assert_int_equal(itest_enqueue(c, q, "t", "x", id), 0);
-	assert_int_equal(nq_fetch(c, "w", qs, 1, 1, 0, 30000, &jobs, &n), 0);
-	assert_int_equal(n, 1);
-	nq_job *job = jobs[0];
-	free(jobs);
-	return job;
-}
-
 static void test_conn_limits_idle_connection_is_closed_and_client_goes_on(
     void **state)
 {
@@ -347,7 +349,9 @@ static void test_conn_limits_idle_connection_is_closed_and_client_goes_on(
 
 	assert_int_equal(itest_broker_start(e, flags), 0);
 	assert_int_equal(itest_client(e, 5000, &c), 0);
-	nq_job *job = lease_one(c, "q");
+	nq_job *job = NULL;
+	/* A job leased through c, held while the idle rule has its turns. */
+	assert_int_equal(itest_lease_one(c, "q", 30000, &job), 0);
 	/* A connection that trickles a message in is let go too. */
 	int fd = partial_message(addr_port(e->api_url), hello_req, 4096);
 	assert_true(fd >= 0);
@@ -365,7 +369,7 @@ static void test_conn_limits_idle_connection_is_closed_and_client_goes_on(
 	nq_completion done = {.id = nq_job_id(job),
 	    .lease_token = nq_job_lease_token(job),
 	    .outcome = NQ_OUTCOME_SUCCEEDED};
-	assert_int_equal(nq_complete(c, "w", &done, 1), NQ_OK);
+	assert_int_equal(nq_complete(c, "itest", &done, 1), NQ_OK);
 	nq_job *got = NULL;
 	assert_int_equal(
 	    itest_wait_state(c, nq_job_id(job), NQ_STATE_SUCCEEDED, 5000, &got),

@@ -19,7 +19,12 @@
  * The crowd: 5,000 connections to the work socket that greet and then say
  * nothing, beside a client and a worker that go on as usual. The test
  * raises its own descriptor limit (which the broker inherits) to fit them,
- * and the broker's --max-connections to 6000.
+ * and the broker's --max-connections to 6000. Then a crowd of 1,000 on
+ * the work socket and 500 on the api socket against the default cap of
+ * 256: each newcomer takes the place of a crowd connection that sent
+ * nothing, so a client that connects after the crowd is served at once,
+ * while a work connection that fetched a lease and has been quiet since
+ * is never the one closed (its lease holds).
  *
  * A client that never reads its replies is test_availability's, a
  * subscriber that never reads events is test_slow_subscriber's.
@@ -32,6 +37,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -54,6 +60,11 @@
 #define CALL_MS_MAX 3000 /* no enqueue call may take longer */
 #define SAMPLE_MS 250
 #define IDLE_CONNS 5000
+/* The crowd at the default cap: far more than it, yet small enough that
+ * the connections the broker closes (they cost more than kept ones) take
+ * a few seconds on a loaded machine; half of it again on api. */
+#define CAP_CROWD 1000
+#define DEFAULT_CAP 256
 #define MAX_SAMPLES 8192
 
 /* Under AddressSanitizer freed memory waits in its quarantine (256 MiB)
@@ -485,6 +496,129 @@ static void test_overload_idle_crowd_leaves_clients_served(void **state)
 	itest_pass(e);
 }
 
+/* Opens n idle connections to port into fds; how many opened. */
+static int crowd_open(int port, int *fds, int n)
+{
+	int open = 0;
+	for (int i = 0; i < n; i++)
+		if ((fds[i] = idle_conn(port)) >= 0)
+			open++;
+	return open;
+}
+
+/* Whether the broker closed fd (read now, not waited for): what it sent
+ * before (its greeting) is skipped. */
+static bool peer_closed(int fd)
+{
+	char buf[64];
+	ssize_t r;
+	while ((r = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+		;
+	return r == 0 || (r < 0 && errno == ECONNRESET);
+}
+
+/* How many of fds[0..n) the broker has closed. */
+static int crowd_closed(const int *fds, int n)
+{
+	int closed = 0;
+	for (int i = 0; i < n; i++)
+		closed += fds[i] >= 0 && peer_closed(fds[i]);
+	return closed;
+}
+
+/* Waits (20 s at most) until the broker closed all of the crowds in
+ * work[0..nw) and api[0..na) but what fits the cap of each socket;
+ * returns how many it closed. */
+static int crowd_settled(const int *work, int nw, const int *api, int na)
+{
+	int want = nw + na - 2 * DEFAULT_CAP, closed = 0;
+	uint64_t end = itest_now_ms() + 20000;
+	while (
+	    (closed = crowd_closed(work, nw) + crowd_closed(api, na)) < want &&
+	    itest_now_ms() < end)
+		itest_sleep_ms(100);
+	return closed;
+}
+
+static void crowd_close(int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/* job, leased by holder before the crowd, is still its: leased in its
+ * first attempt, and holder's completion takes. */
+static void lease_held(nq_client *c, nq_client *holder, nq_job *job)
+{
+	nq_job *got = NULL;
+	assert_int_equal(nq_get(c, nq_job_id(job), &got), NQ_OK);
+	print_message("the holder's job: %s, attempt %u\n",
+	    nq_state_name(nq_job_state(got)), (unsigned)nq_job_attempt(got));
+	assert_int_equal(nq_job_state(got), NQ_STATE_LEASED);
+	nq_job_free(got);
+	nq_completion done = {.id = nq_job_id(job),
+	    .lease_token = nq_job_lease_token(job),
+	    .outcome = NQ_OUTCOME_SUCCEEDED};
+	assert_int_equal(nq_complete(holder, "itest", &done, 1), NQ_OK);
+	assert_int_equal(
+	    itest_wait_state(c, nq_job_id(job), NQ_STATE_SUCCEEDED, 5000, &got),
+	    0);
+	assert_int_equal(nq_job_attempt(got), 1);
+	nq_job_free(got);
+}
+
+static void test_overload_idle_crowd_at_the_cap_lets_newcomers_in(void **state)
+{
+	itest_env *e = *state;
+	static int work_fds[CAP_CROWD], api_fds[CAP_CROWD / 2];
+	nq_client *c, *holder, *late;
+	if (!fds_for(CAP_CROWD * 2 + 1000)) {
+		print_message(
+		    "skipped: the hard descriptor limit is below %d\n",
+		    CAP_CROWD * 2 + 1000);
+		itest_pass(e);
+		skip();
+	}
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(itest_client(e, 5000, &c), 0);
+	job_round_trip(c);
+	/* A worker's connection that fetched and is quiet while it works. */
+	assert_int_equal(itest_client(e, 5000, &holder), 0);
+	nq_job *job = NULL;
+	assert_int_equal(itest_lease_one(holder, "held", 60000, &job), 0);
+	int opened =
+	    crowd_open(itest_url_port(e->work_url), work_fds, CAP_CROWD) +
+	    crowd_open(itest_url_port(e->api_url), api_fds, CAP_CROWD / 2);
+	assert_int_equal(opened, CAP_CROWD + CAP_CROWD / 2);
+	/* Each crowd connection beyond the cap made room by closing an
+	 * earlier one. */
+	int closed = crowd_settled(work_fds, CAP_CROWD, api_fds, CAP_CROWD / 2);
+	assert_int_equal(
+	    itest_wait_log(e->broker, "NQ-CONN-EVICTED", 1, 5000), 0);
+	/* A client that comes once the crowd sits still (a connection is
+	 * safe from being closed for room in its first second) is served
+	 * at once. */
+	itest_sleep_ms(1000);
+	assert_int_equal(itest_client(e, 5000, &late), 0);
+	uint64_t ms = job_round_trip(late);
+	print_message("%d idle connections at the default cap: %d closed to "
+	              "make room; a new client's round trip %" PRIu64 " ms\n",
+	    opened, closed, ms);
+	assert_true(closed >= opened - 2 * DEFAULT_CAP);
+	assert_true(ms < CALL_MS_MAX);
+	lease_held(c, holder, job);
+	job_round_trip(c);
+	assert_true(itest_alive(e->broker));
+	crowd_close(work_fds, CAP_CROWD);
+	crowd_close(api_fds, CAP_CROWD / 2);
+	nq_job_free(job);
+	nq_client_close(late);
+	nq_client_close(holder);
+	nq_client_close(c);
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -494,6 +628,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_overload_idle_crowd_leaves_clients_served, itest_setup,
 	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_overload_idle_crowd_at_the_cap_lets_newcomers_in,
+	        itest_setup, itest_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

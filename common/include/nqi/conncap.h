@@ -28,7 +28,8 @@ typedef struct nqi_conncap {
 	int max;          /* connections at once; more are closed */
 	atomic_int open;  /* from ADD_PRE to REM_POST, refused ones too */
 	atomic_uint_fast64_t refused;
-	atomic_uint_fast64_t logged_ms; /* last NQ-CONN-REFUSED line */
+	atomic_uint_fast64_t logged_ms;       /* last NQ-CONN-REFUSED line */
+	atomic_uint_fast64_t evict_logged_ms; /* last NQ-CONN-EVICTED line */
 } nqi_conncap;
 
 void nqi_conncap_init(nqi_conncap *c, const char *what, int max);
@@ -36,6 +37,12 @@ void nqi_conncap_init(nqi_conncap *c, const char *what, int max);
  * at most every 10 s) when max connections are open already, and then
  * the caller closes it. */
 bool nqi_conncap_admit(nqi_conncap *c);
+/* Counts a connection refused at the cap (a warning at most every 10 s);
+ * for a caller that counts open itself. */
+void nqi_conncap_refuse(nqi_conncap *c);
+/* Logs that a connection was closed to make room for a new one at the
+ * cap, evicted so far (a warning at most every 10 s). */
+void nqi_conncap_log_evicted(nqi_conncap *c, uint64_t evicted);
 /* At NNG_PIPE_EV_ADD_PRE: nqi_conncap_admit, and closes p when it is
  * refused. Returns whether p was kept. */
 bool nqi_conncap_add(nqi_conncap *c, nng_pipe p);
@@ -50,12 +57,15 @@ typedef struct nqi_conn_counts {
 	const char *socket; /* the value of the label "socket" */
 	uint64_t open, refused, idle_closed;
 	bool idle_rule; /* the socket has one: idle_closed is a sample */
+	uint64_t evicted;
+	bool evicts; /* the cap makes room (nqi_rep): evicted is a sample */
 } nqi_conn_counts;
 
 typedef struct nqi_prom nqi_prom;
-/* Writes the families nq_connections, nq_connections_refused_total and
- * nq_connections_idle_closed_total with one sample per socket of s[0..n),
- * in that order: the same rows on every daemon. 0 or an nqi_prom_*
+/* Writes the families nq_connections, nq_connections_refused_total,
+ * nq_connections_idle_closed_total and nq_connections_evicted_total with
+ * one sample per socket of s[0..n), in that order: the same rows on
+ * every daemon. 0 or an nqi_prom_*
  * error. */
 int nqi_conncap_prom(nqi_prom *p, const nqi_conn_counts *s, size_t n);
 

@@ -19,11 +19,17 @@
  * idle_ms while nothing of it is served, waiting or parked: a connection
  * that trickles a large message in, or sits on its buffer, is let go.
  * nng's REQ side redials and resends by itself, so a client that was only
- * idle loses nothing.
+ * idle loses nothing. For the same reason a connection that arrives while
+ * max_conns are open takes the place of the one idle longest with nothing
+ * served, waiting or parked (with keep_asked, of one that never sent a
+ * request) and open for a second at least, which is closed; only when
+ * there is none is the newcomer refused. So a crowd that connects and
+ * sits still cannot lock out the clients that come after it.
  */
 #ifndef NQI_REP_H
 #define NQI_REP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <nng/nng.h>
@@ -56,6 +62,7 @@ typedef struct nqi_rep_counts {
 	uint64_t connections;   /* open now (watched sockets) */
 	uint64_t conns_refused; /* closed at once: max_conns were open */
 	uint64_t idle_closed;   /* closed after idle_ms without a request */
+	uint64_t evicted;       /* closed to make room at max_conns */
 } nqi_rep_counts;
 
 typedef struct nqi_rep_watch_opts {
@@ -64,6 +71,10 @@ typedef struct nqi_rep_watch_opts {
 	uint64_t idle_ms;    /* the idle rule (0: off) */
 	nng_pipe_cb gone_cb; /* also called at each REM_POST; may be NULL */
 	void *gone_arg;
+	/* At the cap, close only a connection that never sent a request:
+	 * the service keeps state of a connection between its requests (the
+	 * work socket's leases, which its close gives back). */
+	bool keep_asked;
 } nqi_rep_watch_opts;
 
 /*
