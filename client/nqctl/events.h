@@ -39,7 +39,9 @@ int nqctl_top(nqctl *x, int argc, char **argv, int start);
 /* The flags both take after their own: --events and the common ones. */
 #define NQCTL_SUB_OPTS(x)                                                      \
 	{"events", NQI_OPT_STR, &(x)->conf.events_url,                         \
-	    "broker events socket (" NQCTL_DEFAULT_EVENTS ")", false},         \
+	    "broker events socket (" NQCTL_DEFAULT_EVENTS "; with --brokers, " \
+	    "every shard's, from the map)",                                    \
+	    false},                                                            \
 	    NQCTL_COMMON_OPTS(x)
 
 /* nqctl_args, then the check of --queue: *queue, which the flags may have
