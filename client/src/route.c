@@ -106,7 +106,8 @@ int nqc_locate(nq_client *c, const char *id, size_t *shard, nq_job **out)
 	return rv;
 }
 
-/* The queue of part p of g (NULL: g has none there) and its name. */
+/* The queue of part p of g (NULL: g has none there): 0 is the batch's
+ * own, 1 and 2 its callbacks, then the jobs. */
 static const char *part_queue(const nqc_group *g, size_t p)
 {
 	if (p == 0)
@@ -116,6 +117,7 @@ static const char *part_queue(const nqc_group *g, size_t p)
 	return g->specs[p - 3].queue;
 }
 
+/* How an error names part p. */
 static void part_name(size_t p, char *out, size_t len)
 {
 	static const char *const names[] = {
