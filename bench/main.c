@@ -49,10 +49,15 @@ static int usage_error(const char *fmt, ...)
 	return NQI_EXIT_USAGE;
 }
 
-static const char *api_url(const bench_cli *x)
+/* Where the broker is, for messages: "broker at URL", or the map. */
+static void where(const bench_cli *x, char *out, size_t len)
 {
-	return x->conn.api_url && *x->conn.api_url ? x->conn.api_url
-	                                           : NQI_CLI_DEFAULT_API;
+	if (x->conn.brokers)
+		snprintf(out, len, "brokers %.400s", x->conn.brokers);
+	else
+		snprintf(out, len, "broker at %.400s",
+		    x->conn.api_url && *x->conn.api_url ? x->conn.api_url
+		                                        : NQI_CLI_DEFAULT_API);
 }
 
 int bench_connect(bench_cli *x)
@@ -62,14 +67,16 @@ int bench_connect(bench_cli *x)
 	int rv = nq_client_open(&x->client, &x->conn);
 	if (rv == NQ_OK)
 		return NQI_CONTINUE;
-	fprintf(stderr, "nq-bench: cannot use the broker at %s: %s\n",
-	    api_url(x), nq_strerror(rv));
+	char at[420];
+	where(x, at, sizeof at);
+	fprintf(
+	    stderr, "nq-bench: cannot use the %s: %s\n", at, nq_strerror(rv));
 	return rv == NQ_EINVAL ? NQI_EXIT_USAGE : NQI_EXIT_FAILED;
 }
 
 int bench_fail(const bench_cli *x, int err, const char *fmt, ...)
 {
-	char what[512];
+	char what[512], at[420];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
@@ -78,8 +85,9 @@ int bench_fail(const bench_cli *x, int err, const char *fmt, ...)
 	const char *why = x->client ? nq_client_last_error(x->client) : "";
 	/* libnq's message, when there is one that says more than the name. */
 	bool more = *why && strcmp(why, name) != 0;
-	fprintf(stderr, "nq-bench: %s: %s (broker at %s)%s%s\n", what, name,
-	    api_url(x), more ? ": " : "", more ? why : "");
+	where(x, at, sizeof at);
+	fprintf(stderr, "nq-bench: %s: %s (%s)%s%s\n", what, name, at,
+	    more ? ": " : "", more ? why : "");
 	if (err == NQ_ETIMEDOUT || err == NQ_ECONNECT)
 		return NQI_EXIT_UNREACHABLE;
 	return NQI_EXIT_FAILED;

@@ -2,8 +2,10 @@
  * nqctl batch: groups of jobs with callbacks enqueued exactly once.
  *
  *   nqctl batch create [--on-success Q:T] [--on-complete Q:T]
- *                      [--callback-payload JSON] [--seal]
- *                                   prints the new batch's id
+ *                      [--callback-payload JSON] [--seal] [--queue Q]
+ *                                   prints the new batch's id; with
+ *                                   --brokers it lives on the shard of
+ *                                   its callbacks' queue, or of --queue
  *   nqctl batch add ID QUEUE TYPE [--payload JSON] [--count N]
  *                                   enqueues N jobs (1) into the batch
  *   nqctl batch seal ID             no more jobs; it completes once all ended
@@ -21,7 +23,7 @@
 #define ADD_MAX 10000 /* jobs of one request, as the broker takes */
 
 typedef struct batch_flags {
-	const char *on_success, *on_complete, *payload, *after;
+	const char *on_success, *on_complete, *payload, *after, *queue;
 	bool seal;
 	uint64_t count, limit;
 } batch_flags;
@@ -136,8 +138,8 @@ static int create(nqctl *x, const batch_flags *f)
 	        NQI_CONTINUE)
 		rc = payload_of(x, f->payload, &done, &p2);
 	if (rc == NQI_CONTINUE) {
-		int rv = nq_batch_create(x->client, oks ? &ok : NULL,
-		    dones ? &done : NULL, f->seal, id);
+		int rv = nq_batch_create_in(x->client, f->queue,
+		    oks ? &ok : NULL, dones ? &done : NULL, f->seal, id);
 		if (rv != NQ_OK)
 			rc = nqctl_fail(x, rv, "batch create");
 		else if (x->conf.json)
@@ -276,6 +278,10 @@ int nqctl_batch(nqctl *x, int argc, char **argv, int start)
 	    {"payload", NQI_OPT_STR, &f.payload,
 	        "add: the jobs' payload (JSON, stored as msgpack)", false},
 	    {"seal", NQI_OPT_BOOL, &f.seal, "create: sealed at once", false},
+	    {"queue", NQI_OPT_STR, &f.queue,
+	        "create: with --brokers, the batch lives on this queue's "
+	        "shard (its jobs' and callbacks' too)",
+	        false},
 	    {"count", NQI_OPT_U64, &f.count, "add: how many jobs (1)", false},
 	    {"after", NQI_OPT_STR, &f.after, "list: ids after this one", false},
 	    {"limit", NQI_OPT_U64, &f.limit, "list: at most this many (50)",

@@ -123,6 +123,87 @@ int nqctl_sub_loop(const nqctl *x, nq_sub *s, uint64_t deadline_ms,
 	return rc;
 }
 
+/* ---- with a shard map: a subscriber on every shard's events socket ---- */
+
+/* How long a round that found no message on any shard sleeps. */
+#define SHARDS_IDLE_NS 5000000L
+
+int nqctl_shard_subs_open(
+    nqctl *x, const void *topic, size_t topic_len, nq_sub ***subs, size_t *n)
+{
+	const char *what = x->cmd ? x->cmd->name : "events";
+	int rc = nqctl_connect(x);
+	if (rc != NQI_CONTINUE)
+		return rc;
+	*n = nq_client_shard_count(x->client);
+	if (!(*subs = calloc(*n, sizeof **subs)))
+		return nqctl_report(
+		    x, NQ_ENOMEM, NQI_EXIT_FAILED, NULL, "out of memory");
+	for (size_t k = 0; k < *n; k++) {
+		const char *url = nq_client_shard_events_url(x->client, k);
+		int rv =
+		    nq_sub_open(x->client, url, topic, topic_len, &(*subs)[k]);
+		if (rv != NQ_OK)
+			return nqctl_fail(x, rv, "%s: shard %s's events %s",
+			    what, nq_client_shard_name(x->client, k), url);
+	}
+	catch_stop_signals();
+	return NQI_CONTINUE;
+}
+
+void nqctl_shard_subs_close(nq_sub **subs, size_t n)
+{
+	for (size_t k = 0; subs && k < n; k++)
+		nq_sub_close(subs[k]);
+	free(subs);
+}
+
+/* Takes what every shard has waiting, in turn: NQI_CONTINUE, cb's status
+ * or the exit status of a failed receive; *got: a message came. */
+static int shard_round(const nqctl *x, nq_sub **subs, size_t n,
+    nqctl_shard_cb cb, void *arg, bool *got)
+{
+	int rc = NQI_CONTINUE;
+	*got = false;
+	for (size_t k = 0; rc == NQI_CONTINUE && k < n && !stop_signal; k++) {
+		const void *msg;
+		size_t len;
+		int rv = nq_sub_recv(subs[k], 0, &msg, &len);
+		if (rv == NQ_OK) {
+			*got = true;
+			rc = cb(x, arg, k, msg, len);
+		} else if (rv != NQ_ETIMEDOUT) {
+			rc = nqctl_report(x, rv, NQI_EXIT_FAILED, NULL,
+			    "%s: receive from shard %s failed: %s",
+			    x->cmd->name, nq_client_shard_name(x->client, k),
+			    nq_strerror(rv));
+		}
+	}
+	return rc;
+}
+
+int nqctl_shard_subs_loop(const nqctl *x, nq_sub **subs, size_t n,
+    uint64_t deadline_ms, nqctl_shard_cb cb, void *arg, bool *timed_out)
+{
+	int rc = NQI_CONTINUE;
+	if (timed_out)
+		*timed_out = false;
+	while (rc == NQI_CONTINUE) {
+		bool got;
+		if (stop_signal)
+			return NQI_EXIT_OK;
+		if (deadline_ms && nqi_mono_ms() >= deadline_ms) {
+			if (timed_out)
+				*timed_out = true;
+			return NQI_EXIT_OK;
+		}
+		rc = shard_round(x, subs, n, cb, arg, &got);
+		if (rc == NQI_CONTINUE && !got)
+			nanosleep(&(struct timespec){0, SHARDS_IDLE_NS}, NULL);
+	}
+	return rc;
+}
+
 /* ---- gaps: the last topic_seq of every topic seen ---- */
 
 typedef struct topic_seen {
@@ -163,8 +244,12 @@ static void gaps_free(gaps *g)
  * we subscribed is not missed); a number that goes back means the broker
  * restarted and counts again from 1.
  */
-static void gaps_check(gaps *g, const char *topic, uint64_t topic_seq)
+static void gaps_check(
+    gaps *g, const char *shard, const char *topic, uint64_t topic_seq)
 {
+	char where[200];
+	snprintf(where, sizeof where, "%s%s%s", topic,
+	    shard ? " of shard " : "", shard ? shard : "");
 	topic_seen *t = topic_seq ? gaps_topic(g, topic) : NULL;
 	if (!t)
 		return;
@@ -174,14 +259,14 @@ static void gaps_check(gaps *g, const char *topic, uint64_t topic_seq)
 		fprintf(stderr,
 		    "nqctl: events: missed %llu event%s on %s (topic_seq "
 		    "%llu to %llu)\n",
-		    (unsigned long long)n, n == 1 ? "" : "s", topic,
+		    (unsigned long long)n, n == 1 ? "" : "s", where,
 		    (unsigned long long)t->last + 1,
 		    (unsigned long long)topic_seq - 1);
 	} else if (t->last && topic_seq <= t->last) {
 		fprintf(stderr,
 		    "nqctl: events: topic_seq of %s went back from %llu to "
 		    "%llu (the broker restarted?); counting from there\n",
-		    topic, (unsigned long long)t->last,
+		    where, (unsigned long long)t->last,
 		    (unsigned long long)topic_seq);
 	}
 	t->last = topic_seq;
@@ -209,11 +294,15 @@ static json_t *text_json(const char *s)
 	return s && *s ? nqi_json_string_lossy(s, strlen(s)) : json_null();
 }
 
-/* Every field of the event, plus its topic, in the order of events.proto. */
-static json_t *event_json(const char *topic, const Nq__V1__JobEvent *e)
+/* Every field of the event, plus its topic (and with a shard map its
+ * shard), in the order of events.proto. */
+static json_t *event_json(
+    const char *shard, const char *topic, const Nq__V1__JobEvent *e)
 {
 	json_t *o = json_object();
 	int bad = !o;
+	if (shard)
+		bad |= json_object_set_new(o, "shard", json_string(shard));
 	bad |= json_object_set_new(o, "seq", json_integer((json_int_t)e->seq));
 	bad |= json_object_set_new(
 	    o, "topic_seq", json_integer((json_int_t)e->topic_seq));
@@ -250,7 +339,10 @@ typedef struct events_run {
 	uint64_t count;    /* events to print; 0: no limit */
 	uint64_t printed;
 	uint64_t skipped; /* messages that were not a job event batch */
-	gaps gaps;
+	gaps *gaps;       /* per shard (one without a map) */
+	size_t ngaps;
+	size_t shard;     /* of the message at hand */
+	const char *name; /* its name; NULL without a map */
 } events_run;
 
 /* Prints the events of one message that pass the filters. Returns
@@ -261,12 +353,13 @@ static int print_batch(
 {
 	for (size_t i = 0; i < b->n_events; i++) {
 		const Nq__V1__JobEvent *e = b->events[i];
-		gaps_check(&r->gaps, topic, e->topic_seq);
+		gaps_check(&r->gaps[r->shard], r->name, topic, e->topic_seq);
 		if (r->queue && strcmp(e->queue, r->queue) != 0)
 			continue;
 		if (r->state && strcmp(e->kind, r->state) != 0)
 			continue;
-		if (nqctl_print_json(event_json(topic, e)) != NQI_EXIT_OK)
+		if (nqctl_print_json(event_json(r->name, topic, e)) !=
+		    NQI_EXIT_OK)
 			return NQI_EXIT_FAILED;
 		if (r->count && ++r->printed >= r->count)
 			return NQI_EXIT_OK;
@@ -315,6 +408,47 @@ static int check_state(nqctl *x, const events_run *r)
 	    r->state);
 }
 
+/* A message of shard k (with a shard map). */
+static int on_shard_message(
+    const nqctl *x, void *arg, size_t k, const char *body, size_t len)
+{
+	events_run *r = arg;
+	r->shard = k;
+	r->name = nq_client_shard_name(x->client, k);
+	return on_message(x, arg, body, len);
+}
+
+/* Subscribes to topic (tlen bytes): with a shard map on every shard's
+ * events socket, else on --events; then prints until the end. */
+static int events_run_all(
+    nqctl *x, events_run *r, const char *topic, size_t tlen, uint64_t end)
+{
+	nq_sub **subs = NULL, *s;
+	size_t n = 1;
+	int rc;
+	if (x->conf.conn.brokers && *x->conf.conn.brokers) {
+		rc = nqctl_shard_subs_open(x, topic, tlen, &subs, &n);
+		r->ngaps = n;
+		r->gaps = calloc(n, sizeof *r->gaps);
+		if (rc == NQI_CONTINUE && !r->gaps)
+			rc = nqctl_report(x, NQ_ENOMEM, NQI_EXIT_FAILED, NULL,
+			    "out of memory");
+		if (rc == NQI_CONTINUE)
+			rc = nqctl_shard_subs_loop(
+			    x, subs, n, end, on_shard_message, r, NULL);
+		nqctl_shard_subs_close(subs, n);
+		return rc;
+	}
+	r->ngaps = 1;
+	if (!(r->gaps = calloc(1, sizeof *r->gaps)))
+		return nqctl_report(
+		    x, NQ_ENOMEM, NQI_EXIT_FAILED, NULL, "out of memory");
+	if ((rc = nqctl_sub_open(x, topic, tlen, &s)) != NQI_CONTINUE)
+		return rc;
+	/* s stays open until nqctl exits: see nqctl_sub_open. */
+	return nqctl_sub_loop(x, s, end, on_message, r, NULL);
+}
+
 int nqctl_events(nqctl *x, int argc, char **argv, int start)
 {
 	events_run r = {0};
@@ -333,7 +467,6 @@ int nqctl_events(nqctl *x, int argc, char **argv, int start)
 	        "exit 0 after this long", false},
 	    NQCTL_SUB_OPTS(x),
 	};
-	nq_sub *s;
 	int rc = nqctl_sub_args(
 	    x, opts, NQCTL_LEN(opts), argc, argv, start, &r.queue);
 	if (rc == NQI_CONTINUE)
@@ -348,15 +481,17 @@ int nqctl_events(nqctl *x, int argc, char **argv, int start)
 		           r.state, r.queue ? r.queue : "") +
 		       (r.queue ? 1 : 0);
 	uint64_t deadline_ms = duration_ms ? nqi_mono_ms() + duration_ms : 0;
-	if ((rc = nqctl_sub_open(x, topic, tlen, &s)) != NQI_CONTINUE)
-		return rc;
-	rc = nqctl_sub_loop(x, s, deadline_ms, on_message, &r, NULL);
-	/* s stays open until nqctl exits: see nqctl_sub_open. */
-	if (r.gaps.missed)
+	uint64_t missed = 0;
+	rc = events_run_all(x, &r, topic, tlen, deadline_ms);
+	for (size_t k = 0; k < r.ngaps && r.gaps; k++) {
+		missed += r.gaps[k].missed;
+		gaps_free(&r.gaps[k]);
+	}
+	free(r.gaps);
+	if (missed)
 		fprintf(stderr,
 		    "nqctl: events: missed %llu events in all (the broker "
 		    "drops what a slow subscriber cannot take)\n",
-		    (unsigned long long)r.gaps.missed);
-	gaps_free(&r.gaps);
+		    (unsigned long long)missed);
 	return rc;
 }

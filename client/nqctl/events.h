@@ -9,7 +9,9 @@
  * events it missed (gaps in each topic's topic_seq). top shows the
  * once-a-second "metrics" topic as a table of queues, redrawn in place on a
  * terminal. Both run until SIGINT or SIGTERM, --duration or (events)
- * --count, and then exit 0.
+ * --count, and then exit 0. With --brokers both read every shard's events
+ * socket: top adds the shards' frames up, events prints each event with
+ * its "shard".
  */
 #ifndef NQCTL_EVENTS_H
 #define NQCTL_EVENTS_H
@@ -37,7 +39,9 @@ int nqctl_top(nqctl *x, int argc, char **argv, int start);
 /* The flags both take after their own: --events and the common ones. */
 #define NQCTL_SUB_OPTS(x)                                                      \
 	{"events", NQI_OPT_STR, &(x)->conf.events_url,                         \
-	    "broker events socket (" NQCTL_DEFAULT_EVENTS ")", false},         \
+	    "broker events socket (" NQCTL_DEFAULT_EVENTS "; with --brokers, " \
+	    "every shard's, from the map)",                                    \
+	    false},                                                            \
 	    NQCTL_COMMON_OPTS(x)
 
 /* nqctl_args, then the check of --queue: *queue, which the flags may have
@@ -85,5 +89,27 @@ typedef int (*nqctl_sub_cb)(
  */
 int nqctl_sub_loop(const nqctl *x, nq_sub *s, uint64_t deadline_ms,
     nqctl_sub_cb cb, void *arg, bool *timed_out);
+
+/* ---- with a shard map (--brokers): a subscriber per shard ---- */
+
+/* What nqctl_shard_subs_loop calls with each message of shard k. */
+typedef int (*nqctl_shard_cb)(
+    const nqctl *x, void *arg, size_t k, const char *msg, size_t len);
+
+/*
+ * Opens the client and subscribes to the topic prefix on every shard's
+ * events socket (the map's; --events is not used): *subs, *n of them, to
+ * close with nqctl_shard_subs_close, also after a failure. Makes SIGINT
+ * and SIGTERM end the loop. Returns NQI_CONTINUE, or the exit status
+ * after naming the shard that failed.
+ */
+int nqctl_shard_subs_open(
+    nqctl *x, const void *topic, size_t topic_len, nq_sub ***subs, size_t *n);
+void nqctl_shard_subs_close(nq_sub **subs, size_t n);
+/* nqctl_sub_loop over the subscribers of every shard: each round takes
+ * what every shard has waiting, so that a busy shard does not wait for
+ * an idle one. */
+int nqctl_shard_subs_loop(const nqctl *x, nq_sub **subs, size_t n,
+    uint64_t deadline_ms, nqctl_shard_cb cb, void *arg, bool *timed_out);
 
 #endif

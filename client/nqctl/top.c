@@ -342,8 +342,6 @@ static int top_loop(top_run *r, const nqctl *x, nq_sub *s, uint64_t deadline_ms)
 
 /* ---- with a shard map: one subscriber per shard, frames added up ---- */
 
-#define SHARD_POLL_MS 20
-
 /* Adds the numbers of object b into a: counts and rates sum, ages and
  * latencies (_s) and ratios take the larger; other members (groups) come
  * from the first shard that sent them. */
@@ -400,22 +398,30 @@ static json_t *merge_frames(json_t *const *frames, size_t n)
 	return all;
 }
 
+typedef struct shard_frames {
+	top_run *r;
+	json_t **frames; /* the latest of each shard */
+	size_t n;
+} shard_frames;
+
 /* One frame of shard k came: kept, and the sum of all shown. */
-static int shard_frame(top_run *r, const nqctl *x, json_t **frames, size_t n,
-    size_t k, const void *body, size_t len)
+static int shard_frame(
+    const nqctl *x, void *arg, size_t k, const char *body, size_t len)
 {
-	json_t *m = len > TOPIC_LEN && memcmp(body, TOPIC, TOPIC_LEN) == 0
-	                ? nqi_msgpack_to_jansson(
-	                      (const char *)body + TOPIC_LEN, len - TOPIC_LEN)
-	                : NULL;
+	shard_frames *f = arg;
+	top_run *r = f->r;
+	json_t *m =
+	    len > TOPIC_LEN && memcmp(body, TOPIC, TOPIC_LEN) == 0
+	        ? nqi_msgpack_to_jansson(body + TOPIC_LEN, len - TOPIC_LEN)
+	        : NULL;
 	if (!json_is_object(m)) {
 		json_decref(m);
 		return NQI_CONTINUE;
 	}
-	json_decref(frames[k]);
-	frames[k] = m;
+	json_decref(f->frames[k]);
+	f->frames[k] = m;
 	r->frames++;
-	json_t *all = merge_frames(frames, n);
+	json_t *all = merge_frames(f->frames, f->n);
 	if (!all)
 		return nqctl_print_json(NULL);
 	int rc = r->json ? print_frame_json(r, all) : print_frame(r, x, all);
@@ -426,43 +432,23 @@ static int shard_frame(top_run *r, const nqctl *x, json_t **frames, size_t n,
 /* nqctl top with --brokers: a subscriber per shard's events socket. */
 static int top_shards(top_run *r, nqctl *x, uint64_t deadline_ms)
 {
-	size_t n = nq_client_shard_count(x->client);
-	nq_sub **subs = calloc(n, sizeof *subs);
-	json_t **frames = calloc(n, sizeof *frames);
-	int rc = subs && frames ? NQI_CONTINUE : NQI_EXIT_FAILED;
-	for (size_t k = 0; rc == NQI_CONTINUE && k < n; k++) {
-		const char *url = nq_client_shard_events_url(x->client, k);
-		int rv =
-		    nq_sub_open(x->client, url, TOPIC, TOPIC_LEN, &subs[k]);
-		if (rv != NQ_OK)
-			rc = nqctl_fail(x, rv, "top: shard %s's events %s",
-			    nq_client_shard_name(x->client, k), url);
-	}
-	while (rc == NQI_CONTINUE) {
-		for (size_t k = 0; rc == NQI_CONTINUE && k < n; k++) {
-			const void *msg;
-			size_t len;
-			int rv = nqctl_sub_recv(
-			    subs[k], nqi_mono_ms() + SHARD_POLL_MS, &msg, &len);
-			if (rv == NQ_ECLOSED)
-				rc = NQI_EXIT_OK;
-			else if (rv == NQ_OK)
-				rc = shard_frame(r, x, frames, n, k, msg, len);
-		}
-		if (rc == NQI_CONTINUE && deadline_ms &&
-		    nqi_mono_ms() >= deadline_ms)
-			rc = r->frames ? NQI_EXIT_OK
-			               : nqctl_report(x, NQ_ETIMEDOUT,
-			                     NQI_EXIT_UNREACHABLE, NULL,
-			                     "top: no metrics arrived from the "
-			                     "shards in time");
-	}
-	for (size_t k = 0; k < n; k++) {
-		nq_sub_close(subs ? subs[k] : NULL);
-		json_decref(frames ? frames[k] : NULL);
-	}
-	free(subs);
-	free(frames);
+	nq_sub **subs = NULL;
+	shard_frames f = {r, NULL, 0};
+	bool timed_out = false;
+	int rc = nqctl_shard_subs_open(x, TOPIC, TOPIC_LEN, &subs, &f.n);
+	if (rc == NQI_CONTINUE && !(f.frames = calloc(f.n, sizeof *f.frames)))
+		rc = nqctl_report(
+		    x, NQ_ENOMEM, NQI_EXIT_FAILED, NULL, "out of memory");
+	if (rc == NQI_CONTINUE)
+		rc = nqctl_shard_subs_loop(
+		    x, subs, f.n, deadline_ms, shard_frame, &f, &timed_out);
+	if (rc == NQI_EXIT_OK && timed_out && !r->frames)
+		rc = nqctl_report(x, NQ_ETIMEDOUT, NQI_EXIT_UNREACHABLE, NULL,
+		    "top: no metrics arrived from the shards in time");
+	nqctl_shard_subs_close(subs, f.n);
+	for (size_t k = 0; f.frames && k < f.n; k++)
+		json_decref(f.frames[k]);
+	free(f.frames);
 	return rc;
 }
 
@@ -485,11 +471,8 @@ int nqctl_top(nqctl *x, int argc, char **argv, int start)
 	top_columns(&r);
 	r.tty = !r.json && isatty(STDOUT_FILENO);
 	uint64_t deadline_ms = duration_ms ? nqi_mono_ms() + duration_ms : 0;
-	if (x->conf.conn.brokers && *x->conf.conn.brokers) {
-		if ((rc = nqctl_connect(x)) != NQI_CONTINUE)
-			return rc;
+	if (x->conf.conn.brokers && *x->conf.conn.brokers)
 		return top_shards(&r, x, deadline_ms);
-	}
 	if ((rc = nqctl_sub_open(x, TOPIC, TOPIC_LEN, &s)) != NQI_CONTINUE)
 		return rc;
 	if (r.tty) {

@@ -229,6 +229,20 @@ static void offload_settle(
 	}
 }
 
+static int check_specs(nq_client *c, const nq_job_spec *specs, size_t n,
+    const nq_enqueue_result *results)
+{
+	if (n && (!specs || !results))
+		return nqc_fail(c->last_error, NQ_EINVAL,
+		    "specs and results must not be NULL");
+	for (size_t i = 0; i < n; i++) {
+		int rv = check_spec(&specs[i], i, c->last_error);
+		if (rv != 0)
+			return rv;
+	}
+	return NQ_OK;
+}
+
 /* nq_enqueue_batch; chain: each job waits for the one before it, and the
  * request is all or none. */
 static int enqueue_specs(nq_client *c, const nq_job_spec *specs, size_t n,
@@ -243,12 +257,8 @@ static int enqueue_specs(nq_client *c, const nq_job_spec *specs, size_t n,
 	int rv;
 	if ((rv = check_client(c)) != 0)
 		return rv;
-	if (n && (!specs || !results))
-		return nqc_fail(c->last_error, NQ_EINVAL,
-		    "specs and results must not be NULL");
-	for (size_t i = 0; i < n; i++)
-		if ((rv = check_spec(&specs[i], i, c->last_error)) != 0)
-			return rv;
+	if ((rv = check_specs(c, specs, n, results)) != 0)
+		return rv;
 	if (n == 0)
 		return NQ_OK;
 	if (c->map)
@@ -1425,8 +1435,20 @@ NQ_API int nq_batch_enqueue(nq_client *c, const nq_job_spec *specs, size_t n,
 		    "a batch enqueue takes jobs and a batch_id to fill");
 	if ((rv = batch_new(c, &b, on_success, on_complete, true)) != 0)
 		return rv;
-	b.id = batch_id;
 	batch_id[0] = '\0';
+	if (c->map) {
+		/* One request, so one shard: the jobs' and the callbacks'. */
+		size_t k;
+		nqc_group g = {
+		    "a batch", NULL, {on_success, on_complete}, specs, n};
+		if ((rv = check_specs(c, specs, n, results)) != 0 ||
+		    (rv = nqc_one_shard(c, &g, &k)) != 0)
+			return rv;
+		return nqc_relay(c, k,
+		    nq_batch_enqueue(c->shard[k], specs, n, on_success,
+		        on_complete, results, batch_id));
+	}
+	b.id = batch_id;
 	return enqueue_specs(c, specs, n, results, false, &b);
 }
 
@@ -1507,17 +1529,38 @@ static int batch_call(nq_client *c, Nq__V1__Request *req,
 NQ_API int nq_batch_create(nq_client *c, const nq_job_spec *on_success,
     const nq_job_spec *on_complete, bool seal, char *id)
 {
+	return nq_batch_create_in(c, NULL, on_success, on_complete, seal, id);
+}
+
+NQ_API int nq_batch_create_in(nq_client *c, const char *queue,
+    const nq_job_spec *on_success, const nq_job_spec *on_complete, bool seal,
+    char *id)
+{
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	nq_batch_new b;
 	nq_batch_info info;
+	size_t k;
 	int rv = check_client(c);
 	if (rv != 0)
 		return rv;
 	if (!id)
 		return nqc_fail(
 		    c->last_error, NQ_EINVAL, "id must not be NULL");
-	if ((rv = batch_new(c, &b, on_success, on_complete, seal)) != 0)
+	if ((queue && *queue &&
+	        (rv = check_name("queue", queue, c->last_error)) != 0) ||
+	    (rv = batch_new(c, &b, on_success, on_complete, seal)) != 0)
 		return rv;
+	/* The batch lives on one shard, which its callbacks are enqueued
+	 * on: theirs, and queue's. */
+	if (c->map && (rv = nqc_one_shard(c,
+	                   &(nqc_group){"a batch", queue,
+	                       {on_success, on_complete}, NULL, 0},
+	                   &k)) != 0)
+		return rv;
+	if (c->map)
+		return nqc_relay(c, k,
+		    nq_batch_create_in(
+		        c->shard[k], queue, on_success, on_complete, seal, id));
 	req.body_case = NQ__V1__REQUEST__BODY_BATCH_CREATE;
 	req.batch_create = &b.req;
 	rv = batch_call(c, &req, NQ__V1__REPLY__BODY_BATCH_CREATE,
@@ -1528,26 +1571,49 @@ NQ_API int nq_batch_create(nq_client *c, const nq_job_spec *on_success,
 }
 
 /* Seal, get and cancel: a BatchRef. */
+typedef struct batch_ref {
+	const char *id;
+	Nq__V1__Request__BodyCase body;
+	Nq__V1__Reply__BodyCase want;
+	const char *what;
+	nq_batch_info *out;
+	uint32_t *canceled;
+} batch_ref;
+
+/* The call of a on the one broker of c. */
+static int batch_ref_one(nq_client *c, void *arg)
+{
+	const batch_ref *a = arg;
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__BatchRef ref = NQ__V1__BATCH_REF__INIT;
+	nqc_begin(c);
+	ref.id = (char *)a->id;
+	req.body_case = a->body;
+	if (a->body == NQ__V1__REQUEST__BODY_BATCH_SEAL)
+		req.batch_seal = &ref;
+	else if (a->body == NQ__V1__REQUEST__BODY_BATCH_GET)
+		req.batch_get = &ref;
+	else
+		req.batch_cancel = &ref;
+	return batch_call(c, &req, a->want, a->what, a->out, a->canceled);
+}
+
 static int batch_ref_call(nq_client *c, const char *id,
     Nq__V1__Request__BodyCase body, Nq__V1__Reply__BodyCase want,
     const char *what, nq_batch_info *out, uint32_t *canceled)
 {
-	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
-	Nq__V1__BatchRef ref = NQ__V1__BATCH_REF__INIT;
+	batch_ref a = {id, body, want, what, out, canceled};
+	size_t k;
 	int rv = check_client(c);
 	if (rv != 0)
 		return rv;
 	if (!id || !*id)
 		return nqc_fail(c->last_error, NQ_EINVAL, "no batch id");
-	ref.id = (char *)id;
-	req.body_case = body;
-	if (body == NQ__V1__REQUEST__BODY_BATCH_SEAL)
-		req.batch_seal = &ref;
-	else if (body == NQ__V1__REQUEST__BODY_BATCH_GET)
-		req.batch_get = &ref;
-	else
-		req.batch_cancel = &ref;
-	return batch_call(c, &req, want, what, out, canceled);
+	/* A batch id does not name its shard: the one that has it answers,
+	 * and the others, which have no such batch, change nothing. */
+	if (c->map)
+		return nqc_ask_shards(c, "batch", id, batch_ref_one, &a, &k);
+	return batch_ref_one(c, &a);
 }
 
 NQ_API int nq_batch_seal(nq_client *c, const char *id, nq_batch_info *out)
@@ -1581,6 +1647,8 @@ NQ_API int nq_batch_list(nq_client *c, const char *after_id, size_t cap,
 	if (!out || !n || !next || cap == 0)
 		return nqc_fail(c->last_error, NQ_EINVAL,
 		    "out, n and next must not be NULL, cap not 0");
+	if (c->map)
+		return nqc_batch_list_sharded(c, after_id, cap, out, n, next);
 	l.limit = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
 	l.after_id = str_in(after_id);
 	req.body_case = NQ__V1__REQUEST__BODY_BATCH_LIST;

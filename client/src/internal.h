@@ -143,6 +143,14 @@ size_t nqc_owner(const nq_client *c, const char *queue);
 /* Returns rv, and when it is an error, copies the last error of shard k
  * to c, naming the shard. */
 int nqc_relay(nq_client *c, size_t k, int rv);
+/* A call about one job or batch on shard (a client of one broker): what
+ * nqc_ask_shards asks each shard in turn; NQ_ENOTFOUND: ask the next. */
+typedef int (*nqc_ask_fn)(nq_client *shard, void *arg);
+/* Asks fn of each shard in turn until one has it: its answer and *shard.
+ * NQ_ENOTFOUND when none has it (what and id name it: "job", "batch"),
+ * or the error of a shard that could not be asked. */
+int nqc_ask_shards(nq_client *c, const char *what, const char *id,
+    nqc_ask_fn fn, void *arg, size_t *shard);
 /* Finds the shard that holds job id (canonical): *shard, and the job in
  * *out unless out is NULL. NQ_ENOTFOUND when no shard has it, or the
  * error of a shard that could not be asked. */
@@ -150,6 +158,24 @@ int nqc_locate(nq_client *c, const char *id, size_t *shard, nq_job **out);
 /* NQ_OK with one broker; with a shard map, NQ_EINVAL for the call what
  * (the low-level worker calls: a lease is one shard's). */
 int nqc_one_broker(nq_client *c, const char *what);
+/* Queues that a rule keeps on one shard: a batch's own queue (NULL or
+ * "": none), its callbacks (NULL: none), then jobs; rule names it in
+ * errors ("a chain", "a batch"). */
+typedef struct nqc_group {
+	const char *rule;
+	const char *queue;
+	const nq_job_spec *callback[2]; /* on_success, on_complete */
+	const nq_job_spec *specs;
+	size_t n;
+} nqc_group;
+/* The shard of every queue of g: *shard; NQ_EINVAL naming two queues of
+ * different shards, or when g names no queue. */
+int nqc_one_shard(nq_client *c, const nqc_group *g, size_t *shard);
+/* The largest page of nqc_batch_list_sharded: the broker's. */
+#define NQC_BATCH_PAGE_MAX 1000
+/* nq_batch_list over the shards: each shard's page, merged by id. */
+int nqc_batch_list_sharded(nq_client *c, const char *after_id, size_t cap,
+    nq_batch_info *out, size_t *n, char *next);
 /* nq_enqueue_batch (chain: nq_enqueue_chain) over the shards. */
 int nqc_enqueue_sharded(nq_client *c, const nq_job_spec *specs, size_t n,
     nq_enqueue_result *results, bool chain);

@@ -4,6 +4,8 @@
  * on its own shard; a chain across shards is refused; one shard killed
  * leaves the other's queues working; the one nq-dlq replays a dead job
  * to the shard of its queue, and with a shard down replays the others'.
+ * A batch lives on one shard, with its jobs and callbacks; nqctl events
+ * and nq-bench work over the map.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -39,15 +42,21 @@ static void map_entry(char *out, size_t len, const char *name, itest_env *e)
 	    e->events_url);
 }
 
-/* A queue name of shard `name` ("q0", "q1", ...). */
-static void queue_of(nq_client *c, const char *name, char *out, size_t len)
+/* A queue name of shard `name` (prefix "0", prefix "1", ...). */
+static void queue_named(
+    nq_client *c, const char *name, const char *prefix, char *out, size_t len)
 {
 	for (int i = 0; i < 1000; i++) {
-		snprintf(out, len, "q%d", i);
+		snprintf(out, len, "%s%d", prefix, i);
 		if (strcmp(nq_client_shard_of(c, out), name) == 0)
 			return;
 	}
-	fail_msg("no queue of shard %s among q0..q999", name);
+	fail_msg("no queue of shard %s among %s0..%s999", name, prefix, prefix);
+}
+
+static void queue_of(nq_client *c, const char *name, char *out, size_t len)
+{
+	queue_named(c, name, "q", out, len);
 }
 
 /* Both brokers (b hands its dead jobs to a's nq-dlq, and numbers its
@@ -289,6 +298,227 @@ static void test_shards_dlq_replay_with_a_shard_down(void **state)
 	two_close(&t);
 }
 
+/* The batch on shard: a client of that broker alone has it. */
+static void assert_batch_on(itest_env *shard, const char *id)
+{
+	nq_client *c;
+	nq_batch_info b;
+	assert_int_equal(itest_client(shard, 5000, &c), 0);
+	assert_int_equal(nq_batch_get(c, id, &b), NQ_OK);
+	nq_client_close(c);
+}
+
+/* Waits until batch id completed and each of its callbacks succeeded. */
+static void wait_batch_done(two *t, const char *id, nq_batch_info *b)
+{
+	uint64_t end = itest_now_ms() + 30000;
+	do {
+		assert_int_equal(nq_batch_get(t->c, id, b), NQ_OK);
+		if (!b->completed_us)
+			itest_sleep_ms(50);
+	} while (!b->completed_us && itest_now_ms() < end);
+	assert_true(b->completed_us != 0);
+	if (b->on_success.queue[0])
+		wait_succeeded(t, b->on_success.job_id);
+	if (b->on_complete.queue[0])
+		wait_succeeded(t, b->on_complete.job_id);
+}
+
+/* nqctl with the map: its exit status. */
+static int nqctl_map(two *t, const char *const *args, itest_run *run)
+{
+	const char *argv[16] = {"--brokers", t->map};
+	size_t n = 2;
+	for (; *args && n < 15; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	assert_int_equal(itest_nqctl_argv(t->a, 30000, argv, run), 0);
+	return run->code;
+}
+
+/* Batches over the map: made through nqctl on the shard of its
+ * callbacks' queue (b, the second of the map), filled and sealed; it
+ * completes and each callback is enqueued once, on b. One request's
+ * batch (a) too; list merges both shards; a batch over two shards in one
+ * request is refused and stores nothing. */
+static void test_shards_batch_completes_on_its_shard(void **state)
+{
+	two t;
+	itest_run run;
+	char id[NQ_ID_MAX], id2[NQ_ID_MAX], cb[40];
+	nq_batch_info b;
+	two_start(&t, *state);
+	worker_start(&t);
+	snprintf(cb, sizeof cb, "%s:ok", t.qb);
+	const char *const create[] = {
+	    "batch", "create", "--on-complete", cb, "--on-success", cb, NULL};
+	assert_int_equal(nqctl_map(&t, create, &run), 0);
+	assert_int_equal(itest_run_id(&run, id), 0);
+	itest_run_free(&run);
+	assert_batch_on(t.b, id);
+	const char *const add[] = {
+	    "batch", "add", id, t.qb, "ok", "--count", "5", NULL};
+	assert_int_equal(nqctl_map(&t, add, &run), 0);
+	itest_run_free(&run);
+	const char *const seal[] = {"batch", "seal", id, NULL};
+	assert_int_equal(nqctl_map(&t, seal, &run), 0);
+	itest_run_free(&run);
+	wait_batch_done(&t, id, &b);
+	assert_int_equal(b.total, 5);
+	assert_int_equal(b.succeeded, 5);
+	/* Once: 5 jobs and 2 callbacks on b, still after a while; none on a */
+	itest_sleep_ms(300);
+	assert_int_equal(shard_stats(t.b, t.qb).enqueued_total, 7);
+	assert_int_equal(shard_stats(t.a, t.qb).enqueued_total, 0);
+	/* One request: the batch, its jobs and callback on a. */
+	nq_job_spec jobs[3] = {spec(t.qa, "ok"), spec(t.qa, "ok"),
+	    spec(t.qa, "ok")},
+	            done = spec(t.qa, "ok");
+	nq_enqueue_result res[3];
+	assert_int_equal(
+	    nq_batch_enqueue(t.c, jobs, 3, NULL, &done, res, id2), NQ_OK);
+	assert_batch_on(t.a, id2);
+	wait_batch_done(&t, id2, &b);
+	assert_int_equal(b.succeeded, 3);
+	assert_int_equal(shard_stats(t.a, t.qa).enqueued_total, 4);
+	/* A list pages through the batches of both shards, oldest first. */
+	nq_batch_info page[1];
+	size_t n, listed = 0;
+	char after[NQ_ID_MAX] = "", prev[NQ_ID_MAX] = "";
+	do {
+		assert_int_equal(
+		    nq_batch_list(t.c, after, 1, page, &n, after), NQ_OK);
+		for (size_t i = 0; i < n; i++, listed++) {
+			assert_true(strcmp(prev, page[i].id) < 0);
+			memcpy(prev, page[i].id, sizeof prev);
+		}
+	} while (after[0]);
+	assert_int_equal(listed, 2);
+	/* Jobs of both shards in one batch request: refused, none stored. */
+	jobs[1] = spec(t.qb, "ok");
+	assert_int_equal(
+	    nq_batch_enqueue(t.c, jobs, 3, NULL, &done, res, id2), NQ_EINVAL);
+	assert_non_null(strstr(nq_client_last_error(t.c), "one shard"));
+	assert_int_equal(shard_stats(t.a, t.qa).enqueued_total, 4);
+	assert_int_equal(shard_stats(t.b, t.qb).enqueued_total, 7);
+	itest_pass(t.a);
+	two_close(&t);
+}
+
+/* A batch on b takes no job of a's queue: refused, naming the batch's
+ * shard, the queue and its shard, and nothing changes; seal and cancel
+ * find it on b; a batch without a queue, or with callbacks on both
+ * shards, is refused. */
+static void test_shards_batch_refuses_a_job_of_another_shard(void **state)
+{
+	two t;
+	itest_run run;
+	char id[NQ_ID_MAX], want[120];
+	nq_batch_info b;
+	two_start(&t, *state);
+	assert_int_equal(
+	    nq_batch_create_in(t.c, t.qb, NULL, NULL, false, id), NQ_OK);
+	assert_batch_on(t.b, id);
+	const char *const add[] = {"batch", "add", id, t.qa, "ok", NULL};
+	assert_int_equal(nqctl_map(&t, add, &run), 1);
+	snprintf(want, sizeof want, "is on shard b, queue %s on shard a", t.qa);
+	assert_non_null(strstr(run.err, want));
+	itest_run_free(&run);
+	nq_job_spec s = spec(t.qa, "ok");
+	s.batch_id = id;
+	assert_int_equal(nq_enqueue(t.c, &s, NULL, NULL), NQ_EINVAL);
+	assert_non_null(strstr(nq_client_last_error(t.c), want));
+	assert_int_equal(shard_stats(t.a, t.qa).enqueued_total, 0);
+	assert_int_equal(nq_batch_seal(t.c, id, &b), NQ_OK);
+	assert_int_equal(b.total, 0);
+	assert_true(b.sealed);
+	const char *const cancel[] = {"batch", "cancel", id, NULL};
+	assert_int_equal(nqctl_map(&t, cancel, &run), 0);
+	itest_run_free(&run);
+	assert_int_equal(nq_batch_get(t.c, id, &b), NQ_OK);
+	assert_true(b.cancel_requested);
+	/* Where would it live? Nowhere said, or two shards. */
+	nq_job_spec ok = spec(t.qa, "ok"), done = spec(t.qb, "ok");
+	assert_int_equal(
+	    nq_batch_create(t.c, NULL, NULL, false, id), NQ_EINVAL);
+	assert_non_null(strstr(nq_client_last_error(t.c), "needs a queue"));
+	assert_int_equal(
+	    nq_batch_create(t.c, &ok, &done, false, id), NQ_EINVAL);
+	snprintf(want, sizeof want,
+	    "on_success (queue %s) is on shard a, on_complete (queue %s) on "
+	    "shard b",
+	    t.qa, t.qb);
+	assert_non_null(strstr(nq_client_last_error(t.c), want));
+	itest_pass(t.a);
+	two_close(&t);
+}
+
+/* Whether the events log shows an event of queue from shard. */
+static bool event_seen(const char *log, const char *shard, const char *queue)
+{
+	char want[80];
+	snprintf(want, sizeof want, "{\"shard\":\"%s\",", shard);
+	for (const char *l = strstr(log, want); l; l = strstr(l + 1, want)) {
+		const char *eol = strchr(l, '\n');
+		char q[40];
+		snprintf(q, sizeof q, "\"queue\":\"%s\"", queue);
+		const char *at = strstr(l, q);
+		if (at && (!eol || at < eol))
+			return true;
+	}
+	return false;
+}
+
+/* nqctl events with the map reads every shard's events, each with its
+ * shard; nq-bench runs over the map. */
+static void test_shards_events_and_bench_over_the_map(void **state)
+{
+	two t;
+	itest_proc *sub;
+	itest_run run;
+	char *log = NULL;
+	char id[NQ_ID_MAX];
+	two_start(&t, *state);
+	const char *const argv[] = {ITEST_NQCTL_PATH, "--brokers", t.map,
+	    "events", "--state", "enqueued", "--duration", "30s", NULL};
+	assert_int_equal(itest_spawn(t.a, "events", argv, NULL, &sub), 0);
+	bool both = false;
+	uint64_t end = itest_now_ms() + 20000;
+	while (!both && itest_alive(sub) && itest_now_ms() < end) {
+		nq_job_spec s = spec(t.qa, "ok");
+		assert_int_equal(nq_enqueue(t.c, &s, id, NULL), NQ_OK);
+		s = spec(t.qb, "ok");
+		assert_int_equal(nq_enqueue(t.c, &s, id, NULL), NQ_OK);
+		itest_sleep_ms(200);
+		free(log);
+		log = NULL;
+		assert_int_equal(itest_read_file(sub->log, &log, NULL), 0);
+		both = event_seen(log, "a", t.qa) && event_seen(log, "b", t.qb);
+	}
+	free(log);
+	assert_true(both);
+	assert_int_equal(itest_signal(sub, SIGTERM), 0);
+	assert_int_equal(itest_wait_exit(sub, 5000), 0);
+	assert_true(WIFEXITED(sub->status));
+	assert_int_equal(WEXITSTATUS(sub->status), 0);
+	/* nq-bench: its queue on b, its side queue on a. */
+	char qb[16], qa[16];
+	queue_named(t.c, "b", "bench", qb, sizeof qb);
+	queue_named(t.c, "a", "side", qa, sizeof qa);
+	const char *const bench[] = {"--brokers", t.map, "--jobs", "200",
+	    "--workers", "1", "--concurrency", "4", "--queue", qb,
+	    "--side-queue", qa, "--side-jobs", "50", NULL};
+	assert_int_equal(
+	    itest_tool_argv(t.a, ITEST_BENCH_PATH, 60000, bench, &run), 0);
+	assert_int_equal(run.code, 0);
+	assert_non_null(strstr(run.out, "side_started=50"));
+	itest_run_free(&run);
+	assert_int_equal(shard_stats(t.b, qb).succeeded_total, 200);
+	assert_int_equal(shard_stats(t.a, qa).succeeded_total, 50);
+	itest_pass(t.a);
+	two_close(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -302,6 +532,15 @@ int main(void)
 	        itest_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_shards_dlq_replay_with_a_shard_down, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_shards_batch_completes_on_its_shard, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_shards_batch_refuses_a_job_of_another_shard, itest_setup,
+	        itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_shards_events_and_bench_over_the_map, itest_setup,
 	        itest_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -486,12 +486,28 @@ typedef struct nq_batch_info {
 	uint64_t waiting, scheduled, ready, leased;
 	nq_batch_callback on_success, on_complete;
 } nq_batch_info;
+/*
+ * With a shard map a batch lives on one shard, with its jobs and its
+ * callbacks: the shard of its callbacks' queues (both on one shard), or
+ * with nq_batch_create_in the shard of queue (the callbacks' too); a
+ * batch without callbacks needs queue. Otherwise NQ_EINVAL, naming the
+ * queues and their shards. A job whose queue is on another shard than
+ * its batch is refused, NQ_EINVAL naming the batch's shard, the queue
+ * and its shard. Seal, get and cancel ask the shards in turn; list
+ * merges the shards' pages by id (at most 1000 a page).
+ */
 /* Creates a batch (sealed at once with seal: it then completes when
  * created, with no jobs); its id goes to id (NQ_ID_MAX bytes). */
 NQ_API int nq_batch_create(nq_client *c, const nq_job_spec *on_success,
     const nq_job_spec *on_complete, bool seal, char *id);
+/* nq_batch_create on the shard of queue (NULL or "": as nq_batch_create;
+ * with one broker, queue is only checked). */
+NQ_API int nq_batch_create_in(nq_client *c, const char *queue,
+    const nq_job_spec *on_success, const nq_job_spec *on_complete, bool seal,
+    char *id);
 /* Enqueues n jobs as a new batch, sealed, in one request: *batch_id
- * gets its id ("" when every job was refused, and no batch is kept). */
+ * gets its id ("" when every job was refused, and no batch is kept).
+ * With a shard map, every job and callback on one shard. */
 NQ_API int nq_batch_enqueue(nq_client *c, const nq_job_spec *specs, size_t n,
     const nq_job_spec *on_success, const nq_job_spec *on_complete,
     nq_enqueue_result *results, char *batch_id);
