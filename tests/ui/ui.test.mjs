@@ -253,6 +253,9 @@ test('a token without admin rights sees no admin buttons', async () => {
   // a batch is shown to a producer (by its id), without the cancel
   assert.equal(await text(p, '#batch-counts [data-f="scheduled"] b'), '1');
   assert.match(await text(p, '#batch-state'), /open/);
+  // and it follows the batch: a job that joins it shows without a reload
+  await enqueue('work', { type: 'slow', delay_ms: '1h', depends: { batch_id: batch } });
+  await p.waitForFunction(() => document.querySelector('#batch-counts [data-f="total"] b')?.textContent === '2', { timeout: 10000 });
   // a producer may cancel: the button is there for a job that waits
   const later = await enqueue('work', { type: 'slow', delay_ms: '1h' });
   await go(p, `#/job/${later}`, 'job');
