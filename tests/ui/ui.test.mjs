@@ -288,6 +288,18 @@ test('workers and a phone-sized overview', async () => {
   await phone.browserContext().close();
 });
 
+test('the list of batches pages on with More', async () => {
+  for (let i = 0; i < 50; i++) assert.equal((await A('POST', '/v1/batches', { body: {} })).status, 200);
+  const all = (await A('GET', '/v1/batches?limit=1000')).body.batches.length;
+  assert.ok(all > 50 && all <= 100, `${all} batches`);
+  await go(page, '#/', 'overview'); // the page shows #/batches already: a new visit
+  await go(page, '#/batches', 'batches');
+  assert.equal((await page.$$('#batches tr[data-batch]')).length, 50);
+  await page.click('#more');
+  await page.waitForFunction((n) => document.querySelectorAll('#batches tr[data-batch]').length === n, {}, all);
+  assert.equal(await page.$('#more'), null, 'no More on the last page');
+});
+
 test('/ui/ is served from the binary with its types, a CSP and ETags', async () => {
   const get = (u, headers = {}) => fetch(nq.broker + u, { headers, redirect: 'manual' });
   const index = await get('/ui/');
