@@ -220,8 +220,10 @@ test('a pending batch canceled from its page, after a confirmation', async () =>
   await go(page, `#/batch/${id}`, 'batch');
   assert.match(await text(page, '#batch-state'), /sealed/);
   assert.equal(await text(page, '#batch-counts [data-f="scheduled"] b'), '3');
+  const asked = dialogs.length;
   answer = false; // a cancel not confirmed does nothing
   await page.click('#batch-cancel');
+  await until(() => dialogs.length > asked);
   answer = true;
   assert.match(dialogs.at(-1), new RegExp(`Cancel batch ${id}\\? .* 3 jobs`));
   await new Promise((res) => setTimeout(res, 300));
