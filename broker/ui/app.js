@@ -34,7 +34,7 @@ function el(tag, attrs, ...kids) {
     else if (k === 'class') e.className = v;
     else e.setAttribute(k, v === true ? '' : v);
   }
-  for (const k of kids.flat()) if (k !== null && k !== undefined && k !== false) e.append(k instanceof Node ? k : String(k));
+  for (const k of kids.flat(Infinity)) if (k !== null && k !== undefined && k !== false) e.append(k instanceof Node ? k : String(k));
   return e;
 }
 
@@ -413,10 +413,49 @@ async function pause(name, on) {
 
 // ---- a job ----
 
+// a bar filled to pct (0-100); the width is set through the CSSOM, which the CSP allows
+function progressBar(pct) {
+  const bar = el('div', { class: 'progress' }, el('div', { class: 'fill' }));
+  bar.firstChild.style.width = `${Math.min(100, Math.max(0, pct))}%`;
+  return bar;
+}
+
+// nodes with sep between them
+const joined = (nodes, sep) => nodes.flatMap((n, i) => (i ? [sep, n] : [n]));
+
+const jobLink = (id) => el('a', { href: `#/job/${id}` }, id);
+const batchLink = (id) => el('a', { href: `#/batch/${id}` }, id);
+
+// The batch whose callback this job is: its one parent result is named by
+// the batch and holds the batch's counts ({"batch": id, ...}).
+function callbackOf(f) {
+  const p = (f.parent_results || [])[0];
+  if (!p || f.parent_results.length !== 1 || !p.result) return '';
+  try { return JSON.parse(atob(p.result)).batch === p.id ? p.id : ''; } catch (e) { return ''; }
+}
+
+// A job's batch, the batch it is the callback of, its parents and children
+// (rows of jobDetails; none when it has no such family).
+function familyRows(j) {
+  const d = (j.spec && j.spec.depends) || {};
+  const f = j.family || {};
+  const ended = new Map((f.parent_results || []).map((p) => [p.id, p.state]));
+  const parent = (id) => [jobLink(id), ended.has(id) ? [' ', pill(ended.get(id))] : ''];
+  const waiting = Number(f.waiting_on) ? ` (waiting for ${f.waiting_on})` : '';
+  const of = callbackOf(f);
+  return [
+    d.batch_id ? [el('dt', null, 'Batch'), el('dd', { id: 'job-batch' }, batchLink(d.batch_id))] : null,
+    of ? [el('dt', null, 'Callback of'), el('dd', { id: 'job-callback-of' }, 'batch ', batchLink(of))] : null,
+    (d.depends_on || []).length ? [el('dt', null, 'Parents'),
+      el('dd', { id: 'job-parents' }, joined(d.depends_on.map(parent), ', '), waiting)] : null,
+    (f.children || []).length ? [el('dt', null, 'Children'),
+      el('dd', { id: 'job-children' }, joined(f.children.map(jobLink), ', '))] : null,
+  ];
+}
+
 function jobDetails(j, extra) {
   const pct = Number(j.progress_pct);
-  const bar = el('div', { class: 'progress' }, el('div', { class: 'fill' }));
-  bar.firstChild.style.width = `${Math.min(100, pct)}%`;
+  const bar = progressBar(pct);
   return el('dl', { id: 'job' },
     el('dt', null, 'Id'), el('dd', null, j.id),
     el('dt', null, 'Queue'), el('dd', null, el('a', { href: `#/queue/${encodeURIComponent(j.spec.queue)}` }, j.spec.queue)),
@@ -430,6 +469,7 @@ function jobDetails(j, extra) {
     el('dt', null, 'Worker'), el('dd', null, j.worker_id || ''),
     j.dead_reason ? [el('dt', null, 'Dead because'), el('dd', null, j.dead_reason)] : null,
     pct || j.progress_note ? [el('dt', null, 'Progress'), el('dd', { id: 'progress' }, bar, `${pct}% ${j.progress_note || ''}`)] : null,
+    familyRows(j),
     extra,
     el('dt', null, 'Payload'), el('dd', null, el('pre', { id: 'payload' }, payloadText(j.spec))),
     j.result ? [el('dt', null, 'Result'), el('dd', null, el('pre', { id: 'result' }, bytesText(j.result)))] : null);
@@ -562,6 +602,143 @@ async function viewDead(id) {
   } catch (e) { box.replaceChildren(errorBox(e)); }
 }
 
+// ---- batches ----
+
+const PAGE = 50;
+const BATCHES_MAX = 1000; // the most GET /v1/batches answers at once
+const ENDS = ['succeeded', 'dead', 'canceled', 'expired'];
+const cnt = (v) => Number(v || 0);
+const endedOf = (b) => ENDS.reduce((n, k) => n + cnt(b[k]), 0);
+
+// open: jobs may join; sealed: it waits for its jobs; completed: every job
+// ended and its callbacks were enqueued (canceled: completed after a cancel)
+function batchState(b) {
+  if (cnt(b.completed_us)) return b.cancel_requested ? 'canceled' : 'completed';
+  if (b.cancel_requested) return 'canceling';
+  return b.sealed ? 'sealed' : 'open';
+}
+const BATCH_PILL = { completed: 'succeeded', canceled: 'canceled', canceling: 'leased', sealed: 'leased', open: 'ready' };
+const batchPill = (b) => pill(batchState(b), BATCH_PILL[batchState(b)]);
+const donePct = (b) => (cnt(b.total) ? Math.floor((100 * endedOf(b)) / cnt(b.total)) : 0);
+
+const CALLBACKS = [
+  { k: 'on_complete', label: 'on_complete', when: 'every job ended' },
+  { k: 'on_success', label: 'on_success', when: 'every job succeeded' },
+];
+
+// each callback: a link to its job once enqueued, else its name, muted
+function callbackLinks(b) {
+  const links = CALLBACKS.filter((c) => b[c.k]).map((c) => (b[`${c.k}_id`]
+    ? el('a', { href: `#/job/${b[`${c.k}_id`]}`, class: 'callback', 'data-callback': c.k }, c.label)
+    : el('span', { class: 'muted' }, c.label)));
+  return joined(links, ', ');
+}
+
+const BATCH_HEAD = ['Id', 'State', { label: 'Jobs', num: 1 }, { label: 'Pending', num: 1 }, { label: 'Succeeded', num: 1 },
+  { label: 'Dead', num: 1 }, { label: 'Canceled', num: 1 }, { label: 'Expired', num: 1 }, { label: 'Done', wide: 1 },
+  { label: 'Created', wide: 1 }, { label: 'Completed', wide: 1 }, 'Callbacks'];
+
+function batchRow(b) {
+  return el('tr', { 'data-batch': b.id },
+    td(batchLink(b.id)), td(batchPill(b), null, 'state'), num(cnt(b.total), 'total'), num(cnt(b.pending), 'pending'),
+    ...ENDS.map((k) => num(cnt(b[k]), k)), td(progressBar(donePct(b)), 'wide'),
+    td(fmtTime(b.created_us), 'wide'), td(fmtTime(b.completed_us), 'wide'), td(callbackLinks(b), null, 'callbacks'));
+}
+
+async function viewBatches() {
+  if (!isAdmin()) return show(el('h1', null, 'Batches'), needAdmin('The list of batches'));
+  const list = el('tbody');
+  const more = el('div');
+  show(el('h1', null, 'Batches'), el('div', { class: 'card' }, table(BATCH_HEAD, [], { id: 'batches' })), more,
+    el('p', { class: 'muted' }, 'Oldest first. A completed batch is kept as long as a finished job (--result-ttl); one never sealed stays.'));
+  document.querySelector('#batches tbody').replaceWith(list);
+  let shown = PAGE; // every row shown is read again at each refresh
+  const load = async () => {
+    try {
+      const r = await api('GET', `/v1/batches?${q({ limit: shown })}`);
+      const bs = r.batches || [];
+      list.replaceChildren(...bs.map(batchRow));
+      if (!bs.length) list.append(el('tr', null, el('td', { colspan: BATCH_HEAD.length, class: 'muted' }, 'No batches yet.')));
+      if (!r.next_after_id) more.replaceChildren();
+      else if (shown < BATCHES_MAX) more.replaceChildren(el('button', { class: 'quiet', id: 'more', onclick: () => { shown += PAGE; load(); } }, 'More'));
+      else more.replaceChildren(el('p', { class: 'muted' }, `The oldest ${BATCHES_MAX} batches; nqctl batch list --after ${r.next_after_id} shows the others.`));
+    } catch (e) { more.replaceChildren(errorBox(e)); }
+  };
+  let pending = null;
+  await load();
+  S.view.timer = setInterval(load, 2000);
+  S.view.onEvent = (ev) => {
+    if (ev.kind === 'batch_completed' && !pending) pending = setTimeout(() => { pending = null; load(); }, 300);
+  };
+}
+
+function batchDetails(b) {
+  return el('dl', { id: 'batch' },
+    el('dt', null, 'Id'), el('dd', null, b.id),
+    el('dt', null, 'State'), el('dd', { id: 'batch-state' }, batchPill(b), b.sealed ? ' (sealed: no more jobs join it)' : ' (not sealed: jobs may join it)'),
+    el('dt', null, 'Done'), el('dd', { id: 'batch-done' }, progressBar(donePct(b)), `${endedOf(b)} of ${cnt(b.total)} jobs ended`),
+    el('dt', null, 'Created'), el('dd', null, fmtTime(b.created_us)),
+    el('dt', null, 'Completed'), el('dd', null, fmtTime(b.completed_us)));
+}
+
+// The jobs by state: the pending ones by state while the broker counts
+// them (at most 10,000 pending), then how the others ended.
+function batchCounts(b) {
+  const live = ['waiting', 'scheduled', 'ready', 'leased'];
+  const byState = live.reduce((n, k) => n + cnt(b[k]), 0) === cnt(b.pending);
+  const tile = (label, v, f) => el('div', { class: 'count', 'data-f': f }, el('b', null, String(v)), pill(label, f));
+  const pending = byState ? live.map((k) => tile(k, cnt(b[k]), k)) : [tile('pending (too many to tell by state)', cnt(b.pending), 'pending')];
+  return el('div', { class: 'counts', id: 'batch-counts' },
+    tile('added', cnt(b.total), 'total'), ...pending, ...ENDS.map((k) => tile(k, cnt(b[k]), k)));
+}
+
+// Each callback with its job once enqueued (jobs: its state, by id).
+function batchCallbacks(b, jobs) {
+  const rows = CALLBACKS.filter((c) => b[c.k]).map((c) => {
+    const id = b[`${c.k}_id`];
+    const why = cnt(b.completed_us) ? 'not enqueued: not every job succeeded' : 'enqueued when the batch completes';
+    return el('tr', { 'data-callback': c.k }, td(c.label), td(c.when, 'wide'), td(b[c.k].queue), td(b[c.k].type),
+      td(id ? jobLink(id) : el('span', { class: 'muted' }, why), null, 'job'), td(jobs[id] ? pill(jobs[id]) : '', null, 'job-state'));
+  });
+  return rows.length ? table(['Callback', { label: 'When', wide: 1 }, 'Queue', 'Type', 'Job', 'State'], rows, { id: 'callbacks' })
+    : el('p', { class: 'muted' }, 'No callbacks.');
+}
+
+async function callbackStates(b) {
+  const ids = CALLBACKS.map((c) => b[`${c.k}_id`]).filter(Boolean);
+  const got = await Promise.all(ids.map((id) => api('GET', `/v1/jobs/${id}`).then((j) => j.state, () => '')));
+  return Object.fromEntries(ids.map((id, i) => [id, got[i]]));
+}
+
+async function viewBatch(id) {
+  const box = el('div');
+  show(el('h1', null, `Batch ${id}`), box);
+  const refresh = async () => {
+    try {
+      const b = await api('GET', `/v1/batches/${encodeURIComponent(id)}`);
+      const jobs = await callbackStates(b);
+      const acts = el('div', { class: 'bar' });
+      // the broker lets a producer cancel a batch too; the dashboard keeps a
+      // cancel of many jobs at once to admins
+      if (isAdmin() && !cnt(b.completed_us) && !b.cancel_requested)
+        acts.append(el('button', { id: 'batch-cancel', class: 'danger', onclick: () => cancelBatch(b) }, 'Cancel batch'));
+      box.replaceChildren(el('div', { class: 'card' }, batchDetails(b)), acts,
+        el('h2', null, 'Jobs'), el('div', { class: 'card' }, batchCounts(b)),
+        el('h2', null, 'Callbacks'), el('div', { class: 'card' }, batchCallbacks(b, jobs)));
+    } catch (e) { box.replaceChildren(errorBox(e)); }
+  };
+  await refresh();
+  S.view.timer = setInterval(refresh, 2000);
+  S.view.onEvent = (ev) => { if (ev.kind === 'batch_completed' && ev.batch_id === id) refresh(); };
+}
+
+async function cancelBatch(b) {
+  const left = cnt(b.pending);
+  if (!confirm(`Cancel batch ${b.id}? It is sealed, and its ${left} jobs that have not ended are canceled (a running one at its next heartbeat).`)) return;
+  try { await api('POST', `/v1/batches/${b.id}/cancel`); } catch (e) { alert(e.message); }
+  render();
+}
+
 // ---- workers and cron ----
 
 async function viewWorkers() {
@@ -609,13 +786,16 @@ async function render() {
   const params = new URLSearchParams(query || '');
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   const name = parts[0] || 'overview';
-  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('on', a.dataset.view === name);
+  const tab = name === 'batch' ? 'batches' : name;
+  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('on', a.dataset.view === tab);
   document.getElementById('nav').hidden = !isAdmin();
   try {
     if (name === 'queue') await viewQueue(parts[1], params);
     else if (name === 'job') await viewJob(parts[1]);
     else if (name === 'dlq' && parts[1]) await viewDead(parts[1]);
     else if (name === 'dlq') await viewDlq(params);
+    else if (name === 'batches') await viewBatches();
+    else if (name === 'batch') await viewBatch(parts[1]);
     else if (name === 'workers') await viewWorkers();
     else if (name === 'cron') await viewCron();
     else await viewOverview();
