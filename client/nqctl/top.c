@@ -306,20 +306,28 @@ static int print_frame_json(const top_run *r, json_t *m)
 	return fflush(stdout) == 0 ? NQI_CONTINUE : NQI_EXIT_FAILED;
 }
 
-/* One message: shown when it is the metrics topic with one msgpack map. */
-static int on_message(const nqctl *x, void *arg, const char *body, size_t len)
+/* The frame a message carries when it is the metrics topic with one
+ * msgpack map; NULL for another topic that starts with "metrics", or a
+ * map this nqctl cannot read. */
+static json_t *frame_of(const char *body, size_t len)
 {
-	top_run *r = arg;
 	json_t *m =
 	    len > TOPIC_LEN && memcmp(body, TOPIC, TOPIC_LEN) == 0
 	        ? nqi_msgpack_to_jansson(body + TOPIC_LEN, len - TOPIC_LEN)
 	        : NULL;
-	if (!json_is_object(m)) {
-		/* Another topic that starts with "metrics", or a map this
-		 * nqctl cannot read: not a frame. */
-		json_decref(m);
+	if (json_is_object(m))
+		return m;
+	json_decref(m);
+	return NULL;
+}
+
+/* One message: shown when it is the metrics topic with one msgpack map. */
+static int on_message(const nqctl *x, void *arg, const char *body, size_t len)
+{
+	top_run *r = arg;
+	json_t *m = frame_of(body, len);
+	if (!m)
 		return NQI_CONTINUE;
-	}
 	r->frames++;
 	int rc = r->json ? print_frame_json(r, m) : print_frame(r, x, m);
 	json_decref(m);
@@ -410,14 +418,9 @@ static int shard_frame(
 {
 	shard_frames *f = arg;
 	top_run *r = f->r;
-	json_t *m =
-	    len > TOPIC_LEN && memcmp(body, TOPIC, TOPIC_LEN) == 0
-	        ? nqi_msgpack_to_jansson(body + TOPIC_LEN, len - TOPIC_LEN)
-	        : NULL;
-	if (!json_is_object(m)) {
-		json_decref(m);
+	json_t *m = frame_of(body, len);
+	if (!m)
 		return NQI_CONTINUE;
-	}
 	json_decref(f->frames[k]);
 	f->frames[k] = m;
 	r->frames++;

@@ -11,53 +11,25 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "embed.h"
+#include "embed_fixture.h"
 #include "nqi/queue_fields.h"
 #include "nqi/store.h"
 #include "nq/nq.h"
 #include "nqi/codec.h"
 
-typedef struct fixture {
-	char dir[64];
-	nq_embedded_broker *e;
-} fixture;
-
 static int setup(void **st)
 {
-	fixture *f = calloc(1, sizeof *f);
-	snprintf(f->dir, sizeof f->dir, "/tmp/nq-test-embed-XXXXXX");
-	if (!f || !mkdtemp(f->dir) || broker_embed_open(&f->e, f->dir) != 0)
-		return -1;
-	*st = f;
-	return 0;
+	return embed_fixture_setup(st, "embed");
 }
 
 static int teardown(void **st)
 {
-	fixture *f = *st;
-	char cmd[128];
-	broker_embed_close(f->e);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		return -1;
-	free(f);
-	return 0;
+	return embed_fixture_teardown(st);
 }
 
-/* Sends req on the api or work socket; returns the decoded reply. */
 static Nq__V1__Reply *call(fixture *f, Nq__V1__Request *req, bool work)
 {
-	uint8_t *in, *out;
-	size_t inlen, outlen;
-	req->version = 1;
-	assert_int_equal(nqi_buf_pack(&req->base, &in, &inlen), 0);
-	assert_int_equal(
-	    broker_embed_request(f->e, in, inlen, work, &out, &outlen), 0);
-	free(in);
-	Nq__V1__Reply *r = nqi_reply_unpack(out, outlen);
-	free(out);
-	assert_non_null(r);
-	return r;
+	return embed_fixture_call(f, req, work);
 }
 
 static Nq__V1__Reply *enqueue_reply(
