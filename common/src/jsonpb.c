@@ -599,6 +599,20 @@ static int dec_repeated(dec *x, ProtobufCMessage *m, field *f, json_t *j)
 	return rv;
 }
 
+/* An empty content_type beside a JSON payload names msgpack, which the
+ * payload was made into. The empty one is the shared empty string, or a
+ * copy when the body gave "" itself. */
+static int set_msgpack_type(char **type)
+{
+	char *t = strdup("application/msgpack");
+	if (!t)
+		return NQ_ENOMEM;
+	if (*type != (char *)protobuf_c_empty_string)
+		free(*type);
+	*type = t;
+	return NQ_OK;
+}
+
 /* The payload of a message with a content_type: a JSON value as msgpack
  * unless the type says otherwise. */
 static int dec_payload(dec *x, ProtobufCMessage *m, field *f, const json_t *j)
@@ -614,12 +628,8 @@ static int dec_payload(dec *x, ProtobufCMessage *m, field *f, const json_t *j)
 	    (json_t *)j, &b->data, &b->len, why, sizeof why);
 	if (rv == NQ_EINVAL)
 		return bad(x, why, NULL);
-	if (rv == NQ_OK && !**type) {
-		char *t = strdup("application/msgpack");
-		if (!t)
-			return NQ_ENOMEM;
-		*type = t; /* was the shared empty string */
-	}
+	if (rv == NQ_OK && !**type)
+		rv = set_msgpack_type(type);
 	return rv;
 }
 
@@ -1090,9 +1100,7 @@ static int rd_payload(rd *r, ProtobufCMessage *m, field *f, const char *at,
 		return NQ_OK; /* null */
 	*(ProtobufCBinaryData *)member(m, f->offset) = *mp;
 	*mp = (ProtobufCBinaryData){0, NULL};
-	if (!**type && !(*type = strdup("application/msgpack")))
-		return NQ_ENOMEM;
-	return NQ_OK;
+	return **type ? NQ_OK : set_msgpack_type(type);
 }
 
 /* ---- messages ---- */
