@@ -30,14 +30,14 @@ def make_order(i):
 def place(checkout, orders, clients=8):
     """Places the orders from a few client threads: {order_id: job_id}, answer times."""
     jobs, times, errors, lock = {}, [], [], threading.Lock()
-    todo = list(orders)
+    unplaced = list(orders)
 
     def client():
         while True:
             with lock:
-                if not todo:
+                if not unplaced:
                     return
-                o = todo.pop()
+                o = unplaced.pop()
             t0 = time.monotonic()
             st, body = call(checkout, "POST", "/orders", o)
             dt = time.monotonic() - t0
