@@ -71,6 +71,7 @@ int dlqt_start(dlqt *t, const char *const *flags, const char *const *env)
 	    "--broker", itest_dial_url(t->e, t->e->api_url, none, sizeof none),
 	    "--data-dir", t->data_dir, "--http", t->http_addr, "--ready-file"};
 	size_t n = 10;
+	itest_pin_port(t->e, t->http_addr, sizeof t->http_addr);
 	snprintf(name, sizeof name, "dlq.%d", ++starts);
 	itest_path(t->e, name, ready, sizeof ready);
 	strncat(ready, ".ready", sizeof ready - strlen(ready) - 1);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -68,6 +69,83 @@ int itest_url_port(const char *url)
 	const char *colon = strrchr(url, ':');
 	return colon && colon[1] >= '0' && colon[1] <= '9' ? atoi(colon + 1)
 	                                                   : -1;
+}
+
+/* Pinned ports come from [PIN_LOW, the start of the outgoing range). */
+#define PIN_LOW 20000
+#define PIN_DIR "/tmp/nq-itest-ports"
+
+static int outgoing_low(void)
+{
+	int low = 32768, high;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	if (f) {
+		if (fscanf(f, "%d %d", &low, &high) != 2)
+			low = 32768;
+		fclose(f);
+	}
+	return low;
+}
+
+/* True when 127.0.0.1:port can be bound the way the daemons bind it
+ * (SO_REUSEADDR: a closed connection's TIME_WAIT does not count). */
+static bool port_free(int port)
+{
+	struct sockaddr_in sa = {
+	    .sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int on = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bool ok =
+	    fd >= 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
+	    bind(fd, (void *)&sa, sizeof sa) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* One lock file per port, shared by every test process on the machine;
+ * the kernel drops a flock when its holder exits, however it exits. */
+static int port_lock(int port)
+{
+	char path[64];
+	if (mkdir(PIN_DIR, 0777) == 0)
+		chmod(PIN_DIR, 01777); /* past the umask: any user's tests */
+	snprintf(path, sizeof path, PIN_DIR "/%d", port);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+int itest_pin_port(itest_env *e, char *addr, size_t len)
+{
+	char *colon = strrchr(addr, ':');
+	int span = outgoing_low() - PIN_LOW;
+	if (itest_url_port(addr) != 0)
+		return 0;
+	if (e->npins >= sizeof e->pins / sizeof *e->pins || span <= 0)
+		return ENOSPC;
+	unsigned start = (unsigned)getpid() * 7919u + (unsigned)itest_now_ms();
+	for (int i = 0; i < span; i++) {
+		int port =
+		    PIN_LOW + (int)((start + (unsigned)i) % (unsigned)span);
+		int fd = port_lock(port);
+		if (fd < 0)
+			continue;
+		if (!port_free(port)) {
+			close(fd);
+			continue;
+		}
+		e->pins[e->npins++] = fd;
+		snprintf(
+		    colon + 1, len - (size_t)(colon + 1 - addr), "%d", port);
+		return 0;
+	}
+	fprintf(stderr, "itest: no port below %d to pin\n", outgoing_low());
+	return EADDRINUSE;
 }
 
 int itest_unserved_url(itest_env *e, char *out, size_t len)
@@ -561,6 +639,8 @@ void itest_env_close(itest_env *e)
 	kill_all(e, true);
 	for (size_t i = 0; i < e->nheld; i++)
 		close(e->held[i]);
+	for (size_t i = 0; i < e->npins; i++)
+		close(e->pins[i]);
 	if (e->passed) {
 		nftw(e->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	} else {
@@ -656,6 +736,12 @@ int itest_broker_spawn(
 	    "--log-level", "info", "--ready-file", NULL};
 	size_t n = 12, ne = 3;
 	char ev[300], http[300], dlq[300], name[32], ready[PATH_MAX];
+	/* The first start pins the ports every restart binds again. */
+	itest_pin_port(e, e->api_url, sizeof e->api_url);
+	itest_pin_port(e, e->work_url, sizeof e->work_url);
+	itest_pin_port(e, e->results_url, sizeof e->results_url);
+	itest_pin_port(e, e->events_url, sizeof e->events_url);
+	itest_pin_port(e, e->http_addr, sizeof e->http_addr);
 	/* Through the environment, so that flags override them. */
 	snprintf(ev, sizeof ev, "NQ_EVENTS=%s", e->events_url);
 	snprintf(http, sizeof http, "NQ_HTTP=%s", e->http_addr);
@@ -678,7 +764,7 @@ int itest_broker_spawn(
 		rv = itest_wait_bound(e->broker, 20000);
 	if (rv)
 		return rv;
-	/* Ports said 0 the first time; a restart binds the same ones. */
+	/* A test's own flags may have said other ports. */
 	adopt(e->broker, "api", e->api_url, sizeof e->api_url);
 	adopt(e->broker, "work", e->work_url, sizeof e->work_url);
 	adopt(e->broker, "results", e->results_url, sizeof e->results_url);

@@ -53,6 +53,8 @@ typedef struct itest_env {
 	int nprocs;
 	int held[8]; /* sockets of itest_unserved_url */
 	size_t nheld;
+	int pins[16]; /* lock files of the ports itest_pin_port chose */
+	size_t npins;
 	int nruns;   /* nqctl runs, to name their output files */
 	bool passed; /* set by itest_pass(); keeps logs otherwise */
 } itest_env;
@@ -70,6 +72,14 @@ typedef struct itest_run {
 uint64_t itest_now_ms(void); /* monotonic */
 uint64_t itest_wall_us(void);
 void itest_sleep_ms(uint64_t ms);
+/* When addr (a URL or host:port) says port 0, writes into it a loopback
+ * port below the kernel's range for outgoing connections that no other
+ * test holds, held until the env closes. A port that port 0 gave is free
+ * only until any process connects anywhere, so a daemon restarted on it
+ * could find it taken; one of these stays free for the restart. Returns
+ * 0, or an errno when no port could be had (addr is then unchanged). */
+int itest_pin_port(itest_env *e, char *addr, size_t len);
+
 /* The port of a URL or host:port (-1 when it has none). */
 int itest_url_port(const char *url);
 /* A tcp:// URL where nothing listens and nothing can while e is open (a
