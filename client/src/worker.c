@@ -304,7 +304,8 @@ static struct worker_done *done_new(const nq_job *job, nq_outcome outcome)
 	struct worker_done *d = calloc(1, sizeof *d);
 	if (!d)
 		return NULL;
-	snprintf(d->id, sizeof d->id, "%s", nq_job_id(job));
+	const char *id = nq_job_id(job); /* calloc ended it with a NUL */
+	memcpy(d->id, id, strnlen(id, sizeof d->id - 1));
 	d->c.id = d->id;
 	d->c.lease_token = nq_job_lease_token(job);
 	d->c.outcome = outcome;

@@ -71,20 +71,6 @@ int nqi_store_err(int rc)
 	}
 }
 
-void nqi_be64_put(uint8_t out[8], uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		out[i] = (uint8_t)v;
-}
-
-uint64_t nqi_be64_get(const uint8_t in[8])
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | in[i];
-	return v;
-}
-
 static int check_schema(nqi_store *s, uint32_t want, char *err, size_t errlen)
 {
 	MDB_txn *txn;

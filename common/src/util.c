@@ -293,28 +293,28 @@ void nqi_id_format(uint64_t id, char out[NQ_ID_MAX])
 	out[16] = '\0';
 }
 
+/* Each hex digit's value plus one; 0 for any other byte, NUL included. */
+/* clang-format off */
+static const uint8_t hex_digit[256] = {
+    ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6,
+    ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
+    ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
+/* clang-format on */
+
 int nqi_id_parse(const char *s, uint64_t *id)
 {
 	uint64_t v = 0;
-	size_t n = 0;
 	if (!s)
 		return NQ_EINVAL;
-	for (; s[n]; n++) {
-		char c = s[n];
-		int d;
-		if (c >= '0' && c <= '9')
-			d = c - '0';
-		else if (c >= 'a' && c <= 'f')
-			d = c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			d = c - 'A' + 10;
-		else
+	/* A NUL is no digit, so the loop never reads past a short id. */
+	for (size_t n = 0; n < 16; n++) {
+		unsigned d = hex_digit[(unsigned char)s[n]];
+		if (!d)
 			return NQ_EINVAL;
-		if (n >= 16)
-			return NQ_EINVAL;
-		v = v << 4 | (uint64_t)d;
+		v = v << 4 | (d - 1);
 	}
-	if (n != 16)
+	if (s[16])
 		return NQ_EINVAL;
 	*id = v;
 	return NQ_OK;

@@ -74,8 +74,20 @@ uint64_t nqi_store_trim(nqi_store *s, uint64_t min_bytes);
 /* Maps an LMDB or errno code to an nq error. */
 int nqi_store_err(int mdb_rc);
 
-/* Big-endian u64 keys, so LMDB's byte order is numeric order. */
-void nqi_be64_put(uint8_t out[8], uint64_t v);
-uint64_t nqi_be64_get(const uint8_t in[8]);
+/* Big-endian u64 keys, so LMDB's byte order is numeric order. Inline:
+ * every job's keys go through them several times per group. */
+static inline void nqi_be64_put(uint8_t out[8], uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		out[i] = (uint8_t)v;
+}
+
+static inline uint64_t nqi_be64_get(const uint8_t in[8])
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | in[i];
+	return v;
+}
 
 #endif
