@@ -112,7 +112,7 @@ static int port_lock(int port)
 	if (mkdir(PIN_DIR, 0777) == 0)
 		chmod(PIN_DIR, 01777); /* past the umask: any user's tests */
 	snprintf(path, sizeof path, PIN_DIR "/%d", port);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0666);
 	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		close(fd);
 		fd = -1;
