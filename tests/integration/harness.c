@@ -123,7 +123,7 @@ static int port_lock(int port)
 int itest_pin_port(itest_env *e, char *addr, size_t len)
 {
 	char *colon = strrchr(addr, ':');
-	int span = outgoing_low() - PIN_LOW;
+	int low = outgoing_low(), span = low - PIN_LOW;
 	if (itest_url_port(addr) != 0)
 		return 0;
 	if (e->npins >= sizeof e->pins / sizeof *e->pins || span <= 0)
@@ -144,7 +144,7 @@ int itest_pin_port(itest_env *e, char *addr, size_t len)
 		    colon + 1, len - (size_t)(colon + 1 - addr), "%d", port);
 		return 0;
 	}
-	fprintf(stderr, "itest: no port below %d to pin\n", outgoing_low());
+	fprintf(stderr, "itest: no port below %d to pin\n", low);
 	return EADDRINUSE;
 }
 

@@ -1,7 +1,8 @@
 /*
  * Integration test harness: starts the real nq binaries (nq-broker,
- * nq-worker, nqctl) on loopback ports they pick themselves (port 0, read
- * back from their --ready-file), gives each test a fresh temp
+ * nq-worker, nqctl) on loopback ports (the broker's pinned by
+ * itest_pin_port, the rest port 0; every one read back from the
+ * --ready-file), gives each test a fresh temp
  * directory, bounds every wait, and kills every child it started, also when
  * an assertion fails (cmocka teardown) or the test program exits (atexit).
  *
@@ -36,7 +37,7 @@ typedef struct itest_proc {
 } itest_proc;
 
 /* Where one test's broker listens and where its files go. The addresses
- * say port 0 until the first start, which writes in the ports bound; a
+ * say port 0 until the first start, which pins them (itest_pin_port); a
  * restart binds the same ones again. */
 typedef struct itest_env {
 	char dir[200]; /* fresh temp dir, removed when the test passed */
