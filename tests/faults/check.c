@@ -92,7 +92,7 @@ typedef struct ex {
 	bool handler; /* run by nq-worker: no lease facts */
 	bool ended, send_ok, ext_failed;
 	bool ext_lost; /* an extension was refused: lease not held */
-	char outcome;
+	char outcome;  /* from C, or E when the answer came */
 	uint64_t end, ext_ok_last;
 } ex;
 
@@ -394,6 +394,9 @@ static void exec_line(check *c, const char *line)
 		e->ext_lost = e->ext_lost || strcmp(rc, "EPRECOND") == 0;
 		if (ok && t0 > e->ext_ok_last)
 			e->ext_ok_last = t0;
+	} else if (sscanf(line, "C %95s %c", name, &out) == 2 &&
+	           (e = ex_get(c, name))) {
+		e->outcome = out; /* sent, maybe never answered */
 	} else if (sscanf(line, "E %95s %c %" SCNu64 " %23s", name, &out, &t0,
 	               rc) == 4 &&
 	           (e = ex_get(c, name))) {

@@ -14,9 +14,12 @@
  *   S <exec> <worker> <id> <value> <attempt> <token> <fetch_send_us>
  *     <fetch_recv_us> <lease_expires_us> <lease_ms>
  *   X <exec> <send_us> <recv_us> <ERR|OK>       one lease extension
+ *   C <exec> <S|F|P>                            the completion about to go
  *   E <exec> <S|F|P> <send_us> <ERR|OK>         the completion sent
  * The result of a success is the exec name, so the job's final result
- * names the one execution the broker accepted.
+ * names the one execution the broker accepted. C comes before the send:
+ * a worker killed while the broker commits its completion leaves no E,
+ * and the checker must still know that the run it kept succeeded.
  *
  * SIGTERM: every slot finishes its job and the process exits.
  */
@@ -112,6 +115,7 @@ static void run_job(
 	    .started_us = fetch_recv,
 	    .finished_us = fs_now_us(),
 	};
+	fs_log_line(s->log, "C %s %c", exec, out);
 	uint64_t t = fs_now_us();
 	int rv = nq_complete(s->c, s->cfg->name, &done, 1);
 	fs_log_line(s->log, "E %s %c %" PRIu64 " %s", exec, out, t,
