@@ -93,14 +93,18 @@ nqb_port_open() {
 
 # Prints a loopback TCP port that nothing listens on, below the kernel's
 # range of ports for outgoing connections: a port in that range may be the
-# local end of some connection at the moment a server binds it.
+# local end of some connection at the moment a server binds it. A server's
+# ports are all picked before it binds one, so the ports handed out are
+# kept in $NQB_TMP/ports and never handed out twice.
 nqb_free_port() {
-	local p lo=32768
+	local p lo=32768 given=${NQB_TMP:+$NQB_TMP/ports}
 	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
 	[ "$lo" -gt 21000 ] 2>/dev/null || lo=32768
 	for _ in $(seq 100); do
 		p=$((20000 + RANDOM % (lo - 20000)))
+		[ -z "$given" ] || ! grep -qx "$p" "$given" 2>/dev/null || continue
 		if ! nqb_port_open "$p"; then
+			[ -z "$given" ] || echo "$p" >>"$given"
 			echo "$p"
 			return 0
 		fi

@@ -240,6 +240,245 @@ void nqi_request_refusal(const void *buf, size_t len, char *why, size_t why_len)
 		    why, why_len, "malformed request: not an nq.v1.Request");
 }
 
+/* ---- one-pass decoding of the messages nq's hot paths carry ---- */
+
+/*
+ * protobuf-c's unpack scans a message once to size it and again to fill
+ * it, looking each field up by a range search; with the string check in
+ * front that is three passes, and most of what a fetched or enqueued job
+ * costs. fast_msg fills the message in one pass, straight into the arena,
+ * checking each string as it copies it, for the part of protobuf nq's
+ * messages use: proto3 scalars (varint types), strings, bytes, messages,
+ * oneofs, repeated strings, bytes and messages. It gives up (false) at
+ * anything else: an unknown field, a repeated number, a message or oneof
+ * given twice (protobuf-c merges or replaces those), a wire type that does
+ * not fit, a string that is not text, bad framing. The caller then
+ * decodes with protobuf-c as before, so what is decoded never depends on
+ * which path took it; fuzz_unpack_stable (tests/fuzz) checks that on
+ * every input the fuzzers make.
+ */
+
+#define FAST_FIELDS_MAX 96 /* larger messages go to protobuf-c */
+
+typedef struct fast_value {
+	unsigned wire_type;
+	const uint8_t *at; /* a varint's bytes; a body's first byte */
+	size_t len;        /* the varint's length; the body's */
+} fast_value;
+
+/* Reads the key and the value after it: bytes used, 0 when malformed. A
+ * one-byte key with a one-byte varint or length, which is most fields of
+ * nq's messages, is read inline. */
+static inline size_t fast_field(
+    const uint8_t *p, size_t n, uint32_t *tag, fast_value *v)
+{
+	if (n >= 2 && p[0] >= 8 && p[0] < 0x80 && p[1] < 0x80) {
+		*tag = p[0] >> 3;
+		v->wire_type = p[0] & 7;
+		if (v->wire_type == PROTOBUF_C_WIRE_TYPE_VARINT) {
+			v->at = p + 1;
+			v->len = 1;
+			return 2;
+		}
+		if (v->wire_type == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED &&
+		    p[1] <= n - 2) {
+			v->at = p + 2;
+			v->len = p[1];
+			return 2 + (size_t)p[1];
+		}
+	}
+	uint64_t key;
+	const uint8_t *body = NULL;
+	size_t used = wire_varint(p, n, 5, &key);
+	if (used == 0 || p[0] < 8)
+		return 0;
+	size_t vlen = wire_value_len(
+	    (unsigned)(key & 7), p + used, n - used, &body, &v->len);
+	if (vlen == 0)
+		return 0;
+	*tag = (uint32_t)(key >> 3);
+	v->wire_type = (unsigned)(key & 7);
+	v->at = body ? body : p + used;
+	if (!body)
+		v->len = vlen;
+	return used + vlen;
+}
+
+/* A varint's value as protobuf-c reads it: the low 64 bits. */
+static uint64_t fast_varint(const fast_value *v)
+{
+	uint64_t x = 0;
+	for (size_t i = 0; i < v->len; i++)
+		x |= (uint64_t)(v->at[i] & 0x7f) << (7 * i);
+	return x;
+}
+
+/* protobuf-c reads a bool as true when any bit of its varint is set. */
+static protobuf_c_boolean fast_bool(const fast_value *v)
+{
+	for (size_t i = 0; i < v->len; i++)
+		if (v->at[i] & 0x7f)
+			return 1;
+	return 0;
+}
+
+/* Fields of tag from p[0..n) on: the most a repeated field gets. */
+static size_t fast_count(const uint8_t *p, size_t n, uint32_t tag)
+{
+	size_t count = 0, used;
+	uint32_t t;
+	fast_value v;
+	while (n > 0 && (used = fast_field(p, n, &t, &v)) != 0) {
+		count += t == tag;
+		p += used;
+		n -= used;
+	}
+	return count;
+}
+
+static bool fast_msg(const ProtobufCMessageDescriptor *d, const uint8_t *p,
+    size_t n, nqi_arena *a, ProtobufCMessage **out);
+
+/* Stores one string, bytes or message value at slot. */
+static bool fast_put_body(const ProtobufCFieldDescriptor *f,
+    const fast_value *v, nqi_arena *a, void *slot)
+{
+	if (v->wire_type != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
+		return false;
+	if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+		return fast_msg(f->descriptor, v->at, v->len, a, slot);
+	if (f->type == PROTOBUF_C_TYPE_STRING) {
+		if (text_fault(v->at, v->len))
+			return false;
+		char *s = nqi_arena_alloc(a, v->len + 1);
+		if (!s)
+			return false;
+		memcpy(s, v->at, v->len);
+		s[v->len] = '\0';
+		*(char **)slot = s;
+		return true;
+	}
+	if (f->type != PROTOBUF_C_TYPE_BYTES)
+		return false;
+	ProtobufCBinaryData *b = slot;
+	b->len = v->len;
+	b->data = NULL; /* as protobuf-c leaves empty bytes */
+	if (v->len && !(b->data = nqi_arena_alloc(a, v->len)))
+		return false;
+	if (v->len)
+		memcpy(b->data, v->at, v->len);
+	return true;
+}
+
+/* Stores a scalar at slot (a proto3 field: no has_ flag). */
+static bool fast_put_scalar(
+    const ProtobufCFieldDescriptor *f, const fast_value *v, void *slot)
+{
+	if (v->wire_type != PROTOBUF_C_WIRE_TYPE_VARINT)
+		return false;
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_ENUM:
+		*(uint32_t *)slot = (uint32_t)fast_varint(v);
+		return true;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_UINT64:
+		*(uint64_t *)slot = fast_varint(v);
+		return true;
+	case PROTOBUF_C_TYPE_BOOL:
+		*(protobuf_c_boolean *)slot = fast_bool(v);
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Appends to a repeated string, bytes or message field; its array is
+ * sized at the first value by counting the rest (cap[]). */
+static bool fast_append(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+    const fast_value *v, const uint8_t *rest, size_t rest_n, nqi_arena *a,
+    size_t *cap)
+{
+	size_t *count = (size_t *)((char *)m + f->quantifier_offset);
+	void **array = (void **)((char *)m + f->offset);
+	size_t elt = f->type == PROTOBUF_C_TYPE_BYTES
+	                 ? sizeof(ProtobufCBinaryData)
+	                 : sizeof(void *);
+	if (f->type != PROTOBUF_C_TYPE_STRING &&
+	    f->type != PROTOBUF_C_TYPE_BYTES &&
+	    f->type != PROTOBUF_C_TYPE_MESSAGE)
+		return false; /* numbers may come packed */
+	if (!*array) {
+		*cap = 1 + fast_count(rest, rest_n, f->id);
+		if (!(*array = nqi_arena_alloc(a, *cap * elt)))
+			return false;
+	}
+	if (*count >= *cap)
+		return false;
+	return fast_put_body(f, v, a, (char *)*array + elt * (*count)++);
+}
+
+/* Stores one field of m; rest is what follows it, for fast_append. */
+static bool fast_put(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+    const fast_value *v, const uint8_t *rest, size_t rest_n, nqi_arena *a,
+    size_t *cap)
+{
+	void *slot = (char *)m + f->offset;
+	if (f->label == PROTOBUF_C_LABEL_REPEATED)
+		return fast_append(m, f, v, rest, rest_n, a, cap);
+	if (f->label != PROTOBUF_C_LABEL_NONE &&
+	    !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+		return false; /* proto2, or a proto3 optional with has_ */
+	if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+		uint32_t *which =
+		    (uint32_t *)((char *)m + f->quantifier_offset);
+		if (*which)
+			return false;
+		*which = f->id;
+	}
+	if (f->type == PROTOBUF_C_TYPE_MESSAGE && *(void **)slot)
+		return false; /* given twice: protobuf-c merges */
+	if (f->type == PROTOBUF_C_TYPE_MESSAGE ||
+	    f->type == PROTOBUF_C_TYPE_STRING ||
+	    f->type == PROTOBUF_C_TYPE_BYTES)
+		return fast_put_body(f, v, a, slot);
+	return fast_put_scalar(f, v, slot);
+}
+
+static bool fast_msg(const ProtobufCMessageDescriptor *d, const uint8_t *p,
+    size_t n, nqi_arena *a, ProtobufCMessage **out)
+{
+	size_t cap[FAST_FIELDS_MAX];
+	ProtobufCMessage *m = NULL;
+	if (d->n_fields > FAST_FIELDS_MAX ||
+	    !(m = nqi_arena_alloc(a, d->sizeof_message)))
+		return false;
+	protobuf_c_message_init(d, m);
+	while (n > 0) {
+		uint32_t tag;
+		fast_value v;
+		size_t used = fast_field(p, n, &tag, &v);
+		const ProtobufCFieldDescriptor *f =
+		    used ? field_of(d, tag) : NULL;
+		if (!f)
+			return false;
+		p += used;
+		n -= used;
+		if (!fast_put(m, f, &v, p, n, a, &cap[f - d->fields]))
+			return false;
+	}
+	*out = m;
+	return true;
+}
+
+ProtobufCMessage *nqi_pb_unpack_fast(const ProtobufCMessageDescriptor *d,
+    const void *buf, size_t len, nqi_arena *a)
+{
+	ProtobufCMessage *m;
+	return fast_msg(d, buf, len, a, &m) ? m : NULL;
+}
+
 /* ---- repairing strings stored before they were checked ---- */
 
 /* Writes the varint v at out when out is not NULL; returns its length. */
@@ -394,17 +633,21 @@ static size_t arena_hint(size_t len)
 	return 2 * len + 1024;
 }
 
-/* Runs unpack with an arena allocator; checks the result like the plain
+/* Decodes in one pass (nqi_pb_unpack_fast), or else runs protobuf-c's
+ * unpack with an arena allocator and checks the result like the plain
  * functions do. */
 static void *unpack_arena(const ProtobufCMessageDescriptor *d, const void *buf,
     size_t len, nqi_arena **arena)
 {
 	*arena = NULL;
-	if (!strings_ok(d, buf, len))
-		return NULL;
 	nqi_arena *a = nqi_arena_new(arena_hint(len));
-	ProtobufCMessage *m =
-	    a ? protobuf_c_message_unpack(d, &a->pb, len, buf) : NULL;
+	ProtobufCMessage *m = a ? nqi_pb_unpack_fast(d, buf, len, a) : NULL;
+	if (m) {
+		*arena = a;
+		return m;
+	}
+	if (a && strings_ok(d, buf, len))
+		m = protobuf_c_message_unpack(d, &a->pb, len, buf);
 	if (m && !nqi_pb_wellformed(m))
 		m = NULL;
 	if (!m) {

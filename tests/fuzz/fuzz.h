@@ -52,7 +52,9 @@ void fuzz_tempdir_remove(char *dir);
  * the result and unpacking that again gives the same bytes once more, so
  * anything nq takes in can be stored and read back. Returns the first
  * unpacked message (free it with protobuf_c_message_free_unpacked), or
- * NULL when nq would refuse the bytes.
+ * NULL when nq would refuse the bytes. It also checks that the one-pass
+ * decoder (nqi_pb_unpack_fast) takes none of the bytes nq refuses and
+ * decodes the rest to the same message.
  */
 ProtobufCMessage *fuzz_unpack_stable(
     const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t size);

@@ -74,7 +74,28 @@ uint8_t *fuzz_pack(const ProtobufCMessage *m, size_t *len)
 	return buf;
 }
 
-ProtobufCMessage *fuzz_unpack_stable(
+/* nqi_pb_unpack_fast takes only what nq takes through protobuf-c (m, or
+ * NULL when refused), and decodes it to the same message. */
+static void check_fast(const ProtobufCMessageDescriptor *d, const uint8_t *data,
+    size_t size, const ProtobufCMessage *m)
+{
+	nqi_arena *a = nqi_arena_new(256);
+	FUZZ_CHECK(a != NULL);
+	ProtobufCMessage *fast = nqi_pb_unpack_fast(d, data, size, a);
+	if (fast) {
+		size_t n1, n2;
+		FUZZ_CHECK(m != NULL);
+		uint8_t *slow_bytes = fuzz_pack(m, &n1);
+		uint8_t *fast_bytes = fuzz_pack(fast, &n2);
+		FUZZ_CHECK(n1 == n2 && memcmp(slow_bytes, fast_bytes, n1) == 0);
+		free(slow_bytes);
+		free(fast_bytes);
+	}
+	nqi_arena_free(a);
+}
+
+/* fuzz_unpack_stable without the check of the one-pass decoder. */
+static ProtobufCMessage *unpack_as_nq(
     const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t size)
 {
 	char why[160];
@@ -100,6 +121,14 @@ ProtobufCMessage *fuzz_unpack_stable(
 	protobuf_c_message_free_unpacked(again, NULL);
 	free(once);
 	free(twice);
+	return m;
+}
+
+ProtobufCMessage *fuzz_unpack_stable(
+    const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t size)
+{
+	ProtobufCMessage *m = unpack_as_nq(d, data, size);
+	check_fast(d, data, size, m);
 	return m;
 }
 

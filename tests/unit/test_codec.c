@@ -53,6 +53,25 @@ static void assert_msg_equal(
 		fail_msg("%s: differs at %s", what, why);
 }
 
+/* Whatever the one-pass decoder takes, nq takes through protobuf-c too
+ * (plain: NULL when refused) and decodes the same. Returns whether it took
+ * buf. */
+static bool assert_fast_agrees(const ProtobufCMessageDescriptor *d,
+    const uint8_t *buf, size_t len, const ProtobufCMessage *plain)
+{
+	nqi_arena *a = nqi_arena_new(256);
+	assert_non_null(a);
+	ProtobufCMessage *fast = nqi_pb_unpack_fast(d, buf, len, a);
+	if (fast) {
+		if (!plain)
+			fail_msg(
+			    "one-pass decoder took a %s nq refuses", d->name);
+		assert_msg_equal(plain, fast, d->name);
+	}
+	nqi_arena_free(a);
+	return fast != NULL;
+}
+
 static uint8_t *read_fixture(const char *name, size_t *len)
 {
 	char path[1024];
@@ -1783,6 +1802,102 @@ static void test_codec_arena_decoders_agree_with_plain_ones(void **st)
 	assert_true(checked > 30);
 }
 
+/* Every sample of every message type decodes the same through the
+ * one-pass decoder as through protobuf-c, where it takes it; it takes the
+ * messages of the hot paths (a fetch reply's jobs, an enqueue, a batch of
+ * completions), or they silently cost three passes again. */
+static void test_codec_one_pass_decoder_agrees_and_takes_hot_messages(void **st)
+{
+	static const char *const hot[] = {"reply_fetch", "request_enqueue",
+	    "completion_batch", "request_fetch", "job"};
+	size_t n, taken = 0;
+	const nqt_sample *s = nqt_samples(&n);
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+		uint8_t *buf = pack(s[i].msg, &len);
+		const ProtobufCMessageDescriptor *d = s[i].msg->descriptor;
+		ProtobufCMessage *plain =
+		    protobuf_c_message_unpack(d, NULL, len, buf);
+		assert_non_null(plain);
+		taken += assert_fast_agrees(d, buf, len, plain);
+		protobuf_c_message_free_unpacked(plain, NULL);
+		free(buf);
+	}
+	assert_true(taken > n / 2);
+	for (size_t i = 0; i < COUNT(hot); i++) {
+		const ProtobufCMessage *m = nqt_sample_get(hot[i]);
+		assert_non_null(m);
+		size_t len;
+		uint8_t *buf = pack(m, &len);
+		ProtobufCMessage *plain =
+		    protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+		if (!assert_fast_agrees(m->descriptor, buf, len, plain))
+			fail_msg("the one-pass decoder gave %s away", hot[i]);
+		protobuf_c_message_free_unpacked(plain, NULL);
+		free(buf);
+	}
+}
+
+/* An enqueue of one job, packed, with extra bytes appended; or the extra
+ * bytes alone. */
+static uint8_t *enqueue_with(
+    const uint8_t *extra, size_t n, bool alone, size_t *len)
+{
+	uint8_t *buf =
+	    alone ? malloc(1) : pack(nqt_sample_get("request_enqueue"), len);
+	if (alone)
+		*len = 0;
+	buf = realloc(buf, *len + n);
+	assert_non_null(buf);
+	memcpy(buf + *len, extra, n);
+	*len += n;
+	return buf;
+}
+
+/* What the one-pass decoder does not do the way protobuf-c does it, it
+ * leaves to protobuf-c: unknown fields are kept, a oneof given twice keeps
+ * the last, a bad string is still refused. */
+static void test_codec_one_pass_decoder_gives_way_to_protobuf_c(void **st)
+{
+	/* appended: field 99 (unknown); the body enqueue again (empty).
+	 * Alone: an enqueue whose job's queue (JobSpec field 1 in field 1 of
+	 * EnqueueRequest) holds a NUL. */
+	static const uint8_t unknown[] = {0x9a, 0x06, 1, 'x'};
+	Nq__V1__Request probe = NQ__V1__REQUEST__INIT;
+	probe.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
+	const ProtobufCFieldDescriptor *body =
+	    protobuf_c_message_descriptor_get_field(
+	        &nq__v1__request__descriptor, probe.body_case);
+	uint8_t twice[] = {(uint8_t)(body->id << 3 | 2), 0};
+	uint8_t nul[] = {(uint8_t)(body->id << 3 | 2), 5, 0x0a, 3, 0x0a, 1, 0};
+	const struct {
+		const uint8_t *extra;
+		size_t n;
+		bool alone, refused;
+	} cases[] = {{unknown, sizeof unknown, false, false},
+	    {twice, sizeof twice, false, false}, {nul, sizeof nul, true, true}};
+	assert_true(body->id < 16);
+	for (size_t i = 0; i < COUNT(cases); i++) {
+		size_t len;
+		nqi_arena *a, *fast_a = nqi_arena_new(64);
+		uint8_t *buf = enqueue_with(
+		    cases[i].extra, cases[i].n, cases[i].alone, &len);
+		assert_null(nqi_pb_unpack_fast(
+		    &nq__v1__request__descriptor, buf, len, fast_a));
+		Nq__V1__Request *m = nqi_request_unpack_arena(buf, len, &a);
+		Nq__V1__Request *plain = nqi_request_unpack(buf, len);
+		assert_int_equal(m == NULL, cases[i].refused);
+		assert_int_equal(plain == NULL, cases[i].refused);
+		if (plain)
+			assert_msg_equal(&plain->base, &m->base, "request");
+		if (plain)
+			nq__v1__request__free_unpacked(plain, NULL);
+		nqi_arena_free(a);
+		nqi_arena_free(fast_a);
+		free(buf);
+	}
+}
+
 /* An arena hands out aligned, distinct memory of any size, and a reset
  * keeps blocks up to its limit for reuse. */
 static void test_codec_arena_allocates_aligned_memory_of_any_size(void **st)
@@ -1847,6 +1962,7 @@ static size_t feed_all(const uint8_t *buf, size_t len)
 	size_t rejected = 0;
 	for (size_t t = 0; t < COUNT(hostile_targets); t++) {
 		ProtobufCMessage *m = unpack_as(hostile_targets[t], buf, len);
+		assert_fast_agrees(hostile_targets[t], buf, len, m);
 		if (!m) {
 			rejected++;
 			continue;
@@ -2373,6 +2489,10 @@ int main(void)
 	        test_codec_coverage_lists_every_message_of_the_protos),
 	    cmocka_unit_test(test_codec_truncated_fixtures_are_rejected),
 	    cmocka_unit_test(test_codec_arena_decoders_agree_with_plain_ones),
+	    cmocka_unit_test(
+	        test_codec_one_pass_decoder_agrees_and_takes_hot_messages),
+	    cmocka_unit_test(
+	        test_codec_one_pass_decoder_gives_way_to_protobuf_c),
 	    cmocka_unit_test(
 	        test_codec_patches_appended_to_a_job_replace_its_fields),
 	    cmocka_unit_test(

@@ -90,6 +90,17 @@ Nq__V1__Reply *nqi_reply_unpack_arena(
 Nq__V1__CompletionBatch *nqi_completions_unpack_arena(
     const void *buf, size_t len, nqi_arena **arena);
 
+/*
+ * The arena decoders first try one pass that fills the message straight
+ * into the arena for the shapes nq's messages have (codec.c says which);
+ * at anything else it gives way to protobuf-c. This is that pass alone:
+ * the message, or NULL where it gives way (whatever it used of a stays
+ * allocated). Whatever it decodes, protobuf-c with nq's checks decodes to
+ * the same message; tests/fuzz checks it on every input.
+ */
+ProtobufCMessage *nqi_pb_unpack_fast(const ProtobufCMessageDescriptor *d,
+    const void *buf, size_t len, nqi_arena *a);
+
 /* Sets a reply's status: code from err, message printf-style. The message
  * and the status are malloc'd; the caller frees r->status->message and
  * r->status. */
