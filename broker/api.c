@@ -237,16 +237,18 @@ void broker_op_prepack(broker_op *op)
 	    op->req->body_case != NQ__V1__REQUEST__BODY_ENQUEUE ||
 	    e->n_jobs > MAX_BATCH)
 		return;
+	const nqi_flat_plan *plan =
+	    broker_flat_plan(&nq__v1__job_spec__descriptor);
 	op->specs = nqi_arena_alloc(op->arena, e->n_jobs * sizeof *op->specs);
 	for (size_t i = 0; op->specs && i < e->n_jobs; i++) {
-		size_t len = nq__v1__job_spec__get_packed_size(e->jobs[i]);
+		size_t len = nqi_flat_size(plan, &e->jobs[i]->base);
 		uint8_t *p =
 		    nqi_arena_alloc(op->arena, BROKER_RAW_HEADROOM + len);
 		op->specs[i].data = NULL;
 		if (!p)
 			continue; /* packed on the core thread instead */
 		p += BROKER_RAW_HEADROOM;
-		nq__v1__job_spec__pack(e->jobs[i], p);
+		nqi_flat_pack(plan, &e->jobs[i]->base, p);
 		op->specs[i].data =
 		    broker_len_prefix(p, len, &op->specs[i].len);
 	}

@@ -700,6 +700,9 @@ int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job);
  * bytes start; *total gets their length.
  */
 uint8_t *broker_len_prefix(uint8_t *data, size_t len, size_t *total);
+/* The plan that packs messages of type d (the new record's head, the
+ * lease and success patches, a spec), or NULL: see nqi_flat_plan. */
+const nqi_flat_plan *broker_flat_plan(const ProtobufCMessageDescriptor *d);
 /* Whether a ready job would be BROKER_READY_PLAIN. */
 bool broker_job_plain(const Nq__V1__Job *job);
 /* Whether the job has an idempotency key or a payload_ref, which go with

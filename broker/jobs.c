@@ -303,6 +303,21 @@ static bool record_field_add(const ProtobufCFieldDescriptor *f)
 	       place_add_field(&tables.to, r);
 }
 
+/* The messages packed for every job, and their plans (nqi_flat_plan): a
+ * type without a plan is packed by protobuf-c. */
+static const ProtobufCMessageDescriptor *const flat_types[] = {
+    &nq__v1__new_job_record__descriptor, &nq__v1__job_lease_patch__descriptor,
+    &nq__v1__job_success_patch__descriptor, &nq__v1__job_spec__descriptor};
+static nqi_flat_plan flat_plans[sizeof flat_types / sizeof *flat_types];
+
+const nqi_flat_plan *broker_flat_plan(const ProtobufCMessageDescriptor *d)
+{
+	for (size_t i = 0; i < sizeof flat_types / sizeof *flat_types; i++)
+		if (flat_types[i] == d)
+			return &flat_plans[i];
+	return NULL;
+}
+
 /* Runs once, before main: the tables are only read after that. */
 __attribute__((constructor)) static void record_tables_init(void)
 {
@@ -311,6 +326,8 @@ __attribute__((constructor)) static void record_tables_init(void)
 	for (unsigned i = 0; ok && i < d->n_fields; i++)
 		ok = record_field_add(&d->fields[i]);
 	tables.ok = ok && tables.spec_field != 0;
+	for (size_t i = 0; i < sizeof flat_types / sizeof *flat_types; i++)
+		nqi_flat_plan_init(&flat_plans[i], flat_types[i]);
 }
 
 /* Whether every field of job that NewJobRecord leaves out (but its spec)
@@ -449,17 +466,18 @@ int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job)
 	nqi_be64_put(key, id);
 	const ProtobufCMessage *rec = record_of(b, job, &head, &spec);
 	bool fresh = rec == &head.base;
-	size_t len = protobuf_c_message_get_packed_size(rec);
+	const nqi_flat_plan *plan = broker_flat_plan(rec->descriptor);
+	size_t len = nqi_flat_size(plan, rec);
 	MDB_val k = {8, key}, v = {len, NULL};
 	forget_raw(b, id);
-	/* MDB_RESERVE lets protobuf-c pack straight into the page; a new
+	/* MDB_RESERVE lets the record be packed straight into the page; a new
 	 * job's id is past every stored one. */
 	int rc =
 	    fresh ? put_appending(b->core.txn, b->db_jobs, &k, &v, MDB_RESERVE)
 	          : mdb_put(b->core.txn, b->db_jobs, &k, &v, MDB_RESERVE);
 	if (rc != 0)
 		return NQ_ESTORE;
-	protobuf_c_message_pack(rec, v.mv_data);
+	nqi_flat_pack(plan, rec, v.mv_data);
 	remember_raw(b, id, v.mv_data, len);
 	b->core.dirty = true;
 	return NQ_OK;
@@ -492,7 +510,8 @@ int broker_job_patch(broker *b, uint64_t id, const ProtobufCMessage *patch,
 	const uint8_t *copy = b->core.raw;
 	size_t old = b->core.raw_len;
 	forget_raw(b, id);
-	size_t plen = protobuf_c_message_get_packed_size(patch);
+	const nqi_flat_plan *plan = broker_flat_plan(patch->descriptor);
+	size_t plen = nqi_flat_size(plan, patch);
 	MDB_val nv = {old + plen + tail_len, NULL};
 	int rc = cursor_on(b, id)
 	             ? mdb_cursor_put(
@@ -502,7 +521,7 @@ int broker_job_patch(broker *b, uint64_t id, const ProtobufCMessage *patch,
 		return NQ_ESTORE;
 	uint8_t *p = nv.mv_data;
 	memcpy(p, copy, old);
-	protobuf_c_message_pack(patch, p + old);
+	nqi_flat_pack(plan, patch, p + old);
 	if (tail_len)
 		memcpy(p + old + plen, tail, tail_len);
 	remember_raw(b, id, p, nv.mv_size);

@@ -582,6 +582,192 @@ int nqi_pb_repair_strings(const ProtobufCMessageDescriptor *d, const void *buf,
 	return NQ_OK;
 }
 
+/* ---- packing flat messages by a plan ---- */
+
+enum flat_kind {
+	FLAT_U32,
+	FLAT_I32,
+	FLAT_U64,
+	FLAT_BOOL,
+	FLAT_STR,
+	FLAT_BYTES,
+	FLAT_MSG
+};
+
+/* The kind of field f packs as, or -1 when a plan cannot hold it. */
+static int flat_kind_of(const ProtobufCFieldDescriptor *f)
+{
+	if (f->label != PROTOBUF_C_LABEL_NONE ||
+	    (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+		return -1;
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_UINT32:
+		return FLAT_U32;
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_ENUM: /* a negative one takes 10 bytes */
+		return FLAT_I32;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_UINT64:
+		return FLAT_U64;
+	case PROTOBUF_C_TYPE_BOOL:
+		return FLAT_BOOL;
+	case PROTOBUF_C_TYPE_STRING:
+		return FLAT_STR;
+	case PROTOBUF_C_TYPE_BYTES:
+		return FLAT_BYTES;
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return FLAT_MSG;
+	default:
+		return -1;
+	}
+}
+
+bool nqi_flat_plan_init(nqi_flat_plan *p, const ProtobufCMessageDescriptor *d)
+{
+	*p = (nqi_flat_plan){.d = d};
+	if (d->n_fields > NQI_FLAT_FIELDS_MAX)
+		return false;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		int kind = flat_kind_of(f);
+		bool body = kind == FLAT_STR || kind == FLAT_BYTES;
+		if (kind < 0)
+			return false;
+		if (kind == FLAT_MSG && p->n_msg == NQI_FLAT_MSGS_MAX)
+			return false;
+		if (kind == FLAT_MSG)
+			p->msg_at[p->n_msg++] = f->offset;
+		p->f[i].offset = f->offset;
+		p->f[i].kind = (uint8_t)kind;
+		p->f[i].key_len = (uint8_t)put_varint(p->f[i].key,
+		    (uint64_t)f->id << 3 |
+		        (body ? PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED
+		              : PROTOBUF_C_WIRE_TYPE_VARINT));
+	}
+	p->n = d->n_fields;
+	p->ok = true;
+	return true;
+}
+
+/* Field i of m as the plan packs it: its number in *num, or its bytes in
+ * *body and *len; false when it packs nothing (an unset message too: see
+ * flat_takes). */
+static inline bool flat_get(const nqi_flat_plan *p, unsigned i, const char *m,
+    uint64_t *num, const uint8_t **body, size_t *len)
+{
+	const void *v = m + p->f[i].offset;
+	*body = NULL;
+	switch (p->f[i].kind) {
+	case FLAT_U32:
+		*num = *(const uint32_t *)v;
+		return *num != 0;
+	case FLAT_I32:
+		*num = (uint64_t)(int64_t) * (const int32_t *)v;
+		return *num != 0;
+	case FLAT_U64:
+		*num = *(const uint64_t *)v;
+		return *num != 0;
+	case FLAT_BOOL:
+		*num = *(const protobuf_c_boolean *)v != 0;
+		return *num != 0;
+	case FLAT_STR:
+		*body = *(const uint8_t *const *)v;
+		*len = *body ? strlen((const char *)*body) : 0;
+		return *len != 0;
+	case FLAT_BYTES:
+		*body = ((const ProtobufCBinaryData *)v)->data;
+		*len = ((const ProtobufCBinaryData *)v)->len;
+		return *len != 0;
+	default:
+		return false;
+	}
+}
+
+/* A varint's length, without a loop: sizing runs for every record. */
+static size_t varint_size(uint64_t v)
+{
+	return (size_t)(63 - __builtin_clzll(v | 1)) / 7 + 1;
+}
+
+static uint8_t *varint_write(uint8_t *o, uint64_t v)
+{
+	for (; v >= 0x80; v >>= 7)
+		*o++ = (uint8_t)(v | 0x80);
+	*o++ = (uint8_t)v;
+	return o;
+}
+
+/* The length of m as the plan packs it. */
+static size_t flat_size(const nqi_flat_plan *p, const ProtobufCMessage *m)
+{
+	size_t w = 0;
+	for (unsigned i = 0; i < p->n; i++) {
+		uint64_t num = 0;
+		const uint8_t *body;
+		size_t len = 0;
+		if (flat_get(p, i, (const char *)m, &num, &body, &len))
+			w += p->f[i].key_len +
+			     (body ? varint_size(len) + len : varint_size(num));
+	}
+	for (unsigned i = 0; i < m->n_unknown_fields; i++) {
+		const ProtobufCMessageUnknownField *u = &m->unknown_fields[i];
+		w += varint_size((uint64_t)u->tag << 3) + u->len;
+	}
+	return w;
+}
+
+/* Packs m at out; returns the length. */
+static size_t flat_write(
+    const nqi_flat_plan *p, const ProtobufCMessage *m, uint8_t *out)
+{
+	uint8_t *o = out;
+	for (unsigned i = 0; i < p->n; i++) {
+		uint64_t num = 0;
+		const uint8_t *body;
+		size_t len = 0;
+		if (!flat_get(p, i, (const char *)m, &num, &body, &len))
+			continue;
+		for (unsigned k = 0; k < p->f[i].key_len; k++)
+			*o++ = p->f[i].key[k];
+		o = varint_write(o, body ? len : num);
+		if (body)
+			memcpy(o, body, len);
+		o += body ? len : 0;
+	}
+	for (unsigned i = 0; i < m->n_unknown_fields; i++) {
+		const ProtobufCMessageUnknownField *u = &m->unknown_fields[i];
+		o = varint_write(o, (uint64_t)u->tag << 3 | u->wire_type);
+		memcpy(o, u->data, u->len);
+		o += u->len;
+	}
+	return (size_t)(o - out);
+}
+
+/* Whether the plan packs m, which it does while m's message fields are
+ * unset; else protobuf-c does. */
+static bool flat_takes(const nqi_flat_plan *p, const ProtobufCMessage *m)
+{
+	if (!p || !p->ok || p->d != m->descriptor)
+		return false;
+	for (unsigned i = 0; i < p->n_msg; i++)
+		if (*(void *const *)((const char *)m + p->msg_at[i]))
+			return false;
+	return true;
+}
+
+size_t nqi_flat_size(const nqi_flat_plan *p, const ProtobufCMessage *m)
+{
+	return flat_takes(p, m) ? flat_size(p, m)
+	                        : protobuf_c_message_get_packed_size(m);
+}
+
+size_t nqi_flat_pack(
+    const nqi_flat_plan *p, const ProtobufCMessage *m, uint8_t *out)
+{
+	return flat_takes(p, m) ? flat_write(p, m, out)
+	                        : protobuf_c_message_pack(m, out);
+}
+
 /* ---- decoders ---- */
 
 /* True when the string fields of buf are text (see wire_strings). */

@@ -1838,6 +1838,103 @@ static void test_codec_one_pass_decoder_agrees_and_takes_hot_messages(void **st)
 	}
 }
 
+/* nqi_flat_size and nqi_flat_pack give protobuf-c's bytes for m. */
+static void assert_packs_like_protobuf_c(
+    const nqi_flat_plan *plan, const ProtobufCMessage *m)
+{
+	size_t n = protobuf_c_message_get_packed_size(m);
+	uint8_t *want = malloc(n + 1), *got = malloc(n + 1);
+	assert_non_null(want);
+	assert_non_null(got);
+	protobuf_c_message_pack(m, want);
+	assert_int_equal(nqi_flat_size(plan, m), n);
+	assert_int_equal(nqi_flat_pack(plan, m, got), n);
+	if (memcmp(want, got, n) != 0)
+		fail_msg("%s packs to other bytes", m->descriptor->name);
+	free(want);
+	free(got);
+}
+
+/* Sets every singular number, string and bytes field of m to a random
+ * value: often zero or empty, some negative or huge. */
+static void fill_random(ProtobufCMessage *m, uint64_t *seed)
+{
+	static char pool[4][24] = {
+	    "", "q", "worker-\xc3\xa9-1", "0123456789abcdefghij"};
+	static uint8_t big[300];
+	static const ProtobufCBinaryData bytes_pool[3] = {
+	    {0, NULL}, {3, (uint8_t *)"a\0b"}, {sizeof big, big}};
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		void *v = (char *)m + f->offset;
+		uint64_t r = rng_next(seed), x = rng_next(seed);
+		uint64_t num = r % 4 == 0   ? 0
+		               : r % 4 == 1 ? x % 200
+		               : r % 4 == 2 ? ~(x % 3)
+		                            : x;
+		if (f->label != PROTOBUF_C_LABEL_NONE)
+			continue;
+		if (f->type == PROTOBUF_C_TYPE_UINT64 ||
+		    f->type == PROTOBUF_C_TYPE_INT64)
+			*(uint64_t *)v = num;
+		else if (f->type == PROTOBUF_C_TYPE_UINT32 ||
+		         f->type == PROTOBUF_C_TYPE_INT32 ||
+		         f->type == PROTOBUF_C_TYPE_ENUM)
+			*(uint32_t *)v = (uint32_t)num;
+		else if (f->type == PROTOBUF_C_TYPE_BOOL)
+			*(protobuf_c_boolean *)v =
+			    (protobuf_c_boolean)(num % 2);
+		else if (f->type == PROTOBUF_C_TYPE_STRING)
+			*(char **)v = pool[x % 4];
+		else if (f->type == PROTOBUF_C_TYPE_BYTES)
+			*(ProtobufCBinaryData *)v = bytes_pool[x % 3];
+	}
+}
+
+/* The plans of the messages the broker packs for every job take them and
+ * give protobuf-c's bytes, for every sample and for random values; a spec
+ * with a message set, or a type that is not flat, is packed by
+ * protobuf-c. */
+static void test_codec_flat_plans_pack_like_protobuf_c(void **st)
+{
+	static const ProtobufCMessageDescriptor *const flat[] = {
+	    &nq__v1__job_lease_patch__descriptor,
+	    &nq__v1__job_success_patch__descriptor,
+	    &nq__v1__new_job_record__descriptor, &nq__v1__job_spec__descriptor};
+	static uint8_t spec_raw[] = {0x0a, 1, 'q'};
+	ProtobufCMessageUnknownField unknown = {
+	    .tag = 2, .wire_type = 2, .len = sizeof spec_raw, .data = spec_raw};
+	nqi_flat_plan plans[COUNT(flat)], job;
+	for (size_t k = 0; k < COUNT(flat); k++)
+		assert_true(nqi_flat_plan_init(&plans[k], flat[k]));
+	assert_false(nqi_flat_plan_init(&job, &nq__v1__job__descriptor));
+	size_t n;
+	const nqt_sample *s = nqt_samples(&n);
+	for (size_t i = 0; i < n; i++) {
+		assert_packs_like_protobuf_c(&job, s[i].msg);
+		for (size_t k = 0; k < COUNT(flat); k++)
+			assert_packs_like_protobuf_c(&plans[k], s[i].msg);
+	}
+	uint64_t seed = 0xf1a7c0dec0ffee01ull;
+	Nq__V1__Unique unique = NQ__V1__UNIQUE__INIT;
+	for (int round = 0; round < 5000; round++) {
+		Nq__V1__JobLeasePatch lp = NQ__V1__JOB_LEASE_PATCH__INIT;
+		Nq__V1__JobSuccessPatch sp = NQ__V1__JOB_SUCCESS_PATCH__INIT;
+		Nq__V1__NewJobRecord nr = NQ__V1__NEW_JOB_RECORD__INIT;
+		Nq__V1__JobSpec spec = NQ__V1__JOB_SPEC__INIT;
+		ProtobufCMessage *ms[] = {
+		    &lp.base, &sp.base, &nr.base, &spec.base};
+		nr.base.n_unknown_fields = round % 2;
+		nr.base.unknown_fields = &unknown;
+		spec.unique = round % 3 == 0 ? &unique : NULL;
+		for (size_t k = 0; k < COUNT(ms); k++) {
+			fill_random(ms[k], &seed);
+			assert_packs_like_protobuf_c(&plans[k], ms[k]);
+		}
+	}
+}
+
 /* An enqueue of one job, packed, with extra bytes appended; or the extra
  * bytes alone. */
 static uint8_t *enqueue_with(
@@ -2493,6 +2590,7 @@ int main(void)
 	        test_codec_one_pass_decoder_agrees_and_takes_hot_messages),
 	    cmocka_unit_test(
 	        test_codec_one_pass_decoder_gives_way_to_protobuf_c),
+	    cmocka_unit_test(test_codec_flat_plans_pack_like_protobuf_c),
 	    cmocka_unit_test(
 	        test_codec_patches_appended_to_a_job_replace_its_fields),
 	    cmocka_unit_test(

@@ -17,6 +17,35 @@
  * On success the caller owns *out. */
 int nqi_msg_pack(const ProtobufCMessage *m, const void *prefix,
     size_t prefix_len, nng_msg **out);
+/*
+ * A plan packs a flat message type (every field proto3 singular outside a
+ * oneof: a varint type, a string, bytes, or a message, packed only while
+ * it is unset) to protobuf-c's bytes in one short walk, its fields' keys
+ * encoded once: the broker packs a new record's head, the lease and
+ * success patches and each spec it takes in this way, for every job.
+ * nqi_flat_plan_init is false when d is not flat. nqi_flat_size and
+ * nqi_flat_pack are protobuf_c_message_get_packed_size and
+ * protobuf_c_message_pack, which they call for a message the plan does
+ * not take (another type, a set message field, a plan that failed).
+ */
+#define NQI_FLAT_FIELDS_MAX 48
+#define NQI_FLAT_MSGS_MAX 8
+typedef struct nqi_flat_plan {
+	const ProtobufCMessageDescriptor *d;
+	bool ok;
+	unsigned n, n_msg;
+	uint32_t msg_at[NQI_FLAT_MSGS_MAX]; /* offsets of message fields */
+	struct {
+		uint32_t offset;
+		uint8_t kind, key_len, key[6];
+	} f[NQI_FLAT_FIELDS_MAX];
+} nqi_flat_plan;
+
+bool nqi_flat_plan_init(nqi_flat_plan *p, const ProtobufCMessageDescriptor *d);
+size_t nqi_flat_size(const nqi_flat_plan *p, const ProtobufCMessage *m);
+size_t nqi_flat_pack(
+    const nqi_flat_plan *p, const ProtobufCMessage *m, uint8_t *out);
+
 /* Packs m into a malloc'd buffer the caller frees. */
 int nqi_buf_pack(const ProtobufCMessage *m, uint8_t **buf, size_t *len);
 
