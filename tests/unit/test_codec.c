@@ -1935,6 +1935,33 @@ static void test_codec_flat_plans_pack_like_protobuf_c(void **st)
 	}
 }
 
+/* Encodings protobuf-c takes though no encoder writes them are read the
+ * same by the one pass: a 10-byte varint for a small number, a negative
+ * int32 in 10 bytes, a bool whose only set bit is past bit 63, a key
+ * spelled in two bytes. */
+static void test_codec_one_pass_decoder_reads_odd_encodings(void **st)
+{
+	static const uint8_t buf[] = {0x08, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80,
+	    0x80, 0x80, 0x80, 0x00, NQ__V1__REQUEST__BODY_ENQUEUE << 3 | 2, 30,
+	    /* EnqueueRequest: all_or_none (2), then jobs (1) */
+	    0x10, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02,
+	    0x0a, 17,
+	    /* JobSpec: queue "q", priority (6) -1, max_attempts (9) 3 */
+	    0x0a, 1, 'q', 0x30, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	    0xff, 0x01, 0xc8, 0x00, 0x03};
+	Nq__V1__Request *plain = nqi_request_unpack(buf, sizeof buf);
+	assert_non_null(plain);
+	if (!assert_fast_agrees(
+	        &nq__v1__request__descriptor, buf, sizeof buf, &plain->base))
+		fail_msg("the one-pass decoder gave the odd encodings away");
+	assert_int_equal(plain->version, 1);
+	assert_true(plain->enqueue->all_or_none);
+	assert_int_equal(plain->enqueue->n_jobs, 1);
+	assert_int_equal(plain->enqueue->jobs[0]->priority, -1);
+	assert_int_equal(plain->enqueue->jobs[0]->max_attempts, 3);
+	nq__v1__request__free_unpacked(plain, NULL);
+}
+
 /* An enqueue of one job, packed, with extra bytes appended; or the extra
  * bytes alone. */
 static uint8_t *enqueue_with(
@@ -1958,22 +1985,23 @@ static void test_codec_one_pass_decoder_gives_way_to_protobuf_c(void **st)
 {
 	/* appended: field 99 (unknown); the body enqueue again (empty).
 	 * Alone: an enqueue whose job's queue (JobSpec field 1 in field 1 of
-	 * EnqueueRequest) holds a NUL. */
+	 * EnqueueRequest) holds a NUL; an enqueue whose job gives its
+	 * message unique (JobSpec field 21, a two-byte key) twice, which
+	 * protobuf-c merges. */
 	static const uint8_t unknown[] = {0x9a, 0x06, 1, 'x'};
-	Nq__V1__Request probe = NQ__V1__REQUEST__INIT;
-	probe.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
-	const ProtobufCFieldDescriptor *body =
-	    protobuf_c_message_descriptor_get_field(
-	        &nq__v1__request__descriptor, probe.body_case);
-	uint8_t twice[] = {(uint8_t)(body->id << 3 | 2), 0};
-	uint8_t nul[] = {(uint8_t)(body->id << 3 | 2), 5, 0x0a, 3, 0x0a, 1, 0};
+	const uint8_t body = NQ__V1__REQUEST__BODY_ENQUEUE << 3 | 2;
+	uint8_t twice[] = {body, 0};
+	uint8_t nul[] = {body, 5, 0x0a, 3, 0x0a, 1, 0};
+	uint8_t merged[] = {body, 8, 0x0a, 6, 21 << 3 | 2 | 0x80, 1, 0,
+	    21 << 3 | 2 | 0x80, 1, 0};
 	const struct {
 		const uint8_t *extra;
 		size_t n;
 		bool alone, refused;
 	} cases[] = {{unknown, sizeof unknown, false, false},
-	    {twice, sizeof twice, false, false}, {nul, sizeof nul, true, true}};
-	assert_true(body->id < 16);
+	    {twice, sizeof twice, false, false}, {nul, sizeof nul, true, true},
+	    {merged, sizeof merged, true, false}};
+	assert_true(NQ__V1__REQUEST__BODY_ENQUEUE < 16);
 	for (size_t i = 0; i < COUNT(cases); i++) {
 		size_t len;
 		nqi_arena *a, *fast_a = nqi_arena_new(64);
@@ -1985,10 +2013,10 @@ static void test_codec_one_pass_decoder_gives_way_to_protobuf_c(void **st)
 		Nq__V1__Request *plain = nqi_request_unpack(buf, len);
 		assert_int_equal(m == NULL, cases[i].refused);
 		assert_int_equal(plain == NULL, cases[i].refused);
-		if (plain)
+		if (plain) {
 			assert_msg_equal(&plain->base, &m->base, "request");
-		if (plain)
 			nq__v1__request__free_unpacked(plain, NULL);
+		}
 		nqi_arena_free(a);
 		nqi_arena_free(fast_a);
 		free(buf);
@@ -2590,6 +2618,7 @@ int main(void)
 	        test_codec_one_pass_decoder_agrees_and_takes_hot_messages),
 	    cmocka_unit_test(
 	        test_codec_one_pass_decoder_gives_way_to_protobuf_c),
+	    cmocka_unit_test(test_codec_one_pass_decoder_reads_odd_encodings),
 	    cmocka_unit_test(test_codec_flat_plans_pack_like_protobuf_c),
 	    cmocka_unit_test(
 	        test_codec_patches_appended_to_a_job_replace_its_fields),
