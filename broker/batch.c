@@ -507,24 +507,29 @@ int broker_batch_enqueued(broker *b, broker_op *op, char **id)
 
 /* ---- requests ---- */
 
-/* The batch as a reply shows it: with its jobs not ended. */
-static Nq__V1__Batch *shown(broker *b, const Nq__V1__Batch *r)
+/* The batch as a reply shows it: with its jobs not ended. A batch whose
+ * callbacks this group has still to enqueue (s->fire) is shown as not yet
+ * completed, so that a completed batch always names its callbacks' jobs. */
+static Nq__V1__Batch *shown(broker *b, const broker_batch_slot *s)
 {
+	const Nq__V1__Batch *r = s->rec;
 	Nq__V1__Batch *c = nqi_arena_alloc(&b->core.arena, sizeof *c);
 	if (!c)
 		return NULL;
 	*c = *r;
+	if (s->fire)
+		c->completed_us = 0;
 	uint64_t ended = ended_of(r);
 	c->pending = r->total > ended ? r->total - ended : 0;
 	return c;
 }
 
-static int answer(broker *b, broker_op *op, const Nq__V1__Batch *r,
+static int answer(broker *b, broker_op *op, const broker_batch_slot *s,
     uint32_t canceled, Nq__V1__Reply__BodyCase body)
 {
 	static const Nq__V1__BatchReply init = NQ__V1__BATCH_REPLY__INIT;
 	Nq__V1__BatchReply *rep = nqi_arena_alloc(&b->core.arena, sizeof *rep);
-	if (!rep || !(*rep = init, rep->batch = shown(b, r)))
+	if (!rep || !(*rep = init, rep->batch = shown(b, s)))
 		return NQ_ENOMEM;
 	rep->canceled = canceled;
 	op->reply->body_case = body;
@@ -561,9 +566,8 @@ int broker_on_batch_create(broker *b, broker_op *op)
 	if (bad)
 		return refuse(b, op, err, bad);
 	int rv = c->seal ? batch_seal(b, s) : NQ_OK;
-	return rv != 0
-	           ? rv
-	           : answer(b, op, s->rec, 0, NQ__V1__REPLY__BODY_BATCH_CREATE);
+	return rv != 0 ? rv
+	               : answer(b, op, s, 0, NQ__V1__REPLY__BODY_BATCH_CREATE);
 }
 
 /* Seal and get: the batch the request names, sealed first when seal. */
@@ -577,7 +581,7 @@ static int named(broker *b, broker_op *op, const char *id,
 	if (bad)
 		return refuse(b, op, err, bad);
 	int rv = seal ? batch_seal(b, s) : NQ_OK;
-	return rv != 0 ? rv : answer(b, op, s->rec, 0, body);
+	return rv != 0 ? rv : answer(b, op, s, 0, body);
 }
 
 static int batch_job_ids(broker *b, uint64_t id, uint64_t **ids, size_t *n);
@@ -685,7 +689,7 @@ int broker_on_batch_cancel(broker *b, broker_op *op)
 	if (rv == 0)
 		rv = cancel_jobs(b, s->id, &canceled);
 	return rv != 0 ? rv
-	               : answer(b, op, s->rec, canceled,
+	               : answer(b, op, s, canceled,
 	                     NQ__V1__REPLY__BODY_BATCH_CANCEL);
 }
 
@@ -722,7 +726,7 @@ int broker_on_batch_list(broker *b, broker_op *op)
 		rv = batch_load(b, nqi_be64_get(k.mv_data), &s);
 		if (rv == NQ_EINTERNAL)
 			rv = NQ_OK; /* a record that does not decode: skipped */
-		else if (rv == 0 && !(v[rep->n_batches++] = shown(b, s->rec)))
+		else if (rv == 0 && !(v[rep->n_batches++] = shown(b, s)))
 			rv = NQ_ENOMEM;
 	}
 	mdb_cursor_close(cur);
