@@ -54,8 +54,33 @@ nqb_start "$dir/broker.log" "$broker" --api "tcp://127.0.0.1:$api" \
 	--data-dir "$dir/data" --sync "$sync" --log-level warn "${policy[@]}"
 pid=$NQB_LAST_PID
 nqb_wait_port "$api" nq-broker
-nqb_run_server "$pid" --queue "$bench" --api "tcp://127.0.0.1:$api" \
+
+# The seconds of the broker's core thread by stage so far
+# (nq_core_seconds_total): "apply commit reply".
+core_seconds() {
+	curl -sf "http://127.0.0.1:$http/metrics" | awk '
+		/^nq_core_seconds_total\{stage="apply"\}/ { a = $2 }
+		/^nq_core_seconds_total\{stage="commit"\}/ { c = $2 }
+		/^nq_core_seconds_total\{stage="reply"\}/ { r = $2 }
+		END { print a + 0, c + 0, r + 0 }'
+}
+
+before=$(core_seconds)
+line=$(nqb_run_server "$pid" --queue "$bench" --api "tcp://127.0.0.1:$api" \
 	--work "tcp://127.0.0.1:$work" --results "tcp://127.0.0.1:$results" \
 	--workers "$NQB_WORKERS" --concurrency "$NQB_NQ_CONCURRENCY" \
 	--payload-size "$NQB_PAYLOAD" --broker-pid "$pid" \
-	--max-time "${NQB_RUN_TIMEOUT}s" "${load[@]}"
+	--max-time "${NQB_RUN_TIMEOUT}s" "${load[@]}")
+after=$(core_seconds)
+# The share of the run the core thread was busy, and committing: a core
+# near 100% bounds the rate; the rest of its time it waited for requests.
+echo "$line $(awk -v b="$before" -v a="$after" \
+	-v jobs="$(nqb_field jobs "$line")" -v e2e="$(nqb_field e2e_per_s "$line")" '
+	BEGIN {
+		split(b, x, " "); split(a, y, " ")
+		run = e2e > 0 ? jobs / e2e : 0
+		busy = (y[1] - x[1]) + (y[2] - x[2]) + (y[3] - x[3])
+		b = 0; c = 0
+		if (run > 0) { b = busy / run * 100; c = (y[2] - x[2]) / run * 100 }
+		printf "core_busy_pct=%.0f core_commit_pct=%.0f", b, c
+	}')"

@@ -747,6 +747,7 @@ static int cancel_ids(
 		return NQ_ESTORE;
 	int rv = NQ_OK, rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	for (; rc == 0 && rv == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		broker_record_view(&v);
 		Nq__V1__Job *job =
 		    nq__v1__job__unpack(NULL, v.mv_size, v.mv_data);
 		bool take =
@@ -1028,6 +1029,7 @@ int broker_on_list(broker *b, broker_op *op)
 	 * and the reply says where to go on. */
 	for (int seen = 0; rc == 0 && r->n_jobs < limit && seen < 100000;
 	     seen++) {
+		broker_record_view(&v);
 		Nq__V1__Job *job = nq__v1__job__unpack(
 		    &b->core.arena.pb, v.mv_size, v.mv_data);
 		if (job && job->spec && list_match(l, job)) {

@@ -501,10 +501,14 @@ struct broker {
 		broker_index index;
 		nqi_arena arena; /* the group's scratch memory */
 		/* the record last read or written, BROKER_RAW_HEADROOM bytes
-		 * free in front of raw (see jobs.c) */
+		 * free in front of raw (see jobs.c): the job's bytes, its
+		 * room left out; raw_stored, the size stored, room included */
 		uint64_t raw_id;
 		uint8_t *raw;
-		size_t raw_len;
+		size_t raw_len, raw_stored;
+		/* what the last lease and the last success added to their
+		 * records: the room a new record gets (see jobs.c) */
+		size_t grew_lease, grew_success;
 		MDB_cursor *jobs_cur; /* the group's cursor on db_jobs */
 		/* enqueue_one: the spec being stored and its packed bytes */
 		const Nq__V1__JobSpec *packed_spec;
@@ -723,6 +727,9 @@ static inline uint32_t broker_ready_flags_in(
 /* Reads the record of id into b->core.raw without decoding it: NQ_ENOTFOUND,
  * NQ_ESTORE or NQ_ENOMEM otherwise. */
 int broker_job_read_raw(broker *b, uint64_t id);
+/* Moves v, a job's record as stored, past its room (Job.room): what is
+ * left is the job's encoding, as sent and decoded. */
+void broker_record_view(MDB_val *v);
 /*
  * Makes the strings of the record at cur (key k, value *v) text when an
  * older broker stored one with a NUL byte or bytes that are not UTF-8

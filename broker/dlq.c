@@ -188,8 +188,10 @@ int broker_dlq_recover(broker *b, MDB_txn *txn)
 		uint64_t id = nqi_be64_get(k.mv_data);
 		MDB_val jv;
 		Nq__V1__Job *job = NULL;
-		if (mdb_get(txn, b->db_jobs, &k, &jv) == 0)
+		if (mdb_get(txn, b->db_jobs, &k, &jv) == 0) {
+			broker_record_view(&jv);
 			job = nq__v1__job__unpack(NULL, jv.mv_size, jv.mv_data);
+		}
 		if (job && job->spec) {
 			int qi =
 			    broker_queue_get(&b->core.index, job->spec->queue);
@@ -254,6 +256,7 @@ static int build_request(broker *b, MDB_txn *txn, uint64_t *ids, size_t *n,
 			gone[(*ngone)++] = ids[i];
 			continue;
 		}
+		broker_record_view(&v);
 		Nq__V1__DeadJob *d = nqi_arena_alloc(a, sizeof *d);
 		Nq__V1__Job *job =
 		    nq__v1__job__unpack(&a->pb, v.mv_size, v.mv_data);

@@ -124,3 +124,18 @@ int broker_embed_completions(nq_embedded_broker *e, const void *buf, size_t len)
 	broker_run_group(&e->b, op);
 	return NQ_OK;
 }
+
+int broker_embed_record_size(nq_embedded_broker *e, uint64_t id, size_t *size)
+{
+	MDB_txn *txn;
+	uint8_t key[8];
+	nqi_be64_put(key, id);
+	MDB_val k = {sizeof key, key}, v;
+	int rv = nqi_store_begin(e->b.store, false, &txn);
+	if (rv != 0)
+		return rv;
+	int rc = mdb_get(txn, e->b.db_jobs, &k, &v);
+	*size = rc == 0 ? v.mv_size : 0;
+	mdb_txn_abort(txn);
+	return rc == MDB_NOTFOUND ? NQ_ENOTFOUND : rc ? NQ_ESTORE : NQ_OK;
+}

@@ -23,5 +23,7 @@ int broker_embed_request(nq_embedded_broker *e, const void *buf, size_t len,
  * bytes do not decode. */
 int broker_embed_completions(
     nq_embedded_broker *e, const void *buf, size_t len);
+/* The size of job id's record as stored, room included: NQ_ENOTFOUND. */
+int broker_embed_record_size(nq_embedded_broker *e, uint64_t id, size_t *size);
 
 #endif

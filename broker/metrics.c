@@ -580,6 +580,8 @@ static int metrics_cb(nqi_prom *p, void *arg)
 		rv = prom_queue_groups(p, b);
 	if (rv == 0)
 		rv = prom_latencies(p, b);
+	if (rv == 0)
+		rv = nqi_gcommit_prom(p, &b->in.gc, "nq_core_seconds_total");
 	pthread_mutex_unlock(&b->snap.mu);
 	return rv == 0 ? broker_sse_metrics(b, p) : rv;
 }

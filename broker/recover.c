@@ -170,6 +170,7 @@ static int scan_jobs(
 		uint64_t id = nqi_be64_get(k.mv_data);
 		if (release_leases && (rv = broker_job_repair(cur, &k, &v)))
 			break;
+		broker_record_view(&v);
 		Nq__V1__Job *job =
 		    nq__v1__job__unpack(NULL, v.mv_size, v.mv_data);
 		if (!job || !job->spec || !nqi_name_valid(job->spec->queue)) {

@@ -94,6 +94,8 @@ static int metrics_cb(nqi_prom *p, void *arg)
 	int rv = entries_family(d, p);
 	if (rv == 0)
 		rv = conns_families(d, p);
+	if (rv == 0)
+		rv = nqi_gcommit_prom(p, &d->gc, "nq_dlq_core_seconds_total");
 	for (size_t i = 0; rv == 0 && i < sizeof counters / sizeof *counters;
 	     i++)
 		rv = counter(p, &counters[i]);

@@ -1,12 +1,30 @@
 #include "nqi/gcommit.h"
 
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 
 #include "nqi/log.h"
+#include "nqi/prom.h"
 #include "nqi/util.h"
+
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Adds the time since *t to stage's count, and moves *t to now. */
+static void stage_end(nqi_gcommit *g, nqi_gcommit_stage stage, uint64_t *t)
+{
+	uint64_t now = mono_ns();
+	atomic_fetch_add_explicit(
+	    &g->stage_ns[stage], now - *t, memory_order_relaxed);
+	*t = now;
+}
 
 /* The link lives in the daemon's op struct; memcpy reads and writes it
  * whatever its declared pointer type (one load or store once compiled). */
@@ -86,6 +104,7 @@ void nqi_gcommit_run(nqi_gcommit *g, void *ops)
 	const nqi_gcommit_hooks *h = g->hooks;
 	MDB_txn *txn = NULL;
 	bool ready = false;
+	uint64_t t = mono_ns();
 	int rv = nqi_store_begin(*g->store, true, &txn);
 	*g->txn = rv == 0 ? txn : NULL;
 	*g->dirty = false;
@@ -96,6 +115,7 @@ void nqi_gcommit_run(nqi_gcommit *g, void *ops)
 	}
 	if (rv == 0 && h->group_cb)
 		rv = h->group_cb(g->ctx);
+	stage_end(g, NQI_GCOMMIT_APPLY, &t);
 	if (rv == 0)
 		rv = commit(g, &ready);
 	else if (*g->txn)
@@ -106,7 +126,26 @@ void nqi_gcommit_run(nqi_gcommit *g, void *ops)
 	 * that a full disk does not become a busy loop. */
 	if (rv != 0)
 		nng_msleep(50);
+	stage_end(g, NQI_GCOMMIT_COMMIT, &t);
 	h->end_cb(g->ctx, rv == 0 ? NULL : ops, rv);
+	stage_end(g, NQI_GCOMMIT_REPLY, &t);
+}
+
+int nqi_gcommit_prom(nqi_prom *p, const nqi_gcommit *g, const char *name)
+{
+	static const char *const stages[NQI_GCOMMIT_STAGES] = {
+	    [NQI_GCOMMIT_APPLY] = "apply",
+	    [NQI_GCOMMIT_COMMIT] = "commit",
+	    [NQI_GCOMMIT_REPLY] = "reply"};
+	int rv = nqi_prom_family(p, name, NQI_PROM_COUNTER,
+	    "Seconds the core thread spent applying groups of requests, "
+	    "committing them (fsync included) and replying; the rest it "
+	    "waited for requests.");
+	for (int i = 0; rv == 0 && i < NQI_GCOMMIT_STAGES; i++)
+		rv = nqi_prom_sample(p, name,
+		    (const char *const[]){"stage", stages[i], NULL},
+		    (double)atomic_load(&g->stage_ns[i]) / 1e9);
+	return rv;
 }
 
 static void *take_ops(nqi_gcommit *g, uint64_t wait_ms, bool *stop)

@@ -13,6 +13,7 @@
 
 #include "embed_fixture.h"
 #include "nqi/queue_fields.h"
+#include "nqi/util.h"
 #include "nqi/store.h"
 #include "nq/nq.h"
 #include "nqi/codec.h"
@@ -137,6 +138,113 @@ static void test_embed_job_runs_to_succeeded(void **st)
 	free(id);
 }
 
+/* Opens the broker's store itself, with only database name. */
+static nqi_store *store_db(fixture *f, const char *name)
+{
+	const nqi_store_db dbs[] = {{name, NULL}, {NULL, NULL}};
+	nqi_store_opts o = {.dir = f->dir,
+	    .map_size = 256u << 20,
+	    .dbs = dbs,
+	    .schema_version = 1};
+	nqi_store *s = NULL;
+	char err[256];
+	assert_int_equal(nqi_store_open(&s, &o, err, sizeof err), 0);
+	return s;
+}
+
+/* The size of job id's record as stored, its room included. */
+static size_t stored_size(fixture *f, const char *id)
+{
+	uint64_t n = 0;
+	size_t size = 0;
+	assert_int_equal(nqi_id_parse(id, &n), 0);
+	assert_int_equal(broker_embed_record_size(f->e, n, &size), 0);
+	return size;
+}
+
+/* Runs job id to success, leased by worker with result; returns the
+ * record's size after, and checks that neither the fetched job nor the
+ * job got after it shows the record's room. */
+static size_t run_record(
+    fixture *f, const char *id, const char *worker, const char *result)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__FetchRequest fr = NQ__V1__FETCH_REQUEST__INIT;
+	char *queues[] = {"q"};
+	fr.worker_id = (char *)worker;
+	fr.queues = queues;
+	fr.n_queues = 1;
+	fr.max_jobs = 1;
+	req.body_case = NQ__V1__REQUEST__BODY_FETCH;
+	req.fetch = &fr;
+	Nq__V1__Reply *r = call(f, &req, true), *g;
+	assert_int_equal(r->fetch->n_jobs, 1);
+	Nq__V1__Job *leased = r->fetch->jobs[0];
+	assert_string_equal(leased->id, id);
+	assert_int_equal(leased->room.len, 0);
+	assert_string_equal(leased->worker_id, worker);
+	Nq__V1__CompletionBatch b = NQ__V1__COMPLETION_BATCH__INIT;
+	Nq__V1__Completion c = NQ__V1__COMPLETION__INIT, *cs[] = {&c};
+	uint8_t *buf;
+	size_t len;
+	c.id = leased->id;
+	c.lease_token = leased->lease_token;
+	c.outcome = NQ__V1__OUTCOME__OUTCOME_SUCCEEDED;
+	c.result.data = (uint8_t *)result;
+	c.result.len = strlen(result);
+	b.version = 1;
+	b.completions = cs;
+	b.n_completions = 1;
+	assert_int_equal(nqi_buf_pack(&b.base, &buf, &len), 0);
+	assert_int_equal(broker_embed_completions(f->e, buf, len), 0);
+	free(buf);
+	Nq__V1__Job *job = get(f, id, &g);
+	assert_int_equal(job->state, NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+	assert_int_equal(job->room.len, 0);
+	assert_int_equal(job->result.len, strlen(result));
+	assert_memory_equal(job->result.data, result, strlen(result));
+	assert_string_equal(job->worker_id, worker);
+	nq__v1__reply__free_unpacked(g, NULL);
+	nq__v1__reply__free_unpacked(r, NULL);
+	return stored_size(f, id);
+}
+
+/* A record is stored with room for its lease and success, as much as
+ * the last ones took, so that they rewrite it in place rather than grow
+ * it and split its page. Before any lease there is none; a lease and a
+ * result too long for the room grow the record, which reads back whole;
+ * a restart keeps the records as they are. */
+static void test_embed_record_keeps_its_size_to_success(void **st)
+{
+	fixture *f = *st;
+	const char *pod = "thumbnails-worker-7d9f8b6c5-x2kzq-12-ab01";
+	const char *ok = "{\"ok\":true}";
+	char *first = enqueue(f, "q", 0);
+	size_t bare = stored_size(f, first);
+	assert_true(run_record(f, first, pod, ok) > bare);
+	char *id = enqueue(f, "q", 0), *id2 = enqueue(f, "q", 0);
+	size_t before = stored_size(f, id);
+	assert_true(before > bare);
+	assert_int_equal(stored_size(f, id2), before);
+	assert_int_equal(run_record(f, id, pod, ok), before);
+	char big[201], worker[101];
+	memset(big, 'r', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	memset(worker, 'w', sizeof worker - 1);
+	worker[sizeof worker - 1] = '\0';
+	assert_true(run_record(f, id2, worker, big) > before);
+	embed_fixture_restart(f);
+	assert_int_equal(stored_size(f, id), before);
+	Nq__V1__Reply *g;
+	Nq__V1__Job *job = get(f, id2, &g);
+	assert_int_equal(job->room.len, 0);
+	assert_int_equal(job->result.len, strlen(big));
+	nq__v1__reply__free_unpacked(g, NULL);
+	free(first);
+	free(id);
+	free(id2);
+}
+
 static void cancel(fixture *f, const char *id)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
@@ -238,18 +346,9 @@ static void test_embed_malformed_bytes_get_invalid_argument(void **st)
 
 /* ---- queues: settings and stats ---- */
 
-/* Opens the broker's store itself, with only the "queues" database. */
 static nqi_store *queues_db(fixture *f)
 {
-	static const nqi_store_db dbs[] = {{"queues", NULL}, {NULL, NULL}};
-	nqi_store_opts o = {.dir = f->dir,
-	    .map_size = 256u << 20,
-	    .dbs = dbs,
-	    .schema_version = 1};
-	nqi_store *s = NULL;
-	char err[256];
-	assert_int_equal(nqi_store_open(&s, &o, err, sizeof err), 0);
-	return s;
+	return store_db(f, "queues");
 }
 
 /* Writes a queue's QueueConfig into the store, as a broker that knows more
@@ -1261,6 +1360,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_stats_keep_a_bounded_number_of_workers, setup,
 	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_record_keeps_its_size_to_success, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

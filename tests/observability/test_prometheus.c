@@ -86,7 +86,8 @@ static const char *const broker_names[] = {"nq_jobs_enqueued_total{",
     "nq_queue_oldest_ready_age_seconds{",
     "nq_job_latency_seconds_bucket{queue=\"load1\",le=\"+Inf\"}",
     "nq_job_latency_seconds_count{", "nq_events_published_total",
-    "nq_events_dropped_total", "nq_broker_ready 1", NULL};
+    "nq_events_dropped_total", "nq_broker_ready 1",
+    "nq_core_seconds_total{stage=\"commit\"}", NULL};
 
 static const char *const worker_names[] = {"nq_worker_slots_busy ",
     "nq_worker_slots_idle ", "nq_worker_ready 1",
@@ -99,7 +100,7 @@ static const char *const worker_names[] = {"nq_worker_slots_busy ",
 #ifdef OBS_DLQ
 static const char *const dlq_names[] = {"nq_dlq_entries",
     "nq_dlq_ingested_total", "nq_connections_refused_total{socket=\"listen\"}",
-    NULL};
+    "nq_dlq_core_seconds_total{stage=\"apply\"}", NULL};
 
 /* nq-dlq on the env's dlq URL, where the broker hands its dead jobs. */
 static void start_dlq(itest_env *e, char *http, size_t len)

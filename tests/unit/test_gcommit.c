@@ -27,6 +27,7 @@ static const nqi_store_db dbs[] = {{"ops", NULL}, {NULL, NULL}};
 typedef struct top {
 	uint64_t id;
 	int apply_rv; /* what applying it returns */
+	int apply_ms; /* how long applying it takes */
 	bool applied;
 	bool ended;
 	int err; /* its group's outcome */
@@ -59,6 +60,8 @@ static int apply_cb(void *ctx, void *arg)
 	*f->tail = op;
 	f->tail = &op->next;
 	op->applied = true;
+	if (op->apply_ms)
+		nng_msleep(op->apply_ms);
 	uint8_t key[8];
 	nqi_be64_put(key, op->id);
 	MDB_val k = {8, key}, v = {0, ""};
@@ -226,6 +229,34 @@ static void test_gcommit_queued_ops_share_one_commit(void **st)
 	assert_true(atomic_load(&f->ready));
 }
 
+/* The core's time is counted by stage, for /metrics: an op that takes
+ * 30 ms to apply shows in "apply", its commit in "commit". */
+static void test_gcommit_counts_the_core_time_by_stage(void **st)
+{
+	fixture *f = *st;
+	top op = {.id = 1, .apply_ms = 30};
+	nqi_gcommit_run(&f->gc, &op);
+	assert_true(op.ended);
+	uint64_t apply = atomic_load(&f->gc.stage_ns[NQI_GCOMMIT_APPLY]);
+	assert_true(apply >= 30000000u && apply < 1000000000u);
+	assert_true(atomic_load(&f->gc.stage_ns[NQI_GCOMMIT_COMMIT]) > 0);
+	assert_true(atomic_load(&f->gc.stage_ns[NQI_GCOMMIT_REPLY]) > 0);
+	nqi_prom *p;
+	assert_int_equal(nqi_prom_alloc(&p), 0);
+	assert_int_equal(
+	    nqi_gcommit_prom(p, &f->gc, "nq_core_seconds_total"), 0);
+	size_t len;
+	const char *text = nqi_prom_text(p, &len);
+	assert_non_null(strstr(text, "# TYPE nq_core_seconds_total counter"));
+	assert_non_null(
+	    strstr(text, "nq_core_seconds_total{stage=\"apply\"} 0.0"));
+	assert_non_null(
+	    strstr(text, "nq_core_seconds_total{stage=\"commit\"} "));
+	assert_non_null(
+	    strstr(text, "nq_core_seconds_total{stage=\"reply\"} "));
+	nqi_prom_free(p);
+}
+
 static void test_gcommit_failed_commit_fails_every_op(void **st)
 {
 	fixture *f = *st;
@@ -320,6 +351,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T(test_gcommit_queued_ops_share_one_commit),
+	    T(test_gcommit_counts_the_core_time_by_stage),
 	    T(test_gcommit_failed_commit_fails_every_op),
 	    T(test_gcommit_failed_write_fails_the_rest_unapplied),
 	    T(test_gcommit_probe_commit_brings_readiness_back),

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nqi/prom.h"
 #include "nqi/store.h"
 
 /* Every hook gets the daemon's ctx. All run on the core thread (or on the
@@ -56,6 +57,15 @@ typedef struct nqi_gcommit_hooks {
 	void (*stopped_cb)(void *ctx);
 } nqi_gcommit_hooks;
 
+/* The stages of a group that the core's time is counted in; the rest of
+ * it is spent waiting for ops. */
+typedef enum nqi_gcommit_stage {
+	NQI_GCOMMIT_APPLY,  /* the ops and the group's own writes */
+	NQI_GCOMMIT_COMMIT, /* the commit, its fsync included */
+	NQI_GCOMMIT_REPLY,  /* end_cb: the replies */
+	NQI_GCOMMIT_STAGES
+} nqi_gcommit_stage;
+
 typedef struct nqi_gcommit {
 	/* Set by the daemon before the first post or group: its state that
 	 * the engine works on. */
@@ -77,6 +87,10 @@ typedef struct nqi_gcommit {
 	/* the controlling thread's */
 	pthread_t thread;
 	bool running;
+
+	/* ns the core spent in each stage; written by the core only, read
+	 * from any thread */
+	_Atomic uint64_t stage_ns[NQI_GCOMMIT_STAGES];
 } nqi_gcommit;
 
 /* The engine of daemon struct *d, whose state shared with it has the
@@ -100,6 +114,10 @@ int nqi_gcommit_post(nqi_gcommit *g, void *op);
 /* Runs one group of ops (a list; NULL: none) on the calling thread: the
  * core calls it, and a daemon without a core thread may. */
 void nqi_gcommit_run(nqi_gcommit *g, void *ops);
+/* The family name (a counter, in seconds, labelled stage="apply",
+ * "commit" or "reply") of the time g's core spent in each stage: how busy
+ * the core is, and with what. Safe from any thread. */
+int nqi_gcommit_prom(nqi_prom *p, const nqi_gcommit *g, const char *name);
 /* Starts the core thread: 0, or NQ_ENOMEM. */
 int nqi_gcommit_start(nqi_gcommit *g);
 /* Ends the core after the group in flight: ops queued by then still run
