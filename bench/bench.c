@@ -563,6 +563,7 @@ static void conf_from_flags(bench_run *r, const bench_flags *f)
 	    .workers = f->workers,
 	    .concurrency = f->concurrency,
 	    .producers = f->producers,
+	    .pipeline = f->pipeline,
 	    .payload_size = f->payload_size,
 	    .rate = f->rate,
 	    .backlog = f->backlog,

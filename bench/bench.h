@@ -33,7 +33,7 @@
 typedef struct bench_flags {
 	uint64_t jobs, batch, payload_size, rate, duration_ms;
 	uint64_t broker_pid, max_time_ms;
-	int workers, concurrency, producers;
+	int workers, concurrency, producers, pipeline;
 	bool backlog;
 	const char *queue;
 	const char *side_queue; /* NULL: none */
@@ -68,6 +68,8 @@ int bench_main(bench_cli *x, const bench_flags *f);
 
 /* Most worker processes, and most producer threads, of a run. */
 #define BENCH_MAX_PROCS 64
+/* Most enqueue requests a producer keeps in flight. */
+#define BENCH_MAX_PIPELINE 64
 
 /* Every payload starts with the job's sequence number and the enqueue
  * time, both little-endian 64-bit; the rest is filler. */
@@ -87,6 +89,7 @@ typedef struct bench_conf {
 	int workers;
 	int concurrency;
 	int producers;
+	int pipeline; /* batches each producer keeps in flight */
 	uint64_t payload_size;
 	uint64_t rate; /* jobs/s; 0: as fast as the broker takes them */
 	bool backlog;  /* enqueue everything, then start the workers */

@@ -139,8 +139,12 @@ typedef struct prod_thread {
 	pthread_t thr;
 	nq_client *client;
 	nq_job_spec *specs;
-	nq_enqueue_result *results;
+	nq_enqueue_result *results; /* c->pipeline batches of c->batch */
 	uint8_t *payloads;
+	/* the batches in flight, by slot: their first job and size */
+	nq_enqueue_pending *pending[BENCH_MAX_PIPELINE];
+	uint64_t first[BENCH_MAX_PIPELINE];
+	size_t n[BENCH_MAX_PIPELINE];
 } prod_thread;
 
 /* Keeps the first failure of any producer thread for the report. */
@@ -166,7 +170,7 @@ static int prod_alloc(prod_thread *t)
 		return rv;
 	}
 	t->specs = calloc(c->batch, sizeof *t->specs);
-	t->results = calloc(c->batch, sizeof *t->results);
+	t->results = calloc(c->batch * (size_t)c->pipeline, sizeof *t->results);
 	t->payloads = malloc(c->batch * c->payload_size);
 	if (!t->specs || !t->results || !t->payloads) {
 		prod_fail(t, "out of memory for batches of %llu",
@@ -192,23 +196,52 @@ static void prod_release(prod_thread *t)
 	free(t->payloads);
 }
 
-/* Checks every item of a confirmed batch; the first refusal ends the run. */
-static int prod_check(prod_thread *t, uint64_t first, size_t n)
+/* Checks every item of the confirmed batch of slot; the first refusal
+ * ends the run. */
+static int prod_check(prod_thread *t, int slot)
 {
-	for (size_t i = 0; i < n; i++) {
-		const nq_enqueue_result *r = &t->results[i];
+	const nq_enqueue_result *res = t->results + (size_t)slot * t->c->batch;
+	for (size_t i = 0; i < t->n[slot]; i++) {
+		const nq_enqueue_result *r = &res[i];
 		if (r->err == NQ_OK)
 			continue;
 		prod_fail(t, "job %llu was refused: %s%s%s",
-		    (unsigned long long)(first + i), nq_strerror(r->err),
-		    r->message[0] ? ": " : "", r->message);
+		    (unsigned long long)(t->first[slot] + i),
+		    nq_strerror(r->err), r->message[0] ? ": " : "", r->message);
 		return r->err;
 	}
 	return NQ_OK;
 }
 
-/* Enqueues jobs first..first+n-1 as one batch stamped with the send time. */
-static int prod_send(prod_thread *t, uint64_t first, size_t n)
+static int prod_call_failed(prod_thread *t, int slot, int rv)
+{
+	const char *why = nq_client_last_error(t->client);
+	prod_fail(t, "enqueue of jobs %llu..%llu: %s%s%s",
+	    (unsigned long long)t->first[slot],
+	    (unsigned long long)(t->first[slot] + t->n[slot] - 1),
+	    nq_strerror(rv), *why ? ": " : "", why);
+	return rv;
+}
+
+/* Waits for the batch in flight in slot, if any, and counts it. */
+static int prod_wait(prod_thread *t, int slot)
+{
+	if (!t->pending[slot])
+		return NQ_OK;
+	int rv = nq_enqueue_batch_wait(t->client, t->pending[slot]);
+	t->pending[slot] = NULL;
+	if (rv != NQ_OK)
+		return prod_call_failed(t, slot, rv);
+	if ((rv = prod_check(t, slot)) != NQ_OK)
+		return rv;
+	atomic_fetch_add(&t->s->enqueued, t->n[slot]);
+	store_max(&t->s->last_ack_ns, bench_now_ns());
+	return NQ_OK;
+}
+
+/* Sends jobs first..first+n-1 as one batch stamped with the send time,
+ * in slot (whose earlier batch was waited for). */
+static int prod_send(prod_thread *t, int slot, uint64_t first, size_t n)
 {
 	uint64_t sent_ns = bench_now_ns();
 	for (size_t i = 0; i < n; i++) {
@@ -217,42 +250,43 @@ static int prod_send(prod_thread *t, uint64_t first, size_t n)
 		put_le64(p + 8, sent_ns);
 	}
 	store_min(&t->s->first_send_ns, sent_ns);
-	int rv = nq_enqueue_batch(t->client, t->specs, n, t->results);
-	if (rv != NQ_OK) {
-		const char *why = nq_client_last_error(t->client);
-		prod_fail(t, "enqueue of jobs %llu..%llu: %s%s%s",
-		    (unsigned long long)first,
-		    (unsigned long long)(first + n - 1), nq_strerror(rv),
-		    *why ? ": " : "", why);
-		return rv;
-	}
-	if ((rv = prod_check(t, first, n)) != NQ_OK)
-		return rv;
-	atomic_fetch_add(&t->s->enqueued, n);
-	store_max(&t->s->last_ack_ns, bench_now_ns());
-	return NQ_OK;
+	t->first[slot] = first;
+	t->n[slot] = n;
+	/* The payloads are packed into the request by the time send
+	 * returns: the next batch may write them again. */
+	int rv = nq_enqueue_batch_send(t->client, t->specs, n,
+	    t->results + (size_t)slot * t->c->batch, &t->pending[slot]);
+	return rv == NQ_OK ? NQ_OK : prod_call_failed(t, slot, rv);
 }
 
-/* Takes batches in turn with the other threads until all are sent; with a
- * rate, each batch waits for its slot of the schedule. */
+/* Takes batches in turn with the other threads until all are sent,
+ * keeping up to c->pipeline of them in flight; with a rate, each batch
+ * waits for its slot of the schedule. */
 static void *prod_thread_cb(void *arg)
 {
 	prod_thread *t = arg;
 	const bench_conf *c = t->c;
-	for (;;) {
+	int slot = 0;
+	for (;; slot = (slot + 1) % c->pipeline) {
 		uint64_t k = atomic_fetch_add(t->next_batch, 1);
 		uint64_t first = k * c->batch;
 		if (first >= c->jobs || atomic_load(t->failed))
 			break;
 		size_t n = (size_t)(c->jobs - first < c->batch ? c->jobs - first
 		                                               : c->batch);
+		if (prod_wait(t, slot) != NQ_OK)
+			break;
 		if (c->rate)
 			sleep_until_ns(
 			    t->t0_ns +
 			    (uint64_t)((double)first * 1e9 / (double)c->rate));
-		if (prod_send(t, first, n) != NQ_OK)
+		if (prod_send(t, slot, first, n) != NQ_OK ||
+		    (c->pipeline == 1 && prod_wait(t, slot) != NQ_OK))
 			break;
 	}
+	/* The rest in flight are waited for even after a failure. */
+	for (int i = 0; i < c->pipeline; i++)
+		prod_wait(t, i);
 	return NULL;
 }
 

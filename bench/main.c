@@ -32,6 +32,11 @@
  * commit, so small batches leave the broker idle (100 ran workload A at a
  * third of the rate of 1000). A --rate run sends each job at its moment. */
 #define BENCH_BATCH 1000
+/* Batches each producer keeps in flight without --rate (nq_enqueue_batch_
+ * send): with one, the producer waits through each batch's commit while
+ * the broker has nothing of it to apply. A --rate run sends each job at
+ * its moment and waits for it, as a request-serving producer would. */
+#define BENCH_PIPELINE 2
 /* The first BENCH_NCONN flags of the table say how to reach the broker
  * (and --json); only they are read from the environment. */
 #define BENCH_NCONN (NQI_CLI_CONN_NOPTS + 1)
@@ -163,6 +168,8 @@ static int check_flags(bench_flags *f)
 		f->jobs = 100000;
 	if (f->batch == UNSET)
 		f->batch = f->rate ? 1 : BENCH_BATCH;
+	if (f->pipeline < 0)
+		f->pipeline = f->rate ? 1 : BENCH_PIPELINE;
 	if ((rc = check_range("jobs", f->jobs, 1, BENCH_MAX_JOBS)) !=
 	        NQI_CONTINUE ||
 	    (rc = check_range("batch", f->batch, 1, BENCH_MAX_BATCH)) !=
@@ -172,6 +179,8 @@ static int check_flags(bench_flags *f)
 	    (rc = check_int("workers", f->workers, 1, BENCH_MAX_PROCS)) !=
 	        NQI_CONTINUE ||
 	    (rc = check_int("producers", f->producers, 1, BENCH_MAX_PROCS)) !=
+	        NQI_CONTINUE ||
+	    (rc = check_int("pipeline", f->pipeline, 1, BENCH_MAX_PIPELINE)) !=
 	        NQI_CONTINUE ||
 	    (rc = check_int("concurrency", f->concurrency, 1,
 	         BENCH_MAX_CONCURRENCY)) != NQI_CONTINUE)
@@ -249,6 +258,10 @@ static int parse_args(bench_args *a, int argc, char **argv)
 	    {"producers", NQI_OPT_INT, &f->producers,
 	        "producer threads, each with a connection of its own (1)",
 	        false},
+	    {"pipeline", NQI_OPT_INT, &f->pipeline,
+	        "enqueue requests each producer keeps in flight (2; 1 with "
+	        "--rate)",
+	        false},
 	    {"payload-size", NQI_OPT_SIZE, &f->payload_size,
 	        "payload bytes, at least 16 (100)", false},
 	    {"rate", NQI_OPT_U64, &f->rate,
@@ -318,7 +331,8 @@ int main(int argc, char **argv)
 	                    .side_jobs = 100000,
 	                    .workers = 4,
 	                    .concurrency = BENCH_MAX_CONCURRENCY,
-	                    .producers = 1}};
+	                    .producers = 1,
+	                    .pipeline = -1}};
 	bench_cli x = {0};
 	int rc = parse_args(&a, argc, argv);
 	if (rc == NQI_CONTINUE)

@@ -195,21 +195,35 @@ static int batch_new(nq_client *c, nq_batch_new *b,
 }
 
 /* Sends the packed specs and reads one result per spec. */
-static int enqueue_call(nq_client *c, Nq__V1__JobSpec **pbs, size_t n,
-    nq_enqueue_result *results, bool all_or_none, nq_batch_new *batch)
+/* A pipelined enqueue (nq_enqueue_batch_send): the call in flight, or,
+ * when it could not be pipelined, the outcome of the whole enqueue. */
+struct nq_enqueue_pending {
+	nqc_pending call;
+	nq_enqueue_result *results;
+	size_t n;
+	bool done;
+	int rv; /* when done */
+};
+
+/* The request of an enqueue of pbs, in *req and *body. */
+static void enqueue_request(Nq__V1__Request *req, Nq__V1__EnqueueRequest *body,
+    Nq__V1__JobSpec **pbs, size_t n, bool all_or_none, nq_batch_new *batch)
 {
-	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
-	Nq__V1__EnqueueRequest body = NQ__V1__ENQUEUE_REQUEST__INIT;
-	Nq__V1__Reply *r = NULL;
-	nqi_arena *arena = NULL;
-	body.jobs = pbs;
-	body.n_jobs = n;
-	body.all_or_none = all_or_none;
-	body.batch = batch ? &batch->req : NULL;
-	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
-	req.enqueue = &body;
-	int rv = nqc_call_arena(
-	    c, NQC_API, NULL, &req, c->timeout_ms, &r, &arena, c->last_error);
+	*req = (Nq__V1__Request)NQ__V1__REQUEST__INIT;
+	*body = (Nq__V1__EnqueueRequest)NQ__V1__ENQUEUE_REQUEST__INIT;
+	body->jobs = pbs;
+	body->n_jobs = n;
+	body->all_or_none = all_or_none;
+	body->batch = batch ? &batch->req : NULL;
+	req->body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
+	req->enqueue = body;
+}
+
+/* Reads the reply r of an enqueue of n jobs (rv: how the call ended) into
+ * results, and frees it. */
+static int enqueue_answer(nq_client *c, int rv, Nq__V1__Reply *r,
+    nqi_arena *arena, size_t n, nq_enqueue_result *results, nq_batch_new *batch)
+{
 	if (rv == NQ_OK)
 		rv = nqc_expect(c, NQC_API, r, NQ__V1__REPLY__BODY_ENQUEUE,
 		    "enqueue", c->last_error);
@@ -225,6 +239,30 @@ static int enqueue_call(nq_client *c, Nq__V1__JobSpec **pbs, size_t n,
 	if (r)
 		nqi_arena_free(arena);
 	return rv;
+}
+
+static int enqueue_call(nq_client *c, Nq__V1__JobSpec **pbs, size_t n,
+    nq_enqueue_result *results, bool all_or_none, nq_batch_new *batch)
+{
+	Nq__V1__Request req;
+	Nq__V1__EnqueueRequest body;
+	Nq__V1__Reply *r = NULL;
+	nqi_arena *arena = NULL;
+	enqueue_request(&req, &body, pbs, n, all_or_none, batch);
+	int rv = nqc_call_arena(
+	    c, NQC_API, NULL, &req, c->timeout_ms, &r, &arena, c->last_error);
+	return enqueue_answer(c, rv, r, arena, n, results, batch);
+}
+
+/* Sends the enqueue of pbs for p; its answer comes in its wait. */
+static int enqueue_send(
+    nq_client *c, Nq__V1__JobSpec **pbs, size_t n, nq_enqueue_pending *p)
+{
+	Nq__V1__Request req;
+	Nq__V1__EnqueueRequest body;
+	enqueue_request(&req, &body, pbs, n, false, NULL);
+	return nqc_call_send(
+	    c, NQC_API, &req, c->timeout_ms, &p->call, c->last_error);
 }
 
 /* rv is how the enqueue call ended. The blobs of jobs the broker did not
@@ -264,7 +302,8 @@ static int check_specs(nq_client *c, const nq_job_spec *specs, size_t n,
 /* nq_enqueue_batch; chain: each job waits for the one before it, and the
  * request is all or none. */
 static int enqueue_specs(nq_client *c, const nq_job_spec *specs, size_t n,
-    nq_enqueue_result *results, bool chain, nq_batch_new *batch)
+    nq_enqueue_result *results, bool chain, nq_batch_new *batch,
+    nq_enqueue_pending *pend)
 {
 	uint32_t *before = NULL;
 	Nq__V1__Dependencies *dep = NULL;
@@ -303,7 +342,9 @@ static int enqueue_specs(nq_client *c, const nq_job_spec *specs, size_t n,
 			rv = nqc_offload(
 			    c, &specs[i], &pb[i], &refs[i], c->last_error);
 	}
-	if (rv == NQ_OK)
+	if (rv == NQ_OK && pend && !refs)
+		rv = enqueue_send(c, pbs, n, pend);
+	else if (rv == NQ_OK)
 		rv = enqueue_call(c, pbs, n, results, chain, batch);
 	if (refs)
 		offload_settle(refs, n, rv, results);
@@ -320,13 +361,54 @@ out:
 NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
     nq_enqueue_result *results)
 {
-	return enqueue_specs(c, specs, n, results, false, NULL);
+	return enqueue_specs(c, specs, n, results, false, NULL, NULL);
+}
+
+NQ_API int nq_enqueue_batch_send(nq_client *c, const nq_job_spec *specs,
+    size_t n, nq_enqueue_result *results, nq_enqueue_pending **out)
+{
+	if (!out)
+		return NQ_EINVAL;
+	*out = NULL;
+	nq_enqueue_pending *p = calloc(1, sizeof *p);
+	if (!p)
+		return c ? nqc_fail(c->last_error, NQ_ENOMEM, "out of memory")
+		         : NQ_EINVAL;
+	p->results = results;
+	p->n = n;
+	/* Sharded, offloading or empty: done here, in whole. */
+	bool pipelined = c && !c->map && !c->blob_dir && n > 0;
+	int rv = enqueue_specs(
+	    c, specs, n, results, false, NULL, pipelined ? p : NULL);
+	if (rv != NQ_OK) {
+		free(p);
+		return rv;
+	}
+	p->done = !pipelined;
+	*out = p;
+	return NQ_OK;
+}
+
+NQ_API int nq_enqueue_batch_wait(nq_client *c, nq_enqueue_pending *p)
+{
+	if (!c || !p)
+		return NQ_EINVAL;
+	int rv = p->rv;
+	if (!p->done) {
+		Nq__V1__Reply *r = NULL;
+		nqi_arena *arena = NULL;
+		nqc_begin(c);
+		rv = nqc_call_finish(c, &p->call, &r, &arena, c->last_error);
+		rv = enqueue_answer(c, rv, r, arena, p->n, p->results, NULL);
+	}
+	free(p);
+	return rv;
 }
 
 NQ_API int nq_enqueue_chain(nq_client *c, const nq_job_spec *specs, size_t n,
     nq_enqueue_result *results)
 {
-	return enqueue_specs(c, specs, n, results, true, NULL);
+	return enqueue_specs(c, specs, n, results, true, NULL, NULL);
 }
 
 NQ_API int nq_enqueue(
@@ -1467,7 +1549,7 @@ NQ_API int nq_batch_enqueue(nq_client *c, const nq_job_spec *specs, size_t n,
 		        on_complete, results, batch_id));
 	}
 	b.id = batch_id;
-	return enqueue_specs(c, specs, n, results, false, &b);
+	return enqueue_specs(c, specs, n, results, false, &b, NULL);
 }
 
 static void callback_from_pb(

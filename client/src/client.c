@@ -445,34 +445,43 @@ static int xfer_fail(nq_client *c, nqc_end end, int nrv, uint64_t ms, char *err)
 	    end_names[end], url, nng_strerror(nrv));
 }
 
-/* Sends msg (always consumed) and receives the reply on ctx. */
-static int xfer(nq_client *c, nqc_end end, nng_ctx ctx, nng_msg *msg,
-    uint64_t reply_ms, nng_msg **out, char *err)
+/* Sends msg (always consumed) on ctx and starts receiving its reply into
+ * *aio (allocated here; NULL on failure). */
+static int xfer_send(nq_client *c, nqc_end end, nng_ctx ctx, nng_msg *msg,
+    uint64_t reply_ms, nng_aio **aio, char *err)
 {
-	nng_aio *aio;
-	int rv = nng_aio_alloc(&aio, NULL, NULL);
+	nng_aio *a;
+	*aio = NULL;
+	int rv = nng_aio_alloc(&a, NULL, NULL);
 	if (rv != 0) {
 		nng_msg_free(msg);
 		return nqc_fail(err, NQ_ENOMEM, "out of memory");
 	}
-	nng_aio_set_msg(aio, msg);
-	nng_aio_set_timeout(aio, clamp_ms(c->timeout_ms));
-	nng_ctx_send(ctx, aio);
-	nng_aio_wait(aio);
-	if ((rv = nng_aio_result(aio)) != 0) {
-		nng_msg_free(nng_aio_get_msg(aio));
-		rv = xfer_fail(c, end, rv, c->timeout_ms, err);
-		goto out;
+	nng_aio_set_msg(a, msg);
+	nng_aio_set_timeout(a, clamp_ms(c->timeout_ms));
+	nng_ctx_send(ctx, a);
+	nng_aio_wait(a);
+	if ((rv = nng_aio_result(a)) != 0) {
+		nng_msg_free(nng_aio_get_msg(a));
+		nng_aio_free(a);
+		return xfer_fail(c, end, rv, c->timeout_ms, err);
 	}
-	nng_aio_set_timeout(aio, clamp_ms(reply_ms));
-	nng_ctx_recv(ctx, aio);
+	nng_aio_set_timeout(a, clamp_ms(reply_ms));
+	nng_ctx_recv(ctx, a);
+	*aio = a;
+	return NQ_OK;
+}
+
+/* Waits for the reply xfer_send started (aio is freed). */
+static int xfer_recv(nq_client *c, nqc_end end, nng_aio *aio, uint64_t reply_ms,
+    nng_msg **out, char *err)
+{
 	nng_aio_wait(aio);
-	if ((rv = nng_aio_result(aio)) != 0) {
+	int rv = nng_aio_result(aio);
+	if (rv != 0)
 		rv = xfer_fail(c, end, rv, reply_ms, err);
-		goto out;
-	}
-	*out = nng_aio_get_msg(aio);
-out:
+	else
+		*out = nng_aio_get_msg(aio);
 	nng_aio_free(aio);
 	return rv;
 }
@@ -513,31 +522,71 @@ int nqc_call(nq_client *c, nqc_end end, nng_ctx *ctx, Nq__V1__Request *req,
 	return nqc_call_arena(c, end, ctx, req, reply_ms, reply, NULL, err);
 }
 
-int nqc_call_arena(nq_client *c, nqc_end end, nng_ctx *ctx,
-    Nq__V1__Request *req, uint64_t reply_ms, Nq__V1__Reply **reply,
-    nqi_arena **arena, char *err)
+/* Stamps req, dials end and packs req: the first steps of every call. */
+static int call_prepare(
+    nq_client *c, nqc_end end, Nq__V1__Request *req, nng_msg **msg, char *err)
 {
-	nng_ctx own;
-	nng_msg *msg;
-	int rv;
 	req->version = NQI_PROTOCOL_VERSION;
 	req->token = c->token ? c->token : (char *)protobuf_c_empty_string;
 	/* A call of a client with a shard map goes through a shard's. */
 	if (c->map && end != NQC_DLQ)
 		return nqc_one_broker(c, "this call");
-	if ((rv = nqc_dial(c, end, err)) != 0 ||
-	    (!ctx && (rv = nqc_ctx_open(c, end, &own, err)) != 0))
-		return rv;
-	if ((rv = nqi_msg_pack(&req->base, NULL, 0, &msg)) != 0) {
+	int rv = nqc_dial(c, end, err);
+	if (rv == 0 && (rv = nqi_msg_pack(&req->base, NULL, 0, msg)) != 0)
 		nqc_fail(err, rv, "out of memory packing the request");
-		goto out;
+	return rv;
+}
+
+int nqc_call_arena(nq_client *c, nqc_end end, nng_ctx *ctx,
+    Nq__V1__Request *req, uint64_t reply_ms, Nq__V1__Reply **reply,
+    nqi_arena **arena, char *err)
+{
+	nng_ctx own;
+	nng_msg *msg = NULL;
+	nng_aio *aio;
+	int rv = call_prepare(c, end, req, &msg, err);
+	if (rv != 0)
+		return rv;
+	if (!ctx && (rv = nqc_ctx_open(c, end, &own, err)) != 0) {
+		nng_msg_free(msg);
+		return rv;
 	}
-	rv = xfer(c, end, ctx ? *ctx : own, msg, reply_ms, &msg, err);
+	rv = xfer_send(c, end, ctx ? *ctx : own, msg, reply_ms, &aio, err);
+	if (rv == NQ_OK)
+		rv = xfer_recv(c, end, aio, reply_ms, &msg, err);
 	if (rv == NQ_OK)
 		rv = reply_decode(c, end, msg, reply, arena, err);
-out:
 	if (!ctx)
 		nng_ctx_close(own);
+	return rv;
+}
+
+int nqc_call_send(nq_client *c, nqc_end end, Nq__V1__Request *req,
+    uint64_t reply_ms, nqc_pending *p, char *err)
+{
+	nng_msg *msg;
+	*p = (nqc_pending){.end = end, .reply_ms = reply_ms};
+	int rv = call_prepare(c, end, req, &msg, err);
+	if (rv != 0)
+		return rv;
+	if ((rv = nqc_ctx_open(c, end, &p->ctx, err)) != 0) {
+		nng_msg_free(msg);
+		return rv;
+	}
+	rv = xfer_send(c, end, p->ctx, msg, reply_ms, &p->aio, err);
+	if (rv != 0)
+		nng_ctx_close(p->ctx);
+	return rv;
+}
+
+int nqc_call_finish(nq_client *c, nqc_pending *p, Nq__V1__Reply **reply,
+    nqi_arena **arena, char *err)
+{
+	nng_msg *msg = NULL;
+	int rv = xfer_recv(c, p->end, p->aio, p->reply_ms, &msg, err);
+	if (rv == NQ_OK)
+		rv = reply_decode(c, p->end, msg, reply, arena, err);
+	nng_ctx_close(p->ctx);
 	return rv;
 }
 

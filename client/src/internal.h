@@ -126,6 +126,24 @@ int nqc_call_arena(nq_client *c, nqc_end end, nng_ctx *ctx,
     Nq__V1__Request *req, uint64_t reply_ms, Nq__V1__Reply **reply,
     nqi_arena **arena, char *err);
 
+/* A call sent on a context of its own whose reply is still to come: the
+ * two halves of nqc_call_arena, so that one thread can keep many calls in
+ * flight (pipelined enqueue). */
+typedef struct nqc_pending {
+	nqc_end end;
+	nng_ctx ctx;
+	nng_aio *aio; /* receiving the reply */
+	uint64_t reply_ms;
+} nqc_pending;
+/* Sends req and starts receiving its reply; on failure nothing is left
+ * to finish. */
+int nqc_call_send(nq_client *c, nqc_end end, Nq__V1__Request *req,
+    uint64_t reply_ms, nqc_pending *p, char *err);
+/* Waits for the reply of p and decodes it as nqc_call_arena does; p is
+ * done with afterwards, whatever it returns. */
+int nqc_call_finish(nq_client *c, nqc_pending *p, Nq__V1__Reply **reply,
+    nqi_arena **arena, char *err);
+
 /* Checks that a reply carries the body the request asked for. */
 int nqc_expect(const nq_client *c, nqc_end end, const Nq__V1__Reply *r,
     Nq__V1__Reply__BodyCase body, const char *what, char *err);

@@ -60,22 +60,30 @@ static char *enqueue(fixture *f, const char *queue, uint32_t max_attempts)
 	return id;
 }
 
-static Nq__V1__Reply *fetch(fixture *f, const char *queue)
+static Nq__V1__Reply *fetch_as(
+    fixture *f, const char *queue, const char *worker, uint32_t max_jobs)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__FetchRequest fr = NQ__V1__FETCH_REQUEST__INIT;
 	char *queues[] = {(char *)queue};
-	fr.worker_id = "w1";
+	fr.worker_id = (char *)worker;
 	fr.queues = queues;
 	fr.n_queues = 1;
-	fr.max_jobs = 10;
+	fr.max_jobs = max_jobs;
 	fr.wait_ms = 5000; /* the embedded broker never parks */
 	req.body_case = NQ__V1__REQUEST__BODY_FETCH;
 	req.fetch = &fr;
 	return call(f, &req, true);
 }
 
-static void complete(fixture *f, const Nq__V1__Job *job, Nq__V1__Outcome o)
+static Nq__V1__Reply *fetch(fixture *f, const char *queue)
+{
+	return fetch_as(f, queue, "w1", 10);
+}
+
+/* Ends job's attempt with o; result (a string) is what a success keeps. */
+static void complete_with(
+    fixture *f, const Nq__V1__Job *job, Nq__V1__Outcome o, const char *result)
 {
 	Nq__V1__CompletionBatch b = NQ__V1__COMPLETION_BATCH__INIT;
 	Nq__V1__Completion c = NQ__V1__COMPLETION__INIT, *cs[] = {&c};
@@ -84,8 +92,8 @@ static void complete(fixture *f, const Nq__V1__Job *job, Nq__V1__Outcome o)
 	c.id = job->id;
 	c.lease_token = job->lease_token;
 	c.outcome = o;
-	c.result.data = (uint8_t *)"done";
-	c.result.len = 4;
+	c.result.data = (uint8_t *)result;
+	c.result.len = strlen(result);
 	c.error = "boom";
 	b.version = 1;
 	b.completions = cs;
@@ -93,6 +101,11 @@ static void complete(fixture *f, const Nq__V1__Job *job, Nq__V1__Outcome o)
 	assert_int_equal(nqi_buf_pack(&b.base, &buf, &len), 0);
 	assert_int_equal(broker_embed_completions(f->e, buf, len), 0);
 	free(buf);
+}
+
+static void complete(fixture *f, const Nq__V1__Job *job, Nq__V1__Outcome o)
+{
+	complete_with(f, job, o, "done");
 }
 
 static Nq__V1__Job *get(fixture *f, const char *id, Nq__V1__Reply **keep)
@@ -168,36 +181,13 @@ static size_t stored_size(fixture *f, const char *id)
 static size_t run_record(
     fixture *f, const char *id, const char *worker, const char *result)
 {
-	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
-	Nq__V1__FetchRequest fr = NQ__V1__FETCH_REQUEST__INIT;
-	char *queues[] = {"q"};
-	fr.worker_id = (char *)worker;
-	fr.queues = queues;
-	fr.n_queues = 1;
-	fr.max_jobs = 1;
-	req.body_case = NQ__V1__REQUEST__BODY_FETCH;
-	req.fetch = &fr;
-	Nq__V1__Reply *r = call(f, &req, true), *g;
+	Nq__V1__Reply *r = fetch_as(f, "q", worker, 1), *g;
 	assert_int_equal(r->fetch->n_jobs, 1);
 	Nq__V1__Job *leased = r->fetch->jobs[0];
 	assert_string_equal(leased->id, id);
 	assert_int_equal(leased->room.len, 0);
 	assert_string_equal(leased->worker_id, worker);
-	Nq__V1__CompletionBatch b = NQ__V1__COMPLETION_BATCH__INIT;
-	Nq__V1__Completion c = NQ__V1__COMPLETION__INIT, *cs[] = {&c};
-	uint8_t *buf;
-	size_t len;
-	c.id = leased->id;
-	c.lease_token = leased->lease_token;
-	c.outcome = NQ__V1__OUTCOME__OUTCOME_SUCCEEDED;
-	c.result.data = (uint8_t *)result;
-	c.result.len = strlen(result);
-	b.version = 1;
-	b.completions = cs;
-	b.n_completions = 1;
-	assert_int_equal(nqi_buf_pack(&b.base, &buf, &len), 0);
-	assert_int_equal(broker_embed_completions(f->e, buf, len), 0);
-	free(buf);
+	complete_with(f, leased, NQ__V1__OUTCOME__OUTCOME_SUCCEEDED, result);
 	Nq__V1__Job *job = get(f, id, &g);
 	assert_int_equal(job->state, NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
 	assert_int_equal(job->room.len, 0);

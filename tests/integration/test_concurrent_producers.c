@@ -1,7 +1,8 @@
 /*
  * Group commit: 100 producers enqueuing one job at a time each get their own
  * confirmation, the broker needs fewer commits than enqueues, and every
- * confirmed job is still there after a SIGKILL.
+ * confirmed job is still there after a SIGKILL. One producer pipelining its
+ * batches (nq_enqueue_batch_send) gets the same.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -139,12 +140,105 @@ static void test_concurrent_producers_commits_are_grouped_and_durable(
 	itest_pass(e);
 }
 
+#define NPIPE 8
+#define PIPE_BATCH 50
+
+/* Every job of the batches sent is READY in queue "pipe" after a restart. */
+static void assert_stored(itest_env *e, char ids[][PIPE_BATCH][NQ_ID_MAX],
+    const bool *confirmed, int n)
+{
+	nq_client *c;
+	assert_int_equal(itest_broker_stop(e, SIGKILL, NULL), 0);
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(itest_client(e, 0, &c), 0);
+	for (int b = 0; b < n; b++)
+		for (int i = 0; confirmed[b] && i < PIPE_BATCH; i++) {
+			nq_job *j;
+			int rv = nq_get(c, ids[b][i], &j);
+			if (rv != NQ_OK)
+				fail_msg("confirmed job %s lost: %s", ids[b][i],
+				    nq_err_name(rv));
+			assert_int_equal(nq_job_state(j), NQ_STATE_READY);
+			assert_string_equal(nq_job_queue(j), "pipe");
+			nq_job_free(j);
+		}
+	nq_client_close(c);
+}
+
+/* Pipelined enqueue: batches sent one after another without waiting are
+ * each confirmed by their wait, in any order, with distinct ids that
+ * survive a SIGKILL; a bad batch is refused at send with nothing to wait
+ * for; a batch whose broker dies before its wait is confirmed only if it
+ * was stored. */
+static void test_pipelined_batches_confirm_in_any_order(void **state)
+{
+	itest_env *e = *state;
+	static nq_enqueue_result res[NPIPE + 1][PIPE_BATCH];
+	static char ids[NPIPE + 1][PIPE_BATCH][NQ_ID_MAX];
+	bool confirmed[NPIPE + 1] = {false};
+	nq_job_spec specs[PIPE_BATCH];
+	nq_enqueue_pending *p[NPIPE + 1];
+	nq_client *c;
+	for (int i = 0; i < PIPE_BATCH; i++)
+		specs[i] = (nq_job_spec){.queue = "pipe", .type = "t"};
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_int_equal(itest_client(e, 5000, &c), 0);
+	for (int b = 0; b < NPIPE; b++)
+		assert_int_equal(
+		    nq_enqueue_batch_send(c, specs, PIPE_BATCH, res[b], &p[b]),
+		    NQ_OK);
+	for (int b = NPIPE - 1; b >= 0; b--) {
+		assert_int_equal(nq_enqueue_batch_wait(c, p[b]), NQ_OK);
+		for (int i = 0; i < PIPE_BATCH; i++) {
+			assert_int_equal(res[b][i].err, NQ_OK);
+			assert_true(itest_is_id(res[b][i].id));
+			memcpy(ids[b][i], res[b][i].id, NQ_ID_MAX);
+		}
+		confirmed[b] = true;
+	}
+	char(*all)[NQ_ID_MAX] = calloc(NPIPE * PIPE_BATCH, NQ_ID_MAX);
+	assert_non_null(all);
+	memcpy(all, ids, NPIPE * PIPE_BATCH * NQ_ID_MAX);
+	qsort(all, NPIPE * PIPE_BATCH, NQ_ID_MAX, cmp_id);
+	for (int i = 1; i < NPIPE * PIPE_BATCH; i++)
+		assert_string_not_equal(all[i - 1], all[i]);
+	free(all);
+
+	nq_enqueue_pending *bad = (void *)1;
+	specs[3].queue = "no spaces";
+	assert_int_equal(
+	    nq_enqueue_batch_send(c, specs, PIPE_BATCH, res[NPIPE], &bad),
+	    NQ_EINVAL);
+	assert_null(bad);
+	assert_non_null(strstr(nq_client_last_error(c), "queue"));
+	specs[3].queue = "pipe";
+	assert_int_equal(nq_enqueue_batch_wait(c, NULL), NQ_EINVAL);
+
+	assert_int_equal(
+	    nq_enqueue_batch_send(c, specs, PIPE_BATCH, res[NPIPE], &p[NPIPE]),
+	    NQ_OK);
+	assert_int_equal(itest_broker_stop(e, SIGKILL, NULL), 0);
+	int rv = nq_enqueue_batch_wait(c, p[NPIPE]);
+	for (int i = 0; rv == NQ_OK && i < PIPE_BATCH; i++)
+		memcpy(ids[NPIPE][i], res[NPIPE][i].id, NQ_ID_MAX);
+	confirmed[NPIPE] = rv == NQ_OK;
+	assert_true(rv == NQ_OK || rv == NQ_ETIMEDOUT || rv == NQ_ECONNECT ||
+	            rv == NQ_ECLOSED);
+	nq_client_close(c);
+	assert_int_equal(itest_broker_start(e, NULL), 0);
+	assert_stored(e, ids, confirmed, NPIPE + 1);
+	itest_pass(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(
 	        test_concurrent_producers_commits_are_grouped_and_durable,
 	        itest_setup, itest_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_pipelined_batches_confirm_in_any_order, itest_setup,
+	        itest_teardown),
 	};
 	return cmocka_run_group_tests_name(
 	    "concurrent_producers", tests, NULL, NULL);

@@ -361,6 +361,25 @@ NQ_API int nq_enqueue(
 NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
     nq_enqueue_result *results);
 /*
+ * Pipelined enqueue: nq_enqueue_batch in two halves, so that one thread
+ * keeps several batches in flight instead of waiting for each commit.
+ * nq_enqueue_batch_send sends the batch and returns without waiting for
+ * the broker (the specs may be reused at once); nq_enqueue_batch_wait
+ * waits for its answer, fills the results given to send (which must stay
+ * valid until then) and returns what nq_enqueue_batch would have. Every
+ * batch sent is waited for, each once, before the client is closed; batches
+ * may be waited for in any order, and each one's jobs are confirmed durable
+ * only by its wait. Batches in flight together may be enqueued in either
+ * order (each keeps its own). On failure send sets *out to NULL and there
+ * is nothing to wait for. A client with a shard map or a claim check does
+ * each batch whole in send (its wait then returns that outcome): no
+ * pipelining there.
+ */
+typedef struct nq_enqueue_pending nq_enqueue_pending;
+NQ_API int nq_enqueue_batch_send(nq_client *c, const nq_job_spec *specs,
+    size_t n, nq_enqueue_result *results, nq_enqueue_pending **out);
+NQ_API int nq_enqueue_batch_wait(nq_client *c, nq_enqueue_pending *p);
+/*
  * Enqueues a chain: specs[i] waits for specs[i - 1] (besides its own
  * depends_on), in one request, all or none: when the broker refuses one,
  * it stores none of them and each result says why (the refused one its
