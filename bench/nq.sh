@@ -58,7 +58,7 @@ nqb_wait_port "$api" nq-broker
 # The seconds of the broker's core thread by stage so far
 # (nq_core_seconds_total): "apply commit reply".
 core_seconds() {
-	curl -sf "http://127.0.0.1:$http/metrics" | awk '
+	{ curl -sf "http://127.0.0.1:$http/metrics" || true; } | awk '
 		/^nq_core_seconds_total\{stage="apply"\}/ { a = $2 }
 		/^nq_core_seconds_total\{stage="commit"\}/ { c = $2 }
 		/^nq_core_seconds_total\{stage="reply"\}/ { r = $2 }

@@ -727,7 +727,7 @@ static inline uint32_t broker_ready_flags_in(
 /* Reads the record of id into b->core.raw without decoding it: NQ_ENOTFOUND,
  * NQ_ESTORE or NQ_ENOMEM otherwise. */
 int broker_job_read_raw(broker *b, uint64_t id);
-/* Moves v, a job's record as stored, past its room (Job.room): what is
+/* Moves v, a job's record as stored, past its room (see jobs.c): what is
  * left is the job's encoding, as sent and decoded. */
 void broker_record_view(MDB_val *v);
 /*

@@ -201,8 +201,7 @@ struct nq_enqueue_pending {
 	nqc_pending call;
 	nq_enqueue_result *results;
 	size_t n;
-	bool done;
-	int rv; /* when done */
+	bool done; /* send did it all: nothing in flight */
 };
 
 /* The request of an enqueue of pbs, in *req and *body. */
@@ -391,9 +390,15 @@ NQ_API int nq_enqueue_batch_send(nq_client *c, const nq_job_spec *specs,
 
 NQ_API int nq_enqueue_batch_wait(nq_client *c, nq_enqueue_pending *p)
 {
-	if (!c || !p)
+	if (!p)
 		return NQ_EINVAL;
-	int rv = p->rv;
+	if (!c) {
+		if (!p->done)
+			nqc_call_drop(&p->call);
+		free(p);
+		return NQ_EINVAL;
+	}
+	int rv = NQ_OK;
 	if (!p->done) {
 		Nq__V1__Reply *r = NULL;
 		nqi_arena *arena = NULL;

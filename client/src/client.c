@@ -579,6 +579,12 @@ int nqc_call_send(nq_client *c, nqc_end end, Nq__V1__Request *req,
 	return rv;
 }
 
+void nqc_call_drop(nqc_pending *p)
+{
+	nng_aio_free(p->aio); /* stops the receive */
+	nng_ctx_close(p->ctx);
+}
+
 int nqc_call_finish(nq_client *c, nqc_pending *p, Nq__V1__Reply **reply,
     nqi_arena **arena, char *err)
 {

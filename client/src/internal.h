@@ -143,6 +143,8 @@ int nqc_call_send(nq_client *c, nqc_end end, Nq__V1__Request *req,
  * done with afterwards, whatever it returns. */
 int nqc_call_finish(nq_client *c, nqc_pending *p, Nq__V1__Reply **reply,
     nqi_arena **arena, char *err);
+/* Gives p up without its reply. */
+void nqc_call_drop(nqc_pending *p);
 
 /* Checks that a reply carries the body the request asked for. */
 int nqc_expect(const nq_client *c, nqc_end end, const Nq__V1__Reply *r,

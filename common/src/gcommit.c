@@ -62,10 +62,10 @@ int nqi_gcommit_post(nqi_gcommit *g, void *op)
  * writes a probe when the group wrote nothing) and the store must show
  * room to grow (nqi_store_probe): a commit alone proves little on a full
  * disk, where LMDB still reuses the pages it freed. *ready_after: whether
- * readiness holds after this group. A probe that fails does not fail the
- * ops of a group that wrote nothing. The transaction is gone afterwards
- * either way. */
-static int commit(nqi_gcommit *g, bool *ready_after)
+ * readiness holds after this group; *failed: whether the commit failed. A
+ * probe that fails does not fail the ops of a group that wrote nothing.
+ * The transaction is gone afterwards either way. */
+static int commit(nqi_gcommit *g, bool *ready_after, bool *failed)
 {
 	MDB_txn *txn = *g->txn;
 	bool wrote = *g->dirty, was_ready = atomic_load(g->ready);
@@ -81,8 +81,7 @@ static int commit(nqi_gcommit *g, bool *ready_after)
 		rv = nqi_store_commit(*g->store, txn);
 	*ready_after =
 	    rv == 0 && (was_ready || nqi_store_probe(*g->store) == 0);
-	if (rv != 0 && !wrote)
-		nng_msleep(50); /* as after a failed group, below */
+	*failed = rv != 0;
 	return wrote ? rv : NQ_OK;
 }
 
@@ -103,7 +102,7 @@ void nqi_gcommit_run(nqi_gcommit *g, void *ops)
 {
 	const nqi_gcommit_hooks *h = g->hooks;
 	MDB_txn *txn = NULL;
-	bool ready = false;
+	bool ready = false, failed = false;
 	uint64_t t = mono_ns();
 	int rv = nqi_store_begin(*g->store, true, &txn);
 	*g->txn = rv == 0 ? txn : NULL;
@@ -117,16 +116,19 @@ void nqi_gcommit_run(nqi_gcommit *g, void *ops)
 		rv = h->group_cb(g->ctx);
 	stage_end(g, NQI_GCOMMIT_APPLY, &t);
 	if (rv == 0)
-		rv = commit(g, &ready);
+		rv = commit(g, &ready, &failed);
 	else if (*g->txn)
 		mdb_txn_abort(*g->txn);
 	*g->txn = NULL;
-	settle_ready(g, rv, ready);
-	/* A store that cannot commit fails the next group at once; pause so
-	 * that a full disk does not become a busy loop. */
-	if (rv != 0)
-		nng_msleep(50);
 	stage_end(g, NQI_GCOMMIT_COMMIT, &t);
+	settle_ready(g, rv, ready);
+	/* A store that cannot commit fails the next group at once (a probe
+	 * too); pause so that a full disk does not become a busy loop. Not
+	 * counted as the core's time: it is idle. */
+	if (rv != 0 || failed) {
+		nng_msleep(50);
+		t = mono_ns();
+	}
 	h->end_cb(g->ctx, rv == 0 ? NULL : ops, rv);
 	stage_end(g, NQI_GCOMMIT_REPLY, &t);
 }

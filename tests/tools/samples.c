@@ -898,17 +898,6 @@ static Nq__V1__JobSpec *chain_specs[] = {&spec, &spec_depends};
 static Nq__V1__EnqueueRequest rq_chain = NQ__V1__ENQUEUE_REQUEST__INIT;
 static Nq__V1__Request req_chain;
 
-/* Added with the room of a stored record: a job as the broker stores it,
- * its room of zero bytes in front. */
-static uint8_t room_zeros[NQT_ROOM_LEN];
-static Nq__V1__Job job_room = NQ__V1__JOB__INIT;
-
-static void build_room_samples(void)
-{
-	job_room = job;
-	job_room.room = (ProtobufCBinaryData){sizeof room_zeros, room_zeros};
-}
-
 static void build_depends_samples(void)
 {
 	spec_depends = spec;
@@ -1181,7 +1170,6 @@ static nqt_sample samples[] = {
     {"reply_batch_cancel", &rep_batch_cancel.base},
     {"reply_enqueue_batch", &rep_enqueue_batch.base},
     {"job_event_batch_completed", &event_batch_completed.base},
-    {"job_room", &job_room.base},
 };
 
 const nqt_sample *nqt_samples(size_t *n)
@@ -1208,7 +1196,6 @@ const nqt_sample *nqt_samples(size_t *n)
 		build_depends_samples();
 		build_worker_samples();
 		build_batch_samples();
-		build_room_samples();
 		built = true;
 	}
 	*n = COUNT(samples);

@@ -152,9 +152,6 @@ void nqt_coverage_free(nqt_coverage *c);
 #define NQT_DEP_INDEX 0
 #define NQT_DEP_ERROR "parent " NQT_ID2 " failed"
 
-/* a stored record's room */
-#define NQT_ROOM_LEN 5
-
 /* latency of recent jobs: a queue's wait and run quantiles */
 #define NQT_LAT_WAIT_P50_US 1200
 #define NQT_LAT_WAIT_P99_US 48000

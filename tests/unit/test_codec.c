@@ -920,15 +920,6 @@ static void fx_job_depends(const ProtobufCMessage *m)
 	    NQT_DEP_RESULT, sizeof NQT_DEP_RESULT - 1);
 }
 
-static void fx_job_room(const ProtobufCMessage *m)
-{
-	const Nq__V1__Job *j = (const void *)m;
-	check_job(j);
-	static const uint8_t zeros[NQT_ROOM_LEN];
-	assert_int_equal(j->room.len, NQT_ROOM_LEN);
-	assert_memory_equal(j->room.data, zeros, NQT_ROOM_LEN);
-}
-
 static void fx_job_event_dependency_failed(const ProtobufCMessage *m)
 {
 	const Nq__V1__JobEvent *e = (const void *)m;
@@ -1427,7 +1418,6 @@ static const fixture fixtures[] = {
     FX(reply_batch_cancel, reply),
     FX(reply_enqueue_batch, reply),
     FX(job_event_batch_completed, job_event),
-    FX(job_room, job),
 };
 
 /* ---- tests ---- */

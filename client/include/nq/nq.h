@@ -366,14 +366,16 @@ NQ_API int nq_enqueue_batch(nq_client *c, const nq_job_spec *specs, size_t n,
  * nq_enqueue_batch_send sends the batch and returns without waiting for
  * the broker (the specs may be reused at once); nq_enqueue_batch_wait
  * waits for its answer, fills the results given to send (which must stay
- * valid until then) and returns what nq_enqueue_batch would have. Every
+ * valid until then) and returns what nq_enqueue_batch would have; the
+ * client's timeout counts from the send, so a batch waited for later than
+ * that may end in NQ_ETIMEDOUT though the broker took it. Every
  * batch sent is waited for, each once, before the client is closed; batches
  * may be waited for in any order, and each one's jobs are confirmed durable
  * only by its wait. Batches in flight together may be enqueued in either
  * order (each keeps its own). On failure send sets *out to NULL and there
  * is nothing to wait for. A client with a shard map or a claim check does
- * each batch whole in send (its wait then returns that outcome): no
- * pipelining there.
+ * each batch whole in send, which returns its outcome (its wait then
+ * returns NQ_OK): no pipelining there.
  */
 typedef struct nq_enqueue_pending nq_enqueue_pending;
 NQ_API int nq_enqueue_batch_send(nq_client *c, const nq_job_spec *specs,
