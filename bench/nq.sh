@@ -80,7 +80,10 @@ echo "$line $(awk -v b="$before" -v a="$after" \
 		split(b, x, " "); split(a, y, " ")
 		run = e2e > 0 ? jobs / e2e : 0
 		busy = (y[1] - x[1]) + (y[2] - x[2]) + (y[3] - x[3])
-		b = 0; c = 0
-		if (run > 0) { b = busy / run * 100; c = (y[2] - x[2]) / run * 100 }
-		printf "core_busy_pct=%.0f core_commit_pct=%.0f", b, c
+		b = 0; c = 0; r = 0
+		if (run > 0) {
+			b = busy / run * 100; c = (y[2] - x[2]) / run * 100
+			r = (y[3] - x[3]) / run * 100
+		}
+		printf "core_busy_pct=%.0f core_commit_pct=%.0f core_reply_pct=%.0f", b, c, r
 	}')"

@@ -199,8 +199,8 @@ static Nq__V1__Job *job_new(broker *b, Nq__V1__JobSpec *spec, uint64_t id,
     uint64_t now_us, const nqi_policy *pol)
 {
 	static const Nq__V1__Job init = NQ__V1__JOB__INIT;
-	Nq__V1__Job *job = nqi_arena_alloc(&b->core.arena, sizeof *job);
-	char *ids = nqi_arena_alloc(&b->core.arena, NQ_ID_MAX);
+	Nq__V1__Job *job = nqi_arena_alloc(b->core.arena, sizeof *job);
+	char *ids = nqi_arena_alloc(b->core.arena, NQ_ID_MAX);
 	if (!job || !ids)
 		return NULL;
 	*job = init;
@@ -318,7 +318,7 @@ int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 	if (keyed && idem_find(b, spec, now_us, &id) != 0)
 		return NQ_ESTORE;
 	if (id) {
-		res->id = nqi_arena_alloc(&b->core.arena, NQ_ID_MAX);
+		res->id = nqi_arena_alloc(b->core.arena, NQ_ID_MAX);
 		if (!res->id)
 			return NQ_ENOMEM;
 		nqi_id_format(id, res->id);
@@ -398,7 +398,7 @@ static const char *chain_ids(broker *b, Nq__V1__JobSpec *spec,
 {
 	Nq__V1__Dependencies *dep = spec->depends;
 	size_t n = dep->n_depends_on, k = dep->n_depends_on_index;
-	char **ids = nqi_arena_alloc(&b->core.arena, (n + k) * sizeof *ids);
+	char **ids = nqi_arena_alloc(b->core.arena, (n + k) * sizeof *ids);
 	*err = NQ_EINVAL;
 	if (!ids) {
 		*err = NQ_ENOMEM;
@@ -528,12 +528,11 @@ int broker_on_enqueue(broker *b, broker_op *op)
 		broker_finish(b, op);
 		return NQ_OK;
 	}
-	Nq__V1__EnqueueReply *rep =
-	    nqi_arena_alloc(&b->core.arena, sizeof *rep);
+	Nq__V1__EnqueueReply *rep = nqi_arena_alloc(b->core.arena, sizeof *rep);
 	Nq__V1__EnqueueResult *res =
-	    nqi_arena_alloc(&b->core.arena, n * sizeof *res);
+	    nqi_arena_alloc(b->core.arena, n * sizeof *res);
 	Nq__V1__EnqueueResult **ptrs =
-	    nqi_arena_alloc(&b->core.arena, n * sizeof *ptrs);
+	    nqi_arena_alloc(b->core.arena, n * sizeof *ptrs);
 	if (!rep || !res || !ptrs)
 		return NQ_ENOMEM;
 	*rep = rinit;
@@ -570,7 +569,7 @@ static Nq__V1__Job *job_for(broker *b, broker_op *op, Nq__V1__Job *job)
 	if (!job->lease_token ||
 	    nqi_auth_check(b->auth, op->req->token, NQI_ROLE_WORKER) == NQ_OK)
 		return job;
-	Nq__V1__Job *copy = nqi_arena_alloc(&b->core.arena, sizeof *copy);
+	Nq__V1__Job *copy = nqi_arena_alloc(b->core.arena, sizeof *copy);
 	if (copy) {
 		*copy = *job;
 		copy->lease_token = 0;
@@ -587,12 +586,12 @@ static void reply_job(
 	Nq__V1__CancelReply *c = NULL;
 	job = job_for(b, op, job);
 	if (job && body == NQ__V1__REPLY__BODY_CANCEL &&
-	    (c = nqi_arena_alloc(&b->core.arena, sizeof *c)) != NULL) {
+	    (c = nqi_arena_alloc(b->core.arena, sizeof *c)) != NULL) {
 		*c = cinit;
 		c->job = job;
 		op->reply->cancel = c;
 	} else if (job && body != NQ__V1__REPLY__BODY_CANCEL &&
-	           (g = nqi_arena_alloc(&b->core.arena, sizeof *g)) != NULL) {
+	           (g = nqi_arena_alloc(b->core.arena, sizeof *g)) != NULL) {
 		*g = ginit;
 		g->job = job;
 		if (body == NQ__V1__REPLY__BODY_WAIT)
@@ -789,7 +788,7 @@ static int cancel_bulk(broker *b, broker_op *op)
 		broker_finish(b, op);
 		return NQ_OK;
 	}
-	Nq__V1__CancelReply *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
+	Nq__V1__CancelReply *r = nqi_arena_alloc(b->core.arena, sizeof *r);
 	int rv = r ? cancel_ids(b, c, &ids, &n) : NQ_ENOMEM;
 	if (r)
 		*r = init;
@@ -847,14 +846,14 @@ static int queue_stats_groups(
 	n += other; /* only a full top has "other", in the slot after it */
 	if (n == 0)
 		return 0;
-	s->groups = nqi_arena_alloc(&b->core.arena, n * sizeof *s->groups);
-	Nq__V1__GroupStats *g = nqi_arena_alloc(&b->core.arena, n * sizeof *g);
+	s->groups = nqi_arena_alloc(b->core.arena, n * sizeof *s->groups);
+	Nq__V1__GroupStats *g = nqi_arena_alloc(b->core.arena, n * sizeof *g);
 	if (!s->groups || !g)
 		return NQ_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(rows[i].key) + 1;
 		g[i] = init;
-		if (!(g[i].group = nqi_arena_alloc(&b->core.arena, len)))
+		if (!(g[i].group = nqi_arena_alloc(b->core.arena, len)))
 			return NQ_ENOMEM;
 		memcpy(g[i].group, rows[i].key, len);
 		g[i].ready = rows[i].ready;
@@ -868,7 +867,7 @@ static int queue_stats_groups(
 static Nq__V1__QueueStats *queue_stats(broker *b, broker_queue *q)
 {
 	static const Nq__V1__QueueStats init = NQ__V1__QUEUE_STATS__INIT;
-	Nq__V1__QueueStats *s = nqi_arena_alloc(&b->core.arena, sizeof *s);
+	Nq__V1__QueueStats *s = nqi_arena_alloc(b->core.arena, sizeof *s);
 	if (!s)
 		return NULL;
 	*s = init;
@@ -889,10 +888,10 @@ int broker_on_stats(broker *b, broker_op *op)
 	static const Nq__V1__BrokerStats binit = NQ__V1__BROKER_STATS__INIT;
 	const char *want = op->req->stats->queue;
 	broker_index *x = &b->core.index;
-	Nq__V1__StatsReply *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
-	Nq__V1__BrokerStats *bs = nqi_arena_alloc(&b->core.arena, sizeof *bs);
+	Nq__V1__StatsReply *r = nqi_arena_alloc(b->core.arena, sizeof *r);
+	Nq__V1__BrokerStats *bs = nqi_arena_alloc(b->core.arena, sizeof *bs);
 	Nq__V1__QueueStats **qs =
-	    nqi_arena_alloc(&b->core.arena, (x->nqueues + 1) * sizeof *qs);
+	    nqi_arena_alloc(b->core.arena, (x->nqueues + 1) * sizeof *qs);
 	if (!r || !bs || !qs)
 		return NQ_ENOMEM;
 	*r = init;
@@ -927,7 +926,7 @@ int broker_queue_settings_store(broker *b, const broker_queue *q)
 		return NQ_ESTORE;
 	if (rc == 0)
 		cfg = nq__v1__queue_config__unpack(
-		    &b->core.arena.pb, v.mv_size, v.mv_data);
+		    &b->core.arena->pb, v.mv_size, v.mv_data);
 	if (!cfg)
 		cfg = &init;
 #define SETTING_PUT_(name, type) cfg->name = q->name;
@@ -936,7 +935,7 @@ int broker_queue_settings_store(broker *b, const broker_queue *q)
 	if (broker_policy_put(b, q, cfg) != 0)
 		return NQ_ENOMEM;
 	v.mv_size = nq__v1__queue_config__get_packed_size(cfg);
-	if (!(v.mv_data = nqi_arena_alloc(&b->core.arena, v.mv_size + 1)))
+	if (!(v.mv_data = nqi_arena_alloc(b->core.arena, v.mv_size + 1)))
 		return NQ_ENOMEM;
 	nq__v1__queue_config__pack(cfg, v.mv_data);
 	if (mdb_put(b->core.txn, b->db_queues, &k, &v, 0) != 0)
@@ -959,7 +958,7 @@ static int queue_set_paused(
 		return NQ_OK;
 	}
 	int qi = broker_queue_get(&b->core.index, name);
-	Nq__V1__QueueReply *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
+	Nq__V1__QueueReply *r = nqi_arena_alloc(b->core.arena, sizeof *r);
 	if (qi < 0 || !r)
 		return NQ_ENOMEM;
 	broker_queue *q = &b->core.index.queues[qi];
@@ -1010,10 +1009,10 @@ int broker_on_list(broker *b, broker_op *op)
 		broker_finish(b, op);
 		return NQ_OK;
 	}
-	Nq__V1__ListReply *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
+	Nq__V1__ListReply *r = nqi_arena_alloc(b->core.arena, sizeof *r);
 	Nq__V1__Job **jobs =
-	    nqi_arena_alloc(&b->core.arena, limit * sizeof *jobs);
-	char *next = nqi_arena_alloc(&b->core.arena, NQ_ID_MAX);
+	    nqi_arena_alloc(b->core.arena, limit * sizeof *jobs);
+	char *next = nqi_arena_alloc(b->core.arena, NQ_ID_MAX);
 	MDB_cursor *cur;
 	if (!r || !jobs || !next)
 		return NQ_ENOMEM;
@@ -1031,7 +1030,7 @@ int broker_on_list(broker *b, broker_op *op)
 	     seen++) {
 		broker_record_view(&v);
 		Nq__V1__Job *job = nq__v1__job__unpack(
-		    &b->core.arena.pb, v.mv_size, v.mv_data);
+		    &b->core.arena->pb, v.mv_size, v.mv_data);
 		if (job && job->spec && list_match(l, job)) {
 			job->spec->payload.len = 0;
 			jobs[r->n_jobs++] = job;

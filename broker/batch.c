@@ -140,7 +140,7 @@ static int batch_load(broker *b, uint64_t id, broker_batch_slot **out)
 	if (rc != 0)
 		return NQ_ESTORE;
 	Nq__V1__Batch *r =
-	    nq__v1__batch__unpack(&b->core.arena.pb, v.mv_size, v.mv_data);
+	    nq__v1__batch__unpack(&b->core.arena->pb, v.mv_size, v.mv_data);
 	if (!r)
 		return NQ_EINTERNAL;
 	return (*out = slot_add(b, id, r)) ? NQ_OK : NQ_ENOMEM;
@@ -213,7 +213,7 @@ static char *counts_json(broker *b, const Nq__V1__Batch *r)
 	    r->id, (unsigned long long)r->total,
 	    (unsigned long long)r->succeeded, (unsigned long long)r->dead,
 	    (unsigned long long)r->canceled, (unsigned long long)r->expired);
-	return nqi_arena_strdup(&b->core.arena, buf);
+	return nqi_arena_strdup(b->core.arena, buf);
 }
 
 /* The family each callback job starts with: one parent result, named by
@@ -222,9 +222,9 @@ static Nq__V1__JobFamily *callback_family(broker *b, const Nq__V1__Batch *r)
 {
 	static const Nq__V1__JobFamily finit = NQ__V1__JOB_FAMILY__INIT;
 	static const Nq__V1__ParentResult pinit = NQ__V1__PARENT_RESULT__INIT;
-	Nq__V1__JobFamily *f = nqi_arena_alloc(&b->core.arena, sizeof *f);
-	Nq__V1__ParentResult *p = nqi_arena_alloc(&b->core.arena, sizeof *p);
-	Nq__V1__ParentResult **v = nqi_arena_alloc(&b->core.arena, sizeof *v);
+	Nq__V1__JobFamily *f = nqi_arena_alloc(b->core.arena, sizeof *f);
+	Nq__V1__ParentResult *p = nqi_arena_alloc(b->core.arena, sizeof *p);
+	Nq__V1__ParentResult **v = nqi_arena_alloc(b->core.arena, sizeof *v);
 	char *counts = counts_json(b, r);
 	if (!f || !p || !v || !counts)
 		return NULL;
@@ -256,7 +256,7 @@ static int batch_fire(broker *b, broker_batch_slot *s)
 {
 	Nq__V1__Batch *r = s->rec;
 	Nq__V1__JobFamily *f = callback_family(b, r);
-	char *last = nqi_arena_alloc(&b->core.arena, NQ_ID_MAX);
+	char *last = nqi_arena_alloc(b->core.arena, NQ_ID_MAX);
 	int rv = f && last ? NQ_OK : NQ_ENOMEM;
 	s->fire = false;
 	if (rv == 0 && r->on_complete)
@@ -292,7 +292,7 @@ static int batch_complete(
 	batch_touch(b, s);
 	s->fire = true;
 	s->last = last;
-	s->queue = queue ? nqi_arena_strdup(&b->core.arena, queue) : NULL;
+	s->queue = queue ? nqi_arena_strdup(b->core.arena, queue) : NULL;
 	/* Kept readable as long as a finished job is by default. */
 	nqi_be64_put(key, s->id);
 	int rv = broker_expiry_put(b,
@@ -428,8 +428,8 @@ static const char *batch_create(broker *b, Nq__V1__BatchCreateRequest *c,
 	    (bad = callback_invalid(
 	         b, "on_complete", c->on_complete, err, why, len)))
 		return bad;
-	Nq__V1__Batch *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
-	char *ids = nqi_arena_alloc(&b->core.arena, NQ_ID_MAX);
+	Nq__V1__Batch *r = nqi_arena_alloc(b->core.arena, sizeof *r);
+	char *ids = nqi_arena_alloc(b->core.arena, NQ_ID_MAX);
 	uint64_t id = broker_next_id(b);
 	*err = NQ_ENOMEM;
 	if (!r || !ids || !(*s = slot_add(b, id, r)))
@@ -458,7 +458,7 @@ static int batch_seal(broker *b, broker_batch_slot *s)
 static int join(broker *b, Nq__V1__JobSpec *spec, char *id)
 {
 	static const Nq__V1__Dependencies init = NQ__V1__DEPENDENCIES__INIT;
-	if (!spec->depends && (spec->depends = nqi_arena_alloc(&b->core.arena,
+	if (!spec->depends && (spec->depends = nqi_arena_alloc(b->core.arena,
 	                           sizeof *spec->depends)) != NULL)
 		*spec->depends = init;
 	if (!spec->depends)
@@ -513,7 +513,7 @@ int broker_batch_enqueued(broker *b, broker_op *op, char **id)
 static Nq__V1__Batch *shown(broker *b, const broker_batch_slot *s)
 {
 	const Nq__V1__Batch *r = s->rec;
-	Nq__V1__Batch *c = nqi_arena_alloc(&b->core.arena, sizeof *c);
+	Nq__V1__Batch *c = nqi_arena_alloc(b->core.arena, sizeof *c);
 	if (!c)
 		return NULL;
 	*c = *r;
@@ -528,7 +528,7 @@ static int answer(broker *b, broker_op *op, const broker_batch_slot *s,
     uint32_t canceled, Nq__V1__Reply__BodyCase body)
 {
 	static const Nq__V1__BatchReply init = NQ__V1__BATCH_REPLY__INIT;
-	Nq__V1__BatchReply *rep = nqi_arena_alloc(&b->core.arena, sizeof *rep);
+	Nq__V1__BatchReply *rep = nqi_arena_alloc(b->core.arena, sizeof *rep);
 	if (!rep || !(*rep = init, rep->batch = shown(b, s)))
 		return NQ_ENOMEM;
 	rep->canceled = canceled;
@@ -706,8 +706,8 @@ int broker_on_batch_list(broker *b, broker_op *op)
 	if (limit > LIST_MAX)
 		limit = LIST_MAX;
 	Nq__V1__BatchListReply *rep =
-	    nqi_arena_alloc(&b->core.arena, sizeof *rep);
-	Nq__V1__Batch **v = nqi_arena_alloc(&b->core.arena, limit * sizeof *v);
+	    nqi_arena_alloc(b->core.arena, sizeof *rep);
+	Nq__V1__Batch **v = nqi_arena_alloc(b->core.arena, limit * sizeof *v);
 	MDB_cursor *cur;
 	uint8_t key[8];
 	if (!rep || !v)

@@ -114,7 +114,7 @@ typedef struct broker_op {
 	uint64_t *ids;                  /* DLQ_ACKED: owned */
 	nng_msg **capture;              /* embedded: the reply goes here */
 	/* HTTP (http_api.c): the reply (owned by reply_fn; NULL: none) goes
-	 * here, on the core thread */
+	 * here, on any thread (the core, the reply thread, NNG's) */
 	void (*reply_fn)(void *arg, nng_msg *msg);
 	void *reply_arg;
 	size_t nids;
@@ -496,10 +496,24 @@ struct broker {
 		atomic_bool ready; /* recovered and the last commit worked */
 	} in;
 
+	/* The reply thread (reply.c): packs and sends a group's replies while
+	 * the core applies the next group. Under out.mu. */
+	struct broker_out {
+		pthread_t thread;
+		pthread_mutex_t mu;
+		pthread_cond_t cv; /* work handed over, or all of it sent */
+		broker_op *ops;    /* handed over, not yet sent */
+		nqi_arena *arena; /* the one their replies are in; NULL: idle */
+		bool running, stop;
+	} out;
+
 	/* The core thread's alone (core.c and the handlers): no lock. */
 	struct broker_core {
 		broker_index index;
-		nqi_arena arena; /* the group's scratch memory */
+		/* the group's scratch memory: one of arenas, the other with
+		 * the replies the reply thread is sending (see reply.c) */
+		nqi_arena *arena;
+		nqi_arena arenas[2];
 		/* the record last read or written, BROKER_RAW_HEADROOM bytes
 		 * free in front of raw (see jobs.c): the job's bytes, its
 		 * room left out; raw_stored, the size stored, room included */
@@ -681,6 +695,17 @@ Nq__V1__Status *broker_status_new(broker *b, int err, const char *msg);
 void broker_set_status(broker *b, broker_op *op, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void broker_op_free(broker_op *op);
+
+/* reply.c */
+/* Packs and sends the replies of the group's finished ops, then frees the
+ * ops and resets the group arena; hand_over: on the reply thread, while
+ * the core goes on, when every reply of the group may be. */
+void broker_reply_group(broker *b, bool hand_over);
+void broker_reply_init(broker *b); /* the arenas too; broker_init calls it */
+void broker_reply_fini(broker *b);
+void broker_reply_start(broker *b);
+/* Sends what was handed over and ends the reply thread. */
+void broker_reply_stop(broker *b);
 
 /* net.c */
 /* The largest message the api socket takes: an enqueue batch of several

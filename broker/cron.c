@@ -275,7 +275,7 @@ static int cron_load(broker *b, struct broker_cron *c)
 static Nq__V1__JobSpec *spec_of(broker *b, const nqi_schedule *s)
 {
 	static const Nq__V1__JobSpec init = NQ__V1__JOB_SPEC__INIT;
-	Nq__V1__JobSpec *spec = nqi_arena_alloc(&b->core.arena, sizeof *spec);
+	Nq__V1__JobSpec *spec = nqi_arena_alloc(b->core.arena, sizeof *spec);
 	if (!spec)
 		return NULL;
 	*spec = init;
@@ -424,7 +424,7 @@ static const cron_entry *entry_named(
 
 static char *id_text(broker *b, uint64_t id)
 {
-	char *s = nqi_arena_alloc(&b->core.arena, NQ_ID_MAX);
+	char *s = nqi_arena_alloc(b->core.arena, NQ_ID_MAX);
 	if (s)
 		nqi_id_format(id, s);
 	return s;
@@ -433,7 +433,7 @@ static char *id_text(broker *b, uint64_t id)
 static Nq__V1__CronSchedule *row_of(broker *b, const cron_entry *e)
 {
 	static const Nq__V1__CronSchedule init = NQ__V1__CRON_SCHEDULE__INIT;
-	Nq__V1__CronSchedule *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
+	Nq__V1__CronSchedule *r = nqi_arena_alloc(b->core.arena, sizeof *r);
 	Nq__V1__Job *job = NULL;
 	if (!r)
 		return NULL;
@@ -465,9 +465,9 @@ int broker_on_cron_list(broker *b, broker_op *op)
 	             : NQ_OK;
 	size_t n = c ? c->n : 0;
 	Nq__V1__CronListReply *rep =
-	    nqi_arena_alloc(&b->core.arena, sizeof *rep);
+	    nqi_arena_alloc(b->core.arena, sizeof *rep);
 	Nq__V1__CronSchedule **rows =
-	    nqi_arena_alloc(&b->core.arena, (n ? n : 1) * sizeof *rows);
+	    nqi_arena_alloc(b->core.arena, (n ? n : 1) * sizeof *rows);
 	if (rv != 0 || !rep || !rows)
 		return rv ? rv : NQ_ENOMEM;
 	*rep = init;
@@ -511,7 +511,7 @@ int broker_on_cron_trigger(broker *b, broker_op *op)
 	if ((rv = state_put(b, e)) != 0)
 		return rv;
 	Nq__V1__CronTriggerReply *rep =
-	    nqi_arena_alloc(&b->core.arena, sizeof *rep);
+	    nqi_arena_alloc(b->core.arena, sizeof *rep);
 	if (!rep || !(id_text(b, id)))
 		return NQ_ENOMEM;
 	*rep = init;

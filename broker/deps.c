@@ -118,7 +118,7 @@ const char *broker_deps_check(broker *b, const Nq__V1__JobSpec *spec,
 		           MAX_PARENTS),
 		       why;
 	d->n = 0;
-	d->parents = nqi_arena_alloc(&b->core.arena, n * sizeof *d->parents);
+	d->parents = nqi_arena_alloc(b->core.arena, n * sizeof *d->parents);
 	if (!d->parents) {
 		*err = NQ_ENOMEM;
 		return "broker out of memory";
@@ -162,7 +162,7 @@ static Nq__V1__JobFamily *family_of(broker *b, Nq__V1__Job *j)
 {
 	static const Nq__V1__JobFamily init = NQ__V1__JOB_FAMILY__INIT;
 	if (!j->family &&
-	    (j->family = nqi_arena_alloc(&b->core.arena, sizeof *j->family)))
+	    (j->family = nqi_arena_alloc(b->core.arena, sizeof *j->family)))
 		*j->family = init;
 	return j->family;
 }
@@ -176,9 +176,9 @@ static int keep_parent(broker *b, Nq__V1__Job *job, const char *id, int state,
 	if (!child)
 		return NQ_ENOMEM;
 	size_t n = child->n_parent_results;
-	Nq__V1__ParentResult *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
+	Nq__V1__ParentResult *r = nqi_arena_alloc(b->core.arena, sizeof *r);
 	Nq__V1__ParentResult **v =
-	    nqi_arena_alloc(&b->core.arena, (n + 1) * sizeof *v);
+	    nqi_arena_alloc(b->core.arena, (n + 1) * sizeof *v);
 	if (!r || !v)
 		return NQ_ENOMEM;
 	*r = init;
@@ -205,7 +205,7 @@ static int add_child(broker *b, Nq__V1__Job *job, const char *child)
 {
 	Nq__V1__JobFamily *p = family_of(b, job);
 	size_t n = p ? p->n_children : 0;
-	char **v = nqi_arena_alloc(&b->core.arena, (n + 1) * sizeof *v);
+	char **v = nqi_arena_alloc(b->core.arena, (n + 1) * sizeof *v);
 	if (!v || !p)
 		return NQ_ENOMEM;
 	if (n)
@@ -268,7 +268,7 @@ static int dep_release(broker *b, Nq__V1__Job *child)
 
 static int dep_fail(broker *b, Nq__V1__Job *child, const char *parent)
 {
-	char *why = nqi_arena_alloc(&b->core.arena, 64);
+	char *why = nqi_arena_alloc(b->core.arena, 64);
 	if (!why)
 		return NQ_ENOMEM;
 	snprintf(why, 64, "parent %s failed", parent);

@@ -104,8 +104,8 @@ int broker_dlq_note(broker *b, uint64_t id, const char *queue)
  */
 static int keep_summary(broker *b, const Nq__V1__Job *job)
 {
-	Nq__V1__Job *t = nqi_arena_alloc(&b->core.arena, sizeof *t);
-	Nq__V1__JobSpec *spec = nqi_arena_alloc(&b->core.arena, sizeof *spec);
+	Nq__V1__Job *t = nqi_arena_alloc(b->core.arena, sizeof *t);
+	Nq__V1__JobSpec *spec = nqi_arena_alloc(b->core.arena, sizeof *spec);
 	if (!t || !spec)
 		return NQ_ENOMEM;
 	*t = *job;

@@ -54,7 +54,7 @@ static Nq__V1__JobEvent *event_new(broker *b, broker_event_kind kind)
 		b->ev.dropped++;
 		return NULL;
 	}
-	Nq__V1__JobEvent *e = nqi_arena_alloc(&b->core.arena, sizeof *e);
+	Nq__V1__JobEvent *e = nqi_arena_alloc(b->core.arena, sizeof *e);
 	if (!e) {
 		b->ev.dropped++;
 		return NULL;
@@ -81,7 +81,7 @@ void broker_queue_event(broker *b, broker_event_kind kind, const char *queue,
 	    broker_events_wanted(b) ? event_new(b, kind) : NULL;
 	if (!e)
 		return;
-	e->queue = nqi_arena_strdup(&b->core.arena, queue);
+	e->queue = nqi_arena_strdup(b->core.arena, queue);
 	if (!e->queue) {
 		b->ev.n--;
 		b->ev.dropped++;

@@ -131,7 +131,7 @@ static void remember_raw(broker *b, uint64_t id, const MDB_val *stored)
 	MDB_val v = *stored;
 	broker_record_view(&v);
 	uint8_t *copy =
-	    nqi_arena_alloc(&b->core.arena, BROKER_RAW_HEADROOM + v.mv_size);
+	    nqi_arena_alloc(b->core.arena, BROKER_RAW_HEADROOM + v.mv_size);
 	b->core.raw_id = copy ? id : 0;
 	if (copy) {
 		copy += BROKER_RAW_HEADROOM;
@@ -191,7 +191,7 @@ int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out)
 	if (rv != 0)
 		return rv;
 	Nq__V1__Job *job = nq__v1__job__unpack(
-	    &b->core.arena.pb, b->core.raw_len, b->core.raw);
+	    &b->core.arena->pb, b->core.raw_len, b->core.raw);
 	if (!job || !job->spec) {
 		char ids[NQ_ID_MAX];
 		nqi_id_format(id, ids);

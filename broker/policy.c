@@ -216,7 +216,7 @@ int broker_policy_put(
 {
 	static const Nq__V1__PolicySetting init = NQ__V1__POLICY_SETTING__INIT;
 	const nqi_policy *r = &q->policy.runtime;
-	nqi_arena *a = &b->core.arena;
+	nqi_arena *a = b->core.arena;
 	/* The field max_depth was before policy entries mirrors the entry,
 	 * so that it never brings back a value that was reset. */
 	cfg->max_depth = (r->set & NQI_PK_BIT(max_depth)) ? r->max_depth : 0;

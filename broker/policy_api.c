@@ -17,7 +17,7 @@ static Nq__V1__QueuePolicy *policy_msg(broker *b, const char *queue)
 {
 	static const Nq__V1__QueuePolicy init = NQ__V1__QUEUE_POLICY__INIT;
 	static const Nq__V1__PolicyValue vinit = NQ__V1__POLICY_VALUE__INIT;
-	nqi_arena *a = &b->core.arena;
+	nqi_arena *a = b->core.arena;
 	int qi = broker_queue_find(&b->core.index, queue);
 	const nqi_policy *rt =
 	    qi >= 0 ? &b->core.index.queues[qi].policy.runtime : NULL;
@@ -52,10 +52,9 @@ static Nq__V1__QueuePolicyReply *reply_msg(
 {
 	static const Nq__V1__QueuePolicyReply init =
 	    NQ__V1__QUEUE_POLICY_REPLY__INIT;
-	Nq__V1__QueuePolicyReply *r =
-	    nqi_arena_alloc(&b->core.arena, sizeof *r);
+	Nq__V1__QueuePolicyReply *r = nqi_arena_alloc(b->core.arena, sizeof *r);
 	Nq__V1__QueuePolicy **qs =
-	    nqi_arena_alloc(&b->core.arena, (n + 1) * sizeof *qs);
+	    nqi_arena_alloc(b->core.arena, (n + 1) * sizeof *qs);
 	if (!r || !qs)
 		return NULL;
 	*r = init;
@@ -73,7 +72,7 @@ static const char **all_names(broker *b, size_t *n)
 	const nqi_policy_file *f = b->core.policy.file;
 	size_t cap = x->nqueues + (f ? f->n : 0) + 1;
 	const char **names =
-	    nqi_arena_alloc(&b->core.arena, cap * sizeof *names);
+	    nqi_arena_alloc(b->core.arena, cap * sizeof *names);
 	*n = 0;
 	if (!names)
 		return NULL;

@@ -57,7 +57,7 @@ void broker_init(broker *b)
 	broker_core_init(b);
 	pthread_cond_init(&b->dlq.cv, NULL);
 	pthread_mutex_init(&b->snap.mu, NULL);
-	nqi_arena_init(&b->core.arena, BROKER_ARENA_BLOCK, BROKER_ARENA_KEEP);
+	broker_reply_init(b);
 	b->core.rng = nqi_random_u64();
 	broker_policy_init(b);
 	(void)broker_cron_init(b); /* none: no schedules run */
@@ -69,7 +69,7 @@ void broker_fini(broker *b)
 	broker_workers_free(b);
 	broker_policy_fini(b);
 	broker_index_fini(&b->core.index);
-	nqi_arena_fini(&b->core.arena);
+	broker_reply_fini(b);
 	nqi_store_close(b->store);
 	b->store = NULL;
 	free(b->dlq.pend);

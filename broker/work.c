@@ -548,7 +548,7 @@ static int lease_one(broker *b, broker_op *op, Nq__V1__Job *job, int qi)
 	job->lease_token = l.token;
 	job->lease_expires_us = l.expires_us;
 	job->started_us = now;
-	job->worker_id = nqi_arena_strdup(&b->core.arena, f->worker_id);
+	job->worker_id = nqi_arena_strdup(b->core.arena, f->worker_id);
 	if (!job->worker_id)
 		return NQ_ENOMEM;
 	int rv = job->worker_id[0]
@@ -654,9 +654,9 @@ static int lease_jobs(broker *b, broker_op *op, size_t *n)
 	size_t avail = waiting_in(b, f);
 	if (avail < max)
 		max = avail ? avail : 1;
-	Nq__V1__FetchReply *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
+	Nq__V1__FetchReply *r = nqi_arena_alloc(b->core.arena, sizeof *r);
 	ProtobufCMessageUnknownField *jobs =
-	    nqi_arena_alloc(&b->core.arena, max * sizeof *jobs);
+	    nqi_arena_alloc(b->core.arena, max * sizeof *jobs);
 	if (!r || !jobs)
 		return NQ_ENOMEM;
 	*r = init;
@@ -827,7 +827,7 @@ static int read_present(broker *b, uint64_t id, Nq__V1__Job **job)
 static int extend_stop(broker *b, Nq__V1__ExtendReply *r, size_t n, size_t i)
 {
 	if (!r->stop) {
-		r->stop = nqi_arena_alloc(&b->core.arena, n * sizeof *r->stop);
+		r->stop = nqi_arena_alloc(b->core.arena, n * sizeof *r->stop);
 		if (!r->stop)
 			return NQ_ENOMEM;
 		memset(r->stop, 0, n * sizeof *r->stop);
@@ -849,7 +849,7 @@ static char *progress_note(broker *b, const char *note)
 	       (c = nqi_utf8_char_len((const uint8_t *)note + at, n - at)) &&
 	       at + c <= PROGRESS_NOTE_MAX)
 		at += c;
-	char *p = nqi_arena_alloc(&b->core.arena, at + 1);
+	char *p = nqi_arena_alloc(b->core.arena, at + 1);
 	if (p) {
 		memcpy(p, note, at);
 		p[at] = '\0';
@@ -899,11 +899,11 @@ int broker_on_extend(broker *b, broker_op *op)
 	static const Nq__V1__Status sinit = NQ__V1__STATUS__INIT;
 	const Nq__V1__ExtendRequest *e = op->req->extend;
 	size_t n = e->n_leases > NQI_LEASES_MAX ? NQI_LEASES_MAX : e->n_leases;
-	Nq__V1__ExtendReply *r = nqi_arena_alloc(&b->core.arena, sizeof *r);
+	Nq__V1__ExtendReply *r = nqi_arena_alloc(b->core.arena, sizeof *r);
 	Nq__V1__Status *st =
-	    nqi_arena_alloc(&b->core.arena, (n + 1) * sizeof *st);
+	    nqi_arena_alloc(b->core.arena, (n + 1) * sizeof *st);
 	Nq__V1__Status **ptrs =
-	    nqi_arena_alloc(&b->core.arena, (n + 1) * sizeof *ptrs);
+	    nqi_arena_alloc(b->core.arena, (n + 1) * sizeof *ptrs);
 	if (!r || !st || !ptrs)
 		return NQ_ENOMEM;
 	*r = init;
@@ -942,7 +942,7 @@ int broker_on_extend(broker *b, broker_op *op)
 static char *bounded_text(broker *b, const char *s)
 {
 	size_t n = strnlen(s, MAX_ERROR_TEXT);
-	char *p = nqi_arena_alloc(&b->core.arena, n + 1);
+	char *p = nqi_arena_alloc(b->core.arena, n + 1);
 	if (p) {
 		memcpy(p, s, n);
 		p[n] = '\0';
@@ -954,9 +954,9 @@ static int add_error(broker *b, Nq__V1__Job *job, const char *msg,
     bool retryable, const char *worker)
 {
 	static const Nq__V1__AttemptError init = NQ__V1__ATTEMPT_ERROR__INIT;
-	Nq__V1__AttemptError *e = nqi_arena_alloc(&b->core.arena, sizeof *e);
+	Nq__V1__AttemptError *e = nqi_arena_alloc(b->core.arena, sizeof *e);
 	Nq__V1__AttemptError **v =
-	    nqi_arena_alloc(&b->core.arena, (job->n_errors + 1) * sizeof *v);
+	    nqi_arena_alloc(b->core.arena, (job->n_errors + 1) * sizeof *v);
 	if (!e || !v)
 		return NQ_ENOMEM;
 	*e = init;

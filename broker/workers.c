@@ -135,7 +135,7 @@ static bool fetches_from(const broker_worker *w, const char *queue)
 static Nq__V1__WorkerStats *worker_stats(broker *b, const broker_worker *w)
 {
 	static const Nq__V1__WorkerStats init = NQ__V1__WORKER_STATS__INIT;
-	nqi_arena *a = &b->core.arena;
+	nqi_arena *a = b->core.arena;
 	Nq__V1__WorkerStats *s = nqi_arena_alloc(a, sizeof *s);
 	size_t nq = w->queues[0] ? 1 : 0;
 	for (const char *p = w->queues; *p; p++)
@@ -168,7 +168,7 @@ static int pipe_cmp(const void *a, const void *b)
 static int count_leases(broker *b, Nq__V1__StatsReply *r, uint32_t *pipes)
 {
 	size_t n = r->n_workers;
-	uint32_t *sorted = nqi_arena_alloc(&b->core.arena, (n + 1) * 2 * 4);
+	uint32_t *sorted = nqi_arena_alloc(b->core.arena, (n + 1) * 2 * 4);
 	if (!sorted)
 		return NQ_ENOMEM;
 	for (size_t i = 0; i < n; i++)
@@ -198,10 +198,10 @@ int broker_workers_stats(broker *b, const char *queue, Nq__V1__StatsReply *r)
 	uint64_t now = nqi_mono_ms();
 	if (!t)
 		return NQ_OK;
-	r->workers = nqi_arena_alloc(
-	    &b->core.arena, BROKER_WORKERS * sizeof *r->workers);
+	r->workers =
+	    nqi_arena_alloc(b->core.arena, BROKER_WORKERS * sizeof *r->workers);
 	uint32_t *pipes =
-	    nqi_arena_alloc(&b->core.arena, BROKER_WORKERS * sizeof *pipes);
+	    nqi_arena_alloc(b->core.arena, BROKER_WORKERS * sizeof *pipes);
 	if (!r->workers || !pipes)
 		return NQ_ENOMEM;
 	for (size_t i = 0; i < BROKER_WORKERS; i++) {

@@ -57,6 +57,14 @@ int nqi_gcommit_post(nqi_gcommit *g, void *op)
 	return closed ? NQ_ECLOSED : NQ_OK;
 }
 
+bool nqi_gcommit_pending(nqi_gcommit *g)
+{
+	pthread_mutex_lock(g->mu);
+	bool pending = g->head != NULL;
+	pthread_mutex_unlock(g->mu);
+	return pending;
+}
+
 /* Commits what the group wrote; a group that wrote nothing needs no
  * commit. While the store is not ready every group commits (seal_cb
  * writes a probe when the group wrote nothing) and the store must show

@@ -111,6 +111,8 @@ typedef struct nqi_gcommit {
 /* Queues op for the core's next group; takes ownership. Safe from any
  * thread. NQ_ECLOSED when the core has ended: op stays the caller's. */
 int nqi_gcommit_post(nqi_gcommit *g, void *op);
+/* Whether ops wait for the next group. Safe from any thread. */
+bool nqi_gcommit_pending(nqi_gcommit *g);
 /* Runs one group of ops (a list; NULL: none) on the calling thread: the
  * core calls it, and a daemon without a core thread may. */
 void nqi_gcommit_run(nqi_gcommit *g, void *ops);
