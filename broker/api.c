@@ -181,9 +181,8 @@ int broker_idem_forget(broker *b, const Nq__V1__JobSpec *s, uint64_t id)
 	return rc == 0 || rc == MDB_NOTFOUND ? NQ_OK : NQ_ESTORE;
 }
 
-uint64_t broker_next_id(broker *b)
+uint64_t broker_next_id(broker *b, uint64_t now)
 {
-	uint64_t now = nqi_now_us();
 	uint64_t id = now > b->core.last_id ? now : b->core.last_id + 1;
 	/* Ids are microseconds; shards of one map make them in classes of
 	 * their own, so that an id names one job across the shards (and
@@ -335,7 +334,7 @@ int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 		res->status = broker_status_new(b, err, bad);
 		return NQ_OK;
 	}
-	id = broker_next_id(b);
+	id = broker_next_id(b, now_us);
 	Nq__V1__Job *job = job_new(b, spec, id, now_us, pol);
 	if (!job)
 		return NQ_ENOMEM;
@@ -349,7 +348,7 @@ int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 		b->core.packed_spec_bytes = *packed;
 	}
 	int rv = deps.n ? broker_deps_enqueue(b, job, &deps)
-	                : broker_job_requeue(b, job, job->run_at_us);
+	                : broker_job_requeue_at(b, job, job->run_at_us, now_us);
 	b->core.packed_spec = NULL;
 	if (rv == 0 && (spec->deadline_us || spec->finish_within_ms))
 		rv = broker_deadline_add(b, job);
@@ -370,8 +369,8 @@ int broker_enqueue_callback(
     broker *b, Nq__V1__JobSpec *spec, Nq__V1__JobFamily *family, char **id)
 {
 	const nqi_policy *pol = broker_policy_named(b, spec->queue);
-	Nq__V1__Job *job =
-	    job_new(b, spec, broker_next_id(b), nqi_now_us(), pol);
+	uint64_t now = nqi_now_us();
+	Nq__V1__Job *job = job_new(b, spec, broker_next_id(b, now), now, pol);
 	if (!job)
 		return NQ_ENOMEM;
 	if (!spec->priority && pol->priority)

@@ -430,7 +430,7 @@ static const char *batch_create(broker *b, Nq__V1__BatchCreateRequest *c,
 		return bad;
 	Nq__V1__Batch *r = nqi_arena_alloc(b->core.arena, sizeof *r);
 	char *ids = nqi_arena_alloc(b->core.arena, NQ_ID_MAX);
-	uint64_t id = broker_next_id(b);
+	uint64_t id = broker_next_id(b, nqi_now_us());
 	*err = NQ_ENOMEM;
 	if (!r || !ids || !(*s = slot_add(b, id, r)))
 		return "broker out of memory";

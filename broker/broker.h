@@ -813,6 +813,10 @@ uint64_t broker_job_id(const Nq__V1__Job *job);
 int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us);
 /* Makes a job wait for run_at_us (ready at once when it has passed). */
 int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us);
+/* The same with the time already read: an op of many jobs reads the clock
+ * once, not once per job. */
+int broker_job_requeue_at(
+    broker *b, Nq__V1__Job *job, uint64_t run_at_us, uint64_t now);
 /* When the job must have ended by, from its finish_within; 0: never. */
 uint64_t broker_job_finish_by(const Nq__V1__Job *job);
 /* Puts the job's deadline and finish_within times on the deadline heap
@@ -939,7 +943,8 @@ int broker_on_batch_cancel(broker *b, broker_op *op);
  * enqueue of a callback, which no policy limit refuses, with family. */
 const char *broker_spec_invalid(
     broker *b, const Nq__V1__JobSpec *s, char *buf, size_t len);
-uint64_t broker_next_id(broker *b);
+/* A new job id: now (in microseconds), or one past the last id. */
+uint64_t broker_next_id(broker *b, uint64_t now);
 int broker_cancel_job(broker *b, Nq__V1__Job *job, bool *done);
 int broker_enqueue_callback(
     broker *b, Nq__V1__JobSpec *spec, Nq__V1__JobFamily *family, char **id);

@@ -777,7 +777,12 @@ int broker_job_finish(broker *b, Nq__V1__Job *job, int state, uint64_t now_us)
 
 int broker_job_requeue(broker *b, Nq__V1__Job *job, uint64_t run_at_us)
 {
-	uint64_t now = nqi_now_us();
+	return broker_job_requeue_at(b, job, run_at_us, nqi_now_us());
+}
+
+int broker_job_requeue_at(
+    broker *b, Nq__V1__Job *job, uint64_t run_at_us, uint64_t now)
+{
 	int from = (int)job->state;
 	int to = run_at_us <= now ? NQ_STATE_READY : NQ_STATE_SCHEDULED;
 	uint64_t id = broker_job_id(job);

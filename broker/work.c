@@ -610,7 +610,7 @@ static int reply_job(broker *b, uint64_t id, ProtobufCMessageUnknownField *f)
  * taken only when nobody subscribes. *done false: the head is not such a
  * job (or was a stale entry, which is dropped).
  */
-static int lease_plain(broker *b, broker_op *op, broker_queue *q,
+static int lease_plain(broker *b, broker_op *op, broker_queue *q, uint64_t now,
     ProtobufCMessageUnknownField *out, bool *done)
 {
 	const Nq__V1__FetchRequest *f = op->req->fetch;
@@ -625,7 +625,6 @@ static int lease_plain(broker *b, broker_op *op, broker_queue *q,
 	int rv = broker_job_read_raw(b, e.id);
 	if (rv != 0)
 		return rv == NQ_ENOTFOUND ? NQ_OK : rv;
-	uint64_t now = nqi_now_us();
 	int qi = (int)(q - b->core.index.queues);
 	/* ids are creation times, made unique */
 	broker_lease l = new_lease(b, op, e.id, qi, e.id, now);
@@ -662,12 +661,13 @@ static int lease_jobs(broker *b, broker_op *op, size_t *n)
 	*r = init;
 	r->base.unknown_fields = jobs;
 	broker_queue *q;
+	uint64_t now = nqi_now_us(); /* one clock read for the whole fetch */
 	while (
 	    r->base.n_unknown_fields < max && (q = best_queue(b, f)) != NULL) {
 		Nq__V1__Job *job;
 		bool done;
 		int rv = lease_plain(
-		    b, op, q, &jobs[r->base.n_unknown_fields], &done);
+		    b, op, q, now, &jobs[r->base.n_unknown_fields], &done);
 		if (rv != 0)
 			return rv;
 		if (done) {
@@ -1048,9 +1048,9 @@ static int take_lease(
 	return NQ_OK;
 }
 
-static void observe_latency(broker *b, int qi, uint64_t created_us)
+static void observe_latency(
+    broker *b, int qi, uint64_t created_us, uint64_t now_us)
 {
-	uint64_t now_us = nqi_now_us();
 	broker_queue *q = broker_totals_at(b, qi);
 	q->succeeded_total++;
 	nqi_prom_hist_observe(q->latency_group,
@@ -1074,8 +1074,8 @@ static bool plain_success(broker *b, uint64_t id, const Nq__V1__Completion *c)
  * here is one the record holds. *done false: no such lease, or one whose
  * record goes at once (result_ttl 0) with an idempotency key or a blob that
  * only the record names. */
-static int succeed_plain(
-    broker *b, uint64_t id, const Nq__V1__Completion *c, bool *done)
+static int succeed_plain(broker *b, uint64_t id, const Nq__V1__Completion *c,
+    uint64_t now, bool *done)
 {
 	broker_lease *found = broker_lease_find(&b->core.index, id);
 	uint64_t ttl_ms =
@@ -1090,8 +1090,7 @@ static int succeed_plain(
 	if (rv != 0)
 		return rv;
 	int qi = (int)l.queue;
-	uint64_t now = nqi_now_us();
-	observe_latency(b, qi, l.created_us);
+	observe_latency(b, qi, l.created_us, now);
 	nqi_lat_observe(&b->core.index.queues[qi].run, since(now, l.leased_us));
 	gate_ended(b, qi, id, false);
 	broker_count_move_at(b, qi, NQ_STATE_LEASED, NQ_STATE_SUCCEEDED);
@@ -1157,8 +1156,9 @@ static int stop_end(broker *b, Nq__V1__Job *job, const Nq__V1__Completion *c,
 	return job_dead(b, job, broker_totals_at(b, qi), now);
 }
 
+/* now: when the batch was taken up; one clock read serves all of it. */
 static int complete_one(
-    broker *b, const Nq__V1__Completion *c, const char *worker)
+    broker *b, const Nq__V1__Completion *c, const char *worker, uint64_t now)
 {
 	uint64_t id;
 	Nq__V1__Job *job;
@@ -1166,7 +1166,7 @@ static int complete_one(
 	if (nqi_id_parse(c->id, &id) != 0)
 		return NQ_OK;
 	if (plain_success(b, id, c)) {
-		int rv = succeed_plain(b, id, c, &done);
+		int rv = succeed_plain(b, id, c, now, &done);
 		if (rv != 0 || done)
 			return rv;
 	}
@@ -1187,7 +1187,7 @@ static int complete_one(
 	case NQ__V1__OUTCOME__OUTCOME_SUCCEEDED:
 		keep_result(b, job, c);
 		if (qi >= 0)
-			observe_latency(b, qi, job->created_us);
+			observe_latency(b, qi, job->created_us, now);
 		gate_ended(b, qi, id, false);
 		nqi_debug("NQ-JOB-SUCCEEDED", NQI_S("id", job->id),
 		    NQI_S("queue", job->spec->queue),
@@ -1215,9 +1215,10 @@ static int complete_one(
 int broker_on_completions(broker *b, broker_op *op)
 {
 	const Nq__V1__CompletionBatch *batch = op->batch;
+	uint64_t now = nqi_now_us();
 	for (size_t i = 0; i < batch->n_completions; i++) {
-		int rv =
-		    complete_one(b, batch->completions[i], batch->worker_id);
+		int rv = complete_one(
+		    b, batch->completions[i], batch->worker_id, now);
 		if (rv != 0)
 			return rv;
 	}
