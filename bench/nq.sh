@@ -10,8 +10,9 @@
 # jobs with no worker running and then drains them with 4 workers; C0 does
 # the same with NQ_BENCH_A_JOBS jobs, the near-empty baseline for C. Flags
 # after the workload go to nq-bench as they are. With NQ_BENCH_QUEUES_CONFIG
-# the broker reads that queues file (--queues-config). The binaries come
-# from NQ_BUILD_DIR (default build).
+# the broker reads that queues file (--queues-config); NQ_BENCH_BROKER_ARGS
+# adds flags of its own (e.g. "--result-ttl 1s"). The binaries come from
+# NQ_BUILD_DIR (default build).
 set -euo pipefail
 . "$(dirname "$0")/peers/lib.sh"
 
@@ -34,6 +35,8 @@ shift 2
 load+=("$@")
 policy=()
 [ -z "${NQ_BENCH_QUEUES_CONFIG:-}" ] || policy=(--queues-config "$NQ_BENCH_QUEUES_CONFIG")
+read -r -a extra <<<"${NQ_BENCH_BROKER_ARGS:-}"
+policy+=("${extra[@]}")
 
 build=${NQ_BUILD_DIR:-build}
 [[ $build = /* ]] || build=$NQB_ROOT/$build

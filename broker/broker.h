@@ -77,9 +77,9 @@ typedef struct broker_config {
 	uint64_t conn_idle_ms;     /* api and work; 0: never closed */
 } broker_config;
 
-/* The longest lease a Fetch or an Extend gets. */
 /* --shard-number: a shard's ids are one class modulo 64. */
 #define BROKER_SHARD_NUMBER_MAX 63
+/* The longest lease a Fetch or an Extend gets. */
 #define BROKER_LEASE_MAX_MS (3600ull * 1000)
 
 /* The group arena: per-group scratch memory, reset after each group. */

@@ -45,6 +45,11 @@ int broker_embed_open(nq_embedded_broker **out, const char *data_dir)
 	return NQ_OK;
 }
 
+broker_config *broker_embed_config(nq_embedded_broker *e)
+{
+	return &e->b.cfg;
+}
+
 void broker_embed_close(nq_embedded_broker *e)
 {
 	if (!e)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 typedef struct nq_embedded_broker nq_embedded_broker;
+struct broker_config;
 
 int broker_embed_open(nq_embedded_broker **out, const char *data_dir);
 void broker_embed_close(nq_embedded_broker *e);
@@ -23,6 +24,8 @@ int broker_embed_request(nq_embedded_broker *e, const void *buf, size_t len,
  * bytes do not decode. */
 int broker_embed_completions(
     nq_embedded_broker *e, const void *buf, size_t len);
+/* Its settings (broker.h), which a test may change between requests. */
+struct broker_config *broker_embed_config(nq_embedded_broker *e);
 /* The size of job id's record as stored, room included: NQ_ENOTFOUND. */
 int broker_embed_record_size(nq_embedded_broker *e, uint64_t id, size_t *size);
 

@@ -17,7 +17,11 @@
 #define MAX_LEASE_MS BROKER_LEASE_MAX_MS
 #define DEFAULT_LEASE_MS 30000
 #define MAX_ERROR_TEXT NQI_ERROR_TEXT_MAX
+/* Finished jobs past their result_ttl deleted at each --lease-check tick,
+ * and at every group besides: deletes keep up with finishes at any rate
+ * (a group finishes fewer than that), at a bounded cost to one group. */
 #define SWEEP_TTL_LIMIT 10000
+#define SWEEP_TTL_GROUP 2000
 
 static uint64_t clamp_lease(uint64_t ms)
 {
@@ -1393,15 +1397,15 @@ static int expire_job(broker *b, uint64_t id)
 }
 
 /* Deletes finished jobs past their result_ttl and lapsed idempotency
- * keys, a bounded number per sweep. */
-static int sweep_expiry(broker *b, uint64_t now_us)
+ * keys, at most limit of them. */
+static int sweep_expiry(broker *b, uint64_t now_us, int limit)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
 	if (mdb_cursor_open(b->core.txn, b->db_expiry, &cur) != 0)
 		return NQ_ESTORE;
 	int rv = NQ_OK, rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	for (int n = 0; rc == 0 && rv == 0 && n < SWEEP_TTL_LIMIT; n++) {
+	for (int n = 0; rc == 0 && rv == 0 && n < limit; n++) {
 		const uint8_t *key = k.mv_data;
 		uint64_t at = k.mv_size >= 9 ? nqi_be64_get(key) : 0;
 		if (at > now_us)
@@ -1425,8 +1429,10 @@ int broker_sweep(broker *b)
 {
 	uint64_t now_us = nqi_now_us(), now_ms = nqi_mono_ms();
 	int rv = sweep_timers(b, now_us);
-	if (rv != 0 || now_ms < b->core.next_sweep_ms)
+	if (rv != 0)
 		return rv;
+	if (now_ms < b->core.next_sweep_ms)
+		return sweep_expiry(b, now_us, SWEEP_TTL_GROUP);
 	b->core.next_sweep_ms = now_ms + b->cfg.lease_check_ms;
 	if ((rv = sweep_gone(b, now_ms)) != 0)
 		return rv;
@@ -1434,7 +1440,7 @@ int broker_sweep(broker *b)
 		return rv;
 	if ((rv = sweep_deadlines(b, now_us)) != 0)
 		return rv;
-	rv = sweep_expiry(b, now_us);
+	rv = sweep_expiry(b, now_us, SWEEP_TTL_LIMIT);
 	broker_metrics_tick(b);
 	return rv;
 }

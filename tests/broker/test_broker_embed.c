@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "embed_fixture.h"
 #include "nqi/queue_fields.h"
 #include "nqi/util.h"
@@ -1290,6 +1291,92 @@ static void test_embed_wait_of_a_delayed_job_counts_from_run_at(void **st)
 	nq__v1__reply__free_unpacked(r, NULL);
 }
 
+/* Enqueues n jobs of queue in one request. */
+static void enqueue_many(fixture *f, const char *queue, size_t n)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
+	Nq__V1__JobSpec *spec = calloc(n, sizeof *spec);
+	Nq__V1__JobSpec **specs = calloc(n, sizeof *specs);
+	assert_true(spec && specs);
+	for (size_t i = 0; i < n; i++) {
+		nq__v1__job_spec__init(&spec[i]);
+		spec[i].queue = (char *)queue;
+		spec[i].type = "t";
+		specs[i] = &spec[i];
+	}
+	enq.jobs = specs;
+	enq.n_jobs = n;
+	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
+	req.enqueue = &enq;
+	Nq__V1__Reply *r = call(f, &req, false);
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_ENQUEUE);
+	assert_int_equal(r->enqueue->n_results, n);
+	nq__v1__reply__free_unpacked(r, NULL);
+	free(specs);
+	free(spec);
+}
+
+/* Fetches up to 1,000 jobs of queue and completes them all as one batch
+ * of successes; returns how many. */
+static size_t run_many(fixture *f, const char *queue)
+{
+	Nq__V1__Reply *r = fetch_as(f, queue, "w1", 1000);
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_FETCH);
+	size_t n = r->fetch->n_jobs;
+	Nq__V1__CompletionBatch b = NQ__V1__COMPLETION_BATCH__INIT;
+	Nq__V1__Completion *c = calloc(n, sizeof *c),
+	                   **cs = calloc(n, sizeof *cs);
+	assert_true(n == 0 || (c && cs));
+	for (size_t i = 0; i < n; i++) {
+		nq__v1__completion__init(&c[i]);
+		c[i].id = r->fetch->jobs[i]->id;
+		c[i].lease_token = r->fetch->jobs[i]->lease_token;
+		c[i].outcome = NQ__V1__OUTCOME__OUTCOME_SUCCEEDED;
+		cs[i] = &c[i];
+	}
+	b.version = 1;
+	b.completions = cs;
+	b.n_completions = n;
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(nqi_buf_pack(&b.base, &buf, &len), 0);
+	assert_int_equal(broker_embed_completions(f->e, buf, len), 0);
+	free(buf);
+	free(cs);
+	free(c);
+	nq__v1__reply__free_unpacked(r, NULL);
+	return n;
+}
+
+/* Finished jobs past their result_ttl are deleted by the groups that run,
+ * not only at the --lease-check tick (here an hour away): a broker that
+ * finishes jobs faster than one tick deletes would otherwise fill its
+ * disk. */
+static void test_embed_expired_results_go_between_ticks(void **st)
+{
+	fixture *f = *st;
+	broker_embed_config(f->e)->lease_check_ms = 3600u * 1000;
+	/* the first group runs the tick's sweep, with nothing due */
+	Nq__V1__Reply *keep =
+	    policy_call(f, false, (const char *[]){"result_ttl", "1ms", NULL});
+	assert_null(keep->status);
+	nq__v1__reply__free_unpacked(keep, NULL);
+	for (int i = 0; i < 3; i++)
+		enqueue_many(f, "q", 1000);
+	size_t done = 0;
+	for (int i = 0; i < 4 && done < 3000; i++)
+		done += run_many(f, "q");
+	assert_int_equal(done, 3000);
+	usleep(5000);
+	uint64_t left = 3000;
+	for (int i = 0; i < 4 && left > 0; i++) {
+		left = stats(f, "q", &keep)->succeeded;
+		nq__v1__reply__free_unpacked(keep, NULL);
+	}
+	assert_int_equal(left, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1352,6 +1439,8 @@ int main(void)
 	        teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_record_keeps_its_size_to_success, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_expired_results_go_between_ticks, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
