@@ -190,8 +190,14 @@ int broker_job_read(broker *b, uint64_t id, Nq__V1__Job **out)
 	int rv = broker_job_read_raw(b, id);
 	if (rv != 0)
 		return rv;
-	Nq__V1__Job *job = nq__v1__job__unpack(
-	    &b->core.arena->pb, b->core.raw_len, b->core.raw);
+	/* One pass into the arena where it can; protobuf-c for the rest (a
+	 * message given twice, a string stored before strings were checked). */
+	Nq__V1__Job *job =
+	    (Nq__V1__Job *)nqi_pb_unpack_fast(&nq__v1__job__descriptor,
+	        b->core.raw, b->core.raw_len, b->core.arena);
+	if (!job)
+		job = nq__v1__job__unpack(
+		    &b->core.arena->pb, b->core.raw_len, b->core.raw);
 	if (!job || !job->spec) {
 		char ids[NQ_ID_MAX];
 		nqi_id_format(id, ids);

@@ -1685,7 +1685,7 @@ static void assert_patch_of_job(const ProtobufCMessageDescriptor *patch)
 }
 
 /* A record with a patch appended decodes as the job with the patch's
- * fields changed, and no other. */
+ * fields changed, and no other, in one pass as through protobuf-c. */
 static void test_codec_patches_appended_to_a_job_replace_its_fields(void **st)
 {
 	assert_patch_of_job(&nq__v1__job_lease_patch__descriptor);
@@ -1704,6 +1704,9 @@ static void test_codec_patches_appended_to_a_job_replace_its_fields(void **st)
 		memcpy(rec + jlen, pb, plen);
 		Nq__V1__Job *got = nqi_job_unpack(rec, jlen + plen);
 		assert_non_null(got);
+		/* the broker reads its records in one pass (broker_job_read) */
+		assert_true(assert_fast_agrees(
+		    &nq__v1__job__descriptor, rec, jlen + plen, &got->base));
 		if (i == 0) {
 			const Nq__V1__JobLeasePatch *p =
 			    (const void *)patches[i];
