@@ -571,7 +571,11 @@ static mhd_result access_cb(void *cls, struct MHD_Connection *c,
 /* ---- connections ---- */
 
 /* Called by MHD right after accept: past the cap, the connection is
- * closed before it costs more than the accept. */
+ * closed before it costs more than the accept. The count goes up only
+ * once MHD has set the connection up (conn_cb), so each of the other
+ * NQI_HTTP_THREADS - 1 threads may let one more in meanwhile; counting
+ * here instead would keep a slot forever for a connection MHD then fails
+ * to set up, which it never reports. */
 static mhd_result accept_cb(
     void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {

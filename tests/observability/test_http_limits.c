@@ -26,6 +26,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "nqi/http.h"
 #include "obs.h"
 
 #define CROWD 2000
@@ -144,7 +145,8 @@ static void test_http_limits_idle_crowd_leaves_the_broker_serving(void **st)
 	fprintf(stderr, "http_limits: at most %.0f of %.0f connections open\n",
 	    most, max);
 	assert_true(max == 256);
-	assert_true(most <= max && most >= max - 16);
+	/* accepts racing on MHD's threads may each pass the cap by one */
+	assert_true(most <= max + NQI_HTTP_THREADS - 1 && most >= max - 16);
 	assert_true(sample(body, "nq_http_refused_total") >= 1);
 	free(body);
 	/* The kernel retries the connects it dropped for 3 s: by then the
