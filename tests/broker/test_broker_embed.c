@@ -1291,26 +1291,17 @@ static void test_embed_wait_of_a_delayed_job_counts_from_run_at(void **st)
 	nq__v1__reply__free_unpacked(r, NULL);
 }
 
-/* Enqueues n jobs of queue in one request. */
-static void enqueue_many(fixture *f, const char *queue, size_t n)
+/* Enqueues n jobs of queue q in one request. */
+static void enqueue_many(fixture *f, size_t n)
 {
-	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
-	Nq__V1__EnqueueRequest enq = NQ__V1__ENQUEUE_REQUEST__INIT;
 	Nq__V1__JobSpec *spec = calloc(n, sizeof *spec);
 	Nq__V1__JobSpec **specs = calloc(n, sizeof *specs);
 	assert_true(spec && specs);
 	for (size_t i = 0; i < n; i++) {
 		nq__v1__job_spec__init(&spec[i]);
-		spec[i].queue = (char *)queue;
-		spec[i].type = "t";
 		specs[i] = &spec[i];
 	}
-	enq.jobs = specs;
-	enq.n_jobs = n;
-	req.body_case = NQ__V1__REQUEST__BODY_ENQUEUE;
-	req.enqueue = &enq;
-	Nq__V1__Reply *r = call(f, &req, false);
-	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_ENQUEUE);
+	Nq__V1__Reply *r = enqueue_request(f, specs, n, false);
 	assert_int_equal(r->enqueue->n_results, n);
 	nq__v1__reply__free_unpacked(r, NULL);
 	free(specs);
@@ -1363,7 +1354,7 @@ static void test_embed_expired_results_go_between_ticks(void **st)
 	assert_null(keep->status);
 	nq__v1__reply__free_unpacked(keep, NULL);
 	for (int i = 0; i < 3; i++)
-		enqueue_many(f, "q", 1000);
+		enqueue_many(f, 1000);
 	size_t done = 0;
 	for (int i = 0; i < 4 && done < 3000; i++)
 		done += run_many(f, "q");
