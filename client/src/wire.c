@@ -331,7 +331,7 @@ static int complete_send(
 	b->token = c->token ? c->token : (char *)protobuf_c_empty_string;
 	if ((rv = nqc_socket(c, NQC_RESULTS, &s, err)) != NQ_OK)
 		return rv;
-	if ((rv = nqi_msg_pack(&b->base, NULL, 0, &msg)) != NQ_OK)
+	if ((rv = nqi_completions_msg_pack(b, &msg)) != NQ_OK)
 		return nqc_fail(err, rv, "out of memory packing completions");
 	if ((rv = nng_sendmsg(s, msg, 0)) != 0) {
 		nng_msg_free(msg);

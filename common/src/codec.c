@@ -1,6 +1,7 @@
 #include "nqi/codec.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -766,6 +767,70 @@ size_t nqi_flat_pack(
 {
 	return flat_takes(p, m) ? flat_write(p, m, out)
 	                        : protobuf_c_message_pack(m, out);
+}
+
+/* The plan of Completion and the key of CompletionBatch.completions: the
+ * last field, so that writing the completions after the rest gives
+ * protobuf-c's order. */
+static struct {
+	nqi_flat_plan plan;
+	uint8_t key;
+	bool ok;
+} completions;
+
+static void completions_init(void)
+{
+	const ProtobufCMessageDescriptor *d =
+	    &nq__v1__completion_batch__descriptor;
+	const ProtobufCFieldDescriptor *f =
+	    protobuf_c_message_descriptor_get_field_by_name(d, "completions");
+	completions.key =
+	    (uint8_t)(f->id << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
+	completions.ok = nqi_flat_plan_init(&completions.plan,
+	                     &nq__v1__completion__descriptor) &&
+	                 f == &d->fields[d->n_fields - 1] && f->id < 16;
+}
+
+/* Writes the completions of b at o, each of the size in lens. */
+static void completions_write(
+    const Nq__V1__CompletionBatch *b, const size_t *lens, uint8_t *o)
+{
+	for (size_t i = 0; i < b->n_completions; i++) {
+		*o++ = completions.key;
+		o = varint_write(o, lens[i]);
+		o += nqi_flat_pack(
+		    &completions.plan, &b->completions[i]->base, o);
+	}
+}
+
+int nqi_completions_msg_pack(const Nq__V1__CompletionBatch *b, nng_msg **out)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, completions_init);
+	if (!completions.ok || b->base.n_unknown_fields)
+		return nqi_msg_pack(&b->base, NULL, 0, out);
+	size_t n = b->n_completions, some[64];
+	size_t *lens = n <= 64 ? some : malloc(n * sizeof *lens);
+	if (!lens)
+		return NQ_ENOMEM;
+	Nq__V1__CompletionBatch head = *b;
+	head.n_completions = 0;
+	size_t len = protobuf_c_message_get_packed_size(&head.base);
+	for (size_t i = 0; i < n; i++) {
+		lens[i] =
+		    nqi_flat_size(&completions.plan, &b->completions[i]->base);
+		len += 1 + varint_size(lens[i]) + lens[i];
+	}
+	nng_msg *msg = NULL;
+	if (nng_msg_alloc(&msg, len) == 0) {
+		uint8_t *o = nng_msg_body(msg);
+		completions_write(
+		    b, lens, o + protobuf_c_message_pack(&head.base, o));
+	}
+	if (lens != some)
+		free(lens);
+	*out = msg;
+	return msg ? NQ_OK : NQ_ENOMEM;
 }
 
 /* ---- decoders ---- */

@@ -1938,6 +1938,41 @@ static void test_codec_flat_plans_pack_like_protobuf_c(void **st)
 	}
 }
 
+/* A worker's completion batch packs to protobuf-c's bytes: the batch
+ * sample, and random batches of 0 to 5 completions, or 100. */
+static void test_codec_completions_pack_like_protobuf_c(void **st)
+{
+	const ProtobufCMessage *sample = nqt_sample_get("completion_batch");
+	uint64_t seed = 0xc0de5eed0000b47cull;
+	for (int round = 0; round < 2000; round++) {
+		Nq__V1__CompletionBatch b = NQ__V1__COMPLETION_BATCH__INIT;
+		Nq__V1__Completion c[100], *cs[100];
+		const Nq__V1__CompletionBatch *m = (const void *)sample;
+		if (round > 0) {
+			fill_random(&b.base, &seed);
+			b.n_completions = round % 100 == 1
+			                      ? 100
+			                      : (size_t)(rng_next(&seed) % 6);
+			for (size_t i = 0; i < b.n_completions; i++) {
+				nq__v1__completion__init(&c[i]);
+				fill_random(&c[i].base, &seed);
+				cs[i] = &c[i];
+			}
+			b.completions = cs;
+			m = &b;
+		}
+		nng_msg *want, *got;
+		assert_int_equal(nqi_msg_pack(&m->base, NULL, 0, &want), 0);
+		assert_int_equal(nqi_completions_msg_pack(m, &got), 0);
+		assert_int_equal(nng_msg_len(got), nng_msg_len(want));
+		if (memcmp(nng_msg_body(got), nng_msg_body(want),
+		        nng_msg_len(want)) != 0)
+			fail_msg("round %d packs to other bytes", round);
+		nng_msg_free(want);
+		nng_msg_free(got);
+	}
+}
+
 /* Encodings protobuf-c takes though no encoder writes them are read the
  * same by the one pass: a 10-byte varint for a small number, a negative
  * int32 in 10 bytes, a bool whose only set bit is past bit 63, a key
@@ -2623,6 +2658,7 @@ int main(void)
 	        test_codec_one_pass_decoder_gives_way_to_protobuf_c),
 	    cmocka_unit_test(test_codec_one_pass_decoder_reads_odd_encodings),
 	    cmocka_unit_test(test_codec_flat_plans_pack_like_protobuf_c),
+	    cmocka_unit_test(test_codec_completions_pack_like_protobuf_c),
 	    cmocka_unit_test(
 	        test_codec_patches_appended_to_a_job_replace_its_fields),
 	    cmocka_unit_test(

@@ -46,6 +46,11 @@ size_t nqi_flat_size(const nqi_flat_plan *p, const ProtobufCMessage *m);
 size_t nqi_flat_pack(
     const nqi_flat_plan *p, const ProtobufCMessage *m, uint8_t *out);
 
+/* nqi_msg_pack of a CompletionBatch, to the same bytes: each completion
+ * (a flat message) packed by a plan, the batch's other fields by
+ * protobuf-c. What every worker sends for every job it runs. */
+int nqi_completions_msg_pack(const Nq__V1__CompletionBatch *b, nng_msg **out);
+
 /* Packs m into a malloc'd buffer the caller frees. */
 int nqi_buf_pack(const ProtobufCMessage *m, uint8_t **buf, size_t *len);
 
