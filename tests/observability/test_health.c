@@ -310,6 +310,23 @@ static int disk_teardown(void **state)
 	return itest_teardown(state);
 }
 
+/* Until the worker at http says n of its slots run a job: 0, or ETIMEDOUT. */
+static int wait_slots_busy(const char *http, double n, uint64_t timeout_ms)
+{
+	uint64_t end = itest_now_ms() + timeout_ms;
+	for (;; itest_sleep_ms(20)) {
+		char *text = NULL;
+		double v = -1;
+		if (obs_scrape(http, &text) == 0)
+			obs_sample(text, "nq_worker_slots_busy", &v);
+		free(text);
+		if (v == n)
+			return 0;
+		if (itest_now_ms() >= end)
+			return ETIMEDOUT;
+	}
+}
+
 static void test_health_worker_ready_once_the_broker_answers_until_it_drains(
     void **state)
 {
@@ -350,6 +367,10 @@ static void test_health_worker_ready_once_the_broker_answers_until_it_drains(
 	assert_int_equal(itest_enqueue(c, "h", "slow", "x", id), 0);
 	assert_int_equal(
 	    itest_wait_state(c, id, NQ_STATE_LEASED, 10000, NULL), 0);
+	/* Leased is not yet running: a job whose fetch reply is still on
+	 * its way when the drain begins is released, and the worker ends at
+	 * once, with nothing to drain. */
+	assert_int_equal(wait_slots_busy(http, 1, 10000), 0);
 	assert_int_equal(itest_signal(w, SIGTERM), 0);
 	assert_int_equal(obs_wait_readyz(http, 503, 1500, &body), 0);
 	assert_non_null(strstr(body, "draining"));
