@@ -58,7 +58,7 @@ static const char *check_text(const char *s, size_t max)
 
 /* Returns a message naming what is wrong with the spec, or NULL. */
 const char *broker_spec_invalid(
-    broker *b, const Nq__V1__JobSpec *s, char *buf, size_t len)
+    const broker *b, const Nq__V1__JobSpec *s, char *buf, size_t len)
 {
 	const char *bad;
 	if (!nqi_name_valid(s->queue))
@@ -229,8 +229,9 @@ static bool queue_full(broker *b, int qi, const nqi_policy *pol)
 	return q->ready + q->scheduled + q->leased >= pol->max_depth;
 }
 
-void broker_op_prepack(broker_op *op)
+void broker_op_prepack(const broker *b, broker_op *op)
 {
+	char why[400];
 	Nq__V1__EnqueueRequest *e = op->req ? op->req->enqueue : NULL;
 	if (!op->arena || !e ||
 	    op->req->body_case != NQ__V1__REQUEST__BODY_ENQUEUE ||
@@ -240,10 +241,12 @@ void broker_op_prepack(broker_op *op)
 	    broker_flat_plan(&nq__v1__job_spec__descriptor);
 	op->specs = nqi_arena_alloc(op->arena, e->n_jobs * sizeof *op->specs);
 	for (size_t i = 0; op->specs && i < e->n_jobs; i++) {
+		op->specs[i].data = NULL;
+		if (broker_spec_invalid(b, e->jobs[i], why, sizeof why))
+			continue; /* refused on the core thread */
 		size_t len = nqi_flat_size(plan, &e->jobs[i]->base);
 		uint8_t *p =
 		    nqi_arena_alloc(op->arena, BROKER_RAW_HEADROOM + len);
-		op->specs[i].data = NULL;
 		if (!p)
 			continue; /* packed on the core thread instead */
 		p += BROKER_RAW_HEADROOM;
@@ -308,7 +311,10 @@ int broker_enqueue_one(broker *b, Nq__V1__JobSpec *spec,
 		spec->depends->batch_id = (char *)"";
 		packed = NULL;
 	}
-	const char *bad = broker_spec_invalid(b, spec, why, sizeof why);
+	/* A spec packed before the core took it up was checked then. */
+	const char *bad = packed && packed->data
+	                      ? NULL
+	                      : broker_spec_invalid(b, spec, why, sizeof why);
 	if (bad) {
 		res->status = broker_status_new(b, NQ_EINVAL, bad);
 		return NQ_OK;
@@ -618,15 +624,25 @@ int broker_on_get(broker *b, broker_op *op)
 	return rv;
 }
 
+/* Answers a wait with job as it is now (none: read_named said why); a
+ * stopping broker answers one that has not ended as stopped_cb does, so
+ * that every wait cut short by the stop hears the same. */
+static void wait_answer(broker *b, broker_op *op, Nq__V1__Job *job)
+{
+	if (job && b->in.stopping && !nq_state_is_final((nq_state)job->state))
+		broker_set_status(b, op, NQ_EUNAVAIL, BROKER_STOPPING);
+	else if (job)
+		reply_job(b, op, job, NQ__V1__REPLY__BODY_WAIT);
+	broker_finish(b, op);
+}
+
 int broker_on_wait(broker *b, broker_op *op)
 {
 	Nq__V1__Job *job;
 	Nq__V1__WaitRequest *w = op->req->wait;
 	int rv = read_named(b, op, w->id, &job);
 	if (!job || nq_state_is_final((nq_state)job->state) || b->in.stopping) {
-		if (job)
-			reply_job(b, op, job, NQ__V1__REPLY__BODY_WAIT);
-		broker_finish(b, op);
+		wait_answer(b, op, job);
 		return rv;
 	}
 	if (!broker_park(b, op))
@@ -698,9 +714,7 @@ int broker_expire_waits(broker *b, uint64_t now_ms)
 			return NQ_ENOMEM;
 		Nq__V1__Job *job;
 		int rv = read_named(b, op, op->req->wait->id, &job);
-		if (job)
-			reply_job(b, op, job, NQ__V1__REPLY__BODY_WAIT);
-		broker_finish(b, op);
+		wait_answer(b, op, job);
 		if (rv != 0)
 			return rv;
 	}

@@ -459,6 +459,10 @@ void broker_okeys_clear(broker_index *x);
 
 #define BROKER_DEAD_PIPES 1024
 #define BROKER_GONE_MAX 256 /* closed connections waiting to lapse */
+/* What a request cut short by the broker's stop is told (UNAVAILABLE). */
+#define BROKER_STOPPING "broker is shutting down"
+/* ids of one expiry entry at most: 1 KiB, a node that fits an LMDB page */
+#define BROKER_EXPIRY_RUN 128
 #define BROKER_GONE_DELAY_MS                                                   \
 	200 /* lets a closing worker's last completions in */
 
@@ -524,9 +528,20 @@ struct broker {
 		 * records: the room a new record gets (see jobs.c) */
 		size_t grew_lease, grew_success;
 		MDB_cursor *jobs_cur; /* the group's cursor on db_jobs */
+		/* and the one new records go in by, on the last record while
+		 * append_placed (see jobs_append) */
+		MDB_cursor *append_cur;
+		bool append_placed;
 		/* enqueue_one: the spec being stored and its packed bytes */
 		const Nq__V1__JobSpec *packed_spec;
 		ProtobufCBinaryData packed_spec_bytes;
+		/* results due to go at one time, written as one expiry
+		 * entry before the commit (see broker_expiry_flush) */
+		struct {
+			uint64_t at_us;
+			unsigned n;
+			uint8_t ids[BROKER_EXPIRY_RUN * 8];
+		} expiry_run;
 		MDB_txn *txn;    /* the group's, while it is open */
 		bool dirty;      /* the group wrote something */
 		broker_op *done; /* ops with replies to send after commit */
@@ -868,6 +883,9 @@ int broker_end_waiting(
 int broker_cancel_leased(broker *b, Nq__V1__Job *job);
 int broker_expiry_put(
     broker *b, uint64_t at_us, char kind, const void *data, size_t len);
+/* Writes the results kept since the last flush as one expiry entry: a 'j'
+ * key of the time and the first id, the other ids its value. */
+int broker_expiry_flush(broker *b);
 void broker_count_move(broker *b, const char *queue, int from, int to);
 /* A finished job stays readable for result_ttl (deleted at once with 0,
  * see broker_job_drop). */
@@ -942,7 +960,7 @@ int broker_on_batch_cancel(broker *b, broker_op *op);
  * id; a job cancel as CancelRequest does (*done: it could be); the
  * enqueue of a callback, which no policy limit refuses, with family. */
 const char *broker_spec_invalid(
-    broker *b, const Nq__V1__JobSpec *s, char *buf, size_t len);
+    const broker *b, const Nq__V1__JobSpec *s, char *buf, size_t len);
 /* A new job id: now (in microseconds), or one past the last id. */
 uint64_t broker_next_id(broker *b, uint64_t now);
 int broker_cancel_job(broker *b, Nq__V1__Job *job, bool *done);
@@ -991,10 +1009,13 @@ void broker_latency_gauges(broker_queue *q, uint64_t now_us);
 int broker_sweep(broker *b);
 /* Answers a parked wait for this job if there is one. */
 void broker_wake_waiters(broker *b, uint64_t id, Nq__V1__Job *job);
-/* Packs each JobSpec of an enqueue request into the op's arena, on the
- * thread that decoded it, so that the core thread only copies them into
- * the records. Does nothing for other requests, or without an arena. */
-void broker_op_prepack(broker_op *op);
+/* Checks and packs each JobSpec of an enqueue request into the op's
+ * arena, on the thread that decoded it, so that the core thread only
+ * copies them into the records: a spec packed is a valid one
+ * (broker_spec_invalid, which reads only b->cfg), one left unpacked is
+ * checked again on the core. Does nothing for other requests, or
+ * without an arena. */
+void broker_op_prepack(const broker *b, broker_op *op);
 
 /* events.c */
 /* Whether anyone subscribes to events: else they are not built. */

@@ -223,6 +223,8 @@ static int seal_cb(void *ctx, bool probe)
 	nqi_be64_put(val, b->core.last_id);
 	MDB_val k = {sizeof key, key}, v = {8, val};
 	int rv = broker_batches_flush(b);
+	if (rv == 0)
+		rv = broker_expiry_flush(b);
 	return rv != 0
 	           ? rv
 	           : nqi_store_err(mdb_put(b->core.txn, b->db_meta, &k, &v, 0));
@@ -282,8 +284,9 @@ static void fail_group(broker *b, broker_op *rest, int err)
 	for (broker_op *op = b->core.done; op; op = op->next)
 		broker_set_status(b, op, NQ_EUNAVAIL, "%s", msg);
 	totals_undo(b);
-	broker_cron_forget(b);  /* its ticks were not written either */
-	b->dlq.ngroup_dead = 0; /* recovery lists them from the store */
+	b->core.expiry_run.n = 0; /* nor its expiry run */
+	broker_cron_forget(b);    /* its ticks were not written either */
+	b->dlq.ngroup_dead = 0;   /* recovery lists them from the store */
 	broker_recover(b, false);
 }
 
@@ -295,6 +298,7 @@ static void group_end(broker *b, bool hand_over)
 	broker_batches_forget(b); /* in the arena too */
 	b->core.raw_id = 0;       /* its copy was in the arena */
 	b->core.jobs_cur = NULL;  /* LMDB closed it with the transaction */
+	b->core.append_cur = NULL;
 	b->core.group++;
 	b->core.group_queues = 0;
 }
@@ -363,8 +367,7 @@ static void stopped_cb(void *ctx)
 	for (int i = 0; i < 2; i++) {
 		for (broker_op *op = lists[i], *next; op; op = next) {
 			next = op->next;
-			broker_set_status(
-			    b, op, NQ_EUNAVAIL, "broker is shutting down");
+			broker_set_status(b, op, NQ_EUNAVAIL, BROKER_STOPPING);
 			broker_finish(b, op);
 		}
 	}

@@ -93,7 +93,7 @@ int broker_embed_request(nq_embedded_broker *e, const void *buf, size_t len,
 	op->kind = BROKER_OP_REQUEST;
 	op->req = req;
 	op->arena = arena;
-	broker_op_prepack(op);
+	broker_op_prepack(&e->b, op);
 	op->pipe_id = 1;
 	op->capture = &msg;
 	broker_run_group(&e->b, op);

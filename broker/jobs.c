@@ -174,6 +174,49 @@ static int jobs_get(broker *b, uint64_t id, MDB_val *v)
 	return rc == 0 ? NQ_OK : NQ_ESTORE;
 }
 
+/*
+ * Puts a new record, v reserved, by a cursor kept on the last record: an
+ * append there skips the search from the root (and the cursor set-up)
+ * that mdb_put makes for every record, and an enqueue appends a batch of
+ * them in a row. Any other write to the table unplaces the cursor
+ * (jobs_moved), and it is placed again on the last record (MDB_LAST)
+ * before the next append, so that it never appends by a page that other
+ * writes changed. An id not past the last record's is put as usual.
+ */
+static int jobs_append(broker *b, MDB_val *k, MDB_val *v)
+{
+	MDB_val lk, lv;
+	int rc = 0;
+	if (!b->core.append_cur) {
+		b->core.append_placed = false;
+		rc = mdb_cursor_open(
+		    b->core.txn, b->db_jobs, &b->core.append_cur);
+		if (rc != 0) {
+			b->core.append_cur = NULL;
+			return rc;
+		}
+	}
+	if (!b->core.append_placed) {
+		rc = mdb_cursor_get(b->core.append_cur, &lk, &lv, MDB_LAST);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+		b->core.append_placed = rc == 0;
+	}
+	rc = b->core.append_placed ? mdb_cursor_put(b->core.append_cur, k, v,
+	                                 MDB_APPEND | MDB_RESERVE)
+	                           : MDB_KEYEXIST;
+	if (rc != MDB_KEYEXIST)
+		return rc;
+	b->core.append_placed = false;
+	return mdb_put(b->core.txn, b->db_jobs, k, v, MDB_RESERVE);
+}
+
+/* A write to the jobs table other than jobs_append's. */
+static void jobs_moved(broker *b)
+{
+	b->core.append_placed = false;
+}
+
 /* Whether the group's cursor rests on the record of id. */
 static bool cursor_on(broker *b, uint64_t id)
 {
@@ -579,14 +622,18 @@ int broker_job_write(broker *b, uint64_t id, const Nq__V1__Job *job)
 	forget_raw(b, id);
 	/* MDB_RESERVE lets the record be packed straight into the page; a new
 	 * job's id is past every stored one. */
-	int rc =
-	    fresh ? put_appending(b->core.txn, b->db_jobs, &k, &v, MDB_RESERVE)
-	          : mdb_put(b->core.txn, b->db_jobs, &k, &v, MDB_RESERVE);
+	if (!fresh)
+		jobs_moved(b);
+	int rc = fresh ? jobs_append(b, &k, &v)
+	               : mdb_put(b->core.txn, b->db_jobs, &k, &v, MDB_RESERVE);
 	if (rc != 0)
 		return NQ_ESTORE;
 	room_put(v.mv_data, n);
 	nqi_flat_pack(plan, rec, (uint8_t *)v.mv_data + n);
-	remember_raw(b, id, &v);
+	/* A lease replies with the copy; a new record is seldom read again in
+	 * its group (and is then read from the store). */
+	if (!fresh)
+		remember_raw(b, id, &v);
 	b->core.dirty = true;
 	return NQ_OK;
 }
@@ -624,6 +671,7 @@ int broker_job_patch(broker *b, uint64_t id, const ProtobufCMessage *patch,
 	size_t n = room_left(b->core.raw_stored, need);
 	room_learn(b, patch, plen + tail_len);
 	MDB_val nv = {n + need, NULL};
+	jobs_moved(b);
 	int rc = cursor_on(b, id)
 	             ? mdb_cursor_put(
 	                   b->core.jobs_cur, &k, &nv, MDB_CURRENT | MDB_RESERVE)
@@ -647,6 +695,7 @@ int broker_job_delete(broker *b, uint64_t id)
 	nqi_be64_put(key, id);
 	MDB_val k = {8, key};
 	forget_raw(b, id);
+	jobs_moved(b);
 	int rc = mdb_del(b->core.txn, b->db_jobs, &k, NULL);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return NQ_ESTORE;
@@ -690,6 +739,38 @@ int broker_expiry_put(
 	return NQ_OK;
 }
 
+/*
+ * Results due to go at one time share an expiry entry: its key is that of
+ * the first job's own entry ('j', the id), its value the ids after it, 8
+ * bytes each. A completion batch is taken up at one clock reading, so the
+ * successes of a queue in it are due together, and one put stands for up
+ * to BROKER_EXPIRY_RUN of them instead of one each. A key already stored
+ * (the same job due at the same microsecond) keeps its entry: the job is
+ * due there, and the rest of the run goes under the next id.
+ */
+int broker_expiry_flush(broker *b)
+{
+	unsigned n = b->core.expiry_run.n;
+	const uint8_t *ids = b->core.expiry_run.ids;
+	uint8_t key[17];
+	b->core.expiry_run.n = 0;
+	nqi_be64_put(key, b->core.expiry_run.at_us);
+	key[8] = 'j';
+	for (unsigned i = 0; i < n; i++) {
+		memcpy(key + 9, ids + 8 * i, 8);
+		MDB_val k = {sizeof key, key},
+		        v = {8 * (n - 1 - i), (void *)(ids + 8 * (i + 1))};
+		int rc = put_appending(
+		    b->core.txn, b->db_expiry, &k, &v, MDB_NOOVERWRITE);
+		b->core.dirty = true;
+		if (rc == 0)
+			return NQ_OK;
+		if (rc != MDB_KEYEXIST)
+			return NQ_ESTORE;
+	}
+	return NQ_OK;
+}
+
 /* Deletes the record of id, a job of queue qi in state, from the store
  * and the counters. */
 static int delete_counted(broker *b, uint64_t id, int qi, int state)
@@ -713,13 +794,24 @@ int broker_job_drop(broker *b, const Nq__V1__Job *job)
 	    (int)job->state);
 }
 
+/* Adds id to the expiry run (see broker_expiry_flush), first writing the
+ * run when it is full or due at another time. */
 static int expire_at(
     broker *b, uint64_t id, uint64_t finished_us, uint64_t ttl_ms)
 {
-	uint8_t idb[8];
-	nqi_be64_put(idb, id);
-	return broker_expiry_put(
-	    b, nqi_us_plus_ms(finished_us, ttl_ms), 'j', idb, 8);
+	uint64_t at = nqi_us_plus_ms(finished_us, ttl_ms);
+	unsigned n = b->core.expiry_run.n;
+	int rv = n && (n == BROKER_EXPIRY_RUN || b->core.expiry_run.at_us != at)
+	             ? broker_expiry_flush(b)
+	             : NQ_OK;
+	if (rv != 0)
+		return rv;
+	n = b->core.expiry_run.n;
+	b->core.expiry_run.at_us = at;
+	nqi_be64_put(b->core.expiry_run.ids + 8 * n, id);
+	b->core.expiry_run.n = n + 1;
+	b->core.dirty = true;
+	return NQ_OK;
 }
 
 int broker_job_keep_result(broker *b, const Nq__V1__Job *job)

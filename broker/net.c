@@ -97,7 +97,7 @@ static void request_in(broker *b, bool work, const void *body, size_t len,
 	op->kind = BROKER_OP_REQUEST;
 	op->req = req;
 	op->arena = arena;
-	broker_op_prepack(op);
+	broker_op_prepack(b, op);
 	op->conn = to.conn;
 	op->reply_fn = to.fn;
 	op->reply_arg = to.arg;

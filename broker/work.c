@@ -1396,8 +1396,23 @@ static int expire_job(broker *b, uint64_t id)
 	return broker_job_drop(b, job);
 }
 
+/* Deletes the jobs of a 'j' entry: the key's id, then those of its value
+ * (see broker_expiry_flush), copied first, since the deletes may move the
+ * page it is on; returns how many it named in *n. */
+static int expire_jobs(broker *b, const uint8_t *key, const MDB_val *v, int *n)
+{
+	uint8_t ids[BROKER_EXPIRY_RUN * 8];
+	size_t len = v->mv_size < sizeof ids ? v->mv_size / 8 * 8 : sizeof ids;
+	memcpy(ids, v->mv_data, len);
+	int rv = expire_job(b, nqi_be64_get(key + 9));
+	for (size_t i = 0; rv == 0 && i < len; i += 8)
+		rv = expire_job(b, nqi_be64_get(ids + i));
+	*n = 1 + (int)(len / 8);
+	return rv;
+}
+
 /* Deletes finished jobs past their result_ttl and lapsed idempotency
- * keys, at most limit of them. */
+ * keys, about limit of them (an entry's jobs go together). */
 static int sweep_expiry(broker *b, uint64_t now_us, int limit)
 {
 	MDB_cursor *cur;
@@ -1405,13 +1420,14 @@ static int sweep_expiry(broker *b, uint64_t now_us, int limit)
 	if (mdb_cursor_open(b->core.txn, b->db_expiry, &cur) != 0)
 		return NQ_ESTORE;
 	int rv = NQ_OK, rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	for (int n = 0; rc == 0 && rv == 0 && n < limit; n++) {
+	for (int n = 0, took; rc == 0 && rv == 0 && n < limit; n += took) {
 		const uint8_t *key = k.mv_data;
 		uint64_t at = k.mv_size >= 9 ? nqi_be64_get(key) : 0;
+		took = 1;
 		if (at > now_us)
 			break;
 		if (k.mv_size == 17 && key[8] == 'j')
-			rv = expire_job(b, nqi_be64_get(key + 9));
+			rv = expire_jobs(b, key, &v, &took);
 		else if (k.mv_size > 9 && key[8] == 'i')
 			rv = expire_idem(b, key + 9, k.mv_size - 9, at);
 		else if (k.mv_size == 17 && key[8] == 'b')

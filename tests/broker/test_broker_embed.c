@@ -453,7 +453,8 @@ static void test_embed_pause_and_resume_keep_the_other_settings(void **st)
 
 /* Sets (pairs "k", "v", ... NULL) or, with reset, resets (keys) the policy
  * of queue q; returns the reply. */
-static Nq__V1__Reply *policy_call(fixture *f, bool reset, const char **kv)
+static Nq__V1__Reply *policy_call_on(
+    fixture *f, const char *queue, bool reset, const char **kv)
 {
 	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
 	Nq__V1__QueuePolicySetRequest s =
@@ -470,7 +471,7 @@ static Nq__V1__Reply *policy_call(fixture *f, bool reset, const char **kv)
 		if (reset)
 			v[n].key = (char *)kv[n];
 	}
-	s.queue = r.queue = "q";
+	s.queue = r.queue = (char *)queue;
 	s.n_settings = n;
 	s.settings = pv;
 	r.n_keys = n;
@@ -481,6 +482,11 @@ static Nq__V1__Reply *policy_call(fixture *f, bool reset, const char **kv)
 	if (reset)
 		req.policy_reset = &r;
 	return call(f, &req, false);
+}
+
+static Nq__V1__Reply *policy_call(fixture *f, bool reset, const char **kv)
+{
+	return policy_call_on(f, "q", reset, kv);
 }
 
 /* The value and source queue q's policy gives key, by a get. */
@@ -1292,13 +1298,14 @@ static void test_embed_wait_of_a_delayed_job_counts_from_run_at(void **st)
 }
 
 /* Enqueues n jobs of queue q in one request. */
-static void enqueue_many(fixture *f, size_t n)
+static void enqueue_many_on(fixture *f, const char *queue, size_t n)
 {
 	Nq__V1__JobSpec *spec = calloc(n, sizeof *spec);
 	Nq__V1__JobSpec **specs = calloc(n, sizeof *specs);
 	assert_true(spec && specs);
 	for (size_t i = 0; i < n; i++) {
 		nq__v1__job_spec__init(&spec[i]);
+		spec[i].queue = (char *)queue;
 		specs[i] = &spec[i];
 	}
 	Nq__V1__Reply *r = enqueue_request(f, specs, n, false);
@@ -1308,21 +1315,22 @@ static void enqueue_many(fixture *f, size_t n)
 	free(spec);
 }
 
-/* Fetches up to 1,000 jobs of queue and completes them all as one batch
- * of successes; returns how many. */
-static size_t run_many(fixture *f, const char *queue)
+static void enqueue_many(fixture *f, size_t n)
 {
-	Nq__V1__Reply *r = fetch_as(f, queue, "w1", 1000);
-	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_FETCH);
-	size_t n = r->fetch->n_jobs;
+	enqueue_many_on(f, "q", n);
+}
+
+/* Completes the n jobs as one batch of successes. */
+static void succeed_all(fixture *f, Nq__V1__Job *const *jobs, size_t n)
+{
 	Nq__V1__CompletionBatch b = NQ__V1__COMPLETION_BATCH__INIT;
 	Nq__V1__Completion *c = calloc(n, sizeof *c),
 	                   **cs = calloc(n, sizeof *cs);
 	assert_true(n == 0 || (c && cs));
 	for (size_t i = 0; i < n; i++) {
 		nq__v1__completion__init(&c[i]);
-		c[i].id = r->fetch->jobs[i]->id;
-		c[i].lease_token = r->fetch->jobs[i]->lease_token;
+		c[i].id = jobs[i]->id;
+		c[i].lease_token = jobs[i]->lease_token;
 		c[i].outcome = NQ__V1__OUTCOME__OUTCOME_SUCCEEDED;
 		cs[i] = &c[i];
 	}
@@ -1336,8 +1344,31 @@ static size_t run_many(fixture *f, const char *queue)
 	free(buf);
 	free(cs);
 	free(c);
+}
+
+/* Fetches up to 1,000 jobs of queue and completes them all as one batch
+ * of successes; returns how many. */
+static size_t run_many(fixture *f, const char *queue)
+{
+	Nq__V1__Reply *r = fetch_as(f, queue, "w1", 1000);
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_FETCH);
+	size_t n = r->fetch->n_jobs;
+	succeed_all(f, r->fetch->jobs, n);
 	nq__v1__reply__free_unpacked(r, NULL);
 	return n;
+}
+
+/* How many jobs of queue stay succeeded (their results kept) once a few
+ * groups have run. */
+static uint64_t succeeded_left(fixture *f, const char *queue)
+{
+	Nq__V1__Reply *keep;
+	uint64_t left = 0;
+	for (int i = 0; i < 4; i++) {
+		left = stats(f, queue, &keep)->succeeded;
+		nq__v1__reply__free_unpacked(keep, NULL);
+	}
+	return left;
 }
 
 /* Finished jobs past their result_ttl are deleted by the groups that run,
@@ -1360,12 +1391,71 @@ static void test_embed_expired_results_go_between_ticks(void **st)
 		done += run_many(f, "q");
 	assert_int_equal(done, 3000);
 	usleep(5000);
-	uint64_t left = 3000;
-	for (int i = 0; i < 4 && left > 0; i++) {
-		left = stats(f, "q", &keep)->succeeded;
-		nq__v1__reply__free_unpacked(keep, NULL);
-	}
-	assert_int_equal(left, 0);
+	assert_int_equal(succeeded_left(f, "q"), 0);
+}
+
+static Nq__V1__Reply *wait_for(fixture *f, const char *id)
+{
+	Nq__V1__Request req = NQ__V1__REQUEST__INIT;
+	Nq__V1__WaitRequest w = NQ__V1__WAIT_REQUEST__INIT;
+	w.id = (char *)id;
+	w.timeout_ms = 60000;
+	req.body_case = NQ__V1__REQUEST__BODY_WAIT;
+	req.wait = &w;
+	return call(f, &req, false);
+}
+
+/* A wait that the broker's stop cuts short (the embedded broker is always
+ * stopping: it never parks) is told UNAVAILABLE, as the waits still parked
+ * when the core ends are, not handed the job as if its time were up; a
+ * job that has ended is still returned. */
+static void test_embed_wait_cut_short_by_the_stop_is_unavailable(void **st)
+{
+	fixture *f = *st;
+	char *id = enqueue(f, "q", 1);
+	Nq__V1__Reply *r = wait_for(f, id);
+	assert_non_null(r->status);
+	assert_int_equal(r->status->code, NQ__V1__CODE__UNAVAILABLE);
+	assert_non_null(strstr(r->status->message, "shutting down"));
+	nq__v1__reply__free_unpacked(r, NULL);
+	assert_int_equal(run_many(f, "q"), 1);
+	r = wait_for(f, id);
+	assert_null(r->status);
+	assert_int_equal(r->body_case, NQ__V1__REPLY__BODY_WAIT);
+	assert_int_equal(
+	    r->wait->job->state, NQ__V1__JOB_STATE__JOB_STATE_SUCCEEDED);
+	nq__v1__reply__free_unpacked(r, NULL);
+	free(id);
+}
+
+/* Results kept by one completion batch go each at its own queue's
+ * result_ttl, also past a restart: the successes of a batch share expiry
+ * entries (one per run of jobs due at the same time, up to 128 jobs). */
+static void test_embed_results_of_one_batch_go_at_their_own_ttl(void **st)
+{
+	fixture *f = *st;
+	Nq__V1__Reply *keep =
+	    policy_call(f, false, (const char *[]){"result_ttl", "1ms", NULL});
+	assert_null(keep->status);
+	nq__v1__reply__free_unpacked(keep, NULL);
+	enqueue_many_on(f, "q", 200);
+	enqueue_many_on(f, "slow", 200); /* the default ttl: 10 minutes */
+	Nq__V1__Reply *q = fetch_as(f, "q", "w1", 1000),
+	              *slow = fetch_as(f, "slow", "w1", 1000);
+	assert_int_equal(q->fetch->n_jobs, 200);
+	assert_int_equal(slow->fetch->n_jobs, 200);
+	/* 150 of q (more than one entry holds), then slow's, then q's rest */
+	Nq__V1__Job *jobs[400];
+	memcpy(jobs, q->fetch->jobs, 150 * sizeof *jobs);
+	memcpy(jobs + 150, slow->fetch->jobs, 200 * sizeof *jobs);
+	memcpy(jobs + 350, q->fetch->jobs + 150, 50 * sizeof *jobs);
+	succeed_all(f, jobs, 400);
+	nq__v1__reply__free_unpacked(q, NULL);
+	nq__v1__reply__free_unpacked(slow, NULL);
+	embed_fixture_restart(f);
+	usleep(5000);
+	assert_int_equal(succeeded_left(f, "q"), 0);
+	assert_int_equal(succeeded_left(f, "slow"), 200);
 }
 
 int main(void)
@@ -1432,6 +1522,12 @@ int main(void)
 	        test_embed_record_keeps_its_size_to_success, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_embed_expired_results_go_between_ticks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_results_of_one_batch_go_at_their_own_ttl, setup,
+	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_embed_wait_cut_short_by_the_stop_is_unavailable, setup,
+	        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
