@@ -186,7 +186,7 @@ static int jobs_get(broker *b, uint64_t id, MDB_val *v)
 static int jobs_append(broker *b, MDB_val *k, MDB_val *v)
 {
 	MDB_val lk, lv;
-	int rc = 0;
+	int rc;
 	if (!b->core.append_cur) {
 		b->core.append_placed = false;
 		rc = mdb_cursor_open(
@@ -722,21 +722,28 @@ void broker_count_move_at(broker *b, int qi, int from, int to)
 		(*c)++;
 }
 
-/* Expiry entries: big-endian time, a kind byte, then the subject. */
+/* Expiry entries: big-endian time, a kind byte, then the subject (at most
+ * 512 bytes); returns LMDB's code. */
+static int expiry_write(broker *b, uint64_t at_us, char kind,
+    const void *subject, size_t len, MDB_val *value, unsigned flags)
+{
+	uint8_t key[9 + 512];
+	nqi_be64_put(key, at_us);
+	key[8] = (uint8_t)kind;
+	memcpy(key + 9, subject, len);
+	MDB_val k = {9 + len, key};
+	b->core.dirty = true;
+	return put_appending(b->core.txn, b->db_expiry, &k, value, flags);
+}
+
 int broker_expiry_put(
     broker *b, uint64_t at_us, char kind, const void *data, size_t len)
 {
-	uint8_t key[9 + 512];
+	MDB_val v = {0, ""};
 	if (len > 512)
 		return NQ_EINVAL;
-	nqi_be64_put(key, at_us);
-	key[8] = (uint8_t)kind;
-	memcpy(key + 9, data, len);
-	MDB_val k = {9 + len, key}, v = {0, ""};
-	if (put_appending(b->core.txn, b->db_expiry, &k, &v, 0) != 0)
-		return NQ_ESTORE;
-	b->core.dirty = true;
-	return NQ_OK;
+	return expiry_write(b, at_us, kind, data, len, &v, 0) ? NQ_ESTORE
+	                                                      : NQ_OK;
 }
 
 /*
@@ -752,17 +759,11 @@ int broker_expiry_flush(broker *b)
 {
 	unsigned n = b->core.expiry_run.n;
 	const uint8_t *ids = b->core.expiry_run.ids;
-	uint8_t key[17];
 	b->core.expiry_run.n = 0;
-	nqi_be64_put(key, b->core.expiry_run.at_us);
-	key[8] = 'j';
 	for (unsigned i = 0; i < n; i++) {
-		memcpy(key + 9, ids + 8 * i, 8);
-		MDB_val k = {sizeof key, key},
-		        v = {8 * (n - 1 - i), (void *)(ids + 8 * (i + 1))};
-		int rc = put_appending(
-		    b->core.txn, b->db_expiry, &k, &v, MDB_NOOVERWRITE);
-		b->core.dirty = true;
+		MDB_val v = {8 * (n - 1 - i), (void *)(ids + 8 * (i + 1))};
+		int rc = expiry_write(b, b->core.expiry_run.at_us, 'j',
+		    ids + 8 * i, 8, &v, MDB_NOOVERWRITE);
 		if (rc == 0)
 			return NQ_OK;
 		if (rc != MDB_KEYEXIST)
